@@ -1,0 +1,49 @@
+#include "app/cli.h"
+
+#include <iostream>
+
+#include "app/bench_memory.h"
+#include "app/config_commands.h"
+#include "app/serve_command.h"
+#include "app/version_command.h"
+
+namespace sluice::app {
+
+Cli::Cli() : root_(std::make_unique<CLI::App>(
+                 "Sluice: document Q&A, agents, evaluation and audit with DBRX in-process",
+                 "sluice")) {
+    root_->require_subcommand(1);
+    root_->set_help_all_flag("--help-all", "Show help for every command");
+
+    bench_ = root_->add_subcommand(
+        "bench", "Run a benchmark: prints a table, and with --json one JSON object last");
+    bench_->require_subcommand(1);
+
+    add_serve_command(*this);
+    add_version_command(*this);
+    add_config_commands(*this);
+    add_memory_bench(*this);
+}
+
+void Cli::on_run(CLI::App* command, std::function<int()> action) {
+    actions_.emplace_back(command, std::move(action));
+}
+
+int Cli::run(int argc, const char* const* argv) {
+    try {
+        root_->parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // CLI11 reports --help and usage errors by exception; this is its documented protocol.
+        return root_->exit(e);
+    }
+    // The deepest chosen command wins: `bench tokenizer` runs the tokenizer benchmark.
+    for (auto it = actions_.rbegin(); it != actions_.rend(); ++it) {
+        if (it->first->parsed()) {
+            return it->second();
+        }
+    }
+    std::cerr << root_->help();
+    return 2;
+}
+
+}  // namespace sluice::app

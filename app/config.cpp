@@ -1,0 +1,429 @@
+#include "app/config.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+
+extern char** environ;  // POSIX: the process environment
+
+namespace sluice::app {
+namespace {
+
+using nlohmann::json;
+
+enum class FieldType { kString, kInteger, kNumber, kBoolean };
+
+// One setting: where it lives, what it accepts, and how to read and write it on a Config.
+struct Field {
+    std::string section;
+    std::string key;
+    FieldType type;
+    std::string description;
+    std::vector<std::string> allowed;  // for strings: the only accepted values, if any
+    double minimum = -std::numeric_limits<double>::infinity();
+    double maximum = std::numeric_limits<double>::infinity();
+    std::function<json(const Config&)> get;
+    std::function<void(Config&, const json&)> set;  // called with a validated value
+};
+
+template <typename Section, typename T>
+Field make_field(std::string section, std::string key, FieldType type, std::string description,
+                 Section Config::*section_member, T Section::*member) {
+    Field field;
+    field.section = std::move(section);
+    field.key = std::move(key);
+    field.type = type;
+    field.description = std::move(description);
+    field.get = [section_member, member](const Config& config) {
+        return json((config.*section_member).*member);
+    };
+    field.set = [section_member, member](Config& config, const json& value) {
+        (config.*section_member).*member = value.get<T>();
+    };
+    return field;
+}
+
+Field with_range(Field field, double minimum, double maximum) {
+    field.minimum = minimum;
+    field.maximum = maximum;
+    return field;
+}
+
+Field with_allowed(Field field, std::vector<std::string> allowed) {
+    field.allowed = std::move(allowed);
+    return field;
+}
+
+const std::vector<Field>& fields() {
+    static const std::vector<Field> table = [] {
+        using C = Config;
+        std::vector<Field> f;
+        f.push_back(make_field("server", "host", FieldType::kString,
+                               "Address to listen on; 0.0.0.0 for every interface", &C::server,
+                               &ServerConfig::host));
+        f.push_back(with_range(make_field("server", "port", FieldType::kInteger,
+                                          "TCP port to listen on; 0 picks a free port",
+                                          &C::server, &ServerConfig::port),
+                               0, 65535));
+        f.push_back(with_range(make_field("server", "threads", FieldType::kInteger,
+                                          "HTTP worker threads", &C::server,
+                                          &ServerConfig::threads),
+                               1, 1024));
+        f.push_back(with_range(make_field("server", "max_body_bytes", FieldType::kInteger,
+                                          "Largest request body accepted; larger ones get 413",
+                                          &C::server, &ServerConfig::max_body_bytes),
+                               1, 1LL << 40));
+        f.push_back(with_range(make_field("server", "read_timeout_s", FieldType::kNumber,
+                                          "Seconds to wait for a client's request bytes",
+                                          &C::server, &ServerConfig::read_timeout_s),
+                               0.001, 86400));
+        f.push_back(with_range(make_field("server", "write_timeout_s", FieldType::kNumber,
+                                          "Seconds to wait for a client to take response bytes",
+                                          &C::server, &ServerConfig::write_timeout_s),
+                               0.001, 86400));
+        f.push_back(with_range(
+            make_field("server", "shutdown_deadline_s", FieldType::kNumber,
+                       "Seconds in-flight requests may take to finish after SIGINT/SIGTERM",
+                       &C::server, &ServerConfig::shutdown_deadline_s),
+            0, 3600));
+        f.push_back(make_field("storage", "data_dir", FieldType::kString,
+                               "Data directory (catalog, chunks, indexes); created 0700",
+                               &C::storage, &StorageConfig::data_dir));
+        f.push_back(with_allowed(make_field("log", "level", FieldType::kString,
+                                            "Lowest level written", &C::log, &LogConfig::level),
+                                 {"debug", "info", "warn", "error"}));
+        f.push_back(with_allowed(make_field("log", "format", FieldType::kString,
+                                            "json: one JSON object a line; text: for people",
+                                            &C::log, &LogConfig::format),
+                                 {"json", "text"}));
+        f.push_back(make_field("log", "access_log", FieldType::kBoolean,
+                               "Write one line per HTTP request", &C::log,
+                               &LogConfig::access_log));
+        return f;
+    }();
+    return table;
+}
+
+std::string type_name(FieldType type) {
+    switch (type) {
+        case FieldType::kString: return "a string";
+        case FieldType::kInteger: return "an integer";
+        case FieldType::kNumber: return "a number";
+        case FieldType::kBoolean: return "a boolean";
+    }
+    return "a value";
+}
+
+std::string json_kind(const json& value) {
+    if (value.is_string()) {
+        return "string " + value.dump();
+    }
+    if (value.is_boolean()) {
+        return std::string("boolean ") + (value.get<bool>() ? "true" : "false");
+    }
+    if (value.is_number_integer() || value.is_number_unsigned()) {
+        return "integer " + value.dump();
+    }
+    if (value.is_number_float()) {
+        return "number " + value.dump();
+    }
+    if (value.is_null()) {
+        return "null";
+    }
+    if (value.is_array()) {
+        return "an array";
+    }
+    return "an object";
+}
+
+std::string format_number(double value) {
+    if (value == std::floor(value) && std::fabs(value) < 1e15) {
+        return std::to_string(static_cast<long long>(value));
+    }
+    std::ostringstream out;
+    out << value;
+    return out.str();
+}
+
+std::string expectation(const Field& field) {
+    std::string text = type_name(field.type);
+    if (!field.allowed.empty()) {
+        text = "one of";
+        for (std::size_t i = 0; i < field.allowed.size(); ++i) {
+            text += (i == 0 ? " \"" : ", \"") + field.allowed[i] + "\"";
+        }
+        return text;
+    }
+    if (std::isfinite(field.minimum) || std::isfinite(field.maximum)) {
+        text += " in [" + format_number(field.minimum) + ", " + format_number(field.maximum) + "]";
+    }
+    return text;
+}
+
+// Checks `value` against the field; returns the message tail on failure.
+std::optional<std::string> check_value(const Field& field, const json& value) {
+    bool type_ok = false;
+    switch (field.type) {
+        case FieldType::kString: type_ok = value.is_string(); break;
+        case FieldType::kInteger: type_ok = value.is_number_integer(); break;
+        case FieldType::kNumber: type_ok = value.is_number(); break;
+        case FieldType::kBoolean: type_ok = value.is_boolean(); break;
+    }
+    if (!type_ok) {
+        return "expected " + expectation(field) + ", found " + json_kind(value);
+    }
+    if (field.type == FieldType::kInteger || field.type == FieldType::kNumber) {
+        double number = value.get<double>();
+        if (number < field.minimum || number > field.maximum) {
+            return "expected " + expectation(field) + ", found " + json_kind(value);
+        }
+    }
+    if (!field.allowed.empty()) {
+        const std::string& text = value.get_ref<const std::string&>();
+        bool found = false;
+        for (const auto& allowed : field.allowed) {
+            found = found || allowed == text;
+        }
+        if (!found) {
+            return "expected " + expectation(field) + ", found " + json_kind(value);
+        }
+    }
+    return std::nullopt;
+}
+
+const Field* find_field(const std::string& section, const std::string& key) {
+    for (const Field& field : fields()) {
+        if (field.section == section && field.key == key) {
+            return &field;
+        }
+    }
+    return nullptr;
+}
+
+bool is_section(const std::string& section) {
+    for (const Field& field : fields()) {
+        if (field.section == section) {
+            return true;
+        }
+    }
+    return false;
+}
+
+std::string upper(std::string text) {
+    for (char& c : text) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return text;
+}
+
+// Parses an environment variable's text as the field's JSON type.
+std::optional<json> parse_environment_value(const Field& field, const std::string& text) {
+    switch (field.type) {
+        case FieldType::kString: return json(text);
+        case FieldType::kBoolean:
+            if (text == "true" || text == "1") {
+                return json(true);
+            }
+            if (text == "false" || text == "0") {
+                return json(false);
+            }
+            return std::nullopt;
+        case FieldType::kInteger: {
+            errno = 0;
+            char* end = nullptr;
+            long long value = std::strtoll(text.c_str(), &end, 10);
+            if (text.empty() || errno != 0 || *end != '\0') {
+                return std::nullopt;
+            }
+            return json(value);
+        }
+        case FieldType::kNumber: {
+            errno = 0;
+            char* end = nullptr;
+            double value = std::strtod(text.c_str(), &end);
+            if (text.empty() || errno != 0 || *end != '\0' || !std::isfinite(value)) {
+                return std::nullopt;
+            }
+            return json(value);
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::string environment_variable_name(const std::string& section, const std::string& key) {
+    return "SLUICE_" + upper(section) + "_" + upper(key);
+}
+
+Result<Config> parse_config(const std::string& json_text, const std::string& origin) {
+    json document;
+    try {
+        document = json::parse(json_text);
+    } catch (const json::parse_error& e) {
+        // nlohmann::json throws; this adapter turns it into a Status with the byte offset.
+        return invalid_argument(origin + ": malformed JSON at byte " + std::to_string(e.byte) +
+                                ": " + e.what());
+    }
+    if (!document.is_object()) {
+        return invalid_argument(origin + ": /: expected an object, found " + json_kind(document));
+    }
+    Config config;
+    for (const auto& [section, body] : document.items()) {
+        if (section == "$schema") {
+            continue;  // lets editors find configs/config.schema.json
+        }
+        if (!is_section(section)) {
+            return invalid_argument(origin + ": /" + section + ": unknown key");
+        }
+        if (!body.is_object()) {
+            return invalid_argument(origin + ": /" + section + ": expected an object, found " +
+                                    json_kind(body));
+        }
+        for (const auto& [key, value] : body.items()) {
+            std::string path = "/" + section + "/" + key;
+            const Field* field = find_field(section, key);
+            if (field == nullptr) {
+                return invalid_argument(origin + ": " + path + ": unknown key");
+            }
+            if (auto problem = check_value(*field, value)) {
+                return invalid_argument(origin + ": " + path + ": " + *problem);
+            }
+            field->set(config, value);
+        }
+    }
+    SLUICE_RETURN_IF_ERROR(validate_config(config).with_context(origin));
+    return config;
+}
+
+Result<Config> load_config_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return not_found("config file '" + path + "' cannot be opened");
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) {
+        return io_error("config file '" + path + "' cannot be read");
+    }
+    return parse_config(text.str(), path);
+}
+
+Status apply_environment(Config& config, const std::map<std::string, std::string>& environment) {
+    for (const auto& [name, text] : environment) {
+        const Field* match = nullptr;
+        bool in_section = false;
+        for (const Field& field : fields()) {
+            std::string prefix = "SLUICE_" + upper(field.section) + "_";
+            in_section = in_section || name.rfind(prefix, 0) == 0;
+            if (environment_variable_name(field.section, field.key) == name) {
+                match = &field;
+            }
+        }
+        if (match == nullptr) {
+            if (in_section) {
+                return invalid_argument("environment variable " + name + " names no setting");
+            }
+            continue;
+        }
+        auto value = parse_environment_value(*match, text);
+        if (!value) {
+            return invalid_argument("environment variable " + name + ": expected " +
+                                    type_name(match->type) + ", found \"" + text + "\"");
+        }
+        if (auto problem = check_value(*match, *value)) {
+            return invalid_argument("environment variable " + name + ": " + *problem);
+        }
+        match->set(config, *value);
+    }
+    return validate_config(config);
+}
+
+std::map<std::string, std::string> sluice_environment() {
+    std::map<std::string, std::string> result;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        std::string_view text(*entry);
+        if (text.rfind("SLUICE_", 0) != 0) {
+            continue;
+        }
+        auto equals = text.find('=');
+        if (equals == std::string_view::npos) {
+            continue;
+        }
+        result.emplace(std::string(text.substr(0, equals)), std::string(text.substr(equals + 1)));
+    }
+    return result;
+}
+
+Status validate_config(const Config& config) {
+    if (config.server.host.empty()) {
+        return invalid_argument("/server/host: expected a host name or address, found \"\"");
+    }
+    if (config.storage.data_dir.empty()) {
+        return invalid_argument("/storage/data_dir: expected a directory path, found \"\"");
+    }
+    return Status();
+}
+
+nlohmann::json config_to_json(const Config& config) {
+    json document = json::object();
+    for (const Field& field : fields()) {
+        document[field.section][field.key] = field.get(config);
+    }
+    return document;
+}
+
+nlohmann::json config_schema() {
+    const Config defaults;
+    json schema = {
+        {"$schema", "https://json-schema.org/draft/2020-12/schema"},
+        {"$id", "https://sluice.dev/schemas/config.schema.json"},
+        {"title", "Sluice configuration"},
+        {"description",
+         "Configuration of `sluice serve`. Every key is optional and has the default shown. "
+         "Environment variables SLUICE_<SECTION>_<KEY> override the file; flags override both."},
+        {"type", "object"},
+        {"additionalProperties", false},
+        {"properties", {{"$schema", {{"type", "string"}}}}},
+    };
+    for (const Field& field : fields()) {
+        json& section = schema["properties"][field.section];
+        if (section.is_null()) {
+            section = {{"type", "object"},
+                       {"additionalProperties", false},
+                       {"properties", json::object()}};
+        }
+        json property = {{"description", field.description + " (environment: " +
+                                             environment_variable_name(field.section, field.key) +
+                                             ")"},
+                         {"default", field.get(defaults)}};
+        switch (field.type) {
+            case FieldType::kString: property["type"] = "string"; break;
+            case FieldType::kInteger: property["type"] = "integer"; break;
+            case FieldType::kNumber: property["type"] = "number"; break;
+            case FieldType::kBoolean: property["type"] = "boolean"; break;
+        }
+        if (!field.allowed.empty()) {
+            property["enum"] = field.allowed;
+        }
+        if (std::isfinite(field.minimum)) {
+            property["minimum"] = field.type == FieldType::kInteger
+                                      ? json(static_cast<long long>(field.minimum))
+                                      : json(field.minimum);
+        }
+        if (std::isfinite(field.maximum)) {
+            property["maximum"] = field.type == FieldType::kInteger
+                                      ? json(static_cast<long long>(field.maximum))
+                                      : json(field.maximum);
+        }
+        section["properties"][field.key] = property;
+    }
+    return schema;
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,80 @@
+#pragma once
+// Sluice's configuration: a JSON file, then SLUICE_<SECTION>_<KEY> environment variables, then
+// command-line flags, each overriding the one before.
+//
+// Every setting is declared once in config.cpp's field table, which drives parsing, validation,
+// environment overrides, `sluice config print` and the JSON Schema (`sluice config schema`, kept
+// in configs/config.schema.json and checked against the table by a test).
+//
+// Errors name the JSON path and the expected type: "/server/port: expected an integer in
+// [1, 65535], found string \"80\"".
+//
+// Thread safety: Config is a value type; load once at start-up, then share as const.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+
+namespace sluice::app {
+
+struct ServerConfig {
+    std::string host = "127.0.0.1";
+    int port = 8080;
+    int threads = 8;                                    // HTTP worker threads
+    std::int64_t max_body_bytes = 8 * 1024 * 1024;      // larger bodies get 413
+    double read_timeout_s = 30;
+    double write_timeout_s = 30;
+    double shutdown_deadline_s = 20;  // in-flight requests get this long after SIGTERM
+};
+
+struct StorageConfig {
+    std::string data_dir = "./data";
+};
+
+struct LogConfig {
+    std::string level = "info";  // debug | info | warn | error
+    std::string format = "json";  // json | text
+    bool access_log = true;
+};
+
+struct Config {
+    ServerConfig server;
+    StorageConfig storage;
+    LogConfig log;
+};
+
+// Parses a whole configuration from JSON text. Absent keys keep their defaults; unknown keys,
+// wrong types and out-of-range values are kInvalidArgument naming the path. `origin` (a file
+// name) prefixes messages.
+Result<Config> parse_config(const std::string& json_text, const std::string& origin);
+
+// Reads and parses a configuration file.
+Result<Config> load_config_file(const std::string& path);
+
+// Applies SLUICE_<SECTION>_<KEY> variables from `environment` (name -> value). Values are parsed
+// as the field's type; a bad value is kInvalidArgument naming the variable. A variable that
+// starts with a section's prefix (SLUICE_SERVER_) but names no setting of it is an error too, so
+// that a typo does not pass unnoticed.
+Status apply_environment(Config& config, const std::map<std::string, std::string>& environment);
+
+// The process environment as a map, restricted to names beginning with SLUICE_.
+std::map<std::string, std::string> sluice_environment();
+
+// Validates relations between fields that no single field's range expresses.
+Status validate_config(const Config& config);
+
+nlohmann::json config_to_json(const Config& config);
+
+// The JSON Schema (draft 2020-12) of the configuration file.
+nlohmann::json config_schema();
+
+// Name of the environment variable that overrides /section/key.
+std::string environment_variable_name(const std::string& section, const std::string& key);
+
+}  // namespace sluice::app

@@ -1,0 +1,264 @@
+#include "app/http_server.h"
+
+#include <chrono>
+#include <random>
+
+#include "app/http_errors.h"
+#include "common/log.h"
+
+namespace sluice::app {
+namespace {
+
+// What the hooks of one request share. httplib handles a request start to finish on one worker
+// thread (pre-routing, handler, error handler, logger), so a thread-local is its request scope.
+struct RequestScope {
+    bool active = false;
+    std::chrono::steady_clock::time_point start;
+    std::string route;
+    std::string request_id;
+};
+
+thread_local RequestScope t_scope;
+
+bool is_valid_request_id(const std::string& id) {
+    if (id.empty() || id.size() > 128) {
+        return false;
+    }
+    for (char c : id) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == ':' || c == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string fresh_request_id() {
+    thread_local std::mt19937_64 generator{std::random_device{}()};
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string id = "req_";
+    std::uint64_t high = generator();
+    std::uint64_t low = generator();
+    for (int i = 0; i < 8; ++i) {
+        id += kHex[(high >> (60 - 4 * i)) & 0xf];
+    }
+    for (int i = 0; i < 16; ++i) {
+        id += kHex[(low >> (60 - 4 * i)) & 0xf];
+    }
+    return id;
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+    std::string out;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        out += (i == 0 ? "" : separator) + parts[i];
+    }
+    return out;
+}
+
+std::pair<time_t, time_t> split_seconds(double seconds) {
+    auto whole = static_cast<time_t>(seconds);
+    auto micros = static_cast<time_t>((seconds - static_cast<double>(whole)) * 1e6);
+    return {whole, micros};
+}
+
+}  // namespace
+
+std::string request_id_from(const httplib::Request& req) {
+    std::string client_id = req.get_header_value("X-Request-Id");
+    return is_valid_request_id(client_id) ? client_id : fresh_request_id();
+}
+
+HttpServer::HttpServer(HttpServerOptions options, Metrics& metrics)
+    : options_(std::move(options)), metrics_(metrics),
+      server_(std::make_unique<httplib::Server>()) {
+    int threads = options_.threads;
+    // httplib takes ownership of the queue it is given.
+    server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    server_->set_payload_max_length(static_cast<std::size_t>(options_.max_body_bytes));
+    auto [read_s, read_us] = split_seconds(options_.read_timeout_s);
+    server_->set_read_timeout(read_s, read_us);
+    auto [write_s, write_us] = split_seconds(options_.write_timeout_s);
+    server_->set_write_timeout(write_s, write_us);
+    server_->set_keep_alive_timeout(5);
+    install_hooks();
+}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::route(const std::string& method, const std::string& pattern,
+                       HttpHandler handler) {
+    routes_.push_back(Route{method, pattern, std::regex(pattern)});
+    auto wrapped = [pattern, handler = std::move(handler)](const httplib::Request& req,
+                                                         httplib::Response& res) {
+        t_scope.route = pattern;
+        handler(RequestInfo{t_scope.request_id}, req, res);
+    };
+    if (method == "GET") {
+        server_->Get(pattern, wrapped);
+    } else if (method == "POST") {
+        server_->Post(pattern, wrapped);
+    } else if (method == "PUT") {
+        server_->Put(pattern, wrapped);
+    } else if (method == "PATCH") {
+        server_->Patch(pattern, wrapped);
+    } else if (method == "DELETE") {
+        server_->Delete(pattern, wrapped);
+    } else {
+        SLUICE_CHECK(false, "unsupported method in route registration: " + method);
+    }
+}
+
+std::vector<std::string> HttpServer::allowed_methods(const std::string& path) const {
+    std::vector<std::string> methods;
+    for (const Route& route : routes_) {
+        if (std::regex_match(path, route.matcher)) {
+            methods.push_back(route.method);
+            if (route.method == "GET") {
+                methods.emplace_back("HEAD");
+            }
+        }
+    }
+    return methods;
+}
+
+void HttpServer::install_hooks() {
+    server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+        t_scope = RequestScope{.active = true,
+                               .start = std::chrono::steady_clock::now(),
+                               .route = "unmatched",
+                               .request_id = request_id_from(req)};
+        res.set_header("X-Request-Id", t_scope.request_id);
+        in_flight_.fetch_add(1);
+        metrics_.set_in_flight(+1);
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
+
+    server_->set_error_handler(httplib::Server::HandlerWithResponse(
+        [this](const httplib::Request& req, httplib::Response& res) {
+        if (!t_scope.active) {
+            // Failed before routing (bad request line, URI too long): no scope was opened.
+            t_scope.request_id = request_id_from(req);
+        }
+        if (!res.body.empty()) {
+            return httplib::Server::HandlerResponse::Unhandled;  // the handler wrote its error
+        }
+        const std::string& id = t_scope.request_id;
+        switch (res.status) {
+            case 404: {
+                std::vector<std::string> allowed = allowed_methods(req.path);
+                if (!allowed.empty()) {
+                    res.set_header("Allow", join(allowed, ", "));
+                    send_error(res, 405, "method_not_allowed",
+                               "method " + req.method + " is not allowed on " + req.path +
+                                   "; allowed: " + join(allowed, ", "),
+                               id);
+                    break;
+                }
+                send_error(res, 404, "not_found", "no route for " + req.method + " " + req.path,
+                           id);
+                break;
+            }
+            case 413:
+                send_error(res, 413, "payload_too_large",
+                           "request body exceeds the limit of " +
+                               std::to_string(options_.max_body_bytes) + " bytes",
+                           id);
+                break;
+            case 414:
+                send_error(res, 414, "uri_too_long", "request URI is too long", id);
+                break;
+            case 400:
+                send_error(res, 400, "bad_request", "malformed HTTP request", id);
+                break;
+            default:
+                send_error(res, res.status, "http_" + std::to_string(res.status),
+                           "request failed with HTTP status " + std::to_string(res.status), id);
+                break;
+        }
+        return httplib::Server::HandlerResponse::Handled;
+    }));
+
+    server_->set_exception_handler(
+        [](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
+            // A guard against bugs, never a control path: handlers return statuses.
+            std::string what = "unknown exception";
+            try {
+                std::rethrow_exception(error);
+            } catch (const std::exception& e) {
+                what = e.what();
+            } catch (...) {
+            }
+            log::error("http", "handler threw",
+                       {{"request_id", t_scope.request_id},
+                        {"method", req.method},
+                        {"path", req.path},
+                        {"error", what}});
+            send_error(res, 500, "internal", "internal error; see the server log for request " +
+                                                 t_scope.request_id,
+                       t_scope.request_id);
+        });
+
+    server_->set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.has_header("X-Request-Id")) {
+            res.set_header("X-Request-Id",
+                           t_scope.request_id.empty() ? request_id_from(req) : t_scope.request_id);
+        }
+    });
+
+    server_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+        double seconds = 0;
+        std::string route = "unmatched";
+        if (t_scope.active) {
+            seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                    t_scope.start)
+                          .count();
+            route = t_scope.route;
+            in_flight_.fetch_sub(1);
+            metrics_.set_in_flight(-1);
+        }
+        metrics_.observe_request(route, req.method, res.status, seconds);
+        if (options_.access_log) {
+            log::info("http", "request",
+                      {{"request_id", res.get_header_value("X-Request-Id")},
+                       {"method", req.method},
+                       {"path", req.path},
+                       {"route", route},
+                       {"status", res.status},
+                       {"duration_ms", seconds * 1000.0},
+                       {"bytes_in", req.body.size()},
+                       {"bytes_out", res.body.size()},
+                       {"remote", req.remote_addr}});
+        }
+        t_scope = RequestScope{};
+    });
+}
+
+Status HttpServer::bind() {
+    int port = options_.port;
+    if (port == 0) {
+        port = server_->bind_to_any_port(options_.host);
+        if (port < 0) {
+            return unavailable("cannot bind " + options_.host + " on any port");
+        }
+    } else if (!server_->bind_to_port(options_.host, port)) {
+        return unavailable("cannot bind " + options_.host + ":" + std::to_string(port) +
+                           " (in use, or not an address of this machine)");
+    }
+    port_.store(port);
+    return Status();
+}
+
+Status HttpServer::serve() {
+    SLUICE_CHECK(port_.load() != 0, "serve() before bind()");
+    if (!server_->listen_after_bind()) {
+        return unavailable("http server on " + options_.host + ":" +
+                           std::to_string(port_.load()) + " stopped with an error");
+    }
+    return Status();
+}
+
+void HttpServer::stop() { server_->stop(); }
+
+}  // namespace sluice::app

@@ -1,0 +1,90 @@
+#pragma once
+// The HTTP server (cpp-httplib) with what every route gets for free: an X-Request-Id on every
+// response (the client's when well-formed, else a fresh one), the JSON error envelope for every
+// 4xx/5xx including 404, 405 (with Allow), 413 and parse failures, a catch-all for bugs that
+// answers 500, per-route metrics and one structured access-log line per request.
+//
+// Lifecycle: register routes, bind(), then serve() blocks on the calling thread until stop()
+// is called from another thread; serve() returns once in-flight requests have finished.
+//
+// Thread safety: route registration and bind() on one thread before serve(); stop(), port()
+// and in_flight() from any thread; handlers run on the worker threads.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <httplib.h>
+
+#include "app/metrics.h"
+#include "common/status.h"
+
+namespace sluice::app {
+
+struct HttpServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 8080;  // 0: any free port
+    int threads = 8;
+    std::int64_t max_body_bytes = 8 * 1024 * 1024;
+    double read_timeout_s = 30;
+    double write_timeout_s = 30;
+    bool access_log = true;
+};
+
+// What a handler knows about its request beyond httplib's view of it.
+struct RequestInfo {
+    std::string request_id;
+};
+
+using HttpHandler =
+    std::function<void(const RequestInfo&, const httplib::Request&, httplib::Response&)>;
+
+class HttpServer {
+public:
+    HttpServer(HttpServerOptions options, Metrics& metrics);
+    ~HttpServer();
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    // `pattern` is a regular expression matched against the whole path (httplib 0.11); it
+    // also labels metrics. Methods: GET (also answers HEAD), POST, PUT, PATCH, DELETE.
+    void route(const std::string& method, const std::string& pattern, HttpHandler handler);
+
+    // Binds the listening socket. kUnavailable names the address when it cannot be bound.
+    Status bind();
+    // The bound port (useful with port 0); 0 before bind().
+    int port() const { return port_.load(); }
+
+    // Accepts and serves until stop(); returns after in-flight requests finish.
+    Status serve();
+    // Stops accepting; serve() returns when the requests being handled are done.
+    void stop();
+
+    int in_flight() const { return in_flight_.load(); }
+
+private:
+    struct Route {
+        std::string method;
+        std::string pattern;
+        std::regex matcher;
+    };
+
+    void install_hooks();
+    std::vector<std::string> allowed_methods(const std::string& path) const;
+
+    HttpServerOptions options_;
+    Metrics& metrics_;
+    std::unique_ptr<httplib::Server> server_;
+    std::vector<Route> routes_;
+    std::atomic<int> port_{0};
+    std::atomic<int> in_flight_{0};
+};
+
+// A request id from the client's X-Request-Id if it is 1-128 characters of [A-Za-z0-9._:-],
+// otherwise a fresh random one ("req_" and 24 hex digits).
+std::string request_id_from(const httplib::Request& req);
+
+}  // namespace sluice::app

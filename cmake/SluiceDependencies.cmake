@@ -1,0 +1,24 @@
+# Finds every third-party library the way its Debian package supports: CMake config packages where
+# Debian ships them, pkg-config where it does not (cpp-httplib, PCRE2, OpenBLAS, libpq).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+
+find_package(nlohmann_json 3.10 CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+find_package(doctest CONFIG REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(RocksDB CONFIG REQUIRED)
+
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
+
+# OpenBLAS: Debian keeps cblas.h in a per-variant folder that its pkg-config file names.
+pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
+
+# FAISS's CMake package expects OpenMP and BLAS to be found by the consumer first.
+find_package(OpenMP REQUIRED)
+set(BLA_VENDOR OpenBLAS)
+find_package(BLAS REQUIRED)
+find_package(faiss CONFIG REQUIRED)

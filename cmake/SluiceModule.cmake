@@ -9,7 +9,7 @@
 # or another module's detail/ header, fails to compile with "file not found".
 
 set(SLUICE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
-    -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wformat=2 -Werror)
+    -Wcast-align -Woverloaded-virtual -Wformat=2 -Werror)
 
 if(SLUICE_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

@@ -1,0 +1,88 @@
+#include "app/config.h"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+using sluice::StatusCode;
+using namespace sluice::app;
+
+TEST_CASE("defaults are the embedded CPU default") {
+    Config config;
+    CHECK(config.server.host == "127.0.0.1");
+    CHECK(config.server.port == 8080);
+    CHECK(config.storage.data_dir == "./data");
+}
+
+TEST_CASE("configs/default.json parses and matches the built-in defaults") {
+    auto config = load_config_file(std::string(SLUICE_SOURCE_DIR) + "/configs/default.json");
+    REQUIRE_MESSAGE(config.ok(), config.status().to_string());
+    CHECK(config_to_json(*config) == config_to_json(Config{}));
+}
+
+TEST_CASE("configs/config.schema.json is the schema the field table produces") {
+    std::ifstream in(std::string(SLUICE_SOURCE_DIR) + "/configs/config.schema.json");
+    REQUIRE(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    CHECK_MESSAGE(nlohmann::json::parse(text.str()) == config_schema(),
+                  "regenerate with: sluice config schema > configs/config.schema.json");
+}
+
+TEST_CASE("parse errors name the JSON path and the expected type") {
+    auto expect_error = [](const std::string& text, const std::string& fragment) {
+        auto config = parse_config(text, "test.json");
+        REQUIRE_FALSE(config.ok());
+        CHECK(config.status().code() == StatusCode::kInvalidArgument);
+        CHECK_MESSAGE(config.status().message().find(fragment) != std::string::npos,
+                      config.status().message());
+    };
+    expect_error(R"({"server": {"port": "80"}})",
+                 "test.json: /server/port: expected an integer in [0, 65535], found string \"80\"");
+    expect_error(R"({"server": {"port": 70000}})", "/server/port: expected an integer in [0, 65535]");
+    expect_error(R"({"server": {"port": 80.5}})", "found number 80.5");
+    expect_error(R"({"server": {"prot": 80}})", "/server/prot: unknown key");
+    expect_error(R"({"sever": {}})", "/sever: unknown key");
+    expect_error(R"({"server": []})", "/server: expected an object, found an array");
+    expect_error(R"({"log": {"level": "loud"}})",
+                 "/log/level: expected one of \"debug\", \"info\", \"warn\", \"error\"");
+    expect_error(R"({"log": {"access_log": "yes"}})", "expected a boolean");
+    expect_error(R"({"server": {"port": 80,}})", "malformed JSON at byte");
+    expect_error(R"([1, 2])", "/: expected an object");
+    expect_error(R"({"server": {"host": ""}})", "/server/host");
+}
+
+TEST_CASE("environment variables override the file and are validated") {
+    Config config;
+    REQUIRE(apply_environment(config, {{"SLUICE_SERVER_PORT", "9090"},
+                                       {"SLUICE_LOG_ACCESS_LOG", "false"},
+                                       {"SLUICE_SERVER_READ_TIMEOUT_S", "2.5"},
+                                       {"SLUICE_STORAGE_DATA_DIR", "/srv/sluice"},
+                                       {"SLUICE_UNRELATED", "kept out"}})
+                .ok());
+    CHECK(config.server.port == 9090);
+    CHECK_FALSE(config.log.access_log);
+    CHECK(config.server.read_timeout_s == doctest::Approx(2.5));
+    CHECK(config.storage.data_dir == "/srv/sluice");
+
+    auto bad_number = apply_environment(config, {{"SLUICE_SERVER_PORT", "80x"}});
+    CHECK(bad_number.code() == StatusCode::kInvalidArgument);
+    CHECK(bad_number.message().find("SLUICE_SERVER_PORT") != std::string::npos);
+
+    auto out_of_range = apply_environment(config, {{"SLUICE_SERVER_THREADS", "0"}});
+    CHECK(out_of_range.message().find("SLUICE_SERVER_THREADS: expected an integer in [1, 1024]") !=
+          std::string::npos);
+
+    auto typo = apply_environment(config, {{"SLUICE_SERVER_PROT", "1"}});
+    CHECK(typo.message() == "environment variable SLUICE_SERVER_PROT names no setting");
+}
+
+TEST_CASE("environment variable names follow SLUICE_<SECTION>_<KEY>") {
+    CHECK(environment_variable_name("storage", "data_dir") == "SLUICE_STORAGE_DATA_DIR");
+}
+
+TEST_CASE("a missing file is not_found") {
+    auto config = load_config_file("/nonexistent/sluice.json");
+    CHECK(config.status().code() == StatusCode::kNotFound);
+}

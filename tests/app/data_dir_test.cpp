@@ -1,0 +1,106 @@
+#include "app/data_dir.h"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <random>
+
+#include "app/atomic_file.h"
+
+using sluice::StatusCode;
+using namespace sluice::app;
+
+namespace {
+
+std::filesystem::path temp_path(const std::string& name) {
+    std::random_device random;
+    auto path = std::filesystem::temp_directory_path() /
+                ("sluice-dd-" + name + "-" + std::to_string(random()));
+    std::filesystem::remove_all(path);
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("open creates a private, versioned, locked directory") {
+    auto path = temp_path("create");
+    {
+        auto dir = DataDir::open(path);
+        REQUIRE_MESSAGE(dir.ok(), dir.status().to_string());
+        CHECK((*dir)->format_version() == kDataFormatVersion);
+        struct stat info {};
+        REQUIRE(::stat(path.c_str(), &info) == 0);
+        CHECK((info.st_mode & 0777) == 0700);
+        CHECK(std::filesystem::exists(path / "FORMAT"));
+        CHECK(std::filesystem::exists(path / "LOCK"));
+
+        auto second = DataDir::open(path);
+        REQUIRE_FALSE(second.ok());
+        CHECK(second.status().code() == StatusCode::kFailedPrecondition);
+        CHECK(second.status().message().find("in use by another sluice process (pid " +
+                                             std::to_string(::getpid()) + ")") !=
+              std::string::npos);
+    }
+    // The lock goes with the DataDir.
+    auto again = DataDir::open(path);
+    CHECK(again.ok());
+    std::filesystem::remove_all(path);
+}
+
+TEST_CASE("an existing directory open to others is restricted to its owner") {
+    auto path = temp_path("perms");
+    std::filesystem::create_directories(path);
+    ::chmod(path.c_str(), 0755);
+    auto dir = DataDir::open(path);
+    REQUIRE(dir.ok());
+    struct stat info {};
+    REQUIRE(::stat(path.c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0700);
+    std::filesystem::remove_all(path);
+}
+
+TEST_CASE("a newer format is refused and a corrupt one is data loss") {
+    auto path = temp_path("format");
+    std::filesystem::create_directories(path);
+
+    std::ofstream(path / "FORMAT") << R"({"format_version": 99})";
+    auto newer = DataDir::open(path);
+    REQUIRE_FALSE(newer.ok());
+    CHECK(newer.status().code() == StatusCode::kFailedPrecondition);
+    CHECK(newer.status().message().find("format version 99") != std::string::npos);
+
+    std::ofstream(path / "FORMAT", std::ios::trunc) << "garbage";
+    auto corrupt = DataDir::open(path);
+    REQUIRE_FALSE(corrupt.ok());
+    CHECK(corrupt.status().code() == StatusCode::kDataLoss);
+    std::filesystem::remove_all(path);
+}
+
+TEST_CASE("a path that is a file is refused") {
+    auto path = temp_path("file");
+    std::ofstream(path) << "not a directory";
+    auto dir = DataDir::open(path);
+    REQUIRE_FALSE(dir.ok());
+    CHECK(dir.status().message().find("is not a directory") != std::string::npos);
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("atomic writes replace the whole file or nothing") {
+    auto path = temp_path("atomic");
+    std::filesystem::create_directories(path);
+    auto target = path / "file.json";
+    REQUIRE(write_file_atomically(target, "first").ok());
+    REQUIRE(write_file_atomically(target, "second version").ok());
+    std::ifstream in(target);
+    std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(contents == "second version");
+    // No temporary files are left behind.
+    CHECK(std::distance(std::filesystem::directory_iterator(path),
+                        std::filesystem::directory_iterator()) == 1);
+
+    auto failed = write_file_atomically(path / "missing-folder" / "x", "data");
+    CHECK(failed.code() == StatusCode::kIoError);
+    CHECK(failed.message().find("missing-folder") != std::string::npos);
+    std::filesystem::remove_all(path);
+}

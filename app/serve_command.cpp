@@ -1,6 +1,5 @@
 #include "app/serve_command.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -22,14 +21,26 @@
 namespace sluice::app {
 namespace {
 
-// Signals are taken by one thread with sigwait, so no handler runs in an arbitrary thread.
-// They must be blocked before any other thread starts, since threads inherit the mask.
-sigset_t shutdown_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    return set;
+// A signal handler can reach only static storage, so the received signals live here: the count
+// (a second signal forces the exit) and the last number. Both are lock-free atomics, which are
+// async-signal-safe. Whichever thread the kernel picks runs the handler; the watcher thread in
+// run_server acts on it.
+std::atomic<int> g_signal_count{0};
+std::atomic<int> g_last_signal{0};
+
+extern "C" void record_shutdown_signal(int number) {
+    g_last_signal.store(number);
+    g_signal_count.fetch_add(1);
+}
+
+void install_shutdown_handlers() {
+    g_signal_count.store(0);
+    struct sigaction action {};
+    action.sa_handler = record_shutdown_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
 }
 
 HttpServerOptions server_options(const Config& config) {
@@ -45,8 +56,7 @@ HttpServerOptions server_options(const Config& config) {
 }  // namespace
 
 int run_server(const Config& config) {
-    sigset_t signals = shutdown_signals();
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    install_shutdown_handlers();
 
     Status logging = install_logging(config.log);
     if (!logging.ok()) {
@@ -90,33 +100,34 @@ int run_server(const Config& config) {
     log::info("server", "listening", {{"address", address}, {"threads", config.server.threads}});
 
     std::atomic<bool> served{false};
-    // Waits for signals in short slices so that it notices when serve() returns on its own and
-    // can enforce the shutdown deadline.
+    // Watches for shutdown signals in short slices, so that it also notices when serve()
+    // returns on its own, and enforces the shutdown deadline.
     std::jthread signal_thread([&] {
-        bool draining = false;
+        int handled = 0;
         auto deadline = std::chrono::steady_clock::time_point::max();
         while (!served.load()) {
-            timespec slice{0, 100'000'000};
-            int signal_number = sigtimedwait(&signals, nullptr, &slice);
-            if (signal_number > 0 && draining) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            int received = g_signal_count.load();
+            if (received > 1) {
                 log::error("server", "second signal: exiting without waiting",
                            {{"in_flight", server.in_flight()}});
                 log::flush();
                 std::_Exit(1);
             }
-            if (signal_number > 0) {
+            if (received == 1 && handled == 0) {
+                handled = 1;
+                int number = g_last_signal.load();
                 log::info("server", "shutting down",
-                          {{"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"},
+                          {{"signal", number == SIGINT ? "SIGINT" : "SIGTERM"},
                            {"in_flight", server.in_flight()},
                            {"deadline_s", config.server.shutdown_deadline_s}});
-                draining = true;
                 deadline = std::chrono::steady_clock::now() +
                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                std::chrono::duration<double>(config.server.shutdown_deadline_s));
                 readiness.set_draining();
                 server.stop();
             }
-            if (draining && std::chrono::steady_clock::now() > deadline && !served.load()) {
+            if (handled == 1 && std::chrono::steady_clock::now() > deadline && !served.load()) {
                 log::error("server", "shutdown deadline passed with requests in flight",
                            {{"in_flight", server.in_flight()}});
                 log::flush();

@@ -236,13 +236,13 @@ void BpeModel::encode_piece(std::string_view piece, std::vector<BpeId>& out) con
         }
     }
     if (piece.size() <= kSmallPiece) {
-        merge_small(piece, out);
+        merge_flat(piece, out);
     } else {
-        merge_large(piece, out);
+        merge_heap(piece, out);
     }
 }
 
-void BpeModel::merge_small(std::string_view piece, std::vector<BpeId>& out) const {
+void BpeModel::merge_flat(std::string_view piece, std::vector<BpeId>& out) const {
     // tiktoken's byte_pair_merge: scan for the lowest-priority pair (leftmost on ties), merge,
     // refresh the two pairs that touch the merged part. Quadratic, but in cache and short.
     struct Part {
@@ -286,8 +286,8 @@ void BpeModel::merge_small(std::string_view piece, std::vector<BpeId>& out) cons
     }
 }
 
-void BpeModel::merge_large(std::string_view piece, std::vector<BpeId>& out) const {
-    // The same merge order as merge_small, in O(n log n): parts form a linked list; a min-heap
+void BpeModel::merge_heap(std::string_view piece, std::vector<BpeId>& out) const {
+    // The same merge order as merge_flat, in O(n log n): parts form a linked list; a min-heap
     // holds candidate pairs keyed by (priority, position of the left part), so the heap's top is
     // the lowest priority, leftmost on ties. A part's version counts changes of its pair, which
     // makes heap entries for older pairs recognisably stale.

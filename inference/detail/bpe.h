@@ -57,6 +57,11 @@ public:
     bool is_assigned(BpeId id) const {
         return id >= 0 && static_cast<std::size_t>(id) < n_ids() && assigned_[id] != 0;
     }
+    // The two merge strategies encode_piece() picks between by length; public so that tests can
+    // check that they agree on any piece (`piece` non-empty, merge_flat: at most kSmallPiece).
+    void merge_flat(std::string_view piece, std::vector<BpeId>& out) const;
+    void merge_heap(std::string_view piece, std::vector<BpeId>& out) const;
+
     // Bytes of an assigned id.
     std::string_view token_bytes(BpeId id) const {
         return std::string_view(arena_).substr(offsets_[id], offsets_[id + 1] - offsets_[id]);
@@ -88,8 +93,6 @@ private:
     Status index_tokens();
     Status add_merge(BpeId left, BpeId right, BpeId merged, std::uint32_t priority);
     PairRank pair_rank(BpeId left, BpeId right) const;
-    void merge_small(std::string_view piece, std::vector<BpeId>& out) const;
-    void merge_large(std::string_view piece, std::vector<BpeId>& out) const;
 
     std::string arena_;                   // all token bytes, by id
     std::vector<std::uint32_t> offsets_;  // token id's bytes are arena_[offsets_[id], offsets_[id+1])

@@ -37,22 +37,22 @@ inline constexpr std::string_view kDefaultSystemPrompt =
     "use, and say plainly when the context does not hold the answer.";
 
 struct ToolDefinition {
-    std::string name;
-    std::string description;
+    std::string name = {};
+    std::string description = {};
     nlohmann::json parameters = nlohmann::json::object();  // JSON schema of the arguments
 };
 
 struct ToolCall {
-    std::string id;  // the server's id for the call, echoed by the tool message that answers it
-    std::string name;
+    std::string id = {};  // the server's id for the call, echoed by the tool message that answers it
+    std::string name = {};
     nlohmann::json arguments = nlohmann::json::object();
 };
 
 struct ChatMessage {
-    std::string role;  // "system" (first only), "user", "assistant" or "tool"
-    std::string content;
-    std::vector<ToolCall> tool_calls;  // assistant messages only
-    std::string tool_call_id;          // tool messages: the call this answers (required)
+    std::string role = {};  // "system" (first only), "user", "assistant" or "tool"
+    std::string content = {};
+    std::vector<ToolCall> tool_calls = {};  // assistant messages only
+    std::string tool_call_id = {};     // tool messages: the call this answers (required)
 };
 
 struct ChatTemplateOptions {

@@ -3,8 +3,10 @@
 #include <iostream>
 
 #include "app/bench_memory.h"
+#include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
 #include "app/serve_command.h"
+#include "app/tokenize_command.h"
 #include "app/version_command.h"
 
 namespace sluice::app {
@@ -23,6 +25,8 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_version_command(*this);
     add_config_commands(*this);
     add_memory_bench(*this);
+    add_tokenize_commands(*this);
+    add_tokenizer_bench(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

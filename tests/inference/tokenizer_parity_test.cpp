@@ -63,7 +63,7 @@ TEST_CASE("the generated reference cases encode and decode exactly") {
         FAIL("no generated tokenizer cases at " << path.string()
                                                 << ". Generate them with:\n"
                                                    "  (cd tools/tiktoken && npm ci)\n"
-                                                   "  SLUICE_SHARED_DIR=/work/shared node "
+                                                   "  SLUICE_SHARED_DIR=../shared node "
                                                    "tools/tiktoken/make_cases.mjs --out-dir "
                                                 << (std::filesystem::path(SLUICE_BINARY_DIR) /
                                                     "tokenizer")

@@ -6,7 +6,7 @@
 //   node tools/tiktoken/make_cases.mjs --committed tests/inference/data/tokenizer_cases.jsonl
 //       writes the small fixed set kept in the repository
 //
-// Corpora are read from $SLUICE_SHARED_DIR/data (default /work/shared/data is not assumed: the
+// Corpora are read from $SLUICE_SHARED_DIR/data (no default location is assumed: the
 // variable must be set, or --shared-dir given).
 
 import { mkdirSync, writeFileSync } from "node:fs";

@@ -82,11 +82,42 @@ inline void row_dot(const typename L::T* row, int64_t k, const float* x, float* 
     }
 }
 
+// Four weight rows against one token (decode): four independent streams keep more loads in
+// flight than one row at a time, which is what a memory-bound GEMV needs.
+template <typename L>
+inline void four_rows_one_token(const typename L::T* w, int64_t k, const float* x, float* out) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    int64_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + j);
+        for (int r = 0; r < 4; ++r) {
+            acc[r] = _mm256_fmadd_ps(L::load(w + r * k + j), xv, acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; ++r) {
+        float sum = hsum(acc[r]);
+        for (int64_t jj = j; jj < k; ++jj) {
+            sum += L::scalar(w + r * k + jj) * x[jj];
+        }
+        out[r] = sum;
+    }
+}
+
 template <typename L>
 void rows(const typename L::T* w, const float* scales, int64_t n_rows, int64_t k, const float* x,
           int64_t m, float* y, int64_t ldy) {
     float out[4];
-    for (int64_t r = 0; r < n_rows; ++r) {
+    int64_t first = 0;
+    if (m == 1) {
+        for (; first + 4 <= n_rows; first += 4) {
+            four_rows_one_token<L>(w + first * k, k, x, out);
+            for (int i = 0; i < 4; ++i) {
+                y[first + i] = out[i] * (scales != nullptr ? scales[first + i] : 1.0f);
+            }
+        }
+    }
+    for (int64_t r = first; r < n_rows; ++r) {
         const typename L::T* row = w + r * k;
         const float scale = scales != nullptr ? scales[r] : 1.0f;
         int64_t t = 0;

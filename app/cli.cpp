@@ -2,9 +2,11 @@
 
 #include <iostream>
 
+#include "app/bench_decode.h"
 #include "app/bench_memory.h"
 #include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
+#include "app/model_commands.h"
 #include "app/serve_command.h"
 #include "app/tokenize_command.h"
 #include "app/version_command.h"
@@ -27,6 +29,8 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_memory_bench(*this);
     add_tokenize_commands(*this);
     add_tokenizer_bench(*this);
+    add_model_commands(*this);
+    add_decode_bench(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

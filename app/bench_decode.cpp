@@ -1,0 +1,149 @@
+#include "app/bench_decode.h"
+
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "app/bench_memory.h"
+#include "app/bench_report.h"
+#include "inference/cpu_backend.h"
+#include "inference/generator.h"
+#include "inference/tiny_model.h"
+
+namespace sluice::app {
+
+namespace {
+
+struct DecodeBenchOptions {
+    std::string model;
+    int32_t prompt_tokens = 64;
+    int32_t decode_tokens = 32;
+    int threads = 0;
+    bool json = false;
+};
+
+struct Measurement {
+    double prefill_tok_s = 0;
+    double decode_tok_s = 0;
+};
+
+// Greedy generation of `batch` random prompts in lock-step; no stop tokens, so every sequence
+// runs the full length.
+Result<Measurement> measure(inference::Backend& backend, int batch, int32_t prompt_tokens,
+                            int32_t decode_tokens, uint64_t seed) {
+    const int32_t block_size = 16;
+    inference::KvBlockPool pool(backend.kv_cache_spec().n_blocks, block_size);
+    std::mt19937_64 rng(seed);
+    std::vector<inference::GenerationRequest> requests(static_cast<size_t>(batch));
+    for (auto& request : requests) {
+        for (int32_t i = 0; i < prompt_tokens; ++i) {
+            request.prompt.push_back(static_cast<int32_t>(rng() % backend.config().n_vocab));
+        }
+        request.sampling.temperature = 0.0f;
+        request.max_tokens = decode_tokens;
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto result, inference::generate_batch(backend, pool, requests));
+    return Measurement{result.timings.prefill_tokens_per_second(),
+                       result.timings.decode_tokens_per_second()};
+}
+
+int run_decode_bench(const DecodeBenchOptions& options) {
+    std::string model_dir = options.model;
+    std::filesystem::path temp_dir;
+    if (model_dir.empty()) {
+        temp_dir = std::filesystem::temp_directory_path() /
+                   ("sluice-bench-small-" + std::to_string(std::random_device()()));
+        std::cerr << "writing the small preset to " << temp_dir.string() << "\n";
+        auto written = inference::write_tiny_model(
+            temp_dir.string(), {.preset = inference::TinyPreset::kSmall, .seed = 1});
+        if (!written.ok()) {
+            std::cerr << "sluice bench decode: " << written.status().to_string() << "\n";
+            return 1;
+        }
+        model_dir = temp_dir.string();
+    }
+    const int all = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = options.threads > 0 ? options.threads : all;
+    const TriadResult triad = measure_triad_bandwidth(threads, 32u << 20, 5);
+
+    BenchReport report("decode");
+    report.set_columns({"weights", "batch", "prefill tok/s", "decode tok/s", "active MB/token",
+                        "GB/s", "% of triad"});
+    int status = 0;
+    for (auto [name, format] : {std::pair{"bf16", inference::WeightFormat::kBF16},
+                                std::pair{"int8", inference::WeightFormat::kInt8}}) {
+        auto backend = inference::open_cpu_backend(model_dir, {format, threads});
+        Status configured = backend.ok() ? (*backend)->configure_kv_cache(
+                                               {16, 8 * ((options.prompt_tokens +
+                                                          options.decode_tokens) / 16 + 1)})
+                                         : backend.status();
+        if (!configured.ok()) {
+            std::cerr << "sluice bench decode: " << configured.to_string() << "\n";
+            status = 1;
+            break;
+        }
+        // Touches every expert once, so mapped weights are resident before timing.
+        (void)measure(**backend, 1, 64, 2, 99);
+        const double active_bytes = static_cast<double>((*backend)->active_weight_bytes());
+        for (int batch : {1, 8}) {
+            auto m = measure(**backend, batch, options.prompt_tokens, options.decode_tokens,
+                             static_cast<uint64_t>(batch));
+            if (!m.ok()) {
+                std::cerr << "sluice bench decode: " << m.status().to_string() << "\n";
+                status = 1;
+                continue;
+            }
+            // At batch 1 every token reads the active weights once; at batch 8 the dense weights
+            // are shared, so the bandwidth columns are only meaningful for batch 1.
+            const double gb_s = m->decode_tok_s * active_bytes / 1e9;
+            const std::string key = std::string(name) + ".batch" + std::to_string(batch);
+            report.add_row({name, std::to_string(batch), format_fixed(m->prefill_tok_s, 1),
+                            format_fixed(m->decode_tok_s, 2),
+                            format_fixed(active_bytes / 1e6, 1),
+                            batch == 1 ? format_fixed(gb_s, 2) : "-",
+                            batch == 1 ? format_fixed(100.0 * gb_s / triad.best_gb_s, 1) : "-"});
+            report.set_figure(key + ".prefill_tok_s", m->prefill_tok_s);
+            report.set_figure(key + ".decode_tok_s", m->decode_tok_s);
+            if (batch == 1) {
+                report.set_figure(std::string(name) + ".active_bytes_per_token", active_bytes);
+                report.set_figure(key + ".decode_gb_s", gb_s);
+                report.set_figure(key + ".fraction_of_triad", gb_s / triad.best_gb_s);
+            }
+        }
+    }
+    report.set_figure("triad_gb_s", triad.best_gb_s);
+    report.set_figure("threads", threads);
+    report.set_figure("prompt_tokens", options.prompt_tokens);
+    report.set_figure("decode_tokens", options.decode_tokens);
+    report.set_figure("kernels", inference::cpu_kernel_variant());
+    report.set_figure("model", options.model.empty() ? "small preset (generated)" : options.model);
+    report.add_note("memory triad " + format_fixed(triad.best_gb_s, 2) + " GB/s with " +
+                    std::to_string(threads) + " threads; kernels " +
+                    inference::cpu_kernel_variant());
+    report.print(options.json);
+    if (!temp_dir.empty()) {
+        std::error_code ec;
+        std::filesystem::remove_all(temp_dir, ec);
+    }
+    return status;
+}
+
+}  // namespace
+
+void add_decode_bench(Cli& cli) {
+    auto* command = cli.bench().add_subcommand(
+        "decode", "CPU prefill and decode tokens/s at batch 1 and 8, bf16 and int8 weights");
+    auto options = std::make_shared<DecodeBenchOptions>();
+    command->add_option("--model", options->model,
+                        "Model folder (default: the small preset, generated)");
+    command->add_option("--prompt-tokens", options->prompt_tokens, "Prompt length per sequence")
+        ->check(CLI::Range(1, 4000));
+    command->add_option("--decode-tokens", options->decode_tokens, "Tokens generated per sequence")
+        ->check(CLI::Range(2, 4000));
+    command->add_option("--threads", options->threads, "Worker threads (default: all)");
+    command->add_flag("--json", options->json, "Print the figures as one JSON object last");
+    cli.on_run(command, [options] { return run_decode_bench(*options); });
+}
+
+}  // namespace sluice::app

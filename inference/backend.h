@@ -1,0 +1,109 @@
+#pragma once
+// Backend: the device-specific half of the engine. A backend owns the model's weights and the
+// storage of a paged KV cache, and runs one batched forward step over a set of sequences.
+//
+// Paged KV cache. The cache is `n_blocks` fixed-size blocks of `block_size` token positions each
+// (all layers, K and V). A sequence's positions live in the blocks its block table lists:
+// position p is slot p % block_size of block block_table[p / block_size]. Who owns which block
+// is the caller's business (see kv_block_pool.h): a scheduler with continuous batching hands
+// each sequence its table, and prefix caching shares leading full blocks between sequences
+// (copy_kv_block supports copy-on-write of a shared partial block). The backend only reads and
+// writes the slots a step names.
+//
+// A forward step. Each entry of a ForwardBatch is one sequence with `n_past` positions already
+// in its blocks and new `tokens` at positions n_past .. n_past + tokens.size() - 1. The step
+// writes the new positions' K and V into the blocks, attends causally over positions
+// 0 .. p for each new token at position p, and returns logits for the rows the entry asks for.
+// Entries are independent: batching several sequences gives each the logits it gets alone.
+//
+// Errors: kInvalidArgument for a malformed batch (token id out of range, a block table too short
+// for n_past + tokens, a block id out of range, the same block written by two entries of one
+// step, a batch beyond the configured limits); kFailedPrecondition when the KV cache has not
+// been configured. A failed step leaves the blocks it did not validate untouched.
+//
+// Thread safety: a backend is owned by one thread (the scheduler's). Implementations may use
+// worker threads inside a call.
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "inference/model_config.h"
+
+namespace sluice::inference {
+
+struct KvCacheSpec {
+    int32_t block_size = 16;  // token positions per block
+    int32_t n_blocks = 0;
+};
+
+enum class LogitsRows {
+    kNone,  // prefill of a prefix only; nothing is returned
+    kLast,  // the last new token's row (sampling the next token)
+    kAll,   // a row per new token (scoring, tests)
+};
+
+struct SequenceStep {
+    std::span<const int32_t> tokens;       // [n_new] new token ids, n_new >= 1
+    int32_t n_past = 0;                    // positions already in the cache
+    std::span<const int32_t> block_table;  // block ids covering n_past + n_new positions
+    LogitsRows logits = LogitsRows::kLast;
+};
+
+struct ForwardBatch {
+    std::vector<SequenceStep> sequences;
+};
+
+struct ForwardOutput {
+    int64_t n_vocab = 0;
+    std::vector<float> logits;       // [n_rows, n_vocab], rows in batch order
+    std::vector<int64_t> first_row;  // per sequence, its first row in `logits`
+    std::vector<int64_t> n_rows;     // per sequence, how many rows it got
+
+    // Row `i` of sequence `seq`. Precondition: i < n_rows[seq].
+    std::span<const float> row(size_t seq, int64_t i = 0) const {
+        return {logits.data() + (first_row[seq] + i) * n_vocab, static_cast<size_t>(n_vocab)};
+    }
+};
+
+// How the backend stores the matrices it multiplies with; math is always fp32.
+enum class WeightFormat {
+    kAsStored,  // f32 stays f32, bf16 stays bf16; f16 and fp8 are widened to f32
+    kF32,
+    kBF16,
+    kInt8,  // weight-only int8 with one fp32 scale per output channel (embedding, norms and
+            // router stay in their stored float format)
+};
+
+struct BackendMemory {
+    int64_t weight_bytes = 0;    // bytes of weights the backend reads (mapped or owned)
+    int64_t kv_cache_bytes = 0;  // bytes of the configured KV cache
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    virtual std::string name() const = 0;
+    virtual const ModelConfig& config() const = 0;
+    virtual BackendMemory memory() const = 0;
+
+    // Bytes of weights one decode token reads: the dense matrices, one embedding row and the
+    // n_expert_used experts of every layer. Benchmarks divide by this.
+    virtual int64_t active_weight_bytes() const = 0;
+
+    // Allocates (or reallocates, dropping all contents) the KV cache. kInvalidArgument for a
+    // non-positive size; kResourceExhausted when the memory cannot be had.
+    virtual Status configure_kv_cache(const KvCacheSpec& spec) = 0;
+    virtual KvCacheSpec kv_cache_spec() const = 0;
+
+    // Runs one step; see the file comment.
+    virtual Result<ForwardOutput> forward(const ForwardBatch& batch) = 0;
+
+    // Copies all layers' K and V of block `src` into block `dst` (copy-on-write of a shared block).
+    virtual Status copy_kv_block(int32_t src, int32_t dst) = 0;
+};
+
+}  // namespace sluice::inference

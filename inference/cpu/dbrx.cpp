@@ -1,0 +1,259 @@
+#include "inference/cpu/dbrx.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "inference/dbrx_layout.h"
+
+namespace sluice::inference::cpu {
+
+namespace {
+
+const TensorView& tensor(const Checkpoint& checkpoint, const std::string& name) {
+    const TensorView* view = checkpoint.find(name);
+    SLUICE_CHECK(view != nullptr, "checkpoint was checked, yet lacks '" + name + "'");
+    return *view;
+}
+
+// Embedding and router stay in a float format even for int8: the embedding is a lookup, not a
+// product, and the router's choice of experts is the most sensitive decision in the model.
+MatrixFormat float_format_for(WeightFormat requested, DType stored) {
+    return requested == WeightFormat::kInt8 ? matrix_format_for(WeightFormat::kAsStored, stored)
+                                            : matrix_format_for(requested, stored);
+}
+
+}  // namespace
+
+DbrxWeights load_dbrx_weights(const ModelConfig& config, const Checkpoint& checkpoint,
+                              WeightFormat format) {
+    DbrxWeights weights;
+    const TensorView& wte = tensor(checkpoint, "transformer.wte.weight");
+    weights.embedding = load_matrix(wte, float_format_for(format, wte.dtype));
+    for (int64_t i = 0; i < config.n_layer; ++i) {
+        DbrxLayerWeights layer;
+        auto get = [&](const char* suffix) -> const TensorView& {
+            return tensor(checkpoint, dbrx_block_tensor(i, suffix));
+        };
+        layer.norm_1 = tensor_to_f32(get("norm_attn_norm.norm_1.weight"));
+        layer.norm_2 = tensor_to_f32(get("norm_attn_norm.norm_2.weight"));
+        const TensorView& wqkv = get("norm_attn_norm.attn.Wqkv.weight");
+        layer.wqkv = load_matrix(wqkv, matrix_format_for(format, wqkv.dtype));
+        const TensorView& out = get("norm_attn_norm.attn.out_proj.weight");
+        layer.out_proj = load_matrix(out, matrix_format_for(format, out.dtype));
+        const TensorView& router = get("ffn.router.layer.weight");
+        layer.router = load_matrix(router, float_format_for(format, router.dtype));
+        const TensorView& w1 = get("ffn.experts.mlp.w1");
+        layer.w1 = load_matrix(w1, matrix_format_for(format, w1.dtype));
+        const TensorView& v1 = get("ffn.experts.mlp.v1");
+        layer.v1 = load_matrix(v1, matrix_format_for(format, v1.dtype));
+        const TensorView& w2 = get("ffn.experts.mlp.w2");
+        layer.w2t = load_matrix_transposed_blocks(w2, config.n_expert,
+                                                  matrix_format_for(format, w2.dtype));
+        weights.layers.push_back(std::move(layer));
+    }
+    weights.norm_f = tensor_to_f32(tensor(checkpoint, "transformer.norm_f.weight"));
+    const TensorView& lm_head = tensor(checkpoint, "lm_head.weight");
+    weights.lm_head = load_matrix(lm_head, matrix_format_for(format, lm_head.dtype));
+    return weights;
+}
+
+DbrxModel::DbrxModel(ModelConfig config, DbrxWeights weights, int n_threads)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      pool_(n_threads),
+      matmul_(&pool_) {}
+
+void DbrxModel::forward(const ForwardBatch& batch, KvCacheStorage* cache, ForwardOutput* out) {
+    const int64_t d = config_.d_model;
+    positions_.clear();
+    std::vector<int32_t> tokens;
+    for (const SequenceStep& seq : batch.sequences) {
+        for (size_t i = 0; i < seq.tokens.size(); ++i) {
+            positions_.push_back(seq.n_past + static_cast<int32_t>(i));
+            tokens.push_back(seq.tokens[i]);
+        }
+    }
+    const auto n_tokens = static_cast<int64_t>(tokens.size());
+    x_.resize(static_cast<size_t>(n_tokens * d));
+    h_.resize(x_.size());
+    attn_.resize(x_.size());
+    qkv_.resize(static_cast<size_t>(n_tokens * config_.n_qkv()));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        weights_.embedding.row_to_f32(tokens[static_cast<size_t>(t)], x_.data() + t * d);
+    }
+    rope_table(positions_, config_.head_dim(), config_.rope_theta, &rope_);
+
+    for (int64_t l = 0; l < config_.n_layer; ++l) {
+        const DbrxLayerWeights& layer = weights_.layers[static_cast<size_t>(l)];
+        layer_norm(x_.data(), layer.norm_1.data(), n_tokens, d, config_.norm_eps, h_.data());
+        matmul_.run({&layer.wqkv, 0, config_.n_qkv(), h_.data(), n_tokens, qkv_.data()});
+        attention(l, batch, cache);
+        matmul_.run({&layer.out_proj, 0, d, attn_.data(), n_tokens, h_.data()});
+        for (size_t i = 0; i < x_.size(); ++i) {
+            x_[i] += h_[i];
+        }
+        layer_norm(x_.data(), layer.norm_2.data(), n_tokens, d, config_.norm_eps, h_.data());
+        moe(layer);  // adds the experts' output to x_
+    }
+
+    // The rows each sequence asks logits for, normalised and projected.
+    out->n_vocab = config_.n_vocab;
+    out->first_row.clear();
+    out->n_rows.clear();
+    std::vector<int64_t> rows;
+    int64_t token = 0;
+    for (const SequenceStep& seq : batch.sequences) {
+        const auto n_new = static_cast<int64_t>(seq.tokens.size());
+        out->first_row.push_back(static_cast<int64_t>(rows.size()));
+        const int64_t first = seq.logits == LogitsRows::kAll ? 0 : n_new - 1;
+        const int64_t count = seq.logits == LogitsRows::kNone ? 0 : n_new - first;
+        for (int64_t i = 0; i < count; ++i) {
+            rows.push_back(token + first + i);
+        }
+        out->n_rows.push_back(count);
+        token += n_new;
+    }
+    const auto n_rows = static_cast<int64_t>(rows.size());
+    for (int64_t r = 0; r < n_rows; ++r) {
+        layer_norm(x_.data() + rows[static_cast<size_t>(r)] * d, weights_.norm_f.data(), 1, d,
+                   config_.norm_eps, h_.data() + r * d);
+    }
+    out->logits.resize(static_cast<size_t>(n_rows * config_.n_vocab));
+    matmul_.run({&weights_.lm_head, 0, config_.n_vocab, h_.data(), n_rows, out->logits.data()});
+}
+
+void DbrxModel::attention(int64_t layer, const ForwardBatch& batch, KvCacheStorage* cache) {
+    const int64_t d = config_.d_model;
+    const int64_t hd = config_.head_dim();
+    const int64_t n_qkv = config_.n_qkv();
+    const int64_t n_kv = config_.n_embd_kv();
+    const auto n_tokens = static_cast<int64_t>(positions_.size());
+    const int32_t block_size = cache->spec().block_size;
+
+    // Clamp, rotate and store K and V of every new token.
+    int64_t t = 0;
+    for (const SequenceStep& seq : batch.sequences) {
+        for (size_t i = 0; i < seq.tokens.size(); ++i, ++t) {
+            float* row = qkv_.data() + t * n_qkv;  // [q: d | k: n_kv | v: n_kv]
+            if (config_.clip_qkv) {
+                const float c = *config_.clip_qkv;
+                for (int64_t j = 0; j < n_qkv; ++j) {
+                    row[j] = std::clamp(row[j], -c, c);
+                }
+            }
+            for (int64_t h = 0; h < config_.n_head; ++h) {
+                rope_apply(row + h * hd, rope_, t);
+            }
+            for (int64_t h = 0; h < config_.n_head_kv; ++h) {
+                rope_apply(row + d + h * hd, rope_, t);
+            }
+            const int32_t pos = positions_[static_cast<size_t>(t)];
+            const int32_t block = seq.block_table[static_cast<size_t>(pos / block_size)];
+            std::copy(row + d, row + d + n_kv, cache->k(layer, block, pos % block_size));
+            std::copy(row + d + n_kv, row + d + 2 * n_kv, cache->v(layer, block, pos % block_size));
+        }
+    }
+
+    // One task per (sequence, head); each writes its own slice of attn_.
+    int32_t max_keys = 0;
+    std::vector<int64_t> first_token;
+    int64_t offset = 0;
+    for (const SequenceStep& seq : batch.sequences) {
+        first_token.push_back(offset);
+        offset += static_cast<int64_t>(seq.tokens.size());
+        max_keys = std::max(max_keys, seq.n_past + static_cast<int32_t>(seq.tokens.size()));
+    }
+    SLUICE_CHECK(offset == n_tokens, "token count mismatch");
+    const int64_t n_tasks = static_cast<int64_t>(batch.sequences.size()) * config_.n_head;
+    scores_.resize(static_cast<size_t>(n_tasks * max_keys));
+    const int64_t n_rep = config_.n_head / config_.n_head_kv;
+    pool_.parallel_for(n_tasks, [&](int64_t task) {
+        const size_t s = static_cast<size_t>(task / config_.n_head);
+        const int64_t head = task % config_.n_head;
+        const SequenceStep& seq = batch.sequences[s];
+        AttentionHead args{layer, head, head / n_rep, hd, seq.n_past,
+                           static_cast<int64_t>(seq.tokens.size()), seq.block_table};
+        attend_head(*cache, args, qkv_.data() + first_token[s] * n_qkv, n_qkv,
+                    attn_.data() + first_token[s] * d, d, scores_.data() + task * max_keys);
+    });
+}
+
+void DbrxModel::moe(const DbrxLayerWeights& layer) {
+    const int64_t d = config_.d_model;
+    const int64_t n_ff = config_.n_ff;
+    const int64_t n_expert = config_.n_expert;
+    const int64_t k = config_.n_expert_used;
+    const auto n_tokens = static_cast<int64_t>(positions_.size());
+
+    router_logits_.resize(static_cast<size_t>(n_tokens * n_expert));
+    matmul_.run({&layer.router, 0, n_expert, h_.data(), n_tokens, router_logits_.data()});
+    std::vector<int32_t> chosen(static_cast<size_t>(n_tokens * k));
+    std::vector<float> chosen_weight(chosen.size());
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        route_top_k(router_logits_.data() + t * n_expert, n_expert, k, config_,
+                    chosen.data() + t * k, chosen_weight.data() + t * k);
+    }
+
+    // Group the (token, weight) pairs by expert, in expert order.
+    std::vector<std::vector<std::pair<int64_t, float>>> groups(static_cast<size_t>(n_expert));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        for (int64_t j = 0; j < k; ++j) {
+            groups[static_cast<size_t>(chosen[static_cast<size_t>(t * k + j)])].emplace_back(
+                t, chosen_weight[static_cast<size_t>(t * k + j)]);
+        }
+    }
+    const int64_t n_pairs = n_tokens * k;
+    expert_in_.resize(static_cast<size_t>(n_pairs * d));
+    gate_.resize(static_cast<size_t>(n_pairs * n_ff));
+    up_.resize(gate_.size());
+    expert_out_.resize(expert_in_.size());
+    std::vector<int64_t> group_start(static_cast<size_t>(n_expert) + 1, 0);
+    for (int64_t e = 0; e < n_expert; ++e) {
+        const auto& group = groups[static_cast<size_t>(e)];
+        const int64_t start = group_start[static_cast<size_t>(e)];
+        for (size_t i = 0; i < group.size(); ++i) {
+            std::copy_n(h_.data() + group[i].first * d, d,
+                        expert_in_.data() + (start + static_cast<int64_t>(i)) * d);
+        }
+        group_start[static_cast<size_t>(e) + 1] = start + static_cast<int64_t>(group.size());
+    }
+
+    std::vector<MatmulJob> jobs;
+    for (int64_t e = 0; e < n_expert; ++e) {
+        const int64_t start = group_start[static_cast<size_t>(e)];
+        const int64_t m = group_start[static_cast<size_t>(e) + 1] - start;
+        if (m == 0) {
+            continue;
+        }
+        const float* in = expert_in_.data() + start * d;
+        jobs.push_back({&layer.w1, e * n_ff, n_ff, in, m, gate_.data() + start * n_ff});
+        jobs.push_back({&layer.v1, e * n_ff, n_ff, in, m, up_.data() + start * n_ff});
+    }
+    matmul_.run_grouped(jobs);
+    glu(gate_.data(), up_.data(), n_pairs * n_ff, config_.activation);
+    jobs.clear();
+    for (int64_t e = 0; e < n_expert; ++e) {
+        const int64_t start = group_start[static_cast<size_t>(e)];
+        const int64_t m = group_start[static_cast<size_t>(e) + 1] - start;
+        if (m > 0) {
+            jobs.push_back({&layer.w2t, e * d, d, gate_.data() + start * n_ff, m,
+                            expert_out_.data() + start * d});
+        }
+    }
+    matmul_.run_grouped(jobs);
+
+    for (int64_t e = 0; e < n_expert; ++e) {
+        const auto& group = groups[static_cast<size_t>(e)];
+        const int64_t start = group_start[static_cast<size_t>(e)];
+        for (size_t i = 0; i < group.size(); ++i) {
+            const float* src = expert_out_.data() + (start + static_cast<int64_t>(i)) * d;
+            float* dst = x_.data() + group[i].first * d;
+            const float weight = group[i].second;
+            for (int64_t j = 0; j < d; ++j) {
+                dst[j] += weight * src[j];
+            }
+        }
+    }
+}
+
+}  // namespace sluice::inference::cpu

@@ -1,0 +1,176 @@
+// AVX2+FMA row-dot kernels (see kernels.h). This file is compiled with -mavx2 -mfma on x86-64
+// and is only called after a run-time CPU check. It includes no standard-library templates, so
+// no inline function compiled here with AVX2 can be merged into code that runs without it.
+#include "inference/cpu/kernels.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+namespace sluice::inference::cpu {
+
+namespace {
+
+struct F32 {
+    using T = float;
+    static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+    static float scalar(const float* p) { return *p; }
+};
+
+struct BF16 {
+    using T = uint16_t;
+    static __m256 load(const uint16_t* p) {
+        __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+    }
+    static float scalar(const uint16_t* p) {
+        union {
+            uint32_t u;
+            float f;
+        } value{static_cast<uint32_t>(*p) << 16};
+        return value.f;
+    }
+};
+
+struct I8 {
+    using T = int8_t;
+    static __m256 load(const int8_t* p) {
+        __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
+    }
+    static float scalar(const int8_t* p) { return static_cast<float>(*p); }
+};
+
+inline float hsum(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v);
+    __m128 hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+// One weight row against M tokens; two accumulators per token hide the FMA latency.
+template <typename L, int M>
+inline void row_dot(const typename L::T* row, int64_t k, const float* x, float* out) {
+    __m256 acc0[M];
+    __m256 acc1[M];
+    for (int t = 0; t < M; ++t) {
+        acc0[t] = _mm256_setzero_ps();
+        acc1[t] = _mm256_setzero_ps();
+    }
+    int64_t j = 0;
+    for (; j + 16 <= k; j += 16) {
+        __m256 w0 = L::load(row + j);
+        __m256 w1 = L::load(row + j + 8);
+        for (int t = 0; t < M; ++t) {
+            acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * k + j), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + t * k + j + 8), acc1[t]);
+        }
+    }
+    for (; j + 8 <= k; j += 8) {
+        __m256 w0 = L::load(row + j);
+        for (int t = 0; t < M; ++t) {
+            acc0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * k + j), acc0[t]);
+        }
+    }
+    for (int t = 0; t < M; ++t) {
+        float sum = hsum(_mm256_add_ps(acc0[t], acc1[t]));
+        for (int64_t jj = j; jj < k; ++jj) {
+            sum += L::scalar(row + jj) * x[t * k + jj];
+        }
+        out[t] = sum;
+    }
+}
+
+// Four weight rows against one token (decode): four independent streams keep more loads in
+// flight than one row at a time, which is what a memory-bound GEMV needs.
+template <typename L>
+inline void four_rows_one_token(const typename L::T* w, int64_t k, const float* x, float* out) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    int64_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + j);
+        for (int r = 0; r < 4; ++r) {
+            acc[r] = _mm256_fmadd_ps(L::load(w + r * k + j), xv, acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; ++r) {
+        float sum = hsum(acc[r]);
+        for (int64_t jj = j; jj < k; ++jj) {
+            sum += L::scalar(w + r * k + jj) * x[jj];
+        }
+        out[r] = sum;
+    }
+}
+
+template <typename L>
+void rows(const typename L::T* w, const float* scales, int64_t n_rows, int64_t k, const float* x,
+          int64_t m, float* y, int64_t ldy) {
+    float out[4];
+    int64_t first = 0;
+    if (m == 1) {
+        for (; first + 4 <= n_rows; first += 4) {
+            four_rows_one_token<L>(w + first * k, k, x, out);
+            for (int i = 0; i < 4; ++i) {
+                y[first + i] = out[i] * (scales != nullptr ? scales[first + i] : 1.0f);
+            }
+        }
+    }
+    for (int64_t r = first; r < n_rows; ++r) {
+        const typename L::T* row = w + r * k;
+        const float scale = scales != nullptr ? scales[r] : 1.0f;
+        int64_t t = 0;
+        for (; t + 4 <= m; t += 4) {
+            row_dot<L, 4>(row, k, x + t * k, out);
+            for (int i = 0; i < 4; ++i) {
+                y[(t + i) * ldy + r] = out[i] * scale;
+            }
+        }
+        const int64_t left = m - t;
+        if (left == 0) {
+            continue;
+        }
+        if (left == 1) {
+            row_dot<L, 1>(row, k, x + t * k, out);
+        } else if (left == 2) {
+            row_dot<L, 2>(row, k, x + t * k, out);
+        } else {
+            row_dot<L, 3>(row, k, x + t * k, out);
+        }
+        for (int64_t i = 0; i < left; ++i) {
+            y[(t + i) * ldy + r] = out[i] * scale;
+        }
+    }
+}
+
+void f32_rows(const float* w, int64_t n_rows, int64_t k, const float* x, int64_t m, float* y,
+              int64_t ldy) {
+    rows<F32>(w, nullptr, n_rows, k, x, m, y, ldy);
+}
+
+void bf16_rows(const uint16_t* w, int64_t n_rows, int64_t k, const float* x, int64_t m, float* y,
+               int64_t ldy) {
+    rows<BF16>(w, nullptr, n_rows, k, x, m, y, ldy);
+}
+
+void i8_rows(const int8_t* w, const float* scales, int64_t n_rows, int64_t k, const float* x,
+             int64_t m, float* y, int64_t ldy) {
+    rows<I8>(w, scales, n_rows, k, x, m, y, ldy);
+}
+
+const RowKernels kAvx2Kernels{"avx2+fma", f32_rows, bf16_rows, i8_rows};
+
+}  // namespace
+
+const RowKernels* avx2_row_kernels_compiled() { return &kAvx2Kernels; }
+
+}  // namespace sluice::inference::cpu
+
+#else
+
+namespace sluice::inference::cpu {
+const RowKernels* avx2_row_kernels_compiled() { return nullptr; }
+}  // namespace sluice::inference::cpu
+
+#endif

@@ -1,0 +1,73 @@
+#pragma once
+// WeightMatrix: a row-major weight matrix [rows, cols] as the CPU kernels read it. Rows are
+// output channels, cols the reduction dimension: y = x · Wᵀ. Stored f32, bf16, or int8 with one
+// fp32 scale per row (symmetric, scale = max|row| / 127).
+//
+// A matrix either borrows its elements from a checkpoint's memory mapping (when the stored dtype
+// is the wanted format and suitably aligned) or owns a converted copy.
+//
+// Thread safety: immutable after construction.
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "common/result.h"
+#include "inference/backend.h"
+#include "inference/safetensors.h"
+
+namespace sluice::inference::cpu {
+
+enum class MatrixFormat { kF32, kBF16, kInt8 };
+
+class WeightMatrix {
+public:
+    WeightMatrix() = default;
+    WeightMatrix(WeightMatrix&&) = default;
+    WeightMatrix& operator=(WeightMatrix&&) = default;
+    WeightMatrix(const WeightMatrix&) = delete;
+    WeightMatrix& operator=(const WeightMatrix&) = delete;
+
+    // Quantises or rounds fp32 values [rows, cols] into `format`, owning the result.
+    static WeightMatrix from_f32(std::span<const float> values, int64_t rows, int64_t cols,
+                                 MatrixFormat format);
+    // Borrows `data` ([rows, cols] of `format`, not int8); the caller keeps it alive.
+    static WeightMatrix borrow(const void* data, int64_t rows, int64_t cols, MatrixFormat format);
+
+    MatrixFormat format() const { return format_; }
+    int64_t rows() const { return rows_; }
+    int64_t cols() const { return cols_; }
+    const void* data() const { return data_; }
+    const float* scales() const { return scales_.empty() ? nullptr : scales_.data(); }
+    int64_t bytes() const;
+
+    // Row r dequantised to fp32: out[cols].
+    void row_to_f32(int64_t r, float* out) const;
+
+private:
+    MatrixFormat format_ = MatrixFormat::kF32;
+    int64_t rows_ = 0;
+    int64_t cols_ = 0;
+    const void* data_ = nullptr;
+    std::vector<float> owned_f32_;
+    std::vector<uint16_t> owned_bf16_;
+    std::vector<int8_t> owned_i8_;
+    std::vector<float> scales_;  // [rows], int8 only
+};
+
+// The matrix format that `requested` means for a tensor stored as `stored`.
+MatrixFormat matrix_format_for(WeightFormat requested, DType stored);
+
+// A checkpoint tensor of shape [rows, cols] as a matrix in `format`; borrowed when possible.
+WeightMatrix load_matrix(const TensorView& tensor, MatrixFormat format);
+
+// A fused expert tensor [n_blocks * block_rows, cols] whose blocks are applied without a
+// transpose (DBRX's w2): each block is transposed to [cols, block_rows], giving
+// [n_blocks * cols, block_rows], so that every expert matrix is read row-wise like the others.
+WeightMatrix load_matrix_transposed_blocks(const TensorView& tensor, int64_t n_blocks,
+                                           MatrixFormat format);
+
+// A whole tensor widened to fp32 (norm weights, and tests).
+std::vector<float> tensor_to_f32(const TensorView& tensor);
+
+}  // namespace sluice::inference::cpu

@@ -1,0 +1,61 @@
+#include "inference/dbrx_layout.h"
+
+#include <set>
+
+namespace sluice::inference {
+
+std::string dbrx_block_tensor(int64_t layer, const std::string& suffix) {
+    return "transformer.blocks." + std::to_string(layer) + "." + suffix;
+}
+
+std::vector<ExpectedTensor> dbrx_tensor_layout(const ModelConfig& config) {
+    const int64_t d = config.d_model;
+    const int64_t experts_rows = config.n_expert * config.n_ff;
+    std::vector<ExpectedTensor> layout;
+    layout.push_back({"transformer.wte.weight", {config.n_vocab, d}});
+    for (int64_t layer = 0; layer < config.n_layer; ++layer) {
+        layout.push_back({dbrx_block_tensor(layer, "norm_attn_norm.norm_1.weight"), {d}});
+        layout.push_back(
+            {dbrx_block_tensor(layer, "norm_attn_norm.attn.Wqkv.weight"), {config.n_qkv(), d}});
+        layout.push_back({dbrx_block_tensor(layer, "norm_attn_norm.attn.out_proj.weight"), {d, d}});
+        layout.push_back({dbrx_block_tensor(layer, "norm_attn_norm.norm_2.weight"), {d}});
+        layout.push_back(
+            {dbrx_block_tensor(layer, "ffn.router.layer.weight"), {config.n_expert, d}});
+        for (const char* name : {"w1", "v1", "w2"}) {
+            layout.push_back({dbrx_block_tensor(layer, std::string("ffn.experts.mlp.") + name),
+                              {experts_rows, d}});
+        }
+    }
+    layout.push_back({"transformer.norm_f.weight", {d}});
+    layout.push_back({"lm_head.weight", {config.n_vocab, d}});
+    return layout;
+}
+
+Status check_dbrx_checkpoint(const Checkpoint& checkpoint, const ModelConfig& config) {
+    std::set<std::string> expected_names;
+    for (const ExpectedTensor& expected : dbrx_tensor_layout(config)) {
+        expected_names.insert(expected.name);
+        const TensorView* tensor = checkpoint.find(expected.name);
+        if (tensor == nullptr) {
+            return invalid_argument("tensor '" + expected.name + "': missing from the checkpoint");
+        }
+        if (tensor->shape != expected.shape) {
+            return invalid_argument("tensor '" + expected.name + "': shape " +
+                                    format_shape(tensor->shape) + ", expected " +
+                                    format_shape(expected.shape));
+        }
+        if (tensor->dtype == DType::kI8) {
+            return invalid_argument("tensor '" + expected.name +
+                                    "': dtype I8, expected F32, BF16, F16 or F8_E4M3");
+        }
+    }
+    for (const auto& [name, tensor] : checkpoint.tensors()) {
+        if (expected_names.count(name) == 0) {
+            return invalid_argument("tensor '" + name + "' in '" + tensor.file +
+                                    "': not part of a dbrx model with this config");
+        }
+    }
+    return Status::ok_status();
+}
+
+}  // namespace sluice::inference

@@ -1,0 +1,166 @@
+#include "inference/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace sluice::inference {
+
+namespace {
+
+Status bad(const char* name, const std::string& what) {
+    return invalid_argument(std::string("sampling parameter '") + name + "': " + what);
+}
+
+// log(sum(exp(x))) over a row, stable.
+double log_sum_exp(std::span<const float> row) {
+    const float max_value = *std::max_element(row.begin(), row.end());
+    double sum = 0;
+    for (float value : row) {
+        sum += std::exp(static_cast<double>(value) - max_value);
+    }
+    return max_value + std::log(sum);
+}
+
+}  // namespace
+
+Status validate_sampling(const SamplingParams& p) {
+    if (!std::isfinite(p.temperature) || p.temperature < 0) {
+        return bad("temperature", "must be >= 0, found " + std::to_string(p.temperature));
+    }
+    if (p.top_k < 0) {
+        return bad("top_k", "must be >= 0, found " + std::to_string(p.top_k));
+    }
+    if (!(p.top_p > 0 && p.top_p <= 1)) {
+        return bad("top_p", "must be in (0, 1], found " + std::to_string(p.top_p));
+    }
+    if (!(p.min_p >= 0 && p.min_p <= 1)) {
+        return bad("min_p", "must be in [0, 1], found " + std::to_string(p.min_p));
+    }
+    if (!(p.repetition_penalty > 0) || !std::isfinite(p.repetition_penalty)) {
+        return bad("repetition_penalty", "must be > 0, found " +
+                                             std::to_string(p.repetition_penalty));
+    }
+    if (!std::isfinite(p.presence_penalty) || !std::isfinite(p.frequency_penalty)) {
+        return bad("presence_penalty", "presence and frequency penalties must be finite");
+    }
+    if (p.top_logprobs < 0 || p.top_logprobs > 20) {
+        return bad("top_logprobs", "must be in [0, 20], found " + std::to_string(p.top_logprobs));
+    }
+    return Status::ok_status();
+}
+
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+
+void Sampler::apply_penalties(std::span<const int32_t> prompt,
+                              std::span<const int32_t> generated) {
+    if (params_.repetition_penalty != 1.0f) {
+        std::vector<int32_t> seen(prompt.begin(), prompt.end());
+        seen.insert(seen.end(), generated.begin(), generated.end());
+        std::sort(seen.begin(), seen.end());
+        seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+        for (int32_t id : seen) {
+            float& logit = work_[static_cast<size_t>(id)];
+            logit = logit > 0 ? logit / params_.repetition_penalty
+                              : logit * params_.repetition_penalty;
+        }
+    }
+    if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
+        std::unordered_map<int32_t, int32_t> counts;
+        for (int32_t id : generated) {
+            ++counts[id];
+        }
+        for (const auto& [id, count] : counts) {
+            work_[static_cast<size_t>(id)] -=
+                params_.presence_penalty + params_.frequency_penalty * static_cast<float>(count);
+        }
+    }
+}
+
+int32_t Sampler::draw() {
+    // 53 random bits → [0, 1): the same on every standard library, unlike the distributions.
+    const double u = static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
+    double mass = 0;
+    for (int32_t id : order_) {
+        mass += work_[static_cast<size_t>(id)];
+    }
+    double target = u * mass;
+    for (int32_t id : order_) {
+        target -= work_[static_cast<size_t>(id)];
+        if (target < 0) {
+            return id;
+        }
+    }
+    return order_.back();
+}
+
+SampledToken Sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
+                             std::span<const int32_t> generated) {
+    const auto n_vocab = static_cast<int32_t>(logits.size());
+    work_.assign(logits.begin(), logits.end());
+    apply_penalties(prompt, generated);
+
+    int32_t chosen = 0;
+    if (params_.temperature == 0.0f || params_.top_k == 1) {
+        chosen = static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
+    } else {
+        const float max_logit = *std::max_element(work_.begin(), work_.end());
+        for (float& value : work_) {
+            value = std::exp((value - max_logit) / params_.temperature);
+        }
+        // Candidates by decreasing probability; only as many sorted as top-k needs.
+        order_.resize(static_cast<size_t>(n_vocab));
+        std::iota(order_.begin(), order_.end(), 0);
+        auto more_likely = [&](int32_t a, int32_t b) {
+            const float pa = work_[static_cast<size_t>(a)];
+            const float pb = work_[static_cast<size_t>(b)];
+            return pa > pb || (pa == pb && a < b);
+        };
+        // Plain sampling and min-p need no order; top-k and top-p sort what they keep.
+        if (params_.top_k > 0 || params_.top_p < 1.0f) {
+            const int32_t keep = params_.top_k > 0 ? std::min(params_.top_k, n_vocab) : n_vocab;
+            std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(), more_likely);
+            order_.resize(static_cast<size_t>(keep));
+        }
+        double total = 0;
+        for (int32_t id : order_) {
+            total += work_[static_cast<size_t>(id)];
+        }
+        if (params_.top_p < 1.0f) {
+            double cumulative = 0;
+            size_t cut = 0;
+            while (cut < order_.size() && cumulative < params_.top_p * total) {
+                cumulative += work_[static_cast<size_t>(order_[cut])];
+                ++cut;
+            }
+            order_.resize(std::max<size_t>(cut, 1));
+        }
+        if (params_.min_p > 0.0f) {
+            // The most likely token has probability 1 before normalisation (exp(0)).
+            const float floor = params_.min_p;
+            std::erase_if(order_, [&](int32_t id) { return work_[static_cast<size_t>(id)] < floor; });
+        }
+        chosen = draw();
+    }
+
+    SampledToken token;
+    token.id = chosen;
+    const double lse = log_sum_exp(logits);
+    token.logprob = static_cast<float>(logits[static_cast<size_t>(chosen)] - lse);
+    if (params_.top_logprobs > 0) {
+        std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
+        std::iota(ids.begin(), ids.end(), 0);
+        const int32_t n = std::min(params_.top_logprobs, n_vocab);
+        std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), [&](int32_t a, int32_t b) {
+            return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
+                   (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
+        });
+        for (int32_t i = 0; i < n; ++i) {
+            const int32_t id = ids[static_cast<size_t>(i)];
+            token.top.push_back({id, static_cast<float>(logits[static_cast<size_t>(id)] - lse)});
+        }
+    }
+    return token;
+}
+
+}  // namespace sluice::inference

@@ -1,0 +1,76 @@
+#pragma once
+// Choosing the next token from a row of logits.
+//
+// Order of operations (vLLM's and OpenAI's conventions):
+//   1. penalties: repetition (CTRL-style, over prompt and generated tokens: a positive logit is
+//      divided by the penalty, a negative one multiplied), then presence and frequency (over
+//      generated tokens only: logit -= presence * [count > 0] + frequency * count);
+//   2. temperature 0 (or top_k 1) is greedy: the largest logit, ties to the lower id;
+//   3. otherwise logits / temperature → softmax → top-k → top-p (smallest set whose mass reaches
+//      p) → min-p (drop tokens below min_p × the top probability) → renormalise → draw.
+// Draws come from a 64-bit Mersenne Twister seeded with `seed` and a fixed mapping to [0, 1),
+// so a seed reproduces the same tokens on every platform.
+//
+// Log-probabilities reported with a token are those of the model: log-softmax of the raw
+// logits, before penalties and temperature.
+//
+// Thread safety: a Sampler is owned by one sequence.
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+
+namespace sluice::inference {
+
+struct SamplingParams {
+    float temperature = 1.0f;  // 0: greedy
+    int32_t top_k = 0;         // 0: off
+    float top_p = 1.0f;        // 1: off
+    float min_p = 0.0f;        // 0: off
+    float presence_penalty = 0.0f;
+    float frequency_penalty = 0.0f;
+    float repetition_penalty = 1.0f;  // 1: off
+    uint64_t seed = 0;
+    int32_t top_logprobs = 0;  // alternatives reported per token, at most 20
+};
+
+// kInvalidArgument naming the parameter: temperature < 0, top_p outside (0, 1], min_p outside
+// [0, 1], repetition_penalty <= 0, top_k < 0, top_logprobs outside [0, 20], or non-finite values.
+Status validate_sampling(const SamplingParams& params);
+
+struct TokenLogprob {
+    int32_t id = 0;
+    float logprob = 0;
+};
+
+struct SampledToken {
+    int32_t id = 0;
+    float logprob = 0;                // the chosen token's, under the model
+    std::vector<TokenLogprob> top;    // the top_logprobs most likely, most likely first
+};
+
+class Sampler {
+public:
+    // Precondition: validate_sampling(params) is ok.
+    explicit Sampler(const SamplingParams& params);
+
+    // Picks the next token. `prompt` and `generated` are the sequence so far (for penalties).
+    // logits: [n_vocab]
+    SampledToken sample(std::span<const float> logits, std::span<const int32_t> prompt,
+                        std::span<const int32_t> generated);
+
+private:
+    void apply_penalties(std::span<const int32_t> prompt, std::span<const int32_t> generated);
+    int32_t draw();
+
+    SamplingParams params_;
+    std::mt19937_64 rng_;
+    std::vector<float> work_;  // [n_vocab] processed logits, then probabilities
+    std::vector<int32_t> order_;
+};
+
+}  // namespace sluice::inference

@@ -1,0 +1,126 @@
+// The CPU kernels: AVX2 and portable row-dot kernels agree with a double-precision reference for
+// every weight format and ragged sizes, and Matmul's BLAS and row paths agree with each other.
+#include "inference/cpu/kernels.h"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "inference/cpu/matmul.h"
+#include "inference/cpu/ops.h"
+#include "inference/dtype.h"
+
+namespace sluice::inference::cpu {
+namespace {
+
+std::vector<float> random_values(size_t n, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> values(n);
+    for (float& v : values) {
+        v = dist(rng);
+    }
+    return values;
+}
+
+void check_table(const RowKernels& kernels) {
+    for (int64_t k : {1, 7, 8, 16, 33, 100}) {
+        for (int64_t m : {1, 2, 3, 4, 5, 9}) {
+            const int64_t n_rows = 7;
+            const auto w = random_values(static_cast<size_t>(n_rows * k), 1);
+            const auto x = random_values(static_cast<size_t>(m * k), 2);
+            for (MatrixFormat format : {MatrixFormat::kF32, MatrixFormat::kBF16, MatrixFormat::kInt8}) {
+                const WeightMatrix matrix = WeightMatrix::from_f32(w, n_rows, k, format);
+                std::vector<float> y(static_cast<size_t>(m * n_rows), -1.0f);
+                if (format == MatrixFormat::kF32) {
+                    kernels.f32(static_cast<const float*>(matrix.data()), n_rows, k, x.data(), m,
+                                y.data(), n_rows);
+                } else if (format == MatrixFormat::kBF16) {
+                    kernels.bf16(static_cast<const uint16_t*>(matrix.data()), n_rows, k, x.data(),
+                                 m, y.data(), n_rows);
+                } else {
+                    kernels.i8(static_cast<const int8_t*>(matrix.data()), matrix.scales(), n_rows,
+                               k, x.data(), m, y.data(), n_rows);
+                }
+                std::vector<float> row(static_cast<size_t>(k));
+                for (int64_t r = 0; r < n_rows; ++r) {
+                    matrix.row_to_f32(r, row.data());  // the dequantised weights
+                    for (int64_t t = 0; t < m; ++t) {
+                        double want = 0;
+                        for (int64_t j = 0; j < k; ++j) {
+                            want += static_cast<double>(row[static_cast<size_t>(j)]) *
+                                    x[static_cast<size_t>(t * k + j)];
+                        }
+                        INFO(kernels.name << " k " << k << " m " << m << " format "
+                                          << static_cast<int>(format));
+                        CHECK(y[static_cast<size_t>(t * n_rows + r)] ==
+                              doctest::Approx(want).epsilon(1e-5).scale(1.0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("kernels: the portable row-dot kernels match a double-precision reference") {
+    check_table(portable_row_kernels());
+}
+
+TEST_CASE("kernels: the AVX2 row-dot kernels match a double-precision reference") {
+    const RowKernels* avx2 = avx2_row_kernels();
+    if (avx2 == nullptr) {
+        MESSAGE("AVX2+FMA not available on this CPU; skipped");
+        return;
+    }
+    check_table(*avx2);
+}
+
+TEST_CASE("matmul: the sgemm path and the row path agree for every weight format") {
+    ThreadPool pool(2);
+    Matmul matmul(&pool);
+    const int64_t k = 72;
+    const int64_t n = 300;  // more than one sgemm panel
+    const auto w = random_values(static_cast<size_t>(n * k), 3);
+    const auto x = random_values(static_cast<size_t>(20 * k), 4);
+    for (MatrixFormat format : {MatrixFormat::kF32, MatrixFormat::kBF16, MatrixFormat::kInt8}) {
+        const WeightMatrix matrix = WeightMatrix::from_f32(w, n, k, format);
+        std::vector<float> blas(static_cast<size_t>(20 * (n - 10)));
+        matmul.run({&matrix, 10, n - 10, x.data(), 20, blas.data()});  // m >= kBlasMinTokens
+        for (int64_t t = 0; t < 20; ++t) {
+            std::vector<float> rows(static_cast<size_t>(n - 10));
+            matmul.run({&matrix, 10, n - 10, x.data() + t * k, 1, rows.data()});
+            for (int64_t r = 0; r < n - 10; ++r) {
+                CHECK(rows[static_cast<size_t>(r)] ==
+                      doctest::Approx(blas[static_cast<size_t>(t * (n - 10) + r)]).epsilon(1e-5));
+            }
+        }
+    }
+}
+
+TEST_CASE("ops: router top-k renormalises by the p-norm and breaks ties to the lower id") {
+    ModelConfig config;
+    const std::vector<float> logits = {0.0f, 2.0f, 1.0f, 2.0f, -1.0f};
+    int32_t experts[2];
+    float weights[2];
+    config.expert_weights_norm_p = 1.0;
+    route_top_k(logits.data(), 5, 2, config, experts, weights);
+    CHECK(experts[0] == 1);
+    CHECK(experts[1] == 3);
+    CHECK(weights[0] == doctest::Approx(0.5));
+    config.expert_weights_norm_p = 2.0;
+    route_top_k(logits.data(), 5, 2, config, experts, weights);
+    CHECK(weights[0] == doctest::Approx(1.0 / std::sqrt(2.0)));
+    config.expert_weights_norm_p.reset();
+    route_top_k(logits.data(), 5, 2, config, experts, weights);
+    double z = 0;
+    for (float l : logits) {
+        z += std::exp(l);
+    }
+    CHECK(weights[0] == doctest::Approx(std::exp(2.0) / z));
+}
+
+}  // namespace sluice::inference::cpu

@@ -1,0 +1,115 @@
+// Sampling: greedy, seeds, truncations, penalties and log-probabilities.
+#include "inference/sampling.h"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <algorithm>
+#include <map>
+
+namespace sluice::inference {
+namespace {
+
+const std::vector<float> kLogits = {1.0f, 3.0f, 2.0f, 0.5f, 2.9f, -1.0f};
+
+std::map<int32_t, int> histogram(const SamplingParams& params, int n) {
+    Sampler sampler(params);
+    std::map<int32_t, int> counts;
+    for (int i = 0; i < n; ++i) {
+        ++counts[sampler.sample(kLogits, {}, {}).id];
+    }
+    return counts;
+}
+
+}  // namespace
+
+TEST_CASE("sampling: temperature 0 and top_k 1 are greedy") {
+    SamplingParams greedy{.temperature = 0.0f};
+    CHECK(Sampler(greedy).sample(kLogits, {}, {}).id == 1);
+    SamplingParams top1{.temperature = 5.0f, .top_k = 1};
+    CHECK(histogram(top1, 50) == std::map<int32_t, int>{{1, 50}});
+}
+
+TEST_CASE("sampling: a seed reproduces the same draws, another seed differs") {
+    auto draws = [](uint64_t seed) {
+        Sampler sampler(SamplingParams{.temperature = 1.5f, .seed = seed});
+        std::vector<int32_t> ids;
+        for (int i = 0; i < 64; ++i) {
+            ids.push_back(sampler.sample(kLogits, {}, {}).id);
+        }
+        return ids;
+    };
+    CHECK(draws(7) == draws(7));
+    CHECK(draws(7) != draws(8));
+}
+
+TEST_CASE("sampling: draws follow softmax(logits / T)") {
+    const int n = 20000;
+    auto counts = histogram(SamplingParams{.temperature = 1.0f, .seed = 3}, n);
+    double z = 0;
+    for (float l : kLogits) {
+        z += std::exp(l);
+    }
+    for (size_t id = 0; id < kLogits.size(); ++id) {
+        const double expected = std::exp(kLogits[id]) / z;
+        CHECK(counts[static_cast<int32_t>(id)] / static_cast<double>(n) ==
+              doctest::Approx(expected).epsilon(0.1));
+    }
+}
+
+TEST_CASE("sampling: top-k, top-p and min-p keep only what they should") {
+    auto only = [](const SamplingParams& params, std::vector<int32_t> allowed) {
+        for (const auto& [id, count] : histogram(params, 2000)) {
+            INFO("id " << id);
+            CHECK(std::find(allowed.begin(), allowed.end(), id) != allowed.end());
+        }
+    };
+    only({.temperature = 2.0f, .top_k = 2}, {1, 4});
+    // softmax: p(1) ≈ 0.39, p(4) ≈ 0.35, p(2) ≈ 0.14 — 0.7 needs the first two.
+    only({.temperature = 1.0f, .top_p = 0.7f}, {1, 4});
+    only({.temperature = 1.0f, .top_p = 0.8f}, {1, 4, 2});
+    // min_p 0.3: exp(l - 3) >= 0.3 keeps ids 1, 4, 2 (e^-1 = 0.37), not 0 (e^-2).
+    only({.temperature = 1.0f, .min_p = 0.3f}, {1, 4, 2});
+    CHECK(histogram({.temperature = 1.0f, .min_p = 0.3f, .seed = 1}, 2000).size() == 3);
+}
+
+TEST_CASE("sampling: penalties move the logits the documented way") {
+    // Token 1 repeated three times: frequency 0.2 * 3 + presence 0.5 = 1.1 off 3.0 → 1.9 < 2.9.
+    SamplingParams params{.temperature = 0.0f, .presence_penalty = 0.5f, .frequency_penalty = 0.2f};
+    const std::vector<int32_t> generated = {1, 1, 1};
+    CHECK(Sampler(params).sample(kLogits, {}, generated).id == 4);
+    CHECK(Sampler(params).sample(kLogits, generated, {}).id == 1);  // prompt does not count
+
+    // Repetition 2 over the prompt: 3.0 / 2 = 1.5 and 2.9 / 2 = 1.45, so id 2 (2.0) wins.
+    SamplingParams repetition{.temperature = 0.0f, .repetition_penalty = 2.0f};
+    const std::vector<int32_t> prompt = {1, 4};
+    CHECK(Sampler(repetition).sample(kLogits, prompt, {}).id == 2);
+}
+
+TEST_CASE("sampling: log-probabilities are the model's log-softmax") {
+    SamplingParams params{.temperature = 0.0f, .top_logprobs = 3};
+    SampledToken token = Sampler(params).sample(kLogits, {}, {});
+    double z = 0;
+    for (float l : kLogits) {
+        z += std::exp(l);
+    }
+    CHECK(token.logprob == doctest::Approx(3.0 - std::log(z)));
+    REQUIRE(token.top.size() == 3);
+    CHECK(token.top[0].id == 1);
+    CHECK(token.top[1].id == 4);
+    CHECK(token.top[2].id == 2);
+    CHECK(token.top[1].logprob == doctest::Approx(2.9 - std::log(z)));
+}
+
+TEST_CASE("sampling: invalid parameters are rejected naming them") {
+    auto message = [](SamplingParams p) { return validate_sampling(p).message(); };
+    CHECK(message({.temperature = -1.0f}).find("'temperature'") != std::string::npos);
+    CHECK(message({.top_k = -2}).find("'top_k'") != std::string::npos);
+    CHECK(message({.top_p = 0.0f}).find("'top_p'") != std::string::npos);
+    CHECK(message({.min_p = 1.5f}).find("'min_p'") != std::string::npos);
+    CHECK(message({.repetition_penalty = 0.0f}).find("'repetition_penalty'") != std::string::npos);
+    CHECK(message({.top_logprobs = 21}).find("'top_logprobs'") != std::string::npos);
+    CHECK(validate_sampling({}).ok());
+}
+
+}  // namespace sluice::inference

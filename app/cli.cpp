@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "app/bench_decode.h"
+#include "app/bench_grammar.h"
 #include "app/bench_memory.h"
 #include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
@@ -31,6 +32,7 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_tokenizer_bench(*this);
     add_model_commands(*this);
     add_decode_bench(*this);
+    add_grammar_bench(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

@@ -27,6 +27,7 @@
 
 #include "common/result.h"
 #include "inference/grammar.h"
+#include "inference/sampling.h"
 #include "inference/token_trie.h"
 #include "inference/tokenizer.h"
 
@@ -74,10 +75,10 @@ private:
     GrammarStats stats_;
 };
 
-class GrammarMatcher {
+class GrammarMatcher : public TokenConstraint {
 public:
     explicit GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar);
-    ~GrammarMatcher();
+    ~GrammarMatcher() override;
     GrammarMatcher(const GrammarMatcher& other);
     GrammarMatcher& operator=(const GrammarMatcher& other);
     GrammarMatcher(GrammarMatcher&&) noexcept;
@@ -86,12 +87,12 @@ public:
     // Writes the allowed next tokens into `bitset` (bit i of word i / 64 set: token i allowed);
     // every other bit is cleared. Precondition: bitset.size() >= grammar mask_words(). After
     // termination only nothing is allowed.
-    void fill_next_token_mask(std::span<uint64_t> bitset);
+    void fill_next_token_mask(std::span<uint64_t> bitset) override;
 
     // Follows a token. kInvalidArgument (state unchanged) when the grammar does not allow it;
     // kFailedPrecondition after termination. An end-of-turn token where the grammar is complete
     // terminates the matcher.
-    Status accept_token(int32_t id);
+    Status accept_token(int32_t id) override;
     // Follows raw bytes (a forced prefix, tests). kInvalidArgument (state unchanged) naming the
     // offset of the first byte the grammar rejects. Counts as one step for rollback().
     Status accept_bytes(std::string_view bytes);

@@ -254,7 +254,7 @@ json assignments_json(const std::vector<governance::GrantRow>& grants,
         if (privileges.is_null()) {
             privileges = json::array();
         }
-        privileges.push_back(governance::privilege_name(grant.privilege));
+        privileges.push_back(std::string(governance::privilege_name(grant.privilege)));
     }
     json out = json::array();
     for (auto& [principal, privileges] : by_principal) {
@@ -383,12 +383,12 @@ void effective_permissions(Governance& gov, const RequestInfo& info, const httpl
     }
     json privileges = json::array();
     for (const auto& [privilege, d] : *decisions) {
-        json entry = {{"privilege", governance::privilege_name(privilege)},
+        json entry = {{"privilege", std::string(governance::privilege_name(privilege))},
                       {"allowed", d.allowed},
-                      {"source", source_name(d.source)},
+                      {"source", std::string(source_name(d.source))},
                       {"reason", d.reason}};
         if (d.source == DecisionSource::kGrant || d.source == DecisionSource::kOwner) {
-            entry["inherited_from_type"] = governance::securable_type_name(d.on_type);
+            entry["inherited_from_type"] = std::string(governance::securable_type_name(d.on_type));
             entry["inherited_from_name"] = d.on_name;
             entry["via_principal"] = d.via_principal;
         }

@@ -16,7 +16,7 @@ RequestContext context_of(const RequestInfo& info) {
 nlohmann::json securable_json(const governance::Securable& s) {
     nlohmann::json out = {{"name", s.name},
                           {"full_name", s.full_name},
-                          {"securable_type", governance::securable_type_name(s.type)},
+                          {"securable_type", std::string(governance::securable_type_name(s.type))},
                           {"owner", s.owner},
                           {"comment", s.comment},
                           {"tags", s.tags},

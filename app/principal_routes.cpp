@@ -16,7 +16,7 @@ using nlohmann::json;
 
 json principal_json(const Principal& p) {
     return {{"name", p.name},
-            {"kind", governance::principal_kind_name(p.kind)},
+            {"kind", std::string(governance::principal_kind_name(p.kind))},
             {"is_admin", p.is_admin},
             {"created_at", p.created_at_ms}};
 }

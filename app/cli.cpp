@@ -7,6 +7,7 @@
 #include "app/bench_memory.h"
 #include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
+#include "app/generate_command.h"
 #include "app/governance_commands.h"
 #include "app/model_commands.h"
 #include "app/serve_command.h"
@@ -32,6 +33,7 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_tokenize_commands(*this);
     add_tokenizer_bench(*this);
     add_model_commands(*this);
+    add_generate_command(*this);
     add_decode_bench(*this);
     add_governance_commands(*this);
     add_authz_bench(*this);

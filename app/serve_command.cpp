@@ -150,18 +150,27 @@ int run_server(const Config& config) {
     // returns on its own, and enforces the shutdown deadline.
     std::jthread signal_thread([&] {
         int handled = 0;
+        int handled_count = 0;
+        auto first_signal_at = std::chrono::steady_clock::time_point::min();
         auto deadline = std::chrono::steady_clock::time_point::max();
         while (!served.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
             int received = g_signal_count.load();
-            if (received > 1) {
+            // A signal sent to a whole process group (a wrapper and the server) arrives twice
+            // at once; only a second signal a moment later means "stop now".
+            bool repeated = handled == 1 &&
+                            std::chrono::steady_clock::now() - first_signal_at >
+                                std::chrono::seconds(1);
+            if (received > handled_count && repeated) {
                 log::error("server", "second signal: exiting without waiting",
                            {{"in_flight", server.in_flight()}});
                 log::flush();
                 std::_Exit(1);
             }
-            if (received == 1 && handled == 0) {
+            if (received > 0 && handled == 0) {
                 handled = 1;
+                handled_count = received;
+                first_signal_at = std::chrono::steady_clock::now();
                 int number = g_last_signal.load();
                 log::info("server", "shutting down",
                           {{"signal", number == SIGINT ? "SIGINT" : "SIGTERM"},

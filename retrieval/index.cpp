@@ -7,6 +7,7 @@
 #include <map>
 
 #include "common/log.h"
+#include "retrieval/detail/rw_lock.h"
 #include "retrieval/fusion.h"
 
 namespace sluice::retrieval {
@@ -90,13 +91,15 @@ struct Index::Prepared {
 };
 
 Index::Index(Tag, std::filesystem::path dir, IndexSettings settings)
-    : dir_(std::move(dir)), settings_(std::move(settings)) {}
+    : dir_(std::move(dir)),
+      settings_(std::move(settings)),
+      mutex_(std::make_unique<detail::RwLock>()) {}
 
 Index::~Index() {
     wait_for_background_work();
     bool stale = false;
     {
-        std::shared_lock lock(mutex_);
+        std::shared_lock lock(*mutex_);
         stale = store_ && vectors_ && store_->sequence() != snapshot_sequence_;
     }
     if (stale) {
@@ -169,7 +172,7 @@ void Index::add_info(const Chunk& chunk) {
 }
 
 Status Index::load() {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(*mutex_);
     const auto options = vector_options(settings_);
     std::uint64_t snapshot_seq = 0;
     auto loaded = VectorIndex::load(dir_ / kSnapshotFile, options, snapshot_seq);
@@ -348,7 +351,7 @@ Result<UpsertStats> Index::upsert(const std::vector<Document>& documents) {
     // Chunking and embedding (possibly a remote call) run before the lock, so queries go on.
     SLUICE_ASSIGN_OR_RETURN(auto prepared, prepare(documents));
     UpsertStats stats;
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(*mutex_);
     auto batch = store_->batch();
     std::vector<std::uint64_t> removed;
     std::size_t new_documents = 0;
@@ -412,7 +415,7 @@ Result<UpsertStats> Index::upsert(const std::vector<Document>& documents) {
 }
 
 Result<std::size_t> Index::remove(const std::vector<std::string>& keys) {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(*mutex_);
     auto batch = store_->batch();
     std::vector<std::uint64_t> removed;
     std::size_t found = 0;
@@ -481,7 +484,7 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
     std::size_t depth = query.mode == QueryMode::kHybrid
                             ? std::max(query.k, query.candidates ? query.candidates : 100)
                             : query.k;
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(*mutex_);
     auto allow = admit(query.filter, reader);
     std::vector<ScoredId> lexical;
     std::vector<ScoredId> nearest;
@@ -518,7 +521,7 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
 }
 
 Status Index::snapshot() {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(*mutex_);
     std::uint64_t seq = store_->sequence();
     SLUICE_RETURN_IF_ERROR(vectors_->save(dir_ / kSnapshotFile, seq));
     snapshot_sequence_ = seq;
@@ -526,7 +529,7 @@ Status Index::snapshot() {
 }
 
 IndexStats Index::stats() const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(*mutex_);
     IndexStats stats;
     stats.documents = documents_;
     stats.chunks = chunks_.size();

@@ -38,6 +38,10 @@
 
 namespace sluice::retrieval {
 
+namespace detail {
+class RwLock;
+}
+
 enum class QueryMode { kAnn, kHybrid, kLexical };
 enum class FusionMethod { kRrf, kWeighted };
 
@@ -148,7 +152,7 @@ private:
     std::shared_ptr<const Embedder> embedder_;
     std::shared_ptr<const TokenCounter> tokens_;
 
-    mutable std::shared_mutex mutex_;
+    std::unique_ptr<detail::RwLock> mutex_;  // writer-preferring; see detail/rw_lock.h
     LexicalIndex lexical_;                                  // GUARDED_BY(mutex_)
     std::unique_ptr<VectorIndex> vectors_;                  // GUARDED_BY(mutex_)
     std::unordered_map<std::uint64_t, ChunkInfo> chunks_;   // GUARDED_BY(mutex_)

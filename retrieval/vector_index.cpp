@@ -3,11 +3,13 @@
 #include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 #include <fcntl.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <regex>
 
 #include "common/log.h"
+#include "retrieval/detail/rw_lock.h"
 #include "retrieval/detail/codec.h"
 
 namespace sluice::retrieval {
@@ -106,7 +109,8 @@ Result<Metric> parse_metric(std::string_view name) {
                             "', expected inner_product, cosine or l2");
 }
 
-VectorIndex::VectorIndex(Tag, VectorIndexOptions options) : options_(std::move(options)) {}
+VectorIndex::VectorIndex(Tag, VectorIndexOptions options)
+    : options_(std::move(options)), mutex_(std::make_unique<detail::RwLock>()) {}
 
 VectorIndex::~VectorIndex() {
     if (rebuild_thread_.joinable()) {
@@ -120,6 +124,11 @@ Status VectorIndex::build_empty(State& state) const {
         std::unique_ptr<faiss::Index> index(faiss::index_factory(
             static_cast<int>(options_.dimension), options_.factory.c_str(),
             faiss_metric(options_.metric)));
+        // The factory turns on polysemous training for IVF-PQ, which only serves polysemous
+        // Hamming filtering (never used here) and costs minutes on small training sets.
+        if (auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(index.get())) {
+            ivfpq->do_polysemous_training = false;
+        }
         state.index = std::move(index);
     } catch (const std::exception& e) {
         return invalid_argument("faiss rejects index factory '" + options_.factory + "': " +
@@ -158,12 +167,12 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::create(const VectorIndexOption
 }
 
 std::size_t VectorIndex::size() const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(*mutex_);
     return live_.size();
 }
 
 std::size_t VectorIndex::tombstones() const {
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(*mutex_);
     return state_->dead_count;
 }
 
@@ -250,7 +259,11 @@ Status VectorIndex::maybe_train(State& state) {
     return Status::ok_status();
 }
 
+// Every entry point pins OpenMP to one thread on its calling thread: requests already run in
+// parallel, and FAISS's parallel regions on small batches cost more in thread wake-ups than they
+// save (and oversubscribe the cores under concurrent requests).
 Status VectorIndex::add(std::uint64_t id, const Vector& vector) {
+    omp_set_num_threads(1);
     if (vector.size() != options_.dimension) {
         return invalid_argument("vector of " + std::to_string(vector.size()) +
                                 " floats, expected " + std::to_string(options_.dimension));
@@ -260,7 +273,7 @@ Status VectorIndex::add(std::uint64_t id, const Vector& vector) {
         l2_normalize(stored);
     }
     {
-        std::unique_lock lock(mutex_);
+        std::unique_lock lock(*mutex_);
         if (live_.count(id) != 0) {
             SLUICE_RETURN_IF_ERROR(remove_from_faiss(*state_, id));
         }
@@ -275,8 +288,9 @@ Status VectorIndex::add(std::uint64_t id, const Vector& vector) {
 }
 
 Status VectorIndex::remove(std::uint64_t id) {
+    omp_set_num_threads(1);
     {
-        std::unique_lock lock(mutex_);
+        std::unique_lock lock(*mutex_);
         if (live_.erase(id) == 0) {
             return Status::ok_status();
         }
@@ -325,11 +339,12 @@ Result<std::vector<ScoredId>> VectorIndex::search(
         return invalid_argument("query vector of " + std::to_string(query.size()) +
                                 " floats, expected " + std::to_string(options_.dimension));
     }
+    omp_set_num_threads(1);
     Vector q = query;
     if (options_.metric == Metric::kCosine) {
         l2_normalize(q);
     }
-    std::shared_lock lock(mutex_);
+    std::shared_lock lock(*mutex_);
     if (k == 0 || live_.empty()) {
         return std::vector<ScoredId>();
     }
@@ -395,12 +410,12 @@ Result<std::vector<ScoredId>> VectorIndex::search(
 }
 
 void VectorIndex::restore_live(std::uint64_t id, Vector vector) {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(*mutex_);
     live_[id] = std::move(vector);
 }
 
 Status VectorIndex::replay_add(std::uint64_t id) {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(*mutex_);
     auto found = live_.find(id);
     if (found == live_.end()) {
         return Status::ok_status();  // removed again later; its remove follows in the log
@@ -414,7 +429,7 @@ Status VectorIndex::replay_add(std::uint64_t id) {
 }
 
 Status VectorIndex::replay_remove(std::uint64_t id) {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(*mutex_);
     if (live_.count(id) != 0) {
         return Status::ok_status();
     }
@@ -422,9 +437,10 @@ Status VectorIndex::replay_remove(std::uint64_t id) {
 }
 
 Result<std::size_t> VectorIndex::finish_restore() {
+    omp_set_num_threads(1);
     std::size_t fixed = 0;
     {
-        std::unique_lock lock(mutex_);
+        std::unique_lock lock(*mutex_);
         State& state = *state_;
         std::vector<std::uint64_t> stale;
         if (kind_ == Kind::kIvf) {
@@ -462,7 +478,7 @@ Result<std::size_t> VectorIndex::finish_restore() {
 }
 
 void VectorIndex::maybe_start_rebuild() {
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(*mutex_);
     if (kind_ != Kind::kHnsw || rebuilding_) {
         return;
     }
@@ -481,11 +497,12 @@ void VectorIndex::maybe_start_rebuild() {
 }
 
 void VectorIndex::rebuild(std::stop_token stop) {
+    omp_set_num_threads(1);  // a background job leaves the cores to requests
     // 1. Copy the live vectors under a shared lock: queries go on, writers wait for the copy.
     std::vector<std::uint64_t> ids;
     std::vector<float> data;
     {
-        std::shared_lock lock(mutex_);
+        std::shared_lock lock(*mutex_);
         ids.reserve(live_.size());
         data.reserve(live_.size() * options_.dimension);
         for (const auto& [id, vector] : live_) {
@@ -516,7 +533,7 @@ void VectorIndex::rebuild(std::stop_token stop) {
         }
     }
     // 3. Under the exclusive lock, apply what changed meanwhile and swap.
-    std::unique_lock lock(mutex_);
+    std::unique_lock lock(*mutex_);
     for (std::uint64_t id : changed_during_rebuild_) {
         if (!status.ok()) {
             break;
@@ -550,7 +567,7 @@ Status VectorIndex::save(const std::filesystem::path& path, std::uint64_t sequen
     detail::Encoder header;
     faiss::VectorIOWriter blob;
     {
-        std::shared_lock lock(mutex_);
+        std::shared_lock lock(*mutex_);
         const State& state = *state_;
         header.put_string(kSnapshotMagic);
         header.put_varint(sequence);

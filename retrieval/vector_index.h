@@ -45,6 +45,10 @@ struct Index;
 
 namespace sluice::retrieval {
 
+namespace detail {
+class RwLock;
+}
+
 enum class Metric { kInnerProduct, kCosine, kL2 };
 
 std::string_view metric_name(Metric metric);
@@ -127,7 +131,7 @@ private:
     Kind kind_ = Kind::kIdMap;
     std::size_t train_min_ = 0;
 
-    mutable std::shared_mutex mutex_;
+    std::unique_ptr<detail::RwLock> mutex_;  // writer-preferring; see detail/rw_lock.h
     std::unique_ptr<State> state_;                    // GUARDED_BY(mutex_)
     std::unordered_map<std::uint64_t, Vector> live_;  // GUARDED_BY(mutex_)
     bool rebuilding_ = false;                         // GUARDED_BY(mutex_)

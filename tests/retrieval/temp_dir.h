@@ -7,6 +7,14 @@
 
 namespace sluice::retrieval::testing {
 
+// "prefix" + std::to_string(n), written so that GCC 12's -Wrestrict false positive on
+// `literal + std::string` does not fire.
+inline std::string numbered(const char* prefix, long long n) {
+    std::string out(prefix);
+    out.append(std::to_string(n));
+    return out;
+}
+
 class TempDir {
 public:
     explicit TempDir(const std::string& name) {

@@ -5,6 +5,7 @@
 #include "app/bench_memory.h"
 #include "app/config_commands.h"
 #include "app/retrieval_bench.h"
+#include "app/search_command.h"
 #include "app/serve_command.h"
 #include "app/version_command.h"
 
@@ -25,6 +26,7 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_config_commands(*this);
     add_memory_bench(*this);
     add_retrieval_bench(*this);
+    add_search_command(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

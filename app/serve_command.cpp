@@ -13,10 +13,13 @@
 #include "app/config_commands.h"
 #include "app/data_dir.h"
 #include "app/health_routes.h"
+#include "app/http_embedder.h"
 #include "app/http_server.h"
 #include "app/logging.h"
 #include "app/metrics.h"
 #include "app/readiness.h"
+#include "app/vector_search_routes.h"
+#include "retrieval/index_manager.h"
 #include "common/log.h"
 
 namespace sluice::app {
@@ -30,6 +33,26 @@ sigset_t shutdown_signals() {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     return set;
+}
+
+// Libraries start threads before main() runs (OpenBLAS, which FAISS links, starts its pool from
+// a library constructor); those threads keep the default signal mask, so a process-directed
+// SIGTERM can land on one of them. A handler catches it there and leaves the number for the
+// signal thread, which checks it between its waits. A signal handler can only reach state
+// through a global, hence this one, lock-free and written nowhere else.
+std::atomic<int> g_forwarded_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+
+extern "C" void forward_shutdown_signal(int signal_number) {
+    g_forwarded_signal.store(signal_number);
+}
+
+void install_forwarding_handlers() {
+    struct sigaction action {};
+    action.sa_handler = forward_shutdown_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
 }
 
 HttpServerOptions server_options(const Config& config) {
@@ -47,6 +70,7 @@ HttpServerOptions server_options(const Config& config) {
 int run_server(const Config& config) {
     sigset_t signals = shutdown_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    install_forwarding_handlers();
 
     Status logging = install_logging(config.log);
     if (!logging.ok()) {
@@ -75,9 +99,25 @@ int run_server(const Config& config) {
                   "data directory " + (*data_dir)->path().string() + " locked, format version " +
                       std::to_string((*data_dir)->format_version()));
 
+    retrieval::IndexDeps index_deps;
+    index_deps.embedders = server_embedder_factory();
+    auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", index_deps);
+    if (!indexes.ok()) {
+        log::error("server", "cannot open vector indexes", {{"error", indexes.status().message()}});
+        log::flush();
+        std::cerr << "sluice serve: " << indexes.status().message() << "\n";
+        return 1;
+    }
+
     Metrics metrics(build);
     HttpServer server(server_options(config), metrics);
     add_health_routes(server, readiness, metrics);
+    // No authentication is wired into the server yet, so every query runs as the one local
+    // operator identity; documents are readable through the API only when their acl names
+    // the principal "local-operator" or the group "local-operators".
+    add_vector_search_routes(server, **indexes, [](const httplib::Request&) {
+        return Result<retrieval::Reader>(retrieval::Reader{"local-operator", {"local-operators"}});
+    });
 
     if (Status bound = server.bind(); !bound.ok()) {
         log::error("server", "cannot listen", {{"error", bound.message()}});
@@ -98,6 +138,9 @@ int run_server(const Config& config) {
         while (!served.load()) {
             timespec slice{0, 100'000'000};
             int signal_number = sigtimedwait(&signals, nullptr, &slice);
+            if (signal_number <= 0) {
+                signal_number = g_forwarded_signal.exchange(0);
+            }
             if (signal_number > 0 && draining) {
                 log::error("server", "second signal: exiting without waiting",
                            {{"in_flight", server.in_flight()}});
@@ -132,6 +175,10 @@ int run_server(const Config& config) {
     if (!served_status.ok()) {
         log::error("server", "http server failed", {{"error", served_status.message()}});
         exit_code = 1;
+    }
+    if (Status saved = (*indexes)->snapshot_all(); !saved.ok()) {
+        log::error("server", "vector snapshots at shutdown failed; the next start replays",
+                   {{"error", saved.message()}});
     }
     log::info("server", "stopped", {{"exit_code", exit_code}});
     log::flush();

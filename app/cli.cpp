@@ -11,6 +11,8 @@
 #include "app/generate_command.h"
 #include "app/governance_commands.h"
 #include "app/model_commands.h"
+#include "app/retrieval_bench.h"
+#include "app/search_command.h"
 #include "app/serve_command.h"
 #include "app/tokenize_command.h"
 #include "app/version_command.h"
@@ -39,6 +41,8 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_grammar_bench(*this);
     add_governance_commands(*this);
     add_authz_bench(*this);
+    add_retrieval_bench(*this);
+    add_search_command(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

@@ -15,6 +15,8 @@
 #include "app/http_server.h"
 #include "app/logging.h"
 #include "app/metrics.h"
+#include "app/model_host.h"
+#include "app/openai_routes.h"
 #include "app/readiness.h"
 #include "common/log.h"
 
@@ -87,7 +89,11 @@ int run_server(const Config& config) {
 
     Metrics metrics(build);
     HttpServer server(server_options(config), metrics);
+    // Declared after the server: destroyed (engine stopped) once serve() has returned.
+    ModelHost model(config.model, &readiness);
     add_health_routes(server, readiness, metrics);
+    add_openai_routes(server, model);
+    metrics.add_collector([&model] { return model.metrics_text(); });
 
     if (Status bound = server.bind(); !bound.ok()) {
         log::error("server", "cannot listen", {{"error", bound.message()}});
@@ -98,6 +104,7 @@ int run_server(const Config& config) {
     std::string address = config.server.host + ":" + std::to_string(server.port());
     readiness.set("http", true, "listening on " + address);
     log::info("server", "listening", {{"address", address}, {"threads", config.server.threads}});
+    model.start_loading();
 
     std::atomic<bool> served{false};
     // Watches for shutdown signals in short slices, so that it also notices when serve()

@@ -2,10 +2,13 @@
 
 #include <iostream>
 
+#include "app/bench_authz.h"
 #include "app/bench_decode.h"
 #include "app/bench_memory.h"
 #include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
+#include "app/generate_command.h"
+#include "app/governance_commands.h"
 #include "app/model_commands.h"
 #include "app/serve_command.h"
 #include "app/tokenize_command.h"
@@ -30,7 +33,10 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_tokenize_commands(*this);
     add_tokenizer_bench(*this);
     add_model_commands(*this);
+    add_generate_command(*this);
     add_decode_bench(*this);
+    add_governance_commands(*this);
+    add_authz_bench(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

@@ -91,6 +91,14 @@ const std::vector<Field>& fields() {
                        "Seconds in-flight requests may take to finish after SIGINT/SIGTERM",
                        &C::server, &ServerConfig::shutdown_deadline_s),
             0, 3600));
+        f.push_back(make_field("server", "metrics_public", FieldType::kBoolean,
+                               "Serve /metrics without a bearer token (false: authenticate it)",
+                               &C::server, &ServerConfig::metrics_public));
+        f.push_back(with_range(
+            make_field("governance", "audit_checkpoint_every", FieldType::kInteger,
+                       "Audit records between Ed25519-signed checkpoints of the hash chain",
+                       &C::governance, &GovernanceConfig::audit_checkpoint_every),
+            1, 1e9));
         f.push_back(make_field("storage", "data_dir", FieldType::kString,
                                "Data directory (catalog, chunks, indexes); created 0700",
                                &C::storage, &StorageConfig::data_dir));

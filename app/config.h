@@ -31,10 +31,15 @@ struct ServerConfig {
     double read_timeout_s = 30;
     double write_timeout_s = 30;
     double shutdown_deadline_s = 20;  // in-flight requests get this long after SIGTERM
+    bool metrics_public = true;       // false: /metrics needs a bearer token like the API
 };
 
 struct StorageConfig {
     std::string data_dir = "./data";
+};
+
+struct GovernanceConfig {
+    std::int64_t audit_checkpoint_every = 1000;  // audit records between signed checkpoints
 };
 
 struct LogConfig {
@@ -62,6 +67,7 @@ struct ModelSettings {
 struct Config {
     ServerConfig server;
     StorageConfig storage;
+    GovernanceConfig governance;
     LogConfig log;
     ModelSettings model;
 };

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <string>
 #include <vector>
@@ -20,7 +21,7 @@
 #include <httplib.h>
 
 #include "app/metrics.h"
-#include "common/status.h"
+#include "common/result.h"
 
 namespace sluice::app {
 
@@ -34,13 +35,30 @@ struct HttpServerOptions {
     bool access_log = true;
 };
 
+// Who an authenticated request speaks for.
+struct Identity {
+    std::int64_t principal_id = 0;
+    std::string principal;
+    std::string token_id;  // never the secret
+};
+
 // What a handler knows about its request beyond httplib's view of it.
 struct RequestInfo {
     std::string request_id;
+    std::string client_address;
+    // Set on every request that passed the authenticator; absent on open paths and when no
+    // authenticator is installed.
+    std::optional<Identity> identity;
 };
 
 using HttpHandler =
     std::function<void(const RequestInfo&, const httplib::Request&, httplib::Response&)>;
+
+// Checks a request's credentials before routing. Returns the identity, or a failed Status
+// (kUnauthenticated for bad credentials, which the server answers with 401 and the envelope;
+// other codes map as usual). Runs on the worker threads; must be thread-safe.
+using Authenticator = std::function<Result<Identity>(
+    const httplib::Request&, const std::string& request_id, const std::string& client_address)>;
 
 class HttpServer {
 public:
@@ -52,6 +70,12 @@ public:
     // `pattern` is a regular expression matched against the whole path (httplib 0.11); it
     // also labels metrics. Methods: GET (also answers HEAD), POST, PUT, PATCH, DELETE.
     void route(const std::string& method, const std::string& pattern, HttpHandler handler);
+
+    // Installs the pre-routing authentication check. Every request whose path is not in
+    // `open_paths` (exact matches, e.g. "/healthz") must pass it, including requests for paths
+    // no route serves, so that unauthenticated clients learn nothing about the routes.
+    // Call before serve().
+    void set_authenticator(Authenticator authenticator, std::vector<std::string> open_paths);
 
     // Binds the listening socket. kUnavailable names the address when it cannot be bound.
     Status bind();
@@ -77,6 +101,8 @@ private:
 
     HttpServerOptions options_;
     Metrics& metrics_;
+    Authenticator authenticator_;
+    std::vector<std::string> open_paths_;
     std::unique_ptr<httplib::Server> server_;
     std::vector<Route> routes_;
     std::atomic<int> port_{0};

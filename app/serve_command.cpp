@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "app/build_info.h"
+#include "app/catalog_routes.h"
+#include "app/principal_routes.h"
 #include "app/config_commands.h"
 #include "app/data_dir.h"
 #include "app/health_routes.h"
@@ -19,6 +21,7 @@
 #include "app/openai_routes.h"
 #include "app/readiness.h"
 #include "common/log.h"
+#include "governance/governance.h"
 
 namespace sluice::app {
 namespace {
@@ -87,13 +90,56 @@ int run_server(const Config& config) {
                   "data directory " + (*data_dir)->path().string() + " locked, format version " +
                       std::to_string((*data_dir)->format_version()));
 
+    governance::GovernanceOptions governance_options;
+    governance_options.audit.checkpoint_every = config.governance.audit_checkpoint_every;
+    auto gov = governance::Governance::open((*data_dir)->path(), governance_options);
+    if (!gov.ok()) {
+        log::error("server", "cannot open the catalog", {{"error", gov.status().message()}});
+        log::flush();
+        std::cerr << "sluice serve: " << gov.status().message() << "\n";
+        return 1;
+    }
+    auto bootstrap = (*gov)->bootstrap_admin();
+    if (!bootstrap.ok()) {
+        log::error("server", "cannot create the first admin", {{"error", bootstrap.status().message()}});
+        log::flush();
+        std::cerr << "sluice serve: " << bootstrap.status().message() << "\n";
+        return 1;
+    }
+    if (bootstrap->has_value()) {
+        // Shown once, on stderr only, never through the log sink: only its hash is stored.
+        log::info("server", "created the first admin", {{"principal", "admin"},
+                                                        {"token_id", (*bootstrap)->info.id}});
+        log::flush();
+        std::cerr << "\n=== SLUICE ADMIN TOKEN (shown once; store it now) ===\n"
+                  << "admin token: " << (*bootstrap)->secret << "\n"
+                  << "=== END SLUICE ADMIN TOKEN ===\n\n"
+                  << std::flush;
+    }
+
     Metrics metrics(build);
     HttpServer server(server_options(config), metrics);
+    std::vector<std::string> open_paths = {"/healthz", "/readyz"};
+    if (config.server.metrics_public) {
+        open_paths.emplace_back("/metrics");
+    }
+    governance::Governance& governance = **gov;
+    server.set_authenticator(
+        [&governance](const httplib::Request& req, const std::string& request_id,
+                      const std::string& client) -> Result<Identity> {
+            SLUICE_ASSIGN_OR_RETURN(
+                governance::RequestContext context,
+                governance.authenticate(req.get_header_value("Authorization"), request_id, client));
+            return Identity{context.principal_id, context.principal, context.token_id};
+        },
+        open_paths);
     // Declared after the server: destroyed (engine stopped) once serve() has returned.
     ModelHost model(config.model, &readiness);
     add_health_routes(server, readiness, metrics);
     add_openai_routes(server, model);
     metrics.add_collector([&model] { return model.metrics_text(); });
+    add_catalog_routes(server, governance);
+    add_principal_routes(server, governance);
 
     if (Status bound = server.bind(); !bound.ok()) {
         log::error("server", "cannot listen", {{"error", bound.message()}});
@@ -111,18 +157,27 @@ int run_server(const Config& config) {
     // returns on its own, and enforces the shutdown deadline.
     std::jthread signal_thread([&] {
         int handled = 0;
+        int handled_count = 0;
+        auto first_signal_at = std::chrono::steady_clock::time_point::min();
         auto deadline = std::chrono::steady_clock::time_point::max();
         while (!served.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
             int received = g_signal_count.load();
-            if (received > 1) {
+            // A signal sent to a whole process group (a wrapper and the server) arrives twice
+            // at once; only a second signal a moment later means "stop now".
+            bool repeated = handled == 1 &&
+                            std::chrono::steady_clock::now() - first_signal_at >
+                                std::chrono::seconds(1);
+            if (received > handled_count && repeated) {
                 log::error("server", "second signal: exiting without waiting",
                            {{"in_flight", server.in_flight()}});
                 log::flush();
                 std::_Exit(1);
             }
-            if (received == 1 && handled == 0) {
+            if (received > 0 && handled == 0) {
                 handled = 1;
+                handled_count = received;
+                first_signal_at = std::chrono::steady_clock::now();
                 int number = g_last_signal.load();
                 log::info("server", "shutting down",
                           {{"signal", number == SIGINT ? "SIGINT" : "SIGTERM"},

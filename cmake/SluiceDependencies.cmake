@@ -22,3 +22,6 @@ find_package(OpenMP REQUIRED)
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)
 find_package(faiss CONFIG REQUIRED)
+
+# Governance: token hashing, random token bodies, audit checkpoint signatures (Ed25519).
+find_package(OpenSSL REQUIRED)

@@ -43,7 +43,7 @@ std::vector<std::string> sse_data(const std::string& body) {
 // A raw connection that sends a request and may vanish without reading the answer.
 class RawClient {
 public:
-    explicit RawClient(int port) {
+    RawClient(int port, std::string token) : token_(std::move(token)) {
         fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
         sockaddr_in address{};
         address.sin_family = AF_INET;
@@ -57,8 +57,8 @@ public:
     void post(const std::string& path, const json& body) {
         const std::string payload = body.dump();
         const std::string request = "POST " + path +
-                                    " HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
-                                    "application/json\r\nContent-Length: " +
+                                    " HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + token_ +
+                                    "\r\nContent-Type: application/json\r\nContent-Length: " +
                                     std::to_string(payload.size()) + "\r\n\r\n" + payload;
         REQUIRE(::write(fd_, request.data(), request.size()) ==
                 static_cast<ssize_t>(request.size()));
@@ -83,6 +83,7 @@ public:
     }
 
 private:
+    std::string token_;
     int fd_ = -1;
     std::string received_;
 };
@@ -231,10 +232,10 @@ TEST_CASE("a full queue answers 429 with Retry-After and loses no accepted reque
                          {{"SLUICE_MODEL_MAX_RUNNING", "1"},
                           {"SLUICE_MODEL_MAX_QUEUED_REQUESTS", "1"}});
     server.wait_model_ready(true);
-    RawClient running(server.port);
+    RawClient running(server.port, server.admin_token);
     running.post("/v1/chat/completions", chat_body(3000, true));
     running.read_until("data: ");  // generating: it holds the one running slot
-    RawClient queued(server.port);
+    RawClient queued(server.port, server.admin_token);
     queued.post("/v1/chat/completions", chat_body(3, true));
     queued.read_until("text/event-stream");  // accepted: it waits in the queue
 
@@ -254,7 +255,7 @@ TEST_CASE("a client that disconnects mid-stream has its request cancelled and bl
     ServerProcess server("abort", tiny_model_dir());
     server.wait_model_ready(true);
     {
-        RawClient client(server.port);
+        RawClient client(server.port, server.admin_token);
         client.post("/v1/chat/completions", chat_body(3000, true));
         client.read_until("\"content\"");
         CHECK(server.metric("sluice_kv_blocks_in_use") > 0);

@@ -34,6 +34,7 @@ struct Server {
     std::unique_ptr<ChildProcess> process;
     int port = 0;
     std::filesystem::path data_dir;
+    std::string admin_token;  // printed once on the first start of a data directory
 
     explicit Server(const std::filesystem::path& dir,
                     std::map<std::string, std::string> environment = {},
@@ -49,6 +50,11 @@ struct Server {
         auto record = nlohmann::json::parse(*line);
         std::string address = record.at("address");
         port = std::stoi(address.substr(address.rfind(':') + 1));
+        std::string output = process->output();
+        auto marker = output.find("admin token: ");
+        if (marker != std::string::npos) {
+            admin_token = output.substr(marker + 13, output.find('\n', marker) - marker - 13);
+        }
     }
 
     httplib::Client client() const {
@@ -186,8 +192,14 @@ TEST_CASE("serve answers errors with the JSON envelope") {
     Server server(dir, {{"SLUICE_SERVER_MAX_BODY_BYTES", "1024"}});
     auto client = server.client();
 
-    SUBCASE("unknown route is 404") {
-        auto result = client.Get("/no/such/route");
+    SUBCASE("unknown route is 401 without a token and 404 with one") {
+        auto anonymous = client.Get("/no/such/route");
+        REQUIRE(anonymous);
+        CHECK(anonymous->status == 401);
+        CHECK(error_of(anonymous)["type"] == "authentication_error");
+        CHECK(anonymous->get_header_value("WWW-Authenticate").rfind("Bearer", 0) == 0);
+        auto result = client.Get("/no/such/route",
+                                 {{"Authorization", "Bearer " + server.admin_token}});
         REQUIRE(result);
         CHECK(result->status == 404);
         CHECK(error_of(result)["type"] == "not_found_error");

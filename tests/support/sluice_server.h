@@ -60,6 +60,7 @@ struct ServerProcess {
     std::unique_ptr<ChildProcess> process;
     int port = 0;
     std::filesystem::path data_dir;
+    std::string admin_token;  // printed on the first start of a data directory
 
     ServerProcess(const std::string& name, const std::string& model,
                   std::map<std::string, std::string> environment = {})
@@ -74,6 +75,10 @@ struct ServerProcess {
         auto record = nlohmann::json::parse(*line);
         std::string address = record.at("address");
         port = std::stoi(address.substr(address.rfind(':') + 1));
+        const std::string output = process->output();
+        const auto marker = output.find("admin token: ");
+        REQUIRE_MESSAGE(marker != std::string::npos, "no admin token in: " << output);
+        admin_token = output.substr(marker + 13, output.find('\n', marker) - marker - 13);
     }
     ~ServerProcess() {
         process->signal(SIGTERM);
@@ -85,6 +90,7 @@ struct ServerProcess {
     httplib::Client client() const {
         httplib::Client c("127.0.0.1", port);
         c.set_read_timeout(60, 0);
+        c.set_bearer_token_auth(admin_token);
         return c;
     }
 

@@ -1,0 +1,91 @@
+#include "app/governance_http.h"
+
+#include "app/http_errors.h"
+
+namespace sluice::app {
+
+using governance::AuditEvent;
+using governance::RequestContext;
+
+RequestContext context_of(const RequestInfo& info) {
+    SLUICE_CHECK(info.identity.has_value(), "governance route reached without authentication");
+    return RequestContext{info.identity->principal_id, info.identity->principal, info.request_id,
+                          info.client_address, info.identity->token_id};
+}
+
+nlohmann::json securable_json(const governance::Securable& s) {
+    nlohmann::json out = {{"name", s.name},
+                          {"full_name", s.full_name},
+                          {"securable_type", std::string(governance::securable_type_name(s.type))},
+                          {"owner", s.owner},
+                          {"comment", s.comment},
+                          {"tags", s.tags},
+                          {"created_at", s.created_at_ms},
+                          {"updated_at", s.updated_at_ms}};
+    auto dot = s.full_name.find('.');
+    if (s.type != governance::SecurableType::kCatalog &&
+        s.type != governance::SecurableType::kConnection && dot != std::string::npos) {
+        out["catalog_name"] = s.full_name.substr(0, dot);
+        auto second = s.full_name.find('.', dot + 1);
+        if (second != std::string::npos) {
+            out["schema_name"] = s.full_name.substr(dot + 1, second - dot - 1);
+        }
+    }
+    return out;
+}
+
+Status audit_action(governance::Governance& gov, const RequestContext& context,
+                    std::string action, std::string securable, const Status& outcome,
+                    std::string details) {
+    AuditEvent event;
+    event.principal = context.principal;
+    event.action = std::move(action);
+    event.securable = std::move(securable);
+    event.result = outcome.ok() ? "ok" : "error";
+    event.request_id = context.request_id;
+    event.client = context.client_address;
+    event.token_id = context.token_id;
+    event.decided_by = outcome.ok() ? "" : outcome.to_string();
+    event.details = std::move(details);
+    return gov.audit().append(std::move(event));
+}
+
+Status require_admin(governance::Governance& gov, const RequestContext& context,
+                     std::string_view action) {
+    Result<bool> admin = gov.authorizer().is_admin(context.principal_id);
+    AuditEvent event;
+    event.principal = context.principal;
+    event.action = "admin:" + std::string(action);
+    event.securable = "metastore:";
+    event.request_id = context.request_id;
+    event.client = context.client_address;
+    event.token_id = context.token_id;
+    bool allowed = admin.ok() && *admin;
+    event.result = allowed ? "allow" : "deny";
+    event.decided_by = allowed ? "'" + context.principal + "' is a metastore admin"
+                               : "'" + context.principal + "' is not a metastore admin";
+    SLUICE_RETURN_IF_ERROR(gov.audit().append(std::move(event)));
+    if (!admin.ok()) {
+        return admin.status();
+    }
+    if (!allowed) {
+        return Status(StatusCode::kPermissionDenied,
+                      std::string(action) + " needs a metastore admin; '" + context.principal +
+                          "' is not one");
+    }
+    return Status();
+}
+
+void send_json(httplib::Response& res, const nlohmann::json& body, int status) {
+    res.status = status;
+    res.set_content(body.dump(), "application/json");
+}
+
+Result<std::string> string_field(const nlohmann::json& body, const std::string& field) {
+    if (!body.is_object() || !body.contains(field) || !body[field].is_string()) {
+        return invalid_argument("request body: \"" + field + "\" must be a string");
+    }
+    return body[field].get<std::string>();
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,41 @@
+#pragma once
+// What the governance REST routes share: the request context from an authenticated request,
+// JSON shapes of securables, and audit records for writes.
+//
+// Thread safety: free functions; thread-safe.
+
+#include <string>
+#include <string_view>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "app/http_server.h"
+#include "governance/governance.h"
+
+namespace sluice::app {
+
+// The governance context of an authenticated request. Every governance route sits behind the
+// authenticator, so an identity is present; its absence is a wiring bug.
+governance::RequestContext context_of(const RequestInfo& info);
+
+// Unity Catalog's shape: {"name", "full_name", "catalog_name", "schema_name", "owner",
+// "comment", "tags", "created_at", "updated_at", "securable_type"}.
+nlohmann::json securable_json(const governance::Securable& securable);
+
+// Audits a completed write (or admin read) by the caller: action, securable, outcome.
+Status audit_action(governance::Governance& gov, const governance::RequestContext& context,
+                    std::string action, std::string securable, const Status& outcome,
+                    std::string details = "");
+
+// Requires that the caller is a metastore admin; audited as "admin:<action>".
+Status require_admin(governance::Governance& gov, const governance::RequestContext& context,
+                     std::string_view action);
+
+// Writes `body` as the JSON response.
+void send_json(httplib::Response& res, const nlohmann::json& body, int status = 200);
+
+// A JSON field as a string: kInvalidArgument naming the field when absent or not a string.
+Result<std::string> string_field(const nlohmann::json& body, const std::string& field);
+
+}  // namespace sluice::app

@@ -1,0 +1,252 @@
+#include "governance/audit_log.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "common/log.h"
+#include "governance/detail/audit_format.h"
+#include "governance/detail/crypto.h"
+#include "governance/detail/sqlite.h"
+
+namespace sluice::governance {
+namespace {
+
+void append_json_string(std::string& out, std::string_view text) {
+    out += '"';
+    for (char c : text) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char escaped[8];
+                    std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
+                    out += escaped;
+                } else {
+                    out += c;
+                }
+        }
+    }
+    out += '"';
+}
+
+std::int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+std::string audit_record_json(const AuditRecord& record, bool with_hash) {
+    const AuditEvent& e = record.event;
+    std::string out = "{";
+    auto field = [&out](std::string_view key, std::string_view value) {
+        append_json_string(out, key);
+        out += ':';
+        append_json_string(out, value);
+        out += ',';
+    };
+    field("action", e.action);
+    field("client", e.client);
+    field("decided_by", e.decided_by);
+    field("details", e.details);
+    if (with_hash) {
+        field("hash", detail::to_hex(record.hash));
+    }
+    field("prev_hash", detail::to_hex(record.prev_hash));
+    field("principal", e.principal);
+    field("request_id", e.request_id);
+    field("result", e.result);
+    field("securable", e.securable);
+    out += "\"seq\":" + std::to_string(record.seq) + ",";
+    out += "\"time_us\":" + std::to_string(e.time_us) + ",";
+    field("token_id", e.token_id);
+    out.back() = '}';
+    return out;
+}
+
+std::string audit_record_hash(const AuditRecord& record) {
+    return detail::sha256(record.prev_hash + audit_record_json(record, false));
+}
+
+Result<std::string> audit_public_key(const std::filesystem::path& key_path) {
+    SLUICE_ASSIGN_OR_RETURN(auto key, detail::Ed25519Key::load_or_create(key_path));
+    return key->public_key();
+}
+
+AuditLog::AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail::Ed25519Key> key,
+                   AuditLogOptions options)
+    : db_(std::move(db)), key_(std::move(key)), options_(options) {
+    writer_ = std::jthread([this](std::stop_token stop) { run(stop); });
+}
+
+AuditLog::~AuditLog() {
+    writer_.request_stop();
+    wake_.notify_all();
+    writer_.join();
+    std::lock_guard db_lock(db_mutex_);
+    Status signed_head = checkpoint_locked();
+    if (!signed_head.ok()) {
+        log::error("audit", "cannot sign the final audit checkpoint",
+                   {{"error", signed_head.message()}});
+    }
+}
+
+Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& db_path,
+                                                 const std::filesystem::path& key_path,
+                                                 AuditLogOptions options) {
+    if (options.checkpoint_every < 1) {
+        return invalid_argument("audit checkpoint interval must be at least 1 record, found " +
+                                std::to_string(options.checkpoint_every));
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open(db_path.string()));
+    SLUICE_ASSIGN_OR_RETURN(auto key, detail::Ed25519Key::load_or_create(key_path));
+    return std::make_unique<AuditLog>(std::move(db), std::move(key), options);
+}
+
+Status AuditLog::append(AuditEvent event) {
+    if (event.time_us == 0) {
+        event.time_us = now_us();
+    }
+    Pending pending{std::move(event), Status(), false};
+    std::unique_lock lock(mutex_);
+    queue_.push_back(&pending);
+    wake_.notify_one();
+    done_.wait(lock, [&] { return pending.done; });
+    return pending.result;
+}
+
+std::int64_t AuditLog::appended() const {
+    std::lock_guard lock(mutex_);
+    return appended_;
+}
+
+void AuditLog::run(std::stop_token stop) {
+    while (true) {
+        std::vector<Pending*> batch;
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, stop, [&] { return !queue_.empty(); });
+            if (queue_.empty()) {
+                return;  // stop requested and nothing left to write
+            }
+            batch.assign(queue_.begin(), queue_.end());
+            queue_.clear();
+        }
+        Status written;
+        {
+            std::lock_guard db_lock(db_mutex_);
+            written = write_batch(batch);
+        }
+        if (!written.ok()) {
+            log::error("audit", "cannot write audit records",
+                       {{"records", batch.size()}, {"error", written.message()}});
+        }
+        std::lock_guard lock(mutex_);
+        for (Pending* pending : batch) {
+            pending->result = written;
+            pending->done = true;
+        }
+        if (written.ok()) {
+            appended_ += static_cast<std::int64_t>(batch.size());
+        }
+        done_.notify_all();
+    }
+}
+
+Status AuditLog::write_batch(std::vector<Pending*>& batch) {
+    SLUICE_ASSIGN_OR_RETURN(auto transaction, detail::Transaction::begin(*db_));
+    // The tail: the last record, else the last archive's anchor, else the genesis.
+    SLUICE_ASSIGN_OR_RETURN(
+        auto* tail,
+        db_->cached("SELECT seq, hash FROM (SELECT seq, hash FROM audit_log ORDER BY seq DESC "
+                    "LIMIT 1) UNION ALL SELECT * FROM (SELECT last_seq, last_hash FROM "
+                    "audit_archives ORDER BY last_seq DESC LIMIT 1) ORDER BY 1 DESC LIMIT 1"));
+    SLUICE_ASSIGN_OR_RETURN(bool has_tail, tail->step());
+    std::int64_t seq = has_tail ? tail->column_int(0) : 0;
+    std::string prev = has_tail ? tail->column_blob(1) : std::string(32, '\0');
+    tail->reset();
+
+    SLUICE_ASSIGN_OR_RETURN(
+        auto* insert,
+        db_->cached("INSERT INTO audit_log (seq, time_us, principal, action, securable, result, "
+                    "request_id, client, token_id, decided_by, details, prev_hash, hash) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    bool crossed_checkpoint = false;
+    for (Pending* pending : batch) {
+        AuditRecord record{++seq, pending->event, prev, ""};
+        record.hash = audit_record_hash(record);
+        const AuditEvent& e = record.event;
+        insert->reset();
+        SLUICE_RETURN_IF_ERROR(insert->bind(1, record.seq)
+                                   .bind(2, e.time_us)
+                                   .bind(3, e.principal)
+                                   .bind(4, e.action)
+                                   .bind(5, e.securable)
+                                   .bind(6, e.result)
+                                   .bind(7, e.request_id)
+                                   .bind(8, e.client)
+                                   .bind(9, e.token_id)
+                                   .bind(10, e.decided_by)
+                                   .bind(11, e.details)
+                                   .bind_blob(12, record.prev_hash.data(), record.prev_hash.size())
+                                   .bind_blob(13, record.hash.data(), record.hash.size())
+                                   .run());
+        prev = record.hash;
+        crossed_checkpoint = crossed_checkpoint || seq % options_.checkpoint_every == 0;
+    }
+    SLUICE_RETURN_IF_ERROR(transaction->commit());
+    if (crossed_checkpoint) {
+        SLUICE_RETURN_IF_ERROR(checkpoint_locked());
+    }
+    return Status();
+}
+
+Status AuditLog::checkpoint() {
+    std::lock_guard db_lock(db_mutex_);
+    return checkpoint_locked();
+}
+
+Status AuditLog::checkpoint_locked() {
+    SLUICE_ASSIGN_OR_RETURN(auto transaction, detail::Transaction::begin(*db_));
+    SLUICE_ASSIGN_OR_RETURN(
+        auto head, db_->prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"));
+    SLUICE_ASSIGN_OR_RETURN(bool has_head, head.step());
+    if (!has_head) {
+        return Status();
+    }
+    std::int64_t seq = head.column_int(0);
+    std::string hash = head.column_blob(1);
+    head.reset();
+    SLUICE_ASSIGN_OR_RETURN(auto last,
+                            db_->prepare("SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints"));
+    SLUICE_ASSIGN_OR_RETURN(bool has_last, last.step());
+    if (has_last && last.column_int(0) >= seq) {
+        return Status();  // the head is already signed
+    }
+    last.reset();
+    SLUICE_ASSIGN_OR_RETURN(std::string signature, key_->sign(detail::audit_checkpoint_message(seq, hash)));
+    SLUICE_ASSIGN_OR_RETURN(auto insert, db_->prepare("INSERT INTO audit_checkpoints (seq, hash, "
+                                                      "time_us, public_key, signature) VALUES "
+                                                      "(?, ?, ?, ?, ?)"));
+    const std::string& public_key = key_->public_key();
+    SLUICE_RETURN_IF_ERROR(insert.bind(1, seq)
+                               .bind_blob(2, hash.data(), hash.size())
+                               .bind(3, now_us())
+                               .bind_blob(4, public_key.data(), public_key.size())
+                               .bind_blob(5, signature.data(), signature.size())
+                               .run());
+    return transaction->commit();
+}
+
+}  // namespace sluice::governance
+
+namespace sluice::governance::detail {
+std::string audit_checkpoint_message(std::int64_t seq, std::string_view hash) {
+    return "sluice-audit-checkpoint-v1\n" + std::to_string(seq) + "\n" + to_hex(hash);
+}
+}  // namespace sluice::governance::detail

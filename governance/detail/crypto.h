@@ -1,0 +1,57 @@
+#pragma once
+// The few cryptographic primitives governance needs, through OpenSSL: SHA-256, a CSPRNG,
+// constant-time comparison and Ed25519 signatures (audit checkpoints).
+//
+// Thread safety: free functions are thread-safe; an Ed25519Key is immutable after load.
+
+#include <openssl/evp.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace sluice::governance::detail {
+
+// 32 raw bytes.
+std::string sha256(std::string_view data);
+std::string to_hex(std::string_view bytes);
+// kInvalidArgument unless `hex` has an even number of hex digits.
+Result<std::string> from_hex(std::string_view hex);
+// Cryptographically random bytes (RAND_bytes); kInternal if the generator is not seeded.
+Result<std::string> random_bytes(std::size_t count);
+// Compares in time that depends only on the length, so that a timing side channel cannot
+// reveal how many leading bytes of a secret matched.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+struct PkeyFree {
+    void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+class Ed25519Key {
+public:
+    // Loads the PEM private key at `path`, generating and writing it (mode 0600, atomically)
+    // when the file does not exist. kIoError when it cannot be read or written, kDataLoss when
+    // the file is not an Ed25519 key, kFailedPrecondition when it is readable by others.
+    static Result<std::unique_ptr<Ed25519Key>> load_or_create(const std::filesystem::path& path);
+
+    Result<std::string> sign(std::string_view message) const;
+    // The raw 32-byte public key.
+    const std::string& public_key() const { return public_key_; }
+
+    Ed25519Key(PkeyPtr key, std::string public_key)
+        : key_(std::move(key)), public_key_(std::move(public_key)) {}
+
+private:
+    PkeyPtr key_;
+    std::string public_key_;
+};
+
+// Checks an Ed25519 signature made by the holder of the raw 32-byte `public_key`.
+bool ed25519_verify(std::string_view public_key, std::string_view message,
+                    std::string_view signature);
+
+}  // namespace sluice::governance::detail

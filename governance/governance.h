@@ -1,0 +1,67 @@
+#pragma once
+// Governance: the catalog store, the audit log and the authorizer of one data directory, opened
+// together, plus the two operations that need all three: authenticating a bearer token (audited,
+// success and failure) and bootstrapping the first admin.
+//
+// Files in the data directory: catalog.db (SQLite, WAL) and audit_signing.key (Ed25519, 0600).
+//
+// Thread safety: thread-safe.
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "governance/audit_log.h"
+#include "governance/authorizer.h"
+#include "governance/request_context.h"
+#include "governance/store.h"
+
+namespace sluice::governance {
+
+inline constexpr std::string_view kCatalogFile = "catalog.db";
+inline constexpr std::string_view kSigningKeyFile = "audit_signing.key";
+inline constexpr std::string_view kBootstrapAdmin = "admin";
+
+struct GovernanceOptions {
+    AuditLogOptions audit;
+};
+
+class Governance {
+public:
+    static Result<std::unique_ptr<Governance>> open(const std::filesystem::path& data_dir,
+                                                    GovernanceOptions options = {});
+
+    Store& store() { return *store_; }
+    AuditLog& audit() { return *audit_; }
+    Authorizer& authorizer() { return *authorizer_; }
+    const std::filesystem::path& data_dir() const { return data_dir_; }
+
+    // On a catalog with no principals: creates the admin user "admin" and a token for it,
+    // audited, and returns the token (to be shown once). Otherwise nullopt.
+    Result<std::optional<NewToken>> bootstrap_admin();
+
+    // Checks an `Authorization` header value ("Bearer slc_..."). Audits the outcome either way.
+    // kUnauthenticated when missing or invalid. On success the context is filled in.
+    Result<RequestContext> authenticate(const std::string& authorization_header,
+                                        const std::string& request_id,
+                                        const std::string& client_address);
+
+    // Break-glass: ensures principal `name` exists (a user, created when missing), makes it an
+    // admin when `admin`, and issues a token; audited as action "token.create.offline".
+    Result<NewToken> issue_token(const std::string& name, bool admin, const std::string& comment,
+                                 std::optional<std::int64_t> lifetime_s,
+                                 const std::string& actor);
+
+    Governance(std::filesystem::path data_dir, std::unique_ptr<Store> store,
+               std::unique_ptr<AuditLog> audit);
+
+private:
+    std::filesystem::path data_dir_;
+    std::unique_ptr<Store> store_;
+    std::unique_ptr<AuditLog> audit_;
+    std::unique_ptr<Authorizer> authorizer_;
+};
+
+}  // namespace sluice::governance

@@ -1,0 +1,21 @@
+#pragma once
+// Who is asking, on which request: what every governance decision and audit record needs.
+// app/ fills it from the authenticated bearer token and the HTTP request; in-process callers
+// (benchmarks, offline commands) fill it themselves.
+//
+// Thread safety: value type.
+
+#include <cstdint>
+#include <string>
+
+namespace sluice::governance {
+
+struct RequestContext {
+    std::int64_t principal_id = 0;
+    std::string principal;       // name, for audit records
+    std::string request_id;      // "req_..." or the client's X-Request-Id
+    std::string client_address;  // remote address as the server saw it
+    std::string token_id;        // "tok_..."; never the secret
+};
+
+}  // namespace sluice::governance

@@ -25,6 +25,7 @@ httplib::Result post(const ServerProcess& server, const std::string& path, const
 json chat_body(int max_tokens, bool stream = false) {
     return {{"messages", json::array({{{"role", "user"}, {"content", "Hello there"}}})},
             {"max_tokens", max_tokens},
+            {"temperature", 0},  // the same tokens every run
             {"stream", stream}};
 }
 
@@ -234,10 +235,16 @@ TEST_CASE("a full queue answers 429 with Retry-After and loses no accepted reque
     server.wait_model_ready(true);
     RawClient running(server.port, server.admin_token);
     running.post("/v1/chat/completions", chat_body(3000, true));
-    running.read_until("data: ");  // generating: it holds the one running slot
+    auto wait_for = [&](const std::string& name, double value) {
+        for (int i = 0; i < 400 && server.metric(name) != value; ++i) {
+            std::this_thread::sleep_for(25ms);
+        }
+        REQUIRE(server.metric(name) == value);
+    };
+    wait_for("sluice_engine_sequences_running", 1);  // it holds the one running slot
     RawClient queued(server.port, server.admin_token);
     queued.post("/v1/chat/completions", chat_body(3, true));
-    queued.read_until("text/event-stream");  // accepted: it waits in the queue
+    wait_for("sluice_engine_requests_queued", 1);  // accepted: it waits in the queue
 
     auto refused = post(server, "/v1/chat/completions", chat_body(3));
     REQUIRE(refused);

@@ -265,6 +265,9 @@ TEST_CASE("a client that disconnects mid-stream has its request cancelled and bl
         RawClient client(server.port, server.admin_token);
         client.post("/v1/chat/completions", chat_body(3000, true));
         client.read_until("\"content\"");
+        for (int i = 0; i < 400 && server.metric("sluice_engine_sequences_running") != 1; ++i) {
+            std::this_thread::sleep_for(25ms);
+        }
         CHECK(server.metric("sluice_kv_blocks_in_use") > 0);
     }  // closed mid-stream
     double in_use = -1;

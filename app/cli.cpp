@@ -4,6 +4,7 @@
 
 #include "app/bench_authz.h"
 #include "app/bench_decode.h"
+#include "app/bench_grammar.h"
 #include "app/bench_memory.h"
 #include "app/bench_serve.h"
 #include "app/bench_tokenizer.h"
@@ -37,6 +38,7 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_generate_command(*this);
     add_decode_bench(*this);
     add_serve_bench(*this);
+    add_grammar_bench(*this);
     add_governance_commands(*this);
     add_authz_bench(*this);
 }

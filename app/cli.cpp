@@ -6,6 +6,7 @@
 #include "app/bench_decode.h"
 #include "app/bench_grammar.h"
 #include "app/bench_memory.h"
+#include "app/bench_serve.h"
 #include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
 #include "app/generate_command.h"
@@ -38,6 +39,7 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_model_commands(*this);
     add_generate_command(*this);
     add_decode_bench(*this);
+    add_serve_bench(*this);
     add_grammar_bench(*this);
     add_governance_commands(*this);
     add_authz_bench(*this);

@@ -18,6 +18,8 @@
 #include "app/http_server.h"
 #include "app/logging.h"
 #include "app/metrics.h"
+#include "app/model_host.h"
+#include "app/openai_routes.h"
 #include "app/readiness.h"
 #include "app/vector_search_routes.h"
 #include "retrieval/index_manager.h"
@@ -144,7 +146,11 @@ int run_server(const Config& config) {
             return Identity{context.principal_id, context.principal, context.token_id};
         },
         open_paths);
+    // Declared after the server: destroyed (engine stopped) once serve() has returned.
+    ModelHost model(config.model, &readiness);
     add_health_routes(server, readiness, metrics);
+    add_openai_routes(server, model);
+    metrics.add_collector([&model] { return model.metrics_text(); });
     add_catalog_routes(server, governance);
     add_principal_routes(server, governance);
     // Vector search runs as the authenticated principal with every group it is inside, so
@@ -171,6 +177,7 @@ int run_server(const Config& config) {
     std::string address = config.server.host + ":" + std::to_string(server.port());
     readiness.set("http", true, "listening on " + address);
     log::info("server", "listening", {{"address", address}, {"threads", config.server.threads}});
+    model.start_loading();
 
     std::atomic<bool> served{false};
     // Watches for shutdown signals in short slices, so that it also notices when serve()

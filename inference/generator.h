@@ -60,6 +60,7 @@ struct GenerationRequest {
 struct Usage {
     int64_t prompt_tokens = 0;
     int64_t completion_tokens = 0;
+    int64_t cached_tokens = 0;  // prompt tokens whose KV came from the prefix cache
 };
 
 struct Timings {

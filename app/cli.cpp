@@ -11,6 +11,8 @@
 #include "app/governance_commands.h"
 #include "app/model_commands.h"
 #include "app/serve_command.h"
+#include "app/source_commands.h"
+#include "app/bench_sources.h"
 #include "app/tokenize_command.h"
 #include "app/version_command.h"
 
@@ -37,6 +39,8 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_decode_bench(*this);
     add_governance_commands(*this);
     add_authz_bench(*this);
+    add_source_commands(*this);
+    add_sources_bench(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

@@ -18,6 +18,7 @@
 #include "app/logging.h"
 #include "app/metrics.h"
 #include "app/readiness.h"
+#include "app/source_routes.h"
 #include "common/log.h"
 #include "governance/governance.h"
 
@@ -134,6 +135,7 @@ int run_server(const Config& config) {
     add_health_routes(server, readiness, metrics);
     add_catalog_routes(server, governance);
     add_principal_routes(server, governance);
+    add_source_routes(server, governance, (*data_dir)->path());
 
     if (Status bound = server.bind(); !bound.ok()) {
         log::error("server", "cannot listen", {{"error", bound.message()}});

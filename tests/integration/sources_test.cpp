@@ -22,7 +22,7 @@ std::filesystem::path fresh_dir() {
            ("sluice-it-src-" + std::to_string(std::random_device{}()));
 }
 
-std::pair<int, std::string> sluice(const std::vector<std::string>& args) {
+std::pair<int, std::string> run_sluice(const std::vector<std::string>& args) {
     std::string command = SLUICE_BINARY;
     for (const auto& arg : args) {
         command += " '" + arg + "'";
@@ -58,18 +58,18 @@ TEST_CASE("source commands: add, list, poll from a checkpoint") {
     std::ofstream(dir / "docs" / "a.md") << "# Alpha\n\ntext\n";
     std::ofstream(dir / "docs" / "b.txt") << "beta";
     const std::string data = (dir / "data").string();
-    auto [added, added_out] = sluice({"source", "add", "handbook", "--type", "file", "--config",
+    auto [added, added_out] = run_sluice({"source", "add", "handbook", "--type", "file", "--config",
                                       json{{"root", (dir / "docs").string()}}.dump(),
                                       "--data-dir", data});
     REQUIRE(added == 0);
-    auto [bad, bad_out] = sluice({"source", "add", "x", "--type", "file", "--config", "{}",
+    auto [bad, bad_out] = run_sluice({"source", "add", "x", "--type", "file", "--config", "{}",
                                   "--data-dir", data});
     CHECK(bad == 1);
-    auto [listed, list_out] = sluice({"source", "list", "--data-dir", data});
+    auto [listed, list_out] = run_sluice({"source", "list", "--data-dir", data});
     REQUIRE(listed == 0);
     CHECK(json::parse(list_out)["sources"][0]["name"] == "handbook");
 
-    auto [polled, poll_out] = sluice({"source", "poll", "handbook", "--max", "1", "--data-dir",
+    auto [polled, poll_out] = run_sluice({"source", "poll", "handbook", "--max", "1", "--data-dir",
                                       data});
     REQUIRE(polled == 0);
     auto lines = json_lines(poll_out);
@@ -77,7 +77,7 @@ TEST_CASE("source commands: add, list, poll from a checkpoint") {
     CHECK(lines[0]["key"] == "a.md");
     CHECK(lines[0]["document"]["metadata"]["title"] == "Alpha");
     CHECK(lines[1]["caught_up"] == false);
-    auto [next, next_out] = sluice({"source", "poll", "handbook", "--from",
+    auto [next, next_out] = run_sluice({"source", "poll", "handbook", "--from",
                                     lines[1]["checkpoint"], "--data-dir", data});
     REQUIRE(next == 0);
     auto rest = json_lines(next_out);
@@ -90,8 +90,8 @@ TEST_CASE("source commands: add, list, poll from a checkpoint") {
 TEST_CASE("http push: idempotency keys, validation, authorisation, read back by poll") {
     const auto dir = fresh_dir();
     const std::string data = (dir / "data").string();
-    REQUIRE(sluice({"source", "add", "kb", "--type", "http", "--data-dir", data}).first == 0);
-    REQUIRE(sluice({"source", "add", "files", "--type", "file", "--config",
+    REQUIRE(run_sluice({"source", "add", "kb", "--type", "http", "--data-dir", data}).first == 0);
+    REQUIRE(run_sluice({"source", "add", "files", "--type", "file", "--config",
                     json{{"root", dir.string()}}.dump(), "--data-dir", data})
                 .first == 0);
     ChildProcess serve({SLUICE_BINARY, "serve", "--port", "0", "--data-dir", data});
@@ -152,7 +152,7 @@ TEST_CASE("http push: idempotency keys, validation, authorisation, read back by 
     CHECK(anonymous->status == 401);
 
     // The sync engine's view, from another process while the server runs.
-    auto [code, printed] = sluice({"source", "poll", "kb", "--data-dir", data});
+    auto [code, printed] = run_sluice({"source", "poll", "kb", "--data-dir", data});
     REQUIRE(code == 0);
     auto lines = json_lines(printed);
     REQUIRE(lines.size() == 3);

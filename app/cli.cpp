@@ -4,12 +4,16 @@
 
 #include "app/bench_authz.h"
 #include "app/bench_decode.h"
+#include "app/bench_grammar.h"
 #include "app/bench_memory.h"
+#include "app/bench_serve.h"
 #include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
 #include "app/generate_command.h"
 #include "app/governance_commands.h"
 #include "app/model_commands.h"
+#include "app/retrieval_bench.h"
+#include "app/search_command.h"
 #include "app/serve_command.h"
 #include "app/source_commands.h"
 #include "app/bench_sources.h"
@@ -37,8 +41,12 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_model_commands(*this);
     add_generate_command(*this);
     add_decode_bench(*this);
+    add_serve_bench(*this);
+    add_grammar_bench(*this);
     add_governance_commands(*this);
     add_authz_bench(*this);
+    add_retrieval_bench(*this);
+    add_search_command(*this);
     add_source_commands(*this);
     add_sources_bench(*this);
 }

@@ -14,11 +14,16 @@
 #include "app/config_commands.h"
 #include "app/data_dir.h"
 #include "app/health_routes.h"
+#include "app/http_embedder.h"
 #include "app/http_server.h"
 #include "app/logging.h"
 #include "app/metrics.h"
+#include "app/model_host.h"
+#include "app/openai_routes.h"
 #include "app/readiness.h"
 #include "app/source_routes.h"
+#include "app/vector_search_routes.h"
+#include "retrieval/index_manager.h"
 #include "common/log.h"
 #include "governance/governance.h"
 
@@ -116,6 +121,16 @@ int run_server(const Config& config) {
                   << std::flush;
     }
 
+    retrieval::IndexDeps index_deps;
+    index_deps.embedders = server_embedder_factory();
+    auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", index_deps);
+    if (!indexes.ok()) {
+        log::error("server", "cannot open vector indexes", {{"error", indexes.status().message()}});
+        log::flush();
+        std::cerr << "sluice serve: " << indexes.status().message() << "\n";
+        return 1;
+    }
+
     Metrics metrics(build);
     HttpServer server(server_options(config), metrics);
     std::vector<std::string> open_paths = {"/healthz", "/readyz"};
@@ -132,9 +147,27 @@ int run_server(const Config& config) {
             return Identity{context.principal_id, context.principal, context.token_id};
         },
         open_paths);
+    // Declared after the server: destroyed (engine stopped) once serve() has returned.
+    ModelHost model(config.model, &readiness);
     add_health_routes(server, readiness, metrics);
+    add_openai_routes(server, model);
+    metrics.add_collector([&model] { return model.metrics_text(); });
     add_catalog_routes(server, governance);
     add_principal_routes(server, governance);
+    // Vector search runs as the authenticated principal with every group it is inside, so
+    // that a chunk's access list is matched against the same identity governance knows.
+    add_vector_search_routes(server, **indexes,
+                             [&governance](const RequestInfo& info) -> Result<retrieval::Reader> {
+                                 if (!info.identity) {
+                                     return Status(StatusCode::kUnauthenticated,
+                                                   "vector search needs an authenticated caller");
+                                 }
+                                 SLUICE_ASSIGN_OR_RETURN(
+                                     auto groups,
+                                     governance.authorizer().groups_of(info.identity->principal_id));
+                                 return retrieval::Reader{info.identity->principal,
+                                                          std::move(groups)};
+                             });
     add_source_routes(server, governance, (*data_dir)->path());
 
     if (Status bound = server.bind(); !bound.ok()) {
@@ -146,6 +179,7 @@ int run_server(const Config& config) {
     std::string address = config.server.host + ":" + std::to_string(server.port());
     readiness.set("http", true, "listening on " + address);
     log::info("server", "listening", {{"address", address}, {"threads", config.server.threads}});
+    model.start_loading();
 
     std::atomic<bool> served{false};
     // Watches for shutdown signals in short slices, so that it also notices when serve()
@@ -200,6 +234,10 @@ int run_server(const Config& config) {
     if (!served_status.ok()) {
         log::error("server", "http server failed", {{"error", served_status.message()}});
         exit_code = 1;
+    }
+    if (Status saved = (*indexes)->snapshot_all(); !saved.ok()) {
+        log::error("server", "vector snapshots at shutdown failed; the next start replays",
+                   {{"error", saved.message()}});
     }
     log::info("server", "stopped", {{"exit_code", exit_code}});
     log::flush();

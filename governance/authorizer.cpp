@@ -299,3 +299,24 @@ Result<bool> Authorizer::is_admin(std::int64_t principal_id) {
 }
 
 }  // namespace sluice::governance
+
+namespace sluice::governance {
+
+Result<std::vector<std::string>> Authorizer::groups_of(std::int64_t principal_id) {
+    SLUICE_ASSIGN_OR_RETURN(auto snapshot, current());
+    auto it = snapshot->principals.find(principal_id);
+    if (it == snapshot->principals.end()) {
+        return not_found("principal id " + std::to_string(principal_id) + " does not exist");
+    }
+    std::vector<std::string> groups;
+    // closure[0] is the principal itself; the rest are the groups it is inside, at any depth.
+    for (std::size_t i = 1; i < it->second.closure.size(); ++i) {
+        auto group = snapshot->principals.find(it->second.closure[i]);
+        if (group != snapshot->principals.end()) {
+            groups.push_back(group->second.name);
+        }
+    }
+    return groups;
+}
+
+}  // namespace sluice::governance

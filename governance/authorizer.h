@@ -74,6 +74,10 @@ public:
                                                                   SecurableType type,
                                                                   const std::string& full_name);
 
+    // The names of every group the principal is inside, directly or through nested groups, as
+    // of the current snapshot. kNotFound for an unknown principal.
+    Result<std::vector<std::string>> groups_of(std::int64_t principal_id);
+
     // Whether the principal is a metastore admin (directly or through groups).
     Result<bool> is_admin(std::int64_t principal_id);
 

@@ -15,6 +15,8 @@
 #include "app/retrieval_bench.h"
 #include "app/search_command.h"
 #include "app/serve_command.h"
+#include "app/source_commands.h"
+#include "app/bench_sources.h"
 #include "app/tokenize_command.h"
 #include "app/version_command.h"
 
@@ -45,6 +47,8 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_authz_bench(*this);
     add_retrieval_bench(*this);
     add_search_command(*this);
+    add_source_commands(*this);
+    add_sources_bench(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

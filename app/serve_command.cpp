@@ -21,6 +21,7 @@
 #include "app/model_host.h"
 #include "app/openai_routes.h"
 #include "app/readiness.h"
+#include "app/source_routes.h"
 #include "app/vector_search_routes.h"
 #include "retrieval/index_manager.h"
 #include "common/log.h"
@@ -167,6 +168,7 @@ int run_server(const Config& config) {
                                  return retrieval::Reader{info.identity->principal,
                                                           std::move(groups)};
                              });
+    add_source_routes(server, governance, (*data_dir)->path());
 
     if (Status bound = server.bind(); !bound.ok()) {
         log::error("server", "cannot listen", {{"error", bound.message()}});

@@ -1,0 +1,26 @@
+#pragma once
+// HTTP push into a source of type "http":
+//
+//   POST /api/sources/{name}/events    Idempotency-Key: <key>
+//   {"events": [{"key", "op": "upsert"|"delete", "document": {"text", "metadata", "acl"}}]}
+//   → 200 {"accepted", "first_seq", "last_seq"}; a repeated key answers the first answer again
+//     with the header Idempotent-Replayed: true and stores nothing.
+//   400 names the bad field; 404 for an unknown source; 409 for a key reused with another body
+//   or a source that is not of type http; 413 past the per-request event limit.
+//
+// Sources are not yet catalog securables, so pushing needs a metastore admin (a service
+// principal flagged admin, typically); every push is audited as "source.push".
+//
+// Thread safety: the handlers are thread-safe; push sources are opened once and shared.
+
+#include <filesystem>
+
+#include "app/http_server.h"
+#include "governance/governance.h"
+
+namespace sluice::app {
+
+void add_source_routes(HttpServer& server, governance::Governance& gov,
+                       const std::filesystem::path& data_dir);
+
+}  // namespace sluice::app

@@ -1,0 +1,241 @@
+#include "connectors/source_registry.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <ctime>
+#include <regex>
+
+#include "connectors/detail/sqlite_util.h"
+#include "connectors/file_source.h"
+#include "connectors/postgres_source.h"
+#include "connectors/sqlite_source.h"
+
+namespace sluice::connectors {
+
+namespace fs = std::filesystem;
+using detail::Stmt;
+using nlohmann::json;
+
+namespace detail {
+struct RegistryDb {
+    Db db;
+};
+}  // namespace detail
+
+namespace {
+
+std::string now_iso() {
+    const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    char buffer[32];
+    std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return buffer;
+}
+
+std::string slot_name(const std::string& source) {
+    std::string out = "sluice_";
+    for (char c : source) {
+        out += c == '-' ? '_' : c;
+    }
+    return out.substr(0, 63);
+}
+
+}  // namespace
+
+Result<SourceDefinition> validate_definition(SourceDefinition definition) {
+    static const std::regex kName("[a-z0-9][a-z0-9_-]{0,63}");
+    if (!std::regex_match(definition.name, kName)) {
+        return invalid_argument("name '" + definition.name +
+                                "': expected 1 to 64 of a-z, 0-9, '_' and '-'");
+    }
+    if (!definition.config.is_object()) {
+        return invalid_argument("config: expected an object");
+    }
+    if (definition.kind == "file") {
+        SLUICE_RETURN_IF_ERROR(file_config_from_json(definition.config).status());
+    } else if (definition.kind == "sqlite") {
+        SLUICE_RETURN_IF_ERROR(sqlite_config_from_json(definition.config).status());
+    } else if (definition.kind == "postgres") {
+        json& config = definition.config;
+        if (!config.contains("slot")) {
+            config["slot"] = slot_name(definition.name);
+        }
+        if (!config.contains("publication")) {
+            config["publication"] = slot_name(definition.name);
+        }
+        SLUICE_RETURN_IF_ERROR(postgres_config_from_json(config).status());
+    } else if (definition.kind == "http") {
+        SLUICE_RETURN_IF_ERROR(push_config_from_json(definition.config).status());
+    } else {
+        return invalid_argument("type '" + definition.kind +
+                                "': expected file, sqlite, postgres or http");
+    }
+    return definition;
+}
+
+json describe(const SourceDefinition& definition) {
+    json config = definition.config;
+    if (definition.kind == "postgres" && config.contains("conninfo") &&
+        config["conninfo"].is_string()) {
+        config["conninfo"] = redact_conninfo(config["conninfo"].get<std::string>());
+    }
+    return json{{"name", definition.name},
+                {"type", definition.kind},
+                {"config", config},
+                {"created_at", definition.created_at}};
+}
+
+Result<std::unique_ptr<Source>> open_source(const SourceDefinition& definition,
+                                            const fs::path& state_dir) {
+    std::error_code ec;
+    fs::create_directories(state_dir, ec);
+    if (ec) {
+        return io_error("creating '" + state_dir.string() + "': " + ec.message());
+    }
+    if (definition.kind == "file") {
+        SLUICE_ASSIGN_OR_RETURN(FileSourceConfig config, file_config_from_json(definition.config));
+        config.state_dir = state_dir.string();
+        SLUICE_ASSIGN_OR_RETURN(auto source, FileSource::open(std::move(config)));
+        return std::unique_ptr<Source>(std::move(source));
+    }
+    if (definition.kind == "sqlite") {
+        SLUICE_ASSIGN_OR_RETURN(SqliteSourceConfig config,
+                                sqlite_config_from_json(definition.config));
+        SLUICE_ASSIGN_OR_RETURN(auto source, SqliteSource::open(std::move(config)));
+        return std::unique_ptr<Source>(std::move(source));
+    }
+    if (definition.kind == "postgres") {
+        SLUICE_ASSIGN_OR_RETURN(PostgresSourceConfig config,
+                                postgres_config_from_json(definition.config));
+        SLUICE_ASSIGN_OR_RETURN(auto source, PostgresSource::open(std::move(config)));
+        return std::unique_ptr<Source>(std::move(source));
+    }
+    if (definition.kind == "http") {
+        SLUICE_ASSIGN_OR_RETURN(auto source, open_push_source(definition, state_dir));
+        return std::unique_ptr<Source>(std::move(source));
+    }
+    return invalid_argument("type '" + definition.kind + "': unknown");
+}
+
+Result<std::unique_ptr<PushSource>> open_push_source(const SourceDefinition& definition,
+                                                     const fs::path& state_dir) {
+    if (definition.kind != "http") {
+        return failed_precondition("source '" + definition.name + "' is of type " +
+                                   definition.kind + ", not http: it does not take pushes");
+    }
+    std::error_code ec;
+    fs::create_directories(state_dir, ec);
+    SLUICE_ASSIGN_OR_RETURN(PushSourceConfig config, push_config_from_json(definition.config));
+    config.path = (state_dir / "push.db").string();
+    return PushSource::open(std::move(config));
+}
+
+Result<std::unique_ptr<SourceRegistry>> SourceRegistry::open(const fs::path& data_dir) {
+    const fs::path root = data_dir / "sources";
+    std::error_code ec;
+    fs::create_directories(root, ec);
+    if (ec) {
+        return io_error("creating '" + root.string() + "': " + ec.message());
+    }
+    fs::permissions(root, fs::perms::owner_all, ec);
+    const std::string path = (root / "registry.db").string();
+    auto db = std::make_unique<detail::RegistryDb>();
+    SLUICE_ASSIGN_OR_RETURN(db->db, detail::open_db(path, /*create=*/true));
+    ::chmod(path.c_str(), 0600);
+    SLUICE_RETURN_IF_ERROR(detail::exec(
+        db->db.get(),
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+        "CREATE TABLE IF NOT EXISTS sources(name TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+        "config TEXT NOT NULL, created_at TEXT NOT NULL)"));
+    return std::make_unique<SourceRegistry>(root, std::move(db));
+}
+
+SourceRegistry::SourceRegistry(fs::path root, std::unique_ptr<detail::RegistryDb> db)
+    : root_(std::move(root)), db_(std::move(db)) {}
+
+SourceRegistry::~SourceRegistry() = default;
+
+fs::path SourceRegistry::state_dir(const std::string& name) const { return root_ / name; }
+
+Status SourceRegistry::add(SourceDefinition definition) {
+    SLUICE_ASSIGN_OR_RETURN(definition, validate_definition(std::move(definition)));
+    definition.created_at = now_iso();
+    std::lock_guard lock(mutex_);
+    sqlite3* db = db_->db.get();
+    SLUICE_ASSIGN_OR_RETURN(Stmt insert,
+                            detail::prepare(db, "INSERT INTO sources(name, kind, config, "
+                                                "created_at) VALUES (?, ?, ?, ?)"));
+    detail::bind_text(insert.get(), 1, definition.name);
+    detail::bind_text(insert.get(), 2, definition.kind);
+    detail::bind_text(insert.get(), 3, dump_json(definition.config));
+    detail::bind_text(insert.get(), 4, definition.created_at);
+    if (sqlite3_step(insert.get()) != SQLITE_DONE) {
+        if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            return Status(StatusCode::kAlreadyExists,
+                          "source '" + definition.name + "' already exists");
+        }
+        return detail::sqlite_error(db, "adding source '" + definition.name + "'");
+    }
+    return Status();
+}
+
+namespace {
+
+Result<SourceDefinition> read_definition(sqlite3_stmt* stmt) {
+    SourceDefinition definition;
+    definition.name = detail::column_text(stmt, 0);
+    definition.kind = detail::column_text(stmt, 1);
+    definition.config = json::parse(detail::column_text(stmt, 2), nullptr, false);
+    definition.created_at = detail::column_text(stmt, 3);
+    if (definition.config.is_discarded()) {
+        return data_loss("source registry: configuration of '" + definition.name +
+                         "' is corrupt");
+    }
+    return definition;
+}
+
+}  // namespace
+
+Result<std::vector<SourceDefinition>> SourceRegistry::list() {
+    std::lock_guard lock(mutex_);
+    SLUICE_ASSIGN_OR_RETURN(
+        Stmt select, detail::prepare(db_->db.get(), "SELECT name, kind, config, created_at FROM "
+                                                    "sources ORDER BY name"));
+    std::vector<SourceDefinition> out;
+    while (sqlite3_step(select.get()) == SQLITE_ROW) {
+        SLUICE_ASSIGN_OR_RETURN(SourceDefinition definition, read_definition(select.get()));
+        out.push_back(std::move(definition));
+    }
+    return out;
+}
+
+Result<SourceDefinition> SourceRegistry::get(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    SLUICE_ASSIGN_OR_RETURN(
+        Stmt select, detail::prepare(db_->db.get(), "SELECT name, kind, config, created_at FROM "
+                                                    "sources WHERE name = ?"));
+    detail::bind_text(select.get(), 1, name);
+    if (sqlite3_step(select.get()) != SQLITE_ROW) {
+        return not_found("source '" + name + "' does not exist");
+    }
+    return read_definition(select.get());
+}
+
+Status SourceRegistry::remove(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    sqlite3* db = db_->db.get();
+    SLUICE_ASSIGN_OR_RETURN(Stmt erase,
+                            detail::prepare(db, "DELETE FROM sources WHERE name = ?"));
+    detail::bind_text(erase.get(), 1, name);
+    SLUICE_RETURN_IF_ERROR(detail::step_done(db, erase.get(), "removing source '" + name + "'"));
+    if (sqlite3_changes(db) == 0) {
+        return not_found("source '" + name + "' does not exist");
+    }
+    std::error_code ec;
+    fs::remove_all(state_dir(name), ec);
+    return Status();
+}
+
+}  // namespace sluice::connectors

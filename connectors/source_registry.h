@@ -1,0 +1,78 @@
+#pragma once
+// SourceRegistry: the sources defined in a data directory (`sluice source add`), kept in
+// <data_dir>/sources/registry.db (SQLite, owner-only permissions: PostgreSQL connection strings
+// may hold passwords), and the factory that opens a Source from a definition.
+//
+// Each source has a state folder <data_dir>/sources/<name>/ for what the source itself keeps
+// (file manifests, the HTTP push log).
+//
+// The catalog binding (a source as a securable with a governance connection) belongs to app/;
+// this registry is the connectors' own, plain-struct view of the configuration.
+//
+// Thread safety: thread-safe (one connection behind a mutex).
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "connectors/push_source.h"
+#include "connectors/source.h"
+
+namespace sluice::connectors {
+
+struct SourceDefinition {
+    std::string name;  // 1–64 of a-z 0-9 _ -
+    std::string kind;  // "file" | "sqlite" | "postgres" | "http"
+    nlohmann::json config = nlohmann::json::object();
+    std::string created_at;  // ISO 8601, set by add()
+};
+
+// Checks name, kind and configuration; fills PostgreSQL's slot and publication names from the
+// source's name when absent. Errors: kInvalidArgument naming the field.
+Result<SourceDefinition> validate_definition(SourceDefinition definition);
+
+// The definition as shown to operators: credentials redacted.
+nlohmann::json describe(const SourceDefinition& definition);
+
+// Opens the source. `state_dir` is created when missing.
+// Errors: those of the source's open(), and kInvalidArgument for a bad definition.
+Result<std::unique_ptr<Source>> open_source(const SourceDefinition& definition,
+                                            const std::filesystem::path& state_dir);
+// The same for an "http" source, typed, for the push endpoint.
+Result<std::unique_ptr<PushSource>> open_push_source(const SourceDefinition& definition,
+                                                     const std::filesystem::path& state_dir);
+
+namespace detail {
+struct RegistryDb;
+}
+
+class SourceRegistry {
+public:
+    // Errors: kIoError when the folder or file cannot be created.
+    static Result<std::unique_ptr<SourceRegistry>> open(const std::filesystem::path& data_dir);
+    ~SourceRegistry();
+
+    // Errors: kInvalidArgument (validate_definition), kAlreadyExists.
+    Status add(SourceDefinition definition);
+    Result<std::vector<SourceDefinition>> list();
+    // Errors: kNotFound.
+    Result<SourceDefinition> get(const std::string& name);
+    // Errors: kNotFound. The state folder is removed too.
+    Status remove(const std::string& name);
+
+    std::filesystem::path state_dir(const std::string& name) const;
+
+    SourceRegistry(std::filesystem::path root, std::unique_ptr<detail::RegistryDb> db);
+
+private:
+    std::filesystem::path root_;  // <data_dir>/sources
+    std::mutex mutex_;
+    std::unique_ptr<detail::RegistryDb> db_;  // guarded by mutex_
+};
+
+}  // namespace sluice::connectors

@@ -1,0 +1,525 @@
+#include "connectors/sqlite_source.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+#include "connectors/detail/sqlite_util.h"
+
+namespace sluice::connectors {
+
+using detail::Db;
+using detail::quote_identifier;
+using detail::Stmt;
+using nlohmann::json;
+
+namespace detail {
+
+struct ResolvedTable {
+    std::string name;
+    std::string key_sql;  // quoted key column, or rowid
+    RowMapping mapping;   // mapping.key names the key column in the selected row
+    std::string first_page_sql;  // separate from next_page_sql so that both use the key index
+    std::string next_page_sql;
+    std::string row_sql;
+};
+
+struct SqliteSourceState {
+    SqliteSourceConfig config;
+    Db db;
+    std::vector<ResolvedTable> tables;
+    std::int64_t last_seen_seq = -1;  // for wait()
+};
+
+}  // namespace detail
+
+namespace {
+
+constexpr std::string_view kRowKeyAlias = "_sluice_key";
+
+struct Position {
+    bool snapshot = true;
+    std::int64_t hw = 0;      // snapshot: last seq before it began
+    std::size_t table = 0;    // snapshot: table index
+    json after = nullptr;     // snapshot: last key delivered in that table
+    std::int64_t seq = 0;     // changes: last seq delivered
+    bool start = false;       // "": nothing yet
+};
+
+Result<Position> parse_position(std::string_view checkpoint) {
+    Position position;
+    if (checkpoint.empty()) {
+        position.start = true;
+        return position;
+    }
+    json value = json::parse(checkpoint, nullptr, false);
+    auto bad = [&] {
+        return invalid_argument("sqlite checkpoint '" + std::string(checkpoint.substr(0, 200)) +
+                                "': expected {\"v\":1,\"seq\":S} or a snapshot position");
+    };
+    if (!value.is_object() || value.value("v", 0) != 1) {
+        return bad();
+    }
+    if (value.contains("seq")) {
+        if (!value["seq"].is_number_integer()) {
+            return bad();
+        }
+        position.snapshot = false;
+        position.seq = value["seq"].get<std::int64_t>();
+        return position;
+    }
+    if (!value.contains("hw") || !value["hw"].is_number_integer() || !value.contains("t") ||
+        !value["t"].is_number_unsigned()) {
+        return bad();
+    }
+    position.hw = value["hw"].get<std::int64_t>();
+    position.table = value["t"].get<std::size_t>();
+    position.after = value.value("after", json(nullptr));
+    return position;
+}
+
+std::string format_position(const Position& position) {
+    json value;
+    if (position.snapshot) {
+        value = json{{"v", 1}, {"hw", position.hw}, {"t", position.table},
+                     {"after", position.after}};
+    } else {
+        value = json{{"v", 1}, {"seq", position.seq}};
+    }
+    // ensure_ascii keeps checkpoints printable whatever the keys hold.
+    return value.dump(-1, ' ', true, json::error_handler_t::replace);
+}
+
+Result<std::int64_t> current_seq(sqlite3* db) {
+    SLUICE_ASSIGN_OR_RETURN(
+        Stmt stmt,
+        detail::prepare(db, "SELECT seq FROM sqlite_sequence WHERE name = '_sluice_changes'"));
+    const int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_ROW) {
+        return sqlite3_column_int64(stmt.get(), 0);
+    }
+    if (rc == SQLITE_DONE) {
+        return std::int64_t{0};
+    }
+    return detail::sqlite_error(db, "reading the change sequence");
+}
+
+Result<std::int64_t> read_state(sqlite3* db, std::string_view name) {
+    SLUICE_ASSIGN_OR_RETURN(Stmt stmt,
+                            detail::prepare(db, "SELECT value FROM _sluice_state WHERE name = ?"));
+    detail::bind_text(stmt.get(), 1, name);
+    const int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_ROW) {
+        return sqlite3_column_int64(stmt.get(), 0);
+    }
+    if (rc == SQLITE_DONE) {
+        return std::int64_t{0};
+    }
+    return detail::sqlite_error(db, "reading _sluice_state");
+}
+
+Row read_row(sqlite3_stmt* stmt) {
+    Row row;
+    const int n = sqlite3_column_count(stmt);
+    row.columns.reserve(static_cast<std::size_t>(n));
+    row.values.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        row.columns.emplace_back(sqlite3_column_name(stmt, i));
+        row.values.push_back(detail::column_json(stmt, i));
+    }
+    return row;
+}
+
+// Resolves the key column (explicit, "rowid", or the single-column primary key) and checks that
+// every mapped column exists.
+Result<detail::ResolvedTable> resolve_table(sqlite3* db, const SqliteTableConfig& config) {
+    detail::ResolvedTable table;
+    table.name = config.table;
+    table.mapping = config.mapping;
+    SLUICE_ASSIGN_OR_RETURN(
+        Stmt info, detail::prepare(db, "SELECT name, pk FROM pragma_table_info(?)"));
+    detail::bind_text(info.get(), 1, config.table);
+    std::vector<std::string> columns;
+    std::vector<std::string> pk;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(info.get())) == SQLITE_ROW) {
+        columns.push_back(detail::column_text(info.get(), 0));
+        if (sqlite3_column_int(info.get(), 1) > 0) {
+            pk.push_back(columns.back());
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_error(db, "reading columns of table '" + config.table + "'");
+    }
+    if (columns.empty()) {
+        return not_found("sqlite table '" + config.table + "' does not exist");
+    }
+    auto has = [&](const std::string& column) {
+        return std::find(columns.begin(), columns.end(), column) != columns.end();
+    };
+    std::string key = config.mapping.key;
+    if (key.empty()) {
+        if (pk.size() != 1) {
+            return invalid_argument("sqlite table '" + config.table + "': no single-column " +
+                                    "primary key; set 'key' to a unique column or 'rowid'");
+        }
+        key = pk[0];
+    }
+    if (key == "rowid") {
+        table.key_sql = "rowid";
+        table.mapping.key = std::string(kRowKeyAlias);
+    } else if (!has(key)) {
+        return not_found("sqlite table '" + config.table + "': key column '" + key +
+                         "' does not exist");
+    } else {
+        table.key_sql = quote_identifier(key);
+        table.mapping.key = key;
+    }
+    std::vector<std::string> mapped = config.mapping.text;
+    mapped.insert(mapped.end(), config.mapping.metadata.begin(), config.mapping.metadata.end());
+    for (const std::string& column : {config.mapping.acl_principals, config.mapping.acl_groups}) {
+        if (!column.empty()) {
+            mapped.push_back(column);
+        }
+    }
+    for (const std::string& column : mapped) {
+        if (!has(column)) {
+            return not_found("sqlite table '" + config.table + "': column '" + column +
+                             "' does not exist");
+        }
+    }
+    const std::string from = " FROM " + quote_identifier(config.table);
+    const std::string select = "SELECT *, " + table.key_sql + " AS " +
+                               std::string(kRowKeyAlias) + from;
+    const std::string order = " ORDER BY " + table.key_sql + " LIMIT ?2";
+    table.first_page_sql = select + " WHERE ?1 IS NULL" + order;
+    table.next_page_sql = select + " WHERE " + table.key_sql + " > ?1" + order;
+    table.row_sql = select + " WHERE " + table.key_sql + " = ?1";
+    return table;
+}
+
+std::string trigger_sql(const detail::ResolvedTable& table) {
+    const std::string tbl = quote_identifier(table.name);
+    std::string name_literal = "'";
+    for (char c : table.name) {
+        name_literal += c;
+        if (c == '\'') {
+            name_literal += '\'';
+        }
+    }
+    name_literal += "'";
+    const std::string ts = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+    const std::string insert = "INSERT INTO _sluice_changes(tbl, op, key, ts) ";
+    auto trigger = [&](std::string_view what) {
+        return quote_identifier("_sluice_" + table.name + "_" + std::string(what));
+    };
+    const std::string new_key = "NEW." + table.key_sql;
+    const std::string old_key = "OLD." + table.key_sql;
+    return "CREATE TRIGGER " + trigger("insert") + " AFTER INSERT ON " + tbl + " BEGIN " +
+           insert + "VALUES (" + name_literal + ", 'U', " + new_key + ", " + ts + "); END;\n" +
+           "CREATE TRIGGER " + trigger("update") + " AFTER UPDATE ON " + tbl + " BEGIN " +
+           insert + "SELECT " + name_literal + ", 'D', " + old_key + ", " + ts + " WHERE " +
+           old_key + " IS NOT " + new_key + "; " + insert + "VALUES (" + name_literal +
+           ", 'U', " + new_key + ", " + ts + "); END;\n" + "CREATE TRIGGER " +
+           trigger("delete") + " AFTER DELETE ON " + tbl + " BEGIN " + insert + "VALUES (" +
+           name_literal + ", 'D', " + old_key + ", " + ts + "); END;\n";
+}
+
+Status install_capture(sqlite3* db, const std::vector<detail::ResolvedTable>& tables) {
+    SLUICE_ASSIGN_OR_RETURN(auto txn, detail::Transaction::begin(db, "IMMEDIATE"));
+    SLUICE_RETURN_IF_ERROR(detail::exec(
+        db,
+        "CREATE TABLE IF NOT EXISTS _sluice_changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "tbl TEXT NOT NULL, op TEXT NOT NULL, key, ts TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS _sluice_state(name TEXT PRIMARY KEY, value INTEGER);"));
+    std::vector<std::string> existing;
+    {
+        SLUICE_ASSIGN_OR_RETURN(
+            Stmt stmt, detail::prepare(db, "SELECT name FROM sqlite_master WHERE type = "
+                                           "'trigger' AND name LIKE '\\_sluice\\_%' ESCAPE '\\'"));
+        while (sqlite3_step(stmt.get()) == SQLITE_ROW) {
+            existing.push_back(detail::column_text(stmt.get(), 0));
+        }
+    }
+    for (const std::string& name : existing) {
+        SLUICE_RETURN_IF_ERROR(detail::exec(db, "DROP TRIGGER " + quote_identifier(name)));
+    }
+    for (const detail::ResolvedTable& table : tables) {
+        SLUICE_RETURN_IF_ERROR(detail::exec(db, trigger_sql(table)));
+    }
+    return txn.commit();
+}
+
+ChangeEvent upsert_event(const detail::ResolvedTable& table, const Row& row, std::string key,
+                         std::string offset) {
+    ChangeEvent event;
+    event.key = table.name + "/" + key;
+    event.op = Op::kUpsert;
+    Row visible = row;
+    // The selected key alias is an implementation detail, not a column of the table.
+    if (!visible.columns.empty() && visible.columns.back() == kRowKeyAlias) {
+        if (table.mapping.key != kRowKeyAlias) {
+            visible.columns.pop_back();
+            visible.values.pop_back();
+        }
+    }
+    event.document = row_document(table.mapping, visible, json{{"table", table.name}});
+    event.offset = std::move(offset);
+    return event;
+}
+
+}  // namespace
+
+Result<SqliteSourceConfig> sqlite_config_from_json(const json& value) {
+    if (!value.is_object()) {
+        return invalid_argument("sqlite source: expected an object");
+    }
+    SqliteSourceConfig config;
+    auto path = value.find("path");
+    if (path == value.end() || !path->is_string() || path->get<std::string>().empty()) {
+        return invalid_argument("path: expected the database file path");
+    }
+    config.path = path->get<std::string>();
+    auto tables = value.find("tables");
+    if (tables == value.end() || !tables->is_array() || tables->empty()) {
+        return invalid_argument("tables: expected a non-empty array");
+    }
+    for (std::size_t i = 0; i < tables->size(); ++i) {
+        const json& item = (*tables)[i];
+        const std::string where = "tables[" + std::to_string(i) + "]";
+        if (!item.is_object() || !item.contains("table") || !item["table"].is_string()) {
+            return invalid_argument(where + ".table: expected a table name");
+        }
+        SqliteTableConfig table;
+        table.table = item["table"].get<std::string>();
+        SLUICE_ASSIGN_OR_RETURN(table.mapping, row_mapping_from_json(item, where));
+        config.tables.push_back(std::move(table));
+    }
+    for (const auto& [field, item] : value.items()) {
+        if (field == "prune_acknowledged") {
+            if (!item.is_boolean()) {
+                return invalid_argument("prune_acknowledged: expected true or false");
+            }
+            config.prune_acknowledged = item.get<bool>();
+        } else if (field != "path" && field != "tables") {
+            return invalid_argument(field + ": unknown field");
+        }
+    }
+    return config;
+}
+
+json to_json(const SqliteSourceConfig& config) {
+    json tables = json::array();
+    for (const SqliteTableConfig& table : config.tables) {
+        json item = to_json(table.mapping);
+        item["table"] = table.table;
+        tables.push_back(std::move(item));
+    }
+    return json{{"path", config.path}, {"tables", tables},
+                {"prune_acknowledged", config.prune_acknowledged}};
+}
+
+Result<std::unique_ptr<SqliteSource>> SqliteSource::open(SqliteSourceConfig config) {
+    auto state = std::make_unique<detail::SqliteSourceState>();
+    SLUICE_ASSIGN_OR_RETURN(state->db, detail::open_db(config.path, /*create=*/false));
+    sqlite3* db = state->db.get();
+    for (const SqliteTableConfig& table : config.tables) {
+        auto resolved = resolve_table(db, table);
+        if (!resolved) {
+            return resolved.status();
+        }
+        state->tables.push_back(std::move(*resolved));
+    }
+    SLUICE_RETURN_IF_ERROR(install_capture(db, state->tables).with_context(
+        "installing change capture in '" + config.path + "'"));
+    state->config = std::move(config);
+    return std::make_unique<SqliteSource>(std::move(state));
+}
+
+SqliteSource::SqliteSource(std::unique_ptr<detail::SqliteSourceState> state)
+    : state_(std::move(state)) {}
+
+SqliteSource::~SqliteSource() = default;
+
+Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions& options) {
+    SLUICE_ASSIGN_OR_RETURN(Position position, parse_position(checkpoint));
+    sqlite3* db = state_->db.get();
+    const std::size_t limit = std::max<std::size_t>(options.max_events, 1);
+    Batch batch;
+    // One read transaction: the change rows and the rows they point at are one view.
+    SLUICE_ASSIGN_OR_RETURN(auto txn, detail::Transaction::begin(db));
+    SLUICE_ASSIGN_OR_RETURN(const std::int64_t acknowledged, read_state(db, "acknowledged_seq"));
+    if (position.start) {
+        SLUICE_ASSIGN_OR_RETURN(position.hw, current_seq(db));
+        position.start = false;
+    }
+    const std::int64_t from_seq = position.snapshot ? position.hw : position.seq;
+    if (from_seq < acknowledged && state_->config.prune_acknowledged) {
+        return failed_precondition("sqlite checkpoint at seq " + std::to_string(from_seq) +
+                                   " is older than the acknowledged seq " +
+                                   std::to_string(acknowledged) +
+                                   "; its changes are pruned, start again from \"\"");
+    }
+    while (position.snapshot && batch.events.size() < limit) {
+        if (position.table >= state_->tables.size()) {
+            position = Position{.snapshot = false, .seq = position.hw};
+            break;
+        }
+        const detail::ResolvedTable& table = state_->tables[position.table];
+        SLUICE_ASSIGN_OR_RETURN(Stmt page, detail::prepare(db, position.after.is_null() ? table.first_page_sql
+                                                                   : table.next_page_sql));
+        detail::bind_json(page.get(), 1, position.after);
+        const std::size_t want = limit - batch.events.size();
+        sqlite3_bind_int64(page.get(), 2, static_cast<sqlite3_int64>(want));
+        std::size_t got = 0;
+        int rc = SQLITE_ROW;
+        while ((rc = sqlite3_step(page.get())) == SQLITE_ROW) {
+            Row row = read_row(page.get());
+            position.after = row.values.back();
+            std::string key = json_scalar_text(position.after);
+            batch.events.push_back(
+                upsert_event(table, row, key, "snapshot:" + table.name + "/" + key));
+            ++got;
+        }
+        if (rc != SQLITE_DONE) {
+            return detail::sqlite_error(db, "reading snapshot of '" + table.name + "'");
+        }
+        if (got < want) {
+            ++position.table;
+            position.after = nullptr;
+        }
+    }
+    if (!position.snapshot && batch.events.size() < limit) {
+        SLUICE_ASSIGN_OR_RETURN(
+            Stmt changes, detail::prepare(db, "SELECT seq, tbl, op, key FROM _sluice_changes "
+                                              "WHERE seq > ?1 ORDER BY seq LIMIT ?2"));
+        sqlite3_bind_int64(changes.get(), 1, position.seq);
+        sqlite3_bind_int64(changes.get(), 2,
+                           static_cast<sqlite3_int64>(limit - batch.events.size()));
+        int rc = SQLITE_ROW;
+        while ((rc = sqlite3_step(changes.get())) == SQLITE_ROW) {
+            position.seq = sqlite3_column_int64(changes.get(), 0);
+            const std::string tbl = detail::column_text(changes.get(), 1);
+            const std::string op = detail::column_text(changes.get(), 2);
+            const std::string offset = "seq:" + std::to_string(position.seq);
+            auto table = std::find_if(state_->tables.begin(), state_->tables.end(),
+                                      [&](const auto& t) { return t.name == tbl; });
+            if (table == state_->tables.end()) {
+                continue;  // captured under an earlier configuration
+            }
+            const std::string key = json_scalar_text(detail::column_json(changes.get(), 3));
+            if (op == "U") {
+                SLUICE_ASSIGN_OR_RETURN(Stmt lookup, detail::prepare(db, table->row_sql));
+                sqlite3_bind_value(lookup.get(), 1, sqlite3_column_value(changes.get(), 3));
+                const int found = sqlite3_step(lookup.get());
+                if (found == SQLITE_ROW) {
+                    batch.events.push_back(
+                        upsert_event(*table, read_row(lookup.get()), key, offset));
+                    continue;
+                }
+                if (found != SQLITE_DONE) {
+                    return detail::sqlite_error(db, "reading '" + tbl + "' row " + key);
+                }
+            }
+            // 'D', or 'U' of a row deleted since: a later 'D' follows, deleting twice is harmless.
+            ChangeEvent event;
+            event.key = tbl + "/" + key;
+            event.op = Op::kDelete;
+            event.offset = offset;
+            batch.events.push_back(std::move(event));
+        }
+        if (rc != SQLITE_DONE) {
+            return detail::sqlite_error(db, "reading _sluice_changes");
+        }
+        if (batch.events.size() < limit) {
+            batch.caught_up = true;
+        }
+    }
+    SLUICE_RETURN_IF_ERROR(txn.commit());
+    batch.checkpoint = format_position(position);
+    return batch;
+}
+
+Status SqliteSource::acknowledge(std::string_view checkpoint) {
+    SLUICE_ASSIGN_OR_RETURN(Position position, parse_position(checkpoint));
+    if (position.start) {
+        return Status();
+    }
+    const std::int64_t seq = position.snapshot ? position.hw : position.seq;
+    sqlite3* db = state_->db.get();
+    SLUICE_ASSIGN_OR_RETURN(auto txn, detail::Transaction::begin(db, "IMMEDIATE"));
+    SLUICE_ASSIGN_OR_RETURN(const std::int64_t acknowledged, read_state(db, "acknowledged_seq"));
+    if (seq <= acknowledged) {
+        return Status();
+    }
+    SLUICE_ASSIGN_OR_RETURN(
+        Stmt record, detail::prepare(db, "INSERT INTO _sluice_state(name, value) VALUES "
+                                         "('acknowledged_seq', ?1) ON CONFLICT(name) DO UPDATE "
+                                         "SET value = excluded.value"));
+    sqlite3_bind_int64(record.get(), 1, seq);
+    SLUICE_RETURN_IF_ERROR(detail::step_done(db, record.get(), "recording acknowledged seq"));
+    if (state_->config.prune_acknowledged) {
+        SLUICE_ASSIGN_OR_RETURN(Stmt prune,
+                                detail::prepare(db, "DELETE FROM _sluice_changes WHERE seq <= ?"));
+        sqlite3_bind_int64(prune.get(), 1, seq);
+        SLUICE_RETURN_IF_ERROR(detail::step_done(db, prune.get(), "pruning _sluice_changes"));
+    }
+    return txn.commit();
+}
+
+Result<bool> SqliteSource::wait(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    if (state_->last_seen_seq < 0) {
+        SLUICE_ASSIGN_OR_RETURN(state_->last_seen_seq, current_seq(state_->db.get()));
+    }
+    while (true) {
+        SLUICE_ASSIGN_OR_RETURN(const std::int64_t seq, current_seq(state_->db.get()));
+        if (seq != state_->last_seen_seq) {
+            state_->last_seen_seq = seq;
+            return true;
+        }
+        std::unique_lock lock(wake_mutex_);
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) {
+            return false;
+        }
+        const auto step = std::min<std::chrono::steady_clock::duration>(
+            deadline - now, state_->config.wait_poll_interval);
+        if (wake_cv_.wait_for(lock, step, [&] { return woken_; })) {
+            woken_ = false;
+            return false;
+        }
+    }
+}
+
+void SqliteSource::wake() {
+    {
+        std::lock_guard lock(wake_mutex_);
+        woken_ = true;
+    }
+    wake_cv_.notify_all();
+}
+
+Result<json> SqliteSource::status() {
+    sqlite3* db = state_->db.get();
+    SLUICE_ASSIGN_OR_RETURN(const std::int64_t seq, current_seq(db));
+    SLUICE_ASSIGN_OR_RETURN(const std::int64_t acknowledged, read_state(db, "acknowledged_seq"));
+    SLUICE_ASSIGN_OR_RETURN(Stmt count,
+                            detail::prepare(db, "SELECT count(*) FROM _sluice_changes "
+                                                "WHERE seq > ?"));
+    sqlite3_bind_int64(count.get(), 1, acknowledged);
+    if (sqlite3_step(count.get()) != SQLITE_ROW) {
+        return detail::sqlite_error(db, "counting pending changes");
+    }
+    json tables = json::array();
+    for (const auto& table : state_->tables) {
+        tables.push_back(table.name);
+    }
+    return json{{"kind", "sqlite"},
+                {"path", state_->config.path},
+                {"tables", tables},
+                {"last_seq", seq},
+                {"acknowledged_seq", acknowledged},
+                {"pending_changes", sqlite3_column_int64(count.get(), 0)}};
+}
+
+}  // namespace sluice::connectors

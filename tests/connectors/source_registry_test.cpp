@@ -1,0 +1,59 @@
+#include "connectors/source_registry.h"
+
+#include <doctest/doctest.h>
+
+#include "connectors_test_support.h"
+
+using namespace sluice::connectors;
+using nlohmann::json;
+using sluice::StatusCode;
+using sluice::testing::TempDir;
+
+TEST_CASE("source registry: add, list, get, remove; secrets are redacted in descriptions") {
+    TempDir dir("registry");
+    sluice::testing::write_file(dir.path / "docs" / "a.md", "# A");
+    {
+        auto registry = SourceRegistry::open(dir.path);
+        REQUIRE(registry.ok());
+        REQUIRE((*registry)->add({"docs", "file", {{"root", (dir.path / "docs").string()}}, ""})
+                    .ok());
+        REQUIRE((*registry)
+                    ->add({"crm", "postgres",
+                           json::parse(R"({"conninfo": "host=db password=hunter2",
+                                           "tables": [{"table": "accounts"}]})"),
+                           ""})
+                    .ok());
+        CHECK((*registry)->add({"docs", "http", json::object(), ""}).code() ==
+              StatusCode::kAlreadyExists);
+        auto bad = (*registry)->add({"Bad Name", "file", json::object(), ""});
+        CHECK(bad.code() == StatusCode::kInvalidArgument);
+        auto bad_type = (*registry)->add({"x", "ftp", json::object(), ""});
+        CHECK(bad_type.message().starts_with("type"));
+        auto bad_config = (*registry)->add({"y", "sqlite", json{{"path", "a.db"}}, ""});
+        CHECK(bad_config.message().starts_with("tables"));
+    }
+    auto registry = SourceRegistry::open(dir.path);
+    REQUIRE(registry.ok());
+    auto all = (*registry)->list();
+    REQUIRE(all.ok());
+    REQUIRE(all->size() == 2);
+    CHECK((*all)[0].name == "crm");
+    CHECK((*all)[0].config["slot"] == "sluice_crm");
+    const std::string shown = describe((*all)[0]).dump();
+    CHECK(shown.find("hunter2") == std::string::npos);
+    CHECK(shown.find("password=***") != std::string::npos);
+
+    auto docs = (*registry)->get("docs");
+    REQUIRE(docs.ok());
+    auto source = open_source(*docs, (*registry)->state_dir("docs"));
+    REQUIRE(source.ok());
+    auto batch = (*source)->poll("", {});
+    REQUIRE(batch.ok());
+    CHECK(batch->events.size() == 1);
+    CHECK(open_push_source(*docs, (*registry)->state_dir("docs")).status().code() ==
+          StatusCode::kFailedPrecondition);
+
+    REQUIRE((*registry)->remove("docs").ok());
+    CHECK((*registry)->get("docs").status().code() == StatusCode::kNotFound);
+    CHECK((*registry)->remove("docs").code() == StatusCode::kNotFound);
+}

@@ -1,0 +1,289 @@
+#include "connectors/sqlite_source.h"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "connectors/detail/sqlite_util.h"
+#include "connectors_test_support.h"
+
+using namespace sluice::connectors;
+using sluice::StatusCode;
+using sluice::testing::drain;
+using sluice::testing::TempDir;
+using nlohmann::json;
+
+namespace {
+
+struct Database {
+    TempDir dir{"sqlite"};
+    std::string path;
+    detail::Db db;
+
+    explicit Database(const std::string& shared_file) {
+        path = (dir.path / "db.sqlite").string();
+        if (!shared_file.empty()) {
+            std::filesystem::copy_file(sluice::testing::shared_data(shared_file), path);
+            std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                                   std::filesystem::perms::owner_write);
+        }
+        auto opened = detail::open_db(path, /*create=*/true);
+        REQUIRE(opened.ok());
+        db = std::move(*opened);
+    }
+
+    void exec(const std::string& sql) {
+        auto status = detail::exec(db.get(), sql);
+        REQUIRE_MESSAGE(status.ok(), status.to_string());
+    }
+
+    std::int64_t count(const std::string& sql) {
+        auto stmt = detail::prepare(db.get(), sql);
+        REQUIRE(stmt.ok());
+        REQUIRE(sqlite3_step(stmt->get()) == SQLITE_ROW);
+        return sqlite3_column_int64(stmt->get(), 0);
+    }
+};
+
+SqliteSourceConfig chinook_config(const std::string& path) {
+    SqliteSourceConfig config;
+    config.path = path;
+    SqliteTableConfig track;
+    track.table = "Track";
+    track.mapping.text = {"Name", "Composer"};
+    track.mapping.metadata = {"AlbumId", "GenreId", "UnitPrice"};
+    track.mapping.default_acl.groups = {"music"};
+    SqliteTableConfig artist;
+    artist.table = "Artist";
+    artist.mapping.text = {"Name"};
+    config.tables = {track, artist};
+    return config;
+}
+
+std::map<std::string, std::string> snapshot_state(Source& source) {
+    std::map<std::string, std::string> state;
+    sluice::testing::apply(state, drain(source, "", 700).events);
+    return state;
+}
+
+std::vector<std::string> describe(const std::vector<ChangeEvent>& events) {
+    std::vector<std::string> out;
+    for (const auto& event : events) {
+        out.push_back(std::string(op_name(event.op)) + " " + event.key + " @" + event.offset);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("sqlite source: chinook snapshot, then inserts, updates, deletes and key updates") {
+    Database database("chinook/Chinook_Sqlite.sqlite");
+    auto source = SqliteSource::open(chinook_config(database.path));
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+
+    auto snapshot = drain(**source, "", 500);
+    const auto tracks = database.count("SELECT count(*) FROM Track");
+    const auto artists = database.count("SELECT count(*) FROM Artist");
+    CHECK(tracks == 3503);
+    CHECK(snapshot.events.size() == static_cast<std::size_t>(tracks + artists));
+    CHECK(snapshot.batches > 2);
+    std::set<std::string> keys;
+    for (const auto& event : snapshot.events) {
+        CHECK(event.op == Op::kUpsert);
+        keys.insert(event.key);
+    }
+    CHECK(keys.size() == snapshot.events.size());
+    const ChangeEvent& first = snapshot.events.front();
+    CHECK(first.key == "Track/1");
+    CHECK(first.document.text ==
+          "Name: For Those About To Rock (We Salute You)\n"
+          "Composer: Angus Young, Malcolm Young, Brian Johnson\n");
+    CHECK(first.document.metadata["table"] == "Track");
+    CHECK(first.document.metadata["AlbumId"] == 1);
+    CHECK(first.document.metadata["UnitPrice"] == 0.99);
+    CHECK(first.document.acl.groups == std::vector<std::string>{"music"});
+    CHECK(snapshot.events.back().key == "Artist/275");
+    CHECK(snapshot.events.back().document.text == "Philip Glass Ensemble");
+
+    database.exec("INSERT INTO Track(TrackId, Name, MediaTypeId, Milliseconds, UnitPrice) "
+                  "VALUES (5000, 'New Song', 1, 1000, 1.29)");
+    database.exec("UPDATE Track SET Name = 'Renamed' WHERE TrackId = 2");
+    database.exec("DELETE FROM Track WHERE TrackId = 3");
+    database.exec("UPDATE Track SET TrackId = 100000 WHERE TrackId = 1");
+    database.exec("UPDATE Artist SET Name = Name || '!' WHERE ArtistId <= 3");
+
+    auto changes = drain(**source, snapshot.checkpoint, 4);
+    CHECK(describe(changes.events) ==
+          std::vector<std::string>{
+              "upsert Track/5000 @seq:1", "upsert Track/2 @seq:2", "delete Track/3 @seq:3",
+              "delete Track/1 @seq:4", "upsert Track/100000 @seq:5",
+              "upsert Artist/1 @seq:6", "upsert Artist/2 @seq:7", "upsert Artist/3 @seq:8"});
+    CHECK(changes.events[1].document.text.starts_with("Name: Renamed\n"));
+    CHECK(changes.events[4].document.metadata["AlbumId"] == 1);
+    CHECK(changes.events[5].document.text == "AC/DC!");
+
+    // The consumer's state equals a fresh snapshot of the changed database.
+    std::map<std::string, std::string> state;
+    sluice::testing::apply(state, snapshot.events);
+    sluice::testing::apply(state, changes.events);
+    auto fresh = SqliteSource::open(chinook_config(database.path));
+    REQUIRE(fresh.ok());
+    CHECK(state == snapshot_state(**fresh));
+
+    // Re-polling from the older checkpoint re-delivers the same events in the same order.
+    auto again = drain(**source, snapshot.checkpoint, 3);
+    CHECK(describe(again.events) == describe(changes.events));
+    CHECK(again.checkpoint == changes.checkpoint);
+}
+
+TEST_CASE("sqlite source: a change to a row deleted later becomes a delete") {
+    Database database("");
+    database.exec("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"notes", {}}};
+    auto source = SqliteSource::open(config);
+    REQUIRE(source.ok());
+    auto start = drain(**source, "");
+    CHECK(start.events.empty());
+    database.exec("INSERT INTO notes VALUES (1, 'a')");
+    database.exec("DELETE FROM notes WHERE id = 1");
+    auto changes = drain(**source, start.checkpoint);
+    CHECK(describe(changes.events) ==
+          std::vector<std::string>{"delete notes/1 @seq:1", "delete notes/1 @seq:2"});
+}
+
+TEST_CASE("sqlite source: restart from an acknowledged checkpoint redelivers nothing") {
+    Database database("northwind/northwind.sqlite");
+    database.exec("ALTER TABLE Customers ADD COLUMN readers TEXT");
+    database.exec("UPDATE Customers SET readers = 'alice, bob' WHERE Country = 'Germany'");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    SqliteTableConfig customers;
+    customers.table = "Customers";
+    customers.mapping.text = {"CompanyName", "ContactName", "City"};
+    customers.mapping.metadata = {"Country"};
+    customers.mapping.acl_principals = "readers";
+    customers.mapping.default_acl.groups = {"sales"};
+    SqliteTableConfig details;
+    details.table = "Order Details";
+    details.mapping.key = "rowid";
+    config.tables = {customers, details};
+
+    std::string checkpoint;
+    {
+        auto source = SqliteSource::open(config);
+        REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+        auto snapshot = drain(**source, "", 1000, /*acknowledge=*/true);
+        CHECK(snapshot.events.size() ==
+              static_cast<std::size_t>(database.count("SELECT count(*) FROM Customers") +
+                                       database.count("SELECT count(*) FROM [Order Details]")));
+        const ChangeEvent* alfki = nullptr;
+        for (const auto& event : snapshot.events) {
+            if (event.key == "Customers/ALFKI") {
+                alfki = &event;
+            }
+        }
+        REQUIRE(alfki != nullptr);
+        CHECK(alfki->document.acl.principals == std::vector<std::string>{"alice", "bob"});
+        CHECK(alfki->document.metadata["Country"] == "Germany");
+        database.exec("UPDATE Customers SET City = 'Bonn' WHERE CustomerID = 'ALFKI'");
+        database.exec("DELETE FROM [Order Details] WHERE rowid = 1");
+        auto changes = drain(**source, snapshot.checkpoint);
+        REQUIRE(changes.events.size() == 2);
+        CHECK(changes.events[0].key == "Customers/ALFKI");
+        CHECK(changes.events[1].key == "Order Details/1");
+        CHECK(changes.events[1].op == Op::kDelete);
+        checkpoint = changes.checkpoint;
+        REQUIRE((*source)->acknowledge(checkpoint).ok());
+        auto status = (*source)->status();
+        REQUIRE(status.ok());
+        CHECK((*status)["pending_changes"] == 0);
+        // Acknowledged change rows are pruned; the older checkpoint can no longer be served.
+        CHECK(database.count("SELECT count(*) FROM _sluice_changes") == 0);
+        auto stale = (*source)->poll(snapshot.checkpoint, {});
+        CHECK(stale.status().code() == StatusCode::kFailedPrecondition);
+    }
+    database.exec("UPDATE Customers SET City = 'Köln' WHERE CustomerID = 'ANATR'");
+    auto reopened = SqliteSource::open(config);
+    REQUIRE(reopened.ok());
+    auto after = drain(**reopened, checkpoint);
+    REQUIRE(after.events.size() == 1);
+    CHECK(after.events[0].key == "Customers/ANATR");
+    CHECK(after.events[0].document.text.find("City: Köln") != std::string::npos);
+    CHECK(after.events[0].document.acl.groups == std::vector<std::string>{"sales"});
+}
+
+TEST_CASE("sqlite source: 100,000-row table snapshot in pages") {
+    Database database("");
+    database.exec("CREATE TABLE docs(id INTEGER PRIMARY KEY, title TEXT, body TEXT)");
+    database.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+                  "100000) INSERT INTO docs SELECT i, 'title ' || i, 'body of ' || i FROM n");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"docs", {}}};
+    config.tables[0].mapping.text = {"body"};
+    config.tables[0].mapping.metadata = {"title"};
+    auto source = SqliteSource::open(config);
+    REQUIRE(source.ok());
+    auto snapshot = drain(**source, "", 1000);
+    REQUIRE(snapshot.events.size() == 100000);
+    CHECK(snapshot.batches == 101);  // the last poll finds the snapshot done and no changes
+    for (std::size_t i = 0; i < snapshot.events.size(); i += 9973) {
+        CHECK(snapshot.events[i].key == "docs/" + std::to_string(i + 1));
+        CHECK(snapshot.events[i].document.text == "body of " + std::to_string(i + 1));
+    }
+    database.exec("UPDATE docs SET body = 'changed' WHERE id % 1000 = 0");
+    auto changes = drain(**source, snapshot.checkpoint, 1000);
+    CHECK(changes.events.size() == 100);
+}
+
+TEST_CASE("sqlite source: configuration and checkpoint errors") {
+    Database database("chinook/Chinook_Sqlite.sqlite");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"NoSuchTable", {}}};
+    CHECK(SqliteSource::open(config).status().code() == StatusCode::kNotFound);
+    config.tables = {{"PlaylistTrack", {}}};  // composite primary key
+    CHECK(SqliteSource::open(config).status().code() == StatusCode::kInvalidArgument);
+    config.tables = {{"Track", {}}};
+    config.tables[0].mapping.text = {"Lyrics"};
+    auto missing_column = SqliteSource::open(config);
+    CHECK(missing_column.status().code() == StatusCode::kNotFound);
+    CHECK(missing_column.status().message().find("'Lyrics'") != std::string::npos);
+    config.path = (database.dir.path / "absent.sqlite").string();
+    CHECK(SqliteSource::open(config).status().code() == StatusCode::kNotFound);
+
+    auto source = SqliteSource::open(chinook_config(database.path));
+    REQUIRE(source.ok());
+    CHECK((*source)->poll("not json", {}).status().code() == StatusCode::kInvalidArgument);
+    CHECK((*source)->poll("{\"v\":2}", {}).status().code() == StatusCode::kInvalidArgument);
+
+    auto parsed = sqlite_config_from_json(json::parse(
+        R"({"path": "x.db", "tables": [{"table": "Track", "text": ["Name"], "bogus": 1}]})"));
+    CHECK(parsed.status().code() == StatusCode::kInvalidArgument);
+    CHECK(parsed.status().message().find("tables[0].bogus") != std::string::npos);
+    auto round = sqlite_config_from_json(to_json(chinook_config("x.db")));
+    REQUIRE(round.ok());
+    CHECK(round->tables.size() == 2);
+    CHECK(round->tables[0].mapping.default_acl.groups == std::vector<std::string>{"music"});
+}
+
+TEST_CASE("sqlite source: wait returns on a commit from another connection") {
+    Database database("");
+    database.exec("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"notes", {}}};
+    auto source = SqliteSource::open(config);
+    REQUIRE(source.ok());
+    auto idle = (*source)->wait(std::chrono::milliseconds(20));
+    REQUIRE(idle.ok());
+    CHECK_FALSE(*idle);
+    database.exec("INSERT INTO notes VALUES (1, 'a')");
+    auto woke = (*source)->wait(std::chrono::seconds(10));
+    REQUIRE(woke.ok());
+    CHECK(*woke);
+}

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "app/bench_authz.h"
+#include "app/bench_limits.h"
 #include "app/bench_decode.h"
 #include "app/bench_memory.h"
 #include "app/bench_tokenizer.h"
@@ -35,6 +36,7 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_decode_bench(*this);
     add_governance_commands(*this);
     add_authz_bench(*this);
+    add_limits_bench(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

@@ -299,6 +299,21 @@ Result<std::vector<std::int64_t>> Authorizer::principal_closure(std::int64_t pri
     return it->second.closure;
 }
 
+Result<std::vector<std::string>> Authorizer::group_names(std::int64_t principal_id) {
+    SLUICE_ASSIGN_OR_RETURN(auto snapshot, current());
+    auto it = snapshot->principals.find(principal_id);
+    if (it == snapshot->principals.end()) {
+        return not_found("principal id " + std::to_string(principal_id) + " does not exist");
+    }
+    std::vector<std::string> out;
+    for (std::int64_t id : it->second.closure) {
+        if (id != principal_id) {
+            out.push_back(snapshot->principals.at(id).name);
+        }
+    }
+    return out;
+}
+
 Result<std::string> Authorizer::principal_name(std::int64_t principal_id) {
     SLUICE_ASSIGN_OR_RETURN(auto snapshot, current());
     auto it = snapshot->principals.find(principal_id);

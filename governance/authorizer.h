@@ -80,6 +80,8 @@ public:
     // The principal's id first, then every group it belongs to, directly or through nested
     // groups. kNotFound for an unknown id.
     Result<std::vector<std::int64_t>> principal_closure(std::int64_t principal_id);
+    // The names of the groups the principal is in, directly or through nested groups.
+    Result<std::vector<std::string>> group_names(std::int64_t principal_id);
     // "user 'bob'", "group 'analysts'": how messages name a principal.
     Result<std::string> principal_name(std::int64_t principal_id);
 

@@ -9,6 +9,7 @@ Governance::Governance(std::filesystem::path data_dir, std::unique_ptr<Store> st
 
 Governance::~Governance() {
     // Users of the audit log go first; the log goes after them and signs its head.
+    policies_.reset();
     guardrails_.reset();
     lineage_.reset();
     usage_.reset();
@@ -30,6 +31,8 @@ Result<std::unique_ptr<Governance>> Governance::open(const std::filesystem::path
     SLUICE_ASSIGN_OR_RETURN(gov->lineage_,
                             Lineage::open(db_path, *gov->authorizer_, *gov->audit_));
     gov->guardrails_ = std::make_unique<Guardrails>(*gov->endpoints_, *gov->audit_);
+    SLUICE_ASSIGN_OR_RETURN(gov->policies_,
+                            Policies::open(db_path, *gov->store_, *gov->authorizer_));
     return gov;
 }
 

@@ -19,6 +19,7 @@
 #include "governance/endpoints.h"
 #include "governance/guardrails.h"
 #include "governance/lineage.h"
+#include "governance/policies.h"
 #include "governance/request_context.h"
 #include "governance/store.h"
 #include "governance/usage.h"
@@ -45,6 +46,7 @@ public:
     Usage& usage() { return *usage_; }
     Lineage& lineage() { return *lineage_; }
     Guardrails& guardrails() { return *guardrails_; }
+    Policies& policies() { return *policies_; }
     const std::filesystem::path& data_dir() const { return data_dir_; }
 
     // On a catalog with no principals: creates the admin user "admin" and a token for it,
@@ -83,6 +85,7 @@ private:
     std::unique_ptr<Usage> usage_;
     std::unique_ptr<Lineage> lineage_;
     std::unique_ptr<Guardrails> guardrails_;
+    std::unique_ptr<Policies> policies_;
 };
 
 }  // namespace sluice::governance

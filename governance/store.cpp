@@ -117,7 +117,7 @@ CREATE TABLE audit_archives (
 );
 )sql",
         // 2: model endpoints (prices, guardrail policy), rate limits and token budgets, usage,
-        // lineage.
+        // lineage, table columns, row filters and column masks.
         R"sql(
 CREATE TABLE endpoints (
   name TEXT PRIMARY KEY,
@@ -180,6 +180,23 @@ CREATE TABLE lineage_edges (
   PRIMARY KEY (source_id, target_id)
 );
 CREATE INDEX lineage_edges_target ON lineage_edges (target_id);
+
+CREATE TABLE table_columns (
+  securable_id INTEGER NOT NULL REFERENCES securables(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  type_name TEXT NOT NULL,
+  PRIMARY KEY (securable_id, name)
+);
+-- column_name '' holds the table's row filter; any other, that column's mask.
+CREATE TABLE table_policies (
+  securable_id INTEGER NOT NULL REFERENCES securables(id) ON DELETE CASCADE,
+  column_name TEXT NOT NULL,
+  expression TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (securable_id, column_name)
+);
 )sql",
     };
     return list;

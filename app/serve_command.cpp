@@ -15,6 +15,7 @@
 #include "app/data_dir.h"
 #include "app/gateway_routes.h"
 #include "app/lineage_routes.h"
+#include "app/policy_routes.h"
 #include "app/governance_http.h"
 #include "app/health_routes.h"
 #include "app/http_server.h"
@@ -145,6 +146,7 @@ int run_server(const Config& config) {
     add_principal_routes(server, governance);
     add_gateway_routes(server, governance);
     add_lineage_routes(server, governance);
+    add_policy_routes(server, governance);
 
     if (Status bound = server.bind(); !bound.ok()) {
         log::error("server", "cannot listen", {{"error", bound.message()}});

@@ -12,7 +12,9 @@
 
 #include "app/build_info.h"
 #include "app/governance_http.h"
+#include "app/catalog_routes.h"
 #include "app/lineage_routes.h"
+#include "app/policy_routes.h"
 
 using namespace sluice::app;
 using namespace sluice::governance;
@@ -56,6 +58,8 @@ struct Site {
             [&g](const RequestInfo& info) { return g.finish_request(context_of(info)); });
         add_gateway_routes(*server, g);
         add_lineage_routes(*server, g);
+        add_catalog_routes(*server, g);
+        add_policy_routes(*server, g);
         REQUIRE(server->bind().ok());
         thread = std::jthread([this] { (void)server->serve(); });
     }
@@ -79,6 +83,9 @@ struct Site {
         }
         if (method == "PUT") {
             return c.Put(path, h, body.dump(), "application/json");
+        }
+        if (method == "PATCH") {
+            return c.Patch(path, h, body.dump(), "application/json");
         }
         return c.Post(path, h, body.dump(), "application/json");
     }
@@ -265,4 +272,60 @@ TEST_CASE("UTC days parse to the epoch") {
     CHECK(parse_utc_day("2000-03-01").value() == 951'868'800'000'000);
     CHECK_FALSE(parse_utc_day("2000-13-01").ok());
     CHECK_FALSE(parse_utc_day("20000-1-01").ok());
+}
+
+TEST_CASE("row filters and column masks are defined over REST against the table's columns") {
+    Site site;
+    const std::string uc = "/api/2.1/unity-catalog";
+    site.ok(site.call(site.admin, "POST", uc + "/catalogs", {{"name", "main"}}));
+    site.ok(site.call(site.admin, "POST", uc + "/schemas", {{"name", "crm"}, {"catalog_name", "main"}}));
+    auto bad_columns = site.call(site.admin, "POST", uc + "/tables",
+                                 {{"name", "people"}, {"catalog_name", "main"},
+                                  {"schema_name", "crm"},
+                                  {"columns", {{{"name", "id"}}, {{"name", "ID"}}}}});
+    REQUIRE(bad_columns);
+    CHECK(bad_columns->status == 400);
+    site.ok(site.call(site.admin, "POST", uc + "/tables",
+                      {{"name", "people"},
+                       {"catalog_name", "main"},
+                       {"schema_name", "crm"},
+                       {"columns",
+                        {{{"name", "id"}, {"type_name", "INT"}},
+                         {{"name", "email"}, {"type_name", "STRING"}},
+                         {{"name", "region"}, {"type_name", "STRING"}}}}}));
+    const std::string table = uc + "/tables/main.crm.people";
+    auto denied = site.call(site.alice, "PUT", table + "/row-filter",
+                            {{"expression", "region = 'EU'"}});
+    REQUIRE(denied);
+    CHECK(denied->status == 403);
+    json shown = site.ok(site.call(site.admin, "PUT", table + "/row-filter",
+                                   {{"expression", "region = 'EU' OR is_account_group_member('all')"}}));
+    CHECK(shown["row_filter"]["expression"] == "region = 'EU' OR is_account_group_member('all')");
+    CHECK(shown["columns"].size() == 3);
+    auto unknown = site.call(site.admin, "PUT", table + "/row-filter", {{"expression", "salary > 1"}});
+    REQUIRE(unknown);
+    CHECK(unknown->status == 400);
+    CHECK(unknown->body.find("not a column") != std::string::npos);
+    site.ok(site.call(site.admin, "PUT", table + "/column-masks/email",
+                      {{"expression", "CASE WHEN email = current_user() THEN email ELSE NULL END"}}));
+    auto no_column = site.call(site.admin, "PUT", table + "/column-masks/phone",
+                               {{"expression", "NULL"}});
+    REQUIRE(no_column);
+    CHECK(no_column->status == 404);
+    auto hidden = site.call(site.alice, "GET", table + "/policies");
+    REQUIRE(hidden);
+    CHECK(hidden->status == 403);
+    site.ok(site.call(site.admin, "PATCH", uc + "/permissions/table/main.crm.people",
+                      {{"changes", {{{"principal", "alice"}, {"add", {"BROWSE"}}}}}}));
+    json policies = site.ok(site.call(site.alice, "GET", table + "/policies"));
+    CHECK(policies["column_masks"].size() == 1);
+    CHECK(policies["column_masks"][0]["column"] == "email");
+    // Dropping a column a policy reads is refused; the filter can be deleted.
+    auto drop = site.call(site.admin, "PUT", table + "/columns",
+                          {{"columns", {{{"name", "id"}}, {{"name", "email"}}}}});
+    REQUIRE(drop);
+    CHECK(drop->status == 409);
+    site.ok(site.call(site.admin, "DELETE", table + "/row-filter"));
+    site.ok(site.call(site.admin, "PUT", table + "/columns",
+                      {{"columns", {{{"name", "id"}}, {{"name", "email"}}}}}));
 }

@@ -80,10 +80,43 @@ Result<std::string> audit_public_key(const std::filesystem::path& key_path) {
 }
 
 AuditLog::AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail::Ed25519Key> key,
-                   AuditLogOptions options)
-    : db_(std::move(db)), key_(std::move(key)), options_(options) {}
+                   AuditLogOptions options, std::unique_ptr<detail::Database> checkpoint_db)
+    : db_(std::move(db)), key_(std::move(key)), options_(options),
+      checkpoint_db_(std::move(checkpoint_db)) {
+    if (checkpoint_db_) {
+        checkpointer_ = std::jthread([this](std::stop_token stop) { checkpoint_wal(stop); });
+    }
+}
+
+void AuditLog::checkpoint_wal(std::stop_token stop) {
+    // Often enough that the WAL stays small (a commit appends at least one 4 KiB page), rarely
+    // enough that its fsyncs cost little.
+    constexpr auto kInterval = std::chrono::milliseconds(100);
+    bool warned = false;
+    while (!stop.stop_requested()) {
+        {
+            std::unique_lock lock(checkpoint_mutex_);
+            checkpoint_wake_.wait_for(lock, stop, kInterval, [] { return false; });
+        }
+        if (stop.stop_requested()) {
+            return;
+        }
+        // PASSIVE: copies what no reader still needs, without blocking writers or readers.
+        Status done = checkpoint_db_->exec("PRAGMA wal_checkpoint(PASSIVE)");
+        if (!done.ok() && !warned) {
+            log::warn("audit", "background WAL checkpoint failed; retrying",
+                      {{"error", done.message()}});
+            warned = true;
+        }
+    }
+}
 
 AuditLog::~AuditLog() {
+    checkpointer_.request_stop();
+    checkpoint_wake_.notify_all();
+    if (checkpointer_.joinable()) {
+        checkpointer_.join();
+    }
     std::vector<std::uint64_t> tickets;
     {
         std::lock_guard lock(mutex_);
@@ -114,8 +147,11 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& db
                                 std::to_string(options.checkpoint_every));
     }
     SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open(db_path.string()));
+    SLUICE_RETURN_IF_ERROR(db->exec("PRAGMA wal_autocheckpoint=0"));
+    SLUICE_ASSIGN_OR_RETURN(auto checkpoint_db, detail::Database::open(db_path.string()));
     SLUICE_ASSIGN_OR_RETURN(auto key, detail::Ed25519Key::load_or_create(key_path));
-    return std::make_unique<AuditLog>(std::move(db), std::move(key), options);
+    return std::make_unique<AuditLog>(std::move(db), std::move(key), options,
+                                      std::move(checkpoint_db));
 }
 
 Status AuditLog::append(AuditEvent event) { return append(std::move(event), nullptr); }

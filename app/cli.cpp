@@ -5,11 +5,16 @@
 #include "app/bench_authz.h"
 #include "app/bench_limits.h"
 #include "app/bench_decode.h"
+#include "app/bench_grammar.h"
 #include "app/bench_memory.h"
+#include "app/bench_serve.h"
 #include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
+#include "app/generate_command.h"
 #include "app/governance_commands.h"
 #include "app/model_commands.h"
+#include "app/retrieval_bench.h"
+#include "app/search_command.h"
 #include "app/serve_command.h"
 #include "app/tokenize_command.h"
 #include "app/version_command.h"
@@ -33,10 +38,15 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_tokenize_commands(*this);
     add_tokenizer_bench(*this);
     add_model_commands(*this);
+    add_generate_command(*this);
     add_decode_bench(*this);
+    add_serve_bench(*this);
+    add_grammar_bench(*this);
     add_governance_commands(*this);
     add_authz_bench(*this);
     add_limits_bench(*this);
+    add_retrieval_bench(*this);
+    add_search_command(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

@@ -112,6 +112,52 @@ const std::vector<Field>& fields() {
         f.push_back(make_field("log", "access_log", FieldType::kBoolean,
                                "Write one line per HTTP request", &C::log,
                                &LogConfig::access_log));
+        f.push_back(make_field("model", "path", FieldType::kString,
+                               "Hugging Face DBRX checkpoint folder (config.json, safetensors, "
+                               "tokenizer.json); the server starts without it and /readyz says why",
+                               &C::model, &ModelSettings::path));
+        f.push_back(make_field("model", "name", FieldType::kString,
+                               "Model id in the API; empty: the checkpoint folder's name",
+                               &C::model, &ModelSettings::name));
+        f.push_back(with_allowed(make_field("model", "weights", FieldType::kString,
+                                            "Weight format in memory; auto keeps the stored one",
+                                            &C::model, &ModelSettings::weights),
+                                 {"auto", "f32", "bf16", "int8"}));
+        f.push_back(with_range(make_field("model", "threads", FieldType::kInteger,
+                                          "CPU backend threads; 0: every hardware thread",
+                                          &C::model, &ModelSettings::threads),
+                               0, 1024));
+        f.push_back(with_range(make_field("model", "kv_cache_blocks", FieldType::kInteger,
+                                          "KV-cache blocks of 16 positions; 0: from kv_cache_bytes",
+                                          &C::model, &ModelSettings::kv_cache_blocks),
+                               0, 1LL << 24));
+        f.push_back(with_range(make_field("model", "kv_cache_bytes", FieldType::kInteger,
+                                          "KV-cache memory when kv_cache_blocks is 0",
+                                          &C::model, &ModelSettings::kv_cache_bytes),
+                               1LL << 16, 1LL << 42));
+        f.push_back(with_range(make_field("model", "max_batch_tokens", FieldType::kInteger,
+                                          "Tokens in one forward step (decodes plus prompt chunks)",
+                                          &C::model, &ModelSettings::max_batch_tokens),
+                               1, 1 << 20));
+        f.push_back(with_range(make_field("model", "max_running", FieldType::kInteger,
+                                          "Sequences generating at once",
+                                          &C::model, &ModelSettings::max_running),
+                               1, 1 << 16));
+        f.push_back(with_range(make_field("model", "max_queued_requests", FieldType::kInteger,
+                                          "Requests waiting for admission; more get 429",
+                                          &C::model, &ModelSettings::max_queued_requests),
+                               1, 1 << 20));
+        f.push_back(with_range(make_field("model", "request_timeout_s", FieldType::kNumber,
+                                          "Seconds a generation may take; 0: no limit",
+                                          &C::model, &ModelSettings::request_timeout_s),
+                               0, 86400));
+        f.push_back(make_field("model", "system_prompt", FieldType::kString,
+                               "System prompt of conversations without one; empty: the built-in "
+                               "default",
+                               &C::model, &ModelSettings::system_prompt));
+        f.push_back(make_field("model", "prefix_caching", FieldType::kBoolean,
+                               "Share the KV cache of common prompt prefixes between requests",
+                               &C::model, &ModelSettings::prefix_caching));
         return f;
     }();
     return table;

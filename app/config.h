@@ -48,11 +48,28 @@ struct LogConfig {
     bool access_log = true;
 };
 
+// The model `sluice serve` loads, and how its engine batches and queues requests.
+struct ModelSettings {
+    std::string path = "./models/tiny";  // a Hugging Face DBRX checkpoint folder
+    std::string name;                    // the model id clients send; empty: the folder's name
+    std::string weights = "auto";        // auto | f32 | bf16 | int8
+    int threads = 0;                     // CPU backend threads; 0: every hardware thread
+    std::int64_t kv_cache_blocks = 0;    // 0: derived from kv_cache_bytes
+    std::int64_t kv_cache_bytes = 256LL * 1024 * 1024;
+    int max_batch_tokens = 512;
+    int max_running = 64;
+    int max_queued_requests = 64;
+    double request_timeout_s = 600;  // 0: none
+    std::string system_prompt;       // empty: the chat template's default
+    bool prefix_caching = true;
+};
+
 struct Config {
     ServerConfig server;
     StorageConfig storage;
     GovernanceConfig governance;
     LogConfig log;
+    ModelSettings model;
 };
 
 // Parses a whole configuration from JSON text. Absent keys keep their defaults; unknown keys,

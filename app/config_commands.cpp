@@ -12,6 +12,8 @@ void add_config_options(CLI::App& command, ConfigOptions& options) {
         ->check(CLI::Range(0, 65535));
     command.add_option("--data-dir", options.data_dir,
                        "Data directory (overrides /storage/data_dir)");
+    command.add_option("--model", options.model_path,
+                       "Model checkpoint folder (overrides /model/path)");
 }
 
 Result<Config> effective_config(const ConfigOptions& options) {
@@ -28,6 +30,9 @@ Result<Config> effective_config(const ConfigOptions& options) {
     }
     if (options.data_dir) {
         config.storage.data_dir = *options.data_dir;
+    }
+    if (options.model_path) {
+        config.model.path = *options.model_path;
     }
     SLUICE_RETURN_IF_ERROR(validate_config(config).with_context("command-line flags"));
     return config;

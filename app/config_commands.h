@@ -1,6 +1,6 @@
 #pragma once
 // `sluice config check FILE`, `sluice config print`, `sluice config schema`, and the options that
-// every command reading a configuration shares (--config, --host, --port, --data-dir).
+// every command reading a configuration shares (--config, --host, --port, --data-dir, --model).
 
 #include <memory>
 #include <optional>
@@ -17,9 +17,10 @@ struct ConfigOptions {
     std::optional<std::string> host;
     std::optional<int> port;
     std::optional<std::string> data_dir;
+    std::optional<std::string> model_path;
 };
 
-// Adds --config, --host, --port and --data-dir to `command`.
+// Adds --config, --host, --port, --data-dir and --model to `command`.
 void add_config_options(CLI::App& command, ConfigOptions& options);
 
 // The effective configuration: defaults, then the file (when given), then SLUICE_* environment

@@ -96,7 +96,7 @@ DataDir::~DataDir() {
 
 Result<std::unique_ptr<DataDir>> DataDir::open(const std::filesystem::path& requested) {
     std::error_code ec;
-    std::filesystem::path path = std::filesystem::absolute(requested, ec);
+    std::filesystem::path path = std::filesystem::absolute(requested, ec).lexically_normal();
     if (ec) {
         return io_error("data directory '" + requested.string() + "': " + ec.message());
     }

@@ -127,6 +127,11 @@ void Metrics::set_in_flight(int delta) {
     in_flight_ += delta;
 }
 
+void Metrics::add_collector(std::function<std::string()> collector) {
+    std::lock_guard lock(mutex_);
+    collectors_.push_back(std::move(collector));
+}
+
 std::string Metrics::render() const {
     std::ostringstream out;
     out << "# HELP sluice_build_info Build of the running server.\n"
@@ -180,6 +185,14 @@ std::string Metrics::render() const {
         << "# HELP process_start_time_seconds Start time of the process since the epoch.\n"
         << "# TYPE process_start_time_seconds gauge\n"
         << "process_start_time_seconds " << number(start_time_seconds_) << "\n";
+    std::vector<std::function<std::string()>> collectors;
+    {
+        std::lock_guard lock(mutex_);
+        collectors = collectors_;
+    }
+    for (const auto& collector : collectors) {
+        out << collector();
+    }
     return out.str();
 }
 

@@ -10,6 +10,8 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <vector>
 #include <map>
 #include <mutex>
 #include <string>
@@ -31,6 +33,10 @@ public:
                          double seconds);
     void set_in_flight(int delta);
 
+    // Adds a source of further metrics (already in the exposition format), rendered after the
+    // server's own. Register before serving; the collector must be thread-safe.
+    void add_collector(std::function<std::string()> collector);
+
     // The whole exposition, ending with a newline.
     std::string render() const;
 
@@ -48,6 +54,7 @@ private:
     std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;  // guarded
     std::map<std::pair<std::string, std::string>, Histogram> latency_;            // guarded
     std::int64_t in_flight_ = 0;                                                    // guarded
+    std::vector<std::function<std::string()>> collectors_;                          // guarded
 };
 
 // Escapes a Prometheus label value (backslash, quote, newline).

@@ -6,18 +6,20 @@
 //                                          one JSON object {"logits": [[...], ...]}, a row of
 //                                          float32 logits per input position
 //   sluice model init-tiny --out DIR [--preset tiny|small] [--seed N] [--dtype f32|bf16]
-//                                          writes a random DBRX checkpoint
-//   sluice generate --model DIR --prompt-ids 1,2,3 [--max-tokens N] [--temperature T]
-//                   [--seed S] [sampling flags] [--json]
-//                                          generated ids, usage and timings
+//                          [--tokenizer PATH]
+//                                          writes a random DBRX checkpoint with tokenizer files
+// `sluice generate` is in generate_command.h.
 // Errors print `sluice <command>: <status>` on stderr and exit 1.
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "app/cli.h"
 #include "common/result.h"
+#include "inference/backend.h"
 
 namespace sluice::app {
 
@@ -25,5 +27,20 @@ namespace sluice::app {
 Result<std::vector<int32_t>> parse_id_list(const std::string& text);
 
 void add_model_commands(Cli& cli);
+
+// Shared by the commands that run a model.
+
+// Prints "sluice <command>: <status>" on stderr; returns the exit code 1.
+int report_failure(const std::string& command, const Status& status);
+
+// "stored", "f32", "bf16", "int8" and their formats.
+const std::map<std::string, inference::WeightFormat>& weight_formats();
+void add_weights_option(CLI::App* command, std::string* weights);
+
+// Opens the checkpoint in `dir` on the CPU with a KV cache of `n_positions` positions (capped at
+// the model's max_seq_len) in blocks of `block_size`.
+Result<std::unique_ptr<inference::Backend>> open_model(const std::string& dir,
+                                                       const std::string& weights,
+                                                       int64_t n_positions, int32_t block_size);
 
 }  // namespace sluice::app

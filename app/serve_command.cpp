@@ -18,10 +18,15 @@
 #include "app/policy_routes.h"
 #include "app/governance_http.h"
 #include "app/health_routes.h"
+#include "app/http_embedder.h"
 #include "app/http_server.h"
 #include "app/logging.h"
 #include "app/metrics.h"
+#include "app/model_host.h"
+#include "app/openai_routes.h"
 #include "app/readiness.h"
+#include "app/vector_search_routes.h"
+#include "retrieval/index_manager.h"
 #include "common/log.h"
 #include "governance/governance.h"
 
@@ -119,6 +124,16 @@ int run_server(const Config& config) {
                   << std::flush;
     }
 
+    retrieval::IndexDeps index_deps;
+    index_deps.embedders = server_embedder_factory();
+    auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", index_deps);
+    if (!indexes.ok()) {
+        log::error("server", "cannot open vector indexes", {{"error", indexes.status().message()}});
+        log::flush();
+        std::cerr << "sluice serve: " << indexes.status().message() << "\n";
+        return 1;
+    }
+
     Metrics metrics(build);
     HttpServer server(server_options(config), metrics);
     std::vector<std::string> open_paths = {"/healthz", "/readyz"};
@@ -141,12 +156,30 @@ int run_server(const Config& config) {
     server.set_request_finisher([&governance](const RequestInfo& info) {
         return governance.finish_request(context_of(info));
     });
+    // Declared after the server: destroyed (engine stopped) once serve() has returned.
+    ModelHost model(config.model, &readiness);
     add_health_routes(server, readiness, metrics);
+    add_openai_routes(server, model);
+    metrics.add_collector([&model] { return model.metrics_text(); });
     add_catalog_routes(server, governance);
     add_principal_routes(server, governance);
     add_gateway_routes(server, governance);
     add_lineage_routes(server, governance);
     add_policy_routes(server, governance);
+    // Vector search runs as the authenticated principal with every group it is inside, so
+    // that a chunk's access list is matched against the same identity governance knows.
+    add_vector_search_routes(server, **indexes,
+                             [&governance](const RequestInfo& info) -> Result<retrieval::Reader> {
+                                 if (!info.identity) {
+                                     return Status(StatusCode::kUnauthenticated,
+                                                   "vector search needs an authenticated caller");
+                                 }
+                                 SLUICE_ASSIGN_OR_RETURN(
+                                     auto groups,
+                                     governance.authorizer().groups_of(info.identity->principal_id));
+                                 return retrieval::Reader{info.identity->principal,
+                                                          std::move(groups)};
+                             });
 
     if (Status bound = server.bind(); !bound.ok()) {
         log::error("server", "cannot listen", {{"error", bound.message()}});
@@ -157,24 +190,34 @@ int run_server(const Config& config) {
     std::string address = config.server.host + ":" + std::to_string(server.port());
     readiness.set("http", true, "listening on " + address);
     log::info("server", "listening", {{"address", address}, {"threads", config.server.threads}});
+    model.start_loading();
 
     std::atomic<bool> served{false};
     // Watches for shutdown signals in short slices, so that it also notices when serve()
     // returns on its own, and enforces the shutdown deadline.
     std::jthread signal_thread([&] {
         int handled = 0;
+        int handled_count = 0;
+        auto first_signal_at = std::chrono::steady_clock::time_point::min();
         auto deadline = std::chrono::steady_clock::time_point::max();
         while (!served.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
             int received = g_signal_count.load();
-            if (received > 1) {
+            // A signal sent to a whole process group (a wrapper and the server) arrives twice
+            // at once; only a second signal a moment later means "stop now".
+            bool repeated = handled == 1 &&
+                            std::chrono::steady_clock::now() - first_signal_at >
+                                std::chrono::seconds(1);
+            if (received > handled_count && repeated) {
                 log::error("server", "second signal: exiting without waiting",
                            {{"in_flight", server.in_flight()}});
                 log::flush();
                 std::_Exit(1);
             }
-            if (received == 1 && handled == 0) {
+            if (received > 0 && handled == 0) {
                 handled = 1;
+                handled_count = received;
+                first_signal_at = std::chrono::steady_clock::now();
                 int number = g_last_signal.load();
                 log::info("server", "shutting down",
                           {{"signal", number == SIGINT ? "SIGINT" : "SIGTERM"},
@@ -202,6 +245,10 @@ int run_server(const Config& config) {
     if (!served_status.ok()) {
         log::error("server", "http server failed", {{"error", served_status.message()}});
         exit_code = 1;
+    }
+    if (Status saved = (*indexes)->snapshot_all(); !saved.ok()) {
+        log::error("server", "vector snapshots at shutdown failed; the next start replays",
+                   {{"error", saved.message()}});
     }
     log::info("server", "stopped", {{"exit_code", exit_code}});
     log::flush();

@@ -25,3 +25,14 @@ find_package(faiss CONFIG REQUIRED)
 
 # Governance: token hashing, random token bodies, audit checkpoint signatures (Ed25519).
 find_package(OpenSSL REQUIRED)
+
+# Snowball stemmers: Debian's libstemmer-dev ships a header and a library but neither a
+# pkg-config file nor a CMake package, so they are found by name.
+find_path(LIBSTEMMER_INCLUDE_DIR libstemmer.h REQUIRED)
+find_library(LIBSTEMMER_LIBRARY stemmer REQUIRED)
+add_library(sluice_libstemmer INTERFACE IMPORTED)
+target_include_directories(sluice_libstemmer INTERFACE "${LIBSTEMMER_INCLUDE_DIR}")
+target_link_libraries(sluice_libstemmer INTERFACE "${LIBSTEMMER_LIBRARY}")
+
+# zlib reads gzip-compressed data sets (BEIR's corpus.jsonl.gz).
+find_package(ZLIB REQUIRED)

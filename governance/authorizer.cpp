@@ -299,21 +299,6 @@ Result<std::vector<std::int64_t>> Authorizer::principal_closure(std::int64_t pri
     return it->second.closure;
 }
 
-Result<std::vector<std::string>> Authorizer::group_names(std::int64_t principal_id) {
-    SLUICE_ASSIGN_OR_RETURN(auto snapshot, current());
-    auto it = snapshot->principals.find(principal_id);
-    if (it == snapshot->principals.end()) {
-        return not_found("principal id " + std::to_string(principal_id) + " does not exist");
-    }
-    std::vector<std::string> out;
-    for (std::int64_t id : it->second.closure) {
-        if (id != principal_id) {
-            out.push_back(snapshot->principals.at(id).name);
-        }
-    }
-    return out;
-}
-
 Result<std::string> Authorizer::principal_name(std::int64_t principal_id) {
     SLUICE_ASSIGN_OR_RETURN(auto snapshot, current());
     auto it = snapshot->principals.find(principal_id);
@@ -330,6 +315,27 @@ Result<bool> Authorizer::is_admin(std::int64_t principal_id) {
         return not_found("principal id " + std::to_string(principal_id) + " does not exist");
     }
     return it->second.admin_via != 0;
+}
+
+}  // namespace sluice::governance
+
+namespace sluice::governance {
+
+Result<std::vector<std::string>> Authorizer::groups_of(std::int64_t principal_id) {
+    SLUICE_ASSIGN_OR_RETURN(auto snapshot, current());
+    auto it = snapshot->principals.find(principal_id);
+    if (it == snapshot->principals.end()) {
+        return not_found("principal id " + std::to_string(principal_id) + " does not exist");
+    }
+    std::vector<std::string> groups;
+    // closure[0] is the principal itself; the rest are the groups it is inside, at any depth.
+    for (std::size_t i = 1; i < it->second.closure.size(); ++i) {
+        auto group = snapshot->principals.find(it->second.closure[i]);
+        if (group != snapshot->principals.end()) {
+            groups.push_back(group->second.name);
+        }
+    }
+    return groups;
 }
 
 }  // namespace sluice::governance

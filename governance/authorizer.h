@@ -74,14 +74,16 @@ public:
                                                                   SecurableType type,
                                                                   const std::string& full_name);
 
+    // The names of every group the principal is inside, directly or through nested groups, as
+    // of the current snapshot. kNotFound for an unknown principal.
+    Result<std::vector<std::string>> groups_of(std::int64_t principal_id);
+
     // Whether the principal is a metastore admin (directly or through groups).
     Result<bool> is_admin(std::int64_t principal_id);
 
     // The principal's id first, then every group it belongs to, directly or through nested
     // groups. kNotFound for an unknown id.
     Result<std::vector<std::int64_t>> principal_closure(std::int64_t principal_id);
-    // The names of the groups the principal is in, directly or through nested groups.
-    Result<std::vector<std::string>> group_names(std::int64_t principal_id);
     // "user 'bob'", "group 'analysts'": how messages name a principal.
     Result<std::string> principal_name(std::int64_t principal_id);
 

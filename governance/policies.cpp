@@ -213,7 +213,7 @@ Result<SqlFragment> Policies::governed_select(const RequestContext& context,
     SLUICE_ASSIGN_OR_RETURN(std::vector<TablePolicy> policies, list(table));
     PolicySubject subject;
     subject.user = context.principal;
-    SLUICE_ASSIGN_OR_RETURN(subject.groups, authorizer_.group_names(context.principal_id));
+    SLUICE_ASSIGN_OR_RETURN(subject.groups, authorizer_.groups_of(context.principal_id));
     const std::vector<std::string> names = names_of(columns);
     SqlFragment out;
     out.sql = "SELECT ";

@@ -14,7 +14,9 @@
 // in its blocks and new `tokens` at positions n_past .. n_past + tokens.size() - 1. The step
 // writes the new positions' K and V into the blocks, attends causally over positions
 // 0 .. p for each new token at position p, and returns logits for the rows the entry asks for.
-// Entries are independent: batching several sequences gives each the logits it gets alone.
+// An entry may also ask for its new tokens' final hidden states (the residual stream after the
+// final norm, the input of the LM head; Hugging Face's `last_hidden_state`), which embeddings
+// pool. Entries are independent: batching several sequences gives each the rows it gets alone.
 //
 // Errors: kInvalidArgument for a malformed batch (token id out of range, a block table too short
 // for n_past + tokens, a block id out of range, the same block written by two entries of one
@@ -50,6 +52,7 @@ struct SequenceStep {
     int32_t n_past = 0;                    // positions already in the cache
     std::span<const int32_t> block_table;  // block ids covering n_past + n_new positions
     LogitsRows logits = LogitsRows::kLast;
+    bool hidden = false;  // also return a final hidden state row per new token
 };
 
 struct ForwardBatch {
@@ -62,9 +65,20 @@ struct ForwardOutput {
     std::vector<int64_t> first_row;  // per sequence, its first row in `logits`
     std::vector<int64_t> n_rows;     // per sequence, how many rows it got
 
+    // Final hidden states of the entries that asked for them (SequenceStep::hidden).
+    int64_t n_embd = 0;
+    std::vector<float> hidden;              // [n_hidden_rows, n_embd], rows in batch order
+    std::vector<int64_t> hidden_first_row;  // per sequence, its first row in `hidden`
+    std::vector<int64_t> hidden_n_rows;     // per sequence: its token count, or 0
+
     // Row `i` of sequence `seq`. Precondition: i < n_rows[seq].
     std::span<const float> row(size_t seq, int64_t i = 0) const {
         return {logits.data() + (first_row[seq] + i) * n_vocab, static_cast<size_t>(n_vocab)};
+    }
+    // Hidden state of new token `i` of sequence `seq`. Precondition: i < hidden_n_rows[seq].
+    std::span<const float> hidden_row(size_t seq, int64_t i) const {
+        return {hidden.data() + (hidden_first_row[seq] + i) * n_embd,
+                static_cast<size_t>(n_embd)};
     }
 };
 

@@ -20,8 +20,38 @@ struct Running {
     SequenceBlocks blocks;
     GenerationResult result;
     std::vector<int32_t> emitted;  // every sampled token, stop tokens included (for penalties)
+    std::vector<uint64_t> mask;    // [ceil(n_vocab / 64)] when constrained
     bool done = false;
 };
+
+// Samples the next token of `run`, under its constraint's mask when it has one; nullopt when
+// the constraint allows no token at all.
+std::optional<SampledToken> sample_next(Running& run, std::span<const float> logits) {
+    TokenConstraint* constraint = run.request->constraint;
+    if (constraint == nullptr) {
+        return run.sampler.sample(logits, run.request->prompt, run.emitted);
+    }
+    run.mask.assign((logits.size() + 63) / 64, 0);
+    constraint->fill_next_token_mask(run.mask);
+    if (std::all_of(run.mask.begin(), run.mask.end(), [](uint64_t w) { return w == 0; })) {
+        return std::nullopt;
+    }
+    return run.sampler.sample(logits, run.request->prompt, run.emitted, run.mask);
+}
+
+// Feeds the token to the constraint; it was sampled under its mask, so a refusal is a bug in
+// the constraint, reported rather than followed.
+Status constrain(Running& run, const SampledToken& token) {
+    if (run.request->constraint == nullptr) {
+        return Status::ok_status();
+    }
+    Status status = run.request->constraint->accept_token(token.id);
+    if (!status.ok()) {
+        return internal_error("generate: the token constraint refused token " +
+                              std::to_string(token.id) + " it allowed: " + status.message());
+    }
+    return status;
+}
 
 Status validate_request(const GenerationRequest& request, const ModelConfig& config) {
     if (request.prompt.empty()) {
@@ -91,6 +121,19 @@ void accept(Running& run, const SampledToken& token, int64_t max_seq_len) {
     }
 }
 
+// One sampled token for `run`: drawn, fed to the constraint, recorded.
+Status step(Running& run, std::span<const float> logits, int64_t max_seq_len) {
+    std::optional<SampledToken> token = sample_next(run, logits);
+    if (!token) {
+        run.result.finish = FinishReason::kStopToken;
+        run.done = true;
+        return Status::ok_status();
+    }
+    SLUICE_RETURN_IF_ERROR(constrain(run, *token));
+    accept(run, *token, max_seq_len);
+    return Status::ok_status();
+}
+
 }  // namespace
 
 std::string_view finish_reason_name(FinishReason reason) {
@@ -119,7 +162,7 @@ Result<BatchGenerationResult> generate_batch(Backend& backend, KvBlockPool& pool
     runs.reserve(requests.size());
     for (const GenerationRequest& request : requests) {
         SLUICE_RETURN_IF_ERROR(validate_request(request, config));
-        runs.push_back({&request, Sampler(request.sampling), SequenceBlocks(&pool), {}, {}});
+        runs.push_back({&request, Sampler(request.sampling), SequenceBlocks(&pool), {}, {}, {}});
         runs.back().result.usage.prompt_tokens = static_cast<int64_t>(request.prompt.size());
         // The last sampled token is never fed back, so prompt + max_tokens - 1 positions suffice.
         SLUICE_RETURN_IF_ERROR(runs.back().blocks.reserve(
@@ -138,8 +181,7 @@ Result<BatchGenerationResult> generate_batch(Backend& backend, KvBlockPool& pool
     SLUICE_ASSIGN_OR_RETURN(ForwardOutput logits, backend.forward(batch));
     for (size_t s = 0; s < runs.size(); ++s) {
         Running& run = runs[s];
-        accept(run, run.sampler.sample(logits.row(s), run.request->prompt, run.emitted),
-               config.max_seq_len);
+        SLUICE_RETURN_IF_ERROR(step(run, logits.row(s), config.max_seq_len));
     }
     out.timings.prefill_seconds = seconds_since(start);
 
@@ -163,10 +205,7 @@ Result<BatchGenerationResult> generate_batch(Backend& backend, KvBlockPool& pool
         }
         SLUICE_ASSIGN_OR_RETURN(logits, backend.forward(batch));
         for (size_t i = 0; i < active.size(); ++i) {
-            Running& run = runs[active[i]];
-            SampledToken token =
-                run.sampler.sample(logits.row(i), run.request->prompt, run.emitted);
-            accept(run, token, config.max_seq_len);
+            SLUICE_RETURN_IF_ERROR(step(runs[active[i]], logits.row(i), config.max_seq_len));
             ++out.timings.decode_tokens;
         }
     }

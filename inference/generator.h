@@ -3,6 +3,9 @@
 // back, for one sequence or several in lock-step (one forward step serves every sequence still
 // running, as a continuous-batching scheduler would).
 //
+// With a TokenConstraint, tokens are sampled under its mask and fed to it; end-of-turn stop
+// tokens are then possible only where the constraint allows them.
+//
 // A sequence stops at the first of: a stop token (not included in the output), a stop token
 // sequence (the matched tokens are removed from the output), a text stop matcher saying so
 // (text stop strings need the tokenizer's streaming decoder, which implements TextStopMatcher),
@@ -46,6 +49,10 @@ struct GenerationRequest {
     std::vector<int32_t> stop_tokens;
     std::vector<std::vector<int32_t>> stop_sequences;
     TextStopMatcher* text_stop = nullptr;  // borrowed; may be null
+    // Borrowed; may be null. Each token is sampled among those it allows and then fed to it (a
+    // GrammarMatcher for structured output). A sequence whose constraint allows nothing ends
+    // with kStopToken.
+    TokenConstraint* constraint = nullptr;
     // Called with every generated token as it is produced; returning false cancels.
     std::function<bool(const SampledToken&)> on_token;
 };
@@ -53,6 +60,7 @@ struct GenerationRequest {
 struct Usage {
     int64_t prompt_tokens = 0;
     int64_t completion_tokens = 0;
+    int64_t cached_tokens = 0;  // prompt tokens whose KV came from the prefix cache
 };
 
 struct Timings {

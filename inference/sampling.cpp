@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace sluice::inference {
@@ -85,20 +86,47 @@ int32_t Sampler::draw() {
         mass += work_[static_cast<size_t>(id)];
     }
     double target = u * mass;
+    int32_t last_possible = order_.back();
     for (int32_t id : order_) {
-        target -= work_[static_cast<size_t>(id)];
+        const float p = work_[static_cast<size_t>(id)];
+        target -= p;
         if (target < 0) {
             return id;
         }
+        if (p > 0) {
+            last_possible = id;
+        }
     }
-    return order_.back();
+    // Rounding left mass over: the last token that could be drawn (never a masked one).
+    return last_possible;
+}
+
+void Sampler::apply_mask(std::span<const uint64_t> allowed) {
+    const size_t n = work_.size();
+    const float blocked = -std::numeric_limits<float>::infinity();
+    for (size_t w = 0; w * 64 < n; ++w) {
+        const uint64_t word = w < allowed.size() ? allowed[w] : 0;
+        if (word == ~uint64_t{0}) {
+            continue;
+        }
+        const size_t end = std::min(n, w * 64 + 64);
+        for (size_t id = w * 64; id < end; ++id) {
+            if (((word >> (id & 63)) & 1u) == 0) {
+                work_[id] = blocked;
+            }
+        }
+    }
 }
 
 SampledToken Sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
-                             std::span<const int32_t> generated) {
+                             std::span<const int32_t> generated,
+                             std::span<const uint64_t> allowed) {
     const auto n_vocab = static_cast<int32_t>(logits.size());
     work_.assign(logits.begin(), logits.end());
     apply_penalties(prompt, generated);
+    if (!allowed.empty()) {
+        apply_mask(allowed);
+    }
 
     int32_t chosen = 0;
     if (params_.temperature == 0.0f || params_.top_k == 1) {

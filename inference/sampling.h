@@ -14,6 +14,9 @@
 // Log-probabilities reported with a token are those of the model: log-softmax of the raw
 // logits, before penalties and temperature.
 //
+// A token mask (TokenConstraint, e.g. a grammar) is applied after the penalties: masked tokens
+// get logit -inf, so greedy, top-k, top-p and min-p all choose among allowed tokens only.
+//
 // Thread safety: a Sampler is owned by one sequence.
 
 #include <cstdint>
@@ -53,6 +56,18 @@ struct SampledToken {
     std::vector<TokenLogprob> top;    // the top_logprobs most likely, most likely first
 };
 
+// Restricts which tokens may come next (a grammar matcher). Borrowed by a GenerationRequest.
+// Thread safety: owned by one sequence.
+class TokenConstraint {
+public:
+    virtual ~TokenConstraint() = default;
+    // Writes the allowed next tokens as a bitset over the vocabulary: token id is allowed when
+    // bit (id % 64) of word (id / 64) is set. `bitset` has ceil(n_vocab / 64) words.
+    virtual void fill_next_token_mask(std::span<uint64_t> bitset) = 0;
+    // Follows the chosen token; an error means the token was not allowed.
+    virtual Status accept_token(int32_t id) = 0;
+};
+
 class Sampler {
 public:
     // Precondition: validate_sampling(params) is ok.
@@ -60,10 +75,14 @@ public:
 
     // Picks the next token. `prompt` and `generated` are the sequence so far (for penalties).
     // logits: [n_vocab]
+    // `allowed` (optional): a token bitset as TokenConstraint writes it; precondition: when given,
+    // at least one token is allowed.
     SampledToken sample(std::span<const float> logits, std::span<const int32_t> prompt,
-                        std::span<const int32_t> generated);
+                        std::span<const int32_t> generated,
+                        std::span<const uint64_t> allowed = {});
 
 private:
+    void apply_mask(std::span<const uint64_t> allowed);
     void apply_penalties(std::span<const int32_t> prompt, std::span<const int32_t> generated);
     int32_t draw();
 

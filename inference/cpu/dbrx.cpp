@@ -113,6 +113,26 @@ void DbrxModel::forward(const ForwardBatch& batch, KvCacheStorage* cache, Forwar
         out->n_rows.push_back(count);
         token += n_new;
     }
+    // Hidden states: every new token of the entries that ask, after the final norm.
+    out->n_embd = d;
+    out->hidden.clear();
+    out->hidden_first_row.clear();
+    out->hidden_n_rows.clear();
+    token = 0;
+    int64_t n_hidden = 0;
+    for (const SequenceStep& seq : batch.sequences) {
+        const auto n_new = static_cast<int64_t>(seq.tokens.size());
+        out->hidden_first_row.push_back(n_hidden);
+        out->hidden_n_rows.push_back(seq.hidden ? n_new : 0);
+        if (seq.hidden) {
+            out->hidden.resize(static_cast<size_t>((n_hidden + n_new) * d));
+            layer_norm(x_.data() + token * d, weights_.norm_f.data(), n_new, d, config_.norm_eps,
+                       out->hidden.data() + n_hidden * d);
+            n_hidden += n_new;
+        }
+        token += n_new;
+    }
+
     const auto n_rows = static_cast<int64_t>(rows.size());
     for (int64_t r = 0; r < n_rows; ++r) {
         layer_norm(x_.data() + rows[static_cast<size_t>(r)] * d, weights_.norm_f.data(), 1, d,

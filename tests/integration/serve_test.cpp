@@ -14,6 +14,7 @@
 #include <random>
 
 #include "child_process.h"
+#include "sluice_server.h"
 
 namespace {
 
@@ -129,8 +130,17 @@ nlohmann::json error_of(const httplib::Result& result) {
 
 TEST_CASE("serve answers health, readiness and metrics") {
     auto dir = fresh_dir("health");
-    Server server(dir);
+    Server server(dir, {}, {"--model", sluice::testing::tiny_model_dir()});
     auto client = server.client();
+    // Ready once the model has loaded (on its own thread, after the server listens).
+    for (int i = 0; i < 600; ++i) {
+        auto ready = client.Get("/readyz");
+        REQUIRE(ready);
+        if (ready->status == 200) {
+            break;
+        }
+        std::this_thread::sleep_for(50ms);
+    }
 
     auto health = client.Get("/healthz");
     REQUIRE(health);
@@ -145,6 +155,7 @@ TEST_CASE("serve answers health, readiness and metrics") {
     CHECK(readiness["status"] == "ready");
     CHECK(readiness["checks"]["storage"]["ready"] == true);
     CHECK(readiness["checks"]["http"]["ready"] == true);
+    CHECK(readiness["checks"]["model"]["ready"] == true);
 
     httplib::Headers with_id = {{"X-Request-Id", "client-chosen.id-42"}};
     auto echoed = client.Get("/healthz", with_id);

@@ -1,0 +1,194 @@
+#include "app/model_host.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "common/log.h"
+#include "inference/cpu_backend.h"
+#include "inference/hf_tokenizer.h"
+
+namespace sluice::app {
+namespace {
+
+inference::WeightFormat weight_format(const std::string& name) {
+    if (name == "f32") {
+        return inference::WeightFormat::kF32;
+    }
+    if (name == "bf16") {
+        return inference::WeightFormat::kBF16;
+    }
+    if (name == "int8") {
+        return inference::WeightFormat::kInt8;
+    }
+    return inference::WeightFormat::kAsStored;  // "auto"; the config allows nothing else
+}
+
+inference::ChatTemplateOptions template_options(const ModelSettings& settings) {
+    inference::ChatTemplateOptions options;
+    if (!settings.system_prompt.empty()) {
+        options.default_system_prompt = settings.system_prompt;
+    }
+    return options;
+}
+
+// Positions per KV block: 16 balances paging waste against block-table length (vLLM's default).
+constexpr int32_t kBlockSize = 16;
+
+}  // namespace
+
+std::string model_id_for(const ModelSettings& settings) {
+    if (!settings.name.empty()) {
+        return settings.name;
+    }
+    std::filesystem::path path = std::filesystem::path(settings.path).lexically_normal();
+    std::string name = path.filename().string();
+    if (name.empty()) {
+        name = path.parent_path().filename().string();
+    }
+    return name.empty() || name == "." ? "dbrx" : name;
+}
+
+ModelHost::ModelHost(ModelSettings settings, Readiness* readiness)
+    : settings_(std::move(settings)),
+      readiness_(readiness),
+      model_id_(model_id_for(settings_)),
+      template_(template_options(settings_)) {
+    if (readiness_ != nullptr) {
+        readiness_->set("model", false, "model not loaded yet");
+    }
+}
+
+ModelHost::~ModelHost() {
+    if (loader_.joinable()) {
+        loader_.join();
+    }
+}
+
+void ModelHost::start_loading() {
+    loader_ = std::jthread([this] { (void)load(); });
+}
+
+Result<std::shared_ptr<inference::Engine>> ModelHost::open_engine() const {
+    const std::filesystem::path dir(settings_.path);
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+        return not_found("model folder '" + settings_.path +
+                         "' does not exist; create one with `sluice model init-tiny --out " +
+                         settings_.path + "` or point /model/path at a DBRX checkpoint");
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<inference::Tokenizer> tokenizer,
+                            inference::open_hf_tokenizer(dir));
+    SLUICE_ASSIGN_OR_RETURN(
+        std::unique_ptr<inference::Backend> backend,
+        inference::open_cpu_backend(settings_.path,
+                                    {weight_format(settings_.weights), settings_.threads}));
+    const int64_t block_bytes = backend->config().kv_bytes_per_token(4) * kBlockSize;
+    int64_t n_blocks = settings_.kv_cache_blocks > 0 ? settings_.kv_cache_blocks
+                                                     : settings_.kv_cache_bytes / block_bytes;
+    if (n_blocks < 1) {
+        return invalid_argument("/model/kv_cache_bytes: " +
+                                std::to_string(settings_.kv_cache_bytes) +
+                                " bytes hold no KV block of " + std::to_string(block_bytes) +
+                                " bytes");
+    }
+    inference::EngineOptions options;
+    options.kv_cache = {kBlockSize, static_cast<int32_t>(std::min<int64_t>(n_blocks, 1 << 24))};
+    options.scheduler.max_batch_tokens = settings_.max_batch_tokens;
+    options.scheduler.max_running = settings_.max_running;
+    options.scheduler.prefix_caching = settings_.prefix_caching;
+    options.max_queued = settings_.max_queued_requests;
+    SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<inference::Engine> engine,
+                            inference::Engine::open(std::move(backend), std::move(tokenizer),
+                                                    options));
+    return std::shared_ptr<inference::Engine>(std::move(engine));
+}
+
+Status ModelHost::load() {
+    if (readiness_ != nullptr) {
+        readiness_->set("model", false, "loading " + settings_.path);
+    }
+    {
+        std::lock_guard lock(mutex_);
+        reason_ = "model " + model_id_ + " is loading from " + settings_.path;
+    }
+    Result<std::shared_ptr<inference::Engine>> engine = open_engine();
+    std::lock_guard lock(mutex_);
+    if (!engine.ok()) {
+        reason_ = "model " + model_id_ + " is not loaded: " + engine.status().message();
+        log::error("model", "cannot load the model",
+                   {{"path", settings_.path}, {"error", engine.status().message()}});
+        if (readiness_ != nullptr) {
+            readiness_->set("model", false, reason_);
+        }
+        return engine.status();
+    }
+    engine_ = std::move(*engine);
+    const inference::ModelConfig& config = engine_->model_config();
+    const int32_t blocks = engine_->kv_cache_spec().n_blocks;
+    log::info("model", "model loaded",
+              {{"model", model_id_},
+               {"path", settings_.path},
+               {"params", config.n_params_total()},
+               {"kv_blocks", blocks},
+               {"kv_positions", static_cast<int64_t>(blocks) * kBlockSize}});
+    if (readiness_ != nullptr) {
+        readiness_->set("model", true,
+                        "model " + model_id_ + " loaded from " + settings_.path + " (" +
+                            std::to_string(blocks) + " KV blocks of " +
+                            std::to_string(kBlockSize) + " positions)");
+    }
+    return Status::ok_status();
+}
+
+std::shared_ptr<inference::Engine> ModelHost::engine() const {
+    std::lock_guard lock(mutex_);
+    return engine_;
+}
+
+Status ModelHost::unavailable() const {
+    std::lock_guard lock(mutex_);
+    return sluice::unavailable(reason_);
+}
+
+std::string ModelHost::metrics_text() const {
+    std::shared_ptr<inference::Engine> engine = this->engine();
+    std::ostringstream out;
+    auto metric = [&](const char* name, const char* type, const char* help, auto value) {
+        out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
+            << name << " " << value << "\n";
+    };
+    metric("sluice_model_loaded", "gauge", "1 when the model is loaded and serving.",
+           engine ? 1 : 0);
+    if (!engine) {
+        return out.str();
+    }
+    const inference::EngineStats stats = engine->stats();
+    const inference::SchedulerStats& s = stats.scheduler;
+    metric("sluice_kv_blocks_total", "gauge", "KV-cache blocks.", s.blocks.n_blocks);
+    metric("sluice_kv_blocks_in_use", "gauge", "KV-cache blocks referenced by sequences.",
+           s.blocks.n_in_use);
+    metric("sluice_kv_blocks_cached", "gauge", "KV-cache blocks in the prefix cache.",
+           s.blocks.n_cached);
+    metric("sluice_kv_blocks_free", "gauge", "KV-cache blocks on the free list.",
+           s.blocks.n_free);
+    metric("sluice_engine_sequences_running", "gauge", "Sequences in the running batch.",
+           s.running);
+    metric("sluice_engine_requests_queued", "gauge", "Requests waiting for admission.",
+           stats.queued);
+    metric("sluice_engine_requests_submitted_total", "counter", "Requests accepted.",
+           stats.requests_submitted);
+    metric("sluice_engine_requests_rejected_total", "counter",
+           "Requests refused because the queue was full.", stats.requests_rejected);
+    metric("sluice_engine_preemptions_total", "counter",
+           "Sequences preempted for KV-cache space.", s.preemptions);
+    metric("sluice_engine_steps_total", "counter", "Forward steps run.", s.steps);
+    metric("sluice_engine_prompt_tokens_total", "counter", "Prompt tokens computed.",
+           s.prompt_tokens);
+    metric("sluice_engine_cached_prompt_tokens_total", "counter",
+           "Prompt tokens served from the prefix cache.", s.cached_prompt_tokens);
+    metric("sluice_engine_generated_tokens_total", "counter", "Tokens generated.",
+           s.generated_tokens);
+    return out.str();
+}
+
+}  // namespace sluice::app

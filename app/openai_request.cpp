@@ -1,0 +1,415 @@
+#include "app/openai_request.h"
+
+#include <cmath>
+#include <random>
+#include <set>
+
+namespace sluice::app {
+namespace {
+
+using nlohmann::json;
+
+std::string describe(const json& value) {
+    std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+    return text.size() > 60 ? text.substr(0, 57) + "..." : text;
+}
+
+Status bad(const std::string& name, const std::string& expected, const json& found) {
+    return invalid_argument("'" + name + "' must be " + expected + ", found " + describe(found));
+}
+
+// Rejects keys outside `accepted` and `ignored`, naming every one of them.
+Status check_keys(const json& body, const std::set<std::string>& accepted,
+                  const std::set<std::string>& ignored) {
+    std::string unknown;
+    for (const auto& [key, value] : body.items()) {
+        if (!accepted.contains(key) && !ignored.contains(key)) {
+            unknown += (unknown.empty() ? "'" : ", '") + key + "'";
+        }
+    }
+    if (!unknown.empty()) {
+        return invalid_argument("unrecognized request parameters: " + unknown +
+                                " (see docs/api.md for the supported ones)");
+    }
+    return Status::ok_status();
+}
+
+Result<std::optional<double>> number(const json& body, const std::string& name, double lo,
+                                     double hi) {
+    auto it = body.find(name);
+    if (it == body.end() || it->is_null()) {
+        return std::optional<double>();
+    }
+    if (!it->is_number() || it->get<double>() < lo || it->get<double>() > hi ||
+        !std::isfinite(it->get<double>())) {
+        return bad(name, "a number in [" + json(lo).dump() + ", " + json(hi).dump() + "]", *it);
+    }
+    return std::optional<double>(it->get<double>());
+}
+
+Result<std::optional<int64_t>> integer(const json& body, const std::string& name, int64_t lo,
+                                       int64_t hi) {
+    auto it = body.find(name);
+    if (it == body.end() || it->is_null()) {
+        return std::optional<int64_t>();
+    }
+    if (!it->is_number_integer() || it->get<int64_t>() < lo || it->get<int64_t>() > hi) {
+        return bad(name, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
+                   *it);
+    }
+    return std::optional<int64_t>(it->get<int64_t>());
+}
+
+Result<bool> boolean(const json& body, const std::string& name, bool fallback) {
+    auto it = body.find(name);
+    if (it == body.end() || it->is_null()) {
+        return fallback;
+    }
+    if (!it->is_boolean()) {
+        return bad(name, "a boolean", *it);
+    }
+    return it->get<bool>();
+}
+
+Result<std::string> string(const json& body, const std::string& name) {
+    auto it = body.find(name);
+    if (it == body.end() || it->is_null()) {
+        return std::string();
+    }
+    if (!it->is_string()) {
+        return bad(name, "a string", *it);
+    }
+    return it->get<std::string>();
+}
+
+// The parameters chat and completions share; `logprobs_as_count` is the legacy form.
+Status parse_common(const json& body, bool logprobs_as_count, GenerationParams& p) {
+    SLUICE_ASSIGN_OR_RETURN(p.model, string(body, "model"));
+    SLUICE_ASSIGN_OR_RETURN(p.user, string(body, "user"));
+    SLUICE_ASSIGN_OR_RETURN(auto temperature, number(body, "temperature", 0, 2));
+    SLUICE_ASSIGN_OR_RETURN(auto top_p, number(body, "top_p", 0, 1));
+    SLUICE_ASSIGN_OR_RETURN(auto presence, number(body, "presence_penalty", -2, 2));
+    SLUICE_ASSIGN_OR_RETURN(auto frequency, number(body, "frequency_penalty", -2, 2));
+    SLUICE_ASSIGN_OR_RETURN(auto repetition, number(body, "repetition_penalty", 0.01, 10));
+    SLUICE_ASSIGN_OR_RETURN(auto min_p, number(body, "min_p", 0, 1));
+    SLUICE_ASSIGN_OR_RETURN(auto top_k, integer(body, "top_k", 0, 1 << 20));
+    SLUICE_ASSIGN_OR_RETURN(auto n, integer(body, "n", 1, 128));
+    SLUICE_ASSIGN_OR_RETURN(auto seed, integer(body, "seed", INT64_MIN, INT64_MAX));
+    SLUICE_ASSIGN_OR_RETURN(auto max_tokens, integer(body, "max_tokens", 1, 1 << 30));
+    SLUICE_ASSIGN_OR_RETURN(auto max_completion,
+                            integer(body, "max_completion_tokens", 1, 1 << 30));
+    SLUICE_ASSIGN_OR_RETURN(p.stream, boolean(body, "stream", false));
+
+    p.sampling.temperature = static_cast<float>(temperature.value_or(1.0));
+    // top_p 0 keeps only the most likely token, which is greedy decoding.
+    if (top_p && *top_p == 0) {
+        p.sampling.temperature = 0;
+    } else {
+        p.sampling.top_p = static_cast<float>(top_p.value_or(1.0));
+    }
+    p.sampling.presence_penalty = static_cast<float>(presence.value_or(0));
+    p.sampling.frequency_penalty = static_cast<float>(frequency.value_or(0));
+    p.sampling.repetition_penalty = static_cast<float>(repetition.value_or(1));
+    p.sampling.min_p = static_cast<float>(min_p.value_or(0));
+    p.sampling.top_k = static_cast<int32_t>(top_k.value_or(0));
+    p.sampling.seed = seed ? static_cast<uint64_t>(*seed) : fresh_seed();
+    p.n = static_cast<int32_t>(n.value_or(1));
+    if (max_completion) {
+        p.max_tokens = static_cast<int32_t>(*max_completion);
+    } else if (max_tokens) {
+        p.max_tokens = static_cast<int32_t>(*max_tokens);
+    }
+
+    if (auto it = body.find("stop"); it != body.end() && !it->is_null()) {
+        if (it->is_string()) {
+            p.stop.push_back(it->get<std::string>());
+        } else if (it->is_array() && it->size() <= 4 &&
+                   std::all_of(it->begin(), it->end(), [](const json& s) { return s.is_string(); })) {
+            for (const json& s : *it) {
+                p.stop.push_back(s.get<std::string>());
+            }
+        } else {
+            return bad("stop", "a string or an array of at most 4 strings", *it);
+        }
+    }
+    if (auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
+        if (!it->is_object()) {
+            return bad("stream_options", "an object", *it);
+        }
+        SLUICE_RETURN_IF_ERROR(check_keys(*it, {"include_usage"}, {}));
+        SLUICE_ASSIGN_OR_RETURN(p.include_usage, boolean(*it, "include_usage", false));
+        if (!p.stream) {
+            return invalid_argument("'stream_options' is allowed only with 'stream': true");
+        }
+    }
+    if (logprobs_as_count) {
+        SLUICE_ASSIGN_OR_RETURN(auto count, integer(body, "logprobs", 0, 20));
+        p.logprobs = count.has_value();
+        p.top_logprobs = static_cast<int32_t>(count.value_or(0));
+    } else {
+        SLUICE_ASSIGN_OR_RETURN(p.logprobs, boolean(body, "logprobs", false));
+        SLUICE_ASSIGN_OR_RETURN(auto top, integer(body, "top_logprobs", 0, 20));
+        if (top && !p.logprobs) {
+            return invalid_argument("'top_logprobs' needs 'logprobs': true");
+        }
+        p.top_logprobs = static_cast<int32_t>(top.value_or(0));
+    }
+    p.sampling.top_logprobs = p.top_logprobs;
+    return Status::ok_status();
+}
+
+Result<std::string> message_content(const json& message, size_t index) {
+    auto it = message.find("content");
+    if (it == message.end() || it->is_null()) {
+        return std::string();
+    }
+    if (it->is_string()) {
+        return it->get<std::string>();
+    }
+    if (!it->is_array()) {
+        return bad("messages[" + std::to_string(index) + "].content",
+                   "a string or an array of text parts", *it);
+    }
+    std::string text;
+    for (const json& part : *it) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+            !part["text"].is_string()) {
+            return bad("messages[" + std::to_string(index) + "].content",
+                       "text parts ({\"type\": \"text\", \"text\": ...}); this model reads text "
+                       "only",
+                       part);
+        }
+        text += part["text"].get<std::string>();
+    }
+    return text;
+}
+
+Result<inference::ChatMessage> parse_message(const json& message, size_t index) {
+    const std::string where = "messages[" + std::to_string(index) + "]";
+    if (!message.is_object()) {
+        return bad(where, "an object", message);
+    }
+    SLUICE_RETURN_IF_ERROR(check_keys(message,
+                                      {"role", "content", "name", "tool_calls", "tool_call_id"},
+                                      {"refusal"}).with_context(where));
+    inference::ChatMessage out;
+    SLUICE_ASSIGN_OR_RETURN(out.role, string(message, "role"));
+    if (out.role == "developer") {
+        out.role = "system";  // OpenAI's newer name for the system role
+    }
+    if (out.role != "system" && out.role != "user" && out.role != "assistant" &&
+        out.role != "tool") {
+        return bad(where + ".role", "one of \"system\", \"developer\", \"user\", \"assistant\", "
+                                    "\"tool\"",
+                   message.value("role", json()));
+    }
+    SLUICE_ASSIGN_OR_RETURN(out.content, message_content(message, index));
+    SLUICE_ASSIGN_OR_RETURN(out.tool_call_id, string(message, "tool_call_id"));
+    if (auto calls = message.find("tool_calls"); calls != message.end() && !calls->is_null()) {
+        if (!calls->is_array()) {
+            return bad(where + ".tool_calls", "an array", *calls);
+        }
+        for (const json& call : *calls) {
+            const json function = call.value("function", json::object());
+            if (!function.is_object() || !function.contains("name") ||
+                !function["name"].is_string()) {
+                return bad(where + ".tool_calls[].function", "an object with a name", call);
+            }
+            inference::ToolCall parsed;
+            parsed.id = call.value("id", "");
+            parsed.name = function["name"].get<std::string>();
+            const json arguments = function.value("arguments", json("{}"));
+            if (arguments.is_string()) {
+                parsed.arguments = json::parse(arguments.get<std::string>(), nullptr, false);
+                if (parsed.arguments.is_discarded()) {
+                    return bad(where + ".tool_calls[].function.arguments",
+                               "a string holding a JSON object", arguments);
+                }
+            } else {
+                parsed.arguments = arguments;
+            }
+            out.tool_calls.push_back(std::move(parsed));
+        }
+    }
+    return out;
+}
+
+Result<std::vector<inference::ToolDefinition>> parse_tools(const json& tools) {
+    if (!tools.is_array()) {
+        return bad("tools", "an array", tools);
+    }
+    std::vector<inference::ToolDefinition> out;
+    for (const json& tool : tools) {
+        if (!tool.is_object() || tool.value("type", "") != "function" ||
+            !tool.contains("function") || !tool["function"].is_object()) {
+            return bad("tools[]", "{\"type\": \"function\", \"function\": {...}}", tool);
+        }
+        const json& function = tool["function"];
+        if (!function.contains("name") || !function["name"].is_string()) {
+            return bad("tools[].function.name", "a string", function.value("name", json()));
+        }
+        inference::ToolDefinition definition;
+        definition.name = function["name"].get<std::string>();
+        definition.description = function.value("description", "");
+        definition.parameters = function.value("parameters", json::object());
+        out.push_back(std::move(definition));
+    }
+    return out;
+}
+
+Status parse_response_format(const json& body) {
+    auto it = body.find("response_format");
+    if (it == body.end() || it->is_null()) {
+        return Status::ok_status();
+    }
+    const std::string type = it->is_object() ? it->value("type", "") : "";
+    if (type == "text") {
+        return Status::ok_status();
+    }
+    if (type == "json_object" || type == "json_schema") {
+        return invalid_argument("'response_format' of type '" + type +
+                                "' needs constrained decoding, which is not available in this "
+                                "build; use {\"type\": \"text\"}");
+    }
+    return bad("response_format", "{\"type\": \"text\"}", *it);
+}
+
+// Token ids or text, as the legacy and embeddings APIs take them.
+Result<std::vector<PromptInput>> parse_inputs(const json& value, const std::string& name) {
+    std::vector<PromptInput> out;
+    auto ids = [](const json& array) {
+        return array.is_array() && !array.empty() &&
+               std::all_of(array.begin(), array.end(),
+                           [](const json& id) { return id.is_number_integer(); });
+    };
+    if (value.is_string()) {
+        out.emplace_back(value.get<std::string>());
+    } else if (ids(value)) {
+        out.emplace_back(value.get<std::vector<int32_t>>());
+    } else if (value.is_array() && !value.empty()) {
+        for (const json& item : value) {
+            if (item.is_string()) {
+                out.emplace_back(item.get<std::string>());
+            } else if (ids(item)) {
+                out.emplace_back(item.get<std::vector<int32_t>>());
+            } else {
+                return bad(name, "a string, an array of strings, token ids or arrays of ids",
+                           item);
+            }
+        }
+    } else {
+        return bad(name, "a non-empty string, an array of strings, token ids or arrays of ids",
+                   value);
+    }
+    return out;
+}
+
+}  // namespace
+
+uint64_t fresh_seed() {
+    thread_local std::mt19937_64 generator{std::random_device{}()};
+    return generator();
+}
+
+Result<ChatRequest> parse_chat_request(const json& body) {
+    if (!body.is_object()) {
+        return bad("request body", "a JSON object", body);
+    }
+    SLUICE_RETURN_IF_ERROR(check_keys(
+        body,
+        {"model", "messages", "n", "temperature", "top_p", "max_tokens", "max_completion_tokens",
+         "stop", "seed", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
+         "user", "stream", "stream_options", "response_format", "tools", "tool_choice",
+         "parallel_tool_calls", "top_k", "min_p", "repetition_penalty"},
+        {"metadata", "store", "service_tier"}));
+    ChatRequest request;
+    SLUICE_RETURN_IF_ERROR(parse_common(body, false, request.params));
+    SLUICE_RETURN_IF_ERROR(parse_response_format(body));
+    auto messages = body.find("messages");
+    if (messages == body.end() || !messages->is_array() || messages->empty()) {
+        return bad("messages", "a non-empty array", messages == body.end() ? json() : *messages);
+    }
+    for (size_t i = 0; i < messages->size(); ++i) {
+        SLUICE_ASSIGN_OR_RETURN(auto message, parse_message((*messages)[i], i));
+        request.messages.push_back(std::move(message));
+    }
+    if (auto tools = body.find("tools"); tools != body.end() && !tools->is_null()) {
+        SLUICE_ASSIGN_OR_RETURN(request.tools, parse_tools(*tools));
+    }
+    SLUICE_ASSIGN_OR_RETURN(request.parallel_tool_calls,
+                            boolean(body, "parallel_tool_calls", true));
+    std::string choice = "auto";
+    if (auto it = body.find("tool_choice"); it != body.end() && !it->is_null()) {
+        if (it->is_string() && (*it == "none" || *it == "auto" || *it == "required")) {
+            choice = it->get<std::string>();
+        } else if (it->is_object()) {
+            choice = "function";
+        } else {
+            return bad("tool_choice", "\"none\", \"auto\", \"required\" or a function", *it);
+        }
+    }
+    if (choice == "required" || choice == "function") {
+        return invalid_argument("'tool_choice' that forces a tool call needs constrained "
+                                "decoding, which is not available in this build; use \"auto\" "
+                                "or \"none\"");
+    }
+    request.use_tools = !request.tools.empty() && choice == "auto";
+    return request;
+}
+
+Result<CompletionRequest> parse_completion_request(const json& body) {
+    if (!body.is_object()) {
+        return bad("request body", "a JSON object", body);
+    }
+    SLUICE_RETURN_IF_ERROR(check_keys(
+        body,
+        {"model", "prompt", "n", "temperature", "top_p", "max_tokens", "stop", "seed",
+         "presence_penalty", "frequency_penalty", "logprobs", "user", "stream", "stream_options",
+         "echo", "best_of", "top_k", "min_p", "repetition_penalty"},
+        {"metadata", "store", "service_tier"}));
+    CompletionRequest request;
+    SLUICE_RETURN_IF_ERROR(parse_common(body, true, request.params));
+    if (!request.params.max_tokens) {
+        request.params.max_tokens = 16;  // the legacy API's default
+    }
+    SLUICE_ASSIGN_OR_RETURN(request.echo, boolean(body, "echo", false));
+    SLUICE_ASSIGN_OR_RETURN(auto best_of, integer(body, "best_of", 1, 128));
+    if (best_of && *best_of != request.params.n) {
+        return invalid_argument("'best_of' other than 'n' is not supported; found best_of " +
+                                std::to_string(*best_of) + " with n " +
+                                std::to_string(request.params.n));
+    }
+    auto prompt = body.find("prompt");
+    if (prompt == body.end() || prompt->is_null()) {
+        return bad("prompt", "a string, strings, token ids or arrays of ids", json());
+    }
+    SLUICE_ASSIGN_OR_RETURN(request.prompts, parse_inputs(*prompt, "prompt"));
+    return request;
+}
+
+Result<EmbeddingRequest> parse_embedding_request(const json& body) {
+    if (!body.is_object()) {
+        return bad("request body", "a JSON object", body);
+    }
+    SLUICE_RETURN_IF_ERROR(
+        check_keys(body, {"model", "input", "encoding_format", "user", "dimensions"}, {}));
+    EmbeddingRequest request;
+    SLUICE_ASSIGN_OR_RETURN(request.model, string(body, "model"));
+    SLUICE_ASSIGN_OR_RETURN(std::string format, string(body, "encoding_format"));
+    if (!format.empty() && format != "float" && format != "base64") {
+        return bad("encoding_format", "\"float\" or \"base64\"", body["encoding_format"]);
+    }
+    request.encoding_format = format.empty() ? "float" : format;
+    if (body.contains("dimensions") && !body["dimensions"].is_null()) {
+        return invalid_argument("'dimensions' is not supported: embeddings have the model's "
+                                "width");
+    }
+    auto input = body.find("input");
+    if (input == body.end()) {
+        return bad("input", "a string, strings, token ids or arrays of ids", json());
+    }
+    SLUICE_ASSIGN_OR_RETURN(request.inputs, parse_inputs(*input, "input"));
+    return request;
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,72 @@
+#pragma once
+// Parsing and validation of OpenAI-compatible request bodies (/v1/chat/completions,
+// /v1/completions) into what the engine needs. The accepted and ignored parameters are listed in
+// docs/api.md; any other parameter is a 400 naming it, so that a client never believes a
+// setting took effect when it did not.
+//
+// Errors: kInvalidArgument with OpenAI-style messages naming the parameter and the value found,
+// kNotSupported (answered as 400 by the routes) for parameters this build cannot honour, such
+// as response_format json_schema, which needs constrained decoding.
+//
+// Thread safety: free functions over values.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "inference/chat_template.h"
+#include "inference/sampling.h"
+
+namespace sluice::app {
+
+// What chat and legacy completions share.
+struct GenerationParams {
+    std::string model;
+    inference::SamplingParams sampling;
+    std::optional<int32_t> max_tokens;  // absent: up to the end of the context
+    int32_t n = 1;
+    std::vector<std::string> stop;
+    bool stream = false;
+    bool include_usage = false;  // stream_options.include_usage
+    bool logprobs = false;
+    int32_t top_logprobs = 0;
+    std::string user;
+};
+
+struct ChatRequest {
+    GenerationParams params;
+    std::vector<inference::ChatMessage> messages;
+    std::vector<inference::ToolDefinition> tools;
+    bool use_tools = false;  // tools given and tool_choice is not "none"
+    bool parallel_tool_calls = true;
+};
+
+// A legacy completion prompt: text or token ids.
+using PromptInput = std::variant<std::string, std::vector<int32_t>>;
+
+struct CompletionRequest {
+    GenerationParams params;
+    std::vector<PromptInput> prompts;
+    bool echo = false;
+};
+
+Result<ChatRequest> parse_chat_request(const nlohmann::json& body);
+Result<CompletionRequest> parse_completion_request(const nlohmann::json& body);
+
+// Body of /v1/embeddings: `input` as a string, strings, token ids or lists of token ids.
+struct EmbeddingRequest {
+    std::string model;
+    std::vector<PromptInput> inputs;
+    std::string encoding_format = "float";  // float | base64
+};
+Result<EmbeddingRequest> parse_embedding_request(const nlohmann::json& body);
+
+// A random seed for requests that give none.
+uint64_t fresh_seed();
+
+}  // namespace sluice::app

@@ -1,0 +1,24 @@
+#pragma once
+// The OpenAI-compatible API over the loaded model (docs/api.md):
+//   POST /v1/chat/completions, POST /v1/completions   (stream or not)
+//   POST /v1/embeddings, GET /v1/models, GET /v1/models/{id}
+//   POST /tokenize, POST /detokenize
+// Errors use the JSON envelope (http_errors.h): 400 for bad parameters, 404 for another model
+// id, 429 with Retry-After when the engine's queue is full, 503 while the model is not loaded,
+// 504 when a request passes /model/request_timeout_s.
+//
+// Thread safety: handlers run on HTTP worker threads; they share only the ModelHost, which is
+// thread-safe and must outlive the server.
+
+#include "app/http_server.h"
+#include "app/model_host.h"
+
+namespace sluice::app {
+
+// All of the above.
+void add_openai_routes(HttpServer& server, ModelHost& host);
+
+// Embeddings, models, tokenize and detokenize (openai_misc_routes.cpp).
+void add_embedding_and_token_routes(HttpServer& server, ModelHost& host);
+
+}  // namespace sluice::app

@@ -1,0 +1,106 @@
+#include "app/search_command.h"
+
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "app/config_commands.h"
+#include "app/data_dir.h"
+#include "app/http_embedder.h"
+#include "app/vector_search_json.h"
+#include "retrieval/index_manager.h"
+
+namespace sluice::app {
+namespace {
+
+struct SearchOptions {
+    ConfigOptions config;
+    std::string index;
+    std::string query;
+    std::size_t k = 10;
+    std::string mode = "hybrid";
+    std::string filter;
+    std::string principal;
+    std::vector<std::string> groups;
+    bool json = false;
+};
+
+int fail(const std::string& message) {
+    std::cerr << "sluice search: " << message << "\n";
+    return 1;
+}
+
+int run_search(const SearchOptions& options) {
+    auto config = effective_config(options.config);
+    if (!config.ok()) {
+        return fail(config.status().message());
+    }
+    auto data_dir = DataDir::open(config->storage.data_dir);
+    if (!data_dir.ok()) {
+        return fail(data_dir.status().message());
+    }
+    retrieval::IndexDeps deps;
+    deps.embedders = server_embedder_factory();
+    auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
+    if (!indexes.ok()) {
+        return fail(indexes.status().message());
+    }
+    auto index = (*indexes)->get(options.index);
+    if (!index.ok()) {
+        return fail(index.status().message());
+    }
+    nlohmann::json request = {{"query_text", options.query},
+                              {"num_results", options.k},
+                              {"query_type", options.mode}};
+    if (!options.filter.empty()) {
+        request["filters_json"] = options.filter;
+    }
+    auto query = query_from_json(request);
+    if (!query.ok()) {
+        return fail(query.status().message());
+    }
+    auto hits = (*index)->query(*query, retrieval::Reader{options.principal, options.groups});
+    if (!hits.ok()) {
+        return fail(hits.status().message());
+    }
+    if (options.json) {
+        std::cout << results_to_json(*hits, {"id", "chunk_id", "title", "uri", "section_path",
+                                              "char_begin", "char_end", "text"})
+                         .dump()
+                  << "\n";
+        return 0;
+    }
+    std::size_t rank = 0;
+    for (const auto& hit : *hits) {
+        std::string preview = hit.chunk.text.substr(0, 160);
+        for (char& c : preview) {
+            c = c == '\n' ? ' ' : c;
+        }
+        std::cout << ++rank << ". " << hit.chunk.doc_key << "  score " << hit.score << "  "
+                  << hit.chunk.title << "\n   " << preview << "\n";
+    }
+    if (hits->empty()) {
+        std::cout << "no results readable by this identity\n";
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_search_command(Cli& cli) {
+    auto options = std::make_shared<SearchOptions>();
+    auto* command = cli.root().add_subcommand("search", "Query an index of the data directory");
+    add_config_options(*command, options->config);
+    command->add_option("--index", options->index, "Index name")->required();
+    command->add_option("--query,-q", options->query, "Query text")->required();
+    command->add_option("--k", options->k, "Number of results");
+    command->add_option("--mode", options->mode, "hybrid, ann or lexical")
+        ->check(CLI::IsMember({"hybrid", "ann", "lexical"}));
+    command->add_option("--filter", options->filter, "Filter as JSON (see docs/retrieval.md)");
+    command->add_option("--principal", options->principal, "Read as this principal");
+    command->add_option("--group", options->groups, "Read as a member of this group");
+    command->add_flag("--json", options->json, "Print results as JSON");
+    cli.on_run(command, [options] { return run_search(*options); });
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,316 @@
+#include "app/vector_search_json.h"
+
+namespace sluice::app {
+namespace {
+
+using nlohmann::json;
+using retrieval::Filter;
+using retrieval::MetaValue;
+
+Result<MetaValue> meta_value(const std::string& field, const json& value) {
+    if (value.is_string()) {
+        return MetaValue(value.get<std::string>());
+    }
+    if (value.is_boolean()) {
+        return MetaValue(value.get<bool>() ? 1.0 : 0.0);
+    }
+    if (value.is_number()) {
+        return MetaValue(value.get<double>());
+    }
+    return invalid_argument("field '" + field + "': expected a string, number or boolean");
+}
+
+Result<std::vector<std::string>> string_list(const json& value, const std::string& what) {
+    if (!value.is_array()) {
+        return invalid_argument(what + ": expected an array of strings");
+    }
+    std::vector<std::string> out;
+    for (const auto& item : value) {
+        if (!item.is_string()) {
+            return invalid_argument(what + ": expected an array of strings");
+        }
+        out.push_back(item.get<std::string>());
+    }
+    return out;
+}
+
+Result<Filter> field_filter(const std::string& key, const json& value) {
+    auto space = key.rfind(' ');
+    std::string field = space == std::string::npos ? key : key.substr(0, space);
+    std::string op = space == std::string::npos ? "" : key.substr(space + 1);
+    if (op.empty() && value.is_array()) {
+        std::vector<MetaValue> values;
+        for (const auto& item : value) {
+            SLUICE_ASSIGN_OR_RETURN(auto v, meta_value(field, item));
+            values.push_back(std::move(v));
+        }
+        return Filter::in(field, std::move(values));
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto v, meta_value(field, value));
+    if (op.empty()) {
+        return Filter::equals(field, std::move(v));
+    }
+    if (op == "NOT" || op == "!=") {
+        return Filter::negate(Filter::equals(field, std::move(v)));
+    }
+    if (op == "<" || op == "<=") {
+        return Filter::range(field, std::nullopt, true, std::move(v), op == "<=");
+    }
+    if (op == ">" || op == ">=") {
+        return Filter::range(field, std::move(v), op == ">=", std::nullopt, true);
+    }
+    if (op == "PREFIX") {
+        if (!value.is_string()) {
+            return invalid_argument("filter '" + key + "': expected a string");
+        }
+        return Filter::prefix(field, value.get<std::string>());
+    }
+    return invalid_argument("filter '" + key + "': unknown operator '" + op +
+                            "', expected NOT, <, <=, >, >= or PREFIX");
+}
+
+}  // namespace
+
+Result<Filter> filter_from_json(const json& filter) {
+    if (!filter.is_object()) {
+        return invalid_argument("filters: expected an object");
+    }
+    std::vector<Filter> all;
+    for (const auto& [key, value] : filter.items()) {
+        if (key == "and" || key == "or") {
+            if (!value.is_array()) {
+                return invalid_argument("filters '" + key + "': expected an array");
+            }
+            std::vector<Filter> children;
+            for (const auto& child : value) {
+                SLUICE_ASSIGN_OR_RETURN(auto f, filter_from_json(child));
+                children.push_back(std::move(f));
+            }
+            all.push_back(key == "and" ? Filter::all_of(std::move(children))
+                                       : Filter::any_of(std::move(children)));
+        } else if (key == "not") {
+            SLUICE_ASSIGN_OR_RETURN(auto f, filter_from_json(value));
+            all.push_back(Filter::negate(std::move(f)));
+        } else {
+            SLUICE_ASSIGN_OR_RETURN(auto f, field_filter(key, value));
+            all.push_back(std::move(f));
+        }
+    }
+    if (all.empty()) {
+        return Filter();
+    }
+    if (all.size() == 1) {
+        return std::move(all.front());
+    }
+    return Filter::all_of(std::move(all));
+}
+
+Result<retrieval::IndexSettings> settings_from_json(const json& body) {
+    if (!body.is_object()) {
+        return invalid_argument("expected a JSON object");
+    }
+    retrieval::IndexSettings s;
+    try {
+        s.name = body.at("name").get<std::string>();
+        s.language = body.value("language", s.language);
+        s.chunking = body.value("chunking", s.chunking);
+        s.chunk.max_tokens = body.value("chunk_max_tokens", s.chunk.max_tokens);
+        s.chunk.overlap_tokens = body.value("chunk_overlap_tokens", s.chunk.overlap_tokens);
+        s.embedder = body.value("embedder", s.embedder);
+        s.embedder_endpoint = body.value("embedder_endpoint", s.embedder_endpoint);
+        s.embedder_model = body.value("embedder_model", s.embedder_model);
+        s.dimension = body.value("embedding_dimension", s.dimension);
+        // Databricks' direct access spec names the dimension on its vector column.
+        if (body.contains("direct_access_index_spec")) {
+            const auto& columns =
+                body["direct_access_index_spec"].value("embedding_vector_columns", json::array());
+            if (!columns.empty()) {
+                s.dimension = columns[0].value("embedding_dimension", s.dimension);
+                if (!body.contains("embedder")) {
+                    s.embedder = "none";
+                }
+            }
+        }
+        s.factory = body.value("index_factory", s.factory);
+        std::string metric = body.value("metric", std::string(retrieval::metric_name(s.metric)));
+        SLUICE_ASSIGN_OR_RETURN(s.metric, retrieval::parse_metric(metric));
+    } catch (const json::exception& e) {
+        return invalid_argument(std::string("index settings: ") + e.what());
+    }
+    SLUICE_RETURN_IF_ERROR(retrieval::validate(s));
+    return s;
+}
+
+json describe_index(const retrieval::Index& index) {
+    const auto& s = index.settings();
+    auto stats = index.stats();
+    return json{{"name", s.name},
+                {"primary_key", "id"},
+                {"index_type", "DIRECT_ACCESS"},
+                {"language", s.language},
+                {"chunking", s.chunking},
+                {"chunk_max_tokens", s.chunk.max_tokens},
+                {"chunk_overlap_tokens", s.chunk.overlap_tokens},
+                {"embedder", s.embedder},
+                {"embedding_dimension", s.dimension},
+                {"index_factory", s.factory},
+                {"metric", std::string(retrieval::metric_name(s.metric))},
+                {"status",
+                 {{"ready", true},
+                  {"indexed_row_count", stats.documents},
+                  {"chunk_count", stats.chunks},
+                  {"vector_count", stats.vectors},
+                  {"sequence", stats.sequence},
+                  {"snapshot_sequence", stats.snapshot_sequence}}}};
+}
+
+Result<std::vector<retrieval::Document>> documents_from_json(const json& rows) {
+    if (!rows.is_array()) {
+        return invalid_argument("rows: expected an array of objects");
+    }
+    std::vector<retrieval::Document> out;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        const json& row = rows[i];
+        std::string where = "row " + std::to_string(i);
+        if (!row.is_object()) {
+            return invalid_argument(where + ": expected an object");
+        }
+        retrieval::Document doc;
+        for (const auto& [name, value] : row.items()) {
+            if (name == "id") {
+                if (value.is_string()) {
+                    doc.key = value.get<std::string>();
+                } else if (value.is_number_integer()) {
+                    doc.key = std::to_string(value.get<long long>());
+                } else {
+                    return invalid_argument(where + ": id must be a string or an integer");
+                }
+            } else if (name == "text" || name == "title" || name == "uri") {
+                if (!value.is_string()) {
+                    return invalid_argument(where + ": " + name + " must be a string");
+                }
+                (name == "text" ? doc.text : name == "title" ? doc.title : doc.uri) =
+                    value.get<std::string>();
+            } else if (name == "vector") {
+                if (!value.is_array()) {
+                    return invalid_argument(where + ": vector must be an array of numbers");
+                }
+                for (const auto& x : value) {
+                    if (!x.is_number()) {
+                        return invalid_argument(where + ": vector must be an array of numbers");
+                    }
+                    doc.vector.push_back(x.get<float>());
+                }
+            } else if (name == "acl") {
+                if (!value.is_object()) {
+                    return invalid_argument(where + ": acl must be an object");
+                }
+                if (value.contains("principals")) {
+                    SLUICE_ASSIGN_OR_RETURN(doc.acl.principals,
+                                            string_list(value["principals"], where + " acl"));
+                }
+                if (value.contains("groups")) {
+                    SLUICE_ASSIGN_OR_RETURN(doc.acl.groups,
+                                            string_list(value["groups"], where + " acl"));
+                }
+            } else if (!value.is_null()) {
+                SLUICE_ASSIGN_OR_RETURN(auto v, meta_value(name, value));
+                doc.metadata[name] = std::move(v);
+            }
+        }
+        if (doc.key.empty()) {
+            return invalid_argument(where + ": missing id");
+        }
+        out.push_back(std::move(doc));
+    }
+    return out;
+}
+
+Result<retrieval::Query> query_from_json(const json& body) {
+    if (!body.is_object()) {
+        return invalid_argument("expected a JSON object");
+    }
+    retrieval::Query query;
+    try {
+        query.text = body.value("query_text", std::string());
+        if (body.contains("query_vector")) {
+            query.vector = body["query_vector"].get<std::vector<float>>();
+        }
+        query.k = body.value("num_results", std::size_t{10});
+        std::string type = body.value("query_type", std::string("HYBRID"));
+        SLUICE_ASSIGN_OR_RETURN(query.mode, retrieval::parse_query_mode(type));
+        if (body.contains("fusion")) {
+            std::string fusion = body["fusion"].get<std::string>();
+            if (fusion != "rrf" && fusion != "weighted") {
+                return invalid_argument("fusion '" + fusion + "', expected rrf or weighted");
+            }
+            query.fusion = fusion == "rrf" ? retrieval::FusionMethod::kRrf
+                                           : retrieval::FusionMethod::kWeighted;
+            query.vector_weight = body.value("vector_weight", query.vector_weight);
+        }
+        json filters;
+        if (body.contains("filters_json")) {
+            filters = json::parse(body["filters_json"].get<std::string>(), nullptr, false);
+            if (filters.is_discarded()) {
+                return invalid_argument("filters_json is not valid JSON");
+            }
+        } else if (body.contains("filters")) {
+            filters = body["filters"];
+        }
+        if (!filters.is_null()) {
+            SLUICE_ASSIGN_OR_RETURN(query.filter, filter_from_json(filters));
+        }
+    } catch (const json::exception& e) {
+        return invalid_argument(std::string("query: ") + e.what());
+    }
+    return query;
+}
+
+std::vector<std::string> default_columns() { return {"id", "title", "uri", "text"}; }
+
+json results_to_json(const std::vector<retrieval::Hit>& hits,
+                     const std::vector<std::string>& columns) {
+    json names = json::array();
+    for (const auto& column : columns) {
+        names.push_back({{"name", column}});
+    }
+    names.push_back({{"name", "score"}});
+    json rows = json::array();
+    for (const auto& hit : hits) {
+        const auto& chunk = hit.chunk;
+        json row = json::array();
+        for (const auto& column : columns) {
+            if (column == "id") {
+                row.push_back(chunk.doc_key);
+            } else if (column == "chunk_id") {
+                row.push_back(chunk.id);
+            } else if (column == "text") {
+                row.push_back(chunk.text);
+            } else if (column == "title") {
+                row.push_back(chunk.title);
+            } else if (column == "uri") {
+                row.push_back(chunk.uri);
+            } else if (column == "section_path") {
+                row.push_back(chunk.section_path);
+            } else if (column == "char_begin") {
+                row.push_back(chunk.char_begin);
+            } else if (column == "char_end") {
+                row.push_back(chunk.char_end);
+            } else if (auto it = chunk.metadata.find(column); it != chunk.metadata.end()) {
+                if (const auto* text = std::get_if<std::string>(&it->second)) {
+                    row.push_back(*text);
+                } else {
+                    row.push_back(std::get<double>(it->second));
+                }
+            } else {
+                row.push_back(nullptr);
+            }
+        }
+        row.push_back(hit.score);
+        rows.push_back(std::move(row));
+    }
+    return json{{"manifest", {{"column_count", names.size()}, {"columns", names}}},
+                {"result", {{"row_count", rows.size()}, {"data_array", rows}}}};
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,39 @@
+#pragma once
+// JSON shapes of the vector search API, following Databricks Vector Search where they fit:
+// index settings, rows to upsert, filters and query results. Malformed input is kInvalidArgument
+// naming the field.
+//
+// Rows: "id" (string or integer) is the primary key; "text", "title", "uri" are the document;
+// "vector" (array of numbers) is an optional caller embedding; "acl" {"principals", "groups"}
+// says who may read it; every other string, number or boolean becomes filterable metadata.
+//
+// Filters: {"field": value} equals, {"field": [v, ...]} in, {"field NOT": v}, {"field <": v}
+// (also <=, >, >=), {"field PREFIX": "text"}; keys of one object are ANDed; {"and": [...]},
+// {"or": [...]} and {"not": {...}} nest.
+//
+// Thread safety: pure functions.
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "retrieval/index.h"
+
+namespace sluice::app {
+
+Result<retrieval::IndexSettings> settings_from_json(const nlohmann::json& body);
+nlohmann::json describe_index(const retrieval::Index& index);
+
+Result<std::vector<retrieval::Document>> documents_from_json(const nlohmann::json& rows);
+Result<retrieval::Filter> filter_from_json(const nlohmann::json& filter);
+
+// A query request: query_text, query_vector, num_results, filters_json (string) or filters
+// (object), query_type ANN | HYBRID | LEXICAL.
+Result<retrieval::Query> query_from_json(const nlohmann::json& body);
+
+// {"manifest": {"column_count", "columns": [{"name"}]}, "result": {"row_count", "data_array"}};
+// the last column is always "score".
+nlohmann::json results_to_json(const std::vector<retrieval::Hit>& hits,
+                               const std::vector<std::string>& columns);
+std::vector<std::string> default_columns();
+
+}  // namespace sluice::app

@@ -1,0 +1,51 @@
+#pragma once
+// The state behind Scheduler's private declarations, shared by scheduler.cpp and
+// scheduler_plan.cpp. Owned by the scheduler's thread like the scheduler itself.
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "inference/scheduler.h"
+#include "inference/stream_decoder.h"
+
+namespace sluice::inference {
+
+struct Scheduler::Request {
+    uint64_t id = 0;
+    EngineRequest params;
+    std::shared_ptr<RequestSink> sink;
+    std::optional<SteadyClock::time_point> deadline;
+    uint64_t arrival = 0;
+    Usage usage;
+    int32_t live = 0;  // sequences not yet finished
+    bool forked = false;
+    bool admitted_once = false;
+    std::vector<double> embedding_sum;  // [n_embd]
+};
+
+struct Scheduler::Sequence {
+    std::shared_ptr<Request> request;
+    int32_t choice = 0;
+    std::vector<int32_t> tokens;  // the prompt, then every sampled token fed back
+    int32_t n_prompt = 0;
+    int32_t n_computed = 0;  // leading positions whose K and V are in `blocks`
+    std::vector<int32_t> blocks;
+    std::vector<BlockKey> keys;      // prefix-cache keys of the leading full blocks
+    std::vector<int32_t> generated;  // every sampled token, stop tokens included (penalties)
+    std::optional<Sampler> sampler;
+    std::optional<StreamDecoder> decoder;
+    std::optional<StopMatcher> stop;
+    bool preempted = false;
+    bool finished = false;
+
+    int32_t remaining() const { return static_cast<int32_t>(tokens.size()) - n_computed; }
+    int32_t priority() const { return request->params.priority; }
+};
+
+struct Scheduler::Planned {
+    Sequence* seq = nullptr;
+    int32_t n_new = 0;
+};
+
+}  // namespace sluice::inference

@@ -1,0 +1,249 @@
+#include "inference/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/check.h"
+#include "inference/detail/scheduler_state.h"
+#include "inference/stream_decoder.h"
+
+namespace sluice::inference {
+
+namespace {
+
+int32_t blocks_for(int64_t positions, int32_t block_size) {
+    return static_cast<int32_t>((positions + block_size - 1) / block_size);
+}
+
+}  // namespace
+
+Scheduler::Scheduler(Backend& backend, const Tokenizer* tokenizer, SchedulerOptions options)
+    : backend_(backend),
+      tokenizer_(tokenizer),
+      options_(options),
+      blocks_(backend.kv_cache_spec().n_blocks, backend.kv_cache_spec().block_size,
+              options.prefix_caching) {
+    SLUICE_CHECK(backend.kv_cache_spec().n_blocks > 0, "scheduler needs a configured kv cache");
+    SLUICE_CHECK(options_.max_batch_tokens > 0 && options_.max_running > 0,
+                 "scheduler limits must be positive");
+    // Every running sequence's decode token must fit one step, or some would starve.
+    options_.max_running = std::min(options_.max_running, options_.max_batch_tokens);
+}
+
+Scheduler::~Scheduler() = default;
+
+Status Scheduler::validate(const EngineRequest& request) const {
+    const ModelConfig& config = backend_.config();
+    if (request.prompt.empty()) {
+        return invalid_argument("the prompt has no tokens");
+    }
+    for (int32_t id : request.prompt) {
+        if (id < 0 || id >= config.n_vocab) {
+            return invalid_argument("prompt token id " + std::to_string(id) + " outside [0, " +
+                                    std::to_string(config.n_vocab) + ")");
+        }
+    }
+    const auto n_prompt = static_cast<int64_t>(request.prompt.size());
+    const int64_t limit = request.embed ? config.max_seq_len : config.max_seq_len - 1;
+    if (n_prompt > limit) {
+        return invalid_argument("the prompt has " + std::to_string(n_prompt) +
+                                " tokens; the model's context is " +
+                                std::to_string(config.max_seq_len) + " tokens" +
+                                (request.embed ? "" : " including at least one to generate"));
+    }
+    const int32_t needed = blocks_for(n_prompt + 1, blocks_.block_size());
+    if (needed > blocks_.n_blocks()) {
+        return invalid_argument("the prompt needs " + std::to_string(needed) +
+                                " KV-cache blocks; the cache has " +
+                                std::to_string(blocks_.n_blocks()));
+    }
+    if (request.embed) {
+        return Status::ok_status();
+    }
+    SLUICE_RETURN_IF_ERROR(validate_sampling(request.sampling));
+    if (request.max_tokens < 1) {
+        return invalid_argument("max_tokens must be >= 1, found " +
+                                std::to_string(request.max_tokens));
+    }
+    if (request.n < 1 || request.n > 128) {
+        return invalid_argument("n must be in [1, 128], found " + std::to_string(request.n));
+    }
+    if (!request.stop_strings.empty() && tokenizer_ == nullptr) {
+        return invalid_argument("stop strings need a tokenizer; this model has none");
+    }
+    return Status::ok_status();
+}
+
+void Scheduler::add(uint64_t id, EngineRequest params, std::shared_ptr<RequestSink> sink) {
+    auto request = std::make_shared<Request>();
+    request->id = id;
+    request->sink = std::move(sink);
+    request->arrival = next_arrival_++;
+    request->usage.prompt_tokens = static_cast<int64_t>(params.prompt.size());
+    if (params.timeout_s > 0) {
+        request->deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                     std::chrono::duration<double>(params.timeout_s));
+    }
+    request->params = std::move(params);
+    request->live = 1;
+
+    auto seq = std::make_unique<Sequence>();
+    seq->request = request;
+    seq->tokens = request->params.prompt;
+    seq->n_prompt = static_cast<int32_t>(seq->tokens.size());
+    if (!request->params.embed) {
+        seq->sampler.emplace(request->params.sampling);
+        if (tokenizer_ != nullptr) {
+            seq->decoder.emplace(*tokenizer_);
+            seq->stop.emplace(request->params.stop_strings);
+        }
+    }
+    requests_.emplace(id, std::move(request));
+    insert_waiting(std::move(seq));
+}
+
+void Scheduler::insert_waiting(std::unique_ptr<Sequence> seq) {
+    auto before = [](const std::unique_ptr<Sequence>& a, const std::unique_ptr<Sequence>& b) {
+        if (a->priority() != b->priority()) {
+            return a->priority() > b->priority();
+        }
+        if (a->request->arrival != b->request->arrival) {
+            return a->request->arrival < b->request->arrival;
+        }
+        return a->choice < b->choice;
+    };
+    auto at = std::upper_bound(waiting_.begin(), waiting_.end(), seq, before);
+    waiting_.insert(at, std::move(seq));
+}
+
+void Scheduler::sort_running() {
+    std::stable_sort(running_.begin(), running_.end(), [](const auto& a, const auto& b) {
+        if (a->priority() != b->priority()) {
+            return a->priority() > b->priority();
+        }
+        if (a->request->arrival != b->request->arrival) {
+            return a->request->arrival < b->request->arrival;
+        }
+        return a->choice < b->choice;
+    });
+}
+
+bool Scheduler::idle() const { return running_.empty() && waiting_.empty(); }
+
+SchedulerStats Scheduler::stats() const {
+    SchedulerStats stats = counters_;
+    stats.running = static_cast<int32_t>(running_.size());
+    stats.waiting = static_cast<int32_t>(waiting_.size());
+    stats.waiting_requests = 0;
+    for (const auto& seq : waiting_) {
+        stats.waiting_requests += seq->request->admitted_once ? 0 : 1;
+    }
+    stats.blocks = blocks_.stats();
+    return stats;
+}
+
+void Scheduler::cancel(uint64_t id) {
+    auto found = requests_.find(id);
+    if (found == requests_.end()) {
+        return;
+    }
+    finish_request(*found->second, Status(StatusCode::kCancelled, "request cancelled"));
+}
+
+void Scheduler::fail_all(const Status& status) {
+    while (!requests_.empty()) {
+        finish_request(*requests_.begin()->second, status);
+    }
+}
+
+void Scheduler::drop_sequences_of(const Request& request) {
+    for (auto* list : {&running_, &waiting_}) {
+        for (auto& seq : *list) {
+            if (seq->request.get() == &request && !seq->finished) {
+                blocks_.release_all(seq->blocks);
+                seq->finished = true;
+            }
+        }
+    }
+}
+
+void Scheduler::finish_request(Request& request, const Status& status) {
+    // Keep the request alive past its erasure from requests_.
+    std::shared_ptr<Request> keep = requests_.at(request.id);
+    drop_sequences_of(request);
+    request.live = 0;
+    requests_.erase(request.id);
+    std::erase_if(running_, [](const auto& seq) { return seq->finished; });
+    std::erase_if(waiting_, [](const auto& seq) { return seq->finished; });
+    keep->sink->on_finish(status, keep->usage, {});
+}
+
+void Scheduler::expire_deadlines(SteadyClock::time_point now) {
+    std::vector<std::shared_ptr<Request>> expired;
+    for (const auto& [id, request] : requests_) {
+        if (request->deadline && *request->deadline <= now) {
+            expired.push_back(request);
+        }
+    }
+    for (const auto& request : expired) {
+        finish_request(*request,
+                       Status(StatusCode::kDeadlineExceeded,
+                              "request timed out after " +
+                                  std::to_string(static_cast<int64_t>(request->params.timeout_s)) +
+                                  " s"));
+    }
+}
+
+Result<bool> Scheduler::step() {
+    expire_deadlines(SteadyClock::now());
+    std::vector<Planned> plan;
+    int32_t budget = options_.max_batch_tokens;
+    plan_running(plan, budget);
+    admit_waiting(plan, budget);
+    // Sequences preempted while planning wait for a later step.
+    for (auto& seq : running_) {
+        if (seq->preempted && !seq->finished) {
+            seq->preempted = false;
+            insert_waiting(std::move(seq));
+        }
+    }
+    std::erase_if(running_, [](const auto& seq) { return seq == nullptr || seq->finished; });
+    sort_running();
+    if (plan.empty()) {
+        return false;
+    }
+
+    ForwardBatch batch;
+    for (const Planned& p : plan) {
+        const Sequence& seq = *p.seq;
+        const bool last = p.n_new == seq.remaining();
+        const bool embed = seq.request->params.embed;
+        batch.sequences.push_back(
+            {std::span<const int32_t>(seq.tokens.data() + seq.n_computed,
+                                      static_cast<size_t>(p.n_new)),
+             seq.n_computed, seq.blocks,
+             last && !embed ? LogitsRows::kLast : LogitsRows::kNone, embed});
+    }
+    Result<ForwardOutput> out = backend_.forward(batch);
+    ++counters_.steps;
+    if (!out.ok()) {
+        std::vector<std::shared_ptr<Request>> failed;
+        for (const Planned& p : plan) {
+            if (std::find(failed.begin(), failed.end(), p.seq->request) == failed.end()) {
+                failed.push_back(p.seq->request);
+            }
+        }
+        for (const auto& request : failed) {
+            if (requests_.contains(request->id)) {
+                finish_request(*request, out.status());
+            }
+        }
+        return out.status();
+    }
+    after_forward(plan, *out);
+    std::erase_if(running_, [](const auto& seq) { return seq->finished; });
+    sort_running();
+    return true;
+}
+
+}  // namespace sluice::inference

@@ -1,0 +1,168 @@
+#pragma once
+// Scheduler: iteration-level continuous batching over a Backend (device-agnostic).
+//
+// Every step() builds one ForwardBatch from the sequences that can make progress and runs it:
+//   1. requests past their deadline end with kDeadlineExceeded;
+//   2. running sequences in order (priority high to low, then arrival): first every decode (one
+//      token each), then prompt chunks, while the step's token budget (max_batch_tokens) lasts.
+//      A long prompt is thus prefilled in chunks between decode steps of the others, and no
+//      running sequence waits more than one step for its next token;
+//   3. waiting sequences are admitted in the same order while the budget, max_running and the
+//      KV cache allow. Admission first looks the prompt up in the prefix cache
+//      (block_manager.h): leading full blocks computed before are shared, not computed.
+// Each sequence owns a block table; blocks are allocated for exactly the positions a step
+// writes. When blocks run out, the lowest-priority, latest-arriving running sequence is
+// preempted: its blocks are released and it goes back to the waiting queue holding its tokens,
+// to be recomputed (prefix hits make that cheap) when admitted again. A waiting request of higher
+// priority may preempt running ones of lower priority.
+//
+// A request asks for n choices: one sequence prefills the prompt; at its first sample it forks
+// into n sequences sharing every block (copy-on-write: a sequence about to write a shared block
+// copies it first with Backend::copy_kv_block). Each choice samples with seed + choice index.
+//
+// Embedding requests prefill only, with the backend returning final hidden states, which are
+// mean-pooled over the prompt and L2-normalised. They never take blocks from the prefix cache
+// (every position's hidden state is needed).
+//
+// Stops: a stop token ends a choice (it is counted in usage but not reported); text stop strings
+// are matched on the decoded text (stream_decoder.h), so events carry text already cut before a
+// stop string; max_tokens and the model's max_seq_len end it with kLength.
+//
+// Results go to the request's RequestSink on the scheduler's thread. cancel() ends a request at
+// once: its blocks are released before cancel() returns.
+//
+// Thread safety: owned by one thread, which must also own the backend.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "inference/backend.h"
+#include "inference/block_manager.h"
+#include "inference/generator.h"
+#include "inference/sampling.h"
+#include "inference/tokenizer.h"
+
+namespace sluice::inference {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// What a caller asks the engine for.
+struct EngineRequest {
+    std::vector<int32_t> prompt;
+    SamplingParams sampling;
+    int32_t max_tokens = 16;  // per choice
+    int32_t n = 1;            // choices
+    std::vector<int32_t> stop_tokens;
+    std::vector<std::string> stop_strings;  // need a tokenizer
+    int32_t priority = 0;                   // higher is admitted first and preempted last
+    double timeout_s = 0;                   // 0: no deadline
+    bool embed = false;                     // prefill only; the result is an embedding
+};
+
+// New output of one choice.
+struct StreamEvent {
+    int32_t choice = 0;
+    std::string text;                  // text released by this event (stop strings cut)
+    std::vector<SampledToken> tokens;  // tokens sampled for this event (stop tokens left out)
+    std::optional<FinishReason> finish;
+};
+
+// Receives a request's results, on the scheduler's thread.
+class RequestSink {
+public:
+    virtual ~RequestSink() = default;
+    virtual void on_event(StreamEvent event) = 0;
+    // Last call for a request. `embedding` is set for embedding requests that succeeded.
+    virtual void on_finish(const Status& status, const Usage& usage,
+                           std::vector<float> embedding) = 0;
+};
+
+struct SchedulerOptions {
+    int32_t max_batch_tokens = 512;  // tokens in one forward step
+    int32_t max_running = 64;        // sequences in the running set
+    bool prefix_caching = true;
+};
+
+struct SchedulerStats {
+    int32_t running = 0;          // sequences
+    int32_t waiting = 0;          // sequences waiting for admission
+    int32_t waiting_requests = 0;
+    BlockStats blocks;
+    int64_t steps = 0;
+    int64_t preemptions = 0;
+    int64_t prompt_tokens = 0;         // prompt positions computed (prefix hits excluded)
+    int64_t cached_prompt_tokens = 0;  // prompt positions taken from the prefix cache
+    int64_t generated_tokens = 0;
+};
+
+class Scheduler {
+public:
+    // The backend's KV cache must be configured; `tokenizer` (may be null: no text, no stop
+    // strings) must outlive the scheduler.
+    Scheduler(Backend& backend, const Tokenizer* tokenizer, SchedulerOptions options);
+    ~Scheduler();
+    Scheduler(const Scheduler&) = delete;
+    Scheduler& operator=(const Scheduler&) = delete;
+
+    // kInvalidArgument naming the problem: an empty prompt, ids outside the vocabulary, a prompt
+    // that leaves no room under max_seq_len or cannot fit the whole KV cache, bad sampling,
+    // max_tokens < 1, n outside [1, 128], stop strings without a tokenizer.
+    Status validate(const EngineRequest& request) const;
+
+    // Queues a validated request. `id` must be unique among live requests.
+    void add(uint64_t id, EngineRequest request, std::shared_ptr<RequestSink> sink);
+    // Ends a live request with kCancelled and frees its blocks; unknown ids are ignored.
+    void cancel(uint64_t id);
+    // Ends every live request with `status` (shutdown).
+    void fail_all(const Status& status);
+
+    // One iteration. Returns false when nothing could run (idle, or every waiting request is
+    // blocked). A backend error fails the requests of that batch and is returned.
+    Result<bool> step();
+
+    bool idle() const;
+    SchedulerStats stats() const;
+
+private:
+    struct Request;
+    struct Sequence;
+    struct Planned;
+
+    void expire_deadlines(SteadyClock::time_point now);
+    bool plan_running(std::vector<Planned>& plan, int32_t& budget);
+    void admit_waiting(std::vector<Planned>& plan, int32_t& budget);
+    bool reserve(Sequence& seq, int32_t n_new, const std::vector<Planned>& plan,
+                 int32_t priority_floor);
+    Sequence* pick_victim(const Sequence& for_seq, const std::vector<Planned>& plan,
+                          int32_t priority_floor);
+    void preempt(Sequence& seq);
+    void after_forward(std::vector<Planned>& plan, const ForwardOutput& out);
+    void finish_embedding(Sequence& seq);
+    void publish_full_blocks(Sequence& seq);
+    void sample(Sequence& seq, std::span<const float> logits);
+    void fork(Sequence& parent);
+    void accept(Sequence& seq, const SampledToken& token);
+    void finish_sequence(Sequence& seq, FinishReason reason, StreamEvent event);
+    void finish_request(Request& request, const Status& status);
+    void drop_sequences_of(const Request& request);
+    void insert_waiting(std::unique_ptr<Sequence> seq);
+    void sort_running();
+
+    Backend& backend_;
+    const Tokenizer* tokenizer_;
+    SchedulerOptions options_;
+    BlockManager blocks_;
+    std::unordered_map<uint64_t, std::shared_ptr<Request>> requests_;
+    std::vector<std::unique_ptr<Sequence>> running_;  // priority desc, arrival asc
+    std::vector<std::unique_ptr<Sequence>> waiting_;  // same order
+    uint64_t next_arrival_ = 0;
+    SchedulerStats counters_;
+};
+
+}  // namespace sluice::inference

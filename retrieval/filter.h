@@ -1,0 +1,61 @@
+#pragma once
+// Metadata filters: equals, in, range, prefix, combined with and/or/not. A filter is evaluated
+// inside the search (the lexical ranker skips non-matching chunks before scoring them, the vector
+// search hands FAISS a selector), so a filtered query still returns k results whenever k chunks
+// match.
+//
+// Comparison rules: a number compares only with a number, text only with text (bytewise); a
+// missing field matches nothing except under `not`.
+//
+// Thread safety: immutable after construction; matches() may run on many threads.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "retrieval/types.h"
+
+namespace sluice::retrieval {
+
+class Filter {
+public:
+    enum class Op { kAll, kEquals, kIn, kRange, kPrefix, kAnd, kOr, kNot };
+
+    // Matches everything.
+    Filter() = default;
+
+    static Filter equals(std::string field, MetaValue value);
+    static Filter in(std::string field, std::vector<MetaValue> values);
+    // Either bound may be absent; `*_inclusive` chooses <= / < and >= / >.
+    static Filter range(std::string field, std::optional<MetaValue> lower, bool lower_inclusive,
+                        std::optional<MetaValue> upper, bool upper_inclusive);
+    static Filter prefix(std::string field, std::string prefix);
+    static Filter all_of(std::vector<Filter> children);
+    static Filter any_of(std::vector<Filter> children);
+    static Filter negate(Filter child);
+
+    bool matches(const Metadata& metadata) const;
+    bool matches_all() const { return op_ == Op::kAll; }
+    Op op() const { return op_; }
+
+    // A readable form for logs and errors: (year >= 2020 and not (lang = "de")).
+    std::string describe() const;
+
+private:
+    Op op_ = Op::kAll;
+    std::string field_;
+    std::vector<MetaValue> values_;  // equals: 1, in: n, prefix: 1 text
+    std::optional<MetaValue> lower_;
+    std::optional<MetaValue> upper_;
+    bool lower_inclusive_ = true;
+    bool upper_inclusive_ = true;
+    std::vector<Filter> children_;
+};
+
+// Three-way comparison of two values of the same kind; nullopt when the kinds differ.
+std::optional<int> compare_values(const MetaValue& a, const MetaValue& b);
+
+std::string describe_value(const MetaValue& value);
+
+}  // namespace sluice::retrieval

@@ -1,0 +1,549 @@
+#include "retrieval/index.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "common/log.h"
+#include "retrieval/detail/rw_lock.h"
+#include "retrieval/fusion.h"
+
+namespace sluice::retrieval {
+namespace {
+
+const char* const kSettingsKey = "index.settings";
+const char* const kSnapshotFile = "vectors.snap";
+const char* const kStoreFolder = "store";
+
+// Text both rankers see for a chunk: the document title and section headings carry meaning
+// that the chunk's own words may not repeat (BEIR's BM25 baselines index title + text too).
+std::string ranking_text(const Chunk& chunk) {
+    std::string out = chunk.title;
+    for (const auto& heading : chunk.section_path) {
+        out += "\n" + heading;
+    }
+    out += "\n" + chunk.text;
+    return out;
+}
+
+std::string document_fingerprint(const Document& doc) {
+    std::string out = doc.uri + '\x1f' + doc.title + '\x1f' + doc.text + '\x1f';
+    for (const auto& [name, value] : doc.metadata) {
+        out += name + '\x1e' + describe_value(value) + '\x1f';
+    }
+    for (const auto& principal : doc.acl.principals) {
+        out += "p:" + principal + '\x1f';
+    }
+    for (const auto& group : doc.acl.groups) {
+        out += "g:" + group + '\x1f';
+    }
+    out.append(reinterpret_cast<const char*>(doc.vector.data()), doc.vector.size() * sizeof(float));
+    return content_hash(out);
+}
+
+}  // namespace
+
+Result<QueryMode> parse_query_mode(std::string_view name) {
+    if (name == "ann" || name == "ANN" || name == "vector") {
+        return QueryMode::kAnn;
+    }
+    if (name == "hybrid" || name == "HYBRID") {
+        return QueryMode::kHybrid;
+    }
+    if (name == "lexical" || name == "LEXICAL" || name == "full_text" || name == "FULL_TEXT") {
+        return QueryMode::kLexical;
+    }
+    return invalid_argument("query mode '" + std::string(name) +
+                            "', expected ann, hybrid or lexical");
+}
+
+std::string_view query_mode_name(QueryMode mode) {
+    switch (mode) {
+        case QueryMode::kAnn: return "ann";
+        case QueryMode::kHybrid: return "hybrid";
+        case QueryMode::kLexical: return "lexical";
+    }
+    return "unknown";
+}
+
+Result<std::shared_ptr<const Embedder>> default_embedder_factory(const IndexSettings& settings) {
+    if (settings.embedder == "lexical-hash") {
+        return std::shared_ptr<const Embedder>(
+            std::make_shared<LexicalHashEmbedder>(settings.dimension));
+    }
+    if (settings.embedder == "none") {
+        return std::shared_ptr<const Embedder>();
+    }
+    return not_supported("embedder '" + settings.embedder +
+                         "' is not available in this process (app/ provides http and model)");
+}
+
+// One document after chunking and embedding, before it is committed.
+struct Index::Prepared {
+    Document doc;
+    std::string fingerprint;
+    std::vector<Chunk> chunks;
+    std::vector<TermCounts> terms;
+    std::vector<Vector> vectors;            // empty vector: the chunk has none
+    std::vector<std::uint8_t> cache_write;  // 1: a fresh embedding to store in the cache
+};
+
+Index::Index(Tag, std::filesystem::path dir, IndexSettings settings)
+    : dir_(std::move(dir)),
+      settings_(std::move(settings)),
+      mutex_(std::make_unique<detail::RwLock>()) {}
+
+Index::~Index() {
+    wait_for_background_work();
+    bool stale = false;
+    {
+        std::shared_lock lock(*mutex_);
+        stale = store_ && vectors_ && store_->sequence() != snapshot_sequence_;
+    }
+    if (stale) {
+        Status saved = snapshot();
+        if (!saved.ok()) {
+            log::error("retrieval", "vector snapshot on close failed; the next open replays",
+                       {{"index", settings_.name}, {"error", saved.message()}});
+        }
+    }
+}
+
+void Index::wait_for_background_work() {
+    if (vectors_) {
+        vectors_->wait_for_rebuild();
+    }
+}
+
+Result<std::unique_ptr<Index>> Index::create(const std::filesystem::path& dir,
+                                             const IndexSettings& settings,
+                                             const IndexDeps& deps) {
+    SLUICE_RETURN_IF_ERROR(validate(settings));
+    std::error_code ec;
+    if (std::filesystem::exists(dir / kStoreFolder, ec)) {
+        return Status(StatusCode::kAlreadyExists,
+                      "index '" + settings.name + "' already exists at '" + dir.string() + "'");
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto store, ChunkStore::open(dir / kStoreFolder));
+    auto batch = store->batch();
+    batch.put_meta(kSettingsKey, encode_settings(settings));
+    SLUICE_RETURN_IF_ERROR(store->commit(batch));
+    store.reset();
+    return open(dir, deps);
+}
+
+Result<std::unique_ptr<Index>> Index::open(const std::filesystem::path& dir,
+                                           const IndexDeps& deps) {
+    std::error_code ec;
+    if (!std::filesystem::exists(dir / kStoreFolder / "CURRENT", ec)) {
+        return not_found("no index at '" + dir.string() + "'");
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto store, ChunkStore::open(dir / kStoreFolder));
+    SLUICE_ASSIGN_OR_RETURN(auto encoded, store->get_meta(kSettingsKey));
+    if (!encoded) {
+        return data_loss("index at '" + dir.string() + "' has no settings record");
+    }
+    SLUICE_ASSIGN_OR_RETURN(IndexSettings settings, decode_settings(*encoded));
+    auto index = std::make_unique<Index>(Tag{}, dir, settings);
+    index->store_ = std::move(store);
+    SLUICE_ASSIGN_OR_RETURN(index->analyzer_, TextAnalyzer::create(settings.language));
+    SLUICE_ASSIGN_OR_RETURN(index->embedder_, deps.embedders(settings));
+    if (index->embedder_ && index->embedder_->dimension() != settings.dimension) {
+        return failed_precondition("index '" + settings.name + "' has dimension " +
+                                   std::to_string(settings.dimension) + ", its embedder '" +
+                                   index->embedder_->id() + "' produces " +
+                                   std::to_string(index->embedder_->dimension()));
+    }
+    index->tokens_ = deps.tokens ? deps.tokens : std::make_shared<ApproxTokenCounter>();
+    SLUICE_RETURN_IF_ERROR(index->load().with_context("opening index '" + settings.name + "'"));
+    return index;
+}
+
+void Index::add_info(const Chunk& chunk) {
+    ChunkInfo info;
+    info.metadata = chunk.metadata;
+    info.metadata.try_emplace("doc_key", chunk.doc_key);
+    info.metadata.try_emplace("uri", chunk.uri);
+    info.metadata.try_emplace("title", chunk.title);
+    info.acl = chunk.acl;
+    chunks_[chunk.id] = std::move(info);
+}
+
+Status Index::load() {
+    std::unique_lock lock(*mutex_);
+    const auto options = vector_options(settings_);
+    std::uint64_t snapshot_seq = 0;
+    auto loaded = VectorIndex::load(dir_ / kSnapshotFile, options, snapshot_seq);
+    bool from_snapshot = loaded.ok();
+    if (loaded.ok()) {
+        vectors_ = std::move(loaded).value();
+    } else {
+        if (loaded.status().code() != StatusCode::kNotFound) {
+            log::warn("retrieval", "ignoring vector snapshot; rebuilding from the chunk store",
+                      {{"index", settings_.name}, {"error", loaded.status().message()}});
+        }
+        snapshot_seq = 0;
+        SLUICE_ASSIGN_OR_RETURN(vectors_, VectorIndex::create(options));
+    }
+    std::size_t missing_vectors = 0;
+    Status visit_status;
+    SLUICE_RETURN_IF_ERROR(store_->for_each_chunk([&](const Chunk& chunk, const TermCounts& terms) {
+        lexical_.add(chunk.id, terms);
+        add_info(chunk);
+        if (chunk.vector_source.empty()) {
+            return true;
+        }
+        auto vector = store_->get_embedding(chunk.vector_source, chunk.content_hash);
+        if (!vector.ok()) {
+            visit_status = vector.status();
+            return false;
+        }
+        if (!vector->has_value() || (*vector)->size() != settings_.dimension) {
+            ++missing_vectors;
+            return true;
+        }
+        Vector v = std::move(**vector);
+        if (settings_.metric == Metric::kCosine) {
+            l2_normalize(v);
+        }
+        vectors_->restore_live(chunk.id, std::move(v));
+        return true;
+    }));
+    SLUICE_RETURN_IF_ERROR(visit_status);
+    if (missing_vectors > 0) {
+        log::warn("retrieval", "chunks without a cached vector are searchable lexically only",
+                  {{"index", settings_.name}, {"chunks", missing_vectors}});
+    }
+    documents_ = 0;
+    SLUICE_RETURN_IF_ERROR(store_->for_each_document([&](const DocumentRecord&) {
+        ++documents_;
+        return true;
+    }));
+    std::size_t replayed = 0;
+    SLUICE_RETURN_IF_ERROR(store_->for_each_change_after(
+        snapshot_seq, [&](std::uint64_t, ChangeOp op, std::uint64_t id) {
+            Status applied = op == ChangeOp::kAdd ? vectors_->replay_add(id)
+                                                  : vectors_->replay_remove(id);
+            if (!applied.ok() && visit_status.ok()) {
+                visit_status = applied;
+            }
+            ++replayed;
+        }));
+    SLUICE_RETURN_IF_ERROR(visit_status);
+    SLUICE_ASSIGN_OR_RETURN(std::size_t fixed, vectors_->finish_restore());
+    if (from_snapshot && fixed > 0) {
+        log::warn("retrieval", "vector snapshot disagreed with the chunk store; reconciled",
+                  {{"index", settings_.name}, {"vectors", fixed}});
+    }
+    snapshot_sequence_ = from_snapshot ? snapshot_seq : 0;
+    log::info("retrieval", "index opened",
+              {{"index", settings_.name},
+               {"chunks", chunks_.size()},
+               {"snapshot_sequence", snapshot_seq},
+               {"replayed_changes", replayed}});
+    return Status::ok_status();
+}
+
+Result<std::vector<Index::Prepared>> Index::prepare(const std::vector<Document>& documents) const {
+    // The last of equal keys wins, as if they had been upserted one after another.
+    std::map<std::string, std::size_t> last_of;
+    for (std::size_t i = 0; i < documents.size(); ++i) {
+        if (documents[i].key.empty()) {
+            return invalid_argument("document " + std::to_string(i) + " has an empty key");
+        }
+        last_of[documents[i].key] = i;
+    }
+    std::vector<Prepared> out;
+    std::vector<std::string> to_embed;
+    std::vector<std::pair<std::size_t, std::size_t>> embed_slots;  // (document, chunk)
+    for (std::size_t i = 0; i < documents.size(); ++i) {
+        const Document& doc = documents[i];
+        if (last_of[doc.key] != i) {
+            continue;
+        }
+        if (!doc.vector.empty() && doc.vector.size() != settings_.dimension) {
+            return invalid_argument("document '" + doc.key + "': vector of " +
+                                    std::to_string(doc.vector.size()) + " floats, expected " +
+                                    std::to_string(settings_.dimension));
+        }
+        Prepared prepared;
+        prepared.doc = doc;
+        prepared.fingerprint = document_fingerprint(doc);
+        SLUICE_ASSIGN_OR_RETURN(auto stored, store_->get_document(doc.key));
+        if (stored && stored->text_hash == prepared.fingerprint) {
+            prepared.chunks.clear();
+            prepared.fingerprint.clear();  // marks "unchanged"
+            out.push_back(std::move(prepared));
+            continue;
+        }
+        std::vector<ChunkSpan> spans;
+        if (settings_.chunking) {
+            spans = chunk_text(doc.text, *tokens_, settings_.chunk);
+        }
+        if (spans.empty()) {
+            spans.push_back(ChunkSpan{0, doc.text.size(), {}, 0});
+        }
+        if (!doc.vector.empty() && spans.size() > 1) {
+            return invalid_argument("document '" + doc.key + "' comes with a vector but splits into " +
+                                    std::to_string(spans.size()) +
+                                    " chunks; send chunk-sized documents or no vector");
+        }
+        for (std::uint32_t ordinal = 0; ordinal < spans.size(); ++ordinal) {
+            const ChunkSpan& span = spans[ordinal];
+            Chunk chunk;
+            chunk.doc_key = doc.key;
+            chunk.ordinal = ordinal;
+            chunk.uri = doc.uri;
+            chunk.title = doc.title;
+            chunk.section_path = span.section_path;
+            chunk.char_begin = span.begin;
+            chunk.char_end = span.end;
+            chunk.text = doc.text.substr(span.begin, span.end - span.begin);
+            chunk.metadata = doc.metadata;
+            chunk.acl = doc.acl;
+            std::string ranked = ranking_text(chunk);
+            prepared.terms.push_back(count_terms(analyzer_->analyze(ranked)));
+            Vector vector;
+            std::uint8_t fresh = 0;
+            if (!doc.vector.empty()) {
+                chunk.vector_source = "caller";
+                std::string keyed = ranked;
+                keyed.append(reinterpret_cast<const char*>(doc.vector.data()),
+                             doc.vector.size() * sizeof(float));
+                chunk.content_hash = content_hash(keyed);
+                vector = doc.vector;
+                fresh = 1;
+            } else if (embedder_) {
+                chunk.vector_source = embedder_->id();
+                chunk.content_hash = content_hash(ranked);
+                SLUICE_ASSIGN_OR_RETURN(auto cached,
+                                        store_->get_embedding(chunk.vector_source,
+                                                              chunk.content_hash));
+                if (cached && cached->size() == settings_.dimension) {
+                    vector = std::move(*cached);
+                } else {
+                    to_embed.push_back(std::move(ranked));
+                    embed_slots.emplace_back(out.size(), prepared.chunks.size());
+                    fresh = 1;
+                }
+            } else {
+                chunk.content_hash = content_hash(ranked);
+            }
+            prepared.chunks.push_back(std::move(chunk));
+            prepared.vectors.push_back(std::move(vector));
+            prepared.cache_write.push_back(fresh);
+        }
+        out.push_back(std::move(prepared));
+    }
+    if (!to_embed.empty()) {
+        SLUICE_ASSIGN_OR_RETURN(auto vectors, embed_all(*embedder_, to_embed));
+        for (std::size_t i = 0; i < vectors.size(); ++i) {
+            auto [doc, chunk] = embed_slots[i];
+            out[doc].vectors[chunk] = std::move(vectors[i]);
+        }
+    }
+    return out;
+}
+
+Result<UpsertStats> Index::upsert(const std::vector<Document>& documents) {
+    // Chunking and embedding (possibly a remote call) run before the lock, so queries go on.
+    SLUICE_ASSIGN_OR_RETURN(auto prepared, prepare(documents));
+    UpsertStats stats;
+    std::unique_lock lock(*mutex_);
+    auto batch = store_->batch();
+    std::vector<std::uint64_t> removed;
+    std::size_t new_documents = 0;
+    for (Prepared& p : prepared) {
+        if (p.fingerprint.empty()) {
+            ++stats.unchanged;
+            continue;
+        }
+        ++stats.documents;
+        // Re-read under the lock: a concurrent upsert of the same key may have committed.
+        SLUICE_ASSIGN_OR_RETURN(auto stored, store_->get_document(p.doc.key));
+        if (stored) {
+            for (auto id : stored->chunk_ids) {
+                batch.delete_chunk(id);
+                removed.push_back(id);
+            }
+        } else {
+            ++new_documents;
+        }
+        DocumentRecord record{p.doc.key, p.doc.uri, p.doc.title, p.doc.metadata, p.doc.acl,
+                              p.fingerprint, {}};
+        for (std::size_t i = 0; i < p.chunks.size(); ++i) {
+            Chunk& chunk = p.chunks[i];
+            chunk.id = batch.reserve_chunk_id();
+            record.chunk_ids.push_back(chunk.id);
+            batch.put_chunk(chunk, p.terms[i]);
+            if (p.cache_write[i] != 0) {
+                batch.put_embedding(chunk.vector_source, chunk.content_hash, p.vectors[i]);
+                stats.embedded += chunk.vector_source == "caller" ? 0 : 1;
+            } else if (!chunk.vector_source.empty()) {
+                ++stats.embedding_cache_hits;
+            }
+        }
+        batch.put_document(record);
+    }
+    if (batch.empty()) {
+        return stats;
+    }
+    SLUICE_RETURN_IF_ERROR(store_->commit(batch));
+    // The store holds the change; a failure below leaves memory behind the store, which the
+    // next open() repairs, so it is reported as internal.
+    for (auto id : removed) {
+        lexical_.remove(id);
+        chunks_.erase(id);
+        SLUICE_RETURN_IF_ERROR(vectors_->remove(id));
+    }
+    stats.chunks_removed = removed.size();
+    for (Prepared& p : prepared) {
+        for (std::size_t i = 0; i < p.chunks.size(); ++i) {
+            const Chunk& chunk = p.chunks[i];
+            lexical_.add(chunk.id, p.terms[i]);
+            add_info(chunk);
+            if (!p.vectors[i].empty()) {
+                SLUICE_RETURN_IF_ERROR(vectors_->add(chunk.id, p.vectors[i]));
+            }
+            ++stats.chunks_added;
+        }
+    }
+    documents_ += new_documents;
+    return stats;
+}
+
+Result<std::size_t> Index::remove(const std::vector<std::string>& keys) {
+    std::unique_lock lock(*mutex_);
+    auto batch = store_->batch();
+    std::vector<std::uint64_t> removed;
+    std::size_t found = 0;
+    std::map<std::string, bool> seen;
+    for (const auto& key : keys) {
+        if (!seen.emplace(key, true).second) {
+            continue;
+        }
+        SLUICE_ASSIGN_OR_RETURN(auto stored, store_->get_document(key));
+        if (!stored) {
+            continue;
+        }
+        ++found;
+        for (auto id : stored->chunk_ids) {
+            batch.delete_chunk(id);
+            removed.push_back(id);
+        }
+        batch.delete_document(key);
+    }
+    if (found == 0) {
+        return found;
+    }
+    SLUICE_RETURN_IF_ERROR(store_->commit(batch));
+    for (auto id : removed) {
+        lexical_.remove(id);
+        chunks_.erase(id);
+        SLUICE_RETURN_IF_ERROR(vectors_->remove(id));
+    }
+    documents_ -= found;
+    return found;
+}
+
+std::function<bool(std::uint64_t)> Index::admit(const Filter& filter, const Reader& reader) const {
+    return [this, &filter, &reader](std::uint64_t id) {
+        auto it = chunks_.find(id);
+        if (it == chunks_.end() || !it->second.acl.allows(reader)) {
+            return false;
+        }
+        return filter.matches(it->second.metadata);
+    };
+}
+
+Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) const {
+    if (query.k < 1 || query.k > 1000) {
+        return invalid_argument("k " + std::to_string(query.k) + ", expected 1 to 1000");
+    }
+    bool wants_lexical = query.mode != QueryMode::kAnn;
+    bool wants_vector = query.mode != QueryMode::kLexical;
+    if (wants_lexical && query.text.empty() && query.mode == QueryMode::kLexical) {
+        return invalid_argument("lexical query needs query text");
+    }
+    Vector vector = query.vector;
+    if (wants_vector && vector.empty()) {
+        if (!embedder_) {
+            return failed_precondition("index '" + settings_.name +
+                                       "' has no embedder; pass a query vector");
+        }
+        if (query.text.empty()) {
+            return invalid_argument("query needs text or a vector");
+        }
+        SLUICE_ASSIGN_OR_RETURN(auto embedded, embed_all(*embedder_, {query.text}));
+        vector = std::move(embedded.front());
+    }
+    // FAISS parallelises one search with OpenMP; requests already run in parallel.
+    omp_set_num_threads(1);
+    std::size_t depth = query.mode == QueryMode::kHybrid
+                            ? std::max(query.k, query.candidates ? query.candidates : 100)
+                            : query.k;
+    std::shared_lock lock(*mutex_);
+    auto allow = admit(query.filter, reader);
+    std::vector<ScoredId> lexical;
+    std::vector<ScoredId> nearest;
+    if (wants_lexical && !query.text.empty()) {
+        lexical = lexical_.search(analyzer_->analyze(query.text), depth, &allow);
+    }
+    if (wants_vector) {
+        SLUICE_ASSIGN_OR_RETURN(nearest, vectors_->search(vector, depth, &allow));
+    }
+    std::vector<FusedId> ranked;
+    if (query.mode == QueryMode::kHybrid) {
+        ranked = query.fusion == FusionMethod::kRrf
+                     ? reciprocal_rank_fusion(lexical, nearest, query.k)
+                     : weighted_fusion(lexical, nearest, query.k, query.vector_weight);
+    } else {
+        for (const auto& scored : query.mode == QueryMode::kLexical ? lexical : nearest) {
+            FusedId entry{scored.id, scored.score, 0, 0};
+            (query.mode == QueryMode::kLexical ? entry.lexical_score : entry.vector_score) =
+                scored.score;
+            ranked.push_back(entry);
+        }
+    }
+    std::vector<Hit> hits;
+    hits.reserve(ranked.size());
+    for (const FusedId& entry : ranked) {
+        SLUICE_ASSIGN_OR_RETURN(auto chunk, store_->get_chunk(entry.id));
+        // Under the shared lock no writer runs, so the store agrees with memory; the check
+        // guards the access rule against a bug, not against a race.
+        SLUICE_CHECK(chunk.has_value() && chunk->acl.allows(reader),
+                     "ranked chunk missing from the store or not readable");
+        hits.push_back(Hit{std::move(*chunk), entry.score, entry.lexical_score, entry.vector_score});
+    }
+    return hits;
+}
+
+Status Index::snapshot() {
+    std::unique_lock lock(*mutex_);
+    std::uint64_t seq = store_->sequence();
+    SLUICE_RETURN_IF_ERROR(vectors_->save(dir_ / kSnapshotFile, seq));
+    snapshot_sequence_ = seq;
+    return store_->prune_changes_through(seq);
+}
+
+IndexStats Index::stats() const {
+    std::shared_lock lock(*mutex_);
+    IndexStats stats;
+    stats.documents = documents_;
+    stats.chunks = chunks_.size();
+    stats.vectors = vectors_->size();
+    stats.tombstones = vectors_->tombstones();
+    stats.lexical_terms = lexical_.term_count();
+    stats.lexical_memory_bytes = lexical_.memory_bytes();
+    stats.store_disk_bytes = store_->disk_bytes();
+    std::error_code ec;
+    auto snapshot_bytes = std::filesystem::file_size(dir_ / kSnapshotFile, ec);
+    stats.snapshot_disk_bytes = ec ? 0 : snapshot_bytes;
+    stats.sequence = store_->sequence();
+    stats.snapshot_sequence = snapshot_sequence_;
+    return stats;
+}
+
+}  // namespace sluice::retrieval

@@ -1,0 +1,163 @@
+#pragma once
+// retrieval::Index: one searchable collection of documents. It chunks what is upserted, embeds
+// the chunks, keeps them in its chunk store (RocksDB, the source of truth) and serves queries
+// from a BM25 lexical index and a FAISS vector index held in memory.
+//
+// Access control: every chunk carries its document's Acl. A query runs as a Reader; a chunk the
+// reader may not read is refused by the same predicate that applies the metadata filter, inside
+// both searches, before scoring: it never reaches a score, a result or a log line.
+//
+// Consistency: upsert() and remove() commit one atomic chunk-store batch, then update the
+// in-memory indexes before they return, under the index's exclusive lock; a query holds the
+// shared lock. So a delete is never visible after its call returns, and a query sees each write
+// whole or not at all. The vector snapshot is written by snapshot(); open() loads it and replays
+// the chunk-store changes committed after it.
+//
+// Thread safety: thread-safe. Queries run concurrently; each pins OpenMP to one thread on its
+// request thread so that concurrent FAISS searches do not oversubscribe the cores.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "retrieval/chunk_store.h"
+#include "retrieval/chunker.h"
+#include "retrieval/embedder.h"
+#include "retrieval/filter.h"
+#include "retrieval/index_settings.h"
+#include "retrieval/lexical_index.h"
+#include "retrieval/text_analyzer.h"
+#include "retrieval/types.h"
+#include "retrieval/vector_index.h"
+
+namespace sluice::retrieval {
+
+namespace detail {
+class RwLock;
+}
+
+enum class QueryMode { kAnn, kHybrid, kLexical };
+enum class FusionMethod { kRrf, kWeighted };
+
+Result<QueryMode> parse_query_mode(std::string_view name);
+std::string_view query_mode_name(QueryMode mode);
+
+struct Query {
+    std::string text;
+    Vector vector;  // optional; required for kAnn when the index's embedder is "none"
+    std::size_t k = 10;
+    Filter filter;
+    QueryMode mode = QueryMode::kHybrid;
+    FusionMethod fusion = FusionMethod::kRrf;
+    double vector_weight = 0.5;  // weighted fusion only
+    // Hybrid: how deep each ranker goes before fusion; 0 picks max(k, 100).
+    std::size_t candidates = 0;
+};
+
+// Builds the embedder an index's settings name. app/ supplies one that knows "http" and "model";
+// default_embedder_factory knows "lexical-hash" and "none" (null: no embedder).
+using EmbedderFactory =
+    std::function<Result<std::shared_ptr<const Embedder>>(const IndexSettings& settings)>;
+Result<std::shared_ptr<const Embedder>> default_embedder_factory(const IndexSettings& settings);
+
+// What an index borrows from its host: embedders, and the token counter chunking measures with
+// (the model's tokenizer when app/ provides one; ApproxTokenCounter when null).
+struct IndexDeps {
+    EmbedderFactory embedders = default_embedder_factory;
+    std::shared_ptr<const TokenCounter> tokens;
+};
+
+struct UpsertStats {
+    std::size_t documents = 0;       // upserted and changed
+    std::size_t unchanged = 0;       // same text, metadata and acl as stored: skipped
+    std::size_t chunks_added = 0;
+    std::size_t chunks_removed = 0;
+    std::size_t embedded = 0;        // chunks sent to the embedder
+    std::size_t embedding_cache_hits = 0;
+};
+
+struct IndexStats {
+    std::size_t documents = 0;
+    std::size_t chunks = 0;
+    std::size_t vectors = 0;
+    std::size_t tombstones = 0;
+    std::size_t lexical_terms = 0;
+    std::size_t lexical_memory_bytes = 0;
+    std::uint64_t store_disk_bytes = 0;
+    std::uint64_t snapshot_disk_bytes = 0;
+    std::uint64_t sequence = 0;
+    std::uint64_t snapshot_sequence = 0;
+};
+
+class Index {
+public:
+    // Creates an index in the empty folder `dir`. kAlreadyExists when it holds one.
+    static Result<std::unique_ptr<Index>> create(const std::filesystem::path& dir,
+                                                 const IndexSettings& settings,
+                                                 const IndexDeps& deps);
+    // Opens an index: reloads BM25 from the stored term counts, loads the vector snapshot and
+    // replays the changes after it. kNotFound when `dir` holds no index.
+    static Result<std::unique_ptr<Index>> open(const std::filesystem::path& dir,
+                                               const IndexDeps& deps);
+    ~Index();
+    Index(const Index&) = delete;
+    Index& operator=(const Index&) = delete;
+
+    // Inserts or replaces documents by key (the last of equal keys wins). kInvalidArgument for an
+    // empty key, a vector of the wrong dimension, or a vector on a document that splits into
+    // several chunks; nothing is written then.
+    Result<UpsertStats> upsert(const std::vector<Document>& documents);
+    // Deletes documents by key; returns how many existed.
+    Result<std::size_t> remove(const std::vector<std::string>& keys);
+
+    // The best k chunks for `query` that `reader` may read and the filter admits.
+    // kInvalidArgument when the mode needs text or a vector that is missing, or k is not in
+    // 1..1000; kFailedPrecondition for ann/hybrid on an index without vectors.
+    Result<std::vector<Hit>> query(const Query& query, const Reader& reader) const;
+
+    // Writes the vector snapshot tagged with the current sequence and prunes the replay log.
+    Status snapshot();
+
+    IndexStats stats() const;
+    const IndexSettings& settings() const { return settings_; }
+    const std::filesystem::path& dir() const { return dir_; }
+    // For tests: waits for a background HNSW rebuild to finish.
+    void wait_for_background_work();
+
+    struct Tag {};
+    Index(Tag, std::filesystem::path dir, IndexSettings settings);
+
+private:
+    struct ChunkInfo {
+        Metadata metadata;  // document metadata plus doc_key, uri and title for filters
+        Acl acl;
+    };
+    struct Prepared;
+
+    Status load();
+    Result<std::vector<Prepared>> prepare(const std::vector<Document>& documents) const;
+    std::function<bool(std::uint64_t)> admit(const Filter& filter, const Reader& reader) const;
+    void add_info(const Chunk& chunk);
+
+    std::filesystem::path dir_;
+    IndexSettings settings_;
+    std::unique_ptr<ChunkStore> store_;
+    std::unique_ptr<TextAnalyzer> analyzer_;
+    std::shared_ptr<const Embedder> embedder_;
+    std::shared_ptr<const TokenCounter> tokens_;
+
+    std::unique_ptr<detail::RwLock> mutex_;  // writer-preferring; see detail/rw_lock.h
+    LexicalIndex lexical_;                                  // GUARDED_BY(mutex_)
+    std::unique_ptr<VectorIndex> vectors_;                  // GUARDED_BY(mutex_)
+    std::unordered_map<std::uint64_t, ChunkInfo> chunks_;   // GUARDED_BY(mutex_)
+    std::size_t documents_ = 0;                             // GUARDED_BY(mutex_)
+    std::uint64_t snapshot_sequence_ = 0;                   // GUARDED_BY(mutex_)
+};
+
+}  // namespace sluice::retrieval

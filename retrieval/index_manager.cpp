@@ -1,0 +1,131 @@
+#include "retrieval/index_manager.h"
+
+#include <chrono>
+#include <thread>
+
+#include "common/log.h"
+
+namespace sluice::retrieval {
+namespace {
+
+std::shared_ptr<Index> share(std::unique_ptr<Index> index) {
+    return std::shared_ptr<Index>(std::move(index));
+}
+
+}  // namespace
+
+IndexManager::IndexManager(Tag, std::filesystem::path root, IndexDeps deps)
+    : root_(std::move(root)), deps_(std::move(deps)) {}
+
+Result<std::unique_ptr<IndexManager>> IndexManager::open(const std::filesystem::path& root,
+                                                         IndexDeps deps) {
+    std::error_code ec;
+    std::filesystem::create_directories(root, ec);
+    if (ec) {
+        return io_error("cannot create index folder '" + root.string() + "': " + ec.message());
+    }
+    auto manager = std::make_unique<IndexManager>(Tag{}, root, std::move(deps));
+    for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+        if (!entry.is_directory(ec)) {
+            continue;
+        }
+        std::string name = entry.path().filename().string();
+        if (!validate_index_name(name).ok()) {
+            continue;
+        }
+        auto index = Index::open(entry.path(), manager->deps_);
+        if (!index.ok()) {
+            log::error("retrieval", "index left out: cannot open",
+                       {{"index", name}, {"error", index.status().message()}});
+            continue;
+        }
+        manager->indexes_[name] = share(std::move(index).value());
+    }
+    if (ec) {
+        return io_error("cannot list index folder '" + root.string() + "': " + ec.message());
+    }
+    return manager;
+}
+
+Result<std::shared_ptr<Index>> IndexManager::create(const IndexSettings& settings) {
+    SLUICE_RETURN_IF_ERROR(validate(settings));
+    std::lock_guard lock(mutex_);
+    std::error_code ec;
+    if (indexes_.count(settings.name) != 0 || std::filesystem::exists(root_ / settings.name, ec)) {
+        return Status(StatusCode::kAlreadyExists,
+                      "index '" + settings.name + "' already exists");
+    }
+    auto created = Index::create(root_ / settings.name, settings, deps_);
+    if (!created.ok()) {
+        std::filesystem::remove_all(root_ / settings.name, ec);
+        return created.status();
+    }
+    auto index = share(std::move(created).value());
+    indexes_[settings.name] = index;
+    return index;
+}
+
+Result<std::shared_ptr<Index>> IndexManager::get(const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    auto it = indexes_.find(name);
+    if (it == indexes_.end()) {
+        return not_found("index '" + name + "' does not exist");
+    }
+    return it->second;
+}
+
+Status IndexManager::drop(const std::string& name) {
+    std::shared_ptr<Index> index;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = indexes_.find(name);
+        if (it == indexes_.end()) {
+            return not_found("index '" + name + "' does not exist");
+        }
+        index = std::move(it->second);
+        indexes_.erase(it);
+    }
+    // Requests still holding the index finish on it; the folder goes once they let go. Waiting
+    // here keeps drop() synchronous: when it returns, the index and its files are gone.
+    std::filesystem::path dir = index->dir();
+    std::weak_ptr<Index> watch = index;
+    index.reset();
+    while (!watch.expired()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    if (ec) {
+        return io_error("removing index folder '" + dir.string() + "': " + ec.message());
+    }
+    return Status::ok_status();
+}
+
+std::vector<std::string> IndexManager::list() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> names;
+    for (const auto& [name, index] : indexes_) {
+        names.push_back(name);
+    }
+    return names;
+}
+
+Status IndexManager::snapshot_all() {
+    std::vector<std::shared_ptr<Index>> all;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [name, index] : indexes_) {
+            all.push_back(index);
+        }
+    }
+    Status first;
+    for (const auto& index : all) {
+        Status saved = index->snapshot();
+        if (!saved.ok() && first.ok()) {
+            first = saved.with_context("index '" + index->settings().name + "'");
+        }
+    }
+    return first;
+}
+
+}  // namespace sluice::retrieval

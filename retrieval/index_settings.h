@@ -1,0 +1,43 @@
+#pragma once
+// The settings an index is created with and keeps for its life (stored in its chunk store):
+// analyzer language, chunking, embedder, vector index type and metric, BM25 parameters.
+//
+// Thread safety: a value type.
+
+#include <string>
+
+#include "common/result.h"
+#include "retrieval/chunker.h"
+#include "retrieval/lexical_index.h"
+#include "retrieval/vector_index.h"
+
+namespace sluice::retrieval {
+
+struct IndexSettings {
+    std::string name;
+    std::string language = "english";  // Snowball language of the lexical analyzer, or "none"
+    bool chunking = true;              // false: each document is one chunk
+    ChunkingOptions chunk;
+    // "lexical-hash" (weight-free), "http" (OpenAI-compatible server), "model" (the loaded
+    // model), or "none" (vectors come with the documents and queries).
+    std::string embedder = "lexical-hash";
+    std::string embedder_endpoint;  // http: base URL, e.g. http://127.0.0.1:8000
+    std::string embedder_model;     // http: the "model" field of the request
+    std::size_t dimension = 256;
+    std::string factory = "Flat";  // FAISS factory string
+    Metric metric = Metric::kCosine;
+    Bm25Params bm25;
+};
+
+// kInvalidArgument naming the first bad setting.
+Status validate(const IndexSettings& settings);
+// Index names: 1 to 128 of [A-Za-z0-9_.-], not starting with '.'.
+Status validate_index_name(const std::string& name);
+
+// A line-oriented key=value form, stable across releases (unknown keys are refused on read).
+std::string encode_settings(const IndexSettings& settings);
+Result<IndexSettings> decode_settings(const std::string& text);
+
+VectorIndexOptions vector_options(const IndexSettings& settings);
+
+}  // namespace sluice::retrieval

@@ -1,0 +1,694 @@
+#include "retrieval/vector_index.h"
+
+#include <faiss/IndexFlatCodes.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/impl/IDSelector.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+#include <fcntl.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <regex>
+
+#include "common/log.h"
+#include "retrieval/detail/rw_lock.h"
+#include "retrieval/detail/codec.h"
+
+namespace sluice::retrieval {
+
+// What FAISS holds. For kIdMap and kHnsw the inner index numbers vectors by position and `ids`
+// maps positions to our ids (HNSW never frees a position; a removed one is `dead`). IVF stores
+// our ids itself; `ivf_ids` mirrors them.
+struct VectorIndex::State {
+    std::unique_ptr<faiss::Index> index;
+    std::vector<std::uint64_t> ids;
+    std::vector<std::uint8_t> dead;
+    std::unordered_map<std::uint64_t, std::int64_t> position;
+    std::size_t dead_count = 0;
+    std::unordered_set<std::uint64_t> ivf_ids;
+};
+
+namespace {
+
+constexpr std::string_view kSnapshotMagic = "SLUICEVX1";
+
+// Asks `allow` about our id for each FAISS label; positions of removed HNSW vectors are refused
+// before anything else, so a tombstone never reaches scoring.
+class Selector final : public faiss::IDSelector {
+public:
+    Selector(const std::vector<std::uint64_t>* ids, const std::vector<std::uint8_t>* dead,
+             const std::function<bool(std::uint64_t)>* allow)
+        : ids_(ids), dead_(dead), allow_(allow) {}
+
+    bool is_member(idx_t label) const override {
+        auto id = static_cast<std::uint64_t>(label);
+        if (ids_ != nullptr) {
+            auto position = static_cast<std::size_t>(label);
+            if ((*dead_)[position] != 0) {
+                return false;
+            }
+            id = (*ids_)[position];
+        }
+        return allow_ == nullptr || (*allow_)(id);
+    }
+
+private:
+    const std::vector<std::uint64_t>* ids_;
+    const std::vector<std::uint8_t>* dead_;
+    const std::function<bool(std::uint64_t)>* allow_;
+};
+
+faiss::MetricType faiss_metric(Metric metric) {
+    return metric == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
+}
+
+Status fsync_path(const std::filesystem::path& path, bool directory) {
+    int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) {
+        return io_error("cannot open '" + path.string() + "' to sync: " + std::strerror(errno));
+    }
+    int rc = ::fsync(fd);
+    ::close(fd);
+    if (rc != 0) {
+        return io_error("fsync of '" + path.string() + "' failed: " + std::strerror(errno));
+    }
+    return Status::ok_status();
+}
+
+}  // namespace
+
+std::string_view metric_name(Metric metric) {
+    switch (metric) {
+        case Metric::kInnerProduct: return "inner_product";
+        case Metric::kCosine: return "cosine";
+        case Metric::kL2: return "l2";
+    }
+    return "unknown";
+}
+
+Result<Metric> parse_metric(std::string_view name) {
+    if (name == "inner_product" || name == "ip" || name == "dot") {
+        return Metric::kInnerProduct;
+    }
+    if (name == "cosine") {
+        return Metric::kCosine;
+    }
+    if (name == "l2" || name == "euclidean") {
+        return Metric::kL2;
+    }
+    return invalid_argument("unknown metric '" + std::string(name) +
+                            "', expected inner_product, cosine or l2");
+}
+
+VectorIndex::VectorIndex(Tag, VectorIndexOptions options)
+    : options_(std::move(options)), mutex_(std::make_unique<detail::RwLock>()) {}
+
+VectorIndex::~VectorIndex() {
+    if (rebuild_thread_.joinable()) {
+        rebuild_thread_.request_stop();
+        rebuild_thread_.join();
+    }
+}
+
+Status VectorIndex::build_empty(State& state) const {
+    try {
+        std::unique_ptr<faiss::Index> index(faiss::index_factory(
+            static_cast<int>(options_.dimension), options_.factory.c_str(),
+            faiss_metric(options_.metric)));
+        // The factory turns on polysemous training for IVF-PQ, which only serves polysemous
+        // Hamming filtering (never used here) and costs minutes on small training sets.
+        if (auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(index.get())) {
+            ivfpq->do_polysemous_training = false;
+        }
+        state.index = std::move(index);
+    } catch (const std::exception& e) {
+        return invalid_argument("faiss rejects index factory '" + options_.factory + "': " +
+                                e.what());
+    }
+    return Status::ok_status();
+}
+
+Result<std::unique_ptr<VectorIndex>> VectorIndex::create(const VectorIndexOptions& options) {
+    if (options.dimension == 0 || options.dimension > 65536) {
+        return invalid_argument("vector dimension " + std::to_string(options.dimension) +
+                                ", expected 1 to 65536");
+    }
+    auto index = std::make_unique<VectorIndex>(Tag{}, options);
+    auto state = std::make_unique<State>();
+    SLUICE_RETURN_IF_ERROR(index->build_empty(*state));
+    faiss::Index* raw = state->index.get();
+    if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(raw)) {
+        index->kind_ = Kind::kIvf;
+        index->train_min_ = std::max<std::size_t>(39 * ivf->nlist, 256);
+    } else if (dynamic_cast<faiss::IndexHNSW*>(raw) != nullptr) {
+        index->kind_ = Kind::kHnsw;
+    } else if (dynamic_cast<faiss::IndexFlatCodes*>(raw) != nullptr) {
+        index->kind_ = Kind::kIdMap;
+    } else {
+        return invalid_argument("index factory '" + options.factory +
+                                "' builds a FAISS index this server cannot update in place; "
+                                "use Flat, SQ/PQ codes, HNSW or IVF");
+    }
+    if (index->kind_ != Kind::kIvf && !raw->is_trained) {
+        return invalid_argument("index factory '" + options.factory +
+                                "' needs training; only IVF indexes are trained here");
+    }
+    index->state_ = std::move(state);
+    return index;
+}
+
+std::size_t VectorIndex::size() const {
+    std::shared_lock lock(*mutex_);
+    return live_.size();
+}
+
+std::size_t VectorIndex::tombstones() const {
+    std::shared_lock lock(*mutex_);
+    return state_->dead_count;
+}
+
+Status VectorIndex::add_to_faiss(State& state, std::uint64_t id, const Vector& vector) const {
+    try {
+        if (kind_ == Kind::kIvf) {
+            if (!state.index->is_trained) {
+                return Status::ok_status();  // held in live_ until training
+            }
+            auto label = static_cast<faiss::Index::idx_t>(id);
+            state.index->add_with_ids(1, vector.data(), &label);
+            state.ivf_ids.insert(id);
+            return Status::ok_status();
+        }
+        state.index->add(1, vector.data());
+        state.position[id] = static_cast<std::int64_t>(state.ids.size());
+        state.ids.push_back(id);
+        state.dead.push_back(0);
+    } catch (const std::exception& e) {
+        return internal_error("faiss add of vector " + std::to_string(id) + ": " + e.what());
+    }
+    return Status::ok_status();
+}
+
+Status VectorIndex::remove_from_faiss(State& state, std::uint64_t id) const {
+    try {
+        if (kind_ == Kind::kIvf) {
+            if (state.ivf_ids.erase(id) != 0) {
+                faiss::IDSelectorRange one(static_cast<faiss::Index::idx_t>(id),
+                                           static_cast<faiss::Index::idx_t>(id) + 1);
+                state.index->remove_ids(one);
+            }
+            return Status::ok_status();
+        }
+        auto found = state.position.find(id);
+        if (found == state.position.end()) {
+            return Status::ok_status();
+        }
+        std::int64_t position = found->second;
+        state.position.erase(found);
+        if (kind_ == Kind::kHnsw) {
+            state.dead[static_cast<std::size_t>(position)] = 1;
+            ++state.dead_count;
+            return Status::ok_status();
+        }
+        // Code arrays compact on removal: every later position moves down by one.
+        faiss::IDSelectorRange one(position, position + 1);
+        state.index->remove_ids(one);
+        state.ids.erase(state.ids.begin() + position);
+        state.dead.erase(state.dead.begin() + position);
+        for (auto p = static_cast<std::size_t>(position); p < state.ids.size(); ++p) {
+            state.position[state.ids[p]] = static_cast<std::int64_t>(p);
+        }
+    } catch (const std::exception& e) {
+        return internal_error("faiss remove of vector " + std::to_string(id) + ": " + e.what());
+    }
+    return Status::ok_status();
+}
+
+Status VectorIndex::maybe_train(State& state) {
+    if (kind_ != Kind::kIvf || state.index->is_trained || live_.size() < train_min_) {
+        return Status::ok_status();
+    }
+    std::vector<float> data;
+    std::vector<faiss::Index::idx_t> labels;
+    data.reserve(live_.size() * options_.dimension);
+    for (const auto& [id, vector] : live_) {
+        data.insert(data.end(), vector.begin(), vector.end());
+        labels.push_back(static_cast<faiss::Index::idx_t>(id));
+    }
+    try {
+        auto n = static_cast<faiss::Index::idx_t>(labels.size());
+        state.index->train(n, data.data());
+        state.index->add_with_ids(n, data.data(), labels.data());
+    } catch (const std::exception& e) {
+        return internal_error("training faiss index '" + options_.factory + "' on " +
+                              std::to_string(labels.size()) + " vectors: " + e.what());
+    }
+    for (auto label : labels) {
+        state.ivf_ids.insert(static_cast<std::uint64_t>(label));
+    }
+    log::info("retrieval", "trained ivf index",
+              {{"factory", options_.factory}, {"vectors", labels.size()}});
+    return Status::ok_status();
+}
+
+// Every entry point pins OpenMP to one thread on its calling thread: requests already run in
+// parallel, and FAISS's parallel regions on small batches cost more in thread wake-ups than they
+// save (and oversubscribe the cores under concurrent requests).
+Status VectorIndex::add(std::uint64_t id, const Vector& vector) {
+    omp_set_num_threads(1);
+    if (vector.size() != options_.dimension) {
+        return invalid_argument("vector of " + std::to_string(vector.size()) +
+                                " floats, expected " + std::to_string(options_.dimension));
+    }
+    Vector stored = vector;
+    if (options_.metric == Metric::kCosine) {
+        l2_normalize(stored);
+    }
+    {
+        std::unique_lock lock(*mutex_);
+        if (live_.count(id) != 0) {
+            SLUICE_RETURN_IF_ERROR(remove_from_faiss(*state_, id));
+        }
+        SLUICE_RETURN_IF_ERROR(add_to_faiss(*state_, id, stored));
+        live_[id] = std::move(stored);
+        SLUICE_RETURN_IF_ERROR(maybe_train(*state_));
+        if (rebuilding_) {
+            changed_during_rebuild_.push_back(id);
+        }
+    }
+    return Status::ok_status();
+}
+
+Status VectorIndex::remove(std::uint64_t id) {
+    omp_set_num_threads(1);
+    {
+        std::unique_lock lock(*mutex_);
+        if (live_.erase(id) == 0) {
+            return Status::ok_status();
+        }
+        SLUICE_RETURN_IF_ERROR(remove_from_faiss(*state_, id));
+        if (rebuilding_) {
+            changed_during_rebuild_.push_back(id);
+        }
+    }
+    maybe_start_rebuild();
+    return Status::ok_status();
+}
+
+double VectorIndex::similarity(const float* a, const float* b) const {
+    double dot = 0;
+    double l2 = 0;
+    for (std::size_t i = 0; i < options_.dimension; ++i) {
+        dot += static_cast<double>(a[i]) * b[i];
+        double d = static_cast<double>(a[i]) - b[i];
+        l2 += d * d;
+    }
+    return options_.metric == Metric::kL2 ? 1.0 / (1.0 + l2) : dot;
+}
+
+std::vector<ScoredId> VectorIndex::exact_scan(
+    const float* query, std::size_t k, const std::function<bool(std::uint64_t)>* allow) const {
+    std::vector<ScoredId> out;
+    for (const auto& [id, vector] : live_) {
+        if (allow != nullptr && !(*allow)(id)) {
+            continue;
+        }
+        out.push_back(ScoredId{id, similarity(query, vector.data())});
+    }
+    auto better = [](const ScoredId& a, const ScoredId& b) {
+        return a.score != b.score ? a.score > b.score : a.id < b.id;
+    };
+    std::size_t keep = std::min(k, out.size());
+    std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(keep), out.end(),
+                      better);
+    out.resize(keep);
+    return out;
+}
+
+Result<std::vector<ScoredId>> VectorIndex::search(
+    const Vector& query, std::size_t k, const std::function<bool(std::uint64_t)>* allow) const {
+    if (query.size() != options_.dimension) {
+        return invalid_argument("query vector of " + std::to_string(query.size()) +
+                                " floats, expected " + std::to_string(options_.dimension));
+    }
+    omp_set_num_threads(1);
+    Vector q = query;
+    if (options_.metric == Metric::kCosine) {
+        l2_normalize(q);
+    }
+    std::shared_lock lock(*mutex_);
+    if (k == 0 || live_.empty()) {
+        return std::vector<ScoredId>();
+    }
+    const State& state = *state_;
+    // How many vectors the filter admits decides the plan: few matches are cheaper (and exact)
+    // to scan than to find through the graph or the inverted lists.
+    std::size_t matching = live_.size();
+    if (allow != nullptr) {
+        matching = 0;
+        for (const auto& entry : live_) {
+            matching += (*allow)(entry.first) ? 1 : 0;
+        }
+    }
+    std::size_t wanted = std::min(k, matching);
+    bool untrained = kind_ == Kind::kIvf && !state.index->is_trained;
+    if (wanted == 0) {
+        return std::vector<ScoredId>();
+    }
+    if (untrained || matching <= std::max<std::size_t>(4 * k, 256)) {
+        return exact_scan(q.data(), k, allow);
+    }
+
+    bool positional = kind_ != Kind::kIvf;
+    Selector selector(positional ? &state.ids : nullptr, positional ? &state.dead : nullptr,
+                      allow);
+    bool need_selector = allow != nullptr || state.dead_count > 0;
+    faiss::SearchParametersHNSW hnsw_params;
+    faiss::SearchParametersIVF ivf_params;
+    faiss::SearchParameters flat_params;
+    faiss::SearchParameters* params = &flat_params;
+    if (kind_ == Kind::kHnsw) {
+        hnsw_params.efSearch = std::max(options_.hnsw_ef_search, static_cast<int>(k));
+        params = &hnsw_params;
+    } else if (kind_ == Kind::kIvf) {
+        ivf_params.nprobe = options_.ivf_nprobe;
+        params = &ivf_params;
+    }
+    params->sel = need_selector ? &selector : nullptr;
+
+    std::vector<float> distances(k);
+    std::vector<faiss::Index::idx_t> labels(k, -1);
+    try {
+        state.index->search(1, q.data(), static_cast<faiss::Index::idx_t>(k), distances.data(),
+                            labels.data(), params);
+    } catch (const std::exception& e) {
+        return internal_error("faiss search in '" + options_.factory + "': " + e.what());
+    }
+    std::vector<ScoredId> out;
+    for (std::size_t i = 0; i < k; ++i) {
+        if (labels[i] < 0) {
+            continue;
+        }
+        std::uint64_t id = positional ? state.ids[static_cast<std::size_t>(labels[i])]
+                                      : static_cast<std::uint64_t>(labels[i]);
+        double score = options_.metric == Metric::kL2 ? 1.0 / (1.0 + distances[i]) : distances[i];
+        out.push_back(ScoredId{id, score});
+    }
+    if (out.size() < wanted) {
+        // The graph walk or the probed lists ran dry under the filter: answer exactly.
+        return exact_scan(q.data(), k, allow);
+    }
+    return out;
+}
+
+void VectorIndex::restore_live(std::uint64_t id, Vector vector) {
+    std::unique_lock lock(*mutex_);
+    live_[id] = std::move(vector);
+}
+
+Status VectorIndex::replay_add(std::uint64_t id) {
+    std::unique_lock lock(*mutex_);
+    auto found = live_.find(id);
+    if (found == live_.end()) {
+        return Status::ok_status();  // removed again later; its remove follows in the log
+    }
+    bool present = kind_ == Kind::kIvf ? state_->ivf_ids.count(id) != 0
+                                       : state_->position.count(id) != 0;
+    if (!present) {
+        SLUICE_RETURN_IF_ERROR(add_to_faiss(*state_, id, found->second));
+    }
+    return maybe_train(*state_);
+}
+
+Status VectorIndex::replay_remove(std::uint64_t id) {
+    std::unique_lock lock(*mutex_);
+    if (live_.count(id) != 0) {
+        return Status::ok_status();
+    }
+    return remove_from_faiss(*state_, id);
+}
+
+Result<std::size_t> VectorIndex::finish_restore() {
+    omp_set_num_threads(1);
+    std::size_t fixed = 0;
+    {
+        std::unique_lock lock(*mutex_);
+        State& state = *state_;
+        std::vector<std::uint64_t> stale;
+        if (kind_ == Kind::kIvf) {
+            for (auto id : state.ivf_ids) {
+                if (live_.count(id) == 0) {
+                    stale.push_back(id);
+                }
+            }
+        } else {
+            for (const auto& [id, position] : state.position) {
+                if (live_.count(id) == 0) {
+                    stale.push_back(id);
+                }
+            }
+        }
+        for (auto id : stale) {
+            SLUICE_RETURN_IF_ERROR(remove_from_faiss(state, id));
+        }
+        fixed += stale.size();
+        bool trained = kind_ != Kind::kIvf || state.index->is_trained;
+        if (trained) {
+            for (const auto& [id, vector] : live_) {
+                bool present = kind_ == Kind::kIvf ? state.ivf_ids.count(id) != 0
+                                                   : state.position.count(id) != 0;
+                if (!present) {
+                    SLUICE_RETURN_IF_ERROR(add_to_faiss(state, id, vector));
+                    ++fixed;
+                }
+            }
+        }
+        SLUICE_RETURN_IF_ERROR(maybe_train(state));
+    }
+    maybe_start_rebuild();
+    return fixed;
+}
+
+void VectorIndex::maybe_start_rebuild() {
+    std::unique_lock lock(*mutex_);
+    if (kind_ != Kind::kHnsw || rebuilding_) {
+        return;
+    }
+    std::size_t held = state_->ids.size();
+    if (held < options_.rebuild_min_vectors ||
+        static_cast<double>(state_->dead_count) <=
+            options_.rebuild_tombstone_ratio * static_cast<double>(held)) {
+        return;
+    }
+    if (rebuild_thread_.joinable()) {
+        rebuild_thread_.join();  // the previous rebuild has finished (rebuilding_ is false)
+    }
+    rebuilding_ = true;
+    changed_during_rebuild_.clear();
+    rebuild_thread_ = std::jthread([this](std::stop_token stop) { rebuild(stop); });
+}
+
+void VectorIndex::rebuild(std::stop_token stop) {
+    omp_set_num_threads(1);  // a background job leaves the cores to requests
+    // 1. Copy the live vectors under a shared lock: queries go on, writers wait for the copy.
+    std::vector<std::uint64_t> ids;
+    std::vector<float> data;
+    {
+        std::shared_lock lock(*mutex_);
+        ids.reserve(live_.size());
+        data.reserve(live_.size() * options_.dimension);
+        for (const auto& [id, vector] : live_) {
+            ids.push_back(id);
+            data.insert(data.end(), vector.begin(), vector.end());
+        }
+    }
+    // 2. Build the new graph with no lock held.
+    auto fresh = std::make_unique<State>();
+    Status status = build_empty(*fresh);
+    const std::size_t slice = 4096;
+    for (std::size_t first = 0; status.ok() && first < ids.size(); first += slice) {
+        if (stop.stop_requested()) {
+            status = Status(StatusCode::kCancelled, "shutting down");
+            break;
+        }
+        std::size_t n = std::min(slice, ids.size() - first);
+        try {
+            fresh->index->add(static_cast<faiss::Index::idx_t>(n),
+                              data.data() + first * options_.dimension);
+        } catch (const std::exception& e) {
+            status = internal_error(std::string("faiss add during rebuild: ") + e.what());
+        }
+        for (std::size_t i = first; i < first + n; ++i) {
+            fresh->position[ids[i]] = static_cast<std::int64_t>(fresh->ids.size());
+            fresh->ids.push_back(ids[i]);
+            fresh->dead.push_back(0);
+        }
+    }
+    // 3. Under the exclusive lock, apply what changed meanwhile and swap.
+    std::unique_lock lock(*mutex_);
+    for (std::uint64_t id : changed_during_rebuild_) {
+        if (!status.ok()) {
+            break;
+        }
+        status = remove_from_faiss(*fresh, id);
+        auto found = live_.find(id);
+        if (status.ok() && found != live_.end()) {
+            status = add_to_faiss(*fresh, id, found->second);
+        }
+    }
+    if (status.ok()) {
+        log::info("retrieval", "hnsw rebuilt",
+                  {{"vectors", live_.size()}, {"tombstones_dropped", state_->dead_count}});
+        state_ = std::move(fresh);
+        rebuilds_.fetch_add(1);
+    } else if (status.code() != StatusCode::kCancelled) {
+        log::error("retrieval", "hnsw rebuild failed; keeping the old graph",
+                   {{"error", status.message()}});
+    }
+    changed_during_rebuild_.clear();
+    rebuilding_ = false;
+}
+
+void VectorIndex::wait_for_rebuild() {
+    if (rebuild_thread_.joinable()) {
+        rebuild_thread_.join();
+    }
+}
+
+Status VectorIndex::save(const std::filesystem::path& path, std::uint64_t sequence) const {
+    detail::Encoder header;
+    faiss::VectorIOWriter blob;
+    {
+        std::shared_lock lock(*mutex_);
+        const State& state = *state_;
+        header.put_string(kSnapshotMagic);
+        header.put_varint(sequence);
+        header.put_string(options_.factory);
+        header.put_string(metric_name(options_.metric));
+        header.put_varint(options_.dimension);
+        std::vector<std::uint64_t> ids = state.ids;
+        if (kind_ == Kind::kIvf) {
+            ids.assign(state.ivf_ids.begin(), state.ivf_ids.end());
+        }
+        header.put_varint(ids.size());
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            header.put_varint(ids[i]);
+            header.put_varint(kind_ == Kind::kIvf ? 0 : state.dead[i]);
+        }
+        try {
+            faiss::write_index(state.index.get(), &blob);
+        } catch (const std::exception& e) {
+            return internal_error("serializing faiss index: " + std::string(e.what()));
+        }
+    }
+    std::filesystem::path temp = path;
+    temp += ".tmp";
+    {
+        std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+        const std::string& head = header.bytes();
+        std::uint64_t head_size = head.size();
+        out.write(reinterpret_cast<const char*>(&head_size), sizeof(head_size));
+        out.write(head.data(), static_cast<std::streamsize>(head.size()));
+        out.write(reinterpret_cast<const char*>(blob.data.data()),
+                  static_cast<std::streamsize>(blob.data.size()));
+        out.flush();
+        if (!out) {
+            return io_error("writing vector snapshot '" + temp.string() + "' failed");
+        }
+    }
+    SLUICE_RETURN_IF_ERROR(fsync_path(temp, false));
+    std::error_code ec;
+    std::filesystem::rename(temp, path, ec);
+    if (ec) {
+        return io_error("renaming '" + temp.string() + "' to '" + path.string() +
+                        "': " + ec.message());
+    }
+    return fsync_path(path.parent_path(), true);
+}
+
+Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::filesystem::path& path,
+                                                       const VectorIndexOptions& options,
+                                                       std::uint64_t& sequence) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+        return not_found("no vector snapshot at '" + path.string() + "'");
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto corrupt = [&](const std::string& why) {
+        return data_loss("vector snapshot '" + path.string() + "' is corrupt: " + why);
+    };
+    std::uint64_t head_size = 0;
+    if (bytes.size() < sizeof(head_size)) {
+        return corrupt("shorter than its header");
+    }
+    std::memcpy(&head_size, bytes.data(), sizeof(head_size));
+    if (head_size > bytes.size() - sizeof(head_size)) {
+        return corrupt("header of " + std::to_string(head_size) + " bytes past the end");
+    }
+    detail::Decoder head(std::string_view(bytes).substr(sizeof(head_size), head_size));
+    std::string magic;
+    std::string factory;
+    std::string metric;
+    std::uint64_t dimension = 0;
+    std::uint64_t count = 0;
+    if (!head.get_string(magic) || magic != kSnapshotMagic || !head.get_varint(sequence) ||
+        !head.get_string(factory) || !head.get_string(metric) || !head.get_varint(dimension) ||
+        !head.get_varint(count)) {
+        return corrupt("bad header");
+    }
+    if (factory != options.factory || metric != metric_name(options.metric) ||
+        dimension != options.dimension) {
+        return failed_precondition("vector snapshot '" + path.string() + "' holds " + factory +
+                                   "/" + metric + "/" + std::to_string(dimension) +
+                                   ", the index is " + options.factory + "/" +
+                                   std::string(metric_name(options.metric)) + "/" +
+                                   std::to_string(options.dimension));
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto index, create(options));
+    State& state = *index->state_;
+    faiss::VectorIOReader reader;
+    reader.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(sizeof(head_size) + head_size),
+                       bytes.end());
+    try {
+        state.index.reset(faiss::read_index(&reader));
+    } catch (const std::exception& e) {
+        return corrupt(std::string("faiss: ") + e.what());
+    }
+    if (state.index->d != static_cast<faiss::Index::idx_t>(options.dimension)) {
+        return corrupt("faiss index has dimension " + std::to_string(state.index->d));
+    }
+    for (std::uint64_t i = 0; i < count; ++i) {
+        std::uint64_t id = 0;
+        std::uint64_t dead = 0;
+        if (!head.get_varint(id) || !head.get_varint(dead)) {
+            return corrupt("id table truncated");
+        }
+        if (index->kind_ == Kind::kIvf) {
+            state.ivf_ids.insert(id);
+            continue;
+        }
+        if (dead == 0) {
+            state.position[id] = static_cast<std::int64_t>(state.ids.size());
+        }
+        state.ids.push_back(id);
+        state.dead.push_back(static_cast<std::uint8_t>(dead != 0));
+        state.dead_count += dead != 0 ? 1 : 0;
+    }
+    if (index->kind_ != Kind::kIvf &&
+        state.ids.size() != static_cast<std::size_t>(state.index->ntotal)) {
+        return corrupt("id table of " + std::to_string(state.ids.size()) + " for " +
+                       std::to_string(state.index->ntotal) + " vectors");
+    }
+    return index;
+}
+
+}  // namespace sluice::retrieval

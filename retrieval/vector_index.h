@@ -1,0 +1,143 @@
+#pragma once
+// A FAISS vector index with stable 64-bit ids, deletes and filtered search.
+//
+// The index type comes from a FAISS factory string ("Flat", "HNSW32", "IVF64,PQ16", ...):
+//   - IVF indexes store our ids themselves and remove in place. They need training: until enough
+//     vectors have arrived (39 per list and at least 256), searches scan exactly; the first add
+//     past that trains on everything held and fills the index.
+//   - Flat and other code-array indexes sit in an IndexIDMap2 and remove in place.
+//   - HNSW cannot remove: a deleted id becomes a tombstone that the search's IDSelector skips,
+//     and past `rebuild_tombstone_ratio` a background thread rebuilds the graph from the live
+//     vectors and swaps it in under a short exclusive lock, so queries never wait on the build.
+// Filters run inside the FAISS search through an IDSelector. When FAISS returns fewer than k
+// (a selective filter starves an HNSW beam or IVF's probed lists), or when few vectors match
+// at all, the search scans the matching vectors exactly; so a query returns min(k, matching)
+// results at any selectivity.
+//
+// The live vectors are also kept in memory (they feed exact scans, IVF training and HNSW
+// rebuilds): memory is about twice the raw vectors for Flat, and raw vectors plus codes for
+// compressed indexes.
+//
+// Snapshots: save() writes the FAISS index with a header (format, settings, the chunk-store
+// sequence it reflects) to a temporary file, fsyncs it and renames it over the old snapshot.
+//
+// Thread safety: thread-safe. search() takes a shared lock; add/remove/save an exclusive one.
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/result.h"
+#include "retrieval/embedder.h"
+#include "retrieval/lexical_index.h"
+
+namespace faiss {
+struct Index;
+}
+
+namespace sluice::retrieval {
+
+namespace detail {
+class RwLock;
+}
+
+enum class Metric { kInnerProduct, kCosine, kL2 };
+
+std::string_view metric_name(Metric metric);
+Result<Metric> parse_metric(std::string_view name);
+
+struct VectorIndexOptions {
+    std::string factory = "Flat";
+    Metric metric = Metric::kCosine;
+    std::size_t dimension = 0;
+    double rebuild_tombstone_ratio = 0.2;  // HNSW: rebuild past this share of tombstones
+    std::size_t rebuild_min_vectors = 1000;  // ...when the index holds at least this many
+    int hnsw_ef_search = 64;
+    std::size_t ivf_nprobe = 16;
+};
+
+class VectorIndex {
+public:
+    // kInvalidArgument when FAISS rejects the factory string or the dimension is 0.
+    static Result<std::unique_ptr<VectorIndex>> create(const VectorIndexOptions& options);
+    // Loads a snapshot written by save(); `sequence` receives the chunk-store sequence it
+    // reflects. kNotFound when there is none, kDataLoss when it is corrupt, kFailedPrecondition
+    // when its settings differ from `options`. The caller then adds the live vectors with
+    // restore_live() and replays the changes after `sequence`.
+    static Result<std::unique_ptr<VectorIndex>> load(const std::filesystem::path& path,
+                                                     const VectorIndexOptions& options,
+                                                     std::uint64_t& sequence);
+    ~VectorIndex();
+    VectorIndex(const VectorIndex&) = delete;
+    VectorIndex& operator=(const VectorIndex&) = delete;
+
+    // Adds or replaces the vector of `id`. kInvalidArgument on a wrong dimension.
+    Status add(std::uint64_t id, const Vector& vector);
+    // Removes `id` (a no-op when absent).
+    Status remove(std::uint64_t id);
+    // After load(): hands the live vector of `id` to the index without touching FAISS (the
+    // snapshot may hold it already). Then replay_add / replay_remove the changes after the
+    // snapshot's sequence, then finish_restore().
+    void restore_live(std::uint64_t id, Vector vector);
+    Status replay_add(std::uint64_t id);
+    Status replay_remove(std::uint64_t id);
+    // Safety net after a replay: ids FAISS holds without a live vector are removed, live vectors
+    // FAISS lacks are added. Returns how many it had to fix (0 after a complete replay).
+    Result<std::size_t> finish_restore();
+
+    // The k nearest live vectors that `allow` accepts (all when null), best first; scores are
+    // similarities: inner product, cosine, or 1 / (1 + squared L2 distance).
+    Result<std::vector<ScoredId>> search(const Vector& query, std::size_t k,
+                                         const std::function<bool(std::uint64_t)>* allow) const;
+
+    // Writes the snapshot atomically, tagged with `sequence`.
+    Status save(const std::filesystem::path& path, std::uint64_t sequence) const;
+
+    std::size_t size() const;
+    std::size_t tombstones() const;
+    std::size_t rebuilds_completed() const { return rebuilds_.load(); }
+    // Blocks until a running background rebuild has swapped in (tests, shutdown).
+    void wait_for_rebuild();
+    const VectorIndexOptions& options() const { return options_; }
+
+    enum class Kind { kIdMap, kIvf, kHnsw };
+    Kind kind() const { return kind_; }
+
+    struct Tag {};
+    VectorIndex(Tag, VectorIndexOptions options);
+
+private:
+    struct State;
+
+    Status build_empty(State& state) const;
+    Status add_to_faiss(State& state, std::uint64_t id, const Vector& vector) const;
+    Status remove_from_faiss(State& state, std::uint64_t id) const;
+    Status maybe_train(State& state);
+    std::vector<ScoredId> exact_scan(const float* query, std::size_t k,
+                                     const std::function<bool(std::uint64_t)>* allow) const;
+    double similarity(const float* a, const float* b) const;
+    void maybe_start_rebuild();
+    void rebuild(std::stop_token stop);
+
+    VectorIndexOptions options_;
+    Kind kind_ = Kind::kIdMap;
+    std::size_t train_min_ = 0;
+
+    std::unique_ptr<detail::RwLock> mutex_;  // writer-preferring; see detail/rw_lock.h
+    std::unique_ptr<State> state_;                    // GUARDED_BY(mutex_)
+    std::unordered_map<std::uint64_t, Vector> live_;  // GUARDED_BY(mutex_)
+    bool rebuilding_ = false;                         // GUARDED_BY(mutex_)
+    std::vector<std::uint64_t> changed_during_rebuild_;  // GUARDED_BY(mutex_)
+    std::atomic<std::size_t> rebuilds_{0};
+    std::jthread rebuild_thread_;
+};
+
+}  // namespace sluice::retrieval

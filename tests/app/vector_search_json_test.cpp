@@ -1,0 +1,78 @@
+#include "app/vector_search_json.h"
+
+#include <doctest/doctest.h>
+
+using namespace sluice::app;
+using nlohmann::json;
+using sluice::StatusCode;
+using sluice::retrieval::Metadata;
+using sluice::retrieval::MetaValue;
+
+TEST_CASE("rows become documents with key, text, acl, vector and metadata") {
+    auto docs = documents_from_json(json::parse(R"([
+        {"id": 7, "text": "body", "title": "T", "uri": "u", "year": 2020, "lang": "en",
+         "draft": true, "vector": [1, 2], "acl": {"principals": ["ann"], "groups": ["eng"]}}
+    ])"));
+    REQUIRE(docs.ok());
+    const auto& doc = docs->front();
+    CHECK(doc.key == "7");
+    CHECK(doc.text == "body");
+    CHECK(doc.title == "T");
+    CHECK(doc.vector == std::vector<float>{1, 2});
+    CHECK(doc.acl.principals == std::vector<std::string>{"ann"});
+    CHECK(doc.acl.groups == std::vector<std::string>{"eng"});
+    CHECK(std::get<double>(doc.metadata.at("year")) == 2020);
+    CHECK(std::get<double>(doc.metadata.at("draft")) == 1);
+    CHECK(std::get<std::string>(doc.metadata.at("lang")) == "en");
+
+    CHECK(documents_from_json(json::parse(R"([{"text": "no id"}])")).status().code() ==
+          StatusCode::kInvalidArgument);
+    CHECK_FALSE(documents_from_json(json::parse(R"([{"id": "a", "vector": ["x"]}])")).ok());
+    CHECK_FALSE(documents_from_json(json::parse(R"({"id": "a"})")).ok());
+}
+
+TEST_CASE("filters in the Databricks shape and nested and/or/not") {
+    Metadata doc = {{"year", 2021.0}, {"lang", std::string("en")}, {"path", std::string("/a")}};
+    auto check = [&](const char* text, bool expected) {
+        CAPTURE(text);
+        auto filter = filter_from_json(json::parse(text));
+        REQUIRE_MESSAGE(filter.ok(), filter.status().to_string());
+        CHECK(filter->matches(doc) == expected);
+    };
+    check(R"({"lang": "en"})", true);
+    check(R"({"lang": ["de", "en"]})", true);
+    check(R"({"lang NOT": "en"})", false);
+    check(R"({"year >=": 2021, "year <": 2022})", true);
+    check(R"({"year >": 2021})", false);
+    check(R"({"path PREFIX": "/a"})", true);
+    check(R"({"or": [{"lang": "de"}, {"year <=": 2021}]})", true);
+    check(R"({"not": {"lang": "en"}})", false);
+    check(R"({})", true);
+    CHECK(filter_from_json(json::parse(R"({"lang LIKE": "e"})")).status().code() ==
+          StatusCode::kInvalidArgument);
+    CHECK_FALSE(filter_from_json(json::parse(R"({"and": {}})")).ok());
+}
+
+TEST_CASE("query requests and index settings") {
+    auto query = query_from_json(json::parse(
+        R"({"query_text": "q", "num_results": 3, "query_type": "ANN",
+            "filters_json": "{\"lang\": \"en\"}"})"));
+    REQUIRE(query.ok());
+    CHECK(query->k == 3);
+    CHECK(query->mode == sluice::retrieval::QueryMode::kAnn);
+    CHECK_FALSE(query->filter.matches_all());
+    CHECK_FALSE(query_from_json(json::parse(R"({"query_type": "FUZZY"})")).ok());
+    CHECK_FALSE(query_from_json(json::parse(R"({"filters_json": "{"})")).ok());
+
+    auto settings = settings_from_json(json::parse(
+        R"({"name": "kb", "index_factory": "HNSW32", "metric": "l2",
+            "direct_access_index_spec": {"embedding_vector_columns":
+                [{"name": "vector", "embedding_dimension": 8}]}})"));
+    REQUIRE(settings.ok());
+    CHECK(settings->dimension == 8);
+    CHECK(settings->embedder == "none");
+    CHECK(settings->metric == sluice::retrieval::Metric::kL2);
+    CHECK(settings_from_json(json::parse(R"({"name": "bad name"})")).status().code() ==
+          StatusCode::kInvalidArgument);
+    CHECK_FALSE(settings_from_json(json::parse(R"({"language": "english"})")).ok());
+}

@@ -1,0 +1,250 @@
+// The OpenAI-compatible API of the real `sluice serve`, driven by the official `openai` npm
+// client: what users' tools see. Starts the binary (SLUICE_BINARY, default build/bin/sluice)
+// on port 0 with a tiny random model made by `sluice model init-tiny`.
+//
+// Run: (cd tests/client && npm ci) && node --test tests/client/
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import OpenAI from 'openai';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const binary = process.env.SLUICE_BINARY ?? path.join(root, 'build', 'bin', 'sluice');
+
+let dir;
+let server;
+let baseURL;
+let token;
+let client;
+
+// Resolves with the first stderr line matching `pattern`, collecting lines as it goes.
+function waitForLine(child, pattern, lines) {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    const timer = setTimeout(() => reject(new Error(`no line matching ${pattern}`)), 30000);
+    child.stderr.on('data', (data) => {
+      buffer += data.toString();
+      let newline;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        lines.push(line);
+        if (pattern.test(line)) {
+          clearTimeout(timer);
+          resolve(line);
+        }
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`sluice serve exited with ${code}`)));
+  });
+}
+
+async function metric(name) {
+  const response = await fetch(`${baseURL}/metrics`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  const text = await response.text();
+  const match = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+  assert.ok(match, `${name} missing from /metrics`);
+  return Number(match[1]);
+}
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'sluice-client-'));
+  execFileSync(binary, ['model', 'init-tiny', '--out', path.join(dir, 'model')]);
+  const lines = [];
+  server = spawn(binary, ['serve', '--port', '0', '--data-dir', path.join(dir, 'data'),
+    '--model', path.join(dir, 'model')], {
+    env: { ...process.env, SLUICE_LOG_ACCESS_LOG: 'false' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const listening = JSON.parse(await waitForLine(server, /"listening"/, lines));
+  const tokenLine = lines.find((line) => line.includes('admin token: '));
+  assert.ok(tokenLine, 'the first start prints an admin token');
+  token = tokenLine.slice(tokenLine.indexOf('admin token: ') + 13).trim();
+  baseURL = `http://${listening.address}`;
+  for (let i = 0; i < 600; ++i) {
+    const ready = await fetch(`${baseURL}/readyz`);
+    if (ready.status === 200) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: token, maxRetries: 0 });
+});
+
+after(() => {
+  server?.kill('SIGTERM');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const hello = [{ role: 'user', content: 'Hello, who are you?' }];
+
+test('models lists and retrieves the served model', async () => {
+  const models = await client.models.list();
+  assert.equal(models.data.length, 1);
+  assert.equal(models.data[0].id, 'model');
+  const model = await client.models.retrieve('model');
+  assert.equal(model.id, 'model');
+  await assert.rejects(client.models.retrieve('gpt-4o'), (error) => error.status === 404);
+});
+
+test('chat completion', async () => {
+  const completion = await client.chat.completions.create({
+    model: 'model', messages: hello, max_tokens: 6,
+  });
+  assert.equal(completion.object, 'chat.completion');
+  assert.equal(completion.choices[0].message.role, 'assistant');
+  assert.equal(typeof completion.choices[0].message.content, 'string');
+  assert.ok(['stop', 'length'].includes(completion.choices[0].finish_reason));
+  assert.ok(completion.usage.completion_tokens <= 6);
+  assert.equal(completion.usage.total_tokens,
+    completion.usage.prompt_tokens + completion.usage.completion_tokens);
+  assert.equal(typeof completion.usage.prompt_tokens_details.cached_tokens, 'number');
+});
+
+test('streaming chat with usage in the last chunk', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'model', messages: hello, max_tokens: 8, stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const choice of chunk.choices) {
+      text += choice.delta.content ?? '';
+      finish = choice.finish_reason ?? finish;
+    }
+  }
+  assert.ok(['stop', 'length'].includes(finish));
+  assert.ok(usage.completion_tokens >= 1 && usage.completion_tokens <= 8);
+  assert.equal(typeof text, 'string');
+});
+
+test('n = 2 gives two choices', async () => {
+  const completion = await client.chat.completions.create({
+    model: 'model', messages: hello, max_tokens: 4, n: 2, seed: 7,
+  });
+  assert.deepEqual(completion.choices.map((choice) => choice.index), [0, 1]);
+});
+
+test('stop strings cut the answer before the stop', async () => {
+  const request = { model: 'model', messages: hello, max_tokens: 12, temperature: 0 };
+  const full = (await client.chat.completions.create(request)).choices[0].message.content;
+  assert.ok(full.length > 4, `answer too short to cut: ${JSON.stringify(full)}`);
+  const stop = full.slice(Math.floor(full.length / 2), Math.floor(full.length / 2) + 2);
+  const cut = await client.chat.completions.create({ ...request, stop: [stop] });
+  assert.equal(cut.choices[0].message.content, full.slice(0, full.indexOf(stop)));
+  assert.equal(cut.choices[0].finish_reason, 'stop');
+});
+
+test('logprobs with alternatives', async () => {
+  const completion = await client.chat.completions.create({
+    model: 'model', messages: hello, max_tokens: 5, logprobs: true, top_logprobs: 3,
+  });
+  const content = completion.choices[0].logprobs.content;
+  assert.ok(content.length >= 1 && content.length <= 5);
+  for (const entry of content) {
+    assert.ok(entry.logprob <= 0);
+    assert.equal(entry.top_logprobs.length, 3);
+    assert.ok(Array.isArray(entry.bytes));
+  }
+});
+
+test('tools are offered through the chat template and tool turns are accepted', async () => {
+  const tools = [{
+    type: 'function',
+    function: {
+      name: 'search', description: 'Search the documents',
+      parameters: { type: 'object', properties: { query: { type: 'string' } } },
+    },
+  }];
+  const plain = await client.chat.completions.create({ model: 'model', messages: hello,
+    max_tokens: 1 });
+  const offered = await client.chat.completions.create({ model: 'model', messages: hello,
+    max_tokens: 1, tools });
+  assert.ok(offered.usage.prompt_tokens > plain.usage.prompt_tokens + 20);
+  const followUp = await client.chat.completions.create({
+    model: 'model', max_tokens: 2, tools,
+    messages: [
+      ...hello,
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function',
+        function: { name: 'search', arguments: '{"query":"refund"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'Refunds within 30 days.' },
+    ],
+  });
+  assert.equal(followUp.choices.length, 1);
+  await assert.rejects(client.chat.completions.create({
+    model: 'model', max_tokens: 2, messages: [...hello,
+      { role: 'tool', tool_call_id: 'call_9', content: 'orphan' }],
+  }), (error) => error.status === 400);
+  await assert.rejects(client.chat.completions.create({
+    model: 'model', max_tokens: 2, messages: hello, tools, tool_choice: 'required',
+  }), (error) => error.status === 400 && /constrained decoding/.test(error.message));
+});
+
+test('embeddings are unit vectors of the model width', async () => {
+  const response = await client.embeddings.create({ model: 'model', input: ['refund', 'ship'] });
+  assert.equal(response.data.length, 2);
+  for (const item of response.data) {
+    assert.equal(item.embedding.length, 256);
+    const norm = Math.sqrt(item.embedding.reduce((sum, x) => sum + x * x, 0));
+    assert.ok(Math.abs(norm - 1) < 1e-4);
+  }
+  const floats = await client.embeddings.create({ model: 'model', input: 'refund',
+    encoding_format: 'float' });
+  assert.ok(Math.abs(floats.data[0].embedding[0] - response.data[0].embedding[0]) < 1e-4);
+});
+
+test('legacy completions', async () => {
+  const completion = await client.completions.create({
+    model: 'model', prompt: 'Once upon a time', max_tokens: 4, echo: true,
+  });
+  assert.ok(completion.choices[0].text.startsWith('Once upon a time'));
+});
+
+test('errors come in OpenAI error shapes', async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: 'model', messages: hello, frobnicate: 1 }),
+    (error) => error.status === 400 && /'frobnicate'/.test(error.message));
+  await assert.rejects(
+    client.chat.completions.create({ model: 'model', messages: hello,
+      response_format: { type: 'json_object' } }),
+    (error) => error.status === 400 && /constrained decoding/.test(error.message));
+  await assert.rejects(
+    client.chat.completions.create({ model: 'nope', messages: hello }),
+    (error) => error.status === 404);
+  const unauthenticated = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: 'wrong',
+    maxRetries: 0 });
+  await assert.rejects(unauthenticated.models.list(), (error) => error.status === 401);
+});
+
+test('aborting a stream cancels the request and frees its KV blocks', async () => {
+  const controller = new AbortController();
+  const stream = await client.chat.completions.create(
+    { model: 'model', messages: hello, max_tokens: 3000, stream: true },
+    { signal: controller.signal });
+  let chunks = 0;
+  try {
+    for await (const chunk of stream) {
+      if (++chunks === 3) {
+        assert.ok(await metric('sluice_kv_blocks_in_use') > 0);
+        controller.abort();
+      }
+    }
+  } catch (error) {
+    // Depending on timing the client ends the iteration quietly or with an abort error.
+    assert.match(String(error?.name ?? error), /Abort/);
+  }
+  assert.ok(chunks >= 3);
+  let inUse = -1;
+  for (let i = 0; i < 400 && inUse !== 0; ++i) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    inUse = await metric('sluice_kv_blocks_in_use');
+  }
+  assert.equal(inUse, 0);
+});

@@ -1,0 +1,280 @@
+// The OpenAI-compatible API of the real `sluice serve` binary with a tiny random model: answers,
+// streams, prefix caching, errors, load shedding and client aborts.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "sluice_server.h"
+
+namespace {
+
+using nlohmann::json;
+using sluice::testing::ServerProcess;
+using sluice::testing::tiny_model_dir;
+using namespace std::chrono_literals;
+
+httplib::Result post(const ServerProcess& server, const std::string& path, const json& body) {
+    return server.client().Post(path, body.dump(), "application/json");
+}
+
+json chat_body(int max_tokens, bool stream = false) {
+    return {{"messages", json::array({{{"role", "user"}, {"content", "Hello there"}}})},
+            {"max_tokens", max_tokens},
+            {"temperature", 0},  // the same tokens every run
+            {"stream", stream}};
+}
+
+// The data lines of an SSE body, [DONE] included.
+std::vector<std::string> sse_data(const std::string& body) {
+    std::vector<std::string> out;
+    size_t at = 0;
+    while ((at = body.find("data: ", at)) != std::string::npos) {
+        const size_t end = body.find("\n\n", at);
+        out.push_back(body.substr(at + 6, end - at - 6));
+        at = end;
+    }
+    return out;
+}
+
+// A raw connection that sends a request and may vanish without reading the answer.
+class RawClient {
+public:
+    RawClient(int port, std::string token) : token_(std::move(token)) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<uint16_t>(port));
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+        timeval timeout{30, 0};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    }
+    ~RawClient() { close(); }
+    void post(const std::string& path, const json& body) {
+        const std::string payload = body.dump();
+        const std::string request = "POST " + path +
+                                    " HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + token_ +
+                                    "\r\nContent-Type: application/json\r\nContent-Length: " +
+                                    std::to_string(payload.size()) + "\r\n\r\n" + payload;
+        REQUIRE(::write(fd_, request.data(), request.size()) ==
+                static_cast<ssize_t>(request.size()));
+    }
+    // Reads until `needle` has arrived; returns everything read.
+    std::string read_until(const std::string& needle) {
+        char chunk[4096];
+        while (received_.find(needle) == std::string::npos) {
+            ssize_t n = ::read(fd_, chunk, sizeof(chunk));
+            if (n <= 0) {
+                break;
+            }
+            received_.append(chunk, static_cast<size_t>(n));
+        }
+        return received_;
+    }
+    void close() {
+        if (fd_ >= 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+    }
+
+private:
+    std::string token_;
+    int fd_ = -1;
+    std::string received_;
+};
+
+}  // namespace
+
+TEST_CASE("without a model the server starts and says why it is not ready") {
+    ServerProcess server("nomodel", "/nonexistent/model/folder");
+    auto readiness = server.wait_model_ready(false);
+    CHECK(readiness["status"] == "not_ready");
+    CHECK(readiness["checks"]["model"]["reason"].get<std::string>().find("does not exist") !=
+          std::string::npos);
+    auto result = post(server, "/v1/chat/completions", chat_body(4));
+    REQUIRE(result);
+    CHECK(result->status == 503);
+    CHECK(json::parse(result->body)["error"]["message"].get<std::string>().find(
+              "not loaded") != std::string::npos);
+}
+
+TEST_CASE("chat and completions answer in OpenAI's shapes") {
+    ServerProcess server("chat", tiny_model_dir());
+    auto readiness = server.wait_model_ready(true);
+    CHECK(readiness["status"] == "ready");
+
+    json body = chat_body(6);
+    auto result = post(server, "/v1/chat/completions", body);
+    REQUIRE(result);
+    REQUIRE_MESSAGE(result->status == 200, result->body);
+    auto answer = json::parse(result->body);
+    CHECK(answer["object"] == "chat.completion");
+    CHECK(answer["choices"][0]["message"]["role"] == "assistant");
+    CHECK(answer["choices"][0]["message"]["content"].is_string());
+    const std::string finish = answer["choices"][0]["finish_reason"];
+    CHECK((finish == "length" || finish == "stop"));
+    CHECK(answer["usage"]["completion_tokens"].get<int>() <= 6);
+    CHECK(answer["usage"]["prompt_tokens"].get<int>() > 10);
+    CHECK(answer["usage"]["prompt_tokens_details"]["cached_tokens"].is_number());
+
+    auto legacy = post(server, "/v1/completions",
+                       {{"prompt", json::array({"one", "two"})}, {"max_tokens", 3}, {"n", 2},
+                        {"echo", true}, {"logprobs", 2}});
+    REQUIRE(legacy);
+    REQUIRE_MESSAGE(legacy->status == 200, legacy->body);
+    auto completion = json::parse(legacy->body);
+    REQUIRE(completion["choices"].size() == 4);
+    CHECK(completion["choices"][2]["text"].get<std::string>().rfind("two", 0) == 0);
+    CHECK(completion["choices"][0]["logprobs"]["tokens"].size() <= 3);
+
+    // Same seed, same answer.
+    json seeded = chat_body(8);
+    seeded["seed"] = 42;
+    seeded["temperature"] = 0.8;
+    auto first = post(server, "/v1/chat/completions", seeded);
+    auto second = post(server, "/v1/chat/completions", seeded);
+    REQUIRE((first && second));
+    CHECK(json::parse(first->body)["choices"][0]["message"]["content"] ==
+          json::parse(second->body)["choices"][0]["message"]["content"]);
+}
+
+TEST_CASE("a shared system prompt is computed once") {
+    ServerProcess server("prefix", tiny_model_dir());
+    server.wait_model_ready(true);
+    std::string system;
+    for (int i = 0; i < 60; ++i) {
+        system += "Policy clause " + std::to_string(i) + " applies to every refund. ";
+    }
+    auto ask = [&](const std::string& question) {
+        json body = {{"messages", json::array({{{"role", "system"}, {"content", system}},
+                                                {{"role", "user"}, {"content", question}}})},
+                     {"max_tokens", 2}};
+        auto result = post(server, "/v1/chat/completions", body);
+        REQUIRE(result);
+        REQUIRE(result->status == 200);
+        return json::parse(result->body)["usage"];
+    };
+    auto cold = ask("What is clause 3?");
+    auto warm = ask("What is clause 7?");
+    CHECK(cold["prompt_tokens_details"]["cached_tokens"] == 0);
+    CHECK(warm["prompt_tokens_details"]["cached_tokens"].get<int>() >=
+          warm["prompt_tokens"].get<int>() - 32);
+    CHECK(server.metric("sluice_engine_cached_prompt_tokens_total") > 0);
+}
+
+TEST_CASE("streaming sends OpenAI chunks and ends with [DONE]") {
+    ServerProcess server("stream", tiny_model_dir());
+    server.wait_model_ready(true);
+    json body = chat_body(5, true);
+    body["n"] = 2;
+    body["stream_options"] = {{"include_usage", true}};
+    auto result = post(server, "/v1/chat/completions", body);
+    REQUIRE(result);
+    REQUIRE(result->status == 200);
+    CHECK(result->get_header_value("Content-Type").rfind("text/event-stream", 0) == 0);
+    auto events = sse_data(result->body);
+    REQUIRE(events.size() >= 4);
+    CHECK(events.back() == "[DONE]");
+    std::set<int> finished;
+    for (size_t i = 0; i + 2 < events.size(); ++i) {
+        auto chunk = json::parse(events[i]);
+        CHECK(chunk["object"] == "chat.completion.chunk");
+        for (const auto& choice : chunk["choices"]) {
+            if (!choice["finish_reason"].is_null()) {
+                finished.insert(choice["index"].get<int>());
+            }
+        }
+    }
+    CHECK(finished == std::set<int>{0, 1});
+    auto usage = json::parse(events[events.size() - 2]);
+    CHECK(usage["choices"].empty());
+    CHECK(usage["usage"]["completion_tokens"].get<int>() <= 10);
+}
+
+TEST_CASE("bad requests are 400s that name the problem") {
+    ServerProcess server("badreq", tiny_model_dir());
+    server.wait_model_ready(true);
+    auto expect = [&](const std::string& path, const std::string& raw, int status,
+                      const std::string& fragment) {
+        auto result = server.client().Post(path, raw, "application/json");
+        REQUIRE(result);
+        CHECK(result->status == status);
+        const std::string message = json::parse(result->body)["error"]["message"];
+        CHECK_MESSAGE(message.find(fragment) != std::string::npos, message);
+    };
+    json unknown = chat_body(2);
+    unknown["temprature"] = 0.5;
+    expect("/v1/chat/completions", unknown.dump(), 400, "'temprature'");
+    json json_mode = chat_body(2);
+    json_mode["response_format"] = {{"type", "json_object"}};
+    expect("/v1/chat/completions", json_mode.dump(), 400, "constrained decoding");
+    json hot = chat_body(2);
+    hot["temperature"] = 3;
+    expect("/v1/chat/completions", hot.dump(), 400, "'temperature'");
+    json other_model = chat_body(2);
+    other_model["model"] = "gpt-4o";
+    expect("/v1/chat/completions", other_model.dump(), 404, "gpt-4o");
+    expect("/v1/chat/completions",
+           "{\"messages\": [{\"role\": \"user\", \"content\": \"bad \xff byte\"}]}", 400,
+           "at byte");
+    json long_ask = chat_body(100000);
+    expect("/v1/chat/completions", long_ask.dump(), 400, "maximum context length");
+    expect("/detokenize", R"({"tokens": [100300]})", 400, "100300");
+}
+
+TEST_CASE("a full queue answers 429 with Retry-After and loses no accepted request") {
+    ServerProcess server("overload", tiny_model_dir(),
+                         {{"SLUICE_MODEL_MAX_RUNNING", "1"},
+                          {"SLUICE_MODEL_MAX_QUEUED_REQUESTS", "1"}});
+    server.wait_model_ready(true);
+    RawClient running(server.port, server.admin_token);
+    running.post("/v1/chat/completions", chat_body(3000, true));
+    auto wait_for = [&](const std::string& name, double value) {
+        for (int i = 0; i < 400 && server.metric(name) != value; ++i) {
+            std::this_thread::sleep_for(25ms);
+        }
+        REQUIRE(server.metric(name) == value);
+    };
+    wait_for("sluice_engine_sequences_running", 1);  // it holds the one running slot
+    RawClient queued(server.port, server.admin_token);
+    queued.post("/v1/chat/completions", chat_body(3, true));
+    wait_for("sluice_engine_requests_queued", 1);  // accepted: it waits in the queue
+
+    auto refused = post(server, "/v1/chat/completions", chat_body(3));
+    REQUIRE(refused);
+    CHECK(refused->status == 429);
+    CHECK(refused->get_header_value("Retry-After") == "1");
+    CHECK(json::parse(refused->body)["error"]["type"] == "rate_limit_error");
+
+    // The long one's client leaves; the queued request is admitted and finishes.
+    running.close();
+    CHECK(queued.read_until("data: [DONE]").find("data: [DONE]") != std::string::npos);
+    CHECK(server.metric("sluice_engine_requests_rejected_total") == 1);
+}
+
+TEST_CASE("a client that disconnects mid-stream has its request cancelled and blocks freed") {
+    ServerProcess server("abort", tiny_model_dir());
+    server.wait_model_ready(true);
+    {
+        RawClient client(server.port, server.admin_token);
+        client.post("/v1/chat/completions", chat_body(3000, true));
+        client.read_until("\"content\"");
+        for (int i = 0; i < 400 && server.metric("sluice_engine_sequences_running") != 1; ++i) {
+            std::this_thread::sleep_for(25ms);
+        }
+        CHECK(server.metric("sluice_kv_blocks_in_use") > 0);
+    }  // closed mid-stream
+    double in_use = -1;
+    for (int i = 0; i < 400 && in_use != 0; ++i) {
+        std::this_thread::sleep_for(25ms);
+        in_use = server.metric("sluice_kv_blocks_in_use");
+    }
+    CHECK(in_use == 0);
+    CHECK(server.metric("sluice_engine_sequences_running") == 0);
+}

@@ -1,0 +1,105 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "retrieval/embedder.h"
+#include "retrieval/filter.h"
+#include "retrieval/fusion.h"
+
+using namespace sluice::retrieval;
+
+namespace {
+
+double dot(const Vector& a, const Vector& b) {
+    double sum = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        sum += static_cast<double>(a[i]) * b[i];
+    }
+    return sum;
+}
+
+class FakeModel final : public EmbeddingModel {
+public:
+    std::string model_id() const override { return "fake"; }
+    std::size_t dimension() const override { return 2; }
+    std::size_t max_batch() const override { return 2; }
+    sluice::Result<std::vector<Vector>> embed(const std::vector<std::string>& texts) const override {
+        ++calls;
+        std::vector<Vector> out;
+        for (const auto& text : texts) {
+            out.push_back({static_cast<float>(text.size()), 0.0f});
+        }
+        return out;
+    }
+    mutable int calls = 0;
+};
+
+}  // namespace
+
+TEST_CASE("the lexical hash embedder is unit length, deterministic and lexically sensitive") {
+    LexicalHashEmbedder embedder(256);
+    CHECK(embedder.id() == "lexical-hash-v1:256");
+    auto a = embedder.embed_one("bacterial infection of the lung");
+    auto b = embedder.embed_one("lung infections caused by bacteria");
+    auto c = embedder.embed_one("quarterly revenue grew in Europe");
+    CHECK(a.size() == 256);
+    CHECK(dot(a, a) == doctest::Approx(1.0));
+    CHECK(embedder.embed_one("bacterial infection of the lung") == a);
+    CHECK(dot(a, b) > dot(a, c) + 0.1);
+    auto empty = embedder.embed_one("");
+    CHECK(dot(empty, empty) == 0.0);
+}
+
+TEST_CASE("embed_all batches by max_batch and the model embedder normalises") {
+    auto model = std::make_shared<FakeModel>();
+    ModelEmbedder embedder(model);
+    auto vectors = embed_all(embedder, {"a", "bb", "ccc", "dddd", "eeeee"});
+    REQUIRE(vectors.ok());
+    CHECK(model->calls == 3);
+    CHECK(vectors->size() == 5);
+    CHECK((*vectors)[2] == Vector{1.0f, 0.0f});
+    CHECK(embedder.id() == "model:fake");
+}
+
+TEST_CASE("filters: equals, in, range, prefix, and/or/not, missing fields") {
+    Metadata doc = {{"year", 2021.0}, {"lang", std::string("en")}, {"path", std::string("/a/b")}};
+    CHECK(Filter().matches(doc));
+    CHECK(Filter::equals("lang", std::string("en")).matches(doc));
+    CHECK_FALSE(Filter::equals("lang", std::string("de")).matches(doc));
+    CHECK_FALSE(Filter::equals("year", std::string("2021")).matches(doc));  // kinds differ
+    CHECK(Filter::in("year", {2020.0, 2021.0}).matches(doc));
+    CHECK(Filter::range("year", 2021.0, true, 2022.0, false).matches(doc));
+    CHECK_FALSE(Filter::range("year", 2021.0, false, std::nullopt, true).matches(doc));
+    CHECK(Filter::prefix("path", "/a/").matches(doc));
+    CHECK_FALSE(Filter::prefix("year", "20").matches(doc));
+    CHECK_FALSE(Filter::equals("missing", 1.0).matches(doc));
+    CHECK(Filter::negate(Filter::equals("missing", 1.0)).matches(doc));
+    auto both = Filter::all_of({Filter::equals("lang", std::string("en")),
+                                Filter::negate(Filter::range("year", std::nullopt, true, 2000.0,
+                                                             true))});
+    CHECK(both.matches(doc));
+    CHECK(Filter::any_of({Filter::equals("lang", std::string("fr")),
+                          Filter::prefix("path", "/a")})
+              .matches(doc));
+    CHECK(both.describe() == "(lang = \"en\" and not year <= 2000)");
+}
+
+TEST_CASE("reciprocal rank fusion and weighted fusion") {
+    std::vector<ScoredId> lexical = {{1, 9.0}, {2, 5.0}, {3, 1.0}};
+    std::vector<ScoredId> vector = {{3, 0.9}, {1, 0.8}, {4, 0.1}};
+    auto rrf = reciprocal_rank_fusion(lexical, vector, 10);
+    REQUIRE(rrf.size() == 4);
+    CHECK(rrf[0].id == 1);  // 1/61 + 1/62
+    CHECK(rrf[0].score == doctest::Approx(1.0 / 61 + 1.0 / 62));
+    CHECK(rrf[1].id == 3);  // 1/63 + 1/61
+    CHECK(rrf[0].lexical_score == 9.0);
+    CHECK(rrf[0].vector_score == doctest::Approx(0.8));
+    CHECK(reciprocal_rank_fusion(lexical, vector, 2).size() == 2);
+
+    auto weighted = weighted_fusion(lexical, vector, 10, 0.5);
+    // Normalised: lexical 1 -> 1, 2 -> 0.5, 3 -> 0; vector 3 -> 1, 1 -> 0.875, 4 -> 0.
+    CHECK(weighted[0].id == 1);
+    CHECK(weighted[0].score == doctest::Approx(0.5 * 1.0 + 0.5 * 0.875));
+    CHECK(weighted[1].id == 3);
+    CHECK(weighted[1].score == doctest::Approx(0.5));
+}

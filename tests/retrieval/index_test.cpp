@@ -1,0 +1,355 @@
+#include "retrieval/index.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/log.h"
+#include "temp_dir.h"
+
+using namespace sluice::retrieval;
+using sluice::StatusCode;
+using sluice::retrieval::testing::numbered;
+using sluice::retrieval::testing::TempDir;
+
+namespace {
+
+IndexSettings small_settings(const std::string& factory = "Flat") {
+    IndexSettings settings;
+    settings.name = "test";
+    settings.dimension = 256;
+    settings.factory = factory;
+    settings.chunk = ChunkingOptions{64, 8};
+    return settings;
+}
+
+std::unique_ptr<Index> create(const TempDir& dir, const IndexSettings& settings) {
+    auto index = Index::create(dir.path() / settings.name, settings, IndexDeps{});
+    REQUIRE_MESSAGE(index.ok(), index.status().to_string());
+    return std::move(index).value();
+}
+
+Document doc(const std::string& key, const std::string& text, Acl acl, Metadata metadata = {}) {
+    Document d;
+    d.key = key;
+    d.uri = "mem://" + key;
+    d.title = "doc " + key;
+    d.text = text;
+    d.acl = std::move(acl);
+    d.metadata = std::move(metadata);
+    return d;
+}
+
+Acl everyone() { return Acl{{}, {"everyone"}}; }
+const Reader kUser{"user", {"everyone"}};
+
+std::set<std::string> keys_of(const std::vector<Hit>& hits) {
+    std::set<std::string> keys;
+    for (const auto& hit : hits) {
+        keys.insert(hit.chunk.doc_key);
+    }
+    return keys;
+}
+
+std::vector<Hit> run(const Index& index, const std::string& text, QueryMode mode,
+                     const Reader& reader, std::size_t k = 10, Filter filter = {}) {
+    Query query;
+    query.text = text;
+    query.mode = mode;
+    query.k = k;
+    query.filter = std::move(filter);
+    auto hits = index.query(query, reader);
+    REQUIRE_MESSAGE(hits.ok(), hits.status().to_string());
+    return *hits;
+}
+
+// Captures every log record, at every level, as text.
+class CaptureSink final : public sluice::log::Sink {
+public:
+    void write(const sluice::log::Record& record) override {
+        std::lock_guard lock(mutex);
+        std::string line = std::string(record.message);
+        for (const auto& field : record.fields) {
+            line += " " + field.key + "=" + field.value;
+        }
+        lines.push_back(line);
+    }
+    std::mutex mutex;
+    std::vector<std::string> lines;
+};
+
+}  // namespace
+
+TEST_CASE("upsert, query in every mode, update and delete") {
+    TempDir dir("index-basic");
+    auto index = create(dir, small_settings());
+    auto stats = index->upsert({doc("a", "Penguins live in Antarctica and eat krill.", everyone()),
+                                doc("b", "Volcanoes erupt molten lava and ash.", everyone()),
+                                doc("c", "Krill are small crustaceans in cold oceans.", everyone())});
+    REQUIRE(stats.ok());
+    CHECK(stats->documents == 3);
+    CHECK(stats->chunks_added == 3);
+    CHECK(stats->embedded == 3);
+    for (auto mode : {QueryMode::kLexical, QueryMode::kAnn, QueryMode::kHybrid}) {
+        CAPTURE(query_mode_name(mode));
+        auto hits = run(*index, "krill in antarctica", mode, kUser);
+        REQUIRE(!hits.empty());
+        CHECK(hits[0].chunk.doc_key == "a");
+        CHECK(hits[0].chunk.text == "Penguins live in Antarctica and eat krill.");
+        CHECK(hits[0].chunk.uri == "mem://a");
+    }
+    // Update replaces the chunks of "a".
+    REQUIRE(index->upsert({doc("a", "Deserts are dry and hot.", everyone())}).ok());
+    auto hits = run(*index, "penguins", QueryMode::kLexical, kUser);
+    CHECK(hits.empty());
+    CHECK(run(*index, "deserts", QueryMode::kLexical, kUser).size() == 1);
+    // Delete: gone from every mode the moment remove() returns.
+    auto removed = index->remove({"c", "missing"});
+    REQUIRE(removed.ok());
+    CHECK(*removed == 1);
+    for (auto mode : {QueryMode::kLexical, QueryMode::kAnn, QueryMode::kHybrid}) {
+        CHECK(keys_of(run(*index, "krill crustaceans", mode, kUser)).count("c") == 0);
+    }
+    auto index_stats = index->stats();
+    CHECK(index_stats.documents == 2);
+    CHECK(index_stats.chunks == 2);
+    CHECK(index_stats.vectors == 2);
+}
+
+TEST_CASE("bad queries and bad documents are refused") {
+    TempDir dir("index-bad");
+    auto index = create(dir, small_settings());
+    Query query;
+    query.k = 0;
+    query.text = "x";
+    CHECK(index->query(query, kUser).status().code() == StatusCode::kInvalidArgument);
+    query.k = 5;
+    query.text.clear();
+    query.mode = QueryMode::kLexical;
+    CHECK(index->query(query, kUser).status().code() == StatusCode::kInvalidArgument);
+    CHECK(index->upsert({doc("", "text", everyone())}).status().code() ==
+          StatusCode::kInvalidArgument);
+    Document wrong = doc("v", "short", everyone());
+    wrong.vector = {1.0f, 2.0f};
+    CHECK(index->upsert({wrong}).status().code() == StatusCode::kInvalidArgument);
+    CHECK(index->stats().documents == 0);
+}
+
+TEST_CASE("access control: a matrix of readers and documents, in every mode and in the logs") {
+    TempDir dir("index-acl");
+    auto sink = std::make_shared<CaptureSink>();
+    sluice::log::set_sink(sink, sluice::log::Level::kDebug);
+    auto index = create(dir, small_settings());
+    const std::string secret = "zebrasecret";
+    REQUIRE(index->upsert({
+        doc("alice-only", "shared topic " + secret + " for alice", Acl{{"alice"}, {}}),
+        doc("eng", "shared topic " + secret + " for engineering", Acl{{}, {"eng"}}),
+        doc("eng-sales", "shared topic " + secret + " for both", Acl{{}, {"eng", "sales"}}),
+        doc("nobody", "shared topic " + secret + " without rules", Acl{}),
+        doc("public", "shared topic for everyone", Acl{{}, {"everyone"}}),
+    }).ok());
+    struct Case {
+        Reader reader;
+        std::set<std::string> readable;
+    };
+    std::vector<Case> cases = {
+        {{"alice", {"everyone"}}, {"alice-only", "public"}},
+        {{"bob", {"eng", "everyone"}}, {"eng", "eng-sales", "public"}},
+        {{"carol", {"sales"}}, {"eng-sales"}},
+        {{"mallory", {}}, {}},
+        {{"", {""}}, {}},
+        {{"eng", {}}, {}},  // a principal named like a group is not the group
+    };
+    for (const auto& c : cases) {
+        for (auto mode : {QueryMode::kLexical, QueryMode::kAnn, QueryMode::kHybrid}) {
+            CAPTURE(c.reader.principal);
+            CAPTURE(query_mode_name(mode));
+            auto hits = run(*index, "shared topic " + secret, mode, c.reader, 10);
+            CHECK(keys_of(hits) == c.readable);
+            for (const auto& hit : hits) {
+                CHECK(hit.chunk.acl.allows(c.reader));
+            }
+        }
+    }
+    sluice::log::set_sink(nullptr, sluice::log::Level::kWarn);
+    std::lock_guard lock(sink->mutex);
+    for (const auto& line : sink->lines) {
+        CHECK(line.find(secret) == std::string::npos);
+    }
+}
+
+TEST_CASE("a 1% filter returns a full k in every mode") {
+    TempDir dir("index-filter");
+    IndexSettings settings = small_settings("HNSW16");
+    settings.chunking = false;
+    auto index = create(dir, settings);
+    std::vector<Document> docs;
+    for (int i = 0; i < 2000; ++i) {
+        docs.push_back(doc(numbered("d", i),
+                           numbered("report number ", i) + " about shared matters",
+                           everyone(),
+                           Metadata{{"bucket", static_cast<double>(i % 100)},
+                                    {"team", std::string(i % 2 == 0 ? "red" : "blue")}}));
+    }
+    REQUIRE(index->upsert(docs).ok());
+    Filter one_percent = Filter::equals("bucket", 7.0);
+    for (auto mode : {QueryMode::kLexical, QueryMode::kAnn, QueryMode::kHybrid}) {
+        CAPTURE(query_mode_name(mode));
+        auto hits = run(*index, "shared report", mode, kUser, 20, one_percent);
+        CHECK(hits.size() == 20);
+        for (const auto& hit : hits) {
+            CHECK(std::get<double>(hit.chunk.metadata.at("bucket")) == 7.0);
+        }
+    }
+    // Compound filter through built-in fields: bucket in {3, 4} and not red, doc_key prefix.
+    Filter compound = Filter::all_of({Filter::in("bucket", {3.0, 4.0}),
+                                      Filter::negate(Filter::equals("team", std::string("red"))),
+                                      Filter::prefix("doc_key", "d1")});
+    auto hits = run(*index, "shared", QueryMode::kLexical, kUser, 50, compound);
+    CHECK(hits.size() == 11);  // d103 and d1003, d1103, ..., d1903
+    for (const auto& hit : hits) {
+        CHECK(std::get<double>(hit.chunk.metadata.at("bucket")) == 3.0);
+    }
+}
+
+TEST_CASE("unchanged documents are skipped and unchanged text is not embedded again") {
+    TempDir dir("index-cache");
+    auto index = create(dir, small_settings());
+    auto first = index->upsert({doc("a", "Some text about rivers.", everyone())});
+    REQUIRE(first.ok());
+    CHECK(first->embedded == 1);
+    auto same = index->upsert({doc("a", "Some text about rivers.", everyone())});
+    REQUIRE(same.ok());
+    CHECK(same->unchanged == 1);
+    CHECK(same->chunks_added == 0);
+    auto relabelled = index->upsert(
+        {doc("a", "Some text about rivers.", everyone(), Metadata{{"tag", std::string("x")}})});
+    REQUIRE(relabelled.ok());
+    CHECK(relabelled->documents == 1);
+    CHECK(relabelled->embedded == 0);
+    CHECK(relabelled->embedding_cache_hits == 1);
+    CHECK(run(*index, "rivers", QueryMode::kLexical, kUser, 10,
+              Filter::equals("tag", std::string("x")))
+              .size() == 1);
+}
+
+TEST_CASE("a restart sees every committed change: snapshot plus replay, or the store alone") {
+    TempDir dir("index-restart");
+    // Flat, so that nearest-neighbour answers are exact; snapshot and replay of HNSW and IVF
+    // are covered in vector_index_test.
+    IndexSettings settings = small_settings("Flat");
+    auto crashed = dir.path() / "crashed";
+    {
+        auto index = create(dir, settings);
+        std::vector<Document> docs;
+        for (int i = 0; i < 300; ++i) {
+            docs.push_back(doc(numbered("k", i), numbered("entry ", i) +
+                                                           " on the subject of tides",
+                               everyone()));
+        }
+        REQUIRE(index->upsert(docs).ok());
+        REQUIRE(index->snapshot().ok());
+        CHECK(index->stats().snapshot_sequence == index->stats().sequence);
+        // Committed after the snapshot: an update, a delete, a new document.
+        REQUIRE(index->upsert({doc("k1", "entry about glaciers instead", everyone()),
+                               doc("new", "a brand new entry about tides", everyone())})
+                    .ok());
+        REQUIRE(index->remove({"k2"}).ok());
+        // The process dies here: copy the files as they are, without the snapshot on close.
+        std::filesystem::copy(dir.path() / "test", crashed,
+                              std::filesystem::copy_options::recursive);
+    }
+    for (auto path : {crashed, dir.path() / "test"}) {
+        CAPTURE(path.string());
+        auto reopened = Index::open(path, IndexDeps{});
+        REQUIRE_MESSAGE(reopened.ok(), reopened.status().to_string());
+        auto& index = *reopened;
+        CHECK(index->stats().documents == 300);
+        CHECK(index->stats().vectors == 300);
+        for (auto mode : {QueryMode::kLexical, QueryMode::kAnn}) {
+            CAPTURE(query_mode_name(mode));
+            auto glaciers = run(*index, "glaciers", mode, kUser, 1);
+            REQUIRE(glaciers.size() == 1);
+            CHECK(glaciers[0].chunk.doc_key == "k1");
+            auto all = run(*index, "entry tides", mode, kUser, 1000);
+            CHECK(keys_of(all).count("k2") == 0);
+        }
+        CHECK(keys_of(run(*index, "brand new", QueryMode::kLexical, kUser)).count("new") == 1);
+    }
+    // Without any snapshot the store alone rebuilds the same index.
+    std::filesystem::remove(crashed / "vectors.snap");
+    auto rebuilt = Index::open(crashed, IndexDeps{});
+    REQUIRE(rebuilt.ok());
+    CHECK((*rebuilt)->stats().vectors == 300);
+    CHECK(run(**rebuilt, "glaciers", QueryMode::kAnn, kUser, 1)[0].chunk.doc_key == "k1");
+    CHECK(Index::open(dir.path() / "none", IndexDeps{}).status().code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("queries run concurrently with writes and never see a deleted document") {
+    TempDir dir("index-concurrent");
+    auto index = create(dir, small_settings());
+    std::vector<Document> docs;
+    for (int i = 0; i < 200; ++i) {
+        docs.push_back(doc(numbered("base", i), "common words for everyone", everyone()));
+    }
+    REQUIRE(index->upsert(docs).ok());
+    std::atomic<int> deleted_upto{-1};
+    std::atomic<bool> done{false};
+    std::atomic<int> violations{0};
+    std::vector<std::jthread> readers;
+    for (int t = 0; t < 3; ++t) {
+        readers.emplace_back([&] {
+            while (!done.load()) {
+                int limit = deleted_upto.load();
+                auto hits = index->query(Query{"victim", {}, 50, {}, QueryMode::kHybrid}, kUser);
+                if (!hits.ok()) {
+                    violations.fetch_add(1);
+                    continue;
+                }
+                for (const auto& hit : *hits) {
+                    const std::string& key = hit.chunk.doc_key;
+                    if (key[0] == 'v' && std::stoi(key.substr(1)) <= limit) {
+                        violations.fetch_add(1);
+                    }
+                }
+            }
+        });
+    }
+    for (int i = 0; i < 40; ++i) {
+        REQUIRE(index->upsert({doc(numbered("v", i), numbered("victim number ", i),
+                                   everyone())})
+                    .ok());
+        REQUIRE(index->remove({numbered("v", i)}).ok());
+        deleted_upto.store(i);
+    }
+    done.store(true);
+    readers.clear();
+    CHECK(violations.load() == 0);
+}
+
+TEST_CASE("an index without an embedder takes vectors from its callers") {
+    TempDir dir("index-caller-vectors");
+    IndexSettings settings = small_settings();
+    settings.embedder = "none";
+    settings.dimension = 3;
+    settings.chunking = false;
+    auto index = create(dir, settings);
+    Document x = doc("x", "first", everyone());
+    x.vector = {1, 0, 0};
+    Document y = doc("y", "second", everyone());
+    y.vector = {0, 1, 0};
+    REQUIRE(index->upsert({x, y}).ok());
+    Query query;
+    query.vector = {0.1f, 0.9f, 0};
+    query.mode = QueryMode::kAnn;
+    query.k = 1;
+    auto hits = index->query(query, kUser);
+    REQUIRE(hits.ok());
+    CHECK((*hits)[0].chunk.doc_key == "y");
+    query.vector.clear();
+    query.text = "second";
+    CHECK(index->query(query, kUser).status().code() == StatusCode::kFailedPrecondition);
+}

@@ -1,0 +1,215 @@
+#include "retrieval/vector_index.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "temp_dir.h"
+
+using namespace sluice::retrieval;
+using sluice::StatusCode;
+using sluice::retrieval::testing::numbered;
+using sluice::retrieval::testing::TempDir;
+
+namespace {
+
+constexpr std::size_t kDim = 16;
+
+Vector random_vector(std::mt19937& rng) {
+    std::normal_distribution<float> normal;
+    Vector v(kDim);
+    for (float& x : v) {
+        x = normal(rng);
+    }
+    return v;
+}
+
+std::unique_ptr<VectorIndex> make(const std::string& factory, Metric metric = Metric::kCosine) {
+    VectorIndexOptions options;
+    options.factory = factory;
+    options.metric = metric;
+    options.dimension = kDim;
+    options.rebuild_min_vectors = 100;
+    auto index = VectorIndex::create(options);
+    REQUIRE_MESSAGE(index.ok(), index.status().to_string());
+    return std::move(index).value();
+}
+
+// Adds ids 1..n with random vectors; returns them by id.
+std::vector<Vector> fill(VectorIndex& index, std::size_t n, unsigned seed = 7) {
+    std::mt19937 rng(seed);
+    std::vector<Vector> vectors(n + 1);
+    for (std::size_t id = 1; id <= n; ++id) {
+        vectors[id] = random_vector(rng);
+        REQUIRE(index.add(id, vectors[id]).ok());
+    }
+    return vectors;
+}
+
+}  // namespace
+
+TEST_CASE("factory strings pick the kind; bad ones are refused") {
+    CHECK(make("Flat")->kind() == VectorIndex::Kind::kIdMap);
+    CHECK(make("HNSW16")->kind() == VectorIndex::Kind::kHnsw);
+    CHECK(make("IVF4,PQ4")->kind() == VectorIndex::Kind::kIvf);
+    VectorIndexOptions bad;
+    bad.dimension = kDim;
+    bad.factory = "NoSuchIndex";
+    auto refused = VectorIndex::create(bad);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    bad.factory = "Flat";
+    bad.dimension = 0;
+    CHECK_FALSE(VectorIndex::create(bad).ok());
+}
+
+TEST_CASE("every kind finds a vector by itself, forgets removed ones and updates in place") {
+    for (const char* factory : {"Flat", "HNSW16", "IVF4,PQ4", "IVF4,Flat"}) {
+        CAPTURE(factory);
+        auto index = make(factory);
+        auto vectors = fill(*index, 600);
+        auto hits = index->search(vectors[42], 5, nullptr);
+        REQUIRE(hits.ok());
+        REQUIRE(hits->size() == 5);
+        CHECK((*hits)[0].id == 42);
+        REQUIRE(index->remove(42).ok());
+        hits = index->search(vectors[42], 5, nullptr);
+        REQUIRE(hits.ok());
+        for (const auto& hit : *hits) {
+            CHECK(hit.id != 42);
+        }
+        // Update: id 7 now carries id 9's vector.
+        REQUIRE(index->add(7, vectors[9]).ok());
+        REQUIRE(index->remove(9).ok());
+        hits = index->search(vectors[9], 1, nullptr);
+        REQUIRE(hits.ok());
+        CHECK((*hits)[0].id == 7);
+        CHECK(index->size() == 598);
+        CHECK_FALSE(index->add(1, Vector(3, 1.0f)).ok());
+    }
+}
+
+TEST_CASE("a 1% filter still returns k results for every index kind") {
+    for (const char* factory : {"Flat", "HNSW16", "IVF8,PQ4"}) {
+        CAPTURE(factory);
+        auto index = make(factory);
+        auto vectors = fill(*index, 3000);
+        std::function<bool(std::uint64_t)> one_percent = [](std::uint64_t id) {
+            return id % 100 == 0;
+        };
+        std::mt19937 rng(99);
+        for (int trial = 0; trial < 5; ++trial) {
+            auto hits = index->search(random_vector(rng), 20, &one_percent);
+            REQUIRE(hits.ok());
+            CHECK(hits->size() == 20);
+            for (const auto& hit : *hits) {
+                CHECK(hit.id % 100 == 0);
+            }
+        }
+        // Fewer matches than k: all of them, no more.
+        std::function<bool(std::uint64_t)> three = [](std::uint64_t id) { return id <= 3; };
+        auto few = index->search(vectors[1], 10, &three);
+        REQUIRE(few.ok());
+        CHECK(few->size() == 3);
+    }
+}
+
+TEST_CASE("metrics: inner product, cosine and l2 rank as their definitions say") {
+    auto ip = make("Flat", Metric::kInnerProduct);
+    auto l2 = make("Flat", Metric::kL2);
+    Vector small(kDim, 0.0f);
+    small[0] = 1.0f;
+    Vector big(kDim, 0.0f);
+    big[0] = 10.0f;
+    for (auto* index : {ip.get(), l2.get()}) {
+        REQUIRE(index->add(1, small).ok());
+        REQUIRE(index->add(2, big).ok());
+    }
+    // Query near `small`: L2 prefers 1, inner product prefers the longer 2.
+    Vector query = small;
+    query[1] = 0.1f;
+    CHECK((*ip->search(query, 1, nullptr))[0].id == 2);
+    auto nearest = l2->search(query, 2, nullptr);
+    CHECK((*nearest)[0].id == 1);
+    CHECK((*nearest)[0].score == doctest::Approx(1.0 / (1.0 + 0.01)));
+}
+
+TEST_CASE("a snapshot reloads and replays later changes; a mismatched one is refused") {
+    TempDir dir("vectors-snapshot");
+    auto path = dir.path() / "v.snap";
+    for (const char* factory : {"Flat", "HNSW16", "IVF4,Flat"}) {
+        CAPTURE(factory);
+        auto index = make(factory);
+        auto vectors = fill(*index, 500);
+        REQUIRE(index->remove(5).ok());
+        REQUIRE(index->save(path, 17).ok());
+        CHECK_FALSE(std::filesystem::exists(dir.path() / "v.snap.tmp"));
+
+        std::uint64_t sequence = 0;
+        auto loaded = VectorIndex::load(path, index->options(), sequence);
+        REQUIRE_MESSAGE(loaded.ok(), loaded.status().to_string());
+        CHECK(sequence == 17);
+        // After the snapshot: 6 was removed and 501 added. The live set says so.
+        for (std::uint64_t id = 1; id <= 500; ++id) {
+            if (id != 5 && id != 6) {
+                (*loaded)->restore_live(id, vectors[id]);
+            }
+        }
+        (*loaded)->restore_live(501, vectors[6]);
+        REQUIRE((*loaded)->replay_remove(6).ok());
+        REQUIRE((*loaded)->replay_add(501).ok());
+        auto fixed = (*loaded)->finish_restore();
+        REQUIRE(fixed.ok());
+        CHECK(*fixed == 0);
+        auto hits = (*loaded)->search(vectors[6], 1, nullptr);
+        REQUIRE(hits.ok());
+        CHECK((*hits)[0].id == 501);
+        CHECK((*loaded)->size() == 499);
+    }
+    VectorIndexOptions other;
+    other.factory = "Flat";
+    other.dimension = kDim + 1;
+    std::uint64_t sequence = 0;
+    auto refused = VectorIndex::load(path, other, sequence);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.status().code() == StatusCode::kFailedPrecondition);
+    {
+        std::ofstream truncate(path, std::ios::binary | std::ios::trunc);
+        truncate << "junk";
+    }
+    auto corrupt = VectorIndex::load(path, make("Flat")->options(), sequence);
+    REQUIRE_FALSE(corrupt.ok());
+    CHECK(corrupt.status().code() == StatusCode::kDataLoss);
+}
+
+TEST_CASE("hnsw tombstones past the ratio trigger a background rebuild; queries keep running") {
+    auto index = make("HNSW16");
+    auto vectors = fill(*index, 1000);
+    std::atomic<bool> stop{false};
+    std::atomic<int> bad{0};
+    std::jthread reader([&] {
+        while (!stop.load()) {
+            auto hits = index->search(vectors[999], 1, nullptr);
+            if (!hits.ok() || hits->empty() || (*hits)[0].id != 999) {
+                bad.fetch_add(1);
+            }
+        }
+    });
+    for (std::uint64_t id = 1; id <= 300; ++id) {
+        REQUIRE(index->remove(id).ok());
+    }
+    index->wait_for_rebuild();
+    stop.store(true);
+    reader.join();
+    CHECK(bad.load() == 0);
+    CHECK(index->rebuilds_completed() >= 1);
+    CHECK(index->tombstones() < 100);
+    CHECK(index->size() == 700);
+    auto hits = index->search(vectors[500], 3, nullptr);
+    REQUIRE(hits.ok());
+    CHECK((*hits)[0].id == 500);
+}

@@ -279,22 +279,26 @@ Result<LineageGraph> Lineage::traverse(const RequestContext& context, const Line
     }
     SLUICE_RETURN_IF_ERROR(validate_node(root));
     SLUICE_ASSIGN_OR_RETURN(bool admin, authorizer_.is_admin(context.principal_id));
-    std::lock_guard lock(mutex_);
-
-    SLUICE_ASSIGN_OR_RETURN(auto* find,
-                            db_->cached("SELECT id FROM lineage_nodes WHERE type = ? AND name = ?"));
-    find->bind(1, lineage_node_type_name(root.type)).bind(2, root.name);
-    SLUICE_ASSIGN_OR_RETURN(bool found, find->step());
-    std::int64_t root_id = found ? find->column_int(0) : 0;
-    find->reset();
-    StoredNode stored{root_id, root, 0};
-    if (found) {
-        SLUICE_ASSIGN_OR_RETURN(auto loaded, load_node(*db_, root_id, &stored.owner_id));
-        if (loaded) {
-            stored.node = loaded->second;
+    bool found = false;
+    StoredNode stored{0, root, 0};
+    {
+        std::lock_guard lock(mutex_);
+        SLUICE_ASSIGN_OR_RETURN(
+            auto* find, db_->cached("SELECT id FROM lineage_nodes WHERE type = ? AND name = ?"));
+        find->bind(1, lineage_node_type_name(root.type)).bind(2, root.name);
+        SLUICE_ASSIGN_OR_RETURN(found, find->step());
+        stored.id = found ? find->column_int(0) : 0;
+        find->reset();
+        if (found) {
+            SLUICE_ASSIGN_OR_RETURN(auto loaded, load_node(*db_, stored.id, &stored.owner_id));
+            if (loaded) {
+                stored.node = loaded->second;
+            }
         }
     }
+    const std::int64_t root_id = stored.id;
     SLUICE_ASSIGN_OR_RETURN(bool root_visible, visible(context, admin, stored));
+    // Audited outside the lock: a commit may wait for others, and reads need not wait for it.
     AuditEvent event;
     event.principal = context.principal;
     event.action = direction == LineageDirection::kUpstream ? "lineage.upstream"
@@ -320,6 +324,7 @@ Result<LineageGraph> Lineage::traverse(const RequestContext& context, const Line
         return not_found("no lineage is recorded for " + lineage_node_label(root));
     }
 
+    std::lock_guard lock(mutex_);
     LineageGraph graph;
     std::map<std::int64_t, int> index_of;  // stored id → graph node id
     graph.nodes.push_back(LineageGraphNode{0, false, stored.node, 0});

@@ -4,6 +4,7 @@
 
 #include "app/governance_http.h"
 #include "app/http_errors.h"
+#include "app/policy_routes.h"
 
 namespace sluice::app {
 namespace {
@@ -104,10 +105,30 @@ void create(Governance& gov, const Collection& c, const RequestInfo& info,
         return send_status(res, allowed, info.request_id);
     }
     std::string comment = body->value("comment", "");
+    std::vector<governance::ColumnInfo> columns;
+    if (c.type == SecurableType::kTable && body->contains("columns")) {
+        auto parsed = columns_from((*body)["columns"]);
+        if (!parsed.ok()) {
+            return send_status(res, parsed.status(), info.request_id);
+        }
+        columns = std::move(*parsed);
+    }
     auto created = gov.store().create_securable(c.type, *full_name, context.principal_id, comment,
                                                 *tags);
-    Status audited = audit_action(gov, context, "securable.create", label(c.type, *full_name),
-                                  created.status());
+    Status columns_stored;
+    if (created.ok() && !columns.empty()) {
+        // Names were checked before the table was created; what can fail here is storage. The
+        // table then stays without columns (PUT .../columns sets them), and the record says so.
+        columns_stored = gov.policies().set_columns(*full_name, columns);
+    }
+    Status audited = audit_action(
+        gov, context, "securable.create", label(c.type, *full_name), created.status(),
+        columns.empty() ? ""
+                        : std::to_string(columns.size()) + " columns" +
+                              (columns_stored.ok() ? "" : " not stored: " + columns_stored.message()));
+    if (created.ok() && audited.ok() && !columns_stored.ok()) {
+        return send_status(res, columns_stored, info.request_id);
+    }
     if (!created.ok() || !audited.ok()) {
         return send_status(res, created.ok() ? audited : created.status(), info.request_id);
     }

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "app/bench_authz.h"
+#include "app/bench_limits.h"
 #include "app/bench_decode.h"
 #include "app/bench_grammar.h"
 #include "app/bench_memory.h"
@@ -45,6 +46,7 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_grammar_bench(*this);
     add_governance_commands(*this);
     add_authz_bench(*this);
+    add_limits_bench(*this);
     add_retrieval_bench(*this);
     add_search_command(*this);
     add_source_commands(*this);

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -161,24 +162,183 @@ std::string collection_of(const std::string& type) {
     }
 }
 
-// Sends one request and prints the JSON answer; exit 0 on 2xx, 1 otherwise.
+// Sends one request and prints the JSON answer; exit 0 on 2xx, 1 otherwise. GET requests take
+// their query from `params` (URL-encoded by the client).
 int call(const ClientOptions& o, const std::string& method, const std::string& path,
-         const json& body) {
+         const json& body, const httplib::Params& params = {}) {
     httplib::Client client(o.server);
     client.set_read_timeout(30, 0);
     httplib::Headers headers = {{"Authorization", "Bearer " + o.token}};
     httplib::Result result =
-        method == "GET"      ? client.Get(path, headers)
+        method == "GET"      ? client.Get(path, params, headers)
         : method == "DELETE" ? client.Delete(path, headers)
         : method == "PATCH"  ? client.Patch(path, headers, body.dump(), "application/json")
+        : method == "PUT"    ? client.Put(path, headers, body.dump(), "application/json")
                              : client.Post(path, headers, body.dump(), "application/json");
     if (!result) {
-        std::cerr << "sluice catalog: cannot reach " << o.server << ": "
+        std::cerr << "sluice: cannot reach " << o.server << ": "
                   << httplib::to_string(result.error()) << "\n";
         return 1;
     }
     std::cout << result->body << "\n";
     return result->status >= 200 && result->status < 300 ? 0 : 1;
+}
+
+// A command group that talks to a running server: --server/SLUICE_SERVER, --token/SLUICE_TOKEN.
+std::pair<CLI::App*, std::shared_ptr<ClientOptions>> client_group(Cli& cli, const std::string& name,
+                                                                  const std::string& help) {
+    auto* group = cli.root().add_subcommand(name, help);
+    group->require_subcommand(1);
+    auto o = std::make_shared<ClientOptions>();
+    if (const char* server = std::getenv("SLUICE_SERVER")) {
+        o->server = server;
+    }
+    if (const char* token = std::getenv("SLUICE_TOKEN")) {
+        o->token = token;
+    }
+    group->add_option("--server", o->server, "Server URL (SLUICE_SERVER)");
+    group->add_option("--token", o->token, "Bearer token (SLUICE_TOKEN)");
+    return {group, o};
+}
+
+struct GatewayOptions {
+    std::string node;
+    int depth = 3;
+    std::string group_by = "principal,endpoint,day";
+    std::string from;
+    std::string to;
+    std::string principal;
+    std::string endpoint;
+    std::string kind;
+    std::int64_t limit = 0;
+    std::int64_t id = 0;
+    std::string input_pii;
+    std::string output_pii;
+    std::string pii_types;
+    std::optional<double> input_price;
+    std::optional<double> output_price;
+    std::optional<double> cached_input_price;
+};
+
+void add_lineage_client(Cli& cli) {
+    auto [group, o] = client_group(cli, "lineage", "Lineage through a running server");
+    auto g = std::make_shared<GatewayOptions>();
+    for (const char* direction : {"upstream", "downstream"}) {
+        auto* command = group->add_subcommand(
+            direction, std::string(direction) == "upstream" ? "What a node came from"
+                                                            : "Where a node's data went");
+        command->add_option("node", g->node, "TYPE:NAME, e.g. table:main.sales.orders")
+            ->required();
+        command->add_option("--depth", g->depth, "Edges to follow (1-20)")->check(CLI::Range(1, 20));
+        cli.on_run(command, [o, g, direction] {
+            return call(*o, "GET", std::string("/api/2.1/lineage/") + direction, {},
+                        {{"node", g->node}, {"depth", std::to_string(g->depth)}});
+        });
+    }
+}
+
+void add_usage_client(Cli& cli) {
+    auto [group, o] = client_group(cli, "usage", "Token usage and its limits through a running server");
+    auto g = std::make_shared<GatewayOptions>();
+    auto* show = group->add_subcommand("show", "Usage aggregated by principal, endpoint, day, agent");
+    show->add_option("--group-by", g->group_by, "Comma-separated: principal,endpoint,day,agent");
+    show->add_option("--from", g->from, "First day, YYYY-MM-DD (UTC)");
+    show->add_option("--to", g->to, "Last day, YYYY-MM-DD (UTC), inclusive");
+    show->add_option("--principal", g->principal, "Only this principal");
+    show->add_option("--endpoint", g->endpoint, "Only this endpoint");
+    cli.on_run(show, [o, g] {
+        httplib::Params params = {{"group_by", g->group_by}};
+        for (const auto& [key, value] : {std::pair{"from", g->from}, std::pair{"to", g->to},
+                                         std::pair{"principal", g->principal},
+                                         std::pair{"endpoint", g->endpoint}}) {
+            if (!value.empty()) {
+                params.emplace(key, value);
+            }
+        }
+        return call(*o, "GET", "/api/2.0/sluice/usage", {}, params);
+    });
+    auto* limits = group->add_subcommand("limits", "List rate limits and token budgets");
+    cli.on_run(limits, [o] { return call(*o, "GET", "/api/2.0/sluice/limits", {}); });
+    auto* set = group->add_subcommand("set-limit", "Create or replace a limit (admin)");
+    set->add_option("--kind", g->kind, "requests/min, tokens/min or tokens/day")->required();
+    set->add_option("--limit", g->limit, "The maximum")->required();
+    set->add_option("--principal", g->principal, "User, service principal or group (default: all callers)");
+    set->add_option("--endpoint", g->endpoint, "Endpoint (default: every endpoint, *)");
+    cli.on_run(set, [o, g] {
+        json body = {{"kind", g->kind}, {"limit", g->limit},
+                     {"endpoint", g->endpoint.empty() ? "*" : g->endpoint}};
+        if (!g->principal.empty()) {
+            body["principal"] = g->principal;
+        }
+        return call(*o, "POST", "/api/2.0/sluice/limits", body);
+    });
+    auto* remove = group->add_subcommand("delete-limit", "Delete a limit by id (admin)");
+    remove->add_option("id", g->id, "Limit id")->required();
+    cli.on_run(remove, [o, g] {
+        return call(*o, "DELETE", "/api/2.0/sluice/limits/" + std::to_string(g->id), {});
+    });
+}
+
+void add_endpoint_client(Cli& cli) {
+    auto [group, o] = client_group(cli, "endpoint", "Endpoint prices and guardrails through a running server");
+    auto g = std::make_shared<GatewayOptions>();
+    auto* list = group->add_subcommand("list", "Endpoints with settings");
+    cli.on_run(list, [o] { return call(*o, "GET", "/api/2.0/serving-endpoints", {}); });
+    auto* get = group->add_subcommand("get", "One endpoint's settings");
+    get->add_option("name", g->endpoint, "Endpoint name")->required();
+    cli.on_run(get, [o, g] {
+        return call(*o, "GET", "/api/2.0/serving-endpoints/" + g->endpoint + "/ai-gateway", {});
+    });
+    auto* set = group->add_subcommand("set", "Change an endpoint's settings (admin)");
+    set->add_option("name", g->endpoint, "Endpoint name")->required();
+    set->add_option("--input-pii", g->input_pii, "none, mask or block");
+    set->add_option("--output-pii", g->output_pii, "none, mask or block");
+    set->add_option("--pii-types", g->pii_types, "Comma-separated: email,phone,credit_card,iban,us_ssn,uk_nino");
+    set->add_option("--input-price", g->input_price, "USD per 1M prompt tokens");
+    set->add_option("--output-price", g->output_price, "USD per 1M completion tokens");
+    set->add_option("--cached-input-price", g->cached_input_price, "USD per 1M cached prompt tokens");
+    cli.on_run(set, [o, g] {
+        json body = json::object();
+        json guardrails = json::object();
+        if (!g->input_pii.empty()) {
+            guardrails["input"] = {{"pii", {{"behavior", g->input_pii}}}};
+        }
+        if (!g->output_pii.empty()) {
+            guardrails["output"] = {{"pii", {{"behavior", g->output_pii}}}};
+        }
+        if (!g->pii_types.empty()) {
+            json types = json::array();
+            std::size_t start = 0;
+            while (start <= g->pii_types.size()) {
+                std::size_t comma = g->pii_types.find(',', start);
+                types.push_back(g->pii_types.substr(start, comma == std::string::npos
+                                                              ? std::string::npos
+                                                              : comma - start));
+                if (comma == std::string::npos) {
+                    break;
+                }
+                start = comma + 1;
+            }
+            guardrails["pii_types"] = types;
+        }
+        if (!guardrails.empty()) {
+            body["guardrails"] = guardrails;
+        }
+        json pricing = json::object();
+        if (g->input_price) {
+            pricing["input_per_million"] = *g->input_price;
+        }
+        if (g->output_price) {
+            pricing["output_per_million"] = *g->output_price;
+        }
+        if (g->cached_input_price) {
+            pricing["cached_input_per_million"] = *g->cached_input_price;
+        }
+        if (!pricing.empty()) {
+            body["pricing"] = pricing;
+        }
+        return call(*o, "PUT", "/api/2.0/serving-endpoints/" + g->endpoint + "/ai-gateway", body);
+    });
 }
 
 json create_body(const ClientOptions& o) {
@@ -266,6 +426,9 @@ void add_governance_commands(Cli& cli) {
     add_token_commands(cli);
     add_audit_commands(cli);
     add_catalog_client(cli);
+    add_lineage_client(cli);
+    add_usage_client(cli);
+    add_endpoint_client(cli);
 }
 
 }  // namespace sluice::app

@@ -9,8 +9,10 @@ using governance::RequestContext;
 
 RequestContext context_of(const RequestInfo& info) {
     SLUICE_CHECK(info.identity.has_value(), "governance route reached without authentication");
-    return RequestContext{info.identity->principal_id, info.identity->principal, info.request_id,
-                          info.client_address, info.identity->token_id};
+    RequestContext context{info.identity->principal_id, info.identity->principal,
+                           info.request_id, info.client_address, info.identity->token_id};
+    context.audit_ticket = info.identity->audit_ticket;
+    return context;
 }
 
 nlohmann::json securable_json(const governance::Securable& s) {
@@ -47,6 +49,7 @@ Status audit_action(governance::Governance& gov, const RequestContext& context,
     event.token_id = context.token_id;
     event.decided_by = outcome.ok() ? "" : outcome.to_string();
     event.details = std::move(details);
+    event.deferred_ticket = context.audit_ticket;
     return gov.audit().append(std::move(event));
 }
 
@@ -60,6 +63,7 @@ Status require_admin(governance::Governance& gov, const RequestContext& context,
     event.request_id = context.request_id;
     event.client = context.client_address;
     event.token_id = context.token_id;
+    event.deferred_ticket = context.audit_ticket;
     bool allowed = admin.ok() && *admin;
     event.result = allowed ? "allow" : "deny";
     event.decided_by = allowed ? "'" + context.principal + "' is a metastore admin"

@@ -18,6 +18,7 @@ struct RequestScope {
     std::string route;
     std::string request_id;
     std::optional<Identity> identity{};
+    bool finished = false;  // the request finisher ran
 };
 
 thread_local RequestScope t_scope;
@@ -119,6 +120,10 @@ void HttpServer::set_authenticator(Authenticator authenticator,
                                    std::vector<std::string> open_paths) {
     authenticator_ = std::move(authenticator);
     open_paths_ = std::move(open_paths);
+}
+
+void HttpServer::set_request_finisher(RequestFinisher finisher) {
+    finisher_ = std::move(finisher);
 }
 
 std::vector<std::string> HttpServer::allowed_methods(const std::string& path) const {
@@ -224,10 +229,24 @@ void HttpServer::install_hooks() {
                        t_scope.request_id);
         });
 
-    server_->set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    // httplib calls this after the handler and before it writes the status line.
+    server_->set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
         if (!res.has_header("X-Request-Id")) {
             res.set_header("X-Request-Id",
                            t_scope.request_id.empty() ? request_id_from(req) : t_scope.request_id);
+        }
+        if (finisher_ && t_scope.identity && !t_scope.finished) {
+            t_scope.finished = true;
+            Status finished =
+                finisher_(RequestInfo{t_scope.request_id, req.remote_addr, t_scope.identity});
+            if (!finished.ok()) {
+                log::error("http", "cannot finish request",
+                           {{"request_id", t_scope.request_id}, {"error", finished.message()}});
+                send_status(res, finished, t_scope.request_id);
+                // Content-Length was set from the handler's body already.
+                res.headers.erase("Content-Length");
+                res.set_header("Content-Length", std::to_string(res.body.size()));
+            }
         }
     });
 
@@ -241,6 +260,16 @@ void HttpServer::install_hooks() {
             route = t_scope.route;
             in_flight_.fetch_sub(1);
             metrics_.set_in_flight(-1);
+        }
+        if (finisher_ && t_scope.identity && !t_scope.finished) {
+            // Not reached through the post-routing hook (the connection failed before the
+            // response): still make the request's records durable, late rather than never.
+            Status finished =
+                finisher_(RequestInfo{t_scope.request_id, req.remote_addr, t_scope.identity});
+            if (!finished.ok()) {
+                log::error("http", "cannot finish request",
+                           {{"request_id", t_scope.request_id}, {"error", finished.message()}});
+            }
         }
         metrics_.observe_request(route, req.method, res.status, seconds);
         if (options_.access_log) {

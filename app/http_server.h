@@ -40,6 +40,7 @@ struct Identity {
     std::int64_t principal_id = 0;
     std::string principal;
     std::string token_id;  // never the secret
+    std::uint64_t audit_ticket = 0;  // audit records held back until the request finishes
 };
 
 // What a handler knows about its request beyond httplib's view of it.
@@ -60,6 +61,11 @@ using HttpHandler =
 using Authenticator = std::function<Result<Identity>(
     const httplib::Request&, const std::string& request_id, const std::string& client_address)>;
 
+// Runs once per authenticated request after its handler and before any byte of the response is
+// written (making the request's held-back audit records durable). A failure replaces the
+// response with its error. Runs on the worker threads; must be thread-safe.
+using RequestFinisher = std::function<Status(const RequestInfo&)>;
+
 class HttpServer {
 public:
     HttpServer(HttpServerOptions options, Metrics& metrics);
@@ -76,6 +82,8 @@ public:
     // no route serves, so that unauthenticated clients learn nothing about the routes.
     // Call before serve().
     void set_authenticator(Authenticator authenticator, std::vector<std::string> open_paths);
+    // Installs the finisher of authenticated requests. Call before serve().
+    void set_request_finisher(RequestFinisher finisher);
 
     // Binds the listening socket. kUnavailable names the address when it cannot be bound.
     Status bind();
@@ -102,6 +110,7 @@ private:
     HttpServerOptions options_;
     Metrics& metrics_;
     Authenticator authenticator_;
+    RequestFinisher finisher_;
     std::vector<std::string> open_paths_;
     std::unique_ptr<httplib::Server> server_;
     std::vector<Route> routes_;

@@ -13,6 +13,10 @@
 #include "app/principal_routes.h"
 #include "app/config_commands.h"
 #include "app/data_dir.h"
+#include "app/gateway_routes.h"
+#include "app/lineage_routes.h"
+#include "app/policy_routes.h"
+#include "app/governance_http.h"
 #include "app/health_routes.h"
 #include "app/http_embedder.h"
 #include "app/http_server.h"
@@ -141,12 +145,18 @@ int run_server(const Config& config) {
     server.set_authenticator(
         [&governance](const httplib::Request& req, const std::string& request_id,
                       const std::string& client) -> Result<Identity> {
-            SLUICE_ASSIGN_OR_RETURN(
-                governance::RequestContext context,
-                governance.authenticate(req.get_header_value("Authorization"), request_id, client));
-            return Identity{context.principal_id, context.principal, context.token_id};
+            // The success record is held back and written with the request's next record (or
+            // before the response by the finisher): one commit per request instead of two.
+            SLUICE_ASSIGN_OR_RETURN(governance::RequestContext context,
+                                    governance.authenticate(req.get_header_value("Authorization"),
+                                                            request_id, client, true));
+            return Identity{context.principal_id, context.principal, context.token_id,
+                            context.audit_ticket};
         },
         open_paths);
+    server.set_request_finisher([&governance](const RequestInfo& info) {
+        return governance.finish_request(context_of(info));
+    });
     // Declared after the server: destroyed (engine stopped) once serve() has returned.
     ModelHost model(config.model, &readiness);
     add_health_routes(server, readiness, metrics);
@@ -154,6 +164,9 @@ int run_server(const Config& config) {
     metrics.add_collector([&model] { return model.metrics_text(); });
     add_catalog_routes(server, governance);
     add_principal_routes(server, governance);
+    add_gateway_routes(server, governance);
+    add_lineage_routes(server, governance);
+    add_policy_routes(server, governance);
     // Vector search runs as the authenticated principal with every group it is inside, so
     // that a chunk's access list is matched against the same identity governance knows.
     add_vector_search_routes(server, **indexes,

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "common/check.h"
 #include "common/log.h"
 #include "governance/detail/audit_format.h"
 #include "governance/detail/crypto.h"
@@ -79,15 +80,57 @@ Result<std::string> audit_public_key(const std::filesystem::path& key_path) {
 }
 
 AuditLog::AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail::Ed25519Key> key,
-                   AuditLogOptions options)
-    : db_(std::move(db)), key_(std::move(key)), options_(options) {
-    writer_ = std::jthread([this](std::stop_token stop) { run(stop); });
+                   AuditLogOptions options, std::unique_ptr<detail::Database> checkpoint_db)
+    : db_(std::move(db)), key_(std::move(key)), options_(options),
+      checkpoint_db_(std::move(checkpoint_db)) {
+    if (checkpoint_db_) {
+        checkpointer_ = std::jthread([this](std::stop_token stop) { checkpoint_wal(stop); });
+    }
+}
+
+void AuditLog::checkpoint_wal(std::stop_token stop) {
+    // Often enough that the WAL stays small (a commit appends at least one 4 KiB page), rarely
+    // enough that its fsyncs cost little.
+    constexpr auto kInterval = std::chrono::milliseconds(100);
+    bool warned = false;
+    while (!stop.stop_requested()) {
+        {
+            std::unique_lock lock(checkpoint_mutex_);
+            checkpoint_wake_.wait_for(lock, stop, kInterval, [] { return false; });
+        }
+        if (stop.stop_requested()) {
+            return;
+        }
+        // PASSIVE: copies what no reader still needs, without blocking writers or readers.
+        Status done = checkpoint_db_->exec("PRAGMA wal_checkpoint(PASSIVE)");
+        if (!done.ok() && !warned) {
+            log::warn("audit", "background WAL checkpoint failed; retrying",
+                      {{"error", done.message()}});
+            warned = true;
+        }
+    }
 }
 
 AuditLog::~AuditLog() {
-    writer_.request_stop();
-    wake_.notify_all();
-    writer_.join();
+    checkpointer_.request_stop();
+    checkpoint_wake_.notify_all();
+    if (checkpointer_.joinable()) {
+        checkpointer_.join();
+    }
+    std::vector<std::uint64_t> tickets;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [ticket, events] : deferred_) {
+            tickets.push_back(ticket);
+        }
+    }
+    for (std::uint64_t ticket : tickets) {
+        Status flushed = flush(ticket);
+        if (!flushed.ok()) {
+            log::error("audit", "cannot write deferred audit records at close",
+                       {{"error", flushed.message()}});
+        }
+    }
     std::lock_guard db_lock(db_mutex_);
     Status signed_head = checkpoint_locked();
     if (!signed_head.ok()) {
@@ -104,20 +147,64 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& db
                                 std::to_string(options.checkpoint_every));
     }
     SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open(db_path.string()));
+    SLUICE_RETURN_IF_ERROR(db->exec("PRAGMA wal_autocheckpoint=0"));
+    SLUICE_ASSIGN_OR_RETURN(auto checkpoint_db, detail::Database::open(db_path.string()));
     SLUICE_ASSIGN_OR_RETURN(auto key, detail::Ed25519Key::load_or_create(key_path));
-    return std::make_unique<AuditLog>(std::move(db), std::move(key), options);
+    return std::make_unique<AuditLog>(std::move(db), std::move(key), options,
+                                      std::move(checkpoint_db));
 }
 
-Status AuditLog::append(AuditEvent event) {
+Status AuditLog::append(AuditEvent event) { return append(std::move(event), nullptr); }
+
+Status AuditLog::append(AuditEvent event, AuditCompanion companion) {
     if (event.time_us == 0) {
         event.time_us = now_us();
     }
-    Pending pending{std::move(event), Status(), false};
-    std::unique_lock lock(mutex_);
-    queue_.push_back(&pending);
-    wake_.notify_one();
-    done_.wait(lock, [&] { return pending.done; });
-    return pending.result;
+    Pending pending;
+    pending.companion = std::move(companion);
+    if (event.deferred_ticket != 0) {
+        std::lock_guard lock(mutex_);
+        auto held = deferred_.find(event.deferred_ticket);
+        if (held != deferred_.end()) {
+            pending.events = std::move(held->second);
+            deferred_.erase(held);
+        }
+    }
+    pending.events.push_back(std::move(event));
+    return commit(pending);
+}
+
+std::uint64_t AuditLog::defer(AuditEvent event) {
+    if (event.time_us == 0) {
+        event.time_us = now_us();
+    }
+    std::lock_guard lock(mutex_);
+    std::uint64_t ticket = next_ticket_++;
+    deferred_[ticket].push_back(std::move(event));
+    return ticket;
+}
+
+Status AuditLog::flush(std::uint64_t ticket) {
+    Pending pending;
+    {
+        std::lock_guard lock(mutex_);
+        auto held = deferred_.find(ticket);
+        if (held == deferred_.end()) {
+            return Status();
+        }
+        pending.events = std::move(held->second);
+        deferred_.erase(held);
+    }
+    return commit(pending);
+}
+
+std::size_t AuditLog::deferred_count() const {
+    std::lock_guard lock(mutex_);
+    std::size_t count = 0;
+    for (const auto& [ticket, events] : deferred_) {
+        count += events.size();
+    }
+    return count;
 }
 
 std::int64_t AuditLog::appended() const {
@@ -125,40 +212,47 @@ std::int64_t AuditLog::appended() const {
     return appended_;
 }
 
-void AuditLog::run(std::stop_token stop) {
-    while (true) {
-        std::vector<Pending*> batch;
-        {
-            std::unique_lock lock(mutex_);
-            wake_.wait(lock, stop, [&] { return !queue_.empty(); });
-            if (queue_.empty()) {
-                return;  // stop requested and nothing left to write
-            }
-            batch.assign(queue_.begin(), queue_.end());
-            queue_.clear();
-        }
-        Status written;
-        {
-            std::lock_guard db_lock(db_mutex_);
-            written = write_batch(batch);
-        }
-        if (!written.ok()) {
-            log::error("audit", "cannot write audit records",
-                       {{"records", batch.size()}, {"error", written.message()}});
-        }
-        std::lock_guard lock(mutex_);
-        for (Pending* pending : batch) {
-            pending->result = written;
-            pending->done = true;
-        }
-        if (written.ok()) {
-            appended_ += static_cast<std::int64_t>(batch.size());
-        }
-        done_.notify_all();
+Status AuditLog::commit(Pending& pending) {
+    // The most records one transaction takes, so that a leader's wait stays bounded under load.
+    constexpr std::size_t kMaxBatch = 512;
+    std::unique_lock lock(mutex_);
+    queue_.push_back(&pending);
+    turn_.wait(lock, [&] { return pending.done || queue_.front() == &pending; });
+    if (pending.done) {
+        return pending.result;  // a leader committed it
     }
+    // This append leads: it commits itself and whatever queued behind it.
+    std::vector<Pending*> batch;
+    for (auto it = queue_.begin(); it != queue_.end() && batch.size() < kMaxBatch; ++it) {
+        batch.push_back(*it);
+    }
+    lock.unlock();
+    Status written;
+    {
+        std::lock_guard db_lock(db_mutex_);
+        written = write_batch(batch);
+    }
+    if (!written.ok()) {
+        log::error("audit", "cannot write audit records",
+                   {{"appends", batch.size()}, {"error", written.message()}});
+    }
+    lock.lock();
+    for (Pending* member : batch) {
+        SLUICE_CHECK(queue_.front() == member, "audit queue order changed during a commit");
+        queue_.pop_front();
+        if (!written.ok()) {
+            member->result = written;
+        }
+        if (member->result.ok()) {
+            appended_ += static_cast<std::int64_t>(member->events.size());
+        }
+        member->done = true;
+    }
+    turn_.notify_all();
+    return pending.result;
 }
 
-Status AuditLog::write_batch(std::vector<Pending*>& batch) {
+Status AuditLog::write_batch(const std::vector<Pending*>& batch) {
     SLUICE_ASSIGN_OR_RETURN(auto transaction, detail::Transaction::begin(*db_));
     // The tail: the last record, else the last archive's anchor, else the genesis.
     SLUICE_ASSIGN_OR_RETURN(
@@ -178,26 +272,42 @@ Status AuditLog::write_batch(std::vector<Pending*>& batch) {
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     bool crossed_checkpoint = false;
     for (Pending* pending : batch) {
-        AuditRecord record{++seq, pending->event, prev, ""};
-        record.hash = audit_record_hash(record);
-        const AuditEvent& e = record.event;
-        insert->reset();
-        SLUICE_RETURN_IF_ERROR(insert->bind(1, record.seq)
-                                   .bind(2, e.time_us)
-                                   .bind(3, e.principal)
-                                   .bind(4, e.action)
-                                   .bind(5, e.securable)
-                                   .bind(6, e.result)
-                                   .bind(7, e.request_id)
-                                   .bind(8, e.client)
-                                   .bind(9, e.token_id)
-                                   .bind(10, e.decided_by)
-                                   .bind(11, e.details)
-                                   .bind_blob(12, record.prev_hash.data(), record.prev_hash.size())
-                                   .bind_blob(13, record.hash.data(), record.hash.size())
-                                   .run());
-        prev = record.hash;
-        crossed_checkpoint = crossed_checkpoint || seq % options_.checkpoint_every == 0;
+        pending->result = Status();
+        if (pending->companion) {
+            // A failing companion takes back only itself: its records are not written yet.
+            SLUICE_RETURN_IF_ERROR(db_->exec("SAVEPOINT companion"));
+            Status companion = pending->companion(*db_);
+            if (!companion.ok()) {
+                SLUICE_RETURN_IF_ERROR(db_->exec("ROLLBACK TO companion"));
+                SLUICE_RETURN_IF_ERROR(db_->exec("RELEASE companion"));
+                pending->result = companion;
+                continue;
+            }
+            SLUICE_RETURN_IF_ERROR(db_->exec("RELEASE companion"));
+        }
+        for (const AuditEvent& event : pending->events) {
+            AuditRecord record{++seq, event, prev, ""};
+            record.hash = audit_record_hash(record);
+            const AuditEvent& e = record.event;
+            insert->reset();
+            SLUICE_RETURN_IF_ERROR(
+                insert->bind(1, record.seq)
+                    .bind(2, e.time_us)
+                    .bind(3, e.principal)
+                    .bind(4, e.action)
+                    .bind(5, e.securable)
+                    .bind(6, e.result)
+                    .bind(7, e.request_id)
+                    .bind(8, e.client)
+                    .bind(9, e.token_id)
+                    .bind(10, e.decided_by)
+                    .bind(11, e.details)
+                    .bind_blob(12, record.prev_hash.data(), record.prev_hash.size())
+                    .bind_blob(13, record.hash.data(), record.hash.size())
+                    .run());
+            prev = record.hash;
+            crossed_checkpoint = crossed_checkpoint || seq % options_.checkpoint_every == 0;
+        }
     }
     SLUICE_RETURN_IF_ERROR(transaction->commit());
     if (crossed_checkpoint) {

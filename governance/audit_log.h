@@ -11,10 +11,21 @@
 // the Ed25519 key in the data directory (`audit_signing.key`, mode 0600, made on first start),
 // so that a truncated or rewritten tail is detectable by anyone holding the public key.
 //
-// Appends use group commit: concurrent append() calls wait while one writer thread commits them
-// in a single transaction, and each returns once its record is durable. The writer reads the
-// chain's tail inside its write transaction, so that another process appending to the same
-// database (the offline `sluice token create`) extends the same chain.
+// Appends use group commit (the leader/follower scheme of LevelDB's DBImpl::Write): the first
+// waiting appender commits every record queued behind it in one transaction, the others wait,
+// and each append returns once its record is durable. No hand-off to another thread on the way.
+// The committer reads the chain's tail inside its write transaction, so that another process
+// appending to the same database (the offline `sluice token create`) extends the same chain.
+//
+// WAL checkpoints (copying the log into the database file, with two fsyncs) run on a background
+// thread every 100 ms through a connection of their own, never on a committing request: the
+// appending connection has automatic checkpoints turned off.
+//
+// A request's first records (its authentication) can be deferred: they are held in memory and
+// written in the same transaction as the request's next record, or by flush() before the
+// response leaves, so that a typical request costs one commit while every record is still durable
+// before the client hears back. A record may bring a companion (a usage row) that is written in
+// the same transaction: both or neither.
 //
 // Thread safety: thread-safe.
 
@@ -22,7 +33,9 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,45 +69,69 @@ std::string audit_record_json(const AuditRecord& record, bool with_hash);
 // SHA-256(prev_hash || canonical JSON).
 std::string audit_record_hash(const AuditRecord& record);
 
+// Rows written in the same transaction as an audit record (a usage row beside the record of the
+// model call it bills). Runs on whichever thread commits the batch, inside a savepoint: when it
+// fails, it and its records are undone and only that append fails.
+using AuditCompanion = std::function<Status(detail::Database&)>;
+
 class AuditLog final : public AuditSink {
 public:
     // `db_path` is catalog.db after Store::open() has migrated it; `key_path` the signing key.
     static Result<std::unique_ptr<AuditLog>> open(const std::filesystem::path& db_path,
                                                   const std::filesystem::path& key_path,
                                                   AuditLogOptions options = {});
-    ~AuditLog() override;  // drains the queue and signs a final checkpoint
+    ~AuditLog() override;  // writes deferred records and signs a final checkpoint
 
+    // Records `event` (and the records deferred under event.deferred_ticket) durably.
     Status append(AuditEvent event) override;
+    // Records `event` and runs `companion` in the same transaction.
+    Status append(AuditEvent event, AuditCompanion companion);
+    // Holds `event` back and returns a ticket (never 0). The held records are written with the
+    // next append() whose event carries the ticket, or by flush(ticket); the destructor writes
+    // whatever is left.
+    std::uint64_t defer(AuditEvent event);
+    // Writes the records still held under `ticket`, if any, and waits until they are durable.
+    Status flush(std::uint64_t ticket);
+    // Records held back now (for tests and metrics).
+    std::size_t deferred_count() const;
     // Signs the current head now (no-op when it is already signed).
     Status checkpoint();
     // Records committed by this process since open().
     std::int64_t appended() const;
 
+    // With `checkpoint_db`, a background thread checkpoints the WAL through it.
     AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail::Ed25519Key> key,
-             AuditLogOptions options);
+             AuditLogOptions options, std::unique_ptr<detail::Database> checkpoint_db = nullptr);
 
 private:
     struct Pending {
-        AuditEvent event;
+        std::vector<AuditEvent> events;
+        AuditCompanion companion;
         Status result;
         bool done = false;
     };
 
-    void run(std::stop_token stop);
-    Status write_batch(std::vector<Pending*>& batch);
+    Status commit(Pending& pending);
+    Status write_batch(const std::vector<Pending*>& batch);
     Status checkpoint_locked();
 
-    std::unique_ptr<detail::Database> db_;  // used by the writer thread, or under mutex_ when stopped
+    std::unique_ptr<detail::Database> db_;  // guarded by db_mutex_
     std::unique_ptr<detail::Ed25519Key> key_;
     AuditLogOptions options_;
 
     mutable std::mutex mutex_;
-    std::condition_variable_any wake_;  // writer: work arrived
-    std::condition_variable done_;      // appenders: a batch committed
-    std::deque<Pending*> queue_;        // guarded by mutex_
-    std::int64_t appended_ = 0;         // guarded by mutex_
-    std::mutex db_mutex_;               // serialises use of db_ (writer batches, checkpoint())
-    std::jthread writer_;
+    std::condition_variable turn_;  // a batch committed, or a new leader may go
+    std::deque<Pending*> queue_;    // guarded by mutex_; the front is the committing leader
+    std::int64_t appended_ = 0;     // guarded by mutex_
+    std::uint64_t next_ticket_ = 1;                              // guarded by mutex_
+    std::map<std::uint64_t, std::vector<AuditEvent>> deferred_;  // guarded by mutex_
+    std::mutex db_mutex_;  // serialises use of db_ (batches, checkpoint())
+
+    void checkpoint_wal(std::stop_token stop);
+    std::unique_ptr<detail::Database> checkpoint_db_;  // used by checkpointer_ only
+    std::mutex checkpoint_mutex_;
+    std::condition_variable_any checkpoint_wake_;
+    std::jthread checkpointer_;  // last: stopped first
 };
 
 struct AuditVerifyReport {

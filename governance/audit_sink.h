@@ -23,6 +23,9 @@ struct AuditEvent {
     std::string token_id{};
     std::string decided_by{};  // the grant, ownership or admin right that decided, or why denied
     std::string details{};     // free text (JSON for structured additions); never secrets
+    // Not part of the record: the ticket of records deferred for this request (AuditLog::defer),
+    // which are then written in the same transaction as this one. 0: none.
+    std::uint64_t deferred_ticket = 0;
 };
 
 class AuditSink {

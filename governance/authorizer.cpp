@@ -250,6 +250,7 @@ Status Authorizer::require(const RequestContext& context, Privilege privilege,
     event.request_id = context.request_id;
     event.client = context.client_address;
     event.token_id = context.token_id;
+    event.deferred_ticket = context.audit_ticket;
     if (!decision.ok()) {
         event.result = "deny";
         event.decided_by = decision.status().message();
@@ -287,6 +288,24 @@ Result<std::vector<std::pair<Privilege, Decision>>> Authorizer::effective(
         out.emplace_back(privilege, std::move(d));
     }
     return out;
+}
+
+Result<std::vector<std::int64_t>> Authorizer::principal_closure(std::int64_t principal_id) {
+    SLUICE_ASSIGN_OR_RETURN(auto snapshot, current());
+    auto it = snapshot->principals.find(principal_id);
+    if (it == snapshot->principals.end()) {
+        return not_found("principal id " + std::to_string(principal_id) + " does not exist");
+    }
+    return it->second.closure;
+}
+
+Result<std::string> Authorizer::principal_name(std::int64_t principal_id) {
+    SLUICE_ASSIGN_OR_RETURN(auto snapshot, current());
+    auto it = snapshot->principals.find(principal_id);
+    if (it == snapshot->principals.end()) {
+        return not_found("principal id " + std::to_string(principal_id) + " does not exist");
+    }
+    return std::string(principal_kind_name(it->second.kind)) + " '" + it->second.name + "'";
 }
 
 Result<bool> Authorizer::is_admin(std::int64_t principal_id) {

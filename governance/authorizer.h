@@ -81,6 +81,12 @@ public:
     // Whether the principal is a metastore admin (directly or through groups).
     Result<bool> is_admin(std::int64_t principal_id);
 
+    // The principal's id first, then every group it belongs to, directly or through nested
+    // groups. kNotFound for an unknown id.
+    Result<std::vector<std::int64_t>> principal_closure(std::int64_t principal_id);
+    // "user 'bob'", "group 'analysts'": how messages name a principal.
+    Result<std::string> principal_name(std::int64_t principal_id);
+
     std::uint64_t snapshot_generation();
 
     struct Snapshot;

@@ -7,13 +7,33 @@ Governance::Governance(std::filesystem::path data_dir, std::unique_ptr<Store> st
     : data_dir_(std::move(data_dir)), store_(std::move(store)), audit_(std::move(audit)),
       authorizer_(std::make_unique<Authorizer>(*store_, *audit_)) {}
 
+Governance::~Governance() {
+    // Users of the audit log go first; the log goes after them and signs its head.
+    policies_.reset();
+    guardrails_.reset();
+    lineage_.reset();
+    usage_.reset();
+    endpoints_.reset();
+    authorizer_.reset();
+    audit_.reset();
+}
+
 Result<std::unique_ptr<Governance>> Governance::open(const std::filesystem::path& data_dir,
                                                      GovernanceOptions options) {
     std::filesystem::path db_path = data_dir / kCatalogFile;
     SLUICE_ASSIGN_OR_RETURN(auto store, Store::open(db_path));
     SLUICE_ASSIGN_OR_RETURN(auto audit,
                             AuditLog::open(db_path, data_dir / kSigningKeyFile, options.audit));
-    return std::make_unique<Governance>(data_dir, std::move(store), std::move(audit));
+    auto gov = std::make_unique<Governance>(data_dir, std::move(store), std::move(audit));
+    SLUICE_ASSIGN_OR_RETURN(gov->endpoints_, Endpoints::open(db_path));
+    SLUICE_ASSIGN_OR_RETURN(gov->usage_, Usage::open(db_path, *gov->store_, *gov->authorizer_,
+                                                     *gov->audit_, *gov->endpoints_));
+    SLUICE_ASSIGN_OR_RETURN(gov->lineage_,
+                            Lineage::open(db_path, *gov->authorizer_, *gov->audit_));
+    gov->guardrails_ = std::make_unique<Guardrails>(*gov->endpoints_, *gov->audit_);
+    SLUICE_ASSIGN_OR_RETURN(gov->policies_,
+                            Policies::open(db_path, *gov->store_, *gov->authorizer_));
+    return gov;
 }
 
 Result<std::optional<NewToken>> Governance::bootstrap_admin() {
@@ -38,7 +58,8 @@ Result<std::optional<NewToken>> Governance::bootstrap_admin() {
 
 Result<RequestContext> Governance::authenticate(const std::string& authorization_header,
                                                 const std::string& request_id,
-                                                const std::string& client_address) {
+                                                const std::string& client_address,
+                                                bool defer_audit) {
     AuditEvent event{.action = "authenticate",
                      .request_id = request_id,
                      .client = client_address};
@@ -62,9 +83,21 @@ Result<RequestContext> Governance::authenticate(const std::string& authorization
     event.token_id = auth->token_id;
     event.result = "allow";
     event.decided_by = "valid token";
+    RequestContext context{auth->principal.id, auth->principal.name, request_id, client_address,
+                           auth->token_id};
+    if (defer_audit) {
+        context.audit_ticket = audit_->defer(std::move(event));
+        return context;
+    }
     SLUICE_RETURN_IF_ERROR(audit_->append(std::move(event)));
-    return RequestContext{auth->principal.id, auth->principal.name, request_id, client_address,
-                          auth->token_id};
+    return context;
+}
+
+Status Governance::finish_request(const RequestContext& context) {
+    if (context.audit_ticket == 0) {
+        return Status();
+    }
+    return audit_->flush(context.audit_ticket);
 }
 
 Result<NewToken> Governance::issue_token(const std::string& name, bool admin,

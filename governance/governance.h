@@ -1,7 +1,8 @@
 #pragma once
 // Governance: the catalog store, the audit log and the authorizer of one data directory, opened
-// together, plus the two operations that need all three: authenticating a bearer token (audited,
-// success and failure) and bootstrapping the first admin.
+// together with what is built on them — endpoint settings, usage and limits, lineage and
+// guardrails — plus the two operations that need the first three: authenticating a bearer token
+// (audited, success and failure) and bootstrapping the first admin.
 //
 // Files in the data directory: catalog.db (SQLite, WAL) and audit_signing.key (Ed25519, 0600).
 //
@@ -15,8 +16,13 @@
 #include "common/result.h"
 #include "governance/audit_log.h"
 #include "governance/authorizer.h"
+#include "governance/endpoints.h"
+#include "governance/guardrails.h"
+#include "governance/lineage.h"
+#include "governance/policies.h"
 #include "governance/request_context.h"
 #include "governance/store.h"
+#include "governance/usage.h"
 
 namespace sluice::governance {
 
@@ -36,6 +42,11 @@ public:
     Store& store() { return *store_; }
     AuditLog& audit() { return *audit_; }
     Authorizer& authorizer() { return *authorizer_; }
+    Endpoints& endpoints() { return *endpoints_; }
+    Usage& usage() { return *usage_; }
+    Lineage& lineage() { return *lineage_; }
+    Guardrails& guardrails() { return *guardrails_; }
+    Policies& policies() { return *policies_; }
     const std::filesystem::path& data_dir() const { return data_dir_; }
 
     // On a catalog with no principals: creates the admin user "admin" and a token for it,
@@ -43,10 +54,17 @@ public:
     Result<std::optional<NewToken>> bootstrap_admin();
 
     // Checks an `Authorization` header value ("Bearer slc_..."). Audits the outcome either way.
-    // kUnauthenticated when missing or invalid. On success the context is filled in.
+    // kUnauthenticated when missing or invalid. On success the context is filled in. With
+    // `defer_audit`, a success is held back (AuditLog::defer) under context.audit_ticket, to be
+    // written with the request's next record or by finish_request(); failures are always
+    // written at once.
     Result<RequestContext> authenticate(const std::string& authorization_header,
                                         const std::string& request_id,
-                                        const std::string& client_address);
+                                        const std::string& client_address,
+                                        bool defer_audit = false);
+
+    // Makes the request's held-back records durable; call before the response leaves.
+    Status finish_request(const RequestContext& context);
 
     // Break-glass: ensures principal `name` exists (a user, created when missing), makes it an
     // admin when `admin`, and issues a token; audited as action "token.create.offline".
@@ -56,12 +74,18 @@ public:
 
     Governance(std::filesystem::path data_dir, std::unique_ptr<Store> store,
                std::unique_ptr<AuditLog> audit);
+    ~Governance();
 
 private:
     std::filesystem::path data_dir_;
     std::unique_ptr<Store> store_;
     std::unique_ptr<AuditLog> audit_;
     std::unique_ptr<Authorizer> authorizer_;
+    std::unique_ptr<Endpoints> endpoints_;
+    std::unique_ptr<Usage> usage_;
+    std::unique_ptr<Lineage> lineage_;
+    std::unique_ptr<Guardrails> guardrails_;
+    std::unique_ptr<Policies> policies_;
 };
 
 }  // namespace sluice::governance

@@ -16,6 +16,9 @@ struct RequestContext {
     std::string request_id;      // "req_..." or the client's X-Request-Id
     std::string client_address;  // remote address as the server saw it
     std::string token_id;        // "tok_..."; never the secret
+    // Records of this request held back to share its next audit commit (AuditLog::defer); 0 when
+    // none. Copy it into AuditEvent::deferred_ticket of the request's records.
+    std::uint64_t audit_ticket = 0;
 };
 
 }  // namespace sluice::governance

@@ -116,6 +116,88 @@ CREATE TABLE audit_archives (
   archived_at_ms INTEGER NOT NULL
 );
 )sql",
+        // 2: model endpoints (prices, guardrail policy), rate limits and token budgets, usage,
+        // lineage, table columns, row filters and column masks.
+        R"sql(
+CREATE TABLE endpoints (
+  name TEXT PRIMARY KEY,
+  input_per_million REAL NOT NULL DEFAULT 0,
+  output_per_million REAL NOT NULL DEFAULT 0,
+  cached_input_per_million REAL NOT NULL DEFAULT 0,
+  input_pii TEXT NOT NULL DEFAULT 'none' CHECK (input_pii IN ('none', 'mask', 'block')),
+  output_pii TEXT NOT NULL DEFAULT 'none' CHECK (output_pii IN ('none', 'mask', 'block')),
+  pii_types TEXT NOT NULL DEFAULT '',
+  updated_by TEXT NOT NULL DEFAULT '',
+  updated_at_ms INTEGER NOT NULL
+);
+
+CREATE TABLE rate_limits (
+  id INTEGER PRIMARY KEY,
+  principal_id INTEGER REFERENCES principals(id) ON DELETE CASCADE,
+  endpoint TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('requests/min', 'tokens/min', 'tokens/day')),
+  max_value INTEGER NOT NULL CHECK (max_value >= 0),
+  created_by TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX rate_limits_scope ON rate_limits (COALESCE(principal_id, 0), endpoint, kind);
+
+CREATE TABLE usage (
+  id INTEGER PRIMARY KEY,
+  time_us INTEGER NOT NULL,
+  request_id TEXT NOT NULL,
+  principal_id INTEGER NOT NULL,
+  principal TEXT NOT NULL,
+  endpoint TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  cached_tokens INTEGER NOT NULL,
+  latency_ms REAL NOT NULL,
+  cost_usd REAL NOT NULL,
+  status TEXT NOT NULL
+);
+CREATE INDEX usage_time ON usage (time_us);
+CREATE INDEX usage_principal_time ON usage (principal, time_us);
+
+CREATE TABLE lineage_nodes (
+  id INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  name TEXT NOT NULL,
+  governed_type TEXT NOT NULL DEFAULT '',
+  governed_name TEXT NOT NULL DEFAULT '',
+  owner_id INTEGER NOT NULL DEFAULT 0,
+  first_seen_ms INTEGER NOT NULL,
+  UNIQUE (type, name)
+);
+CREATE TABLE lineage_edges (
+  source_id INTEGER NOT NULL REFERENCES lineage_nodes(id),
+  target_id INTEGER NOT NULL REFERENCES lineage_nodes(id),
+  first_seen_ms INTEGER NOT NULL,
+  last_seen_ms INTEGER NOT NULL,
+  last_request_id TEXT NOT NULL,
+  times INTEGER NOT NULL,
+  PRIMARY KEY (source_id, target_id)
+);
+CREATE INDEX lineage_edges_target ON lineage_edges (target_id);
+
+CREATE TABLE table_columns (
+  securable_id INTEGER NOT NULL REFERENCES securables(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  type_name TEXT NOT NULL,
+  PRIMARY KEY (securable_id, name)
+);
+-- column_name '' holds the table's row filter; any other, that column's mask.
+CREATE TABLE table_policies (
+  securable_id INTEGER NOT NULL REFERENCES securables(id) ON DELETE CASCADE,
+  column_name TEXT NOT NULL,
+  expression TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (securable_id, column_name)
+);
+)sql",
     };
     return list;
 }

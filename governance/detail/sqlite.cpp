@@ -45,6 +45,13 @@ Statement& Statement::bind(int index, std::string_view text) {
     return *this;
 }
 
+Statement& Statement::bind(int index, double value) {
+    if (sqlite3_bind_double(statement_.get(), index, value) != SQLITE_OK && bind_status_.ok()) {
+        bind_status_ = sqlite_error(db_->handle(), "bind", sql_);
+    }
+    return *this;
+}
+
 Statement& Statement::bind_blob(int index, const void* data, std::size_t size) {
     if (sqlite3_bind_blob(statement_.get(), index, data, static_cast<int>(size),
                           SQLITE_TRANSIENT) != SQLITE_OK &&
@@ -98,6 +105,10 @@ void Statement::reset() {
 
 std::int64_t Statement::column_int(int column) const {
     return sqlite3_column_int64(statement_.get(), column);
+}
+
+double Statement::column_double(int column) const {
+    return sqlite3_column_double(statement_.get(), column);
 }
 
 std::optional<std::int64_t> Statement::column_optional_int(int column) const {

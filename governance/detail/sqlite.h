@@ -40,6 +40,7 @@ public:
     Statement& bind(int index, std::string_view text);
     Statement& bind(int index, const char* text) { return bind(index, std::string_view(text)); }
     Statement& bind(int index, const std::string& text) { return bind(index, std::string_view(text)); }
+    Statement& bind(int index, double value);
     Statement& bind_blob(int index, const void* data, std::size_t size);
     Statement& bind_null(int index);
     Statement& bind(int index, const std::optional<std::int64_t>& value);
@@ -51,6 +52,7 @@ public:
     void reset();
 
     std::int64_t column_int(int column) const;
+    double column_double(int column) const;
     std::optional<std::int64_t> column_optional_int(int column) const;
     std::string column_text(int column) const;
     std::string column_blob(int column) const;

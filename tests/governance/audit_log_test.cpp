@@ -4,9 +4,12 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
+#include "governance/detail/sqlite.h"
 #include "governance/store.h"
 #include "test_dir.h"
 
@@ -240,4 +243,76 @@ TEST_CASE("retention refuses a log that does not verify") {
     auto archived = archive_audit_log(f.db_path, 4, f.dir.path / "a.jsonl");
     CHECK(archived.status().code() == StatusCode::kDataLoss);
     CHECK_FALSE(std::filesystem::exists(f.dir.path / "a.jsonl"));
+}
+
+TEST_CASE("deferred records are written with the request's next record, in order") {
+    AuditFixture f(0, 1000);
+    AuditEvent login = AuditFixture::event(1);
+    login.action = "authenticate";
+    std::uint64_t ticket = f.log->defer(login);
+    CHECK(ticket != 0);
+    CHECK(f.log->deferred_count() == 1);
+    CHECK(f.log->appended() == 0);
+    AuditEvent decision = AuditFixture::event(2);
+    decision.deferred_ticket = ticket;
+    REQUIRE(f.log->append(decision).ok());
+    CHECK(f.log->deferred_count() == 0);
+    CHECK(f.log->appended() == 2);
+    // Nothing left to flush; an unknown ticket is fine too.
+    CHECK(f.log->flush(ticket).ok());
+    // A deferred record with no later record is written by flush().
+    std::uint64_t second = f.log->defer(AuditFixture::event(3));
+    REQUIRE(f.log->flush(second).ok());
+    CHECK(f.log->appended() == 3);
+    // ... or when the log closes.
+    (void)f.log->defer(AuditFixture::event(4));
+    f.log.reset();
+    auto report = f.verify();
+    CHECK(report.ok);
+    CHECK(report.records == 4);
+    std::ostringstream out;
+    REQUIRE(export_audit_log(f.db_path, 0, 0, out).ok());
+    std::string lines = out.str();
+    CHECK(lines.find("\"action\":\"authenticate\"") < lines.find("req_2"));
+}
+
+TEST_CASE("a companion row commits with its record, and a failing one fails only its append") {
+    AuditFixture f(0, 1000);
+    REQUIRE(exec(f.db_path, "CREATE TABLE side (v INTEGER NOT NULL CHECK (v > 0))") == SQLITE_OK);
+    auto insert = [](int value) {
+        return [value](detail::Database& db) -> sluice::Status {
+            SLUICE_ASSIGN_OR_RETURN(auto statement, db.prepare("INSERT INTO side VALUES (?)"));
+            return statement.bind(1, value).run();
+        };
+    };
+    std::atomic<int> failed{0};
+    {
+        std::vector<std::jthread> threads;
+        for (int t = 0; t < 8; ++t) {
+            threads.emplace_back([&, t] {
+                for (int i = 0; i < 20; ++i) {
+                    int value = (i % 5 == 0) ? -1 : t * 100 + i + 1;  // -1 breaks the CHECK
+                    auto status = f.log->append(AuditFixture::event(t * 100 + i), insert(value));
+                    if (!status.ok()) {
+                        CHECK(status.code() == StatusCode::kFailedPrecondition);
+                        ++failed;
+                    }
+                }
+            });
+        }
+    }
+    CHECK(failed.load() == 8 * 4);
+    CHECK(f.log->appended() == 8 * 16);
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(f.db_path.c_str(), &raw) == SQLITE_OK);
+    sqlite3_stmt* count = nullptr;
+    REQUIRE(sqlite3_prepare_v2(raw, "SELECT COUNT(*) FROM side", -1, &count, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(count) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(count, 0) == 8 * 16);
+    sqlite3_finalize(count);
+    sqlite3_close(raw);
+    f.log.reset();
+    auto report = f.verify();
+    CHECK(report.ok);
+    CHECK(report.records == 8 * 16);
 }

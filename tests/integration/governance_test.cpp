@@ -266,3 +266,89 @@ TEST_CASE("metrics can require authentication") {
     CHECK(serve.wait(20s) == 0);
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("lineage, limits and endpoint settings through the CLI against a running server") {
+    auto dir = fresh_dir();
+    ChildProcess serve({SLUICE_BINARY, "serve", "--port", "0", "--data-dir", dir.string()});
+    auto listening = serve.wait_for_line("\"listening\"", 20s);
+    REQUIRE_MESSAGE(listening.has_value(), serve.output());
+    std::string address = json::parse(*listening).at("address");
+    Api api{std::stoi(address.substr(address.rfind(':') + 1))};
+    std::string output = serve.output();
+    std::string admin = output.substr(output.find("admin token: ") + 13, 76);
+    api.ok(api.send(admin, "POST", "/api/2.0/sluice/principals", {{"name", "alice"}}));
+    std::string alice = api.ok(api.send(admin, "POST", "/api/2.0/token/create",
+                                        {{"principal", "alice"}}))["token_value"];
+    std::string server = "http://" + address;
+    auto as = [&server](const std::string& token, std::vector<std::string> args) {
+        // The token travels in the environment, never on the command line.
+        std::string command = "SLUICE_SERVER='" + server + "' SLUICE_TOKEN='" + token + "' " +
+                              SLUICE_BINARY;
+        for (const auto& arg : args) {
+            command += " '" + arg + "'";
+        }
+        std::string out;
+        FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+        REQUIRE(pipe != nullptr);
+        char buffer[4096];
+        while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) {
+            out += buffer;
+        }
+        int status = ::pclose(pipe);
+        return std::pair{WEXITSTATUS(status), out};
+    };
+
+    // The admin builds a catalog with one table alice may browse, fed by a hidden one.
+    api.ok(api.send(admin, "POST", kUc + "/catalogs", {{"name", "main"}}));
+    api.ok(api.send(admin, "POST", kUc + "/schemas", {{"name", "hr"}, {"catalog_name", "main"}}));
+    for (const char* table : {"salaries", "report"}) {
+        api.ok(api.send(admin, "POST", kUc + "/tables",
+                        {{"name", table}, {"catalog_name", "main"}, {"schema_name", "hr"}}));
+    }
+    api.ok(api.send(admin, "PATCH", kUc + "/permissions/table/main.hr.report",
+                    {{"changes", {{{"principal", "alice"}, {"add", {"BROWSE"}}}}}}));
+    api.ok(api.send(admin, "POST", "/api/2.1/lineage/edges",
+                    {{"edges", {{{"source", "table:main.hr.salaries"},
+                                 {"target", "table:main.hr.report"}}}}}));
+
+    auto [up_code, up] = as(alice, {"lineage", "upstream", "table:main.hr.report", "--depth", "2"});
+    INFO(up);
+    CHECK(up_code == 0);
+    json graph = json::parse(last_line(up));
+    CHECK(graph["hidden_nodes"] == 1);
+    CHECK(up.find("salaries") == std::string::npos);
+    auto [down_code, down] = as(alice, {"lineage", "downstream", "table:main.hr.salaries"});
+    CHECK(down_code == 1);
+    CHECK(json::parse(last_line(down))["error"]["code"] == "permission_denied");
+
+    auto [set_code, set] = as(admin, {"usage", "set-limit", "--kind", "tokens/day", "--limit",
+                                      "5000", "--principal", "alice", "--endpoint", "dbrx"});
+    INFO(set);
+    CHECK(set_code == 0);
+    CHECK(json::parse(last_line(set))["limit"] == 5000);
+    auto [refused_code, refused] = as(alice, {"usage", "set-limit", "--kind", "tokens/day",
+                                              "--limit", "1"});
+    CHECK(refused_code == 1);
+    auto [limits_code, limits] = as(alice, {"usage", "limits"});
+    CHECK(limits_code == 0);
+    CHECK(json::parse(last_line(limits))["limits"].size() == 1);
+    auto [usage_code, usage] = as(alice, {"usage", "show", "--group-by", "endpoint"});
+    CHECK(usage_code == 0);
+    CHECK(json::parse(last_line(usage))["usage"].empty());
+
+    auto [endpoint_code, endpoint] = as(admin, {"endpoint", "set", "dbrx", "--input-pii", "mask",
+                                                "--output-pii", "block", "--input-price", "2.5"});
+    INFO(endpoint);
+    CHECK(endpoint_code == 0);
+    auto [get_code, got] = as(alice, {"endpoint", "get", "dbrx"});
+    CHECK(get_code == 0);
+    json settings = json::parse(last_line(got));
+    CHECK(settings["guardrails"]["input"]["pii"]["behavior"] == "MASK");
+    CHECK(settings["pricing"]["input_per_million"] == 2.5);
+
+    serve.signal(SIGTERM);
+    CHECK(serve.wait(20s) == 0);
+    auto [verify_code, verify_out] = run_command({"audit", "verify", "--data-dir", dir.string()});
+    CHECK(verify_code == 0);
+    std::filesystem::remove_all(dir);
+}

@@ -1,0 +1,331 @@
+// The AI-gateway and lineage REST routes over loopback HTTP, in process, with the server's
+// authentication wiring (audit records held back and made durable before the response).
+#include "app/gateway_routes.h"
+
+#include <doctest/doctest.h>
+
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "app/build_info.h"
+#include "app/governance_http.h"
+#include "app/catalog_routes.h"
+#include "app/lineage_routes.h"
+#include "app/policy_routes.h"
+
+using namespace sluice::app;
+using namespace sluice::governance;
+using nlohmann::json;
+
+namespace {
+
+struct Site {
+    std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                ("sluice-gateway-" + std::to_string(std::random_device{}()));
+    std::unique_ptr<Governance> gov;
+    Metrics metrics{build_info()};
+    std::unique_ptr<HttpServer> server;
+    std::jthread thread;
+    std::string admin, alice, bob;
+    Principal alice_p, bob_p;
+
+    Site() {
+        std::filesystem::create_directories(dir);
+        gov = std::move(*Governance::open(dir));
+        admin = (*gov->bootstrap_admin())->secret;
+        Store& s = gov->store();
+        alice_p = *s.create_principal("alice", PrincipalKind::kUser, false);
+        bob_p = *s.create_principal("bob", PrincipalKind::kUser, false);
+        alice = s.create_token(alice_p.id, "", std::nullopt)->secret;
+        bob = s.create_token(bob_p.id, "", std::nullopt)->secret;
+        server = std::make_unique<HttpServer>(
+            HttpServerOptions{.host = "127.0.0.1", .port = 0, .threads = 4, .access_log = false},
+            metrics);
+        Governance& g = *gov;
+        server->set_authenticator(
+            [&g](const httplib::Request& req, const std::string& id,
+                 const std::string& client) -> sluice::Result<Identity> {
+                SLUICE_ASSIGN_OR_RETURN(
+                    auto ctx, g.authenticate(req.get_header_value("Authorization"), id, client,
+                                             true));
+                return Identity{ctx.principal_id, ctx.principal, ctx.token_id, ctx.audit_ticket};
+            },
+            {});
+        server->set_request_finisher(
+            [&g](const RequestInfo& info) { return g.finish_request(context_of(info)); });
+        add_gateway_routes(*server, g);
+        add_lineage_routes(*server, g);
+        add_catalog_routes(*server, g);
+        add_policy_routes(*server, g);
+        REQUIRE(server->bind().ok());
+        thread = std::jthread([this] { (void)server->serve(); });
+    }
+    ~Site() {
+        server->stop();
+        thread.join();
+        server.reset();
+        gov.reset();
+        std::filesystem::remove_all(dir);
+    }
+
+    httplib::Result call(const std::string& token, const std::string& method,
+                         const std::string& path, const json& body = nullptr) {
+        httplib::Client c("127.0.0.1", server->port());
+        httplib::Headers h = {{"Authorization", "Bearer " + token}};
+        if (method == "GET") {
+            return c.Get(path, h);
+        }
+        if (method == "DELETE") {
+            return c.Delete(path, h);
+        }
+        if (method == "PUT") {
+            return c.Put(path, h, body.dump(), "application/json");
+        }
+        if (method == "PATCH") {
+            return c.Patch(path, h, body.dump(), "application/json");
+        }
+        return c.Post(path, h, body.dump(), "application/json");
+    }
+
+    json ok(const httplib::Result& r) {
+        REQUIRE(r);
+        INFO(r->body);
+        REQUIRE(r->status == 200);
+        return json::parse(r->body);
+    }
+
+    // Audit records matching every (field, value) pair.
+    std::int64_t audit_count(const std::vector<std::pair<std::string, std::string>>& where) {
+        std::ostringstream out;
+        REQUIRE(export_audit_log(dir / "catalog.db", 0, 0, out).ok());
+        std::istringstream lines(out.str());
+        std::int64_t n = 0;
+        for (std::string line; std::getline(lines, line);) {
+            json record = json::parse(line);
+            bool match = true;
+            for (const auto& [field, value] : where) {
+                match = match && record[field] == value;
+            }
+            n += match ? 1 : 0;
+        }
+        return n;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("each request's authentication is durable before its response, in one commit") {
+    Site site;
+    auto r = site.call(site.alice, "GET", "/api/2.0/serving-endpoints/dbrx/ai-gateway");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    std::string id = r->get_header_value("X-Request-Id");
+    CHECK(site.audit_count({{"action", "authenticate"}, {"request_id", id}}) == 1);
+    CHECK(site.gov->audit().deferred_count() == 0);
+    // With a record of its own, the request's authentication is written with it.
+    auto limits = site.call(site.bob, "POST", "/api/2.0/sluice/limits",
+                            {{"kind", "tokens/day"}, {"limit", 5}});
+    REQUIRE(limits);
+    CHECK(limits->status == 403);
+    id = limits->get_header_value("X-Request-Id");
+    CHECK(site.audit_count({{"request_id", id}}) == 2);
+    // A bad token is audited at once and never deferred.
+    auto bad = site.call("slc_nope", "GET", "/api/2.0/sluice/limits");
+    REQUIRE(bad);
+    CHECK(bad->status == 401);
+    CHECK(site.audit_count({{"action", "authenticate"}, {"result", "deny"}}) == 1);
+}
+
+TEST_CASE("endpoint settings: admins change them, everyone reads them") {
+    Site site;
+    json body = {{"guardrails",
+                  {{"input", {{"pii", {{"behavior", "MASK"}}}}},
+                   {"output", {{"pii", {{"behavior", "BLOCK"}}}}},
+                   {"pii_types", {"email", "iban"}}}},
+                 {"pricing", {{"input_per_million", 1.5}, {"output_per_million", 4}}}};
+    auto denied = site.call(site.alice, "PUT", "/api/2.0/serving-endpoints/dbrx/ai-gateway", body);
+    REQUIRE(denied);
+    CHECK(denied->status == 403);
+    json stored = site.ok(site.call(site.admin, "PUT",
+                                    "/api/2.0/serving-endpoints/dbrx/ai-gateway", body));
+    CHECK(stored["guardrails"]["input"]["pii"]["behavior"] == "MASK");
+    CHECK(stored["guardrails"]["pii_types"] == json({"email", "iban"}));
+    // A partial update keeps the rest.
+    site.ok(site.call(site.admin, "PUT", "/api/2.0/serving-endpoints/dbrx/ai-gateway",
+                      {{"pricing", {{"cached_input_per_million", 0.25}}}}));
+    json read = site.ok(site.call(site.alice, "GET", "/api/2.0/serving-endpoints/dbrx/ai-gateway"));
+    CHECK(read["configured"] == true);
+    CHECK(read["guardrails"]["output"]["pii"]["behavior"] == "BLOCK");
+    CHECK(read["pricing"]["input_per_million"] == 1.5);
+    CHECK(read["pricing"]["cached_input_per_million"] == 0.25);
+    auto invalid = site.call(site.admin, "PUT", "/api/2.0/serving-endpoints/dbrx/ai-gateway",
+                             {{"guardrails", {{"input", {{"pii", {{"behavior", "REDACT"}}}}}}}});
+    REQUIRE(invalid);
+    CHECK(invalid->status == 400);
+    CHECK(site.ok(site.call(site.bob, "GET", "/api/2.0/serving-endpoints"))["endpoints"].size() ==
+          1);
+}
+
+TEST_CASE("limits through REST; usage is visible to its principal and to admins") {
+    Site site;
+    json limit = site.ok(site.call(site.admin, "POST", "/api/2.0/sluice/limits",
+                                   {{"principal", "alice"},
+                                    {"endpoint", "dbrx"},
+                                    {"kind", "tokens/day"},
+                                    {"limit", 1000}}));
+    CHECK(limit["used"] == 0);
+    site.ok(site.call(site.admin, "POST", "/api/2.0/sluice/limits",
+                      {{"kind", "requests/min"}, {"limit", 100}}));
+    auto bad = site.call(site.admin, "POST", "/api/2.0/sluice/limits",
+                         {{"kind", "tokens/week"}, {"limit", 1}});
+    REQUIRE(bad);
+    CHECK(bad->status == 400);
+
+    RequestContext as_alice{site.alice_p.id, "alice", "req_a", "", ""};
+    RequestContext as_bob{site.bob_p.id, "bob", "req_b", "", ""};
+    UsageReport report;
+    report.tokens = {600, 400, 0};
+    auto reservation = site.gov->usage().reserve(as_alice, "dbrx", 900);
+    REQUIRE(reservation.ok());
+    REQUIRE(site.gov->usage().settle(std::move(*reservation), report).ok());
+    REQUIRE(site.gov->usage().record(as_bob, "dbrx", report).ok());
+    auto spent = site.gov->usage().reserve(as_alice, "dbrx", 1);
+    CHECK(spent.status().code() == sluice::StatusCode::kResourceExhausted);
+
+    // alice sees her limits (hers and everyone's), not bob's usage.
+    json mine = site.ok(site.call(site.alice, "GET", "/api/2.0/sluice/limits"));
+    CHECK(mine["limits"].size() == 2);
+    json alice_usage = site.ok(site.call(site.alice, "GET", "/api/2.0/sluice/usage?group_by=principal"));
+    REQUIRE(alice_usage["usage"].size() == 1);
+    CHECK(alice_usage["usage"][0]["principal"] == "alice");
+    CHECK(alice_usage["usage"][0]["input_tokens"] == 600);
+    auto others = site.call(site.alice, "GET", "/api/2.0/sluice/usage?principal=bob");
+    REQUIRE(others);
+    CHECK(others->status == 403);
+    json all = site.ok(site.call(site.admin, "GET",
+                                 "/api/2.0/sluice/usage?group_by=principal,endpoint,day&from=2000-01-01"));
+    CHECK(all["usage"].size() == 2);
+    auto bad_day = site.call(site.admin, "GET", "/api/2.0/sluice/usage?from=yesterday");
+    REQUIRE(bad_day);
+    CHECK(bad_day->status == 400);
+
+    site.ok(site.call(site.admin, "DELETE",
+                      "/api/2.0/sluice/limits/" + std::to_string(limit["id"].get<int>())));
+    CHECK(site.gov->usage().reserve(as_alice, "dbrx", 1).ok());
+}
+
+TEST_CASE("lineage over REST hides what the caller may not browse") {
+    Site site;
+    Store& s = site.gov->store();
+    Principal owner = *s.create_principal("owner", PrincipalKind::kUser, false);
+    REQUIRE(s.create_securable(SecurableType::kCatalog, "main", owner.id, "", {}).ok());
+    REQUIRE(s.create_securable(SecurableType::kSchema, "main.hr", owner.id, "", {}).ok());
+    REQUIRE(s.create_securable(SecurableType::kTable, "main.hr.salaries", owner.id, "", {}).ok());
+    REQUIRE(s.create_securable(SecurableType::kTable, "main.hr.report", owner.id, "", {}).ok());
+    auto report = s.securable(SecurableType::kTable, "main.hr.report");
+    REQUIRE(s.update_permissions(report->id, SecurableType::kTable,
+                                 {{"alice", {Privilege::kBrowse}, {}}}, owner.id)
+                .ok());
+    auto denied = site.call(site.alice, "POST", "/api/2.1/lineage/edges",
+                            {{"edges", {{{"source", "table:main.hr.salaries"},
+                                         {"target", "table:main.hr.report"}}}}});
+    REQUIRE(denied);
+    CHECK(denied->status == 403);
+    site.ok(site.call(site.admin, "POST", "/api/2.1/lineage/edges",
+                      {{"edges",
+                        {{{"source", "source:postgres://hr/payroll"},
+                          {"source_governed_by", "table:main.hr.salaries"},
+                          {"target", "table:main.hr.salaries"}},
+                         {{"source", "table:main.hr.salaries"}, {"target", "table:main.hr.report"}}}}}));
+
+    auto r = site.call(site.alice, "GET",
+                       "/api/2.1/lineage/upstream?node=table:main.hr.report&depth=5");
+    json graph = site.ok(r);
+    CHECK(r->body.find("salaries") == std::string::npos);
+    CHECK(r->body.find("payroll") == std::string::npos);
+    CHECK(graph["nodes"].size() == 3);
+    CHECK(graph["hidden_nodes"] == 2);
+    CHECK(graph["edges"].size() == 2);
+    json full = site.ok(site.call(site.admin, "GET",
+                                  "/api/2.1/lineage/upstream?node=table:main.hr.report&depth=5"));
+    CHECK(full["hidden_nodes"] == 0);
+    CHECK(full.dump().find("postgres://hr/payroll") != std::string::npos);
+
+    auto hidden_root = site.call(site.alice, "GET",
+                                 "/api/2.1/lineage/downstream?node=table:main.hr.salaries");
+    REQUIRE(hidden_root);
+    CHECK(hidden_root->status == 403);
+    auto bad_node = site.call(site.alice, "GET", "/api/2.1/lineage/upstream?node=main.hr.report");
+    REQUIRE(bad_node);
+    CHECK(bad_node->status == 400);
+    auto bad_depth = site.call(site.admin, "GET",
+                               "/api/2.1/lineage/upstream?node=table:main.hr.report&depth=99");
+    REQUIRE(bad_depth);
+    CHECK(bad_depth->status == 400);
+}
+
+TEST_CASE("UTC days parse to the epoch") {
+    CHECK(parse_utc_day("1970-01-01").value() == 0);
+    CHECK(parse_utc_day("2000-03-01").value() == 951'868'800'000'000);
+    CHECK_FALSE(parse_utc_day("2000-13-01").ok());
+    CHECK_FALSE(parse_utc_day("20000-1-01").ok());
+}
+
+TEST_CASE("row filters and column masks are defined over REST against the table's columns") {
+    Site site;
+    const std::string uc = "/api/2.1/unity-catalog";
+    site.ok(site.call(site.admin, "POST", uc + "/catalogs", {{"name", "main"}}));
+    site.ok(site.call(site.admin, "POST", uc + "/schemas", {{"name", "crm"}, {"catalog_name", "main"}}));
+    auto bad_columns = site.call(site.admin, "POST", uc + "/tables",
+                                 {{"name", "people"}, {"catalog_name", "main"},
+                                  {"schema_name", "crm"},
+                                  {"columns", {{{"name", "id"}}, {{"name", "ID"}}}}});
+    REQUIRE(bad_columns);
+    CHECK(bad_columns->status == 400);
+    site.ok(site.call(site.admin, "POST", uc + "/tables",
+                      {{"name", "people"},
+                       {"catalog_name", "main"},
+                       {"schema_name", "crm"},
+                       {"columns",
+                        {{{"name", "id"}, {"type_name", "INT"}},
+                         {{"name", "email"}, {"type_name", "STRING"}},
+                         {{"name", "region"}, {"type_name", "STRING"}}}}}));
+    const std::string table = uc + "/tables/main.crm.people";
+    auto denied = site.call(site.alice, "PUT", table + "/row-filter",
+                            {{"expression", "region = 'EU'"}});
+    REQUIRE(denied);
+    CHECK(denied->status == 403);
+    json shown = site.ok(site.call(site.admin, "PUT", table + "/row-filter",
+                                   {{"expression", "region = 'EU' OR is_account_group_member('all')"}}));
+    CHECK(shown["row_filter"]["expression"] == "region = 'EU' OR is_account_group_member('all')");
+    CHECK(shown["columns"].size() == 3);
+    auto unknown = site.call(site.admin, "PUT", table + "/row-filter", {{"expression", "salary > 1"}});
+    REQUIRE(unknown);
+    CHECK(unknown->status == 400);
+    CHECK(unknown->body.find("not a column") != std::string::npos);
+    site.ok(site.call(site.admin, "PUT", table + "/column-masks/email",
+                      {{"expression", "CASE WHEN email = current_user() THEN email ELSE NULL END"}}));
+    auto no_column = site.call(site.admin, "PUT", table + "/column-masks/phone",
+                               {{"expression", "NULL"}});
+    REQUIRE(no_column);
+    CHECK(no_column->status == 404);
+    auto hidden = site.call(site.alice, "GET", table + "/policies");
+    REQUIRE(hidden);
+    CHECK(hidden->status == 403);
+    site.ok(site.call(site.admin, "PATCH", uc + "/permissions/table/main.crm.people",
+                      {{"changes", {{{"principal", "alice"}, {"add", {"BROWSE"}}}}}}));
+    json policies = site.ok(site.call(site.alice, "GET", table + "/policies"));
+    CHECK(policies["column_masks"].size() == 1);
+    CHECK(policies["column_masks"][0]["column"] == "email");
+    // Dropping a column a policy reads is refused; the filter can be deleted.
+    auto drop = site.call(site.admin, "PUT", table + "/columns",
+                          {{"columns", {{{"name", "id"}}, {{"name", "email"}}}}});
+    REQUIRE(drop);
+    CHECK(drop->status == 409);
+    site.ok(site.call(site.admin, "DELETE", table + "/row-filter"));
+    site.ok(site.call(site.admin, "PUT", table + "/columns",
+                      {{"columns", {{{"name", "id"}}, {{"name", "email"}}}}}));
+}

@@ -182,16 +182,25 @@ test('tools are offered through the chat template and tool turns are accepted', 
     model: 'model', max_tokens: 2, messages: [...hello,
       { role: 'tool', tool_call_id: 'call_9', content: 'orphan' }],
   }), (error) => error.status === 400);
+  // A bounded query, so that a random model's call closes well within max_tokens.
+  const bounded = [...tools, {
+    type: 'function',
+    function: {
+      name: 'lookup',
+      parameters: { type: 'object', properties: { query: { type: 'string', maxLength: 8 } },
+        required: ['query'], additionalProperties: false },
+    },
+  }];
   const named = await client.chat.completions.create({
-    model: 'model', max_tokens: 200, messages: hello, tools, seed: 3,
-    tool_choice: { type: 'function', function: { name: 'search' } },
+    model: 'model', max_tokens: 200, messages: hello, tools: bounded, seed: 3,
+    tool_choice: { type: 'function', function: { name: 'lookup' } },
   });
   assert.equal(named.choices[0].finish_reason, 'tool_calls');
   assert.equal(named.choices[0].message.tool_calls.length, 1);
-  assert.equal(named.choices[0].message.tool_calls[0].function.name, 'search');
+  assert.equal(named.choices[0].message.tool_calls[0].function.name, 'lookup');
   const args = JSON.parse(named.choices[0].message.tool_calls[0].function.arguments);
-  assert.equal(typeof args, 'object');
-  assert.ok(Object.keys(args).every((key) => key === 'query'));
+  assert.deepEqual(Object.keys(args), ['query']);
+  assert.ok(typeof args.query === 'string' && [...args.query].length <= 8);
 });
 
 test('response_format json_schema answers with JSON that fits the schema', async () => {

@@ -33,6 +33,9 @@ inference::ChatTemplateOptions template_options(const ModelSettings& settings) {
 
 // Positions per KV block: 16 balances paging waste against block-table length (vLLM's default).
 constexpr int32_t kBlockSize = 16;
+// Distinct schemas and tool lists kept compiled. Each holds 0.2-45 MB of masks (docs/grammar.md),
+// so the bound is small; clients usually reuse a handful of schemas.
+constexpr size_t kGrammarCacheEntries = 32;
 
 }  // namespace
 
@@ -112,6 +115,11 @@ Status ModelHost::load() {
         reason_ = "model " + model_id_ + " is loading from " + settings_.path;
     }
     Result<std::shared_ptr<inference::Engine>> engine = open_engine();
+    // The vocabulary trie (about 40 ms for 100k tokens) is built once, before serving.
+    std::shared_ptr<GrammarCache> grammars;
+    if (engine.ok() && (*engine)->tokenizer() != nullptr) {
+        grammars = std::make_shared<GrammarCache>(*(*engine)->tokenizer(), kGrammarCacheEntries);
+    }
     std::lock_guard lock(mutex_);
     if (!engine.ok()) {
         reason_ = "model " + model_id_ + " is not loaded: " + engine.status().message();
@@ -123,6 +131,7 @@ Status ModelHost::load() {
         return engine.status();
     }
     engine_ = std::move(*engine);
+    grammars_ = std::move(grammars);
     const inference::ModelConfig& config = engine_->model_config();
     const int32_t blocks = engine_->kv_cache_spec().n_blocks;
     log::info("model", "model loaded",
@@ -143,6 +152,11 @@ Status ModelHost::load() {
 std::shared_ptr<inference::Engine> ModelHost::engine() const {
     std::lock_guard lock(mutex_);
     return engine_;
+}
+
+std::shared_ptr<GrammarCache> ModelHost::grammars() const {
+    std::lock_guard lock(mutex_);
+    return grammars_;
 }
 
 Status ModelHost::unavailable() const {

@@ -15,6 +15,7 @@
 
 #include "app/config.h"
 #include "app/readiness.h"
+#include "app/structured_output.h"
 #include "common/result.h"
 #include "inference/chat_template.h"
 #include "inference/engine.h"
@@ -36,6 +37,9 @@ public:
 
     // The engine, or null while not loaded.
     std::shared_ptr<inference::Engine> engine() const;
+    // Compiled grammars for structured output over the engine's vocabulary; null while the
+    // engine is.
+    std::shared_ptr<GrammarCache> grammars() const;
     // kUnavailable saying why there is no engine (loading, or the load error).
     Status unavailable() const;
 
@@ -55,6 +59,7 @@ private:
     inference::ChatTemplate template_;
     mutable std::mutex mutex_;
     std::shared_ptr<inference::Engine> engine_;  // guarded by mutex_
+    std::shared_ptr<GrammarCache> grammars_;     // guarded by mutex_
     std::string reason_ = "model not loaded yet";  // guarded by mutex_
     std::jthread loader_;
 };

@@ -257,7 +257,7 @@ Result<std::vector<inference::ToolDefinition>> parse_tools(const json& tools) {
     return out;
 }
 
-Status parse_response_format(const json& body) {
+Status parse_response_format(const json& body, ChatRequest& request) {
     auto it = body.find("response_format");
     if (it == body.end() || it->is_null()) {
         return Status::ok_status();
@@ -266,12 +266,37 @@ Status parse_response_format(const json& body) {
     if (type == "text") {
         return Status::ok_status();
     }
-    if (type == "json_object" || type == "json_schema") {
-        return invalid_argument("'response_format' of type '" + type +
-                                "' needs constrained decoding, which is not available in this "
-                                "build; use {\"type\": \"text\"}");
+    if (type == "json_object") {
+        request.response_format = ResponseFormat::kJsonObject;
+        return Status::ok_status();
     }
-    return bad("response_format", "{\"type\": \"text\"}", *it);
+    if (type != "json_schema") {
+        return bad("response_format",
+                   "{\"type\": \"text\"}, {\"type\": \"json_object\"} or {\"type\": "
+                   "\"json_schema\", \"json_schema\": {...}}",
+                   *it);
+    }
+    auto spec = it->find("json_schema");
+    if (spec == it->end() || !spec->is_object()) {
+        return bad("response_format.json_schema", "an object with 'name' and 'schema'",
+                   spec == it->end() ? json() : *spec);
+    }
+    if (auto name = spec->find("name"); name != spec->end() && !name->is_string()) {
+        return bad("response_format.json_schema.name", "a string", *name);
+    }
+    if (auto strict = spec->find("strict"); strict != spec->end() && !strict->is_null() &&
+                                            !strict->is_boolean()) {
+        return bad("response_format.json_schema.strict", "a boolean", *strict);
+    }
+    auto schema = spec->find("schema");
+    if (schema == spec->end() || !(schema->is_object() || schema->is_boolean())) {
+        return bad("response_format.json_schema.schema", "a JSON Schema object",
+                   schema == spec->end() ? json() : *schema);
+    }
+    // Strict or not, the output is held to the schema: there is no cheaper mode to fall back to.
+    request.response_format = ResponseFormat::kJsonSchema;
+    request.schema = *schema;
+    return Status::ok_status();
 }
 
 // Token ids or text, as the legacy and embeddings APIs take them.
@@ -324,7 +349,7 @@ Result<ChatRequest> parse_chat_request(const json& body) {
         {"metadata", "store", "service_tier"}));
     ChatRequest request;
     SLUICE_RETURN_IF_ERROR(parse_common(body, false, request.params));
-    SLUICE_RETURN_IF_ERROR(parse_response_format(body));
+    SLUICE_RETURN_IF_ERROR(parse_response_format(body, request));
     auto messages = body.find("messages");
     if (messages == body.end() || !messages->is_array() || messages->empty()) {
         return bad("messages", "a non-empty array", messages == body.end() ? json() : *messages);
@@ -348,12 +373,29 @@ Result<ChatRequest> parse_chat_request(const json& body) {
             return bad("tool_choice", "\"none\", \"auto\", \"required\" or a function", *it);
         }
     }
-    if (choice == "required" || choice == "function") {
-        return invalid_argument("'tool_choice' that forces a tool call needs constrained "
-                                "decoding, which is not available in this build; use \"auto\" "
-                                "or \"none\"");
+    if (choice == "function") {
+        const json& function = (*body.find("tool_choice")).value("function", json());
+        if (!function.is_object() || !function.contains("name") || !function["name"].is_string()) {
+            return bad("tool_choice", "{\"type\": \"function\", \"function\": {\"name\": ...}}",
+                       body["tool_choice"]);
+        }
     }
-    request.use_tools = !request.tools.empty() && choice == "auto";
+    if (choice != "none" && choice != "auto" && request.tools.empty()) {
+        return invalid_argument("'tool_choice' " + body["tool_choice"].dump() +
+                                " needs 'tools'; none were given");
+    }
+    request.use_tools = !request.tools.empty() && choice != "none";
+    if (request.use_tools && request.response_format != ResponseFormat::kText) {
+        return invalid_argument("'response_format' of type json_object or json_schema together "
+                                "with 'tools' is not supported; set 'tool_choice' to \"none\" or "
+                                "drop one of them");
+    }
+    if (!request.tools.empty()) {
+        request.tools_json = body["tools"];
+        request.tool_choice_json = body.contains("tool_choice") && !body["tool_choice"].is_null()
+                                       ? body["tool_choice"]
+                                       : json("auto");
+    }
     return request;
 }
 

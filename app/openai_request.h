@@ -4,9 +4,12 @@
 // docs/api.md; any other parameter is a 400 naming it, so that a client never believes a
 // setting took effect when it did not.
 //
+// Structured output (response_format json_object / json_schema, and tools) is only recognised
+// here; the grammar is compiled by the routes (structured_output.h), where an unsupported schema
+// keyword becomes a 400 naming it.
+//
 // Errors: kInvalidArgument with OpenAI-style messages naming the parameter and the value found,
-// kNotSupported (answered as 400 by the routes) for parameters this build cannot honour, such
-// as response_format json_schema, which needs constrained decoding.
+// kNotSupported (answered as 400 by the routes) for parameters this build cannot honour.
 //
 // Thread safety: free functions over values.
 
@@ -38,12 +41,23 @@ struct GenerationParams {
     std::string user;
 };
 
+// response_format: what the answer's content must be.
+enum class ResponseFormat { kText, kJsonObject, kJsonSchema };
+
 struct ChatRequest {
     GenerationParams params;
     std::vector<inference::ChatMessage> messages;
     std::vector<inference::ToolDefinition> tools;
     bool use_tools = false;  // tools given and tool_choice is not "none"
     bool parallel_tool_calls = true;
+    ResponseFormat response_format = ResponseFormat::kText;
+    // For kJsonSchema: response_format.json_schema.schema. Its keys are sorted (nlohmann::json);
+    // the routes take the author's order from the body text (schema_text_in_order).
+    nlohmann::json schema;
+    // As given, for the tool-call grammar: `tools` (null when absent) and `tool_choice`
+    // ("auto" when absent).
+    nlohmann::json tools_json;
+    nlohmann::json tool_choice_json = "auto";
 };
 
 // A legacy completion prompt: text or token ids.

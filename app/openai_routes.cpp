@@ -5,6 +5,8 @@
 #include "app/http_errors.h"
 #include "app/openai_generation.h"
 #include "app/openai_request.h"
+#include "app/structured_output.h"
+#include "common/check.h"
 #include "common/log.h"
 
 namespace sluice::app {
@@ -131,6 +133,15 @@ void chat_completions(ModelHost& host, const RequestInfo& info, const httplib::R
         send_status(res, request.status(), info.request_id);
         return;
     }
+    auto grammars = host.grammars();
+    SLUICE_CHECK(grammars != nullptr, "a loaded model with a tokenizer has a grammar cache");
+    auto constraint = chat_constraint(*chat, req.body, *grammars);
+    if (!constraint.ok()) {
+        send_status(res, constraint.status(), info.request_id);
+        return;
+    }
+    // The engine gives each of the n choices its own copy.
+    request->constraint = std::move(*constraint);
     GenerationSpec spec;
     spec.chat = true;
     spec.request_id = info.request_id;

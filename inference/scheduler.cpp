@@ -71,6 +71,12 @@ Status Scheduler::validate(const EngineRequest& request) const {
     if (!request.stop_strings.empty() && tokenizer_ == nullptr) {
         return invalid_argument("stop strings need a tokenizer; this model has none");
     }
+    // Masks are sized by the model's logits; a grammar over a larger vocabulary would not fit.
+    if (request.constraint && request.constraint->grammar().vocab_size() > config.n_vocab) {
+        return invalid_argument("the grammar's vocabulary has " +
+                                std::to_string(request.constraint->grammar().vocab_size()) +
+                                " tokens; the model's has " + std::to_string(config.n_vocab));
+    }
     return Status::ok_status();
 }
 
@@ -97,6 +103,7 @@ void Scheduler::add(uint64_t id, EngineRequest params, std::shared_ptr<RequestSi
             seq->decoder.emplace(*tokenizer_);
             seq->stop.emplace(request->params.stop_strings);
         }
+        seq->constraint = request->params.constraint;
     }
     requests_.emplace(id, std::move(request));
     insert_waiting(std::move(seq));

@@ -24,6 +24,9 @@
 // mean-pooled over the prompt and L2-normalised. They never take blocks from the prefix cache
 // (every position's hidden state is needed).
 //
+// Constraints: a request with a grammar (EngineRequest::constraint) gives each choice its own
+// matcher, which masks every sample of that choice and follows its tokens (preemption keeps it).
+//
 // Stops: a stop token ends a choice (it is counted in usage but not reported); text stop strings
 // are matched on the decoded text (stream_decoder.h), so events carry text already cut before a
 // stop string; max_tokens and the model's max_seq_len end it with kLength.
@@ -45,6 +48,7 @@
 #include "inference/backend.h"
 #include "inference/block_manager.h"
 #include "inference/generator.h"
+#include "inference/grammar_matcher.h"
 #include "inference/sampling.h"
 #include "inference/tokenizer.h"
 
@@ -63,6 +67,12 @@ struct EngineRequest {
     int32_t priority = 0;                   // higher is admitted first and preempted last
     double timeout_s = 0;                   // 0: no deadline
     bool embed = false;                     // prefill only; the result is an embedding
+    // Structured output: each choice gets its own copy of this matcher (in its start state, or
+    // past a forced prefix) and samples only tokens it allows; every sampled token is fed to it.
+    // End-of-turn tokens are then possible only where the grammar is complete, and a choice
+    // whose grammar allows no token ends with kStopToken. The masks are computed on the
+    // scheduler's thread.
+    std::optional<GrammarMatcher> constraint;
 };
 
 // New output of one choice.
@@ -112,7 +122,8 @@ public:
 
     // kInvalidArgument naming the problem: an empty prompt, ids outside the vocabulary, a prompt
     // that leaves no room under max_seq_len or cannot fit the whole KV cache, bad sampling,
-    // max_tokens < 1, n outside [1, 128], stop strings without a tokenizer.
+    // max_tokens < 1, n outside [1, 128], stop strings without a tokenizer, a constraint over a
+    // vocabulary larger than the model's.
     Status validate(const EngineRequest& request) const;
 
     // Queues a validated request. `id` must be unique among live requests.

@@ -257,6 +257,7 @@ void Scheduler::sample(Sequence& seq, std::span<const float> logits) {
             SamplingParams params = request.params.sampling;
             params.seed += static_cast<uint64_t>(c);
             child->sampler.emplace(params);
+            child->constraint = seq.constraint;  // a copy: each choice follows its own tokens
             if (tokenizer_ != nullptr) {
                 child->decoder.emplace(*tokenizer_);
                 child->stop.emplace(request.params.stop_strings);
@@ -269,7 +270,25 @@ void Scheduler::sample(Sequence& seq, std::span<const float> logits) {
     for (Sequence* choice : choices) {
         const std::span<const int32_t> prompt(choice->tokens.data(),
                                               static_cast<size_t>(choice->n_prompt));
-        accept(*choice, choice->sampler->sample(logits, prompt, choice->generated));
+        if (!choice->constraint) {
+            accept(*choice, choice->sampler->sample(logits, prompt, choice->generated));
+            continue;
+        }
+        choice->mask.assign((logits.size() + 63) / 64, 0);
+        choice->constraint->fill_next_token_mask(choice->mask);
+        if (std::all_of(choice->mask.begin(), choice->mask.end(),
+                        [](uint64_t word) { return word == 0; })) {
+            // The grammar is complete and ended (or can go nowhere): the choice stops here.
+            finish_sequence(*choice, FinishReason::kStopToken,
+                            StreamEvent{choice->choice, {}, {}, {}});
+            continue;
+        }
+        const SampledToken token =
+            choice->sampler->sample(logits, prompt, choice->generated, choice->mask);
+        // The token was drawn under the matcher's own mask, so a refusal is a matcher bug.
+        const Status followed = choice->constraint->accept_token(token.id);
+        SLUICE_CHECK(followed.ok(), "grammar matcher refused a token its mask allowed");
+        accept(*choice, token);
     }
 }
 

@@ -36,6 +36,8 @@ struct Scheduler::Sequence {
     std::optional<Sampler> sampler;
     std::optional<StreamDecoder> decoder;
     std::optional<StopMatcher> stop;
+    std::optional<GrammarMatcher> constraint;  // this choice's own matcher
+    std::vector<uint64_t> mask;                // [ceil(n_vocab / 64)] scratch for constraint
     bool preempted = false;
     bool finished = false;
 

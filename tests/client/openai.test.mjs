@@ -182,9 +182,52 @@ test('tools are offered through the chat template and tool turns are accepted', 
     model: 'model', max_tokens: 2, messages: [...hello,
       { role: 'tool', tool_call_id: 'call_9', content: 'orphan' }],
   }), (error) => error.status === 400);
-  await assert.rejects(client.chat.completions.create({
-    model: 'model', max_tokens: 2, messages: hello, tools, tool_choice: 'required',
-  }), (error) => error.status === 400 && /constrained decoding/.test(error.message));
+  // A bounded query, so that a random model's call closes well within max_tokens.
+  const bounded = [...tools, {
+    type: 'function',
+    function: {
+      name: 'lookup',
+      parameters: { type: 'object', properties: { query: { type: 'string', maxLength: 8 } },
+        required: ['query'], additionalProperties: false },
+    },
+  }];
+  const named = await client.chat.completions.create({
+    model: 'model', max_tokens: 200, messages: hello, tools: bounded, seed: 3,
+    tool_choice: { type: 'function', function: { name: 'lookup' } },
+  });
+  assert.equal(named.choices[0].finish_reason, 'tool_calls');
+  assert.equal(named.choices[0].message.tool_calls.length, 1);
+  assert.equal(named.choices[0].message.tool_calls[0].function.name, 'lookup');
+  const args = JSON.parse(named.choices[0].message.tool_calls[0].function.arguments);
+  assert.deepEqual(Object.keys(args), ['query']);
+  assert.ok(typeof args.query === 'string' && [...args.query].length <= 8);
+});
+
+test('response_format json_schema answers with JSON that fits the schema', async () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      verdict: { enum: ['approve', 'reject'] },
+      score: { type: 'integer', minimum: 0, maximum: 10 },
+    },
+    required: ['verdict', 'score'],
+    additionalProperties: false,
+  };
+  for (const seed of [1, 2, 3]) {
+    const completion = await client.chat.completions.create({
+      model: 'model', messages: hello, max_tokens: 60, temperature: 1, seed, n: 2,
+      response_format: { type: 'json_schema',
+        json_schema: { name: 'review', strict: true, schema } },
+    });
+    assert.equal(completion.choices.length, 2);
+    for (const choice of completion.choices) {
+      assert.equal(choice.finish_reason, 'stop', choice.message.content);
+      const value = JSON.parse(choice.message.content);
+      assert.deepEqual(Object.keys(value), ['verdict', 'score']);
+      assert.ok(['approve', 'reject'].includes(value.verdict));
+      assert.ok(Number.isInteger(value.score) && value.score >= 0 && value.score <= 10);
+    }
+  }
 });
 
 test('embeddings are unit vectors of the model width', async () => {
@@ -213,8 +256,9 @@ test('errors come in OpenAI error shapes', async () => {
     (error) => error.status === 400 && /'frobnicate'/.test(error.message));
   await assert.rejects(
     client.chat.completions.create({ model: 'model', messages: hello,
-      response_format: { type: 'json_object' } }),
-    (error) => error.status === 400 && /constrained decoding/.test(error.message));
+      response_format: { type: 'json_schema', json_schema: { name: 'x',
+        schema: { type: 'object', minProperties: 1 } } } }),
+    (error) => error.status === 400 && /minProperties/.test(error.message));
   await assert.rejects(
     client.chat.completions.create({ model: 'nope', messages: hello }),
     (error) => error.status === 404);

@@ -8,6 +8,7 @@
 
 #include "inference/cpu_backend.h"
 #include "inference/generator.h"
+#include "inference/grammar_matcher.h"
 #include "inference/tiny_model.h"
 #include "inference/tokenizer_files.h"
 #include "inference_test_support.h"
@@ -233,6 +234,65 @@ TEST_CASE("engine: embeddings are unit vectors, equal for equal texts") {
     auto error = engine->embed(bad);
     CHECK(error.status().code() == StatusCode::kInvalidArgument);
     CHECK(error.status().message().find("input[1]") != std::string::npos);
+}
+
+TEST_CASE("engine: each choice of a constrained request follows its own grammar matcher") {
+    auto engine = open_engine();
+    const GrammarCompiler compiler(*cl100k());
+    auto grammar = compiler.compile_grammar_text(R"(root ::= "yes" | "no" | "maybe so")");
+    REQUIRE_MESSAGE(grammar.ok(), grammar.status().to_string());
+    EngineRequest request;
+    request.prompt = {100, 2000, 300, 40};
+    request.sampling = {.temperature = 1.0f, .seed = 11};
+    request.max_tokens = 16;
+    request.n = 4;
+    request.stop_tokens = {dbrx::kEndOfText, dbrx::kImEnd};
+    request.constraint.emplace(*grammar);
+    auto handle = engine->submit(request);
+    REQUIRE(handle.ok());
+    std::vector<std::string> texts(4);
+    std::vector<std::optional<FinishReason>> finishes(4);
+    StreamEvent event;
+    while (handle->next(&event, 1s) != RequestHandle::Poll::kFinished) {
+        REQUIRE(event.choice < 4);
+        texts[static_cast<size_t>(event.choice)] += event.text;
+        if (event.finish) {
+            finishes[static_cast<size_t>(event.choice)] = event.finish;
+        }
+        event = {};
+    }
+    REQUIRE(handle->status().ok());
+    for (size_t c = 0; c < 4; ++c) {
+        CAPTURE(c);
+        CAPTURE(texts[c]);
+        // A shared matcher would have been fed the other choices' tokens and refused these.
+        CHECK((texts[c] == "yes" || texts[c] == "no" || texts[c] == "maybe so"));
+        REQUIRE(finishes[c].has_value());
+        CHECK(*finishes[c] == FinishReason::kStopToken);
+    }
+}
+
+TEST_CASE("engine: a constrained choice cut by max_tokens is a prefix of the grammar") {
+    auto engine = open_engine();
+    const GrammarCompiler compiler(*cl100k());
+    auto grammar = compiler.compile_grammar_text(R"(root ::= "[" [0-9]{40} "]")");
+    REQUIRE_MESSAGE(grammar.ok(), grammar.status().to_string());
+    EngineRequest request;
+    request.prompt = {100, 2000, 300, 40};
+    request.sampling = {.temperature = 1.0f, .seed = 5};
+    request.max_tokens = 3;
+    request.stop_tokens = {dbrx::kEndOfText, dbrx::kImEnd};
+    request.constraint.emplace(*grammar);
+    auto handle = engine->submit(request);
+    REQUIRE(handle.ok());
+    Collected got = drain(*handle);
+    REQUIRE(handle->status().ok());
+    CHECK(got.finish == FinishReason::kLength);
+    CHECK(got.ids.size() == 3);
+    GrammarMatcher check(*grammar);
+    CHECK(check.accept_bytes(got.text).ok());
+    REQUIRE(!got.text.empty());
+    CHECK(got.text[0] == '[');
 }
 
 }  // namespace sluice::inference

@@ -211,9 +211,9 @@ TEST_CASE("bad requests are 400s that name the problem") {
     json unknown = chat_body(2);
     unknown["temprature"] = 0.5;
     expect("/v1/chat/completions", unknown.dump(), 400, "'temprature'");
-    json json_mode = chat_body(2);
-    json_mode["response_format"] = {{"type", "json_object"}};
-    expect("/v1/chat/completions", json_mode.dump(), 400, "constrained decoding");
+    json bad_format = chat_body(2);
+    bad_format["response_format"] = {{"type", "xml"}};
+    expect("/v1/chat/completions", bad_format.dump(), 400, "'response_format'");
     json hot = chat_body(2);
     hot["temperature"] = 3;
     expect("/v1/chat/completions", hot.dump(), 400, "'temperature'");

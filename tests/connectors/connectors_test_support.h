@@ -39,7 +39,8 @@ inline void write_file(const std::filesystem::path& path, const std::string& con
 
 inline std::string shared_data(const std::string& relative) {
     const char* dir = std::getenv("SLUICE_SHARED_DIR");
-    return std::string(dir != nullptr ? dir : "/work/shared") + "/data/" + relative;
+    // ctest sets SLUICE_SHARED_DIR; run by hand, the shared folder beside the checkout.
+    return std::string(dir != nullptr ? dir : SLUICE_SOURCE_DIR "/../shared") + "/data/" + relative;
 }
 
 // Polls until caught up, collecting every event and error; returns the final checkpoint.

@@ -65,7 +65,8 @@ std::int64_t count(sqlite3* db, const std::string& sql) {
 
 std::filesystem::path chinook() {
     const char* shared = std::getenv("SLUICE_SHARED_DIR");
-    return std::filesystem::path(shared ? shared : "/work/shared") / "data" / "chinook" /
+    // ctest sets SLUICE_SHARED_DIR; run by hand, the shared folder beside the checkout.
+    return std::filesystem::path(shared ? shared : SLUICE_SOURCE_DIR "/../shared") / "data" / "chinook" /
            "Chinook_Sqlite.sqlite";
 }
 

@@ -207,10 +207,13 @@ int run_server(const Config& config) {
             int received = g_signal_count.load();
             // A signal sent to a whole process group (a wrapper and the server) arrives twice
             // at once; only a second signal a moment later means "stop now".
-            bool repeated = handled == 1 &&
-                            std::chrono::steady_clock::now() - first_signal_at >
-                                std::chrono::seconds(1);
-            if (received > handled_count && repeated) {
+            bool within_first_second = handled == 1 &&
+                                       std::chrono::steady_clock::now() - first_signal_at <=
+                                           std::chrono::seconds(1);
+            if (within_first_second) {
+                handled_count = received;  // the same shutdown request, delivered twice
+            }
+            if (handled == 1 && received > handled_count) {
                 log::error("server", "second signal: exiting without waiting",
                            {{"in_flight", server.in_flight()}});
                 log::flush();

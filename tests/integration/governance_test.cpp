@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "child_process.h"
+#include "run_sluice.h"
 
 namespace {
 
@@ -22,22 +23,7 @@ std::filesystem::path fresh_dir() {
            ("sluice-it-gov-" + std::to_string(std::random_device{}()));
 }
 
-// Runs a sluice command to completion; returns (exit code, stdout).
-std::pair<int, std::string> run_command(const std::vector<std::string>& args) {
-    std::string command = SLUICE_BINARY;
-    for (const auto& arg : args) {
-        command += " '" + arg + "'";
-    }
-    std::string out;
-    FILE* pipe = ::popen((command + " 2>/dev/null").c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    char buffer[4096];
-    while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) {
-        out += buffer;
-    }
-    int status = ::pclose(pipe);
-    return {WEXITSTATUS(status), out};
-}
+using sluice::testing::run_sluice;
 
 std::string last_line(const std::string& text) {
     std::string trimmed = text.substr(0, text.find_last_not_of('\n') + 1);
@@ -110,7 +96,7 @@ TEST_CASE("authorisation matrix through the HTTP API, every decision audited") {
     REQUIRE(cycle);
     CHECK(cycle->status == 409);
 
-    auto [code, printed] = run_command({"token", "create", "--data-dir", dir.string(),
+    auto [code, printed] = run_sluice({"token", "create", "--data-dir", dir.string(),
                                         "--principal", "breakglass", "--admin"});
     REQUIRE(code == 0);
     std::string breakglass = json::parse(last_line(printed))["token"];
@@ -242,7 +228,7 @@ TEST_CASE("authorisation matrix through the HTTP API, every decision audited") {
 
     serve.signal(SIGTERM);
     CHECK(serve.wait(20s) == 0);
-    auto [verify_code, verify_out] = run_command({"audit", "verify", "--data-dir", dir.string()});
+    auto [verify_code, verify_out] = run_sluice({"audit", "verify", "--data-dir", dir.string()});
     CHECK(verify_code == 0);
     CHECK(json::parse(last_line(verify_out))["ok"] == true);
     std::filesystem::remove_all(dir);
@@ -348,7 +334,7 @@ TEST_CASE("lineage, limits and endpoint settings through the CLI against a runni
 
     serve.signal(SIGTERM);
     CHECK(serve.wait(20s) == 0);
-    auto [verify_code, verify_out] = run_command({"audit", "verify", "--data-dir", dir.string()});
+    auto [verify_code, verify_out] = run_sluice({"audit", "verify", "--data-dir", dir.string()});
     CHECK(verify_code == 0);
     std::filesystem::remove_all(dir);
 }

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "child_process.h"
+#include "run_sluice.h"
 
 namespace {
 
@@ -22,21 +23,7 @@ std::filesystem::path fresh_dir() {
            ("sluice-it-src-" + std::to_string(std::random_device{}()));
 }
 
-std::pair<int, std::string> run_sluice(const std::vector<std::string>& args) {
-    std::string command = SLUICE_BINARY;
-    for (const auto& arg : args) {
-        command += " '" + arg + "'";
-    }
-    std::string out;
-    FILE* pipe = ::popen((command + " 2>/dev/null").c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    char buffer[4096];
-    while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) {
-        out += buffer;
-    }
-    const int status = ::pclose(pipe);
-    return {WEXITSTATUS(status), out};
-}
+using sluice::testing::run_sluice;
 
 std::vector<json> json_lines(const std::string& text) {
     std::vector<json> out;

@@ -631,6 +631,18 @@ Status PostgresSource::acknowledge(std::string_view checkpoint) {
         .status();
 }
 
+namespace {
+
+// A replication connection that breaks during wait() is poll's to report and repair (it
+// reconnects from the checkpoint it is given), so wait() only says "poll now".
+bool stream_broke_while_waiting(const detail::PostgresState& state, const Status& why) {
+    log::warn("connectors.postgres", "replication stream broke while waiting",
+              {{"slot", state.config.slot}, {"error", why.to_string()}});
+    return true;
+}
+
+}  // namespace
+
 Result<bool> PostgresSource::wait(std::chrono::milliseconds timeout) {
     detail::PostgresState& state = *state_;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -644,7 +656,9 @@ Result<bool> PostgresSource::wait(std::chrono::milliseconds timeout) {
         if (state.streaming) {
             const auto heartbeat = state.last_status + state.config.heartbeat_interval;
             if (heartbeat <= now) {
-                SLUICE_RETURN_IF_ERROR(state.send_status(/*reply_requested=*/true));
+                if (Status sent = state.send_status(/*reply_requested=*/true); !sent.ok()) {
+                    return stream_broke_while_waiting(state, sent);
+                }
                 continue;
             }
             step = std::min(step, std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -662,7 +676,9 @@ Result<bool> PostgresSource::wait(std::chrono::milliseconds timeout) {
             return false;
         }
         if (state.streaming && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-            SLUICE_RETURN_IF_ERROR(state.pump());
+            if (Status pumped = state.pump(); !pumped.ok()) {
+                return stream_broke_while_waiting(state, pumped);
+            }
             if (state.buffer.size() != before) {
                 return true;
             }

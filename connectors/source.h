@@ -84,7 +84,9 @@ public:
 
     // Blocks until the source may have new events (a file changed, a commit arrived), until
     // `timeout` passes, or until wake() is called. Returns true when woken by a sign of change.
-    // A false return is not a promise that nothing changed: poll is the truth.
+    // A false return is not a promise that nothing changed: poll is the truth. A connection
+    // that breaks while waiting is not an error of wait(): it returns true and the next poll
+    // reports (or repairs) it.
     virtual Result<bool> wait(std::chrono::milliseconds timeout) = 0;
 
     // Makes a wait() in progress return early. Thread-safe.

@@ -121,16 +121,18 @@ void split_utf8(uint32_t lo, uint32_t hi, Grammar& grammar, GrammarAlternatives&
 }  // namespace
 
 int32_t Grammar::add_rule(std::string_view name) {
-    std::string unique(name.empty() ? "rule" : name);
-    if (find_rule(unique)) {
-        for (int n = 2;; ++n) {
-            std::string candidate = unique + "_" + std::to_string(n);
-            if (!find_rule(candidate)) {
-                unique = std::move(candidate);
-                break;
-            }
-        }
+    const std::string base(name.empty() ? "rule" : name);
+    std::string unique = base;
+    if (rule_index_.contains(unique)) {
+        // Suffixes continue from the last one given to this base, so that adding thousands of
+        // rules of one name (levels of a repetition) stays linear.
+        int& next = next_suffix_[base];
+        next = std::max(next, 2);
+        do {
+            unique = base + "_" + std::to_string(next++);
+        } while (rule_index_.contains(unique));
     }
+    rule_index_.emplace(unique, static_cast<int32_t>(rules_.size()));
     rules_.push_back({std::move(unique), {}, -1});
     return static_cast<int32_t>(rules_.size() - 1);
 }
@@ -234,12 +236,11 @@ int32_t Grammar::repeat(std::string_view name, const GrammarAlternatives& item, 
 }
 
 std::optional<int32_t> Grammar::find_rule(std::string_view name) const {
-    for (size_t i = 0; i < rules_.size(); ++i) {
-        if (rules_[i].name == name) {
-            return static_cast<int32_t>(i);
-        }
+    auto it = rule_index_.find(std::string(name));
+    if (it == rule_index_.end()) {
+        return std::nullopt;
     }
-    return std::nullopt;
+    return it->second;
 }
 
 Status Grammar::validate() const {

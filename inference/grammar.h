@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -93,6 +94,8 @@ public:
 
 private:
     std::vector<GrammarRule> rules_;
+    std::unordered_map<std::string, int32_t> rule_index_;    // name -> rule
+    std::unordered_map<std::string, int> next_suffix_;       // base name -> next suffix to try
     std::vector<ByteSet> byte_sets_;
     int32_t root_ = -1;
     int32_t twin_depth_ = 0;

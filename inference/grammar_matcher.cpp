@@ -44,15 +44,14 @@ GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar)
 
 GrammarMatcher::~GrammarMatcher() = default;
 
+// A copy takes the stacks (the tops refer to them) but not the memoised sets: they are only a
+// cache, and copies are made often (n > 1, beam branches, tests trying every token).
 GrammarMatcher::GrammarMatcher(const GrammarMatcher& other)
     : grammar_(other.grammar_),
-      sets_(std::make_unique<detail::TopSetTable>(*other.sets_)),
+      sets_(std::make_unique<detail::TopSetTable>(other.sets_->arena())),
       tops_(other.tops_),
-      tops_set_(other.tops_set_),
       terminated_(other.terminated_),
-      history_(other.history_),
-      walked_(other.walked_),
-      walked_known_(other.walked_known_) {}
+      history_(other.history_) {}
 
 GrammarMatcher& GrammarMatcher::operator=(const GrammarMatcher& other) {
     if (this != &other) {

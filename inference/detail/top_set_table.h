@@ -24,6 +24,8 @@ public:
     static constexpr int32_t kDead = -1;
 
     explicit TopSetTable(const FlatGrammar* grammar) : arena_(grammar) {}
+    // A table over a copy of `arena`'s stacks, with no sets yet.
+    explicit TopSetTable(const StackArena& arena) : arena_(arena) {}
 
     StackArena& arena() { return arena_; }
     const StackArena& arena() const { return arena_; }

@@ -72,6 +72,8 @@ TEST_CASE("grammar matcher: masks equal trying every token, along random paths")
             {"type":"string","format":"date"}]})",
         R"({"type":"object","additionalProperties":{"type":"integer"},
             "properties":{"id":{"type":"string","pattern":"^[a-z]{2}-\\d+$"}}})",
+        R"x({"type":"object","properties":{"to":{"type":"array","items":{"type":"string",
+            "format":"email"},"maxItems":2},"code":{"type":"string","pattern":"^(ab|c){1,3}(-\\d)?$"}}})x",
     };
     uint64_t seed = 1;
     for (const char* schema : schemas) {

@@ -100,6 +100,15 @@ TEST_CASE("json schema: pattern (the regular subset, search semantics)") {
     check_all(R"({"type":"string","pattern":"^[^a-c\"]$"})", {R"("d")", R"("\\")", R"("é")"},
               {R"("a")", R"("\"")"});
     check_all(R"({"type":"string","pattern":"^a\\sb$"})", {R"("a b")", R"("a\tb")"}, {R"("ab")"});
+    // Groups repeated around bounded repetitions and alternations, laid out as continuations.
+    check_all(R"x({"type":"string","pattern":"^[a-z]{1,3}(\\.[a-z]{1,3}){0,2}@(x|yy)+$"})x",
+              {R"("a@x")", R"("abc.d.ef@yyx")", R"("ab.c@xyy")"},
+              {R"("abcd@x")", R"("a.b.c.d@x")", R"("a@")", R"("a.@x")", R"("@x")"});
+}
+
+TEST_CASE("json schema: a pattern too large once expanded is a named error") {
+    CHECK(error_of(R"x({"type":"string","pattern":"^(a{1,200}b){1,200}$"})x").find("too large") !=
+          std::string::npos);
 }
 
 TEST_CASE("json schema: integers honour bounds exactly") {

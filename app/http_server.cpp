@@ -148,8 +148,15 @@ void HttpServer::install_hooks() {
         res.set_header("X-Request-Id", t_scope.request_id);
         in_flight_.fetch_add(1);
         metrics_.set_in_flight(+1);
-        if (!authenticator_ ||
-            std::find(open_paths_.begin(), open_paths_.end(), req.path) != open_paths_.end()) {
+        const bool open_path =
+            std::find(open_paths_.begin(), open_paths_.end(), req.path) != open_paths_.end();
+        if (draining_.load() && !open_path) {
+            res.set_header("Connection", "close");
+            send_error(res, 503, "shutting_down", "the server is shutting down; retry elsewhere",
+                       t_scope.request_id);
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        if (!authenticator_ || open_path) {
             return httplib::Server::HandlerResponse::Unhandled;
         }
         Result<Identity> identity = authenticator_(req, t_scope.request_id, req.remote_addr);

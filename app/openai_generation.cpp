@@ -361,6 +361,9 @@ bool GenerationJob::pump(httplib::DataSink& sink, std::chrono::milliseconds wait
     if (all_done) {
         sink.done();
         done_ = true;
+        // During a shutdown the connection is not kept alive for another request: false makes
+        // httplib close it once the (complete) response is out.
+        return !stream_ticket_.draining();
     }
     return true;
 }

@@ -1,13 +1,15 @@
 #include "app/openai_route_support.h"
 
+#include <algorithm>
+
 #include "app/governance_http.h"
 
 namespace sluice::app {
 
 void send_model_error(httplib::Response& res, const Status& status, const RequestInfo& info,
                       std::optional<std::int64_t> retry_after_s) {
-    if (status.code() == StatusCode::kResourceExhausted) {
-        res.set_header("Retry-After", std::to_string(retry_after_s.value_or(1)));
+    if (status.code() == StatusCode::kResourceExhausted && retry_after_s) {
+        res.set_header("Retry-After", std::to_string(std::max<std::int64_t>(*retry_after_s, 1)));
     }
     send_status(res, status, info.request_id);
 }

@@ -29,10 +29,11 @@ struct OpenAiOptions {
     StreamRegistry* streams = nullptr;
 };
 
-// Answers a failed status. kResourceExhausted gets Retry-After: `retry_after_s` when known
-// (a limit's hint), else 1 (the engine's queue).
+// Answers a failed status. kResourceExhausted gets Retry-After: `retry_after_s` seconds (1 for
+// the engine's queue; a limit's own hint), none when nullopt (a call that can never fit the
+// limit: retrying does not help).
 void send_model_error(httplib::Response& res, const Status& status, const RequestInfo& info,
-                      std::optional<std::int64_t> retry_after_s = std::nullopt);
+                      std::optional<std::int64_t> retry_after_s = 1);
 
 // A parsed request and the engine that will serve it.
 template <typename T>

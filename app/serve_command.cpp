@@ -249,6 +249,7 @@ int run_server(const Config& config) {
                     log::info("server", "letting streams finish",
                               {{"streams", streams.active()}});
                     server.drain();
+                    streams.drain();
                     draining_streams = true;
                 } else {
                     server.stop();

@@ -1,9 +1,10 @@
 #pragma once
 // StreamRegistry: the server-sent-event streams in flight, so that a shutdown can let them
-// finish instead of cutting them (docs/design.md, "Shutdown"). A stream holds a Ticket while it
-// runs; at shutdown the server waits for active() to reach 0 and, when its deadline nears,
-// calls end_all(), after which every stream ends at its next poll with a final chunk and
-// `data: [DONE]`.
+// finish instead of cutting them (docs/design.md, "The HTTP server"). A stream holds a Ticket
+// while it runs; at shutdown the server calls drain() (a stream that finishes then closes its
+// connection instead of keeping it alive), waits for active() to reach 0 and, when its
+// deadline nears, calls end_all(), after which every stream ends at its next poll with a final
+// chunk and `data: [DONE]`.
 //
 // Thread safety: thread-safe.
 
@@ -36,6 +37,9 @@ public:
 
         // Whether the stream should end now (the server is about to stop).
         bool ending() const { return registry_ != nullptr && registry_->ending(); }
+        // Whether the server is shutting down: a finished stream closes its connection rather
+        // than keep it alive for another request.
+        bool draining() const { return registry_ != nullptr && registry_->draining(); }
 
     private:
         void release() {
@@ -49,11 +53,17 @@ public:
 
     Ticket enter() { return Ticket(this); }
     int active() const { return active_.load(); }
-    void end_all() { ending_.store(true); }
+    void drain() { draining_.store(true); }
+    bool draining() const { return draining_.load(); }
+    void end_all() {
+        draining_.store(true);
+        ending_.store(true);
+    }
     bool ending() const { return ending_.load(); }
 
 private:
     std::atomic<int> active_{0};
+    std::atomic<bool> draining_{false};
     std::atomic<bool> ending_{false};
 };
 

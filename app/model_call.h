@@ -55,6 +55,8 @@ public:
     // written (the answer must not be given as billed). Later calls are no-ops.
     Status finish(const inference::Usage& usage, std::string status);
 
+    // Whether finish() has run (or there was nothing to settle).
+    bool finished() const { return finished_ || !reservation_; }
     const governance::RequestContext& context() const { return context_; }
     const std::string& endpoint() const { return endpoint_; }
 

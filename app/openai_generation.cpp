@@ -33,7 +33,7 @@ GenerationJob::GenerationJob(Private, std::shared_ptr<inference::Engine> engine,
       last_write_(Clock::now()) {}
 
 GenerationJob::~GenerationJob() {
-    if (call_ == nullptr) {
+    if (call_ == nullptr || call_->finished()) {
         return;  // unfinished handles cancel themselves
     }
     // The client went away (or the request failed) before the end: cancel what runs, read the
@@ -54,10 +54,10 @@ GenerationJob::~GenerationJob() {
             }
         }
     }
-    settle("cancelled");
-    if (!status_.ok() && status_.code() != StatusCode::kCancelled) {
-        log::error("openai", "model call ended without its answer",
-                   {{"request_id", spec_.request_id}, {"error", status_.message()}});
+    Status settled = call_->finish(usage_, "cancelled");
+    if (!settled.ok()) {
+        log::error("openai", "cannot bill an abandoned model call",
+                   {{"request_id", spec_.request_id}, {"error", settled.message()}});
     }
 }
 

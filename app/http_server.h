@@ -122,6 +122,9 @@ private:
     std::atomic<int> port_{0};
     std::atomic<int> in_flight_{0};
     std::atomic<bool> draining_{false};
+    std::atomic<int> socket_fd_{-1};  // the last socket httplib made (the listener, at bind())
+
+    void widen_backlog();
 };
 
 // A request id from the client's X-Request-Id if it is 1-128 characters of [A-Za-z0-9._:-],

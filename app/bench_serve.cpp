@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -264,6 +265,7 @@ int run(const Options& options) {
     std::atomic<int> accepted_ok{0};
     std::atomic<int> accepted_failed{0};
     std::vector<double> refusal_ms;
+    std::map<std::string, int> failures;  // what the failed ones got, by kind
     std::mutex mutex;
     {
         std::vector<std::jthread> burst;
@@ -284,6 +286,9 @@ int run(const Options& options) {
                     ++accepted_ok;
                 } else {
                     ++accepted_failed;
+                    std::lock_guard lock(mutex);
+                    ++failures[res ? "HTTP " + std::to_string(res->status)
+                                   : httplib::to_string(res.error())];
                 }
             });
         }
@@ -293,7 +298,10 @@ int run(const Options& options) {
                     " answered 429 (p50 " + format_fixed(percentile(refusal_ms, 0.5), 1) +
                     " ms, max " + format_fixed(percentile(refusal_ms, 1.0), 1) + " ms), " +
                     std::to_string(accepted_ok.load()) + " accepted and finished, " +
-                    std::to_string(accepted_failed.load()) + " accepted and failed");
+                    std::to_string(accepted_failed.load()) + " failed");
+    for (const auto& [what, count] : failures) {
+        report.add_note("  failed with " + what + ": " + std::to_string(count));
+    }
     report.set_figure("overload.refused", refusal_ms.size());
     report.set_figure("overload.refusal_p50_ms", percentile(refusal_ms, 0.5));
     report.set_figure("overload.refusal_max_ms", percentile(refusal_ms, 1.0));

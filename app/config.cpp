@@ -9,6 +9,8 @@
 #include <limits>
 #include <sstream>
 
+#include "governance/types.h"
+
 extern char** environ;  // POSIX: the process environment
 
 namespace sluice::app {
@@ -158,6 +160,11 @@ const std::vector<Field>& fields() {
         f.push_back(make_field("model", "prefix_caching", FieldType::kBoolean,
                                "Share the KV cache of common prompt prefixes between requests",
                                &C::model, &ModelSettings::prefix_caching));
+        f.push_back(make_field("model", "securable", FieldType::kString,
+                               "Catalog model (catalog.schema.name) that governs the OpenAI "
+                               "endpoint: callers need EXECUTE on it and answers get its lineage; "
+                               "empty: every authenticated caller may query it",
+                               &C::model, &ModelSettings::securable));
         return f;
     }();
     return table;
@@ -420,6 +427,13 @@ Status validate_config(const Config& config) {
     }
     if (config.storage.data_dir.empty()) {
         return invalid_argument("/storage/data_dir: expected a directory path, found \"\"");
+    }
+    if (!config.model.securable.empty()) {
+        auto parts = governance::split_full_name(governance::SecurableType::kModel,
+                                                 config.model.securable);
+        if (!parts.ok()) {
+            return invalid_argument("/model/securable: " + parts.status().message());
+        }
     }
     return Status();
 }

@@ -62,6 +62,8 @@ struct ModelSettings {
     double request_timeout_s = 600;  // 0: none
     std::string system_prompt;       // empty: the chat template's default
     bool prefix_caching = true;
+    // The catalog model governing the endpoint (EXECUTE needed to query it); empty: none.
+    std::string securable;
 };
 
 struct Config {

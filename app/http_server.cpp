@@ -1,7 +1,11 @@
 #include "app/http_server.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <random>
 
 #include "app/http_errors.h"
@@ -88,6 +92,13 @@ HttpServer::HttpServer(HttpServerOptions options, Metrics& metrics)
     // Responses are written in several small sends (headers, body); with Nagle's algorithm the
     // second waits for the client's delayed ACK, about 40 ms per request on keep-alive.
     server_->set_tcp_nodelay(true);
+    // httplib listens with a backlog of 5: a burst of new connections overflows it and the
+    // kernel drops SYNs, which clients retry after a second. Keep the socket (the listening one
+    // is the last given before bind() returns) so that bind() can widen the backlog.
+    server_->set_socket_options([this](socket_t sock) {
+        httplib::default_socket_options(sock);
+        socket_fd_.store(static_cast<int>(sock));
+    });
     install_hooks();
 }
 
@@ -148,8 +159,15 @@ void HttpServer::install_hooks() {
         res.set_header("X-Request-Id", t_scope.request_id);
         in_flight_.fetch_add(1);
         metrics_.set_in_flight(+1);
-        if (!authenticator_ ||
-            std::find(open_paths_.begin(), open_paths_.end(), req.path) != open_paths_.end()) {
+        const bool open_path =
+            std::find(open_paths_.begin(), open_paths_.end(), req.path) != open_paths_.end();
+        if (draining_.load() && !open_path) {
+            res.set_header("Connection", "close");
+            send_error(res, 503, "shutting_down", "the server is shutting down; retry elsewhere",
+                       t_scope.request_id);
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        if (!authenticator_ || open_path) {
             return httplib::Server::HandlerResponse::Unhandled;
         }
         Result<Identity> identity = authenticator_(req, t_scope.request_id, req.remote_addr);
@@ -300,7 +318,19 @@ Status HttpServer::bind() {
                            " (in use, or not an address of this machine)");
     }
     port_.store(port);
+    widen_backlog();
     return Status();
+}
+
+void HttpServer::widen_backlog() {
+    const int fd = socket_fd_.load();
+    int accepting = 0;
+    socklen_t size = sizeof(accepting);
+    // Linux applies a second listen() on a listening socket as a new backlog.
+    if (fd >= 0 && ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) == 0 &&
+        accepting != 0 && ::listen(fd, SOMAXCONN) != 0) {
+        log::warn("http", "cannot widen the listen backlog", {{"error", std::strerror(errno)}});
+    }
 }
 
 Status HttpServer::serve() {

@@ -92,8 +92,13 @@ public:
 
     // Accepts and serves until stop(); returns after in-flight requests finish.
     Status serve();
-    // Stops accepting; serve() returns when the requests being handled are done.
+    // Stops accepting; serve() returns when the requests being handled are done. Responses
+    // still streaming are cut (httplib ends its chunked writers): drain() first to avoid that.
     void stop();
+    // Keeps the listener open but answers every new request except the open paths with 503
+    // ("the server is shutting down", Connection: close), so that responses in flight, streams
+    // included, can finish before stop().
+    void drain() { draining_.store(true); }
 
     int in_flight() const { return in_flight_.load(); }
 
@@ -116,6 +121,10 @@ private:
     std::vector<Route> routes_;
     std::atomic<int> port_{0};
     std::atomic<int> in_flight_{0};
+    std::atomic<bool> draining_{false};
+    std::atomic<int> socket_fd_{-1};  // the last socket httplib made (the listener, at bind())
+
+    void widen_backlog();
 };
 
 // A request id from the client's X-Request-Id if it is 1-128 characters of [A-Za-z0-9._:-],

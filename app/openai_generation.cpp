@@ -2,6 +2,7 @@
 
 #include "app/http_errors.h"
 #include "app/tool_calls.h"
+#include "common/log.h"
 
 namespace sluice::app {
 namespace {
@@ -14,16 +15,6 @@ constexpr auto kKeepAlive = std::chrono::seconds(1);
 
 std::string sse(const json& value) {
     return "data: " + value.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
-}
-
-// Length of the longest suffix of `text` that is a proper prefix of `marker`.
-size_t partial_marker(std::string_view text, std::string_view marker) {
-    for (size_t n = std::min(text.size(), marker.size() - 1); n > 0; --n) {
-        if (text.substr(text.size() - n) == marker.substr(0, n)) {
-            return n;
-        }
-    }
-    return 0;
 }
 
 }  // namespace
@@ -41,20 +32,80 @@ GenerationJob::GenerationJob(Private, std::shared_ptr<inference::Engine> engine,
                    .count()),
       last_write_(Clock::now()) {}
 
-GenerationJob::~GenerationJob() = default;  // unfinished handles cancel themselves
+GenerationJob::~GenerationJob() {
+    if (call_ == nullptr || call_->finished()) {
+        return;  // unfinished handles cancel themselves
+    }
+    // The client went away (or the request failed) before the end: cancel what runs, read the
+    // tokens it used, and bill them, so that no reservation outlives the request.
+    for (size_t i = 0; i < handles_.size(); ++i) {
+        if (!handle_done_[i]) {
+            handles_[i].cancel();
+        }
+    }
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    for (size_t i = 0; i < handles_.size(); ++i) {
+        inference::StreamEvent event;
+        while (!handle_done_[i] && Clock::now() < deadline) {
+            if (handles_[i].next(&event, std::chrono::milliseconds(100)) ==
+                inference::RequestHandle::Poll::kFinished) {
+                handle_done_[i] = true;
+                add_usage(i);
+            }
+        }
+    }
+    Status settled = call_->finish(usage_, "cancelled");
+    if (!settled.ok()) {
+        log::error("openai", "cannot bill an abandoned model call",
+                   {{"request_id", spec_.request_id}, {"error", settled.message()}});
+    }
+}
 
 Result<std::unique_ptr<GenerationJob>> GenerationJob::start(
     std::shared_ptr<inference::Engine> engine, GenerationSpec spec,
-    std::vector<inference::EngineRequest> requests) {
+    std::vector<inference::EngineRequest> requests, std::unique_ptr<ModelCall> call,
+    StreamRegistry* streams) {
     auto job = std::make_unique<GenerationJob>(Private{}, std::move(engine), std::move(spec));
+    job->call_ = std::move(call);
+    job->choices_.resize(requests.size() * static_cast<size_t>(job->spec_.n));
+    if (job->spec_.stream) {
+        for (Choice& choice : job->choices_) {
+            if (job->call_ != nullptr) {
+                SLUICE_ASSIGN_OR_RETURN(governance::OutputGuard guard, job->call_->stream_guard());
+                choice.guard.emplace(std::move(guard));
+            }
+            if (job->spec_.use_tools) {
+                choice.tool_stream.emplace(job->spec_.tools, job->spec_.parallel_tool_calls);
+            }
+        }
+        if (streams != nullptr) {
+            job->stream_ticket_ = streams->enter();
+        }
+    }
     for (inference::EngineRequest& request : requests) {
         SLUICE_ASSIGN_OR_RETURN(inference::RequestHandle handle,
                                 job->engine_->submit(std::move(request)));
         job->handles_.push_back(std::move(handle));
+        job->handle_done_.push_back(false);
     }
-    job->handle_done_.assign(job->handles_.size(), false);
-    job->choices_.resize(job->handles_.size() * static_cast<size_t>(job->spec_.n));
     return job;
+}
+
+void GenerationJob::add_usage(size_t handle) {
+    const inference::Usage usage = handles_[handle].usage();
+    usage_.prompt_tokens += usage.prompt_tokens;
+    usage_.completion_tokens += usage.completion_tokens;
+    usage_.cached_tokens += usage.cached_tokens;
+}
+
+void GenerationJob::settle(const std::string& outcome) {
+    if (call_ == nullptr) {
+        return;
+    }
+    Status settled = call_->finish(usage_, outcome);
+    if (!settled.ok() && status_.ok()) {
+        status_ = settled;
+    }
 }
 
 Status GenerationJob::collect() {
@@ -69,14 +120,26 @@ Status GenerationJob::collect() {
             }
         }
         handle_done_[i] = true;
-        const inference::Usage usage = handles_[i].usage();
-        usage_.prompt_tokens += usage.prompt_tokens;
-        usage_.completion_tokens += usage.completion_tokens;
-        usage_.cached_tokens += usage.cached_tokens;
+        add_usage(i);
         if (status_.ok() && !handles_[i].status().ok()) {
             status_ = handles_[i].status();
         }
     }
+    if (call_ != nullptr && status_.ok()) {
+        // The output guardrail sees each answer whole, as the client would (echo included).
+        for (size_t i = 0; i < choices_.size() && status_.ok(); ++i) {
+            Choice& choice = choices_[i];
+            const std::string echo =
+                spec_.chat ? std::string() : spec_.echo[i / static_cast<size_t>(spec_.n)];
+            auto shown = call_->guard_output(echo + choice.text);
+            if (!shown.ok()) {
+                status_ = shown.status();
+                break;
+            }
+            choice.shown = std::move(*shown);
+        }
+    }
+    settle(status_.ok() ? "ok" : "error");
     done_ = true;
     return status_;
 }
@@ -90,81 +153,97 @@ void GenerationJob::absorb(size_t prompt, inference::StreamEvent event, std::str
     if (event.finish) {
         choice.finish = event.finish;
     }
-    if (out == nullptr) {
+    if (out == nullptr || failed_ || choice.stream_finished) {
         return;
     }
-    std::string visible;
-    if (spec_.use_tools) {
-        // Hold text from a (possible) <tool_call> marker on; release the rest.
-        if (choice.tool_guard) {
-            choice.held += event.text;
-        } else {
-            choice.held += event.text;
-            const size_t marker = choice.held.find(kToolCallOpen);
-            if (marker != std::string::npos) {
-                visible = choice.held.substr(0, marker);
-                choice.held.erase(0, marker);
-                choice.tool_guard.emplace(std::vector<std::string>{});  // marks: holding
-            } else {
-                const size_t keep = partial_marker(choice.held, kToolCallOpen);
-                visible = choice.held.substr(0, choice.held.size() - keep);
-                choice.held.erase(0, choice.held.size() - keep);
-            }
+    std::string visible = std::move(event.text);
+    if (choice.guard) {
+        auto passed = choice.guard->push(visible);
+        if (!passed.ok()) {
+            fail_stream(passed.status());
+            return;
         }
-    } else {
-        visible = std::move(event.text);
+        visible = std::move(*passed);
     }
-    const bool with_logprobs = spec_.logprobs && !event.tokens.empty();
-    if (!visible.empty() || with_logprobs) {
-        json entry = {{"index", index}, {"finish_reason", nullptr}};
-        if (spec_.chat) {
-            entry["delta"] = {{"content", visible}};
-            entry["logprobs"] = with_logprobs
-                                    ? json{{"content", logprobs_json(event.tokens, 0)}}
-                                    : json(nullptr);
-        } else {
-            entry["text"] = visible;
-            entry["logprobs"] =
-                with_logprobs ? logprobs_json(event.tokens, spec_.echo[prompt].size() + offset)
-                              : json(nullptr);
-        }
-        *out += sse(chunk(json::array({entry})));
-    }
+    emit_text(index, std::move(visible), event.tokens, spec_.echo.empty() ? offset :
+              spec_.echo[prompt].size() + offset, out);
     if (event.finish) {
         finish_stream_choice(index, out);
     }
 }
 
+void GenerationJob::emit_text(size_t index, std::string text,
+                              const std::vector<inference::SampledToken>& tokens,
+                              size_t text_offset, std::string* out) {
+    Choice& choice = choices_[index];
+    std::vector<ToolCallDelta> calls;
+    if (choice.tool_stream) {
+        ToolStreamPiece piece = choice.tool_stream->push(text);
+        text = std::move(piece.content);
+        calls = std::move(piece.calls);
+    }
+    const bool with_logprobs = spec_.logprobs && !tokens.empty();
+    if (!text.empty() || with_logprobs) {
+        json entry = {{"index", index}, {"finish_reason", nullptr}};
+        if (spec_.chat) {
+            entry["delta"] = {{"content", text}};
+            entry["logprobs"] = with_logprobs ? json{{"content", logprobs_json(tokens, 0)}}
+                                              : json(nullptr);
+        } else {
+            entry["text"] = text;
+            entry["logprobs"] = with_logprobs ? logprobs_json(tokens, text_offset) : json(nullptr);
+        }
+        *out += sse(chunk(json::array({entry})));
+    }
+    for (ToolCallDelta& delta : calls) {
+        json call = {{"index", delta.index}};
+        if (delta.first) {
+            call["id"] = delta.id;
+            call["type"] = "function";
+            call["function"] = {{"name", delta.name}, {"arguments", ""}};
+        } else {
+            call["function"] = {{"arguments", delta.arguments}};
+        }
+        *out += sse(chunk(json::array({{{"index", index},
+                                        {"delta", {{"tool_calls", json::array({call})}}},
+                                        {"logprobs", nullptr},
+                                        {"finish_reason", nullptr}}})));
+    }
+}
+
+void GenerationJob::fail_stream(Status status) {
+    failed_ = true;
+    if (status_.ok()) {
+        status_ = std::move(status);
+    }
+    for (size_t i = 0; i < handles_.size(); ++i) {
+        if (!handle_done_[i]) {
+            handles_[i].cancel();
+        }
+    }
+}
+
 void GenerationJob::finish_stream_choice(size_t index, std::string* out) {
     Choice& choice = choices_[index];
+    choice.stream_finished = true;
+    if (choice.guard) {
+        auto rest = choice.guard->finish();
+        if (!rest.ok()) {
+            fail_stream(rest.status());
+            return;
+        }
+        emit_text(index, std::move(*rest), {}, 0, out);
+    }
     bool tool_calls = false;
-    if (spec_.use_tools) {
-        ParsedToolCalls parsed = parse_tool_calls(choice.text, spec_.tools);
-        if (!parsed.calls.empty()) {
-            if (!spec_.parallel_tool_calls) {
-                parsed.calls.resize(1);
-            }
-            json calls = json::array();
-            for (size_t k = 0; k < parsed.calls.size(); ++k) {
-                calls.push_back({{"index", k},
-                                 {"id", parsed.calls[k].id},
-                                 {"type", "function"},
-                                 {"function",
-                                  {{"name", parsed.calls[k].name},
-                                   {"arguments", parsed.calls[k].arguments.dump()}}}});
-            }
+    if (choice.tool_stream) {
+        ToolStreamPiece piece = choice.tool_stream->finish();
+        if (!piece.content.empty()) {
             *out += sse(chunk(json::array({{{"index", index},
-                                            {"delta", {{"tool_calls", calls}}},
-                                            {"logprobs", nullptr},
-                                            {"finish_reason", nullptr}}})));
-            tool_calls = true;
-        } else if (!choice.held.empty()) {
-            *out += sse(chunk(json::array({{{"index", index},
-                                            {"delta", {{"content", choice.held}}},
+                                            {"delta", {{"content", piece.content}}},
                                             {"logprobs", nullptr},
                                             {"finish_reason", nullptr}}})));
         }
-        choice.held.clear();
+        tool_calls = choice.tool_stream->calls() > 0;
     }
     json entry = {{"index", index},
                   {"logprobs", nullptr},
@@ -190,8 +269,16 @@ bool GenerationJob::pump(httplib::DataSink& sink, std::chrono::milliseconds wait
         started_stream_ = true;
         for (size_t i = 0; i < choices_.size(); ++i) {
             json entry = {{"index", i}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
-            const std::string& echo = spec_.echo.empty() ? std::string() :
-                                      spec_.echo[i / static_cast<size_t>(spec_.n)];
+            std::string echo = spec_.echo.empty() ? std::string() :
+                               spec_.echo[i / static_cast<size_t>(spec_.n)];
+            if (!echo.empty() && choices_[i].guard) {
+                auto passed = choices_[i].guard->push(echo);
+                if (!passed.ok()) {
+                    fail_stream(passed.status());
+                    break;
+                }
+                echo = std::move(*passed);
+            }
             if (spec_.chat) {
                 entry["delta"] = {{"role", "assistant"}, {"content", ""}};
             } else if (!echo.empty()) {
@@ -200,6 +287,15 @@ bool GenerationJob::pump(httplib::DataSink& sink, std::chrono::milliseconds wait
                 continue;
             }
             out += sse(chunk(json::array({entry})));
+        }
+    }
+    if (!ending_ && !failed_ && stream_ticket_.ending()) {
+        // The server stops soon: end cleanly rather than be cut.
+        ending_ = true;
+        for (size_t i = 0; i < handles_.size(); ++i) {
+            if (!handle_done_[i]) {
+                handles_[i].cancel();
+            }
         }
     }
     bool waited = false;
@@ -217,12 +313,11 @@ bool GenerationJob::pump(httplib::DataSink& sink, std::chrono::milliseconds wait
             }
             if (poll == inference::RequestHandle::Poll::kFinished) {
                 handle_done_[i] = true;
-                const inference::Usage usage = handles_[i].usage();
-                usage_.prompt_tokens += usage.prompt_tokens;
-                usage_.completion_tokens += usage.completion_tokens;
-                usage_.cached_tokens += usage.cached_tokens;
-                if (status_.ok() && !handles_[i].status().ok()) {
-                    status_ = handles_[i].status();
+                add_usage(i);
+                const Status& ended = handles_[i].status();
+                const bool ours = (ending_ || failed_) && ended.code() == StatusCode::kCancelled;
+                if (status_.ok() && !ended.ok() && !ours) {
+                    status_ = ended;
                 }
             }
             break;
@@ -231,6 +326,15 @@ bool GenerationJob::pump(httplib::DataSink& sink, std::chrono::milliseconds wait
     const bool all_done = std::all_of(handle_done_.begin(), handle_done_.end(),
                                       [](bool done) { return done; });
     if (all_done) {
+        if (ending_ && status_.ok()) {
+            for (size_t i = 0; i < choices_.size() && !failed_; ++i) {
+                if (!choices_[i].stream_finished) {
+                    choices_[i].finish = inference::FinishReason::kLength;
+                    finish_stream_choice(i, &out);
+                }
+            }
+        }
+        settle(status_.ok() ? "ok" : (failed_ ? "error" : "cancelled"));
         if (!status_.ok()) {
             const int http = http_status_for(status_.code());
             out += sse(error_envelope(http, status_code_name(status_.code()), status_.message(),
@@ -257,6 +361,9 @@ bool GenerationJob::pump(httplib::DataSink& sink, std::chrono::milliseconds wait
     if (all_done) {
         sink.done();
         done_ = true;
+        // During a shutdown the connection is not kept alive for another request: false makes
+        // httplib close it once the (complete) response is out.
+        return !stream_ticket_.draining();
     }
     return true;
 }
@@ -339,10 +446,11 @@ json GenerationJob::response() const {
     for (size_t i = 0; i < choices_.size(); ++i) {
         const Choice& choice = choices_[i];
         if (spec_.chat) {
-            json message = {{"role", "assistant"}, {"content", choice.text}};
+            const std::string& text = choice.shown ? *choice.shown : choice.text;
+            json message = {{"role", "assistant"}, {"content", text}};
             bool tool_calls = false;
             if (spec_.use_tools) {
-                ParsedToolCalls parsed = parse_tool_calls(choice.text, spec_.tools);
+                ParsedToolCalls parsed = parse_tool_calls(text, spec_.tools);
                 if (!parsed.calls.empty()) {
                     if (!spec_.parallel_tool_calls) {
                         parsed.calls.resize(1);
@@ -371,7 +479,7 @@ json GenerationJob::response() const {
         const std::string& echo = spec_.echo[i / static_cast<size_t>(spec_.n)];
         choices.push_back(
             {{"index", i},
-             {"text", echo + choice.text},
+             {"text", choice.shown ? *choice.shown : echo + choice.text},
              {"logprobs", spec_.logprobs ? logprobs_json(choice.tokens, echo.size())
                                          : json(nullptr)},
              {"finish_reason", finish_name(choice, false)}});

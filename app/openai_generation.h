@@ -4,9 +4,21 @@
 // whole (collect() then response()) or as server-sent events (pump() from httplib's chunked
 // content provider, ending with `data: [DONE]`).
 //
-// Choices are numbered prompt-major: choice prompt_index * n + j. With tools in use, streamed
-// text is held back from the first `<tool_call>` marker on; at the end the held text becomes
-// tool_calls (finish_reason "tool_calls") or, when it does not parse, content.
+// Choices are numbered prompt-major: choice prompt_index * n + j. With tools in use, a streamed
+// tool call arrives as OpenAI sends it (tool_call_stream.h): a first delta with id, type and
+// function name, then the arguments in fragments as they are generated.
+//
+// Governance (model_call.h), when the job has a ModelCall: the answer passes the endpoint's
+// output guardrail — whole when not streamed (a block answers 403), chunk by chunk when
+// streamed through an OutputGuard per choice, which holds back only the tail that could still
+// become personal data (a block ends the stream with an error event and `data: [DONE]`, nothing
+// of the match having been sent). The reservation is settled with the real tokens once the
+// requests end: at the end of collect() or of the stream, and, when the client goes away, when
+// the job is dropped (after cancelling its requests and reading their final usage).
+//
+// Shutdown: with a StreamRegistry, a stream counts itself in it, and once the registry says
+// streams are ending it cancels its requests and ends cleanly: each unfinished choice gets
+// finish_reason "length", then the usage chunk if asked for, then `data: [DONE]`.
 //
 // Thread safety: owned by one thread at a time (the HTTP worker serving the request).
 
@@ -19,7 +31,11 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "app/model_call.h"
+#include "app/stream_registry.h"
+#include "app/tool_call_stream.h"
 #include "common/result.h"
+#include "governance/guardrails.h"
 #include "inference/chat_template.h"
 #include "inference/engine.h"
 #include "inference/stream_decoder.h"
@@ -28,6 +44,7 @@ namespace sluice::app {
 
 struct GenerationSpec {
     bool chat = true;
+    bool stream = false;
     std::string request_id;  // for errors reported inside a stream
     std::string model;
     int32_t n = 1;
@@ -45,14 +62,18 @@ class GenerationJob {
 
 public:
     GenerationJob(Private, std::shared_ptr<inference::Engine> engine, GenerationSpec spec);
-    // Submits one engine request per prompt. Errors: those of Engine::submit (the requests
-    // already submitted are cancelled).
+    // Submits one engine request per prompt. `call` (may be null) governs the answer and is
+    // settled by the job; `streams` (may be null) is told about a streamed answer. Errors:
+    // those of Engine::submit (the requests already submitted are cancelled) and of opening
+    // the output guards.
     static Result<std::unique_ptr<GenerationJob>> start(
         std::shared_ptr<inference::Engine> engine, GenerationSpec spec,
-        std::vector<inference::EngineRequest> requests);
+        std::vector<inference::EngineRequest> requests, std::unique_ptr<ModelCall> call = nullptr,
+        StreamRegistry* streams = nullptr);
     ~GenerationJob();
 
-    // Waits for every request to finish. The first failure is returned.
+    // Waits for every request to finish, applies the output guardrail and settles the call.
+    // The first failure is returned.
     Status collect();
     // The whole response object (chat.completion or text_completion). After collect().
     nlohmann::json response() const;
@@ -67,10 +88,13 @@ private:
         std::string text;
         std::vector<inference::SampledToken> tokens;
         std::optional<inference::FinishReason> finish;
-        bool role_sent = false;
-        // Streaming with tools: text from the first <tool_call> on waits here.
-        std::optional<inference::StopMatcher> tool_guard;
-        std::string held;
+        // The answer as the client gets it (echo included) when an output guardrail applies
+        // to a whole answer.
+        std::optional<std::string> shown;
+        // Streaming: the output guardrail, and tool calls as they are generated.
+        std::optional<governance::OutputGuard> guard;
+        std::optional<ToolCallStreamer> tool_stream;
+        bool stream_finished = false;
     };
 
     // Moves pending events into choices; appends SSE chunks to `out` when streaming.
@@ -81,6 +105,14 @@ private:
                                  size_t text_offset) const;
     std::string finish_name(const Choice& choice, bool has_tool_calls) const;
     void finish_stream_choice(size_t index, std::string* out);
+    // Streams text of a choice (after its guard): content and tool-call deltas.
+    void emit_text(size_t index, std::string text, const std::vector<inference::SampledToken>& tokens,
+                   size_t text_offset, std::string* out);
+    // Ends a stream early (a blocked answer): the requests are cancelled, `status` is reported.
+    void fail_stream(Status status);
+    void add_usage(size_t handle);
+    // Settles the call (once) with the usage so far; the result joins status_.
+    void settle(const std::string& outcome);
 
     std::shared_ptr<inference::Engine> engine_;
     GenerationSpec spec_;
@@ -93,6 +125,10 @@ private:
     inference::Usage usage_;
     bool started_stream_ = false;
     bool done_ = false;
+    bool failed_ = false;   // a stream ended early by fail_stream()
+    bool ending_ = false;   // the server is shutting down: unfinished choices end as "length"
+    std::unique_ptr<ModelCall> call_;
+    StreamRegistry::Ticket stream_ticket_;
     std::chrono::steady_clock::time_point last_write_;
 };
 

@@ -4,6 +4,7 @@
 
 #include "app/http_errors.h"
 #include "app/openai_request.h"
+#include "app/openai_route_support.h"
 #include "app/openai_routes.h"
 
 namespace sluice::app {
@@ -71,62 +72,75 @@ json model_object(const ModelHost& host, const inference::Engine& engine) {
             {"max_model_len", engine.model_config().max_seq_len}};
 }
 
-void embeddings(ModelHost& host, const RequestInfo& info, const httplib::Request& req,
-                httplib::Response& res) {
-    Result<json> body = parse_json_body(req);
-    if (!body.ok()) {
-        send_status(res, body.status(), info.request_id);
+void embeddings(ModelHost& host, const OpenAiOptions& options, const RequestInfo& info,
+                const httplib::Request& req, httplib::Response& res) {
+    auto taken = take_model_request<EmbeddingRequest>(
+        host, info, req, res, parse_embedding_request,
+        [](const EmbeddingRequest& request) { return request.model; });
+    if (!taken) {
         return;
     }
-    Result<EmbeddingRequest> request = parse_embedding_request(*body);
-    if (!request.ok()) {
-        send_status(res, request.status(), info.request_id);
-        return;
-    }
-    auto engine = require_engine(host, info, res);
-    if (!engine) {
-        return;
-    }
-    if (!request->model.empty() && request->model != host.model_id()) {
-        send_error(res, 404, "model_not_found",
-                   "the model '" + request->model + "' does not exist; this server serves '" +
-                       host.model_id() + "'",
-                   info.request_id);
+    const EmbeddingRequest& request = taken->body;
+    const auto& engine = taken->engine;
+    auto call = open_model_call(options, host, info, res);
+    if (!call.ok()) {
         return;
     }
     std::vector<std::vector<int32_t>> prompts;
-    for (size_t i = 0; i < request->inputs.size(); ++i) {
-        const PromptInput& input = request->inputs[i];
-        if (const auto* text = std::get_if<std::string>(&input)) {
-            auto ids = engine->tokenizer()->encode(*text);
+    std::int64_t estimate = 0;
+    for (size_t i = 0; i < request.inputs.size(); ++i) {
+        const std::string where = "input[" + std::to_string(i) + "]";
+        const PromptInput& input = request.inputs[i];
+        if (const auto* given = std::get_if<std::string>(&input)) {
+            std::string text = *given;
+            if (*call != nullptr) {
+                auto guarded = (*call)->guard_input(text);
+                if (!guarded.ok()) {
+                    send_model_error(res, guarded.status().with_context(where), info);
+                    return;
+                }
+                text = std::move(*guarded);
+            }
+            auto ids = engine->tokenizer()->encode(text);
             if (!ids.ok()) {
-                send_status(res, ids.status().with_context("input[" + std::to_string(i) + "]"),
-                            info.request_id);
+                send_model_error(res, ids.status().with_context(where), info);
                 return;
             }
             if (ids->empty()) {
-                send_error(res, 400, "invalid_argument",
-                           "input[" + std::to_string(i) + "] is empty", info.request_id);
+                send_error(res, 400, "invalid_argument", where + " is empty", info.request_id);
                 return;
             }
             prompts.push_back(std::move(*ids));
         } else {
             prompts.push_back(std::get<std::vector<int32_t>>(input));
         }
+        estimate += static_cast<std::int64_t>(prompts.back().size());
+    }
+    if (*call != nullptr) {
+        std::optional<std::int64_t> retry_after;
+        if (Status reserved = (*call)->reserve(estimate, &retry_after); !reserved.ok()) {
+            send_model_error(res, reserved, info, retry_after);
+            return;
+        }
     }
     inference::Usage usage;
     auto vectors = engine->embed_ids(prompts, &usage);
-    if (!vectors.ok()) {
-        if (vectors.status().code() == StatusCode::kResourceExhausted) {
-            res.set_header("Retry-After", "1");
+    if (*call != nullptr) {
+        // Billed with what the engine counted, also when it failed part way.
+        Status settled = (*call)->finish(usage, vectors.ok() ? "ok" : "error");
+        if (!settled.ok() && vectors.ok()) {
+            send_model_error(res, settled, info);
+            return;
         }
-        send_status(res, vectors.status(), info.request_id);
+    }
+    if (!vectors.ok()) {
+        send_model_error(res, vectors.status(), info);
         return;
     }
     json data = json::array();
     for (size_t i = 0; i < vectors->size(); ++i) {
-        json embedding = request->encoding_format == "base64" ? json(float_base64((*vectors)[i]))
-                                                              : json((*vectors)[i]);
+        json embedding = request.encoding_format == "base64" ? json(float_base64((*vectors)[i]))
+                                                             : json((*vectors)[i]);
         data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", embedding}});
     }
     send_json(res, {{"object", "list"},
@@ -214,10 +228,12 @@ void detokenize(ModelHost& host, const RequestInfo& info, const httplib::Request
 
 }  // namespace
 
-void add_embedding_and_token_routes(HttpServer& server, ModelHost& host) {
+void add_embedding_and_token_routes(HttpServer& server, ModelHost& host, OpenAiOptions options) {
     server.route("POST", "/v1/embeddings",
-                 [&host](const RequestInfo& info, const httplib::Request& req,
-                         httplib::Response& res) { embeddings(host, info, req, res); });
+                 [&host, options](const RequestInfo& info, const httplib::Request& req,
+                                  httplib::Response& res) {
+                     embeddings(host, options, info, req, res);
+                 });
     server.route("GET", "/v1/models",
                  [&host](const RequestInfo&, const httplib::Request&, httplib::Response& res) {
                      json data = json::array();

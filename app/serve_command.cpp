@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <iostream>
@@ -24,6 +25,7 @@
 #include "app/metrics.h"
 #include "app/model_host.h"
 #include "app/openai_routes.h"
+#include "app/stream_registry.h"
 #include "app/readiness.h"
 #include "app/source_routes.h"
 #include "app/vector_search_routes.h"
@@ -158,8 +160,9 @@ int run_server(const Config& config) {
     });
     // Declared after the server: destroyed (engine stopped) once serve() has returned.
     ModelHost model(config.model, &readiness);
+    StreamRegistry streams;
     add_health_routes(server, readiness, metrics);
-    add_openai_routes(server, model);
+    add_openai_routes(server, model, OpenAiOptions{.governance = &governance, .streams = &streams});
     metrics.add_collector([&model] { return model.metrics_text(); });
     add_catalog_routes(server, governance);
     add_principal_routes(server, governance);
@@ -201,6 +204,10 @@ int run_server(const Config& config) {
         int handled_count = 0;
         auto first_signal_at = std::chrono::steady_clock::time_point::min();
         auto deadline = std::chrono::steady_clock::time_point::max();
+        // Streams in flight at the signal may run until shortly before the deadline; then they
+        // are told to end (a final chunk and [DONE]) so that none is cut mid-answer.
+        auto end_streams_at = std::chrono::steady_clock::time_point::max();
+        bool draining_streams = false;
         while (!served.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
             int received = g_signal_count.load();
@@ -231,7 +238,32 @@ int run_server(const Config& config) {
                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                std::chrono::duration<double>(config.server.shutdown_deadline_s));
                 readiness.set_draining();
-                server.stop();
+                const auto deadline_s = std::chrono::duration<double>(
+                    config.server.shutdown_deadline_s);
+                const auto margin = std::min<std::chrono::duration<double>>(
+                    std::chrono::seconds(2), deadline_s / 4);
+                end_streams_at = deadline - std::chrono::duration_cast<
+                                                std::chrono::steady_clock::duration>(margin);
+                if (streams.active() > 0) {
+                    log::info("server", "letting streams finish",
+                              {{"streams", streams.active()}});
+                    server.drain();
+                    streams.drain();
+                    draining_streams = true;
+                } else {
+                    server.stop();
+                }
+            }
+            if (draining_streams) {
+                if (streams.active() == 0) {
+                    draining_streams = false;
+                    server.stop();
+                } else if (std::chrono::steady_clock::now() >= end_streams_at &&
+                           !streams.ending()) {
+                    log::info("server", "ending streams before the shutdown deadline",
+                              {{"streams", streams.active()}});
+                    streams.end_all();
+                }
             }
             if (handled == 1 && std::chrono::steady_clock::now() > deadline && !served.load()) {
                 log::error("server", "shutdown deadline passed with requests in flight",

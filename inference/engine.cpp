@@ -168,6 +168,18 @@ Result<RequestHandle> Engine::submit(EngineRequest request) {
     return RequestHandle(id, std::move(channel), inbox_);
 }
 
+Status Engine::check_capacity() {
+    std::lock_guard lock(inbox_->mutex);
+    const int64_t queued = static_cast<int64_t>(inbox_->adds.size()) + inbox_->stats.queued;
+    if (queued >= options_.max_queued) {
+        ++inbox_->stats.requests_rejected;
+        return Status(StatusCode::kResourceExhausted,
+                      "the engine is at capacity: " + std::to_string(queued) +
+                          " requests are waiting; retry later");
+    }
+    return Status();
+}
+
 EngineStats Engine::stats() const {
     std::lock_guard lock(inbox_->mutex);
     EngineStats stats = inbox_->stats;

@@ -106,6 +106,10 @@ public:
     Engine& operator=(const Engine&) = delete;
 
     Result<RequestHandle> submit(EngineRequest request);
+    // kResourceExhausted, counted as a rejected request, when submit() would refuse for a full
+    // queue now: a cheap check that lets a caller refuse before preparing a request (tokenizing
+    // its prompt). Ok is no promise; submit() decides.
+    Status check_capacity();
 
     // Embeds each text (mean-pooled final hidden states, L2-normalised) through the same
     // batching; blocks the calling thread until all are done. Errors as submit(), and

@@ -203,6 +203,45 @@ test('tools are offered through the chat template and tool turns are accepted', 
   assert.ok(typeof args.query === 'string' && [...args.query].length <= 8);
 });
 
+test('a streamed tool call arrives in OpenAI\'s deltas and the stream helpers assemble it', async () => {
+  const tools = [{
+    type: 'function',
+    function: {
+      name: 'lookup',
+      parameters: { type: 'object', properties: { query: { type: 'string', maxLength: 8 } },
+        required: ['query'], additionalProperties: false },
+    },
+  }];
+  const stream = client.chat.completions.stream({
+    model: 'model', max_tokens: 200, messages: hello, tools, seed: 3,
+    tool_choice: { type: 'function', function: { name: 'lookup' } },
+  });
+  const chunks = [];
+  const fragments = [];
+  stream.on('chunk', (chunk) => chunks.push(chunk));
+  stream.on('tool_calls.function.arguments.delta', (event) => fragments.push(event.arguments_delta));
+  const final = await stream.finalChatCompletion();
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  const calls = final.choices[0].message.tool_calls;
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].type, 'function');
+  assert.match(calls[0].id, /^call_/);
+  assert.equal(calls[0].function.name, 'lookup');
+  const args = JSON.parse(calls[0].function.arguments);
+  assert.deepEqual(Object.keys(args), ['query']);
+  // The first delta carries id, type and name with empty arguments; the arguments follow in
+  // fragments as they are generated, which the helper joined.
+  const deltas = chunks.flatMap((chunk) => chunk.choices.flatMap((c) => c.delta.tool_calls ?? []));
+  assert.equal(deltas[0].id, calls[0].id);
+  assert.equal(deltas[0].type, 'function');
+  assert.equal(deltas[0].function.name, 'lookup');
+  assert.equal(deltas[0].function.arguments, '');
+  assert.ok(deltas.length >= 3, `only ${deltas.length} tool-call deltas`);
+  assert.ok(deltas.slice(1).every((d) => d.id === undefined && d.function.name === undefined));
+  assert.ok(fragments.length >= 2);
+  assert.equal(fragments.join(''), calls[0].function.arguments);
+});
+
 test('response_format json_schema answers with JSON that fits the schema', async () => {
   const schema = {
     type: 'object',

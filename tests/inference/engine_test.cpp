@@ -201,6 +201,22 @@ TEST_CASE("engine: a full queue refuses at once") {
     }
     CHECK(refused >= 1);
     CHECK(engine->stats().requests_rejected == refused);
+    // The cheap check agrees with submit() while the queue stays full, and counts its refusals.
+    if (engine->stats().queued >= 1) {
+        Status full = engine->check_capacity();
+        CHECK(full.code() == StatusCode::kResourceExhausted);
+        CHECK(full.message().find("at capacity") != std::string::npos);
+        CHECK(engine->stats().requests_rejected == refused + 1);
+    }
+    accepted.clear();  // cancelled: the queue drains
+    Status room = Status(StatusCode::kResourceExhausted, "not checked");
+    for (int i = 0; i < 200 && !room.ok(); ++i) {
+        std::this_thread::sleep_for(10ms);
+        if (engine->stats().queued == 0) {
+            room = engine->check_capacity();
+        }
+    }
+    CHECK(room.ok());
 }
 
 TEST_CASE("engine: embeddings are unit vectors, equal for equal texts") {

@@ -1,19 +1,16 @@
 // The OpenAI-compatible API of the real `sluice serve` binary with a tiny random model: answers,
 // streams, prefix caching, errors, load shedding and client aborts.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <doctest/doctest.h>
 
 #include <thread>
 
+#include "raw_client.h"
 #include "sluice_server.h"
 
 namespace {
 
 using nlohmann::json;
+using sluice::testing::RawClient;
 using sluice::testing::ServerProcess;
 using sluice::testing::tiny_model_dir;
 using namespace std::chrono_literals;
@@ -40,54 +37,6 @@ std::vector<std::string> sse_data(const std::string& body) {
     }
     return out;
 }
-
-// A raw connection that sends a request and may vanish without reading the answer.
-class RawClient {
-public:
-    RawClient(int port, std::string token) : token_(std::move(token)) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_port = htons(static_cast<uint16_t>(port));
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-        timeval timeout{30, 0};
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    }
-    ~RawClient() { close(); }
-    void post(const std::string& path, const json& body) {
-        const std::string payload = body.dump();
-        const std::string request = "POST " + path +
-                                    " HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + token_ +
-                                    "\r\nContent-Type: application/json\r\nContent-Length: " +
-                                    std::to_string(payload.size()) + "\r\n\r\n" + payload;
-        REQUIRE(::write(fd_, request.data(), request.size()) ==
-                static_cast<ssize_t>(request.size()));
-    }
-    // Reads until `needle` has arrived; returns everything read.
-    std::string read_until(const std::string& needle) {
-        char chunk[4096];
-        while (received_.find(needle) == std::string::npos) {
-            ssize_t n = ::read(fd_, chunk, sizeof(chunk));
-            if (n <= 0) {
-                break;
-            }
-            received_.append(chunk, static_cast<size_t>(n));
-        }
-        return received_;
-    }
-    void close() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-            fd_ = -1;
-        }
-    }
-
-private:
-    std::string token_;
-    int fd_ = -1;
-    std::string received_;
-};
 
 }  // namespace
 

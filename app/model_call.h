@@ -1,0 +1,73 @@
+#pragma once
+// Governance of one call of the served model through the OpenAI-compatible API (docs/api.md,
+// "Governance"): who may query the endpoint, what personal data may go in and come out, what
+// the call may spend and what it did spend, and where its answer came from.
+//
+// A call goes:
+//   ModelCall call(gov, context, endpoint, securable);
+//   call.authorize()                       EXECUTE on the catalog model, audited (allow and deny)
+//   call.guard_input(text) per input       the endpoint's input policy (400 when it blocks)
+//   call.reserve(estimated tokens)         limits and budgets (429 naming the limit)
+//   ... generation, output through guard_output() or an OutputGuard from stream_guard() ...
+//   call.finish(usage, status)             settles the reservation with the real tokens (the
+//                                          usage row and its audit record) and records lineage
+// A call dropped after reserve() without finish() settles as "cancelled" with no tokens, so
+// that a reservation never outlives its request.
+//
+// Thread safety: owned by one thread at a time.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "governance/governance.h"
+#include "inference/engine.h"
+
+namespace sluice::app {
+
+class ModelCall {
+public:
+    // `securable`: the catalog model governing the endpoint, or "" for none (no privilege to
+    // check, no lineage node). Governance must outlive the call.
+    ModelCall(governance::Governance& gov, governance::RequestContext context,
+              std::string endpoint, std::string securable);
+    ~ModelCall();
+    ModelCall(const ModelCall&) = delete;
+    ModelCall& operator=(const ModelCall&) = delete;
+
+    // kPermissionDenied (or kNotFound for a securable that does not exist) when the caller
+    // lacks EXECUTE on the securable; ok when there is none.
+    Status authorize();
+    // The text to send to the model (masked, or as given). kInvalidArgument when the endpoint's
+    // input policy blocks personal data.
+    Result<std::string> guard_input(std::string_view text);
+    // Charges the estimate to every applicable limit. kResourceExhausted naming the limit;
+    // then `retry_after_s` holds the hint (nullopt: the estimate never fits).
+    Status reserve(std::int64_t estimated_tokens, std::optional<std::int64_t>* retry_after_s);
+    // The whole answer under the endpoint's output policy. kPermissionDenied when it blocks.
+    Result<std::string> guard_output(std::string_view text);
+    // A guard for one streamed answer.
+    Result<governance::OutputGuard> stream_guard();
+    // Settles the reservation with the tokens used and records lineage (model → answer).
+    // `status`: "ok", "error" or "cancelled". kUnavailable when the usage row could not be
+    // written (the answer must not be given as billed). Later calls are no-ops.
+    Status finish(const inference::Usage& usage, std::string status);
+
+    // Whether finish() has run (or there was nothing to settle).
+    bool finished() const { return finished_ || !reservation_; }
+    const governance::RequestContext& context() const { return context_; }
+    const std::string& endpoint() const { return endpoint_; }
+
+private:
+    governance::Governance& gov_;
+    governance::RequestContext context_;
+    std::string endpoint_;
+    std::string securable_;
+    std::optional<governance::Reservation> reservation_;
+    std::int64_t started_us_ = 0;
+    bool finished_ = false;
+};
+
+}  // namespace sluice::app

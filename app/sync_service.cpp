@@ -173,6 +173,7 @@ std::string SyncService::metrics_text() const {
         {"sluice_source_changes_total", "counter", "Changes applied since start."},
         {"sluice_source_error_records_total", "counter", "Error records reported since start."},
         {"sluice_source_changes_per_second", "gauge", "Changes applied per working second."},
+        {"sluice_source_caught_up", "gauge", "1 when the last poll found nothing more to apply."},
         {"sluice_source_up", "gauge", "1 when the sync runs and is not paused or retrying."},
     };
     std::map<std::string, retrieval::SyncStatus> statuses;
@@ -205,6 +206,8 @@ std::string SyncService::metrics_text() const {
                     value = static_cast<double>(s.error_records);
                 } else if (metric == "sluice_source_changes_per_second") {
                     value = s.changes_per_second;
+                } else if (metric == "sluice_source_caught_up") {
+                    value = s.state == retrieval::SyncState::kCaughtUp ? 1 : 0;
                 } else {
                     value = s.state == retrieval::SyncState::kSyncing ||
                                     s.state == retrieval::SyncState::kCaughtUp

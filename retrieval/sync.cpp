@@ -231,6 +231,8 @@ Result<StepResult> SourceSync::step() {
     status_.embed_seconds += applied.embed_seconds;
     status_.index_seconds += applied.prepare_seconds - applied.embed_seconds +
                              applied.commit_seconds;
+    status_.prepare_seconds += applied.prepare_seconds - applied.embed_seconds;
+    status_.commit_seconds += applied.commit_seconds;
     status_.ack_seconds += ack_seconds;
     status_.lag_events = backlog;
     if (batch.caught_up) {

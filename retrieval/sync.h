@@ -121,6 +121,8 @@ struct SyncStatus {
     double poll_seconds = 0;                  // time in feed.poll
     double embed_seconds = 0;                 // time in the embedder
     double index_seconds = 0;                 // chunking, analysis, commit, in-memory update
+    double prepare_seconds = 0;               //   of which chunking, analysis, cache lookups
+    double commit_seconds = 0;                //   of which the synced write and memory update
     double ack_seconds = 0;                   // time in feed.acknowledge
     double last_commit_unix = 0;              // wall time of the last committed batch
 };

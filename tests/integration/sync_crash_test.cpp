@@ -383,3 +383,62 @@ TEST_CASE("GET /api/sources shows the bound index and the sync status") {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
 }
+
+TEST_CASE("events pushed over HTTP are synced into the bound index") {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("sluice-it-sync-push-" + std::to_string(std::random_device{}()));
+    const auto data = dir / "data";
+    REQUIRE(run_sluice({"source", "add", "kb", "--type", "http", "--index", "articles",
+                        "--data-dir", data.string()})
+                .first == 0);
+    ChildProcess server(serve_argv(data), server_environment());
+    auto line = server.wait_for_line("\"listening\"", 30s);
+    REQUIRE_MESSAGE(line.has_value(), server.output());
+    std::string address = json::parse(*line).at("address");
+    const int port = std::stoi(address.substr(address.rfind(':') + 1));
+    const std::string output = server.output();
+    const auto marker = output.find("admin token: ");
+    REQUIRE(marker != std::string::npos);
+    const std::string token = output.substr(marker + 13, output.find('\n', marker) - marker - 13);
+    httplib::Client client("127.0.0.1", port);
+    client.set_bearer_token_auth(token);
+
+    auto push = [&](const std::string& key, const json& events) {
+        httplib::Headers headers = {{"Idempotency-Key", key}};
+        auto result = client.Post("/api/sources/kb/events", headers,
+                                  json{{"events", events}}.dump(), "application/json");
+        REQUIRE(result);
+        CHECK_MESSAGE(result->status == 200, result->body);
+    };
+    auto documents_become = [&](double n) {
+        for (int i = 0; i < 200 && metric(port, "sluice_source_documents") != n; ++i) {
+            std::this_thread::sleep_for(25ms);
+        }
+        return metric(port, "sluice_source_documents") == n;
+    };
+    push("first", json::array({{{"key", "kb/1"}, {"op", "upsert"},
+                                {"document", {{"text", "reset the router"},
+                                              {"acl", {{"groups", {"support"}}}}}}},
+                               {{"key", "kb/2"}, {"op", "upsert"},
+                                {"document", {{"text", "renew the certificate"},
+                                              {"acl", {{"groups", {"support"}}}}}}}}));
+    CHECK(documents_become(2));
+    // A replayed request stores nothing and changes nothing.
+    push("first", json::array({{{"key", "kb/1"}, {"op", "upsert"},
+                                {"document", {{"text", "reset the router"},
+                                              {"acl", {{"groups", {"support"}}}}}}},
+                               {{"key", "kb/2"}, {"op", "upsert"},
+                                {"document", {{"text", "renew the certificate"},
+                                              {"acl", {{"groups", {"support"}}}}}}}}));
+    push("second", json::array({{{"key", "kb/1"}, {"op", "delete"}}}));
+    CHECK(documents_become(1));
+    auto described = client.Get("/api/sources/kb");
+    REQUIRE(described);
+    auto sync = json::parse(described->body)["sync"];
+    CHECK(sync["index"] == "articles");
+    CHECK(sync["lag_events"] == 0);
+    server.signal(SIGTERM);
+    CHECK(server.wait(30s) == 0);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+}

@@ -574,6 +574,16 @@ Status Index::snapshot() {
     return store_->prune_changes_through(seq);
 }
 
+std::size_t Index::document_count() const {
+    std::shared_lock lock(*mutex_);
+    return documents_;
+}
+
+std::uint64_t Index::writes_since_snapshot() const {
+    std::shared_lock lock(*mutex_);
+    return store_->sequence() - snapshot_sequence_;
+}
+
 IndexStats Index::stats() const {
     std::shared_lock lock(*mutex_);
     IndexStats stats;

@@ -156,7 +156,12 @@ public:
     // Writes the vector snapshot tagged with the current sequence and prunes the replay log.
     Status snapshot();
 
+    // Walks the in-memory structures and the files on disk: for status pages, not hot loops.
     IndexStats stats() const;
+    // Cheap counters for callers that look often (the sync engine after every batch).
+    std::size_t document_count() const;
+    // Store writes since the last vector snapshot (what the next open would replay).
+    std::uint64_t writes_since_snapshot() const;
     const IndexSettings& settings() const { return settings_; }
     const std::filesystem::path& dir() const { return dir_; }
     // For tests: waits for a background HNSW rebuild to finish.

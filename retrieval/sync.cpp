@@ -341,8 +341,7 @@ void SourceSync::note_failure(const Status& status) {
 }
 
 void SourceSync::maybe_snapshot() {
-    IndexStats stats = index_->stats();
-    if (stats.sequence - stats.snapshot_sequence < options_.snapshot_every) {
+    if (index_->writes_since_snapshot() < options_.snapshot_every) {
         return;
     }
     if (Status saved = index_->snapshot(); !saved.ok()) {
@@ -352,7 +351,7 @@ void SourceSync::maybe_snapshot() {
 }
 
 SyncStatus SourceSync::status() const {
-    const std::size_t documents = index_->stats().documents;
+    const std::size_t documents = index_->document_count();
     std::lock_guard lock(mutex_);
     SyncStatus out = status_;
     out.documents = documents;

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "app/bench_report.h"
+#include "app/index_deps.h"
 #include "app/source_feed.h"
 #include "connectors/sqlite_source.h"
 #include "retrieval/index_manager.h"
@@ -139,7 +140,8 @@ int run_bench(const Options& options) {
     if (!source.ok()) {
         return fail(source.status());
     }
-    auto indexes = retrieval::IndexManager::open(dir / "indexes", retrieval::IndexDeps{});
+    // What the server lends its indexes: chunks are measured in the model tokenizer's tokens.
+    auto indexes = retrieval::IndexManager::open(dir / "indexes", server_index_deps());
     if (!indexes.ok()) {
         return fail(indexes.status());
     }

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "app/data_dir.h"
-#include "app/http_embedder.h"
+#include "app/index_deps.h"
 #include "app/source_bindings.h"
 #include "app/sync_service.h"
 #include "connectors/change_event.h"
@@ -110,8 +110,7 @@ json stored_sync_state(const SourceOptions& options, const std::string& index_na
         return {{"note", "the data directory is in use (a running server has the live status at "
                          "GET /api/sources): " + data_dir.status().message()}};
     }
-    retrieval::IndexDeps deps;
-    deps.embedders = server_embedder_factory();
+    const retrieval::IndexDeps deps = server_index_deps();
     auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
     if (!indexes) {
         return {{"error", indexes.status().to_string()}};
@@ -233,8 +232,7 @@ int run_sync(const SourceOptions& options) {
         }
         index_name = **bound;
     }
-    retrieval::IndexDeps deps;
-    deps.embedders = server_embedder_factory();
+    const retrieval::IndexDeps deps = server_index_deps();
     auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
     if (!indexes) {
         return fail(indexes.status());

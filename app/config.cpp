@@ -101,6 +101,16 @@ const std::vector<Field>& fields() {
                        "Audit records between Ed25519-signed checkpoints of the hash chain",
                        &C::governance, &GovernanceConfig::audit_checkpoint_every),
             1, 1e9));
+        f.push_back(with_range(make_field("sync", "max_batch", FieldType::kInteger,
+                                          "Changes per poll and per atomic write batch of a "
+                                          "source's sync",
+                                          &C::sync, &SyncConfig::max_batch),
+                               1, 100000));
+        f.push_back(with_range(make_field("sync", "idle_wait_s", FieldType::kNumber,
+                                          "Longest wait on a caught-up source before polling "
+                                          "again (sources wake the sync earlier on a change)",
+                                          &C::sync, &SyncConfig::idle_wait_s),
+                               0.01, 3600));
         f.push_back(make_field("storage", "data_dir", FieldType::kString,
                                "Data directory (catalog, chunks, indexes); created 0700",
                                &C::storage, &StorageConfig::data_dir));

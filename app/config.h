@@ -42,6 +42,12 @@ struct GovernanceConfig {
     std::int64_t audit_checkpoint_every = 1000;  // audit records between signed checkpoints
 };
 
+// The continuous sync of sources bound to indexes (app/sync_service.h).
+struct SyncConfig {
+    std::int64_t max_batch = 500;  // changes per poll and per atomic write batch
+    double idle_wait_s = 1;        // longest wait on a caught-up source before polling again
+};
+
 struct LogConfig {
     std::string level = "info";  // debug | info | warn | error
     std::string format = "json";  // json | text
@@ -70,6 +76,7 @@ struct Config {
     ServerConfig server;
     StorageConfig storage;
     GovernanceConfig governance;
+    SyncConfig sync;
     LogConfig log;
     ModelSettings model;
 };

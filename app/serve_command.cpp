@@ -28,6 +28,7 @@
 #include "app/stream_registry.h"
 #include "app/readiness.h"
 #include "app/source_routes.h"
+#include "app/sync_service.h"
 #include "app/vector_search_routes.h"
 #include "retrieval/index_manager.h"
 #include "common/log.h"
@@ -136,6 +137,19 @@ int run_server(const Config& config) {
         return 1;
     }
 
+    // Every source bound to an index is synced continuously (one thread each) while serving.
+    retrieval::SyncOptions sync_options;
+    sync_options.max_batch = static_cast<std::size_t>(config.sync.max_batch);
+    sync_options.idle_wait = std::chrono::milliseconds(
+        static_cast<std::int64_t>(config.sync.idle_wait_s * 1000));
+    auto syncs = SyncService::open((*data_dir)->path(), **indexes, sync_options);
+    if (!syncs.ok()) {
+        log::error("server", "cannot open the sources", {{"error", syncs.status().message()}});
+        log::flush();
+        std::cerr << "sluice serve: " << syncs.status().message() << "\n";
+        return 1;
+    }
+
     Metrics metrics(build);
     HttpServer server(server_options(config), metrics);
     std::vector<std::string> open_paths = {"/healthz", "/readyz"};
@@ -183,7 +197,8 @@ int run_server(const Config& config) {
                                  return retrieval::Reader{info.identity->principal,
                                                           std::move(groups)};
                              });
-    add_source_routes(server, governance, (*data_dir)->path());
+    add_source_routes(server, governance, **syncs);
+    metrics.add_collector([&syncs] { return (*syncs)->metrics_text(); });
 
     if (Status bound = server.bind(); !bound.ok()) {
         log::error("server", "cannot listen", {{"error", bound.message()}});
@@ -195,6 +210,7 @@ int run_server(const Config& config) {
     readiness.set("http", true, "listening on " + address);
     log::info("server", "listening", {{"address", address}, {"threads", config.server.threads}});
     model.start_loading();
+    (*syncs)->start();
 
     std::atomic<bool> served{false};
     // Watches for shutdown signals in short slices, so that it also notices when serve()
@@ -282,6 +298,7 @@ int run_server(const Config& config) {
         log::error("server", "http server failed", {{"error", served_status.message()}});
         exit_code = 1;
     }
+    (*syncs)->stop();
     if (Status saved = (*indexes)->snapshot_all(); !saved.ok()) {
         log::error("server", "vector snapshots at shutdown failed; the next start replays",
                    {{"error", saved.message()}});

@@ -3,8 +3,13 @@
 #include <iostream>
 #include <memory>
 
+#include "app/data_dir.h"
+#include "app/index_deps.h"
+#include "app/source_bindings.h"
+#include "app/sync_service.h"
 #include "connectors/change_event.h"
 #include "connectors/source_registry.h"
+#include "retrieval/index_manager.h"
 
 namespace sluice::app {
 
@@ -20,6 +25,8 @@ struct SourceOptions {
     std::string from;
     std::size_t max = 1000;
     bool ack = false;
+    std::string index;
+    std::size_t max_batch = 500;
 };
 
 int fail(const Status& status) {
@@ -40,14 +47,27 @@ int run_add(const SourceOptions& options) {
     if (!registry) {
         return fail(registry.status());
     }
+    if (!options.index.empty()) {
+        if (Status valid = retrieval::validate_index_name(options.index); !valid.ok()) {
+            return fail(valid.with_context("--index"));
+        }
+    }
     if (Status added = (*registry)->add({options.name, options.type, config, ""}); !added.ok()) {
         return fail(added);
+    }
+    if (!options.index.empty()) {
+        if (Status bound = bind_source(options.data_dir, options.name, options.index);
+            !bound.ok()) {
+            return fail(bound);
+        }
     }
     auto stored = (*registry)->get(options.name);
     if (!stored) {
         return fail(stored.status());
     }
-    std::cout << connectors::describe(*stored).dump() << "\n";
+    json out = connectors::describe(*stored);
+    out["index"] = options.index.empty() ? json(nullptr) : json(options.index);
+    std::cout << out.dump() << "\n";
     return 0;
 }
 
@@ -60,9 +80,16 @@ int run_list(const SourceOptions& options) {
     if (!all) {
         return fail(all.status());
     }
+    auto bindings = read_source_bindings(options.data_dir);
+    if (!bindings) {
+        return fail(bindings.status());
+    }
     json out = json::array();
     for (const auto& definition : *all) {
-        out.push_back(connectors::describe(definition));
+        json entry = connectors::describe(definition);
+        auto it = bindings->find(definition.name);
+        entry["index"] = it == bindings->end() ? json(nullptr) : json(it->second);
+        out.push_back(std::move(entry));
     }
     std::cout << json{{"sources", out}}.dump(2) << "\n";
     return 0;
@@ -73,6 +100,39 @@ Result<std::unique_ptr<connectors::Source>> open_named(const SourceOptions& opti
     SLUICE_ASSIGN_OR_RETURN(auto registry, registry_of(options));
     SLUICE_ASSIGN_OR_RETURN(*out, registry->get(options.name));
     return connectors::open_source(*out, registry->state_dir(options.name));
+}
+
+// What the bound index holds for the source: its checkpoint and kept error records. The data
+// directory is locked by a running server; then the server's GET /api/sources has it.
+json stored_sync_state(const SourceOptions& options, const std::string& index_name) {
+    auto data_dir = DataDir::open(options.data_dir);
+    if (!data_dir) {
+        return {{"note", "the data directory is in use (a running server has the live status at "
+                         "GET /api/sources): " + data_dir.status().message()}};
+    }
+    const retrieval::IndexDeps deps = server_index_deps();
+    auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
+    if (!indexes) {
+        return {{"error", indexes.status().to_string()}};
+    }
+    auto index = (*indexes)->get(index_name);
+    if (!index) {
+        return {{"index", index_name}, {"documents", 0}, {"checkpoint", nullptr},
+                {"note", "the index is created by the first sync"}};
+    }
+    auto checkpoint = (*index)->meta(retrieval::SourceSync::checkpoint_meta_name(options.name));
+    auto errors = (*index)->meta(retrieval::SourceSync::errors_meta_name(options.name));
+    json recent = json::array();
+    if (errors && *errors) {
+        for (const auto& error : retrieval::decode_feed_errors(**errors)) {
+            recent.push_back(
+                {{"key", error.key}, {"message", error.message}, {"offset", error.offset}});
+        }
+    }
+    return {{"index", index_name},
+            {"documents", (*index)->stats().documents},
+            {"checkpoint", checkpoint && *checkpoint ? json(**checkpoint) : json(nullptr)},
+            {"recent_errors", recent}};
 }
 
 int run_status(const SourceOptions& options) {
@@ -87,6 +147,14 @@ int run_status(const SourceOptions& options) {
     }
     json out = connectors::describe(definition);
     out["status"] = *status;
+    auto index = bound_index(options.data_dir, options.name);
+    if (!index) {
+        return fail(index.status());
+    }
+    out["index"] = *index ? json(**index) : json(nullptr);
+    if (*index) {
+        out["sync"] = stored_sync_state(options, **index);
+    }
     std::cout << out.dump(2) << "\n";
     return 0;
 }
@@ -120,6 +188,72 @@ int run_poll(const SourceOptions& options) {
     return 0;
 }
 
+int run_bind(const SourceOptions& options) {
+    auto registry = registry_of(options);
+    if (!registry) {
+        return fail(registry.status());
+    }
+    if (auto definition = (*registry)->get(options.name); !definition) {
+        return fail(definition.status());
+    }
+    if (Status bound = bind_source(options.data_dir, options.name, options.index); !bound.ok()) {
+        return fail(bound);
+    }
+    std::cout << json{{"source", options.name}, {"index", options.index}}.dump() << "\n";
+    return 0;
+}
+
+// Triggered mode: one sync run until the source is caught up (or paused by an error record).
+int run_sync(const SourceOptions& options) {
+    auto data_dir = DataDir::open(options.data_dir);
+    if (!data_dir) {
+        return fail(data_dir.status().with_context(
+            "source sync needs the data directory to itself (a running server syncs bound "
+            "sources continuously)"));
+    }
+    auto registry = registry_of(options);
+    if (!registry) {
+        return fail(registry.status());
+    }
+    auto definition = (*registry)->get(options.name);
+    if (!definition) {
+        return fail(definition.status());
+    }
+    std::string index_name = options.index;
+    if (index_name.empty()) {
+        auto bound = bound_index(options.data_dir, options.name);
+        if (!bound) {
+            return fail(bound.status());
+        }
+        if (!*bound) {
+            return fail(failed_precondition("source '" + options.name +
+                                            "' is bound to no index: pass --index NAME, or bind "
+                                            "it with `sluice source bind`"));
+        }
+        index_name = **bound;
+    }
+    const retrieval::IndexDeps deps = server_index_deps();
+    auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
+    if (!indexes) {
+        return fail(indexes.status());
+    }
+    retrieval::SyncOptions sync_options;
+    sync_options.max_batch = options.max_batch;
+    auto sync = open_source_sync(*definition, (*registry)->state_dir(options.name), **indexes,
+                                 index_name, sync_options);
+    if (!sync) {
+        return fail(sync.status());
+    }
+    auto result = (*sync)->run_to_caught_up();
+    json out = to_json((*sync)->status());
+    out["source"] = options.name;
+    std::cout << out.dump(2) << "\n";
+    if (!result) {
+        return fail(result.status());
+    }
+    return 0;
+}
+
 int run_remove(const SourceOptions& options) {
     auto registry = registry_of(options);
     if (!registry) {
@@ -127,6 +261,9 @@ int run_remove(const SourceOptions& options) {
     }
     if (Status removed = (*registry)->remove(options.name); !removed.ok()) {
         return fail(removed);
+    }
+    if (Status unbound = unbind_source(options.data_dir, options.name); !unbound.ok()) {
+        return fail(unbound);
     }
     return 0;
 }
@@ -145,6 +282,8 @@ void add_source_commands(Cli& cli) {
     add->add_option("name", options->name, "Source name (a-z, 0-9, _, -)")->required();
     add->add_option("--type", options->type, "file, sqlite, postgres or http")->required();
     add->add_option("--config", options->config, "Configuration as JSON (docs/connectors.md)");
+    add->add_option("--index", options->index,
+                    "Index the source feeds (created with default settings when missing)");
     with_dir(add);
     cli.on_run(add, [options] { return run_add(*options); });
 
@@ -165,6 +304,21 @@ void add_source_commands(Cli& cli) {
     poll->add_flag("--ack", options->ack, "Acknowledge the batch's checkpoint afterwards");
     with_dir(poll);
     cli.on_run(poll, [options] { return run_poll(*options); });
+
+    auto* bind = group->add_subcommand("bind", "Bind a source to the index it feeds");
+    bind->add_option("name", options->name, "Source name")->required();
+    bind->add_option("--index", options->index, "Index name")->required();
+    with_dir(bind);
+    cli.on_run(bind, [options] { return run_bind(*options); });
+
+    auto* sync = group->add_subcommand(
+        "sync", "Sync a source into its index until caught up (the server does it continuously)");
+    sync->add_option("name", options->name, "Source name")->required();
+    sync->add_option("--index", options->index, "Index (default: the one the source is bound to)");
+    sync->add_option("--max-batch", options->max_batch, "Changes per write batch")
+        ->check(CLI::Range(1, 100000));
+    with_dir(sync);
+    cli.on_run(sync, [options] { return run_sync(*options); });
 
     auto* remove = group->add_subcommand("remove", "Remove a source and its state");
     remove->add_option("name", options->name, "Source name")->required();

@@ -3,8 +3,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "common/log.h"
 #include "retrieval/detail/rw_lock.h"
@@ -246,7 +248,8 @@ Status Index::load() {
     return Status::ok_status();
 }
 
-Result<std::vector<Index::Prepared>> Index::prepare(const std::vector<Document>& documents) const {
+Result<std::vector<Index::Prepared>> Index::prepare(const std::vector<Document>& documents,
+                                                    double* embed_seconds) const {
     // The last of equal keys wins, as if they had been upserted one after another.
     std::map<std::string, std::size_t> last_of;
     for (std::size_t i = 0; i < documents.size(); ++i) {
@@ -338,7 +341,11 @@ Result<std::vector<Index::Prepared>> Index::prepare(const std::vector<Document>&
         out.push_back(std::move(prepared));
     }
     if (!to_embed.empty()) {
+        const auto embed_start = std::chrono::steady_clock::now();
         SLUICE_ASSIGN_OR_RETURN(auto vectors, embed_all(*embedder_, to_embed));
+        *embed_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                        embed_start)
+                              .count();
         for (std::size_t i = 0; i < vectors.size(); ++i) {
             auto [doc, chunk] = embed_slots[i];
             out[doc].vectors[chunk] = std::move(vectors[i]);
@@ -348,9 +355,35 @@ Result<std::vector<Index::Prepared>> Index::prepare(const std::vector<Document>&
 }
 
 Result<UpsertStats> Index::upsert(const std::vector<Document>& documents) {
+    SLUICE_ASSIGN_OR_RETURN(ApplyStats stats, apply(IndexWrite{documents, {}, {}}));
+    return stats.upserts;
+}
+
+Result<std::size_t> Index::remove(const std::vector<std::string>& keys) {
+    SLUICE_ASSIGN_OR_RETURN(ApplyStats stats, apply(IndexWrite{{}, keys, {}}));
+    return stats.removed;
+}
+
+Result<ApplyStats> Index::apply(const IndexWrite& write) {
+    using Clock = std::chrono::steady_clock;
+    std::set<std::string> removing(write.removes.begin(), write.removes.end());
+    for (const Document& doc : write.upserts) {
+        if (removing.count(doc.key) != 0) {
+            return invalid_argument("key '" + doc.key + "' is both upserted and removed");
+        }
+    }
+    for (const auto& [name, value] : write.meta) {
+        if (name.empty() || name.rfind("index.", 0) == 0 || name.rfind("store.", 0) == 0) {
+            return invalid_argument("meta record name '" + name + "' is reserved or empty");
+        }
+    }
+    ApplyStats out;
     // Chunking and embedding (possibly a remote call) run before the lock, so queries go on.
-    SLUICE_ASSIGN_OR_RETURN(auto prepared, prepare(documents));
-    UpsertStats stats;
+    const auto prepare_start = Clock::now();
+    SLUICE_ASSIGN_OR_RETURN(auto prepared, prepare(write.upserts, &out.embed_seconds));
+    out.prepare_seconds = std::chrono::duration<double>(Clock::now() - prepare_start).count();
+    const auto commit_start = Clock::now();
+    UpsertStats& stats = out.upserts;
     std::unique_lock lock(*mutex_);
     auto batch = store_->batch();
     std::vector<std::uint64_t> removed;
@@ -387,10 +420,29 @@ Result<UpsertStats> Index::upsert(const std::vector<Document>& documents) {
         }
         batch.put_document(record);
     }
+    std::size_t found = 0;
+    for (const auto& key : removing) {
+        SLUICE_ASSIGN_OR_RETURN(auto stored, store_->get_document(key));
+        if (!stored) {
+            continue;
+        }
+        ++found;
+        for (auto id : stored->chunk_ids) {
+            batch.delete_chunk(id);
+            removed.push_back(id);
+        }
+        batch.delete_document(key);
+    }
+    for (const auto& [name, value] : write.meta) {
+        batch.put_meta(name, value);
+    }
+    out.removed = found;
     if (batch.empty()) {
-        return stats;
+        out.sequence = store_->sequence();
+        return out;
     }
     SLUICE_RETURN_IF_ERROR(store_->commit(batch));
+    out.sequence = store_->sequence();
     // The store holds the change; a failure below leaves memory behind the store, which the
     // next open() repairs, so it is reported as internal.
     for (auto id : removed) {
@@ -411,41 +463,35 @@ Result<UpsertStats> Index::upsert(const std::vector<Document>& documents) {
         }
     }
     documents_ += new_documents;
-    return stats;
+    documents_ -= found;
+    out.commit_seconds = std::chrono::duration<double>(Clock::now() - commit_start).count();
+    return out;
 }
 
-Result<std::size_t> Index::remove(const std::vector<std::string>& keys) {
-    std::unique_lock lock(*mutex_);
-    auto batch = store_->batch();
-    std::vector<std::uint64_t> removed;
-    std::size_t found = 0;
-    std::map<std::string, bool> seen;
-    for (const auto& key : keys) {
-        if (!seen.emplace(key, true).second) {
-            continue;
-        }
-        SLUICE_ASSIGN_OR_RETURN(auto stored, store_->get_document(key));
-        if (!stored) {
-            continue;
-        }
-        ++found;
-        for (auto id : stored->chunk_ids) {
-            batch.delete_chunk(id);
-            removed.push_back(id);
-        }
-        batch.delete_document(key);
+Result<std::optional<std::string>> Index::meta(const std::string& name) const {
+    return store_->get_meta(name);
+}
+
+Status Index::for_each_document(const std::function<bool(const DocumentRecord&)>& visit) const {
+    return store_->for_each_document(visit);
+}
+
+Result<std::vector<Chunk>> Index::chunks_of(const std::string& key) const {
+    std::shared_lock lock(*mutex_);
+    std::vector<Chunk> out;
+    SLUICE_ASSIGN_OR_RETURN(auto record, store_->get_document(key));
+    if (!record) {
+        return out;
     }
-    if (found == 0) {
-        return found;
+    for (auto id : record->chunk_ids) {
+        SLUICE_ASSIGN_OR_RETURN(auto chunk, store_->get_chunk(id));
+        if (!chunk) {
+            return data_loss("document '" + key + "' names chunk " + std::to_string(id) +
+                             ", which the store does not hold");
+        }
+        out.push_back(std::move(*chunk));
     }
-    SLUICE_RETURN_IF_ERROR(store_->commit(batch));
-    for (auto id : removed) {
-        lexical_.remove(id);
-        chunks_.erase(id);
-        SLUICE_RETURN_IF_ERROR(vectors_->remove(id));
-    }
-    documents_ -= found;
-    return found;
+    return out;
 }
 
 std::function<bool(std::uint64_t)> Index::admit(const Filter& filter, const Reader& reader) const {
@@ -526,6 +572,16 @@ Status Index::snapshot() {
     SLUICE_RETURN_IF_ERROR(vectors_->save(dir_ / kSnapshotFile, seq));
     snapshot_sequence_ = seq;
     return store_->prune_changes_through(seq);
+}
+
+std::size_t Index::document_count() const {
+    std::shared_lock lock(*mutex_);
+    return documents_;
+}
+
+std::uint64_t Index::writes_since_snapshot() const {
+    std::shared_lock lock(*mutex_);
+    return store_->sequence() - snapshot_sequence_;
 }
 
 IndexStats Index::stats() const {

@@ -20,9 +20,11 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -82,6 +84,24 @@ struct UpsertStats {
     std::size_t embedding_cache_hits = 0;
 };
 
+// A mixed write applied by Index::apply() as one atomic chunk-store batch: upserts, removes
+// and named meta records (the sync engine's source checkpoint). A key may not appear both among
+// the upserts and the removes; the caller decides which of the two is the last word.
+struct IndexWrite {
+    std::vector<Document> upserts;
+    std::vector<std::string> removes;
+    std::vector<std::pair<std::string, std::string>> meta;
+};
+
+struct ApplyStats {
+    UpsertStats upserts;
+    std::size_t removed = 0;         // removes of keys that existed
+    std::uint64_t sequence = 0;      // the store sequence after the write
+    double prepare_seconds = 0;      // chunking, analysis and embedding, outside the lock
+    double embed_seconds = 0;        // the part of prepare_seconds spent in the embedder
+    double commit_seconds = 0;       // the RocksDB write (synced) and the in-memory update
+};
+
 struct IndexStats {
     std::size_t documents = 0;
     std::size_t chunks = 0;
@@ -115,6 +135,18 @@ public:
     Result<UpsertStats> upsert(const std::vector<Document>& documents);
     // Deletes documents by key; returns how many existed.
     Result<std::size_t> remove(const std::vector<std::string>& keys);
+    // Upserts, removes and meta records in one atomic, synced batch: after a crash either all
+    // of it is in the store or none. Meta names must not collide with the index's own
+    // ("index.", "store." prefixes). Errors: those of upsert(); kInvalidArgument when a key is
+    // both upserted and removed or a meta name is reserved. Nothing is written on error.
+    Result<ApplyStats> apply(const IndexWrite& write);
+    // A meta record written by apply(); nullopt when absent.
+    Result<std::optional<std::string>> meta(const std::string& name) const;
+
+    // Visits the stored documents in key order (for verification and export).
+    Status for_each_document(const std::function<bool(const DocumentRecord&)>& visit) const;
+    // The chunks of a document in ordinal order; empty when the key is not stored.
+    Result<std::vector<Chunk>> chunks_of(const std::string& key) const;
 
     // The best k chunks for `query` that `reader` may read and the filter admits.
     // kInvalidArgument when the mode needs text or a vector that is missing, or k is not in
@@ -124,7 +156,12 @@ public:
     // Writes the vector snapshot tagged with the current sequence and prunes the replay log.
     Status snapshot();
 
+    // Walks the in-memory structures and the files on disk: for status pages, not hot loops.
     IndexStats stats() const;
+    // Cheap counters for callers that look often (the sync engine after every batch).
+    std::size_t document_count() const;
+    // Store writes since the last vector snapshot (what the next open would replay).
+    std::uint64_t writes_since_snapshot() const;
     const IndexSettings& settings() const { return settings_; }
     const std::filesystem::path& dir() const { return dir_; }
     // For tests: waits for a background HNSW rebuild to finish.
@@ -141,7 +178,8 @@ private:
     struct Prepared;
 
     Status load();
-    Result<std::vector<Prepared>> prepare(const std::vector<Document>& documents) const;
+    Result<std::vector<Prepared>> prepare(const std::vector<Document>& documents,
+                                          double* embed_seconds) const;
     std::function<bool(std::uint64_t)> admit(const Filter& filter, const Reader& reader) const;
     void add_info(const Chunk& chunk);
 

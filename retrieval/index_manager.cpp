@@ -1,5 +1,8 @@
 #include "retrieval/index_manager.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <thread>
 
@@ -10,6 +13,24 @@ namespace {
 
 std::shared_ptr<Index> share(std::unique_ptr<Index> index) {
     return std::shared_ptr<Index>(std::move(index));
+}
+
+// An index is built under this prefix and renamed into place, so that a process killed while
+// creating it leaves no half-made index under the real name (the prefix is not a valid index
+// name, so open() never mistakes it for one, and removes it).
+const char* const kCreatingPrefix = ".creating-";
+
+Status sync_folder(const std::filesystem::path& dir) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return io_error("cannot open folder '" + dir.string() + "' to sync it");
+    }
+    int rc = ::fsync(fd);
+    ::close(fd);
+    if (rc != 0) {
+        return io_error("cannot sync folder '" + dir.string() + "'");
+    }
+    return Status::ok_status();
 }
 
 }  // namespace
@@ -30,6 +51,13 @@ Result<std::unique_ptr<IndexManager>> IndexManager::open(const std::filesystem::
             continue;
         }
         std::string name = entry.path().filename().string();
+        if (name.rfind(kCreatingPrefix, 0) == 0) {
+            log::warn("retrieval", "removing an index whose creation was interrupted",
+                      {{"folder", name}});
+            std::error_code remove_ec;
+            std::filesystem::remove_all(entry.path(), remove_ec);
+            continue;
+        }
         if (!validate_index_name(name).ok()) {
             continue;
         }
@@ -55,12 +83,24 @@ Result<std::shared_ptr<Index>> IndexManager::create(const IndexSettings& setting
         return Status(StatusCode::kAlreadyExists,
                       "index '" + settings.name + "' already exists");
     }
-    auto created = Index::create(root_ / settings.name, settings, deps_);
+    const auto building = root_ / (kCreatingPrefix + settings.name);
+    std::filesystem::remove_all(building, ec);
+    auto created = Index::create(building, settings, deps_);
     if (!created.ok()) {
-        std::filesystem::remove_all(root_ / settings.name, ec);
+        std::filesystem::remove_all(building, ec);
         return created.status();
     }
-    auto index = share(std::move(created).value());
+    created->reset();  // closed before its folder moves
+    std::filesystem::rename(building, root_ / settings.name, ec);
+    if (ec) {
+        std::string message = "moving the new index into place: ";
+        message += ec.message();
+        std::filesystem::remove_all(building, ec);
+        return io_error(message);
+    }
+    SLUICE_RETURN_IF_ERROR(sync_folder(root_));
+    SLUICE_ASSIGN_OR_RETURN(auto opened, Index::open(root_ / settings.name, deps_));
+    auto index = share(std::move(opened));
     indexes_[settings.name] = index;
     return index;
 }

@@ -1,0 +1,362 @@
+#include "retrieval/sync.h"
+
+#include <algorithm>
+#include <map>
+
+#include "common/log.h"
+
+namespace sluice::retrieval {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double unix_now() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Tabs and newlines separate fields and records, so they are escaped inside values.
+std::string escape_field(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (char c : value) {
+        switch (c) {
+            case '\\': out += "\\\\"; break;
+            case '\t': out += "\\t"; break;
+            case '\n': out += "\\n"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> split_fields(std::string_view line) {
+    std::vector<std::string> fields(1);
+    for (std::size_t i = 0; i < line.size(); ++i) {
+        char c = line[i];
+        if (c == '\t') {
+            fields.emplace_back();
+        } else if (c == '\\' && i + 1 < line.size()) {
+            char next = line[++i];
+            fields.back() += next == 't' ? '\t' : next == 'n' ? '\n' : next;
+        } else {
+            fields.back() += c;
+        }
+    }
+    return fields;
+}
+
+bool same_error(const FeedError& a, const FeedError& b) {
+    return a.key == b.key && a.message == b.message && a.offset == b.offset;
+}
+
+}  // namespace
+
+std::string_view sync_state_name(SyncState state) {
+    switch (state) {
+        case SyncState::kIdle: return "idle";
+        case SyncState::kSyncing: return "syncing";
+        case SyncState::kCaughtUp: return "caught_up";
+        case SyncState::kPaused: return "paused";
+        case SyncState::kRetrying: return "retrying";
+        case SyncState::kStopped: return "stopped";
+    }
+    return "unknown";
+}
+
+std::string encode_feed_errors(const std::vector<FeedError>& errors) {
+    std::string out;
+    for (const auto& error : errors) {
+        out += escape_field(error.key) + '\t' + escape_field(error.offset) + '\t' +
+               escape_field(error.message) + '\n';
+    }
+    return out;
+}
+
+std::vector<FeedError> decode_feed_errors(std::string_view encoded) {
+    std::vector<FeedError> out;
+    while (!encoded.empty()) {
+        auto end = encoded.find('\n');
+        std::string_view line = encoded.substr(0, end);
+        encoded = end == std::string_view::npos ? std::string_view() : encoded.substr(end + 1);
+        auto fields = split_fields(line);
+        if (fields.size() == 3) {
+            out.push_back(FeedError{fields[0], fields[2], fields[1]});
+        }
+    }
+    return out;
+}
+
+std::string SourceSync::checkpoint_meta_name(std::string_view source) {
+    return "sync/" + std::string(source) + "/checkpoint";
+}
+
+std::string SourceSync::errors_meta_name(std::string_view source) {
+    return "sync/" + std::string(source) + "/errors";
+}
+
+SourceSync::SourceSync(Tag, std::string source, std::shared_ptr<Index> index,
+                       std::unique_ptr<ChangeFeed> feed, SyncOptions options)
+    : source_(std::move(source)),
+      index_(std::move(index)),
+      feed_(std::move(feed)),
+      options_(options),
+      behind_since_(Clock::now()) {
+    status_.source = source_;
+    status_.index = index_->settings().name;
+}
+
+Result<std::unique_ptr<SourceSync>> SourceSync::open(std::string source,
+                                                     std::shared_ptr<Index> index,
+                                                     std::unique_ptr<ChangeFeed> feed,
+                                                     SyncOptions options) {
+    if (options.max_batch == 0) {
+        return invalid_argument("sync max_batch 0, expected at least 1");
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto checkpoint, index->meta(checkpoint_meta_name(source)));
+    SLUICE_ASSIGN_OR_RETURN(auto errors, index->meta(errors_meta_name(source)));
+    auto sync = std::make_unique<SourceSync>(Tag{}, std::move(source), std::move(index),
+                                             std::move(feed), options);
+    sync->checkpoint_ = checkpoint.value_or("");
+    std::lock_guard lock(sync->mutex_);
+    sync->status_.checkpoint = sync->checkpoint_;
+    sync->status_.initial = sync->checkpoint_.empty();
+    if (errors) {
+        sync->status_.recent_errors = decode_feed_errors(*errors);
+    }
+    return sync;
+}
+
+SourceSync::~SourceSync() { stop(); }
+
+Result<StepResult> SourceSync::step() {
+    const auto poll_start = Clock::now();
+    SLUICE_ASSIGN_OR_RETURN(FeedBatch batch, feed_->poll(checkpoint_, options_.max_batch));
+    const double poll_seconds = seconds_since(poll_start);
+
+    // The last event of a key is its state: an upsert carries the whole document.
+    std::map<std::string, std::size_t> last_of;
+    for (std::size_t i = 0; i < batch.changes.size(); ++i) {
+        last_of[batch.changes[i].document.key] = i;
+    }
+    IndexWrite write;
+    std::size_t upserts = 0;
+    std::size_t deletes = 0;
+    for (auto& [key, i] : last_of) {
+        FeedChange& change = batch.changes[i];
+        if (change.op == FeedOp::kDelete) {
+            write.removes.push_back(key);
+            ++deletes;
+        } else {
+            write.upserts.push_back(std::move(change.document));
+            ++upserts;
+        }
+    }
+
+    // New error records (a paused feed reports the same one on every poll).
+    std::vector<FeedError> fresh_errors;
+    std::vector<FeedError> kept;
+    {
+        std::lock_guard lock(mutex_);
+        kept = status_.recent_errors;
+    }
+    for (const auto& error : batch.errors) {
+        bool known = std::any_of(kept.begin(), kept.end(),
+                                 [&](const FeedError& k) { return same_error(k, error); });
+        if (!known) {
+            fresh_errors.push_back(error);
+            kept.push_back(error);
+        }
+    }
+    if (kept.size() > options_.kept_errors) {
+        kept.erase(kept.begin(), kept.end() - static_cast<std::ptrdiff_t>(options_.kept_errors));
+    }
+
+    const bool moved = batch.checkpoint != checkpoint_;
+    ApplyStats applied;
+    double ack_seconds = 0;
+    if (moved || !last_of.empty() || !fresh_errors.empty()) {
+        write.meta.emplace_back(checkpoint_meta_name(source_), batch.checkpoint);
+        if (!fresh_errors.empty()) {
+            write.meta.emplace_back(errors_meta_name(source_), encode_feed_errors(kept));
+        }
+        auto result = index_->apply(write);
+        if (!result.ok()) {
+            return result.status().with_context("source '" + source_ + "'");
+        }
+        applied = std::move(result).value();
+        checkpoint_ = batch.checkpoint;
+        // Only now is the batch durable: the source may release it.
+        const auto ack_start = Clock::now();
+        Status acked = feed_->acknowledge(checkpoint_);
+        ack_seconds = seconds_since(ack_start);
+        if (!acked.ok()) {
+            // The checkpoint is stored; the source keeps the acknowledgement or gets the next.
+            log::warn("sync", "acknowledgement failed; the source keeps the batch until the next",
+                      {{"source", source_}, {"error", acked.message()}});
+        }
+    }
+    for (const auto& error : fresh_errors) {
+        log::warn("sync", "source reported a document it could not read",
+                  {{"source", source_}, {"key", error.key}, {"offset", error.offset},
+                   {"error", error.message}});
+    }
+    const std::optional<std::uint64_t> backlog = batch.caught_up ? std::optional<std::uint64_t>(0)
+                                                                 : feed_->backlog();
+
+    std::lock_guard lock(mutex_);
+    status_.checkpoint = checkpoint_;
+    status_.recent_errors = std::move(kept);
+    status_.error_records += fresh_errors.size();
+    if (!fresh_errors.empty()) {
+        status_.last_error = "record '" + fresh_errors.back().key + "': " +
+                             fresh_errors.back().message;
+    }
+    if (!last_of.empty()) {
+        ++status_.batches;
+        status_.changes += last_of.size();
+        status_.upserts += upserts;
+        status_.deletes += deletes;
+        status_.last_commit_unix = unix_now();
+        busy_seconds_ += poll_seconds + applied.prepare_seconds + applied.commit_seconds +
+                         ack_seconds;
+        status_.changes_per_second =
+            busy_seconds_ > 0 ? static_cast<double>(status_.changes) / busy_seconds_ : 0;
+    }
+    status_.poll_seconds += poll_seconds;
+    status_.embed_seconds += applied.embed_seconds;
+    status_.index_seconds += applied.prepare_seconds - applied.embed_seconds +
+                             applied.commit_seconds;
+    status_.prepare_seconds += applied.prepare_seconds - applied.embed_seconds;
+    status_.commit_seconds += applied.commit_seconds;
+    status_.ack_seconds += ack_seconds;
+    status_.lag_events = backlog;
+    if (batch.caught_up) {
+        behind_ = false;
+        status_.initial = false;
+    } else if (!behind_) {
+        behind_ = true;
+        behind_since_ = poll_start;
+    }
+    return StepResult{last_of.size(), batch.errors.size(), batch.caught_up, batch.paused};
+}
+
+Result<StepResult> SourceSync::run_to_caught_up() {
+    set_state(SyncState::kSyncing);
+    StepResult total;
+    while (true) {
+        auto result = step();
+        if (!result.ok()) {
+            note_failure(result.status());
+            set_state(SyncState::kRetrying);
+            return result.status();
+        }
+        total.changes += result->changes;
+        total.errors += result->errors;
+        if (result->paused || result->caught_up) {
+            total.paused = result->paused;
+            total.caught_up = result->caught_up;
+            set_state(result->paused ? SyncState::kPaused : SyncState::kCaughtUp);
+            maybe_snapshot();
+            return total;
+        }
+    }
+}
+
+void SourceSync::start() {
+    if (thread_.joinable()) {
+        return;
+    }
+    thread_ = std::jthread([this](std::stop_token stop) { loop(std::move(stop)); });
+}
+
+void SourceSync::stop() {
+    if (!thread_.joinable()) {
+        return;
+    }
+    thread_.request_stop();
+    feed_->wake();
+    {
+        std::lock_guard lock(mutex_);
+        sleep_cv_.notify_all();
+    }
+    thread_.join();
+    set_state(SyncState::kStopped);
+}
+
+void SourceSync::loop(std::stop_token stop) {
+    log::info("sync", "continuous sync started",
+              {{"source", source_}, {"index", index_->settings().name}});
+    set_state(SyncState::kSyncing);
+    auto backoff = options_.retry_min;
+    while (!stop.stop_requested()) {
+        auto result = step();
+        if (!result.ok()) {
+            note_failure(result.status());
+            set_state(SyncState::kRetrying);
+            sleep_for(backoff, stop);
+            backoff = std::min(backoff * 2, options_.retry_max);
+            continue;
+        }
+        backoff = options_.retry_min;
+        if (!result->paused && !result->caught_up) {
+            set_state(SyncState::kSyncing);
+            continue;
+        }
+        set_state(result->paused ? SyncState::kPaused : SyncState::kCaughtUp);
+        if (result->caught_up) {
+            maybe_snapshot();
+        }
+        if (stop.stop_requested()) {
+            break;
+        }
+        auto waited = feed_->wait(options_.idle_wait);
+        if (!waited.ok()) {
+            note_failure(waited.status());
+            sleep_for(backoff, stop);
+        }
+    }
+    log::info("sync", "continuous sync stopped", {{"source", source_}});
+}
+
+bool SourceSync::sleep_for(std::chrono::milliseconds duration, const std::stop_token& stop) {
+    std::unique_lock lock(mutex_);
+    return !sleep_cv_.wait_for(lock, stop, duration, [] { return false; });
+}
+
+void SourceSync::set_state(SyncState state) {
+    std::lock_guard lock(mutex_);
+    status_.state = state;
+}
+
+void SourceSync::note_failure(const Status& status) {
+    log::warn("sync", "sync step failed; retrying from the stored checkpoint",
+              {{"source", source_}, {"error", status.message()}});
+    std::lock_guard lock(mutex_);
+    status_.last_error = status.to_string();
+}
+
+void SourceSync::maybe_snapshot() {
+    if (index_->writes_since_snapshot() < options_.snapshot_every) {
+        return;
+    }
+    if (Status saved = index_->snapshot(); !saved.ok()) {
+        log::warn("sync", "vector snapshot failed; the next open replays more",
+                  {{"index", index_->settings().name}, {"error", saved.message()}});
+    }
+}
+
+SyncStatus SourceSync::status() const {
+    const std::size_t documents = index_->document_count();
+    std::lock_guard lock(mutex_);
+    SyncStatus out = status_;
+    out.documents = documents;
+    out.lag_seconds = behind_ ? seconds_since(behind_since_) : 0;
+    return out;
+}
+
+}  // namespace sluice::retrieval

@@ -1,0 +1,194 @@
+#pragma once
+// The sync engine: keeps an Index in step with a change feed, applying every change exactly once
+// across crashes.
+//
+// Each step polls at most `max_batch` changes after the stored checkpoint, collapses them to the
+// last word per key (an upsert carries the whole document, so the last event of a key is its
+// state), and applies them with Index::apply() in ONE synced RocksDB write batch together with
+// the feed's new checkpoint. Only after that write returns is the checkpoint acknowledged to the
+// feed. So:
+//   - a crash before the write leaves the old checkpoint: the batch is polled again;
+//   - a crash between the write and the acknowledgement leaves the new checkpoint in the index:
+//     the next poll starts after the batch; a source that redelivers what was not acknowledged
+//     sends upserts that converge (unchanged documents are skipped) and deletes of absent keys;
+//   - the FAISS snapshot is tagged with the store sequence it reflects and open() replays the
+//     chunk changes after it (see Index), so vectors follow the store too.
+// The engine holds one batch at a time (backpressure: the feed is read no faster than the index
+// takes it, and never more than max_batch changes are in memory).
+//
+// Error records from the feed (a document that could not be read) are counted, kept (the last
+// `kept_errors`, also in the index beside the checkpoint) and logged with their key; a batch that
+// the feed cut short with `paused` (policy "pause") puts the sync in state paused: it retries the
+// same position every `idle_wait` until the source is fixed. The source decides skip or pause;
+// the engine reports either.
+//
+// Modes: run_to_caught_up() (triggered: one sync run on the caller's thread) and start()/stop()
+// (continuous: a thread polls, applies, acknowledges and waits on the feed when caught up; stop()
+// wakes it).
+//
+// Thread safety: status() and stop() are thread-safe. run_to_caught_up() and step() must not
+// run while the continuous thread runs, nor concurrently with each other.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "retrieval/index.h"
+#include "retrieval/types.h"
+
+namespace sluice::retrieval {
+
+enum class FeedOp { kUpsert, kDelete };
+
+// One change of a feed. `document.key` is the key; a delete carries only the key.
+struct FeedChange {
+    FeedOp op = FeedOp::kUpsert;
+    Document document;
+    std::string offset;  // for display
+};
+
+// A document the source could not read.
+struct FeedError {
+    std::string key;
+    std::string message;
+    std::string offset;
+};
+
+struct FeedBatch {
+    std::vector<FeedChange> changes;
+    std::vector<FeedError> errors;
+    std::string checkpoint;  // the position after this batch
+    bool caught_up = false;  // nothing more is available now
+    bool paused = false;     // the source's error policy stopped the batch at an error
+};
+
+// What the engine reads: app/ implements it over a connectors::Source. The contract is the
+// Source's (docs/connectors.md): poll is deterministic for a checkpoint and moves nothing;
+// acknowledge releases what the source kept up to a checkpoint; wake() may be called from any
+// thread, everything else from the one thread that syncs.
+class ChangeFeed {
+public:
+    virtual ~ChangeFeed() = default;
+    // Errors: kUnavailable (retry later), kFailedPrecondition (the checkpoint can no longer be
+    // served), kInvalidArgument (malformed checkpoint).
+    virtual Result<FeedBatch> poll(std::string_view checkpoint, std::size_t max_changes) = 0;
+    virtual Status acknowledge(std::string_view checkpoint) = 0;
+    // True when woken by a sign of change; false after the timeout or wake().
+    virtual Result<bool> wait(std::chrono::milliseconds timeout) = 0;
+    virtual void wake() = 0;
+    // Changes the source holds that are not applied yet, where it can count them.
+    virtual std::optional<std::uint64_t> backlog() { return std::nullopt; }
+};
+
+struct SyncOptions {
+    std::size_t max_batch = 500;                        // changes per poll and per write batch
+    std::chrono::milliseconds idle_wait{1000};          // wait() when caught up or paused
+    std::chrono::milliseconds retry_min{100};           // backoff after a failed step
+    std::chrono::milliseconds retry_max{5000};
+    std::uint64_t snapshot_every = 50000;  // store sequences between vector snapshots (caught up)
+    std::size_t kept_errors = 20;          // error records kept in the status
+};
+
+enum class SyncState { kIdle, kSyncing, kCaughtUp, kPaused, kRetrying, kStopped };
+std::string_view sync_state_name(SyncState state);
+
+struct SyncStatus {
+    std::string source;
+    std::string index;
+    SyncState state = SyncState::kIdle;
+    bool initial = false;  // started from the beginning and not yet caught up once
+    std::string checkpoint;
+    std::optional<std::uint64_t> lag_events;  // the feed's backlog, when it can count it
+    double lag_seconds = 0;                   // time since the sync was last caught up (0 if it is)
+    std::string last_error;                   // the last failed step, or the last error record
+    std::vector<FeedError> recent_errors;     // newest last
+    std::uint64_t error_records = 0;          // error records reported since start
+    std::uint64_t batches = 0;                // batches committed since start
+    std::uint64_t changes = 0;                // changes applied since start (after collapsing)
+    std::uint64_t upserts = 0;
+    std::uint64_t deletes = 0;
+    std::size_t documents = 0;                // documents in the index
+    double changes_per_second = 0;            // over the time spent working since start
+    double poll_seconds = 0;                  // time in feed.poll
+    double embed_seconds = 0;                 // time in the embedder
+    double index_seconds = 0;                 // chunking, analysis, commit, in-memory update
+    double prepare_seconds = 0;               //   of which chunking, analysis, cache lookups
+    double commit_seconds = 0;                //   of which the synced write and memory update
+    double ack_seconds = 0;                   // time in feed.acknowledge
+    double last_commit_unix = 0;              // wall time of the last committed batch
+};
+
+struct StepResult {
+    std::size_t changes = 0;  // after collapsing per key
+    std::size_t errors = 0;
+    bool caught_up = false;
+    bool paused = false;
+};
+
+class SourceSync {
+public:
+    // Reads the checkpoint stored in `index` for `source`. Errors: those of reading the store.
+    static Result<std::unique_ptr<SourceSync>> open(std::string source,
+                                                    std::shared_ptr<Index> index,
+                                                    std::unique_ptr<ChangeFeed> feed,
+                                                    SyncOptions options = {});
+    ~SourceSync();  // stops the continuous thread
+    SourceSync(const SourceSync&) = delete;
+    SourceSync& operator=(const SourceSync&) = delete;
+
+    // One poll → apply (with the checkpoint) → acknowledge. A failed step changes nothing in
+    // the index; the next one polls the same position again.
+    Result<StepResult> step();
+    // Triggered mode: steps until the feed is caught up or paused.
+    Result<StepResult> run_to_caught_up();
+
+    // Continuous mode.
+    void start();
+    void stop();
+
+    SyncStatus status() const;
+    // The names under which the checkpoint and error records are stored in the index.
+    static std::string checkpoint_meta_name(std::string_view source);
+    static std::string errors_meta_name(std::string_view source);
+
+    struct Tag {};
+    SourceSync(Tag, std::string source, std::shared_ptr<Index> index,
+               std::unique_ptr<ChangeFeed> feed, SyncOptions options);
+
+private:
+    void loop(std::stop_token stop);
+    void set_state(SyncState state);
+    void note_failure(const Status& status);
+    bool sleep_for(std::chrono::milliseconds duration, const std::stop_token& stop);
+    void maybe_snapshot();
+
+    const std::string source_;
+    const std::shared_ptr<Index> index_;
+    const std::unique_ptr<ChangeFeed> feed_;
+    const SyncOptions options_;
+    std::string checkpoint_;  // owned by the syncing thread; mirrored into status_
+
+    mutable std::mutex mutex_;
+    std::condition_variable_any sleep_cv_;
+    SyncStatus status_;                                      // guarded by mutex_
+    std::chrono::steady_clock::time_point behind_since_;     // guarded by mutex_
+    bool behind_ = true;                                     // guarded by mutex_
+    double busy_seconds_ = 0;                                // guarded by mutex_
+    std::jthread thread_;
+};
+
+// Encodes / decodes the error records kept beside the checkpoint (one JSON-free line format:
+// tab-separated key, offset, message; escaped). Exposed for tests.
+std::string encode_feed_errors(const std::vector<FeedError>& errors);
+std::vector<FeedError> decode_feed_errors(std::string_view encoded);
+
+}  // namespace sluice::retrieval

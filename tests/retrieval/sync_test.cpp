@@ -1,0 +1,475 @@
+#include "retrieval/sync.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "temp_dir.h"
+
+using namespace sluice::retrieval;
+using sluice::Result;
+using sluice::Status;
+using sluice::StatusCode;
+using sluice::retrieval::testing::numbered;
+using sluice::retrieval::testing::TempDir;
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// A source held in memory: an append-only log of changes; the checkpoint is the number of log
+// entries consumed. Like the real sources, acknowledging releases entries, after which a poll
+// from an older checkpoint fails; `redeliver_unacknowledged` makes it restart from its last
+// acknowledgement instead (a source that forgot the consumer's position).
+class MemoryFeed final : public ChangeFeed {
+public:
+    struct Entry {
+        FeedChange change;
+        std::optional<FeedError> error;
+    };
+    struct Shared {
+        std::mutex mutex;
+        std::vector<Entry> log;
+        std::size_t acknowledged = 0;
+        std::size_t acknowledgements = 0;
+        std::size_t polled_changes = 0;
+        bool fail_acknowledge = false;
+        bool fail_poll = false;
+        bool pause_on_error = false;
+        bool redeliver_unacknowledged = false;
+    };
+
+    explicit MemoryFeed(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+
+    Result<FeedBatch> poll(std::string_view checkpoint, std::size_t max_changes) override {
+        std::lock_guard lock(shared_->mutex);
+        if (shared_->fail_poll) {
+            return Status(StatusCode::kUnavailable, "memory feed: unreachable");
+        }
+        std::size_t from = checkpoint.empty() ? 0 : std::stoul(std::string(checkpoint));
+        if (shared_->redeliver_unacknowledged) {
+            from = std::min(from, shared_->acknowledged);
+        }
+        if (from < shared_->acknowledged) {
+            return Status(StatusCode::kFailedPrecondition, "memory feed: released");
+        }
+        FeedBatch batch;
+        std::size_t at = from;
+        while (at < shared_->log.size() && batch.changes.size() < max_changes) {
+            const Entry& entry = shared_->log[at];
+            if (entry.error) {
+                batch.errors.push_back(*entry.error);
+                if (shared_->pause_on_error) {
+                    batch.paused = true;
+                    break;
+                }
+            } else {
+                batch.changes.push_back(entry.change);
+            }
+            ++at;
+        }
+        shared_->polled_changes += batch.changes.size();
+        batch.checkpoint = std::to_string(at);
+        batch.caught_up = !batch.paused && at == shared_->log.size();
+        return batch;
+    }
+    Status acknowledge(std::string_view checkpoint) override {
+        std::lock_guard lock(shared_->mutex);
+        if (shared_->fail_acknowledge) {
+            return Status(StatusCode::kUnavailable, "memory feed: acknowledgement lost");
+        }
+        shared_->acknowledged = std::stoul(std::string(checkpoint));
+        ++shared_->acknowledgements;
+        return Status();
+    }
+    Result<bool> wait(std::chrono::milliseconds timeout) override {
+        std::unique_lock lock(wake_mutex_);
+        bool woken = cv_.wait_for(lock, timeout, [&] { return woken_; });
+        woken_ = false;
+        return woken;
+    }
+    void wake() override {
+        std::lock_guard lock(wake_mutex_);
+        woken_ = true;
+        cv_.notify_all();
+    }
+    std::optional<std::uint64_t> backlog() override {
+        std::lock_guard lock(shared_->mutex);
+        return shared_->log.size() - shared_->acknowledged;
+    }
+
+private:
+    std::shared_ptr<Shared> shared_;
+    std::mutex wake_mutex_;
+    std::condition_variable cv_;
+    bool woken_ = false;
+};
+
+Acl group_acl(const std::string& group) { return Acl{{}, {group}}; }
+
+FeedChange upsert(const std::string& key, const std::string& text,
+                  const std::string& group = "staff") {
+    FeedChange change;
+    change.op = FeedOp::kUpsert;
+    change.document.key = key;
+    change.document.uri = "mem://" + key;
+    change.document.text = text;
+    change.document.acl = group_acl(group);
+    return change;
+}
+
+FeedChange delete_of(const std::string& key) {
+    FeedChange change;
+    change.op = FeedOp::kDelete;
+    change.document.key = key;
+    return change;
+}
+
+void append(MemoryFeed::Shared& shared, FeedChange change) {
+    std::lock_guard lock(shared.mutex);
+    shared.log.push_back({std::move(change), std::nullopt});
+}
+
+void append_error(MemoryFeed::Shared& shared, const std::string& key) {
+    std::lock_guard lock(shared.mutex);
+    shared.log.push_back({FeedChange{}, FeedError{key, "does not parse", "seq:" + key}});
+}
+
+IndexSettings settings() {
+    IndexSettings s;
+    s.name = "synced";
+    s.dimension = 64;
+    return s;
+}
+
+std::shared_ptr<Index> open_index(const TempDir& dir) {
+    auto existing = Index::open(dir.path() / "synced", IndexDeps{});
+    if (existing.ok()) {
+        return std::shared_ptr<Index>(std::move(existing).value());
+    }
+    auto created = Index::create(dir.path() / "synced", settings(), IndexDeps{});
+    REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    return std::shared_ptr<Index>(std::move(created).value());
+}
+
+std::unique_ptr<SourceSync> open_sync(std::shared_ptr<Index> index,
+                                      std::shared_ptr<MemoryFeed::Shared> shared,
+                                      SyncOptions options = {}) {
+    auto sync = SourceSync::open("src", std::move(index), std::make_unique<MemoryFeed>(shared),
+                                 options);
+    REQUIRE_MESSAGE(sync.ok(), sync.status().to_string());
+    return std::move(sync).value();
+}
+
+// key -> text of everything the index holds, checking one chunk per document and that the
+// in-memory vector index agrees with the store.
+std::map<std::string, std::string> contents(const Index& index) {
+    std::map<std::string, std::string> out;
+    REQUIRE(index.for_each_document([&](const DocumentRecord& record) {
+                     auto chunks = index.chunks_of(record.key);
+                     REQUIRE(chunks.ok());
+                     REQUIRE(chunks->size() == 1);
+                     out[record.key] = chunks->front().text;
+                     return true;
+                 }).ok());
+    IndexStats stats = index.stats();
+    CHECK(stats.documents == out.size());
+    CHECK(stats.chunks == out.size());
+    CHECK(stats.vectors == out.size());
+    return out;
+}
+
+std::set<std::string> readable_by(const Index& index, const std::string& text, const Reader& who) {
+    Query query;
+    query.text = text;
+    query.mode = QueryMode::kLexical;
+    auto hits = index.query(query, who);
+    REQUIRE(hits.ok());
+    std::set<std::string> keys;
+    for (const auto& hit : *hits) {
+        keys.insert(hit.chunk.doc_key);
+    }
+    return keys;
+}
+
+}  // namespace
+
+TEST_CASE("sync applies inserts, updates and deletes with the checkpoint") {
+    TempDir dir("sync-basic");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    for (int i = 0; i < 10; ++i) {
+        append(*shared, upsert(numbered("k", i), numbered("first text ", i)));
+    }
+    append(*shared, upsert("k3", "third, edited"));
+    append(*shared, delete_of("k4"));
+    append(*shared, delete_of("never-existed"));
+    auto index = open_index(dir);
+    SyncOptions options;
+    options.max_batch = 4;  // several batches, each with its own checkpoint
+    auto sync = open_sync(index, shared, options);
+    auto result = sync->run_to_caught_up();
+    REQUIRE_MESSAGE(result.ok(), result.status().to_string());
+    CHECK(result->caught_up);
+
+    auto held = contents(*index);
+    CHECK(held.size() == 9);
+    CHECK(held.at("k3") == "third, edited");
+    CHECK(held.count("k4") == 0);
+    auto stored = index->meta(SourceSync::checkpoint_meta_name("src"));
+    REQUIRE(stored.ok());
+    CHECK(stored->value_or("") == "13");
+    CHECK(shared->acknowledged == 13);
+    SyncStatus status = sync->status();
+    CHECK(status.state == SyncState::kCaughtUp);
+    CHECK(status.documents == 9);
+    CHECK(status.lag_seconds == 0);
+    CHECK_FALSE(status.initial);
+    CHECK(status.batches == 4);
+}
+
+TEST_CASE("sync collapses a batch to the last event of each key") {
+    TempDir dir("sync-collapse");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    append(*shared, upsert("a", "one"));
+    append(*shared, delete_of("a"));
+    append(*shared, upsert("a", "three"));
+    append(*shared, upsert("b", "kept"));
+    append(*shared, delete_of("b"));
+    auto index = open_index(dir);
+    auto sync = open_sync(index, shared);
+    REQUIRE(sync->run_to_caught_up().ok());
+    auto held = contents(*index);
+    CHECK(held == std::map<std::string, std::string>{{"a", "three"}});
+}
+
+TEST_CASE("a crash between the write and the acknowledgement applies nothing twice") {
+    TempDir dir("sync-crash-ack");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    for (int i = 0; i < 6; ++i) {
+        append(*shared, upsert(numbered("k", i), numbered("text ", i)));
+    }
+    append(*shared, delete_of("k1"));
+    std::map<std::string, std::string> before;
+    {
+        auto index = open_index(dir);
+        shared->fail_acknowledge = true;  // the process "dies" before the source hears of it
+        auto sync = open_sync(index, shared);
+        REQUIRE(sync->step().ok());
+        before = contents(*index);
+    }
+    CHECK(shared->acknowledgements == 0);
+    CHECK(before.size() == 5);
+    shared->fail_acknowledge = false;
+
+    SUBCASE("the stored checkpoint is polled from: nothing is redelivered") {
+        auto index = open_index(dir);
+        auto sync = open_sync(index, shared);
+        std::size_t polled = shared->polled_changes;
+        REQUIRE(sync->run_to_caught_up().ok());
+        CHECK(shared->polled_changes == polled);
+        CHECK(contents(*index) == before);
+        // The acknowledgement that was lost is sent again with the next write.
+        append(*shared, upsert("k9", "late"));
+        REQUIRE(sync->run_to_caught_up().ok());
+        CHECK(shared->acknowledged == 8);
+    }
+    SUBCASE("a source that redelivers from its last acknowledgement converges") {
+        shared->redeliver_unacknowledged = true;
+        auto index = open_index(dir);
+        std::uint64_t sequence = index->stats().sequence;
+        auto sync = open_sync(index, shared);
+        auto result = sync->run_to_caught_up();
+        REQUIRE(result.ok());
+        CHECK(shared->polled_changes > 6);  // the batch did come again
+        CHECK(contents(*index) == before);  // ... and changed nothing
+        // The redelivered upserts were unchanged and the delete found nothing: one write, the
+        // checkpoint's, and no chunk was added or removed.
+        CHECK(index->stats().sequence == sequence + 1);
+    }
+}
+
+TEST_CASE("a failed apply stores neither the changes nor the checkpoint") {
+    TempDir dir("sync-failed-apply");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    append(*shared, upsert("good", "fine"));
+    FeedChange bad = upsert("bad", "wrong vector");
+    bad.document.vector = {1.0F, 2.0F};  // the index has 64 dimensions
+    append(*shared, bad);
+    auto index = open_index(dir);
+    auto sync = open_sync(index, shared);
+    auto result = sync->step();
+    REQUIRE_FALSE(result.ok());
+    CHECK(result.status().code() == StatusCode::kInvalidArgument);
+    CHECK(contents(*index).empty());
+    auto stored = index->meta(SourceSync::checkpoint_meta_name("src"));
+    REQUIRE(stored.ok());
+    CHECK_FALSE(stored->has_value());
+    CHECK(shared->acknowledgements == 0);
+}
+
+TEST_CASE("key updates and acl changes propagate") {
+    TempDir dir("sync-acl");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    append(*shared, upsert("Track/1", "harbour lights", "staff"));
+    auto index = open_index(dir);
+    auto sync = open_sync(index, shared);
+    REQUIRE(sync->run_to_caught_up().ok());
+    const Reader staff{"ann", {"staff"}};
+    const Reader guest{"bob", {"guests"}};
+    CHECK(readable_by(*index, "harbour", staff) == std::set<std::string>{"Track/1"});
+    CHECK(readable_by(*index, "harbour", guest).empty());
+
+    // The acl moves from staff to guests.
+    append(*shared, upsert("Track/1", "harbour lights", "guests"));
+    REQUIRE(sync->run_to_caught_up().ok());
+    CHECK(readable_by(*index, "harbour", staff).empty());
+    CHECK(readable_by(*index, "harbour", guest) == std::set<std::string>{"Track/1"});
+
+    // An update of the key is a delete of the old key and an upsert of the new one.
+    append(*shared, delete_of("Track/1"));
+    append(*shared, upsert("Track/7", "harbour lights", "guests"));
+    REQUIRE(sync->run_to_caught_up().ok());
+    CHECK(readable_by(*index, "harbour", guest) == std::set<std::string>{"Track/7"});
+    CHECK(contents(*index).size() == 1);
+}
+
+TEST_CASE("error records: skip goes on, pause stops at the record until it is fixed") {
+    TempDir dir("sync-errors");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    append(*shared, upsert("a", "alpha"));
+    append_error(*shared, "broken.pdf");
+    append(*shared, upsert("b", "beta"));
+
+    SUBCASE("skip") {
+        auto index = open_index(dir);
+        auto sync = open_sync(index, shared);
+        auto result = sync->run_to_caught_up();
+        REQUIRE(result.ok());
+        CHECK(result->errors == 1);
+        CHECK(contents(*index).size() == 2);
+        SyncStatus status = sync->status();
+        CHECK(status.error_records == 1);
+        REQUIRE(status.recent_errors.size() == 1);
+        CHECK(status.recent_errors[0].key == "broken.pdf");
+        CHECK(status.last_error.find("broken.pdf") != std::string::npos);
+        // The error records survive a restart beside the checkpoint.
+        sync.reset();
+        auto reopened = open_sync(index, shared);
+        REQUIRE(reopened->status().recent_errors.size() == 1);
+        CHECK(reopened->status().recent_errors[0].message == "does not parse");
+    }
+    SUBCASE("pause") {
+        shared->pause_on_error = true;
+        auto index = open_index(dir);
+        auto sync = open_sync(index, shared);
+        auto result = sync->run_to_caught_up();
+        REQUIRE(result.ok());
+        CHECK(result->paused);
+        CHECK(sync->status().state == SyncState::kPaused);
+        CHECK(contents(*index) == std::map<std::string, std::string>{{"a", "alpha"}});
+        // Polling again reports the same record once, not once per poll.
+        REQUIRE(sync->run_to_caught_up().ok());
+        CHECK(sync->status().error_records == 1);
+        // Someone fixes the source: the entry becomes a document.
+        {
+            std::lock_guard lock(shared->mutex);
+            shared->log[1] = {upsert("broken.pdf", "repaired"), std::nullopt};
+        }
+        result = sync->run_to_caught_up();
+        REQUIRE(result.ok());
+        CHECK(result->caught_up);
+        CHECK(contents(*index).size() == 3);
+    }
+}
+
+TEST_CASE("a failing poll leaves the index and checkpoint as they were") {
+    TempDir dir("sync-poll-fails");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    append(*shared, upsert("a", "alpha"));
+    auto index = open_index(dir);
+    auto sync = open_sync(index, shared);
+    shared->fail_poll = true;
+    auto result = sync->run_to_caught_up();
+    REQUIRE_FALSE(result.ok());
+    CHECK(result.status().code() == StatusCode::kUnavailable);
+    CHECK(sync->status().state == SyncState::kRetrying);
+    CHECK(sync->status().last_error.find("unreachable") != std::string::npos);
+    shared->fail_poll = false;
+    REQUIRE(sync->run_to_caught_up().ok());
+    CHECK(contents(*index).size() == 1);
+}
+
+TEST_CASE("continuous sync follows the feed and stops when asked") {
+    TempDir dir("sync-continuous");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    append(*shared, upsert("a", "alpha"));
+    auto index = open_index(dir);
+    SyncOptions options;
+    options.idle_wait = 20ms;
+    auto feed = std::make_unique<MemoryFeed>(shared);
+    MemoryFeed* feed_view = feed.get();
+    auto opened = SourceSync::open("src", index, std::move(feed), options);
+    REQUIRE(opened.ok());
+    auto sync = std::move(opened).value();
+    sync->start();
+    auto wait_for_documents = [&](std::size_t n) {
+        for (int i = 0; i < 500 && index->stats().documents != n; ++i) {
+            std::this_thread::sleep_for(10ms);
+        }
+        return index->stats().documents == n;
+    };
+    CHECK(wait_for_documents(1));
+    for (int i = 0; i < 50; ++i) {
+        append(*shared, upsert(numbered("k", i), numbered("text ", i)));
+    }
+    feed_view->wake();
+    CHECK(wait_for_documents(51));
+    append(*shared, delete_of("a"));
+    CHECK(wait_for_documents(50));
+    sync->stop();
+    CHECK(sync->status().state == SyncState::kStopped);
+    append(*shared, upsert("after-stop", "not applied"));
+    std::this_thread::sleep_for(50ms);
+    CHECK(index->stats().documents == 50);
+}
+
+TEST_CASE("vectors follow the store across snapshots and restarts") {
+    TempDir dir("sync-snapshot");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    for (int i = 0; i < 30; ++i) {
+        append(*shared, upsert(numbered("k", i), numbered("text ", i)));
+    }
+    SyncOptions options;
+    options.snapshot_every = 1;  // a snapshot each time the sync is caught up
+    options.max_batch = 7;
+    {
+        auto index = open_index(dir);
+        auto sync = open_sync(index, shared, options);
+        REQUIRE(sync->run_to_caught_up().ok());
+        CHECK(index->stats().snapshot_sequence == index->stats().sequence);
+        for (int i = 0; i < 10; ++i) {
+            append(*shared, delete_of(numbered("k", i)));
+        }
+        options.snapshot_every = 1000;  // these changes are replayed from the store at open
+        auto later = open_sync(index, shared, options);
+        REQUIRE(later->run_to_caught_up().ok());
+        CHECK(index->stats().snapshot_sequence < index->stats().sequence);
+    }
+    auto index = open_index(dir);
+    CHECK(contents(*index).size() == 20);  // checks vectors == chunks == documents
+}
+
+TEST_CASE("error records round-trip through their stored form") {
+    std::vector<FeedError> errors = {{"a\tb", "line one\nline two \\ end", "seq:1"},
+                                     {"", "", ""}};
+    auto decoded = decode_feed_errors(encode_feed_errors(errors));
+    REQUIRE(decoded.size() == 2);
+    CHECK(decoded[0].key == "a\tb");
+    CHECK(decoded[0].message == "line one\nline two \\ end");
+    CHECK(decoded[0].offset == "seq:1");
+    CHECK(decoded[1].key.empty());
+}

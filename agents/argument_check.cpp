@@ -92,25 +92,25 @@ Status check(const json& schema, const json& value, const std::string& path) {
         for (unsigned char c : value.get_ref<const std::string&>()) {
             length += (c & 0xC0) != 0x80 ? 1 : 0;
         }
-        if (schema.contains("minLength") && schema["minLength"].is_number_unsigned() &&
-            length < schema["minLength"].get<size_t>()) {
+        if (schema.contains("minLength") && schema["minLength"].is_number_integer() &&
+            length < static_cast<size_t>(schema["minLength"].get<std::int64_t>())) {
             return fail(path, "expected at least " + schema["minLength"].dump() +
                                   " characters, found " + std::to_string(length));
         }
-        if (schema.contains("maxLength") && schema["maxLength"].is_number_unsigned() &&
-            length > schema["maxLength"].get<size_t>()) {
+        if (schema.contains("maxLength") && schema["maxLength"].is_number_integer() &&
+            length > static_cast<size_t>(schema["maxLength"].get<std::int64_t>())) {
             return fail(path, "expected at most " + schema["maxLength"].dump() +
                                   " characters, found " + std::to_string(length));
         }
     }
     if (value.is_array()) {
-        if (schema.contains("minItems") && schema["minItems"].is_number_unsigned() &&
-            value.size() < schema["minItems"].get<size_t>()) {
+        if (schema.contains("minItems") && schema["minItems"].is_number_integer() &&
+            value.size() < static_cast<size_t>(schema["minItems"].get<std::int64_t>())) {
             return fail(path, "expected at least " + schema["minItems"].dump() + " items, found " +
                                   std::to_string(value.size()));
         }
-        if (schema.contains("maxItems") && schema["maxItems"].is_number_unsigned() &&
-            value.size() > schema["maxItems"].get<size_t>()) {
+        if (schema.contains("maxItems") && schema["maxItems"].is_number_integer() &&
+            value.size() > static_cast<size_t>(schema["maxItems"].get<std::int64_t>())) {
             return fail(path, "expected at most " + schema["maxItems"].dump() + " items, found " +
                                   std::to_string(value.size()));
         }

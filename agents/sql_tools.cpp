@@ -16,11 +16,18 @@ using Clock = std::chrono::steady_clock;
 
 // What the discovery pass saw.
 struct Discovery {
-    std::set<std::string> tables;  // read from "main", as written in the source database
-    std::string refused;           // first action refused, for the message
+    std::set<std::string> source_tables;  // every table and view of the source, lower case
+    std::set<std::string> tables;         // source tables the statement reads, as written
+    std::string refused;                  // first action refused, for the message
 };
 
-int discover(void* data, int action, const char* arg1, const char*, const char* database,
+std::string lower(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+}
+
+int discover(void* data, int action, const char* table, const char*, const char* database,
              const char*) {
     auto* seen = static_cast<Discovery*>(data);
     switch (action) {
@@ -29,8 +36,14 @@ int discover(void* data, int action, const char* arg1, const char*, const char* 
         case SQLITE_RECURSIVE:
             return SQLITE_OK;
         case SQLITE_READ:
-            if (arg1 != nullptr && (database == nullptr || std::string_view(database) == "main")) {
-                seen->tables.insert(arg1);
+            // SQLite names no database for some reads (COUNT(*), CTEs), so a name counts as the
+            // source's whenever the source has such a table; CTE names it lacks are the
+            // statement's own.
+            if (table != nullptr &&
+                (database == nullptr || std::string_view(database) == "src") &&
+                (seen->source_tables.count(lower(table)) != 0 ||
+                 lower(table).rfind("sqlite_", 0) == 0)) {
+                seen->tables.insert(table);
             }
             return SQLITE_OK;
         default:
@@ -41,17 +54,15 @@ int discover(void* data, int action, const char* arg1, const char*, const char* 
     }
 }
 
-// The run pass: reads of the governed temp copies only.
-int temp_only(void*, int action, const char*, const char*, const char* database, const char*) {
+// The run pass: the source is detached by now, so reads can only reach the governed copies;
+// this refuses everything that is not reading (ATTACH above all).
+int reads_only(void*, int action, const char*, const char*, const char*, const char*) {
     switch (action) {
         case SQLITE_SELECT:
         case SQLITE_FUNCTION:
         case SQLITE_RECURSIVE:
-            return SQLITE_OK;
         case SQLITE_READ:
-            // Subquery and CTE columns come with no database name.
-            return database == nullptr || std::string_view(database) == "temp" ? SQLITE_OK
-                                                                               : SQLITE_DENY;
+            return SQLITE_OK;
         default:
             return SQLITE_DENY;
     }
@@ -62,11 +73,6 @@ int check_deadline(void* data) {
     return Clock::now() > *deadline ? 1 : 0;
 }
 
-std::string lower(std::string text) {
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return text;
-}
 
 std::string quote_identifier(const std::string& name) {
     std::string out = "\"";
@@ -148,9 +154,9 @@ Status copy_governed(governance::Governance& gov, const ToolContext& context, sq
     SLUICE_ASSIGN_OR_RETURN(governance::SqlFragment select,
                             gov.policies().governed_select(context.request, catalog_table,
                                                            source_table));
-    // Unqualified names in the fragment resolve to the source ("main") table: the temp copy of
-    // the same name does not exist yet while it is being created.
-    std::string create = "CREATE TEMP TABLE " + quote_identifier(source_table) + " AS " +
+    // Unqualified names in the fragment resolve to the attached source table: the copy of the
+    // same name in "main" does not exist yet while it is being created.
+    std::string create = "CREATE TABLE main." + quote_identifier(source_table) + " AS " +
                          select.sql;
     SLUICE_ASSIGN_OR_RETURN(detail::StmtPtr stmt, detail::prepare(db, create));
     for (size_t i = 0; i < select.params.size(); ++i) {
@@ -199,15 +205,33 @@ Result<json> run_governed_sql(governance::Governance& gov, const ToolContext& co
     }
     Clock::time_point deadline =
         std::min(context.deadline, Clock::now() + std::chrono::milliseconds(limits.timeout_ms));
-    std::string uri = "file:" + source.path.string() + "?mode=ro";
+    // The statement runs in a private in-memory database that holds only the governed copies;
+    // the source is attached read-only while they are made, and detached before it runs.
     SLUICE_ASSIGN_OR_RETURN(detail::DbPtr owned,
-                            detail::open_db(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI));
+                            detail::open_db(":memory:", SQLITE_OPEN_READWRITE |
+                                                            SQLITE_OPEN_CREATE | SQLITE_OPEN_URI));
     sqlite3* db = owned.get();
     sqlite3_progress_handler(db, 1000, check_deadline, &deadline);
     // No extension may load, whatever the statement says.
     sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
+    {
+        SLUICE_ASSIGN_OR_RETURN(detail::StmtPtr attach,
+                                detail::prepare(db, "ATTACH DATABASE ? AS src"));
+        detail::bind_text(attach.get(), 1, "file:" + source.path.string() + "?mode=ro");
+        if (sqlite3_step(attach.get()) != SQLITE_DONE) {
+            return detail::sqlite_error(db, "source of schema '" + source.schema + "'");
+        }
+    }
 
     Discovery seen;
+    {
+        SLUICE_ASSIGN_OR_RETURN(detail::StmtPtr names,
+                                detail::prepare(db, "SELECT name FROM src.sqlite_master WHERE "
+                                                    "type IN ('table', 'view')"));
+        while (sqlite3_step(names.get()) == SQLITE_ROW) {
+            seen.source_tables.insert(lower(detail::column_text(names.get(), 0)));
+        }
+    }
     sqlite3_set_authorizer(db, discover, &seen);
     const char* tail = nullptr;
     sqlite3_stmt* raw = nullptr;
@@ -242,10 +266,15 @@ Result<json> run_governed_sql(governance::Governance& gov, const ToolContext& co
                                                         catalog_table));
         SLUICE_RETURN_IF_ERROR(copy_governed(gov, context, db, catalog_table, table));
     }
+    SLUICE_RETURN_IF_ERROR(detail::exec(db, "DETACH DATABASE src"));
 
-    sqlite3_set_authorizer(db, temp_only, nullptr);
-    SLUICE_ASSIGN_OR_RETURN(detail::StmtPtr stmt, detail::prepare(db, sql));
+    sqlite3_set_authorizer(db, reads_only, nullptr);
+    auto prepared = detail::prepare(db, sql);
     sqlite3_set_authorizer(db, nullptr, nullptr);
+    if (!prepared.ok()) {
+        return invalid_argument("query: " + prepared.status().message());
+    }
+    detail::StmtPtr stmt = std::move(*prepared);
     SLUICE_RETURN_IF_ERROR(bind_named(stmt.get(), binds));
 
     json columns = json::array();

@@ -3,17 +3,18 @@
 // template tools (the tool's author writes the SELECT with :named parameters; the model fills
 // them). Both read through run_governed_sql():
 //
-//  1. The source database (a SQLite file standing behind one catalog schema) is opened
-//     read-only. The statement is prepared once under an authoriser that admits only SELECT,
-//     reads, functions and recursive CTEs, and records every table it reads.
+//  1. A private in-memory database attaches the source (a SQLite file standing behind one
+//     catalog schema) read-only. The statement is prepared once under an authoriser that
+//     admits only SELECT, reads, functions and recursive CTEs, and records every source table
+//     it reads.
 //  2. Each table read must be a catalog table of that schema (matched by its `source_table` tag
 //     or by name, ignoring case) on which the caller holds SELECT (governance audits the check).
 //  3. For each, the rows the caller may see — row filter applied, masks in place — are copied
-//     into a TEMP table of the same name (Policies::governed_select), which shadows the source
-//     table for unqualified names.
-//  4. The statement is prepared again under an authoriser that admits reads of the temp schema
-//     only, so no spelling ("main"."Customer", sqlite_master, ATTACH, PRAGMA) reaches the source.
-//  5. Rows are read up to max_rows; a progress handler stops the statement at the deadline.
+//     into a table of the same name in the in-memory database (Policies::governed_select).
+//  4. The source is detached, and the statement prepared again under an authoriser that admits
+//     reading only: nothing but the governed copies is left to read, and no ATTACH, PRAGMA or
+//     write can run.
+//  5. Rows are read up to max_rows; a progress handler stops copying or reading at the deadline.
 //
 // Thread safety: each call opens its own connection; the tools are thread-safe.
 

@@ -232,7 +232,7 @@ Status AgentStore::put(const std::string& kind, const std::string& name, const j
                                                            "VALUES (?, ?, ?, ?)"));
     detail::bind_text(stmt.get(), 1, kind);
     detail::bind_text(stmt.get(), 2, name);
-    detail::bind_text(stmt.get(), 3, spec.dump());
+    detail::bind_text(stmt.get(), 3, dump_safe(spec));
     sqlite3_bind_int64(stmt.get(), 4, now_us());
     if (sqlite3_step(stmt.get()) != SQLITE_DONE) {
         return detail::sqlite_error(db, kind + " '" + name + "'");

@@ -136,6 +136,11 @@ Result<ModelReply> EngineChatModel::complete(const ModelRequest& request) {
         if (request.tools.empty()) {
             safe = text.size();
         }
+        // Never cut inside a UTF-8 sequence.
+        while (safe > streamed && safe < text.size() &&
+               (static_cast<unsigned char>(text[safe]) & 0xC0) == 0x80) {
+            --safe;
+        }
         marker_seen = marker != std::string::npos;
         if (safe > streamed) {
             request.on_text(std::string_view(text).substr(streamed, safe - streamed));

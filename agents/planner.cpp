@@ -116,7 +116,7 @@ public:
 
     // Whether this call is the third identical one of the run.
     bool is_loop(const inference::ToolCall& call) {
-        return ++seen_calls_[call.name + "\n" + call.arguments.dump()] >= 3;
+        return ++seen_calls_[call.name + "\n" + dump_safe(call.arguments)] >= 3;
     }
 
     bool tool_budget_allows(size_t more) const {
@@ -162,8 +162,8 @@ public:
 
     // The message a tool result is to the model.
     static std::string tool_message(const Result<json>& result) {
-        std::string text = result.ok() ? result->dump()
-                                       : json{{"error", result.status().message()}}.dump();
+        std::string text = result.ok() ? dump_safe(*result)
+                                       : dump_safe(json{{"error", result.status().message()}});
         if (text.size() > kMaxToolResultChars) {
             text = text.substr(0, kMaxToolResultChars) + "... (cut at " +
                    std::to_string(kMaxToolResultChars) + " characters)";

@@ -84,6 +84,10 @@ Result<SpanKind> parse_span_kind(std::string_view text) {
                             "': expected agent, llm, retriever, tool or chain");
 }
 
+std::string dump_safe(const json& value) {
+    return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::string new_trace_id() { return random_hex(32); }
 std::string new_span_id() { return random_hex(16); }
 
@@ -199,8 +203,8 @@ json trace_to_otlp(const TraceRecord& trace) {
     for (const Span& span : trace.spans) {
         json attributes = json::array();
         attributes.push_back(attribute("sluice.span.kind", std::string(span_kind_name(span.kind))));
-        attributes.push_back(attribute("sluice.inputs", span.inputs.dump()));
-        attributes.push_back(attribute("sluice.outputs", span.outputs.dump()));
+        attributes.push_back(attribute("sluice.inputs", dump_safe(span.inputs)));
+        attributes.push_back(attribute("sluice.outputs", dump_safe(span.outputs)));
         if (span.prompt_tokens != 0 || span.completion_tokens != 0) {
             attributes.push_back(attribute("gen_ai.usage.input_tokens", span.prompt_tokens));
             attributes.push_back(attribute("gen_ai.usage.output_tokens", span.completion_tokens));
@@ -299,8 +303,8 @@ Status TraceStore::save(const TraceRecord& trace) {
         detail::bind_text(insert.get(), 6, span.name);
         sqlite3_bind_int64(insert.get(), 7, span.start_us);
         sqlite3_bind_int64(insert.get(), 8, span.end_us);
-        detail::bind_text(insert.get(), 9, span.inputs.dump());
-        detail::bind_text(insert.get(), 10, span.outputs.dump());
+        detail::bind_text(insert.get(), 9, dump_safe(span.inputs));
+        detail::bind_text(insert.get(), 10, dump_safe(span.outputs));
         sqlite3_bind_int64(insert.get(), 11, span.prompt_tokens);
         sqlite3_bind_int64(insert.get(), 12, span.completion_tokens);
         detail::bind_text(insert.get(), 13, span.error);

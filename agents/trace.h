@@ -59,6 +59,10 @@ struct TraceRecord {
     std::vector<Span> spans;  // in the order they began
 };
 
+// JSON text in which bytes that are not UTF-8 (from a document, a database, a model cut
+// mid-character) become U+FFFD instead of throwing.
+std::string dump_safe(const nlohmann::json& value);
+
 std::string new_trace_id();
 std::string new_span_id();
 std::int64_t now_us();

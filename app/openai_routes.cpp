@@ -233,10 +233,19 @@ void completions(ModelHost& host, const RequestInfo& info, const httplib::Reques
 
 }  // namespace
 
-void add_openai_routes(HttpServer& server, ModelHost& host) {
+void add_openai_routes(HttpServer& server, ModelHost& host, ChatDelegate delegate) {
     server.route("POST", "/v1/chat/completions",
-                 [&host](const RequestInfo& info, const httplib::Request& req,
-                         httplib::Response& res) { chat_completions(host, info, req, res); });
+                 [&host, delegate](const RequestInfo& info, const httplib::Request& req,
+                                   httplib::Response& res) {
+                     if (delegate) {
+                         Result<json> body = parse_json_body(req);
+                         if (body.ok() && body->is_object() && (*body)["model"].is_string() &&
+                             delegate(info, *body, res)) {
+                             return;
+                         }
+                     }
+                     chat_completions(host, info, req, res);
+                 });
     server.route("POST", "/v1/completions",
                  [&host](const RequestInfo& info, const httplib::Request& req,
                          httplib::Response& res) { completions(host, info, req, res); });

@@ -93,7 +93,7 @@ int run(const Options& options) {
     TempFolder work("work");
     std::string model_dir = options.model;
     if (model_dir.empty()) {
-        model_dir = (work.path / "model").string();
+        model_dir = (work.path / "tiny").string();
         if (Status written = write_tiny(model_dir); !written.ok()) {
             return fail(written.message());
         }

@@ -125,6 +125,25 @@ TEST_CASE("invoke: EXECUTE on the agent, tools as the caller or as the service p
             CHECK(e.data["result"]["rows"][0][0] == 21);
         }
     }
+    // The switch to the service principal is on the audit log, naming the caller.
+    {
+        sqlite3* catalog = nullptr;
+        REQUIRE(sqlite3_open_v2((world.dir.path / "catalog.db").c_str(), &catalog,
+                                SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+        sqlite3_stmt* stmt = nullptr;
+        REQUIRE(sqlite3_prepare_v2(catalog,
+                                   "SELECT principal, securable, details FROM audit_log "
+                                   "WHERE action = 'agent.run_as'",
+                                   -1, &stmt, nullptr) == SQLITE_OK);
+        REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+        CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))) == "bob");
+        CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1))) ==
+              "agent:main.tools.helper");
+        CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 2)))
+                  .find("svc") != std::string::npos);
+        sqlite3_finalize(stmt);
+        sqlite3_close(catalog);
+    }
     spec.run_as = "alice";  // a user, not a service principal
     REQUIRE((*store)->put_agent(spec).ok());
     CHECK(runtime.invoke(world.as(world.bob), "main.tools.helper", ask, {}).status().code() ==

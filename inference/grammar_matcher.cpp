@@ -5,6 +5,7 @@
 
 #include "inference/detail/grammar_automaton.h"
 #include "inference/detail/mask_cache.h"
+#include "inference/detail/top_set_table.h"
 #include "inference/json_schema_grammar.h"
 
 namespace sluice::inference {
@@ -27,20 +28,31 @@ Result<std::shared_ptr<const CompiledGrammar>> CompiledGrammar::compile(
 
 CompiledGrammar::~CompiledGrammar() = default;
 
+namespace {
+
+// Past this many distinct sets a matcher's table starts over: about 1 KiB of transitions each,
+// so a long or adversarial output keeps its memory bounded.
+constexpr int32_t kMaxCachedSets = 4096;
+
+}  // namespace
+
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar)
     : grammar_(std::move(grammar)),
-      arena_(std::make_unique<detail::StackArena>(grammar_->flat_.get())) {
-    arena_->initial(tops_);
+      sets_(std::make_unique<detail::TopSetTable>(grammar_->flat_.get())) {
+    sets_->arena().initial(tops_);
 }
 
 GrammarMatcher::~GrammarMatcher() = default;
 
 GrammarMatcher::GrammarMatcher(const GrammarMatcher& other)
     : grammar_(other.grammar_),
-      arena_(std::make_unique<detail::StackArena>(*other.arena_)),
+      sets_(std::make_unique<detail::TopSetTable>(*other.sets_)),
       tops_(other.tops_),
+      tops_set_(other.tops_set_),
       terminated_(other.terminated_),
-      history_(other.history_) {}
+      history_(other.history_),
+      walked_(other.walked_),
+      walked_known_(other.walked_known_) {}
 
 GrammarMatcher& GrammarMatcher::operator=(const GrammarMatcher& other) {
     if (this != &other) {
@@ -53,6 +65,18 @@ GrammarMatcher& GrammarMatcher::operator=(const GrammarMatcher& other) {
 GrammarMatcher::GrammarMatcher(GrammarMatcher&&) noexcept = default;
 GrammarMatcher& GrammarMatcher::operator=(GrammarMatcher&&) noexcept = default;
 
+int32_t GrammarMatcher::current_set() {
+    if (tops_set_ < 0) {
+        if (sets_->size() >= kMaxCachedSets) {
+            sets_->clear_sets();
+            walked_.clear();
+            walked_known_.clear();
+        }
+        tops_set_ = sets_->intern(tops_);
+    }
+    return tops_set_;
+}
+
 void GrammarMatcher::fill_next_token_mask(std::span<uint64_t> bitset) {
     const size_t words = grammar_->mask_words();
     SLUICE_CHECK(bitset.size() >= words, "token bitset smaller than the vocabulary");
@@ -62,6 +86,7 @@ void GrammarMatcher::fill_next_token_mask(std::span<uint64_t> bitset) {
     }
     auto allow = [&](int32_t id) { bitset[static_cast<size_t>(id) >> 6] |= uint64_t{1} << (id & 63); };
     const auto& by_position = grammar_->masks_->by_position;
+    const detail::StackArena& arena = sets_->arena();
     for (int32_t top : tops_) {
         if (top == detail::kAccept) {
             for (int32_t id : grammar_->trie().end_of_turn_ids()) {
@@ -70,7 +95,7 @@ void GrammarMatcher::fill_next_token_mask(std::span<uint64_t> bitset) {
             continue;
         }
         const detail::PositionMask& mask =
-            *by_position[static_cast<size_t>(arena_->node(top).position)];
+            *by_position[static_cast<size_t>(arena.node(top).position)];
         if (!mask.bits.empty()) {
             for (size_t w = 0; w < words; ++w) {
                 bitset[w] |= mask.bits[w];
@@ -81,27 +106,42 @@ void GrammarMatcher::fill_next_token_mask(std::span<uint64_t> bitset) {
             }
         }
     }
-    // Context-dependent tokens after the cached sets, so those already allowed are skipped.
-    for (int32_t top : tops_) {
-        if (top != detail::kAccept) {
-            walk_context_dependent(
-                top, by_position[static_cast<size_t>(arena_->node(top).position)]->context_dependent,
-                bitset);
+    // Context-dependent tokens after the cached sets, so those already allowed are skipped; a
+    // set of tops met before replays what its walk allowed.
+    const auto set = static_cast<size_t>(current_set());
+    if (walked_known_.size() <= set) {
+        walked_known_.resize(set + 1, 0);
+        walked_.resize(set + 1);
+    }
+    if (!walked_known_[set]) {
+        std::vector<int32_t> allowed;
+        for (int32_t top : tops_) {
+            if (top != detail::kAccept) {
+                walk_context_dependent(
+                    top,
+                    by_position[static_cast<size_t>(arena.node(top).position)]->context_dependent,
+                    bitset, allowed);
+            }
         }
+        walked_[set] = std::move(allowed);
+        walked_known_[set] = 1;
+        return;
+    }
+    for (int32_t id : walked_[set]) {
+        allow(id);
     }
 }
 
 void GrammarMatcher::walk_context_dependent(int32_t top, std::span<const int32_t> tokens,
-                                            std::span<uint64_t> bitset) {
+                                            std::span<uint64_t> bitset,
+                                            std::vector<int32_t>& allowed) {
     if (tokens.empty()) {
         return;
     }
     const TokenTrie& trie = grammar_->trie();
-    if (walk_.size() < static_cast<size_t>(trie.max_token_bytes()) + 1) {
-        walk_.resize(static_cast<size_t>(trie.max_token_bytes()) + 1);
-    }
-    walk_[0].assign(1, top);
-    // walk_[0..valid] hold the states along `previous`.
+    walk_.resize(static_cast<size_t>(trie.max_token_bytes()) + 1);
+    walk_[0] = sets_->intern({top});
+    // walk_[0..valid] hold the sets along `previous`.
     std::string_view previous;
     size_t valid = 0;
     for (int32_t id : tokens) {
@@ -116,34 +156,39 @@ void GrammarMatcher::walk_context_dependent(int32_t top, std::span<const int32_t
         }
         bool alive = true;
         for (; d < bytes.size(); ++d) {
-            if (walk_[d].empty()) {
+            if (walk_[d] == detail::TopSetTable::kDead) {
                 alive = false;
                 break;
             }
-            arena_->advance(walk_[d], static_cast<uint8_t>(bytes[d]), walk_[d + 1]);
+            walk_[d + 1] = sets_->step(walk_[d], static_cast<uint8_t>(bytes[d]));
         }
         valid = d;
         previous = bytes;
-        if (alive && !walk_[bytes.size()].empty()) {
+        if (alive && walk_[bytes.size()] != detail::TopSetTable::kDead) {
             bitset[static_cast<size_t>(id) >> 6] |= uint64_t{1} << (id & 63);
+            allowed.push_back(id);
         }
     }
 }
 
-bool GrammarMatcher::advance_bytes(std::string_view bytes, std::vector<int32_t>& tops,
-                                   size_t* rejected_at) {
-    std::vector<int32_t> next;
+int32_t GrammarMatcher::advance_bytes(std::string_view bytes, size_t* rejected_at) {
+    int32_t set = current_set();
     for (size_t i = 0; i < bytes.size(); ++i) {
-        arena_->advance(tops, static_cast<uint8_t>(bytes[i]), next);
-        if (next.empty()) {
+        set = sets_->step(set, static_cast<uint8_t>(bytes[i]));
+        if (set == detail::TopSetTable::kDead) {
             if (rejected_at != nullptr) {
                 *rejected_at = i;
             }
-            return false;
+            return set;
         }
-        tops.swap(next);
     }
-    return true;
+    return set;
+}
+
+void GrammarMatcher::move_to(int32_t set) {
+    history_.push_back({std::move(tops_), terminated_});
+    tops_ = sets_->tops(set);
+    tops_set_ = set;
 }
 
 Status GrammarMatcher::accept_token(int32_t id) {
@@ -166,13 +211,12 @@ Status GrammarMatcher::accept_token(int32_t id) {
         return invalid_argument("grammar matcher: token " + std::to_string(id) +
                                 " is special or outside the vocabulary");
     }
-    std::vector<int32_t> tops = tops_;
-    if (!advance_bytes(bytes, tops, nullptr)) {
+    const int32_t set = advance_bytes(bytes, nullptr);
+    if (set == detail::TopSetTable::kDead) {
         return invalid_argument("grammar matcher: token " + std::to_string(id) +
                                 " is not allowed here");
     }
-    history_.push_back({std::move(tops_), terminated_});
-    tops_ = std::move(tops);
+    move_to(set);
     return Status::ok_status();
 }
 
@@ -180,14 +224,13 @@ Status GrammarMatcher::accept_bytes(std::string_view bytes) {
     if (terminated_) {
         return failed_precondition("grammar matcher: bytes after the end of the output");
     }
-    std::vector<int32_t> tops = tops_;
     size_t rejected_at = 0;
-    if (!advance_bytes(bytes, tops, &rejected_at)) {
+    const int32_t set = advance_bytes(bytes, &rejected_at);
+    if (set == detail::TopSetTable::kDead) {
         return invalid_argument("grammar matcher: byte " + std::to_string(rejected_at) +
                                 " of the input is not allowed here");
     }
-    history_.push_back({std::move(tops_), terminated_});
-    tops_ = std::move(tops);
+    move_to(set);
     return Status::ok_status();
 }
 
@@ -205,6 +248,7 @@ Status GrammarMatcher::rollback(int32_t n) {
                                 " steps, " + std::to_string(n_steps()) + " taken");
     }
     for (int32_t i = 0; i < n; ++i) {
+        tops_set_ = -1;
         tops_ = std::move(history_.back().tops);
         terminated_ = history_.back().terminated;
         history_.pop_back();
@@ -215,7 +259,8 @@ Status GrammarMatcher::rollback(int32_t n) {
 void GrammarMatcher::reset() {
     history_.clear();
     terminated_ = false;
-    arena_->initial(tops_);
+    tops_set_ = -1;
+    sets_->arena().initial(tops_);
 }
 
 GrammarCompiler::GrammarCompiler(const Tokenizer& tokenizer) : trie_(TokenTrie::build(tokenizer)) {}

@@ -36,7 +36,7 @@ namespace sluice::inference {
 namespace detail {
 struct FlatGrammar;
 struct MaskCache;
-class StackArena;
+class TopSetTable;
 }  // namespace detail
 
 struct GrammarStats {
@@ -111,21 +111,31 @@ public:
     const CompiledGrammar& grammar() const { return *grammar_; }
 
 private:
-    bool advance_bytes(std::string_view bytes, std::vector<int32_t>& tops, size_t* rejected_at);
+    // The set after `bytes`, or TopSetTable::kDead with the offset of the byte no stack takes.
+    int32_t advance_bytes(std::string_view bytes, size_t* rejected_at);
+    // Records the current state for rollback() and moves to `set`.
+    void move_to(int32_t set);
+    // The set id of tops_, interning it (and bounding the table) as needed.
+    int32_t current_set();
     void walk_context_dependent(int32_t top, std::span<const int32_t> tokens,
-                                std::span<uint64_t> bitset);
+                                std::span<uint64_t> bitset, std::vector<int32_t>& allowed);
 
     std::shared_ptr<const CompiledGrammar> grammar_;
-    std::unique_ptr<detail::StackArena> arena_;
+    std::unique_ptr<detail::TopSetTable> sets_;
     std::vector<int32_t> tops_;
+    int32_t tops_set_ = -1;  // set id of tops_ in sets_, -1 when not interned
     bool terminated_ = false;
     struct Step {
         std::vector<int32_t> tops;
         bool terminated;
     };
     std::vector<Step> history_;
-    // Scratch for the context-dependent walk: states per depth.
-    std::vector<std::vector<int32_t>> walk_;
+    // Per set id: the context-dependent tokens its walk allowed (the cached sets are cheap to
+    // OR again; the walk is what a repeated state should not pay twice).
+    std::vector<std::vector<int32_t>> walked_;
+    std::vector<char> walked_known_;
+    // Scratch for the context-dependent walk: the set after each byte of the current token.
+    std::vector<int32_t> walk_;
 };
 
 // Compiles grammars against one tokenizer's vocabulary; holds its token trie (built once, about

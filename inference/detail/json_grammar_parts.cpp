@@ -122,10 +122,9 @@ Result<int32_t> JsonParts::string_matching(const std::string& pattern) {
     if (auto it = memo_.find(key); it != memo_.end()) {
         return it->second;
     }
-    SLUICE_ASSIGN_OR_RETURN(int32_t body,
-                            compile_regex(g_, pattern, RegexTarget::kJsonString, "pattern"));
-    const int32_t rule =
-        g_.rule_of("pattern_string", {{g_.byte('"'), Grammar::ref(body), g_.byte('"')}});
+    SLUICE_ASSIGN_OR_RETURN(int32_t body, compile_regex(g_, pattern, RegexTarget::kJsonString,
+                                                        "pattern", {g_.byte('"')}));
+    const int32_t rule = g_.rule_of("pattern_string", {{g_.byte('"'), Grammar::ref(body)}});
     memo_[key] = rule;
     return rule;
 }

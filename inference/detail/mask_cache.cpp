@@ -1,82 +1,14 @@
 #include "inference/detail/mask_cache.h"
 
-#include <array>
-#include <unordered_map>
-
+#include "inference/detail/top_set_table.h"
 #include "inference/grammar_matcher.h"
 
 namespace sluice::inference::detail {
 
 namespace {
 
-struct VectorHash {
-    size_t operator()(const std::vector<int32_t>& v) const {
-        uint64_t h = 1469598103934665603ull;
-        for (int32_t x : v) {
-            h = (h ^ static_cast<uint32_t>(x)) * 1099511628211ull;
-        }
-        return static_cast<size_t>(h);
-    }
-};
-
-// Sets of tops seen while walking the trie, with their byte transitions memoised: positions of
-// one rule lead into the same few sets, so most trie nodes cost one table lookup.
-class SetTable {
-public:
-    static constexpr int32_t kUnknown = -2;
-    static constexpr int32_t kDead = -1;
-
-    explicit SetTable(const FlatGrammar* grammar) : arena_(grammar) {}
-
-    int32_t start(int32_t position) {
-        arena_.expand(position, kBottom, scratch_);
-        return intern(scratch_);
-    }
-
-    int32_t step(int32_t set, uint8_t b) {
-        int32_t next = next_[static_cast<size_t>(set)][b];
-        if (next == kUnknown) {
-            arena_.advance(sets_[static_cast<size_t>(set)], b, scratch_);
-            next = scratch_.empty() ? kDead : intern(scratch_);
-            next_[static_cast<size_t>(set)][b] = next;
-        }
-        return next;
-    }
-
-    bool live(int32_t set) const { return live_[static_cast<size_t>(set)] != 0; }
-    bool at_bottom(int32_t set) const { return bottom_[static_cast<size_t>(set)] != 0; }
-
-private:
-    int32_t intern(const std::vector<int32_t>& tops) {
-        auto [it, inserted] = ids_.try_emplace(tops, static_cast<int32_t>(sets_.size()));
-        if (inserted) {
-            sets_.push_back(tops);
-            std::array<int32_t, 256> unknown;
-            unknown.fill(kUnknown);
-            next_.push_back(unknown);
-            bool live = false;
-            bool bottom = false;
-            for (int32_t top : tops) {
-                live = live || top >= 2;
-                bottom = bottom || top == kBottom;
-            }
-            live_.push_back(live ? 1 : 0);
-            bottom_.push_back(bottom ? 1 : 0);
-        }
-        return it->second;
-    }
-
-    StackArena arena_;
-    std::vector<int32_t> scratch_;
-    std::vector<std::vector<int32_t>> sets_;
-    std::vector<std::array<int32_t, 256>> next_;
-    std::vector<uint8_t> live_;
-    std::vector<uint8_t> bottom_;
-    std::unordered_map<std::vector<int32_t>, int32_t, VectorHash> ids_;
-};
-
 // Walks every token from `position` with an unknown caller (kBottom beneath).
-PositionMask walk_position(SetTable& table, const TokenTrie& trie, int32_t position) {
+PositionMask walk_position(TopSetTable& table, const TokenTrie& trie, int32_t position) {
     const auto& nodes = trie.nodes();
     PositionMask mask;
     std::vector<int32_t> accepted;
@@ -84,7 +16,7 @@ PositionMask walk_position(SetTable& table, const TokenTrie& trie, int32_t posit
     // rule returned past the analysed position at some prefix of length <= d.
     std::vector<int32_t> state(static_cast<size_t>(trie.max_token_bytes()) + 2);
     std::vector<char> crossed(state.size());
-    state[0] = table.start(position);
+    state[0] = table.start(position, kBottom);
     crossed[0] = table.at_bottom(state[0]) ? 1 : 0;
     const auto n = static_cast<int32_t>(nodes.size());
     for (int32_t i = 1; i < n;) {
@@ -134,7 +66,7 @@ MaskCache build_mask_cache(const FlatGrammar& grammar, const TokenTrie& trie,
                            GrammarStats& stats) {
     MaskCache cache;
     cache.by_position.resize(grammar.elements.size());
-    SetTable table(&grammar);
+    TopSetTable table(&grammar);
     for (size_t p = 0; p < grammar.elements.size(); ++p) {
         if (grammar.elements[p].kind != FlatElement::Kind::kBytes) {
             continue;

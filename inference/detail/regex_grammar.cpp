@@ -29,11 +29,27 @@ int hex_value(char c) {
     return -1;
 }
 
+// The parsed pattern: one character (its alternatives as byte-set sequences), a sequence, an
+// alternation or a repetition of one child.
+struct Node {
+    enum class Kind { kChars, kSeq, kAlt, kRepeat };
+    explicit Node(Kind k) : kind(k) {}
+    Kind kind;
+    GrammarAlternatives chars;
+    std::vector<Node> children;
+    int64_t min = 1;
+    int64_t max = 1;
+};
+
+// Past this many rules a pattern is refused rather than compiled (nested bounded repetitions
+// multiply: `(a{1,100}){1,100}` would be 10,000 levels).
+constexpr int32_t kMaxPatternRules = 20000;
+
 class RegexCompiler {
 public:
     RegexCompiler(Grammar& grammar, std::string_view pattern, RegexTarget target,
-                  std::string_view name)
-        : g_(grammar), p_(pattern), target_(target), name_(name) {}
+                  std::string_view name, GrammarSequence tail)
+        : g_(grammar), p_(pattern), target_(target), name_(name), tail_(std::move(tail)) {}
 
     Result<int32_t> compile() {
         bool anchored_start = false;
@@ -50,28 +66,116 @@ public:
         } else {
             end_ = body.size();
         }
-        SLUICE_ASSIGN_OR_RETURN(GrammarAlternatives alts, alternation());
+        SLUICE_ASSIGN_OR_RETURN(Node tree, alternation());
         if (pos_ != end_) {
             return error("unbalanced ')'");
         }
-        if (alts.size() > 1 && (anchored_start || anchored_end)) {
+        if (tree.kind == Node::Kind::kAlt && (anchored_start || anchored_end)) {
             // `^a|b$` anchors each side separately; wrapping it keeps the meaning unambiguous.
             return error("top-level alternation next to an anchor is unsupported (use a group)");
         }
-        GrammarSequence sequence;
-        GrammarAlternatives any;
-        add_chars(kDot, any);
+        Node whole(Node::Kind::kSeq);
+        Node anything(Node::Kind::kRepeat);
+        anything.min = 0;
+        anything.max = -1;
+        anything.children.push_back(Node(Node::Kind::kChars));
+        add_chars(kDot, anything.children[0].chars);
         if (!anchored_start) {
-            sequence.push_back(Grammar::ref(g_.repeat(name_, any, 0, -1)));
+            whole.children.push_back(anything);
         }
-        sequence.push_back(Grammar::ref(g_.rule_of(name_, std::move(alts))));
+        whole.children.push_back(std::move(tree));
         if (!anchored_end) {
-            sequence.push_back(Grammar::ref(g_.repeat(name_, any, 0, -1)));
+            whole.children.push_back(std::move(anything));
         }
-        return g_.rule_of(name_, {std::move(sequence)});
+        SLUICE_ASSIGN_OR_RETURN(GrammarAlternatives alts, emit(whole, tail_));
+        return g_.rule_of(name_, std::move(alts));
     }
 
 private:
+    // The pattern is laid out in continuation-passing form: each part is emitted knowing what
+    // follows it (`next`, a short sequence: a rule reference or the caller's tail), and every
+    // rule reference lands in tail position. Nothing is pushed on the matcher's stack inside the
+    // pattern, so a token that stays inside the pattern and its tail (a JSON string's closing
+    // quote) is judged without the stack: its mask is precomputed instead of walked per step.
+    Result<GrammarAlternatives> emit(const Node& node, const GrammarSequence& next) {
+        if (++emitted_rules_ > kMaxPatternRules) {
+            return invalid_argument("pattern '" + std::string(p_) + "' is too large once its " +
+                                    "repetitions are expanded (over " +
+                                    std::to_string(kMaxPatternRules) + " rules)");
+        }
+        GrammarAlternatives out;
+        switch (node.kind) {
+            case Node::Kind::kChars:
+                for (const GrammarSequence& c : node.chars) {
+                    out.push_back(c);
+                    out.back().insert(out.back().end(), next.begin(), next.end());
+                }
+                return out;
+            case Node::Kind::kAlt:
+                for (const Node& child : node.children) {
+                    SLUICE_ASSIGN_OR_RETURN(GrammarAlternatives alts, emit(child, next));
+                    out.insert(out.end(), alts.begin(), alts.end());
+                }
+                return out;
+            case Node::Kind::kSeq: {
+                GrammarSequence rest = next;
+                for (size_t i = node.children.size(); i-- > 0;) {
+                    SLUICE_ASSIGN_OR_RETURN(out, emit(node.children[i], rest));
+                    if (i > 0) {
+                        rest = continuation(std::move(out));
+                    }
+                }
+                if (node.children.empty()) {
+                    out.push_back(next);
+                }
+                return out;
+            }
+            case Node::Kind::kRepeat:
+                return emit_repeat(node, next);
+        }
+        return out;
+    }
+
+    Result<GrammarAlternatives> emit_repeat(const Node& node, const GrammarSequence& next) {
+        const Node& child = node.children[0];
+        if (child.kind == Node::Kind::kChars) {
+            // One character repeated: Grammar::repeat lays out the same form, with mask twins
+            // for long bounded runs.
+            emitted_rules_ += static_cast<int32_t>(node.max < 0 ? node.min + 1 : node.max);
+            return GrammarAlternatives{{Grammar::ref(g_.repeat(name_, child.chars, node.min,
+                                                               node.max, next))}};
+        }
+        GrammarSequence rest = next;
+        if (node.max < 0) {
+            const int32_t loop = g_.add_rule(name_);
+            SLUICE_ASSIGN_OR_RETURN(GrammarAlternatives body, emit(child, {Grammar::ref(loop)}));
+            for (GrammarSequence& alt : body) {
+                g_.add_alternative(loop, std::move(alt));
+            }
+            g_.add_alternative(loop, next);
+            rest = {Grammar::ref(loop)};
+        } else {
+            for (int64_t k = 0; k < node.max - node.min; ++k) {
+                SLUICE_ASSIGN_OR_RETURN(GrammarAlternatives level, emit(child, rest));
+                level.push_back(next);
+                rest = {Grammar::ref(g_.rule_of(name_, std::move(level)))};
+            }
+        }
+        for (int64_t j = 0; j < node.min; ++j) {
+            SLUICE_ASSIGN_OR_RETURN(GrammarAlternatives level, emit(child, rest));
+            rest = continuation(std::move(level));
+        }
+        return GrammarAlternatives{rest};
+    }
+
+    // `alts` as something to continue with: inline when it is one sequence, else a rule.
+    GrammarSequence continuation(GrammarAlternatives alts) {
+        if (alts.size() == 1) {
+            return std::move(alts[0]);
+        }
+        return {Grammar::ref(g_.rule_of(name_, std::move(alts)))};
+    }
+
     Status error(const std::string& what) const {
         return invalid_argument("pattern '" + std::string(p_) + "': " + what + " at offset " +
                                 std::to_string(pos_));
@@ -87,38 +191,43 @@ private:
         }
     }
 
-    Result<GrammarAlternatives> alternation() {
+    Result<Node> alternation() {
         if (++depth_ > 64) {
             return error("groups nested too deeply");
         }
-        GrammarAlternatives alts;
-        SLUICE_ASSIGN_OR_RETURN(GrammarSequence first, sequence());
-        alts.push_back(std::move(first));
+        Node alt(Node::Kind::kAlt);
+        SLUICE_ASSIGN_OR_RETURN(Node first, sequence());
+        alt.children.push_back(std::move(first));
         while (more() && peek() == '|') {
             ++pos_;
-            SLUICE_ASSIGN_OR_RETURN(GrammarSequence next, sequence());
-            alts.push_back(std::move(next));
+            SLUICE_ASSIGN_OR_RETURN(Node next, sequence());
+            alt.children.push_back(std::move(next));
         }
         --depth_;
-        return alts;
+        if (alt.children.size() == 1) {
+            return std::move(alt.children[0]);
+        }
+        return alt;
     }
 
-    Result<GrammarSequence> sequence() {
-        GrammarSequence out;
+    Result<Node> sequence() {
+        Node seq(Node::Kind::kSeq);
         while (more() && peek() != '|' && peek() != ')') {
-            SLUICE_ASSIGN_OR_RETURN(GrammarAlternatives item, atom());
+            SLUICE_ASSIGN_OR_RETURN(Node item, atom());
             int64_t min = 1;
             int64_t max = 1;
             SLUICE_ASSIGN_OR_RETURN(bool quantified, quantifier(min, max));
             if (quantified) {
-                out.push_back(Grammar::ref(g_.repeat(name_, item, min, max)));
-            } else if (item.size() == 1) {
-                out.insert(out.end(), item[0].begin(), item[0].end());
+                Node repeat(Node::Kind::kRepeat);
+                repeat.min = min;
+                repeat.max = max;
+                repeat.children.push_back(std::move(item));
+                seq.children.push_back(std::move(repeat));
             } else {
-                out.push_back(Grammar::ref(g_.rule_of(name_, std::move(item))));
+                seq.children.push_back(std::move(item));
             }
         }
-        return out;
+        return seq;
     }
 
     Result<bool> quantifier(int64_t& min, int64_t& max) {
@@ -168,8 +277,7 @@ private:
         return true;
     }
 
-    Result<GrammarAlternatives> atom() {
-        GrammarAlternatives out;
+    Result<Node> atom() {
         const char c = peek();
         if (c == '(') {
             ++pos_;
@@ -187,12 +295,12 @@ private:
                     return error("unsupported group (lookaround or flags)");
                 }
             }
-            SLUICE_ASSIGN_OR_RETURN(out, alternation());
+            SLUICE_ASSIGN_OR_RETURN(Node group, alternation());
             if (!more() || peek() != ')') {
                 return error("missing ')'");
             }
             ++pos_;
-            return out;
+            return group;
         }
         if (c == '*' || c == '+' || c == '?' || c == '{') {
             return error("quantifier without an operand");
@@ -215,11 +323,12 @@ private:
             }
             ranges = {{cp, cp}};
         }
-        add_chars(ranges, out);
-        if (out.empty()) {
+        Node chars(Node::Kind::kChars);
+        add_chars(ranges, chars.chars);
+        if (chars.chars.empty()) {
             return error("empty character class");
         }
-        return out;
+        return chars;
     }
 
     // After a backslash; `in_class` allows `\b` (backspace) and `\-`.
@@ -326,16 +435,18 @@ private:
     size_t pos_ = 0;
     size_t end_ = 0;
     int depth_ = 0;
+    GrammarSequence tail_;
+    int32_t emitted_rules_ = 0;
 };
 
 }  // namespace
 
 Result<int32_t> compile_regex(Grammar& grammar, std::string_view pattern, RegexTarget target,
-                              std::string_view rule_name) {
+                              std::string_view rule_name, const GrammarSequence& tail) {
     if (pattern.size() > 4096) {
         return invalid_argument("pattern longer than 4096 bytes");
     }
-    return RegexCompiler(grammar, pattern, target, rule_name).compile();
+    return RegexCompiler(grammar, pattern, target, rule_name, tail).compile();
 }
 
 void json_char_alternatives(Grammar& grammar, const CodePointRanges& ranges,

@@ -24,10 +24,12 @@ enum class RegexTarget {
     kJsonString,  // characters as they appear inside a JSON string literal (escaped where needed)
 };
 
-// Adds a rule matching exactly the strings that `pattern` matches. JSON Schema patterns search
-// (they match anywhere in the string) unless anchored, so unanchored sides get `.*`.
+// Adds a rule matching exactly the strings that `pattern` matches, followed by `tail` (a JSON
+// string's closing quote, say: inside the rule, so that tokens running from the pattern into it
+// need no stack to be judged). JSON Schema patterns search (they match anywhere in the string)
+// unless anchored, so unanchored sides get `.*`. kInvalidArgument names what is unsupported.
 Result<int32_t> compile_regex(Grammar& grammar, std::string_view pattern, RegexTarget target,
-                              std::string_view rule_name);
+                              std::string_view rule_name, const GrammarSequence& tail = {});
 
 // One character of `ranges` as written in a JSON string: plain UTF-8 where JSON allows it, the
 // short escape (`\"`, `\\`, `\n`, ...) or `\u00XX` for the others. Canonical forms only.

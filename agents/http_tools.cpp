@@ -12,6 +12,9 @@ namespace {
 
 using nlohmann::json;
 
+constexpr size_t kMaxUrlBytes = 2048;
+constexpr size_t kMaxBodyBytes = 64 * 1024;
+
 std::string lower(std::string text) {
     std::transform(text.begin(), text.end(), text.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -89,6 +92,16 @@ Result<ParsedUrl> parse_http_url(const std::string& url) {
 Result<json> send_through(governance::Authorizer& authorizer, const ToolContext& context,
                           const Connection& connection, const std::string& method,
                           const std::string& url, const std::string& body) {
+    // Lengths are checked here rather than in the tool's schema: a bound in the schema becomes
+    // a repetition in the generation grammar, and long ones are costly or refused there.
+    if (url.size() > kMaxUrlBytes) {
+        return invalid_argument("url: " + std::to_string(url.size()) + " bytes, at most " +
+                                std::to_string(kMaxUrlBytes));
+    }
+    if (body.size() > kMaxBodyBytes) {
+        return invalid_argument("body: " + std::to_string(body.size()) + " bytes, at most " +
+                                std::to_string(kMaxBodyBytes));
+    }
     SLUICE_ASSIGN_OR_RETURN(ParsedUrl parsed, parse_http_url(url));
     SLUICE_RETURN_IF_ERROR(authorizer.require(context.request,
                                               governance::Privilege::kUseConnection,
@@ -179,8 +192,8 @@ HttpRequestTool::HttpRequestTool(std::string function_name, std::string descript
       parameters_({{"type", "object"},
                    {"properties",
                     {{"method", {{"type", "string"}, {"enum", {"GET", "POST"}}}},
-                     {"url", {{"type", "string"}, {"minLength", 8}, {"maxLength", 2048}}},
-                     {"body", {{"type", "string"}, {"maxLength", 65536}}}}},
+                     {"url", {{"type", "string"}, {"minLength", 8}}},
+                     {"body", {{"type", "string"}}}}},
                    {"required", {"method", "url"}},
                    {"additionalProperties", false}}),
       connection_(std::move(connection)),

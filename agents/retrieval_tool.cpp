@@ -10,7 +10,7 @@ VectorSearchTool::VectorSearchTool(std::string function_name, std::string descri
       description_(std::move(description)),
       parameters_({{"type", "object"},
                    {"properties",
-                    {{"query", {{"type", "string"}, {"minLength", 1}, {"maxLength", 2000}}},
+                    {{"query", {{"type", "string"}, {"minLength", 1}}},
                      {"k", {{"type", "integer"}, {"minimum", 1}, {"maximum", max_k}}}}},
                    {"required", {"query"}},
                    {"additionalProperties", false}}),
@@ -19,6 +19,11 @@ VectorSearchTool::VectorSearchTool(std::string function_name, std::string descri
 Result<json> VectorSearchTool::invoke(const ToolContext& context, const json& arguments) {
     retrieval::Query query;
     query.text = arguments.at("query").get<std::string>();
+    // Checked here, not in the schema (see http_tools.cpp on bounds in generation grammars).
+    if (query.text.size() > 4096) {
+        return invalid_argument("query: " + std::to_string(query.text.size()) +
+                                " bytes, at most 4096");
+    }
     query.k = static_cast<size_t>(arguments.value("k", 5));
     // Hybrid needs vectors; an index without an embedder answers lexically.
     query.mode = index_->settings().embedder == "none" ? retrieval::QueryMode::kLexical

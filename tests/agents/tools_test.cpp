@@ -8,7 +8,9 @@
 #include "agents/argument_check.h"
 #include "agents/http_tools.h"
 #include "agents/sql_tools.h"
+#include "agents/retrieval_tool.h"
 #include "agents/tool.h"
+#include "inference/json_schema_grammar.h"
 #include "agents_fixture.h"
 #include "doctest/doctest.h"
 
@@ -251,6 +253,23 @@ TEST_CASE("http_request goes through its connection: secret, allowed hosts, limi
 
     server.stop();
     serving.join();
+}
+
+TEST_CASE("every built-in tool's schema compiles into the tool-call grammar") {
+    World world;
+    std::vector<std::shared_ptr<Tool>> tools = {
+        std::make_shared<SqlQueryTool>("main.tools.sql_query", "", SqlSource{}, SqlLimits{},
+                                       *world.gov),
+        std::make_shared<HttpRequestTool>("main.tools.http_request", "", Connection{},
+                                          world.gov->authorizer()),
+        std::make_shared<VectorSearchTool>("main.tools.search", "", nullptr)};
+    std::vector<inference::ToolSpec> specs;
+    for (const auto& tool : tools) {
+        specs.push_back({tool_call_name(*tool),
+                         nlohmann::ordered_json::parse(tool->parameters().dump())});
+    }
+    auto grammar = inference::tool_call_grammar(specs, inference::ToolChoice{});
+    CHECK_MESSAGE(grammar.ok(), grammar.status().message());
 }
 
 TEST_CASE("toolbox: unknown tools, duplicate names, EXECUTE denied") {

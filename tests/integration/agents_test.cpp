@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "doctest/doctest.h"
+#include "run_sluice.h"
 #include "sluice_server.h"
 
 namespace {
@@ -149,4 +150,50 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
     json theirs = ok(send(server, stranger, "POST", "/api/qa",
                           {{"question", "holiday days"}, {"index", "docs"}}));
     CHECK(theirs["refused"] == true);
+}
+
+TEST_CASE("sluice ask answers from the data directory as the given reader") {
+    using namespace std::chrono_literals;
+    auto dir = sluice::testing::fresh_test_dir("ask");
+    {
+        sluice::testing::ChildProcess serve({SLUICE_BINARY, "serve", "--port", "0", "--data-dir",
+                                             dir.string()},
+                                            {{"SLUICE_LOG_ACCESS_LOG", "false"}});
+        auto listening = serve.wait_for_line("\"listening\"", 20s);
+        REQUIRE_MESSAGE(listening.has_value(), serve.output());
+        std::string address = json::parse(*listening).at("address");
+        std::string output = serve.output();
+        std::string token = output.substr(output.find("admin token: ") + 13, 76);
+        httplib::Client c("127.0.0.1", std::stoi(address.substr(address.rfind(':') + 1)));
+        httplib::Headers headers = {{"Authorization", "Bearer " + token}};
+        auto created = c.Post("/api/2.0/vector-search/indexes", headers,
+                              json{{"name", "docs"}, {"embedding_dimension", 64}}.dump(),
+                              "application/json");
+        REQUIRE(created);
+        REQUIRE(created->status == 200);
+        json rows = json::array({{{"id", "holidays"}, {"title", "Holiday policy"},
+                                  {"uri", "file:///holidays.md"},
+                                  {"text", "Employees receive twenty five days of paid holiday."},
+                                  {"acl", {{"groups", {"staff"}}}}}});
+        auto upserted = c.Post("/api/2.0/vector-search/indexes/docs/upsert-data", headers,
+                               json{{"inputs_json", rows.dump()}}.dump(), "application/json");
+        REQUIRE(upserted);
+        REQUIRE(upserted->status == 200);
+        serve.signal(SIGTERM);
+        REQUIRE(serve.wait(20s) == 0);
+    }
+    auto [code, out] = sluice::testing::run_sluice(
+        {"ask", "--data-dir", dir.string(), "--model", tiny_model_dir(), "--index", "docs",
+         "--group", "staff", "--max-tokens", "4", "--json", "holiday days"});
+    REQUIRE(code == 0);
+    json answer = json::parse(out);
+    REQUIRE(answer["citations"].size() == 1);
+    CHECK(answer["citations"][0]["uri"] == "file:///holidays.md");
+    CHECK(answer["trace_id"].get<std::string>().size() == 32);
+    auto [outsider_code, outsider] = sluice::testing::run_sluice(
+        {"ask", "--data-dir", dir.string(), "--model", tiny_model_dir(), "--index", "docs",
+         "--principal", "visitor", "--json", "holiday days"});
+    REQUIRE(outsider_code == 0);
+    CHECK(json::parse(outsider)["refused"] == true);
+    std::filesystem::remove_all(dir);
 }

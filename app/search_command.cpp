@@ -6,7 +6,7 @@
 
 #include "app/config_commands.h"
 #include "app/data_dir.h"
-#include "app/http_embedder.h"
+#include "app/index_deps.h"
 #include "app/vector_search_json.h"
 #include "retrieval/index_manager.h"
 
@@ -39,8 +39,7 @@ int run_search(const SearchOptions& options) {
     if (!data_dir.ok()) {
         return fail(data_dir.status().message());
     }
-    retrieval::IndexDeps deps;
-    deps.embedders = server_embedder_factory();
+    const retrieval::IndexDeps deps = server_index_deps();
     auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
     if (!indexes.ok()) {
         return fail(indexes.status().message());

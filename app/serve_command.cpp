@@ -19,7 +19,7 @@
 #include "app/policy_routes.h"
 #include "app/governance_http.h"
 #include "app/health_routes.h"
-#include "app/http_embedder.h"
+#include "app/index_deps.h"
 #include "app/http_server.h"
 #include "app/logging.h"
 #include "app/metrics.h"
@@ -126,8 +126,7 @@ int run_server(const Config& config) {
                   << std::flush;
     }
 
-    retrieval::IndexDeps index_deps;
-    index_deps.embedders = server_embedder_factory();
+    const retrieval::IndexDeps index_deps = server_index_deps();
     auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", index_deps);
     if (!indexes.ok()) {
         log::error("server", "cannot open vector indexes", {{"error", indexes.status().message()}});

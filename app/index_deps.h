@@ -1,0 +1,38 @@
+#pragma once
+// What the server lends its vector indexes: the embedders it knows (http_embedder.h) and the
+// model's tokenizer as retrieval's TokenCounter, so that chunks are measured in the tokens the
+// model will read them in (retrieval/ knows nothing of inference/; app/ joins the two).
+//
+// Thread safety: immutable; token_offsets may run on many threads at once.
+
+#include <memory>
+
+#include "inference/tokenizer.h"
+#include "retrieval/chunker.h"
+#include "retrieval/index.h"
+
+namespace sluice::app {
+
+class ModelTokenCounter final : public retrieval::TokenCounter {
+public:
+    explicit ModelTokenCounter(std::shared_ptr<const inference::Tokenizer> tokenizer)
+        : tokenizer_(std::move(tokenizer)) {}
+
+    // Text the tokenizer refuses (invalid UTF-8) is measured by ApproxTokenCounter instead,
+    // with a warning, rather than dropped.
+    std::vector<std::size_t> token_offsets(std::string_view text) const override;
+    std::string name() const override { return tokenizer_->name(); }
+
+private:
+    std::shared_ptr<const inference::Tokenizer> tokenizer_;
+    retrieval::ApproxTokenCounter fallback_;
+};
+
+// The counter indexes chunk with: the shipped tokenizer (open_cli_tokenizer's default), or
+// ApproxTokenCounter with a logged warning when it cannot be opened.
+std::shared_ptr<const retrieval::TokenCounter> default_chunk_token_counter();
+
+// server_embedder_factory() and default_chunk_token_counter() together.
+retrieval::IndexDeps server_index_deps();
+
+}  // namespace sluice::app

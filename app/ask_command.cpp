@@ -8,7 +8,7 @@
 #include "agents/engine_chat_model.h"
 #include "app/config_commands.h"
 #include "app/data_dir.h"
-#include "app/http_embedder.h"
+#include "app/index_deps.h"
 #include "app/model_host.h"
 #include "governance/governance.h"
 #include "retrieval/index_manager.h"
@@ -42,8 +42,7 @@ int run_ask(const AskOptions& options) {
     if (!data_dir.ok()) {
         return fail(data_dir.status().message());
     }
-    retrieval::IndexDeps deps;
-    deps.embedders = server_embedder_factory();
+    const retrieval::IndexDeps deps = server_index_deps();
     auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
     if (!indexes.ok()) {
         return fail(indexes.status().message());

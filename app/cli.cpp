@@ -2,11 +2,13 @@
 
 #include <iostream>
 
+#include "app/ask_command.h"
 #include "app/bench_authz.h"
 #include "app/bench_limits.h"
 #include "app/bench_decode.h"
 #include "app/bench_grammar.h"
 #include "app/bench_memory.h"
+#include "app/bench_qa.h"
 #include "app/bench_serve.h"
 #include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
@@ -44,12 +46,14 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_generate_command(*this);
     add_decode_bench(*this);
     add_serve_bench(*this);
+    add_qa_bench(*this);
     add_grammar_bench(*this);
     add_governance_commands(*this);
     add_authz_bench(*this);
     add_limits_bench(*this);
     add_retrieval_bench(*this);
     add_search_command(*this);
+    add_ask_command(*this);
     add_source_commands(*this);
     add_sources_bench(*this);
     add_sync_bench(*this);

@@ -263,10 +263,18 @@ void completions(ModelHost& host, const OpenAiOptions& options, const RequestInf
 
 }  // namespace
 
-void add_openai_routes(HttpServer& server, ModelHost& host, OpenAiOptions options) {
+void add_openai_routes(HttpServer& server, ModelHost& host, OpenAiOptions options,
+                       ChatDelegate delegate) {
     server.route("POST", "/v1/chat/completions",
-                 [&host, options](const RequestInfo& info, const httplib::Request& req,
-                                  httplib::Response& res) {
+                 [&host, options, delegate](const RequestInfo& info, const httplib::Request& req,
+                                            httplib::Response& res) {
+                     if (delegate) {
+                         Result<json> body = parse_json_body(req);
+                         if (body.ok() && body->is_object() && (*body)["model"].is_string() &&
+                             delegate(info, *body, res)) {
+                             return;
+                         }
+                     }
                      chat_completions(host, options, info, req, res);
                  });
     server.route("POST", "/v1/completions",

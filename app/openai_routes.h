@@ -14,14 +14,24 @@
 // Thread safety: handlers run on HTTP worker threads; they share the ModelHost and what the
 // options point to, which are thread-safe and must outlive the server.
 
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
 #include "app/http_server.h"
 #include "app/model_host.h"
 #include "app/openai_route_support.h"
 
 namespace sluice::app {
 
-// All of the above.
-void add_openai_routes(HttpServer& server, ModelHost& host, OpenAiOptions options = {});
+// Serves a chat completion whose "model" names something other than the served model (an
+// agent, "agents/<name>"); returns false, having written nothing, when the model is not its own.
+using ChatDelegate = std::function<bool(const RequestInfo&, const nlohmann::json& body,
+                                        httplib::Response&)>;
+
+// All of the above; chat completions for models the delegate knows go to it.
+void add_openai_routes(HttpServer& server, ModelHost& host, OpenAiOptions options = {},
+                       ChatDelegate delegate = {});
 
 // Embeddings, models, tokenize and detokenize (openai_misc_routes.cpp).
 void add_embedding_and_token_routes(HttpServer& server, ModelHost& host,

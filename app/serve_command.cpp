@@ -9,6 +9,7 @@
 #include <iostream>
 #include <thread>
 
+#include "app/agent_routes.h"
 #include "app/build_info.h"
 #include "app/catalog_routes.h"
 #include "app/principal_routes.h"
@@ -150,6 +151,16 @@ int run_server(const Config& config) {
         return 1;
     }
 
+    auto agent_store = agents::AgentStore::open((*data_dir)->path() / governance::kCatalogFile);
+    auto trace_store = agents::TraceStore::open((*data_dir)->path() / governance::kCatalogFile);
+    if (!agent_store.ok() || !trace_store.ok()) {
+        Status failed = agent_store.ok() ? trace_store.status() : agent_store.status();
+        log::error("server", "cannot open the agents tables", {{"error", failed.message()}});
+        log::flush();
+        std::cerr << "sluice serve: " << failed.message() << "\n";
+        return 1;
+    }
+
     Metrics metrics(build);
     HttpServer server(server_options(config), metrics);
     std::vector<std::string> open_paths = {"/healthz", "/readyz"};
@@ -175,8 +186,23 @@ int run_server(const Config& config) {
     // Declared after the server: destroyed (engine stopped) once serve() has returned.
     ModelHost model(config.model, &readiness);
     StreamRegistry streams;
+    ServedChatModel served_model(model);
+    agents::AgentRuntime runtime(
+        governance, **agent_store, **trace_store, indexes->get(),
+        [&served_model, &model](const std::string& endpoint)
+            -> Result<std::shared_ptr<agents::ChatModel>> {
+            if (!endpoint.empty() && endpoint != model.model_id()) {
+                return not_found("model endpoint '" + endpoint + "' is not served here; '" +
+                                 model.model_id() + "' is");
+            }
+            return served_model.get();
+        });
+    AgentServices agent_services{governance,    **indexes, **agent_store,
+                                 **trace_store, runtime,   served_model};
     add_health_routes(server, readiness, metrics);
-    add_openai_routes(server, model, OpenAiOptions{.governance = &governance, .streams = &streams});
+    add_openai_routes(server, model, OpenAiOptions{.governance = &governance, .streams = &streams},
+                      agent_chat_delegate(agent_services));
+    add_agent_routes(server, agent_services);
     metrics.add_collector([&model] { return model.metrics_text(); });
     add_catalog_routes(server, governance);
     add_principal_routes(server, governance);

@@ -1,0 +1,302 @@
+#include "agents/agent_store.h"
+
+#include "agents/detail/sqlite.h"
+
+namespace sluice::agents {
+namespace {
+
+using nlohmann::json;
+
+Result<std::string> string_field(const json& value, const char* field, bool required,
+                                 const std::string& fallback = "") {
+    if (!value.contains(field)) {
+        if (required) {
+            return invalid_argument(std::string(field) + ": required");
+        }
+        return fallback;
+    }
+    if (!value[field].is_string()) {
+        return invalid_argument(std::string(field) + ": expected a string");
+    }
+    return value[field].get<std::string>();
+}
+
+Status three_part(const std::string& name, const char* what) {
+    int dots = 0;
+    for (char c : name) {
+        dots += c == '.' ? 1 : 0;
+    }
+    if (dots != 2 || name.front() == '.' || name.back() == '.' ||
+        name.find("..") != std::string::npos) {
+        return invalid_argument(std::string(what) + " '" + name +
+                                "': expected catalog.schema.name");
+    }
+    return Status();
+}
+
+}  // namespace
+
+Result<AgentSpec> agent_from_json(const json& value) {
+    if (!value.is_object()) {
+        return invalid_argument("agent: expected an object");
+    }
+    AgentSpec spec;
+    SLUICE_ASSIGN_OR_RETURN(spec.name, string_field(value, "name", true));
+    SLUICE_RETURN_IF_ERROR(three_part(spec.name, "name"));
+    SLUICE_ASSIGN_OR_RETURN(spec.endpoint, string_field(value, "endpoint", false));
+    SLUICE_ASSIGN_OR_RETURN(spec.instructions, string_field(value, "instructions", false));
+    SLUICE_ASSIGN_OR_RETURN(spec.planner,
+                            string_field(value, "planner", false, "function_calling"));
+    SLUICE_RETURN_IF_ERROR(planner_named(spec.planner).status());
+    SLUICE_ASSIGN_OR_RETURN(spec.run_as, string_field(value, "run_as", false));
+    if (value.contains("tools")) {
+        if (!value["tools"].is_array()) {
+            return invalid_argument("tools: expected an array of function names");
+        }
+        for (const json& tool : value["tools"]) {
+            if (!tool.is_string()) {
+                return invalid_argument("tools: expected an array of function names");
+            }
+            SLUICE_RETURN_IF_ERROR(three_part(tool.get<std::string>(), "tools"));
+            spec.tools.push_back(tool.get<std::string>());
+        }
+    }
+    SLUICE_ASSIGN_OR_RETURN(spec.budgets, budgets_from_json(value.value("budgets", json())));
+    return spec;
+}
+
+json agent_to_json(const AgentSpec& spec) {
+    return {{"name", spec.name},          {"endpoint", spec.endpoint},
+            {"instructions", spec.instructions}, {"tools", spec.tools},
+            {"budgets", budgets_to_json(spec.budgets)}, {"planner", spec.planner},
+            {"run_as", spec.run_as}};
+}
+
+std::string_view tool_kind_name(ToolKind kind) {
+    switch (kind) {
+        case ToolKind::kSqlQuery: return "sql_query";
+        case ToolKind::kSqlTemplate: return "sql_template";
+        case ToolKind::kVectorSearch: return "vector_search";
+        case ToolKind::kHttpRequest: return "http_request";
+        case ToolKind::kHttpEndpoint: return "http_endpoint";
+    }
+    return "sql_query";
+}
+
+Result<ToolSpec> tool_from_json(const json& value) {
+    if (!value.is_object()) {
+        return invalid_argument("tool: expected an object");
+    }
+    ToolSpec spec;
+    SLUICE_ASSIGN_OR_RETURN(spec.name, string_field(value, "name", true));
+    SLUICE_RETURN_IF_ERROR(three_part(spec.name, "name"));
+    SLUICE_ASSIGN_OR_RETURN(std::string kind, string_field(value, "kind", true));
+    bool known = false;
+    for (ToolKind k : {ToolKind::kSqlQuery, ToolKind::kSqlTemplate, ToolKind::kVectorSearch,
+                       ToolKind::kHttpRequest, ToolKind::kHttpEndpoint}) {
+        if (tool_kind_name(k) == kind) {
+            spec.kind = k;
+            known = true;
+        }
+    }
+    if (!known) {
+        return invalid_argument("kind '" + kind +
+                                "': expected sql_query, sql_template, vector_search, "
+                                "http_request or http_endpoint");
+    }
+    SLUICE_ASSIGN_OR_RETURN(spec.description, string_field(value, "description", false));
+    spec.config = value.value("config", json::object());
+    if (!spec.config.is_object()) {
+        return invalid_argument("config: expected an object");
+    }
+    auto need = [&](const char* field) -> Status {
+        if (!spec.config.contains(field) || !spec.config[field].is_string()) {
+            return invalid_argument(std::string("config.") + field + ": required string for a " +
+                                    kind + " tool");
+        }
+        return Status();
+    };
+    switch (spec.kind) {
+        case ToolKind::kSqlTemplate:
+            SLUICE_RETURN_IF_ERROR(need("sql"));
+            if (!spec.config.contains("parameters") || !spec.config["parameters"].is_object()) {
+                return invalid_argument("config.parameters: required JSON Schema object");
+            }
+            [[fallthrough]];
+        case ToolKind::kSqlQuery:
+            SLUICE_RETURN_IF_ERROR(need("schema"));
+            SLUICE_RETURN_IF_ERROR(need("database"));
+            break;
+        case ToolKind::kVectorSearch:
+            SLUICE_RETURN_IF_ERROR(need("index"));
+            break;
+        case ToolKind::kHttpEndpoint:
+            SLUICE_RETURN_IF_ERROR(need("method"));
+            SLUICE_RETURN_IF_ERROR(need("url"));
+            if (!spec.config.contains("parameters") || !spec.config["parameters"].is_object()) {
+                return invalid_argument("config.parameters: required JSON Schema object");
+            }
+            [[fallthrough]];
+        case ToolKind::kHttpRequest:
+            SLUICE_RETURN_IF_ERROR(need("connection"));
+            break;
+    }
+    return spec;
+}
+
+json tool_to_json(const ToolSpec& spec) {
+    return {{"name", spec.name},
+            {"kind", tool_kind_name(spec.kind)},
+            {"description", spec.description},
+            {"config", spec.config}};
+}
+
+Result<Connection> connection_from_json(const json& value) {
+    if (!value.is_object()) {
+        return invalid_argument("connection: expected an object");
+    }
+    Connection connection;
+    SLUICE_ASSIGN_OR_RETURN(connection.name, string_field(value, "name", true));
+    if (connection.name.empty() || connection.name.find('.') != std::string::npos) {
+        return invalid_argument("name '" + connection.name + "': a connection name has one part");
+    }
+    if (!value.contains("allowed_hosts") || !value["allowed_hosts"].is_array() ||
+        value["allowed_hosts"].empty()) {
+        return invalid_argument("allowed_hosts: expected a non-empty array of host[:port]");
+    }
+    for (const json& host : value["allowed_hosts"]) {
+        if (!host.is_string() || host.get<std::string>().empty()) {
+            return invalid_argument("allowed_hosts: expected a non-empty array of host[:port]");
+        }
+        connection.allowed_hosts.push_back(host.get<std::string>());
+    }
+    SLUICE_ASSIGN_OR_RETURN(connection.secret_header, string_field(value, "secret_header", false));
+    SLUICE_ASSIGN_OR_RETURN(connection.secret, string_field(value, "secret", false));
+    if (value.contains("timeout_ms")) {
+        if (!value["timeout_ms"].is_number_integer() || value["timeout_ms"].get<int>() < 1 ||
+            value["timeout_ms"].get<int>() > 600000) {
+            return invalid_argument("timeout_ms: expected an integer in 1..600000");
+        }
+        connection.timeout_ms = value["timeout_ms"].get<int>();
+    }
+    if (value.contains("max_response_bytes")) {
+        const json& v = value["max_response_bytes"];
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 1 ||
+            v.get<std::int64_t>() > 64 * 1024 * 1024) {
+            return invalid_argument("max_response_bytes: expected an integer in 1..67108864");
+        }
+        connection.max_response_bytes = v.get<size_t>();
+    }
+    return connection;
+}
+
+json connection_to_json(const Connection& connection, bool with_secret) {
+    json out = {{"name", connection.name},
+                {"allowed_hosts", connection.allowed_hosts},
+                {"secret_header", connection.secret_header},
+                {"timeout_ms", connection.timeout_ms},
+                {"max_response_bytes", connection.max_response_bytes}};
+    if (with_secret) {
+        out["secret"] = connection.secret;
+    } else {
+        out["has_secret"] = !connection.secret.empty();
+    }
+    return out;
+}
+
+struct AgentStore::Impl {
+    std::mutex mutex;
+    detail::DbPtr db;  // guarded by mutex
+};
+
+AgentStore::AgentStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AgentStore::~AgentStore() = default;
+
+Result<std::unique_ptr<AgentStore>> AgentStore::open(const std::filesystem::path& db_path) {
+    SLUICE_ASSIGN_OR_RETURN(detail::DbPtr db,
+                            detail::open_db(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+    SLUICE_RETURN_IF_ERROR(detail::exec(db.get(), R"sql(
+        CREATE TABLE IF NOT EXISTS agent_objects (
+            kind TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,
+            updated_at_us INTEGER NOT NULL, PRIMARY KEY (kind, name));
+    )sql"));
+    auto impl = std::make_unique<Impl>();
+    impl->db = std::move(db);
+    return std::make_unique<AgentStore>(std::move(impl));
+}
+
+Status AgentStore::put(const std::string& kind, const std::string& name, const json& spec) {
+    std::lock_guard lock(impl_->mutex);
+    sqlite3* db = impl_->db.get();
+    SLUICE_ASSIGN_OR_RETURN(auto stmt, detail::prepare(db, "INSERT OR REPLACE INTO agent_objects "
+                                                           "VALUES (?, ?, ?, ?)"));
+    detail::bind_text(stmt.get(), 1, kind);
+    detail::bind_text(stmt.get(), 2, name);
+    detail::bind_text(stmt.get(), 3, dump_safe(spec));
+    sqlite3_bind_int64(stmt.get(), 4, now_us());
+    if (sqlite3_step(stmt.get()) != SQLITE_DONE) {
+        return detail::sqlite_error(db, kind + " '" + name + "'");
+    }
+    return Status();
+}
+
+Result<json> AgentStore::get(const std::string& kind, const std::string& name) {
+    std::lock_guard lock(impl_->mutex);
+    sqlite3* db = impl_->db.get();
+    SLUICE_ASSIGN_OR_RETURN(auto stmt, detail::prepare(db, "SELECT spec FROM agent_objects "
+                                                           "WHERE kind = ? AND name = ?"));
+    detail::bind_text(stmt.get(), 1, kind);
+    detail::bind_text(stmt.get(), 2, name);
+    int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_DONE) {
+        return not_found(kind + " '" + name + "' has no definition");
+    }
+    if (rc != SQLITE_ROW) {
+        return detail::sqlite_error(db, kind + " '" + name + "'");
+    }
+    json spec = json::parse(detail::column_text(stmt.get(), 0), nullptr, false);
+    if (spec.is_discarded()) {
+        return data_loss(kind + " '" + name + "': stored definition is not JSON");
+    }
+    return spec;
+}
+
+Status AgentStore::put_agent(const AgentSpec& spec) {
+    return put("agent", spec.name, agent_to_json(spec));
+}
+Result<AgentSpec> AgentStore::agent(const std::string& name) {
+    SLUICE_ASSIGN_OR_RETURN(json spec, get("agent", name));
+    return agent_from_json(spec);
+}
+Status AgentStore::put_tool(const ToolSpec& spec) {
+    return put("tool", spec.name, tool_to_json(spec));
+}
+Result<ToolSpec> AgentStore::tool(const std::string& name) {
+    SLUICE_ASSIGN_OR_RETURN(json spec, get("tool", name));
+    return tool_from_json(spec);
+}
+Status AgentStore::put_connection(const Connection& connection) {
+    return put("connection", connection.name, connection_to_json(connection, true));
+}
+Result<Connection> AgentStore::connection(const std::string& name) {
+    SLUICE_ASSIGN_OR_RETURN(json spec, get("connection", name));
+    return connection_from_json(spec);
+}
+
+Status AgentStore::remove(const std::string& kind, const std::string& name) {
+    std::lock_guard lock(impl_->mutex);
+    sqlite3* db = impl_->db.get();
+    SLUICE_ASSIGN_OR_RETURN(auto stmt, detail::prepare(db, "DELETE FROM agent_objects "
+                                                           "WHERE kind = ? AND name = ?"));
+    detail::bind_text(stmt.get(), 1, kind);
+    detail::bind_text(stmt.get(), 2, name);
+    if (sqlite3_step(stmt.get()) != SQLITE_DONE) {
+        return detail::sqlite_error(db, kind + " '" + name + "'");
+    }
+    if (sqlite3_changes(db) == 0) {
+        return not_found(kind + " '" + name + "' has no definition");
+    }
+    return Status();
+}
+
+}  // namespace sluice::agents

@@ -1,0 +1,85 @@
+#pragma once
+// What makes agents, tools and connections catalog objects beyond their securables: their
+// definitions, kept in catalog.db (table agent_objects) beside the securables governance owns.
+// Governance holds names, owners and grants; this holds what to run.
+//
+//   AgentSpec       an agent (securable type agent, "catalog.schema.name"): model endpoint,
+//                   instructions, tools (function full names), budgets, planner, and an
+//                   optional service principal it runs as
+//   ToolSpec        a tool (securable type function): kind and its configuration
+//   ConnectionSpec  a connection (securable type connection): allowed hosts, secret, limits
+//
+// JSON shapes (docs/agents.md) are parsed with field-naming errors; a connection's secret is
+// never part of to_json() unless asked for storage.
+//
+// Thread safety: thread-safe.
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agents/http_tools.h"
+#include "agents/planner.h"
+#include "common/result.h"
+
+namespace sluice::agents {
+
+struct AgentSpec {
+    std::string name;      // catalog.schema.agent
+    std::string endpoint;  // model endpoint; "" for the served model
+    std::string instructions;
+    std::vector<std::string> tools;  // function full names
+    Budgets budgets;
+    std::string planner = "function_calling";
+    std::string run_as;  // a service principal, or "" to run as the caller
+};
+Result<AgentSpec> agent_from_json(const nlohmann::json& json);
+nlohmann::json agent_to_json(const AgentSpec& spec);
+
+enum class ToolKind { kSqlQuery, kSqlTemplate, kVectorSearch, kHttpRequest, kHttpEndpoint };
+std::string_view tool_kind_name(ToolKind kind);
+
+struct ToolSpec {
+    std::string name;  // catalog.schema.function
+    ToolKind kind = ToolKind::kSqlQuery;
+    std::string description;
+    // sql_query: {"schema", "database"}; sql_template: + {"sql", "parameters"};
+    // vector_search: {"index"}; http_request: {"connection"};
+    // http_endpoint: {"connection", "method", "url", "parameters"}.
+    nlohmann::json config = nlohmann::json::object();
+};
+Result<ToolSpec> tool_from_json(const nlohmann::json& json);
+nlohmann::json tool_to_json(const ToolSpec& spec);
+
+Result<Connection> connection_from_json(const nlohmann::json& json);
+nlohmann::json connection_to_json(const Connection& connection, bool with_secret);
+
+class AgentStore {
+public:
+    static Result<std::unique_ptr<AgentStore>> open(const std::filesystem::path& db_path);
+    ~AgentStore();
+
+    Status put_agent(const AgentSpec& spec);
+    Result<AgentSpec> agent(const std::string& name);
+    Status put_tool(const ToolSpec& spec);
+    Result<ToolSpec> tool(const std::string& name);
+    Status put_connection(const Connection& connection);
+    Result<Connection> connection(const std::string& name);
+    // kNotFound when absent. kind: "agent", "tool", "connection".
+    Status remove(const std::string& kind, const std::string& name);
+
+    struct Impl;
+    explicit AgentStore(std::unique_ptr<Impl> impl);
+
+private:
+    Status put(const std::string& kind, const std::string& name, const nlohmann::json& spec);
+    Result<nlohmann::json> get(const std::string& kind, const std::string& name);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::agents

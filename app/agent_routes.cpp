@@ -1,0 +1,423 @@
+#include "app/agent_routes.h"
+
+#include "agents/document_qa.h"
+#include "agents/engine_chat_model.h"
+#include "app/event_stream.h"
+#include "app/governance_http.h"
+#include "app/http_errors.h"
+#include "app/openai_request.h"
+#include "app/tool_calls.h"
+#include "common/log.h"
+
+namespace sluice::app {
+namespace {
+
+using nlohmann::json;
+using governance::Privilege;
+using governance::SecurableType;
+
+const std::string kName = "([A-Za-z0-9_.@+-]+)";
+const std::string kTraceId = "([0-9a-f]{32})";
+constexpr std::string_view kAgentModelPrefix = "agents/";
+
+// Answers and traces carry text from documents, databases and the model: bytes that are not
+// UTF-8 become U+FFFD rather than failing the response.
+void send_safe(httplib::Response& res, const json& body) {
+    res.status = 200;
+    res.set_content(agents::dump_safe(body), "application/json");
+}
+
+json usage_json(std::int64_t prompt, std::int64_t completion) {
+    return {{"prompt_tokens", prompt},
+            {"completion_tokens", completion},
+            {"total_tokens", prompt + completion}};
+}
+
+json qa_json(const agents::QaResult& result, const std::string& trace_id) {
+    json citations = json::array();
+    for (const auto& citation : result.citations) {
+        citations.push_back(agents::citation_to_json(citation));
+    }
+    return {{"answer", result.answer},
+            {"citations", citations},
+            {"refused", result.refused},
+            {"query", result.query},
+            {"trace_id", trace_id},
+            {"usage", usage_json(result.prompt_tokens, result.completion_tokens)},
+            {"timings_ms",
+             {{"rewrite", result.times.rewrite_s * 1000},
+              {"retrieve", result.times.retrieve_s * 1000},
+              {"pack", result.times.pack_s * 1000},
+              {"prefill", result.times.prefill_s * 1000},
+              {"decode", result.times.decode_s * 1000}}}};
+}
+
+void save_trace(agents::TraceStore& traces, const agents::Trace& trace,
+                const std::string& request_id) {
+    if (Status saved = traces.save(trace.record()); !saved.ok()) {
+        log::error("agents", "cannot store a trace",
+                   {{"trace_id", trace.id()}, {"request_id", request_id},
+                    {"error", saved.message()}});
+    }
+}
+
+void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& req,
+             httplib::Response& res) {
+    auto body = parse_json_body(req);
+    if (!body.ok()) {
+        send_status(res, body.status(), info.request_id);
+        return;
+    }
+    auto question = string_field(*body, "question");
+    auto index_name = string_field(*body, "index");
+    if (!question.ok() || !index_name.ok()) {
+        send_status(res, question.ok() ? index_name.status() : question.status(),
+                    info.request_id);
+        return;
+    }
+    auto options = agents::qa_options_from_json(body->value("options", json()), {});
+    if (!options.ok()) {
+        send_status(res, options.status(), info.request_id);
+        return;
+    }
+    bool stream = body->value("stream", false);
+    auto index = s.indexes.get(*index_name);
+    if (!index.ok()) {
+        send_status(res, index.status(), info.request_id);
+        return;
+    }
+    governance::RequestContext context = context_of(info);
+    auto tool_context = s.runtime.context_for(context);
+    if (!tool_context.ok()) {
+        send_status(res, tool_context.status(), info.request_id);
+        return;
+    }
+    auto model = s.model.get();
+    if (!model.ok()) {
+        send_status(res, model.status(), info.request_id);
+        return;
+    }
+    retrieval::Reader reader = tool_context->reader;
+    auto trace = std::make_shared<agents::Trace>(context.principal, context.request_id);
+    if (!stream) {
+        auto result = agents::answer_question(*question, **index, reader, **model, *options,
+                                              trace.get(), "", {});
+        save_trace(s.traces, *trace, info.request_id);
+        if (!result.ok()) {
+            send_status(res, result.status(), info.request_id);
+            return;
+        }
+        send_safe(res, qa_json(*result, trace->id()));
+        return;
+    }
+    auto events = std::make_shared<EventStream>();
+    // The worker borrows the stream: the stream joins it before it goes.
+    events->start([&s, stream = events.get(), trace, question = *question, index = *index, reader,
+                   model = *model, options = *options, request_id = info.request_id] {
+        stream->push("trace", {{"trace_id", trace->id()}});
+        auto result = agents::answer_question(
+            question, *index, reader, *model, options, trace.get(), "",
+            [&](std::string_view text) { stream->push("tokens", {{"text", std::string(text)}}); });
+        save_trace(s.traces, *trace, request_id);
+        if (result.ok()) {
+            stream->push("final", qa_json(*result, trace->id()));
+        } else {
+            stream->push("error", {{"message", result.status().message()},
+                                   {"code", status_code_name(result.status().code())}});
+        }
+        stream->close();
+    });
+    EventStream::respond(events, res);
+}
+
+void get_trace(AgentServices& s, const RequestInfo& info, const httplib::Request& req,
+               httplib::Response& res, bool otlp) {
+    auto trace = s.traces.get(req.matches[1].str());
+    governance::RequestContext context = context_of(info);
+    if (trace.ok() && trace->principal != context.principal) {
+        // Another principal's trace: only admins read it, and its existence is not revealed.
+        auto admin = s.gov.authorizer().is_admin(context.principal_id);
+        if (!admin.ok() || !*admin) {
+            trace = not_found("trace '" + req.matches[1].str() + "' does not exist");
+        }
+    }
+    if (!trace.ok()) {
+        send_status(res, trace.status(), info.request_id);
+        return;
+    }
+    send_safe(res, otlp ? agents::trace_to_otlp(*trace) : agents::trace_to_json(*trace));
+}
+
+// PUT and GET of a definition attached to a catalog object.
+template <typename Parse, typename Put, typename Get, typename ToJson>
+void add_definition_routes(HttpServer& server, AgentServices& s, const std::string& base,
+                           SecurableType type, Parse parse, Put put, Get get, ToJson to_json) {
+    server.route("PUT", base + "/" + kName,
+                 [&s, type, parse, put, to_json](const RequestInfo& info,
+                                                 const httplib::Request& req,
+                                                 httplib::Response& res) {
+                     auto body = parse_json_body(req);
+                     if (!body.ok()) {
+                         send_status(res, body.status(), info.request_id);
+                         return;
+                     }
+                     std::string name = req.matches[1].str();
+                     (*body)["name"] = name;
+                     governance::RequestContext context = context_of(info);
+                     Status allowed = s.gov.authorizer().require(context, Privilege::kManage,
+                                                                 type, name);
+                     if (!allowed.ok()) {
+                         send_status(res, allowed, info.request_id);
+                         return;
+                     }
+                     auto spec = parse(*body, s, context);
+                     if (!spec.ok()) {
+                         send_status(res, spec.status(), info.request_id);
+                         return;
+                     }
+                     Status stored = put(s, *spec);
+                     Status audited = audit_action(
+                         s.gov, context,
+                         std::string(governance::securable_type_name(type)) + ".definition",
+                         std::string(governance::securable_type_name(type)) + ":" + name, stored);
+                     if (!stored.ok() || !audited.ok()) {
+                         send_status(res, stored.ok() ? audited : stored, info.request_id);
+                         return;
+                     }
+                     send_safe(res, to_json(*spec));
+                 });
+    server.route("GET", base + "/" + kName,
+                 [&s, type, get, to_json](const RequestInfo& info, const httplib::Request& req,
+                                          httplib::Response& res) {
+                     std::string name = req.matches[1].str();
+                     Status allowed = s.gov.authorizer().require(context_of(info),
+                                                                 Privilege::kBrowse, type, name);
+                     if (!allowed.ok()) {
+                         send_status(res, allowed, info.request_id);
+                         return;
+                     }
+                     auto spec = get(s, name);
+                     if (!spec.ok()) {
+                         send_status(res, spec.status(), info.request_id);
+                         return;
+                     }
+                     send_safe(res, to_json(*spec));
+                 });
+}
+
+Result<std::vector<inference::ChatMessage>> messages_of(const json& body) {
+    if (body.contains("input")) {
+        if (!body["input"].is_string() || body["input"].get<std::string>().empty()) {
+            return invalid_argument("input: expected a non-empty string");
+        }
+        return std::vector<inference::ChatMessage>{{"user", body["input"], {}, {}}};
+    }
+    if (!body.contains("messages") || !body["messages"].is_array() || body["messages"].empty()) {
+        return invalid_argument("messages: expected a non-empty array (or give input)");
+    }
+    std::vector<inference::ChatMessage> out;
+    for (size_t i = 0; i < body["messages"].size(); ++i) {
+        const json& m = body["messages"][i];
+        std::string where = "messages[" + std::to_string(i) + "]";
+        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() ||
+            !m.contains("content") || !m["content"].is_string()) {
+            return invalid_argument(where + ": expected {\"role\", \"content\"} strings");
+        }
+        std::string role = m["role"];
+        if (role != "user" && role != "assistant") {
+            return invalid_argument(where + ".role: expected user or assistant (the agent's "
+                                            "instructions are its system message)");
+        }
+        out.push_back({role, m["content"], {}, {}});
+    }
+    return out;
+}
+
+void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Request& req,
+                  httplib::Response& res) {
+    auto body = parse_json_body(req);
+    if (!body.ok()) {
+        send_status(res, body.status(), info.request_id);
+        return;
+    }
+    auto messages = messages_of(*body);
+    if (!messages.ok()) {
+        send_status(res, messages.status(), info.request_id);
+        return;
+    }
+    std::string agent = req.matches[1].str();
+    governance::RequestContext context = context_of(info);
+    if (!body->value("stream", false)) {
+        auto result = s.runtime.invoke(context, agent, std::move(*messages), {});
+        if (!result.ok()) {
+            send_status(res, result.status(), info.request_id);
+            return;
+        }
+        send_safe(res, {{"agent", agent},
+                        {"answer", result->run.answer},
+                        {"stop_reason", agents::stop_reason_name(result->run.stop)},
+                        {"steps", result->run.steps},
+                        {"tool_calls", result->run.tool_calls},
+                        {"trace_id", result->trace_id},
+                        {"usage", usage_json(result->run.prompt_tokens,
+                                             result->run.completion_tokens)}});
+        return;
+    }
+    auto events = std::make_shared<EventStream>();
+    events->start([&s, stream = events.get(), context, agent,
+                   messages = std::move(*messages)]() mutable {
+        auto result = s.runtime.invoke(context, agent, std::move(messages),
+                                       [stream](const agents::AgentEvent& event) {
+                                           stream->push(event.type, event.data);
+                                       });
+        if (!result.ok()) {
+            stream->push("error", {{"message", result.status().message()},
+                                   {"code", status_code_name(result.status().code())}});
+        }
+        stream->close();
+    });
+    EventStream::respond(events, res);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<agents::ChatModel>> ServedChatModel::get() {
+    auto engine = host_.engine();
+    if (!engine) {
+        return host_.unavailable();
+    }
+    std::lock_guard lock(mutex_);
+    if (model_ == nullptr) {
+        SLUICE_ASSIGN_OR_RETURN(auto made,
+                                agents::EngineChatModel::make(engine, host_.chat_template(),
+                                                              host_.model_id(),
+                                                              host_.settings().request_timeout_s));
+        model_ = std::move(made);
+    }
+    return model_;
+}
+
+void add_agent_routes(HttpServer& server, AgentServices& s) {
+    server.route("POST", "/api/qa",
+                 [&s](const RequestInfo& info, const httplib::Request& req,
+                      httplib::Response& res) { post_qa(s, info, req, res); });
+    server.route("GET", "/api/traces/" + kTraceId,
+                 [&s](const RequestInfo& info, const httplib::Request& req,
+                      httplib::Response& res) { get_trace(s, info, req, res, false); });
+    server.route("GET", "/api/traces/" + kTraceId + "/otlp",
+                 [&s](const RequestInfo& info, const httplib::Request& req,
+                      httplib::Response& res) { get_trace(s, info, req, res, true); });
+    server.route("POST", "/api/agents/" + kName + "/invoke",
+                 [&s](const RequestInfo& info, const httplib::Request& req,
+                      httplib::Response& res) { invoke_agent(s, info, req, res); });
+    add_definition_routes(
+        server, s, "/api/agents", SecurableType::kAgent,
+        [](const json& body, AgentServices& services,
+           const governance::RequestContext& context) -> Result<agents::AgentSpec> {
+            SLUICE_ASSIGN_OR_RETURN(agents::AgentSpec spec, agents::agent_from_json(body));
+            if (!spec.run_as.empty()) {
+                // Running as a service principal lends its rights to every caller: an admin's
+                // decision.
+                SLUICE_RETURN_IF_ERROR(require_admin(services.gov, context, "agent.run_as"));
+            }
+            return spec;
+        },
+        [](AgentServices& services, const agents::AgentSpec& spec) {
+            return services.store.put_agent(spec);
+        },
+        [](AgentServices& services, const std::string& name) {
+            return services.store.agent(name);
+        },
+        [](const agents::AgentSpec& spec) { return agents::agent_to_json(spec); });
+    add_definition_routes(
+        server, s, "/api/tools", SecurableType::kFunction,
+        [](const json& body, AgentServices& services,
+           const governance::RequestContext& context) -> Result<agents::ToolSpec> {
+            SLUICE_ASSIGN_OR_RETURN(agents::ToolSpec spec, agents::tool_from_json(body));
+            if (spec.kind == agents::ToolKind::kSqlQuery ||
+                spec.kind == agents::ToolKind::kSqlTemplate) {
+                // A SQL tool names a database file on the server: an admin's decision.
+                SLUICE_RETURN_IF_ERROR(require_admin(services.gov, context, "tool.sql_source"));
+            }
+            return spec;
+        },
+        [](AgentServices& services, const agents::ToolSpec& spec) {
+            return services.store.put_tool(spec);
+        },
+        [](AgentServices& services, const std::string& name) {
+            return services.store.tool(name);
+        },
+        [](const agents::ToolSpec& spec) { return agents::tool_to_json(spec); });
+    add_definition_routes(
+        server, s, "/api/connections", SecurableType::kConnection,
+        [](const json& body, AgentServices&, const governance::RequestContext&) {
+            return agents::connection_from_json(body);
+        },
+        [](AgentServices& services, const agents::Connection& connection) {
+            return services.store.put_connection(connection);
+        },
+        [](AgentServices& services, const std::string& name) {
+            return services.store.connection(name);
+        },
+        [](const agents::Connection& connection) {
+            return agents::connection_to_json(connection, false);
+        });
+}
+
+ChatDelegate agent_chat_delegate(AgentServices& s) {
+    return [&s](const RequestInfo& info, const json& body, httplib::Response& res) {
+        std::string model = body["model"].get<std::string>();
+        if (model.rfind(kAgentModelPrefix, 0) != 0) {
+            return false;
+        }
+        std::string agent = model.substr(kAgentModelPrefix.size());
+        auto chat = parse_chat_request(body);
+        if (!chat.ok()) {
+            send_status(res, chat.status(), info.request_id);
+            return true;
+        }
+        std::vector<inference::ChatMessage> messages;
+        for (const auto& message : chat->messages) {
+            if (message.role == "user" || message.role == "assistant") {
+                messages.push_back({message.role, message.content, {}, {}});
+            }
+        }
+        auto result = s.runtime.invoke(context_of(info), agent, std::move(messages), {});
+        if (!result.ok()) {
+            send_status(res, result.status(), info.request_id);
+            return true;
+        }
+        std::string finish =
+            result->run.stop == agents::StopReason::kAnswer ? "stop" : "length";
+        json response = {
+            {"id", fresh_id("chatcmpl-")},
+            {"object", "chat.completion"},
+            {"created", std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count()},
+            {"model", model},
+            {"choices",
+             json::array({{{"index", 0},
+                           {"message", {{"role", "assistant"}, {"content", result->run.answer}}},
+                           {"finish_reason", finish}}})},
+            {"usage", usage_json(result->run.prompt_tokens, result->run.completion_tokens)},
+            {"trace_id", result->trace_id}};
+        if (!chat->params.stream) {
+            send_safe(res, response);
+            return true;
+        }
+        // A streamed agent completion: the answer as one chunk (the run is over by now), then
+        // the end, in the chat.completion.chunk shape.
+        json chunk = response;
+        chunk["object"] = "chat.completion.chunk";
+        chunk.erase("usage");
+        chunk["choices"][0].erase("message");
+        chunk["choices"][0]["delta"] = {{"role", "assistant"}, {"content", result->run.answer}};
+        std::string text = "data: " + agents::dump_safe(chunk) + "\n\ndata: [DONE]\n\n";
+        res.set_header("Cache-Control", "no-cache");
+        res.set_content(text, "text/event-stream");
+        return true;
+    };
+}
+
+}  // namespace sluice::app

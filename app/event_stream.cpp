@@ -1,0 +1,56 @@
+#include "app/event_stream.h"
+
+#include "agents/trace.h"
+
+namespace sluice::app {
+
+EventStream::~EventStream() = default;  // the jthread joins
+
+void EventStream::start(std::function<void()> work) { worker_ = std::jthread(std::move(work)); }
+
+void EventStream::push(const std::string& name, const nlohmann::json& data) {
+    std::string chunk = "event: " + name + "\ndata: " + agents::dump_safe(data) + "\n\n";
+    std::lock_guard lock(mutex_);
+    chunks_.push_back(std::move(chunk));
+    ready_.notify_one();
+}
+
+void EventStream::close(bool done_marker) {
+    std::lock_guard lock(mutex_);
+    if (done_marker) {
+        chunks_.push_back("data: [DONE]\n\n");
+    }
+    closed_ = true;
+    ready_.notify_one();
+}
+
+bool EventStream::pump(httplib::DataSink& sink, std::chrono::milliseconds wait) {
+    std::deque<std::string> out;
+    bool closed = false;
+    {
+        std::unique_lock lock(mutex_);
+        ready_.wait_for(lock, wait, [this] { return !chunks_.empty() || closed_; });
+        out.swap(chunks_);
+        closed = closed_;
+    }
+    for (const std::string& chunk : out) {
+        if (!sink.write(chunk.data(), chunk.size())) {
+            return false;
+        }
+    }
+    if (closed) {
+        sink.done();
+    }
+    return true;
+}
+
+void EventStream::respond(std::shared_ptr<EventStream> stream, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream", [stream](size_t, httplib::DataSink& sink) {
+            return stream->pump(sink, std::chrono::milliseconds(100));
+        });
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,199 @@
+// Document QA, traces and agents through the real binary with the tiny model: the answers are
+// meaningless, the plumbing (retrieval as the caller, citations, traces, tools, grants, the
+// OpenAI face of agents) is not.
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include "doctest/doctest.h"
+#include "run_sluice.h"
+#include "sluice_server.h"
+
+namespace {
+
+using nlohmann::json;
+using sluice::testing::ServerProcess;
+using sluice::testing::tiny_model_dir;
+
+const std::string kUc = "/api/2.1/unity-catalog";
+
+httplib::Result send(const ServerProcess& server, const std::string& token,
+                     const std::string& method, const std::string& path, const json& body) {
+    httplib::Client c("127.0.0.1", server.port);
+    c.set_read_timeout(120, 0);
+    httplib::Headers headers = {{"Authorization", "Bearer " + token}};
+    if (method == "PUT") {
+        return c.Put(path, headers, body.dump(), "application/json");
+    }
+    if (method == "GET") {
+        return c.Get(path, headers);
+    }
+    return c.Post(path, headers, body.dump(), "application/json");
+}
+
+json ok(httplib::Result result) {
+    REQUIRE(result);
+    INFO(result->body);
+    REQUIRE(result->status == 200);
+    return json::parse(result->body);
+}
+
+}  // namespace
+
+TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model") {
+    ServerProcess server("agents", tiny_model_dir());
+    server.wait_model_ready(true);
+    const std::string admin = server.admin_token;
+
+    ok(send(server, admin, "POST", "/api/2.0/vector-search/indexes",
+            {{"name", "docs"}, {"embedding_dimension", 64}}));
+    json rows = json::array(
+        {{{"id", "holidays"}, {"title", "Holiday policy"}, {"uri", "file:///holidays.md"},
+          {"text", "Employees receive twenty five days of paid holiday per year."},
+          {"acl", {{"principals", {"admin"}}}}},
+         {{"id", "secret"}, {"title", "Board minutes"}, {"uri", "file:///board.md"},
+          {"text", "The holiday budget for the board is confidential."},
+          {"acl", {{"principals", {"board-member"}}}}}});
+    ok(send(server, admin, "POST", "/api/2.0/vector-search/indexes/docs/upsert-data",
+            {{"inputs_json", rows.dump()}}));
+
+    // Non-streamed: an answer with citations the caller may read, and its trace.
+    json answer = ok(send(server, admin, "POST", "/api/qa",
+                          {{"question", "How many holiday days?"},
+                           {"index", "docs"},
+                           {"options", {{"max_tokens", 8}}}}));
+    CHECK(answer["answer"].is_string());
+    CHECK(answer["refused"] == false);
+    REQUIRE(answer["citations"].size() == 1);
+    CHECK(answer["citations"][0]["uri"] == "file:///holidays.md");
+    CHECK(answer["citations"][0]["char_end"] == 60);
+    CHECK(answer["usage"]["completion_tokens"].get<int>() <= 8);
+    std::string trace_id = answer["trace_id"];
+    json trace = ok(send(server, admin, "GET", "/api/traces/" + trace_id, json()));
+    CHECK(trace["principal"] == "admin");
+    CHECK(trace["spans"].size() == 4);
+    json otlp = ok(send(server, admin, "GET", "/api/traces/" + trace_id + "/otlp", json()));
+    CHECK(otlp["resourceSpans"][0]["scopeSpans"][0]["spans"].size() == 4);
+
+    // Streamed: tokens, then the final event with the trace id.
+    auto streamed = send(server, admin, "POST", "/api/qa",
+                         {{"question", "holiday days"}, {"index", "docs"}, {"stream", true},
+                          {"options", {{"max_tokens", 4}}}});
+    REQUIRE(streamed);
+    CHECK(streamed->status == 200);
+    CHECK(streamed->body.find("event: trace") != std::string::npos);
+    CHECK(streamed->body.find("event: final") != std::string::npos);
+
+    // Nothing readable: the refusal.
+    json refused = ok(send(server, admin, "POST", "/api/qa",
+                           {{"question", "zebra quantum xylophone"}, {"index", "docs"}}));
+    CHECK(refused["refused"] == true);
+    auto missing = send(server, admin, "POST", "/api/qa", {{"index", "docs"}});
+    REQUIRE(missing);
+    CHECK(missing->status == 400);
+
+    // A catalog agent with a vector_search tool.
+    ok(send(server, admin, "POST", kUc + "/catalogs", {{"name", "main"}}));
+    ok(send(server, admin, "POST", kUc + "/schemas", {{"name", "tools"}, {"catalog_name", "main"}}));
+    ok(send(server, admin, "POST", kUc + "/functions",
+            {{"name", "search"}, {"catalog_name", "main"}, {"schema_name", "tools"}}));
+    ok(send(server, admin, "POST", kUc + "/agents",
+            {{"name", "helper"}, {"catalog_name", "main"}, {"schema_name", "tools"}}));
+    ok(send(server, admin, "PUT", "/api/tools/main.tools.search",
+            {{"kind", "vector_search"}, {"description", "Search the documents"},
+             {"config", {{"index", "docs"}}}}));
+    json agent = ok(send(server, admin, "PUT", "/api/agents/main.tools.helper",
+                         {{"instructions", "Answer from the documents."},
+                          {"tools", {"main.tools.search"}},
+                          {"budgets", {{"max_steps", 2}, {"max_tokens", 2000}}}}));
+    CHECK(agent["budgets"]["max_steps"] == 2);
+    json run = ok(send(server, admin, "POST", "/api/agents/main.tools.helper/invoke",
+                       {{"input", "How many holiday days?"}}));
+    CHECK(run["answer"].is_string());
+    CHECK(run["steps"].get<int>() <= 2);
+    CHECK(run["trace_id"].get<std::string>().size() == 32);
+    json run_trace = ok(send(server, admin, "GET", "/api/traces/" + run["trace_id"].get<std::string>(),
+                             json()));
+    CHECK(run_trace["spans"][0]["kind"] == "agent");
+
+    auto events = send(server, admin, "POST", "/api/agents/main.tools.helper/invoke",
+                       {{"input", "holidays?"}, {"stream", true}});
+    REQUIRE_MESSAGE(events, httplib::to_string(events.error()));
+    CHECK(events->body.find("event: step") != std::string::npos);
+    CHECK(events->body.find("event: final") != std::string::npos);
+
+    json chat = ok(send(server, admin, "POST", "/v1/chat/completions",
+                        {{"model", "agents/main.tools.helper"},
+                         {"messages", {{{"role", "user"}, {"content", "holidays?"}}}}}));
+    CHECK(chat["object"] == "chat.completion");
+    CHECK(chat["model"] == "agents/main.tools.helper");
+    CHECK(chat["trace_id"].get<std::string>().size() == 32);
+
+    // A user without EXECUTE on the agent is refused; without a trace of their own, the
+    // admin's traces do not exist for them.
+    ok(send(server, admin, "POST", "/api/2.0/sluice/principals", {{"name", "stranger"}}));
+    std::string stranger = ok(send(server, admin, "POST", "/api/2.0/token/create",
+                                   {{"principal", "stranger"}}))["token_value"];
+    auto denied = send(server, stranger, "POST", "/api/agents/main.tools.helper/invoke",
+                       {{"input", "hi"}});
+    REQUIRE(denied);
+    CHECK(denied->status == 403);
+    auto hidden = send(server, stranger, "GET", "/api/traces/" + trace_id, json());
+    REQUIRE(hidden);
+    CHECK(hidden->status == 404);
+    auto definition = send(server, stranger, "PUT", "/api/agents/main.tools.helper",
+                           {{"instructions", "x"}});
+    REQUIRE(definition);
+    CHECK(definition->status == 403);
+    // The stranger's QA sees no document (the index's access lists name only admin).
+    json theirs = ok(send(server, stranger, "POST", "/api/qa",
+                          {{"question", "holiday days"}, {"index", "docs"}}));
+    CHECK(theirs["refused"] == true);
+}
+
+TEST_CASE("sluice ask answers from the data directory as the given reader") {
+    using namespace std::chrono_literals;
+    auto dir = sluice::testing::fresh_test_dir("ask");
+    {
+        sluice::testing::ChildProcess serve({SLUICE_BINARY, "serve", "--port", "0", "--data-dir",
+                                             dir.string()},
+                                            {{"SLUICE_LOG_ACCESS_LOG", "false"}});
+        auto listening = serve.wait_for_line("\"listening\"", 20s);
+        REQUIRE_MESSAGE(listening.has_value(), serve.output());
+        std::string address = json::parse(*listening).at("address");
+        std::string output = serve.output();
+        std::string token = output.substr(output.find("admin token: ") + 13, 76);
+        httplib::Client c("127.0.0.1", std::stoi(address.substr(address.rfind(':') + 1)));
+        httplib::Headers headers = {{"Authorization", "Bearer " + token}};
+        auto created = c.Post("/api/2.0/vector-search/indexes", headers,
+                              json{{"name", "docs"}, {"embedding_dimension", 64}}.dump(),
+                              "application/json");
+        REQUIRE(created);
+        REQUIRE(created->status == 200);
+        json rows = json::array({{{"id", "holidays"}, {"title", "Holiday policy"},
+                                  {"uri", "file:///holidays.md"},
+                                  {"text", "Employees receive twenty five days of paid holiday."},
+                                  {"acl", {{"groups", {"staff"}}}}}});
+        auto upserted = c.Post("/api/2.0/vector-search/indexes/docs/upsert-data", headers,
+                               json{{"inputs_json", rows.dump()}}.dump(), "application/json");
+        REQUIRE(upserted);
+        REQUIRE(upserted->status == 200);
+        serve.signal(SIGTERM);
+        REQUIRE(serve.wait(20s) == 0);
+    }
+    auto [code, out] = sluice::testing::run_sluice(
+        {"ask", "--data-dir", dir.string(), "--model", tiny_model_dir(), "--index", "docs",
+         "--group", "staff", "--max-tokens", "4", "--json", "holiday days"});
+    REQUIRE(code == 0);
+    json answer = json::parse(out);
+    REQUIRE(answer["citations"].size() == 1);
+    CHECK(answer["citations"][0]["uri"] == "file:///holidays.md");
+    CHECK(answer["trace_id"].get<std::string>().size() == 32);
+    auto [outsider_code, outsider] = sluice::testing::run_sluice(
+        {"ask", "--data-dir", dir.string(), "--model", tiny_model_dir(), "--index", "docs",
+         "--principal", "visitor", "--json", "holiday days"});
+    REQUIRE(outsider_code == 0);
+    CHECK(json::parse(outsider)["refused"] == true);
+    std::filesystem::remove_all(dir);
+}

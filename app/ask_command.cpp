@@ -6,12 +6,9 @@
 
 #include "agents/document_qa.h"
 #include "agents/engine_chat_model.h"
-#include "app/config_commands.h"
-#include "app/data_dir.h"
-#include "app/index_deps.h"
+#include "app/local_index.h"
 #include "app/model_host.h"
 #include "governance/governance.h"
-#include "retrieval/index_manager.h"
 
 namespace sluice::app {
 namespace {
@@ -34,28 +31,15 @@ int fail(const std::string& message) {
 }
 
 int run_ask(const AskOptions& options) {
-    auto config = effective_config(options.config);
-    if (!config.ok()) {
-        return fail(config.status().message());
+    auto local = open_local_index(options.config, options.index);
+    if (!local.ok()) {
+        return fail(local.status().message());
     }
-    auto data_dir = DataDir::open(config->storage.data_dir);
-    if (!data_dir.ok()) {
-        return fail(data_dir.status().message());
-    }
-    const retrieval::IndexDeps deps = server_index_deps();
-    auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
-    if (!indexes.ok()) {
-        return fail(indexes.status().message());
-    }
-    auto index = (*indexes)->get(options.index);
-    if (!index.ok()) {
-        return fail(index.status().message());
-    }
-    auto traces = agents::TraceStore::open((*data_dir)->path() / governance::kCatalogFile);
+    auto traces = agents::TraceStore::open(local->data_dir->path() / governance::kCatalogFile);
     if (!traces.ok()) {
         return fail(traces.status().message());
     }
-    ModelHost host(config->model, nullptr);
+    ModelHost host(local->config.model, nullptr);
     if (Status loaded = host.load(); !loaded.ok()) {
         return fail(loaded.message());
     }
@@ -71,7 +55,7 @@ int run_ask(const AskOptions& options) {
     std::string principal = options.principal.empty() ? "cli" : options.principal;
     agents::Trace trace(principal, "cli");
     auto result = agents::answer_question(
-        options.question, **index, retrieval::Reader{principal, options.groups}, **model, qa,
+        options.question, *local->index, retrieval::Reader{principal, options.groups}, **model, qa,
         &trace, "", [&](std::string_view text) {
             if (!options.json) {
                 std::cout << text << std::flush;

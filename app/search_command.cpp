@@ -4,11 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/config_commands.h"
-#include "app/data_dir.h"
-#include "app/index_deps.h"
+#include "app/local_index.h"
 #include "app/vector_search_json.h"
-#include "retrieval/index_manager.h"
 
 namespace sluice::app {
 namespace {
@@ -31,22 +28,9 @@ int fail(const std::string& message) {
 }
 
 int run_search(const SearchOptions& options) {
-    auto config = effective_config(options.config);
-    if (!config.ok()) {
-        return fail(config.status().message());
-    }
-    auto data_dir = DataDir::open(config->storage.data_dir);
-    if (!data_dir.ok()) {
-        return fail(data_dir.status().message());
-    }
-    const retrieval::IndexDeps deps = server_index_deps();
-    auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
-    if (!indexes.ok()) {
-        return fail(indexes.status().message());
-    }
-    auto index = (*indexes)->get(options.index);
-    if (!index.ok()) {
-        return fail(index.status().message());
+    auto local = open_local_index(options.config, options.index);
+    if (!local.ok()) {
+        return fail(local.status().message());
     }
     nlohmann::json request = {{"query_text", options.query},
                               {"num_results", options.k},
@@ -58,7 +42,7 @@ int run_search(const SearchOptions& options) {
     if (!query.ok()) {
         return fail(query.status().message());
     }
-    auto hits = (*index)->query(*query, retrieval::Reader{options.principal, options.groups});
+    auto hits = local->index->query(*query, retrieval::Reader{options.principal, options.groups});
     if (!hits.ok()) {
         return fail(hits.status().message());
     }

@@ -195,5 +195,21 @@ TEST_CASE("sluice ask answers from the data directory as the given reader") {
          "--principal", "visitor", "--json", "holiday days"});
     REQUIRE(outsider_code == 0);
     CHECK(json::parse(outsider)["refused"] == true);
+
+    // `sluice search` opens the same index the same way, as the same kind of reader.
+    auto [search_code, found] = sluice::testing::run_sluice(
+        {"search", "--data-dir", dir.string(), "--index", "docs", "--group", "staff", "--json",
+         "--query", "holiday days"});
+    REQUIRE(search_code == 0);
+    json hits = json::parse(found);
+    REQUIRE(hits["result"]["data_array"].size() == 1);
+    auto [hidden_code, hidden] = sluice::testing::run_sluice(
+        {"search", "--data-dir", dir.string(), "--index", "docs", "--principal", "visitor",
+         "--json", "--query", "holiday days"});
+    REQUIRE(hidden_code == 0);
+    CHECK(json::parse(hidden)["result"]["data_array"].empty());
+    auto [missing_code, missing] = sluice::testing::run_sluice(
+        {"search", "--data-dir", dir.string(), "--index", "nope", "--query", "x"});
+    CHECK(missing_code != 0);
     std::filesystem::remove_all(dir);
 }

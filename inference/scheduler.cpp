@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
 
 #include "common/check.h"
 #include "inference/detail/scheduler_state.h"
@@ -231,7 +232,34 @@ Result<bool> Scheduler::step() {
              seq.n_computed, seq.blocks,
              last && !embed ? LogitsRows::kLast : LogitsRows::kNone, embed});
     }
+    // The token masks of the sequences about to sample are made while the forward pass runs:
+    // they depend on the tokens accepted so far, not on the logits (docs/grammar.md).
+    std::vector<Sequence*> masked;
+    for (const Planned& p : plan) {
+        Sequence& seq = *p.seq;
+        seq.mask_ready = false;
+        const bool samples = p.n_new == seq.remaining() && !seq.request->params.embed;
+        // A request about to fork its n choices masks each copy itself, at the fork.
+        const bool forks = seq.request->params.n > 1 && !seq.request->forked;
+        if (samples && seq.constraint && !forks) {
+            masked.push_back(&seq);
+        }
+    }
+    std::future<void> masks;
+    if (!masked.empty()) {
+        const auto words = static_cast<size_t>((backend_.config().n_vocab + 63) / 64);
+        masks = std::async(std::launch::async, [&masked, words] {
+            for (Sequence* seq : masked) {
+                seq->mask.assign(words, 0);
+                seq->constraint->fill_next_token_mask(seq->mask);
+                seq->mask_ready = true;
+            }
+        });
+    }
     Result<ForwardOutput> out = backend_.forward(batch);
+    if (masks.valid()) {
+        masks.get();
+    }
     ++counters_.steps;
     if (!out.ok()) {
         std::vector<std::shared_ptr<Request>> failed;

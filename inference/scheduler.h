@@ -70,8 +70,9 @@ struct EngineRequest {
     // Structured output: each choice gets its own copy of this matcher (in its start state, or
     // past a forced prefix) and samples only tokens it allows; every sampled token is fed to it.
     // End-of-turn tokens are then possible only where the grammar is complete, and a choice
-    // whose grammar allows no token ends with kStopToken. The masks are computed on the
-    // scheduler's thread.
+    // whose grammar allows no token ends with kStopToken. The masks are computed on a helper
+    // thread while the step's forward pass runs (each matcher is touched by one thread at a
+    // time: the helper during the pass, the scheduler's thread after it).
     std::optional<GrammarMatcher> constraint;
 };
 

@@ -274,8 +274,11 @@ void Scheduler::sample(Sequence& seq, std::span<const float> logits) {
             accept(*choice, choice->sampler->sample(logits, prompt, choice->generated));
             continue;
         }
-        choice->mask.assign((logits.size() + 63) / 64, 0);
-        choice->constraint->fill_next_token_mask(choice->mask);
+        if (!choice->mask_ready) {
+            choice->mask.assign((logits.size() + 63) / 64, 0);
+            choice->constraint->fill_next_token_mask(choice->mask);
+        }
+        choice->mask_ready = false;
         if (std::all_of(choice->mask.begin(), choice->mask.end(),
                         [](uint64_t word) { return word == 0; })) {
             // The grammar is complete and ended (or can go nowhere): the choice stops here.

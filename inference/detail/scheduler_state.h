@@ -38,6 +38,7 @@ struct Scheduler::Sequence {
     std::optional<StopMatcher> stop;
     std::optional<GrammarMatcher> constraint;  // this choice's own matcher
     std::vector<uint64_t> mask;                // [ceil(n_vocab / 64)] scratch for constraint
+    bool mask_ready = false;  // `mask` holds the constraint's current mask (made during forward)
     bool preempted = false;
     bool finished = false;
 

@@ -128,9 +128,19 @@ void HttpServer::route(const std::string& method, const std::string& pattern,
 }
 
 void HttpServer::set_authenticator(Authenticator authenticator,
-                                   std::vector<std::string> open_paths) {
+                                   std::vector<std::string> open_paths,
+                                   std::vector<std::string> open_prefixes) {
     authenticator_ = std::move(authenticator);
     open_paths_ = std::move(open_paths);
+    open_prefixes_ = std::move(open_prefixes);
+}
+
+bool HttpServer::is_open_path(const std::string& path) const {
+    if (std::find(open_paths_.begin(), open_paths_.end(), path) != open_paths_.end()) {
+        return true;
+    }
+    return std::any_of(open_prefixes_.begin(), open_prefixes_.end(),
+                       [&path](const std::string& prefix) { return path.starts_with(prefix); });
 }
 
 void HttpServer::set_request_finisher(RequestFinisher finisher) {
@@ -159,8 +169,7 @@ void HttpServer::install_hooks() {
         res.set_header("X-Request-Id", t_scope.request_id);
         in_flight_.fetch_add(1);
         metrics_.set_in_flight(+1);
-        const bool open_path =
-            std::find(open_paths_.begin(), open_paths_.end(), req.path) != open_paths_.end();
+        const bool open_path = is_open_path(req.path);
         if (draining_.load() && !open_path) {
             res.set_header("Connection", "close");
             send_error(res, 503, "shutting_down", "the server is shutting down; retry elsewhere",

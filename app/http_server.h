@@ -80,8 +80,11 @@ public:
     // Installs the pre-routing authentication check. Every request whose path is not in
     // `open_paths` (exact matches, e.g. "/healthz") must pass it, including requests for paths
     // no route serves, so that unauthenticated clients learn nothing about the routes.
+    // Paths starting with one of `open_prefixes` (e.g. "/console/", the static web console) are
+    // open too; such a prefix must be served by routes that only ever answer static content.
     // Call before serve().
-    void set_authenticator(Authenticator authenticator, std::vector<std::string> open_paths);
+    void set_authenticator(Authenticator authenticator, std::vector<std::string> open_paths,
+                           std::vector<std::string> open_prefixes = {});
     // Installs the finisher of authenticated requests. Call before serve().
     void set_request_finisher(RequestFinisher finisher);
 
@@ -117,6 +120,9 @@ private:
     Authenticator authenticator_;
     RequestFinisher finisher_;
     std::vector<std::string> open_paths_;
+    std::vector<std::string> open_prefixes_;
+
+    bool is_open_path(const std::string& path) const;
     std::unique_ptr<httplib::Server> server_;
     std::vector<Route> routes_;
     std::atomic<int> port_{0};

@@ -39,6 +39,31 @@ void add_source_routes(HttpServer& server, governance::Governance& gov, SyncServ
                      }
                      send_json(res, *described);
                  });
+    // "Sync now": the source's sync polls at once instead of after its idle wait or backoff.
+    server.route("POST", "/api/sources/([a-z0-9][a-z0-9_-]{0,63})/sync",
+                 [&gov, &sync](const RequestInfo& info, const httplib::Request& req,
+                               httplib::Response& res) {
+                     const governance::RequestContext context = context_of(info);
+                     const std::string name = req.matches[1].str();
+                     Status allowed = require_admin(gov, context, "source.sync");
+                     if (!allowed.ok()) {
+                         send_status(res, allowed, info.request_id);
+                         return;
+                     }
+                     Status woken = sync.wake(name);
+                     Status audited =
+                         audit_action(gov, context, "source.sync", "source:" + name, woken);
+                     if (!woken.ok() || !audited.ok()) {
+                         send_status(res, woken.ok() ? audited : woken, info.request_id);
+                         return;
+                     }
+                     auto described = sync.describe(name);
+                     if (!described.ok()) {
+                         send_status(res, described.status(), info.request_id);
+                         return;
+                     }
+                     send_json(res, *described);
+                 });
     server.route(
         "POST", "/api/sources/([a-z0-9][a-z0-9_-]{0,63})/events",
         [&gov, &sync](const RequestInfo& info, const httplib::Request& req,

@@ -160,6 +160,21 @@ Result<json> SyncService::describe(const std::string& name) {
     return describe_entry(definition);
 }
 
+Status SyncService::wake(const std::string& name) {
+    SLUICE_ASSIGN_OR_RETURN(auto definition, registry_->get(name));
+    auto it = syncs_.find(definition.name);
+    if (it == syncs_.end()) {
+        return failed_precondition("source '" + name +
+                                   "' is not bound to an index; bind it and restart the server");
+    }
+    if (!it->second.sync) {
+        return failed_precondition("source '" + name + "' could not be opened: " +
+                                   it->second.open_error);
+    }
+    it->second.sync->wake();
+    return Status();
+}
+
 std::string SyncService::metrics_text() const {
     struct Series {
         const char* name;

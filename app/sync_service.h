@@ -52,6 +52,10 @@ public:
     Result<nlohmann::json> describe();
     // kNotFound for an unknown source.
     Result<nlohmann::json> describe(const std::string& name);
+    // Makes the running sync of `name` poll its source now (retrieval::SourceSync::wake).
+    // kNotFound for an unknown source; kFailedPrecondition when it is not bound to an index or
+    // its sync could not be opened.
+    Status wake(const std::string& name);
     // Prometheus text of the per-source gauges and counters.
     std::string metrics_text() const;
 

@@ -325,7 +325,18 @@ void SourceSync::loop(std::stop_token stop) {
 
 bool SourceSync::sleep_for(std::chrono::milliseconds duration, const std::stop_token& stop) {
     std::unique_lock lock(mutex_);
-    return !sleep_cv_.wait_for(lock, stop, duration, [] { return false; });
+    bool woken = sleep_cv_.wait_for(lock, stop, duration, [this] { return woken_; });
+    woken_ = false;
+    return !woken;
+}
+
+void SourceSync::wake() {
+    {
+        std::lock_guard lock(mutex_);
+        woken_ = true;
+        sleep_cv_.notify_all();
+    }
+    feed_->wake();
 }
 
 void SourceSync::set_state(SyncState state) {

@@ -154,6 +154,9 @@ public:
     // Continuous mode.
     void start();
     void stop();
+    // Continuous mode: polls the source now instead of after the idle wait or the retry
+    // backoff (an operator's "sync now"). Thread-safe; a no-op when the loop is not running.
+    void wake();
 
     SyncStatus status() const;
     // The names under which the checkpoint and error records are stored in the index.
@@ -182,6 +185,7 @@ private:
     SyncStatus status_;                                      // guarded by mutex_
     std::chrono::steady_clock::time_point behind_since_;     // guarded by mutex_
     bool behind_ = true;                                     // guarded by mutex_
+    bool woken_ = false;                                     // guarded by mutex_
     double busy_seconds_ = 0;                                // guarded by mutex_
     std::jthread thread_;
 };

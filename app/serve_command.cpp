@@ -12,6 +12,7 @@
 #include "app/agent_routes.h"
 #include "app/build_info.h"
 #include "app/catalog_routes.h"
+#include "app/console_routes.h"
 #include "app/principal_routes.h"
 #include "app/config_commands.h"
 #include "app/data_dir.h"
@@ -163,7 +164,8 @@ int run_server(const Config& config) {
 
     Metrics metrics(build);
     HttpServer server(server_options(config), metrics);
-    std::vector<std::string> open_paths = {"/healthz", "/readyz"};
+    // The console's static files are open; its API calls carry the user's bearer token.
+    std::vector<std::string> open_paths = {"/healthz", "/readyz", "/", "/console"};
     if (config.server.metrics_public) {
         open_paths.emplace_back("/metrics");
     }
@@ -179,7 +181,7 @@ int run_server(const Config& config) {
             return Identity{context.principal_id, context.principal, context.token_id,
                             context.audit_ticket};
         },
-        open_paths);
+        open_paths, {kConsolePrefix});
     server.set_request_finisher([&governance](const RequestInfo& info) {
         return governance.finish_request(context_of(info));
     });
@@ -200,6 +202,7 @@ int run_server(const Config& config) {
     AgentServices agent_services{governance,    **indexes, **agent_store,
                                  **trace_store, runtime,   served_model};
     add_health_routes(server, readiness, metrics);
+    add_console_routes(server);
     add_openai_routes(server, model, OpenAiOptions{.governance = &governance, .streams = &streams},
                       agent_chat_delegate(agent_services));
     add_agent_routes(server, agent_services);

@@ -13,6 +13,9 @@ SLUICE_APT_PACKAGES=(
   postgresql
 )
 
+# Debian 12 packages only the tests need: the browser the web console's tests drive.
+SLUICE_TEST_APT_PACKAGES=(chromium)
+
 sluice_log() { printf '==> %s\n' "$*" >&2; }
 
 sluice_as_root() {

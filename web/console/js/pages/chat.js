@@ -101,14 +101,20 @@ async function askAgent(form, turn) {
 }
 
 async function askModel(form, turn) {
+  let usage = null;
   await stream('/v1/chat/completions', {
     messages: [{ role: 'user', content: form.question.value }], stream: true,
-    max_tokens: Number(form.max_tokens.value) || 64,
+    stream_options: { include_usage: true }, max_tokens: Number(form.max_tokens.value) || 64,
   }, (event, data) => {
     if (data === '[DONE]') return;
     if (data.error) throw new Error(data.error.message);
+    if (data.usage) usage = data.usage;
     for (const choice of data.choices ?? []) turn.text.append(choice.delta?.content ?? '');
   });
+  if (usage) {
+    turn.extra.append(h('p', { class: 'meta' }, `${usage.prompt_tokens} prompt and ` +
+      `${usage.completion_tokens} completion tokens`));
+  }
   return null;
 }
 

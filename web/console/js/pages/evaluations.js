@@ -51,7 +51,7 @@ function runDetail(run) {
     h('p', { class: 'meta' }, `Agent ${run.agent} on set ${run.set} v${run.set_version}, ` +
       `${run.status}, ${run.created_at}. `,
       h('a', { href: `${paths.eval}/runs/${enc(run.id)}/report.html`, 'data-report': run.id },
-        'HTML report')),
+        'Download the HTML report')),
     aggregates,
     metrics.length ? h('dl', { class: 'facts' }, metrics.map(([k, v]) =>
       [h('dt', {}, k), h('dd', {}, typeof v === 'number' ? v.toFixed(3) : JSON.stringify(v))]))
@@ -75,13 +75,19 @@ function compareDetail(comparison) {
     : h('p', {}, 'No row changed outcome.')];
 }
 
-// The HTML report needs the bearer token, so it is fetched and opened as a blob.
-async function openReport(event) {
+// The HTML report needs the bearer token, so it is fetched here and saved as a file (opened
+// under the console's origin it would run under the console's policy, which it is not made for).
+async function saveReport(event) {
   const link = event.target.closest('a[data-report]');
   if (!link) return;
   event.preventDefault();
   const blob = await (await request('GET', link.getAttribute('href'))).blob();
-  window.open(URL.createObjectURL(blob), '_blank', 'noopener');
+  const url = URL.createObjectURL(blob);
+  const save = h('a', { href: url, download: `eval-run-${link.dataset.report}.html` });
+  document.body.append(save);
+  save.click();
+  save.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
 export const evaluationsPage = {
@@ -94,7 +100,7 @@ export const evaluationsPage = {
     }
     const judges = [...new Set(runs.flatMap((run) => Object.keys(run.pass_rates ?? {})))];
     const detail = h('div', { class: 'detail', 'aria-live': 'polite' });
-    detail.addEventListener('click', (event) => openReport(event).catch((error) =>
+    detail.addEventListener('click', (event) => saveReport(event).catch((error) =>
       detail.prepend(errorBox(error))));
     const picks = [];
     const compare = h('button', { type: 'button', disabled: true }, 'Compare selected');

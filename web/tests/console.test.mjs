@@ -20,7 +20,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.stop();
+  await server?.stop();
 });
 
 // Opens a page signed in as `token` (the admin by default) at #/route.
@@ -103,6 +103,13 @@ test('chat: a streamed answer with citations that expand and a trace timeline', 
   await waitForText(trace.locator('.span-name'), /llm/);
   assert.ok(await trace.locator('.span-bar rect').count() >= 3);
   await screenshot(page, 'chat');
+  // The served model, streamed through the OpenAI-compatible API.
+  await page.getByLabel('Answer from').selectOption('model');
+  assert.equal(await page.getByLabel('Index', { exact: true }).isVisible(), false);
+  await page.getByLabel('Question', { exact: true }).fill('Hello');
+  await page.getByRole('button', { name: 'Ask' }).click();
+  await waitForText(page.locator('.turn').nth(1).locator('.meta'),
+    /^\d+ prompt and [1-4] completion tokens$/);
   await done(opened);
 });
 
@@ -201,8 +208,13 @@ test('usage: tokens and requests per principal as charts, with totals', async ()
   const { page } = opened;
   const totals = page.locator('table').filter({ has: page.locator('caption', {
     hasText: 'Totals per principal' }) });
-  await waitForText(totals.getByRole('row'), /^admin\s*[2-9]/);
-  await waitForText(totals.getByRole('row'), /^alice\s*1/);
+  // Requests per principal: the seeded calls (two by admin, one by alice) and the chat test's.
+  const requests = async (principal) => Number(await totals.getByRole('row')
+    .filter({ has: page.getByRole('cell', { name: principal, exact: true }) })
+    .getByRole('cell').nth(1).textContent());
+  await totals.getByRole('cell', { name: 'alice', exact: true }).waitFor();
+  assert.ok(await requests('admin') >= 2);
+  assert.equal(await requests('alice'), 1);
   const charts = page.locator('figure.chart-figure');
   assert.equal(await charts.count(), 2);
   await waitForText(charts.first().locator('.legend'), /admin/);

@@ -61,9 +61,14 @@ export async function startServer() {
   return {
     baseURL,
     token,
-    stop() {
+    // Stops the server (it writes its index snapshots on the way out), then removes its data.
+    async stop() {
       child.removeAllListeners('exit');
-      child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };

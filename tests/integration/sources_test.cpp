@@ -137,6 +137,14 @@ TEST_CASE("http push: idempotency keys, validation, authorisation, read back by 
     auto anonymous = post("/api/sources/kb/events", body, "req-5", "slc_not_a_token");
     REQUIRE(anonymous);
     CHECK(anonymous->status == 401);
+    // An unbound source has no running sync to wake.
+    auto unbound = client.Post("/api/sources/kb/sync", httplib::Headers{{"Authorization",
+                                                                         "Bearer " + admin}},
+                               "{}", "application/json");
+    REQUIRE(unbound);
+    CHECK(unbound->status == 409);
+    CHECK(json::parse(unbound->body)["error"]["message"].get<std::string>().find(
+              "not bound to an index") != std::string::npos);
 
     // The sync engine's view, from another process while the server runs.
     auto [code, printed] = run_sluice({"source", "poll", "kb", "--data-dir", data});

@@ -373,10 +373,22 @@ TEST_CASE("GET /api/sources shows the bound index and the sync status") {
     auto unknown = client.Get("/api/sources/nope");
     REQUIRE(unknown);
     CHECK(unknown->status == 404);
+    // "Sync now" answers the source's status; an unknown source is a 404.
+    auto woken = client.Post("/api/sources/docs/sync", "{}", "application/json");
+    REQUIRE(woken);
+    REQUIRE_MESSAGE(woken->status == 200, woken->body);
+    CHECK(json::parse(woken->body)["name"] == "docs");
+    CHECK(json::parse(woken->body)["sync"]["documents"] == 1);
+    auto wake_unknown = client.Post("/api/sources/nope/sync", "{}", "application/json");
+    REQUIRE(wake_unknown);
+    CHECK(wake_unknown->status == 404);
     httplib::Client anonymous("127.0.0.1", port);
     auto refused = anonymous.Get("/api/sources");
     REQUIRE(refused);
     CHECK(refused->status == 401);
+    auto refused_wake = anonymous.Post("/api/sources/docs/sync", "{}", "application/json");
+    REQUIRE(refused_wake);
+    CHECK(refused_wake->status == 401);
 
     server.signal(SIGTERM);
     CHECK(server.wait(30s) == 0);

@@ -27,6 +27,9 @@ struct ModelRequest {
     nlohmann::json response_schema;
     int max_tokens = 256;
     double temperature = 0.0;
+    // Sampling seed: with a temperature above 0, the same seed gives the same reply, and
+    // different seeds give independent draws (best-of-N candidates, judge calls).
+    std::uint64_t seed = 0;
     // Receives answer text as it is produced (not tool-call markup); may be empty.
     std::function<void(std::string_view)> on_text;
 };

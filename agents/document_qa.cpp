@@ -252,7 +252,7 @@ Result<QaResult> answer_question(const std::string& question, const retrieval::I
             sources += block;
             result.citations.push_back({number, hit.chunk.doc_key, hit.chunk.uri, hit.chunk.title,
                                         hit.chunk.char_begin, hit.chunk.char_end, hit.score,
-                                        false});
+                                        false, hit.chunk.text});
         }
         span.set_outputs({{"sources", result.citations.size()},
                           {"context_tokens", result.context_tokens}});

@@ -67,6 +67,8 @@ struct Citation {
     std::uint64_t char_end = 0;
     double score = 0;
     bool cited = false;  // the answer mentions [n]
+    // The chunk text the model was shown (for judges of groundedness); not part of the JSON.
+    std::string text;
 };
 
 struct QaStageTimes {

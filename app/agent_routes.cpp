@@ -61,6 +61,32 @@ void save_trace(agents::TraceStore& traces, const agents::Trace& trace,
     }
 }
 
+void offer_qa(AgentServices& s, const std::string& trace_id, const std::string& question,
+              const agents::QaResult& result) {
+    if (s.monitor == nullptr || result.refused) {
+        return;
+    }
+    agents::evaluation::JudgeInput input;
+    input.request = question;
+    input.response = result.answer;
+    input.has_context = true;
+    for (const auto& citation : result.citations) {
+        input.context.push_back({citation.uri, citation.text});
+    }
+    s.monitor->offer(trace_id, std::move(input));
+}
+
+void offer_answer(AgentServices& s, const std::string& trace_id, const std::string& request,
+                  const std::string& answer) {
+    if (s.monitor == nullptr) {
+        return;
+    }
+    agents::evaluation::JudgeInput input;
+    input.request = request;
+    input.response = answer;
+    s.monitor->offer(trace_id, std::move(input));
+}
+
 void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& req,
              httplib::Response& res) {
     auto body = parse_json_body(req);
@@ -107,6 +133,7 @@ void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& 
             send_status(res, result.status(), info.request_id);
             return;
         }
+        offer_qa(s, trace->id(), *question, *result);
         send_safe(res, qa_json(*result, trace->id()));
         return;
     }
@@ -120,6 +147,7 @@ void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& 
             [&](std::string_view text) { stream->push("tokens", {{"text", std::string(text)}}); });
         save_trace(s.traces, *trace, request_id);
         if (result.ok()) {
+            offer_qa(s, trace->id(), question, *result);
             stream->push("final", qa_json(*result, trace->id()));
         } else {
             stream->push("error", {{"message", result.status().message()},
@@ -247,12 +275,14 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
     }
     std::string agent = req.matches[1].str();
     governance::RequestContext context = context_of(info);
+    std::string request_text = messages->back().content;
     if (!body->value("stream", false)) {
         auto result = s.runtime.invoke(context, agent, std::move(*messages), {});
         if (!result.ok()) {
             send_status(res, result.status(), info.request_id);
             return;
         }
+        offer_answer(s, result->trace_id, request_text, result->run.answer);
         send_safe(res, {{"agent", agent},
                         {"answer", result->run.answer},
                         {"stop_reason", agents::stop_reason_name(result->run.stop)},
@@ -264,12 +294,15 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
         return;
     }
     auto events = std::make_shared<EventStream>();
-    events->start([&s, stream = events.get(), context, agent,
+    events->start([&s, stream = events.get(), context, agent, request_text,
                    messages = std::move(*messages)]() mutable {
         auto result = s.runtime.invoke(context, agent, std::move(messages),
                                        [stream](const agents::AgentEvent& event) {
                                            stream->push(event.type, event.data);
                                        });
+        if (result.ok()) {
+            offer_answer(s, result->trace_id, request_text, result->run.answer);
+        }
         if (!result.ok()) {
             stream->push("error", {{"message", result.status().message()},
                                    {"code", status_code_name(result.status().code())}});

@@ -19,6 +19,7 @@
 
 #include "agents/agent_runtime.h"
 #include "agents/chat_model.h"
+#include "agents/evaluation/monitor.h"
 #include "app/http_server.h"
 #include "app/model_host.h"
 #include "app/openai_routes.h"
@@ -47,6 +48,8 @@ struct AgentServices {
     agents::TraceStore& traces;
     agents::AgentRuntime& runtime;
     ServedChatModel& model;
+    // Offered every answer, to judge a sample of live traffic; null: no monitoring.
+    agents::evaluation::Monitor* monitor = nullptr;
 };
 
 void add_agent_routes(HttpServer& server, AgentServices& services);

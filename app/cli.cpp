@@ -6,12 +6,14 @@
 #include "app/bench_authz.h"
 #include "app/bench_limits.h"
 #include "app/bench_decode.h"
+#include "app/bench_eval.h"
 #include "app/bench_grammar.h"
 #include "app/bench_memory.h"
 #include "app/bench_qa.h"
 #include "app/bench_serve.h"
 #include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
+#include "app/eval_commands.h"
 #include "app/generate_command.h"
 #include "app/governance_commands.h"
 #include "app/model_commands.h"
@@ -54,6 +56,8 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_retrieval_bench(*this);
     add_search_command(*this);
     add_ask_command(*this);
+    add_eval_commands(*this);
+    add_eval_bench(*this);
     add_source_commands(*this);
     add_sources_bench(*this);
     add_sync_bench(*this);

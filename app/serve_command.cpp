@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "app/agent_routes.h"
+#include "app/eval_routes.h"
 #include "app/build_info.h"
 #include "app/catalog_routes.h"
 #include "app/console_routes.h"
@@ -154,8 +155,12 @@ int run_server(const Config& config) {
 
     auto agent_store = agents::AgentStore::open((*data_dir)->path() / governance::kCatalogFile);
     auto trace_store = agents::TraceStore::open((*data_dir)->path() / governance::kCatalogFile);
-    if (!agent_store.ok() || !trace_store.ok()) {
-        Status failed = agent_store.ok() ? trace_store.status() : agent_store.status();
+    auto eval_store =
+        agents::evaluation::EvalStore::open((*data_dir)->path() / governance::kCatalogFile);
+    if (!agent_store.ok() || !trace_store.ok() || !eval_store.ok()) {
+        Status failed = !agent_store.ok()  ? agent_store.status()
+                        : !trace_store.ok() ? trace_store.status()
+                                            : eval_store.status();
         log::error("server", "cannot open the agents tables", {{"error", failed.message()}});
         log::flush();
         std::cerr << "sluice serve: " << failed.message() << "\n";
@@ -199,13 +204,21 @@ int run_server(const Config& config) {
             }
             return served_model.get();
         });
-    AgentServices agent_services{governance,    **indexes, **agent_store,
-                                 **trace_store, runtime,   served_model};
+    // Judges a configured share of live answers on its own thread (docs/evaluation.md).
+    agents::evaluation::Monitor monitor(
+        **eval_store, [&served_model] { return served_model.get(); },
+        agents::evaluation::JudgeOptions{});
+    AgentServices agent_services{governance, **indexes,    **agent_store, **trace_store,
+                                 runtime,    served_model, &monitor};
+    EvalServices eval_services{governance, **indexes, **eval_store, **trace_store, runtime,
+                               [&served_model] { return served_model.get(); }, &monitor};
     add_health_routes(server, readiness, metrics);
     add_console_routes(server);
     add_openai_routes(server, model, OpenAiOptions{.governance = &governance, .streams = &streams},
                       agent_chat_delegate(agent_services));
     add_agent_routes(server, agent_services);
+    add_eval_routes(server, eval_services);
+    add_feedback_routes(server, eval_services);
     metrics.add_collector([&model] { return model.metrics_text(); });
     add_catalog_routes(server, governance);
     add_principal_routes(server, governance);

@@ -24,7 +24,10 @@ function(sluice_target_warnings target)
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${SLUICE_WARNINGS}>)
 endfunction()
 
+# Optional third argument: folders of the module whose top-level headers are public too
+# (agents/evaluation): a concern big enough for its own folder that other modules still use.
 function(sluice_public_headers module out_dir)
+  set(subdirs "${ARGN}")
   set(dir "${CMAKE_SOURCE_DIR}/${module}")
   set(public_root "${CMAKE_BINARY_DIR}/include/public/${module}")
   file(REMOVE_RECURSE "${public_root}")
@@ -33,6 +36,14 @@ function(sluice_public_headers module out_dir)
   foreach(header IN LISTS headers)
     get_filename_component(header_name "${header}" NAME)
     file(CREATE_LINK "${header}" "${public_root}/${module}/${header_name}" SYMBOLIC)
+  endforeach()
+  foreach(subdir IN LISTS subdirs)
+    file(MAKE_DIRECTORY "${public_root}/${module}/${subdir}")
+    file(GLOB sub_headers CONFIGURE_DEPENDS "${dir}/${subdir}/*.h")
+    foreach(header IN LISTS sub_headers)
+      get_filename_component(header_name "${header}" NAME)
+      file(CREATE_LINK "${header}" "${public_root}/${module}/${subdir}/${header_name}" SYMBOLIC)
+    endforeach()
   endforeach()
   set(${out_dir} "${public_root}" PARENT_SCOPE)
 endfunction()
@@ -47,17 +58,17 @@ function(sluice_private_headers module out_dir)
 endfunction()
 
 # sluice_module(NAME <module> [DEPS <modules>] [LIBS <targets>] [PRIVATE_LIBS <targets>]
-#               [EXCLUDE <relative source paths>])
+#               [EXCLUDE <relative source paths>] [PUBLIC_SUBDIRS <folders>])
 # Creates target sluice_<module> from <module>/**/*.cpp (and **/*.cu when CUDA is on; cuda/
 # folders are skipped otherwise). DEPS are other Sluice modules; LIBS are third-party targets
 # the public headers expose; PRIVATE_LIBS are used by the implementation only.
 function(sluice_module)
-  cmake_parse_arguments(ARG "" "NAME" "DEPS;LIBS;PRIVATE_LIBS;EXCLUDE" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME" "DEPS;LIBS;PRIVATE_LIBS;EXCLUDE;PUBLIC_SUBDIRS" ${ARGN})
   set(module ${ARG_NAME})
   set(target sluice_${module})
   set(dir "${CMAKE_SOURCE_DIR}/${module}")
 
-  sluice_public_headers(${module} public_dir)
+  sluice_public_headers(${module} public_dir "${ARG_PUBLIC_SUBDIRS}")
   sluice_private_headers(${module} private_dir)
 
   file(GLOB_RECURSE sources CONFIGURE_DEPENDS "${dir}/*.cpp")

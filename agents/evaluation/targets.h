@@ -1,0 +1,30 @@
+#pragma once
+// What an evaluation run asks: the answerers a Target (evaluator.h) wraps.
+//
+//   qa_target      document QA over one index, retrieving as the reader; the retrieved
+//                  context is the sources the model was shown (doc_uri = the source's URI)
+//   agent_target   a catalog agent invoked as the caller (EXECUTE checked and audited by the
+//                  runtime for every row); agents report no retrieved context
+//
+// Each answer writes its trace (stored in the TraceStore), whose id the row links to.
+//
+// Thread safety: the targets are thread-safe when what they borrow is; all must outlive them.
+
+#include <memory>
+
+#include "agents/agent_runtime.h"
+#include "agents/document_qa.h"
+#include "agents/evaluation/evaluator.h"
+#include "agents/trace.h"
+#include "governance/request_context.h"
+#include "retrieval/index.h"
+
+namespace sluice::agents::evaluation {
+
+Target qa_target(std::shared_ptr<const retrieval::Index> index, retrieval::Reader reader,
+                 std::shared_ptr<ChatModel> model, QaOptions options, TraceStore* traces,
+                 governance::RequestContext caller);
+
+Target agent_target(AgentRuntime& runtime, std::string agent, governance::RequestContext caller);
+
+}  // namespace sluice::agents::evaluation

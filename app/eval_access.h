@@ -1,0 +1,43 @@
+#pragma once
+// How evaluation sets and runs are governed. An evaluation set is a catalog table
+// (`catalog.schema.name`, tagged kind=eval_set), as evaluation data sets are tables in a
+// lakehouse catalog; so grants, ownership and inheritance are governance's own:
+//
+//   create a set            CREATE_TABLE on the schema (the caller then owns the set)
+//   add a version           MODIFY on the set
+//   read rows, runs of it   SELECT on the set
+//
+// A run belongs to its set: reading it needs SELECT on the set; running an agent needs, in
+// addition, EXECUTE on the agent (checked by the agent runtime for every row). Every decision
+// goes through Authorizer::require, which audits allows and denies alike.
+//
+// Thread safety: free functions; thread-safe.
+
+#include <string>
+
+#include "common/result.h"
+#include "governance/governance.h"
+
+namespace sluice::app {
+
+inline constexpr std::string_view kEvalSetTag = "eval_set";
+
+// kInvalidArgument for a name that is not catalog.schema.name.
+Status check_eval_set_name(const std::string& name);
+
+// Creates the set's securable when it does not exist (CREATE_TABLE on the schema, audited as
+// securable.create) or requires MODIFY on it; kFailedPrecondition when the name is a table
+// that is not an evaluation set.
+Status authorize_eval_set_write(governance::Governance& gov,
+                                const governance::RequestContext& context,
+                                const std::string& name);
+
+// SELECT on the set (audited). kNotFound when there is no such set.
+Status authorize_eval_set_read(governance::Governance& gov,
+                               const governance::RequestContext& context, const std::string& name);
+
+// The same decision unaudited, for filtering listings (the listing itself is audited).
+bool may_read_eval_set(governance::Governance& gov, const governance::RequestContext& context,
+                       const std::string& name);
+
+}  // namespace sluice::app

@@ -28,6 +28,12 @@ function intervalChart(aggregate) {
   return svg;
 }
 
+function when(createdAt) {
+  const date = typeof createdAt === 'number' ? new Date(createdAt) : new Date(String(createdAt));
+  return Number.isNaN(date.getTime()) ? String(createdAt)
+    : date.toISOString().replace('T', ' ').slice(0, 19);
+}
+
 function verdictCell(verdict) {
   if (!verdict) return '—';
   return h('details', { class: `verdict verdict-${verdict.verdict}` },
@@ -49,7 +55,7 @@ function runDetail(run) {
   const metrics = Object.entries(run.metrics ?? {});
   return [
     h('p', { class: 'meta' }, `Agent ${run.agent} on set ${run.set} v${run.set_version}, ` +
-      `${run.status}, ${run.created_at}. `,
+      `${run.status}, ${when(run.created_at)} UTC. `,
       h('a', { href: `${paths.eval}/runs/${enc(run.id)}/report.html`, 'data-report': run.id },
         'Download the HTML report')),
     aggregates,
@@ -67,8 +73,9 @@ function compareDetail(comparison) {
     percent(c.b_pass_rate), percent(c.win_rate), Number(c.p_value).toFixed(3),
     c.significant ? 'yes' : 'no']));
   const changed = (comparison.rows ?? []).filter((row) => row.changed);
-  const summarize = (side) => Object.entries(side?.verdicts ?? {})
-    .map(([judge, v]) => `${judge}: ${v.verdict}`).join(', ') || side?.response || '—';
+  // Each side of a row is its verdicts by judge.
+  const summarize = (side) => Object.entries(side ?? {})
+    .map(([judge, v]) => `${judge}: ${v.verdict}`).join(', ') || '—';
   return [judges, changed.length
     ? table(`${changed.length} rows changed`, ['#', 'A', 'B'],
       changed.map((row) => [row.index, summarize(row.a), summarize(row.b)]))
@@ -122,8 +129,8 @@ export const evaluationsPage = {
         compare.disabled = picks.length !== 2;
       });
       return [box, h('button', { type: 'button', class: 'link', onclick: () => show(run.id) },
-        String(run.id)), run.agent, `${run.set} v${run.set_version}`, run.created_at, run.status,
-      number(run.n_rows), ...judges.map((judge) => percent(run.pass_rates?.[judge]))];
+        String(run.id)), run.agent, `${run.set} v${run.set_version}`, when(run.created_at),
+      run.status, number(run.n_rows), ...judges.map((judge) => percent(run.pass_rates?.[judge]))];
     });
     compare.addEventListener('click', async () => {
       clear(detail, h('p', {}, 'Comparing…'));

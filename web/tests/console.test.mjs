@@ -5,16 +5,18 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, login, openPage, screenshot, waitForText } from './browser.mjs';
-import { seed } from './seed.mjs';
-import { startServer } from './server.mjs';
+import { seed, seedEvaluations } from './seed.mjs';
+import { api, startServer } from './server.mjs';
 
 let server;
 let browser;
 let alice;
+let evalRuns;
 
 before(async () => {
   server = await startServer();
   ({ alice } = await seed(server));
+  evalRuns = await seedEvaluations(server);
   browser = await launch();
 }, { timeout: 600000 });
 
@@ -222,6 +224,56 @@ test('usage: tokens and requests per principal as charts, with totals', async ()
   await screenshot(page, 'usage');
   await page.getByLabel('Per', { exact: true }).selectOption('endpoint');
   await page.locator('table caption', { hasText: 'Totals per endpoint' }).waitFor();
+  await done(opened);
+});
+
+test('evaluations: runs, pass rates with intervals, rationales, and two runs compared', async () => {
+  const run = await api(server, server.token, 'GET', `/api/eval/runs/${evalRuns.a}`);
+  const compared = await api(server, server.token, 'GET',
+    `/api/eval/compare?a=${evalRuns.a}&b=${evalRuns.b}`);
+  const opened = await signedIn('evaluations');
+  const { page } = opened;
+  const runs = page.locator('table').filter({ has: page.locator('caption', {
+    hasText: 'Evaluation runs' }) });
+  for (const id of [evalRuns.a, evalRuns.b]) {
+    await waitForText(runs.getByRole('row'), new RegExp(`${id}qa:docsmain\\.support\\.faq v1`));
+  }
+  await runs.getByRole('button', { name: evalRuns.a }).click();
+  await page.getByRole('heading', { name: `Run ${evalRuns.a}` }).waitFor();
+  const aggregates = page.locator('table').filter({ has: page.locator('caption', {
+    hasText: 'Pass rate per judge (with interval)' }) });
+  for (const judge of ['relevance', 'safety']) {
+    const a = run.aggregates[judge];
+    const percent = (rate) => `${(rate * 100).toFixed(1)}%`;
+    await waitForText(aggregates.getByRole('row'), new RegExp(`^${judge}` +
+      `${percent(a.pass_rate).replace('.', '\\.')}${percent(a.ci_low).replace('.', '\\.')}`));
+    assert.equal(await aggregates.getByRole('img', { name: new RegExp(`^${percent(a.pass_rate)
+      .replace('.', '\\.')}, interval`) }).count() >= 1, true);
+  }
+  const rows = page.locator('table.eval-rows');
+  const first = run.rows[0];
+  const row = rows.getByRole('row').filter({ hasText: first.request });
+  const verdict = first.verdicts.relevance;
+  await row.locator('details.verdict').first().locator('summary').click();
+  await waitForText(row.locator('details.verdict').first(), verdict.rationale || '—');
+  assert.equal(await row.locator('details.verdict summary').first().textContent(),
+    verdict.verdict);
+  await screenshot(page, 'evaluation-run');
+
+  await runs.getByRole('checkbox', { name: `Select run ${evalRuns.a} to compare` }).check();
+  await runs.getByRole('checkbox', { name: `Select run ${evalRuns.b} to compare` }).check();
+  await page.getByRole('button', { name: 'Compare selected' }).click();
+  const comparison = page.locator('table').filter({ has: page.locator('caption', {
+    hasText: `Run ${evalRuns.a} against run ${evalRuns.b}` }) });
+  for (const [judge, c] of Object.entries(compared.judges)) {
+    await waitForText(comparison.getByRole('row'),
+      new RegExp(`^${judge}.*${Number(c.p_value).toFixed(3).replace('.', '\\.')}` +
+        `${c.significant ? 'yes' : 'no'}$`));
+  }
+  const changed = compared.rows.filter((r) => r.changed).length;
+  await waitForText(page.locator('.detail'), changed ? `${changed} rows changed`
+    : 'No row changed outcome.');
+  await screenshot(page, 'evaluation-compare');
   await done(opened);
 });
 

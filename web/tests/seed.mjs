@@ -71,3 +71,20 @@ export async function seed(server) {
   await api(server, alice, 'POST', '/v1/chat/completions', hello);
   return { alice };
 }
+
+// Two evaluation runs of document QA over the docs index, judged by two built-in judges.
+export async function seedEvaluations(server) {
+  const admin = (method, path, body) => api(server, server.token, method, path, body);
+  await admin('POST', '/api/eval/sets', { name: 'main.support.faq', rows: [
+    { request: 'How many days of paid holiday?', expected_response: 'Twenty five days.' },
+    { request: 'When do expenses need a receipt?', expected_response: 'Above fifty euros.' },
+  ] });
+  const run = (seed) => admin('POST', '/api/eval/runs', {
+    qa: { index: 'docs', options: { max_tokens: 8 } }, set: 'main.support.faq',
+    judges: ['relevance', 'safety'], rationale_max_chars: 40, bootstrap_resamples: 200,
+    concurrency: 2, seed,
+  });
+  const a = await run(1);
+  const b = await run(2);
+  return { a: a.id, b: b.id };
+}

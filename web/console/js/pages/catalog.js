@@ -75,9 +75,10 @@ async function grantsView(type, fullName, principals, place) {
   const revoke = async (principal, privilege) => {
     try {
       await sendJson('PATCH', url, { changes: [{ principal, remove: [privilege] }] });
-      live.textContent = `Revoked ${privilege} from ${principal}.`;
+      // Announced once the table shows the change.
+      const message = `Revoked ${privilege} from ${principal}.`;
       await grantsView(type, fullName, principals, place);
-      place.querySelector('.live').textContent = live.textContent;
+      place.querySelector('.live').textContent = message;
     } catch (error) {
       live.textContent = error.message;
     }

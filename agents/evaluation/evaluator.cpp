@@ -225,7 +225,7 @@ Result<EvalResult> evaluate(const std::vector<EvalRow>& rows, const Target& targ
         std::int64_t prompt_tokens = 0;
         std::int64_t completion_tokens = 0;
         Clock::time_point begun = Clock::now();
-        if (rows[i].response) {
+        if (!target && rows[i].response) {
             out.response = *rows[i].response;
             out.has_context = rows[i].retrieved_context.has_value();
             out.context = rows[i].retrieved_context.value_or(std::vector<ContextChunk>{});

@@ -203,6 +203,8 @@ TEST_CASE("verdicts are checked against the schema") {
     CHECK_FALSE(parse_verdict(R"({"rationale":"fine","verdict":"maybe"})", 10).ok());
     CHECK_FALSE(parse_verdict(R"({"rationale":"far too long here","verdict":"no"})", 10).ok());
     CHECK_FALSE(parse_verdict(R"({"rationale":"a\"b","verdict":"no"})", 10).ok());
+    CHECK_FALSE(parse_verdict(R"({"rationale":"a[b]","verdict":"no"})", 10).ok());
+    CHECK(parse_verdict(R"j({"rationale":"A-z 0_9 (ok)","verdict":"no"})j", 20).ok());
     CHECK_FALSE(parse_verdict(R"({"verdict":"no"})", 10).ok());
     CHECK_FALSE(parse_verdict(R"({"rationale":"","verdict":"no","x":1})", 10).ok());
     json schema = verdict_schema(12);

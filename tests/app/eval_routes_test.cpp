@@ -269,6 +269,13 @@ TEST_CASE("eval REST: runs, reports, comparison, feedback, calibration and corre
                                 {{"agent", "main.qa.helper"}, {"set", "main.qa.set"}})) == 403);
     CHECK(site.status(site.call(site.alice, "POST", "/api/eval/runs",
                                 {{"set", "main.qa.set"}, {"judges", {"nope"}}})) == 400);
+    // The judges' tokens are charged to the caller in governance's usage.
+    auto spent = site.gov->usage().query({});
+    REQUIRE(spent.ok());
+    CHECK(spent->size() == 1);
+    CHECK((*spent)[0].tokens.input_tokens ==
+          a["judge_usage"]["prompt_tokens"].get<std::int64_t>() +
+              b["judge_usage"]["prompt_tokens"].get<std::int64_t>());
 
     json runs = site.ok(site.call(site.alice, "GET", "/api/eval/runs"));
     REQUIRE(runs["runs"].size() == 2);

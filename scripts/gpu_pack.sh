@@ -14,16 +14,20 @@ stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib" "$stage/shared/golden"
 cp "$BUILD/bin/sluice" "$BUILD/bin/inference_gpu_tests" "$stage/bin/"
-strip --strip-unneeded "$stage"/bin/*
+# The test binary keeps its symbols for readable crash reports.
+strip --strip-unneeded "$stage/bin/sluice"
 for binary in "$stage"/bin/*; do
   ldd "$binary" | awk '/=> \// { print $3 }'
 done | sort -u |
   grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*|libpthread|libdl|librt|libcuda|libcudart|libcublas[^/]*|libnccl)\.so' |
   xargs -r cp -L -t "$stage/lib"
 cp -r "$SHARED/golden/dbrx" "$stage/shared/golden/"
+# `sluice model init-tiny` looks for the tokenizer ranks beside the binary, in ../share/sluice.
+mkdir -p "$stage/share/sluice"
+cp "$ROOT/inference/assets/cl100k_base.tiktoken" "$stage/share/sluice/"
 
 mkdir -p "$DEST"
 rm -rf "${DEST:?}"/*
-tar -C "$stage" -cf - bin lib shared | xz -T2 -6 >"$DEST/pack.tar.xz"
+tar -C "$stage" -cf - bin lib shared share | xz -T2 -6 >"$DEST/pack.tar.xz"
 cp "$ROOT/scripts/gpu_check.sh" "$DEST/check.sh"
 du -sh "$DEST"/*

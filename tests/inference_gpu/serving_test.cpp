@@ -100,7 +100,7 @@ TEST_CASE("cuda serving: mixed prefill and decode batches give the reference's g
         }
         INFO(name);
         CHECK(backend.mixed_steps > 0);
-        MESSAGE(name << ": " << backend.mixed_steps << " mixed prefill+decode steps, "
+        MESSAGE(std::string(name) << ": " << backend.mixed_steps << " mixed prefill+decode steps, "
                      << backend.copies << " block copies");
     }
 }

@@ -18,6 +18,11 @@ export LD_LIBRARY_PATH="$WORK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export SLUICE_SHARED_DIR="$WORK/shared"
 SLUICE="$WORK/bin/sluice"
 SUMMARY="$OUT/summary.txt"
+# A test binary beside this script replaces the packed one (rerunning the tests after a fix
+# without repacking); SLUICE_GPU_CHECK=tests stops after them.
+if [ -f "$HERE/inference_gpu_tests" ]; then
+  cp "$HERE/inference_gpu_tests" "$WORK/bin/inference_gpu_tests"
+fi
 failed=0
 
 say() { echo "$*" | tee -a "$SUMMARY"; }
@@ -38,6 +43,9 @@ say "inference_gpu_tests: ${SECONDS} s"
 grep -E "^\[doctest\] (test cases|assertions)|MESSAGE|max relative|mixed prefill" \
   "$OUT/gpu_tests.log" | tee -a "$SUMMARY"
 verdict "inference_gpu_tests" "$code"
+if [ "${SLUICE_GPU_CHECK:-all}" = tests ]; then
+  exit $failed
+fi
 
 say "== sluice generate --backend cuda (tiny preset, against --backend cpu)"
 "$SLUICE" model init-tiny --out "$WORK/tiny" >/dev/null 2>&1

@@ -8,7 +8,9 @@
 // to identical greedy ids.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <random>
 
 #include "gpu_test_support.h"
@@ -119,10 +121,11 @@ TEST_CASE("cuda dbrx: bf16 weights give the cpu backend's bf16 logits and greedy
 }
 
 TEST_CASE("cuda dbrx: the tiny preset (DBRX vocabulary, bf16) matches the cpu backend") {
-    // The tiny preset's random weights make the model sensitive to rounding (near-tied expert
-    // choices): the CPU backend disagrees with itself by about 3e-3 between its f32 and bf16
-    // kernels on the very same weight values. The GPU is held to a small multiple of that
-    // disagreement, measured here, rather than to the goldens' 1e-4.
+    // The tiny preset's random weights amplify rounding: on the development machine the CPU
+    // backend disagrees with itself by 5.6e-3 (max relative logit difference) between its f32 and
+    // bf16 kernels on the very same weight values and this prompt, and the GPU differs from it by
+    // 5.7e-3 on an H200. Its documented tolerance is therefore 2e-2, with the greedy choice equal
+    // at every position whose top-2 margin is wider than twice the difference found.
     const auto dir = std::filesystem::temp_directory_path() /
                      ("sluice-gpu-tiny-" + std::to_string(std::random_device()()));
     TinyModelOptions options;
@@ -135,19 +138,27 @@ TEST_CASE("cuda dbrx: the tiny preset (DBRX vocabulary, bf16) matches the cpu ba
     }
     auto gpu = open_cuda(dir.string(), WeightFormat::kBF16, 16, 16);
     auto cpu = open_cpu(dir.string(), WeightFormat::kBF16, 16, 16);
-    auto cpu_f32 = open_cpu(dir.string(), WeightFormat::kF32, 16, 16);
     const auto rows = testing::forward_all(*gpu, prompt, scrambled_blocks(16));
     const auto cpu_rows = testing::forward_all(*cpu, prompt, scrambled_blocks(16));
-    const auto cpu_f32_rows = testing::forward_all(*cpu_f32, prompt, scrambled_blocks(16));
-    double gpu_vs_cpu = 0;
-    double cpu_vs_cpu = 0;
+    double worst = 0;
     for (size_t p = 0; p < rows.size(); ++p) {
-        gpu_vs_cpu = std::max(gpu_vs_cpu, relative_max_diff(rows[p], cpu_rows[p]));
-        cpu_vs_cpu = std::max(cpu_vs_cpu, relative_max_diff(cpu_f32_rows[p], cpu_rows[p]));
+        worst = std::max(worst, relative_max_diff(rows[p], cpu_rows[p]));
     }
-    MESSAGE("tiny preset, 40 tokens: max relative logit difference gpu vs cpu " << gpu_vs_cpu
-            << ", cpu f32 kernels vs cpu bf16 kernels " << cpu_vs_cpu);
-    CHECK(gpu_vs_cpu <= std::max(kTolerance, 4 * cpu_vs_cpu));
+    CHECK(worst <= 2e-2);
+    int compared = 0;
+    for (size_t p = 0; p < rows.size(); ++p) {
+        std::vector<float> sorted = cpu_rows[p];
+        std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
+        const float scale = std::max(std::fabs(sorted.front()), std::fabs(*std::min_element(
+                                                                    cpu_rows[p].begin(),
+                                                                    cpu_rows[p].end())));
+        if ((sorted[0] - sorted[1]) / scale > 2 * worst) {
+            ++compared;
+            CHECK(testing::argmax(rows[p]) == testing::argmax(cpu_rows[p]));
+        }
+    }
+    MESSAGE("tiny preset, 40 tokens: max relative logit difference gpu vs cpu " << worst << "; "
+            << compared << " positions with a wide enough margin have equal greedy choices");
     std::filesystem::remove_all(dir);
 }
 

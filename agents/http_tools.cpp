@@ -187,15 +187,14 @@ Result<json> send_through(governance::Authorizer& authorizer, const ToolContext&
 
 HttpRequestTool::HttpRequestTool(std::string function_name, std::string description,
                                  Connection connection, governance::Authorizer& authorizer)
-    : function_name_(std::move(function_name)),
-      description_(std::move(description)),
-      parameters_({{"type", "object"},
-                   {"properties",
-                    {{"method", {{"type", "string"}, {"enum", {"GET", "POST"}}}},
-                     {"url", {{"type", "string"}, {"minLength", 8}}},
-                     {"body", {{"type", "string"}}}}},
-                   {"required", {"method", "url"}},
-                   {"additionalProperties", false}}),
+    : Tool(std::move(function_name), std::move(description),
+           json({{"type", "object"},
+                 {"properties",
+                  {{"method", {{"type", "string"}, {"enum", {"GET", "POST"}}}},
+                   {"url", {{"type", "string"}, {"minLength", 8}}},
+                   {"body", {{"type", "string"}}}}},
+                 {"required", {"method", "url"}},
+                 {"additionalProperties", false}})),
       connection_(std::move(connection)),
       authorizer_(authorizer) {}
 
@@ -205,14 +204,11 @@ Result<json> HttpRequestTool::invoke(const ToolContext& context, const json& arg
 }
 
 HttpEndpointTool::HttpEndpointTool(std::string function_name, std::string description,
-                                   std::string method, std::string url_template,
-                                   json parameters, Connection connection,
-                                   governance::Authorizer& authorizer)
-    : function_name_(std::move(function_name)),
-      description_(std::move(description)),
+                                   std::string method, std::string url_template, json parameters,
+                                   Connection connection, governance::Authorizer& authorizer)
+    : Tool(std::move(function_name), std::move(description), std::move(parameters)),
       method_(std::move(method)),
       url_template_(std::move(url_template)),
-      parameters_(std::move(parameters)),
       connection_(std::move(connection)),
       authorizer_(authorizer) {}
 

@@ -51,16 +51,10 @@ class HttpRequestTool final : public Tool {
 public:
     HttpRequestTool(std::string function_name, std::string description, Connection connection,
                     governance::Authorizer& authorizer);
-    const std::string& function_name() const override { return function_name_; }
-    const std::string& description() const override { return description_; }
-    const nlohmann::json& parameters() const override { return parameters_; }
     Result<nlohmann::json> invoke(const ToolContext& context,
                                   const nlohmann::json& arguments) override;
 
 private:
-    std::string function_name_;
-    std::string description_;
-    nlohmann::json parameters_;
     Connection connection_;
     governance::Authorizer& authorizer_;
 };
@@ -72,18 +66,12 @@ public:
     HttpEndpointTool(std::string function_name, std::string description, std::string method,
                      std::string url_template, nlohmann::json parameters, Connection connection,
                      governance::Authorizer& authorizer);
-    const std::string& function_name() const override { return function_name_; }
-    const std::string& description() const override { return description_; }
-    const nlohmann::json& parameters() const override { return parameters_; }
     Result<nlohmann::json> invoke(const ToolContext& context,
                                   const nlohmann::json& arguments) override;
 
 private:
-    std::string function_name_;
-    std::string description_;
     std::string method_;
     std::string url_template_;
-    nlohmann::json parameters_;
     Connection connection_;
     governance::Authorizer& authorizer_;
 };

@@ -6,14 +6,13 @@ using nlohmann::json;
 
 VectorSearchTool::VectorSearchTool(std::string function_name, std::string description,
                                    std::shared_ptr<retrieval::Index> index, int max_k)
-    : function_name_(std::move(function_name)),
-      description_(std::move(description)),
-      parameters_({{"type", "object"},
-                   {"properties",
-                    {{"query", {{"type", "string"}, {"minLength", 1}}},
-                     {"k", {{"type", "integer"}, {"minimum", 1}, {"maximum", max_k}}}}},
-                   {"required", {"query"}},
-                   {"additionalProperties", false}}),
+    : Tool(std::move(function_name), std::move(description),
+           json({{"type", "object"},
+                 {"properties",
+                  {{"query", {{"type", "string"}, {"minLength", 1}}},
+                   {"k", {{"type", "integer"}, {"minimum", 1}, {"maximum", max_k}}}}},
+                 {"required", {"query"}},
+                 {"additionalProperties", false}})),
       index_(std::move(index)) {}
 
 Result<json> VectorSearchTool::invoke(const ToolContext& context, const json& arguments) {

@@ -16,17 +16,11 @@ class VectorSearchTool final : public Tool {
 public:
     VectorSearchTool(std::string function_name, std::string description,
                      std::shared_ptr<retrieval::Index> index, int max_k = 20);
-    const std::string& function_name() const override { return function_name_; }
-    const std::string& description() const override { return description_; }
-    const nlohmann::json& parameters() const override { return parameters_; }
     // {"hits": [{"uri", "title", "text", "score", "char_begin", "char_end"}]}
     Result<nlohmann::json> invoke(const ToolContext& context,
                                   const nlohmann::json& arguments) override;
 
 private:
-    std::string function_name_;
-    std::string description_;
-    nlohmann::json parameters_;
     std::shared_ptr<retrieval::Index> index_;
 };
 

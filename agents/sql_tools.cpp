@@ -313,16 +313,15 @@ Result<json> run_governed_sql(governance::Governance& gov, const ToolContext& co
 
 SqlQueryTool::SqlQueryTool(std::string function_name, std::string description, SqlSource source,
                            SqlLimits limits, governance::Governance& gov)
-    : function_name_(std::move(function_name)),
-      description_(std::move(description)),
-      parameters_({{"type", "object"},
-                   {"properties",
-                    {{"query",
-                      {{"type", "string"},
-                       {"description", "one SQLite SELECT statement over the governed tables"},
-                       {"minLength", 1}}}}},
-                   {"required", {"query"}},
-                   {"additionalProperties", false}}),
+    : Tool(std::move(function_name), std::move(description),
+           json({{"type", "object"},
+                 {"properties",
+                  {{"query",
+                    {{"type", "string"},
+                     {"description", "one SQLite SELECT statement over the governed tables"},
+                     {"minLength", 1}}}}},
+                 {"required", {"query"}},
+                 {"additionalProperties", false}})),
       source_(std::move(source)),
       limits_(limits),
       gov_(gov) {}
@@ -356,10 +355,8 @@ Result<std::unique_ptr<SqlTemplateTool>> SqlTemplateTool::make(
 SqlTemplateTool::SqlTemplateTool(std::string function_name, std::string description,
                                  std::string sql_template, json parameters, SqlSource source,
                                  SqlLimits limits, governance::Governance& gov)
-    : function_name_(std::move(function_name)),
-      description_(std::move(description)),
+    : Tool(std::move(function_name), std::move(description), std::move(parameters)),
       template_(std::move(sql_template)),
-      parameters_(std::move(parameters)),
       source_(std::move(source)),
       limits_(limits),
       gov_(gov) {}

@@ -53,16 +53,10 @@ class SqlQueryTool final : public Tool {
 public:
     SqlQueryTool(std::string function_name, std::string description, SqlSource source,
                  SqlLimits limits, governance::Governance& gov);
-    const std::string& function_name() const override { return function_name_; }
-    const std::string& description() const override { return description_; }
-    const nlohmann::json& parameters() const override { return parameters_; }
     Result<nlohmann::json> invoke(const ToolContext& context,
                                   const nlohmann::json& arguments) override;
 
 private:
-    std::string function_name_;
-    std::string description_;
-    nlohmann::json parameters_;
     SqlSource source_;
     SqlLimits limits_;
     governance::Governance& gov_;
@@ -83,17 +77,11 @@ public:
     SqlTemplateTool(std::string function_name, std::string description, std::string sql_template,
                     nlohmann::json parameters, SqlSource source, SqlLimits limits,
                     governance::Governance& gov);
-    const std::string& function_name() const override { return function_name_; }
-    const std::string& description() const override { return description_; }
-    const nlohmann::json& parameters() const override { return parameters_; }
     Result<nlohmann::json> invoke(const ToolContext& context,
                                   const nlohmann::json& arguments) override;
 
 private:
-    std::string function_name_;
-    std::string description_;
     std::string template_;
-    nlohmann::json parameters_;
     SqlSource source_;
     SqlLimits limits_;
     governance::Governance& gov_;

@@ -16,10 +16,10 @@
 
 #include <chrono>
 #include <memory>
-#include <string>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "agents/trace.h"
 #include "common/result.h"
@@ -40,17 +40,28 @@ struct ToolContext {
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
+// A tool is what it declares to the model (name, description, argument schema), fixed at
+// construction, and what it does when called (invoke), which each kind of tool defines.
 class Tool {
 public:
+    Tool(std::string function_name, std::string description, nlohmann::json parameters)
+        : function_name_(std::move(function_name)),
+          description_(std::move(description)),
+          parameters_(std::move(parameters)) {}
     virtual ~Tool() = default;
     // The catalog function this tool is: "main.tools.sql_query".
-    virtual const std::string& function_name() const = 0;
-    virtual const std::string& description() const = 0;
+    const std::string& function_name() const { return function_name_; }
+    const std::string& description() const { return description_; }
     // JSON Schema of the arguments (an object schema).
-    virtual const nlohmann::json& parameters() const = 0;
+    const nlohmann::json& parameters() const { return parameters_; }
     // Runs with validated arguments. Errors are shown to the model as the call's result.
     virtual Result<nlohmann::json> invoke(const ToolContext& context,
                                           const nlohmann::json& arguments) = 0;
+
+private:
+    std::string function_name_;
+    std::string description_;
+    nlohmann::json parameters_;
 };
 
 // The name a model calls a tool by: the last part of its function name.

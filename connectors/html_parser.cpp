@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstdint>
 
+#include "common/utf8_encode.h"
 #include "connectors/parsers.h"
 
 namespace sluice::connectors {
@@ -22,25 +23,13 @@ std::string lower(std::string_view s) {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
 
-void append_utf8(std::string& out, std::uint32_t cp) {
+// Appends a code point from markup (a numeric character reference may name anything), replacing
+// NUL, surrogates and values beyond Unicode with U+FFFD as HTML's parsing rules do.
+void append_markup_code_point(std::string& out, std::uint32_t cp) {
     if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
         cp = 0xFFFD;
     }
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    sluice::append_utf8(out, cp);
 }
 
 struct NamedEntity {
@@ -84,12 +73,12 @@ std::size_t decode_entity(std::string_view s, std::size_t pos, std::string& out)
             cp = std::min<std::uint32_t>(cp * (hex ? 16 : 10) + static_cast<std::uint32_t>(v),
                                          0x110000);
         }
-        append_utf8(out, cp);
+        append_markup_code_point(out, cp);
         return semi - pos + 1;
     }
     for (const NamedEntity& entity : kEntities) {
         if (entity.name == name) {
-            append_utf8(out, entity.code_point);
+            append_markup_code_point(out, entity.code_point);
             return semi - pos + 1;
         }
     }

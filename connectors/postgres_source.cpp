@@ -445,21 +445,7 @@ Result<PostgresSourceConfig> postgres_config_from_json(const json& value) {
     SLUICE_RETURN_IF_ERROR(string_field("conninfo", config.conninfo));
     SLUICE_RETURN_IF_ERROR(string_field("slot", config.slot));
     SLUICE_RETURN_IF_ERROR(string_field("publication", config.publication));
-    auto tables = value.find("tables");
-    if (tables == value.end() || !tables->is_array() || tables->empty()) {
-        return invalid_argument("tables: expected a non-empty array");
-    }
-    for (std::size_t i = 0; i < tables->size(); ++i) {
-        const json& item = (*tables)[i];
-        const std::string where = "tables[" + std::to_string(i) + "]";
-        if (!item.is_object() || !item.contains("table") || !item["table"].is_string()) {
-            return invalid_argument(where + ".table: expected a table name");
-        }
-        PostgresTableConfig table;
-        table.table = item["table"].get<std::string>();
-        SLUICE_ASSIGN_OR_RETURN(table.mapping, row_mapping_from_json(item, where));
-        config.tables.push_back(std::move(table));
-    }
+    SLUICE_ASSIGN_OR_RETURN(config.tables, table_mappings_from_json(value));
     for (const auto& [field, item] : value.items()) {
         if (field == "manage_publication" || field == "replica_identity_full") {
             if (!item.is_boolean()) {

@@ -50,10 +50,9 @@
 
 namespace sluice::connectors {
 
-struct PostgresTableConfig {
-    std::string table;   // "schema.table", or "table" in schema public
-    RowMapping mapping;  // key: a column, or empty for the single-column primary key
-};
+// table: "schema.table", or "table" in schema public; mapping.key: a column, or empty for the
+// single-column primary key.
+using PostgresTableConfig = TableMapping;
 
 struct PostgresSourceConfig {
     std::string conninfo;  // key=value or URI; a secret

@@ -172,4 +172,24 @@ json to_json(const RowMapping& mapping) {
     return out;
 }
 
+Result<std::vector<TableMapping>> table_mappings_from_json(const json& config) {
+    auto tables = config.find("tables");
+    if (tables == config.end() || !tables->is_array() || tables->empty()) {
+        return invalid_argument("tables: expected a non-empty array");
+    }
+    std::vector<TableMapping> out;
+    for (std::size_t i = 0; i < tables->size(); ++i) {
+        const json& item = (*tables)[i];
+        const std::string where = "tables[" + std::to_string(i) + "]";
+        if (!item.is_object() || !item.contains("table") || !item["table"].is_string()) {
+            return invalid_argument(where + ".table: expected a table name");
+        }
+        TableMapping table;
+        table.table = item["table"].get<std::string>();
+        SLUICE_ASSIGN_OR_RETURN(table.mapping, row_mapping_from_json(item, where));
+        out.push_back(std::move(table));
+    }
+    return out;
+}
+
 }  // namespace sluice::connectors

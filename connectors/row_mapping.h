@@ -45,6 +45,16 @@ Result<std::string> row_key(const RowMapping& mapping, const Row& row);
 // Parses {"key", "text", "metadata", "acl_principals", "acl_groups", "acl"} from configuration.
 // Errors: kInvalidArgument naming the field.
 Result<RowMapping> row_mapping_from_json(const nlohmann::json& value, std::string_view where);
+// A source table and how its rows become documents.
+struct TableMapping {
+    std::string table;
+    RowMapping mapping;
+};
+
+// Parses the "tables" array of a table source's configuration: [{"table": ..., mapping...}].
+// Errors: kInvalidArgument naming the entry and field ("tables[2].table: ...").
+Result<std::vector<TableMapping>> table_mappings_from_json(const nlohmann::json& config);
+
 nlohmann::json to_json(const RowMapping& mapping);
 
 // A JSON value as text: strings verbatim, numbers and booleans in JSON form, null as "".

@@ -279,21 +279,7 @@ Result<SqliteSourceConfig> sqlite_config_from_json(const json& value) {
         return invalid_argument("path: expected the database file path");
     }
     config.path = path->get<std::string>();
-    auto tables = value.find("tables");
-    if (tables == value.end() || !tables->is_array() || tables->empty()) {
-        return invalid_argument("tables: expected a non-empty array");
-    }
-    for (std::size_t i = 0; i < tables->size(); ++i) {
-        const json& item = (*tables)[i];
-        const std::string where = "tables[" + std::to_string(i) + "]";
-        if (!item.is_object() || !item.contains("table") || !item["table"].is_string()) {
-            return invalid_argument(where + ".table: expected a table name");
-        }
-        SqliteTableConfig table;
-        table.table = item["table"].get<std::string>();
-        SLUICE_ASSIGN_OR_RETURN(table.mapping, row_mapping_from_json(item, where));
-        config.tables.push_back(std::move(table));
-    }
+    SLUICE_ASSIGN_OR_RETURN(config.tables, table_mappings_from_json(value));
     for (const auto& [field, item] : value.items()) {
         if (field == "prune_acknowledged") {
             if (!item.is_boolean()) {

@@ -42,10 +42,8 @@
 
 namespace sluice::connectors {
 
-struct SqliteTableConfig {
-    std::string table;
-    RowMapping mapping;  // key: a column, "rowid", or empty for the single-column primary key
-};
+// mapping.key: a column, "rowid", or empty for the single-column primary key.
+using SqliteTableConfig = TableMapping;
 
 struct SqliteSourceConfig {
     std::string path;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <functional>
 
+#include "common/utf8_encode.h"
+
 namespace sluice::inference {
 
 namespace {
@@ -56,30 +58,6 @@ std::string byte_set_text(const ByteSet& set) {
         b = e + 1;
     }
     return out + "]";
-}
-
-// The UTF-8 bytes of a code point below 0x110000.
-int encode_utf8(uint32_t cp, uint8_t* out) {
-    if (cp < 0x80) {
-        out[0] = static_cast<uint8_t>(cp);
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = static_cast<uint8_t>(0xC0 | (cp >> 6));
-        out[1] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = static_cast<uint8_t>(0xE0 | (cp >> 12));
-        out[1] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = static_cast<uint8_t>(0xF0 | (cp >> 18));
-    out[1] = static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 // Splits [lo, hi] (same encoded length) into ranges whose encodings are products of byte ranges:

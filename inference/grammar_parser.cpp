@@ -3,6 +3,7 @@
 
 #include <map>
 
+#include "common/utf8_encode.h"
 #include "inference/detail/code_points.h"
 
 namespace sluice::inference {
@@ -295,7 +296,7 @@ private:
             if (cp < 0x100 && pos_ >= 4 && text_[pos_ - 4] == '\\' && text_[pos_ - 3] == 'x') {
                 bytes += static_cast<char>(cp);
             } else {
-                detail::append_utf8(bytes, cp);
+                sluice::append_utf8(bytes, cp);
             }
         }
         return GrammarAlternatives{g_.literal(bytes)};

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "common/check.h"
+#include "common/utf8_encode.h"
 
 namespace sluice::inference::detail {
 
@@ -126,21 +127,7 @@ void append_utf8_lossy(std::string& out, std::string_view bytes) {
 void append_utf8(std::string& out, char32_t code_point) {
     SLUICE_CHECK(code_point <= 0x10FFFF && (code_point < 0xD800 || code_point > 0xDFFF),
                  "append_utf8 of a value that is not a Unicode scalar");
-    if (code_point < 0x80) {
-        out.push_back(static_cast<char>(code_point));
-    } else if (code_point < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
-        out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-    } else if (code_point < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (code_point >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-    } else {
-        out.push_back(static_cast<char>(0xF0 | (code_point >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-    }
+    sluice::append_utf8(out, code_point);
 }
 
 }  // namespace sluice::inference::detail

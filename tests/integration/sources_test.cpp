@@ -11,11 +11,14 @@
 
 #include "child_process.h"
 #include "run_sluice.h"
+#include "sluice_server.h"
 
 namespace {
 
 using nlohmann::json;
 using sluice::testing::ChildProcess;
+using sluice::testing::ServeStart;
+using sluice::testing::wait_listening;
 using namespace std::chrono_literals;
 
 std::filesystem::path fresh_dir() {
@@ -82,15 +85,11 @@ TEST_CASE("http push: idempotency keys, validation, authorisation, read back by 
                     json{{"root", dir.string()}}.dump(), "--data-dir", data})
                 .first == 0);
     ChildProcess serve({SLUICE_BINARY, "serve", "--port", "0", "--data-dir", data});
-    auto listening = serve.wait_for_line("\"listening\"", 20s);
-    REQUIRE_MESSAGE(listening.has_value(), serve.output());
-    const std::string address = json::parse(*listening).at("address");
-    httplib::Client client("127.0.0.1", std::stoi(address.substr(address.rfind(':') + 1)));
+    const ServeStart start = wait_listening(serve);
+    REQUIRE(!start.admin_token.empty());
+    httplib::Client client("127.0.0.1", start.port);
     client.set_read_timeout(10, 0);
-    const std::string output = serve.output();
-    const auto marker = output.find("admin token: ");
-    REQUIRE(marker != std::string::npos);
-    const std::string admin = output.substr(marker + 13, 76);
+    const std::string admin = start.admin_token;
 
     const json body = json::parse(R"({"events": [
         {"key": "kb/1", "op": "upsert", "document": {"text": "How to reset a password",

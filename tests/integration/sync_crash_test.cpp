@@ -20,12 +20,15 @@
 #include "child_process.h"
 #include "retrieval/index.h"
 #include "run_sluice.h"
+#include "sluice_server.h"
 
 namespace {
 
 using nlohmann::json;
 using sluice::testing::ChildProcess;
 using sluice::testing::run_sluice;
+using sluice::testing::ServeStart;
+using sluice::testing::wait_listening;
 using namespace std::chrono_literals;
 
 using Db = std::unique_ptr<sqlite3, decltype(&sqlite3_close)>;
@@ -166,10 +169,7 @@ double metric(int port, const std::string& name) {
 void catch_up_with_server(const std::filesystem::path& data) {
     ChildProcess server(serve_argv(data), server_environment());
     REQUIRE(server.started());
-    auto line = server.wait_for_line("\"listening\"", 30s);
-    REQUIRE_MESSAGE(line.has_value(), "server did not start: " << server.output());
-    std::string address = json::parse(*line).at("address");
-    const int port = std::stoi(address.substr(address.rfind(':') + 1));
+    const int port = wait_listening(server, 30s).port;
     bool caught_up = false;
     for (int i = 0; i < 600 && !caught_up; ++i) {
         caught_up = metric(port, "sluice_source_caught_up") == 1 &&
@@ -329,14 +329,10 @@ TEST_CASE("GET /api/sources shows the bound index and the sync status") {
     CHECK(json::parse(list_out)["sources"][0]["index"] == "kb");
 
     ChildProcess server(serve_argv(data), server_environment());
-    auto line = server.wait_for_line("\"listening\"", 30s);
-    REQUIRE_MESSAGE(line.has_value(), server.output());
-    std::string address = json::parse(*line).at("address");
-    const int port = std::stoi(address.substr(address.rfind(':') + 1));
-    const std::string output = server.output();
-    const auto marker = output.find("admin token: ");
-    REQUIRE(marker != std::string::npos);
-    const std::string token = output.substr(marker + 13, output.find('\n', marker) - marker - 13);
+    const ServeStart start = wait_listening(server, 30s);
+    REQUIRE(!start.admin_token.empty());
+    const int port = start.port;
+    const std::string token = start.admin_token;
     httplib::Client client("127.0.0.1", port);
     client.set_bearer_token_auth(token);
 
@@ -392,14 +388,10 @@ TEST_CASE("events pushed over HTTP are synced into the bound index") {
                         "--data-dir", data.string()})
                 .first == 0);
     ChildProcess server(serve_argv(data), server_environment());
-    auto line = server.wait_for_line("\"listening\"", 30s);
-    REQUIRE_MESSAGE(line.has_value(), server.output());
-    std::string address = json::parse(*line).at("address");
-    const int port = std::stoi(address.substr(address.rfind(':') + 1));
-    const std::string output = server.output();
-    const auto marker = output.find("admin token: ");
-    REQUIRE(marker != std::string::npos);
-    const std::string token = output.substr(marker + 13, output.find('\n', marker) - marker - 13);
+    const ServeStart start = wait_listening(server, 30s);
+    REQUIRE(!start.admin_token.empty());
+    const int port = start.port;
+    const std::string token = start.admin_token;
     httplib::Client client("127.0.0.1", port);
     client.set_bearer_token_auth(token);
 

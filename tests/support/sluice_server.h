@@ -55,6 +55,29 @@ inline std::string tiny_model_dir() {
     return folder.path.string();
 }
 
+// What a started `sluice serve` printed: where it listens and, on the first start of a data
+// directory, the admin token (empty on later starts).
+struct ServeStart {
+    std::string address;  // "127.0.0.1:PORT"
+    int port = 0;
+    std::string admin_token;
+};
+
+// Waits for the "listening" log line of a `sluice serve` child and reads what it printed.
+inline ServeStart wait_listening(ChildProcess& serve, std::chrono::seconds timeout = 20s) {
+    auto line = serve.wait_for_line("\"listening\"", timeout);
+    REQUIRE_MESSAGE(line.has_value(), "server did not start: " << serve.output());
+    ServeStart start;
+    start.address = nlohmann::json::parse(*line).at("address").get<std::string>();
+    start.port = std::stoi(start.address.substr(start.address.rfind(':') + 1));
+    const std::string output = serve.output();
+    const auto marker = output.find("admin token: ");
+    if (marker != std::string::npos) {
+        start.admin_token = output.substr(marker + 13, output.find('\n', marker) - marker - 13);
+    }
+    return start;
+}
+
 // A running server, its port read from the "listening" log line.
 struct ServerProcess {
     std::unique_ptr<ChildProcess> process;
@@ -70,15 +93,10 @@ struct ServerProcess {
                                          data_dir.string(), "--model", model};
         process = std::make_unique<ChildProcess>(argv, environment);
         REQUIRE(process->started());
-        auto line = process->wait_for_line("\"listening\"", 20s);
-        REQUIRE_MESSAGE(line.has_value(), "server did not start: " << process->output());
-        auto record = nlohmann::json::parse(*line);
-        std::string address = record.at("address");
-        port = std::stoi(address.substr(address.rfind(':') + 1));
-        const std::string output = process->output();
-        const auto marker = output.find("admin token: ");
-        REQUIRE_MESSAGE(marker != std::string::npos, "no admin token in: " << output);
-        admin_token = output.substr(marker + 13, output.find('\n', marker) - marker - 13);
+        const ServeStart start = wait_listening(*process);
+        REQUIRE_MESSAGE(!start.admin_token.empty(), "no admin token in: " << process->output());
+        port = start.port;
+        admin_token = start.admin_token;
     }
     ~ServerProcess() {
         process->signal(SIGTERM);

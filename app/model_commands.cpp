@@ -170,7 +170,8 @@ Result<std::unique_ptr<inference::Backend>> open_model(const std::string& dir,
                                                        int64_t n_positions, int32_t block_size,
                                                        const std::string& backend_name) {
     inference::BackendOptions options;
-    options.kind = inference::parse_backend_kind(backend_name).value_or(inference::BackendKind::kCpu);
+    options.kind =
+        inference::parse_backend_kind(backend_name).value_or(inference::BackendKind::kCpu);
     options.weights = weight_formats().at(weights);
     // One step holds at most the whole prompt (the generator prefills it at once).
     options.max_batch_tokens = std::clamp<int64_t>(n_positions, 1, 65535);

@@ -83,12 +83,11 @@ Result<std::shared_ptr<inference::Engine>> ModelHost::open_engine() const {
                             inference::open_hf_tokenizer(dir));
     SLUICE_ASSIGN_OR_RETURN(
         std::unique_ptr<inference::Backend> backend,
-        inference::open_backend(
-            settings_.path,
-            {inference::parse_backend_kind(settings_.backend).value_or(inference::BackendKind::kAuto),
-             weight_format(settings_.weights), settings_.threads, settings_.max_batch_tokens}));
-    log::info("model", "backend opened",
-              {{"backend", backend->name()}, {"path", settings_.path}});
+        inference::open_backend(settings_.path, {inference::parse_backend_kind(settings_.backend)
+                                                     .value_or(inference::BackendKind::kAuto),
+                                                 weight_format(settings_.weights),
+                                                 settings_.threads, settings_.max_batch_tokens}));
+    log::info("model", "backend opened", {{"backend", backend->name()}, {"path", settings_.path}});
     const int64_t block_bytes = backend->config().kv_bytes_per_token(4) * kBlockSize;
     int64_t n_blocks = settings_.kv_cache_blocks > 0 ? settings_.kv_cache_blocks
                                                      : settings_.kv_cache_bytes / block_bytes;

@@ -31,13 +31,13 @@ int64_t gpu_activation_bytes(const ModelConfig& config, int64_t max_batch_tokens
     const int64_t d = config.d_model;
     const int64_t k = config.n_expert_used;
     // Floats per token, one term per buffer (see the file comment of cuda/cuda_backend.cu).
-    const int64_t floats_per_token = 3 * d              // x, h, attn
-                                     + config.n_qkv()   // qkv
+    const int64_t floats_per_token = 3 * d                  // x, h, attn
+                                     + config.n_qkv()       // qkv
                                      + 2 * config.n_expert  // router logits, spare
-                                     + 2 * k            // routing weights, chosen experts
-                                     + 2 * k * d        // permuted input, expert output
-                                     + k * config.n_ff  // gate x up
-                                     + config.n_vocab;  // one logits row
+                                     + 2 * k                // routing weights, chosen experts
+                                     + 2 * k * d            // permuted input, expert output
+                                     + k * config.n_ff      // gate x up
+                                     + config.n_vocab;      // one logits row
     const int64_t ints_per_token = 8 + 3 * k;  // ids, positions, sequence, rows, permutation
     return max_batch_tokens * (floats_per_token * 4 + ints_per_token * 4);
 }
@@ -62,9 +62,9 @@ Status check_gpu_memory_plan(const GpuMemoryPlan& plan, int64_t available_bytes,
     if (plan.total() <= available_bytes) {
         return Status::ok_status();
     }
-    return Status(StatusCode::kResourceExhausted,
-                  device + ": needs " + format_bytes(plan.total()) + " (" + plan.describe() +
-                      "), " + format_bytes(available_bytes) + " available");
+    return Status(StatusCode::kResourceExhausted, device + ": needs " + format_bytes(plan.total()) +
+                                                      " (" + plan.describe() + "), " +
+                                                      format_bytes(available_bytes) + " available");
 }
 
 }  // namespace sluice::inference

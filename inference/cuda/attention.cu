@@ -1,7 +1,6 @@
-#include "inference/cuda/attention.cuh"
-
 #include <cmath>
 
+#include "inference/cuda/attention.cuh"
 #include "inference/cuda/device_math.cuh"
 
 namespace sluice::inference::cuda {

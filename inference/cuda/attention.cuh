@@ -16,8 +16,8 @@
 namespace sluice::inference::cuda {
 
 struct AttentionArgs {
-    const float* qkv = nullptr;             // [n_tokens, n_qkv], queries in the first d columns
-    const float* k_cache = nullptr;         // this layer's K: [n_blocks, block_size, n_embd_kv]
+    const float* qkv = nullptr;      // [n_tokens, n_qkv], queries in the first d columns
+    const float* k_cache = nullptr;  // this layer's K: [n_blocks, block_size, n_embd_kv]
     const float* v_cache = nullptr;
     const int32_t* positions = nullptr;     // [n_tokens]
     const int32_t* token_seq = nullptr;     // [n_tokens]

@@ -117,16 +117,19 @@ Status CudaBackend::configure_kv_cache(const KvCacheSpec& spec) {
     SLUICE_RETURN_IF_ERROR(v_cache_.allocate(kv_bytes / 2));
     SLUICE_RETURN_IF_ERROR(index_.allocate(index_bytes));
     // Zeroed like the CPU cache, so that a read of an unwritten slot is deterministic.
-    SLUICE_CUDA_CHECK(cudaMemsetAsync(k_cache_.get(), 0, static_cast<size_t>(kv_bytes / 2), stream()));
-    SLUICE_CUDA_CHECK(cudaMemsetAsync(v_cache_.get(), 0, static_cast<size_t>(kv_bytes / 2), stream()));
+    SLUICE_CUDA_CHECK(
+        cudaMemsetAsync(k_cache_.get(), 0, static_cast<size_t>(kv_bytes / 2), stream()));
+    SLUICE_CUDA_CHECK(
+        cudaMemsetAsync(v_cache_.get(), 0, static_cast<size_t>(kv_bytes / 2), stream()));
     SLUICE_CUDA_CHECK(cudaStreamSynchronize(stream()));
     spec_ = spec;
-    log::info("inference", "cuda kv cache configured",
-              {{"device", device_},
-               {"blocks", spec.n_blocks},
-               {"block_size", spec.block_size},
-               {"kv_cache", format_bytes(kv_bytes)},
-               {"free_after", format_bytes(static_cast<int64_t>(free_bytes) - kv_bytes - index_bytes)}});
+    log::info(
+        "inference", "cuda kv cache configured",
+        {{"device", device_},
+         {"blocks", spec.n_blocks},
+         {"block_size", spec.block_size},
+         {"kv_cache", format_bytes(kv_bytes)},
+         {"free_after", format_bytes(static_cast<int64_t>(free_bytes) - kv_bytes - index_bytes)}});
     return Status::ok_status();
 }
 
@@ -174,28 +177,26 @@ Result<ForwardOutput> CudaBackend::forward(const ForwardBatch& batch) {
     // Final norm of the requested rows: hidden rows into h, logits rows into attn, then lm_head.
     const float* norm_f = f(weights_.norm_f);
     SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), dev_index + index.hidden_rows(), norm_f,
-                                            index.n_hidden_rows, d, config_.norm_eps,
-                                            f(buffers_.h), stream()));
+                                            index.n_hidden_rows, d, config_.norm_eps, f(buffers_.h),
+                                            stream()));
     SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), dev_index + index.logit_rows(), norm_f,
                                             index.n_logit_rows, d, config_.norm_eps,
                                             f(buffers_.attn), stream()));
-    SLUICE_RETURN_IF_ERROR(dense_.run({weights_.lm_head.view(), 0, config_.n_vocab,
-                                       f(buffers_.attn), index.n_logit_rows, f(buffers_.logits),
-                                       config_.n_vocab, 0.0f},
-                                      stream()));
+    SLUICE_RETURN_IF_ERROR(
+        dense_.run({weights_.lm_head.view(), 0, config_.n_vocab, f(buffers_.attn),
+                    index.n_logit_rows, f(buffers_.logits), config_.n_vocab, 0.0f},
+                   stream()));
     out.n_vocab = config_.n_vocab;
     out.n_embd = d;
     out.logits.resize(static_cast<size_t>(index.n_logit_rows * config_.n_vocab));
     out.hidden.resize(static_cast<size_t>(index.n_hidden_rows * d));
     if (!out.logits.empty()) {
         SLUICE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data(), buffers_.logits.get(),
-                                          out.logits.size() * 4, cudaMemcpyDeviceToHost,
-                                          stream()));
+                                          out.logits.size() * 4, cudaMemcpyDeviceToHost, stream()));
     }
     if (!out.hidden.empty()) {
         SLUICE_CUDA_CHECK(cudaMemcpyAsync(out.hidden.data(), buffers_.h.get(),
-                                          out.hidden.size() * 4, cudaMemcpyDeviceToHost,
-                                          stream()));
+                                          out.hidden.size() * 4, cudaMemcpyDeviceToHost, stream()));
     }
     SLUICE_CUDA_CHECK(cudaStreamSynchronize(stream()));
     return out;
@@ -267,14 +268,12 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
                                              f(buffers_.route_weights), stream()));
     const cuda::Permutation perm{buffers_.offsets.as<int32_t>(), buffers_.pair_slot.as<int32_t>(),
                                  buffers_.slot_token.as<int32_t>()};
-    SLUICE_RETURN_IF_ERROR(cuda::permute_by_expert(experts, n_tokens, k, n_expert, perm,
-                                                   f(buffers_.h), d, f(buffers_.x_sorted),
-                                                   stream()));
+    SLUICE_RETURN_IF_ERROR(cuda::permute_by_expert(
+        experts, n_tokens, k, n_expert, perm, f(buffers_.h), d, f(buffers_.x_sorted), stream()));
     const cuda::ExpertShape shape{n_expert, d, config_.n_ff, n_tokens * k};
-    SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(f(buffers_.x_sorted), perm.offsets,
-                                                layer.w1.buffer.get(), layer.v1.buffer.get(),
-                                                layer.w1.type, shape, glu_activation(),
-                                                f(buffers_.act), stream()));
+    SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(
+        f(buffers_.x_sorted), perm.offsets, layer.w1.buffer.get(), layer.v1.buffer.get(),
+        layer.w1.type, shape, glu_activation(), f(buffers_.act), stream()));
     SLUICE_RETURN_IF_ERROR(cuda::expert_down(f(buffers_.act), perm.offsets, layer.w2.buffer.get(),
                                              layer.w2.type, shape, f(buffers_.expert_out),
                                              stream()));
@@ -284,16 +283,16 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
 
 Status check_options(const ModelConfig& config, const CudaBackendOptions& options) {
     if (options.weights == WeightFormat::kInt8) {
-        return invalid_argument("cuda backend: int8 weights are not supported; use stored, f32 "
-                                "or bf16");
+        return invalid_argument(
+            "cuda backend: int8 weights are not supported; use stored, f32 "
+            "or bf16");
     }
     if (options.max_batch_tokens <= 0 || options.max_batch_tokens > 65535) {
         return invalid_argument("cuda backend: max_batch_tokens " +
-                                std::to_string(options.max_batch_tokens) +
-                                " outside [1, 65535]");
+                                std::to_string(options.max_batch_tokens) + " outside [1, 65535]");
     }
-    if (config.n_expert > cuda::kMaxRouterExperts || config.head_dim() > cuda::kMaxAttentionHeadDim ||
-        config.head_dim() % 2 != 0) {
+    if (config.n_expert > cuda::kMaxRouterExperts ||
+        config.head_dim() > cuda::kMaxAttentionHeadDim || config.head_dim() % 2 != 0) {
         return invalid_argument("cuda backend: " + std::to_string(config.n_expert) +
                                 " experts and head_dim " + std::to_string(config.head_dim()) +
                                 "; supported up to " + std::to_string(cuda::kMaxRouterExperts) +
@@ -351,8 +350,8 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
     SLUICE_RETURN_IF_ERROR(panel.allocate(kGpuWidenPanelBytes));
     SLUICE_RETURN_IF_ERROR(workspace.allocate(kGpuCublasWorkspaceBytes));
     SLUICE_CUDA_CHECK(cublasSetStream(raw_cublas, raw_stream));
-    SLUICE_CUDA_CHECK(cublasSetWorkspace(raw_cublas, workspace.get(),
-                                         static_cast<size_t>(workspace.bytes())));
+    SLUICE_CUDA_CHECK(
+        cublasSetWorkspace(raw_cublas, workspace.get(), static_cast<size_t>(workspace.bytes())));
     // Pedantic: no TF32 or other reduced-precision substitutes, for parity with the CPU.
     SLUICE_CUDA_CHECK(cublasSetMathMode(raw_cublas, CUBLAS_PEDANTIC_MATH));
     SLUICE_CUDA_CHECK(cudaDeviceSynchronize());

@@ -24,8 +24,8 @@ inline Status cuda_status(cudaError_t err, const char* text, const char* file, i
         return Status::ok_status();
     }
     // Out of memory is a recoverable condition a caller may report as such.
-    const StatusCode code = err == cudaErrorMemoryAllocation ? StatusCode::kResourceExhausted
-                                                             : StatusCode::kInternal;
+    const StatusCode code =
+        err == cudaErrorMemoryAllocation ? StatusCode::kResourceExhausted : StatusCode::kInternal;
     return Status(code, std::string(text) + " failed at " + file + ":" + std::to_string(line) +
                             ": " + cudaGetErrorString(err));
 }
@@ -40,13 +40,13 @@ inline Status cuda_status(cublasStatus_t err, const char* text, const char* file
 
 }  // namespace sluice::inference::cuda
 
-#define SLUICE_CUDA_CHECK(expr)                                                              \
-    do {                                                                                     \
-        ::sluice::Status sluice_cuda_status_ =                                               \
-            ::sluice::inference::cuda::cuda_status((expr), #expr, __FILE__, __LINE__);       \
-        if (!sluice_cuda_status_.ok()) {                                                     \
-            return sluice_cuda_status_;                                                      \
-        }                                                                                    \
+#define SLUICE_CUDA_CHECK(expr)                                                        \
+    do {                                                                               \
+        ::sluice::Status sluice_cuda_status_ =                                         \
+            ::sluice::inference::cuda::cuda_status((expr), #expr, __FILE__, __LINE__); \
+        if (!sluice_cuda_status_.ok()) {                                               \
+            return sluice_cuda_status_;                                                \
+        }                                                                              \
     } while (0)
 
 namespace sluice::inference::cuda {

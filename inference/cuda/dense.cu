@@ -1,8 +1,8 @@
-#include "inference/cuda/dense.cuh"
+#include <cuda_bf16.h>
 
 #include <algorithm>
 
-#include <cuda_bf16.h>
+#include "inference/cuda/dense.cuh"
 
 namespace sluice::inference::cuda {
 
@@ -19,8 +19,8 @@ __global__ void widen_kernel(const __nv_bfloat16* __restrict__ src, int64_t coun
 
 // Column-major view of the row-major product: yᵀ[n, m] = W[n, k] · xᵀ[k, m], so cuBLAS sees W
 // as a transposed [k, n] matrix and x and y as they lie.
-Status sgemm(cublasHandle_t handle, const float* w, int64_t n, int64_t k, const float* x,
-             int64_t m, float* y, int64_t ldy, float beta) {
+Status sgemm(cublasHandle_t handle, const float* w, int64_t n, int64_t k, const float* x, int64_t m,
+             float* y, int64_t ldy, float beta) {
     const float alpha = 1.0f;
     SLUICE_CUDA_CHECK(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
                                   static_cast<int>(m), static_cast<int>(k), &alpha, w,
@@ -54,8 +54,8 @@ Status DenseMatmul::run(const DenseJob& job, cudaStream_t stream) {
     }
     const int64_t k = w.cols;
     if (w.type == DeviceDType::kF32) {
-        return sgemm(handle_, static_cast<const float*>(w.data) + job.row_begin * k, job.n_rows,
-                     k, job.x, job.m, job.y, job.ldy, job.beta);
+        return sgemm(handle_, static_cast<const float*>(w.data) + job.row_begin * k, job.n_rows, k,
+                     job.x, job.m, job.y, job.ldy, job.beta);
     }
     const int64_t panel_rows = std::min(job.n_rows, panel_floats_ / k);
     if (panel_rows <= 0) {
@@ -65,9 +65,10 @@ Status DenseMatmul::run(const DenseJob& job, cudaStream_t stream) {
     const auto* base = static_cast<const __nv_bfloat16*>(w.data);
     for (int64_t r = 0; r < job.n_rows; r += panel_rows) {
         const int64_t rows = std::min(panel_rows, job.n_rows - r);
-        SLUICE_RETURN_IF_ERROR(widen_bf16(base + (job.row_begin + r) * k, rows * k, panel_, stream));
-        SLUICE_RETURN_IF_ERROR(sgemm(handle_, panel_, rows, k, job.x, job.m, job.y + r, job.ldy,
-                                     job.beta));
+        SLUICE_RETURN_IF_ERROR(
+            widen_bf16(base + (job.row_begin + r) * k, rows * k, panel_, stream));
+        SLUICE_RETURN_IF_ERROR(
+            sgemm(handle_, panel_, rows, k, job.x, job.m, job.y + r, job.ldy, job.beta));
     }
     return Status::ok_status();
 }

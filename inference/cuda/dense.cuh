@@ -23,8 +23,8 @@ struct DenseWeight {
 
 struct DenseJob {
     DenseWeight weight;
-    int64_t row_begin = 0;  // first weight row (output channel) used
-    int64_t n_rows = 0;     // output channels
+    int64_t row_begin = 0;     // first weight row (output channel) used
+    int64_t n_rows = 0;        // output channels
     const float* x = nullptr;  // [m, cols]
     int64_t m = 0;
     float* y = nullptr;  // [m, ldy], columns 0 .. n_rows written

@@ -18,8 +18,8 @@ const TensorView& tensor(const Checkpoint& checkpoint, const std::string& name) 
 
 Status upload_bytes(const void* src, int64_t bytes, DeviceBuffer* dst) {
     SLUICE_RETURN_IF_ERROR(dst->allocate(bytes));
-    SLUICE_CUDA_CHECK(cudaMemcpy(dst->get(), src, static_cast<size_t>(bytes),
-                                 cudaMemcpyHostToDevice));
+    SLUICE_CUDA_CHECK(
+        cudaMemcpy(dst->get(), src, static_cast<size_t>(bytes), cudaMemcpyHostToDevice));
     return Status::ok_status();
 }
 
@@ -54,8 +54,10 @@ Status upload_matrix(const TensorView& t, WeightFormat format, DeviceMatrix* m) 
 
 DeviceDType device_dtype_for(WeightFormat requested, DType stored) {
     switch (requested) {
-        case WeightFormat::kF32: return DeviceDType::kF32;
-        case WeightFormat::kBF16: return DeviceDType::kBF16;
+        case WeightFormat::kF32:
+            return DeviceDType::kF32;
+        case WeightFormat::kBF16:
+            return DeviceDType::kBF16;
         case WeightFormat::kAsStored:
         case WeightFormat::kInt8:  // refused by open_cuda_backend before this is asked
             break;
@@ -92,7 +94,8 @@ Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelCo
             upload_matrix(get("norm_attn_norm.attn.Wqkv.weight"), format, &layer.wqkv));
         SLUICE_RETURN_IF_ERROR(
             upload_matrix(get("norm_attn_norm.attn.out_proj.weight"), format, &layer.out_proj));
-        SLUICE_RETURN_IF_ERROR(upload_matrix(get("ffn.router.layer.weight"), format, &layer.router));
+        SLUICE_RETURN_IF_ERROR(
+            upload_matrix(get("ffn.router.layer.weight"), format, &layer.router));
         SLUICE_RETURN_IF_ERROR(upload_matrix(get("ffn.experts.mlp.w1"), format, &layer.w1));
         SLUICE_RETURN_IF_ERROR(upload_matrix(get("ffn.experts.mlp.v1"), format, &layer.v1));
         SLUICE_RETURN_IF_ERROR(upload_matrix(get("ffn.experts.mlp.w2"), format, &layer.w2));

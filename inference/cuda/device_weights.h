@@ -32,8 +32,8 @@ struct DeviceMatrix {
 };
 
 struct DeviceLayer {
-    DeviceBuffer norm_1;  // [d_model] f32
-    DeviceBuffer norm_2;  // [d_model] f32
+    DeviceBuffer norm_1;    // [d_model] f32
+    DeviceBuffer norm_2;    // [d_model] f32
     DeviceMatrix wqkv;      // [n_qkv, d_model]
     DeviceMatrix out_proj;  // [d_model, d_model]
     DeviceMatrix router;    // [n_expert, d_model]
@@ -45,7 +45,7 @@ struct DeviceLayer {
 struct DeviceWeights {
     DeviceMatrix embedding;  // [n_vocab, d_model]
     std::vector<DeviceLayer> layers;
-    DeviceBuffer norm_f;  // [d_model] f32
+    DeviceBuffer norm_f;   // [d_model] f32
     DeviceMatrix lm_head;  // [n_vocab, d_model]
 
     int64_t bytes() const;

@@ -1,8 +1,7 @@
-#include "inference/cuda/moe.cuh"
-
 #include <cmath>
 
 #include "inference/cuda/device_math.cuh"
+#include "inference/cuda/moe.cuh"
 
 namespace sluice::inference::cuda {
 
@@ -309,14 +308,14 @@ Status permute_by_expert(const int32_t* experts, int64_t n_tokens, int64_t k, in
                                             perm.pair_slot, perm.slot_token);
     SLUICE_CUDA_CHECK(cudaGetLastError());
     gather_kernel<<<static_cast<unsigned>(n_pairs), 256, 0, stream>>>(x, perm.slot_token, d,
-                                                                     x_sorted);
+                                                                      x_sorted);
     SLUICE_CUDA_CHECK(cudaGetLastError());
     return Status::ok_status();
 }
 
-Status expert_gate_up(const float* x_sorted, const int32_t* offsets, const void* w1,
-                      const void* v1, DeviceDType type, const ExpertShape& shape,
-                      GluActivation activation, float* act, cudaStream_t stream) {
+Status expert_gate_up(const float* x_sorted, const int32_t* offsets, const void* w1, const void* v1,
+                      DeviceDType type, const ExpertShape& shape, GluActivation activation,
+                      float* act, cudaStream_t stream) {
     if (shape.n_slots == 0) {
         return Status::ok_status();
     }
@@ -352,9 +351,8 @@ Status expert_down(const float* act, const int32_t* offsets, const void* w2, Dev
         down_kernel<<<grid, kThreads, 0, stream>>>(act, offsets, static_cast<const float*>(w2),
                                                    shape.d_model, shape.n_ff, y);
     } else {
-        down_kernel<<<grid, kThreads, 0, stream>>>(act, offsets,
-                                                   static_cast<const __nv_bfloat16*>(w2),
-                                                   shape.d_model, shape.n_ff, y);
+        down_kernel<<<grid, kThreads, 0, stream>>>(
+            act, offsets, static_cast<const __nv_bfloat16*>(w2), shape.d_model, shape.n_ff, y);
     }
     SLUICE_CUDA_CHECK(cudaGetLastError());
     return Status::ok_status();

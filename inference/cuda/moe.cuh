@@ -55,9 +55,9 @@ struct ExpertShape {
 };
 
 // x_sorted: [n_slots, d_model]; offsets: [n_expert + 1]; act: [n_slots, n_ff]
-Status expert_gate_up(const float* x_sorted, const int32_t* offsets, const void* w1,
-                      const void* v1, DeviceDType type, const ExpertShape& shape,
-                      GluActivation activation, float* act, cudaStream_t stream);
+Status expert_gate_up(const float* x_sorted, const int32_t* offsets, const void* w1, const void* v1,
+                      DeviceDType type, const ExpertShape& shape, GluActivation activation,
+                      float* act, cudaStream_t stream);
 
 // act: [n_slots, n_ff]; w2: [n_expert * n_ff, d_model]; y: [n_slots, d_model]
 Status expert_down(const float* act, const int32_t* offsets, const void* w2, DeviceDType type,

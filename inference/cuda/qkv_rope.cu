@@ -20,7 +20,8 @@ __global__ void qkv_rope_kernel(QkvRopeArgs a) {
         }
         __syncthreads();
     }
-    // Query heads then key heads are contiguous, so pair i of head h is (h*hd + i, h*hd + i + half).
+    // Query heads then key heads are contiguous, so pair i of head h is (h*hd + i, h*hd + i +
+    // half).
     const auto position = static_cast<float>(a.positions[t]);
     const int64_t n_pairs = (a.n_head + a.n_head_kv) * half;
     for (int64_t p = threadIdx.x; p < n_pairs; p += blockDim.x) {

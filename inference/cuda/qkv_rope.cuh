@@ -13,9 +13,9 @@
 namespace sluice::inference::cuda {
 
 struct QkvRopeArgs {
-    float* qkv = nullptr;                // [n_tokens, n_qkv], q rotated in place
-    const int32_t* positions = nullptr;  // [n_tokens]
-    const int32_t* token_seq = nullptr;  // [n_tokens] entry of the batch each token belongs to
+    float* qkv = nullptr;                   // [n_tokens, n_qkv], q rotated in place
+    const int32_t* positions = nullptr;     // [n_tokens]
+    const int32_t* token_seq = nullptr;     // [n_tokens] entry of the batch each token belongs to
     const int32_t* table_offset = nullptr;  // [n_seq] first entry of its table in block_tables
     const int32_t* block_tables = nullptr;  // all entries' block tables, concatenated
     const float* inv_freq = nullptr;        // [head_dim / 2], as cpu::rope_table computes it

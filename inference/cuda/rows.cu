@@ -1,6 +1,5 @@
-#include "inference/cuda/rows.cuh"
-
 #include "inference/cuda/device_math.cuh"
+#include "inference/cuda/rows.cuh"
 
 namespace sluice::inference::cuda {
 
@@ -54,8 +53,8 @@ Status embed_tokens(const void* table, DeviceDType type, const int32_t* tokens, 
     if (type == DeviceDType::kF32) {
         embed_kernel<<<grid, 256, 0, stream>>>(static_cast<const float*>(table), tokens, d, out);
     } else {
-        embed_kernel<<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(table), tokens,
-                                               d, out);
+        embed_kernel<<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(table), tokens, d,
+                                               out);
     }
     SLUICE_CUDA_CHECK(cudaGetLastError());
     return Status::ok_status();

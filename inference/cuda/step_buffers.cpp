@@ -32,8 +32,8 @@ Status StepBuffers::allocate(const ModelConfig& c, int64_t tokens) {
             1.0f / static_cast<float>(std::pow(static_cast<float>(c.rope_theta), exponent));
     }
     SLUICE_RETURN_IF_ERROR(inv_freq.allocate(static_cast<int64_t>(freq.size()) * 4));
-    SLUICE_CUDA_CHECK(cudaMemcpy(inv_freq.get(), freq.data(), freq.size() * 4,
-                                 cudaMemcpyHostToDevice));
+    SLUICE_CUDA_CHECK(
+        cudaMemcpy(inv_freq.get(), freq.data(), freq.size() * 4, cudaMemcpyHostToDevice));
     return Status::ok_status();
 }
 

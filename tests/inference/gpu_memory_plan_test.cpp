@@ -27,8 +27,8 @@ TEST_CASE("gpu memory plan: kv cache, activations and the refusal message") {
 
     const GpuMemoryPlan plan = plan_gpu_memory(config, 263LL << 30, 512, {16, 1000});
     CHECK(plan.weight_bytes == 263LL << 30);
-    CHECK(plan.total() == plan.weight_bytes + plan.activation_bytes + plan.workspace_bytes +
-                              plan.kv_cache_bytes);
+    CHECK(plan.total() ==
+          plan.weight_bytes + plan.activation_bytes + plan.workspace_bytes + plan.kv_cache_bytes);
     CHECK(check_gpu_memory_plan(plan, plan.total(), "cuda device 0").ok());
     const Status refused = check_gpu_memory_plan(plan, 139LL << 30, "cuda device 0");
     CHECK(refused.code() == StatusCode::kResourceExhausted);

@@ -20,7 +20,8 @@ template <typename T>
 class DeviceVec {
 public:
     explicit DeviceVec(const std::vector<T>& host) : size_(host.size()) {
-        REQUIRE(buffer_.allocate(static_cast<int64_t>(std::max<size_t>(1, size_) * sizeof(T))).ok());
+        REQUIRE(
+            buffer_.allocate(static_cast<int64_t>(std::max<size_t>(1, size_) * sizeof(T))).ok());
         if (size_ > 0) {
             REQUIRE(cudaMemcpy(buffer_.get(), host.data(), size_ * sizeof(T),
                                cudaMemcpyHostToDevice) == cudaSuccess);
@@ -115,7 +116,8 @@ inline cuda::DeviceBuffer upload_hashed(uint64_t seed, int64_t n, float scale,
         for (int64_t w = 0; w < n_threads; ++w) {
             workers.emplace_back([&, w] {
                 for (int64_t i = w * len / n_threads; i < (w + 1) * len / n_threads; ++i) {
-                    const uint16_t bits = hashed_bf16(seed, static_cast<uint64_t>(begin + i), scale);
+                    const uint16_t bits =
+                        hashed_bf16(seed, static_cast<uint64_t>(begin + i), scale);
                     if (f32.empty()) {
                         bf16[static_cast<size_t>(i)] = bits;
                     } else {
@@ -128,8 +130,8 @@ inline cuda::DeviceBuffer upload_hashed(uint64_t seed, int64_t n, float scale,
         const int64_t element = cuda::device_dtype_size(type);
         const void* src = f32.empty() ? static_cast<const void*>(bf16.data()) : f32.data();
         REQUIRE(cudaMemcpy(static_cast<char*>(buffer.get()) + begin * element, src,
-                           static_cast<size_t>(len * element), cudaMemcpyHostToDevice) ==
-                cudaSuccess);
+                           static_cast<size_t>(len * element),
+                           cudaMemcpyHostToDevice) == cudaSuccess);
     }
     return buffer;
 }

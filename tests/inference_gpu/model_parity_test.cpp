@@ -70,8 +70,8 @@ void check_golden(const std::string& name) {
         }
         MESSAGE(name << " " << case_name << ": max relative logit error vs reference " << worst);
         const auto expected = to_ids(golden_case["greedy"]);
-        const auto got = testing::greedy(*gpu, ids, static_cast<int>(expected.size()),
-                                         scrambled_blocks(64));
+        const auto got =
+            testing::greedy(*gpu, ids, static_cast<int>(expected.size()), scrambled_blocks(64));
         CHECK_MESSAGE(got == expected, name << " greedy continuation of case " << case_name);
     }
 }
@@ -149,16 +149,17 @@ TEST_CASE("cuda dbrx: the tiny preset (DBRX vocabulary, bf16) matches the cpu ba
     for (size_t p = 0; p < rows.size(); ++p) {
         std::vector<float> sorted = cpu_rows[p];
         std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
-        const float scale = std::max(std::fabs(sorted.front()), std::fabs(*std::min_element(
-                                                                    cpu_rows[p].begin(),
-                                                                    cpu_rows[p].end())));
+        const float scale =
+            std::max(std::fabs(sorted.front()),
+                     std::fabs(*std::min_element(cpu_rows[p].begin(), cpu_rows[p].end())));
         if ((sorted[0] - sorted[1]) / scale > 2 * worst) {
             ++compared;
             CHECK(testing::argmax(rows[p]) == testing::argmax(cpu_rows[p]));
         }
     }
-    MESSAGE("tiny preset, 40 tokens: max relative logit difference gpu vs cpu " << worst << "; "
-            << compared << " positions with a wide enough margin have equal greedy choices");
+    MESSAGE("tiny preset, 40 tokens: max relative logit difference gpu vs cpu "
+            << worst << "; " << compared
+            << " positions with a wide enough margin have equal greedy choices");
     std::filesystem::remove_all(dir);
 }
 
@@ -174,8 +175,11 @@ TEST_CASE("cuda dbrx: incremental decoding through the paged kv cache equals a f
             const auto full = testing::forward_all(*backend, ids, blocks).back();
             INFO(name << ", block size " << block_size);
             CHECK(relative_max_diff(incremental,
-                                    check["incremental_last_logits"].get<std::vector<float>>()) <= kTolerance);
-            CHECK(relative_max_diff(full, check["full_forward_last_logits"].get<std::vector<float>>()) <= kTolerance);
+                                    check["incremental_last_logits"].get<std::vector<float>>()) <=
+                  kTolerance);
+            CHECK(relative_max_diff(full,
+                                    check["full_forward_last_logits"].get<std::vector<float>>()) <=
+                  kTolerance);
             CHECK(relative_max_diff(incremental, full) <= kTolerance);
         }
     }
@@ -227,8 +231,7 @@ TEST_CASE("cuda dbrx: a mixed prefill and decode batch gives each entry what it 
     REQUIRE(cpu_out.ok());
     CHECK(relative_max_diff(batched.hidden, cpu_out->hidden) <= kTolerance);
     // A 7-token chunk after the prefix equals the full prompt's rows 20..26.
-    const ForwardOutput chunked =
-        run({SequenceStep{chunk, 20, table_b, LogitsRows::kAll}});
+    const ForwardOutput chunked = run({SequenceStep{chunk, 20, table_b, LogitsRows::kAll}});
     const auto full = testing::forward_all(*backend, long_prompt, table_c);
     for (int64_t i = 0; i < 7; ++i) {
         const auto got = chunked.row(0, i);

@@ -29,8 +29,8 @@ TEST_CASE("cuda route_top_k equals the cpu router, with and without renormalisat
     auto logits = random_floats(static_cast<size_t>(n_tokens * n_expert), 21, 3.0f);
     // A tie: the lower index must win, as on the CPU.
     logits[3] = logits[5] = 10.0f;
-    for (const std::optional<double> p : {std::optional<double>(1.0), std::optional<double>(2.0),
-                                          std::optional<double>()}) {
+    for (const std::optional<double> p :
+         {std::optional<double>(1.0), std::optional<double>(2.0), std::optional<double>()}) {
         ModelConfig config;
         config.expert_weights_norm_p = p;
         std::vector<int32_t> ref_experts(static_cast<size_t>(n_tokens * k));
@@ -90,9 +90,9 @@ std::vector<double> expert_ref(const MoeShape& s, const float* ht, int64_t e,
     for (int64_t f = 0; f < s.n_ff; ++f) {
         const auto row = static_cast<uint64_t>((e * s.n_ff + f) * s.d);
         for (int64_t j = 0; j < s.d; ++j) {
-            out[static_cast<size_t>(j)] += a[static_cast<size_t>(f)] *
-                                           hashed_value(kSeedW2, row + static_cast<uint64_t>(j),
-                                                        w2_scale);
+            out[static_cast<size_t>(j)] +=
+                a[static_cast<size_t>(f)] *
+                hashed_value(kSeedW2, row + static_cast<uint64_t>(j), w2_scale);
         }
     }
     return out;
@@ -129,13 +129,16 @@ void check_moe(const MoeShape& s, DeviceDType type, cuda::GluActivation activati
     const cuda::Permutation perm{offsets.get(), pair_slot.get(), slot_token.get()};
     const cuda::ExpertShape shape{s.n_expert, s.d, s.n_ff, n_pairs};
     REQUIRE(cuda::permute_by_expert(dexperts.get(), s.n_tokens, s.k, s.n_expert, perm, dh.get(),
-                                    s.d, sorted.get(), nullptr).ok());
-    REQUIRE(cuda::expert_gate_up(sorted.get(), offsets.get(), w1.get(), v1.get(), type, shape,
-                                 activation, act.get(), nullptr).ok());
-    REQUIRE(cuda::expert_down(act.get(), offsets.get(), w2.get(), type, shape, y.get(), nullptr)
+                                    s.d, sorted.get(), nullptr)
                 .ok());
+    REQUIRE(cuda::expert_gate_up(sorted.get(), offsets.get(), w1.get(), v1.get(), type, shape,
+                                 activation, act.get(), nullptr)
+                .ok());
+    REQUIRE(
+        cuda::expert_down(act.get(), offsets.get(), w2.get(), type, shape, y.get(), nullptr).ok());
     REQUIRE(cuda::unpermute_add(y.get(), pair_slot.get(), dexperts.get(), dweights.get(),
-                                s.n_tokens, s.k, s.d, dx.get(), nullptr).ok());
+                                s.n_tokens, s.k, s.d, dx.get(), nullptr)
+                .ok());
 
     // The permutation groups pairs by expert, in token order within an expert.
     std::vector<int32_t> want_offsets(static_cast<size_t>(s.n_expert + 1), 0);
@@ -159,9 +162,9 @@ void check_moe(const MoeShape& s, DeviceDType type, cuda::GluActivation activati
         for (int64_t w = 0; w < n_threads; ++w) {
             workers.emplace_back([&, w] {
                 for (int64_t p = w; p < n_pairs; p += n_threads) {
-                    outs[static_cast<size_t>(p)] = expert_ref(s, h.data() + p / s.k * s.d,
-                                                              experts[static_cast<size_t>(p)],
-                                                              activation, w_scale, w2_scale);
+                    outs[static_cast<size_t>(p)] =
+                        expert_ref(s, h.data() + p / s.k * s.d, experts[static_cast<size_t>(p)],
+                                   activation, w_scale, w2_scale);
                 }
             });
         }
@@ -170,8 +173,9 @@ void check_moe(const MoeShape& s, DeviceDType type, cuda::GluActivation activati
     for (int64_t p = 0; p < n_pairs; ++p) {
         const int64_t t = p / s.k;
         for (int64_t j = 0; j < s.d; ++j) {
-            ref[static_cast<size_t>(t * s.d + j)] += static_cast<float>(
-                weights[static_cast<size_t>(p)] * outs[static_cast<size_t>(p)][static_cast<size_t>(j)]);
+            ref[static_cast<size_t>(t * s.d + j)] +=
+                static_cast<float>(weights[static_cast<size_t>(p)] *
+                                   outs[static_cast<size_t>(p)][static_cast<size_t>(j)]);
         }
     }
     INFO("moe " << s.n_tokens << " tokens, " << s.n_expert << " experts top " << s.k << ", d "
@@ -213,8 +217,8 @@ std::vector<float> dense_ref(const std::vector<float>& w, int64_t k, int64_t row
     return y;
 }
 
-void check_dense(int64_t rows, int64_t k, int64_t row_begin, int64_t n_rows, int64_t m,
-                 float beta, int64_t panel_floats) {
+void check_dense(int64_t rows, int64_t k, int64_t row_begin, int64_t n_rows, int64_t m, float beta,
+                 int64_t panel_floats) {
     const auto w = testing::random_bf16_exact(static_cast<size_t>(rows * k), 41);
     const auto x = random_floats(static_cast<size_t>(m * k), 42);
     const int64_t ldy = n_rows + 3;
@@ -229,11 +233,13 @@ void check_dense(int64_t rows, int64_t k, int64_t row_begin, int64_t n_rows, int
     for (const auto type : {DeviceDType::kF32, DeviceDType::kBF16}) {
         DeviceVec<float> dy(y0);
         cuda::DenseMatmul dense(handle, panel.get(), panel_floats);
-        const void* data = type == DeviceDType::kF32 ? static_cast<const void*>(wf.get()) : wb.get();
-        REQUIRE(dense.run({{data, type, rows, k}, row_begin, n_rows, dx.get(), m, dy.get(), ldy,
-                           beta},
-                          nullptr)
-                    .ok());
+        const void* data =
+            type == DeviceDType::kF32 ? static_cast<const void*>(wf.get()) : wb.get();
+        REQUIRE(
+            dense
+                .run({{data, type, rows, k}, row_begin, n_rows, dx.get(), m, dy.get(), ldy, beta},
+                     nullptr)
+                .ok());
         INFO("dense " << m << " x " << k << " -> " << n_rows << ", bf16 "
                       << (type == DeviceDType::kBF16) << ", panel " << panel_floats);
         CHECK(relative_error(dy.host(), ref) <= 1e-5);

@@ -36,7 +36,8 @@ TEST_CASE("cuda layer_norm equals the cpu layer_norm, all rows and chosen rows")
         std::vector<float> ref(x.size());
         cpu::layer_norm(x.data(), w.data(), n, d, 1e-5f, ref.data());
         DeviceVec<float> dx(x), dw(w), dout(x.size());
-        REQUIRE(cuda::layer_norm(dx.get(), nullptr, dw.get(), n, d, 1e-5f, dout.get(), nullptr).ok());
+        REQUIRE(
+            cuda::layer_norm(dx.get(), nullptr, dw.get(), n, d, 1e-5f, dout.get(), nullptr).ok());
         INFO("shape " << n << " x " << d);
         CHECK(relative_error(dout.host(), ref) <= 1e-5);
 
@@ -47,7 +48,8 @@ TEST_CASE("cuda layer_norm equals the cpu layer_norm, all rows and chosen rows")
         }
         DeviceVec<int32_t> drows(rows);
         DeviceVec<float> dsel(x.size());
-        REQUIRE(cuda::layer_norm(dx.get(), drows.get(), dw.get(), n, d, 1e-5f, dsel.get(), nullptr).ok());
+        REQUIRE(cuda::layer_norm(dx.get(), drows.get(), dw.get(), n, d, 1e-5f, dsel.get(), nullptr)
+                    .ok());
         const auto sel = dsel.host();
         for (int64_t i = 0; i < n; ++i) {
             const std::vector<float> got(sel.begin() + i * d, sel.begin() + (i + 1) * d);
@@ -67,8 +69,8 @@ TEST_CASE("cuda embed_tokens reads f32 and bf16 tables exactly") {
     DeviceVec<int32_t> dtokens(tokens);
     for (const auto type : {cuda::DeviceDType::kF32, cuda::DeviceDType::kBF16}) {
         DeviceVec<float> out(tokens.size() * d);
-        const void* src = type == cuda::DeviceDType::kF32 ? static_cast<const void*>(f32.get())
-                                                          : bf16.get();
+        const void* src =
+            type == cuda::DeviceDType::kF32 ? static_cast<const void*>(f32.get()) : bf16.get();
         REQUIRE(cuda::embed_tokens(src, type, dtokens.get(), 4, d, out.get(), nullptr).ok());
         const auto got = out.host();
         for (size_t t = 0; t < tokens.size(); ++t) {
@@ -151,9 +153,9 @@ void check_qkv_rope(const Heads& heads, bool clip) {
     const auto v = dv.host();
     for (int64_t t = 0; t < n_tokens; ++t) {
         const int32_t pos = positions[static_cast<size_t>(t)];
-        const int32_t block =
-            tables[static_cast<size_t>(table_offset[static_cast<size_t>(token_seq[static_cast<size_t>(t)])] +
-                                       pos / block_size)];
+        const int32_t block = tables[static_cast<size_t>(
+            table_offset[static_cast<size_t>(token_seq[static_cast<size_t>(t)])] +
+            pos / block_size)];
         const int64_t slot = (int64_t{block} * block_size + pos % block_size) * n_kv;
         CHECK(std::equal(k.begin() + slot, k.begin() + slot + n_kv, got.begin() + t * n_qkv + d));
         CHECK(std::equal(v.begin() + slot, v.begin() + slot + n_kv,
@@ -221,10 +223,15 @@ void check_attention(const Heads& heads, int32_t block_size, const std::vector<A
     int64_t first = 0;
     for (size_t s = 0; s < seqs.size(); ++s) {
         for (int64_t h = 0; h < heads.n_head; ++h) {
-            cpu::AttentionHead args{0, h, h / (heads.n_head / heads.n_head_kv), hd,
-                                    seqs[s].n_past, seqs[s].n_new, tables[s]};
-            cpu::attend_head(cache, args, qkv.data() + first * n_qkv, n_qkv,
-                             ref.data() + first * d, d, scores.data());
+            cpu::AttentionHead args{0,
+                                    h,
+                                    h / (heads.n_head / heads.n_head_kv),
+                                    hd,
+                                    seqs[s].n_past,
+                                    seqs[s].n_new,
+                                    tables[s]};
+            cpu::attend_head(cache, args, qkv.data() + first * n_qkv, n_qkv, ref.data() + first * d,
+                             d, scores.data());
         }
         first += seqs[s].n_new;
     }

@@ -65,7 +65,8 @@ private:
 TEST_CASE("cuda serving: mixed prefill and decode batches give the reference's greedy ids") {
     for (const char* name : {"a_d64_gqa", "b_d128_clip8"}) {
         const auto golden = testing::load_json(testing::golden_dir(name) + "/golden.json");
-        auto opened = open_cuda_backend(testing::golden_dir(name), {WeightFormat::kAsStored, 0, 64});
+        auto opened =
+            open_cuda_backend(testing::golden_dir(name), {WeightFormat::kAsStored, 0, 64});
         REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
         RecordingBackend backend(std::move(*opened));
         REQUIRE(backend.configure_kv_cache({4, 256}).ok());
@@ -101,7 +102,7 @@ TEST_CASE("cuda serving: mixed prefill and decode batches give the reference's g
         INFO(name);
         CHECK(backend.mixed_steps > 0);
         MESSAGE(std::string(name) << ": " << backend.mixed_steps << " mixed prefill+decode steps, "
-                     << backend.copies << " block copies");
+                                  << backend.copies << " block copies");
     }
 }
 

@@ -302,8 +302,7 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
                                        });
         if (result.ok()) {
             offer_answer(s, result->trace_id, request_text, result->run.answer);
-        }
-        if (!result.ok()) {
+        } else {
             stream->push("error", {{"message", result.status().message()},
                                    {"code", status_code_name(result.status().code())}});
         }

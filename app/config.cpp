@@ -135,6 +135,11 @@ const std::vector<Field>& fields() {
                                             "Weight format in memory; auto keeps the stored one",
                                             &C::model, &ModelSettings::weights),
                                  {"auto", "f32", "bf16", "int8"}));
+        f.push_back(with_allowed(make_field("model", "backend", FieldType::kString,
+                                            "Compute backend; auto picks cuda when a GPU is "
+                                            "visible, and cuda without one falls back to cpu",
+                                            &C::model, &ModelSettings::backend),
+                                 {"auto", "cpu", "cuda"}));
         f.push_back(with_range(make_field("model", "threads", FieldType::kInteger,
                                           "CPU backend threads; 0: every hardware thread",
                                           &C::model, &ModelSettings::threads),

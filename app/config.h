@@ -59,6 +59,7 @@ struct ModelSettings {
     std::string path = "./models/tiny";  // a Hugging Face DBRX checkpoint folder
     std::string name;                    // the model id clients send; empty: the folder's name
     std::string weights = "auto";        // auto | f32 | bf16 | int8
+    std::string backend = "auto";        // auto | cpu | cuda (auto: cuda when a GPU is visible)
     int threads = 0;                     // CPU backend threads; 0: every hardware thread
     std::int64_t kv_cache_blocks = 0;    // 0: derived from kv_cache_bytes
     std::int64_t kv_cache_bytes = 256LL * 1024 * 1024;

@@ -14,6 +14,9 @@ void add_config_options(CLI::App& command, ConfigOptions& options) {
                        "Data directory (overrides /storage/data_dir)");
     command.add_option("--model", options.model_path,
                        "Model checkpoint folder (overrides /model/path)");
+    command.add_option("--backend", options.backend,
+                       "Compute backend: auto, cpu or cuda (overrides /model/backend)")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 }
 
 Result<Config> effective_config(const ConfigOptions& options) {
@@ -33,6 +36,9 @@ Result<Config> effective_config(const ConfigOptions& options) {
     }
     if (options.model_path) {
         config.model.path = *options.model_path;
+    }
+    if (options.backend) {
+        config.model.backend = *options.backend;
     }
     SLUICE_RETURN_IF_ERROR(validate_config(config).with_context("command-line flags"));
     return config;

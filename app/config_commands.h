@@ -18,9 +18,10 @@ struct ConfigOptions {
     std::optional<int> port;
     std::optional<std::string> data_dir;
     std::optional<std::string> model_path;
+    std::optional<std::string> backend;
 };
 
-// Adds --config, --host, --port, --data-dir and --model to `command`.
+// Adds --config, --host, --port, --data-dir, --model and --backend to `command`.
 void add_config_options(CLI::App& command, ConfigOptions& options);
 
 // The effective configuration: defaults, then the file (when given), then SLUICE_* environment

@@ -1,6 +1,7 @@
 #include "app/eval_access.h"
 
 #include "app/governance_http.h"
+#include "common/log.h"
 
 namespace sluice::app {
 
@@ -54,6 +55,20 @@ bool may_read_eval_set(governance::Governance& gov, const governance::RequestCon
     auto decision =
         gov.authorizer().check(context.principal_id, Privilege::kSelect, SecurableType::kTable, name);
     return decision.ok() && decision->allowed;
+}
+
+void record_judge_usage(governance::Governance& gov, const governance::RequestContext& context,
+                        const std::string& endpoint, std::int64_t prompt_tokens,
+                        std::int64_t completion_tokens) {
+    governance::UsageReport report;
+    report.tokens.input_tokens = prompt_tokens;
+    report.tokens.output_tokens = completion_tokens;
+    report.agent = "eval.judges";
+    auto recorded = gov.usage().record(context, endpoint, report);
+    if (!recorded.ok()) {
+        log::warn("eval", "judge tokens not recorded",
+                  {{"error", recorded.status().message()}, {"request_id", context.request_id}});
+    }
 }
 
 }  // namespace sluice::app

@@ -13,6 +13,7 @@
 //
 // Thread safety: free functions; thread-safe.
 
+#include <cstdint>
 #include <string>
 
 #include "common/result.h"
@@ -39,5 +40,12 @@ Status authorize_eval_set_read(governance::Governance& gov,
 // The same decision unaudited, for filtering listings (the listing itself is audited).
 bool may_read_eval_set(governance::Governance& gov, const governance::RequestContext& context,
                        const std::string& name);
+
+// Charges the judges' tokens of a run (or best-of-N call) to the caller in governance's usage
+// (token spend, limits, audit), as agent "eval.judges" on the judging model's endpoint. A
+// failure to record is logged, not returned: the evaluation has already happened.
+void record_judge_usage(governance::Governance& gov, const governance::RequestContext& context,
+                        const std::string& endpoint, std::int64_t prompt_tokens,
+                        std::int64_t completion_tokens);
 
 }  // namespace sluice::app

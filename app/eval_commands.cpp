@@ -52,6 +52,7 @@ int fail(const std::string& what, const std::string& message) {
 struct LocalEval {
     Config config;
     std::unique_ptr<DataDir> data_dir;
+    std::unique_ptr<governance::Governance> gov;
     std::unique_ptr<eval::EvalStore> store;
 };
 
@@ -59,6 +60,8 @@ Result<LocalEval> open_local_eval(const ConfigOptions& options) {
     LocalEval out;
     SLUICE_ASSIGN_OR_RETURN(out.config, effective_config(options));
     SLUICE_ASSIGN_OR_RETURN(out.data_dir, DataDir::open(out.config.storage.data_dir));
+    // Governance first: it creates and migrates catalog.db, which the evaluation tables join.
+    SLUICE_ASSIGN_OR_RETURN(out.gov, governance::Governance::open(out.data_dir->path()));
     SLUICE_ASSIGN_OR_RETURN(out.store,
                             eval::EvalStore::open(out.data_dir->path() / governance::kCatalogFile));
     return out;
@@ -140,12 +143,11 @@ int run_eval(const EvalCliOptions& options) {
         return fail("run", local.status().message());
     }
     const std::filesystem::path catalog = local->data_dir->path() / governance::kCatalogFile;
-    auto gov = governance::Governance::open(local->data_dir->path());
     auto agent_store = agents::AgentStore::open(catalog);
     auto traces = agents::TraceStore::open(catalog);
     auto indexes =
         retrieval::IndexManager::open(local->data_dir->path() / "indexes", server_index_deps());
-    for (Status opened : {gov.status(), agent_store.status(), traces.status(), indexes.status()}) {
+    for (Status opened : {agent_store.status(), traces.status(), indexes.status()}) {
         if (!opened.ok()) {
             return fail("run", opened.message());
         }
@@ -171,7 +173,7 @@ int run_eval(const EvalCliOptions& options) {
         return fail("run", made.status().message());
     }
     std::shared_ptr<agents::ChatModel> model = std::move(*made);
-    agents::AgentRuntime runtime(**gov, **agent_store, **traces, indexes->get(),
+    agents::AgentRuntime runtime(*local->gov, **agent_store, **traces, indexes->get(),
                                  [&model](const std::string&) -> Result<std::shared_ptr<agents::ChatModel>> {
                                      return model;
                                  });
@@ -180,7 +182,7 @@ int run_eval(const EvalCliOptions& options) {
     eval::Target target;
     std::string label;
     if (!options.agent.empty()) {
-        auto principal = (*gov)->store().principal(caller.principal);
+        auto principal = local->gov->store().principal(caller.principal);
         if (!principal.ok()) {
             return fail("run", "--principal: " + principal.status().message());
         }

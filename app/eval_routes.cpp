@@ -273,6 +273,9 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
     if (!run.ok() || !audited.ok()) {
         return send_status(res, run.ok() ? audited : run.status(), info.request_id);
     }
+    record_judge_usage(s.gov, context, (*model)->name(),
+                       (*run)["judge_usage"]["prompt_tokens"].get<std::int64_t>(),
+                       (*run)["judge_usage"]["completion_tokens"].get<std::int64_t>());
     send_safe(res, *run);
 }
 

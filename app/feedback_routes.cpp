@@ -267,6 +267,8 @@ void best_of_n(EvalServices& s, const RequestInfo& info, const httplib::Request&
     if (!best.ok() || !audited.ok()) {
         return send_status(res, best.ok() ? audited : best.status(), info.request_id);
     }
+    record_judge_usage(s.gov, context, (*model)->name(), best->prompt_tokens,
+                       best->completion_tokens);
     json candidates = json::array();
     for (const auto& c : best->candidates) {
         json verdicts = json::object();

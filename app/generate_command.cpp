@@ -24,6 +24,7 @@ struct GenerateOptions {
     bool chat = false;
     std::optional<std::string> system;
     std::string weights = "stored";
+    std::string backend = "auto";
     int32_t max_tokens = 16;
     inference::SamplingParams sampling;
     std::vector<int32_t> stop_ids;
@@ -78,7 +79,8 @@ int run_generate(const GenerateOptions& options) {
     }
     constexpr int32_t kBlockSize = 16;
     const int64_t positions = static_cast<int64_t>(prompt->size()) + options.max_tokens;
-    auto backend = open_model(options.model, options.weights, positions, kBlockSize);
+    auto backend =
+        open_model(options.model, options.weights, positions, kBlockSize, options.backend);
     if (!backend.ok()) {
         return report_failure("generate", backend.status());
     }
@@ -119,7 +121,8 @@ int run_generate(const GenerateOptions& options) {
         json out = {{"ids", result->ids},
                     {"finish_reason", inference::finish_reason_name(result->finish)},
                     {"usage", usage},
-                    {"timings", timing}};
+                    {"timings", timing},
+                    {"backend", (*backend)->name()}};
         if (text) {
             out["text"] = text->text();
         }
@@ -142,7 +145,8 @@ int run_generate(const GenerateOptions& options) {
     } else {
         std::cout << "\n";
     }
-    std::cerr << "finish " << inference::finish_reason_name(result->finish) << ", usage "
+    std::cerr << "backend " << (*backend)->name() << ", finish "
+              << inference::finish_reason_name(result->finish) << ", usage "
               << usage.dump() << ", prefill "
               << format_fixed(timings.prefill_tokens_per_second(), 1) << " tokens/s, decode "
               << format_fixed(timings.decode_tokens_per_second(), 1) << " tokens/s\n";
@@ -179,6 +183,7 @@ void add_generate_command(Cli& cli) {
     command->add_option("--stop", o.stop_strings, "Text that ends generation (repeatable)");
     command->add_option("--stop-id", o.stop_ids, "A token id that ends generation (repeatable)");
     add_weights_option(command, &o.weights);
+    add_backend_option(command, &o.backend);
     command->add_flag("--json", o.json, "Print one JSON object: ids, text, usage, timings");
     cli.on_run(command, [options, prompt, ids] {
         if (prompt->count() == 0 && ids->count() == 0) {

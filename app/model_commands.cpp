@@ -1,5 +1,6 @@
 #include "app/model_commands.h"
 
+#include <algorithm>
 #include <charconv>
 #include <iostream>
 #include <map>
@@ -9,6 +10,7 @@
 
 #include "app/bench_report.h"
 #include "app/tokenize_command.h"
+#include "inference/backend_factory.h"
 #include "inference/cpu_backend.h"
 #include "inference/dbrx_layout.h"
 #include "inference/hf_tokenizer.h"
@@ -155,11 +157,25 @@ void add_weights_option(CLI::App* command, std::string* weights) {
 }
 
 // Opens the model with a KV cache big enough for `n_positions` positions per sequence.
+void add_backend_option(CLI::App* command, std::string* backend) {
+    command
+        ->add_option("--backend", *backend,
+                     "Compute backend: auto (cuda when a GPU is visible), cpu or cuda (falls "
+                     "back to cpu without a GPU)")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+}
+
 Result<std::unique_ptr<inference::Backend>> open_model(const std::string& dir,
                                                        const std::string& weights,
-                                                       int64_t n_positions, int32_t block_size) {
-    SLUICE_ASSIGN_OR_RETURN(auto backend,
-                            inference::open_cpu_backend(dir, {weight_formats().at(weights), 0}));
+                                                       int64_t n_positions, int32_t block_size,
+                                                       const std::string& backend_name) {
+    inference::BackendOptions options;
+    options.kind =
+        inference::parse_backend_kind(backend_name).value_or(inference::BackendKind::kCpu);
+    options.weights = weight_formats().at(weights);
+    // One step holds at most the whole prompt (the generator prefills it at once).
+    options.max_batch_tokens = std::clamp<int64_t>(n_positions, 1, 65535);
+    SLUICE_ASSIGN_OR_RETURN(auto backend, inference::open_backend(dir, options));
     n_positions = std::min(n_positions, backend->config().max_seq_len);
     const auto n_blocks = static_cast<int32_t>((n_positions + block_size - 1) / block_size);
     SLUICE_RETURN_IF_ERROR(backend->configure_kv_cache({block_size, std::max(n_blocks, 1)}));

@@ -37,10 +37,15 @@ int report_failure(const std::string& command, const Status& status);
 const std::map<std::string, inference::WeightFormat>& weight_formats();
 void add_weights_option(CLI::App* command, std::string* weights);
 
-// Opens the checkpoint in `dir` on the CPU with a KV cache of `n_positions` positions (capped at
-// the model's max_seq_len) in blocks of `block_size`.
+// "auto", "cpu" or "cuda" (backend_factory.h).
+void add_backend_option(CLI::App* command, std::string* backend);
+
+// Opens the checkpoint in `dir` on `backend` ("auto", "cpu" or "cuda"; cuda falls back to the CPU
+// without a GPU) with a KV cache of `n_positions` positions (capped at the model's max_seq_len)
+// in blocks of `block_size`.
 Result<std::unique_ptr<inference::Backend>> open_model(const std::string& dir,
                                                        const std::string& weights,
-                                                       int64_t n_positions, int32_t block_size);
+                                                       int64_t n_positions, int32_t block_size,
+                                                       const std::string& backend = "cpu");
 
 }  // namespace sluice::app

@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "common/log.h"
-#include "inference/cpu_backend.h"
+#include "inference/backend_factory.h"
 #include "inference/hf_tokenizer.h"
 
 namespace sluice::app {
@@ -83,8 +83,11 @@ Result<std::shared_ptr<inference::Engine>> ModelHost::open_engine() const {
                             inference::open_hf_tokenizer(dir));
     SLUICE_ASSIGN_OR_RETURN(
         std::unique_ptr<inference::Backend> backend,
-        inference::open_cpu_backend(settings_.path,
-                                    {weight_format(settings_.weights), settings_.threads}));
+        inference::open_backend(settings_.path, {inference::parse_backend_kind(settings_.backend)
+                                                     .value_or(inference::BackendKind::kAuto),
+                                                 weight_format(settings_.weights),
+                                                 settings_.threads, settings_.max_batch_tokens}));
+    log::info("model", "backend opened", {{"backend", backend->name()}, {"path", settings_.path}});
     const int64_t block_bytes = backend->config().kv_bytes_per_token(4) * kBlockSize;
     int64_t n_blocks = settings_.kv_cache_blocks > 0 ? settings_.kv_cache_blocks
                                                      : settings_.kv_cache_bytes / block_bytes;

@@ -25,6 +25,12 @@ if(SLUICE_HAVE_CUDA)
     set(CMAKE_CUDA_ARCHITECTURES "${SLUICE_CUDA_ARCHITECTURES}")
   endif()
   enable_language(CUDA)
+  # CMake before 3.26 knows no C++20 flag for nvcc (which has -std=c++20 since CUDA 12.0) and
+  # would refuse CMAKE_CUDA_STANDARD 20.
+  if(NOT DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  endif()
   set(CMAKE_CUDA_STANDARD 20)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   find_package(CUDAToolkit REQUIRED)

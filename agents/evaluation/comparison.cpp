@@ -11,6 +11,11 @@ using nlohmann::json;
 
 namespace {
 
+constexpr const char* kComparedMetrics[] = {"exact_match", "token_f1", "retrieval_precision",
+                                            "retrieval_recall", "retrieval_ndcg", "latency_ms",
+                                            "total_tokens"};
+constexpr std::uint64_t kComparisonSeed = 20240611;
+
 std::map<size_t, json> rows_by_index(const json& run) {
     std::map<size_t, json> out;
     for (const auto& row : run["rows"]) {
@@ -90,9 +95,42 @@ Result<json> compare_runs(const json& a, const json& b) {
                             {"p_value", p},
                             {"significant", p < kSignificanceLevel}};
     }
+    // Metrics that are not pass/fail: the paired difference of their per-row values.
+    std::map<std::string, std::vector<double>> differences;
+    std::map<std::string, std::pair<double, double>> sums;
+    for (size_t index : indexes) {
+        if (rows_a.count(index) == 0 || rows_b.count(index) == 0) {
+            continue;
+        }
+        const json ma = rows_a[index].value("metrics", json::object());
+        const json mb = rows_b[index].value("metrics", json::object());
+        for (const char* name : kComparedMetrics) {
+            if (ma.contains(name) && mb.contains(name)) {
+                double x = ma[name].get<double>();
+                double y = mb[name].get<double>();
+                differences[name].push_back(y - x);
+                sums[name].first += x;
+                sums[name].second += y;
+            }
+        }
+    }
+    json out_metrics = json::object();
+    for (const auto& [name, diffs] : differences) {
+        PairedDifference d = paired_bootstrap(diffs, 2000, kComparisonSeed);
+        double n = static_cast<double>(diffs.size());
+        out_metrics[name] = {{"n", diffs.size()},
+                             {"a_mean", sums[name].first / n},
+                             {"b_mean", sums[name].second / n},
+                             {"difference", d.mean},
+                             {"ci_low", d.ci.low},
+                             {"ci_high", d.ci.high},
+                             {"p_value", d.p_value},
+                             {"significant", d.p_value < kSignificanceLevel}};
+    }
     return json{{"a", a.value("id", "")},
                 {"b", b.value("id", "")},
                 {"judges", out_judges},
+                {"metrics", out_metrics},
                 {"rows", rows}};
 }
 

@@ -7,6 +7,10 @@
 //                              0.5 when the runs never differ;
 //   p_value                    exact McNemar test on the discordant rows (statistics.h);
 //   significant                p_value < 0.05.
+// Per metric that is not pass/fail (exact_match, token_f1, retrieval_*, latency_ms,
+// total_tokens), over the rows both runs have it: a_mean, b_mean, difference (B - A), its 95%
+// paired-bootstrap interval, p_value and significant (statistics.h; 2,000 resamples, a fixed
+// seed so that a comparison is reproducible).
 // Rows: {"index", "a": {judge: verdict}, "b": {...}, "changed"} where changed says whether any
 // judge's verdict differs between the runs.
 //

@@ -53,9 +53,9 @@ void settle(RowResult& row, const JudgeSpec& spec, std::vector<const JudgeCall*>
         aggregate.prompt_tokens += call->verdict->prompt_tokens;
         aggregate.completion_tokens += call->verdict->completion_tokens;
         row.metrics["judge_prompt_tokens"] =
-            row.metrics.value("judge_prompt_tokens", 0) + call->verdict->prompt_tokens;
+            row.metrics.value("judge_prompt_tokens", std::int64_t{0}) + call->verdict->prompt_tokens;
         row.metrics["judge_completion_tokens"] =
-            row.metrics.value("judge_completion_tokens", 0) + call->verdict->completion_tokens;
+            row.metrics.value("judge_completion_tokens", std::int64_t{0}) + call->verdict->completion_tokens;
     }
     if (valid == 0) {
         row.judge_errors[spec.name] = error;
@@ -225,7 +225,7 @@ Result<EvalResult> evaluate(const std::vector<EvalRow>& rows, const Target& targ
         std::int64_t prompt_tokens = 0;
         std::int64_t completion_tokens = 0;
         Clock::time_point begun = Clock::now();
-        if (rows[i].response) {
+        if (!target && rows[i].response) {
             out.response = *rows[i].response;
             out.has_context = rows[i].retrieved_context.has_value();
             out.context = rows[i].retrieved_context.value_or(std::vector<ContextChunk>{});

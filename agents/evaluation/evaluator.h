@@ -1,8 +1,8 @@
 #pragma once
-// Runs an evaluation: each row's answer is produced (by the target: an agent, document QA) or
-// taken from the row, scored by the deterministic metrics (metrics.h), and judged by every
-// judge that applies (judges.h); then pass rates are aggregated per judge with a seeded 95%
-// bootstrap interval (statistics.h).
+// Runs an evaluation: each row's answer is produced (by the target: an agent, document QA) or,
+// without a target, taken from the row; scored by the deterministic metrics (metrics.h); and
+// judged by every judge that applies (judges.h); then pass rates are aggregated per judge with
+// a seeded 95% bootstrap interval (statistics.h).
 //
 // Batching: answers and judge calls are issued from `concurrency` threads at once, so the
 // engine's scheduler runs them in one batch; with concurrency 1 the calls go in row order, then
@@ -94,7 +94,8 @@ struct EvalResult {
     double wall_s = 0;
 };
 
-// `target` may be empty: every row must then carry its response. kInvalidArgument when no judge
+// With a target, the target answers every row (a row's own response is ignored); without one,
+// each row's response is judged, and a row without one records an error. kInvalidArgument when no judge
 // is given and a row lacks what the run needs; per-row failures are recorded on the rows.
 Result<EvalResult> evaluate(const std::vector<EvalRow>& rows, const Target& target,
                             ChatModel& judge_model, const EvalOptions& options);

@@ -13,6 +13,8 @@ using nlohmann::json;
 // The characters a rationale may use: printable ASCII without '"' and '\', so that each is one
 // byte of output and needs no escape.
 constexpr std::string_view kRationaleClass = "[-A-Za-z0-9 ,.;:!?'()%/+*=#&<>_]";
+// The same set for checking a reply: ASCII letters and digits, and these.
+constexpr std::string_view kRationalePunctuation = "- ,.;:!?'()%/+*=#&<>_";
 
 constexpr std::string_view kSystem =
     "You are an impartial judge of answers given by an assistant. Read what you are given, "
@@ -199,8 +201,9 @@ Result<Verdict> parse_verdict(const std::string& text, int rationale_max_chars) 
         return refuse("rationale longer than " + std::to_string(rationale_max_chars));
     }
     for (char c : rationale) {
-        if (kRationaleClass.find(c) == std::string_view::npos &&
-            !std::isalnum(static_cast<unsigned char>(c))) {
+        auto byte = static_cast<unsigned char>(c);
+        bool letter_or_digit = byte < 0x80 && std::isalnum(byte);
+        if (!letter_or_digit && kRationalePunctuation.find(c) == std::string_view::npos) {
             return refuse("rationale has a character outside the schema's pattern");
         }
     }

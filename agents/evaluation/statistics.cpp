@@ -32,6 +32,45 @@ Interval bootstrap_interval(const std::vector<int>& outcomes, int resamples, std
     return {means[low], means[high]};
 }
 
+PairedDifference paired_bootstrap(const std::vector<double>& differences, int resamples,
+                                  std::uint64_t seed, double level) {
+    PairedDifference out;
+    if (differences.empty() || resamples <= 0) {
+        return out;
+    }
+    const auto n = static_cast<std::uint64_t>(differences.size());
+    double sum = 0;
+    for (double d : differences) {
+        sum += d;
+    }
+    out.mean = sum / static_cast<double>(n);
+    std::mt19937_64 rng(seed);
+    std::vector<double> means;
+    means.reserve(static_cast<size_t>(resamples));
+    int at_or_below = 0;
+    int at_or_above = 0;
+    for (int r = 0; r < resamples; ++r) {
+        double resampled = 0;
+        for (std::uint64_t i = 0; i < n; ++i) {
+            resampled += differences[rng() % n];
+        }
+        resampled /= static_cast<double>(n);
+        at_or_below += resampled <= 0 ? 1 : 0;
+        at_or_above += resampled >= 0 ? 1 : 0;
+        means.push_back(resampled);
+    }
+    std::sort(means.begin(), means.end());
+    const double alpha = 1 - level;
+    const double b = static_cast<double>(resamples);
+    auto low = std::min(static_cast<size_t>(std::floor(alpha / 2 * b)), means.size() - 1);
+    auto high =
+        std::clamp<size_t>(static_cast<size_t>(std::ceil((1 - alpha / 2) * b)), 1, means.size()) -
+        1;
+    out.ci = {means[low], means[high]};
+    out.p_value = std::min(1.0, 2.0 * std::min(at_or_below, at_or_above) / b);
+    return out;
+}
+
 double mcnemar_exact(int b, int c) {
     const int n = b + c;
     if (n == 0) {

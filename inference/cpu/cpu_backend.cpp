@@ -1,13 +1,13 @@
 // The CPU implementation of Backend: batch validation and KV-cache ownership around DbrxModel.
 #include "inference/cpu_backend.h"
 
-#include <set>
 #include <thread>
 
 #include "inference/cpu/attention.h"
 #include "inference/cpu/dbrx.h"
 #include "inference/cpu/kernels.h"
 #include "inference/dbrx_layout.h"
+#include "inference/detail/forward_validation.h"
 #include "inference/safetensors.h"
 
 namespace sluice::inference {
@@ -57,15 +57,7 @@ public:
     }
 
     Status copy_kv_block(int32_t src, int32_t dst) override {
-        const int32_t n = cache_.spec().n_blocks;
-        if (!cache_.configured()) {
-            return failed_precondition("kv cache is not configured");
-        }
-        if (src < 0 || src >= n || dst < 0 || dst >= n) {
-            return invalid_argument("copy_kv_block: blocks " + std::to_string(src) + " -> " +
-                                    std::to_string(dst) + " outside [0, " + std::to_string(n) +
-                                    ")");
-        }
+        SLUICE_RETURN_IF_ERROR(detail::validate_kv_block_copy(src, dst, cache_.spec()));
         if (src != dst) {
             cache_.copy_block(src, dst);
         }
@@ -74,55 +66,7 @@ public:
 
 private:
     Status validate(const ForwardBatch& batch) const {
-        if (!cache_.configured()) {
-            return failed_precondition("kv cache is not configured");
-        }
-        if (batch.sequences.empty()) {
-            return invalid_argument("forward: empty batch");
-        }
-        const KvCacheSpec spec = cache_.spec();
-        std::set<int32_t> written;
-        for (size_t s = 0; s < batch.sequences.size(); ++s) {
-            const SequenceStep& seq = batch.sequences[s];
-            const std::string where = "forward: sequence " + std::to_string(s);
-            if (seq.tokens.empty() || seq.n_past < 0) {
-                return invalid_argument(where + ": needs at least one new token and n_past >= 0");
-            }
-            const int64_t n_positions = seq.n_past + static_cast<int64_t>(seq.tokens.size());
-            if (n_positions > config().max_seq_len) {
-                return invalid_argument(where + ": " + std::to_string(n_positions) +
-                                        " positions, max_seq_len " +
-                                        std::to_string(config().max_seq_len));
-            }
-            const int64_t blocks_needed = (n_positions + spec.block_size - 1) / spec.block_size;
-            if (static_cast<int64_t>(seq.block_table.size()) < blocks_needed) {
-                return invalid_argument(where + ": block table of " +
-                                        std::to_string(seq.block_table.size()) +
-                                        " blocks, needs " + std::to_string(blocks_needed));
-            }
-            for (int64_t b = 0; b < blocks_needed; ++b) {
-                const int32_t block = seq.block_table[static_cast<size_t>(b)];
-                if (block < 0 || block >= spec.n_blocks) {
-                    return invalid_argument(where + ": block id " + std::to_string(block) +
-                                            " outside [0, " + std::to_string(spec.n_blocks) + ")");
-                }
-            }
-            for (int64_t b = seq.n_past / spec.block_size; b < blocks_needed; ++b) {
-                if (!written.insert(seq.block_table[static_cast<size_t>(b)]).second) {
-                    return invalid_argument(where + ": block " +
-                                            std::to_string(seq.block_table[static_cast<size_t>(b)]) +
-                                            " is written by two sequences in one step");
-                }
-            }
-            for (int32_t token : seq.tokens) {
-                if (token < 0 || token >= config().n_vocab) {
-                    return invalid_argument(where + ": token id " + std::to_string(token) +
-                                            " outside [0, " + std::to_string(config().n_vocab) +
-                                            ")");
-                }
-            }
-        }
-        return Status::ok_status();
+        return detail::validate_forward_batch(batch, config(), cache_.spec());
     }
 
     std::unique_ptr<Checkpoint> checkpoint_;  // owns the mappings borrowed weights point into

@@ -79,6 +79,28 @@ TEST_CASE("McNemar exact p-values on constructed tables") {
     CHECK(mcnemar_exact(2, 8) == doctest::Approx(2 * (1 + 10 + 45) / 1024.0));
 }
 
+TEST_CASE("paired bootstrap of a mean difference") {
+    PairedDifference all_better = paired_bootstrap(std::vector<double>(30, 0.5), 500, 3);
+    CHECK(all_better.mean == 0.5);
+    CHECK(all_better.ci.low == 0.5);
+    CHECK(all_better.ci.high == 0.5);
+    CHECK(all_better.p_value == 0);  // no resample reaches 0
+    PairedDifference none = paired_bootstrap(std::vector<double>(30, 0.0), 500, 3);
+    CHECK(none.p_value == 1);
+    // Half the rows +1, half -1: no difference, and the interval straddles 0.
+    std::vector<double> mixed;
+    for (int i = 0; i < 200; ++i) {
+        mixed.push_back(i % 2 == 0 ? 1.0 : -1.0);
+    }
+    PairedDifference noise = paired_bootstrap(mixed, 2000, 3);
+    CHECK(noise.mean == 0);
+    CHECK(noise.ci.low < 0);
+    CHECK(noise.ci.high > 0);
+    CHECK(noise.p_value > 0.5);
+    // The standard error of the mean of +-1 over 200 rows is 1 / sqrt(200) = 0.0707.
+    CHECK(noise.ci.high == doctest::Approx(1.96 * 0.0707).epsilon(0.1));
+}
+
 TEST_CASE("Cohen's kappa on the textbook table") {
     // 50 items: both yes 20, first yes / second no 5, first no / second yes 10, both no 15.
     std::vector<bool> first, second;

@@ -203,6 +203,8 @@ TEST_CASE("verdicts are checked against the schema") {
     CHECK_FALSE(parse_verdict(R"({"rationale":"fine","verdict":"maybe"})", 10).ok());
     CHECK_FALSE(parse_verdict(R"({"rationale":"far too long here","verdict":"no"})", 10).ok());
     CHECK_FALSE(parse_verdict(R"({"rationale":"a\"b","verdict":"no"})", 10).ok());
+    CHECK_FALSE(parse_verdict(R"({"rationale":"a[b]","verdict":"no"})", 10).ok());
+    CHECK(parse_verdict(R"j({"rationale":"A-z 0_9 (ok)","verdict":"no"})j", 20).ok());
     CHECK_FALSE(parse_verdict(R"({"verdict":"no"})", 10).ok());
     CHECK_FALSE(parse_verdict(R"({"rationale":"","verdict":"no","x":1})", 10).ok());
     json schema = verdict_schema(12);
@@ -237,6 +239,21 @@ TEST_CASE("comparison: per-row changes, win rate and McNemar's test") {
     CHECK((*close)["judges"]["correctness"]["p_value"].get<double>() == doctest::Approx(0.5));
     CHECK((*close)["judges"]["correctness"]["significant"] == false);
     CHECK_FALSE(compare_runs(json::object(), run("b", 1)).ok());
+    // Metrics: B's exact match is 1 on every row where A's is 0 on half of them.
+    json ma = run("a", 0);
+    json mb = run("b", 0);
+    for (int i = 0; i < 12; ++i) {
+        ma["rows"][i]["metrics"] = {{"exact_match", i % 2 == 0 ? 1.0 : 0.0}};
+        mb["rows"][i]["metrics"] = {{"exact_match", 1.0}};
+    }
+    auto metrics = compare_runs(ma, mb);
+    REQUIRE(metrics.ok());
+    const json& em = (*metrics)["metrics"]["exact_match"];
+    CHECK(em["a_mean"] == 0.5);
+    CHECK(em["b_mean"] == 1.0);
+    CHECK(em["difference"] == 0.5);
+    CHECK(em["ci_low"].get<double>() > 0);
+    CHECK(em["significant"] == true);
 }
 
 TEST_CASE("calibration: agreement and kappa against human labels; corrections become rows") {

@@ -74,7 +74,12 @@ std::map<std::string, std::string> index_bodies(const sluice::retrieval::Index& 
     REQUIRE(index.for_each_document([&](const sluice::retrieval::DocumentRecord& record) {
                      auto chunks = index.chunks_of(record.key);
                      REQUIRE(chunks.ok());
-                     REQUIRE(chunks->size() == 1);
+                     // The sync runs while this reads: a document listed a moment ago may be
+                     // gone (or replaced) by now. That is a state not yet converged, not an error.
+                     if (chunks->size() != 1) {
+                         out[record.key] = std::to_string(chunks->size()) + " chunks";
+                         return true;
+                     }
                      // The text is "title: ...\nbody: ..."; report the table's body when the
                      // chunk carries it, else the chunk's text (which then fails the compare).
                      const std::string& text = chunks->front().text;

@@ -1,0 +1,57 @@
+#include "inference/backend_factory.h"
+
+#include "common/log.h"
+#include "inference/cpu_backend.h"
+#include "inference/cuda_backend.h"
+#include "inference/devices.h"
+
+namespace sluice::inference {
+
+std::optional<BackendKind> parse_backend_kind(const std::string& name) {
+    if (name == "auto") {
+        return BackendKind::kAuto;
+    }
+    if (name == "cpu") {
+        return BackendKind::kCpu;
+    }
+    if (name == "cuda") {
+        return BackendKind::kCuda;
+    }
+    return std::nullopt;
+}
+
+BackendKind resolve_backend_kind(BackendKind kind) {
+    if (kind == BackendKind::kCpu) {
+        return kind;
+    }
+    Result<std::vector<GpuInfo>> gpus = visible_gpus();
+    if (gpus.ok() && !gpus->empty()) {
+        return BackendKind::kCuda;
+    }
+    const std::string why = gpus.ok() ? "no GPU is visible" : gpus.status().message();
+    // auto on a CPU machine is the normal case; an explicit cuda request deserves a warning.
+    if (kind == BackendKind::kCuda) {
+        log::warn("inference", "cuda backend requested; falling back to the cpu backend",
+                  {{"reason", why}});
+    } else {
+        log::info("inference", "using the cpu backend", {{"reason", why}});
+    }
+    return BackendKind::kCpu;
+}
+
+Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
+                                              const BackendOptions& options) {
+    if (resolve_backend_kind(options.kind) == BackendKind::kCuda) {
+        return open_cuda_backend(model_dir, {options.weights, 0, options.max_batch_tokens});
+    }
+    return open_cpu_backend(model_dir, {options.weights, options.n_threads});
+}
+
+#if !SLUICE_HAVE_CUDA
+Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& /*model_dir*/,
+                                                   const CudaBackendOptions& /*options*/) {
+    return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
+}
+#endif
+
+}  // namespace sluice::inference

@@ -1,0 +1,365 @@
+// The CUDA implementation of Backend (cuda_backend.h): weights, step buffers and the paged KV
+// cache on one device, and the DBRX forward pass as a sequence of launches on one stream.
+//
+// A step: upload the packed index arrays (one copy), embed, then per layer
+//   LayerNorm_1 → Wqkv (cuBLAS) → clamp + RoPE + KV write → paged attention → out_proj with the
+//   residual added by cuBLAS (beta = 1) → LayerNorm_2 → router (cuBLAS) → top-k → permute →
+//   grouped gate/up → grouped down → un-permute with the routing weights into the residual,
+// then the final norm of the requested hidden and logits rows and lm_head (cuBLAS), copied back.
+// The stream is synchronised once, after the copies back.
+#include "inference/cuda_backend.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+#include "inference/cuda/attention.cuh"
+#include "inference/cuda/dense.cuh"
+#include "inference/cuda/device_weights.h"
+#include "inference/cuda/moe.cuh"
+#include "inference/cuda/qkv_rope.cuh"
+#include "inference/cuda/rows.cuh"
+#include "inference/cuda/step_buffers.h"
+#include "inference/dbrx_layout.h"
+#include "inference/detail/forward_validation.h"
+#include "inference/gpu_memory_plan.h"
+
+namespace sluice::inference {
+
+namespace {
+
+using cuda::DeviceBuffer;
+
+// Memory the CUDA context, cuBLAS's kernels and the allocator keep beyond what we ask for.
+constexpr int64_t kDeviceReserveBytes = 512LL << 20;
+
+class CudaBackend final : public Backend {
+public:
+    CudaBackend(ModelConfig config, int device, cuda::DeviceWeights weights,
+                cuda::StepBuffers buffers, cuda::StreamPtr stream, cuda::CublasPtr cublas,
+                DeviceBuffer panel, DeviceBuffer cublas_workspace)
+        : config_(std::move(config)),
+          device_(device),
+          weights_(std::move(weights)),
+          buffers_(std::move(buffers)),
+          stream_(std::move(stream)),
+          cublas_(std::move(cublas)),
+          panel_(std::move(panel)),
+          cublas_workspace_(std::move(cublas_workspace)),
+          dense_(cublas_.get(), panel_.as<float>(), panel_.bytes() / 4) {}
+
+    std::string name() const override { return "cuda"; }
+    const ModelConfig& config() const override { return config_; }
+    BackendMemory memory() const override { return {weights_.bytes(), k_cache_.bytes() * 2}; }
+    int64_t active_weight_bytes() const override { return weights_.active_bytes(config_); }
+
+    Status configure_kv_cache(const KvCacheSpec& spec) override;
+    KvCacheSpec kv_cache_spec() const override { return spec_; }
+    Result<ForwardOutput> forward(const ForwardBatch& batch) override;
+    Status copy_kv_block(int32_t src, int32_t dst) override;
+
+private:
+    Status run_layer(int64_t l, const cuda::StepIndex& index, const int32_t* dev_index);
+    Status run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens);
+
+    cudaStream_t stream() const { return stream_.get(); }
+    cuda::GluActivation glu_activation() const {
+        return config_.activation == Activation::kSilu ? cuda::GluActivation::kSilu
+                                                       : cuda::GluActivation::kGelu;
+    }
+    float* f(const DeviceBuffer& b) const { return b.as<float>(); }
+
+    ModelConfig config_;
+    int device_;
+    cuda::DeviceWeights weights_;
+    cuda::StepBuffers buffers_;
+    cuda::StreamPtr stream_;
+    cuda::CublasPtr cublas_;
+    DeviceBuffer panel_;
+    DeviceBuffer cublas_workspace_;
+    cuda::DenseMatmul dense_;
+
+    KvCacheSpec spec_{16, 0};
+    DeviceBuffer k_cache_;  // [n_layer, n_blocks, block_size, n_embd_kv]
+    DeviceBuffer v_cache_;
+    DeviceBuffer index_;  // the packed step index, step_index_capacity int32s
+    cuda::StepIndex host_index_;
+};
+
+Status CudaBackend::configure_kv_cache(const KvCacheSpec& spec) {
+    if (spec.block_size <= 0 || spec.n_blocks <= 0) {
+        return invalid_argument("kv cache: block_size and n_blocks must be positive, found " +
+                                std::to_string(spec.block_size) + " and " +
+                                std::to_string(spec.n_blocks));
+    }
+    SLUICE_CUDA_CHECK(cudaSetDevice(device_));
+    SLUICE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    // The old cache is dropped first, so its bytes count as available.
+    spec_ = KvCacheSpec{spec.block_size, 0};
+    k_cache_.reset();
+    v_cache_.reset();
+    index_.reset();
+    const int64_t kv_bytes = gpu_kv_cache_bytes(config_, spec);
+    const int64_t index_bytes =
+        cuda::step_index_capacity(buffers_.max_tokens, config_.max_seq_len, spec.block_size) * 4;
+    size_t free_bytes = 0;
+    size_t total_bytes = 0;
+    SLUICE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const int64_t available = static_cast<int64_t>(free_bytes) - kDeviceReserveBytes;
+    if (kv_bytes + index_bytes > available) {
+        return Status(StatusCode::kResourceExhausted,
+                      "cuda device " + std::to_string(device_) + ": kv cache of " +
+                          std::to_string(spec.n_blocks) + " blocks of " +
+                          std::to_string(spec.block_size) + " positions needs " +
+                          format_bytes(kv_bytes + index_bytes) + ", " +
+                          format_bytes(std::max<int64_t>(available, 0)) + " available");
+    }
+    SLUICE_RETURN_IF_ERROR(k_cache_.allocate(kv_bytes / 2));
+    SLUICE_RETURN_IF_ERROR(v_cache_.allocate(kv_bytes / 2));
+    SLUICE_RETURN_IF_ERROR(index_.allocate(index_bytes));
+    // Zeroed like the CPU cache, so that a read of an unwritten slot is deterministic.
+    SLUICE_CUDA_CHECK(
+        cudaMemsetAsync(k_cache_.get(), 0, static_cast<size_t>(kv_bytes / 2), stream()));
+    SLUICE_CUDA_CHECK(
+        cudaMemsetAsync(v_cache_.get(), 0, static_cast<size_t>(kv_bytes / 2), stream()));
+    SLUICE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    spec_ = spec;
+    log::info(
+        "inference", "cuda kv cache configured",
+        {{"device", device_},
+         {"blocks", spec.n_blocks},
+         {"block_size", spec.block_size},
+         {"kv_cache", format_bytes(kv_bytes)},
+         {"free_after", format_bytes(static_cast<int64_t>(free_bytes) - kv_bytes - index_bytes)}});
+    return Status::ok_status();
+}
+
+Status CudaBackend::copy_kv_block(int32_t src, int32_t dst) {
+    SLUICE_RETURN_IF_ERROR(detail::validate_kv_block_copy(src, dst, spec_));
+    if (src == dst) {
+        return Status::ok_status();
+    }
+    const int64_t slab = static_cast<int64_t>(spec_.block_size) * config_.n_embd_kv();
+    for (int64_t l = 0; l < config_.n_layer; ++l) {
+        const int64_t layer = l * spec_.n_blocks * slab;
+        for (const DeviceBuffer* cache : {&k_cache_, &v_cache_}) {
+            float* base = cache->as<float>() + layer;
+            SLUICE_CUDA_CHECK(cudaMemcpyAsync(base + dst * slab, base + src * slab,
+                                              static_cast<size_t>(slab) * 4,
+                                              cudaMemcpyDeviceToDevice, stream()));
+        }
+    }
+    return Status::ok_status();
+}
+
+Result<ForwardOutput> CudaBackend::forward(const ForwardBatch& batch) {
+    SLUICE_RETURN_IF_ERROR(detail::validate_forward_batch(batch, config_, spec_));
+    const int64_t n_tokens = detail::batch_token_count(batch);
+    if (n_tokens > buffers_.max_tokens) {
+        return invalid_argument("forward: " + std::to_string(n_tokens) +
+                                " new tokens in one step, the cuda backend holds " +
+                                std::to_string(buffers_.max_tokens));
+    }
+    SLUICE_CUDA_CHECK(cudaSetDevice(device_));
+    ForwardOutput out;
+    host_index_.build(batch, spec_.block_size, &out);
+    const cuda::StepIndex& index = host_index_;
+    auto* dev_index = index_.as<int32_t>();
+    SLUICE_CUDA_CHECK(cudaMemcpyAsync(dev_index, index.packed.data(), index.packed.size() * 4,
+                                      cudaMemcpyHostToDevice, stream()));
+    const int64_t d = config_.d_model;
+    SLUICE_RETURN_IF_ERROR(cuda::embed_tokens(weights_.embedding.buffer.get(),
+                                              weights_.embedding.type, dev_index + index.tokens(),
+                                              n_tokens, d, f(buffers_.x), stream()));
+    for (int64_t l = 0; l < config_.n_layer; ++l) {
+        SLUICE_RETURN_IF_ERROR(run_layer(l, index, dev_index));
+    }
+
+    // Final norm of the requested rows: hidden rows into h, logits rows into attn, then lm_head.
+    const float* norm_f = f(weights_.norm_f);
+    SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), dev_index + index.hidden_rows(), norm_f,
+                                            index.n_hidden_rows, d, config_.norm_eps, f(buffers_.h),
+                                            stream()));
+    SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), dev_index + index.logit_rows(), norm_f,
+                                            index.n_logit_rows, d, config_.norm_eps,
+                                            f(buffers_.attn), stream()));
+    SLUICE_RETURN_IF_ERROR(
+        dense_.run({weights_.lm_head.view(), 0, config_.n_vocab, f(buffers_.attn),
+                    index.n_logit_rows, f(buffers_.logits), config_.n_vocab, 0.0f},
+                   stream()));
+    out.n_vocab = config_.n_vocab;
+    out.n_embd = d;
+    out.logits.resize(static_cast<size_t>(index.n_logit_rows * config_.n_vocab));
+    out.hidden.resize(static_cast<size_t>(index.n_hidden_rows * d));
+    if (!out.logits.empty()) {
+        SLUICE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data(), buffers_.logits.get(),
+                                          out.logits.size() * 4, cudaMemcpyDeviceToHost, stream()));
+    }
+    if (!out.hidden.empty()) {
+        SLUICE_CUDA_CHECK(cudaMemcpyAsync(out.hidden.data(), buffers_.h.get(),
+                                          out.hidden.size() * 4, cudaMemcpyDeviceToHost, stream()));
+    }
+    SLUICE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    return out;
+}
+
+Status CudaBackend::run_layer(int64_t l, const cuda::StepIndex& index, const int32_t* dev_index) {
+    const cuda::DeviceLayer& layer = weights_.layers[static_cast<size_t>(l)];
+    const int64_t d = config_.d_model;
+    const int64_t n_tokens = index.n_tokens;
+    const int64_t layer_offset =
+        l * static_cast<int64_t>(spec_.n_blocks) * spec_.block_size * config_.n_embd_kv();
+    SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), nullptr, f(layer.norm_1), n_tokens, d,
+                                            config_.norm_eps, f(buffers_.h), stream()));
+    SLUICE_RETURN_IF_ERROR(dense_.run({layer.wqkv.view(), 0, config_.n_qkv(), f(buffers_.h),
+                                       n_tokens, f(buffers_.qkv), config_.n_qkv(), 0.0f},
+                                      stream()));
+    cuda::QkvRopeArgs rope;
+    rope.qkv = f(buffers_.qkv);
+    rope.positions = dev_index + index.positions();
+    rope.token_seq = dev_index + index.token_seq();
+    rope.table_offset = dev_index + index.table_offset();
+    rope.block_tables = dev_index + index.block_tables();
+    rope.inv_freq = f(buffers_.inv_freq);
+    rope.k_cache = k_cache_.as<float>() + layer_offset;
+    rope.v_cache = v_cache_.as<float>() + layer_offset;
+    rope.n_tokens = n_tokens;
+    rope.n_head = config_.n_head;
+    rope.n_head_kv = config_.n_head_kv;
+    rope.head_dim = config_.head_dim();
+    rope.block_size = spec_.block_size;
+    rope.clip = config_.clip_qkv.has_value();
+    rope.clip_value = config_.clip_qkv.value_or(0.0f);
+    SLUICE_RETURN_IF_ERROR(cuda::qkv_clamp_rope_kv_write(rope, stream()));
+
+    cuda::AttentionArgs attention;
+    attention.qkv = f(buffers_.qkv);
+    attention.k_cache = rope.k_cache;
+    attention.v_cache = rope.v_cache;
+    attention.positions = rope.positions;
+    attention.token_seq = rope.token_seq;
+    attention.table_offset = rope.table_offset;
+    attention.block_tables = rope.block_tables;
+    attention.out = f(buffers_.attn);
+    attention.n_tokens = n_tokens;
+    attention.n_head = config_.n_head;
+    attention.n_head_kv = config_.n_head_kv;
+    attention.head_dim = config_.head_dim();
+    attention.block_size = spec_.block_size;
+    SLUICE_RETURN_IF_ERROR(cuda::paged_attention(attention, stream()));
+    // x += attn · out_projᵀ
+    SLUICE_RETURN_IF_ERROR(dense_.run(
+        {layer.out_proj.view(), 0, d, f(buffers_.attn), n_tokens, f(buffers_.x), d, 1.0f},
+        stream()));
+    SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), nullptr, f(layer.norm_2), n_tokens, d,
+                                            config_.norm_eps, f(buffers_.h), stream()));
+    return run_moe(layer, n_tokens);
+}
+
+Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
+    const int64_t d = config_.d_model;
+    const int64_t k = config_.n_expert_used;
+    const int64_t n_expert = config_.n_expert;
+    SLUICE_RETURN_IF_ERROR(dense_.run({layer.router.view(), 0, n_expert, f(buffers_.h), n_tokens,
+                                       f(buffers_.router_logits), n_expert, 0.0f},
+                                      stream()));
+    auto* experts = buffers_.route_experts.as<int32_t>();
+    SLUICE_RETURN_IF_ERROR(cuda::route_top_k(f(buffers_.router_logits), n_tokens, n_expert, k,
+                                             config_.expert_weights_norm_p, experts,
+                                             f(buffers_.route_weights), stream()));
+    const cuda::Permutation perm{buffers_.offsets.as<int32_t>(), buffers_.pair_slot.as<int32_t>(),
+                                 buffers_.slot_token.as<int32_t>()};
+    SLUICE_RETURN_IF_ERROR(cuda::permute_by_expert(
+        experts, n_tokens, k, n_expert, perm, f(buffers_.h), d, f(buffers_.x_sorted), stream()));
+    const cuda::ExpertShape shape{n_expert, d, config_.n_ff, n_tokens * k};
+    SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(
+        f(buffers_.x_sorted), perm.offsets, layer.w1.buffer.get(), layer.v1.buffer.get(),
+        layer.w1.type, shape, glu_activation(), f(buffers_.act), stream()));
+    SLUICE_RETURN_IF_ERROR(cuda::expert_down(f(buffers_.act), perm.offsets, layer.w2.buffer.get(),
+                                             layer.w2.type, shape, f(buffers_.expert_out),
+                                             stream()));
+    return cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
+                               f(buffers_.route_weights), n_tokens, k, d, f(buffers_.x), stream());
+}
+
+Status check_options(const ModelConfig& config, const CudaBackendOptions& options) {
+    if (options.weights == WeightFormat::kInt8) {
+        return invalid_argument(
+            "cuda backend: int8 weights are not supported; use stored, f32 "
+            "or bf16");
+    }
+    if (options.max_batch_tokens <= 0 || options.max_batch_tokens > 65535) {
+        return invalid_argument("cuda backend: max_batch_tokens " +
+                                std::to_string(options.max_batch_tokens) + " outside [1, 65535]");
+    }
+    if (config.n_expert > cuda::kMaxRouterExperts ||
+        config.head_dim() > cuda::kMaxAttentionHeadDim || config.head_dim() % 2 != 0) {
+        return invalid_argument("cuda backend: " + std::to_string(config.n_expert) +
+                                " experts and head_dim " + std::to_string(config.head_dim()) +
+                                "; supported up to " + std::to_string(cuda::kMaxRouterExperts) +
+                                " experts and an even head_dim up to " +
+                                std::to_string(cuda::kMaxAttentionHeadDim));
+    }
+    return Status::ok_status();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
+                                                   const CudaBackendOptions& options) {
+    SLUICE_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir));
+    SLUICE_RETURN_IF_ERROR(check_options(config, options));
+    SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(model_dir));
+    SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
+
+    const std::string device = "cuda device " + std::to_string(options.device);
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || options.device < 0 ||
+        options.device >= count) {
+        return unavailable(device + " is not visible (" + std::to_string(count) + " GPUs)");
+    }
+    SLUICE_CUDA_CHECK(cudaSetDevice(options.device));
+    size_t free_bytes = 0;
+    size_t total_bytes = 0;
+    SLUICE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const GpuMemoryPlan plan =
+        plan_gpu_memory(config, cuda::device_weight_bytes(*checkpoint, config, options.weights),
+                        options.max_batch_tokens, KvCacheSpec{16, 0});
+    log::info("inference", "cuda memory plan",
+              {{"device", options.device},
+               {"weights", format_bytes(plan.weight_bytes)},
+               {"activations", format_bytes(plan.activation_bytes)},
+               {"workspace", format_bytes(plan.workspace_bytes)},
+               {"max_batch_tokens", options.max_batch_tokens},
+               {"free", format_bytes(static_cast<int64_t>(free_bytes))},
+               {"total", format_bytes(static_cast<int64_t>(total_bytes))}});
+    SLUICE_RETURN_IF_ERROR(check_gpu_memory_plan(
+        plan, static_cast<int64_t>(free_bytes) - kDeviceReserveBytes, device));
+
+    SLUICE_ASSIGN_OR_RETURN(cuda::DeviceWeights weights,
+                            cuda::upload_weights(*checkpoint, config, options.weights));
+    cuda::StepBuffers buffers;
+    SLUICE_RETURN_IF_ERROR(buffers.allocate(config, options.max_batch_tokens));
+    cudaStream_t raw_stream = nullptr;
+    SLUICE_CUDA_CHECK(cudaStreamCreateWithFlags(&raw_stream, cudaStreamNonBlocking));
+    cuda::StreamPtr stream(raw_stream);
+    cublasHandle_t raw_cublas = nullptr;
+    SLUICE_CUDA_CHECK(cublasCreate(&raw_cublas));
+    cuda::CublasPtr cublas(raw_cublas);
+    DeviceBuffer panel;
+    DeviceBuffer workspace;
+    SLUICE_RETURN_IF_ERROR(panel.allocate(kGpuWidenPanelBytes));
+    SLUICE_RETURN_IF_ERROR(workspace.allocate(kGpuCublasWorkspaceBytes));
+    SLUICE_CUDA_CHECK(cublasSetStream(raw_cublas, raw_stream));
+    SLUICE_CUDA_CHECK(
+        cublasSetWorkspace(raw_cublas, workspace.get(), static_cast<size_t>(workspace.bytes())));
+    // Pedantic: no TF32 or other reduced-precision substitutes, for parity with the CPU.
+    SLUICE_CUDA_CHECK(cublasSetMathMode(raw_cublas, CUBLAS_PEDANTIC_MATH));
+    SLUICE_CUDA_CHECK(cudaDeviceSynchronize());
+    log::info("inference", "cuda backend ready",
+              {{"device", options.device}, {"weights", format_bytes(weights.bytes())}});
+    return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(
+        std::move(config), options.device, std::move(weights), std::move(buffers),
+        std::move(stream), std::move(cublas), std::move(panel), std::move(workspace)));
+}
+
+}  // namespace sluice::inference

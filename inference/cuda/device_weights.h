@@ -1,0 +1,67 @@
+#pragma once
+// DBRX's weights on the device: which format each tensor takes, how many bytes that makes (for
+// the memory plan, before any allocation), and the upload.
+//
+// Formats follow the CPU backend's matrix_format_for: kAsStored keeps bf16 (and widens fp8 to
+// bf16), keeps f32 and widens f16 to f32; kF32 and kBF16 force one format. Norm weights are
+// always f32. w2 stays in the checkpoint's [n_expert * n_ff, d_model] layout; the kernel applies
+// it without a transpose.
+//
+// Thread safety: owned by the backend's thread.
+
+#include <cstdint>
+#include <vector>
+
+#include "common/result.h"
+#include "inference/backend.h"
+#include "inference/cuda/cuda_check.h"
+#include "inference/cuda/dense.cuh"
+#include "inference/model_config.h"
+#include "inference/safetensors.h"
+
+namespace sluice::inference::cuda {
+
+struct DeviceMatrix {
+    DeviceBuffer buffer;
+    DeviceDType type = DeviceDType::kF32;
+    int64_t rows = 0;
+    int64_t cols = 0;
+
+    DenseWeight view() const { return {buffer.get(), type, rows, cols}; }
+    int64_t bytes() const { return buffer.bytes(); }
+};
+
+struct DeviceLayer {
+    DeviceBuffer norm_1;    // [d_model] f32
+    DeviceBuffer norm_2;    // [d_model] f32
+    DeviceMatrix wqkv;      // [n_qkv, d_model]
+    DeviceMatrix out_proj;  // [d_model, d_model]
+    DeviceMatrix router;    // [n_expert, d_model]
+    DeviceMatrix w1;        // [n_expert * n_ff, d_model]  gate
+    DeviceMatrix v1;        // [n_expert * n_ff, d_model]  up
+    DeviceMatrix w2;        // [n_expert * n_ff, d_model]  down, applied as h · w2_e
+};
+
+struct DeviceWeights {
+    DeviceMatrix embedding;  // [n_vocab, d_model]
+    std::vector<DeviceLayer> layers;
+    DeviceBuffer norm_f;   // [d_model] f32
+    DeviceMatrix lm_head;  // [n_vocab, d_model]
+
+    int64_t bytes() const;
+    // Dense matrices, one embedding row, lm_head and n_expert_used experts per layer.
+    int64_t active_bytes(const ModelConfig& config) const;
+};
+
+DeviceDType device_dtype_for(WeightFormat requested, DType stored);
+
+// Bytes the weights of a checked checkpoint take on the device in `format`.
+int64_t device_weight_bytes(const Checkpoint& checkpoint, const ModelConfig& config,
+                            WeightFormat format);
+
+// Uploads a checkpoint already checked by check_dbrx_checkpoint. kResourceExhausted when device
+// memory runs out.
+Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelConfig& config,
+                                     WeightFormat format);
+
+}  // namespace sluice::inference::cuda

@@ -1,0 +1,72 @@
+#pragma once
+// The mixture-of-experts half of a DBRX block on the GPU, as five kernels:
+//
+//   route_top_k        softmax of the router logits in fp32, the top-k experts (ties to the
+//                      lower index), weights renormalised by their p-norm when configured
+//                      (moe_normalize_expert_weights). CPU reference: route_top_k (cpu/ops.h).
+//   permute_by_expert  groups the (token, choice) pairs by expert, in expert order and token
+//                      order within an expert, as DbrxModel::moe does on the CPU; writes each
+//                      expert's first slot, each pair's slot and each slot's token, and gathers
+//                      the tokens' rows into that order.
+//   expert_gate_up     one launch over all experts: for the slots of expert e,
+//                      act = f(x · w1_eᵀ) ⊙ (x · v1_eᵀ), gate and up from the same x tile, the
+//                      activation and product fused. CPU reference: Matmul + glu.
+//   expert_down        one launch over all experts: y = act · w2_e, w2 applied without a
+//                      transpose as the reference does (w2_e is [n_ff, d_model]).
+//   unpermute_add      x[t] += Σ_j weight[t, j] · y[slot of (t, j)], added in expert order
+//                      like the CPU.
+//
+// Expert weights are the checkpoint's fused tensors, [n_expert * n_ff, d_model] of `type`.
+
+#include <cstdint>
+#include <optional>
+
+#include "inference/cuda/cuda_check.h"
+
+namespace sluice::inference::cuda {
+
+inline constexpr int64_t kMaxRouterExperts = 64;
+
+// The GLU activation of the experts (ModelConfig::activation), without the config header, which
+// nvcc need not parse.
+enum class GluActivation { kSilu, kGelu };
+
+// logits: [n_tokens, n_expert]; experts, weights: [n_tokens, k]
+Status route_top_k(const float* logits, int64_t n_tokens, int64_t n_expert, int64_t k,
+                   std::optional<double> norm_p, int32_t* experts, float* weights,
+                   cudaStream_t stream);
+
+// experts: [n_tokens * k]; offsets: [n_expert + 1]; pair_slot, slot_token: [n_tokens * k];
+// x: [n_tokens, d]; x_sorted: [n_tokens * k, d]
+struct Permutation {
+    int32_t* offsets = nullptr;
+    int32_t* pair_slot = nullptr;
+    int32_t* slot_token = nullptr;
+};
+Status permute_by_expert(const int32_t* experts, int64_t n_tokens, int64_t k, int64_t n_expert,
+                         const Permutation& perm, const float* x, int64_t d, float* x_sorted,
+                         cudaStream_t stream);
+
+struct ExpertShape {
+    int64_t n_expert = 0;
+    int64_t d_model = 0;
+    int64_t n_ff = 0;
+    int64_t n_slots = 0;  // n_tokens * k: an upper bound of any expert's slot count
+};
+
+// x_sorted: [n_slots, d_model]; offsets: [n_expert + 1]; act: [n_slots, n_ff]
+Status expert_gate_up(const float* x_sorted, const int32_t* offsets, const void* w1, const void* v1,
+                      DeviceDType type, const ExpertShape& shape, GluActivation activation,
+                      float* act, cudaStream_t stream);
+
+// act: [n_slots, n_ff]; w2: [n_expert * n_ff, d_model]; y: [n_slots, d_model]
+Status expert_down(const float* act, const int32_t* offsets, const void* w2, DeviceDType type,
+                   const ExpertShape& shape, float* y, cudaStream_t stream);
+
+// x: [n_tokens, d]; experts, weights: [n_tokens, k]; pair_slot: [n_tokens * k];
+// y: [n_tokens * k, d]
+Status unpermute_add(const float* y, const int32_t* pair_slot, const int32_t* experts,
+                     const float* weights, int64_t n_tokens, int64_t k, int64_t d, float* x,
+                     cudaStream_t stream);
+
+}  // namespace sluice::inference::cuda

@@ -1,0 +1,66 @@
+#pragma once
+// The device buffers of one forward step, sized once for `max_tokens` new tokens so that a step
+// allocates nothing (their total is gpu_activation_bytes of gpu_memory_plan.h), and the packed
+// per-step index arrays uploaded with one copy.
+//
+// Thread safety: owned by the backend's thread.
+
+#include <cstdint>
+#include <vector>
+
+#include "common/status.h"
+#include "inference/backend.h"
+#include "inference/cuda/cuda_check.h"
+#include "inference/model_config.h"
+
+namespace sluice::inference::cuda {
+
+struct StepBuffers {
+    int64_t max_tokens = 0;
+    DeviceBuffer x;              // [T, d] residual stream
+    DeviceBuffer h;              // [T, d] norm output; later the hidden-state rows
+    DeviceBuffer attn;           // [T, d] attention output; later the normed logits rows
+    DeviceBuffer qkv;            // [T, n_qkv]
+    DeviceBuffer router_logits;  // [T, n_expert]
+    DeviceBuffer route_weights;  // [T, k]
+    DeviceBuffer route_experts;  // [T, k] int32
+    DeviceBuffer x_sorted;       // [T * k, d] tokens permuted by expert
+    DeviceBuffer act;            // [T * k, n_ff] gate x up
+    DeviceBuffer expert_out;     // [T * k, d]
+    DeviceBuffer logits;         // [T, n_vocab]
+    DeviceBuffer offsets;        // [n_expert + 1] int32
+    DeviceBuffer pair_slot;      // [T * k] int32
+    DeviceBuffer slot_token;     // [T * k] int32
+    DeviceBuffer inv_freq;       // [head_dim / 2] RoPE inverse frequencies
+
+    Status allocate(const ModelConfig& config, int64_t tokens);
+};
+
+// The step's index arrays, packed host-side in this order and uploaded at once:
+// tokens, positions, token_seq, logit_rows, hidden_rows [n_tokens each, rows padded to it],
+// table_offset [n_seq], block_tables [sum of blocks needed].
+struct StepIndex {
+    std::vector<int32_t> packed;
+    int64_t n_tokens = 0;
+    int64_t n_seq = 0;
+    int64_t n_logit_rows = 0;
+    int64_t n_hidden_rows = 0;
+
+    // Offsets (in int32 elements) of each array inside `packed`.
+    int64_t tokens() const { return 0; }
+    int64_t positions() const { return n_tokens; }
+    int64_t token_seq() const { return 2 * n_tokens; }
+    int64_t logit_rows() const { return 3 * n_tokens; }
+    int64_t hidden_rows() const { return 4 * n_tokens; }
+    int64_t table_offset() const { return 5 * n_tokens; }
+    int64_t block_tables() const { return 5 * n_tokens + n_seq; }
+
+    // Fills the arrays for a validated batch, and the row bookkeeping of `out`.
+    void build(const ForwardBatch& batch, int32_t block_size, ForwardOutput* out);
+};
+
+// Upper bound of StepIndex::packed's size for `max_tokens` tokens (one sequence per token at
+// most), so that its device copy can be allocated once.
+int64_t step_index_capacity(int64_t max_tokens, int64_t max_seq_len, int32_t block_size);
+
+}  // namespace sluice::inference::cuda

@@ -1,0 +1,41 @@
+#pragma once
+// The CUDA backend: DBRX on one NVIDIA GPU, the same Backend contract and results as the CPU
+// backend (backend.h, cpu_backend.h).
+//
+// Weights live on the device as bf16 or f32 (int8 is the CPU backend's only); all math is fp32.
+// Dense products go to cuBLAS in fp32 (bf16 weights are widened panel by panel into an fp32
+// workspace first, as the CPU backend's sgemm path does); LayerNorm, the fused QKV clamp + RoPE +
+// KV-cache write, routing, the permutation by expert, the grouped expert products and attention
+// are the backend's own kernels (inference/cuda/). One stream carries a step; the only host wait
+// is the copy of its results.
+//
+// Memory plan: open_cuda_backend computes the bytes of weights, activations for
+// `max_batch_tokens` tokens and workspace, logs them, and refuses with kResourceExhausted before
+// allocating when they exceed the device's free memory; configure_kv_cache does the same for the
+// KV cache's blocks.
+//
+// Errors: those of load_model_config, Checkpoint::open and check_dbrx_checkpoint;
+// kInvalidArgument for int8 weights or a non-positive max_batch_tokens; kUnavailable when the
+// device cannot be used; kNotSupported in a build without CUDA; kResourceExhausted as above.
+// forward() also returns kInvalidArgument for a batch of more than max_batch_tokens tokens.
+// Thread safety: see backend.h (owned by one thread).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "inference/backend.h"
+
+namespace sluice::inference {
+
+struct CudaBackendOptions {
+    WeightFormat weights = WeightFormat::kAsStored;  // kAsStored, kF32 or kBF16
+    int device = 0;
+    int64_t max_batch_tokens = 2048;  // new tokens per step the activation buffers hold
+};
+
+Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
+                                                   const CudaBackendOptions& options = {});
+
+}  // namespace sluice::inference

@@ -1,0 +1,59 @@
+#pragma once
+// The device memory a CUDA backend needs, computed before anything is allocated, so that a
+// configuration that cannot fit is refused with a message instead of failing half-way.
+//
+//   weights      every tensor in the format the backend keeps it (bf16 or f32)
+//   activations  the per-step buffers for `max_batch_tokens` tokens: residual stream, norm
+//                output, fused QKV, attention output, router logits and weights, the tokens
+//                permuted by expert with their gate/up and down outputs, and up to
+//                max_batch_tokens rows of logits
+//   workspace    the fp32 panel into which bf16 weights are widened for cuBLAS, and cuBLAS's
+//                own workspace
+//   kv cache     2 (K and V) x n_layer x n_blocks x block_size x n_embd_kv fp32
+//
+// Thread safety: pure functions.
+
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+#include "inference/backend.h"
+#include "inference/model_config.h"
+
+namespace sluice::inference {
+
+struct GpuMemoryPlan {
+    int64_t weight_bytes = 0;
+    int64_t activation_bytes = 0;
+    int64_t workspace_bytes = 0;
+    int64_t kv_cache_bytes = 0;
+
+    int64_t total() const {
+        return weight_bytes + activation_bytes + workspace_bytes + kv_cache_bytes;
+    }
+    // "weights 1.2 GiB, activations 30.0 MiB, workspace 64.0 MiB, kv cache 256.0 MiB"
+    std::string describe() const;
+};
+
+// The fp32 widening panel for bf16 weights: the largest that is still a small share of memory.
+inline constexpr int64_t kGpuWidenPanelBytes = 64LL << 20;
+inline constexpr int64_t kGpuCublasWorkspaceBytes = 32LL << 20;
+
+// Bytes of the step buffers for `max_batch_tokens` tokens.
+int64_t gpu_activation_bytes(const ModelConfig& config, int64_t max_batch_tokens);
+
+// Bytes of an fp32 KV cache of `spec` (0 blocks: none yet).
+int64_t gpu_kv_cache_bytes(const ModelConfig& config, const KvCacheSpec& spec);
+
+GpuMemoryPlan plan_gpu_memory(const ModelConfig& config, int64_t weight_bytes,
+                              int64_t max_batch_tokens, const KvCacheSpec& spec);
+
+// kResourceExhausted when the plan needs more than `available_bytes`, naming every part:
+//   cuda device 0: needs 81.3 GiB (weights ..., kv cache ...), 79.1 GiB available
+Status check_gpu_memory_plan(const GpuMemoryPlan& plan, int64_t available_bytes,
+                             const std::string& device);
+
+// "1.5 GiB", "12.0 MiB", "512 B"
+std::string format_bytes(int64_t bytes);
+
+}  // namespace sluice::inference

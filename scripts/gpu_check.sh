@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The CUDA backend's checks on a GPU machine, from a pack made by scripts/gpu_pack.sh (run it as
+# `bash <pack folder>/check.sh`). Logs go to $OUT (default: <pack folder>/out): summary.txt holds
+# every step's verdict and the measured numbers; gpu_tests.log, serve_tiny.log and
+# serve_small.log the full outputs. Exits non-zero when any step failed.
+#
+# Steps: the gpu parity tests; `sluice generate --backend cuda` on the tiny preset (against
+# --backend cpu) and on a golden checkpoint (against the reference's greedy ids); `sluice serve
+# --backend cuda` answering POST /v1/chat/completions for the tiny and the small preset.
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+OUT="${OUT:-$HERE/out}"
+WORK=/tmp/sluice-gpu-check
+mkdir -p "$OUT"
+rm -rf "$WORK" && mkdir -p "$WORK"
+tar -C "$WORK" -xJf "$HERE/pack.tar.xz"
+export LD_LIBRARY_PATH="$WORK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export SLUICE_SHARED_DIR="$WORK/shared"
+SLUICE="$WORK/bin/sluice"
+SUMMARY="$OUT/summary.txt"
+# A test binary beside this script replaces the packed one (rerunning the tests after a fix
+# without repacking); SLUICE_GPU_CHECK=tests stops after them.
+if [ -f "$HERE/inference_gpu_tests" ]; then
+  cp "$HERE/inference_gpu_tests" "$WORK/bin/inference_gpu_tests"
+fi
+failed=0
+
+say() { echo "$*" | tee -a "$SUMMARY"; }
+verdict() {  # name, exit code
+  if [ "$2" -eq 0 ]; then say "ok     $1"; else say "FAILED $1 (exit $2)"; failed=1; fi
+}
+
+say "== machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$SUMMARY"
+"$SLUICE" version 2>&1 | tee -a "$SUMMARY"
+
+say "== gpu parity tests"
+SECONDS=0
+timeout 150 "$WORK/bin/inference_gpu_tests" --force-colors=false --duration=true \
+  >"$OUT/gpu_tests.log" 2>&1
+code=$?
+say "inference_gpu_tests: ${SECONDS} s"
+grep -E "^\[doctest\] (test cases|assertions)|MESSAGE|max relative|mixed prefill" \
+  "$OUT/gpu_tests.log" | tee -a "$SUMMARY"
+verdict "inference_gpu_tests" "$code"
+if [ "${SLUICE_GPU_CHECK:-all}" = tests ]; then
+  exit $failed
+fi
+
+say "== sluice generate --backend cuda (tiny preset, against --backend cpu)"
+"$SLUICE" model init-tiny --out "$WORK/tiny" >/dev/null 2>&1
+for backend in cuda cpu; do
+  timeout 60 "$SLUICE" generate --model "$WORK/tiny" --backend "$backend" --prompt "The quick brown fox" \
+    --max-tokens 24 --temperature 0 --json >"$WORK/tiny_$backend.json" 2>"$WORK/tiny_$backend.err"
+  say "tiny $backend: $(cat "$WORK/tiny_$backend.json")"
+done
+python3 - "$WORK/tiny_cuda.json" "$WORK/tiny_cpu.json" <<'PY'
+import json, sys
+cuda, cpu = (json.load(open(p)) for p in sys.argv[1:3])
+assert cuda["backend"] == "cuda", cuda["backend"]
+assert cuda["ids"] == cpu["ids"], (cuda["ids"], cpu["ids"])
+PY
+verdict "generate tiny: cuda ids equal cpu ids" $?
+
+say "== sluice generate --backend cuda (golden b_d128_clip8, against the reference)"
+golden="$SLUICE_SHARED_DIR/golden/dbrx/b_d128_clip8"
+ids=$(python3 -c "import json;c=json.load(open('$golden/golden.json'))['cases'][1];print(','.join(map(str,c['ids'])))")
+"$SLUICE" generate --model "$golden" --backend cuda --prompt-ids "$ids" --max-tokens 16 \
+  --temperature 0 --json >"$WORK/golden.json" 2>&1
+say "golden: $(cat "$WORK/golden.json")"
+python3 - "$WORK/golden.json" "$golden/golden.json" <<'PY'
+import json, sys
+got = json.load(open(sys.argv[1]))
+want = json.load(open(sys.argv[2]))["cases"][1]["greedy"]
+assert got["backend"] == "cuda" and got["ids"] == want, (got["ids"], want)
+PY
+verdict "generate golden b_d128_clip8: greedy ids equal the reference" $?
+
+serve_chat() {  # name, model folder, port: serve on cuda, one chat completion, stop
+  local name=$1 model=$2 port=$3 log="$OUT/serve_$1.log"
+  "$SLUICE" serve --model "$model" --backend cuda --port "$port" --data-dir "$WORK/data_$name" \
+    >"$log" 2>&1 &
+  local pid=$!
+  # python3 rather than curl, which the GPU machine's image may lack.
+  python3 - "$log" "$port" "$pid" <<'PY' | tee -a "$SUMMARY"
+import json, os, re, sys, time, urllib.request
+log, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+base = f"http://127.0.0.1:{port}"
+token, deadline = None, time.time() + 90
+def get(path):
+    request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+    return json.load(urllib.request.urlopen(request, timeout=30))
+while time.time() < deadline:
+    text = open(log).read()
+    match = re.search(r"admin token: (\S+)", text)
+    token = match.group(1) if match else None
+    if "cannot load the model" in text or not os.path.exists(f"/proc/{pid}"):
+        sys.exit("model did not load")
+    try:
+        if token and get("/readyz").get("status") == "ready":
+            break
+    except Exception:
+        pass
+    time.sleep(0.5)
+else:
+    sys.exit("server not ready in 90 s")
+body = {"messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 32,
+        "temperature": 0}
+request = urllib.request.Request(base + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
+start = time.time()
+answer = json.load(urllib.request.urlopen(request, timeout=120))
+print(f"chat: {time.time() - start:.3f} s: {json.dumps(answer)}")
+assert answer["object"] == "chat.completion" and answer["usage"]["completion_tokens"] > 0
+PY
+  local code=${PIPESTATUS[0]}
+  kill -TERM $pid
+  wait $pid
+  grep -E '"(cuda memory plan|cuda backend ready|cuda kv cache configured|backend opened)"' "$log" |
+    tee -a "$SUMMARY"
+  [ "$code" -eq 0 ] && grep -q '"backend":"cuda"' "$log"
+}
+
+say "== sluice serve --backend cuda (tiny preset)"
+serve_chat tiny "$WORK/tiny" 18080
+verdict "serve tiny on cuda: chat completion" $?
+
+say "== sluice serve --backend cuda (small preset)"
+"$SLUICE" model init-tiny --preset small --out "$WORK/small" >/dev/null 2>&1
+serve_chat small "$WORK/small" 18081
+verdict "serve small on cuda: chat completion" $?
+
+say "== decode speed, small preset (sluice generate, 64 tokens, greedy)"
+for backend in cuda cpu; do
+  timeout 60 "$SLUICE" generate --model "$WORK/small" --backend "$backend" --prompt "The quick brown fox" \
+    --max-tokens 64 --temperature 0 --json >"$WORK/small_$backend.json" 2>/dev/null
+  say "small $backend: $(python3 -c "import json;d=json.load(open('$WORK/small_$backend.json'));print(d['backend'], d['timings'])")"
+done
+
+say "== done: $([ $failed -eq 0 ] && echo all passed || echo some FAILED)"
+exit $failed

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Packs what scripts/gpu_check.sh needs on a GPU machine into one folder (default: .gpu/ of the
+# repository; pass another as $1): the built `sluice` and `inference_gpu_tests`, the shared
+# libraries they load except those the GPU machine brings itself (C and C++ runtimes, the CUDA
+# driver, runtime, cuBLAS and NCCL), the golden DBRX checkpoints, and the check script.
+# Build first: cmake --build build --target sluice inference_gpu_tests
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${SLUICE_BUILD_DIR:-$ROOT/build}"
+SHARED="${SLUICE_SHARED_DIR:-$ROOT/../shared}"
+DEST="${1:-$ROOT/.gpu}"
+
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/lib" "$stage/shared/golden"
+cp "$BUILD/bin/sluice" "$BUILD/bin/inference_gpu_tests" "$stage/bin/"
+# The test binary keeps its symbols for readable crash reports.
+strip --strip-unneeded "$stage/bin/sluice"
+for binary in "$stage"/bin/*; do
+  ldd "$binary" | awk '/=> \// { print $3 }'
+done | sort -u |
+  grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*|libpthread|libdl|librt|libcuda|libcudart|libcublas[^/]*|libnccl)\.so' |
+  xargs -r cp -L -t "$stage/lib"
+cp -r "$SHARED/golden/dbrx" "$stage/shared/golden/"
+# `sluice model init-tiny` looks for the tokenizer ranks beside the binary, in ../share/sluice.
+mkdir -p "$stage/share/sluice"
+cp "$ROOT/inference/assets/cl100k_base.tiktoken" "$stage/share/sluice/"
+
+mkdir -p "$DEST"
+rm -rf "${DEST:?}"/*
+tar -C "$stage" -cf - bin lib shared share | xz -T2 -6 >"$DEST/pack.tar.xz"
+cp "$ROOT/scripts/gpu_check.sh" "$DEST/check.sh"
+du -sh "$DEST"/*

@@ -1,0 +1,261 @@
+// Parity of the CUDA router, permutation, grouped expert products, un-permutation and the cuBLAS
+// dense products with their CPU references, on small shapes and DBRX's (d_model 6144, 16
+// experts of ffn 10752, top-4) at a few tokens.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <thread>
+
+#include "gpu_test_support.h"
+#include "inference/cpu/ops.h"
+#include "inference/cuda/dense.cuh"
+#include "inference/cuda/moe.cuh"
+
+namespace sluice::inference {
+namespace {
+
+using cuda::DeviceDType;
+using testing::DeviceVec;
+using testing::hashed_value;
+using testing::random_floats;
+using testing::relative_error;
+
+}  // namespace
+
+TEST_CASE("cuda route_top_k equals the cpu router, with and without renormalisation") {
+    const int64_t n_tokens = 37;
+    const int64_t n_expert = 16;
+    const int64_t k = 4;
+    auto logits = random_floats(static_cast<size_t>(n_tokens * n_expert), 21, 3.0f);
+    // A tie: the lower index must win, as on the CPU.
+    logits[3] = logits[5] = 10.0f;
+    for (const std::optional<double> p :
+         {std::optional<double>(1.0), std::optional<double>(2.0), std::optional<double>()}) {
+        ModelConfig config;
+        config.expert_weights_norm_p = p;
+        std::vector<int32_t> ref_experts(static_cast<size_t>(n_tokens * k));
+        std::vector<float> ref_weights(ref_experts.size());
+        for (int64_t t = 0; t < n_tokens; ++t) {
+            cpu::route_top_k(logits.data() + t * n_expert, n_expert, k, config,
+                             ref_experts.data() + t * k, ref_weights.data() + t * k);
+        }
+        DeviceVec<float> dlogits(logits), dweights(ref_weights.size());
+        DeviceVec<int32_t> dexperts(ref_experts.size());
+        REQUIRE(cuda::route_top_k(dlogits.get(), n_tokens, n_expert, k, p, dexperts.get(),
+                                  dweights.get(), nullptr)
+                    .ok());
+        INFO("norm p " << (p ? *p : 0.0));
+        CHECK(dexperts.host() == ref_experts);
+        CHECK(relative_error(dweights.host(), ref_weights) <= 1e-6);
+    }
+}
+
+namespace {
+
+struct MoeShape {
+    int64_t n_tokens;
+    int64_t n_expert;
+    int64_t k;
+    int64_t d;
+    int64_t n_ff;
+};
+
+constexpr uint64_t kSeedW1 = 101;
+constexpr uint64_t kSeedV1 = 102;
+constexpr uint64_t kSeedW2 = 103;
+
+double act_ref(double g, cuda::GluActivation activation) {
+    if (activation == cuda::GluActivation::kSilu) {
+        return g / (1.0 + std::exp(-g));
+    }
+    return 0.5 * g * (1.0 + std::erf(g / std::sqrt(2.0)));
+}
+
+// One expert's output for one token row, in double: (act(h·w1_eᵀ) ⊙ (h·v1_eᵀ)) · w2_e.
+std::vector<double> expert_ref(const MoeShape& s, const float* ht, int64_t e,
+                               cuda::GluActivation activation, float w_scale, float w2_scale) {
+    std::vector<double> a(static_cast<size_t>(s.n_ff));
+    for (int64_t f = 0; f < s.n_ff; ++f) {
+        double g = 0;
+        double u = 0;
+        const auto row = static_cast<uint64_t>((e * s.n_ff + f) * s.d);
+        for (int64_t j = 0; j < s.d; ++j) {
+            const auto at = row + static_cast<uint64_t>(j);
+            g += ht[j] * static_cast<double>(hashed_value(kSeedW1, at, w_scale));
+            u += ht[j] * static_cast<double>(hashed_value(kSeedV1, at, w_scale));
+        }
+        a[static_cast<size_t>(f)] = act_ref(g, activation) * u;
+    }
+    std::vector<double> out(static_cast<size_t>(s.d), 0.0);
+    for (int64_t f = 0; f < s.n_ff; ++f) {
+        const auto row = static_cast<uint64_t>((e * s.n_ff + f) * s.d);
+        for (int64_t j = 0; j < s.d; ++j) {
+            out[static_cast<size_t>(j)] +=
+                a[static_cast<size_t>(f)] *
+                hashed_value(kSeedW2, row + static_cast<uint64_t>(j), w2_scale);
+        }
+    }
+    return out;
+}
+
+// Runs permute → gate/up → down → un-permute on the GPU and compares x with a double-precision
+// CPU evaluation of the reference formula, x += Σ_e w_e · ((act(h·w1_eᵀ) ⊙ (h·v1_eᵀ)) · w2_e),
+// with w2_e applied without a transpose. Weights are hashed, so the CPU reads them by index.
+void check_moe(const MoeShape& s, DeviceDType type, cuda::GluActivation activation) {
+    const float w_scale = 1.0f / std::sqrt(static_cast<float>(s.d));
+    const float w2_scale = 1.0f / std::sqrt(static_cast<float>(s.n_ff));
+    const int64_t n_w = s.n_expert * s.n_ff * s.d;
+    auto w1 = testing::upload_hashed(kSeedW1, n_w, w_scale, type);
+    auto v1 = testing::upload_hashed(kSeedV1, n_w, w_scale, type);
+    auto w2 = testing::upload_hashed(kSeedW2, n_w, w2_scale, type);
+    const auto h = random_floats(static_cast<size_t>(s.n_tokens * s.d), 31);
+    const auto x0 = random_floats(h.size(), 32);
+    // Routing from the CPU router on random logits.
+    ModelConfig config;
+    std::vector<int32_t> experts(static_cast<size_t>(s.n_tokens * s.k));
+    std::vector<float> weights(experts.size());
+    const auto logits = random_floats(static_cast<size_t>(s.n_tokens * s.n_expert), 33, 2.0f);
+    for (int64_t t = 0; t < s.n_tokens; ++t) {
+        cpu::route_top_k(logits.data() + t * s.n_expert, s.n_expert, s.k, config,
+                         experts.data() + t * s.k, weights.data() + t * s.k);
+    }
+
+    const int64_t n_pairs = s.n_tokens * s.k;
+    DeviceVec<float> dh(h), dx(x0), dweights(weights);
+    DeviceVec<int32_t> dexperts(experts), offsets(static_cast<size_t>(s.n_expert + 1)),
+        pair_slot(static_cast<size_t>(n_pairs)), slot_token(static_cast<size_t>(n_pairs));
+    DeviceVec<float> sorted(static_cast<size_t>(n_pairs * s.d)),
+        act(static_cast<size_t>(n_pairs * s.n_ff)), y(static_cast<size_t>(n_pairs * s.d));
+    const cuda::Permutation perm{offsets.get(), pair_slot.get(), slot_token.get()};
+    const cuda::ExpertShape shape{s.n_expert, s.d, s.n_ff, n_pairs};
+    REQUIRE(cuda::permute_by_expert(dexperts.get(), s.n_tokens, s.k, s.n_expert, perm, dh.get(),
+                                    s.d, sorted.get(), nullptr)
+                .ok());
+    REQUIRE(cuda::expert_gate_up(sorted.get(), offsets.get(), w1.get(), v1.get(), type, shape,
+                                 activation, act.get(), nullptr)
+                .ok());
+    REQUIRE(
+        cuda::expert_down(act.get(), offsets.get(), w2.get(), type, shape, y.get(), nullptr).ok());
+    REQUIRE(cuda::unpermute_add(y.get(), pair_slot.get(), dexperts.get(), dweights.get(),
+                                s.n_tokens, s.k, s.d, dx.get(), nullptr)
+                .ok());
+
+    // The permutation groups pairs by expert, in token order within an expert.
+    std::vector<int32_t> want_offsets(static_cast<size_t>(s.n_expert + 1), 0);
+    std::vector<int32_t> want_tokens;
+    for (int64_t e = 0; e < s.n_expert; ++e) {
+        for (int64_t p = 0; p < n_pairs; ++p) {
+            if (experts[static_cast<size_t>(p)] == e) {
+                want_tokens.push_back(static_cast<int32_t>(p / s.k));
+            }
+        }
+        want_offsets[static_cast<size_t>(e + 1)] = static_cast<int32_t>(want_tokens.size());
+    }
+    CHECK(offsets.host() == want_offsets);
+    CHECK(slot_token.host() == want_tokens);
+
+    // Reference, per (token, expert) pair, in double; pairs on every hardware thread.
+    std::vector<std::vector<double>> outs(static_cast<size_t>(n_pairs));
+    {
+        const int64_t n_threads = std::max(1u, std::thread::hardware_concurrency());
+        std::vector<std::jthread> workers;
+        for (int64_t w = 0; w < n_threads; ++w) {
+            workers.emplace_back([&, w] {
+                for (int64_t p = w; p < n_pairs; p += n_threads) {
+                    outs[static_cast<size_t>(p)] =
+                        expert_ref(s, h.data() + p / s.k * s.d, experts[static_cast<size_t>(p)],
+                                   activation, w_scale, w2_scale);
+                }
+            });
+        }
+    }
+    std::vector<float> ref = x0;
+    for (int64_t p = 0; p < n_pairs; ++p) {
+        const int64_t t = p / s.k;
+        for (int64_t j = 0; j < s.d; ++j) {
+            ref[static_cast<size_t>(t * s.d + j)] +=
+                static_cast<float>(weights[static_cast<size_t>(p)] *
+                                   outs[static_cast<size_t>(p)][static_cast<size_t>(j)]);
+        }
+    }
+    INFO("moe " << s.n_tokens << " tokens, " << s.n_expert << " experts top " << s.k << ", d "
+                << s.d << ", ffn " << s.n_ff << ", bf16 " << (type == DeviceDType::kBF16));
+    CHECK(relative_error(dx.host(), ref) <= 2e-5);
+}
+
+}  // namespace
+
+TEST_CASE("cuda grouped experts equal the reference formula on small shapes") {
+    check_moe({1, 4, 1, 64, 96}, DeviceDType::kF32, cuda::GluActivation::kSilu);
+    check_moe({9, 16, 4, 64, 96}, DeviceDType::kF32, cuda::GluActivation::kSilu);
+    check_moe({40, 16, 4, 100, 70}, DeviceDType::kBF16, cuda::GluActivation::kSilu);
+    check_moe({13, 8, 2, 128, 160}, DeviceDType::kF32, cuda::GluActivation::kGelu);
+}
+
+TEST_CASE("cuda grouped experts equal the reference formula at DBRX's shape (bf16)") {
+    check_moe({4, 16, 4, 6144, 10752}, DeviceDType::kBF16, cuda::GluActivation::kSilu);
+}
+
+namespace {
+
+// y = x · W[rows]ᵀ + beta · y0 in double.
+std::vector<float> dense_ref(const std::vector<float>& w, int64_t k, int64_t row_begin,
+                             int64_t n_rows, const std::vector<float>& x, int64_t m,
+                             const std::vector<float>& y0, int64_t ldy, float beta) {
+    std::vector<float> y = y0;
+    for (int64_t i = 0; i < m; ++i) {
+        for (int64_t r = 0; r < n_rows; ++r) {
+            double sum = 0;
+            for (int64_t j = 0; j < k; ++j) {
+                sum += static_cast<double>(x[static_cast<size_t>(i * k + j)]) *
+                       w[static_cast<size_t>((row_begin + r) * k + j)];
+            }
+            float& out = y[static_cast<size_t>(i * ldy + r)];
+            out = static_cast<float>(sum + beta * out);
+        }
+    }
+    return y;
+}
+
+void check_dense(int64_t rows, int64_t k, int64_t row_begin, int64_t n_rows, int64_t m, float beta,
+                 int64_t panel_floats) {
+    const auto w = testing::random_bf16_exact(static_cast<size_t>(rows * k), 41);
+    const auto x = random_floats(static_cast<size_t>(m * k), 42);
+    const int64_t ldy = n_rows + 3;
+    const auto y0 = random_floats(static_cast<size_t>(m * ldy), 43);
+    const auto ref = dense_ref(w, k, row_begin, n_rows, x, m, y0, ldy, beta);
+    cublasHandle_t handle = nullptr;
+    REQUIRE(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS);
+    cuda::CublasPtr owned(handle);
+    REQUIRE(cublasSetMathMode(handle, CUBLAS_PEDANTIC_MATH) == CUBLAS_STATUS_SUCCESS);
+    DeviceVec<float> panel(static_cast<size_t>(panel_floats)), dx(x), wf(w);
+    DeviceVec<uint16_t> wb(testing::to_bf16(w));
+    for (const auto type : {DeviceDType::kF32, DeviceDType::kBF16}) {
+        DeviceVec<float> dy(y0);
+        cuda::DenseMatmul dense(handle, panel.get(), panel_floats);
+        const void* data =
+            type == DeviceDType::kF32 ? static_cast<const void*>(wf.get()) : wb.get();
+        REQUIRE(
+            dense
+                .run({{data, type, rows, k}, row_begin, n_rows, dx.get(), m, dy.get(), ldy, beta},
+                     nullptr)
+                .ok());
+        INFO("dense " << m << " x " << k << " -> " << n_rows << ", bf16 "
+                      << (type == DeviceDType::kBF16) << ", panel " << panel_floats);
+        CHECK(relative_error(dy.host(), ref) <= 1e-5);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("cuda dense products equal the reference, panels and residual included") {
+    check_dense(300, 64, 0, 300, 5, 0.0f, 64 * 7);     // many widening panels
+    check_dense(300, 64, 17, 100, 3, 1.0f, 64 * 300);  // a row range, added to y
+    check_dense(16, 6144, 0, 16, 1, 0.0f, 1 << 24);    // router of DBRX
+}
+
+TEST_CASE("cuda dense product at DBRX's Wqkv shape (8192 x 6144, bf16)") {
+    check_dense(8192, 6144, 0, 8192, 3, 0.0f, (64 << 20) / 4);
+}
+
+}  // namespace sluice::inference

@@ -270,6 +270,12 @@ test('evaluations: runs, pass rates with intervals, rationales, and two runs com
       new RegExp(`^${judge}.*${Number(c.p_value).toFixed(3).replace('.', '\\.')}` +
         `${c.significant ? 'yes' : 'no'}$`));
   }
+  for (const [metric, m] of Object.entries(compared.metrics ?? {})) {
+    await waitForText(page.locator('table').filter({ has: page.locator('caption', {
+      hasText: 'Metric differences' }) }).getByRole('row'),
+    new RegExp(`^${metric}${m.a_mean === null ? '—'
+      : Number(m.a_mean).toFixed(3).replace('.', '\\.')}`));
+  }
   const changed = compared.rows.filter((r) => r.changed).length;
   await waitForText(page.locator('.detail'), changed ? `${changed} rows changed`
     : 'No row changed outcome.');

@@ -72,11 +72,19 @@ function compareDetail(comparison) {
   Object.entries(comparison.judges ?? {}).map(([judge, c]) => [judge, percent(c.a_pass_rate),
     percent(c.b_pass_rate), percent(c.win_rate), Number(c.p_value).toFixed(3),
     c.significant ? 'yes' : 'no']));
+  const fixed = (value) => (value === null || value === undefined ? '—'
+    : Number(value).toFixed(3));
+  const metrics = Object.entries(comparison.metrics ?? {});
+  const metricTable = metrics.length ? table('Metric differences (B − A, paired bootstrap)',
+    ['Metric', 'A mean', 'B mean', 'Difference', 'Interval', 'p-value', 'Significant'],
+    metrics.map(([name, m]) => [name, fixed(m.a_mean), fixed(m.b_mean), fixed(m.difference),
+      `${fixed(m.ci_low)} – ${fixed(m.ci_high)}`, fixed(m.p_value),
+      m.significant ? 'yes' : 'no'])) : null;
   const changed = (comparison.rows ?? []).filter((row) => row.changed);
   // Each side of a row is its verdicts by judge.
   const summarize = (side) => Object.entries(side ?? {})
     .map(([judge, v]) => `${judge}: ${v.verdict}`).join(', ') || '—';
-  return [judges, changed.length
+  return [judges, metricTable, changed.length
     ? table(`${changed.length} rows changed`, ['#', 'A', 'B'],
       changed.map((row) => [row.index, summarize(row.a), summarize(row.b)]))
     : h('p', {}, 'No row changed outcome.')];

@@ -187,7 +187,7 @@ int run_eval(const EvalCliOptions& options) {
             return fail("run", "--principal: " + principal.status().message());
         }
         caller.principal_id = principal->id;
-        target = eval::agent_target(runtime, options.agent, caller);
+        target = eval::agent_target(runtime, **traces, options.agent, caller);
         label = options.agent;
     } else if (!options.qa_index.empty()) {
         auto index = (*indexes)->get(options.qa_index);

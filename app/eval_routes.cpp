@@ -245,7 +245,7 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
         if (!allowed.ok()) {
             return send_status(res, allowed, info.request_id);
         }
-        target = eval::agent_target(s.runtime, *agent, context);
+        target = eval::agent_target(s.runtime, s.traces, *agent, context);
         label = *agent;
     } else if (body->contains("qa")) {
         const json& qa = (*body)["qa"];

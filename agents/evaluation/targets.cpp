@@ -34,8 +34,36 @@ Target qa_target(std::shared_ptr<const retrieval::Index> index, retrieval::Reade
     };
 }
 
-Target agent_target(AgentRuntime& runtime, std::string agent, governance::RequestContext caller) {
-    return [&runtime, agent = std::move(agent),
+std::optional<std::vector<ContextChunk>> searched_context(const TraceRecord& trace) {
+    std::optional<std::vector<ContextChunk>> out;
+    for (const Span& span : trace.spans) {
+        if (span.kind != SpanKind::kTool || !span.error.empty()) {
+            continue;
+        }
+        auto result = span.outputs.find("result");
+        if (result == span.outputs.end() || !result->is_object()) {
+            continue;
+        }
+        auto hits = result->find("hits");
+        if (hits == result->end() || !hits->is_array()) {
+            continue;
+        }
+        if (!out) {
+            out.emplace();
+        }
+        for (const auto& hit : *hits) {
+            if (hit.is_object() && hit.contains("uri") && hit["uri"].is_string() &&
+                hit.contains("text") && hit["text"].is_string()) {
+                out->push_back({hit["uri"].get<std::string>(), hit["text"].get<std::string>()});
+            }
+        }
+    }
+    return out;
+}
+
+Target agent_target(AgentRuntime& runtime, TraceStore& traces, std::string agent,
+                    governance::RequestContext caller) {
+    return [&runtime, &traces, agent = std::move(agent),
             caller = std::move(caller)](const EvalRow& row) -> Result<TargetOutput> {
         SLUICE_ASSIGN_OR_RETURN(InvokeResult result,
                                 runtime.invoke(caller, agent, {{"user", row.request, {}, {}}}, {}));
@@ -44,6 +72,17 @@ Target agent_target(AgentRuntime& runtime, std::string agent, governance::Reques
         out.trace_id = result.trace_id;
         out.prompt_tokens = result.run.prompt_tokens;
         out.completion_tokens = result.run.completion_tokens;
+        if (result.run.tool_calls > 0) {
+            auto trace = traces.get(result.trace_id);
+            if (!trace.ok()) {
+                // The answer stands; only the context-based judges lose their input.
+                log::error("eval", "cannot read an agent run's trace",
+                           {{"trace_id", result.trace_id}, {"error", trace.status().message()}});
+            } else if (auto context = searched_context(*trace)) {
+                out.has_context = true;
+                out.retrieved_context = std::move(*context);
+            }
+        }
         return out;
     };
 }

@@ -4,13 +4,17 @@
 //   qa_target      document QA over one index, retrieving as the reader; the retrieved
 //                  context is the sources the model was shown (doc_uri = the source's URI)
 //   agent_target   a catalog agent invoked as the caller (EXECUTE checked and audited by the
-//                  runtime for every row); agents report no retrieved context
+//                  runtime for every row); the retrieved context is every passage its search
+//                  tools returned, read from the run's trace (the tool spans keep the results
+//                  whole, where the transcript the model saw may cut them)
 //
 // Each answer writes its trace (stored in the TraceStore), whose id the row links to.
 //
 // Thread safety: the targets are thread-safe when what they borrow is; all must outlive them.
 
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "agents/agent_runtime.h"
 #include "agents/document_qa.h"
@@ -25,6 +29,12 @@ Target qa_target(std::shared_ptr<const retrieval::Index> index, retrieval::Reade
                  std::shared_ptr<ChatModel> model, QaOptions options, TraceStore* traces,
                  governance::RequestContext caller);
 
-Target agent_target(AgentRuntime& runtime, std::string agent, governance::RequestContext caller);
+Target agent_target(AgentRuntime& runtime, TraceStore& traces, std::string agent,
+                    governance::RequestContext caller);
+
+// The passages the search tools of a trace returned ({"hits": [{"uri", "text"}, ...]} results
+// of its tool spans), in call order; nullopt when no search tool ran (nothing was retrieved, as
+// opposed to a search that found nothing).
+std::optional<std::vector<ContextChunk>> searched_context(const TraceRecord& trace);
 
 }  // namespace sluice::agents::evaluation

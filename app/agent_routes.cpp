@@ -2,6 +2,7 @@
 
 #include "agents/document_qa.h"
 #include "agents/engine_chat_model.h"
+#include "agents/evaluation/targets.h"
 #include "app/event_stream.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
@@ -76,14 +77,25 @@ void offer_qa(AgentServices& s, const std::string& trace_id, const std::string& 
     s.monitor->offer(trace_id, std::move(input));
 }
 
+// An agent's answer, with the passages its searches returned when the monitor will judge it
+// (the trace is read only for the sampled share).
 void offer_answer(AgentServices& s, const std::string& trace_id, const std::string& request,
-                  const std::string& answer) {
+                  const agents::RunResult& run) {
     if (s.monitor == nullptr) {
         return;
     }
     agents::evaluation::JudgeInput input;
     input.request = request;
-    input.response = answer;
+    input.response = run.answer;
+    if (run.tool_calls > 0 &&
+        agents::evaluation::monitor_samples(trace_id, s.monitor->settings().fraction)) {
+        if (auto trace = s.traces.get(trace_id); trace.ok()) {
+            if (auto context = agents::evaluation::searched_context(*trace)) {
+                input.has_context = true;
+                input.context = std::move(*context);
+            }
+        }
+    }
     s.monitor->offer(trace_id, std::move(input));
 }
 
@@ -282,7 +294,7 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
             send_status(res, result.status(), info.request_id);
             return;
         }
-        offer_answer(s, result->trace_id, request_text, result->run.answer);
+        offer_answer(s, result->trace_id, request_text, result->run);
         send_safe(res, {{"agent", agent},
                         {"answer", result->run.answer},
                         {"stop_reason", agents::stop_reason_name(result->run.stop)},
@@ -301,7 +313,7 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
                                            stream->push(event.type, event.data);
                                        });
         if (result.ok()) {
-            offer_answer(s, result->trace_id, request_text, result->run.answer);
+            offer_answer(s, result->trace_id, request_text, result->run);
         } else {
             stream->push("error", {{"message", result.status().message()},
                                    {"code", status_code_name(result.status().code())}});
@@ -414,11 +426,13 @@ ChatDelegate agent_chat_delegate(AgentServices& s) {
                 messages.push_back({message.role, message.content, {}, {}});
             }
         }
+        const std::string request_text = messages.empty() ? "" : messages.back().content;
         auto result = s.runtime.invoke(context_of(info), agent, std::move(messages), {});
         if (!result.ok()) {
             send_status(res, result.status(), info.request_id);
             return true;
         }
+        offer_answer(s, result->trace_id, request_text, result->run);
         std::string finish =
             result->run.stop == agents::StopReason::kAnswer ? "stop" : "length";
         json response = {

@@ -1,6 +1,6 @@
 // Evaluation through the real binary with the tiny model: a set imported over REST, document QA
 // evaluated over an index with judges on the served engine, and the live-traffic monitor judging
-// QA answers as they are served.
+// QA answers and agents served as OpenAI models as they are served.
 
 #include <httplib.h>
 
@@ -107,4 +107,28 @@ TEST_CASE("evaluation over HTTP with the tiny model: a QA run and the live-traff
     REQUIRE(monitor["recent"].size() == 1);
     CHECK(monitor["recent"][0]["trace_id"] == answer["trace_id"]);
     CHECK(monitor["recent"][0]["judge"] == "relevance");
+
+    // An agent served as an OpenAI model is live traffic too.
+    ok(send(server, "POST", kUc + "/agents",
+            {{"name", "helper"}, {"catalog_name", "main"}, {"schema_name", "qa"}}));
+    ok(send(server, "PUT", "/api/agents/main.qa.helper",
+            {{"instructions", "Answer briefly."},
+             {"budgets", {{"max_steps", 1}, {"max_tokens", 64}}}}));
+    json chat = ok(send(server, "POST", "/v1/chat/completions",
+                        {{"model", "agents/main.qa.helper"},
+                         {"messages", {{{"role", "user"}, {"content", "Who assigns parking?"}}}}}));
+    for (int attempt = 0; attempt < 600; ++attempt) {
+        monitor = ok(send(server, "GET", "/api/eval/monitor"));
+        if (monitor["counts"]["judged"] == 2) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    CHECK(monitor["counts"]["sampled"] == 2);
+    REQUIRE(monitor["counts"]["judged"] == 2);
+    bool agent_judged = false;
+    for (const auto& verdict : monitor["recent"]) {
+        agent_judged = agent_judged || verdict["trace_id"] == chat["trace_id"];
+    }
+    CHECK(agent_judged);
 }

@@ -18,6 +18,18 @@
 // final norm, the input of the LM head; Hugging Face's `last_hidden_state`), which embeddings
 // pool. Entries are independent: batching several sequences gives each the rows it gets alone.
 //
+// Sampling on the device. A backend whose samples_on_device() is true may be asked to choose an
+// entry's next token itself (ForwardBatch::device_sample, with LogitsRows::kLast): it applies
+// the Sampler's choice (sampling.h) to the last row with the entry's temperature, top_k, top_p
+// and min_p and the uniform `u` the caller drew from the sequence's own Sampler
+// (Sampler::next_uniform, drawn only when the choice is not greedy), so the token is the one
+// Sampler::sample_with_uniform would pick from the same row. There are no penalties, token masks
+// or top logprobs on this path: a caller needing them asks for the row instead. The entry then
+// gets no logits row (n_rows 0, the row is not copied back) and its choice in
+// ForwardOutput::sampled: the id and its logprob, log-softmax of the raw logits as in
+// SampledToken::logprob. A backend that cannot sample on the device (the CPU backend) answers
+// kInvalidArgument to a step asking for it.
+//
 // Errors: kInvalidArgument for a malformed batch (token id out of range, a block table too short
 // for n_past + tokens, a block id out of range, the same block written by two entries of one
 // step, a batch beyond the configured limits); kFailedPrecondition when the KV cache has not
@@ -27,12 +39,14 @@
 // worker threads inside a call.
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
 #include "inference/model_config.h"
+#include "inference/sampling.h"
 
 namespace sluice::inference {
 
@@ -47,6 +61,15 @@ enum class LogitsRows {
     kAll,   // a row per new token (scoring, tests)
 };
 
+// The parameters of a choice made on the device (see the file comment).
+struct DeviceSampling {
+    float temperature = 1.0f;
+    int32_t top_k = 0;
+    float top_p = 1.0f;
+    float min_p = 0.0f;
+    double u = 0;  // Sampler::next_uniform(), or 0 when the choice is greedy
+};
+
 struct SequenceStep {
     std::span<const int32_t> tokens;       // [n_new] new token ids, n_new >= 1
     int32_t n_past = 0;                    // positions already in the cache
@@ -57,6 +80,16 @@ struct SequenceStep {
 
 struct ForwardBatch {
     std::vector<SequenceStep> sequences;
+    // Per entry, a choice to make on the device instead of returning its last row (the entry's
+    // logits must be kLast; only for a backend whose samples_on_device()). Empty when no entry
+    // asks, else one per entry.
+    std::vector<std::optional<DeviceSampling>> device_sample{};
+
+    const DeviceSampling* device_sample_of(size_t seq) const {
+        return seq < device_sample.size() && device_sample[seq].has_value()
+                   ? &*device_sample[seq]
+                   : nullptr;
+    }
 };
 
 struct ForwardOutput {
@@ -64,6 +97,9 @@ struct ForwardOutput {
     std::vector<float> logits;       // [n_rows, n_vocab], rows in batch order
     std::vector<int64_t> first_row;  // per sequence, its first row in `logits`
     std::vector<int64_t> n_rows;     // per sequence, how many rows it got
+    // Per sequence, the token chosen on the device where the step asked (device_sample), else
+    // id -1; empty when no entry asked.
+    std::vector<TokenLogprob> sampled;
 
     // Final hidden states of the entries that asked for them (SequenceStep::hidden).
     int64_t n_embd = 0;
@@ -112,6 +148,9 @@ public:
     // non-positive size; kResourceExhausted when the memory cannot be had.
     virtual Status configure_kv_cache(const KvCacheSpec& spec) = 0;
     virtual KvCacheSpec kv_cache_spec() const = 0;
+
+    // Whether forward() accepts SequenceStep::device_sample; see the file comment.
+    virtual bool samples_on_device() const { return false; }
 
     // Runs one step; see the file comment.
     virtual Result<ForwardOutput> forward(const ForwardBatch& batch) = 0;

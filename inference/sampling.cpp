@@ -78,9 +78,12 @@ void Sampler::apply_penalties(std::span<const int32_t> prompt,
     }
 }
 
-int32_t Sampler::draw() {
+double Sampler::next_uniform() {
     // 53 random bits → [0, 1): the same on every standard library, unlike the distributions.
-    const double u = static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
+    return static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int32_t Sampler::draw(double u) const {
     double mass = 0;
     for (int32_t id : order_) {
         mass += work_[static_cast<size_t>(id)];
@@ -121,6 +124,14 @@ void Sampler::apply_mask(std::span<const uint64_t> allowed) {
 SampledToken Sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
                              std::span<const int32_t> generated,
                              std::span<const uint64_t> allowed) {
+    const double u = greedy() ? 0.0 : next_uniform();
+    return sample_with_uniform(logits, prompt, generated, allowed, u);
+}
+
+SampledToken Sampler::sample_with_uniform(std::span<const float> logits,
+                                          std::span<const int32_t> prompt,
+                                          std::span<const int32_t> generated,
+                                          std::span<const uint64_t> allowed, double u) {
     const auto n_vocab = static_cast<int32_t>(logits.size());
     work_.assign(logits.begin(), logits.end());
     apply_penalties(prompt, generated);
@@ -129,7 +140,7 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
     }
 
     int32_t chosen = 0;
-    if (params_.temperature == 0.0f || params_.top_k == 1) {
+    if (greedy()) {
         chosen = static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
     } else {
         const float max_logit = *std::max_element(work_.begin(), work_.end());
@@ -168,7 +179,7 @@ SampledToken Sampler::sample(std::span<const float> logits, std::span<const int3
             const float floor = params_.min_p;
             std::erase_if(order_, [&](int32_t id) { return work_[static_cast<size_t>(id)] < floor; });
         }
-        chosen = draw();
+        chosen = draw(u);
     }
 
     SampledToken token;

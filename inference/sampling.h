@@ -81,10 +81,26 @@ public:
                         std::span<const int32_t> generated,
                         std::span<const uint64_t> allowed = {});
 
+    // sample() separated into its draw and its choice, so that the choice can be made elsewhere
+    // (a backend sampling on the device, backend.h) from the same seeded stream:
+    //   sample(...) == sample_with_uniform(..., greedy() ? 0 : next_uniform())
+    // Greedy sampling draws nothing, so the stream only advances for non-greedy choices.
+    bool greedy() const { return params_.temperature == 0.0f || params_.top_k == 1; }
+    // The next 53-bit uniform in [0, 1) from this sampler's stream.
+    double next_uniform();
+    // The token sample() picks when its draw is `u` (ignored when greedy()).
+    // Precondition: 0 <= u < 1.
+    SampledToken sample_with_uniform(std::span<const float> logits,
+                                     std::span<const int32_t> prompt,
+                                     std::span<const int32_t> generated,
+                                     std::span<const uint64_t> allowed, double u);
+
+    const SamplingParams& params() const { return params_; }
+
 private:
     void apply_mask(std::span<const uint64_t> allowed);
     void apply_penalties(std::span<const int32_t> prompt, std::span<const int32_t> generated);
-    int32_t draw();
+    int32_t draw(double u) const;
 
     SamplingParams params_;
     std::mt19937_64 rng_;

@@ -223,7 +223,7 @@ Result<bool> Scheduler::step() {
 
     ForwardBatch batch;
     for (const Planned& p : plan) {
-        const Sequence& seq = *p.seq;
+        Sequence& seq = *p.seq;
         const bool last = p.n_new == seq.remaining();
         const bool embed = seq.request->params.embed;
         batch.sequences.push_back(
@@ -231,6 +231,15 @@ Result<bool> Scheduler::step() {
                                       static_cast<size_t>(p.n_new)),
              seq.n_computed, seq.blocks,
              last && !embed ? LogitsRows::kLast : LogitsRows::kNone, embed});
+        if (last && samples_on_device(seq)) {
+            // Drawn here from the sequence's own stream, as Sampler::sample would draw it, so a
+            // seed gives the same tokens whichever side chooses.
+            const SamplingParams& sp = seq.request->params.sampling;
+            const double u = seq.sampler->greedy() ? 0.0 : seq.sampler->next_uniform();
+            batch.device_sample.resize(plan.size());
+            batch.device_sample[batch.sequences.size() - 1] =
+                DeviceSampling{sp.temperature, sp.top_k, sp.top_p, sp.min_p, u};
+        }
     }
     // The token masks of the sequences about to sample are made while the forward pass runs:
     // they depend on the tokens accepted so far, not on the logits (docs/grammar.md).

@@ -157,6 +157,8 @@ private:
     void after_forward(std::vector<Planned>& plan, const ForwardOutput& out);
     void finish_embedding(Sequence& seq);
     void publish_full_blocks(Sequence& seq);
+    // Whether seq's next token may be chosen by the backend (backend.h, device sampling).
+    bool samples_on_device(const Sequence& seq) const;
     void sample(Sequence& seq, std::span<const float> logits);
     void fork(Sequence& parent);
     void accept(Sequence& seq, const SampledToken& token);

@@ -199,7 +199,11 @@ void Scheduler::after_forward(std::vector<Planned>& plan, const ForwardOutput& o
             continue;
         }
         if (seq.remaining() == 0) {
-            sample(seq, out.row(i));
+            if (i < out.sampled.size() && out.sampled[i].id >= 0) {
+                accept(seq, SampledToken{out.sampled[i].id, out.sampled[i].logprob, {}});
+            } else {
+                sample(seq, out.row(i));
+            }
         }
     }
 }
@@ -235,6 +239,18 @@ void Scheduler::publish_full_blocks(Sequence& seq) {
             parent, std::span<const int32_t>(seq.tokens).subspan(i * bs, static_cast<size_t>(bs)),
             seq.blocks[i]));
     }
+}
+
+bool Scheduler::samples_on_device(const Sequence& seq) const {
+    // Only what the device does without the row: no penalties (they need the sequence's
+    // tokens), no grammar mask, no top logprobs, no fork (n choices share the row), no
+    // embedding (no row at all).
+    const EngineRequest& params = seq.request->params;
+    const SamplingParams& sp = params.sampling;
+    const bool forks = params.n > 1 && !seq.request->forked;
+    return backend_.samples_on_device() && !params.embed && !forks && !seq.constraint &&
+           sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f &&
+           sp.repetition_penalty == 1.0f && sp.top_logprobs == 0 && seq.sampler.has_value();
 }
 
 void Scheduler::sample(Sequence& seq, std::span<const float> logits) {

@@ -5,7 +5,8 @@
 //   LayerNorm_1 → Wqkv (cuBLAS) → clamp + RoPE + KV write → paged attention → out_proj with the
 //   residual added by cuBLAS (beta = 1) → LayerNorm_2 → router (cuBLAS) → top-k → permute →
 //   grouped gate/up → grouped down → un-permute with the routing weights into the residual,
-// then the final norm of the requested hidden and logits rows and lm_head (cuBLAS), copied back.
+// then the final norm of the requested hidden and logits rows and lm_head (cuBLAS), copied back,
+// except the rows of entries sampled on the device (sample.cu), of which only the choice returns.
 // The stream is synchronised once, after the copies back.
 #include "inference/cuda_backend.h"
 
@@ -18,6 +19,7 @@
 #include "inference/cuda/moe.cuh"
 #include "inference/cuda/qkv_rope.cuh"
 #include "inference/cuda/rows.cuh"
+#include "inference/cuda/sample.cuh"
 #include "inference/cuda/step_buffers.h"
 #include "inference/dbrx_layout.h"
 #include "inference/detail/forward_validation.h"
@@ -54,6 +56,7 @@ public:
 
     Status configure_kv_cache(const KvCacheSpec& spec) override;
     KvCacheSpec kv_cache_spec() const override { return spec_; }
+    bool samples_on_device() const override { return true; }
     Result<ForwardOutput> forward(const ForwardBatch& batch) override;
     Status copy_kv_block(int32_t src, int32_t dst) override;
 
@@ -83,6 +86,12 @@ private:
     DeviceBuffer v_cache_;
     DeviceBuffer index_;  // the packed step index, step_index_capacity int32s
     cuda::StepIndex host_index_;
+    // Requests, results and workspace of device sampling; grown when a step needs more.
+    DeviceBuffer sample_buffer_;
+
+    // Chooses the tokens of the entries asking for device sampling (their rows are in
+    // buffers_.logits) and copies the other logits rows back; fills out's rows and `sampled`.
+    Status sample_and_copy_rows(const ForwardBatch& batch, ForwardOutput& out);
 };
 
 Status CudaBackend::configure_kv_cache(const KvCacheSpec& spec) {
@@ -152,7 +161,8 @@ Status CudaBackend::copy_kv_block(int32_t src, int32_t dst) {
 }
 
 Result<ForwardOutput> CudaBackend::forward(const ForwardBatch& batch) {
-    SLUICE_RETURN_IF_ERROR(detail::validate_forward_batch(batch, config_, spec_));
+    SLUICE_RETURN_IF_ERROR(
+        detail::validate_forward_batch(batch, config_, spec_, samples_on_device()));
     const int64_t n_tokens = detail::batch_token_count(batch);
     if (n_tokens > buffers_.max_tokens) {
         return invalid_argument("forward: " + std::to_string(n_tokens) +
@@ -188,18 +198,109 @@ Result<ForwardOutput> CudaBackend::forward(const ForwardBatch& batch) {
                    stream()));
     out.n_vocab = config_.n_vocab;
     out.n_embd = d;
-    out.logits.resize(static_cast<size_t>(index.n_logit_rows * config_.n_vocab));
     out.hidden.resize(static_cast<size_t>(index.n_hidden_rows * d));
-    if (!out.logits.empty()) {
-        SLUICE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data(), buffers_.logits.get(),
-                                          out.logits.size() * 4, cudaMemcpyDeviceToHost, stream()));
-    }
     if (!out.hidden.empty()) {
         SLUICE_CUDA_CHECK(cudaMemcpyAsync(out.hidden.data(), buffers_.h.get(),
                                           out.hidden.size() * 4, cudaMemcpyDeviceToHost, stream()));
     }
-    SLUICE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    // Synchronises the stream, after every copy back.
+    SLUICE_RETURN_IF_ERROR(sample_and_copy_rows(batch, out));
     return out;
+}
+
+Status CudaBackend::sample_and_copy_rows(const ForwardBatch& batch, ForwardOutput& out) {
+    const int64_t n_vocab = config_.n_vocab;
+    const size_t n_seq = batch.sequences.size();
+    std::vector<cuda::DeviceSampleRequest> requests;
+    bool any_sorted = false;
+    for (size_t s = 0; s < n_seq; ++s) {
+        const DeviceSampling* ds = batch.device_sample_of(s);
+        if (ds != nullptr) {
+            requests.push_back({static_cast<int32_t>(out.first_row[s]), ds->temperature,
+                                ds->top_k, ds->top_p, ds->min_p, ds->u});
+            const bool greedy = ds->temperature == 0.0f || ds->top_k == 1;
+            any_sorted = any_sorted || (!greedy && (ds->top_k > 0 || ds->top_p < 1.0f));
+        }
+    }
+    if (!batch.device_sample.empty()) {
+        out.sampled.assign(n_seq, TokenLogprob{-1, 0.0f});
+    }
+    std::vector<cuda::DeviceSampleResult> results(requests.size());
+    if (!requests.empty()) {
+        const auto n = static_cast<int64_t>(requests.size());
+        SLUICE_ASSIGN_OR_RETURN(const size_t workspace,
+                                cuda::sample_rows_workspace_bytes(n, n_vocab));
+        const size_t header = (static_cast<size_t>(n) * (sizeof(cuda::DeviceSampleRequest) +
+                                                         sizeof(cuda::DeviceSampleResult)) +
+                               255) / 256 * 256;
+        if (sample_buffer_.bytes() < static_cast<int64_t>(header + workspace)) {
+            SLUICE_RETURN_IF_ERROR(sample_buffer_.allocate(static_cast<int64_t>(header + workspace)));
+        }
+        auto* base = sample_buffer_.as<char>();
+        auto* dev_requests = reinterpret_cast<cuda::DeviceSampleRequest*>(base);
+        auto* dev_results = reinterpret_cast<cuda::DeviceSampleResult*>(
+            base + static_cast<size_t>(n) * sizeof(cuda::DeviceSampleRequest));
+        SLUICE_CUDA_CHECK(cudaMemcpyAsync(dev_requests, requests.data(),
+                                          requests.size() * sizeof(requests[0]),
+                                          cudaMemcpyHostToDevice, stream()));
+        SLUICE_RETURN_IF_ERROR(cuda::sample_rows(f(buffers_.logits), n_vocab, dev_requests, n,
+                                                 any_sorted, base + header, workspace,
+                                                 dev_results, stream()));
+        SLUICE_CUDA_CHECK(cudaMemcpyAsync(results.data(), dev_results,
+                                          results.size() * sizeof(results[0]),
+                                          cudaMemcpyDeviceToHost, stream()));
+    }
+    // The rows the host still needs, packed in batch order; runs of adjacent rows in one copy.
+    int64_t host_rows = 0;
+    for (size_t s = 0; s < n_seq; ++s) {
+        if (batch.device_sample_of(s) == nullptr) {
+            host_rows += out.n_rows[s];
+        }
+    }
+    out.logits.resize(static_cast<size_t>(host_rows * n_vocab));
+    int64_t next_row = 0;
+    int64_t run_src = -1;
+    int64_t run_dst = 0;
+    int64_t run_len = 0;
+    auto flush = [&]() -> Status {
+        if (run_len > 0) {
+            SLUICE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data() + run_dst * n_vocab,
+                                              f(buffers_.logits) + run_src * n_vocab,
+                                              static_cast<size_t>(run_len * n_vocab) * 4,
+                                              cudaMemcpyDeviceToHost, stream()));
+        }
+        run_len = 0;
+        return Status::ok_status();
+    };
+    for (size_t s = 0; s < n_seq; ++s) {
+        const int64_t src = out.first_row[s];
+        const int64_t count = out.n_rows[s];
+        if (batch.device_sample_of(s) != nullptr) {
+            out.first_row[s] = next_row;
+            out.n_rows[s] = 0;
+            continue;
+        }
+        if (count > 0) {
+            if (run_len == 0 || src != run_src + run_len) {
+                SLUICE_RETURN_IF_ERROR(flush());
+                run_src = src;
+                run_dst = next_row;
+            }
+            run_len += count;
+        }
+        out.first_row[s] = next_row;
+        next_row += count;
+    }
+    SLUICE_RETURN_IF_ERROR(flush());
+    SLUICE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    size_t r = 0;
+    for (size_t s = 0; s < n_seq; ++s) {
+        if (batch.device_sample_of(s) != nullptr) {
+            out.sampled[s] = {results[r].id, results[r].logprob};
+            ++r;
+        }
+    }
+    return Status::ok_status();
 }
 
 Status CudaBackend::run_layer(int64_t l, const cuda::StepIndex& index, const int32_t* dev_index) {

@@ -50,16 +50,35 @@ Status validate_sequence(const SequenceStep& seq, size_t index, const ModelConfi
 }  // namespace
 
 Status validate_forward_batch(const ForwardBatch& batch, const ModelConfig& config,
-                              const KvCacheSpec& spec) {
+                              const KvCacheSpec& spec, bool samples_on_device) {
     if (spec.n_blocks <= 0) {
         return failed_precondition("kv cache is not configured");
     }
     if (batch.sequences.empty()) {
         return invalid_argument("forward: empty batch");
     }
+    if (!batch.device_sample.empty() && batch.device_sample.size() != batch.sequences.size()) {
+        return invalid_argument("forward: device_sample must be empty or one per entry");
+    }
     std::set<int32_t> written;
     for (size_t s = 0; s < batch.sequences.size(); ++s) {
         SLUICE_RETURN_IF_ERROR(validate_sequence(batch.sequences[s], s, config, spec, &written));
+        if (const DeviceSampling* sampling = batch.device_sample_of(s)) {
+            if (!samples_on_device) {
+                return invalid_argument("forward: entry " + std::to_string(s) +
+                                        " asks for sampling on the device, which this backend "
+                                        "does not do");
+            }
+            const DeviceSampling& ds = *sampling;
+            const bool valid = batch.sequences[s].logits == LogitsRows::kLast && ds.temperature >= 0 &&
+                               ds.top_k >= 0 && ds.top_p > 0 && ds.top_p <= 1 &&
+                               ds.min_p >= 0 && ds.min_p <= 1 && ds.u >= 0 && ds.u < 1;
+            if (!valid) {
+                return invalid_argument("forward: entry " + std::to_string(s) +
+                                        " asks for sampling on the device with logits other "
+                                        "than the last row or parameters out of range");
+            }
+        }
     }
     return Status::ok_status();
 }

@@ -16,9 +16,10 @@ namespace sluice::inference::detail {
 // kFailedPrecondition when the cache is not configured (spec.n_blocks == 0); kInvalidArgument
 // for an empty batch, an entry without tokens or with n_past < 0, positions past max_seq_len, a
 // block table too short or naming a block outside the cache, a block written by two entries, or
-// a token id outside the vocabulary.
+// a token id outside the vocabulary; also for an entry asking for device sampling when
+// `samples_on_device` is false, or with logits other than kLast or parameters out of range.
 Status validate_forward_batch(const ForwardBatch& batch, const ModelConfig& config,
-                              const KvCacheSpec& spec);
+                              const KvCacheSpec& spec, bool samples_on_device = false);
 
 // kFailedPrecondition when the cache is not configured; kInvalidArgument for a block id outside
 // the cache.

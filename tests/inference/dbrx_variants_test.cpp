@@ -184,6 +184,24 @@ TEST_CASE("dbrx cpu: a batch of sequences of different lengths equals each alone
     CHECK(relative_max_diff({prefilled.begin(), prefilled.end()}, alone[1].back()) <= 1e-5);
 }
 
+TEST_CASE("dbrx cpu: the cpu backend does not sample on the device and refuses to be asked") {
+    auto backend = open(testing::golden_dir("a_d64_gqa"), WeightFormat::kAsStored);
+    CHECK_FALSE(backend->samples_on_device());
+    const std::vector<int32_t> ids = {1, 2, 3};
+    const std::vector<int32_t> one_block = {0};
+    ForwardBatch batch;
+    batch.sequences.push_back({ids, 0, one_block, LogitsRows::kLast});
+    batch.device_sample.push_back(DeviceSampling{0.8f, 0, 0.9f, 0.0f, 0.5});
+    const Status refused = backend->forward(batch).status();
+    CHECK(refused.code() == StatusCode::kInvalidArgument);
+    CHECK(refused.message().find("sampling on the device") != std::string::npos);
+    batch.device_sample.clear();
+    const auto plain = backend->forward(batch);
+    REQUIRE(plain.ok());
+    CHECK(plain->sampled.empty());
+    CHECK(plain->n_rows[0] == 1);
+}
+
 TEST_CASE("dbrx cpu: malformed batches are rejected before any compute") {
     const std::string golden = testing::golden_dir("a_d64_gqa");
     auto backend = open(golden, WeightFormat::kAsStored);

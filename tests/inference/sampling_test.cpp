@@ -6,6 +6,7 @@
 #include <cmath>
 #include <algorithm>
 #include <map>
+#include <random>
 
 namespace sluice::inference {
 namespace {
@@ -99,6 +100,53 @@ TEST_CASE("sampling: log-probabilities are the model's log-softmax") {
     CHECK(token.top[1].id == 4);
     CHECK(token.top[2].id == 2);
     CHECK(token.top[1].logprob == doctest::Approx(2.9 - std::log(z)));
+}
+
+TEST_CASE("sampling: a draw then a choice given it is exactly sample()") {
+    std::mt19937 gen(7);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    std::vector<float> row(300);
+    const std::vector<SamplingParams> cases = {
+        {.temperature = 0.0f},
+        {.temperature = 2.0f, .top_k = 1},
+        {.temperature = 1.0f},
+        {.temperature = 0.7f, .top_k = 40},
+        {.temperature = 0.8f, .top_p = 0.9f},
+        {.temperature = 1.3f, .top_k = 20, .top_p = 0.5f, .min_p = 0.05f},
+        {.temperature = 1.0f, .min_p = 0.2f},
+        {.temperature = 1.0f, .top_p = 0.001f},
+    };
+    for (size_t c = 0; c < cases.size(); ++c) {
+        SamplingParams params = cases[c];
+        params.seed = 100 + c;
+        Sampler whole(params);
+        Sampler drawn(params);
+        Sampler chooser(params);
+        for (int step = 0; step < 200; ++step) {
+            for (float& value : row) {
+                value = normal(gen);
+            }
+            const SampledToken expected = whole.sample(row, {}, {});
+            const double u = drawn.greedy() ? 0.25 : drawn.next_uniform();
+            const SampledToken split = chooser.sample_with_uniform(row, {}, {}, {}, u);
+            CAPTURE(c);
+            CAPTURE(step);
+            REQUIRE(split.id == expected.id);
+            REQUIRE(split.logprob == expected.logprob);
+        }
+    }
+}
+
+TEST_CASE("sampling: the choice given a uniform walks the cumulative mass in id order") {
+    // Probabilities ∝ exp(logit): 1, 2, 1 (ids 0, 1, 2) → boundaries at 1/4 and 3/4.
+    const std::vector<float> row = {0.0f, std::log(2.0f), 0.0f};
+    Sampler sampler({.temperature = 1.0f});
+    CHECK(sampler.sample_with_uniform(row, {}, {}, {}, 0.0).id == 0);
+    CHECK(sampler.sample_with_uniform(row, {}, {}, {}, 0.2).id == 0);
+    CHECK(sampler.sample_with_uniform(row, {}, {}, {}, 0.3).id == 1);
+    CHECK(sampler.sample_with_uniform(row, {}, {}, {}, 0.7).id == 1);
+    CHECK(sampler.sample_with_uniform(row, {}, {}, {}, 0.8).id == 2);
+    CHECK(sampler.sample_with_uniform(row, {}, {}, {}, 0.9999999).id == 2);
 }
 
 TEST_CASE("sampling: invalid parameters are rejected naming them") {

@@ -13,6 +13,7 @@
 namespace {
 
 using nlohmann::json;
+using sluice::testing::ok_json;
 using sluice::testing::ServerProcess;
 using sluice::testing::tiny_model_dir;
 
@@ -20,23 +21,7 @@ const std::string kUc = "/api/2.1/unity-catalog";
 
 httplib::Result send(const ServerProcess& server, const std::string& token,
                      const std::string& method, const std::string& path, const json& body) {
-    httplib::Client c("127.0.0.1", server.port);
-    c.set_read_timeout(120, 0);
-    httplib::Headers headers = {{"Authorization", "Bearer " + token}};
-    if (method == "PUT") {
-        return c.Put(path, headers, body.dump(), "application/json");
-    }
-    if (method == "GET") {
-        return c.Get(path, headers);
-    }
-    return c.Post(path, headers, body.dump(), "application/json");
-}
-
-json ok(httplib::Result result) {
-    REQUIRE(result);
-    INFO(result->body);
-    REQUIRE(result->status == 200);
-    return json::parse(result->body);
+    return server.send(token, method, path, body);
 }
 
 }  // namespace
@@ -46,8 +31,8 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
     server.wait_model_ready(true);
     const std::string admin = server.admin_token;
 
-    ok(send(server, admin, "POST", "/api/2.0/vector-search/indexes",
-            {{"name", "docs"}, {"embedding_dimension", 64}}));
+    ok_json(send(server, admin, "POST", "/api/2.0/vector-search/indexes",
+                 {{"name", "docs"}, {"embedding_dimension", 64}}));
     json rows = json::array(
         {{{"id", "holidays"}, {"title", "Holiday policy"}, {"uri", "file:///holidays.md"},
           {"text", "Employees receive twenty five days of paid holiday per year."},
@@ -55,14 +40,14 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
          {{"id", "secret"}, {"title", "Board minutes"}, {"uri", "file:///board.md"},
           {"text", "The holiday budget for the board is confidential."},
           {"acl", {{"principals", {"board-member"}}}}}});
-    ok(send(server, admin, "POST", "/api/2.0/vector-search/indexes/docs/upsert-data",
-            {{"inputs_json", rows.dump()}}));
+    ok_json(send(server, admin, "POST", "/api/2.0/vector-search/indexes/docs/upsert-data",
+                 {{"inputs_json", rows.dump()}}));
 
     // Non-streamed: an answer with citations the caller may read, and its trace.
-    json answer = ok(send(server, admin, "POST", "/api/qa",
-                          {{"question", "How many holiday days?"},
-                           {"index", "docs"},
-                           {"options", {{"max_tokens", 8}}}}));
+    json answer = ok_json(send(server, admin, "POST", "/api/qa",
+                               {{"question", "How many holiday days?"},
+                                {"index", "docs"},
+                                {"options", {{"max_tokens", 8}}}}));
     CHECK(answer["answer"].is_string());
     CHECK(answer["refused"] == false);
     REQUIRE(answer["citations"].size() == 1);
@@ -70,10 +55,10 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
     CHECK(answer["citations"][0]["char_end"] == 60);
     CHECK(answer["usage"]["completion_tokens"].get<int>() <= 8);
     std::string trace_id = answer["trace_id"];
-    json trace = ok(send(server, admin, "GET", "/api/traces/" + trace_id, json()));
+    json trace = ok_json(send(server, admin, "GET", "/api/traces/" + trace_id, json()));
     CHECK(trace["principal"] == "admin");
     CHECK(trace["spans"].size() == 4);
-    json otlp = ok(send(server, admin, "GET", "/api/traces/" + trace_id + "/otlp", json()));
+    json otlp = ok_json(send(server, admin, "GET", "/api/traces/" + trace_id + "/otlp", json()));
     CHECK(otlp["resourceSpans"][0]["scopeSpans"][0]["spans"].size() == 4);
 
     // Streamed: tokens, then the final event with the trace id.
@@ -86,35 +71,37 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
     CHECK(streamed->body.find("event: final") != std::string::npos);
 
     // Nothing readable: the refusal.
-    json refused = ok(send(server, admin, "POST", "/api/qa",
-                           {{"question", "zebra quantum xylophone"}, {"index", "docs"}}));
+    json refused = ok_json(send(server, admin, "POST", "/api/qa",
+                                {{"question", "zebra quantum xylophone"}, {"index", "docs"}}));
     CHECK(refused["refused"] == true);
     auto missing = send(server, admin, "POST", "/api/qa", {{"index", "docs"}});
     REQUIRE(missing);
     CHECK(missing->status == 400);
 
     // A catalog agent with a vector_search tool.
-    ok(send(server, admin, "POST", kUc + "/catalogs", {{"name", "main"}}));
-    ok(send(server, admin, "POST", kUc + "/schemas", {{"name", "tools"}, {"catalog_name", "main"}}));
-    ok(send(server, admin, "POST", kUc + "/functions",
-            {{"name", "search"}, {"catalog_name", "main"}, {"schema_name", "tools"}}));
-    ok(send(server, admin, "POST", kUc + "/agents",
-            {{"name", "helper"}, {"catalog_name", "main"}, {"schema_name", "tools"}}));
-    ok(send(server, admin, "PUT", "/api/tools/main.tools.search",
-            {{"kind", "vector_search"}, {"description", "Search the documents"},
-             {"config", {{"index", "docs"}}}}));
-    json agent = ok(send(server, admin, "PUT", "/api/agents/main.tools.helper",
-                         {{"instructions", "Answer from the documents."},
-                          {"tools", {"main.tools.search"}},
-                          {"budgets", {{"max_steps", 2}, {"max_tokens", 2000}}}}));
+    ok_json(send(server, admin, "POST", kUc + "/catalogs", {{"name", "main"}}));
+    ok_json(send(server, admin, "POST", kUc + "/schemas",
+                 {{"name", "tools"}, {"catalog_name", "main"}}));
+    ok_json(send(server, admin, "POST", kUc + "/functions",
+                 {{"name", "search"}, {"catalog_name", "main"}, {"schema_name", "tools"}}));
+    ok_json(send(server, admin, "POST", kUc + "/agents",
+                 {{"name", "helper"}, {"catalog_name", "main"}, {"schema_name", "tools"}}));
+    ok_json(send(server, admin, "PUT", "/api/tools/main.tools.search",
+                 {{"kind", "vector_search"},
+                  {"description", "Search the documents"},
+                  {"config", {{"index", "docs"}}}}));
+    json agent = ok_json(send(server, admin, "PUT", "/api/agents/main.tools.helper",
+                              {{"instructions", "Answer from the documents."},
+                               {"tools", {"main.tools.search"}},
+                               {"budgets", {{"max_steps", 2}, {"max_tokens", 2000}}}}));
     CHECK(agent["budgets"]["max_steps"] == 2);
-    json run = ok(send(server, admin, "POST", "/api/agents/main.tools.helper/invoke",
-                       {{"input", "How many holiday days?"}}));
+    json run = ok_json(send(server, admin, "POST", "/api/agents/main.tools.helper/invoke",
+                            {{"input", "How many holiday days?"}}));
     CHECK(run["answer"].is_string());
     CHECK(run["steps"].get<int>() <= 2);
     CHECK(run["trace_id"].get<std::string>().size() == 32);
-    json run_trace = ok(send(server, admin, "GET", "/api/traces/" + run["trace_id"].get<std::string>(),
-                             json()));
+    json run_trace = ok_json(
+        send(server, admin, "GET", "/api/traces/" + run["trace_id"].get<std::string>(), json()));
     CHECK(run_trace["spans"][0]["kind"] == "agent");
 
     auto events = send(server, admin, "POST", "/api/agents/main.tools.helper/invoke",
@@ -123,18 +110,18 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
     CHECK(events->body.find("event: step") != std::string::npos);
     CHECK(events->body.find("event: final") != std::string::npos);
 
-    json chat = ok(send(server, admin, "POST", "/v1/chat/completions",
-                        {{"model", "agents/main.tools.helper"},
-                         {"messages", {{{"role", "user"}, {"content", "holidays?"}}}}}));
+    json chat = ok_json(send(server, admin, "POST", "/v1/chat/completions",
+                             {{"model", "agents/main.tools.helper"},
+                              {"messages", {{{"role", "user"}, {"content", "holidays?"}}}}}));
     CHECK(chat["object"] == "chat.completion");
     CHECK(chat["model"] == "agents/main.tools.helper");
     CHECK(chat["trace_id"].get<std::string>().size() == 32);
 
     // A user without EXECUTE on the agent is refused; without a trace of their own, the
     // admin's traces do not exist for them.
-    ok(send(server, admin, "POST", "/api/2.0/sluice/principals", {{"name", "stranger"}}));
-    std::string stranger = ok(send(server, admin, "POST", "/api/2.0/token/create",
-                                   {{"principal", "stranger"}}))["token_value"];
+    ok_json(send(server, admin, "POST", "/api/2.0/sluice/principals", {{"name", "stranger"}}));
+    std::string stranger = ok_json(send(server, admin, "POST", "/api/2.0/token/create",
+                                        {{"principal", "stranger"}}))["token_value"];
     auto denied = send(server, stranger, "POST", "/api/agents/main.tools.helper/invoke",
                        {{"input", "hi"}});
     REQUIRE(denied);
@@ -147,8 +134,8 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
     REQUIRE(definition);
     CHECK(definition->status == 403);
     // The stranger's QA sees no document (the index's access lists name only admin).
-    json theirs = ok(send(server, stranger, "POST", "/api/qa",
-                          {{"question", "holiday days"}, {"index", "docs"}}));
+    json theirs = ok_json(send(server, stranger, "POST", "/api/qa",
+                               {{"question", "holiday days"}, {"index", "docs"}}));
     CHECK(theirs["refused"] == true);
 }
 

@@ -16,28 +16,13 @@
 namespace {
 
 using nlohmann::json;
+using sluice::testing::ok_json;
 using sluice::testing::ServerProcess;
 using sluice::testing::tiny_model_dir;
 
 httplib::Result send(const ServerProcess& server, const std::string& method,
                      const std::string& path, const json& body = nullptr) {
-    httplib::Client c("127.0.0.1", server.port);
-    c.set_read_timeout(300, 0);
-    httplib::Headers headers = {{"Authorization", "Bearer " + server.admin_token}};
-    if (method == "PUT") {
-        return c.Put(path, headers, body.dump(), "application/json");
-    }
-    if (method == "GET") {
-        return c.Get(path, headers);
-    }
-    return c.Post(path, headers, body.dump(), "application/json");
-}
-
-json ok(httplib::Result result) {
-    REQUIRE(result);
-    INFO(result->body);
-    REQUIRE(result->status == 200);
-    return json::parse(result->body);
+    return server.send(server.admin_token, method, path, body);
 }
 
 }  // namespace
@@ -46,10 +31,10 @@ TEST_CASE("evaluation over HTTP with the tiny model: a QA run and the live-traff
     ServerProcess server("eval", tiny_model_dir());
     server.wait_model_ready(true);
     const std::string kUc = "/api/2.1/unity-catalog";
-    ok(send(server, "POST", kUc + "/catalogs", {{"name", "main"}}));
-    ok(send(server, "POST", kUc + "/schemas", {{"name", "qa"}, {"catalog_name", "main"}}));
-    ok(send(server, "POST", "/api/2.0/vector-search/indexes",
-            {{"name", "docs"}, {"embedding_dimension", 64}}));
+    ok_json(send(server, "POST", kUc + "/catalogs", {{"name", "main"}}));
+    ok_json(send(server, "POST", kUc + "/schemas", {{"name", "qa"}, {"catalog_name", "main"}}));
+    ok_json(send(server, "POST", "/api/2.0/vector-search/indexes",
+                 {{"name", "docs"}, {"embedding_dimension", 64}}));
     json docs = json::array(
         {{{"id", "holidays"}, {"uri", "file:///holidays.md"},
           {"text", "Employees receive twenty five days of paid holiday per year."},
@@ -57,22 +42,22 @@ TEST_CASE("evaluation over HTTP with the tiny model: a QA run and the live-traff
          {{"id", "parking"}, {"uri", "file:///parking.md"},
           {"text", "Parking spaces are assigned by the facilities team."},
           {"acl", {{"principals", {"admin"}}}}}});
-    ok(send(server, "POST", "/api/2.0/vector-search/indexes/docs/upsert-data",
-            {{"inputs_json", docs.dump()}}));
+    ok_json(send(server, "POST", "/api/2.0/vector-search/indexes/docs/upsert-data",
+                 {{"inputs_json", docs.dump()}}));
 
     std::string jsonl =
         R"({"request": "How many holiday days?", "expected_response": "twenty five days", "expected_retrieved_context": [{"doc_uri": "file:///holidays.md"}]})"
         "\n"
         R"({"request": "Who assigns parking spaces?", "expected_response": "the facilities team", "expected_retrieved_context": [{"doc_uri": "file:///parking.md"}]})"
         "\n";
-    json set = ok(send(server, "POST", "/api/eval/sets", {{"name", "main.qa.golden"},
-                                                           {"jsonl", jsonl}}));
+    json set = ok_json(
+        send(server, "POST", "/api/eval/sets", {{"name", "main.qa.golden"}, {"jsonl", jsonl}}));
     CHECK(set["version"] == 1);
-    json run = ok(send(server, "POST", "/api/eval/runs",
-                       {{"qa", {{"index", "docs"}, {"options", {{"max_tokens", 8}}}}},
-                        {"set", "main.qa.golden"},
-                        {"judges", {"relevance", "groundedness"}},
-                        {"rationale_max_chars", 16}}));
+    json run = ok_json(send(server, "POST", "/api/eval/runs",
+                            {{"qa", {{"index", "docs"}, {"options", {{"max_tokens", 8}}}}},
+                             {"set", "main.qa.golden"},
+                             {"judges", {"relevance", "groundedness"}},
+                             {"rationale_max_chars", 16}}));
     CHECK(run["agent"] == "qa:docs");
     REQUIRE(run["rows"].size() == 2);
     for (const auto& row : run["rows"]) {
@@ -90,13 +75,14 @@ TEST_CASE("evaluation over HTTP with the tiny model: a QA run and the live-traff
     CHECK(report->status == 200);
 
     // Every QA answer from now on is judged in the background.
-    ok(send(server, "PUT", "/api/eval/monitor", {{"fraction", 1}, {"judges", {"relevance"}}}));
-    json answer = ok(send(server, "POST", "/api/qa",
-                          {{"question", "How many holiday days?"}, {"index", "docs"},
-                           {"options", {{"max_tokens", 4}}}}));
+    ok_json(send(server, "PUT", "/api/eval/monitor", {{"fraction", 1}, {"judges", {"relevance"}}}));
+    json answer = ok_json(send(server, "POST", "/api/qa",
+                               {{"question", "How many holiday days?"},
+                                {"index", "docs"},
+                                {"options", {{"max_tokens", 4}}}}));
     json monitor;
     for (int attempt = 0; attempt < 600; ++attempt) {
-        monitor = ok(send(server, "GET", "/api/eval/monitor"));
+        monitor = ok_json(send(server, "GET", "/api/eval/monitor"));
         if (monitor["counts"]["judged"] == 1) {
             break;
         }
@@ -109,16 +95,17 @@ TEST_CASE("evaluation over HTTP with the tiny model: a QA run and the live-traff
     CHECK(monitor["recent"][0]["judge"] == "relevance");
 
     // An agent served as an OpenAI model is live traffic too.
-    ok(send(server, "POST", kUc + "/agents",
-            {{"name", "helper"}, {"catalog_name", "main"}, {"schema_name", "qa"}}));
-    ok(send(server, "PUT", "/api/agents/main.qa.helper",
-            {{"instructions", "Answer briefly."},
-             {"budgets", {{"max_steps", 1}, {"max_tokens", 64}}}}));
-    json chat = ok(send(server, "POST", "/v1/chat/completions",
-                        {{"model", "agents/main.qa.helper"},
-                         {"messages", {{{"role", "user"}, {"content", "Who assigns parking?"}}}}}));
+    ok_json(send(server, "POST", kUc + "/agents",
+                 {{"name", "helper"}, {"catalog_name", "main"}, {"schema_name", "qa"}}));
+    ok_json(send(server, "PUT", "/api/agents/main.qa.helper",
+                 {{"instructions", "Answer briefly."},
+                  {"budgets", {{"max_steps", 1}, {"max_tokens", 64}}}}));
+    json chat =
+        ok_json(send(server, "POST", "/v1/chat/completions",
+                     {{"model", "agents/main.qa.helper"},
+                      {"messages", {{{"role", "user"}, {"content", "Who assigns parking?"}}}}}));
     for (int attempt = 0; attempt < 600; ++attempt) {
-        monitor = ok(send(server, "GET", "/api/eval/monitor"));
+        monitor = ok_json(send(server, "GET", "/api/eval/monitor"));
         if (monitor["counts"]["judged"] == 2) {
             break;
         }

@@ -78,6 +78,14 @@ inline ServeStart wait_listening(ChildProcess& serve, std::chrono::seconds timeo
     return start;
 }
 
+// The body of a 200 answer as JSON; fails the test, showing the body, otherwise.
+inline nlohmann::json ok_json(const httplib::Result& result) {
+    REQUIRE(result);
+    INFO(result->body);
+    REQUIRE(result->status == 200);
+    return nlohmann::json::parse(result->body);
+}
+
 // A running server, its port read from the "listening" log line.
 struct ServerProcess {
     std::unique_ptr<ChildProcess> process;
@@ -103,6 +111,21 @@ struct ServerProcess {
         process->wait(20s);
         std::error_code ec;
         std::filesystem::remove_all(data_dir, ec);
+    }
+
+    // A JSON request as `token`: "PUT", "GET" or "POST" (anything else).
+    httplib::Result send(const std::string& token, const std::string& method,
+                         const std::string& path, const nlohmann::json& body = nullptr) const {
+        httplib::Client c("127.0.0.1", port);
+        c.set_read_timeout(300, 0);
+        httplib::Headers headers = {{"Authorization", "Bearer " + token}};
+        if (method == "PUT") {
+            return c.Put(path, headers, body.dump(), "application/json");
+        }
+        if (method == "GET") {
+            return c.Get(path, headers);
+        }
+        return c.Post(path, headers, body.dump(), "application/json");
     }
 
     httplib::Client client() const {

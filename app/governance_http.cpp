@@ -1,5 +1,7 @@
 #include "app/governance_http.h"
 
+#include <utility>
+
 #include "app/http_errors.h"
 
 namespace sluice::app {
@@ -90,6 +92,24 @@ Result<std::string> string_field(const nlohmann::json& body, const std::string& 
         return invalid_argument("request body: \"" + field + "\" must be a string");
     }
     return body[field].get<std::string>();
+}
+
+void govern_requests(HttpServer& server, governance::Governance& gov,
+                     std::vector<std::string> open_paths, std::vector<std::string> open_prefixes) {
+    server.set_authenticator(
+        [&gov](const httplib::Request& req, const std::string& request_id,
+               const std::string& client) -> Result<Identity> {
+            // The success record is held back and written with the request's next record (or
+            // before the response by the finisher): one commit per request instead of two.
+            SLUICE_ASSIGN_OR_RETURN(
+                governance::RequestContext context,
+                gov.authenticate(req.get_header_value("Authorization"), request_id, client, true));
+            return Identity{context.principal_id, context.principal, context.token_id,
+                            context.audit_ticket};
+        },
+        std::move(open_paths), std::move(open_prefixes));
+    server.set_request_finisher(
+        [&gov](const RequestInfo& info) { return gov.finish_request(context_of(info)); });
 }
 
 }  // namespace sluice::app

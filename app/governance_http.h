@@ -4,11 +4,12 @@
 //
 // Thread safety: free functions; thread-safe.
 
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <httplib.h>
-#include <nlohmann/json.hpp>
+#include <vector>
 
 #include "app/http_server.h"
 #include "governance/governance.h"
@@ -18,6 +19,12 @@ namespace sluice::app {
 // The governance context of an authenticated request. Every governance route sits behind the
 // authenticator, so an identity is present; its absence is a wiring bug.
 governance::RequestContext context_of(const RequestInfo& info);
+
+// Puts every request not on an open path behind governance's bearer-token authentication, and
+// writes each request's held-back audit record when it finishes. `gov` must outlive the server.
+void govern_requests(HttpServer& server, governance::Governance& gov,
+                     std::vector<std::string> open_paths = {},
+                     std::vector<std::string> open_prefixes = {});
 
 // Unity Catalog's shape: {"name", "full_name", "catalog_name", "schema_name", "owner",
 // "comment", "tags", "created_at", "updated_at", "securable_type"}.

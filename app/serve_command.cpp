@@ -175,21 +175,7 @@ int run_server(const Config& config) {
         open_paths.emplace_back("/metrics");
     }
     governance::Governance& governance = **gov;
-    server.set_authenticator(
-        [&governance](const httplib::Request& req, const std::string& request_id,
-                      const std::string& client) -> Result<Identity> {
-            // The success record is held back and written with the request's next record (or
-            // before the response by the finisher): one commit per request instead of two.
-            SLUICE_ASSIGN_OR_RETURN(governance::RequestContext context,
-                                    governance.authenticate(req.get_header_value("Authorization"),
-                                                            request_id, client, true));
-            return Identity{context.principal_id, context.principal, context.token_id,
-                            context.audit_ticket};
-        },
-        open_paths, {kConsolePrefix});
-    server.set_request_finisher([&governance](const RequestInfo& info) {
-        return governance.finish_request(context_of(info));
-    });
+    govern_requests(server, governance, open_paths, {kConsolePrefix});
     // Declared after the server: destroyed (engine stopped) once serve() has returned.
     ModelHost model(config.model, &readiness);
     StreamRegistry streams;

@@ -86,17 +86,7 @@ struct Site {
             HttpServerOptions{.host = "127.0.0.1", .port = 0, .threads = 4, .access_log = false},
             metrics);
         Governance& g = *gov;
-        server->set_authenticator(
-            [&g](const httplib::Request& req, const std::string& id,
-                 const std::string& client) -> sluice::Result<Identity> {
-                SLUICE_ASSIGN_OR_RETURN(
-                    auto ctx, g.authenticate(req.get_header_value("Authorization"), id, client,
-                                             true));
-                return Identity{ctx.principal_id, ctx.principal, ctx.token_id, ctx.audit_ticket};
-            },
-            {});
-        server->set_request_finisher(
-            [&g](const RequestInfo& info) { return g.finish_request(context_of(info)); });
+        govern_requests(*server, g);
         add_eval_routes(*server, *services);
         add_feedback_routes(*server, *services);
         REQUIRE(server->bind().ok());

@@ -37,9 +37,9 @@ Result<std::shared_ptr<Tool>> AgentRuntime::build_tool(const std::string& functi
             if (indexes_ == nullptr) {
                 return failed_precondition("tool '" + spec.name + "': no vector indexes here");
             }
-            SLUICE_ASSIGN_OR_RETURN(auto index, indexes_->get(config["index"].get<std::string>()));
-            return std::shared_ptr<Tool>(
-                std::make_shared<VectorSearchTool>(spec.name, spec.description, index));
+            return std::shared_ptr<Tool>(std::make_shared<VectorSearchTool>(
+                spec.name, spec.description, *indexes_, config["index"].get<std::string>(),
+                gov_.authorizer()));
         }
         case ToolKind::kHttpRequest: {
             SLUICE_ASSIGN_OR_RETURN(Connection connection,

@@ -1,11 +1,14 @@
 #include "agents/retrieval_tool.h"
 
+#include "agents/index_access.h"
+
 namespace sluice::agents {
 
 using nlohmann::json;
 
 VectorSearchTool::VectorSearchTool(std::string function_name, std::string description,
-                                   std::shared_ptr<retrieval::Index> index, int max_k)
+                                   const retrieval::IndexManager& indexes, std::string index,
+                                   governance::Authorizer& authorizer, int max_k)
     : Tool(std::move(function_name), std::move(description),
            json({{"type", "object"},
                  {"properties",
@@ -13,7 +16,9 @@ VectorSearchTool::VectorSearchTool(std::string function_name, std::string descri
                    {"k", {{"type", "integer"}, {"minimum", 1}, {"maximum", max_k}}}}},
                  {"required", {"query"}},
                  {"additionalProperties", false}})),
-      index_(std::move(index)) {}
+      indexes_(indexes),
+      index_name_(std::move(index)),
+      authorizer_(authorizer) {}
 
 Result<json> VectorSearchTool::invoke(const ToolContext& context, const json& arguments) {
     retrieval::Query query;
@@ -24,12 +29,19 @@ Result<json> VectorSearchTool::invoke(const ToolContext& context, const json& ar
                                 " bytes, at most 4096");
     }
     query.k = static_cast<size_t>(arguments.value("k", 5));
-    // Hybrid needs vectors; an index without an embedder answers lexically.
-    query.mode = index_->settings().embedder == "none" ? retrieval::QueryMode::kLexical
-                                                       : retrieval::QueryMode::kHybrid;
     SpanScope span(context.trace, SpanKind::kRetriever, "vector_search", context.parent_span,
-                   {{"query", query.text}, {"k", query.k}, {"index", index_->settings().name}});
-    auto hits = index_->query(query, context.reader);
+                   {{"query", query.text}, {"k", query.k}, {"index", index_name_}});
+    auto opened = open_index(authorizer_, context.request, governance::Privilege::kSelect,
+                             indexes_, index_name_);
+    if (!opened.ok()) {
+        span.fail(opened.status().message());
+        return opened.status();
+    }
+    const retrieval::Index& index = *opened->index;
+    // Hybrid needs vectors; an index without an embedder answers lexically.
+    query.mode = index.settings().embedder == "none" ? retrieval::QueryMode::kLexical
+                                                     : retrieval::QueryMode::kHybrid;
+    auto hits = index.query(query, context.reader);
     if (!hits.ok()) {
         span.fail(hits.status().message());
         return hits.status();

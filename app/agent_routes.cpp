@@ -1,6 +1,7 @@
 #include "app/agent_routes.h"
 
 #include "agents/document_qa.h"
+#include "agents/index_access.h"
 #include "agents/engine_chat_model.h"
 #include "agents/evaluation/targets.h"
 #include "app/event_stream.h"
@@ -119,12 +120,15 @@ void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& 
         return;
     }
     bool stream = body->value("stream", false);
-    auto index = s.indexes.get(*index_name);
-    if (!index.ok()) {
-        send_status(res, index.status(), info.request_id);
+    governance::RequestContext context = context_of(info);
+    // SELECT on the index as the caller (audited); the chunks' access lists apply on top.
+    auto opened = agents::open_index(s.gov.authorizer(), context, governance::Privilege::kSelect,
+                                     s.indexes, *index_name);
+    if (!opened.ok()) {
+        send_status(res, opened.status(), info.request_id);
         return;
     }
-    governance::RequestContext context = context_of(info);
+    std::shared_ptr<retrieval::Index> index = opened->index;
     auto tool_context = s.runtime.context_for(context);
     if (!tool_context.ok()) {
         send_status(res, tool_context.status(), info.request_id);
@@ -138,7 +142,7 @@ void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& 
     retrieval::Reader reader = tool_context->reader;
     auto trace = std::make_shared<agents::Trace>(context.principal, context.request_id);
     if (!stream) {
-        auto result = agents::answer_question(*question, **index, reader, **model, *options,
+        auto result = agents::answer_question(*question, *index, reader, **model, *options,
                                               trace.get(), "", {});
         save_trace(s.traces, *trace, info.request_id);
         if (!result.ok()) {
@@ -151,7 +155,7 @@ void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& 
     }
     auto events = std::make_shared<EventStream>();
     // The worker borrows the stream: the stream joins it before it goes.
-    events->start([&s, stream = events.get(), trace, question = *question, index = *index, reader,
+    events->start([&s, stream = events.get(), trace, question = *question, index, reader,
                    model = *model, options = *options, request_id = info.request_id] {
         stream->push("trace", {{"trace_id", trace->id()}});
         auto result = agents::answer_question(

@@ -31,7 +31,8 @@ int fail(const std::string& message) {
 }
 
 int run_ask(const AskOptions& options) {
-    auto local = open_local_index(options.config, options.index);
+    auto local = open_local_index(options.config, options.index, options.principal,
+                                  options.groups);
     if (!local.ok()) {
         return fail(local.status().message());
     }
@@ -52,10 +53,9 @@ int run_ask(const AskOptions& options) {
     qa.k = options.k;
     qa.rewrite = options.rewrite;
     qa.max_answer_tokens = options.max_tokens;
-    std::string principal = options.principal.empty() ? "cli" : options.principal;
-    agents::Trace trace(principal, "cli");
+    agents::Trace trace(local->caller.principal, "cli");
     auto result = agents::answer_question(
-        options.question, *local->index, retrieval::Reader{principal, options.groups}, **model, qa,
+        options.question, *local->index, local->reader, **model, qa,
         &trace, "", [&](std::string_view text) {
             if (!options.json) {
                 std::cout << text << std::flush;
@@ -97,8 +97,9 @@ void add_ask_command(Cli& cli) {
     add_config_options(*command, options->config);
     command->add_option("question", options->question, "The question")->required();
     command->add_option("--index", options->index, "Index name")->required();
-    command->add_option("--principal", options->principal, "Read as this principal");
-    command->add_option("--group", options->groups, "Read as a member of this group");
+    command->add_option("--principal", options->principal,
+                        "Read as this catalog principal (needs SELECT on the index; default admin)");
+    command->add_option("--group", options->groups, "Read also as a member of this group");
     command->add_flag("--rewrite", options->rewrite, "Let the model rewrite the query first");
     command->add_option("--k", options->k, "Sources to retrieve")->check(CLI::Range(1, 50));
     command->add_option("--max-tokens", options->max_tokens, "Answer tokens at most")

@@ -20,6 +20,7 @@
 #include "inference/hf_tokenizer.h"
 #include "inference/tiny_model.h"
 #include "retrieval/index.h"
+#include "retrieval/index_manager.h"
 
 namespace sluice::app {
 namespace {
@@ -113,10 +114,16 @@ int run(const Options& options) {
     std::shared_ptr<agents::ChatModel> model = std::move(*made);
 
     retrieval::IndexSettings index_settings;
-    index_settings.name = "bench";
+    // Named as a catalog object: the agent step below reaches it through the vector_search
+    // tool, which requires SELECT on it like every reader.
+    index_settings.name = "main.tools.bench";
     index_settings.dimension = 256;
     index_settings.factory = "Flat";
-    auto created = retrieval::Index::create(work.path / "index", index_settings, {});
+    auto indexes = retrieval::IndexManager::open(work.path / "indexes", {});
+    if (!indexes.ok()) {
+        return fail(indexes.status().message());
+    }
+    auto created = (*indexes)->create(index_settings);
     if (!created.ok()) {
         return fail(created.status().message());
     }
@@ -213,7 +220,8 @@ int run(const Options& options) {
     }
     for (auto [type, name] : {std::pair{governance::SecurableType::kCatalog, "main"},
                               std::pair{governance::SecurableType::kSchema, "main.tools"},
-                              std::pair{governance::SecurableType::kFunction, "main.tools.search"}}) {
+                              std::pair{governance::SecurableType::kFunction, "main.tools.search"},
+                              std::pair{governance::SecurableType::kVectorIndex, "main.tools.bench"}}) {
         if (!store.create_securable(type, name, owner->id, "", {}).ok()) {
             return fail(std::string("cannot create ") + name);
         }
@@ -238,7 +246,8 @@ int run(const Options& options) {
             return fail(std::string("cannot grant ") + name);
         }
     }
-    auto tool = std::make_shared<agents::VectorSearchTool>("main.tools.search", "search", index);
+    auto tool = std::make_shared<agents::VectorSearchTool>(
+        "main.tools.search", "search", **indexes, index_settings.name, (*gov)->authorizer());
     auto box = agents::Toolbox::make({tool}, &(*gov)->authorizer());
     if (!box.ok()) {
         return fail(box.status().message());

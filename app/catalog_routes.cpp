@@ -31,8 +31,9 @@ constexpr std::array<Collection, 9> kCollections = {{
     {"schemas", "schemas", SecurableType::kSchema, Privilege::kCreateSchema},
     {"tables", "tables", SecurableType::kTable, Privilege::kCreateTable},
     {"volumes", "volumes", SecurableType::kVolume, Privilege::kCreateVolume},
-    {"vector-indexes", "vector_indexes", SecurableType::kVectorIndex,
-     Privilege::kCreateVectorIndex},
+    // Databricks treats a vector index as table-like: creating one needs CREATE_TABLE, as on
+    // /api/2.0/vector-search/indexes (app/index_catalog.h).
+    {"vector-indexes", "vector_indexes", SecurableType::kVectorIndex, Privilege::kCreateTable},
     {"functions", "functions", SecurableType::kFunction, Privilege::kCreateFunction},
     {"models", "registered_models", SecurableType::kModel, Privilege::kCreateModel},
     {"agents", "agents", SecurableType::kAgent, Privilege::kCreateAgent},

@@ -16,7 +16,10 @@
 #include "app/config_commands.h"
 #include "app/data_dir.h"
 #include "app/eval_access.h"
+#include "agents/index_access.h"
+#include "app/index_catalog.h"
 #include "app/index_deps.h"
+#include "app/local_index.h"
 #include "app/model_host.h"
 #include "governance/governance.h"
 
@@ -177,30 +180,37 @@ int run_eval(const EvalCliOptions& options) {
                                  [&model](const std::string&) -> Result<std::shared_ptr<agents::ChatModel>> {
                                      return model;
                                  });
-    governance::RequestContext caller{0, options.principal.empty() ? "cli" : options.principal,
-                                      "cli", "", ""};
+    // The run acts as a catalog principal (local_index.h): EXECUTE on an agent, SELECT on an
+    // index, checked and audited as for a request of that principal.
+    auto caller = cli_caller(*local->gov, options.principal);
+    if (!caller.ok()) {
+        return fail("run", caller.status().message());
+    }
     eval::Target target;
     std::string label;
     if (!options.agent.empty()) {
-        auto principal = local->gov->store().principal(caller.principal);
-        if (!principal.ok()) {
-            return fail("run", "--principal: " + principal.status().message());
-        }
-        caller.principal_id = principal->id;
-        target = eval::agent_target(runtime, **traces, options.agent, caller);
+        target = eval::agent_target(runtime, **traces, options.agent, *caller);
         label = options.agent;
     } else if (!options.qa_index.empty()) {
-        auto index = (*indexes)->get(options.qa_index);
-        if (!index.ok()) {
-            return fail("run", index.status().message());
+        if (Status registered = register_stored_indexes(*local->gov, **indexes); !registered.ok()) {
+            return fail("run", registered.message());
         }
+        auto index = agents::open_index(local->gov->authorizer(), *caller,
+                                        governance::Privilege::kSelect, **indexes,
+                                        options.qa_index);
+        auto groups = local->gov->authorizer().groups_of(caller->principal_id);
+        if (!index.ok() || !groups.ok()) {
+            return fail("run", (index.ok() ? groups.status() : index.status()).message());
+        }
+        groups->insert(groups->end(), options.groups.begin(), options.groups.end());
         agents::QaOptions qa;
-        target = eval::qa_target(*index, retrieval::Reader{caller.principal, options.groups},
-                                 model, qa, traces->get(), caller);
+        target = eval::qa_target(local->gov->authorizer(), **indexes, options.qa_index,
+                                 retrieval::Reader{caller->principal, std::move(*groups)}, model,
+                                 qa, traces->get(), *caller);
         label = "qa:" + options.qa_index;
     }
     auto run = eval::run_and_store(*local->store,
-                                   {label, options.set, options.version, caller.principal},
+                                   {label, options.set, options.version, caller->principal},
                                    target, *model, eval_options);
     if (!run.ok()) {
         return fail("run", run.status().message());

@@ -4,6 +4,7 @@
 #include "agents/evaluation/report.h"
 #include "agents/evaluation/runs.h"
 #include "agents/evaluation/targets.h"
+#include "agents/index_access.h"
 #include "app/eval_access.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
@@ -254,16 +255,20 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
                                info.request_id);
         }
         auto qa_options = agents::qa_options_from_json(qa.value("options", json()), {});
-        auto index = s.indexes.get(qa["index"].get<std::string>());
         auto tool_context = s.runtime.context_for(context);
-        Status failed = !qa_options.ok() ? qa_options.status()
-                        : !index.ok()    ? index.status()
-                                         : tool_context.status();
+        Status failed = !qa_options.ok() ? qa_options.status() : tool_context.status();
         if (!failed.ok()) {
             return send_status(res, failed, info.request_id);
         }
-        target = eval::qa_target(*index, tool_context->reader, *model, *qa_options, &s.traces,
-                                 context);
+        // Checked once up front so that a caller without SELECT is refused before any row; the
+        // target checks again for every row.
+        auto index = agents::open_index(s.gov.authorizer(), context, governance::Privilege::kSelect,
+                                        s.indexes, qa["index"].get<std::string>());
+        if (!index.ok()) {
+            return send_status(res, index.status(), info.request_id);
+        }
+        target = eval::qa_target(s.gov.authorizer(), s.indexes, qa["index"].get<std::string>(),
+                                 tool_context->reader, *model, *qa_options, &s.traces, context);
         label = "qa:" + qa["index"].get<std::string>();
     }
     auto run = eval::run_and_store(s.store, {label, *set, version, context.principal}, target,

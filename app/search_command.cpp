@@ -28,7 +28,8 @@ int fail(const std::string& message) {
 }
 
 int run_search(const SearchOptions& options) {
-    auto local = open_local_index(options.config, options.index);
+    auto local = open_local_index(options.config, options.index, options.principal,
+                                  options.groups);
     if (!local.ok()) {
         return fail(local.status().message());
     }
@@ -42,7 +43,7 @@ int run_search(const SearchOptions& options) {
     if (!query.ok()) {
         return fail(query.status().message());
     }
-    auto hits = local->index->query(*query, retrieval::Reader{options.principal, options.groups});
+    auto hits = local->index->query(*query, local->reader);
     if (!hits.ok()) {
         return fail(hits.status().message());
     }
@@ -80,8 +81,9 @@ void add_search_command(Cli& cli) {
     command->add_option("--mode", options->mode, "hybrid, ann or lexical")
         ->check(CLI::IsMember({"hybrid", "ann", "lexical"}));
     command->add_option("--filter", options->filter, "Filter as JSON (see docs/retrieval.md)");
-    command->add_option("--principal", options->principal, "Read as this principal");
-    command->add_option("--group", options->groups, "Read as a member of this group");
+    command->add_option("--principal", options->principal,
+                        "Read as this catalog principal (needs SELECT on the index; default admin)");
+    command->add_option("--group", options->groups, "Read also as a member of this group");
     command->add_flag("--json", options->json, "Print results as JSON");
     cli.on_run(command, [options] { return run_search(*options); });
 }

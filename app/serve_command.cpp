@@ -22,6 +22,7 @@
 #include "app/policy_routes.h"
 #include "app/governance_http.h"
 #include "app/health_routes.h"
+#include "app/index_catalog.h"
 #include "app/index_deps.h"
 #include "app/http_server.h"
 #include "app/logging.h"
@@ -153,6 +154,16 @@ int run_server(const Config& config) {
         return 1;
     }
 
+    // Every stored index is a catalog securable; those made before that, or offline (sources
+    // bound by `sluice source add --index`, created above), are registered now, owned by the admin.
+    if (Status registered = register_stored_indexes(**gov, **indexes); !registered.ok()) {
+        log::error("server", "cannot register the vector indexes in the catalog",
+                   {{"error", registered.message()}});
+        log::flush();
+        std::cerr << "sluice serve: " << registered.message() << "\n";
+        return 1;
+    }
+
     auto agent_store = agents::AgentStore::open((*data_dir)->path() / governance::kCatalogFile);
     auto trace_store = agents::TraceStore::open((*data_dir)->path() / governance::kCatalogFile);
     auto eval_store =
@@ -211,20 +222,7 @@ int run_server(const Config& config) {
     add_gateway_routes(server, governance);
     add_lineage_routes(server, governance);
     add_policy_routes(server, governance);
-    // Vector search runs as the authenticated principal with every group it is inside, so
-    // that a chunk's access list is matched against the same identity governance knows.
-    add_vector_search_routes(server, **indexes,
-                             [&governance](const RequestInfo& info) -> Result<retrieval::Reader> {
-                                 if (!info.identity) {
-                                     return Status(StatusCode::kUnauthenticated,
-                                                   "vector search needs an authenticated caller");
-                                 }
-                                 SLUICE_ASSIGN_OR_RETURN(
-                                     auto groups,
-                                     governance.authorizer().groups_of(info.identity->principal_id));
-                                 return retrieval::Reader{info.identity->principal,
-                                                          std::move(groups)};
-                             });
+    add_vector_search_routes(server, **indexes, governance);
     add_source_routes(server, governance, **syncs);
     metrics.add_collector([&syncs] { return (*syncs)->metrics_text(); });
 

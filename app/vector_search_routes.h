@@ -10,23 +10,29 @@
 //   POST   /api/2.0/vector-search/indexes/{name}/query           query_text, query_vector, ...
 // Shapes of rows, filters and results: app/vector_search_json.h.
 //
-// Every query runs as the Reader that `resolve_reader` returns for the request, so access
-// control is decided by the caller's identity, never by anything the request body says.
+// {name} is the index's stored name (`docs`) or its catalog name (`main.kb.docs`,
+// `vector_search.default.docs`; agents/index_access.h). Every index is a catalog securable of
+// type vector_index, and every route asks governance as the caller, audited allow and deny:
+//   create          CREATE_TABLE on the schema (with USE_CATALOG, USE_SCHEMA); caller owns it
+//   list            shows the indexes the caller may BROWSE or SELECT (one audit record)
+//   describe        SELECT or BROWSE on the index
+//   delete          MANAGE on the index (its owner and metastore admins hold it)
+//   upsert, delete  MODIFY on the index
+//   query           SELECT on the index; then each chunk's access list, matched against the
+//                   caller and every group it is inside (never anything the body says)
 //
-// Thread safety: handlers run on the server's worker threads; IndexManager is thread-safe.
-
-#include <functional>
+// Thread safety: handlers run on the server's worker threads; IndexManager and Governance are
+// thread-safe; both must outlive the server.
 
 #include <httplib.h>
 
 #include "app/http_server.h"
+#include "governance/governance.h"
 #include "retrieval/index_manager.h"
 
 namespace sluice::app {
 
-using ReaderResolver = std::function<Result<retrieval::Reader>(const RequestInfo&)>;
-
 void add_vector_search_routes(HttpServer& server, retrieval::IndexManager& indexes,
-                              ReaderResolver resolve_reader);
+                              governance::Governance& gov);
 
 }  // namespace sluice::app

@@ -1,17 +1,23 @@
 #include "agents/evaluation/targets.h"
 
+#include "agents/index_access.h"
 #include "common/log.h"
 
 namespace sluice::agents::evaluation {
 
-Target qa_target(std::shared_ptr<const retrieval::Index> index, retrieval::Reader reader,
-                 std::shared_ptr<ChatModel> model, QaOptions options, TraceStore* traces,
-                 governance::RequestContext caller) {
-    return [index = std::move(index), reader = std::move(reader), model = std::move(model),
-            options = std::move(options), traces,
+Target qa_target(governance::Authorizer& authorizer, const retrieval::IndexManager& indexes,
+                 std::string index, retrieval::Reader reader, std::shared_ptr<ChatModel> model,
+                 QaOptions options, TraceStore* traces, governance::RequestContext caller) {
+    return [&authorizer, &indexes, index = std::move(index), reader = std::move(reader),
+            model = std::move(model), options = std::move(options), traces,
             caller = std::move(caller)](const EvalRow& row) -> Result<TargetOutput> {
+        // Per row, as the agent runtime checks EXECUTE per row: a revoke stops the run's next row.
+        SLUICE_ASSIGN_OR_RETURN(IndexRef opened,
+                                open_index(authorizer, caller, governance::Privilege::kSelect,
+                                           indexes, index));
         Trace trace(caller.principal, caller.request_id);
-        auto answer = answer_question(row.request, *index, reader, *model, options, &trace, "", {});
+        auto answer =
+            answer_question(row.request, *opened.index, reader, *model, options, &trace, "", {});
         if (traces != nullptr) {
             if (Status saved = traces->save(trace.record()); !saved.ok()) {
                 log::error("eval", "cannot store a trace",

@@ -1,7 +1,9 @@
 #pragma once
 // What an evaluation run asks: the answerers a Target (evaluator.h) wraps.
 //
-//   qa_target      document QA over one index, retrieving as the reader; the retrieved
+//   qa_target      document QA over one index, retrieving as the caller: every row requires
+//                  SELECT on the index (agents/index_access.h; audited, allow and deny) and
+//                  reads only the chunks the reader's access lists admit; the retrieved
 //                  context is the sources the model was shown (doc_uri = the source's URI)
 //   agent_target   a catalog agent invoked as the caller (EXECUTE checked and audited by the
 //                  runtime for every row); the retrieved context is every passage its search
@@ -20,14 +22,16 @@
 #include "agents/document_qa.h"
 #include "agents/evaluation/evaluator.h"
 #include "agents/trace.h"
+#include "governance/authorizer.h"
 #include "governance/request_context.h"
-#include "retrieval/index.h"
+#include "retrieval/index_manager.h"
 
 namespace sluice::agents::evaluation {
 
-Target qa_target(std::shared_ptr<const retrieval::Index> index, retrieval::Reader reader,
-                 std::shared_ptr<ChatModel> model, QaOptions options, TraceStore* traces,
-                 governance::RequestContext caller);
+// `index` is a stored or catalog name; `authorizer` and `indexes` must outlive the target.
+Target qa_target(governance::Authorizer& authorizer, const retrieval::IndexManager& indexes,
+                 std::string index, retrieval::Reader reader, std::shared_ptr<ChatModel> model,
+                 QaOptions options, TraceStore* traces, governance::RequestContext caller);
 
 Target agent_target(AgentRuntime& runtime, TraceStore& traces, std::string agent,
                     governance::RequestContext caller);

@@ -10,6 +10,7 @@
 #include "agents/scripted_chat_model.h"
 #include "agents_fixture.h"
 #include "doctest/doctest.h"
+#include "retrieval/index_manager.h"
 #include "retrieval/text_file.h"
 
 namespace sluice::agents::evaluation {
@@ -56,13 +57,21 @@ TEST_CASE("SQuAD 2.0 dev questions run end to end with metrics against the gold 
         at = end == std::string::npos ? text->size() : end + 1;
     }
     // Every paragraph of the first 300 questions is a document; the first 60 are asked.
-    testing::TempDir dir("squad");
+    // The world's owner is a metastore admin: SELECT on the index is granted by that.
+    testing::World world;
+    testing::TempDir& dir = world.dir;
+    auto indexes = retrieval::IndexManager::open(dir.path / "indexes", {});
+    REQUIRE(indexes.ok());
     retrieval::IndexSettings settings;
-    settings.name = "squad";
+    settings.name = "main.tools.squad";
     settings.dimension = 256;
     settings.factory = "Flat";
-    auto index = retrieval::Index::create(dir.path / "squad", settings, {});
+    auto index = (*indexes)->create(settings);
     REQUIRE(index.ok());
+    REQUIRE(world.gov->store()
+                .create_securable(governance::SecurableType::kVectorIndex, settings.name,
+                                  world.owner.id, "", {})
+                .ok());
     std::set<std::string> seen;
     std::vector<retrieval::Document> documents;
     for (const auto& q : questions) {
@@ -106,9 +115,9 @@ TEST_CASE("SQuAD 2.0 dev questions run end to end with metrics against the gold 
     qa.k = 5;
     qa.max_context_tokens = 100000;
     std::shared_ptr<ChatModel> model = std::move(*answerer);
-    std::shared_ptr<const retrieval::Index> shared_index = std::move(*index);
-    Target target = qa_target(shared_index, retrieval::Reader{"owner", {"staff"}}, model, qa,
-                              traces->get(), {1, "owner", "req_eval", "", ""});
+    Target target = qa_target(world.gov->authorizer(), **indexes, settings.name,
+                              retrieval::Reader{"owner", {"staff"}}, model, qa, traces->get(),
+                              world.as(world.owner));
     EvalOptions options;
     options.judges = {*builtin_judge("relevance")};
     options.concurrency = 8;

@@ -66,7 +66,7 @@ TEST_CASE("agent_target: the agent's searches, as the caller, are the row's retr
     auto indexes = retrieval::IndexManager::open(world.dir.path / "indexes", {});
     REQUIRE(indexes.ok());
     retrieval::IndexSettings settings;
-    settings.name = "docs";
+    settings.name = "main.tools.docs";
     settings.dimension = 256;
     settings.factory = "Flat";
     auto index = (*indexes)->create(settings);
@@ -85,8 +85,13 @@ TEST_CASE("agent_target: the agent's searches, as the caller, are the row's retr
     REQUIRE((*store)
                 ->put_tool(*tool_from_json(json{{"name", "main.tools.search"},
                                                 {"kind", "vector_search"},
-                                                {"config", {{"index", "docs"}}}}))
+                                                {"config", {{"index", "main.tools.docs"}}}}))
                 .ok());
+    REQUIRE(world.gov->store()
+                .create_securable(SecurableType::kVectorIndex, "main.tools.docs", world.owner.id,
+                                  "", {})
+                .ok());
+    world.grant(SecurableType::kVectorIndex, "main.tools.docs", "alice", Privilege::kSelect);
     REQUIRE(
         world.gov->store()
             .create_securable(SecurableType::kAgent, "main.tools.reader", world.owner.id, "", {})

@@ -257,12 +257,15 @@ TEST_CASE("http_request goes through its connection: secret, allowed hosts, limi
 
 TEST_CASE("every built-in tool's schema compiles into the tool-call grammar") {
     World world;
+    auto indexes = retrieval::IndexManager::open(world.dir.path / "indexes", {});
+    REQUIRE(indexes.ok());
     std::vector<std::shared_ptr<Tool>> tools = {
         std::make_shared<SqlQueryTool>("main.tools.sql_query", "", SqlSource{}, SqlLimits{},
                                        *world.gov),
         std::make_shared<HttpRequestTool>("main.tools.http_request", "", Connection{},
                                           world.gov->authorizer()),
-        std::make_shared<VectorSearchTool>("main.tools.search", "", nullptr)};
+        std::make_shared<VectorSearchTool>("main.tools.search", "", **indexes, "docs",
+                                           world.gov->authorizer())};
     std::vector<inference::ToolSpec> specs;
     for (const auto& tool : tools) {
         specs.push_back({tool_call_name(*tool),

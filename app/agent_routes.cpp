@@ -1,9 +1,9 @@
 #include "app/agent_routes.h"
 
 #include "agents/document_qa.h"
-#include "agents/index_access.h"
 #include "agents/engine_chat_model.h"
 #include "agents/evaluation/targets.h"
+#include "agents/index_access.h"
 #include "app/event_stream.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"

@@ -133,10 +133,25 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
                            {{"instructions", "x"}});
     REQUIRE(definition);
     CHECK(definition->status == 403);
-    // The stranger's QA sees no document (the index's access lists name only admin).
-    json theirs = ok_json(send(server, stranger, "POST", "/api/qa",
-                               {{"question", "holiday days"}, {"index", "docs"}}));
-    CHECK(theirs["refused"] == true);
+    // The stranger may not read the index at all (no SELECT on vector_search.default.docs).
+    auto theirs = send(server, stranger, "POST", "/api/qa",
+                       {{"question", "holiday days"}, {"index", "docs"}});
+    REQUIRE(theirs);
+    CHECK(theirs->status == 403);
+    // With SELECT, the stranger's QA sees no document (the access lists name only admin).
+    httplib::Client c("127.0.0.1", server.port);
+    auto granted = c.Patch(kUc + "/permissions/catalog/vector_search",
+                           {{"Authorization", "Bearer " + admin}},
+                           json{{"changes",
+                                 {{{"principal", "stranger"},
+                                   {"add", {"USE_CATALOG", "USE_SCHEMA", "SELECT"}}}}}}
+                               .dump(),
+                           "application/json");
+    REQUIRE(granted);
+    REQUIRE(granted->status == 200);
+    json refused_theirs = ok_json(send(server, stranger, "POST", "/api/qa",
+                                       {{"question", "holiday days"}, {"index", "docs"}}));
+    CHECK(refused_theirs["refused"] == true);
 }
 
 TEST_CASE("sluice ask answers from the data directory as the given reader") {
@@ -166,6 +181,21 @@ TEST_CASE("sluice ask answers from the data directory as the given reader") {
                                json{{"inputs_json", rows.dump()}}.dump(), "application/json");
         REQUIRE(upserted);
         REQUIRE(upserted->status == 200);
+        // A reader with SELECT on the index (and a stranger without) for the commands below.
+        for (const char* user : {"visitor", "outsider"}) {
+            auto made = c.Post("/api/2.0/sluice/principals", headers,
+                               json{{"name", user}}.dump(), "application/json");
+            REQUIRE(made);
+            REQUIRE(made->status == 200);
+        }
+        auto granted = c.Patch(
+            "/api/2.1/unity-catalog/permissions/catalog/vector_search", headers,
+            json{{"changes",
+                  {{{"principal", "visitor"}, {"add", {"USE_CATALOG", "USE_SCHEMA", "SELECT"}}}}}}
+                .dump(),
+            "application/json");
+        REQUIRE(granted);
+        REQUIRE(granted->status == 200);
         serve.signal(SIGTERM);
         REQUIRE(serve.wait(20s) == 0);
     }
@@ -198,5 +228,19 @@ TEST_CASE("sluice ask answers from the data directory as the given reader") {
     auto [missing_code, missing] = sluice::testing::run_sluice(
         {"search", "--data-dir", dir.string(), "--index", "nope", "--query", "x"});
     CHECK(missing_code != 0);
+    // Without SELECT on the index (visitor's grant above is all that tells them apart), the
+    // commands refuse; so they do for a principal the catalog does not know.
+    auto [denied_code, denied] = sluice::testing::run_sluice(
+        {"search", "--data-dir", dir.string(), "--index", "docs", "--principal", "outsider",
+         "--query", "holiday days"});
+    CHECK(denied_code != 0);
+    auto [refused_code, refused] = sluice::testing::run_sluice(
+        {"ask", "--data-dir", dir.string(), "--model", tiny_model_dir(), "--index", "docs",
+         "--principal", "outsider", "holiday days"});
+    CHECK(refused_code != 0);
+    auto [unknown_code, unknown] = sluice::testing::run_sluice(
+        {"search", "--data-dir", dir.string(), "--index", "docs", "--principal", "nobody",
+         "--query", "holiday days"});
+    CHECK(unknown_code != 0);
     std::filesystem::remove_all(dir);
 }

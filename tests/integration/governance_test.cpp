@@ -120,8 +120,15 @@ TEST_CASE("authorisation matrix through the HTTP API, every decision audited") {
                                    {"vector-indexes", "vector_index", "SELECT"},
                                    {"agents", "agent", "EXECUTE"}};
     for (const auto& o : objects) {
-        api.ok(api.send(owner, "POST", kUc + "/" + o.collection,
-                        {{"name", "x"}, {"catalog_name", "main"}, {"schema_name", "sales"}}));
+        if (o.type == "vector_index") {
+            // A real index, made through the vector search API (CREATE_TABLE on the schema,
+            // which the owner of the schema holds), so that its data path is checked too.
+            api.ok(api.send(owner, "POST", "/api/2.0/vector-search/indexes",
+                            {{"name", "main.sales.x"}, {"embedding_dimension", 16}}));
+        } else {
+            api.ok(api.send(owner, "POST", kUc + "/" + o.collection,
+                            {{"name", "x"}, {"catalog_name", "main"}, {"schema_name", "sales"}}));
+        }
         // The direct grantee gets the object's privilege; the readers group gets it on the
         // catalog (inherited by every object below).
         api.ok(api.send(owner, "PATCH", kUc + "/permissions/" + o.type + "/main.sales.x",
@@ -192,6 +199,14 @@ TEST_CASE("authorisation matrix through the HTTP API, every decision audited") {
             REQUIRE(grant);
             bool may_manage = caller.name == "owner" || caller.name == "admin";
             CHECK(grant->status == (may_manage ? 200 : 403));
+            if (o.type == "vector_index") {
+                // The index's own data path decides as the effective permissions say.
+                auto queried = api.send(caller.token, "POST",
+                                        "/api/2.0/vector-search/indexes/main.sales.x/query",
+                                        {{"query_text", "anything"}});
+                REQUIRE(queried);
+                CHECK(queried->status == caller.expected);
+            }
             ++audited_decisions;
         }
     }

@@ -1,8 +1,9 @@
 // Vector indexes as catalog securables through the real binary: SELECT decides queries, QA and
 // evaluations as the caller (403 and an audit record without it, 200 after a grant, 403 on the
-// very next request after a revoke), MODIFY decides writes, CREATE_TABLE creation, MANAGE drops;
-// the effective-permissions view explains an index like any securable; and an index stored
-// before indexes were catalog objects is registered at start-up and keeps its URLs.
+// very next request after a revoke, grants made with the REST API or `sluice catalog`), MODIFY
+// decides writes, CREATE_TABLE creation, MANAGE drops; the effective-permissions view explains
+// an index like any securable; and an index stored before indexes were catalog objects is
+// registered at start-up and keeps its URLs.
 
 #include <httplib.h>
 
@@ -11,6 +12,7 @@
 #include "child_process.h"
 #include "doctest/doctest.h"
 #include "retrieval/index_manager.h"
+#include "run_sluice.h"
 #include "sluice_server.h"
 
 namespace {
@@ -97,8 +99,15 @@ TEST_CASE("index privileges through the HTTP API: SELECT, MODIFY, CREATE_TABLE, 
 
     ok_json(patch(kUc + "/permissions/catalog/kb",
                   {{{"principal", "analyst"}, {"add", {"USE_CATALOG", "USE_SCHEMA"}}}}));
-    ok_json(patch(kUc + "/permissions/vector_index/kb.hr.policies",
-                  {{{"principal", "analyst"}, {"add", {"SELECT"}}}}));
+    // GRANT through the CLI, as for any securable.
+    const std::string server_url = "http://127.0.0.1:" + std::to_string(server.port);
+    auto catalog_cli = [&](const std::string& verb) {
+        return sluice::testing::run_sluice({"catalog", "--server", server_url, "--token", admin,
+                                            verb, "vector_index", "kb.hr.policies", "analyst",
+                                            "SELECT"})
+            .first;
+    };
+    REQUIRE(catalog_cli("grant") == 0);
     json hits = ok_json(send(analyst, "POST", path, query));
     CHECK(hits["result"]["data_array"].size() == 1);
     json answer = ok_json(send(analyst, "POST", "/api/qa", qa));
@@ -139,9 +148,8 @@ TEST_CASE("index privileges through the HTTP API: SELECT, MODIFY, CREATE_TABLE, 
     ok_json(patch(kUc + "/permissions/table/kb.hr.faq",
                   {{{"principal", "analyst"}, {"add", {"SELECT"}}}}));
 
-    // A revoke holds on the very next request.
-    ok_json(patch(kUc + "/permissions/vector_index/kb.hr.policies",
-                  {{{"principal", "analyst"}, {"remove", {"SELECT"}}}}));
+    // A revoke (through the CLI) holds on the very next request.
+    REQUIRE(catalog_cli("revoke") == 0);
     CHECK(status_of(send(analyst, "POST", path, query)) == 403);
     CHECK(status_of(send(analyst, "POST", "/api/qa", qa)) == 403);
     CHECK(status_of(send(analyst, "POST", "/api/eval/runs",

@@ -240,13 +240,24 @@ void update(Governance& gov, const Collection& c, const RequestInfo& info,
     send_json(res, securable_json(*updated));
 }
 
-void remove(Governance& gov, const Collection& c, const RequestInfo& info,
-            const httplib::Request& req, httplib::Response& res) {
+void remove(Governance& gov, const Collection& c, const DropStoredIndex& drop_stored_index,
+            const RequestInfo& info, const httplib::Request& req, httplib::Response& res) {
     auto context = context_of(info);
     std::string full_name = req.matches[1].str();
     Status allowed = gov.authorizer().require(context, Privilege::kManage, c.type, full_name);
     if (!allowed.ok()) {
         return send_status(res, allowed, info.request_id);
+    }
+    // A vector index goes with its files: a catalog entry deleted alone would leave an index
+    // that start-up registers again, owned by the admin.
+    if (c.type == SecurableType::kVectorIndex && drop_stored_index) {
+        auto dropped = drop_stored_index(context, full_name);
+        if (!dropped.ok()) {
+            return send_status(res, dropped.status(), info.request_id);
+        }
+        if (*dropped) {
+            return send_json(res, json::object());
+        }
     }
     bool force = req.get_param_value("force") == "true";
     Status deleted = gov.store().delete_securable(c.type, full_name, force);
@@ -425,7 +436,7 @@ void effective_permissions(Governance& gov, const RequestInfo& info, const httpl
 
 }  // namespace
 
-void add_catalog_routes(HttpServer& server, Governance& gov) {
+void add_catalog_routes(HttpServer& server, Governance& gov, DropStoredIndex drop_stored_index) {
     const std::string base(kBase);
     for (const Collection& c : kCollections) {
         std::string collection = base + "/" + std::string(c.path);
@@ -443,8 +454,11 @@ void add_catalog_routes(HttpServer& server, Governance& gov) {
                      [&gov, &c](const RequestInfo& i, const httplib::Request& q,
                                 httplib::Response& r) { update(gov, c, i, q, r); });
         server.route("DELETE", item,
-                     [&gov, &c](const RequestInfo& i, const httplib::Request& q,
-                                httplib::Response& r) { remove(gov, c, i, q, r); });
+                     [&gov, &c, drop_stored_index](const RequestInfo& i,
+                                                   const httplib::Request& q,
+                                                   httplib::Response& r) {
+                         remove(gov, c, drop_stored_index, i, q, r);
+                     });
     }
     std::string permissions = base + "/permissions/([a-z_A-Z]+)/([^/]+)";
     server.route("GET", permissions,

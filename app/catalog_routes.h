@@ -6,11 +6,22 @@
 //   /api/2.1/unity-catalog/effective-permissions/{securable_type}/{full_name}
 // Every decision goes through governance::Authorizer::require (audited); every write is audited.
 
+#include <functional>
+#include <string>
+
 #include "app/http_server.h"
 #include "governance/governance.h"
 
 namespace sluice::app {
 
-void add_catalog_routes(HttpServer& server, governance::Governance& gov);
+// Drops the stored vector index behind the vector_index securable `full_name` (files, catalog
+// entry, grants; audited) for a caller already allowed MANAGE on it. False when no stored index
+// is behind it (a catalog entry only), which the route then deletes alone.
+using DropStoredIndex = std::function<Result<bool>(const governance::RequestContext& caller,
+                                                   const std::string& full_name)>;
+
+// `drop_stored_index` may be empty where the server holds no indexes.
+void add_catalog_routes(HttpServer& server, governance::Governance& gov,
+                        DropStoredIndex drop_stored_index = {});
 
 }  // namespace sluice::app

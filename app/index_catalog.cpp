@@ -140,6 +140,11 @@ Status drop_index(governance::Governance& gov, retrieval::IndexManager& indexes,
     SLUICE_ASSIGN_OR_RETURN(agents::IndexRef found,
                             agents::open_index(gov.authorizer(), caller, Privilege::kManage,
                                                indexes, name));
+    return remove_index(gov, indexes, caller, std::move(found));
+}
+
+Status remove_index(governance::Governance& gov, retrieval::IndexManager& indexes,
+                    const governance::RequestContext& caller, agents::IndexRef found) {
     const std::string stored = found.index->settings().name;
     found.index.reset();
     Status dropped = indexes.drop(stored);

@@ -44,4 +44,8 @@ Result<agents::IndexRef> create_index(governance::Governance& gov,
 Status drop_index(governance::Governance& gov, retrieval::IndexManager& indexes,
                   const governance::RequestContext& caller, const std::string& name);
 
+// What drop_index does once MANAGE is established: the files, then the securable (audited).
+Status remove_index(governance::Governance& gov, retrieval::IndexManager& indexes,
+                    const governance::RequestContext& caller, agents::IndexRef index);
+
 }  // namespace sluice::app

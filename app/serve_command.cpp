@@ -217,7 +217,17 @@ int run_server(const Config& config) {
     add_eval_routes(server, eval_services);
     add_feedback_routes(server, eval_services);
     metrics.add_collector([&model] { return model.metrics_text(); });
-    add_catalog_routes(server, governance);
+    add_catalog_routes(server, governance,
+                       [&governance, &indexes](const governance::RequestContext& caller,
+                                               const std::string& full_name) -> Result<bool> {
+                           auto found = agents::find_index(**indexes, full_name);
+                           if (!found.ok()) {
+                               return false;
+                           }
+                           SLUICE_RETURN_IF_ERROR(
+                               remove_index(governance, **indexes, caller, std::move(*found)));
+                           return true;
+                       });
     add_principal_routes(server, governance);
     add_gateway_routes(server, governance);
     add_lineage_routes(server, governance);

@@ -189,6 +189,15 @@ TEST_CASE("index privileges through the HTTP API: SELECT, MODIFY, CREATE_TABLE, 
     CHECK(ok_json(send(admin, "POST", kIndexes + "/docs/query", query))["result"]["data_array"]
               .size() == 1);
     CHECK(status_of(send(analyst, "POST", kIndexes + "/docs/query", query)) == 403);
+
+    // Deleting the catalog entry deletes the index with it (else start-up would register it
+    // again); the analyst may not, the admin may.
+    httplib::Client c("127.0.0.1", server.port);
+    const std::string entry = kUc + "/vector-indexes/vector_search.default.docs";
+    CHECK(status_of(c.Delete(entry, {{"Authorization", "Bearer " + analyst}})) == 403);
+    CHECK(status_of(c.Delete(entry, {{"Authorization", "Bearer " + admin}})) == 200);
+    CHECK(status_of(send(admin, "GET", kIndexes + "/docs")) == 404);
+    CHECK(status_of(send(admin, "GET", entry)) == 404);
 }
 
 TEST_CASE("an index stored before indexes were catalog objects is registered at start-up") {

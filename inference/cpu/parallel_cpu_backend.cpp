@@ -56,11 +56,12 @@ public:
     const ModelConfig& config() const override { return config_; }
 
     BackendMemory memory() const override {
-        BackendMemory total;
+        // The embedding is one table every rank reads (borrowed from the mapping, or owned by
+        // each when converted); it is counted once, like the single-rank backend does.
+        BackendMemory total{ranks_.front()->model->weights().embedding.bytes(), 0};
         for (const auto& rank : ranks_) {
-            total.weight_bytes += dense_bytes(rank->model->weights()) +
-                                  expert_bytes(rank->model->weights()) +
-                                  rank->model->weights().embedding.bytes();
+            total.weight_bytes +=
+                dense_bytes(rank->model->weights()) + expert_bytes(rank->model->weights());
             total.kv_cache_bytes += rank->cache.bytes();
         }
         return total;
@@ -113,6 +114,11 @@ public:
         return Status::ok_status();
     }
 
+    Status health() const override {
+        std::lock_guard lock(mutex_);
+        return failed_;
+    }
+
 private:
     static int64_t dense_bytes(const DbrxWeights& w) {
         int64_t bytes = w.lm_head.bytes();
@@ -129,10 +135,7 @@ private:
         return bytes;
     }
 
-    Status failure() {
-        std::lock_guard lock(mutex_);
-        return failed_;
-    }
+    Status failure() const { return health(); }
 
     // Hands `batch` to every rank and waits until all have finished it.
     void run_step(const ForwardBatch& batch) {
@@ -178,7 +181,7 @@ private:
     std::unique_ptr<Checkpoint> checkpoint_;  // owns the mapping borrowed weights point into
     std::vector<std::unique_ptr<Rank>> ranks_;
 
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::condition_variable cv_;       // a new step, or stopping
     std::condition_variable done_cv_;  // a rank finished the step
     const ForwardBatch* batch_ = nullptr;  // guarded by mutex_, during a step

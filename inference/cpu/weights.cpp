@@ -141,7 +141,12 @@ WeightMatrix load_matrix_slice(const TensorView& tensor, std::span<const RowRang
     const int64_t element = dtype_size(tensor.dtype);
     const uint8_t* first = ranges.empty() ? tensor.data
                                           : tensor.data + ranges.front().begin * cols * element;
-    if (ranges.size() == 1 && n_cols == cols) {
+    // Ranges that follow each other (the q, k and v heads of the whole model) form one run.
+    bool one_run = !ranges.empty();
+    for (size_t i = 1; i < ranges.size(); ++i) {
+        one_run = one_run && ranges[i].begin == ranges[i - 1].begin + ranges[i - 1].count;
+    }
+    if (one_run && n_cols == cols) {
         TensorView run = tensor;  // a contiguous run of whole rows: borrowable like a tensor
         run.shape = {n_rows, cols};
         run.data = first;

@@ -152,6 +152,27 @@ TEST_CASE("parallel cpu: a batch mixing prefill and decode gives each sequence i
     }
 }
 
+TEST_CASE("parallel cpu: ranks hold only their shards of the weights and of the kv cache") {
+    // a_d64_gqa: d 64, 8 heads / 2 KV heads (head_dim 8), 16 experts, 2 layers, f32 weights.
+    const std::string dir = golden_dir("a_d64_gqa");
+    auto single = open_backend_for(dir, {});
+    const BackendMemory one = single->memory();
+    const ModelConfig& c = single->config();
+    const int64_t router_bytes = c.n_layer * c.n_expert * c.d_model * 4;
+    for (ParallelPlan kind : {ParallelPlan::kTensor, ParallelPlan::kExpert}) {
+        INFO(parallel_plan_name(kind) << " plan");
+        // Two ranks split every matrix exactly; only the router is held by both.
+        const BackendMemory two = open_backend_for(dir, plan(kind, 2))->memory();
+        CHECK(two.weight_bytes == one.weight_bytes + router_bytes);
+        CHECK(two.kv_cache_bytes == one.kv_cache_bytes);
+        // Four ranks, two KV heads: each KV head is held by two ranks.
+        const BackendMemory four = open_backend_for(dir, plan(kind, 4))->memory();
+        const int64_t kv_rows_replicated = c.n_layer * 2 * c.n_embd_kv() * c.d_model * 4;
+        CHECK(four.weight_bytes == one.weight_bytes + 3 * router_bytes + kv_rows_replicated);
+        CHECK(four.kv_cache_bytes == 2 * one.kv_cache_bytes);
+    }
+}
+
 TEST_CASE("parallel cpu: settings the model or the cpu backend cannot take are refused") {
     const std::string dir = golden_dir("a_d64_gqa");
     auto open = [&](ParallelConfig parallel) {

@@ -33,6 +33,8 @@ struct BackendOptions {
     WeightFormat weights = WeightFormat::kAsStored;
     int n_threads = 0;                // CPU backend threads; 0: every hardware thread
     int64_t max_batch_tokens = 2048;  // CUDA backend: tokens per step
+    int64_t max_sequences = 64;       // CUDA backend: rows sampled on the device per step (the
+                                      // scheduler's max_running)
     // More than one rank: the CPU backend's parallel plans (cpu_backend.h). The CUDA backend
     // answers kNotSupported until it runs them.
     ParallelConfig parallel{};

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agents/agent_store.h"
 #include "app/atomic_file.h"
 #include "common/log.h"
 #include "retrieval/index_settings.h"
@@ -217,6 +218,37 @@ Status authorize_index_sync(governance::Governance& gov,
                           context.principal + "' does not have it");
     }
     return Status();
+}
+
+namespace {
+
+std::string connection_of(const json& config) {
+    auto it = config.find("connection");
+    return it != config.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+Result<std::string> source_secret(const std::filesystem::path& data_dir,
+                                  const connectors::SourceDefinition& definition) {
+    const std::string connection = connection_of(definition.config);
+    if (connection.empty()) {
+        return std::string();
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto store,
+                            agents::AgentStore::open(data_dir / governance::kCatalogFile));
+    SLUICE_ASSIGN_OR_RETURN(agents::Connection found, store->connection(connection));
+    return found.secret;
+}
+
+Status authorize_source_connection(governance::Governance& gov,
+                                   const governance::RequestContext& context, const json& config) {
+    const std::string connection = connection_of(config);
+    if (connection.empty()) {
+        return Status();
+    }
+    return gov.authorizer().require(context, governance::Privilege::kUseConnection,
+                                    SecurableType::kConnection, connection);
 }
 
 Result<std::map<std::string, std::string>> read_staged_bindings(

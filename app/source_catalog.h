@@ -28,6 +28,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/result.h"
 #include "connectors/source_registry.h"
 #include "governance/governance.h"
@@ -74,6 +76,16 @@ Result<governance::Principal> acting_admin(governance::Store& store, const std::
 // catalog can only be written by a metastore admin.
 Status authorize_index_sync(governance::Governance& gov,
                             const governance::RequestContext& context, const std::string& index);
+
+// The secret of the catalog connection a source's configuration names ("connection": kept in
+// catalog.db as a connection's secret, PUT /api/connections/{name}), or "" when it names none.
+// Errors: kNotFound for an unknown connection.
+Result<std::string> source_secret(const std::filesystem::path& data_dir,
+                                  const connectors::SourceDefinition& definition);
+// USE_CONNECTION on the connection a source configuration names, if any (audited).
+Status authorize_source_connection(governance::Governance& gov,
+                                   const governance::RequestContext& context,
+                                   const nlohmann::json& config);
 
 // The bindings file, for the offline CLI when no admin can own a new source yet, and for
 // reading what it staged. Errors: kDataLoss when the file does not parse; kIoError.

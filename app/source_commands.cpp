@@ -128,14 +128,21 @@ int run_add(const SourceOptions& options) {
         return fail(Status(StatusCode::kAlreadyExists,
                            "source '" + options.name + "' already exists in the catalog"));
     }
-    if (Status added = (*registry)->add({options.name, options.type, config, ""}); !added.ok()) {
-        return fail(added);
+    const connectors::SourceDefinition definition{options.name, options.type, config, ""};
+    if (Status valid = connectors::validate_definition(definition).status(); !valid.ok()) {
+        return fail(valid);
     }
+    // The object first, then the definition: a running server's reconcile in between sees an
+    // object without a definition (and skips it), never the reverse (which it would migrate).
     auto catalog_name = catalog_add(**gov, options);
     if (!catalog_name) {
-        // The definition goes too: a source is in both stores or in neither.
-        [[maybe_unused]] Status undone = (*registry)->remove(options.name);
         return fail(catalog_name.status());
+    }
+    if (Status added = (*registry)->add(definition); !added.ok()) {
+        // A source is in both stores or in neither.
+        [[maybe_unused]] Status undone = drop_source_object((*gov)->store(), options.name);
+        [[maybe_unused]] Status unstaged = unstage_binding(options.data_dir, options.name);
+        return fail(added);
     }
     auto stored = (*registry)->get(options.name);
     if (!stored) {
@@ -184,7 +191,8 @@ Result<std::unique_ptr<connectors::Source>> open_named(const SourceOptions& opti
                                                        connectors::SourceDefinition* out) {
     SLUICE_ASSIGN_OR_RETURN(auto registry, registry_of(options));
     SLUICE_ASSIGN_OR_RETURN(*out, registry->get(options.name));
-    return connectors::open_source(*out, registry->state_dir(options.name));
+    SLUICE_ASSIGN_OR_RETURN(std::string secret, source_secret(options.data_dir, *out));
+    return connectors::open_source(*out, registry->state_dir(options.name), secret);
 }
 
 // What the bound index holds for the source: its checkpoint and kept error records. The data
@@ -350,8 +358,12 @@ int run_sync(const SourceOptions& options) {
     }
     retrieval::SyncOptions sync_options;
     sync_options.max_batch = options.max_batch;
+    auto secret = source_secret(options.data_dir, *definition);
+    if (!secret) {
+        return fail(secret.status());
+    }
     auto sync = open_source_sync(*definition, (*registry)->state_dir(options.name), **indexes,
-                                 index_name, sync_options);
+                                 index_name, sync_options, nullptr, *secret);
     if (!sync) {
         return fail(sync.status());
     }
@@ -377,6 +389,12 @@ int run_remove(const SourceOptions& options) {
     if (auto definition = (*registry)->get(options.name); !definition) {
         return fail(definition.status());
     }
+    // The definition first, then the object: a running server's reconcile in between sees an
+    // object without a definition (and stops its sync), never a definition without an object
+    // (which it would move back into the catalog).
+    if (Status removed = (*registry)->remove(options.name); !removed.ok()) {
+        return fail(removed);
+    }
     auto object = find_source_object((*gov)->store(), options.name);
     Status dropped = drop_source_object((*gov)->store(), options.name);
     if (object) {
@@ -385,9 +403,6 @@ int run_remove(const SourceOptions& options) {
     }
     if (!dropped.ok()) {
         return fail(dropped);
-    }
-    if (Status removed = (*registry)->remove(options.name); !removed.ok()) {
-        return fail(removed);
     }
     if (Status unstaged = unstage_binding(options.data_dir, options.name); !unstaged.ok()) {
         return fail(unstaged);

@@ -27,7 +27,8 @@ json errors_json(const std::vector<retrieval::FeedError>& errors) {
 Result<std::unique_ptr<retrieval::SourceSync>> open_source_sync(
     const connectors::SourceDefinition& definition, const std::filesystem::path& state_dir,
     retrieval::IndexManager& indexes, const std::string& index_name,
-    const retrieval::SyncOptions& options, std::shared_ptr<connectors::PushSource> push) {
+    const retrieval::SyncOptions& options, std::shared_ptr<connectors::PushSource> push,
+    const std::string& secret) {
     auto index = indexes.get(index_name);
     if (!index.ok() && index.status().code() == StatusCode::kNotFound) {
         retrieval::IndexSettings settings;
@@ -44,7 +45,7 @@ Result<std::unique_ptr<retrieval::SourceSync>> open_source_sync(
     }
     std::shared_ptr<connectors::Source> source = push;
     if (!source) {
-        SLUICE_ASSIGN_OR_RETURN(auto opened, connectors::open_source(definition, state_dir));
+        SLUICE_ASSIGN_OR_RETURN(auto opened, connectors::open_source(definition, state_dir, secret));
         source = std::move(opened);
     }
     auto feed = std::make_unique<SourceFeed>(definition.name, std::move(source));
@@ -142,8 +143,9 @@ Result<std::unique_ptr<retrieval::SourceSync>> SyncService::open_sync(const std:
     options.on_resnapshot = [this](const std::string& source, const std::string& reason) {
         audit_system("source.resnapshot", source, json{{"reason", reason}}.dump());
     };
+    SLUICE_ASSIGN_OR_RETURN(std::string secret, source_secret(data_dir_, definition));
     return open_source_sync(definition, registry_->state_dir(name), indexes_, index, options,
-                            push);
+                            push, secret);
 }
 
 Status SyncService::reconcile() {
@@ -373,19 +375,24 @@ Result<json> SyncService::create(const governance::RequestContext& context, cons
     if (!index.empty()) {
         SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov_, context, index));
     }
+    SLUICE_RETURN_IF_ERROR(authorize_source_connection(gov_, context, config));
     if (find_source_object(gov_.store(), name).ok()) {
         return Status(StatusCode::kAlreadyExists, "source '" + name + "' already exists");
     }
-    // Two stores, written in order and undone on failure: the definition, then the object.
-    Status outcome = registry_->add({name, type, config, ""});
-    std::string full_name = schema + "." + name;
+    // Two stores, written in order and undone on failure: the object, then the definition. In
+    // that order a reconcile in between sees an object without a definition (and skips it),
+    // never a definition without an object (which it would move into the default schema).
+    const std::string full_name = schema + "." + name;
+    Status outcome = connectors::validate_definition({name, type, config, ""}).status();
     if (outcome.ok()) {
-        auto object = create_source_object(gov_.store(), schema, name, context.principal_id,
-                                           index);
-        if (!object.ok()) {
-            outcome = object.status();
-            if (Status undone = registry_->remove(name); !undone.ok()) {
-                log::error("sync", "cannot undo a source definition",
+        outcome = create_source_object(gov_.store(), schema, name, context.principal_id, index)
+                      .status();
+    }
+    if (outcome.ok()) {
+        outcome = registry_->add({name, type, config, ""});
+        if (!outcome.ok()) {
+            if (Status undone = drop_source_object(gov_.store(), name); !undone.ok()) {
+                log::error("sync", "cannot undo a source's catalog object",
                            {{"source", name}, {"error", undone.message()}});
             }
         }

@@ -31,12 +31,13 @@
 namespace sluice::app {
 
 // Opens the sync of one source into the named index, creating the index with default settings
-// when it does not exist. `push` (optional) is the already open PushSource of an http source.
+// when it does not exist. `push` (optional) is the already open PushSource of an http source;
+// `secret` that of the connection its configuration names (source_secret()).
 Result<std::unique_ptr<retrieval::SourceSync>> open_source_sync(
     const connectors::SourceDefinition& definition, const std::filesystem::path& state_dir,
     retrieval::IndexManager& indexes, const std::string& index_name,
     const retrieval::SyncOptions& options,
-    std::shared_ptr<connectors::PushSource> push = nullptr);
+    std::shared_ptr<connectors::PushSource> push = nullptr, const std::string& secret = "");
 
 // The status of a sync as JSON (GET /api/sources, `sluice source sync`).
 nlohmann::json to_json(const retrieval::SyncStatus& status);

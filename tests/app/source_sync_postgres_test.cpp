@@ -6,11 +6,15 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <random>
 #include <thread>
 
+#include "agents/agent_store.h"
+#include "app/source_catalog.h"
 #include "app/source_feed.h"
 #include "connectors/postgres_cluster.h"
 #include "connectors/postgres_source.h"
@@ -245,4 +249,66 @@ TEST_CASE("postgres sync: a dropped replication slot re-snapshots the index to t
 
     (*sync).reset();
     shared.reset();
+}
+
+TEST_CASE("postgres source: the password is the secret of a catalog connection, never part of "
+          "the configuration" * doctest::skip(!have_postgres())) {
+    TempDir dir;
+    auto cluster = PostgresCluster::start(dir.path / "pg");
+    REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
+    Conn conn = connect((*cluster)->conninfo());
+    query(conn.get(), "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text)");
+    query(conn.get(), "INSERT INTO tickets VALUES (1, 'a', 'b'), (2, 'c', 'd')");
+    query(conn.get(), "CREATE ROLE reader LOGIN SUPERUSER REPLICATION PASSWORD 'S3cret-pw'");
+    // The cluster trusts every local user; make it ask `reader` for its password.
+    const auto hba = dir.path / "pg" / "data" / "pg_hba.conf";
+    std::stringstream rest;
+    rest << std::ifstream(hba).rdbuf();
+    {
+        std::ofstream out(hba, std::ios::trunc);
+        out << "local all reader scram-sha-256\nlocal replication reader scram-sha-256\n"
+            << "host all reader all scram-sha-256\nhost replication reader all scram-sha-256\n"
+            << rest.str();
+        REQUIRE(out.good());
+    }
+    query(conn.get(), "SELECT pg_reload_conf()");
+
+    std::string conninfo = (*cluster)->conninfo();
+    conninfo.replace(conninfo.find("user=postgres"), 13, "user=reader");
+    sluice::connectors::SourceDefinition definition;
+    definition.name = "crm";
+    definition.kind = "postgres";
+    definition.config = {{"conninfo", conninfo},
+                         {"slot", "crm"},
+                         {"publication", "crm"},
+                         {"connection", "crm_db"},
+                         {"tables", {{{"table", "public.tickets"}, {"text", {"title", "body"}}}}}};
+    auto valid = sluice::connectors::validate_definition(definition);
+    REQUIRE_MESSAGE(valid.ok(), valid.status().to_string());
+
+    // Without the connection's secret the server refuses.
+    auto refused = sluice::connectors::open_source(*valid, dir.path / "state");
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.status().message().find("S3cret") == std::string::npos);
+    CHECK(sluice::app::source_secret(dir.path, *valid).status().code() ==
+          sluice::StatusCode::kNotFound);
+
+    auto store = sluice::agents::AgentStore::open(dir.path / "catalog.db");
+    REQUIRE(store.ok());
+    sluice::agents::Connection connection;
+    connection.name = "crm_db";
+    connection.allowed_hosts = {"db.internal"};  // what HTTP tools may reach; unused here
+    connection.secret = "S3cret-pw";
+    REQUIRE((*store)->put_connection(connection).ok());
+    auto secret = sluice::app::source_secret(dir.path, *valid);
+    REQUIRE(secret.ok());
+    CHECK(*secret == "S3cret-pw");
+    auto source = sluice::connectors::open_source(*valid, dir.path / "state", *secret);
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    auto batch = (*source)->poll("", {100});
+    REQUIRE_MESSAGE(batch.ok(), batch.status().to_string());
+    CHECK(batch->events.size() == 2);
+    // Listings name the connection, never its secret.
+    CHECK(sluice::connectors::describe(*valid).dump().find("S3cret") == std::string::npos);
+    CHECK(sluice::connectors::describe(*valid)["config"]["connection"] == "crm_db");
 }

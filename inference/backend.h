@@ -151,12 +151,20 @@ public:
 
     // Whether forward() accepts SequenceStep::device_sample; see the file comment.
     virtual bool samples_on_device() const { return false; }
+    // How many entries of one step may ask for device sampling (its workspace is allocated up
+    // front); a step asking for more is kInvalidArgument. 0 where samples_on_device() is false.
+    virtual int64_t device_sample_capacity() const { return 0; }
 
     // Runs one step; see the file comment.
     virtual Result<ForwardOutput> forward(const ForwardBatch& batch) = 0;
 
     // Copies all layers' K and V of block `src` into block `dst` (copy-on-write of a shared block).
     virtual Status copy_kv_block(int32_t src, int32_t dst) = 0;
+
+    // Ok while the backend can run steps. A backend that cannot any more (a rank of a parallel
+    // engine failed) returns why; every later call then fails with that status, and the engine
+    // stops serving (engine.h).
+    virtual Status health() const { return Status::ok_status(); }
 };
 
 }  // namespace sluice::inference

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agents/agent_store.h"
+#include "agents/index_access.h"
 #include "app/atomic_file.h"
 #include "common/log.h"
 #include "retrieval/index_settings.h"
@@ -191,11 +192,12 @@ Result<governance::Principal> acting_admin(governance::Store& store, const std::
 
 Status authorize_index_sync(governance::Governance& gov,
                             const governance::RequestContext& context, const std::string& index) {
-    // An index that is a catalog securable is governed by its grants.
-    if (governance::split_full_name(SecurableType::kVectorIndex, index).ok() &&
-        gov.store().securable(SecurableType::kVectorIndex, index).ok()) {
+    // An index that is a catalog securable is governed by its grants; a plain-named index is
+    // one under its catalog name (vector_search.default.<name>, agents/index_access.h).
+    const Result<std::string> securable = agents::index_securable_name(index);
+    if (securable.ok() && gov.store().securable(SecurableType::kVectorIndex, *securable).ok()) {
         return gov.authorizer().require(context, governance::Privilege::kModify,
-                                        SecurableType::kVectorIndex, index);
+                                        SecurableType::kVectorIndex, *securable);
     }
     // Other indexes are outside the catalog: writing into them is an admin's decision.
     SLUICE_ASSIGN_OR_RETURN(bool admin, gov.authorizer().is_admin(context.principal_id));

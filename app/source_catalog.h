@@ -71,9 +71,9 @@ Status ensure_source_schema(governance::Store& store, const std::string& schema,
 // an admin), else the first admin by id. kNotFound when the catalog has no admin yet.
 Result<governance::Principal> acting_admin(governance::Store& store, const std::string& name);
 
-// The one privilege check on the index a source feeds: MODIFY on it. Indexes that are catalog
-// securables (vector_index `catalog.schema.name`) are checked as such; an index outside the
-// catalog can only be written by a metastore admin.
+// The one privilege check on the index a source feeds: MODIFY on it. An index registered in the
+// catalog (as `catalog.schema.name`, or a plain name as vector_search.default.<name>) is checked
+// as that securable; an index not registered yet can only be bound by a metastore admin.
 Status authorize_index_sync(governance::Governance& gov,
                             const governance::RequestContext& context, const std::string& index);
 

@@ -29,7 +29,14 @@ export async function seed(server) {
   await admin('PUT', '/api/2.0/sluice/groups/analysts/members/alice');
   const alice = (await admin('POST', '/api/2.0/token/create', { principal: 'alice' })).token_value;
 
-  await admin('POST', `${UC}/catalogs`, { name: 'main', comment: 'Company data' });
+  // The bound source already lives in `main.sources`: the server moved it into the catalog at
+  // start, creating `main`, so the catalog is described rather than created.
+  const { catalogs = [] } = await admin('GET', `${UC}/catalogs`);
+  if (catalogs.some((c) => c.name === 'main')) {
+    await admin('PATCH', `${UC}/catalogs/main`, { comment: 'Company data' });
+  } else {
+    await admin('POST', `${UC}/catalogs`, { name: 'main', comment: 'Company data' });
+  }
   await admin('POST', `${UC}/schemas`, { name: 'support', catalog_name: 'main' });
   await admin('POST', `${UC}/functions`, { name: 'search', catalog_name: 'main',
     schema_name: 'support' });

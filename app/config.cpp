@@ -119,6 +119,12 @@ const std::vector<Field>& fields() {
                        "Audit records between Ed25519-signed checkpoints of the hash chain",
                        &C::governance, &GovernanceConfig::audit_checkpoint_every),
             1, 1e9));
+        f.push_back(with_allowed(
+            make_field("governance", "audit_acknowledge", FieldType::kString,
+                       "queued: answer once a request's audit records are queued (committed "
+                       "within milliseconds); durable: answer once they are committed",
+                       &C::governance, &GovernanceConfig::audit_acknowledge),
+            {"queued", "durable"}));
         f.push_back(with_range(make_field("sync", "max_batch", FieldType::kInteger,
                                           "Changes per poll and per atomic write batch of a "
                                           "source's sync",

@@ -40,6 +40,9 @@ struct StorageConfig {
 
 struct GovernanceConfig {
     std::int64_t audit_checkpoint_every = 1000;  // audit records between signed checkpoints
+    // "queued": a response may leave before its audit records are committed (a few ms later);
+    // "durable": it waits for their commit. docs/governance.md weighs the two.
+    std::string audit_acknowledge = "queued";
 };
 
 // The continuous sync of sources bound to indexes (app/sync_service.h).

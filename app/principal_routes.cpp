@@ -202,6 +202,8 @@ void add_principal_routes(HttpServer& server, Governance& gov) {
     server.route("GET", base + "/audit",
                  handle([&gov](const auto& ctx, const auto& req, auto& res) {
                      SLUICE_RETURN_IF_ERROR(require_admin(gov, ctx, "audit.export"));
+                     // Records of requests already answered may still be queued: write them first.
+                     SLUICE_RETURN_IF_ERROR(gov.audit().sync());
                      std::int64_t after = 0;
                      std::int64_t limit = 1000;
                      try {
@@ -222,6 +224,7 @@ void add_principal_routes(HttpServer& server, Governance& gov) {
     server.route("GET", base + "/audit/verify",
                  handle([&gov](const auto& ctx, const auto&, auto& res) {
                      SLUICE_RETURN_IF_ERROR(require_admin(gov, ctx, "audit.verify"));
+                     SLUICE_RETURN_IF_ERROR(gov.audit().sync());
                      SLUICE_ASSIGN_OR_RETURN(auto key, governance::audit_public_key(
                                                            gov.data_dir() / governance::kSigningKeyFile));
                      SLUICE_ASSIGN_OR_RETURN(auto report, governance::verify_audit_log(

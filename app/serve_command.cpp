@@ -107,6 +107,9 @@ int run_server(const Config& config) {
 
     governance::GovernanceOptions governance_options;
     governance_options.audit.checkpoint_every = config.governance.audit_checkpoint_every;
+    governance_options.audit.acknowledge = config.governance.audit_acknowledge == "durable"
+                                               ? governance::AuditAcknowledge::kDurable
+                                               : governance::AuditAcknowledge::kQueued;
     auto gov = governance::Governance::open((*data_dir)->path(), governance_options);
     if (!gov.ok()) {
         log::error("server", "cannot open the catalog", {{"error", gov.status().message()}});

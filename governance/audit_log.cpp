@@ -1,5 +1,6 @@
 #include "governance/audit_log.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -86,6 +87,7 @@ AuditLog::AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail:
     if (checkpoint_db_) {
         checkpointer_ = std::jthread([this](std::stop_token stop) { checkpoint_wal(stop); });
     }
+    writer_ = std::thread([this] { write_loop(); });
 }
 
 void AuditLog::checkpoint_wal(std::stop_token stop) {
@@ -131,6 +133,13 @@ AuditLog::~AuditLog() {
                        {{"error", flushed.message()}});
         }
     }
+    {
+        std::lock_guard lock(mutex_);
+        closing_ = true;
+    }
+    work_.notify_all();
+    progress_.notify_all();
+    writer_.join();  // writes everything still queued
     std::lock_guard db_lock(db_mutex_);
     Status signed_head = checkpoint_locked();
     if (!signed_head.ok()) {
@@ -146,6 +155,9 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& db
         return invalid_argument("audit checkpoint interval must be at least 1 record, found " +
                                 std::to_string(options.checkpoint_every));
     }
+    if (options.queue_capacity < 1) {
+        return invalid_argument("audit queue capacity must be at least 1 record");
+    }
     SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open(db_path.string()));
     SLUICE_RETURN_IF_ERROR(db->exec("PRAGMA wal_autocheckpoint=0"));
     SLUICE_ASSIGN_OR_RETURN(auto checkpoint_db, detail::Database::open(db_path.string()));
@@ -160,18 +172,19 @@ Status AuditLog::append(AuditEvent event, AuditCompanion companion) {
     if (event.time_us == 0) {
         event.time_us = now_us();
     }
-    Pending pending;
-    pending.companion = std::move(companion);
+    auto pending = std::make_shared<Pending>();
+    pending->waited = companion != nullptr || options_.acknowledge == AuditAcknowledge::kDurable;
+    pending->companion = std::move(companion);
     if (event.deferred_ticket != 0) {
         std::lock_guard lock(mutex_);
         auto held = deferred_.find(event.deferred_ticket);
         if (held != deferred_.end()) {
-            pending.events = std::move(held->second);
+            pending->events = std::move(held->second);
             deferred_.erase(held);
         }
     }
-    pending.events.push_back(std::move(event));
-    return commit(pending);
+    pending->events.push_back(std::move(event));
+    return submit(std::move(pending));
 }
 
 std::uint64_t AuditLog::defer(AuditEvent event) {
@@ -185,17 +198,18 @@ std::uint64_t AuditLog::defer(AuditEvent event) {
 }
 
 Status AuditLog::flush(std::uint64_t ticket) {
-    Pending pending;
+    auto pending = std::make_shared<Pending>();
+    pending->waited = options_.acknowledge == AuditAcknowledge::kDurable;
     {
         std::lock_guard lock(mutex_);
         auto held = deferred_.find(ticket);
         if (held == deferred_.end()) {
             return Status();
         }
-        pending.events = std::move(held->second);
+        pending->events = std::move(held->second);
         deferred_.erase(held);
     }
-    return commit(pending);
+    return submit(std::move(pending));
 }
 
 std::size_t AuditLog::deferred_count() const {
@@ -212,47 +226,154 @@ std::int64_t AuditLog::appended() const {
     return appended_;
 }
 
-Status AuditLog::commit(Pending& pending) {
-    // The most records one transaction takes, so that a leader's wait stays bounded under load.
-    constexpr std::size_t kMaxBatch = 512;
-    std::unique_lock lock(mutex_);
-    queue_.push_back(&pending);
-    turn_.wait(lock, [&] { return pending.done || queue_.front() == &pending; });
-    if (pending.done) {
-        return pending.result;  // a leader committed it
-    }
-    // This append leads: it commits itself and whatever queued behind it.
-    std::vector<Pending*> batch;
-    for (auto it = queue_.begin(); it != queue_.end() && batch.size() < kMaxBatch; ++it) {
-        batch.push_back(*it);
-    }
-    lock.unlock();
-    Status written;
-    {
-        std::lock_guard db_lock(db_mutex_);
-        written = write_batch(batch);
-    }
-    if (!written.ok()) {
-        log::error("audit", "cannot write audit records",
-                   {{"appends", batch.size()}, {"error", written.message()}});
-    }
-    lock.lock();
-    for (Pending* member : batch) {
-        SLUICE_CHECK(queue_.front() == member, "audit queue order changed during a commit");
-        queue_.pop_front();
-        if (!written.ok()) {
-            member->result = written;
-        }
-        if (member->result.ok()) {
-            appended_ += static_cast<std::int64_t>(member->events.size());
-        }
-        member->done = true;
-    }
-    turn_.notify_all();
-    return pending.result;
+std::size_t AuditLog::queued() const {
+    std::lock_guard lock(mutex_);
+    return queued_records_ + writing_records_;
 }
 
-Status AuditLog::write_batch(const std::vector<Pending*>& batch) {
+Status AuditLog::submit(PendingPtr pending) {
+    const std::size_t records = pending->events.size();
+    std::unique_lock lock(mutex_);
+    // Block, never drop: a full queue holds the appender until the writer makes room. A bundle
+    // larger than the whole queue goes in alone.
+    progress_.wait(lock, [&] {
+        return closing_ || !failure_.ok() || queued_records_ == 0 ||
+               queued_records_ + records <= options_.queue_capacity;
+    });
+    if (closing_) {
+        return unavailable("the audit log is closed");
+    }
+    if (!failure_.ok()) {
+        // Fail closed: what cannot be recorded must not happen.
+        return unavailable("the audit log cannot be written: " + failure_.message());
+    }
+    pending->index = ++submitted_;
+    queued_records_ += records;
+    queue_.push_back(pending);
+    // Wake the writer only when it must act now; a record nobody waits for joins the batch
+    // being gathered without a context switch.
+    if (pending->waited) {
+        ++urgent_;
+    }
+    if (idle_ || pending->waited || queued_records_ >= kMaxBatch) {
+        work_.notify_one();
+    }
+    if (!pending->waited) {
+        return Status();
+    }
+    progress_.wait(lock, [&] { return pending->done; });
+    return pending->result;
+}
+
+Status AuditLog::sync() {
+    std::unique_lock lock(mutex_);
+    const std::uint64_t target = submitted_;
+    if (committed_through_ >= target) {
+        return failure_.ok() ? Status() : unavailable("the audit log cannot be written: " + failure_.message());
+    }
+    ++urgent_;
+    work_.notify_one();
+    progress_.wait(lock, [&] { return committed_through_ >= target || !failure_.ok(); });
+    --urgent_;
+    if (!failure_.ok()) {
+        return unavailable("the audit log cannot be written: " + failure_.message());
+    }
+    return Status();
+}
+
+void AuditLog::write_loop() {
+    constexpr auto kFirstPause = std::chrono::milliseconds(10);
+    constexpr auto kLongestPause = std::chrono::seconds(1);
+    std::vector<PendingPtr> batch;
+    std::uint64_t batch_last = 0;
+    auto pause = std::chrono::milliseconds(kFirstPause);
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        if (batch.empty()) {
+            idle_ = true;
+            work_.wait(lock, [&] { return !queue_.empty() || closing_; });
+            idle_ = false;
+            if (queue_.empty()) {
+                return;  // closing, and everything is written
+            }
+            // Gather: records nobody waits for are committed together, a few milliseconds late.
+            work_.wait_for(lock, options_.gather, [&] {
+                return closing_ || urgent_ > 0 || queued_records_ >= kMaxBatch;
+            });
+            std::size_t records = 0;
+            while (!queue_.empty() && batch.size() < kMaxBatch) {
+                records += queue_.front()->events.size();
+                if (queue_.front()->waited) {
+                    --urgent_;
+                }
+                batch.push_back(std::move(queue_.front()));
+                queue_.pop_front();
+            }
+            queued_records_ -= records;
+            writing_records_ = records;
+            batch_last = batch.back()->index;
+            progress_.notify_all();  // room in the queue
+        }
+        lock.unlock();
+        Status written;
+        {
+            std::lock_guard db_lock(db_mutex_);
+            written = write_batch(batch);
+        }
+        lock.lock();
+        if (written.ok()) {
+            for (const PendingPtr& member : batch) {
+                if (member->result.ok()) {
+                    appended_ += static_cast<std::int64_t>(member->events.size());
+                }
+                member->done = true;
+            }
+            committed_through_ = batch_last;
+            writing_records_ = 0;
+            failure_ = Status();
+            pause = kFirstPause;
+            batch.clear();
+            progress_.notify_all();
+            continue;
+        }
+        if (failure_.ok()) {
+            log::error("audit", "cannot write audit records; refusing new ones and retrying",
+                       {{"appends", batch.size()}, {"error", written.message()}});
+        }
+        failure_ = written;
+        // An appender that waits hears of the failure and fails its request; records whose
+        // appenders have gone on are kept, in order, and retried.
+        std::erase_if(batch, [&](const PendingPtr& member) {
+            if (!member->waited) {
+                return false;
+            }
+            member->result = written;
+            member->done = true;
+            writing_records_ -= member->events.size();
+            return true;
+        });
+        progress_.notify_all();
+        if (batch.empty()) {
+            // Nothing left that nobody heard of: the next append tries the storage again.
+            committed_through_ = batch_last;
+            failure_ = Status();
+            continue;
+        }
+        if (closing_) {
+            log::error("audit", "audit records lost at close: they cannot be written",
+                       {{"records", writing_records_},
+                        {"first_request_id", batch.front()->events.front().request_id},
+                        {"error", written.message()}});
+            writing_records_ = 0;
+            batch.clear();
+            continue;
+        }
+        work_.wait_for(lock, pause, [&] { return closing_; });
+        pause = std::min<std::chrono::milliseconds>(pause * 2, kLongestPause);
+    }
+}
+
+Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
     SLUICE_ASSIGN_OR_RETURN(auto transaction, detail::Transaction::begin(*db_));
     // The tail: the last record, else the last archive's anchor, else the genesis.
     SLUICE_ASSIGN_OR_RETURN(
@@ -271,7 +392,7 @@ Status AuditLog::write_batch(const std::vector<Pending*>& batch) {
                     "request_id, client, token_id, decided_by, details, prev_hash, hash) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     bool crossed_checkpoint = false;
-    for (Pending* pending : batch) {
+    for (const PendingPtr& pending : batch) {
         pending->result = Status();
         if (pending->companion) {
             // A failing companion takes back only itself: its records are not written yet.

@@ -11,24 +11,39 @@
 // the Ed25519 key in the data directory (`audit_signing.key`, mode 0600, made on first start),
 // so that a truncated or rewritten tail is detectable by anyone holding the public key.
 //
-// Appends use group commit (the leader/follower scheme of LevelDB's DBImpl::Write): the first
-// waiting appender commits every record queued behind it in one transaction, the others wait,
-// and each append returns once its record is durable. No hand-off to another thread on the way.
-// The committer reads the chain's tail inside its write transaction, so that another process
+// Appends go through one writer thread and a bounded queue (group commit): an append takes its
+// place in the queue, which fixes its order in the chain, and the writer commits everything
+// queued since its last commit in one transaction, chaining the records in queue order. The
+// committer reads the chain's tail inside its write transaction, so that another process
 // appending to the same database (the offline `sluice token create`) extends the same chain.
 //
+// When an append returns is AuditLogOptions::acknowledge's choice:
+// - kDurable: once its record is committed (in the WAL: it survives a crash of the process).
+// - kQueued: once its record is queued. The caller goes on while the writer commits; a crash of
+//   the process loses the records queued and not yet committed: at most `queue_capacity`
+//   records plus the batch being written, in practice those of the last `gather` interval
+//   (2 ms) and one commit.
+//   sync() waits for everything queued before it (readers of the log call it first).
+// Appends with a companion always wait for their commit, whatever the choice.
+//
+// A full queue blocks the appender until the writer makes room: no record is dropped. When a
+// write fails (disk full, I/O error), appends that wait get the error; queued records whose
+// appenders have gone on are kept, in order, and retried with a growing pause; meanwhile new
+// appends are refused (kUnavailable), so that no request proceeds that cannot be recorded. The
+// destructor writes what is queued and signs the head.
+//
 // WAL checkpoints (copying the log into the database file, with two fsyncs) run on a background
-// thread every 100 ms through a connection of their own, never on a committing request: the
-// appending connection has automatic checkpoints turned off.
+// thread every 100 ms through a connection of their own, never on the writer: the appending
+// connection has automatic checkpoints turned off.
 //
 // A request's first records (its authentication) can be deferred: they are held in memory and
-// written in the same transaction as the request's next record, or by flush() before the
-// response leaves, so that a typical request costs one commit while every record is still durable
-// before the client hears back. A record may bring a companion (a usage row) that is written in
-// the same transaction: both or neither.
+// queued together with the request's next record, or by flush() before the response leaves, so
+// that a request's records stay together in the chain. A record may bring a companion (a usage
+// row) that is written in the same transaction: both or neither.
 //
 // Thread safety: thread-safe.
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -53,8 +68,16 @@ class Database;
 class Ed25519Key;
 }  // namespace detail
 
+// When an append returns (see above).
+enum class AuditAcknowledge { kDurable, kQueued };
+
 struct AuditLogOptions {
     std::int64_t checkpoint_every = 1000;  // records between signed checkpoints
+    AuditAcknowledge acknowledge = AuditAcknowledge::kDurable;
+    std::size_t queue_capacity = 4096;  // records queued before appenders block
+    // How long the writer gathers records that nobody waits for before committing them: fewer,
+    // larger transactions. A waiting append or sync() ends the gathering at once.
+    std::chrono::microseconds gather{2000};
 };
 
 struct AuditRecord {
@@ -82,22 +105,29 @@ public:
                                                   AuditLogOptions options = {});
     ~AuditLog() override;  // writes deferred records and signs a final checkpoint
 
-    // Records `event` (and the records deferred under event.deferred_ticket) durably.
+    // Records `event` (and the records deferred under event.deferred_ticket), returning as
+    // options.acknowledge says.
     Status append(AuditEvent event) override;
-    // Records `event` and runs `companion` in the same transaction.
+    // Records `event` and runs `companion` in the same transaction; returns once both are
+    // committed (or the companion failed and neither was written).
     Status append(AuditEvent event, AuditCompanion companion);
     // Holds `event` back and returns a ticket (never 0). The held records are written with the
     // next append() whose event carries the ticket, or by flush(ticket); the destructor writes
     // whatever is left.
     std::uint64_t defer(AuditEvent event);
-    // Writes the records still held under `ticket`, if any, and waits until they are durable.
+    // Queues the records still held under `ticket`, if any; returns as append() does.
     Status flush(std::uint64_t ticket);
+    // Waits until every record queued before the call is committed. The write's error when
+    // the writer cannot write them now.
+    Status sync();
     // Records held back now (for tests and metrics).
     std::size_t deferred_count() const;
     // Signs the current head now (no-op when it is already signed).
     Status checkpoint();
     // Records committed by this process since open().
     std::int64_t appended() const;
+    // Records queued and not yet committed (for tests and metrics).
+    std::size_t queued() const;
 
     // With `checkpoint_db`, a background thread checkpoints the WAL through it.
     AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail::Ed25519Key> key,
@@ -107,12 +137,20 @@ private:
     struct Pending {
         std::vector<AuditEvent> events;
         AuditCompanion companion;
-        Status result;
-        bool done = false;
+        bool waited = false;  // its appender waits for the commit
+        std::uint64_t index = 0;  // its place among all appends, from 1
+        Status result;        // set by the writer; read by the appender once done
+        bool done = false;    // guarded by mutex_: committed, or failed back to a waiting appender
     };
+    using PendingPtr = std::shared_ptr<Pending>;
+    // The most appends one transaction takes, so that a commit and its waiters' wait stay short.
+    static constexpr std::size_t kMaxBatch = 512;
 
-    Status commit(Pending& pending);
-    Status write_batch(const std::vector<Pending*>& batch);
+    // Queues `pending` (blocking while the queue is full) and, when it is waited for, returns
+    // the outcome of its commit.
+    Status submit(PendingPtr pending);
+    void write_loop();
+    Status write_batch(const std::vector<PendingPtr>& batch);
     Status checkpoint_locked();
 
     std::unique_ptr<detail::Database> db_;  // guarded by db_mutex_
@@ -120,9 +158,18 @@ private:
     AuditLogOptions options_;
 
     mutable std::mutex mutex_;
-    std::condition_variable turn_;  // a batch committed, or a new leader may go
-    std::deque<Pending*> queue_;    // guarded by mutex_; the front is the committing leader
-    std::int64_t appended_ = 0;     // guarded by mutex_
+    std::condition_variable work_;      // queued, or closing: wakes the writer
+    std::condition_variable progress_;  // committed, failed, or room in the queue
+    std::deque<PendingPtr> queue_;      // guarded by mutex_; in chain order
+    std::size_t queued_records_ = 0;    // guarded by mutex_; records in queue_
+    std::size_t writing_records_ = 0;   // guarded by mutex_; records of the batch being written
+    std::size_t urgent_ = 0;            // guarded by mutex_; queued waited appends + sync() calls
+    bool idle_ = false;                 // guarded by mutex_; the writer waits for work
+    std::uint64_t submitted_ = 0;       // guarded by mutex_; appends queued since open
+    std::uint64_t committed_through_ = 0;  // guarded by mutex_; appends up to it are committed
+    Status failure_;                    // guarded by mutex_; the last write's error, until one succeeds
+    bool closing_ = false;              // guarded by mutex_
+    std::int64_t appended_ = 0;         // guarded by mutex_
     std::uint64_t next_ticket_ = 1;                              // guarded by mutex_
     std::map<std::uint64_t, std::vector<AuditEvent>> deferred_;  // guarded by mutex_
     std::mutex db_mutex_;  // serialises use of db_ (batches, checkpoint())
@@ -131,7 +178,8 @@ private:
     std::unique_ptr<detail::Database> checkpoint_db_;  // used by checkpointer_ only
     std::mutex checkpoint_mutex_;
     std::condition_variable_any checkpoint_wake_;
-    std::jthread checkpointer_;  // last: stopped first
+    std::jthread checkpointer_;
+    std::thread writer_;  // started by the constructor, joined by the destructor
 };
 
 struct AuditVerifyReport {

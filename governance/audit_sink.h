@@ -31,8 +31,10 @@ struct AuditEvent {
 class AuditSink {
 public:
     virtual ~AuditSink() = default;
-    // Records the event durably before returning. kIoError/kUnavailable when storage fails;
-    // callers fail the request rather than act unaudited.
+    // Records the event: returns once it is durable or, where the sink acknowledges on queueing
+    // (AuditLog, AuditAcknowledge::kQueued), once its place in the chain is fixed.
+    // kIoError/kUnavailable when storage fails; callers fail the request rather than act
+    // unaudited.
     virtual Status append(AuditEvent event) = 0;
 };
 

@@ -56,14 +56,15 @@ public:
     // Checks an `Authorization` header value ("Bearer slc_..."). Audits the outcome either way.
     // kUnauthenticated when missing or invalid. On success the context is filled in. With
     // `defer_audit`, a success is held back (AuditLog::defer) under context.audit_ticket, to be
-    // written with the request's next record or by finish_request(); failures are always
-    // written at once.
+    // queued with the request's next record or by finish_request(); failures are always
+    // recorded at once.
     Result<RequestContext> authenticate(const std::string& authorization_header,
                                         const std::string& request_id,
                                         const std::string& client_address,
                                         bool defer_audit = false);
 
-    // Makes the request's held-back records durable; call before the response leaves.
+    // Records the request's held-back records (durably or queued, as the audit log
+    // acknowledges); call before the response leaves.
     Status finish_request(const RequestContext& context);
 
     // Break-glass: ensures principal `name` exists (a user, created when missing), makes it an

@@ -15,6 +15,7 @@
 #include "app/catalog_routes.h"
 #include "app/lineage_routes.h"
 #include "app/policy_routes.h"
+#include "app/principal_routes.h"
 
 using namespace sluice::app;
 using namespace sluice::governance;
@@ -32,9 +33,9 @@ struct Site {
     std::string admin, alice, bob;
     Principal alice_p, bob_p;
 
-    Site() {
+    explicit Site(GovernanceOptions options = {}) {
         std::filesystem::create_directories(dir);
-        gov = std::move(*Governance::open(dir));
+        gov = std::move(*Governance::open(dir, options));
         admin = (*gov->bootstrap_admin())->secret;
         Store& s = gov->store();
         alice_p = *s.create_principal("alice", PrincipalKind::kUser, false);
@@ -50,6 +51,7 @@ struct Site {
         add_lineage_routes(*server, g);
         add_catalog_routes(*server, g);
         add_policy_routes(*server, g);
+        add_principal_routes(*server, g);
         REQUIRE(server->bind().ok());
         thread = std::jthread([this] { (void)server->serve(); });
     }
@@ -318,4 +320,28 @@ TEST_CASE("row filters and column masks are defined over REST against the table'
     site.ok(site.call(site.admin, "DELETE", table + "/row-filter"));
     site.ok(site.call(site.admin, "PUT", table + "/columns",
                       {{"columns", {{{"name", "id"}}, {{"name", "email"}}}}}));
+}
+
+TEST_CASE("answered before its records are committed, a request is still in the audit API's answer") {
+    GovernanceOptions options;
+    options.audit.acknowledge = AuditAcknowledge::kQueued;
+    options.audit.gather = std::chrono::hours(1);  // the writer commits only when someone waits
+    Site site(options);
+    auto r = site.call(site.alice, "GET", "/api/2.0/serving-endpoints/dbrx/ai-gateway");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    std::string id = r->get_header_value("X-Request-Id");
+    // Answered, yet its authentication is only queued: the database does not hold it yet.
+    CHECK(site.audit_count({{"request_id", id}}) == 0);
+    CHECK(site.gov->audit().queued() >= 1);
+    // The audit API writes what is queued before it reads.
+    auto trail = site.call(site.admin, "GET", "/api/2.0/sluice/audit?limit=100000");
+    REQUIRE(trail);
+    REQUIRE(trail->status == 200);
+    CHECK(trail->body.find("\"request_id\":\"" + id + "\"") != std::string::npos);
+    CHECK(site.audit_count({{"action", "authenticate"}, {"request_id", id}}) == 1);
+    auto verified = site.call(site.admin, "GET", "/api/2.0/sluice/audit/verify");
+    REQUIRE(verified);
+    CHECK(verified->status == 200);
+    CHECK(json::parse(verified->body)["ok"] == true);
 }

@@ -23,6 +23,7 @@
 #include "app/source_commands.h"
 #include "app/bench_sources.h"
 #include "app/bench_sync.h"
+#include "app/bench_ann.h"
 #include "app/tokenize_command.h"
 #include "app/version_command.h"
 
@@ -61,6 +62,7 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_source_commands(*this);
     add_sources_bench(*this);
     add_sync_bench(*this);
+    add_ann_bench(*this);
 }
 
 void Cli::on_run(CLI::App* command, std::function<int()> action) {

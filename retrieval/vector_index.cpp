@@ -8,6 +8,7 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/utils/distances.h>
 #include <fcntl.h>
 #include <omp.h>
 #include <unistd.h>
@@ -17,6 +18,8 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <queue>
+#include <random>
 #include <regex>
 
 #include "common/log.h"
@@ -110,7 +113,32 @@ Result<Metric> parse_metric(std::string_view name) {
 }
 
 VectorIndex::VectorIndex(Tag, VectorIndexOptions options)
-    : options_(std::move(options)), mutex_(std::make_unique<detail::RwLock>()) {}
+    : options_(std::move(options)),
+      mutex_(std::make_unique<detail::RwLock>()),
+      ef_search_(options_.hnsw_ef_search) {}
+
+// FAISS before 1.8 (Debian ships 1.7.3) sizes HNSW's candidate beam from the index's own
+// hnsw.efSearch and reads SearchParametersHNSW::efSearch only in the stopping rule (fixed
+// upstream by facebookresearch/faiss#3233). So the configured beam lives in the index, and a
+// per-query efSearch above it can only lift the early stop, not grow the beam.
+namespace {
+void set_faiss_ef_search(faiss::Index& index, int ef_search) {
+    if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(&index)) {
+        hnsw->hnsw.efSearch = ef_search;
+    }
+}
+}  // namespace
+
+void VectorIndex::set_hnsw_ef_search(int ef_search) {
+    std::unique_lock lock(*mutex_);
+    ef_search_.store(ef_search);
+    set_faiss_ef_search(*state_->index, ef_search);
+}
+
+VectorIndex::FaissView VectorIndex::borrow_faiss() const {
+    std::shared_lock lock(*mutex_);
+    return FaissView{state_->index.get(), &state_->ids};
+}
 
 VectorIndex::~VectorIndex() {
     if (rebuild_thread_.joinable()) {
@@ -128,6 +156,10 @@ Status VectorIndex::build_empty(State& state) const {
         // Hamming filtering (never used here) and costs minutes on small training sets.
         if (auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(index.get())) {
             ivfpq->do_polysemous_training = false;
+        }
+        if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index.get())) {
+            hnsw->hnsw.efConstruction = options_.hnsw_ef_construction;
+            hnsw->hnsw.efSearch = ef_search_.load();
         }
         state.index = std::move(index);
     } catch (const std::exception& e) {
@@ -304,37 +336,97 @@ Status VectorIndex::remove(std::uint64_t id) {
 }
 
 double VectorIndex::similarity(const float* a, const float* b) const {
-    double dot = 0;
-    double l2 = 0;
-    for (std::size_t i = 0; i < options_.dimension; ++i) {
-        dot += static_cast<double>(a[i]) * b[i];
-        double d = static_cast<double>(a[i]) - b[i];
-        l2 += d * d;
+    if (options_.metric == Metric::kL2) {
+        return 1.0 / (1.0 + faiss::fvec_L2sqr(a, b, options_.dimension));
     }
-    return options_.metric == Metric::kL2 ? 1.0 / (1.0 + l2) : dot;
+    return faiss::fvec_inner_product(a, b, options_.dimension);
 }
 
 std::vector<ScoredId> VectorIndex::exact_scan(
     const float* query, std::size_t k, const std::function<bool(std::uint64_t)>* allow) const {
-    std::vector<ScoredId> out;
-    for (const auto& [id, vector] : live_) {
-        if (allow != nullptr && !(*allow)(id)) {
-            continue;
-        }
-        out.push_back(ScoredId{id, similarity(query, vector.data())});
-    }
     auto better = [](const ScoredId& a, const ScoredId& b) {
         return a.score != b.score ? a.score > b.score : a.id < b.id;
     };
-    std::size_t keep = std::min(k, out.size());
-    std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(keep), out.end(),
-                      better);
-    out.resize(keep);
+    // A bounded heap whose top is the worst of the best k so far.
+    std::priority_queue<ScoredId, std::vector<ScoredId>, decltype(better)> best(better);
+    auto consider = [&](std::uint64_t id, const Vector& vector) {
+        ScoredId scored{id, similarity(query, vector.data())};
+        if (best.size() < k) {
+            best.push(scored);
+        } else if (better(scored, best.top())) {
+            best.pop();
+            best.push(scored);
+        }
+    };
+    const State& state = *state_;
+    if (kind_ == Kind::kIvf) {
+        for (const auto& [id, vector] : live_) {
+            if (allow == nullptr || (*allow)(id)) {
+                consider(id, vector);
+            }
+        }
+    } else {
+        // Positions in insertion order: the id table is read sequentially, and the predicate
+        // (usually a lookup keyed by id) sees ids in the order they were added.
+        for (std::size_t position = 0; position < state.ids.size(); ++position) {
+            std::uint64_t id = state.ids[position];
+            if (state.dead[position] != 0 || (allow != nullptr && !(*allow)(id))) {
+                continue;
+            }
+            auto found = live_.find(id);
+            if (found != live_.end()) {
+                consider(id, found->second);
+            }
+        }
+    }
+    std::vector<ScoredId> out(best.size());
+    for (std::size_t i = out.size(); i > 0; --i) {
+        out[i - 1] = best.top();
+        best.pop();
+    }
     return out;
 }
 
-Result<std::vector<ScoredId>> VectorIndex::search(
-    const Vector& query, std::size_t k, const std::function<bool(std::uint64_t)>* allow) const {
+// Asks the predicate about indexed vectors at pseudo-random positions (a fixed seed, so a query
+// plans the same way every time; not a stride, which aliases with filters on periodic ids) and
+// stops once kEnoughHits pass: a filter that admits most vectors costs a few dozen calls, a tight
+// one kMaxSamples. IVF keeps no positions; it samples the first live vectors in hash order.
+double VectorIndex::estimate_selectivity(const std::function<bool(std::uint64_t)>& allow) const {
+    constexpr std::size_t kMaxSamples = 1024;
+    constexpr std::size_t kEnoughHits = 32;
+    std::size_t seen = 0;
+    std::size_t hits = 0;
+    const State& state = *state_;
+    if (kind_ == Kind::kIvf) {
+        for (const auto& entry : live_) {
+            if (seen == kMaxSamples || hits == kEnoughHits) {
+                break;
+            }
+            ++seen;
+            hits += allow(entry.first) ? 1 : 0;
+        }
+    } else {
+        std::size_t held = state.ids.size();
+        std::minstd_rand random(20261126);
+        for (std::size_t draw = 0; draw < kMaxSamples && hits < kEnoughHits && held > 0;
+             ++draw) {
+            std::size_t position = random() % held;
+            if (state.dead[position] != 0) {
+                continue;
+            }
+            ++seen;
+            hits += allow(state.ids[position]) ? 1 : 0;
+        }
+    }
+    return seen == 0 ? 1.0 : static_cast<double>(hits) / static_cast<double>(seen);
+}
+
+Result<std::vector<ScoredId>> VectorIndex::search(const Vector& query, std::size_t k,
+                                                  const std::function<bool(std::uint64_t)>* allow,
+                                                  SearchPlan* plan) const {
+    SearchPlan ignored;
+    SearchPlan& how = plan != nullptr ? *plan : ignored;
+    how = SearchPlan{};
     if (query.size() != options_.dimension) {
         return invalid_argument("query vector of " + std::to_string(query.size()) +
                                 " floats, expected " + std::to_string(options_.dimension));
@@ -349,22 +441,24 @@ Result<std::vector<ScoredId>> VectorIndex::search(
         return std::vector<ScoredId>();
     }
     const State& state = *state_;
-    // How many vectors the filter admits decides the plan: few matches are cheaper (and exact)
-    // to scan than to find through the graph or the inverted lists.
-    std::size_t matching = live_.size();
-    if (allow != nullptr) {
-        matching = 0;
-        for (const auto& entry : live_) {
-            matching += (*allow)(entry.first) ? 1 : 0;
-        }
-    }
-    std::size_t wanted = std::min(k, matching);
+    // Small indexes and untrained IVF are scanned: exact, and cheaper than a graph walk.
     bool untrained = kind_ == Kind::kIvf && !state.index->is_trained;
-    if (wanted == 0) {
-        return std::vector<ScoredId>();
-    }
-    if (untrained || matching <= std::max<std::size_t>(4 * k, 256)) {
+    if (untrained || live_.size() <= std::max<std::size_t>(4 * k, 256)) {
+        how.exact = true;
         return exact_scan(q.data(), k, allow);
+    }
+    int ef_search = std::max(ef_search_.load(), static_cast<int>(k));
+    if (allow != nullptr) {
+        double selectivity = estimate_selectivity(*allow);
+        how.selectivity = selectivity;
+        if (selectivity * static_cast<double>(live_.size()) <=
+            static_cast<double>(options_.filter_exact_max)) {
+            how.exact = true;
+            return exact_scan(q.data(), k, allow);
+        }
+        double widened = std::ceil(static_cast<double>(ef_search) / selectivity);
+        ef_search = std::max(ef_search,
+                             static_cast<int>(std::min<double>(widened, options_.filter_max_ef)));
     }
 
     bool positional = kind_ != Kind::kIvf;
@@ -376,8 +470,9 @@ Result<std::vector<ScoredId>> VectorIndex::search(
     faiss::SearchParameters flat_params;
     faiss::SearchParameters* params = &flat_params;
     if (kind_ == Kind::kHnsw) {
-        hnsw_params.efSearch = std::max(options_.hnsw_ef_search, static_cast<int>(k));
+        hnsw_params.efSearch = ef_search;
         params = &hnsw_params;
+        how.ef_search = ef_search;
     } else if (kind_ == Kind::kIvf) {
         ivf_params.nprobe = options_.ivf_nprobe;
         params = &ivf_params;
@@ -402,8 +497,10 @@ Result<std::vector<ScoredId>> VectorIndex::search(
         double score = options_.metric == Metric::kL2 ? 1.0 / (1.0 + distances[i]) : distances[i];
         out.push_back(ScoredId{id, score});
     }
-    if (out.size() < wanted) {
-        // The graph walk or the probed lists ran dry under the filter: answer exactly.
+    if (out.size() < k) {
+        // The graph walk or the probed lists ran dry under the filter (or fewer than k vectors
+        // pass it): answer exactly.
+        how.exact = true;
         return exact_scan(q.data(), k, allow);
     }
     return out;
@@ -663,6 +760,7 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::load(const std::filesystem::pa
     } catch (const std::exception& e) {
         return corrupt(std::string("faiss: ") + e.what());
     }
+    set_faiss_ef_search(*state.index, index->ef_search_.load());
     if (state.index->d != static_cast<faiss::Index::idx_t>(options.dimension)) {
         return corrupt("faiss index has dimension " + std::to_string(state.index->d));
     }

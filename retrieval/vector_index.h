@@ -9,9 +9,15 @@
 //   - HNSW cannot remove: a deleted id becomes a tombstone that the search's IDSelector skips,
 //     and past `rebuild_tombstone_ratio` a background thread rebuilds the graph from the live
 //     vectors and swaps it in under a short exclusive lock, so queries never wait on the build.
-// Filters run inside the FAISS search through an IDSelector. When FAISS returns fewer than k
-// (a selective filter starves an HNSW beam or IVF's probed lists), or when few vectors match
-// at all, the search scans the matching vectors exactly; so a query returns min(k, matching)
+// Filters run inside the FAISS search through an IDSelector. The filter is an opaque predicate,
+// so a filtered search first estimates its selectivity from a sample of the indexed vectors at
+// pseudo-random positions (it stops early once enough of them pass, so a loose filter costs a
+// few dozen calls). About `filter_exact_max` admitted vectors or fewer: the search scans them
+// exactly, as Qdrant's full-scan threshold does (a graph walk under a tight filter meets few
+// admitted vectors and returns poor or partial results). More: the walk gets efSearch /
+// selectivity (at most `filter_max_ef`) as its efSearch. With FAISS 1.7 that only lifts the
+// walk's early stop (the beam stays the index's efSearch; see set_hnsw_ef_search). When FAISS
+// still returns fewer than k, the search scans exactly; so a query returns min(k, matching)
 // results at any selectivity.
 //
 // The live vectors are also kept in memory (they feed exact scans, IVF training and HNSW
@@ -61,6 +67,12 @@ struct VectorIndexOptions {
     double rebuild_tombstone_ratio = 0.2;  // HNSW: rebuild past this share of tombstones
     std::size_t rebuild_min_vectors = 1000;  // ...when the index holds at least this many
     int hnsw_ef_search = 64;
+    int hnsw_ef_construction = 40;  // FAISS's default; factory strings cannot set it
+    // Filtered search plan (see search()): scan exactly when about this many vectors or fewer
+    // pass the filter...
+    std::size_t filter_exact_max = 20000;
+    // ...else give the HNSW walk efSearch / selectivity, up to this.
+    int filter_max_ef = 2048;
     std::size_t ivf_nprobe = 16;
 };
 
@@ -93,10 +105,18 @@ public:
     // FAISS lacks are added. Returns how many it had to fix (0 after a complete replay).
     Result<std::size_t> finish_restore();
 
+    // How a search was answered, for benchmarks and tests.
+    struct SearchPlan {
+        bool exact = false;        // scanned the admitted vectors (planned, or the walk ran dry)
+        double selectivity = 1;    // the sampled estimate; 1 without a filter
+        int ef_search = 0;         // efSearch given to the HNSW walk; 0 when none ran
+    };
     // The k nearest live vectors that `allow` accepts (all when null), best first; scores are
-    // similarities: inner product, cosine, or 1 / (1 + squared L2 distance).
+    // similarities: inner product, cosine, or 1 / (1 + squared L2 distance). `plan`, when given,
+    // receives how the search was answered.
     Result<std::vector<ScoredId>> search(const Vector& query, std::size_t k,
-                                         const std::function<bool(std::uint64_t)>* allow) const;
+                                         const std::function<bool(std::uint64_t)>* allow,
+                                         SearchPlan* plan = nullptr) const;
 
     // Writes the snapshot atomically, tagged with `sequence`.
     Status save(const std::filesystem::path& path, std::uint64_t sequence) const;
@@ -107,6 +127,19 @@ public:
     // Blocks until a running background rebuild has swapped in (tests, shutdown).
     void wait_for_rebuild();
     const VectorIndexOptions& options() const { return options_; }
+    // HNSW's search beam (efSearch; raised to k when smaller), changeable while queries run
+    // (takes the exclusive lock: FAISS 1.7 sizes the beam from the index itself).
+    void set_hnsw_ef_search(int ef_search);
+    int hnsw_ef_search() const { return ef_search_.load(); }
+
+    // For benchmarks that time raw FAISS against this wrapper on the very same graph: the FAISS
+    // index and its label -> id table (empty for IVF, which labels by id). Borrowed: valid until
+    // the next write or background rebuild; the caller must not write meanwhile.
+    struct FaissView {
+        const faiss::Index* index = nullptr;
+        const std::vector<std::uint64_t>* ids = nullptr;
+    };
+    FaissView borrow_faiss() const;
 
     enum class Kind { kIdMap, kIvf, kHnsw };
     Kind kind() const { return kind_; }
@@ -123,6 +156,7 @@ private:
     Status maybe_train(State& state);
     std::vector<ScoredId> exact_scan(const float* query, std::size_t k,
                                      const std::function<bool(std::uint64_t)>* allow) const;
+    double estimate_selectivity(const std::function<bool(std::uint64_t)>& allow) const;
     double similarity(const float* a, const float* b) const;
     void maybe_start_rebuild();
     void rebuild(std::stop_token stop);
@@ -137,6 +171,7 @@ private:
     bool rebuilding_ = false;                         // GUARDED_BY(mutex_)
     std::vector<std::uint64_t> changed_during_rebuild_;  // GUARDED_BY(mutex_)
     std::atomic<std::size_t> rebuilds_{0};
+    std::atomic<int> ef_search_{64};
     std::jthread rebuild_thread_;
 };
 

@@ -2,7 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <functional>
 #include <fstream>
 #include <random>
 #include <set>
@@ -212,4 +215,150 @@ TEST_CASE("hnsw tombstones past the ratio trigger a background rebuild; queries 
     auto hits = index->search(vectors[500], 3, nullptr);
     REQUIRE(hits.ok());
     CHECK((*hits)[0].id == 500);
+}
+
+namespace {
+
+// The k best ids by cosine among 1..n that `allow` accepts, by brute force in double precision.
+std::vector<std::uint64_t> brute_force(const std::vector<Vector>& vectors, const Vector& query,
+                                       std::size_t k,
+                                       const std::function<bool(std::uint64_t)>& allow) {
+    auto cosine = [](const Vector& a, const Vector& b) {
+        double dot = 0;
+        double na = 0;
+        double nb = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            dot += static_cast<double>(a[i]) * b[i];
+            na += static_cast<double>(a[i]) * a[i];
+            nb += static_cast<double>(b[i]) * b[i];
+        }
+        return dot / std::sqrt(na * nb);
+    };
+    std::vector<std::pair<double, std::uint64_t>> scored;
+    for (std::uint64_t id = 1; id < vectors.size(); ++id) {
+        if (allow(id)) {
+            scored.emplace_back(-cosine(query, vectors[id]), id);
+        }
+    }
+    std::sort(scored.begin(), scored.end());
+    std::vector<std::uint64_t> ids;
+    for (std::size_t i = 0; i < std::min(k, scored.size()); ++i) {
+        ids.push_back(scored[i].second);
+    }
+    return ids;
+}
+
+std::unique_ptr<VectorIndex> make_planned(std::size_t exact_max, int ef, int max_ef) {
+    VectorIndexOptions options;
+    options.factory = "HNSW16";
+    options.dimension = kDim;
+    options.hnsw_ef_search = ef;
+    options.filter_exact_max = exact_max;
+    options.filter_max_ef = max_ef;
+    auto index = VectorIndex::create(options);
+    REQUIRE_MESSAGE(index.ok(), index.status().to_string());
+    return std::move(index).value();
+}
+
+}  // namespace
+
+TEST_CASE("a tight filter is answered by an exact scan with the exact top k") {
+    auto index = make_planned(100, 16, 2048);
+    auto vectors = fill(*index, 3000);
+    std::function<bool(std::uint64_t)> one_percent = [](std::uint64_t id) {
+        return id % 100 == 0;
+    };
+    std::mt19937 rng(5);
+    for (int trial = 0; trial < 10; ++trial) {
+        Vector query = random_vector(rng);
+        VectorIndex::SearchPlan plan;
+        auto hits = index->search(query, 10, &one_percent, &plan);
+        REQUIRE(hits.ok());
+        CHECK(plan.exact);
+        CHECK(plan.ef_search == 0);
+        CHECK(plan.selectivity < 0.05);
+        std::vector<std::uint64_t> ids;
+        for (const auto& hit : *hits) {
+            ids.push_back(hit.id);
+        }
+        CHECK(ids == brute_force(vectors, query, 10, one_percent));
+    }
+}
+
+TEST_CASE("a loose filter walks the graph with the beam widened by its selectivity") {
+    // Two indexes over the same vectors (the same graph): one may widen its beam of 16, the
+    // other is capped at 16.
+    auto index = make_planned(100, 16, 2048);
+    auto narrow = make_planned(100, 16, 16);
+    auto vectors = fill(*index, 3000);
+    fill(*narrow, 3000);
+    std::function<bool(std::uint64_t)> tenth = [](std::uint64_t id) { return id % 10 == 3; };
+    std::mt19937 rng(6);
+    double found_wide = 0;
+    double found_narrow = 0;
+    for (int trial = 0; trial < 50; ++trial) {
+        Vector query = random_vector(rng);
+        auto truth = brute_force(vectors, query, 10, tenth);
+        VectorIndex::SearchPlan plan;
+        auto hits = index->search(query, 10, &tenth, &plan);
+        REQUIRE(hits.ok());
+        REQUIRE(hits->size() == 10);
+        CHECK_FALSE(plan.exact);
+        // The sample finds about a tenth admitted, so the beam of 16 grows to about 160.
+        CHECK(plan.selectivity == doctest::Approx(0.1).epsilon(0.3));
+        CHECK(plan.ef_search >= 120);
+        for (const auto& hit : *hits) {
+            CHECK(hit.id % 10 == 3);
+            found_wide += static_cast<double>(std::count(truth.begin(), truth.end(), hit.id));
+        }
+        VectorIndex::SearchPlan narrow_plan;
+        auto narrow_hits = narrow->search(query, 10, &tenth, &narrow_plan);
+        REQUIRE(narrow_hits.ok());
+        for (const auto& hit : *narrow_hits) {
+            found_narrow += static_cast<double>(std::count(truth.begin(), truth.end(), hit.id));
+        }
+        if (!narrow_plan.exact) {
+            CHECK(narrow_plan.ef_search == 16);
+        }
+    }
+    // FAISS 1.7 keeps the beam at the index's efSearch and only lifts the early stop, so the
+    // widened walk finds at least what the capped one does.
+    CHECK(found_wide >= found_narrow);
+
+    // No filter: the configured beam, no sampling; the beam can change while serving.
+    VectorIndex::SearchPlan plain;
+    REQUIRE(index->search(vectors[5], 10, nullptr, &plain).ok());
+    CHECK_FALSE(plain.exact);
+    CHECK(plain.selectivity == 1.0);
+    CHECK(plain.ef_search == 16);
+    index->set_hnsw_ef_search(32);
+    REQUIRE(index->search(vectors[5], 10, nullptr, &plain).ok());
+    CHECK(plain.ef_search == 32);
+}
+
+TEST_CASE("the configured efSearch reaches FAISS: a wider beam finds more true neighbours") {
+    auto index = make_planned(100, 16, 2048);
+    auto vectors = fill(*index, 3000);
+    std::function<bool(std::uint64_t)> all = [](std::uint64_t) { return true; };
+    auto recall = [&](int ef) {
+        index->set_hnsw_ef_search(ef);
+        CHECK(index->hnsw_ef_search() == ef);
+        std::mt19937 rng(6);
+        double found = 0;
+        for (int trial = 0; trial < 50; ++trial) {
+            Vector query = random_vector(rng);
+            auto truth = brute_force(vectors, query, 10, all);
+            auto hits = index->search(query, 10, nullptr);
+            REQUIRE(hits.ok());
+            for (const auto& hit : *hits) {
+                found += static_cast<double>(std::count(truth.begin(), truth.end(), hit.id));
+            }
+        }
+        return found / 500;
+    };
+    double narrow = recall(10);
+    double wide = recall(256);
+    MESSAGE("recall@10 at efSearch 10: " << narrow << ", at 256: " << wide);
+    CHECK(wide > narrow);
+    CHECK(wide >= 0.99);
 }

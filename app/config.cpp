@@ -101,6 +101,11 @@ const std::vector<Field>& fields() {
                        "Audit records between Ed25519-signed checkpoints of the hash chain",
                        &C::governance, &GovernanceConfig::audit_checkpoint_every),
             1, 1e9));
+        f.push_back(make_field("governance", "secret_key_file", FieldType::kString,
+                               "File holding the AES-256 key that seals connection secrets "
+                               "(64 hex digits, mode 0600); empty: secrets.key in the data "
+                               "directory, created on first start",
+                               &C::governance, &GovernanceConfig::secret_key_file));
         f.push_back(with_range(make_field("sync", "max_batch", FieldType::kInteger,
                                           "Changes per poll and per atomic write batch of a "
                                           "source's sync",

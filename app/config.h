@@ -40,6 +40,7 @@ struct StorageConfig {
 
 struct GovernanceConfig {
     std::int64_t audit_checkpoint_every = 1000;  // audit records between signed checkpoints
+    std::string secret_key_file;  // "": secrets.key in the data directory (created 0600)
 };
 
 // The continuous sync of sources bound to indexes (app/sync_service.h).

@@ -62,7 +62,7 @@ struct Site {
         auto catalog = dir / kCatalogFile;
         indexes = std::move(*sluice::retrieval::IndexManager::open(dir / "indexes",
                                                                    server_index_deps()));
-        agent_store = std::move(*agents::AgentStore::open(catalog));
+        agent_store = std::move(*agents::AgentStore::open(catalog, gov->secrets()));
         traces = std::move(*agents::TraceStore::open(catalog));
         eval_store = std::move(*agents::evaluation::EvalStore::open(catalog));
         model = std::move(*agents::ScriptedChatModel::make(json::array({{{"content", kVerdict}}}),

@@ -424,7 +424,8 @@ TEST_CASE("a stop requested during a tool call: no further model turn or tool ca
         CHECK(result->stop == StopReason::kCancelled);
         CHECK(model->calls() == 1);
         CHECK(types == std::vector<std::string>{"step", "tool_call", "tool_result", "final"});
-        const Span* agent = span_named(trace.record(), "plan_and_execute");
+        const TraceRecord record = trace.record();
+        const Span* agent = span_named(record, "plan_and_execute");
         REQUIRE(agent != nullptr);
         CHECK(agent->error == "cancelled: the client went away");
     }

@@ -7,10 +7,7 @@
 #include "agents/engine_chat_model.h"
 #include "agents/evaluation/evaluator.h"
 #include "app/bench_report.h"
-#include "app/model_host.h"
-#include "app/tokenize_command.h"
-#include "inference/hf_tokenizer.h"
-#include "inference/tiny_model.h"
+#include "app/bench_model.h"
 
 namespace sluice::app {
 namespace {
@@ -48,41 +45,11 @@ std::vector<eval::EvalRow> rows(int n) {
 
 int run(const Options& options) {
     BenchReport report("eval");
-    std::filesystem::path work = std::filesystem::temp_directory_path() /
-                                 std::string("sluice-bench-eval-").append(std::to_string(std::random_device{}()));
-    struct Cleanup {
-        std::filesystem::path path;
-        ~Cleanup() {
-            std::error_code ec;
-            std::filesystem::remove_all(path, ec);
-        }
-    } cleanup{work};
-    std::string model_dir = options.model;
-    if (model_dir.empty()) {
-        model_dir = (work / "tiny").string();
-        auto tokenizer = open_cli_tokenizer({});
-        if (!tokenizer.ok()) {
-            return fail(tokenizer.status().message());
-        }
-        inference::TinyModelOptions tiny{.preset = inference::TinyPreset::kTiny};
-        tiny.write_tokenizer = [&](const std::string& out) {
-            return inference::write_hf_tokenizer_files(**tokenizer, out);
-        };
-        if (auto written = inference::write_tiny_model(model_dir, tiny); !written.ok()) {
-            return fail(written.status().message());
-        }
-    }
-    ModelSettings settings;
-    settings.path = model_dir;
-    settings.max_running = 16;
-    settings.max_queued_requests = 256;
-    ModelHost host(settings, nullptr);
-    if (Status loaded = host.load(); !loaded.ok()) {
-        return fail(loaded.message());
-    }
-    auto made = agents::EngineChatModel::make(host.engine(), host.chat_template(), host.model_id());
-    if (!made.ok()) {
-        return fail(made.status().message());
+    BenchScratch scratch("eval");
+    auto model = open_bench_model({.model_dir = options.model, .max_running = 16, .max_queued = 256},
+                                  scratch.path());
+    if (!model.ok()) {
+        return fail(model.status().message());
     }
     std::vector<eval::EvalRow> set = rows(options.calls);
     report.set_columns({"measure", "value", "unit"});
@@ -95,7 +62,7 @@ int run(const Options& options) {
         eval_options.judge.rationale_max_chars = options.rationale_max_chars;
         eval_options.judge.temperature = 1.0;
         eval_options.judge.seed = 1000 * concurrency;
-        auto result = eval::evaluate(set, {}, **made, eval_options);
+        auto result = eval::evaluate(set, {}, *model->chat, eval_options);
         if (!result.ok()) {
             return fail(result.status().message());
         }
@@ -120,7 +87,7 @@ int run(const Options& options) {
     report.set_figure("valid_verdict_pct", valid_share);
     report.set_figure("judge_calls", total_calls);
     report.set_figure("rationale_max_chars", options.rationale_max_chars);
-    report.add_note("model: " + host.model_id() + "; " + describe_machine());
+    report.add_note("model: " + model->host->model_id() + "; " + describe_machine());
     report.print(options.json);
     return valid == total_calls ? 0 : 1;
 }

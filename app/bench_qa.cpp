@@ -14,11 +14,8 @@
 #include "agents/retrieval_tool.h"
 #include "agents/scripted_chat_model.h"
 #include "app/bench_report.h"
-#include "app/model_host.h"
-#include "app/tokenize_command.h"
+#include "app/bench_model.h"
 #include "governance/governance.h"
-#include "inference/hf_tokenizer.h"
-#include "inference/tiny_model.h"
 #include "retrieval/index.h"
 
 namespace sluice::app {
@@ -60,63 +57,27 @@ std::string sentence(std::mt19937& rng, int words) {
     return out + ".";
 }
 
-struct TempFolder {
-    std::filesystem::path path;
-    explicit TempFolder(const std::string& name)
-        : path(std::filesystem::temp_directory_path() /
-               ("sluice-bench-qa-" + name + "-" + std::to_string(std::random_device{}()))) {
-        std::filesystem::create_directories(path);
-    }
-    ~TempFolder() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
-
 int fail(const std::string& message) {
     std::cerr << "sluice bench qa: " << message << "\n";
     return 1;
 }
 
-// Writes the tiny preset (the CPU default `sluice model init-tiny` writes) to `dir`.
-Status write_tiny(const std::filesystem::path& dir) {
-    SLUICE_ASSIGN_OR_RETURN(auto tokenizer, open_cli_tokenizer({}));
-    inference::TinyModelOptions tiny{.preset = inference::TinyPreset::kTiny};
-    tiny.write_tokenizer = [&](const std::string& out) {
-        return inference::write_hf_tokenizer_files(*tokenizer, out);
-    };
-    return inference::write_tiny_model(dir.string(), tiny).status();
-}
-
 int run(const Options& options) {
     BenchReport report("qa");
-    TempFolder work("work");
-    std::string model_dir = options.model;
-    if (model_dir.empty()) {
-        model_dir = (work.path / "tiny").string();
-        if (Status written = write_tiny(model_dir); !written.ok()) {
-            return fail(written.message());
-        }
+    BenchScratch work("qa");
+    auto opened = open_bench_model({.model_dir = options.model, .max_running = 16, .max_queued = 64},
+                                   work.path());
+    if (!opened.ok()) {
+        return fail(opened.status().message());
     }
-    ModelSettings settings;
-    settings.path = model_dir;
-    settings.max_running = 16;
-    settings.max_queued_requests = 64;
-    ModelHost host(settings, nullptr);
-    if (Status loaded = host.load(); !loaded.ok()) {
-        return fail(loaded.message());
-    }
-    auto made = agents::EngineChatModel::make(host.engine(), host.chat_template(), host.model_id());
-    if (!made.ok()) {
-        return fail(made.status().message());
-    }
-    std::shared_ptr<agents::ChatModel> model = std::move(*made);
+    const ModelHost& host = *opened->host;
+    std::shared_ptr<agents::ChatModel> model = opened->chat;
 
     retrieval::IndexSettings index_settings;
     index_settings.name = "bench";
     index_settings.dimension = 256;
     index_settings.factory = "Flat";
-    auto created = retrieval::Index::create(work.path / "index", index_settings, {});
+    auto created = retrieval::Index::create(work.path() / "index", index_settings, {});
     if (!created.ok()) {
         return fail(created.status().message());
     }
@@ -200,8 +161,8 @@ int run(const Options& options) {
     }
 
     // 3. Orchestration overhead per planner step, the model scripted away.
-    std::filesystem::create_directories(work.path / "data");
-    auto gov = governance::Governance::open(work.path / "data");
+    std::filesystem::create_directories(work.path() / "data");
+    auto gov = governance::Governance::open(work.path() / "data");
     if (!gov.ok()) {
         return fail(gov.status().message());
     }

@@ -151,6 +151,9 @@ public:
 
     // Whether forward() accepts SequenceStep::device_sample; see the file comment.
     virtual bool samples_on_device() const { return false; }
+    // How many entries of one step may ask for device sampling (its workspace is allocated up
+    // front); a step asking for more is kInvalidArgument. 0 where samples_on_device() is false.
+    virtual int64_t device_sample_capacity() const { return 0; }
 
     // Runs one step; see the file comment.
     virtual Result<ForwardOutput> forward(const ForwardBatch& batch) = 0;

@@ -42,7 +42,10 @@ BackendKind resolve_backend_kind(BackendKind kind) {
 Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
                                               const BackendOptions& options) {
     if (resolve_backend_kind(options.kind) == BackendKind::kCuda) {
-        return open_cuda_backend(model_dir, {options.weights, 0, options.max_batch_tokens});
+        return open_cuda_backend(model_dir, {.weights = options.weights,
+                                             .device = 0,
+                                             .max_batch_tokens = options.max_batch_tokens,
+                                             .max_sampled_rows = options.max_sequences});
     }
     return open_cpu_backend(model_dir, {options.weights, options.n_threads});
 }

@@ -29,6 +29,8 @@ struct BackendOptions {
     WeightFormat weights = WeightFormat::kAsStored;
     int n_threads = 0;                // CPU backend threads; 0: every hardware thread
     int64_t max_batch_tokens = 2048;  // CUDA backend: tokens per step
+    int64_t max_sequences = 64;       // CUDA backend: rows sampled on the device per step (the
+                                      // scheduler's max_running)
 };
 
 // The backend `options.kind` resolves to on this machine: kCpu or kCuda, never kAuto.

@@ -10,14 +10,17 @@
 // is the copy of its results.
 //
 // Memory plan: open_cuda_backend computes the bytes of weights, activations for
-// `max_batch_tokens` tokens and workspace, logs them, and refuses with kResourceExhausted before
-// allocating when they exceed the device's free memory; configure_kv_cache does the same for the
-// KV cache's blocks.
+// `max_batch_tokens` tokens, workspace and the device-sampling workspace for `max_sampled_rows`
+// rows, logs them, and refuses with kResourceExhausted before allocating when they exceed the
+// device's free memory; it then allocates all of them, so that no step allocates. configure_kv_cache
+// does the same for the KV cache's blocks.
 //
 // Errors: those of load_model_config, Checkpoint::open and check_dbrx_checkpoint;
-// kInvalidArgument for int8 weights or a non-positive max_batch_tokens; kUnavailable when the
+// kInvalidArgument for int8 weights or a non-positive max_batch_tokens or max_sampled_rows;
+// kUnavailable when the
 // device cannot be used; kNotSupported in a build without CUDA; kResourceExhausted as above.
-// forward() also returns kInvalidArgument for a batch of more than max_batch_tokens tokens.
+// forward() also returns kInvalidArgument for a batch of more than max_batch_tokens tokens or
+// more than max_sampled_rows entries sampled on the device (device_sample_capacity()).
 // Thread safety: see backend.h (owned by one thread).
 
 #include <cstdint>
@@ -33,6 +36,10 @@ struct CudaBackendOptions {
     WeightFormat weights = WeightFormat::kAsStored;  // kAsStored, kF32 or kBF16
     int device = 0;
     int64_t max_batch_tokens = 2048;  // new tokens per step the activation buffers hold
+    // Rows one step may sample on the device (backend.h): the sampling workspace is sized for
+    // this many at start-up. The scheduler's max_running is the natural value; clamped to
+    // max_batch_tokens, since a step has at most one sampled row per token.
+    int64_t max_sampled_rows = 64;
 };
 
 Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,

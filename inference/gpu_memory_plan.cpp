@@ -24,7 +24,8 @@ std::string format_bytes(int64_t bytes) {
 std::string GpuMemoryPlan::describe() const {
     return "weights " + format_bytes(weight_bytes) + ", activations " +
            format_bytes(activation_bytes) + ", workspace " + format_bytes(workspace_bytes) +
-           ", kv cache " + format_bytes(kv_cache_bytes);
+           ", sampling " + format_bytes(sampling_bytes) + ", kv cache " +
+           format_bytes(kv_cache_bytes);
 }
 
 int64_t gpu_activation_bytes(const ModelConfig& config, int64_t max_batch_tokens) {
@@ -48,11 +49,13 @@ int64_t gpu_kv_cache_bytes(const ModelConfig& config, const KvCacheSpec& spec) {
 }
 
 GpuMemoryPlan plan_gpu_memory(const ModelConfig& config, int64_t weight_bytes,
-                              int64_t max_batch_tokens, const KvCacheSpec& spec) {
+                              int64_t max_batch_tokens, const KvCacheSpec& spec,
+                              int64_t sampling_bytes) {
     GpuMemoryPlan plan;
     plan.weight_bytes = weight_bytes;
     plan.activation_bytes = gpu_activation_bytes(config, max_batch_tokens);
     plan.workspace_bytes = kGpuWidenPanelBytes + kGpuCublasWorkspaceBytes;
+    plan.sampling_bytes = sampling_bytes;
     plan.kv_cache_bytes = gpu_kv_cache_bytes(config, spec);
     return plan;
 }

@@ -9,6 +9,9 @@
 //                max_batch_tokens rows of logits
 //   workspace    the fp32 panel into which bf16 weights are widened for cuBLAS, and cuBLAS's
 //                own workspace
+//   sampling     device sampling's requests, results, probabilities, sort keys and sort scratch
+//                for the most rows one step may sample (about 16 B per row and vocabulary entry;
+//                computed by the CUDA backend, which asks the sort library for its scratch)
 //   kv cache     2 (K and V) x n_layer x n_blocks x block_size x n_embd_kv fp32
 //
 // Thread safety: pure functions.
@@ -26,12 +29,15 @@ struct GpuMemoryPlan {
     int64_t weight_bytes = 0;
     int64_t activation_bytes = 0;
     int64_t workspace_bytes = 0;
+    int64_t sampling_bytes = 0;
     int64_t kv_cache_bytes = 0;
 
     int64_t total() const {
-        return weight_bytes + activation_bytes + workspace_bytes + kv_cache_bytes;
+        return weight_bytes + activation_bytes + workspace_bytes + sampling_bytes +
+               kv_cache_bytes;
     }
-    // "weights 1.2 GiB, activations 30.0 MiB, workspace 64.0 MiB, kv cache 256.0 MiB"
+    // "weights 1.2 GiB, activations 30.0 MiB, workspace 96.0 MiB, sampling 98.0 MiB,
+    //  kv cache 256.0 MiB"
     std::string describe() const;
 };
 
@@ -46,7 +52,8 @@ int64_t gpu_activation_bytes(const ModelConfig& config, int64_t max_batch_tokens
 int64_t gpu_kv_cache_bytes(const ModelConfig& config, const KvCacheSpec& spec);
 
 GpuMemoryPlan plan_gpu_memory(const ModelConfig& config, int64_t weight_bytes,
-                              int64_t max_batch_tokens, const KvCacheSpec& spec);
+                              int64_t max_batch_tokens, const KvCacheSpec& spec,
+                              int64_t sampling_bytes = 0);
 
 // kResourceExhausted when the plan needs more than `available_bytes`, naming every part:
 //   cuda device 0: needs 81.3 GiB (weights ..., kv cache ...), 79.1 GiB available

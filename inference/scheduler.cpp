@@ -222,6 +222,8 @@ Result<bool> Scheduler::step() {
     }
 
     ForwardBatch batch;
+    // Entries past the backend's device-sampling capacity get their row and sample on the host.
+    int64_t device_sampling_left = backend_.device_sample_capacity();
     for (const Planned& p : plan) {
         Sequence& seq = *p.seq;
         const bool last = p.n_new == seq.remaining();
@@ -231,7 +233,8 @@ Result<bool> Scheduler::step() {
                                       static_cast<size_t>(p.n_new)),
              seq.n_computed, seq.blocks,
              last && !embed ? LogitsRows::kLast : LogitsRows::kNone, embed});
-        if (last && samples_on_device(seq)) {
+        if (last && device_sampling_left > 0 && samples_on_device(seq)) {
+            --device_sampling_left;
             // Drawn here from the sequence's own stream, as Sampler::sample would draw it, so a
             // seed gives the same tokens whichever side chooses.
             const SamplingParams& sp = seq.request->params.sampling;

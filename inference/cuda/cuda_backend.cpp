@@ -34,11 +34,25 @@ using cuda::DeviceBuffer;
 // Memory the CUDA context, cuBLAS's kernels and the allocator keep beyond what we ask for.
 constexpr int64_t kDeviceReserveBytes = 512LL << 20;
 
+// The requests and results of `n` device-sampled rows, ahead of sample_rows' workspace.
+size_t sample_header_bytes(int64_t n) {
+    const size_t bytes = static_cast<size_t>(n) *
+                         (sizeof(cuda::DeviceSampleRequest) + sizeof(cuda::DeviceSampleResult));
+    return (bytes + 255) / 256 * 256;
+}
+
+// The whole device-sampling buffer for `n` rows.
+Result<int64_t> sample_buffer_bytes(int64_t n, int64_t n_vocab) {
+    SLUICE_ASSIGN_OR_RETURN(const size_t workspace, cuda::sample_rows_workspace_bytes(n, n_vocab));
+    return static_cast<int64_t>(sample_header_bytes(n) + workspace);
+}
+
 class CudaBackend final : public Backend {
 public:
     CudaBackend(ModelConfig config, int device, cuda::DeviceWeights weights,
                 cuda::StepBuffers buffers, cuda::StreamPtr stream, cuda::CublasPtr cublas,
-                DeviceBuffer panel, DeviceBuffer cublas_workspace)
+                DeviceBuffer panel, DeviceBuffer cublas_workspace, DeviceBuffer sample_buffer,
+                int64_t max_sampled_rows)
         : config_(std::move(config)),
           device_(device),
           weights_(std::move(weights)),
@@ -47,6 +61,8 @@ public:
           cublas_(std::move(cublas)),
           panel_(std::move(panel)),
           cublas_workspace_(std::move(cublas_workspace)),
+          sample_buffer_(std::move(sample_buffer)),
+          max_sampled_rows_(max_sampled_rows),
           dense_(cublas_.get(), panel_.as<float>(), panel_.bytes() / 4) {}
 
     std::string name() const override { return "cuda"; }
@@ -57,6 +73,7 @@ public:
     Status configure_kv_cache(const KvCacheSpec& spec) override;
     KvCacheSpec kv_cache_spec() const override { return spec_; }
     bool samples_on_device() const override { return true; }
+    int64_t device_sample_capacity() const override { return max_sampled_rows_; }
     Result<ForwardOutput> forward(const ForwardBatch& batch) override;
     Status copy_kv_block(int32_t src, int32_t dst) override;
 
@@ -79,6 +96,10 @@ private:
     cuda::CublasPtr cublas_;
     DeviceBuffer panel_;
     DeviceBuffer cublas_workspace_;
+    // Requests, results and workspace of device sampling for max_sampled_rows_ rows, allocated
+    // at start-up with the memory plan (sample_buffer_bytes).
+    DeviceBuffer sample_buffer_;
+    int64_t max_sampled_rows_;
     cuda::DenseMatmul dense_;
 
     KvCacheSpec spec_{16, 0};
@@ -86,8 +107,6 @@ private:
     DeviceBuffer v_cache_;
     DeviceBuffer index_;  // the packed step index, step_index_capacity int32s
     cuda::StepIndex host_index_;
-    // Requests, results and workspace of device sampling; grown when a step needs more.
-    DeviceBuffer sample_buffer_;
 
     // Chooses the tokens of the entries asking for device sampling (their rows are in
     // buffers_.logits) and copies the other logits rows back; fills out's rows and `sampled`.
@@ -169,6 +188,13 @@ Result<ForwardOutput> CudaBackend::forward(const ForwardBatch& batch) {
                                 " new tokens in one step, the cuda backend holds " +
                                 std::to_string(buffers_.max_tokens));
     }
+    const auto n_sampled = std::ranges::count_if(
+        batch.device_sample, [](const auto& sampling) { return sampling.has_value(); });
+    if (n_sampled > max_sampled_rows_) {
+        return invalid_argument("forward: " + std::to_string(n_sampled) +
+                                " entries sampled on the device in one step, the cuda backend "
+                                "samples at most " + std::to_string(max_sampled_rows_));
+    }
     SLUICE_CUDA_CHECK(cudaSetDevice(device_));
     ForwardOutput out;
     host_index_.build(batch, spec_.block_size, &out);
@@ -230,11 +256,13 @@ Status CudaBackend::sample_and_copy_rows(const ForwardBatch& batch, ForwardOutpu
         const auto n = static_cast<int64_t>(requests.size());
         SLUICE_ASSIGN_OR_RETURN(const size_t workspace,
                                 cuda::sample_rows_workspace_bytes(n, n_vocab));
-        const size_t header = (static_cast<size_t>(n) * (sizeof(cuda::DeviceSampleRequest) +
-                                                         sizeof(cuda::DeviceSampleResult)) +
-                               255) / 256 * 256;
+        const size_t header = sample_header_bytes(n);
         if (sample_buffer_.bytes() < static_cast<int64_t>(header + workspace)) {
-            SLUICE_RETURN_IF_ERROR(sample_buffer_.allocate(static_cast<int64_t>(header + workspace)));
+            // forward() refused more rows than the buffer was planned for, so this is a bug.
+            return Status(StatusCode::kInternal,
+                          "cuda backend: device sampling of " + std::to_string(n) +
+                              " rows needs " + format_bytes(static_cast<int64_t>(header + workspace)) +
+                              ", the start-up plan allocated " + format_bytes(sample_buffer_.bytes()));
         }
         auto* base = sample_buffer_.as<char>();
         auto* dev_requests = reinterpret_cast<cuda::DeviceSampleRequest*>(base);
@@ -392,6 +420,10 @@ Status check_options(const ModelConfig& config, const CudaBackendOptions& option
         return invalid_argument("cuda backend: max_batch_tokens " +
                                 std::to_string(options.max_batch_tokens) + " outside [1, 65535]");
     }
+    if (options.max_sampled_rows <= 0) {
+        return invalid_argument("cuda backend: max_sampled_rows " +
+                                std::to_string(options.max_sampled_rows) + " must be positive");
+    }
     if (config.n_expert > cuda::kMaxRouterExperts ||
         config.head_dim() > cuda::kMaxAttentionHeadDim || config.head_dim() % 2 != 0) {
         return invalid_argument("cuda backend: " + std::to_string(config.n_expert) +
@@ -422,15 +454,21 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
     size_t free_bytes = 0;
     size_t total_bytes = 0;
     SLUICE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    // A step samples at most one row per entry, and has at most one entry per token.
+    const int64_t max_sampled_rows = std::min(options.max_sampled_rows, options.max_batch_tokens);
+    SLUICE_ASSIGN_OR_RETURN(const int64_t sampling_bytes,
+                            sample_buffer_bytes(max_sampled_rows, config.n_vocab));
     const GpuMemoryPlan plan =
         plan_gpu_memory(config, cuda::device_weight_bytes(*checkpoint, config, options.weights),
-                        options.max_batch_tokens, KvCacheSpec{16, 0});
+                        options.max_batch_tokens, KvCacheSpec{16, 0}, sampling_bytes);
     log::info("inference", "cuda memory plan",
               {{"device", options.device},
                {"weights", format_bytes(plan.weight_bytes)},
                {"activations", format_bytes(plan.activation_bytes)},
                {"workspace", format_bytes(plan.workspace_bytes)},
+               {"sampling", format_bytes(plan.sampling_bytes)},
                {"max_batch_tokens", options.max_batch_tokens},
+               {"max_sampled_rows", max_sampled_rows},
                {"free", format_bytes(static_cast<int64_t>(free_bytes))},
                {"total", format_bytes(static_cast<int64_t>(total_bytes))}});
     SLUICE_RETURN_IF_ERROR(check_gpu_memory_plan(
@@ -450,6 +488,8 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
     DeviceBuffer workspace;
     SLUICE_RETURN_IF_ERROR(panel.allocate(kGpuWidenPanelBytes));
     SLUICE_RETURN_IF_ERROR(workspace.allocate(kGpuCublasWorkspaceBytes));
+    DeviceBuffer sample_buffer;
+    SLUICE_RETURN_IF_ERROR(sample_buffer.allocate(sampling_bytes));
     SLUICE_CUDA_CHECK(cublasSetStream(raw_cublas, raw_stream));
     SLUICE_CUDA_CHECK(
         cublasSetWorkspace(raw_cublas, workspace.get(), static_cast<size_t>(workspace.bytes())));
@@ -460,7 +500,8 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
               {{"device", options.device}, {"weights", format_bytes(weights.bytes())}});
     return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(
         std::move(config), options.device, std::move(weights), std::move(buffers),
-        std::move(stream), std::move(cublas), std::move(panel), std::move(workspace)));
+        std::move(stream), std::move(cublas), std::move(panel), std::move(workspace),
+        std::move(sample_buffer), max_sampled_rows));
 }
 
 }  // namespace sluice::inference

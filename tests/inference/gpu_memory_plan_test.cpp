@@ -25,10 +25,13 @@ TEST_CASE("gpu memory plan: kv cache, activations and the refusal message") {
     CHECK(gpu_kv_cache_bytes(config, {16, 0}) == 0);
     CHECK(gpu_activation_bytes(config, 2) == 2 * gpu_activation_bytes(config, 1));
 
-    const GpuMemoryPlan plan = plan_gpu_memory(config, 263LL << 30, 512, {16, 1000});
+    const GpuMemoryPlan plan =
+        plan_gpu_memory(config, 263LL << 30, 512, {16, 1000}, /*sampling_bytes=*/98LL << 20);
     CHECK(plan.weight_bytes == 263LL << 30);
-    CHECK(plan.total() ==
-          plan.weight_bytes + plan.activation_bytes + plan.workspace_bytes + plan.kv_cache_bytes);
+    CHECK(plan.sampling_bytes == 98LL << 20);
+    CHECK(plan.total() == plan.weight_bytes + plan.activation_bytes + plan.workspace_bytes +
+                              plan.sampling_bytes + plan.kv_cache_bytes);
+    CHECK(plan.describe().find("sampling 98.0 MiB") != std::string::npos);
     CHECK(check_gpu_memory_plan(plan, plan.total(), "cuda device 0").ok());
     const Status refused = check_gpu_memory_plan(plan, 139LL << 30, "cuda device 0");
     CHECK(refused.code() == StatusCode::kResourceExhausted);

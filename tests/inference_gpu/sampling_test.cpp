@@ -147,16 +147,23 @@ public:
     }
     KvCacheSpec kv_cache_spec() const override { return inner_->kv_cache_spec(); }
     bool samples_on_device() const override { return device_ && inner_->samples_on_device(); }
+    int64_t device_sample_capacity() const override {
+        return device_ ? inner_->device_sample_capacity() : 0;
+    }
     Result<ForwardOutput> forward(const ForwardBatch& batch) override {
+        int step_samples = 0;
         for (size_t s = 0; s < batch.sequences.size(); ++s) {
-            device_samples += batch.device_sample_of(s) != nullptr ? 1 : 0;
+            step_samples += batch.device_sample_of(s) != nullptr ? 1 : 0;
         }
+        device_samples += step_samples;
+        most_in_one_step = std::max(most_in_one_step, step_samples);
         return inner_->forward(batch);
     }
     Status copy_kv_block(int32_t src, int32_t dst) override {
         return inner_->copy_kv_block(src, dst);
     }
     int device_samples = 0;
+    int most_in_one_step = 0;
 
 private:
     std::unique_ptr<Backend> inner_;
@@ -250,6 +257,47 @@ TEST_CASE("cuda sampling: a seeded request gives the CPU backend's tokens") {
                          << on_device.device_samples << " tokens chosen on the device");
         }
     }
+}
+
+TEST_CASE("cuda sampling: the start-up workspace bounds the rows sampled on the device") {
+    const std::string name = "a_d64_gqa";
+    const auto golden = testing::load_json(testing::golden_dir(name) + "/golden.json");
+    REQUIRE(golden["cases"].size() >= 3);
+    CudaBackendOptions options{.weights = WeightFormat::kF32, .max_batch_tokens = 64,
+                               .max_sampled_rows = 2};
+    auto bounded = open_cuda_backend(testing::golden_dir(name), options);
+    REQUIRE_MESSAGE(bounded.ok(), bounded.status().to_string());
+    CHECK((*bounded)->device_sample_capacity() == 2);
+
+    // A step asking for more than the capacity is refused before any work.
+    REQUIRE((*bounded)->configure_kv_cache({4, 64}).ok());
+    const std::vector<int32_t> token = {1};
+    const std::vector<std::vector<int32_t>> tables = {{0}, {1}, {2}};
+    ForwardBatch batch;
+    for (const auto& table : tables) {
+        batch.sequences.push_back({token, 0, table, LogitsRows::kLast, false});
+        batch.device_sample.push_back(DeviceSampling{});
+    }
+    const auto refused = (*bounded)->forward(batch);
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    CHECK(refused.status().message().find("at most 2") != std::string::npos);
+
+    // The scheduler samples at most that many rows per step on the device, the rest on the
+    // host, and the tokens are those of the CPU backend.
+    const SamplingParams sampling{.temperature = 0.8f, .top_p = 0.9f, .seed = 77};
+    auto cpu = open_cpu_backend(testing::golden_dir(name), {WeightFormat::kF32, 0});
+    REQUIRE(cpu.ok());
+    CountingBackend counted(std::move(*bounded), true);
+    const Run reference = generate(**cpu, golden, sampling, 1);
+    const Run device = generate(counted, golden, sampling, 1);
+    CHECK(counted.device_samples > 0);
+    CHECK(counted.most_in_one_step == 2);
+    CHECK(device.ids == reference.ids);
+
+    // A bound that is not positive is refused.
+    options.max_sampled_rows = 0;
+    CHECK(open_cuda_backend(testing::golden_dir(name), options).status().code() ==
+          StatusCode::kInvalidArgument);
 }
 
 }  // namespace sluice::inference

@@ -392,7 +392,7 @@ test('an agent served as a model streams its answer, usage in the last chunk', a
   if (usage.completion_tokens >= 8) assert.ok(pieces >= 4, `${pieces} pieces`);
 });
 
-test('aborting an agent\'s stream cancels the run: trace, KV blocks, usage', async () => {
+test('aborting an agent\'s stream cancels the run: its trace says so and its KV blocks are freed', async () => {
   const model = await talkerAgent();
   const controller = new AbortController();
   const stream = await client.chat.completions.create(

@@ -160,8 +160,8 @@ TEST_CASE("plan and execute on the random tiny model: constrained plans, steps, 
         for (const auto& span : record.spans) {
             tool_spans += span.kind == agents::SpanKind::kTool ? 1 : 0;
         }
-        MESSAGE(text << ": " << plans.size() << " plans, " << tool_spans << " tool calls, stop "
-                     << agents::stop_reason_name(result->stop));
+        MESSAGE(std::string(text) << ": " << plans.size() << " plans, " << tool_spans
+                                  << " tool calls, stop " << agents::stop_reason_name(result->stop));
         for (const auto* plan : plans) {
             check_plan_text(plan->outputs["text"].get<std::string>());
             CHECK(plan->prompt_tokens > 0);

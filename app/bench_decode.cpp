@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <iostream>
 #include <random>
+#include <algorithm>
 #include <thread>
 
 #include "app/bench_memory.h"
@@ -19,7 +20,9 @@ struct DecodeBenchOptions {
     std::string model;
     int32_t prompt_tokens = 64;
     int32_t decode_tokens = 32;
-    int threads = 0;
+    int threads = 0;  // in all; shared out among the ranks when parallel
+    int tensor = 1;
+    int expert = 1;
     bool json = false;
 };
 
@@ -66,6 +69,16 @@ int run_decode_bench(const DecodeBenchOptions& options) {
     const int all = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const int threads = options.threads > 0 ? options.threads : all;
     const TriadResult triad = measure_triad_bandwidth(threads, 32u << 20, 5);
+    inference::ParallelConfig parallel;
+    parallel.tensor = options.tensor;
+    parallel.expert = options.expert;
+    if (Status valid = inference::validate_parallel_config(parallel); !valid.ok()) {
+        std::cerr << "sluice bench decode: " << valid.to_string() << "\n";
+        return 1;
+    }
+    // The same threads in all, so that one rank and several compare at equal compute.
+    const int ranks = parallel.n_ranks();
+    const int threads_per_rank = std::max(1, threads / ranks);
 
     BenchReport report("decode");
     report.set_columns({"weights", "batch", "prefill tok/s", "decode tok/s", "active MB/token",
@@ -73,7 +86,8 @@ int run_decode_bench(const DecodeBenchOptions& options) {
     int status = 0;
     for (auto [name, format] : {std::pair{"bf16", inference::WeightFormat::kBF16},
                                 std::pair{"int8", inference::WeightFormat::kInt8}}) {
-        auto backend = inference::open_cpu_backend(model_dir, {format, threads});
+        auto backend =
+            inference::open_cpu_backend(model_dir, {format, threads_per_rank, parallel});
         Status configured = backend.ok() ? (*backend)->configure_kv_cache(
                                                {16, 8 * ((options.prompt_tokens +
                                                           options.decode_tokens) / 16 + 1)})
@@ -114,6 +128,8 @@ int run_decode_bench(const DecodeBenchOptions& options) {
     }
     report.set_figure("triad_gb_s", triad.best_gb_s);
     report.set_figure("threads", threads);
+    report.set_figure("ranks", ranks);
+    report.set_figure("plan", ranks > 1 ? inference::parallel_plan_name(parallel.plan()) : "none");
     report.set_figure("prompt_tokens", options.prompt_tokens);
     report.set_figure("decode_tokens", options.decode_tokens);
     report.set_figure("kernels", inference::cpu_kernel_variant());
@@ -121,6 +137,11 @@ int run_decode_bench(const DecodeBenchOptions& options) {
     report.add_note("memory triad " + format_fixed(triad.best_gb_s, 2) + " GB/s with " +
                     std::to_string(threads) + " threads; kernels " +
                     inference::cpu_kernel_variant());
+    if (ranks > 1) {
+        report.add_note(std::string(inference::parallel_plan_name(parallel.plan())) + " plan, " +
+                        std::to_string(ranks) + " ranks of " + std::to_string(threads_per_rank) +
+                        " threads; active MB/token sums the ranks' reads");
+    }
     report.print(options.json);
     if (!temp_dir.empty()) {
         std::error_code ec;
@@ -141,7 +162,12 @@ void add_decode_bench(Cli& cli) {
         ->check(CLI::Range(1, 4000));
     command->add_option("--decode-tokens", options->decode_tokens, "Tokens generated per sequence")
         ->check(CLI::Range(2, 4000));
-    command->add_option("--threads", options->threads, "Worker threads (default: all)");
+    command->add_option("--threads", options->threads,
+                        "Worker threads in all, shared out among the ranks (default: all)");
+    command->add_option("--tensor", options->tensor, "Ranks of the tensor plan (docs/parallel.md)")
+        ->check(CLI::Range(1, 64));
+    command->add_option("--expert", options->expert, "Ranks of the expert plan (docs/parallel.md)")
+        ->check(CLI::Range(1, 64));
     command->add_flag("--json", options->json, "Print the figures as one JSON object last");
     cli.on_run(command, [options] { return run_decode_bench(*options); });
 }

@@ -1,5 +1,6 @@
 #include "app/config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "governance/types.h"
+#include "inference/parallel_config.h"
 
 extern char** environ;  // POSIX: the process environment
 
@@ -18,7 +20,7 @@ namespace {
 
 using nlohmann::json;
 
-enum class FieldType { kString, kInteger, kNumber, kBoolean };
+enum class FieldType { kString, kInteger, kNumber, kBoolean, kStringList };
 
 // One setting: where it lives, what it accepts, and how to read and write it on a Config.
 struct Field {
@@ -46,6 +48,22 @@ Field make_field(std::string section, std::string key, FieldType type, std::stri
     };
     field.set = [section_member, member](Config& config, const json& value) {
         (config.*section_member).*member = value.get<T>();
+    };
+    return field;
+}
+
+// A field of the `parallel` section, which the engine reads from ModelSettings::parallel.
+template <typename T>
+Field make_parallel_field(std::string key, FieldType type, std::string description,
+                          T ParallelSettings::*member) {
+    Field field;
+    field.section = "parallel";
+    field.key = std::move(key);
+    field.type = type;
+    field.description = std::move(description);
+    field.get = [member](const Config& config) { return json(config.model.parallel.*member); };
+    field.set = [member](Config& config, const json& value) {
+        config.model.parallel.*member = value.get<T>();
     };
     return field;
 }
@@ -146,7 +164,8 @@ const std::vector<Field>& fields() {
                                             &C::model, &ModelSettings::backend),
                                  {"auto", "cpu", "cuda"}));
         f.push_back(with_range(make_field("model", "threads", FieldType::kInteger,
-                                          "CPU backend threads; 0: every hardware thread",
+                                          "CPU backend threads (per rank when parallel); 0: every hardware "
+                                          "thread, shared out among the ranks",
                                           &C::model, &ModelSettings::threads),
                                0, 1024));
         f.push_back(with_range(make_field("model", "kv_cache_blocks", FieldType::kInteger,
@@ -185,6 +204,24 @@ const std::vector<Field>& fields() {
                                "endpoint: callers need EXECUTE on it and answers get its lineage; "
                                "empty: every authenticated caller may query it",
                                &C::model, &ModelSettings::securable));
+        f.push_back(with_range(
+            make_parallel_field("tensor", FieldType::kInteger,
+                                "Ranks of the tensor plan: attention split by heads, experts "
+                                "split inside, lm_head split by vocabulary",
+                                &ParallelSettings::tensor),
+            1, 4096));
+        f.push_back(with_range(
+            make_parallel_field("expert", FieldType::kInteger,
+                                "Ranks of the expert plan: experts distributed whole, tokens "
+                                "dispatched by all-to-all (attention as in the tensor plan); "
+                                "with tensor above 1 too, both must be equal",
+                                &ParallelSettings::expert),
+            1, 4096));
+        f.push_back(make_parallel_field(
+            "nodes", FieldType::kStringList,
+            "host:port of each node, the first being the NCCL bootstrap (rank 0); empty: this "
+            "node only. The cpu backend runs on one node (environment: comma-separated)",
+            &ParallelSettings::nodes));
         return f;
     }();
     return table;
@@ -196,6 +233,7 @@ std::string type_name(FieldType type) {
         case FieldType::kInteger: return "an integer";
         case FieldType::kNumber: return "a number";
         case FieldType::kBoolean: return "a boolean";
+        case FieldType::kStringList: return "an array of strings";
     }
     return "a value";
 }
@@ -254,6 +292,11 @@ std::optional<std::string> check_value(const Field& field, const json& value) {
         case FieldType::kInteger: type_ok = value.is_number_integer(); break;
         case FieldType::kNumber: type_ok = value.is_number(); break;
         case FieldType::kBoolean: type_ok = value.is_boolean(); break;
+        case FieldType::kStringList:
+            type_ok = value.is_array() &&
+                      std::all_of(value.begin(), value.end(),
+                                  [](const json& item) { return item.is_string(); });
+            break;
     }
     if (!type_ok) {
         return "expected " + expectation(field) + ", found " + json_kind(value);
@@ -306,6 +349,16 @@ std::string upper(std::string text) {
 std::optional<json> parse_environment_value(const Field& field, const std::string& text) {
     switch (field.type) {
         case FieldType::kString: return json(text);
+        case FieldType::kStringList: {
+            json list = json::array();
+            std::stringstream items(text);
+            for (std::string item; std::getline(items, item, ',');) {
+                if (!item.empty()) {
+                    list.push_back(item);
+                }
+            }
+            return list;
+        }
         case FieldType::kBoolean:
             if (text == "true" || text == "1") {
                 return json(true);
@@ -448,6 +501,12 @@ Status validate_config(const Config& config) {
     if (config.storage.data_dir.empty()) {
         return invalid_argument("/storage/data_dir: expected a directory path, found \"\"");
     }
+    const ParallelSettings& parallel = config.model.parallel;
+    const Status parallel_ok = inference::validate_parallel_config(
+        {parallel.tensor, parallel.expert, parallel.nodes});
+    if (!parallel_ok.ok()) {
+        return parallel_ok;
+    }
     if (!config.model.securable.empty()) {
         auto parts = governance::split_full_name(governance::SecurableType::kModel,
                                                  config.model.securable);
@@ -495,6 +554,10 @@ nlohmann::json config_schema() {
             case FieldType::kInteger: property["type"] = "integer"; break;
             case FieldType::kNumber: property["type"] = "number"; break;
             case FieldType::kBoolean: property["type"] = "boolean"; break;
+            case FieldType::kStringList:
+                property["type"] = "array";
+                property["items"] = {{"type", "string"}};
+                break;
         }
         if (!field.allowed.empty()) {
             property["enum"] = field.allowed;

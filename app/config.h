@@ -55,6 +55,14 @@ struct LogConfig {
     bool access_log = true;
 };
 
+// How many ranks share the model and how they split it (inference/parallel_config.h,
+// docs/parallel.md); the configuration's top-level `parallel` section.
+struct ParallelSettings {
+    int tensor = 1;
+    int expert = 1;
+    std::vector<std::string> nodes;  // "host:port" per node, the first the bootstrap (rank 0)
+};
+
 // The model `sluice serve` loads, and how its engine batches and queues requests.
 struct ModelSettings {
     std::string path = "./models/tiny";  // a Hugging Face DBRX checkpoint folder
@@ -72,6 +80,7 @@ struct ModelSettings {
     bool prefix_caching = true;
     // The catalog model governing the endpoint (EXECUTE needed to query it); empty: none.
     std::string securable;
+    ParallelSettings parallel;  // read from the `parallel` section
 };
 
 struct Config {

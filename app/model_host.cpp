@@ -83,11 +83,12 @@ Result<std::shared_ptr<inference::Engine>> ModelHost::open_engine() const {
                             inference::open_hf_tokenizer(dir));
     SLUICE_ASSIGN_OR_RETURN(
         std::unique_ptr<inference::Backend> backend,
-        inference::open_backend(settings_.path, {inference::parse_backend_kind(settings_.backend)
-                                                     .value_or(inference::BackendKind::kAuto),
-                                                 weight_format(settings_.weights),
-                                                 settings_.threads, settings_.max_batch_tokens,
-                                                 settings_.max_running}));
+        inference::open_backend(
+            settings_.path,
+            {inference::parse_backend_kind(settings_.backend).value_or(inference::BackendKind::kAuto),
+             weight_format(settings_.weights), settings_.threads, settings_.max_batch_tokens,
+             settings_.max_running,
+             {settings_.parallel.tensor, settings_.parallel.expert, settings_.parallel.nodes}}));
     log::info("model", "backend opened", {{"backend", backend->name()}, {"path", settings_.path}});
     const int64_t block_bytes = backend->config().kv_bytes_per_token(4) * kBlockSize;
     int64_t n_blocks = settings_.kv_cache_blocks > 0 ? settings_.kv_cache_blocks
@@ -104,6 +105,14 @@ Result<std::shared_ptr<inference::Engine>> ModelHost::open_engine() const {
     options.scheduler.max_running = settings_.max_running;
     options.scheduler.prefix_caching = settings_.prefix_caching;
     options.max_queued = settings_.max_queued_requests;
+    // A backend that stops for good (a failed rank of a parallel engine) turns /readyz red with
+    // its reason; requests already get the engine's error.
+    Readiness* readiness = readiness_;
+    options.on_failure = [readiness](const Status& why) {
+        if (readiness != nullptr) {
+            readiness->set("model", false, why.message());
+        }
+    };
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<inference::Engine> engine,
                             inference::Engine::open(std::move(backend), std::move(tokenizer),
                                                     options));

@@ -160,6 +160,11 @@ public:
 
     // Copies all layers' K and V of block `src` into block `dst` (copy-on-write of a shared block).
     virtual Status copy_kv_block(int32_t src, int32_t dst) = 0;
+
+    // Ok while the backend can run steps. A backend that cannot any more (a rank of a parallel
+    // engine failed) returns why; every later call then fails with that status, and the engine
+    // stops serving (engine.h).
+    virtual Status health() const { return Status::ok_status(); }
 };
 
 }  // namespace sluice::inference

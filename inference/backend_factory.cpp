@@ -41,13 +41,20 @@ BackendKind resolve_backend_kind(BackendKind kind) {
 
 Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
                                               const BackendOptions& options) {
+    SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
     if (resolve_backend_kind(options.kind) == BackendKind::kCuda) {
+        if (options.parallel.parallel()) {
+            return not_supported("parallel: " + std::to_string(options.parallel.n_ranks()) +
+                                 " ranks of the " + parallel_plan_name(options.parallel.plan()) +
+                                 " plan are not supported by the cuda backend of this build; "
+                                 "use backend cpu or one rank");
+        }
         return open_cuda_backend(model_dir, {.weights = options.weights,
                                              .device = 0,
                                              .max_batch_tokens = options.max_batch_tokens,
                                              .max_sampled_rows = options.max_sequences});
     }
-    return open_cpu_backend(model_dir, {options.weights, options.n_threads});
+    return open_cpu_backend(model_dir, {options.weights, options.n_threads, options.parallel});
 }
 
 #if !SLUICE_HAVE_CUDA

@@ -7,6 +7,9 @@
 // hold the model is an error (kResourceExhausted from open_cuda_backend), not a fallback: the
 // operator asked for the GPU and should learn that it is too small.
 //
+// `parallel` selects the parallel plan (parallel_config.h); it is validated before anything is
+// opened.
+//
 // Thread safety: free functions.
 
 #include <cstdint>
@@ -16,6 +19,7 @@
 
 #include "common/result.h"
 #include "inference/backend.h"
+#include "inference/parallel_config.h"
 
 namespace sluice::inference {
 
@@ -31,6 +35,9 @@ struct BackendOptions {
     int64_t max_batch_tokens = 2048;  // CUDA backend: tokens per step
     int64_t max_sequences = 64;       // CUDA backend: rows sampled on the device per step (the
                                       // scheduler's max_running)
+    // More than one rank: the CPU backend's parallel plans (cpu_backend.h). The CUDA backend
+    // answers kNotSupported until it runs them.
+    ParallelConfig parallel{};
 };
 
 // The backend `options.kind` resolves to on this machine: kCpu or kCuda, never kAuto.

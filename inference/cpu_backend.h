@@ -6,20 +6,33 @@
 // prepares the weights in the requested format. Weights whose stored form is already the
 // requested one are used in place from the memory mapping; others are converted once.
 //
-// Errors: those of load_model_config, Checkpoint::open and check_dbrx_checkpoint.
-// Thread safety: see backend.h (owned by one thread; uses `n_threads` workers inside calls).
+// With `parallel` naming more than one rank, the backend runs the model as that many ranks of
+// a parallel plan (parallel_config.h, docs/parallel.md): one worker thread per rank, each
+// holding only its shard of the weights (slices of the one mapping) and the KV heads it needs,
+// joined by a local communicator. forward() hands the step to every rank and returns rank 0's
+// output, the same logits as one rank up to the order of fp32 sums (docs/parallel.md). When a
+// rank fails, the group is aborted, the step fails on every rank, and every later call returns
+// that failure (kAborted naming the rank): the backend cannot serve again and is reopened.
+//
+// Errors: those of load_model_config, Checkpoint::open and check_dbrx_checkpoint;
+// kInvalidArgument for a parallel setting the model cannot be split by, or `nodes` naming more
+// than one node (the CPU backend runs in one process).
+// Thread safety: see backend.h (owned by one thread; uses `n_threads` workers inside calls, per
+// rank when parallel).
 
 #include <memory>
 #include <string>
 
 #include "common/result.h"
 #include "inference/backend.h"
+#include "inference/parallel_config.h"
 
 namespace sluice::inference {
 
 struct CpuBackendOptions {
     WeightFormat weights = WeightFormat::kAsStored;
-    int n_threads = 0;  // 0: every hardware thread
+    int n_threads = 0;  // per rank; 0: the hardware threads shared out among the ranks
+    ParallelConfig parallel{};
 };
 
 Result<std::unique_ptr<Backend>> open_cpu_backend(const std::string& model_dir,

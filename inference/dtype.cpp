@@ -55,6 +55,11 @@ float f16_to_f32(uint16_t bits) {
     return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
 }
 
+uint16_t f32_to_f16(float value) {
+    // The compiler's binary16 type converts with the current rounding mode (nearest-even).
+    return std::bit_cast<uint16_t>(static_cast<_Float16>(value));
+}
+
 float fp8_e4m3_to_f32(uint8_t bits) {
     const bool negative = (bits & 0x80u) != 0;
     const int exponent = (bits >> 3) & 0xf;

@@ -38,6 +38,8 @@ inline uint16_t f32_to_bf16(float value) {
 }
 
 float f16_to_f32(uint16_t bits);
+// Rounds to IEEE binary16, round-to-nearest-even, overflow to infinity.
+uint16_t f32_to_f16(float value);
 float fp8_e4m3_to_f32(uint8_t bits);
 
 // Converts `count` elements of `dtype` at `src` (any alignment) to fp32 at `dst`.

@@ -52,6 +52,7 @@ struct EngineInbox {
     std::vector<Pending> adds;      // guarded by mutex
     std::vector<uint64_t> cancels;  // guarded by mutex
     bool stopped = false;           // guarded by mutex
+    Status failed;                  // guarded by mutex; set when the backend stopped for good
     EngineStats stats;              // guarded by mutex; queued counts requests not yet running
 };
 
@@ -150,6 +151,9 @@ Result<RequestHandle> Engine::submit(EngineRequest request) {
     // validate() reads only what never changes after construction (config, cache size).
     SLUICE_RETURN_IF_ERROR(scheduler_->validate(request));
     std::lock_guard lock(inbox_->mutex);
+    if (!inbox_->failed.ok()) {
+        return inbox_->failed;
+    }
     if (inbox_->stopped) {
         return unavailable("the engine is stopped");
     }
@@ -170,6 +174,9 @@ Result<RequestHandle> Engine::submit(EngineRequest request) {
 
 Status Engine::check_capacity() {
     std::lock_guard lock(inbox_->mutex);
+    if (!inbox_->failed.ok()) {
+        return inbox_->failed;
+    }
     const int64_t queued = static_cast<int64_t>(inbox_->adds.size()) + inbox_->stats.queued;
     if (queued >= options_.max_queued) {
         ++inbox_->stats.requests_rejected;
@@ -222,6 +229,11 @@ void Engine::run(std::stop_token stop) {
         if (!progressed.ok()) {
             log::error("engine", "forward step failed",
                        {{"error", progressed.status().message()}});
+            const Status health = backend_->health();
+            if (!health.ok()) {
+                stop_serving(health);
+                return;
+            }
         }
         blocked = progressed.ok() && !*progressed;
         SchedulerStats stats = scheduler_->stats();
@@ -235,6 +247,26 @@ void Engine::run(std::stop_token stop) {
         pending.channel->on_finish(unavailable("the engine stopped"), {}, {});
     }
     inbox_->adds.clear();
+}
+
+void Engine::stop_serving(const Status& health) {
+    const Status why = unavailable("the model stopped serving: " + health.message());
+    log::error("engine", "the backend cannot run steps any more; the engine stops serving",
+               {{"error", health.message()}});
+    scheduler_->fail_all(why);
+    std::vector<detail::EngineInbox::Pending> adds;
+    {
+        std::lock_guard lock(inbox_->mutex);
+        inbox_->failed = why;
+        adds.swap(inbox_->adds);
+        inbox_->stats.queued = 0;
+    }
+    for (auto& pending : adds) {
+        pending.channel->on_finish(why, {}, {});
+    }
+    if (options_.on_failure) {
+        options_.on_failure(why);
+    }
 }
 
 Result<std::vector<std::vector<float>>> Engine::embed(std::span<const std::string> texts,

@@ -18,9 +18,15 @@
 // Cancellation: RequestHandle::cancel() (also on destruction of an unfinished handle) asks the
 // engine thread to end the request; its KV blocks are freed at the start of the next step.
 //
+// Backend failure: when a step fails and the backend then reports it cannot run steps any more
+// (Backend::health, e.g. a rank of a parallel engine failed), the engine stops serving: the
+// requests of that step end with the backend's error, every other request and every later
+// submit() with kUnavailable "the model stopped serving: <why>", and options.on_failure is
+// called so that the host can report it (/readyz).
+//
 // Errors from submit(): kInvalidArgument (Scheduler::validate), kResourceExhausted (queue full),
-// kUnavailable (engine stopped). A request ends with OK, kCancelled, kDeadlineExceeded
-// (timeout_s) or a backend error.
+// kUnavailable (engine stopped, or stopped serving). A request ends with OK, kCancelled,
+// kDeadlineExceeded (timeout_s) or a backend error.
 //
 // Thread safety: Engine is thread-safe; a RequestHandle is owned by one thread. The engine must
 // outlive its handles.
@@ -29,6 +35,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -47,6 +54,10 @@ struct EngineOptions {
     KvCacheSpec kv_cache;  // configured on the backend by open()
     SchedulerOptions scheduler;
     int32_t max_queued = 256;  // requests waiting for admission
+    // Called once, on the engine thread, when the backend reports after a failed step that it
+    // cannot run steps any more (Backend::health): the engine has then stopped serving. May be
+    // empty.
+    std::function<void(const Status&)> on_failure;
 };
 
 struct EngineStats {
@@ -127,6 +138,8 @@ public:
 
 private:
     void run(std::stop_token stop);
+    // Fails every request and refuses new ones after the backend reported `health`.
+    void stop_serving(const Status& health);
 
     std::unique_ptr<Backend> backend_;
     std::shared_ptr<const Tokenizer> tokenizer_;

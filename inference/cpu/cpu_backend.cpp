@@ -6,6 +6,7 @@
 #include "inference/cpu/attention.h"
 #include "inference/cpu/dbrx.h"
 #include "inference/cpu/kernels.h"
+#include "inference/cpu/parallel_cpu_backend.h"
 #include "inference/dbrx_layout.h"
 #include "inference/detail/forward_validation.h"
 #include "inference/safetensors.h"
@@ -45,14 +46,14 @@ public:
     }
 
     Status configure_kv_cache(const KvCacheSpec& spec) override {
-        return cache_.configure(spec, config().n_layer, config().n_embd_kv());
+        return cache_.configure(spec, config().n_layer, model_->n_embd_kv());
     }
     KvCacheSpec kv_cache_spec() const override { return cache_.spec(); }
 
     Result<ForwardOutput> forward(const ForwardBatch& batch) override {
         SLUICE_RETURN_IF_ERROR(validate(batch));
         ForwardOutput out;
-        model_->forward(batch, &cache_, &out);
+        SLUICE_RETURN_IF_ERROR(model_->forward(batch, &cache_, &out));
         return out;
     }
 
@@ -78,9 +79,19 @@ private:
 
 Result<std::unique_ptr<Backend>> open_cpu_backend(const std::string& model_dir,
                                                   const CpuBackendOptions& options) {
+    SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
+    if (options.parallel.nodes.size() > 1) {
+        return invalid_argument(
+            "config field 'parallel.nodes': " + std::to_string(options.parallel.nodes.size()) +
+            " nodes, but the cpu backend runs its ranks in one process; spread ranks over "
+            "nodes with the cuda backend (nccl), or list at most this node");
+    }
     SLUICE_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir));
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(model_dir));
     SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
+    if (options.parallel.parallel()) {
+        return cpu::open_parallel_cpu_backend(config, std::move(checkpoint), options);
+    }
     const int n_threads = options.n_threads > 0
                               ? options.n_threads
                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -26,9 +26,32 @@ MatrixFormat float_format_for(WeightFormat requested, DType stored) {
 
 DbrxWeights load_dbrx_weights(const ModelConfig& config, const Checkpoint& checkpoint,
                               WeightFormat format) {
+    return load_dbrx_weights(config, checkpoint, format, DbrxShard::whole(config));
+}
+
+DbrxWeights load_dbrx_weights(const ModelConfig& config, const Checkpoint& checkpoint,
+                              WeightFormat format, const DbrxShard& shard) {
+    const int64_t d = config.d_model;
+    const int64_t hd = config.head_dim();
+    const int64_t n_ff = config.n_ff;
     DbrxWeights weights;
     const TensorView& wte = tensor(checkpoint, "transformer.wte.weight");
     weights.embedding = load_matrix(wte, float_format_for(format, wte.dtype));
+    // Wqkv rows: [q: n_head * hd | k: n_head_kv * hd | v: n_head_kv * hd]; the shard's heads.
+    const std::vector<RowRange> qkv_rows = {
+        {shard.head_begin * hd, shard.n_head * hd},
+        {d + shard.kv_head_begin * hd, shard.n_head_kv * hd},
+        {d + config.n_embd_kv() + shard.kv_head_begin * hd, shard.n_head_kv * hd}};
+    // w1 and v1 rows: each held expert's ffn slice.
+    std::vector<RowRange> ff_rows;
+    for (int64_t e = shard.expert_begin; e < shard.expert_begin + shard.n_expert; ++e) {
+        ff_rows.push_back({e * n_ff + shard.ff_begin, shard.n_ff});
+    }
+    if (shard.n_ff == n_ff) {  // whole experts: one contiguous run, borrowable
+        ff_rows = {{shard.expert_begin * n_ff, shard.n_expert * n_ff}};
+    }
+    const std::vector<RowRange> all_rows_of_out = {{0, d}};
+    const std::vector<RowRange> vocab_rows = {{shard.vocab_begin, shard.n_vocab}};
     for (int64_t i = 0; i < config.n_layer; ++i) {
         DbrxLayerWeights layer;
         auto get = [&](const char* suffix) -> const TensorView& {
@@ -37,34 +60,51 @@ DbrxWeights load_dbrx_weights(const ModelConfig& config, const Checkpoint& check
         layer.norm_1 = tensor_to_f32(get("norm_attn_norm.norm_1.weight"));
         layer.norm_2 = tensor_to_f32(get("norm_attn_norm.norm_2.weight"));
         const TensorView& wqkv = get("norm_attn_norm.attn.Wqkv.weight");
-        layer.wqkv = load_matrix(wqkv, matrix_format_for(format, wqkv.dtype));
+        layer.wqkv = load_matrix_slice(wqkv, qkv_rows, 0, d, matrix_format_for(format, wqkv.dtype));
         const TensorView& out = get("norm_attn_norm.attn.out_proj.weight");
-        layer.out_proj = load_matrix(out, matrix_format_for(format, out.dtype));
+        layer.out_proj = load_matrix_slice(out, all_rows_of_out, shard.head_begin * hd,
+                                           shard.n_head * hd, matrix_format_for(format, out.dtype));
         const TensorView& router = get("ffn.router.layer.weight");
         layer.router = load_matrix(router, float_format_for(format, router.dtype));
         const TensorView& w1 = get("ffn.experts.mlp.w1");
-        layer.w1 = load_matrix(w1, matrix_format_for(format, w1.dtype));
+        layer.w1 = load_matrix_slice(w1, ff_rows, 0, d, matrix_format_for(format, w1.dtype));
         const TensorView& v1 = get("ffn.experts.mlp.v1");
-        layer.v1 = load_matrix(v1, matrix_format_for(format, v1.dtype));
+        layer.v1 = load_matrix_slice(v1, ff_rows, 0, d, matrix_format_for(format, v1.dtype));
         const TensorView& w2 = get("ffn.experts.mlp.w2");
-        layer.w2t = load_matrix_transposed_blocks(w2, config.n_expert,
+        layer.w2t = load_matrix_transposed_blocks(w2, config.n_expert, shard.expert_begin,
+                                                  shard.n_expert, {shard.ff_begin, shard.n_ff},
                                                   matrix_format_for(format, w2.dtype));
         weights.layers.push_back(std::move(layer));
     }
     weights.norm_f = tensor_to_f32(tensor(checkpoint, "transformer.norm_f.weight"));
     const TensorView& lm_head = tensor(checkpoint, "lm_head.weight");
-    weights.lm_head = load_matrix(lm_head, matrix_format_for(format, lm_head.dtype));
+    weights.lm_head = load_matrix_slice(lm_head, vocab_rows, 0, d,
+                                        matrix_format_for(format, lm_head.dtype));
     return weights;
 }
 
 DbrxModel::DbrxModel(ModelConfig config, DbrxWeights weights, int n_threads)
+    : DbrxModel(config, std::move(weights), n_threads, DbrxShard::whole(config), nullptr) {}
+
+DbrxModel::DbrxModel(ModelConfig config, DbrxWeights weights, int n_threads, DbrxShard shard,
+                     Communicator* comm)
     : config_(std::move(config)),
       weights_(std::move(weights)),
+      shard_(shard),
+      comm_(comm),
       pool_(n_threads),
       matmul_(&pool_) {}
 
-void DbrxModel::forward(const ForwardBatch& batch, KvCacheStorage* cache, ForwardOutput* out) {
+Status DbrxModel::all_reduce(std::vector<float>* data, int64_t count) {
+    if (comm_ == nullptr) {
+        return Status::ok_status();
+    }
+    return comm_->all_reduce(data->data(), count, DType::kF32, ReduceOp::kSum);
+}
+
+Status DbrxModel::forward(const ForwardBatch& batch, KvCacheStorage* cache, ForwardOutput* out) {
     const int64_t d = config_.d_model;
+    const int64_t hd = config_.head_dim();
     positions_.clear();
     std::vector<int32_t> tokens;
     for (const SequenceStep& seq : batch.sequences) {
@@ -74,26 +114,30 @@ void DbrxModel::forward(const ForwardBatch& batch, KvCacheStorage* cache, Forwar
         }
     }
     const auto n_tokens = static_cast<int64_t>(tokens.size());
+    const int64_t n_qkv = (shard_.n_head + 2 * shard_.n_head_kv) * hd;
     x_.resize(static_cast<size_t>(n_tokens * d));
     h_.resize(x_.size());
-    attn_.resize(x_.size());
-    qkv_.resize(static_cast<size_t>(n_tokens * config_.n_qkv()));
+    attn_.resize(static_cast<size_t>(n_tokens * shard_.n_head * hd));
+    qkv_.resize(static_cast<size_t>(n_tokens * n_qkv));
     for (int64_t t = 0; t < n_tokens; ++t) {
         weights_.embedding.row_to_f32(tokens[static_cast<size_t>(t)], x_.data() + t * d);
     }
-    rope_table(positions_, config_.head_dim(), config_.rope_theta, &rope_);
+    rope_table(positions_, hd, config_.rope_theta, &rope_);
 
     for (int64_t l = 0; l < config_.n_layer; ++l) {
         const DbrxLayerWeights& layer = weights_.layers[static_cast<size_t>(l)];
         layer_norm(x_.data(), layer.norm_1.data(), n_tokens, d, config_.norm_eps, h_.data());
-        matmul_.run({&layer.wqkv, 0, config_.n_qkv(), h_.data(), n_tokens, qkv_.data()});
+        matmul_.run({&layer.wqkv, 0, n_qkv, h_.data(), n_tokens, qkv_.data()});
         attention(l, batch, cache);
         matmul_.run({&layer.out_proj, 0, d, attn_.data(), n_tokens, h_.data()});
+        // Row-parallel out-projection: each rank holds its heads' share of the sum.
+        SLUICE_RETURN_IF_ERROR(all_reduce(&h_, n_tokens * d));
         for (size_t i = 0; i < x_.size(); ++i) {
             x_[i] += h_[i];
         }
         layer_norm(x_.data(), layer.norm_2.data(), n_tokens, d, config_.norm_eps, h_.data());
-        moe(layer);  // adds the experts' output to x_
+        // Both add the experts' output to x_.
+        SLUICE_RETURN_IF_ERROR(shard_.expert_parallel ? moe_expert_parallel(layer) : moe(layer));
     }
 
     // The rows each sequence asks logits for, normalised and projected.
@@ -138,39 +182,69 @@ void DbrxModel::forward(const ForwardBatch& batch, KvCacheStorage* cache, Forwar
         layer_norm(x_.data() + rows[static_cast<size_t>(r)] * d, weights_.norm_f.data(), 1, d,
                    config_.norm_eps, h_.data() + r * d);
     }
-    out->logits.resize(static_cast<size_t>(n_rows * config_.n_vocab));
-    matmul_.run({&weights_.lm_head, 0, config_.n_vocab, h_.data(), n_rows, out->logits.data()});
+    return lm_head(n_rows, out);
+}
+
+Status DbrxModel::lm_head(int64_t n_rows, ForwardOutput* out) {
+    const int64_t n_vocab = config_.n_vocab;
+    out->logits.resize(static_cast<size_t>(n_rows * n_vocab));
+    if (comm_ == nullptr) {
+        matmul_.run({&weights_.lm_head, 0, n_vocab, h_.data(), n_rows, out->logits.data()});
+        return Status::ok_status();
+    }
+    // Vocabulary-parallel: each rank projects onto its rows, padded to the largest share so
+    // that the all-gather moves equal blocks; the blocks are then laid side by side per row.
+    const int n_ranks = comm_->size();
+    const int64_t padded = (n_vocab + n_ranks - 1) / n_ranks;
+    std::vector<float> local(static_cast<size_t>(n_rows * padded), 0.0f);
+    std::vector<float> mine(static_cast<size_t>(n_rows * shard_.n_vocab));
+    matmul_.run({&weights_.lm_head, 0, shard_.n_vocab, h_.data(), n_rows, mine.data()});
+    for (int64_t r = 0; r < n_rows; ++r) {
+        std::copy_n(mine.data() + r * shard_.n_vocab, shard_.n_vocab, local.data() + r * padded);
+    }
+    gathered_.resize(static_cast<size_t>(n_ranks * n_rows * padded));
+    SLUICE_RETURN_IF_ERROR(
+        comm_->all_gather(local.data(), gathered_.data(), n_rows * padded, DType::kF32));
+    for (int rank = 0; rank < n_ranks; ++rank) {
+        const Split vocab = split_evenly(n_vocab, rank, n_ranks);
+        for (int64_t r = 0; r < n_rows; ++r) {
+            std::copy_n(gathered_.data() + (rank * n_rows + r) * padded, vocab.count,
+                        out->logits.data() + r * n_vocab + vocab.begin);
+        }
+    }
+    return Status::ok_status();
 }
 
 void DbrxModel::attention(int64_t layer, const ForwardBatch& batch, KvCacheStorage* cache) {
-    const int64_t d = config_.d_model;
     const int64_t hd = config_.head_dim();
-    const int64_t n_qkv = config_.n_qkv();
-    const int64_t n_kv = config_.n_embd_kv();
+    const int64_t n_head = shard_.n_head;
+    const int64_t n_q = n_head * hd;
+    const int64_t n_kv = shard_.n_head_kv * hd;
+    const int64_t n_qkv = n_q + 2 * n_kv;
     const auto n_tokens = static_cast<int64_t>(positions_.size());
     const int32_t block_size = cache->spec().block_size;
 
-    // Clamp, rotate and store K and V of every new token.
+    // Clamp, rotate and store K and V of every new token (this rank's heads).
     int64_t t = 0;
     for (const SequenceStep& seq : batch.sequences) {
         for (size_t i = 0; i < seq.tokens.size(); ++i, ++t) {
-            float* row = qkv_.data() + t * n_qkv;  // [q: d | k: n_kv | v: n_kv]
+            float* row = qkv_.data() + t * n_qkv;  // [q: n_q | k: n_kv | v: n_kv]
             if (config_.clip_qkv) {
                 const float c = *config_.clip_qkv;
                 for (int64_t j = 0; j < n_qkv; ++j) {
                     row[j] = std::clamp(row[j], -c, c);
                 }
             }
-            for (int64_t h = 0; h < config_.n_head; ++h) {
+            for (int64_t h = 0; h < n_head; ++h) {
                 rope_apply(row + h * hd, rope_, t);
             }
-            for (int64_t h = 0; h < config_.n_head_kv; ++h) {
-                rope_apply(row + d + h * hd, rope_, t);
+            for (int64_t h = 0; h < shard_.n_head_kv; ++h) {
+                rope_apply(row + n_q + h * hd, rope_, t);
             }
             const int32_t pos = positions_[static_cast<size_t>(t)];
             const int32_t block = seq.block_table[static_cast<size_t>(pos / block_size)];
-            std::copy(row + d, row + d + n_kv, cache->k(layer, block, pos % block_size));
-            std::copy(row + d + n_kv, row + d + 2 * n_kv, cache->v(layer, block, pos % block_size));
+            std::copy(row + n_q, row + n_q + n_kv, cache->k(layer, block, pos % block_size));
+            std::copy(row + n_q + n_kv, row + n_qkv, cache->v(layer, block, pos % block_size));
         }
     }
 
@@ -184,60 +258,31 @@ void DbrxModel::attention(int64_t layer, const ForwardBatch& batch, KvCacheStora
         max_keys = std::max(max_keys, seq.n_past + static_cast<int32_t>(seq.tokens.size()));
     }
     SLUICE_CHECK(offset == n_tokens, "token count mismatch");
-    const int64_t n_tasks = static_cast<int64_t>(batch.sequences.size()) * config_.n_head;
+    const int64_t n_tasks = static_cast<int64_t>(batch.sequences.size()) * n_head;
     scores_.resize(static_cast<size_t>(n_tasks * max_keys));
     const int64_t n_rep = config_.n_head / config_.n_head_kv;
     pool_.parallel_for(n_tasks, [&](int64_t task) {
-        const size_t s = static_cast<size_t>(task / config_.n_head);
-        const int64_t head = task % config_.n_head;
+        const size_t s = static_cast<size_t>(task / n_head);
+        const int64_t head = task % n_head;
+        // The model's KV head of this query head, as an index into this rank's KV heads.
+        const int64_t kv_head = (shard_.head_begin + head) / n_rep - shard_.kv_head_begin;
         const SequenceStep& seq = batch.sequences[s];
-        AttentionHead args{layer, head, head / n_rep, hd, seq.n_past,
+        AttentionHead args{layer, head, kv_head, hd, seq.n_past,
                            static_cast<int64_t>(seq.tokens.size()), seq.block_table};
         attend_head(*cache, args, qkv_.data() + first_token[s] * n_qkv, n_qkv,
-                    attn_.data() + first_token[s] * d, d, scores_.data() + task * max_keys);
+                    attn_.data() + first_token[s] * n_q, n_q, scores_.data() + task * max_keys);
     });
 }
 
-void DbrxModel::moe(const DbrxLayerWeights& layer) {
+void DbrxModel::run_experts(const DbrxLayerWeights& layer,
+                            const std::vector<int64_t>& group_start) {
     const int64_t d = config_.d_model;
-    const int64_t n_ff = config_.n_ff;
-    const int64_t n_expert = config_.n_expert;
-    const int64_t k = config_.n_expert_used;
-    const auto n_tokens = static_cast<int64_t>(positions_.size());
-
-    router_logits_.resize(static_cast<size_t>(n_tokens * n_expert));
-    matmul_.run({&layer.router, 0, n_expert, h_.data(), n_tokens, router_logits_.data()});
-    std::vector<int32_t> chosen(static_cast<size_t>(n_tokens * k));
-    std::vector<float> chosen_weight(chosen.size());
-    for (int64_t t = 0; t < n_tokens; ++t) {
-        route_top_k(router_logits_.data() + t * n_expert, n_expert, k, config_,
-                    chosen.data() + t * k, chosen_weight.data() + t * k);
-    }
-
-    // Group the (token, weight) pairs by expert, in expert order.
-    std::vector<std::vector<std::pair<int64_t, float>>> groups(static_cast<size_t>(n_expert));
-    for (int64_t t = 0; t < n_tokens; ++t) {
-        for (int64_t j = 0; j < k; ++j) {
-            groups[static_cast<size_t>(chosen[static_cast<size_t>(t * k + j)])].emplace_back(
-                t, chosen_weight[static_cast<size_t>(t * k + j)]);
-        }
-    }
-    const int64_t n_pairs = n_tokens * k;
-    expert_in_.resize(static_cast<size_t>(n_pairs * d));
+    const int64_t n_ff = shard_.n_ff;
+    const int64_t n_expert = static_cast<int64_t>(group_start.size()) - 1;
+    const int64_t n_pairs = group_start.back();
     gate_.resize(static_cast<size_t>(n_pairs * n_ff));
     up_.resize(gate_.size());
-    expert_out_.resize(expert_in_.size());
-    std::vector<int64_t> group_start(static_cast<size_t>(n_expert) + 1, 0);
-    for (int64_t e = 0; e < n_expert; ++e) {
-        const auto& group = groups[static_cast<size_t>(e)];
-        const int64_t start = group_start[static_cast<size_t>(e)];
-        for (size_t i = 0; i < group.size(); ++i) {
-            std::copy_n(h_.data() + group[i].first * d, d,
-                        expert_in_.data() + (start + static_cast<int64_t>(i)) * d);
-        }
-        group_start[static_cast<size_t>(e) + 1] = start + static_cast<int64_t>(group.size());
-    }
-
+    expert_out_.resize(static_cast<size_t>(n_pairs * d));
     std::vector<MatmulJob> jobs;
     for (int64_t e = 0; e < n_expert; ++e) {
         const int64_t start = group_start[static_cast<size_t>(e)];
@@ -261,6 +306,46 @@ void DbrxModel::moe(const DbrxLayerWeights& layer) {
         }
     }
     matmul_.run_grouped(jobs);
+}
+
+Status DbrxModel::moe(const DbrxLayerWeights& layer) {
+    const int64_t d = config_.d_model;
+    const int64_t n_expert = config_.n_expert;
+    const int64_t k = config_.n_expert_used;
+    const auto n_tokens = static_cast<int64_t>(positions_.size());
+
+    router_logits_.resize(static_cast<size_t>(n_tokens * n_expert));
+    matmul_.run({&layer.router, 0, n_expert, h_.data(), n_tokens, router_logits_.data()});
+    std::vector<int32_t> chosen(static_cast<size_t>(n_tokens * k));
+    std::vector<float> chosen_weight(chosen.size());
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        route_top_k(router_logits_.data() + t * n_expert, n_expert, k, config_,
+                    chosen.data() + t * k, chosen_weight.data() + t * k);
+    }
+
+    // Group the (token, weight) pairs by expert, in expert order.
+    std::vector<std::vector<std::pair<int64_t, float>>> groups(static_cast<size_t>(n_expert));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        for (int64_t j = 0; j < k; ++j) {
+            groups[static_cast<size_t>(chosen[static_cast<size_t>(t * k + j)])].emplace_back(
+                t, chosen_weight[static_cast<size_t>(t * k + j)]);
+        }
+    }
+    const int64_t n_pairs = n_tokens * k;
+    expert_in_.resize(static_cast<size_t>(n_pairs * d));
+    std::vector<int64_t> group_start(static_cast<size_t>(n_expert) + 1, 0);
+    for (int64_t e = 0; e < n_expert; ++e) {
+        const auto& group = groups[static_cast<size_t>(e)];
+        const int64_t start = group_start[static_cast<size_t>(e)];
+        for (size_t i = 0; i < group.size(); ++i) {
+            std::copy_n(h_.data() + group[i].first * d, d,
+                        expert_in_.data() + (start + static_cast<int64_t>(i)) * d);
+        }
+        group_start[static_cast<size_t>(e) + 1] = start + static_cast<int64_t>(group.size());
+    }
+    run_experts(layer, group_start);
+    // Tensor plan: each rank's w2 holds its ffn slice, so its outputs are partial sums.
+    SLUICE_RETURN_IF_ERROR(all_reduce(&expert_out_, n_pairs * d));
 
     for (int64_t e = 0; e < n_expert; ++e) {
         const auto& group = groups[static_cast<size_t>(e)];
@@ -274,6 +359,7 @@ void DbrxModel::moe(const DbrxLayerWeights& layer) {
             }
         }
     }
+    return Status::ok_status();
 }
 
 }  // namespace sluice::inference::cpu

@@ -125,26 +125,79 @@ WeightMatrix load_matrix(const TensorView& tensor, MatrixFormat format) {
     return WeightMatrix::from_f32(tensor_to_f32(tensor), rows, cols, format);
 }
 
+WeightMatrix load_matrix_slice(const TensorView& tensor, std::span<const RowRange> ranges,
+                               int64_t col_begin, int64_t n_cols, MatrixFormat format) {
+    SLUICE_CHECK(tensor.shape.size() == 2, "load_matrix_slice needs a 2-d tensor");
+    const int64_t cols = tensor.shape[1];
+    SLUICE_CHECK(col_begin >= 0 && n_cols > 0 && col_begin + n_cols <= cols,
+                 "column slice outside the tensor");
+    int64_t n_rows = 0;
+    for (const RowRange& range : ranges) {
+        SLUICE_CHECK(range.begin >= 0 && range.count >= 0 &&
+                         range.begin + range.count <= tensor.shape[0],
+                     "row slice outside the tensor");
+        n_rows += range.count;
+    }
+    const int64_t element = dtype_size(tensor.dtype);
+    const uint8_t* first = ranges.empty() ? tensor.data
+                                          : tensor.data + ranges.front().begin * cols * element;
+    // Ranges that follow each other (the q, k and v heads of the whole model) form one run.
+    bool one_run = !ranges.empty();
+    for (size_t i = 1; i < ranges.size(); ++i) {
+        one_run = one_run && ranges[i].begin == ranges[i - 1].begin + ranges[i - 1].count;
+    }
+    if (one_run && n_cols == cols) {
+        TensorView run = tensor;  // a contiguous run of whole rows: borrowable like a tensor
+        run.shape = {n_rows, cols};
+        run.data = first;
+        run.n_bytes = n_rows * cols * element;
+        return load_matrix(run, format);
+    }
+    std::vector<float> values(static_cast<size_t>(n_rows * n_cols));
+    float* out = values.data();
+    for (const RowRange& range : ranges) {
+        for (int64_t r = range.begin; r < range.begin + range.count; ++r) {
+            convert_to_f32(tensor.dtype, tensor.data + (r * cols + col_begin) * element, n_cols,
+                           out);
+            out += n_cols;
+        }
+    }
+    return WeightMatrix::from_f32(values, n_rows, n_cols, format);
+}
+
 WeightMatrix load_matrix_transposed_blocks(const TensorView& tensor, int64_t n_blocks,
                                            MatrixFormat format) {
     SLUICE_CHECK(tensor.shape.size() == 2 && tensor.shape[0] % n_blocks == 0,
                  "transposed blocks need [n_blocks * block_rows, cols]");
+    return load_matrix_transposed_blocks(tensor, n_blocks, 0, n_blocks,
+                                         {0, tensor.shape[0] / n_blocks}, format);
+}
+
+WeightMatrix load_matrix_transposed_blocks(const TensorView& tensor, int64_t n_blocks,
+                                           int64_t block_begin, int64_t n_blocks_kept,
+                                           RowRange rows, MatrixFormat format) {
+    SLUICE_CHECK(tensor.shape.size() == 2 && tensor.shape[0] % n_blocks == 0,
+                 "transposed blocks need [n_blocks * block_rows, cols]");
     const int64_t block_rows = tensor.shape[0] / n_blocks;
+    SLUICE_CHECK(block_begin >= 0 && n_blocks_kept > 0 && block_begin + n_blocks_kept <= n_blocks &&
+                     rows.begin >= 0 && rows.count > 0 && rows.begin + rows.count <= block_rows,
+                 "block slice outside the tensor");
     const int64_t cols = tensor.shape[1];
     const int64_t element = dtype_size(tensor.dtype);
-    std::vector<float> block(static_cast<size_t>(block_rows * cols));
-    std::vector<float> transposed(static_cast<size_t>(n_blocks * cols * block_rows));
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        convert_to_f32(tensor.dtype, tensor.data + b * block_rows * cols * element,
-                       block_rows * cols, block.data());
-        float* out = transposed.data() + b * cols * block_rows;  // [cols, block_rows]
-        for (int64_t r = 0; r < block_rows; ++r) {
+    std::vector<float> block(static_cast<size_t>(rows.count * cols));
+    std::vector<float> transposed(static_cast<size_t>(n_blocks_kept * cols * rows.count));
+    for (int64_t b = 0; b < n_blocks_kept; ++b) {
+        const int64_t first_row = (block_begin + b) * block_rows + rows.begin;
+        convert_to_f32(tensor.dtype, tensor.data + first_row * cols * element, rows.count * cols,
+                       block.data());
+        float* out = transposed.data() + b * cols * rows.count;  // [cols, rows.count]
+        for (int64_t r = 0; r < rows.count; ++r) {
             for (int64_t c = 0; c < cols; ++c) {
-                out[c * block_rows + r] = block[static_cast<size_t>(r * cols + c)];
+                out[c * rows.count + r] = block[static_cast<size_t>(r * cols + c)];
             }
         }
     }
-    return WeightMatrix::from_f32(transposed, n_blocks * cols, block_rows, format);
+    return WeightMatrix::from_f32(transposed, n_blocks_kept * cols, rows.count, format);
 }
 
 }  // namespace sluice::inference::cpu

@@ -67,6 +67,25 @@ WeightMatrix load_matrix(const TensorView& tensor, MatrixFormat format);
 WeightMatrix load_matrix_transposed_blocks(const TensorView& tensor, int64_t n_blocks,
                                            MatrixFormat format);
 
+// Rows of a rank's shard (parallel plans): `count` rows from `begin`.
+struct RowRange {
+    int64_t begin = 0;
+    int64_t count = 0;
+};
+
+// The rows `ranges` (in order) and columns [col_begin, col_begin + n_cols) of a checkpoint
+// tensor [rows, cols], as a matrix [Σ counts, n_cols]. Only those elements are read from the
+// mapping: borrowed when they are one contiguous run in the wanted format, else copied.
+WeightMatrix load_matrix_slice(const TensorView& tensor, std::span<const RowRange> ranges,
+                               int64_t col_begin, int64_t n_cols, MatrixFormat format);
+
+// As load_matrix_transposed_blocks, for blocks [block_begin, block_begin + n_blocks_kept) of
+// the tensor's `n_blocks`, and of each kept block only the rows [row_begin, row_begin + n_rows)
+// (an expert's ffn slice): [n_blocks_kept * cols, n_rows].
+WeightMatrix load_matrix_transposed_blocks(const TensorView& tensor, int64_t n_blocks,
+                                           int64_t block_begin, int64_t n_blocks_kept,
+                                           RowRange rows, MatrixFormat format);
+
 // A whole tensor widened to fp32 (norm weights, and tests).
 std::vector<float> tensor_to_f32(const TensorView& tensor);
 

@@ -86,3 +86,41 @@ TEST_CASE("a missing file is not_found") {
     auto config = load_config_file("/nonexistent/sluice.json");
     CHECK(config.status().code() == StatusCode::kNotFound);
 }
+
+TEST_CASE("the parallel section selects the plan and validates its nodes") {
+    auto config = parse_config(
+        R"({"parallel": {"tensor": 4, "nodes": ["10.0.0.1:29500", "10.0.0.2:29500"]}})",
+        "test.json");
+    REQUIRE_MESSAGE(config.ok(), config.status().to_string());
+    CHECK(config->model.parallel.tensor == 4);
+    CHECK(config->model.parallel.expert == 1);
+    CHECK(config->model.parallel.nodes ==
+          std::vector<std::string>{"10.0.0.1:29500", "10.0.0.2:29500"});
+    CHECK(config_to_json(*config)["parallel"]["nodes"].size() == 2);
+
+    auto error_of = [](const std::string& text) {
+        auto parsed = parse_config(text, "test.json");
+        REQUIRE_FALSE(parsed.ok());
+        CHECK(parsed.status().code() == StatusCode::kInvalidArgument);
+        return parsed.status().message();
+    };
+    CHECK(error_of(R"({"parallel": {"tensor": 0}})") ==
+          "test.json: /parallel/tensor: expected an integer in [1, 4096], found integer 0");
+    CHECK(error_of(R"({"parallel": {"nodes": "a:1"}})") ==
+          "test.json: /parallel/nodes: expected an array of strings, found string \"a:1\"");
+    CHECK(error_of(R"({"parallel": {"nodes": ["a:1", 2]}})").find("expected an array of strings") !=
+          std::string::npos);
+    CHECK(error_of(R"({"parallel": {"nodes": ["a:1", "b:99999"]}})") ==
+          "test.json: config field 'parallel.nodes[1]': port '99999' is not a number in 1..65535");
+    CHECK(error_of(R"({"parallel": {"tensor": 2, "expert": 4}})").find(
+              "tensor 2 and expert 4 differ") != std::string::npos);
+
+    Config from_environment;
+    REQUIRE(apply_environment(from_environment, {{"SLUICE_PARALLEL_EXPERT", "2"},
+                                                 {"SLUICE_PARALLEL_NODES", "h1:1,h2:2"}})
+                .ok());
+    CHECK(from_environment.model.parallel.expert == 2);
+    CHECK(from_environment.model.parallel.nodes == std::vector<std::string>{"h1:1", "h2:2"});
+    CHECK(apply_environment(from_environment, {{"SLUICE_PARALLEL_NODES", "h1"}}).code() ==
+          StatusCode::kInvalidArgument);
+}

@@ -47,7 +47,19 @@ public:
     }
     KvCacheSpec kv_cache_spec() const override { return spec_; }
 
+    // Every forward after `n` successful ones fails with `status`, and health() reports it from
+    // then on: a backend that stopped for good (a failed rank). Set before handing it over.
+    void fail_after(int64_t n, Status status) {
+        fail_after_ = n;
+        failure_ = std::move(status);
+    }
+    Status health() const override { return failed_ ? failure_ : Status::ok_status(); }
+
     Result<ForwardOutput> forward(const ForwardBatch& batch) override {
+        if (failed_ || (fail_after_ >= 0 && static_cast<int64_t>(steps.size()) >= fail_after_)) {
+            failed_ = true;
+            return failure_;
+        }
         if (batch.sequences.empty()) {
             return invalid_argument("fake: empty batch");
         }
@@ -142,6 +154,9 @@ public:
     int64_t copies = 0;
 
 private:
+    int64_t fail_after_ = -1;
+    Status failure_;
+    bool failed_ = false;
     static uint64_t mix(uint64_t x) {
         x += 0x9e3779b97f4a7c15ULL;
         x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;

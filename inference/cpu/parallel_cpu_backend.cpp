@@ -1,0 +1,224 @@
+// The parallel CPU backend: one worker thread per rank, each running DbrxModel over its shard
+// and its own KV cache; the ranks meet in the model's collectives (dbrx.h).
+#include "inference/cpu/parallel_cpu_backend.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "inference/cpu/attention.h"
+#include "inference/cpu/dbrx.h"
+#include "inference/cpu/dbrx_shard.h"
+#include "inference/detail/forward_validation.h"
+#include "inference/local_communicator.h"
+
+namespace sluice::inference::cpu {
+
+namespace {
+
+struct Rank {
+    std::unique_ptr<Communicator> comm;
+    std::unique_ptr<DbrxModel> model;
+    KvCacheStorage cache;
+    ForwardOutput out;
+    Status status;
+};
+
+class ParallelCpuBackend final : public Backend {
+public:
+    ParallelCpuBackend(ModelConfig config, ParallelPlan plan,
+                       std::unique_ptr<Checkpoint> checkpoint,
+                       std::vector<std::unique_ptr<Rank>> ranks)
+        : config_(std::move(config)),
+          plan_(plan),
+          checkpoint_(std::move(checkpoint)),
+          ranks_(std::move(ranks)) {
+        for (size_t r = 0; r < ranks_.size(); ++r) {
+            workers_.emplace_back([this, r] { work(r); });
+        }
+    }
+
+    ~ParallelCpuBackend() override {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        workers_.clear();  // joins
+    }
+
+    std::string name() const override {
+        return "cpu-" + std::string(parallel_plan_name(plan_)) + "-parallel-" +
+               std::to_string(ranks_.size());
+    }
+    const ModelConfig& config() const override { return config_; }
+
+    BackendMemory memory() const override {
+        // The embedding is one table every rank reads (borrowed from the mapping, or owned by
+        // each when converted); it is counted once, like the single-rank backend does.
+        BackendMemory total{ranks_.front()->model->weights().embedding.bytes(), 0};
+        for (const auto& rank : ranks_) {
+            total.weight_bytes +=
+                dense_bytes(rank->model->weights()) + expert_bytes(rank->model->weights());
+            total.kv_cache_bytes += rank->cache.bytes();
+        }
+        return total;
+    }
+
+    // Summed over the ranks: each reads its dense slices and its share of the routed experts.
+    int64_t active_weight_bytes() const override {
+        int64_t bytes = ranks_.front()->model->weights().embedding.bytes() / config_.n_vocab;
+        for (const auto& rank : ranks_) {
+            const DbrxWeights& w = rank->model->weights();
+            bytes += dense_bytes(w) + expert_bytes(w) / config_.n_expert * config_.n_expert_used;
+        }
+        return bytes;
+    }
+
+    Status configure_kv_cache(const KvCacheSpec& spec) override {
+        SLUICE_RETURN_IF_ERROR(failure());
+        for (const auto& rank : ranks_) {
+            SLUICE_RETURN_IF_ERROR(
+                rank->cache.configure(spec, config_.n_layer, rank->model->n_embd_kv()));
+        }
+        return Status::ok_status();
+    }
+    KvCacheSpec kv_cache_spec() const override { return ranks_.front()->cache.spec(); }
+
+    Result<ForwardOutput> forward(const ForwardBatch& batch) override {
+        SLUICE_RETURN_IF_ERROR(failure());
+        SLUICE_RETURN_IF_ERROR(detail::validate_forward_batch(batch, config_, kv_cache_spec()));
+        run_step(batch);
+        for (const auto& rank : ranks_) {
+            if (!rank->status.ok()) {
+                std::lock_guard lock(mutex_);
+                failed_ = rank->status;
+                log::error("inference", "parallel cpu backend stopped",
+                           {{"error", failed_.to_string()}});
+                return failed_;
+            }
+        }
+        return std::move(ranks_.front()->out);
+    }
+
+    Status copy_kv_block(int32_t src, int32_t dst) override {
+        SLUICE_RETURN_IF_ERROR(failure());
+        SLUICE_RETURN_IF_ERROR(detail::validate_kv_block_copy(src, dst, kv_cache_spec()));
+        if (src != dst) {
+            for (const auto& rank : ranks_) {
+                rank->cache.copy_block(src, dst);
+            }
+        }
+        return Status::ok_status();
+    }
+
+    Status health() const override {
+        std::lock_guard lock(mutex_);
+        return failed_;
+    }
+
+private:
+    static int64_t dense_bytes(const DbrxWeights& w) {
+        int64_t bytes = w.lm_head.bytes();
+        for (const DbrxLayerWeights& layer : w.layers) {
+            bytes += layer.wqkv.bytes() + layer.out_proj.bytes() + layer.router.bytes();
+        }
+        return bytes;
+    }
+    static int64_t expert_bytes(const DbrxWeights& w) {
+        int64_t bytes = 0;
+        for (const DbrxLayerWeights& layer : w.layers) {
+            bytes += layer.w1.bytes() + layer.v1.bytes() + layer.w2t.bytes();
+        }
+        return bytes;
+    }
+
+    Status failure() const { return health(); }
+
+    // Hands `batch` to every rank and waits until all have finished it.
+    void run_step(const ForwardBatch& batch) {
+        std::unique_lock lock(mutex_);
+        batch_ = &batch;
+        pending_ = static_cast<int>(ranks_.size());
+        ++step_;
+        cv_.notify_all();
+        done_cv_.wait(lock, [&] { return pending_ == 0; });
+        batch_ = nullptr;
+    }
+
+    void work(size_t index) {
+        Rank& rank = *ranks_[index];
+        uint64_t seen = 0;
+        for (;;) {
+            const ForwardBatch* batch = nullptr;
+            {
+                std::unique_lock lock(mutex_);
+                cv_.wait(lock, [&] { return stopping_ || step_ != seen; });
+                if (stopping_) {
+                    return;
+                }
+                seen = step_;
+                batch = batch_;
+            }
+            rank.out = ForwardOutput{};
+            rank.status = rank.model->forward(*batch, &rank.cache, &rank.out);
+            if (!rank.status.ok()) {
+                // Wakes the ranks waiting on this one; the first reason is the one reported.
+                rank.comm->abort(rank.status.message());
+            }
+            {
+                std::lock_guard lock(mutex_);
+                --pending_;
+            }
+            done_cv_.notify_one();
+        }
+    }
+
+    const ModelConfig config_;
+    const ParallelPlan plan_;
+    std::unique_ptr<Checkpoint> checkpoint_;  // owns the mapping borrowed weights point into
+    std::vector<std::unique_ptr<Rank>> ranks_;
+
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;       // a new step, or stopping
+    std::condition_variable done_cv_;  // a rank finished the step
+    const ForwardBatch* batch_ = nullptr;  // guarded by mutex_, during a step
+    uint64_t step_ = 0;                    // guarded by mutex_
+    int pending_ = 0;                      // guarded by mutex_
+    bool stopping_ = false;                // guarded by mutex_
+    Status failed_;                        // guarded by mutex_; sticky once a step failed
+    std::vector<std::jthread> workers_;    // last: joined before the ranks are destroyed
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> open_parallel_cpu_backend(const ModelConfig& config,
+                                                           std::unique_ptr<Checkpoint> checkpoint,
+                                                           const CpuBackendOptions& options) {
+    const int n_ranks = options.parallel.n_ranks();
+    const ParallelPlan plan = options.parallel.plan();
+    SLUICE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Communicator>> comms,
+                            create_local_communicators(n_ranks));
+    const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int n_threads = options.n_threads > 0 ? options.n_threads
+                                                : std::max(1, hardware / n_ranks);
+    std::vector<std::unique_ptr<Rank>> ranks;
+    for (int r = 0; r < n_ranks; ++r) {
+        SLUICE_ASSIGN_OR_RETURN(DbrxShard shard, shard_for_rank(config, plan, n_ranks, r));
+        auto rank = std::make_unique<Rank>();
+        rank->comm = std::move(comms[static_cast<size_t>(r)]);
+        DbrxWeights weights = load_dbrx_weights(config, *checkpoint, options.weights, shard);
+        rank->model = std::make_unique<DbrxModel>(config, std::move(weights), n_threads, shard,
+                                                  rank->comm.get());
+        ranks.push_back(std::move(rank));
+    }
+    log::info("inference", "parallel cpu backend opened",
+              {{"plan", parallel_plan_name(plan)}, {"ranks", std::to_string(n_ranks)},
+               {"threads_per_rank", std::to_string(n_threads)}});
+    return std::unique_ptr<Backend>(std::make_unique<ParallelCpuBackend>(
+        config, plan, std::move(checkpoint), std::move(ranks)));
+}
+
+}  // namespace sluice::inference::cpu

@@ -1,0 +1,382 @@
+#include "inference/local_communicator.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <numeric>
+#include <optional>
+
+#include "common/check.h"
+
+namespace sluice::inference {
+
+namespace {
+
+enum class Op { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kBroadcast, kBarrier };
+
+const char* op_name(Op op) {
+    switch (op) {
+        case Op::kAllReduce: return "all_reduce";
+        case Op::kAllGather: return "all_gather";
+        case Op::kReduceScatter: return "reduce_scatter";
+        case Op::kAllToAll: return "all_to_all";
+        case Op::kBroadcast: return "broadcast";
+        case Op::kBarrier: return "barrier";
+    }
+    return "?";
+}
+
+// What one rank posts for a collective.
+struct Post {
+    Op op = Op::kBarrier;
+    const void* send = nullptr;
+    void* recv = nullptr;
+    int64_t count = 0;
+    DType dtype = DType::kF32;
+    ReduceOp reduce = ReduceOp::kSum;
+    int root = 0;
+    std::span<const int64_t> send_counts;
+    std::span<const int64_t> recv_counts;
+};
+
+Post make_post(Op op, const void* send, void* recv, int64_t count, DType dtype,
+               ReduceOp reduce = ReduceOp::kSum, int root = 0) {
+    Post post;
+    post.op = op;
+    post.send = send;
+    post.recv = recv;
+    post.count = count;
+    post.dtype = dtype;
+    post.reduce = reduce;
+    post.root = root;
+    return post;
+}
+
+bool reducible(DType dtype) {
+    return dtype == DType::kF32 || dtype == DType::kBF16 || dtype == DType::kF16;
+}
+
+float load(DType dtype, const void* data, int64_t i) {
+    switch (dtype) {
+        case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+        case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
+        default: return static_cast<const float*>(data)[i];
+    }
+}
+
+void store(DType dtype, void* data, int64_t i, float value) {
+    switch (dtype) {
+        case DType::kBF16: static_cast<uint16_t*>(data)[i] = f32_to_bf16(value); return;
+        case DType::kF16: static_cast<uint16_t*>(data)[i] = f32_to_f16(value); return;
+        default: static_cast<float*>(data)[i] = value; return;
+    }
+}
+
+float combine(ReduceOp op, float a, float b) { return op == ReduceOp::kSum ? a + b : std::max(a, b); }
+
+// The state the ranks of one group share.
+class LocalGroup {
+public:
+    explicit LocalGroup(int size)
+        : size_(size), posts_(static_cast<size_t>(size)), scratch_(static_cast<size_t>(size)) {}
+
+    int size() const { return size_; }
+
+    // The entry rendezvous: posts `post` for `rank` and waits for every rank's. kAborted when
+    // the group is (or becomes) aborted before all have arrived.
+    Status enter(int rank, const Post& post) {
+        std::unique_lock lock(mutex_);
+        if (aborted_) {
+            return aborted_status();
+        }
+        posts_[static_cast<size_t>(rank)] = post;
+        if (!arrive(lock, /*abortable=*/true)) {
+            return aborted_status();
+        }
+        return Status::ok_status();
+    }
+
+    // The exit rendezvous. Not abortable: every rank is past the entry, so all will arrive, and
+    // returning early could free a buffer a slower rank still reads.
+    void leave() {
+        std::unique_lock lock(mutex_);
+        arrive(lock, /*abortable=*/false);
+    }
+
+    void abort(int rank, const std::string& reason) {
+        std::lock_guard lock(mutex_);
+        if (aborted_) {
+            return;
+        }
+        aborted_ = true;
+        abort_message_ = "rank " + std::to_string(rank) + " aborted: " + reason;
+        cv_.notify_all();
+    }
+
+    // Read after the entry rendezvous, before the exit one.
+    const Post& post(int rank) const { return posts_[static_cast<size_t>(rank)]; }
+    std::vector<float>& scratch(int rank) { return scratch_[static_cast<size_t>(rank)]; }
+
+private:
+    // Counts this rank in and waits for the rest of the generation; false when aborted first.
+    bool arrive(std::unique_lock<std::mutex>& lock, bool abortable) {
+        const uint64_t generation = generation_;
+        if (++arrived_ == size_) {
+            arrived_ = 0;
+            ++generation_;
+            cv_.notify_all();
+            return true;
+        }
+        cv_.wait(lock, [&] { return generation_ != generation || (abortable && aborted_); });
+        if (generation_ != generation) {
+            return true;
+        }
+        --arrived_;  // leaves the rendezvous; an aborted group never completes another
+        return false;
+    }
+
+    Status aborted_status() const { return Status(StatusCode::kAborted, abort_message_); }
+
+    const int size_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    int arrived_ = 0;          // guarded by mutex_
+    uint64_t generation_ = 0;  // guarded by mutex_
+    bool aborted_ = false;     // guarded by mutex_
+    std::string abort_message_;
+    std::vector<Post> posts_;  // slot r written by rank r before the entry rendezvous
+    std::vector<std::vector<float>> scratch_;  // slot r written by rank r between rendezvous
+};
+
+class LocalCommunicator final : public Communicator {
+public:
+    LocalCommunicator(std::shared_ptr<LocalGroup> group, int rank)
+        : group_(std::move(group)), rank_(rank) {}
+
+    std::string name() const override { return "local"; }
+    int rank() const override { return rank_; }
+    int size() const override { return group_->size(); }
+
+    Status all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) override {
+        SLUICE_RETURN_IF_ERROR(check_reduction(Op::kAllReduce, count, dtype));
+        Post post = make_post(Op::kAllReduce, data, data, count, dtype, op);
+        return run(post, [&] {
+            // This rank reduces its chunk into its scratch; then every rank reads all chunks.
+            const auto [begin, end] = chunk(count, rank_);
+            std::vector<float>& mine = group_->scratch(rank_);
+            mine.resize(static_cast<size_t>(end - begin));
+            reduce_range(begin, end, dtype, op, mine.data());
+            return true;
+        }, [&] {
+            for (int r = 0; r < size(); ++r) {
+                const auto [begin, end] = chunk(count, r);
+                const std::vector<float>& theirs = group_->scratch(r);
+                for (int64_t i = begin; i < end; ++i) {
+                    store(dtype, data, i, theirs[static_cast<size_t>(i - begin)]);
+                }
+            }
+        });
+    }
+
+    Status all_gather(const void* send, void* recv, int64_t count, DType dtype) override {
+        SLUICE_RETURN_IF_ERROR(check_count(Op::kAllGather, count));
+        Post post = make_post(Op::kAllGather, send, recv, count, dtype);
+        const int64_t bytes = count * dtype_size(dtype);
+        return run(post, [&] {
+            for (int r = 0; r < size(); ++r) {
+                copy_bytes(static_cast<uint8_t*>(recv) + r * bytes, group_->post(r).send, bytes);
+            }
+            return true;
+        });
+    }
+
+    Status reduce_scatter(const void* send, void* recv, int64_t count, DType dtype,
+                          ReduceOp op) override {
+        SLUICE_RETURN_IF_ERROR(check_reduction(Op::kReduceScatter, count, dtype));
+        Post post = make_post(Op::kReduceScatter, send, recv, count, dtype, op);
+        return run(post, [&] {
+            std::vector<float>& mine = group_->scratch(rank_);
+            mine.resize(static_cast<size_t>(count));
+            reduce_range(rank_ * count, (rank_ + 1) * count, dtype, op, mine.data());
+            for (int64_t i = 0; i < count; ++i) {
+                store(dtype, recv, i, mine[static_cast<size_t>(i)]);
+            }
+            return true;
+        });
+    }
+
+    Status all_to_all(const void* send, std::span<const int64_t> send_counts, void* recv,
+                      std::span<const int64_t> recv_counts, DType dtype) override {
+        if (std::ssize(send_counts) != size() || std::ssize(recv_counts) != size()) {
+            return invalid_argument("all_to_all: count lists of " +
+                                    std::to_string(send_counts.size()) + " and " +
+                                    std::to_string(recv_counts.size()) + " entries, expected " +
+                                    std::to_string(size()));
+        }
+        for (int r = 0; r < size(); ++r) {
+            SLUICE_RETURN_IF_ERROR(check_count(Op::kAllToAll, send_counts[static_cast<size_t>(r)]));
+            SLUICE_RETURN_IF_ERROR(check_count(Op::kAllToAll, recv_counts[static_cast<size_t>(r)]));
+        }
+        Post post = make_post(Op::kAllToAll, send, recv, 0, dtype);
+        post.send_counts = send_counts;
+        post.recv_counts = recv_counts;
+        const int64_t element = dtype_size(dtype);
+        return run(post, [&] {
+            int64_t out = 0;
+            for (int r = 0; r < size(); ++r) {
+                const Post& theirs = group_->post(r);
+                const int64_t offset = std::accumulate(theirs.send_counts.begin(),
+                                                       theirs.send_counts.begin() + rank_,
+                                                       int64_t{0});
+                const int64_t n = recv_counts[static_cast<size_t>(r)];
+                copy_bytes(static_cast<uint8_t*>(recv) + out * element,
+                           static_cast<const uint8_t*>(theirs.send) + offset * element,
+                           n * element);
+                out += n;
+            }
+            return true;
+        });
+    }
+
+    Status broadcast(void* data, int64_t count, DType dtype, int root) override {
+        SLUICE_RETURN_IF_ERROR(check_count(Op::kBroadcast, count));
+        if (root < 0 || root >= size()) {
+            return invalid_argument("broadcast: root " + std::to_string(root) +
+                                    " outside the group of " + std::to_string(size()));
+        }
+        Post post = make_post(Op::kBroadcast, data, data, count, dtype, ReduceOp::kSum, root);
+        return run(post, [&] {
+            if (rank_ != root) {
+                copy_bytes(data, group_->post(root).send, count * dtype_size(dtype));
+            }
+            return true;
+        });
+    }
+
+    Status barrier() override {
+        return group_->enter(rank_, make_post(Op::kBarrier, nullptr, nullptr, 0, DType::kF32));
+    }
+
+    void abort(const std::string& reason) override { group_->abort(rank_, reason); }
+
+private:
+    // [begin, end) of rank r's share of `count` elements in all_reduce.
+    std::pair<int64_t, int64_t> chunk(int64_t count, int r) const {
+        return {count * r / size(), count * (r + 1) / size()};
+    }
+
+    // out[i - begin] = reduction over ranks 0, 1, ... of element i of their posted send buffers.
+    void reduce_range(int64_t begin, int64_t end, DType dtype, ReduceOp op, float* out) const {
+        for (int64_t i = begin; i < end; ++i) {
+            out[i - begin] = load(dtype, group_->post(0).send, i);
+        }
+        for (int r = 1; r < size(); ++r) {
+            const void* theirs = group_->post(r).send;
+            for (int64_t i = begin; i < end; ++i) {
+                out[i - begin] = combine(op, out[i - begin], load(dtype, theirs, i));
+            }
+        }
+    }
+
+    static void copy_bytes(void* dst, const void* src, int64_t bytes) {
+        if (bytes > 0 && dst != src) {
+            std::memcpy(dst, src, static_cast<size_t>(bytes));
+        }
+    }
+
+    Status check_count(Op op, int64_t count) const {
+        if (count < 0) {
+            return invalid_argument(std::string(op_name(op)) + ": count " +
+                                    std::to_string(count) + " is negative");
+        }
+        return Status::ok_status();
+    }
+
+    Status check_reduction(Op op, int64_t count, DType dtype) const {
+        SLUICE_RETURN_IF_ERROR(check_count(op, count));
+        if (!reducible(dtype)) {
+            return invalid_argument(std::string(op_name(op)) + ": element type " +
+                                    std::string(dtype_name(dtype)) +
+                                    " cannot be reduced, expected F32, BF16 or F16");
+        }
+        return Status::ok_status();
+    }
+
+    // Every rank checks every post the same way, so all reach the same verdict.
+    Status check_agreement(const Post& mine) const {
+        for (int r = 0; r < size(); ++r) {
+            const Post& theirs = group_->post(r);
+            const bool same = theirs.op == mine.op && theirs.count == mine.count &&
+                              theirs.dtype == mine.dtype && theirs.reduce == mine.reduce &&
+                              theirs.root == mine.root;
+            if (!same) {
+                return invalid_argument(std::string(op_name(mine.op)) + " on rank " +
+                                        std::to_string(rank_) + ": rank " + std::to_string(r) +
+                                        " called " + op_name(theirs.op) + " with count " +
+                                        std::to_string(theirs.count) + ", type " +
+                                        std::string(dtype_name(theirs.dtype)) +
+                                        " or root " + std::to_string(theirs.root) +
+                                        " that differ");
+            }
+        }
+        if (mine.op != Op::kAllToAll) {
+            return Status::ok_status();
+        }
+        for (int from = 0; from < size(); ++from) {
+            for (int to = 0; to < size(); ++to) {
+                const int64_t sent = group_->post(from).send_counts[static_cast<size_t>(to)];
+                const int64_t expected = group_->post(to).recv_counts[static_cast<size_t>(from)];
+                if (sent != expected) {
+                    return invalid_argument("all_to_all: rank " + std::to_string(from) +
+                                            " sends " + std::to_string(sent) + " elements to rank " +
+                                            std::to_string(to) + ", which expects " +
+                                            std::to_string(expected));
+                }
+            }
+        }
+        return Status::ok_status();
+    }
+
+    // Entry rendezvous, agreement check, this rank's work, the exit rendezvous, then `finish`
+    // (all_reduce reads the chunks the others reduced). Nothing is read after `finish` that a
+    // rank could change before the next entry rendezvous, so no third rendezvous is needed.
+    template <typename Work>
+    Status run(const Post& post, Work work) {
+        return run(post, work, [] {});
+    }
+
+    template <typename Work, typename Finish>
+    Status run(const Post& post, Work work, Finish finish) {
+        SLUICE_RETURN_IF_ERROR(group_->enter(rank_, post));
+        Status agreed = check_agreement(post);
+        if (!agreed.ok()) {
+            group_->leave();
+            return agreed;
+        }
+        work();
+        group_->leave();
+        finish();
+        return Status::ok_status();
+    }
+
+    std::shared_ptr<LocalGroup> group_;
+    const int rank_;
+};
+
+}  // namespace
+
+Result<std::vector<std::unique_ptr<Communicator>>> create_local_communicators(int n_ranks) {
+    if (n_ranks < 1) {
+        return invalid_argument("local communicator group of " + std::to_string(n_ranks) +
+                                " ranks, expected at least 1");
+    }
+    auto group = std::make_shared<LocalGroup>(n_ranks);
+    std::vector<std::unique_ptr<Communicator>> ranks;
+    for (int r = 0; r < n_ranks; ++r) {
+        ranks.push_back(std::make_unique<LocalCommunicator>(group, r));
+    }
+    return ranks;
+}
+
+}  // namespace sluice::inference

@@ -1,14 +1,18 @@
 #include "app/source_commands.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
 #include "app/data_dir.h"
 #include "app/index_deps.h"
-#include "app/source_bindings.h"
+#include "app/source_catalog.h"
 #include "app/sync_service.h"
 #include "connectors/change_event.h"
 #include "connectors/source_registry.h"
+#include "governance/governance.h"
 #include "retrieval/index_manager.h"
 
 namespace sluice::app {
@@ -27,6 +31,8 @@ struct SourceOptions {
     bool ack = false;
     std::string index;
     std::size_t max_batch = 500;
+    std::string schema;
+    std::string owner;
 };
 
 int fail(const Status& status) {
@@ -38,28 +44,105 @@ Result<std::unique_ptr<connectors::SourceRegistry>> registry_of(const SourceOpti
     return connectors::SourceRegistry::open(options.data_dir);
 }
 
+// The offline CLI acts for whoever runs it on the server's files (like `sluice token create`).
+std::string local_user() {
+    const char* user = std::getenv("USER");
+    return std::string("local:") + (user != nullptr ? user : std::to_string(::getuid()));
+}
+
+void audit_offline(governance::Governance& gov, const std::string& action,
+                   const std::string& securable, const Status& outcome, const json& details) {
+    governance::AuditEvent event;
+    event.principal = local_user();
+    event.action = action;
+    event.securable = securable;
+    event.result = outcome.ok() ? "ok" : "error";
+    event.decided_by = outcome.ok() ? "offline command on the data directory" : outcome.to_string();
+    event.details = details.dump();
+    if (Status audited = gov.audit().append(std::move(event)); !audited.ok()) {
+        std::cerr << "sluice source: warning: not audited: " << audited.to_string() << "\n";
+    }
+}
+
+// The index a source is bound to: its catalog object's, else what the CLI staged before the
+// catalog had an admin. "" when none.
+Result<std::string> bound_index(governance::Governance& gov, const SourceOptions& options) {
+    auto object = find_source_object(gov.store(), options.name);
+    if (object.ok()) {
+        return object->index;
+    }
+    if (object.status().code() != StatusCode::kNotFound) {
+        return object.status();
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto staged, read_staged_bindings(options.data_dir));
+    auto it = staged.find(options.name);
+    return it == staged.end() ? std::string() : it->second;
+}
+
+// Puts a new source into the catalog, owned by the acting admin; when the catalog has no admin
+// yet, stages its binding for the server to move in at start. Returns the catalog name or "".
+Result<std::string> catalog_add(governance::Governance& gov, const SourceOptions& options) {
+    auto admin = acting_admin(gov.store(), options.owner);
+    if (!admin.ok()) {
+        if (admin.status().code() != StatusCode::kNotFound || !options.owner.empty()) {
+            return admin.status().with_context("--owner");
+        }
+        if (!options.index.empty()) {
+            SLUICE_RETURN_IF_ERROR(stage_binding(options.data_dir, options.name, options.index));
+        }
+        std::cerr << "sluice source: the catalog has no metastore admin yet; the server puts '"
+                  << options.name << "' into the catalog (" << kDefaultSourceSchema
+                  << ") when it first starts\n";
+        return std::string();
+    }
+    const std::string schema =
+        options.schema.empty() ? std::string(kDefaultSourceSchema) : options.schema;
+    SLUICE_RETURN_IF_ERROR(ensure_source_schema(gov.store(), schema, admin->id));
+    auto object = create_source_object(gov.store(), schema, options.name, admin->id,
+                                       options.index);
+    audit_offline(gov, "source.create", "table:" + schema + "." + options.name, object.status(),
+                  {{"source", options.name}, {"index", options.index}, {"owner", admin->name}});
+    SLUICE_RETURN_IF_ERROR(object.status());
+    return object->full_name;
+}
+
 int run_add(const SourceOptions& options) {
     json config = json::parse(options.config, nullptr, false);
     if (config.is_discarded()) {
         return fail(invalid_argument("--config: not valid JSON"));
-    }
-    auto registry = registry_of(options);
-    if (!registry) {
-        return fail(registry.status());
     }
     if (!options.index.empty()) {
         if (Status valid = retrieval::validate_index_name(options.index); !valid.ok()) {
             return fail(valid.with_context("--index"));
         }
     }
-    if (Status added = (*registry)->add({options.name, options.type, config, ""}); !added.ok()) {
-        return fail(added);
+    auto registry = registry_of(options);  // creates the data directory when missing
+    if (!registry) {
+        return fail(registry.status());
     }
-    if (!options.index.empty()) {
-        if (Status bound = bind_source(options.data_dir, options.name, options.index);
-            !bound.ok()) {
-            return fail(bound);
-        }
+    auto gov = governance::Governance::open(options.data_dir);
+    if (!gov) {
+        return fail(gov.status());
+    }
+    if (find_source_object((*gov)->store(), options.name).ok()) {
+        return fail(Status(StatusCode::kAlreadyExists,
+                           "source '" + options.name + "' already exists in the catalog"));
+    }
+    const connectors::SourceDefinition definition{options.name, options.type, config, ""};
+    if (Status valid = connectors::validate_definition(definition).status(); !valid.ok()) {
+        return fail(valid);
+    }
+    // The object first, then the definition: a running server's reconcile in between sees an
+    // object without a definition (and skips it), never the reverse (which it would migrate).
+    auto catalog_name = catalog_add(**gov, options);
+    if (!catalog_name) {
+        return fail(catalog_name.status());
+    }
+    if (Status added = (*registry)->add(definition); !added.ok()) {
+        // A source is in both stores or in neither.
+        [[maybe_unused]] Status undone = drop_source_object((*gov)->store(), options.name);
+        [[maybe_unused]] Status unstaged = unstage_binding(options.data_dir, options.name);
+        return fail(added);
     }
     auto stored = (*registry)->get(options.name);
     if (!stored) {
@@ -67,6 +150,7 @@ int run_add(const SourceOptions& options) {
     }
     json out = connectors::describe(*stored);
     out["index"] = options.index.empty() ? json(nullptr) : json(options.index);
+    out["catalog_name"] = catalog_name->empty() ? json(nullptr) : json(*catalog_name);
     std::cout << out.dump() << "\n";
     return 0;
 }
@@ -80,15 +164,23 @@ int run_list(const SourceOptions& options) {
     if (!all) {
         return fail(all.status());
     }
-    auto bindings = read_source_bindings(options.data_dir);
-    if (!bindings) {
-        return fail(bindings.status());
+    auto gov = governance::Governance::open(options.data_dir);
+    if (!gov) {
+        return fail(gov.status());
     }
     json out = json::array();
     for (const auto& definition : *all) {
         json entry = connectors::describe(definition);
-        auto it = bindings->find(definition.name);
-        entry["index"] = it == bindings->end() ? json(nullptr) : json(it->second);
+        SourceOptions one = options;
+        one.name = definition.name;
+        auto index = bound_index(**gov, one);
+        if (!index) {
+            return fail(index.status());
+        }
+        auto object = find_source_object((*gov)->store(), definition.name);
+        entry["index"] = index->empty() ? json(nullptr) : json(*index);
+        entry["catalog_name"] = object ? json(object->full_name) : json(nullptr);
+        entry["owner"] = object ? json(object->owner) : json(nullptr);
         out.push_back(std::move(entry));
     }
     std::cout << json{{"sources", out}}.dump(2) << "\n";
@@ -99,7 +191,8 @@ Result<std::unique_ptr<connectors::Source>> open_named(const SourceOptions& opti
                                                        connectors::SourceDefinition* out) {
     SLUICE_ASSIGN_OR_RETURN(auto registry, registry_of(options));
     SLUICE_ASSIGN_OR_RETURN(*out, registry->get(options.name));
-    return connectors::open_source(*out, registry->state_dir(options.name));
+    SLUICE_ASSIGN_OR_RETURN(std::string secret, source_secret(options.data_dir, *out));
+    return connectors::open_source(*out, registry->state_dir(options.name), secret);
 }
 
 // What the bound index holds for the source: its checkpoint and kept error records. The data
@@ -147,13 +240,17 @@ int run_status(const SourceOptions& options) {
     }
     json out = connectors::describe(definition);
     out["status"] = *status;
-    auto index = bound_index(options.data_dir, options.name);
+    auto gov = governance::Governance::open(options.data_dir);
+    if (!gov) {
+        return fail(gov.status());
+    }
+    auto index = bound_index(**gov, options);
     if (!index) {
         return fail(index.status());
     }
-    out["index"] = *index ? json(**index) : json(nullptr);
-    if (*index) {
-        out["sync"] = stored_sync_state(options, **index);
+    out["index"] = !index->empty() ? json(*index) : json(nullptr);
+    if (!index->empty()) {
+        out["sync"] = stored_sync_state(options, *index);
     }
     std::cout << out.dump(2) << "\n";
     return 0;
@@ -189,6 +286,9 @@ int run_poll(const SourceOptions& options) {
 }
 
 int run_bind(const SourceOptions& options) {
+    if (Status valid = retrieval::validate_index_name(options.index); !valid.ok()) {
+        return fail(valid.with_context("--index"));
+    }
     auto registry = registry_of(options);
     if (!registry) {
         return fail(registry.status());
@@ -196,7 +296,22 @@ int run_bind(const SourceOptions& options) {
     if (auto definition = (*registry)->get(options.name); !definition) {
         return fail(definition.status());
     }
-    if (Status bound = bind_source(options.data_dir, options.name, options.index); !bound.ok()) {
+    auto gov = governance::Governance::open(options.data_dir);
+    if (!gov) {
+        return fail(gov.status());
+    }
+    auto object = find_source_object((*gov)->store(), options.name);
+    Status bound;
+    if (object) {
+        bound = set_source_index((*gov)->store(), options.name, options.index);
+        audit_offline(**gov, "source.bind", "table:" + object->full_name, bound,
+                      {{"source", options.name}, {"index", options.index}});
+    } else if (object.status().code() == StatusCode::kNotFound) {
+        bound = stage_binding(options.data_dir, options.name, options.index);
+    } else {
+        bound = object.status();
+    }
+    if (!bound.ok()) {
         return fail(bound);
     }
     std::cout << json{{"source", options.name}, {"index", options.index}}.dump() << "\n";
@@ -221,16 +336,20 @@ int run_sync(const SourceOptions& options) {
     }
     std::string index_name = options.index;
     if (index_name.empty()) {
-        auto bound = bound_index(options.data_dir, options.name);
+        auto gov = governance::Governance::open(options.data_dir);
+        if (!gov) {
+            return fail(gov.status());
+        }
+        auto bound = bound_index(**gov, options);
         if (!bound) {
             return fail(bound.status());
         }
-        if (!*bound) {
+        if (bound->empty()) {
             return fail(failed_precondition("source '" + options.name +
                                             "' is bound to no index: pass --index NAME, or bind "
                                             "it with `sluice source bind`"));
         }
-        index_name = **bound;
+        index_name = *bound;
     }
     const retrieval::IndexDeps deps = server_index_deps();
     auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
@@ -239,8 +358,12 @@ int run_sync(const SourceOptions& options) {
     }
     retrieval::SyncOptions sync_options;
     sync_options.max_batch = options.max_batch;
+    auto secret = source_secret(options.data_dir, *definition);
+    if (!secret) {
+        return fail(secret.status());
+    }
     auto sync = open_source_sync(*definition, (*registry)->state_dir(options.name), **indexes,
-                                 index_name, sync_options);
+                                 index_name, sync_options, nullptr, *secret);
     if (!sync) {
         return fail(sync.status());
     }
@@ -259,11 +382,30 @@ int run_remove(const SourceOptions& options) {
     if (!registry) {
         return fail(registry.status());
     }
+    auto gov = governance::Governance::open(options.data_dir);
+    if (!gov) {
+        return fail(gov.status());
+    }
+    if (auto definition = (*registry)->get(options.name); !definition) {
+        return fail(definition.status());
+    }
+    // The definition first, then the object: a running server's reconcile in between sees an
+    // object without a definition (and stops its sync), never a definition without an object
+    // (which it would move back into the catalog).
     if (Status removed = (*registry)->remove(options.name); !removed.ok()) {
         return fail(removed);
     }
-    if (Status unbound = unbind_source(options.data_dir, options.name); !unbound.ok()) {
-        return fail(unbound);
+    auto object = find_source_object((*gov)->store(), options.name);
+    Status dropped = drop_source_object((*gov)->store(), options.name);
+    if (object) {
+        audit_offline(**gov, "source.remove", "table:" + object->full_name, dropped,
+                      {{"source", options.name}});
+    }
+    if (!dropped.ok()) {
+        return fail(dropped);
+    }
+    if (Status unstaged = unstage_binding(options.data_dir, options.name); !unstaged.ok()) {
+        return fail(unstaged);
     }
     return 0;
 }
@@ -284,6 +426,11 @@ void add_source_commands(Cli& cli) {
     add->add_option("--config", options->config, "Configuration as JSON (docs/connectors.md)");
     add->add_option("--index", options->index,
                     "Index the source feeds (created with default settings when missing)");
+    add->add_option("--schema", options->schema,
+                    "Catalog schema of the source object (default main.sources, created when "
+                    "missing)");
+    add->add_option("--owner", options->owner,
+                    "Metastore admin who owns the source (default: the first admin)");
     with_dir(add);
     cli.on_run(add, [options] { return run_add(*options); });
 
@@ -320,7 +467,8 @@ void add_source_commands(Cli& cli) {
     with_dir(sync);
     cli.on_run(sync, [options] { return run_sync(*options); });
 
-    auto* remove = group->add_subcommand("remove", "Remove a source and its state");
+    auto* remove =
+        group->add_subcommand("remove", "Remove a source, its catalog object and its state");
     remove->add_option("name", options->name, "Source name")->required();
     with_dir(remove);
     cli.on_run(remove, [options] { return run_remove(*options); });

@@ -8,44 +8,77 @@ namespace sluice::app {
 
 using nlohmann::json;
 
+namespace {
+
+const std::string kSourcePath = "/api/sources/([a-z0-9][a-z0-9_-]{0,63})";
+
+// Answers `result` as JSON, or its status.
+void answer(httplib::Response& res, const RequestInfo& info, const Result<json>& result) {
+    if (!result.ok()) {
+        send_status(res, result.status(), info.request_id);
+        return;
+    }
+    send_json(res, *result);
+}
+
+}  // namespace
+
 void add_source_routes(HttpServer& server, governance::Governance& gov, SyncService& sync) {
     server.route("GET", "/api/sources",
                  [&gov, &sync](const RequestInfo& info, const httplib::Request&,
                                httplib::Response& res) {
-                     Status allowed = require_admin(gov, context_of(info), "source.list");
-                     if (!allowed.ok()) {
-                         send_status(res, allowed, info.request_id);
+                     const governance::RequestContext context = context_of(info);
+                     auto described = sync.describe(context);
+                     Status audited = audit_action(gov, context, "source.list", "",
+                                                   described.ok() ? Status() : described.status());
+                     if (!audited.ok()) {
+                         send_status(res, audited, info.request_id);
                          return;
                      }
-                     auto described = sync.describe();
-                     if (!described.ok()) {
-                         send_status(res, described.status(), info.request_id);
-                         return;
-                     }
-                     send_json(res, *described);
+                     answer(res, info, described);
                  });
-    server.route("GET", "/api/sources/([a-z0-9][a-z0-9_-]{0,63})",
-                 [&gov, &sync](const RequestInfo& info, const httplib::Request& req,
-                               httplib::Response& res) {
-                     Status allowed = require_admin(gov, context_of(info), "source.get");
-                     if (!allowed.ok()) {
-                         send_status(res, allowed, info.request_id);
+    server.route("POST", "/api/sources",
+                 [&sync](const RequestInfo& info, const httplib::Request& req,
+                         httplib::Response& res) {
+                     auto body = parse_json_body(req);
+                     if (!body.ok()) {
+                         send_status(res, body.status(), info.request_id);
                          return;
                      }
-                     auto described = sync.describe(req.matches[1].str());
-                     if (!described.ok()) {
-                         send_status(res, described.status(), info.request_id);
+                     answer(res, info, sync.create(context_of(info), *body));
+                 });
+    server.route("GET", kSourcePath,
+                 [&sync](const RequestInfo& info, const httplib::Request& req,
+                         httplib::Response& res) {
+                     answer(res, info, sync.describe(context_of(info), req.matches[1].str()));
+                 });
+    server.route("PATCH", kSourcePath,
+                 [&sync](const RequestInfo& info, const httplib::Request& req,
+                         httplib::Response& res) {
+                     auto body = parse_json_body(req);
+                     if (!body.ok()) {
+                         send_status(res, body.status(), info.request_id);
                          return;
                      }
-                     send_json(res, *described);
+                     answer(res, info, sync.alter(context_of(info), req.matches[1].str(), *body));
+                 });
+    server.route("DELETE", kSourcePath,
+                 [&sync](const RequestInfo& info, const httplib::Request& req,
+                         httplib::Response& res) {
+                     Status removed = sync.remove(context_of(info), req.matches[1].str());
+                     if (!removed.ok()) {
+                         send_status(res, removed, info.request_id);
+                         return;
+                     }
+                     send_json(res, json::object());
                  });
     // "Sync now": the source's sync polls at once instead of after its idle wait or backoff.
-    server.route("POST", "/api/sources/([a-z0-9][a-z0-9_-]{0,63})/sync",
+    server.route("POST", kSourcePath + "/sync",
                  [&gov, &sync](const RequestInfo& info, const httplib::Request& req,
                                httplib::Response& res) {
                      const governance::RequestContext context = context_of(info);
                      const std::string name = req.matches[1].str();
-                     Status allowed = require_admin(gov, context, "source.sync");
+                     Status allowed = sync.authorize_write(context, name);
                      if (!allowed.ok()) {
                          send_status(res, allowed, info.request_id);
                          return;
@@ -57,20 +90,15 @@ void add_source_routes(HttpServer& server, governance::Governance& gov, SyncServ
                          send_status(res, woken.ok() ? audited : woken, info.request_id);
                          return;
                      }
-                     auto described = sync.describe(name);
-                     if (!described.ok()) {
-                         send_status(res, described.status(), info.request_id);
-                         return;
-                     }
-                     send_json(res, *described);
+                     answer(res, info, sync.describe(context, name));
                  });
     server.route(
-        "POST", "/api/sources/([a-z0-9][a-z0-9_-]{0,63})/events",
+        "POST", kSourcePath + "/events",
         [&gov, &sync](const RequestInfo& info, const httplib::Request& req,
-                        httplib::Response& res) {
+                      httplib::Response& res) {
             const governance::RequestContext context = context_of(info);
             const std::string name = req.matches[1].str();
-            Status allowed = require_admin(gov, context, "source.push");
+            Status allowed = sync.authorize_write(context, name);
             if (!allowed.ok()) {
                 send_status(res, allowed, info.request_id);
                 return;

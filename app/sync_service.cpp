@@ -1,9 +1,11 @@
 #include "app/sync_service.h"
 
+#include <condition_variable>
+#include <set>
 #include <sstream>
 
+#include "app/governance_http.h"
 #include "app/metrics.h"
-#include "app/source_bindings.h"
 #include "app/source_feed.h"
 #include "common/log.h"
 
@@ -25,7 +27,8 @@ json errors_json(const std::vector<retrieval::FeedError>& errors) {
 Result<std::unique_ptr<retrieval::SourceSync>> open_source_sync(
     const connectors::SourceDefinition& definition, const std::filesystem::path& state_dir,
     retrieval::IndexManager& indexes, const std::string& index_name,
-    const retrieval::SyncOptions& options, std::shared_ptr<connectors::PushSource> push) {
+    const retrieval::SyncOptions& options, std::shared_ptr<connectors::PushSource> push,
+    const std::string& secret) {
     auto index = indexes.get(index_name);
     if (!index.ok() && index.status().code() == StatusCode::kNotFound) {
         retrieval::IndexSettings settings;
@@ -42,11 +45,20 @@ Result<std::unique_ptr<retrieval::SourceSync>> open_source_sync(
     }
     std::shared_ptr<connectors::Source> source = push;
     if (!source) {
-        SLUICE_ASSIGN_OR_RETURN(auto opened, connectors::open_source(definition, state_dir));
+        SLUICE_ASSIGN_OR_RETURN(auto opened, connectors::open_source(definition, state_dir, secret));
         source = std::move(opened);
     }
     auto feed = std::make_unique<SourceFeed>(definition.name, std::move(source));
-    return retrieval::SourceSync::open(definition.name, *index, std::move(feed), options);
+    retrieval::SyncOptions with_owner = options;
+    // A re-snapshot deletes only this source's documents from an index others may feed too
+    // (SourceFeed tags each document with metadata "source").
+    with_owner.owns = [name = definition.name](const retrieval::DocumentRecord& record) {
+        auto it = record.metadata.find("source");
+        return it == record.metadata.end() ||
+               (std::holds_alternative<std::string>(it->second) &&
+                std::get<std::string>(it->second) == name);
+    };
+    return retrieval::SourceSync::open(definition.name, *index, std::move(feed), with_owner);
 }
 
 json to_json(const retrieval::SyncStatus& status) {
@@ -72,56 +84,183 @@ json to_json(const retrieval::SyncStatus& status) {
     if (status.last_commit_unix > 0) {
         out["last_commit_unix"] = status.last_commit_unix;
     }
+    out["resnapshots"] = status.resnapshots;
+    out["resnapshot_in_progress"] = status.resnapshotting;
+    if (status.resnapshots > 0 || status.resnapshotting) {
+        out["last_resnapshot"] = {{"reason", status.resnapshot_reason}};
+        if (status.last_resnapshot_unix > 0) {
+            out["last_resnapshot"]["unix"] = status.last_resnapshot_unix;
+        }
+    }
     return out;
 }
 
 SyncService::SyncService(std::filesystem::path data_dir,
-                         std::unique_ptr<connectors::SourceRegistry> registry)
-    : data_dir_(std::move(data_dir)), registry_(std::move(registry)) {}
+                         std::unique_ptr<connectors::SourceRegistry> registry,
+                         retrieval::IndexManager& indexes, governance::Governance& gov,
+                         retrieval::SyncOptions options)
+    : data_dir_(std::move(data_dir)),
+      registry_(std::move(registry)),
+      indexes_(indexes),
+      gov_(gov),
+      options_(std::move(options)) {}
 
 SyncService::~SyncService() { stop(); }
 
 Result<std::unique_ptr<SyncService>> SyncService::open(const std::filesystem::path& data_dir,
                                                        retrieval::IndexManager& indexes,
+                                                       governance::Governance& gov,
                                                        retrieval::SyncOptions options) {
     SLUICE_ASSIGN_OR_RETURN(auto registry, connectors::SourceRegistry::open(data_dir));
-    SLUICE_ASSIGN_OR_RETURN(auto bindings, read_source_bindings(data_dir));
-    auto service = std::make_unique<SyncService>(data_dir, std::move(registry));
-    auto open_one = [&](const std::string& name,
-                        const std::string& index) -> Result<std::unique_ptr<retrieval::SourceSync>> {
-        SLUICE_ASSIGN_OR_RETURN(auto definition, service->registry_->get(name));
-        std::shared_ptr<connectors::PushSource> push;
-        if (definition.kind == "http") {
-            SLUICE_ASSIGN_OR_RETURN(push, service->push_source(name));
-        }
-        return open_source_sync(definition, service->registry_->state_dir(name), indexes, index,
-                                options, push);
-    };
-    for (const auto& [name, index] : bindings) {
-        Entry entry;
-        entry.index = index;
-        auto sync = open_one(name, index);
-        if (sync.ok()) {
-            entry.sync = std::move(sync).value();
-        } else {
-            entry.open_error = sync.status().to_string();
-            log::error("sync", "cannot open a bound source; it is not synced",
-                       {{"source", name}, {"index", index}, {"error", entry.open_error}});
-        }
-        service->syncs_.emplace(name, std::move(entry));
-    }
+    auto service = std::make_unique<SyncService>(data_dir, std::move(registry), indexes, gov,
+                                                 std::move(options));
+    SLUICE_RETURN_IF_ERROR(service->reconcile());
     return service;
 }
 
-void SyncService::start() {
-    for (auto& [name, entry] : syncs_) {
-        if (entry.sync) {
-            entry.sync->start();
-        }
+void SyncService::audit_system(const std::string& action, const std::string& source,
+                               const std::string& details) {
+    governance::AuditEvent event;
+    event.principal = "system";
+    event.action = action;
+    event.securable = "source:" + source;
+    event.result = "ok";
+    event.details = details;
+    if (Status audited = gov_.audit().append(std::move(event)); !audited.ok()) {
+        log::error("sync", "cannot audit a sync event",
+                   {{"source", source}, {"action", action}, {"error", audited.message()}});
     }
 }
 
+Result<std::unique_ptr<retrieval::SourceSync>> SyncService::open_sync(const std::string& name,
+                                                                      const std::string& index) {
+    SLUICE_ASSIGN_OR_RETURN(auto definition, registry_->get(name));
+    std::shared_ptr<connectors::PushSource> push;
+    if (definition.kind == "http") {
+        SLUICE_ASSIGN_OR_RETURN(push, push_source(name));
+    }
+    retrieval::SyncOptions options = options_;
+    options.on_resnapshot = [this](const std::string& source, const std::string& reason) {
+        audit_system("source.resnapshot", source, json{{"reason", reason}}.dump());
+    };
+    SLUICE_ASSIGN_OR_RETURN(std::string secret, source_secret(data_dir_, definition));
+    return open_source_sync(definition, registry_->state_dir(name), indexes_, index, options,
+                            push, secret);
+}
+
+Status SyncService::reconcile() {
+    std::lock_guard reconciling(reconcile_mutex_);
+    // What the offline CLI staged before the catalog had an admin moves in once it has one.
+    auto migrated = migrate_source_bindings(gov_, *registry_, data_dir_);
+    if (!migrated.ok() && migrated.status().code() != StatusCode::kFailedPrecondition) {
+        return migrated.status();
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto objects, list_source_objects(gov_.store()));
+    SLUICE_ASSIGN_OR_RETURN(auto definitions, registry_->list());
+    std::set<std::string> defined;
+    for (const auto& definition : definitions) {
+        defined.insert(definition.name);
+    }
+    std::map<std::string, std::string> wanted;  // source -> index
+    for (const auto& object : objects) {
+        if (!object.index.empty() && defined.contains(object.name)) {
+            wanted[object.name] = object.index;
+        }
+    }
+    // Syncs of sources unbound, re-bound or gone stop (outside the lock: stopping joins).
+    std::vector<std::pair<std::string, std::unique_ptr<retrieval::SourceSync>>> retired;
+    std::vector<std::pair<std::string, std::string>> to_open;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto it = syncs_.begin(); it != syncs_.end();) {
+            auto want = wanted.find(it->first);
+            if (want == wanted.end() || want->second != it->second.index) {
+                retired.emplace_back(it->first, std::move(it->second.sync));
+                it = syncs_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        for (const auto& [name, index] : wanted) {
+            auto it = syncs_.find(name);
+            if (it == syncs_.end() || !it->second.sync) {
+                to_open.emplace_back(name, index);
+            }
+        }
+        for (auto it = pushes_.begin(); it != pushes_.end();) {
+            it = defined.contains(it->first) ? std::next(it) : pushes_.erase(it);
+        }
+    }
+    for (auto& [name, sync] : retired) {
+        if (sync) {
+            sync->stop();
+            log::info("sync", "source sync stopped: the source is unbound, re-bound or removed",
+                      {{"source", name}});
+        }
+    }
+    for (const auto& [name, index] : to_open) {
+        auto sync = open_sync(name, index);
+        std::lock_guard lock(mutex_);
+        Entry& entry = syncs_[name];
+        const bool first = entry.index.empty() && entry.open_error.empty();
+        entry.index = index;
+        if (sync.ok()) {
+            entry.sync = std::move(sync).value();
+            entry.open_error.clear();
+            if (started_) {
+                entry.sync->start();
+            }
+            continue;
+        }
+        const std::string error = sync.status().to_string();
+        if (first || error != entry.open_error) {
+            // Logged when it changes, not on every reconcile that tries again.
+            log::error("sync", "cannot open a bound source; it is not synced",
+                       {{"source", name}, {"index", index}, {"error", error}});
+        }
+        entry.open_error = error;
+    }
+    return Status();
+}
+
+void SyncService::start(std::chrono::milliseconds every) {
+    {
+        std::lock_guard lock(mutex_);
+        if (started_) {
+            return;
+        }
+        started_ = true;
+        for (auto& [name, entry] : syncs_) {
+            if (entry.sync) {
+                entry.sync->start();
+            }
+        }
+    }
+    reconciler_ = std::jthread([this, every](std::stop_token stop) {
+        std::mutex sleep_mutex;
+        std::condition_variable_any cv;
+        while (!stop.stop_requested()) {
+            std::unique_lock lock(sleep_mutex);
+            cv.wait_for(lock, stop, every, [] { return false; });  // returns early on stop
+            if (stop.stop_requested()) {
+                break;
+            }
+            if (Status reconciled = reconcile(); !reconciled.ok()) {
+                log::warn("sync", "cannot read the sources of the catalog; trying again",
+                          {{"error", reconciled.message()}});
+            }
+        }
+    });
+}
+
 void SyncService::stop() {
+    if (reconciler_.joinable()) {
+        reconciler_.request_stop();
+        reconciler_.join();
+    }
+    std::lock_guard reconciling(reconcile_mutex_);
+    std::lock_guard lock(mutex_);
+    started_ = false;
     for (auto& [name, entry] : syncs_) {
         if (entry.sync) {
             entry.sync->stop();
@@ -129,15 +268,19 @@ void SyncService::stop() {
     }
 }
 
-json SyncService::describe_entry(const connectors::SourceDefinition& definition) const {
+json SyncService::describe_entry(const connectors::SourceDefinition& definition,
+                                 const SourceObject* object) {
     json out = connectors::describe(definition);
+    out["catalog_name"] = object != nullptr ? json(object->full_name) : json(nullptr);
+    out["owner"] = object != nullptr ? json(object->owner) : json(nullptr);
+    const std::string bound = object != nullptr ? object->index : "";
+    out["index"] = bound.empty() ? json(nullptr) : json(bound);
+    std::lock_guard lock(mutex_);
     auto it = syncs_.find(definition.name);
     if (it == syncs_.end()) {
-        out["index"] = nullptr;
         out["sync"] = nullptr;
         return out;
     }
-    out["index"] = it->second.index;
     if (it->second.sync) {
         out["sync"] = to_json(it->second.sync->status());
     } else {
@@ -146,26 +289,188 @@ json SyncService::describe_entry(const connectors::SourceDefinition& definition)
     return out;
 }
 
-Result<json> SyncService::describe() {
+Result<json> SyncService::describe(const governance::RequestContext& context) {
     SLUICE_ASSIGN_OR_RETURN(auto definitions, registry_->list());
+    SLUICE_ASSIGN_OR_RETURN(auto objects, list_source_objects(gov_.store()));
+    SLUICE_ASSIGN_OR_RETURN(bool admin, gov_.authorizer().is_admin(context.principal_id));
+    std::map<std::string, SourceObject> by_name;
+    for (auto& object : objects) {
+        by_name.emplace(object.name, std::move(object));
+    }
     json sources = json::array();
     for (const auto& definition : definitions) {
-        sources.push_back(describe_entry(definition));
+        auto it = by_name.find(definition.name);
+        const SourceObject* object = it == by_name.end() ? nullptr : &it->second;
+        if (!admin) {
+            // Listing filters unaudited; the listing itself is audited by the route.
+            if (object == nullptr) {
+                continue;
+            }
+            auto decision = gov_.authorizer().check(context.principal_id,
+                                                    governance::Privilege::kBrowse,
+                                                    governance::SecurableType::kTable,
+                                                    object->full_name);
+            if (!decision.ok() || !decision->allowed) {
+                continue;
+            }
+        }
+        sources.push_back(describe_entry(definition, object));
     }
     return json{{"sources", sources}};
 }
 
-Result<json> SyncService::describe(const std::string& name) {
+Result<json> SyncService::describe(const governance::RequestContext& context,
+                                   const std::string& name) {
     SLUICE_ASSIGN_OR_RETURN(auto definition, registry_->get(name));
-    return describe_entry(definition);
+    auto object = find_source_object(gov_.store(), name);
+    if (object.ok()) {
+        SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kBrowse,
+                                                         governance::SecurableType::kTable,
+                                                         object->full_name));
+        return describe_entry(definition, &*object);
+    }
+    if (object.status().code() != StatusCode::kNotFound) {
+        return object.status();
+    }
+    SLUICE_RETURN_IF_ERROR(require_admin(gov_, context, "source.get"));
+    return describe_entry(definition, nullptr);
+}
+
+Status SyncService::authorize_write(const governance::RequestContext& context,
+                                    const std::string& name) {
+    auto object = find_source_object(gov_.store(), name);
+    if (object.ok()) {
+        return gov_.authorizer().require(context, governance::Privilege::kModify,
+                                         governance::SecurableType::kTable, object->full_name);
+    }
+    if (object.status().code() != StatusCode::kNotFound) {
+        return object.status();
+    }
+    // Defined but not yet in the catalog (waiting for an admin to own it): admins only.
+    SLUICE_RETURN_IF_ERROR(registry_->get(name).status());
+    return require_admin(gov_, context, "source.write");
+}
+
+Result<json> SyncService::create(const governance::RequestContext& context, const json& body) {
+    if (!body.is_object()) {
+        return invalid_argument("body: expected {\"name\", \"type\", \"config\", \"schema\"}");
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::string name, string_field(body, "name"));
+    SLUICE_ASSIGN_OR_RETURN(std::string type, string_field(body, "type"));
+    SLUICE_ASSIGN_OR_RETURN(std::string schema, string_field(body, "schema"));
+    json config = body.value("config", json::object());
+    std::string index;
+    if (body.contains("index") && !body["index"].is_null()) {
+        if (!body["index"].is_string()) {
+            return invalid_argument("index: expected an index name or null");
+        }
+        index = body["index"].get<std::string>();
+        SLUICE_RETURN_IF_ERROR(retrieval::validate_index_name(index).with_context("index"));
+    }
+    SLUICE_RETURN_IF_ERROR(governance::split_full_name(governance::SecurableType::kSchema, schema)
+                               .status()
+                               .with_context("schema"));
+    SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kCreateTable,
+                                                     governance::SecurableType::kSchema, schema));
+    if (!index.empty()) {
+        SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov_, context, index));
+    }
+    SLUICE_RETURN_IF_ERROR(authorize_source_connection(gov_, context, config));
+    if (find_source_object(gov_.store(), name).ok()) {
+        return Status(StatusCode::kAlreadyExists, "source '" + name + "' already exists");
+    }
+    // Two stores, written in order and undone on failure: the object, then the definition. In
+    // that order a reconcile in between sees an object without a definition (and skips it),
+    // never a definition without an object (which it would move into the default schema).
+    const std::string full_name = schema + "." + name;
+    Status outcome = connectors::validate_definition({name, type, config, ""}).status();
+    if (outcome.ok()) {
+        outcome = create_source_object(gov_.store(), schema, name, context.principal_id, index)
+                      .status();
+    }
+    if (outcome.ok()) {
+        outcome = registry_->add({name, type, config, ""});
+        if (!outcome.ok()) {
+            if (Status undone = drop_source_object(gov_.store(), name); !undone.ok()) {
+                log::error("sync", "cannot undo a source's catalog object",
+                           {{"source", name}, {"error", undone.message()}});
+            }
+        }
+    }
+    SLUICE_RETURN_IF_ERROR(audit_action(gov_, context, "source.create", "table:" + full_name,
+                                        outcome,
+                                        json{{"source", name}, {"type", type}, {"index", index}}
+                                            .dump()));
+    SLUICE_RETURN_IF_ERROR(outcome);
+    SLUICE_RETURN_IF_ERROR(reconcile());
+    return describe(context, name);
+}
+
+Result<json> SyncService::alter(const governance::RequestContext& context,
+                                const std::string& name, const json& body) {
+    if (!body.is_object() || !body.contains("index") ||
+        !(body["index"].is_null() || body["index"].is_string())) {
+        return invalid_argument("index: expected an index name, or null to unbind");
+    }
+    const std::string index = body["index"].is_null() ? "" : body["index"].get<std::string>();
+    SLUICE_ASSIGN_OR_RETURN(auto object, find_source_object(gov_.store(), name));
+    SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kManage,
+                                                     governance::SecurableType::kTable,
+                                                     object.full_name));
+    if (!index.empty()) {
+        SLUICE_RETURN_IF_ERROR(retrieval::validate_index_name(index).with_context("index"));
+        SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov_, context, index));
+    }
+    Status outcome = set_source_index(gov_.store(), name, index);
+    SLUICE_RETURN_IF_ERROR(audit_action(gov_, context, index.empty() ? "source.unbind"
+                                                                     : "source.bind",
+                                        "table:" + object.full_name, outcome,
+                                        json{{"source", name}, {"index", index}}.dump()));
+    SLUICE_RETURN_IF_ERROR(outcome);
+    SLUICE_RETURN_IF_ERROR(reconcile());
+    return describe(context, name);
+}
+
+Status SyncService::remove(const governance::RequestContext& context, const std::string& name) {
+    auto object = find_source_object(gov_.store(), name);
+    std::string securable = "source:" + name;
+    if (object.ok()) {
+        SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kManage,
+                                                         governance::SecurableType::kTable,
+                                                         object->full_name));
+        securable = "table:" + object->full_name;
+    } else if (object.status().code() == StatusCode::kNotFound) {
+        SLUICE_RETURN_IF_ERROR(registry_->get(name).status());
+        SLUICE_RETURN_IF_ERROR(require_admin(gov_, context, "source.remove"));
+    } else {
+        return object.status();
+    }
+    std::lock_guard reconciling(reconcile_mutex_);
+    std::unique_ptr<retrieval::SourceSync> sync;
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = syncs_.find(name); it != syncs_.end()) {
+            sync = std::move(it->second.sync);
+            syncs_.erase(it);
+        }
+        pushes_.erase(name);
+    }
+    sync.reset();  // stops its thread and closes the source before its state goes
+    Status outcome = drop_source_object(gov_.store(), name);
+    if (outcome.ok()) {
+        outcome = registry_->remove(name);
+    }
+    SLUICE_RETURN_IF_ERROR(audit_action(gov_, context, "source.remove", securable, outcome,
+                                        json{{"source", name}}.dump()));
+    return outcome;
 }
 
 Status SyncService::wake(const std::string& name) {
     SLUICE_ASSIGN_OR_RETURN(auto definition, registry_->get(name));
+    std::lock_guard lock(mutex_);
     auto it = syncs_.find(definition.name);
     if (it == syncs_.end()) {
-        return failed_precondition("source '" + name +
-                                   "' is not bound to an index; bind it and restart the server");
+        return failed_precondition("source '" + name + "' is not bound to an index");
     }
     if (!it->second.sync) {
         return failed_precondition("source '" + name + "' could not be opened: " +
@@ -191,6 +496,7 @@ std::string SyncService::metrics_text() const {
         {"sluice_source_caught_up", "gauge", "1 when the last poll found nothing more to apply."},
         {"sluice_source_up", "gauge", "1 when the sync runs and is not paused or retrying."},
     };
+    std::lock_guard lock(mutex_);
     std::map<std::string, retrieval::SyncStatus> statuses;
     for (const auto& [name, entry] : syncs_) {
         if (entry.sync) {

@@ -36,7 +36,8 @@ Status PostgresState::ensure_sql() {
         return Status();
     }
     snapshot_open = false;
-    SLUICE_ASSIGN_OR_RETURN(sql, pg_connect(config.conninfo));
+    SLUICE_ASSIGN_OR_RETURN(sql, pg_connect(config.conninfo,
+                                                detail::connect_params(config, false)));
     return Status();
 }
 
@@ -322,8 +323,8 @@ Result<std::uint64_t> begin_from_scratch(detail::PostgresState& state) {
     state.stop_stream();
     end_snapshot(state);
     SLUICE_RETURN_IF_ERROR(drop_slot_if_exists(state));
-    SLUICE_ASSIGN_OR_RETURN(state.repl, detail::pg_connect(state.config.conninfo,
-                                                           {{"replication", "database"}}));
+    SLUICE_ASSIGN_OR_RETURN(state.repl, detail::pg_connect(
+                                state.config.conninfo, detail::connect_params(state.config, true)));
     SLUICE_ASSIGN_OR_RETURN(
         PgResult created,
         pg_exec(state.repl.get(),
@@ -445,6 +446,9 @@ Result<PostgresSourceConfig> postgres_config_from_json(const json& value) {
     SLUICE_RETURN_IF_ERROR(string_field("conninfo", config.conninfo));
     SLUICE_RETURN_IF_ERROR(string_field("slot", config.slot));
     SLUICE_RETURN_IF_ERROR(string_field("publication", config.publication));
+    if (value.contains("connection")) {
+        SLUICE_RETURN_IF_ERROR(string_field("connection", config.connection));
+    }
     SLUICE_ASSIGN_OR_RETURN(config.tables, table_mappings_from_json(value));
     for (const auto& [field, item] : value.items()) {
         if (field == "manage_publication" || field == "replica_identity_full") {
@@ -459,7 +463,7 @@ Result<PostgresSourceConfig> postgres_config_from_json(const json& value) {
             }
             config.heartbeat_interval = std::chrono::milliseconds(item.get<std::int64_t>());
         } else if (field != "conninfo" && field != "slot" && field != "publication" &&
-                   field != "tables") {
+                   field != "tables" && field != "connection") {
             return invalid_argument(field + ": unknown field");
         }
     }
@@ -475,13 +479,17 @@ json to_json(const PostgresSourceConfig& config, bool with_secrets) {
         item["table"] = table.table;
         tables.push_back(std::move(item));
     }
-    return json{{"conninfo", with_secrets ? config.conninfo : redact_conninfo(config.conninfo)},
+    json out{{"conninfo", with_secrets ? config.conninfo : redact_conninfo(config.conninfo)},
                 {"slot", config.slot},
                 {"publication", config.publication},
                 {"tables", tables},
                 {"manage_publication", config.manage_publication},
                 {"replica_identity_full", config.replica_identity_full},
                 {"heartbeat_ms", config.heartbeat_interval.count()}};
+    if (!config.connection.empty()) {
+        out["connection"] = config.connection;
+    }
+    return out;
 }
 
 Result<std::unique_ptr<PostgresSource>> PostgresSource::open(PostgresSourceConfig config) {

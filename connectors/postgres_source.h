@@ -55,7 +55,12 @@ namespace sluice::connectors {
 using PostgresTableConfig = TableMapping;
 
 struct PostgresSourceConfig {
-    std::string conninfo;  // key=value or URI; a secret
+    std::string conninfo;  // key=value or URI; a secret when it holds a password
+    // The catalog connection whose secret is the password (so that the password is kept, and
+    // access to it governed, as a connection's secret). The application resolves it into
+    // `password` before open(); never part of the JSON form.
+    std::string connection;
+    std::string password;
     std::string slot;
     std::string publication;
     std::vector<PostgresTableConfig> tables;
@@ -65,7 +70,7 @@ struct PostgresSourceConfig {
 };
 
 // {"conninfo", "slot", "publication", "tables": [{"table", "key", "text", ...}],
-// "manage_publication", "replica_identity_full", "heartbeat_ms"}.
+// "manage_publication", "replica_identity_full", "heartbeat_ms", "connection"}.
 // Errors: kInvalidArgument naming the field.
 Result<PostgresSourceConfig> postgres_config_from_json(const nlohmann::json& value);
 // With the connection string's password replaced by "***" unless `with_secrets`.

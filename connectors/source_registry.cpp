@@ -88,7 +88,7 @@ json describe(const SourceDefinition& definition) {
 }
 
 Result<std::unique_ptr<Source>> open_source(const SourceDefinition& definition,
-                                            const fs::path& state_dir) {
+                                            const fs::path& state_dir, const std::string& secret) {
     std::error_code ec;
     fs::create_directories(state_dir, ec);
     if (ec) {
@@ -109,6 +109,7 @@ Result<std::unique_ptr<Source>> open_source(const SourceDefinition& definition,
     if (definition.kind == "postgres") {
         SLUICE_ASSIGN_OR_RETURN(PostgresSourceConfig config,
                                 postgres_config_from_json(definition.config));
+        config.password = secret;
         SLUICE_ASSIGN_OR_RETURN(auto source, PostgresSource::open(std::move(config)));
         return std::unique_ptr<Source>(std::move(source));
     }

@@ -39,10 +39,13 @@ Result<SourceDefinition> validate_definition(SourceDefinition definition);
 // The definition as shown to operators: credentials redacted.
 nlohmann::json describe(const SourceDefinition& definition);
 
-// Opens the source. `state_dir` is created when missing.
+// Opens the source. `state_dir` is created when missing. `secret` is the secret of the catalog
+// connection the definition names ("connection": the PostgreSQL password), resolved by the
+// application; never logged.
 // Errors: those of the source's open(), and kInvalidArgument for a bad definition.
 Result<std::unique_ptr<Source>> open_source(const SourceDefinition& definition,
-                                            const std::filesystem::path& state_dir);
+                                            const std::filesystem::path& state_dir,
+                                            const std::string& secret = "");
 // The same for an "http" source, typed, for the push endpoint.
 Result<std::unique_ptr<PushSource>> open_push_source(const SourceDefinition& definition,
                                                      const std::filesystem::path& state_dir);

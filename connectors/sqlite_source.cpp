@@ -1,6 +1,7 @@
 #include "connectors/sqlite_source.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "common/log.h"
 #include "connectors/detail/sqlite_util.h"
@@ -21,6 +22,7 @@ struct ResolvedTable {
     std::string first_page_sql;  // separate from next_page_sql so that both use the key index
     std::string next_page_sql;
     std::string row_sql;
+    std::vector<std::string> mapped;  // the columns the mapping reads (checked on every row)
 };
 
 struct SqliteSourceState {
@@ -187,6 +189,7 @@ Result<detail::ResolvedTable> resolve_table(sqlite3* db, const SqliteTableConfig
                              "' does not exist");
         }
     }
+    table.mapped = mapped;
     const std::string from = " FROM " + quote_identifier(config.table);
     const std::string select = "SELECT *, " + table.key_sql + " AS " +
                                std::string(kRowKeyAlias) + from;
@@ -267,6 +270,27 @@ ChangeEvent upsert_event(const detail::ResolvedTable& table, const Row& row, std
     return event;
 }
 
+// The first mapped column a row read with SELECT * no longer has (dropped or renamed since
+// open()), if any.
+std::optional<std::string> missing_column(const detail::ResolvedTable& table, const Row& row) {
+    for (const std::string& column : table.mapped) {
+        if (std::find(row.columns.begin(), row.columns.end(), column) == row.columns.end()) {
+            return column;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string column_error(const detail::ResolvedTable& table, const std::string& column) {
+    return "table '" + table.name + "' has no column '" + column +
+           "' any more (dropped or renamed?); the source's mapping reads it";
+}
+
+std::string schema_error(const detail::ResolvedTable& table, const Status& status) {
+    return "cannot read table '" + table.name + "' as mapped (a column dropped or renamed?): " +
+           status.message();
+}
+
 }  // namespace
 
 Result<SqliteSourceConfig> sqlite_config_from_json(const json& value) {
@@ -286,6 +310,15 @@ Result<SqliteSourceConfig> sqlite_config_from_json(const json& value) {
                 return invalid_argument("prune_acknowledged: expected true or false");
             }
             config.prune_acknowledged = item.get<bool>();
+        } else if (field == "on_error") {
+            if (!item.is_string()) {
+                return invalid_argument("on_error: expected 'skip' or 'pause'");
+            }
+            auto policy = parse_error_policy(item.get<std::string>());
+            if (!policy.ok()) {
+                return policy.status().with_context("on_error");
+            }
+            config.on_error = *policy;
         } else if (field != "path" && field != "tables") {
             return invalid_argument(field + ": unknown field");
         }
@@ -301,7 +334,8 @@ json to_json(const SqliteSourceConfig& config) {
         tables.push_back(std::move(item));
     }
     return json{{"path", config.path}, {"tables", tables},
-                {"prune_acknowledged", config.prune_acknowledged}};
+                {"prune_acknowledged", config.prune_acknowledged},
+                {"on_error", error_policy_name(config.on_error)}};
 }
 
 Result<std::unique_ptr<SqliteSource>> SqliteSource::open(SqliteSourceConfig config) {
@@ -351,8 +385,22 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
             break;
         }
         const detail::ResolvedTable& table = state_->tables[position.table];
-        SLUICE_ASSIGN_OR_RETURN(Stmt page, detail::prepare(db, position.after.is_null() ? table.first_page_sql
-                                                                   : table.next_page_sql));
+        auto prepared = detail::prepare(db, position.after.is_null() ? table.first_page_sql
+                                                                     : table.next_page_sql);
+        if (!prepared.ok()) {
+            // The table changed under the mapping (a column dropped or renamed): report it and
+            // skip the table, or stop here, by the source's policy.
+            batch.errors.push_back(ErrorRecord{table.name, schema_error(table, prepared.status()),
+                                               "snapshot:" + table.name});
+            if (state_->config.on_error == ErrorPolicy::kPause) {
+                batch.paused = true;
+                break;
+            }
+            ++position.table;
+            position.after = nullptr;
+            continue;
+        }
+        Stmt page = std::move(prepared).value();
         detail::bind_json(page.get(), 1, position.after);
         const std::size_t want = limit - batch.events.size();
         sqlite3_bind_int64(page.get(), 2, static_cast<sqlite3_int64>(want));
@@ -360,11 +408,23 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
         int rc = SQLITE_ROW;
         while ((rc = sqlite3_step(page.get())) == SQLITE_ROW) {
             Row row = read_row(page.get());
+            std::string key = json_scalar_text(row.values.back());
+            const std::string offset = "snapshot:" + table.name + "/" + key;
+            if (auto missing = missing_column(table, row)) {
+                batch.errors.push_back(
+                    ErrorRecord{table.name + "/" + key, column_error(table, *missing), offset});
+                if (state_->config.on_error == ErrorPolicy::kPause) {
+                    batch.paused = true;  // `after` stays before this row
+                    break;
+                }
+            } else {
+                batch.events.push_back(upsert_event(table, row, key, offset));
+            }
             position.after = row.values.back();
-            std::string key = json_scalar_text(position.after);
-            batch.events.push_back(
-                upsert_event(table, row, key, "snapshot:" + table.name + "/" + key));
             ++got;
+        }
+        if (batch.paused) {
+            break;
         }
         if (rc != SQLITE_DONE) {
             return detail::sqlite_error(db, "reading snapshot of '" + table.name + "'");
@@ -383,6 +443,7 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
                            static_cast<sqlite3_int64>(limit - batch.events.size()));
         int rc = SQLITE_ROW;
         while ((rc = sqlite3_step(changes.get())) == SQLITE_ROW) {
+            const std::int64_t before = position.seq;
             position.seq = sqlite3_column_int64(changes.get(), 0);
             const std::string tbl = detail::column_text(changes.get(), 1);
             const std::string op = detail::column_text(changes.get(), 2);
@@ -394,12 +455,34 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
             }
             const std::string key = json_scalar_text(detail::column_json(changes.get(), 3));
             if (op == "U") {
-                SLUICE_ASSIGN_OR_RETURN(Stmt lookup, detail::prepare(db, table->row_sql));
+                auto prepared = detail::prepare(db, table->row_sql);
+                if (!prepared.ok()) {
+                    batch.errors.push_back(ErrorRecord{tbl + "/" + key,
+                                                       schema_error(*table, prepared.status()),
+                                                       offset});
+                    if (state_->config.on_error == ErrorPolicy::kPause) {
+                        position.seq = before;  // the change is polled again once fixed
+                        batch.paused = true;
+                        break;
+                    }
+                    continue;
+                }
+                Stmt lookup = std::move(prepared).value();
                 sqlite3_bind_value(lookup.get(), 1, sqlite3_column_value(changes.get(), 3));
                 const int found = sqlite3_step(lookup.get());
                 if (found == SQLITE_ROW) {
-                    batch.events.push_back(
-                        upsert_event(*table, read_row(lookup.get()), key, offset));
+                    Row row = read_row(lookup.get());
+                    if (auto missing = missing_column(*table, row)) {
+                        batch.errors.push_back(
+                            ErrorRecord{tbl + "/" + key, column_error(*table, *missing), offset});
+                        if (state_->config.on_error == ErrorPolicy::kPause) {
+                            position.seq = before;  // the change is polled again once fixed
+                            batch.paused = true;
+                            break;
+                        }
+                        continue;
+                    }
+                    batch.events.push_back(upsert_event(*table, row, key, offset));
                     continue;
                 }
                 if (found != SQLITE_DONE) {
@@ -413,10 +496,10 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
             event.offset = offset;
             batch.events.push_back(std::move(event));
         }
-        if (rc != SQLITE_DONE) {
+        if (rc != SQLITE_DONE && !batch.paused) {
             return detail::sqlite_error(db, "reading _sluice_changes");
         }
-        if (batch.events.size() < limit) {
+        if (batch.events.size() < limit && !batch.paused) {
             batch.caught_up = true;
         }
     }

@@ -49,11 +49,15 @@ struct SqliteSourceConfig {
     std::string path;
     std::vector<SqliteTableConfig> tables;
     bool prune_acknowledged = true;
+    // A row that cannot be read as mapped (the table's columns changed under the mapping)
+    // becomes an ErrorRecord keyed by the row's key ("<table>" during the snapshot): skip goes
+    // on, pause stops the batch there until the table or the mapping is fixed.
+    ErrorPolicy on_error = ErrorPolicy::kSkip;
     std::chrono::milliseconds wait_poll_interval{50};  // how often wait() looks for commits
 };
 
 // {"path", "tables": [{"table", "key", "text", "metadata", "acl_principals", "acl_groups",
-// "acl"}], "prune_acknowledged"}. Errors: kInvalidArgument naming the field.
+// "acl"}], "prune_acknowledged", "on_error": "skip"|"pause"}. Errors: kInvalidArgument naming the field.
 Result<SqliteSourceConfig> sqlite_config_from_json(const nlohmann::json& value);
 nlohmann::json to_json(const SqliteSourceConfig& config);
 

@@ -86,6 +86,9 @@ Result<std::shared_ptr<const Embedder>> default_embedder_factory(const IndexSett
 struct Index::Prepared {
     Document doc;
     std::string fingerprint;
+    // The stored record as prepare() read it; apply() reuses it when nothing was committed
+    // since (the store's sequence is unchanged), saving a second read of every document.
+    std::optional<DocumentRecord> stored;
     std::vector<Chunk> chunks;
     std::vector<TermCounts> terms;
     std::vector<Vector> vectors;            // empty vector: the chunk has none
@@ -249,7 +252,11 @@ Status Index::load() {
 }
 
 Result<std::vector<Index::Prepared>> Index::prepare(const std::vector<Document>& documents,
-                                                    double* embed_seconds) const {
+                                                    double* embed_seconds,
+                                                    std::uint64_t* read_at) const {
+    // Read before the lookups: a commit after it (which may or may not be seen by them) moves
+    // the sequence, and apply() then reads again.
+    *read_at = store_->sequence();
     // The last of equal keys wins, as if they had been upserted one after another.
     std::map<std::string, std::size_t> last_of;
     for (std::size_t i = 0; i < documents.size(); ++i) {
@@ -274,8 +281,8 @@ Result<std::vector<Index::Prepared>> Index::prepare(const std::vector<Document>&
         Prepared prepared;
         prepared.doc = doc;
         prepared.fingerprint = document_fingerprint(doc);
-        SLUICE_ASSIGN_OR_RETURN(auto stored, store_->get_document(doc.key));
-        if (stored && stored->text_hash == prepared.fingerprint) {
+        SLUICE_ASSIGN_OR_RETURN(prepared.stored, store_->get_document(doc.key));
+        if (prepared.stored && prepared.stored->text_hash == prepared.fingerprint) {
             prepared.chunks.clear();
             prepared.fingerprint.clear();  // marks "unchanged"
             out.push_back(std::move(prepared));
@@ -380,11 +387,14 @@ Result<ApplyStats> Index::apply(const IndexWrite& write) {
     ApplyStats out;
     // Chunking and embedding (possibly a remote call) run before the lock, so queries go on.
     const auto prepare_start = Clock::now();
-    SLUICE_ASSIGN_OR_RETURN(auto prepared, prepare(write.upserts, &out.embed_seconds));
+    std::uint64_t read_at = 0;
+    SLUICE_ASSIGN_OR_RETURN(auto prepared, prepare(write.upserts, &out.embed_seconds, &read_at));
     out.prepare_seconds = std::chrono::duration<double>(Clock::now() - prepare_start).count();
     const auto commit_start = Clock::now();
     UpsertStats& stats = out.upserts;
     std::unique_lock lock(*mutex_);
+    // Commits happen under this lock: an unchanged sequence means prepare()'s reads are current.
+    const bool reads_current = store_->sequence() == read_at;
     auto batch = store_->batch();
     std::vector<std::uint64_t> removed;
     std::size_t new_documents = 0;
@@ -394,8 +404,11 @@ Result<ApplyStats> Index::apply(const IndexWrite& write) {
             continue;
         }
         ++stats.documents;
-        // Re-read under the lock: a concurrent upsert of the same key may have committed.
-        SLUICE_ASSIGN_OR_RETURN(auto stored, store_->get_document(p.doc.key));
+        std::optional<DocumentRecord> stored = std::move(p.stored);
+        if (!reads_current) {
+            // A concurrent upsert of the same key may have committed since prepare().
+            SLUICE_ASSIGN_OR_RETURN(stored, store_->get_document(p.doc.key));
+        }
         if (stored) {
             for (auto id : stored->chunk_ids) {
                 batch.delete_chunk(id);
@@ -404,8 +417,14 @@ Result<ApplyStats> Index::apply(const IndexWrite& write) {
         } else {
             ++new_documents;
         }
-        DocumentRecord record{p.doc.key, p.doc.uri, p.doc.title, p.doc.metadata, p.doc.acl,
-                              p.fingerprint, {}};
+        // The document is not needed after this: its parts move into the record.
+        DocumentRecord record{p.doc.key,
+                              std::move(p.doc.uri),
+                              std::move(p.doc.title),
+                              std::move(p.doc.metadata),
+                              std::move(p.doc.acl),
+                              std::move(p.fingerprint),
+                              {}};
         for (std::size_t i = 0; i < p.chunks.size(); ++i) {
             Chunk& chunk = p.chunks[i];
             chunk.id = batch.reserve_chunk_id();

@@ -179,7 +179,7 @@ private:
 
     Status load();
     Result<std::vector<Prepared>> prepare(const std::vector<Document>& documents,
-                                          double* embed_seconds) const;
+                                          double* embed_seconds, std::uint64_t* read_at) const;
     std::function<bool(std::uint64_t)> admit(const Filter& filter, const Reader& reader) const;
     void add_info(const Chunk& chunk);
 

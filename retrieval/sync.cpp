@@ -99,6 +99,10 @@ std::string SourceSync::errors_meta_name(std::string_view source) {
     return "sync/" + std::string(source) + "/errors";
 }
 
+std::string SourceSync::resnapshot_meta_name(std::string_view source) {
+    return "sync/" + std::string(source) + "/resnapshot";
+}
+
 SourceSync::SourceSync(Tag, std::string source, std::shared_ptr<Index> index,
                        std::unique_ptr<ChangeFeed> feed, SyncOptions options)
     : source_(std::move(source)),
@@ -119,10 +123,24 @@ Result<std::unique_ptr<SourceSync>> SourceSync::open(std::string source,
     }
     SLUICE_ASSIGN_OR_RETURN(auto checkpoint, index->meta(checkpoint_meta_name(source)));
     SLUICE_ASSIGN_OR_RETURN(auto errors, index->meta(errors_meta_name(source)));
+    SLUICE_ASSIGN_OR_RETURN(auto resnapshot, index->meta(resnapshot_meta_name(source)));
     auto sync = std::make_unique<SourceSync>(Tag{}, std::move(source), std::move(index),
                                              std::move(feed), options);
     sync->checkpoint_ = checkpoint.value_or("");
+    if (resnapshot && !resnapshot->empty()) {
+        // A re-snapshot was cut short: which documents it had seen is gone with the process, so
+        // it starts again from the beginning (unchanged documents are skipped by their hash).
+        sync->checkpoint_.clear();
+        sync->resnapshotting_ = true;
+        SLUICE_RETURN_IF_ERROR(sync->load_unseen());
+        log::warn("sync", "resuming an interrupted re-snapshot from the beginning",
+                  {{"source", sync->source_}, {"reason", *resnapshot}});
+    }
     std::lock_guard lock(sync->mutex_);
+    if (sync->resnapshotting_) {
+        sync->status_.resnapshotting = true;
+        sync->status_.resnapshot_reason = *resnapshot;
+    }
     sync->status_.checkpoint = sync->checkpoint_;
     sync->status_.initial = sync->checkpoint_.empty();
     if (errors) {
@@ -135,7 +153,17 @@ SourceSync::~SourceSync() { stop(); }
 
 Result<StepResult> SourceSync::step() {
     const auto poll_start = Clock::now();
-    SLUICE_ASSIGN_OR_RETURN(FeedBatch batch, feed_->poll(checkpoint_, options_.max_batch));
+    auto polled = feed_->poll(checkpoint_, options_.max_batch);
+    if (!polled.ok() && polled.status().code() == StatusCode::kFailedPrecondition &&
+        !checkpoint_.empty()) {
+        // Retrying the same position would fail forever: start over from the source's snapshot.
+        SLUICE_RETURN_IF_ERROR(begin_resnapshot(polled.status()));
+        polled = feed_->poll(checkpoint_, options_.max_batch);
+    }
+    if (!polled.ok()) {
+        return polled.status();
+    }
+    FeedBatch batch = std::move(polled).value();
     const double poll_seconds = seconds_since(poll_start);
 
     // The last event of a key is its state: an upsert carries the whole document.
@@ -155,6 +183,21 @@ Result<StepResult> SourceSync::step() {
             write.upserts.push_back(std::move(change.document));
             ++upserts;
         }
+        if (resnapshotting_) {
+            unseen_.erase(key);
+        }
+    }
+    // The re-snapshot has delivered everything the source holds: what it did not deliver is
+    // gone from the source and goes from the index, in the write that ends the re-snapshot.
+    const bool finishing = resnapshotting_ && batch.caught_up;
+    std::size_t swept = 0;
+    if (finishing) {
+        for (const auto& key : unseen_) {
+            write.removes.push_back(key);
+        }
+        swept = unseen_.size();
+        deletes += swept;
+        write.meta.emplace_back(resnapshot_meta_name(source_), "");
     }
 
     // New error records (a paused feed reports the same one on every poll).
@@ -179,7 +222,7 @@ Result<StepResult> SourceSync::step() {
     const bool moved = batch.checkpoint != checkpoint_;
     ApplyStats applied;
     double ack_seconds = 0;
-    if (moved || !last_of.empty() || !fresh_errors.empty()) {
+    if (moved || !last_of.empty() || !fresh_errors.empty() || finishing) {
         write.meta.emplace_back(checkpoint_meta_name(source_), batch.checkpoint);
         if (!fresh_errors.empty()) {
             write.meta.emplace_back(errors_meta_name(source_), encode_feed_errors(kept));
@@ -190,6 +233,12 @@ Result<StepResult> SourceSync::step() {
         }
         applied = std::move(result).value();
         checkpoint_ = batch.checkpoint;
+        if (finishing) {
+            resnapshotting_ = false;
+            unseen_.clear();
+            log::info("sync", "re-snapshot complete",
+                      {{"source", source_}, {"deleted", std::to_string(swept)}});
+        }
         // Only now is the batch durable: the source may release it.
         const auto ack_start = Clock::now();
         Status acked = feed_->acknowledge(checkpoint_);
@@ -208,17 +257,19 @@ Result<StepResult> SourceSync::step() {
     const std::optional<std::uint64_t> backlog = batch.caught_up ? std::optional<std::uint64_t>(0)
                                                                  : feed_->backlog();
 
+    const std::size_t applied_changes = last_of.size() + swept;
     std::lock_guard lock(mutex_);
     status_.checkpoint = checkpoint_;
+    status_.resnapshotting = resnapshotting_;
     status_.recent_errors = std::move(kept);
     status_.error_records += fresh_errors.size();
     if (!fresh_errors.empty()) {
         status_.last_error = "record '" + fresh_errors.back().key + "': " +
                              fresh_errors.back().message;
     }
-    if (!last_of.empty()) {
+    if (applied_changes > 0) {
         ++status_.batches;
-        status_.changes += last_of.size();
+        status_.changes += applied_changes;
         status_.upserts += upserts;
         status_.deletes += deletes;
         status_.last_commit_unix = unix_now();
@@ -242,7 +293,50 @@ Result<StepResult> SourceSync::step() {
         behind_ = true;
         behind_since_ = poll_start;
     }
-    return StepResult{last_of.size(), batch.errors.size(), batch.caught_up, batch.paused};
+    return StepResult{applied_changes, batch.errors.size(), batch.caught_up, batch.paused};
+}
+
+Status SourceSync::begin_resnapshot(const Status& reason) {
+    log::warn("sync", "the source cannot resume from the stored checkpoint; re-snapshotting",
+              {{"source", source_}, {"index", index_->settings().name},
+               {"reason", reason.message()}});
+    // The marker and the reset checkpoint in one write: a crash from here on resumes the
+    // re-snapshot (open()), never the unservable position.
+    IndexWrite write;
+    write.meta.emplace_back(checkpoint_meta_name(source_), "");
+    write.meta.emplace_back(resnapshot_meta_name(source_),
+                            reason.message().empty() ? "unservable checkpoint" : reason.message());
+    auto written = index_->apply(write);
+    if (!written.ok()) {
+        return written.status().with_context("source '" + source_ + "': starting a re-snapshot");
+    }
+    checkpoint_.clear();
+    resnapshotting_ = true;
+    SLUICE_RETURN_IF_ERROR(load_unseen());
+    {
+        std::lock_guard lock(mutex_);
+        ++status_.resnapshots;
+        status_.resnapshotting = true;
+        status_.resnapshot_reason = reason.message();
+        status_.last_resnapshot_unix = unix_now();
+        status_.last_error = "re-snapshot: " + reason.to_string();
+        status_.checkpoint.clear();
+        status_.initial = true;
+    }
+    if (options_.on_resnapshot) {
+        options_.on_resnapshot(source_, reason.message());
+    }
+    return Status();
+}
+
+Status SourceSync::load_unseen() {
+    unseen_.clear();
+    return index_->for_each_document([this](const DocumentRecord& record) {
+        if (!options_.owns || options_.owns(record)) {
+            unseen_.insert(record.key);
+        }
+        return true;
+    });
 }
 
 Result<StepResult> SourceSync::run_to_caught_up() {

@@ -22,6 +22,16 @@
 // same position every `idle_wait` until the source is fixed. The source decides skip or pause;
 // the engine reports either.
 //
+// An unservable checkpoint (the feed's poll fails with kFailedPrecondition: a PostgreSQL slot
+// dropped or its WAL gone, SQLite change rows pruned past it, a file source's state lost) starts
+// a re-snapshot instead of retrying forever: the checkpoint goes back to "" (the source's initial
+// snapshot) with a durable marker, every document the sync owns is remembered as unseen, each
+// applied change marks its key seen, and the batch that catches up deletes the documents still
+// unseen (gone from the source while the feed could not tell) in the same write that clears the
+// marker. A crash during a re-snapshot finds the marker at open() and starts it again from "".
+// The status counts re-snapshots and names the reason; SyncOptions::on_resnapshot lets the
+// caller audit it.
+//
 // Modes: run_to_caught_up() (triggered: one sync run on the caller's thread) and start()/stop()
 // (continuous: a thread polls, applies, acknowledges and waits on the feed when caught up; stop()
 // wakes it).
@@ -33,9 +43,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -96,6 +108,11 @@ struct SyncOptions {
     std::chrono::milliseconds retry_max{5000};
     std::uint64_t snapshot_every = 50000;  // store sequences between vector snapshots (caught up)
     std::size_t kept_errors = 20;          // error records kept in the status
+    // The stored documents this sync feeds: a re-snapshot deletes those of them it does not see
+    // again. Unset: every document of the index (an index fed by one source).
+    std::function<bool(const DocumentRecord&)> owns;
+    // Called on the syncing thread when a re-snapshot starts, with the source's reason.
+    std::function<void(const std::string& source, const std::string& reason)> on_resnapshot;
 };
 
 enum class SyncState { kIdle, kSyncing, kCaughtUp, kPaused, kRetrying, kStopped };
@@ -125,6 +142,10 @@ struct SyncStatus {
     double commit_seconds = 0;                //   of which the synced write and memory update
     double ack_seconds = 0;                   // time in feed.acknowledge
     double last_commit_unix = 0;              // wall time of the last committed batch
+    std::uint64_t resnapshots = 0;            // re-snapshots started since start
+    bool resnapshotting = false;              // a re-snapshot is in progress
+    std::string resnapshot_reason;            // why the last re-snapshot started
+    double last_resnapshot_unix = 0;          // when it started
 };
 
 struct StepResult {
@@ -162,6 +183,8 @@ public:
     // The names under which the checkpoint and error records are stored in the index.
     static std::string checkpoint_meta_name(std::string_view source);
     static std::string errors_meta_name(std::string_view source);
+    // Non-empty (the reason) while a re-snapshot is in progress.
+    static std::string resnapshot_meta_name(std::string_view source);
 
     struct Tag {};
     SourceSync(Tag, std::string source, std::shared_ptr<Index> index,
@@ -173,12 +196,16 @@ private:
     void note_failure(const Status& status);
     bool sleep_for(std::chrono::milliseconds duration, const std::stop_token& stop);
     void maybe_snapshot();
+    Status begin_resnapshot(const Status& reason);
+    Status load_unseen();
 
     const std::string source_;
     const std::shared_ptr<Index> index_;
     const std::unique_ptr<ChangeFeed> feed_;
     const SyncOptions options_;
     std::string checkpoint_;  // owned by the syncing thread; mirrored into status_
+    bool resnapshotting_ = false;      // owned by the syncing thread
+    std::set<std::string> unseen_;     // during a re-snapshot; owned by the syncing thread
 
     mutable std::mutex mutex_;
     std::condition_variable_any sleep_cv_;

@@ -13,7 +13,7 @@ using nlohmann::json;
 
 Status PostgresState::start_stream(std::uint64_t start) {
     stop_stream();
-    SLUICE_ASSIGN_OR_RETURN(repl, pg_connect(config.conninfo, {{"replication", "database"}}));
+    SLUICE_ASSIGN_OR_RETURN(repl, pg_connect(config.conninfo, connect_params(config, true)));
     const std::string command = "START_REPLICATION SLOT " + pg_identifier(repl.get(), config.slot) +
                             " LOGICAL " + lsn_to_string(start) +
                             " (proto_version '1', publication_names " +

@@ -39,6 +39,21 @@ struct BufferedEvent {
     ErrorRecord error;
 };
 
+// The connection parameters beyond the conninfo: the password from the source's connection
+// (a secret kept out of the conninfo, so out of every listing) and, for the replication
+// connection, replication=database.
+inline std::vector<std::pair<std::string, std::string>> connect_params(
+    const PostgresSourceConfig& config, bool replication) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (!config.password.empty()) {
+        out.emplace_back("password", config.password);
+    }
+    if (replication) {
+        out.emplace_back("replication", "database");
+    }
+    return out;
+}
+
 struct PostgresState {
     PostgresSourceConfig config;
     std::vector<PgTable> tables;

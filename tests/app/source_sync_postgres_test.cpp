@@ -6,11 +6,15 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <random>
 #include <thread>
 
+#include "agents/agent_store.h"
+#include "app/source_catalog.h"
 #include "app/source_feed.h"
 #include "connectors/postgres_cluster.h"
 #include "connectors/postgres_source.h"
@@ -172,4 +176,139 @@ TEST_CASE("postgres sync: a dropped replication connection and a server restart 
     // The slot belongs to this test's cluster, which goes with the folder.
     (*sync).reset();
     shared.reset();
+}
+
+TEST_CASE("postgres sync: a dropped replication slot re-snapshots the index to the table" *
+          doctest::skip(!have_postgres())) {
+    TempDir dir;
+    auto cluster = PostgresCluster::start(dir.path / "pg");
+    REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
+    Conn conn = connect((*cluster)->conninfo());
+    query(conn.get(), "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text, "
+                      "readers text)");
+    query(conn.get(), "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
+                      "FROM generate_series(1, 100) i");
+
+    sluice::connectors::PostgresSourceConfig config;
+    config.conninfo = (*cluster)->conninfo();
+    config.slot = "crm";
+    config.publication = "crm";
+    config.tables.resize(1);
+    config.tables[0].table = "public.tickets";
+    config.tables[0].mapping.text = {"title", "body"};
+    config.tables[0].mapping.acl_groups = "readers";
+    config.heartbeat_interval = 100ms;
+    auto source = sluice::connectors::PostgresSource::open(config);
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    std::shared_ptr<sluice::connectors::Source> shared = std::move(source).value();
+
+    sluice::retrieval::IndexSettings settings;
+    settings.name = "crm";
+    auto created = sluice::retrieval::Index::create(dir.path / "index", settings, {});
+    REQUIRE(created.ok());
+    std::shared_ptr<sluice::retrieval::Index> index = std::move(created).value();
+    sluice::retrieval::SyncOptions options;
+    options.max_batch = 32;
+    options.idle_wait = 100ms;
+    options.retry_max = 500ms;
+    auto sync = sluice::retrieval::SourceSync::open(
+        "crm", index, std::make_unique<sluice::app::SourceFeed>("crm", shared), options);
+    REQUIRE(sync.ok());
+    (*sync)->start();
+    CHECK(converges(conn.get(), *index));
+    (*sync)->stop();
+
+    // The slot goes (an operator drops it, or max_slot_wal_keep_size invalidates it), and with
+    // it the changes made meanwhile: the delete is learnt only by comparing with a snapshot.
+    query(conn.get(), "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "
+                      "slot_name = 'crm' AND active_pid IS NOT NULL");
+    bool dropped = false;
+    for (int i = 0; i < 100 && !dropped; ++i) {
+        std::unique_ptr<PGresult, decltype(&PQclear)> result(
+            PQexec(conn.get(), "SELECT pg_drop_replication_slot('crm')"), &PQclear);
+        dropped = PQresultStatus(result.get()) == PGRES_TUPLES_OK;
+        if (!dropped) {
+            std::this_thread::sleep_for(100ms);  // the walsender is still exiting
+        }
+    }
+    REQUIRE(dropped);
+    query(conn.get(), "DELETE FROM tickets WHERE id BETWEEN 10 AND 19");
+    query(conn.get(), "UPDATE tickets SET body = 'edited while the slot was gone' WHERE id = 5");
+    query(conn.get(), "INSERT INTO tickets VALUES (500, 'new', 'while gone', 'support')");
+
+    (*sync)->start();
+    CHECK(converges(conn.get(), *index));
+    // Streaming works again after the re-snapshot.
+    query(conn.get(), "INSERT INTO tickets VALUES (501, 'after', 'streamed', 'support')");
+    CHECK(converges(conn.get(), *index));
+    (*sync)->stop();
+    auto status = (*sync)->status();
+    CHECK(status.resnapshots == 1);
+    CHECK(status.resnapshot_reason.find("slot") != std::string::npos);
+    CHECK(status.documents == table_bodies(conn.get()).size());
+
+    (*sync).reset();
+    shared.reset();
+}
+
+TEST_CASE("postgres source: the password is the secret of a catalog connection, never part of "
+          "the configuration" * doctest::skip(!have_postgres())) {
+    TempDir dir;
+    auto cluster = PostgresCluster::start(dir.path / "pg");
+    REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
+    Conn conn = connect((*cluster)->conninfo());
+    query(conn.get(), "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text)");
+    query(conn.get(), "INSERT INTO tickets VALUES (1, 'a', 'b'), (2, 'c', 'd')");
+    query(conn.get(), "CREATE ROLE reader LOGIN SUPERUSER REPLICATION PASSWORD 'S3cret-pw'");
+    // The cluster trusts every local user; make it ask `reader` for its password.
+    const auto hba = dir.path / "pg" / "data" / "pg_hba.conf";
+    std::stringstream rest;
+    rest << std::ifstream(hba).rdbuf();
+    {
+        std::ofstream out(hba, std::ios::trunc);
+        out << "local all reader scram-sha-256\nlocal replication reader scram-sha-256\n"
+            << "host all reader all scram-sha-256\nhost replication reader all scram-sha-256\n"
+            << rest.str();
+        REQUIRE(out.good());
+    }
+    query(conn.get(), "SELECT pg_reload_conf()");
+
+    std::string conninfo = (*cluster)->conninfo();
+    conninfo.replace(conninfo.find("user=postgres"), 13, "user=reader");
+    sluice::connectors::SourceDefinition definition;
+    definition.name = "crm";
+    definition.kind = "postgres";
+    definition.config = {{"conninfo", conninfo},
+                         {"slot", "crm"},
+                         {"publication", "crm"},
+                         {"connection", "crm_db"},
+                         {"tables", {{{"table", "public.tickets"}, {"text", {"title", "body"}}}}}};
+    auto valid = sluice::connectors::validate_definition(definition);
+    REQUIRE_MESSAGE(valid.ok(), valid.status().to_string());
+
+    // Without the connection's secret the server refuses.
+    auto refused = sluice::connectors::open_source(*valid, dir.path / "state");
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.status().message().find("S3cret") == std::string::npos);
+    CHECK(sluice::app::source_secret(dir.path, *valid).status().code() ==
+          sluice::StatusCode::kNotFound);
+
+    auto store = sluice::agents::AgentStore::open(dir.path / "catalog.db");
+    REQUIRE(store.ok());
+    sluice::agents::Connection connection;
+    connection.name = "crm_db";
+    connection.allowed_hosts = {"db.internal"};  // what HTTP tools may reach; unused here
+    connection.secret = "S3cret-pw";
+    REQUIRE((*store)->put_connection(connection).ok());
+    auto secret = sluice::app::source_secret(dir.path, *valid);
+    REQUIRE(secret.ok());
+    CHECK(*secret == "S3cret-pw");
+    auto source = sluice::connectors::open_source(*valid, dir.path / "state", *secret);
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    auto batch = (*source)->poll("", {100});
+    REQUIRE_MESSAGE(batch.ok(), batch.status().to_string());
+    CHECK(batch->events.size() == 2);
+    // Listings name the connection, never its secret.
+    CHECK(sluice::connectors::describe(*valid).dump().find("S3cret") == std::string::npos);
+    CHECK(sluice::connectors::describe(*valid)["config"]["connection"] == "crm_db");
 }

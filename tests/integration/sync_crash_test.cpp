@@ -446,3 +446,85 @@ TEST_CASE("events pushed over HTTP are synced into the bound index") {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
 }
+
+TEST_CASE("a source created over REST and re-bound by the offline CLI syncs without a restart") {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("sluice-it-sync-live-" + std::to_string(std::random_device{}()));
+    const auto data = dir / "data";
+    std::filesystem::create_directories(dir);
+    ChildProcess server(serve_argv(data), server_environment());
+    const ServeStart start = wait_listening(server, 30s);
+    REQUIRE(!start.admin_token.empty());
+    const int port = start.port;
+    httplib::Client client("127.0.0.1", port);
+    client.set_bearer_token_auth(start.admin_token);
+    auto send = [&](const std::string& method, const std::string& path, const json& body) {
+        auto result = method == "POST"    ? client.Post(path, body.dump(), "application/json")
+                      : method == "PATCH" ? client.Patch(path, body.dump(), "application/json")
+                                          : client.Delete(path);
+        REQUIRE(result);
+        return std::make_pair(result->status, json::parse(result->body, nullptr, false));
+    };
+    REQUIRE(send("POST", "/api/2.1/unity-catalog/catalogs", {{"name", "main"}}).first == 200);
+    REQUIRE(send("POST", "/api/2.1/unity-catalog/schemas",
+                 {{"name", "feeds"}, {"catalog_name", "main"}})
+                .first == 200);
+    auto [created, source] = send("POST", "/api/sources",
+                                  {{"name", "kb"},
+                                   {"type", "http"},
+                                   {"schema", "main.feeds"},
+                                   {"index", "articles"}});
+    REQUIRE_MESSAGE(created == 200, source.dump());
+    CHECK(source["catalog_name"] == "main.feeds.kb");
+    CHECK(source["owner"] == "admin");
+    CHECK(source["sync"]["index"] == "articles");
+    auto [again, taken] = send("POST", "/api/sources",
+                               {{"name", "kb"}, {"type", "http"}, {"schema", "main.feeds"}});
+    CHECK(again == 409);
+
+    httplib::Headers headers = {{"Idempotency-Key", "one"}};
+    auto pushed = client.Post("/api/sources/kb/events", headers,
+                              json{{"events", json::array({{{"key", "kb/1"},
+                                                            {"op", "upsert"},
+                                                            {"document", {{"text", "hello"}}}}})}}
+                                  .dump(),
+                              "application/json");
+    REQUIRE(pushed);
+    CHECK_MESSAGE(pushed->status == 200, pushed->body);
+    auto sync_of_kb = [&]() {
+        auto described = client.Get("/api/sources/kb");
+        REQUIRE(described);
+        return json::parse(described->body)["sync"];
+    };
+    bool applied = false;
+    for (int i = 0; i < 200 && !applied; ++i) {
+        std::this_thread::sleep_for(25ms);
+        applied = sync_of_kb()["documents"] == 1;
+    }
+    CHECK(applied);
+
+    // The offline CLI re-binds it while the server runs: the server follows within seconds.
+    auto [bound, bound_out] = run_sluice({"source", "bind", "kb", "--index", "archive",
+                                          "--data-dir", data.string()});
+    REQUIRE_MESSAGE(bound == 0, bound_out);
+    bool followed = false;
+    for (int i = 0; i < 200 && !followed; ++i) {
+        std::this_thread::sleep_for(25ms);
+        json sync = sync_of_kb();
+        followed = sync.is_object() && sync["index"] == "archive";
+    }
+    CHECK(followed);
+
+    auto [unbound, unbound_body] = send("PATCH", "/api/sources/kb", {{"index", nullptr}});
+    CHECK(unbound == 200);
+    CHECK(unbound_body["sync"].is_null());
+    auto [removed, removed_body] = send("DELETE", "/api/sources/kb", json());
+    CHECK(removed == 200);
+    auto gone = client.Get("/api/sources/kb");
+    REQUIRE(gone);
+    CHECK(gone->status == 404);
+    server.signal(SIGTERM);
+    CHECK(server.wait(30s) == 0);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+}

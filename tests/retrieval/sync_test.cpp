@@ -41,6 +41,9 @@ public:
         bool fail_poll = false;
         bool pause_on_error = false;
         bool redeliver_unacknowledged = false;
+        // A compacting source: "" serves a snapshot of what the log holds now (the live
+        // documents, "s<i>" positions into them) and then the log after it.
+        bool compacts = false;
     };
 
     explicit MemoryFeed(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
@@ -49,6 +52,9 @@ public:
         std::lock_guard lock(shared_->mutex);
         if (shared_->fail_poll) {
             return Status(StatusCode::kUnavailable, "memory feed: unreachable");
+        }
+        if (shared_->compacts && (checkpoint.empty() || checkpoint[0] == 's')) {
+            return snapshot(checkpoint, max_changes);
         }
         std::size_t from = checkpoint.empty() ? 0 : std::stoul(std::string(checkpoint));
         if (shared_->redeliver_unacknowledged) {
@@ -82,6 +88,9 @@ public:
         if (shared_->fail_acknowledge) {
             return Status(StatusCode::kUnavailable, "memory feed: acknowledgement lost");
         }
+        if (checkpoint.starts_with("s")) {
+            return Status();  // inside a snapshot: nothing of the log is released
+        }
         shared_->acknowledged = std::stoul(std::string(checkpoint));
         ++shared_->acknowledgements;
         return Status();
@@ -103,6 +112,32 @@ public:
     }
 
 private:
+    // Called with shared_->mutex held.
+    FeedBatch snapshot(std::string_view checkpoint, std::size_t max_changes) {
+        std::map<std::string, FeedChange> live;
+        for (const Entry& entry : shared_->log) {
+            if (entry.error) {
+                continue;
+            }
+            if (entry.change.op == FeedOp::kDelete) {
+                live.erase(entry.change.document.key);
+            } else {
+                live[entry.change.document.key] = entry.change;
+            }
+        }
+        std::size_t at = checkpoint.empty() ? 0 : std::stoul(std::string(checkpoint.substr(1)));
+        FeedBatch batch;
+        auto it = live.begin();
+        std::advance(it, std::min(at, live.size()));
+        for (; it != live.end() && batch.changes.size() < max_changes; ++it, ++at) {
+            batch.changes.push_back(it->second);
+        }
+        batch.checkpoint = at < live.size() ? "s" + std::to_string(at)
+                                            : std::to_string(shared_->log.size());
+        batch.caught_up = at >= live.size();
+        return batch;
+    }
+
     std::shared_ptr<Shared> shared_;
     std::mutex wake_mutex_;
     std::condition_variable cv_;
@@ -461,6 +496,124 @@ TEST_CASE("vectors follow the store across snapshots and restarts") {
     }
     auto index = open_index(dir);
     CHECK(contents(*index).size() == 20);  // checks vectors == chunks == documents
+}
+
+TEST_CASE("an unservable checkpoint re-snapshots: the index converges, deletes included") {
+    TempDir dir("sync-resnapshot");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    shared->compacts = true;
+    for (int i = 0; i < 20; ++i) {
+        append(*shared, upsert(numbered("k", i), numbered("text ", i)));
+    }
+    auto index = open_index(dir);
+    std::vector<std::string> reasons;
+    SyncOptions options;
+    options.max_batch = 6;
+    options.on_resnapshot = [&](const std::string& source, const std::string& reason) {
+        CHECK(source == "src");
+        reasons.push_back(reason);
+    };
+    auto sync = open_sync(index, shared, options);
+    REQUIRE(sync->run_to_caught_up().ok());
+    CHECK(contents(*index).size() == 20);
+    CHECK(sync->status().resnapshots == 0);
+
+    // Changes the sync never sees: the source releases them (a dropped slot, pruned change
+    // rows) before they are polled. The delete among them is only learnt by the re-snapshot.
+    append(*shared, delete_of(numbered("k", 3)));
+    append(*shared, upsert(numbered("k", 4), "edited while unseen"));
+    append(*shared, upsert("new", "added while unseen"));
+    {
+        std::lock_guard lock(shared->mutex);
+        shared->acknowledged = shared->log.size();
+    }
+    append(*shared, upsert("after", "streamed after the snapshot"));
+
+    auto result = sync->run_to_caught_up();
+    REQUIRE_MESSAGE(result.ok(), result.status().to_string());
+    auto held = contents(*index);
+    CHECK(held.size() == 21);
+    CHECK_FALSE(held.contains(numbered("k", 3)));
+    CHECK(held[numbered("k", 4)] == "edited while unseen");
+    CHECK(held["new"] == "added while unseen");
+    CHECK(held["after"] == "streamed after the snapshot");
+    SyncStatus status = sync->status();
+    CHECK(status.resnapshots == 1);
+    CHECK_FALSE(status.resnapshotting);
+    CHECK(status.resnapshot_reason.find("released") != std::string::npos);
+    REQUIRE(reasons.size() == 1);
+    CHECK(reasons[0].find("released") != std::string::npos);
+    // The marker is cleared: a restart resumes streaming, not a re-snapshot.
+    auto marker = index->meta(SourceSync::resnapshot_meta_name("src"));
+    REQUIRE(marker.ok());
+    CHECK(marker->value_or("") == "");
+}
+
+TEST_CASE("a re-snapshot cut short by a crash starts again and still deletes what is gone") {
+    TempDir dir("sync-resnapshot-crash");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    shared->compacts = true;
+    for (int i = 0; i < 20; ++i) {
+        append(*shared, upsert(numbered("k", i), numbered("text ", i)));
+    }
+    SyncOptions options;
+    options.max_batch = 5;
+    auto index = open_index(dir);
+    {
+        auto sync = open_sync(index, shared, options);
+        REQUIRE(sync->run_to_caught_up().ok());
+        for (int i = 0; i < 10; ++i) {
+            append(*shared, delete_of(numbered("k", i)));
+        }
+        std::lock_guard lock(shared->mutex);
+        shared->acknowledged = shared->log.size();
+    }
+    {
+        // One step: the re-snapshot starts and applies its first batch, then the process dies.
+        auto sync = open_sync(index, shared, options);
+        auto step = sync->step();
+        REQUIRE_MESSAGE(step.ok(), step.status().to_string());
+        CHECK(sync->status().resnapshotting);
+        CHECK(contents(*index).size() == 20);  // nothing is deleted before the end
+    }
+    auto sync = open_sync(index, shared, options);
+    CHECK(sync->status().resnapshotting);
+    REQUIRE(sync->run_to_caught_up().ok());
+    auto held = contents(*index);
+    CHECK(held.size() == 10);
+    CHECK_FALSE(held.contains(numbered("k", 0)));
+    CHECK(held.contains(numbered("k", 19)));
+    CHECK_FALSE(sync->status().resnapshotting);
+}
+
+TEST_CASE("a re-snapshot deletes only the documents the sync owns") {
+    TempDir dir("sync-resnapshot-owns");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    shared->compacts = true;
+    append(*shared, upsert("mine-1", "one"));
+    append(*shared, upsert("mine-2", "two"));
+    auto index = open_index(dir);
+    IndexWrite other;
+    Document theirs;
+    theirs.key = "theirs";
+    theirs.uri = "mem://theirs";
+    theirs.text = "from another source";
+    theirs.acl = group_acl("staff");
+    other.upserts.push_back(theirs);
+    REQUIRE(index->apply(other).ok());
+    SyncOptions options;
+    options.owns = [](const DocumentRecord& record) { return record.key.rfind("mine-", 0) == 0; };
+    auto sync = open_sync(index, shared, options);
+    REQUIRE(sync->run_to_caught_up().ok());
+    append(*shared, delete_of("mine-1"));
+    {
+        std::lock_guard lock(shared->mutex);
+        shared->acknowledged = shared->log.size();
+    }
+    REQUIRE(sync->run_to_caught_up().ok());
+    auto held = contents(*index);
+    CHECK(held == std::map<std::string, std::string>{{"mine-2", "two"},
+                                                     {"theirs", "from another source"}});
 }
 
 TEST_CASE("error records round-trip through their stored form") {

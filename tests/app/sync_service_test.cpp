@@ -1,0 +1,211 @@
+// Sources as catalog objects in a running SyncService: a bindings file of an older release moves
+// into the catalog at start; sources created, re-bound, unbound and removed while it runs start
+// and stop their syncs without a restart; creating and binding are governed.
+#include "app/sync_service.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "app/source_catalog.h"
+#include "governance/governance.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using nlohmann::json;
+using sluice::StatusCode;
+using sluice::governance::Privilege;
+using sluice::governance::SecurableType;
+
+struct TempDir {
+    fs::path path = fs::temp_directory_path() /
+                    ("sluice-app-syncsvc-" + std::to_string(std::random_device{}()));
+    TempDir() { fs::create_directories(path); }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+struct World {
+    TempDir dir;
+    std::unique_ptr<sluice::governance::Governance> gov;
+    std::unique_ptr<sluice::retrieval::IndexManager> indexes;
+    sluice::governance::RequestContext admin;
+
+    World() {
+        auto opened = sluice::governance::Governance::open(dir.path);
+        REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+        gov = std::move(opened).value();
+        REQUIRE(gov->bootstrap_admin().ok());
+        auto manager = sluice::retrieval::IndexManager::open(dir.path / "indexes", {});
+        REQUIRE(manager.ok());
+        indexes = std::move(manager).value();
+        admin = context_of("admin");
+    }
+    sluice::governance::RequestContext context_of(const std::string& name) {
+        auto principal = gov->store().principal(name);
+        if (!principal.ok()) {
+            principal = gov->store().create_principal(
+                name, sluice::governance::PrincipalKind::kUser, false);
+        }
+        REQUIRE(principal.ok());
+        sluice::governance::RequestContext context;
+        context.principal_id = principal->id;
+        context.principal = name;
+        context.request_id = "req-test";
+        return context;
+    }
+    void define(const std::string& name) {
+        auto registry = sluice::connectors::SourceRegistry::open(dir.path);
+        REQUIRE(registry.ok());
+        REQUIRE((*registry)->add({name, "http", json::object(), ""}).ok());
+    }
+    std::unique_ptr<sluice::app::SyncService> service() {
+        auto opened = sluice::app::SyncService::open(dir.path, *indexes, *gov);
+        REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+        return std::move(opened).value();
+    }
+};
+
+json sync_of(sluice::app::SyncService& service, const sluice::governance::RequestContext& who,
+             const std::string& name) {
+    auto described = service.describe(who, name);
+    REQUIRE_MESSAGE(described.ok(), described.status().to_string());
+    return (*described)["sync"];
+}
+
+}  // namespace
+
+TEST_CASE("a bindings file moves into the catalog when the service opens") {
+    World world;
+    world.define("kb");
+    world.define("loose");
+    fs::create_directories(world.dir.path / "sources");
+    {
+        std::ofstream out(world.dir.path / "sources" / "bindings.json");
+        out << R"({"version": 1, "bindings": {"kb": "articles"}})";
+    }
+    auto service = world.service();
+    auto kb = sluice::app::find_source_object(world.gov->store(), "kb");
+    REQUIRE_MESSAGE(kb.ok(), kb.status().to_string());
+    CHECK(kb->full_name == "main.sources.kb");
+    CHECK(kb->index == "articles");
+    CHECK(kb->owner == "admin");
+    auto loose = sluice::app::find_source_object(world.gov->store(), "loose");
+    REQUIRE(loose.ok());
+    CHECK(loose->index.empty());
+    CHECK_FALSE(fs::exists(world.dir.path / "sources" / "bindings.json"));
+    CHECK(fs::exists(world.dir.path / "sources" / "bindings.json.migrated"));
+    // The bound source syncs; the unbound one does not.
+    json kb_sync = sync_of(*service, world.admin, "kb");
+    REQUIRE(kb_sync.is_object());
+    CHECK(kb_sync["index"] == "articles");
+    CHECK(sync_of(*service, world.admin, "loose").is_null());
+    // The index was created by the sync.
+    CHECK(world.indexes->get("articles").ok());
+
+    // A second open finds nothing to migrate and the same catalog.
+    service.reset();
+    auto again = world.service();
+    CHECK(sluice::app::list_source_objects(world.gov->store())->size() == 2);
+}
+
+TEST_CASE("sources created, re-bound, unbound and removed while running start and stop syncs") {
+    World world;
+    auto service = world.service();
+    service->start(50ms);
+    REQUIRE(sluice::app::ensure_source_schema(world.gov->store(), "main.sources",
+                                              world.admin.principal_id)
+                .ok());
+    auto created = service->create(world.admin, {{"name", "kb"},
+                                                 {"type", "http"},
+                                                 {"schema", "main.sources"},
+                                                 {"index", "articles"}});
+    REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    CHECK((*created)["catalog_name"] == "main.sources.kb");
+    REQUIRE((*created)["sync"].is_object());
+    CHECK((*created)["sync"]["index"] == "articles");
+
+    auto rebound = service->alter(world.admin, "kb", {{"index", "other"}});
+    REQUIRE_MESSAGE(rebound.ok(), rebound.status().to_string());
+    CHECK((*rebound)["sync"]["index"] == "other");
+
+    auto unbound = service->alter(world.admin, "kb", {{"index", nullptr}});
+    REQUIRE(unbound.ok());
+    CHECK((*unbound)["sync"].is_null());
+    CHECK(service->wake("kb").code() == StatusCode::kFailedPrecondition);
+
+    // A change made behind the service's back (the offline CLI) is picked up by its
+    // periodic reconcile.
+    REQUIRE(sluice::app::set_source_index(world.gov->store(), "kb", "articles").ok());
+    bool picked_up = false;
+    for (int i = 0; i < 100 && !picked_up; ++i) {
+        std::this_thread::sleep_for(20ms);
+        picked_up = sync_of(*service, world.admin, "kb").is_object();
+    }
+    CHECK(picked_up);
+    CHECK(service->wake("kb").ok());
+
+    REQUIRE(service->remove(world.admin, "kb").ok());
+    CHECK(service->describe(world.admin, "kb").status().code() == StatusCode::kNotFound);
+    CHECK(sluice::app::find_source_object(world.gov->store(), "kb").status().code() ==
+          StatusCode::kNotFound);
+    service->stop();
+}
+
+TEST_CASE("creating needs CREATE_TABLE on the schema; feeding an index needs MODIFY on it; "
+          "changing a source needs MANAGE") {
+    World world;
+    auto service = world.service();
+    REQUIRE(sluice::app::ensure_source_schema(world.gov->store(), "main.sources",
+                                              world.admin.principal_id)
+                .ok());
+    auto bob = world.context_of("bob");
+    json body{{"name", "bobs"}, {"type", "http"}, {"schema", "main.sources"}};
+    CHECK(service->create(bob, body).status().code() == StatusCode::kPermissionDenied);
+
+    auto schema = world.gov->store().securable(SecurableType::kSchema, "main.sources");
+    REQUIRE(schema.ok());
+    auto catalog = world.gov->store().securable(SecurableType::kCatalog, "main");
+    REQUIRE(catalog.ok());
+    REQUIRE(world.gov->store()
+                .update_permissions(catalog->id, SecurableType::kCatalog,
+                                    {{"bob", {Privilege::kUseCatalog}, {}}},
+                                    world.admin.principal_id)
+                .ok());
+    REQUIRE(world.gov->store()
+                .update_permissions(schema->id, SecurableType::kSchema,
+                                    {{"bob", {Privilege::kUseSchema, Privilege::kCreateTable}, {}}},
+                                    world.admin.principal_id)
+                .ok());
+    // An index outside the catalog: only admins may feed it.
+    json bound = body;
+    bound["index"] = "articles";
+    CHECK(service->create(bob, bound).status().code() == StatusCode::kPermissionDenied);
+    CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "bobs").ok());
+
+    auto created = service->create(bob, body);
+    REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    CHECK((*created)["owner"] == "bob");
+    CHECK(service->alter(bob, "bobs", {{"index", "articles"}}).status().code() ==
+          StatusCode::kPermissionDenied);
+    REQUIRE(service->alter(world.admin, "bobs", {{"index", "articles"}}).ok());
+    // Bob owns it: he may push into it and unbind it; carol may not even see it.
+    CHECK(service->authorize_write(bob, "bobs").ok());
+    auto carol = world.context_of("carol");
+    CHECK(service->authorize_write(carol, "bobs").code() == StatusCode::kPermissionDenied);
+    CHECK(service->describe(carol, "bobs").status().code() == StatusCode::kPermissionDenied);
+    CHECK((*service->describe(carol))["sources"].empty());
+    CHECK(service->alter(carol, "bobs", {{"index", nullptr}}).status().code() ==
+          StatusCode::kPermissionDenied);
+    CHECK(service->remove(carol, "bobs").code() == StatusCode::kPermissionDenied);
+    REQUIRE(service->alter(bob, "bobs", {{"index", nullptr}}).ok());
+    REQUIRE(service->remove(bob, "bobs").ok());
+}

@@ -1,5 +1,7 @@
 #include "agents/agent_runtime.h"
 
+#include <chrono>
+
 #include "agents/http_tools.h"
 #include "agents/retrieval_tool.h"
 #include "agents/sql_tools.h"
@@ -59,6 +61,24 @@ Result<std::shared_ptr<Tool>> AgentRuntime::build_tool(const std::string& functi
     return internal_error("unknown tool kind");
 }
 
+void AgentRuntime::record_usage(const governance::RequestContext& caller,
+                                const std::string& endpoint, const std::string& agent,
+                                const RunResult& run, double latency_ms) {
+    governance::UsageReport report;
+    report.tokens.input_tokens = run.prompt_tokens;
+    report.tokens.output_tokens = run.completion_tokens;
+    report.latency_ms = latency_ms;
+    report.agent = agent;
+    report.status = run.stop == StopReason::kCancelled ? "cancelled" : "ok";
+    auto recorded = gov_.usage().record(caller, endpoint, report);
+    if (!recorded.ok()) {
+        // The answer stands; the missing row is logged where it can be reconciled.
+        log::error("agents", "agent tokens not recorded",
+                   {{"agent", agent}, {"request_id", caller.request_id},
+                    {"error", recorded.status().message()}});
+    }
+}
+
 Result<ToolContext> AgentRuntime::context_for(const governance::RequestContext& request) {
     ToolContext context;
     context.request = request;
@@ -70,7 +90,8 @@ Result<ToolContext> AgentRuntime::context_for(const governance::RequestContext& 
 Result<InvokeResult> AgentRuntime::invoke(const governance::RequestContext& caller,
                                           const std::string& agent,
                                           std::vector<inference::ChatMessage> messages,
-                                          const EventSink& events) {
+                                          const EventSink& events, std::stop_token stop) {
+    const auto started = std::chrono::steady_clock::now();
     SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(caller, governance::Privilege::kExecute,
                                                      governance::SecurableType::kAgent, agent));
     SLUICE_ASSIGN_OR_RETURN(AgentSpec spec, store_.agent(agent));
@@ -111,6 +132,7 @@ Result<InvokeResult> AgentRuntime::invoke(const governance::RequestContext& call
 
     Trace trace(caller.principal, caller.request_id);
     context.trace = &trace;
+    context.stop = std::move(stop);
     RunRequest request;
     request.instructions = spec.instructions;
     request.messages = std::move(messages);
@@ -128,6 +150,10 @@ Result<InvokeResult> AgentRuntime::invoke(const governance::RequestContext& call
         final_event.data["trace_id"] = trace.id();
         events(final_event);
     };
+    if (events) {
+        // First, so that a client that leaves early still knows where the run is recorded.
+        events({"trace", {{"trace_id", trace.id()}}});
+    }
     auto run = planner->run(request, context, box, *model, with_trace);
     TraceRecord record = trace.record();
     if (Status saved = traces_.save(record); !saved.ok()) {
@@ -138,6 +164,10 @@ Result<InvokeResult> AgentRuntime::invoke(const governance::RequestContext& call
     if (!run.ok()) {
         return run.status();
     }
+    record_usage(caller, spec.endpoint.empty() ? model->name() : spec.endpoint, agent, *run,
+                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                           started)
+                     .count());
     return InvokeResult{std::move(*run), trace.id(), agent};
 }
 

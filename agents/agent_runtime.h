@@ -7,13 +7,15 @@
 //        principal in run_as — that principal, audited as "agent.run_as" with the caller named;
 //     3. builds the agent's tools from their definitions (each call still requires EXECUTE on
 //        the function and, below it, SELECT / USE_CONNECTION / document access of the identity);
-//     4. runs the agent's planner with its budgets and model, recording a trace;
+//     4. runs the agent's planner with its budgets and model, recording a trace (the first
+//        event is "trace" with its id, then the planner's events);
 //     5. stores the trace in catalog.db and returns its id with the answer.
 //
 // Thread safety: thread-safe; invocations run concurrently.
 
 #include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -46,16 +48,23 @@ public:
     Result<std::shared_ptr<Tool>> build_tool(const std::string& function_name);
 
     // Errors: kPermissionDenied without EXECUTE on the agent; kNotFound for an unknown agent or
-    // a tool without a definition; the model's errors. Budget exhaustion is not an error.
+    // a tool without a definition; the model's errors. Budget exhaustion is not an error, and
+    // neither is `stop` being requested (the caller hung up): the run then ends with
+    // StopReason::kCancelled at its next model turn or tool call.
+    // The tokens a run spent are recorded in governance usage (endpoint: the agent's, or the
+    // served model's name; agent: its full name; status "ok" or "cancelled").
     Result<InvokeResult> invoke(const governance::RequestContext& caller,
                                 const std::string& agent,
                                 std::vector<inference::ChatMessage> messages,
-                                const EventSink& events);
+                                const EventSink& events, std::stop_token stop = {});
 
     // The identity context (request + reader + groups) for a principal, from governance.
     Result<ToolContext> context_for(const governance::RequestContext& request);
 
 private:
+    void record_usage(const governance::RequestContext& caller, const std::string& endpoint,
+                      const std::string& agent, const RunResult& run, double latency_ms);
+
     governance::Governance& gov_;
     AgentStore& store_;
     TraceStore& traces_;

@@ -1,6 +1,7 @@
 #include "agents/agent_store.h"
 
 #include "agents/detail/sqlite.h"
+#include "common/log.h"
 
 namespace sluice::agents {
 namespace {
@@ -207,12 +208,72 @@ json connection_to_json(const Connection& connection, bool with_secret) {
 struct AgentStore::Impl {
     std::mutex mutex;
     detail::DbPtr db;  // guarded by mutex
+    const governance::SecretBox* secrets = nullptr;
 };
+
+namespace {
+
+// The associated data a connection's secret is sealed with: a sealed value moved onto another
+// connection's row does not open.
+std::string secret_identity(const std::string& connection) { return "connection:" + connection; }
+
+// Seals, in one transaction, the secrets of connection rows stored before secrets were
+// encrypted. Returns how many rows changed.
+Result<int> seal_plaintext_secrets(sqlite3* db, const governance::SecretBox& secrets) {
+    SLUICE_RETURN_IF_ERROR(detail::exec(db, "BEGIN IMMEDIATE"));
+    auto sealed = [&]() -> Result<int> {
+        SLUICE_ASSIGN_OR_RETURN(auto select,
+                                detail::prepare(db, "SELECT name, spec FROM agent_objects "
+                                                    "WHERE kind = 'connection'"));
+        std::vector<std::pair<std::string, json>> plain;
+        int rc = 0;
+        while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+            std::string name = detail::column_text(select.get(), 0);
+            json spec = json::parse(detail::column_text(select.get(), 1), nullptr, false);
+            if (spec.is_discarded()) {
+                return data_loss("connection '" + name + "': stored definition is not JSON");
+            }
+            if (spec.contains("secret") && spec["secret"].is_string() &&
+                !spec["secret"].get<std::string>().empty() &&
+                !governance::SecretBox::is_sealed(spec["secret"].get<std::string>())) {
+                plain.emplace_back(std::move(name), std::move(spec));
+            }
+        }
+        if (rc != SQLITE_DONE) {
+            return detail::sqlite_error(db, "reading connections");
+        }
+        SLUICE_ASSIGN_OR_RETURN(auto update,
+                                detail::prepare(db, "UPDATE agent_objects SET spec = ? "
+                                                    "WHERE kind = 'connection' AND name = ?"));
+        for (auto& [name, spec] : plain) {
+            SLUICE_ASSIGN_OR_RETURN(std::string value,
+                                    secrets.seal(secret_identity(name),
+                                                 spec["secret"].get<std::string>()));
+            spec["secret"] = std::move(value);
+            sqlite3_reset(update.get());
+            detail::bind_text(update.get(), 1, dump_safe(spec));
+            detail::bind_text(update.get(), 2, name);
+            if (sqlite3_step(update.get()) != SQLITE_DONE) {
+                return detail::sqlite_error(db, "sealing the secret of connection '" + name + "'");
+            }
+        }
+        return static_cast<int>(plain.size());
+    }();
+    if (!sealed.ok()) {
+        (void)detail::exec(db, "ROLLBACK");
+        return sealed.status();
+    }
+    SLUICE_RETURN_IF_ERROR(detail::exec(db, "COMMIT"));
+    return sealed;
+}
+
+}  // namespace
 
 AgentStore::AgentStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AgentStore::~AgentStore() = default;
 
-Result<std::unique_ptr<AgentStore>> AgentStore::open(const std::filesystem::path& db_path) {
+Result<std::unique_ptr<AgentStore>> AgentStore::open(const std::filesystem::path& db_path,
+                                                     const governance::SecretBox& secrets) {
     SLUICE_ASSIGN_OR_RETURN(detail::DbPtr db,
                             detail::open_db(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
     SLUICE_RETURN_IF_ERROR(detail::exec(db.get(), R"sql(
@@ -220,8 +281,14 @@ Result<std::unique_ptr<AgentStore>> AgentStore::open(const std::filesystem::path
             kind TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,
             updated_at_us INTEGER NOT NULL, PRIMARY KEY (kind, name));
     )sql"));
+    SLUICE_ASSIGN_OR_RETURN(int sealed, seal_plaintext_secrets(db.get(), secrets));
+    if (sealed > 0) {
+        log::info("agents", "sealed connection secrets stored in plain text",
+                  {{"connections", sealed}});
+    }
     auto impl = std::make_unique<Impl>();
     impl->db = std::move(db);
+    impl->secrets = &secrets;
     return std::make_unique<AgentStore>(std::move(impl));
 }
 
@@ -276,11 +343,26 @@ Result<ToolSpec> AgentStore::tool(const std::string& name) {
     return tool_from_json(spec);
 }
 Status AgentStore::put_connection(const Connection& connection) {
-    return put("connection", connection.name, connection_to_json(connection, true));
+    json spec = connection_to_json(connection, true);
+    if (!connection.secret.empty()) {
+        SLUICE_ASSIGN_OR_RETURN(std::string sealed,
+                                impl_->secrets->seal(secret_identity(connection.name),
+                                                     connection.secret));
+        spec["secret"] = std::move(sealed);
+    }
+    return put("connection", connection.name, spec);
 }
 Result<Connection> AgentStore::connection(const std::string& name) {
     SLUICE_ASSIGN_OR_RETURN(json spec, get("connection", name));
-    return connection_from_json(spec);
+    std::string sealed = spec.value("secret", "");
+    spec.erase("secret");
+    SLUICE_ASSIGN_OR_RETURN(Connection connection, connection_from_json(spec));
+    if (!sealed.empty()) {
+        // open() names the connection in its errors ("connection:<name>: cannot decrypt ...").
+        SLUICE_ASSIGN_OR_RETURN(connection.secret,
+                                impl_->secrets->open(secret_identity(name), sealed));
+    }
+    return connection;
 }
 
 Status AgentStore::remove(const std::string& kind, const std::string& name) {

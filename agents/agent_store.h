@@ -10,7 +10,12 @@
 //   ConnectionSpec  a connection (securable type connection): allowed hosts, secret, limits
 //
 // JSON shapes (docs/agents.md) are parsed with field-naming errors; a connection's secret is
-// never part of to_json() unless asked for storage.
+// never part of to_json() unless asked for storage. In catalog.db a connection's secret is
+// sealed by governance's SecretBox (AES-256-GCM, "connection:<name>" as associated data);
+// open() seals the secrets of rows stored before that, in one transaction.
+//
+// Errors reading a connection whose secret does not open (another key, an altered row) are
+// kDataLoss naming the connection, never the secret.
 //
 // Thread safety: thread-safe.
 
@@ -26,6 +31,7 @@
 #include "agents/http_tools.h"
 #include "agents/planner.h"
 #include "common/result.h"
+#include "governance/secret_box.h"
 
 namespace sluice::agents {
 
@@ -61,7 +67,9 @@ nlohmann::json connection_to_json(const Connection& connection, bool with_secret
 
 class AgentStore {
 public:
-    static Result<std::unique_ptr<AgentStore>> open(const std::filesystem::path& db_path);
+    // `secrets` must outlive the store.
+    static Result<std::unique_ptr<AgentStore>> open(const std::filesystem::path& db_path,
+                                                    const governance::SecretBox& secrets);
     ~AgentStore();
 
     Status put_agent(const AgentSpec& spec);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,10 @@ struct ModelRequest {
     std::uint64_t seed = 0;
     // Receives answer text as it is produced (not tool-call markup); may be empty.
     std::function<void(std::string_view)> on_text;
+    // When a stop is requested (the caller hung up) the turn ends early: the engine request is
+    // cancelled, which frees its KV blocks, and the reply comes back with `cancelled` set and
+    // the tokens spent so far. Not an error: what was spent is still counted.
+    std::stop_token stop;
 };
 
 struct ModelReply {
@@ -41,6 +46,7 @@ struct ModelReply {
     std::int64_t completion_tokens = 0;
     double prefill_seconds = 0;  // until the first token
     double decode_seconds = 0;   // after it
+    bool cancelled = false;      // cut short by ModelRequest::stop; text and calls are partial
 };
 
 class ChatModel {

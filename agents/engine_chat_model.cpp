@@ -114,9 +114,16 @@ Result<ModelReply> EngineChatModel::complete(const ModelRequest& request) {
     bool marker_seen = false;
     std::optional<Clock::time_point> first_token;
     inference::StreamEvent event;
+    bool cancelled = false;
     while (handle.next(&event, std::chrono::milliseconds(100)) !=
            inference::RequestHandle::Poll::kFinished) {
-        if (event.text.empty() && event.tokens.empty()) {
+        if (!cancelled && request.stop.stop_requested()) {
+            // The caller went away: cancel, and keep reading until the engine confirms, so that
+            // the usage below counts what was spent and the KV blocks are free on return.
+            cancelled = true;
+            handle.cancel();
+        }
+        if (cancelled || (event.text.empty() && event.tokens.empty())) {
             continue;
         }
         if (!first_token) {
@@ -147,6 +154,15 @@ Result<ModelReply> EngineChatModel::complete(const ModelRequest& request) {
             request.on_text(std::string_view(text).substr(streamed, safe - streamed));
             streamed = safe;
         }
+    }
+    if (cancelled && handle.status().code() == StatusCode::kCancelled) {
+        inference::Usage usage = handle.usage();
+        ModelReply reply;
+        reply.cancelled = true;
+        reply.text = text;
+        reply.prompt_tokens = usage.prompt_tokens;
+        reply.completion_tokens = usage.completion_tokens;
+        return reply;
     }
     SLUICE_RETURN_IF_ERROR(handle.status());
     ModelReply reply;

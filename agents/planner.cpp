@@ -19,6 +19,12 @@ using Clock = std::chrono::steady_clock;
 // prompt helps nobody and eats the token budget.
 constexpr size_t kMaxToolResultChars = 8000;
 
+// Steps a plan may have: a bound on the plan's length, so that its JSON closes within a turn.
+constexpr int kMaxPlanSteps = 8;
+
+// The error of a span cut short because the client went away.
+constexpr std::string_view kCancelledError = "cancelled: the client went away";
+
 struct CallOutcome {
     inference::ToolCall call;
     Result<json> result = json();
@@ -61,6 +67,9 @@ public:
 
     // The budget that is spent before another model turn, if any.
     std::optional<StopReason> spent_before_turn() const {
+        if (cancelled()) {
+            return StopReason::kCancelled;
+        }
         const Budgets& budgets = request_.budgets;
         if (result_.steps >= budgets.max_steps) {
             return StopReason::kStepBudget;
@@ -74,11 +83,14 @@ public:
         return std::nullopt;
     }
 
+    bool cancelled() const { return context_.stop.stop_requested(); }
+
     std::int64_t tokens_used() const {
         return result_.prompt_tokens + result_.completion_tokens;
     }
 
-    // One model turn over `messages`, streamed as "tokens" events when `stream`.
+    // One model turn over `messages`, streamed as "tokens" events when `stream`. A turn cut
+    // short by the stop token comes back with `cancelled` set; callers finish the run then.
     Result<ModelReply> turn(const std::vector<inference::ChatMessage>& messages,
                             std::vector<inference::ToolDefinition> tools, json response_schema,
                             bool stream, std::string_view what) {
@@ -93,6 +105,7 @@ public:
         std::int64_t left = request_.budgets.max_tokens - tokens_used();
         request.max_tokens = static_cast<int>(
             std::max<std::int64_t>(1, std::min<std::int64_t>(request_.max_tokens_per_turn, left)));
+        request.stop = context_.stop;
         if (stream) {
             request.on_text = [this](std::string_view text) {
                 emit("tokens", {{"text", std::string(text)}});
@@ -111,6 +124,9 @@ public:
             calls.push_back({{"name", call.name}, {"arguments", call.arguments}});
         }
         span.set_outputs({{"text", reply->text}, {"tool_calls", calls}});
+        if (reply->cancelled) {
+            span.fail(std::string(kCancelledError));
+        }
         return reply;
     }
 
@@ -189,6 +205,9 @@ public:
                         {{"prompt_tokens", result_.prompt_tokens},
                          {"completion_tokens", result_.completion_tokens}}}});
         span_.add_tokens(0, 0);
+        if (reason == StopReason::kCancelled) {
+            span_.fail(std::string(kCancelledError));
+        }
         span_.set_outputs({{"answer", result_.answer},
                            {"stop_reason", stop_reason_name(reason)},
                            {"steps", result_.steps},
@@ -220,6 +239,8 @@ public:
             case StopReason::kInvalidArguments:
                 return "Stopped without an answer: the model sent invalid tool arguments again "
                        "after being shown the error.";
+            case StopReason::kCancelled:
+                return "Stopped without an answer: the client went away.";
             case StopReason::kAnswer:
                 break;
         }
@@ -243,7 +264,9 @@ private:
     std::set<std::string> invalid_shown_;
 };
 
-json plan_schema(const Toolbox& tools) {
+// The plan's shape, checked after generation: steps naming offered tools, with object
+// arguments (each tool checks its own arguments when called).
+json plan_shape(const Toolbox& tools) {
     json names = json::array();
     for (const auto& definition : tools.definitions()) {
         names.push_back(definition.name);
@@ -252,13 +275,38 @@ json plan_schema(const Toolbox& tools) {
             {"properties",
              {{"steps",
                {{"type", "array"},
-                {"maxItems", 8},
+                {"maxItems", kMaxPlanSteps},
                 {"items",
                  {{"type", "object"},
                   {"properties", {{"tool", {{"type", "string"}, {"enum", names}}},
                                   {"arguments", {{"type", "object"}}}}},
                   {"required", {"tool", "arguments"}},
                   {"additionalProperties", false}}}}}}},
+            {"required", {"steps"}},
+            {"additionalProperties", false}};
+}
+
+// The schema the plan is generated under: each step is one of the tools with that tool's own
+// argument schema (anyOf, discriminated by the tool's name), so that a constrained model cannot
+// plan a call its tool would refuse for its shape.
+json plan_schema(const Toolbox& tools) {
+    json steps = json::array();
+    for (const auto& definition : tools.definitions()) {
+        json arguments = definition.parameters.is_object() ? definition.parameters
+                                                            : json{{"type", "object"}};
+        steps.push_back({{"type", "object"},
+                         {"properties", {{"tool", {{"const", definition.name}}},
+                                         {"arguments", std::move(arguments)}}},
+                         {"required", {"tool", "arguments"}},
+                         {"additionalProperties", false}});
+    }
+    // Without tools the only plan is the empty one.
+    json array = steps.empty() ? json{{"type", "array"}, {"maxItems", 0}}
+                               : json{{"type", "array"},
+                                      {"maxItems", kMaxPlanSteps},
+                                      {"items", {{"anyOf", steps}}}};
+    return {{"type", "object"},
+            {"properties", {{"steps", std::move(array)}}},
             {"required", {"steps"}},
             {"additionalProperties", false}};
 }
@@ -331,6 +379,7 @@ std::string_view stop_reason_name(StopReason reason) {
         case StopReason::kToolCallBudget: return "tool_call_budget";
         case StopReason::kLoop: return "loop";
         case StopReason::kInvalidArguments: return "invalid_arguments";
+        case StopReason::kCancelled: return "cancelled";
     }
     return "answer";
 }
@@ -346,6 +395,9 @@ Result<RunResult> FunctionCallingPlanner::run(const RunRequest& request,
         SLUICE_ASSIGN_OR_RETURN(ModelReply reply,
                                 run.turn(run.transcript(), tools.definitions(), json(), true,
                                          "model"));
+        if (reply.cancelled || (!reply.calls.empty() && run.cancelled())) {
+            return run.finish(StopReason::kCancelled, "");
+        }
         if (reply.calls.empty()) {
             run.transcript().push_back({"assistant", reply.text, {}, {}});
             return run.finish(StopReason::kAnswer, reply.text);
@@ -377,6 +429,7 @@ Result<RunResult> PlanAndExecutePlanner::run(const RunRequest& request,
                                              ChatModel& model, const EventSink& events) const {
     Run run(request, context, tools, model, events, name());
     const json schema = plan_schema(tools);
+    const json shape = plan_shape(tools);
     std::vector<inference::ChatMessage> planning = run.transcript();
     std::string instructions = request.instructions.empty() ? "" : request.instructions + "\n\n";
     instructions += plan_instructions(tools, schema);
@@ -393,9 +446,12 @@ Result<RunResult> PlanAndExecutePlanner::run(const RunRequest& request,
             return run.finish(*spent, "");
         }
         SLUICE_ASSIGN_OR_RETURN(ModelReply reply, run.turn(planning, {}, schema, false, "plan"));
+        if (reply.cancelled) {
+            return run.finish(StopReason::kCancelled, "");
+        }
         json plan = json::parse(reply.text, nullptr, false);
         Status valid = plan.is_discarded() ? invalid_argument("the plan is not JSON")
-                                           : check_arguments(schema, plan);
+                                           : check_arguments(shape, plan);
         planning.push_back({"assistant", reply.text, {}, {}});
         if (!valid.ok()) {
             if (shown_invalid_plan) {
@@ -416,6 +472,9 @@ Result<RunResult> PlanAndExecutePlanner::run(const RunRequest& request,
                                      steps[i]["tool"].get<std::string>(), steps[i]["arguments"]};
             if (run.is_loop(call)) {
                 return run.finish(StopReason::kLoop, "");
+            }
+            if (run.cancelled()) {
+                return run.finish(StopReason::kCancelled, "");
             }
             std::vector<CallOutcome> outcome = run.call_tools({call});
             results += "Step " + std::to_string(i + 1) + " (" + call.name + "): " +
@@ -443,6 +502,9 @@ Result<RunResult> PlanAndExecutePlanner::run(const RunRequest& request,
     answering.push_back({"user", "Tool results:\n" + results +
                                      "Answer the question from these results.", {}, {}});
     SLUICE_ASSIGN_OR_RETURN(ModelReply answer, run.turn(answering, {}, json(), true, "answer"));
+    if (answer.cancelled) {
+        return run.finish(StopReason::kCancelled, "");
+    }
     run.transcript().push_back({"assistant", answer.text, {}, {}});
     return run.finish(StopReason::kAnswer, answer.text);
 }

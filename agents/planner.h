@@ -12,6 +12,9 @@
 // Both stop, with a final message saying which and why, when a budget is spent (model turns,
 // tokens, wall time, tool calls), when the same call with the same arguments comes a third time
 // (a loop), or when the model sends invalid arguments again after being shown the error once.
+// When the context's stop token is requested (the client hung up), a run stops before its next
+// model turn or tool call, and a model turn in flight is cut short (its engine request cancelled);
+// the run ends with StopReason::kCancelled and counts the tokens spent up to then.
 // Events (step, tool_call, tool_result, tokens, final) go to the sink in order, on the calling
 // thread.
 //
@@ -49,6 +52,7 @@ enum class StopReason {
     kToolCallBudget,
     kLoop,
     kInvalidArguments,
+    kCancelled,  // the caller went away (ToolContext::stop)
 };
 std::string_view stop_reason_name(StopReason reason);  // "answer", "step_budget", ...
 

@@ -111,8 +111,17 @@ Result<ModelReply> ScriptedChatModel::complete(const ModelRequest& request) {
     }
     if (request.on_text && !reply.text.empty()) {
         // Word by word, as a model would stream it; the pieces join to the reply text.
+        // A stop requested meanwhile (the sink may request it) cuts the reply there, as the
+        // engine cancels a request: the words so far are what was spent.
         size_t begin = 0;
         while (begin < reply.text.size()) {
+            if (request.stop.stop_requested()) {
+                reply.cancelled = true;
+                reply.text.resize(begin);
+                reply.calls.clear();
+                reply.completion_tokens = count_tokens(reply.text);
+                break;
+            }
             size_t space = reply.text.find(' ', begin + 1);
             size_t end = space == std::string::npos ? reply.text.size() : space;
             request.on_text(std::string_view(reply.text).substr(begin, end - begin));

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <memory>
+#include <stop_token>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -38,6 +39,10 @@ struct ToolContext {
     std::string parent_span;
     // No tool may run past this; each clamps its own timeout to it.
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    // Requested when whoever asked has gone (the client hung up): planners stop before their
+    // next model turn or tool call and cut the model turn in flight short. A tool already
+    // running finishes (its deadline bounds it).
+    std::stop_token stop;
 };
 
 // A tool is what it declares to the model (name, description, argument schema), fixed at

@@ -4,6 +4,7 @@
 #include "agents/engine_chat_model.h"
 #include "agents/evaluation/targets.h"
 #include "agents/index_access.h"
+#include "app/agent_chat_chunks.h"
 #include "app/event_stream.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
@@ -82,8 +83,8 @@ void offer_qa(AgentServices& s, const std::string& trace_id, const std::string& 
 // (the trace is read only for the sampled share).
 void offer_answer(AgentServices& s, const std::string& trace_id, const std::string& request,
                   const agents::RunResult& run) {
-    if (s.monitor == nullptr) {
-        return;
+    if (s.monitor == nullptr || run.stop == agents::StopReason::kCancelled) {
+        return;  // nobody got a cancelled run's answer
     }
     agents::evaluation::JudgeInput input;
     input.request = request;
@@ -312,10 +313,12 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
     auto events = std::make_shared<EventStream>();
     events->start([&s, stream = events.get(), context, agent, request_text,
                    messages = std::move(*messages)]() mutable {
-        auto result = s.runtime.invoke(context, agent, std::move(messages),
-                                       [stream](const agents::AgentEvent& event) {
-                                           stream->push(event.type, event.data);
-                                       });
+        // The stream's stop token is requested when the client hangs up: the run then stops at
+        // its next model turn or tool call, cancelling the engine request in flight.
+        auto result = s.runtime.invoke(
+            context, agent, std::move(messages),
+            [stream](const agents::AgentEvent& event) { stream->push(event.type, event.data); },
+            stream->stop_token());
         if (result.ok()) {
             offer_answer(s, result->trace_id, request_text, result->run);
         } else {
@@ -323,6 +326,57 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
                                    {"code", status_code_name(result.status().code())}});
         }
         stream->close();
+    });
+    EventStream::respond(events, res);
+}
+
+// An agent served as a model, streamed: the answer's tokens as chat.completion.chunk objects
+// while the agent runs (AgentChatChunks), then [DONE]. What can be refused is refused before
+// the stream starts, with an HTTP status, as for the served model.
+void stream_agent_chat(AgentServices& s, const RequestInfo& info, std::string agent,
+                       std::string model, std::vector<inference::ChatMessage> messages,
+                       bool include_usage, httplib::Response& res) {
+    governance::RequestContext context = context_of(info);
+    if (messages.empty() || messages.back().role != "user") {
+        send_status(res, invalid_argument("messages: the last message must be the user's"),
+                    info.request_id);
+        return;
+    }
+    auto decision = s.gov.authorizer().check(context.principal_id, Privilege::kExecute,
+                                             SecurableType::kAgent, agent);
+    if (!decision.ok() || !decision->allowed) {
+        // Refused (or unknown): require() audits the denial and names it, as invoke() would.
+        Status denied = s.gov.authorizer().require(context, Privilege::kExecute,
+                                                   SecurableType::kAgent, agent);
+        if (!denied.ok()) {
+            send_status(res, denied, info.request_id);
+            return;
+        }
+    }
+    auto events = std::make_shared<EventStream>();
+    events->start([&s, stream = events.get(), context, agent = std::move(agent),
+                   model = std::move(model), messages = std::move(messages), include_usage,
+                   request_id = info.request_id]() mutable {
+        AgentChatChunks chunks(model, include_usage);
+        const std::string request_text = messages.back().content;
+        // A client that hangs up requests the stream's stop: the run ends at its next model
+        // turn or tool call and the engine request in flight is cancelled.
+        auto result = s.runtime.invoke(
+            context, agent, std::move(messages),
+            [&](const agents::AgentEvent& event) {
+                for (const json& chunk : chunks.on_event(event)) {
+                    stream->push_data(chunk);
+                }
+            },
+            stream->stop_token());
+        if (result.ok()) {
+            offer_answer(s, result->trace_id, request_text, result->run);
+        } else {
+            const int http = http_status_for(result.status().code());
+            stream->push_data(error_envelope(http, status_code_name(result.status().code()),
+                                             result.status().message(), request_id));
+        }
+        stream->close(true);
     });
     EventStream::respond(events, res);
 }
@@ -430,6 +484,11 @@ ChatDelegate agent_chat_delegate(AgentServices& s) {
                 messages.push_back({message.role, message.content, {}, {}});
             }
         }
+        if (chat->params.stream) {
+            stream_agent_chat(s, info, std::move(agent), std::move(model), std::move(messages),
+                              chat->params.include_usage, res);
+            return true;
+        }
         const std::string request_text = messages.empty() ? "" : messages.back().content;
         auto result = s.runtime.invoke(context_of(info), agent, std::move(messages), {});
         if (!result.ok()) {
@@ -452,20 +511,7 @@ ChatDelegate agent_chat_delegate(AgentServices& s) {
                            {"finish_reason", finish}}})},
             {"usage", usage_json(result->run.prompt_tokens, result->run.completion_tokens)},
             {"trace_id", result->trace_id}};
-        if (!chat->params.stream) {
-            send_safe(res, response);
-            return true;
-        }
-        // A streamed agent completion: the answer as one chunk (the run is over by now), then
-        // the end, in the chat.completion.chunk shape.
-        json chunk = response;
-        chunk["object"] = "chat.completion.chunk";
-        chunk.erase("usage");
-        chunk["choices"][0].erase("message");
-        chunk["choices"][0]["delta"] = {{"role", "assistant"}, {"content", result->run.answer}};
-        std::string text = "data: " + agents::dump_safe(chunk) + "\n\ndata: [DONE]\n\n";
-        res.set_header("Cache-Control", "no-cache");
-        res.set_content(text, "text/event-stream");
+        send_safe(res, response);
         return true;
     };
 }

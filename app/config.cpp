@@ -125,6 +125,11 @@ const std::vector<Field>& fields() {
                        "within milliseconds); durable: answer once they are committed",
                        &C::governance, &GovernanceConfig::audit_acknowledge),
             {"queued", "durable"}));
+        f.push_back(make_field("governance", "secret_key_file", FieldType::kString,
+                               "File holding the AES-256 key that seals connection secrets "
+                               "(64 hex digits, mode 0600); empty: secrets.key in the data "
+                               "directory, created on first start",
+                               &C::governance, &GovernanceConfig::secret_key_file));
         f.push_back(with_range(make_field("sync", "max_batch", FieldType::kInteger,
                                           "Changes per poll and per atomic write batch of a "
                                           "source's sync",

@@ -43,6 +43,7 @@ struct GovernanceConfig {
     // "queued": a response may leave before its audit records are committed (a few ms later);
     // "durable": it waits for their commit. docs/governance.md weighs the two.
     std::string audit_acknowledge = "queued";
+    std::string secret_key_file;  // "": secrets.key in the data directory (created 0600)
 };
 
 // The continuous sync of sources bound to indexes (app/sync_service.h).

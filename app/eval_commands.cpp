@@ -64,7 +64,10 @@ Result<LocalEval> open_local_eval(const ConfigOptions& options) {
     SLUICE_ASSIGN_OR_RETURN(out.config, effective_config(options));
     SLUICE_ASSIGN_OR_RETURN(out.data_dir, DataDir::open(out.config.storage.data_dir));
     // Governance first: it creates and migrates catalog.db, which the evaluation tables join.
-    SLUICE_ASSIGN_OR_RETURN(out.gov, governance::Governance::open(out.data_dir->path()));
+    governance::GovernanceOptions governance_options;
+    governance_options.secret_key_file = out.config.governance.secret_key_file;
+    SLUICE_ASSIGN_OR_RETURN(out.gov,
+                            governance::Governance::open(out.data_dir->path(), governance_options));
     SLUICE_ASSIGN_OR_RETURN(out.store,
                             eval::EvalStore::open(out.data_dir->path() / governance::kCatalogFile));
     return out;
@@ -146,7 +149,7 @@ int run_eval(const EvalCliOptions& options) {
         return fail("run", local.status().message());
     }
     const std::filesystem::path catalog = local->data_dir->path() / governance::kCatalogFile;
-    auto agent_store = agents::AgentStore::open(catalog);
+    auto agent_store = agents::AgentStore::open(catalog, local->gov->secrets());
     auto traces = agents::TraceStore::open(catalog);
     auto indexes =
         retrieval::IndexManager::open(local->data_dir->path() / "indexes", server_index_deps());

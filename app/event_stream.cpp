@@ -4,12 +4,28 @@
 
 namespace sluice::app {
 
-EventStream::~EventStream() = default;  // the jthread joins
+namespace {
+
+// Idle time after which a comment is written (see the header).
+constexpr auto kKeepAlive = std::chrono::seconds(1);
+
+}  // namespace
+
+EventStream::~EventStream() {
+    stop_.request_stop();  // the client is gone or the response is over; the jthread then joins
+}
 
 void EventStream::start(std::function<void()> work) { worker_ = std::jthread(std::move(work)); }
 
 void EventStream::push(const std::string& name, const nlohmann::json& data) {
     std::string chunk = "event: " + name + "\ndata: " + agents::dump_safe(data) + "\n\n";
+    std::lock_guard lock(mutex_);
+    chunks_.push_back(std::move(chunk));
+    ready_.notify_one();
+}
+
+void EventStream::push_data(const nlohmann::json& data) {
+    std::string chunk = "data: " + agents::dump_safe(data) + "\n\n";
     std::lock_guard lock(mutex_);
     chunks_.push_back(std::move(chunk));
     ready_.notify_one();
@@ -33,10 +49,15 @@ bool EventStream::pump(httplib::DataSink& sink, std::chrono::milliseconds wait) 
         out.swap(chunks_);
         closed = closed_;
     }
+    if (out.empty() && !closed && std::chrono::steady_clock::now() - last_write_ > kKeepAlive) {
+        out.push_back(": keep-alive\n\n");
+    }
     for (const std::string& chunk : out) {
-        if (!sink.write(chunk.data(), chunk.size())) {
+        if (!sink.is_writable() || !sink.write(chunk.data(), chunk.size())) {
+            stop_.request_stop();
             return false;
         }
+        last_write_ = std::chrono::steady_clock::now();
     }
     if (closed) {
         sink.done();

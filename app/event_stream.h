@@ -4,9 +4,14 @@
 // hands the stream to the provider, and returns; the provider pumps what is ready.
 //
 // The stream owns its worker: destroying the stream (httplib drops the provider when the
-// response is done or the client is gone) joins it, so no work outlives its request's state.
+// response is done or the client is gone) requests the worker's stop and joins it, so no work
+// outlives its request's state. The worker reads stop_token() to notice a client that hung up
+// and end early (an agent cancels its model turn in flight); a failed write requests the stop at
+// once. An SSE comment is written after a second without events, because only a write reveals a
+// vanished client (and it keeps proxies from timing the stream out).
 //
-// Thread safety: push() and close() from the worker, pump() from the HTTP thread.
+// Thread safety: push(), push_data() and close() from the worker, pump() from the HTTP thread,
+// stop_token() from either.
 
 #include <chrono>
 #include <condition_variable>
@@ -14,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -31,6 +37,10 @@ public:
     void start(std::function<void()> work);
     // "event: <name>\ndata: <json>\n\n".
     void push(const std::string& name, const nlohmann::json& data);
+    // "data: <json>\n\n": an unnamed event, the shape of OpenAI's streamed chunks.
+    void push_data(const nlohmann::json& data);
+    // Requested when the client is gone (a write failed) or the stream is being destroyed.
+    std::stop_token stop_token() const { return stop_.get_token(); }
     // Ends the stream after the events pushed so far (with "data: [DONE]" when `done_marker`).
     void close(bool done_marker = false);
 
@@ -46,7 +56,9 @@ private:
     std::condition_variable ready_;
     std::deque<std::string> chunks_;  // guarded by mutex_
     bool closed_ = false;             // guarded by mutex_
-    std::jthread worker_;
+    std::chrono::steady_clock::time_point last_write_ = std::chrono::steady_clock::now();  // pump
+    std::stop_source stop_;
+    std::jthread worker_;  // last: destroyed (joined) first
 };
 
 }  // namespace sluice::app

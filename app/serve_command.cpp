@@ -110,6 +110,7 @@ int run_server(const Config& config) {
     governance_options.audit.acknowledge = config.governance.audit_acknowledge == "durable"
                                                ? governance::AuditAcknowledge::kDurable
                                                : governance::AuditAcknowledge::kQueued;
+    governance_options.secret_key_file = config.governance.secret_key_file;
     auto gov = governance::Governance::open((*data_dir)->path(), governance_options);
     if (!gov.ok()) {
         log::error("server", "cannot open the catalog", {{"error", gov.status().message()}});
@@ -168,7 +169,8 @@ int run_server(const Config& config) {
         return 1;
     }
 
-    auto agent_store = agents::AgentStore::open((*data_dir)->path() / governance::kCatalogFile);
+    auto agent_store = agents::AgentStore::open((*data_dir)->path() / governance::kCatalogFile,
+                                                 (*gov)->secrets());
     auto trace_store = agents::TraceStore::open((*data_dir)->path() / governance::kCatalogFile);
     auto eval_store =
         agents::evaluation::EvalStore::open((*data_dir)->path() / governance::kCatalogFile);

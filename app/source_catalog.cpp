@@ -232,13 +232,22 @@ std::string connection_of(const json& config) {
 }  // namespace
 
 Result<std::string> source_secret(const std::filesystem::path& data_dir,
-                                  const connectors::SourceDefinition& definition) {
+                                  const connectors::SourceDefinition& definition,
+                                  const governance::SecretBox* secrets) {
     const std::string connection = connection_of(definition.config);
     if (connection.empty()) {
         return std::string();
     }
+    std::unique_ptr<governance::SecretBox> own;
+    if (secrets == nullptr) {
+        SLUICE_ASSIGN_OR_RETURN(
+            own, governance::SecretBox::load_or_create(
+                     data_dir / std::string(governance::kSecretKeyFile), false));
+        secrets = own.get();
+    }
     SLUICE_ASSIGN_OR_RETURN(auto store,
-                            agents::AgentStore::open(data_dir / governance::kCatalogFile));
+                            agents::AgentStore::open(data_dir / governance::kCatalogFile,
+                                                     *secrets));
     SLUICE_ASSIGN_OR_RETURN(agents::Connection found, store->connection(connection));
     return found.secret;
 }

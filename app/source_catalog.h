@@ -79,9 +79,12 @@ Status authorize_index_sync(governance::Governance& gov,
 
 // The secret of the catalog connection a source's configuration names ("connection": kept in
 // catalog.db as a connection's secret, PUT /api/connections/{name}), or "" when it names none.
-// Errors: kNotFound for an unknown connection.
+// The secret is opened with `secrets` (governance's SecretBox); null: the data directory's
+// secrets.key, which must then exist. Errors: kNotFound for an unknown connection; kDataLoss
+// naming the connection when its secret does not open.
 Result<std::string> source_secret(const std::filesystem::path& data_dir,
-                                  const connectors::SourceDefinition& definition);
+                                  const connectors::SourceDefinition& definition,
+                                  const governance::SecretBox* secrets = nullptr);
 // USE_CONNECTION on the connection a source configuration names, if any (audited).
 Status authorize_source_connection(governance::Governance& gov,
                                    const governance::RequestContext& context,

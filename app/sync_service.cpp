@@ -143,7 +143,7 @@ Result<std::unique_ptr<retrieval::SourceSync>> SyncService::open_sync(const std:
     options.on_resnapshot = [this](const std::string& source, const std::string& reason) {
         audit_system("source.resnapshot", source, json{{"reason", reason}}.dump());
     };
-    SLUICE_ASSIGN_OR_RETURN(std::string secret, source_secret(data_dir_, definition));
+    SLUICE_ASSIGN_OR_RETURN(std::string secret, source_secret(data_dir_, definition, &gov_.secrets()));
     return open_source_sync(definition, registry_->state_dir(name), indexes_, index, options,
                             push, secret);
 }

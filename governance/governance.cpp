@@ -33,6 +33,11 @@ Result<std::unique_ptr<Governance>> Governance::open(const std::filesystem::path
     gov->guardrails_ = std::make_unique<Guardrails>(*gov->endpoints_, *gov->audit_);
     SLUICE_ASSIGN_OR_RETURN(gov->policies_,
                             Policies::open(db_path, *gov->store_, *gov->authorizer_));
+    const bool default_key = options.secret_key_file.empty();
+    SLUICE_ASSIGN_OR_RETURN(
+        gov->secrets_,
+        SecretBox::load_or_create(default_key ? data_dir / kSecretKeyFile : options.secret_key_file,
+                                  default_key));
     return gov;
 }
 

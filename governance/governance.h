@@ -4,7 +4,9 @@
 // guardrails — plus the two operations that need the first three: authenticating a bearer token
 // (audited, success and failure) and bootstrapping the first admin.
 //
-// Files in the data directory: catalog.db (SQLite, WAL) and audit_signing.key (Ed25519, 0600).
+// Files in the data directory: catalog.db (SQLite, WAL), audit_signing.key (Ed25519, 0600) and
+// secrets.key (the AES-256 key that seals connection secrets, 0600; see secret_box.h), unless
+// the options name a key file kept elsewhere.
 //
 // Thread safety: thread-safe.
 
@@ -21,6 +23,7 @@
 #include "governance/lineage.h"
 #include "governance/policies.h"
 #include "governance/request_context.h"
+#include "governance/secret_box.h"
 #include "governance/store.h"
 #include "governance/usage.h"
 
@@ -32,6 +35,9 @@ inline constexpr std::string_view kBootstrapAdmin = "admin";
 
 struct GovernanceOptions {
     AuditLogOptions audit;
+    // The secret key file; empty: secrets.key in the data directory, created on first start.
+    // A file named here must exist (an operator who keeps the key elsewhere provides it).
+    std::filesystem::path secret_key_file;
 };
 
 class Governance {
@@ -47,6 +53,7 @@ public:
     Lineage& lineage() { return *lineage_; }
     Guardrails& guardrails() { return *guardrails_; }
     Policies& policies() { return *policies_; }
+    const SecretBox& secrets() const { return *secrets_; }
     const std::filesystem::path& data_dir() const { return data_dir_; }
 
     // On a catalog with no principals: creates the admin user "admin" and a token for it,
@@ -87,6 +94,7 @@ private:
     std::unique_ptr<Lineage> lineage_;
     std::unique_ptr<Guardrails> guardrails_;
     std::unique_ptr<Policies> policies_;
+    std::unique_ptr<SecretBox> secrets_;
 };
 
 }  // namespace sluice::governance

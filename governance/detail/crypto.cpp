@@ -46,22 +46,6 @@ Result<std::string> raw_public_key(EVP_PKEY* key) {
     return out;
 }
 
-Status write_private_file(const std::filesystem::path& path, const std::string& text) {
-    std::filesystem::path temporary = path.string() + ".tmp";
-    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return io_error("creating " + quoted(temporary) + ": " + std::strerror(errno));
-    }
-    bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-                   ::fsync(fd) == 0;
-    ::close(fd);
-    if (!written || ::rename(temporary.c_str(), path.c_str()) != 0) {
-        ::unlink(temporary.c_str());
-        return io_error("writing " + quoted(path) + ": " + std::strerror(errno));
-    }
-    return Status();
-}
-
 }  // namespace
 
 std::string sha256(std::string_view data) {
@@ -117,6 +101,22 @@ Result<std::string> random_bytes(std::size_t count) {
         return internal_error("openssl RAND_bytes failed: the random generator is not seeded");
     }
     return out;
+}
+
+Status write_private_file(const std::filesystem::path& path, const std::string& text) {
+    std::filesystem::path temporary = path.string() + ".tmp";
+    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return io_error("creating " + quoted(temporary) + ": " + std::strerror(errno));
+    }
+    bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                   ::fsync(fd) == 0;
+    ::close(fd);
+    if (!written || ::rename(temporary.c_str(), path.c_str()) != 0) {
+        ::unlink(temporary.c_str());
+        return io_error("writing " + quoted(path) + ": " + std::strerror(errno));
+    }
+    return Status();
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {

@@ -25,6 +25,8 @@ Result<std::string> random_bytes(std::size_t count);
 // Compares in time that depends only on the length, so that a timing side channel cannot
 // reveal how many leading bytes of a secret matched.
 bool constant_time_equal(std::string_view a, std::string_view b);
+// Writes `text` to `path` with mode 0600, atomically (a temporary file, fsync, rename).
+Status write_private_file(const std::filesystem::path& path, const std::string& text);
 
 struct PkeyFree {
     void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }

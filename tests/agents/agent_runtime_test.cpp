@@ -23,7 +23,9 @@ TEST_CASE("definitions parse with clear errors and round-trip through catalog.db
     CHECK(connection_from_json(json{{"name", "c"}}).status().message() ==
           "allowed_hosts: expected a non-empty array of host[:port]");
     testing::TempDir dir("store");
-    auto store = AgentStore::open(dir.path / "catalog.db");
+    auto secrets = governance::SecretBox::from_key(std::string(32, 'k'));
+    REQUIRE(secrets.ok());
+    auto store = AgentStore::open(dir.path / "catalog.db", **secrets);
     REQUIRE(store.ok());
     auto spec = agent_from_json(json::parse(
         R"({"name": "main.tools.helper", "instructions": "Be brief.", "tools": ["main.tools.sql_query"], "budgets": {"max_steps": 3}})"));
@@ -48,7 +50,7 @@ TEST_CASE("invoke: EXECUTE on the agent, tools as the caller or as the service p
     if (!world.govern_chinook(&db)) {
         return;
     }
-    auto store = AgentStore::open(world.dir.path / "catalog.db");
+    auto store = AgentStore::open(world.dir.path / "catalog.db", world.gov->secrets());
     auto traces = TraceStore::open(world.dir.path / "catalog.db");
     REQUIRE(store.ok());
     REQUIRE(traces.ok());

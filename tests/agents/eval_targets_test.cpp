@@ -77,7 +77,7 @@ TEST_CASE("agent_target: the agent's searches, as the caller, are the row's retr
                           doc("secret", "The holiday bonus list is confidential.", {"bob"})})
                 .ok());
 
-    auto store = AgentStore::open(world.dir.path / "catalog.db");
+    auto store = AgentStore::open(world.dir.path / "catalog.db", world.gov->secrets());
     auto traces = TraceStore::open(world.dir.path / "catalog.db");
     REQUIRE(store.ok());
     REQUIRE(traces.ok());
@@ -131,7 +131,7 @@ TEST_CASE("agent_target: the agent's searches, as the caller, are the row's retr
 
 TEST_CASE("agent_target: an agent that searched nothing reports no context") {
     testing::World world;
-    auto store = AgentStore::open(world.dir.path / "catalog.db");
+    auto store = AgentStore::open(world.dir.path / "catalog.db", world.gov->secrets());
     auto traces = TraceStore::open(world.dir.path / "catalog.db");
     REQUIRE(store.ok());
     REQUIRE(traces.ok());

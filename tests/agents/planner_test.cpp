@@ -317,3 +317,118 @@ TEST_CASE("budgets parse with clear errors") {
 }
 
 }  // namespace sluice::agents
+
+namespace sluice::agents {
+namespace {
+
+const Span* span_named(const TraceRecord& record, const std::string& name) {
+    for (const Span& span : record.spans) {
+        if (span.name == name) {
+            return &span;
+        }
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("a stop requested mid-answer cuts the model turn, ends the run, counts what was spent") {
+    SqlWorld w;
+    if (!w.ready) {
+        return;
+    }
+    auto model = script(R"([
+        {"tool_calls": [{"name": "sql_query", "arguments": {"query": "SELECT COUNT(*) FROM Customer"}}]},
+        {"content": "There are twenty one customers you can see."}])");
+    Trace trace("alice", "req_cancel_1");
+    std::stop_source stop;
+    ToolContext context = w.as(w.world.alice, &trace);
+    context.stop = stop.get_token();
+    std::string streamed;
+    std::vector<std::string> types;
+    FunctionCallingPlanner planner;
+    auto result = planner.run(ask("How many customers?"), context, w.box, *model,
+                              [&](const AgentEvent& e) {
+                                  types.push_back(e.type);
+                                  if (e.type == "tokens") {
+                                      streamed += e.data["text"].get<std::string>();
+                                      if (streamed.size() > 8) {
+                                          stop.request_stop();  // the client hangs up
+                                      }
+                                  }
+                              });
+    REQUIRE(result.ok());
+    CHECK(result->stop == StopReason::kCancelled);
+    CHECK(result->answer == "Stopped without an answer: the client went away.");
+    CHECK(streamed == "There are");
+    CHECK(result->steps == 2);
+    CHECK(result->tool_calls == 1);
+    // The cut turn's words so far are counted with the first turn's tokens.
+    auto seen = model->requests();
+    REQUIRE(seen.size() == 2);
+    CHECK(result->completion_tokens > 3);
+    CHECK(types.back() == "final");
+    TraceRecord record = trace.record();
+    REQUIRE(record.spans[0].kind == SpanKind::kAgent);
+    CHECK(record.spans[0].error == "cancelled: the client went away");
+    CHECK(record.spans[0].outputs["stop_reason"] == "cancelled");
+    int cut = 0;
+    for (const Span& span : record.spans) {
+        cut += span.kind == SpanKind::kLlm && span.error == "cancelled: the client went away";
+    }
+    CHECK(cut == 1);
+}
+
+TEST_CASE("a stop requested during a tool call: no further model turn or tool call") {
+    SqlWorld w;
+    if (!w.ready) {
+        return;
+    }
+    SUBCASE("function calling") {
+        auto model = script(R"([
+            {"tool_calls": [{"name": "sql_query", "arguments": {"query": "SELECT COUNT(*) FROM Customer"}}]},
+            {"content": "never asked"}])");
+        Trace trace("alice", "req_cancel_2");
+        std::stop_source stop;
+        ToolContext context = w.as(w.world.alice, &trace);
+        context.stop = stop.get_token();
+        auto result = FunctionCallingPlanner().run(ask("q"), context, w.box, *model,
+                                                   [&](const AgentEvent& e) {
+                                                       if (e.type == "tool_result") {
+                                                           stop.request_stop();
+                                                       }
+                                                   });
+        REQUIRE(result.ok());
+        CHECK(result->stop == StopReason::kCancelled);
+        CHECK(model->calls() == 1);
+        CHECK(result->tool_calls == 1);
+        CHECK(trace.record().spans[0].outputs["stop_reason"] == "cancelled");
+    }
+    SUBCASE("plan and execute: the steps after the one running are not run") {
+        auto model = script(R"([
+            {"content": "{\"steps\": [{\"tool\": \"sql_query\", \"arguments\": {\"query\": \"SELECT COUNT(*) FROM Customer\"}}, {\"tool\": \"sql_query\", \"arguments\": {\"query\": \"SELECT COUNT(*) FROM Invoice\"}}]}"},
+            {"content": "never asked"}])");
+        Trace trace("alice", "req_cancel_3");
+        std::stop_source stop;
+        ToolContext context = w.as(w.world.alice, &trace);
+        context.stop = stop.get_token();
+        std::vector<std::string> types;
+        auto result = PlanAndExecutePlanner().run(ask("q"), context, w.box, *model,
+                                                  [&](const AgentEvent& e) {
+                                                      types.push_back(e.type);
+                                                      if (e.type == "tool_result") {
+                                                          stop.request_stop();
+                                                      }
+                                                  });
+        REQUIRE(result.ok());
+        CHECK(result->stop == StopReason::kCancelled);
+        CHECK(model->calls() == 1);
+        CHECK(types == std::vector<std::string>{"step", "tool_call", "tool_result", "final"});
+        const TraceRecord record = trace.record();
+        const Span* agent = span_named(record, "plan_and_execute");
+        REQUIRE(agent != nullptr);
+        CHECK(agent->error == "cancelled: the client went away");
+    }
+}
+
+}  // namespace sluice::agents

@@ -62,7 +62,7 @@ struct Site {
         auto catalog = dir / kCatalogFile;
         indexes = std::move(*sluice::retrieval::IndexManager::open(dir / "indexes",
                                                                    server_index_deps()));
-        agent_store = std::move(*agents::AgentStore::open(catalog));
+        agent_store = std::move(*agents::AgentStore::open(catalog, gov->secrets()));
         traces = std::move(*agents::TraceStore::open(catalog));
         eval_store = std::move(*agents::evaluation::EvalStore::open(catalog));
         model = std::move(*agents::ScriptedChatModel::make(json::array({{{"content", kVerdict}}}),
@@ -259,13 +259,24 @@ TEST_CASE("eval REST: runs, reports, comparison, feedback, calibration and corre
                                 {{"agent", "main.qa.helper"}, {"set", "main.qa.set"}})) == 403);
     CHECK(site.status(site.call(site.alice, "POST", "/api/eval/runs",
                                 {{"set", "main.qa.set"}, {"judges", {"nope"}}})) == 400);
-    // The judges' tokens are charged to the caller in governance's usage.
-    auto spent = site.gov->usage().query({});
+    // The judges' tokens are charged to the caller in governance's usage, and so are the
+    // agent's runs that answered the rows.
+    UsageQuery by_agent;
+    by_agent.group_by = {UsageDimension::kAgent};
+    auto spent = site.gov->usage().query(by_agent);
     REQUIRE(spent.ok());
-    CHECK(spent->size() == 1);
-    CHECK((*spent)[0].tokens.input_tokens ==
-          a["judge_usage"]["prompt_tokens"].get<std::int64_t>() +
-              b["judge_usage"]["prompt_tokens"].get<std::int64_t>());
+    REQUIRE(spent->size() == 2);
+    for (const auto& row : *spent) {
+        if (row.agent == "eval.judges") {
+            CHECK(row.tokens.input_tokens ==
+                  a["judge_usage"]["prompt_tokens"].get<std::int64_t>() +
+                      b["judge_usage"]["prompt_tokens"].get<std::int64_t>());
+        } else {
+            CHECK(row.agent == "main.qa.helper");
+            CHECK(row.requests == 3);
+            CHECK(row.tokens.input_tokens > 0);
+        }
+    }
 
     json runs = site.ok(site.call(site.alice, "GET", "/api/eval/runs"));
     REQUIRE(runs["runs"].size() == 2);

@@ -286,6 +286,9 @@ TEST_CASE("postgres source: the password is the secret of a catalog connection, 
     auto valid = sluice::connectors::validate_definition(definition);
     REQUIRE_MESSAGE(valid.ok(), valid.status().to_string());
 
+    // The data directory's secret key, as the first start creates it.
+    auto secrets = sluice::governance::SecretBox::load_or_create(dir.path / "secrets.key", true);
+    REQUIRE(secrets.ok());
     // Without the connection's secret the server refuses.
     auto refused = sluice::connectors::open_source(*valid, dir.path / "state");
     REQUIRE_FALSE(refused.ok());
@@ -293,7 +296,7 @@ TEST_CASE("postgres source: the password is the secret of a catalog connection, 
     CHECK(sluice::app::source_secret(dir.path, *valid).status().code() ==
           sluice::StatusCode::kNotFound);
 
-    auto store = sluice::agents::AgentStore::open(dir.path / "catalog.db");
+    auto store = sluice::agents::AgentStore::open(dir.path / "catalog.db", **secrets);
     REQUIRE(store.ok());
     sluice::agents::Connection connection;
     connection.name = "crm_db";

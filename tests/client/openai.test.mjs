@@ -331,3 +331,99 @@ test('aborting a stream cancels the request and frees its KV blocks', async () =
   }
   assert.equal(inUse, 0);
 });
+
+// A JSON request to the platform API as the admin.
+async function api(method, pathname, body) {
+  const response = await fetch(`${baseURL}${pathname}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.equal(response.status, 200, `${method} ${pathname}: ${text}`);
+  return JSON.parse(text);
+}
+
+// A catalog agent without tools (every turn is answer text), created once.
+let agentReady;
+function talkerAgent() {
+  agentReady ??= (async () => {
+    const uc = '/api/2.1/unity-catalog';
+    await api('POST', `${uc}/catalogs`, { name: 'main' });
+    await api('POST', `${uc}/schemas`, { name: 'agents', catalog_name: 'main' });
+    await api('POST', `${uc}/agents`, { name: 'talker', catalog_name: 'main', schema_name: 'agents' });
+    await api('PUT', '/api/agents/main.agents.talker', {
+      instructions: 'Answer briefly.', tools: [], budgets: { max_steps: 2, max_tokens: 4000 },
+    });
+    return 'agents/main.agents.talker';
+  })();
+  return agentReady;
+}
+
+test('an agent served as a model streams its answer, usage in the last chunk', async () => {
+  const model = await talkerAgent();
+  const stream = await client.chat.completions.create({
+    model, messages: hello, stream: true, stream_options: { include_usage: true },
+  });
+  let text = '';
+  let pieces = 0;
+  let finish = null;
+  let usage = null;
+  let traceId = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.model, model);
+    traceId ??= chunk.trace_id;
+    assert.equal(chunk.trace_id, traceId);
+    if (chunk.usage) usage = chunk.usage;
+    for (const choice of chunk.choices) {
+      if (choice.delta.content) {
+        text += choice.delta.content;
+        ++pieces;
+      }
+      finish = choice.finish_reason ?? finish;
+    }
+  }
+  assert.equal(finish, 'stop');
+  assert.match(traceId, /^[0-9a-f]{32}$/);
+  const trace = await api('GET', `/api/traces/${traceId}`);
+  assert.equal(trace.spans[0].outputs.answer, text);
+  assert.equal(usage.completion_tokens, trace.spans[0].outputs.completion_tokens);
+  assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+  if (usage.completion_tokens >= 8) assert.ok(pieces >= 4, `${pieces} pieces`);
+});
+
+test('aborting an agent\'s stream cancels the run: its trace says so and its KV blocks are freed', async () => {
+  const model = await talkerAgent();
+  const controller = new AbortController();
+  const stream = await client.chat.completions.create(
+    { model, messages: [{ role: 'user', content: 'Tell a long story.' }], stream: true },
+    { signal: controller.signal });
+  let pieces = 0;
+  let traceId = null;
+  try {
+    for await (const chunk of stream) {
+      traceId ??= chunk.trace_id;
+      if (chunk.choices[0]?.delta.content && ++pieces === 3) controller.abort();
+    }
+  } catch (error) {
+    assert.match(String(error?.name ?? error), /Abort/);
+  }
+  assert.ok(pieces >= 3);
+  let trace = null;
+  for (let i = 0; i < 400 && !trace; ++i) {
+    const response = await fetch(`${baseURL}/api/traces/${traceId}`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (response.status === 200) trace = await response.json();
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.ok(trace, 'the cancelled run stored its trace');
+  assert.equal(trace.spans[0].outputs.stop_reason, 'cancelled');
+  assert.equal(trace.spans[0].error, 'cancelled: the client went away');
+  let inUse = -1;
+  for (let i = 0; i < 400 && inUse !== 0; ++i) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    inUse = await metric('sluice_kv_blocks_in_use');
+  }
+  assert.equal(inUse, 0);
+});

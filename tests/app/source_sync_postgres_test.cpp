@@ -111,6 +111,46 @@ bool converges(PGconn* conn, const sluice::retrieval::Index& index) {
     return false;
 }
 
+// The tickets table's source (title and body as text, readers as the ACL), an index and the sync
+// between them, not started.
+struct CrmSync {
+    std::shared_ptr<sluice::connectors::Source> source;
+    std::shared_ptr<sluice::retrieval::Index> index;
+    std::unique_ptr<sluice::retrieval::SourceSync> sync;
+};
+
+CrmSync open_crm_sync(const std::filesystem::path& dir, const std::string& conninfo,
+                      size_t max_batch) {
+    sluice::connectors::PostgresSourceConfig config;
+    config.conninfo = conninfo;
+    config.slot = "crm";
+    config.publication = "crm";
+    config.tables.resize(1);
+    config.tables[0].table = "public.tickets";
+    config.tables[0].mapping.text = {"title", "body"};
+    config.tables[0].mapping.acl_groups = "readers";
+    config.heartbeat_interval = 100ms;
+    auto source = sluice::connectors::PostgresSource::open(config);
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    CrmSync crm;
+    crm.source = std::move(source).value();
+
+    sluice::retrieval::IndexSettings settings;
+    settings.name = "crm";
+    auto created = sluice::retrieval::Index::create(dir / "index", settings, {});
+    REQUIRE(created.ok());
+    crm.index = std::move(created).value();
+    sluice::retrieval::SyncOptions options;
+    options.max_batch = max_batch;
+    options.idle_wait = 100ms;
+    options.retry_max = 500ms;
+    auto sync = sluice::retrieval::SourceSync::open(
+        "crm", crm.index, std::make_unique<sluice::app::SourceFeed>("crm", crm.source), options);
+    REQUIRE(sync.ok());
+    crm.sync = std::move(sync).value();
+    return crm;
+}
+
 }  // namespace
 
 TEST_CASE("postgres sync: a dropped replication connection and a server restart lose and repeat "
@@ -124,32 +164,10 @@ TEST_CASE("postgres sync: a dropped replication connection and a server restart 
     query(conn.get(), "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
                       "FROM generate_series(1, 300) i");
 
-    sluice::connectors::PostgresSourceConfig config;
-    config.conninfo = (*cluster)->conninfo();
-    config.slot = "crm";
-    config.publication = "crm";
-    config.tables.resize(1);
-    config.tables[0].table = "public.tickets";
-    config.tables[0].mapping.text = {"title", "body"};
-    config.tables[0].mapping.acl_groups = "readers";
-    config.heartbeat_interval = 100ms;
-    auto source = sluice::connectors::PostgresSource::open(config);
-    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
-    std::shared_ptr<sluice::connectors::Source> shared = std::move(source).value();
-
-    sluice::retrieval::IndexSettings settings;
-    settings.name = "crm";
-    auto created = sluice::retrieval::Index::create(dir.path / "index", settings, {});
-    REQUIRE(created.ok());
-    std::shared_ptr<sluice::retrieval::Index> index = std::move(created).value();
-    sluice::retrieval::SyncOptions options;
-    options.max_batch = 64;
-    options.idle_wait = 100ms;
-    options.retry_max = 500ms;
-    auto sync = sluice::retrieval::SourceSync::open(
-        "crm", index, std::make_unique<sluice::app::SourceFeed>("crm", shared), options);
-    REQUIRE(sync.ok());
-    (*sync)->start();
+    CrmSync crm = open_crm_sync(dir.path, (*cluster)->conninfo(), 64);
+    auto& index = crm.index;
+    auto& sync = crm.sync;
+    sync->start();
     CHECK(converges(conn.get(), *index));
 
     // The walsender goes away under the sync; changes made meanwhile still arrive.
@@ -169,13 +187,13 @@ TEST_CASE("postgres sync: a dropped replication connection and a server restart 
                       "'support' FROM generate_series(3001, 3100) i");
     query(conn.get(), "DELETE FROM tickets WHERE id BETWEEN 100 AND 150");
     CHECK(converges(conn.get(), *index));
-    (*sync)->stop();
-    CHECK((*sync)->status().documents == table_bodies(conn.get()).size());
+    sync->stop();
+    CHECK(sync->status().documents == table_bodies(conn.get()).size());
     CHECK(index->stats().vectors == index->stats().chunks);
 
     // The slot belongs to this test's cluster, which goes with the folder.
-    (*sync).reset();
-    shared.reset();
+    sync.reset();
+    crm.source.reset();
 }
 
 TEST_CASE("postgres sync: a dropped replication slot re-snapshots the index to the table" *
@@ -189,34 +207,12 @@ TEST_CASE("postgres sync: a dropped replication slot re-snapshots the index to t
     query(conn.get(), "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
                       "FROM generate_series(1, 100) i");
 
-    sluice::connectors::PostgresSourceConfig config;
-    config.conninfo = (*cluster)->conninfo();
-    config.slot = "crm";
-    config.publication = "crm";
-    config.tables.resize(1);
-    config.tables[0].table = "public.tickets";
-    config.tables[0].mapping.text = {"title", "body"};
-    config.tables[0].mapping.acl_groups = "readers";
-    config.heartbeat_interval = 100ms;
-    auto source = sluice::connectors::PostgresSource::open(config);
-    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
-    std::shared_ptr<sluice::connectors::Source> shared = std::move(source).value();
-
-    sluice::retrieval::IndexSettings settings;
-    settings.name = "crm";
-    auto created = sluice::retrieval::Index::create(dir.path / "index", settings, {});
-    REQUIRE(created.ok());
-    std::shared_ptr<sluice::retrieval::Index> index = std::move(created).value();
-    sluice::retrieval::SyncOptions options;
-    options.max_batch = 32;
-    options.idle_wait = 100ms;
-    options.retry_max = 500ms;
-    auto sync = sluice::retrieval::SourceSync::open(
-        "crm", index, std::make_unique<sluice::app::SourceFeed>("crm", shared), options);
-    REQUIRE(sync.ok());
-    (*sync)->start();
+    CrmSync crm = open_crm_sync(dir.path, (*cluster)->conninfo(), 32);
+    auto& index = crm.index;
+    auto& sync = crm.sync;
+    sync->start();
     CHECK(converges(conn.get(), *index));
-    (*sync)->stop();
+    sync->stop();
 
     // The slot goes (an operator drops it, or max_slot_wal_keep_size invalidates it), and with
     // it the changes made meanwhile: the delete is learnt only by comparing with a snapshot.
@@ -236,19 +232,19 @@ TEST_CASE("postgres sync: a dropped replication slot re-snapshots the index to t
     query(conn.get(), "UPDATE tickets SET body = 'edited while the slot was gone' WHERE id = 5");
     query(conn.get(), "INSERT INTO tickets VALUES (500, 'new', 'while gone', 'support')");
 
-    (*sync)->start();
+    sync->start();
     CHECK(converges(conn.get(), *index));
     // Streaming works again after the re-snapshot.
     query(conn.get(), "INSERT INTO tickets VALUES (501, 'after', 'streamed', 'support')");
     CHECK(converges(conn.get(), *index));
-    (*sync)->stop();
-    auto status = (*sync)->status();
+    sync->stop();
+    auto status = sync->status();
     CHECK(status.resnapshots == 1);
     CHECK(status.resnapshot_reason.find("slot") != std::string::npos);
     CHECK(status.documents == table_bodies(conn.get()).size());
 
-    (*sync).reset();
-    shared.reset();
+    sync.reset();
+    crm.source.reset();
 }
 
 TEST_CASE("postgres source: the password is the secret of a catalog connection, never part of "

@@ -9,6 +9,7 @@
 #include "agents/agent_store.h"
 #include "agents/index_access.h"
 #include "app/atomic_file.h"
+#include "app/governance_http.h"
 #include "common/log.h"
 #include "retrieval/index_settings.h"
 
@@ -199,27 +200,8 @@ Status authorize_index_sync(governance::Governance& gov,
         return gov.authorizer().require(context, governance::Privilege::kModify,
                                         SecurableType::kVectorIndex, *securable);
     }
-    // Other indexes are outside the catalog: writing into them is an admin's decision.
-    SLUICE_ASSIGN_OR_RETURN(bool admin, gov.authorizer().is_admin(context.principal_id));
-    governance::AuditEvent event;
-    event.principal = context.principal;
-    event.action = "authorize:MODIFY";
-    event.securable = "vector_index:" + index;
-    event.request_id = context.request_id;
-    event.client = context.client_address;
-    event.token_id = context.token_id;
-    event.deferred_ticket = context.audit_ticket;
-    event.result = admin ? "allow" : "deny";
-    event.decided_by = admin ? "'" + context.principal + "' is a metastore admin"
-                             : "index '" + index + "' is not a catalog securable; only metastore "
-                                                   "admins write into it";
-    SLUICE_RETURN_IF_ERROR(gov.audit().append(event));
-    if (!admin) {
-        return Status(StatusCode::kPermissionDenied,
-                      "syncing into index '" + index + "' needs MODIFY on it; '" +
-                          context.principal + "' does not have it");
-    }
-    return Status();
+    // An index not registered in the catalog yet: binding a source to it is an admin's decision.
+    return require_admin(gov, context, "feeding unregistered index '" + index + "'");
 }
 
 namespace {

@@ -160,7 +160,7 @@ public:
         SLUICE_RETURN_IF_ERROR(check_count(count));
         SLUICE_ASSIGN_OR_RETURN(const ncclDataType_t type, nccl_type(dtype, false));
         return run("all_gather", [&] {
-            return ncclAllGather(send, recv, elements(count, dtype), type, comm_, stream_);
+            return ncclAllGather(send, recv, static_cast<size_t>(count), type, comm_, stream_);
         });
     }
 
@@ -201,11 +201,11 @@ public:
                 const int64_t v = recv_counts[static_cast<size_t>(r)];
                 if (s > 0) {
                     result = ncclSend(static_cast<const char*>(send) + send_offset * bytes,
-                                      elements(s, dtype), type, r, comm_, stream_);
+                                      static_cast<size_t>(s), type, r, comm_, stream_);
                 }
                 if (result == ncclSuccess && v > 0) {
                     result = ncclRecv(static_cast<char*>(recv) + recv_offset * bytes,
-                                      elements(v, dtype), type, r, comm_, stream_);
+                                      static_cast<size_t>(v), type, r, comm_, stream_);
                 }
                 send_offset += s;
                 recv_offset += v;
@@ -223,7 +223,7 @@ public:
         }
         SLUICE_ASSIGN_OR_RETURN(const ncclDataType_t type, nccl_type(dtype, false));
         return run("broadcast", [&] {
-            return ncclBroadcast(data, data, elements(count, dtype), type, root, comm_, stream_);
+            return ncclBroadcast(data, data, static_cast<size_t>(count), type, root, comm_, stream_);
         });
     }
 
@@ -270,9 +270,6 @@ public:
     }
 
 private:
-    // Counts are elements of `dtype`; fp8 and int8 move as bytes, one byte per element.
-    static size_t elements(int64_t count, DType /*dtype*/) { return static_cast<size_t>(count); }
-
     static Status check_count(int64_t count) {
         if (count < 0) {
             return invalid_argument("nccl: negative element count " + std::to_string(count));

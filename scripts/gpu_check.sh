@@ -16,6 +16,15 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 tar -C "$WORK" -xJf "$HERE/pack.tar.xz"
 export LD_LIBRARY_PATH="$WORK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export SLUICE_SHARED_DIR="$WORK/shared"
+# NCCL is not part of the CUDA toolkit: where the machine has no libnccl beside CUDA's libraries,
+# use the one its Python environment ships (the nvidia-nccl wheel).
+if ! ldconfig -p | grep -q libnccl.so.2 && [ ! -e /usr/local/cuda/lib64/libnccl.so.2 ]; then
+  nccl_dir=$(python3 -c 'import glob, os, site
+for base in site.getsitepackages():
+    for found in glob.glob(os.path.join(base, "nvidia", "nccl*", "lib", "libnccl.so.2")):
+        print(os.path.dirname(found)); break' 2>/dev/null | head -1)
+  [ -n "$nccl_dir" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$nccl_dir"
+fi
 SLUICE="$WORK/bin/sluice"
 SUMMARY="$OUT/summary.txt"
 # A test binary beside this script replaces the packed one (rerunning the tests after a fix

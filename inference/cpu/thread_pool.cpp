@@ -73,9 +73,10 @@ void ThreadPool::worker_loop(const std::stop_token& stop) {
         }
         seen = round;
         // Read after the round's acquire: these belong to `round` or to a later round, and a
-        // later round's values are never used because the claim checks the round number.
-        const std::function<void(int64_t)>* fn = fn_.load(std::memory_order_relaxed);
-        const uint32_t n_tasks = n_tasks_.load(std::memory_order_relaxed);
+        // later round's values are never used because the claim checks the round number (the
+        // caller retires the old round in work_ before it writes them).
+        const std::function<void(int64_t)>* fn = fn_.load(std::memory_order_acquire);
+        const uint32_t n_tasks = n_tasks_.load(std::memory_order_acquire);
         if (fn != nullptr) {
             run_tasks(round, *fn, n_tasks);
         }
@@ -102,10 +103,13 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t)
     }
     const auto count = static_cast<uint32_t>(n_tasks);
     const uint32_t round = round_.load(std::memory_order_relaxed) + 1;
-    fn_.store(&fn, std::memory_order_relaxed);
-    n_tasks_.store(count, std::memory_order_relaxed);
-    done_.store(0, std::memory_order_relaxed);
+    // The previous round's counter is retired before the new loop is described: a worker that
+    // reads this round's fn_ or n_tasks_ (release/acquire) then sees the new round in work_, so
+    // it can never pair the new task count with the previous round's index and function.
     work_.store(static_cast<uint64_t>(round) << 32, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    fn_.store(&fn, std::memory_order_release);
+    n_tasks_.store(count, std::memory_order_release);
     round_.store(round, std::memory_order_release);
     round_.notify_all();
 

@@ -22,6 +22,7 @@
 #include "inference/cuda/rows.cuh"
 #include "inference/cuda/sample.cuh"
 #include "inference/cuda/step_buffers.h"
+#include "inference/cuda/tensor_core.cuh"
 #include "inference/dbrx_layout.h"
 #include "inference/detail/forward_validation.h"
 #include "inference/gpu_memory_plan.h"
@@ -64,7 +65,10 @@ public:
           cublas_workspace_(std::move(cublas_workspace)),
           sample_buffer_(std::move(sample_buffer)),
           max_sampled_rows_(max_sampled_rows),
-          dense_(cublas_.get(), panel_.as<float>(), panel_.bytes() / 4) {}
+          tensor_cores_(cublas_.get(),
+                        {buffers_.x_hi.get(), buffers_.x_lo.get(),
+                         buffers_.x_hi.bytes() / 2, panel_.get(), panel_.bytes() / 2}),
+          dense_(cublas_.get(), panel_.as<float>(), panel_.bytes() / 4, &tensor_cores_) {}
 
     std::string name() const override { return "cuda"; }
     const ModelConfig& config() const override { return config_; }
@@ -101,6 +105,7 @@ private:
     // at start-up with the memory plan (sample_buffer_bytes).
     DeviceBuffer sample_buffer_;
     int64_t max_sampled_rows_;
+    cuda::TensorCoreGemm tensor_cores_;  // shares panel_ with dense_'s fp32 path
     cuda::DenseMatmul dense_;
 
     KvCacheSpec spec_{16, 0};
@@ -405,6 +410,17 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
                                       layer.w2.buffer.get(),  layer.w1.scale_data(),
                                       layer.v1.scale_data(),  layer.w2.scale_data(),
                                       layer.w1.type};
+    if (n_tokens >= cuda::tensor_core_min_tokens(weights.type)) {
+        const cuda::ExpertTcScratch scratch{f(buffers_.up), buffers_.act_hi.get(),
+                                            buffers_.act_lo.get(), buffers_.act_hi.bytes() / 2,
+                                            buffers_.host_offsets.get()};
+        SLUICE_RETURN_IF_ERROR(cuda::grouped_experts_tc(
+            tensor_cores_, scratch, f(buffers_.x_sorted), perm.offsets, weights, shape,
+            glu_activation(), f(buffers_.act), f(buffers_.expert_out), stream()));
+        return cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
+                                   f(buffers_.route_weights), n_tokens, k, d, f(buffers_.x),
+                                   stream());
+    }
     SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(f(buffers_.x_sorted), perm.offsets, weights, shape,
                                                 glu_activation(), f(buffers_.act), stream()));
     const cuda::DownSplit split{f(buffers_.down_partial), buffers_.down_partial_slots};

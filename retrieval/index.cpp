@@ -226,17 +226,16 @@ Status Index::load() {
         ++documents_;
         return true;
     }));
-    std::size_t replayed = 0;
+    // The changes after the snapshot go back into FAISS as one removal and one add (see
+    // VectorIndex::replay for why their order does not matter).
+    std::vector<std::uint64_t> replay_added;
+    std::vector<std::uint64_t> replay_removed;
     SLUICE_RETURN_IF_ERROR(store_->for_each_change_after(
         snapshot_seq, [&](std::uint64_t, ChangeOp op, std::uint64_t id) {
-            Status applied = op == ChangeOp::kAdd ? vectors_->replay_add(id)
-                                                  : vectors_->replay_remove(id);
-            if (!applied.ok() && visit_status.ok()) {
-                visit_status = applied;
-            }
-            ++replayed;
+            (op == ChangeOp::kAdd ? replay_added : replay_removed).push_back(id);
         }));
-    SLUICE_RETURN_IF_ERROR(visit_status);
+    const std::size_t replayed = replay_added.size() + replay_removed.size();
+    SLUICE_RETURN_IF_ERROR(vectors_->replay(replay_added, replay_removed));
     SLUICE_ASSIGN_OR_RETURN(std::size_t fixed, vectors_->finish_restore());
     if (from_snapshot && fixed > 0) {
         log::warn("retrieval", "vector snapshot disagreed with the chunk store; reconciled",
@@ -464,23 +463,28 @@ Result<ApplyStats> Index::apply(const IndexWrite& write) {
     out.sequence = store_->sequence();
     // The store holds the change; a failure below leaves memory behind the store, which the
     // next open() repairs, so it is reported as internal.
+    // The vector index takes the whole write as one removal and one FAISS add.
     for (auto id : removed) {
         lexical_.remove(id);
         chunks_.erase(id);
-        SLUICE_RETURN_IF_ERROR(vectors_->remove(id));
     }
+    SLUICE_RETURN_IF_ERROR(vectors_->remove_batch(removed));
     stats.chunks_removed = removed.size();
+    std::vector<std::uint64_t> vector_ids;
+    std::vector<Vector> vectors;
     for (Prepared& p : prepared) {
         for (std::size_t i = 0; i < p.chunks.size(); ++i) {
             const Chunk& chunk = p.chunks[i];
             lexical_.add(chunk.id, p.terms[i]);
             add_info(chunk);
             if (!p.vectors[i].empty()) {
-                SLUICE_RETURN_IF_ERROR(vectors_->add(chunk.id, p.vectors[i]));
+                vector_ids.push_back(chunk.id);
+                vectors.push_back(std::move(p.vectors[i]));
             }
             ++stats.chunks_added;
         }
     }
+    SLUICE_RETURN_IF_ERROR(vectors_->add_batch(vector_ids, vectors));
     documents_ += new_documents;
     documents_ -= found;
     out.commit_seconds = std::chrono::duration<double>(Clock::now() - commit_start).count();

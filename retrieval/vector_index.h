@@ -74,6 +74,10 @@ struct VectorIndexOptions {
     // ...else give the HNSW walk efSearch / selectivity, up to this.
     int filter_max_ef = 2048;
     std::size_t ivf_nprobe = 16;
+    // OpenMP threads of one FAISS add over a batch (add_batch). 1 leaves the other cores to
+    // queries (an index being written is also being searched); a bulk load with nothing else
+    // running (a benchmark build, an offline import) may use every core.
+    int add_threads = 1;
 };
 
 class VectorIndex {
@@ -93,14 +97,26 @@ public:
 
     // Adds or replaces the vector of `id`. kInvalidArgument on a wrong dimension.
     Status add(std::uint64_t id, const Vector& vector);
+    // Adds or replaces the vectors of `ids` (`vectors[i]` for `ids[i]`; of equal ids the last
+    // wins): the replaced ones leave FAISS in one removal and the batch enters it in ONE FAISS
+    // add, which HNSW spreads over `add_threads` threads. kInvalidArgument on a wrong dimension
+    // or lengths that differ; nothing changes then.
+    Status add_batch(const std::vector<std::uint64_t>& ids, const std::vector<Vector>& vectors);
     // Removes `id` (a no-op when absent).
     Status remove(std::uint64_t id);
+    // Removes `ids` (absent ones are skipped) in one FAISS removal: a code array compacts once
+    // for the whole batch instead of once per id.
+    Status remove_batch(const std::vector<std::uint64_t>& ids);
     // After load(): hands the live vector of `id` to the index without touching FAISS (the
-    // snapshot may hold it already). Then replay_add / replay_remove the changes after the
-    // snapshot's sequence, then finish_restore().
+    // snapshot may hold it already). Then replay() the changes after the snapshot's sequence,
+    // then finish_restore().
     void restore_live(std::uint64_t id, Vector vector);
-    Status replay_add(std::uint64_t id);
-    Status replay_remove(std::uint64_t id);
+    // Replays the chunk changes logged after the snapshot: `added` ids that are still live and
+    // absent from FAISS go in (one add), `removed` ids that are no longer live go out (one
+    // removal). Order does not matter: chunk ids are never reused, so an id is added at most
+    // once and removed at most once after, and the live set already holds the final state.
+    Status replay(const std::vector<std::uint64_t>& added,
+                  const std::vector<std::uint64_t>& removed);
     // Safety net after a replay: ids FAISS holds without a live vector are removed, live vectors
     // FAISS lacks are added. Returns how many it had to fix (0 after a complete replay).
     Result<std::size_t> finish_restore();
@@ -151,8 +167,12 @@ private:
     struct State;
 
     Status build_empty(State& state) const;
+    // [n] ids, [n, dimension] vectors (normalised for cosine), none of them in FAISS.
+    Status add_to_faiss(State& state, const std::vector<std::uint64_t>& ids,
+                        const float* vectors, int threads) const;
     Status add_to_faiss(State& state, std::uint64_t id, const Vector& vector) const;
-    Status remove_from_faiss(State& state, std::uint64_t id) const;
+    // Removes those of `ids` that FAISS holds; the rest are skipped.
+    Status remove_from_faiss(State& state, const std::vector<std::uint64_t>& ids) const;
     Status maybe_train(State& state);
     std::vector<ScoredId> exact_scan(const float* query, std::size_t k,
                                      const std::function<bool(std::uint64_t)>* allow) const;

@@ -173,6 +173,7 @@ void Index::add_info(const Chunk& chunk) {
     info.metadata.try_emplace("uri", chunk.uri);
     info.metadata.try_emplace("title", chunk.title);
     info.acl = chunk.acl;
+    postings_.add(chunk.id, info.metadata, info.acl);
     chunks_[chunk.id] = std::move(info);
 }
 
@@ -466,7 +467,11 @@ Result<ApplyStats> Index::apply(const IndexWrite& write) {
     // The vector index takes the whole write as one removal and one FAISS add.
     for (auto id : removed) {
         lexical_.remove(id);
-        chunks_.erase(id);
+        auto info = chunks_.find(id);
+        if (info != chunks_.end()) {
+            postings_.remove(id, info->second.metadata, info->second.acl);
+            chunks_.erase(info);
+        }
     }
     SLUICE_RETURN_IF_ERROR(vectors_->remove_batch(removed));
     stats.chunks_removed = removed.size();
@@ -561,7 +566,13 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
         lexical = lexical_.search(analyzer_->analyze(query.text), depth, &allow);
     }
     if (wants_vector) {
-        SLUICE_ASSIGN_OR_RETURN(nearest, vectors_->search(vector, depth, &allow));
+        // A filter or an ACL that admits few chunks names them through the posting lists, and
+        // the vector search scans only those (the predicate still checks each before scoring).
+        auto candidates = postings_.candidates(query.filter, reader,
+                                               vectors_->options().filter_exact_max);
+        SLUICE_ASSIGN_OR_RETURN(
+            nearest, vectors_->search(vector, depth, &allow, nullptr,
+                                      candidates ? &*candidates : nullptr));
     }
     std::vector<FusedId> ranked;
     if (query.mode == QueryMode::kHybrid) {

@@ -436,7 +436,8 @@ double VectorIndex::similarity(const float* a, const float* b) const {
 }
 
 std::vector<ScoredId> VectorIndex::exact_scan(
-    const float* query, std::size_t k, const std::function<bool(std::uint64_t)>* allow) const {
+    const float* query, std::size_t k, const std::function<bool(std::uint64_t)>* allow,
+    const std::vector<std::uint64_t>* candidates) const {
     auto better = [](const ScoredId& a, const ScoredId& b) {
         return a.score != b.score ? a.score > b.score : a.id < b.id;
     };
@@ -452,7 +453,18 @@ std::vector<ScoredId> VectorIndex::exact_scan(
         }
     };
     const State& state = *state_;
-    if (kind_ == Kind::kIvf) {
+    if (candidates != nullptr) {
+        // Only the caller's candidates: removed ids are not live, so tombstones never score.
+        for (std::uint64_t id : *candidates) {
+            if (allow != nullptr && !(*allow)(id)) {
+                continue;
+            }
+            auto found = live_.find(id);
+            if (found != live_.end()) {
+                consider(id, found->second);
+            }
+        }
+    } else if (kind_ == Kind::kIvf) {
         for (const auto& [id, vector] : live_) {
             if (allow == nullptr || (*allow)(id)) {
                 consider(id, vector);
@@ -514,9 +526,9 @@ double VectorIndex::estimate_selectivity(const std::function<bool(std::uint64_t)
     return seen == 0 ? 1.0 : static_cast<double>(hits) / static_cast<double>(seen);
 }
 
-Result<std::vector<ScoredId>> VectorIndex::search(const Vector& query, std::size_t k,
-                                                  const std::function<bool(std::uint64_t)>* allow,
-                                                  SearchPlan* plan) const {
+Result<std::vector<ScoredId>> VectorIndex::search(
+    const Vector& query, std::size_t k, const std::function<bool(std::uint64_t)>* allow,
+    SearchPlan* plan, const std::vector<std::uint64_t>* candidates) const {
     SearchPlan ignored;
     SearchPlan& how = plan != nullptr ? *plan : ignored;
     how = SearchPlan{};
@@ -534,6 +546,13 @@ Result<std::vector<ScoredId>> VectorIndex::search(const Vector& query, std::size
         return std::vector<ScoredId>();
     }
     const State& state = *state_;
+    if (candidates != nullptr) {
+        how.exact = true;
+        how.candidates = candidates->size();
+        how.selectivity = std::min(1.0, static_cast<double>(candidates->size()) /
+                                            static_cast<double>(live_.size()));
+        return exact_scan(q.data(), k, allow, candidates);
+    }
     // Small indexes and untrained IVF are scanned: exact, and cheaper than a graph walk.
     bool untrained = kind_ == Kind::kIvf && !state.index->is_trained;
     if (untrained || live_.size() <= std::max<std::size_t>(4 * k, 256)) {

@@ -9,8 +9,9 @@
 //   - HNSW cannot remove: a deleted id becomes a tombstone that the search's IDSelector skips,
 //     and past `rebuild_tombstone_ratio` a background thread rebuilds the graph from the live
 //     vectors and swaps it in under a short exclusive lock, so queries never wait on the build.
-// Filters run inside the FAISS search through an IDSelector. The filter is an opaque predicate,
-// so a filtered search first estimates its selectivity from a sample of the indexed vectors at
+// Filters run inside the FAISS search through an IDSelector. A caller that can name a superset
+// of the admitted ids (Index, from FilterPostings) passes them as candidates and the search scans
+// exactly those. Otherwise the filter is an opaque predicate, so a filtered search first estimates its selectivity from a sample of the indexed vectors at
 // pseudo-random positions (it stops early once enough of them pass, so a loose filter costs a
 // few dozen calls). About `filter_exact_max` admitted vectors or fewer: the search scans them
 // exactly, as Qdrant's full-scan threshold does (a graph walk under a tight filter meets few
@@ -23,6 +24,10 @@
 // The live vectors are also kept in memory (they feed exact scans, IVF training and HNSW
 // rebuilds): memory is about twice the raw vectors for Flat, and raw vectors plus codes for
 // compressed indexes.
+//
+// Writes come one at a time (add, remove) or as batches (add_batch, remove_batch): a batch is
+// one FAISS add and one FAISS removal, which is what a bulk load and the sync engine's writes of
+// hundreds of chunks want.
 //
 // Snapshots: save() writes the FAISS index with a header (format, settings, the chunk-store
 // sequence it reflects) to a temporary file, fsyncs it and renames it over the old snapshot.
@@ -126,13 +131,17 @@ public:
         bool exact = false;        // scanned the admitted vectors (planned, or the walk ran dry)
         double selectivity = 1;    // the sampled estimate; 1 without a filter
         int ef_search = 0;         // efSearch given to the HNSW walk; 0 when none ran
+        std::size_t candidates = 0;  // ids scanned from the caller's candidate list
     };
     // The k nearest live vectors that `allow` accepts (all when null), best first; scores are
     // similarities: inner product, cosine, or 1 / (1 + squared L2 distance). `plan`, when given,
-    // receives how the search was answered.
+    // receives how the search was answered. `candidates`, when given, is a superset of the ids
+    // `allow` accepts (from FilterPostings): the search then scans exactly those, asking `allow`
+    // about each before it is scored, and touches no other vector.
     Result<std::vector<ScoredId>> search(const Vector& query, std::size_t k,
                                          const std::function<bool(std::uint64_t)>* allow,
-                                         SearchPlan* plan = nullptr) const;
+                                         SearchPlan* plan = nullptr,
+                                         const std::vector<std::uint64_t>* candidates = nullptr) const;
 
     // Writes the snapshot atomically, tagged with `sequence`.
     Status save(const std::filesystem::path& path, std::uint64_t sequence) const;
@@ -175,7 +184,8 @@ private:
     Status remove_from_faiss(State& state, const std::vector<std::uint64_t>& ids) const;
     Status maybe_train(State& state);
     std::vector<ScoredId> exact_scan(const float* query, std::size_t k,
-                                     const std::function<bool(std::uint64_t)>* allow) const;
+                                     const std::function<bool(std::uint64_t)>* allow,
+                                     const std::vector<std::uint64_t>* candidates = nullptr) const;
     double estimate_selectivity(const std::function<bool(std::uint64_t)>& allow) const;
     double similarity(const float* a, const float* b) const;
     void maybe_start_rebuild();

@@ -32,7 +32,7 @@ struct Options {
     std::size_t truth = 200;
     std::size_t k = 10;
     int m = 32;
-    int ef_construction = 40;
+    int ef_construction = retrieval::VectorIndexOptions{}.hnsw_ef_construction;
     std::vector<int> ef_search = {32, 64, 128};
     std::uint64_t seed = 1;
     std::size_t batch = 10000;  // vectors per add_batch; 1: one add() per vector

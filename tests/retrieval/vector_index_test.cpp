@@ -315,6 +315,8 @@ std::unique_ptr<VectorIndex> make_planned(std::size_t exact_max, int ef, int max
     options.factory = "HNSW16";
     options.dimension = kDim;
     options.hnsw_ef_search = ef;
+    // FAISS's own default: a graph modest enough that the beam width shows in recall.
+    options.hnsw_ef_construction = 40;
     options.filter_exact_max = exact_max;
     options.filter_max_ef = max_ef;
     auto index = VectorIndex::create(options);

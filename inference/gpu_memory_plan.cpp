@@ -1,5 +1,6 @@
 #include "inference/gpu_memory_plan.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace sluice::inference {
@@ -40,7 +41,11 @@ int64_t gpu_activation_bytes(const ModelConfig& config, int64_t max_batch_tokens
                                      + k * config.n_ff      // gate x up
                                      + config.n_vocab;      // one logits row
     const int64_t ints_per_token = 8 + 3 * k;  // ids, positions, sequence, rows, permutation
-    return max_batch_tokens * (floats_per_token * 4 + ints_per_token * 4);
+    const int64_t down_parts = (config.n_ff + kGpuDownSplitRows - 1) / kGpuDownSplitRows;
+    const int64_t down_split_floats =
+        std::min(max_batch_tokens, kGpuStreamedExpertMaxTokens) * k * d * down_parts;
+    return max_batch_tokens * (floats_per_token * 4 + ints_per_token * 4) +
+           down_split_floats * 4;
 }
 
 int64_t gpu_kv_cache_bytes(const ModelConfig& config, const KvCacheSpec& spec) {

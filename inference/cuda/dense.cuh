@@ -1,10 +1,12 @@
 #pragma once
-// Dense products with weight matrices on cuBLAS, fp32 math: y = x · W[rows]ᵀ (+ beta · y).
+// Dense products with weight matrices, fp32 math: y = x · W[rows]ᵀ (+ beta · y).
 //
-// cuBLAS multiplies only matching input types, and the activations stay fp32 for parity with
-// the CPU backend; so a bf16 weight is widened into an fp32 panel of rows first and multiplied
-// panel by panel (the CPU backend's sgemm path does the same). The pedantic math mode keeps
-// cuBLAS from substituting TF32.
+// Steps of at most kSkinnyMaxTokens tokens stream the weight once through skinny_dense
+// (skinny.cuh). Larger ones go to cuBLAS: it multiplies only matching input types, and the
+// activations stay fp32 for parity with the CPU backend; so a bf16 or fp8 weight is widened
+// (fp8 times its row scale) into an fp32 panel of rows first and multiplied panel by panel (the
+// CPU backend's sgemm path does the same). The pedantic math mode keeps cuBLAS from
+// substituting TF32.
 //
 // Thread safety: owned by the backend's thread.
 
@@ -19,6 +21,7 @@ struct DenseWeight {
     DeviceDType type = DeviceDType::kF32;
     int64_t rows = 0;
     int64_t cols = 0;
+    const float* scales = nullptr;  // [rows]: fp8's scale per row (output channel); else null
 };
 
 struct DenseJob {
@@ -49,5 +52,9 @@ private:
 
 // Widens `count` bf16 values to fp32 (device pointers).
 Status widen_bf16(const void* src, int64_t count, float* dst, cudaStream_t stream);
+
+// Widens `rows` rows of `cols` fp8 E4M3 values to fp32, each row times its scale.
+Status widen_fp8_rows(const void* src, const float* scales, int64_t rows, int64_t cols, float* dst,
+                      cudaStream_t stream);
 
 }  // namespace sluice::inference::cuda

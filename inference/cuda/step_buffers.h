@@ -32,6 +32,8 @@ struct StepBuffers {
     DeviceBuffer pair_slot;      // [T * k] int32
     DeviceBuffer slot_token;     // [T * k] int32
     DeviceBuffer inv_freq;       // [head_dim / 2] RoPE inverse frequencies
+    DeviceBuffer down_partial;   // the split down product's partial sums (moe.cuh DownSplit)
+    int64_t down_partial_slots = 0;
 
     Status allocate(const ModelConfig& config, int64_t tokens);
 };

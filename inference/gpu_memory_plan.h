@@ -7,8 +7,9 @@
 //   activations  the per-step buffers for `max_batch_tokens` tokens: residual stream, norm
 //                output, fused QKV, attention output, router logits and weights, the tokens
 //                permuted by expert with their gate/up and down outputs, up to
-//                max_batch_tokens rows of logits, and the partial sums of the split down
-//                product of decode steps (cuda/moe.cuh)
+//                max_batch_tokens rows of logits, the partial sums of the split down
+//                product of decode steps (cuda/moe.cuh), and the bf16 hi/lo copies and up
+//                product of the tensor-core path (cuda/tensor_core.cuh)
 //   workspace    the fp32 panel into which bf16 weights are widened for cuBLAS, and cuBLAS's
 //                own workspace
 //   sampling     device sampling's requests, results, probabilities, sort keys and sort scratch

@@ -2,12 +2,15 @@
 // cache on one device, and the DBRX forward pass as a sequence of launches on one stream.
 //
 // A step: upload the packed index arrays (one copy), embed, then per layer
-//   LayerNorm_1 → Wqkv (cuBLAS) → clamp + RoPE + KV write → paged attention → out_proj with the
-//   residual added by cuBLAS (beta = 1) → LayerNorm_2 → router (cuBLAS) → top-k → permute →
-//   grouped gate/up → grouped down → un-permute with the routing weights into the residual,
-// then the final norm of the requested hidden and logits rows and lm_head (cuBLAS), copied back,
-// except the rows of entries sampled on the device (sample.cu), of which only the choice returns.
-// The stream is synchronised once, after the copies back.
+//   LayerNorm_1 → Wqkv → clamp + RoPE + KV write → paged attention → out_proj with the residual
+//   added (beta = 1) → LayerNorm_2 → router → top-k → permute → grouped gate/up → grouped down
+//   → un-permute with the routing weights into the residual,
+// then the final norm of the requested hidden and logits rows and lm_head, copied back, except
+// the rows of entries sampled on the device (sample.cu), of which only the choice returns. The
+// dense products are DenseMatmul's (streamed, tensor cores or fp32 cuBLAS by step size and
+// weight type, dense.cuh); the experts stream, go to the tensor cores from
+// tensor_core_min_tokens, or run tiled (moe.cuh). The stream is synchronised once, after the
+// copies back, and once per layer on the tensor-core expert path (to read the slot counts).
 #include "inference/cuda_backend.h"
 
 #include <algorithm>
@@ -22,6 +25,7 @@
 #include "inference/cuda/rows.cuh"
 #include "inference/cuda/sample.cuh"
 #include "inference/cuda/step_buffers.h"
+#include "inference/cuda/tensor_core.cuh"
 #include "inference/dbrx_layout.h"
 #include "inference/detail/forward_validation.h"
 #include "inference/gpu_memory_plan.h"
@@ -64,7 +68,10 @@ public:
           cublas_workspace_(std::move(cublas_workspace)),
           sample_buffer_(std::move(sample_buffer)),
           max_sampled_rows_(max_sampled_rows),
-          dense_(cublas_.get(), panel_.as<float>(), panel_.bytes() / 4) {}
+          tensor_cores_(cublas_.get(),
+                        {buffers_.x_hi.get(), buffers_.x_lo.get(),
+                         buffers_.x_hi.bytes() / 2, panel_.get(), panel_.bytes() / 2}),
+          dense_(cublas_.get(), panel_.as<float>(), panel_.bytes() / 4, &tensor_cores_) {}
 
     std::string name() const override { return "cuda"; }
     const ModelConfig& config() const override { return config_; }
@@ -101,6 +108,7 @@ private:
     // at start-up with the memory plan (sample_buffer_bytes).
     DeviceBuffer sample_buffer_;
     int64_t max_sampled_rows_;
+    cuda::TensorCoreGemm tensor_cores_;  // shares panel_ with dense_'s fp32 path
     cuda::DenseMatmul dense_;
 
     KvCacheSpec spec_{16, 0};
@@ -405,6 +413,17 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
                                       layer.w2.buffer.get(),  layer.w1.scale_data(),
                                       layer.v1.scale_data(),  layer.w2.scale_data(),
                                       layer.w1.type};
+    if (n_tokens >= cuda::tensor_core_min_tokens(weights.type)) {
+        const cuda::ExpertTcScratch scratch{f(buffers_.up), buffers_.act_hi.get(),
+                                            buffers_.act_lo.get(), buffers_.act_hi.bytes() / 2,
+                                            buffers_.host_offsets.get()};
+        SLUICE_RETURN_IF_ERROR(cuda::grouped_experts_tc(
+            tensor_cores_, scratch, f(buffers_.x_sorted), perm.offsets, weights, shape,
+            glu_activation(), f(buffers_.act), f(buffers_.expert_out), stream()));
+        return cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
+                                   f(buffers_.route_weights), n_tokens, k, d, f(buffers_.x),
+                                   stream());
+    }
     SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(f(buffers_.x_sorted), perm.offsets, weights, shape,
                                                 glu_activation(), f(buffers_.act), stream()));
     const cuda::DownSplit split{f(buffers_.down_partial), buffers_.down_partial_slots};
@@ -511,9 +530,8 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(model_dir));
     SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
     const int64_t weight_bytes = cuda::device_weight_bytes(*checkpoint, config, options.weights);
-    const ModelConfig& loaded = config;
     return open_with_weights(config, options, weight_bytes, [&] {
-        return cuda::upload_weights(*checkpoint, loaded, options.weights);
+        return cuda::upload_weights(*checkpoint, config, options.weights);
     });
 }
 

@@ -5,6 +5,7 @@
 
 #include "inference/cuda/dense.cuh"
 #include "inference/cuda/skinny.cuh"
+#include "inference/cuda/tensor_core.cuh"
 
 namespace sluice::inference::cuda {
 
@@ -84,6 +85,15 @@ Status DenseMatmul::run(const DenseJob& job, cudaStream_t stream) {
     if (job.m <= kSkinnyMaxTokens && skinny_row_fits(w.data, w.type, k) &&
         reinterpret_cast<uintptr_t>(job.x) % 16 == 0) {
         return skinny_dense(job, stream);
+    }
+    // Past the skinny kernels, bf16 weights always gain on the tensor cores (4 bytes read per
+    // weight for hi and lo against 10 through an fp32 panel); fp8 only from its threshold.
+    const bool tensor_core_step =
+        w.type == DeviceDType::kBF16 ||
+        (w.type == DeviceDType::kF8E4M3 && job.m >= tensor_core_min_tokens(w.type));
+    if (tensor_cores_ != nullptr && tensor_core_step &&
+        job.m * k <= tensor_cores_->scratch().max_values) {
+        return tensor_cores_->dense(job, stream);
     }
     if (w.type == DeviceDType::kF32) {
         return sgemm(handle_, static_cast<const float*>(w.data) + job.row_begin * k, job.n_rows, k,

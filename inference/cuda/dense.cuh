@@ -2,11 +2,12 @@
 // Dense products with weight matrices, fp32 math: y = x · W[rows]ᵀ (+ beta · y).
 //
 // Steps of at most kSkinnyMaxTokens tokens stream the weight once through skinny_dense
-// (skinny.cuh). Larger ones go to cuBLAS: it multiplies only matching input types, and the
-// activations stay fp32 for parity with the CPU backend; so a bf16 or fp8 weight is widened
-// (fp8 times its row scale) into an fp32 panel of rows first and multiplied panel by panel (the
-// CPU backend's sgemm path does the same). The pedantic math mode keeps cuBLAS from
-// substituting TF32.
+// (skinny.cuh). Larger ones with bf16 or fp8 weights go to the tensor cores with the activations
+// split into two bf16 terms (tensor_core.cuh) when the object has a TensorCoreGemm. Otherwise
+// cuBLAS in fp32: it multiplies only matching input types, and the activations stay fp32 for
+// parity with the CPU backend; so a bf16 or fp8 weight is widened (fp8 times its row scale) into
+// an fp32 panel of rows first and multiplied panel by panel (the CPU backend's sgemm path does
+// the same). The pedantic math mode keeps cuBLAS from substituting TF32.
 //
 // Thread safety: owned by the backend's thread.
 
@@ -35,11 +36,16 @@ struct DenseJob {
     float beta = 0.0f;  // 1: accumulate into y (a residual add)
 };
 
+class TensorCoreGemm;
+
 class DenseMatmul {
 public:
-    // `panel` holds `panel_floats` fp32 values of device memory the object may overwrite.
-    DenseMatmul(cublasHandle_t handle, float* panel, int64_t panel_floats)
-        : handle_(handle), panel_(panel), panel_floats_(panel_floats) {}
+    // `panel` holds `panel_floats` fp32 values of device memory the object may overwrite;
+    // `tensor_cores`, when given, takes the many-token products of bf16 and fp8 weights.
+    DenseMatmul(cublasHandle_t handle, float* panel, int64_t panel_floats,
+                const TensorCoreGemm* tensor_cores = nullptr)
+        : handle_(handle), panel_(panel), panel_floats_(panel_floats),
+          tensor_cores_(tensor_cores) {}
 
     // Runs on the stream `handle` is bound to.
     Status run(const DenseJob& job, cudaStream_t stream);
@@ -48,6 +54,7 @@ private:
     cublasHandle_t handle_;
     float* panel_;
     int64_t panel_floats_;
+    const TensorCoreGemm* tensor_cores_;
 };
 
 // Widens `count` bf16 values to fp32 (device pointers).

@@ -25,27 +25,33 @@ __device__ __forceinline__ float2 fp8x2_to_float2(uint32_t bits) {
 }
 
 // Weights streamed 16 bytes per load (read once per step, so the load skips the L1 and marks the
-// line evict-first): kN values of W widened to fp32. The pointer is 16-byte aligned.
+// line evict-first), kept raw until used so that the next loads can be in flight meanwhile, then
+// widened: kN values of W as fp32. The pointer is 16-byte aligned.
+__device__ __forceinline__ uint4 load_stream16(const void* p) {
+    return __ldcs(static_cast<const uint4*>(p));
+}
+
 template <typename W>
 struct WeightVec;
 
 template <>
 struct WeightVec<float> {
     static constexpr int kN = 4;
+    __device__ __forceinline__ static void widen(uint4 v, float* out) {
+        out[0] = __uint_as_float(v.x);
+        out[1] = __uint_as_float(v.y);
+        out[2] = __uint_as_float(v.z);
+        out[3] = __uint_as_float(v.w);
+    }
     __device__ __forceinline__ static void load(const float* p, float* out) {
-        const float4 v = __ldcs(reinterpret_cast<const float4*>(p));
-        out[0] = v.x;
-        out[1] = v.y;
-        out[2] = v.z;
-        out[3] = v.w;
+        widen(load_stream16(p), out);
     }
 };
 
 template <>
 struct WeightVec<__nv_bfloat16> {
     static constexpr int kN = 8;
-    __device__ __forceinline__ static void load(const __nv_bfloat16* p, float* out) {
-        const uint4 v = __ldcs(reinterpret_cast<const uint4*>(p));
+    __device__ __forceinline__ static void widen(uint4 v, float* out) {
         const uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
         for (int i = 0; i < 4; ++i) {  // little-endian: the first value is the low half
@@ -53,13 +59,15 @@ struct WeightVec<__nv_bfloat16> {
             out[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
         }
     }
+    __device__ __forceinline__ static void load(const __nv_bfloat16* p, float* out) {
+        widen(load_stream16(p), out);
+    }
 };
 
 template <>
 struct WeightVec<__nv_fp8_e4m3> {
     static constexpr int kN = 16;
-    __device__ __forceinline__ static void load(const __nv_fp8_e4m3* p, float* out) {
-        const uint4 v = __ldcs(reinterpret_cast<const uint4*>(p));
+    __device__ __forceinline__ static void widen(uint4 v, float* out) {
         const uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
@@ -70,6 +78,9 @@ struct WeightVec<__nv_fp8_e4m3> {
             out[4 * i + 2] = hi.x;
             out[4 * i + 3] = hi.y;
         }
+    }
+    __device__ __forceinline__ static void load(const __nv_fp8_e4m3* p, float* out) {
+        widen(load_stream16(p), out);
     }
 };
 
@@ -101,6 +112,17 @@ __device__ __forceinline__ void load8(const __nv_fp8_e4m3* p, float* out) {
         out[4 * i + 1] = lo.y;
         out[4 * i + 2] = hi.x;
         out[4 * i + 3] = hi.y;
+    }
+}
+
+// Host side: calls f(W{}) with the element type of a weight of device type `type`, so that a
+// launcher picks its kernel template once.
+template <typename F>
+void with_weight_type(DeviceDType type, F&& f) {
+    switch (type) {
+        case DeviceDType::kF32: f(float{}); break;
+        case DeviceDType::kBF16: f(__nv_bfloat16{}); break;
+        case DeviceDType::kF8E4M3: f(__nv_fp8_e4m3{}); break;
     }
 }
 

@@ -13,14 +13,16 @@
 //                      activation and product fused. CPU reference: Matmul + glu.
 //   expert_down        one launch over all experts: y = act · w2_e, w2 applied without a
 //                      transpose as the reference does (w2_e is [n_ff, d_model]).
-//
-// The grouped products take one of two paths. Steps of at most kSkinnyExpertMaxTokens tokens
-// (decode) stream each active expert's weights once, 16 bytes per load, with every slot of the
-// expert served from the same loads (skinny.cuh); the down product then splits each expert's
-// rows into kDownSplitRows-row parts summed in a fixed order, so results do not depend on timing.
-// Larger steps (prefill) run tiled kernels that stage weights and tokens in shared memory.
 //   unpermute_add      x[t] += Σ_j weight[t, j] · y[slot of (t, j)], added in expert order
 //                      like the CPU.
+//
+// The grouped products take one of three paths. The backend sends steps of at least
+// tensor_core_min_tokens tokens with bf16 or fp8 weights to the tensor cores (grouped_experts_tc,
+// tensor_core.cuh). Otherwise expert_gate_up and expert_down stream each active expert's weights
+// once for steps of at most kSkinnyExpertMaxTokens tokens, 16 bytes per load, with every slot of
+// the expert served from the same loads (skinny.cuh); the down product then splits each expert's
+// rows into kDownSplitRows-row parts summed in a fixed order, so results do not depend on timing.
+// Larger steps (f32 weights) run tiled kernels that stage weights and tokens in shared memory.
 //
 // Expert weights are the checkpoint's fused tensors, [n_expert * n_ff, d_model] of `type`.
 

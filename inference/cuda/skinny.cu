@@ -21,19 +21,40 @@ constexpr int kDownColumns = 8;
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // acc[r][t] += this lane's share of Σ_k rows[r][k] · x[t * ldx + k], k < cols, t < m. Each lane
-// takes kN consecutive values per step, the warp 32 · kN; cols is a multiple of kN.
+// takes kN consecutive values per step, the warp 32 · kN; cols is a multiple of kN. The next
+// step's weights are loaded (raw) before this step's are widened and used, so two loads per row
+// are in flight while the lane computes.
 template <typename W, int R, int M>
 __device__ __forceinline__ void lane_dot(const W* const (&rows)[R], int64_t cols,
                                          const float* __restrict__ x, int64_t ldx, int m,
                                          float (&acc)[R][M]) {
     constexpr int kN = WeightVec<W>::kN;
+    constexpr int64_t kStep = 32 * kN;
     const int lane = threadIdx.x % 32;
-#pragma unroll 2
-    for (int64_t k = static_cast<int64_t>(lane) * kN; k < cols; k += 32 * kN) {
+    int64_t k = static_cast<int64_t>(lane) * kN;
+    uint4 next[R];
+    if (k < cols) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            next[r] = load_stream16(rows[r] + k);
+        }
+    }
+    for (; k < cols; k += kStep) {
+        uint4 raw[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            raw[r] = next[r];
+        }
+        if (k + kStep < cols) {
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                next[r] = load_stream16(rows[r] + k + kStep);
+            }
+        }
         float w[R][kN];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-            WeightVec<W>::load(rows[r] + k, w[r]);
+            WeightVec<W>::widen(raw[r], w[r]);
         }
 #pragma unroll
         for (int t = 0; t < M; ++t) {
@@ -251,16 +272,6 @@ __global__ void sum_parts_kernel(const float* __restrict__ partial, int64_t n_pa
 
 unsigned blocks_for(int64_t n, int64_t per_block) {
     return static_cast<unsigned>((n + per_block - 1) / per_block);
-}
-
-// Calls f(W{}) with the weight type's device element type.
-template <typename F>
-void with_weight_type(DeviceDType type, F&& f) {
-    switch (type) {
-        case DeviceDType::kF32: f(float{}); break;
-        case DeviceDType::kBF16: f(__nv_bfloat16{}); break;
-        case DeviceDType::kF8E4M3: f(__nv_fp8_e4m3{}); break;
-    }
 }
 
 // Calls f(std::integral_constant<int, M>{}) with the smallest of 1, 2, 4, 8 that holds m.

@@ -31,6 +31,12 @@ Status StepBuffers::allocate(const ModelConfig& c, int64_t tokens) {
     SLUICE_RETURN_IF_ERROR(offsets.allocate((c.n_expert + 1) * 4));
     SLUICE_RETURN_IF_ERROR(pair_slot.allocate(tokens * k * 4));
     SLUICE_RETURN_IF_ERROR(slot_token.allocate(tokens * k * 4));
+    SLUICE_RETURN_IF_ERROR(x_hi.allocate(tokens * k * d * 2));
+    SLUICE_RETURN_IF_ERROR(x_lo.allocate(tokens * k * d * 2));
+    SLUICE_RETURN_IF_ERROR(up.allocate(tokens * k * c.n_ff * f));
+    SLUICE_RETURN_IF_ERROR(act_hi.allocate(tokens * k * c.n_ff * 2));
+    SLUICE_RETURN_IF_ERROR(act_lo.allocate(tokens * k * c.n_ff * 2));
+    SLUICE_RETURN_IF_ERROR(host_offsets.allocate(c.n_expert + 1));
     down_partial_slots = std::min(tokens, kSkinnyExpertMaxTokens) * k;
     SLUICE_RETURN_IF_ERROR(
         down_partial.allocate(down_split_floats(down_partial_slots, d, c.n_ff) * f));

@@ -1,5 +1,7 @@
 #include "app/bench_authz.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -119,18 +121,34 @@ enum class AuditMode {
     kQueued    // the answer goes once the request's records are queued for the writer
 };
 
+struct HttpRun {
+    double rps = 0;
+    // CPU time of the whole process (server, clients, audit writer) per answered request: less
+    // sensitive than throughput to how much of the machine other work leaves to this process.
+    double cpu_us_per_request = 0;
+};
+
+double process_cpu_us() {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    auto us = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec);
+    };
+    return us(usage.ru_utime) + us(usage.ru_stime);
+}
+
 // Requests per second against an in-process server whose one route authenticates, authorises
 // and reads a table, auditing as `mode` says. Each run opens the data directory afresh, with
 // the audit log acknowledging as the mode asks; the log's destructor writes what is queued.
-double http_throughput(const std::filesystem::path& dir, const World& world, AuditMode mode,
-                       double seconds) {
+HttpRun http_throughput(const std::filesystem::path& dir, const World& world, AuditMode mode,
+                        double seconds) {
     governance::GovernanceOptions options;
     options.audit.acknowledge = mode == AuditMode::kQueued ? governance::AuditAcknowledge::kQueued
                                                            : governance::AuditAcknowledge::kDurable;
     auto opened = governance::Governance::open(dir, options);
     if (!opened.ok()) {
         std::cerr << "sluice bench authz: " << opened.status().message() << "\n";
-        return 0;
+        return {};
     }
     governance::Governance& gov = **opened;
     governance::DiscardingAuditSink discard;
@@ -171,10 +189,11 @@ double http_throughput(const std::filesystem::path& dir, const World& world, Aud
                      res.set_content("{\"full_name\":\"" + table->full_name + "\"}", "application/json");
                  });
     if (!server.bind().ok()) {
-        return 0;
+        return {};
     }
     std::jthread serving([&server] { (void)server.serve(); });
     std::atomic<std::int64_t> done{0};
+    const double cpu_start = process_cpu_us();
     auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     {
         std::vector<std::jthread> clients;
@@ -195,8 +214,10 @@ double http_throughput(const std::filesystem::path& dir, const World& world, Aud
             });
         }
     }
+    const double cpu_used = process_cpu_us() - cpu_start;
     server.stop();
-    return static_cast<double>(done.load()) / seconds;
+    const auto answered = static_cast<double>(done.load());
+    return HttpRun{answered / seconds, answered > 0 ? cpu_used / answered : 0};
 }
 
 struct AuthzBenchOptions {
@@ -292,24 +313,27 @@ int run_bench(const AuthzBenchOptions& options) {
             modes.push_back(AuditMode::kQueued);
         }
         std::map<AuditMode, std::vector<double>> rps;
+        std::map<AuditMode, std::vector<double>> cpu;
         for (int round = 0; round < options.rounds; ++round) {
             for (std::size_t m = 0; m < modes.size(); ++m) {
                 AuditMode mode = modes[(m + static_cast<std::size_t>(round)) % modes.size()];
-                rps[mode].push_back(http_throughput(dir, world, mode, options.seconds));
+                HttpRun run = http_throughput(dir, world, mode, options.seconds);
+                rps[mode].push_back(run.rps);
+                cpu[mode].push_back(run.cpu_us_per_request);
             }
         }
 
         BenchReport report("authz");
         report.set_columns({"measure", "p50 µs", "p99 µs", "per second", "range", "audit cost",
-                            "cost range"});
+                            "cost range", "CPU µs/request", "CPU cost"});
         double check_p50 = percentile(check_us, 0.50);
         double check_p99 = percentile(check_us, 0.99);
         double require_p50 = percentile(require_us, 0.50);
         double require_p99 = percentile(require_us, 0.99);
         report.add_row({"check (in-process)", format_fixed(check_p50, 2), format_fixed(check_p99, 2),
-                        "", "", "", ""});
+                        "", "", "", "", "", ""});
         report.add_row({"require + audit record", format_fixed(require_p50, 2),
-                        format_fixed(require_p99, 2), "", "", "", ""});
+                        format_fixed(require_p99, 2), "", "", "", "", "", ""});
         report.set_figure("principals", world.principals);
         report.set_figure("grants", world.grants);
         report.set_figure("group_depth", 5);
@@ -320,6 +344,7 @@ int run_bench(const AuthzBenchOptions& options) {
         report.set_figure("require_audited_p99_us", require_p99);
         report.set_figure("rounds", options.rounds);
         const std::vector<double>& off = rps[AuditMode::kOff];
+        const std::vector<double>& off_cpu = cpu[AuditMode::kOff];
         for (AuditMode mode : {AuditMode::kOff, AuditMode::kDurable, AuditMode::kQueued}) {
             auto found = rps.find(mode);
             if (found == rps.end()) {
@@ -329,10 +354,13 @@ int run_bench(const AuthzBenchOptions& options) {
             Spread throughput = spread(found->second);
             report.set_figure(names.rps_key, throughput.median);
             report.set_figure(std::string(names.rps_key) + "_rounds", found->second);
+            const std::vector<double>& mode_cpu = cpu[mode];
+            Spread cpu_us = spread(mode_cpu);
+            report.set_figure(std::string(names.rps_key) + "_cpu_us_per_request", cpu_us.median);
             std::vector<std::string> row = {names.label, "", "", format_fixed(throughput.median, 0),
                                             format_fixed(throughput.min, 0) + "–" +
                                                 format_fixed(throughput.max, 0),
-                                            "", ""};
+                                            "", "", format_fixed(cpu_us.median, 1), ""};
             if (mode != AuditMode::kOff) {
                 std::vector<double> costs;
                 for (std::size_t round = 0; round < found->second.size(); ++round) {
@@ -344,6 +372,18 @@ int run_bench(const AuthzBenchOptions& options) {
                 report.set_figure(std::string(names.cost_key) + "_max", cost.max);
                 row[5] = format_fixed(100 * cost.median, 1) + "%";
                 row[6] = format_fixed(100 * cost.min, 1) + "% – " + format_fixed(100 * cost.max, 1) + "%";
+                // The CPU cost: extra CPU per request against the unaudited run of the round.
+                std::vector<double> cpu_costs;
+                for (std::size_t round = 0; round < mode_cpu.size(); ++round) {
+                    cpu_costs.push_back(off_cpu[round] > 0 ? mode_cpu[round] / off_cpu[round] - 1.0 : 0.0);
+                }
+                Spread cpu_cost = spread(cpu_costs);
+                report.set_figure(std::string(names.cost_key) + "_cpu", cpu_cost.median);
+                report.set_figure(std::string(names.cost_key) + "_cpu_min", cpu_cost.min);
+                report.set_figure(std::string(names.cost_key) + "_cpu_max", cpu_cost.max);
+                row[8] = format_fixed(100 * cpu_cost.median, 1) + "% (" +
+                         format_fixed(100 * cpu_cost.min, 1) + "–" +
+                         format_fixed(100 * cpu_cost.max, 1) + "%)";
             }
             report.add_row(row);
         }
@@ -352,7 +392,8 @@ int run_bench(const AuthzBenchOptions& options) {
                         std::to_string(options.rounds) + " interleaved rounds of " +
                         format_fixed(options.seconds, 1) +
                         " s per mode, the order rotating; medians and ranges over the rounds, the "
-                        "audit cost taken within each round; each request authenticates (token hash lookup), "
+                        "audit cost taken within each round (throughput lost; CPU cost: extra "
+                        "process CPU time per request); each request authenticates (token hash lookup), "
                         "authorises SELECT on a table and reads it; audited runs write 2 "
                         "hash-chained records per request through the audit writer's group commit, "
                         "the answer waiting for their commit or only for their place in the queue");

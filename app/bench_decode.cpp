@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "app/bench_decode_cuda.h"
 #include "app/bench_memory.h"
 #include "app/bench_report.h"
 #include "inference/cpu_backend.h"
@@ -17,6 +18,7 @@ namespace sluice::app {
 namespace {
 
 struct DecodeBenchOptions {
+    std::string backend = "cpu";
     std::string model;
     int32_t prompt_tokens = 64;
     int32_t decode_tokens = 32;
@@ -154,8 +156,25 @@ int run_decode_bench(const DecodeBenchOptions& options) {
 
 void add_decode_bench(Cli& cli) {
     auto* command = cli.bench().add_subcommand(
-        "decode", "CPU prefill and decode tokens/s at batch 1 and 8, bf16 and int8 weights");
+        "decode",
+        "Prefill and decode tokens/s: the CPU at batch 1 and 8, bf16 and int8 weights; with "
+        "--backend cuda, DBRX's layer sizes on the GPU");
     auto options = std::make_shared<DecodeBenchOptions>();
+    auto cuda = std::make_shared<CudaDecodeBenchOptions>();
+    command->add_option("--backend", options->backend, "cpu (default) or cuda")
+        ->check(CLI::IsMember({"cpu", "cuda"}));
+    command->add_option("--layers", cuda->layers,
+                        "cuda: layers of the DBRX-sized model (default 4; DBRX has 40)")
+        ->check(CLI::Range(1, 40));
+    command->add_option("--weights", cuda->weights,
+                        "cuda: weight formats to measure, comma-separated (bf16, fp8, f32)");
+    command->add_option("--batches", cuda->batches, "cuda: batch sizes, comma-separated");
+    command->add_option("--warmup-tokens", cuda->warmup_tokens, "cuda: untimed decode steps")
+        ->check(CLI::Range(0, 1000));
+    command->add_option("--anchor", cuda->anchor,
+                        "cuda: JSON output of tools/bench/hf_dbrx_eager.py on the same GPU");
+    command->add_option("--peak-gb-s", cuda->peak_gb_s,
+                        "cuda: the GPU's peak memory bandwidth (default: datasheet by name)");
     command->add_option("--model", options->model,
                         "Model folder (default: the small preset, generated)");
     command->add_option("--prompt-tokens", options->prompt_tokens, "Prompt length per sequence")
@@ -169,7 +188,17 @@ void add_decode_bench(Cli& cli) {
     command->add_option("--expert", options->expert, "Ranks of the expert plan (docs/parallel.md)")
         ->check(CLI::Range(1, 64));
     command->add_flag("--json", options->json, "Print the figures as one JSON object last");
-    cli.on_run(command, [options] { return run_decode_bench(*options); });
+    cli.on_run(command, [options, cuda, command] {
+        if (options->backend != "cuda") {
+            return run_decode_bench(*options);
+        }
+        // The CPU's defaults suit a 1B-parameter model; DBRX-sized layers take shorter runs
+        // unless asked otherwise.
+        cuda->prompt_tokens = command->count("--prompt-tokens") > 0 ? options->prompt_tokens : 32;
+        cuda->decode_tokens = command->count("--decode-tokens") > 0 ? options->decode_tokens : 16;
+        cuda->json = options->json;
+        return run_cuda_decode_bench(*cuda);
+    });
 }
 
 }  // namespace sluice::app

@@ -330,8 +330,8 @@ int run_bench(const AuthzBenchOptions& options) {
         double check_p99 = percentile(check_us, 0.99);
         double require_p50 = percentile(require_us, 0.50);
         double require_p99 = percentile(require_us, 0.99);
-        report.add_row({"check (in-process)", format_fixed(check_p50, 2), format_fixed(check_p99, 2),
-                        "", "", "", "", "", ""});
+        report.add_row({"check (in-process)", format_fixed(check_p50, 2),
+                        format_fixed(check_p99, 2), "", "", "", "", "", ""});
         report.add_row({"require + audit record", format_fixed(require_p50, 2),
                         format_fixed(require_p99, 2), "", "", "", "", "", ""});
         report.set_figure("principals", world.principals);
@@ -371,11 +371,13 @@ int run_bench(const AuthzBenchOptions& options) {
                 report.set_figure(std::string(names.cost_key) + "_min", cost.min);
                 report.set_figure(std::string(names.cost_key) + "_max", cost.max);
                 row[5] = format_fixed(100 * cost.median, 1) + "%";
-                row[6] = format_fixed(100 * cost.min, 1) + "% – " + format_fixed(100 * cost.max, 1) + "%";
+                row[6] = format_fixed(100 * cost.min, 1) + "% – " +
+                         format_fixed(100 * cost.max, 1) + "%";
                 // The CPU cost: extra CPU per request against the unaudited run of the round.
                 std::vector<double> cpu_costs;
                 for (std::size_t round = 0; round < mode_cpu.size(); ++round) {
-                    cpu_costs.push_back(off_cpu[round] > 0 ? mode_cpu[round] / off_cpu[round] - 1.0 : 0.0);
+                    cpu_costs.push_back(
+                        off_cpu[round] > 0 ? mode_cpu[round] / off_cpu[round] - 1.0 : 0.0);
                 }
                 Spread cpu_cost = spread(cpu_costs);
                 report.set_figure(std::string(names.cost_key) + "_cpu", cpu_cost.median);
@@ -393,10 +395,12 @@ int run_bench(const AuthzBenchOptions& options) {
                         format_fixed(options.seconds, 1) +
                         " s per mode, the order rotating; medians and ranges over the rounds, the "
                         "audit cost taken within each round (throughput lost; CPU cost: extra "
-                        "process CPU time per request); each request authenticates (token hash lookup), "
-                        "authorises SELECT on a table and reads it; audited runs write 2 "
-                        "hash-chained records per request through the audit writer's group commit, "
-                        "the answer waiting for their commit or only for their place in the queue");
+                        "process CPU time per request); each request authenticates (token hash "
+                        "lookup), authorises SELECT on a table and reads it; audited runs write 2 "
+                        "hash-chained records per request through the audit log's group commit, "
+                        "the answer waiting for their commit (committed by the waiting request "
+                        "itself when nobody else is committing) or only for their place in the "
+                        "queue (committed by the writer thread)");
         report.print(options.json);
     }
     std::filesystem::remove_all(dir);

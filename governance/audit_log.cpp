@@ -309,7 +309,7 @@ Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket) {
         return Status();  // a flush that another flush of the same ticket emptied
     }
     pending->index = ++submitted_;
-    queued_records_ += records;
+    queued_records_ += pending->events.size();
     queue_.push_back(pending);
     if (!pending->waited) {
         // The writer's work. Wake it only when it sleeps and nobody woke it yet, or to end its

@@ -30,7 +30,7 @@
 //   sync() waits for everything queued before it (readers of the log call it first).
 // Appends with a companion always wait for their commit, whatever the choice.
 //
-// A full queue blocks the appender until the writer makes room: no record is dropped. When a
+// A full queue blocks the appender until a committer makes room: no record is dropped. When a
 // write fails (disk full, I/O error), appends that wait get the error; queued records whose
 // appenders have gone on are kept, in order, and retried with a growing pause; meanwhile new
 // appends are refused (kUnavailable), so that no request proceeds that cannot be recorded. The
@@ -79,8 +79,8 @@ struct AuditLogOptions {
     std::int64_t checkpoint_every = 1000;  // records between signed checkpoints
     AuditAcknowledge acknowledge = AuditAcknowledge::kDurable;
     std::size_t queue_capacity = 4096;  // records queued before appenders block
-    // How long the writer gathers records that nobody waits for before committing them: fewer,
-    // larger transactions. A waiting append or sync() ends the gathering at once.
+    // How long the writer gathers records nobody waits for before committing them: fewer, larger
+    // transactions. A waiting append or sync() does not wait for it: it commits the queue itself.
     std::chrono::microseconds gather{2000};
 };
 
@@ -122,7 +122,7 @@ public:
     // Queues the records still held under `ticket`, if any; returns as append() does.
     Status flush(std::uint64_t ticket);
     // Waits until every record queued before the call is committed. The write's error when
-    // the writer cannot write them now.
+    // they cannot be written now.
     Status sync();
     // Records held back now (for tests and metrics).
     std::size_t deferred_count() const;
@@ -143,7 +143,7 @@ private:
         AuditCompanion companion;
         bool waited = false;  // its appender waits for the commit
         std::uint64_t index = 0;  // its place among all appends, from 1
-        Status result;        // set by the writer; read by the appender once done
+        Status result;        // set by the committer; read by the appender once done
         bool done = false;    // guarded by mutex_: committed, or failed back to a waiting appender
     };
     using PendingPtr = std::shared_ptr<Pending>;

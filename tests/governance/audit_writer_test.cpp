@@ -217,7 +217,7 @@ TEST_CASE("durable appends from many threads commit themselves: one gapless chai
     CHECK(site.verify().ok);
 }
 
-TEST_CASE("a waiting append commits the records queued before it, in order, while the writer gathers") {
+TEST_CASE("a waiting append commits what queued before it, in order, while the writer gathers") {
     Site site;
     auto log = site.open(queued(std::chrono::hours(1)));
     std::vector<std::string> expected;

@@ -108,16 +108,11 @@ Result<InvokeResult> AgentRuntime::invoke(const governance::RequestContext& call
         }
         identity.principal_id = service.id;
         identity.principal = service.name;
-        governance::AuditEvent event;
-        event.principal = caller.principal;
+        governance::AuditEvent event = governance::audit_event_for(caller);
         event.action = "agent.run_as";
         event.securable = "agent:" + agent;
         event.result = "ok";
-        event.request_id = caller.request_id;
-        event.client = caller.client_address;
-        event.token_id = caller.token_id;
         event.details = json{{"run_as", service.name}}.dump();
-        event.deferred_ticket = caller.audit_ticket;
         SLUICE_RETURN_IF_ERROR(gov_.audit().append(std::move(event)));
     }
     SLUICE_ASSIGN_OR_RETURN(ToolContext context, context_for(identity));

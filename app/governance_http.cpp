@@ -41,31 +41,21 @@ nlohmann::json securable_json(const governance::Securable& s) {
 Status audit_action(governance::Governance& gov, const RequestContext& context,
                     std::string action, std::string securable, const Status& outcome,
                     std::string details) {
-    AuditEvent event;
-    event.principal = context.principal;
+    AuditEvent event = audit_event_for(context);
     event.action = std::move(action);
     event.securable = std::move(securable);
     event.result = outcome.ok() ? "ok" : "error";
-    event.request_id = context.request_id;
-    event.client = context.client_address;
-    event.token_id = context.token_id;
     event.decided_by = outcome.ok() ? "" : outcome.to_string();
     event.details = std::move(details);
-    event.deferred_ticket = context.audit_ticket;
     return gov.audit().append(std::move(event));
 }
 
 Status require_admin(governance::Governance& gov, const RequestContext& context,
                      std::string_view action) {
     Result<bool> admin = gov.authorizer().is_admin(context.principal_id);
-    AuditEvent event;
-    event.principal = context.principal;
+    AuditEvent event = audit_event_for(context);
     event.action = "admin:" + std::string(action);
     event.securable = "metastore:";
-    event.request_id = context.request_id;
-    event.client = context.client_address;
-    event.token_id = context.token_id;
-    event.deferred_ticket = context.audit_ticket;
     bool allowed = admin.ok() && *admin;
     event.result = allowed ? "allow" : "deny";
     event.decided_by = allowed ? "'" + context.principal + "' is a metastore admin"

@@ -1,6 +1,8 @@
 #include "governance/audit_log.h"
 
 #include <algorithm>
+#include <iterator>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 
@@ -15,24 +17,48 @@ namespace {
 
 void append_json_string(std::string& out, std::string_view text) {
     out += '"';
-    for (char c : text) {
+    // Runs of characters that need no escape go in with one append each.
+    std::size_t run = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        const char* escape = nullptr;
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"': escape = "\\\""; break;
+            case '\\': escape = "\\\\"; break;
+            case '\n': escape = "\\n"; break;
+            case '\r': escape = "\\r"; break;
+            case '\t': escape = "\\t"; break;
             default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char escaped[8];
-                    std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
-                    out += escaped;
-                } else {
-                    out += c;
+                if (static_cast<unsigned char>(c) >= 0x20) {
+                    continue;
                 }
         }
+        out.append(text.substr(run, i - run));
+        run = i + 1;
+        if (escape != nullptr) {
+            out += escape;
+            continue;
+        }
+        char escaped[8];
+        std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
+        out += escaped;
     }
+    out.append(text.substr(run));
     out += '"';
+}
+
+void append_hex(std::string& out, std::string_view bytes) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (unsigned char c : bytes) {
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
+    }
+}
+
+void append_number(std::string& out, std::int64_t value) {
+    char digits[24];
+    auto [end, error] = std::to_chars(digits, digits + sizeof(digits), value);
+    out.append(digits, end);
 }
 
 std::int64_t now_us() {
@@ -41,38 +67,65 @@ std::int64_t now_us() {
         .count();
 }
 
-}  // namespace
-
-std::string audit_record_json(const AuditRecord& record, bool with_hash) {
-    const AuditEvent& e = record.event;
-    std::string out = "{";
+// Appends the canonical JSON of a record (see audit_log.h) to `out`, with "hash" when `hash` is
+// given. Written straight into the caller's buffer: the writer hashes every record with it.
+void append_record_json(std::string& out, std::int64_t seq, const AuditEvent& e,
+                        std::string_view prev_hash, const std::string* hash) {
     auto field = [&out](std::string_view key, std::string_view value) {
         append_json_string(out, key);
         out += ':';
         append_json_string(out, value);
         out += ',';
     };
+    auto hex_field = [&out](std::string_view key, std::string_view bytes) {
+        append_json_string(out, key);
+        out += ":\"";
+        append_hex(out, bytes);
+        out += "\",";
+    };
+    out += '{';
     field("action", e.action);
     field("client", e.client);
     field("decided_by", e.decided_by);
     field("details", e.details);
-    if (with_hash) {
-        field("hash", detail::to_hex(record.hash));
+    if (hash != nullptr) {
+        hex_field("hash", *hash);
     }
-    field("prev_hash", detail::to_hex(record.prev_hash));
+    hex_field("prev_hash", prev_hash);
     field("principal", e.principal);
     field("request_id", e.request_id);
     field("result", e.result);
     field("securable", e.securable);
-    out += "\"seq\":" + std::to_string(record.seq) + ",";
-    out += "\"time_us\":" + std::to_string(e.time_us) + ",";
+    out += "\"seq\":";
+    append_number(out, seq);
+    out += ",\"time_us\":";
+    append_number(out, e.time_us);
+    out += ',';
     field("token_id", e.token_id);
     out.back() = '}';
+}
+
+// SHA-256(prev_hash || canonical JSON), built in `scratch` (reused between records).
+std::string record_hash(std::string& scratch, std::int64_t seq, const AuditEvent& event,
+                        std::string_view prev_hash) {
+    scratch.assign(prev_hash);
+    append_record_json(scratch, seq, event, prev_hash, nullptr);
+    return detail::sha256(scratch);
+}
+
+}  // namespace
+
+std::string audit_record_json(const AuditRecord& record, bool with_hash) {
+    std::string out;
+    out.reserve(512);
+    append_record_json(out, record.seq, record.event, record.prev_hash,
+                       with_hash ? &record.hash : nullptr);
     return out;
 }
 
 std::string audit_record_hash(const AuditRecord& record) {
-    return detail::sha256(record.prev_hash + audit_record_json(record, false));
+    std::string scratch;
+    return record_hash(scratch, record.seq, record.event, record.prev_hash);
 }
 
 Result<std::string> audit_public_key(const std::filesystem::path& key_path) {
@@ -172,19 +225,12 @@ Status AuditLog::append(AuditEvent event, AuditCompanion companion) {
     if (event.time_us == 0) {
         event.time_us = now_us();
     }
+    const std::uint64_t ticket = event.deferred_ticket;
     auto pending = std::make_shared<Pending>();
     pending->waited = companion != nullptr || options_.acknowledge == AuditAcknowledge::kDurable;
     pending->companion = std::move(companion);
-    if (event.deferred_ticket != 0) {
-        std::lock_guard lock(mutex_);
-        auto held = deferred_.find(event.deferred_ticket);
-        if (held != deferred_.end()) {
-            pending->events = std::move(held->second);
-            deferred_.erase(held);
-        }
-    }
     pending->events.push_back(std::move(event));
-    return submit(std::move(pending));
+    return submit(std::move(pending), ticket);
 }
 
 std::uint64_t AuditLog::defer(AuditEvent event) {
@@ -198,18 +244,17 @@ std::uint64_t AuditLog::defer(AuditEvent event) {
 }
 
 Status AuditLog::flush(std::uint64_t ticket) {
-    auto pending = std::make_shared<Pending>();
-    pending->waited = options_.acknowledge == AuditAcknowledge::kDurable;
     {
+        // Most requests have nothing left to flush (their next record took the held ones): no
+        // allocation for them.
         std::lock_guard lock(mutex_);
-        auto held = deferred_.find(ticket);
-        if (held == deferred_.end()) {
+        if (!deferred_.contains(ticket)) {
             return Status();
         }
-        pending->events = std::move(held->second);
-        deferred_.erase(held);
     }
-    return submit(std::move(pending));
+    auto pending = std::make_shared<Pending>();
+    pending->waited = options_.acknowledge == AuditAcknowledge::kDurable;
+    return submit(std::move(pending), ticket);
 }
 
 std::size_t AuditLog::deferred_count() const {
@@ -231,12 +276,17 @@ std::size_t AuditLog::queued() const {
     return queued_records_ + writing_records_;
 }
 
-Status AuditLog::submit(PendingPtr pending) {
-    const std::size_t records = pending->events.size();
+Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket) {
     std::unique_lock lock(mutex_);
+    auto held_records = [&]() -> std::size_t {
+        auto held = ticket == 0 ? deferred_.end() : deferred_.find(ticket);
+        return held == deferred_.end() ? 0 : held->second.size();
+    };
+    std::size_t records = 0;
     // Block, never drop: a full queue holds the appender until the writer makes room. A bundle
     // larger than the whole queue goes in alone.
     progress_.wait(lock, [&] {
+        records = pending->events.size() + held_records();
         return closing_ || !failure_.ok() || queued_records_ == 0 ||
                queued_records_ + records <= options_.queue_capacity;
     });
@@ -247,129 +297,193 @@ Status AuditLog::submit(PendingPtr pending) {
         // Fail closed: what cannot be recorded must not happen.
         return unavailable("the audit log cannot be written: " + failure_.message());
     }
+    if (auto held = ticket == 0 ? deferred_.end() : deferred_.find(ticket);
+        held != deferred_.end()) {
+        // The request's held records go first, in the order they were deferred.
+        std::vector<AuditEvent> events = std::move(held->second);
+        deferred_.erase(held);
+        std::move(pending->events.begin(), pending->events.end(), std::back_inserter(events));
+        pending->events = std::move(events);
+    }
+    if (pending->events.empty()) {
+        return Status();  // a flush that another flush of the same ticket emptied
+    }
     pending->index = ++submitted_;
-    queued_records_ += records;
+    queued_records_ += pending->events.size();
     queue_.push_back(pending);
-    // Wake the writer only when it must act now; a record nobody waits for joins the batch
-    // being gathered without a context switch.
-    if (pending->waited) {
-        ++urgent_;
-    }
-    if (idle_ || pending->waited || queued_records_ >= kMaxBatch) {
-        work_.notify_one();
-    }
     if (!pending->waited) {
+        // The writer's work. Wake it only when it sleeps and nobody woke it yet, or to end its
+        // gathering early when a full batch waits: most records join the batch being gathered
+        // without a system call.
+        ++unwaited_;
+        if ((idle_ && !writer_woken_) || queued_records_ >= kMaxBatch) {
+            writer_woken_ = true;
+            work_.notify_one();
+        }
         return Status();
     }
-    progress_.wait(lock, [&] { return pending->done; });
+    // Leader/follower: while nobody commits, this appender commits the front of the queue
+    // itself (its own append included, unless more than a batch queued before it); otherwise it
+    // waits for the committer, and leads the next batch if its append is still queued then.
+    // After a failed write that left records nobody waits for, the writer retries them first.
+    while (!pending->done) {
+        if (!committing_ && failure_.ok() && !closing_) {
+            (void)commit_front(lock);
+            continue;
+        }
+        progress_.wait(lock);
+    }
     return pending->result;
 }
 
 Status AuditLog::sync() {
     std::unique_lock lock(mutex_);
     const std::uint64_t target = submitted_;
-    if (committed_through_ >= target) {
-        return failure_.ok() ? Status() : unavailable("the audit log cannot be written: " + failure_.message());
+    for (;;) {
+        if (!failure_.ok()) {
+            return unavailable("the audit log cannot be written: " + failure_.message());
+        }
+        if (committed_through_ >= target || (closing_ && queue_.empty() && !committing_)) {
+            return Status();
+        }
+        // Like a waiting appender: commit what is queued rather than wake the writer for it.
+        if (!committing_ && !queue_.empty()) {
+            (void)commit_front(lock);
+            continue;
+        }
+        progress_.wait(lock);
     }
-    ++urgent_;
-    work_.notify_one();
-    progress_.wait(lock, [&] { return committed_through_ >= target || !failure_.ok(); });
-    --urgent_;
-    if (!failure_.ok()) {
-        return unavailable("the audit log cannot be written: " + failure_.message());
+}
+
+Status AuditLog::commit_front(std::unique_lock<std::mutex>& lock) {
+    SLUICE_CHECK(!committing_ && !queue_.empty() && batch_.empty(),
+                 "audit commit started while another is in progress or with nothing queued");
+    committing_ = true;
+    std::size_t records = 0;
+    while (!queue_.empty() && batch_.size() < kMaxBatch) {
+        PendingPtr& front = queue_.front();
+        records += front->events.size();
+        if (!front->waited) {
+            --unwaited_;
+        }
+        batch_.push_back(std::move(front));
+        queue_.pop_front();
     }
-    return Status();
+    queued_records_ -= records;
+    writing_records_ = records;
+    batch_last_ = batch_.back()->index;
+    progress_.notify_all();  // room in the queue
+    lock.unlock();
+    Status written;
+    {
+        std::lock_guard db_lock(db_mutex_);
+        written = write_batch(batch_);
+    }
+    lock.lock();
+    settle_batch_locked(written);
+    committing_ = false;
+    progress_.notify_all();
+    if (unwaited_ > 0 || closing_) {
+        work_.notify_one();  // the writer may have waited for this commit to end
+    }
+    return written;
+}
+
+void AuditLog::settle_batch_locked(const Status& written) {
+    writing_records_ = 0;
+    if (written.ok()) {
+        for (const PendingPtr& member : batch_) {
+            if (member->result.ok()) {
+                appended_ += static_cast<std::int64_t>(member->events.size());
+            }
+            member->done = true;
+        }
+        committed_through_ = batch_last_;
+        failure_ = Status();
+        batch_.clear();
+        return;
+    }
+    if (failure_.ok()) {
+        log::error("audit", "cannot write audit records; refusing new ones and retrying",
+                   {{"appends", batch_.size()}, {"error", written.message()}});
+    }
+    // An appender that waits hears of the failure and fails its request; records whose
+    // appenders have gone on are kept, in order, at the front of the queue, and retried by the
+    // writer (nothing was committed, so their place in the chain is unchanged).
+    std::size_t kept = 0;
+    for (auto member = batch_.rbegin(); member != batch_.rend(); ++member) {
+        if ((*member)->waited) {
+            (*member)->result = written;
+            (*member)->done = true;
+            continue;
+        }
+        queued_records_ += (*member)->events.size();
+        ++unwaited_;
+        ++kept;
+        queue_.push_front(std::move(*member));
+    }
+    batch_.clear();
+    if (kept == 0) {
+        // Nothing left that nobody heard of: the next append tries the storage again.
+        committed_through_ = batch_last_;
+        failure_ = Status();
+        return;
+    }
+    failure_ = written;
 }
 
 void AuditLog::write_loop() {
     constexpr auto kFirstPause = std::chrono::milliseconds(10);
     constexpr auto kLongestPause = std::chrono::seconds(1);
-    std::vector<PendingPtr> batch;
-    std::uint64_t batch_last = 0;
     auto pause = std::chrono::milliseconds(kFirstPause);
     std::unique_lock lock(mutex_);
     for (;;) {
-        if (batch.empty()) {
-            idle_ = true;
-            work_.wait(lock, [&] { return !queue_.empty() || closing_; });
-            idle_ = false;
-            if (queue_.empty()) {
-                return;  // closing, and everything is written
-            }
+        idle_ = true;
+        work_.wait(lock, [&] { return !committing_ && (unwaited_ > 0 || closing_); });
+        idle_ = false;
+        writer_woken_ = false;
+        if (closing_ && queue_.empty()) {
+            return;  // everything is written
+        }
+        if (!failure_.ok() && !closing_) {
+            // Kept records: give the storage a growing pause before the next try.
+            work_.wait_for(lock, pause, [&] { return closing_; });
+            pause = std::min<std::chrono::milliseconds>(pause * 2, kLongestPause);
+        } else if (!closing_) {
             // Gather: records nobody waits for are committed together, a few milliseconds late.
-            work_.wait_for(lock, options_.gather, [&] {
-                return closing_ || urgent_ > 0 || queued_records_ >= kMaxBatch;
-            });
-            std::size_t records = 0;
-            while (!queue_.empty() && batch.size() < kMaxBatch) {
-                records += queue_.front()->events.size();
-                if (queue_.front()->waited) {
-                    --urgent_;
-                }
-                batch.push_back(std::move(queue_.front()));
-                queue_.pop_front();
-            }
-            queued_records_ -= records;
-            writing_records_ = records;
-            batch_last = batch.back()->index;
-            progress_.notify_all();  // room in the queue
+            // A waiting appender does not end the gathering: it commits the queue itself.
+            work_.wait_for(lock, options_.gather,
+                           [&] { return closing_ || queued_records_ >= kMaxBatch; });
         }
-        lock.unlock();
-        Status written;
-        {
-            std::lock_guard db_lock(db_mutex_);
-            written = write_batch(batch);
+        if (committing_ || queue_.empty()) {
+            continue;  // a waiting appender or sync() took the queue meanwhile
         }
-        lock.lock();
+        Status written = commit_front(lock);
         if (written.ok()) {
-            for (const PendingPtr& member : batch) {
-                if (member->result.ok()) {
-                    appended_ += static_cast<std::int64_t>(member->events.size());
-                }
-                member->done = true;
-            }
-            committed_through_ = batch_last;
-            writing_records_ = 0;
-            failure_ = Status();
             pause = kFirstPause;
-            batch.clear();
-            progress_.notify_all();
             continue;
         }
-        if (failure_.ok()) {
-            log::error("audit", "cannot write audit records; refusing new ones and retrying",
-                       {{"appends", batch.size()}, {"error", written.message()}});
-        }
-        failure_ = written;
-        // An appender that waits hears of the failure and fails its request; records whose
-        // appenders have gone on are kept, in order, and retried.
-        std::erase_if(batch, [&](const PendingPtr& member) {
-            if (!member->waited) {
-                return false;
+        if (closing_ && !queue_.empty()) {
+            // Storage fails at close: what is left cannot be written; say so, loudly.
+            std::size_t lost = 0;
+            for (const PendingPtr& member : queue_) {
+                if (member->waited) {
+                    member->result = written;
+                    member->done = true;
+                    continue;
+                }
+                lost += member->events.size();
             }
-            member->result = written;
-            member->done = true;
-            writing_records_ -= member->events.size();
-            return true;
-        });
-        progress_.notify_all();
-        if (batch.empty()) {
-            // Nothing left that nobody heard of: the next append tries the storage again.
-            committed_through_ = batch_last;
-            failure_ = Status();
-            continue;
-        }
-        if (closing_) {
             log::error("audit", "audit records lost at close: they cannot be written",
-                       {{"records", writing_records_},
-                        {"first_request_id", batch.front()->events.front().request_id},
+                       {{"records", lost},
+                        {"first_request_id", queue_.front()->events.front().request_id},
                         {"error", written.message()}});
-            writing_records_ = 0;
-            batch.clear();
-            continue;
+            queue_.clear();
+            queued_records_ = 0;
+            unwaited_ = 0;
+            progress_.notify_all();
+            return;
         }
-        work_.wait_for(lock, pause, [&] { return closing_; });
-        pause = std::min<std::chrono::milliseconds>(pause * 2, kLongestPause);
     }
 }
 
@@ -406,13 +520,12 @@ Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
             }
             SLUICE_RETURN_IF_ERROR(db_->exec("RELEASE companion"));
         }
-        for (const AuditEvent& event : pending->events) {
-            AuditRecord record{++seq, event, prev, ""};
-            record.hash = audit_record_hash(record);
-            const AuditEvent& e = record.event;
+        for (const AuditEvent& e : pending->events) {
+            ++seq;
+            std::string hash = record_hash(hash_scratch_, seq, e, prev);
             insert->reset();
             SLUICE_RETURN_IF_ERROR(
-                insert->bind(1, record.seq)
+                insert->bind(1, seq)
                     .bind(2, e.time_us)
                     .bind(3, e.principal)
                     .bind(4, e.action)
@@ -423,10 +536,10 @@ Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
                     .bind(9, e.token_id)
                     .bind(10, e.decided_by)
                     .bind(11, e.details)
-                    .bind_blob(12, record.prev_hash.data(), record.prev_hash.size())
-                    .bind_blob(13, record.hash.data(), record.hash.size())
+                    .bind_blob(12, prev.data(), prev.size())
+                    .bind_blob(13, hash.data(), hash.size())
                     .run());
-            prev = record.hash;
+            prev = std::move(hash);
             crossed_checkpoint = crossed_checkpoint || seq % options_.checkpoint_every == 0;
         }
     }

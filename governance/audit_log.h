@@ -11,11 +11,15 @@
 // the Ed25519 key in the data directory (`audit_signing.key`, mode 0600, made on first start),
 // so that a truncated or rewritten tail is detectable by anyone holding the public key.
 //
-// Appends go through one writer thread and a bounded queue (group commit): an append takes its
-// place in the queue, which fixes its order in the chain, and the writer commits everything
-// queued since its last commit in one transaction, chaining the records in queue order. The
-// committer reads the chain's tail inside its write transaction, so that another process
-// appending to the same database (the offline `sluice token create`) extends the same chain.
+// Appends go through a bounded queue (group commit): an append takes its place in the queue,
+// which fixes its order in the chain, and one committer at a time takes up to 512 appends from
+// its front and commits them in one transaction, chaining the records in queue order. Records
+// nobody waits for are committed by a writer thread; an appender that waits for its commit and
+// finds nobody committing commits the front of the queue itself (leader/follower group commit,
+// as databases do: it takes along whatever queued before it, and those who queue meanwhile wait
+// for the next leader), which saves a hand-off to the writer and back. The committer reads the
+// chain's tail inside its write transaction, so that another process appending to the same
+// database (the offline `sluice token create`) extends the same chain.
 //
 // When an append returns is AuditLogOptions::acknowledge's choice:
 // - kDurable: once its record is committed (in the WAL: it survives a crash of the process).
@@ -26,7 +30,7 @@
 //   sync() waits for everything queued before it (readers of the log call it first).
 // Appends with a companion always wait for their commit, whatever the choice.
 //
-// A full queue blocks the appender until the writer makes room: no record is dropped. When a
+// A full queue blocks the appender until a committer makes room: no record is dropped. When a
 // write fails (disk full, I/O error), appends that wait get the error; queued records whose
 // appenders have gone on are kept, in order, and retried with a growing pause; meanwhile new
 // appends are refused (kUnavailable), so that no request proceeds that cannot be recorded. The
@@ -75,8 +79,8 @@ struct AuditLogOptions {
     std::int64_t checkpoint_every = 1000;  // records between signed checkpoints
     AuditAcknowledge acknowledge = AuditAcknowledge::kDurable;
     std::size_t queue_capacity = 4096;  // records queued before appenders block
-    // How long the writer gathers records that nobody waits for before committing them: fewer,
-    // larger transactions. A waiting append or sync() ends the gathering at once.
+    // How long the writer gathers records nobody waits for before committing them: fewer, larger
+    // transactions. A waiting append or sync() does not wait for it: it commits the queue itself.
     std::chrono::microseconds gather{2000};
 };
 
@@ -118,7 +122,7 @@ public:
     // Queues the records still held under `ticket`, if any; returns as append() does.
     Status flush(std::uint64_t ticket);
     // Waits until every record queued before the call is committed. The write's error when
-    // the writer cannot write them now.
+    // they cannot be written now.
     Status sync();
     // Records held back now (for tests and metrics).
     std::size_t deferred_count() const;
@@ -139,16 +143,23 @@ private:
         AuditCompanion companion;
         bool waited = false;  // its appender waits for the commit
         std::uint64_t index = 0;  // its place among all appends, from 1
-        Status result;        // set by the writer; read by the appender once done
+        Status result;        // set by the committer; read by the appender once done
         bool done = false;    // guarded by mutex_: committed, or failed back to a waiting appender
     };
     using PendingPtr = std::shared_ptr<Pending>;
     // The most appends one transaction takes, so that a commit and its waiters' wait stay short.
     static constexpr std::size_t kMaxBatch = 512;
 
-    // Queues `pending` (blocking while the queue is full) and, when it is waited for, returns
-    // the outcome of its commit.
-    Status submit(PendingPtr pending);
+    // Queues `pending` (blocking while the queue is full), in front of it the records held
+    // under `ticket`, and, when it is waited for, returns the outcome of its commit.
+    Status submit(PendingPtr pending, std::uint64_t ticket);
+    // Takes up to kMaxBatch appends from the front of the queue and commits them with `lock`
+    // released; settles them. Precondition: `lock` holds mutex_, nobody is committing, the
+    // queue is not empty. Returns the write's status.
+    Status commit_front(std::unique_lock<std::mutex>& lock);
+    // Settles `batch_` after its write: marks it done, or after a failure hands the error to the
+    // appenders that wait and puts the others back at the front of the queue. Under mutex_.
+    void settle_batch_locked(const Status& written);
     void write_loop();
     Status write_batch(const std::vector<PendingPtr>& batch);
     Status checkpoint_locked();
@@ -158,20 +169,27 @@ private:
     AuditLogOptions options_;
 
     mutable std::mutex mutex_;
-    std::condition_variable work_;      // queued, or closing: wakes the writer
+    std::condition_variable work_;      // records nobody waits for, or closing: wakes the writer
     std::condition_variable progress_;  // committed, failed, or room in the queue
     std::deque<PendingPtr> queue_;      // guarded by mutex_; in chain order
     std::size_t queued_records_ = 0;    // guarded by mutex_; records in queue_
     std::size_t writing_records_ = 0;   // guarded by mutex_; records of the batch being written
-    std::size_t urgent_ = 0;            // guarded by mutex_; queued waited appends + sync() calls
+    std::size_t unwaited_ = 0;          // guarded by mutex_; appends in queue_ nobody waits for
+    // Guarded by mutex_: a batch is being written (by the writer or by a waiting appender). One
+    // batch at a time keeps the chain in queue order.
+    bool committing_ = false;
+    std::vector<PendingPtr> batch_;     // the batch being written; owned by whoever set committing_
+    std::uint64_t batch_last_ = 0;      // index of batch_'s last append; likewise
     bool idle_ = false;                 // guarded by mutex_; the writer waits for work
+    bool writer_woken_ = false;         // guarded by mutex_; notified since it went idle
     std::uint64_t submitted_ = 0;       // guarded by mutex_; appends queued since open
-    std::uint64_t committed_through_ = 0;  // guarded by mutex_; appends up to it are committed
+    std::uint64_t committed_through_ = 0;  // guarded by mutex_; appends up to it are settled
     Status failure_;                    // guarded by mutex_; the last write's error, until one succeeds
     bool closing_ = false;              // guarded by mutex_
     std::int64_t appended_ = 0;         // guarded by mutex_
     std::uint64_t next_ticket_ = 1;                              // guarded by mutex_
     std::map<std::uint64_t, std::vector<AuditEvent>> deferred_;  // guarded by mutex_
+    std::string hash_scratch_;  // guarded by db_mutex_; the bytes each record's hash covers
     std::mutex db_mutex_;  // serialises use of db_ (batches, checkpoint())
 
     void checkpoint_wal(std::stop_token stop);

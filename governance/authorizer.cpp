@@ -243,14 +243,9 @@ Result<Decision> Authorizer::check(std::int64_t principal_id, Privilege privileg
 Status Authorizer::require(const RequestContext& context, Privilege privilege,
                            SecurableType type, const std::string& full_name) {
     Result<Decision> decision = check(context.principal_id, privilege, type, full_name);
-    AuditEvent event;
-    event.principal = context.principal;
+    AuditEvent event = audit_event_for(context);
     event.action = "authorize:" + std::string(privilege_name(privilege));
     event.securable = std::string(securable_type_name(type)) + ":" + full_name;
-    event.request_id = context.request_id;
-    event.client = context.client_address;
-    event.token_id = context.token_id;
-    event.deferred_ticket = context.audit_ticket;
     if (!decision.ok()) {
         event.result = "deny";
         event.decided_by = decision.status().message();

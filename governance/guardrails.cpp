@@ -38,17 +38,12 @@ std::string describe_pii_counts(const PiiCounts& counts) {
 
 Status Guardrails::audit_hits(const RequestContext& context, const std::string& endpoint,
                               bool input, PiiAction action, const PiiCounts& counts) {
-    AuditEvent event;
-    event.principal = context.principal;
+    AuditEvent event = audit_event_for(context);
     event.action = input ? "guardrail.input" : "guardrail.output";
     event.securable = "endpoint:" + endpoint;
     event.result = std::string(pii_action_name(action));
-    event.request_id = context.request_id;
-    event.client = context.client_address;
-    event.token_id = context.token_id;
     event.decided_by = "personal data policy of endpoint '" + endpoint + "'";
     event.details = pii_counts_json(counts);
-    event.deferred_ticket = context.audit_ticket;
     Status written = audit_.append(std::move(event));
     if (!written.ok()) {
         return unavailable("guardrail decision could not be audited: " + written.message());

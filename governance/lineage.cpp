@@ -299,18 +299,13 @@ Result<LineageGraph> Lineage::traverse(const RequestContext& context, const Line
     const std::int64_t root_id = stored.id;
     SLUICE_ASSIGN_OR_RETURN(bool root_visible, visible(context, admin, stored));
     // Audited outside the lock: a commit may wait for others, and reads need not wait for it.
-    AuditEvent event;
-    event.principal = context.principal;
+    AuditEvent event = audit_event_for(context);
     event.action = direction == LineageDirection::kUpstream ? "lineage.upstream"
                                                             : "lineage.downstream";
     event.securable = "lineage:" + lineage_node_label(root);
     event.result = root_visible ? "allow" : "deny";
-    event.request_id = context.request_id;
-    event.client = context.client_address;
-    event.token_id = context.token_id;
     event.decided_by = root_visible ? "the caller may see the node"
                                     : "the caller may not see the node";
-    event.deferred_ticket = context.audit_ticket;
     Status audited = audit_.append(std::move(event));
     if (!audited.ok()) {
         return unavailable("lineage read could not be audited: " + audited.message());

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "governance/audit_sink.h"
+
 namespace sluice::governance {
 
 struct RequestContext {
@@ -20,5 +22,18 @@ struct RequestContext {
     // none. Copy it into AuditEvent::deferred_ticket of the request's records.
     std::uint64_t audit_ticket = 0;
 };
+
+// An audit record of this request: who (principal, token), from where, which request, and the
+// ticket of its held-back records. The caller fills in what happened (action, securable,
+// result, decided_by, details).
+inline AuditEvent audit_event_for(const RequestContext& context) {
+    AuditEvent event;
+    event.principal = context.principal;
+    event.request_id = context.request_id;
+    event.client = context.client_address;
+    event.token_id = context.token_id;
+    event.deferred_ticket = context.audit_ticket;
+    return event;
+}
 
 }  // namespace sluice::governance

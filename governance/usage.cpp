@@ -264,16 +264,11 @@ Status Usage::refresh_locked(std::int64_t now) {
 
 Status Usage::audit_denial(const RequestContext& context, const std::string& endpoint,
                            const std::string& message) {
-    AuditEvent event;
-    event.principal = context.principal;
+    AuditEvent event = audit_event_for(context);
     event.action = "usage.reserve";
     event.securable = "endpoint:" + endpoint;
     event.result = "deny";
-    event.request_id = context.request_id;
-    event.client = context.client_address;
-    event.token_id = context.token_id;
     event.decided_by = message;
-    event.deferred_ticket = context.audit_ticket;
     return audit_.append(std::move(event));
 }
 
@@ -457,17 +452,12 @@ Result<UsageRecord> Usage::write(const RequestContext& context, const std::strin
                ",\"input_tokens\":" + std::to_string(row.tokens.input_tokens) +
                ",\"latency_ms\":" + format_number(row.latency_ms) +
                ",\"output_tokens\":" + std::to_string(row.tokens.output_tokens) + "}";
-    AuditEvent event;
+    AuditEvent event = audit_event_for(context);
     event.time_us = row.time_us;
-    event.principal = context.principal;
     event.action = "usage";
     event.securable = "endpoint:" + endpoint;
     event.result = row.status;
-    event.request_id = context.request_id;
-    event.client = context.client_address;
-    event.token_id = context.token_id;
     event.details = std::move(details);
-    event.deferred_ticket = context.audit_ticket;
     const std::int64_t principal_id = context.principal_id;
     Status written = audit_.append(std::move(event), [&row, principal_id](detail::Database& db) {
         SLUICE_ASSIGN_OR_RETURN(

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -12,6 +13,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+
+#include "common/check.h"
 
 namespace sluice::governance::detail {
 namespace {
@@ -49,9 +52,18 @@ Result<std::string> raw_public_key(EVP_PKEY* key) {
 }  // namespace
 
 std::string sha256(std::string_view data) {
+    // OpenSSL 3's one-shot SHA256() looks the algorithm up in the provider tables on every call
+    // (EVP_Q_digest), which costs more than hashing a short record; the implementation is
+    // fetched once and never changes. SHA-256 is in the default provider, so the fetch cannot
+    // fail short of a broken installation.
+    static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    SLUICE_CHECK(kSha256 != nullptr, "OpenSSL has no SHA-256 implementation");
     std::string out(SHA256_DIGEST_LENGTH, '\0');
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-           reinterpret_cast<unsigned char*>(out.data()));
+    unsigned int size = 0;
+    SLUICE_CHECK(EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()),
+                            &size, kSha256, nullptr) == 1 &&
+                     size == SHA256_DIGEST_LENGTH,
+                 "SHA-256 digest failed");
     return out;
 }
 

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <thread>
 
@@ -183,6 +184,60 @@ TEST_CASE("a durable append and a companion append wait for their commit even wh
     CHECK(site.request_ids().size() == 3);
 }
 
+TEST_CASE("durable appends from many threads commit themselves: one gapless chain, each in order") {
+    Site site;
+    AuditLogOptions options = queued();
+    options.acknowledge = AuditAcknowledge::kDurable;
+    auto log = site.open(options);
+    constexpr int kThreads = 8;
+    constexpr int kEach = 200;
+    {
+        std::vector<std::jthread> threads;
+        for (int t = 0; t < kThreads; ++t) {
+            threads.emplace_back([&log, t] {
+                for (int i = 0; i < kEach; ++i) {
+                    REQUIRE(log->append(event(named(named("", t) + ":", i))).ok());
+                }
+            });
+        }
+    }
+    // Every append returned after its commit: nothing is left for the writer.
+    CHECK(log->queued() == 0);
+    CHECK(log->appended() == kThreads * kEach);
+    auto ids = site.request_ids();
+    REQUIRE(ids.size() == static_cast<std::size_t>(kThreads * kEach));
+    std::map<std::string, int> next;
+    for (const std::string& id : ids) {
+        std::string thread = id.substr(0, id.find(':'));
+        int index = std::stoi(id.substr(id.find(':') + 1));
+        CHECK(index == next[thread]);
+        next[thread] = index + 1;
+    }
+    log.reset();
+    CHECK(site.verify().ok);
+}
+
+TEST_CASE("a waiting append commits what queued before it, in order, while the writer gathers") {
+    Site site;
+    auto log = site.open(queued(std::chrono::hours(1)));
+    std::vector<std::string> expected;
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 0; i < 20; ++i) {
+            expected.push_back(named(named("r", round) + "-", i));
+            REQUIRE(log->append(event(expected.back())).ok());
+        }
+        expected.push_back(named("companion", round));
+        REQUIRE(log->append(event(expected.back()), [](detail::Database&) {
+                       return sluice::Status();
+                   }).ok());
+        // Committed before the append returned, though the writer gathers for an hour.
+        CHECK(log->queued() == 0);
+        CHECK(site.request_ids() == expected);
+    }
+    log.reset();
+    CHECK(site.verify().ok);
+}
+
 TEST_CASE("a full queue blocks appenders until the writer makes room; nothing is dropped") {
     Site site;
     AuditLogOptions options = queued(std::chrono::microseconds(0));
@@ -282,6 +337,73 @@ TEST_CASE("tampering with records written through the queue is still detected") 
     CHECK(report.first_bad_seq == 17);
 }
 
+// A child process appends from `threads` threads as fast as it can and reports each
+// acknowledged record (thread, index) on a pipe; the parent kills it (SIGKILL) once `kills_after`
+// records were acknowledged and returns what was acknowledged. With several threads, durable
+// appends commit each other's records (leader/follower), so this exercises that path.
+std::vector<std::pair<int, int>> kill_threads_while_appending(const Site& site,
+                                                              AuditLogOptions options,
+                                                              int threads, int kills_after) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::close(fds[0]);
+        auto log = AuditLog::open(site.db_path, site.key_path, options);
+        if (!log.ok()) {
+            ::_exit(2);
+        }
+        std::vector<std::thread> appenders;
+        for (int t = 0; t < threads; ++t) {
+            appenders.emplace_back([&log, t, fd = fds[1]] {
+                for (int i = 0;; ++i) {
+                    if (!(*log)->append(event(named(named("", t) + ":", i))).ok()) {
+                        ::_exit(3);
+                    }
+                    // Two ints, well under PIPE_BUF: each report arrives whole.
+                    int report[2] = {t, i};
+                    if (::write(fd, report, sizeof(report)) != sizeof(report)) {
+                        ::_exit(4);
+                    }
+                }
+            });
+        }
+        for (auto& appender : appenders) {
+            appender.join();
+        }
+        ::_exit(5);
+    }
+    ::close(fds[1]);
+    std::vector<std::pair<int, int>> acknowledged;
+    std::string pending;
+    auto take = [&](bool until_killed) {
+        char buffer[4096];
+        while (!until_killed || static_cast<int>(acknowledged.size()) < kills_after) {
+            ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
+            if (n <= 0) {
+                return;
+            }
+            pending.append(buffer, static_cast<std::size_t>(n));
+            while (pending.size() >= 2 * sizeof(int)) {
+                int report[2];
+                std::memcpy(report, pending.data(), sizeof(report));
+                pending.erase(0, sizeof(report));
+                acknowledged.emplace_back(report[0], report[1]);
+            }
+        }
+    };
+    take(true);
+    REQUIRE(static_cast<int>(acknowledged.size()) >= kills_after);
+    REQUIRE(::kill(child, SIGKILL) == 0);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status));
+    take(false);  // acknowledged before the kill, read after it
+    ::close(fds[0]);
+    return acknowledged;
+}
+
 // A child process appends as fast as it can and reports each acknowledged record on a pipe;
 // the parent kills it (SIGKILL) mid-stream and reads what the database kept.
 std::vector<std::string> kill_while_appending(const Site& site, AuditLogOptions options,
@@ -340,6 +462,28 @@ TEST_CASE("killed mid-stream: durable keeps every acknowledged record, queued lo
         }
         auto report = site.verify();  // the unsigned tail after the last checkpoint still chains
         CHECK(report.ok);
+    }
+    SUBCASE("durable, many threads committing for each other") {
+        Site site;
+        AuditLogOptions options;
+        options.checkpoint_every = 500;
+        constexpr int kThreads = 6;
+        auto acknowledged = kill_threads_while_appending(site, options, kThreads, 3000);
+        auto ids = site.request_ids();  // checks seq is gapless
+        std::map<int, int> kept;        // thread -> records of it in the log
+        for (const std::string& id : ids) {
+            int thread = std::stoi(id.substr(0, id.find(':')));
+            int index = std::stoi(id.substr(id.find(':') + 1));
+            CHECK(index == kept[thread]);  // each thread's records in order, without holes
+            kept[thread] = index + 1;
+        }
+        // Every acknowledged record is there; besides them at most one in flight per thread.
+        for (const auto& [thread, index] : acknowledged) {
+            CHECK(index < kept[thread]);
+        }
+        CHECK(ids.size() >= acknowledged.size());
+        CHECK(ids.size() <= acknowledged.size() + kThreads);
+        CHECK(site.verify().ok);
     }
     SUBCASE("queued") {
         Site site;

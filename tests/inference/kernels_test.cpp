@@ -79,6 +79,33 @@ TEST_CASE("kernels: the AVX2 row-dot kernels match a double-precision reference"
     check_table(*avx2);
 }
 
+TEST_CASE("kernels: a token's result does not depend on the batch it is computed in") {
+    // The scheduler batches whatever is running; a request's numbers must not change with it.
+    const RowKernels* avx2 = avx2_row_kernels();
+    for (const RowKernels* kernels : {&portable_row_kernels(), avx2}) {
+        if (kernels == nullptr) {
+            continue;
+        }
+        const int64_t k = 100;
+        const int64_t n_rows = 8;
+        const int64_t m = 11;
+        const auto w = random_values(static_cast<size_t>(n_rows * k), 5);
+        const auto x = random_values(static_cast<size_t>(m * k), 6);
+        const WeightMatrix matrix = WeightMatrix::from_f32(w, n_rows, k, MatrixFormat::kBF16);
+        const auto* bits = static_cast<const uint16_t*>(matrix.data());
+        std::vector<float> batched(static_cast<size_t>(m * n_rows));
+        kernels->bf16(bits, n_rows, k, x.data(), m, batched.data(), n_rows);
+        for (int64_t t = 0; t < m; ++t) {
+            std::vector<float> alone(static_cast<size_t>(n_rows));
+            kernels->bf16(bits, n_rows, k, x.data() + t * k, 1, alone.data(), n_rows);
+            for (int64_t r = 0; r < n_rows; ++r) {
+                INFO(kernels->name << " token " << t << " row " << r);
+                CHECK(alone[static_cast<size_t>(r)] == batched[static_cast<size_t>(t * n_rows + r)]);
+            }
+        }
+    }
+}
+
 TEST_CASE("matmul: the sgemm path and the row path agree for every weight format") {
     ThreadPool pool(2);
     Matmul matmul(&pool);

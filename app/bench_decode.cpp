@@ -23,6 +23,8 @@ struct DecodeBenchOptions {
     int threads = 0;  // in all; shared out among the ranks when parallel
     int tensor = 1;
     int expert = 1;
+    std::vector<int> batches = {1, 8};
+    std::vector<std::string> weights = {"bf16", "int8"};
     bool json = false;
 };
 
@@ -86,10 +88,15 @@ int run_decode_bench(const DecodeBenchOptions& options) {
     int status = 0;
     for (auto [name, format] : {std::pair{"bf16", inference::WeightFormat::kBF16},
                                 std::pair{"int8", inference::WeightFormat::kInt8}}) {
+        if (std::find(options.weights.begin(), options.weights.end(), name) ==
+            options.weights.end()) {
+            continue;
+        }
+        const int max_batch = *std::max_element(options.batches.begin(), options.batches.end());
         auto backend =
             inference::open_cpu_backend(model_dir, {format, threads_per_rank, parallel});
         Status configured = backend.ok() ? (*backend)->configure_kv_cache(
-                                               {16, 8 * ((options.prompt_tokens +
+                                               {16, max_batch * ((options.prompt_tokens +
                                                           options.decode_tokens) / 16 + 1)})
                                          : backend.status();
         if (!configured.ok()) {
@@ -100,7 +107,7 @@ int run_decode_bench(const DecodeBenchOptions& options) {
         // Touches every expert once, so mapped weights are resident before timing.
         (void)measure(**backend, 1, 64, 2, 99);
         const double active_bytes = static_cast<double>((*backend)->active_weight_bytes());
-        for (int batch : {1, 8}) {
+        for (int batch : options.batches) {
             auto m = measure(**backend, batch, options.prompt_tokens, options.decode_tokens,
                              static_cast<uint64_t>(batch));
             if (!m.ok()) {
@@ -108,8 +115,9 @@ int run_decode_bench(const DecodeBenchOptions& options) {
                 status = 1;
                 continue;
             }
-            // At batch 1 every token reads the active weights once; at batch 8 the dense weights
-            // are shared, so the bandwidth columns are only meaningful for batch 1.
+            // At batch 1 every token reads the active weights once; in a batch the dense weights
+            // and the experts that tokens share are read once for all, so the bandwidth columns
+            // are only meaningful for batch 1.
             const double gb_s = m->decode_tok_s * active_bytes / 1e9;
             const std::string key = std::string(name) + ".batch" + std::to_string(batch);
             report.add_row({name, std::to_string(batch), format_fixed(m->prefill_tok_s, 1),
@@ -154,7 +162,7 @@ int run_decode_bench(const DecodeBenchOptions& options) {
 
 void add_decode_bench(Cli& cli) {
     auto* command = cli.bench().add_subcommand(
-        "decode", "CPU prefill and decode tokens/s at batch 1 and 8, bf16 and int8 weights");
+        "decode", "CPU prefill and decode tokens/s at batch 1 and 8 (--batches), bf16 and int8 weights");
     auto options = std::make_shared<DecodeBenchOptions>();
     command->add_option("--model", options->model,
                         "Model folder (default: the small preset, generated)");
@@ -168,6 +176,12 @@ void add_decode_bench(Cli& cli) {
         ->check(CLI::Range(1, 64));
     command->add_option("--expert", options->expert, "Ranks of the expert plan (docs/parallel.md)")
         ->check(CLI::Range(1, 64));
+    command->add_option("--batches", options->batches, "Batch sizes to measure, e.g. 1,8,16")
+        ->delimiter(',')
+        ->check(CLI::Range(1, 256));
+    command->add_option("--weights", options->weights, "Weight formats to measure: bf16, int8")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"bf16", "int8"}));
     command->add_flag("--json", options->json, "Print the figures as one JSON object last");
     cli.on_run(command, [options] { return run_decode_bench(*options); });
 }

@@ -195,9 +195,9 @@ int run(const Options& options) {
         return 1;
     }
     Metrics metrics(build_info());
-    HttpServer server({.host = "127.0.0.1", .port = 0, .threads = options.clients * 5 + 4,
-                       .access_log = false},
-                      metrics);
+    // The connection threads of `sluice serve` by default (8 kept, more while all are busy), so
+    // that open streams and waiting requests hold threads here as they would there.
+    HttpServer server({.host = "127.0.0.1", .port = 0, .access_log = false}, metrics);
     add_openai_routes(server, host);
     if (Status bound = server.bind(); !bound.ok()) {
         std::cerr << "sluice bench serve: " << bound.message() << "\n";
@@ -307,6 +307,7 @@ int run(const Options& options) {
     report.set_figure("overload.refusal_max_ms", percentile(refusal_ms, 1.0));
     report.set_figure("overload.accepted_finished", accepted_ok.load());
     report.set_figure("overload.accepted_failed", accepted_failed.load());
+    report.set_figure("http_threads_peak", server.thread_stats().peak);
     report.add_note("model " + host.model_id() + ", " + describe_machine());
 
     server.stop();

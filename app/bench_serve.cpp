@@ -195,9 +195,12 @@ int run(const Options& options) {
         return 1;
     }
     Metrics metrics(build_info());
-    // The connection threads of `sluice serve` by default (8 kept, more while all are busy), so
-    // that open streams and waiting requests hold threads here as they would there.
-    HttpServer server({.host = "127.0.0.1", .port = 0, .access_log = false}, metrics);
+    // Enough connection threads kept for every client and the whole overload burst: a thread
+    // started for a connection waits for its first time slice behind the engine's threads on a
+    // busy machine, where a waiting one is woken at once (docs/benchmarks.md, Serving).
+    HttpServer server({.host = "127.0.0.1", .port = 0, .threads = options.clients * 5 + 4,
+                       .access_log = false},
+                      metrics);
     add_openai_routes(server, host);
     if (Status bound = server.bind(); !bound.ok()) {
         std::cerr << "sluice bench serve: " << bound.message() << "\n";

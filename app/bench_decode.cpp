@@ -4,8 +4,11 @@
 #include <iostream>
 #include <random>
 #include <algorithm>
+#include <charconv>
+#include <sstream>
 #include <thread>
 
+#include "app/bench_decode_cuda.h"
 #include "app/bench_memory.h"
 #include "app/bench_report.h"
 #include "inference/cpu_backend.h"
@@ -17,6 +20,7 @@ namespace sluice::app {
 namespace {
 
 struct DecodeBenchOptions {
+    std::string backend = "cpu";
     std::string model;
     int32_t prompt_tokens = 64;
     int32_t decode_tokens = 32;
@@ -27,6 +31,45 @@ struct DecodeBenchOptions {
     std::vector<std::string> weights = {"bf16", "int8"};
     bool json = false;
 };
+
+// "1,8,16" as batch sizes in [1, 256].
+Result<std::vector<int>> parse_batches(const std::string& text) {
+    std::vector<int> batches;
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        int value = 0;
+        const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
+        if (error != std::errc() || end != item.data() + item.size() || value < 1 ||
+            value > 256) {
+            return invalid_argument("--batches: '" + item +
+                                    "' is not a batch size in [1, 256]; expected e.g. 1,8,16");
+        }
+        batches.push_back(value);
+    }
+    if (batches.empty()) {
+        return invalid_argument("--batches: no batch size given");
+    }
+    return batches;
+}
+
+// "bf16,int8": the CPU's weight formats.
+Result<std::vector<std::string>> parse_cpu_weights(const std::string& text) {
+    std::vector<std::string> formats;
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        if (item != "bf16" && item != "int8") {
+            return invalid_argument("--weights: '" + item +
+                                    "' is not a CPU weight format; expected bf16 or int8");
+        }
+        formats.push_back(item);
+    }
+    if (formats.empty()) {
+        return invalid_argument("--weights: no weight format given");
+    }
+    return formats;
+}
 
 struct Measurement {
     double prefill_tok_s = 0;
@@ -162,8 +205,27 @@ int run_decode_bench(const DecodeBenchOptions& options) {
 
 void add_decode_bench(Cli& cli) {
     auto* command = cli.bench().add_subcommand(
-        "decode", "CPU prefill and decode tokens/s at batch 1 and 8 (--batches), bf16 and int8 weights");
+        "decode",
+        "Prefill and decode tokens/s: the CPU at batch 1 and 8 (--batches), bf16 and int8 "
+        "weights; with --backend cuda, DBRX's layer sizes on the GPU");
     auto options = std::make_shared<DecodeBenchOptions>();
+    auto cuda = std::make_shared<CudaDecodeBenchOptions>();
+    command->add_option("--backend", options->backend, "cpu (default) or cuda")
+        ->check(CLI::IsMember({"cpu", "cuda"}));
+    command->add_option("--layers", cuda->layers,
+                        "cuda: layers of the DBRX-sized model (default 4; DBRX has 40)")
+        ->check(CLI::Range(1, 40));
+    command->add_option("--weights", cuda->weights,
+                        "weight formats to measure, comma-separated (cpu: bf16, int8, default "
+                        "both; cuda: bf16, fp8, f32)");
+    command->add_option("--batches", cuda->batches,
+                        "batch sizes, comma-separated (cpu default 1,8; cuda 1,8,32,128)");
+    command->add_option("--warmup-tokens", cuda->warmup_tokens, "cuda: untimed decode steps")
+        ->check(CLI::Range(0, 1000));
+    command->add_option("--anchor", cuda->anchor,
+                        "cuda: JSON output of tools/bench/hf_dbrx_eager.py on the same GPU");
+    command->add_option("--peak-gb-s", cuda->peak_gb_s,
+                        "cuda: the GPU's peak memory bandwidth (default: datasheet by name)");
     command->add_option("--model", options->model,
                         "Model folder (default: the small preset, generated)");
     command->add_option("--prompt-tokens", options->prompt_tokens, "Prompt length per sequence")
@@ -176,14 +238,34 @@ void add_decode_bench(Cli& cli) {
         ->check(CLI::Range(1, 64));
     command->add_option("--expert", options->expert, "Ranks of the expert plan (docs/parallel.md)")
         ->check(CLI::Range(1, 64));
-    command->add_option("--batches", options->batches, "Batch sizes to measure, e.g. 1,8,16")
-        ->delimiter(',')
-        ->check(CLI::Range(1, 256));
-    command->add_option("--weights", options->weights, "Weight formats to measure: bf16, int8")
-        ->delimiter(',')
-        ->check(CLI::IsMember({"bf16", "int8"}));
     command->add_flag("--json", options->json, "Print the figures as one JSON object last");
-    cli.on_run(command, [options] { return run_decode_bench(*options); });
+    cli.on_run(command, [options, cuda, command] {
+        if (options->backend != "cuda") {
+            if (command->count("--batches") > 0) {
+                auto batches = parse_batches(cuda->batches);
+                if (!batches.ok()) {
+                    std::cerr << "sluice bench decode: " << batches.status().message() << "\n";
+                    return 1;
+                }
+                options->batches = std::move(*batches);
+            }
+            if (command->count("--weights") > 0) {
+                auto weights = parse_cpu_weights(cuda->weights);
+                if (!weights.ok()) {
+                    std::cerr << "sluice bench decode: " << weights.status().message() << "\n";
+                    return 1;
+                }
+                options->weights = std::move(*weights);
+            }
+            return run_decode_bench(*options);
+        }
+        // The CPU's defaults suit a 1B-parameter model; DBRX-sized layers take shorter runs
+        // unless asked otherwise.
+        cuda->prompt_tokens = command->count("--prompt-tokens") > 0 ? options->prompt_tokens : 32;
+        cuda->decode_tokens = command->count("--decode-tokens") > 0 ? options->decode_tokens : 16;
+        cuda->json = options->json;
+        return run_cuda_decode_bench(*cuda);
+    });
 }
 
 }  // namespace sluice::app

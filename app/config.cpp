@@ -168,9 +168,10 @@ const std::vector<Field>& fields() {
                                "Model id in the API; empty: the checkpoint folder's name",
                                &C::model, &ModelSettings::name));
         f.push_back(with_allowed(make_field("model", "weights", FieldType::kString,
-                                            "Weight format in memory; auto keeps the stored one",
+                                            "Weight format in memory; auto keeps the stored one; "
+                                            "int8 is the cpu backend's, fp8 the cuda backend's",
                                             &C::model, &ModelSettings::weights),
-                                 {"auto", "f32", "bf16", "int8"}));
+                                 {"auto", "f32", "bf16", "int8", "fp8"}));
         f.push_back(with_allowed(make_field("model", "backend", FieldType::kString,
                                             "Compute backend; auto picks cuda when a GPU is "
                                             "visible, and cuda without one falls back to cpu",

@@ -147,13 +147,15 @@ const std::map<std::string, inference::WeightFormat>& weight_formats() {
         {"stored", inference::WeightFormat::kAsStored},
         {"f32", inference::WeightFormat::kF32},
         {"bf16", inference::WeightFormat::kBF16},
-        {"int8", inference::WeightFormat::kInt8}};
+        {"int8", inference::WeightFormat::kInt8},
+        {"fp8", inference::WeightFormat::kF8E4M3}};
     return formats;
 }
 
 void add_weights_option(CLI::App* command, std::string* weights) {
-    command->add_option("--weights", *weights, "Weight format: stored, f32, bf16 or int8")
-        ->check(CLI::IsMember({"stored", "f32", "bf16", "int8"}));
+    command->add_option("--weights", *weights,
+                        "Weight format: stored, f32, bf16, int8 (cpu) or fp8 (cuda)")
+        ->check(CLI::IsMember({"stored", "f32", "bf16", "int8", "fp8"}));
 }
 
 // Opens the model with a KV cache big enough for `n_positions` positions per sequence.

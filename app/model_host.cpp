@@ -20,6 +20,9 @@ inference::WeightFormat weight_format(const std::string& name) {
     if (name == "int8") {
         return inference::WeightFormat::kInt8;
     }
+    if (name == "fp8") {
+        return inference::WeightFormat::kF8E4M3;
+    }
     return inference::WeightFormat::kAsStored;  // "auto"; the config allows nothing else
 }
 

@@ -125,6 +125,8 @@ enum class WeightFormat {
     kBF16,
     kInt8,  // weight-only int8 with one fp32 scale per output channel (embedding, norms and
             // router stay in their stored float format)
+    kF8E4M3,  // CUDA only: weight-only fp8 E4M3 with one fp32 scale per output channel,
+              // quantised at load (embedding and router in bf16, norms f32)
 };
 
 struct BackendMemory {

@@ -62,6 +62,12 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& /*model_di
                                                    const CudaBackendOptions& /*options*/) {
     return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
 }
+
+Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& /*config*/,
+                                                          const CudaBackendOptions& /*options*/,
+                                                          uint64_t /*seed*/) {
+    return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
+}
 #endif
 
 }  // namespace sluice::inference

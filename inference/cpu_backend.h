@@ -16,7 +16,7 @@
 //
 // Errors: those of load_model_config, Checkpoint::open and check_dbrx_checkpoint;
 // kInvalidArgument for a parallel setting the model cannot be split by, or `nodes` naming more
-// than one node (the CPU backend runs in one process).
+// than one node (the CPU backend runs in one process), or fp8 weights (the CUDA backend's).
 // Thread safety: see backend.h (owned by one thread; uses `n_threads` workers inside calls, per
 // rank when parallel).
 

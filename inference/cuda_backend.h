@@ -2,12 +2,14 @@
 // The CUDA backend: DBRX on one NVIDIA GPU, the same Backend contract and results as the CPU
 // backend (backend.h, cpu_backend.h).
 //
-// Weights live on the device as bf16 or f32 (int8 is the CPU backend's only); all math is fp32.
-// Dense products go to cuBLAS in fp32 (bf16 weights are widened panel by panel into an fp32
-// workspace first, as the CPU backend's sgemm path does); LayerNorm, the fused QKV clamp + RoPE +
-// KV-cache write, routing, the permutation by expert, the grouped expert products and attention
-// are the backend's own kernels (inference/cuda/). One stream carries a step; the only host wait
-// is the copy of its results.
+// Weights live on the device as bf16, f32 or fp8 E4M3 with per-channel scales (quantised at
+// load; int8 is the CPU backend's only); all math is fp32. Steps of few tokens (decode) stream
+// every weight once through the backend's own products (cuda/skinny.cuh); larger ones go to
+// cuBLAS in fp32 (bf16 and fp8 weights are widened panel by panel into an fp32 workspace first,
+// as the CPU backend's sgemm path does) and to tiled expert kernels. LayerNorm, the fused QKV
+// clamp + RoPE + KV-cache write, routing, the permutation by expert and attention are the
+// backend's own kernels (inference/cuda/). One stream carries a step; the only host wait is the
+// copy of its results.
 //
 // Memory plan: open_cuda_backend computes the bytes of weights, activations for
 // `max_batch_tokens` tokens, workspace and the device-sampling workspace for `max_sampled_rows`
@@ -33,7 +35,7 @@
 namespace sluice::inference {
 
 struct CudaBackendOptions {
-    WeightFormat weights = WeightFormat::kAsStored;  // kAsStored, kF32 or kBF16
+    WeightFormat weights = WeightFormat::kAsStored;  // kAsStored, kF32, kBF16 or kF8E4M3
     int device = 0;
     int64_t max_batch_tokens = 2048;  // new tokens per step the activation buffers hold
     // Rows one step may sample on the device (backend.h): the sampling workspace is sized for
@@ -44,5 +46,13 @@ struct CudaBackendOptions {
 
 Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
                                                    const CudaBackendOptions& options = {});
+
+// The same backend over random weights of `config`'s shapes made on the device (uniform,
+// standard deviation 0.02, norms 1; bf16 unless options.weights says f32 or fp8), for
+// benchmarks at sizes no checkpoint at hand has. kInvalidArgument for a config that
+// parse_model_config would refuse.
+Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& config,
+                                                          const CudaBackendOptions& options,
+                                                          uint64_t seed);
 
 }  // namespace sluice::inference

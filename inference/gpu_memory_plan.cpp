@@ -1,5 +1,6 @@
 #include "inference/gpu_memory_plan.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace sluice::inference {
@@ -38,9 +39,16 @@ int64_t gpu_activation_bytes(const ModelConfig& config, int64_t max_batch_tokens
                                      + 2 * k                // routing weights, chosen experts
                                      + 2 * k * d            // permuted input, expert output
                                      + k * config.n_ff      // gate x up
-                                     + config.n_vocab;      // one logits row
+                                     + config.n_vocab       // one logits row
+                                     // tensor-core path: inputs as bf16 hi/lo, the up product,
+                                     // the activation as bf16 hi/lo
+                                     + k * d + 2 * k * config.n_ff;
     const int64_t ints_per_token = 8 + 3 * k;  // ids, positions, sequence, rows, permutation
-    return max_batch_tokens * (floats_per_token * 4 + ints_per_token * 4);
+    const int64_t down_parts = (config.n_ff + kGpuDownSplitRows - 1) / kGpuDownSplitRows;
+    const int64_t down_split_floats =
+        std::min(max_batch_tokens, kGpuStreamedExpertMaxTokens) * k * d * down_parts;
+    return max_batch_tokens * (floats_per_token * 4 + ints_per_token * 4) +
+           down_split_floats * 4;
 }
 
 int64_t gpu_kv_cache_bytes(const ModelConfig& config, const KvCacheSpec& spec) {

@@ -2,11 +2,14 @@
 // The device memory a CUDA backend needs, computed before anything is allocated, so that a
 // configuration that cannot fit is refused with a message instead of failing half-way.
 //
-//   weights      every tensor in the format the backend keeps it (bf16 or f32)
+//   weights      every tensor in the format the backend keeps it (f32, bf16, or fp8 with its
+//                scales)
 //   activations  the per-step buffers for `max_batch_tokens` tokens: residual stream, norm
 //                output, fused QKV, attention output, router logits and weights, the tokens
-//                permuted by expert with their gate/up and down outputs, and up to
-//                max_batch_tokens rows of logits
+//                permuted by expert with their gate/up and down outputs, up to
+//                max_batch_tokens rows of logits, the partial sums of the split down
+//                product of decode steps (cuda/moe.cuh), and the bf16 hi/lo copies and up
+//                product of the tensor-core path (cuda/tensor_core.cuh)
 //   workspace    the fp32 panel into which bf16 weights are widened for cuBLAS, and cuBLAS's
 //                own workspace
 //   sampling     device sampling's requests, results, probabilities, sort keys and sort scratch
@@ -44,6 +47,11 @@ struct GpuMemoryPlan {
 // The fp32 widening panel for bf16 weights: the largest that is still a small share of memory.
 inline constexpr int64_t kGpuWidenPanelBytes = 64LL << 20;
 inline constexpr int64_t kGpuCublasWorkspaceBytes = 32LL << 20;
+
+// The weight-streaming expert path (cuda/moe.cuh, whose constants must equal these): steps of
+// at most this many tokens, w2 summed in parts of this many rows.
+inline constexpr int64_t kGpuStreamedExpertMaxTokens = 32;
+inline constexpr int64_t kGpuDownSplitRows = 512;
 
 // Bytes of the step buffers for `max_batch_tokens` tokens.
 int64_t gpu_activation_bytes(const ModelConfig& config, int64_t max_batch_tokens);

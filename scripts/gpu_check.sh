@@ -6,7 +6,11 @@
 #
 # Steps: the gpu parity tests; `sluice generate --backend cuda` on the tiny preset (against
 # --backend cpu) and on a golden checkpoint (against the reference's greedy ids); `sluice serve
-# --backend cuda` answering POST /v1/chat/completions for the tiny and the small preset.
+# --backend cuda` answering POST /v1/chat/completions for the tiny and the small preset; the
+# decode benchmark at DBRX's layer sizes: Hugging Face eager DbrxForCausalLM and `sluice bench
+# decode --backend cuda` on 4 layers (bf16, fp8) in the same run, then 40 layers of fp8
+# (bench_decode_4.txt, bench_decode_40.txt, hf_eager.log).
+# SLUICE_GPU_CHECK=tests stops after the tests; =bench runs the tests and the benchmark only.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${OUT:-$HERE/out}"
@@ -53,6 +57,32 @@ grep -E "^\[doctest\] (test cases|assertions)|MESSAGE|max relative|mixed prefill
   "$OUT/gpu_tests.log" | tee -a "$SUMMARY"
 verdict "inference_gpu_tests" "$code"
 if [ "${SLUICE_GPU_CHECK:-all}" = tests ]; then
+  exit $failed
+fi
+
+decode_bench() {
+  say "== decode benchmark, DBRX layer sizes, 4 layers: Hugging Face eager, then sluice"
+  SECONDS=0
+  PYTHONUNBUFFERED=1 timeout 150 python3 "$HERE/hf_dbrx_eager.py" --layers 4 --batches 1,8,32,128 \
+    --prompt 32 --steps 8 >"$OUT/hf_eager.log" 2>&1
+  verdict "hf eager anchor (${SECONDS} s)" $?
+  grep -E "^hf eager" "$OUT/hf_eager.log" | tee -a "$SUMMARY"
+  SECONDS=0
+  timeout 150 "$SLUICE" bench decode --backend cuda --layers 4 --weights bf16,fp8 \
+    --batches 1,8,32,128 --prompt-tokens 32 --decode-tokens 16 --anchor "$OUT/hf_eager.log" \
+    --json >"$OUT/bench_decode_4.txt" 2>&1
+  verdict "bench decode --backend cuda, 4 layers (${SECONDS} s)" $?
+  grep -vE '^\{' "$OUT/bench_decode_4.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
+  say "== decode benchmark, 40 layers (all of DBRX), fp8"
+  SECONDS=0
+  timeout 150 "$SLUICE" bench decode --backend cuda --layers 40 --weights fp8 --batches 1,8,32 \
+    --prompt-tokens 32 --decode-tokens 16 --json >"$OUT/bench_decode_40.txt" 2>&1
+  verdict "bench decode --backend cuda, 40 layers fp8 (${SECONDS} s)" $?
+  grep -vE '^\{' "$OUT/bench_decode_40.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
+}
+if [ "${SLUICE_GPU_CHECK:-all}" = bench ]; then
+  decode_bench
+  say "== done: $([ $failed -eq 0 ] && echo all passed || echo some FAILED)"
   exit $failed
 fi
 
@@ -146,6 +176,8 @@ for backend in cuda cpu; do
     --max-tokens 64 --temperature 0 --json >"$WORK/small_$backend.json" 2>/dev/null
   say "small $backend: $(python3 -c "import json;d=json.load(open('$WORK/small_$backend.json'));print(d['backend'], d['timings'])")"
 done
+
+decode_bench
 
 say "== done: $([ $failed -eq 0 ] && echo all passed || echo some FAILED)"
 exit $failed

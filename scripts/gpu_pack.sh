@@ -2,7 +2,8 @@
 # Packs what scripts/gpu_check.sh needs on a GPU machine into one folder (default: .gpu/ of the
 # repository; pass another as $1): the built `sluice` and `inference_gpu_tests`, the shared
 # libraries they load except those the GPU machine brings itself (C and C++ runtimes, the CUDA
-# driver, runtime, cuBLAS and NCCL), the golden DBRX checkpoints, and the check script.
+# driver, runtime, cuBLAS and NCCL), the golden DBRX checkpoints, the check script and the
+# Hugging Face anchor of the decode benchmark (tools/bench/hf_dbrx_eager.py).
 # Build first: cmake --build build --target sluice inference_gpu_tests
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,4 +31,5 @@ mkdir -p "$DEST"
 rm -rf "${DEST:?}"/*
 tar -C "$stage" -cf - bin lib shared share | xz -T2 -6 >"$DEST/pack.tar.xz"
 cp "$ROOT/scripts/gpu_check.sh" "$DEST/check.sh"
+cp "$ROOT/tools/bench/hf_dbrx_eager.py" "$DEST/"
 du -sh "$DEST"/*

@@ -80,6 +80,11 @@ private:
 Result<std::unique_ptr<Backend>> open_cpu_backend(const std::string& model_dir,
                                                   const CpuBackendOptions& options) {
     SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
+    if (options.weights == WeightFormat::kF8E4M3) {
+        return invalid_argument(
+            "cpu backend: fp8 weights are the cuda backend's; on the cpu use stored, f32, bf16 "
+            "or int8");
+    }
     if (options.parallel.nodes.size() > 1) {
         return invalid_argument(
             "config field 'parallel.nodes': " + std::to_string(options.parallel.nodes.size()) +

@@ -11,6 +11,7 @@
 #include "inference/cuda_backend.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "common/log.h"
 #include "inference/cuda/attention.cuh"
@@ -21,6 +22,7 @@
 #include "inference/cuda/rows.cuh"
 #include "inference/cuda/sample.cuh"
 #include "inference/cuda/step_buffers.h"
+#include "inference/cuda/tensor_core.cuh"
 #include "inference/dbrx_layout.h"
 #include "inference/detail/forward_validation.h"
 #include "inference/gpu_memory_plan.h"
@@ -63,7 +65,10 @@ public:
           cublas_workspace_(std::move(cublas_workspace)),
           sample_buffer_(std::move(sample_buffer)),
           max_sampled_rows_(max_sampled_rows),
-          dense_(cublas_.get(), panel_.as<float>(), panel_.bytes() / 4) {}
+          tensor_cores_(cublas_.get(),
+                        {buffers_.x_hi.get(), buffers_.x_lo.get(),
+                         buffers_.x_hi.bytes() / 2, panel_.get(), panel_.bytes() / 2}),
+          dense_(cublas_.get(), panel_.as<float>(), panel_.bytes() / 4, &tensor_cores_) {}
 
     std::string name() const override { return "cuda"; }
     const ModelConfig& config() const override { return config_; }
@@ -100,6 +105,7 @@ private:
     // at start-up with the memory plan (sample_buffer_bytes).
     DeviceBuffer sample_buffer_;
     int64_t max_sampled_rows_;
+    cuda::TensorCoreGemm tensor_cores_;  // shares panel_ with dense_'s fp32 path
     cuda::DenseMatmul dense_;
 
     KvCacheSpec spec_{16, 0};
@@ -399,13 +405,27 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
                                  buffers_.slot_token.as<int32_t>()};
     SLUICE_RETURN_IF_ERROR(cuda::permute_by_expert(
         experts, n_tokens, k, n_expert, perm, f(buffers_.h), d, f(buffers_.x_sorted), stream()));
-    const cuda::ExpertShape shape{n_expert, d, config_.n_ff, n_tokens * k};
-    SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(
-        f(buffers_.x_sorted), perm.offsets, layer.w1.buffer.get(), layer.v1.buffer.get(),
-        layer.w1.type, shape, glu_activation(), f(buffers_.act), stream()));
-    SLUICE_RETURN_IF_ERROR(cuda::expert_down(f(buffers_.act), perm.offsets, layer.w2.buffer.get(),
-                                             layer.w2.type, shape, f(buffers_.expert_out),
-                                             stream()));
+    const cuda::ExpertShape shape{n_expert, d, config_.n_ff, n_tokens * k, n_tokens};
+    const cuda::ExpertWeights weights{layer.w1.buffer.get(), layer.v1.buffer.get(),
+                                      layer.w2.buffer.get(),  layer.w1.scale_data(),
+                                      layer.v1.scale_data(),  layer.w2.scale_data(),
+                                      layer.w1.type};
+    if (n_tokens >= cuda::tensor_core_min_tokens(weights.type)) {
+        const cuda::ExpertTcScratch scratch{f(buffers_.up), buffers_.act_hi.get(),
+                                            buffers_.act_lo.get(), buffers_.act_hi.bytes() / 2,
+                                            buffers_.host_offsets.get()};
+        SLUICE_RETURN_IF_ERROR(cuda::grouped_experts_tc(
+            tensor_cores_, scratch, f(buffers_.x_sorted), perm.offsets, weights, shape,
+            glu_activation(), f(buffers_.act), f(buffers_.expert_out), stream()));
+        return cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
+                                   f(buffers_.route_weights), n_tokens, k, d, f(buffers_.x),
+                                   stream());
+    }
+    SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(f(buffers_.x_sorted), perm.offsets, weights, shape,
+                                                glu_activation(), f(buffers_.act), stream()));
+    const cuda::DownSplit split{f(buffers_.down_partial), buffers_.down_partial_slots};
+    SLUICE_RETURN_IF_ERROR(cuda::expert_down(f(buffers_.act), perm.offsets, weights, shape, split,
+                                             f(buffers_.expert_out), stream()));
     return cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
                                f(buffers_.route_weights), n_tokens, k, d, f(buffers_.x), stream());
 }
@@ -413,8 +433,7 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
 Status check_options(const ModelConfig& config, const CudaBackendOptions& options) {
     if (options.weights == WeightFormat::kInt8) {
         return invalid_argument(
-            "cuda backend: int8 weights are not supported; use stored, f32 "
-            "or bf16");
+            "cuda backend: int8 weights are not supported; use stored, f32, bf16 or fp8");
     }
     if (options.max_batch_tokens <= 0 || options.max_batch_tokens > 65535) {
         return invalid_argument("cuda backend: max_batch_tokens " +
@@ -435,15 +454,12 @@ Status check_options(const ModelConfig& config, const CudaBackendOptions& option
     return Status::ok_status();
 }
 
-}  // namespace
-
-Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
-                                                   const CudaBackendOptions& options) {
-    SLUICE_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir));
+// Plans, checks and allocates everything but the weights, which `make_weights` places once the
+// plan has been accepted.
+Result<std::unique_ptr<Backend>> open_with_weights(
+    ModelConfig config, const CudaBackendOptions& options, int64_t weight_bytes,
+    const std::function<Result<cuda::DeviceWeights>()>& make_weights) {
     SLUICE_RETURN_IF_ERROR(check_options(config, options));
-    SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(model_dir));
-    SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
-
     const std::string device = "cuda device " + std::to_string(options.device);
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || options.device < 0 ||
@@ -458,9 +474,8 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
     const int64_t max_sampled_rows = std::min(options.max_sampled_rows, options.max_batch_tokens);
     SLUICE_ASSIGN_OR_RETURN(const int64_t sampling_bytes,
                             sample_buffer_bytes(max_sampled_rows, config.n_vocab));
-    const GpuMemoryPlan plan =
-        plan_gpu_memory(config, cuda::device_weight_bytes(*checkpoint, config, options.weights),
-                        options.max_batch_tokens, KvCacheSpec{16, 0}, sampling_bytes);
+    const GpuMemoryPlan plan = plan_gpu_memory(config, weight_bytes, options.max_batch_tokens,
+                                               KvCacheSpec{16, 0}, sampling_bytes);
     log::info("inference", "cuda memory plan",
               {{"device", options.device},
                {"weights", format_bytes(plan.weight_bytes)},
@@ -474,8 +489,7 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
     SLUICE_RETURN_IF_ERROR(check_gpu_memory_plan(
         plan, static_cast<int64_t>(free_bytes) - kDeviceReserveBytes, device));
 
-    SLUICE_ASSIGN_OR_RETURN(cuda::DeviceWeights weights,
-                            cuda::upload_weights(*checkpoint, config, options.weights));
+    SLUICE_ASSIGN_OR_RETURN(cuda::DeviceWeights weights, make_weights());
     cuda::StepBuffers buffers;
     SLUICE_RETURN_IF_ERROR(buffers.allocate(config, options.max_batch_tokens));
     cudaStream_t raw_stream = nullptr;
@@ -502,6 +516,30 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
         std::move(config), options.device, std::move(weights), std::move(buffers),
         std::move(stream), std::move(cublas), std::move(panel), std::move(workspace),
         std::move(sample_buffer), max_sampled_rows));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
+                                                   const CudaBackendOptions& options) {
+    SLUICE_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir));
+    SLUICE_RETURN_IF_ERROR(check_options(config, options));
+    SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(model_dir));
+    SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
+    const int64_t weight_bytes = cuda::device_weight_bytes(*checkpoint, config, options.weights);
+    const ModelConfig& loaded = config;
+    return open_with_weights(config, options, weight_bytes, [&] {
+        return cuda::upload_weights(*checkpoint, loaded, options.weights);
+    });
+}
+
+Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& config,
+                                                          const CudaBackendOptions& options,
+                                                          uint64_t seed) {
+    // The config's own checks, as if it had been read from a config.json.
+    SLUICE_RETURN_IF_ERROR(parse_model_config(model_config_to_json(config)).status());
+    return open_with_weights(config, options, cuda::random_weight_bytes(config, options.weights),
+                             [&] { return cuda::make_random_weights(config, options.weights, seed); });
 }
 
 }  // namespace sluice::inference

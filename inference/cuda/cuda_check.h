@@ -113,9 +113,17 @@ private:
     int64_t bytes_ = 0;
 };
 
-// The element type of a weight on the device.
-enum class DeviceDType { kF32, kBF16 };
+// The element type of a weight on the device. kF8E4M3 weights carry one fp32 scale per output
+// channel beside them (DenseWeight::scales, device_weights.h).
+enum class DeviceDType { kF32, kBF16, kF8E4M3 };
 
-inline int64_t device_dtype_size(DeviceDType type) { return type == DeviceDType::kF32 ? 4 : 2; }
+inline int64_t device_dtype_size(DeviceDType type) {
+    switch (type) {
+        case DeviceDType::kF32: return 4;
+        case DeviceDType::kBF16: return 2;
+        case DeviceDType::kF8E4M3: return 1;
+    }
+    return 4;
+}
 
 }  // namespace sluice::inference::cuda

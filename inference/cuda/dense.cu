@@ -1,8 +1,11 @@
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
 #include <algorithm>
 
 #include "inference/cuda/dense.cuh"
+#include "inference/cuda/skinny.cuh"
+#include "inference/cuda/tensor_core.cuh"
 
 namespace sluice::inference::cuda {
 
@@ -14,6 +17,16 @@ __global__ void widen_kernel(const __nv_bfloat16* __restrict__ src, int64_t coun
     for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
          i += stride) {
         dst[i] = __bfloat162float(src[i]);
+    }
+}
+
+__global__ void widen_fp8_kernel(const __nv_fp8_e4m3* __restrict__ src,
+                                 const float* __restrict__ scales, int64_t count, int64_t cols,
+                                 float* __restrict__ dst) {
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+         i += stride) {
+        dst[i] = static_cast<float>(src[i]) * scales[i / cols];
     }
 }
 
@@ -41,6 +54,19 @@ Status widen_bf16(const void* src, int64_t count, float* dst, cudaStream_t strea
     return Status::ok_status();
 }
 
+Status widen_fp8_rows(const void* src, const float* scales, int64_t rows, int64_t cols, float* dst,
+                      cudaStream_t stream) {
+    const int64_t count = rows * cols;
+    if (count <= 0) {
+        return Status::ok_status();
+    }
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 65535));
+    widen_fp8_kernel<<<blocks, 256, 0, stream>>>(static_cast<const __nv_fp8_e4m3*>(src), scales,
+                                                 count, cols, dst);
+    SLUICE_CUDA_CHECK(cudaGetLastError());
+    return Status::ok_status();
+}
+
 Status DenseMatmul::run(const DenseJob& job, cudaStream_t stream) {
     const DenseWeight& w = job.weight;
     if (job.m == 0 || job.n_rows == 0) {
@@ -53,6 +79,22 @@ Status DenseMatmul::run(const DenseJob& job, cudaStream_t stream) {
                                 std::to_string(w.rows));
     }
     const int64_t k = w.cols;
+    if (w.type == DeviceDType::kF8E4M3 && w.scales == nullptr) {
+        return invalid_argument("dense matmul: an fp8 weight without its row scales");
+    }
+    if (job.m <= kSkinnyMaxTokens && skinny_row_fits(w.data, w.type, k) &&
+        reinterpret_cast<uintptr_t>(job.x) % 16 == 0) {
+        return skinny_dense(job, stream);
+    }
+    // Past the skinny kernels, bf16 weights always gain on the tensor cores (4 bytes read per
+    // weight for hi and lo against 10 through an fp32 panel); fp8 only from its threshold.
+    const bool tensor_core_step =
+        w.type == DeviceDType::kBF16 ||
+        (w.type == DeviceDType::kF8E4M3 && job.m >= tensor_core_min_tokens(w.type));
+    if (tensor_cores_ != nullptr && tensor_core_step &&
+        job.m * k <= tensor_cores_->scratch().max_values) {
+        return tensor_cores_->dense(job, stream);
+    }
     if (w.type == DeviceDType::kF32) {
         return sgemm(handle_, static_cast<const float*>(w.data) + job.row_begin * k, job.n_rows, k,
                      job.x, job.m, job.y, job.ldy, job.beta);
@@ -62,11 +104,18 @@ Status DenseMatmul::run(const DenseJob& job, cudaStream_t stream) {
         return invalid_argument("dense matmul: a weight row of " + std::to_string(k) +
                                 " values does not fit the widening panel");
     }
-    const auto* base = static_cast<const __nv_bfloat16*>(w.data);
+    const auto* base = static_cast<const char*>(w.data);
+    const int64_t element = device_dtype_size(w.type);
     for (int64_t r = 0; r < job.n_rows; r += panel_rows) {
         const int64_t rows = std::min(panel_rows, job.n_rows - r);
-        SLUICE_RETURN_IF_ERROR(
-            widen_bf16(base + (job.row_begin + r) * k, rows * k, panel_, stream));
+        const int64_t first = job.row_begin + r;
+        if (w.type == DeviceDType::kF8E4M3) {
+            SLUICE_RETURN_IF_ERROR(widen_fp8_rows(base + first * k * element, w.scales + first,
+                                                  rows, k, panel_, stream));
+        } else {
+            SLUICE_RETURN_IF_ERROR(
+                widen_bf16(base + first * k * element, rows * k, panel_, stream));
+        }
         SLUICE_RETURN_IF_ERROR(
             sgemm(handle_, panel_, rows, k, job.x, job.m, job.y + r, job.ldy, job.beta));
     }

@@ -1,6 +1,10 @@
 #include "inference/cuda/device_weights.h"
 
+#include <algorithm>
+#include <functional>
+
 #include "common/check.h"
+#include "inference/cuda/quantize.cuh"
 #include "inference/dbrx_layout.h"
 #include "inference/dtype.h"
 
@@ -8,7 +12,50 @@ namespace sluice::inference::cuda {
 
 namespace {
 
+// Values a quantisation pass stages on the device at once (rows of one matrix).
+constexpr int64_t kStagingValues = int64_t{32} << 20;
+// Random weights: uniform in [-b, b] with b = 0.02 · √3, a standard deviation of 0.02.
+constexpr float kRandomBound = 0.034641016f;
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 bool is_norm(const std::string& name) { return name.find("norm") != std::string::npos; }
+bool is_w2(const std::string& name) { return ends_with(name, "ffn.experts.mlp.w2"); }
+// The embedding and the router stay in a float format under fp8 (device_weights.h).
+bool keeps_float(const std::string& name) {
+    return name == "transformer.wte.weight" || ends_with(name, "ffn.router.layer.weight");
+}
+
+DeviceDType matrix_type(const std::string& name, WeightFormat requested, DType stored) {
+    if (requested == WeightFormat::kF8E4M3) {
+        return keeps_float(name) ? DeviceDType::kBF16 : DeviceDType::kF8E4M3;
+    }
+    return device_dtype_for(requested, stored);
+}
+
+int64_t scale_count(const std::string& name, int64_t rows, int64_t cols,
+                    const ModelConfig& config) {
+    return is_w2(name) ? config.n_expert * cols : rows;
+}
+
+int64_t tensor_device_bytes(const std::string& name, const std::vector<int64_t>& shape,
+                            WeightFormat format, DType stored, const ModelConfig& config) {
+    int64_t elements = 1;
+    for (const int64_t n : shape) {
+        elements *= n;
+    }
+    if (is_norm(name)) {
+        return elements * 4;
+    }
+    const DeviceDType type = matrix_type(name, format, stored);
+    int64_t bytes = elements * device_dtype_size(type);
+    if (type == DeviceDType::kF8E4M3) {
+        bytes += scale_count(name, shape[0], shape[1], config) * 4;
+    }
+    return bytes;
+}
 
 const TensorView& tensor(const Checkpoint& checkpoint, const std::string& name) {
     const TensorView* view = checkpoint.find(name);
@@ -32,11 +79,88 @@ Status upload_f32(const TensorView& t, DeviceBuffer* dst) {
     return upload_bytes(values.data(), t.n_elements() * 4, dst);
 }
 
-Status upload_matrix(const TensorView& t, WeightFormat format, DeviceMatrix* m) {
+// Rows [first, first + n) of a matrix, written as `type` (f32 or bf16) to device memory.
+struct MatrixSource {
+    DeviceDType type = DeviceDType::kF32;
+    std::function<Status(int64_t first, int64_t n, void* dst)> fill;
+};
+
+MatrixSource checkpoint_source(const TensorView& t) {
+    const int64_t cols = t.shape[1];
+    if (t.dtype == DType::kBF16 || t.dtype == DType::kF32) {
+        const int64_t element = t.dtype == DType::kBF16 ? 2 : 4;
+        return {t.dtype == DType::kBF16 ? DeviceDType::kBF16 : DeviceDType::kF32,
+                [&t, cols, element](int64_t first, int64_t n, void* dst) -> Status {
+                    SLUICE_CUDA_CHECK(cudaMemcpy(
+                        dst, t.data + first * cols * element,
+                        static_cast<size_t>(n * cols * element), cudaMemcpyHostToDevice));
+                    return Status::ok_status();
+                }};
+    }
+    return {DeviceDType::kF32, [&t, cols](int64_t first, int64_t n, void* dst) -> Status {
+                std::vector<float> values(static_cast<size_t>(n * cols));
+                const int64_t element = dtype_size(t.dtype);
+                convert_to_f32(t.dtype, t.data + first * cols * element,
+                               n * cols, values.data());
+                SLUICE_CUDA_CHECK(cudaMemcpy(dst, values.data(), values.size() * 4,
+                                             cudaMemcpyHostToDevice));
+                return Status::ok_status();
+            }};
+}
+
+MatrixSource random_source(uint64_t seed, int64_t cols, DeviceDType type) {
+    return {type, [seed, cols, type](int64_t first, int64_t n, void* dst) {
+                // A seed per chunk start: the values depend on (seed, row), not on the chunking
+                // only where chunks are equal, which is all a benchmark needs.
+                return fill_random(dst, type, n * cols, seed * 0x100000001b3ull + first,
+                                   kRandomBound, nullptr);
+            }};
+}
+
+// Quantises a [rows, cols] matrix to fp8 through a staging buffer: scales per row, or per
+// column of each group of `group_rows` rows (w2: per expert).
+Status quantize_matrix(const MatrixSource& source, int64_t rows, int64_t cols,
+                       int64_t group_rows, DeviceMatrix* m) {
+    m->type = DeviceDType::kF8E4M3;
+    m->rows = rows;
+    m->cols = cols;
+    const bool column_scales = group_rows > 0;
+    SLUICE_RETURN_IF_ERROR(m->buffer.allocate(rows * cols));
+    SLUICE_RETURN_IF_ERROR(
+        m->scales.allocate((column_scales ? rows / group_rows * cols : rows) * 4));
+    const int64_t chunk =
+        column_scales ? group_rows : std::clamp<int64_t>(kStagingValues / cols, 1, rows);
+    DeviceBuffer staging;
+    SLUICE_RETURN_IF_ERROR(staging.allocate(chunk * cols * device_dtype_size(source.type)));
+    auto* out = m->buffer.as<char>();
+    for (int64_t first = 0; first < rows; first += chunk) {
+        const int64_t n = std::min(chunk, rows - first);
+        SLUICE_RETURN_IF_ERROR(source.fill(first, n, staging.get()));
+        if (column_scales) {
+            SLUICE_RETURN_IF_ERROR(quantize_cols_fp8(staging.get(), source.type, n, cols,
+                                                     out + first * cols,
+                                                     m->scales.as<float>() + first / group_rows * cols,
+                                                     nullptr));
+        } else {
+            SLUICE_RETURN_IF_ERROR(quantize_rows_fp8(staging.get(), source.type, n, cols,
+                                                     out + first * cols,
+                                                     m->scales.as<float>() + first, nullptr));
+        }
+    }
+    SLUICE_CUDA_CHECK(cudaDeviceSynchronize());
+    return Status::ok_status();
+}
+
+Status upload_matrix(const TensorView& t, WeightFormat format, const ModelConfig& config,
+                     DeviceMatrix* m) {
     SLUICE_CHECK(t.shape.size() == 2, "a weight matrix is 2-d");
-    m->type = device_dtype_for(format, t.dtype);
+    m->type = matrix_type(t.name, format, t.dtype);
     m->rows = t.shape[0];
     m->cols = t.shape[1];
+    if (m->type == DeviceDType::kF8E4M3) {
+        return quantize_matrix(checkpoint_source(t), m->rows, m->cols,
+                               is_w2(t.name) ? config.n_ff : 0, m);
+    }
     if (m->type == DeviceDType::kF32) {
         return upload_f32(t, &m->buffer);
     }
@@ -50,6 +174,23 @@ Status upload_matrix(const TensorView& t, WeightFormat format, DeviceMatrix* m) 
     return upload_bytes(bf16.data(), t.n_elements() * 2, &m->buffer);
 }
 
+Status random_matrix(const std::string& name, int64_t rows, int64_t cols, WeightFormat format,
+                     const ModelConfig& config, uint64_t seed, DeviceMatrix* m) {
+    const DeviceDType type = matrix_type(name, format, DType::kBF16);
+    const DeviceDType source_type = type == DeviceDType::kF32 ? type : DeviceDType::kBF16;
+    const MatrixSource source = random_source(seed, cols, source_type);
+    if (type == DeviceDType::kF8E4M3) {
+        return quantize_matrix(source, rows, cols, is_w2(name) ? config.n_ff : 0, m);
+    }
+    m->type = type;
+    m->rows = rows;
+    m->cols = cols;
+    SLUICE_RETURN_IF_ERROR(m->buffer.allocate(rows * cols * device_dtype_size(type)));
+    SLUICE_RETURN_IF_ERROR(source.fill(0, rows, m->buffer.get()));
+    SLUICE_CUDA_CHECK(cudaDeviceSynchronize());
+    return Status::ok_status();
+}
+
 }  // namespace
 
 DeviceDType device_dtype_for(WeightFormat requested, DType stored) {
@@ -58,6 +199,7 @@ DeviceDType device_dtype_for(WeightFormat requested, DType stored) {
             return DeviceDType::kF32;
         case WeightFormat::kBF16:
             return DeviceDType::kBF16;
+        case WeightFormat::kF8E4M3:  // per tensor: matrix_type
         case WeightFormat::kAsStored:
         case WeightFormat::kInt8:  // refused by open_cuda_backend before this is asked
             break;
@@ -71,9 +213,7 @@ int64_t device_weight_bytes(const Checkpoint& checkpoint, const ModelConfig& con
     int64_t bytes = 0;
     for (const ExpectedTensor& expected : dbrx_tensor_layout(config)) {
         const TensorView& t = tensor(checkpoint, expected.name);
-        const int64_t element =
-            is_norm(t.name) ? 4 : device_dtype_size(device_dtype_for(format, t.dtype));
-        bytes += t.n_elements() * element;
+        bytes += tensor_device_bytes(t.name, t.shape, format, t.dtype, config);
     }
     return bytes;
 }
@@ -81,28 +221,90 @@ int64_t device_weight_bytes(const Checkpoint& checkpoint, const ModelConfig& con
 Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelConfig& config,
                                      WeightFormat format) {
     DeviceWeights w;
-    SLUICE_RETURN_IF_ERROR(
-        upload_matrix(tensor(checkpoint, "transformer.wte.weight"), format, &w.embedding));
+    auto matrix = [&](const std::string& name, DeviceMatrix* m) {
+        return upload_matrix(tensor(checkpoint, name), format, config, m);
+    };
+    SLUICE_RETURN_IF_ERROR(matrix("transformer.wte.weight", &w.embedding));
     for (int64_t i = 0; i < config.n_layer; ++i) {
         DeviceLayer layer;
         auto get = [&](const char* suffix) -> const TensorView& {
             return tensor(checkpoint, dbrx_block_tensor(i, suffix));
         };
+        auto block = [&](const char* suffix, DeviceMatrix* m) {
+            return matrix(dbrx_block_tensor(i, suffix), m);
+        };
         SLUICE_RETURN_IF_ERROR(upload_f32(get("norm_attn_norm.norm_1.weight"), &layer.norm_1));
         SLUICE_RETURN_IF_ERROR(upload_f32(get("norm_attn_norm.norm_2.weight"), &layer.norm_2));
-        SLUICE_RETURN_IF_ERROR(
-            upload_matrix(get("norm_attn_norm.attn.Wqkv.weight"), format, &layer.wqkv));
-        SLUICE_RETURN_IF_ERROR(
-            upload_matrix(get("norm_attn_norm.attn.out_proj.weight"), format, &layer.out_proj));
-        SLUICE_RETURN_IF_ERROR(
-            upload_matrix(get("ffn.router.layer.weight"), format, &layer.router));
-        SLUICE_RETURN_IF_ERROR(upload_matrix(get("ffn.experts.mlp.w1"), format, &layer.w1));
-        SLUICE_RETURN_IF_ERROR(upload_matrix(get("ffn.experts.mlp.v1"), format, &layer.v1));
-        SLUICE_RETURN_IF_ERROR(upload_matrix(get("ffn.experts.mlp.w2"), format, &layer.w2));
+        SLUICE_RETURN_IF_ERROR(block("norm_attn_norm.attn.Wqkv.weight", &layer.wqkv));
+        SLUICE_RETURN_IF_ERROR(block("norm_attn_norm.attn.out_proj.weight", &layer.out_proj));
+        SLUICE_RETURN_IF_ERROR(block("ffn.router.layer.weight", &layer.router));
+        SLUICE_RETURN_IF_ERROR(block("ffn.experts.mlp.w1", &layer.w1));
+        SLUICE_RETURN_IF_ERROR(block("ffn.experts.mlp.v1", &layer.v1));
+        SLUICE_RETURN_IF_ERROR(block("ffn.experts.mlp.w2", &layer.w2));
         w.layers.push_back(std::move(layer));
     }
     SLUICE_RETURN_IF_ERROR(upload_f32(tensor(checkpoint, "transformer.norm_f.weight"), &w.norm_f));
-    SLUICE_RETURN_IF_ERROR(upload_matrix(tensor(checkpoint, "lm_head.weight"), format, &w.lm_head));
+    SLUICE_RETURN_IF_ERROR(matrix("lm_head.weight", &w.lm_head));
+    return w;
+}
+
+int64_t random_weight_bytes(const ModelConfig& config, WeightFormat format) {
+    int64_t bytes = 0;
+    for (const ExpectedTensor& expected : dbrx_tensor_layout(config)) {
+        bytes += tensor_device_bytes(expected.name, expected.shape, format, DType::kBF16, config);
+    }
+    return bytes;
+}
+
+Result<DeviceWeights> make_random_weights(const ModelConfig& config, WeightFormat format,
+                                          uint64_t seed) {
+    DeviceWeights w;
+    uint64_t next_seed = seed;
+    for (const ExpectedTensor& expected : dbrx_tensor_layout(config)) {
+        const std::string& name = expected.name;
+        DeviceBuffer* norm = nullptr;
+        DeviceMatrix* m = nullptr;
+        if (name == "transformer.wte.weight") {
+            m = &w.embedding;
+        } else if (name == "lm_head.weight") {
+            m = &w.lm_head;
+        } else if (name == "transformer.norm_f.weight") {
+            norm = &w.norm_f;
+        } else {
+            const auto layer = static_cast<size_t>(std::stoll(name.substr(name.find("blocks.") + 7)));
+            if (w.layers.size() <= layer) {
+                w.layers.resize(layer + 1);
+            }
+            DeviceLayer& l = w.layers[layer];
+            if (ends_with(name, "norm_1.weight")) {
+                norm = &l.norm_1;
+            } else if (ends_with(name, "norm_2.weight")) {
+                norm = &l.norm_2;
+            } else if (ends_with(name, "Wqkv.weight")) {
+                m = &l.wqkv;
+            } else if (ends_with(name, "out_proj.weight")) {
+                m = &l.out_proj;
+            } else if (ends_with(name, "router.layer.weight")) {
+                m = &l.router;
+            } else if (ends_with(name, "mlp.w1")) {
+                m = &l.w1;
+            } else if (ends_with(name, "mlp.v1")) {
+                m = &l.v1;
+            } else if (ends_with(name, "mlp.w2")) {
+                m = &l.w2;
+            }
+        }
+        SLUICE_CHECK(norm != nullptr || m != nullptr, "unplaced tensor '" + name + "'");
+        if (norm != nullptr) {
+            SLUICE_RETURN_IF_ERROR(norm->allocate(expected.shape[0] * 4));
+            SLUICE_RETURN_IF_ERROR(
+                fill_constant(norm->as<float>(), expected.shape[0], 1.0f, nullptr));
+            continue;
+        }
+        SLUICE_RETURN_IF_ERROR(random_matrix(name, expected.shape[0], expected.shape[1], format,
+                                             config, ++next_seed, m));
+    }
+    SLUICE_CUDA_CHECK(cudaDeviceSynchronize());
     return w;
 }
 

@@ -3,9 +3,16 @@
 // the memory plan, before any allocation), and the upload.
 //
 // Formats follow the CPU backend's matrix_format_for: kAsStored keeps bf16 (and widens fp8 to
-// bf16), keeps f32 and widens f16 to f32; kF32 and kBF16 force one format. Norm weights are
-// always f32. w2 stays in the checkpoint's [n_expert * n_ff, d_model] layout; the kernel applies
-// it without a transpose.
+// bf16), keeps f32 and widens f16 to f32; kF32 and kBF16 force one format. kF8E4M3 quantises
+// at load on the device (quantize.cuh): Wqkv, out_proj, w1, v1 and lm_head with a scale per row,
+// w2 with a scale per expert and column (its output channels); the embedding (a lookup) and the
+// router (the most sensitive choice in the model) stay bf16. Norm weights are always f32. w2
+// stays in the checkpoint's [n_expert * n_ff, d_model] layout; the kernel applies it without a
+// transpose.
+//
+// make_random_weights builds the same structure from hashed random values made on the device
+// (uniform, standard deviation 0.02, norms 1), for benchmarks at DBRX's real sizes where no
+// checkpoint is at hand.
 //
 // Thread safety: owned by the backend's thread.
 
@@ -26,9 +33,11 @@ struct DeviceMatrix {
     DeviceDType type = DeviceDType::kF32;
     int64_t rows = 0;
     int64_t cols = 0;
+    DeviceBuffer scales;  // fp8 only: [rows] f32, or [n_expert * cols] for w2
 
-    DenseWeight view() const { return {buffer.get(), type, rows, cols}; }
-    int64_t bytes() const { return buffer.bytes(); }
+    const float* scale_data() const { return scales.as<float>(); }
+    DenseWeight view() const { return {buffer.get(), type, rows, cols, scale_data()}; }
+    int64_t bytes() const { return buffer.bytes() + scales.bytes(); }
 };
 
 struct DeviceLayer {
@@ -63,5 +72,12 @@ int64_t device_weight_bytes(const Checkpoint& checkpoint, const ModelConfig& con
 // memory runs out.
 Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelConfig& config,
                                      WeightFormat format);
+
+// Bytes of make_random_weights(config, format, ...) (bf16 unless format asks otherwise).
+int64_t random_weight_bytes(const ModelConfig& config, WeightFormat format);
+
+// Random weights of DBRX's layout for `config`, made on the device.
+Result<DeviceWeights> make_random_weights(const ModelConfig& config, WeightFormat format,
+                                          uint64_t seed);
 
 }  // namespace sluice::inference::cuda

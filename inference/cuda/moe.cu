@@ -2,6 +2,7 @@
 
 #include "inference/cuda/device_math.cuh"
 #include "inference/cuda/moe.cuh"
+#include "inference/cuda/skinny.cuh"
 
 namespace sluice::inference::cuda {
 
@@ -115,19 +116,14 @@ constexpr int kRowsPerThread = kTileM / (kThreads / kTileN);
 static_assert(kThreads % kTileN == 0 && kTileM % (kThreads / kTileN) == 0, "tile shape");
 static_assert((kTileM * kTileK) % kThreads == 0 && (kTileN * kTileK) % kThreads == 0, "loads");
 
-__device__ __forceinline__ float activate(float g, GluActivation activation) {
-    if (activation == GluActivation::kSilu) {
-        return g / (1.0f + expf(-g));
-    }
-    return 0.5f * g * (1.0f + erff(g * 0.70710678118654752f));  // exact GELU, as nn.GELU
-}
-
 // grid: (ceil(n_ff / kTileN), n_expert, ceil(n_slots / kTileM)); blocks past an expert's slot
 // count leave at once.
 template <typename T>
 __global__ void gate_up_kernel(const float* __restrict__ x, const int32_t* __restrict__ offsets,
-                               const T* __restrict__ w1, const T* __restrict__ v1, int64_t d,
-                               int64_t n_ff, GluActivation activation, float* __restrict__ act) {
+                               const T* __restrict__ w1, const T* __restrict__ v1,
+                               const float* __restrict__ s1, const float* __restrict__ s2,
+                               int64_t d, int64_t n_ff, GluActivation activation,
+                               float* __restrict__ act) {
     __shared__ float xs[kTileM][kTileK];
     __shared__ float gs[kTileN][kTileK + 1];
     __shared__ float us[kTileN][kTileK + 1];
@@ -175,11 +171,14 @@ __global__ void gate_up_kernel(const float* __restrict__ x, const int32_t* __res
     if (n0 + col >= n_ff) {
         return;
     }
+    const float gate_scale = s1 != nullptr ? s1[e * n_ff + n0 + col] : 1.0f;
+    const float up_scale = s2 != nullptr ? s2[e * n_ff + n0 + col] : 1.0f;
 #pragma unroll
     for (int i = 0; i < kRowsPerThread; ++i) {
         const int64_t r = m0 + row0 + i * (kThreads / kTileN);
         if (r < count) {
-            act[(start + r) * n_ff + n0 + col] = activate(g[i], activation) * u[i];
+            act[(start + r) * n_ff + n0 + col] =
+                activate(g[i] * gate_scale, activation) * (u[i] * up_scale);
         }
     }
 }
@@ -187,8 +186,8 @@ __global__ void gate_up_kernel(const float* __restrict__ x, const int32_t* __res
 // grid: (ceil(d / kTileN), n_expert, ceil(n_slots / kTileM)).
 template <typename T>
 __global__ void down_kernel(const float* __restrict__ act, const int32_t* __restrict__ offsets,
-                            const T* __restrict__ w2, int64_t d, int64_t n_ff,
-                            float* __restrict__ y) {
+                            const T* __restrict__ w2, const float* __restrict__ s2, int64_t d,
+                            int64_t n_ff, float* __restrict__ y) {
     __shared__ float as[kTileM][kTileK];
     __shared__ float ws[kTileK][kTileN];
     const int64_t e = blockIdx.y;
@@ -230,11 +229,12 @@ __global__ void down_kernel(const float* __restrict__ act, const int32_t* __rest
     if (n0 + col >= d) {
         return;
     }
+    const float scale = s2 != nullptr ? s2[e * d + n0 + col] : 1.0f;
 #pragma unroll
     for (int i = 0; i < kRowsPerThread; ++i) {
         const int64_t r = m0 + row0 + i * (kThreads / kTileN);
         if (r < count) {
-            y[(start + r) * d + n0 + col] = sum[i];
+            y[(start + r) * d + n0 + col] = sum[i] * scale;
         }
     }
 }
@@ -313,47 +313,84 @@ Status permute_by_expert(const int32_t* experts, int64_t n_tokens, int64_t k, in
     return Status::ok_status();
 }
 
-Status expert_gate_up(const float* x_sorted, const int32_t* offsets, const void* w1, const void* v1,
-                      DeviceDType type, const ExpertShape& shape, GluActivation activation,
-                      float* act, cudaStream_t stream) {
+namespace {
+
+// Calls f(T{}) with the weights' device element type.
+template <typename F>
+void with_weight_type(DeviceDType type, F&& f) {
+    switch (type) {
+        case DeviceDType::kF32: f(float{}); break;
+        case DeviceDType::kBF16: f(__nv_bfloat16{}); break;
+        case DeviceDType::kF8E4M3: f(__nv_fp8_e4m3{}); break;
+    }
+}
+
+Status check_expert_args(const char* what, const ExpertWeights& weights,
+                         const ExpertShape& shape) {
+    if (shape.n_expert <= 0 || shape.d_model <= 0 || shape.n_ff <= 0 || shape.n_slots < 0 ||
+        shape.n_tokens < 0) {
+        return invalid_argument(std::string(what) + ": bad shape");
+    }
+    const bool fp8 = weights.type == DeviceDType::kF8E4M3;
+    const bool scaled = weights.w1_scales != nullptr && weights.v1_scales != nullptr &&
+                        weights.w2_scales != nullptr;
+    if (fp8 != scaled) {
+        return invalid_argument(std::string(what) +
+                                ": fp8 expert weights need their scales, other types none");
+    }
+    return Status::ok_status();
+}
+
+bool streams_weights(const ExpertWeights& weights, const ExpertShape& shape) {
+    return shape.n_tokens > 0 && shape.n_tokens <= kSkinnyExpertMaxTokens &&
+           skinny_row_fits(weights.w1, weights.type, shape.d_model) &&
+           skinny_row_fits(weights.v1, weights.type, shape.d_model) &&
+           skinny_row_fits(weights.w2, weights.type, shape.d_model) && shape.d_model % 8 == 0;
+}
+
+}  // namespace
+
+Status expert_gate_up(const float* x_sorted, const int32_t* offsets, const ExpertWeights& weights,
+                      const ExpertShape& shape, GluActivation activation, float* act,
+                      cudaStream_t stream) {
     if (shape.n_slots == 0) {
         return Status::ok_status();
     }
-    if (shape.n_expert <= 0 || shape.d_model <= 0 || shape.n_ff <= 0 || shape.n_slots < 0) {
-        return invalid_argument("expert_gate_up: bad shape");
+    SLUICE_RETURN_IF_ERROR(check_expert_args("expert_gate_up", weights, shape));
+    if (streams_weights(weights, shape) && reinterpret_cast<uintptr_t>(x_sorted) % 16 == 0) {
+        return skinny_gate_up(x_sorted, offsets, weights, shape, activation, act, stream);
     }
     const dim3 grid(blocks_for(shape.n_ff, kTileN), static_cast<unsigned>(shape.n_expert),
                     blocks_for(shape.n_slots, kTileM));
-    if (type == DeviceDType::kF32) {
+    with_weight_type(weights.type, [&](auto tag) {
+        using T = decltype(tag);
         gate_up_kernel<<<grid, kThreads, 0, stream>>>(
-            x_sorted, offsets, static_cast<const float*>(w1), static_cast<const float*>(v1),
-            shape.d_model, shape.n_ff, activation, act);
-    } else {
-        gate_up_kernel<<<grid, kThreads, 0, stream>>>(
-            x_sorted, offsets, static_cast<const __nv_bfloat16*>(w1),
-            static_cast<const __nv_bfloat16*>(v1), shape.d_model, shape.n_ff, activation, act);
-    }
+            x_sorted, offsets, static_cast<const T*>(weights.w1), static_cast<const T*>(weights.v1),
+            weights.w1_scales, weights.v1_scales, shape.d_model, shape.n_ff, activation, act);
+    });
     SLUICE_CUDA_CHECK(cudaGetLastError());
     return Status::ok_status();
 }
 
-Status expert_down(const float* act, const int32_t* offsets, const void* w2, DeviceDType type,
-                   const ExpertShape& shape, float* y, cudaStream_t stream) {
+Status expert_down(const float* act, const int32_t* offsets, const ExpertWeights& weights,
+                   const ExpertShape& shape, const DownSplit& split, float* y,
+                   cudaStream_t stream) {
     if (shape.n_slots == 0) {
         return Status::ok_status();
     }
-    if (shape.n_expert <= 0 || shape.d_model <= 0 || shape.n_ff <= 0 || shape.n_slots < 0) {
-        return invalid_argument("expert_down: bad shape");
+    SLUICE_RETURN_IF_ERROR(check_expert_args("expert_down", weights, shape));
+    if (streams_weights(weights, shape) && split.partial != nullptr &&
+        shape.n_slots <= split.max_slots) {
+        return skinny_down(act, offsets, weights, shape, split.partial, y, stream);
     }
     const dim3 grid(blocks_for(shape.d_model, kTileN), static_cast<unsigned>(shape.n_expert),
                     blocks_for(shape.n_slots, kTileM));
-    if (type == DeviceDType::kF32) {
-        down_kernel<<<grid, kThreads, 0, stream>>>(act, offsets, static_cast<const float*>(w2),
-                                                   shape.d_model, shape.n_ff, y);
-    } else {
-        down_kernel<<<grid, kThreads, 0, stream>>>(
-            act, offsets, static_cast<const __nv_bfloat16*>(w2), shape.d_model, shape.n_ff, y);
-    }
+    with_weight_type(weights.type, [&](auto tag) {
+        using T = decltype(tag);
+        down_kernel<<<grid, kThreads, 0, stream>>>(act, offsets, static_cast<const T*>(weights.w2),
+                                                   weights.w2_scales, shape.d_model, shape.n_ff,
+                                                   y);
+    });
     SLUICE_CUDA_CHECK(cudaGetLastError());
     return Status::ok_status();
 }

@@ -16,6 +16,14 @@
 //   unpermute_add      x[t] += Σ_j weight[t, j] · y[slot of (t, j)], added in expert order
 //                      like the CPU.
 //
+// The grouped products take one of three paths. The backend sends steps of at least
+// tensor_core_min_tokens tokens with bf16 or fp8 weights to the tensor cores (grouped_experts_tc,
+// tensor_core.cuh). Otherwise expert_gate_up and expert_down stream each active expert's weights
+// once for steps of at most kSkinnyExpertMaxTokens tokens, 16 bytes per load, with every slot of
+// the expert served from the same loads (skinny.cuh); the down product then splits each expert's
+// rows into kDownSplitRows-row parts summed in a fixed order, so results do not depend on timing.
+// Larger steps (f32 weights) run tiled kernels that stage weights and tokens in shared memory.
+//
 // Expert weights are the checkpoint's fused tensors, [n_expert * n_ff, d_model] of `type`.
 
 #include <cstdint>
@@ -51,17 +59,50 @@ struct ExpertShape {
     int64_t n_expert = 0;
     int64_t d_model = 0;
     int64_t n_ff = 0;
-    int64_t n_slots = 0;  // n_tokens * k: an upper bound of any expert's slot count
+    int64_t n_slots = 0;   // n_tokens * k
+    int64_t n_tokens = 0;  // an upper bound of any expert's slot count (one slot per token)
 };
 
-// x_sorted: [n_slots, d_model]; offsets: [n_expert + 1]; act: [n_slots, n_ff]
-Status expert_gate_up(const float* x_sorted, const int32_t* offsets, const void* w1, const void* v1,
-                      DeviceDType type, const ExpertShape& shape, GluActivation activation,
-                      float* act, cudaStream_t stream);
+// The experts' fused weights, [n_expert * n_ff, d_model] each, of one type. fp8 weights carry
+// fp32 scales per output channel: w1 and v1 per row ([n_expert * n_ff]), w2 per expert and
+// output column ([n_expert * d_model]); null for other types.
+struct ExpertWeights {
+    const void* w1 = nullptr;
+    const void* v1 = nullptr;
+    const void* w2 = nullptr;
+    const float* w1_scales = nullptr;
+    const float* v1_scales = nullptr;
+    const float* w2_scales = nullptr;
+    DeviceDType type = DeviceDType::kF32;
+};
 
-// act: [n_slots, n_ff]; w2: [n_expert * n_ff, d_model]; y: [n_slots, d_model]
-Status expert_down(const float* act, const int32_t* offsets, const void* w2, DeviceDType type,
-                   const ExpertShape& shape, float* y, cudaStream_t stream);
+// Steps of at most this many tokens take the weight-streaming path.
+inline constexpr int64_t kSkinnyExpertMaxTokens = 32;
+// Rows of w2_e one part of the split down product sums.
+inline constexpr int64_t kDownSplitRows = 512;
+
+// Scratch of the split down product: partial sums [n_parts, n_slots, d_model] fp32, where
+// n_parts = ceil(n_ff / kDownSplitRows), for up to `max_slots` slots. A step with more slots, or
+// none given, takes the tiled path.
+struct DownSplit {
+    float* partial = nullptr;
+    int64_t max_slots = 0;
+};
+
+// Floats DownSplit::partial needs for `max_slots` slots.
+inline int64_t down_split_floats(int64_t max_slots, int64_t d_model, int64_t n_ff) {
+    return max_slots * d_model * ((n_ff + kDownSplitRows - 1) / kDownSplitRows);
+}
+
+// x_sorted: [n_slots, d_model]; offsets: [n_expert + 1]; act: [n_slots, n_ff]
+Status expert_gate_up(const float* x_sorted, const int32_t* offsets, const ExpertWeights& weights,
+                      const ExpertShape& shape, GluActivation activation, float* act,
+                      cudaStream_t stream);
+
+// act: [n_slots, n_ff]; y: [n_slots, d_model]
+Status expert_down(const float* act, const int32_t* offsets, const ExpertWeights& weights,
+                   const ExpertShape& shape, const DownSplit& split, float* y,
+                   cudaStream_t stream);
 
 // x: [n_tokens, d]; experts, weights: [n_tokens, k]; pair_slot: [n_tokens * k];
 // y: [n_tokens * k, d]

@@ -49,6 +49,9 @@ Status embed_tokens(const void* table, DeviceDType type, const int32_t* tokens, 
         return n_tokens == 0 ? Status::ok_status()
                              : invalid_argument("embed_tokens: non-positive shape");
     }
+    if (type == DeviceDType::kF8E4M3) {
+        return invalid_argument("embed_tokens: the embedding is kept in f32 or bf16, not fp8");
+    }
     const dim3 grid(static_cast<unsigned>(n_tokens));
     if (type == DeviceDType::kF32) {
         embed_kernel<<<grid, 256, 0, stream>>>(static_cast<const float*>(table), tokens, d, out);

@@ -1,8 +1,16 @@
 #include "inference/cuda/step_buffers.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "inference/cuda/moe.cuh"
+#include "inference/gpu_memory_plan.h"
+
 namespace sluice::inference::cuda {
+
+static_assert(kSkinnyExpertMaxTokens == kGpuStreamedExpertMaxTokens &&
+                  kDownSplitRows == kGpuDownSplitRows,
+              "the memory plan sizes the split down product of moe.cuh");
 
 Status StepBuffers::allocate(const ModelConfig& c, int64_t tokens) {
     max_tokens = tokens;
@@ -23,6 +31,15 @@ Status StepBuffers::allocate(const ModelConfig& c, int64_t tokens) {
     SLUICE_RETURN_IF_ERROR(offsets.allocate((c.n_expert + 1) * 4));
     SLUICE_RETURN_IF_ERROR(pair_slot.allocate(tokens * k * 4));
     SLUICE_RETURN_IF_ERROR(slot_token.allocate(tokens * k * 4));
+    SLUICE_RETURN_IF_ERROR(x_hi.allocate(tokens * k * d * 2));
+    SLUICE_RETURN_IF_ERROR(x_lo.allocate(tokens * k * d * 2));
+    SLUICE_RETURN_IF_ERROR(up.allocate(tokens * k * c.n_ff * f));
+    SLUICE_RETURN_IF_ERROR(act_hi.allocate(tokens * k * c.n_ff * 2));
+    SLUICE_RETURN_IF_ERROR(act_lo.allocate(tokens * k * c.n_ff * 2));
+    SLUICE_RETURN_IF_ERROR(host_offsets.allocate(c.n_expert + 1));
+    down_partial_slots = std::min(tokens, kSkinnyExpertMaxTokens) * k;
+    SLUICE_RETURN_IF_ERROR(
+        down_partial.allocate(down_split_floats(down_partial_slots, d, c.n_ff) * f));
     // The reference's inv_freq: 1 / theta^(2i / head_dim) in fp32 (cpu::rope_table).
     const int64_t hd = c.head_dim();
     std::vector<float> freq(static_cast<size_t>(hd / 2));

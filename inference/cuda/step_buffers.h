@@ -6,6 +6,7 @@
 // Thread safety: owned by the backend's thread.
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -14,6 +15,37 @@
 #include "inference/model_config.h"
 
 namespace sluice::inference::cuda {
+
+// Page-locked host memory for int32 values (a device copy into it can be waited for on its own
+// stream), freed on destruction.
+class PinnedInts {
+public:
+    PinnedInts() = default;
+    PinnedInts(PinnedInts&& other) noexcept : ptr_(other.ptr_) { other.ptr_ = nullptr; }
+    PinnedInts& operator=(PinnedInts&& other) noexcept {
+        std::swap(ptr_, other.ptr_);
+        return *this;
+    }
+    PinnedInts(const PinnedInts&) = delete;
+    PinnedInts& operator=(const PinnedInts&) = delete;
+    ~PinnedInts() {
+        if (ptr_ != nullptr) {
+            (void)cudaFreeHost(ptr_);
+        }
+    }
+    Status allocate(int64_t count) {
+        void* fresh = nullptr;
+        SLUICE_CUDA_CHECK(cudaMallocHost(&fresh, static_cast<size_t>(count) * sizeof(int32_t)));
+        PinnedInts owned;
+        owned.ptr_ = static_cast<int32_t*>(fresh);
+        std::swap(ptr_, owned.ptr_);
+        return Status::ok_status();
+    }
+    int32_t* get() const { return ptr_; }
+
+private:
+    int32_t* ptr_ = nullptr;
+};
 
 struct StepBuffers {
     int64_t max_tokens = 0;
@@ -32,6 +64,17 @@ struct StepBuffers {
     DeviceBuffer pair_slot;      // [T * k] int32
     DeviceBuffer slot_token;     // [T * k] int32
     DeviceBuffer inv_freq;       // [head_dim / 2] RoPE inverse frequencies
+    DeviceBuffer down_partial;   // the split down product's partial sums (moe.cuh DownSplit)
+    int64_t down_partial_slots = 0;
+    // The tensor-core path (tensor_core.cuh): inputs as bf16 hi/lo [T * k, d], the up product
+    // [T * k, n_ff] fp32, the activation as bf16 hi/lo [T * k, n_ff], and the per-expert
+    // offsets read back to the host.
+    DeviceBuffer x_hi;
+    DeviceBuffer x_lo;
+    DeviceBuffer up;
+    DeviceBuffer act_hi;
+    DeviceBuffer act_lo;
+    PinnedInts host_offsets;
 
     Status allocate(const ModelConfig& config, int64_t tokens);
 };

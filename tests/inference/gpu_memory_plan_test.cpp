@@ -24,6 +24,10 @@ TEST_CASE("gpu memory plan: kv cache, activations and the refusal message") {
     CHECK(gpu_kv_cache_bytes(config, {16, 1000}) == 2LL * 40 * 1000 * 16 * 1024 * 4);
     CHECK(gpu_kv_cache_bytes(config, {16, 0}) == 0);
     CHECK(gpu_activation_bytes(config, 2) == 2 * gpu_activation_bytes(config, 1));
+    // The split down product's partial sums serve decode steps only (up to 32 tokens), so past
+    // them a token costs only its own buffers.
+    CHECK(gpu_activation_bytes(config, 64) - gpu_activation_bytes(config, 63) <
+          gpu_activation_bytes(config, 2) - gpu_activation_bytes(config, 1));
 
     const GpuMemoryPlan plan =
         plan_gpu_memory(config, 263LL << 30, 512, {16, 1000}, /*sampling_bytes=*/98LL << 20);

@@ -3,6 +3,7 @@
 // experts of ffn 10752, top-4) at a few tokens.
 #include <doctest/doctest.h>
 
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -10,6 +11,11 @@
 #include "inference/cpu/ops.h"
 #include "inference/cuda/dense.cuh"
 #include "inference/cuda/moe.cuh"
+#include "inference/cuda/quantize.cuh"
+#include "inference/cuda/skinny.cuh"
+#include "inference/cuda/step_buffers.h"
+#include "inference/cuda/tensor_core.cuh"
+#include "inference/dtype.h"
 
 namespace sluice::inference {
 namespace {
@@ -71,9 +77,20 @@ double act_ref(double g, cuda::GluActivation activation) {
     return 0.5 * g * (1.0 + std::erf(g / std::sqrt(2.0)));
 }
 
+// The three expert matrices as the reference reads them: value(which, index) with which 0 = w1,
+// 1 = v1, 2 = w2 and index into the fused [n_expert * n_ff, d] tensor.
+using WeightReader = std::function<double(int which, uint64_t index)>;
+
+WeightReader hashed_reader(float w_scale, float w2_scale) {
+    return [w_scale, w2_scale](int which, uint64_t index) -> double {
+        const uint64_t seed = which == 0 ? kSeedW1 : which == 1 ? kSeedV1 : kSeedW2;
+        return hashed_value(seed, index, which == 2 ? w2_scale : w_scale);
+    };
+}
+
 // One expert's output for one token row, in double: (act(h·w1_eᵀ) ⊙ (h·v1_eᵀ)) · w2_e.
 std::vector<double> expert_ref(const MoeShape& s, const float* ht, int64_t e,
-                               cuda::GluActivation activation, float w_scale, float w2_scale) {
+                               cuda::GluActivation activation, const WeightReader& weight) {
     std::vector<double> a(static_cast<size_t>(s.n_ff));
     for (int64_t f = 0; f < s.n_ff; ++f) {
         double g = 0;
@@ -81,8 +98,8 @@ std::vector<double> expert_ref(const MoeShape& s, const float* ht, int64_t e,
         const auto row = static_cast<uint64_t>((e * s.n_ff + f) * s.d);
         for (int64_t j = 0; j < s.d; ++j) {
             const auto at = row + static_cast<uint64_t>(j);
-            g += ht[j] * static_cast<double>(hashed_value(kSeedW1, at, w_scale));
-            u += ht[j] * static_cast<double>(hashed_value(kSeedV1, at, w_scale));
+            g += ht[j] * weight(0, at);
+            u += ht[j] * weight(1, at);
         }
         a[static_cast<size_t>(f)] = act_ref(g, activation) * u;
     }
@@ -91,23 +108,50 @@ std::vector<double> expert_ref(const MoeShape& s, const float* ht, int64_t e,
         const auto row = static_cast<uint64_t>((e * s.n_ff + f) * s.d);
         for (int64_t j = 0; j < s.d; ++j) {
             out[static_cast<size_t>(j)] +=
-                a[static_cast<size_t>(f)] *
-                hashed_value(kSeedW2, row + static_cast<uint64_t>(j), w2_scale);
+                a[static_cast<size_t>(f)] * weight(2, row + static_cast<uint64_t>(j));
         }
     }
     return out;
 }
 
+// The grouped products' three paths: weight streaming (decode-sized steps, split down product),
+// tiled, and the tensor cores (bf16 and fp8 weights only). A step may name a larger upper bound
+// of slots per expert than it has, which sends it down the tiled path.
+enum class ExpertPath { kStreamed, kTiled, kTensorCore };
+
+// The tensor-core path's scratch for `n_slots` slots, with a widening panel of a few rows.
+struct TcHarness {
+    cuda::CublasPtr handle;
+    cuda::DeviceBuffer x_hi, x_lo, panel, up, act_hi, act_lo;
+    cuda::PinnedInts offsets;
+    std::unique_ptr<cuda::TensorCoreGemm> gemm;
+    cuda::ExpertTcScratch expert;
+
+    TcHarness(int64_t n_slots, int64_t d, int64_t n_ff, int64_t n_expert) {
+        cublasHandle_t raw = nullptr;
+        REQUIRE(cublasCreate(&raw) == CUBLAS_STATUS_SUCCESS);
+        handle.reset(raw);
+        const int64_t panel_values = 3 * std::max(d, n_ff) + 5;  // several panels per matrix
+        REQUIRE(x_hi.allocate(n_slots * d * 2).ok());
+        REQUIRE(x_lo.allocate(n_slots * d * 2).ok());
+        REQUIRE(panel.allocate(panel_values * 2).ok());
+        REQUIRE(up.allocate(n_slots * n_ff * 4).ok());
+        REQUIRE(act_hi.allocate(n_slots * n_ff * 2).ok());
+        REQUIRE(act_lo.allocate(n_slots * n_ff * 2).ok());
+        REQUIRE(offsets.allocate(n_expert + 1).ok());
+        gemm = std::make_unique<cuda::TensorCoreGemm>(
+            raw, cuda::TensorCoreScratch{x_hi.get(), x_lo.get(), n_slots * d, panel.get(),
+                                         panel_values});
+        expert = {up.as<float>(), act_hi.get(), act_lo.get(), n_slots * n_ff, offsets.get()};
+    }
+};
+
 // Runs permute → gate/up → down → un-permute on the GPU and compares x with a double-precision
 // CPU evaluation of the reference formula, x += Σ_e w_e · ((act(h·w1_eᵀ) ⊙ (h·v1_eᵀ)) · w2_e),
-// with w2_e applied without a transpose. Weights are hashed, so the CPU reads them by index.
-void check_moe(const MoeShape& s, DeviceDType type, cuda::GluActivation activation) {
-    const float w_scale = 1.0f / std::sqrt(static_cast<float>(s.d));
-    const float w2_scale = 1.0f / std::sqrt(static_cast<float>(s.n_ff));
-    const int64_t n_w = s.n_expert * s.n_ff * s.d;
-    auto w1 = testing::upload_hashed(kSeedW1, n_w, w_scale, type);
-    auto v1 = testing::upload_hashed(kSeedV1, n_w, w_scale, type);
-    auto w2 = testing::upload_hashed(kSeedW2, n_w, w2_scale, type);
+// with w2_e applied without a transpose, reading the weights through `reference`.
+void run_moe_check(const MoeShape& s, const cuda::ExpertWeights& device_weights,
+                   const WeightReader& reference, cuda::GluActivation activation, ExpertPath path,
+                   double tolerance) {
     const auto h = random_floats(static_cast<size_t>(s.n_tokens * s.d), 31);
     const auto x0 = random_floats(h.size(), 32);
     // Routing from the CPU router on random logits.
@@ -127,15 +171,32 @@ void check_moe(const MoeShape& s, DeviceDType type, cuda::GluActivation activati
     DeviceVec<float> sorted(static_cast<size_t>(n_pairs * s.d)),
         act(static_cast<size_t>(n_pairs * s.n_ff)), y(static_cast<size_t>(n_pairs * s.d));
     const cuda::Permutation perm{offsets.get(), pair_slot.get(), slot_token.get()};
-    const cuda::ExpertShape shape{s.n_expert, s.d, s.n_ff, n_pairs};
+    const bool streamed = path == ExpertPath::kStreamed;
+    std::unique_ptr<TcHarness> tc;
+    if (path == ExpertPath::kTensorCore) {
+        tc = std::make_unique<TcHarness>(n_pairs, s.d, s.n_ff, s.n_expert);
+    }
+    const cuda::ExpertShape shape{s.n_expert, s.d, s.n_ff, n_pairs,
+                                  streamed ? s.n_tokens : cuda::kSkinnyExpertMaxTokens + 1};
+    DeviceVec<float> partial(
+        static_cast<size_t>(streamed ? cuda::down_split_floats(n_pairs, s.d, s.n_ff) : 1));
+    const cuda::DownSplit split{streamed ? partial.get() : nullptr, streamed ? n_pairs : 0};
     REQUIRE(cuda::permute_by_expert(dexperts.get(), s.n_tokens, s.k, s.n_expert, perm, dh.get(),
                                     s.d, sorted.get(), nullptr)
                 .ok());
-    REQUIRE(cuda::expert_gate_up(sorted.get(), offsets.get(), w1.get(), v1.get(), type, shape,
-                                 activation, act.get(), nullptr)
-                .ok());
-    REQUIRE(
-        cuda::expert_down(act.get(), offsets.get(), w2.get(), type, shape, y.get(), nullptr).ok());
+    if (tc != nullptr) {
+        REQUIRE(cuda::grouped_experts_tc(*tc->gemm, tc->expert, sorted.get(), offsets.get(),
+                                         device_weights, shape, activation, act.get(), y.get(),
+                                         nullptr)
+                    .ok());
+    } else {
+        REQUIRE(cuda::expert_gate_up(sorted.get(), offsets.get(), device_weights, shape,
+                                     activation, act.get(), nullptr)
+                    .ok());
+        REQUIRE(cuda::expert_down(act.get(), offsets.get(), device_weights, shape, split, y.get(),
+                                  nullptr)
+                    .ok());
+    }
     REQUIRE(cuda::unpermute_add(y.get(), pair_slot.get(), dexperts.get(), dweights.get(),
                                 s.n_tokens, s.k, s.d, dx.get(), nullptr)
                 .ok());
@@ -164,7 +225,7 @@ void check_moe(const MoeShape& s, DeviceDType type, cuda::GluActivation activati
                 for (int64_t p = w; p < n_pairs; p += n_threads) {
                     outs[static_cast<size_t>(p)] =
                         expert_ref(s, h.data() + p / s.k * s.d, experts[static_cast<size_t>(p)],
-                                   activation, w_scale, w2_scale);
+                                   activation, reference);
                 }
             });
         }
@@ -179,8 +240,47 @@ void check_moe(const MoeShape& s, DeviceDType type, cuda::GluActivation activati
         }
     }
     INFO("moe " << s.n_tokens << " tokens, " << s.n_expert << " experts top " << s.k << ", d "
-                << s.d << ", ffn " << s.n_ff << ", bf16 " << (type == DeviceDType::kBF16));
-    CHECK(relative_error(dx.host(), ref) <= 2e-5);
+                << s.d << ", ffn " << s.n_ff << ", type " << static_cast<int>(device_weights.type)
+                << (streamed ? ", streamed" : tc != nullptr ? ", tensor cores" : ", tiled"));
+    CHECK(relative_error(dx.host(), ref) <= tolerance);
+}
+
+// Hashed f32 or bf16 weights, both paths.
+void check_moe(const MoeShape& s, DeviceDType type, cuda::GluActivation activation) {
+    const float w_scale = 1.0f / std::sqrt(static_cast<float>(s.d));
+    const float w2_scale = 1.0f / std::sqrt(static_cast<float>(s.n_ff));
+    const int64_t n_w = s.n_expert * s.n_ff * s.d;
+    auto w1 = testing::upload_hashed(kSeedW1, n_w, w_scale, type);
+    auto v1 = testing::upload_hashed(kSeedV1, n_w, w_scale, type);
+    auto w2 = testing::upload_hashed(kSeedW2, n_w, w2_scale, type);
+    const cuda::ExpertWeights weights{w1.get(), v1.get(), w2.get(), nullptr, nullptr, nullptr,
+                                      type};
+    for (const ExpertPath path : {ExpertPath::kStreamed, ExpertPath::kTiled}) {
+        run_moe_check(s, weights, hashed_reader(w_scale, w2_scale), activation, path, 2e-5);
+    }
+    if (type == DeviceDType::kBF16) {
+        // Activations as two bf16 terms: within a few 1e-6 of fp32 (tensor_core.cuh).
+        run_moe_check(s, weights, hashed_reader(w_scale, w2_scale), activation,
+                      ExpertPath::kTensorCore, 3e-5);
+    }
+}
+
+// Downloads fp8 values and their scales and widens them as the kernels do.
+std::vector<double> dequantized(const cuda::DeviceBuffer& q, const DeviceVec<float>& scales,
+                                int64_t rows, int64_t cols, int64_t group_rows) {
+    std::vector<uint8_t> bits(static_cast<size_t>(rows * cols));
+    REQUIRE(cudaMemcpy(bits.data(), q.get(), bits.size(), cudaMemcpyDeviceToHost) == cudaSuccess);
+    const auto s = scales.host();
+    std::vector<double> out(bits.size());
+    for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) {
+            const float scale = group_rows > 0 ? s[static_cast<size_t>(r / group_rows * cols + c)]
+                                               : s[static_cast<size_t>(r)];
+            const auto i = static_cast<size_t>(r * cols + c);
+            out[i] = static_cast<double>(fp8_e4m3_to_f32(bits[i])) * scale;
+        }
+    }
+    return out;
 }
 
 }  // namespace
@@ -189,7 +289,111 @@ TEST_CASE("cuda grouped experts equal the reference formula on small shapes") {
     check_moe({1, 4, 1, 64, 96}, DeviceDType::kF32, cuda::GluActivation::kSilu);
     check_moe({9, 16, 4, 64, 96}, DeviceDType::kF32, cuda::GluActivation::kSilu);
     check_moe({40, 16, 4, 100, 70}, DeviceDType::kBF16, cuda::GluActivation::kSilu);
+    check_moe({70, 16, 4, 128, 256}, DeviceDType::kBF16, cuda::GluActivation::kGelu);
     check_moe({13, 8, 2, 128, 160}, DeviceDType::kF32, cuda::GluActivation::kGelu);
+    // 32 tokens on all 4 experts: 4 chunks of 8 slots per expert; 1100 rows of w2 make three
+    // parts of the split down product, the last one short.
+    check_moe({32, 4, 4, 128, 1100}, DeviceDType::kBF16, cuda::GluActivation::kSilu);
+}
+
+TEST_CASE("cuda fp8 quantisation: scales per row and per column, values within E4M3 rounding") {
+    const int64_t rows = 96;
+    const int64_t cols = 160;
+    const auto w = testing::random_bf16_exact(static_cast<size_t>(rows * cols), 61, 3.0f);
+    DeviceVec<uint16_t> src(testing::to_bf16(w));
+    for (const int64_t group_rows : {int64_t{0}, int64_t{32}}) {
+        cuda::DeviceBuffer q;
+        REQUIRE(q.allocate(rows * cols).ok());
+        DeviceVec<float> scales(static_cast<size_t>(group_rows > 0 ? rows / group_rows * cols : rows));
+        if (group_rows > 0) {
+            for (int64_t g = 0; g < rows / group_rows; ++g) {
+                REQUIRE(cuda::quantize_cols_fp8(src.get() + g * group_rows * cols,
+                                                DeviceDType::kBF16, group_rows, cols,
+                                                q.as<uint8_t>() + g * group_rows * cols,
+                                                scales.get() + g * cols, nullptr)
+                            .ok());
+            }
+        } else {
+            REQUIRE(cuda::quantize_rows_fp8(src.get(), DeviceDType::kBF16, rows, cols, q.get(),
+                                            scales.get(), nullptr)
+                        .ok());
+        }
+        const auto got = dequantized(q, scales, rows, cols, group_rows);
+        const auto s = scales.host();
+        double worst = 0;
+        bool max_hit = false;
+        for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t c = 0; c < cols; ++c) {
+                const auto i = static_cast<size_t>(r * cols + c);
+                const float scale = group_rows > 0 ? s[static_cast<size_t>(r / group_rows * cols + c)]
+                                                   : s[static_cast<size_t>(r)];
+                // 3 mantissa bits: half a unit in the last place is 1/16 of the value; values
+                // below E4M3's smallest normal (2^-6) round to a grid of 2^-9 (in units of scale).
+                // (1.001: the fp32 product value · (1 / scale) may land a hair past a tie.)
+                const double bound =
+                    1.001 * (std::fabs(w[i]) / 16.0 + scale * std::ldexp(1.0, -10));
+                worst = std::max(worst, std::fabs(got[i] - w[i]) / bound);
+                max_hit = max_hit || std::fabs(std::fabs(got[i]) / scale - 448.0) < 1e-3;
+            }
+        }
+        INFO("group rows " << group_rows);
+        CHECK(worst <= 1.0);
+        CHECK(max_hit);  // each channel's largest magnitude maps to E4M3's largest value
+    }
+}
+
+TEST_CASE("cuda grouped experts with fp8 weights equal the reference on the dequantised weights") {
+    const MoeShape s{11, 8, 2, 128, 600};
+    const int64_t n_w = s.n_expert * s.n_ff * s.d;
+    const float w_scale = 1.0f / std::sqrt(static_cast<float>(s.d));
+    const float w2_scale = 1.0f / std::sqrt(static_cast<float>(s.n_ff));
+    std::vector<cuda::DeviceBuffer> q(3);
+    std::vector<DeviceVec<float>> scales;
+    std::vector<std::vector<double>> host(3);
+    for (int which = 0; which < 3; ++which) {
+        const uint64_t seed = which == 0 ? kSeedW1 : which == 1 ? kSeedV1 : kSeedW2;
+        auto bf16 = testing::upload_hashed(seed, n_w, which == 2 ? w2_scale : w_scale,
+                                           DeviceDType::kBF16);
+        REQUIRE(q[static_cast<size_t>(which)].allocate(n_w).ok());
+        auto* out = q[static_cast<size_t>(which)].as<uint8_t>();
+        if (which < 2) {
+            scales.emplace_back(static_cast<size_t>(s.n_expert * s.n_ff));
+            REQUIRE(cuda::quantize_rows_fp8(bf16.get(), DeviceDType::kBF16, s.n_expert * s.n_ff,
+                                            s.d, out, scales.back().get(), nullptr)
+                        .ok());
+        } else {
+            scales.emplace_back(static_cast<size_t>(s.n_expert * s.d));
+            for (int64_t e = 0; e < s.n_expert; ++e) {
+                REQUIRE(cuda::quantize_cols_fp8(bf16.as<uint16_t>() + e * s.n_ff * s.d,
+                                                DeviceDType::kBF16, s.n_ff, s.d,
+                                                out + e * s.n_ff * s.d,
+                                                scales.back().get() + e * s.d, nullptr)
+                            .ok());
+            }
+        }
+        host[static_cast<size_t>(which)] =
+            dequantized(q[static_cast<size_t>(which)], scales.back(), s.n_expert * s.n_ff, s.d,
+                        which == 2 ? s.n_ff : 0);
+    }
+    const cuda::ExpertWeights weights{q[0].get(),       q[1].get(),       q[2].get(),
+                                      scales[0].get(),  scales[1].get(),  scales[2].get(),
+                                      DeviceDType::kF8E4M3};
+    const WeightReader reference = [&host](int which, uint64_t index) {
+        return host[static_cast<size_t>(which)][index];
+    };
+    for (const ExpertPath path : {ExpertPath::kStreamed, ExpertPath::kTiled}) {
+        run_moe_check(s, weights, reference, cuda::GluActivation::kSilu, path, 2e-5);
+    }
+    // On the tensor cores an fp8 weight is widened to bf16 with its scale folded in: one rounding
+    // of 2^-9 relative per weight (measured 2.5e-4 here on an H200), far below fp8's own.
+    run_moe_check(s, weights, reference, cuda::GluActivation::kSilu, ExpertPath::kTensorCore,
+                  5e-3);
+    // Scales are required with fp8, refused with other types.
+    cuda::ExpertWeights unscaled = weights;
+    unscaled.w2_scales = nullptr;
+    const cuda::ExpertShape shape{s.n_expert, s.d, s.n_ff, s.n_tokens * s.k, s.n_tokens};
+    CHECK(cuda::expert_down(nullptr, nullptr, unscaled, shape, {}, nullptr, nullptr).code() ==
+          StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("cuda grouped experts equal the reference formula at DBRX's shape (bf16)") {
@@ -229,29 +433,88 @@ void check_dense(int64_t rows, int64_t k, int64_t row_begin, int64_t n_rows, int
     cuda::CublasPtr owned(handle);
     REQUIRE(cublasSetMathMode(handle, CUBLAS_PEDANTIC_MATH) == CUBLAS_STATUS_SUCCESS);
     DeviceVec<float> panel(static_cast<size_t>(panel_floats)), dx(x), wf(w);
-    DeviceVec<uint16_t> wb(testing::to_bf16(w));
+    DeviceVec<uint16_t> wb(testing::to_bf16(w)), x_hi(static_cast<size_t>(m * k)),
+        x_lo(static_cast<size_t>(m * k));
+    const cuda::TensorCoreGemm tensor_cores(
+        handle, {x_hi.get(), x_lo.get(), m * k, panel.get(), panel_floats * 2});
     for (const auto type : {DeviceDType::kF32, DeviceDType::kBF16}) {
-        DeviceVec<float> dy(y0);
-        cuda::DenseMatmul dense(handle, panel.get(), panel_floats);
-        const void* data =
-            type == DeviceDType::kF32 ? static_cast<const void*>(wf.get()) : wb.get();
-        REQUIRE(
-            dense
-                .run({{data, type, rows, k}, row_begin, n_rows, dx.get(), m, dy.get(), ldy, beta},
-                     nullptr)
-                .ok());
-        INFO("dense " << m << " x " << k << " -> " << n_rows << ", bf16 "
-                      << (type == DeviceDType::kBF16) << ", panel " << panel_floats);
-        CHECK(relative_error(dy.host(), ref) <= 1e-5);
+        for (const bool with_tensor_cores : {false, true}) {
+            DeviceVec<float> dy(y0);
+            cuda::DenseMatmul dense(handle, panel.get(), panel_floats,
+                                    with_tensor_cores ? &tensor_cores : nullptr);
+            const void* data =
+                type == DeviceDType::kF32 ? static_cast<const void*>(wf.get()) : wb.get();
+            REQUIRE(dense
+                        .run({{data, type, rows, k}, row_begin, n_rows, dx.get(), m, dy.get(),
+                              ldy, beta},
+                             nullptr)
+                        .ok());
+            INFO("dense " << m << " x " << k << " -> " << n_rows << ", bf16 "
+                          << (type == DeviceDType::kBF16) << ", panel " << panel_floats
+                          << ", tensor cores " << with_tensor_cores);
+            // The tensor cores take bf16 weights of more than kSkinnyMaxTokens tokens, with the
+            // activations as two bf16 terms (tensor_core.cuh): a few 1e-6 from fp32.
+            CHECK(relative_error(dy.host(), ref) <= (with_tensor_cores ? 3e-5 : 1e-5));
+        }
     }
 }
 
 }  // namespace
 
 TEST_CASE("cuda dense products equal the reference, panels and residual included") {
-    check_dense(300, 64, 0, 300, 5, 0.0f, 64 * 7);     // many widening panels
-    check_dense(300, 64, 17, 100, 3, 1.0f, 64 * 300);  // a row range, added to y
-    check_dense(16, 6144, 0, 16, 1, 0.0f, 1 << 24);    // router of DBRX
+    // Up to kSkinnyMaxTokens tokens stream the weights; more go to cuBLAS.
+    check_dense(300, 64, 0, 300, 5, 0.0f, 64 * 7);      // streamed
+    check_dense(300, 64, 0, 300, 12, 0.0f, 64 * 7);     // cuBLAS, many widening panels
+    check_dense(300, 64, 17, 100, 3, 1.0f, 64 * 300);   // a row range, added to y
+    check_dense(300, 64, 17, 101, 9, 1.0f, 64 * 300);   // the same through cuBLAS
+    check_dense(301, 64, 0, 301, 8, 0.0f, 64 * 300);    // 8 tokens; a last warp of 1 row
+    check_dense(16, 6144, 0, 16, 1, 0.0f, 1 << 24);     // router of DBRX
+    check_dense(40, 100, 0, 40, 2, 0.0f, 100 * 40);     // rows of 100: not 16-byte multiples
+}
+
+TEST_CASE("cuda dense products with fp8 weights equal the reference on the dequantised weights") {
+    const int64_t rows = 200;
+    const int64_t k = 256;
+    const auto w = testing::random_bf16_exact(static_cast<size_t>(rows * k), 71);
+    DeviceVec<uint16_t> src(testing::to_bf16(w));
+    cuda::DeviceBuffer q;
+    REQUIRE(q.allocate(rows * k).ok());
+    DeviceVec<float> scales(static_cast<size_t>(rows));
+    REQUIRE(cuda::quantize_rows_fp8(src.get(), DeviceDType::kBF16, rows, k, q.get(), scales.get(),
+                                    nullptr)
+                .ok());
+    const auto deq = dequantized(q, scales, rows, k, 0);
+    const std::vector<float> wf(deq.begin(), deq.end());
+    cublasHandle_t handle = nullptr;
+    REQUIRE(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS);
+    cuda::CublasPtr owned(handle);
+    REQUIRE(cublasSetMathMode(handle, CUBLAS_PEDANTIC_MATH) == CUBLAS_STATUS_SUCCESS);
+    const int64_t panel_floats = k * 64;
+    DeviceVec<float> panel(static_cast<size_t>(panel_floats));
+    DeviceVec<uint16_t> x_hi(static_cast<size_t>(20 * k)), x_lo(static_cast<size_t>(20 * k));
+    // A panel of 70 bf16 rows: the 150 rows take three.
+    const cuda::TensorCoreGemm tensor_cores(handle,
+                                            {x_hi.get(), x_lo.get(), 20 * k, panel.get(), 70 * k});
+    for (const int64_t m : {int64_t{1}, int64_t{6}, int64_t{20}, int64_t{-20}}) {
+        // -20: 20 tokens on the tensor cores.
+        const bool with_tensor_cores = m < 0;
+        const int64_t n = std::abs(m);
+        const auto x = random_floats(static_cast<size_t>(n * k), 72);
+        const int64_t ldy = 150;
+        const auto y0 = random_floats(static_cast<size_t>(n * ldy), 73);
+        const auto ref = dense_ref(wf, k, 30, 150, x, n, y0, ldy, 1.0f);
+        DeviceVec<float> dx(x), dy(y0);
+        cuda::DenseMatmul dense(handle, panel.get(), panel_floats,
+                                with_tensor_cores ? &tensor_cores : nullptr);
+        REQUIRE(dense
+                    .run({{q.get(), DeviceDType::kF8E4M3, rows, k, scales.get()}, 30, 150,
+                          dx.get(), n, dy.get(), ldy, 1.0f},
+                         nullptr)
+                    .ok());
+        INFO("fp8 dense, " << n << " tokens, tensor cores " << with_tensor_cores);
+        // On the tensor cores the widened weight is rounded to bf16 once with its scale.
+        CHECK(relative_error(dy.host(), ref) <= (with_tensor_cores ? 5e-3 : 1e-5));
+    }
 }
 
 TEST_CASE("cuda dense product at DBRX's Wqkv shape (8192 x 6144, bf16)") {

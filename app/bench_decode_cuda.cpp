@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "app/bench_report.h"
+#include "app/model_commands.h"
 #include "inference/cuda_backend.h"
 #include "inference/devices.h"
 #include "inference/model_config.h"
@@ -63,17 +64,15 @@ Result<std::vector<int>> parse_int_list(const std::string& text, const char* wha
     return values;
 }
 
+// The names `--weights` takes on the other commands (model_commands.h), less those the CUDA
+// backend refuses (int8) or that mean nothing for generated weights (stored).
 Result<inference::WeightFormat> parse_format(const std::string& name) {
-    if (name == "bf16") {
-        return inference::WeightFormat::kBF16;
+    const auto& formats = weight_formats();
+    const auto found = formats.find(name);
+    if (found == formats.end() || name == "int8" || name == "stored") {
+        return invalid_argument("--weights: '" + name + "' is not one of bf16, fp8, f32");
     }
-    if (name == "fp8") {
-        return inference::WeightFormat::kF8E4M3;
-    }
-    if (name == "f32") {
-        return inference::WeightFormat::kF32;
-    }
-    return invalid_argument("--weights: '" + name + "' is not one of bf16, fp8, f32");
+    return found->second;
 }
 
 // Datasheet HBM bandwidth by product name, GB/s; 0 when unknown.

@@ -38,6 +38,11 @@ public:
     bool matches(const Metadata& metadata) const;
     bool matches_all() const { return op_ == Op::kAll; }
     Op op() const { return op_; }
+    // The parts of the tree, for planners that look inside (FilterPostings): the field of a
+    // leaf, its values (equals: 1, in: n, prefix: 1 text) and the children of and/or/not.
+    const std::string& field() const { return field_; }
+    const std::vector<MetaValue>& values() const { return values_; }
+    const std::vector<Filter>& children() const { return children_; }
 
     // A readable form for logs and errors: (year >= 2020 and not (lang = "de")).
     std::string describe() const;

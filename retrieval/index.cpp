@@ -173,6 +173,7 @@ void Index::add_info(const Chunk& chunk) {
     info.metadata.try_emplace("uri", chunk.uri);
     info.metadata.try_emplace("title", chunk.title);
     info.acl = chunk.acl;
+    postings_.add(chunk.id, info.metadata, info.acl);
     chunks_[chunk.id] = std::move(info);
 }
 
@@ -226,17 +227,16 @@ Status Index::load() {
         ++documents_;
         return true;
     }));
-    std::size_t replayed = 0;
+    // The changes after the snapshot go back into FAISS as one removal and one add (see
+    // VectorIndex::replay for why their order does not matter).
+    std::vector<std::uint64_t> replay_added;
+    std::vector<std::uint64_t> replay_removed;
     SLUICE_RETURN_IF_ERROR(store_->for_each_change_after(
         snapshot_seq, [&](std::uint64_t, ChangeOp op, std::uint64_t id) {
-            Status applied = op == ChangeOp::kAdd ? vectors_->replay_add(id)
-                                                  : vectors_->replay_remove(id);
-            if (!applied.ok() && visit_status.ok()) {
-                visit_status = applied;
-            }
-            ++replayed;
+            (op == ChangeOp::kAdd ? replay_added : replay_removed).push_back(id);
         }));
-    SLUICE_RETURN_IF_ERROR(visit_status);
+    const std::size_t replayed = replay_added.size() + replay_removed.size();
+    SLUICE_RETURN_IF_ERROR(vectors_->replay(replay_added, replay_removed));
     SLUICE_ASSIGN_OR_RETURN(std::size_t fixed, vectors_->finish_restore());
     if (from_snapshot && fixed > 0) {
         log::warn("retrieval", "vector snapshot disagreed with the chunk store; reconciled",
@@ -464,23 +464,32 @@ Result<ApplyStats> Index::apply(const IndexWrite& write) {
     out.sequence = store_->sequence();
     // The store holds the change; a failure below leaves memory behind the store, which the
     // next open() repairs, so it is reported as internal.
+    // The vector index takes the whole write as one removal and one FAISS add.
     for (auto id : removed) {
         lexical_.remove(id);
-        chunks_.erase(id);
-        SLUICE_RETURN_IF_ERROR(vectors_->remove(id));
+        auto info = chunks_.find(id);
+        if (info != chunks_.end()) {
+            postings_.remove(id, info->second.metadata, info->second.acl);
+            chunks_.erase(info);
+        }
     }
+    SLUICE_RETURN_IF_ERROR(vectors_->remove_batch(removed));
     stats.chunks_removed = removed.size();
+    std::vector<std::uint64_t> vector_ids;
+    std::vector<Vector> vectors;
     for (Prepared& p : prepared) {
         for (std::size_t i = 0; i < p.chunks.size(); ++i) {
             const Chunk& chunk = p.chunks[i];
             lexical_.add(chunk.id, p.terms[i]);
             add_info(chunk);
             if (!p.vectors[i].empty()) {
-                SLUICE_RETURN_IF_ERROR(vectors_->add(chunk.id, p.vectors[i]));
+                vector_ids.push_back(chunk.id);
+                vectors.push_back(std::move(p.vectors[i]));
             }
             ++stats.chunks_added;
         }
     }
+    SLUICE_RETURN_IF_ERROR(vectors_->add_batch(vector_ids, vectors));
     documents_ += new_documents;
     documents_ -= found;
     out.commit_seconds = std::chrono::duration<double>(Clock::now() - commit_start).count();
@@ -557,7 +566,13 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
         lexical = lexical_.search(analyzer_->analyze(query.text), depth, &allow);
     }
     if (wants_vector) {
-        SLUICE_ASSIGN_OR_RETURN(nearest, vectors_->search(vector, depth, &allow));
+        // A filter or an ACL that admits few chunks names them through the posting lists, and
+        // the vector search scans only those (the predicate still checks each before scoring).
+        auto candidates = postings_.candidates(query.filter, reader,
+                                               vectors_->options().filter_exact_max);
+        SLUICE_ASSIGN_OR_RETURN(
+            nearest, vectors_->search(vector, depth, &allow, nullptr,
+                                      candidates ? &*candidates : nullptr));
     }
     std::vector<FusedId> ranked;
     if (query.mode == QueryMode::kHybrid) {

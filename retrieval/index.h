@@ -5,7 +5,9 @@
 //
 // Access control: every chunk carries its document's Acl. A query runs as a Reader; a chunk the
 // reader may not read is refused by the same predicate that applies the metadata filter, inside
-// both searches, before scoring: it never reaches a score, a result or a log line.
+// both searches, before scoring: it never reaches a score, a result or a log line. When the
+// filter or the reader's ACL admits few chunks (FilterPostings), the vector search scans only
+// those candidates, still through the same predicate.
 //
 // Consistency: upsert() and remove() commit one atomic chunk-store batch, then update the
 // in-memory indexes before they return, under the index's exclusive lock; a query holds the
@@ -32,6 +34,7 @@
 #include "retrieval/chunker.h"
 #include "retrieval/embedder.h"
 #include "retrieval/filter.h"
+#include "retrieval/filter_postings.h"
 #include "retrieval/index_settings.h"
 #include "retrieval/lexical_index.h"
 #include "retrieval/text_analyzer.h"
@@ -194,6 +197,7 @@ private:
     LexicalIndex lexical_;                                  // GUARDED_BY(mutex_)
     std::unique_ptr<VectorIndex> vectors_;                  // GUARDED_BY(mutex_)
     std::unordered_map<std::uint64_t, ChunkInfo> chunks_;   // GUARDED_BY(mutex_)
+    FilterPostings postings_;  // GUARDED_BY(mutex_); the ids of chunks_ by metadata and ACL
     std::size_t documents_ = 0;                             // GUARDED_BY(mutex_)
     std::uint64_t snapshot_sequence_ = 0;                   // GUARDED_BY(mutex_)
 };

@@ -208,58 +208,103 @@ std::size_t VectorIndex::tombstones() const {
     return state_->dead_count;
 }
 
-Status VectorIndex::add_to_faiss(State& state, std::uint64_t id, const Vector& vector) const {
+Status VectorIndex::add_to_faiss(State& state, const std::vector<std::uint64_t>& ids,
+                                 const float* vectors, int threads) const {
+    if (ids.empty()) {
+        return Status::ok_status();
+    }
+    auto n = static_cast<faiss::Index::idx_t>(ids.size());
+    // The calling thread's OpenMP setting sizes FAISS's parallel regions; it goes back to one
+    // thread afterwards, as every entry point expects.
+    omp_set_num_threads(std::max(1, threads));
     try {
         if (kind_ == Kind::kIvf) {
-            if (!state.index->is_trained) {
-                return Status::ok_status();  // held in live_ until training
+            if (state.index->is_trained) {  // else held in live_ until training
+                std::vector<faiss::Index::idx_t> labels(ids.begin(), ids.end());
+                state.index->add_with_ids(n, vectors, labels.data());
+                state.ivf_ids.insert(ids.begin(), ids.end());
             }
-            auto label = static_cast<faiss::Index::idx_t>(id);
-            state.index->add_with_ids(1, vector.data(), &label);
-            state.ivf_ids.insert(id);
-            return Status::ok_status();
+        } else {
+            state.index->add(n, vectors);
+            state.ids.reserve(state.ids.size() + ids.size());
+            state.dead.reserve(state.dead.size() + ids.size());
+            for (std::uint64_t id : ids) {
+                state.position[id] = static_cast<std::int64_t>(state.ids.size());
+                state.ids.push_back(id);
+                state.dead.push_back(0);
+            }
         }
-        state.index->add(1, vector.data());
-        state.position[id] = static_cast<std::int64_t>(state.ids.size());
-        state.ids.push_back(id);
-        state.dead.push_back(0);
     } catch (const std::exception& e) {
-        return internal_error("faiss add of vector " + std::to_string(id) + ": " + e.what());
+        omp_set_num_threads(1);
+        return internal_error("faiss add of " + std::to_string(ids.size()) + " vectors (first " +
+                              std::to_string(ids.front()) + "): " + e.what());
     }
+    omp_set_num_threads(1);
     return Status::ok_status();
 }
 
-Status VectorIndex::remove_from_faiss(State& state, std::uint64_t id) const {
+Status VectorIndex::add_to_faiss(State& state, std::uint64_t id, const Vector& vector) const {
+    return add_to_faiss(state, std::vector<std::uint64_t>{id}, vector.data(), 1);
+}
+
+Status VectorIndex::remove_from_faiss(State& state, const std::vector<std::uint64_t>& ids) const {
     try {
         if (kind_ == Kind::kIvf) {
-            if (state.ivf_ids.erase(id) != 0) {
-                faiss::IDSelectorRange one(static_cast<faiss::Index::idx_t>(id),
-                                           static_cast<faiss::Index::idx_t>(id) + 1);
-                state.index->remove_ids(one);
+            std::vector<faiss::Index::idx_t> labels;
+            for (std::uint64_t id : ids) {
+                if (state.ivf_ids.erase(id) != 0) {
+                    labels.push_back(static_cast<faiss::Index::idx_t>(id));
+                }
+            }
+            if (!labels.empty()) {
+                faiss::IDSelectorBatch batch(labels.size(), labels.data());
+                state.index->remove_ids(batch);
             }
             return Status::ok_status();
         }
-        auto found = state.position.find(id);
-        if (found == state.position.end()) {
+        std::vector<faiss::Index::idx_t> positions;
+        for (std::uint64_t id : ids) {
+            auto found = state.position.find(id);
+            if (found == state.position.end()) {
+                continue;
+            }
+            positions.push_back(found->second);
+            state.position.erase(found);
+        }
+        if (positions.empty()) {
             return Status::ok_status();
         }
-        std::int64_t position = found->second;
-        state.position.erase(found);
         if (kind_ == Kind::kHnsw) {
-            state.dead[static_cast<std::size_t>(position)] = 1;
-            ++state.dead_count;
+            for (auto position : positions) {
+                state.dead[static_cast<std::size_t>(position)] = 1;
+            }
+            state.dead_count += positions.size();
             return Status::ok_status();
         }
-        // Code arrays compact on removal: every later position moves down by one.
-        faiss::IDSelectorRange one(position, position + 1);
-        state.index->remove_ids(one);
-        state.ids.erase(state.ids.begin() + position);
-        state.dead.erase(state.dead.begin() + position);
-        for (auto p = static_cast<std::size_t>(position); p < state.ids.size(); ++p) {
-            state.position[state.ids[p]] = static_cast<std::int64_t>(p);
+        // Code arrays compact on removal, keeping the order of what stays: one pass over the
+        // codes and the id table for the whole batch, then the moved positions are renumbered.
+        faiss::IDSelectorBatch batch(positions.size(), positions.data());
+        state.index->remove_ids(batch);
+        std::sort(positions.begin(), positions.end());
+        auto first = static_cast<std::size_t>(positions.front());
+        std::size_t kept = first;
+        std::size_t next_removed = 0;
+        for (std::size_t p = first; p < state.ids.size(); ++p) {
+            if (next_removed < positions.size() &&
+                static_cast<std::size_t>(positions[next_removed]) == p) {
+                ++next_removed;
+                continue;
+            }
+            state.ids[kept] = state.ids[p];
+            state.dead[kept] = state.dead[p];
+            state.position[state.ids[kept]] = static_cast<std::int64_t>(kept);
+            ++kept;
         }
+        state.ids.resize(kept);
+        state.dead.resize(kept);
     } catch (const std::exception& e) {
-        return internal_error("faiss remove of vector " + std::to_string(id) + ": " + e.what());
+        return internal_error("faiss remove of " + std::to_string(ids.size()) + " vectors: " +
+                              e.what());
     }
     return Status::ok_status();
 }
@@ -293,42 +338,90 @@ Status VectorIndex::maybe_train(State& state) {
 
 // Every entry point pins OpenMP to one thread on its calling thread: requests already run in
 // parallel, and FAISS's parallel regions on small batches cost more in thread wake-ups than they
-// save (and oversubscribe the cores under concurrent requests).
+// save (and oversubscribe the cores under concurrent requests). A batch add is the exception
+// that `add_threads` allows.
 Status VectorIndex::add(std::uint64_t id, const Vector& vector) {
+    return add_batch({id}, {vector});
+}
+
+Status VectorIndex::add_batch(const std::vector<std::uint64_t>& ids,
+                              const std::vector<Vector>& vectors) {
     omp_set_num_threads(1);
-    if (vector.size() != options_.dimension) {
-        return invalid_argument("vector of " + std::to_string(vector.size()) +
-                                " floats, expected " + std::to_string(options_.dimension));
+    if (ids.size() != vectors.size()) {
+        return invalid_argument("batch of " + std::to_string(ids.size()) + " ids and " +
+                                std::to_string(vectors.size()) + " vectors, expected as many");
     }
-    Vector stored = vector;
-    if (options_.metric == Metric::kCosine) {
-        l2_normalize(stored);
+    for (std::size_t i = 0; i < vectors.size(); ++i) {
+        if (vectors[i].size() != options_.dimension) {
+            return invalid_argument("vector " + std::to_string(ids[i]) + " of " +
+                                    std::to_string(vectors[i].size()) + " floats, expected " +
+                                    std::to_string(options_.dimension));
+        }
     }
-    {
-        std::unique_lock lock(*mutex_);
+    // Of equal ids the last wins; the batch keeps first-seen order.
+    std::unordered_map<std::uint64_t, std::size_t> last_of;
+    last_of.reserve(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        last_of[ids[i]] = i;
+    }
+    std::vector<std::uint64_t> batch_ids;
+    batch_ids.reserve(last_of.size());
+    std::vector<float> data;  // [batch, dimension], normalised for cosine
+    data.reserve(last_of.size() * options_.dimension);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (last_of[ids[i]] != i) {
+            continue;
+        }
+        batch_ids.push_back(ids[i]);
+        if (options_.metric == Metric::kCosine) {
+            Vector normalised = vectors[i];
+            l2_normalize(normalised);
+            data.insert(data.end(), normalised.begin(), normalised.end());
+        } else {
+            data.insert(data.end(), vectors[i].begin(), vectors[i].end());
+        }
+    }
+    std::unique_lock lock(*mutex_);
+    std::vector<std::uint64_t> replaced;
+    for (std::uint64_t id : batch_ids) {
         if (live_.count(id) != 0) {
-            SLUICE_RETURN_IF_ERROR(remove_from_faiss(*state_, id));
-        }
-        SLUICE_RETURN_IF_ERROR(add_to_faiss(*state_, id, stored));
-        live_[id] = std::move(stored);
-        SLUICE_RETURN_IF_ERROR(maybe_train(*state_));
-        if (rebuilding_) {
-            changed_during_rebuild_.push_back(id);
+            replaced.push_back(id);
         }
     }
-    return Status::ok_status();
+    SLUICE_RETURN_IF_ERROR(remove_from_faiss(*state_, replaced));
+    SLUICE_RETURN_IF_ERROR(add_to_faiss(*state_, batch_ids, data.data(), options_.add_threads));
+    for (std::size_t i = 0; i < batch_ids.size(); ++i) {
+        const float* row = data.data() + i * options_.dimension;
+        live_[batch_ids[i]] = Vector(row, row + options_.dimension);
+    }
+    if (rebuilding_) {
+        changed_during_rebuild_.insert(changed_during_rebuild_.end(), batch_ids.begin(),
+                                       batch_ids.end());
+    }
+    return maybe_train(*state_);
 }
 
 Status VectorIndex::remove(std::uint64_t id) {
+    return remove_batch({id});
+}
+
+Status VectorIndex::remove_batch(const std::vector<std::uint64_t>& ids) {
     omp_set_num_threads(1);
     {
         std::unique_lock lock(*mutex_);
-        if (live_.erase(id) == 0) {
+        std::vector<std::uint64_t> removed;
+        for (std::uint64_t id : ids) {
+            if (live_.erase(id) != 0) {
+                removed.push_back(id);
+            }
+        }
+        if (removed.empty()) {
             return Status::ok_status();
         }
-        SLUICE_RETURN_IF_ERROR(remove_from_faiss(*state_, id));
+        SLUICE_RETURN_IF_ERROR(remove_from_faiss(*state_, removed));
         if (rebuilding_) {
-            changed_during_rebuild_.push_back(id);
+            changed_during_rebuild_.insert(changed_during_rebuild_.end(), removed.begin(),
+                                           removed.end());
         }
     }
     maybe_start_rebuild();
@@ -343,7 +436,8 @@ double VectorIndex::similarity(const float* a, const float* b) const {
 }
 
 std::vector<ScoredId> VectorIndex::exact_scan(
-    const float* query, std::size_t k, const std::function<bool(std::uint64_t)>* allow) const {
+    const float* query, std::size_t k, const std::function<bool(std::uint64_t)>* allow,
+    const std::vector<std::uint64_t>* candidates) const {
     auto better = [](const ScoredId& a, const ScoredId& b) {
         return a.score != b.score ? a.score > b.score : a.id < b.id;
     };
@@ -359,7 +453,18 @@ std::vector<ScoredId> VectorIndex::exact_scan(
         }
     };
     const State& state = *state_;
-    if (kind_ == Kind::kIvf) {
+    if (candidates != nullptr) {
+        // Only the caller's candidates: removed ids are not live, so tombstones never score.
+        for (std::uint64_t id : *candidates) {
+            if (allow != nullptr && !(*allow)(id)) {
+                continue;
+            }
+            auto found = live_.find(id);
+            if (found != live_.end()) {
+                consider(id, found->second);
+            }
+        }
+    } else if (kind_ == Kind::kIvf) {
         for (const auto& [id, vector] : live_) {
             if (allow == nullptr || (*allow)(id)) {
                 consider(id, vector);
@@ -421,9 +526,9 @@ double VectorIndex::estimate_selectivity(const std::function<bool(std::uint64_t)
     return seen == 0 ? 1.0 : static_cast<double>(hits) / static_cast<double>(seen);
 }
 
-Result<std::vector<ScoredId>> VectorIndex::search(const Vector& query, std::size_t k,
-                                                  const std::function<bool(std::uint64_t)>* allow,
-                                                  SearchPlan* plan) const {
+Result<std::vector<ScoredId>> VectorIndex::search(
+    const Vector& query, std::size_t k, const std::function<bool(std::uint64_t)>* allow,
+    SearchPlan* plan, const std::vector<std::uint64_t>* candidates) const {
     SearchPlan ignored;
     SearchPlan& how = plan != nullptr ? *plan : ignored;
     how = SearchPlan{};
@@ -441,6 +546,13 @@ Result<std::vector<ScoredId>> VectorIndex::search(const Vector& query, std::size
         return std::vector<ScoredId>();
     }
     const State& state = *state_;
+    if (candidates != nullptr) {
+        how.exact = true;
+        how.candidates = candidates->size();
+        how.selectivity = std::min(1.0, static_cast<double>(candidates->size()) /
+                                            static_cast<double>(live_.size()));
+        return exact_scan(q.data(), k, allow, candidates);
+    }
     // Small indexes and untrained IVF are scanned: exact, and cheaper than a graph walk.
     bool untrained = kind_ == Kind::kIvf && !state.index->is_trained;
     if (untrained || live_.size() <= std::max<std::size_t>(4 * k, 256)) {
@@ -511,26 +623,35 @@ void VectorIndex::restore_live(std::uint64_t id, Vector vector) {
     live_[id] = std::move(vector);
 }
 
-Status VectorIndex::replay_add(std::uint64_t id) {
+Status VectorIndex::replay(const std::vector<std::uint64_t>& added,
+                           const std::vector<std::uint64_t>& removed) {
+    omp_set_num_threads(1);
     std::unique_lock lock(*mutex_);
-    auto found = live_.find(id);
-    if (found == live_.end()) {
-        return Status::ok_status();  // removed again later; its remove follows in the log
+    State& state = *state_;
+    std::vector<std::uint64_t> gone;
+    for (std::uint64_t id : removed) {
+        if (live_.count(id) == 0) {
+            gone.push_back(id);
+        }
     }
-    bool present = kind_ == Kind::kIvf ? state_->ivf_ids.count(id) != 0
-                                       : state_->position.count(id) != 0;
-    if (!present) {
-        SLUICE_RETURN_IF_ERROR(add_to_faiss(*state_, id, found->second));
+    SLUICE_RETURN_IF_ERROR(remove_from_faiss(state, gone));
+    std::vector<std::uint64_t> missing;
+    std::vector<float> data;
+    std::unordered_set<std::uint64_t> seen;
+    for (std::uint64_t id : added) {
+        auto found = live_.find(id);
+        if (found == live_.end() || !seen.insert(id).second) {
+            continue;  // removed again later (its remove is in `removed`), or listed twice
+        }
+        bool present = kind_ == Kind::kIvf ? state.ivf_ids.count(id) != 0
+                                           : state.position.count(id) != 0;
+        if (!present) {
+            missing.push_back(id);
+            data.insert(data.end(), found->second.begin(), found->second.end());
+        }
     }
-    return maybe_train(*state_);
-}
-
-Status VectorIndex::replay_remove(std::uint64_t id) {
-    std::unique_lock lock(*mutex_);
-    if (live_.count(id) != 0) {
-        return Status::ok_status();
-    }
-    return remove_from_faiss(*state_, id);
+    SLUICE_RETURN_IF_ERROR(add_to_faiss(state, missing, data.data(), options_.add_threads));
+    return maybe_train(state);
 }
 
 Result<std::size_t> VectorIndex::finish_restore() {
@@ -553,20 +674,23 @@ Result<std::size_t> VectorIndex::finish_restore() {
                 }
             }
         }
-        for (auto id : stale) {
-            SLUICE_RETURN_IF_ERROR(remove_from_faiss(state, id));
-        }
+        SLUICE_RETURN_IF_ERROR(remove_from_faiss(state, stale));
         fixed += stale.size();
         bool trained = kind_ != Kind::kIvf || state.index->is_trained;
         if (trained) {
+            std::vector<std::uint64_t> missing;
+            std::vector<float> data;
             for (const auto& [id, vector] : live_) {
                 bool present = kind_ == Kind::kIvf ? state.ivf_ids.count(id) != 0
                                                    : state.position.count(id) != 0;
                 if (!present) {
-                    SLUICE_RETURN_IF_ERROR(add_to_faiss(state, id, vector));
-                    ++fixed;
+                    missing.push_back(id);
+                    data.insert(data.end(), vector.begin(), vector.end());
                 }
             }
+            SLUICE_RETURN_IF_ERROR(
+                add_to_faiss(state, missing, data.data(), options_.add_threads));
+            fixed += missing.size();
         }
         SLUICE_RETURN_IF_ERROR(maybe_train(state));
     }
@@ -635,7 +759,7 @@ void VectorIndex::rebuild(std::stop_token stop) {
         if (!status.ok()) {
             break;
         }
-        status = remove_from_faiss(*fresh, id);
+        status = remove_from_faiss(*fresh, {id});
         auto found = live_.find(id);
         if (status.ok() && found != live_.end()) {
             status = add_to_faiss(*fresh, id, found->second);

@@ -9,8 +9,9 @@
 //   - HNSW cannot remove: a deleted id becomes a tombstone that the search's IDSelector skips,
 //     and past `rebuild_tombstone_ratio` a background thread rebuilds the graph from the live
 //     vectors and swaps it in under a short exclusive lock, so queries never wait on the build.
-// Filters run inside the FAISS search through an IDSelector. The filter is an opaque predicate,
-// so a filtered search first estimates its selectivity from a sample of the indexed vectors at
+// Filters run inside the FAISS search through an IDSelector. A caller that can name a superset
+// of the admitted ids (Index, from FilterPostings) passes them as candidates and the search scans
+// exactly those. Otherwise the filter is an opaque predicate, so a filtered search first estimates its selectivity from a sample of the indexed vectors at
 // pseudo-random positions (it stops early once enough of them pass, so a loose filter costs a
 // few dozen calls). About `filter_exact_max` admitted vectors or fewer: the search scans them
 // exactly, as Qdrant's full-scan threshold does (a graph walk under a tight filter meets few
@@ -23,6 +24,10 @@
 // The live vectors are also kept in memory (they feed exact scans, IVF training and HNSW
 // rebuilds): memory is about twice the raw vectors for Flat, and raw vectors plus codes for
 // compressed indexes.
+//
+// Writes come one at a time (add, remove) or as batches (add_batch, remove_batch): a batch is
+// one FAISS add and one FAISS removal, which is what a bulk load and the sync engine's writes of
+// hundreds of chunks want.
 //
 // Snapshots: save() writes the FAISS index with a header (format, settings, the chunk-store
 // sequence it reflects) to a temporary file, fsyncs it and renames it over the old snapshot.
@@ -66,14 +71,22 @@ struct VectorIndexOptions {
     std::size_t dimension = 0;
     double rebuild_tombstone_ratio = 0.2;  // HNSW: rebuild past this share of tombstones
     std::size_t rebuild_min_vectors = 1000;  // ...when the index holds at least this many
+    // Recall@10 >= 0.95 at the least search time (docs/benchmarks.md, Retrieval: at 100,000 x
+    // 384, efConstruction 40 needs efSearch 128 for 0.98 and reaches only 0.91 at 200,000;
+    // efConstruction 100 gives 1.000 at efSearch 64 for the same query time, and halves the
+    // build rate). Factory strings cannot set efConstruction.
     int hnsw_ef_search = 64;
-    int hnsw_ef_construction = 40;  // FAISS's default; factory strings cannot set it
+    int hnsw_ef_construction = 100;
     // Filtered search plan (see search()): scan exactly when about this many vectors or fewer
     // pass the filter...
     std::size_t filter_exact_max = 20000;
     // ...else give the HNSW walk efSearch / selectivity, up to this.
     int filter_max_ef = 2048;
     std::size_t ivf_nprobe = 16;
+    // OpenMP threads of one FAISS add over a batch (add_batch). 1 leaves the other cores to
+    // queries (an index being written is also being searched); a bulk load with nothing else
+    // running (a benchmark build, an offline import) may use every core.
+    int add_threads = 1;
 };
 
 class VectorIndex {
@@ -93,14 +106,26 @@ public:
 
     // Adds or replaces the vector of `id`. kInvalidArgument on a wrong dimension.
     Status add(std::uint64_t id, const Vector& vector);
+    // Adds or replaces the vectors of `ids` (`vectors[i]` for `ids[i]`; of equal ids the last
+    // wins): the replaced ones leave FAISS in one removal and the batch enters it in ONE FAISS
+    // add, which HNSW spreads over `add_threads` threads. kInvalidArgument on a wrong dimension
+    // or lengths that differ; nothing changes then.
+    Status add_batch(const std::vector<std::uint64_t>& ids, const std::vector<Vector>& vectors);
     // Removes `id` (a no-op when absent).
     Status remove(std::uint64_t id);
+    // Removes `ids` (absent ones are skipped) in one FAISS removal: a code array compacts once
+    // for the whole batch instead of once per id.
+    Status remove_batch(const std::vector<std::uint64_t>& ids);
     // After load(): hands the live vector of `id` to the index without touching FAISS (the
-    // snapshot may hold it already). Then replay_add / replay_remove the changes after the
-    // snapshot's sequence, then finish_restore().
+    // snapshot may hold it already). Then replay() the changes after the snapshot's sequence,
+    // then finish_restore().
     void restore_live(std::uint64_t id, Vector vector);
-    Status replay_add(std::uint64_t id);
-    Status replay_remove(std::uint64_t id);
+    // Replays the chunk changes logged after the snapshot: `added` ids that are still live and
+    // absent from FAISS go in (one add), `removed` ids that are no longer live go out (one
+    // removal). Order does not matter: chunk ids are never reused, so an id is added at most
+    // once and removed at most once after, and the live set already holds the final state.
+    Status replay(const std::vector<std::uint64_t>& added,
+                  const std::vector<std::uint64_t>& removed);
     // Safety net after a replay: ids FAISS holds without a live vector are removed, live vectors
     // FAISS lacks are added. Returns how many it had to fix (0 after a complete replay).
     Result<std::size_t> finish_restore();
@@ -110,13 +135,17 @@ public:
         bool exact = false;        // scanned the admitted vectors (planned, or the walk ran dry)
         double selectivity = 1;    // the sampled estimate; 1 without a filter
         int ef_search = 0;         // efSearch given to the HNSW walk; 0 when none ran
+        std::size_t candidates = 0;  // ids scanned from the caller's candidate list
     };
     // The k nearest live vectors that `allow` accepts (all when null), best first; scores are
     // similarities: inner product, cosine, or 1 / (1 + squared L2 distance). `plan`, when given,
-    // receives how the search was answered.
+    // receives how the search was answered. `candidates`, when given, is a superset of the ids
+    // `allow` accepts (from FilterPostings): the search then scans exactly those, asking `allow`
+    // about each before it is scored, and touches no other vector.
     Result<std::vector<ScoredId>> search(const Vector& query, std::size_t k,
                                          const std::function<bool(std::uint64_t)>* allow,
-                                         SearchPlan* plan = nullptr) const;
+                                         SearchPlan* plan = nullptr,
+                                         const std::vector<std::uint64_t>* candidates = nullptr) const;
 
     // Writes the snapshot atomically, tagged with `sequence`.
     Status save(const std::filesystem::path& path, std::uint64_t sequence) const;
@@ -151,11 +180,16 @@ private:
     struct State;
 
     Status build_empty(State& state) const;
+    // [n] ids, [n, dimension] vectors (normalised for cosine), none of them in FAISS.
+    Status add_to_faiss(State& state, const std::vector<std::uint64_t>& ids,
+                        const float* vectors, int threads) const;
     Status add_to_faiss(State& state, std::uint64_t id, const Vector& vector) const;
-    Status remove_from_faiss(State& state, std::uint64_t id) const;
+    // Removes those of `ids` that FAISS holds; the rest are skipped.
+    Status remove_from_faiss(State& state, const std::vector<std::uint64_t>& ids) const;
     Status maybe_train(State& state);
     std::vector<ScoredId> exact_scan(const float* query, std::size_t k,
-                                     const std::function<bool(std::uint64_t)>* allow) const;
+                                     const std::function<bool(std::uint64_t)>* allow,
+                                     const std::vector<std::uint64_t>* candidates = nullptr) const;
     double estimate_selectivity(const std::function<bool(std::uint64_t)>& allow) const;
     double similarity(const float* a, const float* b) const;
     void maybe_start_rebuild();

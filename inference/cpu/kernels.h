@@ -4,8 +4,10 @@
 // Each kernel computes, for a block of weight rows (output channels) and m input rows (tokens),
 //   y[t * ldy + r] = scale[r] * sum_j w[r * k + j] * x[t * k + j]     r < n_rows, t < m
 // reading every weight row from memory once and reusing it from L1 for all m tokens (tokens are
-// taken four at a time). Weights are f32, bf16 (widened in registers) or int8 with one fp32
-// scale per row; accumulation is fp32.
+// taken four at a time). At one token (batch-1 decode) four adjacent rows are read per pass and
+// the next four are prefetched, since that loop is bound by how many loads are in flight.
+// Weights are f32, bf16 (widened in registers) or int8 with one fp32 scale per row;
+// accumulation is fp32.
 //
 // Two implementations exist: AVX2+FMA (kernels_avx2.cpp, compiled with -mavx2 -mfma on x86-64)
 // and a portable one (kernels_portable.cpp). row_kernels() picks once, at run time, the AVX2 one

@@ -12,12 +12,14 @@ namespace {
 
 struct F32 {
     using T = float;
+    static constexpr bool kBf16 = false;
     static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
     static float scalar(const float* p) { return *p; }
 };
 
 struct BF16 {
     using T = uint16_t;
+    static constexpr bool kBf16 = true;
     static __m256 load(const uint16_t* p) {
         __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
@@ -33,6 +35,7 @@ struct BF16 {
 
 struct I8 {
     using T = int8_t;
+    static constexpr bool kBf16 = false;
     static __m256 load(const int8_t* p) {
         __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
         return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
@@ -49,9 +52,9 @@ inline float hsum(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
-// One weight row against M tokens, one accumulator per token. Every kernel here sums a (row,
-// token) pair in the same order (8-wide FMAs in j order, hsum, then the scalar tail), so a token's
-// result does not depend on which tile or batch it was computed in.
+// One weight row against M tokens, one accumulator per token. Every kernel for several tokens
+// sums a (row, token) pair in the same order (8-wide FMAs in j order, hsum, then the scalar
+// tail), so a token's result does not depend on which tile or batch of several it was in.
 template <typename L, int M>
 inline void row_dot(const typename L::T* row, int64_t k, const float* x, float* out) {
     __m256 acc[M];
@@ -74,21 +77,40 @@ inline void row_dot(const typename L::T* row, int64_t k, const float* x, float* 
     }
 }
 
-// Four weight rows against one token (decode): four independent streams keep more loads in
-// flight than one row at a time, which is what a memory-bound GEMV needs.
+// Four weight rows against one token (decode, f32 and int8 weights): four independent streams
+// keep more loads in flight than one row at a time, which is what a memory-bound GEMV needs.
+// The loop walks one cache line of each row per pass and prefetches the same line of the next
+// block of four rows (adjacent in memory), as the bf16 loop below does; without it the loads,
+// not the arithmetic, were where the int8 loop stalled.
 template <typename L>
 inline void four_rows_one_token(const typename L::T* w, int64_t k, const float* x, float* out) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
+    constexpr int64_t kLine = 64 / sizeof(typename L::T);  // elements per cache line: 16 or 64
+    __m256 acc0[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                      _mm256_setzero_ps()};
+    __m256 acc1[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                      _mm256_setzero_ps()};
     int64_t j = 0;
+    for (; j + kLine <= k; j += kLine) {
+        for (int64_t step = 0; step < kLine; step += 16) {
+            const __m256 x0 = _mm256_loadu_ps(x + j + step);
+            const __m256 x1 = _mm256_loadu_ps(x + j + step + 8);
+            for (int r = 0; r < 4; ++r) {
+                acc0[r] = _mm256_fmadd_ps(L::load(w + r * k + j + step), x0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(L::load(w + r * k + j + step + 8), x1, acc1[r]);
+            }
+        }
+        for (int r = 0; r < 4; ++r) {
+            _mm_prefetch(reinterpret_cast<const char*>(w + (r + 4) * k + j), _MM_HINT_T0);
+        }
+    }
     for (; j + 8 <= k; j += 8) {
         const __m256 xv = _mm256_loadu_ps(x + j);
         for (int r = 0; r < 4; ++r) {
-            acc[r] = _mm256_fmadd_ps(L::load(w + r * k + j), xv, acc[r]);
+            acc0[r] = _mm256_fmadd_ps(L::load(w + r * k + j), xv, acc0[r]);
         }
     }
     for (int r = 0; r < 4; ++r) {
-        float sum = hsum(acc[r]);
+        float sum = hsum(_mm256_add_ps(acc0[r], acc1[r]));
         for (int64_t jj = j; jj < k; ++jj) {
             sum += L::scalar(w + r * k + jj) * x[jj];
         }
@@ -176,6 +198,52 @@ inline void row_tokens(const typename L::T* row, float scale, int64_t k, const f
     }
 }
 
+// Four bf16 weight rows against one token (decode), the hot loop of batch-1 decode.
+// One 256-bit load takes 16 bf16 weights of a row; unpacking them against zero in 16-bit lanes
+// puts each value in the high half of a 32-bit lane, which is exactly its fp32 value. Unpacking
+// works within 128-bit halves, so the low unpack holds elements 0-3 and 8-11 and the high one
+// 4-7 and 12-15; the token's 16 values are arranged the same way (two lane permutes) and shared
+// by the four rows. This halves the instructions per weight of the widening load it replaces.
+// The rows of a block are adjacent, so the next block starts right after this one: each row
+// prefetches the same offset of its successor block, keeping four more streams of loads in
+// flight than the hardware prefetcher starts on its own (measured: without the prefetch the
+// new loop is no faster than the old one).
+inline void four_bf16_rows_one_token(const uint16_t* w, int64_t k, const float* x, float* out) {
+    constexpr int64_t kAhead = 4;  // rows: the next block
+    const __m256i zero = _mm256_setzero_si256();
+    __m256 acc_lo[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                        _mm256_setzero_ps()};
+    __m256 acc_hi[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                        _mm256_setzero_ps()};
+    int64_t j = 0;
+    for (; j + 32 <= k; j += 32) {
+        for (int64_t half = 0; half < 32; half += 16) {
+            const __m256 xa = _mm256_loadu_ps(x + j + half);
+            const __m256 xb = _mm256_loadu_ps(x + j + half + 8);
+            const __m256 x_lo = _mm256_permute2f128_ps(xa, xb, 0x20);  // 0-3, 8-11
+            const __m256 x_hi = _mm256_permute2f128_ps(xa, xb, 0x31);  // 4-7, 12-15
+            for (int r = 0; r < 4; ++r) {
+                const __m256i bits =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + r * k + j + half));
+                const __m256 lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, bits));
+                const __m256 hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, bits));
+                acc_lo[r] = _mm256_fmadd_ps(lo, x_lo, acc_lo[r]);
+                acc_hi[r] = _mm256_fmadd_ps(hi, x_hi, acc_hi[r]);
+            }
+        }
+        for (int r = 0; r < 4; ++r) {
+            _mm_prefetch(reinterpret_cast<const char*>(w + (r + kAhead) * k + j), _MM_HINT_T0);
+        }
+    }
+    for (int r = 0; r < 4; ++r) {
+        float sum = hsum(_mm256_add_ps(acc_lo[r], acc_hi[r]));
+        for (int64_t jj = j; jj < k; ++jj) {
+            sum += BF16::scalar(w + r * k + jj) * x[jj];
+        }
+        out[r] = sum;
+    }
+}
+
 template <typename L>
 void rows(const typename L::T* w, const float* scales, int64_t n_rows, int64_t k, const float* x,
           int64_t m, float* y, int64_t ldy) {
@@ -184,7 +252,11 @@ void rows(const typename L::T* w, const float* scales, int64_t n_rows, int64_t k
     if (m == 1) {
         float out[4];
         for (; first + 4 <= n_rows; first += 4) {
-            four_rows_one_token<L>(w + first * k, k, x, out);
+            if constexpr (L::kBf16) {
+                four_bf16_rows_one_token(w + first * k, k, x, out);
+            } else {
+                four_rows_one_token<L>(w + first * k, k, x, out);
+            }
             for (int i = 0; i < 4; ++i) {
                 y[first + i] = out[i] * scale_of(first + i);
             }

@@ -2,12 +2,15 @@
 // cache on one device, and the DBRX forward pass as a sequence of launches on one stream.
 //
 // A step: upload the packed index arrays (one copy), embed, then per layer
-//   LayerNorm_1 → Wqkv (cuBLAS) → clamp + RoPE + KV write → paged attention → out_proj with the
-//   residual added by cuBLAS (beta = 1) → LayerNorm_2 → router (cuBLAS) → top-k → permute →
-//   grouped gate/up → grouped down → un-permute with the routing weights into the residual,
-// then the final norm of the requested hidden and logits rows and lm_head (cuBLAS), copied back,
-// except the rows of entries sampled on the device (sample.cu), of which only the choice returns.
-// The stream is synchronised once, after the copies back.
+//   LayerNorm_1 → Wqkv → clamp + RoPE + KV write → paged attention → out_proj with the residual
+//   added (beta = 1) → LayerNorm_2 → router → top-k → permute → grouped gate/up → grouped down
+//   → un-permute with the routing weights into the residual,
+// then the final norm of the requested hidden and logits rows and lm_head, copied back, except
+// the rows of entries sampled on the device (sample.cu), of which only the choice returns. The
+// dense products are DenseMatmul's (streamed, tensor cores or fp32 cuBLAS by step size and
+// weight type, dense.cuh); the experts stream, go to the tensor cores from
+// tensor_core_min_tokens, or run tiled (moe.cuh). The stream is synchronised once, after the
+// copies back, and once per layer on the tensor-core expert path (to read the slot counts).
 #include "inference/cuda_backend.h"
 
 #include <algorithm>
@@ -527,9 +530,8 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(model_dir));
     SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
     const int64_t weight_bytes = cuda::device_weight_bytes(*checkpoint, config, options.weights);
-    const ModelConfig& loaded = config;
     return open_with_weights(config, options, weight_bytes, [&] {
-        return cuda::upload_weights(*checkpoint, loaded, options.weights);
+        return cuda::upload_weights(*checkpoint, config, options.weights);
     });
 }
 

@@ -115,6 +115,17 @@ __device__ __forceinline__ void load8(const __nv_fp8_e4m3* p, float* out) {
     }
 }
 
+// Host side: calls f(W{}) with the element type of a weight of device type `type`, so that a
+// launcher picks its kernel template once.
+template <typename F>
+void with_weight_type(DeviceDType type, F&& f) {
+    switch (type) {
+        case DeviceDType::kF32: f(float{}); break;
+        case DeviceDType::kBF16: f(__nv_bfloat16{}); break;
+        case DeviceDType::kF8E4M3: f(__nv_fp8_e4m3{}); break;
+    }
+}
+
 __device__ __forceinline__ float activate(float g, GluActivation activation) {
     if (activation == GluActivation::kSilu) {
         return g / (1.0f + expf(-g));

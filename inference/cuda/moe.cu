@@ -315,16 +315,6 @@ Status permute_by_expert(const int32_t* experts, int64_t n_tokens, int64_t k, in
 
 namespace {
 
-// Calls f(T{}) with the weights' device element type.
-template <typename F>
-void with_weight_type(DeviceDType type, F&& f) {
-    switch (type) {
-        case DeviceDType::kF32: f(float{}); break;
-        case DeviceDType::kBF16: f(__nv_bfloat16{}); break;
-        case DeviceDType::kF8E4M3: f(__nv_fp8_e4m3{}); break;
-    }
-}
-
 Status check_expert_args(const char* what, const ExpertWeights& weights,
                          const ExpertShape& shape) {
     if (shape.n_expert <= 0 || shape.d_model <= 0 || shape.n_ff <= 0 || shape.n_slots < 0 ||

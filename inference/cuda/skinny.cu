@@ -274,16 +274,6 @@ unsigned blocks_for(int64_t n, int64_t per_block) {
     return static_cast<unsigned>((n + per_block - 1) / per_block);
 }
 
-// Calls f(W{}) with the weight type's device element type.
-template <typename F>
-void with_weight_type(DeviceDType type, F&& f) {
-    switch (type) {
-        case DeviceDType::kF32: f(float{}); break;
-        case DeviceDType::kBF16: f(__nv_bfloat16{}); break;
-        case DeviceDType::kF8E4M3: f(__nv_fp8_e4m3{}); break;
-    }
-}
-
 // Calls f(std::integral_constant<int, M>{}) with the smallest of 1, 2, 4, 8 that holds m.
 template <typename F>
 void with_token_tile(int64_t m, F&& f) {

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <random>
 #include <algorithm>
+#include <charconv>
+#include <sstream>
 #include <thread>
 
 #include "app/bench_decode_cuda.h"
@@ -25,8 +27,49 @@ struct DecodeBenchOptions {
     int threads = 0;  // in all; shared out among the ranks when parallel
     int tensor = 1;
     int expert = 1;
+    std::vector<int> batches = {1, 8};
+    std::vector<std::string> weights = {"bf16", "int8"};
     bool json = false;
 };
+
+// "1,8,16" as batch sizes in [1, 256].
+Result<std::vector<int>> parse_batches(const std::string& text) {
+    std::vector<int> batches;
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        int value = 0;
+        const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
+        if (error != std::errc() || end != item.data() + item.size() || value < 1 ||
+            value > 256) {
+            return invalid_argument("--batches: '" + item +
+                                    "' is not a batch size in [1, 256]; expected e.g. 1,8,16");
+        }
+        batches.push_back(value);
+    }
+    if (batches.empty()) {
+        return invalid_argument("--batches: no batch size given");
+    }
+    return batches;
+}
+
+// "bf16,int8": the CPU's weight formats.
+Result<std::vector<std::string>> parse_cpu_weights(const std::string& text) {
+    std::vector<std::string> formats;
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        if (item != "bf16" && item != "int8") {
+            return invalid_argument("--weights: '" + item +
+                                    "' is not a CPU weight format; expected bf16 or int8");
+        }
+        formats.push_back(item);
+    }
+    if (formats.empty()) {
+        return invalid_argument("--weights: no weight format given");
+    }
+    return formats;
+}
 
 struct Measurement {
     double prefill_tok_s = 0;
@@ -88,10 +131,15 @@ int run_decode_bench(const DecodeBenchOptions& options) {
     int status = 0;
     for (auto [name, format] : {std::pair{"bf16", inference::WeightFormat::kBF16},
                                 std::pair{"int8", inference::WeightFormat::kInt8}}) {
+        if (std::find(options.weights.begin(), options.weights.end(), name) ==
+            options.weights.end()) {
+            continue;
+        }
+        const int max_batch = *std::max_element(options.batches.begin(), options.batches.end());
         auto backend =
             inference::open_cpu_backend(model_dir, {format, threads_per_rank, parallel});
         Status configured = backend.ok() ? (*backend)->configure_kv_cache(
-                                               {16, 8 * ((options.prompt_tokens +
+                                               {16, max_batch * ((options.prompt_tokens +
                                                           options.decode_tokens) / 16 + 1)})
                                          : backend.status();
         if (!configured.ok()) {
@@ -102,7 +150,7 @@ int run_decode_bench(const DecodeBenchOptions& options) {
         // Touches every expert once, so mapped weights are resident before timing.
         (void)measure(**backend, 1, 64, 2, 99);
         const double active_bytes = static_cast<double>((*backend)->active_weight_bytes());
-        for (int batch : {1, 8}) {
+        for (int batch : options.batches) {
             auto m = measure(**backend, batch, options.prompt_tokens, options.decode_tokens,
                              static_cast<uint64_t>(batch));
             if (!m.ok()) {
@@ -110,8 +158,9 @@ int run_decode_bench(const DecodeBenchOptions& options) {
                 status = 1;
                 continue;
             }
-            // At batch 1 every token reads the active weights once; at batch 8 the dense weights
-            // are shared, so the bandwidth columns are only meaningful for batch 1.
+            // At batch 1 every token reads the active weights once; in a batch the dense weights
+            // and the experts that tokens share are read once for all, so the bandwidth columns
+            // are only meaningful for batch 1.
             const double gb_s = m->decode_tok_s * active_bytes / 1e9;
             const std::string key = std::string(name) + ".batch" + std::to_string(batch);
             report.add_row({name, std::to_string(batch), format_fixed(m->prefill_tok_s, 1),
@@ -157,8 +206,8 @@ int run_decode_bench(const DecodeBenchOptions& options) {
 void add_decode_bench(Cli& cli) {
     auto* command = cli.bench().add_subcommand(
         "decode",
-        "Prefill and decode tokens/s: the CPU at batch 1 and 8, bf16 and int8 weights; with "
-        "--backend cuda, DBRX's layer sizes on the GPU");
+        "Prefill and decode tokens/s: the CPU at batch 1 and 8 (--batches), bf16 and int8 "
+        "weights; with --backend cuda, DBRX's layer sizes on the GPU");
     auto options = std::make_shared<DecodeBenchOptions>();
     auto cuda = std::make_shared<CudaDecodeBenchOptions>();
     command->add_option("--backend", options->backend, "cpu (default) or cuda")
@@ -167,8 +216,10 @@ void add_decode_bench(Cli& cli) {
                         "cuda: layers of the DBRX-sized model (default 4; DBRX has 40)")
         ->check(CLI::Range(1, 40));
     command->add_option("--weights", cuda->weights,
-                        "cuda: weight formats to measure, comma-separated (bf16, fp8, f32)");
-    command->add_option("--batches", cuda->batches, "cuda: batch sizes, comma-separated");
+                        "weight formats to measure, comma-separated (cpu: bf16, int8, default "
+                        "both; cuda: bf16, fp8, f32)");
+    command->add_option("--batches", cuda->batches,
+                        "batch sizes, comma-separated (cpu default 1,8; cuda 1,8,32,128)");
     command->add_option("--warmup-tokens", cuda->warmup_tokens, "cuda: untimed decode steps")
         ->check(CLI::Range(0, 1000));
     command->add_option("--anchor", cuda->anchor,
@@ -190,6 +241,22 @@ void add_decode_bench(Cli& cli) {
     command->add_flag("--json", options->json, "Print the figures as one JSON object last");
     cli.on_run(command, [options, cuda, command] {
         if (options->backend != "cuda") {
+            if (command->count("--batches") > 0) {
+                auto batches = parse_batches(cuda->batches);
+                if (!batches.ok()) {
+                    std::cerr << "sluice bench decode: " << batches.status().message() << "\n";
+                    return 1;
+                }
+                options->batches = std::move(*batches);
+            }
+            if (command->count("--weights") > 0) {
+                auto weights = parse_cpu_weights(cuda->weights);
+                if (!weights.ok()) {
+                    std::cerr << "sluice bench decode: " << weights.status().message() << "\n";
+                    return 1;
+                }
+                options->weights = std::move(*weights);
+            }
             return run_decode_bench(*options);
         }
         // The CPU's defaults suit a 1B-parameter model; DBRX-sized layers take shorter runs

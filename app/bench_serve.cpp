@@ -195,6 +195,9 @@ int run(const Options& options) {
         return 1;
     }
     Metrics metrics(build_info());
+    // Enough connection threads kept for every client and the whole overload burst: a thread
+    // started for a connection waits for its first time slice behind the engine's threads on a
+    // busy machine, where a waiting one is woken at once (docs/benchmarks.md, Serving).
     HttpServer server({.host = "127.0.0.1", .port = 0, .threads = options.clients * 5 + 4,
                        .access_log = false},
                       metrics);
@@ -307,6 +310,7 @@ int run(const Options& options) {
     report.set_figure("overload.refusal_max_ms", percentile(refusal_ms, 1.0));
     report.set_figure("overload.accepted_finished", accepted_ok.load());
     report.set_figure("overload.accepted_failed", accepted_failed.load());
+    report.set_figure("http_threads_peak", server.thread_stats().peak);
     report.add_note("model " + host.model_id() + ", " + describe_machine());
 
     server.stop();

@@ -91,9 +91,16 @@ const std::vector<Field>& fields() {
                                           &C::server, &ServerConfig::port),
                                0, 65535));
         f.push_back(with_range(make_field("server", "threads", FieldType::kInteger,
-                                          "HTTP worker threads", &C::server,
+                                          "HTTP connection threads kept running", &C::server,
                                           &ServerConfig::threads),
                                1, 1024));
+        f.push_back(with_range(
+            make_field("server", "max_threads", FieldType::kInteger,
+                       "Most HTTP connection threads: while every thread is busy (a stream, an "
+                       "idle keep-alive connection) a new connection starts one, up to this many; "
+                       "past it connections wait. Below `threads` it counts as `threads`",
+                       &C::server, &ServerConfig::max_threads),
+            1, 65536));
         f.push_back(with_range(make_field("server", "max_body_bytes", FieldType::kInteger,
                                           "Largest request body accepted; larger ones get 413",
                                           &C::server, &ServerConfig::max_body_bytes),

@@ -26,7 +26,8 @@ namespace sluice::app {
 struct ServerConfig {
     std::string host = "127.0.0.1";
     int port = 8080;
-    int threads = 8;                                    // HTTP worker threads
+    int threads = 8;          // HTTP connection threads kept running
+    int max_threads = 1024;   // more start while all are busy (streams, keep-alive), up to this
     std::int64_t max_body_bytes = 8 * 1024 * 1024;      // larger bodies get 413
     double read_timeout_s = 30;
     double write_timeout_s = 30;

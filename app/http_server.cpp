@@ -27,6 +27,17 @@ struct RequestScope {
 
 thread_local RequestScope t_scope;
 
+// What httplib sees of the connection threads.
+class PoolQueue final : public httplib::TaskQueue {
+public:
+    explicit PoolQueue(ElasticThreadPool& pool) : pool_(pool) {}
+    void enqueue(std::function<void()> fn) override { pool_.enqueue(std::move(fn)); }
+    void shutdown() override { pool_.shutdown(); }
+
+private:
+    ElasticThreadPool& pool_;
+};
+
 bool is_valid_request_id(const std::string& id) {
     if (id.empty() || id.size() > 128) {
         return false;
@@ -80,9 +91,13 @@ std::string request_id_from(const httplib::Request& req) {
 HttpServer::HttpServer(HttpServerOptions options, Metrics& metrics)
     : options_(std::move(options)), metrics_(metrics),
       server_(std::make_unique<httplib::Server>()) {
-    int threads = options_.threads;
-    // httplib takes ownership of the queue it is given.
-    server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    // httplib takes ownership of the queue it is given (at the start of serve()) and deletes it
+    // before serve() returns; the threads behind it are the server's own.
+    server_->new_task_queue = [this] {
+        std::lock_guard lock(pool_mutex_);
+        SLUICE_CHECK(pool_ != nullptr, "httplib asked for a task queue outside serve()");
+        return new PoolQueue(*pool_);
+    };
     server_->set_payload_max_length(static_cast<std::size_t>(options_.max_body_bytes));
     auto [read_s, read_us] = split_seconds(options_.read_timeout_s);
     server_->set_read_timeout(read_s, read_us);
@@ -344,7 +359,17 @@ void HttpServer::widen_backlog() {
 
 Status HttpServer::serve() {
     SLUICE_CHECK(port_.load() != 0, "serve() before bind()");
-    if (!server_->listen_after_bind()) {
+    {
+        std::lock_guard lock(pool_mutex_);
+        pool_ = std::make_unique<ElasticThreadPool>(
+            options_.threads, std::max(options_.threads, options_.max_threads));
+    }
+    const bool served = server_->listen_after_bind();
+    {
+        std::lock_guard lock(pool_mutex_);
+        pool_.reset();  // shut down by httplib already
+    }
+    if (!served) {
         return unavailable("http server on " + options_.host + ":" +
                            std::to_string(port_.load()) + " stopped with an error");
     }
@@ -352,5 +377,10 @@ Status HttpServer::serve() {
 }
 
 void HttpServer::stop() { server_->stop(); }
+
+ElasticPoolStats HttpServer::thread_stats() const {
+    std::lock_guard lock(pool_mutex_);
+    return pool_ != nullptr ? pool_->stats() : ElasticPoolStats{};
+}
 
 }  // namespace sluice::app

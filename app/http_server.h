@@ -13,6 +13,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <string>
@@ -20,6 +21,7 @@
 
 #include <httplib.h>
 
+#include "app/elastic_thread_pool.h"
 #include "app/metrics.h"
 #include "common/result.h"
 
@@ -28,7 +30,10 @@ namespace sluice::app {
 struct HttpServerOptions {
     std::string host = "127.0.0.1";
     int port = 8080;  // 0: any free port
+    // Connection threads (elastic_thread_pool.h): `threads` always run; more start while
+    // every one is busy (streams, keep-alive), up to `max_threads`.
     int threads = 8;
+    int max_threads = 1024;
     std::int64_t max_body_bytes = 8 * 1024 * 1024;
     double read_timeout_s = 30;
     double write_timeout_s = 30;
@@ -104,6 +109,8 @@ public:
     void drain() { draining_.store(true); }
 
     int in_flight() const { return in_flight_.load(); }
+    // The connection threads now; zeros before serve() and after it returns.
+    ElasticPoolStats thread_stats() const;
 
 private:
     struct Route {
@@ -129,6 +136,9 @@ private:
     std::atomic<int> in_flight_{0};
     std::atomic<bool> draining_{false};
     std::atomic<int> socket_fd_{-1};  // the last socket httplib made (the listener, at bind())
+    // The connection threads while serve() runs; httplib gets a queue that forwards to them.
+    mutable std::mutex pool_mutex_;
+    std::unique_ptr<ElasticThreadPool> pool_;  // guarded by pool_mutex_
 
     void widen_backlog();
 };

@@ -67,6 +67,7 @@ HttpServerOptions server_options(const Config& config) {
     return HttpServerOptions{.host = config.server.host,
                              .port = config.server.port,
                              .threads = config.server.threads,
+                             .max_threads = config.server.max_threads,
                              .max_body_bytes = config.server.max_body_bytes,
                              .read_timeout_s = config.server.read_timeout_s,
                              .write_timeout_s = config.server.write_timeout_s,

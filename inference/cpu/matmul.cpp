@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "inference/cpu/kernels.h"
 
@@ -10,8 +11,10 @@ namespace sluice::inference::cpu {
 
 namespace {
 
-// Weight rows per task: enough work to amortise the task hand-out, small enough to balance.
-constexpr int64_t kRowsPerTask = 16;
+// Weight rows per task: enough work to amortise the task hand-out, small enough to balance; a
+// multiple of the kernels' tiles (4 rows for one token, 3 for several), so that only a matrix's
+// last task has rows outside a tile.
+constexpr int64_t kRowsPerTask = 24;
 // Weight rows widened per sgemm panel (panel bytes = rows * cols * 4).
 constexpr int64_t kPanelRows = 256;
 
@@ -43,25 +46,39 @@ void run_rows(const MatmulJob& job, int64_t begin, int64_t end) {
 void Matmul::run_blas(const MatmulJob& job) {
     const WeightMatrix& w = *job.weights;
     const int64_t k = w.cols();
-    if (w.format() == MatrixFormat::kF32) {
-        const float* rows = static_cast<const float*>(w.data()) + job.row_begin * k;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(job.m),
-                    static_cast<int>(job.n_rows), static_cast<int>(k), 1.0f, job.x,
-                    static_cast<int>(k), rows, static_cast<int>(k), 0.0f, job.y,
-                    static_cast<int>(job.n_rows));
-        return;
-    }
-    panel_.resize(static_cast<size_t>(kPanelRows * k));
-    for (int64_t p = 0; p < job.n_rows; p += kPanelRows) {
+    // One task per panel of weight rows, each a single-threaded sgemm on its own output columns:
+    // the pool is the only parallelism, so OpenBLAS runs no threads of its own (Matmul's
+    // constructor), which would otherwise compete with the pool's for the same cores and spin
+    // (sched_yield) between calls.
+    const int64_t n_panels = (job.n_rows + kPanelRows - 1) / kPanelRows;
+    pool_->parallel_for(n_panels, [&](int64_t panel) {
+        const int64_t p = panel * kPanelRows;
         const int64_t n = std::min(kPanelRows, job.n_rows - p);
-        pool_->parallel_for(n, [&](int64_t r) {
-            w.row_to_f32(job.row_begin + p + r, panel_.data() + r * k);
-        });
+        const float* rows = nullptr;
+        if (w.format() == MatrixFormat::kF32) {
+            rows = static_cast<const float*>(w.data()) + (job.row_begin + p) * k;
+        } else {
+            // Widened rows of this panel; kept per thread across calls (kPanelRows * k floats).
+            thread_local std::vector<float> widened;
+            widened.resize(static_cast<size_t>(kPanelRows * k));
+            for (int64_t r = 0; r < n; ++r) {
+                w.row_to_f32(job.row_begin + p + r, widened.data() + r * k);
+            }
+            rows = widened.data();
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(job.m),
                     static_cast<int>(n), static_cast<int>(k), 1.0f, job.x, static_cast<int>(k),
-                    panel_.data(), static_cast<int>(k), 0.0f, job.y + p,
-                    static_cast<int>(job.n_rows));
-    }
+                    rows, static_cast<int>(k), 0.0f, job.y + p, static_cast<int>(job.n_rows));
+    });
+}
+
+Matmul::Matmul(ThreadPool* pool) : pool_(pool) {
+    // Process-wide: every sgemm of the process then runs on its caller's thread only.
+    static const bool single = [] {
+        openblas_set_num_threads(1);
+        return true;
+    }();
+    (void)single;
 }
 
 void Matmul::run(const MatmulJob& job) { run_grouped(std::span<const MatmulJob>(&job, 1)); }

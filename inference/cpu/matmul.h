@@ -1,17 +1,17 @@
 #pragma once
 // Matrix products of activations with weight matrices: y = x · W[rows]ᵀ.
 //
-// Few tokens (decode, and the small token groups routed to one expert) take the row-dot kernels
-// (kernels.h) spread over the thread pool by blocks of weight rows, so weights stream from
-// memory once. Many tokens (prefill) take OpenBLAS sgemm: directly on f32 weights, and on
-// panels of bf16/int8 weights widened to fp32 first, so the widening cost is shared by all
-// tokens of the step.
+// Few tokens (decode batches, and the token groups routed to one expert) take the row-dot
+// kernels (kernels.h) spread over the thread pool by blocks of weight rows, so weights stream
+// from memory once and bf16/int8 are widened in registers. Many tokens (prefill) take OpenBLAS
+// sgemm, one single-threaded call per panel of weight rows spread over the same pool: directly
+// on f32 weights, and on panels of bf16/int8 weights widened to fp32 first, so the widening
+// cost is shared by all tokens of the step.
 //
 // matmul_grouped runs several independent products (one per expert) as one parallel loop, so
 // that a decode step's experts do not each pay a thread wake-up.
 //
-// Thread safety: a Matmul is owned by the backend's thread; it uses the pool and OpenBLAS's own
-// threads inside calls.
+// Thread safety: a Matmul is owned by the backend's thread; it uses the pool inside calls.
 
 #include <cstdint>
 #include <span>
@@ -33,10 +33,11 @@ struct MatmulJob {
 
 class Matmul {
 public:
-    explicit Matmul(ThreadPool* pool) : pool_(pool) {}
+    // Sets OpenBLAS to one thread for the whole process: the pool parallelises sgemm by panels.
+    explicit Matmul(ThreadPool* pool);
 
     // From this many tokens on, a product goes to sgemm.
-    static constexpr int64_t kBlasMinTokens = 16;
+    static constexpr int64_t kBlasMinTokens = 64;
 
     void run(const MatmulJob& job);
     void run_grouped(std::span<const MatmulJob> jobs);
@@ -45,7 +46,6 @@ private:
     void run_blas(const MatmulJob& job);
 
     ThreadPool* pool_;
-    std::vector<float> panel_;  // widened weight rows for the sgemm path
 };
 
 }  // namespace sluice::inference::cpu

@@ -140,6 +140,7 @@ TEST_CASE("plan and execute on the random tiny model: constrained plans, steps, 
 
     int replanned_runs = 0;
     int stepped_runs = 0;
+    int answered_runs = 0;
     for (const char* text : {"Which digit and colour?", "Pick a number.", "What colour is it?",
                              "Look up the digit 7 and the colour blue."}) {
         agents::Trace trace("alice", "req_plan");
@@ -182,9 +183,17 @@ TEST_CASE("plan and execute on the random tiny model: constrained plans, steps, 
                 ++replanned_runs;
             }
         }
+        // Unless the random model proposes the same failing call a third time: the loop guard
+        // then stops the run without an answer turn.
         CHECK(plans.size() <= 3);
-        CHECK(result->stop == agents::StopReason::kAnswer);
-        REQUIRE(answers.size() == 1);
+        const bool looped = result->stop == agents::StopReason::kLoop;
+        CHECK((result->stop == agents::StopReason::kAnswer || looped));
+        CHECK(answers.size() == (looped ? 0u : 1u));
+        if (looped) {
+            CHECK(plans.size() == 3);
+        } else {
+            ++answered_runs;
+        }
         CHECK(types.front() == "step");
         CHECK(types.back() == "final");
         CHECK(result->steps == static_cast<int>(plans.size() + answers.size()));
@@ -192,6 +201,7 @@ TEST_CASE("plan and execute on the random tiny model: constrained plans, steps, 
     // The random model plans steps at least once, and a failed step was re-planned.
     CHECK(stepped_runs > 0);
     CHECK(replanned_runs > 0);
+    CHECK(answered_runs > 0);
 }
 
 TEST_CASE("plan and execute on the random tiny model: budgets stop the run with their message") {

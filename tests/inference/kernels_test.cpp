@@ -29,7 +29,7 @@ void check_table(const RowKernels& kernels) {
     // 200 spans several cache lines of every format plus a ragged tail; 13 rows are three
     // blocks of the four-row decode loop and one row alone.
     for (int64_t k : {1, 7, 8, 16, 33, 100, 200}) {
-        for (int64_t m : {1, 2, 3, 4, 5, 9}) {
+        for (int64_t m : {1, 2, 3, 4, 5, 9, 16, 18}) {
             for (int64_t n_rows : {7, 13}) {
                 const auto w = random_values(static_cast<size_t>(n_rows * k), 1);
                 const auto x = random_values(static_cast<size_t>(m * k), 2);
@@ -83,23 +83,59 @@ TEST_CASE("kernels: the AVX2 row-dot kernels match a double-precision reference"
     check_table(*avx2);
 }
 
+TEST_CASE("kernels: a token's result does not depend on the batch of several it is in") {
+    // The scheduler batches whatever is running; a request's numbers must not change with it.
+    // (One token alone takes the decode loop, which adds in its own order.)
+    const RowKernels* avx2 = avx2_row_kernels();
+    for (const RowKernels* kernels : {&portable_row_kernels(), avx2}) {
+        if (kernels == nullptr) {
+            continue;
+        }
+        const int64_t k = 100;
+        const int64_t n_rows = 8;
+        const int64_t m = 11;
+        const auto w = random_values(static_cast<size_t>(n_rows * k), 5);
+        const auto x = random_values(static_cast<size_t>(m * k), 6);
+        const WeightMatrix matrix = WeightMatrix::from_f32(w, n_rows, k, MatrixFormat::kBF16);
+        const auto* bits = static_cast<const uint16_t*>(matrix.data());
+        std::vector<float> batched(static_cast<size_t>(m * n_rows));
+        kernels->bf16(bits, n_rows, k, x.data(), m, batched.data(), n_rows);
+        for (int64_t smaller : {2, 3, 5, 7}) {
+            std::vector<float> part(static_cast<size_t>(smaller * n_rows));
+            kernels->bf16(bits, n_rows, k, x.data(), smaller, part.data(), n_rows);
+            for (int64_t i = 0; i < smaller * n_rows; ++i) {
+                INFO(kernels->name << " batch " << smaller << " entry " << i);
+                CHECK(part[static_cast<size_t>(i)] == batched[static_cast<size_t>(i)]);
+            }
+        }
+    }
+}
+
 TEST_CASE("matmul: the sgemm path and the row path agree for every weight format") {
     ThreadPool pool(2);
     Matmul matmul(&pool);
     const int64_t k = 72;
-    const int64_t n = 300;  // more than one sgemm panel
+    const int64_t n = 600;  // more than one sgemm panel per pool thread
+    const int64_t m = Matmul::kBlasMinTokens + 4;
     const auto w = random_values(static_cast<size_t>(n * k), 3);
-    const auto x = random_values(static_cast<size_t>(20 * k), 4);
+    const auto x = random_values(static_cast<size_t>(m * k), 4);
     for (MatrixFormat format : {MatrixFormat::kF32, MatrixFormat::kBF16, MatrixFormat::kInt8}) {
         const WeightMatrix matrix = WeightMatrix::from_f32(w, n, k, format);
-        std::vector<float> blas(static_cast<size_t>(20 * (n - 10)));
-        matmul.run({&matrix, 10, n - 10, x.data(), 20, blas.data()});  // m >= kBlasMinTokens
-        for (int64_t t = 0; t < 20; ++t) {
+        std::vector<float> blas(static_cast<size_t>(m * (n - 10)));
+        matmul.run({&matrix, 10, n - 10, x.data(), m, blas.data()});  // the sgemm path
+        // The row path: one token, and a batch of tokens just below the sgemm threshold.
+        std::vector<float> batch(static_cast<size_t>((m - 5) * (n - 10)));
+        matmul.run({&matrix, 10, n - 10, x.data(), m - 5, batch.data()});
+        for (int64_t t = 0; t < m; ++t) {
             std::vector<float> rows(static_cast<size_t>(n - 10));
             matmul.run({&matrix, 10, n - 10, x.data() + t * k, 1, rows.data()});
             for (int64_t r = 0; r < n - 10; ++r) {
-                CHECK(rows[static_cast<size_t>(r)] ==
-                      doctest::Approx(blas[static_cast<size_t>(t * (n - 10) + r)]).epsilon(1e-5));
+                const float want = blas[static_cast<size_t>(t * (n - 10) + r)];
+                CHECK(rows[static_cast<size_t>(r)] == doctest::Approx(want).epsilon(1e-5));
+                if (t < m - 5) {
+                    CHECK(batch[static_cast<size_t>(t * (n - 10) + r)] ==
+                          doctest::Approx(want).epsilon(1e-5));
+                }
             }
         }
     }

@@ -207,6 +207,35 @@ TEST_CASE("a full queue answers 429 with Retry-After and loses no accepted reque
     CHECK(server.metric("sluice_engine_requests_rejected_total") == 1);
 }
 
+TEST_CASE("a full queue answers 429 while open streams hold every configured HTTP thread") {
+    // Two connection threads configured, both held by streams (one running, one queued). With a
+    // fixed pool the third request would wait for a stream to end, by which time the queue has
+    // room and it is accepted; it must instead get a thread at once and be refused while both
+    // streams are still open.
+    ServerProcess server("overload-streams", tiny_model_dir(),
+                         {{"SLUICE_SERVER_THREADS", "2"},
+                          {"SLUICE_MODEL_MAX_RUNNING", "1"},
+                          {"SLUICE_MODEL_MAX_QUEUED_REQUESTS", "1"}});
+    server.wait_model_ready(true);
+    RawClient running(server.port, server.admin_token);
+    running.post("/v1/chat/completions", chat_body(3000, true));
+    running.read_until("\"content\"");  // streaming: it holds a connection thread
+    RawClient queued(server.port, server.admin_token);
+    queued.post("/v1/chat/completions", chat_body(3, true));
+    for (int i = 0; i < 400 && server.metric("sluice_engine_requests_queued") != 1; ++i) {
+        std::this_thread::sleep_for(25ms);
+    }
+    REQUIRE(server.metric("sluice_engine_requests_queued") == 1);
+
+    // The metrics reads above already needed a third thread. The refusal needs one more, and
+    // is a 429 only if it comes while the queued request still waits, i.e. before the running
+    // stream ends (after that the queue has room and it would be accepted).
+    auto refused = post(server, "/v1/chat/completions", chat_body(3));
+    REQUIRE(refused);
+    CHECK(refused->status == 429);
+    CHECK(refused->get_header_value("Retry-After") == "1");
+}
+
 TEST_CASE("a client that disconnects mid-stream has its request cancelled and blocks freed") {
     ServerProcess server("abort", tiny_model_dir());
     server.wait_model_ready(true);

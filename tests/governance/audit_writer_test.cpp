@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -337,13 +338,15 @@ TEST_CASE("tampering with records written through the queue is still detected") 
     CHECK(report.first_bad_seq == 17);
 }
 
-// A child process appends from `threads` threads as fast as it can and reports each
-// acknowledged record (thread, index) on a pipe; the parent kills it (SIGKILL) once `kills_after`
-// records were acknowledged and returns what was acknowledged. With several threads, durable
-// appends commit each other's records (leader/follower), so this exercises that path.
-std::vector<std::pair<int, int>> kill_threads_while_appending(const Site& site,
-                                                              AuditLogOptions options,
-                                                              int threads, int kills_after) {
+// A child process appends from `threads` threads as fast as it can, thread t's i-th record
+// named name(t, i), and reports each acknowledged record (thread, index) on a pipe; the parent
+// kills it (SIGKILL) once `kills_after` records were acknowledged and returns what was
+// acknowledged. With several threads, durable appends commit each other's records
+// (leader/follower), so this exercises that path.
+std::vector<std::pair<int, int>> kill_threads_while_appending(
+    const Site& site, AuditLogOptions options, int threads, int kills_after,
+    const std::function<std::string(int, int)>& name =
+        [](int t, int i) { return named(named("", t) + ":", i); }) {
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
     pid_t child = ::fork();
@@ -356,9 +359,9 @@ std::vector<std::pair<int, int>> kill_threads_while_appending(const Site& site,
         }
         std::vector<std::thread> appenders;
         for (int t = 0; t < threads; ++t) {
-            appenders.emplace_back([&log, t, fd = fds[1]] {
+            appenders.emplace_back([&log, &name, t, fd = fds[1]] {
                 for (int i = 0;; ++i) {
-                    if (!(*log)->append(event(named(named("", t) + ":", i))).ok()) {
+                    if (!(*log)->append(event(name(t, i))).ok()) {
                         ::_exit(3);
                     }
                     // Two ints, well under PIPE_BUF: each report arrives whole.
@@ -404,46 +407,14 @@ std::vector<std::pair<int, int>> kill_threads_while_appending(const Site& site,
     return acknowledged;
 }
 
-// A child process appends as fast as it can and reports each acknowledged record on a pipe;
-// the parent kills it (SIGKILL) mid-stream and reads what the database kept.
+// One appending thread whose records are named k0, k1, ...: kills the child after 3,000
+// acknowledged records and returns what the database kept.
 std::vector<std::string> kill_while_appending(const Site& site, AuditLogOptions options,
                                               int& acknowledged) {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        ::close(fds[0]);
-        auto log = AuditLog::open(site.db_path, site.key_path, options);
-        if (!log.ok()) {
-            ::_exit(2);
-        }
-        for (int i = 0;; ++i) {
-            if (!(*log)->append(event(named("k", i))).ok()) {
-                ::_exit(3);
-            }
-            char byte = 1;
-            if (::write(fds[1], &byte, 1) != 1) {
-                ::_exit(4);
-            }
-        }
-    }
-    ::close(fds[1]);
-    acknowledged = 0;
-    char buffer[256];
-    while (acknowledged < 3000) {
-        ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
-        REQUIRE(n > 0);
-        acknowledged += static_cast<int>(n);
-    }
-    REQUIRE(::kill(child, SIGKILL) == 0);
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    CHECK(WIFSIGNALED(status));
-    for (ssize_t n; (n = ::read(fds[0], buffer, sizeof(buffer))) > 0;) {
-        acknowledged += static_cast<int>(n);  // acknowledged before the kill, read after it
-    }
-    ::close(fds[0]);
+    acknowledged = static_cast<int>(
+        kill_threads_while_appending(site, options, 1, 3000,
+                                     [](int, int i) { return named("k", i); })
+            .size());
     return site.request_ids();
 }
 

@@ -288,10 +288,10 @@ Result<bool> Scheduler::step() {
     }
     const auto forward_start = SteadyClock::now();
     Result<ForwardOutput> out = backend_.forward(batch);
+    count_step(plan, std::chrono::duration<double>(SteadyClock::now() - forward_start).count());
     if (masks.valid()) {
         masks.get();
     }
-    count_step(plan, std::chrono::duration<double>(SteadyClock::now() - forward_start).count());
     if (!out.ok()) {
         std::vector<std::shared_ptr<Request>> failed;
         for (const Planned& p : plan) {

@@ -23,8 +23,7 @@ const char* op_name(Op op) {
         case Op::kAllToAll: return "all_to_all";
         case Op::kBroadcast: return "broadcast";
         case Op::kBarrier: return "barrier";
-        case Op::kSplit:
-            return "split";
+        case Op::kSplit: return "split";
     }
     return "?";
 }

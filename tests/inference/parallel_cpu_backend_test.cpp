@@ -1,7 +1,7 @@
 // The parallel CPU backend (tensor and expert plans on 2, 3 and 4 local ranks; tensor x expert
-// grids of 2 x 2, 2 x 4 and 4 x 2) against the single-rank CPU backend and the reference on the
-// golden checkpoints: logits at every position, greedy continuations, incremental decoding through
-// the paged KV cache, hidden states, and batches mixing prefill and decode.
+// grids of 2 x 2, 2 x 4, 4 x 2 and 3 x 2) against the single-rank CPU backend and the reference on
+// the golden checkpoints: logits at every position, greedy continuations, incremental decoding
+// through the paged KV cache, hidden states, and batches mixing prefill and decode.
 //
 // Tolerance. A parallel rank sums partial products (the out-projection and w2 over heads or ffn
 // slices, in rank order; in a grid w2 over the ffn slices of the expert group) where one rank
@@ -55,9 +55,10 @@ std::string describe(const ParallelConfig& config) {
 }
 
 // 2 x 4 and 4 x 2 put 8 ranks on the 8 heads of both goldens: one query head each, and KV heads
-// replicated 4 (a_d64_gqa) or 2 (b_d128_clip8) times.
+// replicated 4 (a_d64_gqa) or 2 (b_d128_clip8) times. 3 x 2 splits heads (8 over 6 ranks) and
+// b_d128_clip8's ffn columns (160 over 3) unevenly.
 const ParallelConfig kSettings[] = {grid(2, 1), grid(3, 1), grid(4, 1), grid(1, 2), grid(1, 3),
-                                    grid(1, 4), grid(2, 2), grid(2, 4), grid(4, 2)};
+                                    grid(1, 4), grid(2, 2), grid(2, 4), grid(4, 2), grid(3, 2)};
 
 void check_against_one_rank(const std::string& name) {
     const std::string dir = golden_dir(name);

@@ -42,7 +42,8 @@ ParallelConfig plan(ParallelPlan kind, int n_ranks) {
     return config;
 }
 
-ParallelConfig grid(int tensor, int expert) {
+// tensor x expert ranks: a grid when both are above 1.
+ParallelConfig sizes(int tensor, int expert) {
     ParallelConfig config;
     config.tensor = tensor;
     config.expert = expert;
@@ -57,8 +58,9 @@ std::string describe(const ParallelConfig& config) {
 // 2 x 4 and 4 x 2 put 8 ranks on the 8 heads of both goldens: one query head each, and KV heads
 // replicated 4 (a_d64_gqa) or 2 (b_d128_clip8) times. 3 x 2 splits heads (8 over 6 ranks) and
 // b_d128_clip8's ffn columns (160 over 3) unevenly.
-const ParallelConfig kSettings[] = {grid(2, 1), grid(3, 1), grid(4, 1), grid(1, 2), grid(1, 3),
-                                    grid(1, 4), grid(2, 2), grid(2, 4), grid(4, 2), grid(3, 2)};
+const ParallelConfig kSettings[] = {sizes(2, 1), sizes(3, 1), sizes(4, 1), sizes(1, 2),
+                                    sizes(1, 3), sizes(1, 4), sizes(2, 2), sizes(2, 4),
+                                    sizes(4, 2), sizes(3, 2)};
 
 void check_against_one_rank(const std::string& name) {
     const std::string dir = golden_dir(name);
@@ -182,7 +184,7 @@ TEST_CASE("parallel cpu: ranks hold only their shards of the weights and of the 
     // same bytes as four ranks of either plan: a quarter of the heads and the vocabulary, and
     // half the experts' ffn columns of half the experts.
     for (const ParallelConfig& setting :
-         {plan(ParallelPlan::kTensor, 4), plan(ParallelPlan::kExpert, 4), grid(2, 2)}) {
+         {plan(ParallelPlan::kTensor, 4), plan(ParallelPlan::kExpert, 4), sizes(2, 2)}) {
         INFO(describe(setting));
         const BackendMemory four = open_backend_for(dir, setting)->memory();
         const int64_t kv_rows_replicated = c.n_layer * 2 * c.n_embd_kv() * c.d_model * 4;
@@ -206,7 +208,7 @@ TEST_CASE("parallel cpu: settings the model or the cpu backend cannot take are r
     CHECK(open(plan(ParallelPlan::kExpert, 9)).status().message() ==
           "config field 'parallel.expert': 9 ranks, but the model has only 8 attention heads");
     // Attention is split across all ranks of a grid, so 4 x 4 needs 16 heads.
-    const auto grid_too_big = open(grid(4, 4)).status();
+    const auto grid_too_big = open(sizes(4, 4)).status();
     CHECK(grid_too_big.code() == StatusCode::kInvalidArgument);
     CHECK(grid_too_big.message() ==
           "config field 'parallel': tensor 4 x expert 4 = 16 ranks, but the model has only 8 "
@@ -219,7 +221,7 @@ TEST_CASE("parallel cpu: settings the model or the cpu backend cannot take are r
     ParallelConfig one_node = plan(ParallelPlan::kExpert, 2);
     one_node.nodes = {"127.0.0.1:29500"};
     CHECK(open(one_node).ok());
-    ParallelConfig grid_one_node = grid(2, 2);
+    ParallelConfig grid_one_node = sizes(2, 2);
     grid_one_node.nodes = {"127.0.0.1:29500"};
     auto opened = open(grid_one_node);
     REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
@@ -233,15 +235,15 @@ TEST_CASE("parallel config: sizes the model cannot take are refused naming the f
     dbrx.n_head_kv = 8;
     dbrx.n_expert = 16;
     dbrx.n_ff = 10752;
-    CHECK(check_parallel_fits_model(grid(2, 16), dbrx).ok());
-    CHECK(check_parallel_fits_model(grid(3, 16), dbrx).ok());  // 48 ranks, one head each
-    CHECK(check_parallel_fits_model(grid(1, 32), dbrx).message() ==
+    CHECK(check_parallel_fits_model(sizes(2, 16), dbrx).ok());
+    CHECK(check_parallel_fits_model(sizes(3, 16), dbrx).ok());  // 48 ranks, one head each
+    CHECK(check_parallel_fits_model(sizes(1, 32), dbrx).message() ==
           "config field 'parallel.expert': 32 expert groups, but the model has only 16 experts");
-    CHECK(check_parallel_fits_model(grid(7, 7), dbrx).message() ==
+    CHECK(check_parallel_fits_model(sizes(7, 7), dbrx).message() ==
           "config field 'parallel': tensor 7 x expert 7 = 49 ranks, but the model has only 48 "
           "attention heads");
     dbrx.n_ff = 3;
-    CHECK(check_parallel_fits_model(grid(4, 2), dbrx).message() ==
+    CHECK(check_parallel_fits_model(sizes(4, 2), dbrx).message() ==
           "config field 'parallel.tensor': 4 ranks per expert, but the model has only 3 ffn "
           "columns per expert");
 }

@@ -59,27 +59,33 @@ DbrxWeights load_dbrx_weights(const ModelConfig& config, const Checkpoint& check
         };
         layer.norm_1 = tensor_to_f32(get("norm_attn_norm.norm_1.weight"));
         layer.norm_2 = tensor_to_f32(get("norm_attn_norm.norm_2.weight"));
+        // The matrices a decode step streams are packed into panels (panel_layout.h) where
+        // they are bf16; the embedding (a lookup) and the router (16 rows) are not.
         const TensorView& wqkv = get("norm_attn_norm.attn.Wqkv.weight");
-        layer.wqkv = load_matrix_slice(wqkv, qkv_rows, 0, d, matrix_format_for(format, wqkv.dtype));
+        layer.wqkv = pack_panels(
+            load_matrix_slice(wqkv, qkv_rows, 0, d, matrix_format_for(format, wqkv.dtype)));
         const TensorView& out = get("norm_attn_norm.attn.out_proj.weight");
-        layer.out_proj = load_matrix_slice(out, all_rows_of_out, shard.head_begin * hd,
-                                           shard.n_head * hd, matrix_format_for(format, out.dtype));
+        layer.out_proj = pack_panels(load_matrix_slice(out, all_rows_of_out, shard.head_begin * hd,
+                                                       shard.n_head * hd,
+                                                       matrix_format_for(format, out.dtype)));
         const TensorView& router = get("ffn.router.layer.weight");
         layer.router = load_matrix(router, float_format_for(format, router.dtype));
         const TensorView& w1 = get("ffn.experts.mlp.w1");
-        layer.w1 = load_matrix_slice(w1, ff_rows, 0, d, matrix_format_for(format, w1.dtype));
+        layer.w1 =
+            pack_panels(load_matrix_slice(w1, ff_rows, 0, d, matrix_format_for(format, w1.dtype)));
         const TensorView& v1 = get("ffn.experts.mlp.v1");
-        layer.v1 = load_matrix_slice(v1, ff_rows, 0, d, matrix_format_for(format, v1.dtype));
+        layer.v1 =
+            pack_panels(load_matrix_slice(v1, ff_rows, 0, d, matrix_format_for(format, v1.dtype)));
         const TensorView& w2 = get("ffn.experts.mlp.w2");
-        layer.w2t = load_matrix_transposed_blocks(w2, config.n_expert, shard.expert_begin,
-                                                  shard.n_expert, {shard.ff_begin, shard.n_ff},
-                                                  matrix_format_for(format, w2.dtype));
+        layer.w2t = pack_panels(load_matrix_transposed_blocks(
+            w2, config.n_expert, shard.expert_begin, shard.n_expert, {shard.ff_begin, shard.n_ff},
+            matrix_format_for(format, w2.dtype)));
         weights.layers.push_back(std::move(layer));
     }
     weights.norm_f = tensor_to_f32(tensor(checkpoint, "transformer.norm_f.weight"));
     const TensorView& lm_head = tensor(checkpoint, "lm_head.weight");
-    weights.lm_head = load_matrix_slice(lm_head, vocab_rows, 0, d,
-                                        matrix_format_for(format, lm_head.dtype));
+    weights.lm_head = pack_panels(load_matrix_slice(lm_head, vocab_rows, 0, d,
+                                                    matrix_format_for(format, lm_head.dtype)));
     return weights;
 }
 

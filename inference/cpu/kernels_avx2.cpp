@@ -188,8 +188,8 @@ inline void three_rows_tokens(const typename L::T* const w[3], int64_t k, const 
 
 // One weight row against tokens [t, m), in groups of four then the rest.
 template <typename L, bool P = false>
-inline void row_tokens(const typename L::T* row, float scale, int64_t k, const float* x,
-                       int64_t t, int64_t m, float* y, int64_t ldy, int64_t r) {
+inline void row_tokens(const typename L::T* row, float scale, int64_t k, const float* x, int64_t t,
+                       int64_t m, float* y, int64_t ldy, int64_t r) {
     float out[4];
     for (; t + 4 <= m; t += 4) {
         row_dot<L, 4, P>(row, k, x + t * k, out);
@@ -351,8 +351,8 @@ inline void panel_one_token(const uint16_t* panel, int64_t k, const float* x, fl
     }
 }
 
-void bf16_panels(const uint16_t* w, int64_t first_row, int64_t n_rows, int64_t k,
-                 const float* x, int64_t m, float* y, int64_t ldy) {
+void bf16_panels(const uint16_t* w, int64_t first_row, int64_t n_rows, int64_t k, const float* x,
+                 int64_t m, float* y, int64_t ldy) {
     auto row = [w, first_row, k](int64_t r) { return w + panel_row_offset(first_row + r, k); };
     auto one = [](int64_t) { return 1.0f; };
     int64_t first = 0;

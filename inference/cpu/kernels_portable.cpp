@@ -18,8 +18,8 @@ inline float widen(int8_t value) { return static_cast<float>(value); }
 // offset of column j from it (row-major or panel layout); eight columns from a multiple of 8
 // are contiguous in both.
 template <typename W, typename RowOf, typename Col>
-void rows_dot(RowOf row_of, Col col, const float* scales, int64_t n_rows, int64_t k,
-              const float* x, int64_t m, float* y, int64_t ldy) {
+void rows_dot(RowOf row_of, Col col, const float* scales, int64_t n_rows, int64_t k, const float* x,
+              int64_t m, float* y, int64_t ldy) {
     constexpr int kLanes = 8;
     for (int64_t r = 0; r < n_rows; ++r) {
         const W* row = row_of(r);
@@ -47,8 +47,8 @@ void rows_dot(RowOf row_of, Col col, const float* scales, int64_t n_rows, int64_
 }
 
 template <typename W>
-void rows_dot(const W* w, const float* scales, int64_t n_rows, int64_t k, const float* x,
-              int64_t m, float* y, int64_t ldy) {
+void rows_dot(const W* w, const float* scales, int64_t n_rows, int64_t k, const float* x, int64_t m,
+              float* y, int64_t ldy) {
     rows_dot<W>([w, k](int64_t r) { return w + r * k; }, [](int64_t j) { return j; }, scales,
                 n_rows, k, x, m, y, ldy);
 }
@@ -63,10 +63,11 @@ void bf16_rows(const uint16_t* w, int64_t n_rows, int64_t k, const float* x, int
     rows_dot(w, nullptr, n_rows, k, x, m, y, ldy);
 }
 
-void bf16_panels(const uint16_t* w, int64_t first_row, int64_t n_rows, int64_t k,
-                 const float* x, int64_t m, float* y, int64_t ldy) {
-    rows_dot<uint16_t>([w, first_row, k](int64_t r) { return w + panel_row_offset(first_row + r, k); },
-                       panel_col_offset, nullptr, n_rows, k, x, m, y, ldy);
+void bf16_panels(const uint16_t* w, int64_t first_row, int64_t n_rows, int64_t k, const float* x,
+                 int64_t m, float* y, int64_t ldy) {
+    rows_dot<uint16_t>(
+        [w, first_row, k](int64_t r) { return w + panel_row_offset(first_row + r, k); },
+        panel_col_offset, nullptr, n_rows, k, x, m, y, ldy);
 }
 
 void i8_rows(const int8_t* w, const float* scales, int64_t n_rows, int64_t k, const float* x,

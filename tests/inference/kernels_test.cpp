@@ -84,15 +84,13 @@ void check_panels(const RowKernels& kernels) {
         const auto* panel_bits = static_cast<const uint16_t*>(panels.data());
         for (int64_t m : {1, 2, 3, 4, 5, 9}) {
             const auto x = random_values(static_cast<size_t>(m * k), 8);
-            for (auto [first, count] : {std::pair<int64_t, int64_t>{0, 12}, {1, 10}, {4, 8},
-                                        {2, 3}, {5, 7}, {11, 1}}) {
-                INFO(kernels.name << " k " << k << " m " << m << " rows " << first << "+"
-                                  << count);
+            for (auto [first, count] :
+                 {std::pair<int64_t, int64_t>{0, 12}, {1, 10}, {4, 8}, {2, 3}, {5, 7}, {11, 1}}) {
+                INFO(kernels.name << " k " << k << " m " << m << " rows " << first << "+" << count);
                 std::vector<float> y(static_cast<size_t>(m * count), -1.0f);
                 kernels.bf16_panels(panel_bits, first, count, k, x.data(), m, y.data(), count);
                 std::vector<float> want_rows(static_cast<size_t>(m * count), -2.0f);
-                kernels.bf16(row_bits + first * k, count, k, x.data(), m, want_rows.data(),
-                             count);
+                kernels.bf16(row_bits + first * k, count, k, x.data(), m, want_rows.data(), count);
                 std::vector<float> row(static_cast<size_t>(k));
                 for (int64_t r = 0; r < count; ++r) {
                     rows.row_to_f32(first + r, row.data());
@@ -134,7 +132,8 @@ TEST_CASE("weights: pack_panels keeps every row's values and packs only what fit
     const auto* bits = static_cast<const uint16_t*>(panels.data());
     CHECK(bits[panel_row_offset(5, k) + panel_col_offset(20)] ==
           static_cast<const uint16_t*>(rows.data())[5 * k + 20]);
-    CHECK(bits[4 * k + 1 * 64 + 1 * 16 + 4] == static_cast<const uint16_t*>(rows.data())[5 * k + 20]);
+    CHECK(bits[4 * k + 1 * 64 + 1 * 16 + 4] ==
+          static_cast<const uint16_t*>(rows.data())[5 * k + 20]);
     // Shapes and formats the panels do not fit stay row-major.
     CHECK(pack_panels(WeightMatrix::from_f32(w, 6, 64, MatrixFormat::kBF16)).layout() ==
           MatrixLayout::kRows);
@@ -198,8 +197,8 @@ TEST_CASE("kernels: a token's result does not depend on the batch of several it 
 
 // Rows [10, n) of `matrix` [n, k] through Matmul: the sgemm path, the row path for one token
 // and for a batch just below the sgemm threshold, all agreeing.
-static void check_matmul_paths(Matmul& matmul, const WeightMatrix& matrix, const std::vector<float>& x,
-                        int64_t m) {
+static void check_matmul_paths(Matmul& matmul, const WeightMatrix& matrix,
+                               const std::vector<float>& x, int64_t m) {
     const int64_t n = matrix.rows();
     const int64_t k = matrix.cols();
     std::vector<float> blas(static_cast<size_t>(m * (n - 10)));
@@ -235,7 +234,8 @@ TEST_CASE("matmul: the sgemm path and the row path agree for every weight format
     // bf16 in panels: 80 columns (a multiple of the panels' 16); rows from 10, inside a panel.
     const auto w80 = random_values(static_cast<size_t>(n * 80), 3);
     const auto x80 = random_values(static_cast<size_t>(m * 80), 4);
-    const WeightMatrix panels = pack_panels(WeightMatrix::from_f32(w80, n, 80, MatrixFormat::kBF16));
+    const WeightMatrix panels =
+        pack_panels(WeightMatrix::from_f32(w80, n, 80, MatrixFormat::kBF16));
     REQUIRE(panels.layout() == MatrixLayout::kPanels);
     check_matmul_paths(matmul, panels, x80, m);
 }

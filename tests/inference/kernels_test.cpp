@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "inference/cpu/matmul.h"
+#include "inference/cpu_gemv_bench.h"
 #include "inference/cpu/ops.h"
 #include "inference/cpu/panel_layout.h"
 #include "inference/dtype.h"
@@ -263,3 +264,22 @@ TEST_CASE("ops: router top-k renormalises by the p-norm and breaks ties to the l
 }
 
 }  // namespace sluice::inference::cpu
+
+namespace sluice::inference {
+
+TEST_CASE("gemv bench: times both layouts and refuses shapes it cannot run") {
+    auto rows = time_cpu_decode_gemv(64, 48, 2, GemvLayout::kRows, 3);
+    REQUIRE(rows.ok());
+    CHECK(rows->weight_bytes == 64 * 48 * 2);
+    CHECK(rows->best_seconds <= rows->median_seconds);
+    auto panels = time_cpu_decode_gemv(64, 48, 2, GemvLayout::kPanels, 3);
+    REQUIRE(panels.ok());
+    CHECK(panels->weight_bytes == 64 * 48 * 2);
+    auto unfit = time_cpu_decode_gemv(66, 48, 2, GemvLayout::kPanels, 3);
+    REQUIRE_FALSE(unfit.ok());
+    CHECK(unfit.status().message().find("66 x 48") != std::string::npos);
+    CHECK_FALSE(time_cpu_decode_gemv(0, 48, 2, GemvLayout::kRows, 3).ok());
+    CHECK_FALSE(time_cpu_decode_gemv(64, 48, 2, GemvLayout::kRows, 0).ok());
+}
+
+}  // namespace sluice::inference

@@ -78,9 +78,14 @@ void WeightMatrix::row_to_f32(int64_t r, float* out) const {
         case MatrixFormat::kBF16: {
             const auto* bits = static_cast<const uint16_t*>(data_);
             if (layout_ == MatrixLayout::kPanels) {
+                // Group by group: each group's kPanelCols values are contiguous (and the loop
+                // vectorises, which matters when prefill widens whole panels for sgemm).
                 const uint16_t* row = bits + panel_row_offset(r, cols_);
-                for (int64_t c = 0; c < cols_; ++c) {
-                    out[c] = bf16_to_f32(row[panel_col_offset(c)]);
+                for (int64_t c = 0; c < cols_; c += kPanelCols) {
+                    const uint16_t* group = row + panel_col_offset(c);
+                    for (int64_t i = 0; i < kPanelCols; ++i) {
+                        out[c + i] = bf16_to_f32(group[i]);
+                    }
                 }
                 return;
             }

@@ -126,11 +126,16 @@ int add_gemv_rows(const std::string& model_dir, int threads, int repeats, const 
         report.set_figure(key + ".gb_s", gb_s);
         report.set_figure(key + ".fraction_of_triad", gb_s / triad.best_gb_s);
         report.set_figure(key + ".median_ms", timing->median_seconds * 1e3);
+        report.set_figure(key + ".gb_per_cpu_s",
+                          static_cast<double>(timing->weight_bytes) / timing->cpu_seconds / 1e9);
     }
     report.set_figure("gemv_shape", std::to_string(rows) + "x" + std::to_string(cols));
     report.add_note("bf16 gemv: one token times a [" + std::to_string(rows) + ", " +
                     std::to_string(cols) + "] matrix (the lm_head) alone, median of " +
-                    std::to_string(repeats) + "; MB column = bytes read per product");
+                    std::to_string(repeats) +
+                    "; MB column = bytes read per product; JSON gb_per_cpu_s = bytes per "
+                    "second of the process's CPU time, which compares the layouts when other "
+                    "work takes CPU time");
     return 0;
 }
 

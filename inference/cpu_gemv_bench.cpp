@@ -1,5 +1,7 @@
 #include "inference/cpu_gemv_bench.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <random>
@@ -10,6 +12,16 @@
 #include "inference/cpu/weights.h"
 
 namespace sluice::inference {
+
+namespace {
+
+double process_cpu_seconds() {
+    timespec now{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+    return static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec);
+}
+
+}  // namespace
 
 Result<GemvTiming> time_cpu_decode_gemv(int64_t rows, int64_t cols, int n_threads,
                                         GemvLayout layout, int repeats) {
@@ -46,14 +58,16 @@ Result<GemvTiming> time_cpu_decode_gemv(int64_t rows, int64_t cols, int n_thread
     const cpu::MatmulJob job{&matrix, 0, rows, x.data(), 1, y.data()};
     matmul.run(job);
     std::vector<double> seconds;
+    const double cpu_start = process_cpu_seconds();
     for (int i = 0; i < repeats; ++i) {
         const auto start = std::chrono::steady_clock::now();
         matmul.run(job);
         seconds.push_back(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
+    const double cpu = (process_cpu_seconds() - cpu_start) / repeats;
     std::sort(seconds.begin(), seconds.end());
-    return GemvTiming{seconds[seconds.size() / 2], seconds.front(), matrix.bytes()};
+    return GemvTiming{seconds[seconds.size() / 2], seconds.front(), matrix.bytes(), cpu};
 }
 
 }  // namespace sluice::inference

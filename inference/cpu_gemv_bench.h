@@ -21,6 +21,9 @@ struct GemvTiming {
     double median_seconds = 0;  // of one product
     double best_seconds = 0;
     int64_t weight_bytes = 0;  // read per product
+    // The process's CPU time per product (all threads). On a machine shared with other work,
+    // bytes per CPU second compare kernels where wall time mostly measures the CPU share.
+    double cpu_seconds = 0;
 };
 
 // Runs `repeats` products after one untimed one (which makes the weights resident).

@@ -272,6 +272,7 @@ TEST_CASE("gemv bench: times both layouts and refuses shapes it cannot run") {
     REQUIRE(rows.ok());
     CHECK(rows->weight_bytes == 64 * 48 * 2);
     CHECK(rows->best_seconds <= rows->median_seconds);
+    CHECK(rows->cpu_seconds > 0);
     auto panels = time_cpu_decode_gemv(64, 48, 2, GemvLayout::kPanels, 3);
     REQUIRE(panels.ok());
     CHECK(panels->weight_bytes == 64 * 48 * 2);

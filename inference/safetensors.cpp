@@ -204,13 +204,16 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
 }
 
 void Checkpoint::release_pages(const TensorView& tensor) const {
-    // Only ever on bytes of our own mappings: MADV_DONTNEED on other memory would discard it.
+    // Only ever on bytes of our own file mappings: MADV_DONTNEED on memory the process owns
+    // (a tensor held in a buffer) would discard its contents.
     const bool mapped = std::any_of(files_.begin(), files_.end(), [&](const MappedFile& file) {
         const std::span<const uint8_t> bytes = file.bytes();
         return tensor.data >= bytes.data() &&
                tensor.data + tensor.n_bytes <= bytes.data() + bytes.size();
     });
-    SLUICE_CHECK(mapped, "release_pages: tensor '" + tensor.name + "' is not in this checkpoint");
+    if (!mapped) {
+        return;
+    }
     const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
     const auto begin = reinterpret_cast<uintptr_t>(tensor.data);
     const uintptr_t first = (begin + page - 1) / page * page;

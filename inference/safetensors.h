@@ -84,15 +84,16 @@ public:
 
     // nullptr when absent.
     const TensorView* find(const std::string& name) const;
+    // For a tensor that was copied and will not be read again: drops its pages from the
+    // process's resident set (madvise MADV_DONTNEED over the whole pages inside its bytes) when
+    // they lie in one of this checkpoint's file mappings; bytes anywhere else are left alone.
+    // Only residency changes: the mappings are read-only and private, so a later read maps the
+    // same bytes again from the file.
+    void release_pages(const TensorView& tensor) const;
+
     // All tensors, sorted by name.
     const std::map<std::string, TensorView>& tensors() const { return tensors_; }
     size_t n_files() const { return files_.size(); }
-
-    // Drops the pages of `tensor` (one of this checkpoint's) from the process's resident set
-    // (madvise MADV_DONTNEED over the whole pages inside its bytes), for a tensor that was
-    // copied and will not be read again. Only residency changes: the mappings are read-only and
-    // private, so a later read maps the same bytes again from the file.
-    void release_pages(const TensorView& tensor) const;
 
     struct PrivateTag {};
     explicit Checkpoint(PrivateTag) {}

@@ -321,7 +321,8 @@ void rows(const typename L::T* w, const float* scales, int64_t n_rows, int64_t k
 // One panel (four bf16 rows, panel_layout.h) against one token: the loop of
 // four_bf16_rows_one_token, in the same order of additions, over one sequential stream. The
 // prefetch runs 2 KiB ahead of the loads (measured, one thread: 1 and 4 KiB no better, none
-// 20% slower); past the panel it reaches into the next one, which the thread reads next.
+// 20% slower); near a panel's end it reaches into the next panel, which the same task reads
+// next unless the panel ends the task.
 inline void panel_one_token(const uint16_t* panel, int64_t k, const float* x, float* out) {
     constexpr int64_t kAhead = 1024;  // elements: 2 KiB
     const __m256i zero = _mm256_setzero_si256();

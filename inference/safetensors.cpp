@@ -205,15 +205,20 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     return *this;
 }
 
-void Checkpoint::release_pages(const TensorView& tensor) const {
-    // Only ever on bytes of our own file mappings: MADV_DONTNEED on memory the process owns
-    // (a tensor held in a buffer) would discard its contents.
-    const bool mapped = std::any_of(files_.begin(), files_.end(), [&](const MappedFile& file) {
+bool Checkpoint::is_mapped(const TensorView& tensor) const {
+    const bool here = std::any_of(files_.begin(), files_.end(), [&](const MappedFile& file) {
         const std::span<const uint8_t> bytes = file.bytes();
         return tensor.data >= bytes.data() &&
                tensor.data + tensor.n_bytes <= bytes.data() + bytes.size();
     });
-    if (!mapped) {
+    // A derived checkpoint's views of its base still point into the base's mappings.
+    return here || (base_ != nullptr && base_->is_mapped(tensor));
+}
+
+void Checkpoint::release_pages(const TensorView& tensor) const {
+    // Only ever on bytes of our file mappings: MADV_DONTNEED on memory the process owns (a
+    // tensor held in a buffer) would discard its contents.
+    if (!is_mapped(tensor)) {
         return;
     }
     const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));

@@ -84,11 +84,13 @@ public:
 
     // nullptr when absent.
     const TensorView* find(const std::string& name) const;
+    // Whether the tensor's bytes lie in one of this checkpoint's file mappings (a derived
+    // checkpoint's: its base's), not in memory it owns.
+    bool is_mapped(const TensorView& tensor) const;
     // For a tensor that was copied and will not be read again: drops its pages from the
     // process's resident set (madvise MADV_DONTNEED over the whole pages inside its bytes) when
-    // they lie in one of this checkpoint's file mappings; bytes anywhere else are left alone.
-    // Only residency changes: the mappings are read-only and private, so a later read maps the
-    // same bytes again from the file.
+    // is_mapped; bytes anywhere else are left alone. Only residency changes: the mappings are
+    // read-only and private, so a later read maps the same bytes again from the file.
     void release_pages(const TensorView& tensor) const;
 
     // All tensors, sorted by name.

@@ -24,8 +24,15 @@ MatrixFormat float_format_for(WeightFormat requested, DType stored) {
 
 // `matrix` (read from `source`) packed into panels where it fits (panel_layout.h). A packed
 // matrix owns its elements, so the mapping's pages of `source` leave the resident set: the
-// process then holds one copy of those weights, not the packed one and the file's.
+// process then holds one copy of those weights, not the packed one and the file's. A matrix
+// that borrows bytes the checkpoint holds in memory (a dequantised fp8 checkpoint's) stays
+// row-major: those bytes cannot be given back, and packing would keep two copies.
 WeightMatrix packed(WeightMatrix matrix, const Checkpoint& checkpoint, const TensorView& source) {
+    const auto* first = static_cast<const uint8_t*>(matrix.data());
+    const bool borrows_source = first >= source.data && first < source.data + source.n_bytes;
+    if (borrows_source && !checkpoint.is_mapped(source)) {
+        return matrix;
+    }
     matrix = pack_panels(std::move(matrix));
     if (matrix.layout() == MatrixLayout::kPanels) {
         checkpoint.release_pages(source);

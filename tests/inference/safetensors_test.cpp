@@ -107,6 +107,24 @@ TEST_CASE("safetensors: released pages read back the same; memory outside the ma
     elsewhere.data = owned.data();
     (*checkpoint)->release_pages(elsewhere);
     CHECK(owned == value_bytes);
+    CHECK((*checkpoint)->is_mapped(*w));
+    CHECK_FALSE((*checkpoint)->is_mapped(elsewhere));
+
+    // A derived checkpoint: the base's tensors are still mapped (through the base), an added
+    // one is held in memory and is kept as it is.
+    std::vector<uint8_t> added_bytes = value_bytes;
+    auto derived = Checkpoint::derive(std::move(*checkpoint),
+                                      {{"added", DType::kF32, {3, 4096}, added_bytes}}, {});
+    const TensorView* base_view = derived->find("w");
+    const TensorView* added = derived->find("added");
+    REQUIRE(base_view != nullptr);
+    REQUIRE(added != nullptr);
+    CHECK(derived->is_mapped(*base_view));
+    CHECK_FALSE(derived->is_mapped(*added));
+    derived->release_pages(*base_view);
+    derived->release_pages(*added);
+    CHECK(std::memcmp(base_view->data, value_bytes.data(), value_bytes.size()) == 0);
+    CHECK(std::memcmp(added->data, value_bytes.data(), value_bytes.size()) == 0);
 }
 
 TEST_CASE("safetensors: a sharded folder opens as one checkpoint") {

@@ -37,6 +37,7 @@ struct Options {
     std::uint64_t seed = 1;
     std::size_t batch = 10000;  // vectors per add_batch; 1: one add() per vector
     int add_threads = 0;        // 0: every core (nothing else runs during the build)
+    std::string graph;          // saved graph: loaded when it matches, else built and saved
 };
 
 // What Index keeps per chunk for admission (Index::ChunkInfo): the metadata filters read (the
@@ -282,6 +283,54 @@ Status search_all(const Run& run, BenchReport& report) {
     return Status::ok_status();
 }
 
+// What a saved graph was built from, kept in its snapshot's sequence field (the bench has no
+// chunk store, so the field is free): a graph built from other data or other HNSW settings
+// must not be measured against this run's vectors and ground truth. FNV-1a over the settings.
+std::uint64_t graph_tag(const Options& options) {
+    std::uint64_t hash = 1469598103934665603ull;
+    for (std::uint64_t part :
+         {static_cast<std::uint64_t>(options.n), static_cast<std::uint64_t>(options.dim),
+          options.seed, static_cast<std::uint64_t>(options.m),
+          static_cast<std::uint64_t>(options.ef_construction)}) {
+        for (int byte = 0; byte < 8; ++byte) {
+            hash = (hash ^ ((part >> (8 * byte)) & 0xff)) * 1099511628211ull;
+        }
+    }
+    return hash;
+}
+
+// Loads the graph saved by an earlier run with the same data and settings (the build of 1M
+// vectors takes most of an hour on two cores): FAISS's graph from the snapshot, the wrapper's
+// live copies from the regenerated data. kNotFound when nothing is saved there.
+Result<std::unique_ptr<retrieval::VectorIndex>> load_graph(
+    const Options& options, const retrieval::VectorIndexOptions& index_options,
+    const AnnData& data, BenchReport& report) {
+    auto start = Clock::now();
+    std::uint64_t tag = 0;
+    SLUICE_ASSIGN_OR_RETURN(auto index,
+                            retrieval::VectorIndex::load(options.graph, index_options, tag));
+    if (tag != graph_tag(options)) {
+        return failed_precondition("graph '" + options.graph +
+                                   "' was built from other data or settings (n, dim, seed, m, "
+                                   "ef-construction); remove it or name another file");
+    }
+    for (std::size_t i = 0; i < options.n; ++i) {
+        const float* row = data.vectors.data() + i * options.dim;
+        index->restore_live(i, retrieval::Vector(row, row + options.dim));
+    }
+    SLUICE_RETURN_IF_ERROR(index->replay({}, {}));
+    SLUICE_ASSIGN_OR_RETURN(std::size_t fixed, index->finish_restore());
+    if (fixed != 0) {
+        return failed_precondition("graph '" + options.graph + "' disagrees with the data in " +
+                                   std::to_string(fixed) + " vectors");
+    }
+    double seconds = since_ms(start) / 1000;
+    report.set_figure("build.loaded_seconds", seconds);
+    report.add_note("graph loaded from " + options.graph + " in " + format_fixed(seconds, 1) +
+                    " s (built by an earlier run with the same data and settings)");
+    return index;
+}
+
 Result<std::unique_ptr<retrieval::VectorIndex>> build(const Options& options, const AnnData& data,
                                                       BenchReport& report) {
     retrieval::VectorIndexOptions index_options;
@@ -292,6 +341,12 @@ Result<std::unique_ptr<retrieval::VectorIndex>> build(const Options& options, co
     index_options.add_threads = options.add_threads > 0
                                     ? options.add_threads
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (!options.graph.empty()) {
+        auto loaded = load_graph(options, index_options, data, report);
+        if (loaded.ok() || loaded.status().code() != StatusCode::kNotFound) {
+            return loaded;
+        }
+    }
     SLUICE_ASSIGN_OR_RETURN(auto index, retrieval::VectorIndex::create(index_options));
     double rss_before = resident_gib();
     auto start = Clock::now();
@@ -329,6 +384,10 @@ Result<std::unique_ptr<retrieval::VectorIndex>> build(const Options& options, co
                     " vectors/s); the index (FAISS graph and vectors, the wrapper's copy of the "
                     "live vectors) grew the resident memory by " +
                     format_fixed(index_gib, 2) + " GiB");
+    if (!options.graph.empty()) {
+        SLUICE_RETURN_IF_ERROR(index->save(options.graph, graph_tag(options)));
+        std::cerr << "ann: graph saved to " << options.graph << "\n";
+    }
     return index;
 }
 
@@ -403,6 +462,9 @@ void add_ann_bench(Cli& cli) {
     command->add_option("--add-threads", options->add_threads,
                         "OpenMP threads of each batch add (0: every core)")
         ->check(CLI::Range(0, 1024));
+    command->add_option("--graph", options->graph,
+                        "Load the built index from this file when an earlier run with the same "
+                        "data and settings saved it there, else build it and save it there");
     cli.on_run(command, [options] { return run_bench(*options); });
 }
 

@@ -199,14 +199,15 @@ Status measure(const Run& run, const FilterCase& filter_case, int ef,
                 // As Index::query does: the posting lists name the candidates of a tight
                 // filter, inside the timed part ("none" has no predicate, as raw FAISS).
                 retrieval::VectorIndex::SearchPlan plan;
-                std::optional<std::vector<std::uint64_t>> candidates;
+                std::optional<retrieval::FilterPostings::Candidates> candidates;
                 if (!filter_case.unfiltered) {
                     candidates = run.postings.candidates(filter_case.filters[q], run.reader,
                                                          run.index.options().filter_exact_max);
                 }
+                const Allow* scan_allow = candidates && candidates->exact ? nullptr : allow_ptr;
                 SLUICE_ASSIGN_OR_RETURN(
-                    ours, run.index.search(query, run.options.k, allow_ptr, &plan,
-                                           candidates ? &*candidates : nullptr));
+                    ours, run.index.search(query, run.options.k, scan_allow, &plan,
+                                           candidates ? &candidates->ids : nullptr));
                 wrapper.ms.push_back(since_ms(start));
                 wrapper.exact += plan.exact ? 1 : 0;
                 wrapper.ef_sum += plan.ef_search;

@@ -202,7 +202,7 @@ Status measure(const Run& run, const FilterCase& filter_case, int ef,
                 std::optional<retrieval::FilterPostings::Candidates> candidates;
                 if (!filter_case.unfiltered) {
                     candidates = run.postings.candidates(filter_case.filters[q], run.reader,
-                                                         run.index.options().filter_exact_max);
+                                                         run.index.exact_scan_budget(run.options.k));
                 }
                 const Allow* scan_allow = candidates && candidates->exact ? nullptr : allow_ptr;
                 SLUICE_ASSIGN_OR_RETURN(

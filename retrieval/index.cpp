@@ -571,7 +571,7 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
         // the scan skips the predicate (a chunk-table lookup and the filter per candidate);
         // otherwise it checks each candidate before scoring it.
         auto candidates = postings_.candidates(query.filter, reader,
-                                               vectors_->options().filter_exact_max);
+                                               vectors_->exact_scan_budget(depth));
         const auto* scan_allow = candidates && candidates->exact ? nullptr : &allow;
         SLUICE_ASSIGN_OR_RETURN(
             nearest, vectors_->search(vector, depth, scan_allow, nullptr,

@@ -59,12 +59,13 @@ struct FilterCase {
 
 std::vector<FilterCase> make_cases(std::size_t queries) {
     using retrieval::Filter;
-    std::vector<FilterCase> cases(5);
+    std::vector<FilterCase> cases(6);
     cases[0] = {"none", "none", 1.0, true, {}};
     cases[1] = {"100%", "all", 1.0, false, {}};
     cases[2] = {"10%", "tenth", 0.1, false, {}};
     cases[3] = {"1%", "hundredth", 0.01, false, {}};
     cases[4] = {"0.1%", "thousandth", 0.001, false, {}};
+    cases[5] = {"1% range+not", "hundredth_ranges", 0.01, false, {}};
     for (std::size_t q = 0; q < queries; ++q) {
         double tenant = static_cast<double>(1 + q % 100);
         double year = static_cast<double>(2015 + (q / 7) % 10);
@@ -73,6 +74,11 @@ std::vector<FilterCase> make_cases(std::size_t queries) {
         cases[3].filters.push_back(Filter::equals("tenant", tenant));
         cases[4].filters.push_back(Filter::all_of(
             {Filter::equals("tenant", tenant), Filter::equals("year", year)}));
+        // Ten tenants (a range, 10%) and not before the last year (a negated range, 10%).
+        double first = static_cast<double>(1 + (q % 10) * 10);
+        cases[5].filters.push_back(Filter::all_of(
+            {Filter::range("tenant", first, true, first + 9, true),
+             Filter::negate(Filter::range("year", std::nullopt, true, 2023.0, true))}));
     }
     return cases;
 }
@@ -139,6 +145,8 @@ struct Series {
     std::size_t recall_count = 0;
     std::size_t exact = 0;   // queries the wrapper answered by an exact scan
     double ef_sum = 0;       // efSearch of its graph walks
+    double candidate_sum = 0;  // posting-list candidates it scanned
+    double budget_sum = 0;     // its exact-scan budgets
 
     double mean_ms() const {
         return ms.empty() ? 0 : std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size();
@@ -211,6 +219,8 @@ Status measure(const Run& run, const FilterCase& filter_case, int ef,
                 wrapper.ms.push_back(since_ms(start));
                 wrapper.exact += plan.exact ? 1 : 0;
                 wrapper.ef_sum += plan.ef_search;
+                wrapper.candidate_sum += static_cast<double>(plan.candidates);
+                wrapper.budget_sum += static_cast<double>(plan.exact_budget);
             } else {
                 SLUICE_ASSIGN_OR_RETURN(theirs, run.baseline.search(query_row(run, q),
                                                                     run.options.k, ef, allow_ptr));
@@ -235,6 +245,9 @@ std::string describe_plan(const Series& series, bool wrapper, int ef) {
     auto queries = static_cast<double>(series.ms.size());
     double walks = queries - static_cast<double>(series.exact);
     std::string cell = "exact " + format_fixed(100.0 * series.exact / queries, 0) + "%";
+    if (series.candidate_sum > 0) {
+        cell += " (" + format_fixed(series.candidate_sum / queries, 0) + " candidates)";
+    }
     if (walks > 0) {
         cell += ", graph ef " + format_fixed(series.ef_sum / walks, 0);
     }
@@ -252,8 +265,10 @@ void report_series(BenchReport& report, const FilterCase& filter, int ef,
                     describe_plan(series, wrapper, ef)});
     std::string key = "search." + filter.key + ".ef" + std::to_string(ef) + "." + who;
     if (wrapper) {
-        report.set_figure(key + ".exact_share",
-                          static_cast<double>(series.exact) / static_cast<double>(series.ms.size()));
+        auto queries = static_cast<double>(series.ms.size());
+        report.set_figure(key + ".exact_share", static_cast<double>(series.exact) / queries);
+        report.set_figure(key + ".candidates", series.candidate_sum / queries);
+        report.set_figure(key + ".exact_budget", series.budget_sum / queries);
     }
     report.set_figure(key + ".recall@10", series.recall());
     report.set_figure(key + ".p50_ms", p50);

@@ -336,6 +336,11 @@ std::optional<FilterPostings::Candidates> FilterPostings::candidates(const Filte
     if (acl.lists.empty()) {
         return Candidates{{}, true};  // the reader may read nothing
     }
+    for (const auto* list : acl.lists) {
+        if (list->size() == all_.size()) {
+            return Candidates{std::move(by_filter->ids), by_filter->exact};  // reads everything
+        }
+    }
     if (acl.size <= by_filter->ids.size()) {
         return Candidates{intersect(by_filter->ids, merge_lists(acl.lists)), by_filter->exact};
     }

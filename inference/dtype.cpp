@@ -72,6 +72,37 @@ float fp8_e4m3_to_f32(uint8_t bits) {
     return negative ? -magnitude : magnitude;
 }
 
+uint8_t f32_to_fp8_e4m3(float value) {
+    if (std::isnan(value)) {
+        return 0x7f;
+    }
+    const uint8_t sign = std::signbit(value) ? 0x80 : 0x00;
+    if (std::isinf(value)) {
+        return static_cast<uint8_t>(sign | 0x7e);
+    }
+    const float magnitude = std::fabs(value);
+    constexpr float kMinNormal = 0.015625f;  // 2^-6
+    if (magnitude < kMinNormal) {
+        // Subnormals are multiples of 2^-9; a rounded 8 · 2^-9 is the smallest normal, whose
+        // code (exponent 1, mantissa 0) is the same number 8.
+        const auto steps = static_cast<uint8_t>(std::nearbyint(magnitude * 512.0f));
+        return static_cast<uint8_t>(sign | steps);
+    }
+    int exponent = 0;
+    const float fraction = std::frexp(magnitude, &exponent);  // magnitude = fraction · 2^exponent
+    // magnitude = (1 + m/8) · 2^(exponent - 1): m rounded to nearest even (exact float steps).
+    auto mantissa = static_cast<int>(std::nearbyint((fraction * 2.0f - 1.0f) * 8.0f));
+    int biased = exponent - 1 + 7;
+    if (mantissa == 8) {
+        mantissa = 0;
+        ++biased;
+    }
+    if (biased > 15 || (biased == 15 && mantissa == 7)) {
+        return static_cast<uint8_t>(sign | 0x7e);  // ±448, the largest finite value
+    }
+    return static_cast<uint8_t>(sign | (biased << 3) | mantissa);
+}
+
 void convert_to_f32(DType dtype, const void* src, int64_t count, float* dst) {
     const auto* bytes = static_cast<const unsigned char*>(src);
     switch (dtype) {

@@ -141,8 +141,10 @@ public:
     };
     // The most admitted vectors a filtered search scans exactly rather than walking the graph:
     // the plan chosen by estimated cost. For HNSW the walk touches about (efSearch /
-    // selectivity) * 2M vectors and the scan one per admitted vector, so the scan wins below
-    // sqrt(efSearch * n * 2M) of them (20,000 at 100,000 x HNSW32, efSearch 64; 64,000 at 1M);
+    // selectivity) * 2M vectors, each about 0.3 of a scanned candidate's cost (measured, see
+    // vector_index.cpp), and the scan one per admitted vector, so the scan wins below
+    // sqrt(0.3 * efSearch * n * 2M) of them (11,000 at 100,000 x HNSW32 with efSearch 64,
+    // 35,000 at 1M);
     // below selectivity efSearch / filter_max_ef it is the plan regardless, because the walk
     // cannot widen enough to keep its recall. Flat: every vector (the alternative scans all of
     // them); IVF: the vectors a probe reads. Capped by `filter_exact_max`. Index asks

@@ -1,5 +1,6 @@
 #include "inference/dtype.h"
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -88,19 +89,15 @@ uint8_t f32_to_fp8_e4m3(float value) {
         const auto steps = static_cast<uint8_t>(std::nearbyint(magnitude * 512.0f));
         return static_cast<uint8_t>(sign | steps);
     }
-    int exponent = 0;
-    const float fraction = std::frexp(magnitude, &exponent);  // magnitude = fraction · 2^exponent
-    // magnitude = (1 + m/8) · 2^(exponent - 1): m rounded to nearest even (exact float steps).
-    auto mantissa = static_cast<int>(std::nearbyint((fraction * 2.0f - 1.0f) * 8.0f));
-    int biased = exponent - 1 + 7;
-    if (mantissa == 8) {
-        mantissa = 0;
-        ++biased;
-    }
-    if (biased > 15 || (biased == 15 && mantissa == 7)) {
+    // Normal: round fp32's 23 mantissa bits to 3, ties to even; a carry moves into the exponent,
+    // as it should. Then rebias the exponent from 127 to 7.
+    const uint32_t bits = std::bit_cast<uint32_t>(magnitude);
+    const uint32_t rounded = (bits + 0x7ffffu + ((bits >> 20) & 1u)) >> 20;
+    const uint32_t code = rounded - ((127u - 7u) << 3);
+    if (code > 0x7e) {
         return static_cast<uint8_t>(sign | 0x7e);  // ±448, the largest finite value
     }
-    return static_cast<uint8_t>(sign | (biased << 3) | mantissa);
+    return static_cast<uint8_t>(sign | code);
 }
 
 void convert_to_f32(DType dtype, const void* src, int64_t count, float* dst) {

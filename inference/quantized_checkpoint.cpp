@@ -1,12 +1,15 @@
 #include "inference/quantized_checkpoint.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "common/check.h"
@@ -22,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Rows converted to f32 at a time while quantising a row-scaled matrix.
+// Rows converted to f32 at a time (one work item) while quantising a row-scaled matrix.
 constexpr int64_t kRowsPerPass = 1024;
 
 const TensorView& checked_tensor(const Checkpoint& checkpoint, const std::string& name) {
@@ -41,6 +44,24 @@ struct QuantizedMatrix {
     std::vector<float> scales;
 };
 
+// Runs body(i) for i in [0, n) on up to hardware_concurrency threads; the items are independent.
+void parallel_for(int64_t n, const std::function<void(int64_t)>& body) {
+    const auto n_threads = static_cast<int64_t>(
+        std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 64u));
+    std::atomic<int64_t> next{0};
+    std::vector<std::jthread> workers;
+    for (int64_t w = 1; w < std::min(n, n_threads); ++w) {
+        workers.emplace_back([&] {
+            for (int64_t i = next++; i < n; i = next++) {
+                body(i);
+            }
+        });
+    }
+    for (int64_t i = next++; i < n; i = next++) {
+        body(i);
+    }
+}
+
 QuantizedMatrix quantize_matrix(const TensorView& t, const ModelConfig& config) {
     const int64_t rows = t.shape[0];
     const int64_t cols = t.shape[1];
@@ -48,27 +69,28 @@ QuantizedMatrix quantize_matrix(const TensorView& t, const ModelConfig& config) 
     QuantizedMatrix q;
     q.codes.resize(static_cast<size_t>(rows * cols));
     if (fp8_column_scales(t.name)) {
-        // One expert's [n_ff, d_model] block at a time, scales per column of the block.
+        // One expert's [n_ff, d_model] block per item, scales per column of the block.
         const int64_t block_rows = config.n_ff;
         q.scales.resize(static_cast<size_t>(rows / block_rows * cols));
-        std::vector<float> block(static_cast<size_t>(block_rows * cols));
-        for (int64_t e = 0; e < rows / block_rows; ++e) {
+        parallel_for(rows / block_rows, [&](int64_t e) {
+            std::vector<float> block(static_cast<size_t>(block_rows * cols));
             convert_to_f32(t.dtype, t.data + e * block_rows * cols * element, block_rows * cols,
                            block.data());
             quantize_fp8_columns(block.data(), block_rows, cols,
                                  q.codes.data() + e * block_rows * cols,
                                  q.scales.data() + e * cols);
-        }
+        });
         return q;
     }
     q.scales.resize(static_cast<size_t>(rows));
-    std::vector<float> part(static_cast<size_t>(std::min(rows, kRowsPerPass) * cols));
-    for (int64_t first = 0; first < rows; first += kRowsPerPass) {
+    parallel_for((rows + kRowsPerPass - 1) / kRowsPerPass, [&](int64_t pass) {
+        const int64_t first = pass * kRowsPerPass;
         const int64_t n = std::min(kRowsPerPass, rows - first);
+        std::vector<float> part(static_cast<size_t>(n * cols));
         convert_to_f32(t.dtype, t.data + first * cols * element, n * cols, part.data());
         quantize_fp8_rows(part.data(), n, cols, q.codes.data() + first * cols,
                           q.scales.data() + first);
-    }
+    });
     return q;
 }
 

@@ -33,7 +33,8 @@ struct QuantizeCheckpointSummary {
 // Quantises the DBRX checkpoint in `model_dir` to fp8 into the new folder `out_dir`: the
 // quantised tensors and the others unchanged (sharded as options say), config.json with
 // `quantization_config`, and every other regular file of `model_dir` (tokenizer, generation
-// config) copied. Memory use is one shard plus one matrix in f32, whatever the model's size.
+// config) copied. Memory use is one shard plus, per thread, one expert or 1,024 rows in f32,
+// whatever the model's size; matrices are quantised on every core.
 // The folder is built as `<out_dir>.partial` and renamed when complete, so `out_dir` never holds a
 // half-written checkpoint.
 // Errors: those of load_model_config, Checkpoint::open and check_dbrx_checkpoint;

@@ -33,6 +33,16 @@ Status check_tensors(const std::vector<TensorToWrite>& tensors) {
     return Status::ok_status();
 }
 
+// The last step of every write: the finished temporary file takes the final name at once.
+Status rename_into_place(const std::string& tmp, const std::string& path) {
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) {
+        return io_error("rename '" + tmp + "' to '" + path + "': " + ec.message());
+    }
+    return Status::ok_status();
+}
+
 Status write_file(const std::string& path, const std::string& header,
                   const std::vector<const TensorToWrite*>& tensors) {
     const std::string tmp = path + ".tmp";
@@ -57,12 +67,7 @@ Status write_file(const std::string& path, const std::string& header,
             return io_error("writing '" + tmp + "' failed");
         }
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        return io_error("rename '" + tmp + "' to '" + path + "': " + ec.message());
-    }
-    return Status::ok_status();
+    return rename_into_place(tmp, path);
 }
 
 // Writes the tensors in the given order, data packed back to back after an 8-aligned header.
@@ -145,12 +150,7 @@ Status write_safetensors_index(const std::string& dir,
             return io_error("writing '" + tmp + "' failed");
         }
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        return io_error("rename '" + tmp + "' to '" + path + "': " + ec.message());
-    }
-    return Status::ok_status();
+    return rename_into_place(tmp, path);
 }
 
 }  // namespace sluice::inference

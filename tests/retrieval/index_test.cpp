@@ -3,6 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cmath>
+#include <map>
+#include <random>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -416,4 +419,118 @@ TEST_CASE("an index without an embedder takes vectors from its callers") {
     query.vector.clear();
     query.text = "second";
     CHECK(index->query(query, kUser).status().code() == StatusCode::kFailedPrecondition);
+}
+
+namespace {
+
+// Cosine similarity, as the index ranks with metric cosine.
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+    double dot = 0;
+    double na = 0;
+    double nb = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        dot += static_cast<double>(a[i]) * b[i];
+        na += static_cast<double>(a[i]) * a[i];
+        nb += static_cast<double>(b[i]) * b[i];
+    }
+    return dot / std::sqrt(na * nb);
+}
+
+}  // namespace
+
+TEST_CASE("range and prefix filters and their negations return the exact top k at every selectivity") {
+    TempDir dir("index-filter-ops");
+    IndexSettings settings = small_settings("HNSW16");
+    settings.embedder = "none";
+    settings.dimension = 8;
+    settings.chunking = false;
+    auto index = create(dir, settings);
+    std::mt19937 random(11);
+    std::normal_distribution<float> normal;
+    std::map<std::string, Document> docs;
+    auto make = [&](int i) {
+        Metadata metadata;
+        if (i % 3 != 0) {
+            metadata["score"] = static_cast<double>(random() % 1000);  // absent on a third
+        }
+        metadata["path"] = std::string(i % 2 == 0 ? "docs/" : "wiki/") + numbered("p", i % 37);
+        Document d = doc(numbered("d", i), "text", i % 10 == 0 ? Acl{{}, {"legal"}} : everyone(),
+                         metadata);
+        d.vector.resize(8);
+        for (auto& x : d.vector) {
+            x = normal(random);
+        }
+        return d;
+    };
+    std::vector<Document> batch;
+    for (int i = 0; i < 1500; ++i) {
+        batch.push_back(make(i));
+        docs[batch.back().key] = batch.back();
+    }
+    REQUIRE(index->upsert(batch).ok());
+    using F = Filter;
+    const std::vector<Filter> filters = {
+        F::range("score", 990.0, true, std::nullopt, true),            // ~0.7%
+        F::range("score", 100.0, false, 300.0, true),                  // ~13%
+        F::range("score", std::nullopt, true, 1000.0, false),          // 2/3: every score
+        F::prefix("path", "docs/p00"),                                 // ~1.4%
+        F::prefix("path", "wiki/"),                                    // 50%
+        F::negate(F::range("score", std::nullopt, true, 995.0, true)),  // absent or > 995: ~34%
+        F::negate(F::prefix("path", "")),                              // nothing
+        F::all_of({F::prefix("path", "docs/"),
+                   F::negate(F::range("score", 10.0, true, 999.0, true))}),
+        F::any_of({F::range("score", 0.0, true, 5.0, true), F::prefix("path", "wiki/p001")}),
+        F::negate(F::any_of({F::prefix("path", "docs/"), F::range("score", 0.0, true, 990.0, true)})),
+    };
+    auto check_all = [&](const char* phase) {
+        CAPTURE(phase);
+        for (const auto& filter : filters) {
+            CAPTURE(filter.describe());
+            Query query;
+            query.mode = QueryMode::kAnn;
+            query.k = 10;
+            query.filter = filter;
+            query.vector.resize(8);
+            for (auto& x : query.vector) {
+                x = normal(random);
+            }
+            // Brute force over what the reader may read and the filter admits.
+            std::vector<std::pair<double, std::string>> scored;
+            for (const auto& [key, d] : docs) {
+                Metadata metadata = d.metadata;
+                metadata.try_emplace("doc_key", d.key);
+                metadata.try_emplace("uri", d.uri);
+                metadata.try_emplace("title", d.title);
+                if (d.acl.allows(kUser) && filter.matches(metadata)) {
+                    scored.emplace_back(cosine(query.vector, d.vector), key);
+                }
+            }
+            std::sort(scored.begin(), scored.end(), std::greater<>());
+            scored.resize(std::min<std::size_t>(scored.size(), 10));
+            std::set<std::string> expected;
+            for (const auto& entry : scored) {
+                expected.insert(entry.second);
+            }
+            auto hits = index->query(query, kUser);
+            REQUIRE(hits.ok());
+            CHECK(hits->size() == expected.size());
+            CHECK(keys_of(*hits) == expected);
+        }
+    };
+    check_all("after the first upsert");
+    // Updates move documents between values (and give some the field they lacked); deletes
+    // take others away.
+    batch.clear();
+    std::vector<std::string> removed;
+    for (int i = 0; i < 1500; i += 4) {
+        Document d = make(i + 1);
+        d.key = numbered("d", i);
+        batch.push_back(d);
+        docs[d.key] = d;
+        std::string gone = numbered("d", i + 2);
+        removed.push_back(gone);
+        docs.erase(gone);
+    }
+    REQUIRE(index->apply(IndexWrite{batch, removed, {}}).ok());
+    check_all("after updates and deletes");
 }

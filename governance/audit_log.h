@@ -47,6 +47,7 @@
 //
 // Thread safety: thread-safe.
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -70,6 +71,7 @@ namespace sluice::governance {
 namespace detail {
 class Database;
 class Ed25519Key;
+class Sha256;
 }  // namespace detail
 
 // When an append returns (see above).
@@ -162,6 +164,13 @@ private:
     void settle_batch_locked(const Status& written);
     void write_loop();
     Status write_batch(const std::vector<PendingPtr>& batch);
+    // The chain's tail (seq 0 and 32 zero bytes before the first record). Under db_mutex_,
+    // inside the write transaction.
+    struct Tail {
+        std::int64_t seq = 0;
+        std::array<unsigned char, 32> hash{};
+    };
+    Result<Tail> read_tail();
     Status checkpoint_locked();
 
     std::unique_ptr<detail::Database> db_;  // guarded by db_mutex_
@@ -190,6 +199,7 @@ private:
     std::uint64_t next_ticket_ = 1;                              // guarded by mutex_
     std::map<std::uint64_t, std::vector<AuditEvent>> deferred_;  // guarded by mutex_
     std::string hash_scratch_;  // guarded by db_mutex_; the bytes each record's hash covers
+    std::unique_ptr<detail::Sha256> hasher_;  // guarded by db_mutex_
     std::mutex db_mutex_;  // serialises use of db_ (batches, checkpoint())
 
     void checkpoint_wal(std::stop_token stop);

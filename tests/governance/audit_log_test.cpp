@@ -352,3 +352,32 @@ TEST_CASE("a record's canonical JSON and hash are fixed, so that logs written ea
     const std::string with_hash = audit_record_json(record, true);
     CHECK(with_hash.find(R"("details":"{\"k\":1}","hash":"4c52a972)") != std::string::npos);
 }
+
+TEST_CASE("after retention archived every record, appends continue the chain from the anchor") {
+    AuditFixture f(5);
+    auto archived = archive_audit_log(f.db_path, 5, f.dir.path / "audit-all.jsonl");
+    REQUIRE_MESSAGE(archived.ok(), archived.status().to_string());
+    CHECK(archived->records == 5);
+    REQUIRE(f.log->append(AuditFixture::event(6)).ok());
+    REQUIRE(f.log->append(AuditFixture::event(7)).ok());
+    f.log.reset();
+    auto report = f.verify();
+    CHECK(report.ok);
+    CHECK(report.first_seq == 6);
+    CHECK(report.last_seq == 7);
+}
+
+TEST_CASE("a reused SHA-256 context gives the one-shot digest for every input") {
+    sluice::governance::detail::Sha256 hasher;
+    const std::vector<std::string> inputs = {"", "abc", std::string(1000, 'x'),
+                                             std::string("a\0b", 3)};
+    for (const std::string& input : inputs) {
+        const auto digest = hasher.digest(input);
+        CHECK(std::string(reinterpret_cast<const char*>(digest.data()), digest.size()) ==
+              sluice::governance::detail::sha256(input));
+    }
+    const auto abc = hasher.digest("abc");
+    CHECK(sluice::governance::detail::to_hex(
+              std::string(reinterpret_cast<const char*>(abc.data()), abc.size())) ==
+          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}

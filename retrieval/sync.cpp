@@ -352,7 +352,7 @@ void SourceSync::abandon(std::deque<Pending>& flight) {
     // The write in progress on the worker finishes before the run returns: nothing of this
     // run outlives it.
     for (Pending& pending : flight) {
-        if (pending.prepared) {
+        if (pending.prepared && pending.prepared->valid()) {  // the front's was taken
             pending.prepared->wait();
         }
     }

@@ -173,7 +173,8 @@ Result<EmbedderChoice> choose_embedder(const Options& options, const fs::path& s
                           std::to_string(out.settings.dimension) + "-d through the engine";
         return out;
     }
-    return invalid_argument("--embedder '" + options.embedder + "', expected lexical, model or http");
+    return invalid_argument("--embedder '" + options.embedder +
+                            "', expected lexical, model or http");
 }
 
 int run_bench(const Options& options) {
@@ -255,7 +256,8 @@ int run_bench(const Options& options) {
     // Stages overlap when pipelined: each is its busy time as a share of the wall time, so the
     // shares may add up to more than 100%.
     auto stage = [&](const std::string& name, double seconds) {
-        return std::vector<std::string>{name, format_fixed(seconds, 2) + " s, " + share(seconds, wall)};
+        return std::vector<std::string>{name,
+                                        format_fixed(seconds, 2) + " s, " + share(seconds, wall)};
     };
     BenchReport report("sync");
     report.set_columns({"measure", "value"});

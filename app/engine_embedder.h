@@ -42,7 +42,6 @@ private:
 // "model:<model_id>". A "model" index whose dimension is not the model's d_model is refused
 // when it opens (Index::open compares them).
 retrieval::EmbedderFactory embedder_factory_with_model(std::shared_ptr<inference::Engine> engine,
-                                                       std::string model_id,
-                                                       std::size_t max_batch);
+                                                       std::string model_id, std::size_t max_batch);
 
 }  // namespace sluice::app

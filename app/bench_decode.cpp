@@ -180,6 +180,8 @@ int run_decode_bench(const DecodeBenchOptions& options) {
     report.set_figure("triad_gb_s", triad.best_gb_s);
     report.set_figure("threads", threads);
     report.set_figure("ranks", ranks);
+    report.set_figure("tensor", parallel.tensor);
+    report.set_figure("expert", parallel.expert);
     report.set_figure("plan", ranks > 1 ? inference::parallel_plan_name(parallel.plan()) : "none");
     report.set_figure("prompt_tokens", options.prompt_tokens);
     report.set_figure("decode_tokens", options.decode_tokens);
@@ -189,8 +191,10 @@ int run_decode_bench(const DecodeBenchOptions& options) {
                     std::to_string(threads) + " threads; kernels " +
                     inference::cpu_kernel_variant());
     if (ranks > 1) {
-        report.add_note(std::string(inference::parallel_plan_name(parallel.plan())) + " plan, " +
-                        std::to_string(ranks) + " ranks of " + std::to_string(threads_per_rank) +
+        report.add_note(std::string(inference::parallel_plan_name(parallel.plan())) +
+                        " plan (tensor " + std::to_string(parallel.tensor) + " x expert " +
+                        std::to_string(parallel.expert) + "), " + std::to_string(ranks) +
+                        " ranks of " + std::to_string(threads_per_rank) +
                         " threads; active MB/token sums the ranks' reads");
     }
     report.print(options.json);
@@ -234,9 +238,15 @@ void add_decode_bench(Cli& cli) {
         ->check(CLI::Range(2, 4000));
     command->add_option("--threads", options->threads,
                         "Worker threads in all, shared out among the ranks (default: all)");
-    command->add_option("--tensor", options->tensor, "Ranks of the tensor plan (docs/parallel.md)")
+    command
+        ->add_option("--tensor", options->tensor,
+                     "Ranks of the tensor plan; with --expert, of each expert group of the "
+                     "grid (docs/parallel.md)")
         ->check(CLI::Range(1, 64));
-    command->add_option("--expert", options->expert, "Ranks of the expert plan (docs/parallel.md)")
+    command
+        ->add_option("--expert", options->expert,
+                     "Ranks of the expert plan; with --tensor, expert groups of the grid "
+                     "(docs/parallel.md)")
         ->check(CLI::Range(1, 64));
     command->add_flag("--json", options->json, "Print the figures as one JSON object last");
     cli.on_run(command, [options, cuda, command] {

@@ -221,14 +221,16 @@ const std::vector<Field>& fields() {
         f.push_back(with_range(
             make_parallel_field("tensor", FieldType::kInteger,
                                 "Ranks of the tensor plan: attention split by heads, experts "
-                                "split inside, lm_head split by vocabulary",
+                                "split inside, lm_head split by vocabulary; with expert above "
+                                "1 too, the ranks of each expert group of the grid",
                                 &ParallelSettings::tensor),
             1, 4096));
         f.push_back(with_range(
             make_parallel_field("expert", FieldType::kInteger,
                                 "Ranks of the expert plan: experts distributed whole, tokens "
                                 "dispatched by all-to-all (attention as in the tensor plan); "
-                                "with tensor above 1 too, both must be equal",
+                                "with tensor above 1 too, the expert groups of a tensor x "
+                                "expert grid of that many ranks (at most 4096 in all)",
                                 &ParallelSettings::expert),
             1, 4096));
         f.push_back(make_parallel_field(

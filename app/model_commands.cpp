@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/bench_report.h"
+#include "app/quantize_command.h"
 #include "app/tokenize_command.h"
 #include "inference/backend_factory.h"
 #include "inference/cpu_backend.h"
@@ -247,6 +248,8 @@ void add_model_commands(Cli& cli) {
     cli.on_run(init, [init_out, init_preset, init_seed, init_dtype, init_tokenizer] {
         return run_init_tiny(*init_out, *init_preset, *init_seed, *init_dtype, *init_tokenizer);
     });
+
+    add_model_quantize_command(model, cli);
 
 }
 

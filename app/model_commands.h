@@ -8,6 +8,7 @@
 //   sluice model init-tiny --out DIR [--preset tiny|small] [--seed N] [--dtype f32|bf16]
 //                          [--tokenizer PATH]
 //                                          writes a random DBRX checkpoint with tokenizer files
+//   sluice model quantize --model DIR --out DIR  fp8 checkpoint (quantize_command.h)
 // `sluice generate` is in generate_command.h.
 // Errors print `sluice <command>: <status>` on stderr and exit 1.
 

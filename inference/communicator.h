@@ -14,6 +14,9 @@
 // Failure. A rank that cannot go on calls abort(reason); every rank's pending and later calls then
 // return kAborted with a message naming the rank that aborted and its reason, so that a failure on
 // one rank stops all of them with the same clear error instead of leaving them waiting forever.
+// Groups made by split() share that fate with the group they came from: an abort on any of them
+// fails all of them, since a rank waiting in a sub-group would otherwise never learn that a rank
+// of another sub-group has stopped.
 //
 // Errors: kInvalidArgument for a negative count, a root or count list that does not fit the
 // group, or an element type the operation does not support (reductions: kF32, kBF16, kF16);
@@ -23,10 +26,11 @@
 // called from any thread.
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
-#include "common/status.h"
+#include "common/result.h"
 #include "inference/dtype.h"
 
 namespace sluice::inference {
@@ -65,6 +69,15 @@ public:
 
     // Returns when every rank has called it (and, for nccl, the work enqueued before it is done).
     virtual Status barrier() = 0;
+
+    // Collective: splits the group into sub-groups, one per distinct `color`, as MPI_Comm_split
+    // and ncclCommSplit do; the ranks of a sub-group are numbered by ascending `key`, ties by
+    // their rank here. Returns this rank's communicator of its sub-group (rank and size are the
+    // sub-group's). A tensor x expert grid uses it for its rows and columns (docs/parallel.md).
+    // The sub-group may borrow from this communicator (nccl: the stream), so destroy it first.
+    // kInvalidArgument for a negative color: that rank still takes part, so no rank is left
+    // waiting, and is in no sub-group.
+    virtual Result<std::unique_ptr<Communicator>> split(int color, int key) = 0;
 
     // Fails the group; see the file comment. Idempotent: the first reason is kept.
     virtual void abort(const std::string& reason) = 0;

@@ -9,6 +9,7 @@
 // Thread safety: pure functions.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,17 +22,21 @@ namespace sluice::inference {
 struct ExpectedTensor {
     std::string name;
     std::vector<int64_t> shape;
+    // Set where the format fixes the dtype (a quantised checkpoint's F8_E4M3 matrices and F32
+    // scales); otherwise any floating-point dtype.
+    std::optional<DType> dtype;
 };
 
 // Every tensor of a DBRX checkpoint for `config`, in a stable order (embedding, blocks in order,
-// final norm, lm_head).
+// final norm, lm_head). A quantised config (inference/fp8_weights.h) adds each quantised matrix's
+// scale tensor right after it.
 std::vector<ExpectedTensor> dbrx_tensor_layout(const ModelConfig& config);
 
 // Name helpers, e.g. dbrx_block_tensor(3, "ffn.experts.mlp.w1").
 std::string dbrx_block_tensor(int64_t layer, const std::string& suffix);
 
 // kInvalidArgument for the first missing, extra or mis-shaped tensor, or one of a dtype that is
-// not a floating-point type:
+// not a floating-point type or not the one a quantised checkpoint requires:
 //   tensor 'transformer.blocks.0.ffn.experts.mlp.w1': shape [96, 64], expected [1536, 64]
 Status check_dbrx_checkpoint(const Checkpoint& checkpoint, const ModelConfig& config);
 

@@ -1,5 +1,6 @@
 #include "inference/dtype.h"
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -70,6 +71,33 @@ float fp8_e4m3_to_f32(uint8_t bits) {
     float magnitude = exponent == 0 ? std::ldexp(static_cast<float>(mantissa), -9)
                                     : std::ldexp(1.0f + mantissa / 8.0f, exponent - 7);
     return negative ? -magnitude : magnitude;
+}
+
+uint8_t f32_to_fp8_e4m3(float value) {
+    if (std::isnan(value)) {
+        return 0x7f;
+    }
+    const uint8_t sign = std::signbit(value) ? 0x80 : 0x00;
+    if (std::isinf(value)) {
+        return static_cast<uint8_t>(sign | 0x7e);
+    }
+    const float magnitude = std::fabs(value);
+    constexpr float kMinNormal = 0.015625f;  // 2^-6
+    if (magnitude < kMinNormal) {
+        // Subnormals are multiples of 2^-9; a rounded 8 · 2^-9 is the smallest normal, whose
+        // code (exponent 1, mantissa 0) is the same number 8.
+        const auto steps = static_cast<uint8_t>(std::nearbyint(magnitude * 512.0f));
+        return static_cast<uint8_t>(sign | steps);
+    }
+    // Normal: round fp32's 23 mantissa bits to 3, ties to even; a carry moves into the exponent,
+    // as it should. Then rebias the exponent from 127 to 7.
+    const uint32_t bits = std::bit_cast<uint32_t>(magnitude);
+    const uint32_t rounded = (bits + 0x7ffffu + ((bits >> 20) & 1u)) >> 20;
+    const uint32_t code = rounded - ((127u - 7u) << 3);
+    if (code > 0x7e) {
+        return static_cast<uint8_t>(sign | 0x7e);  // ±448, the largest finite value
+    }
+    return static_cast<uint8_t>(sign | code);
 }
 
 void convert_to_f32(DType dtype, const void* src, int64_t count, float* dst) {

@@ -41,6 +41,11 @@ float f16_to_f32(uint16_t bits);
 // Rounds to IEEE binary16, round-to-nearest-even, overflow to infinity.
 uint16_t f32_to_f16(float value);
 float fp8_e4m3_to_f32(uint8_t bits);
+// Rounds to fp8 E4M3 "fn", round-to-nearest-even, saturating: magnitudes past the largest finite
+// value (448, infinities included) become ±448 and NaN becomes 0x7f, as CUDA's
+// __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3) does, so host and device quantisation agree
+// bit for bit.
+uint8_t f32_to_fp8_e4m3(float value);
 
 // Converts `count` elements of `dtype` at `src` (any alignment) to fp32 at `dst`.
 // kI8 is converted as plain integers (no scale).

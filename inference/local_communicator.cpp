@@ -13,7 +13,7 @@ namespace sluice::inference {
 
 namespace {
 
-enum class Op { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kBroadcast, kBarrier };
+enum class Op { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kBroadcast, kBarrier, kSplit };
 
 const char* op_name(Op op) {
     switch (op) {
@@ -23,6 +23,7 @@ const char* op_name(Op op) {
         case Op::kAllToAll: return "all_to_all";
         case Op::kBroadcast: return "broadcast";
         case Op::kBarrier: return "barrier";
+        case Op::kSplit: return "split";
     }
     return "?";
 }
@@ -38,6 +39,8 @@ struct Post {
     int root = 0;
     std::span<const int64_t> send_counts;
     std::span<const int64_t> recv_counts;
+    int color = 0;  // split: may differ between ranks
+    int key = 0;
 };
 
 Post make_post(Op op, const void* send, void* recv, int64_t count, DType dtype,
@@ -75,13 +78,45 @@ void store(DType dtype, void* data, int64_t i, float value) {
 
 float combine(ReduceOp op, float a, float b) { return op == ReduceOp::kSum ? a + b : std::max(a, b); }
 
+class LocalGroup;
+
+// A group made by create_local_communicators and every group split from it, directly or not.
+// They fail together: a rank waiting in one group must learn that a rank of another stopped.
+struct LocalFamily {
+    std::mutex mutex;
+    bool aborted = false;                           // guarded by mutex
+    std::string message;                            // guarded by mutex
+    std::vector<std::weak_ptr<LocalGroup>> groups;  // guarded by mutex
+};
+
 // The state the ranks of one group share.
 class LocalGroup {
 public:
-    explicit LocalGroup(int size)
-        : size_(size), posts_(static_cast<size_t>(size)), scratch_(static_cast<size_t>(size)) {}
+    // `world_ranks[r]`: the rank in the original group of this group's rank r, which abort
+    // messages name so that every group of the family reports the same rank.
+    static std::shared_ptr<LocalGroup> make(std::shared_ptr<LocalFamily> family,
+                                            std::vector<int> world_ranks) {
+        auto group = std::make_shared<LocalGroup>(family, std::move(world_ranks));
+        std::lock_guard lock(family->mutex);
+        if (family->aborted) {
+            group->aborted_ = true;  // not shared with any rank yet
+            group->abort_message_ = family->message;
+        }
+        family->groups.push_back(group);
+        return group;
+    }
+
+    LocalGroup(std::shared_ptr<LocalFamily> family, std::vector<int> world_ranks)
+        : size_(static_cast<int>(world_ranks.size())),
+          family_(std::move(family)),
+          world_ranks_(std::move(world_ranks)),
+          posts_(static_cast<size_t>(size_)),
+          scratch_(static_cast<size_t>(size_)),
+          split_(static_cast<size_t>(size_)) {}
 
     int size() const { return size_; }
+    const std::shared_ptr<LocalFamily>& family() const { return family_; }
+    int world_rank(int rank) const { return world_ranks_[static_cast<size_t>(rank)]; }
 
     // The entry rendezvous: posts `post` for `rank` and waits for every rank's. kAborted when
     // the group is (or becomes) aborted before all have arrived.
@@ -104,19 +139,34 @@ public:
         arrive(lock, /*abortable=*/false);
     }
 
+    // Aborts every group of the family. The family's lock is not held while a group's is
+    // taken, so no order between the locks is needed.
     void abort(int rank, const std::string& reason) {
-        std::lock_guard lock(mutex_);
-        if (aborted_) {
-            return;
+        std::vector<std::weak_ptr<LocalGroup>> groups;
+        std::string message;
+        {
+            std::lock_guard lock(family_->mutex);
+            if (family_->aborted) {
+                return;
+            }
+            family_->aborted = true;
+            family_->message = "rank " + std::to_string(world_rank(rank)) + " aborted: " + reason;
+            message = family_->message;
+            groups = family_->groups;
         }
-        aborted_ = true;
-        abort_message_ = "rank " + std::to_string(rank) + " aborted: " + reason;
-        cv_.notify_all();
+        for (const std::weak_ptr<LocalGroup>& weak : groups) {
+            if (std::shared_ptr<LocalGroup> group = weak.lock()) {
+                group->mark_aborted(message);
+            }
+        }
     }
 
     // Read after the entry rendezvous, before the exit one.
     const Post& post(int rank) const { return posts_[static_cast<size_t>(rank)]; }
     std::vector<float>& scratch(int rank) { return scratch_[static_cast<size_t>(rank)]; }
+    // A split's new group, made by its first member between the rendezvous and read by the
+    // others after the exit one; overwritten only by a later split, past the next entry.
+    std::shared_ptr<LocalGroup>& split_slot(int rank) { return split_[static_cast<size_t>(rank)]; }
 
 private:
     // Counts this rank in and waits for the rest of the generation; false when aborted first.
@@ -136,17 +186,27 @@ private:
         return false;
     }
 
+    void mark_aborted(const std::string& message) {
+        std::lock_guard lock(mutex_);
+        aborted_ = true;
+        abort_message_ = message;
+        cv_.notify_all();
+    }
+
     Status aborted_status() const { return Status(StatusCode::kAborted, abort_message_); }
 
     const int size_;
+    const std::shared_ptr<LocalFamily> family_;
+    const std::vector<int> world_ranks_;
     std::mutex mutex_;
     std::condition_variable cv_;
     int arrived_ = 0;          // guarded by mutex_
     uint64_t generation_ = 0;  // guarded by mutex_
     bool aborted_ = false;     // guarded by mutex_
-    std::string abort_message_;
+    std::string abort_message_;  // guarded by mutex_
     std::vector<Post> posts_;  // slot r written by rank r before the entry rendezvous
     std::vector<std::vector<float>> scratch_;  // slot r written by rank r between rendezvous
+    std::vector<std::shared_ptr<LocalGroup>> split_;  // see split_slot()
 };
 
 class LocalCommunicator final : public Communicator {
@@ -258,9 +318,61 @@ public:
         return group_->enter(rank_, make_post(Op::kBarrier, nullptr, nullptr, 0, DType::kF32));
     }
 
+    Result<std::unique_ptr<Communicator>> split(int color, int key) override {
+        Post post = make_post(Op::kSplit, nullptr, nullptr, 0, DType::kF32);
+        post.color = color;
+        post.key = key;
+        std::shared_ptr<LocalGroup> sub;
+        std::vector<int> members;  // read from the posts before the exit, which may change after
+        SLUICE_RETURN_IF_ERROR(run(
+            post,
+            [&] {
+                // The first member of each sub-group makes it; the others take it after the exit.
+                members = members_of(color);
+                if (!members.empty() && members.front() == rank_) {
+                    std::vector<int> world;
+                    for (int member : members) {
+                        world.push_back(group_->world_rank(member));
+                    }
+                    group_->split_slot(rank_) =
+                        LocalGroup::make(group_->family(), std::move(world));
+                }
+                return true;
+            },
+            [&] {
+                if (!members.empty()) {
+                    sub = group_->split_slot(members.front());
+                }
+            }));
+        if (sub == nullptr) {
+            return invalid_argument("split: color " + std::to_string(color) +
+                                    " is negative, expected 0 or more");
+        }
+        const auto sub_rank =
+            static_cast<int>(std::find(members.begin(), members.end(), rank_) - members.begin());
+        return std::unique_ptr<Communicator>(std::make_unique<LocalCommunicator>(sub, sub_rank));
+    }
+
     void abort(const std::string& reason) override { group_->abort(rank_, reason); }
 
 private:
+    // The ranks that posted `color` to the current split, by ascending key, then rank; none for
+    // a negative color.
+    std::vector<int> members_of(int color) const {
+        std::vector<int> members;
+        if (color < 0) {
+            return members;
+        }
+        for (int r = 0; r < size(); ++r) {
+            if (group_->post(r).color == color) {
+                members.push_back(r);
+            }
+        }
+        std::stable_sort(members.begin(), members.end(),
+                         [&](int a, int b) { return group_->post(a).key < group_->post(b).key; });
+        return members;
+    }
+
     // [begin, end) of rank r's share of `count` elements in all_reduce.
     std::pair<int64_t, int64_t> chunk(int64_t count, int r) const {
         return {count * r / size(), count * (r + 1) / size()};
@@ -371,7 +483,9 @@ Result<std::vector<std::unique_ptr<Communicator>>> create_local_communicators(in
         return invalid_argument("local communicator group of " + std::to_string(n_ranks) +
                                 " ranks, expected at least 1");
     }
-    auto group = std::make_shared<LocalGroup>(n_ranks);
+    std::vector<int> world(static_cast<size_t>(n_ranks));
+    std::iota(world.begin(), world.end(), 0);
+    auto group = LocalGroup::make(std::make_shared<LocalFamily>(), std::move(world));
     std::vector<std::unique_ptr<Communicator>> ranks;
     for (int r = 0; r < n_ranks; ++r) {
         ranks.push_back(std::make_unique<LocalCommunicator>(group, r));

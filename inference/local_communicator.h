@@ -17,8 +17,13 @@
 // counts that do not pair up) are kInvalidArgument on every rank, since each rank checks all
 // posts after the entry rendezvous.
 //
-// abort(reason) wakes every rank waiting at an entry rendezvous with kAborted naming the rank
-// and its reason; later calls fail the same way. A rank already past the entry rendezvous
+// split() makes the sub-groups in the same two rendezvous: the first member of each makes the
+// new group, the others take it after the exit rendezvous. A group and every group split from
+// it, directly or not, form a family that fails together.
+//
+// abort(reason) wakes every rank of the family waiting at an entry rendezvous with kAborted
+// naming the rank (its rank in the original group) and its reason; later calls fail the same
+// way. A rank already past the entry rendezvous
 // finishes the copy it is doing (it needs no other rank for that) so no buffer is read after
 // its owner returned.
 //

@@ -169,6 +169,38 @@ Status validate(const ModelConfig& config) {
     return Status::ok_status();
 }
 
+// Only the format `sluice model quantize` writes; any other method is refused by name rather
+// than loaded as if its tensors were plain weights.
+Status parse_quantization(const json& quant, ModelConfig* config) {
+    if (!quant.is_object()) {
+        return field_error("quantization_config", "expected an object, found " + quant.dump());
+    }
+    const auto method = quant.find("quant_method");
+    if (method == quant.end() || !method->is_string()) {
+        return field_error("quantization_config.quant_method", "expected a string");
+    }
+    if (method->get<std::string>() != "sluice_fp8") {
+        return field_error("quantization_config.quant_method",
+                           method->dump() +
+                               " is not supported; this engine reads \"sluice_fp8\" "
+                               "checkpoints (sluice model quantize) and unquantised ones");
+    }
+    const auto dtype = quant.find("weight_dtype");
+    if (dtype == quant.end() || *dtype != "float8_e4m3fn") {
+        return field_error("quantization_config.weight_dtype",
+                           "expected \"float8_e4m3fn\", found " +
+                               (dtype == quant.end() ? std::string("nothing") : dtype->dump()));
+    }
+    const auto scales = quant.find("scales");
+    if (scales == quant.end() || *scales != "per_channel") {
+        return field_error("quantization_config.scales",
+                           "expected \"per_channel\", found " +
+                               (scales == quant.end() ? std::string("nothing") : scales->dump()));
+    }
+    config->quantization = CheckpointQuantization::kFp8PerChannel;
+    return Status::ok_status();
+}
+
 }  // namespace
 
 int64_t ModelConfig::n_params_total() const {
@@ -220,6 +252,9 @@ Result<ModelConfig> parse_model_config(const json& root) {
     if (auto ffn = root.find("ffn_config"); ffn != root.end() && !ffn->is_null()) {
         SLUICE_RETURN_IF_ERROR(parse_ffn(*ffn, &config));
     }
+    if (auto quant = root.find("quantization_config"); quant != root.end() && !quant->is_null()) {
+        SLUICE_RETURN_IF_ERROR(parse_quantization(*quant, &config));
+    }
     SLUICE_RETURN_IF_ERROR(validate(config));
     return config;
 }
@@ -247,7 +282,7 @@ json model_config_to_json(const ModelConfig& config) {
     json ffn_act = {{"name", config.activation == Activation::kSilu ? "silu" : "gelu"}};
     json norm = config.expert_weights_norm_p ? json(*config.expert_weights_norm_p) : json(nullptr);
     json clip = config.clip_qkv ? json(*config.clip_qkv) : json(nullptr);
-    return json{
+    json out{
         {"architectures", {"DbrxForCausalLM"}},
         {"model_type", "dbrx"},
         {"d_model", config.d_model},
@@ -270,6 +305,12 @@ json model_config_to_json(const ModelConfig& config) {
           {"moe_loss_weight", 0.05},
           {"moe_normalize_expert_weights", norm}}},
     };
+    if (config.quantization == CheckpointQuantization::kFp8PerChannel) {
+        out["quantization_config"] = {{"quant_method", "sluice_fp8"},
+                                      {"weight_dtype", "float8_e4m3fn"},
+                                      {"scales", "per_channel"}};
+    }
+    return out;
 }
 
 }  // namespace sluice::inference

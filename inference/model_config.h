@@ -21,6 +21,13 @@ namespace sluice::inference {
 
 enum class Activation { kSilu, kGelu };
 
+// How the checkpoint's weights are stored. kFp8PerChannel: a checkpoint written by
+// `sluice model quantize --weights fp8` (inference/fp8_weights.h): the weight matrices in F8_E4M3
+// with one fp32 scale per output channel beside each, config.json's
+// `quantization_config: {"quant_method": "sluice_fp8", "weight_dtype": "float8_e4m3fn",
+// "scales": "per_channel"}`. Hugging Face cannot load it (its quant_method is ours alone).
+enum class CheckpointQuantization { kNone, kFp8PerChannel };
+
 struct ModelConfig {
     int64_t d_model = 2048;
     int64_t n_head = 16;
@@ -42,6 +49,8 @@ struct ModelConfig {
     std::optional<double> expert_weights_norm_p = 1.0;
 
     float norm_eps = 1e-5f;  // nn.LayerNorm's default; DBRX does not configure it
+
+    CheckpointQuantization quantization = CheckpointQuantization::kNone;  // quantization_config
 
     int64_t head_dim() const { return d_model / n_head; }
     int64_t n_embd_kv() const { return n_head_kv * head_dim(); }

@@ -54,9 +54,10 @@ public:
 
     ~Group() {
         // The session first: its watcher thread is joined, so no abort runs while the
-        // communicators are destroyed.
+        // communicators are destroyed. Split communicators (added last) go before their parents.
         session_.reset();
-        for (ncclComm_t comm : comms_) {
+        for (auto it = comms_.rbegin(); it != comms_.rend(); ++it) {
+            ncclComm_t comm = *it;
             if (comm == nullptr) {
                 continue;
             }
@@ -70,9 +71,24 @@ public:
     }
 
     void set_comms(std::vector<ncclComm_t> comms) {
-        comms_ = std::move(comms);
+        {
+            std::lock_guard lock(mutex_);
+            comms_ = std::move(comms);
+        }
         // From now on an abort anywhere (this node or another) aborts the local communicators.
         session_->on_abort([this](const std::string& reason) { abort_locally(reason); });
+    }
+
+    // A communicator split from one of the group's: it fails with the group and is destroyed
+    // with it. False (and `comm` aborted) when the group was aborted meanwhile.
+    bool add_comm(ncclComm_t comm) {
+        std::lock_guard lock(mutex_);
+        if (aborted_.load()) {
+            ncclCommAbort(comm);
+            return false;
+        }
+        comms_.push_back(comm);
+        return true;
     }
 
     detail::BootstrapSession& session() { return *session_; }
@@ -92,14 +108,12 @@ public:
 
 private:
     void abort_locally(const std::string& reason) {
-        {
-            std::lock_guard lock(mutex_);
-            if (aborted_.load()) {
-                return;
-            }
-            reason_ = reason;
-            aborted_.store(true, std::memory_order_release);
+        std::lock_guard lock(mutex_);
+        if (aborted_.load()) {
+            return;
         }
+        reason_ = reason;
+        aborted_.store(true, std::memory_order_release);
         // ncclCommAbort is the documented way to free ranks stuck in a collective, from any
         // thread; the handles are not used again (every call checks aborted() first).
         for (ncclComm_t& comm : comms_) {
@@ -111,26 +125,31 @@ private:
     }
 
     std::unique_ptr<detail::BootstrapSession> session_;
-    std::vector<ncclComm_t> comms_;
     std::atomic<bool> aborted_{false};
     mutable std::mutex mutex_;
-    std::string reason_;
+    std::vector<ncclComm_t> comms_;  // guarded by mutex_ once set_comms ran
+    std::string reason_;             // guarded by mutex_
 };
 
 class Nccl final : public NcclCommunicator {
 public:
-    Nccl(std::shared_ptr<Group> group, ncclComm_t comm, cudaStream_t stream, int device, int rank,
-         int size)
+    // `world_rank`: the rank in the group of all GPUs, which abort messages name. A split
+    // communicator borrows its parent's stream (`owns_stream` false): the rank's work stays on
+    // one stream, in order.
+    Nccl(std::shared_ptr<Group> group, ncclComm_t comm, cudaStream_t stream, bool owns_stream,
+         int device, int rank, int size, int world_rank)
         : group_(std::move(group)),
           comm_(comm),
           stream_(stream),
+          owns_stream_(owns_stream),
           device_(device),
           rank_(rank),
-          size_(size) {}
+          size_(size),
+          world_rank_(world_rank) {}
 
     ~Nccl() override {
         cudaSetDevice(device_);
-        if (stream_ != nullptr) {
+        if (stream_ != nullptr && owns_stream_) {
             if (!group_->aborted()) {
                 cudaStreamSynchronize(stream_);
             }
@@ -251,22 +270,57 @@ public:
             }
             if (state != cudaErrorNotReady) {
                 const Status failed = cuda_error("barrier", state);
-                group_->abort("rank " + std::to_string(rank_) + ": " + failed.message());
+                group_->abort("rank " + std::to_string(world_rank_) + ": " + failed.message());
                 return failed;
             }
             ncclResult_t async = ncclSuccess;
             if (ncclCommGetAsyncError(comm_, &async) == ncclSuccess && async != ncclSuccess &&
                 async != ncclInProgress) {
                 const Status failed = nccl_error("barrier", async);
-                group_->abort("rank " + std::to_string(rank_) + ": " + failed.message());
+                group_->abort("rank " + std::to_string(world_rank_) + ": " + failed.message());
                 return group_->aborted_status();
             }
             std::this_thread::sleep_for(std::chrono::microseconds(50));
         }
     }
 
+    Result<std::unique_ptr<Communicator>> split(int color, int key) override {
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 0)
+        // A negative color still takes part, as "no color", so the other ranks are not left
+        // waiting in the collective.
+        ncclComm_t sub = nullptr;
+        SLUICE_RETURN_IF_ERROR(run("split", [&] {
+            return ncclCommSplit(comm_, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &sub, nullptr);
+        }));
+        if (color < 0) {
+            return invalid_argument("nccl: split color " + std::to_string(color) +
+                                    " is negative, expected 0 or more");
+        }
+        if (!group_->add_comm(sub)) {
+            return group_->aborted_status();
+        }
+        int sub_rank = 0;
+        int sub_size = 0;
+        ncclResult_t result = ncclCommUserRank(sub, &sub_rank);
+        if (result == ncclSuccess) {
+            result = ncclCommCount(sub, &sub_size);
+        }
+        if (result != ncclSuccess) {
+            return nccl_error("split", result);
+        }
+        return std::unique_ptr<Communicator>(std::make_unique<Nccl>(
+            group_, sub, stream_, /*owns_stream=*/false, device_, sub_rank, sub_size, world_rank_));
+#else
+        (void)color;
+        (void)key;
+        return Status(StatusCode::kNotSupported,
+                      "nccl: split needs NCCL 2.18 or later (ncclCommSplit); this build has " +
+                          std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR));
+#endif
+    }
+
     void abort(const std::string& reason) override {
-        group_->abort("rank " + std::to_string(rank_) + ": " + reason);
+        group_->abort("rank " + std::to_string(world_rank_) + ": " + reason);
     }
 
 private:
@@ -299,9 +353,11 @@ private:
     std::shared_ptr<Group> group_;
     ncclComm_t comm_;
     cudaStream_t stream_;
+    bool owns_stream_;
     int device_;
     int rank_;
     int size_;
+    int world_rank_;
     void* barrier_word_ = nullptr;
 };
 
@@ -408,8 +464,9 @@ Result<std::vector<std::unique_ptr<NcclCommunicator>>> open_nccl_communicators(
     group->set_comms(comms);
     std::vector<std::unique_ptr<NcclCommunicator>> out;
     for (size_t i = 0; i < devices.size(); ++i) {
-        out.push_back(std::make_unique<Nccl>(group, comms[i], streams[i], devices[i],
-                                             offset + static_cast<int>(i), world));
+        const int rank = offset + static_cast<int>(i);
+        out.push_back(std::make_unique<Nccl>(group, comms[i], streams[i], /*owns_stream=*/true,
+                                             devices[i], rank, world, rank));
     }
     log::info("inference", "nccl communicators ready",
               {{"node", options.node},

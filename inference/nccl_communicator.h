@@ -9,6 +9,10 @@
 // (stream()) and return without waiting; barrier() waits for the stream. A rank's compute should
 // run on the same stream (or order itself with events) so that a collective sees its inputs.
 //
+// split() is ncclCommSplit (NCCL 2.18 or later; kNotSupported before): the sub-group's
+// communicator enqueues on its parent's stream, fails with the whole group, and is destroyed
+// with it (the handle; the object before its parent).
+//
 // Failure: abort() on any rank, of any node, or the loss of a node's control connection aborts
 // every NCCL communicator of every node (ncclCommAbort) and makes every later call, and a
 // barrier() in progress, return kAborted with the first reason (communicator.h). An error NCCL

@@ -26,7 +26,15 @@ Status validate_node(const std::string& node, size_t index) {
 }  // namespace
 
 const char* parallel_plan_name(ParallelPlan plan) {
-    return plan == ParallelPlan::kExpert ? "expert" : "tensor";
+    switch (plan) {
+        case ParallelPlan::kTensor:
+            return "tensor";
+        case ParallelPlan::kExpert:
+            return "expert";
+        case ParallelPlan::kGrid:
+            return "grid";
+    }
+    return "?";
 }
 
 Status validate_parallel_config(const ParallelConfig& config) {
@@ -38,13 +46,43 @@ Status validate_parallel_config(const ParallelConfig& config) {
         return invalid_argument("config field 'parallel.expert': " +
                                 std::to_string(config.expert) + ", expected at least 1");
     }
-    if (config.tensor > 1 && config.expert > 1 && config.tensor != config.expert) {
+    // In 64 bits: two valid sizes can overflow an int.
+    const int64_t ranks = int64_t{config.tensor} * config.expert;
+    if (ranks > kMaxParallelRanks) {
         return invalid_argument("config field 'parallel': tensor " + std::to_string(config.tensor) +
-                                " and expert " + std::to_string(config.expert) +
-                                " differ; give one of them, or both equal (the expert plan)");
+                                " x expert " + std::to_string(config.expert) + " = " +
+                                std::to_string(ranks) + " ranks, expected at most " +
+                                std::to_string(kMaxParallelRanks));
     }
     for (size_t i = 0; i < config.nodes.size(); ++i) {
         SLUICE_RETURN_IF_ERROR(validate_node(config.nodes[i], i));
+    }
+    return Status::ok_status();
+}
+
+Status check_parallel_fits_model(const ParallelConfig& config, const ModelConfig& model) {
+    // Attention is split by heads across every rank, so the field is whichever sets the count.
+    if (model.n_head < config.n_ranks()) {
+        std::string field = "'parallel.tensor': " + std::to_string(config.n_ranks()) + " ranks";
+        if (config.plan() == ParallelPlan::kExpert) {
+            field = "'parallel.expert': " + std::to_string(config.n_ranks()) + " ranks";
+        } else if (config.plan() == ParallelPlan::kGrid) {
+            field = "'parallel': tensor " + std::to_string(config.tensor) + " x expert " +
+                    std::to_string(config.expert) + " = " + std::to_string(config.n_ranks()) +
+                    " ranks";
+        }
+        return invalid_argument("config field " + field + ", but the model has only " +
+                                std::to_string(model.n_head) + " attention heads");
+    }
+    if (model.n_expert < config.expert) {
+        return invalid_argument("config field 'parallel.expert': " + std::to_string(config.expert) +
+                                " expert groups, but the model has only " +
+                                std::to_string(model.n_expert) + " experts");
+    }
+    if (model.n_ff < config.tensor) {
+        return invalid_argument("config field 'parallel.tensor': " + std::to_string(config.tensor) +
+                                " ranks per expert, but the model has only " +
+                                std::to_string(model.n_ff) + " ffn columns per expert");
     }
     return Status::ok_status();
 }

@@ -7,8 +7,12 @@
 //              vocabulary + all-gather.
 //   expert: M  (M ranks) attention and lm_head as in the tensor plan; experts distributed whole
 //              across the ranks, tokens dispatched to them and combined back by all-to-all.
-//   both > 1   must be equal: the expert plan over that many ranks (its attention is the tensor
-//              plan's), since a rank grid of tensor × expert groups is not implemented.
+//   both > 1   the grid: N x M ranks. Attention and lm_head are split across all N x M ranks
+//              as in the tensor plan; the experts are distributed across M expert groups of N
+//              ranks each (all-to-all between the groups), and each expert is split inside
+//              across the N ranks of its group (w2 row-parallel + all-reduce in the group).
+//              Rank r is tensor index r % N of expert group r / N, so a group's ranks are
+//              neighbours (one node's GPUs, where the group's all-reduce is cheapest).
 //   nodes      "host:port" of each node, the first being the NCCL bootstrap (rank 0). Empty or
 //              one entry: this node only.
 //
@@ -18,26 +22,43 @@
 #include <vector>
 
 #include "common/result.h"
+#include "inference/model_config.h"
 
 namespace sluice::inference {
 
-enum class ParallelPlan { kTensor, kExpert };
+enum class ParallelPlan { kTensor, kExpert, kGrid };
+
+// The most ranks a setting may name in all (tensor x expert), as the config schema bounds each.
+inline constexpr int kMaxParallelRanks = 4096;
 
 struct ParallelConfig {
     int tensor = 1;
     int expert = 1;
     std::vector<std::string> nodes;
 
-    int n_ranks() const { return tensor > expert ? tensor : expert; }
-    ParallelPlan plan() const { return expert > 1 ? ParallelPlan::kExpert : ParallelPlan::kTensor; }
+    int n_ranks() const { return tensor * expert; }
+    ParallelPlan plan() const {
+        if (tensor > 1 && expert > 1) {
+            return ParallelPlan::kGrid;
+        }
+        return expert > 1 ? ParallelPlan::kExpert : ParallelPlan::kTensor;
+    }
     bool parallel() const { return n_ranks() > 1; }
+    // Rank r's place in the grid: its expert group and its index inside the group.
+    int expert_group(int rank) const { return rank / tensor; }
+    int tensor_index(int rank) const { return rank % tensor; }
 };
 
-// "tensor" | "expert"
+// "tensor" | "expert" | "grid"
 const char* parallel_plan_name(ParallelPlan plan);
 
-// kInvalidArgument naming the field for sizes below 1, tensor and expert both above 1 and
-// different, or a node that is not "host:port" with a port in 1..65535.
+// kInvalidArgument naming the field for sizes below 1, more than kMaxParallelRanks in all, or
+// a node that is not "host:port" with a port in 1..65535.
 Status validate_parallel_config(const ParallelConfig& config);
+
+// kInvalidArgument naming the field when `model` cannot be split as `config` says: more ranks
+// in all than attention heads, more expert groups than experts, or more ranks per expert than
+// ffn columns. `config` was validated.
+Status check_parallel_fits_model(const ParallelConfig& config, const ModelConfig& model);
 
 }  // namespace sluice::inference

@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/check.h"
+
 namespace sluice::inference {
 
 namespace {
@@ -303,6 +305,32 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& path) {
         }
     }
     return checkpoint;
+}
+
+std::unique_ptr<Checkpoint> Checkpoint::derive(std::unique_ptr<Checkpoint> base,
+                                               std::vector<OwnedTensor> added,
+                                               const std::vector<std::string>& removed) {
+    auto derived = std::make_unique<Checkpoint>(PrivateTag{});
+    derived->tensors_ = base->tensors_;
+    for (const std::string& name : removed) {
+        derived->tensors_.erase(name);
+    }
+    for (OwnedTensor& tensor : added) {
+        int64_t n_elements = 1;
+        for (const int64_t dim : tensor.shape) {
+            n_elements *= dim;
+        }
+        SLUICE_CHECK(static_cast<int64_t>(tensor.bytes.size()) ==
+                         n_elements * dtype_size(tensor.dtype),
+                     "derived tensor '" + tensor.name + "' has the wrong byte count");
+        derived->owned_.push_back(std::move(tensor.bytes));
+        const std::vector<uint8_t>& bytes = derived->owned_.back();
+        derived->tensors_[tensor.name] =
+            TensorView{tensor.name, tensor.dtype, std::move(tensor.shape), bytes.data(),
+                       static_cast<int64_t>(bytes.size()), "(in memory)"};
+    }
+    derived->base_ = std::move(base);
+    return derived;
 }
 
 const TensorView* Checkpoint::find(const std::string& name) const {

@@ -88,10 +88,28 @@ public:
     const std::map<std::string, TensorView>& tensors() const { return tensors_; }
     size_t n_files() const { return files_.size(); }
 
+    // A tensor held in memory rather than in a mapped file.
+    struct OwnedTensor {
+        std::string name;
+        DType dtype = DType::kF32;
+        std::vector<int64_t> shape;
+        std::vector<uint8_t> bytes;  // n_elements · dtype_size
+    };
+    // A checkpoint with `base`'s tensors, less those named in `removed`, plus `added` (which
+    // replace base tensors of the same name). It owns `base` (whose mappings its other views still
+    // borrow) and the added bytes. Used to present a quantised checkpoint to a backend as the
+    // plain one it dequantises to. SLUICE_CHECKs that each added tensor's size fits its shape.
+    static std::unique_ptr<Checkpoint> derive(std::unique_ptr<Checkpoint> base,
+                                              std::vector<OwnedTensor> added,
+                                              const std::vector<std::string>& removed);
+
     struct PrivateTag {};
     explicit Checkpoint(PrivateTag) {}
 
 private:
+    std::unique_ptr<Checkpoint> base_;
+    std::vector<std::vector<uint8_t>> owned_;
+
     Status add_file(const std::string& path, const std::map<std::string, std::string>* expected);
 
     std::vector<MappedFile> files_;

@@ -33,6 +33,16 @@ Status check_tensors(const std::vector<TensorToWrite>& tensors) {
     return Status::ok_status();
 }
 
+// The last step of every write: the finished temporary file takes the final name at once.
+Status rename_into_place(const std::string& tmp, const std::string& path) {
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) {
+        return io_error("rename '" + tmp + "' to '" + path + "': " + ec.message());
+    }
+    return Status::ok_status();
+}
+
 Status write_file(const std::string& path, const std::string& header,
                   const std::vector<const TensorToWrite*>& tensors) {
     const std::string tmp = path + ".tmp";
@@ -57,12 +67,7 @@ Status write_file(const std::string& path, const std::string& header,
             return io_error("writing '" + tmp + "' failed");
         }
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        return io_error("rename '" + tmp + "' to '" + path + "': " + ec.message());
-    }
-    return Status::ok_status();
+    return rename_into_place(tmp, path);
 }
 
 // Writes the tensors in the given order, data packed back to back after an 8-aligned header.
@@ -114,25 +119,38 @@ Status write_safetensors_sharded(const std::string& dir, const std::vector<Tenso
     }
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    json weight_map = json::object();
+    std::map<std::string, std::string> weight_map;
     for (size_t i = 0; i < shards.size(); ++i) {
-        char name[64];
-        std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1,
-                      shards.size());
+        const std::string name = safetensors_shard_name(i, shards.size());
         SLUICE_RETURN_IF_ERROR(write_group((std::filesystem::path(dir) / name).string(), shards[i]));
         for (const TensorToWrite* tensor : shards[i]) {
             weight_map[tensor->name] = name;
         }
     }
+    return write_safetensors_index(dir, weight_map, total_bytes);
+}
+
+std::string safetensors_shard_name(size_t index, size_t count) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", index + 1, count);
+    return name;
+}
+
+Status write_safetensors_index(const std::string& dir,
+                               const std::map<std::string, std::string>& weight_map,
+                               int64_t total_bytes) {
     json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
     const std::string path = (std::filesystem::path(dir) / "model.safetensors.index.json").string();
-    std::ofstream out(path, std::ios::trunc);
-    out << index.dump(2) << "\n";
-    out.flush();
-    if (!out) {
-        return io_error("writing '" + path + "' failed");
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << index.dump(2) << "\n";
+        out.flush();
+        if (!out) {
+            return io_error("writing '" + tmp + "' failed");
+        }
     }
-    return Status::ok_status();
+    return rename_into_place(tmp, path);
 }
 
 }  // namespace sluice::inference

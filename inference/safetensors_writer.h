@@ -10,6 +10,7 @@
 // Thread safety: free functions; concurrent calls must use different paths.
 
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -36,5 +37,14 @@ Status write_safetensors(const std::string& path, const std::vector<TensorToWrit
 // `model.safetensors.index.json`.
 Status write_safetensors_sharded(const std::string& dir, const std::vector<TensorToWrite>& tensors,
                                  int64_t max_shard_bytes);
+
+// The pieces of a sharded checkpoint for writers that produce one shard at a time (a checkpoint
+// larger than memory): shard i (from 0) of n is named `model-0000{i+1}-of-0000n.safetensors`;
+// the index maps every tensor name to its shard's file name. The index is written last and
+// atomically (a temporary file renamed), so a folder without it is not a checkpoint yet.
+std::string safetensors_shard_name(size_t index, size_t count);
+Status write_safetensors_index(const std::string& dir,
+                               const std::map<std::string, std::string>& weight_map,
+                               int64_t total_bytes);
 
 }  // namespace sluice::inference

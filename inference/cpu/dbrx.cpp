@@ -84,22 +84,22 @@ DbrxWeights load_dbrx_weights(const ModelConfig& config, const Checkpoint& check
 }
 
 DbrxModel::DbrxModel(ModelConfig config, DbrxWeights weights, int n_threads)
-    : DbrxModel(config, std::move(weights), n_threads, DbrxShard::whole(config), nullptr) {}
+    : DbrxModel(config, std::move(weights), n_threads, DbrxShard::whole(config), RankComms{}) {}
 
 DbrxModel::DbrxModel(ModelConfig config, DbrxWeights weights, int n_threads, DbrxShard shard,
-                     Communicator* comm)
+                     RankComms comms)
     : config_(std::move(config)),
       weights_(std::move(weights)),
       shard_(shard),
-      comm_(comm),
+      comms_(comms),
       pool_(n_threads),
       matmul_(&pool_) {}
 
-Status DbrxModel::all_reduce(std::vector<float>* data, int64_t count) {
-    if (comm_ == nullptr) {
+Status DbrxModel::all_reduce(Communicator* comm, std::vector<float>* data, int64_t count) {
+    if (comm == nullptr) {
         return Status::ok_status();
     }
-    return comm_->all_reduce(data->data(), count, DType::kF32, ReduceOp::kSum);
+    return comm->all_reduce(data->data(), count, DType::kF32, ReduceOp::kSum);
 }
 
 Status DbrxModel::forward(const ForwardBatch& batch, KvCacheStorage* cache, ForwardOutput* out) {
@@ -131,7 +131,7 @@ Status DbrxModel::forward(const ForwardBatch& batch, KvCacheStorage* cache, Forw
         attention(l, batch, cache);
         matmul_.run({&layer.out_proj, 0, d, attn_.data(), n_tokens, h_.data()});
         // Row-parallel out-projection: each rank holds its heads' share of the sum.
-        SLUICE_RETURN_IF_ERROR(all_reduce(&h_, n_tokens * d));
+        SLUICE_RETURN_IF_ERROR(all_reduce(comms_.all, &h_, n_tokens * d));
         for (size_t i = 0; i < x_.size(); ++i) {
             x_[i] += h_[i];
         }
@@ -188,13 +188,13 @@ Status DbrxModel::forward(const ForwardBatch& batch, KvCacheStorage* cache, Forw
 Status DbrxModel::lm_head(int64_t n_rows, ForwardOutput* out) {
     const int64_t n_vocab = config_.n_vocab;
     out->logits.resize(static_cast<size_t>(n_rows * n_vocab));
-    if (comm_ == nullptr) {
+    if (comms_.all == nullptr) {
         matmul_.run({&weights_.lm_head, 0, n_vocab, h_.data(), n_rows, out->logits.data()});
         return Status::ok_status();
     }
     // Vocabulary-parallel: each rank projects onto its rows, padded to the largest share so
     // that the all-gather moves equal blocks; the blocks are then laid side by side per row.
-    const int n_ranks = comm_->size();
+    const int n_ranks = comms_.all->size();
     const int64_t padded = (n_vocab + n_ranks - 1) / n_ranks;
     std::vector<float> local(static_cast<size_t>(n_rows * padded), 0.0f);
     std::vector<float> mine(static_cast<size_t>(n_rows * shard_.n_vocab));
@@ -204,7 +204,7 @@ Status DbrxModel::lm_head(int64_t n_rows, ForwardOutput* out) {
     }
     gathered_.resize(static_cast<size_t>(n_ranks * n_rows * padded));
     SLUICE_RETURN_IF_ERROR(
-        comm_->all_gather(local.data(), gathered_.data(), n_rows * padded, DType::kF32));
+        comms_.all->all_gather(local.data(), gathered_.data(), n_rows * padded, DType::kF32));
     for (int rank = 0; rank < n_ranks; ++rank) {
         const Split vocab = split_evenly(n_vocab, rank, n_ranks);
         for (int64_t r = 0; r < n_rows; ++r) {
@@ -345,7 +345,7 @@ Status DbrxModel::moe(const DbrxLayerWeights& layer) {
     }
     run_experts(layer, group_start);
     // Tensor plan: each rank's w2 holds its ffn slice, so its outputs are partial sums.
-    SLUICE_RETURN_IF_ERROR(all_reduce(&expert_out_, n_pairs * d));
+    SLUICE_RETURN_IF_ERROR(all_reduce(comms_.tensor, &expert_out_, n_pairs * d));
 
     for (int64_t e = 0; e < n_expert; ++e) {
         const auto& group = groups[static_cast<size_t>(e)];

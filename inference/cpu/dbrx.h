@@ -10,10 +10,12 @@
 // multiplied as one group per expert.
 //
 // One rank of a parallel plan runs the same pass over its shard (dbrx_shard.h) and joins the
-// other ranks through a Communicator at the points docs/parallel.md lists: after the
-// out-projection (all-reduce), after the experts (tensor plan: all-reduce; expert plan:
-// all-to-all dispatch and combine, then all-gather of the token slices) and after the lm_head
-// (all-gather). Every rank ends a step with the same residual stream and the full logits.
+// other ranks through its communicators (RankComms) at the points docs/parallel.md lists: after
+// the out-projection (all-reduce over all ranks), after the experts (tensor plan: all-reduce;
+// expert plan: all-to-all dispatch and combine, then all-gather of the token slices; the grid:
+// both, the all-to-alls between expert groups and the all-reduce inside one) and after the
+// lm_head (all-gather over all ranks). Every rank ends a step with the same residual stream and
+// the full logits.
 //
 // Thread safety: owned by one thread; uses its thread pool inside forward().
 
@@ -61,14 +63,25 @@ DbrxWeights load_dbrx_weights(const ModelConfig& config, const Checkpoint& check
 DbrxWeights load_dbrx_weights(const ModelConfig& config, const Checkpoint& checkpoint,
                               WeightFormat format, const DbrxShard& shard);
 
+// The communicators one rank of a parallel plan meets the others through; borrowed, they
+// outlive the model.
+struct RankComms {
+    Communicator* all = nullptr;  // every rank: attention's all-reduce, the lm_head's all-gather
+    // The ranks that split the same experts' ffn columns (tensor plan: all; grid: the rank's
+    // expert group); null when the rank holds its experts whole (expert plan).
+    Communicator* tensor = nullptr;
+    // One rank per expert group, those with this rank's ffn slice (expert plan: all; grid: the
+    // ranks of this tensor index); null when no tokens are dispatched (tensor plan).
+    Communicator* expert = nullptr;
+};
+
 class DbrxModel {
 public:
     // The whole model on one rank.
     DbrxModel(ModelConfig config, DbrxWeights weights, int n_threads);
-    // One rank of a parallel plan: `weights` hold `shard`; `comm` (borrowed, outliving the
-    // model) joins the ranks.
+    // One rank of a parallel plan: `weights` hold `shard`; `comms` join the ranks.
     DbrxModel(ModelConfig config, DbrxWeights weights, int n_threads, DbrxShard shard,
-              Communicator* comm);
+              RankComms comms);
 
     const ModelConfig& config() const { return config_; }
     const DbrxWeights& weights() const { return weights_; }
@@ -87,13 +100,14 @@ private:
     // The experts of this rank over tokens already grouped by expert: expert_in_ rows
     // [group_start[e], group_start[e + 1]) go to local expert e; writes expert_out_.
     void run_experts(const DbrxLayerWeights& layer, const std::vector<int64_t>& group_start);
-    Status all_reduce(std::vector<float>* data, int64_t count);
+    // Sums `data` [count] over `comm`'s ranks; nothing without one.
+    static Status all_reduce(Communicator* comm, std::vector<float>* data, int64_t count);
     Status lm_head(int64_t n_rows, ForwardOutput* out);
 
     ModelConfig config_;
     DbrxWeights weights_;
     DbrxShard shard_;
-    Communicator* comm_ = nullptr;  // null on one rank
+    RankComms comms_;  // all null on one rank
     ThreadPool pool_;
     Matmul matmul_;
 

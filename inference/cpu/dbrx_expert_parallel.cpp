@@ -1,7 +1,11 @@
-// The expert plan's MoE layer (dbrx.h, docs/parallel.md): each rank routes a slice of the
-// step's tokens, sends each (token, expert) pair to the rank holding that expert, runs the
-// pairs it receives through its experts, sends the outputs back, combines them into its tokens
-// and all-gathers the slices so that every rank again holds the whole residual stream.
+// The expert plan's MoE layer, and the grid's (dbrx.h, docs/parallel.md): each expert group
+// routes a slice of the step's tokens, sends each (token, expert) pair to the group holding
+// that expert, runs the pairs it receives through its experts, sends the outputs back,
+// combines them into its tokens and all-gathers the slices so that every rank again holds the
+// whole residual stream. All of that runs over the `expert` communicator, which has one rank
+// per group. In the grid each group's N ranks do it side by side, every one for its ffn slice
+// of the same pairs (they hold the same tokens, so they route and send the same), and sum
+// their partial expert outputs with an all-reduce over the `tensor` communicator (the group).
 #include <algorithm>
 
 #include "inference/cpu/dbrx.h"
@@ -22,9 +26,10 @@ Status DbrxModel::moe_expert_parallel(const DbrxLayerWeights& layer) {
     const int64_t d = config_.d_model;
     const int64_t n_expert = config_.n_expert;
     const int64_t k = config_.n_expert_used;
-    const int n_ranks = comm_->size();
+    Communicator* comm = comms_.expert;
+    const int n_ranks = comm->size();
     const auto n_tokens = static_cast<int64_t>(positions_.size());
-    const Split slice = split_evenly(n_tokens, comm_->rank(), n_ranks);
+    const Split slice = split_evenly(n_tokens, comm->rank(), n_ranks);
 
     // Route this rank's tokens. Sorting the pairs by expert (stably, so tokens stay in order)
     // groups them by destination rank, and makes the combine below add each token's experts in
@@ -64,7 +69,8 @@ Status DbrxModel::moe_expert_parallel(const DbrxLayerWeights& layer) {
         rows_to[static_cast<size_t>(owner[static_cast<size_t>(pairs[p].expert)])] += 1;
     }
     gathered_.resize(static_cast<size_t>(n_ranks * n_ranks));
-    SLUICE_RETURN_IF_ERROR(comm_->all_gather(rows_to.data(), gathered_.data(), n_ranks, DType::kF32));
+    SLUICE_RETURN_IF_ERROR(
+        comm->all_gather(rows_to.data(), gathered_.data(), n_ranks, DType::kF32));
     std::vector<int64_t> send_rows(static_cast<size_t>(n_ranks));
     std::vector<int64_t> recv_rows(static_cast<size_t>(n_ranks));
     std::vector<int64_t> send_counts(static_cast<size_t>(n_ranks));
@@ -73,14 +79,15 @@ Status DbrxModel::moe_expert_parallel(const DbrxLayerWeights& layer) {
     for (int r = 0; r < n_ranks; ++r) {
         const auto i = static_cast<size_t>(r);
         send_rows[i] = static_cast<int64_t>(rows_to[i]);
-        recv_rows[i] = static_cast<int64_t>(gathered_[static_cast<size_t>(r * n_ranks + comm_->rank())]);
+        recv_rows[i] =
+            static_cast<int64_t>(gathered_[static_cast<size_t>(r * n_ranks + comm->rank())]);
         send_counts[i] = send_rows[i] * row;
         recv_counts[i] = recv_rows[i] * row;
         n_received += recv_rows[i];
     }
     std::vector<float> received(static_cast<size_t>(n_received * row));
-    SLUICE_RETURN_IF_ERROR(comm_->all_to_all(send.data(), send_counts, received.data(),
-                                             recv_counts, DType::kF32));
+    SLUICE_RETURN_IF_ERROR(
+        comm->all_to_all(send.data(), send_counts, received.data(), recv_counts, DType::kF32));
 
     // Group the received rows by this rank's experts (stably) and run them.
     std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(shard_.n_expert));
@@ -100,6 +107,8 @@ Status DbrxModel::moe_expert_parallel(const DbrxLayerWeights& layer) {
         group_start[static_cast<size_t>(e) + 1] = start + static_cast<int64_t>(group.size());
     }
     run_experts(layer, group_start);
+    // Grid: each rank of the group holds its ffn slice, so its outputs are partial sums.
+    SLUICE_RETURN_IF_ERROR(all_reduce(comms_.tensor, &expert_out_, n_received * d));
 
     // Combine: the outputs go back in the order they came, so each sender finds its pairs'
     // outputs in its own send order.
@@ -118,7 +127,7 @@ Status DbrxModel::moe_expert_parallel(const DbrxLayerWeights& layer) {
     }
     std::vector<float> back(pairs.size() * static_cast<size_t>(d));
     SLUICE_RETURN_IF_ERROR(
-        comm_->all_to_all(reply.data(), send_counts, back.data(), recv_counts, DType::kF32));
+        comm->all_to_all(reply.data(), send_counts, back.data(), recv_counts, DType::kF32));
     for (size_t p = 0; p < pairs.size(); ++p) {
         const float* src = back.data() + p * static_cast<size_t>(d);
         float* dst = x_.data() + pairs[p].token * d;
@@ -133,7 +142,8 @@ Status DbrxModel::moe_expert_parallel(const DbrxLayerWeights& layer) {
     std::vector<float> mine(static_cast<size_t>(padded * d), 0.0f);
     std::copy_n(x_.data() + slice.begin * d, slice.count * d, mine.data());
     gathered_.resize(static_cast<size_t>(n_ranks * padded * d));
-    SLUICE_RETURN_IF_ERROR(comm_->all_gather(mine.data(), gathered_.data(), padded * d, DType::kF32));
+    SLUICE_RETURN_IF_ERROR(
+        comm->all_gather(mine.data(), gathered_.data(), padded * d, DType::kF32));
     for (int r = 0; r < n_ranks; ++r) {
         const Split theirs = split_evenly(n_tokens, r, n_ranks);
         std::copy_n(gathered_.data() + r * padded * d, theirs.count * d,

@@ -17,26 +17,14 @@ Split split_evenly(int64_t n, int rank, int n_ranks) {
     return {begin, n * (rank + 1) / n_ranks - begin};
 }
 
-Result<DbrxShard> shard_for_rank(const ModelConfig& config, ParallelPlan plan, int n_ranks,
+Result<DbrxShard> shard_for_rank(const ModelConfig& config, const ParallelConfig& parallel,
                                  int rank) {
-    auto too_few = [&](const char* what, int64_t n) {
-        return invalid_argument("parallel " + std::string(parallel_plan_name(plan)) + " plan: " +
-                                std::to_string(n_ranks) + " ranks, but the model has only " +
-                                std::to_string(n) + " " + what);
-    };
-    if (n_ranks < 1 || rank < 0 || rank >= n_ranks) {
+    const int n_ranks = parallel.n_ranks();
+    if (rank < 0 || rank >= n_ranks) {
         return invalid_argument("parallel: rank " + std::to_string(rank) + " of " +
                                 std::to_string(n_ranks));
     }
-    if (config.n_head < n_ranks) {
-        return too_few("attention heads", config.n_head);
-    }
-    if (plan == ParallelPlan::kExpert && config.n_expert < n_ranks) {
-        return too_few("experts", config.n_expert);
-    }
-    if (plan == ParallelPlan::kTensor && config.n_ff < n_ranks) {
-        return too_few("ffn columns per expert", config.n_ff);
-    }
+    SLUICE_RETURN_IF_ERROR(check_parallel_fits_model(parallel, config));
     DbrxShard shard = DbrxShard::whole(config);
     const Split heads = split_evenly(config.n_head, rank, n_ranks);
     shard.head_begin = heads.begin;
@@ -45,16 +33,14 @@ Result<DbrxShard> shard_for_rank(const ModelConfig& config, ParallelPlan plan, i
     const int64_t n_rep = config.n_head / config.n_head_kv;
     shard.kv_head_begin = heads.begin / n_rep;
     shard.n_head_kv = (heads.begin + heads.count - 1) / n_rep + 1 - shard.kv_head_begin;
-    if (plan == ParallelPlan::kTensor) {
-        const Split ff = split_evenly(config.n_ff, rank, n_ranks);
-        shard.ff_begin = ff.begin;
-        shard.n_ff = ff.count;
-    } else {
-        const Split experts = split_evenly(config.n_expert, rank, n_ranks);
-        shard.expert_begin = experts.begin;
-        shard.n_expert = experts.count;
-        shard.expert_parallel = n_ranks > 1;
-    }
+    const Split experts =
+        split_evenly(config.n_expert, parallel.expert_group(rank), parallel.expert);
+    shard.expert_begin = experts.begin;
+    shard.n_expert = experts.count;
+    shard.expert_parallel = parallel.expert > 1;
+    const Split ff = split_evenly(config.n_ff, parallel.tensor_index(rank), parallel.tensor);
+    shard.ff_begin = ff.begin;
+    shard.n_ff = ff.count;
     const Split vocab = split_evenly(config.n_vocab, rank, n_ranks);
     shard.vocab_begin = vocab.begin;
     shard.n_vocab = vocab.count;

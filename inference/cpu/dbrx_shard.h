@@ -3,11 +3,12 @@
 //
 // Splits are contiguous and as even as integer division allows: rank r of N gets
 // [n * r / N, n * (r + 1) / N) of each split dimension, so no size needs to divide evenly.
-//   - query heads split across ranks; a rank holds the KV heads its query heads read, so with
-//     more ranks than KV heads several ranks hold (replicate) the same KV head;
-//   - tensor plan: every expert's ffn columns split (all experts on every rank);
-//     expert plan: experts split, each held whole;
-//   - lm_head rows (vocabulary) split.
+//   - query heads split across all ranks; a rank holds the KV heads its query heads read, so
+//     with more ranks than KV heads several ranks hold (replicate) the same KV head;
+//   - experts split across the expert groups (expert plan: one rank each; tensor plan: one
+//     group holding all), and each held expert's ffn columns split across the ranks of its
+//     group (expert plan: held whole);
+//   - lm_head rows (vocabulary) split across all ranks.
 // Embedding, norms and router are held whole by every rank.
 //
 // Thread safety: values and pure functions.
@@ -31,7 +32,7 @@ struct DbrxShard {
     int64_t n_expert = 0;
     int64_t vocab_begin = 0;
     int64_t n_vocab = 0;
-    bool expert_parallel = false;  // experts live on different ranks: tokens are dispatched
+    bool expert_parallel = false;  // experts live in different groups: tokens are dispatched
 
     // The whole model, as one rank without a plan holds it.
     static DbrxShard whole(const ModelConfig& config);
@@ -44,9 +45,9 @@ struct Split {
 };
 Split split_evenly(int64_t n, int rank, int n_ranks);
 
-// Rank `rank`'s shard under `plan` with `n_ranks` ranks. kInvalidArgument when a split
-// dimension has fewer entries than ranks (heads; experts for the expert plan; ffn columns).
-Result<DbrxShard> shard_for_rank(const ModelConfig& config, ParallelPlan plan, int n_ranks,
+// Rank `rank`'s shard under the validated `parallel`. kInvalidArgument when the model cannot
+// be split that way (check_parallel_fits_model) or the rank is outside the grid.
+Result<DbrxShard> shard_for_rank(const ModelConfig& config, const ParallelConfig& parallel,
                                  int rank);
 
 }  // namespace sluice::inference::cpu

@@ -1,5 +1,6 @@
 // The parallel CPU backend: one worker thread per rank, each running DbrxModel over its shard
-// and its own KV cache; the ranks meet in the model's collectives (dbrx.h).
+// and its own KV cache; the ranks meet in the model's collectives (dbrx.h), over the group of
+// all ranks and, in a tensor x expert grid, over its rows and columns.
 #include "inference/cpu/parallel_cpu_backend.h"
 
 #include <algorithm>
@@ -19,7 +20,11 @@ namespace sluice::inference::cpu {
 namespace {
 
 struct Rank {
-    std::unique_ptr<Communicator> comm;
+    std::unique_ptr<Communicator> comm;  // every rank
+    // The grid's: this rank's expert group (tensor_comm) and the ranks of its tensor index in
+    // every group (expert_comm); declared after `comm`, so destroyed before it.
+    std::unique_ptr<Communicator> tensor_comm;
+    std::unique_ptr<Communicator> expert_comm;
     std::unique_ptr<DbrxModel> model;
     KvCacheStorage cache;
     ForwardOutput out;
@@ -192,6 +197,55 @@ private:
     std::vector<std::jthread> workers_;    // last: joined before the ranks are destroyed
 };
 
+// The communicators the model of each rank uses (dbrx.h). The grid's rows and columns are split
+// from the group of all ranks, on one thread per rank since a split is collective.
+Status connect_ranks(const ParallelConfig& parallel, std::vector<std::unique_ptr<Rank>>* ranks) {
+    if (parallel.plan() != ParallelPlan::kGrid) {
+        return Status::ok_status();
+    }
+    std::vector<Status> results(ranks->size());
+    {
+        std::vector<std::jthread> threads;
+        for (size_t r = 0; r < ranks->size(); ++r) {
+            threads.emplace_back([&, r] {
+                Rank& rank = *(*ranks)[r];
+                const int group = parallel.expert_group(static_cast<int>(r));
+                const int index = parallel.tensor_index(static_cast<int>(r));
+                auto row = rank.comm->split(group, index);
+                if (!row.ok()) {
+                    results[r] = row.status();
+                    rank.comm->abort("splitting the grid: " + results[r].message());
+                    return;
+                }
+                rank.tensor_comm = std::move(*row);
+                auto column = rank.comm->split(index, group);
+                if (!column.ok()) {
+                    results[r] = column.status();
+                    rank.comm->abort("splitting the grid: " + results[r].message());
+                    return;
+                }
+                rank.expert_comm = std::move(*column);
+            });
+        }
+    }  // joins
+    for (const Status& result : results) {
+        SLUICE_RETURN_IF_ERROR(result);
+    }
+    return Status::ok_status();
+}
+
+RankComms comms_of(const Rank& rank, ParallelPlan plan) {
+    switch (plan) {
+        case ParallelPlan::kTensor:
+            return {rank.comm.get(), rank.comm.get(), nullptr};
+        case ParallelPlan::kExpert:
+            return {rank.comm.get(), nullptr, rank.comm.get()};
+        case ParallelPlan::kGrid:
+            return {rank.comm.get(), rank.tensor_comm.get(), rank.expert_comm.get()};
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Backend>> open_parallel_cpu_backend(const ModelConfig& config,
@@ -199,23 +253,30 @@ Result<std::unique_ptr<Backend>> open_parallel_cpu_backend(const ModelConfig& co
                                                            const CpuBackendOptions& options) {
     const int n_ranks = options.parallel.n_ranks();
     const ParallelPlan plan = options.parallel.plan();
+    SLUICE_RETURN_IF_ERROR(check_parallel_fits_model(options.parallel, config));
     SLUICE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Communicator>> comms,
                             create_local_communicators(n_ranks));
-    const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const int n_threads = options.n_threads > 0 ? options.n_threads
-                                                : std::max(1, hardware / n_ranks);
     std::vector<std::unique_ptr<Rank>> ranks;
     for (int r = 0; r < n_ranks; ++r) {
-        SLUICE_ASSIGN_OR_RETURN(DbrxShard shard, shard_for_rank(config, plan, n_ranks, r));
-        auto rank = std::make_unique<Rank>();
-        rank->comm = std::move(comms[static_cast<size_t>(r)]);
+        ranks.push_back(std::make_unique<Rank>());
+        ranks.back()->comm = std::move(comms[static_cast<size_t>(r)]);
+    }
+    SLUICE_RETURN_IF_ERROR(connect_ranks(options.parallel, &ranks));
+    const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int n_threads =
+        options.n_threads > 0 ? options.n_threads : std::max(1, hardware / n_ranks);
+    for (int r = 0; r < n_ranks; ++r) {
+        Rank& rank = *ranks[static_cast<size_t>(r)];
+        SLUICE_ASSIGN_OR_RETURN(DbrxShard shard, shard_for_rank(config, options.parallel, r));
         DbrxWeights weights = load_dbrx_weights(config, *checkpoint, options.weights, shard);
-        rank->model = std::make_unique<DbrxModel>(config, std::move(weights), n_threads, shard,
-                                                  rank->comm.get());
-        ranks.push_back(std::move(rank));
+        rank.model = std::make_unique<DbrxModel>(config, std::move(weights), n_threads, shard,
+                                                 comms_of(rank, plan));
     }
     log::info("inference", "parallel cpu backend opened",
-              {{"plan", parallel_plan_name(plan)}, {"ranks", std::to_string(n_ranks)},
+              {{"plan", parallel_plan_name(plan)},
+               {"ranks", std::to_string(n_ranks)},
+               {"tensor", std::to_string(options.parallel.tensor)},
+               {"expert", std::to_string(options.parallel.expert)},
                {"threads_per_rank", std::to_string(n_threads)}});
     return std::unique_ptr<Backend>(std::make_unique<ParallelCpuBackend>(
         config, plan, std::move(checkpoint), std::move(ranks)));

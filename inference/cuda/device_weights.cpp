@@ -7,6 +7,7 @@
 #include "inference/cuda/quantize.cuh"
 #include "inference/dbrx_layout.h"
 #include "inference/dtype.h"
+#include "inference/fp8_weights.h"
 
 namespace sluice::inference::cuda {
 
@@ -22,15 +23,20 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 bool is_norm(const std::string& name) { return name.find("norm") != std::string::npos; }
-bool is_w2(const std::string& name) { return ends_with(name, "ffn.experts.mlp.w2"); }
-// The embedding and the router stay in a float format under fp8 (device_weights.h).
-bool keeps_float(const std::string& name) {
-    return name == "transformer.wte.weight" || ends_with(name, "ffn.router.layer.weight");
-}
+bool is_w2(const std::string& name) { return fp8_column_scales(name); }
+// A scale tensor of a quantised checkpoint: counted and uploaded with its matrix.
+bool is_scale(const ExpectedTensor& expected) { return expected.dtype == DType::kF32; }
 
-DeviceDType matrix_type(const std::string& name, WeightFormat requested, DType stored) {
-    if (requested == WeightFormat::kF8E4M3) {
-        return keeps_float(name) ? DeviceDType::kBF16 : DeviceDType::kF8E4M3;
+// What a matrix becomes on the device. fp8 follows inference/fp8_weights.h's rule (the
+// embedding and the router stay in a float format); a quantised checkpoint's fp8 matrices stay
+// fp8 unless a float format is asked for (fp8 codes without scales, as some checkpoints store
+// them, widen to bf16 as before).
+DeviceDType matrix_type(const std::string& name, WeightFormat requested, DType stored,
+                        const ModelConfig& config) {
+    const bool quantized = config.quantization == CheckpointQuantization::kFp8PerChannel;
+    if (requested == WeightFormat::kF8E4M3 ||
+        (requested == WeightFormat::kAsStored && quantized && stored == DType::kF8E4M3)) {
+        return fp8_quantizes(name) ? DeviceDType::kF8E4M3 : DeviceDType::kBF16;
     }
     return device_dtype_for(requested, stored);
 }
@@ -49,7 +55,7 @@ int64_t tensor_device_bytes(const std::string& name, const std::vector<int64_t>&
     if (is_norm(name)) {
         return elements * 4;
     }
-    const DeviceDType type = matrix_type(name, format, stored);
+    const DeviceDType type = matrix_type(name, format, stored, config);
     int64_t bytes = elements * device_dtype_size(type);
     if (type == DeviceDType::kF8E4M3) {
         bytes += scale_count(name, shape[0], shape[1], config) * 4;
@@ -151,12 +157,43 @@ Status quantize_matrix(const MatrixSource& source, int64_t rows, int64_t cols,
     return Status::ok_status();
 }
 
-Status upload_matrix(const TensorView& t, WeightFormat format, const ModelConfig& config,
-                     DeviceMatrix* m) {
+// A quantised checkpoint's matrix `t` with its scales `s`: the codes and scales as they are, or
+// widened on the host when a float format is asked for.
+Status upload_quantized_matrix(const TensorView& t, const TensorView& s, DeviceMatrix* m,
+                               const ModelConfig& config) {
+    if (m->type == DeviceDType::kF8E4M3) {
+        SLUICE_RETURN_IF_ERROR(upload_bytes(t.data, t.n_bytes, &m->buffer));
+        return upload_bytes(s.data, s.n_bytes, &m->scales);
+    }
+    std::vector<float> scales(static_cast<size_t>(s.n_elements()));
+    convert_to_f32(DType::kF32, s.data, s.n_elements(), scales.data());
+    std::vector<float> values(static_cast<size_t>(t.n_elements()));
+    if (is_w2(t.name)) {
+        for (int64_t e = 0; e < m->rows / config.n_ff; ++e) {
+            dequantize_fp8_columns(t.data + e * config.n_ff * m->cols, scales.data() + e * m->cols,
+                                   config.n_ff, m->cols, values.data() + e * config.n_ff * m->cols);
+        }
+    } else {
+        dequantize_fp8_rows(t.data, scales.data(), m->rows, m->cols, values.data());
+    }
+    if (m->type == DeviceDType::kF32) {
+        return upload_bytes(values.data(), t.n_elements() * 4, &m->buffer);
+    }
+    std::vector<uint16_t> bf16(values.size());
+    convert_f32_to_bf16(values, bf16.data());
+    return upload_bytes(bf16.data(), t.n_elements() * 2, &m->buffer);
+}
+
+Status upload_matrix(const Checkpoint& checkpoint, const TensorView& t, WeightFormat format,
+                     const ModelConfig& config, DeviceMatrix* m) {
     SLUICE_CHECK(t.shape.size() == 2, "a weight matrix is 2-d");
-    m->type = matrix_type(t.name, format, t.dtype);
+    m->type = matrix_type(t.name, format, t.dtype, config);
     m->rows = t.shape[0];
     m->cols = t.shape[1];
+    if (config.quantization == CheckpointQuantization::kFp8PerChannel && fp8_quantizes(t.name)) {
+        return upload_quantized_matrix(t, tensor(checkpoint, fp8_scale_tensor_name(t.name)), m,
+                                       config);
+    }
     if (m->type == DeviceDType::kF8E4M3) {
         return quantize_matrix(checkpoint_source(t), m->rows, m->cols,
                                is_w2(t.name) ? config.n_ff : 0, m);
@@ -176,7 +213,7 @@ Status upload_matrix(const TensorView& t, WeightFormat format, const ModelConfig
 
 Status random_matrix(const std::string& name, int64_t rows, int64_t cols, WeightFormat format,
                      const ModelConfig& config, uint64_t seed, DeviceMatrix* m) {
-    const DeviceDType type = matrix_type(name, format, DType::kBF16);
+    const DeviceDType type = matrix_type(name, format, DType::kBF16, config);
     const DeviceDType source_type = type == DeviceDType::kF32 ? type : DeviceDType::kBF16;
     const MatrixSource source = random_source(seed, cols, source_type);
     if (type == DeviceDType::kF8E4M3) {
@@ -212,6 +249,9 @@ int64_t device_weight_bytes(const Checkpoint& checkpoint, const ModelConfig& con
                             WeightFormat format) {
     int64_t bytes = 0;
     for (const ExpectedTensor& expected : dbrx_tensor_layout(config)) {
+        if (is_scale(expected)) {
+            continue;
+        }
         const TensorView& t = tensor(checkpoint, expected.name);
         bytes += tensor_device_bytes(t.name, t.shape, format, t.dtype, config);
     }
@@ -222,7 +262,7 @@ Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelCo
                                      WeightFormat format) {
     DeviceWeights w;
     auto matrix = [&](const std::string& name, DeviceMatrix* m) {
-        return upload_matrix(tensor(checkpoint, name), format, config, m);
+        return upload_matrix(checkpoint, tensor(checkpoint, name), format, config, m);
     };
     SLUICE_RETURN_IF_ERROR(matrix("transformer.wte.weight", &w.embedding));
     for (int64_t i = 0; i < config.n_layer; ++i) {

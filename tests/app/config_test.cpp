@@ -87,7 +87,7 @@ TEST_CASE("a missing file is not_found") {
     CHECK(config.status().code() == StatusCode::kNotFound);
 }
 
-TEST_CASE("the parallel section selects the plan and validates its nodes") {
+TEST_CASE("the parallel section selects the plan and validates its sizes and nodes") {
     auto config = parse_config(
         R"({"parallel": {"tensor": 4, "nodes": ["10.0.0.1:29500", "10.0.0.2:29500"]}})",
         "test.json");
@@ -112,8 +112,13 @@ TEST_CASE("the parallel section selects the plan and validates its nodes") {
           std::string::npos);
     CHECK(error_of(R"({"parallel": {"nodes": ["a:1", "b:99999"]}})") ==
           "test.json: config field 'parallel.nodes[1]': port '99999' is not a number in 1..65535");
-    CHECK(error_of(R"({"parallel": {"tensor": 2, "expert": 4}})").find(
-              "tensor 2 and expert 4 differ") != std::string::npos);
+    // Both above 1: a grid of tensor x expert ranks, bounded in all.
+    auto grid = parse_config(R"({"parallel": {"tensor": 2, "expert": 4}})", "test.json");
+    REQUIRE_MESSAGE(grid.ok(), grid.status().to_string());
+    CHECK(grid->model.parallel.tensor * grid->model.parallel.expert == 8);
+    CHECK(error_of(R"({"parallel": {"tensor": 128, "expert": 64}})") ==
+          "test.json: config field 'parallel': tensor 128 x expert 64 = 8192 ranks, expected at "
+          "most 4096");
 
     Config from_environment;
     REQUIRE(apply_environment(from_environment, {{"SLUICE_PARALLEL_EXPERT", "2"},

@@ -1,5 +1,6 @@
 // The local communicator: every collective with 1 to 4 ranks (threads), reductions in the three
-// float types, determinism across ranks, argument errors, and abort waking ranks that wait.
+// float types, determinism across ranks, argument errors, abort waking ranks that wait, and
+// split into the rows and columns of a grid, whose groups fail together.
 #include "inference/local_communicator.h"
 
 #include <doctest/doctest.h>
@@ -402,6 +403,149 @@ TEST_CASE("local communicator: abort from another thread wakes ranks blocked in 
     for (const Status& s : results) {
         CHECK(s.code() == StatusCode::kAborted);
         CHECK(s.message() == "rank 3 aborted: device lost");
+    }
+}
+
+// Splits every rank of `comms` by color(rank) and key(rank), one thread per rank.
+std::vector<Result<std::unique_ptr<Communicator>>> split_all(Comms& comms,
+                                                             const std::function<int(int)>& color,
+                                                             const std::function<int(int)>& key) {
+    std::vector<Result<std::unique_ptr<Communicator>>> out;
+    for (size_t r = 0; r < comms.size(); ++r) {
+        out.emplace_back(Status(StatusCode::kInternal, "not run"));
+    }
+    std::vector<std::thread> threads;
+    for (size_t r = 0; r < comms.size(); ++r) {
+        threads.emplace_back([&, r] {
+            const int rank = comms[r]->rank();
+            out[r] = comms[r]->split(color(rank), key(rank));
+        });
+    }
+    for (std::thread& t : threads) {
+        t.join();
+    }
+    return out;
+}
+
+Comms unwrap(std::vector<Result<std::unique_ptr<Communicator>>> results) {
+    Comms comms;
+    for (size_t r = 0; r < results.size(); ++r) {
+        INFO("rank " << r);
+        REQUIRE_MESSAGE(results[r].ok(), results[r].status().to_string());
+        comms.push_back(std::move(*results[r]));
+    }
+    return comms;
+}
+
+TEST_CASE("local communicator: split makes the rows and columns of a grid") {
+    // 2 x 3: rank r is column r % 3 of row r / 3, as a tensor 3 x expert 2 grid numbers them.
+    Comms all = make_group(6);
+    Comms rows = unwrap(split_all(
+        all, [](int r) { return r / 3; }, [](int r) { return r % 3; }));
+    // Keys that reverse the order: rank 4 is first in its column.
+    Comms columns = unwrap(split_all(
+        all, [](int r) { return r % 3; }, [](int r) { return -(r / 3); }));
+    for (int r = 0; r < 6; ++r) {
+        CAPTURE(r);
+        CHECK(rows[static_cast<size_t>(r)]->size() == 3);
+        CHECK(rows[static_cast<size_t>(r)]->rank() == r % 3);
+        CHECK(columns[static_cast<size_t>(r)]->size() == 2);
+        CHECK(columns[static_cast<size_t>(r)]->rank() == 1 - r / 3);
+    }
+    // Row sums and column gathers see only their own members, while both run at once.
+    std::vector<float> row_sum(6);
+    std::vector<std::vector<float>> column_gather(6, std::vector<float>(2));
+    std::vector<Status> results(6);
+    std::vector<std::thread> threads;
+    for (size_t r = 0; r < 6; ++r) {
+        threads.emplace_back([&, r] {
+            float x = static_cast<float>(r);
+            Status s = rows[r]->all_reduce(&x, 1, DType::kF32, ReduceOp::kSum);
+            row_sum[r] = x;
+            if (s.ok()) {
+                const float mine = static_cast<float>(10 * r);
+                s = columns[r]->all_gather(&mine, column_gather[r].data(), 1, DType::kF32);
+            }
+            results[r] = s;
+        });
+    }
+    for (std::thread& t : threads) {
+        t.join();
+    }
+    require_all_ok(results);
+    for (size_t r = 0; r < 6; ++r) {
+        CAPTURE(r);
+        CHECK(row_sum[r] == (r < 3 ? 0 + 1 + 2 : 3 + 4 + 5));
+        const float upper = static_cast<float>(10 * (r % 3));  // rank of row 0
+        const float lower = static_cast<float>(10 * (r % 3 + 3));
+        CHECK(column_gather[r] == std::vector<float>{lower, upper});  // row 1 ranks first
+    }
+    // A split of a split: the first row's ranks each alone.
+    Comms first_row(std::make_move_iterator(rows.begin()),
+                    std::make_move_iterator(rows.begin() + 3));
+    Comms singles = unwrap(split_all(
+        first_row, [](int r) { return r; }, [](int) { return 0; }));
+    for (const auto& c : singles) {
+        CHECK(c->size() == 1);
+        CHECK(c->rank() == 0);
+        float x = 5;
+        CHECK(c->all_reduce(&x, 1, DType::kF32, ReduceOp::kSum).ok());
+        CHECK(x == 5);
+    }
+}
+
+TEST_CASE("local communicator: a negative split color fails on that rank only") {
+    Comms all = make_group(3);
+    auto results = split_all(
+        all, [](int r) { return r == 1 ? -1 : 0; }, [](int r) { return r; });
+    CHECK(results[1].status().code() == StatusCode::kInvalidArgument);
+    CHECK(results[1].status().message() == "split: color -1 is negative, expected 0 or more");
+    REQUIRE(results[0].ok());
+    REQUIRE(results[2].ok());
+    CHECK((*results[0])->size() == 2);
+    CHECK((*results[2])->rank() == 1);
+}
+
+TEST_CASE("local communicator: an abort in one sub-group wakes ranks waiting in every group") {
+    Comms all = make_group(4);
+    Comms rows = unwrap(split_all(
+        all, [](int r) { return r / 2; }, [](int r) { return r % 2; }));
+    Comms columns = unwrap(split_all(
+        all, [](int r) { return r % 2; }, [](int r) { return r / 2; }));
+    // Rank 3 aborts through its column; rank 0 waits in its row (for rank 1), rank 1 in the
+    // group of all (for everyone), rank 2 in its column (for rank 0).
+    std::atomic<int> waiting{0};
+    std::vector<Status> results(3);
+    std::vector<std::thread> threads;
+    threads.emplace_back([&] {
+        waiting.fetch_add(1);
+        results[0] = rows[0]->barrier();
+    });
+    threads.emplace_back([&] {
+        waiting.fetch_add(1);
+        results[1] = all[1]->barrier();
+    });
+    threads.emplace_back([&] {
+        waiting.fetch_add(1);
+        results[2] = columns[2]->barrier();
+    });
+    while (waiting.load() < 3) {
+        std::this_thread::yield();
+    }
+    columns[3]->abort("expert weights lost");
+    for (std::thread& t : threads) {
+        t.join();
+    }
+    for (const Status& s : results) {
+        CHECK(s.code() == StatusCode::kAborted);
+        // The rank in the group of all, whichever group it aborted through.
+        CHECK(s.message() == "rank 3 aborted: expert weights lost");
+    }
+    // Splitting an aborted group fails as every other call does.
+    auto late = split_all(
+        all, [](int) { return 0; }, [](int r) { return r; });
+    for (const auto& result : late) {
+        CHECK(result.status().code() == StatusCode::kAborted);
     }
 }
 

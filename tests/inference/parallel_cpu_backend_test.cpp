@@ -1,12 +1,13 @@
-// The parallel CPU backend (tensor and expert plans, 2, 3 and 4 local ranks) against the
-// single-rank CPU backend and the reference on the golden checkpoints: logits at every
-// position, greedy continuations, incremental decoding through the paged KV cache, hidden
-// states, and batches mixing prefill and decode.
+// The parallel CPU backend (tensor and expert plans on 2, 3 and 4 local ranks; tensor x expert
+// grids of 2 x 2, 2 x 4, 4 x 2 and 3 x 2) against the single-rank CPU backend and the reference on
+// the golden checkpoints: logits at every position, greedy continuations, incremental decoding
+// through the paged KV cache, hidden states, and batches mixing prefill and decode.
 //
 // Tolerance. A parallel rank sums partial products (the out-projection and w2 over heads or ffn
-// slices, in rank order) where one rank sums whole dot products, so logits differ by fp32
-// rounding only: max |Δlogit| / max |logit| <= 1e-5 against one rank, and the golden files' own
-// 1e-4 against the reference. Argmax and greedy continuations must be identical.
+// slices, in rank order; in a grid w2 over the ffn slices of the expert group) where one rank
+// sums whole dot products, so logits differ by fp32 rounding only: max |Δlogit| / max |logit| <=
+// 1e-5 against one rank, and the golden files' own 1e-4 against the reference. Argmax and greedy
+// continuations must be identical.
 #include <doctest/doctest.h>
 
 #include "inference/cpu_backend.h"
@@ -41,22 +42,33 @@ ParallelConfig plan(ParallelPlan kind, int n_ranks) {
     return config;
 }
 
-struct Setting {
-    ParallelPlan kind;
-    int n_ranks;
-};
-const Setting kSettings[] = {{ParallelPlan::kTensor, 2}, {ParallelPlan::kTensor, 3},
-                             {ParallelPlan::kTensor, 4}, {ParallelPlan::kExpert, 2},
-                             {ParallelPlan::kExpert, 3}, {ParallelPlan::kExpert, 4}};
+// tensor x expert ranks: a grid when both are above 1.
+ParallelConfig sizes(int tensor, int expert) {
+    ParallelConfig config;
+    config.tensor = tensor;
+    config.expert = expert;
+    return config;
+}
+
+// "tensor 2 x expert 4"
+std::string describe(const ParallelConfig& config) {
+    return "tensor " + std::to_string(config.tensor) + " x expert " + std::to_string(config.expert);
+}
+
+// 2 x 4 and 4 x 2 put 8 ranks on the 8 heads of both goldens: one query head each, and KV heads
+// replicated 4 (a_d64_gqa) or 2 (b_d128_clip8) times. 3 x 2 splits heads (8 over 6 ranks) and
+// b_d128_clip8's ffn columns (160 over 3) unevenly.
+const ParallelConfig kSettings[] = {sizes(2, 1), sizes(3, 1), sizes(4, 1), sizes(1, 2),
+                                    sizes(1, 3), sizes(1, 4), sizes(2, 2), sizes(2, 4),
+                                    sizes(4, 2), sizes(3, 2)};
 
 void check_against_one_rank(const std::string& name) {
     const std::string dir = golden_dir(name);
     const auto golden = load_json(dir + "/golden.json");
     auto single = open_backend_for(dir, {});
-    for (const Setting& setting : kSettings) {
-        INFO(name << ", " << parallel_plan_name(setting.kind) << " plan, " << setting.n_ranks
-                  << " ranks");
-        auto parallel = open_backend_for(dir, plan(setting.kind, setting.n_ranks));
+    for (const ParallelConfig& setting : kSettings) {
+        INFO(name << ", " << describe(setting));
+        auto parallel = open_backend_for(dir, setting);
         for (const auto& golden_case : golden["cases"]) {
             INFO("case " << golden_case["name"].get<std::string>());
             const auto ids = to_ids(golden_case["ids"]);
@@ -78,11 +90,13 @@ void check_against_one_rank(const std::string& name) {
     }
 }
 
-TEST_CASE("parallel cpu: tensor and expert plans match one rank and the reference (a_d64_gqa)") {
+TEST_CASE(
+    "parallel cpu: tensor, expert and grid plans match one rank and the reference (a_d64_gqa)") {
     check_against_one_rank("a_d64_gqa");  // 2 KV heads: 3 and 4 ranks replicate them
 }
 
-TEST_CASE("parallel cpu: tensor and expert plans match one rank and the reference (b_d128_clip8)") {
+TEST_CASE(
+    "parallel cpu: tensor, expert and grid plans match one rank and the reference (b_d128_clip8)") {
     check_against_one_rank("b_d128_clip8");
 }
 
@@ -91,9 +105,9 @@ TEST_CASE("parallel cpu: incremental decoding through each rank's kv cache equal
     const auto check = load_json(dir + "/golden.json")["kv_cache_check"];
     const auto ids = to_ids(check["ids"]);
     const auto ref = check["incremental_last_logits"].get<std::vector<float>>();
-    for (const Setting& setting : kSettings) {
-        INFO(parallel_plan_name(setting.kind) << " plan, " << setting.n_ranks << " ranks");
-        auto backend = open_backend_for(dir, plan(setting.kind, setting.n_ranks), 16);
+    for (const ParallelConfig& setting : kSettings) {
+        INFO(describe(setting));
+        auto backend = open_backend_for(dir, setting, 16);
         const auto blocks = scrambled_blocks(64);
         const auto incremental = testing::forward_incremental(*backend, ids, blocks);
         CHECK(relative_max_diff(incremental, ref) <= kToleranceVsReference);
@@ -109,9 +123,9 @@ TEST_CASE("parallel cpu: a batch mixing prefill and decode gives each sequence i
                                               12, 13, 14, 15, 16, 18, 19, 20};
     const std::vector<int32_t> short_prompt = {300, 301, 302};
     const std::vector<int32_t> next = {77};
-    for (const Setting& setting : kSettings) {
-        INFO(parallel_plan_name(setting.kind) << " plan, " << setting.n_ranks << " ranks");
-        auto parallel = open_backend_for(dir, plan(setting.kind, setting.n_ranks));
+    for (const ParallelConfig& setting : kSettings) {
+        INFO(describe(setting));
+        auto parallel = open_backend_for(dir, setting);
         std::vector<std::vector<float>> rows[2];
         std::vector<std::vector<float>> hidden[2];
         Backend* backends[2] = {single.get(), parallel.get()};
@@ -165,8 +179,14 @@ TEST_CASE("parallel cpu: ranks hold only their shards of the weights and of the 
         const BackendMemory two = open_backend_for(dir, plan(kind, 2))->memory();
         CHECK(two.weight_bytes == one.weight_bytes + router_bytes);
         CHECK(two.kv_cache_bytes == one.kv_cache_bytes);
-        // Four ranks, two KV heads: each KV head is held by two ranks.
-        const BackendMemory four = open_backend_for(dir, plan(kind, 4))->memory();
+    }
+    // Four ranks, two KV heads: each KV head is held by two ranks. The 2 x 2 grid holds the
+    // same bytes as four ranks of either plan: a quarter of the heads and the vocabulary, and
+    // half the experts' ffn columns of half the experts.
+    for (const ParallelConfig& setting :
+         {plan(ParallelPlan::kTensor, 4), plan(ParallelPlan::kExpert, 4), sizes(2, 2)}) {
+        INFO(describe(setting));
+        const BackendMemory four = open_backend_for(dir, setting)->memory();
         const int64_t kv_rows_replicated = c.n_layer * 2 * c.n_embd_kv() * c.d_model * 4;
         CHECK(four.weight_bytes == one.weight_bytes + 3 * router_bytes + kv_rows_replicated);
         CHECK(four.kv_cache_bytes == 2 * one.kv_cache_bytes);
@@ -184,7 +204,15 @@ TEST_CASE("parallel cpu: settings the model or the cpu backend cannot take are r
     const auto too_many_heads = open(plan(ParallelPlan::kTensor, 9)).status();
     CHECK(too_many_heads.code() == StatusCode::kInvalidArgument);
     CHECK(too_many_heads.message() ==
-          "parallel tensor plan: 9 ranks, but the model has only 8 attention heads");
+          "config field 'parallel.tensor': 9 ranks, but the model has only 8 attention heads");
+    CHECK(open(plan(ParallelPlan::kExpert, 9)).status().message() ==
+          "config field 'parallel.expert': 9 ranks, but the model has only 8 attention heads");
+    // Attention is split across all ranks of a grid, so 4 x 4 needs 16 heads.
+    const auto grid_too_big = open(sizes(4, 4)).status();
+    CHECK(grid_too_big.code() == StatusCode::kInvalidArgument);
+    CHECK(grid_too_big.message() ==
+          "config field 'parallel': tensor 4 x expert 4 = 16 ranks, but the model has only 8 "
+          "attention heads");
     ParallelConfig two_nodes = plan(ParallelPlan::kTensor, 2);
     two_nodes.nodes = {"10.0.0.1:29500", "10.0.0.2:29500"};
     const auto nodes = open(two_nodes).status();
@@ -193,10 +221,31 @@ TEST_CASE("parallel cpu: settings the model or the cpu backend cannot take are r
     ParallelConfig one_node = plan(ParallelPlan::kExpert, 2);
     one_node.nodes = {"127.0.0.1:29500"};
     CHECK(open(one_node).ok());
-    ParallelConfig mixed;
-    mixed.tensor = 2;
-    mixed.expert = 4;
-    CHECK(open(mixed).status().code() == StatusCode::kInvalidArgument);
+    ParallelConfig grid_one_node = sizes(2, 2);
+    grid_one_node.nodes = {"127.0.0.1:29500"};
+    auto opened = open(grid_one_node);
+    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+    CHECK((*opened)->name() == "cpu-grid-parallel-4");
+}
+
+TEST_CASE("parallel config: sizes the model cannot take are refused naming the field") {
+    ModelConfig dbrx;  // DBRX's counts, where heads allow more ranks than the experts do
+    dbrx.d_model = 6144;
+    dbrx.n_head = 48;
+    dbrx.n_head_kv = 8;
+    dbrx.n_expert = 16;
+    dbrx.n_ff = 10752;
+    CHECK(check_parallel_fits_model(sizes(2, 16), dbrx).ok());
+    CHECK(check_parallel_fits_model(sizes(3, 16), dbrx).ok());  // 48 ranks, one head each
+    CHECK(check_parallel_fits_model(sizes(1, 32), dbrx).message() ==
+          "config field 'parallel.expert': 32 expert groups, but the model has only 16 experts");
+    CHECK(check_parallel_fits_model(sizes(7, 7), dbrx).message() ==
+          "config field 'parallel': tensor 7 x expert 7 = 49 ranks, but the model has only 48 "
+          "attention heads");
+    dbrx.n_ff = 3;
+    CHECK(check_parallel_fits_model(sizes(4, 2), dbrx).message() ==
+          "config field 'parallel.tensor': 4 ranks per expert, but the model has only 3 ffn "
+          "columns per expert");
 }
 
 TEST_CASE("parallel config: validation names the field") {
@@ -211,10 +260,21 @@ TEST_CASE("parallel config: validation names the field") {
           "config field 'parallel.expert': -2, expected at least 1");
     config = {};
     config.tensor = 4;
-    config.expert = 4;
+    config.expert = 2;
     CHECK(validate_parallel_config(config).ok());
-    CHECK(config.plan() == ParallelPlan::kExpert);
-    CHECK(config.n_ranks() == 4);
+    CHECK(config.plan() == ParallelPlan::kGrid);
+    CHECK(config.n_ranks() == 8);
+    // Rank 6 is tensor index 2 of expert group 1.
+    CHECK(config.expert_group(6) == 1);
+    CHECK(config.tensor_index(6) == 2);
+    config.tensor = 4096;
+    CHECK(validate_parallel_config(config).message() ==
+          "config field 'parallel': tensor 4096 x expert 2 = 8192 ranks, expected at most 4096");
+    config.tensor = 1 << 20;  // the product overflows an int
+    config.expert = 1 << 20;
+    CHECK(validate_parallel_config(config).code() == StatusCode::kInvalidArgument);
+    config.tensor = 4;
+    config.expert = 4;
     for (const char* bad : {"host", ":80", "host:", "host:0", "host:65536", "host:8o"}) {
         config.nodes = {"a:1", bad};
         const Status s = validate_parallel_config(config);

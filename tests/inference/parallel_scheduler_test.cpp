@@ -1,6 +1,7 @@
 // Continuous batching over the parallel CPU backend: several greedy requests admitted together,
 // their prompts prefilled in chunks between the others' decode steps, must each produce the
-// golden reference's greedy continuation, on 2 and 4 ranks of both plans.
+// golden reference's greedy continuation, on 2 and 4 ranks of both plans and on the 2 x 2, 2 x 4
+// and 4 x 2 tensor x expert grids.
 #include <doctest/doctest.h>
 
 #include <map>
@@ -72,7 +73,8 @@ void check_scheduled(ParallelConfig parallel) {
     }
 }
 
-TEST_CASE("parallel cpu: scheduled requests give the reference's greedy continuations") {
+TEST_CASE(
+    "parallel cpu: scheduled requests give the reference's greedy continuations (all plans)") {
     for (int n_ranks : {2, 4}) {
         for (ParallelPlan plan : {ParallelPlan::kTensor, ParallelPlan::kExpert}) {
             INFO(parallel_plan_name(plan) << " plan, " << n_ranks << " ranks");
@@ -80,6 +82,13 @@ TEST_CASE("parallel cpu: scheduled requests give the reference's greedy continua
             (plan == ParallelPlan::kTensor ? parallel.tensor : parallel.expert) = n_ranks;
             check_scheduled(parallel);
         }
+    }
+    for (auto [tensor, expert] : {std::pair{2, 2}, std::pair{2, 4}, std::pair{4, 2}}) {
+        INFO("tensor " << tensor << " x expert " << expert);
+        ParallelConfig parallel;
+        parallel.tensor = tensor;
+        parallel.expert = expert;
+        check_scheduled(parallel);
     }
 }
 

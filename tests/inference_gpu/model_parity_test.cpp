@@ -17,6 +17,7 @@
 #include "inference/cpu_backend.h"
 #include "inference/cuda_backend.h"
 #include "inference/model_config.h"
+#include "inference/quantized_checkpoint.h"
 #include "inference/tiny_model.h"
 #include "inference_test_support.h"
 
@@ -163,6 +164,32 @@ TEST_CASE("cuda dbrx: fp8 weights against bf16 on the goldens (the accuracy repo
                                   << total.top1_equal << "/" << total.positions);
         CHECK(total.worst_relative <= 0.35);
         CHECK(total.top1_equal >= total.positions * 3 / 5);
+    }
+}
+
+TEST_CASE(
+    "cuda dbrx: an fp8 checkpoint from `model quantize` loads to what quantising at load gives") {
+    // The host quantiser (inference/fp8_weights.h) performs the device kernels' arithmetic, so the
+    // saved codes and scales are the ones quantising at load makes: the logits are equal, not
+    // close. Asked for bf16, the backend widens the codes on the host, as the CPU backend does.
+    for (const char* name : {"a_d64_gqa", "b_d128_clip8"}) {
+        testing::TempDir tmp;
+        const std::string out = tmp.file("fp8");
+        auto summary = write_fp8_checkpoint(golden_dir(name), out);
+        REQUIRE_MESSAGE(summary.ok(), summary.status().to_string());
+        auto at_load = open_cuda(golden_dir(name), WeightFormat::kF8E4M3, 16, 64);
+        auto saved = open_cuda(out, WeightFormat::kAsStored, 16, 64);
+        auto widened = open_cuda(out, WeightFormat::kBF16, 16, 64);
+        auto cpu = open_cpu(out, WeightFormat::kBF16, 16, 64);
+        for (const auto& ids : golden_prompts(name)) {
+            const auto want = testing::forward_all(*at_load, ids, scrambled_blocks(64));
+            CHECK(testing::forward_all(*saved, ids, scrambled_blocks(64)) == want);
+            const auto gpu_rows = testing::forward_all(*widened, ids, scrambled_blocks(64));
+            const auto cpu_rows = testing::forward_all(*cpu, ids, scrambled_blocks(64));
+            for (size_t p = 0; p < gpu_rows.size(); ++p) {
+                CHECK(relative_max_diff(gpu_rows[p], cpu_rows[p]) <= kTolerance);
+            }
+        }
     }
 }
 

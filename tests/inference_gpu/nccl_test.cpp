@@ -1,6 +1,7 @@
 // The NCCL communicator on the GPUs this machine has: every operation with one rank per GPU (one
-// rank on a single-GPU machine), results checked against the host arithmetic, and an abort that
-// frees every rank. Multi-node runs need several machines and are not run here.
+// rank on a single-GPU machine), results checked against the host arithmetic, an abort that
+// frees every rank, and split into sub-groups as a tensor x expert grid makes its rows and
+// columns. Multi-node runs need several machines and are not run here.
 #include "inference/nccl_communicator.h"
 
 #include <future>
@@ -147,6 +148,55 @@ TEST_CASE("nccl: an abort fails every rank's later calls with the reason") {
         CHECK(status.message().find("out of memory in the test") != std::string::npos);
         CHECK(c.barrier().code() == StatusCode::kAborted);
     });
+}
+
+TEST_CASE("nccl: split makes sub-groups that work and fail with the group") {
+#if !SLUICE_HAVE_NCCL
+    return;
+#endif
+    auto opened = open_nccl_communicators({});
+    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+    std::vector<std::unique_ptr<NcclCommunicator>> comms = std::move(*opened);
+    const int n = static_cast<int>(comms.size());
+    std::vector<std::unique_ptr<Communicator>> alone(comms.size());
+    std::vector<std::unique_ptr<Communicator>> reversed(comms.size());
+    on_every_rank(comms, [&](NcclCommunicator& c) {
+        const int r = c.rank();
+        // Every rank alone (a grid's rows with one rank each), then all ranks in reverse order.
+        auto own = c.split(r, 0);
+        REQUIRE_MESSAGE(own.ok(), own.status().to_string());
+        CHECK((*own)->size() == 1);
+        CHECK((*own)->rank() == 0);
+        auto all = c.split(0, n - 1 - r);
+        REQUIRE_MESSAGE(all.ok(), all.status().to_string());
+        CHECK((*all)->size() == n);
+        CHECK((*all)->rank() == n - 1 - r);
+
+        DeviceVec<float> mine(std::vector<float>(4, static_cast<float>(r + 1)));
+        REQUIRE((*own)->all_reduce(mine.get(), 4, DType::kF32, ReduceOp::kSum).ok());
+        REQUIRE((*own)->barrier().ok());
+        CHECK(mine.host()[3] == static_cast<float>(r + 1));
+        DeviceVec<float> one(std::vector<float>(1, static_cast<float>(r)));
+        DeviceVec<float> gathered(static_cast<size_t>(n));
+        REQUIRE((*all)->all_gather(one.get(), gathered.get(), 1, DType::kF32).ok());
+        REQUIRE((*all)->barrier().ok());
+        CHECK(gathered.host()[0] == static_cast<float>(n - 1));  // the last rank comes first
+        alone[static_cast<size_t>(r)] = std::move(*own);
+        reversed[static_cast<size_t>(r)] = std::move(*all);
+    });
+    // An abort through a sub-group fails the group it came from and its other sub-groups.
+    alone.back()->abort("expert group lost");
+    on_every_rank(comms, [&](NcclCommunicator& c) {
+        DeviceVec<float> data(std::vector<float>(16, 1.0f));
+        for (Communicator* group : {static_cast<Communicator*>(&c),
+                                    reversed[static_cast<size_t>(c.rank())].get()}) {
+            const Status status = group->all_reduce(data.get(), 16, DType::kF32, ReduceOp::kSum);
+            CHECK(status.code() == StatusCode::kAborted);
+            CHECK(status.message().find("expert group lost") != std::string::npos);
+        }
+    });
+    alone.clear();  // sub-groups before the group they came from
+    reversed.clear();
 }
 
 }  // namespace sluice::inference

@@ -12,6 +12,7 @@
 #include "app/bench_memory.h"
 #include "app/bench_report.h"
 #include "inference/cpu_backend.h"
+#include "inference/cpu_gemv_bench.h"
 #include "inference/generator.h"
 #include "inference/tiny_model.h"
 
@@ -29,6 +30,7 @@ struct DecodeBenchOptions {
     int expert = 1;
     std::vector<int> batches = {1, 8};
     std::vector<std::string> weights = {"bf16", "int8"};
+    int gemv_repeats = 20;  // 0: no product timed alone
     bool json = false;
 };
 
@@ -94,6 +96,47 @@ Result<Measurement> measure(inference::Backend& backend, int batch, int32_t prom
     SLUICE_ASSIGN_OR_RETURN(auto result, inference::generate_batch(backend, pool, requests));
     return Measurement{result.timings.prefill_tokens_per_second(),
                        result.timings.decode_tokens_per_second()};
+}
+
+// The batch-1 bf16 product alone, on the shape of the model's lm_head and the threads of one
+// rank, in both weight layouts: its rate against the decode rows' tells the kernel from the
+// rest of a step.
+int add_gemv_rows(const std::string& model_dir, int threads, int repeats, const TriadResult& triad,
+                  BenchReport& report) {
+    auto config = inference::load_model_config(model_dir);
+    if (!config.ok()) {
+        std::cerr << "sluice bench decode: " << config.status().to_string() << "\n";
+        return 1;
+    }
+    const int64_t rows = config->n_vocab;
+    const int64_t cols = config->d_model;
+    for (auto [name, layout] : {std::pair{"rows", inference::GemvLayout::kRows},
+                                std::pair{"panels", inference::GemvLayout::kPanels}}) {
+        auto timing = inference::time_cpu_decode_gemv(rows, cols, threads, layout, repeats);
+        if (!timing.ok()) {
+            std::cerr << "sluice bench decode: " << timing.status().to_string() << "\n";
+            return 1;
+        }
+        const double gb_s =
+            static_cast<double>(timing->weight_bytes) / timing->median_seconds / 1e9;
+        report.add_row({std::string("bf16 gemv ") + name, "1", "-", "-",
+                        format_fixed(static_cast<double>(timing->weight_bytes) / 1e6, 1),
+                        format_fixed(gb_s, 2), format_fixed(100.0 * gb_s / triad.best_gb_s, 1)});
+        const std::string key = std::string("gemv_") + name;
+        report.set_figure(key + ".gb_s", gb_s);
+        report.set_figure(key + ".fraction_of_triad", gb_s / triad.best_gb_s);
+        report.set_figure(key + ".median_ms", timing->median_seconds * 1e3);
+        report.set_figure(key + ".gb_per_cpu_s",
+                          static_cast<double>(timing->weight_bytes) / timing->cpu_seconds / 1e9);
+    }
+    report.set_figure("gemv_shape", std::to_string(rows) + "x" + std::to_string(cols));
+    report.add_note("bf16 gemv: one token times a [" + std::to_string(rows) + ", " +
+                    std::to_string(cols) + "] matrix (the lm_head) alone, median of " +
+                    std::to_string(repeats) +
+                    "; MB column = bytes read per product; JSON gb_per_cpu_s = bytes per "
+                    "second of the process's CPU time, which compares the layouts when other "
+                    "work takes CPU time");
+    return 0;
 }
 
 int run_decode_bench(const DecodeBenchOptions& options) {
@@ -177,6 +220,9 @@ int run_decode_bench(const DecodeBenchOptions& options) {
             }
         }
     }
+    if (status == 0 && options.gemv_repeats > 0) {
+        status = add_gemv_rows(model_dir, threads_per_rank, options.gemv_repeats, triad, report);
+    }
     report.set_figure("triad_gb_s", triad.best_gb_s);
     report.set_figure("threads", threads);
     report.set_figure("ranks", ranks);
@@ -248,6 +294,11 @@ void add_decode_bench(Cli& cli) {
                      "Ranks of the expert plan; with --tensor, expert groups of the grid "
                      "(docs/parallel.md)")
         ->check(CLI::Range(1, 64));
+    command
+        ->add_option("--gemv-repeats", options->gemv_repeats,
+                     "cpu: timed runs of the lm_head-shaped bf16 product alone, per weight "
+                     "layout (default 20; 0 skips it)")
+        ->check(CLI::Range(0, 1000));
     command->add_flag("--json", options->json, "Print the figures as one JSON object last");
     cli.on_run(command, [options, cuda, command] {
         if (options->backend != "cuda") {

@@ -10,11 +10,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <utility>
 
-#include <nlohmann/json.hpp>
+#include "common/check.h"
 
 #include "common/check.h"
 
@@ -202,6 +203,32 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
         size_ = std::exchange(other.size_, 0);
     }
     return *this;
+}
+
+bool Checkpoint::is_mapped(const TensorView& tensor) const {
+    const bool here = std::any_of(files_.begin(), files_.end(), [&](const MappedFile& file) {
+        const std::span<const uint8_t> bytes = file.bytes();
+        return tensor.data >= bytes.data() &&
+               tensor.data + tensor.n_bytes <= bytes.data() + bytes.size();
+    });
+    // A derived checkpoint's views of its base still point into the base's mappings.
+    return here || (base_ != nullptr && base_->is_mapped(tensor));
+}
+
+void Checkpoint::release_pages(const TensorView& tensor) const {
+    // Only ever on bytes of our file mappings: MADV_DONTNEED on memory the process owns (a
+    // tensor held in a buffer) would discard its contents.
+    if (!is_mapped(tensor)) {
+        return;
+    }
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<uintptr_t>(tensor.data);
+    const uintptr_t first = (begin + page - 1) / page * page;
+    const uintptr_t last = (begin + static_cast<uintptr_t>(tensor.n_bytes)) / page * page;
+    if (last > first) {
+        // A hint: on failure the pages simply stay resident.
+        (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    }
 }
 
 MappedFile::~MappedFile() {

@@ -84,6 +84,15 @@ public:
 
     // nullptr when absent.
     const TensorView* find(const std::string& name) const;
+    // Whether the tensor's bytes lie in one of this checkpoint's file mappings (a derived
+    // checkpoint's: its base's), not in memory it owns.
+    bool is_mapped(const TensorView& tensor) const;
+    // For a tensor that was copied and will not be read again: drops its pages from the
+    // process's resident set (madvise MADV_DONTNEED over the whole pages inside its bytes) when
+    // is_mapped; bytes anywhere else are left alone. Only residency changes: the mappings are
+    // read-only and private, so a later read maps the same bytes again from the file.
+    void release_pages(const TensorView& tensor) const;
+
     // All tensors, sorted by name.
     const std::map<std::string, TensorView>& tensors() const { return tensors_; }
     size_t n_files() const { return files_.size(); }

@@ -22,6 +22,24 @@ MatrixFormat float_format_for(WeightFormat requested, DType stored) {
                                             : matrix_format_for(requested, stored);
 }
 
+// `matrix` (read from `source`) packed into panels where it fits (panel_layout.h). A packed
+// matrix owns its elements, so the mapping's pages of `source` leave the resident set: the
+// process then holds one copy of those weights, not the packed one and the file's. A matrix
+// that borrows bytes the checkpoint holds in memory (a dequantised fp8 checkpoint's) stays
+// row-major: those bytes cannot be given back, and packing would keep two copies.
+WeightMatrix packed(WeightMatrix matrix, const Checkpoint& checkpoint, const TensorView& source) {
+    const auto* first = static_cast<const uint8_t*>(matrix.data());
+    const bool borrows_source = first >= source.data && first < source.data + source.n_bytes;
+    if (borrows_source && !checkpoint.is_mapped(source)) {
+        return matrix;
+    }
+    matrix = pack_panels(std::move(matrix));
+    if (matrix.layout() == MatrixLayout::kPanels) {
+        checkpoint.release_pages(source);
+    }
+    return matrix;
+}
+
 }  // namespace
 
 DbrxWeights load_dbrx_weights(const ModelConfig& config, const Checkpoint& checkpoint,
@@ -59,27 +77,37 @@ DbrxWeights load_dbrx_weights(const ModelConfig& config, const Checkpoint& check
         };
         layer.norm_1 = tensor_to_f32(get("norm_attn_norm.norm_1.weight"));
         layer.norm_2 = tensor_to_f32(get("norm_attn_norm.norm_2.weight"));
+        // The matrices a decode step streams are packed into panels (panel_layout.h) where
+        // they are bf16; the embedding (a lookup) and the router (16 rows) are not.
         const TensorView& wqkv = get("norm_attn_norm.attn.Wqkv.weight");
-        layer.wqkv = load_matrix_slice(wqkv, qkv_rows, 0, d, matrix_format_for(format, wqkv.dtype));
+        layer.wqkv =
+            packed(load_matrix_slice(wqkv, qkv_rows, 0, d, matrix_format_for(format, wqkv.dtype)),
+                   checkpoint, wqkv);
         const TensorView& out = get("norm_attn_norm.attn.out_proj.weight");
-        layer.out_proj = load_matrix_slice(out, all_rows_of_out, shard.head_begin * hd,
-                                           shard.n_head * hd, matrix_format_for(format, out.dtype));
+        layer.out_proj =
+            packed(load_matrix_slice(out, all_rows_of_out, shard.head_begin * hd, shard.n_head * hd,
+                                     matrix_format_for(format, out.dtype)),
+                   checkpoint, out);
         const TensorView& router = get("ffn.router.layer.weight");
         layer.router = load_matrix(router, float_format_for(format, router.dtype));
         const TensorView& w1 = get("ffn.experts.mlp.w1");
-        layer.w1 = load_matrix_slice(w1, ff_rows, 0, d, matrix_format_for(format, w1.dtype));
+        layer.w1 = packed(load_matrix_slice(w1, ff_rows, 0, d, matrix_format_for(format, w1.dtype)),
+                          checkpoint, w1);
         const TensorView& v1 = get("ffn.experts.mlp.v1");
-        layer.v1 = load_matrix_slice(v1, ff_rows, 0, d, matrix_format_for(format, v1.dtype));
+        layer.v1 = packed(load_matrix_slice(v1, ff_rows, 0, d, matrix_format_for(format, v1.dtype)),
+                          checkpoint, v1);
         const TensorView& w2 = get("ffn.experts.mlp.w2");
-        layer.w2t = load_matrix_transposed_blocks(w2, config.n_expert, shard.expert_begin,
-                                                  shard.n_expert, {shard.ff_begin, shard.n_ff},
-                                                  matrix_format_for(format, w2.dtype));
+        layer.w2t = packed(load_matrix_transposed_blocks(
+                               w2, config.n_expert, shard.expert_begin, shard.n_expert,
+                               {shard.ff_begin, shard.n_ff}, matrix_format_for(format, w2.dtype)),
+                           checkpoint, w2);
         weights.layers.push_back(std::move(layer));
     }
     weights.norm_f = tensor_to_f32(tensor(checkpoint, "transformer.norm_f.weight"));
     const TensorView& lm_head = tensor(checkpoint, "lm_head.weight");
-    weights.lm_head = load_matrix_slice(lm_head, vocab_rows, 0, d,
-                                        matrix_format_for(format, lm_head.dtype));
+    weights.lm_head = packed(
+        load_matrix_slice(lm_head, vocab_rows, 0, d, matrix_format_for(format, lm_head.dtype)),
+        checkpoint, lm_head);
     return weights;
 }
 

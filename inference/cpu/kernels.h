@@ -7,7 +7,10 @@
 // taken four at a time). At one token (batch-1 decode) four adjacent rows are read per pass and
 // the next four are prefetched, since that loop is bound by how many loads are in flight.
 // Weights are f32, bf16 (widened in registers) or int8 with one fp32 scale per row;
-// accumulation is fp32.
+// accumulation is fp32. bf16 matrices may also be in the panel layout (panel_layout.h), which
+// the one-token loop reads as one sequential stream; for several tokens a panel matrix's rows
+// are summed in exactly the order of a row-major one, so the layout never changes a batched
+// result.
 //
 // Two implementations exist: AVX2+FMA (kernels_avx2.cpp, compiled with -mavx2 -mfma on x86-64)
 // and a portable one (kernels_portable.cpp). row_kernels() picks once, at run time, the AVX2 one
@@ -26,6 +29,10 @@ struct RowKernels {
                 int64_t ldy);
     void (*bf16)(const uint16_t* w, int64_t n_rows, int64_t k, const float* x, int64_t m,
                  float* y, int64_t ldy);
+    // w: the first element of a bf16 panel matrix [rows, k] (k a multiple of kPanelCols); its
+    // rows [first_row, first_row + n_rows) are used. x and y as above.
+    void (*bf16_panels)(const uint16_t* w, int64_t first_row, int64_t n_rows, int64_t k,
+                        const float* x, int64_t m, float* y, int64_t ldy);
     // scales: [n_rows]
     void (*i8)(const int8_t* w, const float* scales, int64_t n_rows, int64_t k, const float* x,
                int64_t m, float* y, int64_t ldy);

@@ -3,6 +3,8 @@
 
 #include <bit>
 
+#include "inference/cpu/panel_layout.h"
+
 namespace sluice::inference::cpu {
 
 namespace {
@@ -12,21 +14,24 @@ inline float widen(uint16_t bits) { return std::bit_cast<float>(static_cast<uint
 inline float widen(int8_t value) { return static_cast<float>(value); }
 
 // Eight partial sums per token keep the loop vectorisable by the compiler and make the
-// summation order close to the SIMD kernel's.
-template <typename W>
-void rows_dot(const W* w, const float* scales, int64_t n_rows, int64_t k, const float* x,
+// summation order close to the SIMD kernel's. `row_of(r)` is row r's column 0 and `col(j)` the
+// offset of column j from it (row-major or panel layout); eight columns from a multiple of 8
+// are contiguous in both.
+template <typename W, typename RowOf, typename Col>
+void rows_dot(RowOf row_of, Col col, const float* scales, int64_t n_rows, int64_t k, const float* x,
               int64_t m, float* y, int64_t ldy) {
     constexpr int kLanes = 8;
     for (int64_t r = 0; r < n_rows; ++r) {
-        const W* row = w + r * k;
+        const W* row = row_of(r);
         const float scale = scales != nullptr ? scales[r] : 1.0f;
         for (int64_t t = 0; t < m; ++t) {
             const float* xt = x + t * k;
             float partial[kLanes] = {};
             int64_t j = 0;
             for (; j + kLanes <= k; j += kLanes) {
+                const W* group = row + col(j);
                 for (int lane = 0; lane < kLanes; ++lane) {
-                    partial[lane] += widen(row[j + lane]) * xt[j + lane];
+                    partial[lane] += widen(group[lane]) * xt[j + lane];
                 }
             }
             float sum = 0;
@@ -34,11 +39,18 @@ void rows_dot(const W* w, const float* scales, int64_t n_rows, int64_t k, const 
                 sum += p;
             }
             for (; j < k; ++j) {
-                sum += widen(row[j]) * xt[j];
+                sum += widen(row[col(j)]) * xt[j];
             }
             y[t * ldy + r] = sum * scale;
         }
     }
+}
+
+template <typename W>
+void rows_dot(const W* w, const float* scales, int64_t n_rows, int64_t k, const float* x, int64_t m,
+              float* y, int64_t ldy) {
+    rows_dot<W>([w, k](int64_t r) { return w + r * k; }, [](int64_t j) { return j; }, scales,
+                n_rows, k, x, m, y, ldy);
 }
 
 void f32_rows(const float* w, int64_t n_rows, int64_t k, const float* x, int64_t m, float* y,
@@ -49,6 +61,13 @@ void f32_rows(const float* w, int64_t n_rows, int64_t k, const float* x, int64_t
 void bf16_rows(const uint16_t* w, int64_t n_rows, int64_t k, const float* x, int64_t m, float* y,
                int64_t ldy) {
     rows_dot(w, nullptr, n_rows, k, x, m, y, ldy);
+}
+
+void bf16_panels(const uint16_t* w, int64_t first_row, int64_t n_rows, int64_t k, const float* x,
+                 int64_t m, float* y, int64_t ldy) {
+    rows_dot<uint16_t>(
+        [w, first_row, k](int64_t r) { return w + panel_row_offset(first_row + r, k); },
+        panel_col_offset, nullptr, n_rows, k, x, m, y, ldy);
 }
 
 void i8_rows(const int8_t* w, const float* scales, int64_t n_rows, int64_t k, const float* x,
@@ -62,7 +81,7 @@ void i8_rows(const int8_t* w, const float* scales, int64_t n_rows, int64_t k, co
 const RowKernels* avx2_row_kernels_compiled();
 
 const RowKernels& portable_row_kernels() {
-    static const RowKernels kernels{"portable", f32_rows, bf16_rows, i8_rows};
+    static const RowKernels kernels{"portable", f32_rows, bf16_rows, bf16_panels, i8_rows};
     return kernels;
 }
 

@@ -31,6 +31,11 @@ void run_rows(const MatmulJob& job, int64_t begin, int64_t end) {
                         job.m, y, job.n_rows);
             return;
         case MatrixFormat::kBF16:
+            if (w.layout() == MatrixLayout::kPanels) {
+                kernels.bf16_panels(static_cast<const uint16_t*>(w.data()), row, end - begin, k,
+                                    job.x, job.m, y, job.n_rows);
+                return;
+            }
             kernels.bf16(static_cast<const uint16_t*>(w.data()) + row * k, end - begin, k, job.x,
                          job.m, y, job.n_rows);
             return;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "inference/cpu/panel_layout.h"
 
 namespace sluice::inference::cpu {
 
@@ -75,7 +76,20 @@ void WeightMatrix::row_to_f32(int64_t r, float* out) const {
                         static_cast<size_t>(cols_) * 4);
             return;
         case MatrixFormat::kBF16: {
-            const uint16_t* row = static_cast<const uint16_t*>(data_) + r * cols_;
+            const auto* bits = static_cast<const uint16_t*>(data_);
+            if (layout_ == MatrixLayout::kPanels) {
+                // Group by group: each group's kPanelCols values are contiguous (and the loop
+                // vectorises, which matters when prefill widens whole panels for sgemm).
+                const uint16_t* row = bits + panel_row_offset(r, cols_);
+                for (int64_t c = 0; c < cols_; c += kPanelCols) {
+                    const uint16_t* group = row + panel_col_offset(c);
+                    for (int64_t i = 0; i < kPanelCols; ++i) {
+                        out[c + i] = bf16_to_f32(group[i]);
+                    }
+                }
+                return;
+            }
+            const uint16_t* row = bits + r * cols_;
             for (int64_t c = 0; c < cols_; ++c) {
                 out[c] = bf16_to_f32(row[c]);
             }
@@ -90,6 +104,31 @@ void WeightMatrix::row_to_f32(int64_t r, float* out) const {
             return;
         }
     }
+}
+
+bool WeightMatrix::panels_fit(int64_t rows, int64_t cols, MatrixFormat format) {
+    return format == MatrixFormat::kBF16 && rows > 0 && rows % kPanelRows == 0 && cols > 0 &&
+           cols % kPanelCols == 0;
+}
+
+WeightMatrix pack_panels(WeightMatrix matrix) {
+    if (matrix.layout_ == MatrixLayout::kPanels ||
+        !WeightMatrix::panels_fit(matrix.rows_, matrix.cols_, matrix.format_)) {
+        return matrix;
+    }
+    const int64_t cols = matrix.cols_;
+    const auto* rows = static_cast<const uint16_t*>(matrix.data_);
+    std::vector<uint16_t> packed(static_cast<size_t>(matrix.rows_ * cols));
+    for (int64_t r = 0; r < matrix.rows_; ++r) {
+        uint16_t* row = packed.data() + panel_row_offset(r, cols);
+        for (int64_t c = 0; c < cols; c += kPanelCols) {
+            std::memcpy(row + panel_col_offset(c), rows + r * cols + c, kPanelCols * 2);
+        }
+    }
+    matrix.owned_bf16_ = std::move(packed);  // frees a converted row-major copy
+    matrix.data_ = matrix.owned_bf16_.data();
+    matrix.layout_ = MatrixLayout::kPanels;
+    return matrix;
 }
 
 MatrixFormat matrix_format_for(WeightFormat requested, DType stored) {

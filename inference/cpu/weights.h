@@ -6,6 +6,9 @@
 // A matrix either borrows its elements from a checkpoint's memory mapping (when the stored dtype
 // is the wanted format and suitably aligned) or owns a converted copy.
 //
+// Layout: row-major, or for bf16 the panel layout of panel_layout.h (pack_panels), which only
+// the row-dot kernels, row_to_f32 and Matmul need to know about.
+//
 // Thread safety: immutable after construction.
 
 #include <cstdint>
@@ -19,6 +22,7 @@
 namespace sluice::inference::cpu {
 
 enum class MatrixFormat { kF32, kBF16, kInt8 };
+enum class MatrixLayout { kRows, kPanels };
 
 class WeightMatrix {
 public:
@@ -35,8 +39,10 @@ public:
     static WeightMatrix borrow(const void* data, int64_t rows, int64_t cols, MatrixFormat format);
 
     MatrixFormat format() const { return format_; }
+    MatrixLayout layout() const { return layout_; }
     int64_t rows() const { return rows_; }
     int64_t cols() const { return cols_; }
+    // The first element; in the panel layout, of the first panel.
     const void* data() const { return data_; }
     const float* scales() const { return scales_.empty() ? nullptr : scales_.data(); }
     int64_t bytes() const;
@@ -44,8 +50,14 @@ public:
     // Row r dequantised to fp32: out[cols].
     void row_to_f32(int64_t r, float* out) const;
 
+    // Whether pack_panels would store a matrix of this shape and format in panels.
+    static bool panels_fit(int64_t rows, int64_t cols, MatrixFormat format);
+
 private:
+    friend WeightMatrix pack_panels(WeightMatrix matrix);
+
     MatrixFormat format_ = MatrixFormat::kF32;
+    MatrixLayout layout_ = MatrixLayout::kRows;
     int64_t rows_ = 0;
     int64_t cols_ = 0;
     const void* data_ = nullptr;
@@ -54,6 +66,11 @@ private:
     std::vector<int8_t> owned_i8_;
     std::vector<float> scales_;  // [rows], int8 only
 };
+
+// `matrix` in the panel layout when panels_fit (bf16, rows a multiple of kPanelRows, columns of
+// kPanelCols), owning the packed copy (a borrowed matrix stops pointing into the mapping);
+// otherwise `matrix` unchanged. For the matrices that batch-1 decode streams.
+WeightMatrix pack_panels(WeightMatrix matrix);
 
 // The matrix format that `requested` means for a tensor stored as `stored`.
 MatrixFormat matrix_format_for(WeightFormat requested, DType stored);

@@ -83,6 +83,50 @@ TEST_CASE("safetensors: written tensors of every dtype read back exactly") {
     CHECK(values[3] == std::ldexp(1.0f, -9));
 }
 
+TEST_CASE("safetensors: released pages read back the same; memory outside the mappings is kept") {
+    testing::TempDir dir;
+    std::vector<float> values(3 * 4096);  // several pages, so whole pages lie inside the tensor
+    for (size_t i = 0; i < values.size(); ++i) {
+        values[i] = static_cast<float>(i) * 0.25f;
+    }
+    auto value_bytes = bytes_of(values);
+    std::vector<TensorToWrite> tensors = {{"w", DType::kF32, {3, 4096}, value_bytes}};
+    REQUIRE(write_safetensors(dir.file("m.safetensors"), tensors).ok());
+    auto checkpoint = Checkpoint::open(dir.file("m.safetensors"));
+    REQUIRE(checkpoint.ok());
+    const TensorView* w = (*checkpoint)->find("w");
+    REQUIRE(w != nullptr);
+    REQUIRE(std::memcmp(w->data, value_bytes.data(), value_bytes.size()) == 0);
+    (*checkpoint)->release_pages(*w);
+    CHECK(std::memcmp(w->data, value_bytes.data(), value_bytes.size()) == 0);
+
+    // A view of memory the process owns (not one of the checkpoint's mappings) is left alone:
+    // MADV_DONTNEED there would zero it.
+    std::vector<uint8_t> owned = value_bytes;
+    TensorView elsewhere = *w;
+    elsewhere.data = owned.data();
+    (*checkpoint)->release_pages(elsewhere);
+    CHECK(owned == value_bytes);
+    CHECK((*checkpoint)->is_mapped(*w));
+    CHECK_FALSE((*checkpoint)->is_mapped(elsewhere));
+
+    // A derived checkpoint: the base's tensors are still mapped (through the base), an added
+    // one is held in memory and is kept as it is.
+    std::vector<uint8_t> added_bytes = value_bytes;
+    auto derived = Checkpoint::derive(std::move(*checkpoint),
+                                      {{"added", DType::kF32, {3, 4096}, added_bytes}}, {});
+    const TensorView* base_view = derived->find("w");
+    const TensorView* added = derived->find("added");
+    REQUIRE(base_view != nullptr);
+    REQUIRE(added != nullptr);
+    CHECK(derived->is_mapped(*base_view));
+    CHECK_FALSE(derived->is_mapped(*added));
+    derived->release_pages(*base_view);
+    derived->release_pages(*added);
+    CHECK(std::memcmp(base_view->data, value_bytes.data(), value_bytes.size()) == 0);
+    CHECK(std::memcmp(added->data, value_bytes.data(), value_bytes.size()) == 0);
+}
+
 TEST_CASE("safetensors: a sharded folder opens as one checkpoint") {
     testing::TempDir dir;
     std::vector<std::vector<uint8_t>> data;

@@ -3,10 +3,14 @@
 
 #include <doctest/doctest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <random>
+#include <vector>
+
+#include "inference/detail/sum_exp.h"
 
 namespace sluice::inference {
 namespace {
@@ -158,6 +162,41 @@ TEST_CASE("sampling: invalid parameters are rejected naming them") {
     CHECK(message({.repetition_penalty = 0.0f}).find("'repetition_penalty'") != std::string::npos);
     CHECK(message({.top_logprobs = 21}).find("'top_logprobs'") != std::string::npos);
     CHECK(validate_sampling({}).ok());
+}
+
+}  // namespace sluice::inference
+
+namespace sluice::inference {
+
+TEST_CASE("sampling: the vectorised sum of exponentials matches std::exp to 1e-14") {
+    std::mt19937_64 gen(11);
+    std::normal_distribution<float> normal(0.0f, 4.0f);
+    // Ragged lengths (the four-wide loop's tail), wide and narrow spreads, values far below the
+    // maximum (underflow), masked tokens (-inf).
+    for (size_t n : {size_t{1}, size_t{3}, size_t{4}, size_t{7}, size_t{1001}, size_t{100352}}) {
+        for (float spread : {1.0f, 30.0f, 400.0f}) {
+            std::vector<float> row(n);
+            for (float& value : row) {
+                value = normal(gen) * spread / 4.0f;
+            }
+            if (n > 3) {
+                row[1] = -std::numeric_limits<float>::infinity();
+                row[2] = -800.0f;
+            }
+            const float max_value = *std::max_element(row.begin(), row.end());
+            long double want = 0;
+            for (float value : row) {
+                want += std::exp(static_cast<long double>(value) - max_value);
+            }
+            const double got = detail::sum_exp(row, max_value);
+            INFO("n " << n << " spread " << spread);
+            CHECK(std::fabs(got - static_cast<double>(want)) <= 1e-14 * static_cast<double>(want));
+            CHECK(detail::sum_exp_portable(row, max_value) ==
+                  doctest::Approx(static_cast<double>(want)).epsilon(1e-14));
+        }
+    }
+    const std::vector<float> with_nan = {0.0f, std::nanf(""), -1.0f, -2.0f, -3.0f};
+    CHECK(std::isnan(detail::sum_exp(with_nan, 0.0)));
 }
 
 }  // namespace sluice::inference

@@ -239,6 +239,70 @@ TEST_CASE("unchanged documents are skipped and unchanged text is not embedded ag
               .size() == 1);
 }
 
+TEST_CASE("a write prepared before another commits lands as if applied at its commit") {
+    TempDir dir("index-prepare-commit");
+    auto index = create(dir, small_settings());
+    REQUIRE(index->upsert({doc("a", "Rivers run to the sea.", everyone()),
+                           doc("b", "Mountains stand still.", everyone())})
+                .ok());
+    // Prepared while "a" is stored as A: restoring A looks unchanged, "b" is an edit.
+    IndexWrite later;
+    later.upserts = {doc("a", "Rivers run to the sea.", everyone()),
+                     doc("b", "Mountains move slowly.", everyone()),
+                     doc("c", "Glaciers carve valleys.", everyone())};
+    auto prepared = index->prepare(later);
+    REQUIRE_MESSAGE(prepared.ok(), prepared.status().to_string());
+    // Another write commits in between: "a" becomes B, "b" goes and "c" is created.
+    IndexWrite between;
+    between.upserts = {doc("a", "Deserts are dry.", everyone()),
+                       doc("c", "Oceans are deep.", everyone())};
+    between.removes = {"b"};
+    REQUIRE(index->apply(between).ok());
+
+    auto committed = index->commit(std::move(prepared).value());
+    REQUIRE_MESSAGE(committed.ok(), committed.status().to_string());
+    CHECK(committed->upserts.documents == 3);
+    CHECK(committed->upserts.unchanged == 0);
+    auto a = index->chunks_of("a");
+    REQUIRE(a.ok());
+    REQUIRE(a->size() == 1);
+    CHECK(a->front().text == "Rivers run to the sea.");
+    auto b = index->chunks_of("b");
+    REQUIRE(b.ok());
+    REQUIRE(b->size() == 1);
+    CHECK(b->front().text == "Mountains move slowly.");
+    auto c = index->chunks_of("c");
+    REQUIRE(c.ok());
+    REQUIRE(c->size() == 1);
+    CHECK(c->front().text == "Glaciers carve valleys.");
+    CHECK(run(*index, "deserts", QueryMode::kLexical, kUser).empty());
+    CHECK(run(*index, "oceans", QueryMode::kLexical, kUser).empty());
+    CHECK(keys_of(run(*index, "rivers", QueryMode::kLexical, kUser)) ==
+          std::set<std::string>{"a"});
+    IndexStats stats = index->stats();
+    CHECK(stats.documents == 3);
+    CHECK(stats.chunks == 3);
+    CHECK(stats.vectors == 3);
+    // A reopened index agrees (the store holds no orphaned chunk of "c").
+    const auto path = index->dir();
+    index.reset();
+    auto reopened = Index::open(path, IndexDeps{});
+    REQUIRE_MESSAGE(reopened.ok(), reopened.status().to_string());
+    index = std::move(reopened).value();
+    CHECK(index->stats().documents == 3);
+    CHECK(index->stats().chunks == 3);
+
+    // Removes and meta records added after prepare() are checked at commit().
+    IndexWrite clash;
+    clash.upserts = {doc("d", "New.", everyone())};
+    auto clashing = index->prepare(clash);
+    REQUIRE(clashing.ok());
+    clashing->removes.push_back("d");
+    auto refused = index->commit(std::move(clashing).value());
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    CHECK(index->chunks_of("d")->empty());
+}
+
 TEST_CASE("a restart sees every committed change: snapshot plus replay, or the store alone") {
     TempDir dir("index-restart");
     // Flat, so that nearest-neighbour answers are exact; snapshot and replay of HNSW and IVF

@@ -37,6 +37,7 @@ struct Options {
     std::uint64_t seed = 1;
     std::size_t batch = 10000;  // vectors per add_batch; 1: one add() per vector
     int add_threads = 0;        // 0: every core (nothing else runs during the build)
+    std::string graph;          // saved graph: loaded when it matches, else built and saved
 };
 
 // What Index keeps per chunk for admission (Index::ChunkInfo): the metadata filters read (the
@@ -58,12 +59,13 @@ struct FilterCase {
 
 std::vector<FilterCase> make_cases(std::size_t queries) {
     using retrieval::Filter;
-    std::vector<FilterCase> cases(5);
+    std::vector<FilterCase> cases(6);
     cases[0] = {"none", "none", 1.0, true, {}};
     cases[1] = {"100%", "all", 1.0, false, {}};
     cases[2] = {"10%", "tenth", 0.1, false, {}};
     cases[3] = {"1%", "hundredth", 0.01, false, {}};
     cases[4] = {"0.1%", "thousandth", 0.001, false, {}};
+    cases[5] = {"1% range+not", "hundredth_ranges", 0.01, false, {}};
     for (std::size_t q = 0; q < queries; ++q) {
         double tenant = static_cast<double>(1 + q % 100);
         double year = static_cast<double>(2015 + (q / 7) % 10);
@@ -72,6 +74,11 @@ std::vector<FilterCase> make_cases(std::size_t queries) {
         cases[3].filters.push_back(Filter::equals("tenant", tenant));
         cases[4].filters.push_back(Filter::all_of(
             {Filter::equals("tenant", tenant), Filter::equals("year", year)}));
+        // Ten tenants (a range, 10%) and not before the last year (a negated range, 10%).
+        double first = static_cast<double>(1 + (q % 10) * 10);
+        cases[5].filters.push_back(Filter::all_of(
+            {Filter::range("tenant", first, true, first + 9, true),
+             Filter::negate(Filter::range("year", std::nullopt, true, 2023.0, true))}));
     }
     return cases;
 }
@@ -138,6 +145,8 @@ struct Series {
     std::size_t recall_count = 0;
     std::size_t exact = 0;   // queries the wrapper answered by an exact scan
     double ef_sum = 0;       // efSearch of its graph walks
+    double candidate_sum = 0;  // posting-list candidates it scanned
+    double budget_sum = 0;     // its exact-scan budgets
 
     double mean_ms() const {
         return ms.empty() ? 0 : std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size();
@@ -198,17 +207,20 @@ Status measure(const Run& run, const FilterCase& filter_case, int ef,
                 // As Index::query does: the posting lists name the candidates of a tight
                 // filter, inside the timed part ("none" has no predicate, as raw FAISS).
                 retrieval::VectorIndex::SearchPlan plan;
-                std::optional<std::vector<std::uint64_t>> candidates;
+                std::optional<retrieval::FilterPostings::Candidates> candidates;
                 if (!filter_case.unfiltered) {
                     candidates = run.postings.candidates(filter_case.filters[q], run.reader,
-                                                         run.index.options().filter_exact_max);
+                                                         run.index.exact_scan_budget(run.options.k));
                 }
+                const Allow* scan_allow = candidates && candidates->exact ? nullptr : allow_ptr;
                 SLUICE_ASSIGN_OR_RETURN(
-                    ours, run.index.search(query, run.options.k, allow_ptr, &plan,
-                                           candidates ? &*candidates : nullptr));
+                    ours, run.index.search(query, run.options.k, scan_allow, &plan,
+                                           candidates ? &candidates->ids : nullptr));
                 wrapper.ms.push_back(since_ms(start));
                 wrapper.exact += plan.exact ? 1 : 0;
                 wrapper.ef_sum += plan.ef_search;
+                wrapper.candidate_sum += static_cast<double>(plan.candidates);
+                wrapper.budget_sum += static_cast<double>(plan.exact_budget);
             } else {
                 SLUICE_ASSIGN_OR_RETURN(theirs, run.baseline.search(query_row(run, q),
                                                                     run.options.k, ef, allow_ptr));
@@ -233,6 +245,9 @@ std::string describe_plan(const Series& series, bool wrapper, int ef) {
     auto queries = static_cast<double>(series.ms.size());
     double walks = queries - static_cast<double>(series.exact);
     std::string cell = "exact " + format_fixed(100.0 * series.exact / queries, 0) + "%";
+    if (series.candidate_sum > 0) {
+        cell += " (" + format_fixed(series.candidate_sum / queries, 0) + " candidates)";
+    }
     if (walks > 0) {
         cell += ", graph ef " + format_fixed(series.ef_sum / walks, 0);
     }
@@ -250,8 +265,10 @@ void report_series(BenchReport& report, const FilterCase& filter, int ef,
                     describe_plan(series, wrapper, ef)});
     std::string key = "search." + filter.key + ".ef" + std::to_string(ef) + "." + who;
     if (wrapper) {
-        report.set_figure(key + ".exact_share",
-                          static_cast<double>(series.exact) / static_cast<double>(series.ms.size()));
+        auto queries = static_cast<double>(series.ms.size());
+        report.set_figure(key + ".exact_share", static_cast<double>(series.exact) / queries);
+        report.set_figure(key + ".candidates", series.candidate_sum / queries);
+        report.set_figure(key + ".exact_budget", series.budget_sum / queries);
     }
     report.set_figure(key + ".recall@10", series.recall());
     report.set_figure(key + ".p50_ms", p50);
@@ -282,6 +299,54 @@ Status search_all(const Run& run, BenchReport& report) {
     return Status::ok_status();
 }
 
+// What a saved graph was built from, kept in its snapshot's sequence field (the bench has no
+// chunk store, so the field is free): a graph built from other data or other HNSW settings
+// must not be measured against this run's vectors and ground truth. FNV-1a over the settings.
+std::uint64_t graph_tag(const Options& options) {
+    std::uint64_t hash = 1469598103934665603ull;
+    for (std::uint64_t part :
+         {static_cast<std::uint64_t>(options.n), static_cast<std::uint64_t>(options.dim),
+          options.seed, static_cast<std::uint64_t>(options.m),
+          static_cast<std::uint64_t>(options.ef_construction)}) {
+        for (int byte = 0; byte < 8; ++byte) {
+            hash = (hash ^ ((part >> (8 * byte)) & 0xff)) * 1099511628211ull;
+        }
+    }
+    return hash;
+}
+
+// Loads the graph saved by an earlier run with the same data and settings (the build of 1M
+// vectors takes most of an hour on two cores): FAISS's graph from the snapshot, the wrapper's
+// live copies from the regenerated data. kNotFound when nothing is saved there.
+Result<std::unique_ptr<retrieval::VectorIndex>> load_graph(
+    const Options& options, const retrieval::VectorIndexOptions& index_options,
+    const AnnData& data, BenchReport& report) {
+    auto start = Clock::now();
+    std::uint64_t tag = 0;
+    SLUICE_ASSIGN_OR_RETURN(auto index,
+                            retrieval::VectorIndex::load(options.graph, index_options, tag));
+    if (tag != graph_tag(options)) {
+        return failed_precondition("graph '" + options.graph +
+                                   "' was built from other data or settings (n, dim, seed, m, "
+                                   "ef-construction); remove it or name another file");
+    }
+    for (std::size_t i = 0; i < options.n; ++i) {
+        const float* row = data.vectors.data() + i * options.dim;
+        index->restore_live(i, retrieval::Vector(row, row + options.dim));
+    }
+    SLUICE_RETURN_IF_ERROR(index->replay({}, {}));
+    SLUICE_ASSIGN_OR_RETURN(std::size_t fixed, index->finish_restore());
+    if (fixed != 0) {
+        return failed_precondition("graph '" + options.graph + "' disagrees with the data in " +
+                                   std::to_string(fixed) + " vectors");
+    }
+    double seconds = since_ms(start) / 1000;
+    report.set_figure("build.loaded_seconds", seconds);
+    report.add_note("graph loaded from " + options.graph + " in " + format_fixed(seconds, 1) +
+                    " s (built by an earlier run with the same data and settings)");
+    return index;
+}
+
 Result<std::unique_ptr<retrieval::VectorIndex>> build(const Options& options, const AnnData& data,
                                                       BenchReport& report) {
     retrieval::VectorIndexOptions index_options;
@@ -292,6 +357,12 @@ Result<std::unique_ptr<retrieval::VectorIndex>> build(const Options& options, co
     index_options.add_threads = options.add_threads > 0
                                     ? options.add_threads
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (!options.graph.empty()) {
+        auto loaded = load_graph(options, index_options, data, report);
+        if (loaded.ok() || loaded.status().code() != StatusCode::kNotFound) {
+            return loaded;
+        }
+    }
     SLUICE_ASSIGN_OR_RETURN(auto index, retrieval::VectorIndex::create(index_options));
     double rss_before = resident_gib();
     auto start = Clock::now();
@@ -329,6 +400,10 @@ Result<std::unique_ptr<retrieval::VectorIndex>> build(const Options& options, co
                     " vectors/s); the index (FAISS graph and vectors, the wrapper's copy of the "
                     "live vectors) grew the resident memory by " +
                     format_fixed(index_gib, 2) + " GiB");
+    if (!options.graph.empty()) {
+        SLUICE_RETURN_IF_ERROR(index->save(options.graph, graph_tag(options)));
+        std::cerr << "ann: graph saved to " << options.graph << "\n";
+    }
     return index;
 }
 
@@ -403,6 +478,9 @@ void add_ann_bench(Cli& cli) {
     command->add_option("--add-threads", options->add_threads,
                         "OpenMP threads of each batch add (0: every core)")
         ->check(CLI::Range(0, 1024));
+    command->add_option("--graph", options->graph,
+                        "Load the built index from this file when an earlier run with the same "
+                        "data and settings saved it there, else build it and save it there");
     cli.on_run(command, [options] { return run_bench(*options); });
 }
 

@@ -141,8 +141,9 @@ double process_cpu_us() {
 // and reads a table, auditing as `mode` says. Each run opens the data directory afresh, with
 // the audit log acknowledging as the mode asks; the log's destructor writes what is queued.
 HttpRun http_throughput(const std::filesystem::path& dir, const World& world, AuditMode mode,
-                        double seconds) {
+                        double seconds, std::chrono::microseconds gather) {
     governance::GovernanceOptions options;
+    options.audit.gather = gather;
     options.audit.acknowledge = mode == AuditMode::kQueued ? governance::AuditAcknowledge::kQueued
                                                            : governance::AuditAcknowledge::kDurable;
     auto opened = governance::Governance::open(dir, options);
@@ -226,6 +227,8 @@ struct AuthzBenchOptions {
     int rounds = 5;
     bool durable = true;  // measure the `durable` acknowledgement
     bool queued = true;   // measure the `queued` acknowledgement
+    // The audit writer's gathering interval (AuditLogOptions::gather), to measure its trade-off.
+    std::int64_t gather_us = governance::AuditLogOptions{}.gather.count();
 };
 
 // Names of one HTTP mode in the table and in the JSON (kept from earlier versions of the bench:
@@ -317,7 +320,8 @@ int run_bench(const AuthzBenchOptions& options) {
         for (int round = 0; round < options.rounds; ++round) {
             for (std::size_t m = 0; m < modes.size(); ++m) {
                 AuditMode mode = modes[(m + static_cast<std::size_t>(round)) % modes.size()];
-                HttpRun run = http_throughput(dir, world, mode, options.seconds);
+                HttpRun run = http_throughput(dir, world, mode, options.seconds,
+                                              std::chrono::microseconds(options.gather_us));
                 rps[mode].push_back(run.rps);
                 cpu[mode].push_back(run.cpu_us_per_request);
             }
@@ -343,6 +347,7 @@ int run_bench(const AuthzBenchOptions& options) {
         report.set_figure("require_audited_p50_us", require_p50);
         report.set_figure("require_audited_p99_us", require_p99);
         report.set_figure("rounds", options.rounds);
+        report.set_figure("audit_gather_us", static_cast<double>(options.gather_us));
         const std::vector<double>& off = rps[AuditMode::kOff];
         const std::vector<double>& off_cpu = cpu[AuditMode::kOff];
         for (AuditMode mode : {AuditMode::kOff, AuditMode::kDurable, AuditMode::kQueued}) {
@@ -419,6 +424,10 @@ void add_authz_bench(Cli& cli) {
         ->check(CLI::Range(0.5, 60.0));
     command->add_option("--rounds", options->rounds, "Interleaved rounds of the HTTP modes")
         ->check(CLI::Range(1, 20));
+    command
+        ->add_option("--gather-us", options->gather_us,
+                     "How long the audit writer gathers records before committing them (µs)")
+        ->check(CLI::Range(0, 1000000));
     command
         ->add_option("--modes", *modes,
                      "Audited HTTP modes to measure beside audit off (default: both)")

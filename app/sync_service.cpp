@@ -80,7 +80,8 @@ json to_json(const retrieval::SyncStatus& status) {
              {"seconds", {{"poll", status.poll_seconds},
                           {"embed", status.embed_seconds},
                           {"index", status.index_seconds},
-                          {"acknowledge", status.ack_seconds}}}};
+                          {"acknowledge", status.ack_seconds},
+                          {"waiting_for_prepare", status.prepare_wait_seconds}}}};
     if (status.last_commit_unix > 0) {
         out["last_commit_unix"] = status.last_commit_unix;
     }

@@ -1,6 +1,7 @@
 #include "governance/audit_log.h"
 
 #include <algorithm>
+#include <array>
 #include <iterator>
 #include <charconv>
 #include <chrono>
@@ -15,29 +16,35 @@
 namespace sluice::governance {
 namespace {
 
+// Bytes that JSON requires escaped: the quote, the backslash and control characters.
+constexpr std::array<bool, 256> kNeedsEscape = [] {
+    std::array<bool, 256> table{};
+    for (int c = 0; c < 0x20; ++c) {
+        table[static_cast<std::size_t>(c)] = true;
+    }
+    table['"'] = true;
+    table['\\'] = true;
+    return table;
+}();
+
 void append_json_string(std::string& out, std::string_view text) {
     out += '"';
     // Runs of characters that need no escape go in with one append each.
     std::size_t run = 0;
     for (std::size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        const char* escape = nullptr;
-        switch (c) {
-            case '"': escape = "\\\""; break;
-            case '\\': escape = "\\\\"; break;
-            case '\n': escape = "\\n"; break;
-            case '\r': escape = "\\r"; break;
-            case '\t': escape = "\\t"; break;
-            default:
-                if (static_cast<unsigned char>(c) >= 0x20) {
-                    continue;
-                }
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (!kNeedsEscape[c]) {
+            continue;
         }
         out.append(text.substr(run, i - run));
         run = i + 1;
-        if (escape != nullptr) {
-            out += escape;
-            continue;
+        switch (c) {
+            case '"': out += "\\\""; continue;
+            case '\\': out += "\\\\"; continue;
+            case '\n': out += "\\n"; continue;
+            case '\r': out += "\\r"; continue;
+            case '\t': out += "\\t"; continue;
+            default: break;
         }
         char escaped[8];
         std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
@@ -68,49 +75,53 @@ std::int64_t now_us() {
 }
 
 // Appends the canonical JSON of a record (see audit_log.h) to `out`, with "hash" when `hash` is
-// given. Written straight into the caller's buffer: the writer hashes every record with it.
+// given. Written straight into the caller's buffer: the writer hashes every record with it. The
+// keys are literals in their canonical order (they need no escaping), each with the separator
+// before it.
 void append_record_json(std::string& out, std::int64_t seq, const AuditEvent& e,
                         std::string_view prev_hash, const std::string* hash) {
-    auto field = [&out](std::string_view key, std::string_view value) {
-        append_json_string(out, key);
-        out += ':';
-        append_json_string(out, value);
-        out += ',';
-    };
-    auto hex_field = [&out](std::string_view key, std::string_view bytes) {
-        append_json_string(out, key);
-        out += ":\"";
-        append_hex(out, bytes);
-        out += "\",";
-    };
-    out += '{';
-    field("action", e.action);
-    field("client", e.client);
-    field("decided_by", e.decided_by);
-    field("details", e.details);
+    out += R"({"action":)";
+    append_json_string(out, e.action);
+    out += R"(,"client":)";
+    append_json_string(out, e.client);
+    out += R"(,"decided_by":)";
+    append_json_string(out, e.decided_by);
+    out += R"(,"details":)";
+    append_json_string(out, e.details);
     if (hash != nullptr) {
-        hex_field("hash", *hash);
+        out += R"(,"hash":")";
+        append_hex(out, *hash);
+        out += '"';
     }
-    hex_field("prev_hash", prev_hash);
-    field("principal", e.principal);
-    field("request_id", e.request_id);
-    field("result", e.result);
-    field("securable", e.securable);
-    out += "\"seq\":";
+    out += R"(,"prev_hash":")";
+    append_hex(out, prev_hash);
+    out += R"(","principal":)";
+    append_json_string(out, e.principal);
+    out += R"(,"request_id":)";
+    append_json_string(out, e.request_id);
+    out += R"(,"result":)";
+    append_json_string(out, e.result);
+    out += R"(,"securable":)";
+    append_json_string(out, e.securable);
+    out += R"(,"seq":)";
     append_number(out, seq);
-    out += ",\"time_us\":";
+    out += R"(,"time_us":)";
     append_number(out, e.time_us);
-    out += ',';
-    field("token_id", e.token_id);
-    out.back() = '}';
+    out += R"(,"token_id":)";
+    append_json_string(out, e.token_id);
+    out += '}';
 }
 
 // SHA-256(prev_hash || canonical JSON), built in `scratch` (reused between records).
-std::string record_hash(std::string& scratch, std::int64_t seq, const AuditEvent& event,
-                        std::string_view prev_hash) {
+detail::Sha256::Digest record_hash(detail::Sha256& hasher, std::string& scratch, std::int64_t seq,
+                                   const AuditEvent& event, std::string_view prev_hash) {
     scratch.assign(prev_hash);
     append_record_json(scratch, seq, event, prev_hash, nullptr);
-    return detail::sha256(scratch);
+    return hasher.digest(scratch);
+}
+
+std::string_view bytes_of(const detail::Sha256::Digest& digest) {
+    return {reinterpret_cast<const char*>(digest.data()), digest.size()};
 }
 
 }  // namespace
@@ -124,8 +135,10 @@ std::string audit_record_json(const AuditRecord& record, bool with_hash) {
 }
 
 std::string audit_record_hash(const AuditRecord& record) {
+    detail::Sha256 hasher;
     std::string scratch;
-    return record_hash(scratch, record.seq, record.event, record.prev_hash);
+    return std::string(bytes_of(record_hash(hasher, scratch, record.seq, record.event,
+                                            record.prev_hash)));
 }
 
 Result<std::string> audit_public_key(const std::filesystem::path& key_path) {
@@ -136,7 +149,7 @@ Result<std::string> audit_public_key(const std::filesystem::path& key_path) {
 AuditLog::AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail::Ed25519Key> key,
                    AuditLogOptions options, std::unique_ptr<detail::Database> checkpoint_db)
     : db_(std::move(db)), key_(std::move(key)), options_(options),
-      checkpoint_db_(std::move(checkpoint_db)) {
+      hasher_(std::make_unique<detail::Sha256>()), checkpoint_db_(std::move(checkpoint_db)) {
     if (checkpoint_db_) {
         checkpointer_ = std::jthread([this](std::stop_token stop) { checkpoint_wal(stop); });
     }
@@ -487,24 +500,51 @@ void AuditLog::write_loop() {
     }
 }
 
+Result<AuditLog::Tail> AuditLog::read_tail() {
+    // The last record, else the last archive's anchor (retention removed every record), else
+    // the genesis. Two statements that each seek one end of a table: the last record, when
+    // there is one, is always newer than any archive.
+    SLUICE_ASSIGN_OR_RETURN(auto* last,
+                            db_->cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"));
+    SLUICE_ASSIGN_OR_RETURN(bool has_last, last->step());
+    detail::Statement* found = last;
+    if (!has_last) {
+        SLUICE_ASSIGN_OR_RETURN(found, db_->cached("SELECT last_seq, last_hash FROM audit_archives "
+                                                   "ORDER BY last_seq DESC LIMIT 1"));
+        SLUICE_ASSIGN_OR_RETURN(bool has_anchor, found->step());
+        if (!has_anchor) {
+            return Tail{};
+        }
+    }
+    Tail tail;
+    tail.seq = found->column_int(0);
+    const std::string hash = found->column_blob(1);
+    found->reset();
+    if (hash.size() != tail.hash.size()) {
+        return data_loss("audit record " + std::to_string(tail.seq) + ": hash of " +
+                         std::to_string(hash.size()) + " bytes, expected 32");
+    }
+    std::copy(hash.begin(), hash.end(), tail.hash.begin());
+    return tail;
+}
+
 Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
     SLUICE_ASSIGN_OR_RETURN(auto transaction, detail::Transaction::begin(*db_));
-    // The tail: the last record, else the last archive's anchor, else the genesis.
-    SLUICE_ASSIGN_OR_RETURN(
-        auto* tail,
-        db_->cached("SELECT seq, hash FROM (SELECT seq, hash FROM audit_log ORDER BY seq DESC "
-                    "LIMIT 1) UNION ALL SELECT * FROM (SELECT last_seq, last_hash FROM "
-                    "audit_archives ORDER BY last_seq DESC LIMIT 1) ORDER BY 1 DESC LIMIT 1"));
-    SLUICE_ASSIGN_OR_RETURN(bool has_tail, tail->step());
-    std::int64_t seq = has_tail ? tail->column_int(0) : 0;
-    std::string prev = has_tail ? tail->column_blob(1) : std::string(32, '\0');
-    tail->reset();
+    SLUICE_ASSIGN_OR_RETURN(Tail tail, read_tail());
+    std::int64_t seq = tail.seq;
+    detail::Sha256::Digest prev = tail.hash;
 
     SLUICE_ASSIGN_OR_RETURN(
         auto* insert,
         db_->cached("INSERT INTO audit_log (seq, time_us, principal, action, securable, result, "
                     "request_id, client, token_id, decided_by, details, prev_hash, hash) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    // The values are bound without copies (they outlive each step); the bindings are cleared
+    // however this function ends, so that none outlives the batch.
+    struct ClearBindings {
+        detail::Statement* statement;
+        ~ClearBindings() { statement->reset(); }
+    } clear_bindings{insert};
     bool crossed_checkpoint = false;
     for (const PendingPtr& pending : batch) {
         pending->result = Status();
@@ -522,24 +562,25 @@ Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
         }
         for (const AuditEvent& e : pending->events) {
             ++seq;
-            std::string hash = record_hash(hash_scratch_, seq, e, prev);
-            insert->reset();
+            const detail::Sha256::Digest hash =
+                record_hash(*hasher_, hash_scratch_, seq, e, bytes_of(prev));
             SLUICE_RETURN_IF_ERROR(
                 insert->bind(1, seq)
                     .bind(2, e.time_us)
-                    .bind(3, e.principal)
-                    .bind(4, e.action)
-                    .bind(5, e.securable)
-                    .bind(6, e.result)
-                    .bind(7, e.request_id)
-                    .bind(8, e.client)
-                    .bind(9, e.token_id)
-                    .bind(10, e.decided_by)
-                    .bind(11, e.details)
-                    .bind_blob(12, prev.data(), prev.size())
-                    .bind_blob(13, hash.data(), hash.size())
+                    .bind_static(3, e.principal)
+                    .bind_static(4, e.action)
+                    .bind_static(5, e.securable)
+                    .bind_static(6, e.result)
+                    .bind_static(7, e.request_id)
+                    .bind_static(8, e.client)
+                    .bind_static(9, e.token_id)
+                    .bind_static(10, e.decided_by)
+                    .bind_static(11, e.details)
+                    .bind_blob_static(12, prev.data(), prev.size())
+                    .bind_blob_static(13, hash.data(), hash.size())
                     .run());
-            prev = std::move(hash);
+            insert->reset();  // before `prev`, which is bound to it, changes
+            prev = hash;
             crossed_checkpoint = crossed_checkpoint || seq % options_.checkpoint_every == 0;
         }
     }

@@ -1,5 +1,6 @@
 #include "retrieval/filter.h"
 
+#include <cmath>
 #include <cstdio>
 
 namespace sluice::retrieval {
@@ -71,6 +72,9 @@ std::optional<int> compare_values(const MetaValue& a, const MetaValue& b) {
     }
     double x = std::get<double>(a);
     double y = std::get<double>(b);
+    if (std::isnan(x) || std::isnan(y)) {
+        return std::nullopt;
+    }
     if (x < y) {
         return -1;
     }

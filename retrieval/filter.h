@@ -4,8 +4,8 @@
 // search hands FAISS a selector), so a filtered query still returns k results whenever k chunks
 // match.
 //
-// Comparison rules: a number compares only with a number, text only with text (bytewise); a
-// missing field matches nothing except under `not`.
+// Comparison rules: a number compares only with a number, text only with text (bytewise); NaN
+// compares with nothing, itself included; a missing field matches nothing except under `not`.
 //
 // Thread safety: immutable after construction; matches() may run on many threads.
 
@@ -43,6 +43,11 @@ public:
     const std::string& field() const { return field_; }
     const std::vector<MetaValue>& values() const { return values_; }
     const std::vector<Filter>& children() const { return children_; }
+    // A range's bounds (absent: unbounded) and whether each admits its own value.
+    const std::optional<MetaValue>& lower() const { return lower_; }
+    const std::optional<MetaValue>& upper() const { return upper_; }
+    bool lower_inclusive() const { return lower_inclusive_; }
+    bool upper_inclusive() const { return upper_inclusive_; }
 
     // A readable form for logs and errors: (year >= 2020 and not (lang = "de")).
     std::string describe() const;
@@ -58,7 +63,8 @@ private:
     std::vector<Filter> children_;
 };
 
-// Three-way comparison of two values of the same kind; nullopt when the kinds differ.
+// Three-way comparison of two values of the same kind; nullopt when the kinds differ or either
+// is NaN (unordered: equals, in and bounded ranges never admit it).
 std::optional<int> compare_values(const MetaValue& a, const MetaValue& b);
 
 std::string describe_value(const MetaValue& value);

@@ -3,24 +3,36 @@
 // (or whose reader's access) admits few chunks scans only those, instead of asking the admission
 // predicate about every indexed chunk.
 //
-// candidates() returns a SUPERSET of the chunks that the filter and the reader's ACL admit:
-//   - equals reads the list of its value, in the union of its values' lists;
-//   - and takes its narrowest child (the caller's predicate checks the others), or the union
-//     of its children when every child narrows;
-//   - range, prefix, not and "all" do not narrow;
-//   - the ACL narrows to the union of the lists of the reader's principal and groups;
-// and the narrower of filter and ACL wins. Lists are keyed by a 64-bit hash of (field, value):
-// a collision only widens a list, and callers still run the full predicate (filter and ACL) on
-// every candidate before it is scored, so correctness never rests on the hash.
+// Each metadata field keeps its values in order (numbers in a sorted map, text in another), each
+// value with the sorted ids of the chunks that carry it. A filter leaf is a set of value spans of
+// one field (detail/value_spans.h): equals and in are points, range an interval of numbers or of
+// text, prefix the text interval [p, p with its last byte raised). candidates() evaluates the
+// filter over those lists:
+//   - a leaf reads the lists of the values inside its spans;
+//   - `not` is pushed down to the leaves (De Morgan), where it becomes the complementary spans
+//     of the same field plus the chunks that lack the field (a missing field matches only under
+//     `not`), so a selective `not` narrows as well as its positive form;
+//   - and intersects the children that narrow, or unions them under `not`; or unions its
+//     children when every one narrows;
+//   - the ACL is the union of the lists of the reader's principal and groups;
+// and filter and ACL are intersected. Every step stops as soon as its lists hold more than the
+// caller's `limit` ids: a loose filter costs a few list sizes, not a walk over its ids.
 //
-// Memory: 8 bytes per chunk per metadata field and per ACL name, plus one hash-table node and
-// list per distinct value.
+// The result is EXACT (the ids the filter and the ACL admit, no more) unless a child of an
+// `and` was too wide to narrow within the limit, in which case it is a superset and says so.
+// Callers that check admission before scoring may skip the check on an exact result.
+//
+// Memory: per chunk, 8 bytes per metadata field (its value's list) plus 8 (the field's list of
+// chunks that carry it), 8 per ACL name and 8 in the list of every chunk; per distinct value a
+// map node with the value.
 //
 // Thread safety: not synchronized (like LexicalIndex): Index holds its shared lock for
 // candidates() and its exclusive lock for add() and remove().
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -36,29 +48,43 @@ public:
     // Forgets a chunk; `metadata` and `acl` must be those it was added with.
     void remove(std::uint64_t id, const Metadata& metadata, const Acl& acl);
 
-    // The candidate ids in increasing order, or nullopt when neither the filter nor the ACL
-    // narrows the search to at most `limit` ids (the caller then plans without them).
-    std::optional<std::vector<std::uint64_t>> candidates(const Filter& filter,
-                                                         const Reader& reader,
-                                                         std::size_t limit) const;
+    struct Candidates {
+        std::vector<std::uint64_t> ids;  // increasing, no repeats
+        bool exact = false;              // ids are exactly the admitted chunks
+    };
+    // The chunks that the filter and the reader's ACL admit (or a superset, see above), or
+    // nullopt when neither narrows the search to at most `limit` ids (the caller then plans
+    // without them).
+    std::optional<Candidates> candidates(const Filter& filter, const Reader& reader,
+                                         std::size_t limit) const;
 
-    std::size_t lists() const { return lists_.size(); }
+    // Distinct (field, value) and ACL-name lists.
+    std::size_t lists() const;
+    std::size_t chunks() const { return all_.size(); }
     // Approximate heap bytes held.
     std::size_t memory_bytes() const;
 
-private:
-    // A union of posting lists; `size` is the sum of their sizes (an upper bound).
-    struct Union {
-        std::vector<const std::vector<std::uint64_t>*> lists;
-        std::size_t size = 0;
+    using Ids = std::vector<std::uint64_t>;  // sorted
+    struct Field {
+        std::map<double, Ids> numbers;  // NaN is kept apart: it has no place in the order
+        std::map<std::string, Ids, std::less<>> texts;
+        Ids nan;
+        Ids has;  // every chunk that carries the field, whatever its value
     };
 
-    std::optional<Union> narrow(const Filter& filter) const;
-    void add_to(std::uint64_t key, std::uint64_t id);
-    void remove_from(std::uint64_t key, std::uint64_t id);
-    const std::vector<std::uint64_t>* list(std::uint64_t key) const;
+private:
+    struct Set {
+        Ids ids;
+        bool exact = true;
+    };
+    std::optional<Set> evaluate(const Filter& filter, bool negated, std::size_t limit) const;
+    std::optional<Set> leaf(const Filter& filter, bool negated, std::size_t limit) const;
+    std::optional<Set> combine(const Filter& filter, bool negated, std::size_t limit) const;
 
-    std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> lists_;  // key -> sorted ids
+    std::unordered_map<std::string, Field> fields_;
+    std::unordered_map<std::string, Ids> principals_;
+    std::unordered_map<std::string, Ids> groups_;
+    Ids all_;
 };
 
 }  // namespace sluice::retrieval

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "common/check.h"
 #include "common/log.h"
 #include "retrieval/detail/rw_lock.h"
 #include "retrieval/fusion.h"
@@ -82,11 +83,16 @@ Result<std::shared_ptr<const Embedder>> default_embedder_factory(const IndexSett
                          "' is not available in this process (app/ provides http and model)");
 }
 
+namespace detail {
+
 // One document after chunking and embedding, before it is committed.
-struct Index::Prepared {
+struct PreparedDocument {
     Document doc;
     std::string fingerprint;
-    // The stored record as prepare() read it; apply() reuses it when nothing was committed
+    // Same fingerprint as the stored record when prepare() read it: nothing to write, and no
+    // chunks were made.
+    bool unchanged = false;
+    // The stored record as prepare() read it; commit() reuses it when nothing was committed
     // since (the store's sequence is unchanged), saving a second read of every document.
     std::optional<DocumentRecord> stored;
     std::vector<Chunk> chunks;
@@ -94,6 +100,36 @@ struct Index::Prepared {
     std::vector<Vector> vectors;            // empty vector: the chunk has none
     std::vector<std::uint8_t> cache_write;  // 1: a fresh embedding to store in the cache
 };
+
+}  // namespace detail
+
+using detail::PreparedDocument;
+
+PreparedWrite::PreparedWrite() = default;
+PreparedWrite::~PreparedWrite() = default;
+PreparedWrite::PreparedWrite(PreparedWrite&&) noexcept = default;
+PreparedWrite& PreparedWrite::operator=(PreparedWrite&&) noexcept = default;
+
+namespace {
+
+Status check_write(const std::vector<std::string>& upsert_keys,
+                   const std::vector<std::string>& removes,
+                   const std::vector<std::pair<std::string, std::string>>& meta) {
+    std::set<std::string> removing(removes.begin(), removes.end());
+    for (const std::string& key : upsert_keys) {
+        if (removing.count(key) != 0) {
+            return invalid_argument("key '" + key + "' is both upserted and removed");
+        }
+    }
+    for (const auto& [name, value] : meta) {
+        if (name.empty() || name.rfind("index.", 0) == 0 || name.rfind("store.", 0) == 0) {
+            return invalid_argument("meta record name '" + name + "' is reserved or empty");
+        }
+    }
+    return Status::ok_status();
+}
+
+}  // namespace
 
 Index::Index(Tag, std::filesystem::path dir, IndexSettings settings)
     : dir_(std::move(dir)),
@@ -251,12 +287,8 @@ Status Index::load() {
     return Status::ok_status();
 }
 
-Result<std::vector<Index::Prepared>> Index::prepare(const std::vector<Document>& documents,
-                                                    double* embed_seconds,
-                                                    std::uint64_t* read_at) const {
-    // Read before the lookups: a commit after it (which may or may not be seen by them) moves
-    // the sequence, and apply() then reads again.
-    *read_at = store_->sequence();
+Result<std::vector<PreparedDocument>> Index::prepare_documents(
+    const std::vector<Document>& documents, double* embed_seconds) const {
     // The last of equal keys wins, as if they had been upserted one after another.
     std::map<std::string, std::size_t> last_of;
     for (std::size_t i = 0; i < documents.size(); ++i) {
@@ -265,7 +297,7 @@ Result<std::vector<Index::Prepared>> Index::prepare(const std::vector<Document>&
         }
         last_of[documents[i].key] = i;
     }
-    std::vector<Prepared> out;
+    std::vector<PreparedDocument> out;
     std::vector<std::string> to_embed;
     std::vector<std::pair<std::size_t, std::size_t>> embed_slots;  // (document, chunk)
     for (std::size_t i = 0; i < documents.size(); ++i) {
@@ -278,13 +310,12 @@ Result<std::vector<Index::Prepared>> Index::prepare(const std::vector<Document>&
                                     std::to_string(doc.vector.size()) + " floats, expected " +
                                     std::to_string(settings_.dimension));
         }
-        Prepared prepared;
+        PreparedDocument prepared;
         prepared.doc = doc;
         prepared.fingerprint = document_fingerprint(doc);
         SLUICE_ASSIGN_OR_RETURN(prepared.stored, store_->get_document(doc.key));
         if (prepared.stored && prepared.stored->text_hash == prepared.fingerprint) {
-            prepared.chunks.clear();
-            prepared.fingerprint.clear();  // marks "unchanged"
+            prepared.unchanged = true;
             out.push_back(std::move(prepared));
             continue;
         }
@@ -371,35 +402,88 @@ Result<std::size_t> Index::remove(const std::vector<std::string>& keys) {
     return stats.removed;
 }
 
-Result<ApplyStats> Index::apply(const IndexWrite& write) {
+Result<PreparedWrite> Index::prepare(const IndexWrite& write) const {
     using Clock = std::chrono::steady_clock;
-    std::set<std::string> removing(write.removes.begin(), write.removes.end());
+    std::vector<std::string> upsert_keys;
+    upsert_keys.reserve(write.upserts.size());
     for (const Document& doc : write.upserts) {
-        if (removing.count(doc.key) != 0) {
-            return invalid_argument("key '" + doc.key + "' is both upserted and removed");
-        }
+        upsert_keys.push_back(doc.key);
     }
-    for (const auto& [name, value] : write.meta) {
-        if (name.empty() || name.rfind("index.", 0) == 0 || name.rfind("store.", 0) == 0) {
-            return invalid_argument("meta record name '" + name + "' is reserved or empty");
-        }
-    }
-    ApplyStats out;
-    // Chunking and embedding (possibly a remote call) run before the lock, so queries go on.
+    SLUICE_RETURN_IF_ERROR(check_write(upsert_keys, write.removes, write.meta));
+    PreparedWrite out;
+    // Read before the lookups: a commit after it (which may or may not be seen by them) moves
+    // the sequence, and commit() then reads again.
+    out.read_at_ = store_->sequence();
     const auto prepare_start = Clock::now();
-    std::uint64_t read_at = 0;
-    SLUICE_ASSIGN_OR_RETURN(auto prepared, prepare(write.upserts, &out.embed_seconds, &read_at));
+    SLUICE_ASSIGN_OR_RETURN(out.documents_, prepare_documents(write.upserts, &out.embed_seconds));
     out.prepare_seconds = std::chrono::duration<double>(Clock::now() - prepare_start).count();
+    out.removes = write.removes;
+    out.meta = write.meta;
+    return out;
+}
+
+Result<ApplyStats> Index::apply(const IndexWrite& write) {
+    // Chunking and embedding (possibly a remote call) run before the lock, so queries go on.
+    SLUICE_ASSIGN_OR_RETURN(PreparedWrite prepared, prepare(write));
+    return commit(std::move(prepared));
+}
+
+Status Index::refresh_unchanged(PreparedWrite& prepared, double* embed_seconds) const {
+    if (store_->sequence() == prepared.read_at_) {
+        return Status::ok_status();
+    }
+    std::vector<Document> again;
+    std::vector<std::size_t> slots;
+    for (std::size_t i = 0; i < prepared.documents_.size(); ++i) {
+        const PreparedDocument& p = prepared.documents_[i];
+        if (!p.unchanged) {
+            continue;
+        }
+        SLUICE_ASSIGN_OR_RETURN(auto stored, store_->get_document(p.doc.key));
+        if (!stored || stored->text_hash != p.fingerprint) {
+            again.push_back(p.doc);
+            slots.push_back(i);
+        }
+    }
+    if (again.empty()) {
+        return Status::ok_status();
+    }
+    // Rare (a write in between changed a document this one restores), so it runs under the
+    // lock rather than in a retry loop that concurrent writers could keep failing.
+    SLUICE_ASSIGN_OR_RETURN(auto fresh, prepare_documents(again, embed_seconds));
+    SLUICE_CHECK(fresh.size() == slots.size(), "re-prepared documents do not match their slots");
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+        prepared.documents_[slots[i]] = std::move(fresh[i]);
+    }
+    return Status::ok_status();
+}
+
+Result<ApplyStats> Index::commit(PreparedWrite prepared) {
+    using Clock = std::chrono::steady_clock;
+    std::vector<std::string> upsert_keys;
+    upsert_keys.reserve(prepared.documents_.size());
+    for (const PreparedDocument& p : prepared.documents_) {
+        upsert_keys.push_back(p.doc.key);
+    }
+    SLUICE_RETURN_IF_ERROR(check_write(upsert_keys, prepared.removes, prepared.meta));
+    const std::set<std::string> removing(prepared.removes.begin(), prepared.removes.end());
+    ApplyStats out;
+    out.prepare_seconds = prepared.prepare_seconds;
+    out.embed_seconds = prepared.embed_seconds;
     const auto commit_start = Clock::now();
     UpsertStats& stats = out.upserts;
     std::unique_lock lock(*mutex_);
+    double refresh_embed_seconds = 0;
+    SLUICE_RETURN_IF_ERROR(refresh_unchanged(prepared, &refresh_embed_seconds));
+    out.embed_seconds += refresh_embed_seconds;
+    out.prepare_seconds += refresh_embed_seconds;
     // Commits happen under this lock: an unchanged sequence means prepare()'s reads are current.
-    const bool reads_current = store_->sequence() == read_at;
+    const bool reads_current = store_->sequence() == prepared.read_at_;
     auto batch = store_->batch();
     std::vector<std::uint64_t> removed;
     std::size_t new_documents = 0;
-    for (Prepared& p : prepared) {
-        if (p.fingerprint.empty()) {
+    for (PreparedDocument& p : prepared.documents_) {
+        if (p.unchanged) {
             ++stats.unchanged;
             continue;
         }
@@ -452,7 +536,7 @@ Result<ApplyStats> Index::apply(const IndexWrite& write) {
         }
         batch.delete_document(key);
     }
-    for (const auto& [name, value] : write.meta) {
+    for (const auto& [name, value] : prepared.meta) {
         batch.put_meta(name, value);
     }
     out.removed = found;
@@ -477,7 +561,7 @@ Result<ApplyStats> Index::apply(const IndexWrite& write) {
     stats.chunks_removed = removed.size();
     std::vector<std::uint64_t> vector_ids;
     std::vector<Vector> vectors;
-    for (Prepared& p : prepared) {
+    for (PreparedDocument& p : prepared.documents_) {
         for (std::size_t i = 0; i < p.chunks.size(); ++i) {
             const Chunk& chunk = p.chunks[i];
             lexical_.add(chunk.id, p.terms[i]);
@@ -567,12 +651,15 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
     }
     if (wants_vector) {
         // A filter or an ACL that admits few chunks names them through the posting lists, and
-        // the vector search scans only those (the predicate still checks each before scoring).
+        // the vector search scans only those. When the lists name exactly the admitted chunks
+        // the scan skips the predicate (a chunk-table lookup and the filter per candidate);
+        // otherwise it checks each candidate before scoring it.
         auto candidates = postings_.candidates(query.filter, reader,
-                                               vectors_->options().filter_exact_max);
+                                               vectors_->exact_scan_budget(depth));
+        const auto* scan_allow = candidates && candidates->exact ? nullptr : &allow;
         SLUICE_ASSIGN_OR_RETURN(
-            nearest, vectors_->search(vector, depth, &allow, nullptr,
-                                      candidates ? &*candidates : nullptr));
+            nearest, vectors_->search(vector, depth, scan_allow, nullptr,
+                                      candidates ? &candidates->ids : nullptr));
     }
     std::vector<FusedId> ranked;
     if (query.mode == QueryMode::kHybrid) {

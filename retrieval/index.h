@@ -96,6 +96,33 @@ struct IndexWrite {
     std::vector<std::pair<std::string, std::string>> meta;
 };
 
+namespace detail {
+struct PreparedDocument;
+}
+
+// A write whose upserts Index::prepare() has chunked, analysed and embedded, ready for
+// Index::commit(). Removes and meta records need no preparation: the caller may still add to
+// them (the sync engine adds its checkpoint and a re-snapshot's sweep). Move-only.
+class PreparedWrite {
+public:
+    PreparedWrite();
+    ~PreparedWrite();
+    PreparedWrite(PreparedWrite&&) noexcept;
+    PreparedWrite& operator=(PreparedWrite&&) noexcept;
+    PreparedWrite(const PreparedWrite&) = delete;
+    PreparedWrite& operator=(const PreparedWrite&) = delete;
+
+    std::vector<std::string> removes;
+    std::vector<std::pair<std::string, std::string>> meta;
+    double prepare_seconds = 0;  // chunking, analysis, lookups and embedding
+    double embed_seconds = 0;    //   of which the embedder
+
+private:
+    friend class Index;
+    std::vector<detail::PreparedDocument> documents_;
+    std::uint64_t read_at_ = 0;  // the store sequence before prepare() read anything
+};
+
 struct ApplyStats {
     UpsertStats upserts;
     std::size_t removed = 0;         // removes of keys that existed
@@ -143,6 +170,16 @@ public:
     // ("index.", "store." prefixes). Errors: those of upsert(); kInvalidArgument when a key is
     // both upserted and removed or a meta name is reserved. Nothing is written on error.
     Result<ApplyStats> apply(const IndexWrite& write);
+    // apply() in two halves, so that a caller can prepare the next write while one commits.
+    // prepare() checks the write and chunks, analyses and embeds its upserts without the
+    // index's lock: queries and commits go on, and several prepare() calls may run at once.
+    // commit() writes it as apply() does. Writes committed in between are allowed: commit()
+    // reads again what they may have changed, and a document that prepare() found unchanged
+    // but a later write changed is prepared again under the lock, so the result is as if the
+    // whole write had been applied at commit(). Errors: those of apply(); nothing is written
+    // on error.
+    Result<PreparedWrite> prepare(const IndexWrite& write) const;
+    Result<ApplyStats> commit(PreparedWrite prepared);
     // A meta record written by apply(); nullopt when absent.
     Result<std::optional<std::string>> meta(const std::string& name) const;
 
@@ -178,11 +215,12 @@ private:
         Metadata metadata;  // document metadata plus doc_key, uri and title for filters
         Acl acl;
     };
-    struct Prepared;
-
     Status load();
-    Result<std::vector<Prepared>> prepare(const std::vector<Document>& documents,
-                                          double* embed_seconds, std::uint64_t* read_at) const;
+    Result<std::vector<detail::PreparedDocument>> prepare_documents(
+        const std::vector<Document>& documents, double* embed_seconds) const;
+    // Under the exclusive lock: re-prepares the documents that prepare() found unchanged and a
+    // commit since has changed.
+    Status refresh_unchanged(PreparedWrite& prepared, double* embed_seconds) const;
     std::function<bool(std::uint64_t)> admit(const Filter& filter, const Reader& reader) const;
     void add_info(const Chunk& chunk);
 

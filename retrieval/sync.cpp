@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <map>
 
+#include "common/check.h"
 #include "common/log.h"
+#include "retrieval/detail/prepare_worker.h"
 
 namespace sluice::retrieval {
 namespace {
@@ -149,41 +151,80 @@ Result<std::unique_ptr<SourceSync>> SourceSync::open(std::string source,
     return sync;
 }
 
-SourceSync::~SourceSync() { stop(); }
+SourceSync::~SourceSync() {
+    stop();
+    worker_.reset();
+}
 
-Result<StepResult> SourceSync::step() {
-    const auto poll_start = Clock::now();
-    auto polled = feed_->poll(checkpoint_, options_.max_batch);
-    if (!polled.ok() && polled.status().code() == StatusCode::kFailedPrecondition &&
-        !checkpoint_.empty()) {
-        // Retrying the same position would fail forever: start over from the source's snapshot.
-        SLUICE_RETURN_IF_ERROR(begin_resnapshot(polled.status()));
-        polled = feed_->poll(checkpoint_, options_.max_batch);
-    }
-    if (!polled.ok()) {
-        return polled.status();
-    }
-    FeedBatch batch = std::move(polled).value();
-    const double poll_seconds = seconds_since(poll_start);
-
-    // The last event of a key is its state: an upsert carries the whole document.
-    std::map<std::string, std::size_t> last_of;
-    for (std::size_t i = 0; i < batch.changes.size(); ++i) {
-        last_of[batch.changes[i].document.key] = i;
-    }
+// A polled batch on its way to its commit: the changes collapsed into the write to prepare,
+// and what the commit needs besides.
+struct SourceSync::Pending {
+    Status status;  // a failed poll: no batch
+    FeedBatch batch;  // its changes moved into `write`
     IndexWrite write;
+    std::vector<std::string> keys;  // every key the batch applies, for a re-snapshot's sweep
     std::size_t upserts = 0;
     std::size_t deletes = 0;
+    Clock::time_point poll_start;
+    double poll_seconds = 0;
+    // Set when the worker prepares it; unset: prepared on the syncing thread at its commit.
+    std::optional<std::future<Result<PreparedWrite>>> prepared;
+};
+
+SourceSync::Pending SourceSync::poll_from(const std::string& checkpoint) {
+    Pending out;
+    out.poll_start = Clock::now();
+    auto polled = feed_->poll(checkpoint, options_.max_batch);
+    out.poll_seconds = seconds_since(out.poll_start);
+    if (!polled.ok()) {
+        out.status = polled.status();
+        return out;
+    }
+    out.batch = std::move(polled).value();
+    // The last event of a key is its state: an upsert carries the whole document.
+    std::map<std::string, std::size_t> last_of;
+    for (std::size_t i = 0; i < out.batch.changes.size(); ++i) {
+        last_of[out.batch.changes[i].document.key] = i;
+    }
+    out.keys.reserve(last_of.size());
     for (auto& [key, i] : last_of) {
-        FeedChange& change = batch.changes[i];
+        FeedChange& change = out.batch.changes[i];
         if (change.op == FeedOp::kDelete) {
-            write.removes.push_back(key);
-            ++deletes;
+            out.write.removes.push_back(key);
+            ++out.deletes;
         } else {
-            write.upserts.push_back(std::move(change.document));
-            ++upserts;
+            out.write.upserts.push_back(std::move(change.document));
+            ++out.upserts;
         }
-        if (resnapshotting_) {
+        out.keys.push_back(key);
+    }
+    out.batch.changes.clear();
+    return out;
+}
+
+Result<StepResult> SourceSync::step() {
+    Pending pending = poll_from(checkpoint_);
+    if (pending.status.code() == StatusCode::kFailedPrecondition && !checkpoint_.empty()) {
+        // Retrying the same position would fail forever: start over from the source's snapshot.
+        SLUICE_RETURN_IF_ERROR(begin_resnapshot(pending.status));
+        pending = poll_from(checkpoint_);
+    }
+    if (!pending.status.ok()) {
+        return pending.status;
+    }
+    auto prepared = index_->prepare(pending.write);
+    if (!prepared.ok()) {
+        return prepared.status().with_context("source '" + source_ + "'");
+    }
+    return commit_pending(pending, std::move(prepared).value(), pending.poll_start);
+}
+
+Result<StepResult> SourceSync::commit_pending(Pending& pending, PreparedWrite prepared,
+                                              Clock::time_point busy_since) {
+    FeedBatch& batch = pending.batch;
+    std::size_t deletes = pending.deletes;
+    if (resnapshotting_) {
+        for (const auto& key : pending.keys) {
             unseen_.erase(key);
         }
     }
@@ -193,11 +234,11 @@ Result<StepResult> SourceSync::step() {
     std::size_t swept = 0;
     if (finishing) {
         for (const auto& key : unseen_) {
-            write.removes.push_back(key);
+            prepared.removes.push_back(key);
         }
         swept = unseen_.size();
         deletes += swept;
-        write.meta.emplace_back(resnapshot_meta_name(source_), "");
+        prepared.meta.emplace_back(resnapshot_meta_name(source_), "");
     }
 
     // New error records (a paused feed reports the same one on every poll).
@@ -221,13 +262,15 @@ Result<StepResult> SourceSync::step() {
 
     const bool moved = batch.checkpoint != checkpoint_;
     ApplyStats applied;
+    applied.prepare_seconds = prepared.prepare_seconds;
+    applied.embed_seconds = prepared.embed_seconds;
     double ack_seconds = 0;
-    if (moved || !last_of.empty() || !fresh_errors.empty() || finishing) {
-        write.meta.emplace_back(checkpoint_meta_name(source_), batch.checkpoint);
+    if (moved || !pending.keys.empty() || !fresh_errors.empty() || finishing) {
+        prepared.meta.emplace_back(checkpoint_meta_name(source_), batch.checkpoint);
         if (!fresh_errors.empty()) {
-            write.meta.emplace_back(errors_meta_name(source_), encode_feed_errors(kept));
+            prepared.meta.emplace_back(errors_meta_name(source_), encode_feed_errors(kept));
         }
-        auto result = index_->apply(write);
+        auto result = index_->commit(std::move(prepared));
         if (!result.ok()) {
             return result.status().with_context("source '" + source_ + "'");
         }
@@ -257,7 +300,7 @@ Result<StepResult> SourceSync::step() {
     const std::optional<std::uint64_t> backlog = batch.caught_up ? std::optional<std::uint64_t>(0)
                                                                  : feed_->backlog();
 
-    const std::size_t applied_changes = last_of.size() + swept;
+    const std::size_t applied_changes = pending.keys.size() + swept;
     std::lock_guard lock(mutex_);
     status_.checkpoint = checkpoint_;
     status_.resnapshotting = resnapshotting_;
@@ -270,15 +313,14 @@ Result<StepResult> SourceSync::step() {
     if (applied_changes > 0) {
         ++status_.batches;
         status_.changes += applied_changes;
-        status_.upserts += upserts;
+        status_.upserts += pending.upserts;
         status_.deletes += deletes;
         status_.last_commit_unix = unix_now();
-        busy_seconds_ += poll_seconds + applied.prepare_seconds + applied.commit_seconds +
-                         ack_seconds;
+        busy_seconds_ += seconds_since(busy_since);
         status_.changes_per_second =
             busy_seconds_ > 0 ? static_cast<double>(status_.changes) / busy_seconds_ : 0;
     }
-    status_.poll_seconds += poll_seconds;
+    status_.poll_seconds += pending.poll_seconds;
     status_.embed_seconds += applied.embed_seconds;
     status_.index_seconds += applied.prepare_seconds - applied.embed_seconds +
                              applied.commit_seconds;
@@ -291,9 +333,114 @@ Result<StepResult> SourceSync::step() {
         status_.initial = false;
     } else if (!behind_) {
         behind_ = true;
-        behind_since_ = poll_start;
+        behind_since_ = pending.poll_start;
     }
     return StepResult{applied_changes, batch.errors.size(), batch.caught_up, batch.paused};
+}
+
+detail::PrepareWorker& SourceSync::worker() {
+    if (!worker_) {
+        worker_ = std::make_unique<detail::PrepareWorker>(*index_);
+    }
+    return *worker_;
+}
+
+void SourceSync::abandon(std::deque<Pending>& flight) {
+    if (worker_) {
+        worker_->cancel_queued();
+    }
+    // The write in progress on the worker finishes before the run returns: nothing of this
+    // run outlives it.
+    for (Pending& pending : flight) {
+        if (pending.prepared && pending.prepared->valid()) {  // the front's was taken
+            pending.prepared->wait();
+        }
+    }
+    flight.clear();
+}
+
+Result<StepResult> SourceSync::run_batches(const std::stop_token& stop) {
+    const std::size_t depth = options_.pipeline_depth;
+    std::deque<Pending> flight;  // polled, in checkpoint order; the front commits next
+    std::string next_from = checkpoint_;
+    bool more = true;  // the last batch polled did not end the run
+    StepResult total;
+    auto busy_since = Clock::now();
+    while (true) {
+        // Poll ahead while the worker prepares: the feed is read on this thread only (poll and
+        // acknowledge share the source's connection), at most `depth` batches beyond the one
+        // that commits next.
+        while (more && flight.size() <= depth && !stop.stop_requested()) {
+            Pending pending = poll_from(next_from);
+            more = pending.status.ok() && !pending.batch.caught_up && !pending.batch.paused;
+            if (pending.status.ok()) {
+                next_from = pending.batch.checkpoint;
+                // A batch with nothing before or after it (a caught-up feed's single change)
+                // is prepared on this thread: the hand-over would only add latency.
+                if (depth > 0 && (more || !flight.empty())) {
+                    pending.prepared = worker().submit(std::move(pending.write));
+                }
+            }
+            flight.push_back(std::move(pending));
+        }
+        if (stop.stop_requested() || flight.empty()) {
+            abandon(flight);  // re-polled from the stored checkpoint next time
+            return total;
+        }
+        Pending& front = flight.front();
+        if (!front.status.ok()) {
+            // Everything polled before it is committed: checkpoint_ is where it polled from.
+            if (front.status.code() != StatusCode::kFailedPrecondition || checkpoint_.empty()) {
+                Status failed = front.status;
+                abandon(flight);
+                return failed;
+            }
+            // Retrying the same position would fail forever: start over from the snapshot.
+            Status started = begin_resnapshot(front.status);
+            flight.clear();  // nothing was polled after a failed poll
+            if (!started.ok()) {
+                return started;
+            }
+            next_from = checkpoint_;
+            more = true;
+            continue;
+        }
+        auto prepared = [&]() -> Result<PreparedWrite> {
+            if (!front.prepared) {
+                return index_->prepare(front.write);
+            }
+            const auto wait_start = Clock::now();
+            Result<PreparedWrite> done = front.prepared->get();
+            const double waited = seconds_since(wait_start);
+            std::lock_guard lock(mutex_);
+            status_.prepare_wait_seconds += waited;
+            return done;
+        }();
+        if (!prepared.ok()) {
+            // Nothing after a failed batch commits: the next run polls it again.
+            Status failed = prepared.status().with_context("source '" + source_ + "'");
+            abandon(flight);
+            return failed;
+        }
+        auto committed = commit_pending(front, std::move(prepared).value(), busy_since);
+        busy_since = Clock::now();
+        if (!committed.ok()) {
+            abandon(flight);
+            return committed.status();
+        }
+        flight.pop_front();
+        if (!committed->caught_up && !committed->paused) {
+            set_state(SyncState::kSyncing);
+        }
+        total.changes += committed->changes;
+        total.errors += committed->errors;
+        if (committed->caught_up || committed->paused) {
+            SLUICE_CHECK(flight.empty(), "batches polled after the end of a run");
+            total.caught_up = committed->caught_up;
+            total.paused = committed->paused;
+            return total;
+        }
+    }
 }
 
 Status SourceSync::begin_resnapshot(const Status& reason) {
@@ -341,24 +488,15 @@ Status SourceSync::load_unseen() {
 
 Result<StepResult> SourceSync::run_to_caught_up() {
     set_state(SyncState::kSyncing);
-    StepResult total;
-    while (true) {
-        auto result = step();
-        if (!result.ok()) {
-            note_failure(result.status());
-            set_state(SyncState::kRetrying);
-            return result.status();
-        }
-        total.changes += result->changes;
-        total.errors += result->errors;
-        if (result->paused || result->caught_up) {
-            total.paused = result->paused;
-            total.caught_up = result->caught_up;
-            set_state(result->paused ? SyncState::kPaused : SyncState::kCaughtUp);
-            maybe_snapshot();
-            return total;
-        }
+    auto result = run_batches(std::stop_token());
+    if (!result.ok()) {
+        note_failure(result.status());
+        set_state(SyncState::kRetrying);
+        return result.status();
     }
+    set_state(result->paused ? SyncState::kPaused : SyncState::kCaughtUp);
+    maybe_snapshot();
+    return result;
 }
 
 void SourceSync::start() {
@@ -388,7 +526,7 @@ void SourceSync::loop(std::stop_token stop) {
     set_state(SyncState::kSyncing);
     auto backoff = options_.retry_min;
     while (!stop.stop_requested()) {
-        auto result = step();
+        auto result = run_batches(stop);
         if (!result.ok()) {
             note_failure(result.status());
             set_state(SyncState::kRetrying);
@@ -398,8 +536,7 @@ void SourceSync::loop(std::stop_token stop) {
         }
         backoff = options_.retry_min;
         if (!result->paused && !result->caught_up) {
-            set_state(SyncState::kSyncing);
-            continue;
+            continue;  // stopped
         }
         set_state(result->paused ? SyncState::kPaused : SyncState::kCaughtUp);
         if (result->caught_up) {

@@ -13,8 +13,19 @@
 //     sends upserts that converge (unchanged documents are skipped) and deletes of absent keys;
 //   - the FAISS snapshot is tagged with the store sequence it reflects and open() replays the
 //     chunk changes after it (see Index), so vectors follow the store too.
-// The engine holds one batch at a time (backpressure: the feed is read no faster than the index
-// takes it, and never more than max_batch changes are in memory).
+// Pipeline: while one batch commits, the next ones are chunked, analysed and embedded
+// (Index::prepare) on a second thread, so that the embedder and the store's write overlap. The
+// syncing thread polls up to `pipeline_depth` batches ahead of the one it commits (backpressure:
+// the feed is read no faster than the index takes it, and never more than
+// (pipeline_depth + 1) * max_batch changes are in memory), hands them to the worker in order and
+// commits them in checkpoint order, each with its checkpoint, as above. Polling ahead is allowed
+// by the source contract (poll is free of side effects; only acknowledge releases anything), and
+// poll and acknowledge stay on the syncing thread. A batch whose poll, preparation or commit
+// fails ends the run: the batches before it are committed, nothing after it is (what was
+// prepared ahead is dropped), and the next run polls again from the stored checkpoint. A run
+// of one batch (a caught-up feed's next change) is prepared on the syncing thread, so the
+// pipeline adds nothing to freshness. pipeline_depth 0 is the serial engine: one batch at a
+// time.
 //
 // Error records from the feed (a document that could not be read) are counted, kept (the last
 // `kept_errors`, also in the index beside the checkpoint) and logged with their key; a batch that
@@ -44,6 +55,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -58,6 +70,10 @@
 #include "retrieval/types.h"
 
 namespace sluice::retrieval {
+
+namespace detail {
+class PrepareWorker;
+}
 
 enum class FeedOp { kUpsert, kDelete };
 
@@ -108,6 +124,8 @@ struct SyncOptions {
     std::chrono::milliseconds retry_max{5000};
     std::uint64_t snapshot_every = 50000;  // store sequences between vector snapshots (caught up)
     std::size_t kept_errors = 20;          // error records kept in the status
+    // Batches polled and prepared ahead of the one committing (0: serial, one at a time).
+    std::size_t pipeline_depth = 2;
     // The stored documents this sync feeds: a re-snapshot deletes those of them it does not see
     // again. Unset: every document of the index (an index fed by one source).
     std::function<bool(const DocumentRecord&)> owns;
@@ -140,6 +158,9 @@ struct SyncStatus {
     double index_seconds = 0;                 // chunking, analysis, commit, in-memory update
     double prepare_seconds = 0;               //   of which chunking, analysis, cache lookups
     double commit_seconds = 0;                //   of which the synced write and memory update
+    // Pipelined runs: time the syncing thread waited for the worker to finish preparing the
+    // batch it was to commit next (the embedder and chunking were the slower side then).
+    double prepare_wait_seconds = 0;
     double ack_seconds = 0;                   // time in feed.acknowledge
     double last_commit_unix = 0;              // wall time of the last committed batch
     std::uint64_t resnapshots = 0;            // re-snapshots started since start
@@ -166,10 +187,11 @@ public:
     SourceSync(const SourceSync&) = delete;
     SourceSync& operator=(const SourceSync&) = delete;
 
-    // One poll → apply (with the checkpoint) → acknowledge. A failed step changes nothing in
-    // the index; the next one polls the same position again.
+    // One poll → apply (with the checkpoint) → acknowledge, serially. A failed step changes
+    // nothing in the index; the next one polls the same position again.
     Result<StepResult> step();
-    // Triggered mode: steps until the feed is caught up or paused.
+    // Triggered mode: syncs batches (pipelined, see above) until the feed is caught up or
+    // paused. On error, the batches committed before the failing one stay committed.
     Result<StepResult> run_to_caught_up();
 
     // Continuous mode.
@@ -191,6 +213,15 @@ public:
                std::unique_ptr<ChangeFeed> feed, SyncOptions options);
 
 private:
+    struct Pending;
+    Pending poll_from(const std::string& checkpoint);
+    Result<StepResult> commit_pending(Pending& pending, PreparedWrite prepared,
+                                      std::chrono::steady_clock::time_point busy_since);
+    // Polls, prepares and commits until caught up, paused, stopped (nothing flagged) or failed.
+    Result<StepResult> run_batches(const std::stop_token& stop);
+    // Drops the batches polled but not committed, waiting for the one being prepared.
+    void abandon(std::deque<Pending>& flight);
+    detail::PrepareWorker& worker();
     void loop(std::stop_token stop);
     void set_state(SyncState state);
     void note_failure(const Status& status);
@@ -206,6 +237,7 @@ private:
     std::string checkpoint_;  // owned by the syncing thread; mirrored into status_
     bool resnapshotting_ = false;      // owned by the syncing thread
     std::set<std::string> unseen_;     // during a re-snapshot; owned by the syncing thread
+    std::unique_ptr<detail::PrepareWorker> worker_;  // started by the first pipelined run
 
     mutable std::mutex mutex_;
     std::condition_variable_any sleep_cv_;

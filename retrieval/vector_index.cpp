@@ -1,5 +1,6 @@
 #include "retrieval/vector_index.h"
 
+#include <cblas.h>
 #include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
@@ -389,7 +390,10 @@ double VectorIndex::similarity(const float* a, const float* b) const {
     if (options_.metric == Metric::kL2) {
         return 1.0 / (1.0 + faiss::fvec_L2sqr(a, b, options_.dimension));
     }
-    return faiss::fvec_inner_product(a, b, options_.dimension);
+    // OpenBLAS picks its SIMD kernel for this CPU at run time; Debian's FAISS is built for
+    // baseline x86-64 and its fvec_inner_product runs the scalar reference loop (perf: 27% of
+    // a candidate scan at 384 dimensions).
+    return cblas_sdot(static_cast<blasint>(options_.dimension), a, 1, b, 1);
 }
 
 std::vector<ScoredId> VectorIndex::exact_scan(
@@ -400,8 +404,8 @@ std::vector<ScoredId> VectorIndex::exact_scan(
     };
     // A bounded heap whose top is the worst of the best k so far.
     std::priority_queue<ScoredId, std::vector<ScoredId>, decltype(better)> best(better);
-    auto consider = [&](std::uint64_t id, const Vector& vector) {
-        ScoredId scored{id, similarity(query, vector.data())};
+    auto consider = [&](std::uint64_t id, const float* vector) {
+        ScoredId scored{id, similarity(query, vector)};
         if (best.size() < k) {
             best.push(scored);
         } else if (better(scored, best.top())) {
@@ -412,19 +416,35 @@ std::vector<ScoredId> VectorIndex::exact_scan(
     const State& state = *state_;
     if (candidates != nullptr) {
         // Only the caller's candidates: removed ids are not live, so tombstones never score.
+        // Two passes: the lookups first (independent of one another, so the core overlaps
+        // their cache misses), then the scoring with the rows a few candidates ahead already
+        // on their way from memory; a candidate's vector is a cold read either way.
+        std::vector<std::pair<std::uint64_t, const float*>> rows;
+        rows.reserve(candidates->size());
         for (std::uint64_t id : *candidates) {
             if (allow != nullptr && !(*allow)(id)) {
                 continue;
             }
             auto found = live_.find(id);
             if (found != live_.end()) {
-                consider(id, found->second);
+                rows.emplace_back(id, found->second.data());
             }
+        }
+        constexpr std::size_t kAhead = 4;
+        constexpr std::size_t kLine = 64 / sizeof(float);
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            if (i + kAhead < rows.size()) {
+                const float* next = rows[i + kAhead].second;
+                for (std::size_t offset = 0; offset < options_.dimension; offset += kLine) {
+                    __builtin_prefetch(next + offset);
+                }
+            }
+            consider(rows[i].first, rows[i].second);
         }
     } else if (kind_ == Kind::kIvf) {
         for (const auto& [id, vector] : live_) {
             if (allow == nullptr || (*allow)(id)) {
-                consider(id, vector);
+                consider(id, vector.data());
             }
         }
     } else {
@@ -437,7 +457,7 @@ std::vector<ScoredId> VectorIndex::exact_scan(
             }
             auto found = live_.find(id);
             if (found != live_.end()) {
-                consider(id, found->second);
+                consider(id, found->second.data());
             }
         }
     }
@@ -483,6 +503,50 @@ double VectorIndex::estimate_selectivity(const std::function<bool(std::uint64_t)
     return seen == 0 ? 1.0 : static_cast<double>(hits) / static_cast<double>(seen);
 }
 
+std::size_t VectorIndex::exact_scan_budget(std::size_t k) const {
+    std::shared_lock lock(*mutex_);
+    return exact_budget_locked(k);
+}
+
+// What a vector the HNSW walk visits costs against one candidate the exact scan scores.
+// Measured by bench ann at 200,000 x 384 (docs/benchmarks.md, Retrieval): an unfiltered walk at
+// efSearch 64 takes 0.68 ms for about 64 x 64 visits (0.17 us each: FAISS's storage is one array
+// and neighbours share pages), the candidate scan 0.6 us per candidate (a hash lookup and a cold
+// row each).
+constexpr double kWalkVisitCost = 0.3;
+
+// The cost model behind the filtered plan (vector_index.h): vectors touched, a walk's visit
+// weighted by kWalkVisitCost against a scanned candidate.
+std::size_t VectorIndex::exact_budget_locked(std::size_t k) const {
+    const auto n = static_cast<double>(live_.size());
+    double budget = n;
+    if (kind_ == Kind::kHnsw) {
+        const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(state_->index.get());
+        // Neighbours read per node the walk expands: those of level 0, where nearly all of it
+        // runs (2M for HNSW<M>).
+        double degree = hnsw != nullptr ? hnsw->hnsw.nb_neighbors(0) : 32;
+        double ef = std::max<double>(ef_search_.load(), static_cast<double>(k));
+        double max_ef = std::max<double>(options_.filter_max_ef, ef);
+        // Below selectivity ef / max_ef the walk cannot widen enough to meet as many admitted
+        // vectors as an unfiltered one: its recall falls, so the exact scan is the plan there
+        // whatever it costs.
+        double recall_floor = n * ef / max_ef;
+        // Above it, the walk expands about ef / s nodes of `degree` neighbours, s = c / n; the
+        // scan touches c vectors: c < w (ef n / c) degree where c < sqrt(w ef n degree).
+        double crossover = std::sqrt(kWalkVisitCost * ef * n * degree);
+        budget = std::min(n, std::max(recall_floor, crossover));
+    } else if (kind_ == Kind::kIvf && state_->index->is_trained) {
+        // A probe reads nprobe of nlist lists: about n * nprobe / nlist vectors.
+        const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(state_->index.get());
+        if (ivf != nullptr && ivf->nlist > 0) {
+            budget = std::min(n, n * static_cast<double>(options_.ivf_nprobe) /
+                                     static_cast<double>(ivf->nlist));
+        }
+    }
+    // Flat and untrained IVF indexes scan every vector anyway: any candidate list is cheaper.
+    return std::min(options_.filter_exact_max, static_cast<std::size_t>(budget));
+}
+
 Result<std::vector<ScoredId>> VectorIndex::search(
     const Vector& query, std::size_t k, const std::function<bool(std::uint64_t)>* allow,
     SearchPlan* plan, const std::vector<std::uint64_t>* candidates) const {
@@ -503,6 +567,7 @@ Result<std::vector<ScoredId>> VectorIndex::search(
         return std::vector<ScoredId>();
     }
     const State& state = *state_;
+    how.exact_budget = exact_budget_locked(k);
     if (candidates != nullptr) {
         how.exact = true;
         how.candidates = candidates->size();
@@ -521,7 +586,7 @@ Result<std::vector<ScoredId>> VectorIndex::search(
         double selectivity = estimate_selectivity(*allow);
         how.selectivity = selectivity;
         if (selectivity * static_cast<double>(live_.size()) <=
-            static_cast<double>(options_.filter_exact_max)) {
+            static_cast<double>(how.exact_budget)) {
             how.exact = true;
             return exact_scan(q.data(), k, allow);
         }

@@ -13,9 +13,9 @@
 // of the admitted ids (Index, from FilterPostings) passes them as candidates and the search scans
 // exactly those. Otherwise the filter is an opaque predicate, so a filtered search first estimates its selectivity from a sample of the indexed vectors at
 // pseudo-random positions (it stops early once enough of them pass, so a loose filter costs a
-// few dozen calls). About `filter_exact_max` admitted vectors or fewer: the search scans them
-// exactly, as Qdrant's full-scan threshold does (a graph walk under a tight filter meets few
-// admitted vectors and returns poor or partial results). More: the walk gets efSearch /
+// few dozen calls). About exact_scan_budget() admitted vectors or fewer (the plan by estimated
+// cost): the search scans them exactly, as Qdrant's full-scan threshold does (a graph walk under
+// a tight filter meets few admitted vectors and returns poor or partial results). More: the walk gets efSearch /
 // selectivity (at most `filter_max_ef`) as its efSearch. With FAISS 1.7 that only lifts the
 // walk's early stop (the beam stays the index's efSearch; see set_hnsw_ef_search). When FAISS
 // still returns fewer than k, the search scans exactly; so a query returns min(k, matching)
@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <shared_mutex>
 #include <string>
@@ -77,10 +78,10 @@ struct VectorIndexOptions {
     // build rate). Factory strings cannot set efConstruction.
     int hnsw_ef_search = 64;
     int hnsw_ef_construction = 100;
-    // Filtered search plan (see search()): scan exactly when about this many vectors or fewer
-    // pass the filter...
-    std::size_t filter_exact_max = 20000;
-    // ...else give the HNSW walk efSearch / selectivity, up to this.
+    // Filtered search plan (see search() and exact_scan_budget()): never scan more than this
+    // many admitted vectors exactly, whatever the cost model says (tests force plans with it)...
+    std::size_t filter_exact_max = std::numeric_limits<std::size_t>::max();
+    // ...and give the HNSW walk efSearch / selectivity, up to this.
     int filter_max_ef = 2048;
     std::size_t ivf_nprobe = 16;
     // OpenMP threads of one FAISS add over a batch (add_batch). 1 leaves the other cores to
@@ -136,12 +137,25 @@ public:
         double selectivity = 1;    // the sampled estimate; 1 without a filter
         int ef_search = 0;         // efSearch given to the HNSW walk; 0 when none ran
         std::size_t candidates = 0;  // ids scanned from the caller's candidate list
+        std::size_t exact_budget = 0;  // exact_scan_budget() for this query
     };
+    // The most admitted vectors a filtered search scans exactly rather than walking the graph:
+    // the plan chosen by estimated cost. For HNSW the walk touches about (efSearch /
+    // selectivity) * 2M vectors, each about 0.3 of a scanned candidate's cost (measured, see
+    // vector_index.cpp), and the scan one per admitted vector, so the scan wins below
+    // sqrt(0.3 * efSearch * n * 2M) of them (11,000 at 100,000 x HNSW32 with efSearch 64,
+    // 35,000 at 1M);
+    // below selectivity efSearch / filter_max_ef it is the plan regardless, because the walk
+    // cannot widen enough to keep its recall. Flat: every vector (the alternative scans all of
+    // them); IVF: the vectors a probe reads. Capped by `filter_exact_max`. Index asks
+    // FilterPostings for at most this many candidates.
+    std::size_t exact_scan_budget(std::size_t k) const;
     // The k nearest live vectors that `allow` accepts (all when null), best first; scores are
     // similarities: inner product, cosine, or 1 / (1 + squared L2 distance). `plan`, when given,
     // receives how the search was answered. `candidates`, when given, is a superset of the ids
     // `allow` accepts (from FilterPostings): the search then scans exactly those, asking `allow`
-    // about each before it is scored, and touches no other vector.
+    // about each before it is scored (when `allow` is null: scoring every live one, for a caller
+    // whose candidates are exactly the admitted ids), and touches no other vector.
     Result<std::vector<ScoredId>> search(const Vector& query, std::size_t k,
                                          const std::function<bool(std::uint64_t)>* allow,
                                          SearchPlan* plan = nullptr,
@@ -191,6 +205,7 @@ private:
                                      const std::function<bool(std::uint64_t)>* allow,
                                      const std::vector<std::uint64_t>* candidates = nullptr) const;
     double estimate_selectivity(const std::function<bool(std::uint64_t)>& allow) const;
+    std::size_t exact_budget_locked(std::size_t k) const;
     double similarity(const float* a, const float* b) const;
     void maybe_start_rebuild();
     void rebuild(std::stop_token stop);

@@ -31,9 +31,6 @@ std::string quoted(const std::filesystem::path& path) {
 struct BioFree {
     void operator()(BIO* bio) const { BIO_free(bio); }
 };
-struct MdCtxFree {
-    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-};
 struct PkeyCtxFree {
     void operator()(EVP_PKEY_CTX* ctx) const { EVP_PKEY_CTX_free(ctx); }
 };
@@ -49,19 +46,40 @@ Result<std::string> raw_public_key(EVP_PKEY* key) {
     return out;
 }
 
+// OpenSSL 3's one-shot SHA256() looks the algorithm up in the provider tables on every call
+// (EVP_Q_digest), which costs more than hashing a short record; the implementation is fetched
+// once and never changes. SHA-256 is in the default provider, so the fetch cannot fail short of
+// a broken installation.
+const EVP_MD* sha256_md() {
+    static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    SLUICE_CHECK(kSha256 != nullptr, "OpenSSL has no SHA-256 implementation");
+    return kSha256;
+}
+
 }  // namespace
 
 std::string sha256(std::string_view data) {
-    // OpenSSL 3's one-shot SHA256() looks the algorithm up in the provider tables on every call
-    // (EVP_Q_digest), which costs more than hashing a short record; the implementation is
-    // fetched once and never changes. SHA-256 is in the default provider, so the fetch cannot
-    // fail short of a broken installation.
-    static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    SLUICE_CHECK(kSha256 != nullptr, "OpenSSL has no SHA-256 implementation");
     std::string out(SHA256_DIGEST_LENGTH, '\0');
     unsigned int size = 0;
     SLUICE_CHECK(EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()),
-                            &size, kSha256, nullptr) == 1 &&
+                            &size, sha256_md(), nullptr) == 1 &&
+                     size == SHA256_DIGEST_LENGTH,
+                 "SHA-256 digest failed");
+    return out;
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+    SLUICE_CHECK(ctx_ != nullptr, "out of memory for a SHA-256 context");
+}
+
+Sha256::Digest Sha256::digest(std::string_view data) {
+    static_assert(std::tuple_size_v<Digest> == SHA256_DIGEST_LENGTH);
+    Digest out{};
+    unsigned int size = 0;
+    // Init on a context that already holds SHA-256 resets its state without a new allocation.
+    SLUICE_CHECK(EVP_DigestInit_ex2(ctx_.get(), sha256_md(), nullptr) == 1 &&
+                     EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) == 1 &&
+                     EVP_DigestFinal_ex(ctx_.get(), out.data(), &size) == 1 &&
                      size == SHA256_DIGEST_LENGTH,
                  "SHA-256 digest failed");
     return out;

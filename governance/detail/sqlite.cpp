@@ -61,6 +61,24 @@ Statement& Statement::bind_blob(int index, const void* data, std::size_t size) {
     return *this;
 }
 
+Statement& Statement::bind_static(int index, std::string_view text) {
+    if (sqlite3_bind_text(statement_.get(), index, text.data(), static_cast<int>(text.size()),
+                          SQLITE_STATIC) != SQLITE_OK &&
+        bind_status_.ok()) {
+        bind_status_ = sqlite_error(db_->handle(), "bind", sql_);
+    }
+    return *this;
+}
+
+Statement& Statement::bind_blob_static(int index, const void* data, std::size_t size) {
+    if (sqlite3_bind_blob(statement_.get(), index, data, static_cast<int>(size), SQLITE_STATIC) !=
+            SQLITE_OK &&
+        bind_status_.ok()) {
+        bind_status_ = sqlite_error(db_->handle(), "bind", sql_);
+    }
+    return *this;
+}
+
 Statement& Statement::bind_null(int index) {
     if (sqlite3_bind_null(statement_.get(), index) != SQLITE_OK && bind_status_.ok()) {
         bind_status_ = sqlite_error(db_->handle(), "bind", sql_);

@@ -3,6 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cmath>
+#include <map>
+#include <random>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -236,6 +239,70 @@ TEST_CASE("unchanged documents are skipped and unchanged text is not embedded ag
               .size() == 1);
 }
 
+TEST_CASE("a write prepared before another commits lands as if applied at its commit") {
+    TempDir dir("index-prepare-commit");
+    auto index = create(dir, small_settings());
+    REQUIRE(index->upsert({doc("a", "Rivers run to the sea.", everyone()),
+                           doc("b", "Mountains stand still.", everyone())})
+                .ok());
+    // Prepared while "a" is stored as A: restoring A looks unchanged, "b" is an edit.
+    IndexWrite later;
+    later.upserts = {doc("a", "Rivers run to the sea.", everyone()),
+                     doc("b", "Mountains move slowly.", everyone()),
+                     doc("c", "Glaciers carve valleys.", everyone())};
+    auto prepared = index->prepare(later);
+    REQUIRE_MESSAGE(prepared.ok(), prepared.status().to_string());
+    // Another write commits in between: "a" becomes B, "b" goes and "c" is created.
+    IndexWrite between;
+    between.upserts = {doc("a", "Deserts are dry.", everyone()),
+                       doc("c", "Oceans are deep.", everyone())};
+    between.removes = {"b"};
+    REQUIRE(index->apply(between).ok());
+
+    auto committed = index->commit(std::move(prepared).value());
+    REQUIRE_MESSAGE(committed.ok(), committed.status().to_string());
+    CHECK(committed->upserts.documents == 3);
+    CHECK(committed->upserts.unchanged == 0);
+    auto a = index->chunks_of("a");
+    REQUIRE(a.ok());
+    REQUIRE(a->size() == 1);
+    CHECK(a->front().text == "Rivers run to the sea.");
+    auto b = index->chunks_of("b");
+    REQUIRE(b.ok());
+    REQUIRE(b->size() == 1);
+    CHECK(b->front().text == "Mountains move slowly.");
+    auto c = index->chunks_of("c");
+    REQUIRE(c.ok());
+    REQUIRE(c->size() == 1);
+    CHECK(c->front().text == "Glaciers carve valleys.");
+    CHECK(run(*index, "deserts", QueryMode::kLexical, kUser).empty());
+    CHECK(run(*index, "oceans", QueryMode::kLexical, kUser).empty());
+    CHECK(keys_of(run(*index, "rivers", QueryMode::kLexical, kUser)) ==
+          std::set<std::string>{"a"});
+    IndexStats stats = index->stats();
+    CHECK(stats.documents == 3);
+    CHECK(stats.chunks == 3);
+    CHECK(stats.vectors == 3);
+    // A reopened index agrees (the store holds no orphaned chunk of "c").
+    const auto path = index->dir();
+    index.reset();
+    auto reopened = Index::open(path, IndexDeps{});
+    REQUIRE_MESSAGE(reopened.ok(), reopened.status().to_string());
+    index = std::move(reopened).value();
+    CHECK(index->stats().documents == 3);
+    CHECK(index->stats().chunks == 3);
+
+    // Removes and meta records added after prepare() are checked at commit().
+    IndexWrite clash;
+    clash.upserts = {doc("d", "New.", everyone())};
+    auto clashing = index->prepare(clash);
+    REQUIRE(clashing.ok());
+    clashing->removes.push_back("d");
+    auto refused = index->commit(std::move(clashing).value());
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    CHECK(index->chunks_of("d")->empty());
+}
+
 TEST_CASE("a restart sees every committed change: snapshot plus replay, or the store alone") {
     TempDir dir("index-restart");
     // Flat, so that nearest-neighbour answers are exact; snapshot and replay of HNSW and IVF
@@ -416,4 +483,118 @@ TEST_CASE("an index without an embedder takes vectors from its callers") {
     query.vector.clear();
     query.text = "second";
     CHECK(index->query(query, kUser).status().code() == StatusCode::kFailedPrecondition);
+}
+
+namespace {
+
+// Cosine similarity, as the index ranks with metric cosine.
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+    double dot = 0;
+    double na = 0;
+    double nb = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        dot += static_cast<double>(a[i]) * b[i];
+        na += static_cast<double>(a[i]) * a[i];
+        nb += static_cast<double>(b[i]) * b[i];
+    }
+    return dot / std::sqrt(na * nb);
+}
+
+}  // namespace
+
+TEST_CASE("range and prefix filters and their negations return the exact top k at every selectivity") {
+    TempDir dir("index-filter-ops");
+    IndexSettings settings = small_settings("HNSW16");
+    settings.embedder = "none";
+    settings.dimension = 8;
+    settings.chunking = false;
+    auto index = create(dir, settings);
+    std::mt19937 random(11);
+    std::normal_distribution<float> normal;
+    std::map<std::string, Document> docs;
+    auto make = [&](int i) {
+        Metadata metadata;
+        if (i % 3 != 0) {
+            metadata["score"] = static_cast<double>(random() % 1000);  // absent on a third
+        }
+        metadata["path"] = std::string(i % 2 == 0 ? "docs/" : "wiki/") + numbered("p", i % 37);
+        Document d = doc(numbered("d", i), "text", i % 10 == 0 ? Acl{{}, {"legal"}} : everyone(),
+                         metadata);
+        d.vector.resize(8);
+        for (auto& x : d.vector) {
+            x = normal(random);
+        }
+        return d;
+    };
+    std::vector<Document> batch;
+    for (int i = 0; i < 1500; ++i) {
+        batch.push_back(make(i));
+        docs[batch.back().key] = batch.back();
+    }
+    REQUIRE(index->upsert(batch).ok());
+    using F = Filter;
+    const std::vector<Filter> filters = {
+        F::range("score", 990.0, true, std::nullopt, true),            // ~0.7%
+        F::range("score", 100.0, false, 300.0, true),                  // ~13%
+        F::range("score", std::nullopt, true, 1000.0, false),          // 2/3: every score
+        F::prefix("path", "docs/p00"),                                 // ~1.4%
+        F::prefix("path", "wiki/"),                                    // 50%
+        F::negate(F::range("score", std::nullopt, true, 995.0, true)),  // absent or > 995: ~34%
+        F::negate(F::prefix("path", "")),                              // nothing
+        F::all_of({F::prefix("path", "docs/"),
+                   F::negate(F::range("score", 10.0, true, 999.0, true))}),
+        F::any_of({F::range("score", 0.0, true, 5.0, true), F::prefix("path", "wiki/p001")}),
+        F::negate(F::any_of({F::prefix("path", "docs/"), F::range("score", 0.0, true, 990.0, true)})),
+    };
+    auto check_all = [&](const char* phase) {
+        CAPTURE(phase);
+        for (const auto& filter : filters) {
+            CAPTURE(filter.describe());
+            Query query;
+            query.mode = QueryMode::kAnn;
+            query.k = 10;
+            query.filter = filter;
+            query.vector.resize(8);
+            for (auto& x : query.vector) {
+                x = normal(random);
+            }
+            // Brute force over what the reader may read and the filter admits.
+            std::vector<std::pair<double, std::string>> scored;
+            for (const auto& [key, d] : docs) {
+                Metadata metadata = d.metadata;
+                metadata.try_emplace("doc_key", d.key);
+                metadata.try_emplace("uri", d.uri);
+                metadata.try_emplace("title", d.title);
+                if (d.acl.allows(kUser) && filter.matches(metadata)) {
+                    scored.emplace_back(cosine(query.vector, d.vector), key);
+                }
+            }
+            std::sort(scored.begin(), scored.end(), std::greater<>());
+            scored.resize(std::min<std::size_t>(scored.size(), 10));
+            std::set<std::string> expected;
+            for (const auto& entry : scored) {
+                expected.insert(entry.second);
+            }
+            auto hits = index->query(query, kUser);
+            REQUIRE(hits.ok());
+            CHECK(hits->size() == expected.size());
+            CHECK(keys_of(*hits) == expected);
+        }
+    };
+    check_all("after the first upsert");
+    // Updates move documents between values (and give some the field they lacked); deletes
+    // take others away.
+    batch.clear();
+    std::vector<std::string> removed;
+    for (int i = 0; i < 1500; i += 4) {
+        Document d = make(i + 1);
+        d.key = numbered("d", i);
+        batch.push_back(d);
+        docs[d.key] = d;
+        std::string gone = numbered("d", i + 2);
+        removed.push_back(gone);
+        docs.erase(gone);
+    }
+    REQUIRE(index->apply(IndexWrite{batch, removed, {}}).ok());
+    check_all("after updates and deletes");
 }

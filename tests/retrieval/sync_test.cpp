@@ -346,6 +346,143 @@ TEST_CASE("a failed apply stores neither the changes nor the checkpoint") {
     CHECK(shared->acknowledgements == 0);
 }
 
+namespace {
+
+// The index's own embedder, failing on any text with "poison" in it while `poisoned` is set (an
+// embedding service that refuses a document until it is fixed).
+class PoisonableEmbedder final : public Embedder {
+public:
+    PoisonableEmbedder(std::size_t dimension, std::shared_ptr<std::atomic<bool>> poisoned)
+        : inner_(dimension), poisoned_(std::move(poisoned)) {}
+    std::string id() const override { return inner_.id(); }
+    std::size_t dimension() const override { return inner_.dimension(); }
+    Result<std::vector<Vector>> embed(const std::vector<std::string>& texts) const override {
+        for (const auto& text : texts) {
+            if (*poisoned_ && text.find("poison") != std::string::npos) {
+                return Status(StatusCode::kUnavailable, "embedder refused a poisoned text");
+            }
+        }
+        return inner_.embed(texts);
+    }
+
+private:
+    LexicalHashEmbedder inner_;
+    std::shared_ptr<std::atomic<bool>> poisoned_;
+};
+
+IndexDeps poisonable_deps(std::shared_ptr<std::atomic<bool>> poisoned) {
+    IndexDeps deps;
+    deps.embedders = [poisoned](const IndexSettings& s) -> Result<std::shared_ptr<const Embedder>> {
+        return std::shared_ptr<const Embedder>(std::make_shared<PoisonableEmbedder>(s.dimension,
+                                                                                    poisoned));
+    };
+    return deps;
+}
+
+}  // namespace
+
+TEST_CASE("a failed embedding of the next batch keeps the batch before it and nothing after") {
+    TempDir dir("sync-pipeline-failure");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    for (int i = 0; i < 30; ++i) {
+        append(*shared, upsert(numbered("k", i),
+                               numbered("text ", i) + (i == 15 ? " poison" : "")));
+    }
+    auto poisoned = std::make_shared<std::atomic<bool>>(true);
+    const auto path = dir.path() / "synced";
+    SyncOptions options;
+    options.max_batch = 10;  // batches 0-9, 10-19 (the poisoned one), 20-29
+    options.pipeline_depth = 2;
+    {
+        auto created = Index::create(path, settings(), poisonable_deps(poisoned));
+        REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+        std::shared_ptr<Index> index = std::move(created).value();
+        auto sync = open_sync(index, shared, options);
+        auto result = sync->run_to_caught_up();
+        REQUIRE_FALSE(result.ok());
+        CHECK(result.status().code() == StatusCode::kUnavailable);
+        CHECK(result.status().message().find("poisoned") != std::string::npos);
+        // All three batches were polled before the first commit: the next ones were in the
+        // pipeline while batch 0 was written.
+        CHECK(shared->polled_changes == 30);
+        // Batch 0 is committed with its checkpoint; nothing of batch 1, nor of batch 2 (whose
+        // preparation succeeded), is.
+        auto held = contents(*index);
+        CHECK(held.size() == 10);
+        CHECK(held.begin()->first == "k0");
+        CHECK(held.rbegin()->first == "k9");
+        auto stored = index->meta(SourceSync::checkpoint_meta_name("src"));
+        REQUIRE(stored.ok());
+        CHECK(stored->value_or("") == "10");
+        CHECK(shared->acknowledged == 10);
+        SyncStatus status = sync->status();
+        CHECK(status.batches == 1);
+        CHECK(status.changes == 10);
+        CHECK(status.state == SyncState::kRetrying);
+        CHECK(status.last_error.find("poisoned") != std::string::npos);
+    }
+
+    // The embedder is fixed; a restart resumes from the stored checkpoint, exactly once.
+    *poisoned = false;
+    auto reopened = Index::open(path, poisonable_deps(poisoned));
+    REQUIRE_MESSAGE(reopened.ok(), reopened.status().to_string());
+    std::shared_ptr<Index> index = std::move(reopened).value();
+    auto sync = open_sync(index, shared, options);
+    auto result = sync->run_to_caught_up();
+    REQUIRE_MESSAGE(result.ok(), result.status().to_string());
+    CHECK(result->caught_up);
+    CHECK(result->changes == 20);
+    CHECK(shared->polled_changes == 30 + 20);  // batch 0 was not delivered again
+    auto held = contents(*index);
+    REQUIRE(held.size() == 30);
+    for (int i = 0; i < 30; ++i) {
+        CHECK(held.at(numbered("k", i)) ==
+              numbered("text ", i) + (i == 15 ? " poison" : ""));
+    }
+    CHECK(shared->acknowledged == 30);
+    CHECK(sync->status().upserts == 20);
+}
+
+TEST_CASE("pipelined and serial sync reach the same index when batches revisit keys") {
+    // Adjacent batches edit, delete and restore the same keys: a batch prepared while the one
+    // before it commits sees the store before that commit.
+    auto log = std::make_shared<MemoryFeed::Shared>();
+    for (int round = 0; round < 6; ++round) {
+        for (int i = 0; i < 5; ++i) {
+            const std::string key = numbered("k", i);
+            if ((round + i) % 3 == 1) {
+                append(*log, delete_of(key));
+            } else {
+                append(*log, upsert(key, (round + i) % 2 == 0 ? "even text" : "odd text"));
+            }
+        }
+    }
+    // The last event of each key is its state.
+    std::map<std::string, std::string> expected;
+    for (const auto& entry : log->log) {
+        if (entry.change.op == FeedOp::kDelete) {
+            expected.erase(entry.change.document.key);
+        } else {
+            expected[entry.change.document.key] = entry.change.document.text;
+        }
+    }
+    REQUIRE_FALSE(expected.empty());
+    for (std::size_t depth : {std::size_t{0}, std::size_t{1}, std::size_t{3}}) {
+        CAPTURE(depth);
+        TempDir dir("sync-pipeline-revisit");
+        auto shared = std::make_shared<MemoryFeed::Shared>();
+        shared->log = log->log;
+        auto index = open_index(dir);
+        SyncOptions options;
+        options.max_batch = 5;
+        options.pipeline_depth = depth;
+        auto sync = open_sync(index, shared, options);
+        REQUIRE(sync->run_to_caught_up().ok());
+        CHECK(contents(*index) == expected);
+        CHECK(sync->status().batches == 6);
+    }
+}
+
 TEST_CASE("key updates and acl changes propagate") {
     TempDir dir("sync-acl");
     auto shared = std::make_shared<MemoryFeed::Shared>();

@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -425,4 +428,37 @@ TEST_CASE("the configured efSearch reaches FAISS: a wider beam finds more true n
     MESSAGE("recall@10 at efSearch 10: " << narrow << ", at 256: " << wide);
     CHECK(wide > narrow);
     CHECK(wide >= 0.99);
+}
+
+TEST_CASE("the exact-scan budget follows the cost model and its cap") {
+    // HNSW: max(n * ef / max_ef, sqrt(w * ef * n * 2M)), at most n and filter_exact_max.
+    auto hnsw = make_planned(std::numeric_limits<std::size_t>::max(), 16, 2048);
+    fill(*hnsw, 3000);
+    const double w = 0.3;  // the model's cost of a walk's visit against a scanned candidate
+    auto expected = static_cast<std::size_t>(std::sqrt(w * 16.0 * 3000 * 32));  // HNSW16: 32
+    CHECK(hnsw->exact_scan_budget(10) == expected);
+    // k above efSearch widens the walk, so the scan may cover more.
+    CHECK(hnsw->exact_scan_budget(64) ==
+          static_cast<std::size_t>(std::sqrt(w * 64.0 * 3000 * 32)));
+    // A beam that cannot widen (max_ef = ef) leaves the walk unusable under any filter.
+    auto capped_walk = make_planned(std::numeric_limits<std::size_t>::max(), 16, 16);
+    fill(*capped_walk, 3000);
+    CHECK(capped_walk->exact_scan_budget(10) == 3000);
+    auto capped = make_planned(100, 16, 2048);
+    fill(*capped, 3000);
+    CHECK(capped->exact_scan_budget(10) == 100);
+    VectorIndex::SearchPlan plan;
+    std::function<bool(std::uint64_t)> tenth = [](std::uint64_t id) { return id % 10 == 3; };
+    REQUIRE(hnsw->search(Vector(kDim, 0.25f), 10, &tenth, &plan).ok());
+    CHECK(plan.exact_budget == expected);
+    // 300 admitted of 3,000 is under the budget of 678: an exact scan.
+    CHECK(plan.exact);
+    // Flat: a candidate list is always cheaper than the scan of everything.
+    VectorIndexOptions flat_options;
+    flat_options.factory = "Flat";
+    flat_options.dimension = kDim;
+    auto flat = VectorIndex::create(flat_options);
+    REQUIRE(flat.ok());
+    fill(**flat, 500);
+    CHECK((*flat)->exact_scan_budget(10) == 500);
 }

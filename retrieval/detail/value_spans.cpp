@@ -1,0 +1,165 @@
+#include "retrieval/detail/value_spans.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace sluice::retrieval::detail {
+namespace {
+
+// Whether an interval admits no value: its lower bound lies above its upper one, or both sit on
+// one value that one of them excludes.
+template <typename T>
+bool is_empty(const Interval<T>& interval) {
+    if (!interval.lower || !interval.upper) {
+        return false;
+    }
+    const auto& lower = *interval.lower;
+    const auto& upper = *interval.upper;
+    if (upper.value < lower.value) {
+        return true;
+    }
+    return !(lower.value < upper.value) && !(lower.inclusive && upper.inclusive);
+}
+
+template <typename T>
+std::vector<Interval<T>> points(std::vector<T> values) {
+    std::sort(values.begin(), values.end());
+    // Equal as the filter compares them (-0.0 and 0.0 are one point).
+    values.erase(std::unique(values.begin(), values.end(),
+                             [](const T& a, const T& b) { return !(a < b) && !(b < a); }),
+                 values.end());
+    std::vector<Interval<T>> out;
+    out.reserve(values.size());
+    for (auto& value : values) {
+        out.push_back(Interval<T>{Bound<T>{value, true}, Bound<T>{value, true}});
+    }
+    return out;
+}
+
+// The gaps between disjoint increasing intervals, and before the first and after the last.
+template <typename T>
+std::vector<Interval<T>> gaps(const std::vector<Interval<T>>& intervals) {
+    std::vector<Interval<T>> out;
+    std::optional<Bound<T>> from;  // the lower bound of the next gap; none: from the start
+    for (const auto& interval : intervals) {
+        if (interval.lower) {
+            Interval<T> gap{from, Bound<T>{interval.lower->value, !interval.lower->inclusive}};
+            if (!is_empty(gap)) {
+                out.push_back(std::move(gap));
+            }
+        }
+        if (!interval.upper) {
+            return out;  // the interval runs to the end: no gap after it
+        }
+        from = Bound<T>{interval.upper->value, !interval.upper->inclusive};
+    }
+    out.push_back(Interval<T>{from, std::nullopt});
+    return out;
+}
+
+template <typename T>
+std::vector<Interval<T>> everything() {
+    return {Interval<T>{}};
+}
+
+ValueSpans range_spans(const Filter& leaf) {
+    ValueSpans out;
+    const auto& lower = leaf.lower();
+    const auto& upper = leaf.upper();
+    if (!lower && !upper) {
+        // No bound: every value of the field, NaN too (matches() compares nothing).
+        out.numbers = everything<double>();
+        out.texts = everything<std::string>();
+        out.nan = true;
+        return out;
+    }
+    if (lower && upper && lower->index() != upper->index()) {
+        return out;  // a number never compares with text: nothing passes both bounds
+    }
+    const MetaValue& kind = lower ? *lower : *upper;
+    if (std::holds_alternative<double>(kind)) {
+        Interval<double> interval;
+        if (lower) {
+            interval.lower = Bound<double>{std::get<double>(*lower), leaf.lower_inclusive()};
+        }
+        if (upper) {
+            interval.upper = Bound<double>{std::get<double>(*upper), leaf.upper_inclusive()};
+        }
+        bool nan_bound = (interval.lower && std::isnan(interval.lower->value)) ||
+                         (interval.upper && std::isnan(interval.upper->value));
+        if (!nan_bound && !is_empty(interval)) {
+            out.numbers.push_back(interval);
+        }
+        return out;
+    }
+    Interval<std::string> interval;
+    if (lower) {
+        interval.lower = Bound<std::string>{std::get<std::string>(*lower), leaf.lower_inclusive()};
+    }
+    if (upper) {
+        interval.upper = Bound<std::string>{std::get<std::string>(*upper), leaf.upper_inclusive()};
+    }
+    if (!is_empty(interval)) {
+        out.texts.push_back(std::move(interval));
+    }
+    return out;
+}
+
+}  // namespace
+
+std::optional<std::string> prefix_end(const std::string& prefix) {
+    std::string end = prefix;
+    while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) {
+        end.pop_back();
+    }
+    if (end.empty()) {
+        return std::nullopt;
+    }
+    end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+    return end;
+}
+
+ValueSpans leaf_spans(const Filter& leaf) {
+    ValueSpans out;
+    switch (leaf.op()) {
+        case Filter::Op::kEquals:
+        case Filter::Op::kIn: {
+            std::vector<double> numbers;
+            std::vector<std::string> texts;
+            for (const auto& value : leaf.values()) {
+                if (const auto* text = std::get_if<std::string>(&value)) {
+                    texts.push_back(*text);
+                } else if (!std::isnan(std::get<double>(value))) {
+                    numbers.push_back(std::get<double>(value));
+                }
+            }
+            out.numbers = points(std::move(numbers));
+            out.texts = points(std::move(texts));
+            return out;
+        }
+        case Filter::Op::kPrefix: {
+            const auto& prefix = std::get<std::string>(leaf.values().front());
+            Interval<std::string> interval;
+            interval.lower = Bound<std::string>{prefix, true};
+            if (auto end = prefix_end(prefix)) {
+                interval.upper = Bound<std::string>{*end, false};
+            }
+            out.texts.push_back(std::move(interval));
+            return out;
+        }
+        case Filter::Op::kRange:
+            return range_spans(leaf);
+        default:
+            return out;
+    }
+}
+
+ValueSpans complement(const ValueSpans& spans) {
+    ValueSpans out;
+    out.numbers = gaps(spans.numbers);
+    out.texts = gaps(spans.texts);
+    out.nan = !spans.nan;
+    return out;
+}
+
+}  // namespace sluice::retrieval::detail

@@ -1,0 +1,49 @@
+#pragma once
+// The values of one metadata field that a filter leaf admits, as spans of the field's value order
+// (numbers ascending, text bytewise), so that FilterPostings reads the posting lists of a leaf
+// and of its negation from its ordered maps. The spans follow Filter::matches exactly: a number
+// bound admits only numbers, a text bound only text, a range without bounds every value, NaN
+// only an unbounded range.
+//
+// Thread safety: pure functions over values.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "retrieval/filter.h"
+
+namespace sluice::retrieval::detail {
+
+template <typename T>
+struct Bound {
+    T value;
+    bool inclusive = true;
+};
+
+// Absent bounds are unbounded.
+template <typename T>
+struct Interval {
+    std::optional<Bound<T>> lower;
+    std::optional<Bound<T>> upper;
+};
+
+// Disjoint intervals in increasing order per kind, and whether NaN is admitted.
+struct ValueSpans {
+    std::vector<Interval<double>> numbers;
+    std::vector<Interval<std::string>> texts;
+    bool nan = false;
+};
+
+// What an equals, in, range or prefix leaf admits. Precondition: `leaf` is one of those.
+ValueSpans leaf_spans(const Filter& leaf);
+
+// Every value that `spans` does not admit (of both kinds, NaN included).
+ValueSpans complement(const ValueSpans& spans);
+
+// The smallest text greater than every text that starts with `prefix`: the prefix with its
+// trailing 0xff bytes dropped and its last byte raised by one; nullopt when there is none (the
+// prefix is empty or all 0xff), i.e. the span runs to the end.
+std::optional<std::string> prefix_end(const std::string& prefix);
+
+}  // namespace sluice::retrieval::detail

@@ -1,0 +1,116 @@
+// The "model" index embedder on the real engine with the random tiny model: its vectors mean
+// nothing, but they are the engine's, deterministic per text, of the model's width, and an index
+// built on them finds a document by its own text.
+#include "app/engine_embedder.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "app/model_host.h"
+#include "app/tokenize_command.h"
+#include "inference/hf_tokenizer.h"
+#include "inference/tiny_model.h"
+#include "retrieval/index.h"
+
+using namespace sluice;
+using namespace sluice::app;
+
+namespace {
+
+struct TempFolder {
+    std::filesystem::path path =
+        std::filesystem::temp_directory_path() /
+        ("sluice-engine-embedder-" + std::to_string(std::random_device{}()));
+    TempFolder() { std::filesystem::create_directories(path); }
+    ~TempFolder() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+std::unique_ptr<ModelHost> tiny_host(const TempFolder& folder) {
+    auto tokenizer = open_cli_tokenizer(std::filesystem::path(SLUICE_SOURCE_DIR) /
+                                        "inference/assets/cl100k_base.tiktoken");
+    REQUIRE_MESSAGE(tokenizer.ok(), tokenizer.status().to_string());
+    inference::TinyModelOptions tiny{.preset = inference::TinyPreset::kTiny};
+    tiny.write_tokenizer = [&](const std::string& out) {
+        return inference::write_hf_tokenizer_files(**tokenizer, out);
+    };
+    REQUIRE(inference::write_tiny_model((folder.path / "tiny").string(), tiny).ok());
+    ModelSettings settings;
+    settings.path = (folder.path / "tiny").string();
+    settings.max_queued_requests = 64;
+    auto host = std::make_unique<ModelHost>(settings, nullptr);
+    REQUIRE(host->load().ok());
+    return host;
+}
+
+retrieval::Document doc(const std::string& key, const std::string& text) {
+    retrieval::Document d;
+    d.key = key;
+    d.uri = "mem://" + key;
+    d.text = text;
+    d.acl = retrieval::Acl{{}, {"staff"}};
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("the model embedder: the engine's vectors in an index, found by their own text") {
+    TempFolder folder;
+    auto host = tiny_host(folder);
+    auto engine = host->engine();
+    const auto width = static_cast<std::size_t>(engine->model_config().d_model);
+
+    EngineEmbeddingModel model(engine, host->model_id(), 16);
+    CHECK(model.dimension() == width);
+    auto twice = model.embed({"rivers run to the sea", "rivers run to the sea", "dry desert"});
+    REQUIRE_MESSAGE(twice.ok(), twice.status().to_string());
+    REQUIRE(twice->size() == 3);
+    CHECK((*twice)[0].size() == width);
+    // The same text twice agrees to float rounding: whether the two prompts share a prefill
+    // step depends on timing, and the sums then run in another order (seen: 1.2e-6).
+    double max_diff = 0;
+    double distinct = 0;
+    for (std::size_t i = 0; i < width; ++i) {
+        max_diff =
+            std::max(max_diff, std::abs(static_cast<double>((*twice)[0][i]) - (*twice)[1][i]));
+        distinct =
+            std::max(distinct, std::abs(static_cast<double>((*twice)[0][i]) - (*twice)[2][i]));
+    }
+    CHECK(max_diff < 1e-4);
+    CHECK(distinct > 1e-2);
+
+    retrieval::IndexSettings settings;
+    settings.name = "by-model";
+    settings.embedder = "model";
+    settings.dimension = width;
+    retrieval::IndexDeps deps;
+    deps.embedders = embedder_factory_with_model(engine, host->model_id(), 16);
+    auto index = retrieval::Index::create(folder.path / "index", settings, deps);
+    REQUIRE_MESSAGE(index.ok(), index.status().to_string());
+    auto upserted = (*index)->upsert({doc("a", "Rivers run to the sea."),
+                                      doc("b", "Mountains stand still in the cold."),
+                                      doc("c", "Deserts are dry and wide.")});
+    REQUIRE_MESSAGE(upserted.ok(), upserted.status().to_string());
+    CHECK(upserted->embedded == 3);
+    retrieval::Query query;
+    query.text = "Mountains stand still in the cold.";
+    query.mode = retrieval::QueryMode::kAnn;
+    query.k = 1;
+    auto hits = (*index)->query(query, retrieval::Reader{"u", {"staff"}});
+    REQUIRE_MESSAGE(hits.ok(), hits.status().to_string());
+    REQUIRE(hits->size() == 1);
+    CHECK(hits->front().chunk.doc_key == "b");
+    CHECK(hits->front().chunk.vector_source == "model:" + host->model_id());
+
+    // An index whose dimension is not the model's is refused when it opens.
+    settings.name = "wrong-width";
+    settings.dimension = width + 1;
+    auto wrong = retrieval::Index::create(folder.path / "wrong", settings, deps);
+    CHECK(wrong.status().code() == StatusCode::kFailedPrecondition);
+}

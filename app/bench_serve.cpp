@@ -17,6 +17,7 @@
 #include "app/model_host.h"
 #include "app/openai_routes.h"
 #include "app/tokenize_command.h"
+#include "inference/engine.h"
 #include "inference/hf_tokenizer.h"
 #include "inference/tiny_model.h"
 
@@ -123,6 +124,8 @@ Sample stream_chat(int port, const std::string& system, const std::string& user,
 struct Phase {
     std::vector<Sample> samples;
     double wall = 0;
+    inference::SchedulerStats before;  // the engine's counters around the phase
+    inference::SchedulerStats after;
     double output_tps() const {
         int64_t tokens = 0;
         for (const auto& s : samples) {
@@ -154,11 +157,45 @@ Phase run_clients(int port, int clients, int per_client,
     return phase;
 }
 
+// Where a phase's engine time went: prompt tokens computed, and the forward steps that only
+// decoded versus those that also computed prompt chunks (which make every decode in them wait).
+void describe_steps(BenchReport& report, const std::string& name, const Phase& phase) {
+    const inference::SchedulerStats& a = phase.after;
+    const inference::SchedulerStats& b = phase.before;
+    const int64_t decode_steps = a.decode_only_steps - b.decode_only_steps;
+    const int64_t mixed_steps = a.mixed_steps - b.mixed_steps;
+    const double decode_s = a.decode_only_seconds - b.decode_only_seconds;
+    const double mixed_s = a.mixed_seconds - b.mixed_seconds;
+    const int64_t steps = decode_steps + mixed_steps;
+    const int64_t rows = a.decode_rows - b.decode_rows;
+    const int64_t prompt = a.prompt_tokens - b.prompt_tokens;
+    const int64_t cached = a.cached_prompt_tokens - b.cached_prompt_tokens;
+    auto per = [](double x, int64_t n) { return n > 0 ? x / static_cast<double>(n) : 0.0; };
+    report.add_note(name + " engine: " + std::to_string(prompt) + " prompt tokens computed (" +
+                    std::to_string(cached) + " from the prefix cache), " +
+                    std::to_string(a.generated_tokens - b.generated_tokens) +
+                    " generated; " + std::to_string(decode_steps) + " decode-only steps, " +
+                    format_fixed(decode_s, 2) + " s (mean batch " +
+                    format_fixed(per(static_cast<double>(rows), steps), 1) + " over all steps, " +
+                    format_fixed(per(decode_s * 1000, decode_steps), 1) + " ms/step); " +
+                    std::to_string(mixed_steps) + " steps with prompt chunks, " +
+                    format_fixed(mixed_s, 2) + " s (" +
+                    format_fixed(per(mixed_s * 1000, mixed_steps), 1) + " ms/step); wall " +
+                    format_fixed(phase.wall, 2) + " s");
+    report.set_figure(name + ".prompt_tokens_computed", prompt);
+    report.set_figure(name + ".decode_only_steps", decode_steps);
+    report.set_figure(name + ".decode_only_s", decode_s);
+    report.set_figure(name + ".mixed_steps", mixed_steps);
+    report.set_figure(name + ".mixed_s", mixed_s);
+    report.set_figure(name + ".mean_decode_rows_per_step", per(static_cast<double>(rows), steps));
+}
+
 struct Options {
     std::string model;
     int clients = 16;
     int requests = 2;  // per client
     int prefix_tokens = 2000;
+    int max_batch_tokens = ModelSettings{}.max_batch_tokens;
     bool json = false;
 };
 
@@ -189,6 +226,7 @@ int run(const Options& options) {
     settings.path = model;
     settings.max_queued_requests = options.clients;
     settings.max_running = options.clients;
+    settings.max_batch_tokens = options.max_batch_tokens;
     ModelHost host(settings, nullptr);
     if (Status loaded = host.load(); !loaded.ok()) {
         std::cerr << "sluice bench serve: " << loaded.message() << "\n";
@@ -219,8 +257,21 @@ int run(const Options& options) {
             "You answer questions about orders. " + std::to_string(i), words(local, prompt_words[i % 3]),
             output_tokens[(i / 3) % 3]);
     };
-    Phase single = run_clients(port, 1, 3, mix);
-    Phase many = run_clients(port, options.clients, options.requests, mix);
+    auto engine_stats = [&] { return host.engine()->stats().scheduler; };
+    auto measured = [&](int clients, int per_client) {
+        const inference::SchedulerStats before = engine_stats();
+        Phase phase = run_clients(port, clients, per_client, mix);
+        phase.before = before;
+        // The engine publishes its counters after the step that finished the last request,
+        // which may be just after that request's client saw its end.
+        for (int i = 0; i < 100 && engine_stats().running > 0; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        phase.after = engine_stats();
+        return phase;
+    };
+    Phase single = measured(1, 3);
+    Phase many = measured(options.clients, options.requests);
     auto row = [&](const std::string& name, const Phase& phase, int clients) {
         std::vector<double> ttft;
         std::vector<double> gaps;
@@ -248,6 +299,8 @@ int run(const Options& options) {
                         "TTFT p99 ms", "ITL p50 ms", "ITL p99 ms"});
     row("batch1", single, 1);
     row("concurrent", many, options.clients);
+    describe_steps(report, "batch1", single);
+    describe_steps(report, "concurrent", many);
     report.set_figure("concurrent_over_batch1", many.output_tps() / single.output_tps());
 
     // 3: a shared document, cold then warm.
@@ -311,7 +364,9 @@ int run(const Options& options) {
     report.set_figure("overload.accepted_finished", accepted_ok.load());
     report.set_figure("overload.accepted_failed", accepted_failed.load());
     report.set_figure("http_threads_peak", server.thread_stats().peak);
-    report.add_note("model " + host.model_id() + ", " + describe_machine());
+    report.add_note("model " + host.model_id() + ", max_batch_tokens " +
+                    std::to_string(options.max_batch_tokens) + ", " + describe_machine());
+    report.set_figure("max_batch_tokens", options.max_batch_tokens);
 
     server.stop();
     serving.join();
@@ -337,6 +392,10 @@ void add_serve_bench(Cli& cli) {
     command->add_option("--prefix-tokens", options->prefix_tokens,
                         "Words in the shared-prefix document")
         ->check(CLI::Range(16, 100000));
+    command->add_option("--max-batch-tokens", options->max_batch_tokens,
+                        "Tokens per forward step (/model/max_batch_tokens): the prompt-chunk "
+                        "budget beside the decodes")
+        ->check(CLI::Range(16, 65535));
     command->add_flag("--json", options->json, "Print the figures as one JSON object last");
     cli.on_run(command, [options] { return run(*options); });
 }

@@ -218,6 +218,18 @@ std::string ModelHost::metrics_text() const {
            "Prompt tokens served from the prefix cache.", s.cached_prompt_tokens);
     metric("sluice_engine_generated_tokens_total", "counter", "Tokens generated.",
            s.generated_tokens);
+    metric("sluice_engine_decode_only_steps_total", "counter",
+           "Forward steps that only decoded (one new token per sequence).", s.decode_only_steps);
+    metric("sluice_engine_mixed_steps_total", "counter",
+           "Forward steps that also computed prompt chunks.", s.mixed_steps);
+    metric("sluice_engine_decode_rows_total", "counter",
+           "Decode rows computed (sequences taking one new token in a step).", s.decode_rows);
+    metric("sluice_engine_decode_only_step_seconds_total", "counter",
+           "Seconds in the forward pass of decode-only steps.", s.decode_only_seconds);
+    metric("sluice_engine_mixed_step_seconds_total", "counter",
+           "Seconds in the forward pass of steps with prompt chunks.", s.mixed_seconds);
+    metric("sluice_engine_longest_step_seconds", "gauge",
+           "The longest forward pass so far, in seconds.", s.longest_step_seconds);
     return out.str();
 }
 

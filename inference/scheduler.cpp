@@ -186,6 +186,24 @@ void Scheduler::finish_request(Request& request, const Status& status) {
     keep->sink->on_finish(status, keep->usage, {});
 }
 
+void Scheduler::count_step(const std::vector<Planned>& plan, double seconds) {
+    ++counters_.steps;
+    int64_t decodes = 0;
+    for (const Planned& p : plan) {
+        // A decode row computes the one token a running sequence sampled last step.
+        decodes += p.n_new == 1 && p.seq->n_computed >= p.seq->n_prompt ? 1 : 0;
+    }
+    counters_.decode_rows += decodes;
+    if (decodes == static_cast<int64_t>(plan.size())) {
+        ++counters_.decode_only_steps;
+        counters_.decode_only_seconds += seconds;
+    } else {
+        ++counters_.mixed_steps;
+        counters_.mixed_seconds += seconds;
+    }
+    counters_.longest_step_seconds = std::max(counters_.longest_step_seconds, seconds);
+}
+
 void Scheduler::expire_deadlines(SteadyClock::time_point now) {
     std::vector<std::shared_ptr<Request>> expired;
     for (const auto& [id, request] : requests_) {
@@ -268,11 +286,12 @@ Result<bool> Scheduler::step() {
             }
         });
     }
+    const auto forward_start = SteadyClock::now();
     Result<ForwardOutput> out = backend_.forward(batch);
+    count_step(plan, std::chrono::duration<double>(SteadyClock::now() - forward_start).count());
     if (masks.valid()) {
         masks.get();
     }
-    ++counters_.steps;
     if (!out.ok()) {
         std::vector<std::shared_ptr<Request>> failed;
         for (const Planned& p : plan) {

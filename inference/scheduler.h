@@ -110,6 +110,15 @@ struct SchedulerStats {
     int64_t prompt_tokens = 0;         // prompt positions computed (prefix hits excluded)
     int64_t cached_prompt_tokens = 0;  // prompt positions taken from the prefix cache
     int64_t generated_tokens = 0;
+    // Where the forward time goes (the serving bench reads these per phase): steps that only
+    // decode, and steps that also compute prompt chunks, with their time in Backend::forward
+    // (seconds, steady clock) and the decode rows (sequences taking one new token) they carried.
+    int64_t decode_only_steps = 0;
+    int64_t mixed_steps = 0;
+    int64_t decode_rows = 0;
+    double decode_only_seconds = 0;
+    double mixed_seconds = 0;
+    double longest_step_seconds = 0;
 };
 
 class Scheduler {
@@ -147,6 +156,7 @@ private:
     struct Planned;
 
     void expire_deadlines(SteadyClock::time_point now);
+    void count_step(const std::vector<Planned>& plan, double seconds);
     bool plan_running(std::vector<Planned>& plan, int32_t& budget);
     void admit_waiting(std::vector<Planned>& plan, int32_t& budget);
     bool reserve(Sequence& seq, int32_t n_new, const std::vector<Planned>& plan,

@@ -195,6 +195,30 @@ TEST_CASE("running sequences get a token every step while a long prompt is prefi
     f.run();
 }
 
+TEST_CASE("step counters tell decode-only steps from steps with prompt chunks") {
+    SchedulerOptions options;
+    options.max_batch_tokens = 8;
+    Fixture f(256, options);
+    std::mt19937 rng(4);
+    f.add(1, greedy(random_prompt(rng, 3), 40));
+    REQUIRE(*f.scheduler->step());  // the short prompt's prefill: a step with a prompt chunk
+    f.add(2, greedy(random_prompt(rng, 200), 2));
+    f.run();
+    const SchedulerStats stats = f.scheduler->stats();
+    // 1 prefill step, then 200 prompt tokens at 7 a step beside the short one's decode; the
+    // short one's last 10 tokens (and the long one's second) come from decode-only steps.
+    CHECK(stats.mixed_steps == 1 + (200 + 6) / 7);
+    CHECK(stats.decode_only_steps == 10);
+    CHECK(stats.steps == stats.mixed_steps + stats.decode_only_steps);
+    // Every token but a sequence's first is computed by a decode row: 39 + 1.
+    CHECK(stats.decode_rows == 40);
+    CHECK(stats.generated_tokens == 42);
+    CHECK(stats.prompt_tokens == 203);
+    CHECK(stats.mixed_seconds >= 0);
+    CHECK(stats.decode_only_seconds >= 0);
+    CHECK(stats.longest_step_seconds >= 0);
+}
+
 TEST_CASE("higher priority is admitted first; equal priority in arrival order") {
     SchedulerOptions options;
     options.max_running = 1;

@@ -115,6 +115,12 @@ TEST_CASE("a shared system prompt is computed once") {
     CHECK(warm["prompt_tokens_details"]["cached_tokens"].get<int>() >=
           warm["prompt_tokens"].get<int>() - 32);
     CHECK(server.metric("sluice_engine_cached_prompt_tokens_total") > 0);
+    // The cold request's prefill was a step with a prompt chunk, counted before the warm one ran.
+    CHECK(server.metric("sluice_engine_mixed_steps_total") >= 1);
+    CHECK(server.metric("sluice_engine_mixed_step_seconds_total") > 0);
+    CHECK(server.metric("sluice_engine_longest_step_seconds") > 0);
+    CHECK(server.metric("sluice_engine_decode_only_steps_total") >= 0);
+    CHECK(server.metric("sluice_engine_decode_rows_total") >= 0);
 }
 
 TEST_CASE("streaming sends OpenAI chunks and ends with [DONE]") {

@@ -8,41 +8,19 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <random>
 
 #include "app/model_host.h"
-#include "app/tokenize_command.h"
-#include "inference/hf_tokenizer.h"
-#include "inference/tiny_model.h"
 #include "retrieval/index.h"
+#include "tiny_model_folder.h"
 
 using namespace sluice;
 using namespace sluice::app;
 
 namespace {
 
-struct TempFolder {
-    std::filesystem::path path =
-        std::filesystem::temp_directory_path() /
-        ("sluice-engine-embedder-" + std::to_string(std::random_device{}()));
-    TempFolder() { std::filesystem::create_directories(path); }
-    ~TempFolder() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
-
-std::unique_ptr<ModelHost> tiny_host(const TempFolder& folder) {
-    auto tokenizer = open_cli_tokenizer(std::filesystem::path(SLUICE_SOURCE_DIR) /
-                                        "inference/assets/cl100k_base.tiktoken");
-    REQUIRE_MESSAGE(tokenizer.ok(), tokenizer.status().to_string());
-    inference::TinyModelOptions tiny{.preset = inference::TinyPreset::kTiny};
-    tiny.write_tokenizer = [&](const std::string& out) {
-        return inference::write_hf_tokenizer_files(**tokenizer, out);
-    };
-    REQUIRE(inference::write_tiny_model((folder.path / "tiny").string(), tiny).ok());
+std::unique_ptr<ModelHost> tiny_host(const testing::TinyModelFolder& folder) {
     ModelSettings settings;
-    settings.path = (folder.path / "tiny").string();
+    settings.path = folder.model_dir();
     settings.max_queued_requests = 64;
     auto host = std::make_unique<ModelHost>(settings, nullptr);
     REQUIRE(host->load().ok());
@@ -61,7 +39,7 @@ retrieval::Document doc(const std::string& key, const std::string& text) {
 }  // namespace
 
 TEST_CASE("the model embedder: the engine's vectors in an index, found by their own text") {
-    TempFolder folder;
+    testing::TinyModelFolder folder("sluice-engine-embedder");
     auto host = tiny_host(folder);
     auto engine = host->engine();
     const auto width = static_cast<std::size_t>(engine->model_config().d_model);

@@ -3,15 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include "agents/evaluation/eval_store.h"
 #include "app/cli.h"
-#include "app/tokenize_command.h"
 #include "governance/governance.h"
-#include "inference/hf_tokenizer.h"
-#include "inference/tiny_model.h"
+#include "tiny_model_folder.h"
 
 using namespace sluice::app;
 namespace eval = sluice::agents::evaluation;
@@ -31,19 +28,10 @@ int run(std::vector<std::string> args) {
 }  // namespace
 
 TEST_CASE("sluice eval: import, sets, run with the tiny model, compare, report") {
-    auto dir = std::filesystem::temp_directory_path() /
-               ("sluice-eval-cli-" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(dir);
-    auto tokenizer = open_cli_tokenizer(std::filesystem::path(SLUICE_SOURCE_DIR) /
-                                        "inference/assets/cl100k_base.tiktoken");
-    REQUIRE(tokenizer.ok());
-    sluice::inference::TinyModelOptions tiny{.preset = sluice::inference::TinyPreset::kTiny};
-    tiny.write_tokenizer = [&](const std::string& out) {
-        return sluice::inference::write_hf_tokenizer_files(**tokenizer, out);
-    };
-    REQUIRE(sluice::inference::write_tiny_model((dir / "tiny").string(), tiny).ok());
+    sluice::testing::TinyModelFolder folder("sluice-eval-cli");
+    const std::filesystem::path& dir = folder.path;
     const std::string data = (dir / "data").string();
-    const std::string model = (dir / "tiny").string();
+    const std::string model = folder.model_dir();
     std::ofstream(dir / "set.jsonl")
         << "{\"request\": \"Capital of France?\", \"expected_response\": \"Paris\", "
            "\"response\": \"Paris\"}\n{\"request\": \"Say hi\", \"response\": \"hi\"}\n";
@@ -85,5 +73,4 @@ TEST_CASE("sluice eval: import, sets, run with the tiny model, compare, report")
     text << std::ifstream(html).rdbuf();
     CHECK(text.str().find("Capital of France?") != std::string::npos);
     CHECK(run({"eval", "report", "--data-dir", data, "run_0000000000000000"}) == 1);
-    std::filesystem::remove_all(dir);
 }

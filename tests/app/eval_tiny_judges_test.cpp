@@ -6,7 +6,6 @@
 #include <doctest/doctest.h>
 
 #include <mutex>
-#include <random>
 #include <regex>
 
 #include <nlohmann/json.hpp>
@@ -14,9 +13,7 @@
 #include "agents/engine_chat_model.h"
 #include "agents/evaluation/evaluator.h"
 #include "app/model_host.h"
-#include "app/tokenize_command.h"
-#include "inference/hf_tokenizer.h"
-#include "inference/tiny_model.h"
+#include "tiny_model_folder.h"
 
 namespace sluice::app {
 namespace {
@@ -49,30 +46,12 @@ private:
     std::vector<std::string> replies_;
 };
 
-struct TempFolder {
-    std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                 ("sluice-eval-tiny-" + std::to_string(std::random_device{}()));
-    TempFolder() { std::filesystem::create_directories(path); }
-    ~TempFolder() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
-
 }  // namespace
 
 TEST_CASE("random tiny model: 512 judge calls, every reply a valid verdict of the schema") {
-    TempFolder folder;
-    auto tokenizer = open_cli_tokenizer(std::filesystem::path(SLUICE_SOURCE_DIR) /
-                                        "inference/assets/cl100k_base.tiktoken");
-    REQUIRE_MESSAGE(tokenizer.ok(), tokenizer.status().to_string());
-    inference::TinyModelOptions tiny{.preset = inference::TinyPreset::kTiny};
-    tiny.write_tokenizer = [&](const std::string& out) {
-        return inference::write_hf_tokenizer_files(**tokenizer, out);
-    };
-    REQUIRE(inference::write_tiny_model((folder.path / "tiny").string(), tiny).ok());
+    testing::TinyModelFolder folder("sluice-eval-tiny");
     ModelSettings settings;
-    settings.path = (folder.path / "tiny").string();
+    settings.path = folder.model_dir();
     settings.max_running = 64;
     settings.max_queued_requests = 256;
     ModelHost host(settings, nullptr);

@@ -7,7 +7,6 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
-#include <random>
 
 #include <nlohmann/json.hpp>
 
@@ -15,9 +14,7 @@
 #include "agents/engine_chat_model.h"
 #include "agents/planner.h"
 #include "app/model_host.h"
-#include "app/tokenize_command.h"
-#include "inference/hf_tokenizer.h"
-#include "inference/tiny_model.h"
+#include "tiny_model_folder.h"
 
 namespace sluice::app {
 namespace {
@@ -54,32 +51,14 @@ private:
     std::atomic<int> calls_{0};
 };
 
-struct TempFolder {
-    std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                 ("sluice-plan-tiny-" + std::to_string(std::random_device{}()));
-    TempFolder() { std::filesystem::create_directories(path); }
-    ~TempFolder() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-};
-
 struct TinyPlanner {
-    TempFolder folder;
+    testing::TinyModelFolder folder{"sluice-plan-tiny"};
     std::unique_ptr<ModelHost> host;
     std::shared_ptr<agents::ChatModel> model;
 
     TinyPlanner() {
-        auto tokenizer = open_cli_tokenizer(std::filesystem::path(SLUICE_SOURCE_DIR) /
-                                            "inference/assets/cl100k_base.tiktoken");
-        REQUIRE_MESSAGE(tokenizer.ok(), tokenizer.status().to_string());
-        inference::TinyModelOptions tiny{.preset = inference::TinyPreset::kTiny};
-        tiny.write_tokenizer = [&](const std::string& out) {
-            return inference::write_hf_tokenizer_files(**tokenizer, out);
-        };
-        REQUIRE(inference::write_tiny_model((folder.path / "tiny").string(), tiny).ok());
         ModelSettings settings;
-        settings.path = (folder.path / "tiny").string();
+        settings.path = folder.model_dir();
         host = std::make_unique<ModelHost>(settings, nullptr);
         REQUIRE(host->load().ok());
         auto made = agents::EngineChatModel::make(host->engine(), host->chat_template(),

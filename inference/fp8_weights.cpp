@@ -9,11 +9,6 @@ namespace sluice::inference {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() &&
-           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The device's scale_for: an all-zero channel keeps scale 1 (its codes are all zero anyway).
 float scale_for(float max_abs) { return max_abs > 0.0f ? max_abs / kFp8E4M3MaxFinite : 1.0f; }
 
@@ -21,18 +16,18 @@ float scale_for(float max_abs) { return max_abs > 0.0f ? max_abs / kFp8E4M3MaxFi
 
 bool fp8_quantizes(const std::string& tensor_name) {
     if (tensor_name == "transformer.wte.weight" ||
-        ends_with(tensor_name, "ffn.router.layer.weight")) {
+        tensor_name.ends_with("ffn.router.layer.weight")) {
         return false;
     }
-    return tensor_name == "lm_head.weight" || ends_with(tensor_name, "attn.Wqkv.weight") ||
-           ends_with(tensor_name, "attn.out_proj.weight") ||
-           ends_with(tensor_name, "ffn.experts.mlp.w1") ||
-           ends_with(tensor_name, "ffn.experts.mlp.v1") ||
-           ends_with(tensor_name, "ffn.experts.mlp.w2");
+    return tensor_name == "lm_head.weight" || tensor_name.ends_with("attn.Wqkv.weight") ||
+           tensor_name.ends_with("attn.out_proj.weight") ||
+           tensor_name.ends_with("ffn.experts.mlp.w1") ||
+           tensor_name.ends_with("ffn.experts.mlp.v1") ||
+           tensor_name.ends_with("ffn.experts.mlp.w2");
 }
 
 bool fp8_column_scales(const std::string& tensor_name) {
-    return ends_with(tensor_name, "ffn.experts.mlp.w2");
+    return tensor_name.ends_with("ffn.experts.mlp.w2");
 }
 
 std::string fp8_scale_tensor_name(const std::string& tensor_name) { return tensor_name + "_scale"; }

@@ -1,18 +1,18 @@
 #include "inference/quantized_checkpoint.h"
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <span>
 #include <sstream>
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/check.h"
+#include "inference/cpu/thread_pool.h"
 #include "inference/dbrx_layout.h"
 #include "inference/dtype.h"
 #include "inference/fp8_weights.h"
@@ -44,25 +44,8 @@ struct QuantizedMatrix {
     std::vector<float> scales;
 };
 
-// Runs body(i) for i in [0, n) on up to hardware_concurrency threads; the items are independent.
-void parallel_for(int64_t n, const std::function<void(int64_t)>& body) {
-    const auto n_threads = static_cast<int64_t>(
-        std::clamp<unsigned>(std::thread::hardware_concurrency(), 1u, 64u));
-    std::atomic<int64_t> next{0};
-    std::vector<std::jthread> workers;
-    for (int64_t w = 1; w < std::min(n, n_threads); ++w) {
-        workers.emplace_back([&] {
-            for (int64_t i = next++; i < n; i = next++) {
-                body(i);
-            }
-        });
-    }
-    for (int64_t i = next++; i < n; i = next++) {
-        body(i);
-    }
-}
-
-QuantizedMatrix quantize_matrix(const TensorView& t, const ModelConfig& config) {
+QuantizedMatrix quantize_matrix(const TensorView& t, const ModelConfig& config,
+                                cpu::ThreadPool& pool) {
     const int64_t rows = t.shape[0];
     const int64_t cols = t.shape[1];
     const int64_t element = dtype_size(t.dtype);
@@ -72,7 +55,7 @@ QuantizedMatrix quantize_matrix(const TensorView& t, const ModelConfig& config) 
         // One expert's [n_ff, d_model] block per item, scales per column of the block.
         const int64_t block_rows = config.n_ff;
         q.scales.resize(static_cast<size_t>(rows / block_rows * cols));
-        parallel_for(rows / block_rows, [&](int64_t e) {
+        pool.parallel_for(rows / block_rows, [&](int64_t e) {
             std::vector<float> block(static_cast<size_t>(block_rows * cols));
             convert_to_f32(t.dtype, t.data + e * block_rows * cols * element, block_rows * cols,
                            block.data());
@@ -83,7 +66,7 @@ QuantizedMatrix quantize_matrix(const TensorView& t, const ModelConfig& config) 
         return q;
     }
     q.scales.resize(static_cast<size_t>(rows));
-    parallel_for((rows + kRowsPerPass - 1) / kRowsPerPass, [&](int64_t pass) {
+    pool.parallel_for((rows + kRowsPerPass - 1) / kRowsPerPass, [&](int64_t pass) {
         const int64_t first = pass * kRowsPerPass;
         const int64_t n = std::min(kRowsPerPass, rows - first);
         std::vector<float> part(static_cast<size_t>(n * cols));
@@ -196,6 +179,8 @@ Result<QuantizeCheckpointSummary> write_fp8_checkpoint(const std::string& model_
     }
     summary.shards = static_cast<int64_t>(shards.size());
 
+    // Matrices are quantised on every core, an expert or 1,024 rows per task.
+    cpu::ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     std::map<std::string, std::string> weight_map;
     for (size_t i = 0; i < shards.size(); ++i) {
         const std::string file = shards.size() == 1 ? std::string("model.safetensors")
@@ -219,7 +204,7 @@ Result<QuantizeCheckpointSummary> write_fp8_checkpoint(const std::string& model_
             const TensorView& t = checked_tensor(*source, expected->name);
             summary.bytes_in += t.n_bytes;
             if (expected->dtype == DType::kF8E4M3) {
-                QuantizedMatrix& q = quantized[t.name] = quantize_matrix(t, config);
+                QuantizedMatrix& q = quantized[t.name] = quantize_matrix(t, config, pool);
                 tensors.push_back({t.name, DType::kF8E4M3, t.shape, q.codes});
                 ++summary.tensors_quantized;
             } else {

@@ -18,10 +18,6 @@ constexpr int64_t kStagingValues = int64_t{32} << 20;
 // Random weights: uniform in [-b, b] with b = 0.02 · √3, a standard deviation of 0.02.
 constexpr float kRandomBound = 0.034641016f;
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool is_norm(const std::string& name) { return name.find("norm") != std::string::npos; }
 bool is_w2(const std::string& name) { return fp8_column_scales(name); }
 // A scale tensor of a quantised checkpoint: counted and uploaded with its matrix.
@@ -316,21 +312,21 @@ Result<DeviceWeights> make_random_weights(const ModelConfig& config, WeightForma
                 w.layers.resize(layer + 1);
             }
             DeviceLayer& l = w.layers[layer];
-            if (ends_with(name, "norm_1.weight")) {
+            if (name.ends_with("norm_1.weight")) {
                 norm = &l.norm_1;
-            } else if (ends_with(name, "norm_2.weight")) {
+            } else if (name.ends_with("norm_2.weight")) {
                 norm = &l.norm_2;
-            } else if (ends_with(name, "Wqkv.weight")) {
+            } else if (name.ends_with("Wqkv.weight")) {
                 m = &l.wqkv;
-            } else if (ends_with(name, "out_proj.weight")) {
+            } else if (name.ends_with("out_proj.weight")) {
                 m = &l.out_proj;
-            } else if (ends_with(name, "router.layer.weight")) {
+            } else if (name.ends_with("router.layer.weight")) {
                 m = &l.router;
-            } else if (ends_with(name, "mlp.w1")) {
+            } else if (name.ends_with("mlp.w1")) {
                 m = &l.w1;
-            } else if (ends_with(name, "mlp.v1")) {
+            } else if (name.ends_with("mlp.v1")) {
                 m = &l.v1;
-            } else if (ends_with(name, "mlp.w2")) {
+            } else if (name.ends_with("mlp.w2")) {
                 m = &l.w2;
             }
         }

@@ -148,11 +148,8 @@ int run_server(const Config& config) {
 
     // Every source of the catalog bound to an index is synced continuously (one thread each)
     // while serving; a bindings file of an older release moves into the catalog here.
-    retrieval::SyncOptions sync_options;
-    sync_options.max_batch = static_cast<std::size_t>(config.sync.max_batch);
-    sync_options.idle_wait = std::chrono::milliseconds(
-        static_cast<std::int64_t>(config.sync.idle_wait_s * 1000));
-    auto syncs = SyncService::open((*data_dir)->path(), **indexes, **gov, sync_options);
+    auto syncs =
+        SyncService::open((*data_dir)->path(), **indexes, **gov, sync_options(config.sync));
     if (!syncs.ok()) {
         log::error("server", "cannot open the sources", {{"error", syncs.status().message()}});
         log::flush();

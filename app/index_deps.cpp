@@ -1,5 +1,6 @@
 #include "app/index_deps.h"
 
+#include "app/engine_embedder.h"
 #include "app/http_embedder.h"
 #include "app/tokenize_command.h"
 #include "common/log.h"
@@ -38,6 +39,14 @@ std::shared_ptr<const retrieval::TokenCounter> default_chunk_token_counter() {
 retrieval::IndexDeps server_index_deps() {
     retrieval::IndexDeps deps;
     deps.embedders = server_embedder_factory();
+    deps.tokens = default_chunk_token_counter();
+    return deps;
+}
+
+retrieval::IndexDeps server_index_deps(std::shared_ptr<EngineSlot> slot,
+                                       const ModelSettings& model) {
+    retrieval::IndexDeps deps;
+    deps.embedders = served_embedder_factory(std::move(slot), model);
     deps.tokens = default_chunk_token_counter();
     return deps;
 }

@@ -7,11 +7,14 @@
 
 #include <memory>
 
+#include "app/config.h"
 #include "inference/tokenizer.h"
 #include "retrieval/chunker.h"
 #include "retrieval/index.h"
 
 namespace sluice::app {
+
+class EngineSlot;
 
 class ModelTokenCounter final : public retrieval::TokenCounter {
 public:
@@ -32,7 +35,12 @@ private:
 // ApproxTokenCounter with a logged warning when it cannot be opened.
 std::shared_ptr<const retrieval::TokenCounter> default_chunk_token_counter();
 
-// server_embedder_factory() and default_chunk_token_counter() together.
+// server_embedder_factory() and default_chunk_token_counter() together ("model" is refused:
+// offline commands load no model).
 retrieval::IndexDeps server_index_deps();
+// The server's: served_embedder_factory(slot, model) (engine_embedder.h) and
+// default_chunk_token_counter().
+retrieval::IndexDeps server_index_deps(std::shared_ptr<EngineSlot> slot,
+                                       const ModelSettings& model);
 
 }  // namespace sluice::app

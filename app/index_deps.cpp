@@ -7,6 +7,17 @@
 
 namespace sluice::app {
 
+ModelTokenCounter::ModelTokenCounter(std::shared_ptr<const inference::Tokenizer> tokenizer)
+    : tokenizer_(std::move(tokenizer)) {
+    for (inference::TokenId id = 0; id < tokenizer_->n_bpe_ids(); ++id) {
+        auto bytes = tokenizer_->token_bytes(id);
+        if (bytes.has_value() && bytes->empty()) {
+            no_empty_tokens_ = false;
+            break;
+        }
+    }
+}
+
 std::vector<std::size_t> ModelTokenCounter::token_offsets(std::string_view text) const {
     auto ids = tokenizer_->encode(text, inference::SpecialTokenMode::kOrdinary);
     if (!ids.ok()) {

@@ -18,17 +18,21 @@ class EngineSlot;
 
 class ModelTokenCounter final : public retrieval::TokenCounter {
 public:
-    explicit ModelTokenCounter(std::shared_ptr<const inference::Tokenizer> tokenizer)
-        : tokenizer_(std::move(tokenizer)) {}
+    explicit ModelTokenCounter(std::shared_ptr<const inference::Tokenizer> tokenizer);
 
     // Text the tokenizer refuses (invalid UTF-8) is measured by ApproxTokenCounter instead,
     // with a warning, rather than dropped.
     std::vector<std::size_t> token_offsets(std::string_view text) const override;
     std::string name() const override { return tokenizer_->name(); }
+    // True when no BPE token of the vocabulary is empty (checked once, at construction):
+    // ordinary encoding yields BPE tokens only, special-token text being plain text, and the
+    // fallback, ApproxTokenCounter, promises the same.
+    bool at_most_one_token_per_byte() const override { return no_empty_tokens_; }
 
 private:
     std::shared_ptr<const inference::Tokenizer> tokenizer_;
     retrieval::ApproxTokenCounter fallback_;
+    bool no_empty_tokens_ = true;
 };
 
 // The counter indexes chunk with: the shipped tokenizer (open_cli_tokenizer's default), or

@@ -129,16 +129,22 @@ Result<std::vector<retrieval::Vector>> EngineEmbeddingModel::embed(
 retrieval::EmbedderFactory embedder_factory_with_model(std::shared_ptr<inference::Engine> engine,
                                                        std::string model_id,
                                                        std::size_t max_batch) {
-    auto model = std::make_shared<const EngineEmbeddingModel>(std::move(engine),
-                                                              std::move(model_id), max_batch);
+    const auto dimension = static_cast<std::size_t>(engine->model_config().d_model);
+    auto slot = std::make_shared<EngineSlot>();
+    slot->open([engine = std::move(engine)]() -> Result<std::shared_ptr<inference::Engine>> {
+        return engine;
+    });
     auto others = server_embedder_factory();
-    return [model, others](const retrieval::IndexSettings& settings)
+    return [slot, others, model_id = std::move(model_id), dimension,
+            max_batch](const retrieval::IndexSettings& settings)
                -> Result<std::shared_ptr<const retrieval::Embedder>> {
-        if (settings.embedder == "model") {
-            return std::shared_ptr<const retrieval::Embedder>(
-                std::make_shared<retrieval::ModelEmbedder>(model));
+        if (settings.embedder != "model") {
+            return others(settings);
         }
-        return others(settings);
+        auto embedding = std::make_shared<const EngineEmbeddingModel>(
+            slot, model_id, dimension, max_batch, "index '" + settings.name + "'");
+        return std::shared_ptr<const retrieval::Embedder>(
+            std::make_shared<retrieval::ModelEmbedder>(std::move(embedding)));
     };
 }
 

@@ -61,9 +61,10 @@ struct ChunkSpan {
 
 // The chunks of `text` in document order; empty text gives no chunks. Each chunk holds at most
 // max_tokens tokens as `counter` measures its units (a unit cut at token boundaries exactly).
-// A section (the text under one heading) no longer in bytes than max_tokens is one chunk; with
-// a counter that is at_most_one_token_per_byte() its tokens are then not counted at all, which
-// is what keeps short rows from being tokenised. Precondition: validate(options) is ok.
+// With a counter that is at_most_one_token_per_byte(), a section (the text under one heading) no
+// longer in bytes than max_tokens becomes one chunk without its tokens being counted (the packer
+// would make the same chunk), which is what keeps short rows from being tokenised.
+// Precondition: validate(options) is ok.
 std::vector<ChunkSpan> chunk_text(std::string_view text, const TokenCounter& counter,
                                   const ChunkingOptions& options);
 

@@ -81,10 +81,10 @@ private:
 Result<std::unique_ptr<Backend>> open_cpu_backend(const std::string& model_dir,
                                                   const CpuBackendOptions& options) {
     SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
-    if (options.weights == WeightFormat::kF8E4M3) {
+    if (options.weights == WeightFormat::kF8E4M3 || options.weights == WeightFormat::kInt4) {
         return invalid_argument(
-            "cpu backend: fp8 weights are the cuda backend's; on the cpu use stored, f32, bf16 "
-            "or int8");
+            "cpu backend: fp8 and int4 weights are the cuda backend's; on the cpu use stored, "
+            "f32, bf16 or int8 (a quantised checkpoint loads as stored, widened to bf16)");
     }
     if (options.parallel.nodes.size() > 1) {
         return invalid_argument(

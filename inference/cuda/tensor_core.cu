@@ -126,7 +126,9 @@ int64_t tensor_core_min_tokens(DeviceDType type) {
     switch (type) {
         case DeviceDType::kBF16: return 17;
         case DeviceDType::kF8E4M3: return 33;
-        case DeviceDType::kF32: break;
+        case DeviceDType::kF32:
+        case DeviceDType::kInt4:  // int4 experts run their own kernels at every batch size
+            break;
     }
     return INT64_MAX;
 }

@@ -17,31 +17,31 @@ constexpr int kDownRows = 4;       // rows of w2ᵀ (output columns) per warp
 
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// Σ_i q_i · x_i over the 32 codes of `raw` (8 per word, value 8w + i in bits 4i..4i+3), in
-// order, as int4_rows_product sums a run.
-__device__ __forceinline__ float run_dot(uint4 raw, const float* __restrict__ x) {
+// The 32 codes of `raw` as floats (8 per word, value 8w + i in bits 4i..4i+3): 2^23 + n is the
+// float with bits 0x4b000000 | n, exactly, so subtracting 2^23 + 8 leaves the code n - 8.
+__device__ __forceinline__ void dequantize32(uint4 raw, float (&q)[kCodesPerLoad]) {
     const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-    float run = 0.0f;
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
-        float xv[8];
-        const float4 a = __ldg(reinterpret_cast<const float4*>(x + 8 * w));
-        const float4 b = __ldg(reinterpret_cast<const float4*>(x + 8 * w + 4));
-        xv[0] = a.x;
-        xv[1] = a.y;
-        xv[2] = a.z;
-        xv[3] = a.w;
-        xv[4] = b.x;
-        xv[5] = b.y;
-        xv[6] = b.z;
-        xv[7] = b.w;
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-            // 2^23 + n, exactly; minus 2^23 + 8 leaves the code n - 8.
-            const float q = __uint_as_float(0x4b000000u | ((words[w] >> (4 * i)) & 0xfu)) -
-                            8388616.0f;
-            run = fmaf(q, xv[i], run);
+            q[8 * w + i] =
+                __uint_as_float(0x4b000000u | ((words[w] >> (4 * i)) & 0xfu)) - 8388616.0f;
         }
+    }
+}
+
+// Σ_i q_i · x_i over a run of 32, in order, as int4_rows_product sums a run.
+__device__ __forceinline__ float run_dot(const float (&q)[kCodesPerLoad],
+                                         const float* __restrict__ x) {
+    float run = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kCodesPerLoad; i += 4) {
+        const float4 v = __ldg(reinterpret_cast<const float4*>(x + i));
+        run = fmaf(q[i], v.x, run);
+        run = fmaf(q[i + 1], v.y, run);
+        run = fmaf(q[i + 2], v.z, run);
+        run = fmaf(q[i + 3], v.w, run);
     }
     return run;
 }
@@ -76,17 +76,16 @@ __device__ __forceinline__ void lane_rows(const uint8_t* const (&rows)[R],
                 next[r] = load_stream16(rows[r] + (k + kStep) / 2);
             }
         }
-        float scale[R];
+        // Each row's codes are widened once and serve every slot of the chunk.
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-            scale[r] = __half2float(scales[r][k / group]);
-        }
+            const float scale = __half2float(scales[r][k / group]);
+            float q[kCodesPerLoad];
+            dequantize32(raw[r], q);
 #pragma unroll
-        for (int t = 0; t < M; ++t) {
-            if (t < m) {
-#pragma unroll
-                for (int r = 0; r < R; ++r) {
-                    acc[r][t] = fmaf(scale[r], run_dot(raw[r], x + t * cols + k), acc[r][t]);
+            for (int t = 0; t < M; ++t) {
+                if (t < m) {
+                    acc[r][t] = fmaf(scale, run_dot(q, x + t * cols + k), acc[r][t]);
                 }
             }
         }

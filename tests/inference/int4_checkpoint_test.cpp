@@ -217,6 +217,33 @@ TEST_CASE("int4 checkpoint: accuracy against bf16 on the goldens (group 32, the 
     }
 }
 
+TEST_CASE("int4 checkpoint: sharded output keeps each scale with its codes and reloads") {
+    TempDir tmp;
+    const std::string source = testing::golden_dir("b_d128_clip8");
+    QuantizeCheckpointOptions options;
+    options.format = CheckpointQuantization::kInt4Grouped;
+    options.int4_group_size = 32;
+    options.max_shard_bytes = 32 << 10;
+    auto summary = write_quantized_checkpoint(source, tmp.file("sharded"), options);
+    REQUIRE_MESSAGE(summary.ok(), summary.status().to_string());
+    CHECK(summary->shards > 2);
+    const auto index = testing::load_json(tmp.file("sharded") + "/model.safetensors.index.json");
+    int scales = 0;
+    for (const auto& [name, shard] : index["weight_map"].items()) {
+        if (name.ends_with("_scale")) {
+            CHECK(index["weight_map"][name.substr(0, name.size() - 6)] == shard);
+            ++scales;
+        }
+    }
+    auto config = load_model_config(source);
+    REQUIRE(config.ok());
+    CHECK(scales == 3 * config->n_layer);
+    CHECK(index["metadata"]["total_size"] == summary->bytes_out);
+    REQUIRE(write_int4(source, tmp.file("single"), 32).ok());
+    CHECK(logits(tmp.file("sharded"), WeightFormat::kAsStored, kIds) ==
+          logits(tmp.file("single"), WeightFormat::kAsStored, kIds));
+}
+
 TEST_CASE("int4 checkpoint: bad requests and bad checkpoints are refused by name") {
     TempDir tmp;
     const std::string source_dir = testing::golden_dir("b_d128_clip8");

@@ -13,8 +13,9 @@
 //                 per 4 output columns, reducing over n_ff in the same way; no split parts, so
 //                 the result does not depend on timing.
 //
-// Every batch size takes these kernels (slots beyond 8 per expert are taken 8 at a time, each
-// chunk reading the rows again): the tensor-core path does not read int4 yet.
+// Steps below tensor_core_min_tokens(kInt4) tokens take these kernels (slots beyond 8 per expert
+// are taken 8 at a time, each chunk reading the rows again); larger ones go to the tensor cores
+// through bf16 panels (tensor_core.cuh).
 //
 // Requirements (checked): group_size a multiple of 32 dividing d_model and n_ff; 16-byte aligned
 // code rows (d_model and n_ff multiples of 32 give that from an aligned base) and activations.

@@ -70,7 +70,7 @@ struct ExpertShape {
 // int4 weights (DeviceDType::kInt4, inference/int4_weights.h) are packed codes with fp16 scales
 // per group of `group_size` values along each row, w2 stored transposed per expert
 // ([n_expert * d_model, n_ff], a row per output column); expert_gate_up and expert_down hand
-// them to the kernels of int4_experts.cuh at every batch size.
+// them to the kernels of int4_experts.cuh, grouped_experts_tc widens them to bf16 panels.
 struct ExpertWeights {
     const void* w1 = nullptr;
     const void* v1 = nullptr;

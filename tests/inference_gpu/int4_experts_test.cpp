@@ -12,6 +12,8 @@
 #include "inference/cuda/int4_experts.cuh"
 #include "inference/cuda/moe.cuh"
 #include "inference/cuda/quantize.cuh"
+#include "inference/cuda/step_buffers.h"
+#include "inference/cuda/tensor_core.cuh"
 #include "inference/dtype.h"
 #include "inference/int4_weights.h"
 
@@ -85,9 +87,40 @@ std::vector<float> reference(const Int4Matrix& m, int64_t group, const Slots& sl
 
 float silu(float g) { return g / (1.0f + std::exp(-g)); }
 
-// Runs expert_gate_up and expert_down with int4 weights and checks both against the reference.
+// Runs grouped_experts_tc (bf16 panels of the widened codes) into act and y.
+void run_tensor_cores(const float* x, const int32_t* offsets, const cuda::ExpertWeights& weights,
+                      const cuda::ExpertShape& shape, float* act, float* y) {
+    const int64_t d = shape.d_model;
+    const int64_t n_ff = shape.n_ff;
+    const int64_t n_slots = shape.n_slots;
+    cublasHandle_t raw = nullptr;
+    REQUIRE(cublasCreate(&raw) == CUBLAS_STATUS_SUCCESS);
+    cuda::CublasPtr handle(raw);
+    cuda::DeviceBuffer x_hi, x_lo, panel, up, act_hi, act_lo;
+    cuda::PinnedInts host_offsets;
+    const int64_t panel_values = 3 * std::max(d, n_ff) + 64;  // several panels per matrix
+    REQUIRE(x_hi.allocate(n_slots * d * 2).ok());
+    REQUIRE(x_lo.allocate(n_slots * d * 2).ok());
+    REQUIRE(panel.allocate(panel_values * 2).ok());
+    REQUIRE(up.allocate(n_slots * n_ff * 4).ok());
+    REQUIRE(act_hi.allocate(n_slots * n_ff * 2).ok());
+    REQUIRE(act_lo.allocate(n_slots * n_ff * 2).ok());
+    REQUIRE(host_offsets.allocate(shape.n_expert + 1).ok());
+    const cuda::TensorCoreGemm gemm(
+        raw, cuda::TensorCoreScratch{x_hi.get(), x_lo.get(), n_slots * d, panel.get(),
+                                     panel_values});
+    const cuda::ExpertTcScratch scratch{up.as<float>(), act_hi.get(), act_lo.get(),
+                                        n_slots * n_ff, host_offsets.get()};
+    REQUIRE(cuda::grouped_experts_tc(gemm, scratch, x, offsets, weights, shape,
+                                     cuda::GluActivation::kSilu, act, y, nullptr)
+                .ok());
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+}
+
+// Runs expert_gate_up and expert_down with int4 weights and checks both against the reference;
+// with `tensor_cores`, grouped_experts_tc instead.
 void check_int4_experts(int64_t n_expert, int64_t d, int64_t n_ff, int64_t group,
-                        const std::vector<int32_t>& counts) {
+                        const std::vector<int32_t>& counts, bool tensor_cores = false) {
     const Slots slots = slots_of(counts);
     REQUIRE(static_cast<int64_t>(counts.size()) == n_expert);
     const Int4Matrix w1 = random_int4(n_expert * n_ff, d, group, 0.3f / std::sqrt(d * 10.0f), 1);
@@ -104,9 +137,13 @@ void check_int4_experts(int64_t n_expert, int64_t d, int64_t n_ff, int64_t group
     cuda::ExpertWeights weights{dw1.get(), dv1.get(), dw2.get(), nullptr, nullptr, nullptr,
                                 DeviceDType::kInt4, sw1.get(), sv1.get(), sw2.get(), group};
     const cuda::ExpertShape shape{n_expert, d, n_ff, slots.n_slots, slots.max_per_expert};
-    REQUIRE(cuda::expert_gate_up(dx.get(), offsets.get(), weights, shape,
-                                 cuda::GluActivation::kSilu, act.get(), nullptr)
-                .ok());
+    if (tensor_cores) {
+        run_tensor_cores(dx.get(), offsets.get(), weights, shape, act.get(), y.get());
+    } else {
+        REQUIRE(cuda::expert_gate_up(dx.get(), offsets.get(), weights, shape,
+                                     cuda::GluActivation::kSilu, act.get(), nullptr)
+                    .ok());
+    }
     const auto gate = reference(w1, group, slots, x, n_ff);
     const auto up = reference(v1, group, slots, x, n_ff);
     std::vector<float> want_act(gate.size());
@@ -115,15 +152,21 @@ void check_int4_experts(int64_t n_expert, int64_t d, int64_t n_ff, int64_t group
     }
     const auto got_act = act.host();
     INFO(n_expert << " experts, d " << d << ", n_ff " << n_ff << ", group " << group << ", "
-                  << slots.n_slots << " slots");
-    // Sums of thousands of fp32 terms in another order: a few 1e-7 of their magnitude.
-    CHECK(testing::relative_error(got_act, want_act) <= 2e-5);
+                  << slots.n_slots << " slots, tensor cores " << tensor_cores);
+    // Sums of thousands of fp32 terms in another order: a few 1e-7 of their magnitude. On the
+    // tensor cores each weight is q · scale rounded to bf16 (2^-9 relative) and the activations
+    // are split into two bf16 terms, as for fp8 there.
+    const double tolerance = tensor_cores ? 5e-3 : 2e-5;
+    CHECK(testing::relative_error(got_act, want_act) <= tolerance);
 
-    const cuda::DownSplit no_split{};
-    REQUIRE(cuda::expert_down(act.get(), offsets.get(), weights, shape, no_split, y.get(),
-                              nullptr)
-                .ok());
-    CHECK(testing::relative_error(y.host(), reference(w2t, group, slots, got_act, d)) <= 2e-5);
+    if (!tensor_cores) {
+        const cuda::DownSplit no_split{};
+        REQUIRE(cuda::expert_down(act.get(), offsets.get(), weights, shape, no_split, y.get(),
+                                  nullptr)
+                    .ok());
+    }
+    CHECK(testing::relative_error(y.host(), reference(w2t, group, slots, got_act, d)) <=
+          tolerance);
 }
 
 }  // namespace
@@ -189,6 +232,11 @@ TEST_CASE("cuda int4: grouped expert kernels equal the cpu reference at DBRX's s
     // experts), then ten slots on one expert (a chunk of 8 and one of 2).
     check_int4_experts(4, 6144, 10752, 128, {1, 1, 1, 1});
     check_int4_experts(4, 6144, 10752, 128, {10, 0, 2, 0});
+}
+
+TEST_CASE("cuda int4: the tensor-core path (bf16 panels) equals the cpu reference to bf16") {
+    check_int4_experts(4, 256, 384, 128, {30, 0, 5, 11}, true);
+    check_int4_experts(3, 128, 160, 32, {12, 20, 1}, true);
 }
 
 TEST_CASE("cuda int4: kernels refuse missing scales and group sizes that do not fit") {

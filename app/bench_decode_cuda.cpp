@@ -100,7 +100,8 @@ double expert_bytes(const inference::ModelConfig& c, inference::WeightFormat for
         case inference::WeightFormat::kF8E4M3:
             return values + 4.0 * (2.0 * static_cast<double>(c.n_ff) + static_cast<double>(c.d_model));
         case inference::WeightFormat::kInt4: {
-            const double group = static_cast<double>(inference::CudaBackendOptions{}.int4_group_size);
+            const auto group =
+                static_cast<double>(inference::CudaBackendOptions{}.int4_group_size);
             return values / 2 + values / group * 2;
         }
         case inference::WeightFormat::kF32: return values * 4;

@@ -45,8 +45,7 @@ std::vector<int64_t> int4_codes_shape(const std::string& tensor_name, const Mode
     return {shape.rows, shape.cols / 2};
 }
 
-std::vector<int64_t> int4_scales_shape(const std::string& tensor_name,
-                                       const ModelConfig& config) {
+std::vector<int64_t> int4_scales_shape(const std::string& tensor_name, const ModelConfig& config) {
     const Int4MatrixShape shape = int4_matrix_shape(tensor_name, config);
     return {shape.rows, shape.cols / config.int4_group_size};
 }
@@ -59,11 +58,10 @@ Status check_int4_group_size(int64_t group_size, const ModelConfig& config,
                                 std::to_string(kInt4GroupMultiple));
     }
     if (config.d_model % group_size != 0 || config.n_ff % group_size != 0) {
-        return invalid_argument(
-            "config field '" + field + "': " + std::to_string(group_size) +
-            " does not divide the experts' reduction dimensions d_model " +
-            std::to_string(config.d_model) + " and ffn_hidden_size " +
-            std::to_string(config.n_ff));
+        return invalid_argument("config field '" + field + "': " + std::to_string(group_size) +
+                                " does not divide the experts' reduction dimensions d_model " +
+                                std::to_string(config.d_model) + " and ffn_hidden_size " +
+                                std::to_string(config.n_ff));
     }
     return Status::ok_status();
 }
@@ -87,12 +85,11 @@ uint16_t int4_group_scale(float max_positive, float min_negative) {
 Status quantize_int4_rows(const float* src, int64_t rows, int64_t cols, int64_t group_size,
                           uint8_t* codes, uint16_t* scales) {
     if (!shape_fits(cols, group_size) || rows < 0) {
-        return invalid_argument("int4 quantisation: [" + std::to_string(rows) + ", " +
-                                std::to_string(cols) + "] in groups of " +
-                                std::to_string(group_size) +
-                                ", expected a group size that is a positive multiple of " +
-                                std::to_string(kInt4GroupMultiple) + " and divides " +
-                                std::to_string(cols));
+        return invalid_argument(
+            "int4 quantisation: [" + std::to_string(rows) + ", " + std::to_string(cols) +
+            "] in groups of " + std::to_string(group_size) +
+            ", expected a group size that is a positive multiple of " +
+            std::to_string(kInt4GroupMultiple) + " and divides " + std::to_string(cols));
     }
     const int64_t n_groups = cols / group_size;
     for (int64_t r = 0; r < rows; ++r) {
@@ -105,19 +102,17 @@ Status quantize_int4_rows(const float* src, int64_t rows, int64_t cols, int64_t 
                     return invalid_argument("int4 quantisation: value " +
                                             std::to_string(values[i]) + " at row " +
                                             std::to_string(r) + ", column " +
-                                            std::to_string(g * group_size + i) +
-                                            " is not finite");
+                                            std::to_string(g * group_size + i) + " is not finite");
                 }
                 max_positive = std::max(max_positive, values[i]);
                 min_negative = std::min(min_negative, values[i]);
             }
             const uint16_t scale_bits = int4_group_scale(max_positive, min_negative);
             if (scale_bits == kF16Infinity) {
-                return invalid_argument(
-                    "int4 quantisation: row " + std::to_string(r) + ", columns " +
-                    std::to_string(g * group_size) + ".." +
-                    std::to_string((g + 1) * group_size - 1) +
-                    ": magnitude past the range of an fp16 scale");
+                return invalid_argument("int4 quantisation: row " + std::to_string(r) +
+                                        ", columns " + std::to_string(g * group_size) + ".." +
+                                        std::to_string((g + 1) * group_size - 1) +
+                                        ": magnitude past the range of an fp16 scale");
             }
             scales[r * n_groups + g] = scale_bits;
             const float scale = f16_to_f32(scale_bits);
@@ -138,8 +133,8 @@ Status quantize_int4_rows(const float* src, int64_t rows, int64_t cols, int64_t 
     return Status::ok_status();
 }
 
-void dequantize_int4_rows(const uint8_t* codes, const uint16_t* scales, int64_t rows,
-                          int64_t cols, int64_t group_size, float* dst) {
+void dequantize_int4_rows(const uint8_t* codes, const uint16_t* scales, int64_t rows, int64_t cols,
+                          int64_t group_size, float* dst) {
     SLUICE_CHECK(shape_fits(cols, group_size), "int4 rows split into whole groups");
     const int64_t n_groups = cols / group_size;
     for (int64_t r = 0; r < rows; ++r) {

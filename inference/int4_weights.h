@@ -16,9 +16,10 @@
 // negative value may take code -8 and every value lies within [-8, 7] steps, even where fp16 is
 // coarse), then each value is q = round_to_nearest_even(x / scale), clamped to [-8, 7] (a
 // guard; rounding up leaves nothing to clamp). Every value is then within half a step of
-// q · scale, and q · scale (exact in fp32: 11 + 4 bits) quantises back to q with the same scale. An all-zero group gets scale 1. fp16 scales halve the scales' bytes (0.125 bit per
-// weight at group 128) and keep that round trip exact; a scale past fp16's range (a group whose
-// magnitude passes about 458,000) and non-finite values are refused.
+// q · scale, and q · scale (exact in fp32: 11 + 4 bits) quantises back to q with the same scale.
+// An all-zero group gets scale 1. fp16 scales halve the scales' bytes (0.125 bit per weight at
+// group 128) and keep that round trip exact; a scale past fp16's range (a group whose magnitude
+// passes about 458,000) and non-finite values are refused.
 //
 // Layout: every quantised matrix is stored with its output channels as rows and its reduction
 // dimension along the row, the form the kernel streams (one row, one output):
@@ -32,7 +33,6 @@
 // Thread safety: pure functions.
 
 #include <cstdint>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -81,8 +81,8 @@ Status quantize_int4_rows(const float* src, int64_t rows, int64_t cols, int64_t 
                           uint8_t* codes, uint16_t* scales);
 
 // q · scale in fp32, [rows, cols]. Preconditions as quantize_int4_rows's (checked).
-void dequantize_int4_rows(const uint8_t* codes, const uint16_t* scales, int64_t rows,
-                          int64_t cols, int64_t group_size, float* dst);
+void dequantize_int4_rows(const uint8_t* codes, const uint16_t* scales, int64_t rows, int64_t cols,
+                          int64_t group_size, float* dst);
 
 // The signed code of value i of a packed row.
 inline int int4_code(const uint8_t* codes, int64_t i) {

@@ -40,8 +40,9 @@ struct QuantizeCheckpointSummary {
 // the
 // quantised tensors and the others unchanged (sharded as options say), config.json with
 // `quantization_config`, and every other regular file of `model_dir` (tokenizer, generation
-// config) copied. Memory use is one shard plus, per thread, one expert or 1,024 rows in f32,
-// whatever the model's size; matrices are quantised on every core.
+// config) copied. Memory use is one shard plus, per thread, one expert (two for int4's w2,
+// transposed on the way) or 1,024 rows in f32, whatever the model's size; matrices are quantised
+// on every core.
 // The folder is built as `<out_dir>.partial` and renamed when complete, so `out_dir` never holds a
 // half-written checkpoint.
 // Errors: those of load_model_config, Checkpoint::open and check_dbrx_checkpoint;

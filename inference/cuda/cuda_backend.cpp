@@ -572,8 +572,9 @@ Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& con
     SLUICE_RETURN_IF_ERROR(check_options(config, options));
     ModelConfig sized = config;
     sized.int4_group_size = options.int4_group_size;  // used by kInt4 only
-    return open_with_weights(sized, options, cuda::random_weight_bytes(sized, options.weights),
-                             [&] { return cuda::make_random_weights(sized, options.weights, seed); });
+    return open_with_weights(
+        sized, options, cuda::random_weight_bytes(sized, options.weights),
+        [&] { return cuda::make_random_weights(sized, options.weights, seed); });
 }
 
 }  // namespace sluice::inference

@@ -99,13 +99,11 @@ __global__ void __launch_bounds__(kThreads)
     gate_up_kernel(const float* __restrict__ x, const int32_t* __restrict__ offsets,
                    const uint8_t* __restrict__ w1, const uint8_t* __restrict__ v1,
                    const __half* __restrict__ s1, const __half* __restrict__ s2, int64_t d,
-                   int64_t n_ff, int64_t group, GluActivation activation,
-                   float* __restrict__ act) {
+                   int64_t n_ff, int64_t group, GluActivation activation, float* __restrict__ act) {
     const int64_t e = blockIdx.y;
     const int64_t start = offsets[e];
     const int64_t count = offsets[e + 1] - start;
-    const int64_t j0 =
-        (static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32) * kGateUpRows;
+    const int64_t j0 = (static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32) * kGateUpRows;
     if (count == 0 || j0 >= n_ff) {
         return;
     }
@@ -279,16 +277,15 @@ Status int4_down(const float* act, const int32_t* offsets, const ExpertWeights& 
     if (shape.n_slots == 0) {
         return Status::ok_status();
     }
-    SLUICE_RETURN_IF_ERROR(check_int4_args("int4_down", weights.w2, weights.w2,
-                                           weights.w2_groups, weights.w2_groups, weights, shape,
-                                           act));
+    SLUICE_RETURN_IF_ERROR(check_int4_args("int4_down", weights.w2, weights.w2, weights.w2_groups,
+                                           weights.w2_groups, weights, shape, act));
     const dim3 grid(blocks_for(shape.d_model, kWarps * kDownRows),
                     static_cast<unsigned>(shape.n_expert));
     with_slot_tile(shape.n_tokens, [&](auto tile) {
-        down_kernel<decltype(tile)::value><<<grid, kThreads, 0, stream>>>(
-            act, offsets, static_cast<const uint8_t*>(weights.w2),
-            reinterpret_cast<const __half*>(weights.w2_groups), shape.d_model, shape.n_ff,
-            weights.group_size, y);
+        down_kernel<decltype(tile)::value>
+            <<<grid, kThreads, 0, stream>>>(act, offsets, static_cast<const uint8_t*>(weights.w2),
+                                            reinterpret_cast<const __half*>(weights.w2_groups),
+                                            shape.d_model, shape.n_ff, weights.group_size, y);
     });
     SLUICE_CUDA_CHECK(cudaGetLastError());
     return Status::ok_status();

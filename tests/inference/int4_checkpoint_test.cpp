@@ -122,10 +122,10 @@ TEST_CASE("int4 checkpoint: experts as packed codes and fp16 group scales, the r
     REQUIRE_MESSAGE(check_dbrx_checkpoint(**quantized, *config).ok(),
                     check_dbrx_checkpoint(**quantized, *config).to_string());
     // Experts take a quarter of bf16's bytes plus 2 bytes per 128 values.
-    const int64_t expert_values = 3 * config->n_layer * config->n_expert * config->n_ff *
-                                  config->d_model;
-    CHECK(summary->bytes_in - summary->bytes_out == expert_values * 2 - expert_values / 2 -
-                                                        expert_values / 128 * 2);
+    const int64_t expert_values =
+        3 * config->n_layer * config->n_expert * config->n_ff * config->d_model;
+    CHECK(summary->bytes_in - summary->bytes_out ==
+          expert_values * 2 - expert_values / 2 - expert_values / 128 * 2);
 
     for (const auto& [name, view] : (*source)->tensors()) {
         const TensorView* q = (*quantized)->find(name);
@@ -210,8 +210,9 @@ TEST_CASE("int4 checkpoint: accuracy against bf16 on the goldens (group 32, the 
                 ++positions;
             }
         }
-        MESSAGE(std::string(name) << " int4 (group 32) vs bf16 on the cpu: max relative logit error "
-                     << worst << ", top-1 agreement " << top1_equal << "/" << positions);
+        MESSAGE(
+            std::string(name) << " int4 (group 32) vs bf16 on the cpu: max relative logit error "
+                              << worst << ", top-1 agreement " << top1_equal << "/" << positions);
         CHECK(worst < 0.6);
         CHECK(top1_equal >= positions / 2);
     }
@@ -283,9 +284,9 @@ TEST_CASE("int4 checkpoint: bad requests and bad checkpoints are refused by name
             write_config_with(source_dir, out, bad);
             auto config = load_model_config(out);
             REQUIRE_FALSE(config.ok());
-            CHECK_MESSAGE(config.status().message().find("quantization_config." + field) !=
-                              std::string::npos,
-                          config.status().message());
+            CHECK_MESSAGE(
+                config.status().message().find("quantization_config." + field) != std::string::npos,
+                config.status().message());
         }
         write_config_with(source_dir, out, good);
         CHECK(load_model_config(out).ok());
@@ -300,8 +301,7 @@ TEST_CASE("int4 checkpoint: bad requests and bad checkpoints are refused by name
         });
         auto opened = open_cpu_backend(out, {WeightFormat::kAsStored, 1});
         REQUIRE_FALSE(opened.ok());
-        CHECK(opened.status().message().find(int4_scale_tensor_name(victim)) !=
-              std::string::npos);
+        CHECK(opened.status().message().find(int4_scale_tensor_name(victim)) != std::string::npos);
         CHECK(opened.status().message().find("missing") != std::string::npos);
 
         const std::string other = tmp.file("other");
@@ -319,14 +319,14 @@ TEST_CASE("int4 checkpoint: bad requests and bad checkpoints are refused by name
         });
         auto wrong_dtype = open_cpu_backend(other, {WeightFormat::kAsStored, 1});
         REQUIRE_FALSE(wrong_dtype.ok());
-        CHECK(wrong_dtype.status().message().find("dtype F32, expected F16") !=
-              std::string::npos);
+        CHECK(wrong_dtype.status().message().find("dtype F32, expected F16") != std::string::npos);
 
         // The unquantised checkpoint under an int4 config: its experts are not packed codes.
         const std::string plain = tmp.file("plain");
         fs::create_directories(plain);
         fs::copy_file(source_dir + "/model.safetensors", plain + "/model.safetensors");
-        write_config_with(source_dir, plain, testing::load_json(out + "/config.json")["quantization_config"]);
+        write_config_with(source_dir, plain,
+                          testing::load_json(out + "/config.json")["quantization_config"]);
         auto unpacked = open_cpu_backend(plain, {WeightFormat::kAsStored, 1});
         REQUIRE_FALSE(unpacked.ok());
         CHECK(unpacked.status().message().find("ffn.experts.mlp.w1") != std::string::npos);

@@ -167,7 +167,8 @@ TEST_CASE("int4: bad shapes, non-finite values and out-of-range groups are refus
     const ModelConfig config = expert_config(256, 384);
     CHECK(check_int4_group_size(128, config, "g").ok());
     CHECK(check_int4_group_size(64, config, "g").ok());
-    const Status not_dividing = check_int4_group_size(256, config, "quantization_config.group_size");
+    const Status not_dividing =
+        check_int4_group_size(256, config, "quantization_config.group_size");
     CHECK(not_dividing.message().find("'quantization_config.group_size'") != std::string::npos);
     CHECK(not_dividing.message().find("ffn_hidden_size 384") != std::string::npos);
     CHECK_FALSE(check_int4_group_size(96, config, "g").ok());  // divides 384, not 256
@@ -192,7 +193,8 @@ TEST_CASE("int4: the kernels' product equals a double sum over the dequantised w
             double magnitude = 0.0;
             for (int64_t c = 0; c < cols; ++c) {
                 sum += static_cast<double>(dequantized[r * cols + c]) * x[t * cols + c];
-                magnitude += std::fabs(static_cast<double>(dequantized[r * cols + c]) * x[t * cols + c]);
+                magnitude +=
+                    std::fabs(static_cast<double>(dequantized[r * cols + c]) * x[t * cols + c]);
             }
             CHECK(std::fabs(y[t * rows + r] - sum) <= 1e-6 * magnitude + 1e-9);
         }

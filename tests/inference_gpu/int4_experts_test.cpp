@@ -2,6 +2,8 @@
 // device quantiser writes the host quantiser's bytes, and the grouped expert kernels
 // (int4_experts.cuh) compute int4_rows_product's sums, on small shapes and on DBRX's (d_model
 // 6144, experts of ffn 10752) at batch 1 and with more slots per expert than one chunk holds.
+#include "inference/cuda/int4_experts.cuh"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include <thread>
 
 #include "gpu_test_support.h"
-#include "inference/cuda/int4_experts.cuh"
 #include "inference/cuda/moe.cuh"
 #include "inference/cuda/quantize.cuh"
 #include "inference/cuda/step_buffers.h"
@@ -107,10 +108,10 @@ void run_tensor_cores(const float* x, const int32_t* offsets, const cuda::Expert
     REQUIRE(act_lo.allocate(n_slots * n_ff * 2).ok());
     REQUIRE(host_offsets.allocate(shape.n_expert + 1).ok());
     const cuda::TensorCoreGemm gemm(
-        raw, cuda::TensorCoreScratch{x_hi.get(), x_lo.get(), n_slots * d, panel.get(),
-                                     panel_values});
-    const cuda::ExpertTcScratch scratch{up.as<float>(), act_hi.get(), act_lo.get(),
-                                        n_slots * n_ff, host_offsets.get()};
+        raw,
+        cuda::TensorCoreScratch{x_hi.get(), x_lo.get(), n_slots * d, panel.get(), panel_values});
+    const cuda::ExpertTcScratch scratch{up.as<float>(), act_hi.get(), act_lo.get(), n_slots * n_ff,
+                                        host_offsets.get()};
     REQUIRE(cuda::grouped_experts_tc(gemm, scratch, x, offsets, weights, shape,
                                      cuda::GluActivation::kSilu, act, y, nullptr)
                 .ok());
@@ -134,8 +135,9 @@ void check_int4_experts(int64_t n_expert, int64_t d, int64_t n_ff, int64_t group
     DeviceVec<int32_t> offsets(slots.offsets);
     DeviceVec<float> dx(x), act(static_cast<size_t>(slots.n_slots * n_ff)),
         y(static_cast<size_t>(slots.n_slots * d));
-    cuda::ExpertWeights weights{dw1.get(), dv1.get(), dw2.get(), nullptr, nullptr, nullptr,
-                                DeviceDType::kInt4, sw1.get(), sv1.get(), sw2.get(), group};
+    cuda::ExpertWeights weights{dw1.get(), dv1.get(),          dw2.get(), nullptr,   nullptr,
+                                nullptr,   DeviceDType::kInt4, sw1.get(), sv1.get(), sw2.get(),
+                                group};
     const cuda::ExpertShape shape{n_expert, d, n_ff, slots.n_slots, slots.max_per_expert};
     if (tensor_cores) {
         run_tensor_cores(dx.get(), offsets.get(), weights, shape, act.get(), y.get());
@@ -161,12 +163,11 @@ void check_int4_experts(int64_t n_expert, int64_t d, int64_t n_ff, int64_t group
 
     if (!tensor_cores) {
         const cuda::DownSplit no_split{};
-        REQUIRE(cuda::expert_down(act.get(), offsets.get(), weights, shape, no_split, y.get(),
-                                  nullptr)
-                    .ok());
+        REQUIRE(
+            cuda::expert_down(act.get(), offsets.get(), weights, shape, no_split, y.get(), nullptr)
+                .ok());
     }
-    CHECK(testing::relative_error(y.host(), reference(w2t, group, slots, got_act, d)) <=
-          tolerance);
+    CHECK(testing::relative_error(y.host(), reference(w2t, group, slots, got_act, d)) <= tolerance);
 }
 
 }  // namespace
@@ -202,8 +203,8 @@ TEST_CASE("cuda int4: the device quantiser writes the host quantiser's codes and
             }
             DeviceVec<uint8_t> codes(static_cast<size_t>(rows * cols / 2));
             DeviceVec<uint16_t> scales(static_cast<size_t>(rows * cols / group));
-            REQUIRE(cuda::quantize_int4(src.get(), type, rows, cols, group, transposed,
-                                        codes.get(), scales.get(), nullptr)
+            REQUIRE(cuda::quantize_int4(src.get(), type, rows, cols, group, transposed, codes.get(),
+                                        scales.get(), nullptr)
                         .ok());
             std::vector<uint8_t> want_codes(static_cast<size_t>(rows * cols / 2));
             std::vector<uint16_t> want_scales(static_cast<size_t>(rows * cols / group));
@@ -245,15 +246,16 @@ TEST_CASE("cuda int4: kernels refuse missing scales and group sizes that do not 
     DeviceVec<float> x(256);
     DeviceVec<int32_t> offsets(std::vector<int32_t>{0, 1});
     const cuda::ExpertShape shape{1, 64, 64, 1, 1};
-    cuda::ExpertWeights weights{codes.get(), codes.get(), codes.get(), nullptr, nullptr, nullptr,
-                                DeviceDType::kInt4, scales.get(), nullptr, scales.get(), 32};
+    cuda::ExpertWeights weights{
+        codes.get(),        codes.get(),  codes.get(), nullptr,      nullptr, nullptr,
+        DeviceDType::kInt4, scales.get(), nullptr,     scales.get(), 32};
     CHECK(cuda::expert_gate_up(x.get(), offsets.get(), weights, shape, cuda::GluActivation::kSilu,
                                x.get(), nullptr)
               .code() == StatusCode::kInvalidArgument);
     weights.v1_groups = scales.get();
     weights.group_size = 48;
-    CHECK(cuda::expert_down(x.get(), offsets.get(), weights, shape, {}, x.get(), nullptr)
-              .code() == StatusCode::kInvalidArgument);
+    CHECK(cuda::expert_down(x.get(), offsets.get(), weights, shape, {}, x.get(), nullptr).code() ==
+          StatusCode::kInvalidArgument);
 }
 
 }  // namespace sluice::inference

@@ -549,7 +549,7 @@ std::size_t VectorIndex::exact_budget_locked(std::size_t k) const {
 
 Result<std::vector<ScoredId>> VectorIndex::search(
     const Vector& query, std::size_t k, const std::function<bool(std::uint64_t)>* allow,
-    SearchPlan* plan, const std::vector<std::uint64_t>* candidates) const {
+    SearchPlan* plan, const CandidateSource* candidates) const {
     SearchPlan ignored;
     SearchPlan& how = plan != nullptr ? *plan : ignored;
     how = SearchPlan{};
@@ -568,12 +568,13 @@ Result<std::vector<ScoredId>> VectorIndex::search(
     }
     const State& state = *state_;
     how.exact_budget = exact_budget_locked(k);
-    if (candidates != nullptr) {
-        how.exact = true;
-        how.candidates = candidates->size();
-        how.selectivity = std::min(1.0, static_cast<double>(candidates->size()) /
-                                            static_cast<double>(live_.size()));
-        return exact_scan(q.data(), k, allow, candidates);
+    const CandidateSource* source =
+        allow != nullptr && candidates != nullptr && *candidates ? candidates : nullptr;
+    if (source != nullptr) {
+        // The lists stop building once they pass the budget, so a loose filter costs little here.
+        if (auto planned = (*source)(how.exact_budget)) {
+            return scan_candidates(q.data(), k, allow, *planned, how);
+        }
     }
     // Small indexes and untrained IVF are scanned: exact, and cheaper than a graph walk.
     bool untrained = kind_ == Kind::kIvf && !state.index->is_trained;
@@ -587,8 +588,9 @@ Result<std::vector<ScoredId>> VectorIndex::search(
         how.selectivity = selectivity;
         if (selectivity * static_cast<double>(live_.size()) <=
             static_cast<double>(how.exact_budget)) {
-            how.exact = true;
-            return exact_scan(q.data(), k, allow);
+            // The sample saw few admitted vectors where the lists (if any) named more than the
+            // budget: they are a superset, and still cheaper to scan than every vector.
+            return scan_listed_or_all(q.data(), k, allow, source, how);
         }
         double widened = std::ceil(static_cast<double>(ef_search) / selectivity);
         ef_search = std::max(ef_search,
@@ -634,10 +636,38 @@ Result<std::vector<ScoredId>> VectorIndex::search(
     if (out.size() < k) {
         // The graph walk or the probed lists ran dry under the filter (or fewer than k vectors
         // pass it): answer exactly.
-        how.exact = true;
-        return exact_scan(q.data(), k, allow);
+        how.ran_dry = true;
+        return scan_listed_or_all(q.data(), k, allow, source, how);
     }
     return out;
+}
+
+std::vector<ScoredId> VectorIndex::scan_candidates(const float* query, std::size_t k,
+                                                   const std::function<bool(std::uint64_t)>* allow,
+                                                   const CandidateList& list,
+                                                   SearchPlan& plan) const {
+    plan.exact = true;
+    plan.candidates = list.ids.size();
+    plan.selectivity = std::min(
+        1.0, static_cast<double>(list.ids.size()) / static_cast<double>(live_.size()));
+    return exact_scan(query, k, list.exact ? nullptr : allow, &list.ids);
+}
+
+std::vector<ScoredId> VectorIndex::scan_listed_or_all(
+    const float* query, std::size_t k, const std::function<bool(std::uint64_t)>* allow,
+    const CandidateSource* source, SearchPlan& plan) const {
+    plan.exact = true;
+    if (source != nullptr) {
+        // The lists were over the exact-scan budget when the search planned, but scanning them
+        // still beats asking the predicate about every vector: a candidate costs a lookup and a
+        // score, a vector of the full scan the predicate (itself a chunk-table lookup and the
+        // filter) and, when admitted, the same lookup and score. Past half the index, building
+        // the list (copies, merges, intersections) costs about what the scan saves.
+        if (auto list = (*source)(live_.size() / 2)) {
+            return scan_candidates(query, k, allow, *list, plan);
+        }
+    }
+    return exact_scan(query, k, allow);
 }
 
 void VectorIndex::restore_live(std::uint64_t id, Vector vector) {

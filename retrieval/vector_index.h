@@ -15,8 +15,10 @@
 // predicate, so a filtered search first estimates its selectivity from a sample of the indexed
 // vectors at pseudo-random positions (it stops early once enough of them pass, so a loose filter
 // costs a few dozen calls). About exact_scan_budget() admitted vectors or fewer (the plan by
-// estimated cost): the search scans them exactly, as Qdrant's full-scan threshold does (a graph
-// walk under a tight filter meets few admitted vectors and returns poor or partial results).
+// estimated cost; when the source's lists named more than the budget, only below the HNSW
+// walk's recall floor, since the lists outweigh a noisy sample): the search scans them exactly,
+// as Qdrant's full-scan threshold does (a graph walk under a tight filter meets few admitted
+// vectors and returns poor or partial results).
 // More: the walk gets efSearch / selectivity (at most `filter_max_ef`) as its efSearch. With
 // FAISS 1.7 that only lifts the walk's early stop (the beam stays the index's efSearch; see
 // set_hnsw_ef_search). When FAISS still returns fewer than k (the walk "ran dry"), the search
@@ -224,6 +226,8 @@ private:
                                               SearchPlan& plan) const;
     double estimate_selectivity(const std::function<bool(std::uint64_t)>& allow) const;
     std::size_t exact_budget_locked(std::size_t k) const;
+    // Admitted vectors below which a filtered HNSW walk loses recall (0 for other kinds).
+    double walk_recall_floor_locked(std::size_t k) const;
     double similarity(const float* a, const float* b) const;
     void maybe_start_rebuild();
     void rebuild(std::stop_token stop);

@@ -249,3 +249,58 @@ TEST_CASE("the candidates are asked for again only when the walk runs dry") {
     REQUIRE(index->search(query, 10, nullptr, &plan, &source).ok());
     CHECK(limits.empty());
 }
+
+TEST_CASE("lists over the budget outweigh a sample that saw few admitted, above the recall floor") {
+    // Budget 100; the walk's recall floor is 3,000 x 16 / 2,048 = 23 admitted vectors.
+    VectorIndexOptions options;
+    options.factory = "HNSW16";
+    options.dimension = kDim;
+    options.hnsw_ef_search = 16;
+    options.hnsw_ef_construction = 40;
+    options.filter_exact_max = 100;
+    auto created = VectorIndex::create(options);
+    REQUIRE(created.ok());
+    auto& index = **created;
+    auto vectors = fill(index);
+    // The lists name every odd id (1,500, over the budget) and are a superset, as an `and`
+    // with a child too wide to narrow gives.
+    CandidateList odds;
+    for (std::uint64_t id = 1; id <= kVectors; id += 2) {
+        odds.ids.push_back(id);
+    }
+    CandidateSource source = [&](std::size_t limit) -> std::optional<CandidateList> {
+        if (odds.ids.size() > limit) {
+            return std::nullopt;
+        }
+        return odds;
+    };
+    std::mt19937 rng(14);
+    Vector query = random_vector(rng);
+
+    // 60 admitted (2%): under the budget by the sample, over the recall floor. Without lists the
+    // sample's plan, a scan; with lists over the budget, the walk.
+    std::function<bool(std::uint64_t)> two_percent = [](std::uint64_t id) {
+        return id % 50 == 1;
+    };
+    VectorIndex::SearchPlan plan;
+    REQUIRE(index.search(query, 10, &two_percent, &plan).ok());
+    CHECK(plan.exact);
+    CHECK(plan.ef_search == 0);
+    auto hits = index.search(query, 10, &two_percent, &plan, &source);
+    REQUIRE(hits.ok());
+    CHECK(plan.ef_search > 16);
+    REQUIRE(hits->size() == 10);
+    for (const auto& hit : *hits) {
+        CHECK(two_percent(hit.id));
+    }
+
+    // 6 admitted: below the recall floor the scan stays the plan, over the listed candidates.
+    std::function<bool(std::uint64_t)> six = [](std::uint64_t id) { return id % 500 == 9; };
+    hits = index.search(query, 10, &six, &plan, &source);
+    REQUIRE(hits.ok());
+    CHECK(plan.exact);
+    CHECK_FALSE(plan.ran_dry);
+    CHECK(plan.ef_search == 0);
+    CHECK(plan.candidates == odds.ids.size());
+    CHECK(ids_of(*hits) == brute_force(vectors, query, 10, six));
+}

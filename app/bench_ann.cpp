@@ -213,9 +213,9 @@ Status measure(const Run& run, const FilterCase& filter_case, int ef,
                 if (!filter_case.unfiltered) {
                     candidates = run.postings.source(filter_case.filters[q], run.reader);
                 }
-                SLUICE_ASSIGN_OR_RETURN(
-                    ours, run.index.search(query, run.options.k, allow_ptr, &plan,
-                                           candidates ? &candidates : nullptr));
+                SLUICE_ASSIGN_OR_RETURN(ours,
+                                        run.index.search(query, run.options.k, allow_ptr, &plan,
+                                                         candidates ? &candidates : nullptr));
                 wrapper.ms.push_back(since_ms(start));
                 wrapper.exact += plan.exact ? 1 : 0;
                 wrapper.dry += plan.ran_dry ? 1 : 0;

@@ -23,9 +23,10 @@ struct CandidateList {
 
 // The candidates of one search, or nullopt when they are more than `limit` (building them stops
 // there, so a loose filter costs a few list sizes). VectorIndex::search calls it with its
-// exact-scan budget when it plans and, only when a graph walk ran dry, once more with a larger
-// limit, so a search that the walk answers pays for no more than the first, bounded call. It is
-// called under the vector index's shared lock and must not call back into the index.
+// exact-scan budget when it plans and, only when it must scan without a list (a graph walk ran
+// dry, or the sample planned a scan), once more with a larger limit, so a search that the walk
+// answers pays for no more than the first, bounded call. It is called under the vector index's
+// shared lock and must not call back into the index.
 using CandidateSource = std::function<std::optional<CandidateList>(std::size_t limit)>;
 
 }  // namespace sluice::retrieval

@@ -319,8 +319,7 @@ std::optional<FilterPostings::Set> FilterPostings::evaluate(const Filter& filter
     }
 }
 
-std::optional<CandidateList> FilterPostings::candidates(const Filter& filter,
-                                                        const Reader& reader,
+std::optional<CandidateList> FilterPostings::candidates(const Filter& filter, const Reader& reader,
                                                         std::size_t limit) const {
     Gathered acl;
     auto add_list = [&](const std::unordered_map<std::string, Ids>& lists,
@@ -342,7 +341,7 @@ std::optional<CandidateList> FilterPostings::candidates(const Filter& filter,
         }
         // The reader's chunks: exact when the filter admits everything.
         return CandidateList{acl.lists.empty() ? Ids{} : merge_lists(acl.lists),
-                          acl.lists.empty() || filter.matches_all()};
+                             acl.lists.empty() || filter.matches_all()};
     }
     if (acl.lists.empty()) {
         return CandidateList{{}, true};  // the reader may read nothing
@@ -359,7 +358,8 @@ std::optional<CandidateList> FilterPostings::candidates(const Filter& filter,
 }
 
 CandidateSource FilterPostings::source(const Filter& filter, const Reader& reader) const {
-    return [this, &filter, &reader](std::size_t limit) { return candidates(filter, reader, limit); };
+    return
+        [this, &filter, &reader](std::size_t limit) { return candidates(filter, reader, limit); };
 }
 
 std::size_t FilterPostings::lists() const {

@@ -651,10 +651,10 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
     }
     if (wants_vector) {
         // A filter or an ACL that admits few chunks names them through the posting lists, and
-        // the vector search scans only those; it asks again, for a longer list, only when a
-        // graph walk runs dry. When the lists name exactly the admitted chunks the scan skips
-        // the predicate (a chunk-table lookup and the filter per candidate); otherwise it
-        // checks each candidate before scoring it.
+        // the vector search scans only those; it asks again, for a longer list, only when it
+        // must scan anyway (a graph walk ran dry). When the lists name exactly the admitted chunks
+        // the scan skips the predicate (a chunk-table lookup and the filter per candidate);
+        // otherwise it checks each candidate before scoring it.
         CandidateSource candidates = postings_.source(query.filter, reader);
         SLUICE_ASSIGN_OR_RETURN(nearest,
                                 vectors_->search(vector, depth, &allow, nullptr, &candidates));

@@ -515,8 +515,6 @@ std::size_t VectorIndex::exact_scan_budget(std::size_t k) const {
 // row each).
 constexpr double kWalkVisitCost = 0.3;
 
-// The cost model behind the filtered plan (vector_index.h): vectors touched, a walk's visit
-// weighted by kWalkVisitCost against a scanned candidate.
 // Below selectivity ef / max_ef the HNSW walk cannot widen enough to meet as many admitted
 // vectors as an unfiltered one: its recall falls, so the exact scan is the plan there whatever
 // it costs. Other kinds have no walk to protect: 0.
@@ -529,6 +527,8 @@ double VectorIndex::walk_recall_floor_locked(std::size_t k) const {
     return static_cast<double>(live_.size()) * ef / max_ef;
 }
 
+// The cost model behind the filtered plan (vector_index.h): vectors touched, a walk's visit
+// weighted by kWalkVisitCost against a scanned candidate.
 std::size_t VectorIndex::exact_budget_locked(std::size_t k) const {
     const auto n = static_cast<double>(live_.size());
     double budget = n;
@@ -555,9 +555,10 @@ std::size_t VectorIndex::exact_budget_locked(std::size_t k) const {
     return std::min(options_.filter_exact_max, static_cast<std::size_t>(budget));
 }
 
-Result<std::vector<ScoredId>> VectorIndex::search(
-    const Vector& query, std::size_t k, const std::function<bool(std::uint64_t)>* allow,
-    SearchPlan* plan, const CandidateSource* candidates) const {
+Result<std::vector<ScoredId>> VectorIndex::search(const Vector& query, std::size_t k,
+                                                  const std::function<bool(std::uint64_t)>* allow,
+                                                  SearchPlan* plan,
+                                                  const CandidateSource* candidates) const {
     SearchPlan ignored;
     SearchPlan& how = plan != nullptr ? *plan : ignored;
     how = SearchPlan{};
@@ -662,8 +663,8 @@ std::vector<ScoredId> VectorIndex::scan_candidates(const float* query, std::size
                                                    SearchPlan& plan) const {
     plan.exact = true;
     plan.candidates = list.ids.size();
-    plan.selectivity = std::min(
-        1.0, static_cast<double>(list.ids.size()) / static_cast<double>(live_.size()));
+    plan.selectivity =
+        std::min(1.0, static_cast<double>(list.ids.size()) / static_cast<double>(live_.size()));
     return exact_scan(query, k, list.exact ? nullptr : allow, &list.ids);
 }
 

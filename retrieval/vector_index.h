@@ -221,9 +221,8 @@ private:
     // returned fewer than k): the candidates `source` names within half the index, else every
     // vector through `allow`.
     std::vector<ScoredId> scan_listed_or_all(const float* query, std::size_t k,
-                                              const std::function<bool(std::uint64_t)>* allow,
-                                              const CandidateSource* source,
-                                              SearchPlan& plan) const;
+                                             const std::function<bool(std::uint64_t)>* allow,
+                                             const CandidateSource* source, SearchPlan& plan) const;
     double estimate_selectivity(const std::function<bool(std::uint64_t)>& allow) const;
     std::size_t exact_budget_locked(std::size_t k) const;
     // Admitted vectors below which a filtered HNSW walk loses recall (0 for other kinds).

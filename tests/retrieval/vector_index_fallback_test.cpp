@@ -124,8 +124,8 @@ struct Chunks {
 // Runs `queries` searches; each one whose walk ran dry must have scanned `expected_candidates`
 // ids and returned the brute-force top k. Returns how many ran dry.
 int check_dry_walks(const VectorIndex& index, const std::vector<Vector>& vectors,
-                    const std::function<bool(std::uint64_t)>& allow,
-                    const CandidateSource& source, std::size_t expected_candidates) {
+                    const std::function<bool(std::uint64_t)>& allow, const CandidateSource& source,
+                    std::size_t expected_candidates) {
     std::mt19937 rng(12);
     int dry = 0;
     for (int trial = 0; trial < 20; ++trial) {
@@ -279,9 +279,7 @@ TEST_CASE("lists over the budget outweigh a sample that saw few admitted, above 
 
     // 60 admitted (2%): under the budget by the sample, over the recall floor. Without lists the
     // sample's plan, a scan; with lists over the budget, the walk.
-    std::function<bool(std::uint64_t)> two_percent = [](std::uint64_t id) {
-        return id % 50 == 1;
-    };
+    std::function<bool(std::uint64_t)> two_percent = [](std::uint64_t id) { return id % 50 == 1; };
     VectorIndex::SearchPlan plan;
     REQUIRE(index.search(query, 10, &two_percent, &plan).ok());
     CHECK(plan.exact);

@@ -10,6 +10,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "governance/detail/audit_format.h"
+#include "governance/detail/audit_rows.h"
 #include "governance/detail/crypto.h"
 #include "governance/detail/sqlite.h"
 
@@ -149,7 +150,9 @@ Result<std::string> audit_public_key(const std::filesystem::path& key_path) {
 AuditLog::AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail::Ed25519Key> key,
                    AuditLogOptions options, std::unique_ptr<detail::Database> checkpoint_db)
     : db_(std::move(db)), key_(std::move(key)), options_(options),
-      hasher_(std::make_unique<detail::Sha256>()), checkpoint_db_(std::move(checkpoint_db)) {
+      hasher_(std::make_unique<detail::Sha256>()),
+      row_writer_(std::make_unique<detail::AuditRowWriter>(*db_)),
+      checkpoint_db_(std::move(checkpoint_db)) {
     if (checkpoint_db_) {
         checkpointer_ = std::jthread([this](std::stop_token stop) { checkpoint_wal(stop); });
     }
@@ -534,17 +537,9 @@ Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
     std::int64_t seq = tail.seq;
     detail::Sha256::Digest prev = tail.hash;
 
-    SLUICE_ASSIGN_OR_RETURN(
-        auto* insert,
-        db_->cached("INSERT INTO audit_log (seq, time_us, principal, action, securable, result, "
-                    "request_id, client, token_id, decided_by, details, prev_hash, hash) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    // The values are bound without copies (they outlive each step); the bindings are cleared
-    // however this function ends, so that none outlives the batch.
-    struct ClearBindings {
-        detail::Statement* statement;
-        ~ClearBindings() { statement->reset(); }
-    } clear_bindings{insert};
+    // The rows go in many to a statement (detail/audit_rows.h); a failure anywhere returns
+    // before the commit, and the transaction's rollback takes back every row of the batch.
+    row_writer_->clear();
     bool crossed_checkpoint = false;
     for (const PendingPtr& pending : batch) {
         pending->result = Status();
@@ -564,26 +559,12 @@ Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
             ++seq;
             const detail::Sha256::Digest hash =
                 record_hash(*hasher_, hash_scratch_, seq, e, bytes_of(prev));
-            SLUICE_RETURN_IF_ERROR(
-                insert->bind(1, seq)
-                    .bind(2, e.time_us)
-                    .bind_static(3, e.principal)
-                    .bind_static(4, e.action)
-                    .bind_static(5, e.securable)
-                    .bind_static(6, e.result)
-                    .bind_static(7, e.request_id)
-                    .bind_static(8, e.client)
-                    .bind_static(9, e.token_id)
-                    .bind_static(10, e.decided_by)
-                    .bind_static(11, e.details)
-                    .bind_blob_static(12, prev.data(), prev.size())
-                    .bind_blob_static(13, hash.data(), hash.size())
-                    .run());
-            insert->reset();  // before `prev`, which is bound to it, changes
+            SLUICE_RETURN_IF_ERROR(row_writer_->add(seq, e, prev, hash));
             prev = hash;
             crossed_checkpoint = crossed_checkpoint || seq % options_.checkpoint_every == 0;
         }
     }
+    SLUICE_RETURN_IF_ERROR(row_writer_->flush());
     SLUICE_RETURN_IF_ERROR(transaction->commit());
     if (crossed_checkpoint) {
         SLUICE_RETURN_IF_ERROR(checkpoint_locked());

@@ -69,6 +69,7 @@
 namespace sluice::governance {
 
 namespace detail {
+class AuditRowWriter;
 class Database;
 class Ed25519Key;
 class Sha256;
@@ -205,6 +206,7 @@ private:
     std::map<std::uint64_t, std::vector<AuditEvent>> deferred_;  // guarded by mutex_
     std::string hash_scratch_;  // guarded by db_mutex_; the bytes each record's hash covers
     std::unique_ptr<detail::Sha256> hasher_;  // guarded by db_mutex_
+    std::unique_ptr<detail::AuditRowWriter> row_writer_;  // guarded by db_mutex_; inserts rows
     std::mutex db_mutex_;  // serialises use of db_ (batches, checkpoint())
 
     void checkpoint_wal(std::stop_token stop);

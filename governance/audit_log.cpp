@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <iterator>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -245,8 +244,10 @@ Status AuditLog::append(AuditEvent event, AuditCompanion companion) {
     auto pending = std::make_shared<Pending>();
     pending->waited = companion != nullptr || options_.acknowledge == AuditAcknowledge::kDurable;
     pending->companion = std::move(companion);
-    pending->events.push_back(std::move(event));
-    return submit(std::move(pending), ticket);
+    if (ticket == 0) {
+        pending->events.reserve(1);  // here rather than under the queue's lock
+    }
+    return submit(std::move(pending), ticket, &event);
 }
 
 std::uint64_t AuditLog::defer(AuditEvent event) {
@@ -255,7 +256,11 @@ std::uint64_t AuditLog::defer(AuditEvent event) {
     }
     std::lock_guard lock(mutex_);
     std::uint64_t ticket = next_ticket_++;
-    deferred_[ticket].push_back(std::move(event));
+    std::vector<AuditEvent>& held = deferred_[ticket];
+    // Room for the request's next record too: submit() moves this vector into the queue and
+    // adds that record to it, with no allocation of its own.
+    held.reserve(2);
+    held.push_back(std::move(event));
     return ticket;
 }
 
@@ -270,7 +275,7 @@ Status AuditLog::flush(std::uint64_t ticket) {
     }
     auto pending = std::make_shared<Pending>();
     pending->waited = options_.acknowledge == AuditAcknowledge::kDurable;
-    return submit(std::move(pending), ticket);
+    return submit(std::move(pending), ticket, nullptr);
 }
 
 std::size_t AuditLog::deferred_count() const {
@@ -292,7 +297,7 @@ std::size_t AuditLog::queued() const {
     return queued_records_ + writing_records_;
 }
 
-Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket) {
+Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket, AuditEvent* event) {
     std::unique_lock lock(mutex_);
     auto held_records = [&]() -> std::size_t {
         auto held = ticket == 0 ? deferred_.end() : deferred_.find(ticket);
@@ -302,7 +307,7 @@ Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket) {
     // Block, never drop: a full queue holds the appender until the writer makes room. A bundle
     // larger than the whole queue goes in alone.
     progress_.wait(lock, [&] {
-        records = pending->events.size() + held_records();
+        records = (event != nullptr ? 1 : 0) + held_records();
         return closing_ || !failure_.ok() || queued_records_ == 0 ||
                queued_records_ + records <= options_.queue_capacity;
     });
@@ -316,10 +321,11 @@ Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket) {
     if (auto held = ticket == 0 ? deferred_.end() : deferred_.find(ticket);
         held != deferred_.end()) {
         // The request's held records go first, in the order they were deferred.
-        std::vector<AuditEvent> events = std::move(held->second);
+        pending->events = std::move(held->second);
         deferred_.erase(held);
-        std::move(pending->events.begin(), pending->events.end(), std::back_inserter(events));
-        pending->events = std::move(events);
+    }
+    if (event != nullptr) {
+        pending->events.push_back(std::move(*event));
     }
     if (pending->events.empty()) {
         return Status();  // a flush that another flush of the same ticket emptied

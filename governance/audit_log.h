@@ -158,9 +158,10 @@ private:
     // The most appends one transaction takes, so that a commit and its waiters' wait stay short.
     static constexpr std::size_t kMaxBatch = 512;
 
-    // Queues `pending` (blocking while the queue is full), in front of it the records held
-    // under `ticket`, and, when it is waited for, returns the outcome of its commit.
-    Status submit(PendingPtr pending, std::uint64_t ticket);
+    // Queues `pending` with the records held under `ticket` and then `event` (null for none; it
+    // is moved from), blocking while the queue is full, and, when it is waited for, returns the
+    // outcome of its commit. `pending` comes with no events.
+    Status submit(PendingPtr pending, std::uint64_t ticket, AuditEvent* event);
     // Takes up to kMaxBatch appends from the front of the queue and commits them with `lock`
     // released; settles them. Precondition: `lock` holds mutex_, nobody is committing, the
     // queue is not empty. Returns the write's status.

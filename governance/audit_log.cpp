@@ -473,9 +473,15 @@ void AuditLog::write_loop() {
             pause = std::min<std::chrono::milliseconds>(pause * 2, kLongestPause);
         } else if (!closing_) {
             // Gather: records nobody waits for are committed together, a few milliseconds late.
-            // A waiting appender does not end the gathering: it commits the queue itself.
-            work_.wait_for(lock, options_.gather,
-                           [&] { return closing_ || queued_records_ >= kMaxBatch; });
+            // A waiting appender does not end the gathering: it commits the queue itself. Should
+            // its write fail and leave these records behind, the retries with their pauses take
+            // over at once rather than after the gathering.
+            work_.wait_for(lock, options_.gather, [&] {
+                return closing_ || queued_records_ >= kMaxBatch || !failure_.ok();
+            });
+            if (!failure_.ok() && !closing_) {
+                continue;
+            }
         }
         if (committing_ || queue_.empty()) {
             continue;  // a waiting appender or sync() took the queue meanwhile

@@ -396,6 +396,9 @@ Status AuditLog::commit_front(std::unique_lock<std::mutex>& lock) {
     batch_last_ = batch_.back()->index;
     progress_.notify_all();  // room in the queue
     lock.unlock();
+    // The previous batch's appends (their events' strings) are freed here, outside the queue's
+    // lock, rather than while appenders wait for it.
+    retired_.clear();
     Status written;
     {
         std::lock_guard db_lock(db_mutex_);
@@ -422,7 +425,7 @@ void AuditLog::settle_batch_locked(const Status& written) {
         }
         committed_through_ = batch_last_;
         failure_ = Status();
-        batch_.clear();
+        std::swap(batch_, retired_);  // batch_ is now empty; the next commit frees retired_
         return;
     }
     if (failure_.ok()) {

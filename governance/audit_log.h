@@ -195,6 +195,7 @@ private:
     // batch at a time keeps the chain in queue order.
     bool committing_ = false;
     std::vector<PendingPtr> batch_;     // the batch being written; owned by whoever set committing_
+    std::vector<PendingPtr> retired_;   // the last batch written, freed by the next; likewise
     std::uint64_t batch_last_ = 0;      // index of batch_'s last append; likewise
     bool idle_ = false;                 // guarded by mutex_; the writer waits for work
     bool writer_woken_ = false;         // guarded by mutex_; notified since it went idle

@@ -31,6 +31,7 @@ struct DecodeBenchOptions {
     std::vector<int> batches = {1, 8};
     std::vector<std::string> weights = {"bf16", "int8"};
     int gemv_repeats = 20;  // 0: no product timed alone
+    int rounds = 3;         // measurements per batch size; the median is reported
     bool json = false;
 };
 
@@ -96,6 +97,62 @@ Result<Measurement> measure(inference::Backend& backend, int batch, int32_t prom
     SLUICE_ASSIGN_OR_RETURN(auto result, inference::generate_batch(backend, pool, requests));
     return Measurement{result.timings.prefill_tokens_per_second(),
                        result.timings.decode_tokens_per_second()};
+}
+
+// The median of `values` (the upper one of an even count); values is not empty.
+double median_of(std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+}
+
+struct RoundSummary {
+    double prefill_tok_s = 0;  // medians over the rounds
+    double decode_tok_s = 0;
+    double decode_gb_s = 0;        // batch 1 only: active bytes per token x decode tokens/s
+    double triad_gb_s = 0;         // batch 1 only: median of the triads paired with the rounds
+    double fraction_of_triad = 0;  // median of each round's decode GB/s over its own triad
+    double fraction_min = 0;
+    double fraction_max = 0;
+};
+
+// `options.rounds` measurements of one batch size. At batch 1 each round first measures the
+// triad, so that decode is read against the bandwidth the machine gave at that moment: on a
+// shared machine the triad alone moves by a third between runs, and a ratio of two numbers
+// taken minutes apart mostly measures the neighbours.
+Result<RoundSummary> measure_rounds(inference::Backend& backend, int batch,
+                                    const DecodeBenchOptions& options, double active_bytes,
+                                    int threads) {
+    std::vector<double> prefill, decode, gb_s, triads, fractions;
+    for (int round = 0; round < options.rounds; ++round) {
+        double triad_gb_s = 0;
+        if (batch == 1) {
+            triad_gb_s = measure_triad_bandwidth(threads, 32u << 20, 5).best_gb_s;
+        }
+        SLUICE_ASSIGN_OR_RETURN(
+            auto m, measure(backend, batch, options.prompt_tokens, options.decode_tokens,
+                            static_cast<uint64_t>(batch)));
+        prefill.push_back(m.prefill_tok_s);
+        decode.push_back(m.decode_tok_s);
+        if (batch == 1) {
+            // At batch 1 every token reads the active weights once; in a batch the dense
+            // weights and the experts that tokens share are read once for all, so bandwidth
+            // is only meaningful for batch 1.
+            gb_s.push_back(m.decode_tok_s * active_bytes / 1e9);
+            triads.push_back(triad_gb_s);
+            fractions.push_back(gb_s.back() / triad_gb_s);
+        }
+    }
+    RoundSummary summary;
+    summary.prefill_tok_s = median_of(prefill);
+    summary.decode_tok_s = median_of(decode);
+    if (batch == 1) {
+        summary.decode_gb_s = median_of(gb_s);
+        summary.triad_gb_s = median_of(triads);
+        summary.fraction_of_triad = median_of(fractions);
+        summary.fraction_min = *std::min_element(fractions.begin(), fractions.end());
+        summary.fraction_max = *std::max_element(fractions.begin(), fractions.end());
+    }
+    return summary;
 }
 
 // The batch-1 bf16 product alone, on the shape of the model's lm_head and the threads of one
@@ -194,29 +251,32 @@ int run_decode_bench(const DecodeBenchOptions& options) {
         (void)measure(**backend, 1, 64, 2, 99);
         const double active_bytes = static_cast<double>((*backend)->active_weight_bytes());
         for (int batch : options.batches) {
-            auto m = measure(**backend, batch, options.prompt_tokens, options.decode_tokens,
-                             static_cast<uint64_t>(batch));
-            if (!m.ok()) {
-                std::cerr << "sluice bench decode: " << m.status().to_string() << "\n";
+            auto rounds = measure_rounds(**backend, batch, options, active_bytes, threads);
+            if (!rounds.ok()) {
+                std::cerr << "sluice bench decode: " << rounds.status().to_string() << "\n";
                 status = 1;
                 continue;
             }
-            // At batch 1 every token reads the active weights once; in a batch the dense weights
-            // and the experts that tokens share are read once for all, so the bandwidth columns
-            // are only meaningful for batch 1.
-            const double gb_s = m->decode_tok_s * active_bytes / 1e9;
+            const RoundSummary& m = *rounds;
             const std::string key = std::string(name) + ".batch" + std::to_string(batch);
-            report.add_row({name, std::to_string(batch), format_fixed(m->prefill_tok_s, 1),
-                            format_fixed(m->decode_tok_s, 2),
-                            format_fixed(active_bytes / 1e6, 1),
-                            batch == 1 ? format_fixed(gb_s, 2) : "-",
-                            batch == 1 ? format_fixed(100.0 * gb_s / triad.best_gb_s, 1) : "-"});
-            report.set_figure(key + ".prefill_tok_s", m->prefill_tok_s);
-            report.set_figure(key + ".decode_tok_s", m->decode_tok_s);
+            report.add_row({name, std::to_string(batch), format_fixed(m.prefill_tok_s, 1),
+                            format_fixed(m.decode_tok_s, 2), format_fixed(active_bytes / 1e6, 1),
+                            batch == 1 ? format_fixed(m.decode_gb_s, 2) : "-",
+                            batch == 1 ? format_fixed(100.0 * m.fraction_of_triad, 1) : "-"});
+            report.set_figure(key + ".prefill_tok_s", m.prefill_tok_s);
+            report.set_figure(key + ".decode_tok_s", m.decode_tok_s);
             if (batch == 1) {
                 report.set_figure(std::string(name) + ".active_bytes_per_token", active_bytes);
-                report.set_figure(key + ".decode_gb_s", gb_s);
-                report.set_figure(key + ".fraction_of_triad", gb_s / triad.best_gb_s);
+                report.set_figure(key + ".decode_gb_s", m.decode_gb_s);
+                report.set_figure(key + ".fraction_of_triad", m.fraction_of_triad);
+                report.set_figure(key + ".fraction_of_triad_min", m.fraction_min);
+                report.set_figure(key + ".fraction_of_triad_max", m.fraction_max);
+                report.set_figure(key + ".paired_triad_gb_s", m.triad_gb_s);
+                report.add_note(std::string(name) + " batch 1: % of triad is the median over " +
+                                std::to_string(options.rounds) +
+                                " rounds, each against a triad measured just before it (range " +
+                                format_fixed(100.0 * m.fraction_min, 1) + "-" +
+                                format_fixed(100.0 * m.fraction_max, 1) + "%)");
             }
         }
     }
@@ -299,6 +359,11 @@ void add_decode_bench(Cli& cli) {
                      "cpu: timed runs of the lm_head-shaped bf16 product alone, per weight "
                      "layout (default 20; 0 skips it)")
         ->check(CLI::Range(0, 1000));
+    command
+        ->add_option("--rounds", options->rounds,
+                     "cpu: measurements per batch size, medians reported; at batch 1 each "
+                     "round is read against a triad measured just before it (default 3)")
+        ->check(CLI::Range(1, 100));
     command->add_flag("--json", options->json, "Print the figures as one JSON object last");
     cli.on_run(command, [options, cuda, command] {
         if (options->backend != "cuda") {

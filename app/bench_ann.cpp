@@ -144,6 +144,7 @@ struct Series {
     double recall_sum = 0;
     std::size_t recall_count = 0;
     std::size_t exact = 0;   // queries the wrapper answered by an exact scan
+    std::size_t dry = 0;     // ...of which after a graph walk returned fewer than k
     double ef_sum = 0;       // efSearch of its graph walks
     double candidate_sum = 0;  // posting-list candidates it scanned
     double budget_sum = 0;     // its exact-scan budgets
@@ -205,19 +206,19 @@ Status measure(const Run& run, const FilterCase& filter_case, int ef,
             auto start = Clock::now();
             if (ours_now) {
                 // As Index::query does: the posting lists name the candidates of a tight
-                // filter, inside the timed part ("none" has no predicate, as raw FAISS).
+                // filter, and of any filter whose walk runs dry, inside the timed part ("none"
+                // has no predicate, as raw FAISS).
                 retrieval::VectorIndex::SearchPlan plan;
-                std::optional<retrieval::FilterPostings::Candidates> candidates;
+                retrieval::CandidateSource candidates;
                 if (!filter_case.unfiltered) {
-                    candidates = run.postings.candidates(filter_case.filters[q], run.reader,
-                                                         run.index.exact_scan_budget(run.options.k));
+                    candidates = run.postings.source(filter_case.filters[q], run.reader);
                 }
-                const Allow* scan_allow = candidates && candidates->exact ? nullptr : allow_ptr;
-                SLUICE_ASSIGN_OR_RETURN(
-                    ours, run.index.search(query, run.options.k, scan_allow, &plan,
-                                           candidates ? &candidates->ids : nullptr));
+                SLUICE_ASSIGN_OR_RETURN(ours,
+                                        run.index.search(query, run.options.k, allow_ptr, &plan,
+                                                         candidates ? &candidates : nullptr));
                 wrapper.ms.push_back(since_ms(start));
                 wrapper.exact += plan.exact ? 1 : 0;
+                wrapper.dry += plan.ran_dry ? 1 : 0;
                 wrapper.ef_sum += plan.ef_search;
                 wrapper.candidate_sum += static_cast<double>(plan.candidates);
                 wrapper.budget_sum += static_cast<double>(plan.exact_budget);
@@ -248,6 +249,9 @@ std::string describe_plan(const Series& series, bool wrapper, int ef) {
     if (series.candidate_sum > 0) {
         cell += " (" + format_fixed(series.candidate_sum / queries, 0) + " candidates)";
     }
+    if (series.dry > 0) {
+        cell += ", " + format_fixed(100.0 * series.dry / queries, 0) + "% after a dry walk";
+    }
     if (walks > 0) {
         cell += ", graph ef " + format_fixed(series.ef_sum / walks, 0);
     }
@@ -267,6 +271,7 @@ void report_series(BenchReport& report, const FilterCase& filter, int ef,
     if (wrapper) {
         auto queries = static_cast<double>(series.ms.size());
         report.set_figure(key + ".exact_share", static_cast<double>(series.exact) / queries);
+        report.set_figure(key + ".dry_share", static_cast<double>(series.dry) / queries);
         report.set_figure(key + ".candidates", series.candidate_sum / queries);
         report.set_figure(key + ".exact_budget", series.budget_sum / queries);
     }

@@ -319,9 +319,8 @@ std::optional<FilterPostings::Set> FilterPostings::evaluate(const Filter& filter
     }
 }
 
-std::optional<FilterPostings::Candidates> FilterPostings::candidates(const Filter& filter,
-                                                                     const Reader& reader,
-                                                                     std::size_t limit) const {
+std::optional<CandidateList> FilterPostings::candidates(const Filter& filter, const Reader& reader,
+                                                        std::size_t limit) const {
     Gathered acl;
     auto add_list = [&](const std::unordered_map<std::string, Ids>& lists,
                         const std::string& name) {
@@ -341,21 +340,26 @@ std::optional<FilterPostings::Candidates> FilterPostings::candidates(const Filte
             return std::nullopt;
         }
         // The reader's chunks: exact when the filter admits everything.
-        return Candidates{acl.lists.empty() ? Ids{} : merge_lists(acl.lists),
-                          acl.lists.empty() || filter.matches_all()};
+        return CandidateList{acl.lists.empty() ? Ids{} : merge_lists(acl.lists),
+                             acl.lists.empty() || filter.matches_all()};
     }
     if (acl.lists.empty()) {
-        return Candidates{{}, true};  // the reader may read nothing
+        return CandidateList{{}, true};  // the reader may read nothing
     }
     for (const auto* list : acl.lists) {
         if (list->size() == all_.size()) {
-            return Candidates{std::move(by_filter->ids), by_filter->exact};  // reads everything
+            return CandidateList{std::move(by_filter->ids), by_filter->exact};  // reads everything
         }
     }
     if (acl.size <= by_filter->ids.size()) {
-        return Candidates{intersect(by_filter->ids, merge_lists(acl.lists)), by_filter->exact};
+        return CandidateList{intersect(by_filter->ids, merge_lists(acl.lists)), by_filter->exact};
     }
-    return Candidates{keep_members(by_filter->ids, acl.lists), by_filter->exact};
+    return CandidateList{keep_members(by_filter->ids, acl.lists), by_filter->exact};
+}
+
+CandidateSource FilterPostings::source(const Filter& filter, const Reader& reader) const {
+    return
+        [this, &filter, &reader](std::size_t limit) { return candidates(filter, reader, limit); };
 }
 
 std::size_t FilterPostings::lists() const {

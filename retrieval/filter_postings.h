@@ -36,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "retrieval/candidate_list.h"
 #include "retrieval/filter.h"
 #include "retrieval/types.h"
 
@@ -48,15 +49,14 @@ public:
     // Forgets a chunk; `metadata` and `acl` must be those it was added with.
     void remove(std::uint64_t id, const Metadata& metadata, const Acl& acl);
 
-    struct Candidates {
-        std::vector<std::uint64_t> ids;  // increasing, no repeats
-        bool exact = false;              // ids are exactly the admitted chunks
-    };
-    // The chunks that the filter and the reader's ACL admit (or a superset, see above), or
-    // nullopt when neither narrows the search to at most `limit` ids (the caller then plans
-    // without them).
-    std::optional<Candidates> candidates(const Filter& filter, const Reader& reader,
-                                         std::size_t limit) const;
+    // The chunks that the filter and the reader's ACL admit (or a superset, see above; `exact`
+    // says which), or nullopt when neither narrows the search to at most `limit` ids (the
+    // caller then plans without them).
+    std::optional<CandidateList> candidates(const Filter& filter, const Reader& reader,
+                                            std::size_t limit) const;
+    // candidates() for one search, as VectorIndex::search asks for them. Borrows this object,
+    // `filter` and `reader`: the source must not outlive any of them, nor a write to this.
+    CandidateSource source(const Filter& filter, const Reader& reader) const;
 
     // Distinct (field, value) and ACL-name lists.
     std::size_t lists() const;

@@ -651,15 +651,13 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
     }
     if (wants_vector) {
         // A filter or an ACL that admits few chunks names them through the posting lists, and
-        // the vector search scans only those. When the lists name exactly the admitted chunks
+        // the vector search scans only those; it asks again, for a longer list, only when it
+        // must scan anyway (a graph walk ran dry). When the lists name exactly the admitted chunks
         // the scan skips the predicate (a chunk-table lookup and the filter per candidate);
         // otherwise it checks each candidate before scoring it.
-        auto candidates = postings_.candidates(query.filter, reader,
-                                               vectors_->exact_scan_budget(depth));
-        const auto* scan_allow = candidates && candidates->exact ? nullptr : &allow;
-        SLUICE_ASSIGN_OR_RETURN(
-            nearest, vectors_->search(vector, depth, scan_allow, nullptr,
-                                      candidates ? &candidates->ids : nullptr));
+        CandidateSource candidates = postings_.source(query.filter, reader);
+        SLUICE_ASSIGN_OR_RETURN(nearest,
+                                vectors_->search(vector, depth, &allow, nullptr, &candidates));
     }
     std::vector<FusedId> ranked;
     if (query.mode == QueryMode::kHybrid) {

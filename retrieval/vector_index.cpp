@@ -515,6 +515,18 @@ std::size_t VectorIndex::exact_scan_budget(std::size_t k) const {
 // row each).
 constexpr double kWalkVisitCost = 0.3;
 
+// Below selectivity ef / max_ef the HNSW walk cannot widen enough to meet as many admitted
+// vectors as an unfiltered one: its recall falls, so the exact scan is the plan there whatever
+// it costs. Other kinds have no walk to protect: 0.
+double VectorIndex::walk_recall_floor_locked(std::size_t k) const {
+    if (kind_ != Kind::kHnsw) {
+        return 0;
+    }
+    double ef = std::max<double>(ef_search_.load(), static_cast<double>(k));
+    double max_ef = std::max<double>(options_.filter_max_ef, ef);
+    return static_cast<double>(live_.size()) * ef / max_ef;
+}
+
 // The cost model behind the filtered plan (vector_index.h): vectors touched, a walk's visit
 // weighted by kWalkVisitCost against a scanned candidate.
 std::size_t VectorIndex::exact_budget_locked(std::size_t k) const {
@@ -526,11 +538,7 @@ std::size_t VectorIndex::exact_budget_locked(std::size_t k) const {
         // runs (2M for HNSW<M>).
         double degree = hnsw != nullptr ? hnsw->hnsw.nb_neighbors(0) : 32;
         double ef = std::max<double>(ef_search_.load(), static_cast<double>(k));
-        double max_ef = std::max<double>(options_.filter_max_ef, ef);
-        // Below selectivity ef / max_ef the walk cannot widen enough to meet as many admitted
-        // vectors as an unfiltered one: its recall falls, so the exact scan is the plan there
-        // whatever it costs.
-        double recall_floor = n * ef / max_ef;
+        double recall_floor = walk_recall_floor_locked(k);
         // Above it, the walk expands about ef / s nodes of `degree` neighbours, s = c / n; the
         // scan touches c vectors: c < w (ef n / c) degree where c < sqrt(w ef n degree).
         double crossover = std::sqrt(kWalkVisitCost * ef * n * degree);
@@ -547,9 +555,10 @@ std::size_t VectorIndex::exact_budget_locked(std::size_t k) const {
     return std::min(options_.filter_exact_max, static_cast<std::size_t>(budget));
 }
 
-Result<std::vector<ScoredId>> VectorIndex::search(
-    const Vector& query, std::size_t k, const std::function<bool(std::uint64_t)>* allow,
-    SearchPlan* plan, const std::vector<std::uint64_t>* candidates) const {
+Result<std::vector<ScoredId>> VectorIndex::search(const Vector& query, std::size_t k,
+                                                  const std::function<bool(std::uint64_t)>* allow,
+                                                  SearchPlan* plan,
+                                                  const CandidateSource* candidates) const {
     SearchPlan ignored;
     SearchPlan& how = plan != nullptr ? *plan : ignored;
     how = SearchPlan{};
@@ -568,12 +577,13 @@ Result<std::vector<ScoredId>> VectorIndex::search(
     }
     const State& state = *state_;
     how.exact_budget = exact_budget_locked(k);
-    if (candidates != nullptr) {
-        how.exact = true;
-        how.candidates = candidates->size();
-        how.selectivity = std::min(1.0, static_cast<double>(candidates->size()) /
-                                            static_cast<double>(live_.size()));
-        return exact_scan(q.data(), k, allow, candidates);
+    const CandidateSource* source =
+        allow != nullptr && candidates != nullptr && *candidates ? candidates : nullptr;
+    if (source != nullptr) {
+        // The lists stop building once they pass the budget, so a loose filter costs little here.
+        if (auto planned = (*source)(how.exact_budget)) {
+            return scan_candidates(q.data(), k, allow, *planned, how);
+        }
     }
     // Small indexes and untrained IVF are scanned: exact, and cheaper than a graph walk.
     bool untrained = kind_ == Kind::kIvf && !state.index->is_trained;
@@ -585,10 +595,17 @@ Result<std::vector<ScoredId>> VectorIndex::search(
     if (allow != nullptr) {
         double selectivity = estimate_selectivity(*allow);
         how.selectivity = selectivity;
-        if (selectivity * static_cast<double>(live_.size()) <=
-            static_cast<double>(how.exact_budget)) {
-            how.exact = true;
-            return exact_scan(q.data(), k, allow);
+        double admitted = selectivity * static_cast<double>(live_.size());
+        // Lists that named more than the budget bound the admitted set from above and name it
+        // exactly unless an `and` had a child too wide to narrow, so they outweigh a sample that
+        // saw fewer: the sample's estimate of a 10% filter spreads by about a fifth, and it sent
+        // one value in ten of `year = Y` at 200,000 vectors to a scan of 20,000 candidates where
+        // the walk takes a fifth of the time (docs/benchmarks.md). Where the walk cannot keep
+        // its recall the scan stays the plan; a walk that runs dry scans the lists after all.
+        bool lists_over_budget = source != nullptr;
+        if (admitted <= static_cast<double>(how.exact_budget) &&
+            (!lists_over_budget || admitted <= walk_recall_floor_locked(k))) {
+            return scan_listed_or_all(q.data(), k, allow, source, how);
         }
         double widened = std::ceil(static_cast<double>(ef_search) / selectivity);
         ef_search = std::max(ef_search,
@@ -634,10 +651,38 @@ Result<std::vector<ScoredId>> VectorIndex::search(
     if (out.size() < k) {
         // The graph walk or the probed lists ran dry under the filter (or fewer than k vectors
         // pass it): answer exactly.
-        how.exact = true;
-        return exact_scan(q.data(), k, allow);
+        how.ran_dry = true;
+        return scan_listed_or_all(q.data(), k, allow, source, how);
     }
     return out;
+}
+
+std::vector<ScoredId> VectorIndex::scan_candidates(const float* query, std::size_t k,
+                                                   const std::function<bool(std::uint64_t)>* allow,
+                                                   const CandidateList& list,
+                                                   SearchPlan& plan) const {
+    plan.exact = true;
+    plan.candidates = list.ids.size();
+    plan.selectivity =
+        std::min(1.0, static_cast<double>(list.ids.size()) / static_cast<double>(live_.size()));
+    return exact_scan(query, k, list.exact ? nullptr : allow, &list.ids);
+}
+
+std::vector<ScoredId> VectorIndex::scan_listed_or_all(
+    const float* query, std::size_t k, const std::function<bool(std::uint64_t)>* allow,
+    const CandidateSource* source, SearchPlan& plan) const {
+    plan.exact = true;
+    if (source != nullptr) {
+        // The lists were over the exact-scan budget when the search planned, but scanning them
+        // still beats asking the predicate about every vector: a candidate costs a lookup and a
+        // score, a vector of the full scan the predicate (itself a chunk-table lookup and the
+        // filter) and, when admitted, the same lookup and score. Past half the index, building
+        // the list (copies, merges, intersections) costs about what the scan saves.
+        if (auto list = (*source)(live_.size() / 2)) {
+            return scan_candidates(query, k, allow, *list, plan);
+        }
+    }
+    return exact_scan(query, k, allow);
 }
 
 void VectorIndex::restore_live(std::uint64_t id, Vector vector) {

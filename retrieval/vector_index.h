@@ -10,16 +10,21 @@
 //     and past `rebuild_tombstone_ratio` a background thread rebuilds the graph from the live
 //     vectors and swaps it in under a short exclusive lock, so queries never wait on the build.
 // Filters run inside the FAISS search through an IDSelector. A caller that can name a superset
-// of the admitted ids (Index, from FilterPostings) passes them as candidates and the search scans
-// exactly those. Otherwise the filter is an opaque predicate, so a filtered search first estimates its selectivity from a sample of the indexed vectors at
-// pseudo-random positions (it stops early once enough of them pass, so a loose filter costs a
-// few dozen calls). About exact_scan_budget() admitted vectors or fewer (the plan by estimated
-// cost): the search scans them exactly, as Qdrant's full-scan threshold does (a graph walk under
-// a tight filter meets few admitted vectors and returns poor or partial results). More: the walk gets efSearch /
-// selectivity (at most `filter_max_ef`) as its efSearch. With FAISS 1.7 that only lifts the
-// walk's early stop (the beam stays the index's efSearch; see set_hnsw_ef_search). When FAISS
-// still returns fewer than k, the search scans exactly; so a query returns min(k, matching)
-// results at any selectivity.
+// of the admitted ids (Index, from FilterPostings) passes a CandidateSource: when it names at
+// most exact_scan_budget() ids the search scans exactly those. Otherwise the filter is an opaque
+// predicate, so a filtered search first estimates its selectivity from a sample of the indexed
+// vectors at pseudo-random positions (it stops early once enough of them pass, so a loose filter
+// costs a few dozen calls). About exact_scan_budget() admitted vectors or fewer (the plan by
+// estimated cost; when the source's lists named more than the budget, only below the HNSW
+// walk's recall floor, since the lists outweigh a noisy sample): the search scans them exactly,
+// as Qdrant's full-scan threshold does (a graph walk under a tight filter meets few admitted
+// vectors and returns poor or partial results).
+// More: the walk gets efSearch / selectivity (at most `filter_max_ef`) as its efSearch. With
+// FAISS 1.7 that only lifts the walk's early stop (the beam stays the index's efSearch; see
+// set_hnsw_ef_search). When FAISS still returns fewer than k (the walk "ran dry"), the search
+// scans exactly: the CandidateSource's ids when it can name at most half the index, else every
+// vector through the predicate (so does a scan planned from the sample); so a query returns
+// min(k, matching) results at any selectivity.
 //
 // The live vectors are also kept in memory (they feed exact scans, IVF training and HNSW
 // rebuilds): memory is about twice the raw vectors for Flat, and raw vectors plus codes for
@@ -48,6 +53,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "retrieval/candidate_list.h"
 #include "retrieval/embedder.h"
 #include "retrieval/lexical_index.h"
 
@@ -134,6 +140,7 @@ public:
     // How a search was answered, for benchmarks and tests.
     struct SearchPlan {
         bool exact = false;        // scanned the admitted vectors (planned, or the walk ran dry)
+        bool ran_dry = false;      // the walk (or IVF probe) returned fewer than k, then scanned
         double selectivity = 1;    // the sampled estimate; 1 without a filter
         int ef_search = 0;         // efSearch given to the HNSW walk; 0 when none ran
         std::size_t candidates = 0;  // ids scanned from the caller's candidate list
@@ -147,19 +154,21 @@ public:
     // 35,000 at 1M);
     // below selectivity efSearch / filter_max_ef it is the plan regardless, because the walk
     // cannot widen enough to keep its recall. Flat: every vector (the alternative scans all of
-    // them); IVF: the vectors a probe reads. Capped by `filter_exact_max`. Index asks
-    // FilterPostings for at most this many candidates.
+    // them); IVF: the vectors a probe reads. Capped by `filter_exact_max`. search() asks its
+    // CandidateSource for at most this many candidates when it plans.
     std::size_t exact_scan_budget(std::size_t k) const;
     // The k nearest live vectors that `allow` accepts (all when null), best first; scores are
     // similarities: inner product, cosine, or 1 / (1 + squared L2 distance). `plan`, when given,
-    // receives how the search was answered. `candidates`, when given, is a superset of the ids
-    // `allow` accepts (from FilterPostings): the search then scans exactly those, asking `allow`
-    // about each before it is scored (when `allow` is null: scoring every live one, for a caller
-    // whose candidates are exactly the admitted ids), and touches no other vector.
+    // receives how the search was answered. `candidates`, when given with `allow`, names a
+    // superset of the ids `allow` accepts (from FilterPostings): a list within the exact-scan
+    // budget is scanned instead of planning from a sample, and a search that must scan
+    // otherwise (a walk that ran dry, a sample that planned a scan) scans the list it names
+    // within half the index instead of every vector. A scanned list touches no
+    // other vector and asks `allow` about each of its ids before scoring unless it is exact.
     Result<std::vector<ScoredId>> search(const Vector& query, std::size_t k,
                                          const std::function<bool(std::uint64_t)>* allow,
                                          SearchPlan* plan = nullptr,
-                                         const std::vector<std::uint64_t>* candidates = nullptr) const;
+                                         const CandidateSource* candidates = nullptr) const;
 
     // Writes the snapshot atomically, tagged with `sequence`.
     Status save(const std::filesystem::path& path, std::uint64_t sequence) const;
@@ -204,8 +213,20 @@ private:
     std::vector<ScoredId> exact_scan(const float* query, std::size_t k,
                                      const std::function<bool(std::uint64_t)>* allow,
                                      const std::vector<std::uint64_t>* candidates = nullptr) const;
+    // Scans `list` (asking `allow` unless it is exact) and records it in `plan`.
+    std::vector<ScoredId> scan_candidates(const float* query, std::size_t k,
+                                          const std::function<bool(std::uint64_t)>* allow,
+                                          const CandidateList& list, SearchPlan& plan) const;
+    // The exact answer without a list within the budget (the sample planned a scan, or a walk
+    // returned fewer than k): the candidates `source` names within half the index, else every
+    // vector through `allow`.
+    std::vector<ScoredId> scan_listed_or_all(const float* query, std::size_t k,
+                                             const std::function<bool(std::uint64_t)>* allow,
+                                             const CandidateSource* source, SearchPlan& plan) const;
     double estimate_selectivity(const std::function<bool(std::uint64_t)>& allow) const;
     std::size_t exact_budget_locked(std::size_t k) const;
+    // Admitted vectors below which a filtered HNSW walk loses recall (0 for other kinds).
+    double walk_recall_floor_locked(std::size_t k) const;
     double similarity(const float* a, const float* b) const;
     void maybe_start_rebuild();
     void rebuild(std::stop_token stop);

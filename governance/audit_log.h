@@ -106,7 +106,8 @@ std::string audit_record_hash(const AuditRecord& record);
 
 // Rows written in the same transaction as an audit record (a usage row beside the record of the
 // model call it bills). Runs on whichever thread commits the batch, inside a savepoint: when it
-// fails, it and its records are undone and only that append fails.
+// fails, it and its records are undone and only that append fails. It is destroyed by a later
+// commit, on that commit's thread: what it captures must not need releasing when append returns.
 using AuditCompanion = std::function<Status(detail::Database&)>;
 
 class AuditLog final : public AuditSink {

@@ -70,7 +70,7 @@ Result<inference::WeightFormat> parse_format(const std::string& name) {
     const auto& formats = weight_formats();
     const auto found = formats.find(name);
     if (found == formats.end() || name == "int8" || name == "stored") {
-        return invalid_argument("--weights: '" + name + "' is not one of bf16, fp8, f32");
+        return invalid_argument("--weights: '" + name + "' is not one of bf16, fp8, int4, f32");
     }
     return found->second;
 }
@@ -92,12 +92,18 @@ double datasheet_peak_gb_s(const std::string& gpu) {
     return 0;
 }
 
-// Bytes of one expert's three matrices in `format` (fp8 with its scales).
+// Bytes of one expert's three matrices in `format` (fp8 and int4 with their scales; int4 at
+// the backend's default group size).
 double expert_bytes(const inference::ModelConfig& c, inference::WeightFormat format) {
     const double values = 3.0 * static_cast<double>(c.n_ff) * static_cast<double>(c.d_model);
     switch (format) {
         case inference::WeightFormat::kF8E4M3:
             return values + 4.0 * (2.0 * static_cast<double>(c.n_ff) + static_cast<double>(c.d_model));
+        case inference::WeightFormat::kInt4: {
+            const auto group =
+                static_cast<double>(inference::CudaBackendOptions{}.int4_group_size);
+            return values / 2 + values / group * 2;
+        }
         case inference::WeightFormat::kF32: return values * 4;
         default: return values * 2;
     }

@@ -149,14 +149,16 @@ const std::map<std::string, inference::WeightFormat>& weight_formats() {
         {"f32", inference::WeightFormat::kF32},
         {"bf16", inference::WeightFormat::kBF16},
         {"int8", inference::WeightFormat::kInt8},
-        {"fp8", inference::WeightFormat::kF8E4M3}};
+        {"fp8", inference::WeightFormat::kF8E4M3},
+        {"int4", inference::WeightFormat::kInt4}};
     return formats;
 }
 
 void add_weights_option(CLI::App* command, std::string* weights) {
     command->add_option("--weights", *weights,
-                        "Weight format: stored, f32, bf16, int8 (cpu) or fp8 (cuda)")
-        ->check(CLI::IsMember({"stored", "f32", "bf16", "int8", "fp8"}));
+                        "Weight format: stored, f32, bf16, int8 (cpu), fp8 or int4 (cuda; int4 "
+                        "quantises the experts)")
+        ->check(CLI::IsMember({"stored", "f32", "bf16", "int8", "fp8", "int4"}));
 }
 
 // Opens the model with a KV cache big enough for `n_positions` positions per sequence.

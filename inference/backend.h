@@ -127,6 +127,8 @@ enum class WeightFormat {
             // router stay in their stored float format)
     kF8E4M3,  // CUDA only: weight-only fp8 E4M3 with one fp32 scale per output channel,
               // quantised at load (embedding and router in bf16, norms f32)
+    kInt4,    // CUDA only: the experts as int4 with an fp16 scale per group of values
+              // (inference/int4_weights.h), quantised at load; the rest as stored
 };
 
 struct BackendMemory {

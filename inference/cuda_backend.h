@@ -35,13 +35,16 @@
 namespace sluice::inference {
 
 struct CudaBackendOptions {
-    WeightFormat weights = WeightFormat::kAsStored;  // kAsStored, kF32, kBF16 or kF8E4M3
+    WeightFormat weights = WeightFormat::kAsStored;  // kAsStored, kF32, kBF16, kF8E4M3, kInt4
     int device = 0;
     int64_t max_batch_tokens = 2048;  // new tokens per step the activation buffers hold
     // Rows one step may sample on the device (backend.h): the sampling workspace is sized for
     // this many at start-up. The scheduler's max_running is the natural value; clamped to
     // max_batch_tokens, since a step has at most one sampled row per token.
     int64_t max_sampled_rows = 64;
+    // kInt4 quantising at load: values per fp16 scale along the reduction dimension (a multiple
+    // of 32 dividing d_model and ffn_hidden_size). An int4 checkpoint keeps its own.
+    int64_t int4_group_size = 128;
 };
 
 Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,

@@ -3,12 +3,37 @@
 #include <set>
 
 #include "inference/fp8_weights.h"
+#include "inference/int4_weights.h"
 
 namespace sluice::inference {
 
 std::string dbrx_block_tensor(int64_t layer, const std::string& suffix) {
     return "transformer.blocks." + std::to_string(layer) + "." + suffix;
 }
+
+namespace {
+
+// The experts as packed int4 codes, each followed by its fp16 group scales
+// (inference/int4_weights.h); every other tensor as in a plain checkpoint.
+std::vector<ExpectedTensor> int4_layout(std::vector<ExpectedTensor> layout,
+                                        const ModelConfig& config) {
+    std::vector<ExpectedTensor> quantized;
+    for (ExpectedTensor& tensor : layout) {
+        if (!int4_quantizes(tensor.name)) {
+            quantized.push_back(std::move(tensor));
+            continue;
+        }
+        ExpectedTensor scale{int4_scale_tensor_name(tensor.name),
+                             int4_scales_shape(tensor.name, config), DType::kF16};
+        tensor.shape = int4_codes_shape(tensor.name, config);
+        tensor.dtype = DType::kU8;
+        quantized.push_back(std::move(tensor));
+        quantized.push_back(std::move(scale));
+    }
+    return quantized;
+}
+
+}  // namespace
 
 std::vector<ExpectedTensor> dbrx_tensor_layout(const ModelConfig& config) {
     const int64_t d = config.d_model;
@@ -39,6 +64,9 @@ std::vector<ExpectedTensor> dbrx_tensor_layout(const ModelConfig& config) {
     layout.push_back({"lm_head.weight", {config.n_vocab, d}, std::nullopt});
     if (config.quantization == CheckpointQuantization::kNone) {
         return layout;
+    }
+    if (config.quantization == CheckpointQuantization::kInt4Grouped) {
+        return int4_layout(std::move(layout), config);
     }
     std::vector<ExpectedTensor> quantized;
     for (ExpectedTensor& tensor : layout) {
@@ -75,9 +103,10 @@ Status check_dbrx_checkpoint(const Checkpoint& checkpoint, const ModelConfig& co
                                     std::string(dtype_name(*expected.dtype)) +
                                     " (the config's quantization_config)");
         }
-        if (tensor->dtype == DType::kI8) {
-            return invalid_argument("tensor '" + expected.name +
-                                    "': dtype I8, expected F32, BF16, F16 or F8_E4M3");
+        if (!expected.dtype && (tensor->dtype == DType::kI8 || tensor->dtype == DType::kU8)) {
+            return invalid_argument("tensor '" + expected.name + "': dtype " +
+                                    std::string(dtype_name(tensor->dtype)) +
+                                    ", expected F32, BF16, F16 or F8_E4M3");
         }
     }
     for (const auto& [name, tensor] : checkpoint.tensors()) {

@@ -23,13 +23,14 @@ struct ExpectedTensor {
     std::string name;
     std::vector<int64_t> shape;
     // Set where the format fixes the dtype (a quantised checkpoint's F8_E4M3 matrices and F32
-    // scales); otherwise any floating-point dtype.
+    // scales, or U8 int4 codes and F16 group scales); otherwise any floating-point dtype.
     std::optional<DType> dtype;
 };
 
 // Every tensor of a DBRX checkpoint for `config`, in a stable order (embedding, blocks in order,
-// final norm, lm_head). A quantised config (inference/fp8_weights.h) adds each quantised matrix's
-// scale tensor right after it.
+// final norm, lm_head). A quantised config (inference/fp8_weights.h, inference/int4_weights.h)
+// adds each quantised matrix's scale tensor right after it; int4 gives the experts their packed
+// shapes (w2 transposed).
 std::vector<ExpectedTensor> dbrx_tensor_layout(const ModelConfig& config);
 
 // Name helpers, e.g. dbrx_block_tensor(3, "ffn.experts.mlp.w1").

@@ -16,6 +16,7 @@ int64_t dtype_size(DType dtype) {
         case DType::kF16: return 2;
         case DType::kF8E4M3: return 1;
         case DType::kI8: return 1;
+        case DType::kU8: return 1;
     }
     SLUICE_CHECK(false, "unknown dtype");
     return 0;
@@ -28,12 +29,14 @@ std::string_view dtype_name(DType dtype) {
         case DType::kF16: return "F16";
         case DType::kF8E4M3: return "F8_E4M3";
         case DType::kI8: return "I8";
+        case DType::kU8: return "U8";
     }
     return "?";
 }
 
 std::optional<DType> parse_dtype(std::string_view name) {
-    for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3, DType::kI8}) {
+    for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16, DType::kF8E4M3, DType::kI8,
+                        DType::kU8}) {
         if (dtype_name(dtype) == name) {
             return dtype;
         }
@@ -128,6 +131,11 @@ void convert_to_f32(DType dtype, const void* src, int64_t count, float* dst) {
         case DType::kI8:
             for (int64_t i = 0; i < count; ++i) {
                 dst[i] = static_cast<float>(static_cast<int8_t>(bytes[i]));
+            }
+            return;
+        case DType::kU8:
+            for (int64_t i = 0; i < count; ++i) {
+                dst[i] = static_cast<float>(bytes[i]);
             }
             return;
     }

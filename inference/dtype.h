@@ -15,11 +15,12 @@
 
 namespace sluice::inference {
 
-enum class DType { kF32, kBF16, kF16, kF8E4M3, kI8 };
+// kU8 holds packed int4 codes (inference/int4_weights.h) and plain bytes.
+enum class DType { kF32, kBF16, kF16, kF8E4M3, kI8, kU8 };
 
 // Bytes per element.
 int64_t dtype_size(DType dtype);
-// The safetensors spelling: "F32", "BF16", "F16", "F8_E4M3", "I8".
+// The safetensors spelling: "F32", "BF16", "F16", "F8_E4M3", "I8", "U8".
 std::string_view dtype_name(DType dtype);
 // Parses a safetensors dtype string; nullopt for a type this engine does not read.
 std::optional<DType> parse_dtype(std::string_view name);
@@ -48,7 +49,7 @@ float fp8_e4m3_to_f32(uint8_t bits);
 uint8_t f32_to_fp8_e4m3(float value);
 
 // Converts `count` elements of `dtype` at `src` (any alignment) to fp32 at `dst`.
-// kI8 is converted as plain integers (no scale).
+// kI8 and kU8 are converted as plain integers (no scale, no unpacking).
 void convert_to_f32(DType dtype, const void* src, int64_t count, float* dst);
 
 // Rounds fp32 values to bf16.

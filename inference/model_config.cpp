@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "inference/int4_weights.h"
+
 namespace sluice::inference {
 
 namespace {
@@ -166,10 +168,48 @@ Status validate(const ModelConfig& config) {
             return field_error(name, std::to_string(value) + " is larger than supported");
         }
     }
+    if (config.quantization == CheckpointQuantization::kInt4Grouped) {
+        return check_int4_group_size(config.int4_group_size, config,
+                                     "quantization_config.group_size");
+    }
     return Status::ok_status();
 }
 
-// Only the format `sluice model quantize` writes; any other method is refused by name rather
+// The value of `quant.key` must equal `expected`; the message names the field.
+Status require_quant_field(const json& quant, const std::string& key, const json& expected) {
+    const auto it = quant.find(key);
+    if (it == quant.end() || *it != expected) {
+        return field_error("quantization_config." + key,
+                           "expected " + expected.dump() + ", found " +
+                               (it == quant.end() ? std::string("nothing") : it->dump()));
+    }
+    return Status::ok_status();
+}
+
+Status parse_fp8_quantization(const json& quant, ModelConfig* config) {
+    SLUICE_RETURN_IF_ERROR(require_quant_field(quant, "weight_dtype", "float8_e4m3fn"));
+    SLUICE_RETURN_IF_ERROR(require_quant_field(quant, "scales", "per_channel"));
+    config->quantization = CheckpointQuantization::kFp8PerChannel;
+    return Status::ok_status();
+}
+
+// The group size is checked against the model's dimensions in validate().
+Status parse_int4_quantization(const json& quant, ModelConfig* config) {
+    SLUICE_RETURN_IF_ERROR(require_quant_field(quant, "bits", 4));
+    SLUICE_RETURN_IF_ERROR(require_quant_field(quant, "scales", "float16_per_group"));
+    SLUICE_RETURN_IF_ERROR(require_quant_field(quant, "symmetric", true));
+    const auto group = quant.find("group_size");
+    if (group == quant.end() || !group->is_number_integer()) {
+        return field_error("quantization_config.group_size",
+                           "expected an integer, found " +
+                               (group == quant.end() ? std::string("nothing") : group->dump()));
+    }
+    config->int4_group_size = group->get<int64_t>();
+    config->quantization = CheckpointQuantization::kInt4Grouped;
+    return Status::ok_status();
+}
+
+// Only the formats `sluice model quantize` writes; any other method is refused by name rather
 // than loaded as if its tensors were plain weights.
 Status parse_quantization(const json& quant, ModelConfig* config) {
     if (!quant.is_object()) {
@@ -179,26 +219,17 @@ Status parse_quantization(const json& quant, ModelConfig* config) {
     if (method == quant.end() || !method->is_string()) {
         return field_error("quantization_config.quant_method", "expected a string");
     }
-    if (method->get<std::string>() != "sluice_fp8") {
-        return field_error("quantization_config.quant_method",
-                           method->dump() +
-                               " is not supported; this engine reads \"sluice_fp8\" "
-                               "checkpoints (sluice model quantize) and unquantised ones");
+    if (*method == "sluice_fp8") {
+        return parse_fp8_quantization(quant, config);
     }
-    const auto dtype = quant.find("weight_dtype");
-    if (dtype == quant.end() || *dtype != "float8_e4m3fn") {
-        return field_error("quantization_config.weight_dtype",
-                           "expected \"float8_e4m3fn\", found " +
-                               (dtype == quant.end() ? std::string("nothing") : dtype->dump()));
+    if (*method == "sluice_int4") {
+        return parse_int4_quantization(quant, config);
     }
-    const auto scales = quant.find("scales");
-    if (scales == quant.end() || *scales != "per_channel") {
-        return field_error("quantization_config.scales",
-                           "expected \"per_channel\", found " +
-                               (scales == quant.end() ? std::string("nothing") : scales->dump()));
-    }
-    config->quantization = CheckpointQuantization::kFp8PerChannel;
-    return Status::ok_status();
+    return field_error("quantization_config.quant_method",
+                       method->dump() +
+                           " is not supported; this engine reads \"sluice_fp8\" and "
+                           "\"sluice_int4\" checkpoints (sluice model quantize) and "
+                           "unquantised ones");
 }
 
 }  // namespace
@@ -309,6 +340,13 @@ json model_config_to_json(const ModelConfig& config) {
         out["quantization_config"] = {{"quant_method", "sluice_fp8"},
                                       {"weight_dtype", "float8_e4m3fn"},
                                       {"scales", "per_channel"}};
+    }
+    if (config.quantization == CheckpointQuantization::kInt4Grouped) {
+        out["quantization_config"] = {{"quant_method", "sluice_int4"},
+                                      {"bits", 4},
+                                      {"group_size", config.int4_group_size},
+                                      {"scales", "float16_per_group"},
+                                      {"symmetric", true}};
     }
     return out;
 }

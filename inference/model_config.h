@@ -26,7 +26,12 @@ enum class Activation { kSilu, kGelu };
 // with one fp32 scale per output channel beside each, config.json's
 // `quantization_config: {"quant_method": "sluice_fp8", "weight_dtype": "float8_e4m3fn",
 // "scales": "per_channel"}`. Hugging Face cannot load it (its quant_method is ours alone).
-enum class CheckpointQuantization { kNone, kFp8PerChannel };
+// kInt4Grouped: written by `sluice model quantize --weights int4` (inference/int4_weights.h):
+// the experts' w1, v1 and w2 as packed int4 codes with fp16 scales per group of
+// `int4_group_size` values, the other tensors as in the source; config.json's
+// `quantization_config: {"quant_method": "sluice_int4", "bits": 4, "group_size": 128,
+// "scales": "float16_per_group", "symmetric": true}`.
+enum class CheckpointQuantization { kNone, kFp8PerChannel, kInt4Grouped };
 
 struct ModelConfig {
     int64_t d_model = 2048;
@@ -51,6 +56,7 @@ struct ModelConfig {
     float norm_eps = 1e-5f;  // nn.LayerNorm's default; DBRX does not configure it
 
     CheckpointQuantization quantization = CheckpointQuantization::kNone;  // quantization_config
+    int64_t int4_group_size = 128;  // quantization_config.group_size of kInt4Grouped
 
     int64_t head_dim() const { return d_model / n_head; }
     int64_t n_embd_kv() const { return n_head_kv * head_dim(); }

@@ -33,6 +33,7 @@ Result<ncclDataType_t> nccl_type(DType dtype, bool reduction) {
         case DType::kBF16: return ncclBfloat16;
         case DType::kF16: return ncclFloat16;
         case DType::kI8:
+        case DType::kU8:
         case DType::kF8E4M3:
             if (!reduction) {
                 return ncclUint8;  // moved as bytes

@@ -8,8 +8,9 @@
 # --backend cpu) and on a golden checkpoint (against the reference's greedy ids); `sluice serve
 # --backend cuda` answering POST /v1/chat/completions for the tiny and the small preset; the
 # decode benchmark at DBRX's layer sizes: Hugging Face eager DbrxForCausalLM and `sluice bench
-# decode --backend cuda` on 4 layers (bf16, fp8) in the same run, then 40 layers of fp8
-# (bench_decode_4.txt, bench_decode_40.txt, hf_eager.log).
+# decode --backend cuda` on 4 layers (bf16, fp8, int4 experts) in the same run, then 40 layers of
+# fp8 and of int4 where the GPU's memory holds them (bench_decode_4.txt, bench_decode_40.txt,
+# bench_decode_40_int4.txt, hf_eager.log).
 # SLUICE_GPU_CHECK=tests stops after the tests; =bench runs the tests and the benchmark only.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,7 +69,7 @@ decode_bench() {
   verdict "hf eager anchor (${SECONDS} s)" $?
   grep -E "^hf eager" "$OUT/hf_eager.log" | tee -a "$SUMMARY"
   SECONDS=0
-  timeout 150 "$SLUICE" bench decode --backend cuda --layers 4 --weights bf16,fp8 \
+  timeout 150 "$SLUICE" bench decode --backend cuda --layers 4 --weights bf16,fp8,int4 \
     --batches 1,8,32,128 --prompt-tokens 32 --decode-tokens 16 --anchor "$OUT/hf_eager.log" \
     --json >"$OUT/bench_decode_4.txt" 2>&1
   verdict "bench decode --backend cuda, 4 layers (${SECONDS} s)" $?
@@ -79,6 +80,12 @@ decode_bench() {
     --prompt-tokens 32 --decode-tokens 16 --json >"$OUT/bench_decode_40.txt" 2>&1
   verdict "bench decode --backend cuda, 40 layers fp8 (${SECONDS} s)" $?
   grep -vE '^\{' "$OUT/bench_decode_40.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
+  say "== decode benchmark, 40 layers (all of DBRX), int4 experts (the H100 goal)"
+  SECONDS=0
+  timeout 150 "$SLUICE" bench decode --backend cuda --layers 40 --weights int4 --batches 1,8,32 \
+    --prompt-tokens 32 --decode-tokens 16 --json >"$OUT/bench_decode_40_int4.txt" 2>&1
+  verdict "bench decode --backend cuda, 40 layers int4 (${SECONDS} s)" $?
+  grep -vE '^\{' "$OUT/bench_decode_40_int4.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
 }
 if [ "${SLUICE_GPU_CHECK:-all}" = bench ]; then
   decode_bench

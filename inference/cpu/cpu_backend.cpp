@@ -81,10 +81,10 @@ private:
 Result<std::unique_ptr<Backend>> open_cpu_backend(const std::string& model_dir,
                                                   const CpuBackendOptions& options) {
     SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
-    if (options.weights == WeightFormat::kF8E4M3) {
+    if (options.weights == WeightFormat::kF8E4M3 || options.weights == WeightFormat::kInt4) {
         return invalid_argument(
-            "cpu backend: fp8 weights are the cuda backend's; on the cpu use stored, f32, bf16 "
-            "or int8");
+            "cpu backend: fp8 and int4 weights are the cuda backend's; on the cpu use stored, "
+            "f32, bf16 or int8 (a quantised checkpoint loads as stored, widened to bf16)");
     }
     if (options.parallel.nodes.size() > 1) {
         return invalid_argument(
@@ -96,9 +96,9 @@ Result<std::unique_ptr<Backend>> open_cpu_backend(const std::string& model_dir,
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(model_dir));
     SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
     if (config.quantization != CheckpointQuantization::kNone) {
-        // The CPU kernels read bf16, f32 or int8 weights: an fp8 checkpoint's codes are widened
-        // once here (code · scale in bf16) and the model runs as a plain one.
-        checkpoint = dequantize_fp8_checkpoint(std::move(checkpoint), config);
+        // The CPU kernels read bf16, f32 or int8 weights: an fp8 or int4 checkpoint's codes are
+        // widened once here (code · scale in bf16) and the model runs as a plain one.
+        checkpoint = dequantize_checkpoint(std::move(checkpoint), config);
         config.quantization = CheckpointQuantization::kNone;
         SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
     }

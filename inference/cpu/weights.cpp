@@ -138,6 +138,7 @@ MatrixFormat matrix_format_for(WeightFormat requested, DType stored) {
         case WeightFormat::kInt8: return MatrixFormat::kInt8;
         case WeightFormat::kAsStored:
         case WeightFormat::kF8E4M3:  // refused by open_cpu_backend before this is asked
+        case WeightFormat::kInt4:    // likewise
             // fp8 widens losslessly to bf16; f16 does not, so it goes to f32.
             return stored == DType::kBF16 || stored == DType::kF8E4M3 ? MatrixFormat::kBF16
                                                                       : MatrixFormat::kF32;

@@ -29,6 +29,7 @@
 #include "inference/dbrx_layout.h"
 #include "inference/detail/forward_validation.h"
 #include "inference/gpu_memory_plan.h"
+#include "inference/int4_weights.h"
 
 namespace sluice::inference {
 
@@ -409,10 +410,19 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
     SLUICE_RETURN_IF_ERROR(cuda::permute_by_expert(
         experts, n_tokens, k, n_expert, perm, f(buffers_.h), d, f(buffers_.x_sorted), stream()));
     const cuda::ExpertShape shape{n_expert, d, config_.n_ff, n_tokens * k, n_tokens};
-    const cuda::ExpertWeights weights{layer.w1.buffer.get(), layer.v1.buffer.get(),
-                                      layer.w2.buffer.get(),  layer.w1.scale_data(),
-                                      layer.v1.scale_data(),  layer.w2.scale_data(),
-                                      layer.w1.type};
+    const bool int4 = layer.w1.type == cuda::DeviceDType::kInt4;
+    const cuda::ExpertWeights weights{
+        layer.w1.buffer.get(),
+        layer.v1.buffer.get(),
+        layer.w2.buffer.get(),
+        int4 ? nullptr : layer.w1.scale_data(),
+        int4 ? nullptr : layer.v1.scale_data(),
+        int4 ? nullptr : layer.w2.scale_data(),
+        layer.w1.type,
+        int4 ? layer.w1.scales.as<uint16_t>() : nullptr,
+        int4 ? layer.v1.scales.as<uint16_t>() : nullptr,
+        int4 ? layer.w2.scales.as<uint16_t>() : nullptr,
+        layer.w1.group_size};
     if (n_tokens >= cuda::tensor_core_min_tokens(weights.type)) {
         const cuda::ExpertTcScratch scratch{f(buffers_.up), buffers_.act_hi.get(),
                                             buffers_.act_lo.get(), buffers_.act_hi.bytes() / 2,
@@ -436,7 +446,23 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
 Status check_options(const ModelConfig& config, const CudaBackendOptions& options) {
     if (options.weights == WeightFormat::kInt8) {
         return invalid_argument(
-            "cuda backend: int8 weights are not supported; use stored, f32, bf16 or fp8");
+            "cuda backend: int8 weights are not supported; use stored, f32, bf16, fp8 or int4");
+    }
+    // Codes of one format are not requantised to the other: that would compound two roundings.
+    if (config.quantization == CheckpointQuantization::kInt4Grouped &&
+        options.weights == WeightFormat::kF8E4M3) {
+        return invalid_argument(
+            "cuda backend: an int4 checkpoint loads as stored, int4, bf16 or f32, not fp8");
+    }
+    if (config.quantization == CheckpointQuantization::kFp8PerChannel &&
+        options.weights == WeightFormat::kInt4) {
+        return invalid_argument(
+            "cuda backend: an fp8 checkpoint loads as stored, fp8, bf16 or f32, not int4");
+    }
+    if (options.weights == WeightFormat::kInt4 &&
+        config.quantization == CheckpointQuantization::kNone) {
+        SLUICE_RETURN_IF_ERROR(
+            check_int4_group_size(options.int4_group_size, config, "int4 group size"));
     }
     if (options.max_batch_tokens <= 0 || options.max_batch_tokens > 65535) {
         return invalid_argument("cuda backend: max_batch_tokens " +
@@ -527,6 +553,9 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
                                                    const CudaBackendOptions& options) {
     SLUICE_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir));
     SLUICE_RETURN_IF_ERROR(check_options(config, options));
+    if (config.quantization == CheckpointQuantization::kNone) {
+        config.int4_group_size = options.int4_group_size;  // used by kInt4 only
+    }
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(model_dir));
     SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
     const int64_t weight_bytes = cuda::device_weight_bytes(*checkpoint, config, options.weights);
@@ -540,8 +569,12 @@ Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& con
                                                           uint64_t seed) {
     // The config's own checks, as if it had been read from a config.json.
     SLUICE_RETURN_IF_ERROR(parse_model_config(model_config_to_json(config)).status());
-    return open_with_weights(config, options, cuda::random_weight_bytes(config, options.weights),
-                             [&] { return cuda::make_random_weights(config, options.weights, seed); });
+    SLUICE_RETURN_IF_ERROR(check_options(config, options));
+    ModelConfig sized = config;
+    sized.int4_group_size = options.int4_group_size;  // used by kInt4 only
+    return open_with_weights(
+        sized, options, cuda::random_weight_bytes(sized, options.weights),
+        [&] { return cuda::make_random_weights(sized, options.weights, seed); });
 }
 
 }  // namespace sluice::inference

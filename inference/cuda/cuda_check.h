@@ -114,14 +114,17 @@ private:
 };
 
 // The element type of a weight on the device. kF8E4M3 weights carry one fp32 scale per output
-// channel beside them (DenseWeight::scales, device_weights.h).
-enum class DeviceDType { kF32, kBF16, kF8E4M3 };
+// channel beside them (DenseWeight::scales, device_weights.h). kInt4 (the experts only) packs
+// two codes per byte with fp16 scales per group (inference/int4_weights.h); its own kernels
+// (int4_experts.cuh) take it, never the dense or tensor-core paths.
+enum class DeviceDType { kF32, kBF16, kF8E4M3, kInt4 };
 
 inline int64_t device_dtype_size(DeviceDType type) {
     switch (type) {
         case DeviceDType::kF32: return 4;
         case DeviceDType::kBF16: return 2;
         case DeviceDType::kF8E4M3: return 1;
+        case DeviceDType::kInt4: return 1;  // a byte holds two codes; sized as rows · cols / 2
     }
     return 4;
 }

@@ -123,6 +123,7 @@ void with_weight_type(DeviceDType type, F&& f) {
         case DeviceDType::kF32: f(float{}); break;
         case DeviceDType::kBF16: f(__nv_bfloat16{}); break;
         case DeviceDType::kF8E4M3: f(__nv_fp8_e4m3{}); break;
+        case DeviceDType::kInt4: break;  // never asked: int4 weights have kernels of their own
     }
 }
 

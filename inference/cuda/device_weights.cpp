@@ -8,6 +8,8 @@
 #include "inference/dbrx_layout.h"
 #include "inference/dtype.h"
 #include "inference/fp8_weights.h"
+#include "inference/int4_weights.h"
+#include "inference/quantized_checkpoint.h"
 
 namespace sluice::inference::cuda {
 
@@ -21,7 +23,13 @@ constexpr float kRandomBound = 0.034641016f;
 bool is_norm(const std::string& name) { return name.find("norm") != std::string::npos; }
 bool is_w2(const std::string& name) { return fp8_column_scales(name); }
 // A scale tensor of a quantised checkpoint: counted and uploaded with its matrix.
-bool is_scale(const ExpectedTensor& expected) { return expected.dtype == DType::kF32; }
+bool is_scale(const ExpectedTensor& expected) {
+    return expected.dtype == DType::kF32 || expected.dtype == DType::kF16;
+}
+// An expert matrix an int4 checkpoint stores as packed codes.
+bool stored_int4(const std::string& name, const ModelConfig& config) {
+    return config.quantization == CheckpointQuantization::kInt4Grouped && int4_quantizes(name);
+}
 
 // What a matrix becomes on the device. fp8 follows inference/fp8_weights.h's rule (the
 // embedding and the router stay in a float format); a quantised checkpoint's fp8 matrices stay
@@ -29,6 +37,15 @@ bool is_scale(const ExpectedTensor& expected) { return expected.dtype == DType::
 // them, widen to bf16 as before).
 DeviceDType matrix_type(const std::string& name, WeightFormat requested, DType stored,
                         const ModelConfig& config) {
+    if (requested == WeightFormat::kInt4 ||
+        (requested == WeightFormat::kAsStored && stored_int4(name, config))) {
+        // int4 is for the experts (inference/int4_weights.h); the rest stays as stored.
+        return int4_quantizes(name) ? DeviceDType::kInt4
+                                    : device_dtype_for(WeightFormat::kAsStored, stored);
+    }
+    if (stored_int4(name, config)) {
+        return device_dtype_for(requested, DType::kBF16);  // widened on the host
+    }
     const bool quantized = config.quantization == CheckpointQuantization::kFp8PerChannel;
     if (requested == WeightFormat::kF8E4M3 ||
         (requested == WeightFormat::kAsStored && quantized && stored == DType::kF8E4M3)) {
@@ -52,6 +69,15 @@ int64_t tensor_device_bytes(const std::string& name, const std::vector<int64_t>&
         return elements * 4;
     }
     const DeviceDType type = matrix_type(name, format, stored, config);
+    if (int4_quantizes(name) && (type == DeviceDType::kInt4 || stored_int4(name, config))) {
+        // Sized from the config: a stored int4 tensor's shape is its packed one.
+        const Int4MatrixShape int4 = int4_matrix_shape(name, config);
+        const int64_t values = int4.rows * int4.cols;
+        if (type != DeviceDType::kInt4) {
+            return values * device_dtype_size(type);
+        }
+        return values / 2 + values / config.int4_group_size * 2;
+    }
     int64_t bytes = elements * device_dtype_size(type);
     if (type == DeviceDType::kF8E4M3) {
         bytes += scale_count(name, shape[0], shape[1], config) * 4;
@@ -153,6 +179,73 @@ Status quantize_matrix(const MatrixSource& source, int64_t rows, int64_t cols,
     return Status::ok_status();
 }
 
+// Quantises an expert matrix to int4 on the device (inference/int4_weights.h) through a
+// staging buffer: w1 and v1 a run of rows at a time, w2 an expert at a time, its [n_ff, d_model]
+// block read down the columns so that every stored row is one output column.
+Status quantize_int4_matrix(const MatrixSource& source, const std::string& name,
+                            const ModelConfig& config, DeviceMatrix* m) {
+    const Int4MatrixShape shape = int4_matrix_shape(name, config);
+    const int64_t group = config.int4_group_size;
+    m->type = DeviceDType::kInt4;
+    m->rows = shape.rows;
+    m->cols = shape.cols;
+    m->group_size = group;
+    SLUICE_RETURN_IF_ERROR(m->buffer.allocate(shape.rows * shape.cols / 2));
+    SLUICE_RETURN_IF_ERROR(m->scales.allocate(shape.rows * shape.cols / group * 2));
+    auto* codes = m->buffer.as<uint8_t>();
+    auto* scales = m->scales.as<uint16_t>();
+    const int64_t source_cols = config.d_model;  // the checkpoint layout's rows hold d_model
+    const bool transposed = int4_transposed(name);
+    const int64_t chunk = transposed ? config.n_ff
+                                     : std::clamp<int64_t>(kStagingValues / source_cols, 1,
+                                                           shape.rows);
+    DeviceBuffer staging;
+    SLUICE_RETURN_IF_ERROR(
+        staging.allocate(chunk * source_cols * device_dtype_size(source.type)));
+    const int64_t source_rows = config.n_expert * config.n_ff;
+    for (int64_t first = 0; first < source_rows; first += chunk) {
+        const int64_t n = std::min(chunk, source_rows - first);
+        SLUICE_RETURN_IF_ERROR(source.fill(first, n, staging.get()));
+        if (transposed) {
+            const int64_t e = first / config.n_ff;
+            SLUICE_RETURN_IF_ERROR(quantize_int4(
+                staging.get(), source.type, config.d_model, config.n_ff, group, true,
+                codes + e * config.d_model * config.n_ff / 2,
+                scales + e * config.d_model * (config.n_ff / group), nullptr));
+        } else {
+            SLUICE_RETURN_IF_ERROR(quantize_int4(staging.get(), source.type, n, shape.cols,
+                                                 group, false, codes + first * shape.cols / 2,
+                                                 scales + first * (shape.cols / group),
+                                                 nullptr));
+        }
+    }
+    SLUICE_CUDA_CHECK(cudaDeviceSynchronize());
+    return Status::ok_status();
+}
+
+// An int4 checkpoint's expert matrix `t` with its group scales `s`: uploaded as they are, or
+// widened on the host (q · scale) when a float format is asked for.
+Status upload_int4_matrix(const TensorView& t, const TensorView& s, const ModelConfig& config,
+                          DeviceMatrix* m) {
+    if (m->type == DeviceDType::kInt4) {
+        const Int4MatrixShape shape = int4_matrix_shape(t.name, config);
+        m->rows = shape.rows;
+        m->cols = shape.cols;
+        m->group_size = config.int4_group_size;
+        SLUICE_RETURN_IF_ERROR(upload_bytes(t.data, t.n_bytes, &m->buffer));
+        return upload_bytes(s.data, s.n_bytes, &m->scales);
+    }
+    const std::vector<float> values = dequantize_int4_tensor(t, s, config);
+    m->rows = config.n_expert * config.n_ff;
+    m->cols = config.d_model;
+    if (m->type == DeviceDType::kF32) {
+        return upload_bytes(values.data(), static_cast<int64_t>(values.size()) * 4, &m->buffer);
+    }
+    std::vector<uint16_t> bf16(values.size());
+    convert_f32_to_bf16(values, bf16.data());
+    return upload_bytes(bf16.data(), static_cast<int64_t>(bf16.size()) * 2, &m->buffer);
+}
+
 // A quantised checkpoint's matrix `t` with its scales `s`: the codes and scales as they are, or
 // widened on the host when a float format is asked for.
 Status upload_quantized_matrix(const TensorView& t, const TensorView& s, DeviceMatrix* m,
@@ -186,6 +279,13 @@ Status upload_matrix(const Checkpoint& checkpoint, const TensorView& t, WeightFo
     m->type = matrix_type(t.name, format, t.dtype, config);
     m->rows = t.shape[0];
     m->cols = t.shape[1];
+    if (stored_int4(t.name, config)) {
+        return upload_int4_matrix(t, tensor(checkpoint, int4_scale_tensor_name(t.name)), config,
+                                  m);
+    }
+    if (m->type == DeviceDType::kInt4) {
+        return quantize_int4_matrix(checkpoint_source(t), t.name, config, m);
+    }
     if (config.quantization == CheckpointQuantization::kFp8PerChannel && fp8_quantizes(t.name)) {
         return upload_quantized_matrix(t, tensor(checkpoint, fp8_scale_tensor_name(t.name)), m,
                                        config);
@@ -212,6 +312,9 @@ Status random_matrix(const std::string& name, int64_t rows, int64_t cols, Weight
     const DeviceDType type = matrix_type(name, format, DType::kBF16, config);
     const DeviceDType source_type = type == DeviceDType::kF32 ? type : DeviceDType::kBF16;
     const MatrixSource source = random_source(seed, cols, source_type);
+    if (type == DeviceDType::kInt4) {
+        return quantize_int4_matrix(source, name, config, m);
+    }
     if (type == DeviceDType::kF8E4M3) {
         return quantize_matrix(source, rows, cols, is_w2(name) ? config.n_ff : 0, m);
     }
@@ -233,6 +336,7 @@ DeviceDType device_dtype_for(WeightFormat requested, DType stored) {
         case WeightFormat::kBF16:
             return DeviceDType::kBF16;
         case WeightFormat::kF8E4M3:  // per tensor: matrix_type
+        case WeightFormat::kInt4:    // per tensor: matrix_type
         case WeightFormat::kAsStored:
         case WeightFormat::kInt8:  // refused by open_cuda_backend before this is asked
             break;

@@ -10,6 +10,12 @@
 // stays in the checkpoint's [n_expert * n_ff, d_model] layout; the kernel applies it without a
 // transpose.
 //
+// kInt4 quantises the experts (w1, v1, w2) at load on the device (quantize_int4), w2 transposed
+// per expert, fp16 scales per config.int4_group_size values; every other tensor stays as stored.
+// An int4 checkpoint's experts are uploaded as they are (kAsStored or kInt4) or widened on the
+// host (kBF16, kF32). An fp8 checkpoint cannot become int4 nor an int4 one fp8 (the backend
+// refuses both).
+//
 // make_random_weights builds the same structure from hashed random values made on the device
 // (uniform, standard deviation 0.02, norms 1), for benchmarks at DBRX's real sizes where no
 // checkpoint is at hand.
@@ -33,7 +39,12 @@ struct DeviceMatrix {
     DeviceDType type = DeviceDType::kF32;
     int64_t rows = 0;
     int64_t cols = 0;
-    DeviceBuffer scales;  // fp8 only: [rows] f32, or [n_expert * cols] for w2
+    // fp8: [rows] f32, or [n_expert * cols] for w2. int4: fp16 bits [rows, cols / group_size].
+    DeviceBuffer scales;
+    // int4 only: values per scale. An int4 matrix's rows are its output channels and cols its
+    // reduction length (w2 transposed: [n_expert * d_model, n_ff]); buffer holds rows · cols / 2
+    // bytes.
+    int64_t group_size = 0;
 
     const float* scale_data() const { return scales.as<float>(); }
     DenseWeight view() const { return {buffer.get(), type, rows, cols, scale_data()}; }

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "inference/cuda/device_math.cuh"
+#include "inference/cuda/int4_experts.cuh"
 #include "inference/cuda/moe.cuh"
 #include "inference/cuda/skinny.cuh"
 
@@ -346,6 +347,9 @@ Status expert_gate_up(const float* x_sorted, const int32_t* offsets, const Exper
     if (shape.n_slots == 0) {
         return Status::ok_status();
     }
+    if (weights.type == DeviceDType::kInt4) {
+        return int4_gate_up(x_sorted, offsets, weights, shape, activation, act, stream);
+    }
     SLUICE_RETURN_IF_ERROR(check_expert_args("expert_gate_up", weights, shape));
     if (streams_weights(weights, shape) && reinterpret_cast<uintptr_t>(x_sorted) % 16 == 0) {
         return skinny_gate_up(x_sorted, offsets, weights, shape, activation, act, stream);
@@ -367,6 +371,9 @@ Status expert_down(const float* act, const int32_t* offsets, const ExpertWeights
                    cudaStream_t stream) {
     if (shape.n_slots == 0) {
         return Status::ok_status();
+    }
+    if (weights.type == DeviceDType::kInt4) {
+        return int4_down(act, offsets, weights, shape, y, stream);
     }
     SLUICE_RETURN_IF_ERROR(check_expert_args("expert_down", weights, shape));
     if (streams_weights(weights, shape) && split.partial != nullptr &&

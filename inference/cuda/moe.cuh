@@ -66,6 +66,11 @@ struct ExpertShape {
 // The experts' fused weights, [n_expert * n_ff, d_model] each, of one type. fp8 weights carry
 // fp32 scales per output channel: w1 and v1 per row ([n_expert * n_ff]), w2 per expert and
 // output column ([n_expert * d_model]); null for other types.
+//
+// int4 weights (DeviceDType::kInt4, inference/int4_weights.h) are packed codes with fp16 scales
+// per group of `group_size` values along each row, w2 stored transposed per expert
+// ([n_expert * d_model, n_ff], a row per output column); expert_gate_up and expert_down hand
+// them to the kernels of int4_experts.cuh, grouped_experts_tc widens them to bf16 panels.
 struct ExpertWeights {
     const void* w1 = nullptr;
     const void* v1 = nullptr;
@@ -74,6 +79,11 @@ struct ExpertWeights {
     const float* v1_scales = nullptr;
     const float* w2_scales = nullptr;
     DeviceDType type = DeviceDType::kF32;
+    // int4 only: fp16 bits, [rows, cols / group_size] per matrix.
+    const uint16_t* w1_groups = nullptr;
+    const uint16_t* v1_groups = nullptr;
+    const uint16_t* w2_groups = nullptr;
+    int64_t group_size = 0;
 };
 
 // Steps of at most this many tokens take the weight-streaming path.

@@ -1,4 +1,5 @@
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
 #include <algorithm>
@@ -69,6 +70,52 @@ __global__ void quantize_cols_kernel(const void* __restrict__ src, int64_t rows,
     scales[c] = scale;
 }
 
+// The fp16 scale of an int4 group, as int4_group_scale (inference/int4_weights.h) computes it:
+// correctly rounded quotients (no fast math), rounded up to fp16, 1 for an all-zero group.
+__device__ __forceinline__ __half int4_scale(float max_positive, float min_negative) {
+    const float scale = fmaxf(max_positive / 7.0f, -min_negative / 8.0f);
+    return scale == 0.0f ? __float2half_rn(1.0f) : __float2half_ru(scale);
+}
+
+// One thread per (output row, group); rows vary fastest, so the transposed source (w2's block,
+// where a row's values lie `col_stride` apart and neighbouring rows next to each other) is read
+// coalesced. Value i of row r is src[r * row_stride + i * col_stride]. The arithmetic is
+// quantize_int4_rows's: q = rint(x / scale) clamped to [-8, 7], stored as the nibble q + 8.
+template <typename T>
+__global__ void quantize_int4_kernel(const void* __restrict__ src, int64_t rows, int64_t cols,
+                                     int64_t row_stride, int64_t col_stride, int64_t group,
+                                     uint8_t* __restrict__ codes, __half* __restrict__ scales) {
+    const int64_t n_groups = cols / group;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t item = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+         item < rows * n_groups; item += stride) {
+        const int64_t r = item % rows;
+        const int64_t g = item / rows;
+        const int64_t first = r * row_stride + g * group * col_stride;
+        float max_positive = 0.0f;
+        float min_negative = 0.0f;
+        for (int64_t i = 0; i < group; ++i) {
+            const float x = value_at<T>(src, first + i * col_stride);
+            max_positive = fmaxf(max_positive, x);
+            min_negative = fminf(min_negative, x);
+        }
+        const __half scale_bits = int4_scale(max_positive, min_negative);
+        const float scale = __half2float(scale_bits);
+        scales[r * n_groups + g] = scale_bits;
+        uint8_t* out = codes + (r * cols + g * group) / 2;
+        for (int64_t i = 0; i < group; i += 2) {
+            uint32_t byte = 0;
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                const float x = value_at<T>(src, first + (i + half) * col_stride);
+                const float q = fminf(fmaxf(rintf(__fdiv_rn(x, scale)), -8.0f), 7.0f);
+                byte |= static_cast<uint32_t>(static_cast<int>(q) + 8) << (4 * half);
+            }
+            out[i / 2] = static_cast<uint8_t>(byte);
+        }
+    }
+}
+
 // splitmix64: a well-mixed 64-bit hash of the index.
 __device__ __forceinline__ uint64_t mix(uint64_t z) {
     z += 0x9e3779b97f4a7c15ull;
@@ -103,7 +150,7 @@ unsigned grid_for(int64_t count) {
 }
 
 Status check_source(const char* what, DeviceDType type, int64_t rows, int64_t cols) {
-    if (type == DeviceDType::kF8E4M3) {
+    if (type != DeviceDType::kF32 && type != DeviceDType::kBF16) {
         return invalid_argument(std::string(what) + ": the source must be f32 or bf16");
     }
     if (rows < 0 || cols <= 0) {
@@ -145,6 +192,35 @@ Status quantize_cols_fp8(const void* src, DeviceDType src_type, int64_t rows, in
     } else {
         quantize_cols_kernel<__nv_bfloat16>
             <<<blocks, 128, 0, stream>>>(src, rows, cols, out, scales);
+    }
+    SLUICE_CUDA_CHECK(cudaGetLastError());
+    return Status::ok_status();
+}
+
+Status quantize_int4(const void* src, DeviceDType src_type, int64_t rows, int64_t cols,
+                     int64_t group_size, bool transposed, void* codes, uint16_t* scales,
+                     cudaStream_t stream) {
+    SLUICE_RETURN_IF_ERROR(check_source("quantize_int4", src_type, rows, cols));
+    if (group_size <= 0 || group_size % 32 != 0 || cols % group_size != 0) {
+        return invalid_argument("quantize_int4: rows of " + std::to_string(cols) +
+                                " values in groups of " + std::to_string(group_size) +
+                                ", expected a multiple of 32 dividing the row");
+    }
+    if (rows == 0) {
+        return Status::ok_status();
+    }
+    // Source [rows, cols], or [cols, rows] read down its columns.
+    const int64_t row_stride = transposed ? 1 : cols;
+    const int64_t col_stride = transposed ? rows : 1;
+    const int64_t items = rows * (cols / group_size);
+    auto* out = static_cast<uint8_t*>(codes);
+    auto* s = reinterpret_cast<__half*>(scales);
+    if (src_type == DeviceDType::kF32) {
+        quantize_int4_kernel<float><<<grid_for(items), 256, 0, stream>>>(
+            src, rows, cols, row_stride, col_stride, group_size, out, s);
+    } else {
+        quantize_int4_kernel<__nv_bfloat16><<<grid_for(items), 256, 0, stream>>>(
+            src, rows, cols, row_stride, col_stride, group_size, out, s);
     }
     SLUICE_CUDA_CHECK(cudaGetLastError());
     return Status::ok_status();

@@ -7,6 +7,10 @@
 //                      rounded to nearest, saturating; an all-zero row gets scale 1.
 //   quantize_cols_fp8  one scale per column over `rows` rows (w2_e, applied as act · w2_e, whose
 //                      output channels are its columns).
+//   quantize_int4      int4 codes with an fp16 scale per group of values along each row, the
+//                      arithmetic of quantize_int4_rows (inference/int4_weights.h) operation for
+//                      operation, so the device writes the bytes a saved checkpoint holds.
+//                      Non-finite values, which the host refuses, are not checked here.
 //   fill_random        uniform values in [-bound, bound] from a hash of (seed, index), so that
 //                      the same seed gives the same weights on any device.
 //
@@ -28,6 +32,13 @@ Status quantize_rows_fp8(const void* src, DeviceDType src_type, int64_t rows, in
 // src: [rows, cols] of src_type; dst: [rows, cols] fp8; scales: [cols]
 Status quantize_cols_fp8(const void* src, DeviceDType src_type, int64_t rows, int64_t cols,
                          void* dst, float* scales, cudaStream_t stream);
+
+// src: [rows, cols] of src_type, or [cols, rows] when `transposed` (w2's [n_ff, d_model] block,
+// whose output channels are its columns); codes: [rows, cols / 2] bytes; scales: fp16 bits
+// [rows, cols / group_size]
+Status quantize_int4(const void* src, DeviceDType src_type, int64_t rows, int64_t cols,
+                     int64_t group_size, bool transposed, void* codes, uint16_t* scales,
+                     cudaStream_t stream);
 
 // dst: [count] of type (f32 or bf16); value i = bound * (2 u - 1), u from a hash of (seed, i).
 Status fill_random(void* dst, DeviceDType type, int64_t count, uint64_t seed, float bound,

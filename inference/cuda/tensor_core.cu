@@ -1,4 +1,5 @@
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
 #include <algorithm>
@@ -38,6 +39,26 @@ __global__ void widen_fp8_bf16_kernel(const __nv_fp8_e4m3* __restrict__ src,
          i += stride) {
         const float scale = row_scales != nullptr ? row_scales[i / cols] : col_scales[i % cols];
         dst[i] = __float2bfloat16_rn(static_cast<float>(src[i]) * scale);
+    }
+}
+
+// dst[r][2j], dst[r][2j + 1] = bf16(q · scale) of byte j of row r of int4 codes, the scale of the
+// value's group (inference/int4_weights.h): the values the CPU backend widens a checkpoint to.
+__global__ void widen_int4_bf16_kernel(const uint8_t* __restrict__ codes,
+                                       const __half* __restrict__ scales, int64_t n_bytes,
+                                       int64_t cols, int64_t group,
+                                       __nv_bfloat16* __restrict__ dst) {
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n_bytes;
+         i += stride) {
+        const int64_t value = 2 * i;
+        const int64_t r = value / cols;
+        const float scale = __half2float(scales[r * (cols / group) + (value % cols) / group]);
+        const uint32_t byte = codes[i];
+        dst[value] = __float2bfloat16_rn(static_cast<float>(static_cast<int>(byte & 0xfu) - 8) *
+                                         scale);
+        dst[value + 1] = __float2bfloat16_rn(static_cast<float>(static_cast<int>(byte >> 4) - 8) *
+                                             scale);
     }
 }
 
@@ -93,6 +114,19 @@ Status widen_fp8_bf16(const void* src, const float* row_scales, const float* col
     return Status::ok_status();
 }
 
+// rows × cols int4 values (cols a multiple of the group, so a byte's two values share a scale).
+Status widen_int4_bf16(const void* codes, const uint16_t* scales, int64_t rows, int64_t cols,
+                       int64_t group, void* dst, cudaStream_t stream) {
+    const int64_t n_bytes = rows * cols / 2;
+    if (n_bytes > 0) {
+        widen_int4_bf16_kernel<<<grid_for(n_bytes), 256, 0, stream>>>(
+            static_cast<const uint8_t*>(codes), reinterpret_cast<const __half*>(scales), n_bytes,
+            cols, group, static_cast<__nv_bfloat16*>(dst));
+    }
+    SLUICE_CUDA_CHECK(cudaGetLastError());
+    return Status::ok_status();
+}
+
 // The handle's math mode for the bf16 products: the backend keeps it pedantic (no TF32 for its
 // fp32 products); bf16 inputs with fp32 sums need the default mode to reach the tensor cores.
 class DefaultMathScope {
@@ -126,6 +160,8 @@ int64_t tensor_core_min_tokens(DeviceDType type) {
     switch (type) {
         case DeviceDType::kBF16: return 17;
         case DeviceDType::kF8E4M3: return 33;
+        // Widened through bf16 panels as fp8 is; fp8's bound, not yet measured for int4.
+        case DeviceDType::kInt4: return 33;
         case DeviceDType::kF32: break;
     }
     return INT64_MAX;
@@ -198,12 +234,19 @@ Status TensorCoreGemm::dense(const DenseJob& job, cudaStream_t stream) const {
 
 namespace {
 
+// int4 codes with their fp16 group scales (ExpertWeights' int4 fields).
+struct Int4Rows {
+    const uint16_t* groups = nullptr;
+    int64_t group_size = 0;
+};
+
 // out[slots, n_out] = x[slots, k] · W_eᵀ for W_e = rows [e * n_out, (e + 1) * n_out) of a
-// [n_expert * n_out, k] weight (w1, v1); fp8 widened in row panels with its row scales.
+// [n_expert * n_out, k] weight (w1, v1; int4's transposed w2); fp8 and int4 widened in row
+// panels with their scales.
 Status expert_rows_product(const TensorCoreGemm& gemm, const void* w, const float* scales,
                            DeviceDType type, int64_t e, int64_t n_out, int64_t k,
                            const void* x_hi, const void* x_lo, int64_t slots, float* out,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, const Int4Rows& int4 = {}) {
     const int64_t first_row = e * n_out;
     if (type == DeviceDType::kBF16) {
         return gemm.product(bf16_at(w, first_row * k), true, n_out, k, x_hi, x_lo, k, slots, out,
@@ -213,9 +256,16 @@ Status expert_rows_product(const TensorCoreGemm& gemm, const void* w, const floa
     const int64_t panel_rows = std::min(n_out, s.panel_values / k);
     for (int64_t r = 0; r < n_out; r += panel_rows) {
         const int64_t rows = std::min(panel_rows, n_out - r);
-        SLUICE_RETURN_IF_ERROR(widen_fp8_bf16(static_cast<const char*>(w) + (first_row + r) * k,
-                                              scales + first_row + r, nullptr, rows, k, s.panel,
-                                              stream));
+        if (type == DeviceDType::kInt4) {
+            SLUICE_RETURN_IF_ERROR(widen_int4_bf16(
+                static_cast<const char*>(w) + (first_row + r) * k / 2,
+                int4.groups + (first_row + r) * (k / int4.group_size), rows, k, int4.group_size,
+                s.panel, stream));
+        } else {
+            SLUICE_RETURN_IF_ERROR(widen_fp8_bf16(static_cast<const char*>(w) + (first_row + r) * k,
+                                                  scales + first_row + r, nullptr, rows, k,
+                                                  s.panel, stream));
+        }
         SLUICE_RETURN_IF_ERROR(
             gemm.product(s.panel, true, rows, k, x_hi, x_lo, k, slots, out + r, n_out, 0.0f));
     }
@@ -258,10 +308,14 @@ Status grouped_experts_tc(const TensorCoreGemm& gemm, const ExpertTcScratch& scr
     if (shape.n_slots == 0) {
         return Status::ok_status();
     }
+    const bool widened = weights.type == DeviceDType::kF8E4M3 || weights.type == DeviceDType::kInt4;
     if (weights.type == DeviceDType::kF32 || shape.n_slots * d > s.max_values ||
         shape.n_slots * n_ff > scratch.max_act_values ||
-        (weights.type == DeviceDType::kF8E4M3 && (s.panel_values < d || s.panel_values < n_ff))) {
-        return invalid_argument("grouped_experts_tc: bf16 or fp8 weights, and " +
+        (widened && (s.panel_values < d || s.panel_values < n_ff)) ||
+        (weights.type == DeviceDType::kInt4 &&
+         (weights.group_size <= 0 || d % weights.group_size != 0 ||
+          n_ff % weights.group_size != 0))) {
+        return invalid_argument("grouped_experts_tc: bf16, fp8 or int4 weights, and " +
                                 std::to_string(shape.n_slots) + " slots within the scratch");
     }
     SLUICE_CUDA_CHECK(cudaMemcpyAsync(scratch.host_offsets, offsets,
@@ -278,12 +332,12 @@ Status grouped_experts_tc(const TensorCoreGemm& gemm, const ExpertTcScratch& scr
         }
         const char* hi = bf16_at(s.x_hi, start * d);
         const char* lo = bf16_at(s.x_lo, start * d);
-        SLUICE_RETURN_IF_ERROR(expert_rows_product(gemm, weights.w1, weights.w1_scales,
-                                                   weights.type, e, n_ff, d, hi, lo, count,
-                                                   act + start * n_ff, stream));
-        SLUICE_RETURN_IF_ERROR(expert_rows_product(gemm, weights.v1, weights.v1_scales,
-                                                   weights.type, e, n_ff, d, hi, lo, count,
-                                                   scratch.up + start * n_ff, stream));
+        SLUICE_RETURN_IF_ERROR(expert_rows_product(
+            gemm, weights.w1, weights.w1_scales, weights.type, e, n_ff, d, hi, lo, count,
+            act + start * n_ff, stream, {weights.w1_groups, weights.group_size}));
+        SLUICE_RETURN_IF_ERROR(expert_rows_product(
+            gemm, weights.v1, weights.v1_scales, weights.type, e, n_ff, d, hi, lo, count,
+            scratch.up + start * n_ff, stream, {weights.v1_groups, weights.group_size}));
     }
     const int64_t n_act = shape.n_slots * n_ff;
     glu_kernel<<<grid_for(n_act), 256, 0, stream>>>(act, scratch.up, n_act, activation);
@@ -295,9 +349,17 @@ Status grouped_experts_tc(const TensorCoreGemm& gemm, const ExpertTcScratch& scr
         if (count == 0) {
             continue;
         }
-        SLUICE_RETURN_IF_ERROR(expert_down_product(
-            gemm, weights, e, n_ff, d, bf16_at(scratch.act_hi, start * n_ff),
-            bf16_at(scratch.act_lo, start * n_ff), count, y + start * d, stream));
+        const char* hi = bf16_at(scratch.act_hi, start * n_ff);
+        const char* lo = bf16_at(scratch.act_lo, start * n_ff);
+        if (weights.type == DeviceDType::kInt4) {
+            // w2 is stored transposed, a row per output column: the rows product again.
+            SLUICE_RETURN_IF_ERROR(expert_rows_product(
+                gemm, weights.w2, nullptr, weights.type, e, d, n_ff, hi, lo, count,
+                y + start * d, stream, {weights.w2_groups, weights.group_size}));
+            continue;
+        }
+        SLUICE_RETURN_IF_ERROR(
+            expert_down_product(gemm, weights, e, n_ff, d, hi, lo, count, y + start * d, stream));
     }
     return Status::ok_status();
 }

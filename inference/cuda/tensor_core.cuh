@@ -11,7 +11,8 @@
 //   split_bf16          x (fp32) -> hi, lo (bf16)
 //   TensorCoreGemm      y = beta · y + x · op(W), W bf16 in device memory, x given as hi/lo;
 //                       fp8 weights are first widened, scale folded in, into a bf16 panel and
-//                       multiplied panel by panel.
+//                       multiplied panel by panel; int4 experts likewise (q · group scale,
+//                       rounded to bf16: the values the CPU backend widens them to).
 //   grouped_experts_tc  the experts of a many-token step (moe.cuh): one host read of the
 //                       per-expert slot counts, then for each expert with slots the gate and up
 //                       products, the GLU over all slots, and the down product.
@@ -30,7 +31,7 @@ namespace sluice::inference::cuda {
 Status split_bf16(const float* x, int64_t count, void* hi, void* lo, cudaStream_t stream);
 
 // The fewest tokens a step has for its expert products of `type` weights to go to the tensor
-// cores (bf16 above 16, fp8 above 32; f32 never); dense fp8 products follow the same bound, dense
+// cores (bf16 above 16, fp8 and int4 above 32 — int4's not yet measured; f32 never); dense fp8 products follow the same bound, dense
 // bf16 ones take the tensor cores from 9 tokens (dense.cuh). Measured on an H200 at DBRX's sizes
 // (docs/benchmarks.md): bf16 at 32 tokens 16.0 ms per 4-layer step on the tensor cores against
 // 22.7 ms weight-streaming; fp8 at 32 tokens 25.5 ms streaming (experts) and widening to fp32

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <iterator>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +9,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "governance/detail/audit_format.h"
+#include "governance/detail/audit_rows.h"
 #include "governance/detail/crypto.h"
 #include "governance/detail/sqlite.h"
 
@@ -149,7 +149,9 @@ Result<std::string> audit_public_key(const std::filesystem::path& key_path) {
 AuditLog::AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail::Ed25519Key> key,
                    AuditLogOptions options, std::unique_ptr<detail::Database> checkpoint_db)
     : db_(std::move(db)), key_(std::move(key)), options_(options),
-      hasher_(std::make_unique<detail::Sha256>()), checkpoint_db_(std::move(checkpoint_db)) {
+      hasher_(std::make_unique<detail::Sha256>()),
+      row_writer_(std::make_unique<detail::AuditRowWriter>(*db_)),
+      checkpoint_db_(std::move(checkpoint_db)) {
     if (checkpoint_db_) {
         checkpointer_ = std::jthread([this](std::stop_token stop) { checkpoint_wal(stop); });
     }
@@ -242,8 +244,10 @@ Status AuditLog::append(AuditEvent event, AuditCompanion companion) {
     auto pending = std::make_shared<Pending>();
     pending->waited = companion != nullptr || options_.acknowledge == AuditAcknowledge::kDurable;
     pending->companion = std::move(companion);
-    pending->events.push_back(std::move(event));
-    return submit(std::move(pending), ticket);
+    if (ticket == 0) {
+        pending->events.reserve(1);  // here rather than under the queue's lock
+    }
+    return submit(std::move(pending), ticket, &event);
 }
 
 std::uint64_t AuditLog::defer(AuditEvent event) {
@@ -252,7 +256,11 @@ std::uint64_t AuditLog::defer(AuditEvent event) {
     }
     std::lock_guard lock(mutex_);
     std::uint64_t ticket = next_ticket_++;
-    deferred_[ticket].push_back(std::move(event));
+    std::vector<AuditEvent>& held = deferred_[ticket];
+    // Room for the request's next record too: submit() moves this vector into the queue and
+    // adds that record to it, with no allocation of its own.
+    held.reserve(2);
+    held.push_back(std::move(event));
     return ticket;
 }
 
@@ -267,7 +275,7 @@ Status AuditLog::flush(std::uint64_t ticket) {
     }
     auto pending = std::make_shared<Pending>();
     pending->waited = options_.acknowledge == AuditAcknowledge::kDurable;
-    return submit(std::move(pending), ticket);
+    return submit(std::move(pending), ticket, nullptr);
 }
 
 std::size_t AuditLog::deferred_count() const {
@@ -289,7 +297,7 @@ std::size_t AuditLog::queued() const {
     return queued_records_ + writing_records_;
 }
 
-Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket) {
+Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket, AuditEvent* event) {
     std::unique_lock lock(mutex_);
     auto held_records = [&]() -> std::size_t {
         auto held = ticket == 0 ? deferred_.end() : deferred_.find(ticket);
@@ -299,7 +307,7 @@ Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket) {
     // Block, never drop: a full queue holds the appender until the writer makes room. A bundle
     // larger than the whole queue goes in alone.
     progress_.wait(lock, [&] {
-        records = pending->events.size() + held_records();
+        records = (event != nullptr ? 1 : 0) + held_records();
         return closing_ || !failure_.ok() || queued_records_ == 0 ||
                queued_records_ + records <= options_.queue_capacity;
     });
@@ -313,10 +321,11 @@ Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket) {
     if (auto held = ticket == 0 ? deferred_.end() : deferred_.find(ticket);
         held != deferred_.end()) {
         // The request's held records go first, in the order they were deferred.
-        std::vector<AuditEvent> events = std::move(held->second);
+        pending->events = std::move(held->second);
         deferred_.erase(held);
-        std::move(pending->events.begin(), pending->events.end(), std::back_inserter(events));
-        pending->events = std::move(events);
+    }
+    if (event != nullptr) {
+        pending->events.push_back(std::move(*event));
     }
     if (pending->events.empty()) {
         return Status();  // a flush that another flush of the same ticket emptied
@@ -387,6 +396,9 @@ Status AuditLog::commit_front(std::unique_lock<std::mutex>& lock) {
     batch_last_ = batch_.back()->index;
     progress_.notify_all();  // room in the queue
     lock.unlock();
+    // The previous batch's appends (their events' strings) are freed here, outside the queue's
+    // lock, rather than while appenders wait for it.
+    retired_.clear();
     Status written;
     {
         std::lock_guard db_lock(db_mutex_);
@@ -413,7 +425,7 @@ void AuditLog::settle_batch_locked(const Status& written) {
         }
         committed_through_ = batch_last_;
         failure_ = Status();
-        batch_.clear();
+        std::swap(batch_, retired_);  // batch_ is now empty; the next commit frees retired_
         return;
     }
     if (failure_.ok()) {
@@ -464,9 +476,15 @@ void AuditLog::write_loop() {
             pause = std::min<std::chrono::milliseconds>(pause * 2, kLongestPause);
         } else if (!closing_) {
             // Gather: records nobody waits for are committed together, a few milliseconds late.
-            // A waiting appender does not end the gathering: it commits the queue itself.
-            work_.wait_for(lock, options_.gather,
-                           [&] { return closing_ || queued_records_ >= kMaxBatch; });
+            // A waiting appender does not end the gathering: it commits the queue itself. Should
+            // its write fail and leave these records behind, the retries with their pauses take
+            // over at once rather than after the gathering.
+            work_.wait_for(lock, options_.gather, [&] {
+                return closing_ || queued_records_ >= kMaxBatch || !failure_.ok();
+            });
+            if (!failure_.ok() && !closing_) {
+                continue;
+            }
         }
         if (committing_ || queue_.empty()) {
             continue;  // a waiting appender or sync() took the queue meanwhile
@@ -534,17 +552,9 @@ Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
     std::int64_t seq = tail.seq;
     detail::Sha256::Digest prev = tail.hash;
 
-    SLUICE_ASSIGN_OR_RETURN(
-        auto* insert,
-        db_->cached("INSERT INTO audit_log (seq, time_us, principal, action, securable, result, "
-                    "request_id, client, token_id, decided_by, details, prev_hash, hash) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    // The values are bound without copies (they outlive each step); the bindings are cleared
-    // however this function ends, so that none outlives the batch.
-    struct ClearBindings {
-        detail::Statement* statement;
-        ~ClearBindings() { statement->reset(); }
-    } clear_bindings{insert};
+    // The rows go in many to a statement (detail/audit_rows.h); a failure anywhere returns
+    // before the commit, and the transaction's rollback takes back every row of the batch.
+    row_writer_->clear();
     bool crossed_checkpoint = false;
     for (const PendingPtr& pending : batch) {
         pending->result = Status();
@@ -564,26 +574,12 @@ Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
             ++seq;
             const detail::Sha256::Digest hash =
                 record_hash(*hasher_, hash_scratch_, seq, e, bytes_of(prev));
-            SLUICE_RETURN_IF_ERROR(
-                insert->bind(1, seq)
-                    .bind(2, e.time_us)
-                    .bind_static(3, e.principal)
-                    .bind_static(4, e.action)
-                    .bind_static(5, e.securable)
-                    .bind_static(6, e.result)
-                    .bind_static(7, e.request_id)
-                    .bind_static(8, e.client)
-                    .bind_static(9, e.token_id)
-                    .bind_static(10, e.decided_by)
-                    .bind_static(11, e.details)
-                    .bind_blob_static(12, prev.data(), prev.size())
-                    .bind_blob_static(13, hash.data(), hash.size())
-                    .run());
-            insert->reset();  // before `prev`, which is bound to it, changes
+            SLUICE_RETURN_IF_ERROR(row_writer_->add(seq, e, prev, hash));
             prev = hash;
             crossed_checkpoint = crossed_checkpoint || seq % options_.checkpoint_every == 0;
         }
     }
+    SLUICE_RETURN_IF_ERROR(row_writer_->flush());
     SLUICE_RETURN_IF_ERROR(transaction->commit());
     if (crossed_checkpoint) {
         SLUICE_RETURN_IF_ERROR(checkpoint_locked());

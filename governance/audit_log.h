@@ -69,6 +69,7 @@
 namespace sluice::governance {
 
 namespace detail {
+class AuditRowWriter;
 class Database;
 class Ed25519Key;
 class Sha256;
@@ -105,7 +106,8 @@ std::string audit_record_hash(const AuditRecord& record);
 
 // Rows written in the same transaction as an audit record (a usage row beside the record of the
 // model call it bills). Runs on whichever thread commits the batch, inside a savepoint: when it
-// fails, it and its records are undone and only that append fails.
+// fails, it and its records are undone and only that append fails. It is destroyed by a later
+// commit, on that commit's thread: what it captures must not need releasing when append returns.
 using AuditCompanion = std::function<Status(detail::Database&)>;
 
 class AuditLog final : public AuditSink {
@@ -157,9 +159,10 @@ private:
     // The most appends one transaction takes, so that a commit and its waiters' wait stay short.
     static constexpr std::size_t kMaxBatch = 512;
 
-    // Queues `pending` (blocking while the queue is full), in front of it the records held
-    // under `ticket`, and, when it is waited for, returns the outcome of its commit.
-    Status submit(PendingPtr pending, std::uint64_t ticket);
+    // Queues `pending` with the records held under `ticket` and then `event` (null for none; it
+    // is moved from), blocking while the queue is full, and, when it is waited for, returns the
+    // outcome of its commit. `pending` comes with no events.
+    Status submit(PendingPtr pending, std::uint64_t ticket, AuditEvent* event);
     // Takes up to kMaxBatch appends from the front of the queue and commits them with `lock`
     // released; settles them. Precondition: `lock` holds mutex_, nobody is committing, the
     // queue is not empty. Returns the write's status.
@@ -193,6 +196,7 @@ private:
     // batch at a time keeps the chain in queue order.
     bool committing_ = false;
     std::vector<PendingPtr> batch_;     // the batch being written; owned by whoever set committing_
+    std::vector<PendingPtr> retired_;   // the last batch written, freed by the next; likewise
     std::uint64_t batch_last_ = 0;      // index of batch_'s last append; likewise
     bool idle_ = false;                 // guarded by mutex_; the writer waits for work
     bool writer_woken_ = false;         // guarded by mutex_; notified since it went idle
@@ -205,6 +209,7 @@ private:
     std::map<std::uint64_t, std::vector<AuditEvent>> deferred_;  // guarded by mutex_
     std::string hash_scratch_;  // guarded by db_mutex_; the bytes each record's hash covers
     std::unique_ptr<detail::Sha256> hasher_;  // guarded by db_mutex_
+    std::unique_ptr<detail::AuditRowWriter> row_writer_;  // guarded by db_mutex_; inserts rows
     std::mutex db_mutex_;  // serialises use of db_ (batches, checkpoint())
 
     void checkpoint_wal(std::stop_token stop);

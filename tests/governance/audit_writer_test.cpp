@@ -7,9 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <thread>
@@ -320,6 +322,32 @@ TEST_CASE("a failing write: waiting appends fail, new ones are refused, queued r
         log.reset();
         CHECK(site.verify().ok);
     }
+}
+
+TEST_CASE("the background thread copies the WAL into catalog.db while the log is open") {
+    Site site;
+    auto log = site.open(queued(std::chrono::microseconds(0)));
+    for (int i = 0; i < 200; ++i) {
+        REQUIRE(log->append(event(named("wal", i))).ok());
+    }
+    REQUIRE(log->sync().ok());
+    // SQLite's wal-index (catalog.db-shm, native byte order): the WAL's last valid frame
+    // (mxFrame, offset 16) and how many of its frames have been copied into the database
+    // (nBackfill, offset 96). Nothing else writes now, so the copy must catch up.
+    auto frames = [&] {
+        std::ifstream shm(site.dir.path / "catalog.db-shm", std::ios::binary);
+        std::array<char, 100> header{};
+        shm.read(header.data(), header.size());
+        std::uint32_t last = 0;
+        std::uint32_t copied = 0;
+        std::memcpy(&last, header.data() + 16, sizeof(last));
+        std::memcpy(&copied, header.data() + 96, sizeof(copied));
+        return std::pair{last, copied};
+    };
+    CHECK(frames().first > 0);
+    wait_until([&] { return frames().second == frames().first; });
+    log.reset();
+    CHECK(site.request_ids().size() == 200);
 }
 
 TEST_CASE("tampering with records written through the queue is still detected") {

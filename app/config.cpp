@@ -147,6 +147,13 @@ const std::vector<Field>& fields() {
                                           "again (sources wake the sync earlier on a change)",
                                           &C::sync, &SyncConfig::idle_wait_s),
                                0.01, 3600));
+        // Each batch in flight holds up to max_batch documents with their chunks and vectors.
+        f.push_back(with_range(make_field("sync", "pipeline_depth", FieldType::kInteger,
+                                          "Batches a source's sync polls and prepares (chunks, "
+                                          "embeds) ahead of the one it commits; 0: one batch at "
+                                          "a time",
+                                          &C::sync, &SyncConfig::pipeline_depth),
+                               0, 64));
         f.push_back(make_field("storage", "data_dir", FieldType::kString,
                                "Data directory (catalog, chunks, indexes); created 0700",
                                &C::storage, &StorageConfig::data_dir));

@@ -51,6 +51,7 @@ struct GovernanceConfig {
 struct SyncConfig {
     std::int64_t max_batch = 500;  // changes per poll and per atomic write batch
     double idle_wait_s = 1;        // longest wait on a caught-up source before polling again
+    std::int64_t pipeline_depth = 2;  // batches prepared ahead of the one committing; 0: serial
 };
 
 struct LogConfig {

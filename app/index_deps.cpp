@@ -1,10 +1,22 @@
 #include "app/index_deps.h"
 
+#include "app/engine_embedder.h"
 #include "app/http_embedder.h"
 #include "app/tokenize_command.h"
 #include "common/log.h"
 
 namespace sluice::app {
+
+ModelTokenCounter::ModelTokenCounter(std::shared_ptr<const inference::Tokenizer> tokenizer)
+    : tokenizer_(std::move(tokenizer)) {
+    for (inference::TokenId id = 0; id < tokenizer_->n_bpe_ids(); ++id) {
+        auto bytes = tokenizer_->token_bytes(id);
+        if (bytes.has_value() && bytes->empty()) {
+            no_empty_tokens_ = false;
+            break;
+        }
+    }
+}
 
 std::vector<std::size_t> ModelTokenCounter::token_offsets(std::string_view text) const {
     auto ids = tokenizer_->encode(text, inference::SpecialTokenMode::kOrdinary);
@@ -38,6 +50,14 @@ std::shared_ptr<const retrieval::TokenCounter> default_chunk_token_counter() {
 retrieval::IndexDeps server_index_deps() {
     retrieval::IndexDeps deps;
     deps.embedders = server_embedder_factory();
+    deps.tokens = default_chunk_token_counter();
+    return deps;
+}
+
+retrieval::IndexDeps server_index_deps(std::shared_ptr<EngineSlot> slot,
+                                       const ModelSettings& model) {
+    retrieval::IndexDeps deps;
+    deps.embedders = served_embedder_factory(std::move(slot), model);
     deps.tokens = default_chunk_token_counter();
     return deps;
 }

@@ -17,6 +17,7 @@
 #include "app/principal_routes.h"
 #include "app/config_commands.h"
 #include "app/data_dir.h"
+#include "app/engine_embedder.h"
 #include "app/gateway_routes.h"
 #include "app/lineage_routes.h"
 #include "app/policy_routes.h"
@@ -137,7 +138,11 @@ int run_server(const Config& config) {
                   << std::flush;
     }
 
-    const retrieval::IndexDeps index_deps = server_index_deps();
+    // Indexes whose embedder is "model" reach the engine through this slot: they open now, the
+    // model loads later (or never), and the slot is lent the engine only while the model host
+    // exists (see `lending` below).
+    auto engine_slot = std::make_shared<EngineSlot>();
+    const retrieval::IndexDeps index_deps = server_index_deps(engine_slot, config.model);
     auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", index_deps);
     if (!indexes.ok()) {
         log::error("server", "cannot open vector indexes", {{"error", indexes.status().message()}});
@@ -148,11 +153,8 @@ int run_server(const Config& config) {
 
     // Every source of the catalog bound to an index is synced continuously (one thread each)
     // while serving; a bindings file of an older release moves into the catalog here.
-    retrieval::SyncOptions sync_options;
-    sync_options.max_batch = static_cast<std::size_t>(config.sync.max_batch);
-    sync_options.idle_wait = std::chrono::milliseconds(
-        static_cast<std::int64_t>(config.sync.idle_wait_s * 1000));
-    auto syncs = SyncService::open((*data_dir)->path(), **indexes, **gov, sync_options);
+    auto syncs =
+        SyncService::open((*data_dir)->path(), **indexes, **gov, sync_options(config.sync));
     if (!syncs.ok()) {
         log::error("server", "cannot open the sources", {{"error", syncs.status().message()}});
         log::flush();
@@ -196,6 +198,17 @@ int run_server(const Config& config) {
     govern_requests(server, governance, open_paths, {kConsolePrefix});
     // Declared after the server: destroyed (engine stopped) once serve() has returned.
     ModelHost model(config.model, &readiness);
+    // Destroyed before `model`, after everything declared below (agents, judges) and after the
+    // syncs have stopped: it waits for embeddings in flight and refuses new ones, so that no
+    // index uses the engine once the host stops it.
+    EngineSlot::Lending lending(
+        *engine_slot, [&model]() -> Result<std::shared_ptr<inference::Engine>> {
+            std::shared_ptr<inference::Engine> engine = model.engine();
+            if (!engine) {
+                return model.unavailable();
+            }
+            return engine;
+        });
     StreamRegistry streams;
     ServedChatModel served_model(model);
     agents::AgentRuntime runtime(

@@ -61,10 +61,20 @@ Result<std::unique_ptr<retrieval::SourceSync>> open_source_sync(
     return retrieval::SourceSync::open(definition.name, *index, std::move(feed), with_owner);
 }
 
+retrieval::SyncOptions sync_options(const SyncConfig& config) {
+    retrieval::SyncOptions options;
+    options.max_batch = static_cast<std::size_t>(config.max_batch);
+    options.idle_wait =
+        std::chrono::milliseconds(static_cast<std::int64_t>(config.idle_wait_s * 1000));
+    options.pipeline_depth = static_cast<std::size_t>(config.pipeline_depth);
+    return options;
+}
+
 json to_json(const retrieval::SyncStatus& status) {
     json out{{"state", retrieval::sync_state_name(status.state)},
              {"index", status.index},
              {"initial_sync", status.initial},
+             {"pipeline_depth", status.pipeline_depth},
              {"checkpoint", status.checkpoint},
              {"lag_events", status.lag_events ? json(*status.lag_events) : json(nullptr)},
              {"lag_seconds", status.lag_seconds},

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/config.h"
 #include "app/source_catalog.h"
 #include "common/result.h"
 #include "connectors/push_source.h"
@@ -38,6 +39,9 @@ Result<std::unique_ptr<retrieval::SourceSync>> open_source_sync(
     retrieval::IndexManager& indexes, const std::string& index_name,
     const retrieval::SyncOptions& options,
     std::shared_ptr<connectors::PushSource> push = nullptr, const std::string& secret = "");
+
+// The sync engine's options as the configuration's `sync` section sets them.
+retrieval::SyncOptions sync_options(const SyncConfig& config);
 
 // The status of a sync as JSON (GET /api/sources, `sluice source sync`).
 nlohmann::json to_json(const retrieval::SyncStatus& status);

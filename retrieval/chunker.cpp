@@ -164,7 +164,7 @@ void split_long_unit(std::string_view text, const Unit& unit, const TokenCounter
         std::size_t last = std::min(first + options.max_tokens, offsets.size());
         std::size_t begin = unit.begin + (first == 0 ? 0 : offsets[first]);
         std::size_t end = last == offsets.size() ? unit.end : unit.begin + offsets[last];
-        out.push_back(ChunkSpan{begin, end, path, last - first});
+        out.push_back(ChunkSpan{begin, end, path});
         if (last == offsets.size()) {
             break;
         }
@@ -235,6 +235,17 @@ std::vector<ChunkSpan> chunk_text(std::string_view text, const TokenCounter& cou
     std::vector<ChunkSpan> out;
     for (Section& section : parse_structure(text)) {
         auto& units = section.units;
+        if (units.empty()) {
+            continue;
+        }
+        // Every unit lies inside the section's span, so a span of at most max_tokens bytes
+        // holds at most max_tokens tokens when no token is shorter than a byte: the packer
+        // below would take all its units into one chunk.
+        if (counter.at_most_one_token_per_byte() &&
+            units.back().end - units.front().begin <= options.max_tokens) {
+            out.push_back(ChunkSpan{units.front().begin, units.back().end, section.path});
+            continue;
+        }
         for (Unit& unit : units) {
             unit.tokens = counter.token_offsets(text.substr(unit.begin, unit.end - unit.begin))
                               .size();
@@ -252,7 +263,7 @@ std::vector<ChunkSpan> chunk_text(std::string_view text, const TokenCounter& cou
                 tokens += units[last].tokens;
                 ++last;
             }
-            out.push_back(ChunkSpan{units[first].begin, units[last - 1].end, section.path, tokens});
+            out.push_back(ChunkSpan{units[first].begin, units[last - 1].end, section.path});
             if (last == units.size()) {
                 break;
             }

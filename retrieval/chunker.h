@@ -25,6 +25,11 @@ public:
     virtual std::vector<std::size_t> token_offsets(std::string_view text) const = 0;
     // Names the counter in index settings, e.g. "approx-word-piece".
     virtual std::string name() const = 0;
+    // True when every token holds at least one byte of the text (the offsets strictly ascend
+    // below text.size()), so a text never has more tokens than bytes. chunk_text then keeps a
+    // section of at most max_tokens bytes whole without counting its tokens; the chunks are
+    // the same either way.
+    virtual bool at_most_one_token_per_byte() const { return false; }
 };
 
 // An approximation of a BPE tokenizer's counts, for tests and for indexes created without a
@@ -35,6 +40,8 @@ class ApproxTokenCounter final : public TokenCounter {
 public:
     std::vector<std::size_t> token_offsets(std::string_view text) const override;
     std::string name() const override { return "approx-word-piece"; }
+    // Each piece starts at a byte of its own; trailing spaces count as no token.
+    bool at_most_one_token_per_byte() const override { return true; }
 };
 
 struct ChunkingOptions {
@@ -48,11 +55,16 @@ struct ChunkSpan {
     std::size_t begin = 0;  // byte offsets into the document text
     std::size_t end = 0;
     std::vector<std::string> section_path;
-    std::size_t tokens = 0;
+
+    friend bool operator==(const ChunkSpan&, const ChunkSpan&) = default;
 };
 
-// The chunks of `text` in document order; empty text gives no chunks. Precondition:
-// validate(options) is ok.
+// The chunks of `text` in document order; empty text gives no chunks. Each chunk holds at most
+// max_tokens tokens as `counter` measures its units (a unit cut at token boundaries exactly).
+// With a counter that is at_most_one_token_per_byte(), a section (the text under one heading) no
+// longer in bytes than max_tokens becomes one chunk without its tokens being counted (the packer
+// would make the same chunk), which is what keeps short rows from being tokenised.
+// Precondition: validate(options) is ok.
 std::vector<ChunkSpan> chunk_text(std::string_view text, const TokenCounter& counter,
                                   const ChunkingOptions& options);
 

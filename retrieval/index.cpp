@@ -324,7 +324,7 @@ Result<std::vector<PreparedDocument>> Index::prepare_documents(
             spans = chunk_text(doc.text, *tokens_, settings_.chunk);
         }
         if (spans.empty()) {
-            spans.push_back(ChunkSpan{0, doc.text.size(), {}, 0});
+            spans.push_back(ChunkSpan{0, doc.text.size(), {}});
         }
         if (!doc.vector.empty() && spans.size() > 1) {
             return invalid_argument("document '" + doc.key + "' comes with a vector but splits into " +

@@ -114,6 +114,7 @@ SourceSync::SourceSync(Tag, std::string source, std::shared_ptr<Index> index,
       behind_since_(Clock::now()) {
     status_.source = source_;
     status_.index = index_->settings().name;
+    status_.pipeline_depth = options_.pipeline_depth;
 }
 
 Result<std::unique_ptr<SourceSync>> SourceSync::open(std::string source,

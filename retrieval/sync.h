@@ -141,6 +141,7 @@ struct SyncStatus {
     std::string index;
     SyncState state = SyncState::kIdle;
     bool initial = false;  // started from the beginning and not yet caught up once
+    std::size_t pipeline_depth = 0;  // SyncOptions::pipeline_depth the sync runs with
     std::string checkpoint;
     std::optional<std::uint64_t> lag_events;  // the feed's backlog, when it can count it
     double lag_seconds = 0;                   // time since the sync was last caught up (0 if it is)

@@ -129,3 +129,31 @@ TEST_CASE("the parallel section selects the plan and validates its sizes and nod
     CHECK(apply_environment(from_environment, {{"SLUICE_PARALLEL_NODES", "h1"}}).code() ==
           StatusCode::kInvalidArgument);
 }
+
+TEST_CASE("sync.pipeline_depth is read, bounded and refused by name") {
+    CHECK(Config{}.sync.pipeline_depth == 2);
+    auto serial = parse_config(R"({"sync": {"pipeline_depth": 0}})", "test.json");
+    REQUIRE_MESSAGE(serial.ok(), serial.status().to_string());
+    CHECK(serial->sync.pipeline_depth == 0);
+    CHECK(config_to_json(*serial)["sync"]["pipeline_depth"] == 0);
+
+    auto error_of = [](const std::string& text) {
+        auto parsed = parse_config(text, "test.json");
+        REQUIRE_FALSE(parsed.ok());
+        CHECK(parsed.status().code() == StatusCode::kInvalidArgument);
+        return parsed.status().message();
+    };
+    CHECK(error_of(R"({"sync": {"pipeline_depth": -1}})") ==
+          "test.json: /sync/pipeline_depth: expected an integer in [0, 64], found integer -1");
+    CHECK(error_of(R"({"sync": {"pipeline_depth": 65}})") ==
+          "test.json: /sync/pipeline_depth: expected an integer in [0, 64], found integer 65");
+    CHECK(error_of(R"({"sync": {"pipeline_depth": 1.5}})").find("/sync/pipeline_depth") !=
+          std::string::npos);
+
+    Config config;
+    REQUIRE(apply_environment(config, {{"SLUICE_SYNC_PIPELINE_DEPTH", "7"}}).ok());
+    CHECK(config.sync.pipeline_depth == 7);
+    auto bad = apply_environment(config, {{"SLUICE_SYNC_PIPELINE_DEPTH", "deep"}});
+    CHECK(bad.code() == StatusCode::kInvalidArgument);
+    CHECK(bad.message().find("SLUICE_SYNC_PIPELINE_DEPTH") != std::string::npos);
+}

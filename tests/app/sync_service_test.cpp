@@ -160,6 +160,33 @@ TEST_CASE("sources created, re-bound, unbound and removed while running start an
     service->stop();
 }
 
+TEST_CASE("the sync section of the configuration reaches every source's sync engine") {
+    CHECK(sluice::app::sync_options(sluice::app::Config{}.sync).pipeline_depth == 2);
+    auto config = sluice::app::parse_config(
+        R"({"sync": {"pipeline_depth": 5, "max_batch": 40, "idle_wait_s": 0.25}})", "test.json");
+    REQUIRE_MESSAGE(config.ok(), config.status().to_string());
+    const sluice::retrieval::SyncOptions options = sluice::app::sync_options(config->sync);
+    CHECK(options.pipeline_depth == 5);
+    CHECK(options.max_batch == 40);
+    CHECK(options.idle_wait == 250ms);
+
+    World world;
+    auto opened = sluice::app::SyncService::open(world.dir.path, *world.indexes, *world.gov,
+                                                 options);
+    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+    auto& service = **opened;
+    REQUIRE(sluice::app::ensure_source_schema(world.gov->store(), "main.sources",
+                                              world.admin.principal_id)
+                .ok());
+    auto created = service.create(world.admin, {{"name", "kb"},
+                                                {"type", "http"},
+                                                {"schema", "main.sources"},
+                                                {"index", "articles"}});
+    REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    CHECK((*created)["sync"]["pipeline_depth"] == 5);
+    CHECK(sync_of(service, world.admin, "kb")["pipeline_depth"] == 5);
+}
+
 TEST_CASE("creating needs CREATE_TABLE on the schema; feeding an index needs MODIFY on it; "
           "changing a source needs MANAGE") {
     World world;

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+
 #include "temp_dir.h"
 
 using namespace sluice::retrieval;
@@ -13,6 +15,25 @@ std::string sentence(int n) {
     return numbered("Sentence number ", n) + " talks about retrieval quality. ";
 }
 
+// ApproxTokenCounter's tokens, counting its calls, with or without its promise of at most one
+// token per byte (without it chunk_text measures every unit).
+class CountingCounter final : public TokenCounter {
+public:
+    explicit CountingCounter(bool promise) : promise_(promise) {}
+    std::vector<std::size_t> token_offsets(std::string_view text) const override {
+        ++calls;
+        return inner_.token_offsets(text);
+    }
+    std::string name() const override { return inner_.name(); }
+    bool at_most_one_token_per_byte() const override { return promise_; }
+
+    mutable std::atomic<int> calls{0};
+
+private:
+    ApproxTokenCounter inner_;
+    bool promise_;
+};
+
 }  // namespace
 
 TEST_CASE("the approximate counter splits words, digit groups and punctuation") {
@@ -22,6 +43,17 @@ TEST_CASE("the approximate counter splits words, digit groups and punctuation") 
     CHECK(counter.token_offsets("internationalization").size() == 4);  // 20 letters / 6
     CHECK(counter.token_offsets("12345").size() == 2);
     CHECK(counter.token_offsets("a, b.").size() == 4);
+    // Never more tokens than bytes, whatever the bytes (the chunker's shortcut relies on it).
+    CHECK(counter.at_most_one_token_per_byte());
+    for (const std::string text : {" ", "   ", "a", " a ", "\xff\xfe\x80", "\xc3", "x\n\n\t",
+                                   "12345678901", "..,;!?", "caf\xc3\xa9 \xe2\x82\xac 9"}) {
+        auto offsets = counter.token_offsets(text);
+        CHECK(offsets.size() <= text.size());
+        for (std::size_t i = 0; i < offsets.size(); ++i) {
+            CHECK(offsets[i] < text.size());
+            CHECK((i == 0 || offsets[i] > offsets[i - 1]));
+        }
+    }
     auto offsets = counter.token_offsets("ab cd");
     CHECK(offsets == std::vector<std::size_t>{0, 2});
 }
@@ -37,7 +69,6 @@ TEST_CASE("chunks respect max_tokens, overlap and sentence boundaries") {
     REQUIRE(chunks.size() > 5);
     for (std::size_t i = 0; i < chunks.size(); ++i) {
         const auto& chunk = chunks[i];
-        CHECK(chunk.tokens <= 64);
         CHECK(counter.token_offsets(text.substr(chunk.begin, chunk.end - chunk.begin)).size() <=
               64);
         // Every chunk starts at a sentence start and ends at a sentence end.
@@ -88,7 +119,9 @@ TEST_CASE("table rows are units and an oversized sentence is cut at token bounda
     }
     auto pieces = chunk_text(run_on, counter, ChunkingOptions{100, 10});
     REQUIRE(pieces.size() == 4);  // 300 tokens, windows of 100 stepping 90
-    CHECK(pieces[0].tokens == 100);
+    CHECK(counter.token_offsets(std::string_view(run_on).substr(pieces[0].begin,
+                                                                pieces[0].end - pieces[0].begin))
+              .size() == 100);
     CHECK(pieces[0].begin == 0);
     CHECK(pieces.back().end == run_on.size());
 }
@@ -99,4 +132,55 @@ TEST_CASE("invalid chunking options are refused") {
     CHECK(validate(ChunkingOptions{64, 32}).ok());
     ApproxTokenCounter counter;
     CHECK(chunk_text("", counter, ChunkingOptions{}).empty());
+}
+
+TEST_CASE("a section no longer than max_tokens bytes is one chunk, the same as counting gives") {
+    // Texts whose structure moves a chunk's edges: leading blank lines, trailing spaces, a
+    // heading, a code fence, table rows, several sections, multi-byte characters.
+    const std::vector<std::string> texts = {
+        "Short row text.",
+        "\n\n  Leading blank lines. Then a sentence.  \n\n",
+        "# Title\n\nBody under the title. Second one!\n",
+        "Preface.\n# A\nalpha beta\n## B\ngamma delta epsilon zeta eta theta\n",
+        "```\ncode block line\n```\nafter the code. And more words here.",
+        "| a | b |\n| 1 | 2 |\n| 333 | 4444 |\ntext after the table",
+        "Caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbbl\xc3\xa9" "e. \xe2\x82\xac" "12345 \xf0\x9f\x98\x80 ok.",
+        "word word word word word word word word word word word word word word word word",
+    };
+    CountingCounter counting(false);
+    CountingCounter shortcut(true);
+    std::size_t compared = 0;
+    for (const std::size_t max_tokens :
+         {std::size_t{8}, std::size_t{9}, std::size_t{16}, std::size_t{24}, std::size_t{40}}) {
+        for (const std::size_t overlap : {std::size_t{0}, max_tokens / 4, max_tokens / 2}) {
+            const ChunkingOptions options{max_tokens, overlap};
+            for (const auto& text : texts) {
+                // Every prefix: sections end at, just below and just above max_tokens bytes.
+                for (std::size_t length = 0; length <= text.size(); ++length) {
+                    const std::string_view prefix(text.data(), length);
+                    const auto expected = chunk_text(prefix, counting, options);
+                    const auto got = chunk_text(prefix, shortcut, options);
+                    INFO("max_tokens " << max_tokens << " overlap " << overlap << " text '"
+                                       << std::string(prefix) << "'");
+                    CHECK(got == expected);
+                    ++compared;
+                }
+            }
+        }
+    }
+    CHECK(compared > 1000);
+
+    // The shortcut is taken at the boundary and not past it.
+    const ChunkingOptions options{16, 4};
+    const std::string at = "sixteen bytes ok";
+    REQUIRE(at.size() == 16);
+    shortcut.calls = 0;
+    CHECK(chunk_text(at, shortcut, options).size() == 1);
+    CHECK(shortcut.calls == 0);
+    CHECK(chunk_text(at + "!", shortcut, options).size() == 1);
+    CHECK(shortcut.calls > 0);
+    // A counter without the promise is always asked.
+    counting.calls = 0;
+    CHECK(chunk_text("short", counting, options).size() == 1);
+    CHECK(counting.calls > 0);
 }

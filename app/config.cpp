@@ -176,9 +176,10 @@ const std::vector<Field>& fields() {
                                &C::model, &ModelSettings::name));
         f.push_back(with_allowed(make_field("model", "weights", FieldType::kString,
                                             "Weight format in memory; auto keeps the stored one; "
-                                            "int8 is the cpu backend's, fp8 the cuda backend's",
+                                            "int8 is the cpu backend's, fp8 and int4 (the "
+                                            "experts, groups of 128) the cuda backend's",
                                             &C::model, &ModelSettings::weights),
-                                 {"auto", "f32", "bf16", "int8", "fp8"}));
+                                 {"auto", "f32", "bf16", "int8", "fp8", "int4"}));
         f.push_back(with_allowed(make_field("model", "backend", FieldType::kString,
                                             "Compute backend; auto picks cuda when a GPU is "
                                             "visible, and cuda without one falls back to cpu",

@@ -23,6 +23,9 @@ inference::WeightFormat weight_format(const std::string& name) {
     if (name == "fp8") {
         return inference::WeightFormat::kF8E4M3;
     }
+    if (name == "int4") {
+        return inference::WeightFormat::kInt4;
+    }
     return inference::WeightFormat::kAsStored;  // "auto"; the config allows nothing else
 }
 

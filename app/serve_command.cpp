@@ -314,13 +314,15 @@ int run_server(const Config& config) {
                     config.server.shutdown_deadline_s);
                 const auto margin = std::min<std::chrono::duration<double>>(
                     std::chrono::seconds(2), deadline_s / 4);
-                end_streams_at = deadline - std::chrono::duration_cast<
-                                                std::chrono::steady_clock::duration>(margin);
+                end_streams_at =
+                    deadline -
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(margin);
                 if (streams.active() > 0) {
-                    log::info("server", "letting streams finish",
-                              {{"streams", streams.active()}});
+                    // Logged once new requests are refused: whoever reads the line (an
+                    // operator, a test) may rely on it.
                     server.drain();
                     streams.drain();
+                    log::info("server", "letting streams finish", {{"streams", streams.active()}});
                     draining_streams = true;
                 } else {
                     server.stop();

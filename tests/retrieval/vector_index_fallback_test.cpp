@@ -258,6 +258,8 @@ TEST_CASE("lists over the budget outweigh a sample that saw few admitted, above 
     options.hnsw_ef_search = 16;
     options.hnsw_ef_construction = 40;
     options.filter_exact_max = 100;
+    // The recall floor at 3,000 x 16 / 2,048: about 23 admitted vectors.
+    options.filter_max_ef = 2048;
     auto created = VectorIndex::create(options);
     REQUIRE(created.ok());
     auto& index = **created;

@@ -209,6 +209,9 @@ json stored_sync_state(const SourceOptions& options, const std::string& index_na
         return {{"error", indexes.status().to_string()}};
     }
     auto index = (*indexes)->get(index_name);
+    if (!index && index.status().code() != StatusCode::kNotFound) {
+        return {{"index", index_name}, {"error", index.status().to_string()}};
+    }
     if (!index) {
         return {{"index", index_name}, {"documents", 0}, {"checkpoint", nullptr},
                 {"note", "the index is created by the first sync"}};

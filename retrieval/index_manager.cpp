@@ -65,6 +65,7 @@ Result<std::unique_ptr<IndexManager>> IndexManager::open(const std::filesystem::
         if (!index.ok()) {
             log::error("retrieval", "index left out: cannot open",
                        {{"index", name}, {"error", index.status().message()}});
+            manager->left_out_[name] = index.status();
             continue;
         }
         manager->indexes_[name] = share(std::move(index).value());
@@ -79,6 +80,11 @@ Result<std::shared_ptr<Index>> IndexManager::create(const IndexSettings& setting
     SLUICE_RETURN_IF_ERROR(validate(settings));
     std::lock_guard lock(mutex_);
     std::error_code ec;
+    if (auto left = left_out_.find(settings.name); left != left_out_.end()) {
+        return Status(StatusCode::kAlreadyExists,
+                      "index '" + settings.name +
+                          "' already exists, but could not be opened: " + left->second.message());
+    }
     if (indexes_.count(settings.name) != 0 || std::filesystem::exists(root_ / settings.name, ec)) {
         return Status(StatusCode::kAlreadyExists,
                       "index '" + settings.name + "' already exists");
@@ -109,6 +115,10 @@ Result<std::shared_ptr<Index>> IndexManager::get(const std::string& name) const 
     std::lock_guard lock(mutex_);
     auto it = indexes_.find(name);
     if (it == indexes_.end()) {
+        if (auto left = left_out_.find(name); left != left_out_.end()) {
+            return failed_precondition(
+                "index '" + name + "' exists, but could not be opened: " + left->second.message());
+        }
         return not_found("index '" + name + "' does not exist");
     }
     return it->second;

@@ -21,13 +21,16 @@ namespace sluice::retrieval {
 class IndexManager {
 public:
     // Opens every index found under `root` (created when missing). An index that fails to open
-    // is logged and left out; its folder is untouched.
+    // is logged and left out; its folder is untouched, and get() and create() of its name say
+    // why it could not be opened (an offline command without the server's model, for one).
     static Result<std::unique_ptr<IndexManager>> open(const std::filesystem::path& root,
                                                       IndexDeps deps);
 
-    // kAlreadyExists when the name is taken; kInvalidArgument for bad settings.
+    // kAlreadyExists when the name is taken (by a left-out index too, with its reason);
+    // kInvalidArgument for bad settings.
     Result<std::shared_ptr<Index>> create(const IndexSettings& settings);
-    // kNotFound when there is no such index.
+    // kNotFound when there is no such index; kFailedPrecondition, with the reason, for one that
+    // open() left out.
     Result<std::shared_ptr<Index>> get(const std::string& name) const;
     // Removes the index and its files. kNotFound when there is no such index.
     Status drop(const std::string& name);
@@ -44,6 +47,7 @@ private:
     IndexDeps deps_;
     mutable std::mutex mutex_;
     std::map<std::string, std::shared_ptr<Index>> indexes_;  // GUARDED_BY(mutex_)
+    std::map<std::string, Status> left_out_;  // GUARDED_BY(mutex_): why each failed to open
 };
 
 }  // namespace sluice::retrieval

@@ -37,3 +37,39 @@ TEST_CASE("an index whose creation was interrupted is removed, and its name stay
     REQUIRE(index.ok());
     CHECK((*index)->stats().documents == 1);
 }
+
+TEST_CASE("an index that cannot be opened is left out, and get and create say why") {
+    TempDir dir("manager-left-out");
+    {
+        auto manager = IndexManager::open(dir.path(), IndexDeps{});
+        REQUIRE(manager.ok());
+        IndexSettings settings;
+        settings.name = "kb";
+        REQUIRE((*manager)->create(settings).ok());
+    }
+    // What an offline command meets with an index whose embedder only the server has.
+    IndexDeps without_embedders;
+    without_embedders.embedders =
+        [](const IndexSettings& settings) -> sluice::Result<std::shared_ptr<const Embedder>> {
+        return sluice::not_supported("embedder '" + settings.embedder + "' is not here");
+    };
+    auto manager = IndexManager::open(dir.path(), without_embedders);
+    REQUIRE(manager.ok());
+    CHECK((*manager)->list().empty());
+    auto index = (*manager)->get("kb");
+    REQUIRE_FALSE(index.ok());
+    CHECK(index.status().code() == sluice::StatusCode::kFailedPrecondition);
+    CHECK(index.status().message().find("could not be opened") != std::string::npos);
+    CHECK(index.status().message().find("is not here") != std::string::npos);
+    IndexSettings settings;
+    settings.name = "kb";
+    auto created = (*manager)->create(settings);
+    REQUIRE_FALSE(created.ok());
+    CHECK(created.status().code() == sluice::StatusCode::kAlreadyExists);
+    CHECK(created.status().message().find("is not here") != std::string::npos);
+    CHECK((*manager)->get("other").status().code() == sluice::StatusCode::kNotFound);
+    // The folder is untouched: with the embedder back the index opens.
+    auto again = IndexManager::open(dir.path(), IndexDeps{});
+    REQUIRE(again.ok());
+    CHECK((*again)->get("kb").ok());
+}

@@ -16,6 +16,7 @@
 #include "inference/safetensors_writer.h"
 #include "inference/tiny_model.h"
 #include "inference_test_support.h"
+#include "widened_checkpoint.h"
 
 namespace sluice::inference {
 namespace {
@@ -51,25 +52,6 @@ std::vector<std::vector<float>> logits(const std::string& dir, WeightFormat weig
 }
 
 const std::vector<int32_t> kIds = {1, 17, 300, 5, 42, 99, 7, 250, 3};
-
-// A plain bf16 checkpoint (the source's config) holding the int4 checkpoint's dequantised values.
-void write_dequantized(const std::string& source_dir, const std::string& int4_dir,
-                       const std::string& plain) {
-    fs::create_directories(plain);
-    fs::copy_file(source_dir + "/config.json", plain + "/config.json");
-    auto config = load_model_config(int4_dir);
-    REQUIRE(config.ok());
-    auto quantized = Checkpoint::open(int4_dir);
-    REQUIRE(quantized.ok());
-    auto dequantized = dequantize_int4_checkpoint(std::move(*quantized), *config);
-    std::vector<TensorToWrite> tensors;
-    for (const auto& [name, view] : dequantized->tensors()) {
-        CHECK(name.find("_scale") == std::string::npos);
-        tensors.push_back(
-            {name, view.dtype, view.shape, {view.data, static_cast<size_t>(view.n_bytes)}});
-    }
-    REQUIRE(write_safetensors(plain + "/model.safetensors", tensors).ok());
-}
 
 // Rewrites `dir`'s single model.safetensors with `edit` applied to its tensor list.
 void rewrite_checkpoint(const std::string& dir,
@@ -167,7 +149,7 @@ TEST_CASE("int4 checkpoint: the cpu backend gives exactly the logits of its dequ
     const std::string out = tmp.file("int4");
     REQUIRE(write_int4(source_dir, out, kInt4DefaultGroupSize).ok());
     const std::string plain = tmp.file("plain");
-    write_dequantized(source_dir, out, plain);
+    testing::write_widened_checkpoint(source_dir, out, plain);
     const auto from_int4 = logits(out, WeightFormat::kAsStored, kIds);
     CHECK(from_int4 == logits(plain, WeightFormat::kAsStored, kIds));
 

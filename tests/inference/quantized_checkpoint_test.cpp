@@ -15,6 +15,7 @@
 #include "inference/fp8_weights.h"
 #include "inference/safetensors_writer.h"
 #include "inference_test_support.h"
+#include "widened_checkpoint.h"
 
 namespace sluice::inference {
 namespace {
@@ -129,21 +130,7 @@ TEST_CASE("quantized checkpoint: the cpu backend runs it as its dequantised weig
     // A plain bf16 checkpoint holding code · scale for each quantised matrix: the quantised
     // checkpoint must give exactly its logits.
     const std::string plain = tmp.file("plain");
-    fs::create_directories(plain);
-    fs::copy_file(source_dir + "/config.json", plain + "/config.json");
-    {
-        auto config = load_model_config(out);
-        auto quantized = Checkpoint::open(out);
-        REQUIRE(quantized.ok());
-        auto dequantized = dequantize_fp8_checkpoint(std::move(*quantized), *config);
-        std::vector<TensorToWrite> tensors;
-        for (const auto& [name, view] : dequantized->tensors()) {
-            CHECK(name.find("_scale") == std::string::npos);
-            tensors.push_back(
-                {name, view.dtype, view.shape, {view.data, static_cast<size_t>(view.n_bytes)}});
-        }
-        REQUIRE(write_safetensors(plain + "/model.safetensors", tensors).ok());
-    }
+    testing::write_widened_checkpoint(source_dir, out, plain);
     const auto from_fp8 = logits(out, WeightFormat::kAsStored);
     CHECK(from_fp8 == logits(plain, WeightFormat::kAsStored));
 

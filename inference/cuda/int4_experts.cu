@@ -92,6 +92,24 @@ __device__ __forceinline__ void lane_rows(const uint8_t* const (&rows)[R],
     }
 }
 
+// acc[r][t] = row r · x_t over `cols` values, summed across the warp: every lane holds the sums.
+template <int R, int M>
+__device__ __forceinline__ void warp_rows(const uint8_t* const (&rows)[R],
+                                          const __half* const (&scales)[R], int64_t cols,
+                                          int64_t group, const float* __restrict__ x, int m,
+                                          float (&acc)[R][M]) {
+    lane_rows<R, M>(rows, scales, cols, group, x, m, acc);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int t = 0; t < M; ++t) {
+            if (t < m) {
+                acc[r][t] = warp_sum(acc[r][t]);
+            }
+        }
+    }
+}
+
 // grid: (ceil(n_ff / (kWarps * kGateUpRows)), n_expert); blocks of an expert without slots
 // leave at once.
 template <int M>
@@ -122,16 +140,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t c0 = 0; c0 < count; c0 += M) {
         const int m = static_cast<int>(min64(M, count - c0));
         float acc[R][M] = {};
-        lane_rows<R, M>(rows, scales, d, group, x + (start + c0) * d, m, acc);
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-#pragma unroll
-            for (int t = 0; t < M; ++t) {
-                if (t < m) {
-                    acc[r][t] = warp_sum(acc[r][t]);
-                }
-            }
-        }
+        warp_rows<R, M>(rows, scales, d, group, x + (start + c0) * d, m, acc);
         if (threadIdx.x % 32 == 0) {
 #pragma unroll
             for (int r = 0; r < kGateUpRows; ++r) {
@@ -176,16 +185,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t c0 = 0; c0 < count; c0 += M) {
         const int m = static_cast<int>(min64(M, count - c0));
         float acc[kDownRows][M] = {};
-        lane_rows<kDownRows, M>(rows, scales, n_ff, group, act + (start + c0) * n_ff, m, acc);
-#pragma unroll
-        for (int r = 0; r < kDownRows; ++r) {
-#pragma unroll
-            for (int t = 0; t < M; ++t) {
-                if (t < m) {
-                    acc[r][t] = warp_sum(acc[r][t]);
-                }
-            }
-        }
+        warp_rows<kDownRows, M>(rows, scales, n_ff, group, act + (start + c0) * n_ff, m, acc);
         if (threadIdx.x % 32 == 0) {
 #pragma unroll
             for (int r = 0; r < kDownRows; ++r) {

@@ -186,6 +186,14 @@ TEST_CASE("a model index synced offline: searched offline, its vectors reused by
     json described = ok_json(c.Get(kIndexes + "/notes"));
     CHECK(described["embedding_dimension"] == d_model);
     CHECK(described["status"]["vector_count"] == 4);
+    // The catalog's entry shows the dimension in use too.
+    json entry = ok_json(c.Get("/api/2.1/unity-catalog/vector-indexes/vector_search.default.notes"));
+    CHECK(entry["embedder"] == "model");
+    CHECK(entry["embedding_dimension"] == d_model);
+    json listed = ok_json(c.Get(
+        "/api/2.1/unity-catalog/vector-indexes?catalog_name=vector_search&schema_name=default"));
+    REQUIRE(listed["vector_indexes"].size() == 1);
+    CHECK(listed["vector_indexes"][0]["embedding_dimension"] == d_model);
     json again = post(c, kIndexes + "/notes/upsert-data",
                       {{"inputs_json", json::array({{{"id", "copy"},
                                                      {"text", "Rivers run to the sea."},

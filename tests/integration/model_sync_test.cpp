@@ -172,6 +172,13 @@ TEST_CASE("a model index synced offline: searched offline, its vectors reused by
     CHECK(failed != 0);
     CHECK(why.find("index 'notes'") != std::string::npos);
     CHECK(why.find(quoted(weightless)) != std::string::npos);
+    // No checkpoint at all: the index cannot even learn its width, and says so with the path.
+    const fs::path absent = dir / "absent" / model.filename();
+    auto [nowhere, nowhere_why] = run_for_stderr(
+        {"source", "sync", "files", "--data-dir", data.string(), "--model", absent.string()});
+    CHECK(nowhere != 0);
+    CHECK(nowhere_why.find("index 'notes'") != std::string::npos);
+    CHECK(nowhere_why.find(quoted(absent / "config.json")) != std::string::npos);
     fs::remove(docs / "forests.txt");
     // Reading the index's state needs no embedding, so no weights.
     auto [shown, shown_out] = run_sluice({"source", "status", "files", "--data-dir",

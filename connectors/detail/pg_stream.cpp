@@ -147,7 +147,8 @@ Status decode_change(PostgresState& state, const PgMessage& message) {
     };
     const PgTuple* old_tuple = message.old_tuple ? &*message.old_tuple : nullptr;
     // The table changed under the mapping: the row cannot be read as mapped. Reported with its
-    // key (when the key column is still there), so that the sync skips or pauses by policy.
+    // key (when the key column is still there) instead of a document missing part of the row;
+    // the stream goes on.
     const std::vector<std::string> key_only = {table->mapping.key};
     if (auto missing = missing_column(
             message.kind == PgMessageKind::kDelete ? key_only : table->mapped, relation->second)) {

@@ -309,8 +309,8 @@ int run_bench(const RetrievalBenchOptions& options) {
         return fail(queries.status());
     }
     if (queries->empty()) {
-        return fail(not_found("no judged query of split '" + options.split + "' is in --query-split " +
-                              options.query_split));
+        return fail(not_found("no judged query of split '" + options.split +
+                              "' is in --query-split " + options.query_split));
     }
 
     auto build_start = Clock::now();
@@ -379,8 +379,9 @@ int run_bench(const RetrievalBenchOptions& options) {
                                      (1024.0 * 1024.0), 1) +
                     " MiB");
     report.add_note("queries: " + std::to_string(queries->size()) + " judged (--query-split " +
-                    options.query_split + "), k = 100, one at a time on one thread; vector and "
-                    "hybrid latencies include embedding the query");
+                    options.query_split + "), k = " + std::to_string(kRetrievalBenchK) +
+                    ", one at a time on one thread; vector and hybrid latencies include "
+                    "embedding the query");
     report.set_figure("dataset", options.dataset);
     report.set_figure("documents", data->corpus.size());
     report.set_figure("queries", queries->size());
@@ -417,7 +418,8 @@ void add_retrieval_bench(Cli& cli) {
         ->delimiter(',');
     command->add_option("--candidates", options->candidates,
                         "Hybrid: how deep each ranker goes before fusion (0: the product's "
-                        "default, max(k, 100)); several separated by commas")
+                        "default, max(k, 100); else 100 to 1000, as k is 100 here); several "
+                        "separated by commas")
         ->delimiter(',');
     command->add_option("--query-split", options->query_split,
                         "all, or even / odd: the judged queries whose integer id has that "

@@ -49,11 +49,13 @@ Status validate(const RetrievalBenchOptions& options) {
         return invalid_argument("--candidates: expected one or more depths (0: the default)");
     }
     for (std::size_t depth : options.candidates) {
-        // The rankers go max(k, depth) deep; the bench's k is 100 and Index::query caps k at
-        // 1000, so a deeper list could never be asked for through the product's API.
-        if (depth > 1000) {
+        // The rankers go max(k, depth) deep and the bench's k is 100, so a depth below 100
+        // would measure the default under another name. Index::query caps k at 1000, so a
+        // deeper list could never be asked for through the product's API.
+        if (depth != 0 && (depth < kRetrievalBenchK || depth > 1000)) {
             return invalid_argument("--candidates " + std::to_string(depth) +
-                                    ": expected 0 (the default) to 1000");
+                                    ": expected 0 (the default) or " +
+                                    std::to_string(kRetrievalBenchK) + " (the bench's k) to 1000");
         }
     }
     if (!is_one_of(options.query_split, {"all", "even", "odd"})) {
@@ -69,7 +71,8 @@ Status validate(const RetrievalBenchOptions& options) {
         if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
             return invalid_argument(
                 "--embedder http needs --embedder-endpoint, a base URL such as "
-                "http://127.0.0.1:8011 (found '" + url + "')");
+                "http://127.0.0.1:8011 (found '" +
+                url + "')");
         }
         if (options.embedder_model.empty()) {
             return invalid_argument(
@@ -80,8 +83,10 @@ Status validate(const RetrievalBenchOptions& options) {
                 "--embedder http needs --dim, the width of the server's embeddings");
         }
     } else if (!options.embedder_endpoint.empty() || !options.embedder_model.empty()) {
-        return invalid_argument("--embedder-endpoint and --embedder-model are for --embedder "
-                                "http, not '" + options.embedder + "'");
+        return invalid_argument(
+            "--embedder-endpoint and --embedder-model are for --embedder "
+            "http, not '" +
+            options.embedder + "'");
     }
     auto settings = bench_index_settings(options);
     return retrieval::validate(settings);
@@ -152,7 +157,7 @@ std::string RetrievalRun::label() const {
 
 retrieval::Query RetrievalRun::query_template() const {
     retrieval::Query query;
-    query.k = 100;  // for Recall@100
+    query.k = kRetrievalBenchK;
     query.mode = mode == "lexical"  ? retrieval::QueryMode::kLexical
                  : mode == "vector" ? retrieval::QueryMode::kAnn
                                     : retrieval::QueryMode::kHybrid;

@@ -17,13 +17,17 @@
 
 namespace sluice::app {
 
+// Every query asks for 100 hits, for Recall@100.
+inline constexpr std::size_t kRetrievalBenchK = 100;
+
 struct RetrievalBenchOptions {
     std::string dataset;
     std::vector<std::string> modes = {"lexical"};  // lexical, vector, hybrid
     std::vector<std::string> fusions = {"rrf"};    // hybrid rows: rrf, weighted
     // Weighted fusion: one row per weight; empty takes the product's default (Query{}).
     std::vector<double> vector_weights;
-    // Hybrid: how deep each ranker goes before fusion; 0 is the product's default.
+    // Hybrid: how deep each ranker goes before fusion; 0 is the product's default. Index::query
+    // takes max(k, depth), so only 0 or kRetrievalBenchK..1000 are accepted.
     std::vector<std::size_t> candidates = {0};
     std::string query_split = "all";  // all, even, odd: by the parity of integer query ids
     std::string split = "test";       // the qrels file
@@ -57,8 +61,8 @@ Result<bool> in_query_split(const std::string& query_id, const std::string& spli
 
 // One measured row: a mode and, for hybrid, its fusion settings.
 struct RetrievalRun {
-    std::string mode;     // lexical, vector, hybrid
-    std::string fusion;   // hybrid only: rrf or weighted
+    std::string mode;    // lexical, vector, hybrid
+    std::string fusion;  // hybrid only: rrf or weighted
     double vector_weight = 0;
     std::size_t candidates = 0;  // 0: the product's default depth
     std::string label() const;

@@ -5,11 +5,11 @@
 #include <string>
 
 using sluice::StatusCode;
-using sluice::app::RetrievalBenchOptions;
 using sluice::app::bench_index_settings;
 using sluice::app::check_reusable;
 using sluice::app::expand_runs;
 using sluice::app::in_query_split;
+using sluice::app::RetrievalBenchOptions;
 
 namespace {
 
@@ -89,6 +89,11 @@ TEST_CASE("retrieval bench: modes, fusions, weights, depths and query splits are
     options = RetrievalBenchOptions{};
     options.candidates = {100, 1001};
     CHECK(message_of(options).find("--candidates 1001") != std::string::npos);
+    // Below the bench's k the rankers would go k deep anyway: the row would be the default's.
+    options.candidates = {0, 50};
+    CHECK(message_of(options).find("--candidates 50") != std::string::npos);
+    options.candidates = {0, 100, 1000};
+    CHECK(sluice::app::validate(options).ok());
 
     options = RetrievalBenchOptions{};
     options.query_split = "halves";
@@ -112,8 +117,7 @@ TEST_CASE("retrieval bench: query splits take integer ids by parity") {
         auto taken = in_query_split(id, "even");
         REQUIRE_FALSE(taken.ok());
         CHECK(taken.status().code() == StatusCode::kInvalidArgument);
-        CHECK(std::string(taken.status().message()).find("integer query ids") !=
-              std::string::npos);
+        CHECK(std::string(taken.status().message()).find("integer query ids") != std::string::npos);
     }
 }
 

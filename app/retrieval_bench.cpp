@@ -5,6 +5,7 @@
 #include <memory>
 #include <random>
 #include <sstream>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -199,10 +200,15 @@ Result<retrieval::UpsertStats> load_corpus(retrieval::Index& index, const BeirDa
         total.embedding_cache_hits += stats.embedding_cache_hits;
     }
     SLUICE_RETURN_IF_ERROR(index.snapshot());
-    if (index.document_count() != data.corpus.size()) {
+    // A reused folder that held another data set keeps that set's other documents.
+    std::unordered_set<std::string> keys;
+    for (const auto& doc : data.corpus) {
+        keys.insert(doc.id);
+    }
+    if (index.document_count() != keys.size()) {
         return failed_precondition(
             "the index holds " + std::to_string(index.document_count()) +
-            " documents after loading a corpus of " + std::to_string(data.corpus.size()) +
+            " documents after loading a corpus of " + std::to_string(keys.size()) +
             ": --index-dir holds another data set; use another folder or remove this one");
     }
     return total;

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/atomic_file.h"
 #include "app/bench_report.h"
 #include "app/http_embedder.h"
 #include "app/retrieval_bench_options.h"
@@ -246,6 +247,9 @@ struct RunFigures {
     double qps = 0;
     double p50_ms = 0;
     double p99_ms = 0;
+    std::vector<double> query_ndcg;  // per query, in the order of the judged queries
+    std::vector<double> query_recall;
+    std::vector<double> query_mrr;
 };
 
 double mean(const std::vector<double>& values) {
@@ -287,6 +291,9 @@ Result<RunFigures> measure(const retrieval::Index& index, const RetrievalRun& ru
     out.ndcg = mean(ndcg);
     out.recall = mean(recall);
     out.mrr = mean(mrr);
+    out.query_ndcg = std::move(ndcg);
+    out.query_recall = std::move(recall);
+    out.query_mrr = std::move(mrr);
     out.qps = run_s > 0 ? static_cast<double>(latency_ms.size()) / run_s : 0.0;
     out.p50_ms = retrieval::quantile(latency_ms, 0.5);
     out.p99_ms = retrieval::quantile(latency_ms, 0.99);
@@ -336,10 +343,20 @@ int run_bench(const RetrievalBenchOptions& options) {
     report.set_columns({"mode", "queries", "nDCG@10", "Recall@100", "MRR@10", "queries/s",
                         "p50 ms", "p99 ms"});
     auto results = nlohmann::json::array();
+    std::string per_query;
     for (const auto& run : expand_runs(options)) {
         auto figures = measure(*bench.index, run, *queries);
         if (!figures.ok()) {
             return fail(figures.status());
+        }
+        for (std::size_t q = 0; q < queries->size(); ++q) {
+            per_query += nlohmann::json{{"label", run.label()},
+                                        {"query", (*queries)[q].id},
+                                        {"ndcg@10", figures->query_ndcg[q]},
+                                        {"recall@100", figures->query_recall[q]},
+                                        {"mrr@10", figures->query_mrr[q]}}
+                             .dump() +
+                         "\n";
         }
         report.add_row({run.label(), std::to_string(queries->size()),
                         format_fixed(figures->ndcg, 4), format_fixed(figures->recall, 4),
@@ -368,6 +385,12 @@ int run_bench(const RetrievalBenchOptions& options) {
             report.set_figure("mode", run.mode);
         }
         results.push_back(std::move(row));
+    }
+    if (!options.per_query.empty()) {
+        if (auto written = write_file_atomically(options.per_query, per_query, 0644);
+            !written.ok()) {
+            return fail(written.with_context("--per-query"));
+        }
     }
     std::uint64_t index_bytes = stats.store_disk_bytes + stats.snapshot_disk_bytes;
     std::string how = bench.reopened ? "reopened from " + bench.dir.string() + " in "
@@ -446,6 +469,8 @@ void add_retrieval_bench(Cli& cli) {
     command->add_option("--index-dir", options->index_dir,
                         "Keep the index in this folder and reuse it on later runs with the same "
                         "settings (the embedding cache spares re-embedding)");
+    command->add_option("--per-query", options->per_query,
+                        "Also write each row's figures per query to this file (JSON Lines)");
     command->add_option("--limit-queries", options->limit_queries, "Run at most this many");
     command->add_flag("--chunk", options->chunking,
                       "Split documents into chunks (BEIR baselines index whole documents)");

@@ -39,6 +39,9 @@ struct RetrievalBenchOptions {
     std::size_t dimension = 256;
     bool dimension_given = false;
     std::string index_dir;  // empty: a temporary index, removed after the run
+    // When set, one JSON line per row and query ({"label", "query", "ndcg@10", "recall@100",
+    // "mrr@10"}), for paired comparisons of rows; written atomically after the last row.
+    std::string per_query;
     std::size_t limit_queries = 0;
     bool chunking = false;
     bool json = false;

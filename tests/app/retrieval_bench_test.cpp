@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -100,9 +102,10 @@ std::vector<std::string> labels(const nlohmann::json& figures) {
 TEST_CASE("bench retrieval: every mode and fusion is one row over one index") {
     TempDir dir;
     write_dataset(dir.path / "data");
-    auto run =
-        run_bench({"--dataset", (dir.path / "data").string(), "--mode", "lexical,vector,hybrid",
-                   "--fusion", "rrf,weighted", "--vector-weight", "0.2,0.5", "--dim", "64"});
+    auto per_query_path = dir.path / "per-query.jsonl";
+    auto run = run_bench({"--dataset", (dir.path / "data").string(), "--mode",
+                          "lexical,vector,hybrid", "--fusion", "rrf,weighted", "--vector-weight",
+                          "0.2,0.5", "--dim", "64", "--per-query", per_query_path.string()});
     REQUIRE(run.code == 0);
     CHECK(labels(run.figures) == std::vector<std::string>{"lexical", "vector", "hybrid rrf",
                                                           "hybrid weighted w=0.20",
@@ -117,6 +120,25 @@ TEST_CASE("bench retrieval: every mode and fusion is one row over one index") {
     CHECK(run.figures.at("recall@100").get<double>() == doctest::Approx(1.0));
     CHECK(run.figures.at("results")[4].at("vector_weight") == 0.5);
     CHECK(run.figures.at("results")[2].at("fusion") == "rrf");
+
+    // --per-query: a line per row and query whose means are the row's figures.
+    std::ifstream per_query(per_query_path);
+    std::map<std::string, std::pair<double, int>> ndcg_by_label;
+    std::set<std::string> query_ids;
+    for (std::string line; std::getline(per_query, line);) {
+        auto record = nlohmann::json::parse(line);
+        auto& [sum, count] = ndcg_by_label[record.at("label")];
+        sum += record.at("ndcg@10").get<double>();
+        ++count;
+        query_ids.insert(record.at("query"));
+    }
+    CHECK(query_ids == std::set<std::string>{"1", "2", "3", "4"});
+    REQUIRE(ndcg_by_label.size() == 5);
+    for (const auto& row : run.figures.at("results")) {
+        const auto& [sum, count] = ndcg_by_label.at(row.at("label"));
+        CHECK(count == 4);
+        CHECK(sum / count == doctest::Approx(row.at("ndcg@10").get<double>()));
+    }
 }
 
 TEST_CASE("bench retrieval: query halves by id parity") {

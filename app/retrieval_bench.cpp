@@ -468,7 +468,7 @@ void add_retrieval_bench(Cli& cli) {
         ->each([options](const std::string&) { options->dimension_given = true; });
     command->add_option("--index-dir", options->index_dir,
                         "Keep the index in this folder and reuse it on later runs with the same "
-                        "settings (the embedding cache spares re-embedding)");
+                        "settings (its documents are found unchanged: nothing is embedded again)");
     command->add_option("--per-query", options->per_query,
                         "Also write each row's figures per query to this file (JSON Lines)");
     command->add_option("--limit-queries", options->limit_queries, "Run at most this many");

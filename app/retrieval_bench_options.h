@@ -1,8 +1,8 @@
 #pragma once
 // The options of `sluice bench retrieval`, their checks, and the runs they ask for: which
 // embedder builds the vectors, which modes and fusion settings are measured over one index, on
-// which queries, and whether the index is kept in a folder to be reused (its embedding cache
-// makes a second run with a slow embedder cheap).
+// which queries, and whether the index is kept in a folder to be reused (a second run finds its
+// documents unchanged and embeds only the queries, which matters with a slow embedder).
 //
 // Thread safety: value types and pure functions.
 

@@ -189,9 +189,10 @@ Status decode_change(PostgresState& state, const PgMessage& message) {
             return Status();
         }
         for (const std::string& column : unchanged) {
-            for (std::size_t i = 0; i < row.columns.size(); ++i) {
+            const json* value = now->find(column);  // null: dropped since the change
+            for (std::size_t i = 0; i < row.columns.size() && value != nullptr; ++i) {
                 if (row.columns[i] == column) {
-                    row.values[i] = *now->find(column);
+                    row.values[i] = *value;
                 }
             }
         }

@@ -5,15 +5,17 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
-#include <variant>
+#include <vector>
 
 #include "app/source_feed.h"
 #include "connectors/sqlite_source.h"
+#include "index_contents.h"
 #include "retrieval/index.h"
 #include "retrieval/sync.h"
 
@@ -50,18 +52,18 @@ void exec(sqlite3* db, const std::string& sql) {
     REQUIRE_MESSAGE(rc == SQLITE_OK, sql << ": " << message);
 }
 
-// What a row must become in the index: its text, metadata and ACL, in one comparable string.
-// The metadata holds the mapped column, the table and the source's name (added by the feed).
+// What a row must become in the index. The metadata holds the mapped column, the table and the
+// source's name (added by the feed); the ACL is the readers column.
 std::string expected_of(const std::string& body, const std::string& team,
                         const std::string& readers) {
-    std::string groups;
-    std::string rest = readers;
-    while (!rest.empty()) {
-        const std::size_t comma = rest.find(',');
-        groups += "[" + rest.substr(0, comma) + "]";
-        rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    std::vector<std::string> groups;  // the column holds "a,b"
+    for (std::size_t begin = 0; begin < readers.size();) {
+        const std::size_t comma = std::min(readers.find(',', begin), readers.size());
+        groups.push_back(readers.substr(begin, comma - begin));
+        begin = comma + 1;
     }
-    return "text=" + body + "|source=big|table=docs|team=" + team + "|groups=" + groups;
+    return sluice::testing::document_line(
+        body, {{"source", "big"}, {"table", "docs"}, {"team", team}}, groups);
 }
 
 // key -> expected_of(row), read from the table with SQL alone (not through the source).
@@ -81,90 +83,8 @@ std::map<std::string, std::string> table_contents(sqlite3* db) {
     return out;
 }
 
-std::string meta_text(const sluice::retrieval::MetaValue& value) {
-    if (const auto* text = std::get_if<std::string>(&value)) {
-        return *text;
-    }
-    return std::to_string(std::get<double>(value));
-}
-
-// key -> the same form, read from the index: the stored document's metadata and ACL, and the
-// text its chunks cover. `visits` counts documents, so that a key held twice would show.
-std::map<std::string, std::string> index_contents(const sluice::retrieval::Index& index,
-                                                  std::size_t& visits) {
-    std::map<std::string, std::string> out;
-    visits = 0;
-    bool chunks_ok = true;
-    REQUIRE(index.for_each_document([&](const sluice::retrieval::DocumentRecord& record) {
-                     ++visits;
-                     auto chunks = index.chunks_of(record.key);
-                     if (!chunks.ok()) {
-                         chunks_ok = false;
-                         return false;
-                     }
-                     // Chunks cover the text in order; each knows where it starts.
-                     std::string text;
-                     for (const auto& chunk : *chunks) {
-                         if (chunk.char_begin <= text.size()) {
-                             text = text.substr(0, chunk.char_begin) + chunk.text;
-                         } else {
-                             text += "<gap>" + chunk.text;
-                         }
-                     }
-                     std::string line = "text=" + text;
-                     for (const auto& [name, value] : record.metadata) {
-                         line += "|" + name + "=" + meta_text(value);
-                     }
-                     line += "|groups=";
-                     for (const auto& group : record.acl.groups) {
-                         line += "[" + group + "]";
-                     }
-                     for (const auto& principal : record.acl.principals) {
-                         line += "(" + principal + ")";
-                     }
-                     out[record.key] = line;
-                     return true;
-                 }).ok());
-    REQUIRE(chunks_ok);
-    return out;
-}
-
-// The first few differences, for a readable failure.
-std::string differences(const std::map<std::string, std::string>& want,
-                        const std::map<std::string, std::string>& have) {
-    std::string out;
-    int shown = 0;
-    for (const auto& [key, value] : want) {
-        auto found = have.find(key);
-        if (found == have.end()) {
-            out += "missing " + key + "\n";
-        } else if (found->second != value) {
-            out += "differs " + key + ": want '" + value + "', have '" + found->second + "'\n";
-        } else {
-            continue;
-        }
-        if (++shown == 5) {
-            return out;
-        }
-    }
-    for (const auto& [key, value] : have) {
-        if (!want.contains(key)) {
-            out += "extra " + key + "\n";
-            if (++shown == 5) {
-                return out;
-            }
-        }
-    }
-    return out;
-}
-
 void check_same(sqlite3* db, const sluice::retrieval::Index& index) {
-    const auto want = table_contents(db);
-    std::size_t visits = 0;
-    const auto have = index_contents(index, visits);
-    CHECK(visits == have.size());
-    CHECK(have.size() == want.size());
-    CHECK_MESSAGE(have == want, differences(want, have));
+    sluice::testing::check_index_holds(index, table_contents(db));
 }
 
 }  // namespace

@@ -398,10 +398,10 @@ Result<PgResult> snapshot_page(detail::PostgresState& state, const PgTable& tabl
                                const std::optional<std::string>& after, std::size_t limit) {
     PGconn* conn = state.sql.get();
     const std::string key = table.qualified + "." + detail::pg_identifier(conn, table.mapping.key);
-    std::string sql = "SELECT * FROM " + table.qualified;
+    std::string sql = "SELECT * FROM " + table.qualified + " WHERE " + key + " IS NOT NULL";
     std::vector<std::string> params;
     if (after) {
-        sql += " WHERE " + key + " > $1::" + table.key_type;
+        sql += " AND " + key + " > $1::" + table.key_type;
         params.push_back(*after);
     }
     sql += " ORDER BY " + key + " LIMIT " + std::to_string(limit);
@@ -423,6 +423,17 @@ Result<PgResult> snapshot_page(detail::PostgresState& state, const PgTable& tabl
                          table.mapping.key + "'");
     }
     return page;
+}
+
+Result<std::int64_t> null_key_rows(detail::PostgresState& state, const PgTable& table) {
+    PGconn* conn = state.sql.get();
+    SLUICE_ASSIGN_OR_RETURN(
+        PgResult result,
+        pg_exec(conn,
+                "SELECT count(*) FROM " + table.qualified + " WHERE " + table.qualified + "." +
+                    detail::pg_identifier(conn, table.mapping.key) + " IS NULL",
+                PGRES_TUPLES_OK, "counting rows of " + table.display + " without a key"));
+    return std::stoll(PQgetvalue(result.get(), 0, 0));
 }
 
 // Pausing ends the snapshot's transaction: the locks it holds on the tables read so far would
@@ -495,6 +506,21 @@ Status snapshot_pages(detail::PostgresState& state, Position& position, std::siz
             position.after = PQgetvalue(rows, r, key_column);
         }
         if (static_cast<std::size_t>(count) < want) {
+            // The pages never return rows whose key is null (no key, no document): they are
+            // reported once the table's keyed rows are read.
+            SLUICE_ASSIGN_OR_RETURN(std::int64_t unkeyed, null_key_rows(state, table));
+            if (unkeyed > 0) {
+                batch.errors.push_back(ErrorRecord{
+                    table.display,
+                    std::to_string(unkeyed) + " row(s) of table '" + table.display +
+                        "' have a null key column '" + table.mapping.key +
+                        "' and cannot be keyed; they are left out",
+                    "snapshot:" + table.display});
+                if (state.config.on_error == ErrorPolicy::kPause) {
+                    pause_snapshot(state, batch);  // the table's keyed rows stay delivered
+                    return Status();
+                }
+            }
             ++position.table;
             position.after.reset();
         }

@@ -137,8 +137,9 @@ struct Phase {
     }
 };
 
-// `clients` threads, each running `per_client` requests from `make` one after another.
-Phase run_clients(int port, int clients, int per_client,
+// `clients` threads, each running `per_client` requests from `make` one after another; the
+// requests are numbered from `first_index`.
+Phase run_clients(int port, int clients, int per_client, int first_index,
                   const std::function<std::tuple<std::string, std::string, int>(int)>& make) {
     Phase phase;
     std::mutex mutex;
@@ -147,7 +148,7 @@ Phase run_clients(int port, int clients, int per_client,
     for (int c = 0; c < clients; ++c) {
         threads.emplace_back([&, c] {
             for (int r = 0; r < per_client; ++r) {
-                auto [system, user, max_tokens] = make(c * per_client + r);
+                auto [system, user, max_tokens] = make(first_index + c * per_client + r);
                 Sample sample = stream_chat(port, system, user, max_tokens);
                 std::lock_guard lock(mutex);
                 phase.samples.push_back(std::move(sample));
@@ -254,9 +255,9 @@ int run(const ServeBenchOptions& options) {
             output_tokens[(i / 3) % 3]);
     };
     auto engine_stats = [&] { return host.engine()->stats().scheduler; };
-    auto measured = [&](int clients, int per_client) {
+    auto measured = [&](int clients, int per_client, int first_index) {
         const inference::SchedulerStats before = engine_stats();
-        Phase phase = run_clients(port, clients, per_client, mix);
+        Phase phase = run_clients(port, clients, per_client, first_index, mix);
         phase.before = before;
         // The engine publishes its counters after the step that finished the last request,
         // which may be just after that request's client saw its end.
@@ -266,12 +267,14 @@ int run(const ServeBenchOptions& options) {
         phase.after = engine_stats();
         return phase;
     };
-    if (serve_bench_warms_up(options.backend)) {
-        // Untimed, and before the first phase's counters are read.
-        (void)stream_chat(port, "warm-up", "warm up", 4);
+    const ServeBenchBatch1 batch1 = serve_bench_batch1(options.backend);
+    // Untimed, and before the first phase's counters are read.
+    for (int i = 0; i < batch1.warm_up_requests; ++i) {
+        auto [system, user, ignored] = mix(batch1.warm_up_first_index + i);
+        (void)stream_chat(port, system, user, 4);
     }
-    Phase single = measured(1, serve_bench_batch1_requests(options.backend));
-    Phase many = measured(options.clients, options.requests);
+    Phase single = measured(1, batch1.requests, batch1.first_index);
+    Phase many = measured(options.clients, options.requests, 0);
     auto row = [&](const std::string& name, const Phase& phase, int clients) {
         std::vector<double> ttft;
         std::vector<double> gaps;

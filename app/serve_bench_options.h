@@ -21,8 +21,8 @@
 namespace sluice::app {
 
 struct ServeBenchOptions {
-    std::string model;            // empty: the `small` preset, written to a temporary folder
-    std::string backend = "cpu";  // cpu | cuda
+    std::string model;             // empty: the `small` preset, written to a temporary folder
+    std::string backend = "cpu";   // cpu | cuda
     std::string weights = "auto";  // /model/weights: auto | f32 | bf16 | int8 | fp8 | int4
     int clients = 16;
     int requests = 2;  // per client
@@ -47,17 +47,22 @@ struct ServeBenchDevice {
 // kUnavailable when the build has no CUDA backend, when the GPUs cannot be listed, or when none
 // is visible; the message says so and names the cpu alternative. kInvalidArgument for a backend
 // other than cpu or cuda.
-Result<ServeBenchDevice> serve_bench_device(
-    const std::string& backend, const inference::BuildFeatures& features,
-    const Result<std::vector<inference::GpuInfo>>& gpus);
+Result<ServeBenchDevice> serve_bench_device(const std::string& backend,
+                                            const inference::BuildFeatures& features,
+                                            const Result<std::vector<inference::GpuInfo>>& gpus);
 
 // The settings the bench's ModelHost opens `model_dir` with.
 ModelSettings serve_bench_settings(const ServeBenchOptions& options, const std::string& model_dir);
 
-// Requests of the batch-1 phase (one client, one after another).
-int serve_bench_batch1_requests(const std::string& backend);
-
-// Whether one untimed request runs before the measured phases.
-bool serve_bench_warms_up(const std::string& backend);
+// The batch-1 phase (one client, requests one after another): how many requests and the index in
+// the prompt/output mix of its first one; and the untimed requests run before it (each with the
+// mix's prompt at its index and 4 output tokens).
+struct ServeBenchBatch1 {
+    int requests = 3;
+    int first_index = 0;
+    int warm_up_requests = 0;
+    int warm_up_first_index = 0;
+};
+ServeBenchBatch1 serve_bench_batch1(const std::string& backend);
 
 }  // namespace sluice::app

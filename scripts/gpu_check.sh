@@ -10,8 +10,11 @@
 # decode benchmark at DBRX's layer sizes: Hugging Face eager DbrxForCausalLM and `sluice bench
 # decode --backend cuda` on 4 layers (bf16, fp8, int4 experts) in the same run, then 40 layers of
 # fp8 and of int4 where the GPU's memory holds them (bench_decode_4.txt, bench_decode_40.txt,
-# bench_decode_40_int4.txt, hf_eager.log).
-# SLUICE_GPU_CHECK=tests stops after the tests; =bench runs the tests and the benchmark only;
+# bench_decode_40_int4.txt, hf_eager.log); then `sluice bench serve --backend cuda` on the small
+# preset with 16 clients (bench_serve_cuda.txt).
+# SLUICE_GPU_CHECK=tests stops after the tests; =bench runs the tests and the benchmarks only
+# (seven files in $OUT: summary.txt, gpu_tests.log and the five above; keep it at most eight,
+# the files a lent machine hands back);
 # =golden only makes the repository's goldens with the reference (transformers on this machine's
 # CPU, tests/golden/dbrx/make_dbrx_golden.py) and checks the CPU backend against them at once:
 # golden.log and dbrx_goldens.tar.gz (unpack into tests/golden/dbrx).
@@ -113,6 +116,14 @@ decode_bench() {
     --prompt-tokens 32 --decode-tokens 16 --json >"$OUT/bench_decode_40_int4.txt" 2>&1
   verdict "bench decode --backend cuda, 40 layers int4 (${SECONDS} s)" $?
   grep -vE '^\{' "$OUT/bench_decode_40_int4.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
+  # The bench writes the small preset itself (no --model) beside the tokenizer ranks the pack
+  # puts in share/sluice, and removes it afterwards.
+  say "== serving benchmark on cuda: small preset, 16 streaming clients over HTTP"
+  SECONDS=0
+  timeout 240 "$SLUICE" bench serve --backend cuda --clients 16 --json \
+    >"$OUT/bench_serve_cuda.txt" 2>&1
+  verdict "bench serve --backend cuda, 16 clients (${SECONDS} s)" $?
+  grep -vE '^\{' "$OUT/bench_serve_cuda.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
 }
 if [ "${SLUICE_GPU_CHECK:-all}" = bench ]; then
   decode_bench

@@ -193,6 +193,21 @@ void describe_steps(BenchReport& report, const std::string& name, const Phase& p
     report.set_figure(name + ".mean_decode_rows_per_step", per(static_cast<double>(rows), steps));
 }
 
+// The preset's temporary folder (about 2 GB for `small`), removed on every way out of run(),
+// a model that fails to load included.
+struct TempFolder {
+    std::filesystem::path path;
+    TempFolder() = default;
+    TempFolder(const TempFolder&) = delete;
+    TempFolder& operator=(const TempFolder&) = delete;
+    ~TempFolder() {
+        if (!path.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(path, ec);
+        }
+    }
+};
+
 int run(const ServeBenchOptions& options) {
     // Before anything is written or measured: a cuda run without a GPU is refused here, where the
     // server itself would fall back to the CPU (serve_bench_options.h).
@@ -203,11 +218,11 @@ int run(const ServeBenchOptions& options) {
         return 2;
     }
     BenchReport report("serve");
-    std::filesystem::path temp;
+    TempFolder temp;
     std::string model = options.model;
     if (model.empty()) {
-        temp = std::filesystem::temp_directory_path() /
-               ("sluice-bench-serve-" + std::to_string(std::random_device{}()));
+        temp.path = std::filesystem::temp_directory_path() /
+                    ("sluice-bench-serve-" + std::to_string(std::random_device{}()));
         auto tokenizer = open_cli_tokenizer({});
         if (!tokenizer.ok()) {
             std::cerr << "sluice bench serve: " << tokenizer.status().message() << "\n";
@@ -217,12 +232,12 @@ int run(const ServeBenchOptions& options) {
         tiny.write_tokenizer = [&](const std::string& dir) {
             return inference::write_hf_tokenizer_files(**tokenizer, dir);
         };
-        auto written = inference::write_tiny_model(temp.string(), tiny);
+        auto written = inference::write_tiny_model(temp.path.string(), tiny);
         if (!written.ok()) {
             std::cerr << "sluice bench serve: " << written.status().message() << "\n";
             return 1;
         }
-        model = temp.string();
+        model = temp.path.string();
     }
     ModelHost host(serve_bench_settings(options, model), nullptr);
     if (Status loaded = host.load(); !loaded.ok()) {
@@ -378,10 +393,6 @@ int run(const ServeBenchOptions& options) {
     server.stop();
     serving.join();
     report.print(options.json);
-    if (!temp.empty()) {
-        std::error_code ec;
-        std::filesystem::remove_all(temp, ec);
-    }
     return 0;
 }
 

@@ -14,8 +14,9 @@
 // Without --model it writes the `small` random preset to a temporary folder and removes it
 // afterwards. The table and the JSON name the backend and its device. `--backend cuda` where
 // this build has no CUDA backend or no GPU is visible exits 2 with a message before anything is
-// written or measured. On cuda one untimed request runs first and the batch-1 phase runs the
-// whole prompt/output mix (serve_bench_options.cpp says why); on cpu the phases are as before.
+// written or measured. On cuda three untimed requests run first and the batch-1 phase runs the
+// whole prompt/output mix on prompts of its own (serve_bench_options.cpp says why); on cpu the
+// phases are as before.
 
 #include "app/cli.h"
 

@@ -65,10 +65,8 @@ Result<ServeBenchDevice> serve_bench_device(const std::string& backend,
     }
     const std::string instead = "; `sluice bench serve --backend cpu` measures the CPU";
     if (!features.cuda) {
-        return unavailable(
-            "--backend cuda: this build has no CUDA backend (configure with "
-            "SLUICE_CUDA=ON)" +
-            instead);
+        return unavailable("--backend cuda: this build has no CUDA backend (configure with "
+                           "SLUICE_CUDA=ON)" + instead);
     }
     if (!gpus.ok()) {
         return unavailable("--backend cuda: cannot list the GPUs: " + gpus.status().message() +

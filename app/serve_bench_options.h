@@ -8,7 +8,7 @@
 // keeps a service up but would make a benchmark report CPU figures under a cuda label. The bench
 // therefore refuses that case before it measures anything (serve_bench_device).
 //
-// Thread safety: value types and pure functions.
+// Thread safety: value types and free functions, safe from any thread.
 
 #include <string>
 #include <vector>

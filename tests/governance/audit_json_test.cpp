@@ -158,7 +158,8 @@ TEST_CASE("audit json: plain, empty, long and fully escaped texts, with and with
 
     AuditEvent long_text = plain_event();
     long_text.details = std::string(10'000, 'd') + "\"" + std::string(10'001, 'e');
-    CHECK(json_of(3, long_text, prev_hash, &hash) == reference_json(3, long_text, prev_hash, &hash));
+    CHECK(json_of(3, long_text, prev_hash, &hash) ==
+          reference_json(3, long_text, prev_hash, &hash));
 }
 
 TEST_CASE("audit json: the record JSON of the public API is the canonical JSON") {

@@ -467,9 +467,10 @@ int run_bench(const AuthzBenchOptions& options) {
                         "process CPU time per request; instruction cost: extra instructions per "
                         "request, from opening the data directory to closing it); each request "
                         "authenticates (token hash lookup), authorises SELECT on a table and "
-                        "reads it; audited runs write 2 hash-chained records per request through the audit log's group commit, "
-                        "the answer waiting for their commit (committed by the waiting request "
-                        "itself when nobody else is committing) or only for their place in the "
+                        "reads it; audited runs write 2 hash-chained records per request through "
+                        "the audit log's group commit, the answer waiting for their commit "
+                        "(committed by the waiting request itself when nobody else is "
+                        "committing) or only for their place in the "
                         "queue (committed by the writer thread)");
         if (options.instructions && !counted) {
             report.add_note("instructions not counted: " +

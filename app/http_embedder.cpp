@@ -42,12 +42,27 @@ Result<std::vector<retrieval::Vector>> HttpEmbedder::embed(
     std::vector<retrieval::Vector> out(texts.size());
     for (std::size_t i = 0; i < body["data"].size(); ++i) {
         const auto& item = body["data"][i];
-        std::size_t slot = item.value("index", i);
-        if (slot >= out.size() || !item.contains("embedding") || !item["embedding"].is_array()) {
+        // "index" names the input an embedding belongs to; without it, the position does.
+        // Checked before reading, as json::value would throw on a non-integer.
+        std::size_t slot = i;
+        if (item.is_object() && item.contains("index")) {
+            if (!item["index"].is_number_integer()) {
+                return data_loss("embeddings server " + endpoint_ + ": data[" +
+                                 std::to_string(i) + "].index is not an integer");
+            }
+            auto index = item["index"].get<long long>();
+            slot = index < 0 ? out.size() : static_cast<std::size_t>(index);
+        }
+        if (!item.is_object() || slot >= out.size() || !item.contains("embedding") ||
+            !item["embedding"].is_array()) {
             return data_loss("embeddings server " + endpoint_ + ": malformed data[" +
                              std::to_string(i) + "]");
         }
         auto& vector = out[slot];
+        if (!vector.empty()) {
+            return data_loss("embeddings server " + endpoint_ + ": two embeddings for input " +
+                             std::to_string(slot));
+        }
         for (const auto& x : item["embedding"]) {
             if (!x.is_number()) {
                 return data_loss("embeddings server " + endpoint_ + ": non-numeric embedding");

@@ -5,10 +5,14 @@
 #include <memory>
 #include <random>
 #include <sstream>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
+#include "app/atomic_file.h"
 #include "app/bench_report.h"
+#include "app/http_embedder.h"
+#include "app/retrieval_bench_options.h"
 #include "retrieval/index.h"
 #include "retrieval/text_file.h"
 
@@ -124,62 +128,65 @@ Result<BeirDataset> load_beir(const std::filesystem::path& dir, const std::strin
 
 namespace {
 
-struct BenchOptions {
-    std::string dataset;
-    std::string mode = "lexical";
-    std::string split = "test";
-    std::string factory = "Flat";
-    std::string language = "english";
-    std::size_t dimension = 256;
-    std::size_t limit_queries = 0;
-    bool chunking = false;
-    bool json = false;
+int fail(const Status& status) {
+    std::cerr << "sluice bench retrieval: " << status.message() << "\n";
+    return 1;
+}
+
+// The index the runs query: created in a temporary folder (removed at the end), or created in
+// --index-dir and reopened from it by later runs, whose upserts then find every document
+// unchanged and embed nothing.
+struct BenchIndex {
+    std::unique_ptr<retrieval::Index> index;
+    std::filesystem::path dir;
+    bool temporary = true;
+    bool reopened = false;
+
+    BenchIndex() = default;
+    BenchIndex(const BenchIndex&) = delete;
+    BenchIndex& operator=(const BenchIndex&) = delete;
+    ~BenchIndex() {
+        index.reset();
+        if (temporary && !dir.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+        }
+    }
 };
 
-int run_bench(const BenchOptions& options) {
-    auto mode = retrieval::parse_query_mode(options.mode == "vector" ? "ann" : options.mode);
-    if (!mode.ok()) {
-        std::cerr << "sluice bench retrieval: " << mode.status().message() << "\n";
-        return 2;
-    }
-    auto data = load_beir(options.dataset, options.split);
-    if (!data.ok()) {
-        std::cerr << "sluice bench retrieval: " << data.status().message() << "\n";
-        return 1;
-    }
-    std::random_device random;
-    auto dir = std::filesystem::temp_directory_path() /
-               ("sluice-bench-retrieval-" + std::to_string(random()));
-    struct Cleanup {
-        std::filesystem::path path;
-        ~Cleanup() {
-            std::error_code ec;
-            std::filesystem::remove_all(path, ec);
+Status open_bench_index(const RetrievalBenchOptions& options, BenchIndex& out) {
+    auto settings = bench_index_settings(options);
+    retrieval::IndexDeps deps;
+    deps.embedders = server_embedder_factory();
+    if (options.index_dir.empty()) {
+        std::random_device random;
+        out.dir = std::filesystem::temp_directory_path() /
+                  ("sluice-bench-retrieval-" + std::to_string(random()));
+        out.temporary = true;
+    } else {
+        out.dir = options.index_dir;
+        out.temporary = false;
+        std::error_code ec;
+        bool holds_files = std::filesystem::exists(out.dir, ec) &&
+                           !std::filesystem::is_empty(out.dir, ec);
+        if (holds_files) {
+            SLUICE_ASSIGN_OR_RETURN(out.index, retrieval::Index::open(out.dir, deps));
+            out.reopened = true;
+            return check_reusable(out.index->settings(), settings);
         }
-    } cleanup{dir};
-
-    retrieval::IndexSettings settings;
-    settings.name = "bench";
-    settings.language = options.language;
-    settings.chunking = options.chunking;
-    settings.embedder = "lexical-hash";
-    settings.dimension = options.dimension;
-    settings.factory = options.factory;
-    // The bench reader may read everything it indexed, so access checks run but admit all.
-    const retrieval::Reader reader{"bench", {}};
-
-    auto build_start = Clock::now();
-    auto created = retrieval::Index::create(dir, settings, retrieval::IndexDeps{});
-    if (!created.ok()) {
-        std::cerr << "sluice bench retrieval: " << created.status().message() << "\n";
-        return 1;
     }
-    auto& index = *created;
+    SLUICE_ASSIGN_OR_RETURN(out.index, retrieval::Index::create(out.dir, settings, deps));
+    return Status::ok_status();
+}
+
+// Upserts the corpus in batches of 1,000 and snapshots the vectors.
+Result<retrieval::UpsertStats> load_corpus(retrieval::Index& index, const BeirDataset& data) {
     const std::size_t batch_size = 1000;
-    for (std::size_t first = 0; first < data->corpus.size(); first += batch_size) {
+    retrieval::UpsertStats total;
+    for (std::size_t first = 0; first < data.corpus.size(); first += batch_size) {
         std::vector<retrieval::Document> batch;
-        for (std::size_t i = first; i < std::min(first + batch_size, data->corpus.size()); ++i) {
-            const auto& doc = data->corpus[i];
+        for (std::size_t i = first; i < std::min(first + batch_size, data.corpus.size()); ++i) {
+            const auto& doc = data.corpus[i];
             retrieval::Document d;
             d.key = doc.id;
             d.title = doc.title;
@@ -187,92 +194,231 @@ int run_bench(const BenchOptions& options) {
             d.acl.principals = {"bench"};
             batch.push_back(std::move(d));
         }
-        auto upserted = index->upsert(batch);
-        if (!upserted.ok()) {
-            std::cerr << "sluice bench retrieval: " << upserted.status().message() << "\n";
-            return 1;
+        SLUICE_ASSIGN_OR_RETURN(auto stats, index.upsert(batch));
+        total.documents += stats.documents;
+        total.unchanged += stats.unchanged;
+        total.embedded += stats.embedded;
+        total.embedding_cache_hits += stats.embedding_cache_hits;
+    }
+    SLUICE_RETURN_IF_ERROR(index.snapshot());
+    // A reused folder that held another data set keeps that set's other documents.
+    std::unordered_set<std::string> keys;
+    for (const auto& doc : data.corpus) {
+        keys.insert(doc.id);
+    }
+    if (index.document_count() != keys.size()) {
+        return failed_precondition(
+            "the index holds " + std::to_string(index.document_count()) +
+            " documents after loading a corpus of " + std::to_string(keys.size()) +
+            ": --index-dir holds another data set; use another folder or remove this one");
+    }
+    return total;
+}
+
+struct JudgedQuery {
+    std::string id;
+    std::string text;
+    const retrieval::Judgements* judged = nullptr;
+};
+
+Result<std::vector<JudgedQuery>> select_queries(const RetrievalBenchOptions& options,
+                                                const BeirDataset& data) {
+    std::vector<JudgedQuery> out;
+    for (const auto& [query_id, judged] : data.qrels) {
+        if (options.limit_queries != 0 && out.size() == options.limit_queries) {
+            break;
+        }
+        auto text = data.queries.find(query_id);
+        if (text == data.queries.end()) {
+            continue;
+        }
+        SLUICE_ASSIGN_OR_RETURN(bool taken, in_query_split(query_id, options.query_split));
+        if (taken) {
+            out.push_back(JudgedQuery{query_id, text->second, &judged});
         }
     }
-    if (auto saved = index->snapshot(); !saved.ok()) {
-        std::cerr << "sluice bench retrieval: " << saved.message() << "\n";
-        return 1;
-    }
-    double build_s = seconds_since(build_start);
-    auto stats = index->stats();
+    return out;
+}
 
+struct RunFigures {
+    double ndcg = 0;
+    double recall = 0;
+    double mrr = 0;
+    double qps = 0;
+    double p50_ms = 0;
+    double p99_ms = 0;
+    std::vector<double> query_ndcg;  // per query, in the order of the judged queries
+    std::vector<double> query_recall;
+    std::vector<double> query_mrr;
+};
+
+double mean(const std::vector<double>& values) {
+    double sum = 0;
+    for (double x : values) {
+        sum += x;
+    }
+    return values.empty() ? 0.0 : sum / static_cast<double>(values.size());
+}
+
+Result<RunFigures> measure(const retrieval::Index& index, const RetrievalRun& run,
+                           const std::vector<JudgedQuery>& queries) {
+    // The bench reader may read everything it indexed, so access checks run but admit all.
+    const retrieval::Reader reader{"bench", {}};
     std::vector<double> ndcg;
     std::vector<double> recall;
     std::vector<double> mrr;
     std::vector<double> latency_ms;
     auto run_start = Clock::now();
-    for (const auto& [query_id, judged] : data->qrels) {
-        if (options.limit_queries != 0 && latency_ms.size() == options.limit_queries) {
-            break;
-        }
-        auto text = data->queries.find(query_id);
-        if (text == data->queries.end()) {
-            continue;
-        }
-        retrieval::Query query;
-        query.text = text->second;
-        query.k = 100;
-        query.mode = *mode;
+    for (const auto& judged_query : queries) {
+        retrieval::Query query = run.query_template();
+        query.text = judged_query.text;
         auto start = Clock::now();
-        auto hits = index->query(query, reader);
+        auto hits = index.query(query, reader);
         latency_ms.push_back(seconds_since(start) * 1000.0);
         if (!hits.ok()) {
-            std::cerr << "sluice bench retrieval: query " << query_id << ": "
-                      << hits.status().message() << "\n";
-            return 1;
+            return hits.status().with_context(run.label() + ": query " + judged_query.id);
         }
         std::vector<std::string> ranked;
         for (const auto& hit : *hits) {
             ranked.push_back(hit.chunk.doc_key);
         }
-        ndcg.push_back(retrieval::ndcg_at_k(ranked, judged, 10));
-        recall.push_back(retrieval::recall_at_k(ranked, judged, 100));
-        mrr.push_back(retrieval::mrr_at_k(ranked, judged, 10));
+        ndcg.push_back(retrieval::ndcg_at_k(ranked, *judged_query.judged, 10));
+        recall.push_back(retrieval::recall_at_k(ranked, *judged_query.judged, 100));
+        mrr.push_back(retrieval::mrr_at_k(ranked, *judged_query.judged, 10));
     }
     double run_s = seconds_since(run_start);
-    auto mean = [](const std::vector<double>& v) {
-        double sum = 0;
-        for (double x : v) {
-            sum += x;
-        }
-        return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
-    };
-    double qps = run_s > 0 ? static_cast<double>(latency_ms.size()) / run_s : 0.0;
-    double p50 = retrieval::quantile(latency_ms, 0.5);
-    double p99 = retrieval::quantile(latency_ms, 0.99);
-    std::uint64_t index_bytes = stats.store_disk_bytes + stats.snapshot_disk_bytes;
+    RunFigures out;
+    out.ndcg = mean(ndcg);
+    out.recall = mean(recall);
+    out.mrr = mean(mrr);
+    out.query_ndcg = std::move(ndcg);
+    out.query_recall = std::move(recall);
+    out.query_mrr = std::move(mrr);
+    out.qps = run_s > 0 ? static_cast<double>(latency_ms.size()) / run_s : 0.0;
+    out.p50_ms = retrieval::quantile(latency_ms, 0.5);
+    out.p99_ms = retrieval::quantile(latency_ms, 0.99);
+    return out;
+}
+
+std::string describe_embedder(const retrieval::IndexSettings& settings) {
+    std::string out = settings.embedder + "/" + std::to_string(settings.dimension);
+    if (settings.embedder == "http") {
+        out += " (" + settings.embedder_model + " at " + settings.embedder_endpoint + ")";
+    }
+    return out;
+}
+
+int run_bench(const RetrievalBenchOptions& options) {
+    if (auto valid = validate(options); !valid.ok()) {
+        std::cerr << "sluice bench retrieval: " << valid.message() << "\n";
+        return 2;
+    }
+    auto data = load_beir(options.dataset, options.split);
+    if (!data.ok()) {
+        return fail(data.status());
+    }
+    auto queries = select_queries(options, *data);
+    if (!queries.ok()) {
+        return fail(queries.status());
+    }
+    if (queries->empty()) {
+        return fail(not_found("no judged query of split '" + options.split +
+                              "' is in --query-split " + options.query_split));
+    }
+
+    auto build_start = Clock::now();
+    BenchIndex bench;
+    if (auto opened = open_bench_index(options, bench); !opened.ok()) {
+        return fail(opened);
+    }
+    auto loaded = load_corpus(*bench.index, *data);
+    if (!loaded.ok()) {
+        return fail(loaded.status());
+    }
+    double build_s = seconds_since(build_start);
+    auto stats = bench.index->stats();
+    const auto& settings = bench.index->settings();
 
     BenchReport report("retrieval");
     report.set_columns({"mode", "queries", "nDCG@10", "Recall@100", "MRR@10", "queries/s",
                         "p50 ms", "p99 ms"});
-    report.add_row({options.mode, std::to_string(latency_ms.size()), format_fixed(mean(ndcg), 4),
-                    format_fixed(mean(recall), 4), format_fixed(mean(mrr), 4),
-                    format_fixed(qps, 1), format_fixed(p50, 3), format_fixed(p99, 3)});
+    auto results = nlohmann::json::array();
+    std::string per_query;
+    for (const auto& run : expand_runs(options)) {
+        auto figures = measure(*bench.index, run, *queries);
+        if (!figures.ok()) {
+            return fail(figures.status());
+        }
+        for (std::size_t q = 0; q < queries->size(); ++q) {
+            per_query += nlohmann::json{{"label", run.label()},
+                                        {"query", (*queries)[q].id},
+                                        {"ndcg@10", figures->query_ndcg[q]},
+                                        {"recall@100", figures->query_recall[q]},
+                                        {"mrr@10", figures->query_mrr[q]}}
+                             .dump() +
+                         "\n";
+        }
+        report.add_row({run.label(), std::to_string(queries->size()),
+                        format_fixed(figures->ndcg, 4), format_fixed(figures->recall, 4),
+                        format_fixed(figures->mrr, 4), format_fixed(figures->qps, 1),
+                        format_fixed(figures->p50_ms, 3), format_fixed(figures->p99_ms, 3)});
+        nlohmann::json row = {{"mode", run.mode},
+                              {"label", run.label()},
+                              {"ndcg@10", figures->ndcg},
+                              {"recall@100", figures->recall},
+                              {"mrr@10", figures->mrr},
+                              {"qps", figures->qps},
+                              {"p50_ms", figures->p50_ms},
+                              {"p99_ms", figures->p99_ms}};
+        if (run.mode == "hybrid") {
+            row["fusion"] = run.fusion;
+            row["candidates"] = run.candidates;
+            if (run.fusion == "weighted") {
+                row["vector_weight"] = run.vector_weight;
+            }
+        }
+        if (results.empty()) {
+            // The first row's figures stay at the top level, where single-mode runs put them.
+            for (const char* key : {"ndcg@10", "recall@100", "mrr@10", "qps", "p50_ms", "p99_ms"}) {
+                report.set_figure(key, row[key]);
+            }
+            report.set_figure("mode", run.mode);
+        }
+        results.push_back(std::move(row));
+    }
+    if (!options.per_query.empty()) {
+        if (auto written = write_file_atomically(options.per_query, per_query, 0644);
+            !written.ok()) {
+            return fail(written.with_context("--per-query"));
+        }
+    }
+    std::uint64_t index_bytes = stats.store_disk_bytes + stats.snapshot_disk_bytes;
+    std::string how = bench.reopened ? "reopened from " + bench.dir.string() + " in "
+                                     : "built in ";
     report.add_note("data set " + options.dataset + ": " + std::to_string(data->corpus.size()) +
-                    " documents, " + std::to_string(stats.chunks) + " chunks; index built in " +
-                    format_fixed(build_s, 2) + " s (analysis, " + settings.embedder + "/" +
-                    std::to_string(settings.dimension) + " vectors, " + settings.factory +
-                    ", RocksDB commits, snapshot); on disk " +
+                    " documents, " + std::to_string(stats.chunks) + " chunks; index " + how +
+                    format_fixed(build_s, 2) + " s (analysis, " + describe_embedder(settings) +
+                    " vectors, " + settings.factory + ", RocksDB commits, snapshot; " +
+                    std::to_string(loaded->embedded) + " chunks embedded, " +
+                    std::to_string(loaded->embedding_cache_hits) + " from the embedding cache, " +
+                    std::to_string(loaded->unchanged) + " documents unchanged); on disk " +
                     format_fixed(static_cast<double>(index_bytes) / (1024.0 * 1024.0), 1) +
                     " MiB, BM25 postings in memory " +
                     format_fixed(static_cast<double>(stats.lexical_memory_bytes) /
                                      (1024.0 * 1024.0), 1) +
-                    " MiB; queries run one at a time on one thread");
-    report.set_figure("mode", options.mode);
+                    " MiB");
+    report.add_note("queries: " + std::to_string(queries->size()) + " judged (--query-split " +
+                    options.query_split + "), k = " + std::to_string(kRetrievalBenchK) +
+                    ", one at a time on one thread; vector and hybrid latencies include "
+                    "embedding the query");
     report.set_figure("dataset", options.dataset);
     report.set_figure("documents", data->corpus.size());
-    report.set_figure("queries", latency_ms.size());
-    report.set_figure("ndcg@10", mean(ndcg));
-    report.set_figure("recall@100", mean(recall));
-    report.set_figure("mrr@10", mean(mrr));
-    report.set_figure("qps", qps);
-    report.set_figure("p50_ms", p50);
-    report.set_figure("p99_ms", p99);
+    report.set_figure("queries", queries->size());
+    report.set_figure("query_split", options.query_split);
+    report.set_figure("embedder", describe_embedder(settings));
+    report.set_figure("results", results);
     report.set_figure("build_s", build_s);
+    report.set_figure("embedded", loaded->embedded);
     report.set_figure("index_bytes", index_bytes);
     report.set_figure("lexical_memory_bytes", stats.lexical_memory_bytes);
     report.print(options.json);
@@ -282,18 +428,49 @@ int run_bench(const BenchOptions& options) {
 }  // namespace
 
 void add_retrieval_bench(Cli& cli) {
-    auto options = std::make_shared<BenchOptions>();
+    auto options = std::make_shared<RetrievalBenchOptions>();
     auto* command = cli.bench().add_subcommand(
         "retrieval", "Retrieval quality and speed on a BEIR-format data set");
     command->add_option("--dataset", options->dataset,
                         "Folder with corpus.jsonl[.gz], queries.jsonl, qrels/<split>.tsv")
         ->required();
-    command->add_option("--mode", options->mode, "lexical, vector or hybrid")
-        ->check(CLI::IsMember({"lexical", "vector", "hybrid"}));
+    command->add_option("--mode", options->modes,
+                        "lexical, vector, hybrid, or several separated by commas (one row each, "
+                        "over one index)")
+        ->delimiter(',');
+    command->add_option("--fusion", options->fusions,
+                        "Hybrid rows: rrf (k = 60), weighted, or both separated by commas")
+        ->delimiter(',');
+    command->add_option("--vector-weight", options->vector_weights,
+                        "Weighted fusion: the vector side's weight(s), 0 to 1 (default: the "
+                        "product's 0.5)")
+        ->delimiter(',');
+    command->add_option("--candidates", options->candidates,
+                        "Hybrid: how deep each ranker goes before fusion (0: the product's "
+                        "default, max(k, 100); else 100 to 1000, as k is 100 here); several "
+                        "separated by commas")
+        ->delimiter(',');
+    command->add_option("--query-split", options->query_split,
+                        "all, or even / odd: the judged queries whose integer id has that "
+                        "parity (to choose settings on one half and report on the other)");
     command->add_option("--split", options->split, "qrels split to evaluate");
     command->add_option("--factory", options->factory, "FAISS factory string for vectors");
     command->add_option("--language", options->language, "Snowball language of the analyzer");
-    command->add_option("--dim", options->dimension, "lexical-hash embedding dimension");
+    command->add_option("--embedder", options->embedder,
+                        "lexical-hash (weight-free, not semantic) or http (an OpenAI-compatible "
+                        "/v1/embeddings server)");
+    command->add_option("--embedder-endpoint", options->embedder_endpoint,
+                        "http: the server's base URL, e.g. http://127.0.0.1:8011");
+    command->add_option("--embedder-model", options->embedder_model,
+                        "http: the \"model\" field of each request");
+    command->add_option("--dim", options->dimension,
+                        "Embedding dimension (required with --embedder http)")
+        ->each([options](const std::string&) { options->dimension_given = true; });
+    command->add_option("--index-dir", options->index_dir,
+                        "Keep the index in this folder and reuse it on later runs with the same "
+                        "settings (its documents are found unchanged: nothing is embedded again)");
+    command->add_option("--per-query", options->per_query,
+                        "Also write each row's figures per query to this file (JSON Lines)");
     command->add_option("--limit-queries", options->limit_queries, "Run at most this many");
     command->add_flag("--chunk", options->chunking,
                       "Split documents into chunks (BEIR baselines index whole documents)");

@@ -1,8 +1,10 @@
 #pragma once
-// `sluice bench retrieval --dataset DIR [--mode lexical|vector|hybrid] [--json]`: builds an index
+// `sluice bench retrieval --dataset DIR [--mode lexical,vector,hybrid] [--json]`: builds an index
 // from a BEIR-format data set (corpus.jsonl[.gz], queries.jsonl[.gz], qrels/test.tsv), runs every
-// judged query and reports nDCG@10, Recall@100, MRR@10, queries per second, p50/p99 latency,
-// index size and build time.
+// judged query once per mode (and per fusion setting for hybrid) over that one index, and reports
+// nDCG@10, Recall@100, MRR@10, queries per second, p50/p99 latency, index size and build time.
+// The options (embedder, fusion settings, query halves, a reusable index folder) are in
+// app/retrieval_bench_options.h.
 
 #include <filesystem>
 #include <map>

@@ -11,7 +11,10 @@
 # decode --backend cuda` on 4 layers (bf16, fp8, int4 experts) in the same run, then 40 layers of
 # fp8 and of int4 where the GPU's memory holds them (bench_decode_4.txt, bench_decode_40.txt,
 # bench_decode_40_int4.txt, hf_eager.log).
-# SLUICE_GPU_CHECK=tests stops after the tests; =bench runs the tests and the benchmark only.
+# SLUICE_GPU_CHECK=tests stops after the tests; =bench runs the tests and the benchmark only;
+# =golden only makes the repository's goldens with the reference (transformers on this machine's
+# CPU, tests/golden/dbrx/make_dbrx_golden.py) and checks the CPU backend against them at once:
+# golden.log and dbrx_goldens.tar.gz (unpack into tests/golden/dbrx).
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${OUT:-$HERE/out}"
@@ -43,6 +46,30 @@ say() { echo "$*" | tee -a "$SUMMARY"; }
 verdict() {  # name, exit code
   if [ "$2" -eq 0 ]; then say "ok     $1"; else say "FAILED $1 (exit $2)"; failed=1; fi
 }
+
+golden_step() {
+  say "== the repository's goldens: the reference (transformers, CPU), then the CPU backend"
+  SECONDS=0
+  PYTHONUNBUFFERED=1 timeout 420 python3 "$HERE/make_dbrx_golden.py" --out "$WORK/goldens" \
+    >"$OUT/golden.log" 2>&1
+  verdict "make_dbrx_golden.py (${SECONDS} s)" $?
+  grep -E "seed|Error|error" "$OUT/golden.log" | tail -12 | tee -a "$SUMMARY"
+  [ -d "$WORK/goldens" ] && tar -C "$WORK/goldens" -czf "$OUT/dbrx_goldens.tar.gz" .
+  SECONDS=0
+  SLUICE_DBRX_GOLDENS="$WORK/goldens" SLUICE_SHARED_DIR="$WORK/shared" timeout 150 \
+    "$WORK/bin/inference_tests" -tc="*repository's goldens*" --force-colors=false \
+    >>"$OUT/golden.log" 2>&1
+  code=$?
+  grep -E "^\[doctest\] (test cases|assertions)|repository goldens checked" "$OUT/golden.log" |
+    tee -a "$SUMMARY"
+  verdict "cpu backend against the new goldens (${SECONDS} s)" "$code"
+}
+
+if [ "${SLUICE_GPU_CHECK:-all}" = golden ]; then
+  golden_step
+  say "== done: $([ $failed -eq 0 ] && echo all passed || echo some FAILED)"
+  exit $failed
+fi
 
 say "== machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$SUMMARY"

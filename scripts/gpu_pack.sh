@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Packs what scripts/gpu_check.sh needs on a GPU machine into one folder (default: .gpu/ of the
-# repository; pass another as $1): the built `sluice` and `inference_gpu_tests`, the shared
-# libraries they load except those the GPU machine brings itself (C and C++ runtimes, the CUDA
-# driver, runtime, cuBLAS and NCCL), the golden DBRX checkpoints, the check script and the
-# Hugging Face anchor of the decode benchmark (tools/bench/hf_dbrx_eager.py).
-# Build first: cmake --build build --target sluice inference_gpu_tests
+# repository; pass another as $1): the built `sluice`, `inference_gpu_tests` and
+# `inference_tests`, the shared libraries they load except those the GPU machine brings itself
+# (C and C++ runtimes, the CUDA driver, runtime, cuBLAS and NCCL), the golden DBRX checkpoints,
+# the check script, the Hugging Face anchor of the decode benchmark (tools/bench/hf_dbrx_eager.py)
+# and the scripts that make the repository's goldens (tests/golden/dbrx/*.py).
+# Build first: cmake --build build --target sluice inference_gpu_tests inference_tests
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${SLUICE_BUILD_DIR:-$ROOT/build}"
@@ -14,7 +15,7 @@ DEST="${1:-$ROOT/.gpu}"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib" "$stage/shared/golden"
-cp "$BUILD/bin/sluice" "$BUILD/bin/inference_gpu_tests" "$stage/bin/"
+cp "$BUILD/bin/sluice" "$BUILD/bin/inference_gpu_tests" "$BUILD/bin/inference_tests" "$stage/bin/"
 # The test binary keeps its symbols for readable crash reports.
 strip --strip-unneeded "$stage/bin/sluice"
 for binary in "$stage"/bin/*; do
@@ -31,5 +32,5 @@ mkdir -p "$DEST"
 rm -rf "${DEST:?}"/*
 tar -C "$stage" -cf - bin lib shared share | xz -T2 -6 >"$DEST/pack.tar.xz"
 cp "$ROOT/scripts/gpu_check.sh" "$DEST/check.sh"
-cp "$ROOT/tools/bench/hf_dbrx_eager.py" "$DEST/"
+cp "$ROOT/tools/bench/hf_dbrx_eager.py" "$ROOT"/tests/golden/dbrx/*.py "$DEST/"
 du -sh "$DEST"/*

@@ -40,12 +40,13 @@ int run_ask(const AskOptions& options) {
     if (!traces.ok()) {
         return fail(traces.status().message());
     }
-    ModelHost host(local->config.model, nullptr);
-    if (Status loaded = host.load(); !loaded.ok()) {
-        return fail(loaded.message());
+    // The model the index embeds queries with, when its embedder is "model": loaded once.
+    auto host = local->model->host();
+    if (!host.ok()) {
+        return fail(host.status().message());
     }
-    auto model = agents::EngineChatModel::make(host.engine(), host.chat_template(),
-                                               host.model_id());
+    auto model = agents::EngineChatModel::make((*host)->engine(), (*host)->chat_template(),
+                                               (*host)->model_id());
     if (!model.ok()) {
         return fail(model.status().message());
     }

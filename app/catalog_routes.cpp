@@ -136,8 +136,20 @@ void create(Governance& gov, const Collection& c, const RequestInfo& info,
     send_json(res, securable_json(*created));
 }
 
-void list(Governance& gov, const Collection& c, const RequestInfo& info,
-          const httplib::Request& req, httplib::Response& res) {
+// A securable's catalog entry; a vector index's with what its stored index says of itself.
+json entry_json(const governance::Securable& securable, const Collection& c,
+                const DescribeStoredIndex& describe_stored_index) {
+    json out = securable_json(securable);
+    if (c.type == SecurableType::kVectorIndex && describe_stored_index) {
+        if (auto stored = describe_stored_index(securable.full_name)) {
+            out.update(*stored);
+        }
+    }
+    return out;
+}
+
+void list(Governance& gov, const Collection& c, const DescribeStoredIndex& describe_stored_index,
+          const RequestInfo& info, const httplib::Request& req, httplib::Response& res) {
     auto context = context_of(info);
     std::string parent;
     int depth = governance::name_depth(c.type);
@@ -165,7 +177,7 @@ void list(Governance& gov, const Collection& c, const RequestInfo& info,
         auto decision =
             gov.authorizer().check(context.principal_id, Privilege::kBrowse, c.type, item.full_name);
         if (decision.ok() && decision->allowed) {
-            out.push_back(securable_json(item));
+            out.push_back(entry_json(item, c, describe_stored_index));
         }
     }
     Status audited = audit_action(gov, context, "securable.list",
@@ -178,7 +190,8 @@ void list(Governance& gov, const Collection& c, const RequestInfo& info,
     send_json(res, json{{std::string(c.key), out}});
 }
 
-void get_one(Governance& gov, const Collection& c, const RequestInfo& info,
+void get_one(Governance& gov, const Collection& c,
+             const DescribeStoredIndex& describe_stored_index, const RequestInfo& info,
              const httplib::Request& req, httplib::Response& res) {
     auto context = context_of(info);
     std::string full_name = req.matches[1].str();
@@ -190,7 +203,7 @@ void get_one(Governance& gov, const Collection& c, const RequestInfo& info,
     if (!found.ok()) {
         return send_status(res, found.status(), info.request_id);
     }
-    send_json(res, securable_json(*found));
+    send_json(res, entry_json(*found, c, describe_stored_index));
 }
 
 void update(Governance& gov, const Collection& c, const RequestInfo& info,
@@ -436,7 +449,8 @@ void effective_permissions(Governance& gov, const RequestInfo& info, const httpl
 
 }  // namespace
 
-void add_catalog_routes(HttpServer& server, Governance& gov, DropStoredIndex drop_stored_index) {
+void add_catalog_routes(HttpServer& server, Governance& gov, DropStoredIndex drop_stored_index,
+                        DescribeStoredIndex describe_stored_index) {
     const std::string base(kBase);
     for (const Collection& c : kCollections) {
         std::string collection = base + "/" + std::string(c.path);
@@ -445,11 +459,17 @@ void add_catalog_routes(HttpServer& server, Governance& gov, DropStoredIndex dro
                      [&gov, &c](const RequestInfo& i, const httplib::Request& q,
                                 httplib::Response& r) { create(gov, c, i, q, r); });
         server.route("GET", collection,
-                     [&gov, &c](const RequestInfo& i, const httplib::Request& q,
-                                httplib::Response& r) { list(gov, c, i, q, r); });
+                     [&gov, &c, describe_stored_index](const RequestInfo& i,
+                                                       const httplib::Request& q,
+                                                       httplib::Response& r) {
+                         list(gov, c, describe_stored_index, i, q, r);
+                     });
         server.route("GET", item,
-                     [&gov, &c](const RequestInfo& i, const httplib::Request& q,
-                                httplib::Response& r) { get_one(gov, c, i, q, r); });
+                     [&gov, &c, describe_stored_index](const RequestInfo& i,
+                                                       const httplib::Request& q,
+                                                       httplib::Response& r) {
+                         get_one(gov, c, describe_stored_index, i, q, r);
+                     });
         server.route("PATCH", item,
                      [&gov, &c](const RequestInfo& i, const httplib::Request& q,
                                 httplib::Response& r) { update(gov, c, i, q, r); });

@@ -7,7 +7,10 @@
 // Every decision goes through governance::Authorizer::require (audited); every write is audited.
 
 #include <functional>
+#include <optional>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "app/http_server.h"
 #include "governance/governance.h"
@@ -20,8 +23,15 @@ namespace sluice::app {
 using DropStoredIndex = std::function<Result<bool>(const governance::RequestContext& caller,
                                                    const std::string& full_name)>;
 
-// `drop_stored_index` may be empty where the server holds no indexes.
+// What the stored vector index behind the vector_index securable `full_name` adds to its catalog
+// entry (its embedder and the dimension in use); nullopt when no stored index is behind it.
+using DescribeStoredIndex =
+    std::function<std::optional<nlohmann::json>(const std::string& full_name)>;
+
+// `drop_stored_index` and `describe_stored_index` may be empty where the server holds no
+// indexes.
 void add_catalog_routes(HttpServer& server, governance::Governance& gov,
-                        DropStoredIndex drop_stored_index = {});
+                        DropStoredIndex drop_stored_index = {},
+                        DescribeStoredIndex describe_stored_index = {});
 
 }  // namespace sluice::app

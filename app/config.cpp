@@ -172,7 +172,8 @@ const std::vector<Field>& fields() {
                                "tokenizer.json); the server starts without it and /readyz says why",
                                &C::model, &ModelSettings::path));
         f.push_back(make_field("model", "name", FieldType::kString,
-                               "Model id in the API; empty: the checkpoint folder's name",
+                               "Model id in the API and in the embedding-cache keys of "
+                               "\"model\" indexes; empty: the checkpoint folder's name",
                                &C::model, &ModelSettings::name));
         f.push_back(with_allowed(make_field("model", "weights", FieldType::kString,
                                             "Weight format in memory; auto keeps the stored one; "

@@ -161,7 +161,7 @@ retrieval::EmbedderFactory served_embedder_factory(std::shared_ptr<EngineSlot> s
         auto config = inference::load_model_config(path);
         if (!config.ok()) {
             return Status(StatusCode::kFailedPrecondition,
-                          owner + ": embedder 'model' needs the served model (" + model_id +
+                          owner + ": embedder 'model' needs the configured model (" + model_id +
                               "), whose checkpoint cannot be read: " + config.status().message());
         }
         auto embedding = std::make_shared<const EngineEmbeddingModel>(

@@ -18,9 +18,9 @@
 #include "app/eval_access.h"
 #include "agents/index_access.h"
 #include "app/index_catalog.h"
-#include "app/index_deps.h"
 #include "app/local_index.h"
 #include "app/model_host.h"
+#include "app/offline_model.h"
 #include "governance/governance.h"
 
 namespace sluice::app {
@@ -151,8 +151,10 @@ int run_eval(const EvalCliOptions& options) {
     const std::filesystem::path catalog = local->data_dir->path() / governance::kCatalogFile;
     auto agent_store = agents::AgentStore::open(catalog, local->gov->secrets());
     auto traces = agents::TraceStore::open(catalog);
-    auto indexes =
-        retrieval::IndexManager::open(local->data_dir->path() / "indexes", server_index_deps());
+    // One load of the model serves the judges, the agent and the "model" indexes alike.
+    auto offline_model = std::make_shared<OfflineModel>(local->config.model);
+    auto indexes = retrieval::IndexManager::open(local->data_dir->path() / "indexes",
+                                                 offline_index_deps(offline_model));
     for (Status opened : {agent_store.status(), traces.status(), indexes.status()}) {
         if (!opened.ok()) {
             return fail("run", opened.message());
@@ -170,11 +172,12 @@ int run_eval(const EvalCliOptions& options) {
     eval_options.judges = std::move(*specs);
     eval_options.concurrency = static_cast<size_t>(options.concurrency);
     eval_options.judge.rationale_max_chars = options.rationale_max_chars;
-    ModelHost host(local->config.model, nullptr);
-    if (Status loaded = host.load(); !loaded.ok()) {
-        return fail("run", loaded.message());
+    auto host = offline_model->host();
+    if (!host.ok()) {
+        return fail("run", host.status().message());
     }
-    auto made = agents::EngineChatModel::make(host.engine(), host.chat_template(), host.model_id());
+    auto made = agents::EngineChatModel::make((*host)->engine(), (*host)->chat_template(),
+                                              (*host)->model_id());
     if (!made.ok()) {
         return fail("run", made.status().message());
     }

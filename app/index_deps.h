@@ -39,8 +39,9 @@ private:
 // ApproxTokenCounter with a logged warning when it cannot be opened.
 std::shared_ptr<const retrieval::TokenCounter> default_chunk_token_counter();
 
-// server_embedder_factory() and default_chunk_token_counter() together ("model" is refused:
-// offline commands load no model).
+// server_embedder_factory() and default_chunk_token_counter() together ("model" is refused;
+// commands without the server lend their indexes a model with offline_index_deps(),
+// offline_model.h).
 retrieval::IndexDeps server_index_deps();
 // The server's: served_embedder_factory(slot, model) (engine_embedder.h) and
 // default_chunk_token_counter().

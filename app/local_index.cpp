@@ -2,7 +2,6 @@
 
 #include "agents/index_access.h"
 #include "app/index_catalog.h"
-#include "app/index_deps.h"
 
 namespace sluice::app {
 
@@ -23,8 +22,10 @@ Result<LocalIndex> open_local_index(const ConfigOptions& options, const std::str
     SLUICE_ASSIGN_OR_RETURN(out.config, effective_config(options));
     SLUICE_ASSIGN_OR_RETURN(out.data_dir, DataDir::open(out.config.storage.data_dir));
     SLUICE_ASSIGN_OR_RETURN(out.gov, governance::Governance::open(out.data_dir->path()));
-    SLUICE_ASSIGN_OR_RETURN(out.indexes, retrieval::IndexManager::open(
-                                             out.data_dir->path() / "indexes", server_index_deps()));
+    out.model = std::make_shared<OfflineModel>(out.config.model);
+    SLUICE_ASSIGN_OR_RETURN(out.indexes,
+                            retrieval::IndexManager::open(out.data_dir->path() / "indexes",
+                                                          offline_index_deps(out.model)));
     // An index made offline since the server last started is registered as the server would.
     SLUICE_RETURN_IF_ERROR(register_stored_indexes(*out.gov, *out.indexes));
     SLUICE_ASSIGN_OR_RETURN(out.caller, cli_caller(*out.gov, principal));

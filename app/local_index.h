@@ -1,7 +1,8 @@
 #pragma once
 // What the commands that read an index without a server (`sluice search`, `sluice ask`) open:
 // the effective configuration, its data directory, its catalog, and one index in it, with the
-// same embedders and tokenizer the server lends its indexes (index_deps.h).
+// same embedders and tokenizer the server lends its indexes (index_deps.h). The configured model
+// loads only when a "model" index embeds, or when the command asks for it (offline_model.h).
 //
 // These commands read as a catalog principal (`--principal`, by default the bootstrap admin
 // "admin"): SELECT on the index is required as it and audited (request id "cli"), exactly as a
@@ -18,6 +19,7 @@
 #include "app/config.h"
 #include "app/config_commands.h"
 #include "app/data_dir.h"
+#include "app/offline_model.h"
 #include "common/result.h"
 #include "governance/governance.h"
 #include "retrieval/index_manager.h"
@@ -28,6 +30,7 @@ struct LocalIndex {
     Config config;
     std::unique_ptr<DataDir> data_dir;
     std::unique_ptr<governance::Governance> gov;
+    std::shared_ptr<OfflineModel> model;  // the config's /model, loaded on first use
     std::unique_ptr<retrieval::IndexManager> indexes;
     std::shared_ptr<retrieval::Index> index;
     governance::RequestContext caller;

@@ -247,6 +247,15 @@ int run_server(const Config& config) {
                            SLUICE_RETURN_IF_ERROR(
                                remove_index(governance, **indexes, caller, std::move(*found)));
                            return true;
+                       },
+                       [&indexes](const std::string& full_name) -> std::optional<nlohmann::json> {
+                           auto found = agents::find_index(**indexes, full_name);
+                           if (!found.ok()) {
+                               return std::nullopt;
+                           }
+                           const retrieval::IndexSettings& settings = found->index->settings();
+                           return nlohmann::json{{"embedder", settings.embedder},
+                                                 {"embedding_dimension", settings.dimension}};
                        });
     add_principal_routes(server, governance);
     add_gateway_routes(server, governance);

@@ -5,9 +5,11 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 
+#include "app/config_commands.h"
 #include "app/data_dir.h"
-#include "app/index_deps.h"
+#include "app/offline_model.h"
 #include "app/source_catalog.h"
 #include "app/sync_service.h"
 #include "connectors/change_event.h"
@@ -33,6 +35,10 @@ struct SourceOptions {
     std::size_t max_batch = 500;
     std::string schema;
     std::string owner;
+    // sync and status: the model a "model" index embeds with (the config's /model section).
+    std::string config_path;
+    std::optional<std::string> model_path;
+    std::optional<std::string> backend;
 };
 
 int fail(const Status& status) {
@@ -195,6 +201,21 @@ Result<std::unique_ptr<connectors::Source>> open_named(const SourceOptions& opti
     return connectors::open_source(*out, registry->state_dir(options.name), secret);
 }
 
+// The indexes of the data directory, a "model" index served by the configured model (loaded
+// at its first embedding only: offline_model.h), as `sluice serve` would configure it.
+Result<std::unique_ptr<retrieval::IndexManager>> open_indexes(const SourceOptions& options,
+                                                              const DataDir& data_dir) {
+    ConfigOptions config_options;
+    config_options.config_path = options.config_path;
+    config_options.data_dir = options.data_dir;
+    config_options.model_path = options.model_path;
+    config_options.backend = options.backend;
+    SLUICE_ASSIGN_OR_RETURN(Config config, effective_config(config_options));
+    return retrieval::IndexManager::open(
+        data_dir.path() / "indexes",
+        offline_index_deps(std::make_shared<OfflineModel>(config.model)));
+}
+
 // What the bound index holds for the source: its checkpoint and kept error records. The data
 // directory is locked by a running server; then the server's GET /api/sources has it.
 json stored_sync_state(const SourceOptions& options, const std::string& index_name) {
@@ -203,8 +224,7 @@ json stored_sync_state(const SourceOptions& options, const std::string& index_na
         return {{"note", "the data directory is in use (a running server has the live status at "
                          "GET /api/sources): " + data_dir.status().message()}};
     }
-    const retrieval::IndexDeps deps = server_index_deps();
-    auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
+    auto indexes = open_indexes(options, **data_dir);
     if (!indexes) {
         return {{"error", indexes.status().to_string()}};
     }
@@ -226,6 +246,8 @@ json stored_sync_state(const SourceOptions& options, const std::string& index_na
         }
     }
     return {{"index", index_name},
+            {"embedder", (*index)->settings().embedder},
+            {"dimension", (*index)->settings().dimension},
             {"documents", (*index)->stats().documents},
             {"checkpoint", checkpoint && *checkpoint ? json(**checkpoint) : json(nullptr)},
             {"recent_errors", recent}};
@@ -354,8 +376,7 @@ int run_sync(const SourceOptions& options) {
         }
         index_name = *bound;
     }
-    const retrieval::IndexDeps deps = server_index_deps();
-    auto indexes = retrieval::IndexManager::open((*data_dir)->path() / "indexes", deps);
+    auto indexes = open_indexes(options, **data_dir);
     if (!indexes) {
         return fail(indexes.status());
     }
@@ -422,6 +443,20 @@ void add_source_commands(Cli& cli) {
     auto with_dir = [&](CLI::App* command) {
         command->add_option("--data-dir", options->data_dir, "Data directory")->required();
     };
+    // What `sluice serve` reads for the model, for commands that open "model" indexes.
+    auto with_model = [&](CLI::App* command) {
+        command
+            ->add_option("--config,-c", options->config_path,
+                         "Configuration file (JSON) whose /model section a \"model\" index "
+                         "embeds with")
+            ->check(CLI::ExistingFile);
+        command->add_option("--model", options->model_path,
+                            "Model checkpoint folder (overrides /model/path)");
+        command
+            ->add_option("--backend", options->backend,
+                         "Compute backend: auto, cpu or cuda (overrides /model/backend)")
+            ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+    };
 
     auto* add = group->add_subcommand("add", "Define a source");
     add->add_option("name", options->name, "Source name (a-z, 0-9, _, -)")->required();
@@ -444,6 +479,7 @@ void add_source_commands(Cli& cli) {
     auto* status = group->add_subcommand("status", "Show a source's position and lag");
     status->add_option("name", options->name, "Source name")->required();
     with_dir(status);
+    with_model(status);
     cli.on_run(status, [options] { return run_status(*options); });
 
     auto* poll = group->add_subcommand("poll", "Print one batch of events as JSON lines");
@@ -468,6 +504,7 @@ void add_source_commands(Cli& cli) {
     sync->add_option("--max-batch", options->max_batch, "Changes per write batch")
         ->check(CLI::Range(1, 100000));
     with_dir(sync);
+    with_model(sync);
     cli.on_run(sync, [options] { return run_sync(*options); });
 
     auto* remove =

@@ -120,16 +120,22 @@ Result<retrieval::IndexSettings> settings_from_json(const json& body) {
         s.embedder_endpoint = body.value("embedder_endpoint", s.embedder_endpoint);
         s.embedder_model = body.value("embedder_model", s.embedder_model);
         s.dimension = body.value("embedding_dimension", s.dimension);
+        bool dimension_given = body.contains("embedding_dimension");
         // Databricks' direct access spec names the dimension on its vector column.
         if (body.contains("direct_access_index_spec")) {
             const auto& columns =
                 body["direct_access_index_spec"].value("embedding_vector_columns", json::array());
             if (!columns.empty()) {
                 s.dimension = columns[0].value("embedding_dimension", s.dimension);
+                dimension_given = dimension_given || columns[0].contains("embedding_dimension");
                 if (!body.contains("embedder")) {
                     s.embedder = "none";
                 }
             }
+        }
+        // The model knows its own width: without one given, the index takes its d_model.
+        if (s.embedder == "model" && !dimension_given) {
+            s.dimension = retrieval::kEmbedderDimension;
         }
         s.factory = body.value("index_factory", s.factory);
         std::string metric = body.value("metric", std::string(retrieval::metric_name(s.metric)));

@@ -238,6 +238,12 @@ Result<PgTable> resolve_table(PGconn* conn, const PostgresTableConfig& config) {
         }
     }
     table.key_type = types[table.mapping.key];
+    if (table.mapping.text.empty()) {
+        for (const detail::PgColumn& column : table.columns) {
+            mapped.push_back(column.name);
+        }
+    }
+    table.mapped = std::move(mapped);
     return table;
 }
 

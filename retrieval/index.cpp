@@ -167,9 +167,21 @@ Result<std::unique_ptr<Index>> Index::create(const std::filesystem::path& dir,
         return Status(StatusCode::kAlreadyExists,
                       "index '" + settings.name + "' already exists at '" + dir.string() + "'");
     }
+    // The resolved width is what is stored: an index's width never changes after creation, so
+    // that a later checkpoint of another width is refused when the index opens.
+    IndexSettings stored = settings;
+    if (stored.dimension == kEmbedderDimension) {
+        SLUICE_ASSIGN_OR_RETURN(auto embedder, deps.embedders(stored));
+        if (!embedder) {
+            return invalid_argument("index '" + settings.name + "': embedder '" +
+                                    settings.embedder + "' has no width of its own: give a "
+                                    "dimension");
+        }
+        stored.dimension = embedder->dimension();
+    }
     SLUICE_ASSIGN_OR_RETURN(auto store, ChunkStore::open(dir / kStoreFolder));
     auto batch = store->batch();
-    batch.put_meta(kSettingsKey, encode_settings(settings));
+    batch.put_meta(kSettingsKey, encode_settings(stored));
     SLUICE_RETURN_IF_ERROR(store->commit(batch));
     store.reset();
     return open(dir, deps);

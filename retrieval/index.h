@@ -147,7 +147,9 @@ struct IndexStats {
 
 class Index {
 public:
-    // Creates an index in the empty folder `dir`. kAlreadyExists when it holds one.
+    // Creates an index in the empty folder `dir`. kAlreadyExists when it holds one. A dimension
+    // of kEmbedderDimension is replaced by the embedder's width (the factory's error when it
+    // cannot build the embedder).
     static Result<std::unique_ptr<Index>> create(const std::filesystem::path& dir,
                                                  const IndexSettings& settings,
                                                  const IndexDeps& deps);

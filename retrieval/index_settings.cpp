@@ -48,9 +48,12 @@ Status validate(const IndexSettings& settings) {
     if (settings.embedder == "http" && settings.embedder_endpoint.empty()) {
         return invalid_argument("embedder http needs an endpoint");
     }
-    if (settings.dimension == 0 || settings.dimension > 65536) {
+    // Only the model says how wide its vectors are; every other embedder is told.
+    const bool embedder_width =
+        settings.dimension == kEmbedderDimension && settings.embedder == "model";
+    if ((settings.dimension == 0 && !embedder_width) || settings.dimension > 65536) {
         return invalid_argument("dimension " + std::to_string(settings.dimension) +
-                                ", expected 1 to 65536");
+                                ", expected 1 to 65536 (or none, for embedder model)");
     }
     if (settings.embedder == "lexical-hash" && settings.dimension < 16) {
         return invalid_argument("lexical-hash dimension " + std::to_string(settings.dimension) +

@@ -13,6 +13,9 @@
 
 namespace sluice::retrieval {
 
+// IndexSettings::dimension asking for the embedder's own width.
+inline constexpr std::size_t kEmbedderDimension = 0;
+
 struct IndexSettings {
     std::string name;
     std::string language = "english";  // Snowball language of the lexical analyzer, or "none"
@@ -23,6 +26,8 @@ struct IndexSettings {
     std::string embedder = "lexical-hash";
     std::string embedder_endpoint;  // http: base URL, e.g. http://127.0.0.1:8000
     std::string embedder_model;     // http: the "model" field of the request
+    // Width of the vectors. kEmbedderDimension, for "model" only: the embedder's own width (the
+    // model's d_model), which Index::create resolves and stores; a stored index never has 0.
     std::size_t dimension = 256;
     std::string factory = "Flat";  // FAISS factory string
     Metric metric = Metric::kCosine;

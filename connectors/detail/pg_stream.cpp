@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "common/log.h"
 #include "connectors/detail/postgres_state.h"
@@ -107,6 +108,21 @@ ChangeEvent delete_of(const PgTable& table, const std::string& key, const std::s
     return event;
 }
 
+// The first of `columns` that `relation` no longer has (dropped or renamed since the source
+// opened), if any.
+std::optional<std::string> missing_column(const std::vector<std::string>& columns,
+                                          const PgRelation& relation) {
+    for (const std::string& column : columns) {
+        const bool present =
+            std::any_of(relation.columns.begin(), relation.columns.end(),
+                        [&](const PgColumn& have) { return have.name == column; });
+        if (!present) {
+            return column;
+        }
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 namespace {
@@ -130,6 +146,25 @@ Status decode_change(PostgresState& state, const PgMessage& message) {
         state.current.push_back(std::move(buffered));
     };
     const PgTuple* old_tuple = message.old_tuple ? &*message.old_tuple : nullptr;
+    // The table changed under the mapping: the row cannot be read as mapped. Reported with its
+    // key (when the key column is still there) instead of a document missing part of the row;
+    // the stream goes on.
+    const std::vector<std::string> key_only = {table->mapping.key};
+    if (auto missing = missing_column(
+            message.kind == PgMessageKind::kDelete ? key_only : table->mapped, relation->second)) {
+        BufferedEvent buffered;
+        buffered.is_error = true;
+        const PgTuple& tuple =
+            message.kind == PgMessageKind::kDelete ? *message.old_tuple : message.new_tuple;
+        const std::string key = key_of(*table, tuple_row(*table, relation->second, tuple,
+                                                         nullptr, nullptr));
+        buffered.error.key = key.empty() ? table->display : table->display + "/" + key;
+        buffered.error.message = "table '" + table->display + "' has no column '" + *missing +
+                                 "' any more (dropped or renamed?); the source's mapping reads it";
+        buffered.error.offset = offset;
+        state.current.push_back(std::move(buffered));
+        return Status();
+    }
     if (message.kind == PgMessageKind::kDelete) {
         Row old = tuple_row(*table, relation->second, *message.old_tuple, nullptr, nullptr);
         push(delete_of(*table, key_of(*table, old), offset));

@@ -25,6 +25,9 @@ struct PgTable {
     std::string qualified;  // quoted for SQL
     RowMapping mapping;     // mapping.key resolved
     std::vector<PgColumn> columns;  // in table order
+    // The columns the mapping reads (every column when it names no text columns): a change
+    // whose relation lacks one is an error record, not a document missing part of its row.
+    std::vector<std::string> mapped;
     std::string key_type;   // format_type() of the key column, for casts of key literals
     std::string select_list;  // "c1"::text, "c2"::text, ...
 };

@@ -74,5 +74,20 @@ TEST_CASE("query requests and index settings") {
     CHECK(settings->metric == sluice::retrieval::Metric::kL2);
     CHECK(settings_from_json(json::parse(R"({"name": "bad name"})")).status().code() ==
           StatusCode::kInvalidArgument);
+
+    // The model's index takes the model's width unless one is given; other embedders are told.
+    auto by_model = settings_from_json(json::parse(R"({"name": "kb", "embedder": "model"})"));
+    REQUIRE(by_model.ok());
+    CHECK(by_model->dimension == sluice::retrieval::kEmbedderDimension);
+    auto given = settings_from_json(
+        json::parse(R"({"name": "kb", "embedder": "model", "embedding_dimension": 64})"));
+    REQUIRE(given.ok());
+    CHECK(given->dimension == 64);
+    auto lexical = settings_from_json(json::parse(R"({"name": "kb"})"));
+    REQUIRE(lexical.ok());
+    CHECK(lexical->dimension == 256);
+    CHECK(settings_from_json(json::parse(R"({"name": "kb", "embedding_dimension": 0})"))
+              .status()
+              .code() == StatusCode::kInvalidArgument);
     CHECK_FALSE(settings_from_json(json::parse(R"({"language": "english"})")).ok());
 }

@@ -239,6 +239,40 @@ TEST_CASE("postgres: consistent snapshot then streaming of inserts, updates, del
     }
 }
 
+TEST_CASE("postgres: a mapped column renamed or dropped while streaming is an error record with "
+          "the row's key, and the rest goes on" * doctest::skip(!have_postgres())) {
+    Database db;
+    create_tickets(db, 3);
+    auto source = PostgresSource::open(tickets_config(db, "s_schema"));
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    auto snapshot = collect(**source, "", 3);
+
+    // Without the column the row's text would silently lose its body.
+    db.exec("ALTER TABLE tickets RENAME COLUMN body TO details");
+    db.exec("INSERT INTO tickets VALUES (10, 'after rename', 'lost?', 'team0', 1, 'eng')");
+    db.exec("DELETE FROM tickets WHERE id = 2");
+    db.exec("ALTER TABLE tickets RENAME COLUMN details TO body");
+    db.exec("UPDATE tickets SET title = 'renamed back' WHERE id = 10");
+    db.exec("ALTER TABLE tickets DROP COLUMN priority");
+    db.exec("UPDATE tickets SET title = 'no priority' WHERE id = 3");
+    auto streamed = collect(**source, snapshot.checkpoint, 4);
+    REQUIRE(streamed.errors.size() == 2);
+    CHECK(streamed.errors[0].key == "public.tickets/10");
+    CHECK(streamed.errors[0].message ==
+          "table 'public.tickets' has no column 'body' any more (dropped or renamed?); the "
+          "source's mapping reads it");
+    CHECK(streamed.errors[0].offset.rfind("lsn:", 0) == 0);
+    CHECK(streamed.errors[1].key == "public.tickets/3");
+    CHECK(streamed.errors[1].message.find("'priority'") != std::string::npos);
+    CHECK(describe(streamed.events) ==
+          std::vector<std::string>{"delete public.tickets/2", "upsert public.tickets/10"});
+    CHECK(streamed.events[1].document.text == "title: renamed back\nbody: lost?\n");
+    {
+        auto dropped = (*source)->drop_slot();
+        CHECK_MESSAGE(dropped.ok(), dropped.to_string());
+    }
+}
+
 TEST_CASE("postgres: a restarted consumer gets everything after its acknowledged checkpoint "
           "and nothing before" * doctest::skip(!have_postgres())) {
     Database db;

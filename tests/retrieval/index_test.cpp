@@ -487,6 +487,70 @@ TEST_CASE("an index without an embedder takes vectors from its callers") {
 
 namespace {
 
+// A "model" embedder of a width of its own, as app/ lends one: the width comes from the model.
+class WidthOnlyEmbedder final : public Embedder {
+public:
+    explicit WidthOnlyEmbedder(std::size_t width) : width_(width) {}
+    std::string id() const override { return "model:fixed"; }
+    std::size_t dimension() const override { return width_; }
+    sluice::Result<std::vector<Vector>> embed(const std::vector<std::string>& texts) const override {
+        return std::vector<Vector>(texts.size(), Vector(width_, 1.0f));
+    }
+
+private:
+    std::size_t width_;
+};
+
+IndexDeps deps_with_model_of_width(std::size_t width) {
+    IndexDeps deps;
+    deps.embedders = [width](const IndexSettings& settings)
+        -> sluice::Result<std::shared_ptr<const Embedder>> {
+        if (settings.embedder == "model") {
+            return std::shared_ptr<const Embedder>(std::make_shared<WidthOnlyEmbedder>(width));
+        }
+        return default_embedder_factory(settings);
+    };
+    return deps;
+}
+
+}  // namespace
+
+TEST_CASE("an index of the model without a dimension takes the model's width and keeps it") {
+    TempDir dir("index-model-width");
+    IndexSettings settings = small_settings();
+    settings.embedder = "model";
+    settings.dimension = kEmbedderDimension;
+    CHECK(validate(settings).ok());
+    auto index = Index::create(dir.path() / "m", settings, deps_with_model_of_width(48));
+    REQUIRE_MESSAGE(index.ok(), index.status().to_string());
+    CHECK((*index)->settings().dimension == 48);
+    REQUIRE((*index)->upsert({doc("a", "text", everyone())}).ok());
+    index->reset();
+    // Stored as a number: it opens again with its width, and a model of another width is refused.
+    auto reopened = Index::open(dir.path() / "m", deps_with_model_of_width(48));
+    REQUIRE_MESSAGE(reopened.ok(), reopened.status().to_string());
+    CHECK((*reopened)->settings().dimension == 48);
+    CHECK((*reopened)->stats().vectors == 1);
+    reopened->reset();
+    auto other = Index::open(dir.path() / "m", deps_with_model_of_width(64));
+    CHECK(other.status().code() == StatusCode::kFailedPrecondition);
+    CHECK(other.status().message().find("has dimension 48") != std::string::npos);
+
+    // A given width stays as given, and a wrong one is refused as before.
+    settings.name = "given";
+    settings.dimension = 40;
+    auto given = Index::create(dir.path() / "given", settings, deps_with_model_of_width(48));
+    CHECK(given.status().code() == StatusCode::kFailedPrecondition);
+    // Only the model has a width of its own.
+    settings.embedder = "lexical-hash";
+    settings.dimension = kEmbedderDimension;
+    CHECK(validate(settings).code() == StatusCode::kInvalidArgument);
+    settings.embedder = "none";
+    CHECK(validate(settings).code() == StatusCode::kInvalidArgument);
+}
+
+namespace {
+
 // Cosine similarity, as the index ranks with metric cosine.
 double cosine(const std::vector<float>& a, const std::vector<float>& b) {
     double dot = 0;

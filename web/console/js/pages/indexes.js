@@ -5,8 +5,9 @@ import { clear, errorBox, field, h, number, select, table } from '../dom.js';
 
 function indexTable(indexes) {
   return table('Vector indexes', ['Name', 'Documents', 'Chunks', 'Vectors', 'Embedder',
-    'Chunking'], indexes.map((index) => [index.name, number(index.status.indexed_row_count),
-    number(index.status.chunk_count), number(index.status.vector_count), index.embedder,
+    'Dimension', 'Chunking'], indexes.map((index) => [index.name,
+    number(index.status.indexed_row_count), number(index.status.chunk_count),
+    number(index.status.vector_count), index.embedder, number(index.embedding_dimension),
     `${index.chunking} (${index.chunk_max_tokens} tokens)`]));
 }
 

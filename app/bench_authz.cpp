@@ -14,6 +14,7 @@
 #include "app/build_info.h"
 #include "app/http_errors.h"
 #include "app/http_server.h"
+#include "app/instruction_counter.h"
 #include "governance/governance.h"
 
 namespace sluice::app {
@@ -126,6 +127,10 @@ struct HttpRun {
     // CPU time of the whole process (server, clients, audit writer) per answered request: less
     // sensitive than throughput to how much of the machine other work leaves to this process.
     double cpu_us_per_request = 0;
+    // Instructions retired by the process per answered request, from opening the data directory
+    // to closing it (so the audit writer's last batch and final checkpoint count); 0 when the
+    // system offers no instruction counter.
+    double instructions_per_request = 0;
 };
 
 double process_cpu_us() {
@@ -140,8 +145,8 @@ double process_cpu_us() {
 // Requests per second against an in-process server whose one route authenticates, authorises
 // and reads a table, auditing as `mode` says. Each run opens the data directory afresh, with
 // the audit log acknowledging as the mode asks; the log's destructor writes what is queued.
-HttpRun http_throughput(const std::filesystem::path& dir, const World& world, AuditMode mode,
-                        double seconds, std::chrono::microseconds gather) {
+HttpRun http_run(const std::filesystem::path& dir, const World& world, AuditMode mode,
+                 double seconds, std::chrono::microseconds gather) {
     governance::GovernanceOptions options;
     options.audit.gather = gather;
     options.audit.acknowledge = mode == AuditMode::kQueued ? governance::AuditAcknowledge::kQueued
@@ -221,6 +226,24 @@ HttpRun http_throughput(const std::filesystem::path& dir, const World& world, Au
     return HttpRun{answered / seconds, answered > 0 ? cpu_used / answered : 0};
 }
 
+// http_run(), with the instructions it took when `count`: counted from before the data directory
+// opens (so that the audit writer's thread counts) until every thread of the run has ended.
+// Counting makes every context switch dearer (in a virtual machine the counter's state is saved
+// and restored through the hypervisor), so it is asked for apart from the CPU time figures.
+HttpRun http_throughput(const std::filesystem::path& dir, const World& world, AuditMode mode,
+                        double seconds, std::chrono::microseconds gather, bool count) {
+    if (!count) {
+        return http_run(dir, world, mode, seconds, gather);
+    }
+    InstructionCounter counter;
+    HttpRun run = http_run(dir, world, mode, seconds, gather);
+    const double answered = run.rps * seconds;
+    if (auto instructions = counter.read(); instructions && answered > 0) {
+        run.instructions_per_request = static_cast<double>(*instructions) / answered;
+    }
+    return run;
+}
+
 struct AuthzBenchOptions {
     bool json = false;
     double seconds = 3.0;
@@ -229,6 +252,8 @@ struct AuthzBenchOptions {
     bool queued = true;   // measure the `queued` acknowledgement
     // The audit writer's gathering interval (AuditLogOptions::gather), to measure its trade-off.
     std::int64_t gather_us = governance::AuditLogOptions{}.gather.count();
+    // Count instructions per request instead of leaving the CPU time undisturbed.
+    bool instructions = false;
 };
 
 // Names of one HTTP mode in the table and in the JSON (kept from earlier versions of the bench:
@@ -317,27 +342,39 @@ int run_bench(const AuthzBenchOptions& options) {
         }
         std::map<AuditMode, std::vector<double>> rps;
         std::map<AuditMode, std::vector<double>> cpu;
+        std::map<AuditMode, std::vector<double>> instructions;
         for (int round = 0; round < options.rounds; ++round) {
             for (std::size_t m = 0; m < modes.size(); ++m) {
                 AuditMode mode = modes[(m + static_cast<std::size_t>(round)) % modes.size()];
                 HttpRun run = http_throughput(dir, world, mode, options.seconds,
-                                              std::chrono::microseconds(options.gather_us));
+                                              std::chrono::microseconds(options.gather_us),
+                                              options.instructions);
                 rps[mode].push_back(run.rps);
                 cpu[mode].push_back(run.cpu_us_per_request);
+                instructions[mode].push_back(run.instructions_per_request);
             }
         }
 
         BenchReport report("authz");
-        report.set_columns({"measure", "p50 µs", "p99 µs", "per second", "range", "audit cost",
-                            "cost range", "CPU µs/request", "CPU cost"});
+        // The last two columns only when instructions are counted.
+        const std::size_t columns = options.instructions ? 11 : 9;
+        auto add_row = [&report, columns](std::vector<std::string> row) {
+            row.resize(columns);
+            report.add_row(std::move(row));
+        };
+        std::vector<std::string> headings = {"measure", "p50 µs", "p99 µs", "per second", "range",
+                                             "audit cost", "cost range", "CPU µs/request",
+                                             "CPU cost", "instructions/request",
+                                             "instruction cost"};
+        headings.resize(columns);
+        report.set_columns(std::move(headings));
         double check_p50 = percentile(check_us, 0.50);
         double check_p99 = percentile(check_us, 0.99);
         double require_p50 = percentile(require_us, 0.50);
         double require_p99 = percentile(require_us, 0.99);
-        report.add_row({"check (in-process)", format_fixed(check_p50, 2),
-                        format_fixed(check_p99, 2), "", "", "", "", "", ""});
-        report.add_row({"require + audit record", format_fixed(require_p50, 2),
-                        format_fixed(require_p99, 2), "", "", "", "", "", ""});
+        add_row({"check (in-process)", format_fixed(check_p50, 2), format_fixed(check_p99, 2)});
+        add_row({"require + audit record", format_fixed(require_p50, 2),
+                 format_fixed(require_p99, 2)});
         report.set_figure("principals", world.principals);
         report.set_figure("grants", world.grants);
         report.set_figure("group_depth", 5);
@@ -350,6 +387,9 @@ int run_bench(const AuthzBenchOptions& options) {
         report.set_figure("audit_gather_us", static_cast<double>(options.gather_us));
         const std::vector<double>& off = rps[AuditMode::kOff];
         const std::vector<double>& off_cpu = cpu[AuditMode::kOff];
+        const std::vector<double>& off_instructions = instructions[AuditMode::kOff];
+        const bool counted =
+            std::ranges::all_of(off_instructions, [](double n) { return n > 0; });
         for (AuditMode mode : {AuditMode::kOff, AuditMode::kDurable, AuditMode::kQueued}) {
             auto found = rps.find(mode);
             if (found == rps.end()) {
@@ -365,7 +405,14 @@ int run_bench(const AuthzBenchOptions& options) {
             std::vector<std::string> row = {names.label, "", "", format_fixed(throughput.median, 0),
                                             format_fixed(throughput.min, 0) + "–" +
                                                 format_fixed(throughput.max, 0),
-                                            "", "", format_fixed(cpu_us.median, 1), ""};
+                                            "", "", format_fixed(cpu_us.median, 1), "", "", ""};
+            const std::vector<double>& mode_instructions = instructions[mode];
+            if (counted) {
+                Spread per_request = spread(mode_instructions);
+                report.set_figure(std::string(names.rps_key) + "_instructions_per_request",
+                                  per_request.median);
+                row[9] = format_fixed(per_request.median, 0);
+            }
             if (mode != AuditMode::kOff) {
                 std::vector<double> costs;
                 for (std::size_t round = 0; round < found->second.size(); ++round) {
@@ -391,8 +438,25 @@ int run_bench(const AuthzBenchOptions& options) {
                 row[8] = format_fixed(100 * cpu_cost.median, 1) + "% (" +
                          format_fixed(100 * cpu_cost.min, 1) + "–" +
                          format_fixed(100 * cpu_cost.max, 1) + "%)";
+                // The same against instructions, which other work on the machine moves least.
+                const bool mode_counted = std::ranges::all_of(
+                    mode_instructions, [](double n) { return n > 0; });
+                if (counted && mode_counted) {
+                    std::vector<double> extra;
+                    for (std::size_t round = 0; round < mode_instructions.size(); ++round) {
+                        extra.push_back(mode_instructions[round] / off_instructions[round] - 1.0);
+                    }
+                    Spread instruction_cost = spread(extra);
+                    const std::string key = std::string(names.cost_key) + "_instructions";
+                    report.set_figure(key, instruction_cost.median);
+                    report.set_figure(key + "_min", instruction_cost.min);
+                    report.set_figure(key + "_max", instruction_cost.max);
+                    row[10] = format_fixed(100 * instruction_cost.median, 1) + "% (" +
+                              format_fixed(100 * instruction_cost.min, 1) + "–" +
+                              format_fixed(100 * instruction_cost.max, 1) + "%)";
+                }
             }
-            report.add_row(row);
+            add_row(std::move(row));
         }
         report.add_note("machine: " + describe_machine());
         report.add_note("HTTP: 4 server threads, 4 keep-alive client threads in the same process, " +
@@ -400,12 +464,18 @@ int run_bench(const AuthzBenchOptions& options) {
                         format_fixed(options.seconds, 1) +
                         " s per mode, the order rotating; medians and ranges over the rounds, the "
                         "audit cost taken within each round (throughput lost; CPU cost: extra "
-                        "process CPU time per request); each request authenticates (token hash "
-                        "lookup), authorises SELECT on a table and reads it; audited runs write 2 "
-                        "hash-chained records per request through the audit log's group commit, "
-                        "the answer waiting for their commit (committed by the waiting request "
-                        "itself when nobody else is committing) or only for their place in the "
+                        "process CPU time per request; instruction cost: extra instructions per "
+                        "request, from opening the data directory to closing it); each request "
+                        "authenticates (token hash lookup), authorises SELECT on a table and "
+                        "reads it; audited runs write 2 hash-chained records per request through "
+                        "the audit log's group commit, the answer waiting for their commit "
+                        "(committed by the waiting request itself when nobody else is "
+                        "committing) or only for their place in the "
                         "queue (committed by the writer thread)");
+        if (options.instructions && !counted) {
+            report.add_note("instructions not counted: " +
+                            InstructionCounter().why_unavailable());
+        }
         report.print(options.json);
     }
     std::filesystem::remove_all(dir);
@@ -420,6 +490,9 @@ void add_authz_bench(Cli& cli) {
     auto options = std::make_shared<AuthzBenchOptions>();
     auto modes = std::make_shared<std::vector<std::string>>();
     command->add_flag("--json", options->json, "Print the figures as one JSON object last");
+    command->add_flag("--instructions", options->instructions,
+                      "Count instructions per request (steadier than CPU time on a shared "
+                      "machine, but counting slows every context switch)");
     command->add_option("--seconds", options->seconds, "Seconds per HTTP run")
         ->check(CLI::Range(0.5, 60.0));
     command->add_option("--rounds", options->rounds, "Interleaved rounds of the HTTP modes")

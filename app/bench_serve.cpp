@@ -16,7 +16,9 @@
 #include "app/metrics.h"
 #include "app/model_host.h"
 #include "app/openai_routes.h"
+#include "app/serve_bench_options.h"
 #include "app/tokenize_command.h"
+#include "inference/devices.h"
 #include "inference/engine.h"
 #include "inference/hf_tokenizer.h"
 #include "inference/tiny_model.h"
@@ -135,8 +137,9 @@ struct Phase {
     }
 };
 
-// `clients` threads, each running `per_client` requests from `make` one after another.
-Phase run_clients(int port, int clients, int per_client,
+// `clients` threads, each running `per_client` requests from `make` one after another; the
+// requests are numbered from `first_index`.
+Phase run_clients(int port, int clients, int per_client, int first_index,
                   const std::function<std::tuple<std::string, std::string, int>(int)>& make) {
     Phase phase;
     std::mutex mutex;
@@ -145,7 +148,7 @@ Phase run_clients(int port, int clients, int per_client,
     for (int c = 0; c < clients; ++c) {
         threads.emplace_back([&, c] {
             for (int r = 0; r < per_client; ++r) {
-                auto [system, user, max_tokens] = make(c * per_client + r);
+                auto [system, user, max_tokens] = make(first_index + c * per_client + r);
                 Sample sample = stream_chat(port, system, user, max_tokens);
                 std::lock_guard lock(mutex);
                 phase.samples.push_back(std::move(sample));
@@ -190,22 +193,36 @@ void describe_steps(BenchReport& report, const std::string& name, const Phase& p
     report.set_figure(name + ".mean_decode_rows_per_step", per(static_cast<double>(rows), steps));
 }
 
-struct Options {
-    std::string model;
-    int clients = 16;
-    int requests = 2;  // per client
-    int prefix_tokens = 2000;
-    int max_batch_tokens = ModelSettings{}.max_batch_tokens;
-    bool json = false;
+// The preset's temporary folder (about 2 GB for `small`), removed on every way out of run(),
+// a model that fails to load included.
+struct TempFolder {
+    std::filesystem::path path;
+    TempFolder() = default;
+    TempFolder(const TempFolder&) = delete;
+    TempFolder& operator=(const TempFolder&) = delete;
+    ~TempFolder() {
+        if (!path.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(path, ec);
+        }
+    }
 };
 
-int run(const Options& options) {
+int run(const ServeBenchOptions& options) {
+    // Before anything is written or measured: a cuda run without a GPU is refused here, where the
+    // server itself would fall back to the CPU (serve_bench_options.h).
+    Result<ServeBenchDevice> device = serve_bench_device(
+        options.backend, inference::build_features(), inference::visible_gpus());
+    if (!device.ok()) {
+        std::cerr << "sluice bench serve: " << device.status().message() << "\n";
+        return 2;
+    }
     BenchReport report("serve");
-    std::filesystem::path temp;
+    TempFolder temp;
     std::string model = options.model;
     if (model.empty()) {
-        temp = std::filesystem::temp_directory_path() /
-               ("sluice-bench-serve-" + std::to_string(std::random_device{}()));
+        temp.path = std::filesystem::temp_directory_path() /
+                    ("sluice-bench-serve-" + std::to_string(std::random_device{}()));
         auto tokenizer = open_cli_tokenizer({});
         if (!tokenizer.ok()) {
             std::cerr << "sluice bench serve: " << tokenizer.status().message() << "\n";
@@ -215,19 +232,14 @@ int run(const Options& options) {
         tiny.write_tokenizer = [&](const std::string& dir) {
             return inference::write_hf_tokenizer_files(**tokenizer, dir);
         };
-        auto written = inference::write_tiny_model(temp.string(), tiny);
+        auto written = inference::write_tiny_model(temp.path.string(), tiny);
         if (!written.ok()) {
             std::cerr << "sluice bench serve: " << written.status().message() << "\n";
             return 1;
         }
-        model = temp.string();
+        model = temp.path.string();
     }
-    ModelSettings settings;
-    settings.path = model;
-    settings.max_queued_requests = options.clients;
-    settings.max_running = options.clients;
-    settings.max_batch_tokens = options.max_batch_tokens;
-    ModelHost host(settings, nullptr);
+    ModelHost host(serve_bench_settings(options, model), nullptr);
     if (Status loaded = host.load(); !loaded.ok()) {
         std::cerr << "sluice bench serve: " << loaded.message() << "\n";
         return 1;
@@ -258,9 +270,9 @@ int run(const Options& options) {
             output_tokens[(i / 3) % 3]);
     };
     auto engine_stats = [&] { return host.engine()->stats().scheduler; };
-    auto measured = [&](int clients, int per_client) {
+    auto measured = [&](int clients, int per_client, int first_index) {
         const inference::SchedulerStats before = engine_stats();
-        Phase phase = run_clients(port, clients, per_client, mix);
+        Phase phase = run_clients(port, clients, per_client, first_index, mix);
         phase.before = before;
         // The engine publishes its counters after the step that finished the last request,
         // which may be just after that request's client saw its end.
@@ -270,8 +282,14 @@ int run(const Options& options) {
         phase.after = engine_stats();
         return phase;
     };
-    Phase single = measured(1, 3);
-    Phase many = measured(options.clients, options.requests);
+    const ServeBenchBatch1 batch1 = serve_bench_batch1(options.backend);
+    // Untimed, and before the first phase's counters are read.
+    for (int i = 0; i < batch1.warm_up_requests; ++i) {
+        auto [system, user, ignored] = mix(batch1.warm_up_first_index + i);
+        (void)stream_chat(port, system, user, 4);
+    }
+    Phase single = measured(1, batch1.requests, batch1.first_index);
+    Phase many = measured(options.clients, options.requests, 0);
     auto row = [&](const std::string& name, const Phase& phase, int clients) {
         std::vector<double> ttft;
         std::vector<double> gaps;
@@ -281,7 +299,7 @@ int run(const Options& options) {
             ttft.push_back(s.ttft);
             gaps.insert(gaps.end(), s.gaps.begin(), s.gaps.end());
         }
-        report.add_row({name, std::to_string(clients), std::to_string(ok),
+        report.add_row({name, device->backend, std::to_string(clients), std::to_string(ok),
                         format_fixed(static_cast<double>(ok) / phase.wall, 2),
                         format_fixed(phase.output_tps(), 1),
                         format_fixed(percentile(ttft, 0.5) * 1000, 0),
@@ -295,8 +313,8 @@ int run(const Options& options) {
         report.set_figure(name + ".itl_p50_ms", percentile(gaps, 0.5) * 1000);
         report.set_figure(name + ".itl_p99_ms", percentile(gaps, 0.99) * 1000);
     };
-    report.set_columns({"phase", "clients", "requests", "req/s", "output tok/s", "TTFT p50 ms",
-                        "TTFT p99 ms", "ITL p50 ms", "ITL p99 ms"});
+    report.set_columns({"phase", "backend", "clients", "requests", "req/s", "output tok/s",
+                        "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms", "ITL p99 ms"});
     row("batch1", single, 1);
     row("concurrent", many, options.clients);
     describe_steps(report, "batch1", single);
@@ -364,17 +382,17 @@ int run(const Options& options) {
     report.set_figure("overload.accepted_finished", accepted_ok.load());
     report.set_figure("overload.accepted_failed", accepted_failed.load());
     report.set_figure("http_threads_peak", server.thread_stats().peak);
-    report.add_note("model " + host.model_id() + ", max_batch_tokens " +
-                    std::to_string(options.max_batch_tokens) + ", " + describe_machine());
+    report.add_note("model " + host.model_id() + ", weights " + options.weights +
+                    ", max_batch_tokens " + std::to_string(options.max_batch_tokens) +
+                    ", backend " + device->backend + " on " + device->device);
     report.set_figure("max_batch_tokens", options.max_batch_tokens);
+    report.set_figure("backend", device->backend);
+    report.set_figure("device", device->device);
+    report.set_figure("weights", options.weights);
 
     server.stop();
     serving.join();
     report.print(options.json);
-    if (!temp.empty()) {
-        std::error_code ec;
-        std::filesystem::remove_all(temp, ec);
-    }
     return 0;
 }
 
@@ -383,20 +401,8 @@ int run(const Options& options) {
 void add_serve_bench(Cli& cli) {
     auto* command = cli.bench().add_subcommand(
         "serve", "Serving over HTTP: throughput, TTFT, inter-token latency, prefix cache, 429s");
-    auto options = std::make_shared<Options>();
-    command->add_option("--model", options->model, "DBRX checkpoint folder (default: small preset)");
-    command->add_option("--clients", options->clients, "Concurrent streaming clients")
-        ->check(CLI::Range(1, 256));
-    command->add_option("--requests", options->requests, "Requests per client")
-        ->check(CLI::Range(1, 1000));
-    command->add_option("--prefix-tokens", options->prefix_tokens,
-                        "Words in the shared-prefix document")
-        ->check(CLI::Range(16, 100000));
-    command->add_option("--max-batch-tokens", options->max_batch_tokens,
-                        "Tokens per forward step (/model/max_batch_tokens): the prompt-chunk "
-                        "budget beside the decodes")
-        ->check(CLI::Range(16, 65535));
-    command->add_flag("--json", options->json, "Print the figures as one JSON object last");
+    auto options = std::make_shared<ServeBenchOptions>();
+    add_serve_bench_options(*command, *options);
     cli.on_run(command, [options] { return run(*options); });
 }
 

@@ -2,13 +2,12 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <chrono>
-#include <cstdio>
 
 #include "common/check.h"
 #include "common/log.h"
 #include "governance/detail/audit_format.h"
+#include "governance/detail/audit_json.h"
 #include "governance/detail/audit_rows.h"
 #include "governance/detail/crypto.h"
 #include "governance/detail/sqlite.h"
@@ -16,107 +15,17 @@
 namespace sluice::governance {
 namespace {
 
-// Bytes that JSON requires escaped: the quote, the backslash and control characters.
-constexpr std::array<bool, 256> kNeedsEscape = [] {
-    std::array<bool, 256> table{};
-    for (int c = 0; c < 0x20; ++c) {
-        table[static_cast<std::size_t>(c)] = true;
-    }
-    table['"'] = true;
-    table['\\'] = true;
-    return table;
-}();
-
-void append_json_string(std::string& out, std::string_view text) {
-    out += '"';
-    // Runs of characters that need no escape go in with one append each.
-    std::size_t run = 0;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (!kNeedsEscape[c]) {
-            continue;
-        }
-        out.append(text.substr(run, i - run));
-        run = i + 1;
-        switch (c) {
-            case '"': out += "\\\""; continue;
-            case '\\': out += "\\\\"; continue;
-            case '\n': out += "\\n"; continue;
-            case '\r': out += "\\r"; continue;
-            case '\t': out += "\\t"; continue;
-            default: break;
-        }
-        char escaped[8];
-        std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
-        out += escaped;
-    }
-    out.append(text.substr(run));
-    out += '"';
-}
-
-void append_hex(std::string& out, std::string_view bytes) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (unsigned char c : bytes) {
-        out += kHex[c >> 4];
-        out += kHex[c & 0xf];
-    }
-}
-
-void append_number(std::string& out, std::int64_t value) {
-    char digits[24];
-    auto [end, error] = std::to_chars(digits, digits + sizeof(digits), value);
-    out.append(digits, end);
-}
-
 std::int64_t now_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
-// Appends the canonical JSON of a record (see audit_log.h) to `out`, with "hash" when `hash` is
-// given. Written straight into the caller's buffer: the writer hashes every record with it. The
-// keys are literals in their canonical order (they need no escaping), each with the separator
-// before it.
-void append_record_json(std::string& out, std::int64_t seq, const AuditEvent& e,
-                        std::string_view prev_hash, const std::string* hash) {
-    out += R"({"action":)";
-    append_json_string(out, e.action);
-    out += R"(,"client":)";
-    append_json_string(out, e.client);
-    out += R"(,"decided_by":)";
-    append_json_string(out, e.decided_by);
-    out += R"(,"details":)";
-    append_json_string(out, e.details);
-    if (hash != nullptr) {
-        out += R"(,"hash":")";
-        append_hex(out, *hash);
-        out += '"';
-    }
-    out += R"(,"prev_hash":")";
-    append_hex(out, prev_hash);
-    out += R"(","principal":)";
-    append_json_string(out, e.principal);
-    out += R"(,"request_id":)";
-    append_json_string(out, e.request_id);
-    out += R"(,"result":)";
-    append_json_string(out, e.result);
-    out += R"(,"securable":)";
-    append_json_string(out, e.securable);
-    out += R"(,"seq":)";
-    append_number(out, seq);
-    out += R"(,"time_us":)";
-    append_number(out, e.time_us);
-    out += R"(,"token_id":)";
-    append_json_string(out, e.token_id);
-    out += '}';
-}
-
 // SHA-256(prev_hash || canonical JSON), built in `scratch` (reused between records).
 detail::Sha256::Digest record_hash(detail::Sha256& hasher, std::string& scratch, std::int64_t seq,
                                    const AuditEvent& event, std::string_view prev_hash) {
     scratch.assign(prev_hash);
-    append_record_json(scratch, seq, event, prev_hash, nullptr);
+    detail::append_record_json(scratch, seq, event, prev_hash, nullptr);
     return hasher.digest(scratch);
 }
 
@@ -129,8 +38,8 @@ std::string_view bytes_of(const detail::Sha256::Digest& digest) {
 std::string audit_record_json(const AuditRecord& record, bool with_hash) {
     std::string out;
     out.reserve(512);
-    append_record_json(out, record.seq, record.event, record.prev_hash,
-                       with_hash ? &record.hash : nullptr);
+    detail::append_record_json(out, record.seq, record.event, record.prev_hash,
+                               with_hash ? &record.hash : nullptr);
     return out;
 }
 

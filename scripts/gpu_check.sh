@@ -10,8 +10,12 @@
 # decode benchmark at DBRX's layer sizes: Hugging Face eager DbrxForCausalLM and `sluice bench
 # decode --backend cuda` on 4 layers (bf16, fp8, int4 experts) in the same run, then 40 layers of
 # fp8 and of int4 where the GPU's memory holds them (bench_decode_4.txt, bench_decode_40.txt,
-# bench_decode_40_int4.txt, hf_eager.log).
-# SLUICE_GPU_CHECK=tests stops after the tests; =bench runs the tests and the benchmark only;
+# bench_decode_40_int4.txt; the anchor's figures in summary.txt); then `sluice bench serve
+# --backend cuda` on the small preset with 16 clients (bench_serve_cuda.txt).
+# A lent GPU machine hands back at most eight files from $OUT: the full run writes eight
+# (summary.txt, gpu_tests.log, serve_tiny.log, serve_small.log and the four benchmark files).
+# SLUICE_GPU_CHECK=tests stops after the tests; =bench runs the tests and the benchmarks only
+# (six files);
 # =golden only makes the repository's goldens with the reference (transformers on this machine's
 # CPU, tests/golden/dbrx/make_dbrx_golden.py) and checks the CPU backend against them at once:
 # golden.log and dbrx_goldens.tar.gz (unpack into tests/golden/dbrx).
@@ -91,13 +95,17 @@ fi
 decode_bench() {
   say "== decode benchmark, DBRX layer sizes, 4 layers: Hugging Face eager, then sluice"
   SECONDS=0
+  # The anchor's log stays in $WORK (its figures go to the summary, and its end too when it
+  # fails), which keeps the full run at eight files in $OUT.
   PYTHONUNBUFFERED=1 timeout 150 python3 "$HERE/hf_dbrx_eager.py" --layers 4 --batches 1,8,32,128 \
-    --prompt 32 --steps 8 >"$OUT/hf_eager.log" 2>&1
-  verdict "hf eager anchor (${SECONDS} s)" $?
-  grep -E "^hf eager" "$OUT/hf_eager.log" | tee -a "$SUMMARY"
+    --prompt 32 --steps 8 >"$WORK/hf_eager.log" 2>&1
+  local code=$?
+  verdict "hf eager anchor (${SECONDS} s)" "$code"
+  grep -E "^hf eager" "$WORK/hf_eager.log" | tee -a "$SUMMARY"
+  [ "$code" -eq 0 ] || tail -n 20 "$WORK/hf_eager.log" | tee -a "$SUMMARY"
   SECONDS=0
   timeout 150 "$SLUICE" bench decode --backend cuda --layers 4 --weights bf16,fp8,int4 \
-    --batches 1,8,32,128 --prompt-tokens 32 --decode-tokens 16 --anchor "$OUT/hf_eager.log" \
+    --batches 1,8,32,128 --prompt-tokens 32 --decode-tokens 16 --anchor "$WORK/hf_eager.log" \
     --json >"$OUT/bench_decode_4.txt" 2>&1
   verdict "bench decode --backend cuda, 4 layers (${SECONDS} s)" $?
   grep -vE '^\{' "$OUT/bench_decode_4.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
@@ -113,6 +121,14 @@ decode_bench() {
     --prompt-tokens 32 --decode-tokens 16 --json >"$OUT/bench_decode_40_int4.txt" 2>&1
   verdict "bench decode --backend cuda, 40 layers int4 (${SECONDS} s)" $?
   grep -vE '^\{' "$OUT/bench_decode_40_int4.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
+  # Without --model the bench writes the small preset to a temporary folder itself (with the
+  # tokenizer ranks the pack puts in share/sluice) and removes it afterwards.
+  say "== serving benchmark on cuda: small preset, 16 streaming clients over HTTP"
+  SECONDS=0
+  timeout 240 "$SLUICE" bench serve --backend cuda --clients 16 --json \
+    >"$OUT/bench_serve_cuda.txt" 2>&1
+  verdict "bench serve --backend cuda, 16 clients (${SECONDS} s)" $?
+  grep -vE '^\{' "$OUT/bench_serve_cuda.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
 }
 if [ "${SLUICE_GPU_CHECK:-all}" = bench ]; then
   decode_bench

@@ -71,11 +71,18 @@ Status AuditRowWriter::insert(std::size_t first, std::size_t count) {
         ~ResetAfter() { statement->reset(); }
     } reset_after{statement};
     int parameter = 1;
+    std::int64_t expected_rowid = last_rowid_;
     for (std::size_t i = first; i < first + count; ++i) {
         const Row& row = rows_[i];
         const AuditEvent& e = *row.event;
-        statement->bind(parameter, row.seq)
-            .bind(parameter + 1, e.time_us)
+        // A row that follows the last one takes the next rowid (see the header); checked below.
+        if (row.seq == expected_rowid + 1 && expected_rowid != 0) {
+            statement->bind_null(parameter);
+        } else {
+            statement->bind(parameter, row.seq);
+        }
+        expected_rowid = row.seq;
+        statement->bind(parameter + 1, e.time_us)
             .bind_static(parameter + 2, e.principal)
             .bind_static(parameter + 3, e.action)
             .bind_static(parameter + 4, e.securable)
@@ -90,7 +97,15 @@ Status AuditRowWriter::insert(std::size_t first, std::size_t count) {
         parameter += kColumns;
     }
     ++statements_run_;
-    return statement->run();
+    last_rowid_ = 0;  // until the statement has stored what it should
+    SLUICE_RETURN_IF_ERROR(statement->run());
+    if (db_.last_insert_rowid() != expected_rowid) {
+        // Someone else wrote the table inside this transaction: a broken invariant.
+        return internal_error("audit record " + std::to_string(expected_rowid) +
+                              " was stored as row " + std::to_string(db_.last_insert_rowid()));
+    }
+    last_rowid_ = expected_rowid;
+    return Status();
 }
 
 }  // namespace sluice::governance::detail

@@ -9,6 +9,13 @@
 // The rows of one batch all go in inside the caller's transaction: a failing statement fails
 // the batch, and the caller's rollback takes back every row of it.
 //
+// seq is the table's rowid. The first row after clear() names its seq; a row whose seq follows
+// the row inserted before it goes in without one, and SQLite gives it the table's largest
+// rowid plus one from where its cursor stands, instead of seeking the given rowid to check
+// that it is free (about a sixth of a row's insert). Every statement then checks that its last
+// row got the seq it should (kInternal otherwise, and the caller's rollback undoes it).
+// Consequence for triggers: a BEFORE INSERT trigger sees NEW.seq as -1 for such rows.
+//
 // Thread safety: owned by one thread at a time (the audit committer, under its database lock).
 
 #include <array>
@@ -41,8 +48,13 @@ public:
                const Digest& hash);
     // Inserts every row added and not yet inserted.
     Status flush();
-    // Forgets the rows not inserted (after a failed batch, before the next one).
-    void clear() { rows_.clear(); }
+    // Forgets the rows not inserted (after a failed batch, before the next one), and the seq
+    // of the last row inserted: the next batch starts by naming its first seq, since others may
+    // have written the table in between (another process, retention).
+    void clear() {
+        rows_.clear();
+        last_rowid_ = 0;
+    }
     // Statements run since construction (for tests: how the rows were grouped).
     std::int64_t statements_run() const { return statements_run_; }
 
@@ -63,6 +75,9 @@ private:
     std::vector<Row> rows_;  // capacity kMaxRows, never grows: bound digests stay in place
     std::array<Statement*, kRowsPerStatement.size()> statements_{};  // cached in db_, lazily
     std::int64_t statements_run_ = 0;
+    // The seq of the last row this writer inserted and checked since clear(); 0 when the next
+    // row must name its seq.
+    std::int64_t last_rowid_ = 0;
 };
 
 }  // namespace sluice::governance::detail

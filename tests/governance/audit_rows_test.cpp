@@ -134,7 +134,9 @@ TEST_CASE("audit rows: a failing statement leaves nothing behind, and the writer
     REQUIRE(Store::open(db_path).ok());
     auto db = detail::Database::open(db_path.string());
     REQUIRE(db.ok());
-    REQUIRE((*db)->exec("CREATE TRIGGER poison BEFORE INSERT ON audit_log WHEN NEW.seq = 70 "
+    // By request id: rows after the first of a batch go in without their seq (NEW.seq is -1).
+    REQUIRE((*db)->exec("CREATE TRIGGER poison BEFORE INSERT ON audit_log "
+                        "WHEN NEW.request_id = 'request-70' "
                         "BEGIN SELECT RAISE(ABORT, 'storage refuses'); END")
                 .ok());
     AuditRowWriter writer(**db);
@@ -173,6 +175,67 @@ TEST_CASE("audit rows: a failing statement leaves nothing behind, and the writer
     REQUIRE((*transaction)->commit().ok());
     REQUIRE(*count->step());
     CHECK(count->column_int(0) == 1);
+}
+
+TEST_CASE("audit rows: a row that would not get its seq as the next rowid fails the statement") {
+    TempDir dir("audit-rows-rowid");
+    const auto db_path = dir.path / "catalog.db";
+    REQUIRE(Store::open(db_path).ok());
+    auto db = detail::Database::open(db_path.string());
+    REQUIRE(db.ok());
+    AuditRowWriter writer(**db);
+    std::vector<AuditEvent> events;
+    for (std::int64_t i = 1; i <= 70; ++i) {
+        events.push_back(distinct_event(i));
+    }
+    {
+        auto transaction = detail::Transaction::begin(**db);
+        REQUIRE(transaction.ok());
+        for (std::int64_t i = 1; i <= 64; ++i) {
+            REQUIRE(writer.add(i, events[static_cast<std::size_t>(i - 1)], digest_of(i, 1),
+                               digest_of(i, 2))
+                        .ok());
+        }
+        REQUIRE(writer.statements_run() == 1);
+        // Something else writes a row past the writer's last one inside the same transaction:
+        // the rows after 64 would become 1001, 1002... and the writer must say so rather than
+        // let records stand under the wrong seq.
+        REQUIRE((*db)->exec("INSERT INTO audit_log SELECT 1000, time_us, principal, action, "
+                            "securable, result, request_id, client, token_id, decided_by, "
+                            "details, prev_hash, hash FROM audit_log WHERE seq = 64")
+                    .ok());
+        for (std::int64_t i = 65; i <= 70; ++i) {
+            REQUIRE(writer.add(i, events[static_cast<std::size_t>(i - 1)], digest_of(i, 1),
+                               digest_of(i, 2))
+                        .ok());
+        }
+        sluice::Status flushed = writer.flush();
+        CHECK(flushed.code() == StatusCode::kInternal);
+        CHECK(flushed.message().find("audit record 68 was stored as row 1004") !=
+              std::string::npos);
+        // (Rows 65-68 went in one statement of 4.) Not committed: the rollback takes it all back.
+    }
+    auto count = (*db)->prepare("SELECT COUNT(*) FROM audit_log");
+    REQUIRE(count.ok());
+    REQUIRE(*count->step());
+    CHECK(count->column_int(0) == 0);
+
+    // After clear() the next batch names its first seq again: rows land where they should
+    // even where the table's largest rowid is not the one before them.
+    writer.clear();
+    auto transaction = detail::Transaction::begin(**db);
+    REQUIRE(transaction.ok());
+    REQUIRE(writer.add(1001, events[0], digest_of(1001, 1), digest_of(1001, 2)).ok());
+    REQUIRE(writer.add(1002, events[1], digest_of(1002, 1), digest_of(1002, 2)).ok());
+    REQUIRE(writer.flush().ok());
+    REQUIRE((*transaction)->commit().ok());
+    auto seqs = (*db)->prepare("SELECT seq FROM audit_log WHERE seq > 1000 ORDER BY seq");
+    REQUIRE(seqs.ok());
+    std::vector<std::int64_t> found;
+    while (*seqs->step()) {
+        found.push_back(seqs->column_int(0));
+    }
+    CHECK(found == std::vector<std::int64_t>{1001, 1002});
 }
 
 TEST_CASE("audit log: a queued batch larger than one statement is one gapless chain; a failure "

@@ -68,9 +68,11 @@ struct PostgresSourceConfig {
     bool replica_identity_full = false;  // ALTER TABLE ... REPLICA IDENTITY FULL in open()
     std::chrono::milliseconds heartbeat_interval{10000};
     // A row that cannot be read as mapped (the table's columns changed under the mapping)
-    // becomes an ErrorRecord keyed by the row's key ("<schema>.<table>" when a snapshot page of
-    // the table cannot be read at all): skip goes on, pause stops the batch there until the
-    // table or the mapping is fixed. The same policy holds for the snapshot and the stream.
+    // becomes an ErrorRecord keyed by the row's key; one keyed "<schema>.<table>" stands for a
+    // table whose snapshot pages cannot be read at all, for its rows with a null key, and for a
+    // streamed change without a key value. skip goes on; pause stops the batch there until the
+    // table or the mapping is fixed. The same policy holds for the snapshot and the stream, and
+    // for TRUNCATE records.
     ErrorPolicy on_error = ErrorPolicy::kSkip;
 };
 

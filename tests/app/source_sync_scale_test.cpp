@@ -27,8 +27,8 @@ using sluice::retrieval::SourceSync;
 constexpr int kRows = 100000;
 
 struct TempDir {
-    fs::path path = fs::temp_directory_path() /
-                    ("sluice-app-scale-" + std::to_string(std::random_device{}()));
+    fs::path path =
+        fs::temp_directory_path() / ("sluice-app-scale-" + std::to_string(std::random_device{}()));
     TempDir() { fs::create_directories(path); }
     ~TempDir() {
         std::error_code ec;
@@ -70,8 +70,8 @@ std::string expected_of(const std::string& body, const std::string& team,
 std::map<std::string, std::string> table_contents(sqlite3* db) {
     std::map<std::string, std::string> out;
     sqlite3_stmt* raw = nullptr;
-    REQUIRE(sqlite3_prepare_v2(db, "SELECT id, body, team, readers FROM docs", -1, &raw,
-                               nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_prepare_v2(db, "SELECT id, body, team, readers FROM docs", -1, &raw, nullptr) ==
+            SQLITE_OK);
     std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)> stmt(raw, &sqlite3_finalize);
     auto text = [&](int column) {
         const unsigned char* value = sqlite3_column_text(stmt.get(), column);
@@ -89,8 +89,9 @@ void check_same(sqlite3* db, const sluice::retrieval::Index& index) {
 
 }  // namespace
 
-TEST_CASE("sqlite through the sync engine: a 100,000-row table, then updates, deletes, key "
-          "updates and ACL changes, end equal to the table") {
+TEST_CASE(
+    "sqlite through the sync engine: a 100,000-row table, then updates, deletes, key "
+    "updates and ACL changes, end equal to the table") {
     TempDir dir;
     Db db = open_db(dir.path / "big.db");
     // Bodies differ by row and share words, so that the lexical index has real postings.
@@ -118,9 +119,9 @@ TEST_CASE("sqlite through the sync engine: a 100,000-row table, then updates, de
     auto index = sluice::retrieval::Index::create(dir.path / "index", settings, {});
     REQUIRE_MESSAGE(index.ok(), index.status().to_string());
     std::shared_ptr<sluice::retrieval::Index> held = std::move(index).value();
-    auto sync = SourceSync::open("big", held,
-                                 std::make_unique<sluice::app::SourceFeed>("big", shared),
-                                 sluice::retrieval::SyncOptions{});
+    auto sync =
+        SourceSync::open("big", held, std::make_unique<sluice::app::SourceFeed>("big", shared),
+                         sluice::retrieval::SyncOptions{});
     REQUIRE_MESSAGE(sync.ok(), sync.status().to_string());
 
     auto initial = (*sync)->run_to_caught_up();

@@ -41,32 +41,34 @@ inline std::map<std::string, std::string> index_contents(const retrieval::Index&
     std::map<std::string, std::string> out;
     visits = 0;
     bool chunks_ok = true;
-    REQUIRE(index.for_each_document([&](const retrieval::DocumentRecord& record) {
-                     ++visits;
-                     auto chunks = index.chunks_of(record.key);
-                     if (!chunks.ok()) {
-                         chunks_ok = false;
-                         return false;
-                     }
-                     // Chunks cover the text in order; each knows where it starts.
-                     std::string text;
-                     for (const auto& chunk : *chunks) {
-                         if (chunk.char_begin <= text.size()) {
-                             text = text.substr(0, chunk.char_begin) + chunk.text;
-                         } else {
-                             text += "<gap>" + chunk.text;
-                         }
-                     }
-                     std::map<std::string, std::string> metadata;
-                     for (const auto& [name, value] : record.metadata) {
-                         const auto* string = std::get_if<std::string>(&value);
-                         metadata[name] =
-                             string != nullptr ? *string : std::to_string(std::get<double>(value));
-                     }
-                     out[record.key] = document_line(text, metadata, record.acl.groups,
-                                                     record.acl.principals);
-                     return true;
-                 }).ok());
+    REQUIRE(index
+                .for_each_document([&](const retrieval::DocumentRecord& record) {
+                    ++visits;
+                    auto chunks = index.chunks_of(record.key);
+                    if (!chunks.ok()) {
+                        chunks_ok = false;
+                        return false;
+                    }
+                    // Chunks cover the text in order; each knows where it starts.
+                    std::string text;
+                    for (const auto& chunk : *chunks) {
+                        if (chunk.char_begin <= text.size()) {
+                            text = text.substr(0, chunk.char_begin) + chunk.text;
+                        } else {
+                            text += "<gap>" + chunk.text;
+                        }
+                    }
+                    std::map<std::string, std::string> metadata;
+                    for (const auto& [name, value] : record.metadata) {
+                        const auto* string = std::get_if<std::string>(&value);
+                        metadata[name] =
+                            string != nullptr ? *string : std::to_string(std::get<double>(value));
+                    }
+                    out[record.key] =
+                        document_line(text, metadata, record.acl.groups, record.acl.principals);
+                    return true;
+                })
+                .ok());
     REQUIRE(chunks_ok);
     return out;
 }

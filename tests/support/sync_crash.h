@@ -81,26 +81,28 @@ inline void catch_up_with_server(const std::filesystem::path& data) {
     REQUIRE(server.wait(30s) == 0);
 }
 
-inline void check_index_matches(const std::filesystem::path& data, const std::map<std::string, Row>& rows,
-                         unsigned seed) {
-    auto opened = sluice::retrieval::Index::open(data / "indexes" / "kb",
-                                                 sluice::retrieval::IndexDeps{});
+inline void check_index_matches(const std::filesystem::path& data,
+                                const std::map<std::string, Row>& rows, unsigned seed) {
+    auto opened =
+        sluice::retrieval::Index::open(data / "indexes" / "kb", sluice::retrieval::IndexDeps{});
     REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
     const auto& index = **opened;
     std::map<std::string, Row> held;
     std::size_t chunk_total = 0;
-    REQUIRE(index.for_each_document([&](const sluice::retrieval::DocumentRecord& record) {
-                     auto chunks = index.chunks_of(record.key);
-                     REQUIRE(chunks.ok());
-                     chunk_total += chunks->size();
-                     REQUIRE_MESSAGE(chunks->size() == 1, "seed " << seed << ": " << record.key
-                                                                  << " has " << chunks->size()
-                                                                  << " chunks");
-                     const auto& groups = chunks->front().acl.groups;
-                     held[record.key] = Row{chunks->front().text,
-                                            groups.size() == 1 ? groups.front() : "?"};
-                     return true;
-                 }).ok());
+    REQUIRE(index
+                .for_each_document([&](const sluice::retrieval::DocumentRecord& record) {
+                    auto chunks = index.chunks_of(record.key);
+                    REQUIRE(chunks.ok());
+                    chunk_total += chunks->size();
+                    REQUIRE_MESSAGE(chunks->size() == 1, "seed " << seed << ": " << record.key
+                                                                 << " has " << chunks->size()
+                                                                 << " chunks");
+                    const auto& groups = chunks->front().acl.groups;
+                    held[record.key] =
+                        Row{chunks->front().text, groups.size() == 1 ? groups.front() : "?"};
+                    return true;
+                })
+                .ok());
     std::vector<std::string> missing;
     std::vector<std::string> resurrected;
     std::vector<std::string> stale;

@@ -57,8 +57,7 @@ Result<std::optional<Row>> PostgresState::reread(const PgTable& table, const std
         PgResult result,
         pg_exec_params(sql.get(),
                        "SELECT * FROM " + table.qualified + " WHERE " +
-                           pg_identifier(sql.get(), table.mapping.key) + " = $1::" +
-                           table.key_type,
+                           pg_identifier(sql.get(), table.mapping.key) + " = $1::" + table.key_type,
                        {key}, PGRES_TUPLES_OK, "reading " + table.display + " by key"));
     if (PQntuples(result.get()) == 0) {
         return std::optional<Row>();
@@ -73,10 +72,10 @@ Row result_row(const PGresult* result, int row_number) {
     row.values.reserve(static_cast<std::size_t>(n));
     for (int c = 0; c < n; ++c) {
         row.columns.emplace_back(PQfname(result, c));
-        row.values.push_back(PQgetisnull(result, row_number, c)
-                                 ? json(nullptr)
-                                 : pg_value_json(PQftype(result, c),
-                                                 PQgetvalue(result, row_number, c)));
+        row.values.push_back(
+            PQgetisnull(result, row_number, c)
+                ? json(nullptr)
+                : pg_value_json(PQftype(result, c), PQgetvalue(result, row_number, c)));
     }
     return row;
 }
@@ -407,20 +406,20 @@ Result<PgResult> snapshot_page(detail::PostgresState& state, const PgTable& tabl
     sql += " ORDER BY " + key + " LIMIT " + std::to_string(limit);
     SLUICE_RETURN_IF_ERROR(
         pg_exec(conn, "SAVEPOINT sluice_page", PGRES_COMMAND_OK, "snapshot savepoint").status());
-    auto page = pg_exec_params(conn, sql, params, PGRES_TUPLES_OK,
-                               "reading snapshot of " + table.display);
+    auto page =
+        pg_exec_params(conn, sql, params, PGRES_TUPLES_OK, "reading snapshot of " + table.display);
     if (!page.ok()) {
-        SLUICE_RETURN_IF_ERROR(pg_exec(conn, "ROLLBACK TO SAVEPOINT sluice_page",
-                                       PGRES_COMMAND_OK, "snapshot savepoint")
+        SLUICE_RETURN_IF_ERROR(pg_exec(conn, "ROLLBACK TO SAVEPOINT sluice_page", PGRES_COMMAND_OK,
+                                       "snapshot savepoint")
                                    .status());
         return page.status();
     }
-    SLUICE_RETURN_IF_ERROR(pg_exec(conn, "RELEASE SAVEPOINT sluice_page", PGRES_COMMAND_OK,
-                                   "snapshot savepoint")
-                               .status());
+    SLUICE_RETURN_IF_ERROR(
+        pg_exec(conn, "RELEASE SAVEPOINT sluice_page", PGRES_COMMAND_OK, "snapshot savepoint")
+            .status());
     if (column_number(page->get(), table.mapping.key) < 0) {
-        return not_found("table '" + table.display + "' has no key column '" +
-                         table.mapping.key + "'");
+        return not_found("table '" + table.display + "' has no key column '" + table.mapping.key +
+                         "'");
     }
     return page;
 }
@@ -494,8 +493,8 @@ Status snapshot_pages(detail::PostgresState& state, Position& position, std::siz
             const std::string key = json_scalar_text(row.values[key_column]);
             const std::string offset = "snapshot:" + table.display + "/" + key;
             if (auto missing = missing_column(table, row)) {
-                batch.errors.push_back(ErrorRecord{table.display + "/" + key,
-                                                   column_error(table, *missing), offset});
+                batch.errors.push_back(
+                    ErrorRecord{table.display + "/" + key, column_error(table, *missing), offset});
                 if (state.config.on_error == ErrorPolicy::kPause) {
                     pause_snapshot(state, batch);  // `after` stays before this row
                     return Status();
@@ -510,12 +509,12 @@ Status snapshot_pages(detail::PostgresState& state, Position& position, std::siz
             // reported once the table's keyed rows are read.
             SLUICE_ASSIGN_OR_RETURN(std::int64_t unkeyed, null_key_rows(state, table));
             if (unkeyed > 0) {
-                batch.errors.push_back(ErrorRecord{
-                    table.display,
-                    std::to_string(unkeyed) + " row(s) of table '" + table.display +
-                        "' have a null key column '" + table.mapping.key +
-                        "' and cannot be keyed; they are left out",
-                    "snapshot:" + table.display});
+                batch.errors.push_back(
+                    ErrorRecord{table.display,
+                                std::to_string(unkeyed) + " row(s) of table '" + table.display +
+                                    "' have a null key column '" + table.mapping.key +
+                                    "' and cannot be keyed; they are left out",
+                                "snapshot:" + table.display});
                 if (state.config.on_error == ErrorPolicy::kPause) {
                     pause_snapshot(state, batch);  // the table's keyed rows stay delivered
                     return Status();
@@ -603,13 +602,13 @@ json to_json(const PostgresSourceConfig& config, bool with_secrets) {
         tables.push_back(std::move(item));
     }
     json out{{"conninfo", with_secrets ? config.conninfo : redact_conninfo(config.conninfo)},
-                {"slot", config.slot},
-                {"publication", config.publication},
-                {"tables", tables},
-                {"manage_publication", config.manage_publication},
-                {"replica_identity_full", config.replica_identity_full},
-                {"heartbeat_ms", config.heartbeat_interval.count()},
-                {"on_error", error_policy_name(config.on_error)}};
+             {"slot", config.slot},
+             {"publication", config.publication},
+             {"tables", tables},
+             {"manage_publication", config.manage_publication},
+             {"replica_identity_full", config.replica_identity_full},
+             {"heartbeat_ms", config.heartbeat_interval.count()},
+             {"on_error", error_policy_name(config.on_error)}};
     if (!config.connection.empty()) {
         out["connection"] = config.connection;
     }

@@ -28,7 +28,7 @@ struct PgTable {
     // The columns the mapping reads (every column when it names no text columns): a change
     // whose relation lacks one is an error record, not a document missing part of its row.
     std::vector<std::string> mapped;
-    std::string key_type;   // format_type() of the key column, for casts of key literals
+    std::string key_type;  // format_type() of the key column, for casts of key literals
 };
 
 // An event of a committed transaction, with its place: transaction end LSN and index inside it.

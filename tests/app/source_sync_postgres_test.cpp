@@ -8,10 +8,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <map>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "agents/agent_store.h"
@@ -121,9 +121,9 @@ struct CrmSync {
     std::unique_ptr<sluice::retrieval::SourceSync> sync;
 };
 
-CrmSync open_crm_sync(const std::filesystem::path& dir, const std::string& conninfo,
-                      size_t max_batch,
-                      sluice::connectors::ErrorPolicy on_error = sluice::connectors::ErrorPolicy::kSkip) {
+CrmSync open_crm_sync(
+    const std::filesystem::path& dir, const std::string& conninfo, size_t max_batch,
+    sluice::connectors::ErrorPolicy on_error = sluice::connectors::ErrorPolicy::kSkip) {
     sluice::connectors::PostgresSourceConfig config;
     config.conninfo = conninfo;
     config.slot = "crm";
@@ -288,19 +288,22 @@ void sync_until_holds(sluice::retrieval::SourceSync& sync, sluice::connectors::S
 
 }  // namespace
 
-TEST_CASE("postgres sync: a 100,000-row table through the snapshot, then streamed updates, "
-          "deletes, key updates and ACL changes, end equal to the table" *
-          doctest::skip(!have_postgres())) {
+TEST_CASE(
+    "postgres sync: a 100,000-row table through the snapshot, then streamed updates, "
+    "deletes, key updates and ACL changes, end equal to the table" *
+    doctest::skip(!have_postgres())) {
     TempDir dir;
     auto cluster = PostgresCluster::start(dir.path / "pg");
     REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
     Conn conn = connect((*cluster)->conninfo());
-    query(conn.get(), "CREATE TABLE docs(id bigint PRIMARY KEY, body text NOT NULL, team text, "
-                      "readers text)");
-    query(conn.get(), "INSERT INTO docs SELECT i, 'record ' || i || ' about topic ' || (i % 97) "
-                      "|| ' filed by team ' || (i % 7), 'team' || (i % 7), CASE i % 3 WHEN 0 "
-                      "THEN 'staff' WHEN 1 THEN 'staff,eng' ELSE 'sales' END "
-                      "FROM generate_series(1, 100000) i");
+    query(conn.get(),
+          "CREATE TABLE docs(id bigint PRIMARY KEY, body text NOT NULL, team text, "
+          "readers text)");
+    query(conn.get(),
+          "INSERT INTO docs SELECT i, 'record ' || i || ' about topic ' || (i % 97) "
+          "|| ' filed by team ' || (i % 7), 'team' || (i % 7), CASE i % 3 WHEN 0 "
+          "THEN 'staff' WHEN 1 THEN 'staff,eng' ELSE 'sales' END "
+          "FROM generate_series(1, 100000) i");
 
     sluice::connectors::PostgresSourceConfig config;
     config.conninfo = (*cluster)->conninfo();
@@ -351,16 +354,20 @@ TEST_CASE("postgres sync: a 100,000-row table through the snapshot, then streame
     source.reset();
 }
 
-TEST_CASE("postgres sync: pause holds a snapshot that meets a renamed column until the table is "
-          "fixed; skip reports each row and goes on" * doctest::skip(!have_postgres())) {
+TEST_CASE(
+    "postgres sync: pause holds a snapshot that meets a renamed column until the table is "
+    "fixed; skip reports each row and goes on" *
+    doctest::skip(!have_postgres())) {
     TempDir dir;
     auto cluster = PostgresCluster::start(dir.path / "pg");
     REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
     Conn conn = connect((*cluster)->conninfo());
-    query(conn.get(), "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text, "
-                      "readers text)");
-    query(conn.get(), "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
-                      "FROM generate_series(1, 20) i");
+    query(conn.get(),
+          "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text, "
+          "readers text)");
+    query(conn.get(),
+          "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
+          "FROM generate_series(1, 20) i");
 
     SUBCASE("pause") {
         CrmSync crm = open_crm_sync(dir.path, (*cluster)->conninfo(), 8,

@@ -473,9 +473,10 @@ TEST_CASE("postgres: on_error is parsed and written like the sqlite source's") {
     CHECK(postgres_config_from_json(wrong).status().message().starts_with("on_error"));
 }
 
-TEST_CASE("postgres: a mapped column dropped before the snapshot is an error record per row, "
-          "and skip goes on with the other tables and the stream" *
-          doctest::skip(!have_postgres())) {
+TEST_CASE(
+    "postgres: a mapped column dropped before the snapshot is an error record per row, "
+    "and skip goes on with the other tables and the stream" *
+    doctest::skip(!have_postgres())) {
     Database db;
     const PostgresSourceConfig config = two_tables(db, "s_snap_skip", ErrorPolicy::kSkip);
     auto source = PostgresSource::open(config);
@@ -505,8 +506,10 @@ TEST_CASE("postgres: a mapped column dropped before the snapshot is an error rec
     drop_slot(**source);
 }
 
-TEST_CASE("postgres: a table whose key column is renamed before the snapshot is one error "
-          "record for the table; skip reads the others" * doctest::skip(!have_postgres())) {
+TEST_CASE(
+    "postgres: a table whose key column is renamed before the snapshot is one error "
+    "record for the table; skip reads the others" *
+    doctest::skip(!have_postgres())) {
     Database db;
     auto source = PostgresSource::open(two_tables(db, "s_snap_key", ErrorPolicy::kSkip));
     REQUIRE_MESSAGE(source.ok(), source.status().to_string());
@@ -526,8 +529,10 @@ TEST_CASE("postgres: a table whose key column is renamed before the snapshot is 
     drop_slot(**source);
 }
 
-TEST_CASE("postgres: pause holds the snapshot before a row that cannot be mapped until the "
-          "table is fixed, then nothing is lost" * doctest::skip(!have_postgres())) {
+TEST_CASE(
+    "postgres: pause holds the snapshot before a row that cannot be mapped until the "
+    "table is fixed, then nothing is lost" *
+    doctest::skip(!have_postgres())) {
     Database db;
     auto source = PostgresSource::open(two_tables(db, "s_snap_pause", ErrorPolicy::kPause));
     REQUIRE_MESSAGE(source.ok(), source.status().to_string());
@@ -563,8 +568,10 @@ TEST_CASE("postgres: pause holds the snapshot before a row that cannot be mapped
     drop_slot(**source);
 }
 
-TEST_CASE("postgres: pause holds the stream at a change that cannot be mapped; a fixed mapping "
-          "resumes there" * doctest::skip(!have_postgres())) {
+TEST_CASE(
+    "postgres: pause holds the stream at a change that cannot be mapped; a fixed mapping "
+    "resumes there" *
+    doctest::skip(!have_postgres())) {
     Database db;
     PostgresSourceConfig config = two_tables(db, "s_stream_pause", ErrorPolicy::kPause);
     std::string checkpoint;
@@ -573,10 +580,11 @@ TEST_CASE("postgres: pause holds the stream at a change that cannot be mapped; a
         REQUIRE_MESSAGE(source.ok(), source.status().to_string());
         checkpoint = drain(**source, "", 100, /*acknowledge=*/true).checkpoint;
         // One transaction: an insert before the rename is delivered, the one after holds.
-        db.exec("BEGIN; INSERT INTO notes VALUES (3, 'before', true); "
-                "ALTER TABLE tickets RENAME COLUMN body TO details; "
-                "INSERT INTO tickets VALUES (10, 'after', 'renamed', 't', 1, 'eng'); "
-                "INSERT INTO notes VALUES (4, 'behind', false); COMMIT");
+        db.exec(
+            "BEGIN; INSERT INTO notes VALUES (3, 'before', true); "
+            "ALTER TABLE tickets RENAME COLUMN body TO details; "
+            "INSERT INTO tickets VALUES (10, 'after', 'renamed', 't', 1, 'eng'); "
+            "INSERT INTO notes VALUES (4, 'behind', false); COMMIT");
         auto held = collect(**source, checkpoint, 2);
         CHECK(describe(held.events) == std::vector<std::string>{"upsert public.notes/3"});
         REQUIRE(held.errors.size() == 1);
@@ -603,15 +611,17 @@ TEST_CASE("postgres: pause holds the stream at a change that cannot be mapped; a
     drop_slot(**fixed);
 }
 
-TEST_CASE("postgres: rows whose key column is null are an error record for the table, in the "
-          "snapshot and the stream; skip goes on, pause holds until they have keys" *
-          doctest::skip(!have_postgres())) {
+TEST_CASE(
+    "postgres: rows whose key column is null are an error record for the table, in the "
+    "snapshot and the stream; skip goes on, pause holds until they have keys" *
+    doctest::skip(!have_postgres())) {
     for (ErrorPolicy policy : {ErrorPolicy::kSkip, ErrorPolicy::kPause}) {
         CAPTURE(error_policy_name(policy));
         Database db;
         db.exec("CREATE TABLE items(id serial PRIMARY KEY, code text, label text)");
-        db.exec("INSERT INTO items(code, label) VALUES ('a', 'alpha'), (NULL, 'lost'), "
-                "('c', 'gamma'), (NULL, 'lost too')");
+        db.exec(
+            "INSERT INTO items(code, label) VALUES ('a', 'alpha'), (NULL, 'lost'), "
+            "('c', 'gamma'), (NULL, 'lost too')");
         PostgresSourceConfig config;
         config.conninfo = db.conninfo;
         config.slot = policy == ErrorPolicy::kSkip ? "s_null_skip" : "s_null_pause";
@@ -637,8 +647,9 @@ TEST_CASE("postgres: rows whose key column is null are an error record for the t
         std::map<std::string, std::string> state;
         sluice::testing::apply(state, snapshot.events);
         if (policy == ErrorPolicy::kSkip) {
-            db.exec("INSERT INTO items(code, label) VALUES (NULL, 'streamed lost'), "
-                    "('d', 'delta')");
+            db.exec(
+                "INSERT INTO items(code, label) VALUES (NULL, 'streamed lost'), "
+                "('d', 'delta')");
             auto streamed = collect(**source, snapshot.checkpoint, 2);
             REQUIRE(streamed.errors.size() == 1);
             CHECK(streamed.errors[0].key == "public.items");

@@ -4,6 +4,8 @@
 // killed with SIGKILL at random points of the initial sync and of streaming. After the last
 // restart has caught up, the index must hold exactly the table: no document missing, none twice,
 // none stale, none deleted and back; vectors, chunks and documents agree.
+#include "sync_crash.h"
+
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <sqlite3.h>
@@ -21,7 +23,6 @@
 #include "retrieval/index.h"
 #include "run_sluice.h"
 #include "sluice_server.h"
-#include "sync_crash.h"
 
 namespace {
 

@@ -61,6 +61,7 @@ AuditLog::AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail:
       hasher_(std::make_unique<detail::Sha256>()),
       row_writer_(std::make_unique<detail::AuditRowWriter>(*db_)),
       checkpoint_db_(std::move(checkpoint_db)) {
+    spare_.reserve(kMaxSpare);  // so that returning appends to it never allocates under mutex_
     if (checkpoint_db_) {
         checkpointer_ = std::jthread([this](std::stop_token stop) { checkpoint_wal(stop); });
     }
@@ -99,8 +100,10 @@ AuditLog::~AuditLog() {
     std::vector<std::uint64_t> tickets;
     {
         std::lock_guard lock(mutex_);
-        for (const auto& [ticket, events] : deferred_) {
-            tickets.push_back(ticket);
+        for (const DeferredSlot& slot : deferred_) {
+            if (slot.ticket != 0) {
+                tickets.push_back(slot.ticket);
+            }
         }
     }
     for (std::uint64_t ticket : tickets) {
@@ -149,14 +152,9 @@ Status AuditLog::append(AuditEvent event, AuditCompanion companion) {
     if (event.time_us == 0) {
         event.time_us = now_us();
     }
-    const std::uint64_t ticket = event.deferred_ticket;
-    auto pending = std::make_shared<Pending>();
-    pending->waited = companion != nullptr || options_.acknowledge == AuditAcknowledge::kDurable;
-    pending->companion = std::move(companion);
-    if (ticket == 0) {
-        pending->events.reserve(1);  // here rather than under the queue's lock
-    }
-    return submit(std::move(pending), ticket, &event);
+    const bool waited =
+        companion != nullptr || options_.acknowledge == AuditAcknowledge::kDurable;
+    return submit(event.deferred_ticket, &event, waited, std::move(companion));
 }
 
 std::uint64_t AuditLog::defer(AuditEvent event) {
@@ -164,36 +162,81 @@ std::uint64_t AuditLog::defer(AuditEvent event) {
         event.time_us = now_us();
     }
     std::lock_guard lock(mutex_);
-    std::uint64_t ticket = next_ticket_++;
-    std::vector<AuditEvent>& held = deferred_[ticket];
-    // Room for the request's next record too: submit() moves this vector into the queue and
-    // adds that record to it, with no allocation of its own.
-    held.reserve(2);
-    held.push_back(std::move(event));
-    return ticket;
+    std::uint32_t slot = 0;
+    if (free_slots_.empty()) {
+        SLUICE_CHECK(deferred_.size() < (std::size_t{1} << kSlotBits),
+                     "more than 2^24 requests hold deferred audit records");
+        slot = static_cast<std::uint32_t>(deferred_.size());
+        deferred_.emplace_back();
+    } else {
+        slot = free_slots_.back();
+        free_slots_.pop_back();
+    }
+    DeferredSlot& held = deferred_[slot];
+    held.ticket = (next_ticket_++ << kSlotBits) | slot;
+    // The append the request's next record joins (submit() queues it as it is).
+    held.pending = take_pending_locked();
+    held.pending->events.push_back(std::move(event));
+    return held.ticket;
 }
 
 Status AuditLog::flush(std::uint64_t ticket) {
-    {
-        // Most requests have nothing left to flush (their next record took the held ones): no
-        // allocation for them.
-        std::lock_guard lock(mutex_);
-        if (!deferred_.contains(ticket)) {
-            return Status();
-        }
-    }
-    auto pending = std::make_shared<Pending>();
-    pending->waited = options_.acknowledge == AuditAcknowledge::kDurable;
-    return submit(std::move(pending), ticket, nullptr);
+    // Most requests have nothing left to flush (their next record took the held ones); submit()
+    // answers them at once.
+    return submit(ticket, nullptr, options_.acknowledge == AuditAcknowledge::kDurable, nullptr);
 }
 
 std::size_t AuditLog::deferred_count() const {
     std::lock_guard lock(mutex_);
     std::size_t count = 0;
-    for (const auto& [ticket, events] : deferred_) {
-        count += events.size();
+    for (const DeferredSlot& slot : deferred_) {
+        if (slot.ticket != 0) {
+            count += slot.pending->events.size();
+        }
     }
     return count;
+}
+
+AuditLog::DeferredSlot* AuditLog::find_deferred_locked(std::uint64_t ticket) {
+    if (ticket == 0) {
+        return nullptr;
+    }
+    const std::size_t slot = ticket & ((std::uint64_t{1} << kSlotBits) - 1);
+    if (slot >= deferred_.size() || deferred_[slot].ticket != ticket) {
+        return nullptr;  // already queued (its slot may hold another request's records now)
+    }
+    return &deferred_[slot];
+}
+
+AuditLog::PendingPtr AuditLog::take_pending_locked() {
+    if (spare_.empty()) {
+        auto pending = std::make_shared<Pending>();
+        // A request's records: its authentication and the record that takes it along.
+        pending->events.reserve(2);
+        return pending;
+    }
+    PendingPtr pending = std::move(spare_.back());
+    spare_.pop_back();
+    return pending;
+}
+
+void AuditLog::clear_retired(std::size_t room) {
+    std::size_t kept = 0;
+    for (PendingPtr& pending : retired_) {
+        // Reused only when nobody else holds it: an appender that waited may not have read its
+        // result yet.
+        if (kept == room || pending.use_count() != 1) {
+            pending.reset();
+            continue;
+        }
+        pending->events.clear();  // keeps the vector's room
+        pending->companion = nullptr;
+        pending->result = Status();
+        pending->waited = false;
+        pending->done = false;
+        pending->index = 0;
+        ++kept;
+    }
 }
 
 std::int64_t AuditLog::appended() const {
@@ -206,11 +249,12 @@ std::size_t AuditLog::queued() const {
     return queued_records_ + writing_records_;
 }
 
-Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket, AuditEvent* event) {
+Status AuditLog::submit(std::uint64_t ticket, AuditEvent* event, bool waited,
+                        AuditCompanion companion) {
     std::unique_lock lock(mutex_);
     auto held_records = [&]() -> std::size_t {
-        auto held = ticket == 0 ? deferred_.end() : deferred_.find(ticket);
-        return held == deferred_.end() ? 0 : held->second.size();
+        const DeferredSlot* held = find_deferred_locked(ticket);
+        return held == nullptr ? 0 : held->pending->events.size();
     };
     std::size_t records = 0;
     // Block, never drop: a full queue holds the appender until the writer makes room. A bundle
@@ -227,18 +271,22 @@ Status AuditLog::submit(PendingPtr pending, std::uint64_t ticket, AuditEvent* ev
         // Fail closed: what cannot be recorded must not happen.
         return unavailable("the audit log cannot be written: " + failure_.message());
     }
-    if (auto held = ticket == 0 ? deferred_.end() : deferred_.find(ticket);
-        held != deferred_.end()) {
+    PendingPtr pending;
+    if (DeferredSlot* held = find_deferred_locked(ticket); held != nullptr) {
         // The request's held records go first, in the order they were deferred.
-        pending->events = std::move(held->second);
-        deferred_.erase(held);
+        pending = std::move(held->pending);
+        held->ticket = 0;
+        free_slots_.push_back(static_cast<std::uint32_t>(held - deferred_.data()));
+    } else if (event == nullptr) {
+        return Status();  // a flush with nothing held (its records went with a later one)
+    } else {
+        pending = take_pending_locked();
     }
     if (event != nullptr) {
         pending->events.push_back(std::move(*event));
     }
-    if (pending->events.empty()) {
-        return Status();  // a flush that another flush of the same ticket emptied
-    }
+    pending->waited = waited;
+    pending->companion = std::move(companion);
     pending->index = ++submitted_;
     queued_records_ += pending->events.size();
     queue_.push_back(pending);
@@ -304,16 +352,22 @@ Status AuditLog::commit_front(std::unique_lock<std::mutex>& lock) {
     writing_records_ = records;
     batch_last_ = batch_.back()->index;
     progress_.notify_all();  // room in the queue
+    // Only this committer adds to spare_, so the room counted now is still there below.
+    const std::size_t room = kMaxSpare - std::min(kMaxSpare, spare_.size());
     lock.unlock();
-    // The previous batch's appends (their events' strings) are freed here, outside the queue's
-    // lock, rather than while appenders wait for it.
-    retired_.clear();
+    clear_retired(room);
     Status written;
     {
         std::lock_guard db_lock(db_mutex_);
         written = write_batch(batch_);
     }
     lock.lock();
+    for (PendingPtr& pending : retired_) {
+        if (pending != nullptr) {
+            spare_.push_back(std::move(pending));
+        }
+    }
+    retired_.clear();
     settle_batch_locked(written);
     committing_ = false;
     progress_.notify_all();
@@ -334,7 +388,7 @@ void AuditLog::settle_batch_locked(const Status& written) {
         }
         committed_through_ = batch_last_;
         failure_ = Status();
-        std::swap(batch_, retired_);  // batch_ is now empty; the next commit frees retired_
+        std::swap(batch_, retired_);  // batch_ is now empty; the next commit empties retired_
         return;
     }
     if (failure_.ok()) {

@@ -45,6 +45,11 @@
 // that a request's records stay together in the chain. A record may bring a companion (a usage
 // row) that is written in the same transaction: both or neither.
 //
+// What a request thread does per record is kept small (docs/governance.md): a deferred record
+// waits in the append its next record joins, in a numbered slot its ticket names (no map node);
+// written appends go back to request threads for reuse, with the room for their records, rather
+// than being freed and allocated again.
+//
 // Thread safety: thread-safe.
 
 #include <array>
@@ -55,7 +60,6 @@
 #include <filesystem>
 #include <functional>
 #include <iosfwd>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -158,11 +162,30 @@ private:
     using PendingPtr = std::shared_ptr<Pending>;
     // The most appends one transaction takes, so that a commit and its waiters' wait stay short.
     static constexpr std::size_t kMaxBatch = 512;
+    // Written appends kept for reuse: two batches' worth covers a steady load; more would only
+    // hold memory after a burst.
+    static constexpr std::size_t kMaxSpare = 2 * kMaxBatch;
+    // A ticket is (serial << kSlotBits) | slot: the slot finds the held records at once, the
+    // serial tells a stale ticket (its records already queued, the slot reused) from the current
+    // one. 2^24 requests holding records at the same time is far beyond any thread pool.
+    static constexpr unsigned kSlotBits = 24;
+    // Records held back for one request, in the append they will be queued with.
+    struct DeferredSlot {
+        std::uint64_t ticket = 0;  // 0: free
+        PendingPtr pending;
+    };
 
-    // Queues `pending` with the records held under `ticket` and then `event` (null for none; it
-    // is moved from), blocking while the queue is full, and, when it is waited for, returns the
-    // outcome of its commit. `pending` comes with no events.
-    Status submit(PendingPtr pending, std::uint64_t ticket, AuditEvent* event);
+    // Queues the records held under `ticket` and then `event` (null for none; it is moved from)
+    // as one append, blocking while the queue is full, and, when it is waited for, returns the
+    // outcome of its commit.
+    Status submit(std::uint64_t ticket, AuditEvent* event, bool waited, AuditCompanion companion);
+    // The slot holding `ticket`'s records, or null. Under mutex_.
+    DeferredSlot* find_deferred_locked(std::uint64_t ticket);
+    // An empty append: a spare one when there is one. Under mutex_.
+    PendingPtr take_pending_locked();
+    // Empties the appends of the batch written before (outside mutex_; their records' strings
+    // are freed here rather than under the lock), keeping at most `room` for reuse.
+    void clear_retired(std::size_t room);
     // Takes up to kMaxBatch appends from the front of the queue and commits them with `lock`
     // released; settles them. Precondition: `lock` holds mutex_, nobody is committing, the
     // queue is not empty. Returns the write's status.
@@ -196,7 +219,7 @@ private:
     // batch at a time keeps the chain in queue order.
     bool committing_ = false;
     std::vector<PendingPtr> batch_;     // the batch being written; owned by whoever set committing_
-    std::vector<PendingPtr> retired_;   // the last batch written, freed by the next; likewise
+    std::vector<PendingPtr> retired_;   // the last batch written, emptied by the next; likewise
     std::uint64_t batch_last_ = 0;      // index of batch_'s last append; likewise
     bool idle_ = false;                 // guarded by mutex_; the writer waits for work
     bool writer_woken_ = false;         // guarded by mutex_; notified since it went idle
@@ -205,8 +228,10 @@ private:
     Status failure_;                    // guarded by mutex_; the last write's error, until one succeeds
     bool closing_ = false;              // guarded by mutex_
     std::int64_t appended_ = 0;         // guarded by mutex_
-    std::uint64_t next_ticket_ = 1;                              // guarded by mutex_
-    std::map<std::uint64_t, std::vector<AuditEvent>> deferred_;  // guarded by mutex_
+    std::uint64_t next_ticket_ = 1;         // guarded by mutex_; the next ticket's serial
+    std::vector<DeferredSlot> deferred_;    // guarded by mutex_; indexed by a ticket's slot
+    std::vector<std::uint32_t> free_slots_;  // guarded by mutex_; free entries of deferred_
+    std::vector<PendingPtr> spare_;          // guarded by mutex_; emptied appends for reuse
     std::string hash_scratch_;  // guarded by db_mutex_; the bytes each record's hash covers
     std::unique_ptr<detail::Sha256> hasher_;  // guarded by db_mutex_
     std::unique_ptr<detail::AuditRowWriter> row_writer_;  // guarded by db_mutex_; inserts rows

@@ -145,6 +145,82 @@ TEST_CASE("queued appends from many threads: one gapless chain, each thread's re
     CHECK(report.checkpoints >= 2);  // one per batch that crosses a multiple of 100, and the head
 }
 
+TEST_CASE("deferred records from many threads stay beside their request's next record") {
+    // Appends are reused after their commit and deferred records wait in numbered slots: a
+    // reused append must carry none of its earlier records, and a stale ticket (its slot now
+    // another request's) must flush nothing.
+    for (AuditAcknowledge acknowledge : {AuditAcknowledge::kQueued, AuditAcknowledge::kDurable}) {
+        CAPTURE(static_cast<int>(acknowledge));
+        Site site;
+        AuditLogOptions options = queued();
+        options.acknowledge = acknowledge;
+        auto log = site.open(options);
+        constexpr int kThreads = 6;
+        constexpr int kEach = 300;
+        {
+            std::vector<std::jthread> threads;
+            for (int t = 0; t < kThreads; ++t) {
+                threads.emplace_back([&log, t] {
+                    std::uint64_t stale = 0;
+                    for (int i = 0; i < kEach; ++i) {
+                        const std::string id = named(named("", t) + ":", i);
+                        const std::uint64_t ticket = log->defer(event(id, "authenticate"));
+                        REQUIRE(ticket != 0);
+                        REQUIRE(ticket != stale);
+                        REQUIRE(log->flush(stale).ok());  // already queued: nothing to do
+                        if (i % 3 == 2) {
+                            REQUIRE(log->flush(ticket).ok());  // no later record
+                        } else {
+                            AuditEvent next = event(id);
+                            next.deferred_ticket = ticket;
+                            REQUIRE(log->append(next).ok());
+                        }
+                        stale = ticket;
+                    }
+                });
+            }
+        }
+        REQUIRE(log->sync().ok());
+        CHECK(log->deferred_count() == 0);
+        const std::size_t expected = kThreads * (kEach + (kEach - kEach / 3));
+        CHECK(log->appended() == static_cast<std::int64_t>(expected));
+        log.reset();
+
+        sqlite3* raw = nullptr;
+        REQUIRE(sqlite3_open(site.db_path.c_str(), &raw) == SQLITE_OK);
+        sqlite3_stmt* stmt = nullptr;
+        REQUIRE(sqlite3_prepare_v2(raw, "SELECT request_id, action FROM audit_log ORDER BY seq",
+                                   -1, &stmt, nullptr) == SQLITE_OK);
+        std::vector<std::pair<std::string, std::string>> rows;
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+            rows.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)),
+                              reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1)));
+        }
+        sqlite3_finalize(stmt);
+        sqlite3_close(raw);
+        REQUIRE(rows.size() == expected);
+        std::map<std::string, int> next;  // thread -> next request expected
+        for (std::size_t row = 0; row < rows.size(); ++row) {
+            const auto& [id, action] = rows[row];
+            REQUIRE(action == "authenticate");
+            const std::string thread = id.substr(0, id.find(':'));
+            const int index = std::stoi(id.substr(id.find(':') + 1));
+            CHECK(index == next[thread]);
+            next[thread] = index + 1;
+            if (index % 3 != 2) {
+                // Its next record follows at once: same request, same transaction.
+                REQUIRE(row + 1 < rows.size());
+                CHECK(rows[row + 1].first == id);
+                CHECK(rows[row + 1].second == "authorize:SELECT");
+                ++row;
+            }
+        }
+        auto report = site.verify();
+        CHECK(report.ok);
+        CHECK(report.records == static_cast<std::int64_t>(expected));
+    }
+}
+
 TEST_CASE("a queued append returns before its commit; sync() and close write it") {
     Site site;
     // The writer gathers for an hour: nothing commits unless someone waits.

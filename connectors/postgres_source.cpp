@@ -56,23 +56,28 @@ Result<std::optional<Row>> PostgresState::reread(const PgTable& table, const std
     SLUICE_ASSIGN_OR_RETURN(
         PgResult result,
         pg_exec_params(sql.get(),
-                       "SELECT " + table.select_list + " FROM " + table.qualified + " WHERE " +
-                           pg_identifier(sql.get(), table.mapping.key) + " = $1::" +
-                           table.key_type,
+                       "SELECT * FROM " + table.qualified + " WHERE " +
+                           pg_identifier(sql.get(), table.mapping.key) + " = $1::" + table.key_type,
                        {key}, PGRES_TUPLES_OK, "reading " + table.display + " by key"));
     if (PQntuples(result.get()) == 0) {
         return std::optional<Row>();
     }
+    return std::optional<Row>(result_row(result.get(), 0));
+}
+
+Row result_row(const PGresult* result, int row_number) {
     Row row;
-    for (std::size_t c = 0; c < table.columns.size(); ++c) {
-        row.columns.push_back(table.columns[c].name);
-        const int column = static_cast<int>(c);
-        row.values.push_back(PQgetisnull(result.get(), 0, column)
-                                 ? json(nullptr)
-                                 : pg_value_json(table.columns[c].type_oid,
-                                                 PQgetvalue(result.get(), 0, column)));
+    const int n = PQnfields(result);
+    row.columns.reserve(static_cast<std::size_t>(n));
+    row.values.reserve(static_cast<std::size_t>(n));
+    for (int c = 0; c < n; ++c) {
+        row.columns.emplace_back(PQfname(result, c));
+        row.values.push_back(
+            PQgetisnull(result, row_number, c)
+                ? json(nullptr)
+                : pg_value_json(PQftype(result, c), PQgetvalue(result, row_number, c)));
     }
-    return std::optional<Row>(std::move(row));
+    return row;
 }
 
 json pg_value_json(std::uint32_t type_oid, const std::string& text) {
@@ -210,10 +215,6 @@ Result<PgTable> resolve_table(PGconn* conn, const PostgresTableConfig& config) {
         if (PQgetvalue(result.get(), r, 3)[0] == 't') {
             primary.push_back(column.name);
         }
-        if (!table.select_list.empty()) {
-            table.select_list += ", ";
-        }
-        table.select_list += detail::pg_identifier(conn, column.name) + "::text";
         table.columns.push_back(std::move(column));
     }
     if (table.mapping.key.empty()) {
@@ -357,6 +358,91 @@ Result<std::uint64_t> begin_from_scratch(detail::PostgresState& state) {
     return lsn;
 }
 
+// The first column the mapping reads that a row read with SELECT * does not have (dropped or
+// renamed since open()), if any.
+std::optional<std::string> missing_column(const PgTable& table, const Row& row) {
+    for (const std::string& column : table.mapped) {
+        if (row.find(column) == nullptr) {
+            return column;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string column_error(const PgTable& table, const std::string& column) {
+    return "table '" + table.display + "' has no column '" + column +
+           "' any more (dropped or renamed?); the source's mapping reads it";
+}
+
+std::string schema_error(const PgTable& table, const Status& status) {
+    return "cannot read table '" + table.display + "' as mapped (dropped, or its key column " +
+           "dropped or renamed?): " + status.message();
+}
+
+int column_number(const PGresult* result, const std::string& name) {
+    for (int c = 0; c < PQnfields(result); ++c) {
+        if (name == PQfname(result, c)) {
+            return c;
+        }
+    }
+    return -1;
+}
+
+// One page of the snapshot: up to `limit` rows of `table` after key `after`, in key order, every
+// column in text form (SELECT *: the columns as they are now, so that a column dropped since
+// open() is missing from the rows instead of failing the query). kNotFound when the table or its
+// key column is gone. The query runs under a savepoint: its failure must not abort the
+// snapshot's transaction, which holds the exported snapshot.
+Result<PgResult> snapshot_page(detail::PostgresState& state, const PgTable& table,
+                               const std::optional<std::string>& after, std::size_t limit) {
+    PGconn* conn = state.sql.get();
+    const std::string key = table.qualified + "." + detail::pg_identifier(conn, table.mapping.key);
+    std::string sql = "SELECT * FROM " + table.qualified + " WHERE " + key + " IS NOT NULL";
+    std::vector<std::string> params;
+    if (after) {
+        sql += " AND " + key + " > $1::" + table.key_type;
+        params.push_back(*after);
+    }
+    sql += " ORDER BY " + key + " LIMIT " + std::to_string(limit);
+    SLUICE_RETURN_IF_ERROR(
+        pg_exec(conn, "SAVEPOINT sluice_page", PGRES_COMMAND_OK, "snapshot savepoint").status());
+    auto page =
+        pg_exec_params(conn, sql, params, PGRES_TUPLES_OK, "reading snapshot of " + table.display);
+    if (!page.ok()) {
+        SLUICE_RETURN_IF_ERROR(pg_exec(conn, "ROLLBACK TO SAVEPOINT sluice_page", PGRES_COMMAND_OK,
+                                       "snapshot savepoint")
+                                   .status());
+        return page.status();
+    }
+    SLUICE_RETURN_IF_ERROR(
+        pg_exec(conn, "RELEASE SAVEPOINT sluice_page", PGRES_COMMAND_OK, "snapshot savepoint")
+            .status());
+    if (column_number(page->get(), table.mapping.key) < 0) {
+        return not_found("table '" + table.display + "' has no key column '" + table.mapping.key +
+                         "'");
+    }
+    return page;
+}
+
+Result<std::int64_t> null_key_rows(detail::PostgresState& state, const PgTable& table) {
+    PGconn* conn = state.sql.get();
+    SLUICE_ASSIGN_OR_RETURN(
+        PgResult result,
+        pg_exec(conn,
+                "SELECT count(*) FROM " + table.qualified + " WHERE " + table.qualified + "." +
+                    detail::pg_identifier(conn, table.mapping.key) + " IS NULL",
+                PGRES_TUPLES_OK, "counting rows of " + table.display + " without a key"));
+    return std::stoll(PQgetvalue(result.get(), 0, 0));
+}
+
+// Pausing ends the snapshot's transaction: the locks it holds on the tables read so far would
+// make the ALTER TABLE that fixes the table wait for the pause to end. The next poll reads the
+// rest as it is then, and streaming from the consistent point replays what came after it.
+void pause_snapshot(detail::PostgresState& state, Batch& batch) {
+    batch.paused = true;
+    end_snapshot(state);
+}
+
 Status snapshot_pages(detail::PostgresState& state, Position& position, std::size_t limit,
                       Batch& batch) {
     if (!state.snapshot_open || state.snapshot_lsn != position.lsn) {
@@ -376,43 +462,64 @@ Status snapshot_pages(detail::PostgresState& state, Position& position, std::siz
         state.snapshot_open = true;
         state.snapshot_lsn = position.lsn;
     }
-    while (batch.events.size() < limit && position.table < state.tables.size()) {
+    // Error records count against the limit too: a table that lost a column would otherwise
+    // make one batch of all its rows.
+    while (batch.events.size() + batch.errors.size() < limit &&
+           position.table < state.tables.size()) {
         const PgTable& table = state.tables[position.table];
-        // Qualified: an output column of the same name ("id"::text AS "id") would otherwise
-        // make ORDER BY sort text.
-        const std::string key =
-            table.qualified + "." + detail::pg_identifier(state.sql.get(), table.mapping.key);
-        const std::size_t want = limit - batch.events.size();
-        std::string sql = "SELECT " + table.select_list + ", " + key + "::text FROM " +
-                          table.qualified;
-        std::vector<std::string> params;
-        if (position.after) {
-            sql += " WHERE " + key + " > $1::" + table.key_type;
-            params.push_back(*position.after);
+        const std::size_t want = limit - batch.events.size() - batch.errors.size();
+        auto page = snapshot_page(state, table, position.after, want);
+        if (!page.ok() && page.status().code() != StatusCode::kNotFound) {
+            return page.status();
         }
-        sql += " ORDER BY " + key + " LIMIT " + std::to_string(want);
-        SLUICE_ASSIGN_OR_RETURN(PgResult page,
-                                pg_exec_params(state.sql.get(), sql, params, PGRES_TUPLES_OK,
-                                               "reading snapshot of " + table.display));
-        const int rows = PQntuples(page.get());
-        const int key_column = static_cast<int>(table.columns.size());
-        for (int r = 0; r < rows; ++r) {
-            Row row;
-            for (std::size_t c = 0; c < table.columns.size(); ++c) {
-                const int column = static_cast<int>(c);
-                row.columns.push_back(table.columns[c].name);
-                row.values.push_back(PQgetisnull(page.get(), r, column)
-                                         ? json(nullptr)
-                                         : detail::pg_value_json(
-                                               table.columns[c].type_oid,
-                                               PQgetvalue(page.get(), r, column)));
+        if (!page.ok()) {
+            // The table, or its key column, is gone or renamed: no row of it can be read as
+            // mapped. Reported for the table, which is skipped, or held here, by the policy.
+            batch.errors.push_back(ErrorRecord{table.display, schema_error(table, page.status()),
+                                               "snapshot:" + table.display});
+            if (state.config.on_error == ErrorPolicy::kPause) {
+                pause_snapshot(state, batch);
+                return Status();
             }
-            std::string key_text = PQgetvalue(page.get(), r, key_column);
-            batch.events.push_back(detail::pg_upsert(
-                table, row, key_text, "snapshot:" + table.display + "/" + key_text));
-            position.after = std::move(key_text);
+            ++position.table;
+            position.after.reset();
+            continue;
         }
-        if (static_cast<std::size_t>(rows) < want) {
+        const PGresult* rows = page->get();
+        const int key_column = column_number(rows, table.mapping.key);
+        const int count = PQntuples(rows);
+        for (int r = 0; r < count; ++r) {
+            Row row = detail::result_row(rows, r);
+            const std::string key = json_scalar_text(row.values[key_column]);
+            const std::string offset = "snapshot:" + table.display + "/" + key;
+            if (auto missing = missing_column(table, row)) {
+                batch.errors.push_back(
+                    ErrorRecord{table.display + "/" + key, column_error(table, *missing), offset});
+                if (state.config.on_error == ErrorPolicy::kPause) {
+                    pause_snapshot(state, batch);  // `after` stays before this row
+                    return Status();
+                }
+            } else {
+                batch.events.push_back(detail::pg_upsert(table, row, key, offset));
+            }
+            position.after = PQgetvalue(rows, r, key_column);
+        }
+        if (static_cast<std::size_t>(count) < want) {
+            // The pages never return rows whose key is null (no key, no document): they are
+            // reported once the table's keyed rows are read.
+            SLUICE_ASSIGN_OR_RETURN(std::int64_t unkeyed, null_key_rows(state, table));
+            if (unkeyed > 0) {
+                batch.errors.push_back(
+                    ErrorRecord{table.display,
+                                std::to_string(unkeyed) + " row(s) of table '" + table.display +
+                                    "' have a null key column '" + table.mapping.key +
+                                    "' and cannot be keyed; they are left out",
+                                "snapshot:" + table.display});
+                if (state.config.on_error == ErrorPolicy::kPause) {
+                    pause_snapshot(state, batch);  // the table's keyed rows stay delivered
+                    return Status();
+                }
+            }
             ++position.table;
             position.after.reset();
         }
@@ -464,10 +571,19 @@ Result<PostgresSourceConfig> postgres_config_from_json(const json& value) {
             (field == "manage_publication" ? config.manage_publication
                                            : config.replica_identity_full) = item.get<bool>();
         } else if (field == "heartbeat_ms") {
-            if (!item.is_number_unsigned() || item.get<std::uint64_t>() == 0) {
+            if (!item.is_number_integer() || item.get<std::int64_t>() <= 0) {
                 return invalid_argument("heartbeat_ms: expected a positive integer");
             }
             config.heartbeat_interval = std::chrono::milliseconds(item.get<std::int64_t>());
+        } else if (field == "on_error") {
+            if (!item.is_string()) {
+                return invalid_argument("on_error: expected 'skip' or 'pause'");
+            }
+            auto policy = parse_error_policy(item.get<std::string>());
+            if (!policy.ok()) {
+                return policy.status().with_context("on_error");
+            }
+            config.on_error = *policy;
         } else if (field != "conninfo" && field != "slot" && field != "publication" &&
                    field != "tables" && field != "connection") {
             return invalid_argument(field + ": unknown field");
@@ -486,12 +602,13 @@ json to_json(const PostgresSourceConfig& config, bool with_secrets) {
         tables.push_back(std::move(item));
     }
     json out{{"conninfo", with_secrets ? config.conninfo : redact_conninfo(config.conninfo)},
-                {"slot", config.slot},
-                {"publication", config.publication},
-                {"tables", tables},
-                {"manage_publication", config.manage_publication},
-                {"replica_identity_full", config.replica_identity_full},
-                {"heartbeat_ms", config.heartbeat_interval.count()}};
+             {"slot", config.slot},
+             {"publication", config.publication},
+             {"tables", tables},
+             {"manage_publication", config.manage_publication},
+             {"replica_identity_full", config.replica_identity_full},
+             {"heartbeat_ms", config.heartbeat_interval.count()},
+             {"on_error", error_policy_name(config.on_error)}};
     if (!config.connection.empty()) {
         out["connection"] = config.connection;
     }
@@ -587,6 +704,12 @@ Result<Batch> PostgresSource::poll(std::string_view checkpoint, const PollOption
         ++taken;
         if (buffered.is_error) {
             batch.errors.push_back(buffered.error);
+            if (state.config.on_error == ErrorPolicy::kPause) {
+                // Stop before it: the position stays where it is, so the next poll reports it
+                // again until the mapping (or the source's start) changes.
+                batch.paused = true;
+                break;
+            }
         } else {
             batch.events.push_back(buffered.event);
         }
@@ -599,7 +722,7 @@ Result<Batch> PostgresSource::poll(std::string_view checkpoint, const PollOption
             position.n = buffered.index + 1;
         }
     }
-    batch.caught_up = !more;
+    batch.caught_up = !more && !batch.paused;
     if (taken == 0 && !state.in_txn && position.txn == 0) {
         // Idle: nothing undelivered before the server's last reported position.
         position.lsn = std::max(position.lsn, state.progress);

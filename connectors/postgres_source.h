@@ -67,10 +67,18 @@ struct PostgresSourceConfig {
     bool manage_publication = true;      // create it, or set its tables to `tables`
     bool replica_identity_full = false;  // ALTER TABLE ... REPLICA IDENTITY FULL in open()
     std::chrono::milliseconds heartbeat_interval{10000};
+    // A row that cannot be read as mapped (the table's columns changed under the mapping)
+    // becomes an ErrorRecord keyed by the row's key; one keyed "<schema>.<table>" stands for a
+    // table whose snapshot pages cannot be read at all, for its rows with a null key, and for a
+    // streamed change without a key value. skip goes on; pause stops the batch there until the
+    // table or the mapping is fixed. The same policy holds for the snapshot and the stream, and
+    // for TRUNCATE records.
+    ErrorPolicy on_error = ErrorPolicy::kSkip;
 };
 
 // {"conninfo", "slot", "publication", "tables": [{"table", "key", "text", ...}],
-// "manage_publication", "replica_identity_full", "heartbeat_ms", "connection"}.
+// "manage_publication", "replica_identity_full", "heartbeat_ms", "connection",
+// "on_error": "skip"|"pause"}.
 // Errors: kInvalidArgument naming the field.
 Result<PostgresSourceConfig> postgres_config_from_json(const nlohmann::json& value);
 // With the connection string's password replaced by "***" unless `with_secrets`.

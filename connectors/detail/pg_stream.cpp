@@ -165,15 +165,35 @@ Status decode_change(PostgresState& state, const PgMessage& message) {
         state.current.push_back(std::move(buffered));
         return Status();
     }
+    // A row without a key value cannot be a document: an error record, not a key "<table>/".
+    auto unkeyed = [&](std::string_view what) {
+        BufferedEvent buffered;
+        buffered.is_error = true;
+        buffered.error.key = table->display;
+        buffered.error.message = std::string(what) + " of table '" + table->display +
+                                 "' has no value for its key column '" + table->mapping.key +
+                                 "' (null, or not in the replica identity) and cannot be keyed";
+        buffered.error.offset = offset;
+        state.current.push_back(std::move(buffered));
+    };
     if (message.kind == PgMessageKind::kDelete) {
         Row old = tuple_row(*table, relation->second, *message.old_tuple, nullptr, nullptr);
-        push(delete_of(*table, key_of(*table, old), offset));
+        const std::string old_key = key_of(*table, old);
+        if (old_key.empty()) {
+            unkeyed("a deleted row");
+            return Status();
+        }
+        push(delete_of(*table, old_key, offset));
         return Status();
     }
     std::vector<std::string> unchanged;
     Row row = tuple_row(*table, relation->second, message.new_tuple,
                         message.old_kind == 'O' ? old_tuple : nullptr, &unchanged);
     const std::string key = key_of(*table, row);
+    if (key.empty()) {
+        unkeyed("a row");
+        return Status();
+    }
     if (old_tuple != nullptr) {
         Row old = tuple_row(*table, relation->second, *old_tuple, nullptr, nullptr);
         const std::string old_key = key_of(*table, old);
@@ -189,9 +209,10 @@ Status decode_change(PostgresState& state, const PgMessage& message) {
             return Status();
         }
         for (const std::string& column : unchanged) {
-            for (std::size_t i = 0; i < row.columns.size(); ++i) {
+            const json* value = now->find(column);  // null: dropped since the change
+            for (std::size_t i = 0; i < row.columns.size() && value != nullptr; ++i) {
                 if (row.columns[i] == column) {
-                    row.values[i] = *now->find(column);
+                    row.values[i] = *value;
                 }
             }
         }

@@ -28,8 +28,7 @@ struct PgTable {
     // The columns the mapping reads (every column when it names no text columns): a change
     // whose relation lacks one is an error record, not a document missing part of its row.
     std::vector<std::string> mapped;
-    std::string key_type;   // format_type() of the key column, for casts of key literals
-    std::string select_list;  // "c1"::text, "c2"::text, ...
+    std::string key_type;  // format_type() of the key column, for casts of key literals
 };
 
 // An event of a committed transaction, with its place: transaction end LSN and index inside it.
@@ -102,6 +101,11 @@ struct PostgresState {
 // A column value as JSON, by type: integers, floats and numerics as numbers, booleans as
 // booleans, everything else as its text.
 nlohmann::json pg_value_json(std::uint32_t type_oid, const std::string& text);
+
+// Row `row_number` of a query result in text format, as the server's output functions write
+// each value (what pgoutput sends too), with the result's column names and types. Reading rows
+// with SELECT * this way sees the table's columns as they are now, not as they were at open().
+Row result_row(const PGresult* result, int row_number);
 
 // An upsert for a row of `table`.
 ChangeEvent pg_upsert(const PgTable& table, const Row& row, const std::string& key,

@@ -12,6 +12,7 @@
 using namespace sluice::connectors;
 using nlohmann::json;
 using sluice::StatusCode;
+using sluice::testing::drain;
 using sluice::testing::TempDir;
 
 namespace {
@@ -423,5 +424,256 @@ TEST_CASE("postgres: the heartbeat advances the slot of an idle source" *
     {
         auto dropped = (*source)->drop_slot();
         CHECK_MESSAGE(dropped.ok(), dropped.to_string());
+    }
+}
+
+namespace {
+
+// tickets (the mapping reads title and body) and notes, a table nothing happens to.
+PostgresSourceConfig two_tables(Database& db, const std::string& slot, ErrorPolicy policy) {
+    create_tickets(db, 3);
+    db.exec("CREATE TABLE notes(id int PRIMARY KEY, note text, done boolean)");
+    db.exec("INSERT INTO notes VALUES (1, 'first', true), (2, 'second', false)");
+    PostgresSourceConfig config = tickets_config(db, slot);
+    PostgresTableConfig notes;
+    notes.table = "notes";
+    notes.mapping.text = {"note"};
+    notes.mapping.metadata = {"done"};
+    config.tables.push_back(notes);
+    config.on_error = policy;
+    return config;
+}
+
+void drop_slot(PostgresSource& source) {
+    auto dropped = source.drop_slot();
+    CHECK_MESSAGE(dropped.ok(), dropped.to_string());
+}
+
+}  // namespace
+
+TEST_CASE("postgres: on_error is parsed and written like the sqlite source's") {
+    const json base = json::parse(R"({"conninfo": "host=x", "slot": "s", "publication": "p",
+                                       "tables": [{"table": "t"}]})");
+    auto plain = postgres_config_from_json(base);
+    REQUIRE(plain.ok());
+    CHECK(plain->on_error == ErrorPolicy::kSkip);
+    json paused = base;
+    paused["on_error"] = "pause";
+    auto parsed = postgres_config_from_json(paused);
+    REQUIRE(parsed.ok());
+    CHECK(parsed->on_error == ErrorPolicy::kPause);
+    CHECK(to_json(*parsed, false)["on_error"] == "pause");
+    CHECK(postgres_config_from_json(to_json(*parsed, true))->on_error == ErrorPolicy::kPause);
+    json wrong = base;
+    wrong["on_error"] = "stop";
+    auto refused = postgres_config_from_json(wrong);
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    CHECK(refused.status().message().starts_with("on_error"));
+    wrong["on_error"] = 1;
+    CHECK(postgres_config_from_json(wrong).status().message().starts_with("on_error"));
+}
+
+TEST_CASE(
+    "postgres: a mapped column dropped before the snapshot is an error record per row, "
+    "and skip goes on with the other tables and the stream" *
+    doctest::skip(!have_postgres())) {
+    Database db;
+    const PostgresSourceConfig config = two_tables(db, "s_snap_skip", ErrorPolicy::kSkip);
+    auto source = PostgresSource::open(config);
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    db.exec("ALTER TABLE tickets DROP COLUMN body");
+    auto snapshot = drain(**source, "", 2);
+    REQUIRE(snapshot.errors.size() == 3);
+    CHECK(snapshot.errors[0].key == "public.tickets/1");
+    CHECK(snapshot.errors[2].key == "public.tickets/3");
+    CHECK(snapshot.errors[0].message ==
+          "table 'public.tickets' has no column 'body' any more (dropped or renamed?); the "
+          "source's mapping reads it");
+    CHECK(snapshot.errors[0].offset == "snapshot:public.tickets/1");
+    CHECK(describe(snapshot.events) ==
+          std::vector<std::string>{"upsert public.notes/1", "upsert public.notes/2"});
+    // Read as the server writes each value (pgoutput's form), so booleans are booleans.
+    CHECK(snapshot.events[0].document.metadata["done"] == true);
+    CHECK(snapshot.events[1].document.metadata["done"] == false);
+
+    db.exec("INSERT INTO notes VALUES (3, 'third', true)");
+    db.exec("UPDATE tickets SET title = 'still broken' WHERE id = 1");
+    auto streamed = collect(**source, snapshot.checkpoint, 2);
+    CHECK(describe(streamed.events) == std::vector<std::string>{"upsert public.notes/3"});
+    REQUIRE(streamed.errors.size() == 1);
+    CHECK(streamed.errors[0].key == "public.tickets/1");
+    CHECK(streamed.events[0].document.metadata["done"] == true);
+    drop_slot(**source);
+}
+
+TEST_CASE(
+    "postgres: a table whose key column is renamed before the snapshot is one error "
+    "record for the table; skip reads the others" *
+    doctest::skip(!have_postgres())) {
+    Database db;
+    auto source = PostgresSource::open(two_tables(db, "s_snap_key", ErrorPolicy::kSkip));
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    db.exec("ALTER TABLE tickets RENAME COLUMN id TO ticket_id");
+    auto snapshot = drain(**source, "", 1);
+    REQUIRE(snapshot.errors.size() == 1);
+    CHECK(snapshot.errors[0].key == "public.tickets");
+    CHECK(snapshot.errors[0].offset == "snapshot:public.tickets");
+    CHECK(snapshot.errors[0].message.find("cannot read table 'public.tickets' as mapped") == 0);
+    CHECK(snapshot.errors[0].message.find("does not exist") != std::string::npos);
+    CHECK(describe(snapshot.events) ==
+          std::vector<std::string>{"upsert public.notes/1", "upsert public.notes/2"});
+    // The snapshot's transaction survived the failed page: the stream starts after it.
+    db.exec("INSERT INTO notes VALUES (3, 'third', true)");
+    auto streamed = collect(**source, snapshot.checkpoint, 1);
+    CHECK(describe(streamed.events) == std::vector<std::string>{"upsert public.notes/3"});
+    drop_slot(**source);
+}
+
+TEST_CASE(
+    "postgres: pause holds the snapshot before a row that cannot be mapped until the "
+    "table is fixed, then nothing is lost" *
+    doctest::skip(!have_postgres())) {
+    Database db;
+    auto source = PostgresSource::open(two_tables(db, "s_snap_pause", ErrorPolicy::kPause));
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    db.exec("ALTER TABLE tickets RENAME COLUMN body TO details");
+    auto first = (*source)->poll("", PollOptions{100});
+    REQUIRE_MESSAGE(first.ok(), first.status().to_string());
+    CHECK(first->paused);
+    CHECK_FALSE(first->caught_up);
+    CHECK(first->events.empty());
+    REQUIRE(first->errors.size() == 1);
+    CHECK(first->errors[0].key == "public.tickets/1");
+    // Held: the same position, the same record, until someone fixes the table.
+    auto again = (*source)->poll(first->checkpoint, PollOptions{100});
+    REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+    CHECK(again->paused);
+    CHECK(again->checkpoint == first->checkpoint);
+    REQUIRE(again->errors.size() == 1);
+    CHECK(again->errors[0].key == "public.tickets/1");
+    // A paused snapshot holds no lock on the table: the fix does not wait for it.
+    db.exec("ALTER TABLE tickets RENAME COLUMN details TO body");
+    db.exec("UPDATE tickets SET body = 'fixed' WHERE id = 2");
+    auto rest = drain(**source, again->checkpoint, 100);
+    CHECK(rest.errors.empty());
+    std::map<std::string, std::string> state;
+    sluice::testing::apply(state, rest.events);
+    auto streamed = collect(**source, rest.checkpoint, 1);  // the update, replayed from L
+    sluice::testing::apply(state, streamed.events);
+    std::map<std::string, std::string> expected = table_state(db);
+    expected["public.notes/1"] = "first";
+    expected["public.notes/2"] = "second";
+    CHECK(state == expected);
+    CHECK(state["public.tickets/2"] == "title: ticket 2\nbody: fixed\n");
+    drop_slot(**source);
+}
+
+TEST_CASE(
+    "postgres: pause holds the stream at a change that cannot be mapped; a fixed mapping "
+    "resumes there" *
+    doctest::skip(!have_postgres())) {
+    Database db;
+    PostgresSourceConfig config = two_tables(db, "s_stream_pause", ErrorPolicy::kPause);
+    std::string checkpoint;
+    {
+        auto source = PostgresSource::open(config);
+        REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+        checkpoint = drain(**source, "", 100, /*acknowledge=*/true).checkpoint;
+        // One transaction: an insert before the rename is delivered, the one after holds.
+        db.exec(
+            "BEGIN; INSERT INTO notes VALUES (3, 'before', true); "
+            "ALTER TABLE tickets RENAME COLUMN body TO details; "
+            "INSERT INTO tickets VALUES (10, 'after', 'renamed', 't', 1, 'eng'); "
+            "INSERT INTO notes VALUES (4, 'behind', false); COMMIT");
+        auto held = collect(**source, checkpoint, 2);
+        CHECK(describe(held.events) == std::vector<std::string>{"upsert public.notes/3"});
+        REQUIRE(held.errors.size() == 1);
+        CHECK(held.errors[0].key == "public.tickets/10");
+        auto again = (*source)->poll(held.checkpoint, PollOptions{100});
+        REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+        CHECK(again->paused);
+        CHECK(again->events.empty());
+        CHECK(again->checkpoint == held.checkpoint);
+        REQUIRE(again->errors.size() == 1);
+        CHECK(again->errors[0].key == "public.tickets/10");
+        REQUIRE((*source)->acknowledge(held.checkpoint).ok());
+        checkpoint = held.checkpoint;
+    }
+    // The operator maps the renamed column; the held change and the rest follow.
+    config.tables[0].mapping.text = {"title", "details"};
+    auto fixed = PostgresSource::open(config);
+    REQUIRE_MESSAGE(fixed.ok(), fixed.status().to_string());
+    auto resumed = collect(**fixed, checkpoint, 2);
+    CHECK(resumed.errors.empty());
+    CHECK(describe(resumed.events) ==
+          std::vector<std::string>{"upsert public.tickets/10", "upsert public.notes/4"});
+    CHECK(resumed.events[0].document.text == "title: after\ndetails: renamed\n");
+    drop_slot(**fixed);
+}
+
+TEST_CASE(
+    "postgres: rows whose key column is null are an error record for the table, in the "
+    "snapshot and the stream; skip goes on, pause holds until they have keys" *
+    doctest::skip(!have_postgres())) {
+    for (ErrorPolicy policy : {ErrorPolicy::kSkip, ErrorPolicy::kPause}) {
+        CAPTURE(error_policy_name(policy));
+        Database db;
+        db.exec("CREATE TABLE items(id serial PRIMARY KEY, code text, label text)");
+        db.exec(
+            "INSERT INTO items(code, label) VALUES ('a', 'alpha'), (NULL, 'lost'), "
+            "('c', 'gamma'), (NULL, 'lost too')");
+        PostgresSourceConfig config;
+        config.conninfo = db.conninfo;
+        config.slot = policy == ErrorPolicy::kSkip ? "s_null_skip" : "s_null_pause";
+        config.publication = config.slot + "_pub";
+        config.tables.resize(1);
+        config.tables[0].table = "items";
+        config.tables[0].mapping.key = "code";
+        config.tables[0].mapping.text = {"label"};
+        config.heartbeat_interval = std::chrono::milliseconds(100);
+        config.on_error = policy;
+        auto source = PostgresSource::open(config);
+        REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+        // Not one document keyed "public.items/" for both, nor (with an integer key ending a
+        // page) an empty `after` whose cast fails every poll.
+        auto snapshot = drain(**source, "", 1);
+        CHECK(describe(snapshot.events) ==
+              std::vector<std::string>{"upsert public.items/a", "upsert public.items/c"});
+        REQUIRE(snapshot.errors.size() == 1);
+        CHECK(snapshot.errors[0].key == "public.items");
+        CHECK(snapshot.errors[0].message ==
+              "2 row(s) of table 'public.items' have a null key column 'code' and cannot be "
+              "keyed; they are left out");
+        std::map<std::string, std::string> state;
+        sluice::testing::apply(state, snapshot.events);
+        if (policy == ErrorPolicy::kSkip) {
+            db.exec(
+                "INSERT INTO items(code, label) VALUES (NULL, 'streamed lost'), "
+                "('d', 'delta')");
+            auto streamed = collect(**source, snapshot.checkpoint, 2);
+            REQUIRE(streamed.errors.size() == 1);
+            CHECK(streamed.errors[0].key == "public.items");
+            CHECK(streamed.errors[0].message.find("has no value for its key column 'code'") !=
+                  std::string::npos);
+            CHECK(describe(streamed.events) == std::vector<std::string>{"upsert public.items/d"});
+        } else {
+            // Held at the table's end until its rows have keys; the fix then streams in.
+            auto again = (*source)->poll(snapshot.checkpoint, PollOptions{10});
+            REQUIRE_MESSAGE(again.ok(), again.status().to_string());
+            CHECK(again->paused);
+            CHECK(again->errors.size() == 1);
+            CHECK(again->checkpoint == snapshot.checkpoint);
+            db.exec("UPDATE items SET code = 'b' || id WHERE code IS NULL");
+            auto rest = drain(**source, snapshot.checkpoint, 10);
+            CHECK(rest.errors.empty());
+            sluice::testing::apply(state, rest.events);
+            auto streamed = collect(**source, rest.checkpoint, 2);
+            sluice::testing::apply(state, streamed.events);
+            CHECK(state == std::map<std::string, std::string>{{"public.items/a", "alpha"},
+                                                              {"public.items/b2", "lost"},
+                                                              {"public.items/b4", "lost too"},
+                                                              {"public.items/c", "gamma"}});
+        }
+        drop_slot(**source);
     }
 }

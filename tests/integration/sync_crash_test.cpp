@@ -4,6 +4,8 @@
 // killed with SIGKILL at random points of the initial sync and of streaming. After the last
 // restart has caught up, the index must hold exactly the table: no document missing, none twice,
 // none stale, none deleted and back; vectors, chunks and documents agree.
+#include "sync_crash.h"
+
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <sqlite3.h>
@@ -30,6 +32,13 @@ using sluice::testing::run_sluice;
 using sluice::testing::ServeStart;
 using sluice::testing::wait_listening;
 using namespace std::chrono_literals;
+using sluice::testing::sync_crash::catch_up_with_server;
+using sluice::testing::sync_crash::check_index_matches;
+using sluice::testing::sync_crash::metric;
+using sluice::testing::sync_crash::Row;
+using sluice::testing::sync_crash::run_and_kill;
+using sluice::testing::sync_crash::serve_argv;
+using sluice::testing::sync_crash::server_environment;
 
 using Db = std::unique_ptr<sqlite3, decltype(&sqlite3_close)>;
 
@@ -49,11 +58,6 @@ void exec(sqlite3* db, const std::string& sql) {
     sqlite3_free(error);
     REQUIRE_MESSAGE(rc == SQLITE_OK, sql << ": " << message);
 }
-
-struct Row {
-    std::string body;
-    std::string group;
-};
 
 // What the index must hold: "docs/<id>" -> row.
 std::map<std::string, Row> table_rows(sqlite3* db) {
@@ -130,106 +134,6 @@ private:
     std::atomic<int> writes_{0};
     std::jthread thread_;
 };
-
-std::map<std::string, std::string> server_environment() {
-    return {{"SLUICE_LOG_ACCESS_LOG", "false"},
-            {"SLUICE_SERVER_METRICS_PUBLIC", "true"},
-            // Small batches: a kill lands inside the initial sync, between many commits.
-            {"SLUICE_SYNC_MAX_BATCH", "16"},
-            {"SLUICE_SYNC_IDLE_WAIT_S", "0.2"}};
-}
-
-std::vector<std::string> serve_argv(const std::filesystem::path& data) {
-    return {SLUICE_BINARY, "serve", "--port", "0", "--data-dir", data.string()};
-}
-
-// Runs `argv` and kills it with SIGKILL after `delay` (unless it has exited by then).
-void run_and_kill(const std::vector<std::string>& argv, std::chrono::milliseconds delay) {
-    ChildProcess child(argv, server_environment());
-    REQUIRE(child.started());
-    std::this_thread::sleep_for(delay);
-    child.signal(SIGKILL);
-    child.wait(20s);
-}
-
-// The value of a per-source metric; -1 when the source has none (it failed to open).
-double metric(int port, const std::string& name) {
-    httplib::Client client("127.0.0.1", port);
-    auto result = client.Get("/metrics");
-    REQUIRE(result);
-    auto at = result->body.find("\n" + name + "{");
-    if (at == std::string::npos) {
-        return -1;
-    }
-    auto space = result->body.find("} ", at);
-    return std::stod(result->body.substr(space + 2));
-}
-
-// Restarts the server and waits until its sync is caught up, then stops it gracefully.
-void catch_up_with_server(const std::filesystem::path& data) {
-    ChildProcess server(serve_argv(data), server_environment());
-    REQUIRE(server.started());
-    const int port = wait_listening(server, 30s).port;
-    bool caught_up = false;
-    for (int i = 0; i < 600 && !caught_up; ++i) {
-        caught_up = metric(port, "sluice_source_caught_up") == 1 &&
-                    metric(port, "sluice_source_lag_events") == 0;
-        if (!caught_up) {
-            std::this_thread::sleep_for(50ms);
-        }
-    }
-    REQUIRE_MESSAGE(caught_up, "sync never caught up: " << server.output());
-    server.signal(SIGTERM);
-    REQUIRE(server.wait(30s) == 0);
-}
-
-void check_index_matches(const std::filesystem::path& data, const std::map<std::string, Row>& rows,
-                         unsigned seed) {
-    auto opened = sluice::retrieval::Index::open(data / "indexes" / "kb",
-                                                 sluice::retrieval::IndexDeps{});
-    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-    const auto& index = **opened;
-    std::map<std::string, Row> held;
-    std::size_t chunk_total = 0;
-    REQUIRE(index.for_each_document([&](const sluice::retrieval::DocumentRecord& record) {
-                     auto chunks = index.chunks_of(record.key);
-                     REQUIRE(chunks.ok());
-                     chunk_total += chunks->size();
-                     REQUIRE_MESSAGE(chunks->size() == 1, "seed " << seed << ": " << record.key
-                                                                  << " has " << chunks->size()
-                                                                  << " chunks");
-                     const auto& groups = chunks->front().acl.groups;
-                     held[record.key] = Row{chunks->front().text,
-                                            groups.size() == 1 ? groups.front() : "?"};
-                     return true;
-                 }).ok());
-    std::vector<std::string> missing;
-    std::vector<std::string> resurrected;
-    std::vector<std::string> stale;
-    for (const auto& [key, row] : rows) {
-        auto it = held.find(key);
-        if (it == held.end()) {
-            missing.push_back(key);
-        } else if (it->second.body != row.body || it->second.group != row.group) {
-            stale.push_back(key + " (index '" + it->second.body + "'/" + it->second.group +
-                            ", table '" + row.body + "'/" + row.group + ")");
-        }
-    }
-    for (const auto& [key, row] : held) {
-        if (rows.count(key) == 0) {
-            resurrected.push_back(key);
-        }
-    }
-    INFO("seed " << seed);
-    CHECK_MESSAGE(missing.empty(), "missing: " << json(missing).dump());
-    CHECK_MESSAGE(resurrected.empty(), "deleted but held: " << json(resurrected).dump());
-    CHECK_MESSAGE(stale.empty(), "stale: " << json(stale).dump());
-    // No duplicate chunk, and the vectors replayed from the snapshot agree with the store.
-    const auto stats = index.stats();
-    CHECK(stats.documents == rows.size());
-    CHECK(stats.chunks == chunk_total);
-    CHECK(stats.vectors == chunk_total);
-}
 
 // One run: a fresh table and data directory, `kills` crashes at random points, then catch up
 // (with the server or with `source sync`, alternating by seed) and compare.

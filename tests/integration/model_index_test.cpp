@@ -2,9 +2,8 @@
 // binary: the server lends its engine to its indexes, so the index's vectors are the model's own
 // embeddings (the same ones /v1/embeddings returns), of the model's width, and they come back
 // after a restart. Without a loaded model the index says which index, which embedder and why.
-#include <httplib.h>
-
 #include <doctest/doctest.h>
+#include <httplib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,24 +12,23 @@
 #include <thread>
 
 #include "child_process.h"
+#include "model_server_client.h"
 #include "sluice_server.h"
 
 namespace {
 
 using nlohmann::json;
 using sluice::testing::ChildProcess;
+using sluice::testing::d_model_of;
+using sluice::testing::model_server_client;
 using sluice::testing::ok_json;
+using sluice::testing::post_json;
 using sluice::testing::ServerProcess;
 using sluice::testing::wait_listening;
+using sluice::testing::wait_model_loaded;
 using namespace std::chrono_literals;
 
 const std::string kIndexes = "/api/2.0/vector-search/indexes";
-
-int d_model_of(const std::string& model_dir) {
-    std::ifstream in(std::filesystem::path(model_dir) / "config.json");
-    REQUIRE(in);
-    return json::parse(in).at("d_model").get<int>();
-}
 
 // Rows the admin may read (a chunk without an access list is read by nobody).
 json notes() {
@@ -43,34 +41,10 @@ json notes() {
     return rows;
 }
 
-httplib::Client client_of(int port, const std::string& token) {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(120, 0);
-    c.set_bearer_token_auth(token);
-    return c;
-}
-
-json post(httplib::Client& c, const std::string& path, const json& body) {
-    return ok_json(c.Post(path, body.dump(), "application/json"));
-}
-
-void wait_model_loaded(httplib::Client& c) {
-    for (int i = 0; i < 1200; ++i) {
-        auto ready = c.Get("/readyz");
-        REQUIRE(ready);
-        json checks = json::parse(ready->body)["checks"];
-        if (checks.contains("model") && checks["model"]["ready"] == true) {
-            return;
-        }
-        std::this_thread::sleep_for(50ms);
-    }
-    FAIL("the model did not load");
-}
-
 // The served model's embedding of `text`, from the OpenAI-compatible route.
 std::vector<float> model_embedding(httplib::Client& c, const std::string& text) {
     const std::string model = ok_json(c.Get("/v1/models"))["data"][0]["id"];
-    json answer = post(c, "/v1/embeddings", {{"model", model}, {"input", text}});
+    json answer = post_json(c, "/v1/embeddings", {{"model", model}, {"input", text}});
     return answer["data"][0]["embedding"].get<std::vector<float>>();
 }
 
@@ -80,7 +54,7 @@ std::vector<std::pair<std::string, double>> ann(httplib::Client& c, const json& 
     body["query_type"] = "ANN";
     body["num_results"] = 3;
     body["columns"] = {"id", "text"};
-    json answer = post(c, kIndexes + "/notes/query", body);
+    json answer = post_json(c, kIndexes + "/notes/query", body);
     INFO(answer.dump());
     std::vector<std::pair<std::string, double>> out;
     for (const auto& row : answer["result"]["data_array"]) {
@@ -119,23 +93,24 @@ TEST_CASE("an index embedded by the served model: create, add, search, restart")
         ChildProcess serve(argv, environment);
         const auto start = wait_listening(serve);
         admin = start.admin_token;
-        auto c = client_of(start.port, admin);
+        auto c = model_server_client(start.port, admin);
         wait_model_loaded(c);
 
-        json created = post(c, kIndexes,
-                            {{"name", "notes"}, {"embedder", "model"},
-                             {"embedding_dimension", d_model}});
+        json created =
+            post_json(c, kIndexes,
+                      {{"name", "notes"}, {"embedder", "model"}, {"embedding_dimension", d_model}});
         CHECK(created["embedder"] == "model");
         CHECK(created["embedding_dimension"] == d_model);
-        json upserted = post(c, kIndexes + "/notes/upsert-data", {{"inputs_json", notes().dump()}});
+        json upserted =
+            post_json(c, kIndexes + "/notes/upsert-data", {{"inputs_json", notes().dump()}});
         CHECK(upserted["result"]["success_row_count"] == 3);
         finds_by_model_embedding(c, "mountains", "Mountains stand still in the cold.", d_model);
         // The added document comes back whole.
-        json hit = post(c, kIndexes + "/notes/query",
-                        {{"query_text", "Deserts are dry and wide."},
-                         {"query_type", "ANN"},
-                         {"num_results", 1},
-                         {"columns", {"id", "text"}}});
+        json hit = post_json(c, kIndexes + "/notes/query",
+                             {{"query_text", "Deserts are dry and wide."},
+                              {"query_type", "ANN"},
+                              {"num_results", 1},
+                              {"columns", {"id", "text"}}});
         REQUIRE(hit["result"]["data_array"].size() == 1);
         CHECK(hit["result"]["data_array"][0][0] == "deserts");
         CHECK(hit["result"]["data_array"][0][1] == "Deserts are dry and wide.");
@@ -155,7 +130,7 @@ TEST_CASE("an index embedded by the served model: create, add, search, restart")
         REQUIRE(serve.wait(30s) == 0);
     }
     ChildProcess serve(argv, environment);
-    auto c = client_of(wait_listening(serve).port, admin);
+    auto c = model_server_client(wait_listening(serve).port, admin);
     wait_model_loaded(c);
     json described = ok_json(c.Get(kIndexes + "/notes"));
     CHECK(described["embedder"] == "model");
@@ -180,8 +155,8 @@ TEST_CASE("an index embedded by the served model says which index and why when t
         ServerProcess server("model-index-none", folder.string());
         server.wait_model_ready(false);
         auto c = server.client();
-        post(c, kIndexes,
-             {{"name", "notes"}, {"embedder", "model"}, {"embedding_dimension", d_model}});
+        post_json(c, kIndexes,
+                  {{"name", "notes"}, {"embedder", "model"}, {"embedding_dimension", d_model}});
         auto upserted = c.Post(kIndexes + "/notes/upsert-data",
                                json{{"inputs_json", notes().dump()}}.dump(), "application/json");
         REQUIRE(upserted);

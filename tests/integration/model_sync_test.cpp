@@ -3,9 +3,8 @@
 // under its cache keys, so vectors made offline are the server's and the other way round. They
 // load it only when an index needs an embedding, and a model that cannot load is an error that
 // names the index and the model's folder.
-#include <httplib.h>
-
 #include <doctest/doctest.h>
+#include <httplib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -14,6 +13,7 @@
 #include <thread>
 
 #include "child_process.h"
+#include "model_server_client.h"
 #include "run_sluice.h"
 #include "sluice_server.h"
 
@@ -22,18 +22,16 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using sluice::testing::ChildProcess;
+using sluice::testing::d_model_of;
+using sluice::testing::model_server_client;
 using sluice::testing::ok_json;
+using sluice::testing::post_json;
 using sluice::testing::run_sluice;
 using sluice::testing::wait_listening;
+using sluice::testing::wait_model_loaded;
 using namespace std::chrono_literals;
 
 const std::string kIndexes = "/api/2.0/vector-search/indexes";
-
-int d_model_of(const fs::path& model_dir) {
-    std::ifstream in(model_dir / "config.json");
-    REQUIRE(in);
-    return json::parse(in).at("d_model").get<int>();
-}
 
 // No trailing newline: the chunk is the file's text as is, so a REST row of the same text has
 // the same embedding-cache key.
@@ -41,30 +39,6 @@ void write_file(const fs::path& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << text;
     REQUIRE(out.good());
-}
-
-httplib::Client client_of(int port, const std::string& token) {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(120, 0);
-    c.set_bearer_token_auth(token);
-    return c;
-}
-
-json post(httplib::Client& c, const std::string& path, const json& body) {
-    return ok_json(c.Post(path, body.dump(), "application/json"));
-}
-
-void wait_model_loaded(httplib::Client& c) {
-    for (int i = 0; i < 1200; ++i) {
-        auto ready = c.Get("/readyz");
-        REQUIRE(ready);
-        json checks = json::parse(ready->body)["checks"];
-        if (checks.contains("model") && checks["model"]["ready"] == true) {
-            return;
-        }
-        std::this_thread::sleep_for(50ms);
-    }
-    FAIL("the model did not load");
 }
 
 // How messages name a folder. Appended piece by piece: GCC 12 warns (-Wrestrict, wrongly)
@@ -116,15 +90,16 @@ TEST_CASE("a model index synced offline: searched offline, its vectors reused by
         ChildProcess server(serve, environment);
         const auto start = wait_listening(server);
         admin = start.admin_token;
-        auto c = client_of(start.port, admin);
+        auto c = model_server_client(start.port, admin);
         wait_model_loaded(c);
-        json created = post(c, kIndexes, {{"name", "notes"}, {"embedder", "model"}});
+        json created = post_json(c, kIndexes, {{"name", "notes"}, {"embedder", "model"}});
         CHECK(created["embedding_dimension"] == d_model);
-        json upserted = post(c, kIndexes + "/notes/upsert-data",
-                             {{"inputs_json", json::array({{{"id", "by-server"},
-                                                            {"text", "Deserts are dry and wide."},
-                                                            {"acl", {{"principals", {"admin"}}}}}})
-                                                  .dump()}});
+        json upserted =
+            post_json(c, kIndexes + "/notes/upsert-data",
+                      {{"inputs_json", json::array({{{"id", "by-server"},
+                                                     {"text", "Deserts are dry and wide."},
+                                                     {"acl", {{"principals", {"admin"}}}}}})
+                                           .dump()}});
         CHECK(upserted["result"]["embedded"] == 1);
         server.signal(SIGTERM);
         REQUIRE(server.wait(30s) == 0);
@@ -188,7 +163,7 @@ TEST_CASE("a model index synced offline: searched offline, its vectors reused by
 
     // The server opens the vectors made offline and finds the offline text in its cache.
     ChildProcess server(serve, environment);
-    auto c = client_of(wait_listening(server).port, admin);
+    auto c = model_server_client(wait_listening(server).port, admin);
     wait_model_loaded(c);
     json described = ok_json(c.Get(kIndexes + "/notes"));
     CHECK(described["embedding_dimension"] == d_model);
@@ -201,11 +176,11 @@ TEST_CASE("a model index synced offline: searched offline, its vectors reused by
         "/api/2.1/unity-catalog/vector-indexes?catalog_name=vector_search&schema_name=default"));
     REQUIRE(listed["vector_indexes"].size() == 1);
     CHECK(listed["vector_indexes"][0]["embedding_dimension"] == d_model);
-    json again = post(c, kIndexes + "/notes/upsert-data",
-                      {{"inputs_json", json::array({{{"id", "copy"},
-                                                     {"text", "Rivers run to the sea."},
-                                                     {"acl", {{"principals", {"admin"}}}}}})
-                                           .dump()}});
+    json again = post_json(c, kIndexes + "/notes/upsert-data",
+                           {{"inputs_json", json::array({{{"id", "copy"},
+                                                          {"text", "Rivers run to the sea."},
+                                                          {"acl", {{"principals", {"admin"}}}}}})
+                                                .dump()}});
     CHECK(again["result"]["embedded"] == 0);
     CHECK(again["result"]["embedding_cache_hits"] == 1);
     server.signal(SIGTERM);

@@ -22,6 +22,7 @@ struct ResolvedTable {
     std::string first_page_sql;  // separate from next_page_sql so that both use the key index
     std::string next_page_sql;
     std::string row_sql;
+    std::string null_keys_sql;        // counts rows without a key; empty for rowid keys
     std::vector<std::string> mapped;  // the columns the mapping reads (checked on every row)
 };
 
@@ -194,9 +195,16 @@ Result<detail::ResolvedTable> resolve_table(sqlite3* db, const SqliteTableConfig
     const std::string select = "SELECT *, " + table.key_sql + " AS " +
                                std::string(kRowKeyAlias) + from;
     const std::string order = " ORDER BY " + table.key_sql + " LIMIT ?2";
-    table.first_page_sql = select + " WHERE ?1 IS NULL" + order;
+    // A row whose key column is null has no key and cannot be a document: the pages leave such
+    // rows out (a null `after` would otherwise restart the table at its first page forever) and
+    // the snapshot reports them once the table's keyed rows are read.
+    table.first_page_sql =
+        select + " WHERE ?1 IS NULL AND " + table.key_sql + " IS NOT NULL" + order;
     table.next_page_sql = select + " WHERE " + table.key_sql + " > ?1" + order;
     table.row_sql = select + " WHERE " + table.key_sql + " = ?1";
+    if (table.key_sql != "rowid") {
+        table.null_keys_sql = "SELECT count(*)" + from + " WHERE " + table.key_sql + " IS NULL";
+    }
     return table;
 }
 
@@ -284,6 +292,23 @@ std::optional<std::string> missing_column(const detail::ResolvedTable& table, co
 std::string column_error(const detail::ResolvedTable& table, const std::string& column) {
     return "table '" + table.name + "' has no column '" + column +
            "' any more (dropped or renamed?); the source's mapping reads it";
+}
+
+std::string null_keys_error(const detail::ResolvedTable& table, std::int64_t rows) {
+    return std::to_string(rows) + " row(s) of table '" + table.name + "' have a null key column '" +
+           table.mapping.key + "' and cannot be keyed; they are left out";
+}
+
+// Rows of `table` whose key is null (0 for rowid keys, which are never null).
+Result<std::int64_t> null_key_rows(sqlite3* db, const detail::ResolvedTable& table) {
+    if (table.null_keys_sql.empty()) {
+        return std::int64_t{0};
+    }
+    SLUICE_ASSIGN_OR_RETURN(Stmt count, detail::prepare(db, table.null_keys_sql));
+    if (sqlite3_step(count.get()) != SQLITE_ROW) {
+        return detail::sqlite_error(db, "counting rows of '" + table.name + "' without a key");
+    }
+    return static_cast<std::int64_t>(sqlite3_column_int64(count.get(), 0));
 }
 
 std::string schema_error(const detail::ResolvedTable& table, const Status& status) {
@@ -430,6 +455,15 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
             return detail::sqlite_error(db, "reading snapshot of '" + table.name + "'");
         }
         if (got < want) {
+            SLUICE_ASSIGN_OR_RETURN(std::int64_t unkeyed, null_key_rows(db, table));
+            if (unkeyed > 0) {
+                batch.errors.push_back(ErrorRecord{table.name, null_keys_error(table, unkeyed),
+                                                   "snapshot:" + table.name});
+                if (state_->config.on_error == ErrorPolicy::kPause) {
+                    batch.paused = true;  // the table's keyed rows stay delivered
+                    break;
+                }
+            }
             ++position.table;
             position.after = nullptr;
         }
@@ -452,6 +486,21 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
                                       [&](const auto& t) { return t.name == tbl; });
             if (table == state_->tables.end()) {
                 continue;  // captured under an earlier configuration
+            }
+            if (sqlite3_column_type(changes.get(), 3) == SQLITE_NULL) {
+                // A row whose key column is null was never indexed: its delete (or the key's
+                // change away from null) removes nothing. Its upsert cannot be keyed, and it is
+                // reported and passed by whatever the policy: pausing could not help, since the
+                // recorded change keeps its null key after the row gets one (which is itself a
+                // new change, delivered after this one).
+                if (op == "U") {
+                    batch.errors.push_back(ErrorRecord{
+                        tbl,
+                        "a change to a row of table '" + tbl + "' with a null key column '" +
+                            table->mapping.key + "' cannot be keyed; it is left out",
+                        offset});
+                }
+                continue;
             }
             const std::string key = json_scalar_text(detail::column_json(changes.get(), 3));
             if (op == "U") {

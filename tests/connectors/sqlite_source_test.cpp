@@ -287,3 +287,66 @@ TEST_CASE("sqlite source: wait returns on a commit from another connection") {
     REQUIRE(woke.ok());
     CHECK(*woke);
 }
+
+TEST_CASE("sqlite source: rows with a null key are reported, not keyed, and never stall a page") {
+    Database database("");
+    database.exec("CREATE TABLE items(code TEXT UNIQUE, body TEXT)");
+    // More keyless rows than a page holds: a page of them must not restart the table forever.
+    database.exec(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250) "
+        "INSERT INTO items SELECT NULL, 'keyless ' || i FROM n");
+    database.exec("INSERT INTO items VALUES ('a', 'first'), ('b', 'second')");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"items", {}}};
+    config.tables[0].mapping.key = "code";
+    config.tables[0].mapping.text = {"body"};
+
+    SUBCASE("skip: the keyed rows are delivered, the keyless ones reported once by count") {
+        auto source = SqliteSource::open(config);
+        REQUIRE(source.ok());
+        auto snapshot = drain(**source, "", 100);
+        CHECK(describe(snapshot.events) ==
+              std::vector<std::string>{"upsert items/a @snapshot:items/a",
+                                       "upsert items/b @snapshot:items/b"});
+        REQUIRE(snapshot.errors.size() == 1);
+        CHECK(snapshot.errors[0].key == "items");
+        CHECK(snapshot.errors[0].message.find("250 row(s)") != std::string::npos);
+        CHECK(snapshot.errors[0].message.find("'code'") != std::string::npos);
+
+        // Streaming: an update of a keyless row is reported; giving a row a key upserts it under
+        // that key; the keyless row's own delete removes nothing and reports nothing.
+        database.exec("UPDATE items SET body = 'edited' WHERE body = 'keyless 1'");
+        database.exec("UPDATE items SET code = 'c' WHERE body = 'keyless 2'");
+        database.exec("DELETE FROM items WHERE body = 'keyless 3'");
+        database.exec("UPDATE items SET body = 'second, edited' WHERE code = 'b'");
+        auto changes = drain(**source, snapshot.checkpoint, 100);
+        std::vector<std::string> keys;
+        for (const auto& event : changes.events) {
+            keys.push_back(std::string(op_name(event.op)) + " " + event.key);
+        }
+        CHECK(keys == std::vector<std::string>{"upsert items/c", "upsert items/b"});
+        REQUIRE(changes.errors.size() == 1);
+        CHECK(changes.errors[0].key == "items");
+        CHECK(changes.errors[0].message.find("null key") != std::string::npos);
+    }
+
+    SUBCASE("pause: the snapshot holds at the table until its rows have keys") {
+        config.on_error = ErrorPolicy::kPause;
+        auto source = SqliteSource::open(config);
+        REQUIRE(source.ok());
+        auto first = (*source)->poll("", PollOptions{1000});
+        REQUIRE(first.ok());
+        CHECK(first->paused);
+        CHECK(first->events.size() == 2);  // the keyed rows stay delivered
+        REQUIRE(first->errors.size() == 1);
+        auto again = (*source)->poll(first->checkpoint, PollOptions{1000});
+        REQUIRE(again.ok());
+        CHECK(again->paused);
+        CHECK(again->events.empty());
+        database.exec("DELETE FROM items WHERE code IS NULL");
+        auto resumed = drain(**source, first->checkpoint, 1000);
+        CHECK(resumed.errors.empty());
+        CHECK(resumed.events.empty());  // nothing left to deliver; the deletes touch no key
+    }
+}

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "common/log.h"
+#include "connectors/detail/pg_snapshot.h"
 #include "connectors/detail/postgres_state.h"
 
 namespace sluice::connectors::detail {
@@ -159,8 +160,7 @@ Status decode_change(PostgresState& state, const PgMessage& message) {
         const std::string key = key_of(*table, tuple_row(*table, relation->second, tuple,
                                                          nullptr, nullptr));
         buffered.error.key = key.empty() ? table->display : table->display + "/" + key;
-        buffered.error.message = "table '" + table->display + "' has no column '" + *missing +
-                                 "' any more (dropped or renamed?); the source's mapping reads it";
+        buffered.error.message = column_gone_message(*table, *missing);
         buffered.error.offset = offset;
         state.current.push_back(std::move(buffered));
         return Status();

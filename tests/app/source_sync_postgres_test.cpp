@@ -20,6 +20,7 @@
 #include "connectors/postgres_cluster.h"
 #include "connectors/postgres_source.h"
 #include "index_contents.h"
+#include "postgres_client.h"
 #include "retrieval/index.h"
 #include "retrieval/sync.h"
 
@@ -40,35 +41,14 @@ struct TempDir {
     }
 };
 
-using Conn = std::unique_ptr<PGconn, decltype(&PQfinish)>;
-
-Conn connect(const std::string& conninfo) {
-    Conn conn(PQconnectdb(conninfo.c_str()), &PQfinish);
-    REQUIRE_MESSAGE(PQstatus(conn.get()) == CONNECTION_OK, PQerrorMessage(conn.get()));
-    return conn;
-}
-
-// Runs `sql`; returns the rows of the result (as text).
-std::vector<std::vector<std::string>> query(PGconn* conn, const std::string& sql) {
-    std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn, sql.c_str()), &PQclear);
-    const auto status = PQresultStatus(result.get());
-    REQUIRE_MESSAGE((status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK),
-                    sql << ": " << PQerrorMessage(conn));
-    std::vector<std::vector<std::string>> rows;
-    for (int r = 0; r < PQntuples(result.get()); ++r) {
-        std::vector<std::string> row;
-        for (int c = 0; c < PQnfields(result.get()); ++c) {
-            row.emplace_back(PQgetvalue(result.get(), r, c));
-        }
-        rows.push_back(std::move(row));
-    }
-    return rows;
-}
+using Conn = sluice::testing::PgConn;
+using sluice::testing::pg_connect;
+using sluice::testing::pg_query;
 
 // key -> body, as the table holds it and as the index holds it.
 std::map<std::string, std::string> table_bodies(PGconn* conn) {
     std::map<std::string, std::string> out;
-    for (const auto& row : query(conn, "SELECT id, body FROM tickets")) {
+    for (const auto& row : pg_query(conn, "SELECT id, body FROM tickets")) {
         out["public.tickets/" + row[0]] = row[1];
     }
     return out;
@@ -162,11 +142,13 @@ TEST_CASE("postgres sync: a dropped replication connection and a server restart 
     TempDir dir;
     auto cluster = PostgresCluster::start(dir.path / "pg");
     REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
-    Conn conn = connect((*cluster)->conninfo());
-    query(conn.get(), "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text, "
-                      "readers text)");
-    query(conn.get(), "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
-                      "FROM generate_series(1, 300) i");
+    Conn conn = pg_connect((*cluster)->conninfo());
+    pg_query(conn.get(),
+             "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text, "
+             "readers text)");
+    pg_query(conn.get(),
+             "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
+             "FROM generate_series(1, 300) i");
 
     CrmSync crm = open_crm_sync(dir.path, (*cluster)->conninfo(), 64);
     auto& index = crm.index;
@@ -175,21 +157,24 @@ TEST_CASE("postgres sync: a dropped replication connection and a server restart 
     CHECK(converges(conn.get(), *index));
 
     // The walsender goes away under the sync; changes made meanwhile still arrive.
-    query(conn.get(), "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "
-                      "slot_name = 'crm'");
-    query(conn.get(), "INSERT INTO tickets VALUES (1001, 'new', 'inserted after the drop', "
-                      "'support')");
-    query(conn.get(), "UPDATE tickets SET body = 'edited after the drop' WHERE id = 7");
-    query(conn.get(), "DELETE FROM tickets WHERE id = 8");
-    query(conn.get(), "UPDATE tickets SET id = 2001 WHERE id = 9");
+    pg_query(conn.get(),
+             "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "
+             "slot_name = 'crm'");
+    pg_query(conn.get(),
+             "INSERT INTO tickets VALUES (1001, 'new', 'inserted after the drop', "
+             "'support')");
+    pg_query(conn.get(), "UPDATE tickets SET body = 'edited after the drop' WHERE id = 7");
+    pg_query(conn.get(), "DELETE FROM tickets WHERE id = 8");
+    pg_query(conn.get(), "UPDATE tickets SET id = 2001 WHERE id = 9");
     CHECK(converges(conn.get(), *index));
 
     // The server restarts: the sync retries until it is back, then resumes from its checkpoint.
     REQUIRE((*cluster)->restart().ok());
-    conn = connect((*cluster)->conninfo());
-    query(conn.get(), "INSERT INTO tickets SELECT i, 'late ' || i, 'after restart ' || i, "
-                      "'support' FROM generate_series(3001, 3100) i");
-    query(conn.get(), "DELETE FROM tickets WHERE id BETWEEN 100 AND 150");
+    conn = pg_connect((*cluster)->conninfo());
+    pg_query(conn.get(),
+             "INSERT INTO tickets SELECT i, 'late ' || i, 'after restart ' || i, "
+             "'support' FROM generate_series(3001, 3100) i");
+    pg_query(conn.get(), "DELETE FROM tickets WHERE id BETWEEN 100 AND 150");
     CHECK(converges(conn.get(), *index));
     sync->stop();
     CHECK(sync->status().documents == table_bodies(conn.get()).size());
@@ -205,11 +190,13 @@ TEST_CASE("postgres sync: a dropped replication slot re-snapshots the index to t
     TempDir dir;
     auto cluster = PostgresCluster::start(dir.path / "pg");
     REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
-    Conn conn = connect((*cluster)->conninfo());
-    query(conn.get(), "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text, "
-                      "readers text)");
-    query(conn.get(), "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
-                      "FROM generate_series(1, 100) i");
+    Conn conn = pg_connect((*cluster)->conninfo());
+    pg_query(conn.get(),
+             "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text, "
+             "readers text)");
+    pg_query(conn.get(),
+             "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
+             "FROM generate_series(1, 100) i");
 
     CrmSync crm = open_crm_sync(dir.path, (*cluster)->conninfo(), 32);
     auto& index = crm.index;
@@ -220,8 +207,9 @@ TEST_CASE("postgres sync: a dropped replication slot re-snapshots the index to t
 
     // The slot goes (an operator drops it, or max_slot_wal_keep_size invalidates it), and with
     // it the changes made meanwhile: the delete is learnt only by comparing with a snapshot.
-    query(conn.get(), "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "
-                      "slot_name = 'crm' AND active_pid IS NOT NULL");
+    pg_query(conn.get(),
+             "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "
+             "slot_name = 'crm' AND active_pid IS NOT NULL");
     bool dropped = false;
     for (int i = 0; i < 100 && !dropped; ++i) {
         std::unique_ptr<PGresult, decltype(&PQclear)> result(
@@ -232,14 +220,14 @@ TEST_CASE("postgres sync: a dropped replication slot re-snapshots the index to t
         }
     }
     REQUIRE(dropped);
-    query(conn.get(), "DELETE FROM tickets WHERE id BETWEEN 10 AND 19");
-    query(conn.get(), "UPDATE tickets SET body = 'edited while the slot was gone' WHERE id = 5");
-    query(conn.get(), "INSERT INTO tickets VALUES (500, 'new', 'while gone', 'support')");
+    pg_query(conn.get(), "DELETE FROM tickets WHERE id BETWEEN 10 AND 19");
+    pg_query(conn.get(), "UPDATE tickets SET body = 'edited while the slot was gone' WHERE id = 5");
+    pg_query(conn.get(), "INSERT INTO tickets VALUES (500, 'new', 'while gone', 'support')");
 
     sync->start();
     CHECK(converges(conn.get(), *index));
     // Streaming works again after the re-snapshot.
-    query(conn.get(), "INSERT INTO tickets VALUES (501, 'after', 'streamed', 'support')");
+    pg_query(conn.get(), "INSERT INTO tickets VALUES (501, 'after', 'streamed', 'support')");
     CHECK(converges(conn.get(), *index));
     sync->stop();
     auto status = sync->status();
@@ -256,7 +244,8 @@ namespace {
 // The docs table's expected index contents, read with SQL alone: key -> document_line.
 std::map<std::string, std::string> docs_contents(PGconn* conn) {
     std::map<std::string, std::string> out;
-    for (const auto& row : query(conn, "SELECT id, body, team, coalesce(readers, '') FROM docs")) {
+    for (const auto& row :
+         pg_query(conn, "SELECT id, body, team, coalesce(readers, '') FROM docs")) {
         std::vector<std::string> groups;  // the column holds "a,b"
         for (std::size_t begin = 0; begin < row[3].size();) {
             const std::size_t comma = std::min(row[3].find(',', begin), row[3].size());
@@ -295,15 +284,15 @@ TEST_CASE(
     TempDir dir;
     auto cluster = PostgresCluster::start(dir.path / "pg");
     REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
-    Conn conn = connect((*cluster)->conninfo());
-    query(conn.get(),
-          "CREATE TABLE docs(id bigint PRIMARY KEY, body text NOT NULL, team text, "
-          "readers text)");
-    query(conn.get(),
-          "INSERT INTO docs SELECT i, 'record ' || i || ' about topic ' || (i % 97) "
-          "|| ' filed by team ' || (i % 7), 'team' || (i % 7), CASE i % 3 WHEN 0 "
-          "THEN 'staff' WHEN 1 THEN 'staff,eng' ELSE 'sales' END "
-          "FROM generate_series(1, 100000) i");
+    Conn conn = pg_connect((*cluster)->conninfo());
+    pg_query(conn.get(),
+             "CREATE TABLE docs(id bigint PRIMARY KEY, body text NOT NULL, team text, "
+             "readers text)");
+    pg_query(conn.get(),
+             "INSERT INTO docs SELECT i, 'record ' || i || ' about topic ' || (i % 97) "
+             "|| ' filed by team ' || (i % 7), 'team' || (i % 7), CASE i % 3 WHEN 0 "
+             "THEN 'staff' WHEN 1 THEN 'staff,eng' ELSE 'sales' END "
+             "FROM generate_series(1, 100000) i");
 
     sluice::connectors::PostgresSourceConfig config;
     config.conninfo = (*cluster)->conninfo();
@@ -334,18 +323,18 @@ TEST_CASE(
     CHECK((*sync)->status().error_records == 0);
     sluice::testing::check_index_holds(*index, docs_contents(conn.get()));
 
-    query(conn.get(),
-          "BEGIN;"
-          "UPDATE docs SET body = body || ' revised' WHERE id % 101 = 0;"
-          "DELETE FROM docs WHERE id % 103 = 1;"
-          "UPDATE docs SET id = id + 1000000 WHERE id % 107 = 2;"
-          "UPDATE docs SET readers = 'auditors' WHERE id % 109 = 3;"
-          "UPDATE docs SET team = 'team-moved', readers = NULL WHERE id % 113 = 4;"
-          "INSERT INTO docs SELECT id + 2000000, 'inserted ' || body, team, readers FROM docs "
-          "WHERE id % 127 = 5;"
-          "COMMIT;");
-    query(conn.get(), "UPDATE docs SET body = 'restored' WHERE id % 131 = 6");
-    query(conn.get(), "INSERT INTO docs VALUES (9999999, 'last', 'team0', 'staff')");
+    pg_query(conn.get(),
+             "BEGIN;"
+             "UPDATE docs SET body = body || ' revised' WHERE id % 101 = 0;"
+             "DELETE FROM docs WHERE id % 103 = 1;"
+             "UPDATE docs SET id = id + 1000000 WHERE id % 107 = 2;"
+             "UPDATE docs SET readers = 'auditors' WHERE id % 109 = 3;"
+             "UPDATE docs SET team = 'team-moved', readers = NULL WHERE id % 113 = 4;"
+             "INSERT INTO docs SELECT id + 2000000, 'inserted ' || body, team, readers FROM docs "
+             "WHERE id % 127 = 5;"
+             "COMMIT;");
+    pg_query(conn.get(), "UPDATE docs SET body = 'restored' WHERE id % 131 = 6");
+    pg_query(conn.get(), "INSERT INTO docs VALUES (9999999, 'last', 'team0', 'staff')");
     sync_until_holds(**sync, *source, *index, "public.docs/9999999");
     CHECK((*sync)->status().error_records == 0);
     sluice::testing::check_index_holds(*index, docs_contents(conn.get()));
@@ -361,19 +350,19 @@ TEST_CASE(
     TempDir dir;
     auto cluster = PostgresCluster::start(dir.path / "pg");
     REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
-    Conn conn = connect((*cluster)->conninfo());
-    query(conn.get(),
-          "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text, "
-          "readers text)");
-    query(conn.get(),
-          "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
-          "FROM generate_series(1, 20) i");
+    Conn conn = pg_connect((*cluster)->conninfo());
+    pg_query(conn.get(),
+             "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text, "
+             "readers text)");
+    pg_query(conn.get(),
+             "INSERT INTO tickets SELECT i, 'ticket ' || i, 'body ' || i, 'support' "
+             "FROM generate_series(1, 20) i");
 
     SUBCASE("pause") {
         CrmSync crm = open_crm_sync(dir.path, (*cluster)->conninfo(), 8,
                                     sluice::connectors::ErrorPolicy::kPause);
         // After open (which checks the mapping), before the snapshot.
-        query(conn.get(), "ALTER TABLE tickets RENAME COLUMN body TO details");
+        pg_query(conn.get(), "ALTER TABLE tickets RENAME COLUMN body TO details");
         auto result = crm.sync->run_to_caught_up();
         REQUIRE_MESSAGE(result.ok(), result.status().to_string());
         CHECK(result->paused);
@@ -385,8 +374,8 @@ TEST_CASE(
         CHECK(status.last_error.find("'body'") != std::string::npos);
         CHECK(crm.index->stats().documents == 0);
         // Fixed while paused: the ALTER does not wait for the sync, and the sync goes on.
-        query(conn.get(), "ALTER TABLE tickets RENAME COLUMN details TO body");
-        query(conn.get(), "UPDATE tickets SET body = 'fixed' WHERE id = 3");
+        pg_query(conn.get(), "ALTER TABLE tickets RENAME COLUMN details TO body");
+        pg_query(conn.get(), "UPDATE tickets SET body = 'fixed' WHERE id = 3");
         crm.sync->start();
         CHECK(converges(conn.get(), *crm.index));
         crm.sync->stop();
@@ -398,7 +387,7 @@ TEST_CASE(
         CrmSync crm = open_crm_sync(dir.path, (*cluster)->conninfo(), 8,
                                     sluice::connectors::ErrorPolicy::kSkip);
         // After open (which checks the mapping), before the snapshot.
-        query(conn.get(), "ALTER TABLE tickets RENAME COLUMN body TO details");
+        pg_query(conn.get(), "ALTER TABLE tickets RENAME COLUMN body TO details");
         auto result = crm.sync->run_to_caught_up();
         REQUIRE_MESSAGE(result.ok(), result.status().to_string());
         CHECK(result->caught_up);
@@ -406,8 +395,8 @@ TEST_CASE(
         CHECK(status.error_records == 20);
         CHECK(crm.index->stats().documents == 0);
         // Fixed: rows come back as they change.
-        query(conn.get(), "ALTER TABLE tickets RENAME COLUMN details TO body");
-        query(conn.get(), "UPDATE tickets SET body = 'fixed' WHERE id = 3");
+        pg_query(conn.get(), "ALTER TABLE tickets RENAME COLUMN details TO body");
+        pg_query(conn.get(), "UPDATE tickets SET body = 'fixed' WHERE id = 3");
         crm.sync->start();
         for (int i = 0; i < 300 && crm.index->stats().documents == 0; ++i) {
             std::this_thread::sleep_for(100ms);
@@ -428,10 +417,10 @@ TEST_CASE("postgres source: the password is the secret of a catalog connection, 
     TempDir dir;
     auto cluster = PostgresCluster::start(dir.path / "pg");
     REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
-    Conn conn = connect((*cluster)->conninfo());
-    query(conn.get(), "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text)");
-    query(conn.get(), "INSERT INTO tickets VALUES (1, 'a', 'b'), (2, 'c', 'd')");
-    query(conn.get(), "CREATE ROLE reader LOGIN SUPERUSER REPLICATION PASSWORD 'S3cret-pw'");
+    Conn conn = pg_connect((*cluster)->conninfo());
+    pg_query(conn.get(), "CREATE TABLE tickets(id bigint PRIMARY KEY, title text, body text)");
+    pg_query(conn.get(), "INSERT INTO tickets VALUES (1, 'a', 'b'), (2, 'c', 'd')");
+    pg_query(conn.get(), "CREATE ROLE reader LOGIN SUPERUSER REPLICATION PASSWORD 'S3cret-pw'");
     // The cluster trusts every local user; make it ask `reader` for its password.
     const auto hba = dir.path / "pg" / "data" / "pg_hba.conf";
     std::stringstream rest;
@@ -443,7 +432,7 @@ TEST_CASE("postgres source: the password is the secret of a catalog connection, 
             << rest.str();
         REQUIRE(out.good());
     }
-    query(conn.get(), "SELECT pg_reload_conf()");
+    pg_query(conn.get(), "SELECT pg_reload_conf()");
 
     std::string conninfo = (*cluster)->conninfo();
     conninfo.replace(conninfo.find("user=postgres"), 13, "user=reader");

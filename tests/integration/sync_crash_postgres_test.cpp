@@ -18,6 +18,7 @@
 
 #include "child_process.h"
 #include "connectors/postgres_cluster.h"
+#include "postgres_client.h"
 #include "retrieval/index.h"
 #include "run_sluice.h"
 #include "sluice_server.h"
@@ -38,35 +39,14 @@ using namespace std::chrono_literals;
 
 bool have_postgres() { return PostgresCluster::find_binaries().has_value(); }
 
-using Conn = std::unique_ptr<PGconn, decltype(&PQfinish)>;
-
-Conn connect(const std::string& conninfo) {
-    Conn conn(PQconnectdb(conninfo.c_str()), &PQfinish);
-    REQUIRE_MESSAGE(PQstatus(conn.get()) == CONNECTION_OK, PQerrorMessage(conn.get()));
-    return conn;
-}
-
-// Runs `sql`; returns the rows of the result (as text).
-std::vector<std::vector<std::string>> query(PGconn* conn, const std::string& sql) {
-    std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn, sql.c_str()), &PQclear);
-    const auto status = PQresultStatus(result.get());
-    REQUIRE_MESSAGE((status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK),
-                    sql << ": " << PQerrorMessage(conn));
-    std::vector<std::vector<std::string>> rows;
-    for (int r = 0; r < PQntuples(result.get()); ++r) {
-        std::vector<std::string> row;
-        for (int c = 0; c < PQnfields(result.get()); ++c) {
-            row.emplace_back(PQgetvalue(result.get(), r, c));
-        }
-        rows.push_back(std::move(row));
-    }
-    return rows;
-}
+using Conn = sluice::testing::PgConn;
+using sluice::testing::pg_connect;
+using sluice::testing::pg_query;
 
 // What the index must hold: "public.docs/<id>" -> row.
 std::map<std::string, Row> table_rows(PGconn* conn) {
     std::map<std::string, Row> out;
-    for (const auto& row : query(conn, "SELECT id, body, grp FROM docs")) {
+    for (const auto& row : pg_query(conn, "SELECT id, body, grp FROM docs")) {
         out["public.docs/" + row[0]] = Row{row[1], row[2]};
     }
     return out;
@@ -107,7 +87,7 @@ private:
     }
 
     void run(const std::stop_token& stop) {
-        Conn conn = connect(conninfo_);
+        Conn conn = pg_connect(conninfo_);
         while (!stop.stop_requested()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(1 + random_() % 6));
             const std::string id =
@@ -189,17 +169,18 @@ void crash_run(PostgresCluster& cluster, unsigned seed) {
     const auto data = dir / "data";
     const std::string database = "crash" + std::to_string(seed);
     {
-        Conn admin = connect(cluster.conninfo());
-        query(admin.get(), "CREATE DATABASE " + database);
+        Conn admin = pg_connect(cluster.conninfo());
+        pg_query(admin.get(), "CREATE DATABASE " + database);
     }
     const std::string conninfo = cluster.conninfo(database);
-    Conn conn = connect(conninfo);
+    Conn conn = pg_connect(conninfo);
     constexpr int kRows = 2000;
-    query(conn.get(),
-          "CREATE TABLE docs(id bigint PRIMARY KEY, body text NOT NULL, grp text NOT "
-          "NULL)");
-    query(conn.get(), "INSERT INTO docs SELECT i, 'row ' || i, 'staff' FROM generate_series(1, " +
-                          std::to_string(kRows) + ") i");
+    pg_query(conn.get(),
+             "CREATE TABLE docs(id bigint PRIMARY KEY, body text NOT NULL, grp text NOT "
+             "NULL)");
+    pg_query(conn.get(),
+             "INSERT INTO docs SELECT i, 'row ' || i, 'staff' FROM generate_series(1, " +
+                 std::to_string(kRows) + ") i");
     json config{
         {"conninfo", conninfo},
         {"slot", "s" + std::to_string(seed)},
@@ -237,17 +218,17 @@ void crash_run(PostgresCluster& cluster, unsigned seed) {
     run_and_kill(serve_argv(data), std::chrono::milliseconds(300 + random() % 900));
     writer.stop();
     CHECK(writer.writes() > 0);
-    conn = connect(conninfo);  // the restart closed it
-    query(conn.get(), "INSERT INTO docs VALUES (999999999, 'the last row', 'staff')");
+    conn = pg_connect(conninfo);  // the restart closed it
+    pg_query(conn.get(), "INSERT INTO docs VALUES (999999999, 'the last row', 'staff')");
     catch_up_to(data, "public.docs/999999999");
     check_index_matches(data, table_rows(conn.get()), seed);
     conn.reset();
     {
-        Conn admin = connect(cluster.conninfo());
-        query(admin.get(),
-              "SELECT pg_drop_replication_slot(slot_name) FROM "
-              "pg_replication_slots WHERE database = '" +
-                  database + "'");
+        Conn admin = pg_connect(cluster.conninfo());
+        pg_query(admin.get(),
+                 "SELECT pg_drop_replication_slot(slot_name) FROM "
+                 "pg_replication_slots WHERE database = '" +
+                     database + "'");
     }
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);

@@ -205,14 +205,7 @@ Result<FileSourceConfig> file_config_from_json(const json& value) {
         } else if (field == "acl") {
             SLUICE_ASSIGN_OR_RETURN(config.acl, acl_from_json(item, "acl"));
         } else if (field == "on_error") {
-            if (!item.is_string()) {
-                return invalid_argument("on_error: expected 'skip' or 'pause'");
-            }
-            auto policy = parse_error_policy(item.get<std::string>());
-            if (!policy) {
-                return policy.status().with_context("on_error");
-            }
-            config.on_error = *policy;
+            SLUICE_ASSIGN_OR_RETURN(config.on_error, error_policy_from_json(item));
         } else if (field == "max_file_bytes") {
             if (!item.is_number_unsigned() || item.get<std::uint64_t>() == 0) {
                 return invalid_argument("max_file_bytes: expected a positive integer");

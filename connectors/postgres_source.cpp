@@ -326,14 +326,7 @@ Result<PostgresSourceConfig> postgres_config_from_json(const json& value) {
             }
             config.heartbeat_interval = std::chrono::milliseconds(item.get<std::int64_t>());
         } else if (field == "on_error") {
-            if (!item.is_string()) {
-                return invalid_argument("on_error: expected 'skip' or 'pause'");
-            }
-            auto policy = parse_error_policy(item.get<std::string>());
-            if (!policy.ok()) {
-                return policy.status().with_context("on_error");
-            }
-            config.on_error = *policy;
+            SLUICE_ASSIGN_OR_RETURN(config.on_error, error_policy_from_json(item));
         } else if (field != "conninfo" && field != "slot" && field != "publication" &&
                    field != "tables" && field != "connection") {
             return invalid_argument(field + ": unknown field");

@@ -17,4 +17,15 @@ Result<ErrorPolicy> parse_error_policy(std::string_view name) {
                             "': expected 'skip' or 'pause'");
 }
 
+Result<ErrorPolicy> error_policy_from_json(const nlohmann::json& value) {
+    if (!value.is_string()) {
+        return invalid_argument("on_error: expected 'skip' or 'pause'");
+    }
+    auto policy = parse_error_policy(value.get<std::string>());
+    if (!policy.ok()) {
+        return policy.status().with_context("on_error");
+    }
+    return policy;
+}
+
 }  // namespace sluice::connectors

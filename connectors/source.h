@@ -54,6 +54,8 @@ enum class ErrorPolicy {
 
 std::string_view error_policy_name(ErrorPolicy policy);
 Result<ErrorPolicy> parse_error_policy(std::string_view name);
+// A source configuration's "on_error" value: "skip" or "pause", errors prefixed "on_error".
+Result<ErrorPolicy> error_policy_from_json(const nlohmann::json& value);
 
 struct PollOptions {
     std::size_t max_events = 1000;  // a batch holds at most this many events (at least 1)

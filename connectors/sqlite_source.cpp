@@ -336,14 +336,7 @@ Result<SqliteSourceConfig> sqlite_config_from_json(const json& value) {
             }
             config.prune_acknowledged = item.get<bool>();
         } else if (field == "on_error") {
-            if (!item.is_string()) {
-                return invalid_argument("on_error: expected 'skip' or 'pause'");
-            }
-            auto policy = parse_error_policy(item.get<std::string>());
-            if (!policy.ok()) {
-                return policy.status().with_context("on_error");
-            }
-            config.on_error = *policy;
+            SLUICE_ASSIGN_OR_RETURN(config.on_error, error_policy_from_json(item));
         } else if (field != "path" && field != "tables") {
             return invalid_argument(field + ": unknown field");
         }

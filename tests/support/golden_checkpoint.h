@@ -74,9 +74,8 @@ inline std::vector<int32_t> golden_token_ids(uint64_t seed, const std::string& n
     return ids;
 }
 
-// Writes config.json and the weights (one file, or the section's number of shards laid out as
-// golden_weights.py lays them: names sorted, ceil(n / shards) tensors per shard) into `dir`,
-// checking each tensor's bytes against the sha256 the reference's side recorded.
+// Writes config.json and the weights (one file, or about the section's number of shards) into
+// `dir`, checking each tensor's bytes against the sha256 the reference's side recorded.
 inline void write_golden_checkpoint(const nlohmann::json& checkpoint, const std::string& dir) {
     const auto seed = checkpoint.at("seed").get<uint64_t>();
     const bool bf16 = checkpoint.at("dtype").get<std::string>() == "bfloat16";
@@ -112,30 +111,20 @@ inline void write_golden_checkpoint(const nlohmann::json& checkpoint, const std:
         tensors.push_back({name, bf16 ? DType::kBF16 : DType::kF32,
                            spec.at("shape").get<std::vector<int64_t>>(), storage.back()});
     }
-    const auto shards = checkpoint.at("shards").get<size_t>();
+    const auto shards = checkpoint.at("shards").get<int64_t>();
     if (shards == 1) {
         const Status written = write_safetensors(dir + "/model.safetensors", tensors);
         REQUIRE_MESSAGE(written.ok(), written.to_string());
         return;
     }
-    const size_t per = (tensors.size() + shards - 1) / shards;
-    std::map<std::string, std::string> weight_map;
+    // Sharded as the project's writer shards (by bytes): the reference's files were cut by
+    // tensor count, but which file holds a tensor does not change what is read.
     int64_t total = 0;
-    for (size_t s = 0; s < shards; ++s) {
-        const std::string file = safetensors_shard_name(s, shards);
-        const size_t begin = std::min(tensors.size(), s * per);
-        const size_t end = std::min(tensors.size(), begin + per);
-        std::vector<TensorToWrite> part(tensors.begin() + static_cast<std::ptrdiff_t>(begin),
-                                        tensors.begin() + static_cast<std::ptrdiff_t>(end));
-        for (const TensorToWrite& t : part) {
-            weight_map[t.name] = file;
-            total += static_cast<int64_t>(t.bytes.size());
-        }
-        const Status written = write_safetensors(dir + "/" + file, part);
-        REQUIRE_MESSAGE(written.ok(), written.to_string());
+    for (const TensorToWrite& t : tensors) {
+        total += static_cast<int64_t>(t.bytes.size());
     }
-    const Status indexed = write_safetensors_index(dir, weight_map, total);
-    REQUIRE_MESSAGE(indexed.ok(), indexed.to_string());
+    const Status written = write_safetensors_sharded(dir, tensors, total / shards + 1);
+    REQUIRE_MESSAGE(written.ok(), written.to_string());
 }
 
 }  // namespace sluice::inference::testing

@@ -105,8 +105,9 @@ inline void write_golden_checkpoint(const nlohmann::json& checkpoint, const std:
         const std::string digest = detail::sha256_hex(
             std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
         REQUIRE_MESSAGE(digest == spec.at("sha256").get<std::string>(),
-                        "the rebuilt tensor " << name << " differs from the one the reference "
-                                              << "read (golden_weights.py and this header disagree)");
+                        "the rebuilt tensor " << name
+                                              << " differs from the one the reference read "
+                                                 "(golden_weights.py and this header disagree)");
         storage.push_back(std::move(bytes));
         tensors.push_back({name, bf16 ? DType::kBF16 : DType::kF32,
                            spec.at("shape").get<std::vector<int64_t>>(), storage.back()});

@@ -1,6 +1,7 @@
 #include "app/build_info.h"
 
 #include "inference/devices.h"
+#include "sluice_git_revision.h"
 
 namespace sluice::app {
 

@@ -314,6 +314,11 @@ void ChunkStore::Batch::put_chunk(const Chunk& chunk, const TermCounts& terms) {
     ++operations_;
 }
 
+void ChunkStore::Batch::put_terms(std::uint64_t id, const TermCounts& terms) {
+    (void)write_->Put(store_->families_[kLexical], encode_u64_key(id), detail::encode_terms(terms));
+    ++operations_;
+}
+
 void ChunkStore::Batch::delete_chunk(std::uint64_t id) {
     std::string key = encode_u64_key(id);
     (void)write_->Delete(store_->families_[kChunks], key);

@@ -117,6 +117,9 @@ public:
     void put_document(const DocumentRecord& record);
     void delete_document(const std::string& key);
     void put_chunk(const Chunk& chunk, const TermCounts& terms);
+    // Replaces a stored chunk's term counts (a re-analysis); not a change of the chunk, so no
+    // change record is written.
+    void put_terms(std::uint64_t id, const TermCounts& terms);
     void delete_chunk(std::uint64_t id);
     void put_embedding(const std::string& embedder_id, const std::string& hash,
                        const std::vector<float>& vector);

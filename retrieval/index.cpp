@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -17,6 +18,11 @@ namespace sluice::retrieval {
 namespace {
 
 const char* const kSettingsKey = "index.settings";
+// TextAnalyzer::kVersion of the stored term counts; absent in indexes made before it was kept,
+// which version 1 analyzed.
+const char* const kAnalyzerVersionKey = "index.analyzer_version";
+// Chunks whose new term counts one commit of a re-analysis writes.
+constexpr std::size_t kReanalyzeBatch = 1000;
 const char* const kSnapshotFile = "vectors.snap";
 const char* const kStoreFolder = "store";
 
@@ -182,6 +188,7 @@ Result<std::unique_ptr<Index>> Index::create(const std::filesystem::path& dir,
     SLUICE_ASSIGN_OR_RETURN(auto store, ChunkStore::open(dir / kStoreFolder));
     auto batch = store->batch();
     batch.put_meta(kSettingsKey, encode_settings(stored));
+    batch.put_meta(kAnalyzerVersionKey, std::to_string(TextAnalyzer::kVersion));
     SLUICE_RETURN_IF_ERROR(store->commit(batch));
     store.reset();
     return open(dir, deps);
@@ -225,6 +232,27 @@ void Index::add_info(const Chunk& chunk) {
     chunks_[chunk.id] = std::move(info);
 }
 
+Result<int> Index::stored_analyzer_version() const {
+    SLUICE_ASSIGN_OR_RETURN(auto stored, store_->get_meta(kAnalyzerVersionKey));
+    if (!stored) {
+        return 1;
+    }
+    int version = 0;
+    const char* end = stored->data() + stored->size();
+    auto [ptr, ec] = std::from_chars(stored->data(), end, version);
+    if (ec != std::errc() || ptr != end || version < 1) {
+        return data_loss("index '" + settings_.name + "': malformed analyzer version '" + *stored +
+                         "'");
+    }
+    if (version > TextAnalyzer::kVersion) {
+        return failed_precondition(
+            "index '" + settings_.name + "' was analyzed by version " + std::to_string(version) +
+            " of the text analyzer; this build has " + std::to_string(TextAnalyzer::kVersion) +
+            " (a newer build made it)");
+    }
+    return version;
+}
+
 Status Index::load() {
     std::unique_lock lock(*mutex_);
     const auto options = vector_options(settings_);
@@ -241,31 +269,63 @@ Status Index::load() {
         snapshot_seq = 0;
         SLUICE_ASSIGN_OR_RETURN(vectors_, VectorIndex::create(options));
     }
+    SLUICE_ASSIGN_OR_RETURN(const int analyzed_with, stored_analyzer_version());
+    // Terms made by another analysis would not match the queries' terms: re-analyze every chunk
+    // from its stored text, in batches, recording the version with the last one (a crash before
+    // it re-analyzes again on the next open).
+    const bool reanalyze = analyzed_with != TextAnalyzer::kVersion;
+    if (reanalyze) {
+        log::info("retrieval", "re-analyzing the index's terms",
+                  {{"index", settings_.name},
+                   {"from_version", analyzed_with},
+                   {"to_version", TextAnalyzer::kVersion}});
+    }
+    auto terms_batch = store_->batch();
+    std::size_t batched = 0;
     std::size_t missing_vectors = 0;
     Status visit_status;
-    SLUICE_RETURN_IF_ERROR(store_->for_each_chunk([&](const Chunk& chunk, const TermCounts& terms) {
-        lexical_.add(chunk.id, terms);
-        add_info(chunk);
-        if (chunk.vector_source.empty()) {
+    SLUICE_RETURN_IF_ERROR(
+        store_->for_each_chunk([&](const Chunk& chunk, const TermCounts& stored) {
+            if (reanalyze) {
+                TermCounts terms = count_terms(analyzer_->analyze(ranking_text(chunk)));
+                terms_batch.put_terms(chunk.id, terms);
+                lexical_.add(chunk.id, terms);
+                if (++batched % kReanalyzeBatch == 0) {
+                    visit_status = store_->commit(terms_batch);
+                    if (!visit_status.ok()) {
+                        return false;
+                    }
+                }
+            } else {
+                lexical_.add(chunk.id, stored);
+            }
+            add_info(chunk);
+            if (chunk.vector_source.empty()) {
+                return true;
+            }
+            auto vector = store_->get_embedding(chunk.vector_source, chunk.content_hash);
+            if (!vector.ok()) {
+                visit_status = vector.status();
+                return false;
+            }
+            if (!vector->has_value() || (*vector)->size() != settings_.dimension) {
+                ++missing_vectors;
+                return true;
+            }
+            Vector v = std::move(**vector);
+            if (settings_.metric == Metric::kCosine) {
+                l2_normalize(v);
+            }
+            vectors_->restore_live(chunk.id, std::move(v));
             return true;
-        }
-        auto vector = store_->get_embedding(chunk.vector_source, chunk.content_hash);
-        if (!vector.ok()) {
-            visit_status = vector.status();
-            return false;
-        }
-        if (!vector->has_value() || (*vector)->size() != settings_.dimension) {
-            ++missing_vectors;
-            return true;
-        }
-        Vector v = std::move(**vector);
-        if (settings_.metric == Metric::kCosine) {
-            l2_normalize(v);
-        }
-        vectors_->restore_live(chunk.id, std::move(v));
-        return true;
-    }));
+        }));
     SLUICE_RETURN_IF_ERROR(visit_status);
+    if (reanalyze) {
+        terms_batch.put_meta(kAnalyzerVersionKey, std::to_string(TextAnalyzer::kVersion));
+        SLUICE_RETURN_IF_ERROR(store_->commit(terms_batch));
+        log::info("retrieval", "re-analyzed the index's terms",
+                  {{"index", settings_.name}, {"chunks", batched}});
+    }
     if (missing_vectors > 0) {
         log::warn("retrieval", "chunks without a cached vector are searchable lexically only",
                   {{"index", settings_.name}, {"chunks", missing_vectors}});

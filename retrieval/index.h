@@ -218,6 +218,9 @@ private:
         Acl acl;
     };
     Status load();
+    // TextAnalyzer::kVersion of the stored term counts (1 when the index predates the record);
+    // an error for a version newer than this build's.
+    Result<int> stored_analyzer_version() const;
     Result<std::vector<detail::PreparedDocument>> prepare_documents(
         const std::vector<Document>& documents, double* embed_seconds) const;
     // Under the exclusive lock: re-prepares the documents that prepare() found unchanged and a

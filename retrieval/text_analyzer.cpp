@@ -1,8 +1,10 @@
 #include "retrieval/text_analyzer.h"
 
 #include <libstemmer.h>
+#include <utf8proc.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace sluice::retrieval {
 namespace {
@@ -28,8 +30,95 @@ const std::vector<std::string_view> kSpanish = {
     "como", "más", "este", "esta", "estos", "estas"};
 const std::vector<std::string_view> kNone = {};
 
-bool is_word_byte(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+// NFKC, Unicode case folding and removal of default-ignorable code points (soft hyphens, zero-width
+// joiners), as Lucene's ICUNormalizer2Filter applies nfkc_cf: "ﬁ" becomes "fi", full-width
+// letters their ASCII forms, "Straße" "strasse", a decomposed "é" the composed one.
+constexpr utf8proc_option_t kFoldOptions = static_cast<utf8proc_option_t>(
+    UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
+
+bool is_ascii(std::string_view text) {
+    for (char c : text) {
+        if (static_cast<unsigned char>(c) >= 0x80) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// `text` with every byte that does not start a valid UTF-8 sequence replaced by a space, so
+// that a stray byte separates words instead of failing the whole text.
+std::string valid_utf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
+    auto size = static_cast<utf8proc_ssize_t>(text.size());
+    utf8proc_ssize_t i = 0;
+    while (i < size) {
+        utf8proc_int32_t cp = 0;
+        utf8proc_ssize_t n = utf8proc_iterate(bytes + i, size - i, &cp);
+        if (n <= 0) {
+            out.push_back(' ');
+            ++i;
+            continue;
+        }
+        out.append(text.substr(static_cast<std::size_t>(i), static_cast<std::size_t>(n)));
+        i += n;
+    }
+    return out;
+}
+
+// The folded text (see kFoldOptions); ASCII text is returned as it is (NFKC leaves ASCII
+// alone and analyze() lower-cases ASCII letters itself).
+std::string fold(std::string_view text) {
+    if (is_ascii(text)) {
+        return std::string(text);
+    }
+    std::string valid = valid_utf8(text);
+    utf8proc_uint8_t* mapped = nullptr;
+    utf8proc_ssize_t n =
+        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(valid.data()),
+                     static_cast<utf8proc_ssize_t>(valid.size()), &mapped, kFoldOptions);
+    if (n < 0) {
+        // Only an allocation failure is left once the input is valid UTF-8.
+        std::free(mapped);
+        return valid;
+    }
+    std::string out(reinterpret_cast<const char*>(mapped), static_cast<std::size_t>(n));
+    std::free(mapped);
+    return out;
+}
+
+// Scripts written without spaces between words whose characters Lucene's StandardTokenizer
+// (UAX #29) makes one token each: Han ideographs, Hiragana and Katakana.
+bool is_ideographic(utf8proc_int32_t cp) {
+    return (cp >= 0x3040 && cp <= 0x30FF) ||  // Hiragana, Katakana
+           (cp >= 0x31F0 && cp <= 0x31FF) ||  // Katakana phonetic extensions
+           (cp >= 0x3400 && cp <= 0x4DBF) ||  // CJK extension A
+           (cp >= 0x4E00 && cp <= 0x9FFF) ||  // CJK unified ideographs
+           (cp >= 0xF900 && cp <= 0xFAFF) ||  // CJK compatibility ideographs
+           (cp >= 0x20000 && cp <= 0x3134F);  // CJK extensions B-G
+}
+
+bool is_apostrophe(utf8proc_int32_t cp) { return cp == '\'' || cp == 0x2019 || cp == 0x02BC; }
+
+enum class CharKind { kSeparator, kWord, kIdeograph };
+
+CharKind kind_of(utf8proc_int32_t cp) {
+    if (cp < 0x80) {
+        auto c = static_cast<unsigned char>(cp);
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                   ? CharKind::kWord
+                   : CharKind::kSeparator;
+    }
+    if (is_ideographic(cp)) {
+        return CharKind::kIdeograph;
+    }
+    // Letters (L*), combining marks (M*) and numbers (N*) make words; punctuation, symbols,
+    // spaces and controls separate them.
+    const utf8proc_category_t category = utf8proc_category(cp);
+    return category >= UTF8PROC_CATEGORY_LU && category <= UTF8PROC_CATEGORY_NO
+               ? CharKind::kWord
+               : CharKind::kSeparator;
 }
 
 }  // namespace
@@ -109,32 +198,14 @@ void TextAnalyzer::release(StemmerPtr stemmer) const {
 std::vector<std::string> TextAnalyzer::analyze(std::string_view text) const {
     std::vector<std::string> terms;
     StemmerPtr stemmer = language_ == "none" ? nullptr : acquire();
-    std::string word;
-    std::size_t i = 0;
-    while (i < text.size()) {
-        while (i < text.size() && !is_word_byte(static_cast<unsigned char>(text[i]))) {
-            ++i;
-        }
-        std::size_t begin = i;
-        while (i < text.size() && is_word_byte(static_cast<unsigned char>(text[i]))) {
-            ++i;
-        }
-        if (i == begin) {
-            break;
-        }
-        // "patient's": the tokenizer split at the apostrophe; the lone "s" carries nothing.
-        if (i - begin == 1 && (text[begin] == 's' || text[begin] == 'S') && begin > 0 &&
-            (text[begin - 1] == '\'')) {
-            continue;
-        }
-        word.assign(text.substr(begin, i - begin));
+    auto emit = [&](std::string word) {
         for (char& c : word) {
             if (c >= 'A' && c <= 'Z') {
                 c = static_cast<char>(c - 'A' + 'a');
             }
         }
         if (stop_words_.count(word) != 0) {
-            continue;
+            return;
         }
         if (stemmer) {
             const sb_symbol* stemmed = sb_stemmer_stem(
@@ -145,8 +216,57 @@ std::vector<std::string> TextAnalyzer::analyze(std::string_view text) const {
                 word.assign(reinterpret_cast<const char*>(stemmed), static_cast<std::size_t>(length));
             }
         }
-        terms.push_back(word);
+        terms.push_back(std::move(word));
+    };
+    const std::string folded = fold(text);
+    const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(folded.data());
+    const auto size = static_cast<utf8proc_ssize_t>(folded.size());
+    utf8proc_ssize_t i = 0;
+    utf8proc_ssize_t word_begin = -1;
+    bool after_apostrophe = false;  // the separator just before the current word
+    bool last_was_apostrophe = false;
+    auto end_word = [&](utf8proc_ssize_t end) {
+        if (word_begin < 0) {
+            return;
+        }
+        std::string_view word(folded.data() + word_begin,
+                              static_cast<std::size_t>(end - word_begin));
+        // "patient's": the split at the apostrophe leaves a lone "s" that carries nothing.
+        if (!(after_apostrophe && (word == "s" || word == "S"))) {
+            emit(std::string(word));
+        }
+        word_begin = -1;
+    };
+    while (i < size) {
+        utf8proc_int32_t cp = 0;
+        utf8proc_ssize_t n = utf8proc_iterate(bytes + i, size - i, &cp);
+        if (n <= 0) {  // fold() left valid UTF-8; stay safe if it did not
+            end_word(i);
+            last_was_apostrophe = false;
+            ++i;
+            continue;
+        }
+        switch (kind_of(cp)) {
+            case CharKind::kWord:
+                if (word_begin < 0) {
+                    word_begin = i;
+                    after_apostrophe = last_was_apostrophe;
+                }
+                break;
+            case CharKind::kIdeograph:
+                end_word(i);
+                emit(std::string(
+                    folded.substr(static_cast<std::size_t>(i), static_cast<std::size_t>(n))));
+                last_was_apostrophe = false;
+                break;
+            case CharKind::kSeparator:
+                end_word(i);
+                last_was_apostrophe = is_apostrophe(cp);
+                break;
+        }
+        i += n;
     }
+    end_word(size);
     if (stemmer) {
         release(std::move(stemmer));
     }

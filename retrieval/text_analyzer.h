@@ -2,10 +2,14 @@
 // Turns text into index terms for the lexical ranker: split into words, lower-case, drop stop
 // words, stem with the Snowball stemmer of the index's language (libstemmer).
 //
-// Words are maximal runs of ASCII letters and digits and of any non-ASCII UTF-8 bytes (so words
-// in other scripts stay whole); an English possessive "'s" is dropped. Only ASCII letters are
-// lower-cased: Unicode case folding needs tables this module does not carry, and the stemmers
-// accept mixed case.
+// The text is first normalised the way Lucene's ICU analysis does (NFKC with Unicode case folding,
+// default-ignorable code points such as soft hyphens removed; utf8proc), then split: words are
+// maximal runs of letters, combining marks and numbers (Unicode categories L, M, N); everything
+// else (punctuation in any script, typographic quotes and dashes, symbols, spaces) separates
+// them. Han ideographs, Hiragana and Katakana, written without spaces, are one term per
+// character, as Lucene's StandardTokenizer makes them. Thai, Lao, Khmer and Myanmar runs stay
+// whole (they need dictionary segmentation). A possessive "'s" (straight or typographic
+// apostrophe) is dropped. Bytes that are not valid UTF-8 separate words.
 //
 // Thread safety: thread-safe. Snowball stemmers are not, so each call borrows one from a pool.
 
@@ -24,6 +28,11 @@ namespace sluice::retrieval {
 
 class TextAnalyzer {
 public:
+    // The version of the analysis. Indexes keep the terms of their chunks and record the version
+    // that made them; an index made by another version is re-analyzed when it opens (Index).
+    // 1: ASCII-only lower-casing, non-ASCII bytes part of words. 2: the analysis above.
+    static constexpr int kVersion = 2;
+
     // `language` is a Snowball algorithm name ("english", "german", "french", "porter"...) or
     // "none" for no stemming and no stop words. kInvalidArgument names the languages on offer.
     static Result<std::unique_ptr<TextAnalyzer>> create(const std::string& language);

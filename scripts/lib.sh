@@ -9,7 +9,7 @@ SLUICE_APT_PACKAGES=(
   g++ cmake ninja-build ccache pkg-config git
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev doctest-dev
   libcpp-httplib-dev libpcre2-dev libopenblas-dev libfaiss-dev librocksdb-dev
-  libsqlite3-dev libpq-dev libssl-dev libstemmer-dev zlib1g-dev libpoppler-cpp-dev
+  libsqlite3-dev libpq-dev libssl-dev libstemmer-dev libutf8proc-dev zlib1g-dev libpoppler-cpp-dev
   postgresql
 )
 

@@ -5,12 +5,14 @@
 #include <atomic>
 #include <cmath>
 #include <map>
-#include <random>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
 #include "common/log.h"
+#include "retrieval/chunk_store.h"
+#include "retrieval/text_analyzer.h"
 #include "temp_dir.h"
 
 using namespace sluice::retrieval;
@@ -661,4 +663,88 @@ TEST_CASE("range and prefix filters and their negations return the exact top k a
     }
     REQUIRE(index->apply(IndexWrite{batch, removed, {}}).ok());
     check_all("after updates and deletes");
+}
+
+TEST_CASE("an index whose terms an older analysis made is re-analyzed when it opens") {
+    TempDir dir("index-reanalyze");
+    IndexSettings settings = small_settings("Flat");
+    settings.chunking = false;
+    const int n = 2500;  // more than one re-analysis commit
+    {
+        auto index = create(dir, settings);
+        std::vector<Document> docs;
+        for (int i = 0; i < n; ++i) {
+            docs.push_back(
+                doc(numbered("k", i), numbered("\u201cGlacier\u201d\u2014report ", i), everyone()));
+        }
+        REQUIRE(index->upsert(docs).ok());
+    }
+    // Make it look like an index of version 1, which kept the typographic quotes and the dash
+    // inside its terms.
+    const auto store_path = dir.path() / "test" / "store";
+    auto set_version_and_old_terms = [&](const std::string& version, bool old_terms) {
+        auto store = ChunkStore::open(store_path);
+        REQUIRE(store.ok());
+        auto batch = (*store)->batch();
+        if (old_terms) {
+            REQUIRE((*store)
+                        ->for_each_chunk([&](const Chunk& chunk, const TermCounts&) {
+                            batch.put_terms(chunk.id, {{"\u201cglacier\u201d\u2014report", 1}});
+                            return true;
+                        })
+                        .ok());
+        }
+        batch.put_meta("index.analyzer_version", version);
+        REQUIRE((*store)->commit(batch).ok());
+    };
+    set_version_and_old_terms("1", true);
+    auto sink = std::make_shared<CaptureSink>();
+    sluice::log::set_sink(sink, sluice::log::Level::kInfo);
+    {
+        auto reopened = Index::open(dir.path() / "test", IndexDeps{});
+        REQUIRE_MESSAGE(reopened.ok(), reopened.status().to_string());
+        // Every chunk has its new terms: the first, one of each commit and the last.
+        for (int i : {0, 999, 1000, 1999, 2000, n - 1}) {
+            CAPTURE(i);
+            auto hits =
+                run(**reopened, numbered("glacier report ", i), QueryMode::kLexical, kUser, 1);
+            REQUIRE(hits.size() == 1);
+            CHECK(hits[0].chunk.doc_key == numbered("k", i));
+        }
+        CHECK(run(**reopened, "glacier", QueryMode::kLexical, kUser, 1000).size() == 1000);
+    }
+    auto count_reanalyses = [&] {
+        std::lock_guard lock(sink->mutex);
+        std::size_t count = 0;
+        for (const auto& line : sink->lines) {
+            count += line.rfind("re-analyzed the index's terms", 0) == 0 &&
+                     line.find("chunks=2500") != std::string::npos;
+        }
+        return count;
+    };
+    CHECK(count_reanalyses() == 1);
+    {
+        // The new terms and the version were stored: the next open does not re-analyze.
+        auto store = ChunkStore::open(store_path);
+        REQUIRE(store.ok());
+        auto version = (*store)->get_meta("index.analyzer_version");
+        REQUIRE(version.ok());
+        CHECK(version->value_or("") == std::to_string(TextAnalyzer::kVersion));
+    }
+    {
+        auto reopened = Index::open(dir.path() / "test", IndexDeps{});
+        REQUIRE(reopened.ok());
+        CHECK(run(**reopened, "glacier", QueryMode::kLexical, kUser, 1000).size() == 1000);
+    }
+    CHECK(count_reanalyses() == 1);
+    sluice::log::set_sink(nullptr, sluice::log::Level::kWarn);
+    // A version this build does not know is refused, naming it; a malformed one is data loss.
+    set_version_and_old_terms(std::to_string(TextAnalyzer::kVersion + 1), false);
+    auto newer = Index::open(dir.path() / "test", IndexDeps{});
+    REQUIRE_FALSE(newer.ok());
+    CHECK(newer.status().code() == StatusCode::kFailedPrecondition);
+    CHECK(newer.status().message().find("version " + std::to_string(TextAnalyzer::kVersion + 1)) !=
+          std::string::npos);
+    set_version_and_old_terms("two", false);
+    CHECK(Index::open(dir.path() / "test", IndexDeps{}).status().code() == StatusCode::kDataLoss);
 }

@@ -44,3 +44,98 @@ TEST_CASE("empty and punctuation-only text has no terms") {
     CHECK((*analyzer)->analyze("").empty());
     CHECK((*analyzer)->analyze(" -- ,.; ").empty());
 }
+
+TEST_CASE("typographic punctuation separates words as its ASCII forms do") {
+    auto analyzer = TextAnalyzer::create("english");
+    REQUIRE(analyzer.ok());
+    // Curly quotes, an em dash, a non-breaking space, an ellipsis, a Unicode hyphen, a degree sign.
+    auto terms = (*analyzer)->analyze(
+        "\u201cHoliday\u201d days\u2014twenty\u00a0five\u2026 IL\u20106 at 10\u00b0C");
+    std::vector<std::string> expected = {"holiday", "day", "twenti", "five", "il", "6", "10", "c"};
+    CHECK(terms == expected);
+    // A typographic apostrophe makes a possessive like the straight one.
+    CHECK((*analyzer)->analyze("patient\u2019s") == std::vector<std::string>{"patient"});
+    CHECK((*analyzer)->analyze("patient's") == (*analyzer)->analyze("patient\u2019s"));
+}
+
+TEST_CASE("Unicode text is case-folded and normalised before stemming") {
+    auto german = TextAnalyzer::create("german");
+    REQUIRE(german.ok());
+    // Upper-case umlauts fold to their lower-case forms and meet the same stem.
+    CHECK((*german)->analyze("H\u00c4USER") == (*german)->analyze("H\u00e4user"));
+    CHECK((*german)->analyze("\u00dcBER") == (*german)->analyze("\u00fcber"));
+    auto none = TextAnalyzer::create("none");
+    REQUIRE(none.ok());
+    // Decomposed and composed forms are one term; a soft hyphen does not split a word; the "fi"
+    // ligature and full-width letters become their plain forms; sharp s folds to "ss".
+    CHECK((*none)->analyze("cafe\u0301") == std::vector<std::string>{"caf\u00e9"});
+    CHECK((*none)->analyze("CAF\u00c9") == std::vector<std::string>{"caf\u00e9"});
+    CHECK((*none)->analyze("infor\u00admation") == std::vector<std::string>{"information"});
+    CHECK((*none)->analyze("\ufb01nance") == std::vector<std::string>{"finance"});
+    CHECK((*none)->analyze("\uff33\uff4c\uff55\uff49\uff43\uff45") ==
+          std::vector<std::string>{"sluice"});
+    CHECK((*none)->analyze("Stra\u00dfe") == std::vector<std::string>{"strasse"});
+    // Greek and Cyrillic fold too; a Greek letter inside a word stays part of it.
+    CHECK((*none)->analyze("\u0391\u0398\u0397\u039d\u0391 \u041c\u041e\u0421\u041a\u0412\u0410") ==
+          std::vector<std::string>{"\u03b1\u03b8\u03b7\u03bd\u03b1",
+                                   "\u043c\u043e\u0441\u043a\u0432\u0430"});
+    CHECK((*none)->analyze("TNF\u03b1 levels") == std::vector<std::string>{"tnf\u03b1", "levels"});
+}
+
+TEST_CASE("ideographs and kana are one term per character; other scripts keep their words") {
+    auto none = TextAnalyzer::create("none");
+    REQUIRE(none.ok());
+    CHECK((*none)->analyze("\u6771\u4eac\u5927\u5b66\u3002ok") ==
+          std::vector<std::string>{"\u6771", "\u4eac", "\u5927", "\u5b66", "ok"});
+    CHECK((*none)->analyze("\u30c7\u30fc\u30bf") ==
+          std::vector<std::string>{"\u30c7", "\u30fc", "\u30bf"});
+    // Korean separates words with spaces.
+    CHECK((*none)->analyze("\ud55c\uad6d\uc5b4 \ubb38\uc11c") ==
+          std::vector<std::string>{"\ud55c\uad6d\uc5b4", "\ubb38\uc11c"});
+    // Arabic letters and their combining marks stay one word.
+    CHECK((*none)->analyze("\u0643\u0650\u062a\u064e\u0627\u0628") ==
+          std::vector<std::string>{"\u0643\u0650\u062a\u064e\u0627\u0628"});
+}
+
+TEST_CASE("invalid UTF-8 separates words instead of failing the text") {
+    auto none = TextAnalyzer::create("none");
+    REQUIRE(none.ok());
+    CHECK((*none)->analyze(std::string("abc\xff\xfe"
+                                       "def \xc3 \xe2\x82 caf\xc3\xa9")) ==
+          std::vector<std::string>{"abc", "def", "caf\u00e9"});
+    CHECK((*none)->analyze(std::string("\x80\x80")).empty());
+}
+
+TEST_CASE("ASCII text is analyzed exactly as version 1 analyzed it") {
+    // Indexes of ASCII text keep their terms across the version change; a reference of the old
+    // rule (runs of ASCII letters and digits, lower-cased, "'s" dropped) over every printable
+    // ASCII character.
+    auto none = TextAnalyzer::create("none");
+    REQUIRE(none.ok());
+    std::string text;
+    for (int c = 0x20; c < 0x7f; ++c) {
+        text += static_cast<char>(c);
+        text += "aB";
+        text += static_cast<char>(c);
+        text += "s ";
+    }
+    text += "it's 's O'Neill";
+    std::vector<std::string> expected;
+    std::string word;
+    char before = ' ';
+    for (std::size_t i = 0; i <= text.size(); ++i) {
+        const char c = i < text.size() ? text[i] : ' ';
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+            if (word.empty() && i > 0) {
+                before = text[i - 1];
+            }
+            word += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+        } else if (!word.empty()) {
+            if (!(word == "s" && before == '\'')) {
+                expected.push_back(word);
+            }
+            word.clear();
+        }
+    }
+    CHECK((*none)->analyze(text) == expected);
+}

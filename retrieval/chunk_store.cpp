@@ -233,6 +233,48 @@ Status ChunkStore::for_each_chunk(
     return from_rocksdb(chunks->status(), "iterating chunks");
 }
 
+Result<std::size_t> ChunkStore::prune_embeddings(
+    const std::function<bool(std::string_view embedder_id, std::string_view hash)>& keep) {
+    constexpr std::size_t kDeletesPerWrite = 10000;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), families_[kEmbeddings]));
+    rocksdb::WriteBatch deletes;
+    std::size_t pending = 0;
+    std::size_t deleted = 0;
+    auto flush = [&]() -> Status {
+        if (pending == 0) {
+            return Status::ok_status();
+        }
+        rocksdb::WriteOptions options;
+        options.sync = true;
+        SLUICE_RETURN_IF_ERROR(
+            from_rocksdb(db_->Write(options, &deletes),
+                         "pruning the embedding cache of '" + path_.string() + "'"));
+        deleted += pending;
+        pending = 0;
+        deletes.Clear();
+        return Status::ok_status();
+    };
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        const std::string_view key = it->key().ToStringView();
+        const std::size_t split = key.find('\0');
+        if (split == std::string_view::npos) {
+            return data_loss("chunk store: malformed embedding cache key of " +
+                             std::to_string(key.size()) + " bytes");
+        }
+        if (keep(key.substr(0, split), key.substr(split + 1))) {
+            continue;
+        }
+        (void)deletes.Delete(families_[kEmbeddings], it->key());
+        if (++pending == kDeletesPerWrite) {
+            SLUICE_RETURN_IF_ERROR(flush());
+        }
+    }
+    SLUICE_RETURN_IF_ERROR(from_rocksdb(it->status(), "iterating the embedding cache"));
+    SLUICE_RETURN_IF_ERROR(flush());
+    return deleted;
+}
+
 Status ChunkStore::for_each_document(
     const std::function<bool(const DocumentRecord&)>& visit) const {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(),

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -82,6 +83,11 @@ public:
         const std::function<void(std::uint64_t seq, ChangeOp op, std::uint64_t id)>& visit) const;
     // Drops change records up to and including `through` (a snapshot covers them).
     Status prune_changes_through(std::uint64_t through);
+    // Deletes the cached embeddings for which `keep(embedder_id, hash)` is false, in synced
+    // writes of up to 10,000 deletions; returns how many it deleted. A crash part-way leaves a
+    // smaller cache, never a damaged one.
+    Result<std::size_t> prune_embeddings(
+        const std::function<bool(std::string_view embedder_id, std::string_view hash)>& keep);
 
     // Bytes of the database's files on disk.
     std::uint64_t disk_bytes() const;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <unordered_set>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -23,6 +24,9 @@ const char* const kSettingsKey = "index.settings";
 const char* const kAnalyzerVersionKey = "index.analyzer_version";
 // Chunks whose new term counts one commit of a re-analysis writes.
 constexpr std::size_t kReanalyzeBatch = 1000;
+// snapshot() prunes the embedding cache once this many chunks, and a quarter of the live ones,
+// were removed since the last prune.
+constexpr std::size_t kPruneMinimumRemoved = 1000;
 const char* const kSnapshotFile = "vectors.snap";
 const char* const kStoreFolder = "store";
 
@@ -590,6 +594,8 @@ Result<ApplyStats> Index::commit(PreparedWrite prepared) {
                 batch.put_embedding(chunk.vector_source, chunk.content_hash, p.vectors[i]);
                 stats.embedded += chunk.vector_source == "caller" ? 0 : 1;
             } else if (!chunk.vector_source.empty()) {
+                // Stored again: a prune of the cache since prepare() may have deleted it.
+                batch.put_embedding(chunk.vector_source, chunk.content_hash, p.vectors[i]);
                 ++stats.embedding_cache_hits;
             }
         }
@@ -631,6 +637,7 @@ Result<ApplyStats> Index::commit(PreparedWrite prepared) {
     }
     SLUICE_RETURN_IF_ERROR(vectors_->remove_batch(removed));
     stats.chunks_removed = removed.size();
+    removed_since_prune_ += removed.size();
     std::vector<std::uint64_t> vector_ids;
     std::vector<Vector> vectors;
     for (PreparedDocument& p : prepared.documents_) {
@@ -758,11 +765,60 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
 }
 
 Status Index::snapshot() {
-    std::unique_lock lock(*mutex_);
-    std::uint64_t seq = store_->sequence();
-    SLUICE_RETURN_IF_ERROR(vectors_->save(dir_ / kSnapshotFile, seq));
-    snapshot_sequence_ = seq;
-    return store_->prune_changes_through(seq);
+    {
+        std::unique_lock lock(*mutex_);
+        std::uint64_t seq = store_->sequence();
+        SLUICE_RETURN_IF_ERROR(vectors_->save(dir_ / kSnapshotFile, seq));
+        snapshot_sequence_ = seq;
+        SLUICE_RETURN_IF_ERROR(store_->prune_changes_through(seq));
+    }
+    // The cache prune scans every chunk: it waits until enough of them changed to be worth it,
+    // and runs under the shared lock, so queries are not held up by it.
+    std::shared_lock lock(*mutex_);
+    if (removed_since_prune_ < std::max(kPruneMinimumRemoved, chunks_.size() / 4)) {
+        return Status::ok_status();
+    }
+    auto pruned = prune_embedding_cache_locked();
+    if (!pruned.ok()) {
+        // The snapshot stands; the cache only stays larger than it needs to be.
+        log::warn("retrieval", "pruning the embedding cache failed",
+                  {{"index", settings_.name}, {"error", pruned.status().message()}});
+    }
+    return Status::ok_status();
+}
+
+Result<std::size_t> Index::prune_embedding_cache() {
+    std::shared_lock lock(*mutex_);
+    return prune_embedding_cache_locked();
+}
+
+Result<std::size_t> Index::prune_embedding_cache_locked() {
+    // Hashes of the referenced cache keys: a collision keeps an unreferenced entry (harmless),
+    // never deletes a referenced one, and 8 bytes a chunk is what a million chunks can afford.
+    auto key_hash = [](std::string_view embedder_id, std::string_view hash) {
+        std::string key;
+        key.reserve(embedder_id.size() + 1 + hash.size());
+        key.append(embedder_id).push_back('\0');
+        key.append(hash);
+        return std::hash<std::string>{}(key);
+    };
+    std::unordered_set<std::size_t> referenced;
+    referenced.reserve(chunks_.size());
+    SLUICE_RETURN_IF_ERROR(store_->for_each_chunk([&](const Chunk& chunk, const TermCounts&) {
+        if (!chunk.vector_source.empty()) {
+            referenced.insert(key_hash(chunk.vector_source, chunk.content_hash));
+        }
+        return true;
+    }));
+    SLUICE_ASSIGN_OR_RETURN(
+        std::size_t deleted,
+        store_->prune_embeddings([&](std::string_view embedder_id, std::string_view hash) {
+            return referenced.count(key_hash(embedder_id, hash)) != 0;
+        }));
+    removed_since_prune_ = 0;
+    log::info("retrieval", "pruned the embedding cache",
+              {{"index", settings_.name}, {"deleted", deleted}, {"referenced", referenced.size()}});
+    return deleted;
 }
 
 std::size_t Index::document_count() const {

@@ -18,6 +18,7 @@
 // Thread safety: thread-safe. Queries run concurrently; each pins OpenMP to one thread on its
 // request thread so that concurrent FAISS searches do not oversubscribe the cores.
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -195,8 +196,15 @@ public:
     // 1..1000; kFailedPrecondition for ann/hybrid on an index without vectors.
     Result<std::vector<Hit>> query(const Query& query, const Reader& reader) const;
 
-    // Writes the vector snapshot tagged with the current sequence and prunes the replay log.
+    // Writes the vector snapshot tagged with the current sequence and prunes the replay log;
+    // then, once the chunks removed since the last prune reach a quarter of the live ones (at
+    // least 1,000), prunes the embedding cache.
     Status snapshot();
+    // Deletes the cached embeddings that no stored chunk references (left by updated and
+    // deleted documents, or made by an embedder the index no longer uses); returns how many.
+    // Queries go on meanwhile; writes wait. A write prepared before the prune that found its
+    // vector in the cache stores that vector again when it commits.
+    Result<std::size_t> prune_embedding_cache();
 
     // Walks the in-memory structures and the files on disk: for status pages, not hot loops.
     IndexStats stats() const;
@@ -221,6 +229,8 @@ private:
     // TextAnalyzer::kVersion of the stored term counts (1 when the index predates the record);
     // an error for a version newer than this build's.
     Result<int> stored_analyzer_version() const;
+    // prune_embedding_cache() for a caller that holds mutex_ (shared or exclusive).
+    Result<std::size_t> prune_embedding_cache_locked();
     Result<std::vector<detail::PreparedDocument>> prepare_documents(
         const std::vector<Document>& documents, double* embed_seconds) const;
     // Under the exclusive lock: re-prepares the documents that prepare() found unchanged and a
@@ -243,6 +253,9 @@ private:
     FilterPostings postings_;  // GUARDED_BY(mutex_); the ids of chunks_ by metadata and ACL
     std::size_t documents_ = 0;                             // GUARDED_BY(mutex_)
     std::uint64_t snapshot_sequence_ = 0;                   // GUARDED_BY(mutex_)
+    // Chunks removed by commits since the last embedding-cache prune. Commits add under the
+    // exclusive lock; a prune resets it under a shared one, which excludes commits.
+    std::atomic<std::size_t> removed_since_prune_{0};
 };
 
 }  // namespace sluice::retrieval

@@ -68,6 +68,14 @@ Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& /*c
                                                           uint64_t /*seed*/) {
     return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
 }
+
+Status set_cuda_decode_graphs(Backend& /*backend*/, bool /*enabled*/) {
+    return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
+}
+
+Result<CudaGraphCounts> cuda_decode_graph_counts(const Backend& /*backend*/) {
+    return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
+}
 #endif
 
 }  // namespace sluice::inference

@@ -112,6 +112,7 @@ double expert_bytes(const inference::ModelConfig& c, inference::WeightFormat for
 struct BatchResult {
     double step_s = 0;
     double tok_s = 0;
+    int64_t graph_steps = 0;  // steps of the run (prefill, warm-up, timed) that replayed a graph
 };
 
 // Prefill `batch` random prompts, then time greedy decode steps with on-device choices.
@@ -182,6 +183,20 @@ Result<BatchResult> time_batch(inference::Backend& backend, int batch,
     return r;
 }
 
+// time_batch with decode graphs turned on or off, counting the steps that replayed one.
+Result<BatchResult> time_batch_with_graphs(inference::Backend& backend, int batch,
+                                           const CudaDecodeBenchOptions& options, bool graphs) {
+    SLUICE_RETURN_IF_ERROR(inference::set_cuda_decode_graphs(backend, graphs));
+    SLUICE_ASSIGN_OR_RETURN(const inference::CudaGraphCounts before,
+                            inference::cuda_decode_graph_counts(backend));
+    SLUICE_ASSIGN_OR_RETURN(BatchResult r,
+                            time_batch(backend, batch, options, static_cast<uint64_t>(batch)));
+    SLUICE_ASSIGN_OR_RETURN(const inference::CudaGraphCounts after,
+                            inference::cuda_decode_graph_counts(backend));
+    r.graph_steps = after.steps - before.steps;
+    return r;
+}
+
 Result<nlohmann::json> read_anchor(const std::string& path) {
     std::ifstream in(path);
     if (!in) {
@@ -246,8 +261,17 @@ int run_cuda_decode_bench(const CudaDecodeBenchOptions& options) {
     const int max_batch = *std::max_element(batches->begin(), batches->end());
 
     BenchReport report("decode");
-    report.set_columns({"weights", "batch", "tok/s", "ms/step", "ms/layer", "GB read/step",
-                        "GB/s", "% of peak", "x HF eager"});
+    report.set_columns({"weights", "batch", "graphs", "tok/s", "ms/step", "ms/layer",
+                        "GB read/step", "GB/s", "% of peak", "x HF eager"});
+    // Graphs on first: its row says whether any step replayed one, which decides whether the
+    // row without them would measure anything different.
+    std::vector<bool> graph_modes;
+    if (options.graphs != "off") {
+        graph_modes.push_back(true);
+    }
+    if (options.graphs != "on") {
+        graph_modes.push_back(false);
+    }
     int status = 0;
     for (const auto& [name, format] : formats) {
         inference::CudaBackendOptions backend_options;
@@ -273,39 +297,51 @@ int run_cuda_decode_bench(const CudaDecodeBenchOptions& options) {
         report.set_figure(name + ".weight_bytes", (*backend)->memory().weight_bytes);
         report.set_figure(name + ".load_s", open_s);
         for (const int batch : *batches) {
-            auto r = time_batch(**backend, batch, options, static_cast<uint64_t>(batch));
-            if (!r.ok()) {
-                std::cerr << "sluice bench decode: " << name << " batch " << batch << ": "
-                          << r.status().to_string() << "\n";
-                status = 1;
-                continue;
-            }
-            const double unused = std::pow(
-                static_cast<double>(config->n_expert - config->n_expert_used) / config->n_expert,
-                batch);
-            const double experts = config->n_expert * (1.0 - unused);
-            const double bytes = dense + config->n_layer * experts * per_expert;
-            const double gb_s = bytes / r->step_s / 1e9;
-            const std::string key = name + ".batch" + std::to_string(batch);
-            std::string ratio = "-";
-            const std::string anchor_key = "batch" + std::to_string(batch) + ".tok_s";
-            if (anchor.contains(anchor_key) && anchor.value("layers", 0) == options.layers) {
-                const double x = r->tok_s / anchor[anchor_key].get<double>();
-                ratio = format_fixed(x, 1);
-                report.set_figure(key + ".x_hf_eager", x);
-            }
-            report.add_row({name, std::to_string(batch), format_fixed(r->tok_s, 1),
-                            format_fixed(r->step_s * 1e3, 3),
-                            format_fixed(r->step_s * 1e3 / options.layers, 3),
-                            format_fixed(bytes / 1e9, 2), format_fixed(gb_s, 0),
-                            peak > 0 ? format_fixed(100.0 * gb_s / peak, 1) : "-", ratio});
-            report.set_figure(key + ".tok_s", r->tok_s);
-            report.set_figure(key + ".step_ms", r->step_s * 1e3);
-            report.set_figure(key + ".layer_ms", r->step_s * 1e3 / options.layers);
-            report.set_figure(key + ".gb_read_per_step", bytes / 1e9);
-            report.set_figure(key + ".gb_s", gb_s);
-            if (peak > 0) {
-                report.set_figure(key + ".fraction_of_peak", gb_s / peak);
+            bool replayed = false;
+            for (const bool graphs : graph_modes) {
+                if (!graphs && options.graphs == "both" && !replayed) {
+                    continue;  // no step replayed a graph: the row above is the one without
+                }
+                auto r = time_batch_with_graphs(**backend, batch, options, graphs);
+                if (!r.ok()) {
+                    std::cerr << "sluice bench decode: " << name << " batch " << batch << ": "
+                              << r.status().to_string() << "\n";
+                    status = 1;
+                    continue;
+                }
+                replayed = r->graph_steps > 0;
+                const std::string graph_label = !graphs ? "off" : replayed ? "on" : "n/a";
+                const double unused =
+                    std::pow(static_cast<double>(config->n_expert - config->n_expert_used) /
+                                 config->n_expert,
+                             batch);
+                const double experts = config->n_expert * (1.0 - unused);
+                const double bytes = dense + config->n_layer * experts * per_expert;
+                const double gb_s = bytes / r->step_s / 1e9;
+                // Rows without graphs, when there is also one with, keep their figures apart.
+                const std::string key = name + ".batch" + std::to_string(batch) +
+                                        (!graphs && options.graphs == "both" ? ".no_graphs" : "");
+                std::string ratio = "-";
+                const std::string anchor_key = "batch" + std::to_string(batch) + ".tok_s";
+                if (anchor.contains(anchor_key) && anchor.value("layers", 0) == options.layers) {
+                    const double x = r->tok_s / anchor[anchor_key].get<double>();
+                    ratio = format_fixed(x, 1);
+                    report.set_figure(key + ".x_hf_eager", x);
+                }
+                report.add_row({name, std::to_string(batch), graph_label, format_fixed(r->tok_s, 1),
+                                format_fixed(r->step_s * 1e3, 3),
+                                format_fixed(r->step_s * 1e3 / options.layers, 3),
+                                format_fixed(bytes / 1e9, 2), format_fixed(gb_s, 0),
+                                peak > 0 ? format_fixed(100.0 * gb_s / peak, 1) : "-", ratio});
+                report.set_figure(key + ".tok_s", r->tok_s);
+                report.set_figure(key + ".step_ms", r->step_s * 1e3);
+                report.set_figure(key + ".layer_ms", r->step_s * 1e3 / options.layers);
+                report.set_figure(key + ".gb_read_per_step", bytes / 1e9);
+                report.set_figure(key + ".gb_s", gb_s);
+                report.set_figure(key + ".graph_steps", r->graph_steps);
+                if (peak > 0) {
+                    report.set_figure(key + ".fraction_of_peak", gb_s / peak);
+                }
             }
         }
     }
@@ -316,6 +352,11 @@ int run_cuda_decode_bench(const CudaDecodeBenchOptions& options) {
     report.set_figure("prompt_tokens", options.prompt_tokens);
     report.set_figure("decode_tokens", options.decode_tokens);
     report.set_figure("model", "DBRX layer sizes, random weights made on the GPU");
+    report.set_figure("graphs", options.graphs);
+    report.add_note(
+        "graphs: on where decode steps replayed CUDA graphs (captured during the "
+        "warm-up steps), off where launched kernel by kernel, n/a where graphs were "
+        "on but no step could replay one");
     report.add_note(gpu + "; peak " + format_fixed(peak, 0) +
                     " GB/s (datasheet unless --peak-gb-s); GB read per step counts dense weights, "
                     "lm_head and the experts a batch is expected to touch under uniform routing");

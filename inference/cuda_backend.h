@@ -48,11 +48,12 @@ struct CudaBackendOptions {
     int64_t int4_group_size = 128;
     // CUDA graphs for decode steps (cuda/decode_graphs.h): a step whose entries each add one
     // token, ask for their last logits row and no hidden states, and whose token count is in
-    // decode_graph_batches replays a graph captured on that size's first use, instead of
-    // launching every kernel from the host. Only steps on the weight-streaming expert path
-    // (at most 32 tokens, and fewer than the tensor-core threshold of the expert weights) are
-    // captured: the tensor-core path reads slot counts on the host inside the step. Results are
-    // bit-identical with and without graphs. Sizes outside 1 .. 32 are kInvalidArgument.
+    // decode_graph_batches replays a graph (captured on that shape's second step, after one
+    // eager step has loaded its kernels) instead of launching every kernel from the host. Only
+    // steps on the weight-streaming expert path (at most 32 tokens, and fewer than the tensor-core
+    // threshold of the expert weights) are captured: the tensor-core path reads slot counts on the
+    // host inside the step. Results are bit-identical with and without graphs. Sizes outside 1 ..
+    // 32 are kInvalidArgument.
     bool decode_graphs = true;
     std::vector<int64_t> decode_graph_batches = {1, 2, 4, 8, 16, 32};
 };

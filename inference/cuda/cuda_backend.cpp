@@ -392,6 +392,9 @@ bool CudaBackend::decode_graph_step(const cuda::StepIndex& index) const {
     // counts on the host, which a capture cannot hold; graphs serve the weight-streaming path
     // (run_moe takes it below tensor_core_min_tokens, and the streaming kernels up to
     // kSkinnyExpertMaxTokens tokens), whose launches depend on the token count only.
+    if (weights_.layers.empty()) {
+        return false;
+    }
     const cuda::DeviceDType experts = weights_.layers.front().w1.type;
     return n <= cuda::kSkinnyExpertMaxTokens && n < cuda::tensor_core_min_tokens(experts);
 }

@@ -31,6 +31,9 @@ Status capture(cudaStream_t stream, const std::function<Status()>& launch, Graph
 Status DecodeGraphs::run(const DecodeGraphKey& key, cudaStream_t stream,
                          const std::function<Status()>& launch) {
     auto found = graphs_.find(key);
+    if (found == graphs_.end() && warmed_.insert(key).second) {
+        return launch();
+    }
     if (found == graphs_.end()) {
         GraphExecPtr exec;
         SLUICE_RETURN_IF_ERROR(capture(stream, launch, &exec));

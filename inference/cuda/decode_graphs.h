@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "common/status.h"
 #include "inference/cuda/attention_split_k.cuh"
@@ -50,15 +51,22 @@ struct DecodeGraphCounts {
 
 class DecodeGraphs {
 public:
-    // Runs a step of shape `key` on `stream`: replays its graph, capturing `launch` (which issues
-    // the step's launches on `stream` and nothing else) into one first when there is none. A
-    // launch that fails, or that does something a capture forbids (a synchronisation, a copy to
-    // pageable memory), returns its error and leaves no graph; the stream is usable again.
+    // Runs a step of shape `key` on `stream` with `launch`, which issues the step's launches on
+    // `stream` and nothing else. The first step of a shape calls it directly: that loads the
+    // kernels it uses (CUDA loads modules lazily, on first launch) and lets cuBLAS settle its
+    // choices outside a capture. The second captures it into a graph and launches that; later
+    // ones replay the graph. A launch that fails, or that does something a capture forbids (a
+    // synchronisation, a copy to pageable memory), returns its error and leaves no graph; the
+    // stream is usable again.
     Status run(const DecodeGraphKey& key, cudaStream_t stream,
                const std::function<Status()>& launch);
 
-    // Drops every graph (their pointers are about to go stale).
-    void clear() { graphs_.clear(); }
+    // Drops every graph (their pointers are about to go stale); each shape starts over with an
+    // eager step.
+    void clear() {
+        graphs_.clear();
+        warmed_.clear();
+    }
 
     DecodeGraphCounts counts() const {
         return {captures_, steps_, static_cast<int64_t>(graphs_.size())};
@@ -66,6 +74,7 @@ public:
 
 private:
     std::map<DecodeGraphKey, GraphExecPtr> graphs_;
+    std::set<DecodeGraphKey> warmed_;  // shapes run once eagerly, not captured yet
     int64_t captures_ = 0;
     int64_t steps_ = 0;
 };

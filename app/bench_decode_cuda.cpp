@@ -276,7 +276,9 @@ int run_cuda_decode_bench(const CudaDecodeBenchOptions& options) {
     for (const auto& [name, format] : formats) {
         inference::CudaBackendOptions backend_options;
         backend_options.weights = format;
-        backend_options.max_batch_tokens = std::max<int64_t>(kMaxBatchTokens, max_batch);
+        // A prompt longer than kMaxBatchTokens is prefilled in one step of its own.
+        backend_options.max_batch_tokens =
+            std::max<int64_t>({kMaxBatchTokens, max_batch, options.prompt_tokens});
         backend_options.max_sampled_rows = max_batch;
         const auto open_start = std::chrono::steady_clock::now();
         auto backend = inference::open_cuda_backend_random(*config, backend_options, 1);
@@ -354,9 +356,9 @@ int run_cuda_decode_bench(const CudaDecodeBenchOptions& options) {
     report.set_figure("model", "DBRX layer sizes, random weights made on the GPU");
     report.set_figure("graphs", options.graphs);
     report.add_note(
-        "graphs: on where decode steps replayed CUDA graphs (captured during the "
-        "warm-up steps), off where launched kernel by kernel, n/a where graphs were "
-        "on but no step could replay one");
+        "graphs: on where decode steps ran through CUDA graphs (a shape's first step runs "
+        "eagerly and its second captures, both warm-up steps by default), off where launched "
+        "kernel by kernel, n/a where graphs were on but no step could use one");
     report.add_note(gpu + "; peak " + format_fixed(peak, 0) +
                     " GB/s (datasheet unless --peak-gb-s); GB read per step counts dense weights, "
                     "lm_head and the experts a batch is expected to touch under uniform routing");

@@ -52,7 +52,8 @@ Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
         return open_cuda_backend(model_dir, {.weights = options.weights,
                                              .device = 0,
                                              .max_batch_tokens = options.max_batch_tokens,
-                                             .max_sampled_rows = options.max_sequences});
+                                             .max_sampled_rows = options.max_sequences,
+                                             .decode_graphs = options.cuda_graphs});
     }
     return open_cpu_backend(model_dir, {options.weights, options.n_threads, options.parallel});
 }

@@ -8,14 +8,15 @@
 // cuBLAS in fp32 (bf16 and fp8 weights are widened panel by panel into an fp32 workspace first,
 // as the CPU backend's sgemm path does) and to tiled expert kernels. LayerNorm, the fused QKV
 // clamp + RoPE + KV-cache write, routing, the permutation by expert and attention are the
-// backend's own kernels (inference/cuda/). One stream carries a step; the only host wait is the
-// copy of its results.
+// backend's own kernels (inference/cuda/); attention switches to split-K for few tokens over long
+// contexts (cuda/attention_split_k.cuh). One stream carries a step; the only host wait is the copy
+// of its results. Decode steps of common sizes replay CUDA graphs (decode_graphs below).
 //
 // Memory plan: open_cuda_backend computes the bytes of weights, activations for
 // `max_batch_tokens` tokens, workspace and the device-sampling workspace for `max_sampled_rows`
 // rows, logs them, and refuses with kResourceExhausted before allocating when they exceed the
-// device's free memory; it then allocates all of them, so that no step allocates. configure_kv_cache
-// does the same for the KV cache's blocks.
+// device's free memory; it then allocates all of them, so that no step allocates.
+// configure_kv_cache does the same for the KV cache's blocks.
 //
 // Errors: those of load_model_config, Checkpoint::open and check_dbrx_checkpoint;
 // kInvalidArgument for int8 weights or a non-positive max_batch_tokens or max_sampled_rows;

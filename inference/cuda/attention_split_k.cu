@@ -34,8 +34,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int64_t kv_head = blockIdx.x / chunks;
     const int64_t chunk = blockIdx.x % chunks;
     const int64_t first_head = kv_head * group + chunk * kHeads;
-    const int n_heads = static_cast<int>(group - chunk * kHeads < kHeads ? group - chunk * kHeads
-                                                                         : kHeads);
+    const int n_heads =
+        static_cast<int>(group - chunk * kHeads < kHeads ? group - chunk * kHeads : kHeads);
     const int64_t t = blockIdx.y;
     const int32_t part = static_cast<int32_t>(blockIdx.z);
     const int32_t pos = a.positions[t];
@@ -43,8 +43,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     if (begin > pos) {
         return;  // the whole block leaves, before any barrier
     }
-    const int32_t end = begin + kAttentionPartition < pos + 1 ? begin + kAttentionPartition
-                                                              : pos + 1;
+    const int32_t end =
+        begin + kAttentionPartition < pos + 1 ? begin + kAttentionPartition : pos + 1;
     const int lane = threadIdx.x % 32;
     const int warp = threadIdx.x / 32;
     const int64_t hd = a.head_dim;
@@ -226,11 +226,10 @@ Status paged_attention_split_k(const AttentionArgs& args, int32_t n_partitions,
     }
     if (args.head_dim <= 0 || args.head_dim > kMaxAttentionHeadDim || args.n_head <= 0 ||
         args.n_head_kv <= 0 || args.n_head % args.n_head_kv != 0 || args.block_size <= 0) {
-        return invalid_argument("paged_attention_split_k: head_dim " +
-                                std::to_string(args.head_dim) + " (at most " +
-                                std::to_string(kMaxAttentionHeadDim) + "), " +
-                                std::to_string(args.n_head) + " heads, " +
-                                std::to_string(args.n_head_kv) + " kv heads");
+        return invalid_argument(
+            "paged_attention_split_k: head_dim " + std::to_string(args.head_dim) + " (at most " +
+            std::to_string(kMaxAttentionHeadDim) + "), " + std::to_string(args.n_head) +
+            " heads, " + std::to_string(args.n_head_kv) + " kv heads");
     }
     if (args.n_tokens > kSplitKMaxTokens || n_partitions < 1 || n_partitions > 65535) {
         return invalid_argument("paged_attention_split_k: " + std::to_string(args.n_tokens) +
@@ -253,11 +252,21 @@ Status paged_attention_split_k(const AttentionArgs& args, int32_t n_partitions,
     const dim3 grid(static_cast<unsigned>(args.n_head_kv * chunks),
                     static_cast<unsigned>(args.n_tokens), static_cast<unsigned>(n_partitions));
     switch (heads) {
-        case 1: launch_partitions<1>(grid, args.head_dim, args, partials, scale, stream); break;
-        case 2: launch_partitions<2>(grid, args.head_dim, args, partials, scale, stream); break;
-        case 4: launch_partitions<4>(grid, args.head_dim, args, partials, scale, stream); break;
-        case 6: launch_partitions<6>(grid, args.head_dim, args, partials, scale, stream); break;
-        default: launch_partitions<8>(grid, args.head_dim, args, partials, scale, stream); break;
+        case 1:
+            launch_partitions<1>(grid, args.head_dim, args, partials, scale, stream);
+            break;
+        case 2:
+            launch_partitions<2>(grid, args.head_dim, args, partials, scale, stream);
+            break;
+        case 4:
+            launch_partitions<4>(grid, args.head_dim, args, partials, scale, stream);
+            break;
+        case 6:
+            launch_partitions<6>(grid, args.head_dim, args, partials, scale, stream);
+            break;
+        default:
+            launch_partitions<8>(grid, args.head_dim, args, partials, scale, stream);
+            break;
     }
     SLUICE_CUDA_CHECK(cudaGetLastError());
     const dim3 merge_grid(static_cast<unsigned>(args.n_head), static_cast<unsigned>(args.n_tokens));

@@ -18,6 +18,10 @@
 // on, off, or n/a where graphs were on but no step could replay one (a batch size that is not
 // captured, or experts on the tensor cores).
 //
+// --split-k auto|off|both: attention as the backend chooses (split-K for few tokens over contexts
+// of more than 512 positions) or always the one-pass kernel; `both` measures each batch both
+// ways. Split-K matters only with long prompts (--prompt-tokens).
+//
 // --anchor FILE reads the JSON line of tools/bench/hf_dbrx_eager.py (Hugging Face eager
 // DbrxForCausalLM on the same GPU, layers, batches and prompt length) and adds the speed-up over
 // it per batch.
@@ -36,6 +40,7 @@ struct CudaDecodeBenchOptions {
     std::string anchor;
     double peak_gb_s = 0;  // 0: from the GPU's name
     std::string graphs = "both";  // on | off | both
+    std::string split_k = "auto";  // auto | off | both
     bool json = false;
 };
 

@@ -74,6 +74,10 @@ Status set_cuda_decode_graphs(Backend& /*backend*/, bool /*enabled*/) {
     return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
 }
 
+Status set_cuda_split_k_attention(Backend& /*backend*/, bool /*enabled*/) {
+    return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
+}
+
 Result<CudaGraphCounts> cuda_decode_graph_counts(const Backend& /*backend*/) {
     return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
 }

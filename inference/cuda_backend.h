@@ -57,6 +57,9 @@ struct CudaBackendOptions {
     // 32 are kInvalidArgument.
     bool decode_graphs = true;
     std::vector<int64_t> decode_graph_batches = {1, 2, 4, 8, 16, 32};
+    // Split-K attention where choose_attention_kernel (cuda/attention_split_k.cuh) picks it;
+    // false: always the one-pass kernel, for comparisons.
+    bool split_k_attention = true;
 };
 
 // What the decode graphs of a CUDA backend have done.
@@ -80,6 +83,10 @@ Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& con
 // Turns decode graphs on or off on a backend from open_cuda_backend*; off drops the graphs held.
 // kInvalidArgument for another backend, kNotSupported in a build without CUDA.
 Status set_cuda_decode_graphs(Backend& backend, bool enabled);
+
+// Sets CudaBackendOptions::split_k_attention on a backend from open_cuda_backend*; errors as
+// above.
+Status set_cuda_split_k_attention(Backend& backend, bool enabled);
 
 // The decode-graph counts of a backend from open_cuda_backend*; errors as above.
 Result<CudaGraphCounts> cuda_decode_graph_counts(const Backend& backend);

@@ -84,6 +84,7 @@ public:
         : config_(std::move(config)),
           device_(device),
           n_sm_(n_sm),
+          split_k_enabled_(options.split_k_attention),
           graphs_enabled_(options.decode_graphs),
           graph_batches_(options.decode_graph_batches.begin(), options.decode_graph_batches.end()),
           weights_(std::move(weights)),
@@ -111,6 +112,7 @@ public:
     Result<ForwardOutput> forward(const ForwardBatch& batch) override;
     Status copy_kv_block(int32_t src, int32_t dst) override;
 
+    void set_split_k_attention(bool enabled) { split_k_enabled_ = enabled; }
     void set_decode_graphs(bool enabled) {
         graphs_enabled_ = enabled;
         graphs_.clear();
@@ -135,6 +137,7 @@ private:
     ModelConfig config_;
     int device_;
     int n_sm_;
+    bool split_k_enabled_;
     bool graphs_enabled_;
     std::set<int64_t> graph_batches_;
     cuda::DeviceWeights weights_;
@@ -258,8 +261,9 @@ Result<ForwardOutput> CudaBackend::forward(const ForwardBatch& batch) {
                                       cudaMemcpyHostToDevice, stream()));
     const int64_t d = config_.d_model;
     AttentionLaunch attention;
-    attention.kernel =
-        cuda::choose_attention_kernel(n_tokens, config_.n_head, index.max_context, n_sm_);
+    attention.kernel = split_k_enabled_ ? cuda::choose_attention_kernel(n_tokens, config_.n_head,
+                                                                        index.max_context, n_sm_)
+                                        : cuda::AttentionKernel::kOnePass;
     if (decode_graph_step(index)) {
         // A graph replays whatever the contexts, so it launches max_seq_len's partitions; the
         // blocks past a sequence's length return at once, with results identical to a launch of
@@ -660,6 +664,16 @@ Status set_cuda_decode_graphs(Backend& backend, bool enabled) {
                                 " backend is not a cuda backend");
     }
     cuda->set_decode_graphs(enabled);
+    return Status::ok_status();
+}
+
+Status set_cuda_split_k_attention(Backend& backend, bool enabled) {
+    CudaBackend* cuda = as_cuda(backend);
+    if (cuda == nullptr) {
+        return invalid_argument("split-K attention: the " + backend.name() +
+                                " backend is not a cuda backend");
+    }
+    cuda->set_split_k_attention(enabled);
     return Status::ok_status();
 }
 

@@ -332,6 +332,16 @@ void add_decode_bench(Cli& cli) {
                         "batch sizes, comma-separated (cpu default 1,8; cuda 1,8,32,128)");
     command->add_option("--warmup-tokens", cuda->warmup_tokens, "cuda: untimed decode steps")
         ->check(CLI::Range(0, 1000));
+    command
+        ->add_option("--graphs", cuda->graphs,
+                     "cuda: decode steps with CUDA graphs: on, off, or both (default: batch "
+                     "sizes that replay graphs are measured with and without)")
+        ->check(CLI::IsMember({"on", "off", "both"}));
+    command
+        ->add_option("--split-k", cuda->split_k,
+                     "cuda: attention as chosen by the step's shape (auto, default), always the "
+                     "one-pass kernel (off), or both; split-K needs contexts over 512 positions")
+        ->check(CLI::IsMember({"auto", "off", "both"}));
     command->add_option("--anchor", cuda->anchor,
                         "cuda: JSON output of tools/bench/hf_dbrx_eager.py on the same GPU");
     command->add_option("--peak-gb-s", cuda->peak_gb_s,

@@ -112,6 +112,7 @@ double expert_bytes(const inference::ModelConfig& c, inference::WeightFormat for
 struct BatchResult {
     double step_s = 0;
     double tok_s = 0;
+    int64_t graph_steps = 0;  // steps of the run (prefill, warm-up, timed) that replayed a graph
 };
 
 // Prefill `batch` random prompts, then time greedy decode steps with on-device choices.
@@ -182,6 +183,80 @@ Result<BatchResult> time_batch(inference::Backend& backend, int batch,
     return r;
 }
 
+// time_batch with decode graphs and split-K attention turned on or off, counting the steps that
+// ran through a graph.
+Result<BatchResult> time_batch_as(inference::Backend& backend, int batch,
+                                  const CudaDecodeBenchOptions& options, bool graphs,
+                                  bool split_k) {
+    SLUICE_RETURN_IF_ERROR(inference::set_cuda_decode_graphs(backend, graphs));
+    SLUICE_RETURN_IF_ERROR(inference::set_cuda_split_k_attention(backend, split_k));
+    SLUICE_ASSIGN_OR_RETURN(const inference::CudaGraphCounts before,
+                            inference::cuda_decode_graph_counts(backend));
+    SLUICE_ASSIGN_OR_RETURN(BatchResult r,
+                            time_batch(backend, batch, options, static_cast<uint64_t>(batch)));
+    SLUICE_ASSIGN_OR_RETURN(const inference::CudaGraphCounts after,
+                            inference::cuda_decode_graph_counts(backend));
+    r.graph_steps = after.steps - before.steps;
+    return r;
+}
+
+// What every row of one run shares: the model, the options, the anchor and the GPU's peak.
+struct RowContext {
+    const inference::ModelConfig& config;
+    const CudaDecodeBenchOptions& options;
+    const nlohmann::json& anchor;
+    double peak_gb_s = 0;
+};
+
+// One weight format's bytes: the dense weights and lm_head, and one expert's matrices.
+struct FormatShape {
+    const RowContext& context;
+    std::string name;
+    double dense_bytes = 0;
+    double expert_bytes = 0;
+};
+
+struct RowLabels {
+    std::string key;  // prefix of the row's figures
+    std::string graphs;
+    std::string split_k;
+};
+
+void add_batch_row(BenchReport& report, const FormatShape& shape, int batch,
+                   const RowLabels& labels, const BatchResult& r) {
+    const inference::ModelConfig& config = shape.context.config;
+    const CudaDecodeBenchOptions& options = shape.context.options;
+    const double peak = shape.context.peak_gb_s;
+    const double unused = std::pow(
+        static_cast<double>(config.n_expert - config.n_expert_used) / config.n_expert, batch);
+    const double experts = config.n_expert * (1.0 - unused);
+    const double bytes = shape.dense_bytes + config.n_layer * experts * shape.expert_bytes;
+    const double gb_s = bytes / r.step_s / 1e9;
+    const std::string& key = labels.key;
+    std::string ratio = "-";
+    const std::string anchor_key = "batch" + std::to_string(batch) + ".tok_s";
+    const nlohmann::json& anchor = shape.context.anchor;
+    if (anchor.contains(anchor_key) && anchor.value("layers", 0) == options.layers) {
+        const double x = r.tok_s / anchor[anchor_key].get<double>();
+        ratio = format_fixed(x, 1);
+        report.set_figure(key + ".x_hf_eager", x);
+    }
+    report.add_row({shape.name, std::to_string(batch), labels.graphs, labels.split_k,
+                    format_fixed(r.tok_s, 1), format_fixed(r.step_s * 1e3, 3),
+                    format_fixed(r.step_s * 1e3 / options.layers, 3), format_fixed(bytes / 1e9, 2),
+                    format_fixed(gb_s, 0), peak > 0 ? format_fixed(100.0 * gb_s / peak, 1) : "-",
+                    ratio});
+    report.set_figure(key + ".tok_s", r.tok_s);
+    report.set_figure(key + ".step_ms", r.step_s * 1e3);
+    report.set_figure(key + ".layer_ms", r.step_s * 1e3 / options.layers);
+    report.set_figure(key + ".gb_read_per_step", bytes / 1e9);
+    report.set_figure(key + ".gb_s", gb_s);
+    report.set_figure(key + ".graph_steps", r.graph_steps);
+    if (peak > 0) {
+        report.set_figure(key + ".fraction_of_peak", gb_s / peak);
+    }
+}
+
 Result<nlohmann::json> read_anchor(const std::string& path) {
     std::ifstream in(path);
     if (!in) {
@@ -246,13 +321,32 @@ int run_cuda_decode_bench(const CudaDecodeBenchOptions& options) {
     const int max_batch = *std::max_element(batches->begin(), batches->end());
 
     BenchReport report("decode");
-    report.set_columns({"weights", "batch", "tok/s", "ms/step", "ms/layer", "GB read/step",
-                        "GB/s", "% of peak", "x HF eager"});
+    report.set_columns({"weights", "batch", "graphs", "split-K", "tok/s", "ms/step", "ms/layer",
+                        "GB read/step", "GB/s", "% of peak", "x HF eager"});
+    // Graphs on first: its row says whether any step replayed one, which decides whether the
+    // row without them would measure anything different.
+    std::vector<bool> graph_modes;
+    if (options.graphs != "off") {
+        graph_modes.push_back(true);
+    }
+    if (options.graphs != "on") {
+        graph_modes.push_back(false);
+    }
+    std::vector<bool> split_modes;
+    if (options.split_k != "off") {
+        split_modes.push_back(true);
+    }
+    if (options.split_k != "auto") {
+        split_modes.push_back(false);
+    }
+    const RowContext context{*config, options, anchor, peak};
     int status = 0;
     for (const auto& [name, format] : formats) {
         inference::CudaBackendOptions backend_options;
         backend_options.weights = format;
-        backend_options.max_batch_tokens = std::max<int64_t>(kMaxBatchTokens, max_batch);
+        // A prompt longer than kMaxBatchTokens is prefilled in one step of its own.
+        backend_options.max_batch_tokens =
+            std::max<int64_t>({kMaxBatchTokens, max_batch, options.prompt_tokens});
         backend_options.max_sampled_rows = max_batch;
         const auto open_start = std::chrono::steady_clock::now();
         auto backend = inference::open_cuda_backend_random(*config, backend_options, 1);
@@ -270,42 +364,36 @@ int run_cuda_decode_bench(const CudaDecodeBenchOptions& options) {
         const double active = static_cast<double>((*backend)->active_weight_bytes());
         const double per_expert = expert_bytes(*config, format);
         const double dense = active - static_cast<double>(config->n_layer * config->n_expert_used) * per_expert;
+        const FormatShape shape{context, name, dense, per_expert};
         report.set_figure(name + ".weight_bytes", (*backend)->memory().weight_bytes);
         report.set_figure(name + ".load_s", open_s);
         for (const int batch : *batches) {
-            auto r = time_batch(**backend, batch, options, static_cast<uint64_t>(batch));
-            if (!r.ok()) {
-                std::cerr << "sluice bench decode: " << name << " batch " << batch << ": "
-                          << r.status().to_string() << "\n";
-                status = 1;
-                continue;
-            }
-            const double unused = std::pow(
-                static_cast<double>(config->n_expert - config->n_expert_used) / config->n_expert,
-                batch);
-            const double experts = config->n_expert * (1.0 - unused);
-            const double bytes = dense + config->n_layer * experts * per_expert;
-            const double gb_s = bytes / r->step_s / 1e9;
-            const std::string key = name + ".batch" + std::to_string(batch);
-            std::string ratio = "-";
-            const std::string anchor_key = "batch" + std::to_string(batch) + ".tok_s";
-            if (anchor.contains(anchor_key) && anchor.value("layers", 0) == options.layers) {
-                const double x = r->tok_s / anchor[anchor_key].get<double>();
-                ratio = format_fixed(x, 1);
-                report.set_figure(key + ".x_hf_eager", x);
-            }
-            report.add_row({name, std::to_string(batch), format_fixed(r->tok_s, 1),
-                            format_fixed(r->step_s * 1e3, 3),
-                            format_fixed(r->step_s * 1e3 / options.layers, 3),
-                            format_fixed(bytes / 1e9, 2), format_fixed(gb_s, 0),
-                            peak > 0 ? format_fixed(100.0 * gb_s / peak, 1) : "-", ratio});
-            report.set_figure(key + ".tok_s", r->tok_s);
-            report.set_figure(key + ".step_ms", r->step_s * 1e3);
-            report.set_figure(key + ".layer_ms", r->step_s * 1e3 / options.layers);
-            report.set_figure(key + ".gb_read_per_step", bytes / 1e9);
-            report.set_figure(key + ".gb_s", gb_s);
-            if (peak > 0) {
-                report.set_figure(key + ".fraction_of_peak", gb_s / peak);
+            for (const bool split_k : split_modes) {
+                bool replayed = false;
+                for (const bool graphs : graph_modes) {
+                    if (!graphs && options.graphs == "both" && !replayed) {
+                        continue;  // no step replayed a graph: the row above is the one without
+                    }
+                    auto r = time_batch_as(**backend, batch, options, graphs, split_k);
+                    if (!r.ok()) {
+                        std::cerr << "sluice bench decode: " << name << " batch " << batch << ": "
+                                  << r.status().to_string() << "\n";
+                        status = 1;
+                        continue;
+                    }
+                    replayed = r->graph_steps > 0;
+                    // Rows without graphs or split-K, when there are also rows with, keep their
+                    // figures apart.
+                    const RowLabels labels{
+                        name + ".batch" + std::to_string(batch) +
+                            (!graphs && options.graphs == "both" ? ".no_graphs" : "") +
+                            (!split_k && options.split_k == "both" ? ".one_pass" : ""),
+                        !graphs    ? "off"
+                        : replayed ? "on"
+                                   : "n/a",
+                        split_k ? "auto" : "off"};
+                    add_batch_row(report, shape, batch, labels, *r);
+                }
             }
         }
     }
@@ -316,6 +404,16 @@ int run_cuda_decode_bench(const CudaDecodeBenchOptions& options) {
     report.set_figure("prompt_tokens", options.prompt_tokens);
     report.set_figure("decode_tokens", options.decode_tokens);
     report.set_figure("model", "DBRX layer sizes, random weights made on the GPU");
+    report.set_figure("graphs", options.graphs);
+    report.set_figure("split_k", options.split_k);
+    report.add_note(
+        "split-K: auto where attention takes split-K when the step's shape calls for it (at "
+        "most 32 tokens, a context over 512 positions, few (token, head) pairs per SM), off "
+        "where always the one-pass kernel");
+    report.add_note(
+        "graphs: on where decode steps ran through CUDA graphs (a shape's first step runs "
+        "eagerly and its second captures, both warm-up steps by default), off where launched "
+        "kernel by kernel, n/a where graphs were on but no step could use one");
     report.add_note(gpu + "; peak " + format_fixed(peak, 0) +
                     " GB/s (datasheet unless --peak-gb-s); GB read per step counts dense weights, "
                     "lm_head and the experts a batch is expected to touch under uniform routing");

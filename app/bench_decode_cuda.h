@@ -12,6 +12,16 @@
 // 16 · (1 - (12/16)^batch) per layer) over the step time, and that bandwidth against the GPU's
 // datasheet peak (--peak-gb-s overrides it).
 //
+// --graphs on|off|both: decode steps replay CUDA graphs (CudaBackendOptions::decode_graphs) or
+// launch kernel by kernel; `both` (the default) measures each batch size whose steps replayed a
+// graph a second time with graphs off, on the same backend and weights. The "graphs" column says
+// on, off, or n/a where graphs were on but no step could replay one (a batch size that is not
+// captured, or experts on the tensor cores).
+//
+// --split-k auto|off|both: attention as the backend chooses (split-K for few tokens over contexts
+// of more than 512 positions) or always the one-pass kernel; `both` measures each batch both
+// ways. Split-K matters only with long prompts (--prompt-tokens).
+//
 // --anchor FILE reads the JSON line of tools/bench/hf_dbrx_eager.py (Hugging Face eager
 // DbrxForCausalLM on the same GPU, layers, batches and prompt length) and adds the speed-up over
 // it per batch.
@@ -29,6 +39,8 @@ struct CudaDecodeBenchOptions {
     int32_t warmup_tokens = 3;
     std::string anchor;
     double peak_gb_s = 0;  // 0: from the GPU's name
+    std::string graphs = "both";  // on | off | both
+    std::string split_k = "auto";  // auto | off | both
     bool json = false;
 };
 

@@ -219,6 +219,10 @@ const std::vector<Field>& fields() {
                                "System prompt of conversations without one; empty: the built-in "
                                "default",
                                &C::model, &ModelSettings::system_prompt));
+        f.push_back(make_field("model", "cuda_graphs", FieldType::kBoolean,
+                               "cuda backend: decode steps of 1, 2, 4, 8, 16 or 32 sequences "
+                               "replay a captured CUDA graph instead of launching every kernel",
+                               &C::model, &ModelSettings::cuda_graphs));
         f.push_back(make_field("model", "prefix_caching", FieldType::kBoolean,
                                "Share the KV cache of common prompt prefixes between requests",
                                &C::model, &ModelSettings::prefix_caching));

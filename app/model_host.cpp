@@ -91,10 +91,14 @@ Result<std::shared_ptr<inference::Engine>> ModelHost::open_engine() const {
         std::unique_ptr<inference::Backend> backend,
         inference::open_backend(
             settings_.path,
-            {inference::parse_backend_kind(settings_.backend).value_or(inference::BackendKind::kAuto),
-             weight_format(settings_.weights), settings_.threads, settings_.max_batch_tokens,
+            {inference::parse_backend_kind(settings_.backend)
+                 .value_or(inference::BackendKind::kAuto),
+             weight_format(settings_.weights),
+             settings_.threads,
+             settings_.max_batch_tokens,
              settings_.max_running,
-             {settings_.parallel.tensor, settings_.parallel.expert, settings_.parallel.nodes}}));
+             {settings_.parallel.tensor, settings_.parallel.expert, settings_.parallel.nodes},
+             settings_.cuda_graphs}));
     log::info("model", "backend opened", {{"backend", backend->name()}, {"path", settings_.path}});
     const int64_t block_bytes = backend->config().kv_bytes_per_token(4) * kBlockSize;
     int64_t n_blocks = settings_.kv_cache_blocks > 0 ? settings_.kv_cache_blocks

@@ -52,7 +52,8 @@ Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
         return open_cuda_backend(model_dir, {.weights = options.weights,
                                              .device = 0,
                                              .max_batch_tokens = options.max_batch_tokens,
-                                             .max_sampled_rows = options.max_sequences});
+                                             .max_sampled_rows = options.max_sequences,
+                                             .decode_graphs = options.cuda_graphs});
     }
     return open_cpu_backend(model_dir, {options.weights, options.n_threads, options.parallel});
 }
@@ -66,6 +67,18 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& /*model_di
 Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& /*config*/,
                                                           const CudaBackendOptions& /*options*/,
                                                           uint64_t /*seed*/) {
+    return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
+}
+
+Status set_cuda_decode_graphs(Backend& /*backend*/, bool /*enabled*/) {
+    return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
+}
+
+Status set_cuda_split_k_attention(Backend& /*backend*/, bool /*enabled*/) {
+    return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
+}
+
+Result<CudaGraphCounts> cuda_decode_graph_counts(const Backend& /*backend*/) {
     return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
 }
 #endif

@@ -38,6 +38,7 @@ struct BackendOptions {
     // More than one rank: the CPU backend's parallel plans (cpu_backend.h). The CUDA backend
     // answers kNotSupported until it runs them.
     ParallelConfig parallel{};
+    bool cuda_graphs = true;  // CUDA backend: CudaBackendOptions::decode_graphs
 };
 
 // The backend `options.kind` resolves to on this machine: kCpu or kCuda, never kAuto.

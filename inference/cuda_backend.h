@@ -8,14 +8,15 @@
 // cuBLAS in fp32 (bf16 and fp8 weights are widened panel by panel into an fp32 workspace first,
 // as the CPU backend's sgemm path does) and to tiled expert kernels. LayerNorm, the fused QKV
 // clamp + RoPE + KV-cache write, routing, the permutation by expert and attention are the
-// backend's own kernels (inference/cuda/). One stream carries a step; the only host wait is the
-// copy of its results.
+// backend's own kernels (inference/cuda/); attention switches to split-K for few tokens over long
+// contexts (cuda/attention_split_k.cuh). One stream carries a step; the only host wait is the copy
+// of its results. Decode steps of common sizes replay CUDA graphs (decode_graphs below).
 //
 // Memory plan: open_cuda_backend computes the bytes of weights, activations for
 // `max_batch_tokens` tokens, workspace and the device-sampling workspace for `max_sampled_rows`
 // rows, logs them, and refuses with kResourceExhausted before allocating when they exceed the
-// device's free memory; it then allocates all of them, so that no step allocates. configure_kv_cache
-// does the same for the KV cache's blocks.
+// device's free memory; it then allocates all of them, so that no step allocates.
+// configure_kv_cache does the same for the KV cache's blocks.
 //
 // Errors: those of load_model_config, Checkpoint::open and check_dbrx_checkpoint;
 // kInvalidArgument for int8 weights or a non-positive max_batch_tokens or max_sampled_rows;
@@ -28,6 +29,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "inference/backend.h"
@@ -45,6 +47,26 @@ struct CudaBackendOptions {
     // kInt4 quantising at load: values per fp16 scale along the reduction dimension (a multiple
     // of 32 dividing d_model and ffn_hidden_size). An int4 checkpoint keeps its own.
     int64_t int4_group_size = 128;
+    // CUDA graphs for decode steps (cuda/decode_graphs.h): a step whose entries each add one
+    // token, ask for their last logits row and no hidden states, and whose token count is in
+    // decode_graph_batches replays a graph (captured on that shape's second step, after one
+    // eager step has loaded its kernels) instead of launching every kernel from the host. Only
+    // steps on the weight-streaming expert path (at most 32 tokens, and fewer than the tensor-core
+    // threshold of the expert weights) are captured: the tensor-core path reads slot counts on the
+    // host inside the step. Results are bit-identical with and without graphs. Sizes outside 1 ..
+    // 32 are kInvalidArgument.
+    bool decode_graphs = true;
+    std::vector<int64_t> decode_graph_batches = {1, 2, 4, 8, 16, 32};
+    // Split-K attention where choose_attention_kernel (cuda/attention_split_k.cuh) picks it;
+    // false: always the one-pass kernel, for comparisons.
+    bool split_k_attention = true;
+};
+
+// What the decode graphs of a CUDA backend have done.
+struct CudaGraphCounts {
+    int64_t captures = 0;  // graphs captured since the backend opened
+    int64_t steps = 0;     // steps run through a graph
+    int64_t held = 0;      // graphs held now
 };
 
 Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
@@ -57,5 +79,16 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
 Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& config,
                                                           const CudaBackendOptions& options,
                                                           uint64_t seed);
+
+// Turns decode graphs on or off on a backend from open_cuda_backend*; off drops the graphs held.
+// kInvalidArgument for another backend, kNotSupported in a build without CUDA.
+Status set_cuda_decode_graphs(Backend& backend, bool enabled);
+
+// Sets CudaBackendOptions::split_k_attention on a backend from open_cuda_backend*; errors as
+// above.
+Status set_cuda_split_k_attention(Backend& backend, bool enabled);
+
+// The decode-graph counts of a backend from open_cuda_backend*; errors as above.
+Result<CudaGraphCounts> cuda_decode_graph_counts(const Backend& backend);
 
 }  // namespace sluice::inference

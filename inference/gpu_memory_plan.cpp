@@ -47,8 +47,15 @@ int64_t gpu_activation_bytes(const ModelConfig& config, int64_t max_batch_tokens
     const int64_t down_parts = (config.n_ff + kGpuDownSplitRows - 1) / kGpuDownSplitRows;
     const int64_t down_split_floats =
         std::min(max_batch_tokens, kGpuStreamedExpertMaxTokens) * k * d * down_parts;
-    return max_batch_tokens * (floats_per_token * 4 + ints_per_token * 4) +
-           down_split_floats * 4;
+    return max_batch_tokens * (floats_per_token * 4 + ints_per_token * 4) + down_split_floats * 4 +
+           gpu_split_k_floats(config, max_batch_tokens) * 4;
+}
+
+int64_t gpu_split_k_floats(const ModelConfig& config, int64_t max_batch_tokens) {
+    const int64_t partitions =
+        (config.max_seq_len + kGpuAttentionPartition - 1) / kGpuAttentionPartition;
+    return std::min(max_batch_tokens, kGpuSplitKMaxTokens) * config.n_head * partitions *
+           (config.head_dim() + 2);
 }
 
 int64_t gpu_kv_cache_bytes(const ModelConfig& config, const KvCacheSpec& spec) {

@@ -8,8 +8,10 @@
 //                output, fused QKV, attention output, router logits and weights, the tokens
 //                permuted by expert with their gate/up and down outputs, up to
 //                max_batch_tokens rows of logits, the partial sums of the split down
-//                product of decode steps (cuda/moe.cuh), and the bf16 hi/lo copies and up
-//                product of the tensor-core path (cuda/tensor_core.cuh)
+//                product of decode steps (cuda/moe.cuh), the bf16 hi/lo copies and up
+//                product of the tensor-core path (cuda/tensor_core.cuh), and the partial
+//                results of split-K attention for up to kGpuSplitKMaxTokens tokens over
+//                max_seq_len positions (cuda/attention_split_k.cuh)
 //   workspace    the fp32 panel into which bf16 weights are widened for cuBLAS, and cuBLAS's
 //                own workspace
 //   sampling     device sampling's requests, results, probabilities, sort keys and sort scratch
@@ -52,6 +54,15 @@ inline constexpr int64_t kGpuCublasWorkspaceBytes = 32LL << 20;
 // at most this many tokens, w2 summed in parts of this many rows.
 inline constexpr int64_t kGpuStreamedExpertMaxTokens = 32;
 inline constexpr int64_t kGpuDownSplitRows = 512;
+
+// Split-K attention (cuda/attention_split_k.cuh, whose constants must equal these): steps of
+// at most this many tokens, contexts cut into partitions of this many positions.
+inline constexpr int64_t kGpuSplitKMaxTokens = 32;
+inline constexpr int64_t kGpuAttentionPartition = 512;
+
+// Floats of split-K attention's workspace: per (token, query head, partition of max_seq_len)
+// head_dim accumulator values, a max and a sum.
+int64_t gpu_split_k_floats(const ModelConfig& config, int64_t max_batch_tokens);
 
 // Bytes of the step buffers for `max_batch_tokens` tokens.
 int64_t gpu_activation_bytes(const ModelConfig& config, int64_t max_batch_tokens);

@@ -11,13 +11,21 @@
 // weight type, dense.cuh); the experts stream, go to the tensor cores from
 // tensor_core_min_tokens, or run tiled (moe.cuh). The stream is synchronised once, after the
 // copies back, and once per layer on the tensor-core expert path (to read the slot counts).
+//
+// Attention takes the one-pass kernel or split-K by the step's shape (choose_attention_kernel,
+// attention_split_k.cuh). Decode steps of the configured sizes replay a CUDA graph of everything
+// from the embedding to lm_head (decode_graph_step says which; decode_graphs.h): the index
+// upload before it and the sampling and copies back after it stay outside.
 #include "inference/cuda_backend.h"
 
 #include <algorithm>
 #include <functional>
+#include <set>
 
 #include "common/log.h"
 #include "inference/cuda/attention.cuh"
+#include "inference/cuda/attention_split_k.cuh"
+#include "inference/cuda/decode_graphs.h"
 #include "inference/cuda/dense.cuh"
 #include "inference/cuda/device_weights.h"
 #include "inference/cuda/moe.cuh"
@@ -53,14 +61,32 @@ Result<int64_t> sample_buffer_bytes(int64_t n, int64_t n_vocab) {
     return static_cast<int64_t>(sample_header_bytes(n) + workspace);
 }
 
+// How a step launches attention: the kernel, and for split-K the partitions launched (those the
+// longest context needs, or for a graph those of max_seq_len, whatever the contexts).
+struct AttentionLaunch {
+    cuda::AttentionKernel kernel = cuda::AttentionKernel::kOnePass;
+    int32_t n_partitions = 0;
+};
+
+// The device's multiprocessors, which choose_attention_kernel weighs the step's blocks against.
+Result<int> multiprocessor_count(int device) {
+    int count = 0;
+    SLUICE_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    return count;
+}
+
 class CudaBackend final : public Backend {
 public:
     CudaBackend(ModelConfig config, int device, cuda::DeviceWeights weights,
                 cuda::StepBuffers buffers, cuda::StreamPtr stream, cuda::CublasPtr cublas,
                 DeviceBuffer panel, DeviceBuffer cublas_workspace, DeviceBuffer sample_buffer,
-                int64_t max_sampled_rows)
+                int64_t max_sampled_rows, int n_sm, const CudaBackendOptions& options)
         : config_(std::move(config)),
           device_(device),
+          n_sm_(n_sm),
+          split_k_enabled_(options.split_k_attention),
+          graphs_enabled_(options.decode_graphs),
+          graph_batches_(options.decode_graph_batches.begin(), options.decode_graph_batches.end()),
           weights_(std::move(weights)),
           buffers_(std::move(buffers)),
           stream_(std::move(stream)),
@@ -70,8 +96,8 @@ public:
           sample_buffer_(std::move(sample_buffer)),
           max_sampled_rows_(max_sampled_rows),
           tensor_cores_(cublas_.get(),
-                        {buffers_.x_hi.get(), buffers_.x_lo.get(),
-                         buffers_.x_hi.bytes() / 2, panel_.get(), panel_.bytes() / 2}),
+                        {buffers_.x_hi.get(), buffers_.x_lo.get(), buffers_.x_hi.bytes() / 2,
+                         panel_.get(), panel_.bytes() / 2}),
           dense_(cublas_.get(), panel_.as<float>(), panel_.bytes() / 4, &tensor_cores_) {}
 
     std::string name() const override { return "cuda"; }
@@ -86,8 +112,19 @@ public:
     Result<ForwardOutput> forward(const ForwardBatch& batch) override;
     Status copy_kv_block(int32_t src, int32_t dst) override;
 
+    void set_split_k_attention(bool enabled) { split_k_enabled_ = enabled; }
+    void set_decode_graphs(bool enabled) {
+        graphs_enabled_ = enabled;
+        graphs_.clear();
+    }
+    cuda::DecodeGraphCounts graph_counts() const { return graphs_.counts(); }
+
 private:
-    Status run_layer(int64_t l, const cuda::StepIndex& index, const int32_t* dev_index);
+    bool decode_graph_step(const cuda::StepIndex& index) const;
+    // Every launch of a step from the embedding to lm_head, on stream(); nothing that waits.
+    Status launch_step(const cuda::StepIndex& index, const AttentionLaunch& attention);
+    Status run_layer(int64_t l, const cuda::StepIndex& index, const int32_t* dev_index,
+                     const AttentionLaunch& attention_launch);
     Status run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens);
 
     cudaStream_t stream() const { return stream_.get(); }
@@ -99,6 +136,10 @@ private:
 
     ModelConfig config_;
     int device_;
+    int n_sm_;
+    bool split_k_enabled_;
+    bool graphs_enabled_;
+    std::set<int64_t> graph_batches_;
     cuda::DeviceWeights weights_;
     cuda::StepBuffers buffers_;
     cuda::StreamPtr stream_;
@@ -117,6 +158,10 @@ private:
     DeviceBuffer v_cache_;
     DeviceBuffer index_;  // the packed step index, step_index_capacity int32s
     cuda::StepIndex host_index_;
+    // Captured with pointers into the KV cache, index_, the step buffers and the weights:
+    // cleared wherever one of them is reallocated (configure_kv_cache; the weights and step
+    // buffers live as long as the backend).
+    cuda::DecodeGraphs graphs_;
 
     // Chooses the tokens of the entries asking for device sampling (their rows are in
     // buffers_.logits) and copies the other logits rows back; fills out's rows and `sampled`.
@@ -131,6 +176,8 @@ Status CudaBackend::configure_kv_cache(const KvCacheSpec& spec) {
     }
     SLUICE_CUDA_CHECK(cudaSetDevice(device_));
     SLUICE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    // The graphs point into the cache and index buffers about to be freed.
+    graphs_.clear();
     // The old cache is dropped first, so its bytes count as available.
     spec_ = KvCacheSpec{spec.block_size, 0};
     k_cache_.reset();
@@ -213,25 +260,21 @@ Result<ForwardOutput> CudaBackend::forward(const ForwardBatch& batch) {
     SLUICE_CUDA_CHECK(cudaMemcpyAsync(dev_index, index.packed.data(), index.packed.size() * 4,
                                       cudaMemcpyHostToDevice, stream()));
     const int64_t d = config_.d_model;
-    SLUICE_RETURN_IF_ERROR(cuda::embed_tokens(weights_.embedding.buffer.get(),
-                                              weights_.embedding.type, dev_index + index.tokens(),
-                                              n_tokens, d, f(buffers_.x), stream()));
-    for (int64_t l = 0; l < config_.n_layer; ++l) {
-        SLUICE_RETURN_IF_ERROR(run_layer(l, index, dev_index));
+    AttentionLaunch attention;
+    attention.kernel = split_k_enabled_ ? cuda::choose_attention_kernel(n_tokens, config_.n_head,
+                                                                        index.max_context, n_sm_)
+                                        : cuda::AttentionKernel::kOnePass;
+    if (decode_graph_step(index)) {
+        // A graph replays whatever the contexts, so it launches max_seq_len's partitions; the
+        // blocks past a sequence's length return at once, with results identical to a launch of
+        // just the partitions needed.
+        attention.n_partitions = buffers_.attn_max_partitions;
+        SLUICE_RETURN_IF_ERROR(graphs_.run({n_tokens, attention.kernel}, stream(),
+                                           [&] { return launch_step(index, attention); }));
+    } else {
+        attention.n_partitions = cuda::attention_partitions(index.max_context);
+        SLUICE_RETURN_IF_ERROR(launch_step(index, attention));
     }
-
-    // Final norm of the requested rows: hidden rows into h, logits rows into attn, then lm_head.
-    const float* norm_f = f(weights_.norm_f);
-    SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), dev_index + index.hidden_rows(), norm_f,
-                                            index.n_hidden_rows, d, config_.norm_eps, f(buffers_.h),
-                                            stream()));
-    SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), dev_index + index.logit_rows(), norm_f,
-                                            index.n_logit_rows, d, config_.norm_eps,
-                                            f(buffers_.attn), stream()));
-    SLUICE_RETURN_IF_ERROR(
-        dense_.run({weights_.lm_head.view(), 0, config_.n_vocab, f(buffers_.attn),
-                    index.n_logit_rows, f(buffers_.logits), config_.n_vocab, 0.0f},
-                   stream()));
     out.n_vocab = config_.n_vocab;
     out.n_embd = d;
     out.hidden.resize(static_cast<size_t>(index.n_hidden_rows * d));
@@ -341,7 +384,49 @@ Status CudaBackend::sample_and_copy_rows(const ForwardBatch& batch, ForwardOutpu
     return Status::ok_status();
 }
 
-Status CudaBackend::run_layer(int64_t l, const cuda::StepIndex& index, const int32_t* dev_index) {
+bool CudaBackend::decode_graph_step(const cuda::StepIndex& index) const {
+    // A decode step: one token per entry (entries have at least one), one logits row each and
+    // no hidden rows, so that every launch's shape follows from the token count alone.
+    const int64_t n = index.n_tokens;
+    if (!graphs_enabled_ || n != index.n_seq || index.n_logit_rows != n ||
+        index.n_hidden_rows != 0 || !graph_batches_.contains(n)) {
+        return false;
+    }
+    // The tensor-core expert path synchronises inside the step to read the per-expert slot
+    // counts on the host, which a capture cannot hold; graphs serve the weight-streaming path
+    // (run_moe takes it below tensor_core_min_tokens, and the streaming kernels up to
+    // kSkinnyExpertMaxTokens tokens), whose launches depend on the token count only.
+    if (weights_.layers.empty()) {
+        return false;
+    }
+    const cuda::DeviceDType experts = weights_.layers.front().w1.type;
+    return n <= cuda::kSkinnyExpertMaxTokens && n < cuda::tensor_core_min_tokens(experts);
+}
+
+Status CudaBackend::launch_step(const cuda::StepIndex& index, const AttentionLaunch& attention) {
+    const int64_t d = config_.d_model;
+    const int32_t* dev_index = index_.as<int32_t>();
+    SLUICE_RETURN_IF_ERROR(cuda::embed_tokens(weights_.embedding.buffer.get(),
+                                              weights_.embedding.type, dev_index + index.tokens(),
+                                              index.n_tokens, d, f(buffers_.x), stream()));
+    for (int64_t l = 0; l < config_.n_layer; ++l) {
+        SLUICE_RETURN_IF_ERROR(run_layer(l, index, dev_index, attention));
+    }
+    // Final norm of the requested rows: hidden rows into h, logits rows into attn, then lm_head.
+    const float* norm_f = f(weights_.norm_f);
+    SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), dev_index + index.hidden_rows(), norm_f,
+                                            index.n_hidden_rows, d, config_.norm_eps, f(buffers_.h),
+                                            stream()));
+    SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), dev_index + index.logit_rows(), norm_f,
+                                            index.n_logit_rows, d, config_.norm_eps,
+                                            f(buffers_.attn), stream()));
+    return dense_.run({weights_.lm_head.view(), 0, config_.n_vocab, f(buffers_.attn),
+                       index.n_logit_rows, f(buffers_.logits), config_.n_vocab, 0.0f},
+                      stream());
+}
+
+Status CudaBackend::run_layer(int64_t l, const cuda::StepIndex& index, const int32_t* dev_index,
+                              const AttentionLaunch& attention_launch) {
     const cuda::DeviceLayer& layer = weights_.layers[static_cast<size_t>(l)];
     const int64_t d = config_.d_model;
     const int64_t n_tokens = index.n_tokens;
@@ -384,7 +469,14 @@ Status CudaBackend::run_layer(int64_t l, const cuda::StepIndex& index, const int
     attention.n_head_kv = config_.n_head_kv;
     attention.head_dim = config_.head_dim();
     attention.block_size = spec_.block_size;
-    SLUICE_RETURN_IF_ERROR(cuda::paged_attention(attention, stream()));
+    if (attention_launch.kernel == cuda::AttentionKernel::kSplitK) {
+        const cuda::SplitKWorkspace workspace{f(buffers_.attn_partials),
+                                              buffers_.attn_partials.bytes() / 4};
+        SLUICE_RETURN_IF_ERROR(cuda::paged_attention_split_k(
+            attention, attention_launch.n_partitions, workspace, stream()));
+    } else {
+        SLUICE_RETURN_IF_ERROR(cuda::paged_attention(attention, stream()));
+    }
     // x += attn · out_projᵀ
     SLUICE_RETURN_IF_ERROR(dense_.run(
         {layer.out_proj.view(), 0, d, f(buffers_.attn), n_tokens, f(buffers_.x), d, 1.0f},
@@ -472,6 +564,13 @@ Status check_options(const ModelConfig& config, const CudaBackendOptions& option
         return invalid_argument("cuda backend: max_sampled_rows " +
                                 std::to_string(options.max_sampled_rows) + " must be positive");
     }
+    for (const int64_t batch : options.decode_graph_batches) {
+        if (batch < 1 || batch > cuda::kSkinnyExpertMaxTokens) {
+            return invalid_argument("cuda backend: decode graph batch size " +
+                                    std::to_string(batch) + " outside [1, " +
+                                    std::to_string(cuda::kSkinnyExpertMaxTokens) + "]");
+        }
+    }
     if (config.n_expert > cuda::kMaxRouterExperts ||
         config.head_dim() > cuda::kMaxAttentionHeadDim || config.head_dim() % 2 != 0) {
         return invalid_argument("cuda backend: " + std::to_string(config.n_expert) +
@@ -539,15 +638,54 @@ Result<std::unique_ptr<Backend>> open_with_weights(
     // Pedantic: no TF32 or other reduced-precision substitutes, for parity with the CPU.
     SLUICE_CUDA_CHECK(cublasSetMathMode(raw_cublas, CUBLAS_PEDANTIC_MATH));
     SLUICE_CUDA_CHECK(cudaDeviceSynchronize());
+    SLUICE_ASSIGN_OR_RETURN(const int n_sm, multiprocessor_count(options.device));
     log::info("inference", "cuda backend ready",
-              {{"device", options.device}, {"weights", format_bytes(weights.bytes())}});
+              {{"device", options.device},
+               {"weights", format_bytes(weights.bytes())},
+               {"decode_graphs", options.decode_graphs}});
     return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(
         std::move(config), options.device, std::move(weights), std::move(buffers),
         std::move(stream), std::move(cublas), std::move(panel), std::move(workspace),
-        std::move(sample_buffer), max_sampled_rows));
+        std::move(sample_buffer), max_sampled_rows, n_sm, options));
+}
+
+// The CUDA backend behind `backend`, or null.
+CudaBackend* as_cuda(Backend& backend) { return dynamic_cast<CudaBackend*>(&backend); }
+const CudaBackend* as_cuda(const Backend& backend) {
+    return dynamic_cast<const CudaBackend*>(&backend);
 }
 
 }  // namespace
+
+Status set_cuda_decode_graphs(Backend& backend, bool enabled) {
+    CudaBackend* cuda = as_cuda(backend);
+    if (cuda == nullptr) {
+        return invalid_argument("decode graphs: the " + backend.name() +
+                                " backend is not a cuda backend");
+    }
+    cuda->set_decode_graphs(enabled);
+    return Status::ok_status();
+}
+
+Status set_cuda_split_k_attention(Backend& backend, bool enabled) {
+    CudaBackend* cuda = as_cuda(backend);
+    if (cuda == nullptr) {
+        return invalid_argument("split-K attention: the " + backend.name() +
+                                " backend is not a cuda backend");
+    }
+    cuda->set_split_k_attention(enabled);
+    return Status::ok_status();
+}
+
+Result<CudaGraphCounts> cuda_decode_graph_counts(const Backend& backend) {
+    const CudaBackend* cuda = as_cuda(backend);
+    if (cuda == nullptr) {
+        return invalid_argument("decode graphs: the " + backend.name() +
+                                " backend is not a cuda backend");
+    }
+    const cuda::DecodeGraphCounts counts = cuda->graph_counts();
+    return CudaGraphCounts{counts.captures, counts.steps, counts.held};
+}
 
 Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
                                                    const CudaBackendOptions& options) {

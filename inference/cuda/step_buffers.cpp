@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "inference/cuda/attention_split_k.cuh"
 #include "inference/cuda/moe.cuh"
 #include "inference/gpu_memory_plan.h"
 
@@ -11,6 +12,9 @@ namespace sluice::inference::cuda {
 static_assert(kSkinnyExpertMaxTokens == kGpuStreamedExpertMaxTokens &&
                   kDownSplitRows == kGpuDownSplitRows,
               "the memory plan sizes the split down product of moe.cuh");
+static_assert(kSplitKMaxTokens == kGpuSplitKMaxTokens &&
+                  kAttentionPartition == kGpuAttentionPartition,
+              "the memory plan sizes split-K attention's workspace");
 
 Status StepBuffers::allocate(const ModelConfig& c, int64_t tokens) {
     max_tokens = tokens;
@@ -40,6 +44,8 @@ Status StepBuffers::allocate(const ModelConfig& c, int64_t tokens) {
     down_partial_slots = std::min(tokens, kSkinnyExpertMaxTokens) * k;
     SLUICE_RETURN_IF_ERROR(
         down_partial.allocate(down_split_floats(down_partial_slots, d, c.n_ff) * f));
+    attn_max_partitions = attention_partitions(c.max_seq_len);
+    SLUICE_RETURN_IF_ERROR(attn_partials.allocate(gpu_split_k_floats(c, tokens) * f));
     // The reference's inv_freq: 1 / theta^(2i / head_dim) in fp32 (cpu::rope_table).
     const int64_t hd = c.head_dim();
     std::vector<float> freq(static_cast<size_t>(hd / 2));
@@ -67,11 +73,13 @@ void StepIndex::build(const ForwardBatch& batch, int32_t block_size, ForwardOutp
     out->hidden_n_rows.clear();
     n_logit_rows = 0;
     n_hidden_rows = 0;
+    max_context = 0;
     int64_t t = 0;
     for (int64_t s = 0; s < n_seq; ++s) {
         const SequenceStep& seq = batch.sequences[static_cast<size_t>(s)];
         const auto n_new = static_cast<int64_t>(seq.tokens.size());
         const int64_t n_positions = seq.n_past + n_new;
+        max_context = std::max(max_context, n_positions);
         packed[static_cast<size_t>(table_offset() + s)] =
             static_cast<int32_t>(static_cast<int64_t>(packed.size()) - block_tables());
         const int64_t blocks = (n_positions + block_size - 1) / block_size;

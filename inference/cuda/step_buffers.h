@@ -66,6 +66,11 @@ struct StepBuffers {
     DeviceBuffer inv_freq;       // [head_dim / 2] RoPE inverse frequencies
     DeviceBuffer down_partial;   // the split down product's partial sums (moe.cuh DownSplit)
     int64_t down_partial_slots = 0;
+    // Split-K attention's partial results (attention_split_k.cuh) for min(T, kSplitKMaxTokens)
+    // tokens and the partitions of the longest context the model allows (max_seq_len), so that
+    // any step, and a captured graph launching that many partitions, fits.
+    DeviceBuffer attn_partials;
+    int32_t attn_max_partitions = 0;
     // The tensor-core path (tensor_core.cuh): inputs as bf16 hi/lo [T * k, d], the up product
     // [T * k, n_ff] fp32, the activation as bf16 hi/lo [T * k, n_ff], and the per-expert
     // offsets read back to the host.
@@ -88,6 +93,7 @@ struct StepIndex {
     int64_t n_seq = 0;
     int64_t n_logit_rows = 0;
     int64_t n_hidden_rows = 0;
+    int64_t max_context = 0;  // the longest entry's n_past + n_new
 
     // Offsets (in int32 elements) of each array inside `packed`.
     int64_t tokens() const { return 0; }

@@ -44,6 +44,21 @@ TEST_CASE("gpu memory plan: kv cache, activations and the refusal message") {
     CHECK(refused.message().find("139.0 GiB available") != std::string::npos);
 }
 
+TEST_CASE("gpu memory plan: split-K attention's workspace covers max_seq_len for decode steps") {
+    ModelConfig config;
+    config.d_model = 6144;
+    config.n_head = 48;
+    config.n_head_kv = 8;
+    config.max_seq_len = 32768;
+    // 64 partitions of 512 positions; per (token, head, partition) 128 values, a max and a sum.
+    CHECK(gpu_split_k_floats(config, 1) == 48LL * 64 * 130);
+    // Steps of more than 32 tokens never split, so the workspace stops growing there.
+    CHECK(gpu_split_k_floats(config, 32) == 32 * gpu_split_k_floats(config, 1));
+    CHECK(gpu_split_k_floats(config, 2048) == gpu_split_k_floats(config, 32));
+    config.max_seq_len = 32769;  // a partial last partition counts
+    CHECK(gpu_split_k_floats(config, 1) == 48LL * 65 * 130);
+}
+
 TEST_CASE("format_bytes picks the unit") {
     CHECK(format_bytes(512) == "512 B");
     CHECK(format_bytes(1536) == "1.5 KiB");

@@ -1,5 +1,6 @@
 #include "app/model_host.h"
 
+#include <chrono>
 #include <filesystem>
 #include <sstream>
 
@@ -155,6 +156,9 @@ Status ModelHost::load() {
     }
     engine_ = std::move(*engine);
     grammars_ = std::move(grammars);
+    loaded_at_ = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
     const inference::ModelConfig& config = engine_->model_config();
     const int32_t blocks = engine_->kv_cache_spec().n_blocks;
     log::info("model", "model loaded",
@@ -170,6 +174,11 @@ Status ModelHost::load() {
                             std::to_string(kBlockSize) + " positions)");
     }
     return Status::ok_status();
+}
+
+int64_t ModelHost::loaded_at() const {
+    std::lock_guard lock(mutex_);
+    return loaded_at_;
 }
 
 std::shared_ptr<inference::Engine> ModelHost::engine() const {

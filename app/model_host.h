@@ -8,6 +8,7 @@
 // Thread safety: thread-safe. engine() hands out a shared pointer, so a request that holds one
 // keeps the engine alive past a concurrent shutdown.
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,6 +45,8 @@ public:
     Status unavailable() const;
 
     const std::string& model_id() const { return model_id_; }
+    // Unix seconds at which the engine was loaded (OpenAI's model `created`); 0 before.
+    int64_t loaded_at() const;
     const ModelSettings& settings() const { return settings_; }
     const inference::ChatTemplate& chat_template() const { return template_; }
 
@@ -61,6 +64,7 @@ private:
     std::shared_ptr<inference::Engine> engine_;  // guarded by mutex_
     std::shared_ptr<GrammarCache> grammars_;     // guarded by mutex_
     std::string reason_ = "model not loaded yet";  // guarded by mutex_
+    int64_t loaded_at_ = 0;                        // guarded by mutex_
     std::jthread loader_;
 };
 

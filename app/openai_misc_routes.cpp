@@ -67,7 +67,7 @@ std::shared_ptr<inference::Engine> require_engine(ModelHost& host, const Request
 json model_object(const ModelHost& host, const inference::Engine& engine) {
     return {{"id", host.model_id()},
             {"object", "model"},
-            {"created", 0},
+            {"created", host.loaded_at()},
             {"owned_by", "sluice"},
             {"max_model_len", engine.model_config().max_seq_len}};
 }

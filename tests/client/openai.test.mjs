@@ -86,8 +86,13 @@ test('models lists and retrieves the served model', async () => {
   const models = await client.models.list();
   assert.equal(models.data.length, 1);
   assert.equal(models.data[0].id, 'model');
+  // created: when the server loaded the model, in Unix seconds (not in the future, not 0).
+  const now = Math.floor(Date.now() / 1000);
+  assert.ok(models.data[0].created > now - 3600 && models.data[0].created <= now + 1,
+            `created ${models.data[0].created}, now ${now}`);
   const model = await client.models.retrieve('model');
   assert.equal(model.id, 'model');
+  assert.equal(model.created, models.data[0].created);
   await assert.rejects(client.models.retrieve('gpt-4o'), (error) => error.status === 404);
 });
 

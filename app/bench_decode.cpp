@@ -274,7 +274,8 @@ int run_decode_bench(const DecodeBenchOptions& options) {
                 report.set_figure(key + ".paired_triad_gb_s", m.triad_gb_s);
                 report.add_note(std::string(name) + " batch 1: % of triad is the median over " +
                                 std::to_string(options.rounds) +
-                                " rounds, each against a triad measured just before it (range " +
+                                (options.rounds == 1 ? " round" : " rounds") +
+                                ", each against a triad measured just before it (range " +
                                 format_fixed(100.0 * m.fraction_min, 1) + "-" +
                                 format_fixed(100.0 * m.fraction_max, 1) + "%)");
             }

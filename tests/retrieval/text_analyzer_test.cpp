@@ -2,6 +2,12 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <iterator>
+#include <random>
+#include <string>
+#include <utility>
+
 using namespace sluice::retrieval;
 using sluice::StatusCode;
 
@@ -138,4 +144,109 @@ TEST_CASE("ASCII text is analyzed exactly as version 1 analyzed it") {
         }
     }
     CHECK((*none)->analyze(text) == expected);
+}
+
+namespace {
+
+// Whether `text` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
+bool valid_utf8(const std::string& text) {
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        std::size_t n = 0;
+        std::uint32_t cp = 0;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + n >= text.size()) {
+            return false;
+        }
+        for (std::size_t k = 1; k <= n; ++k) {
+            const auto next = static_cast<unsigned char>(text[i + k]);
+            if ((next & 0xC0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (next & 0x3F);
+        }
+        const std::uint32_t least[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            return false;
+        }
+        i += n + 1;
+    }
+    return true;
+}
+
+// UTF-8 of one code point.
+std::string utf8_of(std::uint32_t cp) {
+    std::string out;
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("random text: terms are valid UTF-8, non-empty, and stable when analyzed again") {
+    auto none = TextAnalyzer::create("none");
+    auto english = TextAnalyzer::create("english");
+    REQUIRE(none.ok());
+    REQUIRE(english.ok());
+    std::mt19937 rng(20261127);
+    // Code points from the ranges real text mixes: ASCII, Latin-1 and Latin Extended (case
+    // pairs, ligatures), combining marks, Greek and Cyrillic, punctuation and spaces, CJK and
+    // kana, Hangul, full-width forms, astral letters; plus raw bytes that are not UTF-8.
+    const std::pair<std::uint32_t, std::uint32_t> ranges[] = {
+        {0x20, 0x7E},     {0xA0, 0x24F},    {0x300, 0x36F},     {0x370, 0x4FF},
+        {0x2000, 0x206F}, {0x3000, 0x30FF}, {0x4E00, 0x4E80},   {0xAC00, 0xAC80},
+        {0xFB00, 0xFB06}, {0xFF01, 0xFF5E}, {0x1D400, 0x1D4FF}, {0x10400, 0x1044F}};
+    for (int round = 0; round < 3000; ++round) {
+        std::string text;
+        const int length = static_cast<int>(rng() % 40);
+        for (int i = 0; i < length; ++i) {
+            if (rng() % 20 == 0) {
+                text += static_cast<char>(0x80 + rng() % 0x80);  // a stray byte
+                continue;
+            }
+            const auto& [low, high] = ranges[rng() % std::size(ranges)];
+            text += utf8_of(low + rng() % (high - low + 1));
+        }
+        CAPTURE(text);
+        const auto terms = (*none)->analyze(text);
+        std::string joined;
+        for (const auto& term : terms) {
+            REQUIRE_FALSE(term.empty());
+            REQUIRE(valid_utf8(term));
+            joined += term + " ";
+        }
+        CHECK((*none)->analyze(joined) == terms);
+        for (const auto& term : (*english)->analyze(text)) {
+            REQUIRE(valid_utf8(term));
+        }
+    }
 }

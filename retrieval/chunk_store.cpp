@@ -233,28 +233,30 @@ Status ChunkStore::for_each_chunk(
     return from_rocksdb(chunks->status(), "iterating chunks");
 }
 
-Result<std::size_t> ChunkStore::prune_embeddings(
-    const std::function<bool(std::string_view embedder_id, std::string_view hash)>& keep) {
-    constexpr std::size_t kDeletesPerWrite = 10000;
+Status ChunkStore::for_each_chunk_vector_key(
+    const std::function<void(std::string_view vector_source, std::string_view hash)>& visit) const {
+    std::unique_ptr<rocksdb::Iterator> chunks(
+        db_->NewIterator(rocksdb::ReadOptions(), families_[kChunks]));
+    for (chunks->SeekToFirst(); chunks->Valid(); chunks->Next()) {
+        std::uint64_t id = 0;
+        if (!decode_u64_key(chunks->key().ToStringView(), id)) {
+            return data_loss("chunk store: malformed chunk key of " +
+                             std::to_string(chunks->key().size()) + " bytes");
+        }
+        SLUICE_ASSIGN_OR_RETURN(Chunk chunk,
+                                detail::decode_chunk(id, chunks->value().ToStringView()));
+        if (!chunk.vector_source.empty()) {
+            visit(chunk.vector_source, chunk.content_hash);
+        }
+    }
+    return from_rocksdb(chunks->status(), "iterating chunks");
+}
+
+Result<std::vector<EmbeddingKey>> ChunkStore::embeddings_except(
+    const std::function<bool(std::string_view embedder_id, std::string_view hash)>& keep) const {
+    std::vector<EmbeddingKey> out;
     std::unique_ptr<rocksdb::Iterator> it(
         db_->NewIterator(rocksdb::ReadOptions(), families_[kEmbeddings]));
-    rocksdb::WriteBatch deletes;
-    std::size_t pending = 0;
-    std::size_t deleted = 0;
-    auto flush = [&]() -> Status {
-        if (pending == 0) {
-            return Status::ok_status();
-        }
-        rocksdb::WriteOptions options;
-        options.sync = true;
-        SLUICE_RETURN_IF_ERROR(
-            from_rocksdb(db_->Write(options, &deletes),
-                         "pruning the embedding cache of '" + path_.string() + "'"));
-        deleted += pending;
-        pending = 0;
-        deletes.Clear();
-        return Status::ok_status();
-    };
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
         const std::string_view key = it->key().ToStringView();
         const std::size_t split = key.find('\0');
@@ -262,17 +264,28 @@ Result<std::size_t> ChunkStore::prune_embeddings(
             return data_loss("chunk store: malformed embedding cache key of " +
                              std::to_string(key.size()) + " bytes");
         }
-        if (keep(key.substr(0, split), key.substr(split + 1))) {
-            continue;
-        }
-        (void)deletes.Delete(families_[kEmbeddings], it->key());
-        if (++pending == kDeletesPerWrite) {
-            SLUICE_RETURN_IF_ERROR(flush());
+        const std::string_view embedder_id = key.substr(0, split);
+        const std::string_view hash = key.substr(split + 1);
+        if (!keep(embedder_id, hash)) {
+            out.push_back({std::string(embedder_id), std::string(hash)});
         }
     }
     SLUICE_RETURN_IF_ERROR(from_rocksdb(it->status(), "iterating the embedding cache"));
-    SLUICE_RETURN_IF_ERROR(flush());
-    return deleted;
+    return out;
+}
+
+Status ChunkStore::delete_embeddings(const std::vector<EmbeddingKey>& keys) {
+    if (keys.empty()) {
+        return Status::ok_status();
+    }
+    rocksdb::WriteBatch deletes;
+    for (const auto& key : keys) {
+        (void)deletes.Delete(families_[kEmbeddings], embedding_key(key.embedder_id, key.hash));
+    }
+    rocksdb::WriteOptions options;
+    options.sync = true;
+    return from_rocksdb(db_->Write(options, &deletes),
+                        "pruning the embedding cache of '" + path_.string() + "'");
 }
 
 Status ChunkStore::for_each_document(

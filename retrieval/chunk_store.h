@@ -48,6 +48,12 @@ struct DocumentRecord {
 
 enum class ChangeOp : std::uint8_t { kAdd = 1, kRemove = 2 };
 
+// A cached embedding's key: the embedder that made it and the content hash of the text.
+struct EmbeddingKey {
+    std::string embedder_id;
+    std::string hash;
+};
+
 class ChunkStore {
 public:
     class Batch;
@@ -75,6 +81,11 @@ public:
     // Visits every chunk with its term counts, in id order; `visit` returns false to stop.
     Status for_each_chunk(
         const std::function<bool(const Chunk&, const TermCounts&)>& visit) const;
+    // Visits the cache key (vector source, content hash) of every chunk that has a vector, from
+    // one consistent view of the store: safe while other threads commit (for_each_chunk reads
+    // each chunk's terms apart from it, so it needs the writers held off).
+    Status for_each_chunk_vector_key(const std::function<void(std::string_view vector_source,
+                                                              std::string_view hash)>& visit) const;
     // Visits every document key in key order.
     Status for_each_document(const std::function<bool(const DocumentRecord&)>& visit) const;
     // Visits the chunk changes of batches with sequence > `after`, in order.
@@ -83,11 +94,11 @@ public:
         const std::function<void(std::uint64_t seq, ChangeOp op, std::uint64_t id)>& visit) const;
     // Drops change records up to and including `through` (a snapshot covers them).
     Status prune_changes_through(std::uint64_t through);
-    // Deletes the cached embeddings for which `keep(embedder_id, hash)` is false, in synced
-    // writes of up to 10,000 deletions; returns how many it deleted. A crash part-way leaves a
-    // smaller cache, never a damaged one.
-    Result<std::size_t> prune_embeddings(
-        const std::function<bool(std::string_view embedder_id, std::string_view hash)>& keep);
+    // The keys of the cached embeddings for which `keep(embedder_id, hash)` is false.
+    Result<std::vector<EmbeddingKey>> embeddings_except(
+        const std::function<bool(std::string_view embedder_id, std::string_view hash)>& keep) const;
+    // Deletes cached embeddings, in one synced write.
+    Status delete_embeddings(const std::vector<EmbeddingKey>& keys);
 
     // Bytes of the database's files on disk.
     std::uint64_t disk_bytes() const;

@@ -24,6 +24,17 @@ const char* const kSettingsKey = "index.settings";
 const char* const kAnalyzerVersionKey = "index.analyzer_version";
 // Chunks whose new term counts one commit of a re-analysis writes.
 constexpr std::size_t kReanalyzeBatch = 1000;
+// A hash of a cached embedding's key, for the sets of referenced and recently written entries:
+// a collision keeps an unreferenced entry (harmless) and never deletes a referenced one, and
+// 8 bytes a chunk is what a million chunks can afford.
+std::size_t cache_key_hash(std::string_view embedder_id, std::string_view hash) {
+    std::string key;
+    key.reserve(embedder_id.size() + 1 + hash.size());
+    key.append(embedder_id).push_back('\0');
+    key.append(hash);
+    return std::hash<std::string>{}(key);
+}
+
 // snapshot() prunes the embedding cache once this many chunks, and a quarter of the live ones,
 // were removed since the last prune.
 constexpr std::size_t kPruneMinimumRemoved = 1000;
@@ -590,6 +601,9 @@ Result<ApplyStats> Index::commit(PreparedWrite prepared) {
             chunk.id = batch.reserve_chunk_id();
             record.chunk_ids.push_back(chunk.id);
             batch.put_chunk(chunk, p.terms[i]);
+            if (prune_running_ && !chunk.vector_source.empty()) {
+                prune_touched_.insert(cache_key_hash(chunk.vector_source, chunk.content_hash));
+            }
             if (p.cache_write[i] != 0) {
                 batch.put_embedding(chunk.vector_source, chunk.content_hash, p.vectors[i]);
                 stats.embedded += chunk.vector_source == "caller" ? 0 : 1;
@@ -765,57 +779,89 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
 }
 
 Status Index::snapshot() {
+    bool prune_due = false;
     {
         std::unique_lock lock(*mutex_);
         std::uint64_t seq = store_->sequence();
         SLUICE_RETURN_IF_ERROR(vectors_->save(dir_ / kSnapshotFile, seq));
         snapshot_sequence_ = seq;
         SLUICE_RETURN_IF_ERROR(store_->prune_changes_through(seq));
+        // The cache prune scans every chunk: it waits until enough of them changed.
+        prune_due = removed_since_prune_ >= std::max(kPruneMinimumRemoved, chunks_.size() / 4);
     }
-    // The cache prune scans every chunk: it waits until enough of them changed to be worth it,
-    // and runs under the shared lock, so queries are not held up by it.
-    std::shared_lock lock(*mutex_);
-    if (removed_since_prune_ < std::max(kPruneMinimumRemoved, chunks_.size() / 4)) {
-        return Status::ok_status();
-    }
-    auto pruned = prune_embedding_cache_locked();
-    if (!pruned.ok()) {
-        // The snapshot stands; the cache only stays larger than it needs to be.
-        log::warn("retrieval", "pruning the embedding cache failed",
-                  {{"index", settings_.name}, {"error", pruned.status().message()}});
+    if (prune_due) {
+        auto pruned = prune_embedding_cache();
+        if (!pruned.ok()) {
+            // The snapshot stands; the cache only stays larger than it needs to be.
+            log::warn("retrieval", "pruning the embedding cache failed",
+                      {{"index", settings_.name}, {"error", pruned.status().message()}});
+        }
     }
     return Status::ok_status();
 }
 
 Result<std::size_t> Index::prune_embedding_cache() {
-    std::shared_lock lock(*mutex_);
-    return prune_embedding_cache_locked();
-}
-
-Result<std::size_t> Index::prune_embedding_cache_locked() {
-    // Hashes of the referenced cache keys: a collision keeps an unreferenced entry (harmless),
-    // never deletes a referenced one, and 8 bytes a chunk is what a million chunks can afford.
-    auto key_hash = [](std::string_view embedder_id, std::string_view hash) {
-        std::string key;
-        key.reserve(embedder_id.size() + 1 + hash.size());
-        key.append(embedder_id).push_back('\0');
-        key.append(hash);
-        return std::hash<std::string>{}(key);
-    };
-    std::unordered_set<std::size_t> referenced;
-    referenced.reserve(chunks_.size());
-    SLUICE_RETURN_IF_ERROR(store_->for_each_chunk([&](const Chunk& chunk, const TermCounts&) {
-        if (!chunk.vector_source.empty()) {
-            referenced.insert(key_hash(chunk.vector_source, chunk.content_hash));
+    // One prune at a time; between its two reads and its deletes, commits record what they
+    // reference (prune_touched_), and those entries are spared.
+    std::lock_guard prune_lock(prune_mutex_);
+    std::size_t removed_before = 0;
+    {
+        std::unique_lock lock(*mutex_);
+        prune_touched_.clear();
+        prune_running_ = true;
+        removed_before = removed_since_prune_;
+    }
+    // Ends the recording; after a whole prune, the removals it covered stop counting.
+    auto stop_recording = [this, removed_before](bool done) {
+        std::unique_lock lock(*mutex_);
+        prune_running_ = false;
+        prune_touched_.clear();
+        if (done) {
+            removed_since_prune_ -= removed_before;
         }
-        return true;
-    }));
-    SLUICE_ASSIGN_OR_RETURN(
-        std::size_t deleted,
-        store_->prune_embeddings([&](std::string_view embedder_id, std::string_view hash) {
-            return referenced.count(key_hash(embedder_id, hash)) != 0;
-        }));
-    removed_since_prune_ = 0;
+    };
+    // Without the index's lock: the store's iterators read consistent views while queries and
+    // commits go on.
+    std::unordered_set<std::size_t> referenced;
+    Status scanned = store_->for_each_chunk_vector_key(
+        [&](std::string_view vector_source, std::string_view hash) {
+            referenced.insert(cache_key_hash(vector_source, hash));
+        });
+    if (!scanned.ok()) {
+        stop_recording(false);
+        return scanned;
+    }
+    auto unreferenced =
+        store_->embeddings_except([&](std::string_view embedder_id, std::string_view hash) {
+            return referenced.count(cache_key_hash(embedder_id, hash)) != 0;
+        });
+    if (!unreferenced.ok()) {
+        stop_recording(false);
+        return unreferenced.status();
+    }
+    // Deleted in batches under the exclusive lock, so that no commit interleaves: a chunk
+    // committed since the scans started is in prune_touched_, and its entry stays.
+    constexpr std::size_t kDeletesPerWrite = 10000;
+    std::size_t deleted = 0;
+    Status written;
+    for (std::size_t first = 0; first < unreferenced->size() && written.ok();
+         first += kDeletesPerWrite) {
+        const std::size_t last = std::min(unreferenced->size(), first + kDeletesPerWrite);
+        std::unique_lock lock(*mutex_);
+        std::vector<EmbeddingKey> batch;
+        for (std::size_t i = first; i < last; ++i) {
+            EmbeddingKey& key = (*unreferenced)[i];
+            if (prune_touched_.count(cache_key_hash(key.embedder_id, key.hash)) == 0) {
+                batch.push_back(std::move(key));
+            }
+        }
+        written = store_->delete_embeddings(batch);
+        if (written.ok()) {
+            deleted += batch.size();
+        }
+    }
+    stop_recording(written.ok());
+    SLUICE_RETURN_IF_ERROR(written);
     log::info("retrieval", "pruned the embedding cache",
               {{"index", settings_.name}, {"deleted", deleted}, {"referenced", referenced.size()}});
     return deleted;

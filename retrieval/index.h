@@ -18,15 +18,16 @@
 // Thread safety: thread-safe. Queries run concurrently; each pins OpenMP to one thread on its
 // request thread so that concurrent FAISS searches do not oversubscribe the cores.
 
-#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -202,8 +203,10 @@ public:
     Status snapshot();
     // Deletes the cached embeddings that no stored chunk references (left by updated and
     // deleted documents, or made by an embedder the index no longer uses); returns how many.
-    // Queries go on meanwhile; writes wait. A write prepared before the prune that found its
-    // vector in the cache stores that vector again when it commits.
+    // It reads the store without the index's lock, so queries and writes go on; only its
+    // deletes, in batches, hold the lock. Entries that writes committed meanwhile reference are
+    // kept, and a write prepared before the prune that found its vector in the cache stores
+    // that vector again when it commits.
     Result<std::size_t> prune_embedding_cache();
 
     // Walks the in-memory structures and the files on disk: for status pages, not hot loops.
@@ -229,8 +232,6 @@ private:
     // TextAnalyzer::kVersion of the stored term counts (1 when the index predates the record);
     // an error for a version newer than this build's.
     Result<int> stored_analyzer_version() const;
-    // prune_embedding_cache() for a caller that holds mutex_ (shared or exclusive).
-    Result<std::size_t> prune_embedding_cache_locked();
     Result<std::vector<detail::PreparedDocument>> prepare_documents(
         const std::vector<Document>& documents, double* embed_seconds) const;
     // Under the exclusive lock: re-prepares the documents that prepare() found unchanged and a
@@ -253,9 +254,12 @@ private:
     FilterPostings postings_;  // GUARDED_BY(mutex_); the ids of chunks_ by metadata and ACL
     std::size_t documents_ = 0;                             // GUARDED_BY(mutex_)
     std::uint64_t snapshot_sequence_ = 0;                   // GUARDED_BY(mutex_)
-    // Chunks removed by commits since the last embedding-cache prune. Commits add under the
-    // exclusive lock; a prune resets it under a shared one, which excludes commits.
-    std::atomic<std::size_t> removed_since_prune_{0};
+    std::size_t removed_since_prune_ = 0;  // GUARDED_BY(mutex_): chunks removed by commits
+    // While a prune runs (prune_embedding_cache): the cache keys, hashed, of the chunks
+    // committed since it started, which it must not delete.
+    bool prune_running_ = false;                     // GUARDED_BY(mutex_)
+    std::unordered_set<std::size_t> prune_touched_;  // GUARDED_BY(mutex_)
+    std::mutex prune_mutex_;                         // one prune at a time
 };
 
 }  // namespace sluice::retrieval

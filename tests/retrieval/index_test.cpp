@@ -834,3 +834,63 @@ TEST_CASE("a snapshot prunes the embedding cache once enough chunks were removed
     CHECK(*pruned == 0);
     CHECK(index->stats().vectors == 1200);
 }
+
+TEST_CASE("prunes running beside commits never delete a vector a chunk references") {
+    TempDir dir("index-prune-race");
+    IndexSettings settings = small_settings("Flat");
+    settings.chunking = false;
+    const int writers = 2;
+    const int rounds = 100;
+    const int base = 3000;  // documents that stay, so that a prune's scans take a while
+    {
+        auto index = create(dir, settings);
+        std::vector<Document> kept;
+        for (int i = 0; i < base; ++i) {
+            kept.push_back(doc(numbered("b", i), numbered("base text ", i), everyone()));
+        }
+        REQUIRE(index->upsert(kept).ok());
+        std::atomic<bool> writing{true};
+        std::atomic<int> prunes{0};
+        std::vector<std::thread> threads;
+        for (int w = 0; w < writers; ++w) {
+            threads.emplace_back([&, w] {
+                for (int round = 0; round < rounds; ++round) {
+                    // Each round rewrites the writer's ten documents with new text (fresh
+                    // vectors, the old ones unreferenced), and every other round brings back
+                    // the text of two rounds before (a cache hit on an unreferenced entry).
+                    const int version = round % 2 == 0 ? round : round - 1;
+                    std::vector<Document> docs;
+                    for (int i = 0; i < 10; ++i) {
+                        docs.push_back(doc(
+                            numbered("w", w) + numbered("-", i),
+                            numbered("text ", version) + numbered(" of ", i) + numbered(" by ", w),
+                            everyone()));
+                    }
+                    REQUIRE(index->upsert(docs).ok());
+                }
+            });
+        }
+        threads.emplace_back([&] {
+            while (writing) {
+                REQUIRE(index->prune_embedding_cache().ok());
+                ++prunes;
+            }
+        });
+        for (int w = 0; w < writers; ++w) {
+            threads[static_cast<std::size_t>(w)].join();
+        }
+        writing = false;
+        threads.back().join();
+        CHECK(prunes > 0);
+    }
+    // Reopened from the store alone, every live chunk finds its vector.
+    std::filesystem::remove(dir.path() / "test" / "vectors.snap");
+    auto sink = std::make_shared<CaptureSink>();
+    sluice::log::set_sink(sink, sluice::log::Level::kWarn);
+    auto reopened = Index::open(dir.path() / "test", IndexDeps{});
+    sluice::log::set_sink(nullptr, sluice::log::Level::kWarn);
+    REQUIRE(reopened.ok());
+    CHECK((*reopened)->stats().chunks == static_cast<std::size_t>(base + writers * 10));
+    CHECK((*reopened)->stats().vectors == static_cast<std::size_t>(base + writers * 10));
+    CHECK(sink->lines.empty());
+}

@@ -1,6 +1,6 @@
-#include "inference/cpu/dbrx_shard.h"
+#include "inference/dbrx_shard.h"
 
-namespace sluice::inference::cpu {
+namespace sluice::inference {
 
 DbrxShard DbrxShard::whole(const ModelConfig& config) {
     DbrxShard shard;
@@ -47,4 +47,4 @@ Result<DbrxShard> shard_for_rank(const ModelConfig& config, const ParallelConfig
     return shard;
 }
 
-}  // namespace sluice::inference::cpu
+}  // namespace sluice::inference

@@ -1,5 +1,6 @@
 #pragma once
-// Which part of DBRX one rank of a parallel plan holds (parallel_config.h, docs/parallel.md).
+// Which part of DBRX one rank of a parallel plan holds (parallel_config.h, docs/parallel.md),
+// for the CPU and the CUDA backends alike.
 //
 // Splits are contiguous and as even as integer division allows: rank r of N gets
 // [n * r / N, n * (r + 1) / N) of each split dimension, so no size needs to divide evenly.
@@ -19,7 +20,7 @@
 #include "inference/model_config.h"
 #include "inference/parallel_config.h"
 
-namespace sluice::inference::cpu {
+namespace sluice::inference {
 
 struct DbrxShard {
     int64_t head_begin = 0;
@@ -50,4 +51,4 @@ Split split_evenly(int64_t n, int rank, int n_ranks);
 Result<DbrxShard> shard_for_rank(const ModelConfig& config, const ParallelConfig& parallel,
                                  int rank);
 
-}  // namespace sluice::inference::cpu
+}  // namespace sluice::inference

@@ -1,5 +1,9 @@
 #include "inference/dbrx_shard.h"
 
+#include "common/check.h"
+#include "inference/fp8_weights.h"
+#include "inference/int4_weights.h"
+
 namespace sluice::inference {
 
 DbrxShard DbrxShard::whole(const ModelConfig& config) {
@@ -15,6 +19,95 @@ DbrxShard DbrxShard::whole(const ModelConfig& config) {
 Split split_evenly(int64_t n, int rank, int n_ranks) {
     const int64_t begin = n * rank / n_ranks;
     return {begin, n * (rank + 1) / n_ranks - begin};
+}
+
+int64_t TensorSlice::n_rows() const {
+    int64_t n = 0;
+    for (const Split& run : rows) {
+        n += run.count;
+    }
+    return n;
+}
+
+namespace {
+
+bool ends_with(const std::string& name, const std::string& suffix) {
+    return name.size() >= suffix.size() &&
+           name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Rows [e * n_ff + ff_begin, + n_ff) of every expert e: the shard's ffn slice of each.
+std::vector<Split> expert_rows(const ModelConfig& config, const DbrxShard& shard,
+                               int64_t rows_per_expert, int64_t begin, int64_t count) {
+    std::vector<Split> runs;
+    for (int64_t e = 0; e < config.n_expert; ++e) {
+        runs.push_back({e * rows_per_expert + begin, count});
+    }
+    (void)shard;
+    return runs;
+}
+
+}  // namespace
+
+TensorSlice tensor_slice(const std::string& name, int64_t rows, int64_t cols,
+                         const ModelConfig& config, const DbrxShard& shard) {
+    SLUICE_CHECK(!shard.expert_parallel && shard.n_expert == config.n_expert,
+                 "tensor_slice: the tensor plan holds every expert");
+    const int64_t hd = config.head_dim();
+    TensorSlice slice{{{0, rows}}, {0, cols}};
+    if (ends_with(name, "attn.Wqkv.weight")) {
+        // [q: n_head · hd | k: n_head_kv · hd | v: n_head_kv · hd] rows.
+        const int64_t d = config.d_model;
+        const int64_t n_kv = config.n_embd_kv();
+        slice.rows = {{shard.head_begin * hd, shard.n_head * hd},
+                      {d + shard.kv_head_begin * hd, shard.n_head_kv * hd},
+                      {d + n_kv + shard.kv_head_begin * hd, shard.n_head_kv * hd}};
+    } else if (ends_with(name, "attn.out_proj.weight")) {
+        slice.cols = {shard.head_begin * hd, shard.n_head * hd};
+    } else if (ends_with(name, "mlp.w1") || ends_with(name, "mlp.v1") ||
+               ends_with(name, "mlp.w2")) {
+        slice.rows = expert_rows(config, shard, config.n_ff, shard.ff_begin, shard.n_ff);
+    } else if (name == "lm_head.weight") {
+        slice.rows = {{shard.vocab_begin, shard.n_vocab}};
+    }
+    return slice;
+}
+
+TensorSlice fp8_scale_slice(const std::string& name, const TensorSlice& values,
+                            const ModelConfig& config) {
+    if (fp8_column_scales(name)) {
+        return {{{0, config.n_expert}}, values.cols};
+    }
+    return {values.rows, {0, 1}};
+}
+
+Status check_int4_shard(const ModelConfig& config, const DbrxShard& shard, int tensor_ranks) {
+    const int64_t group = config.int4_group_size;
+    if (group <= 0 || (shard.ff_begin % group == 0 && shard.n_ff % group == 0)) {
+        return Status::ok_status();
+    }
+    return invalid_argument(
+        "config field 'parallel.tensor': " + std::to_string(tensor_ranks) +
+        " ranks give a rank ffn columns [" + std::to_string(shard.ff_begin) + ", " +
+        std::to_string(shard.ff_begin + shard.n_ff) + ") of " + std::to_string(config.n_ff) +
+        ", which cut the int4 groups of " + std::to_string(group) +
+        " along w2's reduction dimension; choose a rank count whose ffn slices are whole groups");
+}
+
+TensorSlice int4_slice(const std::string& name, const ModelConfig& config, const DbrxShard& shard) {
+    const Int4MatrixShape shape = int4_matrix_shape(name, config);
+    if (int4_transposed(name)) {
+        // w2 as [n_expert · d_model, n_ff]: every row, the shard's ffn columns.
+        return {{{0, shape.rows}}, {shard.ff_begin, shard.n_ff}};
+    }
+    return {expert_rows(config, shard, config.n_ff, shard.ff_begin, shard.n_ff), {0, shape.cols}};
+}
+
+TensorSlice int4_scale_slice(const TensorSlice& values, int64_t group_size) {
+    SLUICE_CHECK(group_size > 0 && values.cols.begin % group_size == 0 &&
+                     values.cols.count % group_size == 0,
+                 "int4_scale_slice: columns on group boundaries (check_int4_shard)");
+    return {values.rows, {values.cols.begin / group_size, values.cols.count / group_size}};
 }
 
 Result<DbrxShard> shard_for_rank(const ModelConfig& config, const ParallelConfig& parallel,

@@ -23,6 +23,7 @@
 #include "inference/dbrx_layout.h"
 #include "inference/dbrx_shard.h"
 #include "inference/model_config.h"
+#include "inference/quantized_checkpoint.h"
 #include "inference_test_support.h"
 
 namespace sluice::inference {
@@ -201,6 +202,60 @@ TEST_CASE("cuda tensor plan: int4 experts split on group boundaries give one ran
     REQUIRE(!refused.ok());
     CHECK(refused.status().code() == StatusCode::kInvalidArgument);
     CHECK(refused.status().message().find("parallel.tensor") != std::string::npos);
+}
+
+namespace {
+
+// Every golden prompt's logits on `ranks` against `one`, held to kTolerance with equal argmax.
+void check_same_logits(Backend& ranks, Backend& one, const std::string& name) {
+    double worst = 0;
+    for (const auto& ids : golden_prompts(name)) {
+        const auto rows = testing::forward_all(ranks, ids, scrambled_blocks(64));
+        const auto one_rows = testing::forward_all(one, ids, scrambled_blocks(64));
+        REQUIRE(rows.size() == one_rows.size());
+        for (size_t p = 0; p < rows.size(); ++p) {
+            worst = std::max(worst, relative_max_diff(rows[p], one_rows[p]));
+            CHECK(relative_max_diff(rows[p], one_rows[p]) <= kTolerance);
+            CHECK(testing::argmax(rows[p]) == testing::argmax(one_rows[p]));
+        }
+    }
+    MESSAGE(name << " " << ranks.name() << ": max relative logit difference " << worst);
+}
+
+}  // namespace
+
+// A quantised checkpoint's codes and scales are split as stored (fp8 scales with their rows,
+// int4 groups whole), so the ranks dequantise the same weights one rank does.
+TEST_CASE("cuda tensor plan: fp8 and int4 checkpoints split as stored give one rank's logits") {
+    const std::string name = "a_d64_gqa";
+    testing::TempDir tmp;
+    const std::string fp8 = tmp.file("fp8");
+    auto fp8_summary = write_fp8_checkpoint(golden_dir(name), fp8);
+    REQUIRE_MESSAGE(fp8_summary.ok(), fp8_summary.status().to_string());
+    {
+        auto one = open_ranks(fp8, options_for(WeightFormat::kAsStored, 1));
+        auto two = open_ranks(fp8, options_for(WeightFormat::kAsStored, 2));
+        check_same_logits(*two, *one, name);
+    }
+    // Widening a split fp8 checkpoint would dequantise on the host; refused, naming the tensor.
+    auto widened = open_cuda_backend(fp8, options_for(WeightFormat::kBF16, 2));
+    REQUIRE(!widened.ok());
+    CHECK(widened.status().code() == StatusCode::kNotSupported);
+    CHECK(widened.status().message().find("tensor '") != std::string::npos);
+
+    const std::string int4 = tmp.file("int4");
+    QuantizeCheckpointOptions options;
+    options.format = CheckpointQuantization::kInt4Grouped;
+    options.int4_group_size = 32;
+    auto int4_summary = write_quantized_checkpoint(golden_dir(name), int4, options);
+    REQUIRE_MESSAGE(int4_summary.ok(), int4_summary.status().to_string());
+    auto one = open_ranks(int4, options_for(WeightFormat::kAsStored, 1));
+    auto three = open_ranks(int4, options_for(WeightFormat::kAsStored, 3));
+    check_same_logits(*three, *one, name);
+    // 2 ranks would cut the stored groups of 32 (ffn 96 / 2 = 48).
+    auto cut = open_cuda_backend(int4, options_for(WeightFormat::kAsStored, 2));
+    REQUIRE(!cut.ok());
+    CHECK(cut.status().message().find("parallel.tensor") != std::string::npos);
 }
 
 TEST_CASE("cuda tensor plan: the expert plan, the grid and several nodes are refused on cuda") {

@@ -291,6 +291,8 @@ Status CudaBackend::copy_kv_block(int32_t src, int32_t dst) {
     if (src == dst) {
         return Status::ok_status();
     }
+    // The ranks of a parallel backend are called from one thread, each on its own device.
+    SLUICE_CUDA_CHECK(cudaSetDevice(device_));
     const int64_t slab = static_cast<int64_t>(spec_.block_size) * kv_width();
     for (int64_t l = 0; l < config_.n_layer; ++l) {
         const int64_t layer = l * spec_.n_blocks * slab;

@@ -37,13 +37,12 @@ bool ends_with(const std::string& name, const std::string& suffix) {
 }
 
 // Rows [e * n_ff + ff_begin, + n_ff) of every expert e: the shard's ffn slice of each.
-std::vector<Split> expert_rows(const ModelConfig& config, const DbrxShard& shard,
-                               int64_t rows_per_expert, int64_t begin, int64_t count) {
+std::vector<Split> expert_rows(const ModelConfig& config, int64_t rows_per_expert, int64_t begin,
+                               int64_t count) {
     std::vector<Split> runs;
     for (int64_t e = 0; e < config.n_expert; ++e) {
         runs.push_back({e * rows_per_expert + begin, count});
     }
-    (void)shard;
     return runs;
 }
 
@@ -66,7 +65,7 @@ TensorSlice tensor_slice(const std::string& name, int64_t rows, int64_t cols,
         slice.cols = {shard.head_begin * hd, shard.n_head * hd};
     } else if (ends_with(name, "mlp.w1") || ends_with(name, "mlp.v1") ||
                ends_with(name, "mlp.w2")) {
-        slice.rows = expert_rows(config, shard, config.n_ff, shard.ff_begin, shard.n_ff);
+        slice.rows = expert_rows(config, config.n_ff, shard.ff_begin, shard.n_ff);
     } else if (name == "lm_head.weight") {
         slice.rows = {{shard.vocab_begin, shard.n_vocab}};
     }
@@ -100,7 +99,7 @@ TensorSlice int4_slice(const std::string& name, const ModelConfig& config, const
         // w2 as [n_expert · d_model, n_ff]: every row, the shard's ffn columns.
         return {{{0, shape.rows}}, {shard.ff_begin, shard.n_ff}};
     }
-    return {expert_rows(config, shard, config.n_ff, shard.ff_begin, shard.n_ff), {0, shape.cols}};
+    return {expert_rows(config, config.n_ff, shard.ff_begin, shard.n_ff), {0, shape.cols}};
 }
 
 TensorSlice int4_scale_slice(const TensorSlice& values, int64_t group_size) {

@@ -43,17 +43,14 @@ Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
                                               const BackendOptions& options) {
     SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
     if (resolve_backend_kind(options.kind) == BackendKind::kCuda) {
-        if (options.parallel.parallel()) {
-            return not_supported("parallel: " + std::to_string(options.parallel.n_ranks()) +
-                                 " ranks of the " + parallel_plan_name(options.parallel.plan()) +
-                                 " plan are not supported by the cuda backend of this build; "
-                                 "use backend cpu or one rank");
-        }
+        // The tensor plan runs on the cuda backend, a GPU per rank; the expert plan, the grid
+        // and several nodes are refused there, naming what is missing.
         return open_cuda_backend(model_dir, {.weights = options.weights,
                                              .device = 0,
                                              .max_batch_tokens = options.max_batch_tokens,
                                              .max_sampled_rows = options.max_sequences,
-                                             .decode_graphs = options.cuda_graphs});
+                                             .decode_graphs = options.cuda_graphs,
+                                             .parallel = options.parallel});
     }
     return open_cpu_backend(model_dir, {options.weights, options.n_threads, options.parallel});
 }

@@ -33,6 +33,7 @@
 
 #include "common/result.h"
 #include "inference/backend.h"
+#include "inference/parallel_config.h"
 
 namespace sluice::inference {
 
@@ -60,6 +61,16 @@ struct CudaBackendOptions {
     // Split-K attention where choose_attention_kernel (cuda/attention_split_k.cuh) picks it;
     // false: always the one-pass kernel, for comparisons.
     bool split_k_attention = true;
+    // The tensor plan over `parallel.tensor` ranks (docs/parallel.md), one worker thread and one
+    // backend per rank, each holding its shard (device_weights.h); rank r runs on visible GPU r
+    // (`device` is then unused) and the ranks are joined by NCCL. Refused: the expert plan and
+    // the grid (kNotSupported), more than one node (kNotSupported), fewer visible GPUs than
+    // ranks (kUnavailable). Decode graphs are off on parallel ranks.
+    ParallelConfig parallel{};
+    // Tests and debugging only: every rank on `device`, joined by the staging communicator
+    // (cuda/staged_communicator.h), since NCCL cannot put two ranks on one GPU. Every collective
+    // then waits for the device and crosses host memory: correct, and slow.
+    bool ranks_share_device = false;
 };
 
 // What the decode graphs of a CUDA backend have done.

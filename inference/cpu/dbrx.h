@@ -27,11 +27,11 @@
 #include "inference/backend.h"
 #include "inference/communicator.h"
 #include "inference/cpu/attention.h"
-#include "inference/cpu/dbrx_shard.h"
 #include "inference/cpu/matmul.h"
 #include "inference/cpu/ops.h"
 #include "inference/cpu/thread_pool.h"
 #include "inference/cpu/weights.h"
+#include "inference/dbrx_shard.h"
 #include "inference/safetensors.h"
 
 namespace sluice::inference::cpu {

@@ -11,7 +11,7 @@
 #include "common/log.h"
 #include "inference/cpu/attention.h"
 #include "inference/cpu/dbrx.h"
-#include "inference/cpu/dbrx_shard.h"
+#include "inference/dbrx_shard.h"
 #include "inference/detail/forward_validation.h"
 #include "inference/local_communicator.h"
 

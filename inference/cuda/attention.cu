@@ -23,7 +23,8 @@ __global__ void paged_attention_kernel(AttentionArgs a, float scale) {
     const int64_t d = a.n_head * hd;
     const int64_t n_kv = a.n_head_kv * hd;
     const int64_t n_qkv = d + 2 * n_kv;
-    const int64_t kv_col = head / (a.n_head / a.n_head_kv) * hd;
+    const int64_t kv_col = a.n_rep == 0 ? head / (a.n_head / a.n_head_kv) * hd
+                                        : ((a.head_begin + head) / a.n_rep - a.kv_head_begin) * hd;
     const int32_t pos = a.positions[t];
     const int32_t* table = a.block_tables + a.table_offset[a.token_seq[t]];
 
@@ -106,7 +107,12 @@ Status paged_attention(const AttentionArgs& args, cudaStream_t stream) {
         return Status::ok_status();
     }
     if (args.head_dim <= 0 || args.head_dim > kMaxAttentionHeadDim || args.n_head <= 0 ||
-        args.n_head_kv <= 0 || args.n_head % args.n_head_kv != 0 || args.block_size <= 0) {
+        args.n_head_kv <= 0 || args.block_size <= 0 ||
+        (args.n_rep == 0 ? args.n_head % args.n_head_kv != 0
+                         : args.n_rep < 0 || args.head_begin < 0 ||
+                               args.head_begin / args.n_rep < args.kv_head_begin ||
+                               (args.head_begin + args.n_head - 1) / args.n_rep >=
+                                   args.kv_head_begin + args.n_head_kv)) {
         return invalid_argument("paged_attention: head_dim " + std::to_string(args.head_dim) +
                                 " (at most " + std::to_string(kMaxAttentionHeadDim) + "), " +
                                 std::to_string(args.n_head) + " heads, " +

@@ -7,7 +7,7 @@
 //
 // Each (token, query head) is one block of four warps; the warps split the keys and each keeps
 // an online softmax (running max, sum and weighted V) in fp32, merged at the end. Query head h
-// reads KV head h / (n_head / n_head_kv).
+// reads KV head h / (n_head / n_head_kv), or for a rank's heads the model's mapping (n_rep below).
 
 #include <cstdint>
 
@@ -29,6 +29,13 @@ struct AttentionArgs {
     int64_t n_head_kv = 0;
     int64_t head_dim = 0;  // at most kMaxAttentionHeadDim
     int32_t block_size = 0;
+    // A rank of the tensor plan (dbrx_shard.h) holds the model's query heads [head_begin,
+    // head_begin + n_head) and KV heads [kv_head_begin, kv_head_begin + n_head_kv); the model's
+    // query head h reads its KV head h / n_rep. n_rep 0: the whole model's heads (h reads
+    // h / (n_head / n_head_kv)). Only paged_attention takes a non-zero n_rep.
+    int64_t head_begin = 0;
+    int64_t kv_head_begin = 0;
+    int64_t n_rep = 0;
 };
 
 inline constexpr int64_t kMaxAttentionHeadDim = 256;

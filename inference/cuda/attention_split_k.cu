@@ -225,9 +225,10 @@ Status paged_attention_split_k(const AttentionArgs& args, int32_t n_partitions,
         return Status::ok_status();
     }
     if (args.head_dim <= 0 || args.head_dim > kMaxAttentionHeadDim || args.n_head <= 0 ||
-        args.n_head_kv <= 0 || args.n_head % args.n_head_kv != 0 || args.block_size <= 0) {
+        args.n_head_kv <= 0 || args.n_head % args.n_head_kv != 0 || args.block_size <= 0 ||
+        args.n_rep != 0) {
         return invalid_argument(
-            "paged_attention_split_k: head_dim " + std::to_string(args.head_dim) + " (at most " +
+            "paged_attention_split_k: n_rep " + std::to_string(args.n_rep) + " (0 only), head_dim " + std::to_string(args.head_dim) + " (at most " +
             std::to_string(kMaxAttentionHeadDim) + "), " + std::to_string(args.n_head) +
             " heads, " + std::to_string(args.n_head_kv) + " kv heads");
     }

@@ -29,12 +29,15 @@
 #include "inference/cuda/dense.cuh"
 #include "inference/cuda/device_weights.h"
 #include "inference/cuda/moe.cuh"
+#include "inference/cuda/parallel_cuda_backend.h"
 #include "inference/cuda/qkv_rope.cuh"
 #include "inference/cuda/rows.cuh"
 #include "inference/cuda/sample.cuh"
+#include "inference/cuda/staged_communicator.h"
 #include "inference/cuda/step_buffers.h"
 #include "inference/cuda/tensor_core.cuh"
 #include "inference/dbrx_layout.h"
+#include "inference/dbrx_shard.h"
 #include "inference/detail/forward_validation.h"
 #include "inference/gpu_memory_plan.h"
 #include "inference/int4_weights.h"
@@ -75,13 +78,48 @@ Result<int> multiprocessor_count(int device) {
     return count;
 }
 
+// What makes a backend one rank of the tensor plan: its shard and its communicator (whose
+// stream the rank's compute runs on). The whole model and no communicator: one rank alone.
+struct RankParts {
+    DbrxShard shard;
+    std::unique_ptr<Communicator> comm;
+    // The vocabulary gather of the lm_head (launch_step): the rank's padded slice and every
+    // rank's, [max_batch_tokens, padded] and [n_ranks, max_batch_tokens, padded] floats.
+    DeviceBuffer vocab_local;
+    DeviceBuffer vocab_gathered;
+};
+
+// 0 when the rank's query head i reads its KV head i / (n_head / n_head_kv), as the attention
+// kernels assume for the whole model (always so when the split follows the KV groups: 2 or 4
+// ranks over 8 heads and 2 KV heads); else the model's heads per KV head, which paged_attention
+// maps through the shard's offsets (an uneven split, e.g. 3 ranks over 8 heads).
+int64_t attention_rep(const ModelConfig& config, const DbrxShard& shard) {
+    const int64_t n_rep = config.n_head / config.n_head_kv;
+    if (shard.n_head % shard.n_head_kv != 0) {
+        return n_rep;
+    }
+    const int64_t local_rep = shard.n_head / shard.n_head_kv;
+    for (int64_t i = 0; i < shard.n_head; ++i) {
+        if ((shard.head_begin + i) / n_rep - shard.kv_head_begin != i / local_rep) {
+            return n_rep;
+        }
+    }
+    return 0;
+}
+
 class CudaBackend final : public Backend {
 public:
     CudaBackend(ModelConfig config, int device, cuda::DeviceWeights weights,
-                cuda::StepBuffers buffers, cuda::StreamPtr stream, cuda::CublasPtr cublas,
-                DeviceBuffer panel, DeviceBuffer cublas_workspace, DeviceBuffer sample_buffer,
-                int64_t max_sampled_rows, int n_sm, const CudaBackendOptions& options)
-        : config_(std::move(config)),
+                cuda::StepBuffers buffers, cuda::StreamPtr stream, cudaStream_t raw_stream,
+                cuda::CublasPtr cublas, DeviceBuffer panel, DeviceBuffer cublas_workspace,
+                DeviceBuffer sample_buffer, int64_t max_sampled_rows, int n_sm,
+                const CudaBackendOptions& options, RankParts rank)
+        : comm_(std::move(rank.comm)),
+          shard_(rank.shard),
+          attention_rep_(attention_rep(config, rank.shard)),
+          vocab_local_(std::move(rank.vocab_local)),
+          vocab_gathered_(std::move(rank.vocab_gathered)),
+          config_(std::move(config)),
           device_(device),
           n_sm_(n_sm),
           split_k_enabled_(options.split_k_attention),
@@ -90,6 +128,7 @@ public:
           weights_(std::move(weights)),
           buffers_(std::move(buffers)),
           stream_(std::move(stream)),
+          raw_stream_(raw_stream),
           cublas_(std::move(cublas)),
           panel_(std::move(panel)),
           cublas_workspace_(std::move(cublas_workspace)),
@@ -100,7 +139,9 @@ public:
                          panel_.get(), panel_.bytes() / 2}),
           dense_(cublas_.get(), panel_.as<float>(), panel_.bytes() / 4, &tensor_cores_) {}
 
-    std::string name() const override { return "cuda"; }
+    std::string name() const override {
+        return comm_ == nullptr ? "cuda" : "cuda-rank-" + std::to_string(comm_->rank());
+    }
     const ModelConfig& config() const override { return config_; }
     BackendMemory memory() const override { return {weights_.bytes(), k_cache_.bytes() * 2}; }
     int64_t active_weight_bytes() const override { return weights_.active_bytes(config_); }
@@ -127,13 +168,36 @@ private:
                      const AttentionLaunch& attention_launch);
     Status run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens);
 
-    cudaStream_t stream() const { return stream_.get(); }
+    cudaStream_t stream() const { return raw_stream_; }
+    // Columns of the rank's KV heads in its cache rows, and of its Wqkv product.
+    int64_t kv_width() const { return shard_.n_head_kv * config_.head_dim(); }
+    int64_t qkv_width() const {
+        return (shard_.n_head + 2 * shard_.n_head_kv) * config_.head_dim();
+    }
+    // Row-parallel partial sums (out_proj, the experts' down product) are summed into the
+    // residual stream x by an all-reduce of x itself: rank 0 adds its part to x, the others
+    // start from zero, so the residual is counted once.
+    bool adds_residual() const { return comm_ == nullptr || comm_->rank() == 0; }
+    Status all_reduce_x(int64_t n_tokens) {
+        if (comm_ == nullptr) {
+            return Status::ok_status();
+        }
+        return comm_->all_reduce(f(buffers_.x), n_tokens * config_.d_model, DType::kF32,
+                                 ReduceOp::kSum);
+    }
+    Status lm_head(int64_t n_rows);
     cuda::GluActivation glu_activation() const {
         return config_.activation == Activation::kSilu ? cuda::GluActivation::kSilu
                                                        : cuda::GluActivation::kGelu;
     }
     float* f(const DeviceBuffer& b) const { return b.as<float>(); }
 
+    // First, so destroyed last: its stream may be the one everything below enqueues on.
+    std::unique_ptr<Communicator> comm_;
+    DbrxShard shard_;
+    int64_t attention_rep_;  // attention_rep()
+    DeviceBuffer vocab_local_;
+    DeviceBuffer vocab_gathered_;
     ModelConfig config_;
     int device_;
     int n_sm_;
@@ -142,7 +206,8 @@ private:
     std::set<int64_t> graph_batches_;
     cuda::DeviceWeights weights_;
     cuda::StepBuffers buffers_;
-    cuda::StreamPtr stream_;
+    cuda::StreamPtr stream_;   // null when the stream is the communicator's
+    cudaStream_t raw_stream_;  // the stream every launch and copy of a step goes to
     cuda::CublasPtr cublas_;
     DeviceBuffer panel_;
     DeviceBuffer cublas_workspace_;
@@ -183,7 +248,10 @@ Status CudaBackend::configure_kv_cache(const KvCacheSpec& spec) {
     k_cache_.reset();
     v_cache_.reset();
     index_.reset();
-    const int64_t kv_bytes = gpu_kv_cache_bytes(config_, spec);
+    // A rank holds its KV heads only.
+    const int64_t kv_bytes = comm_ == nullptr ? gpu_kv_cache_bytes(config_, spec)
+                                              : 2 * config_.n_layer * int64_t{spec.n_blocks} *
+                                                    spec.block_size * kv_width() * 4;
     const int64_t index_bytes =
         cuda::step_index_capacity(buffers_.max_tokens, config_.max_seq_len, spec.block_size) * 4;
     size_t free_bytes = 0;
@@ -223,7 +291,9 @@ Status CudaBackend::copy_kv_block(int32_t src, int32_t dst) {
     if (src == dst) {
         return Status::ok_status();
     }
-    const int64_t slab = static_cast<int64_t>(spec_.block_size) * config_.n_embd_kv();
+    // The ranks of a parallel backend are called from one thread, each on its own device.
+    SLUICE_CUDA_CHECK(cudaSetDevice(device_));
+    const int64_t slab = static_cast<int64_t>(spec_.block_size) * kv_width();
     for (int64_t l = 0; l < config_.n_layer; ++l) {
         const int64_t layer = l * spec_.n_blocks * slab;
         for (const DeviceBuffer* cache : {&k_cache_, &v_cache_}) {
@@ -261,9 +331,11 @@ Result<ForwardOutput> CudaBackend::forward(const ForwardBatch& batch) {
                                       cudaMemcpyHostToDevice, stream()));
     const int64_t d = config_.d_model;
     AttentionLaunch attention;
-    attention.kernel = split_k_enabled_ ? cuda::choose_attention_kernel(n_tokens, config_.n_head,
-                                                                        index.max_context, n_sm_)
-                                        : cuda::AttentionKernel::kOnePass;
+    // Split-K serves heads in the whole model's KV groups only (attention_rep).
+    attention.kernel =
+        split_k_enabled_ && attention_rep_ == 0
+            ? cuda::choose_attention_kernel(n_tokens, shard_.n_head, index.max_context, n_sm_)
+            : cuda::AttentionKernel::kOnePass;
     if (decode_graph_step(index)) {
         // A graph replays whatever the contexts, so it launches max_seq_len's partitions; the
         // blocks past a sequence's length return at once, with results identical to a launch of
@@ -388,6 +460,12 @@ bool CudaBackend::decode_graph_step(const cuda::StepIndex& index) const {
     // A decode step: one token per entry (entries have at least one), one logits row each and
     // no hidden rows, so that every launch's shape follows from the token count alone.
     const int64_t n = index.n_tokens;
+    // Never on a rank of a parallel plan: the staged communicator waits for the stream inside
+    // every collective, which a capture cannot hold. NCCL's calls could be captured, but one
+    // rule for every communicator is the simple correct one; graphs for NCCL ranks are open.
+    if (comm_ != nullptr) {
+        return false;
+    }
     if (!graphs_enabled_ || n != index.n_seq || index.n_logit_rows != n ||
         index.n_hidden_rows != 0 || !graph_batches_.contains(n)) {
         return false;
@@ -420,9 +498,41 @@ Status CudaBackend::launch_step(const cuda::StepIndex& index, const AttentionLau
     SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), dev_index + index.logit_rows(), norm_f,
                                             index.n_logit_rows, d, config_.norm_eps,
                                             f(buffers_.attn), stream()));
-    return dense_.run({weights_.lm_head.view(), 0, config_.n_vocab, f(buffers_.attn),
-                       index.n_logit_rows, f(buffers_.logits), config_.n_vocab, 0.0f},
-                      stream());
+    return lm_head(index.n_logit_rows);
+}
+
+Status CudaBackend::lm_head(int64_t n_rows) {
+    const int64_t n_vocab = config_.n_vocab;
+    if (comm_ == nullptr) {
+        return dense_.run({weights_.lm_head.view(), 0, n_vocab, f(buffers_.attn), n_rows,
+                           f(buffers_.logits), n_vocab, 0.0f},
+                          stream());
+    }
+    if (n_rows == 0) {
+        return Status::ok_status();  // the same on every rank: the step's rows are shared
+    }
+    // Vocabulary-parallel, as the CPU plan: each rank projects onto its rows, padded to the
+    // largest share so the all-gather moves equal blocks [n_rows, padded]; every rank then lays
+    // the blocks side by side into the full logits rows.
+    const int n_ranks = comm_->size();
+    const int64_t padded = (n_vocab + n_ranks - 1) / n_ranks;
+    SLUICE_RETURN_IF_ERROR(dense_.run({weights_.lm_head.view(), 0, shard_.n_vocab, f(buffers_.attn),
+                                       n_rows, f(vocab_local_), padded, 0.0f},
+                                      stream()));
+    SLUICE_RETURN_IF_ERROR(
+        comm_->all_gather(f(vocab_local_), f(vocab_gathered_), n_rows * padded, DType::kF32));
+    for (int r = 0; r < n_ranks; ++r) {
+        const Split vocab = split_evenly(n_vocab, r, n_ranks);
+        if (vocab.count == 0) {
+            continue;
+        }
+        SLUICE_CUDA_CHECK(
+            cudaMemcpy2DAsync(f(buffers_.logits) + vocab.begin, static_cast<size_t>(n_vocab) * 4,
+                              f(vocab_gathered_) + r * n_rows * padded,
+                              static_cast<size_t>(padded) * 4, static_cast<size_t>(vocab.count) * 4,
+                              static_cast<size_t>(n_rows), cudaMemcpyDeviceToDevice, stream()));
+    }
+    return Status::ok_status();
 }
 
 Status CudaBackend::run_layer(int64_t l, const cuda::StepIndex& index, const int32_t* dev_index,
@@ -431,11 +541,11 @@ Status CudaBackend::run_layer(int64_t l, const cuda::StepIndex& index, const int
     const int64_t d = config_.d_model;
     const int64_t n_tokens = index.n_tokens;
     const int64_t layer_offset =
-        l * static_cast<int64_t>(spec_.n_blocks) * spec_.block_size * config_.n_embd_kv();
+        l * static_cast<int64_t>(spec_.n_blocks) * spec_.block_size * kv_width();
     SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), nullptr, f(layer.norm_1), n_tokens, d,
                                             config_.norm_eps, f(buffers_.h), stream()));
-    SLUICE_RETURN_IF_ERROR(dense_.run({layer.wqkv.view(), 0, config_.n_qkv(), f(buffers_.h),
-                                       n_tokens, f(buffers_.qkv), config_.n_qkv(), 0.0f},
+    SLUICE_RETURN_IF_ERROR(dense_.run({layer.wqkv.view(), 0, qkv_width(), f(buffers_.h), n_tokens,
+                                       f(buffers_.qkv), qkv_width(), 0.0f},
                                       stream()));
     cuda::QkvRopeArgs rope;
     rope.qkv = f(buffers_.qkv);
@@ -447,8 +557,8 @@ Status CudaBackend::run_layer(int64_t l, const cuda::StepIndex& index, const int
     rope.k_cache = k_cache_.as<float>() + layer_offset;
     rope.v_cache = v_cache_.as<float>() + layer_offset;
     rope.n_tokens = n_tokens;
-    rope.n_head = config_.n_head;
-    rope.n_head_kv = config_.n_head_kv;
+    rope.n_head = shard_.n_head;
+    rope.n_head_kv = shard_.n_head_kv;
     rope.head_dim = config_.head_dim();
     rope.block_size = spec_.block_size;
     rope.clip = config_.clip_qkv.has_value();
@@ -465,10 +575,15 @@ Status CudaBackend::run_layer(int64_t l, const cuda::StepIndex& index, const int
     attention.block_tables = rope.block_tables;
     attention.out = f(buffers_.attn);
     attention.n_tokens = n_tokens;
-    attention.n_head = config_.n_head;
-    attention.n_head_kv = config_.n_head_kv;
+    attention.n_head = shard_.n_head;
+    attention.n_head_kv = shard_.n_head_kv;
     attention.head_dim = config_.head_dim();
     attention.block_size = spec_.block_size;
+    if (attention_rep_ != 0) {
+        attention.head_begin = shard_.head_begin;
+        attention.kv_head_begin = shard_.kv_head_begin;
+        attention.n_rep = attention_rep_;
+    }
     if (attention_launch.kernel == cuda::AttentionKernel::kSplitK) {
         const cuda::SplitKWorkspace workspace{f(buffers_.attn_partials),
                                               buffers_.attn_partials.bytes() / 4};
@@ -477,10 +592,11 @@ Status CudaBackend::run_layer(int64_t l, const cuda::StepIndex& index, const int
     } else {
         SLUICE_RETURN_IF_ERROR(cuda::paged_attention(attention, stream()));
     }
-    // x += attn · out_projᵀ
-    SLUICE_RETURN_IF_ERROR(dense_.run(
-        {layer.out_proj.view(), 0, d, f(buffers_.attn), n_tokens, f(buffers_.x), d, 1.0f},
-        stream()));
+    // x += attn · out_projᵀ; on a rank, its heads' partial sum, summed over the ranks.
+    SLUICE_RETURN_IF_ERROR(dense_.run({layer.out_proj.view(), 0, d, f(buffers_.attn), n_tokens,
+                                       f(buffers_.x), d, adds_residual() ? 1.0f : 0.0f},
+                                      stream()));
+    SLUICE_RETURN_IF_ERROR(all_reduce_x(n_tokens));
     SLUICE_RETURN_IF_ERROR(cuda::layer_norm(f(buffers_.x), nullptr, f(layer.norm_2), n_tokens, d,
                                             config_.norm_eps, f(buffers_.h), stream()));
     return run_moe(layer, n_tokens);
@@ -501,7 +617,13 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
                                  buffers_.slot_token.as<int32_t>()};
     SLUICE_RETURN_IF_ERROR(cuda::permute_by_expert(
         experts, n_tokens, k, n_expert, perm, f(buffers_.h), d, f(buffers_.x_sorted), stream()));
-    const cuda::ExpertShape shape{n_expert, d, config_.n_ff, n_tokens * k, n_tokens};
+    const cuda::ExpertShape shape{n_expert, d, shard_.n_ff, n_tokens * k, n_tokens};
+    // The norm above was the last reader of x: a rank other than 0 now gathers only its
+    // experts' partial sums there (adds_residual).
+    if (!adds_residual()) {
+        SLUICE_CUDA_CHECK(
+            cudaMemsetAsync(f(buffers_.x), 0, static_cast<size_t>(n_tokens * d) * 4, stream()));
+    }
     const bool int4 = layer.w1.type == cuda::DeviceDType::kInt4;
     const cuda::ExpertWeights weights{
         layer.w1.buffer.get(),
@@ -522,17 +644,20 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
         SLUICE_RETURN_IF_ERROR(cuda::grouped_experts_tc(
             tensor_cores_, scratch, f(buffers_.x_sorted), perm.offsets, weights, shape,
             glu_activation(), f(buffers_.act), f(buffers_.expert_out), stream()));
-        return cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
-                                   f(buffers_.route_weights), n_tokens, k, d, f(buffers_.x),
-                                   stream());
+        SLUICE_RETURN_IF_ERROR(cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
+                                                   f(buffers_.route_weights), n_tokens, k, d,
+                                                   f(buffers_.x), stream()));
+        return all_reduce_x(n_tokens);
     }
     SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(f(buffers_.x_sorted), perm.offsets, weights, shape,
                                                 glu_activation(), f(buffers_.act), stream()));
     const cuda::DownSplit split{f(buffers_.down_partial), buffers_.down_partial_slots};
     SLUICE_RETURN_IF_ERROR(cuda::expert_down(f(buffers_.act), perm.offsets, weights, shape, split,
                                              f(buffers_.expert_out), stream()));
-    return cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
-                               f(buffers_.route_weights), n_tokens, k, d, f(buffers_.x), stream());
+    SLUICE_RETURN_IF_ERROR(cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
+                                               f(buffers_.route_weights), n_tokens, k, d,
+                                               f(buffers_.x), stream()));
+    return all_reduce_x(n_tokens);
 }
 
 Status check_options(const ModelConfig& config, const CudaBackendOptions& options) {
@@ -586,7 +711,7 @@ Status check_options(const ModelConfig& config, const CudaBackendOptions& option
 // plan has been accepted.
 Result<std::unique_ptr<Backend>> open_with_weights(
     ModelConfig config, const CudaBackendOptions& options, int64_t weight_bytes,
-    const std::function<Result<cuda::DeviceWeights>()>& make_weights) {
+    const std::function<Result<cuda::DeviceWeights>()>& make_weights, RankParts rank) {
     SLUICE_RETURN_IF_ERROR(check_options(config, options));
     const std::string device = "cuda device " + std::to_string(options.device);
     int count = 0;
@@ -602,8 +727,13 @@ Result<std::unique_ptr<Backend>> open_with_weights(
     const int64_t max_sampled_rows = std::min(options.max_sampled_rows, options.max_batch_tokens);
     SLUICE_ASSIGN_OR_RETURN(const int64_t sampling_bytes,
                             sample_buffer_bytes(max_sampled_rows, config.n_vocab));
-    const GpuMemoryPlan plan = plan_gpu_memory(config, weight_bytes, options.max_batch_tokens,
-                                               KvCacheSpec{16, 0}, sampling_bytes);
+    GpuMemoryPlan plan = plan_gpu_memory(config, weight_bytes, options.max_batch_tokens,
+                                         KvCacheSpec{16, 0}, sampling_bytes);
+    // A rank's vocabulary gather (RankParts), counted with the activations.
+    const int n_ranks = rank.comm == nullptr ? 1 : rank.comm->size();
+    const int64_t padded = (config.n_vocab + n_ranks - 1) / n_ranks;
+    const int64_t gather_floats = rank.comm == nullptr ? 0 : options.max_batch_tokens * padded;
+    plan.activation_bytes += gather_floats * (1 + n_ranks) * 4;
     log::info("inference", "cuda memory plan",
               {{"device", options.device},
                {"weights", format_bytes(plan.weight_bytes)},
@@ -620,9 +750,17 @@ Result<std::unique_ptr<Backend>> open_with_weights(
     SLUICE_ASSIGN_OR_RETURN(cuda::DeviceWeights weights, make_weights());
     cuda::StepBuffers buffers;
     SLUICE_RETURN_IF_ERROR(buffers.allocate(config, options.max_batch_tokens));
-    cudaStream_t raw_stream = nullptr;
-    SLUICE_CUDA_CHECK(cudaStreamCreateWithFlags(&raw_stream, cudaStreamNonBlocking));
-    cuda::StreamPtr stream(raw_stream);
+    SLUICE_RETURN_IF_ERROR(rank.vocab_local.allocate(gather_floats * 4));
+    SLUICE_RETURN_IF_ERROR(rank.vocab_gathered.allocate(gather_floats * n_ranks * 4));
+    // A rank computes on its communicator's stream, so that every collective sees its inputs
+    // (staged_communicator.h, nccl_communicator.h); one rank alone has its own.
+    cudaStream_t raw_stream =
+        rank.comm == nullptr ? nullptr : cuda::communicator_stream(*rank.comm);
+    cuda::StreamPtr stream;
+    if (raw_stream == nullptr) {
+        SLUICE_CUDA_CHECK(cudaStreamCreateWithFlags(&raw_stream, cudaStreamNonBlocking));
+        stream.reset(raw_stream);
+    }
     cublasHandle_t raw_cublas = nullptr;
     SLUICE_CUDA_CHECK(cublasCreate(&raw_cublas));
     cuda::CublasPtr cublas(raw_cublas);
@@ -645,8 +783,12 @@ Result<std::unique_ptr<Backend>> open_with_weights(
                {"decode_graphs", options.decode_graphs}});
     return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(
         std::move(config), options.device, std::move(weights), std::move(buffers),
-        std::move(stream), std::move(cublas), std::move(panel), std::move(workspace),
-        std::move(sample_buffer), max_sampled_rows, n_sm, options));
+        std::move(stream), raw_stream, std::move(cublas), std::move(panel), std::move(workspace),
+        std::move(sample_buffer), max_sampled_rows, n_sm, options, std::move(rank)));
+}
+
+RankParts whole_model(const ModelConfig& config) {
+    return {DbrxShard::whole(config), nullptr, {}, {}};
 }
 
 // The CUDA backend behind `backend`, or null.
@@ -696,10 +838,30 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
     }
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(model_dir));
     SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
+    if (options.parallel.parallel()) {
+        return cuda::open_parallel_cuda_backend(config, std::move(checkpoint), options);
+    }
     const int64_t weight_bytes = cuda::device_weight_bytes(*checkpoint, config, options.weights);
-    return open_with_weights(config, options, weight_bytes, [&] {
-        return cuda::upload_weights(*checkpoint, config, options.weights);
-    });
+    return open_with_weights(
+        config, options, weight_bytes,
+        [&] { return cuda::upload_weights(*checkpoint, config, options.weights); },
+        whole_model(config));
+}
+
+Result<std::unique_ptr<Backend>> cuda::open_cuda_rank(const ModelConfig& config,
+                                                      const Checkpoint& checkpoint,
+                                                      const CudaBackendOptions& options,
+                                                      const DbrxShard& shard,
+                                                      std::unique_ptr<Communicator> comm) {
+    const int tensor_ranks = comm == nullptr ? 1 : comm->size();
+    SLUICE_RETURN_IF_ERROR(cuda::check_shard_weights(config, options.weights, shard, tensor_ranks));
+    SLUICE_CUDA_CHECK(cudaSetDevice(options.device));
+    const int64_t weight_bytes =
+        cuda::device_weight_bytes(checkpoint, config, options.weights, shard);
+    return open_with_weights(
+        config, options, weight_bytes,
+        [&] { return cuda::upload_weights(checkpoint, config, options.weights, shard); },
+        RankParts{shard, std::move(comm), {}, {}});
 }
 
 Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& config,
@@ -710,9 +872,14 @@ Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& con
     SLUICE_RETURN_IF_ERROR(check_options(config, options));
     ModelConfig sized = config;
     sized.int4_group_size = options.int4_group_size;  // used by kInt4 only
+    if (options.parallel.parallel()) {
+        return not_supported("cuda backend: random weights are for one rank; parallel: " +
+                             std::to_string(options.parallel.n_ranks()) + " ranks");
+    }
     return open_with_weights(
         sized, options, cuda::random_weight_bytes(sized, options.weights),
-        [&] { return cuda::make_random_weights(sized, options.weights, seed); });
+        [&] { return cuda::make_random_weights(sized, options.weights, seed); },
+        whole_model(sized));
 }
 
 }  // namespace sluice::inference

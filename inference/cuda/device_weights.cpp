@@ -6,6 +6,7 @@
 #include "common/check.h"
 #include "inference/cuda/quantize.cuh"
 #include "inference/dbrx_layout.h"
+#include "inference/dbrx_shard.h"
 #include "inference/dtype.h"
 #include "inference/fp8_weights.h"
 #include "inference/int4_weights.h"
@@ -327,6 +328,162 @@ Status random_matrix(const std::string& name, int64_t rows, int64_t cols, Weight
     return Status::ok_status();
 }
 
+// ---- A rank's shard (tensor plan): only its rows and columns leave the mapping. ----
+
+// Copies rows [first, first + n) of `slice` (numbered within the slice) of a row-major matrix
+// of `row_elements` elements of `element` bytes at `data` to `dst`, packed: one 2-d copy per run
+// of rows, straight from the mapping.
+Status copy_slice_rows(const uint8_t* data, int64_t row_elements, int64_t element,
+                       const TensorSlice& slice, int64_t first, int64_t n, void* dst) {
+    const int64_t width = slice.cols.count * element;
+    auto* out = static_cast<uint8_t*>(dst);
+    int64_t local = 0;  // the slice's row number where the run begins
+    for (const Split& run : slice.rows) {
+        const int64_t lo = std::max(first, local);
+        const int64_t hi = std::min(first + n, local + run.count);
+        if (lo < hi) {
+            const uint8_t* src =
+                data + ((run.begin + lo - local) * row_elements + slice.cols.begin) * element;
+            SLUICE_CUDA_CHECK(cudaMemcpy2D(out + (lo - first) * width, static_cast<size_t>(width),
+                                           src, static_cast<size_t>(row_elements * element),
+                                           static_cast<size_t>(width), static_cast<size_t>(hi - lo),
+                                           cudaMemcpyHostToDevice));
+        }
+        local += run.count;
+    }
+    return Status::ok_status();
+}
+
+// The slice of `t` as `type` (f32 or bf16): copied as stored when the types agree, else a run
+// of rows at a time converted on the host (never more than the rows asked for).
+MatrixSource slice_source(const TensorView& t, const TensorSlice& slice, DeviceDType type) {
+    const bool as_stored = (type == DeviceDType::kBF16 && t.dtype == DType::kBF16) ||
+                           (type == DeviceDType::kF32 && t.dtype == DType::kF32);
+    const int64_t cols = t.shape[1];
+    if (as_stored) {
+        return {type, [&t, slice, cols, type](int64_t first, int64_t n, void* dst) {
+                    return copy_slice_rows(t.data, cols, device_dtype_size(type), slice, first, n,
+                                           dst);
+                }};
+    }
+    return {type, [&t, slice, cols, type](int64_t first, int64_t n, void* dst) -> Status {
+                const int64_t width = slice.cols.count;
+                std::vector<float> values(static_cast<size_t>(n * width));
+                const int64_t element = dtype_size(t.dtype);
+                int64_t local = 0;
+                for (const Split& run : slice.rows) {
+                    for (int64_t r = std::max(first, local);
+                         r < std::min(first + n, local + run.count); ++r) {
+                        const int64_t row = run.begin + r - local;
+                        convert_to_f32(t.dtype, t.data + (row * cols + slice.cols.begin) * element,
+                                       width, values.data() + (r - first) * width);
+                    }
+                    local += run.count;
+                }
+                if (type == DeviceDType::kF32) {
+                    SLUICE_CUDA_CHECK(
+                        cudaMemcpy(dst, values.data(), values.size() * 4, cudaMemcpyHostToDevice));
+                    return Status::ok_status();
+                }
+                std::vector<uint16_t> bf16(values.size());
+                convert_f32_to_bf16(values, bf16.data());
+                SLUICE_CUDA_CHECK(
+                    cudaMemcpy(dst, bf16.data(), bf16.size() * 2, cudaMemcpyHostToDevice));
+                return Status::ok_status();
+            }};
+}
+
+// A slice's bytes of a byte matrix (fp8 codes, fp32 scales, packed int4 codes, fp16 scales):
+// `element` bytes per value, uploaded as they are.
+Status upload_slice_bytes(const TensorView& t, int64_t row_values, int64_t element,
+                          const TensorSlice& slice, DeviceBuffer* dst) {
+    SLUICE_RETURN_IF_ERROR(dst->allocate(slice.n_rows() * slice.cols.count * element));
+    return copy_slice_rows(t.data, row_values, element, slice, 0, slice.n_rows(), dst->get());
+}
+
+// An int4 checkpoint's expert matrix, the shard's codes and scales as they are.
+Status upload_int4_slice(const TensorView& t, const TensorView& s, const ModelConfig& config,
+                         const DbrxShard& shard, DeviceMatrix* m) {
+    if (m->type != DeviceDType::kInt4) {
+        return not_supported("tensor '" + t.name +
+                             "': an int4 checkpoint widened to a float format is not split "
+                             "across ranks; load it as int4 (weights: stored or int4)");
+    }
+    const Int4MatrixShape shape = int4_matrix_shape(t.name, config);
+    const int64_t group = config.int4_group_size;
+    const TensorSlice values = int4_slice(t.name, config, shard);
+    m->rows = values.n_rows();
+    m->cols = values.cols.count;
+    m->group_size = group;
+    // Two codes per byte: the slice's columns are even (whole groups, a multiple of 32).
+    const TensorSlice code_bytes{values.rows, {values.cols.begin / 2, values.cols.count / 2}};
+    SLUICE_RETURN_IF_ERROR(upload_slice_bytes(t, shape.cols / 2, 1, code_bytes, &m->buffer));
+    return upload_slice_bytes(s, shape.cols / group, 2, int4_scale_slice(values, group),
+                              &m->scales);
+}
+
+// A quantised (fp8 per-channel) checkpoint's matrix, the shard's codes and their scales.
+Status upload_fp8_slice(const TensorView& t, const TensorView& s, const TensorSlice& slice,
+                        const ModelConfig& config, DeviceMatrix* m) {
+    if (m->type != DeviceDType::kF8E4M3) {
+        return not_supported("tensor '" + t.name +
+                             "': an fp8 checkpoint widened to a float format is not split "
+                             "across ranks; load it as fp8 (weights: stored or fp8)");
+    }
+    SLUICE_RETURN_IF_ERROR(upload_slice_bytes(t, t.shape[1], 1, slice, &m->buffer));
+    const TensorSlice scales = fp8_scale_slice(t.name, slice, config);
+    const int64_t scale_cols = fp8_column_scales(t.name) ? t.shape[1] : 1;
+    return upload_slice_bytes(s, scale_cols, 4, scales, &m->scales);
+}
+
+// The shard's part of matrix `t`. `local` is the config with the shard's ffn size, which the
+// expert formats' layouts (int4 w2 per expert, fp8 w2 scales per expert) are sized by.
+Status upload_matrix_slice(const Checkpoint& checkpoint, const TensorView& t, WeightFormat format,
+                           const ModelConfig& config, const ModelConfig& local,
+                           const DbrxShard& shard, DeviceMatrix* m) {
+    SLUICE_CHECK(t.shape.size() == 2, "a weight matrix is 2-d");
+    m->type = matrix_type(t.name, format, t.dtype, config);
+    if (stored_int4(t.name, config)) {
+        return upload_int4_slice(t, tensor(checkpoint, int4_scale_tensor_name(t.name)), config,
+                                 shard, m);
+    }
+    const TensorSlice slice = tensor_slice(t.name, t.shape[0], t.shape[1], config, shard);
+    m->rows = slice.n_rows();
+    m->cols = slice.cols.count;
+    const DeviceDType source_type =
+        t.dtype == DType::kBF16 ? DeviceDType::kBF16 : DeviceDType::kF32;
+    if (m->type == DeviceDType::kInt4) {
+        return quantize_int4_matrix(slice_source(t, slice, source_type), t.name, local, m);
+    }
+    if (config.quantization == CheckpointQuantization::kFp8PerChannel && fp8_quantizes(t.name)) {
+        return upload_fp8_slice(t, tensor(checkpoint, fp8_scale_tensor_name(t.name)), slice, config,
+                                m);
+    }
+    if (m->type == DeviceDType::kF8E4M3) {
+        // Scales from the slice's values: out_proj's per-row scales see the shard's columns
+        // only, w2's per-column scales the shard's ffn rows only (docs/parallel.md).
+        return quantize_matrix(slice_source(t, slice, source_type), m->rows, m->cols,
+                               is_w2(t.name) ? local.n_ff : 0, m);
+    }
+    const MatrixSource source = slice_source(t, slice, m->type);
+    const int64_t element = device_dtype_size(m->type);
+    SLUICE_RETURN_IF_ERROR(m->buffer.allocate(m->rows * m->cols * element));
+    const int64_t chunk = std::clamp<int64_t>(kStagingValues / std::max<int64_t>(m->cols, 1), 1,
+                                              std::max<int64_t>(m->rows, 1));
+    for (int64_t first = 0; first < m->rows; first += chunk) {
+        SLUICE_RETURN_IF_ERROR(source.fill(first, std::min(chunk, m->rows - first),
+                                           m->buffer.as<char>() + first * m->cols * element));
+    }
+    return Status::ok_status();
+}
+
+// The config a shard's expert layouts are sized by: the shard's ffn size.
+ModelConfig shard_config(const ModelConfig& config, const DbrxShard& shard) {
+    ModelConfig local = config;
+    local.n_ff = shard.n_ff;
+    return local;
+}
+
 }  // namespace
 
 DeviceDType device_dtype_for(WeightFormat requested, DType stored) {
@@ -444,6 +601,85 @@ Result<DeviceWeights> make_random_weights(const ModelConfig& config, WeightForma
         SLUICE_RETURN_IF_ERROR(random_matrix(name, expected.shape[0], expected.shape[1], format,
                                              config, ++next_seed, m));
     }
+    SLUICE_CUDA_CHECK(cudaDeviceSynchronize());
+    return w;
+}
+
+bool is_whole(const DbrxShard& shard, const ModelConfig& config) {
+    const DbrxShard whole = DbrxShard::whole(config);
+    return shard.head_begin == 0 && shard.n_head == whole.n_head &&
+           shard.n_head_kv == whole.n_head_kv && shard.ff_begin == 0 && shard.n_ff == whole.n_ff &&
+           shard.n_expert == whole.n_expert && shard.vocab_begin == 0 &&
+           shard.n_vocab == whole.n_vocab;
+}
+
+Status check_shard_weights(const ModelConfig& config, WeightFormat format, const DbrxShard& shard,
+                           int tensor_ranks) {
+    if (shard.expert_parallel || shard.n_expert != config.n_expert) {
+        return not_supported("cuda backend: the expert plan's shards are not uploaded yet");
+    }
+    const bool int4 = format == WeightFormat::kInt4 ||
+                      config.quantization == CheckpointQuantization::kInt4Grouped;
+    if (int4) {
+        SLUICE_RETURN_IF_ERROR(check_int4_shard(config, shard, tensor_ranks));
+    }
+    return Status::ok_status();
+}
+
+int64_t device_weight_bytes(const Checkpoint& checkpoint, const ModelConfig& config,
+                            WeightFormat format, const DbrxShard& shard) {
+    if (is_whole(shard, config)) {
+        return device_weight_bytes(checkpoint, config, format);
+    }
+    const ModelConfig local = shard_config(config, shard);
+    int64_t bytes = 0;
+    for (const ExpectedTensor& expected : dbrx_tensor_layout(config)) {
+        if (is_scale(expected)) {
+            continue;
+        }
+        const TensorView& t = tensor(checkpoint, expected.name);
+        std::vector<int64_t> shape = t.shape;
+        if (shape.size() == 2 && !stored_int4(t.name, config)) {
+            const TensorSlice slice = tensor_slice(t.name, shape[0], shape[1], config, shard);
+            shape = {slice.n_rows(), slice.cols.count};
+        }
+        bytes += tensor_device_bytes(t.name, shape, format, t.dtype, local);
+    }
+    return bytes;
+}
+
+Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelConfig& config,
+                                     WeightFormat format, const DbrxShard& shard) {
+    if (is_whole(shard, config)) {
+        return upload_weights(checkpoint, config, format);
+    }
+    const ModelConfig local = shard_config(config, shard);
+    DeviceWeights w;
+    auto matrix = [&](const std::string& name, DeviceMatrix* m) {
+        return upload_matrix_slice(checkpoint, tensor(checkpoint, name), format, config, local,
+                                   shard, m);
+    };
+    SLUICE_RETURN_IF_ERROR(matrix("transformer.wte.weight", &w.embedding));
+    for (int64_t i = 0; i < config.n_layer; ++i) {
+        DeviceLayer layer;
+        auto get = [&](const char* suffix) -> const TensorView& {
+            return tensor(checkpoint, dbrx_block_tensor(i, suffix));
+        };
+        auto block = [&](const char* suffix, DeviceMatrix* m) {
+            return matrix(dbrx_block_tensor(i, suffix), m);
+        };
+        SLUICE_RETURN_IF_ERROR(upload_f32(get("norm_attn_norm.norm_1.weight"), &layer.norm_1));
+        SLUICE_RETURN_IF_ERROR(upload_f32(get("norm_attn_norm.norm_2.weight"), &layer.norm_2));
+        SLUICE_RETURN_IF_ERROR(block("norm_attn_norm.attn.Wqkv.weight", &layer.wqkv));
+        SLUICE_RETURN_IF_ERROR(block("norm_attn_norm.attn.out_proj.weight", &layer.out_proj));
+        SLUICE_RETURN_IF_ERROR(block("ffn.router.layer.weight", &layer.router));
+        SLUICE_RETURN_IF_ERROR(block("ffn.experts.mlp.w1", &layer.w1));
+        SLUICE_RETURN_IF_ERROR(block("ffn.experts.mlp.v1", &layer.v1));
+        SLUICE_RETURN_IF_ERROR(block("ffn.experts.mlp.w2", &layer.w2));
+        w.layers.push_back(std::move(layer));
+    }
+    SLUICE_RETURN_IF_ERROR(upload_f32(tensor(checkpoint, "transformer.norm_f.weight"), &w.norm_f));
+    SLUICE_RETURN_IF_ERROR(matrix("lm_head.weight", &w.lm_head));
     SLUICE_CUDA_CHECK(cudaDeviceSynchronize());
     return w;
 }

@@ -1,0 +1,268 @@
+// The CUDA backend's tensor plan: a worker thread per rank, each running its CudaBackend's step;
+// the scheduler's thread hands every step to all ranks and takes rank 0's output, as the
+// parallel CPU backend does (cpu/parallel_cpu_backend.cpp).
+#include "inference/cuda/parallel_cuda_backend.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/log.h"
+#include "inference/cuda/staged_communicator.h"
+#include "inference/detail/forward_validation.h"
+#include "inference/nccl_communicator.h"
+
+namespace sluice::inference::cuda {
+
+namespace {
+
+struct Rank {
+    std::unique_ptr<Backend> backend;  // owns the rank's communicator
+    Communicator* comm = nullptr;      // borrowed from the backend, to abort the group
+    Result<ForwardOutput> out = ForwardOutput{};
+};
+
+class ParallelCudaBackend final : public Backend {
+public:
+    ParallelCudaBackend(ModelConfig config, const CudaBackendOptions& options,
+                        std::vector<std::unique_ptr<Rank>> ranks)
+        : config_(std::move(config)),
+          max_tokens_(options.max_batch_tokens),
+          ranks_share_device_(options.ranks_share_device),
+          ranks_(std::move(ranks)) {
+        for (size_t r = 0; r < ranks_.size(); ++r) {
+            workers_.emplace_back([this, r] { work(r); });
+        }
+    }
+
+    ~ParallelCudaBackend() override {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        workers_.clear();  // joins
+    }
+
+    std::string name() const override {
+        return std::string("cuda-tensor-parallel-") + std::to_string(ranks_.size()) +
+               (ranks_share_device_ ? "-one-device" : "");
+    }
+    const ModelConfig& config() const override { return config_; }
+
+    // Summed over the ranks: each holds its shard, and the embedding, norms and router whole.
+    BackendMemory memory() const override {
+        BackendMemory total{0, 0};
+        for (const auto& rank : ranks_) {
+            const BackendMemory m = rank->backend->memory();
+            total.weight_bytes += m.weight_bytes;
+            total.kv_cache_bytes += m.kv_cache_bytes;
+        }
+        return total;
+    }
+    int64_t active_weight_bytes() const override {
+        int64_t bytes = 0;
+        for (const auto& rank : ranks_) {
+            bytes += rank->backend->active_weight_bytes();
+        }
+        return bytes;
+    }
+
+    Status configure_kv_cache(const KvCacheSpec& spec) override {
+        SLUICE_RETURN_IF_ERROR(health());
+        for (const auto& rank : ranks_) {
+            SLUICE_RETURN_IF_ERROR(rank->backend->configure_kv_cache(spec));
+        }
+        return Status::ok_status();
+    }
+    KvCacheSpec kv_cache_spec() const override { return ranks_.front()->backend->kv_cache_spec(); }
+    bool samples_on_device() const override { return true; }
+    int64_t device_sample_capacity() const override {
+        return ranks_.front()->backend->device_sample_capacity();
+    }
+
+    Result<ForwardOutput> forward(const ForwardBatch& batch) override {
+        SLUICE_RETURN_IF_ERROR(health());
+        // Refused here, before any rank starts: a rank refusing alone would abort the group.
+        SLUICE_RETURN_IF_ERROR(
+            detail::validate_forward_batch(batch, config_, kv_cache_spec(), true));
+        const int64_t n_tokens = detail::batch_token_count(batch);
+        if (n_tokens > max_tokens_) {
+            return invalid_argument("forward: " + std::to_string(n_tokens) +
+                                    " new tokens in one step, the cuda backend holds " +
+                                    std::to_string(max_tokens_));
+        }
+        const auto n_sampled = std::ranges::count_if(
+            batch.device_sample, [](const auto& sampling) { return sampling.has_value(); });
+        if (n_sampled > device_sample_capacity()) {
+            return invalid_argument("forward: " + std::to_string(n_sampled) +
+                                    " entries sampled on the device in one step, the cuda "
+                                    "backend samples at most " +
+                                    std::to_string(device_sample_capacity()));
+        }
+        run_step(batch);
+        for (const auto& rank : ranks_) {
+            if (!rank->out.ok()) {
+                std::lock_guard lock(mutex_);
+                failed_ = rank->out.status();
+                log::error("inference", "parallel cuda backend stopped",
+                           {{"error", failed_.to_string()}});
+                return failed_;
+            }
+        }
+        return std::move(*ranks_.front()->out);
+    }
+
+    Status copy_kv_block(int32_t src, int32_t dst) override {
+        SLUICE_RETURN_IF_ERROR(health());
+        for (const auto& rank : ranks_) {
+            SLUICE_RETURN_IF_ERROR(rank->backend->copy_kv_block(src, dst));
+        }
+        return Status::ok_status();
+    }
+
+    Status health() const override {
+        std::lock_guard lock(mutex_);
+        return failed_;
+    }
+
+private:
+    // Hands `batch` to every rank and waits until all have finished it.
+    void run_step(const ForwardBatch& batch) {
+        std::unique_lock lock(mutex_);
+        batch_ = &batch;
+        pending_ = static_cast<int>(ranks_.size());
+        ++step_;
+        cv_.notify_all();
+        done_cv_.wait(lock, [&] { return pending_ == 0; });
+        batch_ = nullptr;
+    }
+
+    void work(size_t index) {
+        Rank& rank = *ranks_[index];
+        uint64_t seen = 0;
+        for (;;) {
+            const ForwardBatch* batch = nullptr;
+            {
+                std::unique_lock lock(mutex_);
+                cv_.wait(lock, [&] { return stopping_ || step_ != seen; });
+                if (stopping_) {
+                    return;
+                }
+                seen = step_;
+                batch = batch_;
+            }
+            rank.out = rank.backend->forward(*batch);
+            if (!rank.out.ok()) {
+                // Wakes the ranks waiting on this one; the first reason is the one reported.
+                rank.comm->abort(rank.out.status().message());
+            }
+            {
+                std::lock_guard lock(mutex_);
+                --pending_;
+            }
+            done_cv_.notify_one();
+        }
+    }
+
+    const ModelConfig config_;
+    const int64_t max_tokens_;
+    const bool ranks_share_device_;
+    std::vector<std::unique_ptr<Rank>> ranks_;
+
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;           // a new step, or stopping
+    std::condition_variable done_cv_;      // a rank finished the step
+    const ForwardBatch* batch_ = nullptr;  // guarded by mutex_, during a step
+    uint64_t step_ = 0;                    // guarded by mutex_
+    int pending_ = 0;                      // guarded by mutex_
+    bool stopping_ = false;                // guarded by mutex_
+    Status failed_;                        // guarded by mutex_; sticky once a step failed
+    std::vector<std::jthread> workers_;    // last: joined before the ranks are destroyed
+};
+
+// The plans and places this backend does not run, refused with what is missing.
+Status check_supported(const ParallelConfig& parallel) {
+    if (parallel.plan() != ParallelPlan::kTensor) {
+        return not_supported(
+            "parallel: the " + std::string(parallel_plan_name(parallel.plan())) + " plan (tensor " +
+            std::to_string(parallel.tensor) + " x expert " + std::to_string(parallel.expert) +
+            ") is not supported by the cuda backend yet; it runs the tensor plan "
+            "(parallel.tensor alone); use backend cpu for the expert plan and the grid");
+    }
+    if (parallel.nodes.size() > 1) {
+        return not_supported(
+            "parallel.nodes: " + std::to_string(parallel.nodes.size()) +
+            " nodes; the cuda backend runs its ranks on this node only: serving across nodes "
+            "needs the other nodes to follow rank 0's steps, which is not built yet");
+    }
+    return Status::ok_status();
+}
+
+// One communicator per rank: the staging one on options.device, or NCCL over GPUs 0 .. n-1.
+Result<std::vector<std::unique_ptr<Communicator>>> connect(int n_ranks,
+                                                           const CudaBackendOptions& options) {
+    if (options.ranks_share_device) {
+        return create_staged_communicators(n_ranks, options.device);
+    }
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        count = 0;
+    }
+    if (count < n_ranks) {
+        return unavailable("config field 'parallel.tensor': " + std::to_string(n_ranks) +
+                           " ranks need a GPU each, " + std::to_string(count) +
+                           " visible (CudaBackendOptions::ranks_share_device puts every rank on "
+                           "one GPU, for tests)");
+    }
+    NcclGroupOptions group;
+    for (int r = 0; r < n_ranks; ++r) {
+        group.devices.push_back(r);
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<NcclCommunicator>> nccl,
+                            open_nccl_communicators(group));
+    std::vector<std::unique_ptr<Communicator>> comms;
+    for (auto& comm : nccl) {
+        comms.push_back(std::move(comm));
+    }
+    return comms;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> open_parallel_cuda_backend(const ModelConfig& config,
+                                                            std::unique_ptr<Checkpoint> checkpoint,
+                                                            const CudaBackendOptions& options) {
+    SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
+    SLUICE_RETURN_IF_ERROR(check_supported(options.parallel));
+    SLUICE_RETURN_IF_ERROR(check_parallel_fits_model(options.parallel, config));
+    const int n_ranks = options.parallel.n_ranks();
+    SLUICE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Communicator>> comms,
+                            connect(n_ranks, options));
+    std::vector<std::unique_ptr<Rank>> ranks;
+    for (int r = 0; r < n_ranks; ++r) {
+        SLUICE_ASSIGN_OR_RETURN(DbrxShard shard, shard_for_rank(config, options.parallel, r));
+        CudaBackendOptions rank_options = options;
+        rank_options.parallel = ParallelConfig{};
+        rank_options.device = options.ranks_share_device ? options.device : r;
+        rank_options.decode_graphs = false;  // see CudaBackend::decode_graph_step
+        auto rank = std::make_unique<Rank>();
+        rank->comm = comms[static_cast<size_t>(r)].get();
+        SLUICE_ASSIGN_OR_RETURN(rank->backend,
+                                open_cuda_rank(config, *checkpoint, rank_options, shard,
+                                               std::move(comms[static_cast<size_t>(r)])));
+        ranks.push_back(std::move(rank));
+    }
+    log::info("inference", "parallel cuda backend opened",
+              {{"plan", "tensor"},
+               {"ranks", std::to_string(n_ranks)},
+               {"communicator", ranks.front()->comm->name()}});
+    // The ranks hold their own copies on the device; the mapping is no longer needed.
+    checkpoint.reset();
+    return std::unique_ptr<Backend>(
+        std::make_unique<ParallelCudaBackend>(config, options, std::move(ranks)));
+}
+
+}  // namespace sluice::inference::cuda

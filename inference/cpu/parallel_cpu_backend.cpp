@@ -4,7 +4,6 @@
 #include "inference/cpu/parallel_cpu_backend.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -13,6 +12,7 @@
 #include "inference/cpu/dbrx.h"
 #include "inference/dbrx_shard.h"
 #include "inference/detail/forward_validation.h"
+#include "inference/detail/rank_workers.h"
 #include "inference/local_communicator.h"
 
 namespace sluice::inference::cpu {
@@ -39,20 +39,8 @@ public:
         : config_(std::move(config)),
           plan_(plan),
           checkpoint_(std::move(checkpoint)),
-          ranks_(std::move(ranks)) {
-        for (size_t r = 0; r < ranks_.size(); ++r) {
-            workers_.emplace_back([this, r] { work(r); });
-        }
-    }
-
-    ~ParallelCpuBackend() override {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
-        cv_.notify_all();
-        workers_.clear();  // joins
-    }
+          ranks_(std::move(ranks)),
+          workers_(ranks_.size(), [this](size_t r) { work(r); }) {}
 
     std::string name() const override {
         return "cpu-" + std::string(parallel_plan_name(plan_)) + "-parallel-" +
@@ -95,7 +83,9 @@ public:
     Result<ForwardOutput> forward(const ForwardBatch& batch) override {
         SLUICE_RETURN_IF_ERROR(failure());
         SLUICE_RETURN_IF_ERROR(detail::validate_forward_batch(batch, config_, kv_cache_spec()));
-        run_step(batch);
+        batch_ = &batch;
+        workers_.run_step();
+        batch_ = nullptr;
         for (const auto& rank : ranks_) {
             if (!rank->status.ok()) {
                 std::lock_guard lock(mutex_);
@@ -142,42 +132,14 @@ private:
 
     Status failure() const { return health(); }
 
-    // Hands `batch` to every rank and waits until all have finished it.
-    void run_step(const ForwardBatch& batch) {
-        std::unique_lock lock(mutex_);
-        batch_ = &batch;
-        pending_ = static_cast<int>(ranks_.size());
-        ++step_;
-        cv_.notify_all();
-        done_cv_.wait(lock, [&] { return pending_ == 0; });
-        batch_ = nullptr;
-    }
-
+    // One step of rank `index` (RankWorkers): a failure aborts the group, which wakes the ranks
+    // waiting on this one; the first reason is the one reported.
     void work(size_t index) {
         Rank& rank = *ranks_[index];
-        uint64_t seen = 0;
-        for (;;) {
-            const ForwardBatch* batch = nullptr;
-            {
-                std::unique_lock lock(mutex_);
-                cv_.wait(lock, [&] { return stopping_ || step_ != seen; });
-                if (stopping_) {
-                    return;
-                }
-                seen = step_;
-                batch = batch_;
-            }
-            rank.out = ForwardOutput{};
-            rank.status = rank.model->forward(*batch, &rank.cache, &rank.out);
-            if (!rank.status.ok()) {
-                // Wakes the ranks waiting on this one; the first reason is the one reported.
-                rank.comm->abort(rank.status.message());
-            }
-            {
-                std::lock_guard lock(mutex_);
-                --pending_;
-            }
-            done_cv_.notify_one();
+        rank.out = ForwardOutput{};
+        rank.status = rank.model->forward(*batch_, &rank.cache, &rank.out);
+        if (!rank.status.ok()) {
+            rank.comm->abort(rank.status.message());
         }
     }
 
@@ -187,14 +149,10 @@ private:
     std::vector<std::unique_ptr<Rank>> ranks_;
 
     mutable std::mutex mutex_;
-    std::condition_variable cv_;       // a new step, or stopping
-    std::condition_variable done_cv_;  // a rank finished the step
-    const ForwardBatch* batch_ = nullptr;  // guarded by mutex_, during a step
-    uint64_t step_ = 0;                    // guarded by mutex_
-    int pending_ = 0;                      // guarded by mutex_
-    bool stopping_ = false;                // guarded by mutex_
-    Status failed_;                        // guarded by mutex_; sticky once a step failed
-    std::vector<std::jthread> workers_;    // last: joined before the ranks are destroyed
+    Status failed_;  // guarded by mutex_; sticky once a step failed
+    // The step's batch, set by forward() around run_step() (RankWorkers orders the accesses).
+    const ForwardBatch* batch_ = nullptr;
+    detail::RankWorkers workers_;  // last: joined before the ranks are destroyed
 };
 
 // The communicators the model of each rank uses (dbrx.h). The grid's rows and columns are split

@@ -11,6 +11,8 @@
 // weight type, dense.cuh); the experts stream, go to the tensor cores from
 // tensor_core_min_tokens, or run tiled (moe.cuh). The stream is synchronised once, after the
 // copies back, and once per layer on the tensor-core expert path (to read the slot counts).
+// Under the expert plan and the grid the experts run on the tokens the ranks exchange
+// (expert_parallel_moe.h), which reads the exchange's counts on the host once per layer.
 //
 // Attention takes the one-pass kernel or split-K by the step's shape (choose_attention_kernel,
 // attention_split_k.cuh). Decode steps of the configured sizes replay a CUDA graph of everything

@@ -43,8 +43,8 @@ Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
                                               const BackendOptions& options) {
     SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
     if (resolve_backend_kind(options.kind) == BackendKind::kCuda) {
-        // The tensor plan runs on the cuda backend, a GPU per rank; the expert plan, the grid
-        // and several nodes are refused there, naming what is missing.
+        // The tensor plan, the expert plan and the grid run on the cuda backend, a GPU per
+        // rank; several nodes are refused there, naming what is missing.
         return open_cuda_backend(model_dir, {.weights = options.weights,
                                              .device = 0,
                                              .max_batch_tokens = options.max_batch_tokens,

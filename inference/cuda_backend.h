@@ -61,11 +61,11 @@ struct CudaBackendOptions {
     // Split-K attention where choose_attention_kernel (cuda/attention_split_k.cuh) picks it;
     // false: always the one-pass kernel, for comparisons.
     bool split_k_attention = true;
-    // The tensor plan over `parallel.tensor` ranks (docs/parallel.md), one worker thread and one
-    // backend per rank, each holding its shard (device_weights.h); rank r runs on visible GPU r
-    // (`device` is then unused) and the ranks are joined by NCCL. Refused: the expert plan and
-    // the grid (kNotSupported), more than one node (kNotSupported), fewer visible GPUs than
-    // ranks (kUnavailable). Decode graphs are off on parallel ranks.
+    // The parallel plan over `parallel` (docs/parallel.md): the tensor plan, the expert plan or
+    // the tensor x expert grid, one worker thread and one backend per rank, each holding its
+    // shard (device_weights.h); rank r runs on visible GPU r (`device` is then unused) and the
+    // ranks are joined by NCCL. Refused: more than one node (kNotSupported), fewer visible GPUs
+    // than ranks (kUnavailable). Decode graphs are off on parallel ranks.
     ParallelConfig parallel{};
     // Tests and debugging only: every rank on `device`, joined by the staging communicator
     // (cuda/staged_communicator.h), since NCCL cannot put two ranks on one GPU. Every collective

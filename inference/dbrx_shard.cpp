@@ -36,12 +36,11 @@ bool ends_with(const std::string& name, const std::string& suffix) {
            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Rows [e * n_ff + ff_begin, + n_ff) of every expert e: the shard's ffn slice of each.
-std::vector<Split> expert_rows(const ModelConfig& config, int64_t rows_per_expert, int64_t begin,
-                               int64_t count) {
+// Rows [e * n_ff + ff_begin, + n_ff) of every expert e the shard holds: its ffn slice of each.
+std::vector<Split> expert_rows(const DbrxShard& shard, int64_t rows_per_expert) {
     std::vector<Split> runs;
-    for (int64_t e = 0; e < config.n_expert; ++e) {
-        runs.push_back({e * rows_per_expert + begin, count});
+    for (int64_t e = shard.expert_begin; e < shard.expert_begin + shard.n_expert; ++e) {
+        runs.push_back({e * rows_per_expert + shard.ff_begin, shard.n_ff});
     }
     return runs;
 }
@@ -50,8 +49,6 @@ std::vector<Split> expert_rows(const ModelConfig& config, int64_t rows_per_exper
 
 TensorSlice tensor_slice(const std::string& name, int64_t rows, int64_t cols,
                          const ModelConfig& config, const DbrxShard& shard) {
-    SLUICE_CHECK(!shard.expert_parallel && shard.n_expert == config.n_expert,
-                 "tensor_slice: the tensor plan holds every expert");
     const int64_t hd = config.head_dim();
     TensorSlice slice{{{0, rows}}, {0, cols}};
     if (ends_with(name, "attn.Wqkv.weight")) {
@@ -65,7 +62,7 @@ TensorSlice tensor_slice(const std::string& name, int64_t rows, int64_t cols,
         slice.cols = {shard.head_begin * hd, shard.n_head * hd};
     } else if (ends_with(name, "mlp.w1") || ends_with(name, "mlp.v1") ||
                ends_with(name, "mlp.w2")) {
-        slice.rows = expert_rows(config, config.n_ff, shard.ff_begin, shard.n_ff);
+        slice.rows = expert_rows(shard, config.n_ff);
     } else if (name == "lm_head.weight") {
         slice.rows = {{shard.vocab_begin, shard.n_vocab}};
     }
@@ -73,9 +70,9 @@ TensorSlice tensor_slice(const std::string& name, int64_t rows, int64_t cols,
 }
 
 TensorSlice fp8_scale_slice(const std::string& name, const TensorSlice& values,
-                            const ModelConfig& config) {
+                            const DbrxShard& shard) {
     if (fp8_column_scales(name)) {
-        return {{{0, config.n_expert}}, values.cols};
+        return {{{shard.expert_begin, shard.n_expert}}, values.cols};
     }
     return {values.rows, {0, 1}};
 }
@@ -96,10 +93,11 @@ Status check_int4_shard(const ModelConfig& config, const DbrxShard& shard, int t
 TensorSlice int4_slice(const std::string& name, const ModelConfig& config, const DbrxShard& shard) {
     const Int4MatrixShape shape = int4_matrix_shape(name, config);
     if (int4_transposed(name)) {
-        // w2 as [n_expert · d_model, n_ff]: every row, the shard's ffn columns.
-        return {{{0, shape.rows}}, {shard.ff_begin, shard.n_ff}};
+        // w2 as [n_expert · d_model, n_ff]: the rows of the shard's experts, its ffn columns.
+        const int64_t d = config.d_model;
+        return {{{shard.expert_begin * d, shard.n_expert * d}}, {shard.ff_begin, shard.n_ff}};
     }
-    return {expert_rows(config, config.n_ff, shard.ff_begin, shard.n_ff), {0, shape.cols}};
+    return {expert_rows(shard, config.n_ff), {0, shape.cols}};
 }
 
 TensorSlice int4_scale_slice(const TensorSlice& values, int64_t group_size) {

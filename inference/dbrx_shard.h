@@ -62,20 +62,20 @@ struct TensorSlice {
 };
 
 // The slice of the [rows, cols] matrix `name` (a DBRX tensor, dbrx_layout.h) that `shard`
-// holds under the tensor plan: Wqkv the rows of the shard's query heads and of the KV heads
-// they read, out_proj the columns of its heads, w1, v1 and w2 the rows of its ffn slice of
-// every expert ([n_expert * n_ff, d_model] each), lm_head its vocabulary rows; the embedding,
-// the norms and the router whole. SLUICE_CHECK: an expert-parallel shard (experts are not
-// sliced here).
+// holds: Wqkv the rows of the shard's query heads and of the KV heads they read, out_proj the
+// columns of its heads, w1, v1 and w2 the rows of its ffn slice of each expert it holds
+// ([n_expert * n_ff, d_model] each; the tensor plan holds every expert, the expert plan and the
+// grid the experts of the rank's group), lm_head its vocabulary rows; the embedding, the norms
+// and the router whole.
 TensorSlice tensor_slice(const std::string& name, int64_t rows, int64_t cols,
                          const ModelConfig& config, const DbrxShard& shard);
 
 // The slice of the fp8 per-channel scales (fp8_weights.h) of matrix `name` whose values are
-// sliced by `values`: a scale per row ([rows] as a [rows, 1] matrix) follows the rows, so a
-// column slice (out_proj) keeps every row's scale; w2's scales per expert and column
-// ([n_expert, d_model]) follow the columns, for every expert.
+// sliced by `values` for `shard`: a scale per row ([rows] as a [rows, 1] matrix) follows the
+// rows, so a column slice (out_proj) keeps every row's scale; w2's scales per expert and column
+// ([n_expert, d_model]) follow the columns, for each expert the shard holds.
 TensorSlice fp8_scale_slice(const std::string& name, const TensorSlice& values,
-                            const ModelConfig& config);
+                            const DbrxShard& shard);
 
 // int4 quantises the experts in groups of config.int4_group_size values along the reduction
 // dimension (int4_weights.h): d_model for w1 and v1, which the tensor plan does not split, and
@@ -86,8 +86,8 @@ Status check_int4_shard(const ModelConfig& config, const DbrxShard& shard, int t
 
 // The slice of int4 expert matrix `name` in the int4 layout (int4_matrix_shape: rows are output
 // channels, columns the reduction; w2 transposed per expert to [n_expert * d_model, n_ff]), in
-// values; its scales' slice is the same rows and the columns divided by the group size.
-// Requires check_int4_shard.
+// values, for the experts the shard holds; its scales' slice is the same rows and the columns
+// divided by the group size. Requires check_int4_shard.
 TensorSlice int4_slice(const std::string& name, const ModelConfig& config, const DbrxShard& shard);
 TensorSlice int4_scale_slice(const TensorSlice& values, int64_t group_size);
 

@@ -11,6 +11,8 @@
 // weight type, dense.cuh); the experts stream, go to the tensor cores from
 // tensor_core_min_tokens, or run tiled (moe.cuh). The stream is synchronised once, after the
 // copies back, and once per layer on the tensor-core expert path (to read the slot counts).
+// Under the expert plan and the grid the experts run on the tokens the ranks exchange
+// (expert_parallel_moe.h), which reads the exchange's counts on the host once per layer.
 //
 // Attention takes the one-pass kernel or split-K by the step's shape (choose_attention_kernel,
 // attention_split_k.cuh). Decode steps of the configured sizes replay a CUDA graph of everything
@@ -28,6 +30,7 @@
 #include "inference/cuda/decode_graphs.h"
 #include "inference/cuda/dense.cuh"
 #include "inference/cuda/device_weights.h"
+#include "inference/cuda/expert_parallel_moe.h"
 #include "inference/cuda/moe.cuh"
 #include "inference/cuda/parallel_cuda_backend.h"
 #include "inference/cuda/qkv_rope.cuh"
@@ -78,15 +81,29 @@ Result<int> multiprocessor_count(int device) {
     return count;
 }
 
-// What makes a backend one rank of the tensor plan: its shard and its communicator (whose
+// What makes a backend one rank of a parallel plan: its shard and its communicators (whose
 // stream the rank's compute runs on). The whole model and no communicator: one rank alone.
 struct RankParts {
     DbrxShard shard;
     std::unique_ptr<Communicator> comm;
+    // The grid's row (the rank's expert group) and column (its tensor index in every group),
+    // split from `comm`; null otherwise. The expert plan exchanges tokens over `comm`.
+    std::unique_ptr<Communicator> tensor_comm;
+    std::unique_ptr<Communicator> expert_comm;
     // The vocabulary gather of the lm_head (launch_step): the rank's padded slice and every
     // rank's, [max_batch_tokens, padded] and [n_ranks, max_batch_tokens, padded] floats.
     DeviceBuffer vocab_local;
     DeviceBuffer vocab_gathered;
+    // The expert plan's token exchange (expert_parallel_moe.h); unallocated otherwise.
+    cuda::ExpertParallelBuffers exchange;
+
+    // The communicator the experts' tokens are exchanged over; null without expert parallelism.
+    Communicator* exchange_comm() const {
+        if (!shard.expert_parallel) {
+            return nullptr;
+        }
+        return expert_comm != nullptr ? expert_comm.get() : comm.get();
+    }
 };
 
 // 0 when the rank's query head i reads its KV head i / (n_head / n_head_kv), as the attention
@@ -115,10 +132,13 @@ public:
                 DeviceBuffer sample_buffer, int64_t max_sampled_rows, int n_sm,
                 const CudaBackendOptions& options, RankParts rank)
         : comm_(std::move(rank.comm)),
+          grid_tensor_comm_(std::move(rank.tensor_comm)),
+          grid_expert_comm_(std::move(rank.expert_comm)),
           shard_(rank.shard),
           attention_rep_(attention_rep(config, rank.shard)),
           vocab_local_(std::move(rank.vocab_local)),
           vocab_gathered_(std::move(rank.vocab_gathered)),
+          exchange_(std::move(rank.exchange)),
           config_(std::move(config)),
           device_(device),
           n_sm_(n_sm),
@@ -167,6 +187,12 @@ private:
     Status run_layer(int64_t l, const cuda::StepIndex& index, const int32_t* dev_index,
                      const AttentionLaunch& attention_launch);
     Status run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens);
+    // The expert plan's and the grid's MoE (expert_parallel_moe.h).
+    Status run_moe_expert_parallel(const cuda::DeviceLayer& layer, int64_t n_tokens);
+    // y = the grouped expert products of the rows of x_sorted grouped by `offsets` (moe.cuh):
+    // tensor cores from tensor_core_min_tokens (shape.n_tokens), else streamed or tiled.
+    Status run_experts(const cuda::DeviceLayer& layer, const float* x_sorted,
+                       const int32_t* offsets, const cuda::ExpertShape& shape, float* y);
 
     cudaStream_t stream() const { return raw_stream_; }
     // Columns of the rank's KV heads in its cache rows, and of its Wqkv product.
@@ -194,10 +220,14 @@ private:
 
     // First, so destroyed last: its stream may be the one everything below enqueues on.
     std::unique_ptr<Communicator> comm_;
+    // The grid's row and column (RankParts), split from comm_ and so destroyed before it.
+    std::unique_ptr<Communicator> grid_tensor_comm_;
+    std::unique_ptr<Communicator> grid_expert_comm_;
     DbrxShard shard_;
     int64_t attention_rep_;  // attention_rep()
     DeviceBuffer vocab_local_;
     DeviceBuffer vocab_gathered_;
+    cuda::ExpertParallelBuffers exchange_;
     ModelConfig config_;
     int device_;
     int n_sm_;
@@ -609,6 +639,9 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
     SLUICE_RETURN_IF_ERROR(dense_.run({layer.router.view(), 0, n_expert, f(buffers_.h), n_tokens,
                                        f(buffers_.router_logits), n_expert, 0.0f},
                                       stream()));
+    if (shard_.expert_parallel) {
+        return run_moe_expert_parallel(layer, n_tokens);
+    }
     auto* experts = buffers_.route_experts.as<int32_t>();
     SLUICE_RETURN_IF_ERROR(cuda::route_top_k(f(buffers_.router_logits), n_tokens, n_expert, k,
                                              config_.expert_weights_norm_p, experts,
@@ -624,6 +657,16 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
         SLUICE_CUDA_CHECK(
             cudaMemsetAsync(f(buffers_.x), 0, static_cast<size_t>(n_tokens * d) * 4, stream()));
     }
+    SLUICE_RETURN_IF_ERROR(
+        run_experts(layer, f(buffers_.x_sorted), perm.offsets, shape, f(buffers_.expert_out)));
+    SLUICE_RETURN_IF_ERROR(cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
+                                               f(buffers_.route_weights), n_tokens, k, d,
+                                               f(buffers_.x), stream()));
+    return all_reduce_x(n_tokens);
+}
+
+Status CudaBackend::run_experts(const cuda::DeviceLayer& layer, const float* x_sorted,
+                                const int32_t* offsets, const cuda::ExpertShape& shape, float* y) {
     const bool int4 = layer.w1.type == cuda::DeviceDType::kInt4;
     const cuda::ExpertWeights weights{
         layer.w1.buffer.get(),
@@ -637,27 +680,33 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
         int4 ? layer.v1.scales.as<uint16_t>() : nullptr,
         int4 ? layer.w2.scales.as<uint16_t>() : nullptr,
         layer.w1.group_size};
-    if (n_tokens >= cuda::tensor_core_min_tokens(weights.type)) {
+    if (shape.n_tokens >= cuda::tensor_core_min_tokens(weights.type)) {
         const cuda::ExpertTcScratch scratch{f(buffers_.up), buffers_.act_hi.get(),
                                             buffers_.act_lo.get(), buffers_.act_hi.bytes() / 2,
                                             buffers_.host_offsets.get()};
-        SLUICE_RETURN_IF_ERROR(cuda::grouped_experts_tc(
-            tensor_cores_, scratch, f(buffers_.x_sorted), perm.offsets, weights, shape,
-            glu_activation(), f(buffers_.act), f(buffers_.expert_out), stream()));
-        SLUICE_RETURN_IF_ERROR(cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
-                                                   f(buffers_.route_weights), n_tokens, k, d,
-                                                   f(buffers_.x), stream()));
-        return all_reduce_x(n_tokens);
+        return cuda::grouped_experts_tc(tensor_cores_, scratch, x_sorted, offsets, weights, shape,
+                                        glu_activation(), f(buffers_.act), y, stream());
     }
-    SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(f(buffers_.x_sorted), perm.offsets, weights, shape,
-                                                glu_activation(), f(buffers_.act), stream()));
+    SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(x_sorted, offsets, weights, shape, glu_activation(),
+                                                f(buffers_.act), stream()));
     const cuda::DownSplit split{f(buffers_.down_partial), buffers_.down_partial_slots};
-    SLUICE_RETURN_IF_ERROR(cuda::expert_down(f(buffers_.act), perm.offsets, weights, shape, split,
-                                             f(buffers_.expert_out), stream()));
-    SLUICE_RETURN_IF_ERROR(cuda::unpermute_add(f(buffers_.expert_out), perm.pair_slot, experts,
-                                               f(buffers_.route_weights), n_tokens, k, d,
-                                               f(buffers_.x), stream()));
-    return all_reduce_x(n_tokens);
+    return cuda::expert_down(f(buffers_.act), offsets, weights, shape, split, y, stream());
+}
+
+Status CudaBackend::run_moe_expert_parallel(const cuda::DeviceLayer& layer, int64_t n_tokens) {
+    cuda::ExpertParallelLayer step;
+    step.config = &config_;
+    step.shard = &shard_;
+    step.expert_comm = grid_expert_comm_ != nullptr ? grid_expert_comm_.get() : comm_.get();
+    step.tensor_comm = grid_tensor_comm_.get();
+    step.buffers = &buffers_;
+    step.exchange = &exchange_;
+    step.run_experts = [this, &layer](const float* x_sorted, const int32_t* offsets,
+                                      const cuda::ExpertShape& shape, float* y) {
+        return run_experts(layer, x_sorted, offsets, shape, y);
+    };
+    step.stream = stream();
+    return cuda::expert_parallel_moe(step, n_tokens);
 }
 
 Status check_options(const ModelConfig& config, const CudaBackendOptions& options) {
@@ -734,6 +783,13 @@ Result<std::unique_ptr<Backend>> open_with_weights(
     const int64_t padded = (config.n_vocab + n_ranks - 1) / n_ranks;
     const int64_t gather_floats = rank.comm == nullptr ? 0 : options.max_batch_tokens * padded;
     plan.activation_bytes += gather_floats * (1 + n_ranks) * 4;
+    // The expert plan's exchange buffers, also activations.
+    const Communicator* exchange_comm = rank.exchange_comm();
+    const int n_groups = exchange_comm == nullptr ? 0 : exchange_comm->size();
+    if (exchange_comm != nullptr) {
+        plan.activation_bytes +=
+            cuda::ExpertParallelBuffers::bytes(config, options.max_batch_tokens, n_groups);
+    }
     log::info("inference", "cuda memory plan",
               {{"device", options.device},
                {"weights", format_bytes(plan.weight_bytes)},
@@ -752,6 +808,9 @@ Result<std::unique_ptr<Backend>> open_with_weights(
     SLUICE_RETURN_IF_ERROR(buffers.allocate(config, options.max_batch_tokens));
     SLUICE_RETURN_IF_ERROR(rank.vocab_local.allocate(gather_floats * 4));
     SLUICE_RETURN_IF_ERROR(rank.vocab_gathered.allocate(gather_floats * n_ranks * 4));
+    if (exchange_comm != nullptr) {
+        SLUICE_RETURN_IF_ERROR(rank.exchange.allocate(config, options.max_batch_tokens, n_groups));
+    }
     // A rank computes on its communicator's stream, so that every collective sees its inputs
     // (staged_communicator.h, nccl_communicator.h); one rank alone has its own.
     cudaStream_t raw_stream =
@@ -788,7 +847,9 @@ Result<std::unique_ptr<Backend>> open_with_weights(
 }
 
 RankParts whole_model(const ModelConfig& config) {
-    return {DbrxShard::whole(config), nullptr, {}, {}};
+    RankParts parts;
+    parts.shard = DbrxShard::whole(config);
+    return parts;
 }
 
 // The CUDA backend behind `backend`, or null.
@@ -852,8 +913,15 @@ Result<std::unique_ptr<Backend>> cuda::open_cuda_rank(const ModelConfig& config,
                                                       const Checkpoint& checkpoint,
                                                       const CudaBackendOptions& options,
                                                       const DbrxShard& shard,
-                                                      std::unique_ptr<Communicator> comm) {
-    const int tensor_ranks = comm == nullptr ? 1 : comm->size();
+                                                      RankCommunicators comms) {
+    // The ranks an expert's ffn columns are split over: the group's in a grid, all of them in
+    // the tensor plan, none in the expert plan.
+    int tensor_ranks = 1;
+    if (comms.tensor != nullptr) {
+        tensor_ranks = comms.tensor->size();
+    } else if (!shard.expert_parallel && comms.all != nullptr) {
+        tensor_ranks = comms.all->size();
+    }
     SLUICE_RETURN_IF_ERROR(cuda::check_shard_weights(config, options.weights, shard, tensor_ranks));
     SLUICE_CUDA_CHECK(cudaSetDevice(options.device));
     const int64_t weight_bytes =
@@ -861,7 +929,14 @@ Result<std::unique_ptr<Backend>> cuda::open_cuda_rank(const ModelConfig& config,
     return open_with_weights(
         config, options, weight_bytes,
         [&] { return cuda::upload_weights(checkpoint, config, options.weights, shard); },
-        RankParts{shard, std::move(comm), {}, {}});
+        [&] {
+            RankParts parts;
+            parts.shard = shard;
+            parts.comm = std::move(comms.all);
+            parts.tensor_comm = std::move(comms.tensor);
+            parts.expert_comm = std::move(comms.expert);
+            return parts;
+        }());
 }
 
 Result<std::unique_ptr<Backend>> open_cuda_backend_random(const ModelConfig& config,

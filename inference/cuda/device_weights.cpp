@@ -424,14 +424,14 @@ Status upload_int4_slice(const TensorView& t, const TensorView& s, const ModelCo
 
 // A quantised (fp8 per-channel) checkpoint's matrix, the shard's codes and their scales.
 Status upload_fp8_slice(const TensorView& t, const TensorView& s, const TensorSlice& slice,
-                        const ModelConfig& config, DeviceMatrix* m) {
+                        const DbrxShard& shard, DeviceMatrix* m) {
     if (m->type != DeviceDType::kF8E4M3) {
         return not_supported("tensor '" + t.name +
                              "': an fp8 checkpoint widened to a float format is not split "
                              "across ranks; load it as fp8 (weights: stored or fp8)");
     }
     SLUICE_RETURN_IF_ERROR(upload_slice_bytes(t, t.shape[1], 1, slice, &m->buffer));
-    const TensorSlice scales = fp8_scale_slice(t.name, slice, config);
+    const TensorSlice scales = fp8_scale_slice(t.name, slice, shard);
     const int64_t scale_cols = fp8_column_scales(t.name) ? t.shape[1] : 1;
     return upload_slice_bytes(s, scale_cols, 4, scales, &m->scales);
 }
@@ -456,7 +456,7 @@ Status upload_matrix_slice(const Checkpoint& checkpoint, const TensorView& t, We
         return quantize_int4_matrix(slice_source(t, slice, source_type), t.name, local, m);
     }
     if (config.quantization == CheckpointQuantization::kFp8PerChannel && fp8_quantizes(t.name)) {
-        return upload_fp8_slice(t, tensor(checkpoint, fp8_scale_tensor_name(t.name)), slice, config,
+        return upload_fp8_slice(t, tensor(checkpoint, fp8_scale_tensor_name(t.name)), slice, shard,
                                 m);
     }
     if (m->type == DeviceDType::kF8E4M3) {
@@ -477,10 +477,11 @@ Status upload_matrix_slice(const Checkpoint& checkpoint, const TensorView& t, We
     return Status::ok_status();
 }
 
-// The config a shard's expert layouts are sized by: the shard's ffn size.
+// The config a shard's expert layouts are sized by: the shard's ffn size and expert count.
 ModelConfig shard_config(const ModelConfig& config, const DbrxShard& shard) {
     ModelConfig local = config;
     local.n_ff = shard.n_ff;
+    local.n_expert = shard.n_expert;
     return local;
 }
 
@@ -615,9 +616,6 @@ bool is_whole(const DbrxShard& shard, const ModelConfig& config) {
 
 Status check_shard_weights(const ModelConfig& config, WeightFormat format, const DbrxShard& shard,
                            int tensor_ranks) {
-    if (shard.expert_parallel || shard.n_expert != config.n_expert) {
-        return not_supported("cuda backend: the expert plan's shards are not uploaded yet");
-    }
     const bool int4 = format == WeightFormat::kInt4 ||
                       config.quantization == CheckpointQuantization::kInt4Grouped;
     if (int4) {

@@ -85,20 +85,20 @@ int64_t device_weight_bytes(const Checkpoint& checkpoint, const ModelConfig& con
 Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelConfig& config,
                                      WeightFormat format);
 
-// A rank of the tensor plan (dbrx_shard.h) uploads only its shard: tensor_slice's rows and
-// columns of each matrix, copied from the checkpoint's mapping to the device a run of rows at a
-// time (bf16 and f32 as stored; other types converted a bounded chunk of rows at a time), so no
-// tensor is ever held whole in host memory. The embedding, norms and router are uploaded whole.
-// Formats as above, with these limits: int4 (quantised at load or stored) needs each rank's
-// ffn slice on group boundaries (check_shard_weights); an fp8 or int4 checkpoint is split as
-// stored only, not widened to a float format (kNotSupported naming the tensor); fp8 quantised
-// at load takes out_proj's per-row scales over the shard's columns and w2's per-column scales
-// over the shard's ffn rows, so those two differ from one rank's by their finer scales.
-// A whole shard (DbrxShard::whole) takes the single-rank path above.
+// A rank of a parallel plan (dbrx_shard.h) uploads only its shard: tensor_slice's rows and
+// columns of each matrix (the experts of its group only, under the expert plan and the grid),
+// copied from the checkpoint's mapping to the device a run of rows at a time (bf16 and f32 as
+// stored; other types converted a bounded chunk of rows at a time), so no tensor is ever held whole
+// in host memory. The embedding, norms and router are uploaded whole. Formats as above, with these
+// limits: int4 (quantised at load or stored) needs each rank's ffn slice on group boundaries
+// (check_shard_weights); an fp8 or int4 checkpoint is split as stored only, not widened to a float
+// format (kNotSupported naming the tensor); fp8 quantised at load takes out_proj's per-row scales
+// over the shard's columns and w2's per-column scales over the shard's ffn rows, so those two
+// differ from one rank's by their finer scales. A whole shard (DbrxShard::whole) takes the
+// single-rank path above.
 bool is_whole(const DbrxShard& shard, const ModelConfig& config);
 
-// kNotSupported for an expert-parallel shard; check_int4_shard's error for int4 weights whose
-// ffn slice cuts a group.
+// check_int4_shard's error for int4 weights whose ffn slice cuts a group.
 Status check_shard_weights(const ModelConfig& config, WeightFormat format, const DbrxShard& shard,
                            int tensor_ranks);
 

@@ -1,4 +1,4 @@
-// The CUDA backend's tensor plan: a worker thread per rank, each running its CudaBackend's step;
+// The CUDA backend's parallel plans: a worker thread per rank, each running its CudaBackend's step;
 // the scheduler's thread hands every step to all ranks and takes rank 0's output, as the
 // parallel CPU backend does (cpu/parallel_cpu_backend.cpp).
 #include "inference/cuda/parallel_cuda_backend.h"
@@ -29,6 +29,7 @@ public:
     ParallelCudaBackend(ModelConfig config, const CudaBackendOptions& options,
                         std::vector<std::unique_ptr<Rank>> ranks)
         : config_(std::move(config)),
+          plan_(options.parallel.plan()),
           max_tokens_(options.max_batch_tokens),
           ranks_share_device_(options.ranks_share_device),
           ranks_(std::move(ranks)) {
@@ -47,8 +48,8 @@ public:
     }
 
     std::string name() const override {
-        return std::string("cuda-tensor-parallel-") + std::to_string(ranks_.size()) +
-               (ranks_share_device_ ? "-one-device" : "");
+        return "cuda-" + std::string(parallel_plan_name(plan_)) + "-parallel-" +
+               std::to_string(ranks_.size()) + (ranks_share_device_ ? "-one-device" : "");
     }
     const ModelConfig& config() const override { return config_; }
 
@@ -168,6 +169,7 @@ private:
     }
 
     const ModelConfig config_;
+    const ParallelPlan plan_;
     const int64_t max_tokens_;
     const bool ranks_share_device_;
     std::vector<std::unique_ptr<Rank>> ranks_;
@@ -183,15 +185,8 @@ private:
     std::vector<std::jthread> workers_;    // last: joined before the ranks are destroyed
 };
 
-// The plans and places this backend does not run, refused with what is missing.
+// The places this backend does not run, refused with what is missing.
 Status check_supported(const ParallelConfig& parallel) {
-    if (parallel.plan() != ParallelPlan::kTensor) {
-        return not_supported(
-            "parallel: the " + std::string(parallel_plan_name(parallel.plan())) + " plan (tensor " +
-            std::to_string(parallel.tensor) + " x expert " + std::to_string(parallel.expert) +
-            ") is not supported by the cuda backend yet; it runs the tensor plan "
-            "(parallel.tensor alone); use backend cpu for the expert plan and the grid");
-    }
     if (parallel.nodes.size() > 1) {
         return not_supported(
             "parallel.nodes: " + std::to_string(parallel.nodes.size()) +
@@ -212,8 +207,10 @@ Result<std::vector<std::unique_ptr<Communicator>>> connect(int n_ranks,
         count = 0;
     }
     if (count < n_ranks) {
-        return unavailable("config field 'parallel.tensor': " + std::to_string(n_ranks) +
-                           " ranks need a GPU each, " + std::to_string(count) +
+        return unavailable(std::string("config field '") +
+                           (options.parallel.tensor > 1 ? "parallel.tensor" : "parallel.expert") +
+                           "': " + std::to_string(n_ranks) + " ranks need a GPU each, " +
+                           std::to_string(count) +
                            " visible (CudaBackendOptions::ranks_share_device puts every rank on "
                            "one GPU, for tests)");
     }
@@ -230,6 +227,59 @@ Result<std::vector<std::unique_ptr<Communicator>>> connect(int n_ranks,
     return comms;
 }
 
+// The grid's rows and columns, split from each rank's communicator of all ranks, as the CPU
+// backend does (cpu/parallel_cpu_backend.cpp): on one thread per rank, since a split is
+// collective. A rank's row is its expert group (ordered by tensor index), its column the ranks
+// of its tensor index in every group (ordered by group). Nothing to split outside a grid.
+Result<std::vector<RankCommunicators>> split_grid(const ParallelConfig& parallel,
+                                                  std::vector<std::unique_ptr<Communicator>> comms,
+                                                  int device) {
+    std::vector<RankCommunicators> ranks(comms.size());
+    for (size_t r = 0; r < comms.size(); ++r) {
+        ranks[r].all = std::move(comms[r]);
+    }
+    if (parallel.plan() != ParallelPlan::kGrid) {
+        return ranks;
+    }
+    std::vector<Status> results(ranks.size());
+    {
+        std::vector<std::jthread> threads;
+        for (size_t r = 0; r < ranks.size(); ++r) {
+            threads.emplace_back([&, r] {
+                RankCommunicators& rank = ranks[r];
+                // NCCL's split enqueues on the rank's device; a staged rank shares `device`.
+                const int rank_device = rank.all->name() == "nccl" ? static_cast<int>(r) : device;
+                if (cudaSetDevice(rank_device) != cudaSuccess) {
+                    results[r] = internal_error("splitting the grid: cannot select cuda device " +
+                                                std::to_string(rank_device));
+                    rank.all->abort(results[r].message());
+                    return;
+                }
+                const int group = parallel.expert_group(static_cast<int>(r));
+                const int index = parallel.tensor_index(static_cast<int>(r));
+                auto row = rank.all->split(group, index);
+                if (!row.ok()) {
+                    results[r] = row.status();
+                    rank.all->abort("splitting the grid: " + results[r].message());
+                    return;
+                }
+                rank.tensor = std::move(*row);
+                auto column = rank.all->split(index, group);
+                if (!column.ok()) {
+                    results[r] = column.status();
+                    rank.all->abort("splitting the grid: " + results[r].message());
+                    return;
+                }
+                rank.expert = std::move(*column);
+            });
+        }
+    }  // joins
+    for (const Status& result : results) {
+        SLUICE_RETURN_IF_ERROR(result);
+    }
+    return ranks;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Backend>> open_parallel_cuda_backend(const ModelConfig& config,
@@ -241,6 +291,8 @@ Result<std::unique_ptr<Backend>> open_parallel_cuda_backend(const ModelConfig& c
     const int n_ranks = options.parallel.n_ranks();
     SLUICE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Communicator>> comms,
                             connect(n_ranks, options));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<RankCommunicators> rank_comms,
+                            split_grid(options.parallel, std::move(comms), options.device));
     std::vector<std::unique_ptr<Rank>> ranks;
     for (int r = 0; r < n_ranks; ++r) {
         SLUICE_ASSIGN_OR_RETURN(DbrxShard shard, shard_for_rank(config, options.parallel, r));
@@ -249,15 +301,17 @@ Result<std::unique_ptr<Backend>> open_parallel_cuda_backend(const ModelConfig& c
         rank_options.device = options.ranks_share_device ? options.device : r;
         rank_options.decode_graphs = false;  // see CudaBackend::decode_graph_step
         auto rank = std::make_unique<Rank>();
-        rank->comm = comms[static_cast<size_t>(r)].get();
+        rank->comm = rank_comms[static_cast<size_t>(r)].all.get();
         SLUICE_ASSIGN_OR_RETURN(rank->backend,
                                 open_cuda_rank(config, *checkpoint, rank_options, shard,
-                                               std::move(comms[static_cast<size_t>(r)])));
+                                               std::move(rank_comms[static_cast<size_t>(r)])));
         ranks.push_back(std::move(rank));
     }
     log::info("inference", "parallel cuda backend opened",
-              {{"plan", "tensor"},
+              {{"plan", parallel_plan_name(options.parallel.plan())},
                {"ranks", std::to_string(n_ranks)},
+               {"tensor", std::to_string(options.parallel.tensor)},
+               {"expert", std::to_string(options.parallel.expert)},
                {"communicator", ranks.front()->comm->name()}});
     // The ranks hold their own copies on the device; the mapping is no longer needed.
     checkpoint.reset();

@@ -1,4 +1,4 @@
-// The slices of DBRX's tensors a rank of the tensor plan holds (inference/dbrx_shard.h), which
+// The slices of DBRX's tensors a rank of a parallel plan holds (inference/dbrx_shard.h), which
 // the CUDA backend uploads: Wqkv's three row runs and out_proj's columns per head, every
 // expert's ffn rows, lm_head's vocabulary rows, the fp8 scales that follow them, and the int4
 // groups a split must not cut.
@@ -113,19 +113,19 @@ TEST_CASE("dbrx shard: fp8 scales are sliced with the rows they scale") {
     const DbrxShard s = shard(config, 2, 1);
     // Per-row scales follow the row runs.
     const TensorSlice wqkv = tensor_slice(kWqkv, 192, 128, config, s);
-    const TensorSlice wqkv_scales = fp8_scale_slice(kWqkv, wqkv, config);
+    const TensorSlice wqkv_scales = fp8_scale_slice(kWqkv, wqkv, s);
     CHECK(wqkv_scales.rows == wqkv.rows);
     CHECK(wqkv_scales.cols.begin == 0);
     CHECK(wqkv_scales.cols.count == 1);
     const TensorSlice w1 = tensor_slice(kW1, 4 * 256, 128, config, s);
-    CHECK(fp8_scale_slice(kW1, w1, config).rows == w1.rows);
+    CHECK(fp8_scale_slice(kW1, w1, s).rows == w1.rows);
     // out_proj is sliced by columns: every row keeps its scale.
     const TensorSlice out = tensor_slice(kOut, 128, 128, config, s);
-    CHECK(fp8_scale_slice(kOut, out, config).rows == std::vector<Split>{{0, 128}});
+    CHECK(fp8_scale_slice(kOut, out, s).rows == std::vector<Split>{{0, 128}});
     // w2's scales are per expert and output column ([n_expert, d]): all of them, since the
     // tensor plan slices w2's ffn rows, not its columns.
     const TensorSlice w2 = tensor_slice(kW2, 4 * 256, 128, config, s);
-    const TensorSlice w2_scales = fp8_scale_slice(kW2, w2, config);
+    const TensorSlice w2_scales = fp8_scale_slice(kW2, w2, s);
     CHECK(w2_scales.rows == std::vector<Split>{{0, 4}});
     CHECK(w2_scales.cols.begin == 0);
     CHECK(w2_scales.cols.count == 128);
@@ -162,6 +162,55 @@ TEST_CASE("dbrx shard: int4 splits keep w2's groups whole or are refused naming 
     CHECK(w1.rows == std::vector<Split>{{128, 64}, {384, 64}, {640, 64}, {896, 64}});
     CHECK(w1.cols.count == 128);
     CHECK(int4_scale_slice(w1, config.int4_group_size).cols.count == 2);
+}
+
+// The expert plan and the grid: a rank holds its group's experts (rows of those experts only),
+// each whole (expert plan) or its group's ffn slice of each (grid), and their fp8 and int4 scales.
+TEST_CASE("dbrx shard: expert-parallel shards hold their group's experts") {
+    const ModelConfig config = small_config();  // 4 experts of ffn 256
+    ParallelConfig expert;
+    expert.expert = 2;
+    auto e1 = shard_for_rank(config, expert, 1);
+    REQUIRE(e1.ok());
+    CHECK(e1->expert_parallel);
+    CHECK(e1->expert_begin == 2);
+    CHECK(e1->n_expert == 2);
+    const TensorSlice w1 = tensor_slice(kW1, 4 * 256, 128, config, *e1);
+    CHECK(w1.rows == std::vector<Split>{{512, 256}, {768, 256}});
+    CHECK(w1.cols == Split{0, 128});
+    CHECK(tensor_slice(kW2, 4 * 256, 128, config, *e1) == w1);
+    const TensorSlice w2_scales = fp8_scale_slice(kW2, w1, *e1);
+    CHECK(w2_scales.rows == std::vector<Split>{{2, 2}});
+    CHECK(w2_scales.cols == Split{0, 128});
+    CHECK(fp8_scale_slice(kW1, w1, *e1).rows == w1.rows);
+    // int4: w2 transposed per expert, [n_expert · d, n_ff]: the rows of experts 2 and 3.
+    const TensorSlice w2_int4 = int4_slice(kW2, config, *e1);
+    CHECK(w2_int4.rows == std::vector<Split>{{2 * 128, 2 * 128}});
+    CHECK(w2_int4.cols == Split{0, 256});
+    // 3 groups over 4 experts: [0, 1), [1, 2), [2, 4).
+    ParallelConfig three;
+    three.expert = 3;
+    std::vector<int64_t> held;
+    for (int r = 0; r < 3; ++r) {
+        auto s = shard_for_rank(config, three, r);
+        REQUIRE(s.ok());
+        held.push_back(s->n_expert);
+        CHECK(tensor_slice(kW1, 4 * 256, 128, config, *s).rows.size() ==
+              static_cast<size_t>(s->n_expert));
+    }
+    CHECK(held == std::vector<int64_t>{1, 1, 2});
+
+    // Grid 2 x 2: rank 3 is group 1, tensor index 1: experts 2 and 3, ffn [128, 256) of each.
+    ParallelConfig grid;
+    grid.tensor = 2;
+    grid.expert = 2;
+    auto g3 = shard_for_rank(config, grid, 3);
+    REQUIRE(g3.ok());
+    const TensorSlice g3_w1 = tensor_slice(kW1, 4 * 256, 128, config, *g3);
+    CHECK(g3_w1.rows == std::vector<Split>{{512 + 128, 128}, {768 + 128, 128}});
+    const TensorSlice g3_w2 = int4_slice(kW2, config, *g3);
+    CHECK(g3_w2.rows == std::vector<Split>{{256, 256}});
+    CHECK(g3_w2.cols == Split{128, 128});
 }
 
 }  // namespace

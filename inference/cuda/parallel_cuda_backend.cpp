@@ -4,7 +4,6 @@
 #include "inference/cuda/parallel_cuda_backend.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -12,6 +11,7 @@
 #include "common/log.h"
 #include "inference/cuda/staged_communicator.h"
 #include "inference/detail/forward_validation.h"
+#include "inference/detail/rank_workers.h"
 #include "inference/nccl_communicator.h"
 
 namespace sluice::inference::cuda {
@@ -32,20 +32,8 @@ public:
           plan_(options.parallel.plan()),
           max_tokens_(options.max_batch_tokens),
           ranks_share_device_(options.ranks_share_device),
-          ranks_(std::move(ranks)) {
-        for (size_t r = 0; r < ranks_.size(); ++r) {
-            workers_.emplace_back([this, r] { work(r); });
-        }
-    }
-
-    ~ParallelCudaBackend() override {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
-        cv_.notify_all();
-        workers_.clear();  // joins
-    }
+          ranks_(std::move(ranks)),
+          workers_(ranks_.size(), [this](size_t r) { work(r); }) {}
 
     std::string name() const override {
         return "cuda-" + std::string(parallel_plan_name(plan_)) + "-parallel-" +
@@ -103,7 +91,9 @@ public:
                                     "backend samples at most " +
                                     std::to_string(device_sample_capacity()));
         }
-        run_step(batch);
+        batch_ = &batch;
+        workers_.run_step();
+        batch_ = nullptr;
         for (const auto& rank : ranks_) {
             if (!rank->out.ok()) {
                 std::lock_guard lock(mutex_);
@@ -130,41 +120,13 @@ public:
     }
 
 private:
-    // Hands `batch` to every rank and waits until all have finished it.
-    void run_step(const ForwardBatch& batch) {
-        std::unique_lock lock(mutex_);
-        batch_ = &batch;
-        pending_ = static_cast<int>(ranks_.size());
-        ++step_;
-        cv_.notify_all();
-        done_cv_.wait(lock, [&] { return pending_ == 0; });
-        batch_ = nullptr;
-    }
-
+    // One step of rank `index` (RankWorkers): a failure aborts the group, which wakes the ranks
+    // waiting on this one; the first reason is the one reported.
     void work(size_t index) {
         Rank& rank = *ranks_[index];
-        uint64_t seen = 0;
-        for (;;) {
-            const ForwardBatch* batch = nullptr;
-            {
-                std::unique_lock lock(mutex_);
-                cv_.wait(lock, [&] { return stopping_ || step_ != seen; });
-                if (stopping_) {
-                    return;
-                }
-                seen = step_;
-                batch = batch_;
-            }
-            rank.out = rank.backend->forward(*batch);
-            if (!rank.out.ok()) {
-                // Wakes the ranks waiting on this one; the first reason is the one reported.
-                rank.comm->abort(rank.out.status().message());
-            }
-            {
-                std::lock_guard lock(mutex_);
-                --pending_;
-            }
-            done_cv_.notify_one();
+        rank.out = rank.backend->forward(*batch_);
+        if (!rank.out.ok()) {
+            rank.comm->abort(rank.out.status().message());
         }
     }
 
@@ -175,14 +137,10 @@ private:
     std::vector<std::unique_ptr<Rank>> ranks_;
 
     mutable std::mutex mutex_;
-    std::condition_variable cv_;           // a new step, or stopping
-    std::condition_variable done_cv_;      // a rank finished the step
-    const ForwardBatch* batch_ = nullptr;  // guarded by mutex_, during a step
-    uint64_t step_ = 0;                    // guarded by mutex_
-    int pending_ = 0;                      // guarded by mutex_
-    bool stopping_ = false;                // guarded by mutex_
-    Status failed_;                        // guarded by mutex_; sticky once a step failed
-    std::vector<std::jthread> workers_;    // last: joined before the ranks are destroyed
+    Status failed_;  // guarded by mutex_; sticky once a step failed
+    // The step's batch, set by forward() around run_step() (RankWorkers orders the accesses).
+    const ForwardBatch* batch_ = nullptr;
+    detail::RankWorkers workers_;  // last: joined before the ranks are destroyed
 };
 
 // The places this backend does not run, refused with what is missing.

@@ -516,12 +516,14 @@ int64_t device_weight_bytes(const Checkpoint& checkpoint, const ModelConfig& con
     return bytes;
 }
 
-Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelConfig& config,
-                                     WeightFormat format) {
+namespace {
+
+// Every tensor of the model onto the device: the norms whole (f32), the matrices through
+// `matrix` (the whole tensor, or a rank's slice of it).
+Result<DeviceWeights> upload_model(
+    const Checkpoint& checkpoint, const ModelConfig& config,
+    const std::function<Status(const std::string& name, DeviceMatrix* m)>& matrix) {
     DeviceWeights w;
-    auto matrix = [&](const std::string& name, DeviceMatrix* m) {
-        return upload_matrix(checkpoint, tensor(checkpoint, name), format, config, m);
-    };
     SLUICE_RETURN_IF_ERROR(matrix("transformer.wte.weight", &w.embedding));
     for (int64_t i = 0; i < config.n_layer; ++i) {
         DeviceLayer layer;
@@ -544,6 +546,15 @@ Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelCo
     SLUICE_RETURN_IF_ERROR(upload_f32(tensor(checkpoint, "transformer.norm_f.weight"), &w.norm_f));
     SLUICE_RETURN_IF_ERROR(matrix("lm_head.weight", &w.lm_head));
     return w;
+}
+
+}  // namespace
+
+Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelConfig& config,
+                                     WeightFormat format) {
+    return upload_model(checkpoint, config, [&](const std::string& name, DeviceMatrix* m) {
+        return upload_matrix(checkpoint, tensor(checkpoint, name), format, config, m);
+    });
 }
 
 int64_t random_weight_bytes(const ModelConfig& config, WeightFormat format) {
@@ -652,32 +663,12 @@ Result<DeviceWeights> upload_weights(const Checkpoint& checkpoint, const ModelCo
         return upload_weights(checkpoint, config, format);
     }
     const ModelConfig local = shard_config(config, shard);
-    DeviceWeights w;
-    auto matrix = [&](const std::string& name, DeviceMatrix* m) {
-        return upload_matrix_slice(checkpoint, tensor(checkpoint, name), format, config, local,
-                                   shard, m);
-    };
-    SLUICE_RETURN_IF_ERROR(matrix("transformer.wte.weight", &w.embedding));
-    for (int64_t i = 0; i < config.n_layer; ++i) {
-        DeviceLayer layer;
-        auto get = [&](const char* suffix) -> const TensorView& {
-            return tensor(checkpoint, dbrx_block_tensor(i, suffix));
-        };
-        auto block = [&](const char* suffix, DeviceMatrix* m) {
-            return matrix(dbrx_block_tensor(i, suffix), m);
-        };
-        SLUICE_RETURN_IF_ERROR(upload_f32(get("norm_attn_norm.norm_1.weight"), &layer.norm_1));
-        SLUICE_RETURN_IF_ERROR(upload_f32(get("norm_attn_norm.norm_2.weight"), &layer.norm_2));
-        SLUICE_RETURN_IF_ERROR(block("norm_attn_norm.attn.Wqkv.weight", &layer.wqkv));
-        SLUICE_RETURN_IF_ERROR(block("norm_attn_norm.attn.out_proj.weight", &layer.out_proj));
-        SLUICE_RETURN_IF_ERROR(block("ffn.router.layer.weight", &layer.router));
-        SLUICE_RETURN_IF_ERROR(block("ffn.experts.mlp.w1", &layer.w1));
-        SLUICE_RETURN_IF_ERROR(block("ffn.experts.mlp.v1", &layer.v1));
-        SLUICE_RETURN_IF_ERROR(block("ffn.experts.mlp.w2", &layer.w2));
-        w.layers.push_back(std::move(layer));
-    }
-    SLUICE_RETURN_IF_ERROR(upload_f32(tensor(checkpoint, "transformer.norm_f.weight"), &w.norm_f));
-    SLUICE_RETURN_IF_ERROR(matrix("lm_head.weight", &w.lm_head));
+    SLUICE_ASSIGN_OR_RETURN(
+        DeviceWeights w,
+        upload_model(checkpoint, config, [&](const std::string& name, DeviceMatrix* m) {
+            return upload_matrix_slice(checkpoint, tensor(checkpoint, name), format, config, local,
+                                       shard, m);
+        }));
     SLUICE_CUDA_CHECK(cudaDeviceSynchronize());
     return w;
 }

@@ -81,7 +81,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 
 say "== gpu parity tests"
 SECONDS=0
-timeout 150 "$WORK/bin/inference_gpu_tests" --force-colors=false --duration=true \
+# 240 s: the suite now also opens the parallel plans (up to 8 ranks on one GPU, each its own
+# backend) and runs split-K at contexts up to 20,000 against the CPU reference.
+timeout 240 "$WORK/bin/inference_gpu_tests" --force-colors=false --duration=true \
   >"$OUT/gpu_tests.log" 2>&1
 code=$?
 say "inference_gpu_tests: ${SECONDS} s"

@@ -28,6 +28,34 @@ const std::vector<std::string_view> kSpanish = {
     "el", "la", "los", "las", "un", "una", "unos", "unas", "y", "o", "pero", "en", "de",
     "del", "al", "para", "por", "con", "es", "son", "no", "que", "se", "su", "sus", "lo",
     "como", "más", "este", "esta", "estos", "estas"};
+const std::vector<std::string_view> kItalian = {
+    "il",  "lo",    "la", "i",  "gli",  "le",  "un", "uno",  "una",   "di",     "del",    "della",
+    "dei", "delle", "a",  "al", "alla", "da",  "in", "nel",  "nella", "con",    "su",     "per",
+    "tra", "e",     "o",  "ma", "che",  "non", "è",  "sono", "come",  "questo", "questa", "si"};
+const std::vector<std::string_view> kPortuguese = {
+    "o",   "a",   "os", "as", "um",  "uma", "uns",  "umas", "de",  "do", "da", "dos",
+    "das", "em",  "no", "na", "nos", "nas", "por",  "para", "com", "e",  "ou", "mas",
+    "que", "não", "é",  "se", "ao",  "à",   "como", "mais", "seu", "sua"};
+const std::vector<std::string_view> kDutch = {
+    "de",   "het",  "een", "en",  "of",  "maar", "van", "in",   "op",  "te",   "aan", "met",
+    "voor", "door", "dat", "die", "dit", "deze", "is",  "zijn", "was", "niet", "als", "ook",
+    "er",   "om",   "bij", "tot", "uit", "naar", "hij", "zij",  "ze",  "wij",  "we"};
+const std::vector<std::string_view> kSwedish = {
+    "och", "i",   "att",  "det", "som", "en",   "ett",   "på",  "är",  "av",
+    "för", "med", "till", "den", "de",  "inte", "om",    "har", "var", "jag",
+    "han", "hon", "vi",   "men", "så",  "från", "eller", "vid", "sig", "när"};
+const std::vector<std::string_view> kDanish = {
+    "og",  "i",   "at",  "det", "som", "en",   "et",    "på",  "er",  "af",
+    "for", "med", "til", "den", "de",  "ikke", "om",    "har", "var", "jeg",
+    "han", "hun", "vi",  "men", "så",  "fra",  "eller", "ved", "sig", "når"};
+const std::vector<std::string_view> kNorwegian = {
+    "og",  "i",   "at",  "det", "som", "en",   "et",    "på",  "er",  "av",
+    "for", "med", "til", "den", "de",  "ikke", "om",    "har", "var", "jeg",
+    "han", "hun", "vi",  "men", "så",  "fra",  "eller", "ved", "seg", "når"};
+const std::vector<std::string_view> kRussian = {
+    "и",   "в",      "во",  "не",  "что",  "он",  "на", "я",    "с",   "со",  "как", "а",  "то",
+    "все", "она",    "так", "его", "но",   "да",  "ты", "к",    "у",   "же",  "вы",  "за", "бы",
+    "по",  "только", "ее",  "мне", "было", "вот", "от", "меня", "еще", "нет", "о",   "из", "ему"};
 const std::vector<std::string_view> kNone = {};
 
 // NFKC, Unicode case folding and removal of default-ignorable code points (soft hyphens, zero-width
@@ -135,6 +163,27 @@ const std::vector<std::string_view>& stop_words_for(std::string_view language) {
     }
     if (language == "spanish") {
         return kSpanish;
+    }
+    if (language == "italian") {
+        return kItalian;
+    }
+    if (language == "portuguese") {
+        return kPortuguese;
+    }
+    if (language == "dutch") {
+        return kDutch;
+    }
+    if (language == "swedish") {
+        return kSwedish;
+    }
+    if (language == "danish") {
+        return kDanish;
+    }
+    if (language == "norwegian") {
+        return kNorwegian;
+    }
+    if (language == "russian") {
+        return kRussian;
     }
     return kNone;
 }

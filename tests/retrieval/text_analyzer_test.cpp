@@ -250,3 +250,31 @@ TEST_CASE("random text: terms are valid UTF-8, non-empty, and stable when analyz
         }
     }
 }
+
+TEST_CASE("stop words of every listed language are dropped, and each list is in folded form") {
+    auto none = TextAnalyzer::create("none");
+    REQUIRE(none.ok());
+    for (const char* language : {"english", "german", "french", "spanish", "italian", "portuguese",
+                                 "dutch", "swedish", "danish", "norwegian", "russian"}) {
+        CAPTURE(language);
+        const auto& words = stop_words_for(language);
+        REQUIRE(words.size() >= 30);
+        auto analyzer = TextAnalyzer::create(language);
+        REQUIRE(analyzer.ok());
+        for (auto word : words) {
+            CAPTURE(word);
+            // The analyzer compares folded words: an entry that folding changes would never match.
+            CHECK((*none)->analyze(word) == std::vector<std::string>{std::string(word)});
+            CHECK((*analyzer)->analyze(word).empty());
+        }
+    }
+    // Content words around them stay.
+    auto italian = TextAnalyzer::create("italian");
+    REQUIRE(italian.ok());
+    CHECK((*italian)->analyze("Il gatto e la casa") == (*italian)->analyze("gatto casa"));
+    auto russian = TextAnalyzer::create("russian");
+    REQUIRE(russian.ok());
+    CHECK((*russian)->analyze("\u041a\u043e\u0448\u043a\u0430 \u0438 \u0434\u043e\u043c") ==
+          (*russian)->analyze("\u043a\u043e\u0448\u043a\u0430 \u0434\u043e\u043c"));
+    CHECK((*russian)->analyze("\u043a\u043e\u0448\u043a\u0430 \u0434\u043e\u043c").size() == 2);
+}

@@ -345,6 +345,17 @@ std::vector<uint8_t> host_slice(const std::vector<uint8_t>& whole, int64_t row_v
     return out;
 }
 
+// A rank's uploaded matrix `got` holds exactly its slice of the whole upload `all`.
+void check_slice(const ModelConfig& config, const DbrxShard& shard, int64_t element,
+                 const std::string& tensor_name, const cuda::DeviceMatrix& got,
+                 const cuda::DeviceMatrix& all) {
+    const TensorSlice slice = tensor_slice(tensor_name, all.rows, all.cols, config, shard);
+    INFO(tensor_name);
+    CHECK(got.rows == slice.n_rows());
+    CHECK(got.cols == slice.cols.count);
+    CHECK(download(got.buffer) == host_slice(download(all.buffer), all.cols, element, slice));
+}
+
 struct Loaded {
     ModelConfig config;
     std::unique_ptr<Checkpoint> checkpoint;
@@ -387,13 +398,7 @@ void check_shard_uploads(const std::string& name, WeightFormat format, int tenso
         INFO(name << ", " << tensor << " ranks, rank " << r);
         auto same = [&](const std::string& tensor_name, const cuda::DeviceMatrix& got,
                         const cuda::DeviceMatrix& all) {
-            const TensorSlice slice =
-                tensor_slice(tensor_name, all.rows, all.cols, m.config, *shard);
-            INFO(tensor_name);
-            CHECK(got.rows == slice.n_rows());
-            CHECK(got.cols == slice.cols.count);
-            CHECK(download(got.buffer) ==
-                  host_slice(download(all.buffer), all.cols, element, slice));
+            check_slice(m.config, *shard, element, tensor_name, got, all);
         };
         for (int64_t l = 0; l < m.config.n_layer; ++l) {
             const auto& a = whole->layers[static_cast<size_t>(l)];
@@ -637,13 +642,7 @@ void check_expert_uploads(const std::string& name, WeightFormat format, int tens
         INFO(name << ", tensor " << tensor << " x expert " << expert << ", rank " << r);
         auto same = [&](const std::string& tensor_name, const cuda::DeviceMatrix& got,
                         const cuda::DeviceMatrix& all) {
-            const TensorSlice slice =
-                tensor_slice(tensor_name, all.rows, all.cols, m.config, *shard);
-            INFO(tensor_name);
-            CHECK(got.rows == slice.n_rows());
-            CHECK(got.cols == slice.cols.count);
-            CHECK(download(got.buffer) ==
-                  host_slice(download(all.buffer), all.cols, element, slice));
+            check_slice(m.config, *shard, element, tensor_name, got, all);
         };
         for (int64_t l = 0; l < m.config.n_layer; ++l) {
             const auto& a = whole->layers[static_cast<size_t>(l)];

@@ -319,12 +319,11 @@ void rows(const typename L::T* w, const float* scales, int64_t n_rows, int64_t k
 }
 
 // One panel (four bf16 rows, panel_layout.h) against one token: the loop of
-// four_bf16_rows_one_token, in the same order of additions, over one sequential stream. The
-// prefetch runs 2 KiB ahead of the loads (measured, one thread: 1 and 4 KiB no better, none
-// 20% slower); near a panel's end it reaches into the next panel, which the same task reads
-// next unless the panel ends the task.
+// four_bf16_rows_one_token, in the same order of additions, over one sequential stream. No
+// software prefetch: the hardware prefetcher follows the one stream, and a prefetch 2 KiB ahead
+// made batch-1 decode 7-10% slower with one and with two threads (docs/benchmarks.md, "Panels
+// without software prefetch").
 inline void panel_one_token(const uint16_t* panel, int64_t k, const float* x, float* out) {
-    constexpr int64_t kAhead = 1024;  // elements: 2 KiB
     const __m256i zero = _mm256_setzero_si256();
     __m256 acc_lo[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                         _mm256_setzero_ps()};
@@ -332,8 +331,6 @@ inline void panel_one_token(const uint16_t* panel, int64_t k, const float* x, fl
                         _mm256_setzero_ps()};
     const uint16_t* p = panel;
     for (int64_t j = 0; j < k; j += kPanelCols, p += kPanelRows * kPanelCols) {
-        _mm_prefetch(reinterpret_cast<const char*>(p + kAhead), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(p + kAhead + 32), _MM_HINT_T0);
         const __m256 xa = _mm256_loadu_ps(x + j);
         const __m256 xb = _mm256_loadu_ps(x + j + 8);
         const __m256 x_lo = _mm256_permute2f128_ps(xa, xb, 0x20);  // 0-3, 8-11

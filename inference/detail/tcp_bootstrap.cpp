@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -29,7 +31,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kHello = "SLUICE-BOOTSTRAP/1";
+// The hello and welcome are small; a stranger's connection gets no more than this.
 constexpr uint32_t kMaxMessage = 1 << 20;
+// After joining, a relayed step carries every new token and block table of the batch: long
+// prompts with long block tables pass 1 MiB.
+constexpr uint32_t kMaxJoinedMessage = 64u << 20;
+constexpr std::string_view kStepVerb = "STEP";
 
 Status io_error(const std::string& what) {
     return Status(StatusCode::kIoError, "bootstrap: " + what + ": " + std::strerror(errno));
@@ -157,11 +164,12 @@ Status read_all(int fd, char* data, size_t size, Clock::time_point deadline) {
     return Status::ok_status();
 }
 
-Result<std::string> read_message(int fd, Clock::time_point deadline) {
+Result<std::string> read_message(int fd, Clock::time_point deadline,
+                                 uint32_t max_length = kMaxMessage) {
     uint32_t length = 0;
     SLUICE_RETURN_IF_ERROR(read_all(fd, reinterpret_cast<char*>(&length), 4, deadline));
     length = ntohl(length);
-    if (length > kMaxMessage) {
+    if (length > max_length) {
         return Status(StatusCode::kIoError,
                       "bootstrap: message of " + std::to_string(length) + " bytes refused");
     }
@@ -269,9 +277,10 @@ public:
         bool open = true;
     };
 
-    Session(int node, int rank_offset, int world_size, std::string payload,
+    Session(int node, int n_nodes, int rank_offset, int world_size, std::string payload,
             std::vector<Peer> peers)
         : node_(node),
+          n_nodes_(n_nodes),
           rank_offset_(rank_offset),
           world_size_(world_size),
           payload_(std::move(payload)),
@@ -305,6 +314,8 @@ public:
         }
     }
 
+    int node() const override { return node_; }
+    int n_nodes() const override { return n_nodes_; }
     int rank_offset() const override { return rank_offset_; }
     int world_size() const override { return world_size_; }
     const std::string& payload() const override { return payload_; }
@@ -336,6 +347,69 @@ public:
         return reason_;
     }
 
+    Status broadcast_step(std::string_view call) override {
+        if (node_ != 0) {
+            return failed_precondition("broadcast_step: only node 0 relays steps, this is node " +
+                                       std::to_string(node_));
+        }
+        if (std::string reason = abort_reason(); !reason.empty()) {
+            return Status(StatusCode::kAborted, std::move(reason));
+        }
+        std::string message(kStepVerb);
+        message += ' ';
+        message.append(call);
+        std::string failure;
+        {
+            std::lock_guard lock(send_mutex_);
+            for (Peer& peer : peers_) {
+                if (!peer.open) {
+                    // Its process left in order (BYE), so its ranks will not meet this step.
+                    failure = "node " + std::to_string(peer.node) + " has left the group";
+                    break;
+                }
+                if (Status sent = send_message(peer.fd.get(), message); !sent.ok()) {
+                    failure =
+                        "node " + std::to_string(peer.node) + " is gone (" + sent.message() + ")";
+                    break;
+                }
+            }
+        }
+        if (!failure.empty()) {
+            fail_group(nullptr, failure);
+            return Status(StatusCode::kAborted, abort_reason());
+        }
+        return Status::ok_status();
+    }
+
+    Result<std::string> next_step() override {
+        if (node_ == 0) {
+            return failed_precondition("next_step: node 0 leads; only other nodes follow");
+        }
+        std::unique_lock lock(mutex_);
+        steps_changed_.wait(lock, [&] {
+            return !reason_.empty() || stop_following_ || !steps_.empty() || root_left_;
+        });
+        if (!reason_.empty()) {
+            return Status(StatusCode::kAborted, reason_);
+        }
+        if (stop_following_) {
+            return Status(StatusCode::kCancelled,
+                          "node " + std::to_string(node_) + " stopped following");
+        }
+        if (!steps_.empty()) {
+            std::string step = std::move(steps_.front());
+            steps_.pop_front();
+            return step;
+        }
+        return Status(StatusCode::kCancelled, "node 0 ended the group");
+    }
+
+    void stop_following() override {
+        std::lock_guard lock(mutex_);
+        stop_following_ = true;
+        steps_changed_.notify_all();
+    }
+
 private:
     // Records the reason and runs the callbacks; false when the group had already aborted.
     bool abort_locally(const std::string& reason) {
@@ -347,6 +421,7 @@ private:
             }
             reason_ = reason;
             callbacks.swap(callbacks_);
+            steps_changed_.notify_all();
         }
         log::error("inference", "parallel group aborted", {{"reason", reason}});
         for (auto& callback : callbacks) {
@@ -399,7 +474,8 @@ private:
     }
 
     void handle(Peer& from) {
-        auto message = read_message(from.fd.get(), Clock::now() + std::chrono::seconds(5));
+        auto message =
+            read_message(from.fd.get(), Clock::now() + std::chrono::seconds(5), kMaxJoinedMessage);
         if (!message.ok()) {
             {
                 std::lock_guard lock(send_mutex_);
@@ -411,24 +487,45 @@ private:
                 stopping = stopping_;
             }
             if (!stopping) {
-                relay_abort(from, "node " + std::to_string(from.node) + " is gone (" +
+                fail_group(&from, "node " + std::to_string(from.node) + " is gone (" +
                                       message.status().message() + ")");
             }
             return;
         }
+        if (from.node == 0 && is_step(*message)) {
+            std::lock_guard lock(mutex_);
+            steps_.push_back(message->substr(std::min(message->size(), kStepVerb.size() + 1)));
+            steps_changed_.notify_all();
+            return;
+        }
         const auto [verb, rest] = split_verb(*message);
         if (verb == "BYE") {
-            std::lock_guard lock(send_mutex_);
-            from.open = false;
+            {
+                std::lock_guard lock(send_mutex_);
+                from.open = false;
+            }
+            if (from.node == 0) {
+                // Steps already queued are still followed; then next_step() ends the group.
+                std::lock_guard lock(mutex_);
+                root_left_ = true;
+                steps_changed_.notify_all();
+            }
         } else if (verb == "ABORT") {
-            relay_abort(from, rest);
+            fail_group(&from, rest);
         }
     }
 
-    void relay_abort(Peer& from, const std::string& reason) {
+    // "STEP" alone or "STEP " and a body: the body is binary, so no other parsing.
+    static bool is_step(const std::string& message) {
+        return message.starts_with(kStepVerb) &&
+               (message.size() == kStepVerb.size() || message[kStepVerb.size()] == ' ');
+    }
+
+    // Aborts with `reason` and tells every peer but `from` (the one it came from, if any).
+    void fail_group(const Peer* from, const std::string& reason) {
         if (abort_locally(reason)) {
             for (Peer& peer : peers_) {
-                if (&peer != &from) {
+                if (&peer != from) {
                     send_to(peer, "ABORT " + reason);
                 }
             }
@@ -436,6 +533,7 @@ private:
     }
 
     const int node_;
+    const int n_nodes_;
     const int rank_offset_;
     const int world_size_;
     const std::string payload_;
@@ -443,10 +541,15 @@ private:
     Fd wake_read_;
     Fd wake_write_;
 
-    mutable std::mutex mutex_;  // reason_, callbacks_, stopping_
+    // reason_, callbacks_, stopping_, and the relayed steps a node > 0 has not followed yet.
+    mutable std::mutex mutex_;
     std::string reason_;
     std::vector<std::function<void(const std::string&)>> callbacks_;
     bool stopping_ = false;
+    std::deque<std::string> steps_;
+    bool root_left_ = false;       // node 0 said BYE
+    bool stop_following_ = false;  // stop_following() was called
+    std::condition_variable steps_changed_;
     std::mutex send_mutex_;  // writes to peers and their `open` flags
     std::thread watcher_;
 };
@@ -481,6 +584,9 @@ Result<std::unique_ptr<BootstrapSession>> join_as_root(const BootstrapOptions& o
         if (fd.get() < 0) {
             continue;
         }
+        // Relayed steps go from the root to the nodes: no waiting to fill a segment.
+        const int one = 1;
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         auto message = read_message(fd.get(), std::min(deadline, Clock::now() + std::chrono::seconds(5)));
         if (!message.ok()) {
             log::warn("inference", "bootstrap: a connection sent no hello",
@@ -526,7 +632,7 @@ Result<std::unique_ptr<BootstrapSession>> join_as_root(const BootstrapOptions& o
     log::info("inference", "bootstrap complete",
               {{"nodes", options.n_nodes}, {"world_size", world}});
     return std::unique_ptr<BootstrapSession>(
-        std::make_unique<Session>(0, 0, world, payload, std::move(peers)));
+        std::make_unique<Session>(0, options.n_nodes, 0, world, payload, std::move(peers)));
 }
 
 Result<std::unique_ptr<BootstrapSession>> join_as_member(const BootstrapOptions& options,
@@ -560,8 +666,8 @@ Result<std::unique_ptr<BootstrapSession>> join_as_member(const BootstrapOptions&
     SLUICE_ASSIGN_OR_RETURN(std::string payload, read_message(fd.get(), deadline));
     std::vector<Session::Peer> peers;
     peers.push_back({0, std::move(fd)});
-    return std::unique_ptr<BootstrapSession>(
-        std::make_unique<Session>(options.node, offset, world, std::move(payload), std::move(peers)));
+    return std::unique_ptr<BootstrapSession>(std::make_unique<Session>(
+        options.node, options.n_nodes, offset, world, std::move(payload), std::move(peers)));
 }
 
 }  // namespace
@@ -571,8 +677,8 @@ Result<std::unique_ptr<BootstrapSession>> join_bootstrap(const BootstrapOptions&
     SLUICE_RETURN_IF_ERROR(check_options(options));
     if (options.n_nodes == 1) {
         // One node needs no network: nothing to exchange and nobody to tell.
-        return std::unique_ptr<BootstrapSession>(
-            std::make_unique<Session>(0, 0, options.local_ranks, payload, std::vector<Session::Peer>{}));
+        return std::unique_ptr<BootstrapSession>(std::make_unique<Session>(
+            0, 1, 0, options.local_ranks, payload, std::vector<Session::Peer>{}));
     }
     SLUICE_ASSIGN_OR_RETURN(const HostPort where, parse_host_port(options.root_address));
     if (options.node == 0) {

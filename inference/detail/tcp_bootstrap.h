@@ -10,12 +10,17 @@
 // aborts with "node N is gone". Every node's on_abort callback runs once, on the session's
 // watcher thread, with the first reason it learns.
 //
+// The session is also the engine's StepChannel (step_relay.h): the root sends each relayed call
+// to every other node, whose watcher thread queues it for next_step(). After the hello, messages
+// may be up to 64 MiB (a relayed step of long prompts); the hello and welcome stay under 1 MiB.
+//
 // Wire format: every message is a 4-byte big-endian length and that many bytes.
 //   hello  (node → root):  "SLUICE-BOOTSTRAP/1" node n_nodes local_ranks   (text, space-separated)
 //   welcome (root → node): "WELCOME" rank_offset world_size, then a message holding the payload
 //   refuse (root → node):  "REFUSE" reason — a duplicate node index or disagreeing n_nodes
 //   abort  (both ways):    "ABORT" reason
 //   bye    (both ways):    "BYE" — an orderly close, not a failure
+//   step   (root → node):  "STEP " and one encoded call (binary, step_relay.h)
 //
 // Errors: kInvalidArgument for bad options (address not host:port, node outside [0, n_nodes),
 // no local ranks); kDeadlineExceeded when the group is not complete within the timeout; kIoError
@@ -30,6 +35,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "inference/step_relay.h"
 
 namespace sluice::inference::detail {
 
@@ -41,9 +47,9 @@ struct BootstrapOptions {
     std::chrono::milliseconds timeout{60'000};
 };
 
-class BootstrapSession {
+class BootstrapSession : public StepChannel {
 public:
-    virtual ~BootstrapSession() = default;
+    ~BootstrapSession() override = default;
 
     virtual int rank_offset() const = 0;  // this node's first global rank
     virtual int world_size() const = 0;   // ranks of all nodes
@@ -51,10 +57,10 @@ public:
 
     // Runs `callback(reason)` once when the group aborts (immediately if it already has).
     virtual void on_abort(std::function<void(const std::string&)> callback) = 0;
-    // Aborts the whole group with `reason`; the first reason wins.
-    virtual void abort(const std::string& reason) = 0;
+    // Aborts the whole group with `reason` (sent as "node N: reason"); the first reason wins.
+    void abort(const std::string& reason) override = 0;
     // The reason, or empty while the group is healthy.
-    virtual std::string abort_reason() const = 0;
+    std::string abort_reason() const override = 0;
 };
 
 // Joins the group; `payload` is what the root hands out (ignored on other nodes). Blocks until

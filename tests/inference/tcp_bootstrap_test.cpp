@@ -4,8 +4,6 @@
 
 #include <doctest/doctest.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,33 +14,14 @@
 #include <thread>
 #include <vector>
 
+#include "loopback_nodes.h"
+
 namespace sluice::inference::detail {
 
 namespace {
 
-// A loopback port that was free a moment ago.
-int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    socklen_t len = sizeof(addr);
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
-BootstrapOptions node_options(int port, int node, int n_nodes, int local_ranks) {
-    BootstrapOptions options;
-    options.root_address = "127.0.0.1:" + std::to_string(port);
-    options.node = node;
-    options.n_nodes = n_nodes;
-    options.local_ranks = local_ranks;
-    options.timeout = std::chrono::milliseconds(10'000);
-    return options;
-}
+using testing::free_port;
+using testing::node_options;
 
 using Sessions = std::vector<std::unique_ptr<BootstrapSession>>;
 
@@ -176,6 +155,79 @@ TEST_CASE("bootstrap: orderly shutdown is not a failure") {
     sessions[1].reset();  // says BYE
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     CHECK(sessions[0]->abort_reason().empty());
+}
+
+TEST_CASE("bootstrap: node 0's steps reach every other node in order, binary and large") {
+    Sessions sessions = join_all({1, 1, 1}, "x");
+    CHECK(sessions[0]->node() == 0);
+    CHECK(sessions[2]->node() == 2);
+    CHECK(sessions[1]->n_nodes() == 3);
+    std::vector<std::string> steps = {"", std::string("\0\x01STEP \xff", 8)};
+    // Past the 1 MiB limit of the hello: a relayed step of long prompts.
+    std::string large(3 << 20, '\0');
+    for (size_t i = 0; i < large.size(); ++i) {
+        large[i] = static_cast<char>((i * 131) >> 3);
+    }
+    steps.push_back(large);
+    for (const std::string& step : steps) {
+        REQUIRE(sessions[0]->broadcast_step(step).ok());
+    }
+    for (size_t node = 1; node < 3; ++node) {
+        for (const std::string& step : steps) {
+            auto got = sessions[node]->next_step();
+            REQUIRE_MESSAGE(got.ok(), got.status().to_string());
+            CHECK(*got == step);
+        }
+    }
+    // Each end refuses the other's half.
+    CHECK(sessions[1]->broadcast_step("x").code() == StatusCode::kFailedPrecondition);
+    CHECK(sessions[0]->next_step().status().code() == StatusCode::kFailedPrecondition);
+
+    // Steps sent before node 0 leaves are still followed; then the group has ended in order.
+    REQUIRE(sessions[0]->broadcast_step("last").ok());
+    sessions[0].reset();
+    for (size_t node = 1; node < 3; ++node) {
+        auto last = sessions[node]->next_step();
+        REQUIRE(last.ok());
+        CHECK(*last == "last");
+        const auto ended = sessions[node]->next_step();
+        CHECK(ended.status().code() == StatusCode::kCancelled);
+        CHECK(ended.status().message() == "node 0 ended the group");
+        CHECK(sessions[node]->abort_reason().empty());
+    }
+}
+
+TEST_CASE("bootstrap: a waiting node wakes on an abort, and stop_following is not a failure") {
+    Sessions sessions = join_all({1, 1}, "x");
+    auto waiting = std::async(std::launch::async, [&] { return sessions[1]->next_step(); });
+    sessions[0]->abort("rank 0 ran out of memory");
+    const auto woken = waiting.get();
+    CHECK(woken.status().code() == StatusCode::kAborted);
+    CHECK(woken.status().message() == "node 0: rank 0 ran out of memory");
+    const Status refused = sessions[0]->broadcast_step("x");
+    CHECK(refused.code() == StatusCode::kAborted);
+    CHECK(refused.message() == "node 0: rank 0 ran out of memory");
+
+    Sessions healthy = join_all({1, 1}, "x");
+    auto following = std::async(std::launch::async, [&] { return healthy[1]->next_step(); });
+    healthy[1]->stop_following();
+    CHECK(following.get().status().code() == StatusCode::kCancelled);
+    CHECK(healthy[1]->next_step().status().code() == StatusCode::kCancelled);
+    CHECK(healthy[1]->abort_reason().empty());
+    CHECK(healthy[0]->abort_reason().empty());
+}
+
+TEST_CASE("bootstrap: a step to a node that left in order fails the group") {
+    Sessions sessions = join_all({1, 1}, "x");
+    sessions[1].reset();  // says BYE
+    // The BYE is read by the root's watcher thread; until then a step may still be sent.
+    Status sent = Status::ok_status();
+    for (int attempt = 0; attempt < 500 && sent.ok(); ++attempt) {
+        sent = sessions[0]->broadcast_step("step");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(sent.code() == StatusCode::kAborted);
+    CHECK(sent.message().find("node 1 ") == 0);
 }
 
 TEST_CASE("bootstrap: refusals and timeouts name the problem") {

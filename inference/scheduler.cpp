@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <future>
+#include <utility>
 
 #include "common/check.h"
 #include "inference/detail/scheduler_state.h"
@@ -220,11 +221,29 @@ void Scheduler::expire_deadlines(SteadyClock::time_point now) {
     }
 }
 
+Status Scheduler::fail_step(const std::vector<Planned>& plan, const Status& why) {
+    std::vector<std::shared_ptr<Request>> failed;
+    for (const Planned& p : plan) {
+        if (std::find(failed.begin(), failed.end(), p.seq->request) == failed.end()) {
+            failed.push_back(p.seq->request);
+        }
+    }
+    for (const auto& request : failed) {
+        if (requests_.contains(request->id)) {
+            finish_request(*request, why);
+        }
+    }
+    return why;
+}
+
 Result<bool> Scheduler::step() {
     expire_deadlines(SteadyClock::now());
     std::vector<Planned> plan;
     int32_t budget = options_.max_batch_tokens;
     plan_running(plan, budget);
+    if (!copy_failure_.ok()) {
+        return fail_step(plan, std::exchange(copy_failure_, Status::ok_status()));
+    }
     admit_waiting(plan, budget);
     // Sequences preempted while planning wait for a later step.
     for (auto& seq : running_) {
@@ -293,18 +312,7 @@ Result<bool> Scheduler::step() {
         masks.get();
     }
     if (!out.ok()) {
-        std::vector<std::shared_ptr<Request>> failed;
-        for (const Planned& p : plan) {
-            if (std::find(failed.begin(), failed.end(), p.seq->request) == failed.end()) {
-                failed.push_back(p.seq->request);
-            }
-        }
-        for (const auto& request : failed) {
-            if (requests_.contains(request->id)) {
-                finish_request(*request, out.status());
-            }
-        }
-        return out.status();
+        return fail_step(plan, out.status());
     }
     after_forward(plan, *out);
     std::erase_if(running_, [](const auto& seq) { return seq->finished; });

@@ -165,6 +165,8 @@ private:
                           int32_t priority_floor);
     void preempt(Sequence& seq);
     void after_forward(std::vector<Planned>& plan, const ForwardOutput& out);
+    // Ends the requests of the step's plan with `why` (the backend failed) and returns it.
+    Status fail_step(const std::vector<Planned>& plan, const Status& why);
     void finish_embedding(Sequence& seq);
     void publish_full_blocks(Sequence& seq);
     // Whether seq's next token may be chosen by the backend (backend.h, device sampling).
@@ -187,6 +189,9 @@ private:
     std::vector<std::unique_ptr<Sequence>> waiting_;  // same order
     uint64_t next_arrival_ = 0;
     SchedulerStats counters_;
+    // A copy-on-write block copy the backend failed while the step was planned; the step
+    // fails with it.
+    Status copy_failure_;
 };
 
 }  // namespace sluice::inference

@@ -31,6 +31,10 @@ bool Scheduler::plan_running(std::vector<Planned>& plan, int32_t& budget) {
                 budget -= n_new;
                 continue;
             }
+            if (!copy_failure_.ok()) {
+                plan.push_back({&seq, 0});  // failed with the step, not run
+                return true;
+            }
             const bool alone = std::none_of(running_.begin(), running_.end(), [&](const auto& o) {
                 return o.get() != &seq && !o->finished && !o->preempted;
             });
@@ -109,8 +113,13 @@ bool Scheduler::reserve(Sequence& seq, int32_t n_new, const std::vector<Planned>
                 auto fresh_block = blocks_.allocate(1);
                 SLUICE_CHECK(fresh_block.ok(), "available block vanished");
                 const Status copied = backend_.copy_kv_block(seq.blocks[partial], (*fresh_block)[0]);
-                SLUICE_CHECK(copied.ok(), "copy_kv_block of valid blocks failed: " +
-                                              copied.message());
+                if (!copied.ok()) {
+                    // The blocks are valid, so the backend has stopped (a parallel group that
+                    // aborted): the step fails with its reason, as a failed forward does.
+                    blocks_.release((*fresh_block)[0]);
+                    copy_failure_ = copied;
+                    return false;
+                }
                 blocks_.release(seq.blocks[partial]);
                 seq.blocks[partial] = (*fresh_block)[0];
             }

@@ -275,6 +275,35 @@ TEST_CASE("n > 1 forks the prompt's blocks and copies the shared partial block o
     check_no_blocks_held(*f.scheduler);
 }
 
+TEST_CASE("a block copy the backend fails fails the step, its requests and frees their blocks") {
+    Fixture f(64);
+    std::mt19937 rng(16);
+    EngineRequest request;
+    request.prompt = random_prompt(rng, 10);  // a partial last block, shared by the forks
+    request.n = 3;
+    request.max_tokens = 6;
+    request.sampling.temperature = 1.0f;
+    request.sampling.seed = 5;
+    auto forked = f.add(1, request);
+    auto other = f.add(2, greedy(random_prompt(rng, 9), 6));
+    // The prompts, then the forks' first decode, which must copy the shared partial block.
+    REQUIRE(*f.scheduler->step());
+    f.backend.fail_copies(Status(StatusCode::kAborted, "parallel group aborted: node 1 is gone"));
+    const auto stepped = f.scheduler->step();
+    REQUIRE_FALSE(stepped.ok());
+    CHECK(stepped.status().code() == StatusCode::kAborted);
+    CHECK(stepped.status().message() == "parallel group aborted: node 1 is gone");
+    CHECK(forked->finishes == 1);
+    CHECK(forked->status.message() == "parallel group aborted: node 1 is gone");
+    // The step ran nothing: no forward was made with a half-planned batch.
+    CHECK(f.backend.steps.size() == 1);
+    // The other request was planned in the same step and fails with it, or waits; either way,
+    // failing everything still leaves no block held.
+    f.scheduler->fail_all(Status(StatusCode::kUnavailable, "the engine stopped"));
+    CHECK(other->finishes == 1);
+    check_no_blocks_held(*f.scheduler);
+}
+
 TEST_CASE("stop tokens end a choice without being reported") {
     Fixture f(64);
     std::mt19937 rng(7);

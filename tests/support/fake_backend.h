@@ -119,7 +119,13 @@ public:
         return out;
     }
 
+    // Every block copy fails with `status` from now on (a backend whose group aborted).
+    void fail_copies(Status status) { copy_failure_ = std::move(status); }
+
     Status copy_kv_block(int32_t src, int32_t dst) override {
+        if (!copy_failure_.ok()) {
+            return copy_failure_;
+        }
         if (src < 0 || dst < 0 || src >= spec_.n_blocks || dst >= spec_.n_blocks) {
             return invalid_argument("fake: copy out of range");
         }
@@ -156,6 +162,7 @@ public:
 private:
     int64_t fail_after_ = -1;
     Status failure_;
+    Status copy_failure_;
     bool failed_ = false;
     static uint64_t mix(uint64_t x) {
         x += 0x9e3779b97f4a7c15ULL;

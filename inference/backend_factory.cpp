@@ -44,7 +44,7 @@ Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
     SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
     if (resolve_backend_kind(options.kind) == BackendKind::kCuda) {
         // The tensor plan, the expert plan and the grid run on the cuda backend, a GPU per
-        // rank; several nodes are refused there, naming what is missing.
+        // rank, on this node or (as node 0) across several.
         return open_cuda_backend(model_dir, {.weights = options.weights,
                                              .device = 0,
                                              .max_batch_tokens = options.max_batch_tokens,
@@ -55,9 +55,31 @@ Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
     return open_cpu_backend(model_dir, {options.weights, options.n_threads, options.parallel});
 }
 
+Result<std::unique_ptr<StepFollower>> open_follower(const std::string& model_dir,
+                                                    const BackendOptions& options) {
+    SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
+    if (resolve_backend_kind(options.kind) != BackendKind::kCuda) {
+        return invalid_argument(
+            "config field 'parallel.node': node " + std::to_string(options.parallel.node) +
+            " would follow node 0 on the cpu backend, which runs its ranks in one process; "
+            "engines spanning nodes run on the cuda backend (a GPU per rank)");
+    }
+    return open_cuda_follower(model_dir, {.weights = options.weights,
+                                          .device = 0,
+                                          .max_batch_tokens = options.max_batch_tokens,
+                                          .max_sampled_rows = options.max_sequences,
+                                          .decode_graphs = options.cuda_graphs,
+                                          .parallel = options.parallel});
+}
+
 #if !SLUICE_HAVE_CUDA
 Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& /*model_dir*/,
                                                    const CudaBackendOptions& /*options*/) {
+    return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
+}
+
+Result<std::unique_ptr<StepFollower>> open_cuda_follower(const std::string& /*model_dir*/,
+                                                         const CudaBackendOptions& /*options*/) {
     return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
 }
 

@@ -20,6 +20,7 @@
 #include "common/result.h"
 #include "inference/backend.h"
 #include "inference/parallel_config.h"
+#include "inference/step_relay.h"
 
 namespace sluice::inference {
 
@@ -35,8 +36,8 @@ struct BackendOptions {
     int64_t max_batch_tokens = 2048;  // CUDA backend: tokens per step
     int64_t max_sequences = 64;       // CUDA backend: rows sampled on the device per step (the
                                       // scheduler's max_running)
-    // More than one rank: the CPU backend's parallel plans (cpu_backend.h). The CUDA backend
-    // answers kNotSupported until it runs them.
+    // More than one rank: the parallel plans (docs/parallel.md), on the CPU in one process, on
+    // the CUDA backend over the GPUs of one or several nodes.
     ParallelConfig parallel{};
     bool cuda_graphs = true;  // CUDA backend: CudaBackendOptions::decode_graphs
 };
@@ -46,5 +47,11 @@ BackendKind resolve_backend_kind(BackendKind kind);
 
 Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
                                               const BackendOptions& options);
+
+// Node k > 0 of an engine spanning several nodes (options.parallel.nodes and .node): this node's
+// ranks, which follow node 0's steps once run() (step_relay.h). Only the cuda backend spans
+// nodes: kInvalidArgument where the kind resolves to cpu; open_cuda_follower's errors.
+Result<std::unique_ptr<StepFollower>> open_follower(const std::string& model_dir,
+                                                    const BackendOptions& options);
 
 }  // namespace sluice::inference

@@ -34,6 +34,7 @@
 #include "common/result.h"
 #include "inference/backend.h"
 #include "inference/parallel_config.h"
+#include "inference/step_relay.h"
 
 namespace sluice::inference {
 
@@ -63,9 +64,11 @@ struct CudaBackendOptions {
     bool split_k_attention = true;
     // The parallel plan over `parallel` (docs/parallel.md): the tensor plan, the expert plan or
     // the tensor x expert grid, one worker thread and one backend per rank, each holding its
-    // shard (device_weights.h); rank r runs on visible GPU r (`device` is then unused) and the
-    // ranks are joined by NCCL. Refused: more than one node (kNotSupported), fewer visible GPUs
-    // than ranks (kUnavailable). Decode graphs are off on parallel ranks.
+    // shard (device_weights.h); this node's rank i runs on visible GPU i (`device` is then
+    // unused) and the ranks of every node are joined by NCCL. Across nodes, node 0 runs the
+    // engine (open_cuda_backend) and the others follow it (open_cuda_follower). Refused: fewer
+    // visible GPUs than this node's ranks (kUnavailable). Decode graphs are off on parallel
+    // ranks.
     ParallelConfig parallel{};
     // Tests and debugging only: every rank on `device`, joined by the staging communicator
     // (cuda/staged_communicator.h), since NCCL cannot put two ranks on one GPU. Every collective
@@ -82,6 +85,12 @@ struct CudaGraphCounts {
 
 Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
                                                    const CudaBackendOptions& options = {});
+
+// Node k > 0 of an engine spanning several nodes (options.parallel.nodes, .node): loads this
+// node's shards and joins the group; run() then follows node 0's steps (step_relay.h).
+// kFailedPrecondition on node 0 or a single node; open_cuda_backend's other errors.
+Result<std::unique_ptr<StepFollower>> open_cuda_follower(const std::string& model_dir,
+                                                         const CudaBackendOptions& options);
 
 // The same backend over random weights of `config`'s shapes made on the device (uniform,
 // standard deviation 0.02, norms 1; bf16 unless options.weights says f32 or fp8), for

@@ -166,6 +166,10 @@ public:
     int size() const override { return size_; }
     int device() const override { return device_; }
     void* stream() const override { return stream_; }
+    // Shares the group: the channel keeps the session and the communicators' handles alive.
+    std::shared_ptr<StepChannel> step_channel() const override {
+        return {group_, &group_->session()};
+    }
 
     Status all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) override {
         SLUICE_RETURN_IF_ERROR(check_count(count));

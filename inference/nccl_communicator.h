@@ -31,6 +31,7 @@
 
 #include "common/result.h"
 #include "inference/communicator.h"
+#include "inference/step_relay.h"
 
 namespace sluice::inference {
 
@@ -48,6 +49,10 @@ public:
     // The cudaStream_t the rank's operations are enqueued on (void* keeps CUDA out of this
     // header).
     virtual void* stream() const = 0;
+    // This node's control channel to the other nodes (the bootstrap's connections), shared by
+    // every communicator of the node: the step relay of an engine spanning nodes carries node 0's
+    // calls on it (step_relay.h), and its abort is the group's. It keeps the group alive.
+    virtual std::shared_ptr<StepChannel> step_channel() const = 0;
 };
 
 // Joins the group; returns this node's communicators in the order of options.devices.

@@ -57,6 +57,25 @@ Status validate_parallel_config(const ParallelConfig& config) {
     for (size_t i = 0; i < config.nodes.size(); ++i) {
         SLUICE_RETURN_IF_ERROR(validate_node(config.nodes[i], i));
     }
+    if (config.node < 0 || config.node >= config.n_nodes()) {
+        return invalid_argument(
+            "config field 'parallel.node': " + std::to_string(config.node) +
+            ", but parallel.nodes names " + std::to_string(config.n_nodes()) +
+            (config.n_nodes() == 1
+                 ? " node (index 0)"
+                 : " nodes (indices 0.." + std::to_string(config.n_nodes() - 1) + ")"));
+    }
+    if (ranks % config.n_nodes() != 0) {
+        return invalid_argument(
+            "config field 'parallel.nodes': " + std::to_string(config.n_nodes()) +
+            " nodes cannot share " + std::to_string(ranks) +
+            " ranks evenly (every node brings the same number of GPUs)");
+    }
+    if (config.join_timeout_s < 1) {
+        return invalid_argument(
+            "config field 'parallel.join_timeout_s': " + std::to_string(config.join_timeout_s) +
+            ", expected at least 1 second");
+    }
     return Status::ok_status();
 }
 

@@ -14,7 +14,10 @@
 //              Rank r is tensor index r % N of expert group r / N, so a group's ranks are
 //              neighbours (one node's GPUs, where the group's all-reduce is cheapest).
 //   nodes      "host:port" of each node, the first being the NCCL bootstrap (rank 0). Empty or
-//              one entry: this node only.
+//              one entry: this node only. Every node brings the same number of ranks (GPUs):
+//              node k holds ranks k x R .. (k + 1) x R - 1, R = ranks / nodes. Node 0 schedules
+//              and serves; the others follow its steps (step_relay.h).
+//   node       this process's index in `nodes`.
 //
 // Thread safety: values.
 
@@ -35,8 +38,13 @@ struct ParallelConfig {
     int tensor = 1;
     int expert = 1;
     std::vector<std::string> nodes;
+    int node = 0;
+    int join_timeout_s = 300;  // for every node to join the group (the bootstrap)
 
     int n_ranks() const { return tensor * expert; }
+    int n_nodes() const { return nodes.size() > 1 ? static_cast<int>(nodes.size()) : 1; }
+    bool multi_node() const { return n_nodes() > 1; }
+    int ranks_per_node() const { return n_ranks() / n_nodes(); }
     ParallelPlan plan() const {
         if (tensor > 1 && expert > 1) {
             return ParallelPlan::kGrid;
@@ -52,8 +60,9 @@ struct ParallelConfig {
 // "tensor" | "expert" | "grid"
 const char* parallel_plan_name(ParallelPlan plan);
 
-// kInvalidArgument naming the field for sizes below 1, more than kMaxParallelRanks in all, or
-// a node that is not "host:port" with a port in 1..65535.
+// kInvalidArgument naming the field for sizes below 1, more than kMaxParallelRanks in all, a
+// node that is not "host:port" with a port in 1..65535, `node` outside the node list, ranks that
+// the nodes cannot share evenly, or a join timeout below one second.
 Status validate_parallel_config(const ParallelConfig& config);
 
 // kInvalidArgument naming the field when `model` cannot be split as `config` says: more ranks

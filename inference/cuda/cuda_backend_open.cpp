@@ -211,8 +211,16 @@ Result<CudaGraphCounts> cuda_decode_graph_counts(const Backend& backend) {
     return CudaGraphCounts{counts.captures, counts.steps, counts.held};
 }
 
-Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
-                                                   const CudaBackendOptions& options) {
+namespace {
+
+// The model's config and its checked checkpoint, as every open below starts.
+struct OpenedCheckpoint {
+    ModelConfig config;
+    std::unique_ptr<Checkpoint> checkpoint;
+};
+
+Result<OpenedCheckpoint> open_checked(const std::string& model_dir,
+                                      const CudaBackendOptions& options) {
     SLUICE_ASSIGN_OR_RETURN(ModelConfig config, load_model_config(model_dir));
     SLUICE_RETURN_IF_ERROR(check_options(config, options));
     if (config.quantization == CheckpointQuantization::kNone) {
@@ -220,6 +228,22 @@ Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
     }
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(model_dir));
     SLUICE_RETURN_IF_ERROR(check_dbrx_checkpoint(*checkpoint, config));
+    return OpenedCheckpoint{std::move(config), std::move(checkpoint)};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<StepFollower>> open_cuda_follower(const std::string& model_dir,
+                                                         const CudaBackendOptions& options) {
+    SLUICE_ASSIGN_OR_RETURN(OpenedCheckpoint opened, open_checked(model_dir, options));
+    return cuda::open_parallel_cuda_follower(opened.config, std::move(opened.checkpoint), options);
+}
+
+Result<std::unique_ptr<Backend>> open_cuda_backend(const std::string& model_dir,
+                                                   const CudaBackendOptions& options) {
+    SLUICE_ASSIGN_OR_RETURN(OpenedCheckpoint opened, open_checked(model_dir, options));
+    const ModelConfig& config = opened.config;
+    std::unique_ptr<Checkpoint>& checkpoint = opened.checkpoint;
     if (options.parallel.parallel()) {
         return cuda::open_parallel_cuda_backend(config, std::move(checkpoint), options);
     }

@@ -4,6 +4,7 @@
 #include "inference/cuda/parallel_cuda_backend.h"
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "inference/detail/forward_validation.h"
 #include "inference/detail/rank_workers.h"
 #include "inference/nccl_communicator.h"
+#include "inference/step_relay.h"
 
 namespace sluice::inference::cuda {
 
@@ -31,13 +33,20 @@ public:
         : config_(std::move(config)),
           plan_(options.parallel.plan()),
           max_tokens_(options.max_batch_tokens),
+          n_ranks_(options.parallel.n_ranks()),
+          node_(options.parallel.node),
+          n_nodes_(options.parallel.n_nodes()),
           ranks_share_device_(options.ranks_share_device),
           ranks_(std::move(ranks)),
           workers_(ranks_.size(), [this](size_t r) { work(r); }) {}
 
     std::string name() const override {
-        return "cuda-" + std::string(parallel_plan_name(plan_)) + "-parallel-" +
-               std::to_string(ranks_.size()) + (ranks_share_device_ ? "-one-device" : "");
+        std::string name = "cuda-" + std::string(parallel_plan_name(plan_)) + "-parallel-" +
+                           std::to_string(n_ranks_) + (ranks_share_device_ ? "-one-device" : "");
+        if (n_nodes_ > 1) {
+            name += "-node-" + std::to_string(node_) + "-of-" + std::to_string(n_nodes_);
+        }
+        return name;
     }
     const ModelConfig& config() const override { return config_; }
 
@@ -133,6 +142,9 @@ private:
     const ModelConfig config_;
     const ParallelPlan plan_;
     const int64_t max_tokens_;
+    const int n_ranks_;  // of all nodes; ranks_ holds this node's
+    const int node_;
+    const int n_nodes_;
     const bool ranks_share_device_;
     std::vector<std::unique_ptr<Rank>> ranks_;
 
@@ -144,51 +156,91 @@ private:
 };
 
 // The places this backend does not run, refused with what is missing.
-Status check_supported(const ParallelConfig& parallel) {
-    if (parallel.nodes.size() > 1) {
-        return not_supported(
-            "parallel.nodes: " + std::to_string(parallel.nodes.size()) +
-            " nodes; the cuda backend runs its ranks on this node only: serving across nodes "
-            "needs the other nodes to follow rank 0's steps, which is not built yet");
+Status check_supported(const CudaBackendOptions& options) {
+    if (options.ranks_share_device && options.parallel.multi_node()) {
+        return invalid_argument(
+            "parallel.nodes: " + std::to_string(options.parallel.n_nodes()) +
+            " nodes, but CudaBackendOptions::ranks_share_device puts every rank on one GPU of "
+            "this process");
     }
     return Status::ok_status();
 }
 
-// One communicator per rank: the staging one on options.device, or NCCL over GPUs 0 .. n-1.
-Result<std::vector<std::unique_ptr<Communicator>>> connect(int n_ranks,
-                                                           const CudaBackendOptions& options) {
+// This node's ranks, connected: one communicator per local rank in rank order, and where the
+// engine spans nodes the node's control channel, which carries node 0's steps.
+struct Connection {
+    std::vector<std::unique_ptr<Communicator>> comms;
+    std::shared_ptr<StepChannel> channel;  // null on one node
+};
+
+// The staging communicators on options.device, or NCCL over this node's GPUs 0 .. R-1 (R ranks
+// per node), joined with the other nodes' through node 0's bootstrap.
+Result<Connection> connect(const CudaBackendOptions& options) {
+    const ParallelConfig& parallel = options.parallel;
     if (options.ranks_share_device) {
-        return create_staged_communicators(n_ranks, options.device);
+        SLUICE_ASSIGN_OR_RETURN(auto comms,
+                                create_staged_communicators(parallel.n_ranks(), options.device));
+        return Connection{std::move(comms), nullptr};
     }
+    const int local = parallel.ranks_per_node();
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess) {
         count = 0;
     }
-    if (count < n_ranks) {
-        return unavailable(std::string("config field '") +
-                           (options.parallel.tensor > 1 ? "parallel.tensor" : "parallel.expert") +
-                           "': " + std::to_string(n_ranks) + " ranks need a GPU each, " +
-                           std::to_string(count) +
+    if (count < local) {
+        std::string field = parallel.tensor > 1 ? "parallel.tensor" : "parallel.expert";
+        std::string need = std::to_string(local) + " ranks need a GPU each";
+        if (parallel.multi_node()) {
+            field = "parallel";
+            need = std::to_string(parallel.n_ranks()) + " ranks over " +
+                   std::to_string(parallel.n_nodes()) + " nodes need " + std::to_string(local) +
+                   " GPUs on each";
+        }
+        return unavailable("config field '" + field + "': " + need + ", " + std::to_string(count) +
                            " visible (CudaBackendOptions::ranks_share_device puts every rank on "
                            "one GPU, for tests)");
     }
     NcclGroupOptions group;
-    for (int r = 0; r < n_ranks; ++r) {
+    for (int r = 0; r < local; ++r) {
         group.devices.push_back(r);
+    }
+    if (parallel.multi_node()) {
+        group.root_address = parallel.nodes.front();
+        group.node = parallel.node;
+        group.n_nodes = parallel.n_nodes();
+        group.timeout = std::chrono::seconds(parallel.join_timeout_s);
     }
     SLUICE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<NcclCommunicator>> nccl,
                             open_nccl_communicators(group));
-    std::vector<std::unique_ptr<Communicator>> comms;
-    for (auto& comm : nccl) {
-        comms.push_back(std::move(comm));
+    // The bootstrap numbers ranks node by node in the order the nodes declare them; a node
+    // whose configuration disagrees would meet the others' collectives with the wrong shard.
+    const int first = nccl.front()->rank();
+    if (nccl.front()->size() != parallel.n_ranks() || first != parallel.node * local) {
+        const std::string why =
+            "node " + std::to_string(parallel.node) + " was given ranks " + std::to_string(first) +
+            ".." + std::to_string(first + local - 1) + " of " +
+            std::to_string(nccl.front()->size()) + ", its configuration says " +
+            std::to_string(parallel.node * local) + ".." +
+            std::to_string(parallel.node * local + local - 1) + " of " +
+            std::to_string(parallel.n_ranks()) + ": every node needs the same parallel section";
+        nccl.front()->abort(why);
+        return failed_precondition("config field 'parallel': " + why);
     }
-    return comms;
+    Connection connection;
+    if (parallel.multi_node()) {
+        connection.channel = nccl.front()->step_channel();
+    }
+    for (auto& comm : nccl) {
+        connection.comms.push_back(std::move(comm));
+    }
+    return connection;
 }
 
 // The grid's rows and columns, split from each rank's communicator of all ranks, as the CPU
-// backend does (cpu/parallel_cpu_backend.cpp): on one thread per rank, since a split is
+// backend does (cpu/parallel_cpu_backend.cpp): on one thread per local rank, since a split is
 // collective. A rank's row is its expert group (ordered by tensor index), its column the ranks
-// of its tensor index in every group (ordered by group). Nothing to split outside a grid.
+// of its tensor index in every group (ordered by group); ranks are global (Communicator::rank),
+// local rank i runs on GPU i. Nothing to split outside a grid.
 Result<std::vector<RankCommunicators>> split_grid(const ParallelConfig& parallel,
                                                   std::vector<std::unique_ptr<Communicator>> comms,
                                                   int device) {
@@ -207,14 +259,15 @@ Result<std::vector<RankCommunicators>> split_grid(const ParallelConfig& parallel
                 RankCommunicators& rank = ranks[r];
                 // NCCL's split enqueues on the rank's device; a staged rank shares `device`.
                 const int rank_device = rank.all->name() == "nccl" ? static_cast<int>(r) : device;
+                const int global = rank.all->rank();
                 if (cudaSetDevice(rank_device) != cudaSuccess) {
                     results[r] = internal_error("splitting the grid: cannot select cuda device " +
                                                 std::to_string(rank_device));
                     rank.all->abort(results[r].message());
                     return;
                 }
-                const int group = parallel.expert_group(static_cast<int>(r));
-                const int index = parallel.tensor_index(static_cast<int>(r));
+                const int group = parallel.expert_group(global);
+                const int index = parallel.tensor_index(global);
                 auto row = rank.all->split(group, index);
                 if (!row.ok()) {
                     results[r] = row.status();
@@ -240,41 +293,100 @@ Result<std::vector<RankCommunicators>> split_grid(const ParallelConfig& parallel
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> open_parallel_cuda_backend(const ModelConfig& config,
-                                                            std::unique_ptr<Checkpoint> checkpoint,
-                                                            const CudaBackendOptions& options) {
+namespace {
+
+// This node's ranks as one backend, and the node's channel where the engine spans nodes.
+struct LocalRanks {
+    std::unique_ptr<Backend> backend;
+    std::shared_ptr<StepChannel> channel;
+};
+
+Result<LocalRanks> open_local_ranks(const ModelConfig& config,
+                                    std::unique_ptr<Checkpoint> checkpoint,
+                                    const CudaBackendOptions& options) {
     SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
-    SLUICE_RETURN_IF_ERROR(check_supported(options.parallel));
+    SLUICE_RETURN_IF_ERROR(check_supported(options));
     SLUICE_RETURN_IF_ERROR(check_parallel_fits_model(options.parallel, config));
-    const int n_ranks = options.parallel.n_ranks();
-    SLUICE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Communicator>> comms,
-                            connect(n_ranks, options));
-    SLUICE_ASSIGN_OR_RETURN(std::vector<RankCommunicators> rank_comms,
-                            split_grid(options.parallel, std::move(comms), options.device));
+    SLUICE_ASSIGN_OR_RETURN(Connection connection, connect(options));
+    const size_t n_local = connection.comms.size();
+    SLUICE_ASSIGN_OR_RETURN(
+        std::vector<RankCommunicators> rank_comms,
+        split_grid(options.parallel, std::move(connection.comms), options.device));
     std::vector<std::unique_ptr<Rank>> ranks;
-    for (int r = 0; r < n_ranks; ++r) {
-        SLUICE_ASSIGN_OR_RETURN(DbrxShard shard, shard_for_rank(config, options.parallel, r));
-        CudaBackendOptions rank_options = options;
-        rank_options.parallel = ParallelConfig{};
-        rank_options.device = options.ranks_share_device ? options.device : r;
-        rank_options.decode_graphs = false;  // see CudaBackend::decode_graph_step
+    for (size_t i = 0; i < n_local; ++i) {
+        RankCommunicators& comms = rank_comms[i];
+        const int global = comms.all->rank();
+        Communicator* all = comms.all.get();  // owned by the rank's backend once opened
+        auto opened = [&]() -> Result<std::unique_ptr<Backend>> {
+            SLUICE_ASSIGN_OR_RETURN(DbrxShard shard,
+                                    shard_for_rank(config, options.parallel, global));
+            CudaBackendOptions rank_options = options;
+            rank_options.parallel = ParallelConfig{};
+            rank_options.device = options.ranks_share_device ? options.device : static_cast<int>(i);
+            rank_options.decode_graphs = false;  // see CudaBackend::decode_graph_step
+            return open_cuda_rank(config, *checkpoint, rank_options, shard, std::move(comms));
+        }();
+        if (!opened.ok()) {
+            // The other nodes are loading their shards: tell them, or they wait for this one
+            // in their first collective. (The rank's communicators went with the failed open.)
+            if (connection.channel != nullptr) {
+                connection.channel->abort("rank " + std::to_string(global) +
+                                          " did not open: " + opened.status().message());
+            }
+            return opened.status();
+        }
         auto rank = std::make_unique<Rank>();
-        rank->comm = rank_comms[static_cast<size_t>(r)].all.get();
-        SLUICE_ASSIGN_OR_RETURN(rank->backend,
-                                open_cuda_rank(config, *checkpoint, rank_options, shard,
-                                               std::move(rank_comms[static_cast<size_t>(r)])));
+        rank->comm = all;
+        rank->backend = std::move(*opened);
         ranks.push_back(std::move(rank));
     }
     log::info("inference", "parallel cuda backend opened",
               {{"plan", parallel_plan_name(options.parallel.plan())},
-               {"ranks", std::to_string(n_ranks)},
+               {"ranks", std::to_string(options.parallel.n_ranks())},
+               {"local_ranks", std::to_string(n_local)},
+               {"node", std::to_string(options.parallel.node)},
+               {"nodes", std::to_string(options.parallel.n_nodes())},
                {"tensor", std::to_string(options.parallel.tensor)},
                {"expert", std::to_string(options.parallel.expert)},
                {"communicator", ranks.front()->comm->name()}});
     // The ranks hold their own copies on the device; the mapping is no longer needed.
     checkpoint.reset();
-    return std::unique_ptr<Backend>(
-        std::make_unique<ParallelCudaBackend>(config, options, std::move(ranks)));
+    return LocalRanks{std::make_unique<ParallelCudaBackend>(config, options, std::move(ranks)),
+                      std::move(connection.channel)};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> open_parallel_cuda_backend(const ModelConfig& config,
+                                                            std::unique_ptr<Checkpoint> checkpoint,
+                                                            const CudaBackendOptions& options) {
+    if (options.parallel.node != 0) {
+        return failed_precondition("config field 'parallel.node': node " +
+                                   std::to_string(options.parallel.node) +
+                                   " follows node 0's steps; open it as a follower "
+                                   "(open_cuda_follower), node 0 runs the engine");
+    }
+    SLUICE_ASSIGN_OR_RETURN(LocalRanks local,
+                            open_local_ranks(config, std::move(checkpoint), options));
+    if (local.channel == nullptr) {
+        return std::move(local.backend);
+    }
+    return make_leader_backend(std::move(local.backend), std::move(local.channel),
+                               options.max_batch_tokens);
+}
+
+Result<std::unique_ptr<StepFollower>> open_parallel_cuda_follower(
+    const ModelConfig& config, std::unique_ptr<Checkpoint> checkpoint,
+    const CudaBackendOptions& options) {
+    if (!options.parallel.multi_node() || options.parallel.node == 0) {
+        return failed_precondition(
+            "config field 'parallel.node': node " + std::to_string(options.parallel.node) + " of " +
+            std::to_string(options.parallel.n_nodes()) +
+            " runs the engine itself; only nodes 1 and up of several follow node 0");
+    }
+    SLUICE_ASSIGN_OR_RETURN(LocalRanks local,
+                            open_local_ranks(config, std::move(checkpoint), options));
+    return std::make_unique<StepFollower>(std::move(local.backend), std::move(local.channel));
 }
 
 }  // namespace sluice::inference::cuda

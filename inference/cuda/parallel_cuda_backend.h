@@ -22,6 +22,7 @@
 #include "inference/cuda_backend.h"
 #include "inference/dbrx_shard.h"
 #include "inference/safetensors.h"
+#include "inference/step_relay.h"
 
 namespace sluice::inference::cuda {
 
@@ -44,10 +45,18 @@ Result<std::unique_ptr<Backend>> open_cuda_rank(const ModelConfig& config,
                                                 const DbrxShard& shard, RankCommunicators comms);
 
 // The tensor plan, the expert plan or the grid over options.parallel (validated, more than one
-// rank, one node). `checkpoint` was checked against `config` and is kept open while the ranks
-// upload from it.
+// rank). `checkpoint` was checked against `config` and is kept open while the ranks upload from
+// it. On several nodes this is node 0's engine backend: this node's ranks behind the step relay
+// (step_relay.h), which carries every call to the other nodes first; kFailedPrecondition on
+// another node (open_parallel_cuda_follower).
 Result<std::unique_ptr<Backend>> open_parallel_cuda_backend(const ModelConfig& config,
                                                             std::unique_ptr<Checkpoint> checkpoint,
                                                             const CudaBackendOptions& options);
+
+// Node k > 0 of several: this node's ranks (ranks k x R .. (k + 1) x R - 1 on its GPUs 0 .. R-1),
+// following node 0's steps. kFailedPrecondition on node 0 or a single node.
+Result<std::unique_ptr<StepFollower>> open_parallel_cuda_follower(
+    const ModelConfig& config, std::unique_ptr<Checkpoint> checkpoint,
+    const CudaBackendOptions& options);
 
 }  // namespace sluice::inference::cuda

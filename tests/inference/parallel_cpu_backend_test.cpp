@@ -281,8 +281,32 @@ TEST_CASE("parallel config: validation names the field") {
         CHECK_MESSAGE(s.code() == StatusCode::kInvalidArgument, bad);
         CHECK(s.message().find("config field 'parallel.nodes[1]'") == 0);
     }
-    config.nodes = {"10.0.0.1:29500", "[fe80::1]:29500", "node-b:1"};
+    config.nodes = {"10.0.0.1:29500", "[fe80::1]:29500", "node-b:1", "node-c:2"};
     CHECK(validate_parallel_config(config).ok());
+    CHECK(config.n_nodes() == 4);
+    CHECK(config.ranks_per_node() == 4);
+    config.node = 3;
+    CHECK(validate_parallel_config(config).ok());
+    config.node = 4;
+    CHECK(validate_parallel_config(config).message() ==
+          "config field 'parallel.node': 4, but parallel.nodes names 4 nodes (indices 0..3)");
+    config.node = -1;
+    CHECK(validate_parallel_config(config).code() == StatusCode::kInvalidArgument);
+    config.node = 0;
+    config.nodes.pop_back();  // 16 ranks over 3 nodes
+    CHECK(validate_parallel_config(config).message() ==
+          "config field 'parallel.nodes': 3 nodes cannot share 16 ranks evenly (every node "
+          "brings the same number of GPUs)");
+    config.nodes = {"solo:1"};  // one entry: this node only
+    CHECK(config.n_nodes() == 1);
+    CHECK_FALSE(config.multi_node());
+    config.node = 1;
+    CHECK(validate_parallel_config(config).message() ==
+          "config field 'parallel.node': 1, but parallel.nodes names 1 node (index 0)");
+    config.node = 0;
+    config.join_timeout_s = 0;
+    CHECK(validate_parallel_config(config).message() ==
+          "config field 'parallel.join_timeout_s': 0, expected at least 1 second");
 }
 
 }  // namespace

@@ -248,9 +248,22 @@ const std::vector<Field>& fields() {
             1, 4096));
         f.push_back(make_parallel_field(
             "nodes", FieldType::kStringList,
-            "host:port of each node, the first being the NCCL bootstrap (rank 0); empty: this "
-            "node only. The cpu backend runs on one node (environment: comma-separated)",
+            "host:port of each node's bootstrap listener, the first being node 0 (rank 0), "
+            "which every node joins; empty: this node only. The cpu backend runs on one node "
+            "(environment: comma-separated)",
             &ParallelSettings::nodes));
+        f.push_back(with_range(
+            make_parallel_field("node", FieldType::kInteger,
+                                "This process's index in nodes: 0 schedules and serves the API, "
+                                "every other node follows its steps on its own GPUs",
+                                &ParallelSettings::node),
+            0, 4095));
+        f.push_back(with_range(
+            make_parallel_field("join_timeout_s", FieldType::kInteger,
+                                "Seconds every node has to join the group (nodes may start in "
+                                "any order within it)",
+                                &ParallelSettings::join_timeout_s),
+            1, 86400));
         return f;
     }();
     return table;
@@ -531,8 +544,7 @@ Status validate_config(const Config& config) {
         return invalid_argument("/storage/data_dir: expected a directory path, found \"\"");
     }
     const ParallelSettings& parallel = config.model.parallel;
-    const Status parallel_ok = inference::validate_parallel_config(
-        {parallel.tensor, parallel.expert, parallel.nodes});
+    const Status parallel_ok = inference::validate_parallel_config(parallel);
     if (!parallel_ok.ok()) {
         return parallel_ok;
     }

@@ -13,13 +13,13 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "common/result.h"
+#include "inference/parallel_config.h"
 
 namespace sluice::app {
 
@@ -60,13 +60,9 @@ struct LogConfig {
     bool access_log = true;
 };
 
-// How many ranks share the model and how they split it (inference/parallel_config.h,
-// docs/parallel.md); the configuration's top-level `parallel` section.
-struct ParallelSettings {
-    int tensor = 1;
-    int expert = 1;
-    std::vector<std::string> nodes;  // "host:port" per node, the first the bootstrap (rank 0)
-};
+// How many ranks share the model and how they split it (docs/parallel.md); the configuration's
+// top-level `parallel` section, read straight into the engine's own setting.
+using ParallelSettings = inference::ParallelConfig;
 
 // The model `sluice serve` loads, and how its engine batches and queues requests.
 struct ModelSettings {

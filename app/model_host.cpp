@@ -58,13 +58,26 @@ std::string model_id_for(const ModelSettings& settings) {
     return name.empty() || name == "." ? "dbrx" : name;
 }
 
-ModelHost::ModelHost(ModelSettings settings, Readiness* readiness)
+inference::BackendOptions backend_options_for(const ModelSettings& settings) {
+    return {inference::parse_backend_kind(settings.backend).value_or(inference::BackendKind::kAuto),
+            weight_format(settings.weights),
+            settings.threads,
+            settings.max_batch_tokens,
+            settings.max_running,
+            settings.parallel,
+            settings.cuda_graphs};
+}
+
+ModelHost::ModelHost(ModelSettings settings, Readiness* readiness, FollowerOpener open_follower)
     : settings_(std::move(settings)),
       readiness_(readiness),
       model_id_(model_id_for(settings_)),
       template_(template_options(settings_)) {
     if (readiness_ != nullptr) {
         readiness_->set("model", false, "model not loaded yet");
+    }
+    if (is_follower_node(settings_)) {
+        follower_ = std::make_unique<FollowerNode>(settings_, readiness_, std::move(open_follower));
     }
 }
 
@@ -90,16 +103,7 @@ Result<std::shared_ptr<inference::Engine>> ModelHost::open_engine() const {
                             inference::open_hf_tokenizer(dir));
     SLUICE_ASSIGN_OR_RETURN(
         std::unique_ptr<inference::Backend> backend,
-        inference::open_backend(
-            settings_.path,
-            {inference::parse_backend_kind(settings_.backend)
-                 .value_or(inference::BackendKind::kAuto),
-             weight_format(settings_.weights),
-             settings_.threads,
-             settings_.max_batch_tokens,
-             settings_.max_running,
-             {settings_.parallel.tensor, settings_.parallel.expert, settings_.parallel.nodes},
-             settings_.cuda_graphs}));
+        inference::open_backend(settings_.path, backend_options_for(settings_)));
     log::info("model", "backend opened", {{"backend", backend->name()}, {"path", settings_.path}});
     const int64_t block_bytes = backend->config().kv_bytes_per_token(4) * kBlockSize;
     int64_t n_blocks = settings_.kv_cache_blocks > 0 ? settings_.kv_cache_blocks
@@ -131,6 +135,9 @@ Result<std::shared_ptr<inference::Engine>> ModelHost::open_engine() const {
 }
 
 Status ModelHost::load() {
+    if (follower_ != nullptr) {
+        return follower_->start();
+    }
     if (readiness_ != nullptr) {
         readiness_->set("model", false, "loading " + settings_.path);
     }
@@ -192,6 +199,9 @@ std::shared_ptr<GrammarCache> ModelHost::grammars() const {
 }
 
 Status ModelHost::unavailable() const {
+    if (follower_ != nullptr) {
+        return sluice::unavailable(follower_->unavailable_reason());
+    }
     std::lock_guard lock(mutex_);
     return sluice::unavailable(reason_);
 }
@@ -205,6 +215,12 @@ std::string ModelHost::metrics_text() const {
     };
     metric("sluice_model_loaded", "gauge", "1 when the model is loaded and serving.",
            engine ? 1 : 0);
+    if (follower_ != nullptr) {
+        metric("sluice_follower_following", "gauge", "1 while this node follows node 0's steps.",
+               follower_->following() ? 1 : 0);
+        metric("sluice_follower_calls_total", "counter", "Calls of node 0 this node has run.",
+               follower_->calls());
+    }
     if (!engine) {
         return out.str();
     }

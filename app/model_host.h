@@ -15,9 +15,11 @@
 #include <thread>
 
 #include "app/config.h"
+#include "app/follower_node.h"
 #include "app/readiness.h"
 #include "app/structured_output.h"
 #include "common/result.h"
+#include "inference/backend_factory.h"
 #include "inference/chat_template.h"
 #include "inference/engine.h"
 
@@ -25,8 +27,12 @@ namespace sluice::app {
 
 class ModelHost {
 public:
-    // `readiness` (may be null) must outlive the host.
-    ModelHost(ModelSettings settings, Readiness* readiness);
+    // `readiness` (may be null) must outlive the host. On node 1 and up of an engine spanning
+    // several nodes (is_follower_node) the host runs no engine: loading joins the group through
+    // `open_follower` and follows node 0's steps (follower_node.h), and the model routes answer
+    // 503 saying to send requests to node 0.
+    ModelHost(ModelSettings settings, Readiness* readiness,
+              FollowerOpener open_follower = open_follower_for);
     ~ModelHost();
     ModelHost(const ModelHost&) = delete;
     ModelHost& operator=(const ModelHost&) = delete;
@@ -65,8 +71,13 @@ private:
     std::shared_ptr<GrammarCache> grammars_;     // guarded by mutex_
     std::string reason_ = "model not loaded yet";  // guarded by mutex_
     int64_t loaded_at_ = 0;                        // guarded by mutex_
+    std::unique_ptr<FollowerNode> follower_;       // node 1 and up of several; set at construction
     std::jthread loader_;
 };
+
+// The engine's backend options as the model settings give them (the engine on node 0 and the
+// followers on the other nodes open theirs alike).
+inference::BackendOptions backend_options_for(const ModelSettings& settings);
 
 // The model id for a checkpoint folder: its last path component.
 std::string model_id_for(const ModelSettings& settings);

@@ -39,18 +39,26 @@ BackendKind resolve_backend_kind(BackendKind kind) {
     return BackendKind::kCpu;
 }
 
+namespace {
+
+CudaBackendOptions cuda_options(const BackendOptions& options) {
+    return {.weights = options.weights,
+            .device = 0,
+            .max_batch_tokens = options.max_batch_tokens,
+            .max_sampled_rows = options.max_sequences,
+            .decode_graphs = options.cuda_graphs,
+            .parallel = options.parallel};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
                                               const BackendOptions& options) {
     SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
     if (resolve_backend_kind(options.kind) == BackendKind::kCuda) {
         // The tensor plan, the expert plan and the grid run on the cuda backend, a GPU per
         // rank, on this node or (as node 0) across several.
-        return open_cuda_backend(model_dir, {.weights = options.weights,
-                                             .device = 0,
-                                             .max_batch_tokens = options.max_batch_tokens,
-                                             .max_sampled_rows = options.max_sequences,
-                                             .decode_graphs = options.cuda_graphs,
-                                             .parallel = options.parallel});
+        return open_cuda_backend(model_dir, cuda_options(options));
     }
     return open_cpu_backend(model_dir, {options.weights, options.n_threads, options.parallel});
 }
@@ -64,12 +72,7 @@ Result<std::unique_ptr<StepFollower>> open_follower(const std::string& model_dir
             " would follow node 0 on the cpu backend, which runs its ranks in one process; "
             "engines spanning nodes run on the cuda backend (a GPU per rank)");
     }
-    return open_cuda_follower(model_dir, {.weights = options.weights,
-                                          .device = 0,
-                                          .max_batch_tokens = options.max_batch_tokens,
-                                          .max_sampled_rows = options.max_sequences,
-                                          .decode_graphs = options.cuda_graphs,
-                                          .parallel = options.parallel});
+    return open_cuda_follower(model_dir, cuda_options(options));
 }
 
 #if !SLUICE_HAVE_CUDA

@@ -18,17 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string& tiny_dir() {
-    static testing::TempDir dir;
-    static const bool written = [] {
-        auto summary = write_tiny_model(dir.path(), {.preset = TinyPreset::kTiny, .seed = 3});
-        REQUIRE_MESSAGE(summary.ok(), summary.status().to_string());
-        return true;
-    }();
-    (void)written;
-    static const std::string path = dir.path();
-    return path;
-}
+const std::string& tiny_dir() { return testing::tiny_model_dir(3); }
 
 std::shared_ptr<const Tokenizer> cl100k() {
     static std::shared_ptr<const Tokenizer> tokenizer = [] {

@@ -30,17 +30,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string& tiny_dir() {
-    static testing::TempDir dir;
-    static const bool written = [] {
-        auto summary = write_tiny_model(dir.path(), {.preset = TinyPreset::kTiny, .seed = 11});
-        REQUIRE_MESSAGE(summary.ok(), summary.status().to_string());
-        return true;
-    }();
-    (void)written;
-    static const std::string path = dir.path();
-    return path;
-}
+const std::string& tiny_dir() { return testing::tiny_model_dir(11); }
 
 std::unique_ptr<Backend> tiny_backend() {
     // One thread: two backends then sum in the same order, so their outputs match bit for bit.

@@ -10,6 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "inference/backend.h"
+#include "inference/tiny_model.h"
 
 namespace sluice::inference::testing {
 
@@ -60,6 +64,22 @@ public:
 private:
     std::filesystem::path path_;
 };
+
+// The tiny preset with `seed`, written once per test executable and seed (for tests that only
+// read it) and removed when the executable ends.
+inline const std::string& tiny_model_dir(uint64_t seed) {
+    static std::mutex mutex;
+    static std::map<uint64_t, std::pair<std::unique_ptr<TempDir>, std::string>> dirs;
+    std::lock_guard lock(mutex);
+    auto& [dir, path] = dirs[seed];
+    if (dir == nullptr) {
+        dir = std::make_unique<TempDir>();
+        auto summary = write_tiny_model(dir->path(), {.preset = TinyPreset::kTiny, .seed = seed});
+        REQUIRE_MESSAGE(summary.ok(), summary.status().to_string());
+        path = dir->path();
+    }
+    return path;
+}
 
 // max |a - b| / max |ref| over one row.
 inline double relative_max_diff(const std::vector<float>& got, const std::vector<float>& ref) {

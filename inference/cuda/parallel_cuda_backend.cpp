@@ -71,7 +71,20 @@ public:
     Status configure_kv_cache(const KvCacheSpec& spec) override {
         SLUICE_RETURN_IF_ERROR(health());
         for (const auto& rank : ranks_) {
-            SLUICE_RETURN_IF_ERROR(rank->backend->configure_kv_cache(spec));
+            if (Status configured = rank->backend->configure_kv_cache(spec); !configured.ok()) {
+                // The other ranks (of every node) are about to meet below: free them.
+                rank->comm->abort("configuring the KV cache: " + configured.message());
+                return configured;
+            }
+        }
+        // Every rank of every node meets here, so the engine opening on node 0 (and /readyz) is
+        // ready only once all nodes have loaded their shards and configured their caches; a node
+        // that could not has aborted the group, which fails this with its reason.
+        workers_.run_step();  // batch_ null: the barrier
+        for (const auto& rank : ranks_) {
+            if (!rank->out.ok()) {
+                return rank->out.status();
+            }
         }
         return Status::ok_status();
     }
@@ -129,10 +142,17 @@ public:
     }
 
 private:
-    // One step of rank `index` (RankWorkers): a failure aborts the group, which wakes the ranks
-    // waiting on this one; the first reason is the one reported.
+    // One step of rank `index` (RankWorkers), or the barrier of configure_kv_cache when there is
+    // no batch: a failure aborts the group, which wakes the ranks waiting on this one; the first
+    // reason is the one reported.
     void work(size_t index) {
         Rank& rank = *ranks_[index];
+        if (batch_ == nullptr) {
+            const Status met = rank.comm->barrier();
+            rank.out =
+                met.ok() ? Result<ForwardOutput>(ForwardOutput{}) : Result<ForwardOutput>(met);
+            return;
+        }
         rank.out = rank.backend->forward(*batch_);
         if (!rank.out.ok()) {
             rank.comm->abort(rank.out.status().message());
@@ -150,7 +170,8 @@ private:
 
     mutable std::mutex mutex_;
     Status failed_;  // guarded by mutex_; sticky once a step failed
-    // The step's batch, set by forward() around run_step() (RankWorkers orders the accesses).
+    // The step's batch, set by forward() around run_step() (RankWorkers orders the accesses);
+    // null outside forward(), when run_step() is configure_kv_cache's barrier.
     const ForwardBatch* batch_ = nullptr;
     detail::RankWorkers workers_;  // last: joined before the ranks are destroyed
 };

@@ -1,7 +1,8 @@
 // The TCP communicator, its nodes run as threads (and one child process) of this process on
 // loopback: every collective in 2 nodes x 2 ranks and 3 nodes x 1 rank, reductions bit-identical
 // to the local communicator's, argument errors on every rank, large buffers, split into a grid's
-// rows and columns, abort across nodes, and a node that dies mid-collective.
+// rows and columns, abort across nodes, a node that dies mid-collective, and the CPU DBRX forward
+// of the tensor and expert plans over it.
 #include "inference/tcp_communicator.h"
 
 #include <doctest/doctest.h>
@@ -15,7 +16,13 @@
 #include <random>
 #include <thread>
 
+#include "inference/cpu/dbrx.h"
+#include "inference/dbrx_shard.h"
 #include "inference/local_communicator.h"
+#include "inference/model_config.h"
+#include "inference/parallel_config.h"
+#include "inference/safetensors.h"
+#include "inference_test_support.h"
 #include "loopback_nodes.h"
 
 namespace sluice::inference {
@@ -511,6 +518,64 @@ TEST_CASE("tcp communicator: bad options name the problem") {
     options.nodes[1] = "no-port";
     CHECK(open_tcp_communicators(options).status().message().find("`no-port` is not host:port") !=
           std::string::npos);
+}
+
+// One step of the tiny model (5 tokens, logits of every position) on `model`, with its own cache.
+Result<std::vector<float>> forward_tiny(cpu::DbrxModel& model) {
+    cpu::KvCacheStorage cache;
+    SLUICE_RETURN_IF_ERROR(
+        cache.configure(KvCacheSpec{4, 4}, model.config().n_layer, model.n_embd_kv()));
+    const std::vector<int32_t> tokens = {17, 4000, 99, 60000, 5};
+    const std::vector<int32_t> blocks = {0, 1};
+    ForwardBatch batch;
+    batch.sequences.push_back({tokens, 0, blocks, LogitsRows::kAll, false});
+    ForwardOutput out;
+    SLUICE_RETURN_IF_ERROR(model.forward(batch, &cache, &out));
+    return out.logits;
+}
+
+TEST_CASE("tcp communicator: the CPU DBRX forward of the tensor and expert plans runs over it") {
+    const std::string& dir = testing::tiny_model_dir(3);
+    auto config = load_model_config(dir);
+    auto checkpoint = Checkpoint::open(dir);
+    REQUIRE((config.ok() && checkpoint.ok()));
+    for (const bool expert_plan : {false, true}) {
+        CAPTURE(expert_plan);
+        ParallelConfig parallel;
+        (expert_plan ? parallel.expert : parallel.tensor) = 2;
+        // Each rank's logits over `comms`: over the local communicator and over the tcp one,
+        // the same reductions in the same order, so the same bits.
+        auto run_plan = [&](const std::vector<Communicator*>& comms) {
+            std::vector<std::unique_ptr<cpu::DbrxModel>> models;
+            for (int r = 0; r < 2; ++r) {
+                auto shard = shard_for_rank(*config, parallel, r);
+                REQUIRE(shard.ok());
+                Communicator* comm = comms[static_cast<size_t>(r)];
+                const cpu::RankComms rank_comms = expert_plan ? cpu::RankComms{comm, nullptr, comm}
+                                                              : cpu::RankComms{comm, comm, nullptr};
+                models.push_back(std::make_unique<cpu::DbrxModel>(
+                    *config,
+                    cpu::load_dbrx_weights(*config, **checkpoint, WeightFormat::kF32, *shard), 1,
+                    *shard, rank_comms));
+            }
+            std::vector<std::vector<float>> logits(2);
+            require_all_ok(run_ranks(comms, [&](Communicator& c) {
+                const auto r = static_cast<size_t>(c.rank());
+                SLUICE_ASSIGN_OR_RETURN(logits[r], forward_tiny(*models[r]));
+                return Status::ok_status();
+            }));
+            return logits;
+        };
+        auto local = create_local_communicators(2);
+        REQUIRE(local.ok());
+        const std::vector<std::vector<float>> expected = run_plan(pointers(*local));
+        Cluster cluster = open_cluster(2, 1);
+        const std::vector<std::vector<float>> got = run_plan(cluster.ranks);
+        REQUIRE(got[0].size() == static_cast<size_t>(5 * config->n_vocab));
+        CHECK(got[0] == got[1]);  // every rank ends with the full logits
+        CHECK(got[0] == expected[0]);
+        CHECK(got[1] == expected[1]);
+    }
 }
 
 }  // namespace sluice::inference

@@ -30,7 +30,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::string_view kHello = "SLUICE-BOOTSTRAP/1";
+constexpr std::string_view kHello = "SLUICE-BOOTSTRAP/2";
 // The hello and welcome are small; a stranger's connection gets no more than this.
 constexpr uint32_t kMaxMessage = 1 << 20;
 // After joining, a relayed step carries every new token and block table of the batch: long
@@ -278,12 +278,13 @@ public:
     };
 
     Session(int node, int n_nodes, int rank_offset, int world_size, std::string payload,
-            std::vector<Peer> peers)
+            std::vector<std::string> contacts, std::vector<Peer> peers)
         : node_(node),
           n_nodes_(n_nodes),
           rank_offset_(rank_offset),
           world_size_(world_size),
           payload_(std::move(payload)),
+          contacts_(std::move(contacts)),
           peers_(std::move(peers)) {
         int pipe_fds[2];
         if (::pipe2(pipe_fds, O_CLOEXEC) == 0) {
@@ -319,6 +320,7 @@ public:
     int rank_offset() const override { return rank_offset_; }
     int world_size() const override { return world_size_; }
     const std::string& payload() const override { return payload_; }
+    const std::vector<std::string>& contacts() const override { return contacts_; }
 
     void on_abort(std::function<void(const std::string&)> callback) override {
         std::string reason;
@@ -537,6 +539,7 @@ private:
     const int rank_offset_;
     const int world_size_;
     const std::string payload_;
+    const std::vector<std::string> contacts_;
     std::vector<Peer> peers_;
     Fd wake_read_;
     Fd wake_write_;
@@ -571,7 +574,12 @@ Result<std::unique_ptr<BootstrapSession>> join_as_root(const BootstrapOptions& o
                                                        const std::string& payload) {
     const auto deadline = Clock::now() + options.timeout;
     SLUICE_ASSIGN_OR_RETURN(Fd listener, listen_on(where));
-    std::map<int, std::pair<Fd, int>> joined;  // node -> (socket, local ranks)
+    struct Joined {
+        Fd fd;
+        int local_ranks;
+        std::string contact;
+    };
+    std::map<int, Joined> joined;
     while (static_cast<int>(joined.size()) < options.n_nodes - 1) {
         SLUICE_ASSIGN_OR_RETURN(const bool ready, wait_readable(listener.get(), deadline));
         if (!ready) {
@@ -594,6 +602,17 @@ Result<std::unique_ptr<BootstrapSession>> join_as_root(const BootstrapOptions& o
             continue;
         }
         const std::optional<Hello> hello = parse_hello(*message);
+        // The contact follows the hello as its own message, so any bytes (or none) fit.
+        Result<std::string> contact = std::string();
+        if (hello) {
+            contact =
+                read_message(fd.get(), std::min(deadline, Clock::now() + std::chrono::seconds(5)));
+            if (!contact.ok()) {
+                log::warn("inference", "bootstrap: a node sent no contact",
+                          {{"error", contact.status().message()}});
+                continue;
+            }
+        }
         std::string refusal;
         if (!hello) {
             refusal = "not a bootstrap hello";
@@ -614,25 +633,30 @@ Result<std::unique_ptr<BootstrapSession>> join_as_root(const BootstrapOptions& o
             (void)send_message(fd.get(), "REFUSE " + refusal);
             continue;
         }
-        joined.emplace(hello->node, std::make_pair(std::move(fd), hello->local_ranks));
+        joined.emplace(hello->node, Joined{std::move(fd), hello->local_ranks, std::move(*contact)});
     }
     int world = options.local_ranks;
+    std::vector<std::string> contacts = {options.contact};
     for (const auto& [node, entry] : joined) {
-        world += entry.second;
+        world += entry.local_ranks;
+        contacts.push_back(entry.contact);  // the map is ordered by node
     }
     std::vector<Session::Peer> peers;
     int offset = options.local_ranks;
     for (auto& [node, entry] : joined) {
         SLUICE_RETURN_IF_ERROR(send_message(
-            entry.first.get(), "WELCOME " + std::to_string(offset) + " " + std::to_string(world)));
-        SLUICE_RETURN_IF_ERROR(send_message(entry.first.get(), payload));
-        offset += entry.second;
-        peers.push_back({node, std::move(entry.first)});
+            entry.fd.get(), "WELCOME " + std::to_string(offset) + " " + std::to_string(world)));
+        SLUICE_RETURN_IF_ERROR(send_message(entry.fd.get(), payload));
+        for (const std::string& contact : contacts) {
+            SLUICE_RETURN_IF_ERROR(send_message(entry.fd.get(), contact));
+        }
+        offset += entry.local_ranks;
+        peers.push_back({node, std::move(entry.fd)});
     }
     log::info("inference", "bootstrap complete",
               {{"nodes", options.n_nodes}, {"world_size", world}});
-    return std::unique_ptr<BootstrapSession>(
-        std::make_unique<Session>(0, options.n_nodes, 0, world, payload, std::move(peers)));
+    return std::unique_ptr<BootstrapSession>(std::make_unique<Session>(
+        0, options.n_nodes, 0, world, payload, std::move(contacts), std::move(peers)));
 }
 
 Result<std::unique_ptr<BootstrapSession>> join_as_member(const BootstrapOptions& options,
@@ -642,6 +666,7 @@ Result<std::unique_ptr<BootstrapSession>> join_as_member(const BootstrapOptions&
     SLUICE_RETURN_IF_ERROR(send_message(
         fd.get(), std::string(kHello) + " " + std::to_string(options.node) + " " +
                       std::to_string(options.n_nodes) + " " + std::to_string(options.local_ranks)));
+    SLUICE_RETURN_IF_ERROR(send_message(fd.get(), options.contact));
     auto reply = read_message(fd.get(), deadline);
     if (!reply.ok()) {
         return Status(reply.status().code() == StatusCode::kDeadlineExceeded
@@ -664,10 +689,16 @@ Result<std::unique_ptr<BootstrapSession>> join_as_member(const BootstrapOptions&
         return Status(StatusCode::kIoError, "bootstrap: unexpected answer from the root");
     }
     SLUICE_ASSIGN_OR_RETURN(std::string payload, read_message(fd.get(), deadline));
+    std::vector<std::string> contacts;
+    for (int node = 0; node < options.n_nodes; ++node) {
+        SLUICE_ASSIGN_OR_RETURN(std::string contact, read_message(fd.get(), deadline));
+        contacts.push_back(std::move(contact));
+    }
     std::vector<Session::Peer> peers;
     peers.push_back({0, std::move(fd)});
-    return std::unique_ptr<BootstrapSession>(std::make_unique<Session>(
-        options.node, options.n_nodes, offset, world, std::move(payload), std::move(peers)));
+    return std::unique_ptr<BootstrapSession>(
+        std::make_unique<Session>(options.node, options.n_nodes, offset, world, std::move(payload),
+                                  std::move(contacts), std::move(peers)));
 }
 
 }  // namespace
@@ -678,7 +709,8 @@ Result<std::unique_ptr<BootstrapSession>> join_bootstrap(const BootstrapOptions&
     if (options.n_nodes == 1) {
         // One node needs no network: nothing to exchange and nobody to tell.
         return std::unique_ptr<BootstrapSession>(std::make_unique<Session>(
-            0, 1, 0, options.local_ranks, payload, std::vector<Session::Peer>{}));
+            0, 1, 0, options.local_ranks, payload, std::vector<std::string>{options.contact},
+            std::vector<Session::Peer>{}));
     }
     SLUICE_ASSIGN_OR_RETURN(const HostPort where, parse_host_port(options.root_address));
     if (options.node == 0) {

@@ -2,7 +2,8 @@
 // The TCP bootstrap that joins the processes (nodes) of one parallel engine before NCCL can: the
 // root node (node 0) listens on the configured address and port, every other node connects to it,
 // and once all have said hello the root tells each node its first rank and the world size and
-// hands every node the same opaque payload (NCCL's unique id).
+// hands every node the same opaque payload (NCCL's unique id) and every node's contact (where a
+// node's own listeners are, e.g. the TCP communicator's; opaque here, and may be empty).
 //
 // The connections then stay open as a control channel, so that a failure on one node stops all of
 // them: a node that aborts sends its reason to the root, which relays it to every node; a node
@@ -15,8 +16,10 @@
 // may be up to 64 MiB (a relayed step of long prompts); the hello and welcome stay under 1 MiB.
 //
 // Wire format: every message is a 4-byte big-endian length and that many bytes.
-//   hello  (node → root):  "SLUICE-BOOTSTRAP/1" node n_nodes local_ranks   (text, space-separated)
-//   welcome (root → node): "WELCOME" rank_offset world_size, then a message holding the payload
+//   hello  (node → root):  "SLUICE-BOOTSTRAP/2" node n_nodes local_ranks   (text, space-separated),
+//                          then a message holding the node's contact (any bytes, may be empty)
+//   welcome (root → node): "WELCOME" rank_offset world_size, then a message holding the payload,
+//                          then n_nodes messages holding the contacts of nodes 0, 1, ...
 //   refuse (root → node):  "REFUSE" reason — a duplicate node index or disagreeing n_nodes
 //   abort  (both ways):    "ABORT" reason
 //   bye    (both ways):    "BYE" — an orderly close, not a failure
@@ -33,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "inference/step_relay.h"
@@ -45,6 +49,7 @@ struct BootstrapOptions {
     int n_nodes = 1;
     int local_ranks = 1;  // ranks this node brings (its GPUs)
     std::chrono::milliseconds timeout{60'000};
+    std::string contact;  // handed to every node as contacts()[node]; opaque, may be empty
 };
 
 class BootstrapSession : public StepChannel {
@@ -54,6 +59,8 @@ public:
     virtual int rank_offset() const = 0;  // this node's first global rank
     virtual int world_size() const = 0;   // ranks of all nodes
     virtual const std::string& payload() const = 0;
+    // Every node's BootstrapOptions::contact, index = node.
+    virtual const std::vector<std::string>& contacts() const = 0;
 
     // Runs `callback(reason)` once when the group aborts (immediately if it already has).
     virtual void on_abort(std::function<void(const std::string&)> callback) = 0;

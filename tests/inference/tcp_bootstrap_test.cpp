@@ -25,15 +25,21 @@ using testing::node_options;
 
 using Sessions = std::vector<std::unique_ptr<BootstrapSession>>;
 
-// Joins `ranks.size()` nodes, node i bringing ranks[i]; the members start before the root.
-Sessions join_all(const std::vector<int>& ranks, const std::string& payload) {
+// Joins `ranks.size()` nodes, node i bringing ranks[i] and contacts[i] (none when empty); the
+// members start before the root.
+Sessions join_all(const std::vector<int>& ranks, const std::string& payload,
+                  const std::vector<std::string>& contacts = {}) {
     const int port = free_port();
     const int n = static_cast<int>(ranks.size());
     std::vector<std::future<Result<std::unique_ptr<BootstrapSession>>>> joins;
     for (int node = n - 1; node >= 0; --node) {
         joins.push_back(std::async(std::launch::async, [=] {
-            return join_bootstrap(node_options(port, node, n, ranks[static_cast<size_t>(node)]),
-                                  node == 0 ? payload : "ignored");
+            BootstrapOptions options =
+                node_options(port, node, n, ranks[static_cast<size_t>(node)]);
+            if (!contacts.empty()) {
+                options.contact = contacts[static_cast<size_t>(node)];
+            }
+            return join_bootstrap(options, node == 0 ? payload : "ignored");
         }));
     }
     Sessions sessions(static_cast<size_t>(n));
@@ -92,6 +98,24 @@ TEST_CASE("bootstrap: ranks are numbered node by node and every node gets the ro
         CHECK(session->payload() == payload);
         CHECK(session->abort_reason().empty());
     }
+}
+
+TEST_CASE("bootstrap: every node gets every node's contact, empty or binary") {
+    const std::vector<std::string> contacts = {"127.0.0.1:4100", "", std::string("a b\0\n", 5)};
+    const Sessions sessions = join_all({1, 2, 1}, "x", contacts);
+    for (const auto& session : sessions) {
+        CHECK(session->contacts() == contacts);
+    }
+    // Without contacts every entry is empty; one node keeps its own.
+    const Sessions plain = join_all({1, 1}, "x");
+    for (const auto& session : plain) {
+        CHECK(session->contacts() == std::vector<std::string>{"", ""});
+    }
+    BootstrapOptions alone;
+    alone.contact = "host:1";
+    auto single = join_bootstrap(alone, "");
+    REQUIRE(single.ok());
+    CHECK((*single)->contacts() == std::vector<std::string>{"host:1"});
 }
 
 TEST_CASE("bootstrap: an abort on one node reaches every node once, with its reason") {

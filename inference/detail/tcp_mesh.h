@@ -1,0 +1,57 @@
+#pragma once
+// The connections of the TCP communicator (tcp_communicator.h): joins the bootstrap with this
+// node's rank listener as its contact, then connects every pair of global ranks once. Rank b
+// connects to every rank a < b at a's node and sends a hello naming (a, b); each node accepts
+// the connections of its ranks and files them by the hello. Every socket is non-blocking, with
+// TCP_NODELAY, when the mesh is returned.
+//
+// Errors: kInvalidArgument for bad options; the bootstrap's errors; kDeadlineExceeded when the
+// mesh is not complete within the options' timeout; kIoError when a socket fails; kAborted when
+// the group aborts while joining. A node that fails after the bootstrap aborts the group, so the
+// other nodes stop waiting for it.
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "inference/detail/tcp_bootstrap.h"
+#include "inference/tcp_communicator.h"
+
+namespace sluice::inference::detail {
+
+// A file descriptor closed on destruction.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    Fd& operator=(Fd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { reset(); }
+
+    int get() const { return fd_; }
+    void reset();
+
+private:
+    int fd_ = -1;
+};
+
+struct TcpMesh {
+    std::shared_ptr<BootstrapSession> session;
+    int rank_offset = 0;  // this node's first global rank
+    int world_size = 0;
+    // [local rank][global peer rank]: this end of the connection; empty for the rank itself.
+    std::vector<std::vector<Fd>> connections;
+};
+
+Result<TcpMesh> join_tcp_mesh(const TcpGroupOptions& options);
+
+}  // namespace sluice::inference::detail

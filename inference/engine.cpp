@@ -194,6 +194,9 @@ EngineStats Engine::stats() const {
     return stats;
 }
 
+// How often an idle engine asks its backend whether it can still run steps.
+constexpr std::chrono::milliseconds kIdleHealthTick{250};
+
 void Engine::run(std::stop_token stop) {
     bool blocked = false;  // the last step could run nothing: wait for a change or a tick
     while (!stop.stop_requested()) {
@@ -206,7 +209,17 @@ void Engine::run(std::stop_token stop) {
                 return inbox_->stopped || !inbox_->adds.empty() || !inbox_->cancels.empty();
             };
             if (idle) {
-                inbox_->cv.wait(lock, woken);
+                // Idle, the backend is still watched: a parallel group can fail with no step
+                // running (a node of an engine spanning nodes died), and the engine's failure
+                // (and /readyz) should not wait for the next request to find it out.
+                if (!inbox_->cv.wait_for(lock, kIdleHealthTick, woken)) {
+                    lock.unlock();
+                    if (const Status health = backend_->health(); !health.ok()) {
+                        stop_serving(health);
+                        return;
+                    }
+                    continue;
+                }
             } else if (blocked) {
                 // Deadlines still need checking while every waiting request is blocked.
                 inbox_->cv.wait_for(lock, std::chrono::milliseconds(5), woken);

@@ -248,9 +248,9 @@ const std::vector<Field>& fields() {
             1, 4096));
         f.push_back(make_parallel_field(
             "nodes", FieldType::kStringList,
-            "host:port of each node's bootstrap listener, the first being node 0 (rank 0), "
-            "which every node joins; empty: this node only. The cpu backend runs on one node "
-            "(environment: comma-separated)",
+            "host:port of each node: node 0's is the bootstrap every node joins, the others' hosts "
+            "are where their CPU ranks listen; empty: this node only (environment: "
+            "comma-separated)",
             &ParallelSettings::nodes));
         f.push_back(with_range(
             make_parallel_field("node", FieldType::kInteger,

@@ -66,13 +66,10 @@ Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
 Result<std::unique_ptr<StepFollower>> open_follower(const std::string& model_dir,
                                                     const BackendOptions& options) {
     SLUICE_RETURN_IF_ERROR(validate_parallel_config(options.parallel));
-    if (resolve_backend_kind(options.kind) != BackendKind::kCuda) {
-        return invalid_argument(
-            "config field 'parallel.node': node " + std::to_string(options.parallel.node) +
-            " would follow node 0 on the cpu backend, which runs its ranks in one process; "
-            "engines spanning nodes run on the cuda backend (a GPU per rank)");
+    if (resolve_backend_kind(options.kind) == BackendKind::kCuda) {
+        return open_cuda_follower(model_dir, cuda_options(options));
     }
-    return open_cuda_follower(model_dir, cuda_options(options));
+    return open_cpu_follower(model_dir, {options.weights, options.n_threads, options.parallel});
 }
 
 #if !SLUICE_HAVE_CUDA

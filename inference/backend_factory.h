@@ -49,8 +49,8 @@ Result<std::unique_ptr<Backend>> open_backend(const std::string& model_dir,
                                               const BackendOptions& options);
 
 // Node k > 0 of an engine spanning several nodes (options.parallel.nodes and .node): this node's
-// ranks, which follow node 0's steps once run() (step_relay.h). Only the cuda backend spans
-// nodes: kInvalidArgument where the kind resolves to cpu; open_cuda_follower's errors.
+// ranks, which follow node 0's steps once run() (step_relay.h). open_cuda_follower's or
+// open_cpu_follower's errors.
 Result<std::unique_ptr<StepFollower>> open_follower(const std::string& model_dir,
                                                     const BackendOptions& options);
 

@@ -9,14 +9,17 @@
 // With `parallel` naming more than one rank, the backend runs the model as that many ranks of
 // a parallel plan (parallel_config.h, docs/parallel.md): one worker thread per rank, each
 // holding only its shard of the weights (slices of the one mapping) and the KV heads it needs,
-// joined by a local communicator. forward() hands the step to every rank and returns rank 0's
-// output, the same logits as one rank up to the order of fp32 sums (docs/parallel.md). When a
-// rank fails, the group is aborted, the step fails on every rank, and every later call returns
-// that failure (kAborted naming the rank): the backend cannot serve again and is reopened.
+// joined by a local communicator — or, when `parallel.nodes` names several nodes, this node's
+// ranks joined to the other nodes' by TCP (tcp_communicator.h): node 0 runs the engine over
+// open_cpu_backend, the others follow it (open_cpu_follower). forward() hands the step to every
+// rank and returns rank 0's output, the same logits as one rank up to the order of fp32 sums
+// (docs/parallel.md). When a rank fails, the group is aborted, the step fails on every rank, and
+// every later call returns that failure (kAborted naming the rank): the backend cannot serve again
+// and is reopened.
 //
 // Errors: those of load_model_config, Checkpoint::open and check_dbrx_checkpoint;
-// kInvalidArgument for a parallel setting the model cannot be split by, or `nodes` naming more
-// than one node (the CPU backend runs in one process), or fp8 weights (the CUDA backend's).
+// kInvalidArgument for a parallel setting the model cannot be split by, or fp8 and int4
+// weights (the CUDA backend's); the TCP group's errors across nodes.
 // Thread safety: see backend.h (owned by one thread; uses `n_threads` workers inside calls, per
 // rank when parallel).
 
@@ -26,6 +29,7 @@
 #include "common/result.h"
 #include "inference/backend.h"
 #include "inference/parallel_config.h"
+#include "inference/step_relay.h"
 
 namespace sluice::inference {
 
@@ -37,6 +41,12 @@ struct CpuBackendOptions {
 
 Result<std::unique_ptr<Backend>> open_cpu_backend(const std::string& model_dir,
                                                   const CpuBackendOptions& options = {});
+
+// Node k > 0 of an engine spanning several nodes (options.parallel.nodes, .node): loads this
+// node's shards and joins the group; run() then follows node 0's steps (step_relay.h).
+// kFailedPrecondition on node 0 or a single node; open_cpu_backend's other errors.
+Result<std::unique_ptr<StepFollower>> open_cpu_follower(const std::string& model_dir,
+                                                        const CpuBackendOptions& options);
 
 // Which kernels the CPU backend picked on this machine: "avx2+fma" or "portable".
 std::string cpu_kernel_variant();

@@ -4,6 +4,7 @@
 #include "inference/cpu/parallel_cpu_backend.h"
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
 #include <thread>
 
@@ -14,6 +15,8 @@
 #include "inference/detail/forward_validation.h"
 #include "inference/detail/rank_workers.h"
 #include "inference/local_communicator.h"
+#include "inference/step_relay.h"
+#include "inference/tcp_communicator.h"
 
 namespace sluice::inference::cpu {
 
@@ -33,18 +36,25 @@ struct Rank {
 
 class ParallelCpuBackend final : public Backend {
 public:
-    ParallelCpuBackend(ModelConfig config, ParallelPlan plan,
+    ParallelCpuBackend(ModelConfig config, const ParallelConfig& parallel,
                        std::unique_ptr<Checkpoint> checkpoint,
                        std::vector<std::unique_ptr<Rank>> ranks)
         : config_(std::move(config)),
-          plan_(plan),
+          plan_(parallel.plan()),
+          n_ranks_(parallel.n_ranks()),
+          node_(parallel.node),
+          n_nodes_(parallel.n_nodes()),
           checkpoint_(std::move(checkpoint)),
           ranks_(std::move(ranks)),
           workers_(ranks_.size(), [this](size_t r) { work(r); }) {}
 
     std::string name() const override {
-        return "cpu-" + std::string(parallel_plan_name(plan_)) + "-parallel-" +
-               std::to_string(ranks_.size());
+        std::string name = "cpu-" + std::string(parallel_plan_name(plan_)) + "-parallel-" +
+                           std::to_string(n_ranks_);
+        if (n_nodes_ > 1) {
+            name += "-node-" + std::to_string(node_) + "-of-" + std::to_string(n_nodes_);
+        }
+        return name;
     }
     const ModelConfig& config() const override { return config_; }
 
@@ -73,8 +83,19 @@ public:
     Status configure_kv_cache(const KvCacheSpec& spec) override {
         SLUICE_RETURN_IF_ERROR(failure());
         for (const auto& rank : ranks_) {
-            SLUICE_RETURN_IF_ERROR(
-                rank->cache.configure(spec, config_.n_layer, rank->model->n_embd_kv()));
+            const Status configured =
+                rank->cache.configure(spec, config_.n_layer, rank->model->n_embd_kv());
+            if (!configured.ok()) {
+                // The other ranks (of every node) are about to meet below: free them.
+                rank->comm->abort("configuring the KV cache: " + configured.message());
+                return configured;
+            }
+        }
+        // Every rank of every node meets here, so an engine spanning nodes opens on node 0 only
+        // once every node has loaded its shards and configured its cache.
+        workers_.run_step();  // batch_ null: the barrier
+        for (const auto& rank : ranks_) {
+            SLUICE_RETURN_IF_ERROR(rank->status);
         }
         return Status::ok_status();
     }
@@ -132,11 +153,16 @@ private:
 
     Status failure() const { return health(); }
 
-    // One step of rank `index` (RankWorkers): a failure aborts the group, which wakes the ranks
-    // waiting on this one; the first reason is the one reported.
+    // One step of rank `index` (RankWorkers), or configure_kv_cache's barrier when there is no
+    // batch: a failure aborts the group, which wakes the ranks waiting on this one; the first
+    // reason is the one reported.
     void work(size_t index) {
         Rank& rank = *ranks_[index];
         rank.out = ForwardOutput{};
+        if (batch_ == nullptr) {
+            rank.status = rank.comm->barrier();
+            return;
+        }
         rank.status = rank.model->forward(*batch_, &rank.cache, &rank.out);
         if (!rank.status.ok()) {
             rank.comm->abort(rank.status.message());
@@ -145,18 +171,23 @@ private:
 
     const ModelConfig config_;
     const ParallelPlan plan_;
+    const int n_ranks_;  // of all nodes; ranks_ holds this node's
+    const int node_;
+    const int n_nodes_;
     std::unique_ptr<Checkpoint> checkpoint_;  // owns the mapping borrowed weights point into
     std::vector<std::unique_ptr<Rank>> ranks_;
 
     mutable std::mutex mutex_;
     Status failed_;  // guarded by mutex_; sticky once a step failed
-    // The step's batch, set by forward() around run_step() (RankWorkers orders the accesses).
+    // The step's batch, set by forward() around run_step() (RankWorkers orders the accesses);
+    // null outside forward(), when run_step() is configure_kv_cache's barrier.
     const ForwardBatch* batch_ = nullptr;
     detail::RankWorkers workers_;  // last: joined before the ranks are destroyed
 };
 
 // The communicators the model of each rank uses (dbrx.h). The grid's rows and columns are split
-// from the group of all ranks, on one thread per rank since a split is collective.
+// from the group of all ranks (by global rank), on one thread per local rank since a split is
+// collective.
 Status connect_ranks(const ParallelConfig& parallel, std::vector<std::unique_ptr<Rank>>* ranks) {
     if (parallel.plan() != ParallelPlan::kGrid) {
         return Status::ok_status();
@@ -167,8 +198,9 @@ Status connect_ranks(const ParallelConfig& parallel, std::vector<std::unique_ptr
         for (size_t r = 0; r < ranks->size(); ++r) {
             threads.emplace_back([&, r] {
                 Rank& rank = *(*ranks)[r];
-                const int group = parallel.expert_group(static_cast<int>(r));
-                const int index = parallel.tensor_index(static_cast<int>(r));
+                const int global = rank.comm->rank();
+                const int group = parallel.expert_group(global);
+                const int index = parallel.tensor_index(global);
                 auto row = rank.comm->split(group, index);
                 if (!row.ok()) {
                     results[r] = row.status();
@@ -206,38 +238,100 @@ RankComms comms_of(const Rank& rank, ParallelPlan plan) {
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> open_parallel_cpu_backend(const ModelConfig& config,
-                                                           std::unique_ptr<Checkpoint> checkpoint,
-                                                           const CpuBackendOptions& options) {
-    const int n_ranks = options.parallel.n_ranks();
+namespace {
+
+// This node's ranks as one backend, and the group's control channel where the engine spans
+// nodes (null on one node).
+struct LocalRanks {
+    std::unique_ptr<Backend> backend;
+    std::shared_ptr<StepChannel> channel;
+};
+
+// One communicator per rank of this node: local ones on one node; across nodes, TCP ones joined
+// through node 0's bootstrap (tcp_communicator.h), with the group's channel.
+Result<TcpGroup> connect(const ParallelConfig& parallel) {
+    if (!parallel.multi_node()) {
+        SLUICE_ASSIGN_OR_RETURN(auto comms, create_local_communicators(parallel.n_ranks()));
+        return TcpGroup{std::move(comms), nullptr};
+    }
+    return open_tcp_communicators({.nodes = parallel.nodes,
+                                   .node = parallel.node,
+                                   .local_ranks = parallel.ranks_per_node(),
+                                   .timeout = std::chrono::seconds(parallel.join_timeout_s)});
+}
+
+Result<LocalRanks> open_local_ranks(const ModelConfig& config,
+                                    std::unique_ptr<Checkpoint> checkpoint,
+                                    const CpuBackendOptions& options) {
     const ParallelPlan plan = options.parallel.plan();
     SLUICE_RETURN_IF_ERROR(check_parallel_fits_model(options.parallel, config));
-    SLUICE_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Communicator>> comms,
-                            create_local_communicators(n_ranks));
+    SLUICE_ASSIGN_OR_RETURN(TcpGroup group, connect(options.parallel));
     std::vector<std::unique_ptr<Rank>> ranks;
-    for (int r = 0; r < n_ranks; ++r) {
+    for (auto& comm : group.comms) {
         ranks.push_back(std::make_unique<Rank>());
-        ranks.back()->comm = std::move(comms[static_cast<size_t>(r)]);
+        ranks.back()->comm = std::move(comm);
     }
+    const auto n_local = static_cast<int>(ranks.size());
     SLUICE_RETURN_IF_ERROR(connect_ranks(options.parallel, &ranks));
     const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const int n_threads =
-        options.n_threads > 0 ? options.n_threads : std::max(1, hardware / n_ranks);
-    for (int r = 0; r < n_ranks; ++r) {
-        Rank& rank = *ranks[static_cast<size_t>(r)];
-        SLUICE_ASSIGN_OR_RETURN(DbrxShard shard, shard_for_rank(config, options.parallel, r));
-        DbrxWeights weights = load_dbrx_weights(config, *checkpoint, options.weights, shard);
-        rank.model = std::make_unique<DbrxModel>(config, std::move(weights), n_threads, shard,
-                                                 comms_of(rank, plan));
+        options.n_threads > 0 ? options.n_threads : std::max(1, hardware / n_local);
+    for (auto& rank : ranks) {
+        const int global = rank->comm->rank();
+        auto shard = shard_for_rank(config, options.parallel, global);
+        if (!shard.ok()) {
+            rank->comm->abort("rank " + std::to_string(global) + ": " + shard.status().message());
+            return shard.status();
+        }
+        DbrxWeights weights = load_dbrx_weights(config, *checkpoint, options.weights, *shard);
+        rank->model = std::make_unique<DbrxModel>(config, std::move(weights), n_threads, *shard,
+                                                  comms_of(*rank, plan));
     }
     log::info("inference", "parallel cpu backend opened",
               {{"plan", parallel_plan_name(plan)},
-               {"ranks", std::to_string(n_ranks)},
+               {"ranks", std::to_string(options.parallel.n_ranks())},
+               {"local_ranks", std::to_string(n_local)},
+               {"node", std::to_string(options.parallel.node)},
+               {"nodes", std::to_string(options.parallel.n_nodes())},
                {"tensor", std::to_string(options.parallel.tensor)},
                {"expert", std::to_string(options.parallel.expert)},
                {"threads_per_rank", std::to_string(n_threads)}});
-    return std::unique_ptr<Backend>(std::make_unique<ParallelCpuBackend>(
-        config, plan, std::move(checkpoint), std::move(ranks)));
+    return LocalRanks{std::make_unique<ParallelCpuBackend>(config, options.parallel,
+                                                           std::move(checkpoint), std::move(ranks)),
+                      std::move(group.channel)};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> open_parallel_cpu_backend(const ModelConfig& config,
+                                                           std::unique_ptr<Checkpoint> checkpoint,
+                                                           const CpuBackendOptions& options) {
+    if (options.parallel.node != 0) {
+        return failed_precondition("config field 'parallel.node': node " +
+                                   std::to_string(options.parallel.node) +
+                                   " follows node 0's steps; open it as a follower "
+                                   "(open_cpu_follower), node 0 runs the engine");
+    }
+    SLUICE_ASSIGN_OR_RETURN(LocalRanks local,
+                            open_local_ranks(config, std::move(checkpoint), options));
+    if (local.channel == nullptr) {
+        return std::move(local.backend);
+    }
+    return make_leader_backend(std::move(local.backend), std::move(local.channel), 0);
+}
+
+Result<std::unique_ptr<StepFollower>> open_parallel_cpu_follower(
+    const ModelConfig& config, std::unique_ptr<Checkpoint> checkpoint,
+    const CpuBackendOptions& options) {
+    if (!options.parallel.multi_node() || options.parallel.node == 0) {
+        return failed_precondition(
+            "config field 'parallel.node': node " + std::to_string(options.parallel.node) + " of " +
+            std::to_string(options.parallel.n_nodes()) +
+            " runs the engine itself; only nodes 1 and up of several follow node 0");
+    }
+    SLUICE_ASSIGN_OR_RETURN(LocalRanks local,
+                            open_local_ranks(config, std::move(checkpoint), options));
+    return std::make_unique<StepFollower>(std::move(local.backend), std::move(local.channel));
 }
 
 }  // namespace sluice::inference::cpu

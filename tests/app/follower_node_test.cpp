@@ -234,12 +234,13 @@ TEST_CASE("follower node: node 0 shutting down ends the group in order") {
 TEST_CASE("follower node: what cannot join is said on /readyz") {
     const testing::TinyModelFolder folder("sluice-follower-refused");
     Readiness readiness;
-    // The default opener: the CPU backend runs in one process and refuses to follow.
-    ModelHost host(node_settings(folder.model_dir(), 1), &readiness);
+    // The default opener, asked for weights the CPU backend does not have.
+    ModelSettings settings = node_settings(folder.model_dir(), 1);
+    settings.weights = "fp8";
+    ModelHost host(settings, &readiness);
     const Status load = host.load();
     CHECK(load.code() == StatusCode::kInvalidArgument);
-    CHECK(load.message().find("config field 'parallel.node': node 1 would follow node 0 on the "
-                              "cpu backend") == 0);
+    CHECK(load.message().find("cpu backend: fp8 and int4 weights are the cuda backend's") == 0);
     CHECK_FALSE(model_check(readiness).ready);
     CHECK(model_check(readiness).reason ==
           "node 1 of 2 could not join the parallel group: " + load.message());

@@ -79,6 +79,26 @@ Status validate_parallel_config(const ParallelConfig& config) {
     return Status::ok_status();
 }
 
+Status check_runs_engine(const ParallelConfig& config) {
+    if (config.node != 0) {
+        return failed_precondition("config field 'parallel.node': node " +
+                                   std::to_string(config.node) +
+                                   " follows node 0's steps; open it as a follower, node 0 runs "
+                                   "the engine");
+    }
+    return Status::ok_status();
+}
+
+Status check_follows(const ParallelConfig& config) {
+    if (!config.multi_node() || config.node == 0) {
+        return failed_precondition(
+            "config field 'parallel.node': node " + std::to_string(config.node) + " of " +
+            std::to_string(config.n_nodes()) +
+            " runs the engine itself; only nodes 1 and up of several follow node 0");
+    }
+    return Status::ok_status();
+}
+
 Status check_parallel_fits_model(const ParallelConfig& config, const ModelConfig& model) {
     // Attention is split by heads across every rank, so the field is whichever sets the count.
     if (model.n_head < config.n_ranks()) {

@@ -65,6 +65,12 @@ const char* parallel_plan_name(ParallelPlan plan);
 // the nodes cannot share evenly, or a join timeout below one second.
 Status validate_parallel_config(const ParallelConfig& config);
 
+// kFailedPrecondition unless `config` puts this process on node 0, which runs the engine (the
+// other nodes of several open as followers, step_relay.h).
+Status check_runs_engine(const ParallelConfig& config);
+// kFailedPrecondition unless `config` puts this process on node 1 or up of several.
+Status check_follows(const ParallelConfig& config);
+
 // kInvalidArgument naming the field when `model` cannot be split as `config` says: more ranks
 // in all than attention heads, more expert groups than experts, or more ranks per expert than
 // ffn columns. `config` was validated.

@@ -381,12 +381,7 @@ Result<LocalRanks> open_local_ranks(const ModelConfig& config,
 Result<std::unique_ptr<Backend>> open_parallel_cuda_backend(const ModelConfig& config,
                                                             std::unique_ptr<Checkpoint> checkpoint,
                                                             const CudaBackendOptions& options) {
-    if (options.parallel.node != 0) {
-        return failed_precondition("config field 'parallel.node': node " +
-                                   std::to_string(options.parallel.node) +
-                                   " follows node 0's steps; open it as a follower "
-                                   "(open_cuda_follower), node 0 runs the engine");
-    }
+    SLUICE_RETURN_IF_ERROR(check_runs_engine(options.parallel));
     SLUICE_ASSIGN_OR_RETURN(LocalRanks local,
                             open_local_ranks(config, std::move(checkpoint), options));
     if (local.channel == nullptr) {
@@ -399,12 +394,7 @@ Result<std::unique_ptr<Backend>> open_parallel_cuda_backend(const ModelConfig& c
 Result<std::unique_ptr<StepFollower>> open_parallel_cuda_follower(
     const ModelConfig& config, std::unique_ptr<Checkpoint> checkpoint,
     const CudaBackendOptions& options) {
-    if (!options.parallel.multi_node() || options.parallel.node == 0) {
-        return failed_precondition(
-            "config field 'parallel.node': node " + std::to_string(options.parallel.node) + " of " +
-            std::to_string(options.parallel.n_nodes()) +
-            " runs the engine itself; only nodes 1 and up of several follow node 0");
-    }
+    SLUICE_RETURN_IF_ERROR(check_follows(options.parallel));
     SLUICE_ASSIGN_OR_RETURN(LocalRanks local,
                             open_local_ranks(config, std::move(checkpoint), options));
     return std::make_unique<StepFollower>(std::move(local.backend), std::move(local.channel));

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "inference/detail/sockets.h"
 
 namespace sluice::inference::detail {
 
@@ -42,81 +43,9 @@ Status io_error(const std::string& what) {
     return Status(StatusCode::kIoError, "bootstrap: " + what + ": " + std::strerror(errno));
 }
 
-// A file descriptor closed on destruction.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-
-    int get() const { return fd_; }
-    void reset() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-        fd_ = -1;
-    }
-
-private:
-    int fd_ = -1;
-};
-
-struct HostPort {
-    std::string host;
-    std::string port;
-};
-
-Result<HostPort> parse_host_port(const std::string& address) {
-    const size_t colon = address.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
-        return invalid_argument("bootstrap: address `" + address + "` is not host:port");
-    }
-    std::string host = address.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-        host = host.substr(1, host.size() - 2);  // [::1]:29500
-    }
-    const std::string port = address.substr(colon + 1);
-    for (const char c : port) {
-        if (c < '0' || c > '9') {
-            return invalid_argument("bootstrap: port of `" + address + "` is not a number");
-        }
-    }
-    if (port.size() > 5 || std::stoi(port) > 65535) {
-        return invalid_argument("bootstrap: port of `" + address + "` is outside [0, 65535]");
-    }
-    return HostPort{host, port};
-}
-
-int remaining_ms(Clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    return static_cast<int>(std::max<int64_t>(left.count(), 0));
-}
-
 // Waits until `fd` is readable; false on timeout.
 Result<bool> wait_readable(int fd, Clock::time_point deadline) {
-    for (;;) {
-        pollfd p{fd, POLLIN, 0};
-        const int n = ::poll(&p, 1, remaining_ms(deadline));
-        if (n > 0) {
-            return true;
-        }
-        if (n == 0) {
-            return false;
-        }
-        if (errno != EINTR) {
-            return io_error("poll");
-        }
-    }
+    return wait_for(fd, POLLIN, deadline, "bootstrap");
 }
 
 Status write_all(int fd, const char* data, size_t size) {
@@ -712,7 +641,8 @@ Result<std::unique_ptr<BootstrapSession>> join_bootstrap(const BootstrapOptions&
             0, 1, 0, options.local_ranks, payload, std::vector<std::string>{options.contact},
             std::vector<Session::Peer>{}));
     }
-    SLUICE_ASSIGN_OR_RETURN(const HostPort where, parse_host_port(options.root_address));
+    SLUICE_ASSIGN_OR_RETURN(const HostPort where,
+                            parse_host_port(options.root_address, "bootstrap"));
     if (options.node == 0) {
         return join_as_root(options, where, payload);
     }

@@ -17,13 +17,6 @@
 
 namespace sluice::inference::detail {
 
-void Fd::reset() {
-    if (fd_ >= 0) {
-        ::close(fd_);
-    }
-    fd_ = -1;
-}
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -32,56 +25,13 @@ Status io_error(const std::string& what) {
     return Status(StatusCode::kIoError, "tcp communicator: " + what + ": " + std::strerror(errno));
 }
 
-struct HostPort {
-    std::string host;
-    std::string port;
-};
-
-Result<HostPort> parse_host_port(const std::string& address) {
-    const size_t colon = address.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
-        return invalid_argument("tcp communicator: address `" + address + "` is not host:port");
-    }
-    std::string host = address.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-        host = host.substr(1, host.size() - 2);  // [::1]:29500
-    }
-    const std::string port = address.substr(colon + 1);
-    if (port.size() > 5 ||
-        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-        std::stoi(port) > 65535) {
-        return invalid_argument("tcp communicator: port of `" + address +
-                                "` is not a number in [0, 65535]");
-    }
-    return HostPort{host, port};
-}
-
 std::string format_host_port(const std::string& host, int port) {
     const bool v6 = host.find(':') != std::string::npos;
     return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-int remaining_ms(Clock::time_point deadline) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    return static_cast<int>(std::max<int64_t>(left.count(), 0));
-}
-
-// Polls one fd for `events` until the deadline; false on timeout.
 Result<bool> wait_for(int fd, short events, Clock::time_point deadline) {
-    for (;;) {
-        pollfd p{fd, events, 0};
-        const int n = ::poll(&p, 1, remaining_ms(deadline));
-        if (n > 0) {
-            return true;
-        }
-        if (n == 0) {
-            return false;
-        }
-        if (errno != EINTR) {
-            return io_error("poll");
-        }
-    }
+    return detail::wait_for(fd, events, deadline, "tcp communicator");
 }
 
 void set_nodelay(int fd) {
@@ -224,7 +174,7 @@ Status check_options(const TcpGroupOptions& options) {
                                 std::to_string(options.local_ranks));
     }
     for (const std::string& node : options.nodes) {
-        SLUICE_RETURN_IF_ERROR(parse_host_port(node).status());
+        SLUICE_RETURN_IF_ERROR(parse_host_port(node, "tcp communicator").status());
     }
     return Status::ok_status();
 }
@@ -340,7 +290,7 @@ Status build_mesh(const TcpGroupOptions& options, const Fd& listener, Clock::tim
     }
     std::vector<HostPort> contacts;
     for (const std::string& contact : mesh.session->contacts()) {
-        SLUICE_ASSIGN_OR_RETURN(HostPort where, parse_host_port(contact));
+        SLUICE_ASSIGN_OR_RETURN(HostPort where, parse_host_port(contact, "tcp communicator"));
         contacts.push_back(std::move(where));
     }
     mesh.connections.resize(static_cast<size_t>(options.local_ranks));
@@ -366,8 +316,9 @@ Status build_mesh(const TcpGroupOptions& options, const Fd& listener, Clock::tim
 Result<TcpMesh> join_tcp_mesh(const TcpGroupOptions& options) {
     SLUICE_RETURN_IF_ERROR(check_options(options));
     const auto deadline = Clock::now() + options.timeout;
-    SLUICE_ASSIGN_OR_RETURN(const HostPort mine,
-                            parse_host_port(options.nodes[static_cast<size_t>(options.node)]));
+    SLUICE_ASSIGN_OR_RETURN(
+        const HostPort mine,
+        parse_host_port(options.nodes[static_cast<size_t>(options.node)], "tcp communicator"));
     SLUICE_ASSIGN_OR_RETURN(auto listening, listen_any_port(mine.host));
     BootstrapOptions bootstrap;
     bootstrap.root_address = options.nodes[0];

@@ -15,34 +15,11 @@
 #include <vector>
 
 #include "common/result.h"
+#include "inference/detail/sockets.h"
 #include "inference/detail/tcp_bootstrap.h"
 #include "inference/tcp_communicator.h"
 
 namespace sluice::inference::detail {
-
-// A file descriptor closed on destruction.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-
-    int get() const { return fd_; }
-    void reset();
-
-private:
-    int fd_ = -1;
-};
 
 struct TcpMesh {
     std::shared_ptr<BootstrapSession> session;

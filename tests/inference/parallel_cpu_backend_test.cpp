@@ -215,9 +215,12 @@ TEST_CASE("parallel cpu: settings the model or the cpu backend cannot take are r
           "attention heads");
     ParallelConfig two_nodes = plan(ParallelPlan::kTensor, 2);
     two_nodes.nodes = {"10.0.0.1:29500", "10.0.0.2:29500"};
+    // Across nodes the ranks listen at this node's own address (nodes[node]'s host): one this
+    // machine does not have is an error naming it, before anything waits for the other node.
     const auto nodes = open(two_nodes).status();
-    CHECK(nodes.code() == StatusCode::kInvalidArgument);
-    CHECK(nodes.message().find("config field 'parallel.nodes': 2 nodes") == 0);
+    INFO(nodes.to_string());
+    CHECK(nodes.code() == StatusCode::kIoError);
+    CHECK(nodes.message().find("10.0.0.1") != std::string::npos);
     ParallelConfig one_node = plan(ParallelPlan::kExpert, 2);
     one_node.nodes = {"127.0.0.1:29500"};
     CHECK(open(one_node).ok());

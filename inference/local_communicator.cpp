@@ -8,25 +8,20 @@
 #include <optional>
 
 #include "common/check.h"
+#include "inference/detail/host_collectives.h"
 
 namespace sluice::inference {
 
 namespace {
 
-enum class Op { kAllReduce, kAllGather, kReduceScatter, kAllToAll, kBroadcast, kBarrier, kSplit };
-
-const char* op_name(Op op) {
-    switch (op) {
-        case Op::kAllReduce: return "all_reduce";
-        case Op::kAllGather: return "all_gather";
-        case Op::kReduceScatter: return "reduce_scatter";
-        case Op::kAllToAll: return "all_to_all";
-        case Op::kBroadcast: return "broadcast";
-        case Op::kBarrier: return "barrier";
-        case Op::kSplit: return "split";
-    }
-    return "?";
-}
+using Op = detail::CollectiveOp;
+using detail::check_count;
+using detail::check_count_lists;
+using detail::check_reduction;
+using detail::collective_op_name;
+using detail::combine;
+using detail::load_element;
+using detail::store_element;
 
 // What one rank posts for a collective.
 struct Post {
@@ -55,28 +50,6 @@ Post make_post(Op op, const void* send, void* recv, int64_t count, DType dtype,
     post.root = root;
     return post;
 }
-
-bool reducible(DType dtype) {
-    return dtype == DType::kF32 || dtype == DType::kBF16 || dtype == DType::kF16;
-}
-
-float load(DType dtype, const void* data, int64_t i) {
-    switch (dtype) {
-        case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
-        case DType::kF16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
-        default: return static_cast<const float*>(data)[i];
-    }
-}
-
-void store(DType dtype, void* data, int64_t i, float value) {
-    switch (dtype) {
-        case DType::kBF16: static_cast<uint16_t*>(data)[i] = f32_to_bf16(value); return;
-        case DType::kF16: static_cast<uint16_t*>(data)[i] = f32_to_f16(value); return;
-        default: static_cast<float*>(data)[i] = value; return;
-    }
-}
-
-float combine(ReduceOp op, float a, float b) { return op == ReduceOp::kSum ? a + b : std::max(a, b); }
 
 class LocalGroup;
 
@@ -233,7 +206,7 @@ public:
                 const auto [begin, end] = chunk(count, r);
                 const std::vector<float>& theirs = group_->scratch(r);
                 for (int64_t i = begin; i < end; ++i) {
-                    store(dtype, data, i, theirs[static_cast<size_t>(i - begin)]);
+                    store_element(dtype, data, i, theirs[static_cast<size_t>(i - begin)]);
                 }
             }
         });
@@ -260,7 +233,7 @@ public:
             mine.resize(static_cast<size_t>(count));
             reduce_range(rank_ * count, (rank_ + 1) * count, dtype, op, mine.data());
             for (int64_t i = 0; i < count; ++i) {
-                store(dtype, recv, i, mine[static_cast<size_t>(i)]);
+                store_element(dtype, recv, i, mine[static_cast<size_t>(i)]);
             }
             return true;
         });
@@ -268,16 +241,7 @@ public:
 
     Status all_to_all(const void* send, std::span<const int64_t> send_counts, void* recv,
                       std::span<const int64_t> recv_counts, DType dtype) override {
-        if (std::ssize(send_counts) != size() || std::ssize(recv_counts) != size()) {
-            return invalid_argument("all_to_all: count lists of " +
-                                    std::to_string(send_counts.size()) + " and " +
-                                    std::to_string(recv_counts.size()) + " entries, expected " +
-                                    std::to_string(size()));
-        }
-        for (int r = 0; r < size(); ++r) {
-            SLUICE_RETURN_IF_ERROR(check_count(Op::kAllToAll, send_counts[static_cast<size_t>(r)]));
-            SLUICE_RETURN_IF_ERROR(check_count(Op::kAllToAll, recv_counts[static_cast<size_t>(r)]));
-        }
+        SLUICE_RETURN_IF_ERROR(check_count_lists(send_counts, recv_counts, size()));
         Post post = make_post(Op::kAllToAll, send, recv, 0, dtype);
         post.send_counts = send_counts;
         post.recv_counts = recv_counts;
@@ -381,12 +345,12 @@ private:
     // out[i - begin] = reduction over ranks 0, 1, ... of element i of their posted send buffers.
     void reduce_range(int64_t begin, int64_t end, DType dtype, ReduceOp op, float* out) const {
         for (int64_t i = begin; i < end; ++i) {
-            out[i - begin] = load(dtype, group_->post(0).send, i);
+            out[i - begin] = load_element(dtype, group_->post(0).send, i);
         }
         for (int r = 1; r < size(); ++r) {
             const void* theirs = group_->post(r).send;
             for (int64_t i = begin; i < end; ++i) {
-                out[i - begin] = combine(op, out[i - begin], load(dtype, theirs, i));
+                out[i - begin] = combine(op, out[i - begin], load_element(dtype, theirs, i));
             }
         }
     }
@@ -397,57 +361,18 @@ private:
         }
     }
 
-    Status check_count(Op op, int64_t count) const {
-        if (count < 0) {
-            return invalid_argument(std::string(op_name(op)) + ": count " +
-                                    std::to_string(count) + " is negative");
-        }
-        return Status::ok_status();
-    }
-
-    Status check_reduction(Op op, int64_t count, DType dtype) const {
-        SLUICE_RETURN_IF_ERROR(check_count(op, count));
-        if (!reducible(dtype)) {
-            return invalid_argument(std::string(op_name(op)) + ": element type " +
-                                    std::string(dtype_name(dtype)) +
-                                    " cannot be reduced, expected F32, BF16 or F16");
-        }
-        return Status::ok_status();
-    }
-
     // Every rank checks every post the same way, so all reach the same verdict.
     Status check_agreement(const Post& mine) const {
+        std::vector<detail::CollectiveCall> calls;
         for (int r = 0; r < size(); ++r) {
-            const Post& theirs = group_->post(r);
-            const bool same = theirs.op == mine.op && theirs.count == mine.count &&
-                              theirs.dtype == mine.dtype && theirs.reduce == mine.reduce &&
-                              theirs.root == mine.root;
-            if (!same) {
-                return invalid_argument(std::string(op_name(mine.op)) + " on rank " +
-                                        std::to_string(rank_) + ": rank " + std::to_string(r) +
-                                        " called " + op_name(theirs.op) + " with count " +
-                                        std::to_string(theirs.count) + ", type " +
-                                        std::string(dtype_name(theirs.dtype)) +
-                                        " or root " + std::to_string(theirs.root) +
-                                        " that differ");
-            }
+            calls.push_back(call_of(group_->post(r)));
         }
-        if (mine.op != Op::kAllToAll) {
-            return Status::ok_status();
-        }
-        for (int from = 0; from < size(); ++from) {
-            for (int to = 0; to < size(); ++to) {
-                const int64_t sent = group_->post(from).send_counts[static_cast<size_t>(to)];
-                const int64_t expected = group_->post(to).recv_counts[static_cast<size_t>(from)];
-                if (sent != expected) {
-                    return invalid_argument("all_to_all: rank " + std::to_string(from) +
-                                            " sends " + std::to_string(sent) + " elements to rank " +
-                                            std::to_string(to) + ", which expects " +
-                                            std::to_string(expected));
-                }
-            }
-        }
-        return Status::ok_status();
+        return detail::check_agreement(rank_, call_of(mine), calls);
+    }
+
+    static detail::CollectiveCall call_of(const Post& post) {
+        return {post.op,   post.count,       post.dtype,      post.reduce,
+                post.root, post.send_counts, post.recv_counts};
     }
 
     // Entry rendezvous, agreement check, this rank's work, the exit rendezvous, then `finish`

@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "common/check.h"
+#include "inference/detail/host_collectives.h"
 #include "inference/detail/tcp_mesh.h"
 
 namespace sluice::inference {
@@ -24,69 +25,14 @@ using detail::Fd;
 // the abort that usually caused it, so every rank reports the same first reason.
 constexpr int kLostPeerGraceMs = 2000;
 
-enum class Op : int64_t {
-    kAllReduce = 1,
-    kAllGather,
-    kReduceScatter,
-    kAllToAll,
-    kBroadcast,
-    kBarrier,
-    kSplit
-};
-
-const char* op_name(Op op) {
-    switch (op) {
-        case Op::kAllReduce:
-            return "all_reduce";
-        case Op::kAllGather:
-            return "all_gather";
-        case Op::kReduceScatter:
-            return "reduce_scatter";
-        case Op::kAllToAll:
-            return "all_to_all";
-        case Op::kBroadcast:
-            return "broadcast";
-        case Op::kBarrier:
-            return "barrier";
-        case Op::kSplit:
-            return "split";
-    }
-    return "?";
-}
-
-bool reducible(DType dtype) {
-    return dtype == DType::kF32 || dtype == DType::kBF16 || dtype == DType::kF16;
-}
-
-// The same conversions as the local communicator, so both give bit-identical reductions.
-float load(DType dtype, const void* data, int64_t i) {
-    switch (dtype) {
-        case DType::kBF16:
-            return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
-        case DType::kF16:
-            return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
-        default:
-            return static_cast<const float*>(data)[i];
-    }
-}
-
-void store(DType dtype, void* data, int64_t i, float value) {
-    switch (dtype) {
-        case DType::kBF16:
-            static_cast<uint16_t*>(data)[i] = f32_to_bf16(value);
-            return;
-        case DType::kF16:
-            static_cast<uint16_t*>(data)[i] = f32_to_f16(value);
-            return;
-        default:
-            static_cast<float*>(data)[i] = value;
-            return;
-    }
-}
-
-float combine(ReduceOp op, float a, float b) {
-    return op == ReduceOp::kSum ? a + b : std::max(a, b);
-}
+using Op = detail::CollectiveOp;
+using detail::check_count;
+using detail::check_count_lists;
+using detail::check_reduction;
+using detail::collective_op_name;
+using detail::combine;
+using detail::load_element;
+using detail::store_element;
 
 // The arguments every rank sends every other before a collective, so that each rank checks all
 // of them and all reach the same verdict. Fixed size for a group (the all-to-all counts are
@@ -296,16 +242,7 @@ public:
 
     Status all_to_all(const void* send, std::span<const int64_t> send_counts, void* recv,
                       std::span<const int64_t> recv_counts, DType dtype) override {
-        if (std::ssize(send_counts) != size() || std::ssize(recv_counts) != size()) {
-            return invalid_argument("all_to_all: count lists of " +
-                                    std::to_string(send_counts.size()) + " and " +
-                                    std::to_string(recv_counts.size()) + " entries, expected " +
-                                    std::to_string(size()));
-        }
-        for (int r = 0; r < size(); ++r) {
-            SLUICE_RETURN_IF_ERROR(check_count(Op::kAllToAll, send_counts[static_cast<size_t>(r)]));
-            SLUICE_RETURN_IF_ERROR(check_count(Op::kAllToAll, recv_counts[static_cast<size_t>(r)]));
-        }
+        SLUICE_RETURN_IF_ERROR(check_count_lists(send_counts, recv_counts, size()));
         Header header = make_header(Op::kAllToAll, 0, dtype);
         header.send_counts.assign(send_counts.begin(), send_counts.end());
         header.recv_counts.assign(recv_counts.begin(), recv_counts.end());
@@ -418,11 +355,11 @@ private:
             return r == rank_ ? mine : theirs[static_cast<size_t>(r)].data();
         };
         for (int64_t i = 0; i < count; ++i) {
-            float value = load(dtype, block(0), i);
+            float value = load_element(dtype, block(0), i);
             for (int r = 1; r < size(); ++r) {
-                value = combine(op, value, load(dtype, block(r), i));
+                value = combine(op, value, load_element(dtype, block(r), i));
             }
-            store(dtype, out, i, value);
+            store_element(dtype, out, i, value);
         }
     }
 
@@ -430,24 +367,6 @@ private:
         if (bytes > 0 && dst != src) {
             std::memcpy(dst, src, bytes);
         }
-    }
-
-    static Status check_count(Op op, int64_t count) {
-        if (count < 0) {
-            return invalid_argument(std::string(op_name(op)) + ": count " + std::to_string(count) +
-                                    " is negative");
-        }
-        return Status::ok_status();
-    }
-
-    static Status check_reduction(Op op, int64_t count, DType dtype) {
-        SLUICE_RETURN_IF_ERROR(check_count(op, count));
-        if (!reducible(dtype)) {
-            return invalid_argument(std::string(op_name(op)) + ": element type " +
-                                    std::string(dtype_name(dtype)) +
-                                    " cannot be reduced, expected F32, BF16 or F16");
-        }
-        return Status::ok_status();
     }
 
     // Sends `mine` to every rank and receives every rank's header (into `all` when given), then
@@ -473,7 +392,8 @@ private:
             if (!Header::decode(received[static_cast<size_t>(r)], size(),
                                 &headers[static_cast<size_t>(r)])) {
                 // The byte streams are out of step: nothing later on them can be trusted.
-                return lose_group(r, std::string("sent a malformed header in ") + op_name(mine.op));
+                return lose_group(
+                    r, std::string("sent a malformed header in ") + collective_op_name(mine.op));
             }
         }
         SLUICE_RETURN_IF_ERROR(check_agreement(mine, headers));
@@ -484,38 +404,21 @@ private:
     }
 
     Status check_agreement(const Header& mine, const std::vector<Header>& headers) const {
-        for (int r = 0; r < size(); ++r) {
-            const Header& theirs = headers[static_cast<size_t>(r)];
-            const bool same = theirs.op == mine.op && theirs.count == mine.count &&
-                              theirs.dtype == mine.dtype && theirs.reduce == mine.reduce &&
-                              theirs.root == mine.root;
-            if (!same) {
-                return invalid_argument(std::string(op_name(mine.op)) + " on rank " +
-                                        std::to_string(rank_) + ": rank " + std::to_string(r) +
-                                        " called " + op_name(theirs.op) + " with count " +
-                                        std::to_string(theirs.count) + ", type " +
-                                        std::string(dtype_name(theirs.dtype)) + " or root " +
-                                        std::to_string(theirs.root) + " that differ");
-            }
+        std::vector<detail::CollectiveCall> calls;
+        for (const Header& header : headers) {
+            calls.push_back(call_of(header));
         }
-        if (mine.op != Op::kAllToAll) {
-            return Status::ok_status();
-        }
-        for (int from = 0; from < size(); ++from) {
-            for (int to = 0; to < size(); ++to) {
-                const int64_t sent =
-                    headers[static_cast<size_t>(from)].send_counts[static_cast<size_t>(to)];
-                const int64_t expected =
-                    headers[static_cast<size_t>(to)].recv_counts[static_cast<size_t>(from)];
-                if (sent != expected) {
-                    return invalid_argument("all_to_all: rank " + std::to_string(from) + " sends " +
-                                            std::to_string(sent) + " elements to rank " +
-                                            std::to_string(to) + ", which expects " +
-                                            std::to_string(expected));
-                }
-            }
-        }
-        return Status::ok_status();
+        return detail::check_agreement(rank_, call_of(mine), calls);
+    }
+
+    static detail::CollectiveCall call_of(const Header& header) {
+        return {header.op,
+                header.count,
+                header.dtype,
+                header.reduce,
+                static_cast<int>(header.root),
+                header.send_counts,
+                header.recv_counts};
     }
 
     // Runs every transfer of one step at once: sends and receives to and from all peers make
@@ -543,8 +446,8 @@ private:
                 if (errno == EINTR) {
                     continue;
                 }
-                return lose_group(rank_, std::string("poll failed in ") + op_name(op) + ": " +
-                                             std::strerror(errno));
+                return lose_group(rank_, std::string("poll failed in ") + collective_op_name(op) +
+                                             ": " + std::strerror(errno));
             }
             if (fds.back().revents != 0) {
                 return family_->abort->status();
@@ -597,7 +500,7 @@ private:
     Status peer_lost(int peer, Op op, const std::string& what) {
         pollfd wake{family_->abort->wake_fd(), POLLIN, 0};
         (void)::poll(&wake, 1, kLostPeerGraceMs);
-        return lose_group(peer, "connection " + what + " during " + op_name(op));
+        return lose_group(peer, "connection " + what + " during " + collective_op_name(op));
     }
 
     Status lose_group(int rank, const std::string& what) {

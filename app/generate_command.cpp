@@ -29,8 +29,30 @@ struct GenerateOptions {
     inference::SamplingParams sampling;
     std::vector<int32_t> stop_ids;
     std::vector<std::string> stop_strings;
+    std::vector<std::string> logit_bias;  // "ID=BIAS" each
     bool json = false;
 };
+
+// "ID=BIAS" (e.g. 1234=-100) as a token bias; its limits are checked with the other sampling
+// parameters (validate_sampling).
+Result<inference::TokenBias> parse_token_bias(const std::string& text) {
+    const size_t eq = text.find('=');
+    Result<std::vector<int32_t>> id =
+        eq == std::string::npos ? Result<std::vector<int32_t>>(invalid_argument("no '='"))
+                                : parse_id_list(text.substr(0, eq));
+    if (!id.ok() || id->size() != 1) {
+        return invalid_argument("--logit-bias '" + text + "': expected ID=BIAS, e.g. 1234=-100");
+    }
+    try {
+        size_t used = 0;
+        const float bias = std::stof(text.substr(eq + 1), &used);
+        if (used == text.size() - eq - 1) {
+            return inference::TokenBias{(*id)[0], bias};
+        }
+    } catch (const std::exception&) {
+    }
+    return invalid_argument("--logit-bias '" + text + "': the bias is not a number");
+}
 
 // The prompt's ids: given directly, or the text encoded by the checkpoint's tokenizer, as a chat
 // turn with --chat. Adds the chat template's end-of-turn ids to `stop_ids` for chat prompts.
@@ -182,6 +204,8 @@ void add_generate_command(Cli& cli) {
     command->add_option("--logprobs", o.sampling.top_logprobs, "Top log-probabilities per token");
     command->add_option("--stop", o.stop_strings, "Text that ends generation (repeatable)");
     command->add_option("--stop-id", o.stop_ids, "A token id that ends generation (repeatable)");
+    command->add_option("--logit-bias", o.logit_bias,
+                        "ID=BIAS added to a token's logit, BIAS in [-100, 100] (repeatable)");
     add_weights_option(command, &o.weights);
     add_backend_option(command, &o.backend);
     command->add_flag("--json", o.json, "Print one JSON object: ids, text, usage, timings");
@@ -189,6 +213,14 @@ void add_generate_command(Cli& cli) {
         if (prompt->count() == 0 && ids->count() == 0) {
             std::cerr << "sluice generate: give --prompt TEXT or --prompt-ids 1,2,3\n";
             return 2;
+        }
+        for (const std::string& text : options->logit_bias) {
+            Result<inference::TokenBias> bias = parse_token_bias(text);
+            if (!bias.ok()) {
+                std::cerr << "sluice generate: " << bias.status().message() << "\n";
+                return 2;
+            }
+            options->sampling.logit_bias.push_back(*bias);
         }
         return run_generate(*options);
     });

@@ -169,7 +169,7 @@ void tokenize(ModelHost& host, const RequestInfo& info, const httplib::Request& 
                    info.request_id);
         return;
     }
-    Result<std::vector<int32_t>> ids = Status::ok_status();
+    Result<std::vector<int32_t>> ids = std::vector<int32_t>();
     if (b.contains("prompt")) {
         if (!b["prompt"].is_string()) {
             send_error(res, 400, "invalid_argument", "'prompt' must be a string",

@@ -1,5 +1,6 @@
 #include "app/openai_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <set>
@@ -82,6 +83,41 @@ Result<std::string> string(const json& body, const std::string& name) {
     return it->get<std::string>();
 }
 
+// OpenAI's `logit_bias`: an object from token ids (as decimal strings) to biases in
+// [-100, 100]. Ids against the vocabulary are checked with the rest of the sampling
+// (Scheduler::validate), which knows the model.
+Status parse_logit_bias(const json& body, std::vector<inference::TokenBias>& out) {
+    auto it = body.find("logit_bias");
+    if (it == body.end() || it->is_null()) {
+        return Status::ok_status();
+    }
+    if (!it->is_object()) {
+        return bad("logit_bias", "an object mapping token ids to biases", *it);
+    }
+    for (const auto& [key, value] : it->items()) {
+        const bool digits =
+            !key.empty() && key.size() <= 9 &&
+            std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits) {
+            return invalid_argument("'logit_bias' keys must be token ids, found " +
+                                    describe(json(key)));
+        }
+        if (!value.is_number() || !std::isfinite(value.get<double>()) ||
+            value.get<double>() < -100 || value.get<double>() > 100) {
+            return bad("logit_bias[\"" + key + "\"]", "a number in [-100, 100]", value);
+        }
+        out.push_back({std::stoi(key), value.get<float>()});
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    for (size_t i = 1; i < out.size(); ++i) {
+        if (out[i].id == out[i - 1].id) {  // "7" and "007"
+            return invalid_argument("'logit_bias' names token " + std::to_string(out[i].id) +
+                                    " twice");
+        }
+    }
+    return Status::ok_status();
+}
+
 // The parameters chat and completions share; `logprobs_as_count` is the legacy form.
 Status parse_common(const json& body, bool logprobs_as_count, GenerationParams& p) {
     SLUICE_ASSIGN_OR_RETURN(p.model, string(body, "model"));
@@ -132,6 +168,7 @@ Status parse_common(const json& body, bool logprobs_as_count, GenerationParams& 
             return bad("stop", "a string or an array of at most 4 strings", *it);
         }
     }
+    SLUICE_RETURN_IF_ERROR(parse_logit_bias(body, p.sampling.logit_bias));
     if (auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
         if (!it->is_object()) {
             return bad("stream_options", "an object", *it);
@@ -344,8 +381,8 @@ Result<ChatRequest> parse_chat_request(const json& body) {
         body,
         {"model", "messages", "n", "temperature", "top_p", "max_tokens", "max_completion_tokens",
          "stop", "seed", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
-         "user", "stream", "stream_options", "response_format", "tools", "tool_choice",
-         "parallel_tool_calls", "top_k", "min_p", "repetition_penalty"},
+         "logit_bias", "user", "stream", "stream_options", "response_format", "tools",
+         "tool_choice", "parallel_tool_calls", "top_k", "min_p", "repetition_penalty"},
         {"metadata", "store", "service_tier"}));
     ChatRequest request;
     SLUICE_RETURN_IF_ERROR(parse_common(body, false, request.params));
@@ -406,8 +443,8 @@ Result<CompletionRequest> parse_completion_request(const json& body) {
     SLUICE_RETURN_IF_ERROR(check_keys(
         body,
         {"model", "prompt", "n", "temperature", "top_p", "max_tokens", "stop", "seed",
-         "presence_penalty", "frequency_penalty", "logprobs", "user", "stream", "stream_options",
-         "echo", "best_of", "top_k", "min_p", "repetition_penalty"},
+         "presence_penalty", "frequency_penalty", "logprobs", "logit_bias", "user", "stream",
+         "stream_options", "echo", "best_of", "top_k", "min_p", "repetition_penalty"},
         {"metadata", "store", "service_tier"}));
     CompletionRequest request;
     SLUICE_RETURN_IF_ERROR(parse_common(body, true, request.params));

@@ -23,9 +23,9 @@
 // the Sampler's choice (sampling.h) to the last row with the entry's temperature, top_k, top_p
 // and min_p and the uniform `u` the caller drew from the sequence's own Sampler
 // (Sampler::next_uniform, drawn only when the choice is not greedy), so the token is the one
-// Sampler::sample_with_uniform would pick from the same row. There are no penalties, token masks
-// or top logprobs on this path: a caller needing them asks for the row instead. The entry then
-// gets no logits row (n_rows 0, the row is not copied back) and its choice in
+// Sampler::sample_with_uniform would pick from the same row. There are no penalties, logit bias,
+// token masks or top logprobs on this path: a caller needing them asks for the row instead. The
+// entry then gets no logits row (n_rows 0, the row is not copied back) and its choice in
 // ForwardOutput::sampled: the id and its logprob, log-softmax of the raw logits as in
 // SampledToken::logprob. A backend that cannot sample on the device (the CPU backend) answers
 // kInvalidArgument to a step asking for it.

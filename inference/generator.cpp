@@ -61,7 +61,7 @@ Status validate_request(const GenerationRequest& request, const ModelConfig& con
         return invalid_argument("generate: max_tokens must be >= 1, found " +
                                 std::to_string(request.max_tokens));
     }
-    SLUICE_RETURN_IF_ERROR(validate_sampling(request.sampling));
+    SLUICE_RETURN_IF_ERROR(validate_sampling(request.sampling, config.n_vocab));
     auto in_vocab = [&](int32_t id) { return id >= 0 && id < config.n_vocab; };
     for (int32_t id : request.prompt) {
         if (!in_vocab(id)) {

@@ -24,7 +24,7 @@ double log_sum_exp(std::span<const float> row) {
 
 }  // namespace
 
-Status validate_sampling(const SamplingParams& p) {
+Status validate_sampling(const SamplingParams& p, int64_t n_vocab) {
     if (!std::isfinite(p.temperature) || p.temperature < 0) {
         return bad("temperature", "must be >= 0, found " + std::to_string(p.temperature));
     }
@@ -47,10 +47,37 @@ Status validate_sampling(const SamplingParams& p) {
     if (p.top_logprobs < 0 || p.top_logprobs > 20) {
         return bad("top_logprobs", "must be in [0, 20], found " + std::to_string(p.top_logprobs));
     }
+    std::vector<int32_t> biased;
+    biased.reserve(p.logit_bias.size());
+    for (const TokenBias& entry : p.logit_bias) {
+        if (entry.id < 0 || (n_vocab > 0 && entry.id >= n_vocab)) {
+            return bad("logit_bias", "token id " + std::to_string(entry.id) + " outside [0, " +
+                                         (n_vocab > 0 ? std::to_string(n_vocab) : "inf") + ")");
+        }
+        if (!(entry.bias >= -100.0f && entry.bias <= 100.0f)) {
+            return bad("logit_bias", "the bias of token " + std::to_string(entry.id) +
+                                         " must be in [-100, 100], found " +
+                                         std::to_string(entry.bias));
+        }
+        biased.push_back(entry.id);
+    }
+    std::sort(biased.begin(), biased.end());
+    if (auto twice = std::adjacent_find(biased.begin(), biased.end()); twice != biased.end()) {
+        return bad("logit_bias", "token " + std::to_string(*twice) + " is named twice");
+    }
     return Status::ok_status();
 }
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+
+void Sampler::apply_bias() {
+    for (const TokenBias& entry : params_.logit_bias) {
+        // Ids past the row are refused by validate_sampling given the vocabulary; never written.
+        if (static_cast<size_t>(entry.id) < work_.size()) {
+            work_[static_cast<size_t>(entry.id)] += entry.bias;
+        }
+    }
+}
 
 void Sampler::apply_penalties(std::span<const int32_t> prompt,
                               std::span<const int32_t> generated) {
@@ -133,6 +160,7 @@ SampledToken Sampler::sample_with_uniform(std::span<const float> logits,
                                           std::span<const uint64_t> allowed, double u) {
     const auto n_vocab = static_cast<int32_t>(logits.size());
     work_.assign(logits.begin(), logits.end());
+    apply_bias();
     apply_penalties(prompt, generated);
     if (!allowed.empty()) {
         apply_mask(allowed);

@@ -2,6 +2,8 @@
 // Choosing the next token from a row of logits.
 //
 // Order of operations (vLLM's and OpenAI's conventions):
+//   0. logit bias: each listed token's logit gets its bias added (OpenAI's `logit_bias`; -100
+//      in effect bans a token, +100 in effect forces it);
 //   1. penalties: repetition (CTRL-style, over prompt and generated tokens: a positive logit is
 //      divided by the penalty, a negative one multiplied), then presence and frequency (over
 //      generated tokens only: logit -= presence * [count > 0] + frequency * count);
@@ -12,7 +14,7 @@
 // so a seed reproduces the same tokens on every platform.
 //
 // Log-probabilities reported with a token are those of the model: log-softmax of the raw
-// logits, before penalties and temperature.
+// logits, before bias, penalties and temperature.
 //
 // A token mask (TokenConstraint, e.g. a grammar) is applied after the penalties: masked tokens
 // get logit -inf, so greedy, top-k, top-p and min-p all choose among allowed tokens only.
@@ -29,6 +31,12 @@
 
 namespace sluice::inference {
 
+// A bias added to one token's logit before sampling.
+struct TokenBias {
+    int32_t id = 0;
+    float bias = 0;
+};
+
 struct SamplingParams {
     float temperature = 1.0f;  // 0: greedy
     int32_t top_k = 0;         // 0: off
@@ -39,11 +47,14 @@ struct SamplingParams {
     float repetition_penalty = 1.0f;  // 1: off
     uint64_t seed = 0;
     int32_t top_logprobs = 0;  // alternatives reported per token, at most 20
+    std::vector<TokenBias> logit_bias{};  // at most one entry per token id
 };
 
 // kInvalidArgument naming the parameter: temperature < 0, top_p outside (0, 1], min_p outside
-// [0, 1], repetition_penalty <= 0, top_k < 0, top_logprobs outside [0, 20], or non-finite values.
-Status validate_sampling(const SamplingParams& params);
+// [0, 1], repetition_penalty <= 0, top_k < 0, top_logprobs outside [0, 20], non-finite values,
+// or a logit bias with a token id outside [0, n_vocab) (n_vocab 0: any id >= 0), a token named
+// twice, or a bias outside [-100, 100].
+Status validate_sampling(const SamplingParams& params, int64_t n_vocab = 0);
 
 struct TokenLogprob {
     int32_t id = 0;
@@ -98,6 +109,7 @@ public:
     const SamplingParams& params() const { return params_; }
 
 private:
+    void apply_bias();
     void apply_mask(std::span<const uint64_t> allowed);
     void apply_penalties(std::span<const int32_t> prompt, std::span<const int32_t> generated);
     int32_t draw(double u) const;

@@ -62,7 +62,7 @@ Status Scheduler::validate(const EngineRequest& request) const {
     if (request.embed) {
         return Status::ok_status();
     }
-    SLUICE_RETURN_IF_ERROR(validate_sampling(request.sampling));
+    SLUICE_RETURN_IF_ERROR(validate_sampling(request.sampling, config.n_vocab));
     if (request.max_tokens < 1) {
         return invalid_argument("max_tokens must be >= 1, found " +
                                 std::to_string(request.max_tokens));

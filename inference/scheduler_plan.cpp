@@ -252,14 +252,15 @@ void Scheduler::publish_full_blocks(Sequence& seq) {
 
 bool Scheduler::samples_on_device(const Sequence& seq) const {
     // Only what the device does without the row: no penalties (they need the sequence's
-    // tokens), no grammar mask, no top logprobs, no fork (n choices share the row), no
-    // embedding (no row at all).
+    // tokens), no logit bias, no grammar mask, no top logprobs, no fork (n choices share the row),
+    // no embedding (no row at all).
     const EngineRequest& params = seq.request->params;
     const SamplingParams& sp = params.sampling;
     const bool forks = params.n > 1 && !seq.request->forked;
     return backend_.samples_on_device() && !params.embed && !forks && !seq.constraint &&
            sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f &&
-           sp.repetition_penalty == 1.0f && sp.top_logprobs == 0 && seq.sampler.has_value();
+           sp.repetition_penalty == 1.0f && sp.top_logprobs == 0 && sp.logit_bias.empty() &&
+           seq.sampler.has_value();
 }
 
 void Scheduler::sample(Sequence& seq, std::span<const float> logits) {

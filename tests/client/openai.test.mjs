@@ -294,6 +294,25 @@ test('legacy completions', async () => {
   assert.ok(completion.choices[0].text.startsWith('Once upon a time'));
 });
 
+test('logit_bias steers the choice of tokens', async () => {
+  const tokenized = await fetch(`${baseURL}/tokenize`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ prompt: ' Paris' }),
+  });
+  const paris = (await tokenized.json()).tokens[0];
+  const forced = await client.chat.completions.create({
+    model: 'model', messages: hello, max_tokens: 3, temperature: 0,
+    logit_bias: { [paris]: 100 },
+  });
+  assert.equal(forced.choices[0].message.content, ' Paris Paris Paris');
+  await assert.rejects(
+    client.chat.completions.create({
+      model: 'model', messages: hello, max_tokens: 1, logit_bias: { [paris]: 500 },
+    }),
+    (error) => error.status === 400 && /logit_bias/.test(error.message));
+});
+
 test('errors come in OpenAI error shapes', async () => {
   await assert.rejects(
     client.chat.completions.create({ model: 'model', messages: hello, frobnicate: 1 }),

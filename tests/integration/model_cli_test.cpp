@@ -76,6 +76,30 @@ TEST_CASE("init-tiny writes a checkpoint with its tokenizer and generate runs it
     REQUIRE_MESSAGE(same.code == 0, same.errors);
     CHECK(nlohmann::json::parse(same.last_line)["ids"] == result["ids"]);
 
+    // --logit-bias: banning the first greedy token changes the first token; forcing one repeats it.
+    const int first = result["ids"][0];
+    Run banned = run_sluice({"generate", "--model", model.string(), "--prompt-ids", "9906,1070",
+                             "--max-tokens", "2", "--temperature", "0", "--logit-bias",
+                             std::to_string(first) + "=-100", "--json"},
+                            out);
+    REQUIRE_MESSAGE(banned.code == 0, banned.errors);
+    CHECK(nlohmann::json::parse(banned.last_line)["ids"][0] != first);
+    Run forced = run_sluice({"generate", "--model", model.string(), "--prompt-ids", "9906,1070",
+                             "--max-tokens", "3", "--logit-bias", "17=100", "--json"},
+                            out);
+    REQUIRE_MESSAGE(forced.code == 0, forced.errors);
+    CHECK(nlohmann::json::parse(forced.last_line)["ids"] == nlohmann::json({17, 17, 17}));
+    Run bias_typo = run_sluice({"generate", "--model", model.string(), "--prompt-ids", "1",
+                                "--logit-bias", "17:100"},
+                               out);
+    CHECK(bias_typo.code == 2);
+    CHECK(bias_typo.errors.find("expected ID=BIAS") != std::string::npos);
+    Run bias_range = run_sluice({"generate", "--model", model.string(), "--prompt-ids", "1",
+                                 "--logit-bias", "17=250"},
+                                out);
+    CHECK(bias_range.code == 1);
+    CHECK(bias_range.errors.find("[-100, 100]") != std::string::npos);
+
     Run chat = run_sluice({"generate", "--model", model.string(), "--prompt", "Hi", "--chat",
                            "--max-tokens", "4", "--json"},
                           out);

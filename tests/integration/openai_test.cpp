@@ -82,6 +82,23 @@ TEST_CASE("chat and completions answer in OpenAI's shapes") {
     CHECK(completion["choices"][2]["text"].get<std::string>().rfind("two", 0) == 0);
     CHECK(completion["choices"][0]["logprobs"]["tokens"].size() <= 3);
 
+    // logit_bias: +100 on one token makes a greedy answer that token, every time.
+    auto tokenized = post(server, "/tokenize", {{"prompt", " Paris"}});
+    REQUIRE_MESSAGE(tokenized, httplib::to_string(tokenized.error()));
+    REQUIRE_MESSAGE(tokenized->status == 200, tokenized->body);
+    const int paris = json::parse(tokenized->body)["tokens"][0];
+    auto twice = post(server, "/detokenize", {{"tokens", {paris, paris}}});
+    REQUIRE(twice);
+    const std::string expected = json::parse(twice->body)["prompt"];
+    auto forced = post(server, "/v1/completions",
+                       {{"prompt", "The capital of France is"},
+                        {"max_tokens", 2},
+                        {"temperature", 0},
+                        {"logit_bias", {{std::to_string(paris), 100}}}});
+    REQUIRE(forced);
+    REQUIRE_MESSAGE(forced->status == 200, forced->body);
+    CHECK(json::parse(forced->body)["choices"][0]["text"] == expected);
+
     // Same seed, same answer.
     json seeded = chat_body(8);
     seeded["seed"] = 42;
@@ -181,6 +198,31 @@ TEST_CASE("bad requests are 400s that name the problem") {
     json long_ask = chat_body(100000);
     expect("/v1/chat/completions", long_ask.dump(), 400, "maximum context length");
     expect("/detokenize", R"({"tokens": [100300]})", 400, "100300");
+    expect("/tokenize", R"({"prompt": 7})", 400, "'prompt' must be a string");
+    expect("/tokenize", R"({"prompt": "a", "messages": []})", 400, "either 'prompt'");
+    expect("/tokenize", R"({"messages": [{"role": "pilot", "content": "hi"}]})", 400, "pilot");
+    // The good requests of the same routes, after the bad ones: the server still answers.
+    auto templated =
+        post(server, "/tokenize",
+             {{"messages", json::array({{{"role", "user"}, {"content", "Hello there"}}})}});
+    REQUIRE(templated);
+    REQUIRE_MESSAGE(templated->status == 200, templated->body);
+    const json rendered = json::parse(templated->body);
+    CHECK(rendered["count"].get<size_t>() == rendered["tokens"].size());
+    CHECK(rendered["count"].get<int>() > 3);  // the chat template's turns around the text
+    auto round_trip = post(
+        server, "/detokenize",
+        {{"tokens",
+          json::parse(post(server, "/tokenize", {{"prompt", "Hello, tokens!"}})->body)["tokens"]}});
+    REQUIRE(round_trip);
+    CHECK(json::parse(round_trip->body)["prompt"] == "Hello, tokens!");
+    json bias = chat_body(2);
+    bias["logit_bias"] = {{"abc", 1}};
+    expect("/v1/chat/completions", bias.dump(), 400, "'logit_bias' keys must be token ids");
+    bias["logit_bias"] = {{"17", 101}};
+    expect("/v1/chat/completions", bias.dump(), 400, "'logit_bias[\"17\"]'");
+    bias["logit_bias"] = {{"200000", -100}};
+    expect("/v1/chat/completions", bias.dump(), 400, "token id 200000 outside [0, 100352)");
 }
 
 TEST_CASE("a full queue answers 429 with Retry-After and loses no accepted request") {

@@ -72,12 +72,23 @@ Result<nlohmann::json> parse_json_body(const httplib::Request& req) {
     if (req.body.empty()) {
         return invalid_argument("request body is empty: expected a JSON object");
     }
+    nlohmann::json body;
     try {
-        return nlohmann::json::parse(req.body);
+        body = nlohmann::json::parse(req.body);
     } catch (const nlohmann::json::parse_error& e) {
         return invalid_argument("malformed JSON in request body at byte " +
                                 std::to_string(e.byte) + ": " + e.what());
     }
+    // Every route takes an object; checked here once, so that no handler reads fields of an
+    // array or a number (a type error that would answer 500 instead of saying what is wrong).
+    if (!body.is_object()) {
+        return invalid_argument(std::string("the request body must be a JSON object, found ") +
+                                (body.is_array() ? "an array" : body.is_null() ? "null"
+                                 : body.is_string()                            ? "a string"
+                                 : body.is_boolean()                           ? "a boolean"
+                                                                               : "a number"));
+    }
+    return body;
 }
 
 }  // namespace sluice::app

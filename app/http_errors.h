@@ -30,8 +30,9 @@ void send_error(httplib::Response& res, int http_status, std::string_view code,
 // Writes a failed Status as an error response.
 void send_status(httplib::Response& res, const Status& status, std::string_view request_id);
 
-// Parses a request body as JSON. kInvalidArgument (400) when Content-Type is present and not
-// JSON, when the body is empty, or when it is malformed (the message gives the byte offset).
+// Parses a request body as a JSON object. kInvalidArgument (400) when Content-Type is present
+// and not JSON, when the body is empty, when it is malformed (the message gives the byte
+// offset), or when it is JSON but not an object.
 Result<nlohmann::json> parse_json_body(const httplib::Request& req);
 
 }  // namespace sluice::app

@@ -1,0 +1,187 @@
+// Every HTTP route of the real `sluice serve`, sent bodies of the wrong shape and odd query
+// strings: each answers with a client error that says what is wrong (the JSON error envelope),
+// never a 5xx, and the server keeps running. The routes are those the server registers
+// (app/*_routes.cpp); paths with a parameter get a name that does not exist.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "sluice_server.h"
+
+namespace {
+
+using nlohmann::json;
+using sluice::testing::ServerProcess;
+using sluice::testing::tiny_model_dir;
+using namespace std::chrono_literals;
+
+struct Route {
+    std::string method;
+    std::string path;
+};
+
+// Routes that read a JSON body.
+const std::vector<Route> kBodyRoutes = {
+    {"POST", "/v1/chat/completions"},
+    {"POST", "/v1/completions"},
+    {"POST", "/v1/embeddings"},
+    {"POST", "/tokenize"},
+    {"POST", "/detokenize"},
+    {"POST", "/api/2.0/sluice/limits"},
+    {"POST", "/api/2.0/token/create"},
+    {"POST", "/api/2.0/token/delete"},
+    {"POST", "/api/2.1/lineage/edges"},
+    {"POST", "/api/agents/nobody"},
+    {"POST", "/api/eval/best-of-n"},
+    {"POST", "/api/eval/runs"},
+    {"POST", "/api/eval/sets"},
+    {"POST", "/api/eval/sets/nothing/corrections"},
+    {"POST", "/api/feedback"},
+    {"POST", "/api/qa"},
+    {"POST", "/api/sources"},
+    {"POST", "/api/connections"},
+    {"POST", "/api/2.0/vector-search/indexes"},
+    {"POST", "/api/2.0/vector-search/indexes/nothing/query"},
+    {"POST", "/api/2.0/vector-search/indexes/nothing/upsert-data"},
+    {"POST", "/api/2.0/vector-search/indexes/nothing/delete-data"},
+    {"POST", "/api/2.1/unity-catalog/catalogs"},
+    {"POST", "/api/2.1/unity-catalog/schemas"},
+    {"POST", "/api/2.1/unity-catalog/tables"},
+    {"POST", "/api/2.0/serving-endpoints"},
+    {"PUT", "/api/2.0/serving-endpoints/nothing/ai-gateway"},
+    {"PUT", "/api/eval/monitor"},
+    {"PATCH", "/api/2.1/unity-catalog/permissions/table/a.b.c"},
+};
+
+const std::vector<std::string> kBadBodies = {
+    "", "[]", "[{}]", "null", "1", "\"text\"", "true", "{\"unterminated", "{\"x\": 1}",
+};
+
+const std::vector<std::string> kGetPaths = {
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/models",
+    "/v1/models/nothing",
+    "/api/2.0/serving-endpoints",
+    "/api/2.0/serving-endpoints/nothing",
+    "/api/2.0/sluice/limits",
+    "/api/2.0/sluice/usage?start=yesterday&end=-1",
+    "/api/2.0/token/list?all=maybe",
+    "/api/eval/calibration?set=nothing",
+    "/api/eval/compare?a=nothing&b=",
+    "/api/eval/monitor",
+    "/api/eval/runs?limit=many",
+    "/api/eval/runs/nothing",
+    "/api/eval/sets",
+    "/api/eval/sets/nothing",
+    "/api/feedback?limit=-5",
+    "/api/sources",
+    "/api/sources/nothing",
+    "/api/traces/nothing",
+    "/api/agents",
+    "/api/agents/nothing",
+    "/api/connections",
+    "/api/tools",
+    "/tables/nothing",
+    "/api/2.0/vector-search/indexes?page_token=%ff",
+    "/api/2.0/vector-search/indexes/nothing",
+    "/api/2.1/unity-catalog/catalogs",
+    "/api/2.1/unity-catalog/schemas?catalog_name=",
+    "/api/2.1/unity-catalog/tables?catalog_name=a&schema_name=",
+    "/api/2.1/unity-catalog/tables/a.b",
+    "/api/2.1/unity-catalog/permissions/table/a.b.c",
+    "/api/2.1/unity-catalog/effective-permissions/table/a.b.c",
+    "/api/2.1/lineage/table-lineage?table_name=..",
+};
+
+const std::vector<Route> kDeleteRoutes = {
+    {"DELETE", "/api/2.0/sluice/limits/999999"},
+    {"DELETE", "/api/2.0/vector-search/indexes/nothing"},
+    {"DELETE", "/api/2.1/unity-catalog/tables/a.b.c"},
+    {"DELETE", "/api/sources/nothing"},
+    {"DELETE", "/api/2.0/serving-endpoints/nothing"},
+};
+
+httplib::Result send(const ServerProcess& server, const std::string& method,
+                     const std::string& path, const std::string& body) {
+    httplib::Client client("127.0.0.1", server.port);
+    client.set_read_timeout(60, 0);
+    const httplib::Headers headers = {{"Authorization", "Bearer " + server.admin_token}};
+    if (method == "GET") {
+        return client.Get(path, headers);
+    }
+    if (method == "DELETE") {
+        return client.Delete(path, headers);
+    }
+    if (method == "PUT") {
+        return client.Put(path, headers, body, "application/json");
+    }
+    if (method == "PATCH") {
+        return client.Patch(path, headers, body, "application/json");
+    }
+    return client.Post(path, headers, body, "application/json");
+}
+
+// The server's stderr, read so that its pipe never fills while the test sends.
+void drain(const ServerProcess& server) {
+    while (server.process->read_line(1ms)) {
+    }
+}
+
+bool running(const ServerProcess& server) { return !server.process->wait(50ms).has_value(); }
+
+// A client error carries the envelope with a message.
+bool explains(const httplib::Result& result) {
+    const json body = json::parse(result->body, nullptr, false);
+    return body.is_object() && body.contains("error") && body["error"].is_object() &&
+           body["error"].value("message", std::string()).size() > 5;
+}
+
+}  // namespace
+
+TEST_CASE("every route answers malformed requests with a client error, and the server lives") {
+    ServerProcess server("robust", tiny_model_dir());
+    server.wait_model_ready(true);
+    int sent = 0;
+    for (const Route& route : kBodyRoutes) {
+        for (const std::string& body : kBadBodies) {
+            const auto result = send(server, route.method, route.path, body);
+            ++sent;
+            INFO(route.method, " ", route.path, " with body ", body);
+            REQUIRE_MESSAGE(result, "no answer: the server is ", running(server) ? "up" : "down");
+            CHECK(result->status < 500);
+            if (body != "{\"x\": 1}") {  // an object may be enough for some routes
+                CHECK(result->status >= 400);
+                CHECK_MESSAGE(explains(result), result->body);
+            }
+            drain(server);
+        }
+    }
+    for (const std::string& path : kGetPaths) {
+        const auto result = send(server, "GET", path, "");
+        ++sent;
+        INFO("GET ", path);
+        REQUIRE_MESSAGE(result, "no answer: the server is ", running(server) ? "up" : "down");
+        CHECK(result->status < 500);
+        drain(server);
+    }
+    for (const Route& route : kDeleteRoutes) {
+        const auto result = send(server, route.method, route.path, "");
+        ++sent;
+        INFO(route.method, " ", route.path);
+        REQUIRE(result);
+        CHECK(result->status < 500);
+        CHECK(result->status >= 400);  // none of them exists
+        drain(server);
+    }
+    CHECK(running(server));
+    CHECK(sent > 300);
+    // Still serving the model after all of it.
+    const auto chat = send(server, "POST", "/v1/chat/completions",
+                           R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})");
+    REQUIRE(chat);
+    CHECK(chat->status == 200);
+}

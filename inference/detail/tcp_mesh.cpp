@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <thread>
 
 #include "common/log.h"
@@ -150,8 +152,8 @@ Status transfer_all(int fd, char* data, size_t size, bool writing, Clock::time_p
 }
 
 // The first bytes on a rank connection: the group's size, the accepting rank `a` and the
-// connecting rank `b` (host byte order: the nodes of one engine share an architecture, as their
-// payloads of floats do).
+// connecting rank `b` (host byte order: the nodes of one engine share a byte order, as their
+// payloads of floats do; parse_mesh_contacts checks it before any connection).
 struct RankHello {
     static constexpr uint32_t kMagic = 0x534c5443;  // "SLTC"
     uint32_t magic = kMagic;
@@ -288,11 +290,8 @@ Status build_mesh(const TcpGroupOptions& options, const Fd& listener, Clock::tim
                                 std::to_string(options.local_ranks) +
                                 " (every node must bring the same number of ranks)");
     }
-    std::vector<HostPort> contacts;
-    for (const std::string& contact : mesh.session->contacts()) {
-        SLUICE_ASSIGN_OR_RETURN(HostPort where, parse_host_port(contact, "tcp communicator"));
-        contacts.push_back(std::move(where));
-    }
+    SLUICE_ASSIGN_OR_RETURN(const std::vector<HostPort> contacts,
+                            parse_mesh_contacts(mesh.session->contacts(), options.node));
     mesh.connections.resize(static_cast<size_t>(options.local_ranks));
     for (std::vector<Fd>& row : mesh.connections) {
         row.resize(static_cast<size_t>(mesh.world_size));
@@ -313,6 +312,42 @@ Status build_mesh(const TcpGroupOptions& options, const Fd& listener, Clock::tim
 
 }  // namespace
 
+std::string host_byte_order() {
+    static_assert(std::numeric_limits<float>::is_iec559, "floats cross nodes as IEEE 754");
+    return std::endian::native == std::endian::little ? "little-endian" : "big-endian";
+}
+
+std::string format_mesh_contact(const std::string& host, int port) {
+    return format_host_port(host, port) + " " + host_byte_order();
+}
+
+Result<std::vector<HostPort>> parse_mesh_contacts(const std::vector<std::string>& contacts,
+                                                  int self) {
+    const std::string mine = host_byte_order();
+    std::vector<HostPort> out;
+    for (size_t node = 0; node < contacts.size(); ++node) {
+        const std::string& contact = contacts[node];
+        const size_t space = contact.rfind(' ');
+        if (space == std::string::npos) {
+            return invalid_argument("tcp communicator: node " + std::to_string(node) +
+                                    " announced '" + contact +
+                                    "', expected 'host:port byte-order' (a different version?)");
+        }
+        const std::string order = contact.substr(space + 1);
+        if (order != mine) {
+            return failed_precondition(
+                "tcp communicator: node " + std::to_string(node) + " is " + order +
+                " and node " + std::to_string(self) + " " + mine +
+                "; the ranks exchange floats as their hosts store them, so every node of one "
+                "engine must have the same byte order");
+        }
+        SLUICE_ASSIGN_OR_RETURN(HostPort where,
+                                parse_host_port(contact.substr(0, space), "tcp communicator"));
+        out.push_back(std::move(where));
+    }
+    return out;
+}
+
 Result<TcpMesh> join_tcp_mesh(const TcpGroupOptions& options) {
     SLUICE_RETURN_IF_ERROR(check_options(options));
     const auto deadline = Clock::now() + options.timeout;
@@ -326,7 +361,7 @@ Result<TcpMesh> join_tcp_mesh(const TcpGroupOptions& options) {
     bootstrap.n_nodes = static_cast<int>(options.nodes.size());
     bootstrap.local_ranks = options.local_ranks;
     bootstrap.timeout = options.timeout;
-    bootstrap.contact = format_host_port(mine.host, listening.second);
+    bootstrap.contact = format_mesh_contact(mine.host, listening.second);
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<BootstrapSession> session,
                             join_bootstrap(bootstrap, ""));
     TcpMesh mesh;

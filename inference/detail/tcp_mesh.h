@@ -11,6 +11,7 @@
 // other nodes stop waiting for it.
 
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -30,5 +31,15 @@ struct TcpMesh {
 };
 
 Result<TcpMesh> join_tcp_mesh(const TcpGroupOptions& options);
+
+// This host's byte order, as a node announces it: "little-endian" or "big-endian".
+std::string host_byte_order();
+// A node's contact in the bootstrap: its rank listener and its byte order, "host:port order".
+std::string format_mesh_contact(const std::string& host, int port);
+// The rank listeners of the nodes' contacts (node order). kFailedPrecondition naming both nodes
+// when a node's byte order is not this host's (`self` is this node's index, for the message);
+// kInvalidArgument for a contact that is not "host:port order".
+Result<std::vector<HostPort>> parse_mesh_contacts(const std::vector<std::string>& contacts,
+                                                  int self);
 
 }  // namespace sluice::inference::detail

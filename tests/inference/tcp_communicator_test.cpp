@@ -18,6 +18,7 @@
 
 #include "inference/cpu/dbrx.h"
 #include "inference/dbrx_shard.h"
+#include "inference/detail/tcp_mesh.h"
 #include "inference/local_communicator.h"
 #include "inference/model_config.h"
 #include "inference/parallel_config.h"
@@ -158,6 +159,28 @@ TEST_CASE("tcp communicator: ranks are numbered node by node") {
     CHECK(cluster.nodes[1].channel->node() == 1);
     CHECK(cluster.nodes[1].channel->n_nodes() == 2);
     CHECK(cluster.nodes[0].channel->abort_reason().empty());
+}
+
+TEST_CASE("tcp communicator: nodes announce their byte order, and a node of another is refused") {
+    using detail::host_byte_order;
+    using detail::parse_mesh_contacts;
+    const std::string mine = host_byte_order();
+    CHECK((mine == "little-endian" || mine == "big-endian"));
+    CHECK(detail::format_mesh_contact("::1", 7000) == "[::1]:7000 " + mine);
+    auto same = parse_mesh_contacts({"10.0.0.1:5000 " + mine, "[::1]:5001 " + mine}, 1);
+    REQUIRE_MESSAGE(same.ok(), same.status().to_string());
+    CHECK((*same)[1].host == "::1");
+    CHECK((*same)[1].port == "5001");
+
+    const std::string other = mine == "little-endian" ? "big-endian" : "little-endian";
+    auto mixed = parse_mesh_contacts({"10.0.0.1:5000 " + mine, "10.0.0.2:5000 " + other}, 0);
+    REQUIRE_FALSE(mixed.ok());
+    CHECK(mixed.status().code() == StatusCode::kFailedPrecondition);
+    CHECK(mixed.status().message().find("node 1 is " + other + " and node 0 " + mine) !=
+          std::string::npos);
+    auto old_format = parse_mesh_contacts({"10.0.0.1:5000"}, 0);
+    CHECK(old_format.status().code() == StatusCode::kInvalidArgument);
+    CHECK(old_format.status().message().find("host:port byte-order") != std::string::npos);
 }
 
 TEST_CASE("tcp communicator: one node needs no other") {

@@ -14,6 +14,7 @@
 #include "inference/dbrx_shard.h"
 #include "inference/detail/forward_validation.h"
 #include "inference/detail/rank_workers.h"
+#include "inference/grid_communicators.h"
 #include "inference/local_communicator.h"
 #include "inference/step_relay.h"
 #include "inference/tcp_communicator.h"
@@ -185,41 +186,20 @@ private:
     detail::RankWorkers workers_;  // last: joined before the ranks are destroyed
 };
 
-// The communicators the model of each rank uses (dbrx.h). The grid's rows and columns are split
-// from the group of all ranks (by global rank), on one thread per local rank since a split is
-// collective.
+// The communicators the model of each rank uses (dbrx.h): the grid's rows and columns, split
+// from the group of all ranks (grid_communicators.h).
 Status connect_ranks(const ParallelConfig& parallel, std::vector<std::unique_ptr<Rank>>* ranks) {
     if (parallel.plan() != ParallelPlan::kGrid) {
         return Status::ok_status();
     }
-    std::vector<Status> results(ranks->size());
-    {
-        std::vector<std::jthread> threads;
-        for (size_t r = 0; r < ranks->size(); ++r) {
-            threads.emplace_back([&, r] {
-                Rank& rank = *(*ranks)[r];
-                const int global = rank.comm->rank();
-                const int group = parallel.expert_group(global);
-                const int index = parallel.tensor_index(global);
-                auto row = rank.comm->split(group, index);
-                if (!row.ok()) {
-                    results[r] = row.status();
-                    rank.comm->abort("splitting the grid: " + results[r].message());
-                    return;
-                }
-                rank.tensor_comm = std::move(*row);
-                auto column = rank.comm->split(index, group);
-                if (!column.ok()) {
-                    results[r] = column.status();
-                    rank.comm->abort("splitting the grid: " + results[r].message());
-                    return;
-                }
-                rank.expert_comm = std::move(*column);
-            });
-        }
-    }  // joins
-    for (const Status& result : results) {
-        SLUICE_RETURN_IF_ERROR(result);
+    std::vector<Communicator*> all;
+    for (const auto& rank : *ranks) {
+        all.push_back(rank->comm.get());
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::vector<GridCommunicators> grid, split_grid(parallel, all));
+    for (size_t r = 0; r < ranks->size(); ++r) {
+        (*ranks)[r]->tensor_comm = std::move(grid[r].tensor);
+        (*ranks)[r]->expert_comm = std::move(grid[r].expert);
     }
     return Status::ok_status();
 }

@@ -13,6 +13,7 @@
 #include "inference/cuda/staged_communicator.h"
 #include "inference/detail/forward_validation.h"
 #include "inference/detail/rank_workers.h"
+#include "inference/grid_communicators.h"
 #include "inference/nccl_communicator.h"
 #include "inference/step_relay.h"
 
@@ -257,14 +258,11 @@ Result<Connection> connect(const CudaBackendOptions& options) {
     return connection;
 }
 
-// The grid's rows and columns, split from each rank's communicator of all ranks, as the CPU
-// backend does (cpu/parallel_cpu_backend.cpp): on one thread per local rank, since a split is
-// collective. A rank's row is its expert group (ordered by tensor index), its column the ranks
-// of its tensor index in every group (ordered by group); ranks are global (Communicator::rank),
-// local rank i runs on GPU i. Nothing to split outside a grid.
-Result<std::vector<RankCommunicators>> split_grid(const ParallelConfig& parallel,
-                                                  std::vector<std::unique_ptr<Communicator>> comms,
-                                                  int device) {
+// Each rank's communicators. In a grid, its row and column are split from the group of all
+// ranks (grid_communicators.h, as the CPU backend does), each local rank on its device: NCCL's
+// split enqueues there (local rank i runs on GPU i), and a staged rank shares `device`.
+Result<std::vector<RankCommunicators>> connect_ranks(
+    const ParallelConfig& parallel, std::vector<std::unique_ptr<Communicator>> comms, int device) {
     std::vector<RankCommunicators> ranks(comms.size());
     for (size_t r = 0; r < comms.size(); ++r) {
         ranks[r].all = std::move(comms[r]);
@@ -272,42 +270,22 @@ Result<std::vector<RankCommunicators>> split_grid(const ParallelConfig& parallel
     if (parallel.plan() != ParallelPlan::kGrid) {
         return ranks;
     }
-    std::vector<Status> results(ranks.size());
-    {
-        std::vector<std::jthread> threads;
-        for (size_t r = 0; r < ranks.size(); ++r) {
-            threads.emplace_back([&, r] {
-                RankCommunicators& rank = ranks[r];
-                // NCCL's split enqueues on the rank's device; a staged rank shares `device`.
-                const int rank_device = rank.all->name() == "nccl" ? static_cast<int>(r) : device;
-                const int global = rank.all->rank();
-                if (cudaSetDevice(rank_device) != cudaSuccess) {
-                    results[r] = internal_error("splitting the grid: cannot select cuda device " +
-                                                std::to_string(rank_device));
-                    rank.all->abort(results[r].message());
-                    return;
-                }
-                const int group = parallel.expert_group(global);
-                const int index = parallel.tensor_index(global);
-                auto row = rank.all->split(group, index);
-                if (!row.ok()) {
-                    results[r] = row.status();
-                    rank.all->abort("splitting the grid: " + results[r].message());
-                    return;
-                }
-                rank.tensor = std::move(*row);
-                auto column = rank.all->split(index, group);
-                if (!column.ok()) {
-                    results[r] = column.status();
-                    rank.all->abort("splitting the grid: " + results[r].message());
-                    return;
-                }
-                rank.expert = std::move(*column);
-            });
+    std::vector<Communicator*> all;
+    for (const RankCommunicators& rank : ranks) {
+        all.push_back(rank.all.get());
+    }
+    auto select_device = [&](size_t r) -> Status {
+        const int rank_device = all[r]->name() == "nccl" ? static_cast<int>(r) : device;
+        if (cudaSetDevice(rank_device) != cudaSuccess) {
+            return internal_error("cannot select cuda device " + std::to_string(rank_device));
         }
-    }  // joins
-    for (const Status& result : results) {
-        SLUICE_RETURN_IF_ERROR(result);
+        return Status::ok_status();
+    };
+    SLUICE_ASSIGN_OR_RETURN(std::vector<GridCommunicators> grid,
+                            split_grid(parallel, all, select_device));
+    for (size_t r = 0; r < ranks.size(); ++r) {
+        ranks[r].tensor = std::move(grid[r].tensor);
+        ranks[r].expert = std::move(grid[r].expert);
     }
     return ranks;
 }
@@ -332,7 +310,7 @@ Result<LocalRanks> open_local_ranks(const ModelConfig& config,
     const size_t n_local = connection.comms.size();
     SLUICE_ASSIGN_OR_RETURN(
         std::vector<RankCommunicators> rank_comms,
-        split_grid(options.parallel, std::move(connection.comms), options.device));
+        connect_ranks(options.parallel, std::move(connection.comms), options.device));
     std::vector<std::unique_ptr<Rank>> ranks;
     for (size_t i = 0; i < n_local; ++i) {
         RankCommunicators& comms = rank_comms[i];

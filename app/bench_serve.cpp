@@ -173,24 +173,30 @@ void describe_steps(BenchReport& report, const std::string& name, const Phase& p
     const int64_t rows = a.decode_rows - b.decode_rows;
     const int64_t prompt = a.prompt_tokens - b.prompt_tokens;
     const int64_t cached = a.cached_prompt_tokens - b.cached_prompt_tokens;
+    const double host_s = a.host_seconds - b.host_seconds;
+    const int64_t overlapped = a.overlapped_outputs - b.overlapped_outputs;
     auto per = [](double x, int64_t n) { return n > 0 ? x / static_cast<double>(n) : 0.0; };
-    report.add_note(name + " engine: " + std::to_string(prompt) + " prompt tokens computed (" +
-                    std::to_string(cached) + " from the prefix cache), " +
-                    std::to_string(a.generated_tokens - b.generated_tokens) +
-                    " generated; " + std::to_string(decode_steps) + " decode-only steps, " +
-                    format_fixed(decode_s, 2) + " s (mean batch " +
-                    format_fixed(per(static_cast<double>(rows), steps), 1) + " over all steps, " +
-                    format_fixed(per(decode_s * 1000, decode_steps), 1) + " ms/step); " +
-                    std::to_string(mixed_steps) + " steps with prompt chunks, " +
-                    format_fixed(mixed_s, 2) + " s (" +
-                    format_fixed(per(mixed_s * 1000, mixed_steps), 1) + " ms/step); wall " +
-                    format_fixed(phase.wall, 2) + " s");
+    report.add_note(
+        name + " engine: " + std::to_string(prompt) + " prompt tokens computed (" +
+        std::to_string(cached) + " from the prefix cache), " +
+        std::to_string(a.generated_tokens - b.generated_tokens) + " generated; " +
+        std::to_string(decode_steps) + " decode-only steps, " + format_fixed(decode_s, 2) +
+        " s (mean batch " + format_fixed(per(static_cast<double>(rows), steps), 1) +
+        " over all steps, " + format_fixed(per(decode_s * 1000, decode_steps), 1) + " ms/step); " +
+        std::to_string(mixed_steps) + " steps with prompt chunks, " + format_fixed(mixed_s, 2) +
+        " s (" + format_fixed(per(mixed_s * 1000, mixed_steps), 1) + " ms/step); " +
+        format_fixed(host_s, 3) + " s of steps outside the forward pass (" +
+        format_fixed(per(host_s * 1000, steps), 3) + " ms/step), " + std::to_string(overlapped) +
+        " tokens' text released during a pass; wall " + format_fixed(phase.wall, 2) + " s");
     report.set_figure(name + ".prompt_tokens_computed", prompt);
     report.set_figure(name + ".decode_only_steps", decode_steps);
     report.set_figure(name + ".decode_only_s", decode_s);
     report.set_figure(name + ".mixed_steps", mixed_steps);
     report.set_figure(name + ".mixed_s", mixed_s);
     report.set_figure(name + ".mean_decode_rows_per_step", per(static_cast<double>(rows), steps));
+    report.set_figure(name + ".host_s", host_s);
+    report.set_figure(name + ".host_ms_per_step", per(host_s * 1000, steps));
+    report.set_figure(name + ".overlapped_outputs", overlapped);
 }
 
 // The preset's temporary folder (about 2 GB for `small`), removed on every way out of run(),
@@ -384,8 +390,10 @@ int run(const ServeBenchOptions& options) {
     report.set_figure("http_threads_peak", server.thread_stats().peak);
     report.add_note("model " + host.model_id() + ", weights " + options.weights +
                     ", max_batch_tokens " + std::to_string(options.max_batch_tokens) +
+                    ", overlap_output " + (options.overlap_output ? "true" : "false") +
                     ", backend " + device->backend + " on " + device->device);
     report.set_figure("max_batch_tokens", options.max_batch_tokens);
+    report.set_figure("overlap_output", options.overlap_output);
     report.set_figure("backend", device->backend);
     report.set_figure("device", device->device);
     report.set_figure("weights", options.weights);

@@ -226,6 +226,10 @@ const std::vector<Field>& fields() {
         f.push_back(make_field("model", "prefix_caching", FieldType::kBoolean,
                                "Share the KV cache of common prompt prefixes between requests",
                                &C::model, &ModelSettings::prefix_caching));
+        f.push_back(make_field("model", "overlap_output", FieldType::kBoolean,
+                               "Release each step's text (detokenising, stop strings, events) on "
+                               "a helper thread while the next forward pass runs",
+                               &C::model, &ModelSettings::overlap_output));
         f.push_back(make_field("model", "securable", FieldType::kString,
                                "Catalog model (catalog.schema.name) that governs the OpenAI "
                                "endpoint: callers need EXECUTE on it and answers get its lineage; "

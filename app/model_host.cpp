@@ -119,6 +119,7 @@ Result<std::shared_ptr<inference::Engine>> ModelHost::open_engine() const {
     options.scheduler.max_batch_tokens = settings_.max_batch_tokens;
     options.scheduler.max_running = settings_.max_running;
     options.scheduler.prefix_caching = settings_.prefix_caching;
+    options.scheduler.overlap_output = settings_.overlap_output;
     options.max_queued = settings_.max_queued_requests;
     // A backend that stops for good (a failed rank of a parallel engine) turns /readyz red with
     // its reason; requests already get the engine's error.
@@ -262,6 +263,11 @@ std::string ModelHost::metrics_text() const {
            "Seconds in the forward pass of steps with prompt chunks.", s.mixed_seconds);
     metric("sluice_engine_longest_step_seconds", "gauge",
            "The longest forward pass so far, in seconds.", s.longest_step_seconds);
+    metric("sluice_engine_host_step_seconds_total", "counter",
+           "Seconds of steps outside the forward pass (planning, sampling, output).",
+           s.host_seconds);
+    metric("sluice_engine_overlapped_outputs_total", "counter",
+           "Tokens whose text was released while a later forward pass ran.", s.overlapped_outputs);
     return out.str();
 }
 

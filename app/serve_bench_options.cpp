@@ -51,6 +51,9 @@ void add_serve_bench_options(CLI::App& command, ServeBenchOptions& options) {
                     "Tokens per forward step (/model/max_batch_tokens): the prompt-chunk "
                     "budget beside the decodes")
         ->check(CLI::Range(16, 65535));
+    command.add_option("--overlap-output", options.overlap_output,
+                       "Release each step's text during the next forward pass "
+                       "(/model/overlap_output): true or false");
     command.add_flag("--json", options.json, "Print the figures as one JSON object last");
 }
 
@@ -97,6 +100,7 @@ ModelSettings serve_bench_settings(const ServeBenchOptions& options, const std::
     // The serve default (512) on both backends: the bench measures the server as `sluice serve`
     // runs it. A GPU could take larger prompt chunks per step; --max-batch-tokens measures that.
     settings.max_batch_tokens = options.max_batch_tokens;
+    settings.overlap_output = options.overlap_output;
     // settings.threads stays 0 (every hardware thread): the CPU backend's pool on cpu, unused on
     // cuda.
     return settings;

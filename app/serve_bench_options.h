@@ -28,6 +28,7 @@ struct ServeBenchOptions {
     int requests = 2;  // per client
     int prefix_tokens = 2000;
     int max_batch_tokens = ModelSettings{}.max_batch_tokens;
+    bool overlap_output = ModelSettings{}.overlap_output;
     bool json = false;
 };
 

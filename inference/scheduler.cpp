@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <future>
 #include <utility>
 
 #include "common/check.h"
 #include "inference/detail/scheduler_state.h"
+#include "inference/detail/step_helper.h"
 #include "inference/stream_decoder.h"
 
 namespace sluice::inference {
@@ -30,6 +30,7 @@ Scheduler::Scheduler(Backend& backend, const Tokenizer* tokenizer, SchedulerOpti
                  "scheduler limits must be positive");
     // Every running sequence's decode token must fit one step, or some would starve.
     options_.max_running = std::min(options_.max_running, options_.max_batch_tokens);
+    helper_ = std::make_unique<detail::StepHelper>();
 }
 
 Scheduler::~Scheduler() = default;
@@ -170,6 +171,7 @@ void Scheduler::drop_sequences_of(const Request& request) {
         for (auto& seq : *list) {
             if (seq->request.get() == &request && !seq->finished) {
                 blocks_.release_all(seq->blocks);
+                std::erase(unreleased_, seq.get());  // the request ends without that text
                 seq->finished = true;
             }
         }
@@ -255,8 +257,10 @@ Result<bool> Scheduler::step() {
     std::erase_if(running_, [](const auto& seq) { return seq == nullptr || seq->finished; });
     sort_running();
     if (plan.empty()) {
-        return false;
+        // No pass to overlap with: what the last step sampled is released now.
+        return release_now();
     }
+    const auto step_start = SteadyClock::now();
 
     ForwardBatch batch;
     // Entries past the backend's device-sampling capacity get their row and sample on the host.
@@ -294,10 +298,17 @@ Result<bool> Scheduler::step() {
             masked.push_back(&seq);
         }
     }
-    std::future<void> masks;
-    if (!masked.empty()) {
+    // Beside the pass, on the helper: the text of the tokens the last step sampled (output
+    // overlap), then the masks. Each touches only its sequences' decoder, stop matcher and sink,
+    // or matcher and mask, which nothing else touches until the helper is done.
+    std::vector<Sequence*> releasing = std::exchange(unreleased_, {});
+    const bool helped = !masked.empty() || !releasing.empty();
+    if (helped) {
         const auto words = static_cast<size_t>((backend_.config().n_vocab + 63) / 64);
-        masks = std::async(std::launch::async, [&masked, words] {
+        helper_->start([this, &masked, &releasing, words] {
+            for (Sequence* seq : releasing) {
+                release_output(*seq);
+            }
             for (Sequence* seq : masked) {
                 seq->mask.assign(words, 0);
                 seq->constraint->fill_next_token_mask(seq->mask);
@@ -307,16 +318,38 @@ Result<bool> Scheduler::step() {
     }
     const auto forward_start = SteadyClock::now();
     Result<ForwardOutput> out = backend_.forward(batch);
-    count_step(plan, std::chrono::duration<double>(SteadyClock::now() - forward_start).count());
-    if (masks.valid()) {
-        masks.get();
+    const auto forward_end = SteadyClock::now();
+    count_step(plan, std::chrono::duration<double>(forward_end - forward_start).count());
+    if (helped) {
+        helper_->wait();
     }
+    counters_.overlapped_outputs += static_cast<int64_t>(releasing.size());
+    finish_stopped(releasing);
     if (!out.ok()) {
         return fail_step(plan, out.status());
     }
     after_forward(plan, *out);
     std::erase_if(running_, [](const auto& seq) { return seq->finished; });
+    std::erase_if(waiting_, [](const auto& seq) { return seq->finished; });
     sort_running();
+    const auto step_end = SteadyClock::now();
+    counters_.host_seconds +=
+        std::chrono::duration<double>((forward_start - step_start) + (step_end - forward_end))
+            .count();
+    return true;
+}
+
+bool Scheduler::release_now() {
+    if (unreleased_.empty()) {
+        return false;
+    }
+    std::vector<Sequence*> releasing = std::exchange(unreleased_, {});
+    for (Sequence* seq : releasing) {
+        release_output(*seq);
+    }
+    finish_stopped(releasing);
+    std::erase_if(running_, [](const auto& seq) { return seq->finished; });
+    std::erase_if(waiting_, [](const auto& seq) { return seq->finished; });
     return true;
 }
 

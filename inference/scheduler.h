@@ -31,8 +31,19 @@
 // are matched on the decoded text (stream_decoder.h), so events carry text already cut before a
 // stop string; max_tokens and the model's max_seq_len end it with kLength.
 //
-// Results go to the request's RequestSink on the scheduler's thread. cancel() ends a request at
-// once: its blocks are released before cancel() returns.
+// Output overlap (SchedulerOptions::overlap_output, on by default). Releasing a token's text —
+// detokenising it, matching stop strings, handing the event to the request's sink — needs only
+// the token, not the next step, so a step releases the text of the tokens the previous step
+// sampled on a helper thread while its own forward pass runs, and the host's share of a step
+// shrinks to planning and sampling. What a request sees is unchanged (the same events with the
+// same text in the same order, the same usage): a token that completes a stop string is found a
+// step later, so its sequence computes one more position, which is thrown away (not sampled, not
+// counted). A sequence's last token (max_tokens, the context's end, a stop token) is released at
+// once, with its finish, so that a request never waits a step for its end.
+//
+// Results go to the request's RequestSink on the scheduler's thread, or its helper thread during
+// a forward pass; never on both at once. cancel() ends a request at once: its blocks are released
+// before cancel() returns.
 //
 // Thread safety: owned by one thread, which must also own the backend.
 
@@ -53,6 +64,10 @@
 #include "inference/tokenizer.h"
 
 namespace sluice::inference {
+
+namespace detail {
+class StepHelper;
+}  // namespace detail
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -98,6 +113,9 @@ struct SchedulerOptions {
     int32_t max_batch_tokens = 512;  // tokens in one forward step
     int32_t max_running = 64;        // sequences in the running set
     bool prefix_caching = true;
+    // Release each step's text on a helper thread during the next forward pass (above); off: on
+    // the scheduler's thread right after the step.
+    bool overlap_output = true;
 };
 
 struct SchedulerStats {
@@ -119,6 +137,11 @@ struct SchedulerStats {
     double decode_only_seconds = 0;
     double mixed_seconds = 0;
     double longest_step_seconds = 0;
+    // Time of steps outside Backend::forward (planning, sampling, releasing output on the
+    // scheduler's thread): what the device waits for between passes.
+    double host_seconds = 0;
+    // Tokens whose text was released on the helper thread while a forward pass ran.
+    int64_t overlapped_outputs = 0;
 };
 
 class Scheduler {
@@ -175,6 +198,13 @@ private:
     void fork(Sequence& parent);
     void accept(Sequence& seq, const SampledToken& token);
     void finish_sequence(Sequence& seq, FinishReason reason, StreamEvent event);
+    // Output overlap: the text of seq's unreleased token to its sink, or, when it completes a
+    // stop string, kept for finish_stopped. Runs on the helper thread during a forward pass.
+    void release_output(Sequence& seq);
+    // Ends the sequences whose released text completed a stop string.
+    void finish_stopped(const std::vector<Sequence*>& released);
+    // Releases every unreleased token now, on this thread; false when there was none.
+    bool release_now();
     void finish_request(Request& request, const Status& status);
     void drop_sequences_of(const Request& request);
     void insert_waiting(std::unique_ptr<Sequence> seq);
@@ -192,6 +222,9 @@ private:
     // A copy-on-write block copy the backend failed while the step was planned; the step
     // fails with it.
     Status copy_failure_;
+    // Sequences holding a token whose text the next step releases (output overlap), in order.
+    std::vector<Sequence*> unreleased_;
+    std::unique_ptr<detail::StepHelper> helper_;  // last: idle whenever step() is not running
 };
 
 }  // namespace sluice::inference

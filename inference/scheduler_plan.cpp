@@ -334,6 +334,15 @@ void Scheduler::accept(Sequence& seq, const SampledToken& token) {
     }
     event.tokens.push_back(token);
     seq.tokens.push_back(token.id);
+    const bool last = static_cast<int32_t>(seq.generated.size()) >= request.params.max_tokens ||
+                      static_cast<int64_t>(seq.tokens.size()) >= backend_.config().max_seq_len;
+    if (options_.overlap_output && seq.decoder && !last) {
+        // Released during the next forward pass (scheduler.h, output overlap).
+        SLUICE_CHECK(!seq.unreleased, "a token sampled before the last one was released");
+        seq.unreleased = token;
+        unreleased_.push_back(&seq);
+        return;
+    }
     if (seq.decoder) {
         Result<std::string> piece = seq.decoder->push(token.id);
         if (piece.ok()) {
@@ -345,15 +354,50 @@ void Scheduler::accept(Sequence& seq, const SampledToken& token) {
             }
         }
     }
-    if (static_cast<int32_t>(seq.generated.size()) >= request.params.max_tokens ||
-        static_cast<int64_t>(seq.tokens.size()) >= backend_.config().max_seq_len) {
+    if (last) {
         finish_sequence(seq, FinishReason::kLength, std::move(event));
         return;
     }
     request.sink->on_event(std::move(event));
 }
 
+void Scheduler::release_output(Sequence& seq) {
+    if (!seq.unreleased) {
+        return;
+    }
+    StreamEvent event{seq.choice, {}, {std::move(*seq.unreleased)}, {}};
+    seq.unreleased.reset();
+    Result<std::string> piece = seq.decoder->push(event.tokens.back().id);
+    if (piece.ok()) {
+        StopResult cut = seq.stop->push(*piece);
+        event.text = std::move(cut.text);
+        if (cut.stopped) {
+            seq.stop_found = true;
+            seq.stop_event = std::move(event);
+            return;
+        }
+    }
+    seq.request->sink->on_event(std::move(event));
+}
+
+void Scheduler::finish_stopped(const std::vector<Sequence*>& released) {
+    for (Sequence* seq : released) {
+        if (seq->stop_found && !seq->finished) {
+            // Its position computed meanwhile (if any) is dropped with its blocks.
+            finish_sequence(*seq, FinishReason::kStopText, std::move(seq->stop_event));
+        }
+    }
+}
+
 void Scheduler::finish_sequence(Sequence& seq, FinishReason reason, StreamEvent event) {
+    // A token whose text is still unreleased goes first, in order; when it completes a stop
+    // string, that is how the sequence ends.
+    release_output(seq);
+    std::erase(unreleased_, &seq);
+    if (seq.stop_found && reason != FinishReason::kStopText) {
+        reason = FinishReason::kStopText;
+        event = std::move(seq.stop_event);
+    }
     if (seq.decoder && reason != FinishReason::kStopText) {
         StopResult cut = seq.stop->push(seq.decoder->finish());
         event.text += cut.text;

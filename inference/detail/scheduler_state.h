@@ -39,6 +39,11 @@ struct Scheduler::Sequence {
     std::optional<GrammarMatcher> constraint;  // this choice's own matcher
     std::vector<uint64_t> mask;                // [ceil(n_vocab / 64)] scratch for constraint
     bool mask_ready = false;  // `mask` holds the constraint's current mask (made during forward)
+    // Output overlap (scheduler.h): a sampled token whose text is not released yet; once
+    // released, whether it completed a stop string, and the event that then ends the sequence.
+    std::optional<SampledToken> unreleased;
+    bool stop_found = false;
+    StreamEvent stop_event;
     bool preempted = false;
     bool finished = false;
 

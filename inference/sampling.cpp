@@ -109,6 +109,22 @@ double Sampler::next_uniform() {
     return static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
 }
 
+int32_t Sampler::draw_in_id_order(double u, double mass) const {
+    double target = u * mass;
+    int32_t last_possible = 0;
+    for (size_t id = 0; id < work_.size(); ++id) {
+        const float p = work_[id];
+        target -= p;
+        if (target < 0) {
+            return static_cast<int32_t>(id);
+        }
+        if (p > 0) {
+            last_possible = static_cast<int32_t>(id);
+        }
+    }
+    return last_possible;  // as draw(): rounding left mass over
+}
+
 int32_t Sampler::draw(double u) const {
     double mass = 0;
     for (int32_t id : order_) {
@@ -171,6 +187,20 @@ SampledToken Sampler::sample_with_uniform(std::span<const float> logits,
         chosen = static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
     } else {
         const float max_logit = *std::max_element(work_.begin(), work_.end());
+        if (params_.top_k == 0 && params_.top_p >= 1.0f) {
+            // No order needed: one pass makes the probabilities (min-p's dropped ones 0) and
+            // their mass, and the draw walks ids in order. The same choice as the general path
+            // below, without its index list and its two passes summing the mass.
+            double mass = 0;
+            const float floor = params_.min_p;  // the top probability is exp(0) = 1
+            for (float& value : work_) {
+                value = std::exp((value - max_logit) / params_.temperature);
+                value = value < floor ? 0.0f : value;
+                mass += value;
+            }
+            chosen = draw_in_id_order(u, mass);
+            return finish_token(logits, chosen);
+        }
         for (float& value : work_) {
             value = std::exp((value - max_logit) / params_.temperature);
         }
@@ -182,12 +212,10 @@ SampledToken Sampler::sample_with_uniform(std::span<const float> logits,
             const float pb = work_[static_cast<size_t>(b)];
             return pa > pb || (pa == pb && a < b);
         };
-        // Plain sampling and min-p need no order; top-k and top-p sort what they keep.
-        if (params_.top_k > 0 || params_.top_p < 1.0f) {
-            const int32_t keep = params_.top_k > 0 ? std::min(params_.top_k, n_vocab) : n_vocab;
-            std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(), more_likely);
-            order_.resize(static_cast<size_t>(keep));
-        }
+        // Top-k and top-p sort what they keep.
+        const int32_t keep = params_.top_k > 0 ? std::min(params_.top_k, n_vocab) : n_vocab;
+        std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(), more_likely);
+        order_.resize(static_cast<size_t>(keep));
         double total = 0;
         for (int32_t id : order_) {
             total += work_[static_cast<size_t>(id)];
@@ -208,7 +236,11 @@ SampledToken Sampler::sample_with_uniform(std::span<const float> logits,
         }
         chosen = draw(u);
     }
+    return finish_token(logits, chosen);
+}
 
+SampledToken Sampler::finish_token(std::span<const float> logits, int32_t chosen) const {
+    const auto n_vocab = static_cast<int32_t>(logits.size());
     SampledToken token;
     token.id = chosen;
     const double lse = log_sum_exp(logits);

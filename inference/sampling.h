@@ -113,6 +113,10 @@ private:
     void apply_mask(std::span<const uint64_t> allowed);
     void apply_penalties(std::span<const int32_t> prompt, std::span<const int32_t> generated);
     int32_t draw(double u) const;
+    // draw() over every id in order, `mass` the sum of work_ (plain sampling and min-p).
+    int32_t draw_in_id_order(double u, double mass) const;
+    // The chosen token with its logprob and the top logprobs, from the raw logits.
+    SampledToken finish_token(std::span<const float> logits, int32_t chosen) const;
 
     SamplingParams params_;
     std::mt19937_64 rng_;

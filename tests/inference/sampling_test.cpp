@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "inference/detail/sum_exp.h"
@@ -151,6 +152,48 @@ TEST_CASE("sampling: the choice given a uniform walks the cumulative mass in id 
     CHECK(sampler.sample_with_uniform(row, {}, {}, {}, 0.7).id == 1);
     CHECK(sampler.sample_with_uniform(row, {}, {}, {}, 0.8).id == 2);
     CHECK(sampler.sample_with_uniform(row, {}, {}, {}, 0.9999999).id == 2);
+}
+
+TEST_CASE("sampling: plain and min-p draws walk the kept mass in id order, exactly") {
+    // The definition, written out: probabilities exp((logit - max) / T) in float, those below
+    // min_p dropped, the draw the first id where u x mass (in double) is used up.
+    auto reference = [](std::span<const float> row, float temperature, float min_p, double u) {
+        const float top = *std::max_element(row.begin(), row.end());
+        std::vector<float> p;
+        double mass = 0;
+        for (float logit : row) {
+            const float q = std::exp((logit - top) / temperature);
+            p.push_back(q < min_p ? 0.0f : q);
+            mass += p.back();
+        }
+        double target = u * mass;
+        int32_t last = 0;
+        for (size_t id = 0; id < p.size(); ++id) {
+            target -= p[id];
+            if (target < 0) {
+                return static_cast<int32_t>(id);
+            }
+            last = p[id] > 0 ? static_cast<int32_t>(id) : last;
+        }
+        return last;
+    };
+    std::mt19937_64 gen(17);
+    std::normal_distribution<float> logit(0.0f, 3.0f);
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    for (int trial = 0; trial < 300; ++trial) {
+        std::vector<float> row(static_cast<size_t>(50 + trial * 7));
+        for (float& value : row) {
+            value = logit(gen);
+        }
+        const float temperature = trial % 3 == 0 ? 0.7f : 1.3f;
+        const float min_p = trial % 2 == 0 ? 0.0f : 0.05f;
+        Sampler sampler({.temperature = temperature, .min_p = min_p});
+        for (int draw = 0; draw < 5; ++draw) {
+            const double u = uniform(gen);
+            CHECK(sampler.sample_with_uniform(row, {}, {}, {}, u).id ==
+                  reference(row, temperature, min_p, u));
+        }
+    }
 }
 
 TEST_CASE("sampling: invalid parameters are rejected naming them") {

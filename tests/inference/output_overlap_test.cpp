@@ -9,22 +9,13 @@
 
 #include "fake_backend.h"
 #include "inference/scheduler.h"
-#include "inference/tokenizer_files.h"
+#include "tokenizer_fixture.h"
 
 namespace sluice::inference {
 namespace {
 
+using testing::dbrx_tokenizer;
 using testing::FakeBackend;
-
-std::shared_ptr<const Tokenizer> cl100k() {
-    static std::shared_ptr<const Tokenizer> tokenizer = [] {
-        auto opened = open_dbrx_tiktoken(std::string(SLUICE_SOURCE_DIR) +
-                                         "/inference/assets/cl100k_base.tiktoken");
-        REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
-        return std::shared_ptr<const Tokenizer>(std::move(*opened));
-    }();
-    return tokenizer;
-}
 
 // Everything a request was told, event by event.
 struct Transcript final : RequestSink {
@@ -70,7 +61,7 @@ struct Run {
         SchedulerOptions options;
         options.overlap_output = overlap;
         options.max_batch_tokens = 24;
-        scheduler = std::make_unique<Scheduler>(backend, cl100k().get(), options);
+        scheduler = std::make_unique<Scheduler>(backend, &dbrx_tokenizer(), options);
     }
     std::shared_ptr<Transcript> add(uint64_t id, const EngineRequest& request) {
         REQUIRE(scheduler->validate(request).ok());
@@ -97,7 +88,7 @@ struct Run {
 };
 
 std::string text_of(const std::vector<int32_t>& ids) {
-    auto text = cl100k()->decode(ids);
+    auto text = dbrx_tokenizer().decode(ids);
     REQUIRE(text.ok());
     return *text;
 }

@@ -11,7 +11,8 @@
 # decode --backend cuda` on 4 layers (bf16, fp8, int4 experts) in the same run, then 40 layers of
 # fp8 and of int4 where the GPU's memory holds them (bench_decode_4.txt, bench_decode_40.txt,
 # bench_decode_40_int4.txt; the anchor's figures in summary.txt); then `sluice bench serve
-# --backend cuda` on the small preset with 16 clients (bench_serve_cuda.txt).
+# --backend cuda` on the small preset with 16 clients, and on the tiny preset with output overlap
+# on and off (all in bench_serve_cuda.txt).
 # A lent GPU machine hands back at most eight files from $OUT: the full run writes eight
 # (summary.txt, gpu_tests.log, serve_tiny.log, serve_small.log and the four benchmark files).
 # SLUICE_GPU_CHECK=tests stops after the tests; =bench runs the tests and the benchmarks only
@@ -133,6 +134,18 @@ decode_bench() {
     >"$OUT/bench_serve_cuda.txt" 2>&1
   verdict "bench serve --backend cuda, 16 clients (${SECONDS} s)" $?
   grep -vE '^\{' "$OUT/bench_serve_cuda.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
+  # Output overlap on the device: the tiny preset's passes are short, so the host's share of a
+  # step (host_ms_per_step) shows; on, then off, appended to the same file.
+  say "== output overlap on cuda: tiny preset, 16 clients, /model/overlap_output true then false"
+  "$SLUICE" model init-tiny --out "$WORK/tiny_overlap" >/dev/null 2>&1
+  for overlap in true false; do
+    SECONDS=0
+    timeout 90 "$SLUICE" bench serve --backend cuda --model "$WORK/tiny_overlap" --clients 16 \
+      --requests 4 --overlap-output "$overlap" --json >"$WORK/overlap_$overlap.txt" 2>&1
+    verdict "bench serve --backend cuda, tiny, overlap_output $overlap (${SECONDS} s)" $?
+    cat "$WORK/overlap_$overlap.txt" >>"$OUT/bench_serve_cuda.txt"
+    grep -E 'engine:|^\{' "$WORK/overlap_$overlap.txt" | tee -a "$SUMMARY"
+  done
 }
 if [ "${SLUICE_GPU_CHECK:-all}" = bench ]; then
   decode_bench

@@ -230,6 +230,11 @@ const std::vector<Field>& fields() {
                                "Release each step's text (detokenising, stop strings, events) on "
                                "a helper thread while the next forward pass runs",
                                &C::model, &ModelSettings::overlap_output));
+        f.push_back(with_range(make_field("model", "host_sampling_threads", FieldType::kInteger,
+                                          "Threads making a step's host-side token choices: 1 or "
+                                          "2; 0: 2 on machines with 2 or more hardware threads",
+                                          &C::model, &ModelSettings::host_sampling_threads),
+                               0, 2));
         f.push_back(make_field("model", "securable", FieldType::kString,
                                "Catalog model (catalog.schema.name) that governs the OpenAI "
                                "endpoint: callers need EXECUTE on it and answers get its lineage; "

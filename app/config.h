@@ -79,7 +79,8 @@ struct ModelSettings {
     double request_timeout_s = 600;  // 0: none
     std::string system_prompt;       // empty: the chat template's default
     bool prefix_caching = true;
-    bool overlap_output = true;  // SchedulerOptions::overlap_output
+    bool overlap_output = true;     // SchedulerOptions::overlap_output
+    int host_sampling_threads = 0;  // SchedulerOptions::host_sampling_threads
     bool cuda_graphs = true;     // CudaBackendOptions::decode_graphs
     // The catalog model governing the endpoint (EXECUTE needed to query it); empty: none.
     std::string securable;

@@ -120,6 +120,7 @@ Result<std::shared_ptr<inference::Engine>> ModelHost::open_engine() const {
     options.scheduler.max_running = settings_.max_running;
     options.scheduler.prefix_caching = settings_.prefix_caching;
     options.scheduler.overlap_output = settings_.overlap_output;
+    options.scheduler.host_sampling_threads = settings_.host_sampling_threads;
     options.max_queued = settings_.max_queued_requests;
     // A backend that stops for good (a failed rank of a parallel engine) turns /readyz red with
     // its reason; requests already get the engine's error.

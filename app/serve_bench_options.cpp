@@ -54,6 +54,10 @@ void add_serve_bench_options(CLI::App& command, ServeBenchOptions& options) {
     command.add_option("--overlap-output", options.overlap_output,
                        "Release each step's text during the next forward pass "
                        "(/model/overlap_output): true or false");
+    command
+        .add_option("--host-sampling-threads", options.host_sampling_threads,
+                    "Threads making a step's host-side choices (/model/host_sampling_threads)")
+        ->check(CLI::Range(0, 2));
     command.add_flag("--json", options.json, "Print the figures as one JSON object last");
 }
 
@@ -101,6 +105,7 @@ ModelSettings serve_bench_settings(const ServeBenchOptions& options, const std::
     // runs it. A GPU could take larger prompt chunks per step; --max-batch-tokens measures that.
     settings.max_batch_tokens = options.max_batch_tokens;
     settings.overlap_output = options.overlap_output;
+    settings.host_sampling_threads = options.host_sampling_threads;
     // settings.threads stays 0 (every hardware thread): the CPU backend's pool on cpu, unused on
     // cuda.
     return settings;

@@ -29,6 +29,7 @@ struct ServeBenchOptions {
     int prefix_tokens = 2000;
     int max_batch_tokens = ModelSettings{}.max_batch_tokens;
     bool overlap_output = ModelSettings{}.overlap_output;
+    int host_sampling_threads = ModelSettings{}.host_sampling_threads;
     bool json = false;
 };
 

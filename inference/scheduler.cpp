@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <thread>
 #include <utility>
 
 #include "common/check.h"
@@ -30,6 +31,10 @@ Scheduler::Scheduler(Backend& backend, const Tokenizer* tokenizer, SchedulerOpti
                  "scheduler limits must be positive");
     // Every running sequence's decode token must fit one step, or some would starve.
     options_.max_running = std::min(options_.max_running, options_.max_batch_tokens);
+    if (options_.host_sampling_threads <= 0) {
+        options_.host_sampling_threads = std::thread::hardware_concurrency() >= 2 ? 2 : 1;
+    }
+    options_.host_sampling_threads = std::min(options_.host_sampling_threads, 2);
     helper_ = std::make_unique<detail::StepHelper>();
 }
 

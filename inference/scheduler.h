@@ -116,6 +116,9 @@ struct SchedulerOptions {
     // Release each step's text on a helper thread during the next forward pass (above); off: on
     // the scheduler's thread right after the step.
     bool overlap_output = true;
+    // Threads making one step's host-side choices: 1, or 2 (the scheduler's and its helper);
+    // 0 picks 2 where the machine has 2 or more hardware threads (docs/benchmarks.md).
+    int32_t host_sampling_threads = 0;
 };
 
 struct SchedulerStats {
@@ -188,6 +191,11 @@ private:
                           int32_t priority_floor);
     void preempt(Sequence& seq);
     void after_forward(std::vector<Planned>& plan, const ForwardOutput& out);
+    // The host's choices for the plan's plain sequences (sampling on the host, no fork to make,
+    // no grammar), made on this thread and, with host_sampling_threads 2, the helper at once;
+    // empty for the others.
+    std::vector<std::optional<SampledToken>> choose_plain(const std::vector<Planned>& plan,
+                                                          const ForwardOutput& out);
     // Ends the requests of the step's plan with `why` (the backend failed) and returns it.
     Status fail_step(const std::vector<Planned>& plan, const Status& why);
     void finish_embedding(Sequence& seq);

@@ -5,6 +5,7 @@
 
 #include "common/check.h"
 #include "inference/detail/scheduler_state.h"
+#include "inference/detail/step_helper.h"
 #include "inference/scheduler.h"
 
 namespace sluice::inference {
@@ -183,7 +184,44 @@ void Scheduler::preempt(Sequence& seq) {
     ++counters_.preemptions;
 }
 
+std::vector<std::optional<SampledToken>> Scheduler::choose_plain(
+    const std::vector<Planned>& plan, const ForwardOutput& out) {
+    std::vector<size_t> rows;
+    for (size_t i = 0; i < plan.size(); ++i) {
+        const Sequence& seq = *plan[i].seq;
+        const bool samples = !seq.finished && !seq.request->params.embed &&
+                             plan[i].n_new == seq.remaining() && seq.sampler.has_value();
+        const bool on_device = i < out.sampled.size() && out.sampled[i].id >= 0;
+        const bool forks = seq.request->params.n > 1 && !seq.request->forked;
+        if (samples && !on_device && !forks && !seq.constraint) {
+            rows.push_back(i);
+        }
+    }
+    std::vector<std::optional<SampledToken>> chosen(plan.size());
+    // Each sequence's choice reads only its own row, tokens and sampler: the two halves are
+    // independent, and the choices are the ones sample() would make one by one.
+    auto choose = [&](size_t from, size_t to) {
+        for (size_t k = from; k < to; ++k) {
+            const size_t i = rows[k];
+            Sequence& seq = *plan[i].seq;
+            const std::span<const int32_t> prompt(seq.tokens.data(),
+                                                  static_cast<size_t>(seq.n_prompt));
+            chosen[i] = seq.sampler->sample(out.row(i), prompt, seq.generated);
+        }
+    };
+    if (rows.size() < 2 || options_.host_sampling_threads < 2) {
+        choose(0, rows.size());
+        return chosen;
+    }
+    const size_t half = rows.size() / 2;
+    helper_->start([&] { choose(0, half); });
+    choose(half, rows.size());
+    helper_->wait();
+    return chosen;
+}
+
 void Scheduler::after_forward(std::vector<Planned>& plan, const ForwardOutput& out) {
+    const std::vector<std::optional<SampledToken>> chosen = choose_plain(plan, out);
     for (size_t i = 0; i < plan.size(); ++i) {
         Sequence& seq = *plan[i].seq;
         if (seq.finished) {
@@ -208,7 +246,9 @@ void Scheduler::after_forward(std::vector<Planned>& plan, const ForwardOutput& o
             continue;
         }
         if (seq.remaining() == 0) {
-            if (i < out.sampled.size() && out.sampled[i].id >= 0) {
+            if (chosen[i]) {
+                accept(seq, *chosen[i]);
+            } else if (i < out.sampled.size() && out.sampled[i].id >= 0) {
                 accept(seq, SampledToken{out.sampled[i].id, out.sampled[i].logprob, {}});
             } else {
                 sample(seq, out.row(i));

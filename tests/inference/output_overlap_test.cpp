@@ -56,10 +56,11 @@ struct Transcript final : RequestSink {
 };
 
 struct Run {
-    Run(bool overlap, int32_t n_blocks) {
+    Run(bool overlap, int32_t n_blocks, int32_t sampling_threads = 1) {
         REQUIRE(backend.configure_kv_cache({4, n_blocks}).ok());
         SchedulerOptions options;
         options.overlap_output = overlap;
+        options.host_sampling_threads = sampling_threads;
         options.max_batch_tokens = 24;
         scheduler = std::make_unique<Scheduler>(backend, &dbrx_tokenizer(), options);
     }
@@ -138,12 +139,14 @@ void check_same(const Transcript& overlapped, const Transcript& at_once, int32_t
 
 }  // namespace
 
-TEST_CASE("output overlap: every request sees what releasing at once shows it") {
+TEST_CASE("output overlap: every request sees what releasing at once shows it, and choices made "
+          "on two threads are the ones made on one") {
     // A roomy cache, and one small enough that sequences are preempted holding unreleased text.
     for (const int32_t n_blocks : {512, 24}) {
         INFO("cache of " << n_blocks << " blocks");
-        Run overlapped(true, n_blocks);
-        Run at_once(false, n_blocks);
+        // Overlapped with the host's choices on two threads, against all on one thread at once.
+        Run overlapped(true, n_blocks, 2);
+        Run at_once(false, n_blocks, 1);
         std::mt19937 rng(static_cast<uint32_t>(n_blocks));
         std::vector<std::pair<std::shared_ptr<Transcript>, std::shared_ptr<Transcript>>> sinks;
         std::vector<int32_t> choices;

@@ -84,8 +84,8 @@ Result<std::string> string(const json& body, const std::string& name) {
 }
 
 // OpenAI's `logit_bias`: an object from token ids (as decimal strings) to biases in
-// [-100, 100]. Ids against the vocabulary are checked with the rest of the sampling
-// (Scheduler::validate), which knows the model.
+// [-100, 100]. Ids against the vocabulary, and a token named twice ("7" and "007"), are checked
+// with the rest of the sampling (validate_sampling, from Scheduler::validate).
 Status parse_logit_bias(const json& body, std::vector<inference::TokenBias>& out) {
     auto it = body.find("logit_bias");
     if (it == body.end() || it->is_null()) {
@@ -107,13 +107,6 @@ Status parse_logit_bias(const json& body, std::vector<inference::TokenBias>& out
             return bad("logit_bias[\"" + key + "\"]", "a number in [-100, 100]", value);
         }
         out.push_back({std::stoi(key), value.get<float>()});
-    }
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
-    for (size_t i = 1; i < out.size(); ++i) {
-        if (out[i].id == out[i - 1].id) {  // "7" and "007"
-            return invalid_argument("'logit_bias' names token " + std::to_string(out[i].id) +
-                                    " twice");
-        }
     }
     return Status::ok_status();
 }

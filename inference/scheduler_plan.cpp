@@ -383,16 +383,9 @@ void Scheduler::accept(Sequence& seq, const SampledToken& token) {
         unreleased_.push_back(&seq);
         return;
     }
-    if (seq.decoder) {
-        Result<std::string> piece = seq.decoder->push(token.id);
-        if (piece.ok()) {
-            StopResult cut = seq.stop->push(*piece);
-            event.text = std::move(cut.text);
-            if (cut.stopped) {
-                finish_sequence(seq, FinishReason::kStopText, std::move(event));
-                return;
-            }
-        }
+    if (seq.decoder && seq.release_text(token.id, event)) {
+        finish_sequence(seq, FinishReason::kStopText, std::move(event));
+        return;
     }
     if (last) {
         finish_sequence(seq, FinishReason::kLength, std::move(event));
@@ -407,15 +400,10 @@ void Scheduler::release_output(Sequence& seq) {
     }
     StreamEvent event{seq.choice, {}, {std::move(*seq.unreleased)}, {}};
     seq.unreleased.reset();
-    Result<std::string> piece = seq.decoder->push(event.tokens.back().id);
-    if (piece.ok()) {
-        StopResult cut = seq.stop->push(*piece);
-        event.text = std::move(cut.text);
-        if (cut.stopped) {
-            seq.stop_found = true;
-            seq.stop_event = std::move(event);
-            return;
-        }
+    if (seq.release_text(event.tokens.back().id, event)) {
+        seq.stop_found = true;
+        seq.stop_event = std::move(event);
+        return;
     }
     seq.request->sink->on_event(std::move(event));
 }

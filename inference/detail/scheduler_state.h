@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "inference/scheduler.h"
@@ -48,6 +49,17 @@ struct Scheduler::Sequence {
     bool finished = false;
 
     int32_t remaining() const { return static_cast<int32_t>(tokens.size()) - n_computed; }
+    // Detokenises `id` into event.text, cut before a stop string; true when one completed.
+    // Precondition: decoder (and so stop) is set.
+    bool release_text(int32_t id, StreamEvent& event) {
+        Result<std::string> piece = decoder->push(id);
+        if (!piece.ok()) {
+            return false;
+        }
+        StopResult cut = stop->push(*piece);
+        event.text = std::move(cut.text);
+        return cut.stopped;
+    }
     int32_t priority() const { return request->params.priority; }
 };
 

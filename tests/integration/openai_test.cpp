@@ -221,6 +221,8 @@ TEST_CASE("bad requests are 400s that name the problem") {
     expect("/v1/chat/completions", bias.dump(), 400, "'logit_bias' keys must be token ids");
     bias["logit_bias"] = {{"17", 101}};
     expect("/v1/chat/completions", bias.dump(), 400, "'logit_bias[\"17\"]'");
+    bias["logit_bias"] = {{"7", 1}, {"007", 2}};
+    expect("/v1/chat/completions", bias.dump(), 400, "token 7 is named twice");
     bias["logit_bias"] = {{"200000", -100}};
     expect("/v1/chat/completions", bias.dump(), 400, "token id 200000 outside [0, 100352)");
 }

@@ -105,7 +105,10 @@ void create(Governance& gov, const Collection& c, const RequestInfo& info,
     if (!allowed.ok()) {
         return send_status(res, allowed, info.request_id);
     }
-    std::string comment = body->value("comment", "");
+    auto comment = string_field_or(*body, "comment", "");
+    if (!comment.ok()) {
+        return send_status(res, comment.status(), info.request_id);
+    }
     std::vector<governance::ColumnInfo> columns;
     if (c.type == SecurableType::kTable && body->contains("columns")) {
         auto parsed = columns_from((*body)["columns"]);
@@ -114,8 +117,8 @@ void create(Governance& gov, const Collection& c, const RequestInfo& info,
         }
         columns = std::move(*parsed);
     }
-    auto created = gov.store().create_securable(c.type, *full_name, context.principal_id, comment,
-                                                *tags);
+    auto created =
+        gov.store().create_securable(c.type, *full_name, context.principal_id, *comment, *tags);
     Status columns_stored;
     if (created.ok() && !columns.empty()) {
         // Names were checked before the table was created; what can fail here is storage. The

@@ -20,6 +20,8 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
+}  // namespace
+
 Status ensure_private_folder(const std::filesystem::path& path) {
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
         return io_error("creating data directory '" + path.string() + "': " + errno_text());
@@ -43,6 +45,8 @@ Status ensure_private_folder(const std::filesystem::path& path) {
     }
     return Status();
 }
+
+namespace {
 
 Result<int> read_or_create_format(const std::filesystem::path& dir) {
     std::filesystem::path format_path = dir / "FORMAT";

@@ -17,6 +17,11 @@ namespace sluice::app {
 // The layout this build reads and writes. Bump it with a migration when the layout changes.
 inline constexpr int kDataFormatVersion = 1;
 
+// Creates the folder `path` (not its parents) with owner-only permissions, or restricts an
+// existing one to its owner. For the tools that write into a data directory while a server may
+// hold its lock (`sluice token create`). Errors: kIoError, kFailedPrecondition (not a folder).
+Status ensure_private_folder(const std::filesystem::path& path);
+
 class DataDir {
 public:
     // Errors: kFailedPrecondition when another process holds the lock (the message names its

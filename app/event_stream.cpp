@@ -1,6 +1,7 @@
 #include "app/event_stream.h"
 
 #include "agents/trace.h"
+#include "app/http_server.h"
 
 namespace sluice::app {
 
@@ -57,6 +58,7 @@ bool EventStream::pump(httplib::DataSink& sink, std::chrono::milliseconds wait) 
             stop_.request_stop();
             return false;
         }
+        count_streamed_bytes(chunk.size());
         last_write_ = std::chrono::steady_clock::now();
     }
     if (closed) {

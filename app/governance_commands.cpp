@@ -1,14 +1,14 @@
 #include "app/governance_commands.h"
 
+#include <httplib.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 
-#include <httplib.h>
-#include <nlohmann/json.hpp>
-
+#include "app/data_dir.h"
 #include "governance/governance.h"
 
 namespace sluice::app {
@@ -30,6 +30,11 @@ struct TokenOptions {
 };
 
 int token_create(const TokenOptions& options) {
+    // The first token of a new installation is made before the server has ever run.
+    if (Status folder = ensure_private_folder(options.data_dir); !folder.ok()) {
+        std::cerr << "sluice token create: " << folder.message() << "\n";
+        return 1;
+    }
     auto gov = governance::Governance::open(options.data_dir);
     if (!gov.ok()) {
         std::cerr << "sluice token create: " << gov.status().message() << "\n";

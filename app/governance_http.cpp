@@ -84,6 +84,29 @@ Result<std::string> string_field(const nlohmann::json& body, const std::string& 
     return body[field].get<std::string>();
 }
 
+Result<std::string> string_field_or(const nlohmann::json& body, const std::string& field,
+                                    std::string fallback) {
+    auto it = body.find(field);
+    if (it == body.end() || it->is_null()) {
+        return fallback;
+    }
+    if (!it->is_string()) {
+        return invalid_argument("request body: \"" + field + "\" must be a string");
+    }
+    return it->get<std::string>();
+}
+
+Result<bool> bool_field_or(const nlohmann::json& body, const std::string& field, bool fallback) {
+    auto it = body.find(field);
+    if (it == body.end() || it->is_null()) {
+        return fallback;
+    }
+    if (!it->is_boolean()) {
+        return invalid_argument("request body: \"" + field + "\" must be true or false");
+    }
+    return it->get<bool>();
+}
+
 void govern_requests(HttpServer& server, governance::Governance& gov,
                      std::vector<std::string> open_paths, std::vector<std::string> open_prefixes) {
     server.set_authenticator(

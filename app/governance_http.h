@@ -45,4 +45,10 @@ void send_json(httplib::Response& res, const nlohmann::json& body, int status = 
 // A JSON field as a string: kInvalidArgument naming the field when absent or not a string.
 Result<std::string> string_field(const nlohmann::json& body, const std::string& field);
 
+// An optional field: `fallback` when absent or null, kInvalidArgument naming the field when it
+// has another type.
+Result<std::string> string_field_or(const nlohmann::json& body, const std::string& field,
+                                    std::string fallback);
+Result<bool> bool_field_or(const nlohmann::json& body, const std::string& field, bool fallback);
+
 }  // namespace sluice::app

@@ -23,9 +23,16 @@ struct RequestScope {
     std::string request_id;
     std::optional<Identity> identity{};
     bool finished = false;  // the request finisher ran
+    std::size_t streamed_bytes = 0;  // written by a content provider (streams)
 };
 
 thread_local RequestScope t_scope;
+
+}  // namespace
+
+void count_streamed_bytes(std::size_t bytes) { t_scope.streamed_bytes += bytes; }
+
+namespace {
 
 // What httplib sees of the connection threads.
 class PoolQueue final : public httplib::TaskQueue {
@@ -110,8 +117,14 @@ HttpServer::HttpServer(HttpServerOptions options, Metrics& metrics)
     // httplib listens with a backlog of 5: a burst of new connections overflows it and the
     // kernel drops SYNs, which clients retry after a second. Keep the socket (the listening one
     // is the last given before bind() returns) so that bind() can widen the backlog.
+    //
+    // Not httplib's default options: they set SO_REUSEPORT, with which a second server started
+    // on the same port binds as well and the kernel splits the connections between the two
+    // (requests and tokens reaching a server of another data directory). SO_REUSEADDR alone
+    // lets a restarted server bind over connections in TIME_WAIT, and a port in use fails.
     server_->set_socket_options([this](socket_t sock) {
-        httplib::default_socket_options(sock);
+        int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
         socket_fd_.store(static_cast<int>(sock));
     });
     install_hooks();
@@ -323,7 +336,7 @@ void HttpServer::install_hooks() {
                        {"status", res.status},
                        {"duration_ms", seconds * 1000.0},
                        {"bytes_in", req.body.size()},
-                       {"bytes_out", res.body.size()},
+                       {"bytes_out", res.body.size() + t_scope.streamed_bytes},
                        {"remote", req.remote_addr}});
         }
         t_scope = RequestScope{};

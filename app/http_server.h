@@ -40,6 +40,10 @@ struct HttpServerOptions {
     bool access_log = true;
 };
 
+// Counts bytes a response's content provider wrote (a stream), for the access log's bytes_out.
+// Call on the connection's thread, from the provider, as it writes.
+void count_streamed_bytes(std::size_t bytes);
+
 // Who an authenticated request speaks for.
 struct Identity {
     std::int64_t principal_id = 0;

@@ -1,6 +1,9 @@
 #include "app/openai_generation.h"
 
+#include <algorithm>
+
 #include "app/http_errors.h"
+#include "app/http_server.h"
 #include "app/tool_calls.h"
 #include "common/log.h"
 
@@ -82,6 +85,14 @@ Result<std::unique_ptr<GenerationJob>> GenerationJob::start(
             job->stream_ticket_ = streams->enter();
         }
     }
+    // Each prompt is one engine request, all queued at once: more than the queue holds could
+    // never be accepted, and a 429 would have the client retry for ever.
+    if (requests.size() > static_cast<size_t>(std::max(job->engine_->max_queued(), 1))) {
+        return invalid_argument("at most " + std::to_string(job->engine_->max_queued()) +
+                                " prompts per request (the engine queues that many: "
+                                "/model/max_queued_requests), found " +
+                                std::to_string(requests.size()));
+    }
     for (inference::EngineRequest& request : requests) {
         SLUICE_ASSIGN_OR_RETURN(inference::RequestHandle handle,
                                 job->engine_->submit(std::move(request)));
@@ -108,15 +119,30 @@ void GenerationJob::settle(const std::string& outcome) {
     }
 }
 
-Status GenerationJob::collect() {
+Status GenerationJob::collect(const std::function<bool()>& client_gone) {
+    constexpr auto kProbeEvery = std::chrono::milliseconds(500);
+    auto last_probe = Clock::now();
+    bool abandoned = false;
     for (size_t i = 0; i < handles_.size(); ++i) {
         inference::StreamEvent event;
         while (true) {
-            auto poll = handles_[i].next(&event, std::chrono::seconds(1));
+            auto poll = handles_[i].next(&event, kProbeEvery);
             if (poll == inference::RequestHandle::Poll::kEvent) {
                 absorb(i, std::move(event), nullptr);
             } else if (poll == inference::RequestHandle::Poll::kFinished) {
                 break;
+            }
+            if (client_gone && !abandoned && Clock::now() - last_probe >= kProbeEvery) {
+                last_probe = Clock::now();
+                if (client_gone()) {
+                    // Cancelled requests still end with their usage (billed as used).
+                    abandoned = true;
+                    for (auto& handle : handles_) {
+                        handle.cancel();
+                    }
+                    status_ = Status(StatusCode::kCancelled,
+                                     "the client closed its connection before the answer");
+                }
             }
         }
         handle_done_[i] = true;
@@ -139,7 +165,7 @@ Status GenerationJob::collect() {
             choice.shown = std::move(*shown);
         }
     }
-    settle(status_.ok() ? "ok" : "error");
+    settle(status_.ok() ? "ok" : (abandoned ? "cancelled" : "error"));
     done_ = true;
     return status_;
 }
@@ -257,7 +283,8 @@ void GenerationJob::finish_stream_choice(size_t index, std::string* out) {
 }
 
 std::string GenerationJob::finish_name(const Choice& choice, bool has_tool_calls) const {
-    if (has_tool_calls) {
+    // A call cut short by max_tokens is "length", as OpenAI says: its arguments are incomplete.
+    if (has_tool_calls && choice.finish != inference::FinishReason::kLength) {
         return "tool_calls";
     }
     return choice.finish ? openai_finish_reason(*choice.finish) : "stop";
@@ -335,14 +362,17 @@ bool GenerationJob::pump(httplib::DataSink& sink, std::chrono::milliseconds wait
             }
         }
         settle(status_.ok() ? "ok" : (failed_ ? "error" : "cancelled"));
+        // The usage chunk comes on failures too (before the error): the tokens generated
+        // until then are counted and billed, and the client asked to see them.
+        if (spec_.include_usage) {
+            json last = chunk(json::array());
+            last["usage"] = usage_json();
+            out += sse(last);
+        }
         if (!status_.ok()) {
             const int http = http_status_for(status_.code());
             out += sse(error_envelope(http, status_code_name(status_.code()), status_.message(),
                                       spec_.request_id));
-        } else if (spec_.include_usage) {
-            json last = chunk(json::array());
-            last["usage"] = usage_json();
-            out += sse(last);
         }
         out += "data: [DONE]\n\n";
     }
@@ -356,6 +386,7 @@ bool GenerationJob::pump(httplib::DataSink& sink, std::chrono::milliseconds wait
             }
             return false;
         }
+        count_streamed_bytes(out.size());
         last_write_ = Clock::now();
     }
     if (all_done) {

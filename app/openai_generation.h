@@ -22,14 +22,15 @@
 //
 // Thread safety: owned by one thread at a time (the HTTP worker serving the request).
 
+#include <httplib.h>
+
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <httplib.h>
-#include <nlohmann/json.hpp>
 
 #include "app/model_call.h"
 #include "app/stream_registry.h"
@@ -73,8 +74,10 @@ public:
     ~GenerationJob();
 
     // Waits for every request to finish, applies the output guardrail and settles the call.
-    // The first failure is returned.
-    Status collect();
+    // The first failure is returned. `client_gone` (may be empty), asked about twice a second,
+    // says that nobody waits for the answer any more: the requests are then cancelled and
+    // collect() returns kCancelled once they end.
+    Status collect(const std::function<bool()>& client_gone = {});
     // The whole response object (chat.completion or text_completion). After collect().
     nlohmann::json response() const;
 

@@ -151,6 +151,22 @@ void embeddings(ModelHost& host, const OpenAiOptions& options, const RequestInfo
                       {"total_tokens", usage.prompt_tokens}}}});
 }
 
+// The members /tokenize and /detokenize take, and a model they name being the one served.
+bool check_token_route_body(const ModelHost& host, const json& body,
+                            const std::set<std::string>& accepted, const RequestInfo& info,
+                            httplib::Response& res) {
+    if (Status keys = check_keys(body, accepted, {}); !keys.ok()) {
+        send_status(res, keys, info.request_id);
+        return false;
+    }
+    auto model = body.find("model");
+    if (model != body.end() && !model->is_string()) {
+        send_error(res, 400, "invalid_argument", "'model' must be a string", info.request_id);
+        return false;
+    }
+    return serves_model(host, model == body.end() ? "" : model->get<std::string>(), info, res);
+}
+
 void tokenize(ModelHost& host, const RequestInfo& info, const httplib::Request& req,
               httplib::Response& res) {
     Result<json> body = parse_json_body(req);
@@ -163,7 +179,10 @@ void tokenize(ModelHost& host, const RequestInfo& info, const httplib::Request& 
         return;
     }
     const json& b = *body;
-    if (!b.is_object() || (b.contains("prompt") == b.contains("messages"))) {
+    if (!check_token_route_body(host, b, {"model", "prompt", "messages", "tools"}, info, res)) {
+        return;
+    }
+    if (b.contains("prompt") == b.contains("messages")) {
         send_error(res, 400, "invalid_argument",
                    "expected an object with either 'prompt' (a string) or 'messages'",
                    info.request_id);
@@ -210,15 +229,23 @@ void detokenize(ModelHost& host, const RequestInfo& info, const httplib::Request
         return;
     }
     const json& b = *body;
-    auto tokens = b.is_object() ? b.find("tokens") : b.end();
-    if (!b.is_object() || tokens == b.end() || !tokens->is_array() ||
+    if (!check_token_route_body(host, b, {"model", "tokens"}, info, res)) {
+        return;
+    }
+    auto tokens = b.find("tokens");
+    if (tokens == b.end() || !tokens->is_array() ||
         !std::all_of(tokens->begin(), tokens->end(),
                      [](const json& id) { return id.is_number_integer(); })) {
         send_error(res, 400, "invalid_argument", "expected {\"tokens\": [token ids]}",
                    info.request_id);
         return;
     }
-    auto text = engine->tokenizer()->decode_text(tokens->get<std::vector<int32_t>>());
+    Result<std::vector<int32_t>> ids = parse_token_ids(*tokens, "tokens");
+    if (!ids.ok()) {
+        send_status(res, ids.status(), info.request_id);
+        return;
+    }
+    auto text = engine->tokenizer()->decode_text(*ids);
     if (!text.ok()) {
         send_status(res, text.status(), info.request_id);
         return;

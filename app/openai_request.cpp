@@ -1,6 +1,7 @@
 #include "app/openai_request.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <random>
 #include <set>
@@ -17,22 +18,6 @@ std::string describe(const json& value) {
 
 Status bad(const std::string& name, const std::string& expected, const json& found) {
     return invalid_argument("'" + name + "' must be " + expected + ", found " + describe(found));
-}
-
-// Rejects keys outside `accepted` and `ignored`, naming every one of them.
-Status check_keys(const json& body, const std::set<std::string>& accepted,
-                  const std::set<std::string>& ignored) {
-    std::string unknown;
-    for (const auto& [key, value] : body.items()) {
-        if (!accepted.contains(key) && !ignored.contains(key)) {
-            unknown += (unknown.empty() ? "'" : ", '") + key + "'";
-        }
-    }
-    if (!unknown.empty()) {
-        return invalid_argument("unrecognized request parameters: " + unknown +
-                                " (see docs/api.md for the supported ones)");
-    }
-    return Status::ok_status();
 }
 
 Result<std::optional<double>> number(const json& body, const std::string& name, double lo,
@@ -166,7 +151,8 @@ Status parse_common(const json& body, bool logprobs_as_count, GenerationParams& 
         if (!it->is_object()) {
             return bad("stream_options", "an object", *it);
         }
-        SLUICE_RETURN_IF_ERROR(check_keys(*it, {"include_usage"}, {}));
+        SLUICE_RETURN_IF_ERROR(
+            check_keys(*it, {"include_usage"}, {}).with_context("stream_options"));
         SLUICE_ASSIGN_OR_RETURN(p.include_usage, boolean(*it, "include_usage", false));
         if (!p.stream) {
             return invalid_argument("'stream_options' is allowed only with 'stream': true");
@@ -293,11 +279,11 @@ Status parse_response_format(const json& body, ChatRequest& request) {
         return Status::ok_status();
     }
     const std::string type = it->is_object() ? it->value("type", "") : "";
-    if (type == "text") {
-        return Status::ok_status();
-    }
-    if (type == "json_object") {
-        request.response_format = ResponseFormat::kJsonObject;
+    if (type == "text" || type == "json_object") {
+        SLUICE_RETURN_IF_ERROR(check_keys(*it, {"type"}, {}).with_context("response_format"));
+        if (type == "json_object") {
+            request.response_format = ResponseFormat::kJsonObject;
+        }
         return Status::ok_status();
     }
     if (type != "json_schema") {
@@ -306,13 +292,31 @@ Status parse_response_format(const json& body, ChatRequest& request) {
                    "\"json_schema\", \"json_schema\": {...}}",
                    *it);
     }
+    SLUICE_RETURN_IF_ERROR(
+        check_keys(*it, {"type", "json_schema"}, {}).with_context("response_format"));
     auto spec = it->find("json_schema");
     if (spec == it->end() || !spec->is_object()) {
         return bad("response_format.json_schema", "an object with 'name' and 'schema'",
                    spec == it->end() ? json() : *spec);
     }
-    if (auto name = spec->find("name"); name != spec->end() && !name->is_string()) {
-        return bad("response_format.json_schema.name", "a string", *name);
+    SLUICE_RETURN_IF_ERROR(check_keys(*spec, {"name", "description", "schema", "strict"}, {})
+                               .with_context("response_format.json_schema"));
+    // OpenAI's rule for the name: 1 to 64 letters, digits, '_' or '-'.
+    auto name = spec->find("name");
+    auto name_ok = [](const std::string& text) {
+        return !text.empty() && text.size() <= 64 &&
+               std::all_of(text.begin(), text.end(), [](unsigned char c) {
+                   return std::isalnum(c) != 0 || c == '_' || c == '-';
+               });
+    };
+    if (name == spec->end() || !name->is_string() || !name_ok(name->get<std::string>())) {
+        return bad("response_format.json_schema.name",
+                   "a name of 1 to 64 letters, digits, '_' or '-'",
+                   name == spec->end() ? json() : *name);
+    }
+    if (auto description = spec->find("description");
+        description != spec->end() && !description->is_string()) {
+        return bad("response_format.json_schema.description", "a string", *description);
     }
     if (auto strict = spec->find("strict"); strict != spec->end() && !strict->is_null() &&
                                             !strict->is_boolean()) {
@@ -340,13 +344,17 @@ Result<std::vector<PromptInput>> parse_inputs(const json& value, const std::stri
     if (value.is_string()) {
         out.emplace_back(value.get<std::string>());
     } else if (ids(value)) {
-        out.emplace_back(value.get<std::vector<int32_t>>());
+        SLUICE_ASSIGN_OR_RETURN(auto tokens, parse_token_ids(value, name));
+        out.emplace_back(std::move(tokens));
     } else if (value.is_array() && !value.empty()) {
-        for (const json& item : value) {
+        for (size_t i = 0; i < value.size(); ++i) {
+            const json& item = value[i];
             if (item.is_string()) {
                 out.emplace_back(item.get<std::string>());
             } else if (ids(item)) {
-                out.emplace_back(item.get<std::vector<int32_t>>());
+                SLUICE_ASSIGN_OR_RETURN(
+                    auto tokens, parse_token_ids(item, name + "[" + std::to_string(i) + "]"));
+                out.emplace_back(std::move(tokens));
             } else {
                 return bad(name, "a string, an array of strings, token ids or arrays of ids",
                            item);
@@ -360,6 +368,45 @@ Result<std::vector<PromptInput>> parse_inputs(const json& value, const std::stri
 }
 
 }  // namespace
+
+Status check_keys(const json& body, const std::set<std::string>& accepted,
+                  const std::set<std::string>& ignored) {
+    std::string unknown;
+    for (const auto& [key, value] : body.items()) {
+        if (!accepted.contains(key) && !ignored.contains(key)) {
+            unknown += (unknown.empty() ? "'" : ", '") + key + "'";
+        }
+    }
+    if (!unknown.empty()) {
+        return invalid_argument("unrecognized request parameters: " + unknown +
+                                " (see docs/api.md for the supported ones)");
+    }
+    return Status::ok_status();
+}
+
+Result<std::vector<int32_t>> parse_token_ids(const json& array, const std::string& name) {
+    if (!array.is_array()) {
+        return bad(name, "an array of token ids", array);
+    }
+    std::vector<int32_t> ids;
+    ids.reserve(array.size());
+    for (size_t i = 0; i < array.size(); ++i) {
+        const json& id = array[i];
+        bool fits = id.is_number_unsigned()
+                        ? id.get<uint64_t>() <= uint64_t{INT32_MAX}
+                        : id.is_number_integer() && id.get<int64_t>() >= INT32_MIN &&
+                              id.get<int64_t>() <= INT32_MAX;
+        if (!fits) {
+            if (!id.is_number_integer()) {
+                return bad(name + "[" + std::to_string(i) + "]", "a token id", id);
+            }
+            return invalid_argument("token id " + id.dump() + " at position " + std::to_string(i) +
+                                    " of '" + name + "' is out of range");
+        }
+        ids.push_back(id.get<int32_t>());
+    }
+    return ids;
+}
 
 uint64_t fresh_seed() {
     thread_local std::mt19937_64 generator{std::random_device{}()};

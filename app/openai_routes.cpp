@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "app/connection_probe.h"
 #include "app/http_errors.h"
 #include "app/openai_generation.h"
 #include "app/openai_request.h"
@@ -91,9 +92,10 @@ std::unique_ptr<GenerationJob> start_job(std::shared_ptr<inference::Engine> engi
 
 // Runs a job to the end (JSON answer) or hands it to httplib as an SSE stream.
 void respond(std::unique_ptr<GenerationJob> job, bool stream, const RequestInfo& info,
-             httplib::Response& res) {
+             const httplib::Request& req, httplib::Response& res) {
     if (!stream) {
-        Status status = job->collect();
+        const ConnectionProbe connection(req);
+        Status status = job->collect([&connection] { return connection.client_gone(); });
         if (!status.ok()) {
             send_model_error(res, status, info);
             return;
@@ -182,7 +184,7 @@ void chat_completions(ModelHost& host, const OpenAiOptions& options, const Reque
     }
     log::debug("openai", "chat completion",
                {{"request_id", info.request_id}, {"stream", chat.params.stream ? 1 : 0}});
-    respond(std::move(job), chat.params.stream, info, res);
+    respond(std::move(job), chat.params.stream, info, req, res);
 }
 
 void completions(ModelHost& host, const OpenAiOptions& options, const RequestInfo& info,
@@ -258,7 +260,7 @@ void completions(ModelHost& host, const OpenAiOptions& options, const RequestInf
     if (!job) {
         return;
     }
-    respond(std::move(job), completion.params.stream, info, res);
+    respond(std::move(job), completion.params.stream, info, req, res);
 }
 
 }  // namespace

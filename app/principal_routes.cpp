@@ -54,9 +54,9 @@ Status create_principal(Governance& gov, const governance::RequestContext& ctx,
                         const httplib::Request& req, httplib::Response& res) {
     SLUICE_ASSIGN_OR_RETURN(json body, parse_json_body(req));
     SLUICE_ASSIGN_OR_RETURN(std::string name, string_field(body, "name"));
-    SLUICE_ASSIGN_OR_RETURN(PrincipalKind kind,
-                            governance::parse_principal_kind(body.value("kind", "user")));
-    bool admin = body.value("is_admin", false);
+    SLUICE_ASSIGN_OR_RETURN(std::string kind_name, string_field_or(body, "kind", "user"));
+    SLUICE_ASSIGN_OR_RETURN(PrincipalKind kind, governance::parse_principal_kind(kind_name));
+    SLUICE_ASSIGN_OR_RETURN(bool admin, bool_field_or(body, "is_admin", false));
     SLUICE_RETURN_IF_ERROR(require_admin(gov, ctx, "principal.create"));
     auto created = gov.store().create_principal(name, kind, admin);
     SLUICE_RETURN_IF_ERROR(audit_action(gov, ctx, "principal.create", "principal:" + name,
@@ -69,7 +69,8 @@ Status create_principal(Governance& gov, const governance::RequestContext& ctx,
 Status create_token(Governance& gov, const governance::RequestContext& ctx,
                     const httplib::Request& req, httplib::Response& res) {
     SLUICE_ASSIGN_OR_RETURN(json body, parse_json_body(req));
-    std::string who = body.value("principal", ctx.principal);
+    SLUICE_ASSIGN_OR_RETURN(std::string who, string_field_or(body, "principal", ctx.principal));
+    SLUICE_ASSIGN_OR_RETURN(std::string comment, string_field_or(body, "comment", ""));
     if (who != ctx.principal) {
         SLUICE_RETURN_IF_ERROR(require_admin(gov, ctx, "token.create_for_other"));
     }
@@ -85,7 +86,7 @@ Status create_token(Governance& gov, const governance::RequestContext& ctx,
         }
         lifetime = body["lifetime_seconds"].get<std::int64_t>();
     }
-    auto token = gov.store().create_token(principal.id, body.value("comment", ""), lifetime);
+    auto token = gov.store().create_token(principal.id, comment, lifetime);
     SLUICE_RETURN_IF_ERROR(audit_action(gov, ctx, "token.create", "principal:" + who,
                                         token.status(), token.ok() ? token->info.id : ""));
     SLUICE_RETURN_IF_ERROR(token.status());

@@ -54,8 +54,11 @@ bool is_well_formed_token(std::string_view text) {
 
 Result<NewToken> Store::create_token(std::int64_t principal_id, const std::string& comment,
                                      std::optional<std::int64_t> lifetime_s) {
-    if (lifetime_s && *lifetime_s < 0) {
-        return invalid_argument("token lifetime must be positive seconds or 0 for none, found " +
+    // A century bounds the lifetime, so that its expiry in milliseconds cannot overflow.
+    constexpr std::int64_t kMaxLifetimeS = std::int64_t{100} * 366 * 24 * 3600;
+    if (lifetime_s && (*lifetime_s < 0 || *lifetime_s > kMaxLifetimeS)) {
+        return invalid_argument("token lifetime must be seconds in [1, " +
+                                std::to_string(kMaxLifetimeS) + "] or 0 for none, found " +
                                 std::to_string(*lifetime_s));
     }
     SLUICE_ASSIGN_OR_RETURN(std::string secret, generate_token());

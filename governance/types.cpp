@@ -222,9 +222,11 @@ Status validate_characters(std::string_view name, std::string_view what,
         bool ok = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' ||
                   extra.find(c) != std::string_view::npos;
         if (!ok) {
-            std::string shown = std::isprint(static_cast<unsigned char>(c)) != 0
+            static constexpr char kHex[] = "0123456789abcdef";
+            const auto byte = static_cast<unsigned char>(c);
+            std::string shown = std::isprint(byte) != 0
                                     ? std::string(1, c)
-                                    : "\\x" + std::to_string(static_cast<unsigned char>(c));
+                                    : std::string("\\x") + kHex[byte >> 4] + kHex[byte & 15];
             return invalid_argument(std::string(what) + " '" + std::string(name) +
                                     "' has character '" + shown +
                                     "'; allowed are letters, digits, '_' and '-'" +

@@ -1,5 +1,8 @@
 #include "inference/engine.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "common/log.h"
 
 namespace sluice::inference {
@@ -301,33 +304,53 @@ Result<std::vector<std::vector<float>>> Engine::embed(std::span<const std::strin
 
 Result<std::vector<std::vector<float>>> Engine::embed_ids(
     std::span<const std::vector<int32_t>> prompts, Usage* usage) {
-    std::vector<RequestHandle> handles;
-    handles.reserve(prompts.size());
-    for (size_t i = 0; i < prompts.size(); ++i) {
-        EngineRequest request;
-        request.prompt = prompts[i];
-        request.embed = true;
-        Result<RequestHandle> handle = submit(std::move(request));
-        if (!handle.ok()) {
-            return Status(handle.status().code(),
-                          "input[" + std::to_string(i) + "]: " + handle.status().message());
-        }
-        handles.push_back(std::move(*handle));
-    }
-    std::vector<std::vector<float>> vectors;
+    // A call keeps at most a quarter of the queue's places, so that a batch of any size fits
+    // beside other callers: its inputs go in as earlier ones finish. Only when none of its
+    // inputs is in the engine does a full queue refuse the call (kResourceExhausted).
+    const size_t window = std::max<size_t>(1, static_cast<size_t>(options_.max_queued) / 4);
+    std::vector<std::optional<RequestHandle>> handles(prompts.size());
+    std::vector<std::vector<float>> vectors(prompts.size());
     Usage total;
-    for (RequestHandle& handle : handles) {
-        StreamEvent ignored;
-        while (handle.next(&ignored, std::chrono::seconds(1)) !=
-               RequestHandle::Poll::kFinished) {
+    auto report_usage = [&] {
+        if (usage != nullptr) {
+            *usage = total;  // what was computed is counted, also when the call fails
         }
-        SLUICE_RETURN_IF_ERROR(handle.status());
-        total.prompt_tokens += handle.usage().prompt_tokens;
-        vectors.push_back(handle.embedding());
+    };
+    size_t submitted = 0;
+    size_t finished = 0;
+    while (finished < prompts.size()) {
+        while (submitted < prompts.size() && submitted - finished < window) {
+            EngineRequest request;
+            request.prompt = prompts[submitted];
+            request.embed = true;
+            Result<RequestHandle> handle = submit(std::move(request));
+            if (!handle.ok()) {
+                const bool wait_for_own =
+                    handle.status().code() == StatusCode::kResourceExhausted &&
+                    submitted > finished;
+                if (wait_for_own) {
+                    break;  // a place frees when the oldest of ours finishes
+                }
+                report_usage();  // the handles still in flight cancel as they are dropped
+                return Status(handle.status().code(), "input[" + std::to_string(submitted) +
+                                                          "]: " + handle.status().message());
+            }
+            handles[submitted++].emplace(std::move(*handle));
+        }
+        RequestHandle& oldest = *handles[finished];
+        StreamEvent ignored;
+        while (oldest.next(&ignored, std::chrono::seconds(1)) != RequestHandle::Poll::kFinished) {
+        }
+        total.prompt_tokens += oldest.usage().prompt_tokens;
+        if (Status status = oldest.status(); !status.ok()) {
+            report_usage();
+            return Status(status.code(),
+                          "input[" + std::to_string(finished) + "]: " + status.message());
+        }
+        vectors[finished] = oldest.embedding();
+        handles[finished++].reset();
     }
-    if (usage != nullptr) {
-        *usage = total;
-    }
+    report_usage();
     return vectors;
 }
 

@@ -131,6 +131,8 @@ public:
     Result<std::vector<std::vector<float>>> embed_ids(std::span<const std::vector<int32_t>> prompts,
                                                       Usage* usage = nullptr);
 
+    // How many requests may wait for admission (EngineOptions::max_queued).
+    int32_t max_queued() const { return options_.max_queued; }
     const Tokenizer* tokenizer() const { return tokenizer_.get(); }
     const ModelConfig& model_config() const { return config_; }
     const KvCacheSpec& kv_cache_spec() const { return options_.kv_cache; }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -220,11 +221,10 @@ void Scheduler::expire_deadlines(SteadyClock::time_point now) {
         }
     }
     for (const auto& request : expired) {
-        finish_request(*request,
-                       Status(StatusCode::kDeadlineExceeded,
-                              "request timed out after " +
-                                  std::to_string(static_cast<int64_t>(request->params.timeout_s)) +
-                                  " s"));
+        std::ostringstream limit;
+        limit << request->params.timeout_s;  // "0.3", "600": the limit as it was set
+        finish_request(*request, Status(StatusCode::kDeadlineExceeded,
+                                        "request timed out after " + limit.str() + " s"));
     }
 }
 

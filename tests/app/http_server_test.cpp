@@ -158,3 +158,22 @@ TEST_CASE("request ids from clients are accepted only when well-formed") {
     CHECK(request_id_from(bad).rfind("req_", 0) == 0);
     CHECK(request_id_from(bad).size() == 28);
 }
+
+TEST_CASE("a second server cannot bind a port that a server listens on") {
+    RunningServer first(HttpServerOptions{});
+    Metrics metrics{build_info()};
+    HttpServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = first.server.port();
+    options.access_log = false;
+    HttpServer second(options, metrics);
+    sluice::Status bound = second.bind();
+    CHECK(bound.code() == sluice::StatusCode::kUnavailable);
+    CHECK(bound.message().find(std::to_string(first.server.port())) != std::string::npos);
+    // The first still answers every request (none goes to a second listener).
+    for (int i = 0; i < 8; ++i) {
+        auto res = first.client().Get("/items/7");
+        REQUIRE(res);
+        CHECK(res->body == "7");
+    }
+}

@@ -306,3 +306,61 @@ TEST_CASE("a client that disconnects mid-stream has its request cancelled and bl
     CHECK(in_use == 0);
     CHECK(server.metric("sluice_engine_sequences_running") == 0);
 }
+
+TEST_CASE("a client that hangs up before a whole completion has its request cancelled") {
+    ServerProcess server("abort-whole", tiny_model_dir());
+    server.wait_model_ready(true);
+    {
+        RawClient client(server.port, server.admin_token);
+        client.post("/v1/chat/completions", chat_body(3000));  // not streamed
+        for (int i = 0; i < 400 && server.metric("sluice_engine_sequences_running") != 1; ++i) {
+            std::this_thread::sleep_for(25ms);
+        }
+        REQUIRE(server.metric("sluice_engine_sequences_running") == 1);
+        CHECK(server.metric("sluice_kv_blocks_in_use") > 0);
+    }  // closed while the answer is being generated
+    double in_use = -1;
+    for (int i = 0; i < 400 && in_use != 0; ++i) {
+        std::this_thread::sleep_for(25ms);
+        in_use = server.metric("sluice_kv_blocks_in_use");
+    }
+    CHECK(in_use == 0);
+    CHECK(server.metric("sluice_engine_sequences_running") == 0);
+}
+
+TEST_CASE("embeddings of more inputs than the queue holds are answered whole") {
+    ServerProcess server("embed-waves", tiny_model_dir(),
+                         {{"SLUICE_MODEL_MAX_QUEUED_REQUESTS", "4"}});
+    server.wait_model_ready(true);
+    json inputs = json::array();
+    for (int i = 0; i < 30; ++i) {
+        inputs.push_back("input number " + std::to_string(i));
+    }
+    auto embedded = post(server, "/v1/embeddings", json{{"input", inputs}});
+    REQUIRE(embedded);
+    REQUIRE(embedded->status == 200);
+    const json data = json::parse(embedded->body)["data"];
+    REQUIRE(data.size() == 30);
+    for (size_t i = 0; i < data.size(); ++i) {
+        CHECK(data[i]["index"] == i);
+    }
+    // The same text alone gives the same vector: the waves keep each input in its place.
+    auto alone = post(server, "/v1/embeddings", json{{"input", "input number 17"}});
+    REQUIRE(alone);
+    REQUIRE(alone->status == 200);
+    const auto single = json::parse(alone->body)["data"][0]["embedding"].get<std::vector<float>>();
+    const auto batched = data[17]["embedding"].get<std::vector<float>>();
+    REQUIRE(single.size() == batched.size());
+    double dot = 0;
+    for (size_t i = 0; i < single.size(); ++i) {
+        dot += double(single[i]) * batched[i];
+    }
+    CHECK(dot > 0.999);
+
+    // Legacy completions queue every prompt at once: more than the queue is a 400.
+    json prompts = json::array({"a", "b", "c", "d", "e"});
+    auto refused = post(server, "/v1/completions", json{{"prompt", prompts}, {"max_tokens", 1}});
+    REQUIRE(refused);
+    CHECK(refused->status == 400);
+    CHECK(refused->body.find("at most 4 prompts") != std::string::npos);
+}

@@ -29,6 +29,7 @@ const std::vector<Route> kBodyRoutes = {
     {"POST", "/tokenize"},
     {"POST", "/detokenize"},
     {"POST", "/api/2.0/sluice/limits"},
+    {"POST", "/api/2.0/sluice/principals"},
     {"POST", "/api/2.0/token/create"},
     {"POST", "/api/2.0/token/delete"},
     {"POST", "/api/2.1/lineage/edges"},
@@ -55,7 +56,18 @@ const std::vector<Route> kBodyRoutes = {
 };
 
 const std::vector<std::string> kBadBodies = {
-    "", "[]", "[{}]", "null", "1", "\"text\"", "true", "{\"unterminated", "{\"x\": 1}",
+    "",
+    "[]",
+    "[{}]",
+    "null",
+    "1",
+    "\"text\"",
+    "true",
+    "{\"unterminated",
+    "{\"x\": 1}",
+    // Well-formed JSON that no field can hold, and a name given twice.
+    "{\"x\": 1e400}",
+    "{\"x\": 1, \"x\": 2}",
 };
 
 const std::vector<std::string> kGetPaths = {
@@ -184,4 +196,50 @@ TEST_CASE("every route answers malformed requests with a client error, and the s
                            R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})");
     REQUIRE(chat);
     CHECK(chat->status == 200);
+}
+
+TEST_CASE("fields of the wrong type or out of range are 400s that name them") {
+    ServerProcess server("robust_fields", tiny_model_dir());
+    server.wait_model_ready(true);
+    struct Case {
+        std::string path;
+        std::string body;
+        std::string fragment;  // of the error message
+    };
+    const std::vector<Case> cases = {
+        {"/api/2.0/token/create", R"({"comment": 123})", "\"comment\""},
+        {"/api/2.0/token/create", R"({"principal": 5})", "\"principal\""},
+        {"/api/2.0/token/create", R"({"lifetime_seconds": 9223372036854775807})", "lifetime"},
+        {"/api/2.0/sluice/principals", R"({"name": "p1", "kind": 5})", "\"kind\""},
+        {"/api/2.0/sluice/principals", R"({"name": "p1", "is_admin": "yes"})", "\"is_admin\""},
+        {"/api/2.1/unity-catalog/catalogs", R"({"name": "c1", "comment": 5})", "\"comment\""},
+        {"/api/2.1/unity-catalog/catalogs", "{\"name\": \"\xc3\xa4\"}", "'\\xc3'"},
+        {"/tokenize", R"({"prompt": "a", "model": 5})", "'model'"},
+        {"/tokenize", R"({"prompt": "a", "add_special_tokens": true})", "add_special_tokens"},
+        {"/detokenize", R"({"tokens": [4294967296]})", "token id 4294967296"},
+        {"/v1/embeddings", R"({"input": [1, 4294967297]})", "token id 4294967297 at position 1"},
+        {"/v1/completions", R"({"prompt": [[4294967296]], "max_tokens": 1})", "prompt[0]"},
+        {"/v1/chat/completions",
+         R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1,
+             "response_format": {"type": "json_schema", "json_schema": {"schema": {}}}})",
+         "json_schema.name"},
+        {"/v1/chat/completions",
+         R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1,
+             "response_format": {"type": "json_object", "strict": true}})",
+         "response_format: unrecognized request parameters: 'strict'"},
+        {"/v1/chat/completions", R"({"messages": [], "temperature": -1e400})", "overflow"},
+        {"/v1/chat/completions", R"({"max_tokens": 1, "max_tokens": 2})", "'max_tokens'"},
+    };
+    for (const Case& c : cases) {
+        INFO("POST ", c.path, " ", c.body);
+        const auto result = send(server, "POST", c.path, c.body);
+        REQUIRE(result);
+        CHECK(result->status == 400);
+        const json body = json::parse(result->body, nullptr, false);
+        const std::string message =
+            body.is_object() ? body["error"].value("message", std::string()) : result->body;
+        CHECK_MESSAGE(message.find(c.fragment) != std::string::npos, message);
+        drain(server);
+    }
+    CHECK(running(server));
 }

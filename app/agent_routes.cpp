@@ -8,7 +8,9 @@
 #include "app/event_stream.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
+#include "app/model_call.h"
 #include "app/openai_request.h"
+#include "app/openai_route_support.h"
 #include "app/tool_calls.h"
 #include "common/log.h"
 
@@ -101,6 +103,21 @@ void offer_answer(AgentServices& s, const std::string& trace_id, const std::stri
     s.monitor->offer(trace_id, std::move(input));
 }
 
+// Charges a document answer's tokens to the caller; a failure to record is logged (the answer
+// has been computed).
+void settle_qa_use(ModelCall& use, const Result<agents::QaResult>& result) {
+    inference::Usage usage;
+    if (result.ok()) {
+        usage.prompt_tokens = result->prompt_tokens;
+        usage.completion_tokens = result->completion_tokens;
+    }
+    Status settled = use.finish(usage, result.ok() ? "ok" : "error");
+    if (!settled.ok()) {
+        log::error("agents", "document answer tokens not recorded",
+                   {{"request_id", use.context().request_id}, {"error", settled.message()}});
+    }
+}
+
 void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& req,
              httplib::Response& res) {
     auto body = parse_json_body(req);
@@ -120,7 +137,11 @@ void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& 
         send_status(res, options.status(), info.request_id);
         return;
     }
-    bool stream = body->value("stream", false);
+    auto stream = bool_field_or(*body, "stream", false);
+    if (!stream.ok()) {
+        send_status(res, stream.status(), info.request_id);
+        return;
+    }
     governance::RequestContext context = context_of(info);
     // SELECT on the index as the caller (audited); the chunks' access lists apply on top.
     auto opened = agents::open_index(s.gov.authorizer(), context, governance::Privilege::kSelect,
@@ -140,35 +161,93 @@ void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& 
         send_status(res, model.status(), info.request_id);
         return;
     }
+    // The model's use is governed as on the OpenAI routes: EXECUTE on its catalog model, the
+    // endpoint's input and output policies, room under the caller's limits for the question
+    // and the longest answer before, the tokens used charged after (agent "qa").
+    std::optional<std::int64_t> retry_after;
+    auto opened_use = open_governed_use(
+        s.gov, context, (*model)->name(), s.model.securable(),
+        (*model)->count_tokens(*question) + options->max_answer_tokens, "qa", &retry_after);
+    if (!opened_use.ok()) {
+        send_model_error(res, opened_use.status(), info, retry_after);
+        return;
+    }
+    std::shared_ptr<ModelCall> use = std::move(*opened_use);
+    auto asked = use->guard_input(*question);
+    if (!asked.ok()) {
+        send_status(res, asked.status().with_context("question"), info.request_id);
+        return;
+    }
     retrieval::Reader reader = tool_context->reader;
     auto trace = std::make_shared<agents::Trace>(context.principal, context.request_id);
-    if (!stream) {
-        auto result = agents::answer_question(*question, *index, reader, **model, *options,
-                                              trace.get(), "", {});
+    if (!*stream) {
+        auto result =
+            agents::answer_question(*asked, *index, reader, **model, *options, trace.get(), "", {});
         save_trace(s.traces, *trace, info.request_id);
+        settle_qa_use(*use, result);
+        if (result.ok()) {
+            auto shown = use->guard_output(result->answer);
+            if (!shown.ok()) {
+                send_status(res, shown.status(), info.request_id);
+                return;
+            }
+            offer_qa(s, trace->id(), *asked, *result);
+            result->answer = std::move(*shown);
+        }
         if (!result.ok()) {
             send_status(res, result.status(), info.request_id);
             return;
         }
-        offer_qa(s, trace->id(), *question, *result);
         send_safe(res, qa_json(*result, trace->id()));
+        return;
+    }
+    auto guard = use->stream_guard();
+    if (!guard.ok()) {
+        send_status(res, guard.status(), info.request_id);
         return;
     }
     auto events = std::make_shared<EventStream>();
     // The worker borrows the stream: the stream joins it before it goes.
-    events->start([&s, stream = events.get(), trace, question = *question, index, reader,
-                   model = *model, options = *options, request_id = info.request_id] {
+    events->start([&s, stream = events.get(), trace, question = *asked, index, reader,
+                   model = *model, options = *options, request_id = info.request_id, use,
+                   guard = std::make_shared<governance::OutputGuard>(std::move(*guard))] {
         stream->push("trace", {{"trace_id", trace->id()}});
-        auto result = agents::answer_question(
-            question, *index, reader, *model, options, trace.get(), "",
-            [&](std::string_view text) { stream->push("tokens", {{"text", std::string(text)}}); });
+        // Text passes the output policy as it streams; a block ends the stream with an error,
+        // nothing of the match having been sent.
+        Status blocked;
+        auto send_text = [&](Result<std::string> passed) {
+            if (!passed.ok()) {
+                blocked = passed.status();
+            } else if (!passed->empty()) {
+                stream->push("tokens", {{"text", *passed}});
+            }
+        };
+        auto result = agents::answer_question(question, *index, reader, *model, options,
+                                              trace.get(), "", [&](std::string_view text) {
+                                                  if (blocked.ok()) {
+                                                      send_text(guard->push(text));
+                                                  }
+                                              });
         save_trace(s.traces, *trace, request_id);
-        if (result.ok()) {
-            offer_qa(s, trace->id(), question, *result);
+        settle_qa_use(*use, result);
+        if (blocked.ok()) {
+            send_text(guard->finish());
+        }
+        if (result.ok() && blocked.ok()) {
+            auto shown = use->guard_output(result->answer);
+            if (shown.ok()) {
+                offer_qa(s, trace->id(), question, *result);
+                result->answer = std::move(*shown);
+            } else {
+                blocked = shown.status();
+            }
+        }
+        const Status failed = !blocked.ok() ? blocked : result.status();
+        if (failed.ok()) {
             stream->push("final", qa_json(*result, trace->id()));
         } else {
-            stream->push("error", {{"message", result.status().message()},
-                                   {"code", status_code_name(result.status().code())}});
+            stream->push("error", {{"message", failed.message()},
+                                   {"code", status_code_name(failed.code())}});
         }
         stream->close();
     });
@@ -293,7 +372,12 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
     std::string agent = req.matches[1].str();
     governance::RequestContext context = context_of(info);
     std::string request_text = messages->back().content;
-    if (!body->value("stream", false)) {
+    auto stream = bool_field_or(*body, "stream", false);
+    if (!stream.ok()) {
+        send_status(res, stream.status(), info.request_id);
+        return;
+    }
+    if (!*stream) {
         auto result = s.runtime.invoke(context, agent, std::move(*messages), {});
         if (!result.ok()) {
             send_status(res, result.status(), info.request_id);
@@ -398,6 +482,8 @@ Result<std::shared_ptr<agents::ChatModel>> ServedChatModel::get() {
     }
     return model_;
 }
+
+std::string ServedChatModel::securable() const { return host_.settings().securable; }
 
 void add_agent_routes(HttpServer& server, AgentServices& s) {
     server.route("POST", "/api/qa",

@@ -34,6 +34,8 @@ public:
     explicit ServedChatModel(ModelHost& host) : host_(host) {}
     // kUnavailable while the model loads (or failed to).
     Result<std::shared_ptr<agents::ChatModel>> get();
+    // The catalog model that governs it (/model/securable; "" for none).
+    std::string securable() const;
 
 private:
     ModelHost& host_;

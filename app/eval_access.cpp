@@ -57,17 +57,27 @@ bool may_read_eval_set(governance::Governance& gov, const governance::RequestCon
     return decision.ok() && decision->allowed;
 }
 
-void record_judge_usage(governance::Governance& gov, const governance::RequestContext& context,
-                        const std::string& endpoint, std::int64_t prompt_tokens,
-                        std::int64_t completion_tokens) {
-    governance::UsageReport report;
-    report.tokens.input_tokens = prompt_tokens;
-    report.tokens.output_tokens = completion_tokens;
-    report.agent = "eval.judges";
-    auto recorded = gov.usage().record(context, endpoint, report);
-    if (!recorded.ok()) {
+Result<std::unique_ptr<ModelCall>> open_judge_use(governance::Governance& gov,
+                                                  const governance::RequestContext& context,
+                                                  const std::string& endpoint,
+                                                  const std::string& securable,
+                                                  std::optional<std::int64_t>* retry_after_s) {
+    // How many tokens a run will take is not known before it runs: the caller needs room under
+    // its limits to start, and is charged what the run used when it ends.
+    constexpr std::int64_t kStartingEstimate = 1;
+    return open_governed_use(gov, context, endpoint, securable, kStartingEstimate, "eval.judges",
+                             retry_after_s);
+}
+
+void settle_judge_use(ModelCall& call, std::int64_t prompt_tokens, std::int64_t completion_tokens,
+                      bool ok) {
+    inference::Usage usage;
+    usage.prompt_tokens = prompt_tokens;
+    usage.completion_tokens = completion_tokens;
+    Status settled = call.finish(usage, ok ? "ok" : "error");
+    if (!settled.ok()) {
         log::warn("eval", "judge tokens not recorded",
-                  {{"error", recorded.status().message()}, {"request_id", context.request_id}});
+                  {{"error", settled.message()}, {"request_id", call.context().request_id}});
     }
 }
 

@@ -14,8 +14,11 @@
 // Thread safety: free functions; thread-safe.
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "app/model_call.h"
 #include "common/result.h"
 #include "governance/governance.h"
 
@@ -41,11 +44,20 @@ Status authorize_eval_set_read(governance::Governance& gov,
 bool may_read_eval_set(governance::Governance& gov, const governance::RequestContext& context,
                        const std::string& name);
 
-// Charges the judges' tokens of a run (or best-of-N call) to the caller in governance's usage
-// (token spend, limits, audit), as agent "eval.judges" on the judging model's endpoint. A
-// failure to record is logged, not returned: the evaluation has already happened.
-void record_judge_usage(governance::Governance& gov, const governance::RequestContext& context,
-                        const std::string& endpoint, std::int64_t prompt_tokens,
-                        std::int64_t completion_tokens);
+// The judging model's use for an evaluation request (a run or a best-of-N call), governed as
+// the OpenAI routes govern theirs (model_call.h): EXECUTE on the served model's catalog
+// securable ("" for none; audited) and room under the caller's limits when it starts. Errors
+// as open_governed_use (a 429 hint in `retry_after_s`).
+Result<std::unique_ptr<ModelCall>> open_judge_use(governance::Governance& gov,
+                                                  const governance::RequestContext& context,
+                                                  const std::string& endpoint,
+                                                  const std::string& securable,
+                                                  std::optional<std::int64_t>* retry_after_s);
+
+// Charges the tokens the request used to the caller (token spend, limits, the usage audit
+// record) as agent "eval.judges" on the judging model's endpoint. A failure to record is
+// logged, not returned: the evaluation has already happened.
+void settle_judge_use(ModelCall& call, std::int64_t prompt_tokens, std::int64_t completion_tokens,
+                      bool ok);
 
 }  // namespace sluice::app

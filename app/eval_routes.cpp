@@ -8,6 +8,7 @@
 #include "app/eval_access.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
+#include "app/openai_route_support.h"
 
 namespace sluice::app {
 namespace {
@@ -233,6 +234,12 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
     if (!model.ok()) {
         return send_status(res, model.status(), info.request_id);
     }
+    std::optional<std::int64_t> retry_after;
+    auto judge_use = open_judge_use(s.gov, context, (*model)->name(),
+                                    s.model_securable ? s.model_securable() : "", &retry_after);
+    if (!judge_use.ok()) {
+        return send_model_error(res, judge_use.status(), info, retry_after);
+    }
     eval::Target target;
     std::string label;
     if (body->contains("agent")) {
@@ -275,12 +282,12 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
                                    **model, *options);
     Status audited = audit_action(s.gov, context, "eval_run.create", "table:" + *set,
                                   run.status(), run.ok() ? (*run)["id"].get<std::string>() : "");
+    settle_judge_use(
+        **judge_use, run.ok() ? (*run)["judge_usage"]["prompt_tokens"].get<std::int64_t>() : 0,
+        run.ok() ? (*run)["judge_usage"]["completion_tokens"].get<std::int64_t>() : 0, run.ok());
     if (!run.ok() || !audited.ok()) {
         return send_status(res, run.ok() ? audited : run.status(), info.request_id);
     }
-    record_judge_usage(s.gov, context, (*model)->name(),
-                       (*run)["judge_usage"]["prompt_tokens"].get<std::int64_t>(),
-                       (*run)["judge_usage"]["completion_tokens"].get<std::int64_t>());
     send_safe(res, *run);
 }
 

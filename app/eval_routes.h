@@ -43,6 +43,8 @@ struct EvalServices {
     // The served model: answers document QA and judges. kUnavailable while it loads.
     std::function<Result<std::shared_ptr<agents::ChatModel>>()> model;
     agents::evaluation::Monitor* monitor = nullptr;  // null: no live-traffic judging
+    // The catalog model governing the served one (EXECUTE to use it); "" or empty for none.
+    std::function<std::string()> model_securable = {};
 };
 
 void add_eval_routes(HttpServer& server, EvalServices& services);

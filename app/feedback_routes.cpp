@@ -9,6 +9,7 @@
 #include "app/eval_routes.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
+#include "app/openai_route_support.h"
 
 namespace sluice::app {
 namespace {
@@ -261,26 +262,47 @@ void best_of_n(EvalServices& s, const RequestInfo& info, const httplib::Request&
     if (!model.ok()) {
         return send_status(res, model.status(), info.request_id);
     }
-    auto best = eval::best_of_n(**model, **model, {{"user", *input, {}, {}}}, options);
+    std::optional<std::int64_t> retry_after;
+    auto judge_use = open_judge_use(s.gov, context, (*model)->name(),
+                                    s.model_securable ? s.model_securable() : "", &retry_after);
+    if (!judge_use.ok()) {
+        return send_model_error(res, judge_use.status(), info, retry_after);
+    }
+    // The input goes to the model: the endpoint's input policy applies (a block is a 400).
+    auto guarded = (*judge_use)->guard_input(*input);
+    if (!guarded.ok()) {
+        return send_status(res, guarded.status().with_context("input"), info.request_id);
+    }
+    auto best = eval::best_of_n(**model, **model, {{"user", *guarded, {}, {}}}, options);
+    settle_judge_use(**judge_use, best.ok() ? best->prompt_tokens : 0,
+                     best.ok() ? best->completion_tokens : 0, best.ok());
     Status audited = audit_action(s.gov, context, "eval.best_of_n", "metastore", best.status(),
                                   std::string("n ").append(std::to_string(options.n)));
     if (!best.ok() || !audited.ok()) {
         return send_status(res, best.ok() ? audited : best.status(), info.request_id);
     }
-    record_judge_usage(s.gov, context, (*model)->name(), best->prompt_tokens,
-                       best->completion_tokens);
-    json candidates = json::array();
+    // What the model wrote reaches the caller under the endpoint's output policy.
+    std::vector<std::string> shown;
     for (const auto& c : best->candidates) {
+        auto text = (*judge_use)->guard_output(c.text);
+        if (!text.ok()) {
+            return send_status(res, text.status(), info.request_id);
+        }
+        shown.push_back(std::move(*text));
+    }
+    json candidates = json::array();
+    for (size_t i = 0; i < best->candidates.size(); ++i) {
+        const auto& c = best->candidates[i];
         json verdicts = json::object();
         for (const auto& [name, v] : c.verdicts) {
             verdicts[name] = eval::verdict_to_json(v);
         }
-        candidates.push_back({{"text", c.text},
+        candidates.push_back({{"text", shown[i]},
                               {"score", c.score},
                               {"verdicts", verdicts},
                               {"judge_errors", c.judge_errors}});
     }
-    send_safe(res, {{"best", best->candidates[best->best].text},
+    send_safe(res, {{"best", shown[best->best]},
                     {"best_index", best->best},
                     {"candidates", candidates},
                     {"usage",

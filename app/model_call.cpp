@@ -84,6 +84,7 @@ Status ModelCall::finish(const inference::Usage& usage, std::string status) {
     report.tokens.cached_tokens = usage.cached_tokens;
     report.latency_ms = static_cast<double>(now_us() - started_us_) / 1000.0;
     report.status = std::move(status);
+    report.agent = agent_;
     auto settled = gov_.usage().settle(std::move(*reservation_), report);
     reservation_.reset();
     if (!settled.ok()) {
@@ -102,6 +103,17 @@ Status ModelCall::finish(const inference::Usage& usage, std::string status) {
                    {{"request_id", context_.request_id}, {"error", recorded.message()}});
     }
     return Status();
+}
+
+Result<std::unique_ptr<ModelCall>> open_governed_use(
+    governance::Governance& gov, const governance::RequestContext& context,
+    const std::string& endpoint, const std::string& securable, std::int64_t estimated_tokens,
+    std::string agent, std::optional<std::int64_t>* retry_after_s) {
+    auto call = std::make_unique<ModelCall>(gov, context, endpoint, securable);
+    SLUICE_RETURN_IF_ERROR(call->authorize());
+    SLUICE_RETURN_IF_ERROR(call->reserve(estimated_tokens, retry_after_s));
+    call->set_agent(std::move(agent));
+    return call;
 }
 
 }  // namespace sluice::app

@@ -17,6 +17,7 @@
 // Thread safety: owned by one thread at a time.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,6 +56,10 @@ public:
     // written (the answer must not be given as billed). Later calls are no-ops.
     Status finish(const inference::Usage& usage, std::string status);
 
+    // Labels the usage row finish() writes (governance::UsageReport::agent): who used the model
+    // on the caller's behalf, e.g. "qa" or "eval.judges"; "" for a direct call.
+    void set_agent(std::string agent) { agent_ = std::move(agent); }
+
     // Whether finish() has run (or there was nothing to settle).
     bool finished() const { return finished_ || !reservation_; }
     const governance::RequestContext& context() const { return context_; }
@@ -66,8 +71,19 @@ private:
     std::string endpoint_;
     std::string securable_;
     std::optional<governance::Reservation> reservation_;
+    std::string agent_;
     std::int64_t started_us_ = 0;
     bool finished_ = false;
 };
+
+// A use of the served model on a caller's behalf by the server itself (document QA, judges,
+// best-of-N), governed like a call of the OpenAI routes: EXECUTE on `securable` (audited),
+// then `estimated_tokens` reserved under the caller's limits. Finish the call with the tokens
+// used; its usage row carries `agent`. Errors: those of authorize() and reserve() (then
+// `retry_after_s`, when given, holds the hint).
+Result<std::unique_ptr<ModelCall>> open_governed_use(
+    governance::Governance& gov, const governance::RequestContext& context,
+    const std::string& endpoint, const std::string& securable, std::int64_t estimated_tokens,
+    std::string agent, std::optional<std::int64_t>* retry_after_s);
 
 }  // namespace sluice::app

@@ -227,8 +227,10 @@ int run_server(const Config& config) {
         agents::evaluation::JudgeOptions{});
     AgentServices agent_services{governance, **indexes,    **agent_store, **trace_store,
                                  runtime,    served_model, &monitor};
-    EvalServices eval_services{governance, **indexes, **eval_store, **trace_store, runtime,
-                               [&served_model] { return served_model.get(); }, &monitor};
+    EvalServices eval_services{governance,   **indexes,
+                               **eval_store, **trace_store,
+                               runtime,      [&served_model] { return served_model.get(); },
+                               &monitor,     [&served_model] { return served_model.securable(); }};
     add_health_routes(server, readiness, metrics);
     add_console_routes(server);
     add_openai_routes(server, model, OpenAiOptions{.governance = &governance, .streams = &streams},

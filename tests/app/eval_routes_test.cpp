@@ -357,3 +357,45 @@ TEST_CASE("eval REST: monitor settings are for admins; best-of-N answers with it
     CHECK(site.audit_count(
               {{"principal", "alice"}, {"action", "eval.best_of_n"}, {"result", "error"}}) == 1);
 }
+
+TEST_CASE("eval REST: judging uses the model as its callers may: EXECUTE, guardrails, limits") {
+    Site site;
+    Store& s = site.gov->store();
+    const Principal owner = *s.principal("admin");
+    REQUIRE(s.create_securable(SecurableType::kModel, "main.qa.dbrx", owner.id, "", {}).ok());
+    site.services->model_securable = [] { return std::string("main.qa.dbrx"); };
+    const json ask = {{"input", "Say hi"}, {"n", 2}};
+
+    // Without EXECUTE on the catalog model: refused before the model runs, and audited.
+    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/best-of-n", ask)) == 403);
+    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/runs",
+                                {{"set", "main.qa.nothing"}})) != 200);
+    CHECK(site.audit_count({{"principal", "alice"}, {"result", "deny"}}) >= 1);
+    site.grant(SecurableType::kModel, "main.qa.dbrx", "alice", Privilege::kExecute);
+    json best = site.ok(site.call(site.alice, "POST", "/api/eval/best-of-n", ask));
+    const std::int64_t used = best["usage"]["total_tokens"].get<std::int64_t>();
+    CHECK(used > 0);
+
+    // The tokens are charged to the caller on the judging endpoint, as agent eval.judges.
+    LimitSpec spec;
+    spec.principal = "alice";
+    spec.kind = LimitKind::kTokensPerDay;
+    spec.max = used;  // spent already: no room for another call today
+    REQUIRE(site.gov->usage().set_limit(spec, "admin").ok());
+    auto refused = site.call(site.alice, "POST", "/api/eval/best-of-n", ask);
+    CHECK(site.status(refused) == 429);
+
+    // The endpoint's input policy sees the input (bob has room and EXECUTE).
+    site.grant(SecurableType::kCatalog, "main", "bob", Privilege::kUseCatalog);
+    site.grant(SecurableType::kSchema, "main.qa", "bob", Privilege::kUseSchema);
+    site.grant(SecurableType::kModel, "main.qa.dbrx", "bob", Privilege::kExecute);
+    EndpointSettings settings;
+    settings.name = "scripted";
+    settings.guardrails.input = PiiAction::kBlock;
+    REQUIRE(site.gov->endpoints().put(settings, "admin").ok());
+    auto blocked = site.call(site.bob, "POST", "/api/eval/best-of-n",
+                             {{"input", "mail john.doe@example.com"}, {"n", 1}});
+    CHECK(site.status(blocked) == 400);
+    CHECK(site.ok(site.call(site.bob, "POST", "/api/eval/best-of-n", ask))["candidates"].size() ==
+          2);
+}

@@ -70,6 +70,18 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
     CHECK(streamed->body.find("event: trace") != std::string::npos);
     CHECK(streamed->body.find("event: final") != std::string::npos);
 
+    // Both answers are charged to the caller, as agent "qa" on the model's endpoint.
+    json usage =
+        ok_json(send(server, admin, "GET", "/api/2.0/sluice/usage?group_by=agent", json()));
+    std::int64_t qa_requests = 0;
+    for (const json& row : usage["usage"]) {
+        if (row.value("agent", "") == "qa") {
+            qa_requests += row["requests"].get<std::int64_t>();
+            CHECK(row["output_tokens"].get<std::int64_t>() > 0);
+        }
+    }
+    CHECK(qa_requests == 2);
+
     // Nothing readable: the refusal.
     json refused = ok_json(send(server, admin, "POST", "/api/qa",
                                 {{"question", "zebra quantum xylophone"}, {"index", "docs"}}));

@@ -426,8 +426,16 @@ void AuditLog::write_loop() {
     auto pause = std::chrono::milliseconds(kFirstPause);
     std::unique_lock lock(mutex_);
     for (;;) {
+        // writer_woken_ is cleared each time the writer goes (back) to sleep, not only when it
+        // leaves the wait: woken for a record that a waiting appender or sync() then committed,
+        // it finds nothing to do and sleeps again, and the next queued record must wake it.
+        // Cleared only on leaving, it stayed set, submit() took the writer for awake, and queued
+        // records waited, with no time bound, for a waiter or a full batch.
         idle_ = true;
-        work_.wait(lock, [&] { return !committing_ && (unwaited_ > 0 || closing_); });
+        while (committing_ || (unwaited_ == 0 && !closing_)) {
+            writer_woken_ = false;
+            work_.wait(lock);
+        }
         idle_ = false;
         writer_woken_ = false;
         if (closing_ && queue_.empty()) {

@@ -7,9 +7,15 @@
 // strings escaped as JSON requires. SQLite triggers refuse UPDATE and DELETE of records; only
 // archive_audit_log() deletes, after the records are written to a verified archive file.
 //
-// Every `checkpoint_every` records (and when the log closes) the head (seq, hash) is signed with
-// the Ed25519 key in the data directory (`audit_signing.key`, mode 0600, made on first start),
-// so that a truncated or rewritten tail is detectable by anyone holding the public key.
+// Signed checkpoints: (seq, hash, checkpoint_every) signed with the Ed25519 key in the data
+// directory (`audit_signing.key`, mode 0600, made on first start), so that a truncated or
+// rewritten tail is detectable by anyone holding the public key. The log signs every record whose
+// seq is a multiple of `checkpoint_every` and the first record it writes (so that a changed
+// interval is on record from its first use), each in the transaction that writes the record:
+// no committed state lacks a checkpoint it should have, even after a crash. It also signs the
+// head at open and at close when the head is not signed yet. So, in a log nobody tampered with,
+// the records after a checkpoint are fewer than the interval that checkpoint signed before the
+// next checkpoint comes, which verify_audit_log() checks (docs/governance.md, "Audit log").
 //
 // Appends go through a bounded queue (group commit): an append takes its place in the queue,
 // which fixes its order in the chain, and one committer at a time takes up to 512 appends from
@@ -83,7 +89,9 @@ class Sha256;
 enum class AuditAcknowledge { kDurable, kQueued };
 
 struct AuditLogOptions {
-    std::int64_t checkpoint_every = 1000;  // records between signed checkpoints
+    // Records between signed checkpoints. 0: the interval that the log's last checkpoint signed
+    // (1000 when none did), for offline tools writing beside a server configured otherwise.
+    std::int64_t checkpoint_every = 1000;
     AuditAcknowledge acknowledge = AuditAcknowledge::kDurable;
     std::size_t queue_capacity = 4096;  // records queued before appenders block
     // How long the writer gathers records nobody waits for before committing them: fewer, larger
@@ -145,6 +153,8 @@ public:
     std::int64_t appended() const;
     // Records queued and not yet committed (for tests and metrics).
     std::size_t queued() const;
+    // Records between signed checkpoints, as resolved by open().
+    std::int64_t checkpoint_every() const { return options_.checkpoint_every; }
 
     // With `checkpoint_db`, a background thread checkpoints the WAL through it.
     AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail::Ed25519Key> key,
@@ -202,7 +212,11 @@ private:
         std::array<unsigned char, 32> hash{};
     };
     Result<Tail> read_tail();
+    // Signs the head unless it is signed already, in a transaction of its own. Under db_mutex_.
     Status checkpoint_locked();
+    // Signs (seq, hash) and inserts the checkpoint, inside the caller's transaction. Under
+    // db_mutex_.
+    Status insert_checkpoint(std::int64_t seq, std::string_view hash);
 
     std::unique_ptr<detail::Database> db_;  // guarded by db_mutex_
     std::unique_ptr<detail::Ed25519Key> key_;
@@ -235,6 +249,9 @@ private:
     std::string hash_scratch_;  // guarded by db_mutex_; the bytes each record's hash covers
     std::unique_ptr<detail::Sha256> hasher_;  // guarded by db_mutex_
     std::unique_ptr<detail::AuditRowWriter> row_writer_;  // guarded by db_mutex_; inserts rows
+    // Guarded by db_mutex_: records of the batch being written that get a checkpoint.
+    std::vector<std::pair<std::int64_t, std::array<unsigned char, 32>>> due_checkpoints_;
+    bool wrote_first_ = false;  // guarded by db_mutex_; a batch of this log has committed
     std::mutex db_mutex_;  // serialises use of db_ (batches, checkpoint())
 
     void checkpoint_wal(std::stop_token stop);

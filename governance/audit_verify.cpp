@@ -95,8 +95,8 @@ Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
         report.problem = std::move(problem);
     };
     SLUICE_ASSIGN_OR_RETURN(auto signatures,
-                            db->prepare("SELECT seq, hash, public_key, signature FROM "
-                                        "audit_checkpoints ORDER BY seq"));
+                            db->prepare("SELECT seq, hash, public_key, signature, "
+                                        "checkpoint_every FROM audit_checkpoints ORDER BY seq"));
     while (true) {
         SLUICE_ASSIGN_OR_RETURN(bool row, signatures.step());
         if (!row) {
@@ -111,7 +111,10 @@ Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
                           " is signed by a key other than the data directory's");
             return report;
         }
-        if (!detail::ed25519_verify(public_key, detail::audit_checkpoint_message(seq, hash),
+        // The interval is part of what was signed (NULL: message version 1, signed before it
+        // was recorded).
+        const std::int64_t every = signatures.column_optional_int(4).value_or(0);
+        if (!detail::ed25519_verify(public_key, detail::audit_checkpoint_message(seq, hash, every),
                                     signatures.column_blob(3))) {
             fail(seq, "checkpoint at seq " + std::to_string(seq) + " has a bad signature");
             return report;

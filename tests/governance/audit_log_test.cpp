@@ -58,7 +58,9 @@ struct AuditFixture {
         log.reset();
         sqlite3* raw = nullptr;
         REQUIRE(sqlite3_open(db_path.c_str(), &raw) == SQLITE_OK);
-        std::string all = "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; " +
+        std::string all = "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; "
+                          "DROP TRIGGER IF EXISTS audit_checkpoints_no_update; "
+                          "DROP TRIGGER IF EXISTS audit_checkpoints_no_delete; " +
                           sql;
         char* error = nullptr;
         int rc = sqlite3_exec(raw, all.c_str(), nullptr, nullptr, &error);
@@ -85,6 +87,18 @@ int exec(const std::filesystem::path& db, const std::string& sql) {
     return rc;
 }
 
+std::vector<std::int64_t> checkpoint_seqs(const std::filesystem::path& db_path) {
+    auto db = detail::Database::open(db_path.string());
+    REQUIRE(db.ok());
+    auto rows = (*db)->prepare("SELECT seq FROM audit_checkpoints ORDER BY seq");
+    REQUIRE(rows.ok());
+    std::vector<std::int64_t> seqs;
+    while (*rows->step()) {
+        seqs.push_back(rows->column_int(0));
+    }
+    return seqs;
+}
+
 }  // namespace
 
 TEST_CASE("an untouched audit log verifies, with signed checkpoints") {
@@ -95,7 +109,9 @@ TEST_CASE("an untouched audit log verifies, with signed checkpoints") {
     CHECK(report.records == 10);
     CHECK(report.first_seq == 1);
     CHECK(report.last_seq == 10);
-    CHECK(report.checkpoints == 3);  // at 4, at 8, and the head at close
+    // The log's first record, the multiples of 4, and the head at close.
+    CHECK(report.checkpoints == 4);
+    CHECK(checkpoint_seqs(f.db_path) == std::vector<std::int64_t>{1, 4, 8, 10});
     struct stat info {};
     REQUIRE(::stat(f.key_path.c_str(), &info) == 0);
     CHECK((info.st_mode & 0777) == 0600);
@@ -172,6 +188,80 @@ TEST_CASE("verify names the first bad record for each kind of tampering") {
         f.tamper("UPDATE audit_log SET hash = zeroblob(32) WHERE seq = 8");
         CHECK_FALSE(f.verify().ok);
     }
+}
+
+TEST_CASE("the database refuses deleting signed checkpoints") {
+    AuditFixture f(10);
+    f.log.reset();
+    CHECK(exec(f.db_path, "DELETE FROM audit_checkpoints WHERE seq = 8") != SQLITE_OK);
+    CHECK(exec(f.db_path, "DELETE FROM audit_checkpoints") != SQLITE_OK);
+    CHECK(f.verify().ok);
+}
+
+TEST_CASE("a changed checkpoint interval, a killed writer and an offline writer still verify") {
+    AuditFixture f(0);
+    auto append = [&f](AuditLog& log, int records) {
+        for (int i = 0; i < records; ++i) {
+            REQUIRE(log.append(AuditFixture::event(i)).ok());
+        }
+    };
+    append(*f.log, 6);  // checkpoints at 1, 4; 6 at close
+    f.log.reset();
+    auto open = [&f](std::int64_t every) {
+        auto log = AuditLog::open(f.db_path, f.key_path, AuditLogOptions{every});
+        REQUIRE(log.ok());
+        return std::move(*log);
+    };
+    {
+        // A larger interval: its first record (7) is signed with it, so the 13 records after it
+        // without a checkpoint are allowed.
+        auto wider = open(20);
+        append(*wider, 13);
+        CHECK(f.verify().ok);
+        // An offline tool beside it takes the interval from the log's last checkpoint.
+        auto offline = open(0);
+        CHECK(offline->checkpoint_every() == 20);
+        append(*offline, 1);
+        CHECK(f.verify().ok);
+        append(*wider, 5);
+        CHECK(f.verify().ok);  // 40 is signed by whichever writer wrote it
+        CHECK(f.verify().last_seq == 25);
+    }
+    CHECK(f.verify().ok);
+    {
+        // A smaller interval after a close.
+        auto narrower = open(3);
+        append(*narrower, 10);
+    }
+    CHECK(f.verify().ok);
+    // A head left unsigned (its writer killed between checkpoints: here, checkpoints that
+    // only a kill could be missing are taken away by hand) is signed at the next open.
+    REQUIRE(exec(f.db_path, "DROP TRIGGER audit_checkpoints_no_delete; "
+                            "DELETE FROM audit_checkpoints WHERE seq = (SELECT MAX(seq) FROM "
+                            "audit_checkpoints)") == SQLITE_OK);
+    const auto before = checkpoint_seqs(f.db_path);
+    {
+        auto reopened = open(3);
+        CHECK(checkpoint_seqs(f.db_path).back() == 35);
+        CHECK(checkpoint_seqs(f.db_path).size() == before.size() + 1);
+    }
+    CHECK(f.verify().ok);
+}
+
+TEST_CASE("a database made before checkpoints were protected gets the delete trigger") {
+    AuditFixture f(5);
+    f.log.reset();
+    f.store.reset();
+    // Back to schema version 2: no interval column, no delete trigger.
+    REQUIRE(exec(f.db_path, "DROP TRIGGER audit_checkpoints_no_delete; "
+                            "ALTER TABLE audit_checkpoints DROP COLUMN checkpoint_every; "
+                            "DELETE FROM schema_migrations WHERE version = 3") == SQLITE_OK);
+    CHECK(exec(f.db_path, "SELECT checkpoint_every FROM audit_checkpoints") != SQLITE_OK);
+    auto store = Store::open(f.db_path);
+    REQUIRE(store.ok());
+    CHECK((*store)->schema_version() == 3);
+    CHECK(exec(f.db_path, "SELECT checkpoint_every FROM audit_checkpoints") == SQLITE_OK);
+    CHECK(exec(f.db_path, "DELETE FROM audit_checkpoints") != SQLITE_OK);
 }
 
 TEST_CASE("concurrent appends form one gapless chain") {

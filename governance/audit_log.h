@@ -262,20 +262,39 @@ private:
     std::thread writer_;  // started by the constructor, joined by the destructor
 };
 
+struct AuditVerifyOptions {
+    // The raw 32-byte public key the checkpoints must be signed with; nullopt: any key.
+    std::optional<std::string> trusted_public_key;
+    // The interval assumed after a last checkpoint that does not record its own (signed before
+    // intervals were recorded): the writer's `checkpoint_every`.
+    std::int64_t checkpoint_every = 1000;
+    // A checkpoint seq the caller saw before (an earlier report's last_checkpoint_seq); the log
+    // must still hold it. Detects a log cut back to an earlier signed state. 0: none.
+    std::int64_t expect_checkpoint_seq = 0;
+};
+
 struct AuditVerifyReport {
     bool ok = true;
-    std::int64_t records = 0;      // records checked
+    std::int64_t records = 0;      // records checked in the table
     std::int64_t checkpoints = 0;  // signatures checked
-    std::int64_t first_seq = 0;
+    std::int64_t first_seq = 0;    // the table's first and last records
     std::int64_t last_seq = 0;
+    std::int64_t last_checkpoint_seq = 0;  // the newest signed checkpoint; keep it to compare later
     std::int64_t first_bad_seq = 0;  // 0 when ok
     std::string problem;             // what is wrong with first_bad_seq
 };
 
 // Recomputes the chain from the start (or from the last archive's anchor) and checks every
-// signed checkpoint. Detects a changed, removed, inserted or reordered record and a removed tail
-// (a checkpoint past the last record), naming the first bad record. When `trusted_public_key`
-// (raw 32 bytes) is given, checkpoints signed by another key are bad too.
+// signed checkpoint against its record. Detects a changed, removed, inserted or reordered
+// record, a removed tail (a checkpoint past the last record) and removed checkpoints: the log
+// signs a checkpoint at least every `checkpoint_every` records, as its checkpoints say, so a
+// checkpoint missing where one is due, or as many records after the last one as its interval,
+// fails. What it cannot detect (docs/governance.md): a log cut back to one of its signed
+// checkpoints with fewer than that checkpoint's interval of records after it;
+// expect_checkpoint_seq detects the cut against a seq kept from before.
+Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
+                                           const AuditVerifyOptions& options);
+// The same with only a trusted key.
 Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
                                            std::optional<std::string> trusted_public_key);
 

@@ -2,9 +2,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <ostream>
 #include <sstream>
@@ -40,25 +42,6 @@ AuditRecord record_from_row(const detail::Statement& row) {
     return r;
 }
 
-// Where the chain in the table starts: after the last archive, or at the genesis.
-struct Anchor {
-    std::int64_t seq = 0;
-    std::string hash = std::string(32, '\0');
-};
-
-Result<Anchor> read_anchor(detail::Database& db) {
-    SLUICE_ASSIGN_OR_RETURN(auto select, db.prepare("SELECT last_seq, last_hash FROM "
-                                                    "audit_archives ORDER BY last_seq DESC "
-                                                    "LIMIT 1"));
-    SLUICE_ASSIGN_OR_RETURN(bool row, select.step());
-    Anchor anchor;
-    if (row) {
-        anchor.seq = select.column_int(0);
-        anchor.hash = select.column_blob(1);
-    }
-    return anchor;
-}
-
 // Checks one record against the chain so far; returns the problem, or "" when it holds.
 std::string check_record(const AuditRecord& record, std::int64_t expected_seq,
                          const std::string& expected_prev) {
@@ -78,93 +61,217 @@ std::string check_record(const AuditRecord& record, std::int64_t expected_seq,
     return "";
 }
 
+// A signed checkpoint whose signature holds.
+struct Checkpoint {
+    std::string hash;
+    std::int64_t every = 0;  // the interval it signed; 0: signed before intervals were recorded
+};
+using Checkpoints = std::map<std::int64_t, Checkpoint>;  // by seq
+
+// The chain as it is walked, from the genesis through the archives into the table.
+struct Walk {
+    std::int64_t next_seq = 1;
+    std::string prev_hash = std::string(32, '\0');
+
+    // Checks `record` as the next one, and against the checkpoint at its seq; moves on when it
+    // holds. Returns the problem, or "".
+    std::string step(const AuditRecord& record, const Checkpoints& checkpoints) {
+        std::string problem = check_record(record, next_seq, prev_hash);
+        if (!problem.empty()) {
+            return problem;
+        }
+        auto checkpoint = checkpoints.find(record.seq);
+        if (checkpoint != checkpoints.end() && checkpoint->second.hash != record.hash) {
+            return "hash differs from the signed checkpoint at this seq";
+        }
+        next_seq = record.seq + 1;
+        prev_hash = record.hash;
+        return "";
+    }
+};
+
+// Where the chain in the table starts: after the last archive, or at the genesis.
+Result<Walk> read_anchor(detail::Database& db) {
+    SLUICE_ASSIGN_OR_RETURN(auto select, db.prepare("SELECT last_seq, last_hash FROM "
+                                                    "audit_archives ORDER BY last_seq DESC "
+                                                    "LIMIT 1"));
+    SLUICE_ASSIGN_OR_RETURN(bool row, select.step());
+    Walk walk;
+    if (row) {
+        walk.next_seq = select.column_int(0) + 1;
+        walk.prev_hash = select.column_blob(1);
+    }
+    return walk;
+}
+
+// Verification, one step per member function; each returns false once the report says why the
+// log does not verify (errors reading the database are a Status instead).
+class Verifier {
+public:
+    Verifier(detail::Database& db, const AuditVerifyOptions& options)
+        : db_(db), options_(options) {}
+
+    Result<AuditVerifyReport> run() {
+        SLUICE_ASSIGN_OR_RETURN(bool ok, read_checkpoints());
+        if (ok) {
+            SLUICE_ASSIGN_OR_RETURN(walk_, read_anchor(db_));
+        }
+        if (ok) {
+            SLUICE_ASSIGN_OR_RETURN(ok, walk_table());
+        }
+        if (ok && check_end() && check_placement()) {
+            check_expected();
+        }
+        return report_;
+    }
+
+private:
+    bool fail(std::int64_t seq, std::string problem) {
+        report_.ok = false;
+        report_.first_bad_seq = seq;
+        report_.problem = std::move(problem);
+        return false;
+    }
+
+    Result<bool> read_checkpoints() {
+        SLUICE_ASSIGN_OR_RETURN(auto rows, db_.prepare("SELECT seq, hash, public_key, signature, "
+                                                       "checkpoint_every FROM audit_checkpoints "
+                                                       "ORDER BY seq"));
+        while (true) {
+            SLUICE_ASSIGN_OR_RETURN(bool row, rows.step());
+            if (!row) {
+                return true;
+            }
+            const std::int64_t seq = rows.column_int(0);
+            Checkpoint checkpoint{rows.column_blob(1), rows.column_optional_int(4).value_or(0)};
+            const std::string public_key = rows.column_blob(2);
+            const std::string at = "checkpoint at seq " + std::to_string(seq);
+            ++report_.checkpoints;
+            if (options_.trusted_public_key && public_key != *options_.trusted_public_key) {
+                return fail(seq, at + " is signed by a key other than the data directory's");
+            }
+            // The interval is part of what was signed: one changed (or nulled, which selects
+            // message version 1) fails like a changed hash.
+            if (!detail::ed25519_verify(public_key,
+                                        detail::audit_checkpoint_message(seq, checkpoint.hash,
+                                                                         checkpoint.every),
+                                        rows.column_blob(3))) {
+                return fail(seq, at + " has a bad signature");
+            }
+            report_.last_checkpoint_seq = seq;
+            checkpoints_[seq] = std::move(checkpoint);
+        }
+    }
+
+    Result<bool> walk_table() {
+        SLUICE_ASSIGN_OR_RETURN(auto records, db_.prepare(std::string(kSelectRecords) +
+                                                          "ORDER BY seq"));
+        while (true) {
+            SLUICE_ASSIGN_OR_RETURN(bool row, records.step());
+            if (!row) {
+                return true;
+            }
+            AuditRecord record = record_from_row(records);
+            if (report_.records == 0) {
+                report_.first_seq = record.seq;
+            }
+            ++report_.records;
+            std::string problem = walk_.step(record, checkpoints_);
+            if (!problem.empty()) {
+                return fail(record.seq, "record " + std::to_string(record.seq) + ": " + problem);
+            }
+            report_.last_seq = record.seq;
+        }
+    }
+
+    // A checkpoint past the last record: the records it signed were removed.
+    bool check_end() {
+        const std::int64_t last = walk_.next_seq - 1;
+        if (checkpoints_.empty() || checkpoints_.rbegin()->first <= last) {
+            return true;
+        }
+        return fail(walk_.next_seq, "signed checkpoint at seq " +
+                                        std::to_string(checkpoints_.rbegin()->first) +
+                                        " is past the last record " + std::to_string(last) +
+                                        ": records at the end were removed");
+    }
+
+    // Where checkpoints must be. The log signs its first record, every multiple of its interval
+    // and its head at open and close (audit_log.h), each with the records it signs; so between
+    // two checkpoints lie at most the larger of their intervals (intervals change only when a
+    // new writer opens, and a new writer signs its first record), and after the last fewer
+    // records than its interval. Only the end matters for what can be forged (every record up
+    // to a checkpoint is fixed by the chain); a gap elsewhere still means checkpoints were
+    // deleted, which nothing legitimate does.
+    bool check_placement() {
+        const std::int64_t last = walk_.next_seq - 1;
+        if (last == 0) {
+            return true;
+        }
+        if (checkpoints_.empty()) {
+            return fail(1, "no signed checkpoint covers the " + std::to_string(last) +
+                               " records, though the log signs its first record: checkpoints "
+                               "were removed");
+        }
+        for (auto at = checkpoints_.begin(), next = std::next(at); next != checkpoints_.end();
+             at = next++) {
+            const std::int64_t every = std::max(at->second.every, next->second.every);
+            if (at->second.every != 0 && next->second.every != 0 &&
+                next->first - at->first > every) {
+                return fail(at->first + every,
+                            "no signed checkpoint between seq " + std::to_string(at->first) +
+                                " and seq " + std::to_string(next->first) +
+                                ", though one is due every " + std::to_string(every) +
+                                " records: checkpoints were removed");
+            }
+        }
+        const auto& [seq, checkpoint] = *checkpoints_.rbegin();
+        const std::int64_t every =
+            checkpoint.every != 0 ? checkpoint.every : options_.checkpoint_every;
+        if (last - seq >= every) {
+            return fail(seq + every, "the last signed checkpoint is at seq " + std::to_string(seq) +
+                                         " but the records go on to seq " + std::to_string(last) +
+                                         ", though a checkpoint is due every " +
+                                         std::to_string(every) +
+                                         " records: checkpoints were removed, and the records "
+                                         "after seq " + std::to_string(seq) +
+                                         " may have been rewritten");
+        }
+        return true;
+    }
+
+    bool check_expected() {
+        const std::int64_t expected = options_.expect_checkpoint_seq;
+        if (expected == 0 || checkpoints_.contains(expected)) {
+            return true;
+        }
+        return fail(expected, "the signed checkpoint at seq " + std::to_string(expected) +
+                                  " seen before is gone: the log was cut back to an earlier "
+                                  "state");
+    }
+
+    detail::Database& db_;
+    const AuditVerifyOptions& options_;
+    AuditVerifyReport report_;
+    Checkpoints checkpoints_;
+    Walk walk_;
+};
+
 }  // namespace
 
 Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
-                                           std::optional<std::string> trusted_public_key) {
+                                           const AuditVerifyOptions& options) {
     SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open(db_path.string()));
     // One read transaction: a consistent view while the server keeps appending.
     SLUICE_RETURN_IF_ERROR(db->exec("BEGIN"));
-    SLUICE_ASSIGN_OR_RETURN(Anchor anchor, read_anchor(*db));
+    return Verifier(*db, options).run();
+}
 
-    std::map<std::int64_t, std::pair<std::string, bool>> checkpoints;  // seq → (hash, matched)
-    AuditVerifyReport report;
-    auto fail = [&report](std::int64_t seq, std::string problem) {
-        report.ok = false;
-        report.first_bad_seq = seq;
-        report.problem = std::move(problem);
-    };
-    SLUICE_ASSIGN_OR_RETURN(auto signatures,
-                            db->prepare("SELECT seq, hash, public_key, signature, "
-                                        "checkpoint_every FROM audit_checkpoints ORDER BY seq"));
-    while (true) {
-        SLUICE_ASSIGN_OR_RETURN(bool row, signatures.step());
-        if (!row) {
-            break;
-        }
-        std::int64_t seq = signatures.column_int(0);
-        std::string hash = signatures.column_blob(1);
-        std::string public_key = signatures.column_blob(2);
-        ++report.checkpoints;
-        if (trusted_public_key && public_key != *trusted_public_key) {
-            fail(seq, "checkpoint at seq " + std::to_string(seq) +
-                          " is signed by a key other than the data directory's");
-            return report;
-        }
-        // The interval is part of what was signed (NULL: message version 1, signed before it
-        // was recorded).
-        const std::int64_t every = signatures.column_optional_int(4).value_or(0);
-        if (!detail::ed25519_verify(public_key, detail::audit_checkpoint_message(seq, hash, every),
-                                    signatures.column_blob(3))) {
-            fail(seq, "checkpoint at seq " + std::to_string(seq) + " has a bad signature");
-            return report;
-        }
-        if (seq > anchor.seq) {
-            checkpoints[seq] = {hash, false};
-        }
-    }
-
-    SLUICE_ASSIGN_OR_RETURN(auto records, db->prepare(std::string(kSelectRecords) +
-                                                      "ORDER BY seq"));
-    std::int64_t expected_seq = anchor.seq + 1;
-    std::string expected_prev = anchor.hash;
-    while (true) {
-        SLUICE_ASSIGN_OR_RETURN(bool row, records.step());
-        if (!row) {
-            break;
-        }
-        AuditRecord record = record_from_row(records);
-        if (report.records == 0) {
-            report.first_seq = record.seq;
-        }
-        ++report.records;
-        std::string problem = check_record(record, expected_seq, expected_prev);
-        if (problem.empty()) {
-            auto checkpoint = checkpoints.find(record.seq);
-            if (checkpoint != checkpoints.end()) {
-                if (checkpoint->second.first != record.hash) {
-                    problem = "hash differs from the signed checkpoint at this seq";
-                }
-                checkpoint->second.second = true;
-            }
-        }
-        if (!problem.empty()) {
-            fail(record.seq, "record " + std::to_string(record.seq) + ": " + problem);
-            return report;
-        }
-        report.last_seq = record.seq;
-        expected_seq = record.seq + 1;
-        expected_prev = record.hash;
-    }
-    for (const auto& [seq, entry] : checkpoints) {
-        if (!entry.second) {
-            fail(expected_seq, "signed checkpoint at seq " + std::to_string(seq) +
-                                   " is past the last record " + std::to_string(report.last_seq) +
-                                   ": records at the end were removed");
-            return report;
-        }
-    }
-    return report;
+Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
+                                           std::optional<std::string> trusted_public_key) {
+    AuditVerifyOptions options;
+    options.trusted_public_key = std::move(trusted_public_key);
+    return verify_audit_log(db_path, options);
 }
 
 Result<std::int64_t> export_audit_log(const std::filesystem::path& db_path, std::int64_t after_seq,

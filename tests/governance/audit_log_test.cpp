@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "governance/detail/audit_format.h"
 #include "governance/detail/crypto.h"
 #include "governance/detail/sqlite.h"
 #include "governance/store.h"
@@ -87,6 +88,54 @@ int exec(const std::filesystem::path& db, const std::string& sql) {
     return rc;
 }
 
+// What an attacker with write access to catalog.db but not the signing key can do: changes the
+// principal of record `seq` and recomputes prev_hash and hash of it and of every record after
+// it, so that the chain holds together again. The triggers must be dropped first.
+void rewrite_record(const std::filesystem::path& db_path, std::int64_t seq,
+                    const std::string& principal) {
+    auto db = detail::Database::open(db_path.string());
+    REQUIRE(db.ok());
+    auto rows = (*db)->prepare("SELECT seq, time_us, principal, action, securable, result, "
+                               "request_id, client, token_id, decided_by, details, prev_hash "
+                               "FROM audit_log WHERE seq >= ? ORDER BY seq");
+    REQUIRE(rows.ok());
+    rows->bind(1, seq);
+    std::vector<AuditRecord> records;
+    while (*rows->step()) {
+        AuditRecord r;
+        r.seq = rows->column_int(0);
+        r.event.time_us = rows->column_int(1);
+        r.event.principal = rows->column_text(2);
+        r.event.action = rows->column_text(3);
+        r.event.securable = rows->column_text(4);
+        r.event.result = rows->column_text(5);
+        r.event.request_id = rows->column_text(6);
+        r.event.client = rows->column_text(7);
+        r.event.token_id = rows->column_text(8);
+        r.event.decided_by = rows->column_text(9);
+        r.event.details = rows->column_text(10);
+        r.prev_hash = rows->column_blob(11);
+        records.push_back(std::move(r));
+    }
+    REQUIRE_FALSE(records.empty());
+    records.front().event.principal = principal;
+    std::string prev = records.front().prev_hash;
+    for (AuditRecord& r : records) {
+        r.prev_hash = prev;
+        r.hash = audit_record_hash(r);
+        prev = r.hash;
+        auto update = (*db)->prepare("UPDATE audit_log SET principal = ?, prev_hash = ?, "
+                                     "hash = ? WHERE seq = ?");
+        REQUIRE(update.ok());
+        REQUIRE(update->bind(1, r.event.principal)
+                    .bind_blob(2, r.prev_hash.data(), r.prev_hash.size())
+                    .bind_blob(3, r.hash.data(), r.hash.size())
+                    .bind(4, r.seq)
+                    .run()
+                    .ok());
+    }
+}
+
 std::vector<std::int64_t> checkpoint_seqs(const std::filesystem::path& db_path) {
     auto db = detail::Database::open(db_path.string());
     REQUIRE(db.ok());
@@ -112,6 +161,7 @@ TEST_CASE("an untouched audit log verifies, with signed checkpoints") {
     // The log's first record, the multiples of 4, and the head at close.
     CHECK(report.checkpoints == 4);
     CHECK(checkpoint_seqs(f.db_path) == std::vector<std::int64_t>{1, 4, 8, 10});
+    CHECK(report.last_checkpoint_seq == 10);
     struct stat info {};
     REQUIRE(::stat(f.key_path.c_str(), &info) == 0);
     CHECK((info.st_mode & 0777) == 0600);
@@ -198,6 +248,70 @@ TEST_CASE("the database refuses deleting signed checkpoints") {
     CHECK(f.verify().ok);
 }
 
+TEST_CASE("verify detects removed checkpoints, whatever else was rewritten") {
+    // Checkpoints come every 4 records (and the head at close): 10 records, a log of 20.
+    SUBCASE("every checkpoint deleted, a record rewritten and the chain recomputed") {
+        AuditFixture f(10);
+        f.tamper("DELETE FROM audit_checkpoints");
+        rewrite_record(f.db_path, 3, "mallory");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.problem.find("checkpoint") != std::string::npos);
+    }
+    SUBCASE("every checkpoint deleted, nothing else changed") {
+        AuditFixture f(10);
+        f.tamper("DELETE FROM audit_checkpoints");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.problem.find("checkpoint") != std::string::npos);
+    }
+    SUBCASE("the checkpoints after seq 12 deleted and the records after it rewritten") {
+        AuditFixture f(20);
+        f.tamper("DELETE FROM audit_checkpoints WHERE seq > 12");
+        rewrite_record(f.db_path, 13, "mallory");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 16);
+        CHECK(report.problem.find("checkpoint") != std::string::npos);
+    }
+    SUBCASE("the tail deleted together with the checkpoints above what is left") {
+        AuditFixture f(20);
+        f.tamper("DELETE FROM audit_log WHERE seq > 18; "
+                 "DELETE FROM audit_checkpoints WHERE seq > 12");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 16);
+    }
+    SUBCASE("one checkpoint deleted from the middle") {
+        AuditFixture f(20);
+        f.tamper("DELETE FROM audit_checkpoints WHERE seq = 8");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 8);
+        CHECK(report.problem.find("checkpoint") != std::string::npos);
+    }
+}
+
+TEST_CASE("verify cannot tell a log cut back to a signed checkpoint, unless told what it saw") {
+    // The documented limit: removing the tail and the checkpoints above a checkpoint leaves a
+    // log that a writer could have left. A checkpoint seq kept from an earlier verify tells.
+    AuditFixture f(20);
+    f.log.reset();
+    const AuditVerifyReport before = f.verify();
+    REQUIRE(before.ok);
+    REQUIRE(before.last_checkpoint_seq == 20);
+    f.tamper("DELETE FROM audit_log WHERE seq > 14; DELETE FROM audit_checkpoints WHERE seq > 12");
+    CHECK(f.verify().ok);
+    AuditVerifyOptions options;
+    options.trusted_public_key = *audit_public_key(f.key_path);
+    options.expect_checkpoint_seq = before.last_checkpoint_seq;
+    auto report = verify_audit_log(f.db_path, options);
+    REQUIRE(report.ok());
+    CHECK_FALSE(report->ok);
+    CHECK(report->first_bad_seq == 20);
+    CHECK(report->problem.find("cut back") != std::string::npos);
+}
+
 TEST_CASE("a changed checkpoint interval, a killed writer and an offline writer still verify") {
     AuditFixture f(0);
     auto append = [&f](AuditLog& log, int records) {
@@ -246,6 +360,44 @@ TEST_CASE("a changed checkpoint interval, a killed writer and an offline writer 
         CHECK(checkpoint_seqs(f.db_path).size() == before.size() + 1);
     }
     CHECK(f.verify().ok);
+}
+
+TEST_CASE("checkpoints signed before they recorded the interval still verify") {
+    AuditFixture f(10);
+    f.log.reset();
+    // Re-sign every checkpoint as earlier versions did: message version 1, no interval.
+    auto key = detail::Ed25519Key::load_or_create(f.key_path);
+    REQUIRE(key.ok());
+    auto db = detail::Database::open(f.db_path.string());
+    REQUIRE(db.ok());
+    REQUIRE((*db)->exec("DROP TRIGGER audit_checkpoints_no_update").ok());
+    auto rows = (*db)->prepare("SELECT seq, hash FROM audit_checkpoints");
+    REQUIRE(rows.ok());
+    std::vector<std::pair<std::int64_t, std::string>> checkpoints;
+    while (*rows->step()) {
+        checkpoints.emplace_back(rows->column_int(0), rows->column_blob(1));
+    }
+    for (const auto& [seq, hash] : checkpoints) {
+        auto signature = (*key)->sign(detail::audit_checkpoint_message(seq, hash, 0));
+        REQUIRE(signature.ok());
+        auto update = (*db)->prepare("UPDATE audit_checkpoints SET signature = ?, "
+                                     "checkpoint_every = NULL WHERE seq = ?");
+        REQUIRE(update.ok());
+        REQUIRE(update->bind_blob(1, signature->data(), signature->size()).bind(2, seq).run().ok());
+    }
+    CHECK(f.verify().ok);
+    // The interval the verifier is told stands in for the one they do not record.
+    REQUIRE(exec(f.db_path, "DROP TRIGGER audit_checkpoints_no_delete; "
+                            "DELETE FROM audit_checkpoints WHERE seq = 10") == SQLITE_OK);
+    AuditVerifyOptions options;
+    options.checkpoint_every = 4;
+    auto report = verify_audit_log(f.db_path, options);
+    REQUIRE(report.ok());
+    CHECK(report->ok);  // 2 records after the checkpoint at 8
+    options.checkpoint_every = 2;
+    report = verify_audit_log(f.db_path, options);
+    REQUIRE(report.ok());
+    CHECK_FALSE(report->ok);
 }
 
 TEST_CASE("a database made before checkpoints were protected gets the delete trigger") {

@@ -268,6 +268,12 @@ struct AuditVerifyOptions {
     // The interval assumed after a last checkpoint that does not record its own (signed before
     // intervals were recorded): the writer's `checkpoint_every`.
     std::int64_t checkpoint_every = 1000;
+    // Where archive files are looked for, by file name; empty: where the archive recorded them.
+    std::filesystem::path archive_dir;
+    // A missing archive file is counted in archives_unverified, and verification goes on from the
+    // archive's recorded anchor, instead of failing (archives kept offline). Files that exist are
+    // checked either way.
+    bool allow_missing_archives = false;
     // A checkpoint seq the caller saw before (an earlier report's last_checkpoint_seq); the log
     // must still hold it. Detects a log cut back to an earlier signed state. 0: none.
     std::int64_t expect_checkpoint_seq = 0;
@@ -280,18 +286,22 @@ struct AuditVerifyReport {
     std::int64_t first_seq = 0;    // the table's first and last records
     std::int64_t last_seq = 0;
     std::int64_t last_checkpoint_seq = 0;  // the newest signed checkpoint; keep it to compare later
+    std::int64_t archives = 0;             // archive files read and checked
+    std::int64_t archived_records = 0;     // records checked in them
+    std::int64_t archives_unverified = 0;  // missing archive files (allow_missing_archives)
     std::int64_t first_bad_seq = 0;  // 0 when ok
     std::string problem;             // what is wrong with first_bad_seq
 };
 
-// Recomputes the chain from the start (or from the last archive's anchor) and checks every
-// signed checkpoint against its record. Detects a changed, removed, inserted or reordered
-// record, a removed tail (a checkpoint past the last record) and removed checkpoints: the log
-// signs a checkpoint at least every `checkpoint_every` records, as its checkpoints say, so a
-// checkpoint missing where one is due, or as many records after the last one as its interval,
-// fails. What it cannot detect (docs/governance.md): a log cut back to one of its signed
-// checkpoints with fewer than that checkpoint's interval of records after it;
-// expect_checkpoint_seq detects the cut against a seq kept from before.
+// Recomputes the chain from the genesis, through the archive files (each must match the SHA-256
+// recorded for it) and the table, and checks every signed checkpoint against its record. Detects
+// a changed, removed, inserted or reordered record, a removed tail (a checkpoint past the last
+// record), removed checkpoints (the log signs one at least every `checkpoint_every` records, as
+// its checkpoints say, so one missing where it is due, or as many records after the last one as
+// its interval, fails) and a missing, changed or made-up archive. What it cannot detect
+// (docs/governance.md): a log cut back to one of its signed checkpoints with fewer than that
+// checkpoint's interval of records after it; expect_checkpoint_seq detects the cut against a
+// seq kept from before.
 Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
                                            const AuditVerifyOptions& options);
 // The same with only a trusted key.
@@ -310,9 +320,10 @@ struct AuditArchiveReport {
 };
 
 // Retention: moves records with seq <= up_to_seq into `archive_file` (JSON lines, written
-// atomically, then read back and its chain verified), and only then deletes them, recording the
-// archive (range, last hash, file digest) so that verification continues from it. Refuses when
-// the log does not verify, the file exists, or nothing is old enough.
+// atomically, then read back and compared), and only then deletes them, recording the archive
+// (first and last seq, last hash, the file's absolute path and SHA-256) so that verification
+// reads the file and continues the chain from it. Refuses when the log does not verify, the file
+// exists, or nothing is old enough.
 Result<AuditArchiveReport> archive_audit_log(const std::filesystem::path& db_path,
                                              std::int64_t up_to_seq,
                                              const std::filesystem::path& archive_file);

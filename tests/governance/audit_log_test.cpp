@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "governance/detail/audit_format.h"
+#include "governance/detail/audit_json.h"
 #include "governance/detail/crypto.h"
 #include "governance/detail/sqlite.h"
 #include "governance/store.h"
@@ -134,6 +135,44 @@ void rewrite_record(const std::filesystem::path& db_path, std::int64_t seq,
                     .run()
                     .ok());
     }
+}
+
+std::string read_text(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    REQUIRE(out.good());
+}
+
+// As rewrite_record(), in an archive file: changes the principal of record `seq`, recomputes the
+// hashes from it to the end of the file, and gives the archive's row the file's new SHA-256.
+void rewrite_archived_record(const std::filesystem::path& db_path,
+                             const std::filesystem::path& file, std::int64_t seq,
+                             const std::string& principal) {
+    std::istringstream lines(read_text(file));
+    std::string text;
+    std::string prev;
+    for (std::string line; std::getline(lines, line);) {
+        auto parsed = detail::parse_record_json(line);
+        REQUIRE(parsed.has_value());
+        AuditRecord record{parsed->seq, parsed->event, parsed->prev_hash, parsed->hash};
+        if (record.seq >= seq) {
+            record.prev_hash = record.seq == seq ? record.prev_hash : prev;
+            record.event.principal = record.seq == seq ? principal : record.event.principal;
+            record.hash = audit_record_hash(record);
+        }
+        prev = record.hash;
+        text += audit_record_json(record, true) + "\n";
+    }
+    write_text(file, text);
+    REQUIRE(exec(db_path, "UPDATE audit_archives SET file_sha256 = '" +
+                              detail::to_hex(detail::sha256(text)) + "'") == SQLITE_OK);
 }
 
 std::vector<std::int64_t> checkpoint_seqs(const std::filesystem::path& db_path) {
@@ -478,6 +517,103 @@ TEST_CASE("export writes JSON lines; retention archives, verifies, then deletes"
     CHECK(report.ok);
     CHECK(report.first_seq == 7);
     CHECK(report.last_seq == 11);
+}
+
+TEST_CASE("verify reads archive files: a made-up, changed or missing archive is detected") {
+    // Records 1 to 6 archived; checkpoints at 1 and 4 lie in the archived range.
+    AuditFixture f(10);
+    f.log.reset();
+    const auto archive = f.dir.path / "audit-1.jsonl";
+    SUBCASE("an archive row made up to hide records") {
+        f.tamper("INSERT INTO audit_purge_gate VALUES (6); DELETE FROM audit_log WHERE seq <= 6; "
+                 "DELETE FROM audit_purge_gate; "
+                 "INSERT INTO audit_archives (first_seq, last_seq, last_hash, file, file_sha256, "
+                 "archived_at_ms) SELECT 1, 6, prev_hash, '" + archive.string() + "', '" +
+                 std::string(64, '0') + "', 0 FROM audit_log WHERE seq = 7");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 1);
+        CHECK(report.problem.find("is missing") != std::string::npos);
+    }
+    SUBCASE("an archived record changed") {
+        REQUIRE(archive_audit_log(f.db_path, 6, archive).ok());
+        std::string text = read_text(archive);
+        text.replace(text.find("\"principal\":\"alice\""), 24, "\"principal\":\"malice\"");
+        write_text(archive, text);
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 1);
+        CHECK(report.problem.find("SHA-256") != std::string::npos);
+    }
+    SUBCASE("an archived record changed and re-chained, with the row's SHA-256 to match") {
+        REQUIRE(archive_audit_log(f.db_path, 6, archive).ok());
+        rewrite_archived_record(f.db_path, archive, 3, "mallory");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 4);  // the checkpoint signed over the original record 4
+        CHECK(report.problem.find("checkpoint") != std::string::npos);
+    }
+    SUBCASE("the archive's last records changed and re-chained: they no longer link to the table") {
+        REQUIRE(archive_audit_log(f.db_path, 6, archive).ok());
+        rewrite_archived_record(f.db_path, archive, 5, "mallory");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 6);
+    }
+}
+
+TEST_CASE("archives moved elsewhere verify where they are; kept offline, they are reported") {
+    AuditFixture f(10);
+    f.log.reset();
+    const auto archive = f.dir.path / "audit-1.jsonl";
+    REQUIRE(archive_audit_log(f.db_path, 6, archive).ok());
+    AuditVerifyReport report = f.verify();
+    CHECK(report.ok);
+    CHECK(report.archives == 1);
+    CHECK(report.archived_records == 6);
+    CHECK(report.records == 4);
+
+    const auto moved = f.dir.path / "cold";
+    std::filesystem::create_directory(moved);
+    std::filesystem::rename(archive, moved / "audit-1.jsonl");
+    report = f.verify();
+    CHECK_FALSE(report.ok);
+    CHECK(report.problem.find("is missing") != std::string::npos);
+
+    AuditVerifyOptions options;
+    options.trusted_public_key = *audit_public_key(f.key_path);
+    options.archive_dir = moved;
+    auto found = verify_audit_log(f.db_path, options);
+    REQUIRE(found.ok());
+    CHECK(found->ok);
+    CHECK(found->archives == 1);
+
+    options.archive_dir = f.dir.path / "nowhere";
+    options.allow_missing_archives = true;
+    auto offline = verify_audit_log(f.db_path, options);
+    REQUIRE(offline.ok());
+    CHECK(offline->ok);
+    CHECK(offline->archives == 0);
+    CHECK(offline->archives_unverified == 1);
+    CHECK(offline->archived_records == 0);
+    CHECK(offline->records == 4);
+
+    // Retention goes on while earlier archives are kept elsewhere.
+    REQUIRE(archive_audit_log(f.db_path, 8, f.dir.path / "audit-2.jsonl").ok());
+    options.archive_dir = moved;
+    auto both = verify_audit_log(f.db_path, options);
+    REQUIRE(both.ok());
+    CHECK(both->ok);
+    CHECK(both->archives == 1);
+    CHECK(both->archives_unverified == 1);  // audit-2.jsonl is not in `moved`
+    std::filesystem::rename(f.dir.path / "audit-2.jsonl", moved / "audit-2.jsonl");
+    options.allow_missing_archives = false;
+    auto all = verify_audit_log(f.db_path, options);
+    REQUIRE(all.ok());
+    CHECK(all->ok);
+    CHECK(all->archives == 2);
+    CHECK(all->archived_records == 8);
+    CHECK(all->records == 2);
 }
 
 TEST_CASE("retention refuses a log that does not verify") {

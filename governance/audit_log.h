@@ -327,6 +327,13 @@ struct AuditArchiveReport {
 Result<AuditArchiveReport> archive_audit_log(const std::filesystem::path& db_path,
                                              std::int64_t up_to_seq,
                                              const std::filesystem::path& archive_file);
+// The same, and records `event` through `log` in the transaction that deletes the archived
+// records (its details filled in with the archive's range, file and SHA-256): the deletion is
+// never unaudited. `log` must be open on `db_path`.
+Result<AuditArchiveReport> archive_audit_log(const std::filesystem::path& db_path,
+                                             std::int64_t up_to_seq,
+                                             const std::filesystem::path& archive_file,
+                                             AuditLog& log, AuditEvent event);
 
 // The raw public key of the signing key at `key_path`, for verify.
 Result<std::string> audit_public_key(const std::filesystem::path& key_path);

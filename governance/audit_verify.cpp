@@ -526,6 +526,18 @@ Status purge_archived(detail::Database& db, const WrittenArchive& archive) {
         .run();
 }
 
+// {"file":...,"file_sha256":...,"first_seq":...,"last_seq":...,"records":...}
+std::string archive_details(const WrittenArchive& archive) {
+    const AuditArchiveReport& report = archive.report;
+    std::string details = "{\"file\":";
+    detail::append_json_string(details, archive.file.string());
+    details += ",\"file_sha256\":\"" + report.file_sha256 +
+               "\",\"first_seq\":" + std::to_string(report.first_seq) +
+               ",\"last_seq\":" + std::to_string(report.last_seq) +
+               ",\"records\":" + std::to_string(report.records) + "}";
+    return details;
+}
+
 }  // namespace
 
 Result<AuditArchiveReport> archive_audit_log(const std::filesystem::path& db_path,
@@ -537,6 +549,20 @@ Result<AuditArchiveReport> archive_audit_log(const std::filesystem::path& db_pat
     SLUICE_ASSIGN_OR_RETURN(auto transaction, detail::Transaction::begin(*db));
     SLUICE_RETURN_IF_ERROR(purge_archived(*db, archive));
     SLUICE_RETURN_IF_ERROR(transaction->commit());
+    return archive.report;
+}
+
+Result<AuditArchiveReport> archive_audit_log(const std::filesystem::path& db_path,
+                                             std::int64_t up_to_seq,
+                                             const std::filesystem::path& archive_file,
+                                             AuditLog& log, AuditEvent event) {
+    SLUICE_ASSIGN_OR_RETURN(WrittenArchive archive,
+                            write_archive(db_path, up_to_seq, archive_file));
+    event.details = archive_details(archive);
+    // A companion: the deletion commits in the transaction that writes its record, or neither.
+    SLUICE_RETURN_IF_ERROR(log.append(std::move(event), [archive](detail::Database& db) {
+        return purge_archived(db, archive);
+    }));
     return archive.report;
 }
 

@@ -208,6 +208,13 @@ private:
 
 }  // namespace
 
+void append_json_string(std::string& out, std::string_view text) {
+    const std::size_t start = out.size();
+    out.resize(start + 2 + 6 * text.size());
+    char* end = put_string(out.data() + start, text);
+    out.resize(static_cast<std::size_t>(end - out.data()));
+}
+
 std::optional<ParsedRecord> parse_record_json(std::string_view json) {
     RecordReader in(json);
     ParsedRecord r;

@@ -21,6 +21,9 @@ namespace sluice::governance::detail {
 void append_record_json(std::string& out, std::int64_t seq, const AuditEvent& event,
                         std::string_view prev_hash, const std::string* hash);
 
+// Appends `text` as a JSON string, escaped as the canonical JSON escapes it.
+void append_json_string(std::string& out, std::string_view text);
+
 // A record read back from the JSON that append_record_json() wrote with its hash (an archive's
 // line); hashes are raw bytes.
 struct ParsedRecord {

@@ -13,6 +13,7 @@
 #include "governance/detail/audit_json.h"
 #include "governance/detail/crypto.h"
 #include "governance/detail/sqlite.h"
+#include "governance/governance.h"
 #include "governance/store.h"
 #include "test_dir.h"
 
@@ -614,6 +615,47 @@ TEST_CASE("archives moved elsewhere verify where they are; kept offline, they ar
     CHECK(all->archives == 2);
     CHECK(all->archived_records == 8);
     CHECK(all->records == 2);
+}
+
+TEST_CASE("the offline archive is audited in the transaction that deletes the records") {
+    TempDir dir("audit-archive-offline");
+    {
+        auto gov = Governance::open(dir.path);
+        REQUIRE(gov.ok());
+        for (int i = 1; i <= 5; ++i) {
+            REQUIRE((*gov)->audit().append(AuditFixture::event(i)).ok());
+        }
+        auto archived = (*gov)->archive_audit(4, dir.path / "old.jsonl", "local:tester");
+        REQUIRE_MESSAGE(archived.ok(), archived.status().to_string());
+        CHECK(archived->records == 4);
+    }
+    std::ostringstream out;
+    REQUIRE(export_audit_log(dir.path / kCatalogFile, 0, 0, out).ok());
+    const std::string lines = out.str();
+    const std::size_t at = lines.find("\"action\":\"audit.archive.offline\"");
+    REQUIRE(at != std::string::npos);
+    const std::size_t start = lines.rfind('\n', at) + 1;
+    auto record = detail::parse_record_json(lines.substr(start, lines.find('\n', at) - start));
+    REQUIRE(record.has_value());
+    CHECK(record->seq == 6);
+    CHECK(record->event.principal == "local:tester");
+    const std::string& details = record->event.details;
+    CHECK(details.find("\"first_seq\":1,\"last_seq\":4,\"records\":4") != std::string::npos);
+    CHECK(details.find("old.jsonl\",\"file_sha256\":\"") != std::string::npos);
+    auto key = audit_public_key(dir.path / kSigningKeyFile);
+    REQUIRE(key.ok());
+    auto report = verify_audit_log(dir.path / kCatalogFile, *key);
+    REQUIRE(report.ok());
+    CHECK(report->ok);
+    CHECK(report->archived_records == 4);
+    CHECK(report->first_seq == 5);
+
+    // A failed archive writes no record: the file exists.
+    auto gov = Governance::open(dir.path);
+    REQUIRE(gov.ok());
+    CHECK((*gov)->archive_audit(5, dir.path / "old.jsonl", "local:tester").status().code() ==
+          StatusCode::kAlreadyExists);
+    CHECK((*gov)->audit().appended() == 0);
 }
 
 TEST_CASE("retention refuses a log that does not verify") {

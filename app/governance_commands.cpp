@@ -77,6 +77,8 @@ struct AuditOptions {
     std::int64_t limit = 0;
     std::int64_t up_to_seq = 0;
     std::string file;
+    governance::AuditVerifyOptions verify;
+    std::string archive_dir;
 };
 
 std::filesystem::path catalog_path(const AuditOptions& o) {
@@ -90,18 +92,43 @@ void add_audit_commands(Cli& cli) {
 
     auto* verify = group->add_subcommand("verify", "Check the hash chain and signed checkpoints");
     verify->add_option("--data-dir", options->data_dir, "Data directory")->required();
+    verify->add_option("--archive-dir", options->archive_dir,
+                       "Look for archive files here, by name, instead of where they were written");
+    verify->add_flag("--archives-offline", options->verify.allow_missing_archives,
+                     "Report missing archive files as unverified instead of failing");
+    verify->add_option("--expect-checkpoint", options->verify.expect_checkpoint_seq,
+                       "A last_checkpoint_seq from an earlier run: fail if the log no longer "
+                       "holds it (the log was cut back)")
+        ->check(CLI::NonNegativeNumber);
+    verify->add_option("--checkpoint-every", options->verify.checkpoint_every,
+                       "The server's governance.audit_checkpoint_every, for logs whose last "
+                       "checkpoint predates recorded intervals")
+        ->check(CLI::PositiveNumber);
     cli.on_run(verify, [options] {
         auto key = governance::audit_public_key(std::filesystem::path(options->data_dir) /
                                                 governance::kSigningKeyFile);
-        auto report = key.ok() ? governance::verify_audit_log(catalog_path(*options), *key)
-                               : Result<governance::AuditVerifyReport>(key.status());
+        if (!key.ok()) {
+            std::cerr << "sluice audit verify: " << key.status().message() << "\n";
+            return 2;
+        }
+        governance::AuditVerifyOptions verify_options = options->verify;
+        verify_options.trusted_public_key = *key;
+        verify_options.archive_dir = options->archive_dir;
+        auto report = governance::verify_audit_log(catalog_path(*options), verify_options);
         if (!report.ok()) {
             std::cerr << "sluice audit verify: " << report.status().message() << "\n";
             return 2;
         }
-        json out = {{"ok", report->ok},           {"records", report->records},
-                    {"checkpoints", report->checkpoints}, {"first_seq", report->first_seq},
-                    {"last_seq", report->last_seq}, {"first_bad_seq", report->first_bad_seq},
+        json out = {{"ok", report->ok},
+                    {"records", report->records},
+                    {"checkpoints", report->checkpoints},
+                    {"first_seq", report->first_seq},
+                    {"last_seq", report->last_seq},
+                    {"last_checkpoint_seq", report->last_checkpoint_seq},
+                    {"archives", report->archives},
+                    {"archived_records", report->archived_records},
+                    {"archives_unverified", report->archives_unverified},
+                    {"first_bad_seq", report->first_bad_seq},
                     {"problem", report->problem}};
         std::cout << out.dump() << "\n";
         if (!report->ok) {

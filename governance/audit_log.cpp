@@ -170,12 +170,18 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& db
     if (options.checkpoint_every == 0) {
         SLUICE_ASSIGN_OR_RETURN(options.checkpoint_every, inherited_checkpoint_every(*db, *key));
     }
-    auto log = std::make_unique<AuditLog>(std::move(db), std::move(key), options,
-                                          std::move(checkpoint_db));
+    auto audit = std::make_unique<AuditLog>(std::move(db), std::move(key), options,
+                                            std::move(checkpoint_db));
     // A head left unsigned (the last writer was killed before its next checkpoint) is signed
-    // now, so that a log with records always holds a checkpoint recent enough for verify.
-    SLUICE_RETURN_IF_ERROR(log->checkpoint());
-    return log;
+    // now, so that a log with records always holds a checkpoint recent enough for verify. When
+    // that fails (another writer holds the lock too long), the log still opens: the first record
+    // it writes is signed, and with it the head before it.
+    Status signed_head = audit->checkpoint();
+    if (!signed_head.ok()) {
+        log::warn("audit", "cannot sign the audit log's head at open; its next record will be",
+                  {{"error", signed_head.message()}});
+    }
+    return audit;
 }
 
 Status AuditLog::append(AuditEvent event) { return append(std::move(event), nullptr); }

@@ -29,13 +29,22 @@ struct TokenOptions {
     std::int64_t lifetime_s = 0;
 };
 
+// Governance for an offline command: its audit records take the checkpoint interval from the
+// log (the server's configuration may differ from the default), so that checkpoints stay where
+// verify expects them.
+Result<std::unique_ptr<governance::Governance>> open_offline(const std::string& data_dir) {
+    governance::GovernanceOptions options;
+    options.audit.checkpoint_every = 0;
+    return governance::Governance::open(data_dir, options);
+}
+
 int token_create(const TokenOptions& options) {
     // The first token of a new installation is made before the server has ever run.
     if (Status folder = ensure_private_folder(options.data_dir); !folder.ok()) {
         std::cerr << "sluice token create: " << folder.message() << "\n";
         return 1;
     }
-    auto gov = governance::Governance::open(options.data_dir);
+    auto gov = open_offline(options.data_dir);
     if (!gov.ok()) {
         std::cerr << "sluice token create: " << gov.status().message() << "\n";
         return 1;
@@ -73,6 +82,8 @@ struct AuditOptions {
     std::int64_t limit = 0;
     std::int64_t up_to_seq = 0;
     std::string file;
+    governance::AuditVerifyOptions verify;
+    std::string archive_dir;
 };
 
 std::filesystem::path catalog_path(const AuditOptions& o) {
@@ -86,18 +97,43 @@ void add_audit_commands(Cli& cli) {
 
     auto* verify = group->add_subcommand("verify", "Check the hash chain and signed checkpoints");
     verify->add_option("--data-dir", options->data_dir, "Data directory")->required();
+    verify->add_option("--archive-dir", options->archive_dir,
+                       "Look for archive files here, by name, instead of where they were written");
+    verify->add_flag("--archives-offline", options->verify.allow_missing_archives,
+                     "Report missing archive files as unverified instead of failing");
+    verify->add_option("--expect-checkpoint", options->verify.expect_checkpoint_seq,
+                       "A last_checkpoint_seq from an earlier run: fail if the log no longer "
+                       "holds it (the log was cut back)")
+        ->check(CLI::NonNegativeNumber);
+    verify->add_option("--checkpoint-every", options->verify.checkpoint_every,
+                       "The server's governance.audit_checkpoint_every, for logs whose last "
+                       "checkpoint predates recorded intervals")
+        ->check(CLI::PositiveNumber);
     cli.on_run(verify, [options] {
         auto key = governance::audit_public_key(std::filesystem::path(options->data_dir) /
                                                 governance::kSigningKeyFile);
-        auto report = key.ok() ? governance::verify_audit_log(catalog_path(*options), *key)
-                               : Result<governance::AuditVerifyReport>(key.status());
+        if (!key.ok()) {
+            std::cerr << "sluice audit verify: " << key.status().message() << "\n";
+            return 2;
+        }
+        governance::AuditVerifyOptions verify_options = options->verify;
+        verify_options.trusted_public_key = *key;
+        verify_options.archive_dir = options->archive_dir;
+        auto report = governance::verify_audit_log(catalog_path(*options), verify_options);
         if (!report.ok()) {
             std::cerr << "sluice audit verify: " << report.status().message() << "\n";
             return 2;
         }
-        json out = {{"ok", report->ok},           {"records", report->records},
-                    {"checkpoints", report->checkpoints}, {"first_seq", report->first_seq},
-                    {"last_seq", report->last_seq}, {"first_bad_seq", report->first_bad_seq},
+        json out = {{"ok", report->ok},
+                    {"records", report->records},
+                    {"checkpoints", report->checkpoints},
+                    {"first_seq", report->first_seq},
+                    {"last_seq", report->last_seq},
+                    {"last_checkpoint_seq", report->last_checkpoint_seq},
+                    {"archives", report->archives},
+                    {"archived_records", report->archived_records},
+                    {"archives_unverified", report->archives_unverified},
+                    {"first_bad_seq", report->first_bad_seq},
                     {"problem", report->problem}};
         std::cout << out.dump() << "\n";
         if (!report->ok) {
@@ -128,8 +164,14 @@ void add_audit_commands(Cli& cli) {
         ->required();
     archive->add_option("--file", options->file, "Archive file to create")->required();
     cli.on_run(archive, [options] {
-        auto report = governance::archive_audit_log(catalog_path(*options), options->up_to_seq,
-                                                    options->file);
+        // Through Governance, like token create: the archive is audited (audit.archive.offline,
+        // actor local:$USER) in the transaction that deletes the archived records.
+        auto gov = open_offline(options->data_dir);
+        if (!gov.ok()) {
+            std::cerr << "sluice audit archive: " << gov.status().message() << "\n";
+            return 1;
+        }
+        auto report = (*gov)->archive_audit(options->up_to_seq, options->file, current_user());
         if (!report.ok()) {
             std::cerr << "sluice audit archive: " << report.status().message() << "\n";
             return 1;

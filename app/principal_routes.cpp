@@ -223,18 +223,38 @@ void add_principal_routes(HttpServer& server, Governance& gov) {
                      return Status();
                  }));
     server.route("GET", base + "/audit/verify",
-                 handle([&gov](const auto& ctx, const auto&, auto& res) {
+                 handle([&gov](const auto& ctx, const auto& req, auto& res) {
                      SLUICE_RETURN_IF_ERROR(require_admin(gov, ctx, "audit.verify"));
                      SLUICE_RETURN_IF_ERROR(gov.audit().sync());
-                     SLUICE_ASSIGN_OR_RETURN(auto key, governance::audit_public_key(
-                                                           gov.data_dir() / governance::kSigningKeyFile));
-                     SLUICE_ASSIGN_OR_RETURN(auto report, governance::verify_audit_log(
-                                                              gov.data_dir() / governance::kCatalogFile, key));
+                     governance::AuditVerifyOptions options;
+                     SLUICE_ASSIGN_OR_RETURN(options.trusted_public_key,
+                                             governance::audit_public_key(
+                                                 gov.data_dir() / governance::kSigningKeyFile));
+                     options.checkpoint_every = gov.audit().checkpoint_every();
+                     options.allow_missing_archives =
+                         req.get_param_value("archives_offline") == "true";
+                     if (req.has_param("expect_checkpoint")) {
+                         try {
+                             options.expect_checkpoint_seq =
+                                 std::stoll(req.get_param_value("expect_checkpoint"));
+                         } catch (const std::exception&) {
+                             // std::stoll reports bad digits by exception; answered as a 400.
+                             return invalid_argument("expect_checkpoint must be an integer");
+                         }
+                     }
+                     SLUICE_ASSIGN_OR_RETURN(
+                         auto report,
+                         governance::verify_audit_log(gov.data_dir() / governance::kCatalogFile,
+                                                      options));
                      send_json(res, json{{"ok", report.ok},
                                          {"records", report.records},
                                          {"checkpoints", report.checkpoints},
                                          {"first_seq", report.first_seq},
                                          {"last_seq", report.last_seq},
+                                         {"last_checkpoint_seq", report.last_checkpoint_seq},
+                                         {"archives", report.archives},
+                                         {"archived_records", report.archived_records},
+                                         {"archives_unverified", report.archives_unverified},
                                          {"first_bad_seq", report.first_bad_seq},
                                          {"problem", report.problem}});
                      return Status();

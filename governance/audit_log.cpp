@@ -33,6 +33,30 @@ std::string_view bytes_of(const detail::Sha256::Digest& digest) {
     return {reinterpret_cast<const char*>(digest.data()), digest.size()};
 }
 
+// The interval that the log's last checkpoint signed, for a log opened with checkpoint_every 0:
+// an offline tool writing beside the server then signs where the server does. Only a checkpoint
+// whose signature holds is believed; otherwise, or when none records one, the default.
+Result<std::int64_t> inherited_checkpoint_every(detail::Database& db,
+                                                const detail::Ed25519Key& key) {
+    const std::int64_t fallback = AuditLogOptions{}.checkpoint_every;
+    SLUICE_ASSIGN_OR_RETURN(auto last, db.prepare("SELECT seq, hash, checkpoint_every, signature "
+                                                  "FROM audit_checkpoints WHERE checkpoint_every "
+                                                  "IS NOT NULL ORDER BY seq DESC LIMIT 1"));
+    SLUICE_ASSIGN_OR_RETURN(bool found, last.step());
+    if (!found) {
+        return fallback;
+    }
+    const std::int64_t every = last.column_int(2);
+    const std::string message =
+        detail::audit_checkpoint_message(last.column_int(0), last.column_blob(1), every);
+    if (every < 1 || !detail::ed25519_verify(key.public_key(), message, last.column_blob(3))) {
+        log::warn("audit", "the last audit checkpoint does not verify; using the default interval",
+                  {{"seq", last.column_int(0)}, {"checkpoint_every", fallback}});
+        return fallback;
+    }
+    return every;
+}
+
 }  // namespace
 
 std::string audit_record_json(const AuditRecord& record, bool with_hash) {
@@ -131,8 +155,9 @@ AuditLog::~AuditLog() {
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& db_path,
                                                  const std::filesystem::path& key_path,
                                                  AuditLogOptions options) {
-    if (options.checkpoint_every < 1) {
-        return invalid_argument("audit checkpoint interval must be at least 1 record, found " +
+    if (options.checkpoint_every < 0) {
+        return invalid_argument("audit checkpoint interval must be at least 1 record (or 0: "
+                                "the log's own), found " +
                                 std::to_string(options.checkpoint_every));
     }
     if (options.queue_capacity < 1) {
@@ -142,8 +167,21 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& db
     SLUICE_RETURN_IF_ERROR(db->exec("PRAGMA wal_autocheckpoint=0"));
     SLUICE_ASSIGN_OR_RETURN(auto checkpoint_db, detail::Database::open(db_path.string()));
     SLUICE_ASSIGN_OR_RETURN(auto key, detail::Ed25519Key::load_or_create(key_path));
-    return std::make_unique<AuditLog>(std::move(db), std::move(key), options,
-                                      std::move(checkpoint_db));
+    if (options.checkpoint_every == 0) {
+        SLUICE_ASSIGN_OR_RETURN(options.checkpoint_every, inherited_checkpoint_every(*db, *key));
+    }
+    auto audit = std::make_unique<AuditLog>(std::move(db), std::move(key), options,
+                                            std::move(checkpoint_db));
+    // A head left unsigned (the last writer was killed before its next checkpoint) is signed
+    // now, so that a log with records always holds a checkpoint recent enough for verify. When
+    // that fails (another writer holds the lock too long), the log still opens: the first record
+    // it writes is signed, and with it the head before it.
+    Status signed_head = audit->checkpoint();
+    if (!signed_head.ok()) {
+        log::warn("audit", "cannot sign the audit log's head at open; its next record will be",
+                  {{"error", signed_head.message()}});
+    }
+    return audit;
 }
 
 Status AuditLog::append(AuditEvent event) { return append(std::move(event), nullptr); }
@@ -426,8 +464,16 @@ void AuditLog::write_loop() {
     auto pause = std::chrono::milliseconds(kFirstPause);
     std::unique_lock lock(mutex_);
     for (;;) {
+        // writer_woken_ is cleared each time the writer goes (back) to sleep, not only when it
+        // leaves the wait: woken for a record that a waiting appender or sync() then committed,
+        // it finds nothing to do and sleeps again, and the next queued record must wake it.
+        // Cleared only on leaving, it stayed set, submit() took the writer for awake, and queued
+        // records waited, with no time bound, for a waiter or a full batch.
         idle_ = true;
-        work_.wait(lock, [&] { return !committing_ && (unwaited_ > 0 || closing_); });
+        while (committing_ || (unwaited_ == 0 && !closing_)) {
+            writer_woken_ = false;
+            work_.wait(lock);
+        }
         idle_ = false;
         writer_woken_ = false;
         if (closing_ && queue_.empty()) {
@@ -518,7 +564,7 @@ Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
     // The rows go in many to a statement (detail/audit_rows.h); a failure anywhere returns
     // before the commit, and the transaction's rollback takes back every row of the batch.
     row_writer_->clear();
-    bool crossed_checkpoint = false;
+    due_checkpoints_.clear();
     for (const PendingPtr& pending : batch) {
         pending->result = Status();
         if (pending->companion) {
@@ -539,14 +585,21 @@ Status AuditLog::write_batch(const std::vector<PendingPtr>& batch) {
                 record_hash(*hasher_, hash_scratch_, seq, e, bytes_of(prev));
             SLUICE_RETURN_IF_ERROR(row_writer_->add(seq, e, prev, hash));
             prev = hash;
-            crossed_checkpoint = crossed_checkpoint || seq % options_.checkpoint_every == 0;
+            // The multiples of the interval, and this log's first record (which puts a changed
+            // interval on record before a record that relies on it).
+            if (seq % options_.checkpoint_every == 0 || (!wrote_first_ && seq == tail.seq + 1)) {
+                due_checkpoints_.emplace_back(seq, hash);
+            }
         }
     }
     SLUICE_RETURN_IF_ERROR(row_writer_->flush());
-    SLUICE_RETURN_IF_ERROR(transaction->commit());
-    if (crossed_checkpoint) {
-        SLUICE_RETURN_IF_ERROR(checkpoint_locked());
+    // In the records' transaction: a commit never leaves a multiple of the interval unsigned, so
+    // verify may call a missing checkpoint removed.
+    for (const auto& [checkpoint_seq, hash] : due_checkpoints_) {
+        SLUICE_RETURN_IF_ERROR(insert_checkpoint(checkpoint_seq, bytes_of(hash)));
     }
+    SLUICE_RETURN_IF_ERROR(transaction->commit());
+    wrote_first_ = wrote_first_ || seq > tail.seq;
     return Status();
 }
 
@@ -573,24 +626,42 @@ Status AuditLog::checkpoint_locked() {
         return Status();  // the head is already signed
     }
     last.reset();
-    SLUICE_ASSIGN_OR_RETURN(std::string signature, key_->sign(detail::audit_checkpoint_message(seq, hash)));
-    SLUICE_ASSIGN_OR_RETURN(auto insert, db_->prepare("INSERT INTO audit_checkpoints (seq, hash, "
-                                                      "time_us, public_key, signature) VALUES "
-                                                      "(?, ?, ?, ?, ?)"));
-    const std::string& public_key = key_->public_key();
-    SLUICE_RETURN_IF_ERROR(insert.bind(1, seq)
-                               .bind_blob(2, hash.data(), hash.size())
-                               .bind(3, now_us())
-                               .bind_blob(4, public_key.data(), public_key.size())
-                               .bind_blob(5, signature.data(), signature.size())
-                               .run());
+    SLUICE_RETURN_IF_ERROR(insert_checkpoint(seq, hash));
     return transaction->commit();
+}
+
+Status AuditLog::insert_checkpoint(std::int64_t seq, std::string_view hash) {
+    SLUICE_ASSIGN_OR_RETURN(
+        std::string signature,
+        key_->sign(detail::audit_checkpoint_message(seq, hash, options_.checkpoint_every)));
+    SLUICE_ASSIGN_OR_RETURN(auto* insert,
+                            db_->cached("INSERT INTO audit_checkpoints (seq, hash, time_us, "
+                                        "public_key, signature, checkpoint_every) VALUES "
+                                        "(?, ?, ?, ?, ?, ?)"));
+    const std::string& public_key = key_->public_key();
+    return insert->bind(1, seq)
+        .bind_blob(2, hash.data(), hash.size())
+        .bind(3, now_us())
+        .bind_blob(4, public_key.data(), public_key.size())
+        .bind_blob(5, signature.data(), signature.size())
+        .bind(6, options_.checkpoint_every)
+        .run();
 }
 
 }  // namespace sluice::governance
 
 namespace sluice::governance::detail {
-std::string audit_checkpoint_message(std::int64_t seq, std::string_view hash) {
-    return "sluice-audit-checkpoint-v1\n" + std::to_string(seq) + "\n" + to_hex(hash);
+std::string audit_checkpoint_message(std::int64_t seq, std::string_view hash,
+                                     std::int64_t checkpoint_every) {
+    std::string message = checkpoint_every == 0 ? "sluice-audit-checkpoint-v1\n"
+                                                : "sluice-audit-checkpoint-v2\n";
+    message += std::to_string(seq);
+    message += '\n';
+    message += to_hex(hash);
+    if (checkpoint_every != 0) {
+        message += '\n';
+        message += std::to_string(checkpoint_every);
+    }
+    return message;
 }
 }  // namespace sluice::governance::detail

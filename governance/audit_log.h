@@ -7,9 +7,15 @@
 // strings escaped as JSON requires. SQLite triggers refuse UPDATE and DELETE of records; only
 // archive_audit_log() deletes, after the records are written to a verified archive file.
 //
-// Every `checkpoint_every` records (and when the log closes) the head (seq, hash) is signed with
-// the Ed25519 key in the data directory (`audit_signing.key`, mode 0600, made on first start),
-// so that a truncated or rewritten tail is detectable by anyone holding the public key.
+// Signed checkpoints: (seq, hash, checkpoint_every) signed with the Ed25519 key in the data
+// directory (`audit_signing.key`, mode 0600, made on first start), so that a truncated or
+// rewritten tail is detectable by anyone holding the public key. The log signs every record whose
+// seq is a multiple of `checkpoint_every` and the first record it writes (so that a changed
+// interval is on record from its first use), each in the transaction that writes the record:
+// no committed state lacks a checkpoint it should have, even after a crash. It also signs the
+// head at open and at close when the head is not signed yet. So, in a log nobody tampered with,
+// the records after a checkpoint are fewer than the interval that checkpoint signed before the
+// next checkpoint comes, which verify_audit_log() checks (docs/governance.md, "Audit log").
 //
 // Appends go through a bounded queue (group commit): an append takes its place in the queue,
 // which fixes its order in the chain, and one committer at a time takes up to 512 appends from
@@ -83,7 +89,9 @@ class Sha256;
 enum class AuditAcknowledge { kDurable, kQueued };
 
 struct AuditLogOptions {
-    std::int64_t checkpoint_every = 1000;  // records between signed checkpoints
+    // Records between signed checkpoints. 0: the interval that the log's last checkpoint signed
+    // (1000 when none did), for offline tools writing beside a server configured otherwise.
+    std::int64_t checkpoint_every = 1000;
     AuditAcknowledge acknowledge = AuditAcknowledge::kDurable;
     std::size_t queue_capacity = 4096;  // records queued before appenders block
     // How long the writer gathers records nobody waits for before committing them: fewer, larger
@@ -145,6 +153,8 @@ public:
     std::int64_t appended() const;
     // Records queued and not yet committed (for tests and metrics).
     std::size_t queued() const;
+    // Records between signed checkpoints, as resolved by open().
+    std::int64_t checkpoint_every() const { return options_.checkpoint_every; }
 
     // With `checkpoint_db`, a background thread checkpoints the WAL through it.
     AuditLog(std::unique_ptr<detail::Database> db, std::unique_ptr<detail::Ed25519Key> key,
@@ -202,7 +212,11 @@ private:
         std::array<unsigned char, 32> hash{};
     };
     Result<Tail> read_tail();
+    // Signs the head unless it is signed already, in a transaction of its own. Under db_mutex_.
     Status checkpoint_locked();
+    // Signs (seq, hash) and inserts the checkpoint, inside the caller's transaction. Under
+    // db_mutex_.
+    Status insert_checkpoint(std::int64_t seq, std::string_view hash);
 
     std::unique_ptr<detail::Database> db_;  // guarded by db_mutex_
     std::unique_ptr<detail::Ed25519Key> key_;
@@ -235,6 +249,9 @@ private:
     std::string hash_scratch_;  // guarded by db_mutex_; the bytes each record's hash covers
     std::unique_ptr<detail::Sha256> hasher_;  // guarded by db_mutex_
     std::unique_ptr<detail::AuditRowWriter> row_writer_;  // guarded by db_mutex_; inserts rows
+    // Guarded by db_mutex_: records of the batch being written that get a checkpoint.
+    std::vector<std::pair<std::int64_t, std::array<unsigned char, 32>>> due_checkpoints_;
+    bool wrote_first_ = false;  // guarded by db_mutex_; a batch of this log has committed
     std::mutex db_mutex_;  // serialises use of db_ (batches, checkpoint())
 
     void checkpoint_wal(std::stop_token stop);
@@ -245,20 +262,49 @@ private:
     std::thread writer_;  // started by the constructor, joined by the destructor
 };
 
+struct AuditVerifyOptions {
+    // The raw 32-byte public key the checkpoints must be signed with; nullopt: any key.
+    std::optional<std::string> trusted_public_key;
+    // The interval assumed after a last checkpoint that does not record its own (signed before
+    // intervals were recorded): the writer's `checkpoint_every`.
+    std::int64_t checkpoint_every = 1000;
+    // Where archive files are looked for, by file name; empty: where the archive recorded them.
+    std::filesystem::path archive_dir;
+    // A missing archive file is counted in archives_unverified, and verification goes on from the
+    // archive's recorded anchor, instead of failing (archives kept offline). Files that exist are
+    // checked either way.
+    bool allow_missing_archives = false;
+    // A checkpoint seq the caller saw before (an earlier report's last_checkpoint_seq); the log
+    // must still hold it. Detects a log cut back to an earlier signed state. 0: none.
+    std::int64_t expect_checkpoint_seq = 0;
+};
+
 struct AuditVerifyReport {
     bool ok = true;
-    std::int64_t records = 0;      // records checked
+    std::int64_t records = 0;      // records checked in the table
     std::int64_t checkpoints = 0;  // signatures checked
-    std::int64_t first_seq = 0;
+    std::int64_t first_seq = 0;    // the table's first and last records
     std::int64_t last_seq = 0;
+    std::int64_t last_checkpoint_seq = 0;  // the newest signed checkpoint; keep it to compare later
+    std::int64_t archives = 0;             // archive files read and checked
+    std::int64_t archived_records = 0;     // records checked in them
+    std::int64_t archives_unverified = 0;  // missing archive files (allow_missing_archives)
     std::int64_t first_bad_seq = 0;  // 0 when ok
     std::string problem;             // what is wrong with first_bad_seq
 };
 
-// Recomputes the chain from the start (or from the last archive's anchor) and checks every
-// signed checkpoint. Detects a changed, removed, inserted or reordered record and a removed tail
-// (a checkpoint past the last record), naming the first bad record. When `trusted_public_key`
-// (raw 32 bytes) is given, checkpoints signed by another key are bad too.
+// Recomputes the chain from the genesis, through the archive files (each must match the SHA-256
+// recorded for it) and the table, and checks every signed checkpoint against its record. Detects
+// a changed, removed, inserted or reordered record, a removed tail (a checkpoint past the last
+// record), removed checkpoints (the log signs one at least every `checkpoint_every` records, as
+// its checkpoints say, so one missing where it is due, or as many records after the last one as
+// its interval, fails) and a missing, changed or made-up archive. What it cannot detect
+// (docs/governance.md): a log cut back to one of its signed checkpoints with fewer than that
+// checkpoint's interval of records after it; expect_checkpoint_seq detects the cut against a
+// seq kept from before.
+Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
+                                           const AuditVerifyOptions& options);
+// The same with only a trusted key.
 Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
                                            std::optional<std::string> trusted_public_key);
 
@@ -274,12 +320,20 @@ struct AuditArchiveReport {
 };
 
 // Retention: moves records with seq <= up_to_seq into `archive_file` (JSON lines, written
-// atomically, then read back and its chain verified), and only then deletes them, recording the
-// archive (range, last hash, file digest) so that verification continues from it. Refuses when
-// the log does not verify, the file exists, or nothing is old enough.
+// atomically, then read back and compared), and only then deletes them, recording the archive
+// (first and last seq, last hash, the file's absolute path and SHA-256) so that verification
+// reads the file and continues the chain from it. Refuses when the log does not verify, the file
+// exists, or nothing is old enough.
 Result<AuditArchiveReport> archive_audit_log(const std::filesystem::path& db_path,
                                              std::int64_t up_to_seq,
                                              const std::filesystem::path& archive_file);
+// The same, and records `event` through `log` in the transaction that deletes the archived
+// records (its details filled in with the archive's range, file and SHA-256): the deletion is
+// never unaudited. `log` must be open on `db_path`.
+Result<AuditArchiveReport> archive_audit_log(const std::filesystem::path& db_path,
+                                             std::int64_t up_to_seq,
+                                             const std::filesystem::path& archive_file,
+                                             AuditLog& log, AuditEvent event);
 
 // The raw public key of the signing key at `key_path`, for verify.
 Result<std::string> audit_public_key(const std::filesystem::path& key_path);

@@ -136,4 +136,15 @@ Result<NewToken> Governance::issue_token(const std::string& name, bool admin,
     return token;
 }
 
+Result<AuditArchiveReport> Governance::archive_audit(std::int64_t up_to_seq,
+                                                     const std::filesystem::path& archive_file,
+                                                     const std::string& actor) {
+    return archive_audit_log(data_dir_ / kCatalogFile, up_to_seq, archive_file, *audit_,
+                             AuditEvent{.principal = actor,
+                                        .action = "audit.archive.offline",
+                                        .securable = "audit_log:",
+                                        .result = "ok",
+                                        .decided_by = "local access to the data directory"});
+}
+
 }  // namespace sluice::governance

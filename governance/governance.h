@@ -80,6 +80,13 @@ public:
                                  std::optional<std::int64_t> lifetime_s,
                                  const std::string& actor);
 
+    // Retention (archive_audit_log()): archives the audit records up to `up_to_seq` into
+    // `archive_file`, audited as action "audit.archive.offline" by `actor`, in the transaction
+    // that deletes the archived records.
+    Result<AuditArchiveReport> archive_audit(std::int64_t up_to_seq,
+                                             const std::filesystem::path& archive_file,
+                                             const std::string& actor);
+
     Governance(std::filesystem::path data_dir, std::unique_ptr<Store> store,
                std::unique_ptr<AuditLog> audit);
     ~Governance();

@@ -198,6 +198,15 @@ CREATE TABLE table_policies (
   PRIMARY KEY (securable_id, column_name)
 );
 )sql",
+        // 3: signed checkpoints record the writer's interval (NULL: signed before it was
+        // recorded, message version 1), and cannot be deleted, as records cannot: a log whose
+        // checkpoints were removed is one whose tail can be rewritten unseen. IF NOT EXISTS:
+        // an operator may have added the trigger by hand.
+        R"sql(
+ALTER TABLE audit_checkpoints ADD COLUMN checkpoint_every INTEGER;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only: delete refused'); END;
+)sql",
     };
     return list;
 }

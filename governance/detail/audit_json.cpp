@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "governance/detail/crypto.h"
+
 namespace sluice::governance::detail {
 namespace {
 
@@ -128,7 +130,132 @@ constexpr std::size_t kKeysRoom = kAction.size() + kClient.size() + kDecidedBy.s
                                   kSecurable.size() + kSeq.size() + kTimeUs.size() +
                                   kTokenId.size() + 1;
 
+// Reads the canonical JSON back, field by field; any surprise sets `ok_` false and the rest
+// reads nothing. Lenient where the writer is strict (any \u escape below 0x100): the caller
+// writes the record again and compares bytes.
+class RecordReader {
+public:
+    explicit RecordReader(std::string_view in) : in_(in) {}
+
+    bool ok() const { return ok_ && at_ == in_.size(); }
+
+    void expect(std::string_view bytes) {
+        if (!ok_ || in_.substr(at_, bytes.size()) != bytes) {
+            ok_ = false;
+            return;
+        }
+        at_ += bytes.size();
+    }
+
+    std::string string() {
+        std::string out;
+        expect("\"");
+        while (ok_ && at_ < in_.size() && in_[at_] != '"') {
+            const char ch = in_[at_++];
+            out += ch == '\\' ? escaped() : ch;
+        }
+        expect("\"");
+        return out;
+    }
+
+    std::string hex() {
+        auto bytes = from_hex(string());
+        ok_ = ok_ && bytes.ok();
+        return bytes.ok() ? *bytes : std::string();
+    }
+
+    std::int64_t number() {
+        std::int64_t value = 0;
+        if (!ok_) {
+            return value;
+        }
+        auto [end, error] = std::from_chars(in_.data() + at_, in_.data() + in_.size(), value);
+        ok_ = error == std::errc();
+        at_ = static_cast<std::size_t>(end - in_.data());
+        return value;
+    }
+
+private:
+    // After a backslash.
+    char escaped() {
+        if (at_ >= in_.size()) {
+            ok_ = false;
+            return 0;
+        }
+        switch (in_[at_++]) {
+            case '"': return '"';
+            case '\\': return '\\';
+            case 'n': return '\n';
+            case 'r': return '\r';
+            case 't': return '\t';
+            case 'u': break;
+            default: ok_ = false; return 0;
+        }
+        unsigned value = 0;
+        const std::string_view digits = in_.substr(at_, 4);
+        auto [end, error] =
+            std::from_chars(digits.data(), digits.data() + digits.size(), value, 16);
+        ok_ = ok_ && digits.size() == 4 && error == std::errc() &&
+              end == digits.data() + digits.size() && value < 0x100;
+        at_ += digits.size();
+        return static_cast<char>(value);
+    }
+
+    std::string_view in_;
+    std::size_t at_ = 0;
+    bool ok_ = true;
+};
+
 }  // namespace
+
+void append_json_string(std::string& out, std::string_view text) {
+    const std::size_t start = out.size();
+    out.resize(start + 2 + 6 * text.size());
+    char* end = put_string(out.data() + start, text);
+    out.resize(static_cast<std::size_t>(end - out.data()));
+}
+
+std::optional<ParsedRecord> parse_record_json(std::string_view json) {
+    RecordReader in(json);
+    ParsedRecord r;
+    AuditEvent& e = r.event;
+    in.expect(kAction);
+    e.action = in.string();
+    in.expect(kClient);
+    e.client = in.string();
+    in.expect(kDecidedBy);
+    e.decided_by = in.string();
+    in.expect(kDetails);
+    e.details = in.string();
+    in.expect(R"(,"hash":)");
+    r.hash = in.hex();
+    in.expect(R"(,"prev_hash":)");
+    r.prev_hash = in.hex();
+    in.expect(R"(,"principal":)");
+    e.principal = in.string();
+    in.expect(kRequestId);
+    e.request_id = in.string();
+    in.expect(kResult);
+    e.result = in.string();
+    in.expect(kSecurable);
+    e.securable = in.string();
+    in.expect(kSeq);
+    r.seq = in.number();
+    in.expect(kTimeUs);
+    e.time_us = in.number();
+    in.expect(kTokenId);
+    e.token_id = in.string();
+    in.expect("}");
+    if (!in.ok()) {
+        return std::nullopt;
+    }
+    std::string again;
+    append_record_json(again, r.seq, e, r.prev_hash, &r.hash);
+    if (again != json) {
+        return std::nullopt;
+    }
+    return r;
+}
 
 void append_record_json(std::string& out, std::int64_t seq, const AuditEvent& e,
                         std::string_view prev_hash, const std::string* hash) {

@@ -7,6 +7,7 @@
 // Thread safety: stateless.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,5 +20,22 @@ namespace sluice::governance::detail {
 // resize of `out` for the worst case, then plain copies (see audit_json.cpp).
 void append_record_json(std::string& out, std::int64_t seq, const AuditEvent& event,
                         std::string_view prev_hash, const std::string* hash);
+
+// Appends `text` as a JSON string, escaped as the canonical JSON escapes it.
+void append_json_string(std::string& out, std::string_view text);
+
+// A record read back from the JSON that append_record_json() wrote with its hash (an archive's
+// line); hashes are raw bytes.
+struct ParsedRecord {
+    std::int64_t seq = 0;
+    AuditEvent event;
+    std::string prev_hash;
+    std::string hash;
+};
+
+// Reads `json` back into the record, or nullopt unless `json` is exactly what
+// append_record_json() writes for it (keys in order, no spaces, the same escapes): the bytes
+// that were hashed can then be recomputed from the fields.
+std::optional<ParsedRecord> parse_record_json(std::string_view json);
 
 }  // namespace sluice::governance::detail

@@ -173,3 +173,69 @@ TEST_CASE("audit json: the record JSON of the public API is the canonical JSON")
     CHECK(audit_record_json(record, true) ==
           reference_json(42, record.event, record.prev_hash, &record.hash));
 }
+
+namespace {
+
+bool same_record(const detail::ParsedRecord& parsed, std::int64_t seq, const AuditEvent& e,
+                 const std::string& prev_hash, const std::string& hash) {
+    const AuditEvent& p = parsed.event;
+    return parsed.seq == seq && parsed.prev_hash == prev_hash && parsed.hash == hash &&
+           p.time_us == e.time_us && p.principal == e.principal && p.action == e.action &&
+           p.securable == e.securable && p.result == e.result && p.request_id == e.request_id &&
+           p.client == e.client && p.token_id == e.token_id && p.decided_by == e.decided_by &&
+           p.details == e.details;
+}
+
+}  // namespace
+
+TEST_CASE("audit json: an archive line reads back into the record that wrote it") {
+    const std::string prev_hash(32, '\x5a');
+    const std::string hash(32, '\xa5');
+    // Every byte JSON escapes, at the start, middle and end of every field.
+    std::string special;
+    for (int c = 0; c < 0x20; ++c) {
+        special += static_cast<char>(c);
+    }
+    special += "\"\\\x7f\xc3\xa9";
+    std::array<std::string AuditEvent::*, 9> fields = {
+        &AuditEvent::action,     &AuditEvent::client, &AuditEvent::decided_by,
+        &AuditEvent::details,    &AuditEvent::principal, &AuditEvent::request_id,
+        &AuditEvent::result,     &AuditEvent::securable, &AuditEvent::token_id};
+    for (auto field : fields) {
+        for (char c : special) {
+            AuditEvent e = plain_event();
+            e.*field = std::string(1, c) + "text" + std::string(1, c) + "more" + std::string(1, c);
+            const std::string line = json_of(12, e, prev_hash, &hash);
+            auto parsed = detail::parse_record_json(line);
+            CAPTURE(line);
+            REQUIRE(parsed.has_value());
+            CHECK(same_record(*parsed, 12, e, prev_hash, hash));
+        }
+    }
+    AuditEvent empty;
+    empty.time_us = -5;
+    auto parsed = detail::parse_record_json(json_of(0, empty, std::string(), &hash));
+    REQUIRE(parsed.has_value());
+    CHECK(same_record(*parsed, 0, empty, std::string(), hash));
+}
+
+TEST_CASE("audit json: a line that is not exactly what the log writes is refused") {
+    const std::string hash(32, '\x01');
+    const std::string line = json_of(3, plain_event(), std::string(32, '\x02'), &hash);
+    REQUIRE(detail::parse_record_json(line).has_value());
+    auto replaced = [&line](std::string_view from, std::string_view to) {
+        std::string changed = line;
+        const std::size_t at = changed.find(from);
+        REQUIRE(at != std::string::npos);
+        return changed.replace(at, from.size(), to);
+    };
+    CHECK_FALSE(detail::parse_record_json(line + "\n").has_value());
+    CHECK_FALSE(detail::parse_record_json(line.substr(0, line.size() - 1)).has_value());
+    CHECK_FALSE(detail::parse_record_json(replaced("\"seq\":3", "\"seq\": 3")).has_value());
+    CHECK_FALSE(detail::parse_record_json(replaced("\"seq\":3", "\"seq\":03")).has_value());
+    CHECK_FALSE(detail::parse_record_json(replaced("reader", "re\\u0061der")).has_value());
+    CHECK_FALSE(detail::parse_record_json(replaced("0101", "0G01")).has_value());
+    CHECK_FALSE(detail::parse_record_json(replaced("0101", "0A01")).has_value());  // upper case
+    CHECK_FALSE(detail::parse_record_json(replaced("\"action\"", "\"Action\"")).has_value());
+    CHECK_FALSE(detail::parse_record_json("").has_value());
+}

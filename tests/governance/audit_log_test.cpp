@@ -9,8 +9,11 @@
 #include <sstream>
 #include <thread>
 
+#include "governance/detail/audit_format.h"
+#include "governance/detail/audit_json.h"
 #include "governance/detail/crypto.h"
 #include "governance/detail/sqlite.h"
+#include "governance/governance.h"
 #include "governance/store.h"
 #include "test_dir.h"
 
@@ -58,7 +61,9 @@ struct AuditFixture {
         log.reset();
         sqlite3* raw = nullptr;
         REQUIRE(sqlite3_open(db_path.c_str(), &raw) == SQLITE_OK);
-        std::string all = "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; " +
+        std::string all = "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; "
+                          "DROP TRIGGER IF EXISTS audit_checkpoints_no_update; "
+                          "DROP TRIGGER IF EXISTS audit_checkpoints_no_delete; " +
                           sql;
         char* error = nullptr;
         int rc = sqlite3_exec(raw, all.c_str(), nullptr, nullptr, &error);
@@ -85,6 +90,104 @@ int exec(const std::filesystem::path& db, const std::string& sql) {
     return rc;
 }
 
+// What an attacker with write access to catalog.db but not the signing key can do: changes the
+// principal of record `seq` and recomputes prev_hash and hash of it and of every record after
+// it, so that the chain holds together again. The triggers must be dropped first.
+void rewrite_record(const std::filesystem::path& db_path, std::int64_t seq,
+                    const std::string& principal) {
+    auto db = detail::Database::open(db_path.string());
+    REQUIRE(db.ok());
+    auto rows = (*db)->prepare("SELECT seq, time_us, principal, action, securable, result, "
+                               "request_id, client, token_id, decided_by, details, prev_hash "
+                               "FROM audit_log WHERE seq >= ? ORDER BY seq");
+    REQUIRE(rows.ok());
+    rows->bind(1, seq);
+    std::vector<AuditRecord> records;
+    while (*rows->step()) {
+        AuditRecord r;
+        r.seq = rows->column_int(0);
+        r.event.time_us = rows->column_int(1);
+        r.event.principal = rows->column_text(2);
+        r.event.action = rows->column_text(3);
+        r.event.securable = rows->column_text(4);
+        r.event.result = rows->column_text(5);
+        r.event.request_id = rows->column_text(6);
+        r.event.client = rows->column_text(7);
+        r.event.token_id = rows->column_text(8);
+        r.event.decided_by = rows->column_text(9);
+        r.event.details = rows->column_text(10);
+        r.prev_hash = rows->column_blob(11);
+        records.push_back(std::move(r));
+    }
+    REQUIRE_FALSE(records.empty());
+    records.front().event.principal = principal;
+    std::string prev = records.front().prev_hash;
+    for (AuditRecord& r : records) {
+        r.prev_hash = prev;
+        r.hash = audit_record_hash(r);
+        prev = r.hash;
+        auto update = (*db)->prepare("UPDATE audit_log SET principal = ?, prev_hash = ?, "
+                                     "hash = ? WHERE seq = ?");
+        REQUIRE(update.ok());
+        REQUIRE(update->bind(1, r.event.principal)
+                    .bind_blob(2, r.prev_hash.data(), r.prev_hash.size())
+                    .bind_blob(3, r.hash.data(), r.hash.size())
+                    .bind(4, r.seq)
+                    .run()
+                    .ok());
+    }
+}
+
+std::string read_text(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    REQUIRE(out.good());
+}
+
+// As rewrite_record(), in an archive file: changes the principal of record `seq`, recomputes the
+// hashes from it to the end of the file, and gives the archive's row the file's new SHA-256.
+void rewrite_archived_record(const std::filesystem::path& db_path,
+                             const std::filesystem::path& file, std::int64_t seq,
+                             const std::string& principal) {
+    std::istringstream lines(read_text(file));
+    std::string text;
+    std::string prev;
+    for (std::string line; std::getline(lines, line);) {
+        auto parsed = detail::parse_record_json(line);
+        REQUIRE(parsed.has_value());
+        AuditRecord record{parsed->seq, parsed->event, parsed->prev_hash, parsed->hash};
+        if (record.seq >= seq) {
+            record.prev_hash = record.seq == seq ? record.prev_hash : prev;
+            record.event.principal = record.seq == seq ? principal : record.event.principal;
+            record.hash = audit_record_hash(record);
+        }
+        prev = record.hash;
+        text += audit_record_json(record, true) + "\n";
+    }
+    write_text(file, text);
+    REQUIRE(exec(db_path, "UPDATE audit_archives SET file_sha256 = '" +
+                              detail::to_hex(detail::sha256(text)) + "'") == SQLITE_OK);
+}
+
+std::vector<std::int64_t> checkpoint_seqs(const std::filesystem::path& db_path) {
+    auto db = detail::Database::open(db_path.string());
+    REQUIRE(db.ok());
+    auto rows = (*db)->prepare("SELECT seq FROM audit_checkpoints ORDER BY seq");
+    REQUIRE(rows.ok());
+    std::vector<std::int64_t> seqs;
+    while (*rows->step()) {
+        seqs.push_back(rows->column_int(0));
+    }
+    return seqs;
+}
+
 }  // namespace
 
 TEST_CASE("an untouched audit log verifies, with signed checkpoints") {
@@ -95,7 +198,10 @@ TEST_CASE("an untouched audit log verifies, with signed checkpoints") {
     CHECK(report.records == 10);
     CHECK(report.first_seq == 1);
     CHECK(report.last_seq == 10);
-    CHECK(report.checkpoints == 3);  // at 4, at 8, and the head at close
+    // The log's first record, the multiples of 4, and the head at close.
+    CHECK(report.checkpoints == 4);
+    CHECK(checkpoint_seqs(f.db_path) == std::vector<std::int64_t>{1, 4, 8, 10});
+    CHECK(report.last_checkpoint_seq == 10);
     struct stat info {};
     REQUIRE(::stat(f.key_path.c_str(), &info) == 0);
     CHECK((info.st_mode & 0777) == 0600);
@@ -174,6 +280,182 @@ TEST_CASE("verify names the first bad record for each kind of tampering") {
     }
 }
 
+TEST_CASE("the database refuses deleting signed checkpoints") {
+    AuditFixture f(10);
+    f.log.reset();
+    CHECK(exec(f.db_path, "DELETE FROM audit_checkpoints WHERE seq = 8") != SQLITE_OK);
+    CHECK(exec(f.db_path, "DELETE FROM audit_checkpoints") != SQLITE_OK);
+    CHECK(f.verify().ok);
+}
+
+TEST_CASE("verify detects removed checkpoints, whatever else was rewritten") {
+    // Checkpoints come every 4 records (and the head at close): 10 records, a log of 20.
+    SUBCASE("every checkpoint deleted, a record rewritten and the chain recomputed") {
+        AuditFixture f(10);
+        f.tamper("DELETE FROM audit_checkpoints");
+        rewrite_record(f.db_path, 3, "mallory");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.problem.find("checkpoint") != std::string::npos);
+    }
+    SUBCASE("every checkpoint deleted, nothing else changed") {
+        AuditFixture f(10);
+        f.tamper("DELETE FROM audit_checkpoints");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.problem.find("checkpoint") != std::string::npos);
+    }
+    SUBCASE("the checkpoints after seq 12 deleted and the records after it rewritten") {
+        AuditFixture f(20);
+        f.tamper("DELETE FROM audit_checkpoints WHERE seq > 12");
+        rewrite_record(f.db_path, 13, "mallory");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 16);
+        CHECK(report.problem.find("checkpoint") != std::string::npos);
+    }
+    SUBCASE("the tail deleted together with the checkpoints above what is left") {
+        AuditFixture f(20);
+        f.tamper("DELETE FROM audit_log WHERE seq > 18; "
+                 "DELETE FROM audit_checkpoints WHERE seq > 12");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 16);
+    }
+    SUBCASE("one checkpoint deleted from the middle") {
+        AuditFixture f(20);
+        f.tamper("DELETE FROM audit_checkpoints WHERE seq = 8");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 8);
+        CHECK(report.problem.find("checkpoint") != std::string::npos);
+    }
+}
+
+TEST_CASE("verify cannot tell a log cut back to a signed checkpoint, unless told what it saw") {
+    // The documented limit: removing the tail and the checkpoints above a checkpoint leaves a
+    // log that a writer could have left. A checkpoint seq kept from an earlier verify tells.
+    AuditFixture f(20);
+    f.log.reset();
+    const AuditVerifyReport before = f.verify();
+    REQUIRE(before.ok);
+    REQUIRE(before.last_checkpoint_seq == 20);
+    f.tamper("DELETE FROM audit_log WHERE seq > 14; DELETE FROM audit_checkpoints WHERE seq > 12");
+    CHECK(f.verify().ok);
+    AuditVerifyOptions options;
+    options.trusted_public_key = *audit_public_key(f.key_path);
+    options.expect_checkpoint_seq = before.last_checkpoint_seq;
+    auto report = verify_audit_log(f.db_path, options);
+    REQUIRE(report.ok());
+    CHECK_FALSE(report->ok);
+    CHECK(report->first_bad_seq == 20);
+    CHECK(report->problem.find("cut back") != std::string::npos);
+}
+
+TEST_CASE("a changed checkpoint interval, a killed writer and an offline writer still verify") {
+    AuditFixture f(0);
+    auto append = [&f](AuditLog& log, int records) {
+        for (int i = 0; i < records; ++i) {
+            REQUIRE(log.append(AuditFixture::event(i)).ok());
+        }
+    };
+    append(*f.log, 6);  // checkpoints at 1, 4; 6 at close
+    f.log.reset();
+    auto open = [&f](std::int64_t every) {
+        auto log = AuditLog::open(f.db_path, f.key_path, AuditLogOptions{every});
+        REQUIRE(log.ok());
+        return std::move(*log);
+    };
+    {
+        // A larger interval: its first record (7) is signed with it, so the 13 records after it
+        // without a checkpoint are allowed.
+        auto wider = open(20);
+        append(*wider, 13);
+        CHECK(f.verify().ok);
+        // An offline tool beside it takes the interval from the log's last checkpoint.
+        auto offline = open(0);
+        CHECK(offline->checkpoint_every() == 20);
+        append(*offline, 1);
+        CHECK(f.verify().ok);
+        append(*wider, 5);
+        CHECK(f.verify().ok);  // 40 is signed by whichever writer wrote it
+        CHECK(f.verify().last_seq == 25);
+    }
+    CHECK(f.verify().ok);
+    {
+        // A smaller interval after a close.
+        auto narrower = open(3);
+        append(*narrower, 10);
+    }
+    CHECK(f.verify().ok);
+    // A head left unsigned (its writer killed between checkpoints: here, checkpoints that
+    // only a kill could be missing are taken away by hand) is signed at the next open.
+    REQUIRE(exec(f.db_path, "DROP TRIGGER audit_checkpoints_no_delete; "
+                            "DELETE FROM audit_checkpoints WHERE seq = (SELECT MAX(seq) FROM "
+                            "audit_checkpoints)") == SQLITE_OK);
+    const auto before = checkpoint_seqs(f.db_path);
+    {
+        auto reopened = open(3);
+        CHECK(checkpoint_seqs(f.db_path).back() == 35);
+        CHECK(checkpoint_seqs(f.db_path).size() == before.size() + 1);
+    }
+    CHECK(f.verify().ok);
+}
+
+TEST_CASE("checkpoints signed before they recorded the interval still verify") {
+    AuditFixture f(10);
+    f.log.reset();
+    // Re-sign every checkpoint as earlier versions did: message version 1, no interval.
+    auto key = detail::Ed25519Key::load_or_create(f.key_path);
+    REQUIRE(key.ok());
+    auto db = detail::Database::open(f.db_path.string());
+    REQUIRE(db.ok());
+    REQUIRE((*db)->exec("DROP TRIGGER audit_checkpoints_no_update").ok());
+    auto rows = (*db)->prepare("SELECT seq, hash FROM audit_checkpoints");
+    REQUIRE(rows.ok());
+    std::vector<std::pair<std::int64_t, std::string>> checkpoints;
+    while (*rows->step()) {
+        checkpoints.emplace_back(rows->column_int(0), rows->column_blob(1));
+    }
+    for (const auto& [seq, hash] : checkpoints) {
+        auto signature = (*key)->sign(detail::audit_checkpoint_message(seq, hash, 0));
+        REQUIRE(signature.ok());
+        auto update = (*db)->prepare("UPDATE audit_checkpoints SET signature = ?, "
+                                     "checkpoint_every = NULL WHERE seq = ?");
+        REQUIRE(update.ok());
+        REQUIRE(update->bind_blob(1, signature->data(), signature->size()).bind(2, seq).run().ok());
+    }
+    CHECK(f.verify().ok);
+    // The interval the verifier is told stands in for the one they do not record.
+    REQUIRE(exec(f.db_path, "DROP TRIGGER audit_checkpoints_no_delete; "
+                            "DELETE FROM audit_checkpoints WHERE seq = 10") == SQLITE_OK);
+    AuditVerifyOptions options;
+    options.checkpoint_every = 4;
+    auto report = verify_audit_log(f.db_path, options);
+    REQUIRE(report.ok());
+    CHECK(report->ok);  // 2 records after the checkpoint at 8
+    options.checkpoint_every = 2;
+    report = verify_audit_log(f.db_path, options);
+    REQUIRE(report.ok());
+    CHECK_FALSE(report->ok);
+}
+
+TEST_CASE("a database made before checkpoints were protected gets the delete trigger") {
+    AuditFixture f(5);
+    f.log.reset();
+    f.store.reset();
+    // Back to schema version 2: no interval column, no delete trigger.
+    REQUIRE(exec(f.db_path, "DROP TRIGGER audit_checkpoints_no_delete; "
+                            "ALTER TABLE audit_checkpoints DROP COLUMN checkpoint_every; "
+                            "DELETE FROM schema_migrations WHERE version = 3") == SQLITE_OK);
+    CHECK(exec(f.db_path, "SELECT checkpoint_every FROM audit_checkpoints") != SQLITE_OK);
+    auto store = Store::open(f.db_path);
+    REQUIRE(store.ok());
+    CHECK((*store)->schema_version() == 3);
+    CHECK(exec(f.db_path, "SELECT checkpoint_every FROM audit_checkpoints") == SQLITE_OK);
+    CHECK(exec(f.db_path, "DELETE FROM audit_checkpoints") != SQLITE_OK);
+}
+
 TEST_CASE("concurrent appends form one gapless chain") {
     AuditFixture f(0, 50);
     std::vector<std::jthread> threads;
@@ -236,6 +518,144 @@ TEST_CASE("export writes JSON lines; retention archives, verifies, then deletes"
     CHECK(report.ok);
     CHECK(report.first_seq == 7);
     CHECK(report.last_seq == 11);
+}
+
+TEST_CASE("verify reads archive files: a made-up, changed or missing archive is detected") {
+    // Records 1 to 6 archived; checkpoints at 1 and 4 lie in the archived range.
+    AuditFixture f(10);
+    f.log.reset();
+    const auto archive = f.dir.path / "audit-1.jsonl";
+    SUBCASE("an archive row made up to hide records") {
+        f.tamper("INSERT INTO audit_purge_gate VALUES (6); DELETE FROM audit_log WHERE seq <= 6; "
+                 "DELETE FROM audit_purge_gate; "
+                 "INSERT INTO audit_archives (first_seq, last_seq, last_hash, file, file_sha256, "
+                 "archived_at_ms) SELECT 1, 6, prev_hash, '" + archive.string() + "', '" +
+                 std::string(64, '0') + "', 0 FROM audit_log WHERE seq = 7");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 1);
+        CHECK(report.problem.find("is missing") != std::string::npos);
+    }
+    SUBCASE("an archived record changed") {
+        REQUIRE(archive_audit_log(f.db_path, 6, archive).ok());
+        std::string text = read_text(archive);
+        text.replace(text.find("\"principal\":\"alice\""), 24, "\"principal\":\"malice\"");
+        write_text(archive, text);
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 1);
+        CHECK(report.problem.find("SHA-256") != std::string::npos);
+    }
+    SUBCASE("an archived record changed and re-chained, with the row's SHA-256 to match") {
+        REQUIRE(archive_audit_log(f.db_path, 6, archive).ok());
+        rewrite_archived_record(f.db_path, archive, 3, "mallory");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 4);  // the checkpoint signed over the original record 4
+        CHECK(report.problem.find("checkpoint") != std::string::npos);
+    }
+    SUBCASE("the archive's last records changed and re-chained: they no longer link to the table") {
+        REQUIRE(archive_audit_log(f.db_path, 6, archive).ok());
+        rewrite_archived_record(f.db_path, archive, 5, "mallory");
+        auto report = f.verify();
+        CHECK_FALSE(report.ok);
+        CHECK(report.first_bad_seq == 6);
+    }
+}
+
+TEST_CASE("archives moved elsewhere verify where they are; kept offline, they are reported") {
+    AuditFixture f(10);
+    f.log.reset();
+    const auto archive = f.dir.path / "audit-1.jsonl";
+    REQUIRE(archive_audit_log(f.db_path, 6, archive).ok());
+    AuditVerifyReport report = f.verify();
+    CHECK(report.ok);
+    CHECK(report.archives == 1);
+    CHECK(report.archived_records == 6);
+    CHECK(report.records == 4);
+
+    const auto moved = f.dir.path / "cold";
+    std::filesystem::create_directory(moved);
+    std::filesystem::rename(archive, moved / "audit-1.jsonl");
+    report = f.verify();
+    CHECK_FALSE(report.ok);
+    CHECK(report.problem.find("is missing") != std::string::npos);
+
+    AuditVerifyOptions options;
+    options.trusted_public_key = *audit_public_key(f.key_path);
+    options.archive_dir = moved;
+    auto found = verify_audit_log(f.db_path, options);
+    REQUIRE(found.ok());
+    CHECK(found->ok);
+    CHECK(found->archives == 1);
+
+    options.archive_dir = f.dir.path / "nowhere";
+    options.allow_missing_archives = true;
+    auto offline = verify_audit_log(f.db_path, options);
+    REQUIRE(offline.ok());
+    CHECK(offline->ok);
+    CHECK(offline->archives == 0);
+    CHECK(offline->archives_unverified == 1);
+    CHECK(offline->archived_records == 0);
+    CHECK(offline->records == 4);
+
+    // Retention goes on while earlier archives are kept elsewhere.
+    REQUIRE(archive_audit_log(f.db_path, 8, f.dir.path / "audit-2.jsonl").ok());
+    options.archive_dir = moved;
+    auto both = verify_audit_log(f.db_path, options);
+    REQUIRE(both.ok());
+    CHECK(both->ok);
+    CHECK(both->archives == 1);
+    CHECK(both->archives_unverified == 1);  // audit-2.jsonl is not in `moved`
+    std::filesystem::rename(f.dir.path / "audit-2.jsonl", moved / "audit-2.jsonl");
+    options.allow_missing_archives = false;
+    auto all = verify_audit_log(f.db_path, options);
+    REQUIRE(all.ok());
+    CHECK(all->ok);
+    CHECK(all->archives == 2);
+    CHECK(all->archived_records == 8);
+    CHECK(all->records == 2);
+}
+
+TEST_CASE("the offline archive is audited in the transaction that deletes the records") {
+    TempDir dir("audit-archive-offline");
+    {
+        auto gov = Governance::open(dir.path);
+        REQUIRE(gov.ok());
+        for (int i = 1; i <= 5; ++i) {
+            REQUIRE((*gov)->audit().append(AuditFixture::event(i)).ok());
+        }
+        auto archived = (*gov)->archive_audit(4, dir.path / "old.jsonl", "local:tester");
+        REQUIRE_MESSAGE(archived.ok(), archived.status().to_string());
+        CHECK(archived->records == 4);
+    }
+    std::ostringstream out;
+    REQUIRE(export_audit_log(dir.path / kCatalogFile, 0, 0, out).ok());
+    const std::string lines = out.str();
+    const std::size_t at = lines.find("\"action\":\"audit.archive.offline\"");
+    REQUIRE(at != std::string::npos);
+    const std::size_t start = lines.rfind('\n', at) + 1;
+    auto record = detail::parse_record_json(lines.substr(start, lines.find('\n', at) - start));
+    REQUIRE(record.has_value());
+    CHECK(record->seq == 6);
+    CHECK(record->event.principal == "local:tester");
+    const std::string& details = record->event.details;
+    CHECK(details.find("\"first_seq\":1,\"last_seq\":4,\"records\":4") != std::string::npos);
+    CHECK(details.find("old.jsonl\",\"file_sha256\":\"") != std::string::npos);
+    auto key = audit_public_key(dir.path / kSigningKeyFile);
+    REQUIRE(key.ok());
+    auto report = verify_audit_log(dir.path / kCatalogFile, *key);
+    REQUIRE(report.ok());
+    CHECK(report->ok);
+    CHECK(report->archived_records == 4);
+    CHECK(report->first_seq == 5);
+
+    // A failed archive writes no record: the file exists.
+    auto gov = Governance::open(dir.path);
+    REQUIRE(gov.ok());
+    CHECK((*gov)->archive_audit(5, dir.path / "old.jsonl", "local:tester").status().code() ==
+          StatusCode::kAlreadyExists);
+    CHECK((*gov)->audit().appended() == 0);
 }
 
 TEST_CASE("retention refuses a log that does not verify") {

@@ -175,6 +175,6 @@ TEST_CASE("reopening keeps data and does not re-run migrations") {
         REQUIRE(store->create_principal("alice", PrincipalKind::kUser, true).ok());
     }
     auto store = open_store(dir);
-    CHECK(store->schema_version() == 2);
+    CHECK(store->schema_version() == 3);
     CHECK(store->principal("alice")->is_admin);
 }

@@ -199,6 +199,8 @@ Result<std::unique_ptr<Index>> Index::create(const std::filesystem::path& dir,
                                     "dimension");
         }
         stored.dimension = embedder->dimension();
+        // Now the checks that needed the width (PQ's m divides it).
+        SLUICE_RETURN_IF_ERROR(validate(stored));
     }
     SLUICE_ASSIGN_OR_RETURN(auto store, ChunkStore::open(dir / kStoreFolder));
     auto batch = store->batch();
@@ -221,6 +223,12 @@ Result<std::unique_ptr<Index>> Index::open(const std::filesystem::path& dir,
         return data_loss("index at '" + dir.string() + "' has no settings record");
     }
     SLUICE_ASSIGN_OR_RETURN(IndexSettings settings, decode_settings(*encoded));
+    // Settings an earlier build let through (a factory string FAISS crashes on) fail this index
+    // alone; building it would take the process down at every start.
+    if (Status valid = validate(settings); !valid.ok()) {
+        return failed_precondition("index at '" + dir.string() +
+                                   "' has settings this build refuses: " + valid.message());
+    }
     auto index = std::make_unique<Index>(Tag{}, dir, settings);
     index->store_ = std::move(store);
     SLUICE_ASSIGN_OR_RETURN(index->analyzer_, TextAnalyzer::create(settings.language));

@@ -149,14 +149,16 @@ struct IndexStats {
 
 class Index {
 public:
-    // Creates an index in the empty folder `dir`. kAlreadyExists when it holds one. A dimension
-    // of kEmbedderDimension is replaced by the embedder's width (the factory's error when it
-    // cannot build the embedder).
+    // Creates an index in the empty folder `dir`. kAlreadyExists when it holds one;
+    // kInvalidArgument when validate(settings) refuses them. A dimension of kEmbedderDimension is
+    // replaced by the embedder's width (the factory's error when it cannot build the embedder),
+    // and the settings are validated again with it.
     static Result<std::unique_ptr<Index>> create(const std::filesystem::path& dir,
                                                  const IndexSettings& settings,
                                                  const IndexDeps& deps);
     // Opens an index: reloads BM25 from the stored term counts, loads the vector snapshot and
-    // replays the changes after it. kNotFound when `dir` holds no index.
+    // replays the changes after it. kNotFound when `dir` holds no index; kFailedPrecondition
+    // when its stored settings fail validate() (an earlier build stored them).
     static Result<std::unique_ptr<Index>> open(const std::filesystem::path& dir,
                                                const IndexDeps& deps);
     ~Index();

@@ -549,6 +549,19 @@ TEST_CASE("an index of the model without a dimension takes the model's width and
     CHECK(validate(settings).code() == StatusCode::kInvalidArgument);
     settings.embedder = "none";
     CHECK(validate(settings).code() == StatusCode::kInvalidArgument);
+
+    // The factory is checked against the model's width once it is known: PQ's m must divide it.
+    settings.name = "pq";
+    settings.embedder = "model";
+    settings.factory = "IVF4,PQ5";
+    CHECK(validate(settings).ok());
+    auto pq = Index::create(dir.path() / "pq", settings, deps_with_model_of_width(48));
+    CHECK(pq.status().code() == StatusCode::kInvalidArgument);
+    CHECK(pq.status().message().find("PQ m 5 does not divide the dimension 48") !=
+          std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "pq"));
+    settings.factory = "IVF4,PQ6";
+    CHECK(Index::create(dir.path() / "pq", settings, deps_with_model_of_width(48)).ok());
 }
 
 namespace {

@@ -271,11 +271,14 @@ std::vector<ChunkSpan> chunk_text(std::string_view text, const TokenCounter& cou
                 first = last;  // the oversized unit is cut with its own overlap
                 continue;
             }
-            // The next chunk starts with the trailing units of this one that fit in the overlap,
-            // but always moves forward by at least one unit.
+            // The next chunk starts with the trailing units of this one that fit in the overlap
+            // and leave room for the unit after them, so that it always moves forward by at
+            // least one unit at both ends (an overlap that left no room made a chunk that only
+            // repeated the end of the one before).
             std::size_t next = last;
             std::size_t overlap = 0;
-            while (next - 1 > first && overlap + units[next - 1].tokens <= options.overlap_tokens) {
+            while (next - 1 > first && overlap + units[next - 1].tokens <= options.overlap_tokens &&
+                   overlap + units[next - 1].tokens + units[last].tokens <= options.max_tokens) {
                 overlap += units[next - 1].tokens;
                 --next;
             }

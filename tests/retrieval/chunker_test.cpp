@@ -126,6 +126,25 @@ TEST_CASE("table rows are units and an oversized sentence is cut at token bounda
     CHECK(pieces.back().end == run_on.size());
 }
 
+TEST_CASE("an overlap leaves room for the next unit: no chunk only repeats the one before") {
+    // Sentences of 3, 3, 3 and 9 tokens, windows of 10 with an overlap of 4: the third sentence
+    // fits the overlap, but then not the fourth beside it. A chunk of the third sentence alone,
+    // inside the one before, came out between them.
+    const std::string text = "One two. Three four. Five six. Seven a b c d e f g.";
+    ApproxTokenCounter counter;
+    auto chunks = chunk_text(text, counter, ChunkingOptions{10, 4});
+    REQUIRE(chunks.size() == 2);
+    CHECK(text.substr(chunks[0].begin, chunks[0].end - chunks[0].begin) ==
+          "One two. Three four. Five six.");
+    CHECK(text.substr(chunks[1].begin, chunks[1].end - chunks[1].begin) ==
+          "Seven a b c d e f g.");
+    // Where the overlap leaves room, it stays: windows of 12 take the third sentence again.
+    chunks = chunk_text(text, counter, ChunkingOptions{12, 4});
+    REQUIRE(chunks.size() == 2);
+    CHECK(text.substr(chunks[1].begin, chunks[1].end - chunks[1].begin) ==
+          "Five six. Seven a b c d e f g.");
+}
+
 TEST_CASE("invalid chunking options are refused") {
     CHECK_FALSE(validate(ChunkingOptions{4, 0}).ok());
     CHECK_FALSE(validate(ChunkingOptions{64, 40}).ok());

@@ -154,18 +154,64 @@ std::vector<Section> parse_structure(std::string_view text) {
     return sections;
 }
 
-// Cuts one oversized unit into windows of max_tokens tokens with overlap.
+bool is_continuation(char c) { return (static_cast<unsigned char>(c) & 0xc0) == 0x80; }
+
+// The first byte of the UTF-8 character that holds byte `pos`, not before `floor`. At most three
+// bytes back (a character is at most four), so that text that is not UTF-8 (a run of
+// continuation bytes) is still cut near where its tokens are.
+std::size_t character_start(std::string_view text, std::size_t pos, std::size_t floor) {
+    for (int back = 0; back < 3 && pos > floor && pos < text.size() && is_continuation(text[pos]);
+         ++back) {
+        --pos;
+    }
+    return pos;
+}
+
+// The first character boundary after `pos`, at most `ceiling`.
+std::size_t next_character(std::string_view text, std::size_t pos, std::size_t ceiling) {
+    ++pos;
+    for (int ahead = 0; ahead < 3 && pos < ceiling && is_continuation(text[pos]); ++ahead) {
+        ++pos;
+    }
+    return std::min(pos, ceiling);
+}
+
+// Cuts one oversized unit into windows of max_tokens tokens with overlap. A byte-level BPE
+// token can end inside a UTF-8 character (cl100k_base splits most Devanagari characters), so a
+// cut inside a character moves back to the character's first byte, both where a window ends and
+// where one starts: the character goes whole to the later window, every chunk's text is valid
+// UTF-8 when the document's is, and the windows still meet. A window then starts with the tail
+// of the token before it: it exceeds max_tokens by at most that partial character (at most
+// three bytes, so three byte-sized tokens). Should a window hold no whole character (tokens of
+// no bytes; no tokenizer here makes them), it takes the next one, so that chunks always move
+// forward.
 void split_long_unit(std::string_view text, const Unit& unit, const TokenCounter& counter,
                      const ChunkingOptions& options, const std::vector<std::string>& path,
                      std::vector<ChunkSpan>& out) {
     auto offsets = counter.token_offsets(text.substr(unit.begin, unit.end - unit.begin));
     std::size_t step = options.max_tokens - options.overlap_tokens;
+    std::size_t previous_begin = unit.begin;
     for (std::size_t first = 0; first < offsets.size(); first += step) {
         std::size_t last = std::min(first + options.max_tokens, offsets.size());
-        std::size_t begin = unit.begin + (first == 0 ? 0 : offsets[first]);
-        std::size_t end = last == offsets.size() ? unit.end : unit.begin + offsets[last];
+        std::size_t begin = unit.begin;
+        if (first != 0) {
+            begin = character_start(text, unit.begin + offsets[first], unit.begin);
+            if (begin <= previous_begin) {
+                begin = next_character(text, previous_begin, unit.end);
+            }
+        }
+        std::size_t end = last == offsets.size()
+                              ? unit.end
+                              : character_start(text, unit.begin + offsets[last], unit.begin);
+        if (end <= begin) {
+            end = next_character(text, begin, unit.end);
+        }
+        if (begin >= end) {
+            break;  // the previous window reached the unit's end
+        }
         out.push_back(ChunkSpan{begin, end, path});
-        if (last == offsets.size()) {
+        previous_begin = begin;
+        if (last == offsets.size() || end == unit.end) {
             break;
         }
     }
@@ -271,11 +317,14 @@ std::vector<ChunkSpan> chunk_text(std::string_view text, const TokenCounter& cou
                 first = last;  // the oversized unit is cut with its own overlap
                 continue;
             }
-            // The next chunk starts with the trailing units of this one that fit in the overlap,
-            // but always moves forward by at least one unit.
+            // The next chunk starts with the trailing units of this one that fit in the overlap
+            // and leave room for the unit after them, so that it always moves forward by at
+            // least one unit at both ends (an overlap that left no room made a chunk that only
+            // repeated the end of the one before).
             std::size_t next = last;
             std::size_t overlap = 0;
-            while (next - 1 > first && overlap + units[next - 1].tokens <= options.overlap_tokens) {
+            while (next - 1 > first && overlap + units[next - 1].tokens <= options.overlap_tokens &&
+                   overlap + units[next - 1].tokens + units[last].tokens <= options.max_tokens) {
                 overlap += units[next - 1].tokens;
                 --next;
             }

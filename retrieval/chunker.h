@@ -2,7 +2,9 @@
 // Splits a document into chunks of at most `max_tokens` tokens with `overlap_tokens` of overlap,
 // along the document's structure: a chunk never crosses a Markdown heading (so each chunk has one
 // section path), and it breaks between paragraphs, sentences and table rows before it breaks
-// inside one. A single sentence or row longer than max_tokens is cut at token boundaries.
+// inside one. A single sentence or row longer than max_tokens is cut at token boundaries, each
+// moved back to the start of the UTF-8 character it falls in (a byte-level BPE token can end
+// inside one), so every chunk of valid UTF-8 is valid UTF-8.
 //
 // Token counts come through TokenCounter, so that the model's own tokenizer can be plugged in by
 // app/ (retrieval does not depend on inference/).
@@ -60,7 +62,10 @@ struct ChunkSpan {
 };
 
 // The chunks of `text` in document order; empty text gives no chunks. Each chunk holds at most
-// max_tokens tokens as `counter` measures its units (a unit cut at token boundaries exactly).
+// max_tokens tokens as `counter` measures its units; a window of a unit cut by tokens starts at
+// the start of the character its first token starts in, so it may hold up to three bytes of the
+// token before (a partial character) beyond max_tokens. Chunks begin and end on character
+// boundaries (when `text` is UTF-8), cover every unit, and move forward at both ends.
 // With a counter that is at_most_one_token_per_byte(), a section (the text under one heading) no
 // longer in bytes than max_tokens becomes one chunk without its tokens being counted (the packer
 // would make the same chunk), which is what keeps short rows from being tokenised.

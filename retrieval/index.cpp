@@ -1,6 +1,7 @@
 #include "retrieval/index.h"
 
 #include <omp.h>
+#include <utf8proc.h>
 
 #include <algorithm>
 #include <charconv>
@@ -68,6 +69,55 @@ std::string document_fingerprint(const Document& doc) {
 }
 
 }  // namespace
+
+Status validate_metadata(const Document& document) {
+    auto refuse = [&](const std::string& why) {
+        return invalid_argument("document '" + document.key + "': " + why);
+    };
+    for (const auto& [name, value] : document.metadata) {
+        const std::string field = "metadata field '" + name + "'";
+        if (name == "uri" || name == "title") {
+            const std::string& own = name == "uri" ? document.uri : document.title;
+            const auto* text = std::get_if<std::string>(&value);
+            if (text == nullptr || *text != own) {
+                return refuse(field + " is reserved: filters and results name the document's " +
+                              name + " by it, and it holds another value");
+            }
+            continue;
+        }
+        if (name == "doc_key") {
+            return refuse(field + " is reserved: filters name the document's key by it");
+        }
+        if (name == "id" || name == "chunk_id" || name == "text" || name == "section_path" ||
+            name == "char_begin" || name == "char_end" || name == "score") {
+            return refuse(field + " is reserved: query results name a column of their own by it");
+        }
+        if (name.empty()) {
+            return refuse("a metadata field has an empty name, which no filter can name");
+        }
+        if (name == "and" || name == "or" || name == "not") {
+            return refuse(field + " cannot be filtered on: filters read it as a combinator");
+        }
+        if (name.find(' ') != std::string::npos) {
+            return refuse(field +
+                          " cannot be filtered on: a filter key reads from its last space on as "
+                          "an operator (\"year >=\")");
+        }
+        const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(name.data());
+        for (std::size_t at = 0; at < name.size();) {
+            utf8proc_int32_t code_point = 0;
+            auto read = utf8proc_iterate(
+                bytes + at, static_cast<utf8proc_ssize_t>(name.size() - at), &code_point);
+            if (read <= 0) {
+                // The name itself is left out: an error carrying it could not be JSON.
+                return refuse("a metadata field name of " + std::to_string(name.size()) +
+                              " bytes is not valid UTF-8, which no filter can name");
+            }
+            at += static_cast<std::size_t>(read);
+        }
+    }
+    return Status::ok_status();
+}
 
 Result<QueryMode> parse_query_mode(std::string_view name) {
     if (name == "ann" || name == "ANN" || name == "vector") {
@@ -199,6 +249,8 @@ Result<std::unique_ptr<Index>> Index::create(const std::filesystem::path& dir,
                                     "dimension");
         }
         stored.dimension = embedder->dimension();
+        // Now the checks that needed the width (PQ's m divides it).
+        SLUICE_RETURN_IF_ERROR(validate(stored));
     }
     SLUICE_ASSIGN_OR_RETURN(auto store, ChunkStore::open(dir / kStoreFolder));
     auto batch = store->batch();
@@ -221,6 +273,12 @@ Result<std::unique_ptr<Index>> Index::open(const std::filesystem::path& dir,
         return data_loss("index at '" + dir.string() + "' has no settings record");
     }
     SLUICE_ASSIGN_OR_RETURN(IndexSettings settings, decode_settings(*encoded));
+    // Settings an earlier build let through (a factory string FAISS crashes on) fail this index
+    // alone; building it would take the process down at every start.
+    if (Status valid = validate(settings); !valid.ok()) {
+        return failed_precondition("index at '" + dir.string() +
+                                   "' has settings this build refuses: " + valid.message());
+    }
     auto index = std::make_unique<Index>(Tag{}, dir, settings);
     index->store_ = std::move(store);
     SLUICE_ASSIGN_OR_RETURN(index->analyzer_, TextAnalyzer::create(settings.language));
@@ -239,9 +297,11 @@ Result<std::unique_ptr<Index>> Index::open(const std::filesystem::path& dir,
 void Index::add_info(const Chunk& chunk) {
     ChunkInfo info;
     info.metadata = chunk.metadata;
-    info.metadata.try_emplace("doc_key", chunk.doc_key);
-    info.metadata.try_emplace("uri", chunk.uri);
-    info.metadata.try_emplace("title", chunk.title);
+    // The chunk's own values win over metadata of the same names, which upserts refuse but an
+    // index written before may hold.
+    info.metadata.insert_or_assign("doc_key", chunk.doc_key);
+    info.metadata.insert_or_assign("uri", chunk.uri);
+    info.metadata.insert_or_assign("title", chunk.title);
     info.acl = chunk.acl;
     postings_.add(chunk.id, info.metadata, info.acl);
     chunks_[chunk.id] = std::move(info);
@@ -382,6 +442,7 @@ Result<std::vector<PreparedDocument>> Index::prepare_documents(
         if (documents[i].key.empty()) {
             return invalid_argument("document " + std::to_string(i) + " has an empty key");
         }
+        SLUICE_RETURN_IF_ERROR(validate_metadata(documents[i]));
         last_of[documents[i].key] = i;
     }
     std::vector<PreparedDocument> out;

@@ -67,6 +67,21 @@ struct Query {
     std::size_t candidates = 0;
 };
 
+// The metadata field names a document may carry: each one a filter can name, and none that
+// filters or query results already use for something else. Refused, kInvalidArgument naming
+// the document and the field:
+//   - the built-in filter fields doc_key, uri and title (a metadata doc_key made a filter on
+//     doc_key match the wrong documents); `uri` and `title` are allowed when they repeat the
+//     document's own uri and title exactly, as the file connectors' titles do;
+//   - the names query results give their own columns: id, chunk_id, text, section_path,
+//     char_begin, char_end and score;
+//   - names a filter cannot name: empty, `and`, `or` and `not` (a filter's combinators), one
+//     with a space (a filter key reads from its last space on as an operator: "year >="), or
+//     invalid UTF-8 (filters arrive as JSON).
+// Index::prepare() refuses a write holding such a document; SourceSync turns it into an error
+// record for its key and applies the rest of the batch.
+Status validate_metadata(const Document& document);
+
 // Builds the embedder an index's settings name. app/ supplies one that knows "http" and "model";
 // default_embedder_factory knows "lexical-hash" and "none" (null: no embedder).
 using EmbedderFactory =
@@ -149,14 +164,16 @@ struct IndexStats {
 
 class Index {
 public:
-    // Creates an index in the empty folder `dir`. kAlreadyExists when it holds one. A dimension
-    // of kEmbedderDimension is replaced by the embedder's width (the factory's error when it
-    // cannot build the embedder).
+    // Creates an index in the empty folder `dir`. kAlreadyExists when it holds one;
+    // kInvalidArgument when validate(settings) refuses them. A dimension of kEmbedderDimension is
+    // replaced by the embedder's width (the factory's error when it cannot build the embedder),
+    // and the settings are validated again with it.
     static Result<std::unique_ptr<Index>> create(const std::filesystem::path& dir,
                                                  const IndexSettings& settings,
                                                  const IndexDeps& deps);
     // Opens an index: reloads BM25 from the stored term counts, loads the vector snapshot and
-    // replays the changes after it. kNotFound when `dir` holds no index.
+    // replays the changes after it. kNotFound when `dir` holds no index; kFailedPrecondition
+    // when its stored settings fail validate() (an earlier build stored them).
     static Result<std::unique_ptr<Index>> open(const std::filesystem::path& dir,
                                                const IndexDeps& deps);
     ~Index();

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "retrieval/text_analyzer.h"
+#include "retrieval/vector_factory.h"
 
 namespace sluice::retrieval {
 namespace {
@@ -58,6 +59,15 @@ Status validate(const IndexSettings& settings) {
     if (settings.embedder == "lexical-hash" && settings.dimension < 16) {
         return invalid_argument("lexical-hash dimension " + std::to_string(settings.dimension) +
                                 ", expected at least 16");
+    }
+    // The vector index is built from the factory string at every open, so a string FAISS
+    // accepts but crashes on must never be stored: build one now, empty, and keep it only for
+    // its verdict. The model's own width is known only once Index::create asks the model, which
+    // checks again then.
+    if (settings.dimension == kEmbedderDimension) {
+        SLUICE_RETURN_IF_ERROR(validate_vector_factory(settings.factory, 0));
+    } else if (auto built = VectorIndex::create(vector_options(settings)); !built.ok()) {
+        return built.status();
     }
     if (settings.bm25.k1 < 0 || settings.bm25.b < 0 || settings.bm25.b > 1) {
         return invalid_argument("bm25 k1 must be >= 0 and b in [0, 1]");

@@ -34,7 +34,9 @@ struct IndexSettings {
     Bm25Params bm25;
 };
 
-// kInvalidArgument naming the first bad setting.
+// kInvalidArgument naming the first bad setting. The vector index is built once, empty, from
+// the factory string, dimension and metric (vector_factory.h lists the strings accepted); with
+// kEmbedderDimension the checks that need the width wait for Index::create.
 Status validate(const IndexSettings& settings);
 // Index names: 1 to 128 of [A-Za-z0-9_.-], not starting with '.'.
 Status validate_index_name(const std::string& name);

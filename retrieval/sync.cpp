@@ -193,6 +193,11 @@ SourceSync::Pending SourceSync::poll_from(const std::string& checkpoint) {
         if (change.op == FeedOp::kDelete) {
             out.write.removes.push_back(key);
             ++out.deletes;
+        } else if (Status valid = validate_metadata(change.document); !valid.ok()) {
+            // A document the index refuses is this key's error record, as one the source could
+            // not read is: it would otherwise fail the whole batch at every retry. What the
+            // index holds for the key stays.
+            out.batch.errors.push_back(FeedError{key, valid.message(), change.offset});
         } else {
             out.write.upserts.push_back(std::move(change.document));
             ++out.upserts;
@@ -294,7 +299,7 @@ Result<StepResult> SourceSync::commit_pending(Pending& pending, PreparedWrite pr
         }
     }
     for (const auto& error : fresh_errors) {
-        log::warn("sync", "source reported a document it could not read",
+        log::warn("sync", "document left out: unreadable at its source or refused by the index",
                   {{"source", source_}, {"key", error.key}, {"offset", error.offset},
                    {"error", error.message}});
     }

@@ -27,7 +27,9 @@
 // pipeline adds nothing to freshness. pipeline_depth 0 is the serial engine: one batch at a
 // time.
 //
-// Error records from the feed (a document that could not be read) are counted, kept (the last
+// Error records from the feed (a document that could not be read), and upserts whose metadata
+// the index refuses (validate_metadata, index.h: one bad document must not hold the batch back at
+// every retry; the key keeps what the index held) are counted, kept (the last
 // `kept_errors`, also in the index beside the checkpoint) and logged with their key; a batch that
 // the feed cut short with `paused` (policy "pause") puts the sync in state paused: it retries the
 // same position every `idle_wait` until the source is fixed. The source decides skip or pause;

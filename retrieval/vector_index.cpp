@@ -22,6 +22,7 @@
 #include "retrieval/detail/rw_lock.h"
 #include "retrieval/detail/codec.h"
 #include "retrieval/detail/vector_index_state.h"
+#include "retrieval/vector_factory.h"
 
 namespace sluice::retrieval {
 
@@ -132,6 +133,8 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::create(const VectorIndexOption
         return invalid_argument("vector dimension " + std::to_string(options.dimension) +
                                 ", expected 1 to 65536");
     }
+    // Before FAISS sees the string: its factory accepts parameters it then crashes on.
+    SLUICE_RETURN_IF_ERROR(validate_vector_factory(options.factory, options.dimension));
     auto index = std::make_unique<VectorIndex>(Tag{}, options);
     auto state = std::make_unique<State>();
     SLUICE_RETURN_IF_ERROR(index->build_empty(*state));

@@ -102,7 +102,8 @@ struct VectorIndexOptions {
 
 class VectorIndex {
 public:
-    // kInvalidArgument when FAISS rejects the factory string or the dimension is 0.
+    // kInvalidArgument when the factory string is not one validate_vector_factory() accepts
+    // (vector_factory.h), FAISS rejects it, or the dimension is not 1 to 65536.
     static Result<std::unique_ptr<VectorIndex>> create(const VectorIndexOptions& options);
     // Loads a snapshot written by save(); `sequence` receives the chunk-store sequence it
     // reflects. kNotFound when there is none, kDataLoss when it is corrupt, kFailedPrecondition

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <random>
+#include <string_view>
 
 #include "temp_dir.h"
 
@@ -33,6 +35,101 @@ private:
     ApproxTokenCounter inner_;
     bool promise_;
 };
+
+// Tokens as a byte-level BPE makes them out of text its merges know little of (cl100k_base on
+// Devanagari, rare CJK, emoji): pieces of 1 to 4 bytes that end wherever they end, inside a
+// UTF-8 character as often as not. Each piece's length comes from its first byte and position,
+// so the pieces are a pure function of the text.
+class ByteLevelCounter final : public TokenCounter {
+public:
+    std::vector<std::size_t> token_offsets(std::string_view text) const override {
+        std::vector<std::size_t> offsets;
+        for (std::size_t i = 0; i < text.size();) {
+            offsets.push_back(i);
+            i += 1 + (static_cast<unsigned char>(text[i]) + i) % 4;
+        }
+        return offsets;
+    }
+    std::string name() const override { return "byte-level"; }
+    bool at_most_one_token_per_byte() const override { return true; }
+};
+
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+bool valid_utf8(std::string_view text) {
+    std::size_t i = 0;
+    while (i < text.size()) {
+        auto byte = [&](std::size_t at) { return static_cast<unsigned char>(text[at]); };
+        const unsigned char lead = byte(i);
+        // 0: a continuation byte, an overlong lead (C0, C1) or one past U+10FFFF (F5 and up).
+        std::size_t length = lead < 0x80   ? 1
+                             : lead < 0xc2 ? 0
+                             : lead < 0xe0 ? 2
+                             : lead < 0xf0 ? 3
+                             : lead < 0xf5 ? 4
+                                           : 0;
+        if (length == 0 || i + length > text.size()) {
+            return false;
+        }
+        for (std::size_t k = 1; k < length; ++k) {
+            if ((byte(i + k) & 0xc0) != 0x80) {
+                return false;
+            }
+        }
+        const unsigned char second = length > 1 ? byte(i + 1) : 0;
+        if ((lead == 0xe0 && second < 0xa0) || (lead == 0xed && second > 0x9f) ||
+            (lead == 0xf0 && second < 0x90) || (lead == 0xf4 && second > 0x8f)) {
+            return false;
+        }
+        i += length;
+    }
+    return true;
+}
+
+bool on_boundary(std::string_view text, std::size_t offset) {
+    return offset == text.size() ||
+           (offset < text.size() && (static_cast<unsigned char>(text[offset]) & 0xc0) != 0x80);
+}
+
+// What every chunking of valid UTF-8 must give: chunks in order that move forward, begin and end
+// on character boundaries, valid text, and every byte that is not white space in some chunk.
+void check_chunks(std::string_view text, const std::vector<ChunkSpan>& chunks) {
+    std::vector<char> covered(text.size(), 0);
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+        const ChunkSpan& chunk = chunks[i];
+        INFO("chunk " << i << " [" << chunk.begin << ", " << chunk.end << ")");
+        REQUIRE(chunk.begin < chunk.end);
+        REQUIRE(chunk.end <= text.size());
+        CHECK(on_boundary(text, chunk.begin));
+        CHECK(on_boundary(text, chunk.end));
+        CHECK(valid_utf8(text.substr(chunk.begin, chunk.end - chunk.begin)));
+        if (i > 0) {
+            CHECK(chunk.begin > chunks[i - 1].begin);
+            CHECK(chunk.end > chunks[i - 1].end);
+        }
+        for (std::size_t at = chunk.begin; at < chunk.end; ++at) {
+            covered[at] = 1;
+        }
+    }
+    for (std::size_t at = 0; at < text.size(); ++at) {
+        if (covered[at] == 0) {
+            INFO("byte " << at << " of " << text.size());
+            CHECK(std::string_view(" \t\n\r\f").find(text[at]) != std::string_view::npos);
+        }
+    }
+}
+
+// How many of the tokens `counter` makes of `text` (one unit: no sentence or line breaks) start
+// inside a chunk or are cut by its start.
+std::size_t tokens_touched(std::string_view text, const TokenCounter& counter,
+                           const ChunkSpan& chunk) {
+    auto offsets = counter.token_offsets(text);
+    std::size_t touched = 0;
+    for (std::size_t i = 0; i < offsets.size(); ++i) {
+        std::size_t end = i + 1 < offsets.size() ? offsets[i + 1] : text.size();
+        touched += offsets[i] < chunk.end && end > chunk.begin ? 1 : 0;
+    }
+    return touched;
+}
 
 }  // namespace
 
@@ -126,6 +223,25 @@ TEST_CASE("table rows are units and an oversized sentence is cut at token bounda
     CHECK(pieces.back().end == run_on.size());
 }
 
+TEST_CASE("an overlap leaves room for the next unit: no chunk only repeats the one before") {
+    // Sentences of 3, 3, 3 and 9 tokens, windows of 10 with an overlap of 4: the third sentence
+    // fits the overlap, but then not the fourth beside it. A chunk of the third sentence alone,
+    // inside the one before, came out between them.
+    const std::string text = "One two. Three four. Five six. Seven a b c d e f g.";
+    ApproxTokenCounter counter;
+    auto chunks = chunk_text(text, counter, ChunkingOptions{10, 4});
+    REQUIRE(chunks.size() == 2);
+    CHECK(text.substr(chunks[0].begin, chunks[0].end - chunks[0].begin) ==
+          "One two. Three four. Five six.");
+    CHECK(text.substr(chunks[1].begin, chunks[1].end - chunks[1].begin) ==
+          "Seven a b c d e f g.");
+    // Where the overlap leaves room, it stays: windows of 12 take the third sentence again.
+    chunks = chunk_text(text, counter, ChunkingOptions{12, 4});
+    REQUIRE(chunks.size() == 2);
+    CHECK(text.substr(chunks[1].begin, chunks[1].end - chunks[1].begin) ==
+          "Five six. Seven a b c d e f g.");
+}
+
 TEST_CASE("invalid chunking options are refused") {
     CHECK_FALSE(validate(ChunkingOptions{4, 0}).ok());
     CHECK_FALSE(validate(ChunkingOptions{64, 40}).ok());
@@ -183,4 +299,112 @@ TEST_CASE("a section no longer than max_tokens bytes is one chunk, the same as c
     counting.calls = 0;
     CHECK(chunk_text("short", counting, options).size() == 1);
     CHECK(counting.calls > 0);
+}
+
+TEST_CASE("a unit cut at token boundaries is cut at character boundaries too") {
+    ByteLevelCounter counter;
+    // The report: 12 of 28 chunks of this text had offsets inside a character, with the
+    // model's tokenizer, and their text was not valid UTF-8 (a 500 from the query's JSON).
+    std::string hindi;
+    for (int i = 0; i < 20; ++i) {
+        hindi +=
+            "\u0939\u093f\u0928\u094d\u0926\u0940 \u092d\u093e\u0937\u093e "
+            "\u0926\u0941\u0928\u093f\u092f\u093e \u0915\u0940 "
+            "\u092a\u094d\u0930\u092e\u0941\u0916 \u092d\u093e\u0937\u093e "
+            "\u0939\u0948 ";
+    }
+    std::string emoji;
+    for (int i = 0; i < 60; ++i) {
+        emoji += "\U0001F600\U0001F680 ok \U0001F44D\U0001F3FD";
+    }
+    std::string cjk;
+    for (int i = 0; i < 80; ++i) {
+        cjk +=
+            "\u68c0\u7d22\u589e\u5f3a\u751f\u6210\u3001\u5411\u91cf\u6570\u636e"
+            "\u5e93\u3002";
+    }
+    std::string mixed;
+    for (int i = 0; i < 40; ++i) {
+        mixed +=
+            "caf\u00e9 \u043f\u0440\u0438\u0432\u0435\u0442 \u65e5\u672c "
+            "\u0928\u092e\u0938\u094d\u0924\u0947 \U0001F30D ";
+    }
+    for (const std::string* text : {&hindi, &emoji, &cjk, &mixed}) {
+        for (const ChunkingOptions options :
+             {ChunkingOptions{32, 8}, ChunkingOptions{8, 0}, ChunkingOptions{9, 4},
+              ChunkingOptions{64, 32}, ChunkingOptions{17, 3}}) {
+            INFO("max_tokens " << options.max_tokens << " overlap " << options.overlap_tokens
+                               << " text " << text->substr(0, 24));
+            auto chunks = chunk_text(*text, counter, options);
+            REQUIRE(chunks.size() > 2);
+            check_chunks(*text, chunks);
+            for (const auto& chunk : chunks) {
+                // The start of a chunk moves back to its character's first byte: the budget
+                // grows by at most that partial character (3 more single-byte tokens).
+                CHECK(tokens_touched(*text, counter, chunk) <= options.max_tokens + 3);
+            }
+        }
+    }
+    // The reported case, cut as the report's 28 chunks were: windows of 32 tokens every 24.
+    auto chunks = chunk_text(hindi, counter, ChunkingOptions{32, 8});
+    CHECK(chunks.front().begin == 0);
+    CHECK(chunks.back().end == hindi.size());
+}
+
+TEST_CASE("random texts of mixed scripts chunk into valid UTF-8 that covers them") {
+    // Pieces the generator strings together: words in several scripts and widths (1 to 4 bytes
+    // a character), sentence ends, line and paragraph breaks, headings, table rows, a fence.
+    const std::vector<std::string> pieces = {"word",
+                                             "retrieval",
+                                             "Sentence",
+                                             "caf\u00e9",
+                                             "na\u00efve",
+                                             "\u043f\u0440\u0438\u0432\u0435\u0442",
+                                             "\u0928\u092e\u0938\u094d\u0924\u0947",
+                                             "\u0939\u093f\u0928\u094d\u0926\u0940",
+                                             "\u65e5\u672c\u8a9e",
+                                             "\u68c0\u7d22",
+                                             "\u3053\u3093\u306b\u3061\u306f",
+                                             "\U0001F600",
+                                             "\U0001F44D\U0001F3FD",
+                                             "\U0001F680\U0001F30D",
+                                             "12345",
+                                             ",",
+                                             ".",
+                                             "!",
+                                             "?",
+                                             "\u3002",
+                                             "\u0964"};
+    const std::vector<std::string> breaks = {" ",    " ",    " ",     "  ",   ". ",     "\n",
+                                             "\n\n", "\n# ", "\n## ", "\n| ", "\n```\n"};
+    std::mt19937 random(20261127);
+    ByteLevelCounter byte_level;
+    ApproxTokenCounter approx;
+    CountingCounter approx_counted(false);
+    std::size_t chunked = 0;
+    for (int round = 0; round < 400; ++round) {
+        std::string text;
+        const std::size_t words = random() % 400;
+        for (std::size_t w = 0; w < words; ++w) {
+            // Runs without any break too: one unit longer than max_tokens, cut by tokens.
+            const std::size_t run = random() % 6 == 0 ? 1 + random() % 30 : 1;
+            for (std::size_t r = 0; r < run; ++r) {
+                text += pieces[random() % pieces.size()];
+            }
+            text += breaks[random() % breaks.size()];
+        }
+        const std::size_t max_tokens = 8 + random() % 57;
+        const std::size_t overlap = random() % (max_tokens / 2 + 1);
+        const ChunkingOptions options{max_tokens, overlap};
+        REQUIRE(validate(options).ok());
+        for (const TokenCounter* counter :
+             std::vector<const TokenCounter*>{&byte_level, &approx, &approx_counted}) {
+            INFO("round " << round << " max_tokens " << max_tokens << " overlap " << overlap
+                          << " counter " << counter->name());
+            auto chunks = chunk_text(text, *counter, options);
+            check_chunks(text, chunks);
+            chunked += chunks.size();
+        }
+    }
+    CHECK(chunked > 1000);
 }

@@ -143,6 +143,61 @@ TEST_CASE("bad queries and bad documents are refused") {
     CHECK(index->stats().documents == 0);
 }
 
+TEST_CASE("metadata may not take the names of built-in fields, nor names no filter can name") {
+    TempDir dir("index-metadata-names");
+    auto index = create(dir, small_settings());
+    REQUIRE(index->upsert({doc("victim", "the victim's text", everyone())}).ok());
+    // The report: a row "spoof" with metadata doc_key "victim" replaced the built-in field, so
+    // {"doc_key": "victim"} found both rows and {"doc_key": "spoof"} none.
+    auto spoof = doc("spoof", "the spoof's text", everyone(), {{"doc_key", std::string("victim")}});
+    auto refused = index->upsert({doc("fine", "a fine row", everyone()), spoof});
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    CHECK(refused.status().message() ==
+          "document 'spoof': metadata field 'doc_key' is reserved: filters name the document's "
+          "key by it");
+    CHECK(index->stats().documents == 1);  // the whole write is refused
+    CHECK(keys_of(run(*index, "text", QueryMode::kLexical, kUser, 10,
+                      Filter::equals("doc_key", std::string("victim")))) ==
+          std::set<std::string>{"victim"});
+
+    // Built-in filter fields, result columns, then names a filter cannot name.
+    const std::vector<std::string> names = {
+        "doc_key",    "uri",      "title", "id",     "chunk_id", "text", "section_path",
+        "char_begin", "char_end", "score", "and",    "or",       "not",  "",
+        "my field",   "year >=",  " lead", "trail ", "bad\xff"};
+    for (const auto& name : names) {
+        CAPTURE(name);
+        auto status = index->upsert({doc("k", "text", everyone(), {{name, 1.0}})}).status();
+        CHECK(status.code() == StatusCode::kInvalidArgument);
+        if (name.find('\xff') == std::string::npos && !name.empty()) {
+            CHECK(status.message().find("metadata field '" + name + "'") != std::string::npos);
+        }
+    }
+    CHECK(index->stats().documents == 1);
+
+    // Allowed: the document's own title and uri again (the file connectors put the title
+    // there), names that differ only in case, and any other name a filter can name.
+    Document repeats = doc("repeats", "its title twice", everyone());
+    repeats.metadata = {{"title", repeats.title}, {"uri", repeats.uri}};
+    REQUIRE(index->upsert({repeats}).ok());
+    Document other_title = repeats;
+    other_title.metadata["title"] = std::string("not its title");
+    const sluice::Status other = index->upsert({other_title}).status();
+    CHECK(other.message().find("metadata field 'title' is reserved") != std::string::npos);
+    const Metadata allowed = {{"Doc_Key", std::string("x")},    {"year", 2024.0},
+                              {"na\u00efve", std::string("y")}, {"a.b-c_d", std::string("z")},
+                              {"ID", std::string("w")},         {"source", std::string("files")}};
+    REQUIRE(index->upsert({doc("allowed", "all kinds of names", everyone(), allowed)}).ok());
+    for (const auto& [name, value] : allowed) {
+        CAPTURE(name);
+        CHECK(keys_of(run(*index, "names", QueryMode::kLexical, kUser, 10,
+                          Filter::equals(name, value))) == std::set<std::string>{"allowed"});
+    }
+    CHECK(keys_of(run(*index, "title", QueryMode::kLexical, kUser, 10,
+                      Filter::equals("title", std::string("doc repeats")))) ==
+          std::set<std::string>{"repeats"});
+}
+
 TEST_CASE("access control: a matrix of readers and documents, in every mode and in the logs") {
     TempDir dir("index-acl");
     auto sink = std::make_shared<CaptureSink>();
@@ -549,6 +604,19 @@ TEST_CASE("an index of the model without a dimension takes the model's width and
     CHECK(validate(settings).code() == StatusCode::kInvalidArgument);
     settings.embedder = "none";
     CHECK(validate(settings).code() == StatusCode::kInvalidArgument);
+
+    // The factory is checked against the model's width once it is known: PQ's m must divide it.
+    settings.name = "pq";
+    settings.embedder = "model";
+    settings.factory = "IVF4,PQ5";
+    CHECK(validate(settings).ok());
+    auto pq = Index::create(dir.path() / "pq", settings, deps_with_model_of_width(48));
+    CHECK(pq.status().code() == StatusCode::kInvalidArgument);
+    CHECK(pq.status().message().find("PQ m 5 does not divide the dimension 48") !=
+          std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "pq"));
+    settings.factory = "IVF4,PQ6";
+    CHECK(Index::create(dir.path() / "pq", settings, deps_with_model_of_width(48)).ok());
 }
 
 namespace {
@@ -581,7 +649,7 @@ TEST_CASE("range and prefix filters and their negations return the exact top k a
     auto make = [&](int i) {
         Metadata metadata;
         if (i % 3 != 0) {
-            metadata["score"] = static_cast<double>(random() % 1000);  // absent on a third
+            metadata["rating"] = static_cast<double>(random() % 1000);  // absent on a third
         }
         metadata["path"] = std::string(i % 2 == 0 ? "docs/" : "wiki/") + numbered("p", i % 37);
         Document d = doc(numbered("d", i), "text", i % 10 == 0 ? Acl{{}, {"legal"}} : everyone(),
@@ -600,17 +668,18 @@ TEST_CASE("range and prefix filters and their negations return the exact top k a
     REQUIRE(index->upsert(batch).ok());
     using F = Filter;
     const std::vector<Filter> filters = {
-        F::range("score", 990.0, true, std::nullopt, true),            // ~0.7%
-        F::range("score", 100.0, false, 300.0, true),                  // ~13%
-        F::range("score", std::nullopt, true, 1000.0, false),          // 2/3: every score
-        F::prefix("path", "docs/p00"),                                 // ~1.4%
-        F::prefix("path", "wiki/"),                                    // 50%
-        F::negate(F::range("score", std::nullopt, true, 995.0, true)),  // absent or > 995: ~34%
-        F::negate(F::prefix("path", "")),                              // nothing
-        F::all_of({F::prefix("path", "docs/"),
-                   F::negate(F::range("score", 10.0, true, 999.0, true))}),
-        F::any_of({F::range("score", 0.0, true, 5.0, true), F::prefix("path", "wiki/p001")}),
-        F::negate(F::any_of({F::prefix("path", "docs/"), F::range("score", 0.0, true, 990.0, true)})),
+        F::range("rating", 990.0, true, std::nullopt, true),             // ~0.7%
+        F::range("rating", 100.0, false, 300.0, true),                   // ~13%
+        F::range("rating", std::nullopt, true, 1000.0, false),           // 2/3: every rating
+        F::prefix("path", "docs/p00"),                                   // ~1.4%
+        F::prefix("path", "wiki/"),                                      // 50%
+        F::negate(F::range("rating", std::nullopt, true, 995.0, true)),  // absent or > 995: ~34%
+        F::negate(F::prefix("path", "")),                                // nothing
+        F::all_of(
+            {F::prefix("path", "docs/"), F::negate(F::range("rating", 10.0, true, 999.0, true))}),
+        F::any_of({F::range("rating", 0.0, true, 5.0, true), F::prefix("path", "wiki/p001")}),
+        F::negate(
+            F::any_of({F::prefix("path", "docs/"), F::range("rating", 0.0, true, 990.0, true)})),
     };
     auto check_all = [&](const char* phase) {
         CAPTURE(phase);

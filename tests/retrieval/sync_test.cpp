@@ -558,6 +558,35 @@ TEST_CASE("error records: skip goes on, pause stops at the record until it is fi
     }
 }
 
+TEST_CASE("a document whose metadata the index refuses is an error record, not a stuck sync") {
+    TempDir dir("sync-metadata");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    append(*shared, upsert("a", "alpha"));
+    FeedChange spoof = upsert("spoof", "spoofed");
+    spoof.document.metadata["doc_key"] = std::string("a");
+    spoof.offset = "seq:spoof";
+    append(*shared, spoof);
+    append(*shared, upsert("b", "beta"));
+    auto index = open_index(dir);
+    auto sync = open_sync(index, shared);
+    auto result = sync->run_to_caught_up();
+    REQUIRE_MESSAGE(result.ok(), result.status().to_string());
+    CHECK(result->caught_up);
+    CHECK(result->errors == 1);
+    CHECK(contents(*index) == std::map<std::string, std::string>{{"a", "alpha"}, {"b", "beta"}});
+    SyncStatus status = sync->status();
+    REQUIRE(status.recent_errors.size() == 1);
+    CHECK(status.recent_errors[0].key == "spoof");
+    CHECK(status.recent_errors[0].offset == "seq:spoof");
+    CHECK(status.recent_errors[0].message.find("metadata field 'doc_key' is reserved") !=
+          std::string::npos);
+    CHECK(shared->acknowledged == 3);
+    // Fixed at the source, the document arrives.
+    append(*shared, upsert("spoof", "no longer spoofing"));
+    REQUIRE(sync->run_to_caught_up().ok());
+    CHECK(contents(*index).at("spoof") == "no longer spoofing");
+}
+
 TEST_CASE("a failing poll leaves the index and checkpoint as they were") {
     TempDir dir("sync-poll-fails");
     auto shared = std::make_shared<MemoryFeed::Shared>();

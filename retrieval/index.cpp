@@ -95,14 +95,8 @@ Status validate_metadata(const Document& document) {
         if (name.empty()) {
             return refuse("a metadata field has an empty name, which no filter can name");
         }
-        if (name == "and" || name == "or" || name == "not") {
-            return refuse(field + " cannot be filtered on: filters read it as a combinator");
-        }
-        if (name.find(' ') != std::string::npos) {
-            return refuse(field +
-                          " cannot be filtered on: a filter key reads from its last space on as "
-                          "an operator (\"year >=\")");
-        }
+        // Names a filter cannot spell ("First Name", "and") are kept: sources name columns so,
+        // and refusing them would refuse every row of such a table; they are not filterable.
         const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(name.data());
         for (std::size_t at = 0; at < name.size();) {
             utf8proc_int32_t code_point = 0;

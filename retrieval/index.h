@@ -67,17 +67,16 @@ struct Query {
     std::size_t candidates = 0;
 };
 
-// The metadata field names a document may carry: each one a filter can name, and none that
-// filters or query results already use for something else. Refused, kInvalidArgument naming
-// the document and the field:
+// The metadata field names a document may carry: none that filters or query results already
+// use for something else. Refused, kInvalidArgument naming the document and the field:
 //   - the built-in filter fields doc_key, uri and title (a metadata doc_key made a filter on
 //     doc_key match the wrong documents); `uri` and `title` are allowed when they repeat the
 //     document's own uri and title exactly, as the file connectors' titles do;
 //   - the names query results give their own columns: id, chunk_id, text, section_path,
 //     char_begin, char_end and score;
-//   - names a filter cannot name: empty, `and`, `or` and `not` (a filter's combinators), one
-//     with a space (a filter key reads from its last space on as an operator: "year >="), or
-//     invalid UTF-8 (filters arrive as JSON).
+//   - the empty name and invalid UTF-8 (filters arrive as JSON).
+// Names a filter cannot spell (`and`, `or`, `not`, names with a space: a filter key reads from
+// its last space on as an operator) are kept, not filterable: sources name columns so.
 // Index::prepare() refuses a write holding such a document; SourceSync turns it into an error
 // record for its key and applies the rest of the batch.
 Status validate_metadata(const Document& document);

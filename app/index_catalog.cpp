@@ -1,6 +1,7 @@
 #include "app/index_catalog.h"
 
 #include "app/governance_http.h"
+#include "app/source_catalog.h"
 #include "common/log.h"
 
 namespace sluice::app {
@@ -146,6 +147,24 @@ Status drop_index(governance::Governance& gov, retrieval::IndexManager& indexes,
 Status remove_index(governance::Governance& gov, retrieval::IndexManager& indexes,
                     const governance::RequestContext& caller, agents::IndexRef found) {
     const std::string stored = found.index->settings().name;
+    // A source's sync holds the index it feeds for as long as it runs, and would write on into
+    // a removed index: the source goes (or is bound elsewhere) first.
+    SLUICE_ASSIGN_OR_RETURN(std::vector<SourceObject> sources, list_source_objects(gov.store()));
+    for (const SourceObject& source : sources) {
+        if (source.index.empty()) {
+            continue;
+        }
+        bool feeds = source.index == stored || source.index == found.securable;
+        if (!feeds) {
+            auto bound = agents::find_index(indexes, source.index);
+            feeds = bound.ok() && bound->index == found.index;
+        }
+        if (feeds) {
+            return failed_precondition("index '" + found.securable + "' is fed by source '" +
+                                       source.name +
+                                       "': remove the source or bind it to another index first");
+        }
+    }
     found.index.reset();
     Status dropped = indexes.drop(stored);
     SLUICE_RETURN_IF_ERROR(dropped);

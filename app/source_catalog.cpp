@@ -75,6 +75,11 @@ Status write_staged(const std::filesystem::path& data_dir,
 
 }  // namespace
 
+Status validate_source_index_name(const std::string& index) {
+    SLUICE_RETURN_IF_ERROR(retrieval::validate_index_name(index));
+    return agents::index_securable_name(index).status();
+}
+
 Result<std::vector<SourceObject>> list_source_objects(governance::Store& store) {
     SLUICE_ASSIGN_OR_RETURN(auto tables, source_tables(store, ""));
     std::vector<SourceObject> out;

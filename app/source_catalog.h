@@ -47,6 +47,11 @@ struct SourceObject {
     std::string owner;
 };
 
+// The name of an index a source may feed: a valid index name that the catalog can name (a
+// plain name or catalog.schema.index; two or four dotted parts could never be queried).
+// kInvalidArgument naming the problem.
+Status validate_source_index_name(const std::string& index);
+
 // Every source object of the catalog, ordered by name.
 Result<std::vector<SourceObject>> list_source_objects(governance::Store& store);
 // kNotFound when no source object has this name.

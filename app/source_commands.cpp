@@ -118,7 +118,7 @@ int run_add(const SourceOptions& options) {
         return fail(invalid_argument("--config: not valid JSON"));
     }
     if (!options.index.empty()) {
-        if (Status valid = retrieval::validate_index_name(options.index); !valid.ok()) {
+        if (Status valid = validate_source_index_name(options.index); !valid.ok()) {
             return fail(valid.with_context("--index"));
         }
     }
@@ -311,7 +311,7 @@ int run_poll(const SourceOptions& options) {
 }
 
 int run_bind(const SourceOptions& options) {
-    if (Status valid = retrieval::validate_index_name(options.index); !valid.ok()) {
+    if (Status valid = validate_source_index_name(options.index); !valid.ok()) {
         return fail(valid.with_context("--index"));
     }
     auto registry = registry_of(options);

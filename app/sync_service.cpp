@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "app/governance_http.h"
+#include "app/index_catalog.h"
 #include "app/metrics.h"
 #include "app/source_feed.h"
 #include "common/log.h"
@@ -155,8 +156,16 @@ Result<std::unique_ptr<retrieval::SourceSync>> SyncService::open_sync(const std:
         audit_system("source.resnapshot", source, json{{"reason", reason}}.dump());
     };
     SLUICE_ASSIGN_OR_RETURN(std::string secret, source_secret(data_dir_, definition, &gov_.secrets()));
-    return open_source_sync(definition, registry_->state_dir(name), indexes_, index, options,
-                            push, secret);
+    SLUICE_ASSIGN_OR_RETURN(auto sync, open_source_sync(definition, registry_->state_dir(name),
+                                                        indexes_, index, options, push, secret));
+    // An index the sync just created is registered in the catalog at once (owned by the
+    // admin, as start-up registers stored ones), so that it can be queried and granted without
+    // waiting for a restart.
+    if (Status registered = register_stored_indexes(gov_, indexes_); !registered.ok()) {
+        log::error("sync", "cannot register the index of a source in the catalog",
+                   {{"source", name}, {"index", index}, {"error", registered.message()}});
+    }
+    return sync;
 }
 
 Status SyncService::reconcile() {
@@ -376,7 +385,7 @@ Result<json> SyncService::create(const governance::RequestContext& context, cons
             return invalid_argument("index: expected an index name or null");
         }
         index = body["index"].get<std::string>();
-        SLUICE_RETURN_IF_ERROR(retrieval::validate_index_name(index).with_context("index"));
+        SLUICE_RETURN_IF_ERROR(validate_source_index_name(index).with_context("index"));
     }
     SLUICE_RETURN_IF_ERROR(governance::split_full_name(governance::SecurableType::kSchema, schema)
                                .status()
@@ -429,7 +438,7 @@ Result<json> SyncService::alter(const governance::RequestContext& context,
                                                      governance::SecurableType::kTable,
                                                      object.full_name));
     if (!index.empty()) {
-        SLUICE_RETURN_IF_ERROR(retrieval::validate_index_name(index).with_context("index"));
+        SLUICE_RETURN_IF_ERROR(validate_source_index_name(index).with_context("index"));
         SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov_, context, index));
     }
     Status outcome = set_source_index(gov_.store(), name, index);

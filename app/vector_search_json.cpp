@@ -1,5 +1,7 @@
 #include "app/vector_search_json.h"
 
+#include <cmath>
+
 namespace sluice::app {
 namespace {
 
@@ -242,7 +244,19 @@ Result<retrieval::Query> query_from_json(const json& body) {
         if (body.contains("query_vector")) {
             query.vector = body["query_vector"].get<std::vector<float>>();
         }
-        query.k = body.value("num_results", std::size_t{10});
+        if (auto k = body.find("num_results"); k != body.end()) {
+            // Integers only: -1 read as a size wrapped to 2^64 - 1, and 2.5 was cut to 2.
+            if (!k->is_number_integer() || k->get<std::int64_t>() < 1) {
+                return invalid_argument("num_results: expected a positive integer, found " +
+                                        k->dump());
+            }
+            query.k = static_cast<std::size_t>(k->get<std::int64_t>());
+        }
+        for (float value : query.vector) {
+            if (!std::isfinite(value)) {
+                return invalid_argument("query_vector: every value must be a finite float");
+            }
+        }
         std::string type = body.value("query_type", std::string("HYBRID"));
         SLUICE_ASSIGN_OR_RETURN(query.mode, retrieval::parse_query_mode(type));
         if (body.contains("fusion")) {
@@ -255,6 +269,9 @@ Result<retrieval::Query> query_from_json(const json& body) {
             query.vector_weight = body.value("vector_weight", query.vector_weight);
         }
         json filters;
+        if (body.contains("filters_json") && body.contains("filters")) {
+            return invalid_argument("give filters or filters_json, not both");
+        }
         if (body.contains("filters_json")) {
             filters = json::parse(body["filters_json"].get<std::string>(), nullptr, false);
             if (filters.is_discarded()) {

@@ -1,5 +1,7 @@
 #include "app/vector_search_routes.h"
 
+#include <algorithm>
+
 #include "agents/index_access.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
@@ -189,13 +191,15 @@ void query(governance::Governance& gov, retrieval::IndexManager& indexes, const 
         return send_status(res, query.status(), info.request_id);
     }
     std::vector<std::string> columns = default_columns();
-    if (body->contains("columns") && (*body)["columns"].is_array()) {
-        columns.clear();
-        for (const auto& c : (*body)["columns"]) {
-            if (c.is_string()) {
-                columns.push_back(c.get<std::string>());
-            }
+    if (auto given = body->find("columns"); given != body->end() && !given->is_null()) {
+        const bool strings =
+            given->is_array() &&
+            std::all_of(given->begin(), given->end(), [](const json& c) { return c.is_string(); });
+        if (!strings) {
+            return send_status(res, invalid_argument("columns: expected an array of column names"),
+                               info.request_id);
         }
+        columns = given->get<std::vector<std::string>>();
     }
     // The caller with every group it is inside, so that a chunk's access list is matched
     // against the same identity governance knows.

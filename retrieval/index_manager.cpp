@@ -136,11 +136,25 @@ Status IndexManager::drop(const std::string& name) {
         indexes_.erase(it);
     }
     // Requests still holding the index finish on it; the folder goes once they let go. Waiting
-    // here keeps drop() synchronous: when it returns, the index and its files are gone.
+    // here keeps drop() synchronous: when it returns, the index and its files are gone. A
+    // holder that does not let go in time (a long-running user of the index) leaves it listed
+    // and whole, and the drop refused, rather than a drop that never returns.
+    constexpr auto kLetGo = std::chrono::seconds(30);
     std::filesystem::path dir = index->dir();
     std::weak_ptr<Index> watch = index;
     index.reset();
+    const auto deadline = std::chrono::steady_clock::now() + kLetGo;
     while (!watch.expired()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            if (auto held = watch.lock()) {
+                std::lock_guard lock(mutex_);
+                indexes_.emplace(name, std::move(held));
+                return failed_precondition("index '" + name + "' is still in use after " +
+                                           std::to_string(kLetGo.count()) +
+                                           " s; it was not dropped");
+            }
+            break;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     std::error_code ec;

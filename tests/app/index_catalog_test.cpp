@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <random>
 
+#include "app/source_catalog.h"
+
 namespace {
 
 using namespace sluice;
@@ -126,4 +128,25 @@ TEST_CASE("creating an index needs CREATE_TABLE; a refused retrieval create undo
     CHECK(site.indexes->get("mine").status().code() == StatusCode::kNotFound);
     CHECK(store.securable(SecurableType::kVectorIndex, "vector_search.default.mine").status().code() ==
           StatusCode::kNotFound);
+}
+
+TEST_CASE("an index a source feeds is not dropped until the source is gone or bound elsewhere") {
+    Site site;
+    site.store_index("docs");
+    REQUIRE(app::register_stored_indexes(*site.gov, *site.indexes).ok());
+    auto& store = site.gov->store();
+    REQUIRE(app::ensure_source_schema(store, std::string(app::kDefaultSourceSchema), site.admin.id)
+                .ok());
+    REQUIRE(app::create_source_object(store, std::string(app::kDefaultSourceSchema), "feed",
+                                      site.admin.id, "docs")
+                .ok());
+    Status refused = app::drop_index(*site.gov, *site.indexes, site.as(site.admin), "docs");
+    CHECK(refused.code() == StatusCode::kFailedPrecondition);
+    CHECK(refused.message().find("source 'feed'") != std::string::npos);
+    CHECK(site.indexes->get("docs").ok());  // listed and whole
+    CHECK(store.securable(SecurableType::kVectorIndex, "vector_search.default.docs").ok());
+
+    REQUIRE(app::set_source_index(store, "feed", "").ok());
+    REQUIRE(app::drop_index(*site.gov, *site.indexes, site.as(site.admin), "docs").ok());
+    CHECK(site.indexes->get("docs").status().code() == StatusCode::kNotFound);
 }

@@ -132,6 +132,18 @@ TEST_CASE("sources created, re-bound, unbound and removed while running start an
     CHECK((*created)["catalog_name"] == "main.sources.kb");
     REQUIRE((*created)["sync"].is_object());
     CHECK((*created)["sync"]["index"] == "articles");
+    // The index the sync created is in the catalog at once, not at the next start.
+    CHECK(world.gov->store()
+              .securable(sluice::governance::SecurableType::kVectorIndex,
+                         "vector_search.default.articles")
+              .ok());
+    // An index name the catalog cannot name (two dotted parts) could never be queried.
+    auto unreachable = service->create(
+        world.admin,
+        {{"name", "kb2"}, {"type", "http"}, {"schema", "main.sources"}, {"index", "a.b"}});
+    CHECK(unreachable.status().code() == StatusCode::kInvalidArgument);
+    CHECK(service->alter(world.admin, "kb", {{"index", "a.b"}}).status().code() ==
+          StatusCode::kInvalidArgument);
 
     auto rebound = service->alter(world.admin, "kb", {{"index", "other"}});
     REQUIRE_MESSAGE(rebound.ok(), rebound.status().to_string());

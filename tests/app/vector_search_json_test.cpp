@@ -63,6 +63,18 @@ TEST_CASE("query requests and index settings") {
     CHECK_FALSE(query->filter.matches_all());
     CHECK_FALSE(query_from_json(json::parse(R"({"query_type": "FUZZY"})")).ok());
     CHECK_FALSE(query_from_json(json::parse(R"({"filters_json": "{"})")).ok());
+    // num_results is a positive integer: -1 wrapped to 2^64 - 1, 2.5 was cut to 2.
+    for (const char* k : {"-1", "0", "2.5", "1e300", "\"5\"", "18446744073709551615"}) {
+        CAPTURE(k);
+        auto refused = query_from_json(json::parse(std::string(R"({"num_results": )") + k + "}"));
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.status().message().find("num_results") != std::string::npos);
+    }
+    CHECK(query_from_json(json::parse(R"({"num_results": 7})"))->k == 7);
+    CHECK_FALSE(
+        query_from_json(json::parse(R"({"filters": {"a": 1}, "filters_json": "{\"a\": 2}"})"))
+            .ok());
+    CHECK_FALSE(query_from_json(json::parse(R"({"query_vector": [1, 1e39]})")).ok());
 
     auto settings = settings_from_json(json::parse(
         R"({"name": "kb", "index_factory": "HNSW32", "metric": "l2",

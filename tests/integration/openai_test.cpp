@@ -286,33 +286,19 @@ TEST_CASE("a full queue answers 429 while open streams hold every configured HTT
     CHECK(refused->get_header_value("Retry-After") == "1");
 }
 
-TEST_CASE("a client that disconnects mid-stream has its request cancelled and blocks freed") {
-    ServerProcess server("abort", tiny_model_dir());
-    server.wait_model_ready(true);
-    {
-        RawClient client(server.port, server.admin_token);
-        client.post("/v1/chat/completions", chat_body(3000, true));
-        client.read_until("\"content\"");
-        for (int i = 0; i < 400 && server.metric("sluice_engine_sequences_running") != 1; ++i) {
-            std::this_thread::sleep_for(25ms);
-        }
-        CHECK(server.metric("sluice_kv_blocks_in_use") > 0);
-    }  // closed mid-stream
-    double in_use = -1;
-    for (int i = 0; i < 400 && in_use != 0; ++i) {
-        std::this_thread::sleep_for(25ms);
-        in_use = server.metric("sluice_kv_blocks_in_use");
-    }
-    CHECK(in_use == 0);
-    CHECK(server.metric("sluice_engine_sequences_running") == 0);
-}
+namespace {
 
-TEST_CASE("a client that hangs up before a whole completion has its request cancelled") {
-    ServerProcess server("abort-whole", tiny_model_dir());
+// A client that sends a long request and leaves once it runs: its request is cancelled and its
+// KV blocks are freed, streamed or not.
+void check_abandoned_request_is_cancelled(const std::string& name, bool stream) {
+    ServerProcess server(name, tiny_model_dir());
     server.wait_model_ready(true);
     {
         RawClient client(server.port, server.admin_token);
-        client.post("/v1/chat/completions", chat_body(3000));  // not streamed
+        client.post("/v1/chat/completions", chat_body(3000, stream));
+        if (stream) {
+            client.read_until("\"content\"");
+        }
         for (int i = 0; i < 400 && server.metric("sluice_engine_sequences_running") != 1; ++i) {
             std::this_thread::sleep_for(25ms);
         }
@@ -326,6 +312,16 @@ TEST_CASE("a client that hangs up before a whole completion has its request canc
     }
     CHECK(in_use == 0);
     CHECK(server.metric("sluice_engine_sequences_running") == 0);
+}
+
+}  // namespace
+
+TEST_CASE("a client that disconnects mid-stream has its request cancelled and blocks freed") {
+    check_abandoned_request_is_cancelled("abort", true);
+}
+
+TEST_CASE("a client that hangs up before a whole completion has its request cancelled") {
+    check_abandoned_request_is_cancelled("abort-whole", false);
 }
 
 TEST_CASE("embeddings of more inputs than the queue holds are answered whole") {

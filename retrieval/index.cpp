@@ -1,7 +1,6 @@
 #include "retrieval/index.h"
 
 #include <omp.h>
-#include <utf8proc.h>
 
 #include <algorithm>
 #include <charconv>
@@ -69,49 +68,6 @@ std::string document_fingerprint(const Document& doc) {
 }
 
 }  // namespace
-
-Status validate_metadata(const Document& document) {
-    auto refuse = [&](const std::string& why) {
-        return invalid_argument("document '" + document.key + "': " + why);
-    };
-    for (const auto& [name, value] : document.metadata) {
-        const std::string field = "metadata field '" + name + "'";
-        if (name == "uri" || name == "title") {
-            const std::string& own = name == "uri" ? document.uri : document.title;
-            const auto* text = std::get_if<std::string>(&value);
-            if (text == nullptr || *text != own) {
-                return refuse(field + " is reserved: filters and results name the document's " +
-                              name + " by it, and it holds another value");
-            }
-            continue;
-        }
-        if (name == "doc_key") {
-            return refuse(field + " is reserved: filters name the document's key by it");
-        }
-        if (name == "id" || name == "chunk_id" || name == "text" || name == "section_path" ||
-            name == "char_begin" || name == "char_end" || name == "score") {
-            return refuse(field + " is reserved: query results name a column of their own by it");
-        }
-        if (name.empty()) {
-            return refuse("a metadata field has an empty name, which no filter can name");
-        }
-        // Names a filter cannot spell ("First Name", "and") are kept: sources name columns so,
-        // and refusing them would refuse every row of such a table; they are not filterable.
-        const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(name.data());
-        for (std::size_t at = 0; at < name.size();) {
-            utf8proc_int32_t code_point = 0;
-            auto read = utf8proc_iterate(
-                bytes + at, static_cast<utf8proc_ssize_t>(name.size() - at), &code_point);
-            if (read <= 0) {
-                // The name itself is left out: an error carrying it could not be JSON.
-                return refuse("a metadata field name of " + std::to_string(name.size()) +
-                              " bytes is not valid UTF-8, which no filter can name");
-            }
-            at += static_cast<std::size_t>(read);
-        }
-    }
-    return Status::ok_status();
-}
 
 Result<QueryMode> parse_query_mode(std::string_view name) {
     if (name == "ann" || name == "ANN" || name == "vector") {

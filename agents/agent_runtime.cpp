@@ -1,7 +1,5 @@
 #include "agents/agent_runtime.h"
 
-#include <chrono>
-
 #include "agents/http_tools.h"
 #include "agents/retrieval_tool.h"
 #include "agents/sql_tools.h"
@@ -12,8 +10,14 @@ namespace sluice::agents {
 using nlohmann::json;
 
 AgentRuntime::AgentRuntime(governance::Governance& gov, AgentStore& store, TraceStore& traces,
-                           retrieval::IndexManager* indexes, ModelResolver models)
-    : gov_(gov), store_(store), traces_(traces), indexes_(indexes), models_(std::move(models)) {}
+                           retrieval::IndexManager* indexes, ModelResolver models,
+                           ModelGovernor governor)
+    : gov_(gov),
+      store_(store),
+      traces_(traces),
+      indexes_(indexes),
+      models_(std::move(models)),
+      governor_(std::move(governor)) {}
 
 Result<std::shared_ptr<Tool>> AgentRuntime::build_tool(const std::string& function_name) {
     SLUICE_ASSIGN_OR_RETURN(ToolSpec spec, store_.tool(function_name));
@@ -61,24 +65,6 @@ Result<std::shared_ptr<Tool>> AgentRuntime::build_tool(const std::string& functi
     return internal_error("unknown tool kind");
 }
 
-void AgentRuntime::record_usage(const governance::RequestContext& caller,
-                                const std::string& endpoint, const std::string& agent,
-                                const RunResult& run, double latency_ms) {
-    governance::UsageReport report;
-    report.tokens.input_tokens = run.prompt_tokens;
-    report.tokens.output_tokens = run.completion_tokens;
-    report.latency_ms = latency_ms;
-    report.agent = agent;
-    report.status = run.stop == StopReason::kCancelled ? "cancelled" : "ok";
-    auto recorded = gov_.usage().record(caller, endpoint, report);
-    if (!recorded.ok()) {
-        // The answer stands; the missing row is logged where it can be reconciled.
-        log::error("agents", "agent tokens not recorded",
-                   {{"agent", agent}, {"request_id", caller.request_id},
-                    {"error", recorded.status().message()}});
-    }
-}
-
 Result<ToolContext> AgentRuntime::context_for(const governance::RequestContext& request) {
     ToolContext context;
     context.request = request;
@@ -87,11 +73,13 @@ Result<ToolContext> AgentRuntime::context_for(const governance::RequestContext& 
     return context;
 }
 
-Result<InvokeResult> AgentRuntime::invoke(const governance::RequestContext& caller,
-                                          const std::string& agent,
-                                          std::vector<inference::ChatMessage> messages,
-                                          const EventSink& events, std::stop_token stop) {
-    const auto started = std::chrono::steady_clock::now();
+AgentRuntime::PreparedRun::PreparedRun() = default;
+AgentRuntime::PreparedRun::PreparedRun(PreparedRun&&) noexcept = default;
+AgentRuntime::PreparedRun::~PreparedRun() = default;
+
+Result<AgentRuntime::PreparedRun> AgentRuntime::prepare(
+    const governance::RequestContext& caller, const std::string& agent,
+    std::vector<inference::ChatMessage> messages, std::optional<std::int64_t>* retry_after_s) {
     SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(caller, governance::Privilege::kExecute,
                                                      governance::SecurableType::kAgent, agent));
     SLUICE_ASSIGN_OR_RETURN(AgentSpec spec, store_.agent(agent));
@@ -115,23 +103,43 @@ Result<InvokeResult> AgentRuntime::invoke(const governance::RequestContext& call
         event.details = json{{"run_as", service.name}}.dump();
         SLUICE_RETURN_IF_ERROR(gov_.audit().append(std::move(event)));
     }
-    SLUICE_ASSIGN_OR_RETURN(ToolContext context, context_for(identity));
+    PreparedRun prepared;
+    prepared.caller_ = caller;
+    prepared.agent_ = agent;
+    SLUICE_ASSIGN_OR_RETURN(prepared.context_, context_for(identity));
     std::vector<std::shared_ptr<Tool>> tools;
     for (const std::string& name : spec.tools) {
         SLUICE_ASSIGN_OR_RETURN(auto tool, build_tool(name));
         tools.push_back(std::move(tool));
     }
-    SLUICE_ASSIGN_OR_RETURN(Toolbox box, Toolbox::make(std::move(tools), &gov_.authorizer()));
+    SLUICE_ASSIGN_OR_RETURN(prepared.box_, Toolbox::make(std::move(tools), &gov_.authorizer()));
     SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<ChatModel> model, models_(spec.endpoint));
-    SLUICE_ASSIGN_OR_RETURN(const Planner* planner, planner_named(spec.planner));
-
-    Trace trace(caller.principal, caller.request_id);
-    context.trace = &trace;
-    context.stop = std::move(stop);
-    RunRequest request;
+    SLUICE_ASSIGN_OR_RETURN(prepared.planner_, planner_named(spec.planner));
+    RunRequest& request = prepared.request_;
     request.instructions = spec.instructions;
     request.messages = std::move(messages);
     request.budgets = spec.budgets;
+    ModelUseRequest use_request{caller,
+                                identity,
+                                agent,
+                                spec.endpoint.empty() ? model->name() : spec.endpoint,
+                                first_turn_estimate(*model, request),
+                                request.messages};
+    if (governor_) {
+        SLUICE_ASSIGN_OR_RETURN(prepared.use_, governor_(use_request, model, retry_after_s));
+    } else {
+        prepared.use_ = recorded_model_use(gov_, std::move(use_request), model);
+    }
+    return prepared;
+}
+
+Result<InvokeResult> AgentRuntime::run(PreparedRun prepared, const EventSink& events,
+                                       std::stop_token stop) {
+    const governance::RequestContext& caller = prepared.caller_;
+    Trace trace(caller.principal, caller.request_id);
+    ToolContext& context = prepared.context_;
+    context.trace = &trace;
+    context.stop = std::move(stop);
     // Every answer carries its trace id: the final event gets it too.
     EventSink with_trace = [&events, &trace](const AgentEvent& event) {
         if (!events) {
@@ -149,7 +157,9 @@ Result<InvokeResult> AgentRuntime::invoke(const governance::RequestContext& call
         // First, so that a client that leaves early still knows where the run is recorded.
         events({"trace", {{"trace_id", trace.id()}}});
     }
-    auto run = planner->run(request, context, box, *model, with_trace);
+    auto run = prepared.planner_->run(prepared.request_, context, prepared.box_,
+                                      prepared.use_->model(), with_trace);
+    prepared.use_->finish(run.ok() ? &*run : nullptr);
     TraceRecord record = trace.record();
     if (Status saved = traces_.save(record); !saved.ok()) {
         log::error("agents", "cannot store a trace",
@@ -159,11 +169,15 @@ Result<InvokeResult> AgentRuntime::invoke(const governance::RequestContext& call
     if (!run.ok()) {
         return run.status();
     }
-    record_usage(caller, spec.endpoint.empty() ? model->name() : spec.endpoint, agent, *run,
-                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                           started)
-                     .count());
-    return InvokeResult{std::move(*run), trace.id(), agent};
+    return InvokeResult{std::move(*run), trace.id(), prepared.agent_};
+}
+
+Result<InvokeResult> AgentRuntime::invoke(const governance::RequestContext& caller,
+                                          const std::string& agent,
+                                          std::vector<inference::ChatMessage> messages,
+                                          const EventSink& events, std::stop_token stop) {
+    SLUICE_ASSIGN_OR_RETURN(PreparedRun prepared, prepare(caller, agent, std::move(messages)));
+    return run(std::move(prepared), events, std::move(stop));
 }
 
 }  // namespace sluice::agents

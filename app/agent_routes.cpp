@@ -5,6 +5,7 @@
 #include "agents/evaluation/targets.h"
 #include "agents/index_access.h"
 #include "app/agent_chat_chunks.h"
+#include "app/connection_probe.h"
 #include "app/event_stream.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
@@ -377,8 +378,17 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
         send_status(res, stream.status(), info.request_id);
         return;
     }
+    // Whatever refuses the run refuses it now, with an HTTP status, streamed or not.
+    std::optional<std::int64_t> retry_after;
+    auto prepared = s.runtime.prepare(context, agent, std::move(*messages), &retry_after);
+    if (!prepared.ok()) {
+        send_model_error(res, prepared.status(), info, retry_after);
+        return;
+    }
     if (!*stream) {
-        auto result = s.runtime.invoke(context, agent, std::move(*messages), {});
+        // A client that hangs up stops the run, as a streamed one's does.
+        HangUpWatch watch(req);
+        auto result = s.runtime.run(std::move(*prepared), {}, watch.stop_token());
         if (!result.ok()) {
             send_status(res, result.status(), info.request_id);
             return;
@@ -395,12 +405,12 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
         return;
     }
     auto events = std::make_shared<EventStream>();
-    events->start([&s, stream = events.get(), context, agent, request_text,
-                   messages = std::move(*messages)]() mutable {
+    auto run = std::make_shared<agents::AgentRuntime::PreparedRun>(std::move(*prepared));
+    events->start([&s, stream = events.get(), request_text, run]() mutable {
         // The stream's stop token is requested when the client hangs up: the run then stops at
         // its next model turn or tool call, cancelling the engine request in flight.
-        auto result = s.runtime.invoke(
-            context, agent, std::move(messages),
+        auto result = s.runtime.run(
+            std::move(*run),
             [stream](const agents::AgentEvent& event) { stream->push(event.type, event.data); },
             stream->stop_token());
         if (result.ok()) {
@@ -426,27 +436,22 @@ void stream_agent_chat(AgentServices& s, const RequestInfo& info, std::string ag
                     info.request_id);
         return;
     }
-    auto decision = s.gov.authorizer().check(context.principal_id, Privilege::kExecute,
-                                             SecurableType::kAgent, agent);
-    if (!decision.ok() || !decision->allowed) {
-        // Refused (or unknown): require() audits the denial and names it, as invoke() would.
-        Status denied = s.gov.authorizer().require(context, Privilege::kExecute,
-                                                   SecurableType::kAgent, agent);
-        if (!denied.ok()) {
-            send_status(res, denied, info.request_id);
-            return;
-        }
+    const std::string request_text = messages.back().content;
+    std::optional<std::int64_t> retry_after;
+    auto prepared = s.runtime.prepare(context, agent, std::move(messages), &retry_after);
+    if (!prepared.ok()) {
+        send_model_error(res, prepared.status(), info, retry_after);
+        return;
     }
+    auto run = std::make_shared<agents::AgentRuntime::PreparedRun>(std::move(*prepared));
     auto events = std::make_shared<EventStream>();
-    events->start([&s, stream = events.get(), context, agent = std::move(agent),
-                   model = std::move(model), messages = std::move(messages), include_usage,
-                   request_id = info.request_id]() mutable {
+    events->start([&s, stream = events.get(), model = std::move(model), run, request_text,
+                   include_usage, request_id = info.request_id]() mutable {
         AgentChatChunks chunks(model, include_usage);
-        const std::string request_text = messages.back().content;
         // A client that hangs up requests the stream's stop: the run ends at its next model
         // turn or tool call and the engine request in flight is cancelled.
-        auto result = s.runtime.invoke(
-            context, agent, std::move(messages),
+        auto result = s.runtime.run(
+            std::move(*run),
             [&](const agents::AgentEvent& event) {
                 for (const json& chunk : chunks.on_event(event)) {
                     stream->push_data(chunk);
@@ -553,7 +558,8 @@ void add_agent_routes(HttpServer& server, AgentServices& s) {
 }
 
 ChatDelegate agent_chat_delegate(AgentServices& s) {
-    return [&s](const RequestInfo& info, const json& body, httplib::Response& res) {
+    return [&s](const RequestInfo& info, const httplib::Request& req, const json& body,
+                httplib::Response& res) {
         std::string model = body["model"].get<std::string>();
         if (model.rfind(kAgentModelPrefix, 0) != 0) {
             return false;
@@ -576,7 +582,16 @@ ChatDelegate agent_chat_delegate(AgentServices& s) {
             return true;
         }
         const std::string request_text = messages.empty() ? "" : messages.back().content;
-        auto result = s.runtime.invoke(context_of(info), agent, std::move(messages), {});
+        std::optional<std::int64_t> retry_after;
+        auto prepared =
+            s.runtime.prepare(context_of(info), agent, std::move(messages), &retry_after);
+        if (!prepared.ok()) {
+            send_model_error(res, prepared.status(), info, retry_after);
+            return true;
+        }
+        // A client that hangs up stops the run, as a streamed one's does.
+        HangUpWatch watch(req);
+        auto result = s.runtime.run(std::move(*prepared), {}, watch.stop_token());
         if (!result.ok()) {
             send_status(res, result.status(), info.request_id);
             return true;

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -88,6 +89,31 @@ bool ConnectionProbe::client_gone() const {
         return true;  // orderly close
     }
     return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+HangUpWatch::HangUpWatch(const httplib::Request& request) : probe_(request) {
+    if (!probe_.found()) {
+        return;  // nothing to watch
+    }
+    watcher_ = std::jthread([this](std::stop_token done) {
+        std::unique_lock lock(mutex_);
+        while (!wake_.wait_for(lock, done, std::chrono::milliseconds(500), [] { return false; })) {
+            if (done.stop_requested()) {
+                return;
+            }
+            if (probe_.client_gone()) {
+                gone_.request_stop();
+                return;
+            }
+        }
+    });
+}
+
+HangUpWatch::~HangUpWatch() {
+    if (watcher_.joinable()) {
+        watcher_.request_stop();
+        watcher_.join();
+    }
 }
 
 }  // namespace sluice::app

@@ -12,6 +12,11 @@
 
 #include <httplib.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+
 namespace sluice::app {
 
 class ConnectionProbe {
@@ -24,6 +29,27 @@ public:
 
 private:
     int fd_ = -1;
+};
+
+// For a handler that works on its own thread until it answers (an agent run): probes the
+// connection twice a second from a thread of its own, and requests stop_token()'s stop once the
+// client has hung up. The handler must not read the request's socket meanwhile (it does not:
+// the request has been read). Destroy it before the handler returns.
+class HangUpWatch {
+public:
+    explicit HangUpWatch(const httplib::Request& request);
+    ~HangUpWatch();
+    HangUpWatch(const HangUpWatch&) = delete;
+    HangUpWatch& operator=(const HangUpWatch&) = delete;
+
+    std::stop_token stop_token() const { return gone_.get_token(); }
+
+private:
+    ConnectionProbe probe_;
+    std::stop_source gone_;
+    std::mutex mutex_;
+    std::condition_variable_any wake_;
+    std::jthread watcher_;  // last: started once the rest exists, joined first
 };
 
 }  // namespace sluice::app

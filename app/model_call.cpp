@@ -105,6 +105,11 @@ Status ModelCall::finish(const inference::Usage& usage, std::string status) {
     return Status();
 }
 
+void ModelCall::release() {
+    reservation_.reset();
+    finished_ = true;
+}
+
 Result<std::unique_ptr<ModelCall>> open_governed_use(
     governance::Governance& gov, const governance::RequestContext& context,
     const std::string& endpoint, const std::string& securable, std::int64_t estimated_tokens,

@@ -56,6 +56,10 @@ public:
     // written (the answer must not be given as billed). Later calls are no-ops.
     Status finish(const inference::Usage& usage, std::string status);
 
+    // Gives the reservation back without a usage row: nothing reached the model (its input was
+    // refused). Later calls of finish() are no-ops.
+    void release();
+
     // Labels the usage row finish() writes (governance::UsageReport::agent): who used the model
     // on the caller's behalf, e.g. "qa" or "eval.judges"; "" for a direct call.
     void set_agent(std::string agent) { agent_ = std::move(agent); }

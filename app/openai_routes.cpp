@@ -273,7 +273,7 @@ void add_openai_routes(HttpServer& server, ModelHost& host, OpenAiOptions option
                      if (delegate) {
                          Result<json> body = parse_json_body(req);
                          if (body.ok() && body->is_object() && (*body)["model"].is_string() &&
-                             delegate(info, *body, res)) {
+                             delegate(info, req, *body, res)) {
                              return;
                          }
                      }

@@ -26,8 +26,8 @@ namespace sluice::app {
 
 // Serves a chat completion whose "model" names something other than the served model (an
 // agent, "agents/<name>"); returns false, having written nothing, when the model is not its own.
-using ChatDelegate = std::function<bool(const RequestInfo&, const nlohmann::json& body,
-                                        httplib::Response&)>;
+using ChatDelegate = std::function<bool(const RequestInfo&, const httplib::Request&,
+                                        const nlohmann::json& body, httplib::Response&)>;
 
 // All of the above; chat completions for models the delegate knows go to it.
 void add_openai_routes(HttpServer& server, ModelHost& host, OpenAiOptions options = {},

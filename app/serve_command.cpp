@@ -9,35 +9,36 @@
 #include <iostream>
 #include <thread>
 
+#include "app/agent_model_use.h"
 #include "app/agent_routes.h"
-#include "app/eval_routes.h"
 #include "app/build_info.h"
 #include "app/catalog_routes.h"
-#include "app/console_routes.h"
-#include "app/principal_routes.h"
 #include "app/config_commands.h"
+#include "app/console_routes.h"
 #include "app/data_dir.h"
 #include "app/engine_embedder.h"
+#include "app/eval_routes.h"
 #include "app/gateway_routes.h"
-#include "app/lineage_routes.h"
-#include "app/policy_routes.h"
 #include "app/governance_http.h"
 #include "app/health_routes.h"
+#include "app/http_server.h"
 #include "app/index_catalog.h"
 #include "app/index_deps.h"
-#include "app/http_server.h"
+#include "app/lineage_routes.h"
 #include "app/logging.h"
 #include "app/metrics.h"
 #include "app/model_host.h"
 #include "app/openai_routes.h"
-#include "app/stream_registry.h"
+#include "app/policy_routes.h"
+#include "app/principal_routes.h"
 #include "app/readiness.h"
 #include "app/source_routes.h"
+#include "app/stream_registry.h"
 #include "app/sync_service.h"
 #include "app/vector_search_routes.h"
-#include "retrieval/index_manager.h"
 #include "common/log.h"
 #include "governance/governance.h"
+#include "retrieval/index_manager.h"
 
 namespace sluice::app {
 namespace {
@@ -213,14 +214,16 @@ int run_server(const Config& config) {
     ServedChatModel served_model(model);
     agents::AgentRuntime runtime(
         governance, **agent_store, **trace_store, indexes->get(),
-        [&served_model, &model](const std::string& endpoint)
-            -> Result<std::shared_ptr<agents::ChatModel>> {
+        [&served_model,
+         &model](const std::string& endpoint) -> Result<std::shared_ptr<agents::ChatModel>> {
             if (!endpoint.empty() && endpoint != model.model_id()) {
                 return not_found("model endpoint '" + endpoint + "' is not served here; '" +
                                  model.model_id() + "' is");
             }
             return served_model.get();
-        });
+        },
+        // Runs use the served model under its governance, as the OpenAI routes do.
+        agent_model_governor(governance, [&served_model] { return served_model.securable(); }));
     // Judges a configured share of live answers on its own thread (docs/evaluation.md).
     agents::evaluation::Monitor monitor(
         **eval_store, [&served_model] { return served_model.get(); },

@@ -151,11 +151,42 @@ TEST_CASE("querying the endpoint needs EXECUTE on its catalog model; the answer 
     ok(call(server, admin, "PATCH", kUc + "/permissions/catalog/main",
             {{"changes",
               {{{"principal", "carol"}, {"add", {"USE_CATALOG", "USE_SCHEMA"}}}}}}));
+    // An agent's runs use the model under the same rule: EXECUTE on the agent is not enough,
+    // through its own route or as a model of the OpenAI API.
+    ok(call(server, admin, "POST", kUc + "/schemas",
+            {{"name", "tools"}, {"catalog_name", "main"}}));
+    ok(call(server, admin, "POST", kUc + "/agents",
+            {{"name", "helper"}, {"catalog_name", "main"}, {"schema_name", "tools"}}));
+    ok(call(server, admin, "PUT", "/api/agents/main.tools.helper",
+            {{"instructions", "Be brief."}, {"budgets", {{"max_steps", 1}, {"max_tokens", 400}}}}));
+    ok(call(server, admin, "PATCH", kUc + "/permissions/agent/main.tools.helper",
+            {{"changes", {{{"principal", "carol"}, {"add", {"EXECUTE"}}}}}}));
+    const json agent_chat = {{"model", "agents/main.tools.helper"},
+                             {"messages", {{{"role", "user"}, {"content", "Hello"}}}}};
+    json agent_chat_stream = agent_chat;
+    agent_chat_stream["stream"] = true;
+    // Streamed or not, the refusal is an HTTP status: no stream starts.
+    for (const auto& [path, body] :
+         {std::pair{std::string("/api/agents/main.tools.helper/invoke"), json{{"input", "Hello"}}},
+          std::pair{std::string("/api/agents/main.tools.helper/invoke"),
+                    json{{"input", "Hello"}, {"stream", true}}},
+          std::pair{std::string("/v1/chat/completions"), agent_chat},
+          std::pair{std::string("/v1/chat/completions"), agent_chat_stream}}) {
+        auto agent_denied = call(server, carol, "POST", path, body);
+        REQUIRE(agent_denied);
+        INFO(path << ": " << agent_denied->body);
+        CHECK(agent_denied->status == 403);
+        CHECK(agent_denied->body.find("main.models.llm") != std::string::npos);
+    }
+
     ok(call(server, admin, "PATCH", kUc + "/permissions/model/main.models.llm",
             {{"changes", {{{"principal", "carol"}, {"add", {"EXECUTE", "BROWSE"}}}}}}));
     auto allowed = call(server, carol, "POST", "/v1/chat/completions", chat_body(2));
     REQUIRE(allowed);
     REQUIRE(allowed->status == 200);
+    json agent_run = ok(
+        call(server, carol, "POST", "/api/agents/main.tools.helper/invoke", {{"input", "Hello"}}));
+    CHECK(agent_run["usage"]["completion_tokens"].get<int>() > 0);
     const std::string request_id = allowed->get_header_value("X-Request-Id");
 
     auto upstream = ok(call(server, carol, "GET",
@@ -166,7 +197,8 @@ TEST_CASE("querying the endpoint needs EXECUTE on its catalog model; the answer 
                                     node.value("name", "") == "main.models.llm");
     }
     CHECK_MESSAGE(from_model, upstream.dump());
-    CHECK(usage_of(server, "carol")["requests"] == 1);
+    // The chat call and the agent's run.
+    CHECK(usage_of(server, "carol")["requests"] == 2);
 }
 
 TEST_CASE("personal-data guardrails block or mask input and output, streamed and not") {

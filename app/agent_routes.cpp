@@ -8,6 +8,7 @@
 #include "app/connection_probe.h"
 #include "app/event_stream.h"
 #include "app/governance_http.h"
+#include "app/guarded_chat_model.h"
 #include "app/http_errors.h"
 #include "app/model_call.h"
 #include "app/openai_request.h"
@@ -104,19 +105,22 @@ void offer_answer(AgentServices& s, const std::string& trace_id, const std::stri
     s.monitor->offer(trace_id, std::move(input));
 }
 
-// Charges a document answer's tokens to the caller; a failure to record is logged (the answer
-// has been computed).
-void settle_qa_use(ModelCall& use, const Result<agents::QaResult>& result) {
-    inference::Usage usage;
-    if (result.ok()) {
-        usage.prompt_tokens = result->prompt_tokens;
-        usage.completion_tokens = result->completion_tokens;
-    }
-    Status settled = use.finish(usage, result.ok() ? "ok" : "error");
+// Charges a document answer's tokens to the caller (those of the model's turn, also when its
+// answer was withheld); a failure to record is logged (the answer has been computed).
+void settle_qa_use(ModelCall& use, const GuardedChatModel& model,
+                   const Result<agents::QaResult>& result) {
+    Status settled = use.finish(model.spent(), result.ok() ? "ok" : "error");
     if (!settled.ok()) {
         log::error("agents", "document answer tokens not recorded",
                    {{"request_id", use.context().request_id}, {"error", settled.message()}});
     }
+}
+
+// The question passes the input policy before retrieval: a block on what the model then reads
+// is the passages', which are not the caller's input (not a 400).
+Status blocked_passages(const inference::ChatMessage&, const Status& refusal) {
+    return Status(StatusCode::kPermissionDenied,
+                  "the retrieved passages: " + refusal.message() + "; no answer is given");
 }
 
 void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& req,
@@ -174,81 +178,49 @@ void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& 
         return;
     }
     std::shared_ptr<ModelCall> use = std::move(*opened_use);
+    // The question is checked first: retrieval uses what the policy lets through.
     auto asked = use->guard_input(*question);
     if (!asked.ok()) {
         send_status(res, asked.status().with_context("question"), info.request_id);
         return;
     }
+    // The model reads the passages under the same policy, and its answer goes out under the
+    // output policy, streamed or whole.
+    auto guarded = std::make_shared<GuardedChatModel>(*use, *model, blocked_passages);
     retrieval::Reader reader = tool_context->reader;
     auto trace = std::make_shared<agents::Trace>(context.principal, context.request_id);
     if (!*stream) {
-        auto result =
-            agents::answer_question(*asked, *index, reader, **model, *options, trace.get(), "", {});
+        auto result = agents::answer_question(*asked, *index, reader, *guarded, *options,
+                                              trace.get(), "", {});
         save_trace(s.traces, *trace, info.request_id);
-        settle_qa_use(*use, result);
-        if (result.ok()) {
-            auto shown = use->guard_output(result->answer);
-            if (!shown.ok()) {
-                send_status(res, shown.status(), info.request_id);
-                return;
-            }
-            offer_qa(s, trace->id(), *asked, *result);
-            result->answer = std::move(*shown);
-        }
+        settle_qa_use(*use, *guarded, result);
         if (!result.ok()) {
             send_status(res, result.status(), info.request_id);
             return;
         }
+        offer_qa(s, trace->id(), *asked, *result);
         send_safe(res, qa_json(*result, trace->id()));
-        return;
-    }
-    auto guard = use->stream_guard();
-    if (!guard.ok()) {
-        send_status(res, guard.status(), info.request_id);
         return;
     }
     auto events = std::make_shared<EventStream>();
     // The worker borrows the stream: the stream joins it before it goes.
-    events->start([&s, stream = events.get(), trace, question = *asked, index, reader,
-                   model = *model, options = *options, request_id = info.request_id, use,
-                   guard = std::make_shared<governance::OutputGuard>(std::move(*guard))] {
+    events->start([&s, stream = events.get(), trace, question = *asked, index, reader, guarded,
+                   options = *options, request_id = info.request_id, use] {
         stream->push("trace", {{"trace_id", trace->id()}});
-        // Text passes the output policy as it streams; a block ends the stream with an error,
-        // nothing of the match having been sent.
-        Status blocked;
-        auto send_text = [&](Result<std::string> passed) {
-            if (!passed.ok()) {
-                blocked = passed.status();
-            } else if (!passed->empty()) {
-                stream->push("tokens", {{"text", *passed}});
-            }
-        };
-        auto result = agents::answer_question(question, *index, reader, *model, options,
+        auto result = agents::answer_question(question, *index, reader, *guarded, options,
                                               trace.get(), "", [&](std::string_view text) {
-                                                  if (blocked.ok()) {
-                                                      send_text(guard->push(text));
+                                                  if (!text.empty()) {
+                                                      stream->push("tokens", {{"text", text}});
                                                   }
                                               });
         save_trace(s.traces, *trace, request_id);
-        settle_qa_use(*use, result);
-        if (blocked.ok()) {
-            send_text(guard->finish());
-        }
-        if (result.ok() && blocked.ok()) {
-            auto shown = use->guard_output(result->answer);
-            if (shown.ok()) {
-                offer_qa(s, trace->id(), question, *result);
-                result->answer = std::move(*shown);
-            } else {
-                blocked = shown.status();
-            }
-        }
-        const Status failed = !blocked.ok() ? blocked : result.status();
-        if (failed.ok()) {
+        settle_qa_use(*use, *guarded, result);
+        if (result.ok()) {
+            offer_qa(s, trace->id(), question, *result);
             stream->push("final", qa_json(*result, trace->id()));
         } else {
-            stream->push("error", {{"message", failed.message()},
-                                   {"code", status_code_name(failed.code())}});
+            stream->push("error", {{"message", result.status().message()},
+                                   {"code", status_code_name(result.status().code())}});
         }
         stream->close();
     });

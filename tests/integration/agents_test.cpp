@@ -166,6 +166,53 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
     CHECK(refused_theirs["refused"] == true);
 }
 
+TEST_CASE("document QA's model reads the retrieved passages under the input policy") {
+    ServerProcess server("qa-guardrails", tiny_model_dir());
+    server.wait_model_ready(true);
+    const std::string admin = server.admin_token;
+    const std::string model =
+        ok_json(send(server, admin, "GET", "/v1/models", json()))["data"][0]["id"];
+    ok_json(send(server, admin, "POST", "/api/2.0/vector-search/indexes",
+                 {{"name", "docs"}, {"embedding_dimension", 64}}));
+    json rows = json::array(
+        {{{"id", "support"},
+          {"title", "Support desk"},
+          {"uri", "file:///support.md"},
+          {"text", "The support desk answers mail sent to jane.doe@example.com within a day."},
+          {"acl", {{"principals", {"admin"}}}}}});
+    ok_json(send(server, admin, "POST", "/api/2.0/vector-search/indexes/docs/upsert-data",
+                 {{"inputs_json", rows.dump()}}));
+    auto guard_input = [&](const std::string& behavior) {
+        ok_json(send(server, admin, "PUT", "/api/2.0/serving-endpoints/" + model + "/ai-gateway",
+                     {{"guardrails", {{"input", {{"pii", {{"behavior", behavior}}}}}}}}));
+    };
+    const json ask = {{"question", "How fast does the support desk answer mail?"},
+                      {"index", "docs"},
+                      {"options", {{"max_tokens", 4}}}};
+
+    // The question holds nothing personal; the passage does: not the caller's input (403).
+    guard_input("BLOCK");
+    auto blocked = send(server, admin, "POST", "/api/qa", ask);
+    REQUIRE(blocked);
+    CHECK(blocked->status == 403);
+    CHECK(blocked->body.find("retrieved passages") != std::string::npos);
+    CHECK(blocked->body.find("jane.doe") == std::string::npos);
+    json streamed = ask;
+    streamed["stream"] = true;
+    auto blocked_stream = send(server, admin, "POST", "/api/qa", streamed);
+    REQUIRE(blocked_stream);
+    CHECK(blocked_stream->body.find("event: error") != std::string::npos);
+    CHECK(blocked_stream->body.find("retrieved passages") != std::string::npos);
+    CHECK(blocked_stream->body.find("event: tokens") == std::string::npos);
+
+    // Masked, the model reads the label and the answer is given; the citation keeps the text
+    // the caller may read.
+    guard_input("MASK");
+    json answer = ok_json(send(server, admin, "POST", "/api/qa", ask));
+    REQUIRE(answer["citations"].size() == 1);
+    CHECK(answer["usage"]["prompt_tokens"].get<int>() > 0);
+}
+
 TEST_CASE("sluice ask answers from the data directory as the given reader") {
     using namespace std::chrono_literals;
     auto dir = sluice::testing::fresh_test_dir("ask");

@@ -39,6 +39,7 @@ struct GenerationParams {
     bool logprobs = false;
     int32_t top_logprobs = 0;
     std::string user;
+    bool skip_special_tokens = true;  // vLLM's extension; false writes them as their text
 };
 
 // response_format: what the answer's content must be.

@@ -49,6 +49,7 @@ Result<inference::EngineRequest> engine_request(const GenerationParams& params,
     request.n = params.n;
     request.stop_tokens = inference::ChatTemplate::stop_ids();
     request.stop_strings = params.stop;
+    request.skip_special_tokens = params.skip_special_tokens;
     request.timeout_s = settings.request_timeout_s;
     return request;
 }

@@ -109,7 +109,7 @@ void Scheduler::add(uint64_t id, EngineRequest params, std::shared_ptr<RequestSi
     if (!request->params.embed) {
         seq->sampler.emplace(request->params.sampling);
         if (tokenizer_ != nullptr) {
-            seq->decoder.emplace(*tokenizer_);
+            seq->decoder.emplace(*tokenizer_, request->params.skip_special_tokens);
             seq->stop.emplace(request->params.stop_strings);
         }
         seq->constraint = request->params.constraint;

@@ -82,6 +82,9 @@ struct EngineRequest {
     int32_t priority = 0;                   // higher is admitted first and preempted last
     double timeout_s = 0;                   // 0: no deadline
     bool embed = false;                     // prefill only; the result is an embedding
+    // Special tokens sampled (other than the stop tokens, which are left out anyway) add no
+    // text: they are control, not content (vLLM's default). Their ids stay in the tokens.
+    bool skip_special_tokens = true;
     // Structured output: each choice gets its own copy of this matcher (in its start state, or
     // past a forced prefix) and samples only tokens it allows; every sampled token is fed to it.
     // End-of-turn tokens are then possible only where the grammar is complete, and a choice

@@ -325,7 +325,7 @@ void Scheduler::sample(Sequence& seq, std::span<const float> logits) {
             child->sampler.emplace(params);
             child->constraint = seq.constraint;  // a copy: each choice follows its own tokens
             if (tokenizer_ != nullptr) {
-                child->decoder.emplace(*tokenizer_);
+                child->decoder.emplace(*tokenizer_, request.params.skip_special_tokens);
                 child->stop.emplace(request.params.stop_strings);
             }
             ++request.live;

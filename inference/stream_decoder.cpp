@@ -7,6 +7,9 @@
 namespace sluice::inference {
 
 Result<std::string> StreamDecoder::push(TokenId id) {
+    if (skip_special_ && tokenizer_->is_special(id)) {
+        return std::string();
+    }
     auto bytes = tokenizer_->token_bytes(id);
     if (!bytes) {
         return tokenizer_->check_ids(std::span<const TokenId>(&id, 1));

@@ -28,7 +28,10 @@ namespace sluice::inference {
 
 class StreamDecoder {
 public:
-    explicit StreamDecoder(const Tokenizer& tokenizer) : tokenizer_(&tokenizer) {}
+    // With `skip_special`, special tokens add no text (the concatenation then equals the
+    // decoding of the other ids).
+    explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special = false)
+        : tokenizer_(&tokenizer), skip_special_(skip_special) {}
 
     // Adds one token; returns the text that became complete (often all of it, sometimes
     // nothing). kInvalidArgument for an id held by no token (the decoder is unchanged).
@@ -40,6 +43,7 @@ public:
 
 private:
     const Tokenizer* tokenizer_;
+    bool skip_special_;
     std::string pending_;
 };
 

@@ -53,6 +53,22 @@ TEST_CASE("an unfinished character at the end is flushed as U+FFFD") {
     CHECK(!fresh.push(100300).ok());
 }
 
+TEST_CASE("special tokens add no text when skipped, their text when not") {
+    const Tokenizer& tokenizer = dbrx_tokenizer();
+    auto hello = *tokenizer.encode("hello");
+    StreamDecoder skipping(tokenizer, true);
+    StreamDecoder writing(tokenizer);
+    std::string skipped;
+    std::string written;
+    for (TokenId id : {dbrx::kImStart, hello[0], dbrx::kFimPrefix, dbrx::kEndOfText}) {
+        skipped += *skipping.push(id);
+        written += *writing.push(id);
+    }
+    CHECK(skipped == "hello");
+    CHECK(written == "<|im_start|>hello<|fim_prefix|><|endoftext|>");
+    CHECK(!skipping.push(100300).ok());  // an id held by no token is still an error
+}
+
 std::string run_stops(std::vector<std::string> stops, const std::vector<std::string>& chunks,
                       bool* stopped = nullptr) {
     StopMatcher matcher(std::move(stops));

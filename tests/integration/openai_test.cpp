@@ -98,6 +98,25 @@ TEST_CASE("chat and completions answer in OpenAI's shapes") {
     REQUIRE(forced);
     REQUIRE_MESSAGE(forced->status == 200, forced->body);
     CHECK(json::parse(forced->body)["choices"][0]["text"] == expected);
+    // A special token forced the same way is control, not content: no text by default (as
+    // vLLM), its text with skip_special_tokens false; the token itself is in the logprobs.
+    const json forced_special = {{"prompt", "The capital of France is"},
+                                 {"max_tokens", 2},
+                                 {"temperature", 0},
+                                 {"logprobs", 0},
+                                 {"logit_bias", {{"100258", 100}}}};
+    auto skipped = post(server, "/v1/completions", forced_special);
+    REQUIRE(skipped);
+    REQUIRE_MESSAGE(skipped->status == 200, skipped->body);
+    const json skipped_choice = json::parse(skipped->body)["choices"][0];
+    CHECK(skipped_choice["text"] == "");
+    CHECK(skipped_choice["logprobs"]["tokens"][0] == "<|fim_prefix|>");
+    json written_body = forced_special;
+    written_body["skip_special_tokens"] = false;
+    auto written = post(server, "/v1/completions", written_body);
+    REQUIRE(written);
+    REQUIRE_MESSAGE(written->status == 200, written->body);
+    CHECK(json::parse(written->body)["choices"][0]["text"] == "<|fim_prefix|><|fim_prefix|>");
 
     // Same seed, same answer.
     json seeded = chat_body(8);

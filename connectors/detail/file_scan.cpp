@@ -45,8 +45,21 @@ bool hidden(const fs::path& name) {
 
 }  // namespace
 
-std::map<std::string, Listed> list_files(const fs::path& root, int inotify_fd) {
+Result<std::map<std::string, Listed>> list_files(const fs::path& root, int inotify_fd) {
     std::map<std::string, Listed> out;
+    std::error_code root_ec;
+    if (!fs::is_directory(root, root_ec)) {
+        return unavailable("file source root '" + root.string() +
+                           "' is not a folder any more (renamed, removed or unmounted?)" +
+                           (root_ec ? ": " + root_ec.message() : std::string()));
+    }
+    // The recursive iterator skips a root it may not read (skip_permission_denied) as if it
+    // were empty; opening it plainly first tells the two apart.
+    fs::directory_iterator probe(root, root_ec);
+    if (root_ec) {
+        return unavailable("file source root '" + root.string() +
+                           "' cannot be read: " + root_ec.message());
+    }
     constexpr std::uint32_t kMask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE |
                                     IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_ATTRIB;
     if (inotify_fd >= 0) {
@@ -84,8 +97,8 @@ std::map<std::string, Listed> list_files(const fs::path& root, int inotify_fd) {
                                info.st_mtim.tv_sec * 1'000'000'000LL + info.st_mtim.tv_nsec};
     }
     if (ec) {
-        log::warn("connectors.file", "listing stopped early",
-                  {{"root", root.string()}, {"error", ec.message()}});
+        return unavailable("listing file source root '" + root.string() +
+                           "' stopped early: " + ec.message());
     }
     return out;
 }

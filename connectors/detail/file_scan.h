@@ -25,7 +25,9 @@ struct Listed {
 
 // Relative path → size and mtime of every readable file of a known format, hidden files,
 // folders and symbolic links left out. Adds an inotify watch per folder when `inotify_fd` >= 0.
-std::map<std::string, Listed> list_files(const std::filesystem::path& root, int inotify_fd);
+// Errors: kUnavailable naming the root when it is not a folder that can be read (renamed,
+// unmounted) or the listing stops early: a partial listing would read as deleted files.
+Result<std::map<std::string, Listed>> list_files(const std::filesystem::path& root, int inotify_fd);
 
 // "<path>" or "<path>#<subkey>", with '%' and '#' in the path escaped.
 std::string document_key(const std::string& path, const std::string& subkey);

@@ -288,3 +288,32 @@ TEST_CASE("file source: inotify wakes wait; configuration errors") {
     CHECK(parsed.status().code() == StatusCode::kInvalidArgument);
     CHECK(parsed.status().message().starts_with("on_error"));
 }
+
+TEST_CASE("file source: a root that disappears fails the poll instead of deleting every file") {
+    Tree tree;
+    tree.write("a.txt", "alpha");
+    tree.write("sub/b.md", "# B");
+    auto source = FileSource::open(tree.config());
+    REQUIRE(source.ok());
+    auto first = drain(**source, "");
+    REQUIRE(first.events.size() == 2);
+
+    // Renamed away (an unmount looks the same from here): an error naming the root, no events.
+    const fs::path away = tree.dir.path / "away";
+    fs::rename(tree.root, away);
+    auto gone = (*source)->poll(first.checkpoint, {});
+    REQUIRE_FALSE(gone.ok());
+    CHECK(gone.status().code() == StatusCode::kUnavailable);
+    CHECK(gone.status().message().find(tree.root.string()) != std::string::npos);
+
+    // A file in its place is no folder either.
+    write_file(tree.root, "not a folder");
+    CHECK((*source)->poll(first.checkpoint, {}).status().code() == StatusCode::kUnavailable);
+    fs::remove(tree.root);
+
+    // Back again: nothing was lost, and changes made meanwhile are seen.
+    fs::rename(away, tree.root);
+    tree.write("c.txt", "gamma");
+    auto back = drain(**source, first.checkpoint);
+    CHECK(describe(back.events) == std::vector<std::string>{"upsert c.txt"});
+}

@@ -348,3 +348,30 @@ TEST_CASE("files through the sync engine: a vanished root is retried, deleting n
     CHECK(sync->status().state == SyncState::kCaughtUp);
     CHECK(contents(*index).size() == 3);
 }
+
+TEST_CASE(
+    "files through the sync engine: invalid UTF-8 in text is replaced, in a name reported "
+    "once") {
+    Files files;
+    write_file(files.root / "latin1.txt", "caf\xe9");
+    write_file(files.root / "bad\xff.txt", "content");
+    auto index = make_index(files.dir.path);
+    auto sync = make_sync(index, files.open());
+    auto first = sync->run_to_caught_up();
+    REQUIRE_MESSAGE(first.ok(), first.status().to_string());
+    auto held = contents(*index);
+    REQUIRE(held.size() == 1);
+    CHECK(held["latin1.txt"] == "caf\xef\xbf\xbd");
+    CHECK_NOTHROW(static_cast<void>(nlohmann::json(held["latin1.txt"]).dump()));
+    auto status = sync->status();
+    CHECK(status.error_records == 1);
+    CHECK(has_error_for(status, "bad\\xFF.txt"));
+    const auto changes = status.changes;
+    // Caught up for good: no delete-and-upsert of the same file at every poll.
+    for (int run = 0; run < 3; ++run) {
+        REQUIRE(sync->run_to_caught_up().ok());
+    }
+    CHECK(sync->status().changes == changes);
+    CHECK(sync->status().error_records == 1);
+    CHECK(contents(*index).size() == 1);
+}

@@ -45,6 +45,31 @@ std::string slot_name(const std::string& source) {
 
 }  // namespace
 
+namespace {
+
+// A source without an ACL fills an index nobody can read (an empty ACL grants no one), so a new
+// file or sqlite source must say who reads its documents; an explicit empty ACL is allowed.
+// Checked when a source is defined, not when a stored definition is opened.
+Status require_acl(const SourceDefinition& definition) {
+    const char* kWhat =
+        ": required: who may read the documents, {\"principals\": [...], \"groups\": [...]} "
+        "(empty lists: nobody)";
+    if (definition.kind == "file" && !definition.config.contains("acl")) {
+        return invalid_argument(std::string("acl") + kWhat);
+    }
+    if (definition.kind == "sqlite") {
+        const json& tables = definition.config.at("tables");
+        for (std::size_t i = 0; i < tables.size(); ++i) {
+            if (!tables[i].contains("acl")) {
+                return invalid_argument("tables[" + std::to_string(i) + "].acl" + kWhat);
+            }
+        }
+    }
+    return Status();
+}
+
+}  // namespace
+
 Result<SourceDefinition> validate_definition(SourceDefinition definition) {
     static const std::regex kName("[a-z0-9][a-z0-9_-]{0,63}");
     if (!std::regex_match(definition.name, kName)) {
@@ -73,6 +98,7 @@ Result<SourceDefinition> validate_definition(SourceDefinition definition) {
         return invalid_argument("type '" + definition.kind +
                                 "': expected file, sqlite, postgres or http");
     }
+    SLUICE_RETURN_IF_ERROR(require_acl(definition));
     return definition;
 }
 

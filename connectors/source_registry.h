@@ -33,7 +33,9 @@ struct SourceDefinition {
 };
 
 // Checks name, kind and configuration; fills PostgreSQL's slot and publication names from the
-// source's name when absent. Errors: kInvalidArgument naming the field.
+// source's name when absent. A file source's configuration must hold "acl", a sqlite source's
+// every table (an explicit {"principals": [], "groups": []} means nobody). Errors:
+// kInvalidArgument naming the field.
 Result<SourceDefinition> validate_definition(SourceDefinition definition);
 
 // Whether a source of this kind reads files of the machine the server runs on, with the

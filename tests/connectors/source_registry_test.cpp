@@ -16,8 +16,13 @@ TEST_CASE("source registry: add, list, get, remove; secrets are redacted in desc
     {
         auto registry = SourceRegistry::open(dir.path / "data");
         REQUIRE(registry.ok());
-        REQUIRE((*registry)->add({"docs", "file", {{"root", (dir.path / "docs").string()}}, ""})
-                    .ok());
+        REQUIRE(
+            (*registry)
+                ->add({"docs",
+                       "file",
+                       {{"root", (dir.path / "docs").string()}, {"acl", {{"groups", {"staff"}}}}},
+                       ""})
+                .ok());
         REQUIRE((*registry)
                     ->add({"crm", "postgres",
                            json::parse(R"({"conninfo": "host=db password=hunter2",
@@ -103,4 +108,37 @@ TEST_CASE("source registry: a file or sqlite source may not read the data direct
     CHECK(reads_server_files("sqlite"));
     CHECK_FALSE(reads_server_files("postgres"));
     CHECK_FALSE(reads_server_files("http"));
+}
+
+TEST_CASE("source registry: a file or sqlite source must say who reads its documents") {
+    TempDir dir("registry-acl");
+    sluice::testing::write_file(dir.path / "docs" / "a.md", "# A");
+    auto registry = SourceRegistry::open(dir.path / "data");
+    REQUIRE(registry.ok());
+    const std::string root = (dir.path / "docs").string();
+    Status file = (*registry)->add({"docs", "file", {{"root", root}}, ""});
+    CHECK(file.code() == StatusCode::kInvalidArgument);
+    CHECK(file.message().starts_with("acl: required"));
+    Status sqlite = (*registry)->add(
+        {"db", "sqlite",
+         json::parse(R"({"path": "x.db", "tables": [{"table": "a", "acl": {"groups": ["g"]}},
+                                                      {"table": "b", "acl_groups": "readers"}]})"),
+         ""});
+    CHECK(sqlite.code() == StatusCode::kInvalidArgument);
+    CHECK(sqlite.message().starts_with("tables[1].acl: required"));
+    CHECK((*registry)->list()->empty());
+    // An explicit empty ACL is a decision: nobody reads them (rows may still name readers).
+    CHECK((*registry)
+              ->add({"docs", "file",
+                     json::parse(R"({"root": ")" + root +
+                                 R"(", "acl": {"principals": [], "groups": []}})"),
+                     ""})
+              .ok());
+    CHECK((*registry)
+              ->add({"db", "sqlite", json::parse(R"({"path": "x.db", "tables": [{"table": "b",
+                                      "acl_groups": "readers", "acl": {}}]})"),
+                     ""})
+              .ok());
+    // Other kinds carry their ACLs in their events or rows as before.
+    CHECK((*registry)->add({"kb", "http", json::object(), ""}).ok());
 }

@@ -135,7 +135,7 @@ int run_add(const SourceOptions& options) {
                            "source '" + options.name + "' already exists in the catalog"));
     }
     const connectors::SourceDefinition definition{options.name, options.type, config, ""};
-    if (Status valid = connectors::validate_definition(definition).status(); !valid.ok()) {
+    if (Status valid = (*registry)->validate(definition).status(); !valid.ok()) {
         return fail(valid);
     }
     // The object first, then the definition: a running server's reconcile in between sees an

@@ -147,6 +147,8 @@ void SyncService::audit_system(const std::string& action, const std::string& sou
 Result<std::unique_ptr<retrieval::SourceSync>> SyncService::open_sync(const std::string& name,
                                                                       const std::string& index) {
     SLUICE_ASSIGN_OR_RETURN(auto definition, registry_->get(name));
+    // A definition stored before data-directory paths were refused is not opened either.
+    SLUICE_RETURN_IF_ERROR(connectors::check_outside_data_dir(definition, data_dir_));
     std::shared_ptr<connectors::PushSource> push;
     if (definition.kind == "http") {
         SLUICE_ASSIGN_OR_RETURN(push, push_source(name));
@@ -396,6 +398,10 @@ Result<json> SyncService::create(const governance::RequestContext& context, cons
         SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov_, context, index));
     }
     SLUICE_RETURN_IF_ERROR(authorize_source_connection(gov_, context, config));
+    if (connectors::reads_server_files(type)) {
+        // The source reads a path of this machine with the server's rights: an admin's decision.
+        SLUICE_RETURN_IF_ERROR(require_admin(gov_, context, "source.create." + type));
+    }
     if (find_source_object(gov_.store(), name).ok()) {
         return Status(StatusCode::kAlreadyExists, "source '" + name + "' already exists");
     }
@@ -403,7 +409,7 @@ Result<json> SyncService::create(const governance::RequestContext& context, cons
     // that order a reconcile in between sees an object without a definition (and skips it),
     // never a definition without an object (which it would move into the default schema).
     const std::string full_name = schema + "." + name;
-    Status outcome = connectors::validate_definition({name, type, config, ""}).status();
+    Status outcome = registry_->validate({name, type, config, ""}).status();
     if (outcome.ok()) {
         outcome = create_source_object(gov_.store(), schema, name, context.principal_id, index)
                       .status();
@@ -437,6 +443,12 @@ Result<json> SyncService::alter(const governance::RequestContext& context,
     SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kManage,
                                                      governance::SecurableType::kTable,
                                                      object.full_name));
+    SLUICE_ASSIGN_OR_RETURN(auto definition, registry_->get(name));
+    if (connectors::reads_server_files(definition.kind)) {
+        // Binding starts (or moves) reading a path of this machine: an admin's decision.
+        SLUICE_RETURN_IF_ERROR(require_admin(gov_, context, "source.alter." + definition.kind));
+        SLUICE_RETURN_IF_ERROR(connectors::check_outside_data_dir(definition, data_dir_));
+    }
     if (!index.empty()) {
         SLUICE_RETURN_IF_ERROR(validate_source_index_name(index).with_context("index"));
         SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov_, context, index));

@@ -271,7 +271,11 @@ Result<Batch> FileSource::poll(std::string_view checkpoint, const PollOptions& o
         held = held_manifest(base, target, cursor.p, cursor.k);
     }
     const FileSourceConfig& config = state_->config;
-    const std::map<std::string, Listed> listing = detail::list_files(config.root, state_->inotify_fd);
+    // A root that is gone or unreadable fails the poll: read as empty it would delete every
+    // document.
+    using Listing = std::map<std::string, Listed>;
+    SLUICE_ASSIGN_OR_RETURN(const Listing listing,
+                            detail::list_files(config.root, state_->inotify_fd));
     std::map<std::string, std::string> gone_by_hash;
     std::set<std::string> paths;
     for (const auto& [path, entry] : held) {

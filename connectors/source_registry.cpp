@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <regex>
@@ -44,6 +45,31 @@ std::string slot_name(const std::string& source) {
 
 }  // namespace
 
+namespace {
+
+// A source without an ACL fills an index nobody can read (an empty ACL grants no one), so a new
+// file or sqlite source must say who reads its documents; an explicit empty ACL is allowed.
+// Checked when a source is defined, not when a stored definition is opened.
+Status require_acl(const SourceDefinition& definition) {
+    const char* kWhat =
+        ": required: who may read the documents, {\"principals\": [...], \"groups\": [...]} "
+        "(empty lists: nobody)";
+    if (definition.kind == "file" && !definition.config.contains("acl")) {
+        return invalid_argument(std::string("acl") + kWhat);
+    }
+    if (definition.kind == "sqlite") {
+        const json& tables = definition.config.at("tables");
+        for (std::size_t i = 0; i < tables.size(); ++i) {
+            if (!tables[i].contains("acl")) {
+                return invalid_argument("tables[" + std::to_string(i) + "].acl" + kWhat);
+            }
+        }
+    }
+    return Status();
+}
+
+}  // namespace
+
 Result<SourceDefinition> validate_definition(SourceDefinition definition) {
     static const std::regex kName("[a-z0-9][a-z0-9_-]{0,63}");
     if (!std::regex_match(definition.name, kName)) {
@@ -72,7 +98,50 @@ Result<SourceDefinition> validate_definition(SourceDefinition definition) {
         return invalid_argument("type '" + definition.kind +
                                 "': expected file, sqlite, postgres or http");
     }
+    SLUICE_RETURN_IF_ERROR(require_acl(definition));
     return definition;
+}
+
+bool reads_server_files(const std::string& kind) { return kind == "file" || kind == "sqlite"; }
+
+Status check_outside_data_dir(const SourceDefinition& definition, const fs::path& data_dir) {
+    std::string field;
+    if (definition.kind == "file") {
+        field = "root";
+    } else if (definition.kind == "sqlite") {
+        field = "path";
+    } else {
+        return Status();
+    }
+    auto value = definition.config.find(field);
+    if (value == definition.config.end() || !value->is_string()) {
+        return invalid_argument(field + ": expected a path");
+    }
+    const std::string path = value->get<std::string>();
+    std::error_code ec;
+    const fs::path resolved = fs::weakly_canonical(path, ec);
+    if (ec) {
+        return invalid_argument(field + " '" + path + "': cannot be resolved: " + ec.message());
+    }
+    const fs::path data = fs::weakly_canonical(data_dir, ec);
+    if (ec) {
+        return io_error("resolving the data directory '" + data_dir.string() +
+                        "': " + ec.message());
+    }
+    // Component-wise prefix: "/srv/data2" is not inside "/srv/data".
+    auto data_end = data.end();
+    if (!data.empty() && data.filename().empty()) {
+        --data_end;  // a trailing separator is an empty last component
+    }
+    auto [at_data, at_path] =
+        std::mismatch(data.begin(), data_end, resolved.begin(), resolved.end());
+    if (at_data == data_end) {
+        return invalid_argument(field + " '" + path + "': inside the server's data directory '" +
+                                data.string() +
+                                "' (its catalog, tokens, audit log and indexes); a source may "
+                                "not read it");
+    }
+    return Status();
 }
 
 json describe(const SourceDefinition& definition) {
@@ -160,8 +229,14 @@ SourceRegistry::~SourceRegistry() = default;
 
 fs::path SourceRegistry::state_dir(const std::string& name) const { return root_ / name; }
 
-Status SourceRegistry::add(SourceDefinition definition) {
+Result<SourceDefinition> SourceRegistry::validate(SourceDefinition definition) const {
     SLUICE_ASSIGN_OR_RETURN(definition, validate_definition(std::move(definition)));
+    SLUICE_RETURN_IF_ERROR(check_outside_data_dir(definition, root_.parent_path()));
+    return definition;
+}
+
+Status SourceRegistry::add(SourceDefinition definition) {
+    SLUICE_ASSIGN_OR_RETURN(definition, validate(std::move(definition)));
     definition.created_at = now_iso();
     std::lock_guard lock(mutex_);
     sqlite3* db = db_->db.get();

@@ -33,8 +33,22 @@ struct SourceDefinition {
 };
 
 // Checks name, kind and configuration; fills PostgreSQL's slot and publication names from the
-// source's name when absent. Errors: kInvalidArgument naming the field.
+// source's name when absent. A file source's configuration must hold "acl", a sqlite source's
+// every table (an explicit {"principals": [], "groups": []} means nobody). Errors:
+// kInvalidArgument naming the field.
 Result<SourceDefinition> validate_definition(SourceDefinition definition);
+
+// Whether a source of this kind reads files of the machine the server runs on, with the
+// server's rights ("file": its root; "sqlite": its database, into which it also installs
+// triggers). Creating or changing one is a metastore admin's decision.
+bool reads_server_files(const std::string& kind);
+
+// Refuses (kInvalidArgument naming the field) a definition whose source would read a path
+// inside or equal to `data_dir` (its catalog, tokens, audit log, indexes), after resolving
+// symbolic links and ".." (std::filesystem::weakly_canonical) on both sides. Definitions that
+// read no local path pass.
+Status check_outside_data_dir(const SourceDefinition& definition,
+                              const std::filesystem::path& data_dir);
 
 // The definition as shown to operators: credentials redacted.
 nlohmann::json describe(const SourceDefinition& definition);
@@ -60,7 +74,9 @@ public:
     static Result<std::unique_ptr<SourceRegistry>> open(const std::filesystem::path& data_dir);
     ~SourceRegistry();
 
-    // Errors: kInvalidArgument (validate_definition), kAlreadyExists.
+    // validate_definition, and check_outside_data_dir for this registry's data directory.
+    Result<SourceDefinition> validate(SourceDefinition definition) const;
+    // Errors: kInvalidArgument (validate), kAlreadyExists.
     Status add(SourceDefinition definition);
     Result<std::vector<SourceDefinition>> list();
     // Errors: kNotFound.

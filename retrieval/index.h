@@ -75,6 +75,8 @@ struct Query {
 //   - the names query results give their own columns: id, chunk_id, text, section_path,
 //     char_begin, char_end and score;
 //   - the empty name and invalid UTF-8 (filters arrive as JSON).
+// And, because answers are JSON: a key, text, title, uri or string metadata value that is not
+// valid UTF-8 (kInvalidArgument; the offending bytes are not quoted).
 // Names a filter cannot spell (`and`, `or`, `not`, names with a space: a filter key reads from
 // its last space on as an operator) are kept, not filterable: sources name columns so.
 // Index::prepare() refuses a write holding such a document; SourceSync turns it into an error

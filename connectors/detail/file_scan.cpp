@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "connectors/detail/file_util.h"
+#include "connectors/detail/utf8_text.h"
 #include "connectors/parsers.h"
 
 namespace sluice::connectors::detail {
@@ -45,8 +46,21 @@ bool hidden(const fs::path& name) {
 
 }  // namespace
 
-std::map<std::string, Listed> list_files(const fs::path& root, int inotify_fd) {
+Result<std::map<std::string, Listed>> list_files(const fs::path& root, int inotify_fd) {
     std::map<std::string, Listed> out;
+    std::error_code root_ec;
+    if (!fs::is_directory(root, root_ec)) {
+        return unavailable("file source root '" + root.string() +
+                           "' is not a folder any more (renamed, removed or unmounted?)" +
+                           (root_ec ? ": " + root_ec.message() : std::string()));
+    }
+    // The recursive iterator skips a root it may not read (skip_permission_denied) as if it
+    // were empty; opening it plainly first tells the two apart.
+    fs::directory_iterator probe(root, root_ec);
+    if (root_ec) {
+        return unavailable("file source root '" + root.string() +
+                           "' cannot be read: " + root_ec.message());
+    }
     constexpr std::uint32_t kMask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE |
                                     IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_ATTRIB;
     if (inotify_fd >= 0) {
@@ -72,7 +86,7 @@ std::map<std::string, Listed> list_files(const fs::path& root, int inotify_fd) {
         if (!entry.is_regular_file(status_ec)) {
             continue;
         }
-        const std::string relative = entry.path().lexically_relative(root).generic_string();
+        std::string relative = entry.path().lexically_relative(root).generic_string();
         if (format_for_path(relative) == Format::kUnknown) {
             continue;
         }
@@ -80,12 +94,18 @@ std::map<std::string, Listed> list_files(const fs::path& root, int inotify_fd) {
         if (::lstat(entry.path().c_str(), &info) != 0) {
             continue;  // gone between listing and stat
         }
-        out[relative] = Listed{static_cast<std::uint64_t>(info.st_size),
-                               info.st_mtim.tv_sec * 1'000'000'000LL + info.st_mtim.tv_nsec};
+        Listed listed{static_cast<std::uint64_t>(info.st_size),
+                      info.st_mtim.tv_sec * 1'000'000'000LL + info.st_mtim.tv_nsec};
+        if (!is_valid_utf8(relative)) {
+            listed.bad_name = true;
+            out.emplace(escape_invalid_utf8(relative), listed);
+            continue;
+        }
+        out[relative] = listed;
     }
     if (ec) {
-        log::warn("connectors.file", "listing stopped early",
-                  {{"root", root.string()}, {"error", ec.message()}});
+        return unavailable("listing file source root '" + root.string() +
+                           "' stopped early: " + ec.message());
     }
     return out;
 }
@@ -101,6 +121,14 @@ struct Parsed {
 Result<Parsed> parse_file(const std::string& path, std::string_view bytes,
                           const FileSourceConfig& config) {
     const Format format = format_for_path(path);
+    // Text in another encoding: invalid sequences become U+FFFD, as browsers read them, so the
+    // document is still indexed and every answer quoting it is valid JSON. PDF text comes from
+    // poppler as UTF-8.
+    std::string replaced;
+    if (format != Format::kPdf && !is_valid_utf8(bytes)) {
+        replaced = replace_invalid_utf8(bytes);
+        bytes = replaced;
+    }
     Parsed parsed;
     json base{{"path", path}, {"format", format_name(format)}};
     if (is_row_format(format)) {
@@ -159,6 +187,10 @@ ChangeEvent delete_event(const std::string& path, const std::string& subkey) {
     return event;
 }
 
+// Stands for the content hash of a file whose name is not valid UTF-8 (never read); no
+// SHA-256 hex looks like it, so it marks no rename.
+constexpr char kBadNameHash[] = "bad-name";
+
 FileOutcome unreadable(const std::string& path, const FileEntry* held, const Listed& listed,
                        std::string hash, const std::string& message) {
     FileOutcome outcome;
@@ -191,6 +223,20 @@ FileOutcome process_file(const std::string& path, const FileEntry* held, const L
         held->mtime_ns == listed->mtime_ns) {
         outcome.entry = *held;
         return outcome;
+    }
+    if (listed->bad_name) {
+        // Remembered by size and mtime like an unreadable file, so it is reported once per
+        // version; it holds no documents (any held before are deleted).
+        FileOutcome bad =
+            unreadable(path, nullptr, *listed, kBadNameHash,
+                       "file name is not valid UTF-8 (shown with its invalid bytes as \\xNN); "
+                       "rename it to index it");
+        if (held != nullptr) {
+            for (const auto& [subkey, hash] : held->docs) {
+                bad.events.emplace_back(subkey, delete_event(path, subkey));
+            }
+        }
+        return bad;
     }
     auto bytes = detail::read_file(fs::path(config.root) / path, config.max_file_bytes);
     if (!bytes) {

@@ -21,11 +21,18 @@ namespace sluice::connectors::detail {
 struct Listed {
     std::uint64_t size = 0;
     std::int64_t mtime_ns = 0;
+    // The file's name is not valid UTF-8: it is listed under the name with those bytes written
+    // "\xNN", and becomes an error record, never a document (a key must be JSON text).
+    bool bad_name = false;
 };
 
 // Relative path → size and mtime of every readable file of a known format, hidden files,
-// folders and symbolic links left out. Adds an inotify watch per folder when `inotify_fd` >= 0.
-std::map<std::string, Listed> list_files(const std::filesystem::path& root, int inotify_fd);
+// folders and symbolic links left out. A path that is not valid UTF-8 is listed escaped
+// (escape_invalid_utf8) and marked `bad_name`; a valid path spelt the same way wins. Adds an
+// inotify watch per folder when `inotify_fd` >= 0. Errors: kUnavailable naming the root when it is
+// not a folder that can be read (renamed, unmounted) or the listing stops early: a partial listing
+// would read as deleted files.
+Result<std::map<std::string, Listed>> list_files(const std::filesystem::path& root, int inotify_fd);
 
 // "<path>" or "<path>#<subkey>", with '%' and '#' in the path escaped.
 std::string document_key(const std::string& path, const std::string& subkey);

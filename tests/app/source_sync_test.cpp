@@ -322,3 +322,56 @@ TEST_CASE("sqlite through the sync engine: change rows pruned past the checkpoin
     CHECK(sync->status().resnapshots == 1);
     CHECK(sync->status().resnapshot_reason.find("pruned") != std::string::npos);
 }
+
+TEST_CASE("files through the sync engine: a vanished root is retried, deleting nothing") {
+    Files files;
+    write_file(files.root / "a.txt", "alpha");
+    write_file(files.root / "b.txt", "beta");
+    auto index = make_index(files.dir.path);
+    auto sync = make_sync(index, files.open());
+    REQUIRE(sync->run_to_caught_up().ok());
+    REQUIRE(contents(*index).size() == 2);
+
+    const fs::path away = files.dir.path / "unmounted";
+    fs::rename(files.root, away);
+    auto failed = sync->run_to_caught_up();
+    CHECK_FALSE(failed.ok());
+    auto status = sync->status();
+    CHECK(status.state == SyncState::kRetrying);
+    CHECK(status.last_error.find(files.root.string()) != std::string::npos);
+    CHECK(contents(*index).size() == 2);
+
+    fs::rename(away, files.root);
+    write_file(files.root / "c.txt", "gamma");
+    auto result = sync->run_to_caught_up();
+    REQUIRE_MESSAGE(result.ok(), result.status().to_string());
+    CHECK(sync->status().state == SyncState::kCaughtUp);
+    CHECK(contents(*index).size() == 3);
+}
+
+TEST_CASE(
+    "files through the sync engine: invalid UTF-8 in text is replaced, in a name reported "
+    "once") {
+    Files files;
+    write_file(files.root / "latin1.txt", "caf\xe9");
+    write_file(files.root / "bad\xff.txt", "content");
+    auto index = make_index(files.dir.path);
+    auto sync = make_sync(index, files.open());
+    auto first = sync->run_to_caught_up();
+    REQUIRE_MESSAGE(first.ok(), first.status().to_string());
+    auto held = contents(*index);
+    REQUIRE(held.size() == 1);
+    CHECK(held["latin1.txt"] == "caf\xef\xbf\xbd");
+    CHECK_NOTHROW(static_cast<void>(nlohmann::json(held["latin1.txt"]).dump()));
+    auto status = sync->status();
+    CHECK(status.error_records == 1);
+    CHECK(has_error_for(status, "bad\\xFF.txt"));
+    const auto changes = status.changes;
+    // Caught up for good: no delete-and-upsert of the same file at every poll.
+    for (int run = 0; run < 3; ++run) {
+        REQUIRE(sync->run_to_caught_up().ok());
+    }
+    CHECK(sync->status().changes == changes);
+    CHECK(sync->status().error_records == 1);
+    CHECK(contents(*index).size() == 1);
+}

@@ -248,3 +248,83 @@ TEST_CASE("creating needs CREATE_TABLE on the schema; feeding an index needs MOD
     REQUIRE(service->alter(bob, "bobs", {{"index", nullptr}}).ok());
     REQUIRE(service->remove(bob, "bobs").ok());
 }
+
+TEST_CASE(
+    "a source that reads the server's files needs a metastore admin, and never reads the "
+    "data directory") {
+    World world;
+    auto service = world.service();
+    REQUIRE(sluice::app::ensure_source_schema(world.gov->store(), "main.sources",
+                                              world.admin.principal_id)
+                .ok());
+    auto bob = world.context_of("bob");
+    auto catalog = world.gov->store().securable(SecurableType::kCatalog, "main");
+    auto schema = world.gov->store().securable(SecurableType::kSchema, "main.sources");
+    REQUIRE(catalog.ok());
+    REQUIRE(schema.ok());
+    REQUIRE(world.gov->store()
+                .update_permissions(catalog->id, SecurableType::kCatalog,
+                                    {{"bob", {Privilege::kUseCatalog}, {}}},
+                                    world.admin.principal_id)
+                .ok());
+    REQUIRE(world.gov->store()
+                .update_permissions(schema->id, SecurableType::kSchema,
+                                    {{"bob", {Privilege::kUseSchema, Privilege::kCreateTable}, {}}},
+                                    world.admin.principal_id)
+                .ok());
+    TempDir outside;
+    fs::create_directories(outside.path / "docs");
+    const json acl{{"groups", {"staff"}}};
+    auto file_body = [&](const std::string& name, const fs::path& root) {
+        return json{{"name", name},
+                    {"type", "file"},
+                    {"schema", "main.sources"},
+                    {"config", {{"root", root.string()}, {"acl", acl}}}};
+    };
+    auto sqlite_body = [&](const std::string& name, const fs::path& path) {
+        return json{
+            {"name", name},
+            {"type", "sqlite"},
+            {"schema", "main.sources"},
+            {"config", {{"path", path.string()}, {"tables", {{{"table", "t"}, {"acl", acl}}}}}}};
+    };
+    // CREATE_TABLE on the schema is not enough: the path would be read with the server's rights.
+    auto denied = service->create(bob, file_body("bobfiles", outside.path / "docs"));
+    CHECK(denied.status().code() == StatusCode::kPermissionDenied);
+    CHECK(denied.status().message().find("metastore admin") != std::string::npos);
+    CHECK(service->create(bob, sqlite_body("bobdb", world.dir.path / "governance" / "catalog.db"))
+              .status()
+              .code() == StatusCode::kPermissionDenied);
+    CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "bobfiles").ok());
+    CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "bobdb").ok());
+    // An http source reads nothing of the machine: CREATE_TABLE suffices.
+    REQUIRE(
+        service->create(bob, {{"name", "bobpush"}, {"type", "http"}, {"schema", "main.sources"}})
+            .ok());
+
+    // Not even an admin may point a source into the data directory, however the path is spelt.
+    for (const fs::path& inside : {world.dir.path, world.dir.path / "sources",
+                                   outside.path / ".." / world.dir.path.filename()}) {
+        auto refused = service->create(world.admin, file_body("inside", inside));
+        CHECK_MESSAGE(refused.status().code() == StatusCode::kInvalidArgument, inside.string());
+        CHECK(refused.status().message().find("data directory") != std::string::npos);
+    }
+    fs::create_directory_symlink(world.dir.path, outside.path / "link");
+    CHECK(service->create(world.admin, sqlite_body("inside", outside.path / "link" / "catalog.db"))
+              .status()
+              .code() == StatusCode::kInvalidArgument);
+    CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "inside").ok());
+
+    auto created = service->create(world.admin, file_body("files", outside.path / "docs"));
+    REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    // Managing the source is not enough to change it either.
+    auto table = world.gov->store().securable(SecurableType::kTable, "main.sources.files");
+    REQUIRE(table.ok());
+    REQUIRE(world.gov->store()
+                .update_permissions(table->id, SecurableType::kTable,
+                                    {{"bob", {Privilege::kManage}, {}}}, world.admin.principal_id)
+                .ok());
+    CHECK(service->alter(bob, "files", {{"index", nullptr}}).status().code() ==
+          StatusCode::kPermissionDenied);
+    CHECK(service->alter(world.admin, "files", {{"index", "articles"}}).ok());
+}

@@ -1,11 +1,12 @@
 #include "connectors/file_source.h"
 
 #include <doctest/doctest.h>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "connectors_test_support.h"
@@ -287,4 +288,90 @@ TEST_CASE("file source: inotify wakes wait; configuration errors") {
     auto parsed = file_config_from_json(nlohmann::json::parse(R"({"root": "/x", "on_error": "stop"})"));
     CHECK(parsed.status().code() == StatusCode::kInvalidArgument);
     CHECK(parsed.status().message().starts_with("on_error"));
+}
+
+TEST_CASE("file source: a root that disappears fails the poll instead of deleting every file") {
+    Tree tree;
+    tree.write("a.txt", "alpha");
+    tree.write("sub/b.md", "# B");
+    auto source = FileSource::open(tree.config());
+    REQUIRE(source.ok());
+    auto first = drain(**source, "");
+    REQUIRE(first.events.size() == 2);
+
+    // Renamed away (an unmount looks the same from here): an error naming the root, no events.
+    const fs::path away = tree.dir.path / "away";
+    fs::rename(tree.root, away);
+    auto gone = (*source)->poll(first.checkpoint, {});
+    REQUIRE_FALSE(gone.ok());
+    CHECK(gone.status().code() == StatusCode::kUnavailable);
+    CHECK(gone.status().message().find(tree.root.string()) != std::string::npos);
+
+    // A file in its place is no folder either.
+    write_file(tree.root, "not a folder");
+    CHECK((*source)->poll(first.checkpoint, {}).status().code() == StatusCode::kUnavailable);
+    fs::remove(tree.root);
+
+    // Back again: nothing was lost, and changes made meanwhile are seen.
+    fs::rename(away, tree.root);
+    tree.write("c.txt", "gamma");
+    auto back = drain(**source, first.checkpoint);
+    CHECK(describe(back.events) == std::vector<std::string>{"upsert c.txt"});
+}
+
+TEST_CASE("file source: text in another encoding is read with U+FFFD for invalid bytes") {
+    Tree tree;
+    tree.write("latin1.txt", "caf\xe9 cr\xe8me");
+    tree.write("notes.md", "# Titre \xe9t\xe9\n\nbody \xff\n");
+    tree.write("rows.csv", "id,name\n1,Andr\xe9\n");
+    tree.write("page.html", "<title>\xe9</title><p>x\xfe</p>");
+    tree.write("ok.txt", "caf\xc3\xa9");  // valid UTF-8 is kept byte for byte
+    auto source = FileSource::open(tree.config());
+    REQUIRE(source.ok());
+    auto first = drain(**source, "");
+    CHECK(first.errors.empty());
+    REQUIRE(first.events.size() == 5);
+    std::map<std::string, std::string> texts;
+    std::map<std::string, nlohmann::json> metadata;
+    for (const ChangeEvent& event : first.events) {
+        texts[event.key] = event.document.text;
+        metadata[event.key] = event.document.metadata;
+        // Every event is JSON as it stands (a strict dump throws on invalid UTF-8).
+        CHECK_NOTHROW(static_cast<void>(to_json(event).dump()));
+    }
+    CHECK(texts["latin1.txt"] == "caf\xef\xbf\xbd cr\xef\xbf\xbdme");
+    CHECK(texts["rows.csv#1"] == "Andr\xef\xbf\xbd");
+    CHECK(texts["ok.txt"] == "caf\xc3\xa9");
+    CHECK(metadata["notes.md"]["title"] == "Titre \xef\xbf\xbdt\xef\xbf\xbd");
+    CHECK(drain(**source, first.checkpoint).events.empty());
+}
+
+TEST_CASE("file source: a file name that is not UTF-8 is one error record, never a document") {
+    Tree tree;
+    tree.write("good.txt", "good");
+    tree.write("bad\xff%name.txt", "content");
+    tree.write("sub\xfe/inner.md", "# Inner");
+    auto source = FileSource::open(tree.config());
+    REQUIRE(source.ok());
+    auto first = drain(**source, "");
+    CHECK(describe(first.events) == std::vector<std::string>{"upsert good.txt"});
+    REQUIRE(first.errors.size() == 2);
+    std::set<std::string> keys;
+    for (const ErrorRecord& error : first.errors) {
+        keys.insert(error.key);
+        CHECK(error.message.find("not valid UTF-8") != std::string::npos);
+        CHECK_NOTHROW(static_cast<void>(to_json(error).dump()));
+    }
+    CHECK(keys == std::set<std::string>{"bad\\xFF%25name.txt", "sub\\xFE/inner.md"});
+    // Stable: the next polls deliver and report nothing, and keep the checkpoint.
+    auto again = drain(**source, first.checkpoint);
+    CHECK(again.events.empty());
+    CHECK(again.errors.empty());
+    CHECK(again.checkpoint == first.checkpoint);
+    CHECK(drain(**source, again.checkpoint).checkpoint == first.checkpoint);
+    // Renamed to a valid name, the file becomes a document; the error entry goes silently.
+    fs::rename(tree.root / "bad\xff%name.txt", tree.root / "fixed.txt");
+    auto fixed = drain(**source, again.checkpoint);
+    CHECK(describe(fixed.events) == std::vector<std::string>{"upsert fixed.txt"});
+    CHECK(fixed.errors.empty());
 }

@@ -6,6 +6,7 @@
 
 using namespace sluice::connectors;
 using nlohmann::json;
+using sluice::Status;
 using sluice::StatusCode;
 using sluice::testing::TempDir;
 
@@ -13,10 +14,15 @@ TEST_CASE("source registry: add, list, get, remove; secrets are redacted in desc
     TempDir dir("registry");
     sluice::testing::write_file(dir.path / "docs" / "a.md", "# A");
     {
-        auto registry = SourceRegistry::open(dir.path);
+        auto registry = SourceRegistry::open(dir.path / "data");
         REQUIRE(registry.ok());
-        REQUIRE((*registry)->add({"docs", "file", {{"root", (dir.path / "docs").string()}}, ""})
-                    .ok());
+        REQUIRE(
+            (*registry)
+                ->add({"docs",
+                       "file",
+                       {{"root", (dir.path / "docs").string()}, {"acl", {{"groups", {"staff"}}}}},
+                       ""})
+                .ok());
         REQUIRE((*registry)
                     ->add({"crm", "postgres",
                            json::parse(R"({"conninfo": "host=db password=hunter2",
@@ -32,7 +38,7 @@ TEST_CASE("source registry: add, list, get, remove; secrets are redacted in desc
         auto bad_config = (*registry)->add({"y", "sqlite", json{{"path", "a.db"}}, ""});
         CHECK(bad_config.message().starts_with("tables"));
     }
-    auto registry = SourceRegistry::open(dir.path);
+    auto registry = SourceRegistry::open(dir.path / "data");
     REQUIRE(registry.ok());
     auto all = (*registry)->list();
     REQUIRE(all.ok());
@@ -56,4 +62,83 @@ TEST_CASE("source registry: add, list, get, remove; secrets are redacted in desc
     REQUIRE((*registry)->remove("docs").ok());
     CHECK((*registry)->get("docs").status().code() == StatusCode::kNotFound);
     CHECK((*registry)->remove("docs").code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("source registry: a file or sqlite source may not read the data directory") {
+    TempDir dir("registry-datadir");
+    const std::filesystem::path data = dir.path / "data";
+    sluice::testing::write_file(data / "catalog.db", "not a database");
+    sluice::testing::write_file(dir.path / "data2" / "a.md", "# A");
+    sluice::testing::write_file(dir.path / "outside" / "a.md", "# A");
+    std::filesystem::create_directory_symlink(data, dir.path / "outside" / "link");
+    auto registry = SourceRegistry::open(data);
+    REQUIRE(registry.ok());
+    const json tables = json::parse(R"([{"table": "t", "acl": {"groups": ["staff"]}}])");
+    auto refused = [&](const std::string& kind, const std::string& path) {
+        json config = kind == "file" ? json{{"root", path}, {"acl", {{"groups", {"staff"}}}}}
+                                     : json{{"path", path}, {"tables", tables}};
+        Status added = (*registry)->add({"s", kind, config, ""});
+        INFO(kind << " " << path << ": " << added.to_string());
+        return added.code() == StatusCode::kInvalidArgument &&
+               added.message().find("data directory") != std::string::npos;
+    };
+    CHECK(refused("file", data.string()));
+    CHECK(refused("file", (data / "sources").string()));
+    CHECK(refused("file", (dir.path / "outside" / ".." / "data").string()));
+    CHECK(refused("file", (dir.path / "outside" / "link").string()));  // a symlink into it
+    CHECK(refused("sqlite", (data / "catalog.db").string()));
+    CHECK(refused("sqlite", (dir.path / "outside" / "link" / "catalog.db").string()));
+    CHECK(refused("sqlite", (data / "not-yet" / ".." / "catalog.db").string()));
+    CHECK((*registry)->list()->empty());
+    // A sibling whose name starts like the data directory's is outside it.
+    CHECK((*registry)
+              ->add({"sibling",
+                     "file",
+                     {{"root", (dir.path / "data2").string()}, {"acl", {{"groups", {"staff"}}}}},
+                     ""})
+              .ok());
+    CHECK((*registry)
+              ->validate(
+                  {"out",
+                   "file",
+                   {{"root", (dir.path / "outside").string()}, {"acl", {{"groups", {"staff"}}}}},
+                   ""})
+              .ok());
+    CHECK(reads_server_files("file"));
+    CHECK(reads_server_files("sqlite"));
+    CHECK_FALSE(reads_server_files("postgres"));
+    CHECK_FALSE(reads_server_files("http"));
+}
+
+TEST_CASE("source registry: a file or sqlite source must say who reads its documents") {
+    TempDir dir("registry-acl");
+    sluice::testing::write_file(dir.path / "docs" / "a.md", "# A");
+    auto registry = SourceRegistry::open(dir.path / "data");
+    REQUIRE(registry.ok());
+    const std::string root = (dir.path / "docs").string();
+    Status file = (*registry)->add({"docs", "file", {{"root", root}}, ""});
+    CHECK(file.code() == StatusCode::kInvalidArgument);
+    CHECK(file.message().starts_with("acl: required"));
+    Status sqlite = (*registry)->add(
+        {"db", "sqlite",
+         json::parse(R"({"path": "x.db", "tables": [{"table": "a", "acl": {"groups": ["g"]}},
+                                                      {"table": "b", "acl_groups": "readers"}]})"),
+         ""});
+    CHECK(sqlite.code() == StatusCode::kInvalidArgument);
+    CHECK(sqlite.message().starts_with("tables[1].acl: required"));
+    CHECK((*registry)->list()->empty());
+    // An explicit empty ACL is a decision: nobody reads them (rows may still name readers).
+    CHECK((*registry)
+              ->add({"docs", "file",
+                     json::parse(R"({"root": ")" + root +
+                                 R"(", "acl": {"principals": [], "groups": []}})"),
+                     ""})
+              .ok());
+    CHECK((*registry)
+              ->add({"db", "sqlite", json::parse(R"({"path": "x.db", "tables": [{"table": "b",
+                                      "acl_groups": "readers", "acl": {}}]})"),
+                     ""})
+              .ok());
+    // Other kinds carry their ACLs in their events or rows as before.
+    CHECK((*registry)->add({"kb", "http", json::object(), ""}).ok());
 }

@@ -48,9 +48,10 @@ TEST_CASE("source commands: add, list, poll from a checkpoint") {
     std::ofstream(dir / "docs" / "a.md") << "# Alpha\n\ntext\n";
     std::ofstream(dir / "docs" / "b.txt") << "beta";
     const std::string data = (dir / "data").string();
-    auto [added, added_out] = run_sluice({"source", "add", "handbook", "--type", "file", "--config",
-                                      json{{"root", (dir / "docs").string()}}.dump(),
-                                      "--data-dir", data});
+    auto [added, added_out] = run_sluice(
+        {"source", "add", "handbook", "--type", "file", "--config",
+         json{{"root", (dir / "docs").string()}, {"acl", {{"principals", {"admin"}}}}}.dump(),
+         "--data-dir", data});
     REQUIRE(added == 0);
     auto [bad, bad_out] = run_sluice({"source", "add", "x", "--type", "file", "--config", "{}",
                                   "--data-dir", data});
@@ -82,7 +83,8 @@ TEST_CASE("http push: idempotency keys, validation, authorisation, read back by 
     const std::string data = (dir / "data").string();
     REQUIRE(run_sluice({"source", "add", "kb", "--type", "http", "--data-dir", data}).first == 0);
     REQUIRE(run_sluice({"source", "add", "files", "--type", "file", "--config",
-                    json{{"root", dir.string()}}.dump(), "--data-dir", data})
+                        json{{"root", dir.string()}, {"acl", {{"principals", {"admin"}}}}}.dump(),
+                        "--data-dir", data})
                 .first == 0);
     ChildProcess serve({SLUICE_BINARY, "serve", "--port", "0", "--data-dir", data});
     const ServeStart start = wait_listening(serve);

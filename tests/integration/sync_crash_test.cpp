@@ -154,8 +154,10 @@ void crash_run(unsigned seed) {
                        ") INSERT INTO docs SELECT i, 'row ' || i, 'staff' FROM n");
     }
     json config{{"path", db_path},
-                {"tables", json::array({{{"table", "docs"}, {"text", {"body"}},
-                                         {"acl_groups", "grp"}}})}};
+                {"tables", json::array({{{"table", "docs"},
+                                         {"text", {"body"}},
+                                         {"acl_groups", "grp"},
+                                         {"acl", {{"principals", json::array()}}}}})}};
     auto [added, added_out] = run_sluice({"source", "add", "docs", "--type", "sqlite", "--index",
                                           "kb", "--config", config.dump(), "--data-dir",
                                           data.string()});
@@ -223,8 +225,10 @@ TEST_CASE("GET /api/sources shows the bound index and the sync status") {
                        "'staff')");
     }
     json config{{"path", db_path},
-                {"tables", json::array({{{"table", "docs"}, {"text", {"body"}},
-                                         {"acl_groups", "grp"}}})}};
+                {"tables", json::array({{{"table", "docs"},
+                                         {"text", {"body"}},
+                                         {"acl_groups", "grp"},
+                                         {"acl", {{"principals", json::array()}}}}})}};
     REQUIRE(run_sluice({"source", "add", "docs", "--type", "sqlite", "--index", "kb", "--config",
                         config.dump(), "--data-dir", data.string()})
                 .first == 0);

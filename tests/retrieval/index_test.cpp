@@ -143,6 +143,29 @@ TEST_CASE("bad queries and bad documents are refused") {
     CHECK(index->stats().documents == 0);
 }
 
+TEST_CASE("a key, text, title, uri or metadata value that is not UTF-8 is refused") {
+    TempDir dir("index-utf8");
+    auto index = create(dir, small_settings());
+    auto refused = [&](const Document& document) {
+        const sluice::Status status = index->upsert({document}).status();
+        return status.code() == StatusCode::kInvalidArgument &&
+               status.message().find("not valid UTF-8") != std::string::npos &&
+               status.message().find('\xff') == std::string::npos;
+    };
+    CHECK(refused(doc("bad\xff", "text", everyone())));
+    CHECK(refused(doc("k", "caf\xe9 au lait", everyone())));
+    Document titled = doc("k", "text", everyone());
+    titled.title = "t\xff";
+    CHECK(refused(titled));
+    Document located = doc("k", "text", everyone());
+    located.uri = "file:///\xff";
+    CHECK(refused(located));
+    CHECK(refused(doc("k", "text", everyone(), {{"path", std::string("a\xff.txt")}})));
+    CHECK(index->stats().documents == 0);
+    REQUIRE(index->upsert({doc("k", "caf\u00e9 au lait \ufffd", everyone())}).ok());
+    CHECK(index->stats().documents == 1);
+}
+
 TEST_CASE("metadata may not take the names of built-in fields, nor names no filter can name") {
     TempDir dir("index-metadata-names");
     auto index = create(dir, small_settings());

@@ -418,33 +418,14 @@ Result<ChatRequest> parse_chat_request(const json& body) {
     if (!body.is_object()) {
         return bad("request body", "a JSON object", body);
     }
-    SLUICE_RETURN_IF_ERROR(check_keys(body,
-                                      {"model",
-                                       "messages",
-                                       "n",
-                                       "temperature",
-                                       "top_p",
-                                       "max_tokens",
-                                       "max_completion_tokens",
-                                       "stop",
-                                       "seed",
-                                       "presence_penalty",
-                                       "frequency_penalty",
-                                       "logprobs",
-                                       "top_logprobs",
-                                       "logit_bias",
-                                       "user",
-                                       "stream",
-                                       "stream_options",
-                                       "response_format",
-                                       "tools",
-                                       "tool_choice",
-                                       "parallel_tool_calls",
-                                       "top_k",
-                                       "min_p",
-                                       "repetition_penalty",
-                                       "skip_special_tokens"},
-                                      {"metadata", "store", "service_tier"}));
+    SLUICE_RETURN_IF_ERROR(check_keys(
+        body,
+        {"model", "messages", "n", "temperature", "top_p", "max_tokens", "max_completion_tokens",
+         "stop", "seed", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
+         "logit_bias", "user", "stream", "stream_options", "response_format", "tools",
+         "tool_choice", "parallel_tool_calls", "top_k", "min_p", "repetition_penalty",
+         "skip_special_tokens"},
+        {"metadata", "store", "service_tier"}));
     ChatRequest request;
     SLUICE_RETURN_IF_ERROR(parse_common(body, false, request.params));
     SLUICE_RETURN_IF_ERROR(parse_response_format(body, request));
@@ -501,29 +482,13 @@ Result<CompletionRequest> parse_completion_request(const json& body) {
     if (!body.is_object()) {
         return bad("request body", "a JSON object", body);
     }
-    SLUICE_RETURN_IF_ERROR(check_keys(body,
-                                      {"model",
-                                       "prompt",
-                                       "n",
-                                       "temperature",
-                                       "top_p",
-                                       "max_tokens",
-                                       "stop",
-                                       "seed",
-                                       "presence_penalty",
-                                       "frequency_penalty",
-                                       "logprobs",
-                                       "logit_bias",
-                                       "user",
-                                       "stream",
-                                       "stream_options",
-                                       "echo",
-                                       "best_of",
-                                       "top_k",
-                                       "min_p",
-                                       "repetition_penalty",
-                                       "skip_special_tokens"},
-                                      {"metadata", "store", "service_tier"}));
+    SLUICE_RETURN_IF_ERROR(check_keys(
+        body,
+        {"model", "prompt", "n", "temperature", "top_p", "max_tokens", "stop", "seed",
+         "presence_penalty", "frequency_penalty", "logprobs", "logit_bias", "user", "stream",
+         "stream_options", "echo", "best_of", "top_k", "min_p", "repetition_penalty",
+         "skip_special_tokens"},
+        {"metadata", "store", "service_tier"}));
     CompletionRequest request;
     SLUICE_RETURN_IF_ERROR(parse_common(body, true, request.params));
     if (!request.params.max_tokens) {

@@ -1,6 +1,7 @@
 #include "connectors/sqlite_source.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <optional>
 
 #include "common/log.h"
@@ -260,6 +261,41 @@ Status install_capture(sqlite3* db, const std::vector<detail::ResolvedTable>& ta
     return txn.commit();
 }
 
+// The `_sluice_*` objects in the database, triggers first (they name the change table).
+Result<std::vector<std::string>> capture_objects(sqlite3* db) {
+    SLUICE_ASSIGN_OR_RETURN(
+        Stmt stmt,
+        detail::prepare(db,
+                        "SELECT type, name FROM sqlite_master WHERE (type = 'trigger' AND name "
+                        "LIKE '\\_sluice\\_%' ESCAPE '\\') OR (type = 'table' AND name IN "
+                        "('_sluice_changes', '_sluice_state')) ORDER BY type = 'table', name"));
+    std::vector<std::string> objects;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+        objects.push_back(detail::column_text(stmt.get(), 0) + " " +
+                          detail::column_text(stmt.get(), 1));
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_error(db, "listing change capture objects");
+    }
+    return objects;
+}
+
+// "trigger x" -> DROP TRIGGER IF EXISTS "x";
+std::string drop_sql(const std::string& object) {
+    const std::size_t space = object.find(' ');
+    const std::string type = object.substr(0, space) == "trigger" ? "TRIGGER" : "TABLE";
+    return "DROP " + type + " IF EXISTS " + quote_identifier(object.substr(space + 1)) + ";";
+}
+
+Status drop_capture(sqlite3* db, const std::vector<std::string>& objects) {
+    SLUICE_ASSIGN_OR_RETURN(auto txn, detail::Transaction::begin(db, "IMMEDIATE"));
+    for (const std::string& object : objects) {
+        SLUICE_RETURN_IF_ERROR(detail::exec(db, drop_sql(object)));
+    }
+    return txn.commit();
+}
+
 ChangeEvent upsert_event(const detail::ResolvedTable& table, const Row& row, std::string key,
                          std::string offset) {
     ChangeEvent event;
@@ -371,6 +407,53 @@ Result<std::unique_ptr<SqliteSource>> SqliteSource::open(SqliteSourceConfig conf
         "installing change capture in '" + config.path + "'"));
     state->config = std::move(config);
     return std::make_unique<SqliteSource>(std::move(state));
+}
+
+CaptureRemoval remove_sqlite_capture(const std::string& path,
+                                     const std::vector<std::string>& tables) {
+    CaptureRemoval removal;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && !ec) {
+        return removal;
+    }
+    auto leave = [&](std::vector<std::string> objects, const Status& why) {
+        removal.left_behind = std::move(objects);
+        removal.reason = why.message();
+        for (const std::string& object : removal.left_behind) {
+            removal.cleanup_sql += drop_sql(object) + " ";
+        }
+        if (!removal.cleanup_sql.empty()) {
+            removal.cleanup_sql.pop_back();
+        }
+        return removal;
+    };
+    std::vector<std::string> expected;
+    for (const std::string& table : tables) {
+        for (const char* what : {"insert", "update", "delete"}) {
+            expected.push_back("trigger _sluice_" + table + "_" + what);
+        }
+    }
+    expected.push_back("table _sluice_changes");
+    expected.push_back("table _sluice_state");
+    auto db = detail::open_db(path, /*create=*/false);
+    if (!db) {
+        // Name what is there if the file can at least be read.
+        if (auto reader = detail::open_db(path, false, /*read_only=*/true)) {
+            if (auto found = capture_objects(reader->get())) {
+                return leave(std::move(*found), db.status());
+            }
+        }
+        return leave(std::move(expected), db.status());
+    }
+    auto found = capture_objects(db->get());
+    if (!found) {
+        return leave(std::move(expected), found.status());
+    }
+    if (Status dropped = drop_capture(db->get(), *found); !dropped.ok()) {
+        return leave(std::move(*found), dropped);
+    }
+    removal.dropped = std::move(*found);
+    return removal;
 }
 
 SqliteSource::SqliteSource(std::unique_ptr<detail::SqliteSourceState> state)

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -349,4 +350,72 @@ TEST_CASE("sqlite source: rows with a null key are reported, not keyed, and neve
         CHECK(resumed.errors.empty());
         CHECK(resumed.events.empty());  // nothing left to deliver; the deletes touch no key
     }
+}
+
+TEST_CASE("sqlite source: removing capture drops its triggers and tables in the database") {
+    Database database("");
+    database.exec("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)");
+    database.exec("CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT)");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"notes", {}}, {"tags", {}}};
+    {
+        auto source = SqliteSource::open(config);
+        REQUIRE(source.ok());
+        database.exec("INSERT INTO notes VALUES (1, 'a')");
+    }
+    const std::string installed =
+        "SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sluice\\_%' ESCAPE '\\'";
+    CHECK(database.count(installed) == 8);
+
+    SUBCASE("dropped in one transaction; later writes are not logged") {
+        CaptureRemoval removal = remove_sqlite_capture(database.path, {"notes", "tags"});
+        CHECK(removal.left_behind.empty());
+        CHECK(removal.dropped.size() == 8);
+        CHECK(removal.dropped.back() == "table _sluice_state");
+        CHECK(database.count(installed) == 0);
+        database.exec("INSERT INTO notes VALUES (2, 'b')");  // no trigger, no change table
+        CHECK(database.count("SELECT count(*) FROM notes") == 2);
+        // Nothing left: removing again drops nothing and reports nothing.
+        removal = remove_sqlite_capture(database.path, {"notes", "tags"});
+        CHECK(removal.dropped.empty());
+        CHECK(removal.left_behind.empty());
+    }
+
+    SUBCASE("a database that cannot be written: the objects are named with their cleanup") {
+        database.exec("BEGIN EXCLUSIVE");  // another writer holds the database
+        CaptureRemoval removal = remove_sqlite_capture(database.path, {"notes", "tags"});
+        database.exec("ROLLBACK");
+        CHECK(removal.dropped.empty());
+        CHECK(removal.left_behind.size() == 8);
+        CHECK(std::find(removal.left_behind.begin(), removal.left_behind.end(),
+                        "trigger _sluice_notes_insert") != removal.left_behind.end());
+        CHECK_FALSE(removal.reason.empty());
+        CHECK(removal.cleanup_sql.find("DROP TABLE IF EXISTS \"_sluice_changes\";") !=
+              std::string::npos);
+        CHECK(database.count(installed) == 8);
+        // The statements it names remove them.
+        database.exec(removal.cleanup_sql);
+        CHECK(database.count(installed) == 0);
+    }
+
+    SUBCASE("a database file that is gone has nothing to remove") {
+        std::filesystem::remove(database.path);
+        CaptureRemoval removal = remove_sqlite_capture(database.path, {"notes"});
+        CHECK(removal.dropped.empty());
+        CHECK(removal.left_behind.empty());
+    }
+}
+
+TEST_CASE("sqlite source: an open that fails installs no capture") {
+    Database database("");
+    database.exec("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)");
+    database.exec("CREATE VIEW recent AS SELECT * FROM notes");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"notes", {}}, {"recent", {}}};
+    config.tables[1].mapping.key = "id";
+    CHECK_FALSE(SqliteSource::open(config).ok());
+    CHECK(database.count("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sluice\\_%' "
+                         "ESCAPE '\\'") == 0);
 }

@@ -24,6 +24,10 @@ struct ResolvedTable {
     std::string next_page_sql;
     std::string row_sql;
     std::string null_keys_sql;        // counts rows without a key; empty for rowid keys
+    // Keys on more than one row, and the rows of one key; empty when the key is unique (the
+    // primary key, rowid, a unique index on the column alone).
+    std::string duplicate_keys_sql;
+    std::string key_rows_sql;
     std::vector<std::string> mapped;  // the columns the mapping reads (checked on every row)
 };
 
@@ -133,6 +137,27 @@ Row read_row(sqlite3_stmt* stmt) {
     return row;
 }
 
+// Whether no two rows can share the key: rowid, the single-column primary key, or a column with
+// a unique index of its own (not partial).
+Result<bool> key_is_unique(sqlite3* db, const std::string& table, const std::string& key,
+                           const std::vector<std::string>& pk) {
+    if (key == "rowid" || (pk.size() == 1 && pk[0] == key)) {
+        return true;
+    }
+    SLUICE_ASSIGN_OR_RETURN(
+        Stmt stmt,
+        detail::prepare(db,
+                        "SELECT count(*) FROM pragma_index_list(?1) AS l WHERE l.\"unique\" "
+                        "AND NOT l.partial AND (SELECT count(*) FROM pragma_index_info(l.name)) "
+                        "= 1 AND (SELECT name FROM pragma_index_info(l.name)) = ?2"));
+    detail::bind_text(stmt.get(), 1, table);
+    detail::bind_text(stmt.get(), 2, key);
+    if (sqlite3_step(stmt.get()) != SQLITE_ROW) {
+        return detail::sqlite_error(db, "reading indexes of table '" + table + "'");
+    }
+    return sqlite3_column_int64(stmt.get(), 0) > 0;
+}
+
 // Resolves the key column (explicit, "rowid", or the single-column primary key) and checks that
 // every mapped column exists.
 Result<detail::ResolvedTable> resolve_table(sqlite3* db, const SqliteTableConfig& config) {
@@ -195,16 +220,29 @@ Result<detail::ResolvedTable> resolve_table(sqlite3* db, const SqliteTableConfig
     const std::string from = " FROM " + quote_identifier(config.table);
     const std::string select = "SELECT *, " + table.key_sql + " AS " +
                                std::string(kRowKeyAlias) + from;
-    const std::string order = " ORDER BY " + table.key_sql + " LIMIT ?2";
+    SLUICE_ASSIGN_OR_RETURN(const bool unique, key_is_unique(db, config.table, key, pk));
+    // A key on several rows names one document: the first of its rows by rowid (a WITHOUT ROWID
+    // table has none: the first as the key's order leaves them). Pages order each key's rows so
+    // that the page loop keeps the first and passes the others.
+    const bool by_rowid = !unique && detail::prepare(db, "SELECT rowid" + from + " LIMIT 0").ok();
+    const std::string order =
+        " ORDER BY " + table.key_sql + (by_rowid ? ", rowid" : "") + " LIMIT ?2";
     // A row whose key column is null has no key and cannot be a document: the pages leave such
     // rows out (a null `after` would otherwise restart the table at its first page forever) and
     // the snapshot reports them once the table's keyed rows are read.
     table.first_page_sql =
         select + " WHERE ?1 IS NULL AND " + table.key_sql + " IS NOT NULL" + order;
     table.next_page_sql = select + " WHERE " + table.key_sql + " > ?1" + order;
-    table.row_sql = select + " WHERE " + table.key_sql + " = ?1";
+    table.row_sql = select + " WHERE " + table.key_sql + " = ?1" +
+                    (by_rowid ? " ORDER BY rowid LIMIT 1" : " LIMIT 1");
     if (table.key_sql != "rowid") {
         table.null_keys_sql = "SELECT count(*)" + from + " WHERE " + table.key_sql + " IS NULL";
+    }
+    if (!unique) {
+        table.duplicate_keys_sql = "SELECT " + table.key_sql + ", count(*)" + from + " WHERE " +
+                                   table.key_sql + " IS NOT NULL GROUP BY " + table.key_sql +
+                                   " HAVING count(*) > 1 ORDER BY " + table.key_sql;
+        table.key_rows_sql = "SELECT count(*)" + from + " WHERE " + table.key_sql + " = ?1";
     }
     return table;
 }
@@ -336,6 +374,32 @@ std::string null_keys_error(const detail::ResolvedTable& table, std::int64_t row
 }
 
 // Rows of `table` whose key is null (0 for rowid keys, which are never null).
+std::string duplicate_key_error(const detail::ResolvedTable& table, const std::string& key,
+                                std::int64_t rows) {
+    return "key '" + key + "' of table '" + table.name + "' is on " + std::to_string(rows) +
+           " rows (column '" + table.mapping.key + "' is not unique); the first by rowid is its " +
+           "document, the other " + std::to_string(rows - 1) + " row(s) are left out";
+}
+
+// One error record per key of `table` that is on more than one row.
+Status report_duplicate_keys(sqlite3* db, const detail::ResolvedTable& table, Batch& batch) {
+    if (table.duplicate_keys_sql.empty()) {
+        return Status();
+    }
+    SLUICE_ASSIGN_OR_RETURN(Stmt stmt, detail::prepare(db, table.duplicate_keys_sql));
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+        const std::string key = json_scalar_text(detail::column_json(stmt.get(), 0));
+        batch.errors.push_back(ErrorRecord{
+            table.name, duplicate_key_error(table, key, sqlite3_column_int64(stmt.get(), 1)),
+            "snapshot:" + table.name});
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_error(db, "finding repeated keys of '" + table.name + "'");
+    }
+    return Status();
+}
+
 Result<std::int64_t> null_key_rows(sqlite3* db, const detail::ResolvedTable& table) {
     if (table.null_keys_sql.empty()) {
         return std::int64_t{0};
@@ -509,6 +573,10 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
         int rc = SQLITE_ROW;
         while ((rc = sqlite3_step(page.get())) == SQLITE_ROW) {
             Row row = read_row(page.get());
+            ++got;
+            if (!position.after.is_null() && row.values.back() == position.after) {
+                continue;  // a later row of a repeated key, reported at the table's end
+            }
             std::string key = json_scalar_text(row.values.back());
             const std::string offset = "snapshot:" + table.name + "/" + key;
             if (auto missing = missing_column(table, row)) {
@@ -522,7 +590,6 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
                 batch.events.push_back(upsert_event(table, row, key, offset));
             }
             position.after = row.values.back();
-            ++got;
         }
         if (batch.paused) {
             break;
@@ -532,9 +599,13 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
         }
         if (got < want) {
             SLUICE_ASSIGN_OR_RETURN(std::int64_t unkeyed, null_key_rows(db, table));
+            const std::size_t errors_before = batch.errors.size();
             if (unkeyed > 0) {
                 batch.errors.push_back(ErrorRecord{table.name, null_keys_error(table, unkeyed),
                                                    "snapshot:" + table.name});
+            }
+            SLUICE_RETURN_IF_ERROR(report_duplicate_keys(db, table, batch));
+            if (batch.errors.size() > errors_before) {
                 if (state_->config.on_error == ErrorPolicy::kPause) {
                     batch.paused = true;  // the table's keyed rows stay delivered
                     break;
@@ -579,7 +650,21 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
                 continue;
             }
             const std::string key = json_scalar_text(detail::column_json(changes.get(), 3));
-            if (op == "U") {
+            if (!table->key_rows_sql.empty()) {
+                // A key that may repeat: its document is its first row, whichever row changed,
+                // so a delete of one of its rows upserts the next; a repeated key is reported
+                // whatever the policy (the change is delivered all the same).
+                SLUICE_ASSIGN_OR_RETURN(Stmt count, detail::prepare(db, table->key_rows_sql));
+                sqlite3_bind_value(count.get(), 1, sqlite3_column_value(changes.get(), 3));
+                if (sqlite3_step(count.get()) != SQLITE_ROW) {
+                    return detail::sqlite_error(db, "counting '" + tbl + "' rows of key " + key);
+                }
+                if (const std::int64_t rows = sqlite3_column_int64(count.get(), 0); rows > 1) {
+                    batch.errors.push_back(
+                        ErrorRecord{tbl, duplicate_key_error(*table, key, rows), offset});
+                }
+            }
+            if (op == "U" || !table->key_rows_sql.empty()) {
                 auto prepared = detail::prepare(db, table->row_sql);
                 if (!prepared.ok()) {
                     batch.errors.push_back(ErrorRecord{tbl + "/" + key,

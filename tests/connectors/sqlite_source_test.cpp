@@ -419,3 +419,106 @@ TEST_CASE("sqlite source: an open that fails installs no capture") {
     CHECK(database.count("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sluice\\_%' "
                          "ESCAPE '\\'") == 0);
 }
+
+TEST_CASE("sqlite source: a key on several rows is reported; its first row by rowid is kept") {
+    Database database("northwind/northwind.sqlite");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"Customers", {}}};
+    config.tables[0].mapping.key = "Country";
+    config.tables[0].mapping.text = {"CompanyName"};
+    const auto rows = database.count("SELECT count(*) FROM Customers");
+    const auto countries = database.count("SELECT count(DISTINCT Country) FROM Customers");
+    const auto repeated = database.count(
+        "SELECT count(*) FROM (SELECT Country FROM Customers GROUP BY Country "
+        "HAVING count(*) > 1)");
+    REQUIRE(rows > countries);
+    REQUIRE(repeated > 0);
+    auto first_company = [&](const std::string& country) {
+        auto stmt = detail::prepare(
+            database.db.get(), "SELECT CompanyName FROM Customers WHERE Country = '" + country +
+                                   "' ORDER BY rowid LIMIT 1");
+        REQUIRE(stmt.ok());
+        REQUIRE(sqlite3_step(stmt->get()) == SQLITE_ROW);
+        return detail::column_text(stmt->get(), 0);
+    };
+
+    SUBCASE("skip: one document per key, one record per repeated key") {
+        auto source = SqliteSource::open(config);
+        REQUIRE(source.ok());
+        // Small pages: a key's rows straddle page boundaries.
+        auto snapshot = drain(**source, "", 4);
+        std::map<std::string, std::string> state;
+        sluice::testing::apply(state, snapshot.events);
+        CHECK(snapshot.events.size() == static_cast<std::size_t>(countries));
+        CHECK(state.size() == static_cast<std::size_t>(countries));
+        CHECK(state["Customers/Germany"] == first_company("Germany"));
+        CHECK(state["Customers/USA"] == first_company("USA"));
+        REQUIRE(snapshot.errors.size() == static_cast<std::size_t>(repeated));
+        for (const auto& error : snapshot.errors) {
+            CHECK(error.key == "Customers");
+            CHECK(error.offset == "snapshot:Customers");
+        }
+        const auto germany = database.count(
+            "SELECT count(*) FROM Customers "
+            "WHERE Country = 'Germany'");
+        bool named = false;
+        for (const auto& error : snapshot.errors) {
+            named =
+                named || error.message.find("key 'Germany' of table 'Customers' is on " +
+                                            std::to_string(germany) + " rows") != std::string::npos;
+        }
+        CHECK(named);
+
+        // Changes: deleting a key's first row makes the next its document; a new row under a
+        // key already taken is reported and changes no document; a new key is a document.
+        const std::string old_first = first_company("Germany");
+        database.exec(
+            "DELETE FROM Customers WHERE rowid = (SELECT min(rowid) FROM Customers "
+            "WHERE Country = 'Germany')");
+        database.exec(
+            "INSERT INTO Customers(CustomerID, CompanyName, Country) "
+            "VALUES ('ZZZZZ', 'Late Comer', 'USA')");
+        database.exec(
+            "INSERT INTO Customers(CustomerID, CompanyName, Country) "
+            "VALUES ('YYYYY', 'Only One', 'Atlantis')");
+        auto changes = drain(**source, snapshot.checkpoint, 100);
+        sluice::testing::apply(state, changes.events);
+        CHECK(state["Customers/Germany"] != old_first);
+        CHECK(state["Customers/Germany"] == first_company("Germany"));
+        CHECK(state["Customers/USA"] == first_company("USA"));
+        CHECK(state["Customers/Atlantis"] == "Only One");
+        REQUIRE(changes.errors.size() == 2);  // Germany still repeats, USA repeats
+        CHECK(changes.errors[0].key == "Customers");
+        CHECK(changes.errors[0].offset == "seq:1");
+        CHECK(changes.errors[1].message.find("key 'USA'") != std::string::npos);
+
+        // The consumer's state equals a fresh snapshot.
+        auto fresh = SqliteSource::open(config);
+        REQUIRE(fresh.ok());
+        CHECK(state == snapshot_state(**fresh));
+    }
+
+    SUBCASE("pause: the snapshot holds at the table until its keys are unique") {
+        config.on_error = ErrorPolicy::kPause;
+        auto source = SqliteSource::open(config);
+        REQUIRE(source.ok());
+        auto first = (*source)->poll("", PollOptions{1000});
+        REQUIRE(first.ok());
+        CHECK(first->paused);
+        CHECK(first->events.size() == static_cast<std::size_t>(countries));
+        CHECK(first->errors.size() == static_cast<std::size_t>(repeated));
+    }
+
+    SUBCASE("a unique index on the key column is trusted: no check") {
+        database.exec("CREATE TABLE codes(code TEXT UNIQUE, body TEXT)");
+        database.exec("INSERT INTO codes VALUES ('a', 'x'), ('b', 'y')");
+        config.tables = {{"codes", {}}};
+        config.tables[0].mapping.key = "code";
+        auto source = SqliteSource::open(config);
+        REQUIRE(source.ok());
+        auto snapshot = drain(**source, "", 1);
+        CHECK(snapshot.events.size() == 2);
+        CHECK(snapshot.errors.empty());
+    }
+}

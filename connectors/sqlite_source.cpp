@@ -1,5 +1,7 @@
 #include "connectors/sqlite_source.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <optional>
@@ -35,6 +37,7 @@ struct SqliteSourceState {
     SqliteSourceConfig config;
     Db db;
     std::vector<ResolvedTable> tables;
+    std::string file_id;              // "<st_dev>:<st_ino>" of the file `db` has open
     std::int64_t last_seen_seq = -1;  // for wait()
 };
 
@@ -51,6 +54,7 @@ struct Position {
     json after = nullptr;     // snapshot: last key delivered in that table
     std::int64_t seq = 0;     // changes: last seq delivered
     bool start = false;       // "": nothing yet
+    std::string file;         // the database file's identity; empty in older checkpoints
 };
 
 Result<Position> parse_position(std::string_view checkpoint) {
@@ -66,6 +70,12 @@ Result<Position> parse_position(std::string_view checkpoint) {
     };
     if (!value.is_object() || value.value("v", 0) != 1) {
         return bad();
+    }
+    if (value.contains("file")) {
+        if (!value["file"].is_string()) {
+            return bad();
+        }
+        position.file = value["file"].get<std::string>();
     }
     if (value.contains("seq")) {
         if (!value["seq"].is_number_integer()) {
@@ -92,6 +102,9 @@ std::string format_position(const Position& position) {
                      {"after", position.after}};
     } else {
         value = json{{"v", 1}, {"seq", position.seq}};
+    }
+    if (!position.file.empty()) {
+        value["file"] = position.file;
     }
     // ensure_ascii keeps checkpoints printable whatever the keys hold.
     return value.dump(-1, ' ', true, json::error_handler_t::replace);
@@ -123,6 +136,16 @@ Result<std::int64_t> read_state(sqlite3* db, std::string_view name) {
         return std::int64_t{0};
     }
     return detail::sqlite_error(db, "reading _sluice_state");
+}
+
+// The identity of the file at `path` now: a file replaced by rename has another one. Empty when
+// it cannot be read (gone for the moment).
+std::string file_identity(const std::string& path) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) {
+        return "";
+    }
+    return std::to_string(info.st_dev) + ":" + std::to_string(info.st_ino);
 }
 
 Row read_row(sqlite3_stmt* stmt) {
@@ -456,20 +479,53 @@ json to_json(const SqliteSourceConfig& config) {
                 {"on_error", error_policy_name(config.on_error)}};
 }
 
+namespace {
+
+// Opens the database file at config.path as it is now, resolves the tables and installs capture
+// into `state` (db, tables, file_id); `state` is left as it was on failure.
+Status open_database(const SqliteSourceConfig& config, detail::SqliteSourceState& state) {
+    // Taken before opening: a rename in between makes the identity the old file's, and the next
+    // poll opens the new one again.
+    std::string file_id = file_identity(config.path);
+    SLUICE_ASSIGN_OR_RETURN(Db db, detail::open_db(config.path, /*create=*/false));
+    std::vector<detail::ResolvedTable> tables;
+    for (const SqliteTableConfig& table : config.tables) {
+        SLUICE_ASSIGN_OR_RETURN(detail::ResolvedTable resolved, resolve_table(db.get(), table));
+        tables.push_back(std::move(resolved));
+    }
+    SLUICE_RETURN_IF_ERROR(install_capture(db.get(), tables)
+                               .with_context("installing change capture in '" + config.path + "'"));
+    state.db = std::move(db);
+    state.tables = std::move(tables);
+    state.file_id = std::move(file_id);
+    state.last_seen_seq = -1;
+    return Status();
+}
+
+// A database file replaced by rename (a restored backup, a tool that writes a copy and renames
+// it over the original) is another file: the open handle still reads the deleted one. Opens the
+// file the path names now; checkpoints of the old file then fail with kFailedPrecondition.
+Status follow_replaced_file(detail::SqliteSourceState& state) {
+    const std::string now = file_identity(state.config.path);
+    if (now.empty() || now == state.file_id) {
+        return Status();
+    }
+    const std::string before = state.file_id;
+    SLUICE_RETURN_IF_ERROR(
+        open_database(state.config, state)
+            .with_context("reopening the replaced sqlite database '" + state.config.path + "'"));
+    log::info("connectors.sqlite",
+              "database file replaced; reopened, capture installed in the new file, re-snapshot",
+              {{"path", state.config.path}, {"file_before", before}, {"file", state.file_id}});
+    return Status();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SqliteSource>> SqliteSource::open(SqliteSourceConfig config) {
     auto state = std::make_unique<detail::SqliteSourceState>();
-    SLUICE_ASSIGN_OR_RETURN(state->db, detail::open_db(config.path, /*create=*/false));
-    sqlite3* db = state->db.get();
-    for (const SqliteTableConfig& table : config.tables) {
-        auto resolved = resolve_table(db, table);
-        if (!resolved) {
-            return resolved.status();
-        }
-        state->tables.push_back(std::move(*resolved));
-    }
-    SLUICE_RETURN_IF_ERROR(install_capture(db, state->tables).with_context(
-        "installing change capture in '" + config.path + "'"));
     state->config = std::move(config);
+    SLUICE_RETURN_IF_ERROR(open_database(state->config, *state));
     return std::make_unique<SqliteSource>(std::move(state));
 }
 
@@ -527,6 +583,15 @@ SqliteSource::~SqliteSource() = default;
 
 Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions& options) {
     SLUICE_ASSIGN_OR_RETURN(Position position, parse_position(checkpoint));
+    SLUICE_RETURN_IF_ERROR(follow_replaced_file(*state_));
+    if (!position.file.empty() && position.file != state_->file_id) {
+        return failed_precondition("sqlite database '" + state_->config.path +
+                                   "' was replaced (file " + position.file + ", now " +
+                                   state_->file_id +
+                                   "); its changes do not follow the checkpoint, start again "
+                                   "from \"\"");
+    }
+    position.file = state_->file_id;
     sqlite3* db = state_->db.get();
     const std::size_t limit = std::max<std::size_t>(options.max_events, 1);
     Batch batch;
@@ -546,7 +611,7 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
     }
     while (position.snapshot && batch.events.size() < limit) {
         if (position.table >= state_->tables.size()) {
-            position = Position{.snapshot = false, .seq = position.hw};
+            position = Position{.snapshot = false, .seq = position.hw, .file = position.file};
             break;
         }
         const detail::ResolvedTable& table = state_->tables[position.table];
@@ -723,6 +788,9 @@ Status SqliteSource::acknowledge(std::string_view checkpoint) {
     if (position.start) {
         return Status();
     }
+    if (!position.file.empty() && position.file != state_->file_id) {
+        return Status();  // seqs of a replaced file: nothing of the open one to release
+    }
     const std::int64_t seq = position.snapshot ? position.hw : position.seq;
     sqlite3* db = state_->db.get();
     SLUICE_ASSIGN_OR_RETURN(auto txn, detail::Transaction::begin(db, "IMMEDIATE"));
@@ -751,6 +819,10 @@ Result<bool> SqliteSource::wait(std::chrono::milliseconds timeout) {
         SLUICE_ASSIGN_OR_RETURN(state_->last_seen_seq, current_seq(state_->db.get()));
     }
     while (true) {
+        if (const std::string now = file_identity(state_->config.path);
+            !now.empty() && now != state_->file_id) {
+            return true;  // replaced: the next poll opens the new file
+        }
         SLUICE_ASSIGN_OR_RETURN(const std::int64_t seq, current_seq(state_->db.get()));
         if (seq != state_->last_seen_seq) {
             state_->last_seen_seq = seq;
@@ -779,6 +851,7 @@ void SqliteSource::wake() {
 }
 
 Result<json> SqliteSource::status() {
+    SLUICE_RETURN_IF_ERROR(follow_replaced_file(*state_));
     sqlite3* db = state_->db.get();
     SLUICE_ASSIGN_OR_RETURN(const std::int64_t seq, current_seq(db));
     SLUICE_ASSIGN_OR_RETURN(const std::int64_t acknowledged, read_state(db, "acknowledged_seq"));

@@ -19,6 +19,11 @@
 // converges on the database's state. A change row is turned into an event by reading the row as
 // it is at poll time: 'U' for a row that no longer exists becomes a delete.
 //
+// Checkpoints also carry "file": the database file's identity (st_dev:st_ino). Each poll, wait()
+// and status() compare the path's identity with the open file's; a file replaced by rename is
+// opened again (capture installed in it, logged), and polling from a checkpoint of the old file
+// is kFailedPrecondition (start again from "").
+//
 // Keys are "<table>/<key value>". Offsets are "snapshot:<table>/<key>" and "seq:<S>".
 //
 // acknowledge() deletes change rows up to the acknowledged seq (when prune_acknowledged) and

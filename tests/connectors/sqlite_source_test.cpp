@@ -522,3 +522,53 @@ TEST_CASE("sqlite source: a key on several rows is reported; its first row by ro
         CHECK(snapshot.errors.empty());
     }
 }
+
+TEST_CASE("sqlite source: a database file replaced by rename is opened again and re-snapshot") {
+    Database database("");
+    database.exec("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)");
+    database.exec("INSERT INTO notes VALUES (1, 'one'), (2, 'two')");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"notes", {}}};
+    config.tables[0].mapping.text = {"body"};
+    auto source = SqliteSource::open(config);
+    REQUIRE(source.ok());
+    auto snapshot = drain(**source, "", 100, /*acknowledge=*/true);
+    CHECK(snapshot.events.size() == 2);
+
+    // cp db new && edit new && mv new db, as a restore or an atomic writer does.
+    const std::string replacement = (database.dir.path / "new.sqlite").string();
+    std::filesystem::copy_file(database.path, replacement);
+    {
+        auto edit = detail::open_db(replacement, /*create=*/false);
+        REQUIRE(edit.ok());
+        REQUIRE(detail::exec(edit->get(),
+                             "DELETE FROM notes WHERE id = 1; "
+                             "INSERT INTO notes VALUES (3, 'three')")
+                    .ok());
+    }
+    std::filesystem::rename(replacement, database.path);
+
+    auto woke = (*source)->wait(std::chrono::seconds(10));
+    REQUIRE(woke.ok());
+    CHECK(*woke);
+    // The old file's checkpoint cannot be followed: the consumer starts again from "".
+    auto stale = (*source)->poll(snapshot.checkpoint, {});
+    CHECK(stale.status().code() == StatusCode::kFailedPrecondition);
+    CHECK(stale.status().message().find("replaced") != std::string::npos);
+    CHECK((*source)->acknowledge(snapshot.checkpoint).ok());
+    auto again = drain(**source, "", 100, /*acknowledge=*/true);
+    std::map<std::string, std::string> state;
+    sluice::testing::apply(state, again.events);
+    CHECK(state == std::map<std::string, std::string>{{"notes/2", "two"}, {"notes/3", "three"}});
+
+    // Capture is in the new file: its later changes reach the source.
+    auto writer = detail::open_db(database.path, /*create=*/false);
+    REQUIRE(writer.ok());
+    REQUIRE(detail::exec(writer->get(), "UPDATE notes SET body = 'TWO' WHERE id = 2").ok());
+    auto changes = drain(**source, again.checkpoint, 100);
+    // (The copy kept the triggers, so the edits made in it are its seqs 1 and 2.)
+    CHECK(describe(changes.events) == std::vector<std::string>{"upsert notes/2 @seq:3"});
+    REQUIRE(changes.events.size() == 1);
+    CHECK(changes.events[0].document.text == "TWO");
+}

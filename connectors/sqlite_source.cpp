@@ -187,6 +187,20 @@ Result<detail::ResolvedTable> resolve_table(sqlite3* db, const SqliteTableConfig
     detail::ResolvedTable table;
     table.name = config.table;
     table.mapping = config.mapping;
+    {
+        // Capture is triggers AFTER INSERT/UPDATE/DELETE, which SQLite allows on tables only.
+        SLUICE_ASSIGN_OR_RETURN(Stmt kind,
+                                detail::prepare(db,
+                                                "SELECT type FROM sqlite_master WHERE name = ?1 "
+                                                "COLLATE NOCASE AND type IN ('table', 'view')"));
+        detail::bind_text(kind.get(), 1, config.table);
+        if (sqlite3_step(kind.get()) == SQLITE_ROW &&
+            detail::column_text(kind.get(), 0) == "view") {
+            return invalid_argument("sqlite table '" + config.table +
+                                    "' is a view: views are not supported as sources (only "
+                                    "tables), since changes to them cannot be captured");
+        }
+    }
     SLUICE_ASSIGN_OR_RETURN(
         Stmt info, detail::prepare(db, "SELECT name, pk FROM pragma_table_info(?)"));
     detail::bind_text(info.get(), 1, config.table);

@@ -572,3 +572,20 @@ TEST_CASE("sqlite source: a database file replaced by rename is opened again and
     REQUIRE(changes.events.size() == 1);
     CHECK(changes.events[0].document.text == "TWO");
 }
+
+TEST_CASE("sqlite source: a view is refused as invalid_argument before anything is installed") {
+    Database database("northwind/northwind.sqlite");
+    database.exec(
+        "CREATE VIEW german_customers AS SELECT * FROM Customers "
+        "WHERE Country = 'Germany'");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"german_customers", {}}};
+    config.tables[0].mapping.key = "CustomerID";
+    auto opened = SqliteSource::open(config);
+    CHECK(opened.status().code() == StatusCode::kInvalidArgument);
+    CHECK(opened.status().message().find("'german_customers' is a view") != std::string::npos);
+    CHECK(opened.status().message().find("views are not supported") != std::string::npos);
+    CHECK(database.count("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sluice\\_%' "
+                         "ESCAPE '\\'") == 0);
+}

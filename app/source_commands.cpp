@@ -318,7 +318,8 @@ int run_bind(const SourceOptions& options) {
     if (!registry) {
         return fail(registry.status());
     }
-    if (auto definition = (*registry)->get(options.name); !definition) {
+    auto definition = (*registry)->get(options.name);
+    if (!definition) {
         return fail(definition.status());
     }
     auto gov = governance::Governance::open(options.data_dir);
@@ -410,7 +411,8 @@ int run_remove(const SourceOptions& options) {
     if (!gov) {
         return fail(gov.status());
     }
-    if (auto definition = (*registry)->get(options.name); !definition) {
+    auto definition = (*registry)->get(options.name);
+    if (!definition) {
         return fail(definition.status());
     }
     // The definition first, then the object: a running server's reconcile in between sees an
@@ -430,6 +432,14 @@ int run_remove(const SourceOptions& options) {
     }
     if (Status unstaged = unstage_binding(options.data_dir, options.name); !unstaged.ok()) {
         return fail(unstaged);
+    }
+    // The definition is gone, so no server re-installs capture after this.
+    json released = connectors::release_source(*definition);
+    if (!released.empty()) {
+        std::cerr << "source '" << options.name << "' removed, but its change capture is left in "
+                  << "its database (" << released["reason"].get<std::string>()
+                  << "): " << released["left_behind"].dump()
+                  << "; remove it with: " << released["cleanup_sql"].get<std::string>() << "\n";
     }
     return 0;
 }

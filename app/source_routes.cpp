@@ -62,16 +62,11 @@ void add_source_routes(HttpServer& server, governance::Governance& gov, SyncServ
                      }
                      answer(res, info, sync.alter(context_of(info), req.matches[1].str(), *body));
                  });
-    server.route("DELETE", kSourcePath,
-                 [&sync](const RequestInfo& info, const httplib::Request& req,
-                         httplib::Response& res) {
-                     Status removed = sync.remove(context_of(info), req.matches[1].str());
-                     if (!removed.ok()) {
-                         send_status(res, removed, info.request_id);
-                         return;
-                     }
-                     send_json(res, json::object());
-                 });
+    server.route(
+        "DELETE", kSourcePath,
+        [&sync](const RequestInfo& info, const httplib::Request& req, httplib::Response& res) {
+            answer(res, info, sync.remove(context_of(info), req.matches[1].str()));
+        });
     // "Sync now": the source's sync polls at once instead of after its idle wait or backoff.
     server.route("POST", kSourcePath + "/sync",
                  [&gov, &sync](const RequestInfo& info, const httplib::Request& req,

@@ -463,7 +463,8 @@ Result<json> SyncService::alter(const governance::RequestContext& context,
     return describe(context, name);
 }
 
-Status SyncService::remove(const governance::RequestContext& context, const std::string& name) {
+Result<nlohmann::json> SyncService::remove(const governance::RequestContext& context,
+                                           const std::string& name) {
     auto object = find_source_object(gov_.store(), name);
     std::string securable = "source:" + name;
     if (object.ok()) {
@@ -488,13 +489,23 @@ Status SyncService::remove(const governance::RequestContext& context, const std:
         pushes_.erase(name);
     }
     sync.reset();  // stops its thread and closes the source before its state goes
+    auto definition = registry_->get(name);
     Status outcome = drop_source_object(gov_.store(), name);
     if (outcome.ok()) {
         outcome = registry_->remove(name);
     }
-    SLUICE_RETURN_IF_ERROR(audit_action(gov_, context, "source.remove", securable, outcome,
-                                        json{{"source", name}}.dump()));
-    return outcome;
+    json released = json::object();
+    if (outcome.ok() && definition.ok()) {
+        released = connectors::release_source(*definition);
+    }
+    json details = {{"source", name}};
+    if (!released.empty()) {
+        details["left_behind"] = released["left_behind"];
+    }
+    SLUICE_RETURN_IF_ERROR(
+        audit_action(gov_, context, "source.remove", securable, outcome, details.dump()));
+    SLUICE_RETURN_IF_ERROR(outcome);
+    return released;
 }
 
 Status SyncService::wake(const std::string& name) {

@@ -82,9 +82,13 @@ public:
     // body: {"index": "<index>" | null}.
     Result<nlohmann::json> alter(const governance::RequestContext& context,
                                  const std::string& name, const nlohmann::json& body);
-    // Stops the sync, drops the catalog object and the definition with its state. The index
-    // keeps the documents (drop or re-bind it deliberately).
-    Status remove(const governance::RequestContext& context, const std::string& name);
+    // Stops the sync, drops the catalog object and the definition with its state, then what the
+    // source installed outside it (connectors::release_source: a sqlite source's triggers and
+    // tables). The index keeps the documents (drop or re-bind it deliberately). Returns {} or,
+    // when the source's database could not be written, what was left there and how to remove
+    // it ({"left_behind", "reason", "cleanup_sql"}); the source is removed either way.
+    Result<nlohmann::json> remove(const governance::RequestContext& context,
+                                  const std::string& name);
     // MODIFY on the source (push, "sync now"), audited by the authorizer.
     Status authorize_write(const governance::RequestContext& context, const std::string& name);
 

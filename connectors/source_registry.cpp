@@ -7,6 +7,7 @@
 #include <ctime>
 #include <regex>
 
+#include "common/log.h"
 #include "connectors/detail/sqlite_util.h"
 #include "connectors/file_source.h"
 #include "connectors/postgres_source.h"
@@ -154,6 +155,48 @@ json describe(const SourceDefinition& definition) {
                 {"type", definition.kind},
                 {"config", config},
                 {"created_at", definition.created_at}};
+}
+
+nlohmann::json release_source(const SourceDefinition& definition) {
+    if (definition.kind != "sqlite") {
+        return nlohmann::json::object();
+    }
+    auto config = sqlite_config_from_json(definition.config);
+    if (!config) {
+        return nlohmann::json::object();  // never opened, so nothing was installed
+    }
+    std::vector<std::string> tables;
+    for (const SqliteTableConfig& table : config->tables) {
+        tables.push_back(table.table);
+    }
+    CaptureRemoval removal = remove_sqlite_capture(config->path, tables);
+    auto list = [](const std::vector<std::string>& objects) {
+        std::string text;
+        for (const std::string& object : objects) {
+            text += (text.empty() ? "" : ", ") + object;
+        }
+        return text;
+    };
+    if (!removal.dropped.empty()) {
+        log::info("connectors.sqlite", "change capture removed from the database",
+                  {{"source", definition.name},
+                   {"path", config->path},
+                   {"dropped", list(removal.dropped)}});
+    }
+    if (removal.left_behind.empty()) {
+        return nlohmann::json::object();
+    }
+    log::warn("connectors.sqlite",
+              "change capture left in the database (it could not be written); remove it with "
+              "the cleanup statements",
+              {{"source", definition.name},
+               {"path", config->path},
+               {"left_behind", list(removal.left_behind)},
+               {"reason", removal.reason},
+               {"cleanup_sql", removal.cleanup_sql}});
+    return nlohmann::json{{"left_behind", removal.left_behind},
+                          {"reason", removal.reason},
+                          {"cleanup_sql", removal.cleanup_sql}};
 }
 
 Result<std::unique_ptr<Source>> open_source(const SourceDefinition& definition,

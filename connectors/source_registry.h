@@ -64,6 +64,13 @@ Result<std::unique_ptr<Source>> open_source(const SourceDefinition& definition,
 Result<std::unique_ptr<PushSource>> open_push_source(const SourceDefinition& definition,
                                                      const std::filesystem::path& state_dir);
 
+// Removes what opening the source installed outside its state folder: a sqlite source's change
+// capture in the user's database (remove_sqlite_capture). Other kinds keep nothing there. Logs
+// what was dropped, and as a warning what was left behind and how to remove it. Returns {} when
+// nothing is left, else {"left_behind": ["trigger ...", "table ..."], "reason", "cleanup_sql"}
+// for the operator. Call it once the source is closed.
+nlohmann::json release_source(const SourceDefinition& definition);
+
 namespace detail {
 struct RegistryDb;
 }

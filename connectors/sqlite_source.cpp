@@ -1,6 +1,9 @@
 #include "connectors/sqlite_source.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <optional>
 
 #include "common/log.h"
@@ -23,6 +26,10 @@ struct ResolvedTable {
     std::string next_page_sql;
     std::string row_sql;
     std::string null_keys_sql;        // counts rows without a key; empty for rowid keys
+    // Keys on more than one row, and the rows of one key; empty when the key is unique (the
+    // primary key, rowid, a unique index on the column alone).
+    std::string duplicate_keys_sql;
+    std::string key_rows_sql;
     std::vector<std::string> mapped;  // the columns the mapping reads (checked on every row)
 };
 
@@ -30,6 +37,7 @@ struct SqliteSourceState {
     SqliteSourceConfig config;
     Db db;
     std::vector<ResolvedTable> tables;
+    std::string file_id;              // "<st_dev>:<st_ino>" of the file `db` has open
     std::int64_t last_seen_seq = -1;  // for wait()
 };
 
@@ -46,6 +54,7 @@ struct Position {
     json after = nullptr;     // snapshot: last key delivered in that table
     std::int64_t seq = 0;     // changes: last seq delivered
     bool start = false;       // "": nothing yet
+    std::string file;         // the database file's identity; empty in older checkpoints
 };
 
 Result<Position> parse_position(std::string_view checkpoint) {
@@ -61,6 +70,12 @@ Result<Position> parse_position(std::string_view checkpoint) {
     };
     if (!value.is_object() || value.value("v", 0) != 1) {
         return bad();
+    }
+    if (value.contains("file")) {
+        if (!value["file"].is_string()) {
+            return bad();
+        }
+        position.file = value["file"].get<std::string>();
     }
     if (value.contains("seq")) {
         if (!value["seq"].is_number_integer()) {
@@ -87,6 +102,9 @@ std::string format_position(const Position& position) {
                      {"after", position.after}};
     } else {
         value = json{{"v", 1}, {"seq", position.seq}};
+    }
+    if (!position.file.empty()) {
+        value["file"] = position.file;
     }
     // ensure_ascii keeps checkpoints printable whatever the keys hold.
     return value.dump(-1, ' ', true, json::error_handler_t::replace);
@@ -120,6 +138,16 @@ Result<std::int64_t> read_state(sqlite3* db, std::string_view name) {
     return detail::sqlite_error(db, "reading _sluice_state");
 }
 
+// The identity of the file at `path` now: a file replaced by rename has another one. Empty when
+// it cannot be read (gone for the moment).
+std::string file_identity(const std::string& path) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) {
+        return "";
+    }
+    return std::to_string(info.st_dev) + ":" + std::to_string(info.st_ino);
+}
+
 Row read_row(sqlite3_stmt* stmt) {
     Row row;
     const int n = sqlite3_column_count(stmt);
@@ -132,12 +160,47 @@ Row read_row(sqlite3_stmt* stmt) {
     return row;
 }
 
+// Whether no two rows can share the key: rowid, the single-column primary key, or a column with
+// a unique index of its own (not partial).
+Result<bool> key_is_unique(sqlite3* db, const std::string& table, const std::string& key,
+                           const std::vector<std::string>& pk) {
+    if (key == "rowid" || (pk.size() == 1 && pk[0] == key)) {
+        return true;
+    }
+    SLUICE_ASSIGN_OR_RETURN(
+        Stmt stmt,
+        detail::prepare(db,
+                        "SELECT count(*) FROM pragma_index_list(?1) AS l WHERE l.\"unique\" "
+                        "AND NOT l.partial AND (SELECT count(*) FROM pragma_index_info(l.name)) "
+                        "= 1 AND (SELECT name FROM pragma_index_info(l.name)) = ?2"));
+    detail::bind_text(stmt.get(), 1, table);
+    detail::bind_text(stmt.get(), 2, key);
+    if (sqlite3_step(stmt.get()) != SQLITE_ROW) {
+        return detail::sqlite_error(db, "reading indexes of table '" + table + "'");
+    }
+    return sqlite3_column_int64(stmt.get(), 0) > 0;
+}
+
 // Resolves the key column (explicit, "rowid", or the single-column primary key) and checks that
 // every mapped column exists.
 Result<detail::ResolvedTable> resolve_table(sqlite3* db, const SqliteTableConfig& config) {
     detail::ResolvedTable table;
     table.name = config.table;
     table.mapping = config.mapping;
+    {
+        // Capture is triggers AFTER INSERT/UPDATE/DELETE, which SQLite allows on tables only.
+        SLUICE_ASSIGN_OR_RETURN(Stmt kind,
+                                detail::prepare(db,
+                                                "SELECT type FROM sqlite_master WHERE name = ?1 "
+                                                "COLLATE NOCASE AND type IN ('table', 'view')"));
+        detail::bind_text(kind.get(), 1, config.table);
+        if (sqlite3_step(kind.get()) == SQLITE_ROW &&
+            detail::column_text(kind.get(), 0) == "view") {
+            return invalid_argument("sqlite table '" + config.table +
+                                    "' is a view: views are not supported as sources (only "
+                                    "tables), since changes to them cannot be captured");
+        }
+    }
     SLUICE_ASSIGN_OR_RETURN(
         Stmt info, detail::prepare(db, "SELECT name, pk FROM pragma_table_info(?)"));
     detail::bind_text(info.get(), 1, config.table);
@@ -194,16 +257,29 @@ Result<detail::ResolvedTable> resolve_table(sqlite3* db, const SqliteTableConfig
     const std::string from = " FROM " + quote_identifier(config.table);
     const std::string select = "SELECT *, " + table.key_sql + " AS " +
                                std::string(kRowKeyAlias) + from;
-    const std::string order = " ORDER BY " + table.key_sql + " LIMIT ?2";
+    SLUICE_ASSIGN_OR_RETURN(const bool unique, key_is_unique(db, config.table, key, pk));
+    // A key on several rows names one document: the first of its rows by rowid (a WITHOUT ROWID
+    // table has none: the first as the key's order leaves them). Pages order each key's rows so
+    // that the page loop keeps the first and passes the others.
+    const bool by_rowid = !unique && detail::prepare(db, "SELECT rowid" + from + " LIMIT 0").ok();
+    const std::string order =
+        " ORDER BY " + table.key_sql + (by_rowid ? ", rowid" : "") + " LIMIT ?2";
     // A row whose key column is null has no key and cannot be a document: the pages leave such
     // rows out (a null `after` would otherwise restart the table at its first page forever) and
     // the snapshot reports them once the table's keyed rows are read.
     table.first_page_sql =
         select + " WHERE ?1 IS NULL AND " + table.key_sql + " IS NOT NULL" + order;
     table.next_page_sql = select + " WHERE " + table.key_sql + " > ?1" + order;
-    table.row_sql = select + " WHERE " + table.key_sql + " = ?1";
+    table.row_sql = select + " WHERE " + table.key_sql + " = ?1" +
+                    (by_rowid ? " ORDER BY rowid LIMIT 1" : " LIMIT 1");
     if (table.key_sql != "rowid") {
         table.null_keys_sql = "SELECT count(*)" + from + " WHERE " + table.key_sql + " IS NULL";
+    }
+    if (!unique) {
+        table.duplicate_keys_sql = "SELECT " + table.key_sql + ", count(*)" + from + " WHERE " +
+                                   table.key_sql + " IS NOT NULL GROUP BY " + table.key_sql +
+                                   " HAVING count(*) > 1 ORDER BY " + table.key_sql;
+        table.key_rows_sql = "SELECT count(*)" + from + " WHERE " + table.key_sql + " = ?1";
     }
     return table;
 }
@@ -260,6 +336,41 @@ Status install_capture(sqlite3* db, const std::vector<detail::ResolvedTable>& ta
     return txn.commit();
 }
 
+// The `_sluice_*` objects in the database, triggers first (they name the change table).
+Result<std::vector<std::string>> capture_objects(sqlite3* db) {
+    SLUICE_ASSIGN_OR_RETURN(
+        Stmt stmt,
+        detail::prepare(db,
+                        "SELECT type, name FROM sqlite_master WHERE (type = 'trigger' AND name "
+                        "LIKE '\\_sluice\\_%' ESCAPE '\\') OR (type = 'table' AND name IN "
+                        "('_sluice_changes', '_sluice_state')) ORDER BY type = 'table', name"));
+    std::vector<std::string> objects;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+        objects.push_back(detail::column_text(stmt.get(), 0) + " " +
+                          detail::column_text(stmt.get(), 1));
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_error(db, "listing change capture objects");
+    }
+    return objects;
+}
+
+// "trigger x" -> DROP TRIGGER IF EXISTS "x";
+std::string drop_sql(const std::string& object) {
+    const std::size_t space = object.find(' ');
+    const std::string type = object.substr(0, space) == "trigger" ? "TRIGGER" : "TABLE";
+    return "DROP " + type + " IF EXISTS " + quote_identifier(object.substr(space + 1)) + ";";
+}
+
+Status drop_capture(sqlite3* db, const std::vector<std::string>& objects) {
+    SLUICE_ASSIGN_OR_RETURN(auto txn, detail::Transaction::begin(db, "IMMEDIATE"));
+    for (const std::string& object : objects) {
+        SLUICE_RETURN_IF_ERROR(detail::exec(db, drop_sql(object)));
+    }
+    return txn.commit();
+}
+
 ChangeEvent upsert_event(const detail::ResolvedTable& table, const Row& row, std::string key,
                          std::string offset) {
     ChangeEvent event;
@@ -300,6 +411,32 @@ std::string null_keys_error(const detail::ResolvedTable& table, std::int64_t row
 }
 
 // Rows of `table` whose key is null (0 for rowid keys, which are never null).
+std::string duplicate_key_error(const detail::ResolvedTable& table, const std::string& key,
+                                std::int64_t rows) {
+    return "key '" + key + "' of table '" + table.name + "' is on " + std::to_string(rows) +
+           " rows (column '" + table.mapping.key + "' is not unique); the first by rowid is its " +
+           "document, the other " + std::to_string(rows - 1) + " row(s) are left out";
+}
+
+// One error record per key of `table` that is on more than one row.
+Status report_duplicate_keys(sqlite3* db, const detail::ResolvedTable& table, Batch& batch) {
+    if (table.duplicate_keys_sql.empty()) {
+        return Status();
+    }
+    SLUICE_ASSIGN_OR_RETURN(Stmt stmt, detail::prepare(db, table.duplicate_keys_sql));
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+        const std::string key = json_scalar_text(detail::column_json(stmt.get(), 0));
+        batch.errors.push_back(ErrorRecord{
+            table.name, duplicate_key_error(table, key, sqlite3_column_int64(stmt.get(), 1)),
+            "snapshot:" + table.name});
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_error(db, "finding repeated keys of '" + table.name + "'");
+    }
+    return Status();
+}
+
 Result<std::int64_t> null_key_rows(sqlite3* db, const detail::ResolvedTable& table) {
     if (table.null_keys_sql.empty()) {
         return std::int64_t{0};
@@ -356,21 +493,101 @@ json to_json(const SqliteSourceConfig& config) {
                 {"on_error", error_policy_name(config.on_error)}};
 }
 
+namespace {
+
+// Opens the database file at config.path as it is now, resolves the tables and installs capture
+// into `state` (db, tables, file_id); `state` is left as it was on failure.
+Status open_database(const SqliteSourceConfig& config, detail::SqliteSourceState& state) {
+    // Taken before opening: a rename in between makes the identity the old file's, and the next
+    // poll opens the new one again.
+    std::string file_id = file_identity(config.path);
+    SLUICE_ASSIGN_OR_RETURN(Db db, detail::open_db(config.path, /*create=*/false));
+    std::vector<detail::ResolvedTable> tables;
+    for (const SqliteTableConfig& table : config.tables) {
+        SLUICE_ASSIGN_OR_RETURN(detail::ResolvedTable resolved, resolve_table(db.get(), table));
+        tables.push_back(std::move(resolved));
+    }
+    SLUICE_RETURN_IF_ERROR(install_capture(db.get(), tables)
+                               .with_context("installing change capture in '" + config.path + "'"));
+    state.db = std::move(db);
+    state.tables = std::move(tables);
+    state.file_id = std::move(file_id);
+    state.last_seen_seq = -1;
+    return Status();
+}
+
+// A database file replaced by rename (a restored backup, a tool that writes a copy and renames
+// it over the original) is another file: the open handle still reads the deleted one. Opens the
+// file the path names now; checkpoints of the old file then fail with kFailedPrecondition.
+Status follow_replaced_file(detail::SqliteSourceState& state) {
+    const std::string now = file_identity(state.config.path);
+    if (now.empty() || now == state.file_id) {
+        return Status();
+    }
+    const std::string before = state.file_id;
+    SLUICE_RETURN_IF_ERROR(
+        open_database(state.config, state)
+            .with_context("reopening the replaced sqlite database '" + state.config.path + "'"));
+    log::info("connectors.sqlite",
+              "database file replaced; reopened, capture installed in the new file, re-snapshot",
+              {{"path", state.config.path}, {"file_before", before}, {"file", state.file_id}});
+    return Status();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SqliteSource>> SqliteSource::open(SqliteSourceConfig config) {
     auto state = std::make_unique<detail::SqliteSourceState>();
-    SLUICE_ASSIGN_OR_RETURN(state->db, detail::open_db(config.path, /*create=*/false));
-    sqlite3* db = state->db.get();
-    for (const SqliteTableConfig& table : config.tables) {
-        auto resolved = resolve_table(db, table);
-        if (!resolved) {
-            return resolved.status();
-        }
-        state->tables.push_back(std::move(*resolved));
-    }
-    SLUICE_RETURN_IF_ERROR(install_capture(db, state->tables).with_context(
-        "installing change capture in '" + config.path + "'"));
     state->config = std::move(config);
+    SLUICE_RETURN_IF_ERROR(open_database(state->config, *state));
     return std::make_unique<SqliteSource>(std::move(state));
+}
+
+CaptureRemoval remove_sqlite_capture(const std::string& path,
+                                     const std::vector<std::string>& tables) {
+    CaptureRemoval removal;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && !ec) {
+        return removal;
+    }
+    auto leave = [&](std::vector<std::string> objects, const Status& why) {
+        removal.left_behind = std::move(objects);
+        removal.reason = why.message();
+        for (const std::string& object : removal.left_behind) {
+            removal.cleanup_sql += drop_sql(object) + " ";
+        }
+        if (!removal.cleanup_sql.empty()) {
+            removal.cleanup_sql.pop_back();
+        }
+        return removal;
+    };
+    std::vector<std::string> expected;
+    for (const std::string& table : tables) {
+        for (const char* what : {"insert", "update", "delete"}) {
+            expected.push_back("trigger _sluice_" + table + "_" + what);
+        }
+    }
+    expected.push_back("table _sluice_changes");
+    expected.push_back("table _sluice_state");
+    auto db = detail::open_db(path, /*create=*/false);
+    if (!db) {
+        // Name what is there if the file can at least be read.
+        if (auto reader = detail::open_db(path, false, /*read_only=*/true)) {
+            if (auto found = capture_objects(reader->get())) {
+                return leave(std::move(*found), db.status());
+            }
+        }
+        return leave(std::move(expected), db.status());
+    }
+    auto found = capture_objects(db->get());
+    if (!found) {
+        return leave(std::move(expected), found.status());
+    }
+    if (Status dropped = drop_capture(db->get(), *found); !dropped.ok()) {
+        return leave(std::move(*found), dropped);
+    }
+    removal.dropped = std::move(*found);
+    return removal;
 }
 
 SqliteSource::SqliteSource(std::unique_ptr<detail::SqliteSourceState> state)
@@ -380,6 +597,15 @@ SqliteSource::~SqliteSource() = default;
 
 Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions& options) {
     SLUICE_ASSIGN_OR_RETURN(Position position, parse_position(checkpoint));
+    SLUICE_RETURN_IF_ERROR(follow_replaced_file(*state_));
+    if (!position.file.empty() && position.file != state_->file_id) {
+        return failed_precondition("sqlite database '" + state_->config.path +
+                                   "' was replaced (file " + position.file + ", now " +
+                                   state_->file_id +
+                                   "); its changes do not follow the checkpoint, start again "
+                                   "from \"\"");
+    }
+    position.file = state_->file_id;
     sqlite3* db = state_->db.get();
     const std::size_t limit = std::max<std::size_t>(options.max_events, 1);
     Batch batch;
@@ -399,7 +625,7 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
     }
     while (position.snapshot && batch.events.size() < limit) {
         if (position.table >= state_->tables.size()) {
-            position = Position{.snapshot = false, .seq = position.hw};
+            position = Position{.snapshot = false, .seq = position.hw, .file = position.file};
             break;
         }
         const detail::ResolvedTable& table = state_->tables[position.table];
@@ -426,6 +652,10 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
         int rc = SQLITE_ROW;
         while ((rc = sqlite3_step(page.get())) == SQLITE_ROW) {
             Row row = read_row(page.get());
+            ++got;
+            if (!position.after.is_null() && row.values.back() == position.after) {
+                continue;  // a later row of a repeated key, reported at the table's end
+            }
             std::string key = json_scalar_text(row.values.back());
             const std::string offset = "snapshot:" + table.name + "/" + key;
             if (auto missing = missing_column(table, row)) {
@@ -439,7 +669,6 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
                 batch.events.push_back(upsert_event(table, row, key, offset));
             }
             position.after = row.values.back();
-            ++got;
         }
         if (batch.paused) {
             break;
@@ -449,9 +678,13 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
         }
         if (got < want) {
             SLUICE_ASSIGN_OR_RETURN(std::int64_t unkeyed, null_key_rows(db, table));
+            const std::size_t errors_before = batch.errors.size();
             if (unkeyed > 0) {
                 batch.errors.push_back(ErrorRecord{table.name, null_keys_error(table, unkeyed),
                                                    "snapshot:" + table.name});
+            }
+            SLUICE_RETURN_IF_ERROR(report_duplicate_keys(db, table, batch));
+            if (batch.errors.size() > errors_before) {
                 if (state_->config.on_error == ErrorPolicy::kPause) {
                     batch.paused = true;  // the table's keyed rows stay delivered
                     break;
@@ -496,7 +729,21 @@ Result<Batch> SqliteSource::poll(std::string_view checkpoint, const PollOptions&
                 continue;
             }
             const std::string key = json_scalar_text(detail::column_json(changes.get(), 3));
-            if (op == "U") {
+            if (!table->key_rows_sql.empty()) {
+                // A key that may repeat: its document is its first row, whichever row changed,
+                // so a delete of one of its rows upserts the next; a repeated key is reported
+                // whatever the policy (the change is delivered all the same).
+                SLUICE_ASSIGN_OR_RETURN(Stmt count, detail::prepare(db, table->key_rows_sql));
+                sqlite3_bind_value(count.get(), 1, sqlite3_column_value(changes.get(), 3));
+                if (sqlite3_step(count.get()) != SQLITE_ROW) {
+                    return detail::sqlite_error(db, "counting '" + tbl + "' rows of key " + key);
+                }
+                if (const std::int64_t rows = sqlite3_column_int64(count.get(), 0); rows > 1) {
+                    batch.errors.push_back(
+                        ErrorRecord{tbl, duplicate_key_error(*table, key, rows), offset});
+                }
+            }
+            if (op == "U" || !table->key_rows_sql.empty()) {
                 auto prepared = detail::prepare(db, table->row_sql);
                 if (!prepared.ok()) {
                     batch.errors.push_back(ErrorRecord{tbl + "/" + key,
@@ -555,6 +802,9 @@ Status SqliteSource::acknowledge(std::string_view checkpoint) {
     if (position.start) {
         return Status();
     }
+    if (!position.file.empty() && position.file != state_->file_id) {
+        return Status();  // seqs of a replaced file: nothing of the open one to release
+    }
     const std::int64_t seq = position.snapshot ? position.hw : position.seq;
     sqlite3* db = state_->db.get();
     SLUICE_ASSIGN_OR_RETURN(auto txn, detail::Transaction::begin(db, "IMMEDIATE"));
@@ -583,6 +833,10 @@ Result<bool> SqliteSource::wait(std::chrono::milliseconds timeout) {
         SLUICE_ASSIGN_OR_RETURN(state_->last_seen_seq, current_seq(state_->db.get()));
     }
     while (true) {
+        if (const std::string now = file_identity(state_->config.path);
+            !now.empty() && now != state_->file_id) {
+            return true;  // replaced: the next poll opens the new file
+        }
         SLUICE_ASSIGN_OR_RETURN(const std::int64_t seq, current_seq(state_->db.get()));
         if (seq != state_->last_seen_seq) {
             state_->last_seen_seq = seq;
@@ -611,6 +865,7 @@ void SqliteSource::wake() {
 }
 
 Result<json> SqliteSource::status() {
+    SLUICE_RETURN_IF_ERROR(follow_replaced_file(*state_));
     sqlite3* db = state_->db.get();
     SLUICE_ASSIGN_OR_RETURN(const std::int64_t seq, current_seq(db));
     SLUICE_ASSIGN_OR_RETURN(const std::int64_t acknowledged, read_state(db, "acknowledged_seq"));

@@ -19,6 +19,11 @@
 // converges on the database's state. A change row is turned into an event by reading the row as
 // it is at poll time: 'U' for a row that no longer exists becomes a delete.
 //
+// Checkpoints also carry "file": the database file's identity (st_dev:st_ino). Each poll, wait()
+// and status() compare the path's identity with the open file's; a file replaced by rename is
+// opened again (capture installed in it, logged), and polling from a checkpoint of the old file
+// is kFailedPrecondition (start again from "").
+//
 // Keys are "<table>/<key value>". Offsets are "snapshot:<table>/<key>" and "seq:<S>".
 //
 // acknowledge() deletes change rows up to the acknowledged seq (when prune_acknowledged) and
@@ -60,6 +65,26 @@ struct SqliteSourceConfig {
 // "acl"}], "prune_acknowledged", "on_error": "skip"|"pause"}. Errors: kInvalidArgument naming the field.
 Result<SqliteSourceConfig> sqlite_config_from_json(const nlohmann::json& value);
 nlohmann::json to_json(const SqliteSourceConfig& config);
+
+// What remove_sqlite_capture() did to a database. Objects are named "trigger <name>" and
+// "table <name>".
+struct CaptureRemoval {
+    std::vector<std::string> dropped;
+    // Objects still in the database because it could not be written (read-only, locked, gone
+    // or unreadable); `reason` says why and `cleanup_sql` is what removes them by hand.
+    std::vector<std::string> left_behind;
+    std::string reason;
+    std::string cleanup_sql;
+};
+
+// Drops, in one transaction, every `_sluice_*` trigger and table that open() installs in the
+// database at `path` (capture of a removed source; at most one source per database). When the
+// database cannot be opened or written, nothing is dropped and the objects are reported in
+// `left_behind`: those found by reading it, else those the configured `tables` would have.
+// A database file that no longer exists has nothing to remove. Never fails: what could not be
+// done is the result.
+CaptureRemoval remove_sqlite_capture(const std::string& path,
+                                     const std::vector<std::string>& tables);
 
 namespace detail {
 struct SqliteSourceState;

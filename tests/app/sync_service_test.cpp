@@ -4,6 +4,7 @@
 #include "app/sync_service.h"
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <filesystem>
@@ -79,6 +80,21 @@ json sync_of(sluice::app::SyncService& service, const sluice::governance::Reques
     auto described = service.describe(who, name);
     REQUIRE_MESSAGE(described.ok(), described.status().to_string());
     return (*described)["sync"];
+}
+
+// Runs one statement on its own connection; for a count query, returns the count.
+std::int64_t sql_count(const fs::path& path, const std::string& sql) {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &raw) == SQLITE_OK);
+    std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, &sqlite3_close);
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db.get(), sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+    std::int64_t value = 0;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        value = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    return value;
 }
 
 }  // namespace
@@ -244,7 +260,7 @@ TEST_CASE("creating needs CREATE_TABLE on the schema; feeding an index needs MOD
     CHECK((*service->describe(carol))["sources"].empty());
     CHECK(service->alter(carol, "bobs", {{"index", nullptr}}).status().code() ==
           StatusCode::kPermissionDenied);
-    CHECK(service->remove(carol, "bobs").code() == StatusCode::kPermissionDenied);
+    CHECK(service->remove(carol, "bobs").status().code() == StatusCode::kPermissionDenied);
     REQUIRE(service->alter(bob, "bobs", {{"index", nullptr}}).ok());
     REQUIRE(service->remove(bob, "bobs").ok());
 }
@@ -327,4 +343,34 @@ TEST_CASE(
     CHECK(service->alter(bob, "files", {{"index", nullptr}}).status().code() ==
           StatusCode::kPermissionDenied);
     CHECK(service->alter(world.admin, "files", {{"index", "articles"}}).ok());
+}
+
+TEST_CASE("removing a sqlite source drops the change capture it installed in the database") {
+    World world;
+    TempDir outside;  // a source never reads the data directory
+    const fs::path db = outside.path / "user.sqlite";
+    sql_count(db, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)");
+    const std::string installed =
+        "SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sluice\\_%' ESCAPE '\\'";
+    auto service = world.service();
+    service->start(50ms);
+    REQUIRE(sluice::app::ensure_source_schema(world.gov->store(), "main.sources",
+                                              world.admin.principal_id)
+                .ok());
+    auto created = service->create(
+        world.admin, {{"name", "notes"},
+                      {"type", "sqlite"},
+                      {"schema", "main.sources"},
+                      {"index", "articles"},
+                      {"config",
+                        {{"path", db.string()},
+                         {"tables", {{{"table", "notes"}, {"acl", {{"groups", {"staff"}}}}}}}}}}});
+    REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    CHECK(sql_count(db, installed) == 5);  // three triggers, the change and state tables
+
+    auto removed = service->remove(world.admin, "notes");
+    REQUIRE_MESSAGE(removed.ok(), removed.status().to_string());
+    CHECK(removed->empty());
+    CHECK(sql_count(db, installed) == 0);
+    service->stop();
 }

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -349,4 +350,242 @@ TEST_CASE("sqlite source: rows with a null key are reported, not keyed, and neve
         CHECK(resumed.errors.empty());
         CHECK(resumed.events.empty());  // nothing left to deliver; the deletes touch no key
     }
+}
+
+TEST_CASE("sqlite source: removing capture drops its triggers and tables in the database") {
+    Database database("");
+    database.exec("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)");
+    database.exec("CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT)");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"notes", {}}, {"tags", {}}};
+    {
+        auto source = SqliteSource::open(config);
+        REQUIRE(source.ok());
+        database.exec("INSERT INTO notes VALUES (1, 'a')");
+    }
+    const std::string installed =
+        "SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sluice\\_%' ESCAPE '\\'";
+    CHECK(database.count(installed) == 8);
+
+    SUBCASE("dropped in one transaction; later writes are not logged") {
+        CaptureRemoval removal = remove_sqlite_capture(database.path, {"notes", "tags"});
+        CHECK(removal.left_behind.empty());
+        CHECK(removal.dropped.size() == 8);
+        CHECK(removal.dropped.back() == "table _sluice_state");
+        CHECK(database.count(installed) == 0);
+        database.exec("INSERT INTO notes VALUES (2, 'b')");  // no trigger, no change table
+        CHECK(database.count("SELECT count(*) FROM notes") == 2);
+        // Nothing left: removing again drops nothing and reports nothing.
+        removal = remove_sqlite_capture(database.path, {"notes", "tags"});
+        CHECK(removal.dropped.empty());
+        CHECK(removal.left_behind.empty());
+    }
+
+    SUBCASE("a database that cannot be written: the objects are named with their cleanup") {
+        database.exec("BEGIN EXCLUSIVE");  // another writer holds the database
+        CaptureRemoval removal = remove_sqlite_capture(database.path, {"notes", "tags"});
+        database.exec("ROLLBACK");
+        CHECK(removal.dropped.empty());
+        CHECK(removal.left_behind.size() == 8);
+        CHECK(std::find(removal.left_behind.begin(), removal.left_behind.end(),
+                        "trigger _sluice_notes_insert") != removal.left_behind.end());
+        CHECK_FALSE(removal.reason.empty());
+        CHECK(removal.cleanup_sql.find("DROP TABLE IF EXISTS \"_sluice_changes\";") !=
+              std::string::npos);
+        CHECK(database.count(installed) == 8);
+        // The statements it names remove them.
+        database.exec(removal.cleanup_sql);
+        CHECK(database.count(installed) == 0);
+    }
+
+    SUBCASE("a database file that is gone has nothing to remove") {
+        std::filesystem::remove(database.path);
+        CaptureRemoval removal = remove_sqlite_capture(database.path, {"notes"});
+        CHECK(removal.dropped.empty());
+        CHECK(removal.left_behind.empty());
+    }
+}
+
+TEST_CASE("sqlite source: an open that fails installs no capture") {
+    Database database("");
+    database.exec("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)");
+    database.exec("CREATE VIEW recent AS SELECT * FROM notes");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"notes", {}}, {"recent", {}}};
+    config.tables[1].mapping.key = "id";
+    CHECK_FALSE(SqliteSource::open(config).ok());
+    CHECK(database.count("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sluice\\_%' "
+                         "ESCAPE '\\'") == 0);
+}
+
+TEST_CASE("sqlite source: a key on several rows is reported; its first row by rowid is kept") {
+    Database database("northwind/northwind.sqlite");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"Customers", {}}};
+    config.tables[0].mapping.key = "Country";
+    config.tables[0].mapping.text = {"CompanyName"};
+    const auto rows = database.count("SELECT count(*) FROM Customers");
+    const auto countries = database.count("SELECT count(DISTINCT Country) FROM Customers");
+    const auto repeated = database.count(
+        "SELECT count(*) FROM (SELECT Country FROM Customers GROUP BY Country "
+        "HAVING count(*) > 1)");
+    REQUIRE(rows > countries);
+    REQUIRE(repeated > 0);
+    auto first_company = [&](const std::string& country) {
+        auto stmt = detail::prepare(
+            database.db.get(), "SELECT CompanyName FROM Customers WHERE Country = '" + country +
+                                   "' ORDER BY rowid LIMIT 1");
+        REQUIRE(stmt.ok());
+        REQUIRE(sqlite3_step(stmt->get()) == SQLITE_ROW);
+        return detail::column_text(stmt->get(), 0);
+    };
+
+    SUBCASE("skip: one document per key, one record per repeated key") {
+        auto source = SqliteSource::open(config);
+        REQUIRE(source.ok());
+        // Small pages: a key's rows straddle page boundaries.
+        auto snapshot = drain(**source, "", 4);
+        std::map<std::string, std::string> state;
+        sluice::testing::apply(state, snapshot.events);
+        CHECK(snapshot.events.size() == static_cast<std::size_t>(countries));
+        CHECK(state.size() == static_cast<std::size_t>(countries));
+        CHECK(state["Customers/Germany"] == first_company("Germany"));
+        CHECK(state["Customers/USA"] == first_company("USA"));
+        REQUIRE(snapshot.errors.size() == static_cast<std::size_t>(repeated));
+        for (const auto& error : snapshot.errors) {
+            CHECK(error.key == "Customers");
+            CHECK(error.offset == "snapshot:Customers");
+        }
+        const auto germany = database.count(
+            "SELECT count(*) FROM Customers "
+            "WHERE Country = 'Germany'");
+        bool named = false;
+        for (const auto& error : snapshot.errors) {
+            named =
+                named || error.message.find("key 'Germany' of table 'Customers' is on " +
+                                            std::to_string(germany) + " rows") != std::string::npos;
+        }
+        CHECK(named);
+
+        // Changes: deleting a key's first row makes the next its document; a new row under a
+        // key already taken is reported and changes no document; a new key is a document.
+        const std::string old_first = first_company("Germany");
+        database.exec(
+            "DELETE FROM Customers WHERE rowid = (SELECT min(rowid) FROM Customers "
+            "WHERE Country = 'Germany')");
+        database.exec(
+            "INSERT INTO Customers(CustomerID, CompanyName, Country) "
+            "VALUES ('ZZZZZ', 'Late Comer', 'USA')");
+        database.exec(
+            "INSERT INTO Customers(CustomerID, CompanyName, Country) "
+            "VALUES ('YYYYY', 'Only One', 'Atlantis')");
+        auto changes = drain(**source, snapshot.checkpoint, 100);
+        sluice::testing::apply(state, changes.events);
+        CHECK(state["Customers/Germany"] != old_first);
+        CHECK(state["Customers/Germany"] == first_company("Germany"));
+        CHECK(state["Customers/USA"] == first_company("USA"));
+        CHECK(state["Customers/Atlantis"] == "Only One");
+        REQUIRE(changes.errors.size() == 2);  // Germany still repeats, USA repeats
+        CHECK(changes.errors[0].key == "Customers");
+        CHECK(changes.errors[0].offset == "seq:1");
+        CHECK(changes.errors[1].message.find("key 'USA'") != std::string::npos);
+
+        // The consumer's state equals a fresh snapshot.
+        auto fresh = SqliteSource::open(config);
+        REQUIRE(fresh.ok());
+        CHECK(state == snapshot_state(**fresh));
+    }
+
+    SUBCASE("pause: the snapshot holds at the table until its keys are unique") {
+        config.on_error = ErrorPolicy::kPause;
+        auto source = SqliteSource::open(config);
+        REQUIRE(source.ok());
+        auto first = (*source)->poll("", PollOptions{1000});
+        REQUIRE(first.ok());
+        CHECK(first->paused);
+        CHECK(first->events.size() == static_cast<std::size_t>(countries));
+        CHECK(first->errors.size() == static_cast<std::size_t>(repeated));
+    }
+
+    SUBCASE("a unique index on the key column is trusted: no check") {
+        database.exec("CREATE TABLE codes(code TEXT UNIQUE, body TEXT)");
+        database.exec("INSERT INTO codes VALUES ('a', 'x'), ('b', 'y')");
+        config.tables = {{"codes", {}}};
+        config.tables[0].mapping.key = "code";
+        auto source = SqliteSource::open(config);
+        REQUIRE(source.ok());
+        auto snapshot = drain(**source, "", 1);
+        CHECK(snapshot.events.size() == 2);
+        CHECK(snapshot.errors.empty());
+    }
+}
+
+TEST_CASE("sqlite source: a database file replaced by rename is opened again and re-snapshot") {
+    Database database("");
+    database.exec("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)");
+    database.exec("INSERT INTO notes VALUES (1, 'one'), (2, 'two')");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"notes", {}}};
+    config.tables[0].mapping.text = {"body"};
+    auto source = SqliteSource::open(config);
+    REQUIRE(source.ok());
+    auto snapshot = drain(**source, "", 100, /*acknowledge=*/true);
+    CHECK(snapshot.events.size() == 2);
+
+    // cp db new && edit new && mv new db, as a restore or an atomic writer does.
+    const std::string replacement = (database.dir.path / "new.sqlite").string();
+    std::filesystem::copy_file(database.path, replacement);
+    {
+        auto edit = detail::open_db(replacement, /*create=*/false);
+        REQUIRE(edit.ok());
+        REQUIRE(detail::exec(edit->get(),
+                             "DELETE FROM notes WHERE id = 1; "
+                             "INSERT INTO notes VALUES (3, 'three')")
+                    .ok());
+    }
+    std::filesystem::rename(replacement, database.path);
+
+    auto woke = (*source)->wait(std::chrono::seconds(10));
+    REQUIRE(woke.ok());
+    CHECK(*woke);
+    // The old file's checkpoint cannot be followed: the consumer starts again from "".
+    auto stale = (*source)->poll(snapshot.checkpoint, {});
+    CHECK(stale.status().code() == StatusCode::kFailedPrecondition);
+    CHECK(stale.status().message().find("replaced") != std::string::npos);
+    CHECK((*source)->acknowledge(snapshot.checkpoint).ok());
+    auto again = drain(**source, "", 100, /*acknowledge=*/true);
+    std::map<std::string, std::string> state;
+    sluice::testing::apply(state, again.events);
+    CHECK(state == std::map<std::string, std::string>{{"notes/2", "two"}, {"notes/3", "three"}});
+
+    // Capture is in the new file: its later changes reach the source.
+    auto writer = detail::open_db(database.path, /*create=*/false);
+    REQUIRE(writer.ok());
+    REQUIRE(detail::exec(writer->get(), "UPDATE notes SET body = 'TWO' WHERE id = 2").ok());
+    auto changes = drain(**source, again.checkpoint, 100);
+    // (The copy kept the triggers, so the edits made in it are its seqs 1 and 2.)
+    CHECK(describe(changes.events) == std::vector<std::string>{"upsert notes/2 @seq:3"});
+    REQUIRE(changes.events.size() == 1);
+    CHECK(changes.events[0].document.text == "TWO");
+}
+
+TEST_CASE("sqlite source: a view is refused as invalid_argument before anything is installed") {
+    Database database("northwind/northwind.sqlite");
+    database.exec(
+        "CREATE VIEW german_customers AS SELECT * FROM Customers "
+        "WHERE Country = 'Germany'");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    config.tables = {{"german_customers", {}}};
+    config.tables[0].mapping.key = "CustomerID";
+    auto opened = SqliteSource::open(config);
+    CHECK(opened.status().code() == StatusCode::kInvalidArgument);
+    CHECK(opened.status().message().find("'german_customers' is a view") != std::string::npos);
+    CHECK(opened.status().message().find("views are not supported") != std::string::npos);
+    CHECK(database.count("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sluice\\_%' "
+                         "ESCAPE '\\'") == 0);
 }

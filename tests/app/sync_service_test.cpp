@@ -357,14 +357,13 @@ TEST_CASE("removing a sqlite source drops the change capture it installed in the
     REQUIRE(sluice::app::ensure_source_schema(world.gov->store(), "main.sources",
                                               world.admin.principal_id)
                 .ok());
-    auto created = service->create(
-        world.admin, {{"name", "notes"},
-                      {"type", "sqlite"},
-                      {"schema", "main.sources"},
-                      {"index", "articles"},
-                      {"config",
-                        {{"path", db.string()},
-                         {"tables", {{{"table", "notes"}, {"acl", {{"groups", {"staff"}}}}}}}}}}});
+    const json table = {{"table", "notes"}, {"acl", {{"groups", {"staff"}}}}};
+    const json config = {{"path", db.string()}, {"tables", json::array({table})}};
+    auto created = service->create(world.admin, {{"name", "notes"},
+                                                 {"type", "sqlite"},
+                                                 {"schema", "main.sources"},
+                                                 {"index", "articles"},
+                                                 {"config", config}});
     REQUIRE_MESSAGE(created.ok(), created.status().to_string());
     CHECK(sql_count(db, installed) == 5);  // three triggers, the change and state tables
 

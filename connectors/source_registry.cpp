@@ -134,13 +134,23 @@ Status check_outside_data_dir(const SourceDefinition& definition, const fs::path
     if (!data.empty() && data.filename().empty()) {
         --data_end;  // a trailing separator is an empty last component
     }
-    auto [at_data, at_path] =
-        std::mismatch(data.begin(), data_end, resolved.begin(), resolved.end());
+    auto path_end = resolved.end();
+    if (!resolved.empty() && resolved.filename().empty() && resolved != resolved.root_path()) {
+        --path_end;
+    }
+    auto [at_data, at_path] = std::mismatch(data.begin(), data_end, resolved.begin(), path_end);
     if (at_data == data_end) {
         return invalid_argument(field + " '" + path + "': inside the server's data directory '" +
                                 data.string() +
                                 "' (its catalog, tokens, audit log and indexes); a source may "
                                 "not read it");
+    }
+    // A folder holding the data directory would read it too, as one of its subfolders.
+    if (definition.kind == "file" && at_path == path_end) {
+        return invalid_argument(field + " '" + path + "': holds the server's data directory '" +
+                                data.string() +
+                                "' (its catalog, tokens, audit log and indexes), which a source "
+                                "may not read; choose a root that does not contain it");
     }
     return Status();
 }

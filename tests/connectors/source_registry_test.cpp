@@ -86,6 +86,10 @@ TEST_CASE("source registry: a file or sqlite source may not read the data direct
     CHECK(refused("file", (data / "sources").string()));
     CHECK(refused("file", (dir.path / "outside" / ".." / "data").string()));
     CHECK(refused("file", (dir.path / "outside" / "link").string()));  // a symlink into it
+    // A root holding the data directory would read it as one of its folders.
+    CHECK(refused("file", dir.path.string()));
+    CHECK(refused("file", dir.path.string() + "/"));
+    CHECK(refused("file", "/"));
     CHECK(refused("sqlite", (data / "catalog.db").string()));
     CHECK(refused("sqlite", (dir.path / "outside" / "link" / "catalog.db").string()));
     CHECK(refused("sqlite", (data / "not-yet" / ".." / "catalog.db").string()));

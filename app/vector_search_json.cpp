@@ -1,6 +1,8 @@
 #include "app/vector_search_json.h"
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 namespace sluice::app {
 namespace {
@@ -17,7 +19,7 @@ Result<MetaValue> meta_value(const std::string& field, const json& value) {
         return MetaValue(value.get<bool>() ? 1.0 : 0.0);
     }
     if (value.is_number()) {
-        return MetaValue(value.get<double>());
+        return metadata_number(value);
     }
     return invalid_argument("field '" + field + "': expected a string, number or boolean");
 }
@@ -72,6 +74,18 @@ Result<Filter> field_filter(const std::string& key, const json& value) {
 }
 
 }  // namespace
+
+MetaValue metadata_number(const json& value) {
+    // JSON integers reach 2^64 - 1; past int64 only a float holds them.
+    if (value.is_number_unsigned() &&
+        value.get<std::uint64_t>() > std::uint64_t{std::numeric_limits<std::int64_t>::max()}) {
+        return value.get<double>();
+    }
+    if (value.is_number_integer()) {
+        return value.get<std::int64_t>();
+    }
+    return value.get<double>();
+}
 
 Result<Filter> filter_from_json(const json& filter) {
     if (!filter.is_object()) {
@@ -320,11 +334,10 @@ json results_to_json(const std::vector<retrieval::Hit>& hits,
             } else if (column == "char_end") {
                 row.push_back(chunk.char_end);
             } else if (auto it = chunk.metadata.find(column); it != chunk.metadata.end()) {
-                if (const auto* text = std::get_if<std::string>(&it->second)) {
-                    row.push_back(*text);
-                } else {
-                    row.push_back(std::get<double>(it->second));
-                }
+                // As stored: an integer is a JSON number without a fraction (2020), a float
+                // keeps one (2020.0).
+                row.push_back(
+                    std::visit([](const auto& value) { return json(value); }, it->second));
             } else {
                 row.push_back(nullptr);
             }

@@ -6,6 +6,8 @@
 // Rows: "id" (string or integer) is the primary key; "text", "title", "uri" are the document;
 // "vector" (array of numbers) is an optional caller embedding; "acl" {"principals", "groups"}
 // says who may read it; every other string, number or boolean becomes filterable metadata.
+// Integers stay integers and come back so in query results (2020, not 2020.0); booleans are the
+// floats 1.0 and 0.0.
 //
 // Filters: {"field": value} equals, {"field": [v, ...]} in, {"field NOT": v}, {"field <": v}
 // (also <=, >, >=), {"field PREFIX": "text"}; keys of one object are ANDed; {"and": [...]},
@@ -24,6 +26,9 @@ Result<retrieval::IndexSettings> settings_from_json(const nlohmann::json& body);
 nlohmann::json describe_index(const retrieval::Index& index);
 
 Result<std::vector<retrieval::Document>> documents_from_json(const nlohmann::json& rows);
+// A JSON number as a metadata value: an integer that int64 holds stays an integer, any other
+// number is a float. Precondition: value.is_number().
+retrieval::MetaValue metadata_number(const nlohmann::json& value);
 Result<retrieval::Filter> filter_from_json(const nlohmann::json& filter);
 
 // A query request: query_text, query_vector, num_results, filters_json (string) or filters

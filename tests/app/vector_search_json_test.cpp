@@ -21,7 +21,7 @@ TEST_CASE("rows become documents with key, text, acl, vector and metadata") {
     CHECK(doc.vector == std::vector<float>{1, 2});
     CHECK(doc.acl.principals == std::vector<std::string>{"ann"});
     CHECK(doc.acl.groups == std::vector<std::string>{"eng"});
-    CHECK(std::get<double>(doc.metadata.at("year")) == 2020);
+    CHECK(std::get<std::int64_t>(doc.metadata.at("year")) == 2020);
     CHECK(std::get<double>(doc.metadata.at("draft")) == 1);
     CHECK(std::get<std::string>(doc.metadata.at("lang")) == "en");
 
@@ -29,6 +29,40 @@ TEST_CASE("rows become documents with key, text, acl, vector and metadata") {
           StatusCode::kInvalidArgument);
     CHECK_FALSE(documents_from_json(json::parse(R"([{"id": "a", "vector": ["x"]}])")).ok());
     CHECK_FALSE(documents_from_json(json::parse(R"({"id": "a"})")).ok());
+}
+
+TEST_CASE("integer metadata comes back as integers, floats as floats; filters meet both") {
+    // 2^53 + 1, which a double cannot hold, and 2^64 - 1, which only a double can.
+    auto docs = documents_from_json(json::parse(R"([
+        {"id": "a", "year": 2020, "neg": -7, "ratio": 2.0, "score": 2.5,
+         "big": 9007199254740993, "huge": 18446744073709551615}
+    ])"));
+    REQUIRE(docs.ok());
+    sluice::retrieval::Hit hit;
+    hit.chunk.doc_key = "a";
+    hit.chunk.metadata = docs->front().metadata;
+    hit.score = 0.5;
+    json answer = results_to_json({hit}, {"year", "neg", "ratio", "score", "big", "huge"});
+    CHECK(answer["result"]["data_array"][0].dump() ==
+          "[2020,-7,2.0,2.5,9007199254740993,1.8446744073709552e+19,0.5]");
+
+    const Metadata& stored = hit.chunk.metadata;
+    auto matches = [&](const char* text) {
+        CAPTURE(text);
+        auto filter = filter_from_json(json::parse(text));
+        REQUIRE_MESSAGE(filter.ok(), filter.status().to_string());
+        return filter->matches(stored);
+    };
+    CHECK(matches(R"({"year >=": 2019})"));
+    CHECK(matches(R"({"year >=": 2019.5, "year <": 2020.5})"));
+    CHECK(matches(R"({"year": 2020.0})"));
+    CHECK(matches(R"({"year": [2019, 2020]})"));
+    CHECK(matches(R"({"ratio": 2})"));
+    CHECK(matches(R"({"score >": 2, "score <": 3})"));
+    CHECK_FALSE(matches(R"({"year >": 2020})"));
+    CHECK_FALSE(matches(R"({"score": 2})"));
+    CHECK(matches(R"({"big": 9007199254740993})"));
+    CHECK_FALSE(matches(R"({"big": 9007199254740992})"));  // equal only as doubles
 }
 
 TEST_CASE("filters in the Databricks shape and nested and/or/not") {

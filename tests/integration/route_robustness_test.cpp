@@ -12,6 +12,7 @@
 namespace {
 
 using nlohmann::json;
+using sluice::testing::ok_json;
 using sluice::testing::ServerProcess;
 using sluice::testing::tiny_model_dir;
 using namespace std::chrono_literals;
@@ -242,4 +243,34 @@ TEST_CASE("fields of the wrong type or out of range are 400s that name them") {
         drain(server);
     }
     CHECK(running(server));
+}
+
+TEST_CASE("vector search: integer metadata comes back as integers, and filters meet floats") {
+    ServerProcess server("vector_integers", tiny_model_dir());
+    const std::string indexes = "/api/2.0/vector-search/indexes";
+    auto post = [&](const std::string& path, const json& body) {
+        return server.send(server.admin_token, "POST", path, body);
+    };
+    ok_json(post(indexes, {{"name", "numbers"}, {"embedding_dimension", 64}}));
+    const json acl = {{"principals", {"admin"}}};
+    const json rows = {
+        {{"id", "a"}, {"text", "river delta"}, {"year", 2020}, {"rating", 2.5}, {"acl", acl}},
+        {{"id", "b"}, {"text", "river mouth"}, {"year", 2018}, {"rating", 3.0}, {"acl", acl}}};
+    ok_json(post(indexes + "/numbers/upsert-data", {{"inputs_json", rows.dump()}}));
+    auto query = [&](const json& filters) {
+        const auto answer = post(indexes + "/numbers/query", {{"query_text", "river"},
+                                                              {"query_type", "LEXICAL"},
+                                                              {"columns", {"id", "year", "rating"}},
+                                                              {"filters_json", filters.dump()}});
+        REQUIRE(answer);
+        INFO(answer->body);
+        REQUIRE(answer->status == 200);
+        return answer->body;
+    };
+    // As a client reads it: 2020 without a fraction, the floats with theirs.
+    const std::string later = query({{"year >=", 2019}});
+    CHECK(later.find(R"("data_array":[["a",2020,2.5,)") != std::string::npos);
+    CHECK(query({{"year", 2018.0}}).find(R"(["b",2018,3.0,)") != std::string::npos);
+    CHECK(query({{"rating", 3}}).find(R"(["b",2018,3.0,)") != std::string::npos);
+    CHECK(query({{"year", {2019, 2020}}}).find(R"("row_count":1)") != std::string::npos);
 }

@@ -1,8 +1,12 @@
 #include "app/vector_search_json.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <set>
+
+#include "app/request_members.h"
 
 namespace sluice::app {
 namespace {
@@ -10,6 +14,32 @@ namespace {
 using nlohmann::json;
 using retrieval::Filter;
 using retrieval::MetaValue;
+
+// The members index creation takes: the settings, the route's comment, and Databricks' direct
+// access shape. endpoint_name is taken without effect: an index here belongs to no endpoint.
+const std::set<std::string> kCreateMembers = {"name",
+                                              "language",
+                                              "chunking",
+                                              "chunk_max_tokens",
+                                              "chunk_overlap_tokens",
+                                              "embedder",
+                                              "embedder_endpoint",
+                                              "embedder_model",
+                                              "embedding_dimension",
+                                              "index_factory",
+                                              "metric",
+                                              "comment",
+                                              "primary_key",
+                                              "index_type",
+                                              "direct_access_index_spec"};
+const std::set<std::string> kCreateIgnored = {"endpoint_name"};
+
+// The members a query takes. debug_level, which Databricks' clients may send, asks for
+// diagnostics this server does not give; it changes no result, so it is taken without effect.
+const std::set<std::string> kQueryMembers = {"query_text", "query_vector", "num_results",
+                                             "query_type", "filters_json", "filters",
+                                             "columns",    "fusion",       "vector_weight"};
+const std::set<std::string> kQueryIgnored = {"debug_level"};
 
 Result<MetaValue> meta_value(const std::string& field, const json& value) {
     if (value.is_string()) {
@@ -73,6 +103,49 @@ Result<Filter> field_filter(const std::string& key, const json& value) {
                             "', expected NOT, <, <=, >, >= or PREFIX");
 }
 
+// Databricks' members of index creation, checked so that what this server cannot honour is
+// refused, not dropped: rows are keyed by "id" and written through this API or a source, and of
+// the spec only the vector column's width configures anything.
+Status check_databricks_members(const json& body) {
+    if (auto key = body.find("primary_key"); key != body.end() && *key != "id") {
+        return invalid_argument("primary_key " + key->dump() +
+                                ": rows are keyed by \"id\", the only primary key");
+    }
+    if (auto type = body.find("index_type"); type != body.end() && *type != "DIRECT_ACCESS") {
+        return invalid_argument("index_type " + type->dump() +
+                                ": expected \"DIRECT_ACCESS\" (a source keeps an index in sync, "
+                                "docs/connectors.md)");
+    }
+    auto spec = body.find("direct_access_index_spec");
+    if (spec == body.end()) {
+        return Status::ok_status();
+    }
+    const std::string where = "direct_access_index_spec";
+    if (!spec->is_object()) {
+        return invalid_argument(where + ": expected an object");
+    }
+    // schema_json describes a Delta table's columns; rows here carry any metadata.
+    SLUICE_RETURN_IF_ERROR(
+        check_keys(*spec, {"embedding_vector_columns"}, {"schema_json"}).with_context(where));
+    auto columns = spec->find("embedding_vector_columns");
+    if (columns == spec->end()) {
+        return Status::ok_status();
+    }
+    if (!columns->is_array() || columns->size() > 1) {
+        return invalid_argument(where +
+                                ".embedding_vector_columns: expected an array of one column (a "
+                                "row has one vector)");
+    }
+    for (const auto& column : *columns) {
+        if (!column.is_object()) {
+            return invalid_argument(where + ".embedding_vector_columns[0]: expected an object");
+        }
+        SLUICE_RETURN_IF_ERROR(check_keys(column, {"name", "embedding_dimension"}, {})
+                                   .with_context(where + ".embedding_vector_columns[0]"));
+    }
+    return Status::ok_status();
+}
+
 }  // namespace
 
 MetaValue metadata_number(const json& value) {
@@ -124,6 +197,12 @@ Result<Filter> filter_from_json(const json& filter) {
 Result<retrieval::IndexSettings> settings_from_json(const json& body) {
     if (!body.is_object()) {
         return invalid_argument("expected a JSON object");
+    }
+    SLUICE_RETURN_IF_ERROR(check_keys(body, kCreateMembers, kCreateIgnored));
+    SLUICE_RETURN_IF_ERROR(check_databricks_members(body));
+    if (auto comment = body.find("comment"); comment != body.end() && !comment->is_string()) {
+        return invalid_argument("comment: expected a string, found " +
+                                std::string(comment->type_name()));
     }
     retrieval::IndexSettings s;
     try {
@@ -252,6 +331,7 @@ Result<retrieval::Query> query_from_json(const json& body) {
     if (!body.is_object()) {
         return invalid_argument("expected a JSON object");
     }
+    SLUICE_RETURN_IF_ERROR(check_keys(body, kQueryMembers, kQueryIgnored));
     retrieval::Query query;
     try {
         query.text = body.value("query_text", std::string());
@@ -282,17 +362,24 @@ Result<retrieval::Query> query_from_json(const json& body) {
                                            : retrieval::FusionMethod::kWeighted;
             query.vector_weight = body.value("vector_weight", query.vector_weight);
         }
-        json filters;
-        if (body.contains("filters_json") && body.contains("filters")) {
+        // Reciprocal rank fusion has no weights: a weight without weighted fusion would be
+        // dropped silently.
+        if (body.contains("vector_weight") && query.fusion != retrieval::FusionMethod::kWeighted) {
+            return invalid_argument(
+                "vector_weight applies to weighted fusion only: give \"fusion\": \"weighted\"");
+        }
+        // null is no filter: Databricks' clients may send "filters_json": null for none.
+        const json filters_json = body.value("filters_json", json());
+        const json filters_object = body.value("filters", json());
+        if (!filters_json.is_null() && !filters_object.is_null()) {
             return invalid_argument("give filters or filters_json, not both");
         }
-        if (body.contains("filters_json")) {
-            filters = json::parse(body["filters_json"].get<std::string>(), nullptr, false);
+        json filters = filters_object;
+        if (!filters_json.is_null()) {
+            filters = json::parse(filters_json.get<std::string>(), nullptr, false);
             if (filters.is_discarded()) {
                 return invalid_argument("filters_json is not valid JSON");
             }
-        } else if (body.contains("filters")) {
-            filters = body["filters"];
         }
         if (!filters.is_null()) {
             SLUICE_ASSIGN_OR_RETURN(query.filter, filter_from_json(filters));
@@ -304,6 +391,20 @@ Result<retrieval::Query> query_from_json(const json& body) {
 }
 
 std::vector<std::string> default_columns() { return {"id", "title", "uri", "text"}; }
+
+Result<std::vector<std::string>> columns_from_json(const json& body) {
+    auto given = body.find("columns");
+    if (given == body.end() || given->is_null()) {
+        return default_columns();
+    }
+    const bool strings =
+        given->is_array() &&
+        std::all_of(given->begin(), given->end(), [](const json& c) { return c.is_string(); });
+    if (!strings) {
+        return invalid_argument("columns: expected an array of column names");
+    }
+    return given->get<std::vector<std::string>>();
+}
 
 json results_to_json(const std::vector<retrieval::Hit>& hits,
                      const std::vector<std::string>& columns) {

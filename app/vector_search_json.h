@@ -22,6 +22,12 @@
 
 namespace sluice::app {
 
+// Index creation's body: name, language, chunking, chunk_max_tokens, chunk_overlap_tokens,
+// embedder, embedder_endpoint, embedder_model, embedding_dimension, index_factory, metric and
+// comment (a string; the route's), and Databricks' direct access shape: primary_key (only
+// "id"), index_type (only DIRECT_ACCESS), direct_access_index_spec {embedding_vector_columns:
+// [{name, embedding_dimension}], schema_json (taken without effect)}, endpoint_name (taken
+// without effect). Any other member is refused, naming it and listing the accepted ones.
 Result<retrieval::IndexSettings> settings_from_json(const nlohmann::json& body);
 nlohmann::json describe_index(const retrieval::Index& index);
 
@@ -32,8 +38,12 @@ retrieval::MetaValue metadata_number(const nlohmann::json& value);
 Result<retrieval::Filter> filter_from_json(const nlohmann::json& filter);
 
 // A query request: query_text, query_vector, num_results, filters_json (string) or filters
-// (object), query_type ANN | HYBRID | LEXICAL.
+// (object; null in either is no filter), query_type ANN | HYBRID | LEXICAL, fusion rrf |
+// weighted, vector_weight (weighted fusion only), and columns (columns_from_json). Any other
+// member is refused, naming it and listing these; debug_level is taken without effect.
 Result<retrieval::Query> query_from_json(const nlohmann::json& body);
+// The query's "columns": absent or null is default_columns().
+Result<std::vector<std::string>> columns_from_json(const nlohmann::json& body);
 
 // {"manifest": {"column_count", "columns": [{"name"}]}, "result": {"row_count", "data_array"}};
 // the last column is always "score".

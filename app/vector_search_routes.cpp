@@ -1,7 +1,5 @@
 #include "app/vector_search_routes.h"
 
-#include <algorithm>
-
 #include "agents/index_access.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
@@ -56,9 +54,8 @@ void create(governance::Governance& gov, retrieval::IndexManager& indexes,
     if (!settings.ok()) {
         return send_status(res, settings.status(), info.request_id);
     }
-    std::string comment = body->contains("comment") && (*body)["comment"].is_string()
-                              ? (*body)["comment"].get<std::string>()
-                              : "";
+    // settings_from_json refused a comment that is not a string.
+    const std::string comment = body->value("comment", std::string());
     auto created = create_index(gov, indexes, context_of(info), *settings, comment);
     if (!created.ok()) {
         return send_status(res, created.status(), info.request_id);
@@ -190,16 +187,9 @@ void query(governance::Governance& gov, retrieval::IndexManager& indexes, const 
     if (!query.ok()) {
         return send_status(res, query.status(), info.request_id);
     }
-    std::vector<std::string> columns = default_columns();
-    if (auto given = body->find("columns"); given != body->end() && !given->is_null()) {
-        const bool strings =
-            given->is_array() &&
-            std::all_of(given->begin(), given->end(), [](const json& c) { return c.is_string(); });
-        if (!strings) {
-            return send_status(res, invalid_argument("columns: expected an array of column names"),
-                               info.request_id);
-        }
-        columns = given->get<std::vector<std::string>>();
+    auto columns = columns_from_json(*body);
+    if (!columns.ok()) {
+        return send_status(res, columns.status(), info.request_id);
     }
     // The caller with every group it is inside, so that a chunk's access list is matched
     // against the same identity governance knows.
@@ -213,7 +203,7 @@ void query(governance::Governance& gov, retrieval::IndexManager& indexes, const 
         if (!hits.ok()) {
             return send_status(res, hits.status(), info.request_id);
         }
-        send_json(res, results_to_json(*hits, columns));
+        send_json(res, results_to_json(*hits, *columns));
     });
 }
 

@@ -137,3 +137,97 @@ TEST_CASE("query requests and index settings") {
               .code() == StatusCode::kInvalidArgument);
     CHECK_FALSE(settings_from_json(json::parse(R"({"language": "english"})")).ok());
 }
+
+namespace {
+
+// The message of a refused request, which must name `member` and list the accepted ones.
+std::string refusal(const sluice::Status& status) {
+    CHECK(status.code() == StatusCode::kInvalidArgument);
+    return status.message();
+}
+
+bool has(const std::string& message, const std::string& part) {
+    return message.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("index creation refuses unknown members, naming them and listing the accepted ones") {
+    auto typo = settings_from_json(json::parse(R"({"name": "kb", "embedding_dimensions": 64})"));
+    REQUIRE_FALSE(typo.ok());
+    const std::string message = refusal(typo.status());
+    CHECK_MESSAGE(has(message, "unrecognized request parameters: 'embedding_dimensions'"), message);
+    CHECK_MESSAGE(has(message, "accepted: "), message);
+    CHECK_MESSAGE(has(message, "embedding_dimension,"), message);
+    CHECK_MESSAGE(has(message, "direct_access_index_spec"), message);
+
+    // Databricks' direct access shape is taken whole; endpoint_name and schema_json change nothing.
+    auto databricks = settings_from_json(json::parse(R"({
+        "name": "kb", "endpoint_name": "vs", "primary_key": "id", "index_type": "DIRECT_ACCESS",
+        "comment": "notes",
+        "direct_access_index_spec": {
+            "embedding_vector_columns": [{"name": "vector", "embedding_dimension": 8}],
+            "schema_json": "{\"id\": \"string\", \"vector\": \"array<float>\"}"}})"));
+    REQUIRE_MESSAGE(databricks.ok(), databricks.status().to_string());
+    CHECK(databricks->dimension == 8);
+    CHECK(databricks->embedder == "none");
+
+    // What the index cannot honour is refused, not dropped.
+    const std::vector<std::pair<const char*, const char*>> refused = {
+        {R"({"name": "kb", "primary_key": "doc_id"})", "primary_key \"doc_id\""},
+        {R"({"name": "kb", "index_type": "DELTA_SYNC"})", "index_type \"DELTA_SYNC\""},
+        {R"({"name": "kb", "direct_access_index_spec": {"embedding_source_columns": []}})",
+         "direct_access_index_spec: unrecognized request parameters: "
+         "'embedding_source_columns'; accepted: embedding_vector_columns"},
+        {R"({"name": "kb", "direct_access_index_spec": {"embedding_vector_columns":
+            [{"name": "v", "dimension": 8}]}})",
+         "embedding_vector_columns[0]: unrecognized request parameters: 'dimension'"},
+        {R"({"name": "kb", "direct_access_index_spec": {"embedding_vector_columns":
+            [{"name": "a"}, {"name": "b"}]}})",
+         "one column"},
+        {R"({"name": "kb", "direct_access_index_spec": []})", "direct_access_index_spec"},
+        {R"({"name": "kb", "comment": 5})", "comment: expected a string"},
+    };
+    for (const auto& [body, part] : refused) {
+        CAPTURE(body);
+        auto settings = settings_from_json(json::parse(body));
+        REQUIRE_FALSE(settings.ok());
+        CHECK_MESSAGE(has(refusal(settings.status()), part), settings.status().message());
+    }
+}
+
+TEST_CASE("queries refuse unknown members and weights without weighted fusion") {
+    for (const char* member : {"num_result", "filter_json", "query", "k", "score_threshold"}) {
+        CAPTURE(member);
+        json body = {{"query_text", "q"}, {member, 5}};
+        auto query = query_from_json(body);
+        REQUIRE_FALSE(query.ok());
+        const std::string message = refusal(query.status());
+        CHECK_MESSAGE(has(message, std::string("'") + member + "'"), message);
+        CHECK_MESSAGE(has(message,
+                          "accepted: columns, filters, filters_json, fusion, "
+                          "num_results, query_text, query_type, query_vector, "
+                          "vector_weight"),
+                      message);
+    }
+    // What Databricks' clients send: debug_level, and null for no filters.
+    auto databricks = query_from_json(json::parse(
+        R"({"query_text": "q", "num_results": 3, "columns": ["id"], "filters_json": null,
+            "debug_level": 1, "query_type": "ANN"})"));
+    REQUIRE_MESSAGE(databricks.ok(), databricks.status().to_string());
+    CHECK(databricks->filter.matches_all());
+    CHECK(databricks->k == 3);
+    // A weight is for weighted fusion; under reciprocal rank fusion it was dropped.
+    auto unweighted = query_from_json(json::parse(R"({"query_text": "q", "vector_weight": 0.7})"));
+    REQUIRE_FALSE(unweighted.ok());
+    CHECK(has(refusal(unweighted.status()), "vector_weight applies to weighted fusion only"));
+    CHECK_FALSE(query_from_json(json::parse(R"({"fusion": "rrf", "vector_weight": 0.7})")).ok());
+    auto weighted = query_from_json(json::parse(R"({"fusion": "weighted", "vector_weight": 0.7})"));
+    REQUIRE(weighted.ok());
+    CHECK(weighted->vector_weight == doctest::Approx(0.7));
+
+    CHECK(*columns_from_json(json::parse(R"({"columns": null})")) == default_columns());
+    CHECK(*columns_from_json(json::parse(R"({"columns": ["id", "year"]})")) ==
+          std::vector<std::string>{"id", "year"});
+    CHECK_FALSE(columns_from_json(json::parse(R"({"columns": ["id", 3]})")).ok());
+}

@@ -274,3 +274,52 @@ TEST_CASE("vector search: integer metadata comes back as integers, and filters m
     CHECK(query({{"rating", 3}}).find(R"(["b",2018,3.0,)") != std::string::npos);
     CHECK(query({{"year", {2019, 2020}}}).find(R"("row_count":1)") != std::string::npos);
 }
+
+TEST_CASE("vector search bodies: an unknown member is a 400 that names it and lists the others") {
+    ServerProcess server("vector_bodies", tiny_model_dir());
+    const std::string indexes = "/api/2.0/vector-search/indexes";
+    auto post = [&](const std::string& path, const std::string& body) {
+        return send(server, "POST", path, body);
+    };
+    auto refused = [&](const httplib::Result& result, const std::string& fragment) {
+        REQUIRE(result);
+        INFO(result->body);
+        CHECK(result->status == 400);
+        const json body = json::parse(result->body, nullptr, false);
+        const bool envelope =
+            body.is_object() && body.contains("error") && body["error"].is_object();
+        const std::string message = envelope ? body["error"].value("message", std::string()) : "";
+        CHECK(message.find(fragment) != std::string::npos);
+        CHECK(message.find("; accepted: ") != std::string::npos);
+    };
+    // A misspelt setting used to create an index with the default instead.
+    refused(post(indexes, R"({"name": "typo", "embedding_dimensions": 64})"),
+            "unrecognized request parameters: 'embedding_dimensions'");
+    CHECK(send(server, "GET", indexes + "/typo", "")->status == 404);
+    // Databricks' shape is taken, endpoint_name included.
+    REQUIRE(post(indexes, R"({"name": "docs", "endpoint_name": "vs", "primary_key": "id",
+                              "index_type": "DIRECT_ACCESS", "direct_access_index_spec":
+                              {"embedding_vector_columns":
+                                  [{"name": "vector", "embedding_dimension": 4}]}})")
+                ->status == 200);
+    REQUIRE(post(indexes + "/docs/upsert-data",
+                 R"({"inputs": [{"id": "a", "text": "tides", "vector": [1, 0, 0, 0],
+                                 "acl": {"principals": ["admin"]}}]})")
+                ->status == 200);
+    // A misspelt query member used to return default results.
+    refused(post(indexes + "/docs/query", R"({"query_vector": [1, 0, 0, 0], "num_result": 1})"),
+            "'num_result'");
+    refused(post(indexes + "/docs/query",
+                 R"({"query_vector": [1, 0, 0, 0], "filter_json": "{\"id\": \"b\"}"})"),
+            "'filter_json'");
+    // What a Databricks client sends is answered.
+    const auto answered = post(indexes + "/docs/query",
+                               R"({"query_vector": [1, 0, 0, 0], "query_type": "ANN",
+                                   "num_results": 1, "columns": ["id"], "filters_json": null,
+                                   "debug_level": 1})");
+    REQUIRE(answered);
+    CHECK(answered->status == 200);
+    CHECK(answered->body.find(R"("row_count":1)") != std::string::npos);
+    drain(server);
+    CHECK(running(server));
+}

@@ -327,6 +327,30 @@ Result<std::vector<retrieval::Document>> documents_from_json(const json& rows) {
     return out;
 }
 
+Result<std::vector<std::string>> primary_keys_from_json(const json& body) {
+    SLUICE_RETURN_IF_ERROR(check_keys(body, {"primary_keys"}, {}));
+    auto given = body.find("primary_keys");
+    if (given == body.end() || given->is_null()) {
+        return invalid_argument("primary_keys is required: the keys of the rows to delete");
+    }
+    if (!given->is_array()) {
+        return invalid_argument("primary_keys: expected an array of strings or integers, found " +
+                                std::string(given->type_name()));
+    }
+    std::vector<std::string> keys;
+    for (const auto& key : *given) {
+        if (key.is_string()) {
+            keys.push_back(key.get<std::string>());
+        } else if (key.is_number_integer()) {
+            keys.push_back(std::to_string(key.get<long long>()));
+        } else {
+            return invalid_argument("primary_keys: expected strings or integers, found " +
+                                    key.dump());
+        }
+    }
+    return keys;
+}
+
 Result<retrieval::Query> query_from_json(const json& body) {
     if (!body.is_object()) {
         return invalid_argument("expected a JSON object");

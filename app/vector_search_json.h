@@ -37,6 +37,11 @@ Result<std::vector<retrieval::Document>> documents_from_json(const nlohmann::jso
 retrieval::MetaValue metadata_number(const nlohmann::json& value);
 Result<retrieval::Filter> filter_from_json(const nlohmann::json& filter);
 
+// A delete's body: {"primary_keys": [keys]}, each a string or an integer. primary_keys is
+// required (a body without it deleted nothing and answered 200, so a misspelt member looked
+// like success); an empty array deletes nothing. Any other member is refused.
+Result<std::vector<std::string>> primary_keys_from_json(const nlohmann::json& body);
+
 // A query request: query_text, query_vector, num_results, filters_json (string) or filters
 // (object; null in either is no filter), query_type ANN | HYBRID | LEXICAL, fusion rrf |
 // weighted, vector_weight (weighted fusion only), and columns (columns_from_json). Any other

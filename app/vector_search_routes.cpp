@@ -152,25 +152,18 @@ void delete_data(governance::Governance& gov, retrieval::IndexManager& indexes,
     if (!body.ok()) {
         return send_status(res, body.status(), info.request_id);
     }
-    std::vector<std::string> keys;
-    for (const auto& key : body->value("primary_keys", json::array())) {
-        if (key.is_string()) {
-            keys.push_back(key.get<std::string>());
-        } else if (key.is_number_integer()) {
-            keys.push_back(std::to_string(key.get<long long>()));
-        } else {
-            return send_status(res, invalid_argument("primary_keys: strings or integers"),
-                               info.request_id);
-        }
+    auto keys = primary_keys_from_json(*body);
+    if (!keys.ok()) {
+        return send_status(res, keys.status(), info.request_id);
     }
     with_index(gov, indexes, Privilege::kModify, info, req, res, [&](const agents::IndexRef& ref) {
-        auto removed = ref.index->remove(keys);
+        auto removed = ref.index->remove(*keys);
         if (!removed.ok()) {
             return send_status(res, removed.status(), info.request_id);
         }
         send_json(res, json{{"status", "SUCCESS"},
                             {"result",
-                             {{"success_row_count", keys.size()},
+                             {{"success_row_count", keys->size()},
                               {"deleted_row_count", *removed},
                               {"failed_primary_keys", json::array()}}}});
     });

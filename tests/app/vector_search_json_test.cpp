@@ -231,3 +231,24 @@ TEST_CASE("queries refuse unknown members and weights without weighted fusion") 
           std::vector<std::string>{"id", "year"});
     CHECK_FALSE(columns_from_json(json::parse(R"({"columns": ["id", 3]})")).ok());
 }
+
+TEST_CASE("a delete names its rows in primary_keys, which is required") {
+    CHECK(*primary_keys_from_json(json::parse(R"({"primary_keys": ["a", 7]})")) ==
+          std::vector<std::string>{"a", "7"});
+    // Nothing to delete is a request that does nothing, said so by deleted_row_count 0.
+    CHECK(primary_keys_from_json(json::parse(R"({"primary_keys": []})"))->empty());
+    const std::vector<std::pair<const char*, const char*>> refused = {
+        {R"({})", "primary_keys is required"},
+        {R"({"primary_keys": null})", "primary_keys is required"},
+        {R"({"primary_key": ["a"]})",
+         "unrecognized request parameters: 'primary_key'; accepted: primary_keys"},
+        {R"({"primary_keys": "a"})", "expected an array of strings or integers, found string"},
+        {R"({"primary_keys": ["a", 1.5]})", "found 1.5"},
+    };
+    for (const auto& [body, part] : refused) {
+        CAPTURE(body);
+        auto keys = primary_keys_from_json(json::parse(body));
+        REQUIRE_FALSE(keys.ok());
+        CHECK_MESSAGE(has(refusal(keys.status()), part), keys.status().message());
+    }
+}

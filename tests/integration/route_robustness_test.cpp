@@ -320,6 +320,31 @@ TEST_CASE("vector search bodies: an unknown member is a 400 that names it and li
     REQUIRE(answered);
     CHECK(answered->status == 200);
     CHECK(answered->body.find(R"("row_count":1)") != std::string::npos);
+
+    // A delete without primary_keys deleted nothing and answered 200, with either method.
+    httplib::Client client("127.0.0.1", server.port);
+    const httplib::Headers headers = {{"Authorization", "Bearer " + server.admin_token}};
+    const std::string delete_data = indexes + "/docs/delete-data";
+    const auto deleted = [&](const std::string& method, const std::string& body) {
+        return method == "DELETE" ? client.Delete(delete_data, headers, body, "application/json")
+                                  : client.Post(delete_data, headers, body, "application/json");
+    };
+    for (const char* method : {"DELETE", "POST"}) {
+        CAPTURE(method);
+        const auto empty = deleted(method, "{}");
+        REQUIRE(empty);
+        CHECK(empty->status == 400);
+        CHECK(empty->body.find("primary_keys is required") != std::string::npos);
+        refused(deleted(method, R"({"primary_key": ["a"]})"), "'primary_key'");
+        const auto none = deleted(method, R"({"primary_keys": []})");
+        REQUIRE(none);
+        CHECK(none->status == 200);
+        CHECK(none->body.find(R"("deleted_row_count":0)") != std::string::npos);
+    }
+    const auto gone = deleted("DELETE", R"({"primary_keys": ["a"]})");
+    REQUIRE(gone);
+    CHECK(gone->status == 200);
+    CHECK(gone->body.find(R"("deleted_row_count":1)") != std::string::npos);
     drain(server);
     CHECK(running(server));
 }

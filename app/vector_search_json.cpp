@@ -148,6 +148,33 @@ Status check_databricks_members(const json& body) {
 
 }  // namespace
 
+Result<std::vector<retrieval::Document>> upsert_rows_from_json(const json& body) {
+    SLUICE_RETURN_IF_ERROR(check_keys(body, {"inputs_json", "inputs"}, {}));
+    const auto text = body.find("inputs_json");
+    const auto rows = body.find("inputs");
+    if (text != body.end() && rows != body.end()) {
+        return invalid_argument("give inputs_json or inputs, not both");
+    }
+    if (rows != body.end()) {
+        return documents_from_json(*rows);
+    }
+    if (text == body.end()) {
+        return invalid_argument(
+            "inputs_json (the rows as a JSON string) or inputs (an array of rows) is required");
+    }
+    // A non-string inputs_json used to be passed over for inputs, which was absent.
+    if (!text->is_string()) {
+        return invalid_argument(
+            "inputs_json: expected a string holding a JSON array of rows, found " +
+            std::string(text->type_name()));
+    }
+    const json parsed = json::parse(text->get<std::string>(), nullptr, false);
+    if (parsed.is_discarded()) {
+        return invalid_argument("inputs_json is not valid JSON");
+    }
+    return documents_from_json(parsed);
+}
+
 MetaValue metadata_number(const json& value) {
     // JSON integers reach 2^64 - 1; past int64 only a float holds them.
     if (value.is_number_unsigned() &&

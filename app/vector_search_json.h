@@ -32,6 +32,9 @@ Result<retrieval::IndexSettings> settings_from_json(const nlohmann::json& body);
 nlohmann::json describe_index(const retrieval::Index& index);
 
 Result<std::vector<retrieval::Document>> documents_from_json(const nlohmann::json& rows);
+// An upsert's body: {"inputs_json": "<a JSON array of rows>"} (Databricks') or {"inputs":
+// [rows]}, exactly one of them. Any other member is refused, naming it and listing these two.
+Result<std::vector<retrieval::Document>> upsert_rows_from_json(const nlohmann::json& body);
 // A JSON number as a metadata value: an integer that int64 holds stays an integer, any other
 // number is a float. Precondition: value.is_number().
 retrieval::MetaValue metadata_number(const nlohmann::json& value);

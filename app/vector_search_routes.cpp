@@ -121,11 +121,7 @@ void upsert(governance::Governance& gov, retrieval::IndexManager& indexes,
     if (!body.ok()) {
         return send_status(res, body.status(), info.request_id);
     }
-    json rows = body->value("inputs", json());
-    if (body->contains("inputs_json") && (*body)["inputs_json"].is_string()) {
-        rows = json::parse((*body)["inputs_json"].get<std::string>(), nullptr, false);
-    }
-    auto documents = documents_from_json(rows);
+    auto documents = upsert_rows_from_json(*body);
     if (!documents.ok()) {
         return send_status(res, documents.status(), info.request_id);
     }

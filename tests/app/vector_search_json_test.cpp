@@ -252,3 +252,28 @@ TEST_CASE("a delete names its rows in primary_keys, which is required") {
         CHECK_MESSAGE(has(refusal(keys.status()), part), keys.status().message());
     }
 }
+
+TEST_CASE("an upsert takes its rows from inputs_json or inputs, and refuses other members") {
+    auto text = upsert_rows_from_json(json{{"inputs_json", R"([{"id": "a"}, {"id": 7}])"}});
+    REQUIRE_MESSAGE(text.ok(), text.status().to_string());
+    CHECK(text->size() == 2);
+    auto rows = upsert_rows_from_json(json::parse(R"({"inputs": [{"id": "a"}]})"));
+    REQUIRE(rows.ok());
+    CHECK(rows->front().key == "a");
+    const std::vector<std::pair<const char*, const char*>> refused = {
+        {R"({"input": [{"id": "a"}]})",
+         "unrecognized request parameters: 'input'; accepted: inputs, inputs_json"},
+        {R"({"inputs": [{"id": "a"}], "overwrite": true})", "'overwrite'"},
+        {R"({})",
+         "inputs_json (the rows as a JSON string) or inputs (an array of rows) is required"},
+        {R"({"inputs": [], "inputs_json": "[]"})", "not both"},
+        {R"({"inputs_json": [{"id": "a"}]})", "inputs_json: expected a string"},
+        {R"({"inputs_json": "[{"})", "inputs_json is not valid JSON"},
+    };
+    for (const auto& [body, part] : refused) {
+        CAPTURE(body);
+        auto documents = upsert_rows_from_json(json::parse(body));
+        REQUIRE_FALSE(documents.ok());
+        CHECK_MESSAGE(has(refusal(documents.status()), part), documents.status().message());
+    }
+}

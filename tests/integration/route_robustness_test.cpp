@@ -306,6 +306,11 @@ TEST_CASE("vector search bodies: an unknown member is a 400 that names it and li
                  R"({"inputs": [{"id": "a", "text": "tides", "vector": [1, 0, 0, 0],
                                  "acl": {"principals": ["admin"]}}]})")
                 ->status == 200);
+    // A misspelt upsert member was ignored beside the one given.
+    refused(post(indexes + "/docs/upsert-data",
+                 R"({"inputs": [{"id": "b", "text": "x", "vector": [0, 1, 0, 0]}],
+                     "inputs_jsn": "[]"})"),
+            "'inputs_jsn'");
     // A misspelt query member used to return default results.
     refused(post(indexes + "/docs/query", R"({"query_vector": [1, 0, 0, 0], "num_result": 1})"),
             "'num_result'");

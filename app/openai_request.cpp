@@ -4,7 +4,6 @@
 #include <cctype>
 #include <cmath>
 #include <random>
-#include <set>
 
 namespace sluice::app {
 namespace {
@@ -369,21 +368,6 @@ Result<std::vector<PromptInput>> parse_inputs(const json& value, const std::stri
 }
 
 }  // namespace
-
-Status check_keys(const json& body, const std::set<std::string>& accepted,
-                  const std::set<std::string>& ignored) {
-    std::string unknown;
-    for (const auto& [key, value] : body.items()) {
-        if (!accepted.contains(key) && !ignored.contains(key)) {
-            unknown += (unknown.empty() ? "'" : ", '") + key + "'";
-        }
-    }
-    if (!unknown.empty()) {
-        return invalid_argument("unrecognized request parameters: " + unknown +
-                                " (see docs/api.md for the supported ones)");
-    }
-    return Status::ok_status();
-}
 
 Result<std::vector<int32_t>> parse_token_ids(const json& array, const std::string& name) {
     if (!array.is_array()) {

@@ -16,11 +16,11 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "app/request_members.h"
 #include "common/result.h"
 #include "inference/chat_template.h"
 #include "inference/sampling.h"
@@ -80,10 +80,6 @@ struct EmbeddingRequest {
     std::string encoding_format = "float";  // float | base64
 };
 Result<EmbeddingRequest> parse_embedding_request(const nlohmann::json& body);
-
-// Rejects members of the object `body` outside `accepted` and `ignored`, naming every one.
-Status check_keys(const nlohmann::json& body, const std::set<std::string>& accepted,
-                  const std::set<std::string>& ignored);
 
 // A JSON array of integers as token ids. An integer that no token id can be (beyond 32 bits) is
 // an error naming it and its position, not a value cut to 32 bits; ids within 32 bits are

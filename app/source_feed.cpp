@@ -1,5 +1,7 @@
 #include "app/source_feed.h"
 
+#include "app/vector_search_json.h"
+
 namespace sluice::app {
 
 using nlohmann::json;
@@ -17,7 +19,8 @@ retrieval::Document to_retrieval_document(const std::string& source_name,
             if (value.is_string()) {
                 doc.metadata[name] = value.get<std::string>();
             } else if (value.is_number()) {
-                doc.metadata[name] = value.get<double>();
+                // A source's integer column stays an integer, as the REST API's integers do.
+                doc.metadata[name] = metadata_number(value);
             } else if (value.is_boolean()) {
                 doc.metadata[name] = std::string(value.get<bool>() ? "true" : "false");
             }

@@ -1,6 +1,12 @@
 #include "app/vector_search_json.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <set>
+
+#include "app/request_members.h"
 
 namespace sluice::app {
 namespace {
@@ -8,6 +14,32 @@ namespace {
 using nlohmann::json;
 using retrieval::Filter;
 using retrieval::MetaValue;
+
+// The members index creation takes: the settings, the route's comment, and Databricks' direct
+// access shape. endpoint_name is taken without effect: an index here belongs to no endpoint.
+const std::set<std::string> kCreateMembers = {"name",
+                                              "language",
+                                              "chunking",
+                                              "chunk_max_tokens",
+                                              "chunk_overlap_tokens",
+                                              "embedder",
+                                              "embedder_endpoint",
+                                              "embedder_model",
+                                              "embedding_dimension",
+                                              "index_factory",
+                                              "metric",
+                                              "comment",
+                                              "primary_key",
+                                              "index_type",
+                                              "direct_access_index_spec"};
+const std::set<std::string> kCreateIgnored = {"endpoint_name"};
+
+// The members a query takes. debug_level, which Databricks' clients may send, asks for
+// diagnostics this server does not give; it changes no result, so it is taken without effect.
+const std::set<std::string> kQueryMembers = {"query_text", "query_vector", "num_results",
+                                             "query_type", "filters_json", "filters",
+                                             "columns",    "fusion",       "vector_weight"};
+const std::set<std::string> kQueryIgnored = {"debug_level"};
 
 Result<MetaValue> meta_value(const std::string& field, const json& value) {
     if (value.is_string()) {
@@ -17,7 +49,7 @@ Result<MetaValue> meta_value(const std::string& field, const json& value) {
         return MetaValue(value.get<bool>() ? 1.0 : 0.0);
     }
     if (value.is_number()) {
-        return MetaValue(value.get<double>());
+        return metadata_number(value);
     }
     return invalid_argument("field '" + field + "': expected a string, number or boolean");
 }
@@ -71,7 +103,89 @@ Result<Filter> field_filter(const std::string& key, const json& value) {
                             "', expected NOT, <, <=, >, >= or PREFIX");
 }
 
+// Databricks' members of index creation, checked so that what this server cannot honour is
+// refused, not dropped: rows are keyed by "id" and written through this API or a source, and of
+// the spec only the vector column's width configures anything.
+Status check_databricks_members(const json& body) {
+    if (auto key = body.find("primary_key"); key != body.end() && *key != "id") {
+        return invalid_argument("primary_key " + key->dump() +
+                                ": rows are keyed by \"id\", the only primary key");
+    }
+    if (auto type = body.find("index_type"); type != body.end() && *type != "DIRECT_ACCESS") {
+        return invalid_argument("index_type " + type->dump() +
+                                ": expected \"DIRECT_ACCESS\" (a source keeps an index in sync, "
+                                "docs/connectors.md)");
+    }
+    auto spec = body.find("direct_access_index_spec");
+    if (spec == body.end()) {
+        return Status::ok_status();
+    }
+    const std::string where = "direct_access_index_spec";
+    if (!spec->is_object()) {
+        return invalid_argument(where + ": expected an object");
+    }
+    // schema_json describes a Delta table's columns; rows here carry any metadata.
+    SLUICE_RETURN_IF_ERROR(
+        check_keys(*spec, {"embedding_vector_columns"}, {"schema_json"}).with_context(where));
+    auto columns = spec->find("embedding_vector_columns");
+    if (columns == spec->end()) {
+        return Status::ok_status();
+    }
+    if (!columns->is_array() || columns->size() > 1) {
+        return invalid_argument(where +
+                                ".embedding_vector_columns: expected an array of one column (a "
+                                "row has one vector)");
+    }
+    for (const auto& column : *columns) {
+        if (!column.is_object()) {
+            return invalid_argument(where + ".embedding_vector_columns[0]: expected an object");
+        }
+        SLUICE_RETURN_IF_ERROR(check_keys(column, {"name", "embedding_dimension"}, {})
+                                   .with_context(where + ".embedding_vector_columns[0]"));
+    }
+    return Status::ok_status();
+}
+
 }  // namespace
+
+Result<std::vector<retrieval::Document>> upsert_rows_from_json(const json& body) {
+    SLUICE_RETURN_IF_ERROR(check_keys(body, {"inputs_json", "inputs"}, {}));
+    const auto text = body.find("inputs_json");
+    const auto rows = body.find("inputs");
+    if (text != body.end() && rows != body.end()) {
+        return invalid_argument("give inputs_json or inputs, not both");
+    }
+    if (rows != body.end()) {
+        return documents_from_json(*rows);
+    }
+    if (text == body.end()) {
+        return invalid_argument(
+            "inputs_json (the rows as a JSON string) or inputs (an array of rows) is required");
+    }
+    // A non-string inputs_json used to be passed over for inputs, which was absent.
+    if (!text->is_string()) {
+        return invalid_argument(
+            "inputs_json: expected a string holding a JSON array of rows, found " +
+            std::string(text->type_name()));
+    }
+    const json parsed = json::parse(text->get<std::string>(), nullptr, false);
+    if (parsed.is_discarded()) {
+        return invalid_argument("inputs_json is not valid JSON");
+    }
+    return documents_from_json(parsed);
+}
+
+MetaValue metadata_number(const json& value) {
+    // JSON integers reach 2^64 - 1; past int64 only a float holds them.
+    if (value.is_number_unsigned() &&
+        value.get<std::uint64_t>() > std::uint64_t{std::numeric_limits<std::int64_t>::max()}) {
+        return value.get<double>();
+    }
+    if (value.is_number_integer()) {
+        return value.get<std::int64_t>();
+    }
+    return value.get<double>();
+}
 
 Result<Filter> filter_from_json(const json& filter) {
     if (!filter.is_object()) {
@@ -110,6 +224,12 @@ Result<Filter> filter_from_json(const json& filter) {
 Result<retrieval::IndexSettings> settings_from_json(const json& body) {
     if (!body.is_object()) {
         return invalid_argument("expected a JSON object");
+    }
+    SLUICE_RETURN_IF_ERROR(check_keys(body, kCreateMembers, kCreateIgnored));
+    SLUICE_RETURN_IF_ERROR(check_databricks_members(body));
+    if (auto comment = body.find("comment"); comment != body.end() && !comment->is_string()) {
+        return invalid_argument("comment: expected a string, found " +
+                                std::string(comment->type_name()));
     }
     retrieval::IndexSettings s;
     try {
@@ -234,10 +354,35 @@ Result<std::vector<retrieval::Document>> documents_from_json(const json& rows) {
     return out;
 }
 
+Result<std::vector<std::string>> primary_keys_from_json(const json& body) {
+    SLUICE_RETURN_IF_ERROR(check_keys(body, {"primary_keys"}, {}));
+    auto given = body.find("primary_keys");
+    if (given == body.end() || given->is_null()) {
+        return invalid_argument("primary_keys is required: the keys of the rows to delete");
+    }
+    if (!given->is_array()) {
+        return invalid_argument("primary_keys: expected an array of strings or integers, found " +
+                                std::string(given->type_name()));
+    }
+    std::vector<std::string> keys;
+    for (const auto& key : *given) {
+        if (key.is_string()) {
+            keys.push_back(key.get<std::string>());
+        } else if (key.is_number_integer()) {
+            keys.push_back(std::to_string(key.get<long long>()));
+        } else {
+            return invalid_argument("primary_keys: expected strings or integers, found " +
+                                    key.dump());
+        }
+    }
+    return keys;
+}
+
 Result<retrieval::Query> query_from_json(const json& body) {
     if (!body.is_object()) {
         return invalid_argument("expected a JSON object");
     }
+    SLUICE_RETURN_IF_ERROR(check_keys(body, kQueryMembers, kQueryIgnored));
     retrieval::Query query;
     try {
         query.text = body.value("query_text", std::string());
@@ -268,17 +413,24 @@ Result<retrieval::Query> query_from_json(const json& body) {
                                            : retrieval::FusionMethod::kWeighted;
             query.vector_weight = body.value("vector_weight", query.vector_weight);
         }
-        json filters;
-        if (body.contains("filters_json") && body.contains("filters")) {
+        // Reciprocal rank fusion has no weights: a weight without weighted fusion would be
+        // dropped silently.
+        if (body.contains("vector_weight") && query.fusion != retrieval::FusionMethod::kWeighted) {
+            return invalid_argument(
+                "vector_weight applies to weighted fusion only: give \"fusion\": \"weighted\"");
+        }
+        // null is no filter: Databricks' clients may send "filters_json": null for none.
+        const json filters_json = body.value("filters_json", json());
+        const json filters_object = body.value("filters", json());
+        if (!filters_json.is_null() && !filters_object.is_null()) {
             return invalid_argument("give filters or filters_json, not both");
         }
-        if (body.contains("filters_json")) {
-            filters = json::parse(body["filters_json"].get<std::string>(), nullptr, false);
+        json filters = filters_object;
+        if (!filters_json.is_null()) {
+            filters = json::parse(filters_json.get<std::string>(), nullptr, false);
             if (filters.is_discarded()) {
                 return invalid_argument("filters_json is not valid JSON");
             }
-        } else if (body.contains("filters")) {
-            filters = body["filters"];
         }
         if (!filters.is_null()) {
             SLUICE_ASSIGN_OR_RETURN(query.filter, filter_from_json(filters));
@@ -290,6 +442,20 @@ Result<retrieval::Query> query_from_json(const json& body) {
 }
 
 std::vector<std::string> default_columns() { return {"id", "title", "uri", "text"}; }
+
+Result<std::vector<std::string>> columns_from_json(const json& body) {
+    auto given = body.find("columns");
+    if (given == body.end() || given->is_null()) {
+        return default_columns();
+    }
+    const bool strings =
+        given->is_array() &&
+        std::all_of(given->begin(), given->end(), [](const json& c) { return c.is_string(); });
+    if (!strings) {
+        return invalid_argument("columns: expected an array of column names");
+    }
+    return given->get<std::vector<std::string>>();
+}
 
 json results_to_json(const std::vector<retrieval::Hit>& hits,
                      const std::vector<std::string>& columns) {
@@ -320,11 +486,10 @@ json results_to_json(const std::vector<retrieval::Hit>& hits,
             } else if (column == "char_end") {
                 row.push_back(chunk.char_end);
             } else if (auto it = chunk.metadata.find(column); it != chunk.metadata.end()) {
-                if (const auto* text = std::get_if<std::string>(&it->second)) {
-                    row.push_back(*text);
-                } else {
-                    row.push_back(std::get<double>(it->second));
-                }
+                // As stored: an integer is a JSON number without a fraction (2020), a float
+                // keeps one (2020.0).
+                row.push_back(
+                    std::visit([](const auto& value) { return json(value); }, it->second));
             } else {
                 row.push_back(nullptr);
             }

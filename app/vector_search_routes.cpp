@@ -1,7 +1,5 @@
 #include "app/vector_search_routes.h"
 
-#include <algorithm>
-
 #include "agents/index_access.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
@@ -56,9 +54,8 @@ void create(governance::Governance& gov, retrieval::IndexManager& indexes,
     if (!settings.ok()) {
         return send_status(res, settings.status(), info.request_id);
     }
-    std::string comment = body->contains("comment") && (*body)["comment"].is_string()
-                              ? (*body)["comment"].get<std::string>()
-                              : "";
+    // settings_from_json refused a comment that is not a string.
+    const std::string comment = body->value("comment", std::string());
     auto created = create_index(gov, indexes, context_of(info), *settings, comment);
     if (!created.ok()) {
         return send_status(res, created.status(), info.request_id);
@@ -124,11 +121,7 @@ void upsert(governance::Governance& gov, retrieval::IndexManager& indexes,
     if (!body.ok()) {
         return send_status(res, body.status(), info.request_id);
     }
-    json rows = body->value("inputs", json());
-    if (body->contains("inputs_json") && (*body)["inputs_json"].is_string()) {
-        rows = json::parse((*body)["inputs_json"].get<std::string>(), nullptr, false);
-    }
-    auto documents = documents_from_json(rows);
+    auto documents = upsert_rows_from_json(*body);
     if (!documents.ok()) {
         return send_status(res, documents.status(), info.request_id);
     }
@@ -155,25 +148,18 @@ void delete_data(governance::Governance& gov, retrieval::IndexManager& indexes,
     if (!body.ok()) {
         return send_status(res, body.status(), info.request_id);
     }
-    std::vector<std::string> keys;
-    for (const auto& key : body->value("primary_keys", json::array())) {
-        if (key.is_string()) {
-            keys.push_back(key.get<std::string>());
-        } else if (key.is_number_integer()) {
-            keys.push_back(std::to_string(key.get<long long>()));
-        } else {
-            return send_status(res, invalid_argument("primary_keys: strings or integers"),
-                               info.request_id);
-        }
+    auto keys = primary_keys_from_json(*body);
+    if (!keys.ok()) {
+        return send_status(res, keys.status(), info.request_id);
     }
     with_index(gov, indexes, Privilege::kModify, info, req, res, [&](const agents::IndexRef& ref) {
-        auto removed = ref.index->remove(keys);
+        auto removed = ref.index->remove(*keys);
         if (!removed.ok()) {
             return send_status(res, removed.status(), info.request_id);
         }
         send_json(res, json{{"status", "SUCCESS"},
                             {"result",
-                             {{"success_row_count", keys.size()},
+                             {{"success_row_count", keys->size()},
                               {"deleted_row_count", *removed},
                               {"failed_primary_keys", json::array()}}}});
     });
@@ -190,16 +176,9 @@ void query(governance::Governance& gov, retrieval::IndexManager& indexes, const 
     if (!query.ok()) {
         return send_status(res, query.status(), info.request_id);
     }
-    std::vector<std::string> columns = default_columns();
-    if (auto given = body->find("columns"); given != body->end() && !given->is_null()) {
-        const bool strings =
-            given->is_array() &&
-            std::all_of(given->begin(), given->end(), [](const json& c) { return c.is_string(); });
-        if (!strings) {
-            return send_status(res, invalid_argument("columns: expected an array of column names"),
-                               info.request_id);
-        }
-        columns = given->get<std::vector<std::string>>();
+    auto columns = columns_from_json(*body);
+    if (!columns.ok()) {
+        return send_status(res, columns.status(), info.request_id);
     }
     // The caller with every group it is inside, so that a chunk's access list is matched
     // against the same identity governance knows.
@@ -213,7 +192,7 @@ void query(governance::Governance& gov, retrieval::IndexManager& indexes, const 
         if (!hits.ok()) {
             return send_status(res, hits.status(), info.request_id);
         }
-        send_json(res, results_to_json(*hits, columns));
+        send_json(res, results_to_json(*hits, *columns));
     });
 }
 

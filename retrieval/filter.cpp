@@ -2,8 +2,66 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace sluice::retrieval {
+namespace {
+
+template <typename T>
+int three_way(T a, T b) {
+    if (a < b) {
+        return -1;
+    }
+    return b < a ? 1 : 0;
+}
+
+// Converting the integer to a double would round it (2^53 + 1 becomes 2^53), so the double is
+// cut to an integer instead, which is exact wherever an int64 can hold it.
+int compare_integer_float(std::int64_t i, double d) {
+    constexpr double kTwo63 = 9223372036854775808.0;  // 2^63, exact as a double
+    if (d >= kTwo63) {
+        return -1;
+    }
+    if (d < -kTwo63) {
+        return 1;
+    }
+    const double whole = std::trunc(d);
+    const auto cut = static_cast<std::int64_t>(whole);
+    if (i != cut) {
+        return i < cut ? -1 : 1;
+    }
+    // i is d without its fraction: the fraction alone decides.
+    return three_way(whole, d);
+}
+
+}  // namespace
+
+int compare_numbers(const MetaNumber& a, const MetaNumber& b) {
+    const auto* ai = std::get_if<std::int64_t>(&a.value);
+    const auto* bi = std::get_if<std::int64_t>(&b.value);
+    if (ai != nullptr && bi != nullptr) {
+        return three_way(*ai, *bi);
+    }
+    if (ai != nullptr) {
+        return compare_integer_float(*ai, std::get<double>(b.value));
+    }
+    if (bi != nullptr) {
+        return -compare_integer_float(*bi, std::get<double>(a.value));
+    }
+    return three_way(std::get<double>(a.value), std::get<double>(b.value));
+}
+
+bool operator<(const MetaNumber& a, const MetaNumber& b) { return compare_numbers(a, b) < 0; }
+
+std::optional<MetaNumber> number_of(const MetaValue& value) {
+    if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+        return MetaNumber{*integer};
+    }
+    if (const auto* real = std::get_if<double>(&value); real != nullptr && !std::isnan(*real)) {
+        return MetaNumber{*real};
+    }
+    return std::nullopt;
+}
 
 Filter Filter::equals(std::string field, MetaValue value) {
     Filter f;
@@ -63,22 +121,20 @@ Filter Filter::negate(Filter child) {
 }
 
 std::optional<int> compare_values(const MetaValue& a, const MetaValue& b) {
-    if (a.index() != b.index()) {
-        return std::nullopt;
-    }
-    if (const auto* text = std::get_if<std::string>(&a)) {
-        int c = text->compare(std::get<std::string>(b));
+    const auto* a_text = std::get_if<std::string>(&a);
+    const auto* b_text = std::get_if<std::string>(&b);
+    if (a_text != nullptr && b_text != nullptr) {
+        int c = a_text->compare(*b_text);
         return c < 0 ? -1 : (c > 0 ? 1 : 0);
     }
-    double x = std::get<double>(a);
-    double y = std::get<double>(b);
-    if (std::isnan(x) || std::isnan(y)) {
+    // Integers and floats are one kind: a filter's 2019 bounds a stored 2020.0 and the other way
+    // round. number_of() is empty for text and NaN, which compare with nothing.
+    auto x = number_of(a);
+    auto y = number_of(b);
+    if (!x || !y) {
         return std::nullopt;
     }
-    if (x < y) {
-        return -1;
-    }
-    return x > y ? 1 : 0;
+    return compare_numbers(*x, *y);
 }
 
 bool Filter::matches(const Metadata& metadata) const {
@@ -147,8 +203,17 @@ std::string describe_value(const MetaValue& value) {
     if (const auto* text = std::get_if<std::string>(&value)) {
         return "\"" + *text + "\"";
     }
+    if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+        return std::to_string(*integer);
+    }
+    // %g where it reads back as the same double (what every earlier build wrote, and document
+    // fingerprints hash this text), else all 17 digits: %g gave 1234567 and 1234568 one text.
+    const double number = std::get<double>(value);
     char buffer[32];
-    std::snprintf(buffer, sizeof(buffer), "%g", std::get<double>(value));
+    std::snprintf(buffer, sizeof(buffer), "%g", number);
+    if (std::strtod(buffer, nullptr) != number && !std::isnan(number)) {
+        std::snprintf(buffer, sizeof(buffer), "%.17g", number);
+    }
     return buffer;
 }
 

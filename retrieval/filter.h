@@ -4,14 +4,18 @@
 // search hands FAISS a selector), so a filtered query still returns k results whenever k chunks
 // match.
 //
-// Comparison rules: a number compares only with a number, text only with text (bytewise); NaN
-// compares with nothing, itself included; a missing field matches nothing except under `not`.
+// Comparison rules: a number compares only with a number, text only with text (bytewise);
+// integers and floats are numbers alike, compared by exact value (a filter's 2019 bounds a
+// stored 2020.0); NaN compares with nothing, itself included; a missing field matches nothing
+// except under `not`.
 //
 // Thread safety: immutable after construction; matches() may run on many threads.
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "retrieval/types.h"
@@ -63,8 +67,23 @@ private:
     std::vector<Filter> children_;
 };
 
-// Three-way comparison of two values of the same kind; nullopt when the kinds differ or either
-// is NaN (unordered: equals, in and bounded ranges never admit it).
+// A metadata number, integer or float, never NaN, ordered by exact value: -0.0, 0.0 and 0 are
+// equal, and 2^53 + 1 is above the float 2^53 (as a double it would equal it). The posting lists
+// (FilterPostings) keep numbers in this order.
+struct MetaNumber {
+    std::variant<std::int64_t, double> value;
+
+    friend bool operator<(const MetaNumber& a, const MetaNumber& b);
+};
+
+// -1, 0 or 1 as `a` is below, equal to or above `b`.
+int compare_numbers(const MetaNumber& a, const MetaNumber& b);
+
+// The number `value` holds; nullopt for text and for NaN.
+std::optional<MetaNumber> number_of(const MetaValue& value);
+
+// Three-way comparison of two values of the same kind, text or number; nullopt when the kinds
+// differ or either is NaN (unordered: equals, in and bounded ranges never admit it).
 std::optional<int> compare_values(const MetaValue& a, const MetaValue& b);
 
 std::string describe_value(const MetaValue& value);

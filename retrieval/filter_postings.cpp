@@ -1,7 +1,6 @@
 #include "retrieval/filter_postings.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include "retrieval/detail/value_spans.h"
 
@@ -155,11 +154,12 @@ void FilterPostings::add(std::uint64_t id, const Metadata& metadata, const Acl& 
         insert_id(field.has, id);
         if (const auto* text = std::get_if<std::string>(&value)) {
             insert_id(field.texts[*text], id);
-        } else if (std::isnan(std::get<double>(value))) {
-            insert_id(field.nan, id);
+        } else if (auto number = number_of(value)) {
+            // -0.0, 0.0 and the integer 0 are one key of the map (none is less than another),
+            // as 2020 and 2020.0 are: a filter admits both.
+            insert_id(field.numbers[*number], id);
         } else {
-            // -0.0 and 0.0 are one key of the map: neither is less than the other.
-            insert_id(field.numbers[std::get<double>(value)], id);
+            insert_id(field.nan, id);
         }
     }
     for (const auto& principal : acl.principals) {
@@ -181,10 +181,10 @@ void FilterPostings::remove(std::uint64_t id, const Metadata& metadata, const Ac
         erase_id(field.has, id);
         if (const auto* text = std::get_if<std::string>(&value)) {
             erase_from(field.texts, *text, id);
-        } else if (std::isnan(std::get<double>(value))) {
-            erase_id(field.nan, id);
+        } else if (auto number = number_of(value)) {
+            erase_from(field.numbers, *number, id);
         } else {
-            erase_from(field.numbers, std::get<double>(value), id);
+            erase_id(field.nan, id);
         }
         if (field.has.empty()) {
             fields_.erase(found);

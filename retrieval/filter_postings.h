@@ -3,11 +3,11 @@
 // (or whose reader's access) admits few chunks scans only those, instead of asking the admission
 // predicate about every indexed chunk.
 //
-// Each metadata field keeps its values in order (numbers in a sorted map, text in another), each
-// value with the sorted ids of the chunks that carry it. A filter leaf is a set of value spans of
-// one field (detail/value_spans.h): equals and in are points, range an interval of numbers or of
-// text, prefix the text interval [p, p with its last byte raised). candidates() evaluates the
-// filter over those lists:
+// Each metadata field keeps its values in order (numbers, integers and floats together, in a
+// sorted map, text in another), each value with the sorted ids of the chunks that carry it. A
+// filter leaf is a set of value spans of one field (detail/value_spans.h): equals and in are
+// points, range an interval of numbers or of text, prefix the text interval [p, p with its last
+// byte raised). candidates() evaluates the filter over those lists:
 //   - a leaf reads the lists of the values inside its spans;
 //   - `not` is pushed down to the leaves (De Morgan), where it becomes the complementary spans
 //     of the same field plus the chunks that lack the field (a missing field matches only under
@@ -66,7 +66,9 @@ public:
 
     using Ids = std::vector<std::uint64_t>;  // sorted
     struct Field {
-        std::map<double, Ids> numbers;  // NaN is kept apart: it has no place in the order
+        // Integers and floats in one order (2020 and 2020.0 share a list); NaN is kept apart:
+        // it has no place in the order.
+        std::map<MetaNumber, Ids> numbers;
         std::map<std::string, Ids, std::less<>> texts;
         Ids nan;
         Ids has;  // every chunk that carries the field, whatever its value

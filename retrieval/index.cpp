@@ -55,7 +55,11 @@ std::string ranking_text(const Chunk& chunk) {
 std::string document_fingerprint(const Document& doc) {
     std::string out = doc.uri + '\x1f' + doc.title + '\x1f' + doc.text + '\x1f';
     for (const auto& [name, value] : doc.metadata) {
-        out += name + '\x1e' + describe_value(value) + '\x1f';
+        // An integer is marked: 2020 and 2020.0 print alike, and a document an earlier build
+        // stored with the float must be written again when the integer arrives. Text and floats
+        // hash as before, so that unchanged documents stay unchanged across the upgrade.
+        const bool integer = std::holds_alternative<std::int64_t>(value);
+        out += name + '\x1e' + (integer ? "i:" : "") + describe_value(value) + '\x1f';
     }
     for (const auto& principal : doc.acl.principals) {
         out += "p:" + principal + '\x1f';

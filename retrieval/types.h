@@ -29,8 +29,10 @@ struct Acl {
     bool empty() const { return principals.empty() && groups.empty(); }
 };
 
-// A metadata value: text or a number. Filters compare numbers numerically and text bytewise.
-using MetaValue = std::variant<std::string, double>;
+// A metadata value: text, a float or an integer. Integers are kept apart from floats so that a
+// value comes back as it was given (2020, not 2020.0). Filters compare text bytewise and
+// numbers numerically, integers with floats by exact value (filter.h).
+using MetaValue = std::variant<std::string, double, std::int64_t>;
 using Metadata = std::map<std::string, MetaValue>;
 
 // A source document as it is upserted. `key` is the primary key: upserting the same key replaces

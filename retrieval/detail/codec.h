@@ -1,8 +1,9 @@
 #pragma once
 // A small binary encoding for the records the chunk store keeps in RocksDB: unsigned LEB128
-// varints, length-prefixed strings, little-endian doubles and floats. Decoding never trusts its
-// input: every read checks the bytes left and reports truncation instead of reading past the end,
-// so a torn or corrupt value becomes kDataLoss where it is decoded.
+// varints (zigzag for signed integers), length-prefixed strings, little-endian doubles and
+// floats. Decoding never trusts its input: every read checks the bytes left and reports
+// truncation instead of reading past the end, so a torn or corrupt value becomes kDataLoss where
+// it is decoded.
 //
 // Thread safety: Encoder and Decoder are owned by one thread.
 
@@ -26,6 +27,11 @@ public:
     void put_string(std::string_view value) {
         put_varint(value.size());
         out_.append(value);
+    }
+    // Zigzag: small negative integers stay short (-1 is one byte, not ten).
+    void put_zigzag(std::int64_t value) {
+        put_varint((static_cast<std::uint64_t>(value) << 1) ^
+                   static_cast<std::uint64_t>(value >> 63));
     }
     void put_double(double value) {
         char bytes[sizeof(double)];
@@ -76,6 +82,14 @@ public:
         }
         value.assign(in_.substr(pos_, size));
         pos_ += size;
+        return true;
+    }
+    bool get_zigzag(std::int64_t& value) {
+        std::uint64_t bits = 0;
+        if (!get_varint(bits)) {
+            return false;
+        }
+        value = static_cast<std::int64_t>((bits >> 1) ^ (~(bits & 1) + 1));
         return true;
     }
     bool get_double(double& value) {

@@ -8,15 +8,22 @@ namespace {
 // Leading byte of every record: a later layout bumps it and keeps a decoder for this one.
 constexpr std::uint64_t kRecordVersion = 1;
 
+// Each value is a kind, then its bytes. Kinds 0 (text) and 1 (float) are those of every earlier
+// build; 2 (integer, zigzag varint) came later, so that integers come back as integers.
+enum MetaKind : std::uint64_t { kText = 0, kFloat = 1, kInteger = 2 };
+
 void put_metadata(Encoder& out, const Metadata& metadata) {
     out.put_varint(metadata.size());
     for (const auto& [name, value] : metadata) {
         out.put_string(name);
         if (const auto* text = std::get_if<std::string>(&value)) {
-            out.put_varint(0);
+            out.put_varint(kText);
             out.put_string(*text);
+        } else if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+            out.put_varint(kInteger);
+            out.put_zigzag(*integer);
         } else {
-            out.put_varint(1);
+            out.put_varint(kFloat);
             out.put_double(std::get<double>(value));
         }
     }
@@ -33,15 +40,21 @@ bool get_metadata(Decoder& in, Metadata& metadata) {
         if (!in.get_string(name) || !in.get_varint(kind)) {
             return false;
         }
-        if (kind == 0) {
+        if (kind == kText) {
             std::string text;
             if (!in.get_string(text)) {
                 return false;
             }
             metadata[name] = std::move(text);
-        } else if (kind == 1) {
+        } else if (kind == kFloat) {
             double number = 0;
             if (!in.get_double(number)) {
+                return false;
+            }
+            metadata[name] = number;
+        } else if (kind == kInteger) {
+            std::int64_t number = 0;
+            if (!in.get_zigzag(number)) {
                 return false;
             }
             metadata[name] = number;

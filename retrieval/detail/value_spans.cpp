@@ -1,7 +1,6 @@
 #include "retrieval/detail/value_spans.h"
 
 #include <algorithm>
-#include <cmath>
 
 namespace sluice::retrieval::detail {
 namespace {
@@ -24,7 +23,7 @@ bool is_empty(const Interval<T>& interval) {
 template <typename T>
 std::vector<Interval<T>> points(std::vector<T> values) {
     std::sort(values.begin(), values.end());
-    // Equal as the filter compares them (-0.0 and 0.0 are one point).
+    // Equal as the filter compares them (-0.0, 0.0 and the integer 0 are one point).
     values.erase(std::unique(values.begin(), values.end(),
                              [](const T& a, const T& b) { return !(a < b) && !(b < a); }),
                  values.end());
@@ -68,26 +67,32 @@ ValueSpans range_spans(const Filter& leaf) {
     const auto& upper = leaf.upper();
     if (!lower && !upper) {
         // No bound: every value of the field, NaN too (matches() compares nothing).
-        out.numbers = everything<double>();
+        out.numbers = everything<MetaNumber>();
         out.texts = everything<std::string>();
         out.nan = true;
         return out;
     }
-    if (lower && upper && lower->index() != upper->index()) {
+    auto is_text = [](const MetaValue& bound) {
+        return std::holds_alternative<std::string>(bound);
+    };
+    if (lower && upper && is_text(*lower) != is_text(*upper)) {
         return out;  // a number never compares with text: nothing passes both bounds
     }
-    const MetaValue& kind = lower ? *lower : *upper;
-    if (std::holds_alternative<double>(kind)) {
-        Interval<double> interval;
-        if (lower) {
-            interval.lower = Bound<double>{std::get<double>(*lower), leaf.lower_inclusive()};
+    if (!is_text(lower ? *lower : *upper)) {
+        // Integer and float bounds are one kind; a NaN bound admits nothing.
+        std::optional<MetaNumber> low = lower ? number_of(*lower) : std::nullopt;
+        std::optional<MetaNumber> high = upper ? number_of(*upper) : std::nullopt;
+        if ((lower && !low) || (upper && !high)) {
+            return out;
         }
-        if (upper) {
-            interval.upper = Bound<double>{std::get<double>(*upper), leaf.upper_inclusive()};
+        Interval<MetaNumber> interval;
+        if (low) {
+            interval.lower = Bound<MetaNumber>{*low, leaf.lower_inclusive()};
         }
-        bool nan_bound = (interval.lower && std::isnan(interval.lower->value)) ||
-                         (interval.upper && std::isnan(interval.upper->value));
-        if (!nan_bound && !is_empty(interval)) {
+        if (high) {
+            interval.upper = Bound<MetaNumber>{*high, leaf.upper_inclusive()};
+        }
+        if (!is_empty(interval)) {
             out.numbers.push_back(interval);
         }
         return out;
@@ -124,13 +129,13 @@ ValueSpans leaf_spans(const Filter& leaf) {
     switch (leaf.op()) {
         case Filter::Op::kEquals:
         case Filter::Op::kIn: {
-            std::vector<double> numbers;
+            std::vector<MetaNumber> numbers;
             std::vector<std::string> texts;
             for (const auto& value : leaf.values()) {
                 if (const auto* text = std::get_if<std::string>(&value)) {
                     texts.push_back(*text);
-                } else if (!std::isnan(std::get<double>(value))) {
-                    numbers.push_back(std::get<double>(value));
+                } else if (auto number = number_of(value)) {  // NaN equals nothing
+                    numbers.push_back(*number);
                 }
             }
             out.numbers = points(std::move(numbers));

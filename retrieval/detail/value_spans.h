@@ -1,9 +1,9 @@
 #pragma once
 // The values of one metadata field that a filter leaf admits, as spans of the field's value order
-// (numbers ascending, text bytewise), so that FilterPostings reads the posting lists of a leaf
-// and of its negation from its ordered maps. The spans follow Filter::matches exactly: a number
-// bound admits only numbers, a text bound only text, a range without bounds every value, NaN
-// only an unbounded range.
+// (numbers ascending, integers and floats together by exact value; text bytewise), so that
+// FilterPostings reads the posting lists of a leaf and of its negation from its ordered maps.
+// The spans follow Filter::matches exactly: a number bound admits only numbers, a text bound
+// only text, a range without bounds every value, NaN only an unbounded range.
 //
 // Thread safety: pure functions over values.
 
@@ -30,7 +30,7 @@ struct Interval {
 
 // Disjoint intervals in increasing order per kind, and whether NaN is admitted.
 struct ValueSpans {
-    std::vector<Interval<double>> numbers;
+    std::vector<Interval<MetaNumber>> numbers;
     std::vector<Interval<std::string>> texts;
     bool nan = false;
 };

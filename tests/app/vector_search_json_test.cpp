@@ -21,7 +21,7 @@ TEST_CASE("rows become documents with key, text, acl, vector and metadata") {
     CHECK(doc.vector == std::vector<float>{1, 2});
     CHECK(doc.acl.principals == std::vector<std::string>{"ann"});
     CHECK(doc.acl.groups == std::vector<std::string>{"eng"});
-    CHECK(std::get<double>(doc.metadata.at("year")) == 2020);
+    CHECK(std::get<std::int64_t>(doc.metadata.at("year")) == 2020);
     CHECK(std::get<double>(doc.metadata.at("draft")) == 1);
     CHECK(std::get<std::string>(doc.metadata.at("lang")) == "en");
 
@@ -29,6 +29,40 @@ TEST_CASE("rows become documents with key, text, acl, vector and metadata") {
           StatusCode::kInvalidArgument);
     CHECK_FALSE(documents_from_json(json::parse(R"([{"id": "a", "vector": ["x"]}])")).ok());
     CHECK_FALSE(documents_from_json(json::parse(R"({"id": "a"})")).ok());
+}
+
+TEST_CASE("integer metadata comes back as integers, floats as floats; filters meet both") {
+    // 2^53 + 1, which a double cannot hold, and 2^64 - 1, which only a double can.
+    auto docs = documents_from_json(json::parse(R"([
+        {"id": "a", "year": 2020, "neg": -7, "ratio": 2.0, "score": 2.5,
+         "big": 9007199254740993, "huge": 18446744073709551615}
+    ])"));
+    REQUIRE(docs.ok());
+    sluice::retrieval::Hit hit;
+    hit.chunk.doc_key = "a";
+    hit.chunk.metadata = docs->front().metadata;
+    hit.score = 0.5;
+    json answer = results_to_json({hit}, {"year", "neg", "ratio", "score", "big", "huge"});
+    CHECK(answer["result"]["data_array"][0].dump() ==
+          "[2020,-7,2.0,2.5,9007199254740993,1.8446744073709552e+19,0.5]");
+
+    const Metadata& stored = hit.chunk.metadata;
+    auto matches = [&](const char* text) {
+        CAPTURE(text);
+        auto filter = filter_from_json(json::parse(text));
+        REQUIRE_MESSAGE(filter.ok(), filter.status().to_string());
+        return filter->matches(stored);
+    };
+    CHECK(matches(R"({"year >=": 2019})"));
+    CHECK(matches(R"({"year >=": 2019.5, "year <": 2020.5})"));
+    CHECK(matches(R"({"year": 2020.0})"));
+    CHECK(matches(R"({"year": [2019, 2020]})"));
+    CHECK(matches(R"({"ratio": 2})"));
+    CHECK(matches(R"({"score >": 2, "score <": 3})"));
+    CHECK_FALSE(matches(R"({"year >": 2020})"));
+    CHECK_FALSE(matches(R"({"score": 2})"));
+    CHECK(matches(R"({"big": 9007199254740993})"));
+    CHECK_FALSE(matches(R"({"big": 9007199254740992})"));  // equal only as doubles
 }
 
 TEST_CASE("filters in the Databricks shape and nested and/or/not") {
@@ -102,4 +136,144 @@ TEST_CASE("query requests and index settings") {
               .status()
               .code() == StatusCode::kInvalidArgument);
     CHECK_FALSE(settings_from_json(json::parse(R"({"language": "english"})")).ok());
+}
+
+namespace {
+
+// The message of a refused request, which must name `member` and list the accepted ones.
+std::string refusal(const sluice::Status& status) {
+    CHECK(status.code() == StatusCode::kInvalidArgument);
+    return status.message();
+}
+
+bool has(const std::string& message, const std::string& part) {
+    return message.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("index creation refuses unknown members, naming them and listing the accepted ones") {
+    auto typo = settings_from_json(json::parse(R"({"name": "kb", "embedding_dimensions": 64})"));
+    REQUIRE_FALSE(typo.ok());
+    const std::string message = refusal(typo.status());
+    CHECK_MESSAGE(has(message, "unrecognized request parameters: 'embedding_dimensions'"), message);
+    CHECK_MESSAGE(has(message, "accepted: "), message);
+    CHECK_MESSAGE(has(message, "embedding_dimension,"), message);
+    CHECK_MESSAGE(has(message, "direct_access_index_spec"), message);
+
+    // Databricks' direct access shape is taken whole; endpoint_name and schema_json change nothing.
+    auto databricks = settings_from_json(json::parse(R"({
+        "name": "kb", "endpoint_name": "vs", "primary_key": "id", "index_type": "DIRECT_ACCESS",
+        "comment": "notes",
+        "direct_access_index_spec": {
+            "embedding_vector_columns": [{"name": "vector", "embedding_dimension": 8}],
+            "schema_json": "{\"id\": \"string\", \"vector\": \"array<float>\"}"}})"));
+    REQUIRE_MESSAGE(databricks.ok(), databricks.status().to_string());
+    CHECK(databricks->dimension == 8);
+    CHECK(databricks->embedder == "none");
+
+    // What the index cannot honour is refused, not dropped.
+    const std::vector<std::pair<const char*, const char*>> refused = {
+        {R"({"name": "kb", "primary_key": "doc_id"})", "primary_key \"doc_id\""},
+        {R"({"name": "kb", "index_type": "DELTA_SYNC"})", "index_type \"DELTA_SYNC\""},
+        {R"({"name": "kb", "direct_access_index_spec": {"embedding_source_columns": []}})",
+         "direct_access_index_spec: unrecognized request parameters: "
+         "'embedding_source_columns'; accepted: embedding_vector_columns"},
+        {R"({"name": "kb", "direct_access_index_spec": {"embedding_vector_columns":
+            [{"name": "v", "dimension": 8}]}})",
+         "embedding_vector_columns[0]: unrecognized request parameters: 'dimension'"},
+        {R"({"name": "kb", "direct_access_index_spec": {"embedding_vector_columns":
+            [{"name": "a"}, {"name": "b"}]}})",
+         "one column"},
+        {R"({"name": "kb", "direct_access_index_spec": []})", "direct_access_index_spec"},
+        {R"({"name": "kb", "comment": 5})", "comment: expected a string"},
+    };
+    for (const auto& [body, part] : refused) {
+        CAPTURE(body);
+        auto settings = settings_from_json(json::parse(body));
+        REQUIRE_FALSE(settings.ok());
+        CHECK_MESSAGE(has(refusal(settings.status()), part), settings.status().message());
+    }
+}
+
+TEST_CASE("queries refuse unknown members and weights without weighted fusion") {
+    for (const char* member : {"num_result", "filter_json", "query", "k", "score_threshold"}) {
+        CAPTURE(member);
+        json body = {{"query_text", "q"}, {member, 5}};
+        auto query = query_from_json(body);
+        REQUIRE_FALSE(query.ok());
+        const std::string message = refusal(query.status());
+        CHECK_MESSAGE(has(message, std::string("'") + member + "'"), message);
+        CHECK_MESSAGE(has(message,
+                          "accepted: columns, filters, filters_json, fusion, "
+                          "num_results, query_text, query_type, query_vector, "
+                          "vector_weight"),
+                      message);
+    }
+    // What Databricks' clients send: debug_level, and null for no filters.
+    auto databricks = query_from_json(json::parse(
+        R"({"query_text": "q", "num_results": 3, "columns": ["id"], "filters_json": null,
+            "debug_level": 1, "query_type": "ANN"})"));
+    REQUIRE_MESSAGE(databricks.ok(), databricks.status().to_string());
+    CHECK(databricks->filter.matches_all());
+    CHECK(databricks->k == 3);
+    // A weight is for weighted fusion; under reciprocal rank fusion it was dropped.
+    auto unweighted = query_from_json(json::parse(R"({"query_text": "q", "vector_weight": 0.7})"));
+    REQUIRE_FALSE(unweighted.ok());
+    CHECK(has(refusal(unweighted.status()), "vector_weight applies to weighted fusion only"));
+    CHECK_FALSE(query_from_json(json::parse(R"({"fusion": "rrf", "vector_weight": 0.7})")).ok());
+    auto weighted = query_from_json(json::parse(R"({"fusion": "weighted", "vector_weight": 0.7})"));
+    REQUIRE(weighted.ok());
+    CHECK(weighted->vector_weight == doctest::Approx(0.7));
+
+    CHECK(*columns_from_json(json::parse(R"({"columns": null})")) == default_columns());
+    CHECK(*columns_from_json(json::parse(R"({"columns": ["id", "year"]})")) ==
+          std::vector<std::string>{"id", "year"});
+    CHECK_FALSE(columns_from_json(json::parse(R"({"columns": ["id", 3]})")).ok());
+}
+
+TEST_CASE("a delete names its rows in primary_keys, which is required") {
+    CHECK(*primary_keys_from_json(json::parse(R"({"primary_keys": ["a", 7]})")) ==
+          std::vector<std::string>{"a", "7"});
+    // Nothing to delete is a request that does nothing, said so by deleted_row_count 0.
+    CHECK(primary_keys_from_json(json::parse(R"({"primary_keys": []})"))->empty());
+    const std::vector<std::pair<const char*, const char*>> refused = {
+        {R"({})", "primary_keys is required"},
+        {R"({"primary_keys": null})", "primary_keys is required"},
+        {R"({"primary_key": ["a"]})",
+         "unrecognized request parameters: 'primary_key'; accepted: primary_keys"},
+        {R"({"primary_keys": "a"})", "expected an array of strings or integers, found string"},
+        {R"({"primary_keys": ["a", 1.5]})", "found 1.5"},
+    };
+    for (const auto& [body, part] : refused) {
+        CAPTURE(body);
+        auto keys = primary_keys_from_json(json::parse(body));
+        REQUIRE_FALSE(keys.ok());
+        CHECK_MESSAGE(has(refusal(keys.status()), part), keys.status().message());
+    }
+}
+
+TEST_CASE("an upsert takes its rows from inputs_json or inputs, and refuses other members") {
+    auto text = upsert_rows_from_json(json{{"inputs_json", R"([{"id": "a"}, {"id": 7}])"}});
+    REQUIRE_MESSAGE(text.ok(), text.status().to_string());
+    CHECK(text->size() == 2);
+    auto rows = upsert_rows_from_json(json::parse(R"({"inputs": [{"id": "a"}]})"));
+    REQUIRE(rows.ok());
+    CHECK(rows->front().key == "a");
+    const std::vector<std::pair<const char*, const char*>> refused = {
+        {R"({"input": [{"id": "a"}]})",
+         "unrecognized request parameters: 'input'; accepted: inputs, inputs_json"},
+        {R"({"inputs": [{"id": "a"}], "overwrite": true})", "'overwrite'"},
+        {R"({})",
+         "inputs_json (the rows as a JSON string) or inputs (an array of rows) is required"},
+        {R"({"inputs": [], "inputs_json": "[]"})", "not both"},
+        {R"({"inputs_json": [{"id": "a"}]})", "inputs_json: expected a string"},
+        {R"({"inputs_json": "[{"})", "inputs_json is not valid JSON"},
+    };
+    for (const auto& [body, part] : refused) {
+        CAPTURE(body);
+        auto documents = upsert_rows_from_json(json::parse(body));
+        REQUIRE_FALSE(documents.ok());
+        CHECK_MESSAGE(has(refusal(documents.status()), part), documents.status().message());
+    }
 }

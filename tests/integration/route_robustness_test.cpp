@@ -12,6 +12,7 @@
 namespace {
 
 using nlohmann::json;
+using sluice::testing::ok_json;
 using sluice::testing::ServerProcess;
 using sluice::testing::tiny_model_dir;
 using namespace std::chrono_literals;
@@ -241,5 +242,114 @@ TEST_CASE("fields of the wrong type or out of range are 400s that name them") {
         CHECK_MESSAGE(message.find(c.fragment) != std::string::npos, message);
         drain(server);
     }
+    CHECK(running(server));
+}
+
+TEST_CASE("vector search: integer metadata comes back as integers, and filters meet floats") {
+    ServerProcess server("vector_integers", tiny_model_dir());
+    const std::string indexes = "/api/2.0/vector-search/indexes";
+    auto post = [&](const std::string& path, const json& body) {
+        return server.send(server.admin_token, "POST", path, body);
+    };
+    ok_json(post(indexes, {{"name", "numbers"}, {"embedding_dimension", 64}}));
+    const json acl = {{"principals", {"admin"}}};
+    const json rows = {
+        {{"id", "a"}, {"text", "river delta"}, {"year", 2020}, {"rating", 2.5}, {"acl", acl}},
+        {{"id", "b"}, {"text", "river mouth"}, {"year", 2018}, {"rating", 3.0}, {"acl", acl}}};
+    ok_json(post(indexes + "/numbers/upsert-data", {{"inputs_json", rows.dump()}}));
+    auto query = [&](const json& filters) {
+        const auto answer = post(indexes + "/numbers/query", {{"query_text", "river"},
+                                                              {"query_type", "LEXICAL"},
+                                                              {"columns", {"id", "year", "rating"}},
+                                                              {"filters_json", filters.dump()}});
+        REQUIRE(answer);
+        INFO(answer->body);
+        REQUIRE(answer->status == 200);
+        return answer->body;
+    };
+    // As a client reads it: 2020 without a fraction, the floats with theirs.
+    const std::string later = query({{"year >=", 2019}});
+    CHECK(later.find(R"("data_array":[["a",2020,2.5,)") != std::string::npos);
+    CHECK(query({{"year", 2018.0}}).find(R"(["b",2018,3.0,)") != std::string::npos);
+    CHECK(query({{"rating", 3}}).find(R"(["b",2018,3.0,)") != std::string::npos);
+    CHECK(query({{"year", {2019, 2020}}}).find(R"("row_count":1)") != std::string::npos);
+}
+
+TEST_CASE("vector search bodies: an unknown member is a 400 that names it and lists the others") {
+    ServerProcess server("vector_bodies", tiny_model_dir());
+    const std::string indexes = "/api/2.0/vector-search/indexes";
+    auto post = [&](const std::string& path, const std::string& body) {
+        return send(server, "POST", path, body);
+    };
+    auto refused = [&](const httplib::Result& result, const std::string& fragment) {
+        REQUIRE(result);
+        INFO(result->body);
+        CHECK(result->status == 400);
+        const json body = json::parse(result->body, nullptr, false);
+        const bool envelope =
+            body.is_object() && body.contains("error") && body["error"].is_object();
+        const std::string message = envelope ? body["error"].value("message", std::string()) : "";
+        CHECK(message.find(fragment) != std::string::npos);
+        CHECK(message.find("; accepted: ") != std::string::npos);
+    };
+    // A misspelt setting used to create an index with the default instead.
+    refused(post(indexes, R"({"name": "typo", "embedding_dimensions": 64})"),
+            "unrecognized request parameters: 'embedding_dimensions'");
+    CHECK(send(server, "GET", indexes + "/typo", "")->status == 404);
+    // Databricks' shape is taken, endpoint_name included.
+    REQUIRE(post(indexes, R"({"name": "docs", "endpoint_name": "vs", "primary_key": "id",
+                              "index_type": "DIRECT_ACCESS", "direct_access_index_spec":
+                              {"embedding_vector_columns":
+                                  [{"name": "vector", "embedding_dimension": 4}]}})")
+                ->status == 200);
+    REQUIRE(post(indexes + "/docs/upsert-data",
+                 R"({"inputs": [{"id": "a", "text": "tides", "vector": [1, 0, 0, 0],
+                                 "acl": {"principals": ["admin"]}}]})")
+                ->status == 200);
+    // A misspelt upsert member was ignored beside the one given.
+    refused(post(indexes + "/docs/upsert-data",
+                 R"({"inputs": [{"id": "b", "text": "x", "vector": [0, 1, 0, 0]}],
+                     "inputs_jsn": "[]"})"),
+            "'inputs_jsn'");
+    // A misspelt query member used to return default results.
+    refused(post(indexes + "/docs/query", R"({"query_vector": [1, 0, 0, 0], "num_result": 1})"),
+            "'num_result'");
+    refused(post(indexes + "/docs/query",
+                 R"({"query_vector": [1, 0, 0, 0], "filter_json": "{\"id\": \"b\"}"})"),
+            "'filter_json'");
+    // What a Databricks client sends is answered.
+    const auto answered = post(indexes + "/docs/query",
+                               R"({"query_vector": [1, 0, 0, 0], "query_type": "ANN",
+                                   "num_results": 1, "columns": ["id"], "filters_json": null,
+                                   "debug_level": 1})");
+    REQUIRE(answered);
+    CHECK(answered->status == 200);
+    CHECK(answered->body.find(R"("row_count":1)") != std::string::npos);
+
+    // A delete without primary_keys deleted nothing and answered 200, with either method.
+    httplib::Client client("127.0.0.1", server.port);
+    const httplib::Headers headers = {{"Authorization", "Bearer " + server.admin_token}};
+    const std::string delete_data = indexes + "/docs/delete-data";
+    const auto deleted = [&](const std::string& method, const std::string& body) {
+        return method == "DELETE" ? client.Delete(delete_data, headers, body, "application/json")
+                                  : client.Post(delete_data, headers, body, "application/json");
+    };
+    for (const char* method : {"DELETE", "POST"}) {
+        CAPTURE(method);
+        const auto empty = deleted(method, "{}");
+        REQUIRE(empty);
+        CHECK(empty->status == 400);
+        CHECK(empty->body.find("primary_keys is required") != std::string::npos);
+        refused(deleted(method, R"({"primary_key": ["a"]})"), "'primary_key'");
+        const auto none = deleted(method, R"({"primary_keys": []})");
+        REQUIRE(none);
+        CHECK(none->status == 200);
+        CHECK(none->body.find(R"("deleted_row_count":0)") != std::string::npos);
+    }
+    const auto gone = deleted("DELETE", R"({"primary_keys": ["a"]})");
+    REQUIRE(gone);
+    CHECK(gone->status == 200);
+    CHECK(gone->body.find(R"("deleted_row_count":1)") != std::string::npos);
+    drain(server);
     CHECK(running(server));
 }

@@ -2,8 +2,11 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <fstream>
+#include <limits>
 
+#include "retrieval/detail/records.h"
 #include "temp_dir.h"
 
 using namespace sluice::retrieval;
@@ -73,6 +76,54 @@ TEST_CASE("a committed batch survives reopening, field for field") {
     // Ids keep counting after a reopen, never reusing a committed one.
     auto batch = (*store)->batch();
     CHECK(batch.reserve_chunk_id() > id);
+}
+
+TEST_CASE("integer metadata reads back as an integer; records of earlier builds still load") {
+    using namespace std::string_literals;
+    // A document record as earlier builds wrote it, when every number was a float (kind 1):
+    // version, uri, title, metadata {lang: "en", year: 2021.0}, acl (no principals, groups
+    // [staff]), text hash, chunk ids [7].
+    const std::string earlier = "\x01"s + "\x01u" + "\x01t" + "\x02" + "\x04lang" + "\x00\x02"s +
+                                "en" + "\x04year" + "\x01" + "\x00\x00\x00\x00\x00\x94\x9f\x40"s +
+                                "\x00"s + "\x01\x05staff" + "\x01h" + "\x01\x07";
+    auto decoded = detail::decode_document("k", earlier);
+    REQUIRE_MESSAGE(decoded.ok(), decoded.status().to_string());
+    CHECK(std::get<double>(decoded->metadata.at("year")) == 2021.0);
+    CHECK(std::get<std::string>(decoded->metadata.at("lang")) == "en");
+    CHECK(decoded->acl.groups == std::vector<std::string>{"staff"});
+    CHECK(decoded->chunk_ids == std::vector<std::uint64_t>{7});
+    // Text and floats are written as before, so an earlier build reads what has no integer.
+    CHECK(detail::encode_document(*decoded) == earlier);
+
+    TempDir dir("store-integers");
+    const Metadata numbers = {{"year", std::int64_t{2020}},
+                              {"offset", std::int64_t{-1}},
+                              {"least", std::numeric_limits<std::int64_t>::min()},
+                              {"most", std::numeric_limits<std::int64_t>::max()},
+                              {"ratio", 2.0}};
+    std::uint64_t id = 0;
+    {
+        auto store = ChunkStore::open(dir.path());
+        REQUIRE(store.ok());
+        auto batch = (*store)->batch();
+        id = batch.reserve_chunk_id();
+        Chunk chunk = make_chunk(id, "doc-a", "hello");
+        chunk.metadata = numbers;
+        batch.put_chunk(chunk, {});
+        batch.put_document(DocumentRecord{"doc-a", "", "", numbers, {}, "h", {id}});
+        REQUIRE((*store)->commit(batch).ok());
+    }
+    auto store = ChunkStore::open(dir.path());
+    REQUIRE(store.ok());
+    auto chunk = (*store)->get_chunk(id);
+    REQUIRE(chunk.ok());
+    REQUIRE(chunk->has_value());
+    CHECK((*chunk)->metadata == numbers);  // kinds and values: 2020 stays 2020, 2.0 stays 2.0
+    CHECK(std::holds_alternative<std::int64_t>((*chunk)->metadata.at("year")));
+    CHECK(std::holds_alternative<double>((*chunk)->metadata.at("ratio")));
+    auto document = (*store)->get_document("doc-a");
+    REQUIRE(document.ok());
+    CHECK((*document)->metadata == numbers);
 }
 
 TEST_CASE("a process killed before commit leaves nothing; after commit leaves everything") {

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 #include "retrieval/embedder.h"
 #include "retrieval/filter.h"
@@ -82,6 +84,39 @@ TEST_CASE("filters: equals, in, range, prefix, and/or/not, missing fields") {
                           Filter::prefix("path", "/a")})
               .matches(doc));
     CHECK(both.describe() == "(lang = \"en\" and not year <= 2000)");
+}
+
+TEST_CASE("integer and float metadata compare as numbers, by exact value") {
+    const std::int64_t two_53 = std::int64_t{1} << 53;
+    Metadata doc = {{"year", std::int64_t{2020}}, {"score", 2.5}, {"big", two_53 + 1}};
+    // Integers against floats, in every leaf.
+    CHECK(Filter::equals("year", 2020.0).matches(doc));
+    CHECK(Filter::equals("year", std::int64_t{2020}).matches(doc));
+    CHECK(Filter::in("year", {std::int64_t{2019}, 2020.0}).matches(doc));
+    CHECK(Filter::range("year", std::int64_t{2019}, true, std::nullopt, true).matches(doc));
+    CHECK(Filter::range("year", 2019.5, true, 2020.5, true).matches(doc));
+    CHECK_FALSE(Filter::range("year", 2020.0, false, std::nullopt, true).matches(doc));
+    CHECK(Filter::range("score", std::int64_t{2}, true, std::int64_t{3}, false).matches(doc));
+    CHECK_FALSE(Filter::equals("score", std::int64_t{2}).matches(doc));
+    CHECK_FALSE(Filter::equals("year", std::string("2020")).matches(doc));  // kinds differ
+    // 2^53 + 1 has no double: converted to one it would equal the float 2^53.
+    CHECK_FALSE(Filter::equals("big", static_cast<double>(two_53)).matches(doc));
+    CHECK(
+        Filter::range("big", static_cast<double>(two_53), false, std::nullopt, true).matches(doc));
+    CHECK(compare_values(std::int64_t{-1}, -0.5) == -1);
+    CHECK(compare_values(-1.5, std::int64_t{-1}) == -1);
+    CHECK(compare_values(std::int64_t{0}, -0.0) == 0);
+    CHECK(compare_values(std::numeric_limits<std::int64_t>::max(), 9223372036854775808.0) == -1);
+    CHECK(compare_values(std::numeric_limits<std::int64_t>::min(), -9223372036854775808.0) == 0);
+    CHECK(compare_values(std::int64_t{1}, -HUGE_VAL) == 1);
+    CHECK_FALSE(compare_values(std::int64_t{1}, std::nan("")).has_value());
+    // Values print as given; a float's text reads back as the same float.
+    CHECK(describe_value(std::int64_t{2020}) == "2020");
+    CHECK(describe_value(2.5) == "2.5");
+    CHECK(describe_value(0.1) == "0.1");
+    CHECK(describe_value(1234567.0) == "1234567");  // %g alone gave 1.23457e+06
+    CHECK(Filter::range("year", std::int64_t{2019}, true, std::nullopt, true).describe() ==
+          "year >= 2019");
 }
 
 TEST_CASE("reciprocal rank fusion and weighted fusion") {

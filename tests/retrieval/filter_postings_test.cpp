@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <random>
 
@@ -118,8 +119,13 @@ TEST_CASE("candidates are the admitted chunks and narrow where the filter or acl
 
 namespace {
 
+// 2^53: above it doubles skip integers, so 2^53 + 1 as an integer lies between two floats.
+constexpr std::int64_t kTwo53 = std::int64_t{1} << 53;
+
 // Random metadata over a few fields, with the awkward cases: absent fields, a field that holds
-// numbers on some chunks and text on others, NaN, -0.0, text with 0xff bytes and empty text.
+// numbers on some chunks and text on others, integers beside floats of the same and of
+// neighbouring values (2^53 + 1 beside the float 2^53), NaN, -0.0, text with 0xff bytes and
+// empty text.
 Metadata random_metadata(std::mt19937& random) {
     static const std::vector<std::string> kTexts = {"",   "a",  "ab", "abc", "b",
                                                     "ba", "bz", "c",  "a\xff", "a\xff\xff"};
@@ -133,6 +139,13 @@ Metadata random_metadata(std::mt19937& random) {
             metadata["num"] = -0.0;
         } else if (kind == 2) {
             metadata["num"] = kTexts[pick(kTexts.size())];
+        } else if (kind <= 5) {
+            metadata["num"] = static_cast<std::int64_t>(pick(20)) - 5;
+        } else if (kind == 6) {
+            metadata["num"] = static_cast<double>(pick(20)) - 4.5;
+        } else if (kind == 7) {
+            metadata["num"] = pick(2) == 0 ? MetaValue(kTwo53 + static_cast<std::int64_t>(pick(3)))
+                                           : MetaValue(static_cast<double>(kTwo53 + 2 * pick(2)));
         } else {
             metadata["num"] = static_cast<double>(pick(20)) - 5;
         }
@@ -148,9 +161,16 @@ Metadata random_metadata(std::mt19937& random) {
 
 MetaValue random_value(std::mt19937& random) {
     static const std::vector<std::string> kTexts = {"", "a", "ab", "b", "bb", "c", "a\xff", "zz"};
-    switch (random() % 4) {
+    switch (random() % 7) {
         case 0: return kTexts[random() % kTexts.size()];
         case 1: return -0.0;
+        case 2:
+            return static_cast<std::int64_t>(random() % 24) - 7;
+        case 3:
+            return static_cast<double>(random() % 24) - 6.5;
+        case 4:
+            return random() % 2 == 0 ? MetaValue(kTwo53 + static_cast<std::int64_t>(random() % 3))
+                                     : MetaValue(static_cast<double>(kTwo53 + 2 * (random() % 2)));
         default: return static_cast<double>(random() % 24) - 7;
     }
 }
@@ -176,9 +196,14 @@ Filter random_filter(std::mt19937& random, int depth) {
             }
             if (random() % 3 != 0) {
                 // Mostly the same kind as the lower bound, so that the range admits something.
-                upper = lower && random() % 4 != 0 && std::holds_alternative<double>(*lower)
-                            ? MetaValue(std::get<double>(*lower) + static_cast<double>(random() % 9))
-                            : random_value(random);
+                const auto step = static_cast<std::int64_t>(random() % 9);
+                if (!lower || random() % 4 == 0 || std::holds_alternative<std::string>(*lower)) {
+                    upper = random_value(random);
+                } else if (const auto* integer = std::get_if<std::int64_t>(&*lower)) {
+                    upper = *integer + step;
+                } else {
+                    upper = std::get<double>(*lower) + static_cast<double>(step);
+                }
             }
             return Filter::range(field, lower, random() % 2 == 0, upper, random() % 2 == 0);
         }
@@ -297,6 +322,38 @@ TEST_CASE("every operator and nesting, against brute force, through updates and 
                                     Reader{"ann", {"staff"}}, 10);
     REQUIRE(none.has_value());
     CHECK(none->ids.empty());
+}
+
+TEST_CASE("integers and floats share one order in the lists, by exact value") {
+    FilterPostings postings;
+    const Acl staff{{}, {"staff"}};
+    const Reader reader{"x", {"staff"}};
+    postings.add(1, {{"year", std::int64_t{2020}}}, staff);
+    postings.add(2, {{"year", 2020.0}}, staff);
+    postings.add(3, {{"year", 2019.5}}, staff);
+    postings.add(4, {{"big", kTwo53 + 1}}, staff);
+    postings.add(5, {{"big", static_cast<double>(kTwo53)}}, staff);
+    auto ids = [&](const Filter& filter) {
+        auto found = postings.candidates(filter, reader, 100);
+        REQUIRE(found.has_value());
+        CHECK(found->exact);
+        return found->ids;
+    };
+    using Ids = std::vector<std::uint64_t>;
+    CHECK(ids(Filter::equals("year", std::int64_t{2020})) == Ids{1, 2});
+    CHECK(ids(Filter::equals("year", 2020.0)) == Ids{1, 2});
+    CHECK(ids(Filter::range("year", std::int64_t{2019}, false, std::nullopt, true)) ==
+          Ids{1, 2, 3});
+    CHECK(ids(Filter::range("year", 2019.6, true, std::nullopt, true)) == Ids{1, 2});
+    CHECK(ids(Filter::negate(Filter::equals("year", std::int64_t{2020}))) == Ids{3, 4, 5});
+    CHECK(ids(Filter::equals("big", kTwo53 + 1)) == Ids{4});
+    CHECK(ids(Filter::range("big", static_cast<double>(kTwo53), false, std::nullopt, true)) ==
+          Ids{4});
+    // The list that 2020 and 2020.0 share goes only when both have left it.
+    postings.remove(1, {{"year", std::int64_t{2020}}}, staff);
+    CHECK(ids(Filter::equals("year", std::int64_t{2020})) == Ids{2});
+    postings.remove(2, {{"year", 2020.0}}, staff);
+    CHECK(ids(Filter::equals("year", 2020.0)).empty());
 }
 
 TEST_CASE("removed chunks leave their lists; updates move between lists") {

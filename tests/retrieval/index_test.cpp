@@ -318,6 +318,67 @@ TEST_CASE("unchanged documents are skipped and unchanged text is not embedded ag
               .size() == 1);
 }
 
+TEST_CASE("integer metadata stays an integer; floats stored before load, filter and give way") {
+    TempDir dir("index-integers");
+    const Reader reader = kUser;
+    auto year_of = [&](const Index& index, const std::string& key) {
+        for (const auto& hit : run(index, "rivers", QueryMode::kLexical, reader)) {
+            if (hit.chunk.doc_key == key) {
+                return hit.chunk.metadata.at("year");
+            }
+        }
+        FAIL("no hit for ", key);
+        return MetaValue();
+    };
+    {
+        auto index = create(dir, small_settings());
+        // "old" holds what every earlier build stored for {"year": 2020}: a float.
+        REQUIRE(index
+                    ->upsert(
+                        {doc("old", "Rivers of the north.", everyone(), Metadata{{"year", 2020.0}}),
+                         doc("new", "Rivers of the south.", everyone(),
+                             Metadata{{"year", std::int64_t{2021}}})})
+                    .ok());
+    }
+    auto reopened = Index::open(dir.path() / "test", IndexDeps{});
+    REQUIRE_MESSAGE(reopened.ok(), reopened.status().to_string());
+    auto& index = **reopened;
+    CHECK(year_of(index, "old") == MetaValue(2020.0));
+    CHECK(year_of(index, "new") == MetaValue(std::int64_t{2021}));
+    // Integer filters find floats and the other way round.
+    auto keys = [&](const Filter& filter) {
+        return keys_of(run(index, "rivers", QueryMode::kLexical, reader, 10, filter));
+    };
+    CHECK(keys(Filter::range("year", std::int64_t{2019}, true, std::nullopt, true)) ==
+          std::set<std::string>{"old", "new"});
+    CHECK(keys(Filter::equals("year", std::int64_t{2020})) == std::set<std::string>{"old"});
+    CHECK(keys(Filter::equals("year", 2021.0)) == std::set<std::string>{"new"});
+    // The same row upserted again with an integer is written again, not skipped as unchanged.
+    auto again = index.upsert(
+        {doc("old", "Rivers of the north.", everyone(), Metadata{{"year", std::int64_t{2020}}})});
+    REQUIRE(again.ok());
+    CHECK(again->unchanged == 0);
+    CHECK(year_of(index, "old") == MetaValue(std::int64_t{2020}));
+    auto same = index.upsert(
+        {doc("old", "Rivers of the north.", everyone(), Metadata{{"year", std::int64_t{2020}}})});
+    REQUIRE(same.ok());
+    CHECK(same->unchanged == 1);
+    // Numbers that printed alike (%g: 1.23457e+06) are different values: the update lands.
+    for (const auto& [before, after] :
+         {std::pair{MetaValue(1234567.0), MetaValue(1234568.0)},
+          std::pair{MetaValue(std::int64_t{12345678901}), MetaValue(std::int64_t{12345678902})}}) {
+        REQUIRE(index
+                    .upsert({doc("old", "Rivers of the north.", everyone(),
+                                 Metadata{{"year", before}})})
+                    .ok());
+        auto changed = index.upsert(
+            {doc("old", "Rivers of the north.", everyone(), Metadata{{"year", after}})});
+        REQUIRE(changed.ok());
+        CHECK(changed->unchanged == 0);
+        CHECK(year_of(index, "old") == after);
+    }
+}
+
 TEST_CASE("a write prepared before another commits lands as if applied at its commit") {
     TempDir dir("index-prepare-commit");
     auto index = create(dir, small_settings());

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -15,7 +16,8 @@
 namespace sluice::testing {
 
 // The line for a document: "text=<text>|<name>=<value>...|groups=[g1][g2](p1)(p2)", metadata
-// in name order. Numbers print as std::to_string(double) does.
+// in name order. Numbers print as std::to_string does (2020 for an integer, 2020.000000 for a
+// float).
 inline std::string document_line(const std::string& text,
                                  const std::map<std::string, std::string>& metadata,
                                  const std::vector<std::string>& groups,
@@ -60,9 +62,16 @@ inline std::map<std::string, std::string> index_contents(const retrieval::Index&
                     }
                     std::map<std::string, std::string> metadata;
                     for (const auto& [name, value] : record.metadata) {
-                        const auto* string = std::get_if<std::string>(&value);
-                        metadata[name] =
-                            string != nullptr ? *string : std::to_string(std::get<double>(value));
+                        metadata[name] = std::visit(
+                            [](const auto& v) -> std::string {
+                                if constexpr (std::is_same_v<std::decay_t<decltype(v)>,
+                                                             std::string>) {
+                                    return v;
+                                } else {
+                                    return std::to_string(v);
+                                }
+                            },
+                            value);
                     }
                     out[record.key] =
                         document_line(text, metadata, record.acl.groups, record.acl.principals);

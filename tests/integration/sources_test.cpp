@@ -82,8 +82,12 @@ TEST_CASE("http push: idempotency keys, validation, authorisation, read back by 
     const auto dir = fresh_dir();
     const std::string data = (dir / "data").string();
     REQUIRE(run_sluice({"source", "add", "kb", "--type", "http", "--data-dir", data}).first == 0);
+    // A file source beside it (its root outside the data directory), which takes no pushes.
+    std::filesystem::create_directories(dir / "docs");
     REQUIRE(run_sluice({"source", "add", "files", "--type", "file", "--config",
-                        json{{"root", dir.string()}, {"acl", {{"principals", {"admin"}}}}}.dump(),
+                        json{{"root", (dir / "docs").string()},
+                             {"acl", {{"principals", {"admin"}}}}}
+                            .dump(),
                         "--data-dir", data})
                 .first == 0);
     ChildProcess serve({SLUICE_BINARY, "serve", "--port", "0", "--data-dir", data});

@@ -31,7 +31,7 @@ struct WatchingServer {
 
     explicit WatchingServer(std::chrono::milliseconds watch_for)
         : server(HttpServerOptions{.host = "127.0.0.1", .port = 0, .access_log = false}, metrics) {
-        server.route("POST", "/work",
+        server.route("POST", "/slow",
                      [this, watch_for](const RequestInfo&, const httplib::Request& req,
                                        httplib::Response& res) {
                          HangUpWatch watch(req);
@@ -50,7 +50,7 @@ struct WatchingServer {
     ~WatchingServer() { server.stop(); }
 };
 
-// A connected socket that has sent one whole POST /work.
+// A connected socket that has sent one whole POST /slow.
 int send_request(int port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
@@ -60,7 +60,7 @@ int send_request(int port) {
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
     const std::string request =
-        "POST /work HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "POST /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         "Content-Length: 2\r\n\r\n{}";
     REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
     return fd;

@@ -68,6 +68,24 @@ struct World {
         REQUIRE(registry.ok());
         REQUIRE((*registry)->add({name, "http", json::object(), ""}).ok());
     }
+    // USE_CATALOG on main, USE_SCHEMA and CREATE_TABLE on main.sources.
+    void allow_create_table(const std::string& who) {
+        auto& store = gov->store();
+        auto catalog = store.securable(SecurableType::kCatalog, "main");
+        auto schema = store.securable(SecurableType::kSchema, "main.sources");
+        REQUIRE(catalog.ok());
+        REQUIRE(schema.ok());
+        REQUIRE(store
+                    .update_permissions(catalog->id, SecurableType::kCatalog,
+                                        {{who, {Privilege::kUseCatalog}, {}}}, admin.principal_id)
+                    .ok());
+        REQUIRE(
+            store
+                .update_permissions(schema->id, SecurableType::kSchema,
+                                    {{who, {Privilege::kUseSchema, Privilege::kCreateTable}, {}}},
+                                    admin.principal_id)
+                .ok());
+    }
     std::unique_ptr<sluice::app::SyncService> service() {
         auto opened = sluice::app::SyncService::open(dir.path, *indexes, *gov);
         REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
@@ -226,20 +244,7 @@ TEST_CASE("creating needs CREATE_TABLE on the schema; feeding an index needs MOD
     json body{{"name", "bobs"}, {"type", "http"}, {"schema", "main.sources"}};
     CHECK(service->create(bob, body).status().code() == StatusCode::kPermissionDenied);
 
-    auto schema = world.gov->store().securable(SecurableType::kSchema, "main.sources");
-    REQUIRE(schema.ok());
-    auto catalog = world.gov->store().securable(SecurableType::kCatalog, "main");
-    REQUIRE(catalog.ok());
-    REQUIRE(world.gov->store()
-                .update_permissions(catalog->id, SecurableType::kCatalog,
-                                    {{"bob", {Privilege::kUseCatalog}, {}}},
-                                    world.admin.principal_id)
-                .ok());
-    REQUIRE(world.gov->store()
-                .update_permissions(schema->id, SecurableType::kSchema,
-                                    {{"bob", {Privilege::kUseSchema, Privilege::kCreateTable}, {}}},
-                                    world.admin.principal_id)
-                .ok());
+    world.allow_create_table("bob");
     // An index outside the catalog: only admins may feed it.
     json bound = body;
     bound["index"] = "articles";
@@ -274,20 +279,7 @@ TEST_CASE(
                                               world.admin.principal_id)
                 .ok());
     auto bob = world.context_of("bob");
-    auto catalog = world.gov->store().securable(SecurableType::kCatalog, "main");
-    auto schema = world.gov->store().securable(SecurableType::kSchema, "main.sources");
-    REQUIRE(catalog.ok());
-    REQUIRE(schema.ok());
-    REQUIRE(world.gov->store()
-                .update_permissions(catalog->id, SecurableType::kCatalog,
-                                    {{"bob", {Privilege::kUseCatalog}, {}}},
-                                    world.admin.principal_id)
-                .ok());
-    REQUIRE(world.gov->store()
-                .update_permissions(schema->id, SecurableType::kSchema,
-                                    {{"bob", {Privilege::kUseSchema, Privilege::kCreateTable}, {}}},
-                                    world.admin.principal_id)
-                .ok());
+    world.allow_create_table("bob");
     TempDir outside;
     fs::create_directories(outside.path / "docs");
     const json acl{{"groups", {"staff"}}};

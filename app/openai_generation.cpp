@@ -99,6 +99,8 @@ Result<std::unique_ptr<GenerationJob>> GenerationJob::start(
         job->handles_.push_back(std::move(handle));
         job->handle_done_.push_back(false);
     }
+    job->prompt_scores_.resize(job->handles_.size());
+    job->echo_sent_.assign(job->handles_.size(), false);
     return job;
 }
 
@@ -146,6 +148,7 @@ Status GenerationJob::collect(const std::function<bool()>& client_gone) {
             }
         }
         handle_done_[i] = true;
+        take_prompt_scores(i);
         add_usage(i);
         if (status_.ok() && !handles_[i].status().ok()) {
             status_ = handles_[i].status();
@@ -170,7 +173,42 @@ Status GenerationJob::collect(const std::function<bool()>& client_gone) {
     return status_;
 }
 
+void GenerationJob::take_prompt_scores(size_t prompt) {
+    if (spec_.echo_logprobs && !prompt_scores_[prompt]) {
+        prompt_scores_[prompt] = handles_[prompt].prompt_logprobs();
+    }
+}
+
+void GenerationJob::emit_echo(size_t prompt, std::string* out) {
+    if (echo_sent_[prompt] || spec_.echo.empty() || spec_.echo[prompt].empty()) {
+        return;
+    }
+    echo_sent_[prompt] = true;
+    for (int32_t j = 0; j < spec_.n && !failed_; ++j) {
+        const size_t index = prompt * static_cast<size_t>(spec_.n) + static_cast<size_t>(j);
+        std::string echo = spec_.echo[prompt];
+        if (choices_[index].guard) {
+            auto passed = choices_[index].guard->push(echo);
+            if (!passed.ok()) {
+                fail_stream(passed.status());
+                return;
+            }
+            echo = std::move(*passed);
+        }
+        *out += sse(chunk(json::array(
+            {{{"index", index},
+              {"text", echo},
+              {"logprobs", spec_.echo_logprobs ? prompt_logprobs_json(prompt) : json(nullptr)},
+              {"finish_reason", nullptr}}})));
+    }
+}
+
 void GenerationJob::absorb(size_t prompt, inference::StreamEvent event, std::string* out) {
+    // The engine scores a prompt before its first event: the echo goes out ahead of the text.
+    take_prompt_scores(prompt);
+    if (out != nullptr && !failed_) {
+        emit_echo(prompt, out);
+    }
     const size_t index = prompt * static_cast<size_t>(spec_.n) + static_cast<size_t>(event.choice);
     Choice& choice = choices_[index];
     const size_t offset = choice.text.size();
@@ -294,26 +332,15 @@ bool GenerationJob::pump(httplib::DataSink& sink, std::chrono::milliseconds wait
     std::string out;
     if (!started_stream_) {
         started_stream_ = true;
-        for (size_t i = 0; i < choices_.size(); ++i) {
-            json entry = {{"index", i}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
-            std::string echo = spec_.echo.empty() ? std::string() :
-                               spec_.echo[i / static_cast<size_t>(spec_.n)];
-            if (!echo.empty() && choices_[i].guard) {
-                auto passed = choices_[i].guard->push(echo);
-                if (!passed.ok()) {
-                    fail_stream(passed.status());
-                    break;
-                }
-                echo = std::move(*passed);
-            }
-            if (spec_.chat) {
-                entry["delta"] = {{"role", "assistant"}, {"content", ""}};
-            } else if (!echo.empty()) {
-                entry["text"] = echo;
-            } else {
-                continue;
-            }
-            out += sse(chunk(json::array({entry})));
+        for (size_t i = 0; i < choices_.size() && spec_.chat; ++i) {
+            out += sse(chunk(json::array({{{"index", i},
+                                           {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                           {"logprobs", nullptr},
+                                           {"finish_reason", nullptr}}})));
+        }
+        // An echo with logprobs waits for the prompt's scores (absorb()).
+        for (size_t p = 0; p < handles_.size() && !spec_.chat && !spec_.echo_logprobs; ++p) {
+            emit_echo(p, &out);
         }
     }
     if (!ending_ && !failed_ && stream_ticket_.ending()) {
@@ -419,13 +446,61 @@ json GenerationJob::usage_json() const {
             {"prompt_tokens_details", {{"cached_tokens", usage_.cached_tokens}}}};
 }
 
+std::string GenerationJob::token_text(int32_t id) const {
+    const inference::Tokenizer* tokenizer = engine_->tokenizer();
+    auto bytes = tokenizer != nullptr ? tokenizer->token_bytes(id) : std::nullopt;
+    return bytes ? std::string(*bytes) : std::string();
+}
+
+json GenerationJob::prompt_logprobs_json(size_t prompt) const {
+    json legacy = {{"tokens", json::array()},
+                   {"token_logprobs", json::array()},
+                   {"top_logprobs", json::array()},
+                   {"text_offset", json::array()}};
+    const std::vector<int32_t>& ids = spec_.prompt_ids[prompt];
+    static const std::vector<inference::SampledToken> kNone;
+    const auto& scores = prompt_scores_[prompt] ? *prompt_scores_[prompt] : kNone;
+    size_t text_offset = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+        const std::string text = token_text(ids[i]);
+        legacy["tokens"].push_back(text);
+        legacy["text_offset"].push_back(text_offset);
+        text_offset += text.size();
+        // Score i - 1 is token i's, given the tokens before it.
+        if (i == 0 || i - 1 >= scores.size()) {
+            legacy["token_logprobs"].push_back(nullptr);
+            legacy["top_logprobs"].push_back(nullptr);
+            continue;
+        }
+        const inference::SampledToken& score = scores[i - 1];
+        legacy["token_logprobs"].push_back(score.logprob);
+        json top = json::object();
+        for (const auto& alternative : score.top) {
+            top[token_text(alternative.id)] = alternative.logprob;
+        }
+        legacy["top_logprobs"].push_back(top);
+    }
+    return legacy;
+}
+
+json GenerationJob::choice_logprobs_json(size_t index) const {
+    const size_t prompt = index / static_cast<size_t>(spec_.n);
+    json own = logprobs_json(choices_[index].tokens, spec_.echo[prompt].size());
+    if (!spec_.echo_logprobs) {
+        return own;
+    }
+    json all = prompt_logprobs_json(prompt);
+    for (const char* key : {"tokens", "token_logprobs", "top_logprobs", "text_offset"}) {
+        for (auto& value : own[key]) {
+            all[key].push_back(std::move(value));
+        }
+    }
+    return all;
+}
+
 json GenerationJob::logprobs_json(const std::vector<inference::SampledToken>& tokens,
                                   size_t text_offset) const {
-    const inference::Tokenizer* tokenizer = engine_->tokenizer();
-    auto text_of = [&](int32_t id) {
-        auto bytes = tokenizer != nullptr ? tokenizer->token_bytes(id) : std::nullopt;
-        return bytes ? std::string(*bytes) : std::string();
-    };
+    auto text_of = [&](int32_t id) { return token_text(id); };
     auto byte_list = [](const std::string& text) {
         json bytes = json::array();
         for (unsigned char c : text) {
@@ -508,12 +583,10 @@ json GenerationJob::response() const {
             continue;
         }
         const std::string& echo = spec_.echo[i / static_cast<size_t>(spec_.n)];
-        choices.push_back(
-            {{"index", i},
-             {"text", choice.shown ? *choice.shown : echo + choice.text},
-             {"logprobs", spec_.logprobs ? logprobs_json(choice.tokens, echo.size())
-                                         : json(nullptr)},
-             {"finish_reason", finish_name(choice, false)}});
+        choices.push_back({{"index", i},
+                           {"text", choice.shown ? *choice.shown : echo + choice.text},
+                           {"logprobs", spec_.logprobs ? choice_logprobs_json(i) : json(nullptr)},
+                           {"finish_reason", finish_name(choice, false)}});
     }
     return {{"id", id_},
             {"object", spec_.chat ? "chat.completion" : "text_completion"},

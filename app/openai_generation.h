@@ -56,6 +56,10 @@ struct GenerationSpec {
     bool parallel_tool_calls = true;
     std::vector<inference::ToolDefinition> tools;
     std::vector<std::string> echo;  // per prompt: text to put before each choice (legacy echo)
+    // Legacy echo with logprobs: the prompts' tokens come first in each choice's logprobs, scored
+    // by the engine (EngineRequest::prompt_logprobs); `prompt_ids` holds each prompt's ids.
+    bool echo_logprobs = false;
+    std::vector<std::vector<int32_t>> prompt_ids;
 };
 
 class GenerationJob {
@@ -106,6 +110,15 @@ private:
     nlohmann::json chunk(nlohmann::json choices) const;
     nlohmann::json logprobs_json(const std::vector<inference::SampledToken>& tokens,
                                  size_t text_offset) const;
+    // Legacy logprobs of prompt `prompt`'s tokens (echo): the first token has no score (null).
+    nlohmann::json prompt_logprobs_json(size_t prompt) const;
+    // A choice's legacy logprobs: the prompt's (echo with logprobs), then its own tokens'.
+    nlohmann::json choice_logprobs_json(size_t index) const;
+    std::string token_text(int32_t id) const;
+    // Keeps prompt `prompt`'s scores once the engine has them (before its first event).
+    void take_prompt_scores(size_t prompt);
+    // Streams the echoed prompt before the choices of prompt `prompt` (once).
+    void emit_echo(size_t prompt, std::string* out);
     std::string finish_name(const Choice& choice, bool has_tool_calls) const;
     void finish_stream_choice(size_t index, std::string* out);
     // Streams text of a choice (after its guard): content and tool-call deltas.
@@ -124,6 +137,8 @@ private:
     std::vector<inference::RequestHandle> handles_;
     std::vector<bool> handle_done_;
     std::vector<Choice> choices_;
+    std::vector<std::optional<std::vector<inference::SampledToken>>> prompt_scores_;  // per prompt
+    std::vector<bool> echo_sent_;                                                     // per prompt
     Status status_;
     inference::Usage usage_;
     bool started_stream_ = false;

@@ -108,7 +108,9 @@ Status parse_common(const json& body, bool logprobs_as_count, GenerationParams& 
     SLUICE_ASSIGN_OR_RETURN(auto top_k, integer(body, "top_k", 0, 1 << 20));
     SLUICE_ASSIGN_OR_RETURN(auto n, integer(body, "n", 1, 128));
     SLUICE_ASSIGN_OR_RETURN(auto seed, integer(body, "seed", INT64_MIN, INT64_MAX));
-    SLUICE_ASSIGN_OR_RETURN(auto max_tokens, integer(body, "max_tokens", 1, 1 << 30));
+    // The legacy API takes max_tokens 0 to score a prompt (echo), checked by its parser.
+    SLUICE_ASSIGN_OR_RETURN(auto max_tokens,
+                            integer(body, "max_tokens", logprobs_as_count ? 0 : 1, 1 << 30));
     SLUICE_ASSIGN_OR_RETURN(auto max_completion,
                             integer(body, "max_completion_tokens", 1, 1 << 30));
     SLUICE_ASSIGN_OR_RETURN(p.stream, boolean(body, "stream", false));
@@ -479,6 +481,11 @@ Result<CompletionRequest> parse_completion_request(const json& body) {
         request.params.max_tokens = 16;  // the legacy API's default
     }
     SLUICE_ASSIGN_OR_RETURN(request.echo, boolean(body, "echo", false));
+    if (request.params.max_tokens == 0 && !request.echo) {
+        return invalid_argument(
+            "'max_tokens': 0 generates nothing; it is accepted with 'echo': "
+            "true, which returns the prompt (with 'logprobs', its scores)");
+    }
     SLUICE_ASSIGN_OR_RETURN(auto best_of, integer(body, "best_of", 1, 128));
     if (best_of && *best_of != request.params.n) {
         return invalid_argument("'best_of' other than 'n' is not supported; found best_of " +

@@ -31,7 +31,9 @@ Result<inference::EngineRequest> engine_request(const GenerationParams& params,
                                                 const ModelSettings& settings) {
     const int64_t context = engine.model_config().max_seq_len;
     const auto n_prompt = static_cast<int64_t>(prompt.size());
-    if (n_prompt >= context) {
+    // A prompt only scored (max_tokens 0) may fill the context; others leave room for a token.
+    const int64_t room = params.max_tokens == 0 ? 0 : 1;
+    if (n_prompt + room > context) {
         return invalid_argument("this model's maximum context length is " +
                                 std::to_string(context) + " tokens; the prompt has " +
                                 std::to_string(n_prompt));
@@ -212,6 +214,7 @@ void completions(ModelHost& host, const OpenAiOptions& options, const RequestInf
     spec.logprobs = completion.params.logprobs;
     spec.top_logprobs = completion.params.top_logprobs;
     spec.include_usage = completion.params.include_usage;
+    spec.echo_logprobs = completion.echo && completion.params.logprobs;
     std::vector<inference::EngineRequest> requests;
     for (size_t i = 0; i < completion.prompts.size(); ++i) {
         const std::string where = "prompt[" + std::to_string(i) + "]";
@@ -249,10 +252,18 @@ void completions(ModelHost& host, const OpenAiOptions& options, const RequestInf
             ids = std::move(*encoded);
         }
         spec.echo.push_back(completion.echo ? text : std::string());
+        if (spec.echo_logprobs) {
+            spec.prompt_ids.push_back(ids);
+        }
         auto request = engine_request(completion.params, std::move(ids), *engine, host.settings());
         if (!request.ok()) {
             send_model_error(res, request.status().with_context(where), info);
             return;
+        }
+        // Echo with logprobs scores the prompt; max_tokens 0 runs the prompt only, which the
+        // engine takes as scoring it.
+        if (spec.echo_logprobs || request->max_tokens == 0) {
+            request->prompt_logprobs = spec.echo_logprobs ? completion.params.top_logprobs : 0;
         }
         requests.push_back(std::move(*request));
     }

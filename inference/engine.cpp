@@ -17,6 +17,10 @@ public:
         events.push_back(std::move(event));
         cv.notify_all();
     }
+    void on_prompt_logprobs(std::vector<SampledToken> scores) override {
+        std::lock_guard lock(mutex);
+        prompt_scores = std::move(scores);
+    }
     void on_finish(const Status& final_status, const Usage& final_usage,
                    std::vector<float> final_embedding) override {
         std::lock_guard lock(mutex);
@@ -34,6 +38,7 @@ public:
     Status status;                      // guarded by mutex
     Usage usage;                        // guarded by mutex
     std::vector<float> embedding;       // guarded by mutex
+    std::optional<std::vector<SampledToken>> prompt_scores;  // guarded by mutex
 };
 
 // What callers hand the engine thread, and the statistics it hands back.
@@ -117,6 +122,11 @@ Usage RequestHandle::usage() const {
 std::vector<float> RequestHandle::embedding() const {
     std::lock_guard lock(channel_->mutex);
     return channel_->embedding;
+}
+
+std::optional<std::vector<SampledToken>> RequestHandle::prompt_logprobs() const {
+    std::lock_guard lock(channel_->mutex);
+    return channel_->prompt_scores;
 }
 
 Engine::Engine(Private, std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer> tokenizer,

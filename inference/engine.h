@@ -38,6 +38,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -90,6 +91,9 @@ public:
     Status status() const;
     Usage usage() const;
     std::vector<float> embedding() const;
+    // The prompt's scores (EngineRequest::prompt_logprobs): set before the first event is
+    // queued, so once next() returned an event or kFinished after the prompt was computed.
+    std::optional<std::vector<SampledToken>> prompt_logprobs() const;
 
 private:
     friend class Engine;

@@ -240,24 +240,38 @@ SampledToken Sampler::sample_with_uniform(std::span<const float> logits,
 }
 
 SampledToken Sampler::finish_token(std::span<const float> logits, int32_t chosen) const {
-    const auto n_vocab = static_cast<int32_t>(logits.size());
+    return score_token(logits, chosen, params_.top_logprobs);
+}
+
+SampledToken score_token(std::span<const float> logits, int32_t id, int32_t top_n) {
     SampledToken token;
-    token.id = chosen;
+    token.id = id;
     const double lse = log_sum_exp(logits);
-    token.logprob = static_cast<float>(logits[static_cast<size_t>(chosen)] - lse);
-    if (params_.top_logprobs > 0) {
-        std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
-        std::iota(ids.begin(), ids.end(), 0);
-        const int32_t n = std::min(params_.top_logprobs, n_vocab);
-        std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), [&](int32_t a, int32_t b) {
-            return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
-                   (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
-        });
-        for (int32_t i = 0; i < n; ++i) {
-            const int32_t id = ids[static_cast<size_t>(i)];
-            token.top.push_back({id, static_cast<float>(logits[static_cast<size_t>(id)] - lse)});
+    token.logprob = static_cast<float>(logits[static_cast<size_t>(id)] - lse);
+    const auto n = static_cast<size_t>(std::min<int64_t>(top_n, std::ssize(logits)));
+    if (n == 0) {
+        return token;
+    }
+    // One pass keeping the n best in order (n <= 20): scanning ids upwards and inserting after
+    // equal values ranks ties by lower id, as a sort by (logit desc, id asc) would.
+    std::vector<TokenLogprob> best;
+    best.reserve(n + 1);
+    for (size_t i = 0; i < logits.size(); ++i) {
+        const float value = logits[i];
+        if (best.size() == n && !(value > best.back().logprob)) {
+            continue;
+        }
+        auto at = std::find_if(best.begin(), best.end(),
+                               [&](const TokenLogprob& t) { return t.logprob < value; });
+        best.insert(at, TokenLogprob{static_cast<int32_t>(i), value});
+        if (best.size() > n) {
+            best.pop_back();
         }
     }
+    for (TokenLogprob& entry : best) {
+        entry.logprob = static_cast<float>(entry.logprob - lse);
+    }
+    token.top = std::move(best);
     return token;
 }
 

@@ -67,6 +67,10 @@ struct SampledToken {
     std::vector<TokenLogprob> top;    // the top_logprobs most likely, most likely first
 };
 
+// Token `id` scored under raw `logits` (log-softmax, as SampledToken::logprob), with the `top_n`
+// most likely tokens (ties: lower id first). Preconditions: id in range, 0 <= top_n.
+SampledToken score_token(std::span<const float> logits, int32_t id, int32_t top_n);
+
 // Restricts which tokens may come next (a grammar matcher). Borrowed by a GenerationRequest.
 // Thread safety: owned by one sequence.
 class TokenConstraint {

@@ -53,12 +53,14 @@ Status Scheduler::validate(const EngineRequest& request) const {
         }
     }
     const auto n_prompt = static_cast<int64_t>(request.prompt.size());
-    const int64_t limit = request.embed ? config.max_seq_len : config.max_seq_len - 1;
+    // Only a request that generates needs a position after its prompt.
+    const bool prompt_only = request.embed || request.max_tokens == 0;
+    const int64_t limit = prompt_only ? config.max_seq_len : config.max_seq_len - 1;
     if (n_prompt > limit) {
         return invalid_argument("the prompt has " + std::to_string(n_prompt) +
                                 " tokens; the model's context is " +
                                 std::to_string(config.max_seq_len) + " tokens" +
-                                (request.embed ? "" : " including at least one to generate"));
+                                (prompt_only ? "" : " including at least one to generate"));
     }
     const int32_t needed = blocks_for(n_prompt + 1, blocks_.block_size());
     if (needed > blocks_.n_blocks()) {
@@ -66,13 +68,21 @@ Status Scheduler::validate(const EngineRequest& request) const {
                                 " KV-cache blocks; the cache has " +
                                 std::to_string(blocks_.n_blocks()));
     }
+    if (request.prompt_logprobs < -1 || request.prompt_logprobs > 20) {
+        return invalid_argument("prompt_logprobs must be in [-1, 20], found " +
+                                std::to_string(request.prompt_logprobs));
+    }
     if (request.embed) {
-        return Status::ok_status();
+        return request.prompt_logprobs == -1
+                   ? Status::ok_status()
+                   : invalid_argument("an embedding request cannot score its prompt");
     }
     SLUICE_RETURN_IF_ERROR(validate_sampling(request.sampling, config.n_vocab));
-    if (request.max_tokens < 1) {
-        return invalid_argument("max_tokens must be >= 1, found " +
-                                std::to_string(request.max_tokens));
+    const int32_t min_tokens = request.prompt_logprobs >= 0 ? 0 : 1;
+    if (request.max_tokens < min_tokens) {
+        return invalid_argument("max_tokens must be >= " + std::to_string(min_tokens) +
+                                (min_tokens == 0 ? "" : " (0 only when scoring the prompt)") +
+                                ", found " + std::to_string(request.max_tokens));
     }
     if (request.n < 1 || request.n > 128) {
         return invalid_argument("n must be in [1, 128], found " + std::to_string(request.n));
@@ -274,12 +284,15 @@ Result<bool> Scheduler::step() {
         Sequence& seq = *p.seq;
         const bool last = p.n_new == seq.remaining();
         const bool embed = seq.request->params.embed;
-        batch.sequences.push_back(
-            {std::span<const int32_t>(seq.tokens.data() + seq.n_computed,
-                                      static_cast<size_t>(p.n_new)),
-             seq.n_computed, seq.blocks,
-             last && !embed ? LogitsRows::kLast : LogitsRows::kNone, embed});
-        if (last && device_sampling_left > 0 && samples_on_device(seq)) {
+        // A prompt being scored needs every row of its chunk (after_forward scores them).
+        const bool scored = seq.request->scores_prompt();
+        const LogitsRows rows = scored           ? LogitsRows::kAll
+                                : last && !embed ? LogitsRows::kLast
+                                                 : LogitsRows::kNone;
+        batch.sequences.push_back({std::span<const int32_t>(seq.tokens.data() + seq.n_computed,
+                                                            static_cast<size_t>(p.n_new)),
+                                   seq.n_computed, seq.blocks, rows, embed});
+        if (last && !scored && device_sampling_left > 0 && samples_on_device(seq)) {
             --device_sampling_left;
             // Drawn here from the sequence's own stream, as Sampler::sample would draw it, so a
             // seed gives the same tokens whichever side chooses.

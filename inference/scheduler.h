@@ -24,6 +24,11 @@
 // mean-pooled over the prompt and L2-normalised. They never take blocks from the prefix cache
 // (every position's hidden state is needed).
 //
+// Prompt scoring (EngineRequest::prompt_logprobs): the chunks of a scored prompt return a row
+// of logits per token (at most 128 rows a step), each scoring the prompt token after it, on the
+// scheduler's thread and its helper; scores survive preemption (only unscored positions are
+// computed again) and go to the sink once the prompt is computed, before the first event.
+//
 // Constraints: a request with a grammar (EngineRequest::constraint) gives each choice its own
 // matcher, which masks every sample of that choice and follows its tokens (preemption keeps it).
 //
@@ -75,7 +80,9 @@ using SteadyClock = std::chrono::steady_clock;
 struct EngineRequest {
     std::vector<int32_t> prompt;
     SamplingParams sampling;
-    int32_t max_tokens = 16;  // per choice
+    // Per choice. 0 only when the prompt is scored (prompt_logprobs >= 0): the request then
+    // ends after its prompt (every choice with kLength), sampling nothing.
+    int32_t max_tokens = 16;
     int32_t n = 1;            // choices
     std::vector<int32_t> stop_tokens;
     std::vector<std::string> stop_strings;  // need a tokenizer
@@ -85,6 +92,11 @@ struct EngineRequest {
     // Special tokens sampled (other than the stop tokens, which are left out anyway) add no
     // text: they are control, not content (vLLM's default). Their ids stay in the tokens.
     bool skip_special_tokens = true;
+    // Scoring the prompt (legacy completions' echo with logprobs): -1 off; k in [0, 20] gives
+    // every prompt token after the first its logprob given the tokens before it, with the k most
+    // likely alternatives, through RequestSink::on_prompt_logprobs. Such a request takes no
+    // blocks from the prefix cache for positions it has not scored (their logits are needed).
+    int32_t prompt_logprobs = -1;
     // Structured output: each choice gets its own copy of this matcher (in its start state, or
     // past a forced prefix) and samples only tokens it allows; every sampled token is fed to it.
     // End-of-turn tokens are then possible only where the grammar is complete, and a choice
@@ -107,6 +119,9 @@ class RequestSink {
 public:
     virtual ~RequestSink() = default;
     virtual void on_event(StreamEvent event) = 0;
+    // A request with EngineRequest::prompt_logprobs >= 0: once, before its first event, the
+    // scores of prompt tokens 1 .. n_prompt - 1 in order (the first token has none).
+    virtual void on_prompt_logprobs(std::vector<SampledToken> scores) { (void)scores; }
     // Last call for a request. `embedding` is set for embedding requests that succeeded.
     virtual void on_finish(const Status& status, const Usage& usage,
                            std::vector<float> embedding) = 0;
@@ -186,6 +201,8 @@ private:
 
     void expire_deadlines(SteadyClock::time_point now);
     void count_step(const std::vector<Planned>& plan, double seconds);
+    // The positions seq computes this step, out of `budget` left.
+    int32_t chunk_size(const Sequence& seq, int32_t budget) const;
     bool plan_running(std::vector<Planned>& plan, int32_t& budget);
     void admit_waiting(std::vector<Planned>& plan, int32_t& budget);
     bool reserve(Sequence& seq, int32_t n_new, const std::vector<Planned>& plan,
@@ -201,6 +218,10 @@ private:
                                                           const ForwardOutput& out);
     // Ends the requests of the step's plan with `why` (the backend failed) and returns it.
     Status fail_step(const std::vector<Planned>& plan, const Status& why);
+    // Scores the prompt tokens that the rows of the step's scored chunks predict.
+    void score_prompts(const std::vector<Planned>& plan, const ForwardOutput& out);
+    // Ends a request of max_tokens 0 once its prompt is computed.
+    void finish_unsampled(Sequence& seq);
     void finish_embedding(Sequence& seq);
     void publish_full_blocks(Sequence& seq);
     // Whether seq's next token may be chosen by the backend (backend.h, device sampling).

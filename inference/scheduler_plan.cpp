@@ -16,7 +16,16 @@ int32_t blocks_for(int64_t positions, int32_t block_size) {
     return static_cast<int32_t>((positions + block_size - 1) / block_size);
 }
 
+// A scored prompt's chunk returns a row of logits per token: at most this many rows a step
+// (51 MB of fp32 rows at a 100,352-token vocabulary), whatever the step's token budget.
+constexpr int32_t kMaxScoredRows = 128;
+
 }  // namespace
+
+int32_t Scheduler::chunk_size(const Sequence& seq, int32_t budget) const {
+    const int32_t n_new = std::min(seq.remaining(), budget);
+    return seq.request->scores_prompt() ? std::min(n_new, kMaxScoredRows) : n_new;
+}
 
 bool Scheduler::plan_running(std::vector<Planned>& plan, int32_t& budget) {
     // Decodes first, so that prompt chunks never delay a running sequence's next token.
@@ -26,7 +35,7 @@ bool Scheduler::plan_running(std::vector<Planned>& plan, int32_t& budget) {
             if (seq.finished || seq.preempted || (seq.remaining() == 1) != decode_pass) {
                 continue;
             }
-            const int32_t n_new = std::min(seq.remaining(), budget);
+            const int32_t n_new = chunk_size(seq, budget);
             if (reserve(seq, n_new, plan, /*priority_floor=*/INT32_MIN)) {
                 plan.push_back({&seq, n_new});
                 budget -= n_new;
@@ -61,9 +70,14 @@ void Scheduler::admit_waiting(std::vector<Planned>& plan, int32_t& budget) {
         Sequence& seq = *waiting_.front();
         Request& request = *seq.request;
         const bool embed = request.params.embed;
-        // At least the last token is computed here: its logits pick the next one.
-        const int32_t max_match =
-            embed ? 0 : (static_cast<int32_t>(seq.tokens.size()) - 1) / bs;
+        // At least the last token is computed here: its logits pick the next one. A prompt
+        // being scored computes at least the positions whose rows score unscored tokens (the
+        // row at position p scores token p + 1).
+        int32_t max_match = embed ? 0 : (static_cast<int32_t>(seq.tokens.size()) - 1) / bs;
+        if (request.scores_prompt()) {
+            max_match =
+                std::min(max_match, static_cast<int32_t>(request.prompt_scores.size()) / bs);
+        }
         seq.keys.clear();
         seq.blocks = blocks_.match_prefix(seq.tokens, max_match, &seq.keys);
         seq.n_computed = static_cast<int32_t>(seq.blocks.size()) * bs;
@@ -78,7 +92,7 @@ void Scheduler::admit_waiting(std::vector<Planned>& plan, int32_t& budget) {
             }
             preempt(*victim);
         }
-        const int32_t n_new = std::min(seq.remaining(), budget);
+        const int32_t n_new = chunk_size(seq, budget);
         if (blocks_.n_available() < need || !reserve(seq, n_new, plan, seq.priority())) {
             blocks_.release_all(seq.blocks);
             seq.keys.clear();
@@ -193,7 +207,9 @@ std::vector<std::optional<SampledToken>> Scheduler::choose_plain(
                              plan[i].n_new == seq.remaining() && seq.sampler.has_value();
         const bool on_device = i < out.sampled.size() && out.sampled[i].id >= 0;
         const bool forks = seq.request->params.n > 1 && !seq.request->forked;
-        if (samples && !on_device && !forks && !seq.constraint) {
+        const bool one_row = out.n_rows[i] == 1;  // not a scored prompt's chunk
+        if (samples && !on_device && !forks && !seq.constraint && one_row &&
+            seq.request->params.max_tokens > 0) {
             rows.push_back(i);
         }
     }
@@ -221,6 +237,7 @@ std::vector<std::optional<SampledToken>> Scheduler::choose_plain(
 }
 
 void Scheduler::after_forward(std::vector<Planned>& plan, const ForwardOutput& out) {
+    score_prompts(plan, out);
     const std::vector<std::optional<SampledToken>> chosen = choose_plain(plan, out);
     for (size_t i = 0; i < plan.size(); ++i) {
         Sequence& seq = *plan[i].seq;
@@ -232,6 +249,11 @@ void Scheduler::after_forward(std::vector<Planned>& plan, const ForwardOutput& o
         counters_.prompt_tokens += std::max(0, std::min(seq.n_computed, seq.n_prompt) - before);
         publish_full_blocks(seq);
         Request& request = *seq.request;
+        if (request.params.prompt_logprobs >= 0 && !request.prompt_scores_sent &&
+            seq.n_computed >= seq.n_prompt) {
+            request.prompt_scores_sent = true;
+            request.sink->on_prompt_logprobs(std::move(request.prompt_scores));
+        }
         if (request.params.embed) {
             request.embedding_sum.resize(static_cast<size_t>(out.n_embd), 0.0);
             for (int64_t r = 0; r < out.hidden_n_rows[i]; ++r) {
@@ -246,15 +268,73 @@ void Scheduler::after_forward(std::vector<Planned>& plan, const ForwardOutput& o
             continue;
         }
         if (seq.remaining() == 0) {
-            if (chosen[i]) {
+            if (request.params.max_tokens == 0) {
+                finish_unsampled(seq);
+            } else if (chosen[i]) {
                 accept(seq, *chosen[i]);
             } else if (i < out.sampled.size() && out.sampled[i].id >= 0) {
                 accept(seq, SampledToken{out.sampled[i].id, out.sampled[i].logprob, {}});
             } else {
-                sample(seq, out.row(i));
+                sample(seq, out.row(i, out.n_rows[i] - 1));
             }
         }
     }
+}
+
+void Scheduler::score_prompts(const std::vector<Planned>& plan, const ForwardOutput& out) {
+    // The rows of a scored chunk at positions before .. before + n_new - 1 score the prompt
+    // tokens after them; tokens scored before a preemption are not scored again.
+    struct Job {
+        std::span<const float> row;
+        int32_t id;
+        int32_t top_n;
+        SampledToken* into;
+    };
+    std::vector<Job> jobs;
+    for (size_t i = 0; i < plan.size(); ++i) {
+        Sequence& seq = *plan[i].seq;
+        Request& request = *seq.request;
+        if (seq.finished || !request.scores_prompt()) {
+            continue;
+        }
+        // The step asked for every row of this chunk (Scheduler::step).
+        SLUICE_CHECK(out.n_rows[i] == plan[i].n_new, "a scored chunk came back without its rows");
+        const auto scored = static_cast<int32_t>(request.prompt_scores.size());
+        const int32_t first = std::max(seq.n_computed, scored);  // position of the first row used
+        const int32_t end = std::min(seq.n_computed + plan[i].n_new, seq.n_prompt - 1);
+        if (end <= first) {
+            continue;
+        }
+        request.prompt_scores.resize(static_cast<size_t>(end));
+        for (int32_t p = first; p < end; ++p) {
+            jobs.push_back({out.row(i, p - seq.n_computed), seq.tokens[static_cast<size_t>(p) + 1],
+                            request.params.prompt_logprobs,
+                            &request.prompt_scores[static_cast<size_t>(p)]});
+        }
+    }
+    // Each job reads one row and writes its own score: the helper takes half of them.
+    auto run = [&](size_t from, size_t to) {
+        for (size_t k = from; k < to; ++k) {
+            *jobs[k].into = score_token(jobs[k].row, jobs[k].id, jobs[k].top_n);
+        }
+    };
+    if (jobs.size() < 2 || options_.host_sampling_threads < 2) {
+        run(0, jobs.size());
+        return;
+    }
+    const size_t half = jobs.size() / 2;
+    helper_->start([&] { run(0, half); });
+    run(half, jobs.size());
+    helper_->wait();
+}
+
+void Scheduler::finish_unsampled(Sequence& seq) {
+    // A prompt scored with max_tokens 0: nothing is sampled, so no fork; every choice ends.
+    Request& request = *seq.request;
+    for (int32_t c = 1; c < request.params.n; ++c) {
+        request.sink->on_event(StreamEvent{c, {}, {}, FinishReason::kLength});
+    }
+    finish_sequence(seq, FinishReason::kLength, StreamEvent{seq.choice, {}, {}, {}});
 }
 
 void Scheduler::finish_embedding(Sequence& seq) {
@@ -298,9 +378,9 @@ bool Scheduler::samples_on_device(const Sequence& seq) const {
     const SamplingParams& sp = params.sampling;
     const bool forks = params.n > 1 && !seq.request->forked;
     return backend_.samples_on_device() && !params.embed && !forks && !seq.constraint &&
-           sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f &&
-           sp.repetition_penalty == 1.0f && sp.top_logprobs == 0 && sp.logit_bias.empty() &&
-           seq.sampler.has_value();
+           params.max_tokens > 0 && !seq.request->scores_prompt() && sp.presence_penalty == 0.0f &&
+           sp.frequency_penalty == 0.0f && sp.repetition_penalty == 1.0f && sp.top_logprobs == 0 &&
+           sp.logit_bias.empty() && seq.sampler.has_value();
 }
 
 void Scheduler::sample(Sequence& seq, std::span<const float> logits) {

@@ -23,6 +23,16 @@ struct Scheduler::Request {
     bool forked = false;
     bool admitted_once = false;
     std::vector<double> embedding_sum;  // [n_embd]
+    // Prompt scoring (EngineRequest::prompt_logprobs): scores of prompt tokens 1 .. so far, kept
+    // across preemption; handed to the sink once complete.
+    std::vector<SampledToken> prompt_scores;
+    bool prompt_scores_sent = false;
+
+    // Whether prompt positions from `n_computed` on still need their logits to be scored.
+    bool scores_prompt() const {
+        return params.prompt_logprobs >= 0 && !prompt_scores_sent &&
+               std::ssize(prompt_scores) + 1 < std::ssize(params.prompt);
+    }
 };
 
 struct Scheduler::Sequence {

@@ -294,6 +294,26 @@ test('legacy completions', async () => {
   assert.ok(completion.choices[0].text.startsWith('Once upon a time'));
 });
 
+test('echo with logprobs and max_tokens 0 scores the prompt (as evaluation harnesses ask)', async () => {
+  const prompt = 'Once upon a time there was a river';
+  const completion = await client.completions.create({
+    model: 'model', prompt, max_tokens: 0, echo: true, logprobs: 1,
+  });
+  const choice = completion.choices[0];
+  assert.equal(choice.text, prompt);
+  assert.equal(choice.finish_reason, 'length');
+  assert.equal(completion.usage.completion_tokens, 0);
+  const { tokens, token_logprobs: scores, top_logprobs: tops, text_offset: offsets } = choice.logprobs;
+  assert.equal(tokens.join(''), prompt);
+  assert.equal(tokens.length, completion.usage.prompt_tokens);
+  assert.equal(scores[0], null);
+  assert.equal(offsets[0], 0);
+  for (let i = 1; i < tokens.length; ++i) {
+    assert.ok(scores[i] <= 0);
+    assert.equal(Object.keys(tops[i]).length, 1);
+  }
+});
+
 test('logit_bias steers the choice of tokens', async () => {
   const tokenized = await fetch(`${baseURL}/tokenize`, {
     method: 'POST',

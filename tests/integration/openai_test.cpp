@@ -80,7 +80,12 @@ TEST_CASE("chat and completions answer in OpenAI's shapes") {
     auto completion = json::parse(legacy->body);
     REQUIRE(completion["choices"].size() == 4);
     CHECK(completion["choices"][2]["text"].get<std::string>().rfind("two", 0) == 0);
-    CHECK(completion["choices"][0]["logprobs"]["tokens"].size() <= 3);
+    // Echo with logprobs: the prompt's tokens first (the first one unscored), then up to 3.
+    const json& echoed = completion["choices"][0]["logprobs"];
+    CHECK(echoed["token_logprobs"][0].is_null());
+    CHECK(echoed["token_logprobs"].size() == echoed["tokens"].size());
+    CHECK(echoed["tokens"].size() <= 1 + 3);
+    CHECK(echoed["text_offset"][0] == 0);
 
     // logit_bias: +100 on one token makes a greedy answer that token, every time.
     auto tokenized = post(server, "/tokenize", {{"prompt", " Paris"}});
@@ -127,6 +132,92 @@ TEST_CASE("chat and completions answer in OpenAI's shapes") {
     REQUIRE((first && second));
     CHECK(json::parse(first->body)["choices"][0]["message"]["content"] ==
           json::parse(second->body)["choices"][0]["message"]["content"]);
+}
+
+TEST_CASE("echo with logprobs scores the prompt as generation scores the same tokens") {
+    ServerProcess server("score", tiny_model_dir());
+    server.wait_model_ready(true);
+    const std::string text = "Sluice answers questions over the documents of an enterprise.";
+    auto tokenized = post(server, "/tokenize", {{"prompt", text}});
+    REQUIRE(tokenized);
+    REQUIRE_MESSAGE(tokenized->status == 200, tokenized->body);
+    const std::vector<int> ids = json::parse(tokenized->body)["tokens"];
+    REQUIRE(ids.size() >= 6);
+
+    // max_tokens 0: the prompt only, each token after the first scored with 2 alternatives.
+    const json score_body = {{"prompt", text}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 2}};
+    auto scored = post(server, "/v1/completions", score_body);
+    REQUIRE(scored);
+    REQUIRE_MESSAGE(scored->status == 200, scored->body);
+    const json answer = json::parse(scored->body);
+    const json& choice = answer["choices"][0];
+    CHECK(choice["text"] == text);
+    CHECK(choice["finish_reason"] == "length");
+    CHECK(answer["usage"]["completion_tokens"] == 0);
+    CHECK(answer["usage"]["prompt_tokens"] == ids.size());
+    const json& logprobs = choice["logprobs"];
+    REQUIRE(logprobs["tokens"].size() == ids.size());
+    CHECK(logprobs["token_logprobs"][0].is_null());
+    CHECK(logprobs["top_logprobs"][0].is_null());
+    std::string joined;
+    for (size_t i = 0; i < ids.size(); ++i) {
+        CHECK(logprobs["text_offset"][i] == joined.size());
+        joined += logprobs["tokens"][i].get<std::string>();
+        if (i > 0) {
+            CHECK(logprobs["token_logprobs"][i].get<double>() <= 0.0);
+            CHECK(logprobs["top_logprobs"][i].size() <= 2);
+        }
+    }
+    CHECK(joined == text);
+
+    // Token k + 1 forced after the first k + 1 tokens (logit_bias moves the choice, not the
+    // logprobs) has the logprob its prompt position got.
+    for (const size_t k : {size_t{0}, size_t{2}, ids.size() - 2}) {
+        CAPTURE(k);
+        const std::vector<int> prefix(ids.begin(), ids.begin() + static_cast<long>(k) + 1);
+        auto forced = post(server, "/v1/completions",
+                           {{"prompt", prefix},
+                            {"max_tokens", 1},
+                            {"temperature", 0},
+                            {"logprobs", 2},
+                            {"logit_bias", {{std::to_string(ids[k + 1]), 100}}}});
+        REQUIRE(forced);
+        REQUIRE_MESSAGE(forced->status == 200, forced->body);
+        const json forced_answer = json::parse(forced->body);
+        const json& generated = forced_answer["choices"][0]["logprobs"];
+        CHECK(generated["tokens"][0] == logprobs["tokens"][k + 1]);
+        CHECK(generated["token_logprobs"][0].get<double>() ==
+              doctest::Approx(logprobs["token_logprobs"][k + 1].get<double>()).epsilon(1e-4));
+        CHECK(generated["top_logprobs"][0].size() == logprobs["top_logprobs"][k + 1].size());
+    }
+
+    // Streamed: the echo and its scores first, then the generated tokens, n = 2.
+    json streamed = score_body;
+    streamed["stream"] = true;
+    streamed["max_tokens"] = 2;
+    streamed["n"] = 2;
+    auto stream = post(server, "/v1/completions", streamed);
+    REQUIRE(stream);
+    REQUIRE_MESSAGE(stream->status == 200, stream->body);
+    const auto chunks = sse_data(stream->body);
+    REQUIRE(chunks.size() >= 3);
+    CHECK(chunks.back() == "[DONE]");
+    for (size_t c = 0; c < 2; ++c) {
+        const json first = json::parse(chunks[c])["choices"][0];
+        CHECK(first["text"] == text);
+        CHECK(first["logprobs"]["tokens"] == logprobs["tokens"]);
+        CHECK(first["logprobs"]["token_logprobs"].size() == ids.size());
+    }
+
+    // max_tokens 0 is only for scoring; chat has no echo.
+    auto no_echo = post(server, "/v1/completions", {{"prompt", text}, {"max_tokens", 0}});
+    REQUIRE(no_echo);
+    CHECK(no_echo->status == 400);
+    CHECK(no_echo->body.find("'echo': true") != std::string::npos);
+    json chat = chat_body(0);
+    auto chat_zero = post(server, "/v1/chat/completions", chat);
+    REQUIRE(chat_zero);
+    CHECK(chat_zero->status == 400);
 }
 
 TEST_CASE("a shared system prompt is computed once") {

@@ -98,13 +98,9 @@ public:
             const int64_t first = seq.logits == LogitsRows::kAll ? 0 : n_new - 1;
             const int64_t count = seq.logits == LogitsRows::kNone ? 0 : n_new - first;
             for (int64_t r = first; r < first + count; ++r) {
-                const uint64_t h = prefix_hash(seq.block_table, seq.n_past + r);
-                for (int64_t v = 0; v < kVocab; ++v) {
-                    // A clear winner, a runner-up, and a spread for sampled tests.
-                    const uint64_t hv = mix(h ^ static_cast<uint64_t>(v));
-                    out.logits.push_back(static_cast<float>(hv % 1000) / 1000.0f);
-                }
-                out.logits[out.logits.size() - kVocab + h % kVocab] += 8.0f;
+                const std::vector<float> row =
+                    logits_row(prefix_hash(seq.block_table, seq.n_past + r));
+                out.logits.insert(out.logits.end(), row.begin(), row.end());
             }
             out.n_rows.push_back(count);
             out.hidden_first_row.push_back(static_cast<int64_t>(out.hidden.size()) / kEmbd);
@@ -142,6 +138,17 @@ public:
             h = mix(h ^ static_cast<uint64_t>(tokens[i] + 1));
         }
         return h;
+    }
+    // The logits row of a prefix whose hash_tokens is `h`.
+    static std::vector<float> logits_row(uint64_t h) {
+        std::vector<float> row;
+        for (int64_t v = 0; v < kVocab; ++v) {
+            // A clear winner, a runner-up, and a spread for sampled tests.
+            const uint64_t hv = mix(h ^ static_cast<uint64_t>(v));
+            row.push_back(static_cast<float>(hv % 1000) / 1000.0f);
+        }
+        row[h % kVocab] += 8.0f;
+        return row;
     }
     static std::vector<float> hidden_state(uint64_t h) {
         std::vector<float> row;

@@ -73,6 +73,19 @@ Result<governance::OutputGuard> ModelCall::stream_guard() {
     return gov_.guardrails().guard_output(context_, endpoint_);
 }
 
+Status ModelCall::allow_token_logprobs() {
+    SLUICE_ASSIGN_OR_RETURN(governance::EndpointSettings settings, gov_.endpoints().get(endpoint_));
+    const governance::PiiAction output = settings.guardrails.output;
+    if (output == governance::PiiAction::kNone) {
+        return Status();
+    }
+    return invalid_argument("'logprobs' is not available on endpoint '" + endpoint_ +
+                            "': its output guardrail (" +
+                            std::string(governance::pii_action_name(output)) +
+                            ") applies to answers, and token logprobs would show the text it "
+                            "checks");
+}
+
 Status ModelCall::finish(const inference::Usage& usage, std::string status) {
     if (finished_ || !reservation_) {
         return Status();

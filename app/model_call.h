@@ -51,6 +51,9 @@ public:
     Result<std::string> guard_output(std::string_view text);
     // A guard for one streamed answer.
     Result<governance::OutputGuard> stream_guard();
+    // kInvalidArgument when the endpoint has an output policy: token logprobs carry each
+    // token's text, which would show what the guardrail masks or blocks.
+    Status allow_token_logprobs();
     // Settles the reservation with the tokens used and records lineage (model → answer).
     // `status`: "ok", "error" or "cancelled". kUnavailable when the usage row could not be
     // written (the answer must not be given as billed). Later calls are no-ops.

@@ -30,7 +30,7 @@ Status check_engine_room(inference::Engine& engine) { return engine.check_capaci
 
 Result<std::unique_ptr<ModelCall>> open_model_call(const OpenAiOptions& options,
                                                    const ModelHost& host, const RequestInfo& info,
-                                                   httplib::Response& res) {
+                                                   httplib::Response& res, bool token_logprobs) {
     if (options.governance == nullptr) {
         return std::unique_ptr<ModelCall>();
     }
@@ -39,6 +39,12 @@ Result<std::unique_ptr<ModelCall>> open_model_call(const OpenAiOptions& options,
     if (Status allowed = call->authorize(); !allowed.ok()) {
         send_model_error(res, allowed, info);
         return allowed;
+    }
+    if (token_logprobs) {
+        if (Status allowed = call->allow_token_logprobs(); !allowed.ok()) {
+            send_model_error(res, allowed, info);
+            return allowed;
+        }
     }
     return call;
 }

@@ -52,11 +52,12 @@ std::optional<ModelRequest<T>> take_model_request(ModelHost& host, const Request
                                                   ModelOf model_of);
 
 // Opens the governed call for this request and authorises it (EXECUTE on the endpoint's
-// securable). Null without governance. On failure the response is written and the Result
-// holds the status.
+// securable; with `token_logprobs`, that the endpoint's output policy allows them). Null
+// without governance. On failure the response is written and the Result holds the status.
 Result<std::unique_ptr<ModelCall>> open_model_call(const OpenAiOptions& options,
                                                    const ModelHost& host, const RequestInfo& info,
-                                                   httplib::Response& res);
+                                                   httplib::Response& res,
+                                                   bool token_logprobs = false);
 
 // The parts of take_model_request that need no template. serves_model() answers 404
 // model_not_found for another model id; check_engine_room() is kResourceExhausted when the

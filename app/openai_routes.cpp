@@ -126,7 +126,7 @@ void chat_completions(ModelHost& host, const OpenAiOptions& options, const Reque
     }
     ChatRequest& chat = taken->body;
     const auto& engine = taken->engine;
-    auto call = open_model_call(options, host, info, res);
+    auto call = open_model_call(options, host, info, res, chat.params.logprobs);
     if (!call.ok()) {
         return;
     }
@@ -200,7 +200,7 @@ void completions(ModelHost& host, const OpenAiOptions& options, const RequestInf
     }
     CompletionRequest& completion = taken->body;
     const auto& engine = taken->engine;
-    auto call = open_model_call(options, host, info, res);
+    auto call = open_model_call(options, host, info, res, completion.params.logprobs);
     if (!call.ok()) {
         return;
     }

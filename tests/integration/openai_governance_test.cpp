@@ -276,6 +276,37 @@ TEST_CASE("personal-data guardrails block or mask input and output, streamed and
         }
         CHECK_MESSAGE(text.rfind("Write to [EMAIL] today", 0) == 0, stream->body);
     }
+    SUBCASE("token logprobs are refused where an output policy applies") {
+        // Their tokens carry the unmasked text (with echo, the prompt's too).
+        for (const char* output : {"MASK", "BLOCK"}) {
+            set_guardrails(server, model, "NONE", output);
+            json scored = echo_prompt;
+            scored["logprobs"] = 1;
+            auto legacy = call(server, admin, "POST", "/v1/completions", scored);
+            REQUIRE(legacy);
+            CHECK(legacy->status == 400);
+            CHECK(legacy->body.find(kEmail) == std::string::npos);
+            CHECK(legacy->body.find("'logprobs' is not available") != std::string::npos);
+            json chat = chat_body(2, true, "mail me at " + kEmail);
+            chat["logprobs"] = true;
+            auto streamed = call(server, admin, "POST", "/v1/chat/completions", chat);
+            REQUIRE(streamed);
+            CHECK(streamed->status == 400);
+            CHECK(streamed->body.find(kEmail) == std::string::npos);
+        }
+        // Nothing ran; without an output policy they are given.
+        CHECK(usage_of(server, "admin")["requests"] == 0);
+        set_guardrails(server, model, "MASK", "NONE");
+        json scored = echo_prompt;
+        scored["logprobs"] = 1;
+        auto answer = ok(call(server, admin, "POST", "/v1/completions", scored));
+        std::string tokens;
+        for (const auto& token : answer["choices"][0]["logprobs"]["tokens"]) {
+            tokens += token.get<std::string>();
+        }
+        // The input policy masked the prompt before the model (and the echo) saw it.
+        CHECK(tokens.rfind("Write to [EMAIL] today", 0) == 0);
+    }
 }
 
 TEST_CASE("usage rows hold the real tokens after a stream and after a client abort") {

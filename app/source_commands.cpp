@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -46,7 +47,32 @@ int fail(const Status& status) {
     return 1;
 }
 
-Result<std::unique_ptr<connectors::SourceRegistry>> registry_of(const SourceOptions& options) {
+// `source add` has always made the folders above a new data directory too (scripts hand it a
+// fresh path); the data directory itself is prepare_data_dir's to create, owner-only.
+Status make_parent_folders(const std::string& data_dir) {
+    std::error_code ec;
+    std::filesystem::path path = std::filesystem::absolute(data_dir, ec).lexically_normal();
+    if (!ec && !path.has_filename()) {
+        path = path.parent_path();  // "a/b/" names b
+    }
+    if (!ec) {
+        std::filesystem::create_directories(path.parent_path(), ec);
+    }
+    if (ec) {
+        return io_error("creating the folders above data directory '" + data_dir +
+                        "': " + ec.message());
+    }
+    return Status();
+}
+
+// Every source command opens the data directory here first: `source add` creates it when
+// missing; the others use an existing one and create nothing.
+Result<std::unique_ptr<connectors::SourceRegistry>> registry_of(const SourceOptions& options,
+                                                                DataDirMode mode) {
+    if (mode == DataDirMode::kCreate) {
+        SLUICE_RETURN_IF_ERROR(make_parent_folders(options.data_dir));
+    }
+    SLUICE_RETURN_IF_ERROR(prepare_data_dir(options.data_dir, mode));
     return connectors::SourceRegistry::open(options.data_dir);
 }
 
@@ -122,7 +148,7 @@ int run_add(const SourceOptions& options) {
             return fail(valid.with_context("--index"));
         }
     }
-    auto registry = registry_of(options);  // creates the data directory when missing
+    auto registry = registry_of(options, DataDirMode::kCreate);
     if (!registry) {
         return fail(registry.status());
     }
@@ -162,7 +188,7 @@ int run_add(const SourceOptions& options) {
 }
 
 int run_list(const SourceOptions& options) {
-    auto registry = registry_of(options);
+    auto registry = registry_of(options, DataDirMode::kMustExist);
     if (!registry) {
         return fail(registry.status());
     }
@@ -195,7 +221,7 @@ int run_list(const SourceOptions& options) {
 
 Result<std::unique_ptr<connectors::Source>> open_named(const SourceOptions& options,
                                                        connectors::SourceDefinition* out) {
-    SLUICE_ASSIGN_OR_RETURN(auto registry, registry_of(options));
+    SLUICE_ASSIGN_OR_RETURN(auto registry, registry_of(options, DataDirMode::kMustExist));
     SLUICE_ASSIGN_OR_RETURN(*out, registry->get(options.name));
     SLUICE_ASSIGN_OR_RETURN(std::string secret, source_secret(options.data_dir, *out));
     return connectors::open_source(*out, registry->state_dir(options.name), secret);
@@ -219,7 +245,7 @@ Result<std::unique_ptr<retrieval::IndexManager>> open_indexes(const SourceOption
 // What the bound index holds for the source: its checkpoint and kept error records. The data
 // directory is locked by a running server; then the server's GET /api/sources has it.
 json stored_sync_state(const SourceOptions& options, const std::string& index_name) {
-    auto data_dir = DataDir::open(options.data_dir);
+    auto data_dir = DataDir::open(options.data_dir, DataDirMode::kMustExist);
     if (!data_dir) {
         return {{"note", "the data directory is in use (a running server has the live status at "
                          "GET /api/sources): " + data_dir.status().message()}};
@@ -314,7 +340,7 @@ int run_bind(const SourceOptions& options) {
     if (Status valid = validate_source_index_name(options.index); !valid.ok()) {
         return fail(valid.with_context("--index"));
     }
-    auto registry = registry_of(options);
+    auto registry = registry_of(options, DataDirMode::kMustExist);
     if (!registry) {
         return fail(registry.status());
     }
@@ -346,13 +372,16 @@ int run_bind(const SourceOptions& options) {
 
 // Triggered mode: one sync run until the source is caught up (or paused by an error record).
 int run_sync(const SourceOptions& options) {
-    auto data_dir = DataDir::open(options.data_dir);
+    auto data_dir = DataDir::open(options.data_dir, DataDirMode::kMustExist);
     if (!data_dir) {
+        if (data_dir.status().code() == StatusCode::kNotFound) {
+            return fail(data_dir.status());
+        }
         return fail(data_dir.status().with_context(
             "source sync needs the data directory to itself (a running server syncs bound "
             "sources continuously)"));
     }
-    auto registry = registry_of(options);
+    auto registry = registry_of(options, DataDirMode::kMustExist);
     if (!registry) {
         return fail(registry.status());
     }
@@ -403,7 +432,7 @@ int run_sync(const SourceOptions& options) {
 }
 
 int run_remove(const SourceOptions& options) {
-    auto registry = registry_of(options);
+    auto registry = registry_of(options, DataDirMode::kMustExist);
     if (!registry) {
         return fail(registry.status());
     }

@@ -258,7 +258,20 @@ Result<std::unique_ptr<PushSource>> open_push_source(const SourceDefinition& def
 Result<std::unique_ptr<SourceRegistry>> SourceRegistry::open(const fs::path& data_dir) {
     const fs::path root = data_dir / "sources";
     std::error_code ec;
-    fs::create_directories(root, ec);
+    // The data directory is the application's to create (owner-only, app/data_dir.h): a
+    // mistyped path must not become a new, world-readable one here.
+    const fs::file_status data_status = fs::status(data_dir, ec);
+    if (data_status.type() == fs::file_type::not_found) {
+        return not_found("data directory '" + data_dir.string() + "' does not exist");
+    }
+    if (data_status.type() == fs::file_type::none) {
+        return io_error("data directory '" + data_dir.string() + "': " + ec.message());
+    }
+    if (!fs::is_directory(data_status)) {
+        return failed_precondition("data directory '" + data_dir.string() +
+                                   "' exists and is not a directory");
+    }
+    fs::create_directory(root, ec);
     if (ec) {
         return io_error("creating '" + root.string() + "': " + ec.message());
     }

@@ -77,7 +77,9 @@ struct RegistryDb;
 
 class SourceRegistry {
 public:
-    // Errors: kIoError when the folder or file cannot be created.
+    // Creates <data_dir>/sources and its registry when missing, never `data_dir` itself.
+    // Errors: kNotFound when `data_dir` is not an existing folder; kIoError when the folder or
+    // file cannot be created.
     static Result<std::unique_ptr<SourceRegistry>> open(const std::filesystem::path& data_dir);
     ~SourceRegistry();
 

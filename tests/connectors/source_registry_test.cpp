@@ -13,6 +13,7 @@ using sluice::testing::TempDir;
 TEST_CASE("source registry: add, list, get, remove; secrets are redacted in descriptions") {
     TempDir dir("registry");
     sluice::testing::write_file(dir.path / "docs" / "a.md", "# A");
+    std::filesystem::create_directory(dir.path / "data");
     {
         auto registry = SourceRegistry::open(dir.path / "data");
         REQUIRE(registry.ok());
@@ -62,6 +63,19 @@ TEST_CASE("source registry: add, list, get, remove; secrets are redacted in desc
     REQUIRE((*registry)->remove("docs").ok());
     CHECK((*registry)->get("docs").status().code() == StatusCode::kNotFound);
     CHECK((*registry)->remove("docs").code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("source registry: a missing data directory is refused, not created") {
+    TempDir dir("registry-missing");
+    auto missing = SourceRegistry::open(dir.path / "typo");
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.status().code() == StatusCode::kNotFound);
+    CHECK(missing.status().message().find((dir.path / "typo").string()) != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir.path / "typo"));
+
+    sluice::testing::write_file(dir.path / "file", "not a folder");
+    CHECK(SourceRegistry::open(dir.path / "file").status().code() ==
+          StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("source registry: a file or sqlite source may not read the data directory") {
@@ -117,6 +131,7 @@ TEST_CASE("source registry: a file or sqlite source may not read the data direct
 TEST_CASE("source registry: a file or sqlite source must say who reads its documents") {
     TempDir dir("registry-acl");
     sluice::testing::write_file(dir.path / "docs" / "a.md", "# A");
+    std::filesystem::create_directory(dir.path / "data");
     auto registry = SourceRegistry::open(dir.path / "data");
     REQUIRE(registry.ok());
     const std::string root = (dir.path / "docs").string();

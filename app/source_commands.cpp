@@ -244,7 +244,8 @@ Result<std::unique_ptr<retrieval::IndexManager>> open_indexes(const SourceOption
 
 // What the bound index holds for the source: its checkpoint and kept error records. The data
 // directory is locked by a running server; then the server's GET /api/sources has it.
-json stored_sync_state(const SourceOptions& options, const std::string& index_name) {
+json stored_sync_state(const SourceOptions& options, const std::string& index_name,
+                       const connectors::SourceDefinition& definition) {
     auto data_dir = DataDir::open(options.data_dir, DataDirMode::kMustExist);
     if (!data_dir) {
         return {{"note", "the data directory is in use (a running server has the live status at "
@@ -262,6 +263,20 @@ json stored_sync_state(const SourceOptions& options, const std::string& index_na
         return {{"index", index_name}, {"documents", 0}, {"checkpoint", nullptr},
                 {"note", "the index is created by the first sync"}};
     }
+    // State an earlier source of this name left is not this one's (its sync discards it).
+    auto incarnation = (*index)->meta(retrieval::SourceSync::incarnation_meta_name(options.name));
+    if (!definition.incarnation.empty() && incarnation && *incarnation &&
+        !(*incarnation)->empty() && **incarnation != definition.incarnation) {
+        return {{"index", index_name},
+                {"embedder", (*index)->settings().embedder},
+                {"dimension", (*index)->settings().dimension},
+                {"documents", (*index)->stats().documents},
+                {"checkpoint", nullptr},
+                {"recent_errors", json::array()},
+                {"note",
+                 "the source was created again since its index was last synced; the "
+                 "first sync starts from its beginning"}};
+    }
     auto checkpoint = (*index)->meta(retrieval::SourceSync::checkpoint_meta_name(options.name));
     auto errors = (*index)->meta(retrieval::SourceSync::errors_meta_name(options.name));
     json recent = json::array();
@@ -275,7 +290,8 @@ json stored_sync_state(const SourceOptions& options, const std::string& index_na
             {"embedder", (*index)->settings().embedder},
             {"dimension", (*index)->settings().dimension},
             {"documents", (*index)->stats().documents},
-            {"checkpoint", checkpoint && *checkpoint ? json(**checkpoint) : json(nullptr)},
+            {"checkpoint", checkpoint && *checkpoint && !(*checkpoint)->empty() ? json(**checkpoint)
+                                                                                : json(nullptr)},
             {"recent_errors", recent}};
 }
 
@@ -301,7 +317,7 @@ int run_status(const SourceOptions& options) {
     }
     out["index"] = !index->empty() ? json(*index) : json(nullptr);
     if (!index->empty()) {
-        out["sync"] = stored_sync_state(options, *index);
+        out["sync"] = stored_sync_state(options, *index, definition);
     }
     std::cout << out.dump(2) << "\n";
     return 0;

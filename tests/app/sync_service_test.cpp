@@ -115,7 +115,83 @@ std::int64_t sql_count(const fs::path& path, const std::string& sql) {
     return value;
 }
 
+// Pushes one upsert of `key` into the http source `name`.
+void push(sluice::app::SyncService& service, const std::string& name, const std::string& key) {
+    auto source = service.push_source(name);
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    const json body = {
+        {"events",
+         {{{"key", key},
+           {"op", "upsert"},
+           {"document", {{"text", "text of " + key}, {"acl", {{"groups", {"staff"}}}}}}}}}};
+    auto ingested = (*source)->ingest("push-" + key, body);
+    REQUIRE_MESSAGE(ingested.ok(), ingested.status().to_string());
+}
+
+// Waits (a few seconds at most) until the sync of `name` has applied `changes` changes.
+json wait_for_changes(sluice::app::SyncService& service,
+                      const sluice::governance::RequestContext& who, const std::string& name,
+                      std::uint64_t changes) {
+    json sync;
+    for (int i = 0; i < 250; ++i) {
+        sync = sync_of(service, who, name);
+        if (sync.is_object() && sync["changes"] == changes && sync["state"] == "caught_up") {
+            break;
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    return sync;
+}
+
 }  // namespace
+
+TEST_CASE("a source removed and created again under its name starts afresh") {
+    World world;
+    auto service = world.service();
+    service->start(1h);  // reconciled by the calls below only
+    REQUIRE(sluice::app::ensure_source_schema(world.gov->store(), "main.sources",
+                                              world.admin.principal_id)
+                .ok());
+    const json body = {
+        {"name", "kb"}, {"type", "http"}, {"schema", "main.sources"}, {"index", "articles"}};
+    REQUIRE(service->create(world.admin, body).ok());
+    push(*service, "kb", "kb/1");
+    push(*service, "kb", "kb/2");
+    json old = wait_for_changes(*service, world.admin, "kb", 2);
+    REQUIRE(old["changes"] == 2);
+    CHECK(old["checkpoint"] == R"({"seq":2,"v":1})");
+
+    SUBCASE("through the service") {
+        REQUIRE(service->remove(world.admin, "kb").ok());
+        auto created = service->create(world.admin, body);
+        REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    }
+    SUBCASE("by the offline CLI, between two reconciles") {
+        auto registry = sluice::connectors::SourceRegistry::open(world.dir.path);
+        REQUIRE(registry.ok());
+        REQUIRE((*registry)->remove("kb").ok());
+        REQUIRE(sluice::app::drop_source_object(world.gov->store(), "kb").ok());
+        REQUIRE((*registry)->add({"kb", "http", json::object(), ""}).ok());
+        REQUIRE(sluice::app::create_source_object(world.gov->store(), "main.sources", "kb",
+                                                  world.admin.principal_id, "articles")
+                    .ok());
+        REQUIRE(service->reconcile().ok());
+    }
+    json fresh = sync_of(*service, world.admin, "kb");
+    REQUIRE(fresh.is_object());
+    CHECK(fresh["changes"] == 0);
+    CHECK(fresh["error_records"] == 0);
+    CHECK(fresh["recent_errors"].empty());
+    CHECK(fresh["last_error"].is_null());
+    CHECK(fresh["checkpoint"] != old["checkpoint"]);  // "", or {"seq":0} once it polled
+    // The new source's first event (seq 1 of its own log) is applied, not taken for one the
+    // old source's checkpoint already covers.
+    push(*service, "kb", "kb/new");
+    json synced = wait_for_changes(*service, world.admin, "kb", 1);
+    CHECK(synced["changes"] == 1);
+    CHECK(synced["checkpoint"] == R"({"seq":1,"v":1})");
+    service->stop();
+}
 
 TEST_CASE("a bindings file moves into the catalog when the service opens") {
     World world;

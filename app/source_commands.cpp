@@ -12,6 +12,7 @@
 #include "app/data_dir.h"
 #include "app/offline_model.h"
 #include "app/source_catalog.h"
+#include "app/strict_json.h"
 #include "app/sync_service.h"
 #include "connectors/change_event.h"
 #include "connectors/source_registry.h"
@@ -111,37 +112,49 @@ Result<std::string> bound_index(governance::Governance& gov, const SourceOptions
     return it == staged.end() ? std::string() : it->second;
 }
 
-// Puts a new source into the catalog, owned by the acting admin; when the catalog has no admin
-// yet, stages its binding for the server to move in at start. Returns the catalog name or "".
-Result<std::string> catalog_add(governance::Governance& gov, const SourceOptions& options) {
+// A source defined before the catalog has an admin to own it (a data directory whose server
+// has never started): its binding is staged for the server to move into the catalog at start.
+Result<std::string> add_unowned(connectors::SourceRegistry& registry,
+                                const connectors::SourceDefinition& definition,
+                                const SourceOptions& options) {
+    SLUICE_RETURN_IF_ERROR(registry.validate(definition).status());
+    if (!options.index.empty()) {
+        SLUICE_RETURN_IF_ERROR(stage_binding(options.data_dir, options.name, options.index));
+    }
+    if (Status added = registry.add(definition); !added.ok()) {
+        [[maybe_unused]] Status unstaged = unstage_binding(options.data_dir, options.name);
+        return added;
+    }
+    std::cerr << "sluice source: the catalog has no metastore admin yet; the server puts '"
+              << options.name << "' into the catalog (" << kDefaultSourceSchema
+              << ") when it first starts\n";
+    return std::string();
+}
+
+// Defines the source: through create_source() as the acting admin, as POST /api/sources does
+// for its caller, or staged when the catalog has no admin yet. Returns the catalog name or "".
+Result<std::string> add_source(governance::Governance& gov, connectors::SourceRegistry& registry,
+                               const json& config, const SourceOptions& options) {
     auto admin = acting_admin(gov.store(), options.owner);
     if (!admin.ok()) {
         if (admin.status().code() != StatusCode::kNotFound || !options.owner.empty()) {
             return admin.status().with_context("--owner");
         }
-        if (!options.index.empty()) {
-            SLUICE_RETURN_IF_ERROR(stage_binding(options.data_dir, options.name, options.index));
-        }
-        std::cerr << "sluice source: the catalog has no metastore admin yet; the server puts '"
-                  << options.name << "' into the catalog (" << kDefaultSourceSchema
-                  << ") when it first starts\n";
-        return std::string();
+        return add_unowned(registry, {options.name, options.type, config, ""}, options);
     }
-    const std::string schema =
-        options.schema.empty() ? std::string(kDefaultSourceSchema) : options.schema;
-    SLUICE_RETURN_IF_ERROR(ensure_source_schema(gov.store(), schema, admin->id));
-    auto object = create_source_object(gov.store(), schema, options.name, admin->id,
-                                       options.index);
-    audit_offline(gov, "source.create", "table:" + schema + "." + options.name, object.status(),
-                  {{"source", options.name}, {"index", options.index}, {"owner", admin->name}});
-    SLUICE_RETURN_IF_ERROR(object.status());
-    return object->full_name;
+    // The local user who runs the command is the client of its audit records.
+    const governance::RequestContext context{admin->id, admin->name, "cli", local_user(), ""};
+    SLUICE_ASSIGN_OR_RETURN(SourceObject object,
+                            create_source(gov, registry, context,
+                                          NewSource{options.name, options.type, config,
+                                                    options.schema, options.index}));
+    return object.full_name;
 }
 
 int run_add(const SourceOptions& options) {
-    json config = json::parse(options.config, nullptr, false);
-    if (config.is_discarded()) {
-        return fail(invalid_argument("--config: not valid JSON"));
+    auto config = parse_json_unique_names(options.config, "");
+    if (!config) {
+        return fail(config.status().with_context("--config"));
     }
     if (!options.index.empty()) {
         if (Status valid = validate_source_index_name(options.index); !valid.ok()) {
@@ -156,25 +169,9 @@ int run_add(const SourceOptions& options) {
     if (!gov) {
         return fail(gov.status());
     }
-    if (find_source_object((*gov)->store(), options.name).ok()) {
-        return fail(Status(StatusCode::kAlreadyExists,
-                           "source '" + options.name + "' already exists in the catalog"));
-    }
-    const connectors::SourceDefinition definition{options.name, options.type, config, ""};
-    if (Status valid = (*registry)->validate(definition).status(); !valid.ok()) {
-        return fail(valid);
-    }
-    // The object first, then the definition: a running server's reconcile in between sees an
-    // object without a definition (and skips it), never the reverse (which it would migrate).
-    auto catalog_name = catalog_add(**gov, options);
+    auto catalog_name = add_source(**gov, **registry, *config, options);
     if (!catalog_name) {
         return fail(catalog_name.status());
-    }
-    if (Status added = (*registry)->add(definition); !added.ok()) {
-        // A source is in both stores or in neither.
-        [[maybe_unused]] Status undone = drop_source_object((*gov)->store(), options.name);
-        [[maybe_unused]] Status unstaged = unstage_binding(options.data_dir, options.name);
-        return fail(added);
     }
     auto stored = (*registry)->get(options.name);
     if (!stored) {

@@ -390,59 +390,22 @@ Result<json> SyncService::create(const governance::RequestContext& context, cons
     if (!body.is_object()) {
         return invalid_argument("body: expected {\"name\", \"type\", \"config\", \"schema\"}");
     }
-    SLUICE_ASSIGN_OR_RETURN(std::string name, string_field(body, "name"));
-    SLUICE_ASSIGN_OR_RETURN(std::string type, string_field(body, "type"));
-    SLUICE_ASSIGN_OR_RETURN(std::string schema, string_field(body, "schema"));
-    json config = body.value("config", json::object());
-    std::string index;
+    NewSource source;
+    SLUICE_ASSIGN_OR_RETURN(source.name, string_field(body, "name"));
+    SLUICE_ASSIGN_OR_RETURN(source.type, string_field(body, "type"));
+    SLUICE_ASSIGN_OR_RETURN(source.schema,
+                            string_field_or(body, "schema", std::string(kDefaultSourceSchema)));
+    source.config = body.value("config", json::object());
     if (body.contains("index") && !body["index"].is_null()) {
         if (!body["index"].is_string()) {
             return invalid_argument("index: expected an index name or null");
         }
-        index = body["index"].get<std::string>();
-        SLUICE_RETURN_IF_ERROR(validate_source_index_name(index).with_context("index"));
+        source.index = body["index"].get<std::string>();
     }
-    SLUICE_RETURN_IF_ERROR(governance::split_full_name(governance::SecurableType::kSchema, schema)
-                               .status()
-                               .with_context("schema"));
-    SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kCreateTable,
-                                                     governance::SecurableType::kSchema, schema));
-    if (!index.empty()) {
-        SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov_, context, index));
-    }
-    SLUICE_RETURN_IF_ERROR(authorize_source_connection(gov_, context, config));
-    if (connectors::reads_server_files(type)) {
-        // The source reads a path of this machine with the server's rights: an admin's decision.
-        SLUICE_RETURN_IF_ERROR(require_admin(gov_, context, "source.create." + type));
-    }
-    if (find_source_object(gov_.store(), name).ok()) {
-        return Status(StatusCode::kAlreadyExists, "source '" + name + "' already exists");
-    }
-    // Two stores, written in order and undone on failure: the object, then the definition. In
-    // that order a reconcile in between sees an object without a definition (and skips it),
-    // never a definition without an object (which it would move into the default schema).
-    const std::string full_name = schema + "." + name;
-    Status outcome = registry_->validate({name, type, config, ""}).status();
-    if (outcome.ok()) {
-        outcome = create_source_object(gov_.store(), schema, name, context.principal_id, index)
-                      .status();
-    }
-    if (outcome.ok()) {
-        outcome = registry_->add({name, type, config, ""});
-        if (!outcome.ok()) {
-            if (Status undone = drop_source_object(gov_.store(), name); !undone.ok()) {
-                log::error("sync", "cannot undo a source's catalog object",
-                           {{"source", name}, {"error", undone.message()}});
-            }
-        }
-    }
-    SLUICE_RETURN_IF_ERROR(audit_action(gov_, context, "source.create", "table:" + full_name,
-                                        outcome,
-                                        json{{"source", name}, {"type", type}, {"index", index}}
-                                            .dump()));
-    SLUICE_RETURN_IF_ERROR(outcome);
+    // The same as `sluice source add` (source_catalog.h).
+    SLUICE_RETURN_IF_ERROR(create_source(gov_, *registry_, context, source).status());
     SLUICE_RETURN_IF_ERROR(reconcile());
-    return describe(context, name);
+    return describe(context, source.name);
 }
 
 Result<json> SyncService::alter(const governance::RequestContext& context,

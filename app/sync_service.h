@@ -76,7 +76,8 @@ public:
                                     const std::string& name);
 
     // REST operations, each authorised (source_catalog.h) and audited.
-    // body: {"name", "type", "config", "schema", "index" (optional)}.
+    // body: {"name", "type", "config", "schema" (default main.sources), "index" (optional)};
+    // create_source() (source_catalog.h) does the work, as for `sluice source add`.
     Result<nlohmann::json> create(const governance::RequestContext& context,
                                   const nlohmann::json& body);
     // body: {"index": "<index>" | null}.

@@ -193,6 +193,51 @@ TEST_CASE("a source removed and created again under its name starts afresh") {
     service->stop();
 }
 
+TEST_CASE("creating a source creates its schema when missing, as `sluice source add` does") {
+    World world;
+    auto service = world.service();
+    auto& store = world.gov->store();
+    // No schema named: the default one, created with its catalog and owned by the caller.
+    auto created = service->create(world.admin, {{"name", "kb"}, {"type", "http"}});
+    REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    CHECK((*created)["catalog_name"] == "main.sources.kb");
+    CHECK((*created)["owner"] == "admin");
+    auto schema = store.securable(SecurableType::kSchema, "main.sources");
+    REQUIRE(schema.ok());
+    CHECK(schema->owner == "admin");
+
+    // Someone who may not create the schema gets nothing, not even its catalog.
+    auto bob = world.context_of("bob");
+    auto denied =
+        service->create(bob, {{"name", "bobs"}, {"type", "http"}, {"schema", "bob.feeds"}});
+    CHECK(denied.status().code() == StatusCode::kPermissionDenied);
+    CHECK(store.securable(SecurableType::kCatalog, "bob").status().code() == StatusCode::kNotFound);
+    denied = service->create(bob, {{"name", "bobs"}, {"type", "http"}, {"schema", "main.bobs"}});
+    CHECK(denied.status().code() == StatusCode::kPermissionDenied);
+    CHECK_FALSE(store.securable(SecurableType::kSchema, "main.bobs").ok());
+    CHECK_FALSE(sluice::app::find_source_object(store, "bobs").ok());
+
+    // CREATE_SCHEMA on the catalog is enough: bob owns the schema he makes, and the source.
+    auto catalog = store.securable(SecurableType::kCatalog, "main");
+    REQUIRE(catalog.ok());
+    REQUIRE(
+        store
+            .update_permissions(catalog->id, SecurableType::kCatalog,
+                                {{"bob", {Privilege::kUseCatalog, Privilege::kCreateSchema}, {}}},
+                                world.admin.principal_id)
+            .ok());
+    auto bobs = service->create(bob, {{"name", "bobs"}, {"type", "http"}, {"schema", "main.bobs"}});
+    REQUIRE_MESSAGE(bobs.ok(), bobs.status().to_string());
+    CHECK((*bobs)["catalog_name"] == "main.bobs.bobs");
+    CHECK((*bobs)["owner"] == "bob");
+    CHECK(store.securable(SecurableType::kSchema, "main.bobs")->owner == "bob");
+    // An invalid definition creates no schema either.
+    auto invalid =
+        service->create(world.admin, {{"name", "bad"}, {"type", "ftp"}, {"schema", "main.never"}});
+    CHECK(invalid.status().code() == StatusCode::kInvalidArgument);
+    CHECK_FALSE(store.securable(SecurableType::kSchema, "main.never").ok());
+}
+
 TEST_CASE("a bindings file moves into the catalog when the service opens") {
     World world;
     world.define("kb");

@@ -10,6 +10,7 @@
 #include <limits>
 #include <sstream>
 
+#include "app/strict_json.h"
 #include "governance/types.h"
 #include "inference/parallel_config.h"
 
@@ -447,14 +448,13 @@ std::string environment_variable_name(const std::string& section, const std::str
 }
 
 Result<Config> parse_config(const std::string& json_text, const std::string& origin) {
-    json document;
-    try {
-        document = json::parse(json_text);
-    } catch (const json::parse_error& e) {
-        // nlohmann::json throws; this adapter turns it into a Status with the byte offset.
-        return invalid_argument(origin + ": malformed JSON at byte " + std::to_string(e.byte) +
-                                ": " + e.what());
+    // A key given twice is refused by its path (/model/path), as in request bodies: which of
+    // the two values counts would otherwise depend on the parser.
+    auto parsed = parse_json_unique_names(json_text, "");
+    if (!parsed.ok()) {
+        return parsed.status().with_context(origin);
     }
+    const json& document = *parsed;
     if (!document.is_object()) {
         return invalid_argument(origin + ": /: expected an object, found " + json_kind(document));
     }

@@ -97,8 +97,8 @@ struct Config {
 };
 
 // Parses a whole configuration from JSON text. Absent keys keep their defaults; unknown keys,
-// wrong types and out-of-range values are kInvalidArgument naming the path. `origin` (a file
-// name) prefixes messages.
+// keys given twice in one object, wrong types and out-of-range values are kInvalidArgument
+// naming the path. `origin` (a file name) prefixes messages.
 Result<Config> parse_config(const std::string& json_text, const std::string& origin);
 
 // Reads and parses a configuration file.

@@ -46,6 +46,26 @@ Status ensure_private_folder(const std::filesystem::path& path) {
     return Status();
 }
 
+Status prepare_data_dir(const std::filesystem::path& path, DataDirMode mode) {
+    if (mode == DataDirMode::kCreate) {
+        return ensure_private_folder(path);
+    }
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) {
+            return not_found("data directory '" + path.string() +
+                             "' does not exist; this command only uses an existing one (check "
+                             "--data-dir, or /storage/data_dir of the configuration)");
+        }
+        return io_error("data directory '" + path.string() + "': " + errno_text());
+    }
+    if (!S_ISDIR(info.st_mode)) {
+        return failed_precondition("data directory '" + path.string() +
+                                   "' exists and is not a directory");
+    }
+    return Status();
+}
+
 namespace {
 
 Result<int> read_or_create_format(const std::filesystem::path& dir) {
@@ -98,12 +118,14 @@ DataDir::~DataDir() {
     }
 }
 
-Result<std::unique_ptr<DataDir>> DataDir::open(const std::filesystem::path& requested) {
+Result<std::unique_ptr<DataDir>> DataDir::open(const std::filesystem::path& requested,
+                                               DataDirMode mode) {
     std::error_code ec;
     std::filesystem::path path = std::filesystem::absolute(requested, ec).lexically_normal();
     if (ec) {
         return io_error("data directory '" + requested.string() + "': " + ec.message());
     }
+    SLUICE_RETURN_IF_ERROR(prepare_data_dir(path, mode));
     SLUICE_RETURN_IF_ERROR(ensure_private_folder(path));
 
     std::filesystem::path lock_path = path / "LOCK";

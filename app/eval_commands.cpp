@@ -59,10 +59,12 @@ struct LocalEval {
     std::unique_ptr<eval::EvalStore> store;
 };
 
-Result<LocalEval> open_local_eval(const ConfigOptions& options) {
+// `eval import` may start a data directory with its first set; the other commands read runs
+// and sets that must already be there.
+Result<LocalEval> open_local_eval(const ConfigOptions& options, DataDirMode mode) {
     LocalEval out;
     SLUICE_ASSIGN_OR_RETURN(out.config, effective_config(options));
-    SLUICE_ASSIGN_OR_RETURN(out.data_dir, DataDir::open(out.config.storage.data_dir));
+    SLUICE_ASSIGN_OR_RETURN(out.data_dir, DataDir::open(out.config.storage.data_dir, mode));
     // Governance first: it creates and migrates catalog.db, which the evaluation tables join.
     governance::GovernanceOptions governance_options;
     governance_options.secret_key_file = out.config.governance.secret_key_file;
@@ -74,7 +76,7 @@ Result<LocalEval> open_local_eval(const ConfigOptions& options) {
 }
 
 int import_set(const EvalCliOptions& options) {
-    auto local = open_local_eval(options.config);
+    auto local = open_local_eval(options.config, DataDirMode::kCreate);
     if (!local.ok()) {
         return fail("import", local.status().message());
     }
@@ -101,7 +103,7 @@ int import_set(const EvalCliOptions& options) {
 }
 
 int list_sets(const EvalCliOptions& options) {
-    auto local = open_local_eval(options.config);
+    auto local = open_local_eval(options.config, DataDirMode::kMustExist);
     if (!local.ok()) {
         return fail("sets", local.status().message());
     }
@@ -144,7 +146,7 @@ int run_eval(const EvalCliOptions& options) {
     if (!options.agent.empty() && !options.qa_index.empty()) {
         return fail("run", "give --agent or --qa-index, not both");
     }
-    auto local = open_local_eval(options.config);
+    auto local = open_local_eval(options.config, DataDirMode::kMustExist);
     if (!local.ok()) {
         return fail("run", local.status().message());
     }
@@ -235,7 +237,7 @@ int run_eval(const EvalCliOptions& options) {
 }
 
 int compare(const EvalCliOptions& options) {
-    auto local = open_local_eval(options.config);
+    auto local = open_local_eval(options.config, DataDirMode::kMustExist);
     if (!local.ok()) {
         return fail("compare", local.status().message());
     }
@@ -263,7 +265,7 @@ int compare(const EvalCliOptions& options) {
 }
 
 int report(const EvalCliOptions& options) {
-    auto local = open_local_eval(options.config);
+    auto local = open_local_eval(options.config, DataDirMode::kMustExist);
     if (!local.ok()) {
         return fail("report", local.status().message());
     }

@@ -32,7 +32,9 @@ struct TokenOptions {
 // Governance for an offline command: its audit records take the checkpoint interval from the
 // log (the server's configuration may differ from the default), so that checkpoints stay where
 // verify expects them.
-Result<std::unique_ptr<governance::Governance>> open_offline(const std::string& data_dir) {
+Result<std::unique_ptr<governance::Governance>> open_offline(const std::string& data_dir,
+                                                             DataDirMode mode) {
+    SLUICE_RETURN_IF_ERROR(prepare_data_dir(data_dir, mode));
     governance::GovernanceOptions options;
     options.audit.checkpoint_every = 0;
     return governance::Governance::open(data_dir, options);
@@ -40,11 +42,7 @@ Result<std::unique_ptr<governance::Governance>> open_offline(const std::string& 
 
 int token_create(const TokenOptions& options) {
     // The first token of a new installation is made before the server has ever run.
-    if (Status folder = ensure_private_folder(options.data_dir); !folder.ok()) {
-        std::cerr << "sluice token create: " << folder.message() << "\n";
-        return 1;
-    }
-    auto gov = open_offline(options.data_dir);
+    auto gov = open_offline(options.data_dir, DataDirMode::kCreate);
     if (!gov.ok()) {
         std::cerr << "sluice token create: " << gov.status().message() << "\n";
         return 1;
@@ -86,7 +84,9 @@ struct AuditOptions {
     std::string archive_dir;
 };
 
-std::filesystem::path catalog_path(const AuditOptions& o) {
+// The catalog of the data directory the audit commands read: they never create one.
+Result<std::filesystem::path> existing_catalog(const AuditOptions& o) {
+    SLUICE_RETURN_IF_ERROR(prepare_data_dir(o.data_dir, DataDirMode::kMustExist));
     return std::filesystem::path(o.data_dir) / governance::kCatalogFile;
 }
 
@@ -110,8 +110,13 @@ void add_audit_commands(Cli& cli) {
                        "checkpoint predates recorded intervals")
         ->check(CLI::PositiveNumber);
     cli.on_run(verify, [options] {
-        auto key = governance::audit_public_key(std::filesystem::path(options->data_dir) /
-                                                governance::kSigningKeyFile);
+        auto catalog = existing_catalog(*options);
+        if (!catalog.ok()) {
+            std::cerr << "sluice audit verify: " << catalog.status().message() << "\n";
+            return 2;
+        }
+        auto key =
+            governance::audit_public_key(catalog->parent_path() / governance::kSigningKeyFile);
         if (!key.ok()) {
             std::cerr << "sluice audit verify: " << key.status().message() << "\n";
             return 2;
@@ -119,7 +124,7 @@ void add_audit_commands(Cli& cli) {
         governance::AuditVerifyOptions verify_options = options->verify;
         verify_options.trusted_public_key = *key;
         verify_options.archive_dir = options->archive_dir;
-        auto report = governance::verify_audit_log(catalog_path(*options), verify_options);
+        auto report = governance::verify_audit_log(*catalog, verify_options);
         if (!report.ok()) {
             std::cerr << "sluice audit verify: " << report.status().message() << "\n";
             return 2;
@@ -148,8 +153,13 @@ void add_audit_commands(Cli& cli) {
     exporter->add_option("--after-seq", options->after_seq, "Only records after this seq");
     exporter->add_option("--limit", options->limit, "At most this many records (0: all)");
     cli.on_run(exporter, [options] {
-        auto written = governance::export_audit_log(catalog_path(*options), options->after_seq,
-                                                    options->limit, std::cout);
+        auto catalog = existing_catalog(*options);
+        if (!catalog.ok()) {
+            std::cerr << "sluice audit export: " << catalog.status().message() << "\n";
+            return 1;
+        }
+        auto written =
+            governance::export_audit_log(*catalog, options->after_seq, options->limit, std::cout);
         if (!written.ok()) {
             std::cerr << "sluice audit export: " << written.status().message() << "\n";
             return 1;
@@ -166,7 +176,7 @@ void add_audit_commands(Cli& cli) {
     cli.on_run(archive, [options] {
         // Through Governance, like token create: the archive is audited (audit.archive.offline,
         // actor local:$USER) in the transaction that deletes the archived records.
-        auto gov = open_offline(options->data_dir);
+        auto gov = open_offline(options->data_dir, DataDirMode::kMustExist);
         if (!gov.ok()) {
             std::cerr << "sluice audit archive: " << gov.status().message() << "\n";
             return 1;

@@ -1,17 +1,10 @@
 #include "app/http_errors.h"
 
 #include <string>
-#include <unordered_set>
-#include <vector>
+
+#include "app/strict_json.h"
 
 namespace sluice::app {
-
-namespace {
-
-// Thrown from the JSON parser's callback to stop at a repeated object member name.
-struct DuplicateName {};
-
-}  // namespace
 
 int http_status_for(StatusCode code) {
     switch (code) {
@@ -83,39 +76,8 @@ Result<nlohmann::json> parse_json_body(const httplib::Request& req) {
     if (req.body.empty()) {
         return invalid_argument("request body is empty: expected a JSON object");
     }
-    nlohmann::json body;
-    // The names of each object being read, innermost last: a name given twice in one object is
-    // refused, since parsers disagree on which value wins (nlohmann's keeps the last, others the
-    // first) and a proxy that checked one of them must not see a different request than we do.
-    std::vector<std::unordered_set<std::string>> open_objects;
-    std::string repeated_name;
-    auto check_names = [&](int /*depth*/, nlohmann::json::parse_event_t event,
-                           nlohmann::json& parsed) {
-        using Event = nlohmann::json::parse_event_t;
-        if (event == Event::object_start) {
-            open_objects.emplace_back();
-        } else if (event == Event::object_end) {
-            open_objects.pop_back();
-        } else if (event == Event::key &&
-                   !open_objects.back().insert(parsed.get<std::string>()).second) {
-            repeated_name = parsed.get<std::string>();
-            throw DuplicateName{};
-        }
-        return true;
-    };
-    try {
-        body = nlohmann::json::parse(req.body, check_names);
-    } catch (const DuplicateName&) {
-        return invalid_argument("malformed JSON in request body: the name '" + repeated_name +
-                                "' appears twice in one object");
-    } catch (const nlohmann::json::parse_error& e) {
-        return invalid_argument("malformed JSON in request body at byte " +
-                                std::to_string(e.byte) + ": " + e.what());
-    } catch (const nlohmann::json::out_of_range& e) {
-        // A number beyond double's range (1e400): well-formed JSON that no field can hold.
-        return invalid_argument(std::string("JSON in request body that cannot be read: ") +
-                                e.what());
-    }
+    // A name given twice in one object is refused (strict_json.h).
+    SLUICE_ASSIGN_OR_RETURN(nlohmann::json body, parse_json_unique_names(req.body, "request body"));
     // Every route takes an object; checked here once, so that no handler reads fields of an
     // array or a number (a type error that would answer 500 instead of saying what is wrong).
     if (!body.is_object()) {

@@ -32,7 +32,8 @@ void send_status(httplib::Response& res, const Status& status, std::string_view 
 
 // Parses a request body as a JSON object. kInvalidArgument (400) when Content-Type is present
 // and not JSON, when the body is empty, when it is malformed (the message gives the byte
-// offset), or when it is JSON but not an object.
+// offset), when an object names a member twice (strict_json.h), or when it is JSON but not an
+// object.
 Result<nlohmann::json> parse_json_body(const httplib::Request& req);
 
 }  // namespace sluice::app

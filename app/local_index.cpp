@@ -20,7 +20,8 @@ Result<LocalIndex> open_local_index(const ConfigOptions& options, const std::str
                                     const std::vector<std::string>& extra_groups) {
     LocalIndex out;
     SLUICE_ASSIGN_OR_RETURN(out.config, effective_config(options));
-    SLUICE_ASSIGN_OR_RETURN(out.data_dir, DataDir::open(out.config.storage.data_dir));
+    SLUICE_ASSIGN_OR_RETURN(out.data_dir,
+                            DataDir::open(out.config.storage.data_dir, DataDirMode::kMustExist));
     SLUICE_ASSIGN_OR_RETURN(out.gov, governance::Governance::open(out.data_dir->path()));
     out.model = std::make_shared<OfflineModel>(out.config.model);
     SLUICE_ASSIGN_OR_RETURN(out.indexes,

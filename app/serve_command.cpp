@@ -96,7 +96,7 @@ int run_server(const Config& config) {
     readiness.set("storage", false, "opening data directory");
     readiness.set("http", false, "not listening yet");
 
-    auto data_dir = DataDir::open(config.storage.data_dir);
+    auto data_dir = DataDir::open(config.storage.data_dir, DataDirMode::kCreate);
     if (!data_dir.ok()) {
         log::error("server", "cannot open data directory",
                    {{"path", config.storage.data_dir}, {"error", data_dir.status().message()}});

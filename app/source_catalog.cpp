@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -171,6 +172,135 @@ Status ensure_source_schema(governance::Store& store, const std::string& schema,
         }
     }
     return Status();
+}
+
+namespace {
+
+// Whether the store has the securable; errors other than kNotFound are errors.
+Result<bool> securable_exists(governance::Store& store, SecurableType type,
+                              const std::string& full_name) {
+    auto found = store.securable(type, full_name);
+    if (found.ok()) {
+        return true;
+    }
+    if (found.status().code() == StatusCode::kNotFound) {
+        return false;
+    }
+    return found.status();
+}
+
+// What create_source() creates of "catalog.schema" before the source goes into it.
+struct MissingContainers {
+    bool catalog = false;
+    bool schema = false;
+};
+
+// The right to put a table into `schema`: CREATE_TABLE on it, or when it is missing the
+// privileges to create it (and its catalog). Whoever creates the schema owns it, and so may
+// create tables in it.
+Result<MissingContainers> authorize_source_schema(governance::Governance& gov,
+                                                  const governance::RequestContext& context,
+                                                  const std::string& schema) {
+    const std::string catalog = schema.substr(0, schema.find('.'));
+    MissingContainers missing;
+    SLUICE_ASSIGN_OR_RETURN(bool has_schema,
+                            securable_exists(gov.store(), SecurableType::kSchema, schema));
+    if (has_schema) {
+        SLUICE_RETURN_IF_ERROR(gov.authorizer().require(
+            context, governance::Privilege::kCreateTable, SecurableType::kSchema, schema));
+        return missing;
+    }
+    missing.schema = true;
+    SLUICE_ASSIGN_OR_RETURN(bool has_catalog,
+                            securable_exists(gov.store(), SecurableType::kCatalog, catalog));
+    if (has_catalog) {
+        SLUICE_RETURN_IF_ERROR(gov.authorizer().require(
+            context, governance::Privilege::kCreateSchema, SecurableType::kCatalog, catalog));
+        return missing;
+    }
+    missing.catalog = true;
+    SLUICE_RETURN_IF_ERROR(gov.authorizer().require(context, governance::Privilege::kCreateCatalog,
+                                                    SecurableType::kMetastore, ""));
+    return missing;
+}
+
+// Creates what authorize_source_schema() found missing, owned by the caller, audited as the
+// catalog API audits a create.
+Status create_source_schema(governance::Governance& gov, const governance::RequestContext& context,
+                            const std::string& schema, const MissingContainers& missing) {
+    const std::string catalog = schema.substr(0, schema.find('.'));
+    for (const auto& [type, name, wanted] :
+         {std::tuple{SecurableType::kCatalog, catalog, missing.catalog},
+          std::tuple{SecurableType::kSchema, schema, missing.schema}}) {
+        if (!wanted) {
+            continue;
+        }
+        auto created = gov.store().create_securable(type, name, context.principal_id, "", {});
+        // Created meanwhile by someone else: the source goes into theirs, as authorised above.
+        if (!created.ok() && created.status().code() == StatusCode::kAlreadyExists) {
+            continue;
+        }
+        SLUICE_RETURN_IF_ERROR(
+            audit_action(gov, context, "securable.create",
+                         std::string(governance::securable_type_name(type)) + ":" + name,
+                         created.status(), "for a source"));
+        SLUICE_RETURN_IF_ERROR(created.status());
+    }
+    return Status();
+}
+
+}  // namespace
+
+Result<SourceObject> create_source(governance::Governance& gov,
+                                   connectors::SourceRegistry& registry,
+                                   const governance::RequestContext& context,
+                                   const NewSource& source) {
+    const std::string schema =
+        source.schema.empty() ? std::string(kDefaultSourceSchema) : source.schema;
+    if (!source.index.empty()) {
+        SLUICE_RETURN_IF_ERROR(validate_source_index_name(source.index).with_context("index"));
+    }
+    SLUICE_RETURN_IF_ERROR(governance::split_full_name(SecurableType::kSchema, schema)
+                               .status()
+                               .with_context("schema"));
+    SLUICE_ASSIGN_OR_RETURN(MissingContainers missing,
+                            authorize_source_schema(gov, context, schema));
+    if (!source.index.empty()) {
+        SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov, context, source.index));
+    }
+    SLUICE_RETURN_IF_ERROR(authorize_source_connection(gov, context, source.config));
+    if (connectors::reads_server_files(source.type)) {
+        // The source reads a path of this machine with the server's rights: an admin's decision.
+        SLUICE_RETURN_IF_ERROR(require_admin(gov, context, "source.create." + source.type));
+    }
+    if (find_source_object(gov.store(), source.name).ok()) {
+        return Status(StatusCode::kAlreadyExists, "source '" + source.name + "' already exists");
+    }
+    // Two stores, written in order and undone on failure: the object, then the definition. In
+    // that order a running server's reconcile in between sees an object without a definition
+    // (and skips it), never a definition without an object (which it would move into the
+    // default schema).
+    const connectors::SourceDefinition definition{source.name, source.type, source.config, ""};
+    auto object = [&]() -> Result<SourceObject> {
+        SLUICE_RETURN_IF_ERROR(registry.validate(definition).status());
+        SLUICE_RETURN_IF_ERROR(create_source_schema(gov, context, schema, missing));
+        SLUICE_ASSIGN_OR_RETURN(SourceObject created,
+                                create_source_object(gov.store(), schema, source.name,
+                                                     context.principal_id, source.index));
+        if (Status added = registry.add(definition); !added.ok()) {
+            // A source is in both stores or in neither.
+            if (Status undone = drop_source_object(gov.store(), source.name); !undone.ok()) {
+                log::error("sync", "cannot undo a source's catalog object",
+                           {{"source", source.name}, {"error", undone.message()}});
+            }
+            return added;
+        }
+        return created;
+    }();
+    SLUICE_RETURN_IF_ERROR(audit_action(
+        gov, context, "source.create", "table:" + schema + "." + source.name, object.status(),
+        json{{"source", source.name}, {"type", source.type}, {"index", source.index}}.dump()));
+    return object;
 }
 
 Result<governance::Principal> acting_admin(governance::Store& store, const std::string& name) {

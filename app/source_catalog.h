@@ -5,7 +5,9 @@
 // connector's configuration stays in the source registry (connectors/source_registry.h) under
 // the same last name, which is unique among sources: REST paths and the CLI name sources by it.
 //
-//   create a source                  CREATE_TABLE on the schema, and MODIFY on the index it feeds
+//   create a source                  CREATE_TABLE on the schema (or, when the schema is not
+//                                    there yet, the right to create it: create_source()), and
+//                                    MODIFY on the index it feeds
 //   bind, unbind, remove             MANAGE on the source (its owner holds it); binding needs
 //                                    MODIFY on the index too
 //   read its definition and status   BROWSE on the source
@@ -68,8 +70,36 @@ Status set_source_index(governance::Store& store, const std::string& name,
 // Removing a source object that does not exist is not an error.
 Status drop_source_object(governance::Store& store, const std::string& name);
 
+// A source to create (POST /api/sources, `sluice source add`).
+struct NewSource {
+    std::string name;
+    std::string type;  // file, sqlite, postgres or http
+    nlohmann::json config = nlohmann::json::object();
+    std::string schema;  // "catalog.schema"; "" for kDefaultSourceSchema
+    std::string index;   // the index it feeds; "" for none yet
+};
+
+// Creates a source as `context`, the one way both the REST API and the offline CLI (acting as
+// a metastore admin) do it:
+//   1. checks the index and schema names;
+//   2. authorises: CREATE_TABLE on the schema, or for a schema not there yet CREATE_SCHEMA on
+//      its catalog (CREATE_CATALOG on the metastore for a catalog not there yet); MODIFY on the
+//      index (authorize_index_sync); USE_CONNECTION on the connection the configuration names;
+//      a metastore admin for a source that reads the server's files;
+//   3. validates the definition (the registry's checks, data directory included);
+//   4. creates the missing catalog and schema (owned by the caller, audited as
+//      "securable.create"), the source object (owned by the caller), then the definition,
+//      dropping the object again when the definition cannot be stored.
+// Everything after the authorisation is audited as "source.create", success or not.
+// Errors: kInvalidArgument (names, definition), kPermissionDenied, kAlreadyExists, and those of
+// the stores.
+Result<SourceObject> create_source(governance::Governance& gov,
+                                   connectors::SourceRegistry& registry,
+                                   const governance::RequestContext& context,
+                                   const NewSource& source);
+
 // Creates the catalog and schema of `schema` ("catalog.schema") when missing, owned by
-// `owner_id`. For the offline CLI and the migration, which act for the operator.
+// `owner_id`, without authorising. For the migration, which acts for the operator.
 Status ensure_source_schema(governance::Store& store, const std::string& schema,
                             std::int64_t owner_id);
 // The metastore admin the offline CLI and the migration act for: `name` when given (it must be

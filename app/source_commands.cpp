@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "app/data_dir.h"
 #include "app/offline_model.h"
 #include "app/source_catalog.h"
+#include "app/strict_json.h"
 #include "app/sync_service.h"
 #include "connectors/change_event.h"
 #include "connectors/source_registry.h"
@@ -46,7 +48,32 @@ int fail(const Status& status) {
     return 1;
 }
 
-Result<std::unique_ptr<connectors::SourceRegistry>> registry_of(const SourceOptions& options) {
+// `source add` has always made the folders above a new data directory too (scripts hand it a
+// fresh path); the data directory itself is prepare_data_dir's to create, owner-only.
+Status make_parent_folders(const std::string& data_dir) {
+    std::error_code ec;
+    std::filesystem::path path = std::filesystem::absolute(data_dir, ec).lexically_normal();
+    if (!ec && !path.has_filename()) {
+        path = path.parent_path();  // "a/b/" names b
+    }
+    if (!ec) {
+        std::filesystem::create_directories(path.parent_path(), ec);
+    }
+    if (ec) {
+        return io_error("creating the folders above data directory '" + data_dir +
+                        "': " + ec.message());
+    }
+    return Status();
+}
+
+// Every source command opens the data directory here first: `source add` creates it when
+// missing; the others use an existing one and create nothing.
+Result<std::unique_ptr<connectors::SourceRegistry>> registry_of(const SourceOptions& options,
+                                                                DataDirMode mode) {
+    if (mode == DataDirMode::kCreate) {
+        SLUICE_RETURN_IF_ERROR(make_parent_folders(options.data_dir));
+    }
+    SLUICE_RETURN_IF_ERROR(prepare_data_dir(options.data_dir, mode));
     return connectors::SourceRegistry::open(options.data_dir);
 }
 
@@ -85,44 +112,56 @@ Result<std::string> bound_index(governance::Governance& gov, const SourceOptions
     return it == staged.end() ? std::string() : it->second;
 }
 
-// Puts a new source into the catalog, owned by the acting admin; when the catalog has no admin
-// yet, stages its binding for the server to move in at start. Returns the catalog name or "".
-Result<std::string> catalog_add(governance::Governance& gov, const SourceOptions& options) {
+// A source defined before the catalog has an admin to own it (a data directory whose server
+// has never started): its binding is staged for the server to move into the catalog at start.
+Result<std::string> add_unowned(connectors::SourceRegistry& registry,
+                                const connectors::SourceDefinition& definition,
+                                const SourceOptions& options) {
+    SLUICE_RETURN_IF_ERROR(registry.validate(definition).status());
+    if (!options.index.empty()) {
+        SLUICE_RETURN_IF_ERROR(stage_binding(options.data_dir, options.name, options.index));
+    }
+    if (Status added = registry.add(definition); !added.ok()) {
+        [[maybe_unused]] Status unstaged = unstage_binding(options.data_dir, options.name);
+        return added;
+    }
+    std::cerr << "sluice source: the catalog has no metastore admin yet; the server puts '"
+              << options.name << "' into the catalog (" << kDefaultSourceSchema
+              << ") when it first starts\n";
+    return std::string();
+}
+
+// Defines the source: through create_source() as the acting admin, as POST /api/sources does
+// for its caller, or staged when the catalog has no admin yet. Returns the catalog name or "".
+Result<std::string> add_source(governance::Governance& gov, connectors::SourceRegistry& registry,
+                               const json& config, const SourceOptions& options) {
     auto admin = acting_admin(gov.store(), options.owner);
     if (!admin.ok()) {
         if (admin.status().code() != StatusCode::kNotFound || !options.owner.empty()) {
             return admin.status().with_context("--owner");
         }
-        if (!options.index.empty()) {
-            SLUICE_RETURN_IF_ERROR(stage_binding(options.data_dir, options.name, options.index));
-        }
-        std::cerr << "sluice source: the catalog has no metastore admin yet; the server puts '"
-                  << options.name << "' into the catalog (" << kDefaultSourceSchema
-                  << ") when it first starts\n";
-        return std::string();
+        return add_unowned(registry, {options.name, options.type, config, ""}, options);
     }
-    const std::string schema =
-        options.schema.empty() ? std::string(kDefaultSourceSchema) : options.schema;
-    SLUICE_RETURN_IF_ERROR(ensure_source_schema(gov.store(), schema, admin->id));
-    auto object = create_source_object(gov.store(), schema, options.name, admin->id,
-                                       options.index);
-    audit_offline(gov, "source.create", "table:" + schema + "." + options.name, object.status(),
-                  {{"source", options.name}, {"index", options.index}, {"owner", admin->name}});
-    SLUICE_RETURN_IF_ERROR(object.status());
-    return object->full_name;
+    // The local user who runs the command is the client of its audit records.
+    const governance::RequestContext context{admin->id, admin->name, "cli", local_user(), ""};
+    SLUICE_ASSIGN_OR_RETURN(SourceObject object,
+                            create_source(gov, registry, context,
+                                          NewSource{options.name, options.type, config,
+                                                    options.schema, options.index}));
+    return object.full_name;
 }
 
 int run_add(const SourceOptions& options) {
-    json config = json::parse(options.config, nullptr, false);
-    if (config.is_discarded()) {
-        return fail(invalid_argument("--config: not valid JSON"));
+    auto config = parse_json_unique_names(options.config, "");
+    if (!config) {
+        return fail(config.status().with_context("--config"));
     }
     if (!options.index.empty()) {
         if (Status valid = validate_source_index_name(options.index); !valid.ok()) {
             return fail(valid.with_context("--index"));
         }
     }
-    auto registry = registry_of(options);  // creates the data directory when missing
+    auto registry = registry_of(options, DataDirMode::kCreate);
     if (!registry) {
         return fail(registry.status());
     }
@@ -130,25 +169,9 @@ int run_add(const SourceOptions& options) {
     if (!gov) {
         return fail(gov.status());
     }
-    if (find_source_object((*gov)->store(), options.name).ok()) {
-        return fail(Status(StatusCode::kAlreadyExists,
-                           "source '" + options.name + "' already exists in the catalog"));
-    }
-    const connectors::SourceDefinition definition{options.name, options.type, config, ""};
-    if (Status valid = (*registry)->validate(definition).status(); !valid.ok()) {
-        return fail(valid);
-    }
-    // The object first, then the definition: a running server's reconcile in between sees an
-    // object without a definition (and skips it), never the reverse (which it would migrate).
-    auto catalog_name = catalog_add(**gov, options);
+    auto catalog_name = add_source(**gov, **registry, *config, options);
     if (!catalog_name) {
         return fail(catalog_name.status());
-    }
-    if (Status added = (*registry)->add(definition); !added.ok()) {
-        // A source is in both stores or in neither.
-        [[maybe_unused]] Status undone = drop_source_object((*gov)->store(), options.name);
-        [[maybe_unused]] Status unstaged = unstage_binding(options.data_dir, options.name);
-        return fail(added);
     }
     auto stored = (*registry)->get(options.name);
     if (!stored) {
@@ -162,7 +185,7 @@ int run_add(const SourceOptions& options) {
 }
 
 int run_list(const SourceOptions& options) {
-    auto registry = registry_of(options);
+    auto registry = registry_of(options, DataDirMode::kMustExist);
     if (!registry) {
         return fail(registry.status());
     }
@@ -195,7 +218,7 @@ int run_list(const SourceOptions& options) {
 
 Result<std::unique_ptr<connectors::Source>> open_named(const SourceOptions& options,
                                                        connectors::SourceDefinition* out) {
-    SLUICE_ASSIGN_OR_RETURN(auto registry, registry_of(options));
+    SLUICE_ASSIGN_OR_RETURN(auto registry, registry_of(options, DataDirMode::kMustExist));
     SLUICE_ASSIGN_OR_RETURN(*out, registry->get(options.name));
     SLUICE_ASSIGN_OR_RETURN(std::string secret, source_secret(options.data_dir, *out));
     return connectors::open_source(*out, registry->state_dir(options.name), secret);
@@ -218,8 +241,9 @@ Result<std::unique_ptr<retrieval::IndexManager>> open_indexes(const SourceOption
 
 // What the bound index holds for the source: its checkpoint and kept error records. The data
 // directory is locked by a running server; then the server's GET /api/sources has it.
-json stored_sync_state(const SourceOptions& options, const std::string& index_name) {
-    auto data_dir = DataDir::open(options.data_dir);
+json stored_sync_state(const SourceOptions& options, const std::string& index_name,
+                       const connectors::SourceDefinition& definition) {
+    auto data_dir = DataDir::open(options.data_dir, DataDirMode::kMustExist);
     if (!data_dir) {
         return {{"note", "the data directory is in use (a running server has the live status at "
                          "GET /api/sources): " + data_dir.status().message()}};
@@ -236,6 +260,20 @@ json stored_sync_state(const SourceOptions& options, const std::string& index_na
         return {{"index", index_name}, {"documents", 0}, {"checkpoint", nullptr},
                 {"note", "the index is created by the first sync"}};
     }
+    // State an earlier source of this name left is not this one's (its sync discards it).
+    auto incarnation = (*index)->meta(retrieval::SourceSync::incarnation_meta_name(options.name));
+    if (!definition.incarnation.empty() && incarnation && *incarnation &&
+        !(*incarnation)->empty() && **incarnation != definition.incarnation) {
+        return {{"index", index_name},
+                {"embedder", (*index)->settings().embedder},
+                {"dimension", (*index)->settings().dimension},
+                {"documents", (*index)->stats().documents},
+                {"checkpoint", nullptr},
+                {"recent_errors", json::array()},
+                {"note",
+                 "the source was created again since its index was last synced; the "
+                 "first sync starts from its beginning"}};
+    }
     auto checkpoint = (*index)->meta(retrieval::SourceSync::checkpoint_meta_name(options.name));
     auto errors = (*index)->meta(retrieval::SourceSync::errors_meta_name(options.name));
     json recent = json::array();
@@ -249,7 +287,8 @@ json stored_sync_state(const SourceOptions& options, const std::string& index_na
             {"embedder", (*index)->settings().embedder},
             {"dimension", (*index)->settings().dimension},
             {"documents", (*index)->stats().documents},
-            {"checkpoint", checkpoint && *checkpoint ? json(**checkpoint) : json(nullptr)},
+            {"checkpoint", checkpoint && *checkpoint && !(*checkpoint)->empty() ? json(**checkpoint)
+                                                                                : json(nullptr)},
             {"recent_errors", recent}};
 }
 
@@ -275,7 +314,7 @@ int run_status(const SourceOptions& options) {
     }
     out["index"] = !index->empty() ? json(*index) : json(nullptr);
     if (!index->empty()) {
-        out["sync"] = stored_sync_state(options, *index);
+        out["sync"] = stored_sync_state(options, *index, definition);
     }
     std::cout << out.dump(2) << "\n";
     return 0;
@@ -314,7 +353,7 @@ int run_bind(const SourceOptions& options) {
     if (Status valid = validate_source_index_name(options.index); !valid.ok()) {
         return fail(valid.with_context("--index"));
     }
-    auto registry = registry_of(options);
+    auto registry = registry_of(options, DataDirMode::kMustExist);
     if (!registry) {
         return fail(registry.status());
     }
@@ -346,13 +385,16 @@ int run_bind(const SourceOptions& options) {
 
 // Triggered mode: one sync run until the source is caught up (or paused by an error record).
 int run_sync(const SourceOptions& options) {
-    auto data_dir = DataDir::open(options.data_dir);
+    auto data_dir = DataDir::open(options.data_dir, DataDirMode::kMustExist);
     if (!data_dir) {
+        if (data_dir.status().code() == StatusCode::kNotFound) {
+            return fail(data_dir.status());
+        }
         return fail(data_dir.status().with_context(
             "source sync needs the data directory to itself (a running server syncs bound "
             "sources continuously)"));
     }
-    auto registry = registry_of(options);
+    auto registry = registry_of(options, DataDirMode::kMustExist);
     if (!registry) {
         return fail(registry.status());
     }
@@ -403,7 +445,7 @@ int run_sync(const SourceOptions& options) {
 }
 
 int run_remove(const SourceOptions& options) {
-    auto registry = registry_of(options);
+    auto registry = registry_of(options, DataDirMode::kMustExist);
     if (!registry) {
         return fail(registry.status());
     }

@@ -8,9 +8,11 @@
 //                              "resnapshots", "resnapshot_in_progress", ...}}]}: the sources the
 //                              caller may BROWSE; "sync" is null for a source bound to no index
 //   GET /api/sources/{name}   one of them (BROWSE); 404 for an unknown source
-//   POST /api/sources         {"name", "type", "config", "schema": "catalog.schema", "index"?}
-//                              → the source; CREATE_TABLE on the schema (the caller owns the
-//                              source) and MODIFY on the index; 409 when the name is taken
+//   POST /api/sources         {"name", "type", "config", "schema": "catalog.schema"?, "index"?}
+//                              → the source; CREATE_TABLE on the schema (default main.sources;
+//                              created when missing, by a caller who may create it) and MODIFY
+//                              on the index; the caller owns the source; 409 when the name is
+//                              taken. The same as `sluice source add` (create_source()).
 //   PATCH /api/sources/{name} {"index": "<index>" | null} binds or unbinds (MANAGE; MODIFY on
 //                              the index). The running server starts or stops the sync at once.
 //   DELETE /api/sources/{name} stops the sync, drops the object, the definition and its state

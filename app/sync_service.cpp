@@ -1,7 +1,6 @@
 #include "app/sync_service.h"
 
 #include <condition_variable>
-#include <set>
 #include <sstream>
 
 #include "app/governance_http.h"
@@ -51,6 +50,8 @@ Result<std::unique_ptr<retrieval::SourceSync>> open_source_sync(
     }
     auto feed = std::make_unique<SourceFeed>(definition.name, std::move(source));
     retrieval::SyncOptions with_owner = options;
+    // What the index holds for an earlier source of the same name is not this one's.
+    with_owner.incarnation = definition.incarnation;
     // A re-snapshot deletes only this source's documents from an index others may feed too
     // (SourceFeed tags each document with metadata "source").
     with_owner.owns = [name = definition.name](const retrieval::DocumentRecord& record) {
@@ -179,38 +180,48 @@ Status SyncService::reconcile() {
     }
     SLUICE_ASSIGN_OR_RETURN(auto objects, list_source_objects(gov_.store()));
     SLUICE_ASSIGN_OR_RETURN(auto definitions, registry_->list());
-    std::set<std::string> defined;
+    std::map<std::string, std::string> defined;  // source -> incarnation
     for (const auto& definition : definitions) {
-        defined.insert(definition.name);
+        defined.emplace(definition.name, definition.incarnation);
     }
-    std::map<std::string, std::string> wanted;  // source -> index
+    struct Wanted {
+        std::string index;
+        std::string incarnation;
+    };
+    std::map<std::string, Wanted> wanted;
     for (const auto& object : objects) {
-        if (!object.index.empty() && defined.contains(object.name)) {
-            wanted[object.name] = object.index;
+        auto definition = defined.find(object.name);
+        if (!object.index.empty() && definition != defined.end()) {
+            wanted[object.name] = Wanted{object.index, definition->second};
         }
     }
-    // Syncs of sources unbound, re-bound or gone stop (outside the lock: stopping joins).
+    // Syncs of sources unbound, re-bound, gone or removed and created again (by the offline
+    // CLI, between two reconciles) stop (outside the lock: stopping joins).
     std::vector<std::pair<std::string, std::unique_ptr<retrieval::SourceSync>>> retired;
-    std::vector<std::pair<std::string, std::string>> to_open;
+    std::vector<std::pair<std::string, Wanted>> to_open;
     {
         std::lock_guard lock(mutex_);
         for (auto it = syncs_.begin(); it != syncs_.end();) {
             auto want = wanted.find(it->first);
-            if (want == wanted.end() || want->second != it->second.index) {
+            if (want == wanted.end() || want->second.index != it->second.index ||
+                want->second.incarnation != it->second.incarnation) {
                 retired.emplace_back(it->first, std::move(it->second.sync));
                 it = syncs_.erase(it);
             } else {
                 ++it;
             }
         }
-        for (const auto& [name, index] : wanted) {
+        for (const auto& [name, want] : wanted) {
             auto it = syncs_.find(name);
             if (it == syncs_.end() || !it->second.sync) {
-                to_open.emplace_back(name, index);
+                to_open.emplace_back(name, want);
             }
         }
         for (auto it = pushes_.begin(); it != pushes_.end();) {
-            it = defined.contains(it->first) ? std::next(it) : pushes_.erase(it);
+            auto definition = defined.find(it->first);
+            const bool current =
+                definition != defined.end() && definition->second == it->second.incarnation;
+            it = current ? std::next(it) : pushes_.erase(it);
         }
     }
     for (auto& [name, sync] : retired) {
@@ -220,12 +231,14 @@ Status SyncService::reconcile() {
                       {{"source", name}});
         }
     }
-    for (const auto& [name, index] : to_open) {
+    for (const auto& [name, want] : to_open) {
+        const std::string& index = want.index;
         auto sync = open_sync(name, index);
         std::lock_guard lock(mutex_);
         Entry& entry = syncs_[name];
         const bool first = entry.index.empty() && entry.open_error.empty();
         entry.index = index;
+        entry.incarnation = want.incarnation;
         if (sync.ok()) {
             entry.sync = std::move(sync).value();
             entry.open_error.clear();
@@ -377,59 +390,22 @@ Result<json> SyncService::create(const governance::RequestContext& context, cons
     if (!body.is_object()) {
         return invalid_argument("body: expected {\"name\", \"type\", \"config\", \"schema\"}");
     }
-    SLUICE_ASSIGN_OR_RETURN(std::string name, string_field(body, "name"));
-    SLUICE_ASSIGN_OR_RETURN(std::string type, string_field(body, "type"));
-    SLUICE_ASSIGN_OR_RETURN(std::string schema, string_field(body, "schema"));
-    json config = body.value("config", json::object());
-    std::string index;
+    NewSource source;
+    SLUICE_ASSIGN_OR_RETURN(source.name, string_field(body, "name"));
+    SLUICE_ASSIGN_OR_RETURN(source.type, string_field(body, "type"));
+    SLUICE_ASSIGN_OR_RETURN(source.schema,
+                            string_field_or(body, "schema", std::string(kDefaultSourceSchema)));
+    source.config = body.value("config", json::object());
     if (body.contains("index") && !body["index"].is_null()) {
         if (!body["index"].is_string()) {
             return invalid_argument("index: expected an index name or null");
         }
-        index = body["index"].get<std::string>();
-        SLUICE_RETURN_IF_ERROR(validate_source_index_name(index).with_context("index"));
+        source.index = body["index"].get<std::string>();
     }
-    SLUICE_RETURN_IF_ERROR(governance::split_full_name(governance::SecurableType::kSchema, schema)
-                               .status()
-                               .with_context("schema"));
-    SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kCreateTable,
-                                                     governance::SecurableType::kSchema, schema));
-    if (!index.empty()) {
-        SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov_, context, index));
-    }
-    SLUICE_RETURN_IF_ERROR(authorize_source_connection(gov_, context, config));
-    if (connectors::reads_server_files(type)) {
-        // The source reads a path of this machine with the server's rights: an admin's decision.
-        SLUICE_RETURN_IF_ERROR(require_admin(gov_, context, "source.create." + type));
-    }
-    if (find_source_object(gov_.store(), name).ok()) {
-        return Status(StatusCode::kAlreadyExists, "source '" + name + "' already exists");
-    }
-    // Two stores, written in order and undone on failure: the object, then the definition. In
-    // that order a reconcile in between sees an object without a definition (and skips it),
-    // never a definition without an object (which it would move into the default schema).
-    const std::string full_name = schema + "." + name;
-    Status outcome = registry_->validate({name, type, config, ""}).status();
-    if (outcome.ok()) {
-        outcome = create_source_object(gov_.store(), schema, name, context.principal_id, index)
-                      .status();
-    }
-    if (outcome.ok()) {
-        outcome = registry_->add({name, type, config, ""});
-        if (!outcome.ok()) {
-            if (Status undone = drop_source_object(gov_.store(), name); !undone.ok()) {
-                log::error("sync", "cannot undo a source's catalog object",
-                           {{"source", name}, {"error", undone.message()}});
-            }
-        }
-    }
-    SLUICE_RETURN_IF_ERROR(audit_action(gov_, context, "source.create", "table:" + full_name,
-                                        outcome,
-                                        json{{"source", name}, {"type", type}, {"index", index}}
-                                            .dump()));
-    SLUICE_RETURN_IF_ERROR(outcome);
+    // The same as `sluice source add` (source_catalog.h).
+    SLUICE_RETURN_IF_ERROR(create_source(gov_, *registry_, context, source).status());
     SLUICE_RETURN_IF_ERROR(reconcile());
-    return describe(context, name);
+    return describe(context, source.name);
 }
 
 Result<json> SyncService::alter(const governance::RequestContext& context,
@@ -590,15 +566,20 @@ std::string SyncService::metrics_text() const {
 
 Result<std::shared_ptr<connectors::PushSource>> SyncService::push_source(
     const std::string& name) {
+    // Read each time: a source removed and created again by the offline CLI is a new push log,
+    // even before the next reconcile.
+    SLUICE_ASSIGN_OR_RETURN(connectors::SourceDefinition definition, registry_->get(name));
     std::lock_guard lock(mutex_);
     if (auto it = pushes_.find(name); it != pushes_.end()) {
-        return it->second;
+        if (it->second.incarnation == definition.incarnation) {
+            return it->second.source;
+        }
+        pushes_.erase(it);
     }
-    SLUICE_ASSIGN_OR_RETURN(connectors::SourceDefinition definition, registry_->get(name));
     SLUICE_ASSIGN_OR_RETURN(auto source,
                             connectors::open_push_source(definition, registry_->state_dir(name)));
     std::shared_ptr<connectors::PushSource> shared = std::move(source);
-    pushes_.emplace(name, shared);
+    pushes_.emplace(name, Push{definition.incarnation, shared});
     return shared;
 }
 

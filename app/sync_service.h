@@ -76,7 +76,8 @@ public:
                                     const std::string& name);
 
     // REST operations, each authorised (source_catalog.h) and audited.
-    // body: {"name", "type", "config", "schema", "index" (optional)}.
+    // body: {"name", "type", "config", "schema" (default main.sources), "index" (optional)};
+    // create_source() (source_catalog.h) does the work, as for `sluice source add`.
     Result<nlohmann::json> create(const governance::RequestContext& context,
                                   const nlohmann::json& body);
     // body: {"index": "<index>" | null}.
@@ -99,7 +100,8 @@ public:
     // Prometheus text of the per-source gauges and counters.
     std::string metrics_text() const;
 
-    // The push source `name`, opened once and shared with its sync.
+    // The push source `name`, opened once (per incarnation of the source) and shared with its
+    // sync.
     Result<std::shared_ptr<connectors::PushSource>> push_source(const std::string& name);
 
     SyncService(std::filesystem::path data_dir, std::unique_ptr<connectors::SourceRegistry> registry,
@@ -109,8 +111,13 @@ public:
 private:
     struct Entry {
         std::string index;
+        std::string incarnation;                      // connectors::SourceDefinition::incarnation
         std::unique_ptr<retrieval::SourceSync> sync;  // null when it failed to open
         std::string open_error;
+    };
+    struct Push {
+        std::string incarnation;
+        std::shared_ptr<connectors::PushSource> source;
     };
     nlohmann::json describe_entry(const connectors::SourceDefinition& definition,
                                   const SourceObject* object);
@@ -127,8 +134,8 @@ private:
     std::mutex reconcile_mutex_;  // one reconcile at a time; taken before mutex_
     mutable std::mutex mutex_;
     std::map<std::string, Entry> syncs_;  // guarded by mutex_
-    std::map<std::string, std::shared_ptr<connectors::PushSource>> pushes_;  // guarded by mutex_
-    bool started_ = false;                                                   // guarded by mutex_
+    std::map<std::string, Push> pushes_;  // guarded by mutex_
+    bool started_ = false;                // guarded by mutex_
     std::jthread reconciler_;
 };
 

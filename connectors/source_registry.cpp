@@ -255,10 +255,38 @@ Result<std::unique_ptr<PushSource>> open_push_source(const SourceDefinition& def
     return PushSource::open(std::move(config));
 }
 
+namespace {
+
+// Registries written before incarnations were recorded lack the column; their sources keep "".
+Status add_incarnation_column(sqlite3* db) {
+    SLUICE_ASSIGN_OR_RETURN(Stmt columns, detail::prepare(db, "PRAGMA table_info(sources)"));
+    while (sqlite3_step(columns.get()) == SQLITE_ROW) {
+        if (detail::column_text(columns.get(), 1) == "incarnation") {
+            return Status();
+        }
+    }
+    return detail::exec(db, "ALTER TABLE sources ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''");
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SourceRegistry>> SourceRegistry::open(const fs::path& data_dir) {
     const fs::path root = data_dir / "sources";
     std::error_code ec;
-    fs::create_directories(root, ec);
+    // The data directory is the application's to create (owner-only, app/data_dir.h): a
+    // mistyped path must not become a new, world-readable one here.
+    const fs::file_status data_status = fs::status(data_dir, ec);
+    if (data_status.type() == fs::file_type::not_found) {
+        return not_found("data directory '" + data_dir.string() + "' does not exist");
+    }
+    if (data_status.type() == fs::file_type::none) {
+        return io_error("data directory '" + data_dir.string() + "': " + ec.message());
+    }
+    if (!fs::is_directory(data_status)) {
+        return failed_precondition("data directory '" + data_dir.string() +
+                                   "' exists and is not a directory");
+    }
+    fs::create_directory(root, ec);
     if (ec) {
         return io_error("creating '" + root.string() + "': " + ec.message());
     }
@@ -271,7 +299,9 @@ Result<std::unique_ptr<SourceRegistry>> SourceRegistry::open(const fs::path& dat
         db->db.get(),
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
         "CREATE TABLE IF NOT EXISTS sources(name TEXT PRIMARY KEY, kind TEXT NOT NULL, "
-        "config TEXT NOT NULL, created_at TEXT NOT NULL)"));
+        "config TEXT NOT NULL, created_at TEXT NOT NULL, "
+        "incarnation TEXT NOT NULL DEFAULT '')"));
+    SLUICE_RETURN_IF_ERROR(add_incarnation_column(db->db.get()));
     return std::make_unique<SourceRegistry>(root, std::move(db));
 }
 
@@ -293,9 +323,30 @@ Status SourceRegistry::add(SourceDefinition definition) {
     definition.created_at = now_iso();
     std::lock_guard lock(mutex_);
     sqlite3* db = db_->db.get();
+    {
+        SLUICE_ASSIGN_OR_RETURN(Stmt existing,
+                                detail::prepare(db, "SELECT 1 FROM sources WHERE name = ?"));
+        detail::bind_text(existing.get(), 1, definition.name);
+        if (sqlite3_step(existing.get()) == SQLITE_ROW) {
+            return Status(StatusCode::kAlreadyExists,
+                          "source '" + definition.name + "' already exists");
+        }
+    }
+    // A source removed before may have left its state (remove() could not delete it): a new
+    // source of that name must not resume from it.
+    const fs::path leftover = state_dir(definition.name);
+    std::error_code ec;
+    fs::remove_all(leftover, ec);
+    if (ec) {
+        return io_error("source '" + definition.name + "': cannot delete '" + leftover.string() +
+                        "', the state a removed source of that name left: " + ec.message());
+    }
+    // 128 random bits from SQLite's generator (seeded by the operating system).
     SLUICE_ASSIGN_OR_RETURN(Stmt insert,
-                            detail::prepare(db, "INSERT INTO sources(name, kind, config, "
-                                                "created_at) VALUES (?, ?, ?, ?)"));
+                            detail::prepare(db,
+                                            "INSERT INTO sources(name, kind, config, "
+                                            "created_at, incarnation) VALUES (?, ?, ?, ?, "
+                                            "lower(hex(randomblob(16))))"));
     detail::bind_text(insert.get(), 1, definition.name);
     detail::bind_text(insert.get(), 2, definition.kind);
     detail::bind_text(insert.get(), 3, dump_json(definition.config));
@@ -312,12 +363,16 @@ Status SourceRegistry::add(SourceDefinition definition) {
 
 namespace {
 
+constexpr std::string_view kSelectDefinitions =
+    "SELECT name, kind, config, created_at, incarnation FROM sources ";
+
 Result<SourceDefinition> read_definition(sqlite3_stmt* stmt) {
     SourceDefinition definition;
     definition.name = detail::column_text(stmt, 0);
     definition.kind = detail::column_text(stmt, 1);
     definition.config = json::parse(detail::column_text(stmt, 2), nullptr, false);
     definition.created_at = detail::column_text(stmt, 3);
+    definition.incarnation = detail::column_text(stmt, 4);
     if (definition.config.is_discarded()) {
         return data_loss("source registry: configuration of '" + definition.name +
                          "' is corrupt");
@@ -330,8 +385,8 @@ Result<SourceDefinition> read_definition(sqlite3_stmt* stmt) {
 Result<std::vector<SourceDefinition>> SourceRegistry::list() {
     std::lock_guard lock(mutex_);
     SLUICE_ASSIGN_OR_RETURN(
-        Stmt select, detail::prepare(db_->db.get(), "SELECT name, kind, config, created_at FROM "
-                                                    "sources ORDER BY name"));
+        Stmt select,
+        detail::prepare(db_->db.get(), std::string(kSelectDefinitions) + "ORDER BY name"));
     std::vector<SourceDefinition> out;
     while (sqlite3_step(select.get()) == SQLITE_ROW) {
         SLUICE_ASSIGN_OR_RETURN(SourceDefinition definition, read_definition(select.get()));
@@ -343,8 +398,8 @@ Result<std::vector<SourceDefinition>> SourceRegistry::list() {
 Result<SourceDefinition> SourceRegistry::get(const std::string& name) {
     std::lock_guard lock(mutex_);
     SLUICE_ASSIGN_OR_RETURN(
-        Stmt select, detail::prepare(db_->db.get(), "SELECT name, kind, config, created_at FROM "
-                                                    "sources WHERE name = ?"));
+        Stmt select,
+        detail::prepare(db_->db.get(), std::string(kSelectDefinitions) + "WHERE name = ?"));
     detail::bind_text(select.get(), 1, name);
     if (sqlite3_step(select.get()) != SQLITE_ROW) {
         return not_found("source '" + name + "' does not exist");
@@ -364,6 +419,11 @@ Status SourceRegistry::remove(const std::string& name) {
     }
     std::error_code ec;
     fs::remove_all(state_dir(name), ec);
+    if (ec) {
+        // The source is gone; add() deletes the leftover before a new source of that name.
+        log::warn("connectors", "a removed source's state folder could not be deleted",
+                  {{"source", name}, {"path", state_dir(name).string()}, {"error", ec.message()}});
+    }
     return Status();
 }
 

@@ -30,6 +30,9 @@ struct SourceDefinition {
     std::string kind;  // "file" | "sqlite" | "postgres" | "http"
     nlohmann::json config = nlohmann::json::object();
     std::string created_at;  // ISO 8601, set by add()
+    // Unique to each add(), set by it: tells a source from an earlier one of the same name that
+    // was removed (retrieval::SyncOptions::incarnation). "" for sources added by older releases.
+    std::string incarnation{};
 };
 
 // Checks name, kind and configuration; fills PostgreSQL's slot and publication names from the
@@ -77,13 +80,17 @@ struct RegistryDb;
 
 class SourceRegistry {
 public:
-    // Errors: kIoError when the folder or file cannot be created.
+    // Creates <data_dir>/sources and its registry when missing, never `data_dir` itself.
+    // Errors: kNotFound when `data_dir` is not an existing folder; kIoError when the folder or
+    // file cannot be created.
     static Result<std::unique_ptr<SourceRegistry>> open(const std::filesystem::path& data_dir);
     ~SourceRegistry();
 
     // validate_definition, and check_outside_data_dir for this registry's data directory.
     Result<SourceDefinition> validate(SourceDefinition definition) const;
-    // Errors: kInvalidArgument (validate), kAlreadyExists.
+    // A new source starts with an empty state folder: whatever a removed source of the same
+    // name left there is deleted first. Errors: kInvalidArgument (validate), kAlreadyExists,
+    // kIoError (the leftover state cannot be deleted).
     Status add(SourceDefinition definition);
     Result<std::vector<SourceDefinition>> list();
     // Errors: kNotFound.

@@ -105,6 +105,45 @@ std::string SourceSync::resnapshot_meta_name(std::string_view source) {
     return "sync/" + std::string(source) + "/resnapshot";
 }
 
+std::string SourceSync::incarnation_meta_name(std::string_view source) {
+    return "sync/" + std::string(source) + "/incarnation";
+}
+
+namespace {
+
+// Makes the state `index` keeps for `source` that of `incarnation`: another incarnation's is
+// reset (a source created again under a removed one's name starts from its own beginning);
+// state without a recorded incarnation (stored by an older release) is adopted as it is.
+Status claim_source_state(Index& index, const std::string& source, const std::string& incarnation) {
+    if (incarnation.empty()) {
+        return Status();
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto stored, index.meta(SourceSync::incarnation_meta_name(source)));
+    if (stored && *stored == incarnation) {
+        return Status();
+    }
+    IndexWrite write;
+    if (stored && !stored->empty()) {
+        log::info("sync",
+                  "the source was created again: the state its previous incarnation left in the "
+                  "index is discarded",
+                  {{"source", source}, {"index", index.settings().name}});
+        for (const std::string& name :
+             {SourceSync::checkpoint_meta_name(source), SourceSync::errors_meta_name(source),
+              SourceSync::resnapshot_meta_name(source)}) {
+            write.meta.emplace_back(name, "");
+        }
+    }
+    write.meta.emplace_back(SourceSync::incarnation_meta_name(source), incarnation);
+    auto written = index.apply(write);
+    if (!written.ok()) {
+        return written.status().with_context("source '" + source + "': recording its incarnation");
+    }
+    return Status();
+}
+
+}  // namespace
+
 SourceSync::SourceSync(Tag, std::string source, std::shared_ptr<Index> index,
                        std::unique_ptr<ChangeFeed> feed, SyncOptions options)
     : source_(std::move(source)),
@@ -124,6 +163,7 @@ Result<std::unique_ptr<SourceSync>> SourceSync::open(std::string source,
     if (options.max_batch == 0) {
         return invalid_argument("sync max_batch 0, expected at least 1");
     }
+    SLUICE_RETURN_IF_ERROR(claim_source_state(*index, source, options.incarnation));
     SLUICE_ASSIGN_OR_RETURN(auto checkpoint, index->meta(checkpoint_meta_name(source)));
     SLUICE_ASSIGN_OR_RETURN(auto errors, index->meta(errors_meta_name(source)));
     SLUICE_ASSIGN_OR_RETURN(auto resnapshot, index->meta(resnapshot_meta_name(source)));
@@ -312,9 +352,18 @@ Result<StepResult> SourceSync::commit_pending(Pending& pending, PreparedWrite pr
     status_.resnapshotting = resnapshotting_;
     status_.recent_errors = std::move(kept);
     status_.error_records += fresh_errors.size();
+    auto record_error = [](const FeedError& error) {
+        return "record '" + error.key + "': " + error.message;
+    };
     if (!fresh_errors.empty()) {
-        status_.last_error = "record '" + fresh_errors.back().key + "': " +
-                             fresh_errors.back().message;
+        status_.last_error = record_error(fresh_errors.back());
+        failed_step_ = false;
+    } else if (failed_step_) {
+        // The source answered and the batch is applied: the failure is over. The error records
+        // stay in recent_errors; a paused feed still reports the one it stopped at.
+        status_.last_error =
+            batch.paused && !batch.errors.empty() ? record_error(batch.errors.back()) : "";
+        failed_step_ = false;
     }
     if (applied_changes > 0) {
         ++status_.batches;
@@ -473,6 +522,7 @@ Status SourceSync::begin_resnapshot(const Status& reason) {
         status_.resnapshot_reason = reason.message();
         status_.last_resnapshot_unix = unix_now();
         status_.last_error = "re-snapshot: " + reason.to_string();
+        failed_step_ = true;
         status_.checkpoint.clear();
         status_.initial = true;
     }
@@ -586,6 +636,7 @@ void SourceSync::note_failure(const Status& status) {
               {{"source", source_}, {"error", status.message()}});
     std::lock_guard lock(mutex_);
     status_.last_error = status.to_string();
+    failed_step_ = true;
 }
 
 void SourceSync::maybe_snapshot() {

@@ -133,6 +133,12 @@ struct SyncOptions {
     std::function<bool(const DocumentRecord&)> owns;
     // Called on the syncing thread when a re-snapshot starts, with the source's reason.
     std::function<void(const std::string& source, const std::string& reason)> on_resnapshot;
+    // Which life of the source this is: a source removed and created again under the same name
+    // is another one. What the index stored for another incarnation (checkpoint, error
+    // records, an interrupted re-snapshot) is discarded by open(), so that the new source
+    // starts from its beginning instead of the old one's position. "": not known (state is
+    // kept whoever stored it). State stored before incarnations were recorded is adopted.
+    std::string incarnation;
 };
 
 enum class SyncState { kIdle, kSyncing, kCaughtUp, kPaused, kRetrying, kStopped };
@@ -147,7 +153,9 @@ struct SyncStatus {
     std::string checkpoint;
     std::optional<std::uint64_t> lag_events;  // the feed's backlog, when it can count it
     double lag_seconds = 0;                   // time since the sync was last caught up (0 if it is)
-    std::string last_error;                   // the last failed step, or the last error record
+    // The last failed step until a later step succeeds (it then holds the error record the
+    // feed is paused at, or nothing); else the last error record.
+    std::string last_error;
     std::vector<FeedError> recent_errors;     // newest last
     std::uint64_t error_records = 0;          // error records reported since start
     std::uint64_t batches = 0;                // batches committed since start
@@ -181,7 +189,9 @@ struct StepResult {
 
 class SourceSync {
 public:
-    // Reads the checkpoint stored in `index` for `source`. Errors: those of reading the store.
+    // Reads the checkpoint stored in `index` for `source`, after discarding what another
+    // incarnation stored (SyncOptions::incarnation). Errors: those of reading and writing the
+    // store.
     static Result<std::unique_ptr<SourceSync>> open(std::string source,
                                                     std::shared_ptr<Index> index,
                                                     std::unique_ptr<ChangeFeed> feed,
@@ -210,6 +220,8 @@ public:
     static std::string errors_meta_name(std::string_view source);
     // Non-empty (the reason) while a re-snapshot is in progress.
     static std::string resnapshot_meta_name(std::string_view source);
+    // The SyncOptions::incarnation the state above belongs to.
+    static std::string incarnation_meta_name(std::string_view source);
 
     struct Tag {};
     SourceSync(Tag, std::string source, std::shared_ptr<Index> index,
@@ -249,6 +261,8 @@ private:
     bool behind_ = true;                                     // guarded by mutex_
     bool woken_ = false;                                     // guarded by mutex_
     double busy_seconds_ = 0;                                // guarded by mutex_
+    // status_.last_error is a failed step (not an error record): the next good batch clears it.
+    bool failed_step_ = false;  // guarded by mutex_
     std::jthread thread_;
 };
 

@@ -1,9 +1,15 @@
 #include "app/cli.h"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <fstream>
+#include <iostream>
 #include <random>
+#include <sstream>
+
+#include "app/source_catalog.h"
+#include "governance/governance.h"
 
 using namespace sluice::app;
 
@@ -17,6 +23,18 @@ int run(std::vector<std::string> args) {
     }
     Cli cli;
     return cli.run(static_cast<int>(argv.size()), argv.data());
+}
+
+// What a command writes to stderr while it runs.
+struct CapturedError {
+    std::ostringstream text;
+    std::streambuf* saved = std::cerr.rdbuf(text.rdbuf());
+    ~CapturedError() { std::cerr.rdbuf(saved); }
+};
+
+std::filesystem::path fresh_dir(const std::string& name) {
+    return std::filesystem::temp_directory_path() /
+           ("sluice-cli-" + name + "-" + std::to_string(std::random_device{}()));
 }
 
 }  // namespace
@@ -40,4 +58,88 @@ TEST_CASE("usage errors exit 2 and help exits 0") {
 TEST_CASE("version and schema run") {
     CHECK(run({"version", "--json"}) == 0);
     CHECK(run({"config", "schema"}) == 0);
+}
+
+TEST_CASE("commands that only use a data directory refuse a missing one and create nothing") {
+    const auto parent = fresh_dir("missing");
+    const std::string data = (parent / "typo").string();
+    const std::vector<std::vector<std::string>> commands = {
+        {"source", "list", "--data-dir", data},
+        {"source", "status", "kb", "--data-dir", data},
+        {"source", "poll", "kb", "--data-dir", data},
+        {"source", "bind", "kb", "--index", "articles", "--data-dir", data},
+        {"source", "sync", "kb", "--data-dir", data},
+        {"source", "remove", "kb", "--data-dir", data},
+        {"audit", "verify", "--data-dir", data},
+        {"audit", "export", "--data-dir", data},
+        {"audit", "archive", "--data-dir", data, "--up-to-seq", "1", "--file",
+         (parent / "archive.jsonl").string()},
+        {"search", "--data-dir", data, "--index", "articles", "-q", "anything"},
+        {"ask", "--data-dir", data, "--index", "articles", "anything"},
+        {"eval", "sets", "--data-dir", data},
+        {"eval", "compare", "--data-dir", data, "run_a", "run_b"},
+        {"eval", "report", "--data-dir", data, "run_a"},
+    };
+    for (const auto& command : commands) {
+        CapturedError captured;
+        const int code = run(command);
+        const std::string error = captured.text.str();
+        INFO(command[0] << " " << command[1] << ": " << error);
+        CHECK(code != 0);
+        CHECK(error.find("data directory '" + data + "' does not exist") != std::string::npos);
+        CHECK_FALSE(std::filesystem::exists(parent));
+    }
+}
+
+TEST_CASE("commands that initialise a data directory create it, owner-only") {
+    const auto parent = fresh_dir("create");
+    std::filesystem::create_directories(parent);
+    const auto token_dir = parent / "tokens";
+    CHECK(run({"token", "create", "--data-dir", token_dir.string(), "--principal", "ops"}) == 0);
+    // `source add` makes the folders above it too, as it always has.
+    const auto source_dir = parent / "new" / "sources";
+    CHECK(run({"source", "add", "kb", "--type", "http", "--data-dir", source_dir.string()}) == 0);
+    for (const auto& dir : {token_dir, source_dir}) {
+        struct stat info {};
+        REQUIRE(::stat(dir.c_str(), &info) == 0);
+        CHECK((info.st_mode & 0777) == 0700);
+    }
+    // Once it exists, the commands that only read it work.
+    CHECK(run({"source", "list", "--data-dir", source_dir.string()}) == 0);
+    CHECK(run({"audit", "export", "--data-dir", token_dir.string()}) == 0);
+    std::filesystem::remove_all(parent);
+}
+
+TEST_CASE("source add creates a source as POST /api/sources does, acting as the admin") {
+    const auto dir = fresh_dir("source-add");
+    std::filesystem::create_directories(dir);
+    {
+        auto gov = sluice::governance::Governance::open(dir);
+        REQUIRE(gov.ok());
+        REQUIRE((*gov)->bootstrap_admin().ok());
+    }
+    CHECK(run({"source", "add", "kb", "--type", "http", "--schema", "sales.feeds", "--data-dir",
+               dir.string()}) == 0);
+    CHECK(run({"source", "add", "kb", "--type", "http", "--data-dir", dir.string()}) == 1);
+    {
+        // The same key twice in --config is refused as in request bodies.
+        CapturedError captured;
+        CHECK(run({"source", "add", "dup", "--type", "http", "--config",
+                   R"({"max_events_per_request": 1, "max_events_per_request": 2})", "--data-dir",
+                   dir.string()}) == 1);
+        CHECK(captured.text.str().find("--config: /max_events_per_request: the name") !=
+              std::string::npos);
+    }
+    auto gov = sluice::governance::Governance::open(dir);
+    REQUIRE(gov.ok());
+    auto object = sluice::app::find_source_object((*gov)->store(), "kb");
+    REQUIRE(object.ok());
+    CHECK(object->full_name == "sales.feeds.kb");
+    CHECK(object->owner == "admin");
+    auto schema =
+        (*gov)->store().securable(sluice::governance::SecurableType::kSchema, "sales.feeds");
+    REQUIRE(schema.ok());
+    CHECK(schema->owner == "admin");
+    CHECK_FALSE(sluice::app::find_source_object((*gov)->store(), "dup").ok());
+    std::filesystem::remove_all(dir);
 }

@@ -53,6 +53,29 @@ TEST_CASE("parse errors name the JSON path and the expected type") {
     expect_error(R"({"server": {"host": ""}})", "/server/host");
 }
 
+TEST_CASE("a key given twice is refused by its path") {
+    auto twice =
+        parse_config(R"({"model": {"path": "/models/a", "path": "/models/b"}})", "test.json");
+    REQUIRE_FALSE(twice.ok());
+    CHECK(twice.status().code() == StatusCode::kInvalidArgument);
+    CHECK(twice.status().message() ==
+          "test.json: /model/path: the name 'path' appears twice in one object");
+    auto section = parse_config(R"({"server": {"port": 80}, "server": {"port": 81}})", "test.json");
+    REQUIRE_FALSE(section.ok());
+    CHECK(section.status().message() ==
+          "test.json: /server: the name 'server' appears twice in one object");
+    // The same key in two sections is two settings.
+    auto config =
+        parse_config(R"({"server": {"threads": 4}, "log": {"level": "warn"}})", "test.json");
+    CHECK_MESSAGE(config.ok(), config.status().to_string());
+}
+
+TEST_CASE("a number no setting can hold is an error, not an exception") {
+    auto huge = parse_config(R"({"server": {"port": 1e400}})", "test.json");
+    REQUIRE_FALSE(huge.ok());
+    CHECK(huge.status().message().starts_with("test.json: JSON that cannot be read"));
+}
+
 TEST_CASE("environment variables override the file and are validated") {
     Config config;
     REQUIRE(apply_environment(config, {{"SLUICE_SERVER_PORT", "9090"},

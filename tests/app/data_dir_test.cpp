@@ -26,7 +26,7 @@ std::filesystem::path temp_path(const std::string& name) {
 TEST_CASE("open creates a private, versioned, locked directory") {
     auto path = temp_path("create");
     {
-        auto dir = DataDir::open(path);
+        auto dir = DataDir::open(path, DataDirMode::kCreate);
         REQUIRE_MESSAGE(dir.ok(), dir.status().to_string());
         CHECK((*dir)->format_version() == kDataFormatVersion);
         struct stat info {};
@@ -35,7 +35,7 @@ TEST_CASE("open creates a private, versioned, locked directory") {
         CHECK(std::filesystem::exists(path / "FORMAT"));
         CHECK(std::filesystem::exists(path / "LOCK"));
 
-        auto second = DataDir::open(path);
+        auto second = DataDir::open(path, DataDirMode::kCreate);
         REQUIRE_FALSE(second.ok());
         CHECK(second.status().code() == StatusCode::kFailedPrecondition);
         CHECK(second.status().message().find("in use by another sluice process (pid " +
@@ -43,7 +43,7 @@ TEST_CASE("open creates a private, versioned, locked directory") {
               std::string::npos);
     }
     // The lock goes with the DataDir.
-    auto again = DataDir::open(path);
+    auto again = DataDir::open(path, DataDirMode::kCreate);
     CHECK(again.ok());
     std::filesystem::remove_all(path);
 }
@@ -52,7 +52,7 @@ TEST_CASE("an existing directory open to others is restricted to its owner") {
     auto path = temp_path("perms");
     std::filesystem::create_directories(path);
     ::chmod(path.c_str(), 0755);
-    auto dir = DataDir::open(path);
+    auto dir = DataDir::open(path, DataDirMode::kCreate);
     REQUIRE(dir.ok());
     struct stat info {};
     REQUIRE(::stat(path.c_str(), &info) == 0);
@@ -65,13 +65,13 @@ TEST_CASE("a newer format is refused and a corrupt one is data loss") {
     std::filesystem::create_directories(path);
 
     std::ofstream(path / "FORMAT") << R"({"format_version": 99})";
-    auto newer = DataDir::open(path);
+    auto newer = DataDir::open(path, DataDirMode::kCreate);
     REQUIRE_FALSE(newer.ok());
     CHECK(newer.status().code() == StatusCode::kFailedPrecondition);
     CHECK(newer.status().message().find("format version 99") != std::string::npos);
 
     std::ofstream(path / "FORMAT", std::ios::trunc) << "garbage";
-    auto corrupt = DataDir::open(path);
+    auto corrupt = DataDir::open(path, DataDirMode::kCreate);
     REQUIRE_FALSE(corrupt.ok());
     CHECK(corrupt.status().code() == StatusCode::kDataLoss);
     std::filesystem::remove_all(path);
@@ -80,10 +80,44 @@ TEST_CASE("a newer format is refused and a corrupt one is data loss") {
 TEST_CASE("a path that is a file is refused") {
     auto path = temp_path("file");
     std::ofstream(path) << "not a directory";
-    auto dir = DataDir::open(path);
+    auto dir = DataDir::open(path, DataDirMode::kCreate);
     REQUIRE_FALSE(dir.ok());
     CHECK(dir.status().message().find("is not a directory") != std::string::npos);
     std::filesystem::remove(path);
+}
+
+TEST_CASE("a command that only uses a data directory refuses a missing one and creates nothing") {
+    auto path = temp_path("missing") / "typo";
+    auto prepared = prepare_data_dir(path, DataDirMode::kMustExist);
+    REQUIRE_FALSE(prepared.ok());
+    CHECK(prepared.code() == StatusCode::kNotFound);
+    const std::string named = path.string();
+    CHECK(prepared.message().find("data directory '" + named + "' does not exist") !=
+          std::string::npos);
+    auto opened = DataDir::open(path, DataDirMode::kMustExist);
+    REQUIRE_FALSE(opened.ok());
+    CHECK(opened.status().code() == StatusCode::kNotFound);
+    CHECK_FALSE(std::filesystem::exists(path));
+    CHECK_FALSE(std::filesystem::exists(path.parent_path()));
+
+    auto file = temp_path("must-exist-file");
+    std::ofstream(file) << "not a directory";
+    CHECK(prepare_data_dir(file, DataDirMode::kMustExist).code() ==
+          StatusCode::kFailedPrecondition);
+    std::filesystem::remove(file);
+
+    // An existing one is used as it is; kCreate makes a missing one, owner-only.
+    auto made = temp_path("create-mode");
+    REQUIRE(prepare_data_dir(made, DataDirMode::kCreate).ok());
+    struct stat info {};
+    REQUIRE(::stat(made.c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0700);
+    CHECK(prepare_data_dir(made, DataDirMode::kMustExist).ok());
+    auto dir = DataDir::open(made, DataDirMode::kMustExist);
+    CHECK(dir.ok());
+    dir = DataDir::open(made, DataDirMode::kMustExist);  // the lock is held
+    CHECK(dir.status().code() == StatusCode::kFailedPrecondition);
+    std::filesystem::remove_all(made);
 }
 
 TEST_CASE("atomic writes replace the whole file or nothing") {

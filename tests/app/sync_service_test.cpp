@@ -115,7 +115,128 @@ std::int64_t sql_count(const fs::path& path, const std::string& sql) {
     return value;
 }
 
+// Pushes one upsert of `key` into the http source `name`.
+void push(sluice::app::SyncService& service, const std::string& name, const std::string& key) {
+    auto source = service.push_source(name);
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    const json body = {
+        {"events",
+         {{{"key", key},
+           {"op", "upsert"},
+           {"document", {{"text", "text of " + key}, {"acl", {{"groups", {"staff"}}}}}}}}}};
+    auto ingested = (*source)->ingest("push-" + key, body);
+    REQUIRE_MESSAGE(ingested.ok(), ingested.status().to_string());
+}
+
+// Waits (a few seconds at most) until the sync of `name` has applied `changes` changes.
+json wait_for_changes(sluice::app::SyncService& service,
+                      const sluice::governance::RequestContext& who, const std::string& name,
+                      std::uint64_t changes) {
+    json sync;
+    for (int i = 0; i < 250; ++i) {
+        sync = sync_of(service, who, name);
+        if (sync.is_object() && sync["changes"] == changes && sync["state"] == "caught_up") {
+            break;
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    return sync;
+}
+
 }  // namespace
+
+TEST_CASE("a source removed and created again under its name starts afresh") {
+    World world;
+    auto service = world.service();
+    service->start(1h);  // reconciled by the calls below only
+    REQUIRE(sluice::app::ensure_source_schema(world.gov->store(), "main.sources",
+                                              world.admin.principal_id)
+                .ok());
+    const json body = {
+        {"name", "kb"}, {"type", "http"}, {"schema", "main.sources"}, {"index", "articles"}};
+    REQUIRE(service->create(world.admin, body).ok());
+    push(*service, "kb", "kb/1");
+    push(*service, "kb", "kb/2");
+    json old = wait_for_changes(*service, world.admin, "kb", 2);
+    REQUIRE(old["changes"] == 2);
+    CHECK(old["checkpoint"] == R"({"seq":2,"v":1})");
+
+    SUBCASE("through the service") {
+        REQUIRE(service->remove(world.admin, "kb").ok());
+        auto created = service->create(world.admin, body);
+        REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    }
+    SUBCASE("by the offline CLI, between two reconciles") {
+        auto registry = sluice::connectors::SourceRegistry::open(world.dir.path);
+        REQUIRE(registry.ok());
+        REQUIRE((*registry)->remove("kb").ok());
+        REQUIRE(sluice::app::drop_source_object(world.gov->store(), "kb").ok());
+        REQUIRE((*registry)->add({"kb", "http", json::object(), ""}).ok());
+        REQUIRE(sluice::app::create_source_object(world.gov->store(), "main.sources", "kb",
+                                                  world.admin.principal_id, "articles")
+                    .ok());
+        REQUIRE(service->reconcile().ok());
+    }
+    json fresh = sync_of(*service, world.admin, "kb");
+    REQUIRE(fresh.is_object());
+    CHECK(fresh["changes"] == 0);
+    CHECK(fresh["error_records"] == 0);
+    CHECK(fresh["recent_errors"].empty());
+    CHECK(fresh["last_error"].is_null());
+    CHECK(fresh["checkpoint"] != old["checkpoint"]);  // "", or {"seq":0} once it polled
+    // The new source's first event (seq 1 of its own log) is applied, not taken for one the
+    // old source's checkpoint already covers.
+    push(*service, "kb", "kb/new");
+    json synced = wait_for_changes(*service, world.admin, "kb", 1);
+    CHECK(synced["changes"] == 1);
+    CHECK(synced["checkpoint"] == R"({"seq":1,"v":1})");
+    service->stop();
+}
+
+TEST_CASE("creating a source creates its schema when missing, as `sluice source add` does") {
+    World world;
+    auto service = world.service();
+    auto& store = world.gov->store();
+    // No schema named: the default one, created with its catalog and owned by the caller.
+    auto created = service->create(world.admin, {{"name", "kb"}, {"type", "http"}});
+    REQUIRE_MESSAGE(created.ok(), created.status().to_string());
+    CHECK((*created)["catalog_name"] == "main.sources.kb");
+    CHECK((*created)["owner"] == "admin");
+    auto schema = store.securable(SecurableType::kSchema, "main.sources");
+    REQUIRE(schema.ok());
+    CHECK(schema->owner == "admin");
+
+    // Someone who may not create the schema gets nothing, not even its catalog.
+    auto bob = world.context_of("bob");
+    auto denied =
+        service->create(bob, {{"name", "bobs"}, {"type", "http"}, {"schema", "bob.feeds"}});
+    CHECK(denied.status().code() == StatusCode::kPermissionDenied);
+    CHECK(store.securable(SecurableType::kCatalog, "bob").status().code() == StatusCode::kNotFound);
+    denied = service->create(bob, {{"name", "bobs"}, {"type", "http"}, {"schema", "main.bobs"}});
+    CHECK(denied.status().code() == StatusCode::kPermissionDenied);
+    CHECK_FALSE(store.securable(SecurableType::kSchema, "main.bobs").ok());
+    CHECK_FALSE(sluice::app::find_source_object(store, "bobs").ok());
+
+    // CREATE_SCHEMA on the catalog is enough: bob owns the schema he makes, and the source.
+    auto catalog = store.securable(SecurableType::kCatalog, "main");
+    REQUIRE(catalog.ok());
+    REQUIRE(
+        store
+            .update_permissions(catalog->id, SecurableType::kCatalog,
+                                {{"bob", {Privilege::kUseCatalog, Privilege::kCreateSchema}, {}}},
+                                world.admin.principal_id)
+            .ok());
+    auto bobs = service->create(bob, {{"name", "bobs"}, {"type", "http"}, {"schema", "main.bobs"}});
+    REQUIRE_MESSAGE(bobs.ok(), bobs.status().to_string());
+    CHECK((*bobs)["catalog_name"] == "main.bobs.bobs");
+    CHECK((*bobs)["owner"] == "bob");
+    CHECK(store.securable(SecurableType::kSchema, "main.bobs")->owner == "bob");
+    // An invalid definition creates no schema either.
+    auto invalid =
+        service->create(world.admin, {{"name", "bad"}, {"type", "ftp"}, {"schema", "main.never"}});
+    CHECK(invalid.status().code() == StatusCode::kInvalidArgument);
+    CHECK_FALSE(store.securable(SecurableType::kSchema, "main.never").ok());
+}
 
 TEST_CASE("a bindings file moves into the catalog when the service opens") {
     World world;

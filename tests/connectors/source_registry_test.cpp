@@ -1,6 +1,7 @@
 #include "connectors/source_registry.h"
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include "connectors_test_support.h"
 
@@ -13,6 +14,7 @@ using sluice::testing::TempDir;
 TEST_CASE("source registry: add, list, get, remove; secrets are redacted in descriptions") {
     TempDir dir("registry");
     sluice::testing::write_file(dir.path / "docs" / "a.md", "# A");
+    std::filesystem::create_directory(dir.path / "data");
     {
         auto registry = SourceRegistry::open(dir.path / "data");
         REQUIRE(registry.ok());
@@ -62,6 +64,19 @@ TEST_CASE("source registry: add, list, get, remove; secrets are redacted in desc
     REQUIRE((*registry)->remove("docs").ok());
     CHECK((*registry)->get("docs").status().code() == StatusCode::kNotFound);
     CHECK((*registry)->remove("docs").code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("source registry: a missing data directory is refused, not created") {
+    TempDir dir("registry-missing");
+    auto missing = SourceRegistry::open(dir.path / "typo");
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.status().code() == StatusCode::kNotFound);
+    CHECK(missing.status().message().find((dir.path / "typo").string()) != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir.path / "typo"));
+
+    sluice::testing::write_file(dir.path / "file", "not a folder");
+    CHECK(SourceRegistry::open(dir.path / "file").status().code() ==
+          StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("source registry: a file or sqlite source may not read the data directory") {
@@ -117,6 +132,7 @@ TEST_CASE("source registry: a file or sqlite source may not read the data direct
 TEST_CASE("source registry: a file or sqlite source must say who reads its documents") {
     TempDir dir("registry-acl");
     sluice::testing::write_file(dir.path / "docs" / "a.md", "# A");
+    std::filesystem::create_directory(dir.path / "data");
     auto registry = SourceRegistry::open(dir.path / "data");
     REQUIRE(registry.ok());
     const std::string root = (dir.path / "docs").string();
@@ -145,4 +161,62 @@ TEST_CASE("source registry: a file or sqlite source must say who reads its docum
               .ok());
     // Other kinds carry their ACLs in their events or rows as before.
     CHECK((*registry)->add({"kb", "http", json::object(), ""}).ok());
+}
+
+TEST_CASE("source registry: a source created again is a new incarnation with a fresh state") {
+    TempDir dir("registry-again");
+    std::filesystem::create_directory(dir.path / "data");
+    auto registry = SourceRegistry::open(dir.path / "data");
+    REQUIRE(registry.ok());
+    REQUIRE((*registry)->add({"kb", "http", json::object(), ""}).ok());
+    auto first = (*registry)->get("kb");
+    REQUIRE(first.ok());
+    CHECK(first->incarnation.size() == 32);
+    CHECK((*registry)->list()->at(0).incarnation == first->incarnation);
+    // A name taken keeps its state: adding it again is refused before anything is touched.
+    sluice::testing::write_file((*registry)->state_dir("kb") / "push.db", "the push log");
+    CHECK((*registry)->add({"kb", "http", json::object(), ""}).code() ==
+          StatusCode::kAlreadyExists);
+    CHECK(std::filesystem::exists((*registry)->state_dir("kb") / "push.db"));
+
+    REQUIRE((*registry)->remove("kb").ok());
+    // What a removed source left behind (its folder could not be deleted then) is not the new
+    // source's to resume from.
+    sluice::testing::write_file((*registry)->state_dir("kb") / "push.db", "left behind");
+    REQUIRE((*registry)->add({"kb", "http", json::object(), ""}).ok());
+    auto second = (*registry)->get("kb");
+    REQUIRE(second.ok());
+    CHECK(second->incarnation.size() == 32);
+    CHECK(second->incarnation != first->incarnation);
+    CHECK_FALSE(std::filesystem::exists((*registry)->state_dir("kb") / "push.db"));
+}
+
+TEST_CASE(
+    "source registry: a registry of an older release gains incarnations, empty for its "
+    "sources") {
+    TempDir dir("registry-old");
+    std::filesystem::create_directories(dir.path / "data" / "sources");
+    {
+        sqlite3* raw = nullptr;
+        REQUIRE(sqlite3_open((dir.path / "data" / "sources" / "registry.db").c_str(), &raw) ==
+                SQLITE_OK);
+        REQUIRE(sqlite3_exec(raw,
+                             "CREATE TABLE sources(name TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+                             "config TEXT NOT NULL, created_at TEXT NOT NULL);"
+                             "INSERT INTO sources VALUES ('old', 'http', '{}', "
+                             "'2024-01-01T00:00:00Z')",
+                             nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(raw);
+    }
+    for (int open = 0; open < 2; ++open) {  // the column is added once
+        auto registry = SourceRegistry::open(dir.path / "data");
+        REQUIRE_MESSAGE(registry.ok(), registry.status().to_string());
+        auto old = (*registry)->get("old");
+        REQUIRE(old.ok());
+        CHECK(old->incarnation.empty());
+        CHECK(old->created_at == "2024-01-01T00:00:00Z");
+    }
+    auto registry = SourceRegistry::open(dir.path / "data");
+    REQUIRE((*registry)->add({"new", "http", json::object(), ""}).ok());
+    CHECK((*registry)->get("new")->incarnation.size() == 32);
 }

@@ -602,6 +602,109 @@ TEST_CASE("a failing poll leaves the index and checkpoint as they were") {
     shared->fail_poll = false;
     REQUIRE(sync->run_to_caught_up().ok());
     CHECK(contents(*index).size() == 1);
+    // Recovered: the failure is no longer the source's last error.
+    CHECK(sync->status().last_error.empty());
+}
+
+TEST_CASE("a source that recovers with nothing new clears its last error, keeping its records") {
+    TempDir dir("sync-recovers");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    append(*shared, upsert("a", "alpha"));
+    append_error(*shared, "broken.pdf");
+    auto index = open_index(dir);
+    auto sync = open_sync(index, shared);
+    REQUIRE(sync->run_to_caught_up().ok());
+    CHECK(sync->status().last_error.find("broken.pdf") != std::string::npos);
+
+    shared->fail_poll = true;
+    REQUIRE_FALSE(sync->run_to_caught_up().ok());
+    CHECK(sync->status().last_error.find("unreachable") != std::string::npos);
+    shared->fail_poll = false;
+    REQUIRE(sync->run_to_caught_up().ok());  // caught up already: nothing to apply
+    SyncStatus status = sync->status();
+    CHECK(status.state == SyncState::kCaughtUp);
+    CHECK(status.last_error.empty());
+    REQUIRE(status.recent_errors.size() == 1);
+    CHECK(status.recent_errors[0].key == "broken.pdf");
+    CHECK(status.error_records == 1);
+}
+
+TEST_CASE("a feed paused at a record keeps reporting it after a failed step recovers") {
+    TempDir dir("sync-paused-recovers");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    shared->pause_on_error = true;
+    append(*shared, upsert("a", "alpha"));
+    append_error(*shared, "broken.pdf");
+    auto index = open_index(dir);
+    auto sync = open_sync(index, shared);
+    REQUIRE(sync->run_to_caught_up()->paused);
+    shared->fail_poll = true;
+    REQUIRE_FALSE(sync->run_to_caught_up().ok());
+    shared->fail_poll = false;
+    REQUIRE(sync->run_to_caught_up()->paused);
+    CHECK(sync->status().state == SyncState::kPaused);
+    CHECK(sync->status().last_error.find("broken.pdf") != std::string::npos);
+}
+
+TEST_CASE("a source created again under the same name starts from its beginning") {
+    TempDir dir("sync-incarnation");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    append(*shared, upsert("a", "alpha"));
+    append_error(*shared, "broken.pdf");
+    append(*shared, upsert("b", "beta"));
+    auto index = open_index(dir);
+    SyncOptions first;
+    first.incarnation = "first";
+    {
+        auto sync = open_sync(index, shared, first);
+        REQUIRE(sync->run_to_caught_up().ok());
+        CHECK(sync->status().checkpoint == "3");
+    }
+    // The same incarnation resumes where it stopped, with its error records.
+    {
+        auto sync = open_sync(index, shared, first);
+        CHECK(sync->status().checkpoint == "3");
+        CHECK(sync->status().recent_errors.size() == 1);
+        CHECK_FALSE(sync->status().initial);
+    }
+    // Another source of that name: a new log whose first entries the old checkpoint would skip.
+    auto fresh = std::make_shared<MemoryFeed::Shared>();
+    append(*fresh, upsert("c", "gamma"));
+    SyncOptions second;
+    second.incarnation = "second";
+    auto sync = open_sync(index, fresh, second);
+    SyncStatus status = sync->status();
+    // Required: from the old checkpoint the memory feed would never report caught up.
+    REQUIRE(status.checkpoint.empty());
+    CHECK(status.initial);
+    CHECK(status.recent_errors.empty());
+    CHECK(status.last_error.empty());
+    REQUIRE(sync->run_to_caught_up().ok());
+    CHECK(contents(*index).count("c") == 1);  // applied, not skipped
+    CHECK(sync->status().checkpoint == "1");
+    sync.reset();
+    // Nothing of the first incarnation comes back with a later open.
+    auto again = open_sync(index, fresh, second);
+    CHECK(again->status().checkpoint == "1");
+    CHECK(again->status().recent_errors.empty());
+}
+
+TEST_CASE("state stored before incarnations were recorded is adopted, not discarded") {
+    TempDir dir("sync-incarnation-legacy");
+    auto shared = std::make_shared<MemoryFeed::Shared>();
+    append(*shared, upsert("a", "alpha"));
+    auto index = open_index(dir);
+    {
+        auto sync = open_sync(index, shared);  // no incarnation, as an older release
+        REQUIRE(sync->run_to_caught_up().ok());
+    }
+    SyncOptions options;
+    options.incarnation = "adopting";
+    auto sync = open_sync(index, shared, options);
+    CHECK(sync->status().checkpoint == "1");
+    auto stored = index->meta(SourceSync::incarnation_meta_name("src"));
+    REQUIRE(stored.ok());
+    CHECK(stored->value_or("") == "adopting");
 }
 
 TEST_CASE("continuous sync follows the feed and stops when asked") {

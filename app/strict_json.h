@@ -1,0 +1,26 @@
+#pragma once
+// JSON text as Sluice reads it from outside (request bodies, the configuration file): parsed by
+// nlohmann::json, except that an object naming a member twice is refused. Parsers disagree on
+// which of the two values wins (nlohmann's keeps the last, others the first), so a proxy or an
+// editor that checked one of them must not see a different document than we do.
+//
+// Thread safety: free function; thread-safe.
+
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+
+namespace sluice::app {
+
+// Parses `text`. `subject` names the text in messages ("request body"), or is empty when the
+// caller adds its own context. Errors, all kInvalidArgument:
+//   "malformed JSON[ in <subject>] at byte N: ..."           not JSON
+//   "[malformed JSON in <subject>: ]/model/path: the name 'path' appears twice in one object"
+//                                                            a repeated member, by its JSON
+//                                                            pointer (RFC 6901)
+//   "JSON[ in <subject>] that cannot be read: ..."           a number beyond double's range
+Result<nlohmann::json> parse_json_unique_names(std::string_view text, std::string_view subject);
+
+}  // namespace sluice::app

@@ -9,6 +9,7 @@
 
 #include "fake_backend.h"
 #include "inference/scheduler.h"
+#include "scheduler_fixture.h"
 #include "tokenizer_fixture.h"
 
 namespace sluice::inference {
@@ -70,13 +71,7 @@ struct Run {
         scheduler->add(id, request, sink);
         return sink;
     }
-    void run() {
-        for (int guard = 0; !scheduler->idle(); ++guard) {
-            REQUIRE(guard < 100000);
-            auto stepped = scheduler->step();
-            REQUIRE_MESSAGE(stepped.ok(), stepped.status().to_string());
-        }
-    }
+    void run() { testing::run_to_idle(*scheduler); }
     int64_t positions_computed() const {
         int64_t n = 0;
         for (const auto& step : backend.steps) {

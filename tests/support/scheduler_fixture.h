@@ -76,6 +76,15 @@ inline EngineRequest greedy(std::vector<int32_t> prompt, int32_t max_tokens) {
     return request;
 }
 
+// Steps until nothing is left, each step required to succeed.
+inline void run_to_idle(Scheduler& scheduler) {
+    for (int guard = 0; !scheduler.idle(); ++guard) {
+        REQUIRE(guard < 100000);
+        auto stepped = scheduler.step();
+        REQUIRE_MESSAGE(stepped.ok(), stepped.status().to_string());
+    }
+}
+
 struct Fixture {
     explicit Fixture(int32_t n_blocks, SchedulerOptions options = {}, int32_t block_size = 4) {
         REQUIRE(backend.configure_kv_cache({block_size, n_blocks}).ok());
@@ -87,13 +96,7 @@ struct Fixture {
         scheduler->add(id, std::move(request), sink);
         return sink;
     }
-    void run() {
-        for (int guard = 0; !scheduler->idle(); ++guard) {
-            REQUIRE(guard < 100000);
-            auto stepped = scheduler->step();
-            REQUIRE_MESSAGE(stepped.ok(), stepped.status().to_string());
-        }
-    }
+    void run() { run_to_idle(*scheduler); }
     FakeBackend backend;
     std::unique_ptr<Scheduler> scheduler;
 };

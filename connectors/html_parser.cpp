@@ -1,11 +1,12 @@
 // HTML → visible text with a small tokenizer: not a conforming HTML5 parser, but robust to what
-// real pages hold (unclosed tags, stray '<', comments, CDATA, scripts containing "</div>").
+// real pages hold (unclosed tags, stray '<', comments, CDATA, scripts containing "</div>"), in
+// time and memory linear in the input. Character references are decoded as HTML5 reads them
+// (detail/html_entities.h); a table row is one line, its cells separated by tabs.
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <cstdint>
 
-#include "common/utf8_encode.h"
+#include "connectors/detail/html_entities.h"
 #include "connectors/parsers.h"
 
 namespace sluice::connectors {
@@ -23,75 +24,12 @@ std::string lower(std::string_view s) {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
 
-// Appends a code point from markup (a numeric character reference may name anything), replacing
-// NUL, surrogates and values beyond Unicode with U+FFFD as HTML's parsing rules do.
-void append_markup_code_point(std::string& out, std::uint32_t cp) {
-    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        cp = 0xFFFD;
-    }
-    sluice::append_utf8(out, cp);
-}
-
-struct NamedEntity {
-    std::string_view name;
-    std::uint32_t code_point;
-};
-
-// The entities that occur in practice; unknown ones are kept verbatim.
-constexpr std::array<NamedEntity, 24> kEntities{{
-    {"amp", '&'},      {"lt", '<'},       {"gt", '>'},       {"quot", '"'},
-    {"apos", '\''},    {"nbsp", 0xA0},    {"copy", 0xA9},    {"reg", 0xAE},
-    {"trade", 0x2122}, {"mdash", 0x2014}, {"ndash", 0x2013}, {"hellip", 0x2026},
-    {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201C}, {"rdquo", 0x201D},
-    {"euro", 0x20AC},  {"pound", 0xA3},   {"middot", 0xB7},  {"laquo", 0xAB},
-    {"raquo", 0xBB},   {"bull", 0x2022},  {"times", 0xD7},   {"deg", 0xB0},
-}};
-
-// Decodes the entity at s[pos] == '&'; returns the bytes consumed (0: not an entity).
-std::size_t decode_entity(std::string_view s, std::size_t pos, std::string& out) {
-    const std::size_t semi = s.find(';', pos);
-    if (semi == std::string_view::npos || semi - pos > 12) {
-        return 0;
-    }
-    std::string_view name = s.substr(pos + 1, semi - pos - 1);
-    if (name.size() >= 2 && name[0] == '#') {
-        const bool hex = name[1] == 'x' || name[1] == 'X';
-        std::string_view digits = name.substr(hex ? 2 : 1);
-        if (digits.empty()) {
-            return 0;
-        }
-        std::uint32_t cp = 0;
-        for (char c : digits) {
-            const int v = std::isdigit(static_cast<unsigned char>(c))
-                              ? c - '0'
-                              : (hex && std::isxdigit(static_cast<unsigned char>(c))
-                                     ? std::tolower(static_cast<unsigned char>(c)) - 'a' + 10
-                                     : -1);
-            if (v < 0) {
-                return 0;
-            }
-            cp = std::min<std::uint32_t>(cp * (hex ? 16 : 10) + static_cast<std::uint32_t>(v),
-                                         0x110000);
-        }
-        append_markup_code_point(out, cp);
-        return semi - pos + 1;
-    }
-    for (const NamedEntity& entity : kEntities) {
-        if (entity.name == name) {
-            append_markup_code_point(out, entity.code_point);
-            return semi - pos + 1;
-        }
-    }
-    return 0;
-}
-
 bool is_block(std::string_view tag) {
-    static constexpr std::array<std::string_view, 33> kBlocks{
-        "p",      "div",     "br",    "li",      "ul",     "ol",      "tr",       "td",
-        "th",     "table",   "h1",    "h2",      "h3",     "h4",      "h5",       "h6",
-        "section", "article", "header", "footer", "nav",   "aside",   "blockquote", "pre",
-        "hr",     "dt",      "dd",    "dl",      "figure", "figcaption", "main",  "form",
-        "title"};
+    static constexpr std::array<std::string_view, 32> kBlocks{
+        "p",       "div",    "br",     "li",     "ul",         "ol",         "tr",   "caption",
+        "table",   "h1",     "h2",     "h3",     "h4",         "h5",         "h6",   "section",
+        "article", "header", "footer", "nav",    "aside",      "blockquote", "pre",  "hr",
+        "dt",      "dd",     "dl",     "figure", "figcaption", "main",       "form", "title"};
     return std::find(kBlocks.begin(), kBlocks.end(), tag) != kBlocks.end();
 }
 
@@ -119,8 +57,17 @@ public:
     }
     void line_break() {
         pending_space_ = false;
+        cells_in_row_ = 0;
         if (!out_.empty() && out_.back() != '\n') {
             out_ += '\n';
+        }
+    }
+    // A table cell begins: cells after a row's first are separated by a tab, so that a row
+    // stays on one line ("Item\tCost") and an empty cell keeps its column.
+    void cell() {
+        pending_space_ = false;
+        if (cells_in_row_++ > 0) {
+            out_ += '\t';
         }
     }
     void set_pre(bool pre) { pre_ = pre; }
@@ -135,7 +82,8 @@ public:
 
 private:
     void put(char c) {
-        if (pending_space_ && !out_.empty() && out_.back() != '\n' && out_.back() != ' ') {
+        if (pending_space_ && !out_.empty() && out_.back() != '\n' && out_.back() != ' ' &&
+            out_.back() != '\t') {
             out_ += ' ';
         }
         pending_space_ = false;
@@ -144,6 +92,7 @@ private:
     std::string out_;
     bool pending_space_ = false;
     bool pre_ = false;
+    int cells_in_row_ = 0;
 };
 
 // The tag name after '<' or '</', lower-cased; empty when it is not a tag.
@@ -159,19 +108,29 @@ std::string tag_name(std::string_view s, std::size_t pos) {
     return lower(s.substr(pos, end - pos));
 }
 
-// The end of a tag starting at `pos`, honouring quoted attribute values ("a > b").
+// The end of a tag starting at `pos`. A quote opens a string only where an attribute value
+// starts (after '=', as in `data-x="a > b"`); elsewhere it is part of a name or of an
+// unquoted value (`alt=don't`), and the tag still ends at the next '>'.
 std::size_t tag_end(std::string_view s, std::size_t pos) {
-    char quote = 0;
+    bool value_may_start = false;
     for (std::size_t i = pos; i < s.size(); ++i) {
         const char c = s[i];
-        if (quote != 0) {
-            if (c == quote) {
-                quote = 0;
-            }
-        } else if (c == '"' || c == '\'') {
-            quote = c;
-        } else if (c == '>') {
+        if (c == '>') {
             return i;
+        }
+        if (value_may_start && (c == '"' || c == '\'')) {
+            const std::size_t close = s.find(c, i + 1);
+            if (close == std::string_view::npos) {
+                return close;
+            }
+            i = close;
+            value_may_start = false;
+            continue;
+        }
+        if (c == '=') {
+            value_may_start = true;
+        } else if (!is_space(c)) {
+            value_may_start = false;
         }
     }
     return std::string_view::npos;
@@ -192,7 +151,7 @@ Document parse_html(std::string_view s) {
         const char c = s[pos];
         if (c == '&') {
             std::string decoded;
-            const std::size_t used = decode_entity(s, pos, decoded);
+            const std::size_t used = detail::decode_character_reference(s, pos, decoded);
             if (used > 0) {
                 if (in_title) {
                     title += decoded;
@@ -282,6 +241,8 @@ Document parse_html(std::string_view s) {
         // Inline elements (b, a, span) join their text without a space: "<b>Sl</b>uice".
         if (is_block(name)) {
             out.line_break();
+        } else if (!closing && (name == "td" || name == "th")) {
+            out.cell();
         }
     }
     Document document;

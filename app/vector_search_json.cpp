@@ -463,13 +463,19 @@ json results_to_json(const std::vector<retrieval::Hit>& hits,
     for (const auto& column : columns) {
         names.push_back({{"name", column}});
     }
-    names.push_back({{"name", "score"}});
+    // "score" is the hit's score wherever the columns name it, and the last column otherwise.
+    const bool score_named = std::find(columns.begin(), columns.end(), "score") != columns.end();
+    if (!score_named) {
+        names.push_back({{"name", "score"}});
+    }
     json rows = json::array();
     for (const auto& hit : hits) {
         const auto& chunk = hit.chunk;
         json row = json::array();
         for (const auto& column : columns) {
-            if (column == "id") {
+            if (column == "score") {
+                row.push_back(hit.score);
+            } else if (column == "id") {
                 row.push_back(chunk.doc_key);
             } else if (column == "chunk_id") {
                 row.push_back(chunk.id);
@@ -494,7 +500,9 @@ json results_to_json(const std::vector<retrieval::Hit>& hits,
                 row.push_back(nullptr);
             }
         }
-        row.push_back(hit.score);
+        if (!score_named) {
+            row.push_back(hit.score);
+        }
         rows.push_back(std::move(row));
     }
     return json{{"manifest", {{"column_count", names.size()}, {"columns", names}}},

@@ -54,7 +54,8 @@ Result<retrieval::Query> query_from_json(const nlohmann::json& body);
 Result<std::vector<std::string>> columns_from_json(const nlohmann::json& body);
 
 // {"manifest": {"column_count", "columns": [{"name"}]}, "result": {"row_count", "data_array"}};
-// the last column is always "score".
+// the hit's score is the column named "score" where `columns` name one (metadata cannot be named
+// so), else an added last column.
 nlohmann::json results_to_json(const std::vector<retrieval::Hit>& hits,
                                const std::vector<std::string>& columns);
 std::vector<std::string> default_columns();

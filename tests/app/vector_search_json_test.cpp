@@ -34,7 +34,7 @@ TEST_CASE("rows become documents with key, text, acl, vector and metadata") {
 TEST_CASE("integer metadata comes back as integers, floats as floats; filters meet both") {
     // 2^53 + 1, which a double cannot hold, and 2^64 - 1, which only a double can.
     auto docs = documents_from_json(json::parse(R"([
-        {"id": "a", "year": 2020, "neg": -7, "ratio": 2.0, "score": 2.5,
+        {"id": "a", "year": 2020, "neg": -7, "ratio": 2.0, "rating": 2.5,
          "big": 9007199254740993, "huge": 18446744073709551615}
     ])"));
     REQUIRE(docs.ok());
@@ -42,7 +42,7 @@ TEST_CASE("integer metadata comes back as integers, floats as floats; filters me
     hit.chunk.doc_key = "a";
     hit.chunk.metadata = docs->front().metadata;
     hit.score = 0.5;
-    json answer = results_to_json({hit}, {"year", "neg", "ratio", "score", "big", "huge"});
+    json answer = results_to_json({hit}, {"year", "neg", "ratio", "rating", "big", "huge"});
     CHECK(answer["result"]["data_array"][0].dump() ==
           "[2020,-7,2.0,2.5,9007199254740993,1.8446744073709552e+19,0.5]");
 
@@ -58,11 +58,24 @@ TEST_CASE("integer metadata comes back as integers, floats as floats; filters me
     CHECK(matches(R"({"year": 2020.0})"));
     CHECK(matches(R"({"year": [2019, 2020]})"));
     CHECK(matches(R"({"ratio": 2})"));
-    CHECK(matches(R"({"score >": 2, "score <": 3})"));
+    CHECK(matches(R"({"rating >": 2, "rating <": 3})"));
     CHECK_FALSE(matches(R"({"year >": 2020})"));
-    CHECK_FALSE(matches(R"({"score": 2})"));
+    CHECK_FALSE(matches(R"({"rating": 2})"));
     CHECK(matches(R"({"big": 9007199254740993})"));
     CHECK_FALSE(matches(R"({"big": 9007199254740992})"));  // equal only as doubles
+}
+
+TEST_CASE("a score column named in the request holds the score, and only once") {
+    sluice::retrieval::Hit hit;
+    hit.chunk.doc_key = "a";
+    hit.score = 0.75;
+    json named = results_to_json({hit}, {"score", "id"});
+    CHECK(named["manifest"]["column_count"] == 2);
+    CHECK(named["manifest"]["columns"] == json::array({{{"name", "score"}}, {{"name", "id"}}}));
+    CHECK(named["result"]["data_array"][0] == json::array({0.75, "a"}));
+    json added = results_to_json({hit}, {"id"});
+    CHECK(added["manifest"]["columns"] == json::array({{{"name", "id"}}, {{"name", "score"}}}));
+    CHECK(added["result"]["data_array"][0] == json::array({"a", 0.75}));
 }
 
 TEST_CASE("filters in the Databricks shape and nested and/or/not") {

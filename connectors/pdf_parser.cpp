@@ -63,7 +63,13 @@ Result<Document> parse_pdf(std::string_view bytes) {
                 continue;
             }
             const std::vector<char> utf8 = page->text().to_utf8();
-            document.text.append(utf8.begin(), utf8.end());
+            // poppler ends a page's text with a form feed of its own; the separator above is
+            // the only one kept, so pages are joined by exactly one '\f'.
+            auto end = utf8.end();
+            while (end != utf8.begin() && *(end - 1) == '\f') {
+                --end;
+            }
+            document.text.append(utf8.begin(), end);
         }
         document.metadata["pages"] = pages;
         document.metadata["page_starts"] = std::move(page_starts);

@@ -72,6 +72,9 @@ TEST_CASE("parsers: pdf text per page with page starts; a corrupt pdf is an erro
     CHECK(doc->text.substr(0, second).find("Hello from page one") != std::string::npos);
     CHECK(doc->text.substr(second).find("Second page text") != std::string::npos);
     CHECK(doc->text[second - 1] == '\f');
+    // One form feed between pages, none at the end.
+    CHECK(std::count(doc->text.begin(), doc->text.end(), '\f') == 1);
+    CHECK(doc->text.back() != '\f');
 
     CHECK(parse_pdf("not a pdf at all").status().code() == StatusCode::kInvalidArgument);
     std::string damaged = "%PDF-1.4\n" + std::string(300, '\x07') + "\n%%EOF\n";

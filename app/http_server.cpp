@@ -254,6 +254,18 @@ void HttpServer::install_hooks() {
                 send_error(res, 414, "uri_too_long", "request URI is too long", id);
                 break;
             case 400:
+                // httplib reads no body from a POST, PUT or PATCH that gives neither length nor
+                // chunked encoding (`curl -X POST URL` without -d sends neither), and answers
+                // 400; it is the length that is missing, as nginx's 411 says.
+                if ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH") &&
+                    !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+                    send_error(res, 411, "length_required",
+                               "a " + req.method +
+                                   " request needs a Content-Length header (Content-Length: 0 "
+                                   "for an empty body) or Transfer-Encoding: chunked",
+                               id);
+                    break;
+                }
                 send_error(res, 400, "bad_request", "malformed HTTP request", id);
                 break;
             default:

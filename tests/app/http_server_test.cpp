@@ -2,13 +2,13 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
 #include "app/build_info.h"
 #include "app/http_errors.h"
+#include "raw_client.h"
 
 using namespace sluice::app;
 
@@ -84,6 +84,22 @@ TEST_CASE("malformed JSON is a 400 envelope with the byte offset") {
     auto wrong_type = client.Post("/echo", "a=1", "application/x-www-form-urlencoded");
     REQUIRE(wrong_type);
     CHECK(wrong_type->status == 400);
+}
+
+TEST_CASE("a POST that gives no body length is told so: 411") {
+    RunningServer running(HttpServerOptions{});
+    // What `curl -X POST URL` sends: neither Content-Length nor Transfer-Encoding.
+    sluice::testing::RawClient raw(running.server.port(), "");
+    raw.send("POST /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    const std::string answer = raw.read_until("}}");
+    CHECK(answer.starts_with("HTTP/1.1 411"));
+    CHECK(answer.find("\"code\":\"length_required\"") != std::string::npos);
+    CHECK(answer.find("a POST request needs a Content-Length header") != std::string::npos);
+
+    // A request line that is not HTTP stays a plain 400.
+    sluice::testing::RawClient garbage(running.server.port(), "");
+    garbage.send("NOT HTTP AT ALL\r\n\r\n");
+    CHECK(garbage.read_until("}}").starts_with("HTTP/1.1 400"));
 }
 
 TEST_CASE("a handler that throws answers 500 and the server keeps serving") {

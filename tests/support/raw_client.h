@@ -28,6 +28,11 @@ public:
         ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     }
     ~RawClient() { close(); }
+    // Sends `request` as it is: for requests no HTTP client library would write.
+    void send(const std::string& request) {
+        REQUIRE(::write(fd_, request.data(), request.size()) ==
+                static_cast<ssize_t>(request.size()));
+    }
     void post(const std::string& path, const nlohmann::json& body) {
         const std::string payload = body.dump();
         const std::string request = "POST " + path +

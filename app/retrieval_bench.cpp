@@ -344,7 +344,7 @@ int run_bench(const RetrievalBenchOptions& options) {
                         "p50 ms", "p99 ms"});
     auto results = nlohmann::json::array();
     std::string per_query;
-    for (const auto& run : expand_runs(options)) {
+    for (const auto& run : expand_runs(options, retrieval::hybrid_fusion(settings))) {
         auto figures = measure(*bench.index, run, *queries);
         if (!figures.ok()) {
             return fail(figures.status());
@@ -372,6 +372,7 @@ int run_bench(const RetrievalBenchOptions& options) {
                               {"p99_ms", figures->p99_ms}};
         if (run.mode == "hybrid") {
             row["fusion"] = run.fusion;
+            row["index_default"] = run.index_default;
             row["candidates"] = run.candidates;
             if (run.fusion == "weighted") {
                 row["vector_weight"] = run.vector_weight;
@@ -438,12 +439,16 @@ void add_retrieval_bench(Cli& cli) {
                         "lexical, vector, hybrid, or several separated by commas (one row each, "
                         "over one index)")
         ->delimiter(',');
-    command->add_option("--fusion", options->fusions,
-                        "Hybrid rows: rrf (k = 60), weighted, or both separated by commas")
+    command
+        ->add_option("--fusion", options->fusions,
+                     "Hybrid rows: index (the index's own fusion, what a query that names "
+                     "none gets; the default), rrf (k = 60), weighted, or several separated "
+                     "by commas")
         ->delimiter(',');
-    command->add_option("--vector-weight", options->vector_weights,
-                        "Weighted fusion: the vector side's weight(s), 0 to 1 (default: the "
-                        "product's 0.5)")
+    command
+        ->add_option("--vector-weight", options->vector_weights,
+                     "Weighted fusion: the vector side's weight(s), 0 to 1 (default: the "
+                     "index's: 0.2 for lexical-hash, else 0.5)")
         ->delimiter(',');
     command->add_option("--candidates", options->candidates,
                         "Hybrid: how deep each ranker goes before fusion (0: the product's "

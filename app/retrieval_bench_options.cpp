@@ -32,11 +32,11 @@ Status validate(const RetrievalBenchOptions& options) {
         }
     }
     if (options.fusions.empty()) {
-        return invalid_argument("--fusion: expected one or more of rrf, weighted");
+        return invalid_argument("--fusion: expected one or more of index, rrf, weighted");
     }
     for (const auto& fusion : options.fusions) {
-        if (!is_one_of(fusion, {"rrf", "weighted"})) {
-            return invalid_argument("--fusion '" + fusion + "': expected rrf or weighted");
+        if (!is_one_of(fusion, {"index", "rrf", "weighted"})) {
+            return invalid_argument("--fusion '" + fusion + "': expected index, rrf or weighted");
         }
     }
     for (double weight : options.vector_weights) {
@@ -149,6 +149,9 @@ std::string RetrievalRun::label() const {
     if (fusion == "weighted") {
         out += " w=" + weight_text(vector_weight);
     }
+    if (index_default) {
+        out += " (index default)";
+    }
     if (candidates != 0) {
         out += " depth " + std::to_string(candidates);
     }
@@ -162,33 +165,45 @@ retrieval::Query RetrievalRun::query_template() const {
                  : mode == "vector" ? retrieval::QueryMode::kAnn
                                     : retrieval::QueryMode::kHybrid;
     if (mode == "hybrid") {
-        query.fusion = fusion == "weighted" ? retrieval::FusionMethod::kWeighted
-                                            : retrieval::FusionMethod::kRrf;
-        query.vector_weight = vector_weight;
+        if (!index_default) {
+            query.fusion = fusion == "weighted" ? retrieval::FusionMethod::kWeighted
+                                                : retrieval::FusionMethod::kRrf;
+            if (fusion == "weighted") {
+                query.vector_weight = vector_weight;
+            }
+        }
         query.candidates = candidates;
     }
     return query;
 }
 
-std::vector<RetrievalRun> expand_runs(const RetrievalBenchOptions& options) {
+std::vector<RetrievalRun> expand_runs(const RetrievalBenchOptions& options,
+                                      const retrieval::FusionChoice& index_fusion) {
     std::vector<double> weights = options.vector_weights;
     if (weights.empty()) {
-        weights.push_back(retrieval::Query{}.vector_weight);
+        weights.push_back(index_fusion.vector_weight);
     }
     std::vector<RetrievalRun> runs;
     for (const auto& mode : options.modes) {
         if (mode != "hybrid") {
-            runs.push_back(RetrievalRun{mode, "", 0, 0});
+            runs.push_back(RetrievalRun{mode, "", 0, 0, false});
             continue;
         }
         for (const auto& fusion : options.fusions) {
             for (std::size_t depth : options.candidates) {
+                if (fusion == "index") {
+                    const bool weighted = index_fusion.method == retrieval::FusionMethod::kWeighted;
+                    runs.push_back(RetrievalRun{mode, weighted ? "weighted" : "rrf",
+                                                weighted ? index_fusion.vector_weight : 0, depth,
+                                                true});
+                    continue;
+                }
                 if (fusion == "rrf") {
-                    runs.push_back(RetrievalRun{mode, fusion, 0, depth});
+                    runs.push_back(RetrievalRun{mode, fusion, 0, depth, false});
                     continue;
                 }
                 for (double weight : weights) {
-                    runs.push_back(RetrievalRun{mode, fusion, weight, depth});
+                    runs.push_back(RetrievalRun{mode, fusion, weight, depth, false});
                 }
             }
         }

@@ -23,8 +23,10 @@ inline constexpr std::size_t kRetrievalBenchK = 100;
 struct RetrievalBenchOptions {
     std::string dataset;
     std::vector<std::string> modes = {"lexical"};  // lexical, vector, hybrid
-    std::vector<std::string> fusions = {"rrf"};    // hybrid rows: rrf, weighted
-    // Weighted fusion: one row per weight; empty takes the product's default (Query{}).
+    // Hybrid rows: index (what a query that names no fusion gets: the index's
+    // retrieval::hybrid_fusion()), rrf, weighted.
+    std::vector<std::string> fusions = {"index"};
+    // Weighted fusion: one row per weight; empty takes the index's weight (hybrid_fusion()).
     std::vector<double> vector_weights;
     // Hybrid: how deep each ranker goes before fusion; 0 is the product's default. Index::query
     // takes max(k, depth), so only 0 or kRetrievalBenchK..1000 are accepted.
@@ -64,16 +66,21 @@ Result<bool> in_query_split(const std::string& query_id, const std::string& spli
 
 // One measured row: a mode and, for hybrid, its fusion settings.
 struct RetrievalRun {
-    std::string mode;    // lexical, vector, hybrid
-    std::string fusion;  // hybrid only: rrf or weighted
-    double vector_weight = 0;
+    std::string mode;  // lexical, vector, hybrid
+    // Hybrid only: rrf or weighted; with index_default, the index's own, which the query
+    // leaves unnamed.
+    std::string fusion;
+    double vector_weight = 0;    // weighted only
     std::size_t candidates = 0;  // 0: the product's default depth
+    bool index_default = false;
     std::string label() const;
     retrieval::Query query_template() const;
 };
 
 // The rows, in the order of --mode; each hybrid mode expands to every fusion x candidates (and
-// every weight for weighted fusion).
-std::vector<RetrievalRun> expand_runs(const RetrievalBenchOptions& options);
+// every weight for weighted fusion). `index_fusion` is the index's hybrid_fusion(): what the
+// "index" rows measure and the weight of weighted rows without --vector-weight.
+std::vector<RetrievalRun> expand_runs(const RetrievalBenchOptions& options,
+                                      const retrieval::FusionChoice& index_fusion);
 
 }  // namespace sluice::app

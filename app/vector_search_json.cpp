@@ -31,7 +31,9 @@ const std::set<std::string> kCreateMembers = {"name",
                                               "comment",
                                               "primary_key",
                                               "index_type",
-                                              "direct_access_index_spec"};
+                                              "direct_access_index_spec",
+                                              "fusion",
+                                              "vector_weight"};
 const std::set<std::string> kCreateIgnored = {"endpoint_name"};
 
 // The members a query takes. debug_level, which Databricks' clients may send, asks for
@@ -52,6 +54,19 @@ Result<MetaValue> meta_value(const std::string& field, const json& value) {
         return metadata_number(value);
     }
     return invalid_argument("field '" + field + "': expected a string, number or boolean");
+}
+
+// The body's vector_weight: absent or a number from 0 to 1.
+Result<std::optional<double>> fusion_weight(const json& body) {
+    auto given = body.find("vector_weight");
+    if (given == body.end()) {
+        return std::optional<double>();
+    }
+    if (!given->is_number() || !(given->get<double>() >= 0.0 && given->get<double>() <= 1.0)) {
+        return invalid_argument("vector_weight: expected a number from 0 to 1, found " +
+                                given->dump());
+    }
+    return std::optional<double>(given->get<double>());
 }
 
 Result<std::vector<std::string>> string_list(const json& value, const std::string& what) {
@@ -260,6 +275,11 @@ Result<retrieval::IndexSettings> settings_from_json(const json& body) {
             s.dimension = retrieval::kEmbedderDimension;
         }
         s.factory = body.value("index_factory", s.factory);
+        if (body.contains("fusion")) {
+            SLUICE_ASSIGN_OR_RETURN(
+                s.fusion, retrieval::parse_fusion_method(body["fusion"].get<std::string>()));
+        }
+        SLUICE_ASSIGN_OR_RETURN(s.vector_weight, fusion_weight(body));
         std::string metric = body.value("metric", std::string(retrieval::metric_name(s.metric)));
         SLUICE_ASSIGN_OR_RETURN(s.metric, retrieval::parse_metric(metric));
     } catch (const json::exception& e) {
@@ -272,24 +292,31 @@ Result<retrieval::IndexSettings> settings_from_json(const json& body) {
 json describe_index(const retrieval::Index& index) {
     const auto& s = index.settings();
     auto stats = index.stats();
-    return json{{"name", s.name},
-                {"primary_key", "id"},
-                {"index_type", "DIRECT_ACCESS"},
-                {"language", s.language},
-                {"chunking", s.chunking},
-                {"chunk_max_tokens", s.chunk.max_tokens},
-                {"chunk_overlap_tokens", s.chunk.overlap_tokens},
-                {"embedder", s.embedder},
-                {"embedding_dimension", s.dimension},
-                {"index_factory", s.factory},
-                {"metric", std::string(retrieval::metric_name(s.metric))},
-                {"status",
-                 {{"ready", true},
-                  {"indexed_row_count", stats.documents},
-                  {"chunk_count", stats.chunks},
-                  {"vector_count", stats.vectors},
-                  {"sequence", stats.sequence},
-                  {"snapshot_sequence", stats.snapshot_sequence}}}};
+    json out{{"name", s.name},
+             {"primary_key", "id"},
+             {"index_type", "DIRECT_ACCESS"},
+             {"language", s.language},
+             {"chunking", s.chunking},
+             {"chunk_max_tokens", s.chunk.max_tokens},
+             {"chunk_overlap_tokens", s.chunk.overlap_tokens},
+             {"embedder", s.embedder},
+             {"embedding_dimension", s.dimension},
+             {"index_factory", s.factory},
+             {"metric", std::string(retrieval::metric_name(s.metric))},
+             {"status",
+              {{"ready", true},
+               {"indexed_row_count", stats.documents},
+               {"chunk_count", stats.chunks},
+               {"vector_count", stats.vectors},
+               {"sequence", stats.sequence},
+               {"snapshot_sequence", stats.snapshot_sequence}}}};
+    // What a hybrid query that names no fusion uses, in the shape creation takes.
+    const retrieval::FusionChoice fusion = retrieval::hybrid_fusion(s);
+    out["fusion"] = std::string(retrieval::fusion_method_name(fusion.method));
+    if (fusion.method == retrieval::FusionMethod::kWeighted) {
+        out["vector_weight"] = fusion.vector_weight;
+    }
+    return out;
 }
 
 Result<std::vector<retrieval::Document>> documents_from_json(const json& rows) {
@@ -404,18 +431,15 @@ Result<retrieval::Query> query_from_json(const json& body) {
         }
         std::string type = body.value("query_type", std::string("HYBRID"));
         SLUICE_ASSIGN_OR_RETURN(query.mode, retrieval::parse_query_mode(type));
+        // Without them the index's own fusion applies (describe shows it); a weight alone
+        // asks for weighted fusion.
         if (body.contains("fusion")) {
-            std::string fusion = body["fusion"].get<std::string>();
-            if (fusion != "rrf" && fusion != "weighted") {
-                return invalid_argument("fusion '" + fusion + "', expected rrf or weighted");
-            }
-            query.fusion = fusion == "rrf" ? retrieval::FusionMethod::kRrf
-                                           : retrieval::FusionMethod::kWeighted;
-            query.vector_weight = body.value("vector_weight", query.vector_weight);
+            SLUICE_ASSIGN_OR_RETURN(
+                query.fusion, retrieval::parse_fusion_method(body["fusion"].get<std::string>()));
         }
-        // Reciprocal rank fusion has no weights: a weight without weighted fusion would be
-        // dropped silently.
-        if (body.contains("vector_weight") && query.fusion != retrieval::FusionMethod::kWeighted) {
+        SLUICE_ASSIGN_OR_RETURN(query.vector_weight, fusion_weight(body));
+        // Reciprocal rank fusion has no weights: a weight with it would be dropped silently.
+        if (query.vector_weight && query.fusion == retrieval::FusionMethod::kRrf) {
             return invalid_argument(
                 "vector_weight applies to weighted fusion only: give \"fusion\": \"weighted\"");
         }

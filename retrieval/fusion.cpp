@@ -62,6 +62,20 @@ std::vector<FusedId> reciprocal_rank_fusion(const std::vector<ScoredId>& lexical
     return top(fused, k);
 }
 
+Result<FusionMethod> parse_fusion_method(std::string_view name) {
+    if (name == "rrf") {
+        return FusionMethod::kRrf;
+    }
+    if (name == "weighted") {
+        return FusionMethod::kWeighted;
+    }
+    return invalid_argument("fusion '" + std::string(name) + "', expected rrf or weighted");
+}
+
+std::string_view fusion_method_name(FusionMethod method) {
+    return method == FusionMethod::kRrf ? "rrf" : "weighted";
+}
+
 std::vector<FusedId> weighted_fusion(const std::vector<ScoredId>& lexical,
                                      const std::vector<ScoredId>& vector, std::size_t k,
                                      double vector_weight) {

@@ -7,11 +7,28 @@
 //
 // Thread safety: pure functions.
 
+#include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "retrieval/lexical_index.h"
 
 namespace sluice::retrieval {
+
+enum class FusionMethod { kRrf, kWeighted };
+
+// "rrf" or "weighted"; kInvalidArgument otherwise.
+Result<FusionMethod> parse_fusion_method(std::string_view name);
+std::string_view fusion_method_name(FusionMethod method);
+
+// The vector side's weight in weighted fusion when neither the query nor the index names one.
+inline constexpr double kDefaultVectorWeight = 0.5;
+
+// How a hybrid query fuses its two rankings.
+struct FusionChoice {
+    FusionMethod method = FusionMethod::kRrf;
+    double vector_weight = kDefaultVectorWeight;  // weighted fusion only
+};
 
 struct FusedId {
     std::uint64_t id = 0;

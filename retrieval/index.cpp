@@ -96,6 +96,19 @@ std::string_view query_mode_name(QueryMode mode) {
     return "unknown";
 }
 
+FusionChoice query_fusion(const Query& query, const IndexSettings& settings) {
+    FusionChoice choice = hybrid_fusion(settings);
+    if (query.fusion) {
+        choice.method = *query.fusion;
+    } else if (query.vector_weight) {
+        choice.method = FusionMethod::kWeighted;
+    }
+    if (query.vector_weight) {
+        choice.vector_weight = *query.vector_weight;
+    }
+    return choice;
+}
+
 Result<std::shared_ptr<const Embedder>> default_embedder_factory(const IndexSettings& settings) {
     if (settings.embedder == "lexical-hash") {
         return std::shared_ptr<const Embedder>(
@@ -728,6 +741,14 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
     if (query.k < 1 || query.k > 1000) {
         return invalid_argument("k " + std::to_string(query.k) + ", expected 1 to 1000");
     }
+    if (query.vector_weight) {
+        if (!(*query.vector_weight >= 0.0 && *query.vector_weight <= 1.0)) {
+            return invalid_argument("vector_weight must be from 0 to 1");
+        }
+        if (query.fusion == FusionMethod::kRrf) {
+            return invalid_argument("vector_weight applies to weighted fusion only");
+        }
+    }
     bool wants_lexical = query.mode != QueryMode::kAnn;
     bool wants_vector = query.mode != QueryMode::kLexical;
     if (wants_lexical && query.text.empty() && query.mode == QueryMode::kLexical) {
@@ -769,9 +790,10 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
     }
     std::vector<FusedId> ranked;
     if (query.mode == QueryMode::kHybrid) {
-        ranked = query.fusion == FusionMethod::kRrf
+        const FusionChoice fusion = query_fusion(query, settings_);
+        ranked = fusion.method == FusionMethod::kRrf
                      ? reciprocal_rank_fusion(lexical, nearest, query.k)
-                     : weighted_fusion(lexical, nearest, query.k, query.vector_weight);
+                     : weighted_fusion(lexical, nearest, query.k, fusion.vector_weight);
     } else {
         for (const auto& scored : query.mode == QueryMode::kLexical ? lexical : nearest) {
             FusedId entry{scored.id, scored.score, 0, 0};

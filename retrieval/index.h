@@ -50,10 +50,15 @@ class RwLock;
 }
 
 enum class QueryMode { kAnn, kHybrid, kLexical };
-enum class FusionMethod { kRrf, kWeighted };
 
 Result<QueryMode> parse_query_mode(std::string_view name);
 std::string_view query_mode_name(QueryMode mode);
+
+struct Query;
+// How a hybrid `query` on an index with `settings` fuses: the query's method (weighted when it
+// gives only a weight), else the index's (hybrid_fusion()); the query's weight, else the
+// index's.
+FusionChoice query_fusion(const Query& query, const IndexSettings& settings);
 
 struct Query {
     std::string text;
@@ -61,8 +66,10 @@ struct Query {
     std::size_t k = 10;
     Filter filter;
     QueryMode mode = QueryMode::kHybrid;
-    FusionMethod fusion = FusionMethod::kRrf;
-    double vector_weight = 0.5;  // weighted fusion only
+    // Hybrid: unset takes the index's choice (hybrid_fusion()). A weight without a method means
+    // weighted fusion; with the index's weighted fusion and no weight, the index's weight.
+    std::optional<FusionMethod> fusion = std::nullopt;
+    std::optional<double> vector_weight = std::nullopt;  // weighted fusion only, 0 to 1
     // Hybrid: how deep each ranker goes before fusion; 0 picks max(k, 100).
     std::size_t candidates = 0;
 };

@@ -1,6 +1,7 @@
 #include "retrieval/index_settings.h"
 
 #include <charconv>
+#include <iomanip>
 #include <sstream>
 
 #include "retrieval/text_analyzer.h"
@@ -72,6 +73,14 @@ Status validate(const IndexSettings& settings) {
     if (settings.bm25.k1 < 0 || settings.bm25.b < 0 || settings.bm25.b > 1) {
         return invalid_argument("bm25 k1 must be >= 0 and b in [0, 1]");
     }
+    if (settings.vector_weight) {
+        if (!(*settings.vector_weight >= 0.0 && *settings.vector_weight <= 1.0)) {
+            return invalid_argument("vector_weight must be from 0 to 1");
+        }
+        if (hybrid_fusion(settings).method != FusionMethod::kWeighted) {
+            return invalid_argument("vector_weight applies to weighted fusion only");
+        }
+    }
     auto analyzer = TextAnalyzer::create(settings.language);
     return analyzer.ok() ? Status::ok_status() : analyzer.status();
 }
@@ -91,6 +100,14 @@ std::string encode_settings(const IndexSettings& s) {
         << "metric=" << metric_name(s.metric) << "\n"
         << "bm25.k1=" << s.bm25.k1 << "\n"
         << "bm25.b=" << s.bm25.b << "\n";
+    // Written only when chosen, so that an index without them stays readable by releases
+    // that predate them.
+    if (s.fusion) {
+        out << "fusion=" << fusion_method_name(*s.fusion) << "\n";
+    }
+    if (s.vector_weight) {
+        out << "vector_weight=" << std::setprecision(17) << *s.vector_weight << "\n";
+    }
     return out.str();
 }
 
@@ -119,6 +136,12 @@ Result<IndexSettings> decode_settings(const std::string& text) {
             s.embedder_model = value;
         } else if (key == "factory") {
             s.factory = value;
+        } else if (key == "fusion") {
+            auto fusion = parse_fusion_method(value);
+            if (!fusion) {
+                return data_loss("index setting fusion: " + fusion.status().message());
+            }
+            s.fusion = *fusion;
         } else if (key == "metric") {
             auto metric = parse_metric(value);
             if (!metric) {
@@ -139,12 +162,24 @@ Result<IndexSettings> decode_settings(const std::string& text) {
                 s.bm25.k1 = number;
             } else if (key == "bm25.b") {
                 s.bm25.b = number;
+            } else if (key == "vector_weight") {
+                s.vector_weight = number;
             } else {
                 return data_loss("unknown index setting '" + key + "'");
             }
         }
     }
     return s;
+}
+
+FusionChoice hybrid_fusion(const IndexSettings& settings) {
+    FusionChoice choice;
+    const bool lexical_hash = settings.embedder == "lexical-hash";
+    choice.method =
+        settings.fusion.value_or(lexical_hash ? FusionMethod::kWeighted : FusionMethod::kRrf);
+    choice.vector_weight =
+        settings.vector_weight.value_or(lexical_hash ? 0.2 : kDefaultVectorWeight);
+    return choice;
 }
 
 VectorIndexOptions vector_options(const IndexSettings& settings) {

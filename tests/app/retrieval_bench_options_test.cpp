@@ -125,7 +125,10 @@ TEST_CASE("retrieval bench: one row per mode, hybrid per fusion, depth and weigh
     RetrievalBenchOptions options;
     options.modes = {"lexical", "vector", "hybrid"};
     options.fusions = {"rrf", "weighted"};
-    auto runs = expand_runs(options);
+    // A lexical-hash index's own fusion: weighted, 0.2.
+    const sluice::retrieval::FusionChoice index_fusion{sluice::retrieval::FusionMethod::kWeighted,
+                                                       0.2};
+    auto runs = expand_runs(options, index_fusion);
     REQUIRE(runs.size() == 4);
     CHECK(runs[0].label() == "lexical");
     CHECK(runs[0].query_template().mode == sluice::retrieval::QueryMode::kLexical);
@@ -133,9 +136,10 @@ TEST_CASE("retrieval bench: one row per mode, hybrid per fusion, depth and weigh
     CHECK(runs[1].query_template().mode == sluice::retrieval::QueryMode::kAnn);
     CHECK(runs[2].label() == "hybrid rrf");
     CHECK(runs[2].query_template().fusion == sluice::retrieval::FusionMethod::kRrf);
-    // The weighted row without --vector-weight takes the product's default weight.
-    CHECK(runs[3].vector_weight == sluice::retrieval::Query{}.vector_weight);
-    CHECK(runs[3].label() == "hybrid weighted w=0.50");
+    CHECK_FALSE(runs[2].query_template().vector_weight.has_value());
+    // The weighted row without --vector-weight takes the index's weight.
+    CHECK(runs[3].vector_weight == doctest::Approx(0.2));
+    CHECK(runs[3].label() == "hybrid weighted w=0.20");
     auto weighted = runs[3].query_template();
     CHECK(weighted.mode == sluice::retrieval::QueryMode::kHybrid);
     CHECK(weighted.fusion == sluice::retrieval::FusionMethod::kWeighted);
@@ -145,7 +149,7 @@ TEST_CASE("retrieval bench: one row per mode, hybrid per fusion, depth and weigh
     options.modes = {"hybrid"};
     options.vector_weights = {0.3, 0.7};
     options.candidates = {0, 200};
-    runs = expand_runs(options);
+    runs = expand_runs(options, index_fusion);
     // rrf x 2 depths, then weighted x 2 depths x 2 weights
     REQUIRE(runs.size() == 6);
     CHECK(runs[0].label() == "hybrid rrf");
@@ -157,6 +161,17 @@ TEST_CASE("retrieval bench: one row per mode, hybrid per fusion, depth and weigh
     CHECK(runs[5].label() == "hybrid weighted w=0.70 depth 200");
     CHECK(runs[5].query_template().vector_weight == doctest::Approx(0.7));
     CHECK(runs[5].query_template().candidates == 200);
+
+    // The default row: what a query naming no fusion gets, labelled with what that is.
+    options = RetrievalBenchOptions{};
+    options.modes = {"hybrid"};
+    runs = expand_runs(options, index_fusion);
+    REQUIRE(runs.size() == 1);
+    CHECK(runs[0].label() == "hybrid weighted w=0.20 (index default)");
+    CHECK_FALSE(runs[0].query_template().fusion.has_value());
+    CHECK_FALSE(runs[0].query_template().vector_weight.has_value());
+    runs = expand_runs(options, sluice::retrieval::FusionChoice{});
+    CHECK(runs[0].label() == "hybrid rrf (index default)");
 }
 
 TEST_CASE("retrieval bench: a kept index is reused only with the same settings") {

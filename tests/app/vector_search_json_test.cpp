@@ -142,7 +142,20 @@ TEST_CASE("query requests and index settings") {
         json::parse(R"({"name": "kb", "embedder": "model", "embedding_dimension": 64})"));
     REQUIRE(given.ok());
     CHECK(given->dimension == 64);
+    // Fusion for queries that name none: absent is the embedder's default, kept unset.
+    auto fused = settings_from_json(
+        json::parse(R"({"name": "kb", "fusion": "weighted", "vector_weight": 0.3})"));
+    REQUIRE_MESSAGE(fused.ok(), fused.status().to_string());
+    CHECK(fused->fusion == sluice::retrieval::FusionMethod::kWeighted);
+    CHECK(fused->vector_weight == doctest::Approx(0.3));
+    CHECK_FALSE(
+        settings_from_json(json::parse(R"({"name": "kb", "fusion": "rrf", "vector_weight": 0.3})"))
+            .ok());
+    CHECK_FALSE(settings_from_json(json::parse(R"({"name": "kb", "vector_weight": 2})")).ok());
+    CHECK_FALSE(settings_from_json(json::parse(R"({"name": "kb", "fusion": "max"})")).ok());
     auto lexical = settings_from_json(json::parse(R"({"name": "kb"})"));
+    REQUIRE(lexical.ok());
+    CHECK_FALSE(lexical->fusion.has_value());
     REQUIRE(lexical.ok());
     CHECK(lexical->dimension == 256);
     CHECK(settings_from_json(json::parse(R"({"name": "kb", "embedding_dimension": 0})"))
@@ -230,14 +243,29 @@ TEST_CASE("queries refuse unknown members and weights without weighted fusion") 
     REQUIRE_MESSAGE(databricks.ok(), databricks.status().to_string());
     CHECK(databricks->filter.matches_all());
     CHECK(databricks->k == 3);
-    // A weight is for weighted fusion; under reciprocal rank fusion it was dropped.
-    auto unweighted = query_from_json(json::parse(R"({"query_text": "q", "vector_weight": 0.7})"));
-    REQUIRE_FALSE(unweighted.ok());
-    CHECK(has(refusal(unweighted.status()), "vector_weight applies to weighted fusion only"));
-    CHECK_FALSE(query_from_json(json::parse(R"({"fusion": "rrf", "vector_weight": 0.7})")).ok());
+    // Without fusion members the index's own fusion applies; a weight alone asks for weighted
+    // fusion; with reciprocal rank fusion a weight would be dropped, so it is refused.
+    auto unnamed = query_from_json(json::parse(R"({"query_text": "q"})"));
+    REQUIRE(unnamed.ok());
+    CHECK_FALSE(unnamed->fusion.has_value());
+    CHECK_FALSE(unnamed->vector_weight.has_value());
+    auto weight_only = query_from_json(json::parse(R"({"query_text": "q", "vector_weight": 0.7})"));
+    REQUIRE(weight_only.ok());
+    CHECK_FALSE(weight_only->fusion.has_value());
+    CHECK(weight_only->vector_weight == doctest::Approx(0.7));
+    auto rrf_weight = query_from_json(json::parse(R"({"fusion": "rrf", "vector_weight": 0.7})"));
+    REQUIRE_FALSE(rrf_weight.ok());
+    CHECK(has(refusal(rrf_weight.status()), "vector_weight applies to weighted fusion only"));
     auto weighted = query_from_json(json::parse(R"({"fusion": "weighted", "vector_weight": 0.7})"));
     REQUIRE(weighted.ok());
+    CHECK(weighted->fusion == sluice::retrieval::FusionMethod::kWeighted);
     CHECK(weighted->vector_weight == doctest::Approx(0.7));
+    for (const char* bad : {R"({"vector_weight": 1.5})", R"({"vector_weight": -0.1})",
+                            R"({"vector_weight": "0.5"})", R"({"fusion": "max"})"}) {
+        CAPTURE(bad);
+        CHECK(query_from_json(json::parse(bad)).status().code() ==
+              sluice::StatusCode::kInvalidArgument);
+    }
 
     CHECK(*columns_from_json(json::parse(R"({"columns": null})")) == default_columns());
     CHECK(*columns_from_json(json::parse(R"({"columns": ["id", "year"]})")) ==

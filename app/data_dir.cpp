@@ -14,6 +14,7 @@
 
 #include "app/atomic_file.h"
 #include "common/log.h"
+#include "governance/governance.h"
 
 namespace sluice::app {
 namespace {
@@ -62,6 +63,18 @@ Status prepare_data_dir(const std::filesystem::path& path, DataDirMode mode) {
     if (!S_ISDIR(info.st_mode)) {
         return failed_precondition("data directory '" + path.string() +
                                    "' exists and is not a directory");
+    }
+    // catalog.db is what every initialising command makes first (Governance::open); without it
+    // the folder is one this command would turn into a data directory by opening it.
+    const std::filesystem::path catalog = path / governance::kCatalogFile;
+    if (::stat(catalog.c_str(), &info) != 0) {
+        if (errno == ENOENT) {
+            return not_found("folder '" + path.string() + "' holds no sluice data directory (no " +
+                             std::string(governance::kCatalogFile) +
+                             "); this command only uses an existing one (check --data-dir, or "
+                             "/storage/data_dir of the configuration)");
+        }
+        return io_error("'" + catalog.string() + "': " + errno_text());
     }
     return Status();
 }

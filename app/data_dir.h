@@ -1,9 +1,9 @@
 #pragma once
 // The data directory (--data-dir): one per running server. Opening it creates the folder with
 // owner-only permissions (or, for commands that only use an existing one, refuses a missing
-// folder), takes an exclusive flock on LOCK (held until the DataDir is destroyed, released by
-// the kernel if the process dies), and reads or writes FORMAT, the on-disk format version, so
-// that a later release can migrate or refuse an older layout.
+// folder and one that holds no catalog.db), takes an exclusive flock on LOCK (held until the
+// DataDir is destroyed, released by the kernel if the process dies), and reads or writes FORMAT,
+// the on-disk format version, so that a later release can migrate or refuse an older layout.
 //
 // Thread safety: immutable after open().
 
@@ -30,14 +30,17 @@ enum class DataDirMode {
     kCreate,
     // Commands that read or change what an existing one holds (`sluice source list`, `sluice
     // search`, `sluice audit verify`...): a missing folder is refused, so that a mistyped
-    // --data-dir fails instead of leaving an empty data directory behind.
+    // --data-dir fails instead of leaving an empty data directory behind, and so is a folder
+    // that holds no data directory (no catalog.db, which every initialising command makes):
+    // opening one there would create it in whatever folder was named.
     kMustExist,
 };
 
 // The one check every offline command makes before it opens anything in a data directory,
 // without taking its lock (a running server may hold it). kCreate: ensure_private_folder().
-// kMustExist: creates and changes nothing; kNotFound naming the path when it does not exist,
-// kFailedPrecondition when it is not a folder, kIoError when it cannot be examined.
+// kMustExist: creates and changes nothing; kNotFound naming the path when it does not exist or
+// holds no catalog.db, kFailedPrecondition when it is not a folder, kIoError when it cannot be
+// examined.
 Status prepare_data_dir(const std::filesystem::path& path, DataDirMode mode);
 
 class DataDir {

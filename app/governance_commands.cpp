@@ -90,12 +90,89 @@ Result<std::filesystem::path> existing_catalog(const AuditOptions& o) {
     return std::filesystem::path(o.data_dir) / governance::kCatalogFile;
 }
 
+json report_json(const governance::AuditVerifyReport& report) {
+    return {{"ok", report.ok},
+            {"records", report.records},
+            {"checkpoints", report.checkpoints},
+            {"first_seq", report.first_seq},
+            {"last_seq", report.last_seq},
+            {"last_checkpoint_seq", report.last_checkpoint_seq},
+            {"archives", report.archives},
+            {"archived_records", report.archived_records},
+            {"archives_unverified", report.archives_unverified},
+            {"first_bad_seq", report.first_bad_seq},
+            {"problem", report.problem}};
+}
+
+// The key the checkpoints must be signed with, only ever read: a verifier that made a missing
+// key would then trust whatever that new key signs. nullopt when there is none and the log holds
+// nothing it could vouch for (no record, checkpoint or archive), which verifies as it is.
+Result<std::optional<std::string>> trusted_key(const std::filesystem::path& catalog) {
+    const std::filesystem::path key_path = catalog.parent_path() / governance::kSigningKeyFile;
+    auto key = governance::audit_public_key(key_path);
+    if (key.ok()) {
+        return std::optional<std::string>(std::move(*key));
+    }
+    if (key.status().code() != StatusCode::kNotFound) {
+        return key.status();
+    }
+    SLUICE_ASSIGN_OR_RETURN(bool empty, governance::audit_log_is_empty(catalog));
+    if (!empty) {
+        return failed_precondition(
+            "no audit signing key ('" + key_path.string() +
+            "' does not exist), so the signed checkpoints of the audit log cannot be checked: "
+            "restore the data directory's key (a key made now would not be the one that signed "
+            "them)");
+    }
+    return std::optional<std::string>();
+}
+
+// Exit 0 when the log verifies (or is empty and there is no key), 1 when it does not verify,
+// 2 when it cannot be checked.
+int run_verify(const AuditOptions& options) {
+    auto catalog = existing_catalog(options);
+    if (!catalog.ok()) {
+        std::cerr << "sluice audit verify: " << catalog.status().message() << "\n";
+        return 2;
+    }
+    auto key = trusted_key(*catalog);
+    if (!key.ok()) {
+        std::cerr << "sluice audit verify: " << key.status().message() << "\n";
+        return 2;
+    }
+    governance::AuditVerifyOptions verify_options = options.verify;
+    verify_options.trusted_public_key = *key;
+    verify_options.archive_dir = options.archive_dir;
+    auto report = governance::verify_audit_log(*catalog, verify_options);
+    if (!report.ok()) {
+        std::cerr << "sluice audit verify: " << report.status().message() << "\n";
+        return 2;
+    }
+    json out = report_json(*report);
+    if (!key->has_value()) {
+        out["note"] =
+            "the data directory has no audit signing key and its audit log is empty: "
+            "nothing to verify";
+    }
+    std::cout << out.dump() << "\n";
+    if (!report->ok) {
+        std::cerr << "audit log does not verify: " << report->problem << "\n";
+        return 1;
+    }
+    return 0;
+}
+
 void add_audit_commands(Cli& cli) {
     auto* group = cli.root().add_subcommand("audit", "Verify, export and archive the audit log");
     group->require_subcommand(1);
     auto options = std::make_shared<AuditOptions>();
 
     auto* verify = group->add_subcommand("verify", "Check the hash chain and signed checkpoints");
+    verify->footer(
+        "Exit 0: the log verifies. 1: it does not (the first bad seq is named). 2: it cannot be "
+        "checked, e.g. the data directory has no audit signing key (audit_signing.key) while its "
+        "log holds records, checkpoints or archives. A data directory with no key and an empty "
+        "log exits 0 with a note. verify only reads: it never creates a key or a catalog.");
     verify->add_option("--data-dir", options->data_dir, "Data directory")->required();
     verify->add_option("--archive-dir", options->archive_dir,
                        "Look for archive files here, by name, instead of where they were written");
@@ -109,44 +186,7 @@ void add_audit_commands(Cli& cli) {
                        "The server's governance.audit_checkpoint_every, for logs whose last "
                        "checkpoint predates recorded intervals")
         ->check(CLI::PositiveNumber);
-    cli.on_run(verify, [options] {
-        auto catalog = existing_catalog(*options);
-        if (!catalog.ok()) {
-            std::cerr << "sluice audit verify: " << catalog.status().message() << "\n";
-            return 2;
-        }
-        auto key =
-            governance::audit_public_key(catalog->parent_path() / governance::kSigningKeyFile);
-        if (!key.ok()) {
-            std::cerr << "sluice audit verify: " << key.status().message() << "\n";
-            return 2;
-        }
-        governance::AuditVerifyOptions verify_options = options->verify;
-        verify_options.trusted_public_key = *key;
-        verify_options.archive_dir = options->archive_dir;
-        auto report = governance::verify_audit_log(*catalog, verify_options);
-        if (!report.ok()) {
-            std::cerr << "sluice audit verify: " << report.status().message() << "\n";
-            return 2;
-        }
-        json out = {{"ok", report->ok},
-                    {"records", report->records},
-                    {"checkpoints", report->checkpoints},
-                    {"first_seq", report->first_seq},
-                    {"last_seq", report->last_seq},
-                    {"last_checkpoint_seq", report->last_checkpoint_seq},
-                    {"archives", report->archives},
-                    {"archived_records", report->archived_records},
-                    {"archives_unverified", report->archives_unverified},
-                    {"first_bad_seq", report->first_bad_seq},
-                    {"problem", report->problem}};
-        std::cout << out.dump() << "\n";
-        if (!report->ok) {
-            std::cerr << "audit log does not verify: " << report->problem << "\n";
-            return 1;
-        }
-        return 0;
-    });
+    cli.on_run(verify, [options] { return run_verify(*options); });
 
     auto* exporter = group->add_subcommand("export", "Write audit records as JSON lines");
     exporter->add_option("--data-dir", options->data_dir, "Data directory")->required();

@@ -7,7 +7,9 @@
 //     LOCK (the server holds it); it writes through SQLite, whose WAL mode and busy timeout
 //     serialise it with the server's writers, and the server sees the new principal or admin
 //     flag on its next authenticated request. Prints {"token": ...} as its last line.
-//   sluice audit verify --data-dir D        exit 0 when the chain and checkpoints verify, 1 if not
+//   sluice audit verify --data-dir D        exit 0 when the chain and checkpoints verify, 1 if not,
+//     2 when they cannot be checked. Only reads: without an audit signing key it creates none;
+//     a log with records, checkpoints or archives then exits 2, an empty one 0 with a note.
 //   sluice audit export --data-dir D [--after-seq N] [--limit N]      JSON lines on stdout
 //   sluice audit archive --data-dir D --up-to-seq N --file F          retention
 //

@@ -67,13 +67,17 @@ Status make_parent_folders(const std::string& data_dir) {
 }
 
 // Every source command opens the data directory here first: `source add` creates it when
-// missing; the others use an existing one and create nothing.
+// missing; the others use an existing one and create nothing, not even its registry: a data
+// directory that never had a source has none of the one they name.
 Result<std::unique_ptr<connectors::SourceRegistry>> registry_of(const SourceOptions& options,
                                                                 DataDirMode mode) {
     if (mode == DataDirMode::kCreate) {
         SLUICE_RETURN_IF_ERROR(make_parent_folders(options.data_dir));
     }
     SLUICE_RETURN_IF_ERROR(prepare_data_dir(options.data_dir, mode));
+    if (mode == DataDirMode::kMustExist && !connectors::SourceRegistry::exists(options.data_dir)) {
+        return not_found("source '" + options.name + "' does not exist");
+    }
     return connectors::SourceRegistry::open(options.data_dir);
 }
 
@@ -185,6 +189,14 @@ int run_add(const SourceOptions& options) {
 }
 
 int run_list(const SourceOptions& options) {
+    if (Status prepared = prepare_data_dir(options.data_dir, DataDirMode::kMustExist);
+        !prepared.ok()) {
+        return fail(prepared);
+    }
+    if (!connectors::SourceRegistry::exists(options.data_dir)) {
+        std::cout << json{{"sources", json::array()}}.dump(2) << "\n";
+        return 0;
+    }
     auto registry = registry_of(options, DataDirMode::kMustExist);
     if (!registry) {
         return fail(registry.status());

@@ -270,6 +270,12 @@ Status add_incarnation_column(sqlite3* db) {
 
 }  // namespace
 
+bool SourceRegistry::exists(const fs::path& data_dir) {
+    std::error_code ec;
+    const bool found = fs::exists(data_dir / "sources" / "registry.db", ec);
+    return found || static_cast<bool>(ec);  // one that cannot be examined is open()'s to report
+}
+
 Result<std::unique_ptr<SourceRegistry>> SourceRegistry::open(const fs::path& data_dir) {
     const fs::path root = data_dir / "sources";
     std::error_code ec;

@@ -84,6 +84,9 @@ public:
     // Errors: kNotFound when `data_dir` is not an existing folder; kIoError when the folder or
     // file cannot be created.
     static Result<std::unique_ptr<SourceRegistry>> open(const std::filesystem::path& data_dir);
+    // Whether open() has made a registry in `data_dir`: one without it has no sources, and
+    // commands that only read sources say so instead of creating it.
+    static bool exists(const std::filesystem::path& data_dir);
     ~SourceRegistry();
 
     // validate_definition, and check_outside_data_dir for this registry's data directory.

@@ -75,7 +75,7 @@ std::string audit_record_hash(const AuditRecord& record) {
 }
 
 Result<std::string> audit_public_key(const std::filesystem::path& key_path) {
-    SLUICE_ASSIGN_OR_RETURN(auto key, detail::Ed25519Key::load_or_create(key_path));
+    SLUICE_ASSIGN_OR_RETURN(auto key, detail::Ed25519Key::load(key_path));
     return key->public_key();
 }
 

@@ -301,14 +301,15 @@ struct AuditVerifyReport {
 // its interval, fails) and a missing, changed or made-up archive. What it cannot detect
 // (docs/governance.md): a log cut back to one of its signed checkpoints with fewer than that
 // checkpoint's interval of records after it; expect_checkpoint_seq detects the cut against a
-// seq kept from before.
+// seq kept from before. Reads only: kNotFound when `db_path` does not exist.
 Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
                                            const AuditVerifyOptions& options);
 // The same with only a trusted key.
 Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
                                            std::optional<std::string> trusted_public_key);
 
-// Writes records with seq > after_seq (at most `limit`, 0 for all) as JSON lines.
+// Writes records with seq > after_seq (at most `limit`, 0 for all) as JSON lines. Reads only:
+// kNotFound when `db_path` does not exist.
 Result<std::int64_t> export_audit_log(const std::filesystem::path& db_path, std::int64_t after_seq,
                                       std::int64_t limit, std::ostream& out);
 
@@ -335,7 +336,13 @@ Result<AuditArchiveReport> archive_audit_log(const std::filesystem::path& db_pat
                                              const std::filesystem::path& archive_file,
                                              AuditLog& log, AuditEvent event);
 
-// The raw public key of the signing key at `key_path`, for verify.
+// The raw public key of the signing key at `key_path`, for verify. Only reads: kNotFound when
+// there is no key there (a verifier that made one would trust whatever it then signed).
 Result<std::string> audit_public_key(const std::filesystem::path& key_path);
+
+// Whether the log in `db_path` holds nothing a signing key could vouch for: no record, no
+// signed checkpoint and no archive. A data directory without its signing key can then still be
+// reported on. Errors: kNotFound when `db_path` does not exist; those of reading it.
+Result<bool> audit_log_is_empty(const std::filesystem::path& db_path);
 
 }  // namespace sluice::governance

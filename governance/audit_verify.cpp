@@ -371,7 +371,7 @@ private:
 
 Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
                                            const AuditVerifyOptions& options) {
-    SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open(db_path.string()));
+    SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open_existing(db_path.string()));
     // One read transaction: a consistent view while the server keeps appending.
     SLUICE_RETURN_IF_ERROR(db->exec("BEGIN"));
     return Verifier(*db, options).run();
@@ -384,9 +384,18 @@ Result<AuditVerifyReport> verify_audit_log(const std::filesystem::path& db_path,
     return verify_audit_log(db_path, options);
 }
 
+Result<bool> audit_log_is_empty(const std::filesystem::path& db_path) {
+    SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open_existing(db_path.string()));
+    SLUICE_ASSIGN_OR_RETURN(auto any, db->prepare("SELECT EXISTS (SELECT 1 FROM audit_log) OR "
+                                                  "EXISTS (SELECT 1 FROM audit_checkpoints) OR "
+                                                  "EXISTS (SELECT 1 FROM audit_archives)"));
+    SLUICE_ASSIGN_OR_RETURN(bool row, any.step());
+    return !row || any.column_int(0) == 0;
+}
+
 Result<std::int64_t> export_audit_log(const std::filesystem::path& db_path, std::int64_t after_seq,
                                       std::int64_t limit, std::ostream& out) {
-    SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open(db_path.string()));
+    SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open_existing(db_path.string()));
     SLUICE_ASSIGN_OR_RETURN(auto records,
                             db->prepare(std::string(kSelectRecords) +
                                         "WHERE seq > ? ORDER BY seq LIMIT ?"));

@@ -156,25 +156,35 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
     return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-Result<std::unique_ptr<Ed25519Key>> Ed25519Key::load_or_create(
-    const std::filesystem::path& path) {
+Result<std::unique_ptr<Ed25519Key>> Ed25519Key::load(const std::filesystem::path& path) {
     struct stat info {};
-    if (::stat(path.c_str(), &info) == 0) {
-        if ((info.st_mode & 0077) != 0) {
-            return failed_precondition("audit signing key " + quoted(path) +
-                                       " is readable by others; expected mode 0600");
+    if (::stat(path.c_str(), &info) != 0) {
+        if (errno == ENOENT) {
+            return not_found("no audit signing key: " + quoted(path) + " does not exist");
         }
-        std::FILE* file = std::fopen(path.c_str(), "rb");
-        if (file == nullptr) {
-            return io_error("opening " + quoted(path) + ": " + std::strerror(errno));
-        }
-        PkeyPtr key(PEM_read_PrivateKey(file, nullptr, nullptr, nullptr));
-        std::fclose(file);
-        if (!key || EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519) {
-            return data_loss(quoted(path) + " is not an ed25519 private key in PEM");
-        }
-        SLUICE_ASSIGN_OR_RETURN(std::string public_key, raw_public_key(key.get()));
-        return std::make_unique<Ed25519Key>(std::move(key), std::move(public_key));
+        return io_error("audit signing key " + quoted(path) + ": " + std::strerror(errno));
+    }
+    if ((info.st_mode & 0077) != 0) {
+        return failed_precondition("audit signing key " + quoted(path) +
+                                   " is readable by others; expected mode 0600");
+    }
+    std::FILE* file = std::fopen(path.c_str(), "rb");
+    if (file == nullptr) {
+        return io_error("opening " + quoted(path) + ": " + std::strerror(errno));
+    }
+    PkeyPtr key(PEM_read_PrivateKey(file, nullptr, nullptr, nullptr));
+    std::fclose(file);
+    if (!key || EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519) {
+        return data_loss(quoted(path) + " is not an ed25519 private key in PEM");
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::string public_key, raw_public_key(key.get()));
+    return std::make_unique<Ed25519Key>(std::move(key), std::move(public_key));
+}
+
+Result<std::unique_ptr<Ed25519Key>> Ed25519Key::load_or_create(const std::filesystem::path& path) {
+    auto loaded = load(path);
+    if (loaded.ok() || loaded.status().code() != StatusCode::kNotFound) {
+        return loaded;
     }
     std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
         EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));

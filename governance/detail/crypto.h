@@ -59,6 +59,9 @@ public:
     // when the file does not exist. kIoError when it cannot be read or written, kDataLoss when
     // the file is not an Ed25519 key, kFailedPrecondition when it is readable by others.
     static Result<std::unique_ptr<Ed25519Key>> load_or_create(const std::filesystem::path& path);
+    // Loads the key at `path` and never writes one: for verifiers, which must not make the key
+    // they check against. kNotFound when the file does not exist; otherwise as load_or_create.
+    static Result<std::unique_ptr<Ed25519Key>> load(const std::filesystem::path& path);
 
     Result<std::string> sign(std::string_view message) const;
     // The raw 32-byte public key.

@@ -1,5 +1,7 @@
 #include "governance/detail/sqlite.h"
 
+#include <filesystem>
+
 namespace sluice::governance::detail {
 namespace {
 
@@ -156,11 +158,24 @@ bool Statement::column_is_null(int column) const {
     return sqlite3_column_type(statement_.get(), column) == SQLITE_NULL;
 }
 
+Result<std::unique_ptr<Database>> Database::open_existing(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+        if (ec) {
+            return io_error("database '" + path + "': " + ec.message());
+        }
+        return not_found("database '" + path + "' does not exist");
+    }
+    return open_with_flags(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
+}
+
 Result<std::unique_ptr<Database>> Database::open(const std::string& path) {
+    return open_with_flags(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
+}
+
+Result<std::unique_ptr<Database>> Database::open_with_flags(const std::string& path, int flags) {
     sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &raw,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+    int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
     SqlitePtr db(raw);
     if (rc != SQLITE_OK) {
         std::string message = raw != nullptr ? sqlite3_errmsg(raw) : "out of memory";

@@ -75,6 +75,9 @@ public:
     // Opens (creating) the file, sets WAL, foreign keys and a busy timeout so that writers from
     // other processes (the offline `sluice token create`) wait instead of failing.
     static Result<std::unique_ptr<Database>> open(const std::string& path);
+    // The same for a file that must already exist: kNotFound naming it when it does not. For
+    // readers (audit verify and export), which must leave a folder as they found it.
+    static Result<std::unique_ptr<Database>> open_existing(const std::string& path);
 
     Status exec(std::string_view sql);
     Result<Statement> prepare(std::string_view sql);
@@ -89,6 +92,9 @@ public:
     Database(SqlitePtr db, std::string path) : db_(std::move(db)), path_(std::move(path)) {}
 
 private:
+    // open() and open_existing(); `flags` are sqlite3_open_v2's.
+    static Result<std::unique_ptr<Database>> open_with_flags(const std::string& path, int flags);
+
     SqlitePtr db_;
     std::string path_;
     std::vector<std::pair<std::string, std::unique_ptr<Statement>>> cache_;

@@ -5,6 +5,8 @@
 
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
@@ -32,9 +34,40 @@ struct CapturedError {
     ~CapturedError() { std::cerr.rdbuf(saved); }
 };
 
+// What a command prints on stdout while it runs.
+struct CapturedOutput {
+    std::ostringstream text;
+    std::streambuf* saved = std::cout.rdbuf(text.rdbuf());
+    ~CapturedOutput() { std::cout.rdbuf(saved); }
+};
+
+// The exit code and stdout of a command; stdout is captured only while it runs, since doctest
+// reports on it too.
+std::pair<int, std::string> run_for_output(std::vector<std::string> args) {
+    CapturedOutput captured;
+    const int code = run(std::move(args));
+    return {code, captured.text.str()};
+}
+
 std::filesystem::path fresh_dir(const std::string& name) {
     return std::filesystem::temp_directory_path() /
            ("sluice-cli-" + name + "-" + std::to_string(std::random_device{}()));
+}
+
+// Every path in `dir` (itself too) with its permissions and, for files, size: equal listings
+// before and after a command mean that it created, removed and restricted nothing.
+std::map<std::string, std::string> listing(const std::filesystem::path& dir) {
+    std::map<std::string, std::string> out;
+    auto describe = [](const std::filesystem::directory_entry& entry) {
+        auto perms = static_cast<unsigned>(entry.status().permissions());
+        return std::to_string(perms) +
+               (entry.is_regular_file() ? " file " + std::to_string(entry.file_size()) : " folder");
+    };
+    out["."] = describe(std::filesystem::directory_entry(dir));
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+        out[std::filesystem::relative(entry.path(), dir).string()] = describe(entry);
+    }
+    return out;
 }
 
 }  // namespace
@@ -89,6 +122,99 @@ TEST_CASE("commands that only use a data directory refuse a missing one and crea
         CHECK(error.find("data directory '" + data + "' does not exist") != std::string::npos);
         CHECK_FALSE(std::filesystem::exists(parent));
     }
+}
+
+TEST_CASE("commands that only use a data directory leave a folder that holds none as it was") {
+    const auto dir = fresh_dir("empty");
+    std::filesystem::create_directories(dir);
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all |
+                                          std::filesystem::perms::group_read |
+                                          std::filesystem::perms::group_exec);
+    const std::string data = dir.string();
+    const auto before = listing(dir);
+    const std::vector<std::vector<std::string>> commands = {
+        {"source", "list", "--data-dir", data},
+        {"source", "status", "kb", "--data-dir", data},
+        {"source", "poll", "kb", "--data-dir", data},
+        {"source", "bind", "kb", "--index", "articles", "--data-dir", data},
+        {"source", "sync", "kb", "--data-dir", data},
+        {"source", "remove", "kb", "--data-dir", data},
+        {"audit", "verify", "--data-dir", data},
+        {"audit", "export", "--data-dir", data},
+        {"audit", "archive", "--data-dir", data, "--up-to-seq", "1", "--file",
+         (dir / "archive.jsonl").string()},
+        {"search", "--data-dir", data, "--index", "articles", "-q", "anything"},
+        {"ask", "--data-dir", data, "--index", "articles", "anything"},
+        {"eval", "sets", "--data-dir", data},
+        {"eval", "run", "--data-dir", data, "--set", "main.evals.qa"},
+        {"eval", "compare", "--data-dir", data, "run_a", "run_b"},
+        {"eval", "report", "--data-dir", data, "run_a"},
+    };
+    for (const auto& command : commands) {
+        CapturedError captured;
+        const int code = run(command);
+        const std::string error = captured.text.str();
+        INFO(command[0] << " " << command[1] << ": " << error);
+        CHECK(code != 0);
+        CHECK(error.find("folder '" + data + "' holds no sluice data directory") !=
+              std::string::npos);
+        CHECK(listing(dir) == before);
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("source commands on a data directory without sources find none and create no registry") {
+    const auto dir = fresh_dir("no-sources");
+    std::filesystem::create_directories(dir);
+    REQUIRE(sluice::governance::Governance::open(dir).ok());
+    const auto before = listing(dir);
+    auto [listed, printed] = run_for_output({"source", "list", "--data-dir", dir.string()});
+    CHECK(listed == 0);
+    CHECK(nlohmann::json::parse(printed) == nlohmann::json{{"sources", nlohmann::json::array()}});
+    for (const std::string verb : {"status", "poll", "remove"}) {
+        CapturedError captured;
+        CHECK(run({"source", verb, "kb", "--data-dir", dir.string()}) == 1);
+        INFO(verb << ": " << captured.text.str());
+        CHECK(captured.text.str().find("source 'kb' does not exist") != std::string::npos);
+    }
+    CHECK(listing(dir) == before);
+    CHECK_FALSE(std::filesystem::exists(dir / "sources"));
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("audit verify never creates a signing key") {
+    const auto dir = fresh_dir("no-key");
+    std::filesystem::create_directories(dir);
+    const auto key = dir / sluice::governance::kSigningKeyFile;
+
+    SUBCASE("a log with records cannot be checked without the key: exit 2, naming it") {
+        REQUIRE(
+            run_for_output({"token", "create", "--data-dir", dir.string(), "--principal", "ops"})
+                .first == 0);
+        REQUIRE(std::filesystem::remove(key));
+        const auto before = listing(dir);
+        CapturedError captured;
+        auto [code, printed] = run_for_output({"audit", "verify", "--data-dir", dir.string()});
+        CHECK(code == 2);
+        CHECK(captured.text.str().find("no audit signing key ('" + key.string() +
+                                       "' does not exist)") != std::string::npos);
+        CHECK(printed.empty());
+        CHECK_FALSE(std::filesystem::exists(key));
+        CHECK(listing(dir) == before);
+    }
+    SUBCASE("an empty log without a key has nothing to verify: exit 0 with a note") {
+        REQUIRE(sluice::governance::Store::open(dir / sluice::governance::kCatalogFile).ok());
+        const auto before = listing(dir);
+        auto [code, printed] = run_for_output({"audit", "verify", "--data-dir", dir.string()});
+        CHECK(code == 0);
+        auto report = nlohmann::json::parse(printed);
+        CHECK(report["ok"] == true);
+        CHECK(report["records"] == 0);
+        CHECK(report["note"].get<std::string>().find("no audit signing key") != std::string::npos);
+        CHECK_FALSE(std::filesystem::exists(key));
+        CHECK(listing(dir) == before);
+    }
+    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("commands that initialise a data directory create it, owner-only") {

@@ -112,12 +112,33 @@ TEST_CASE("a command that only uses a data directory refuses a missing one and c
     struct stat info {};
     REQUIRE(::stat(made.c_str(), &info) == 0);
     CHECK((info.st_mode & 0777) == 0700);
+    // The catalog marks a folder as a data directory (every initialising command makes it).
+    std::ofstream(made / "catalog.db").flush();
     CHECK(prepare_data_dir(made, DataDirMode::kMustExist).ok());
     auto dir = DataDir::open(made, DataDirMode::kMustExist);
     CHECK(dir.ok());
     dir = DataDir::open(made, DataDirMode::kMustExist);  // the lock is held
     CHECK(dir.status().code() == StatusCode::kFailedPrecondition);
     std::filesystem::remove_all(made);
+}
+
+TEST_CASE("a command that only uses a data directory refuses a folder that holds none") {
+    auto path = temp_path("empty");
+    std::filesystem::create_directories(path);
+    ::chmod(path.c_str(), 0755);
+    auto prepared = prepare_data_dir(path, DataDirMode::kMustExist);
+    CHECK(prepared.code() == StatusCode::kNotFound);
+    CHECK(prepared.message().find("folder '" + path.string() +
+                                  "' holds no sluice data directory (no catalog.db)") !=
+          std::string::npos);
+    auto opened = DataDir::open(path, DataDirMode::kMustExist);
+    CHECK(opened.status().code() == StatusCode::kNotFound);
+    // Neither the lock, the format file nor owner-only permissions: the folder is as it was.
+    CHECK(std::filesystem::is_empty(path));
+    struct stat info {};
+    REQUIRE(::stat(path.c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0755);
+    std::filesystem::remove_all(path);
 }
 
 TEST_CASE("atomic writes replace the whole file or nothing") {

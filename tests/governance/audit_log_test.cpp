@@ -801,3 +801,34 @@ TEST_CASE("a reused SHA-256 context gives the one-shot digest for every input") 
               std::string(reinterpret_cast<const char*>(abc.data()), abc.size())) ==
           "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
+
+TEST_CASE("the readers of an audit log create neither a key nor a database") {
+    TempDir dir{"audit-readers"};
+    const auto key_path = dir.path / kSigningKeyFile;
+    const auto db_path = dir.path / kCatalogFile;
+    auto key = audit_public_key(key_path);
+    CHECK(key.status().code() == StatusCode::kNotFound);
+    CHECK(key.status().message().find("no audit signing key") != std::string::npos);
+    CHECK(verify_audit_log(db_path, std::nullopt).status().code() == StatusCode::kNotFound);
+    std::ostringstream out;
+    CHECK(export_audit_log(db_path, 0, 0, out).status().code() == StatusCode::kNotFound);
+    CHECK(audit_log_is_empty(db_path).status().code() == StatusCode::kNotFound);
+    CHECK(std::filesystem::is_empty(dir.path));
+
+    // A catalog whose log holds nothing is empty; one record, or only a checkpoint, is not.
+    REQUIRE(Store::open(db_path).ok());
+    auto empty = audit_log_is_empty(db_path);
+    REQUIRE(empty.ok());
+    CHECK(*empty);
+    AuditFixture f(1);
+    f.log.reset();
+    CHECK_FALSE(*audit_log_is_empty(f.db_path));
+    REQUIRE(exec(f.db_path,
+                 "DROP TRIGGER IF EXISTS audit_log_no_delete; "
+                 "DELETE FROM audit_log") == SQLITE_OK);
+    CHECK_FALSE(*audit_log_is_empty(f.db_path));
+    // The writer makes the key it signs with; the reader then reads that one.
+    auto made = audit_public_key(f.key_path);
+    REQUIRE(made.ok());
+    CHECK(made->size() == 32);
+}

@@ -22,7 +22,9 @@ retrieval::Document to_retrieval_document(const std::string& source_name,
                 // A source's integer column stays an integer, as the REST API's integers do.
                 doc.metadata[name] = metadata_number(value);
             } else if (value.is_boolean()) {
-                doc.metadata[name] = std::string(value.get<bool>() ? "true" : "false");
+                // A Postgres bool column or a JSON boolean; SQLite has no boolean type, its
+                // BOOLEAN columns hold the integers 0 and 1 and stay integers.
+                doc.metadata[name] = value.get<bool>();
             }
         }
         if (auto title = metadata.find("title"); title != metadata.end() && title->is_string()) {

@@ -8,7 +8,7 @@
 //   text     the document text
 //   title    metadata "title" when it is a string
 //   uri      metadata "path" when it is a string, else "<source>:<key>"
-//   metadata scalar metadata fields (strings; numbers as numbers; booleans as "true"/"false"),
+//   metadata scalar metadata fields (strings; numbers as numbers; booleans as booleans),
 //            plus "source" = the source's name; arrays and objects (headings, page starts) are
 //            left out: filters compare scalars only
 //   acl      principals and groups as given (an empty acl is readable by nobody)

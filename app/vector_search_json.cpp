@@ -48,7 +48,7 @@ Result<MetaValue> meta_value(const std::string& field, const json& value) {
         return MetaValue(value.get<std::string>());
     }
     if (value.is_boolean()) {
-        return MetaValue(value.get<bool>() ? 1.0 : 0.0);
+        return MetaValue(value.get<bool>());
     }
     if (value.is_number()) {
         return metadata_number(value);
@@ -101,6 +101,13 @@ Result<Filter> field_filter(const std::string& key, const json& value) {
     }
     if (op == "NOT" || op == "!=") {
         return Filter::negate(Filter::equals(field, std::move(v)));
+    }
+    const bool range = op == "<" || op == "<=" || op == ">" || op == ">=";
+    if (range && !retrieval::is_ordered_kind(v)) {
+        // Refused, not left to match nothing: no stored value could ever pass this bound.
+        return invalid_argument("filter '" + key +
+                                "': a boolean has no order; expected the field alone (equals), a "
+                                "list (in) or NOT");
     }
     if (op == "<" || op == "<=") {
         return Filter::range(field, std::nullopt, true, std::move(v), op == "<=");
@@ -517,7 +524,7 @@ json results_to_json(const std::vector<retrieval::Hit>& hits,
                 row.push_back(chunk.char_end);
             } else if (auto it = chunk.metadata.find(column); it != chunk.metadata.end()) {
                 // As stored: an integer is a JSON number without a fraction (2020), a float
-                // keeps one (2020.0).
+                // keeps one (2020.0), a boolean is true or false.
                 row.push_back(
                     std::visit([](const auto& value) { return json(value); }, it->second));
             } else {

@@ -6,12 +6,14 @@
 // Rows: "id" (string or integer) is the primary key; "text", "title", "uri" are the document;
 // "vector" (array of numbers) is an optional caller embedding; "acl" {"principals", "groups"}
 // says who may read it; every other string, number or boolean becomes filterable metadata.
-// Integers stay integers and come back so in query results (2020, not 2020.0); booleans are the
-// floats 1.0 and 0.0.
+// Integers stay integers and come back so in query results (2020, not 2020.0); booleans stay
+// booleans (true, not 1.0).
 //
 // Filters: {"field": value} equals, {"field": [v, ...]} in, {"field NOT": v}, {"field <": v}
 // (also <=, >, >=), {"field PREFIX": "text"}; keys of one object are ANDed; {"and": [...]},
-// {"or": [...]} and {"not": {...}} nest.
+// {"or": [...]} and {"not": {...}} nest. A boolean equals only a boolean (retrieval/filter.h);
+// a range with a boolean bound is refused (booleans have no order), as is a PREFIX that is not
+// text.
 //
 // Thread safety: pure functions.
 

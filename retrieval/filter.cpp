@@ -129,6 +129,11 @@ std::optional<int> compare_values(const MetaValue& a, const MetaValue& b) {
     }
     // Integers and floats are one kind: a filter's 2019 bounds a stored 2020.0 and the other way
     // round. number_of() is empty for text and NaN, which compare with nothing.
+    const auto* a_bool = std::get_if<bool>(&a);
+    const auto* b_bool = std::get_if<bool>(&b);
+    if (a_bool != nullptr && b_bool != nullptr) {
+        return three_way(*a_bool, *b_bool);
+    }
     auto x = number_of(a);
     auto y = number_of(b);
     if (!x || !y) {
@@ -136,6 +141,8 @@ std::optional<int> compare_values(const MetaValue& a, const MetaValue& b) {
     }
     return compare_numbers(*x, *y);
 }
+
+bool is_ordered_kind(const MetaValue& value) { return !std::holds_alternative<bool>(value); }
 
 bool Filter::matches(const Metadata& metadata) const {
     switch (op_) {
@@ -180,6 +187,11 @@ bool Filter::matches(const Metadata& metadata) const {
             return text != nullptr && text->compare(0, prefix.size(), prefix) == 0;
         }
         case Op::kRange: {
+            // A boolean bound admits nothing, not even a boolean: false < true is no order a
+            // user means (detail/value_spans.cpp keeps to this rule too).
+            if ((lower_ && !is_ordered_kind(*lower_)) || (upper_ && !is_ordered_kind(*upper_))) {
+                return false;
+            }
             if (lower_) {
                 auto c = compare_values(value, *lower_);
                 if (!c || *c < 0 || (*c == 0 && !lower_inclusive_)) {
@@ -205,6 +217,9 @@ std::string describe_value(const MetaValue& value) {
     }
     if (const auto* integer = std::get_if<std::int64_t>(&value)) {
         return std::to_string(*integer);
+    }
+    if (const auto* flag = std::get_if<bool>(&value)) {
+        return *flag ? "true" : "false";
     }
     // %g where it reads back as the same double (what every earlier build wrote, and document
     // fingerprints hash this text), else all 17 digits: %g gave 1234567 and 1234568 one text.

@@ -4,10 +4,14 @@
 // search hands FAISS a selector), so a filtered query still returns k results whenever k chunks
 // match.
 //
-// Comparison rules: a number compares only with a number, text only with text (bytewise);
-// integers and floats are numbers alike, compared by exact value (a filter's 2019 bounds a
-// stored 2020.0); NaN compares with nothing, itself included; a missing field matches nothing
-// except under `not`.
+// Comparison rules: a number compares only with a number, text only with text (bytewise), a
+// boolean only with a boolean; integers and floats are numbers alike, compared by exact value (a
+// filter's 2019 bounds a stored 2020.0); NaN compares with nothing, itself included; a missing
+// field matches nothing except under `not`. A boolean is not a number: `= true` does not admit a
+// stored 1.0 (what builds before booleans were kept stored for true), and `= 1` does not admit
+// true. Booleans have no order: a range with a boolean bound admits nothing (app/ refuses one
+// before it gets here), and a number or text bound never admits a boolean, as it never admits a
+// value of the other kind; prefix admits text only.
 //
 // Thread safety: immutable after construction; matches() may run on many threads.
 
@@ -31,7 +35,8 @@ public:
 
     static Filter equals(std::string field, MetaValue value);
     static Filter in(std::string field, std::vector<MetaValue> values);
-    // Either bound may be absent; `*_inclusive` chooses <= / < and >= / >.
+    // Either bound may be absent; `*_inclusive` chooses <= / < and >= / >. A boolean bound
+    // admits nothing.
     static Filter range(std::string field, std::optional<MetaValue> lower, bool lower_inclusive,
                         std::optional<MetaValue> upper, bool upper_inclusive);
     static Filter prefix(std::string field, std::string prefix);
@@ -79,12 +84,16 @@ struct MetaNumber {
 // -1, 0 or 1 as `a` is below, equal to or above `b`.
 int compare_numbers(const MetaNumber& a, const MetaNumber& b);
 
-// The number `value` holds; nullopt for text and for NaN.
+// The number `value` holds; nullopt for text, booleans and NaN.
 std::optional<MetaNumber> number_of(const MetaValue& value);
 
-// Three-way comparison of two values of the same kind, text or number; nullopt when the kinds
-// differ or either is NaN (unordered: equals, in and bounded ranges never admit it).
+// Three-way comparison of two values of the same kind, text, number or boolean (false below
+// true, an order that only equality uses); nullopt when the kinds differ or either is NaN
+// (unordered: equals, in and bounded ranges never admit it).
 std::optional<int> compare_values(const MetaValue& a, const MetaValue& b);
+
+// Whether a range may take `value` as a bound: text and numbers have an order, booleans none.
+bool is_ordered_kind(const MetaValue& value);
 
 std::string describe_value(const MetaValue& value);
 

@@ -154,6 +154,8 @@ void FilterPostings::add(std::uint64_t id, const Metadata& metadata, const Acl& 
         insert_id(field.has, id);
         if (const auto* text = std::get_if<std::string>(&value)) {
             insert_id(field.texts[*text], id);
+        } else if (const auto* flag = std::get_if<bool>(&value)) {
+            insert_id(*flag ? field.bool_true : field.bool_false, id);
         } else if (auto number = number_of(value)) {
             // -0.0, 0.0 and the integer 0 are one key of the map (none is less than another),
             // as 2020 and 2020.0 are: a filter admits both.
@@ -181,6 +183,8 @@ void FilterPostings::remove(std::uint64_t id, const Metadata& metadata, const Ac
         erase_id(field.has, id);
         if (const auto* text = std::get_if<std::string>(&value)) {
             erase_from(field.texts, *text, id);
+        } else if (const auto* flag = std::get_if<bool>(&value)) {
+            erase_id(*flag ? field.bool_true : field.bool_false, id);
         } else if (auto number = number_of(value)) {
             erase_from(field.numbers, *number, id);
         } else {
@@ -231,6 +235,12 @@ std::optional<FilterPostings::Set> FilterPostings::leaf(const Filter& filter, bo
         }
         if (spans.nan) {
             gathered.add(field.nan, limit);
+        }
+        if (spans.bool_false) {
+            gathered.add(field.bool_false, limit);
+        }
+        if (spans.bool_true) {
+            gathered.add(field.bool_true, limit);
         }
     }
     if (gathered.over) {
@@ -365,7 +375,8 @@ CandidateSource FilterPostings::source(const Filter& filter, const Reader& reade
 std::size_t FilterPostings::lists() const {
     std::size_t count = principals_.size() + groups_.size();
     for (const auto& [name, field] : fields_) {
-        count += field.numbers.size() + field.texts.size() + (field.nan.empty() ? 0 : 1);
+        count += field.numbers.size() + field.texts.size() + (field.nan.empty() ? 0 : 1) +
+                 (field.bool_false.empty() ? 0 : 1) + (field.bool_true.empty() ? 0 : 1);
     }
     return count;
 }
@@ -385,8 +396,8 @@ std::size_t FilterPostings::memory_bytes() const {
     }
     bytes += fields_.bucket_count() * sizeof(void*);
     for (const auto& [name, field] : fields_) {
-        bytes += kHashNode + sizeof(name) + name.capacity() + sizeof(Field) +
-                 ids_bytes(field.has) + ids_bytes(field.nan);
+        bytes += kHashNode + sizeof(name) + name.capacity() + sizeof(Field) + ids_bytes(field.has) +
+                 ids_bytes(field.nan) + ids_bytes(field.bool_false) + ids_bytes(field.bool_true);
         for (const auto& [value, ids] : field.numbers) {
             bytes += kTreeNode + sizeof(value) + ids_bytes(ids);
         }

@@ -4,7 +4,8 @@
 // predicate about every indexed chunk.
 //
 // Each metadata field keeps its values in order (numbers, integers and floats together, in a
-// sorted map, text in another), each value with the sorted ids of the chunks that carry it. A
+// sorted map, text in another; false and true in a list each), each value with the sorted ids
+// of the chunks that carry it. A
 // filter leaf is a set of value spans of one field (detail/value_spans.h): equals and in are
 // points, range an interval of numbers or of text, prefix the text interval [p, p with its last
 // byte raised). candidates() evaluates the filter over those lists:
@@ -71,6 +72,9 @@ public:
         std::map<MetaNumber, Ids> numbers;
         std::map<std::string, Ids, std::less<>> texts;
         Ids nan;
+        // Booleans are neither numbers nor text: a stored true is not the number 1.
+        Ids bool_false;
+        Ids bool_true;
         Ids has;  // every chunk that carries the field, whatever its value
     };
 

@@ -57,7 +57,9 @@ std::string document_fingerprint(const Document& doc) {
     for (const auto& [name, value] : doc.metadata) {
         // An integer is marked: 2020 and 2020.0 print alike, and a document an earlier build
         // stored with the float must be written again when the integer arrives. Text and floats
-        // hash as before, so that unchanged documents stay unchanged across the upgrade.
+        // hash as before, so that unchanged documents stay unchanged across the upgrade. A
+        // boolean needs no mark: true and false print as no number or (quoted) text does, so a
+        // document stored with 1.0 or, from a source, "true" is written again too.
         const bool integer = std::holds_alternative<std::int64_t>(value);
         out += name + '\x1e' + (integer ? "i:" : "") + describe_value(value) + '\x1f';
     }

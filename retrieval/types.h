@@ -29,10 +29,15 @@ struct Acl {
     bool empty() const { return principals.empty() && groups.empty(); }
 };
 
-// A metadata value: text, a float or an integer. Integers are kept apart from floats so that a
-// value comes back as it was given (2020, not 2020.0). Filters compare text bytewise and
-// numbers numerically, integers with floats by exact value (filter.h).
-using MetaValue = std::variant<std::string, double, std::int64_t>;
+// A metadata value: text, a float, an integer or a boolean. Each is kept as its own kind so that
+// a value comes back as it was given (2020, not 2020.0; true, not 1.0). Filters compare text
+// bytewise, numbers numerically (integers with floats by exact value) and booleans only with
+// booleans (filter.h).
+//
+// bool is last: alternatives keep the indexes they had before it came. The converting
+// constructor picks std::string for a string literal (C++20 counts pointer-to-bool as
+// narrowing, P1957) and std::int64_t for an int; tests/retrieval/filter_test.cpp pins both.
+using MetaValue = std::variant<std::string, double, std::int64_t, bool>;
 using Metadata = std::map<std::string, MetaValue>;
 
 // A source document as it is upserted. `key` is the primary key: upserting the same key replaces

@@ -9,8 +9,12 @@ namespace {
 constexpr std::uint64_t kRecordVersion = 1;
 
 // Each value is a kind, then its bytes. Kinds 0 (text) and 1 (float) are those of every earlier
-// build; 2 (integer, zigzag varint) came later, so that integers come back as integers.
-enum MetaKind : std::uint64_t { kText = 0, kFloat = 1, kInteger = 2 };
+// build; 2 (integer, zigzag varint) came later, so that integers come back as integers, and 3
+// (boolean, a varint 0 or 1) after it, so that booleans come back as booleans. A kind is never
+// reused or redefined: records written before a kind existed decode as they were written (a
+// boolean stored as the float 1.0 stays that float). A build that predates a kind finds a
+// record holding it corrupt, as it does an integer.
+enum MetaKind : std::uint64_t { kText = 0, kFloat = 1, kInteger = 2, kBool = 3 };
 
 void put_metadata(Encoder& out, const Metadata& metadata) {
     out.put_varint(metadata.size());
@@ -22,6 +26,9 @@ void put_metadata(Encoder& out, const Metadata& metadata) {
         } else if (const auto* integer = std::get_if<std::int64_t>(&value)) {
             out.put_varint(kInteger);
             out.put_zigzag(*integer);
+        } else if (const auto* flag = std::get_if<bool>(&value)) {
+            out.put_varint(kBool);
+            out.put_varint(*flag ? 1 : 0);
         } else {
             out.put_varint(kFloat);
             out.put_double(std::get<double>(value));
@@ -58,6 +65,12 @@ bool get_metadata(Decoder& in, Metadata& metadata) {
                 return false;
             }
             metadata[name] = number;
+        } else if (kind == kBool) {
+            std::uint64_t flag = 0;
+            if (!in.get_varint(flag) || flag > 1) {
+                return false;
+            }
+            metadata[name] = flag == 1;
         } else {
             return false;
         }

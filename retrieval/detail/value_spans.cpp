@@ -70,7 +70,12 @@ ValueSpans range_spans(const Filter& leaf) {
         out.numbers = everything<MetaNumber>();
         out.texts = everything<std::string>();
         out.nan = true;
+        out.bool_false = true;
+        out.bool_true = true;
         return out;
+    }
+    if ((lower && !is_ordered_kind(*lower)) || (upper && !is_ordered_kind(*upper))) {
+        return out;  // a boolean bound: booleans have no order
     }
     auto is_text = [](const MetaValue& bound) {
         return std::holds_alternative<std::string>(bound);
@@ -134,6 +139,8 @@ ValueSpans leaf_spans(const Filter& leaf) {
             for (const auto& value : leaf.values()) {
                 if (const auto* text = std::get_if<std::string>(&value)) {
                     texts.push_back(*text);
+                } else if (const auto* flag = std::get_if<bool>(&value)) {
+                    (*flag ? out.bool_true : out.bool_false) = true;
                 } else if (auto number = number_of(value)) {  // NaN equals nothing
                     numbers.push_back(*number);
                 }
@@ -164,6 +171,8 @@ ValueSpans complement(const ValueSpans& spans) {
     out.numbers = gaps(spans.numbers);
     out.texts = gaps(spans.texts);
     out.nan = !spans.nan;
+    out.bool_false = !spans.bool_false;
+    out.bool_true = !spans.bool_true;
     return out;
 }
 

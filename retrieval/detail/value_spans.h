@@ -3,7 +3,8 @@
 // (numbers ascending, integers and floats together by exact value; text bytewise), so that
 // FilterPostings reads the posting lists of a leaf and of its negation from its ordered maps.
 // The spans follow Filter::matches exactly: a number bound admits only numbers, a text bound
-// only text, a range without bounds every value, NaN only an unbounded range.
+// only text, a boolean bound nothing, a range without bounds every value, NaN only an unbounded
+// range, a boolean only equals, in (or an unbounded range) of that boolean.
 //
 // Thread safety: pure functions over values.
 
@@ -28,17 +29,20 @@ struct Interval {
     std::optional<Bound<T>> upper;
 };
 
-// Disjoint intervals in increasing order per kind, and whether NaN is admitted.
+// Disjoint intervals in increasing order per kind, and whether NaN and each boolean are
+// admitted (booleans have no order: two points, no intervals).
 struct ValueSpans {
     std::vector<Interval<MetaNumber>> numbers;
     std::vector<Interval<std::string>> texts;
     bool nan = false;
+    bool bool_false = false;
+    bool bool_true = false;
 };
 
 // What an equals, in, range or prefix leaf admits. Precondition: `leaf` is one of those.
 ValueSpans leaf_spans(const Filter& leaf);
 
-// Every value that `spans` does not admit (of both kinds, NaN included).
+// Every value that `spans` does not admit (of every kind, NaN and booleans included).
 ValueSpans complement(const ValueSpans& spans);
 
 // The smallest text greater than every text that starts with `prefix`: the prefix with its

@@ -476,3 +476,68 @@ TEST_CASE("postgres source: the password is the secret of a catalog connection, 
     CHECK(sluice::connectors::describe(*valid).dump().find("S3cret") == std::string::npos);
     CHECK(sluice::connectors::describe(*valid)["config"]["connection"] == "crm_db");
 }
+
+TEST_CASE("postgres sync: a bool column is a boolean in the index, filtered and answered as one" *
+          doctest::skip(!have_postgres())) {
+    TempDir dir;
+    auto cluster = PostgresCluster::start(dir.path / "pg");
+    REQUIRE_MESSAGE(cluster.ok(), cluster.status().to_string());
+    Conn conn = pg_connect((*cluster)->conninfo());
+    pg_query(conn.get(), "CREATE TABLE flags(id bigint PRIMARY KEY, body text, published bool)");
+    pg_query(conn.get(),
+             "INSERT INTO flags VALUES (1, 'river one', true), (2, 'river two', false), "
+             "(3, 'river three', NULL)");
+    sluice::connectors::PostgresSourceConfig config;
+    config.conninfo = (*cluster)->conninfo();
+    config.slot = "flags";
+    config.publication = "flags";
+    config.tables.resize(1);
+    config.tables[0].table = "public.flags";
+    config.tables[0].mapping.text = {"body"};
+    config.tables[0].mapping.metadata = {"published"};
+    config.tables[0].mapping.default_acl.groups = {"staff"};
+    config.heartbeat_interval = 100ms;
+    auto opened = sluice::connectors::PostgresSource::open(config);
+    REQUIRE_MESSAGE(opened.ok(), opened.status().to_string());
+    std::shared_ptr<sluice::connectors::Source> source = std::move(opened).value();
+    sluice::retrieval::IndexSettings settings;
+    settings.name = "flags";
+    auto created = sluice::retrieval::Index::create(dir.path / "index", settings, {});
+    REQUIRE(created.ok());
+    std::shared_ptr<sluice::retrieval::Index> index = std::move(created).value();
+    auto sync = sluice::retrieval::SourceSync::open(
+        "flags", index, std::make_unique<sluice::app::SourceFeed>("flags", source),
+        sluice::retrieval::SyncOptions{});
+    REQUIRE(sync.ok());
+    auto initial = (*sync)->run_to_caught_up();
+    REQUIRE_MESSAGE(initial.ok(), initial.status().to_string());
+
+    auto published = [&](bool value) {
+        sluice::retrieval::Query query;
+        query.text = "river";
+        query.mode = sluice::retrieval::QueryMode::kLexical;
+        query.filter = sluice::retrieval::Filter::equals("published", value);
+        auto hits = index->query(query, sluice::retrieval::Reader{"ann", {"staff"}});
+        REQUIRE_MESSAGE(hits.ok(), hits.status().to_string());
+        std::map<std::string, sluice::retrieval::MetaValue> out;
+        for (const auto& hit : *hits) {
+            out.emplace(hit.chunk.doc_key, hit.chunk.metadata.at("published"));
+        }
+        return out;
+    };
+    using Found = std::map<std::string, sluice::retrieval::MetaValue>;
+    CHECK(published(true) == Found{{"public.flags/1", true}});
+    CHECK(published(false) == Found{{"public.flags/2", false}});
+
+    // A streamed update flips it.
+    pg_query(conn.get(), "UPDATE flags SET published = true WHERE id = 2");
+    for (int i = 0; i < 100 && published(true).size() < 2; ++i) {
+        REQUIRE((*sync)->run_to_caught_up().ok());
+        std::this_thread::sleep_for(100ms);
+    }
+    CHECK(published(true) == Found{{"public.flags/1", true}, {"public.flags/2", true}});
+    CHECK(published(false).empty());
+
+    sync->reset();
+    source.reset();
+}

@@ -385,14 +385,16 @@ TEST_CASE(
     CHECK(contents(*index).size() == 1);
 }
 
-TEST_CASE("a source's integer columns stay integers in the index, its floats floats") {
+TEST_CASE("a source's integers, floats and booleans keep their kinds in the index") {
     sluice::connectors::ChangeEvent event;
     event.key = "tickets/7";
     event.document.text = "printer jam";
-    event.document.metadata = {{"priority", 2}, {"weight", 2.0}, {"ratio", 0.25}, {"open", true}};
+    event.document.metadata = {
+        {"priority", 2}, {"weight", 2.0}, {"ratio", 0.25}, {"open", true}, {"closed", false}};
     const auto doc = sluice::app::to_retrieval_document("crm", event);
     CHECK(doc.metadata.at("priority") == sluice::retrieval::MetaValue(std::int64_t{2}));
     CHECK(doc.metadata.at("weight") == sluice::retrieval::MetaValue(2.0));
     CHECK(doc.metadata.at("ratio") == sluice::retrieval::MetaValue(0.25));
-    CHECK(doc.metadata.at("open") == sluice::retrieval::MetaValue(std::string("true")));
+    CHECK(doc.metadata.at("open") == sluice::retrieval::MetaValue(true));
+    CHECK(doc.metadata.at("closed") == sluice::retrieval::MetaValue(false));
 }

@@ -22,7 +22,7 @@ TEST_CASE("rows become documents with key, text, acl, vector and metadata") {
     CHECK(doc.acl.principals == std::vector<std::string>{"ann"});
     CHECK(doc.acl.groups == std::vector<std::string>{"eng"});
     CHECK(std::get<std::int64_t>(doc.metadata.at("year")) == 2020);
-    CHECK(std::get<double>(doc.metadata.at("draft")) == 1);
+    CHECK(doc.metadata.at("draft") == MetaValue(true));
     CHECK(std::get<std::string>(doc.metadata.at("lang")) == "en");
 
     CHECK(documents_from_json(json::parse(R"([{"text": "no id"}])")).status().code() ==
@@ -76,6 +76,58 @@ TEST_CASE("a score column named in the request holds the score, and only once") 
     json added = results_to_json({hit}, {"id"});
     CHECK(added["manifest"]["columns"] == json::array({{{"name", "id"}}, {{"name", "score"}}}));
     CHECK(added["result"]["data_array"][0] == json::array({"a", 0.75}));
+}
+
+TEST_CASE("boolean metadata comes back as true and false; filters match booleans only") {
+    auto docs = documents_from_json(json::parse(R"([
+        {"id": "a", "published": true, "draft": false, "flag": 1, "old": 1.0}
+    ])"));
+    REQUIRE(docs.ok());
+    const Metadata& stored = docs->front().metadata;
+    CHECK(stored.at("published") == MetaValue(true));
+    CHECK(stored.at("draft") == MetaValue(false));
+    sluice::retrieval::Hit hit;
+    hit.chunk.doc_key = "a";
+    hit.chunk.metadata = stored;
+    hit.score = 0.5;
+    json answer = results_to_json({hit}, {"published", "draft", "flag", "old"});
+    CHECK(answer["result"]["data_array"][0].dump() == "[true,false,1,1.0,0.5]");
+
+    auto matches = [&](const char* text) {
+        CAPTURE(text);
+        auto filter = filter_from_json(json::parse(text));
+        REQUIRE_MESSAGE(filter.ok(), filter.status().to_string());
+        return filter->matches(stored);
+    };
+    CHECK(matches(R"({"published": true})"));
+    CHECK_FALSE(matches(R"({"published": false})"));
+    CHECK(matches(R"({"draft": false})"));
+    CHECK(matches(R"({"published": [false, true]})"));
+    CHECK_FALSE(matches(R"({"draft": [true]})"));
+    CHECK(matches(R"({"published NOT": false})"));
+    CHECK_FALSE(matches(R"({"published NOT": true})"));
+    CHECK(matches(R"({"not": {"draft": true}})"));
+    // A boolean is not a number: true is not 1, nor the 1.0 that earlier builds stored for it.
+    CHECK_FALSE(matches(R"({"flag": true})"));
+    CHECK_FALSE(matches(R"({"old": true})"));
+    CHECK(matches(R"({"old": 1})"));
+    CHECK_FALSE(matches(R"({"published": 1})"));
+    CHECK_FALSE(matches(R"({"published": "true"})"));
+    // A number or text bound never admits a boolean (kinds differ), as for text and numbers.
+    CHECK_FALSE(matches(R"({"published >=": 0})"));
+    CHECK_FALSE(matches(R"({"published PREFIX": "t"})"));
+    // Booleans have no order: a range with a boolean bound is refused, naming the filter.
+    for (const char* text : {R"({"published >": false})", R"({"published <=": true})",
+                             R"({"or": [{"published >=": true}]})"}) {
+        CAPTURE(text);
+        auto refused = filter_from_json(json::parse(text));
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+        CHECK(refused.status().message().find("published") != std::string::npos);
+        CHECK(refused.status().message().find("boolean has no order") != std::string::npos);
+    }
+    CHECK(filter_from_json(json::parse(R"({"published PREFIX": true})")).status().code() ==
+          StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("filters in the Databricks shape and nested and/or/not") {

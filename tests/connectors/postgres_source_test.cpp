@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "connectors/detail/pg_util.h"
+#include "connectors/detail/postgres_state.h"
 #include "connectors/postgres_cluster.h"
 #include "connectors_test_support.h"
 
@@ -450,6 +451,49 @@ void drop_slot(PostgresSource& source) {
 }
 
 }  // namespace
+
+TEST_CASE("postgres: column values by type: bool as a boolean, integers and floats as numbers") {
+    CHECK(detail::pg_value_json(16, "t") == json(true));
+    CHECK(detail::pg_value_json(16, "f") == json(false));
+    CHECK(detail::pg_value_json(23, "7") == json(7));
+    CHECK(detail::pg_value_json(23, "7").is_number_integer());
+    CHECK(detail::pg_value_json(701, "2.5") == json(2.5));
+    CHECK(detail::pg_value_json(1700, "NaN") == json("NaN"));
+    CHECK(detail::pg_value_json(25, "t") == json("t"));  // text stays text
+}
+
+TEST_CASE("postgres: a bool column is a JSON boolean in the snapshot and in the stream" *
+          doctest::skip(!have_postgres())) {
+    Database db;
+    db.exec("CREATE TABLE flags(id bigint PRIMARY KEY, body text, published bool)");
+    db.exec("INSERT INTO flags VALUES (1, 'one', true), (2, 'two', false), (3, 'three', NULL)");
+    PostgresSourceConfig config;
+    config.conninfo = db.conninfo;
+    config.slot = "s_bool";
+    config.publication = "s_bool_pub";
+    PostgresTableConfig flags;
+    flags.table = "public.flags";
+    flags.mapping.text = {"body"};
+    flags.mapping.metadata = {"published"};
+    config.tables = {flags};
+    config.heartbeat_interval = std::chrono::milliseconds(100);
+    auto source = PostgresSource::open(config);
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    auto snapshot = collect(**source, "", 3);
+    REQUIRE(snapshot.events.size() == 3);
+    CHECK(snapshot.events[0].document.metadata["published"] == json(true));
+    CHECK(snapshot.events[1].document.metadata["published"] == json(false));
+    CHECK(snapshot.events[2].document.metadata["published"].is_null());
+    // pgoutput sends the same text form ('t', 'f') as a query result.
+    db.exec("UPDATE flags SET published = NOT published WHERE id = 1");
+    db.exec("INSERT INTO flags VALUES (4, 'four', true)");
+    auto streamed = collect(**source, snapshot.checkpoint, 2);
+    REQUIRE(streamed.events.size() == 2);
+    CHECK(streamed.events[0].key == "public.flags/1");
+    CHECK(streamed.events[0].document.metadata["published"] == json(false));
+    CHECK(streamed.events[1].document.metadata["published"] == json(true));
+    CHECK((*source)->drop_slot().ok());
+}
 
 TEST_CASE("postgres: on_error is parsed and written like the sqlite source's") {
     const json base = json::parse(R"({"conninfo": "host=x", "slot": "s", "publication": "p",

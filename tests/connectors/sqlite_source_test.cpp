@@ -589,3 +589,25 @@ TEST_CASE("sqlite source: a view is refused as invalid_argument before anything 
     CHECK(database.count("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_sluice\\_%' "
                          "ESCAPE '\\'") == 0);
 }
+
+TEST_CASE("sqlite source: a BOOLEAN column's 0 and 1 stay the integers SQLite holds") {
+    // SQLite has no boolean type: BOOLEAN is a name with integer affinity, and a value read back
+    // carries no trace of it. The source passes the integers on rather than guess.
+    Database database("");
+    database.exec("CREATE TABLE flags(id INTEGER PRIMARY KEY, body TEXT, published BOOLEAN)");
+    database.exec("INSERT INTO flags VALUES (1, 'one', TRUE), (2, 'two', 0)");
+    SqliteSourceConfig config;
+    config.path = database.path;
+    SqliteTableConfig flags;
+    flags.table = "flags";
+    flags.mapping.text = {"body"};
+    flags.mapping.metadata = {"published"};
+    config.tables = {flags};
+    auto source = SqliteSource::open(config);
+    REQUIRE_MESSAGE(source.ok(), source.status().to_string());
+    auto events = drain(**source, "", 10).events;
+    REQUIRE(events.size() == 2);
+    CHECK(events[0].document.metadata["published"] == json(1));
+    CHECK(events[0].document.metadata["published"].is_number_integer());
+    CHECK(events[1].document.metadata["published"] == json(0));
+}

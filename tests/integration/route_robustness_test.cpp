@@ -4,6 +4,7 @@
 // (app/*_routes.cpp); paths with a parameter get a name that does not exist.
 #include <doctest/doctest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -273,6 +274,47 @@ TEST_CASE("vector search: integer metadata comes back as integers, and filters m
     CHECK(query({{"year", 2018.0}}).find(R"(["b",2018,3.0,)") != std::string::npos);
     CHECK(query({{"rating", 3}}).find(R"(["b",2018,3.0,)") != std::string::npos);
     CHECK(query({{"year", {2019, 2020}}}).find(R"("row_count":1)") != std::string::npos);
+}
+
+TEST_CASE("vector search: boolean metadata comes back as true and false, and filters match it") {
+    ServerProcess server("vector_booleans", tiny_model_dir());
+    const std::string indexes = "/api/2.0/vector-search/indexes";
+    auto post = [&](const std::string& path, const json& body) {
+        return server.send(server.admin_token, "POST", path, body);
+    };
+    ok_json(post(indexes, {{"name", "flags"}, {"embedding_dimension", 64}}));
+    const json acl = {{"principals", {"admin"}}};
+    const json rows = {{{"id", "a"}, {"text", "river delta"}, {"published", true}, {"acl", acl}},
+                       {{"id", "b"}, {"text", "river mouth"}, {"published", false}, {"acl", acl}},
+                       {{"id", "c"}, {"text", "river bend"}, {"published", 1}, {"acl", acl}}};
+    ok_json(post(indexes + "/flags/upsert-data", {{"inputs", rows}}));
+    auto query = [&](const json& filters) {
+        return post(indexes + "/flags/query", {{"query_text", "river"},
+                                               {"query_type", "LEXICAL"},
+                                               {"columns", {"id", "published"}},
+                                               {"filters_json", filters.dump()}});
+    };
+    auto rows_of = [&](const json& filters) {
+        json answer = ok_json(query(filters));
+        std::map<std::string, json> out;
+        for (const auto& row : answer["result"]["data_array"]) {
+            out[row[0].get<std::string>()] = row[1];
+        }
+        return out;
+    };
+    using Rows = std::map<std::string, json>;
+    CHECK(rows_of({{"published", true}}) == Rows{{"a", true}});
+    CHECK(rows_of({{"published", false}}) == Rows{{"b", false}});
+    CHECK(rows_of({{"published", {true, false}}}) == Rows{{"a", true}, {"b", false}});
+    CHECK(rows_of({{"published NOT", true}}) == Rows{{"b", false}, {"c", 1}});
+    CHECK(rows_of({{"published", 1}}) == Rows{{"c", 1}});
+    // As a client reads the body: JSON true, not 1.0.
+    CHECK(query({{"published", true}})->body.find(R"(["a",true,)") != std::string::npos);
+    auto refused = query({{"published >", false}});
+    REQUIRE(refused);
+    CHECK(refused->status == 400);
+    CHECK(refused->body.find("published >") != std::string::npos);
+    CHECK(refused->body.find("boolean has no order") != std::string::npos);
 }
 
 TEST_CASE("vector search bodies: an unknown member is a 400 that names it and lists the others") {

@@ -126,6 +126,67 @@ TEST_CASE("integer metadata reads back as an integer; records of earlier builds 
     CHECK((*document)->metadata == numbers);
 }
 
+TEST_CASE("boolean metadata reads back as a boolean; 1.0 and 0.0 of earlier builds stay floats") {
+    using namespace std::string_literals;
+    // A document record as builds before booleans wrote {"draft": false, "published": true}:
+    // version, uri, title, metadata {draft: 0.0, published: 1.0} (kind 1, little-endian
+    // doubles), acl (none), text hash, no chunk ids.
+    const std::string earlier = "\x01"s + "\x01u" + "\x01t" + "\x02" + "\x05" + "draft" + "\x01" +
+                                "\x00\x00\x00\x00\x00\x00\x00\x00"s + "\x09" + "published" +
+                                "\x01" + "\x00\x00\x00\x00\x00\x00\xf0\x3f"s + "\x00\x00"s +
+                                "\x01h" + "\x00"s;
+    auto decoded = detail::decode_document("k", earlier);
+    REQUIRE_MESSAGE(decoded.ok(), decoded.status().to_string());
+    CHECK(decoded->metadata.at("draft") == MetaValue(0.0));
+    CHECK(decoded->metadata.at("published") == MetaValue(1.0));
+    CHECK(detail::encode_document(*decoded) == earlier);
+
+    // A boolean is kind 3, then 0 or 1; the rest of the record is as before.
+    DocumentRecord now = *decoded;
+    now.metadata = {{"draft", false}, {"published", true}};
+    const std::string written = detail::encode_document(now);
+    CHECK(written == "\x01"s + "\x01u" + "\x01t" + "\x02" + "\x05" + "draft" + "\x03\x00"s +
+                         "\x09" + "published" + "\x03\x01" + "\x00\x00"s + "\x01h" + "\x00"s);
+    auto again = detail::decode_document("k", written);
+    REQUIRE(again.ok());
+    CHECK(again->metadata == now.metadata);
+    CHECK(std::holds_alternative<bool>(again->metadata.at("published")));
+    // A boolean that is neither 0 nor 1, and one cut off, are corrupt.
+    for (const std::string& bad : {"\x01"s + "\x01u" + "\x01t" + "\x01" + "\x01" + "b" +
+                                       "\x03\x02" + "\x00\x00"s + "\x01h" + "\x00"s,
+                                   "\x01"s + "\x01u" + "\x01t" + "\x01" + "\x01" + "b" + "\x03"}) {
+        auto refused = detail::decode_document("k", bad);
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.status().code() == StatusCode::kDataLoss);
+    }
+
+    TempDir dir("store-booleans");
+    const Metadata flags = {{"published", true}, {"draft", false}, {"old", 1.0}};
+    std::uint64_t id = 0;
+    {
+        auto store = ChunkStore::open(dir.path());
+        REQUIRE(store.ok());
+        auto batch = (*store)->batch();
+        id = batch.reserve_chunk_id();
+        Chunk chunk = make_chunk(id, "doc-a", "hello");
+        chunk.metadata = flags;
+        batch.put_chunk(chunk, {});
+        batch.put_document(DocumentRecord{"doc-a", "", "", flags, {}, "h", {id}});
+        REQUIRE((*store)->commit(batch).ok());
+    }
+    auto store = ChunkStore::open(dir.path());
+    REQUIRE(store.ok());
+    auto chunk = (*store)->get_chunk(id);
+    REQUIRE(chunk.ok());
+    REQUIRE(chunk->has_value());
+    CHECK((*chunk)->metadata == flags);
+    CHECK(std::holds_alternative<bool>((*chunk)->metadata.at("draft")));
+    CHECK(std::holds_alternative<double>((*chunk)->metadata.at("old")));
+    auto document = (*store)->get_document("doc-a");
+    REQUIRE(document.ok());
+    CHECK((*document)->metadata == flags);
+}
+
 TEST_CASE("a process killed before commit leaves nothing; after commit leaves everything") {
     TempDir dir("store-kill");
     {

@@ -124,16 +124,18 @@ constexpr std::int64_t kTwo53 = std::int64_t{1} << 53;
 
 // Random metadata over a few fields, with the awkward cases: absent fields, a field that holds
 // numbers on some chunks and text on others, integers beside floats of the same and of
-// neighbouring values (2^53 + 1 beside the float 2^53), NaN, -0.0, text with 0xff bytes and
-// empty text.
+// neighbouring values (2^53 + 1 beside the float 2^53), NaN, -0.0, text with 0xff bytes, empty
+// text, and booleans beside the floats 1.0 and 0.0 that earlier builds stored for them.
 Metadata random_metadata(std::mt19937& random) {
     static const std::vector<std::string> kTexts = {"",   "a",  "ab", "abc", "b",
                                                     "ba", "bz", "c",  "a\xff", "a\xff\xff"};
     Metadata metadata;
     auto pick = [&](std::size_t n) { return static_cast<std::size_t>(random() % n); };
     if (pick(5) != 0) {
-        std::size_t kind = pick(12);
-        if (kind == 0) {
+        std::size_t kind = pick(13);
+        if (kind == 12) {
+            metadata["num"] = pick(2) == 0;
+        } else if (kind == 0) {
             metadata["num"] = std::nan("");
         } else if (kind == 1) {
             metadata["num"] = -0.0;
@@ -154,15 +156,21 @@ Metadata random_metadata(std::mt19937& random) {
         metadata["str"] = kTexts[pick(kTexts.size())];
     }
     if (pick(2) != 0) {
-        metadata["flag"] = static_cast<double>(pick(2));
+        if (pick(3) == 0) {
+            metadata["flag"] = static_cast<double>(pick(2));
+        } else {
+            metadata["flag"] = pick(2) == 0;
+        }
     }
     return metadata;
 }
 
 MetaValue random_value(std::mt19937& random) {
     static const std::vector<std::string> kTexts = {"", "a", "ab", "b", "bb", "c", "a\xff", "zz"};
-    switch (random() % 7) {
+    switch (random() % 8) {
         case 0: return kTexts[random() % kTexts.size()];
+        case 7:
+            return random() % 2 == 0;
         case 1: return -0.0;
         case 2:
             return static_cast<std::int64_t>(random() % 24) - 7;
@@ -197,7 +205,8 @@ Filter random_filter(std::mt19937& random, int depth) {
             if (random() % 3 != 0) {
                 // Mostly the same kind as the lower bound, so that the range admits something.
                 const auto step = static_cast<std::int64_t>(random() % 9);
-                if (!lower || random() % 4 == 0 || std::holds_alternative<std::string>(*lower)) {
+                if (!lower || random() % 4 == 0 || std::holds_alternative<std::string>(*lower) ||
+                    std::holds_alternative<bool>(*lower)) {
                     upper = random_value(random);
                 } else if (const auto* integer = std::get_if<std::int64_t>(&*lower)) {
                     upper = *integer + step;
@@ -237,6 +246,24 @@ Acl random_acl(std::mt19937& random) {
     return acl;
 }
 
+// Whether a filter holds a node that admits every value (the empty filter, a range without
+// bounds, an and/or without children): the lists cannot name "every chunk" exactly.
+bool has_everything(const Filter& filter) {
+    switch (filter.op()) {
+        case Filter::Op::kAll:
+            return true;
+        case Filter::Op::kRange:
+            return !filter.lower() && !filter.upper();
+        case Filter::Op::kAnd:
+        case Filter::Op::kOr:
+        case Filter::Op::kNot:
+            return filter.children().empty() ||
+                   std::any_of(filter.children().begin(), filter.children().end(), has_everything);
+        default:
+            return false;
+    }
+}
+
 // Checks candidates() against brute force for many random filters, readers and limits.
 void check_against_brute_force(const FilterPostings& postings,
                                const std::map<std::uint64_t, Entry>& entries,
@@ -265,11 +292,9 @@ void check_against_brute_force(const FilterPostings& postings,
                 REQUIRE(ids == wanted);
             }
         }
-        // With room for every chunk, a filter without an "everything" node (an empty and/or
-        // reads "()") is evaluated exactly from the lists alone.
-        std::string described = filter.describe();
-        if (described.find("true") == std::string::npos &&
-            described.find("()") == std::string::npos) {
+        // With room for every chunk, a filter without an "everything" node is evaluated
+        // exactly from the lists alone.
+        if (!has_everything(filter)) {
             auto all = postings.candidates(filter, reader, entries.size() + 1);
             REQUIRE(all.has_value());
             CHECK(all->exact);
@@ -354,6 +379,40 @@ TEST_CASE("integers and floats share one order in the lists, by exact value") {
     CHECK(ids(Filter::equals("year", std::int64_t{2020})) == Ids{2});
     postings.remove(2, {{"year", 2020.0}}, staff);
     CHECK(ids(Filter::equals("year", 2020.0)).empty());
+}
+
+TEST_CASE("booleans have lists of their own, apart from the numbers 1 and 0") {
+    FilterPostings postings;
+    const Acl staff{{}, {"staff"}};
+    const Reader reader{"x", {"staff"}};
+    postings.add(1, {{"published", true}}, staff);
+    postings.add(2, {{"published", false}}, staff);
+    postings.add(3, {{"published", 1.0}}, staff);  // as builds before booleans stored true
+    postings.add(4, {{"published", std::int64_t{0}}}, staff);
+    postings.add(5, {{"other", true}}, staff);
+    auto ids = [&](const Filter& filter) {
+        CAPTURE(filter.describe());
+        auto found = postings.candidates(filter, reader, 100);
+        REQUIRE(found.has_value());
+        CHECK(found->exact);
+        return found->ids;
+    };
+    using Ids = std::vector<std::uint64_t>;
+    CHECK(ids(Filter::equals("published", true)) == Ids{1});
+    CHECK(ids(Filter::equals("published", false)) == Ids{2});
+    CHECK(ids(Filter::in("published", {true, false})) == Ids{1, 2});
+    CHECK(ids(Filter::equals("published", 1.0)) == Ids{3});
+    CHECK(ids(Filter::negate(Filter::equals("published", true))) == Ids{2, 3, 4, 5});
+    // A number bound never admits a boolean; a boolean bound admits nothing, negated everything.
+    CHECK(ids(Filter::range("published", std::int64_t{0}, true, std::nullopt, true)) == Ids{3, 4});
+    CHECK(ids(Filter::range("published", false, true, std::nullopt, true)).empty());
+    CHECK(ids(Filter::negate(Filter::range("published", std::nullopt, true, true, true))) ==
+          Ids{1, 2, 3, 4, 5});
+    CHECK(ids(Filter::prefix("published", "t")).empty());
+    CHECK(postings.lists() == 6);  // published: true, false, 1, 0; other: true; the acl
+    postings.remove(1, {{"published", true}}, staff);
+    CHECK(ids(Filter::equals("published", true)).empty());
+    CHECK(postings.lists() == 5);
 }
 
 TEST_CASE("removed chunks leave their lists; updates move between lists") {

@@ -379,6 +379,69 @@ TEST_CASE("integer metadata stays an integer; floats stored before load, filter 
     }
 }
 
+TEST_CASE("boolean metadata stays a boolean through a reopen; 1.0 stored before stays a number") {
+    TempDir dir("index-booleans");
+    const Reader reader = kUser;
+    auto value_of = [&](const Index& index, const std::string& key, const std::string& field) {
+        for (const auto& hit : run(index, "rivers", QueryMode::kLexical, reader)) {
+            if (hit.chunk.doc_key == key) {
+                return hit.chunk.metadata.at(field);
+            }
+        }
+        FAIL("no hit for ", key);
+        return MetaValue();
+    };
+    {
+        auto index = create(dir, small_settings());
+        // "old" holds what earlier builds stored for {"published": true}: the float 1.0.
+        REQUIRE(
+            index
+                ->upsert(
+                    {doc("old", "Rivers of the north.", everyone(), Metadata{{"published", 1.0}}),
+                     doc("yes", "Rivers of the south.", everyone(), Metadata{{"published", true}}),
+                     doc("no", "Rivers of the west.", everyone(), Metadata{{"published", false}})})
+                .ok());
+    }
+    auto reopened = Index::open(dir.path() / "test", IndexDeps{});
+    REQUIRE_MESSAGE(reopened.ok(), reopened.status().to_string());
+    auto& index = **reopened;
+    CHECK(value_of(index, "yes", "published") == MetaValue(true));
+    CHECK(value_of(index, "no", "published") == MetaValue(false));
+    CHECK(value_of(index, "old", "published") == MetaValue(1.0));
+    // The posting lists rebuilt at open hold the booleans apart from the numbers.
+    auto keys = [&](const Filter& filter) {
+        return keys_of(run(index, "rivers", QueryMode::kLexical, reader, 10, filter));
+    };
+    CHECK(keys(Filter::equals("published", true)) == std::set<std::string>{"yes"});
+    CHECK(keys(Filter::equals("published", false)) == std::set<std::string>{"no"});
+    CHECK(keys(Filter::in("published", {true, false})) == std::set<std::string>{"yes", "no"});
+    CHECK(keys(Filter::negate(Filter::equals("published", true))) ==
+          std::set<std::string>{"old", "no"});
+    CHECK(keys(Filter::equals("published", std::int64_t{1})) == std::set<std::string>{"old"});
+    CHECK(keys(Filter::range("published", false, true, std::nullopt, true)).empty());
+    // The same row upserted again with the boolean is written again, not skipped as unchanged;
+    // then it is a boolean, and unchanged the next time.
+    auto again = index.upsert(
+        {doc("old", "Rivers of the north.", everyone(), Metadata{{"published", true}})});
+    REQUIRE(again.ok());
+    CHECK(again->unchanged == 0);
+    CHECK(value_of(index, "old", "published") == MetaValue(true));
+    CHECK(keys(Filter::equals("published", true)) == std::set<std::string>{"old", "yes"});
+    auto same = index.upsert(
+        {doc("old", "Rivers of the north.", everyone(), Metadata{{"published", true}})});
+    REQUIRE(same.ok());
+    CHECK(same->unchanged == 1);
+    // The text "true", which sources wrote for a boolean before, is not the boolean either.
+    REQUIRE(index
+                .upsert({doc("old", "Rivers of the north.", everyone(),
+                             Metadata{{"published", std::string("true")}})})
+                .ok());
+    auto flipped = index.upsert(
+        {doc("old", "Rivers of the north.", everyone(), Metadata{{"published", true}})});
+    REQUIRE(flipped.ok());
+    CHECK(flipped->unchanged == 0);
+}
+
 TEST_CASE("a write prepared before another commits lands as if applied at its commit") {
     TempDir dir("index-prepare-commit");
     auto index = create(dir, small_settings());

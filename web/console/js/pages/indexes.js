@@ -11,10 +11,18 @@ function indexTable(indexes) {
     `${index.chunking} (${index.chunk_max_tokens} tokens)`]));
 }
 
+// A metadata boolean is spelt out: the DOM helpers drop a `false` child (they take it for a
+// condition that failed), which left the cell empty.
+function cellText(column, cell) {
+  if (column === 'score') return Number(cell).toFixed(4);
+  if (typeof cell === 'boolean') return String(cell);
+  return cell ?? '—';
+}
+
 function resultTable(answer) {
   const columns = answer.manifest.columns.map((column) => column.name);
-  const rows = answer.result.data_array.map((row) => row.map((cell, i) =>
-    (columns[i] === 'score' ? Number(cell).toFixed(4) : cell ?? '—')));
+  const rows = answer.result.data_array.map((row) =>
+    row.map((cell, i) => cellText(columns[i], cell)));
   return table(`${answer.result.row_count} results`, columns, rows, { className: 'results' });
 }
 

@@ -127,13 +127,13 @@ std::optional<int> compare_values(const MetaValue& a, const MetaValue& b) {
         int c = a_text->compare(*b_text);
         return c < 0 ? -1 : (c > 0 ? 1 : 0);
     }
-    // Integers and floats are one kind: a filter's 2019 bounds a stored 2020.0 and the other way
-    // round. number_of() is empty for text and NaN, which compare with nothing.
     const auto* a_bool = std::get_if<bool>(&a);
     const auto* b_bool = std::get_if<bool>(&b);
     if (a_bool != nullptr && b_bool != nullptr) {
         return three_way(*a_bool, *b_bool);
     }
+    // Integers and floats are one kind: a filter's 2019 bounds a stored 2020.0 and the other way
+    // round. number_of() is empty for text, booleans and NaN, which compare with nothing.
     auto x = number_of(a);
     auto y = number_of(b);
     if (!x || !y) {

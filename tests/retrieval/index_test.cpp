@@ -11,89 +11,22 @@
 #include <thread>
 
 #include "common/log.h"
+#include "index_fixture.h"
 #include "retrieval/chunk_store.h"
 #include "retrieval/text_analyzer.h"
 #include "temp_dir.h"
 
 using namespace sluice::retrieval;
 using sluice::StatusCode;
-using sluice::retrieval::testing::numbered;
-using sluice::retrieval::testing::TempDir;
-
-namespace {
-
-IndexSettings small_settings(const std::string& factory = "Flat") {
-    IndexSettings settings;
-    settings.name = "test";
-    settings.dimension = 256;
-    settings.factory = factory;
-    settings.chunk = ChunkingOptions{64, 8};
-    return settings;
-}
-
-std::unique_ptr<Index> create(const TempDir& dir, const IndexSettings& settings) {
-    auto index = Index::create(dir.path() / settings.name, settings, IndexDeps{});
-    REQUIRE_MESSAGE(index.ok(), index.status().to_string());
-    return std::move(index).value();
-}
-
-Document doc(const std::string& key, const std::string& text, Acl acl, Metadata metadata = {}) {
-    Document d;
-    d.key = key;
-    d.uri = "mem://" + key;
-    d.title = "doc " + key;
-    d.text = text;
-    d.acl = std::move(acl);
-    d.metadata = std::move(metadata);
-    return d;
-}
-
-Acl everyone() { return Acl{{}, {"everyone"}}; }
-const Reader kUser{"user", {"everyone"}};
-
-std::set<std::string> keys_of(const std::vector<Hit>& hits) {
-    std::set<std::string> keys;
-    for (const auto& hit : hits) {
-        keys.insert(hit.chunk.doc_key);
-    }
-    return keys;
-}
-
-std::vector<Hit> run(const Index& index, const std::string& text, QueryMode mode,
-                     const Reader& reader, std::size_t k = 10, Filter filter = {}) {
-    Query query;
-    query.text = text;
-    query.mode = mode;
-    query.k = k;
-    query.filter = std::move(filter);
-    auto hits = index.query(query, reader);
-    REQUIRE_MESSAGE(hits.ok(), hits.status().to_string());
-    return *hits;
-}
-
-// Captures every log record, at every level, as text.
-class CaptureSink final : public sluice::log::Sink {
-public:
-    void write(const sluice::log::Record& record) override {
-        std::lock_guard lock(mutex);
-        std::string line = std::string(record.message);
-        for (const auto& field : record.fields) {
-            line += " " + field.key + "=" + field.value;
-        }
-        lines.push_back(line);
-    }
-    std::mutex mutex;
-    std::vector<std::string> lines;
-};
-
-}  // namespace
+using namespace sluice::retrieval::testing;
 
 TEST_CASE("upsert, query in every mode, update and delete") {
     TempDir dir("index-basic");
     auto index = create(dir, small_settings());
-    auto stats = index->upsert({doc("a", "Penguins live in Antarctica and eat krill.", everyone()),
-                                doc("b", "Volcanoes erupt molten lava and ash.", everyone()),
-                                doc("c", "Krill are small crustaceans in cold oceans.", everyone())});
+    auto stats =
+        index->upsert({doc("a", "Penguins live in Antarctica and eat krill.", everyone()),
+                       doc("b", "Volcanoes erupt molten lava and ash.", everyone()),
+                       doc("c", "Krill are small crustaceans in cold oceans.", everyone())});
     REQUIRE(stats.ok());
     CHECK(stats->documents == 3);
     CHECK(stats->chunks_added == 3);
@@ -185,8 +118,8 @@ TEST_CASE("metadata may not take the names of built-in fields, nor names no filt
 
     // Built-in filter fields, result columns, then names no filter or JSON can carry.
     const std::vector<std::string> names = {
-        "doc_key",  "uri",      "title", "id", "chunk_id", "text", "section_path", "char_begin",
-        "char_end", "score",    "",      "bad\xff"};
+        "doc_key",      "uri",        "title",    "id",    "chunk_id", "text",
+        "section_path", "char_begin", "char_end", "score", "",         "bad\xff"};
     for (const auto& name : names) {
         CAPTURE(name);
         auto status = index->upsert({doc("k", "text", everyone(), {{name, 1.0}})}).status();
@@ -218,83 +151,6 @@ TEST_CASE("metadata may not take the names of built-in fields, nor names no filt
     CHECK(keys_of(run(*index, "title", QueryMode::kLexical, kUser, 10,
                       Filter::equals("title", std::string("doc repeats")))) ==
           std::set<std::string>{"repeats"});
-}
-
-TEST_CASE("access control: a matrix of readers and documents, in every mode and in the logs") {
-    TempDir dir("index-acl");
-    auto sink = std::make_shared<CaptureSink>();
-    sluice::log::set_sink(sink, sluice::log::Level::kDebug);
-    auto index = create(dir, small_settings());
-    const std::string secret = "zebrasecret";
-    REQUIRE(index->upsert({
-        doc("alice-only", "shared topic " + secret + " for alice", Acl{{"alice"}, {}}),
-        doc("eng", "shared topic " + secret + " for engineering", Acl{{}, {"eng"}}),
-        doc("eng-sales", "shared topic " + secret + " for both", Acl{{}, {"eng", "sales"}}),
-        doc("nobody", "shared topic " + secret + " without rules", Acl{}),
-        doc("public", "shared topic for everyone", Acl{{}, {"everyone"}}),
-    }).ok());
-    struct Case {
-        Reader reader;
-        std::set<std::string> readable;
-    };
-    std::vector<Case> cases = {
-        {{"alice", {"everyone"}}, {"alice-only", "public"}},
-        {{"bob", {"eng", "everyone"}}, {"eng", "eng-sales", "public"}},
-        {{"carol", {"sales"}}, {"eng-sales"}},
-        {{"mallory", {}}, {}},
-        {{"", {""}}, {}},
-        {{"eng", {}}, {}},  // a principal named like a group is not the group
-    };
-    for (const auto& c : cases) {
-        for (auto mode : {QueryMode::kLexical, QueryMode::kAnn, QueryMode::kHybrid}) {
-            CAPTURE(c.reader.principal);
-            CAPTURE(query_mode_name(mode));
-            auto hits = run(*index, "shared topic " + secret, mode, c.reader, 10);
-            CHECK(keys_of(hits) == c.readable);
-            for (const auto& hit : hits) {
-                CHECK(hit.chunk.acl.allows(c.reader));
-            }
-        }
-    }
-    sluice::log::set_sink(nullptr, sluice::log::Level::kWarn);
-    std::lock_guard lock(sink->mutex);
-    for (const auto& line : sink->lines) {
-        CHECK(line.find(secret) == std::string::npos);
-    }
-}
-
-TEST_CASE("a 1% filter returns a full k in every mode") {
-    TempDir dir("index-filter");
-    IndexSettings settings = small_settings("HNSW16");
-    settings.chunking = false;
-    auto index = create(dir, settings);
-    std::vector<Document> docs;
-    for (int i = 0; i < 2000; ++i) {
-        docs.push_back(doc(numbered("d", i),
-                           numbered("report number ", i) + " about shared matters",
-                           everyone(),
-                           Metadata{{"bucket", static_cast<double>(i % 100)},
-                                    {"team", std::string(i % 2 == 0 ? "red" : "blue")}}));
-    }
-    REQUIRE(index->upsert(docs).ok());
-    Filter one_percent = Filter::equals("bucket", 7.0);
-    for (auto mode : {QueryMode::kLexical, QueryMode::kAnn, QueryMode::kHybrid}) {
-        CAPTURE(query_mode_name(mode));
-        auto hits = run(*index, "shared report", mode, kUser, 20, one_percent);
-        CHECK(hits.size() == 20);
-        for (const auto& hit : hits) {
-            CHECK(std::get<double>(hit.chunk.metadata.at("bucket")) == 7.0);
-        }
-    }
-    // Compound filter through built-in fields: bucket in {3, 4} and not red, doc_key prefix.
-    Filter compound = Filter::all_of({Filter::in("bucket", {3.0, 4.0}),
-                                      Filter::negate(Filter::equals("team", std::string("red"))),
-                                      Filter::prefix("doc_key", "d1")});
-    auto hits = run(*index, "shared", QueryMode::kLexical, kUser, 50, compound);
-    CHECK(hits.size() == 11);  // d103 and d1003, d1103, ..., d1903
-    for (const auto& hit : hits) {
-        CHECK(std::get<double>(hit.chunk.metadata.at("bucket")) == 3.0);
-    }
 }
 
 TEST_CASE("unchanged documents are skipped and unchanged text is not embedded again") {
@@ -445,8 +301,9 @@ TEST_CASE("boolean metadata stays a boolean through a reopen; 1.0 stored before 
 TEST_CASE("a write prepared before another commits lands as if applied at its commit") {
     TempDir dir("index-prepare-commit");
     auto index = create(dir, small_settings());
-    REQUIRE(index->upsert({doc("a", "Rivers run to the sea.", everyone()),
-                           doc("b", "Mountains stand still.", everyone())})
+    REQUIRE(index
+                ->upsert({doc("a", "Rivers run to the sea.", everyone()),
+                          doc("b", "Mountains stand still.", everyone())})
                 .ok());
     // Prepared while "a" is stored as A: restoring A looks unchanged, "b" is an edit.
     IndexWrite later;
@@ -480,8 +337,7 @@ TEST_CASE("a write prepared before another commits lands as if applied at its co
     CHECK(c->front().text == "Glaciers carve valleys.");
     CHECK(run(*index, "deserts", QueryMode::kLexical, kUser).empty());
     CHECK(run(*index, "oceans", QueryMode::kLexical, kUser).empty());
-    CHECK(keys_of(run(*index, "rivers", QueryMode::kLexical, kUser)) ==
-          std::set<std::string>{"a"});
+    CHECK(keys_of(run(*index, "rivers", QueryMode::kLexical, kUser)) == std::set<std::string>{"a"});
     IndexStats stats = index->stats();
     CHECK(stats.documents == 3);
     CHECK(stats.chunks == 3);
@@ -516,16 +372,16 @@ TEST_CASE("a restart sees every committed change: snapshot plus replay, or the s
         auto index = create(dir, settings);
         std::vector<Document> docs;
         for (int i = 0; i < 300; ++i) {
-            docs.push_back(doc(numbered("k", i), numbered("entry ", i) +
-                                                           " on the subject of tides",
+            docs.push_back(doc(numbered("k", i), numbered("entry ", i) + " on the subject of tides",
                                everyone()));
         }
         REQUIRE(index->upsert(docs).ok());
         REQUIRE(index->snapshot().ok());
         CHECK(index->stats().snapshot_sequence == index->stats().sequence);
         // Committed after the snapshot: an update, a delete, a new document.
-        REQUIRE(index->upsert({doc("k1", "entry about glaciers instead", everyone()),
-                               doc("new", "a brand new entry about tides", everyone())})
+        REQUIRE(index
+                    ->upsert({doc("k1", "entry about glaciers instead", everyone()),
+                              doc("new", "a brand new entry about tides", everyone())})
                     .ok());
         REQUIRE(index->remove({"k2"}).ok());
         // The process dies here: copy the files as they are, without the snapshot on close.
@@ -653,9 +509,8 @@ TEST_CASE("queries run concurrently with writes and never see a deleted document
         });
     }
     for (int i = 0; i < 40; ++i) {
-        REQUIRE(index->upsert({doc(numbered("v", i), numbered("victim number ", i),
-                                   everyone())})
-                    .ok());
+        REQUIRE(
+            index->upsert({doc(numbered("v", i), numbered("victim number ", i), everyone())}).ok());
         REQUIRE(index->remove({numbered("v", i)}).ok());
         deleted_upto.store(i);
     }
@@ -696,7 +551,8 @@ public:
     explicit WidthOnlyEmbedder(std::size_t width) : width_(width) {}
     std::string id() const override { return "model:fixed"; }
     std::size_t dimension() const override { return width_; }
-    sluice::Result<std::vector<Vector>> embed(const std::vector<std::string>& texts) const override {
+    sluice::Result<std::vector<Vector>> embed(
+        const std::vector<std::string>& texts) const override {
         return std::vector<Vector>(texts.size(), Vector(width_, 1.0f));
     }
 
@@ -706,8 +562,8 @@ private:
 
 IndexDeps deps_with_model_of_width(std::size_t width) {
     IndexDeps deps;
-    deps.embedders = [width](const IndexSettings& settings)
-        -> sluice::Result<std::shared_ptr<const Embedder>> {
+    deps.embedders =
+        [width](const IndexSettings& settings) -> sluice::Result<std::shared_ptr<const Embedder>> {
         if (settings.embedder == "model") {
             return std::shared_ptr<const Embedder>(std::make_shared<WidthOnlyEmbedder>(width));
         }
@@ -763,121 +619,6 @@ TEST_CASE("an index of the model without a dimension takes the model's width and
     CHECK_FALSE(std::filesystem::exists(dir.path() / "pq"));
     settings.factory = "IVF4,PQ6";
     CHECK(Index::create(dir.path() / "pq", settings, deps_with_model_of_width(48)).ok());
-}
-
-namespace {
-
-// Cosine similarity, as the index ranks with metric cosine.
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-    double dot = 0;
-    double na = 0;
-    double nb = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        dot += static_cast<double>(a[i]) * b[i];
-        na += static_cast<double>(a[i]) * a[i];
-        nb += static_cast<double>(b[i]) * b[i];
-    }
-    return dot / std::sqrt(na * nb);
-}
-
-}  // namespace
-
-TEST_CASE("range and prefix filters and their negations return the exact top k at every selectivity") {
-    TempDir dir("index-filter-ops");
-    IndexSettings settings = small_settings("HNSW16");
-    settings.embedder = "none";
-    settings.dimension = 8;
-    settings.chunking = false;
-    auto index = create(dir, settings);
-    std::mt19937 random(11);
-    std::normal_distribution<float> normal;
-    std::map<std::string, Document> docs;
-    auto make = [&](int i) {
-        Metadata metadata;
-        if (i % 3 != 0) {
-            metadata["rating"] = static_cast<double>(random() % 1000);  // absent on a third
-        }
-        metadata["path"] = std::string(i % 2 == 0 ? "docs/" : "wiki/") + numbered("p", i % 37);
-        Document d = doc(numbered("d", i), "text", i % 10 == 0 ? Acl{{}, {"legal"}} : everyone(),
-                         metadata);
-        d.vector.resize(8);
-        for (auto& x : d.vector) {
-            x = normal(random);
-        }
-        return d;
-    };
-    std::vector<Document> batch;
-    for (int i = 0; i < 1500; ++i) {
-        batch.push_back(make(i));
-        docs[batch.back().key] = batch.back();
-    }
-    REQUIRE(index->upsert(batch).ok());
-    using F = Filter;
-    const std::vector<Filter> filters = {
-        F::range("rating", 990.0, true, std::nullopt, true),             // ~0.7%
-        F::range("rating", 100.0, false, 300.0, true),                   // ~13%
-        F::range("rating", std::nullopt, true, 1000.0, false),           // 2/3: every rating
-        F::prefix("path", "docs/p00"),                                   // ~1.4%
-        F::prefix("path", "wiki/"),                                      // 50%
-        F::negate(F::range("rating", std::nullopt, true, 995.0, true)),  // absent or > 995: ~34%
-        F::negate(F::prefix("path", "")),                                // nothing
-        F::all_of(
-            {F::prefix("path", "docs/"), F::negate(F::range("rating", 10.0, true, 999.0, true))}),
-        F::any_of({F::range("rating", 0.0, true, 5.0, true), F::prefix("path", "wiki/p001")}),
-        F::negate(
-            F::any_of({F::prefix("path", "docs/"), F::range("rating", 0.0, true, 990.0, true)})),
-    };
-    auto check_all = [&](const char* phase) {
-        CAPTURE(phase);
-        for (const auto& filter : filters) {
-            CAPTURE(filter.describe());
-            Query query;
-            query.mode = QueryMode::kAnn;
-            query.k = 10;
-            query.filter = filter;
-            query.vector.resize(8);
-            for (auto& x : query.vector) {
-                x = normal(random);
-            }
-            // Brute force over what the reader may read and the filter admits.
-            std::vector<std::pair<double, std::string>> scored;
-            for (const auto& [key, d] : docs) {
-                Metadata metadata = d.metadata;
-                metadata.try_emplace("doc_key", d.key);
-                metadata.try_emplace("uri", d.uri);
-                metadata.try_emplace("title", d.title);
-                if (d.acl.allows(kUser) && filter.matches(metadata)) {
-                    scored.emplace_back(cosine(query.vector, d.vector), key);
-                }
-            }
-            std::sort(scored.begin(), scored.end(), std::greater<>());
-            scored.resize(std::min<std::size_t>(scored.size(), 10));
-            std::set<std::string> expected;
-            for (const auto& entry : scored) {
-                expected.insert(entry.second);
-            }
-            auto hits = index->query(query, kUser);
-            REQUIRE(hits.ok());
-            CHECK(hits->size() == expected.size());
-            CHECK(keys_of(*hits) == expected);
-        }
-    };
-    check_all("after the first upsert");
-    // Updates move documents between values (and give some the field they lacked); deletes
-    // take others away.
-    batch.clear();
-    std::vector<std::string> removed;
-    for (int i = 0; i < 1500; i += 4) {
-        Document d = make(i + 1);
-        d.key = numbered("d", i);
-        batch.push_back(d);
-        docs[d.key] = d;
-        std::string gone = numbered("d", i + 2);
-        removed.push_back(gone);
-        docs.erase(gone);
-    }
-    REQUIRE(index->apply(IndexWrite{batch, removed, {}}).ok());
-    check_all("after updates and deletes");
 }
 
 TEST_CASE("an index whose terms an older analysis made is re-analyzed when it opens") {
@@ -962,150 +703,4 @@ TEST_CASE("an index whose terms an older analysis made is re-analyzed when it op
           std::string::npos);
     set_version_and_old_terms("two", false);
     CHECK(Index::open(dir.path() / "test", IndexDeps{}).status().code() == StatusCode::kDataLoss);
-}
-
-TEST_CASE("the embedding cache drops what no chunk references, and never what one does") {
-    TempDir dir("index-prune");
-    IndexSettings settings = small_settings("Flat");
-    settings.chunking = false;
-    auto text = [](const char* what, int i) { return numbered(what, i) + " about rivers"; };
-    {
-        auto index = create(dir, settings);
-        std::vector<Document> docs;
-        for (int i = 0; i < 40; ++i) {
-            docs.push_back(doc(numbered("k", i), text("first ", i), everyone()));
-        }
-        REQUIRE(index->upsert(docs).ok());
-        // 30 updated (their old vectors unreferenced), 5 deleted: 35 of 70 entries live.
-        std::vector<Document> updates;
-        for (int i = 0; i < 30; ++i) {
-            updates.push_back(doc(numbered("k", i), text("second ", i), everyone()));
-        }
-        REQUIRE(index->upsert(updates).ok());
-        REQUIRE(index->remove({"k30", "k31", "k32", "k33", "k34"}).ok());
-
-        // A write prepared now finds an old text's vector in the cache; a prune before its
-        // commit deletes that entry, and the commit must store the vector again.
-        IndexWrite late;
-        late.upserts.push_back(doc("late", text("first ", 0), everyone()));
-        late.upserts.back().title = "doc k0";  // the cache key covers the title too
-        auto prepared = index->prepare(late);
-        REQUIRE(prepared.ok());
-        auto pruned = index->prune_embedding_cache();
-        REQUIRE_MESSAGE(pruned.ok(), pruned.status().to_string());
-        CHECK(*pruned == 35);
-        auto committed = index->commit(std::move(prepared).value());
-        REQUIRE(committed.ok());
-        CHECK(committed->upserts.embedding_cache_hits == 1);
-        CHECK(committed->upserts.embedded == 0);
-        // Nothing left to drop: every entry is referenced, the late one included.
-        pruned = index->prune_embedding_cache();
-        REQUIRE(pruned.ok());
-        CHECK(*pruned == 0);
-    }
-    // Without a snapshot every vector comes back from the cache: none went missing.
-    std::filesystem::remove(dir.path() / "test" / "vectors.snap");
-    auto sink = std::make_shared<CaptureSink>();
-    sluice::log::set_sink(sink, sluice::log::Level::kWarn);
-    auto reopened = Index::open(dir.path() / "test", IndexDeps{});
-    sluice::log::set_sink(nullptr, sluice::log::Level::kWarn);
-    REQUIRE(reopened.ok());
-    CHECK((*reopened)->stats().chunks == 36);
-    CHECK((*reopened)->stats().vectors == 36);
-    CHECK(sink->lines.empty());
-    auto hits = run(**reopened, text("second ", 7), QueryMode::kAnn, kUser, 1);
-    REQUIRE(hits.size() == 1);
-    CHECK(hits[0].chunk.doc_key == "k7");
-    hits = run(**reopened, text("first ", 0), QueryMode::kAnn, kUser, 1);
-    REQUIRE(hits.size() == 1);
-    CHECK(hits[0].chunk.doc_key == "late");
-}
-
-TEST_CASE("a snapshot prunes the embedding cache once enough chunks were removed") {
-    TempDir dir("index-prune-snapshot");
-    IndexSettings settings = small_settings("Flat");
-    settings.chunking = false;
-    auto index = create(dir, settings);
-    auto write_all = [&](int n, const char* version) {
-        std::vector<Document> docs;
-        for (int i = 0; i < n; ++i) {
-            docs.push_back(doc(numbered("k", i), numbered(version, i) + " on lakes", everyone()));
-        }
-        REQUIRE(index->upsert(docs).ok());
-    };
-    // 10 removed chunks: below the threshold, the snapshot leaves the cache alone.
-    write_all(10, "one ");
-    write_all(10, "two ");
-    REQUIRE(index->snapshot().ok());
-    auto pruned = index->prune_embedding_cache();
-    REQUIRE(pruned.ok());
-    CHECK(*pruned == 10);
-    // 1,200 removed of 1,200 live: the snapshot prunes, and nothing is left to prune after it.
-    write_all(1200, "three ");
-    write_all(1200, "four ");
-    REQUIRE(index->snapshot().ok());
-    pruned = index->prune_embedding_cache();
-    REQUIRE(pruned.ok());
-    CHECK(*pruned == 0);
-    CHECK(index->stats().vectors == 1200);
-}
-
-TEST_CASE("prunes running beside commits never delete a vector a chunk references") {
-    TempDir dir("index-prune-race");
-    IndexSettings settings = small_settings("Flat");
-    settings.chunking = false;
-    const int writers = 2;
-    const int rounds = 100;
-    const int base = 3000;  // documents that stay, so that a prune's scans take a while
-    {
-        auto index = create(dir, settings);
-        std::vector<Document> kept;
-        for (int i = 0; i < base; ++i) {
-            kept.push_back(doc(numbered("b", i), numbered("base text ", i), everyone()));
-        }
-        REQUIRE(index->upsert(kept).ok());
-        std::atomic<bool> writing{true};
-        std::atomic<int> prunes{0};
-        std::vector<std::thread> threads;
-        for (int w = 0; w < writers; ++w) {
-            threads.emplace_back([&, w] {
-                for (int round = 0; round < rounds; ++round) {
-                    // Each round rewrites the writer's ten documents with new text (fresh
-                    // vectors, the old ones unreferenced), and every other round brings back
-                    // the text of two rounds before (a cache hit on an unreferenced entry).
-                    const int version = round % 2 == 0 ? round : round - 1;
-                    std::vector<Document> docs;
-                    for (int i = 0; i < 10; ++i) {
-                        docs.push_back(doc(
-                            numbered("w", w) + numbered("-", i),
-                            numbered("text ", version) + numbered(" of ", i) + numbered(" by ", w),
-                            everyone()));
-                    }
-                    REQUIRE(index->upsert(docs).ok());
-                }
-            });
-        }
-        threads.emplace_back([&] {
-            while (writing) {
-                REQUIRE(index->prune_embedding_cache().ok());
-                ++prunes;
-            }
-        });
-        for (int w = 0; w < writers; ++w) {
-            threads[static_cast<std::size_t>(w)].join();
-        }
-        writing = false;
-        threads.back().join();
-        CHECK(prunes > 0);
-    }
-    // Reopened from the store alone, every live chunk finds its vector.
-    std::filesystem::remove(dir.path() / "test" / "vectors.snap");
-    auto sink = std::make_shared<CaptureSink>();
-    sluice::log::set_sink(sink, sluice::log::Level::kWarn);
-    auto reopened = Index::open(dir.path() / "test", IndexDeps{});
-    sluice::log::set_sink(nullptr, sluice::log::Level::kWarn);
-    REQUIRE(reopened.ok());
-    CHECK((*reopened)->stats().chunks == static_cast<std::size_t>(base + writers * 10));
-    CHECK((*reopened)->stats().vectors == static_cast<std::size_t>(base + writers * 10));
-    CHECK(sink->lines.empty());
 }

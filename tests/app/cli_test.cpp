@@ -70,6 +70,28 @@ std::map<std::string, std::string> listing(const std::filesystem::path& dir) {
     return out;
 }
 
+// The commands that only use an existing data directory, each run against `data`; `archive` is
+// the file `audit archive` would write.
+std::vector<std::vector<std::string>> commands_using_data_dir(
+    const std::string& data, const std::filesystem::path& archive) {
+    return {
+        {"source", "list", "--data-dir", data},
+        {"source", "status", "kb", "--data-dir", data},
+        {"source", "poll", "kb", "--data-dir", data},
+        {"source", "bind", "kb", "--index", "articles", "--data-dir", data},
+        {"source", "sync", "kb", "--data-dir", data},
+        {"source", "remove", "kb", "--data-dir", data},
+        {"audit", "verify", "--data-dir", data},
+        {"audit", "export", "--data-dir", data},
+        {"audit", "archive", "--data-dir", data, "--up-to-seq", "1", "--file", archive.string()},
+        {"search", "--data-dir", data, "--index", "articles", "-q", "anything"},
+        {"ask", "--data-dir", data, "--index", "articles", "anything"},
+        {"eval", "sets", "--data-dir", data},
+        {"eval", "compare", "--data-dir", data, "run_a", "run_b"},
+        {"eval", "report", "--data-dir", data, "run_a"},
+    };
+}
+
 }  // namespace
 
 TEST_CASE("config check accepts the default and refuses a bad file") {
@@ -96,23 +118,7 @@ TEST_CASE("version and schema run") {
 TEST_CASE("commands that only use a data directory refuse a missing one and create nothing") {
     const auto parent = fresh_dir("missing");
     const std::string data = (parent / "typo").string();
-    const std::vector<std::vector<std::string>> commands = {
-        {"source", "list", "--data-dir", data},
-        {"source", "status", "kb", "--data-dir", data},
-        {"source", "poll", "kb", "--data-dir", data},
-        {"source", "bind", "kb", "--index", "articles", "--data-dir", data},
-        {"source", "sync", "kb", "--data-dir", data},
-        {"source", "remove", "kb", "--data-dir", data},
-        {"audit", "verify", "--data-dir", data},
-        {"audit", "export", "--data-dir", data},
-        {"audit", "archive", "--data-dir", data, "--up-to-seq", "1", "--file",
-         (parent / "archive.jsonl").string()},
-        {"search", "--data-dir", data, "--index", "articles", "-q", "anything"},
-        {"ask", "--data-dir", data, "--index", "articles", "anything"},
-        {"eval", "sets", "--data-dir", data},
-        {"eval", "compare", "--data-dir", data, "run_a", "run_b"},
-        {"eval", "report", "--data-dir", data, "run_a"},
-    };
+    const auto commands = commands_using_data_dir(data, parent / "archive.jsonl");
     for (const auto& command : commands) {
         CapturedError captured;
         const int code = run(command);
@@ -132,24 +138,8 @@ TEST_CASE("commands that only use a data directory leave a folder that holds non
                                           std::filesystem::perms::group_exec);
     const std::string data = dir.string();
     const auto before = listing(dir);
-    const std::vector<std::vector<std::string>> commands = {
-        {"source", "list", "--data-dir", data},
-        {"source", "status", "kb", "--data-dir", data},
-        {"source", "poll", "kb", "--data-dir", data},
-        {"source", "bind", "kb", "--index", "articles", "--data-dir", data},
-        {"source", "sync", "kb", "--data-dir", data},
-        {"source", "remove", "kb", "--data-dir", data},
-        {"audit", "verify", "--data-dir", data},
-        {"audit", "export", "--data-dir", data},
-        {"audit", "archive", "--data-dir", data, "--up-to-seq", "1", "--file",
-         (dir / "archive.jsonl").string()},
-        {"search", "--data-dir", data, "--index", "articles", "-q", "anything"},
-        {"ask", "--data-dir", data, "--index", "articles", "anything"},
-        {"eval", "sets", "--data-dir", data},
-        {"eval", "run", "--data-dir", data, "--set", "main.evals.qa"},
-        {"eval", "compare", "--data-dir", data, "run_a", "run_b"},
-        {"eval", "report", "--data-dir", data, "run_a"},
-    };
+    auto commands = commands_using_data_dir(data, dir / "archive.jsonl");
+    commands.push_back({"eval", "run", "--data-dir", data, "--set", "main.evals.qa"});
     for (const auto& command : commands) {
         CapturedError captured;
         const int code = run(command);

@@ -1,8 +1,8 @@
 #include "app/search_command.h"
 
 #include <iostream>
-
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "app/local_index.h"
 #include "app/vector_search_json.h"
@@ -19,8 +19,15 @@ struct SearchOptions {
     std::string filter;
     std::string principal;
     std::vector<std::string> groups;
+    std::vector<std::string> columns;  // --json only; empty: kSearchColumns
+    std::string fusion;                // empty: the index's own
+    std::optional<double> vector_weight;
     bool json = false;
 };
+
+// What `--json` prints without --columns: where each hit is, and its text.
+const std::vector<std::string> kSearchColumns = {"id",           "chunk_id",   "title",    "uri",
+                                                 "section_path", "char_begin", "char_end", "text"};
 
 int fail(const std::string& message) {
     std::cerr << "sluice search: " << message << "\n";
@@ -39,6 +46,12 @@ int run_search(const SearchOptions& options) {
     if (!options.filter.empty()) {
         request["filters_json"] = options.filter;
     }
+    if (!options.fusion.empty()) {
+        request["fusion"] = options.fusion;
+    }
+    if (options.vector_weight) {
+        request["vector_weight"] = *options.vector_weight;
+    }
     auto query = query_from_json(request);
     if (!query.ok()) {
         return fail(query.status().message());
@@ -48,8 +61,8 @@ int run_search(const SearchOptions& options) {
         return fail(hits.status().message());
     }
     if (options.json) {
-        std::cout << results_to_json(*hits, {"id", "chunk_id", "title", "uri", "section_path",
-                                              "char_begin", "char_end", "text"})
+        std::cout << results_to_json(*hits,
+                                     options.columns.empty() ? kSearchColumns : options.columns)
                          .dump()
                   << "\n";
         return 0;
@@ -84,7 +97,22 @@ void add_search_command(Cli& cli) {
     command->add_option("--principal", options->principal,
                         "Read as this catalog principal (needs SELECT on the index; default admin)");
     command->add_option("--group", options->groups, "Read also as a member of this group");
+    command
+        ->add_option("--fusion", options->fusion,
+                     "Hybrid: rrf or weighted (default: the index's own, see describe)")
+        ->check(CLI::IsMember({"rrf", "weighted"}));
+    command
+        ->add_option("--vector-weight", options->vector_weight,
+                     "Hybrid: the vector side's weight in weighted fusion, 0 to 1 (alone, it "
+                     "asks for weighted fusion)")
+        ->check(CLI::Range(0.0, 1.0));
     command->add_flag("--json", options->json, "Print results as JSON");
+    command
+        ->add_option("--columns", options->columns,
+                     "With --json: the columns to print, separated by commas (id, chunk_id, "
+                     "title, uri, section_path, char_begin, char_end, text, score or any "
+                     "metadata field)")
+        ->delimiter(',');
     cli.on_run(command, [options] { return run_search(*options); });
 }
 

@@ -279,6 +279,16 @@ TEST_CASE("sluice ask answers from the data directory as the given reader") {
     REQUIRE(search_code == 0);
     json hits = json::parse(found);
     REQUIRE(hits["result"]["data_array"].size() == 1);
+    CHECK(hits["manifest"]["column_count"] == 9);  // where the hit is, its text, its score
+    auto [columns_code, chosen] = sluice::testing::run_sluice(
+        {"search", "--data-dir", dir.string(), "--index", "docs", "--group", "staff", "--json",
+         "--columns", "score,uri", "--fusion", "rrf", "--query", "holiday days"});
+    REQUIRE(columns_code == 0);
+    json chosen_hits = json::parse(chosen);
+    CHECK(chosen_hits["manifest"]["columns"] ==
+          json::array({{{"name", "score"}}, {{"name", "uri"}}}));
+    REQUIRE(chosen_hits["result"]["data_array"].size() == 1);
+    CHECK(chosen_hits["result"]["data_array"][0][1] == "file:///holidays.md");
     auto [hidden_code, hidden] = sluice::testing::run_sluice(
         {"search", "--data-dir", dir.string(), "--index", "docs", "--principal", "visitor",
          "--json", "--query", "holiday days"});

@@ -43,6 +43,32 @@
 namespace sluice::app {
 namespace {
 
+// The first admin's token, made with the catalog and shown once, on stderr only (only its hash
+// is stored, so it can never be shown again): once the port is bound, just before "listening",
+// so that a started server ends its startup output with it; or, when startup fails after it was
+// made, beside the error (the destructor), so that it is never lost.
+class FirstAdminToken {
+public:
+    explicit FirstAdminToken(std::string secret) : secret_(std::move(secret)) {}
+    ~FirstAdminToken() { show(); }
+    FirstAdminToken(const FirstAdminToken&) = delete;
+    FirstAdminToken& operator=(const FirstAdminToken&) = delete;
+
+    void show() {
+        if (secret_.empty()) {
+            return;
+        }
+        std::cerr << "\n=== SLUICE ADMIN TOKEN (shown once; store it now) ===\n"
+                  << "admin token: " << secret_ << "\n"
+                  << "=== END SLUICE ADMIN TOKEN ===\n\n"
+                  << std::flush;
+        secret_.clear();
+    }
+
+private:
+    std::string secret_;
+};
+
 // A signal handler can reach only static storage, so the received signals live here: the count
 // (a second signal forces the exit) and the last number. Both are lock-free atomics, which are
 // async-signal-safe. Whichever thread the kernel picks runs the handler; the watcher thread in
@@ -128,15 +154,12 @@ int run_server(const Config& config) {
         std::cerr << "sluice serve: " << bootstrap.status().message() << "\n";
         return 1;
     }
+    // Never through the log sink; see FirstAdminToken.
+    FirstAdminToken first_admin_token(bootstrap->has_value() ? (*bootstrap)->secret : "");
     if (bootstrap->has_value()) {
-        // Shown once, on stderr only, never through the log sink: only its hash is stored.
         log::info("server", "created the first admin", {{"principal", "admin"},
                                                         {"token_id", (*bootstrap)->info.id}});
         log::flush();
-        std::cerr << "\n=== SLUICE ADMIN TOKEN (shown once; store it now) ===\n"
-                  << "admin token: " << (*bootstrap)->secret << "\n"
-                  << "=== END SLUICE ADMIN TOKEN ===\n\n"
-                  << std::flush;
     }
 
     // Indexes whose embedder is "model" reach the engine through this slot: they open now, the
@@ -276,6 +299,8 @@ int run_server(const Config& config) {
         std::cerr << "sluice serve: " << bound.message() << "\n";
         return 1;
     }
+    log::flush();
+    first_admin_token.show();
     std::string address = config.server.host + ":" + std::to_string(server.port());
     readiness.set("http", true, "listening on " + address);
     log::info("server", "listening", {{"address", address}, {"threads", config.server.threads}});

@@ -259,6 +259,29 @@ TEST_CASE("a second instance on the same data directory fails at once") {
     std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("a first start that cannot bind its port still shows the admin token it made") {
+    auto dir = fresh_dir("bind");
+    Server first(dir);
+    const std::string taken = std::to_string(first.port);
+    auto second_dir = fresh_dir("bind-second");
+    ChildProcess second(
+        {SLUICE_BINARY, "serve", "--port", taken, "--data-dir", second_dir.string()});
+    auto code = second.wait(20s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    const std::string output = second.output();
+    const auto error = output.find("sluice serve: cannot bind");
+    const auto token = output.find("admin token: slc_");
+    // The token exists now (only its hash is stored), so it is shown, after the error.
+    REQUIRE(error != std::string::npos);
+    REQUIRE(token != std::string::npos);
+    CHECK(token > error);
+    first.process->signal(SIGTERM);
+    CHECK(first.process->wait(20s) == 0);
+    std::filesystem::remove_all(dir);
+    std::filesystem::remove_all(second_dir);
+}
+
 TEST_CASE("SIGTERM lets a request in flight finish, then exits 0") {
     auto dir = fresh_dir("drain");
     Server server(dir);

@@ -133,6 +133,8 @@ test('indexes: counts and a keyword query with a filter', async () => {
   const { page } = opened;
   const docs = page.getByRole('row', { name: /^docs 2 / });
   await docs.waitFor();
+  // A lexical-hash index fuses hybrid queries by weight unless told otherwise.
+  await waitForText(docs, /weighted 0\.2$/);
   await page.getByLabel('Index', { exact: true }).selectOption('docs');
   await page.getByLabel('Mode').selectOption('LEXICAL');
   await page.getByLabel('Query', { exact: true }).fill('policy');

@@ -3,12 +3,17 @@
 import { enc, getJson, paths, sendJson } from '../api.js';
 import { clear, errorBox, field, h, number, select, table } from '../dom.js';
 
+// How the index's hybrid queries fuse when they name no fusion: "rrf" or "weighted 0.2".
+function fusionText(index) {
+  return index.fusion === 'weighted' ? `weighted ${index.vector_weight}` : index.fusion;
+}
+
 function indexTable(indexes) {
   return table('Vector indexes', ['Name', 'Documents', 'Chunks', 'Vectors', 'Embedder',
-    'Dimension', 'Chunking'], indexes.map((index) => [index.name,
+    'Dimension', 'Chunking', 'Hybrid fusion'], indexes.map((index) => [index.name,
     number(index.status.indexed_row_count), number(index.status.chunk_count),
     number(index.status.vector_count), index.embedder, number(index.embedding_dimension),
-    `${index.chunking} (${index.chunk_max_tokens} tokens)`]));
+    `${index.chunking} (${index.chunk_max_tokens} tokens)`, fusionText(index)]));
 }
 
 // A metadata boolean is spelt out: the DOM helpers drop a `false` child (they take it for a

@@ -175,8 +175,9 @@ Result<IndexSettings> decode_settings(const std::string& text) {
 FusionChoice hybrid_fusion(const IndexSettings& settings) {
     FusionChoice choice;
     const bool lexical_hash = settings.embedder == "lexical-hash";
-    choice.method =
-        settings.fusion.value_or(lexical_hash ? FusionMethod::kWeighted : FusionMethod::kRrf);
+    // A weight alone asks for weighted fusion, as it does in a query.
+    choice.method = settings.fusion.value_or(
+        lexical_hash || settings.vector_weight ? FusionMethod::kWeighted : FusionMethod::kRrf);
     choice.vector_weight =
         settings.vector_weight.value_or(lexical_hash ? 0.2 : kDefaultVectorWeight);
     return choice;

@@ -35,7 +35,8 @@ struct IndexSettings {
     Metric metric = Metric::kCosine;
     Bm25Params bm25;
     // How hybrid queries that name no fusion fuse; unset: the embedder's default
-    // (hybrid_fusion()). vector_weight (0 to 1) is for weighted fusion only.
+    // (hybrid_fusion()). vector_weight (0 to 1) is for weighted fusion only; given alone, it
+    // asks for weighted fusion.
     std::optional<FusionMethod> fusion;
     std::optional<double> vector_weight;
 };

@@ -83,8 +83,14 @@ TEST_CASE("fusion settings are validated and survive encoding; older settings ha
     CHECK_FALSE(old->fusion.has_value());
     CHECK_FALSE(old->vector_weight.has_value());
 
-    IndexSettings rrf_with_weight = settings_for("http");
-    rrf_with_weight.vector_weight = 0.3;  // the http embedder fuses by rank: no weight applies
+    IndexSettings weight_alone = settings_for("none");
+    weight_alone.vector_weight = 0.3;  // asks for weighted fusion, as in a query
+    CHECK(validate(weight_alone).ok());
+    CHECK(hybrid_fusion(weight_alone).method == FusionMethod::kWeighted);
+    CHECK(hybrid_fusion(weight_alone).vector_weight == doctest::Approx(0.3));
+    IndexSettings rrf_with_weight = settings_for("none");
+    rrf_with_weight.fusion = FusionMethod::kRrf;
+    rrf_with_weight.vector_weight = 0.3;  // rank fusion has no weights
     CHECK(validate(rrf_with_weight).code() == StatusCode::kInvalidArgument);
     IndexSettings out_of_range = settings_for("lexical-hash");
     out_of_range.vector_weight = 1.5;

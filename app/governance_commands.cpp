@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "app/data_dir.h"
+#include "app/governance_http.h"
 #include "governance/governance.h"
 
 namespace sluice::app {
@@ -90,20 +91,6 @@ Result<std::filesystem::path> existing_catalog(const AuditOptions& o) {
     return std::filesystem::path(o.data_dir) / governance::kCatalogFile;
 }
 
-json report_json(const governance::AuditVerifyReport& report) {
-    return {{"ok", report.ok},
-            {"records", report.records},
-            {"checkpoints", report.checkpoints},
-            {"first_seq", report.first_seq},
-            {"last_seq", report.last_seq},
-            {"last_checkpoint_seq", report.last_checkpoint_seq},
-            {"archives", report.archives},
-            {"archived_records", report.archived_records},
-            {"archives_unverified", report.archives_unverified},
-            {"first_bad_seq", report.first_bad_seq},
-            {"problem", report.problem}};
-}
-
 // The key the checkpoints must be signed with, only ever read: a verifier that made a missing
 // key would then trust whatever that new key signs. nullopt when there is none and the log holds
 // nothing it could vouch for (no record, checkpoint or archive), which verifies as it is.
@@ -148,7 +135,7 @@ int run_verify(const AuditOptions& options) {
         std::cerr << "sluice audit verify: " << report.status().message() << "\n";
         return 2;
     }
-    json out = report_json(*report);
+    json out = audit_report_json(*report);
     if (!key->has_value()) {
         out["note"] =
             "the data directory has no audit signing key and its audit log is empty: "

@@ -17,6 +17,20 @@ RequestContext context_of(const RequestInfo& info) {
     return context;
 }
 
+nlohmann::json audit_report_json(const governance::AuditVerifyReport& report) {
+    return {{"ok", report.ok},
+            {"records", report.records},
+            {"checkpoints", report.checkpoints},
+            {"first_seq", report.first_seq},
+            {"last_seq", report.last_seq},
+            {"last_checkpoint_seq", report.last_checkpoint_seq},
+            {"archives", report.archives},
+            {"archived_records", report.archived_records},
+            {"archives_unverified", report.archives_unverified},
+            {"first_bad_seq", report.first_bad_seq},
+            {"problem", report.problem}};
+}
+
 nlohmann::json securable_json(const governance::Securable& s) {
     nlohmann::json out = {{"name", s.name},
                           {"full_name", s.full_name},

@@ -30,6 +30,11 @@ void govern_requests(HttpServer& server, governance::Governance& gov,
 // "comment", "tags", "created_at", "updated_at", "securable_type"}.
 nlohmann::json securable_json(const governance::Securable& securable);
 
+// An audit log verification as `GET /api/2.0/sluice/audit/verify` and `sluice audit verify`
+// print it: {"ok", "records", "checkpoints", "first_seq", "last_seq", "last_checkpoint_seq",
+// "archives", "archived_records", "archives_unverified", "first_bad_seq", "problem"}.
+nlohmann::json audit_report_json(const governance::AuditVerifyReport& report);
+
 // Audits a completed write (or admin read) by the caller: action, securable, outcome.
 Status audit_action(governance::Governance& gov, const governance::RequestContext& context,
                     std::string action, std::string securable, const Status& outcome,

@@ -246,17 +246,7 @@ void add_principal_routes(HttpServer& server, Governance& gov) {
                          auto report,
                          governance::verify_audit_log(gov.data_dir() / governance::kCatalogFile,
                                                       options));
-                     send_json(res, json{{"ok", report.ok},
-                                         {"records", report.records},
-                                         {"checkpoints", report.checkpoints},
-                                         {"first_seq", report.first_seq},
-                                         {"last_seq", report.last_seq},
-                                         {"last_checkpoint_seq", report.last_checkpoint_seq},
-                                         {"archives", report.archives},
-                                         {"archived_records", report.archived_records},
-                                         {"archives_unverified", report.archives_unverified},
-                                         {"first_bad_seq", report.first_bad_seq},
-                                         {"problem", report.problem}});
+                     send_json(res, audit_report_json(report));
                      return Status();
                  }));
 }

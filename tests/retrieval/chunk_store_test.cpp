@@ -33,6 +33,26 @@ Chunk make_chunk(std::uint64_t id, const std::string& doc, const std::string& te
     return chunk;
 }
 
+// Commits one chunk and its document, both carrying `metadata`, into a store at `dir`, and
+// reopens it; `id` is the chunk's id.
+std::unique_ptr<ChunkStore> store_with_metadata(const TempDir& dir, const Metadata& metadata,
+                                                std::uint64_t& id) {
+    {
+        auto store = ChunkStore::open(dir.path());
+        REQUIRE(store.ok());
+        auto batch = (*store)->batch();
+        id = batch.reserve_chunk_id();
+        Chunk chunk = make_chunk(id, "doc-a", "hello");
+        chunk.metadata = metadata;
+        batch.put_chunk(chunk, {});
+        batch.put_document(DocumentRecord{"doc-a", "", "", metadata, {}, "h", {id}});
+        REQUIRE((*store)->commit(batch).ok());
+    }
+    auto store = ChunkStore::open(dir.path());
+    REQUIRE(store.ok());
+    return std::move(store).value();
+}
+
 }  // namespace
 
 TEST_CASE("a committed batch survives reopening, field for field") {
@@ -102,26 +122,14 @@ TEST_CASE("integer metadata reads back as an integer; records of earlier builds 
                               {"most", std::numeric_limits<std::int64_t>::max()},
                               {"ratio", 2.0}};
     std::uint64_t id = 0;
-    {
-        auto store = ChunkStore::open(dir.path());
-        REQUIRE(store.ok());
-        auto batch = (*store)->batch();
-        id = batch.reserve_chunk_id();
-        Chunk chunk = make_chunk(id, "doc-a", "hello");
-        chunk.metadata = numbers;
-        batch.put_chunk(chunk, {});
-        batch.put_document(DocumentRecord{"doc-a", "", "", numbers, {}, "h", {id}});
-        REQUIRE((*store)->commit(batch).ok());
-    }
-    auto store = ChunkStore::open(dir.path());
-    REQUIRE(store.ok());
-    auto chunk = (*store)->get_chunk(id);
+    auto store = store_with_metadata(dir, numbers, id);
+    auto chunk = store->get_chunk(id);
     REQUIRE(chunk.ok());
     REQUIRE(chunk->has_value());
     CHECK((*chunk)->metadata == numbers);  // kinds and values: 2020 stays 2020, 2.0 stays 2.0
     CHECK(std::holds_alternative<std::int64_t>((*chunk)->metadata.at("year")));
     CHECK(std::holds_alternative<double>((*chunk)->metadata.at("ratio")));
-    auto document = (*store)->get_document("doc-a");
+    auto document = store->get_document("doc-a");
     REQUIRE(document.ok());
     CHECK((*document)->metadata == numbers);
 }
@@ -163,26 +171,14 @@ TEST_CASE("boolean metadata reads back as a boolean; 1.0 and 0.0 of earlier buil
     TempDir dir("store-booleans");
     const Metadata flags = {{"published", true}, {"draft", false}, {"old", 1.0}};
     std::uint64_t id = 0;
-    {
-        auto store = ChunkStore::open(dir.path());
-        REQUIRE(store.ok());
-        auto batch = (*store)->batch();
-        id = batch.reserve_chunk_id();
-        Chunk chunk = make_chunk(id, "doc-a", "hello");
-        chunk.metadata = flags;
-        batch.put_chunk(chunk, {});
-        batch.put_document(DocumentRecord{"doc-a", "", "", flags, {}, "h", {id}});
-        REQUIRE((*store)->commit(batch).ok());
-    }
-    auto store = ChunkStore::open(dir.path());
-    REQUIRE(store.ok());
-    auto chunk = (*store)->get_chunk(id);
+    auto store = store_with_metadata(dir, flags, id);
+    auto chunk = store->get_chunk(id);
     REQUIRE(chunk.ok());
     REQUIRE(chunk->has_value());
     CHECK((*chunk)->metadata == flags);
     CHECK(std::holds_alternative<bool>((*chunk)->metadata.at("draft")));
     CHECK(std::holds_alternative<double>((*chunk)->metadata.at("old")));
-    auto document = (*store)->get_document("doc-a");
+    auto document = store->get_document("doc-a");
     REQUIRE(document.ok());
     CHECK((*document)->metadata == flags);
 }

@@ -20,6 +20,23 @@ using namespace sluice::retrieval;
 using sluice::StatusCode;
 using namespace sluice::retrieval::testing;
 
+namespace {
+
+// Opens the index at `path` with its vector snapshot removed, so that every vector comes back
+// through the embedding cache; a missing vector would be logged, so nothing may be.
+std::unique_ptr<Index> reopen_from_store_alone(const std::filesystem::path& path) {
+    std::filesystem::remove(path / "vectors.snap");
+    auto sink = std::make_shared<CaptureSink>();
+    sluice::log::set_sink(sink, sluice::log::Level::kWarn);
+    auto reopened = Index::open(path, IndexDeps{});
+    sluice::log::set_sink(nullptr, sluice::log::Level::kWarn);
+    REQUIRE_MESSAGE(reopened.ok(), reopened.status().to_string());
+    CHECK(sink->lines.empty());
+    return std::move(reopened).value();
+}
+
+}  // namespace
+
 TEST_CASE("the embedding cache drops what no chunk references, and never what one does") {
     TempDir dir("index-prune");
     IndexSettings settings = small_settings("Flat");
@@ -60,19 +77,13 @@ TEST_CASE("the embedding cache drops what no chunk references, and never what on
         CHECK(*pruned == 0);
     }
     // Without a snapshot every vector comes back from the cache: none went missing.
-    std::filesystem::remove(dir.path() / "test" / "vectors.snap");
-    auto sink = std::make_shared<CaptureSink>();
-    sluice::log::set_sink(sink, sluice::log::Level::kWarn);
-    auto reopened = Index::open(dir.path() / "test", IndexDeps{});
-    sluice::log::set_sink(nullptr, sluice::log::Level::kWarn);
-    REQUIRE(reopened.ok());
-    CHECK((*reopened)->stats().chunks == 36);
-    CHECK((*reopened)->stats().vectors == 36);
-    CHECK(sink->lines.empty());
-    auto hits = run(**reopened, text("second ", 7), QueryMode::kAnn, kUser, 1);
+    auto reopened = reopen_from_store_alone(dir.path() / "test");
+    CHECK(reopened->stats().chunks == 36);
+    CHECK(reopened->stats().vectors == 36);
+    auto hits = run(*reopened, text("second ", 7), QueryMode::kAnn, kUser, 1);
     REQUIRE(hits.size() == 1);
     CHECK(hits[0].chunk.doc_key == "k7");
-    hits = run(**reopened, text("first ", 0), QueryMode::kAnn, kUser, 1);
+    hits = run(*reopened, text("first ", 0), QueryMode::kAnn, kUser, 1);
     REQUIRE(hits.size() == 1);
     CHECK(hits[0].chunk.doc_key == "late");
 }
@@ -155,13 +166,7 @@ TEST_CASE("prunes running beside commits never delete a vector a chunk reference
         CHECK(prunes > 0);
     }
     // Reopened from the store alone, every live chunk finds its vector.
-    std::filesystem::remove(dir.path() / "test" / "vectors.snap");
-    auto sink = std::make_shared<CaptureSink>();
-    sluice::log::set_sink(sink, sluice::log::Level::kWarn);
-    auto reopened = Index::open(dir.path() / "test", IndexDeps{});
-    sluice::log::set_sink(nullptr, sluice::log::Level::kWarn);
-    REQUIRE(reopened.ok());
-    CHECK((*reopened)->stats().chunks == static_cast<std::size_t>(base + writers * 10));
-    CHECK((*reopened)->stats().vectors == static_cast<std::size_t>(base + writers * 10));
-    CHECK(sink->lines.empty());
+    auto reopened = reopen_from_store_alone(dir.path() / "test");
+    CHECK(reopened->stats().chunks == static_cast<std::size_t>(base + writers * 10));
+    CHECK(reopened->stats().vectors == static_cast<std::size_t>(base + writers * 10));
 }

@@ -10,6 +10,7 @@
 
 #include "app/data_dir.h"
 #include "app/governance_http.h"
+#include "governance/audit_key_rotation.h"
 #include "governance/governance.h"
 
 namespace sluice::app {
@@ -83,6 +84,7 @@ struct AuditOptions {
     std::string file;
     governance::AuditVerifyOptions verify;
     std::string archive_dir;
+    bool previous_key_lost = false;
 };
 
 // The catalog of the data directory the audit commands read: they never create one.
@@ -109,7 +111,8 @@ Result<std::optional<std::string>> trusted_key(const std::filesystem::path& cata
             "no audit signing key ('" + key_path.string() +
             "' does not exist), so the signed checkpoints of the audit log cannot be checked: "
             "restore the data directory's key (a key made now would not be the one that signed "
-            "them)");
+            "them), or, if it is lost for good, record a new one with `sluice audit rotate-key "
+            "--previous-key-lost`");
     }
     return std::optional<std::string>();
 }
@@ -149,6 +152,44 @@ int run_verify(const AuditOptions& options) {
     return 0;
 }
 
+// Rotates the signing key with the data directory locked, so that no server on it goes on
+// signing with the previous key. The migration before it is what a server would do at start.
+int run_rotate_key(const AuditOptions& options) {
+    auto data_dir = DataDir::open(options.data_dir, DataDirMode::kMustExist);
+    if (!data_dir.ok()) {
+        std::cerr << "sluice audit rotate-key: " << data_dir.status().message() << "\n";
+        return 1;
+    }
+    const std::filesystem::path catalog = (*data_dir)->path() / governance::kCatalogFile;
+    if (auto store = governance::Store::open(catalog); !store.ok()) {
+        std::cerr << "sluice audit rotate-key: " << store.status().message() << "\n";
+        return 1;
+    }
+    governance::AuditKeyRotationOptions rotate;
+    rotate.previous_key_lost = options.previous_key_lost;
+    rotate.principal = current_user();
+    rotate.client = current_user();
+    auto rotation = governance::rotate_audit_signing_key(
+        catalog, (*data_dir)->path() / governance::kSigningKeyFile, rotate);
+    if (!rotation.ok()) {
+        std::cerr << "sluice audit rotate-key: " << rotation.status().message() << "\n";
+        return 1;
+    }
+    std::cout << json{{"seq", rotation->seq},
+                      {"previous_key", rotation->previous_key_held ? "held" : "lost"},
+                      {"previous_public_key", rotation->previous_public_key},
+                      {"public_key", rotation->public_key},
+                      {"retired_key_file", rotation->retired_key_file.string()},
+                      {"resumed", rotation->resumed}}
+                     .dump()
+              << "\n";
+    if (!rotation->retired_key_file.empty()) {
+        std::cerr << "the previous private key is kept in " << rotation->retired_key_file
+                  << ": verify does not need it; destroy it if it may have been exposed\n";
+    }
+    return 0;
+}
+
 void add_audit_commands(Cli& cli) {
     auto* group = cli.root().add_subcommand("audit", "Verify, export and archive the audit log");
     group->require_subcommand(1);
@@ -174,6 +215,19 @@ void add_audit_commands(Cli& cli) {
                        "checkpoint predates recorded intervals")
         ->check(CLI::PositiveNumber);
     cli.on_run(verify, [options] { return run_verify(*options); });
+
+    auto* rotate = group->add_subcommand(
+        "rotate-key", "Replace the audit signing key, recording the change in the log");
+    rotate->footer(
+        "Stop every server and offline writer of the data directory first (the command takes "
+        "its lock). With the current key present, it signs the handover to the new one; "
+        "--previous-key-lost replaces a key that is gone. Checkpoints signed before the rotation "
+        "keep verifying with the key they were signed with. Run it again to finish a rotation "
+        "that was interrupted.");
+    rotate->add_option("--data-dir", options->data_dir, "Data directory")->required();
+    rotate->add_flag("--previous-key-lost", options->previous_key_lost,
+                     "audit_signing.key is gone for good: rotate without its handover");
+    cli.on_run(rotate, [options] { return run_rotate_key(*options); });
 
     auto* exporter = group->add_subcommand("export", "Write audit records as JSON lines");
     exporter->add_option("--data-dir", options->data_dir, "Data directory")->required();

@@ -27,6 +27,7 @@ nlohmann::json audit_report_json(const governance::AuditVerifyReport& report) {
             {"archives", report.archives},
             {"archived_records", report.archived_records},
             {"archives_unverified", report.archives_unverified},
+            {"key_rotations", report.key_rotations},
             {"first_bad_seq", report.first_bad_seq},
             {"problem", report.problem}};
 }

@@ -33,28 +33,27 @@ std::string_view bytes_of(const detail::Sha256::Digest& digest) {
     return {reinterpret_cast<const char*>(digest.data()), digest.size()};
 }
 
-// The interval that the log's last checkpoint signed, for a log opened with checkpoint_every 0:
-// an offline tool writing beside the server then signs where the server does. Only a checkpoint
-// whose signature holds is believed; otherwise, or when none records one, the default.
-Result<std::int64_t> inherited_checkpoint_every(detail::Database& db,
-                                                const detail::Ed25519Key& key) {
-    const std::int64_t fallback = AuditLogOptions{}.checkpoint_every;
-    SLUICE_ASSIGN_OR_RETURN(auto last, db.prepare("SELECT seq, hash, checkpoint_every, signature "
-                                                  "FROM audit_checkpoints WHERE checkpoint_every "
-                                                  "IS NOT NULL ORDER BY seq DESC LIMIT 1"));
-    SLUICE_ASSIGN_OR_RETURN(bool found, last.step());
-    if (!found) {
-        return fallback;
+// A key made for a log that holds records would sign on as though it had signed them, and
+// verify would then fail every checkpoint before it: a lost key is replaced only through a
+// rotation, which records the change in the log (audit_key_rotation.h).
+Status refuse_missing_key(const std::filesystem::path& db_path,
+                          const std::filesystem::path& key_path) {
+    std::error_code ec;
+    if (std::filesystem::exists(key_path, ec) || ec) {
+        return Status();  // loading it reports what is wrong with it
     }
-    const std::int64_t every = last.column_int(2);
-    const std::string message =
-        detail::audit_checkpoint_message(last.column_int(0), last.column_blob(1), every);
-    if (every < 1 || !detail::ed25519_verify(key.public_key(), message, last.column_blob(3))) {
-        log::warn("audit", "the last audit checkpoint does not verify; using the default interval",
-                  {{"seq", last.column_int(0)}, {"checkpoint_every", fallback}});
-        return fallback;
+    SLUICE_ASSIGN_OR_RETURN(bool empty, audit_log_is_empty(db_path));
+    if (empty) {
+        return Status();
     }
-    return every;
+    return failed_precondition(
+        "audit signing key '" + key_path.string() + "' does not exist, but the audit log in '" +
+        db_path.string() +
+        "' holds records signed with a key: restore the key from the data "
+        "directory's backup, or, if it is lost for good, stop every server on this data "
+        "directory and run `sluice audit rotate-key --data-dir " +
+        key_path.parent_path().string() +
+        " --previous-key-lost`, which records the new key in the log");
 }
 
 }  // namespace
@@ -166,9 +165,11 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::filesystem::path& db
     SLUICE_ASSIGN_OR_RETURN(auto db, detail::Database::open(db_path.string()));
     SLUICE_RETURN_IF_ERROR(db->exec("PRAGMA wal_autocheckpoint=0"));
     SLUICE_ASSIGN_OR_RETURN(auto checkpoint_db, detail::Database::open(db_path.string()));
+    SLUICE_RETURN_IF_ERROR(refuse_missing_key(db_path, key_path));
     SLUICE_ASSIGN_OR_RETURN(auto key, detail::Ed25519Key::load_or_create(key_path));
     if (options.checkpoint_every == 0) {
-        SLUICE_ASSIGN_OR_RETURN(options.checkpoint_every, inherited_checkpoint_every(*db, *key));
+        SLUICE_ASSIGN_OR_RETURN(options.checkpoint_every,
+                                detail::inherited_checkpoint_every(*db, key->public_key()));
     }
     auto audit = std::make_unique<AuditLog>(std::move(db), std::move(key), options,
                                             std::move(checkpoint_db));
@@ -651,6 +652,26 @@ Status AuditLog::insert_checkpoint(std::int64_t seq, std::string_view hash) {
 }  // namespace sluice::governance
 
 namespace sluice::governance::detail {
+Result<std::int64_t> inherited_checkpoint_every(Database& db, std::string_view public_key) {
+    const std::int64_t fallback = AuditLogOptions{}.checkpoint_every;
+    SLUICE_ASSIGN_OR_RETURN(auto last, db.prepare("SELECT seq, hash, checkpoint_every, signature "
+                                                  "FROM audit_checkpoints WHERE checkpoint_every "
+                                                  "IS NOT NULL ORDER BY seq DESC LIMIT 1"));
+    SLUICE_ASSIGN_OR_RETURN(bool found, last.step());
+    if (!found) {
+        return fallback;
+    }
+    const std::int64_t every = last.column_int(2);
+    const std::string message =
+        audit_checkpoint_message(last.column_int(0), last.column_blob(1), every);
+    if (every < 1 || !ed25519_verify(public_key, message, last.column_blob(3))) {
+        log::warn("audit", "the last audit checkpoint does not verify; using the default interval",
+                  {{"seq", last.column_int(0)}, {"checkpoint_every", fallback}});
+        return fallback;
+    }
+    return every;
+}
+
 std::string audit_checkpoint_message(std::int64_t seq, std::string_view hash,
                                      std::int64_t checkpoint_every) {
     std::string message = checkpoint_every == 0 ? "sluice-audit-checkpoint-v1\n"

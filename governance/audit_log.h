@@ -289,6 +289,7 @@ struct AuditVerifyReport {
     std::int64_t archives = 0;             // archive files read and checked
     std::int64_t archived_records = 0;     // records checked in them
     std::int64_t archives_unverified = 0;  // missing archive files (allow_missing_archives)
+    std::int64_t key_rotations = 0;        // signing key rotations in the chain
     std::int64_t first_bad_seq = 0;  // 0 when ok
     std::string problem;             // what is wrong with first_bad_seq
 };

@@ -11,10 +11,12 @@
 #include <ostream>
 #include <sstream>
 
+#include "governance/audit_key_rotation.h"
 #include "governance/audit_log.h"
 #include "governance/detail/audit_format.h"
 #include "governance/detail/audit_json.h"
 #include "governance/detail/crypto.h"
+#include "governance/detail/key_rotation_record.h"
 #include "governance/detail/sqlite.h"
 #include "governance/store.h"
 
@@ -62,17 +64,25 @@ std::string check_record(const AuditRecord& record, std::int64_t expected_seq,
     return "";
 }
 
-// A signed checkpoint whose signature holds.
+// A signed checkpoint whose signature holds (under its own public key; whether that key was the
+// one in use at its seq is checked once the rotations in the chain are known).
 struct Checkpoint {
     std::string hash;
     std::int64_t every = 0;  // the interval it signed; 0: signed before intervals were recorded
+    std::string public_key;
 };
 using Checkpoints = std::map<std::int64_t, Checkpoint>;  // by seq
+
+struct Rotation {
+    std::int64_t seq = 0;
+    detail::KeyRotationDetails details;
+};
 
 // The chain as it is walked, from the genesis through the archives into the table.
 struct Walk {
     std::int64_t next_seq = 1;
     std::string prev_hash = std::string(32, '\0');
+    std::vector<Rotation> rotations;  // the signing key rotations met, in seq order
 
     // Checks `record` as the next one, and against the checkpoint at its seq; moves on when it
     // holds. Returns the problem, or "".
@@ -84,6 +94,13 @@ struct Walk {
         auto checkpoint = checkpoints.find(record.seq);
         if (checkpoint != checkpoints.end() && checkpoint->second.hash != record.hash) {
             return "hash differs from the signed checkpoint at this seq";
+        }
+        if (record.event.action == kAuditKeyRotationAction) {
+            auto details = detail::parse_key_rotation_details(record.event.details);
+            if (!details || record.event.result != "ok") {
+                return "a signing key rotation whose details are not what a rotation writes";
+            }
+            rotations.push_back({record.seq, std::move(*details)});
         }
         next_seq = record.seq + 1;
         prev_hash = record.hash;
@@ -172,7 +189,7 @@ public:
         if (ok) {
             SLUICE_ASSIGN_OR_RETURN(ok, walk_table());
         }
-        if (ok && check_end() && check_placement()) {
+        if (ok && check_keys() && check_end() && check_placement()) {
             check_expected();
         }
         return report_;
@@ -196,19 +213,16 @@ private:
                 return true;
             }
             const std::int64_t seq = rows.column_int(0);
-            Checkpoint checkpoint{rows.column_blob(1), rows.column_optional_int(4).value_or(0)};
-            const std::string public_key = rows.column_blob(2);
+            Checkpoint checkpoint{rows.column_blob(1), rows.column_optional_int(4).value_or(0),
+                                  rows.column_blob(2)};
             const std::string at = "checkpoint at seq " + std::to_string(seq);
             ++report_.checkpoints;
-            if (options_.trusted_public_key && public_key != *options_.trusted_public_key) {
-                return fail(seq, at + " is signed by a key other than the data directory's");
-            }
             // The interval is part of what was signed: one changed (or nulled, which selects
             // message version 1) fails like a changed hash.
-            if (!detail::ed25519_verify(public_key,
-                                        detail::audit_checkpoint_message(seq, checkpoint.hash,
-                                                                         checkpoint.every),
-                                        rows.column_blob(3))) {
+            if (!detail::ed25519_verify(
+                    checkpoint.public_key,
+                    detail::audit_checkpoint_message(seq, checkpoint.hash, checkpoint.every),
+                    rows.column_blob(3))) {
                 return fail(seq, at + " has a bad signature");
             }
             report_.last_checkpoint_seq = seq;
@@ -292,6 +306,63 @@ private:
             }
             report_.last_seq = record.seq;
         }
+    }
+
+    // Whose signature each checkpoint must carry. Without rotations, the data directory's key's
+    // (any key when none is trusted). With them, the key in use at its seq: the first rotation's
+    // previous key before it, each rotation's new key from its record on; each rotation names
+    // the key before it, its record is signed by its new key (the checkpoint at its seq), a held
+    // previous key signed the handover, and the last one hands over to the data directory's key.
+    bool check_keys() {
+        const std::vector<Rotation>& rotations = walk_.rotations;
+        report_.key_rotations = static_cast<std::int64_t>(rotations.size());
+        for (std::size_t i = 0; i < rotations.size(); ++i) {
+            const Rotation& rotation = rotations[i];
+            const detail::KeyRotationDetails& d = rotation.details;
+            const std::string at =
+                "the signing key rotation at seq " + std::to_string(rotation.seq);
+            if (i > 0 && d.previous_public_key != rotations[i - 1].details.public_key) {
+                return fail(rotation.seq, at + " names a previous key other than the one the "
+                                               "rotation before it handed over to");
+            }
+            auto signed_by_new = checkpoints_.find(rotation.seq);
+            if (signed_by_new == checkpoints_.end() ||
+                signed_by_new->second.public_key != d.public_key) {
+                return fail(rotation.seq, at + " is not signed by the key it hands over to");
+            }
+            if (d.previous_key_held &&
+                !detail::ed25519_verify(
+                    d.previous_public_key,
+                    detail::key_handover_message(d.previous_public_key, d.public_key),
+                    d.handover_signature)) {
+                return fail(rotation.seq, at + " says the previous key was held, but its "
+                                               "handover signature does not verify with it");
+            }
+        }
+        if (options_.trusted_public_key && !rotations.empty() &&
+            rotations.back().details.public_key != *options_.trusted_public_key) {
+            return fail(rotations.back().seq,
+                        "the last signing key rotation, at seq " +
+                            std::to_string(rotations.back().seq) +
+                            ", hands over to a key other than the data directory's");
+        }
+        std::optional<std::string> in_use = rotations.empty()
+                                                ? options_.trusted_public_key
+                                                : rotations.front().details.previous_public_key;
+        std::size_t next_rotation = 0;
+        for (const auto& [seq, checkpoint] : checkpoints_) {
+            while (next_rotation < rotations.size() && rotations[next_rotation].seq <= seq) {
+                in_use = rotations[next_rotation++].details.public_key;
+            }
+            if (in_use && checkpoint.public_key != *in_use) {
+                return fail(seq, "checkpoint at seq " + std::to_string(seq) +
+                                     (rotations.empty()
+                                          ? " is signed by a key other than the data directory's"
+                                          : " is signed by a key other than the one the log's "
+                                            "key rotations put in use there"));
+            }
+        }
+        return true;
     }
 
     // A checkpoint past the last record: the records it signed were removed.
@@ -459,7 +530,7 @@ Result<WrittenArchive> write_archive(const std::filesystem::path& db_path, std::
         AuditRecord record = record_from_row(records);
         if (report.records == 0) {
             report.first_seq = record.seq;
-            walk = Walk{record.seq, record.prev_hash};
+            walk = Walk{record.seq, record.prev_hash, {}};
         }
         report.last_seq = record.seq;
         ++report.records;

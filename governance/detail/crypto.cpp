@@ -186,6 +186,12 @@ Result<std::unique_ptr<Ed25519Key>> Ed25519Key::load_or_create(const std::filesy
     if (loaded.ok() || loaded.status().code() != StatusCode::kNotFound) {
         return loaded;
     }
+    SLUICE_ASSIGN_OR_RETURN(auto key, generate());
+    SLUICE_RETURN_IF_ERROR(key->save(path));
+    return key;
+}
+
+Result<std::unique_ptr<Ed25519Key>> Ed25519Key::generate() {
     std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
         EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));
     EVP_PKEY* raw = nullptr;
@@ -193,17 +199,19 @@ Result<std::unique_ptr<Ed25519Key>> Ed25519Key::load_or_create(const std::filesy
         return internal_error("openssl could not generate an ed25519 key");
     }
     PkeyPtr key(raw);
+    SLUICE_ASSIGN_OR_RETURN(std::string public_key, raw_public_key(key.get()));
+    return std::make_unique<Ed25519Key>(std::move(key), std::move(public_key));
+}
+
+Status Ed25519Key::save(const std::filesystem::path& path) const {
     std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
-    if (!bio || PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0, nullptr,
+    if (!bio || PEM_write_bio_PrivateKey(bio.get(), key_.get(), nullptr, nullptr, 0, nullptr,
                                          nullptr) != 1) {
         return internal_error("openssl could not encode the ed25519 key as PEM");
     }
     char* data = nullptr;
     long size = BIO_get_mem_data(bio.get(), &data);
-    SLUICE_RETURN_IF_ERROR(
-        write_private_file(path, std::string(data, static_cast<std::size_t>(size))));
-    SLUICE_ASSIGN_OR_RETURN(std::string public_key, raw_public_key(key.get()));
-    return std::make_unique<Ed25519Key>(std::move(key), std::move(public_key));
+    return write_private_file(path, std::string(data, static_cast<std::size_t>(size)));
 }
 
 Result<std::string> Ed25519Key::sign(std::string_view message) const {

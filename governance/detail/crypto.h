@@ -62,6 +62,11 @@ public:
     // Loads the key at `path` and never writes one: for verifiers, which must not make the key
     // they check against. kNotFound when the file does not exist; otherwise as load_or_create.
     static Result<std::unique_ptr<Ed25519Key>> load(const std::filesystem::path& path);
+    // A new random key, in memory only. kInternal when OpenSSL cannot make one.
+    static Result<std::unique_ptr<Ed25519Key>> generate();
+
+    // Writes the private key as PEM to `path` (mode 0600, atomically). kIoError when it cannot.
+    Status save(const std::filesystem::path& path) const;
 
     Result<std::string> sign(std::string_view message) const;
     // The raw 32-byte public key.

@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "app/data_dir.h"
 #include "app/source_catalog.h"
 #include "governance/governance.h"
 
@@ -204,6 +205,54 @@ TEST_CASE("audit verify never creates a signing key") {
         CHECK_FALSE(std::filesystem::exists(key));
         CHECK(listing(dir) == before);
     }
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a lost signing key stops writers until a rotation records a new one") {
+    const auto dir = fresh_dir("rotate");
+    const auto key = dir / sluice::governance::kSigningKeyFile;
+    REQUIRE(run_for_output({"token", "create", "--data-dir", dir.string(), "--principal", "ops"})
+                .first == 0);
+    REQUIRE(std::filesystem::remove(key));
+    {
+        CapturedError captured;
+        CHECK(run_for_output({"token", "create", "--data-dir", dir.string(), "--principal", "b"})
+                  .first == 1);
+        CHECK(captured.text.str().find("--previous-key-lost") != std::string::npos);
+        CHECK_FALSE(std::filesystem::exists(key));
+    }
+    {
+        CapturedError captured;
+        CHECK(run_for_output({"audit", "rotate-key", "--data-dir", dir.string()}).first == 1);
+        CHECK(captured.text.str().find("rotate with 'previous key lost'") != std::string::npos);
+    }
+    {
+        // A running server holds the data directory's lock: no rotation under it.
+        auto held = DataDir::open(dir, DataDirMode::kMustExist);
+        REQUIRE(held.ok());
+        CapturedError captured;
+        CHECK(run_for_output(
+                  {"audit", "rotate-key", "--data-dir", dir.string(), "--previous-key-lost"})
+                  .first == 1);
+        CHECK(captured.text.str().find("is in use by another sluice process") != std::string::npos);
+        CHECK_FALSE(std::filesystem::exists(key));
+    }
+    CapturedError quiet;
+    auto [code, printed] =
+        run_for_output({"audit", "rotate-key", "--data-dir", dir.string(), "--previous-key-lost"});
+    REQUIRE(code == 0);
+    auto rotation = nlohmann::json::parse(printed);
+    CHECK(rotation["previous_key"] == "lost");
+    CHECK(rotation["public_key"].get<std::string>().size() == 64);
+    CHECK(rotation["retired_key_file"] == "");
+    CHECK(std::filesystem::exists(key));
+
+    CHECK(
+        run_for_output({"token", "create", "--data-dir", dir.string(), "--principal", "b"}).first ==
+        0);
+    auto [verified, report] = run_for_output({"audit", "verify", "--data-dir", dir.string()});
+    CHECK(verified == 0);
+    CHECK(nlohmann::json::parse(report)["key_rotations"] == 1);
     std::filesystem::remove_all(dir);
 }
 

@@ -204,6 +204,7 @@ test('audit: the log filtered by action, and the chain verified', async () => {
   assert.ok(rows.length >= 1 && rows.every((row) => row.includes('source.push')), rows.join('\n'));
   await page.getByRole('button', { name: 'Verify the chain' }).click();
   await waitForText(page.getByRole('status'), /The audit chain verifies\./);
+  await waitForText(page.getByRole('status'), /signed checkpoints, 1 signing key rotation\./);
   await screenshot(page, 'audit');
   await done(opened);
 });

@@ -10,7 +10,9 @@ function verifyReport(report) {
   return h('div', { class: report.ok ? 'ok' : 'error', role: 'status' },
     h('p', {}, h('strong', {}, report.ok ? 'The audit chain verifies.' : 'The audit chain is broken.')),
     h('p', {}, `${number(report.records)} records (seq ${report.first_seq}–${report.last_seq}), ` +
-      `${number(report.checkpoints)} signed checkpoints.`),
+      `${number(report.checkpoints)} signed checkpoints` +
+      (report.key_rotations ? `, ${number(report.key_rotations)} signing key rotation` +
+        (report.key_rotations === 1 ? '' : 's') : '') + '.'),
     report.ok ? null : h('p', {}, `First bad record: ${report.first_bad_seq}. ${report.problem}`));
 }
 

@@ -56,15 +56,24 @@ Result<bool> boolean(const json& body, const std::string& name, bool fallback) {
     return it->get<bool>();
 }
 
-Result<std::string> string(const json& body, const std::string& name) {
+// `where` prefixes the name in errors ("messages[2]" gives 'messages[2].role').
+Result<std::string> string(const json& body, const std::string& name,
+                           const std::string& where = "") {
     auto it = body.find(name);
     if (it == body.end() || it->is_null()) {
         return std::string();
     }
     if (!it->is_string()) {
-        return bad(name, "a string", *it);
+        return bad(where.empty() ? name : where + "." + name, "a string", *it);
     }
     return it->get<std::string>();
+}
+
+// A member that must be a given string (a "type" tag), without json::value(), which throws when
+// the member has another type.
+bool has_string(const json& object, const char* name, std::string_view expected) {
+    auto it = object.find(name);
+    return it != object.end() && it->is_string() && it->get<std::string>() == expected;
 }
 
 // OpenAI's `logit_bias`: an object from token ids (as decimal strings) to biases in
@@ -190,7 +199,7 @@ Result<std::string> message_content(const json& message, size_t index) {
     }
     std::string text;
     for (const json& part : *it) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        if (!part.is_object() || !has_string(part, "type", "text") || !part.contains("text") ||
             !part["text"].is_string()) {
             return bad("messages[" + std::to_string(index) + "].content",
                        "text parts ({\"type\": \"text\", \"text\": ...}); this model reads text "
@@ -211,7 +220,7 @@ Result<inference::ChatMessage> parse_message(const json& message, size_t index) 
                                       {"role", "content", "name", "tool_calls", "tool_call_id"},
                                       {"refusal"}).with_context(where));
     inference::ChatMessage out;
-    SLUICE_ASSIGN_OR_RETURN(out.role, string(message, "role"));
+    SLUICE_ASSIGN_OR_RETURN(out.role, string(message, "role", where));
     if (out.role == "developer") {
         out.role = "system";  // OpenAI's newer name for the system role
     }
@@ -222,26 +231,36 @@ Result<inference::ChatMessage> parse_message(const json& message, size_t index) 
                    message.value("role", json()));
     }
     SLUICE_ASSIGN_OR_RETURN(out.content, message_content(message, index));
-    SLUICE_ASSIGN_OR_RETURN(out.tool_call_id, string(message, "tool_call_id"));
+    SLUICE_ASSIGN_OR_RETURN(out.tool_call_id, string(message, "tool_call_id", where));
+    if (out.role == "tool" && out.tool_call_id.empty()) {
+        // OpenAI's rule: a tool result names the call it answers.
+        return bad(where + ".tool_call_id", "the id of the tool call answered (role \"tool\")",
+                   message.value("tool_call_id", json()));
+    }
     if (auto calls = message.find("tool_calls"); calls != message.end() && !calls->is_null()) {
         if (!calls->is_array()) {
             return bad(where + ".tool_calls", "an array", *calls);
         }
-        for (const json& call : *calls) {
+        for (size_t c = 0; c < calls->size(); ++c) {
+            const json& call = (*calls)[c];
+            const std::string call_where = where + ".tool_calls[" + std::to_string(c) + "]";
+            if (!call.is_object()) {
+                return bad(call_where, "an object", call);
+            }
             const json function = call.value("function", json::object());
             if (!function.is_object() || !function.contains("name") ||
                 !function["name"].is_string()) {
-                return bad(where + ".tool_calls[].function", "an object with a name", call);
+                return bad(call_where + ".function", "an object with a name", call);
             }
             inference::ToolCall parsed;
-            parsed.id = call.value("id", "");
+            SLUICE_ASSIGN_OR_RETURN(parsed.id, string(call, "id", call_where));
             parsed.name = function["name"].get<std::string>();
             const json arguments = function.value("arguments", json("{}"));
             if (arguments.is_string()) {
                 parsed.arguments = json::parse(arguments.get<std::string>(), nullptr, false);
                 if (parsed.arguments.is_discarded()) {
-                    return bad(where + ".tool_calls[].function.arguments",
-                               "a string holding a JSON object", arguments);
+                    return bad(call_where + ".function.arguments", "a string holding a JSON object",
+                               arguments);
                 }
             } else {
                 parsed.arguments = arguments;
@@ -257,18 +276,21 @@ Result<std::vector<inference::ToolDefinition>> parse_tools(const json& tools) {
         return bad("tools", "an array", tools);
     }
     std::vector<inference::ToolDefinition> out;
-    for (const json& tool : tools) {
-        if (!tool.is_object() || tool.value("type", "") != "function" ||
+    for (size_t i = 0; i < tools.size(); ++i) {
+        const json& tool = tools[i];
+        const std::string where = "tools[" + std::to_string(i) + "]";
+        if (!tool.is_object() || !has_string(tool, "type", "function") ||
             !tool.contains("function") || !tool["function"].is_object()) {
-            return bad("tools[]", "{\"type\": \"function\", \"function\": {...}}", tool);
+            return bad(where, "{\"type\": \"function\", \"function\": {...}}", tool);
         }
         const json& function = tool["function"];
         if (!function.contains("name") || !function["name"].is_string()) {
-            return bad("tools[].function.name", "a string", function.value("name", json()));
+            return bad(where + ".function.name", "a string", function.value("name", json()));
         }
         inference::ToolDefinition definition;
         definition.name = function["name"].get<std::string>();
-        definition.description = function.value("description", "");
+        SLUICE_ASSIGN_OR_RETURN(definition.description,
+                                string(function, "description", where + ".function"));
         definition.parameters = function.value("parameters", json::object());
         out.push_back(std::move(definition));
     }
@@ -280,7 +302,12 @@ Status parse_response_format(const json& body, ChatRequest& request) {
     if (it == body.end() || it->is_null()) {
         return Status::ok_status();
     }
-    const std::string type = it->is_object() ? it->value("type", "") : "";
+    std::string type;
+    if (it->is_object()) {
+        if (auto member = it->find("type"); member != it->end() && member->is_string()) {
+            type = member->get<std::string>();
+        }
+    }
     if (type == "text" || type == "json_object") {
         SLUICE_RETURN_IF_ERROR(check_keys(*it, {"type"}, {}).with_context("response_format"));
         if (type == "json_object") {
@@ -440,7 +467,8 @@ Result<ChatRequest> parse_chat_request(const json& body) {
     }
     if (choice == "function") {
         const json& function = (*body.find("tool_choice")).value("function", json());
-        if (!function.is_object() || !function.contains("name") || !function["name"].is_string()) {
+        if (!has_string(body["tool_choice"], "type", "function") || !function.is_object() ||
+            !function.contains("name") || !function["name"].is_string()) {
             return bad("tool_choice", "{\"type\": \"function\", \"function\": {\"name\": ...}}",
                        body["tool_choice"]);
         }

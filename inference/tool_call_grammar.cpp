@@ -60,6 +60,13 @@ int32_t text_without(Grammar& g, std::string_view word) {
     return rules[0];
 }
 
+// Whether `object` has a member `name` that is the string `expected` (json::value() would throw
+// on a member of another type).
+bool has_string(const nlohmann::json& object, const char* name, std::string_view expected) {
+    auto it = object.find(name);
+    return it != object.end() && it->is_string() && it->get<std::string>() == expected;
+}
+
 Status check_name(const std::string& name) {
     if (name.empty() || name.size() > 256) {
         return invalid_argument("tool name must have 1 to 256 characters, found " +
@@ -170,8 +177,8 @@ Result<std::vector<ToolSpec>> parse_openai_tools(const nlohmann::json& tools) {
     for (size_t i = 0; i < tools.size(); ++i) {
         const nlohmann::json& tool = tools[i];
         const std::string where = "tools[" + std::to_string(i) + "]";
-        if (!tool.is_object() || tool.value("type", "") != "function" || !tool.contains("function") ||
-            !tool["function"].is_object()) {
+        if (!tool.is_object() || !has_string(tool, "type", "function") ||
+            !tool.contains("function") || !tool["function"].is_object()) {
             return invalid_argument(where + " must be {\"type\": \"function\", \"function\": {...}}");
         }
         const nlohmann::json& function = tool["function"];
@@ -200,7 +207,7 @@ Result<ToolChoice> parse_openai_tool_choice(const nlohmann::json& tool_choice) {
         return invalid_argument("'tool_choice' must be auto, none, required or a function, found '" +
                                 mode + "'");
     }
-    if (tool_choice.is_object() && tool_choice.value("type", "") == "function" &&
+    if (tool_choice.is_object() && has_string(tool_choice, "type", "function") &&
         tool_choice.contains("function") && tool_choice["function"].is_object() &&
         tool_choice["function"].contains("name") && tool_choice["function"]["name"].is_string()) {
         return ToolChoice{ToolChoiceMode::kNamed, tool_choice["function"]["name"].get<std::string>()};

@@ -109,6 +109,11 @@ TEST_CASE("tool calls: OpenAI request shapes") {
     REQUIRE(named.ok());
     CHECK(named->name == "f");
     CHECK_FALSE(parse_openai_tool_choice("sometimes").ok());
+    // A tag of the wrong type is an error, not an exception.
+    CHECK_FALSE(parse_openai_tools(nlohmann::json::parse(R"([{"type":5}])")).ok());
+    CHECK_FALSE(
+        parse_openai_tool_choice(nlohmann::json::parse(R"({"type":5,"function":{"name":"f"}})"))
+            .ok());
 }
 
 TEST_CASE("grammar matcher: end of turn only where complete, rollback, copies, termination") {

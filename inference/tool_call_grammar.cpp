@@ -81,6 +81,43 @@ Status check_name(const std::string& name) {
     return Status::ok_status();
 }
 
+// The schema a call's arguments are held to. They are a JSON object whatever the schema: OpenAI
+// requires `"type": "object"` of a function's parameters, and a call whose arguments are not an
+// object is no call (app/tool_calls.cpp, the chat template). No parameters, `{}` or `true`
+// declare a function without parameters, which takes `{}`; a schema without "type" gets
+// "object", unless its top is a combinator or a reference that the type could not sit beside.
+Result<nlohmann::ordered_json> arguments_schema(const nlohmann::ordered_json& parameters) {
+    const bool none = parameters.is_null() || (parameters.is_object() && parameters.empty()) ||
+                     (parameters.is_boolean() && parameters.get<bool>());
+    if (none) {
+        return nlohmann::ordered_json{{"type", "object"},
+                                      {"properties", nlohmann::ordered_json::object()}};
+    }
+    if (!parameters.is_object()) {
+        return parameters;  // the schema compiler names what is wrong
+    }
+    auto type = parameters.find("type");
+    if (type == parameters.end()) {
+        for (const char* keyword : {"$ref", "anyOf", "oneOf", "allOf", "enum", "const", "not"}) {
+            if (parameters.contains(keyword)) {
+                return invalid_argument(std::string("the arguments are a JSON object: the schema "
+                                                    "needs \"type\": \"object\" at its top, "
+                                                    "found '") +
+                                        keyword + "' without a type");
+            }
+        }
+        nlohmann::ordered_json typed = parameters;
+        typed["type"] = "object";
+        return typed;
+    }
+    if (!type->is_string() || type->get<std::string>() != "object") {
+        return invalid_argument(
+            "the arguments are a JSON object: 'type' must be \"object\", found " +
+            type->dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+    }
+    return parameters;
+}
+
 }  // namespace
 
 Result<Grammar> tool_call_grammar(std::span<const ToolSpec> tools, const ToolChoice& choice,
@@ -106,10 +143,11 @@ Result<Grammar> tool_call_grammar(std::span<const ToolSpec> tools, const ToolCho
         if (choice.mode == ToolChoiceMode::kNamed && tool.name != choice.name) {
             continue;
         }
-        const nlohmann::ordered_json parameters =
-            tool.parameters.is_null()
-                ? nlohmann::ordered_json{{"type", "object"}, {"properties", nlohmann::ordered_json::object()}}
-                : tool.parameters;
+        auto schema = arguments_schema(tool.parameters);
+        if (!schema.ok()) {
+            return schema.status().with_context("tool '" + tool.name + "' parameters");
+        }
+        const nlohmann::ordered_json& parameters = *schema;
         detail::SchemaCompiler compiler(parts, parameters);
         auto arguments = compiler.compile(parameters, "");
         if (!arguments.ok()) {

@@ -61,6 +61,9 @@ enum class ToolChoiceMode {
 struct ToolChoice {
     ToolChoiceMode mode = ToolChoiceMode::kAuto;
     std::string name;  // for kNamed
+    // false: at most one call (OpenAI's `parallel_tool_calls: false`), so that generation ends
+    // after it rather than spend tokens on calls that would be dropped.
+    bool parallel = true;
 };
 
 // A call's arguments are a JSON object: a tool without parameters (or with `{}`) takes `{}`, a

@@ -194,8 +194,12 @@ Result<Grammar> tool_call_grammar(std::span<const ToolSpec> tools, const ToolCho
     if (choice.mode == ToolChoiceMode::kNamed) {
         g.set_root(g.rule_of("root", {{Grammar::ref(call)}}));
     } else {
-        const int32_t more = g.repeat("more_calls", {{g.byte('\n'), Grammar::ref(call)}}, 0, -1);
-        const int32_t call_lines = g.rule_of("calls", {{Grammar::ref(call), Grammar::ref(more)}});
+        int32_t call_lines = call;
+        if (choice.parallel) {
+            const int32_t more =
+                g.repeat("more_calls", {{g.byte('\n'), Grammar::ref(call)}}, 0, -1);
+            call_lines = g.rule_of("calls", {{Grammar::ref(call), Grammar::ref(more)}});
+        }
         if (choice.mode == ToolChoiceMode::kRequired) {
             g.set_root(g.rule_of("root", {{Grammar::ref(call_lines)}}));
         } else {

@@ -97,6 +97,21 @@ TEST_CASE("tool calls: required, none and a named function") {
     CHECK_FALSE(tool_call_grammar(bad, {ToolChoiceMode::kAuto, ""}).ok());
 }
 
+TEST_CASE("tool calls: parallel_tool_calls false admits one call") {
+    const std::string call = "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call>";
+    ToolChoice required{ToolChoiceMode::kRequired, ""};
+    CHECK(accepts_prefix(tools_grammar(required), call + "\n<tool_call>"));
+    required.parallel = false;
+    const auto one = tools_grammar(required);
+    CHECK(accepts(one, call));
+    CHECK_FALSE(accepts_prefix(one, call + "\n"));
+    ToolChoice automatic{ToolChoiceMode::kAuto, ""};
+    automatic.parallel = false;
+    const auto text_then_one = tools_grammar(automatic);
+    CHECK(accepts(text_then_one, "Let me look.\n" + call));
+    CHECK_FALSE(accepts_prefix(text_then_one, "Let me look.\n" + call + "\n"));
+}
+
 TEST_CASE("tool calls: arguments are a JSON object whatever the parameters leave open") {
     auto grammar_for = [](const std::string& parameters) {
         std::vector<ToolSpec> tools = {{"f", nlohmann::ordered_json::parse(parameters)}};

@@ -289,3 +289,36 @@ TEST_CASE("tool arguments are a JSON object when the parameters schema leaves th
         }
     }
 }
+
+TEST_CASE("parallel_tool_calls false ends generation after the first call") {
+    ServerProcess server("toolsingle", tiny_model_dir());
+    server.wait_model_ready(true);
+    json body = ask("What time is it?", 200, 21);
+    body["n"] = 16;
+    body["tools"] = json::array({weather_tools()[1]});  // get_time: short calls
+    body["tool_choice"] = "required";
+    body["parallel_tool_calls"] = false;
+    body["logprobs"] = true;  // the tokens generated, also those a dropped call would take
+    auto result = post(server, body);
+    REQUIRE(result);
+    REQUIRE_MESSAGE(result->status == 200, result->body);
+    const json answer = json::parse(result->body);
+    REQUIRE(answer["choices"].size() == 16);
+    for (const json& choice : answer["choices"]) {
+        std::string generated;
+        for (const json& token : choice["logprobs"]["content"]) {
+            generated += token["token"].get<std::string>();
+        }
+        CAPTURE(generated);
+        size_t opened = 0;
+        for (size_t at = generated.find("<tool_call>"); at != std::string::npos;
+             at = generated.find("<tool_call>", at + 1)) {
+            ++opened;
+        }
+        CHECK(opened == 1);
+        if (choice["finish_reason"] != "length") {
+            CHECK(choice["finish_reason"] == "tool_calls");
+            CHECK(choice["message"]["tool_calls"].size() == 1);
+        }
+    }
+}

@@ -230,6 +230,14 @@ Result<inference::ChatMessage> parse_message(const json& message, size_t index) 
                                     "\"tool\"",
                    message.value("role", json()));
     }
+    // OpenAI's rule: only an assistant message may go without content (it may hold tool calls
+    // alone); elsewhere a missing content is a client's mistake, not an empty turn.
+    if (out.role != "assistant" && (!message.contains("content") || message["content"].is_null())) {
+        return bad(
+            where + ".content",
+            "a string or an array of text parts (required for role " + message["role"].dump() + ")",
+            message.value("content", json()));
+    }
     SLUICE_ASSIGN_OR_RETURN(out.content, message_content(message, index));
     SLUICE_ASSIGN_OR_RETURN(out.tool_call_id, string(message, "tool_call_id", where));
     if (out.role == "tool" && out.tool_call_id.empty()) {
@@ -536,6 +544,7 @@ Result<EmbeddingRequest> parse_embedding_request(const json& body) {
         check_keys(body, {"model", "input", "encoding_format", "user", "dimensions"}, {}));
     EmbeddingRequest request;
     SLUICE_ASSIGN_OR_RETURN(request.model, string(body, "model"));
+    SLUICE_ASSIGN_OR_RETURN(std::string user, string(body, "user"));  // taken, checked, unused
     SLUICE_ASSIGN_OR_RETURN(std::string format, string(body, "encoding_format"));
     if (!format.empty() && format != "float" && format != "base64") {
         return bad("encoding_format", "\"float\" or \"base64\"", body["encoding_format"]);

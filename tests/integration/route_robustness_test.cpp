@@ -262,6 +262,15 @@ TEST_CASE("fields of the wrong type or out of range are 400s that name them") {
          "'tool_choice'"},
         {"/tokenize", R"({"messages": [{"role": "assistant", "tool_calls": [[]]}]})",
          "'messages[0].tool_calls[0]' must be an object"},
+        // Only an assistant message may leave out its content.
+        {"/v1/chat/completions", R"({"messages": [{"role": "user"}], "max_tokens": 1})",
+         "'messages[0].content' must be a string or an array of text parts (required for role "
+         "\"user\")"},
+        {"/v1/chat/completions",
+         R"({"messages": [{"role": "system", "content": null}, {"role": "user", "content": "hi"}],
+             "max_tokens": 1})",
+         "'messages[0].content'"},
+        {"/v1/embeddings", R"({"input": "hi", "user": 5})", "'user' must be a string"},
         {"/v1/chat/completions", R"({"max_tokens": 1, "max_tokens": 2})", "'max_tokens'"},
     };
     for (const Case& c : cases) {

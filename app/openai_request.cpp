@@ -292,6 +292,16 @@ Result<std::vector<inference::ToolDefinition>> parse_tools(const json& tools) {
             return bad(where, "{\"type\": \"function\", \"function\": {...}}", tool);
         }
         const json& function = tool["function"];
+        // As at the top of the body: a misspelt member is refused, never ignored. `strict` is
+        // taken either way: calls are always held to their parameters (the tool-call grammar).
+        SLUICE_RETURN_IF_ERROR(check_keys(tool, {"type", "function"}, {}).with_context(where));
+        SLUICE_RETURN_IF_ERROR(
+            check_keys(function, {"name", "description", "parameters", "strict"}, {})
+                .with_context(where + ".function"));
+        if (auto strict = function.find("strict");
+            strict != function.end() && !strict->is_null() && !strict->is_boolean()) {
+            return bad(where + ".function.strict", "a boolean", *strict);
+        }
         if (!function.contains("name") || !function["name"].is_string()) {
             return bad(where + ".function.name", "a string", function.value("name", json()));
         }
@@ -480,6 +490,10 @@ Result<ChatRequest> parse_chat_request(const json& body) {
             return bad("tool_choice", "{\"type\": \"function\", \"function\": {\"name\": ...}}",
                        body["tool_choice"]);
         }
+        SLUICE_RETURN_IF_ERROR(
+            check_keys(body["tool_choice"], {"type", "function"}, {}).with_context("tool_choice"));
+        SLUICE_RETURN_IF_ERROR(
+            check_keys(function, {"name"}, {}).with_context("tool_choice.function"));
     }
     if (choice != "none" && choice != "auto" && request.tools.empty()) {
         return invalid_argument("'tool_choice' " + body["tool_choice"].dump() +

@@ -308,6 +308,8 @@ TEST_CASE("bad requests are 400s that name the problem") {
     json long_ask = chat_body(100000);
     expect("/v1/chat/completions", long_ask.dump(), 400, "maximum context length");
     expect("/detokenize", R"({"tokens": [100300]})", 400, "100300");
+    expect("/v1/completions", R"({"prompt": ["a", ""], "max_tokens": 1})", 400,
+           "prompt[1]: the prompt has no tokens");
     expect("/tokenize", R"({"prompt": 7})", 400, "'prompt' must be a string");
     expect("/tokenize", R"({"prompt": "a", "messages": []})", 400, "either 'prompt'");
     expect("/tokenize", R"({"messages": [{"role": "pilot", "content": "hi"}]})", 400, "pilot");

@@ -114,7 +114,8 @@ Status parse_common(const json& body, bool logprobs_as_count, GenerationParams& 
     SLUICE_ASSIGN_OR_RETURN(auto frequency, number(body, "frequency_penalty", -2, 2));
     SLUICE_ASSIGN_OR_RETURN(auto repetition, number(body, "repetition_penalty", 0.01, 10));
     SLUICE_ASSIGN_OR_RETURN(auto min_p, number(body, "min_p", 0, 1));
-    SLUICE_ASSIGN_OR_RETURN(auto top_k, integer(body, "top_k", 0, 1 << 20));
+    // vLLM's extension, where 0 and -1 both mean every token (-1 was its default).
+    SLUICE_ASSIGN_OR_RETURN(auto top_k, integer(body, "top_k", -1, 1 << 20));
     SLUICE_ASSIGN_OR_RETURN(auto n, integer(body, "n", 1, 128));
     SLUICE_ASSIGN_OR_RETURN(auto seed, integer(body, "seed", INT64_MIN, INT64_MAX));
     // The legacy API takes max_tokens 0 to score a prompt (echo), checked by its parser.
@@ -136,7 +137,7 @@ Status parse_common(const json& body, bool logprobs_as_count, GenerationParams& 
     p.sampling.frequency_penalty = static_cast<float>(frequency.value_or(0));
     p.sampling.repetition_penalty = static_cast<float>(repetition.value_or(1));
     p.sampling.min_p = static_cast<float>(min_p.value_or(0));
-    p.sampling.top_k = static_cast<int32_t>(top_k.value_or(0));
+    p.sampling.top_k = static_cast<int32_t>(std::max<int64_t>(top_k.value_or(0), 0));
     p.sampling.seed = seed ? static_cast<uint64_t>(*seed) : fresh_seed();
     p.n = static_cast<int32_t>(n.value_or(1));
     if (max_completion) {

@@ -56,15 +56,24 @@ Result<bool> boolean(const json& body, const std::string& name, bool fallback) {
     return it->get<bool>();
 }
 
-Result<std::string> string(const json& body, const std::string& name) {
+// `where` prefixes the name in errors ("messages[2]" gives 'messages[2].role').
+Result<std::string> string(const json& body, const std::string& name,
+                           const std::string& where = "") {
     auto it = body.find(name);
     if (it == body.end() || it->is_null()) {
         return std::string();
     }
     if (!it->is_string()) {
-        return bad(name, "a string", *it);
+        return bad(where.empty() ? name : where + "." + name, "a string", *it);
     }
     return it->get<std::string>();
+}
+
+// A member that must be a given string (a "type" tag), without json::value(), which throws when
+// the member has another type.
+bool has_string(const json& object, const char* name, std::string_view expected) {
+    auto it = object.find(name);
+    return it != object.end() && it->is_string() && it->get<std::string>() == expected;
 }
 
 // OpenAI's `logit_bias`: an object from token ids (as decimal strings) to biases in
@@ -105,7 +114,8 @@ Status parse_common(const json& body, bool logprobs_as_count, GenerationParams& 
     SLUICE_ASSIGN_OR_RETURN(auto frequency, number(body, "frequency_penalty", -2, 2));
     SLUICE_ASSIGN_OR_RETURN(auto repetition, number(body, "repetition_penalty", 0.01, 10));
     SLUICE_ASSIGN_OR_RETURN(auto min_p, number(body, "min_p", 0, 1));
-    SLUICE_ASSIGN_OR_RETURN(auto top_k, integer(body, "top_k", 0, 1 << 20));
+    // vLLM's extension, where 0 and -1 both mean every token (-1 was its default).
+    SLUICE_ASSIGN_OR_RETURN(auto top_k, integer(body, "top_k", -1, 1 << 20));
     SLUICE_ASSIGN_OR_RETURN(auto n, integer(body, "n", 1, 128));
     SLUICE_ASSIGN_OR_RETURN(auto seed, integer(body, "seed", INT64_MIN, INT64_MAX));
     // The legacy API takes max_tokens 0 to score a prompt (echo), checked by its parser.
@@ -127,7 +137,7 @@ Status parse_common(const json& body, bool logprobs_as_count, GenerationParams& 
     p.sampling.frequency_penalty = static_cast<float>(frequency.value_or(0));
     p.sampling.repetition_penalty = static_cast<float>(repetition.value_or(1));
     p.sampling.min_p = static_cast<float>(min_p.value_or(0));
-    p.sampling.top_k = static_cast<int32_t>(top_k.value_or(0));
+    p.sampling.top_k = static_cast<int32_t>(std::max<int64_t>(top_k.value_or(0), 0));
     p.sampling.seed = seed ? static_cast<uint64_t>(*seed) : fresh_seed();
     p.n = static_cast<int32_t>(n.value_or(1));
     if (max_completion) {
@@ -190,7 +200,7 @@ Result<std::string> message_content(const json& message, size_t index) {
     }
     std::string text;
     for (const json& part : *it) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        if (!part.is_object() || !has_string(part, "type", "text") || !part.contains("text") ||
             !part["text"].is_string()) {
             return bad("messages[" + std::to_string(index) + "].content",
                        "text parts ({\"type\": \"text\", \"text\": ...}); this model reads text "
@@ -211,7 +221,7 @@ Result<inference::ChatMessage> parse_message(const json& message, size_t index) 
                                       {"role", "content", "name", "tool_calls", "tool_call_id"},
                                       {"refusal"}).with_context(where));
     inference::ChatMessage out;
-    SLUICE_ASSIGN_OR_RETURN(out.role, string(message, "role"));
+    SLUICE_ASSIGN_OR_RETURN(out.role, string(message, "role", where));
     if (out.role == "developer") {
         out.role = "system";  // OpenAI's newer name for the system role
     }
@@ -221,27 +231,45 @@ Result<inference::ChatMessage> parse_message(const json& message, size_t index) 
                                     "\"tool\"",
                    message.value("role", json()));
     }
+    // OpenAI's rule: only an assistant message may go without content (it may hold tool calls
+    // alone); elsewhere a missing content is a client's mistake, not an empty turn.
+    if (out.role != "assistant" && (!message.contains("content") || message["content"].is_null())) {
+        return bad(
+            where + ".content",
+            "a string or an array of text parts (required for role " + message["role"].dump() + ")",
+            message.value("content", json()));
+    }
     SLUICE_ASSIGN_OR_RETURN(out.content, message_content(message, index));
-    SLUICE_ASSIGN_OR_RETURN(out.tool_call_id, string(message, "tool_call_id"));
+    SLUICE_ASSIGN_OR_RETURN(out.tool_call_id, string(message, "tool_call_id", where));
+    if (out.role == "tool" && out.tool_call_id.empty()) {
+        // OpenAI's rule: a tool result names the call it answers.
+        return bad(where + ".tool_call_id", "the id of the tool call answered (role \"tool\")",
+                   message.value("tool_call_id", json()));
+    }
     if (auto calls = message.find("tool_calls"); calls != message.end() && !calls->is_null()) {
         if (!calls->is_array()) {
             return bad(where + ".tool_calls", "an array", *calls);
         }
-        for (const json& call : *calls) {
+        for (size_t c = 0; c < calls->size(); ++c) {
+            const json& call = (*calls)[c];
+            const std::string call_where = where + ".tool_calls[" + std::to_string(c) + "]";
+            if (!call.is_object()) {
+                return bad(call_where, "an object", call);
+            }
             const json function = call.value("function", json::object());
             if (!function.is_object() || !function.contains("name") ||
                 !function["name"].is_string()) {
-                return bad(where + ".tool_calls[].function", "an object with a name", call);
+                return bad(call_where + ".function", "an object with a name", call);
             }
             inference::ToolCall parsed;
-            parsed.id = call.value("id", "");
+            SLUICE_ASSIGN_OR_RETURN(parsed.id, string(call, "id", call_where));
             parsed.name = function["name"].get<std::string>();
             const json arguments = function.value("arguments", json("{}"));
             if (arguments.is_string()) {
                 parsed.arguments = json::parse(arguments.get<std::string>(), nullptr, false);
                 if (parsed.arguments.is_discarded()) {
-                    return bad(where + ".tool_calls[].function.arguments",
-                               "a string holding a JSON object", arguments);
+                    return bad(call_where + ".function.arguments", "a string holding a JSON object",
+                               arguments);
                 }
             } else {
                 parsed.arguments = arguments;
@@ -257,18 +285,31 @@ Result<std::vector<inference::ToolDefinition>> parse_tools(const json& tools) {
         return bad("tools", "an array", tools);
     }
     std::vector<inference::ToolDefinition> out;
-    for (const json& tool : tools) {
-        if (!tool.is_object() || tool.value("type", "") != "function" ||
+    for (size_t i = 0; i < tools.size(); ++i) {
+        const json& tool = tools[i];
+        const std::string where = "tools[" + std::to_string(i) + "]";
+        if (!tool.is_object() || !has_string(tool, "type", "function") ||
             !tool.contains("function") || !tool["function"].is_object()) {
-            return bad("tools[]", "{\"type\": \"function\", \"function\": {...}}", tool);
+            return bad(where, "{\"type\": \"function\", \"function\": {...}}", tool);
         }
         const json& function = tool["function"];
+        // As at the top of the body: a misspelt member is refused, never ignored. `strict` is
+        // taken either way: calls are always held to their parameters (the tool-call grammar).
+        SLUICE_RETURN_IF_ERROR(check_keys(tool, {"type", "function"}, {}).with_context(where));
+        SLUICE_RETURN_IF_ERROR(
+            check_keys(function, {"name", "description", "parameters", "strict"}, {})
+                .with_context(where + ".function"));
+        if (auto strict = function.find("strict");
+            strict != function.end() && !strict->is_null() && !strict->is_boolean()) {
+            return bad(where + ".function.strict", "a boolean", *strict);
+        }
         if (!function.contains("name") || !function["name"].is_string()) {
-            return bad("tools[].function.name", "a string", function.value("name", json()));
+            return bad(where + ".function.name", "a string", function.value("name", json()));
         }
         inference::ToolDefinition definition;
         definition.name = function["name"].get<std::string>();
-        definition.description = function.value("description", "");
+        SLUICE_ASSIGN_OR_RETURN(definition.description,
+                                string(function, "description", where + ".function"));
         definition.parameters = function.value("parameters", json::object());
         out.push_back(std::move(definition));
     }
@@ -280,7 +321,12 @@ Status parse_response_format(const json& body, ChatRequest& request) {
     if (it == body.end() || it->is_null()) {
         return Status::ok_status();
     }
-    const std::string type = it->is_object() ? it->value("type", "") : "";
+    std::string type;
+    if (it->is_object()) {
+        if (auto member = it->find("type"); member != it->end() && member->is_string()) {
+            type = member->get<std::string>();
+        }
+    }
     if (type == "text" || type == "json_object") {
         SLUICE_RETURN_IF_ERROR(check_keys(*it, {"type"}, {}).with_context("response_format"));
         if (type == "json_object") {
@@ -440,10 +486,15 @@ Result<ChatRequest> parse_chat_request(const json& body) {
     }
     if (choice == "function") {
         const json& function = (*body.find("tool_choice")).value("function", json());
-        if (!function.is_object() || !function.contains("name") || !function["name"].is_string()) {
+        if (!has_string(body["tool_choice"], "type", "function") || !function.is_object() ||
+            !function.contains("name") || !function["name"].is_string()) {
             return bad("tool_choice", "{\"type\": \"function\", \"function\": {\"name\": ...}}",
                        body["tool_choice"]);
         }
+        SLUICE_RETURN_IF_ERROR(
+            check_keys(body["tool_choice"], {"type", "function"}, {}).with_context("tool_choice"));
+        SLUICE_RETURN_IF_ERROR(
+            check_keys(function, {"name"}, {}).with_context("tool_choice.function"));
     }
     if (choice != "none" && choice != "auto" && request.tools.empty()) {
         return invalid_argument("'tool_choice' " + body["tool_choice"].dump() +
@@ -508,6 +559,7 @@ Result<EmbeddingRequest> parse_embedding_request(const json& body) {
         check_keys(body, {"model", "input", "encoding_format", "user", "dimensions"}, {}));
     EmbeddingRequest request;
     SLUICE_ASSIGN_OR_RETURN(request.model, string(body, "model"));
+    SLUICE_ASSIGN_OR_RETURN(std::string user, string(body, "user"));  // taken, checked, unused
     SLUICE_ASSIGN_OR_RETURN(std::string format, string(body, "encoding_format"));
     if (!format.empty() && format != "float" && format != "base64") {
         return bad("encoding_format", "\"float\" or \"base64\"", body["encoding_format"]);

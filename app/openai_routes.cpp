@@ -251,6 +251,12 @@ void completions(ModelHost& host, const OpenAiOptions& options, const RequestInf
             }
             ids = std::move(*encoded);
         }
+        if (ids.empty()) {
+            // The engine would refuse it too, without saying which prompt of the list it was.
+            send_model_error(res, invalid_argument("the prompt has no tokens").with_context(where),
+                             info);
+            return;
+        }
         spec.echo.push_back(completion.echo ? text : std::string());
         if (spec.echo_logprobs) {
             spec.prompt_ids.push_back(ids);

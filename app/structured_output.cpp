@@ -75,8 +75,10 @@ Result<GrammarCache::Compiled> GrammarCache::json_schema(std::string_view text) 
 }
 
 Result<GrammarCache::Compiled> GrammarCache::tool_calls(const nlohmann::json& tools,
-                                                        const nlohmann::json& tool_choice) {
-    const std::string key = "tool_calls\n" + tools.dump() + "\n" + tool_choice.dump();
+                                                        const nlohmann::json& tool_choice,
+                                                        bool parallel) {
+    const std::string key = std::string(parallel ? "tool_calls\n" : "tool_call\n") + tools.dump() +
+                            "\n" + tool_choice.dump();
     if (auto hit = find(key)) {
         return *hit;
     }
@@ -84,6 +86,7 @@ Result<GrammarCache::Compiled> GrammarCache::tool_calls(const nlohmann::json& to
                             inference::parse_openai_tools(tools));
     SLUICE_ASSIGN_OR_RETURN(inference::ToolChoice choice,
                             inference::parse_openai_tool_choice(tool_choice));
+    choice.parallel = parallel;
     SLUICE_ASSIGN_OR_RETURN(
         inference::Grammar grammar,
         inference::tool_call_grammar(specs, choice, {.twin_depth = twin_depth()}));
@@ -133,7 +136,8 @@ Result<std::optional<inference::GrammarMatcher>> chat_constraint(const ChatReque
     if (chat.tools_json.is_null()) {
         return Matcher();
     }
-    return start(cache.tool_calls(chat.tools_json, chat.tool_choice_json), "tools");
+    return start(cache.tool_calls(chat.tools_json, chat.tool_choice_json, chat.parallel_tool_calls),
+                 "tools");
 }
 
 }  // namespace sluice::app

@@ -44,9 +44,10 @@ public:
     Result<std::shared_ptr<const inference::CompiledGrammar>> json_object();
     // A JSON schema as text; properties are generated in the order the text lists them.
     Result<std::shared_ptr<const inference::CompiledGrammar>> json_schema(std::string_view text);
-    // OpenAI `tools` and `tool_choice` as the request gave them.
+    // OpenAI `tools` and `tool_choice` as the request gave them; `parallel` false (OpenAI's
+    // `parallel_tool_calls`) admits at most one call.
     Result<std::shared_ptr<const inference::CompiledGrammar>> tool_calls(
-        const nlohmann::json& tools, const nlohmann::json& tool_choice);
+        const nlohmann::json& tools, const nlohmann::json& tool_choice, bool parallel = true);
 
     size_t size() const;
     int64_t compiles() const;  // cache misses that compiled successfully

@@ -61,11 +61,17 @@ enum class ToolChoiceMode {
 struct ToolChoice {
     ToolChoiceMode mode = ToolChoiceMode::kAuto;
     std::string name;  // for kNamed
+    // false: at most one call (OpenAI's `parallel_tool_calls: false`), so that generation ends
+    // after it rather than spend tokens on calls that would be dropped.
+    bool parallel = true;
 };
 
+// A call's arguments are a JSON object: a tool without parameters (or with `{}`) takes `{}`, a
+// schema without "type" gets "object".
 // kInvalidArgument for an empty tool list (other than kNone), a duplicate or unknown name, a
-// name with characters that would need escaping, or a parameter schema that does not compile
-// (the message names the tool).
+// name with characters that would need escaping, a parameter schema whose "type" is not
+// "object" (or that has none and a top-level anyOf, oneOf, allOf, $ref, enum, const or not),
+// or one that does not compile (the message names the tool).
 Result<Grammar> tool_call_grammar(std::span<const ToolSpec> tools, const ToolChoice& choice,
                                   const JsonGrammarOptions& options = {});
 

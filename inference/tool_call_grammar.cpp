@@ -60,6 +60,13 @@ int32_t text_without(Grammar& g, std::string_view word) {
     return rules[0];
 }
 
+// Whether `object` has a member `name` that is the string `expected` (json::value() would throw
+// on a member of another type).
+bool has_string(const nlohmann::json& object, const char* name, std::string_view expected) {
+    auto it = object.find(name);
+    return it != object.end() && it->is_string() && it->get<std::string>() == expected;
+}
+
 Status check_name(const std::string& name) {
     if (name.empty() || name.size() > 256) {
         return invalid_argument("tool name must have 1 to 256 characters, found " +
@@ -72,6 +79,43 @@ Status check_name(const std::string& name) {
         }
     }
     return Status::ok_status();
+}
+
+// The schema a call's arguments are held to. They are a JSON object whatever the schema: OpenAI
+// requires `"type": "object"` of a function's parameters, and a call whose arguments are not an
+// object is no call (app/tool_calls.cpp, the chat template). No parameters, `{}` or `true`
+// declare a function without parameters, which takes `{}`; a schema without "type" gets
+// "object", unless its top is a combinator or a reference that the type could not sit beside.
+Result<nlohmann::ordered_json> arguments_schema(const nlohmann::ordered_json& parameters) {
+    const bool none = parameters.is_null() || (parameters.is_object() && parameters.empty()) ||
+                     (parameters.is_boolean() && parameters.get<bool>());
+    if (none) {
+        return nlohmann::ordered_json{{"type", "object"},
+                                      {"properties", nlohmann::ordered_json::object()}};
+    }
+    if (!parameters.is_object()) {
+        return parameters;  // the schema compiler names what is wrong
+    }
+    auto type = parameters.find("type");
+    if (type == parameters.end()) {
+        for (const char* keyword : {"$ref", "anyOf", "oneOf", "allOf", "enum", "const", "not"}) {
+            if (parameters.contains(keyword)) {
+                return invalid_argument(std::string("the arguments are a JSON object: the schema "
+                                                    "needs \"type\": \"object\" at its top, "
+                                                    "found '") +
+                                        keyword + "' without a type");
+            }
+        }
+        nlohmann::ordered_json typed = parameters;
+        typed["type"] = "object";
+        return typed;
+    }
+    if (!type->is_string() || type->get<std::string>() != "object") {
+        return invalid_argument(
+            "the arguments are a JSON object: 'type' must be \"object\", found " +
+            type->dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+    }
+    return parameters;
 }
 
 }  // namespace
@@ -99,10 +143,11 @@ Result<Grammar> tool_call_grammar(std::span<const ToolSpec> tools, const ToolCho
         if (choice.mode == ToolChoiceMode::kNamed && tool.name != choice.name) {
             continue;
         }
-        const nlohmann::ordered_json parameters =
-            tool.parameters.is_null()
-                ? nlohmann::ordered_json{{"type", "object"}, {"properties", nlohmann::ordered_json::object()}}
-                : tool.parameters;
+        auto schema = arguments_schema(tool.parameters);
+        if (!schema.ok()) {
+            return schema.status().with_context("tool '" + tool.name + "' parameters");
+        }
+        const nlohmann::ordered_json& parameters = *schema;
         detail::SchemaCompiler compiler(parts, parameters);
         auto arguments = compiler.compile(parameters, "");
         if (!arguments.ok()) {
@@ -149,8 +194,12 @@ Result<Grammar> tool_call_grammar(std::span<const ToolSpec> tools, const ToolCho
     if (choice.mode == ToolChoiceMode::kNamed) {
         g.set_root(g.rule_of("root", {{Grammar::ref(call)}}));
     } else {
-        const int32_t more = g.repeat("more_calls", {{g.byte('\n'), Grammar::ref(call)}}, 0, -1);
-        const int32_t call_lines = g.rule_of("calls", {{Grammar::ref(call), Grammar::ref(more)}});
+        int32_t call_lines = call;
+        if (choice.parallel) {
+            const int32_t more =
+                g.repeat("more_calls", {{g.byte('\n'), Grammar::ref(call)}}, 0, -1);
+            call_lines = g.rule_of("calls", {{Grammar::ref(call), Grammar::ref(more)}});
+        }
         if (choice.mode == ToolChoiceMode::kRequired) {
             g.set_root(g.rule_of("root", {{Grammar::ref(call_lines)}}));
         } else {
@@ -170,8 +219,8 @@ Result<std::vector<ToolSpec>> parse_openai_tools(const nlohmann::json& tools) {
     for (size_t i = 0; i < tools.size(); ++i) {
         const nlohmann::json& tool = tools[i];
         const std::string where = "tools[" + std::to_string(i) + "]";
-        if (!tool.is_object() || tool.value("type", "") != "function" || !tool.contains("function") ||
-            !tool["function"].is_object()) {
+        if (!tool.is_object() || !has_string(tool, "type", "function") ||
+            !tool.contains("function") || !tool["function"].is_object()) {
             return invalid_argument(where + " must be {\"type\": \"function\", \"function\": {...}}");
         }
         const nlohmann::json& function = tool["function"];
@@ -200,7 +249,7 @@ Result<ToolChoice> parse_openai_tool_choice(const nlohmann::json& tool_choice) {
         return invalid_argument("'tool_choice' must be auto, none, required or a function, found '" +
                                 mode + "'");
     }
-    if (tool_choice.is_object() && tool_choice.value("type", "") == "function" &&
+    if (tool_choice.is_object() && has_string(tool_choice, "type", "function") &&
         tool_choice.contains("function") && tool_choice["function"].is_object() &&
         tool_choice["function"].contains("name") && tool_choice["function"]["name"].is_string()) {
         return ToolChoice{ToolChoiceMode::kNamed, tool_choice["function"]["name"].get<std::string>()};

@@ -97,6 +97,50 @@ TEST_CASE("tool calls: required, none and a named function") {
     CHECK_FALSE(tool_call_grammar(bad, {ToolChoiceMode::kAuto, ""}).ok());
 }
 
+TEST_CASE("tool calls: parallel_tool_calls false admits one call") {
+    const std::string call = "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call>";
+    ToolChoice required{ToolChoiceMode::kRequired, ""};
+    CHECK(accepts_prefix(tools_grammar(required), call + "\n<tool_call>"));
+    required.parallel = false;
+    const auto one = tools_grammar(required);
+    CHECK(accepts(one, call));
+    CHECK_FALSE(accepts_prefix(one, call + "\n"));
+    ToolChoice automatic{ToolChoiceMode::kAuto, ""};
+    automatic.parallel = false;
+    const auto text_then_one = tools_grammar(automatic);
+    CHECK(accepts(text_then_one, "Let me look.\n" + call));
+    CHECK_FALSE(accepts_prefix(text_then_one, "Let me look.\n" + call + "\n"));
+}
+
+TEST_CASE("tool calls: arguments are a JSON object whatever the parameters leave open") {
+    auto grammar_for = [](const std::string& parameters) {
+        std::vector<ToolSpec> tools = {{"f", nlohmann::ordered_json::parse(parameters)}};
+        return tool_call_grammar(tools, {ToolChoiceMode::kRequired, ""});
+    };
+    auto call = [](const std::string& arguments) {
+        return "<tool_call>{\"name\": \"f\", \"arguments\": " + arguments + "}</tool_call>";
+    };
+    // No parameters (`{}` or `true`, as OpenAI reads them) take `{}`.
+    for (const std::string open : {"{}", "true", R"({"properties":{"q":{"type":"string"}}})"}) {
+        CAPTURE(open);
+        auto grammar = grammar_for(open);
+        REQUIRE_MESSAGE(grammar.ok(), grammar.status().to_string());
+        auto compiled = testing::grammar_compiler().compile(std::move(*grammar));
+        REQUIRE(compiled.ok());
+        CHECK(accepts(*compiled, call(open.starts_with("{\"") ? R"({"q": "x"})" : "{}")));
+        CHECK_FALSE(accepts(*compiled, call("5")));
+        CHECK_FALSE(accepts(*compiled, call("[1]")));
+        CHECK_FALSE(accepts(*compiled, call(R"("text")")));
+    }
+    auto integer = grammar_for(R"({"type":"integer"})");
+    REQUIRE_FALSE(integer.ok());
+    CHECK(integer.status().message().find("'type' must be \"object\", found \"integer\"") !=
+          std::string::npos);
+    auto untyped_union = grammar_for(R"({"anyOf":[{"type":"object"},{"type":"string"}]})");
+    REQUIRE_FALSE(untyped_union.ok());
+    CHECK(untyped_union.status().message().find("'anyOf'") != std::string::npos);
+}
+
 TEST_CASE("tool calls: OpenAI request shapes") {
     auto tools = parse_openai_tools(nlohmann::json::parse(
         R"([{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])"));
@@ -109,6 +153,11 @@ TEST_CASE("tool calls: OpenAI request shapes") {
     REQUIRE(named.ok());
     CHECK(named->name == "f");
     CHECK_FALSE(parse_openai_tool_choice("sometimes").ok());
+    // A tag of the wrong type is an error, not an exception.
+    CHECK_FALSE(parse_openai_tools(nlohmann::json::parse(R"([{"type":5}])")).ok());
+    CHECK_FALSE(
+        parse_openai_tool_choice(nlohmann::json::parse(R"({"type":5,"function":{"name":"f"}})"))
+            .ok());
 }
 
 TEST_CASE("grammar matcher: end of turn only where complete, rollback, copies, termination") {

@@ -123,6 +123,13 @@ TEST_CASE("chat and completions answer in OpenAI's shapes") {
     REQUIRE_MESSAGE(written->status == 200, written->body);
     CHECK(json::parse(written->body)["choices"][0]["text"] == "<|fim_prefix|><|fim_prefix|>");
 
+    // top_k -1 is vLLM's "every token", as 0 is.
+    json all_tokens = chat_body(2);
+    all_tokens["top_k"] = -1;
+    auto unlimited = post(server, "/v1/chat/completions", all_tokens);
+    REQUIRE(unlimited);
+    CHECK_MESSAGE(unlimited->status == 200, unlimited->body);
+
     // Same seed, same answer.
     json seeded = chat_body(8);
     seeded["seed"] = 42;
@@ -299,6 +306,9 @@ TEST_CASE("bad requests are 400s that name the problem") {
     json hot = chat_body(2);
     hot["temperature"] = 3;
     expect("/v1/chat/completions", hot.dump(), 400, "'temperature'");
+    json top_k = chat_body(2);
+    top_k["top_k"] = -2;
+    expect("/v1/chat/completions", top_k.dump(), 400, "'top_k' must be an integer in [-1, ");
     json other_model = chat_body(2);
     other_model["model"] = "gpt-4o";
     expect("/v1/chat/completions", other_model.dump(), 404, "gpt-4o");
@@ -308,6 +318,8 @@ TEST_CASE("bad requests are 400s that name the problem") {
     json long_ask = chat_body(100000);
     expect("/v1/chat/completions", long_ask.dump(), 400, "maximum context length");
     expect("/detokenize", R"({"tokens": [100300]})", 400, "100300");
+    expect("/v1/completions", R"({"prompt": ["a", ""], "max_tokens": 1})", 400,
+           "prompt[1]: the prompt has no tokens");
     expect("/tokenize", R"({"prompt": 7})", 400, "'prompt' must be a string");
     expect("/tokenize", R"({"prompt": "a", "messages": []})", 400, "either 'prompt'");
     expect("/tokenize", R"({"messages": [{"role": "pilot", "content": "hi"}]})", 400, "pilot");

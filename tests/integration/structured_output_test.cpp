@@ -251,4 +251,74 @@ TEST_CASE("structured output errors are 400s naming the problem") {
     json required_without_tools = ask("hi", 8, 1);
     required_without_tools["tool_choice"] = "required";
     expect_400(required_without_tools, "'tools'");
+    // A call's arguments are an object: parameters of another type could never be one.
+    json scalar_parameters = ask("hi", 8, 1);
+    scalar_parameters["tools"] =
+        json::array({{{"type", "function"},
+                      {"function", {{"name", "count"}, {"parameters", {{"type", "integer"}}}}}}});
+    expect_400(scalar_parameters, "tool 'count' parameters: the arguments are a JSON object");
+}
+
+TEST_CASE("tool arguments are a JSON object when the parameters schema leaves the type open") {
+    ServerProcess server("toolobject", tiny_model_dir());
+    server.wait_model_ready(true);
+    // `{}` is OpenAI's way to declare a function without parameters; a schema with properties
+    // but no "type" describes an object too. Either way every finished choice is the one call.
+    for (const json& parameters :
+         {json::object(), json{{"properties", {{"q", {{"type", "string"}, {"maxLength", 8}}}}}}}) {
+        CAPTURE(parameters.dump());
+        json body = ask("Call it.", 120, 11);
+        body["n"] = 6;
+        body["tools"] = json::array(
+            {{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", parameters}}}}});
+        body["tool_choice"] = {{"type", "function"}, {"function", {{"name", "f"}}}};
+        auto result = post(server, body);
+        REQUIRE(result);
+        REQUIRE_MESSAGE(result->status == 200, result->body);
+        const json answer = json::parse(result->body);
+        REQUIRE(answer["choices"].size() == 6);
+        for (const json& choice : answer["choices"]) {
+            CAPTURE(choice.dump());
+            if (choice["finish_reason"] == "length") {
+                continue;  // cut inside the call: left as content
+            }
+            REQUIRE(choice["finish_reason"] == "tool_calls");
+            REQUIRE(choice["message"]["tool_calls"].size() == 1);
+            const json& call = choice["message"]["tool_calls"][0];
+            CHECK(json::parse(call["function"]["arguments"].get<std::string>()).is_object());
+        }
+    }
+}
+
+TEST_CASE("parallel_tool_calls false ends generation after the first call") {
+    ServerProcess server("toolsingle", tiny_model_dir());
+    server.wait_model_ready(true);
+    json body = ask("What time is it?", 200, 21);
+    body["n"] = 16;
+    body["tools"] = json::array({weather_tools()[1]});  // get_time: short calls
+    body["tool_choice"] = "required";
+    body["parallel_tool_calls"] = false;
+    body["logprobs"] = true;  // the tokens generated, also those a dropped call would take
+    auto result = post(server, body);
+    REQUIRE(result);
+    REQUIRE_MESSAGE(result->status == 200, result->body);
+    const json answer = json::parse(result->body);
+    REQUIRE(answer["choices"].size() == 16);
+    for (const json& choice : answer["choices"]) {
+        std::string generated;
+        for (const json& token : choice["logprobs"]["content"]) {
+            generated += token["token"].get<std::string>();
+        }
+        CAPTURE(generated);
+        size_t opened = 0;
+        for (size_t at = generated.find("<tool_call>"); at != std::string::npos;
+             at = generated.find("<tool_call>", at + 1)) {
+            ++opened;
+        }
+        CHECK(opened == 1);
+        if (choice["finish_reason"] != "length") {
+            CHECK(choice["finish_reason"] == "tool_calls");
+            CHECK(choice["message"]["tool_calls"].size() == 1);
+        }
+    }
 }

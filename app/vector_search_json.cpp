@@ -209,9 +209,17 @@ MetaValue metadata_number(const json& value) {
     return value.get<double>();
 }
 
-Result<Filter> filter_from_json(const json& filter) {
+namespace {
+
+// `filter` at `depth` and/or/not combinators below the top. The walk is recursive, as are the
+// filter's matching and planning (Filter::matches, FilterPostings): the limit bounds their stack.
+Result<Filter> filter_at_depth(const json& filter, std::size_t depth) {
     if (!filter.is_object()) {
         return invalid_argument("filters: expected an object");
+    }
+    if (depth > kMaxFilterDepth) {
+        return invalid_argument("filters: and/or/not nested more than " +
+                                std::to_string(kMaxFilterDepth) + " deep");
     }
     std::vector<Filter> all;
     for (const auto& [key, value] : filter.items()) {
@@ -221,13 +229,13 @@ Result<Filter> filter_from_json(const json& filter) {
             }
             std::vector<Filter> children;
             for (const auto& child : value) {
-                SLUICE_ASSIGN_OR_RETURN(auto f, filter_from_json(child));
+                SLUICE_ASSIGN_OR_RETURN(auto f, filter_at_depth(child, depth + 1));
                 children.push_back(std::move(f));
             }
             all.push_back(key == "and" ? Filter::all_of(std::move(children))
                                        : Filter::any_of(std::move(children)));
         } else if (key == "not") {
-            SLUICE_ASSIGN_OR_RETURN(auto f, filter_from_json(value));
+            SLUICE_ASSIGN_OR_RETURN(auto f, filter_at_depth(value, depth + 1));
             all.push_back(Filter::negate(std::move(f)));
         } else {
             SLUICE_ASSIGN_OR_RETURN(auto f, field_filter(key, value));
@@ -242,6 +250,10 @@ Result<Filter> filter_from_json(const json& filter) {
     }
     return Filter::all_of(std::move(all));
 }
+
+}  // namespace
+
+Result<Filter> filter_from_json(const json& filter) { return filter_at_depth(filter, 0); }
 
 Result<retrieval::IndexSettings> settings_from_json(const json& body) {
     if (!body.is_object()) {
@@ -451,20 +463,27 @@ Result<retrieval::Query> query_from_json(const json& body) {
                 "vector_weight applies to weighted fusion only: give \"fusion\": \"weighted\"");
         }
         // null is no filter: Databricks' clients may send "filters_json": null for none.
-        const json filters_json = body.value("filters_json", json());
-        const json filters_object = body.value("filters", json());
-        if (!filters_json.is_null() && !filters_object.is_null()) {
+        // Read in place: copying a JSON value recurses once per level, so a copy of a filter
+        // nested 20,000 deep overflowed the stack before its depth was checked.
+        auto member = [&body](const char* name) -> const json* {
+            auto found = body.find(name);
+            return found == body.end() || found->is_null() ? nullptr : &*found;
+        };
+        const json* filters_json = member("filters_json");
+        const json* filters = member("filters");
+        if (filters_json != nullptr && filters != nullptr) {
             return invalid_argument("give filters or filters_json, not both");
         }
-        json filters = filters_object;
-        if (!filters_json.is_null()) {
-            filters = json::parse(filters_json.get<std::string>(), nullptr, false);
-            if (filters.is_discarded()) {
+        json parsed;
+        if (filters_json != nullptr) {
+            parsed = json::parse(filters_json->get<std::string>(), nullptr, false);
+            if (parsed.is_discarded()) {
                 return invalid_argument("filters_json is not valid JSON");
             }
+            filters = parsed.is_null() ? nullptr : &parsed;
         }
-        if (!filters.is_null()) {
-            SLUICE_ASSIGN_OR_RETURN(query.filter, filter_from_json(filters));
+        if (filters != nullptr) {
+            SLUICE_ASSIGN_OR_RETURN(query.filter, filter_from_json(*filters));
         }
     } catch (const json::exception& e) {
         return invalid_argument(std::string("query: ") + e.what());

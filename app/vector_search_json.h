@@ -40,6 +40,9 @@ Result<std::vector<retrieval::Document>> upsert_rows_from_json(const nlohmann::j
 // A JSON number as a metadata value: an integer that int64 holds stays an integer, any other
 // number is a float. Precondition: value.is_number().
 retrieval::MetaValue metadata_number(const nlohmann::json& value);
+// The and/or/not combinators one filter may nest: deeper is refused (kInvalidArgument), since
+// parsing, matching and planning a filter each recurse once per level.
+inline constexpr std::size_t kMaxFilterDepth = 100;
 Result<retrieval::Filter> filter_from_json(const nlohmann::json& filter);
 
 // A delete's body: {"primary_keys": [keys]}, each a string or an integer. primary_keys is

@@ -370,3 +370,40 @@ TEST_CASE("an upsert takes its rows from inputs_json or inputs, and refuses othe
         CHECK_MESSAGE(has(refusal(documents.status()), part), documents.status().message());
     }
 }
+
+TEST_CASE("a filter nested past the limit is a 400, as an object or in filters_json") {
+    auto nested = [](std::size_t depth) {
+        std::string text;
+        for (std::size_t i = 0; i < depth; ++i) {
+            text += R"({"not": )";
+        }
+        text += R"({"lang": "en"})";
+        text += std::string(depth, '}');
+        return text;
+    };
+    // At the limit the filter is read whole: an even number of nots is the leaf itself.
+    auto deepest = query_from_json(
+        json::parse(R"({"query_text": "x", "filters": )" + nested(kMaxFilterDepth) + "}"));
+    REQUIRE_MESSAGE(deepest.ok(), deepest.status().to_string());
+    CHECK(deepest->filter.matches(Metadata{{"lang", std::string("en")}}));
+    CHECK_FALSE(deepest->filter.matches(Metadata{{"lang", std::string("de")}}));
+    // 20,000 levels overflowed the server's stack (a copy of the member, then the walk).
+    for (std::size_t depth : {kMaxFilterDepth + 1, std::size_t{200000}}) {
+        CAPTURE(depth);
+        const std::string filter = nested(depth);
+        for (const json& body : {json::parse(R"({"query_text": "x", "filters": )" + filter + "}"),
+                                 json{{"query_text", "x"}, {"filters_json", filter}}}) {
+            auto refused = query_from_json(body);
+            REQUIRE_FALSE(refused.ok());
+            CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+            CHECK(refused.status().message() == "filters: and/or/not nested more than 100 deep");
+        }
+    }
+    std::string ors = R"({"lang": "en"})";
+    for (std::size_t i = 0; i <= kMaxFilterDepth; ++i) {
+        ors = R"({"or": [{"lang": "de"}, )" + ors + "]}";
+    }
+    CHECK(filter_from_json(json::parse(ors)).status().code() == StatusCode::kInvalidArgument);
+    CHECK(
+        query_from_json(json{{"query_text", "x"}, {"filters_json", "null"}})->filter.matches_all());
+}

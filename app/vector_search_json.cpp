@@ -69,6 +69,31 @@ Result<std::optional<double>> fusion_weight(const json& body) {
     return std::optional<double>(given->get<double>());
 }
 
+// A vector's components as floats. A JSON number beyond a float's range became infinity (a
+// double converted to float out of range), which cosine normalisation turned into NaN: such a
+// row ranked wrongly and scored null. `what` names the vector in errors.
+Result<std::vector<float>> float_vector(const json& value, const std::string& what) {
+    if (!value.is_array()) {
+        return invalid_argument(what + ": expected an array of numbers");
+    }
+    std::vector<float> out;
+    out.reserve(value.size());
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        const json& x = value[i];
+        if (!x.is_number()) {
+            return invalid_argument(what + ": expected an array of numbers, found " +
+                                    std::string(x.type_name()) + " at " + std::to_string(i));
+        }
+        const double d = x.get<double>();
+        if (!(std::fabs(d) <= std::numeric_limits<float>::max())) {
+            return invalid_argument(what + "[" + std::to_string(i) + "] is " + x.dump() +
+                                    ", beyond a float's range (about 3.4e38)");
+        }
+        out.push_back(static_cast<float>(d));
+    }
+    return out;
+}
+
 Result<std::vector<std::string>> string_list(const json& value, const std::string& what) {
     if (!value.is_array()) {
         return invalid_argument(what + ": expected an array of strings");
@@ -366,15 +391,7 @@ Result<std::vector<retrieval::Document>> documents_from_json(const json& rows) {
                 (name == "text" ? doc.text : name == "title" ? doc.title : doc.uri) =
                     value.get<std::string>();
             } else if (name == "vector") {
-                if (!value.is_array()) {
-                    return invalid_argument(where + ": vector must be an array of numbers");
-                }
-                for (const auto& x : value) {
-                    if (!x.is_number()) {
-                        return invalid_argument(where + ": vector must be an array of numbers");
-                    }
-                    doc.vector.push_back(x.get<float>());
-                }
+                SLUICE_ASSIGN_OR_RETURN(doc.vector, float_vector(value, where + ": vector"));
             } else if (name == "acl") {
                 if (!value.is_object()) {
                     return invalid_argument(where + ": acl must be an object");
@@ -432,8 +449,8 @@ Result<retrieval::Query> query_from_json(const json& body) {
     retrieval::Query query;
     try {
         query.text = body.value("query_text", std::string());
-        if (body.contains("query_vector")) {
-            query.vector = body["query_vector"].get<std::vector<float>>();
+        if (auto vector = body.find("query_vector"); vector != body.end()) {
+            SLUICE_ASSIGN_OR_RETURN(query.vector, float_vector(*vector, "query_vector"));
         }
         if (auto k = body.find("num_results"); k != body.end()) {
             // Integers only: -1 read as a size wrapped to 2^64 - 1, and 2.5 was cut to 2.
@@ -442,11 +459,6 @@ Result<retrieval::Query> query_from_json(const json& body) {
                                         k->dump());
             }
             query.k = static_cast<std::size_t>(k->get<std::int64_t>());
-        }
-        for (float value : query.vector) {
-            if (!std::isfinite(value)) {
-                return invalid_argument("query_vector: every value must be a finite float");
-            }
         }
         std::string type = body.value("query_type", std::string("HYBRID"));
         SLUICE_ASSIGN_OR_RETURN(query.mode, retrieval::parse_query_mode(type));

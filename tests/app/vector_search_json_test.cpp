@@ -407,3 +407,21 @@ TEST_CASE("a filter nested past the limit is a 400, as an object or in filters_j
     CHECK(
         query_from_json(json{{"query_text", "x"}, {"filters_json", "null"}})->filter.matches_all());
 }
+
+TEST_CASE("a vector component beyond a float's range is refused, in a row and in a query") {
+    // 1e39 became infinity as a float, which cosine made NaN: the row ranked last and scored null.
+    auto row = documents_from_json(json::parse(R"([{"id": "a", "vector": [0.5, 1e39, 0]}])"));
+    REQUIRE_FALSE(row.ok());
+    CHECK(row.status().code() == StatusCode::kInvalidArgument);
+    CHECK(row.status().message() ==
+          "row 0: vector[1] is 1e+39, beyond a float's range (about 3.4e38)");
+    auto query = query_from_json(json::parse(R"({"query_vector": [-1e39, 0]})"));
+    REQUIRE_FALSE(query.ok());
+    CHECK(query.status().message() ==
+          "query_vector[0] is -1e+39, beyond a float's range (about 3.4e38)");
+    CHECK(query_from_json(json::parse(R"({"query_vector": [1, "x"]})")).status().code() ==
+          StatusCode::kInvalidArgument);
+    auto largest = documents_from_json(json::parse(R"([{"id": "a", "vector": [3.4e38, -1e-50]}])"));
+    REQUIRE(largest.ok());
+    CHECK(largest->front().vector == std::vector<float>{3.4e38f, -0.0f});
+}

@@ -75,7 +75,7 @@ Result<std::string> id_of(const nlohmann::json& record) {
         return it->get<std::string>();
     }
     if (it->is_number_integer()) {
-        return std::to_string(it->get<long long>());
+        return it->dump();  // as written: 2^64 - 1 read as a long long was "-1"
     }
     return invalid_argument("_id is neither a string nor an integer");
 }

@@ -380,7 +380,8 @@ Result<std::vector<retrieval::Document>> documents_from_json(const json& rows) {
                 if (value.is_string()) {
                     doc.key = value.get<std::string>();
                 } else if (value.is_number_integer()) {
-                    doc.key = std::to_string(value.get<long long>());
+                    // As written: read as a long long, 2^64 - 1 became "-1", another row's key.
+                    doc.key = value.dump();
                 } else {
                     return invalid_argument(where + ": id must be a string or an integer");
                 }
@@ -432,7 +433,7 @@ Result<std::vector<std::string>> primary_keys_from_json(const json& body) {
         if (key.is_string()) {
             keys.push_back(key.get<std::string>());
         } else if (key.is_number_integer()) {
-            keys.push_back(std::to_string(key.get<long long>()));
+            keys.push_back(key.dump());  // as upsert keys an integer id
         } else {
             return invalid_argument("primary_keys: expected strings or integers, found " +
                                     key.dump());

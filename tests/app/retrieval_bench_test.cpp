@@ -218,6 +218,26 @@ TEST_CASE("bench retrieval: --embedder http embeds through the server it names")
     CHECK(run_bench({"--dataset", (dir.path / "data").string(), "--embedder", "http"}).code == 2);
 }
 
+TEST_CASE("bench retrieval: integer ids are read as written") {
+    TempDir dir;
+    write_dataset(dir.path);
+    // Read as a long long, 2^64 - 1 became "-1": another document's id.
+    std::ofstream(dir.path / "corpus.jsonl", std::ios::app)
+        << R"({"_id": 18446744073709551615, "text": "largest"})"
+        << "\n"
+        << R"({"_id": -1, "text": "negative"})"
+        << "\n";
+    std::ofstream(dir.path / "queries.jsonl", std::ios::app)
+        << R"({"_id": 18446744073709551615, "text": "largest"})"
+        << "\n";
+    auto data = sluice::app::load_beir(dir.path, "test");
+    REQUIRE_MESSAGE(data.ok(), data.status().to_string());
+    REQUIRE(data->corpus.size() == 8);
+    CHECK(data->corpus[6].id == "18446744073709551615");
+    CHECK(data->corpus[7].id == "-1");
+    CHECK(data->queries.count("18446744073709551615") == 1);
+}
+
 TEST_CASE("bench retrieval: a qrels score is a whole integer and ends its line") {
     TempDir dir;
     write_dataset(dir.path);

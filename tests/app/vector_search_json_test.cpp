@@ -425,3 +425,19 @@ TEST_CASE("a vector component beyond a float's range is refused, in a row and in
     REQUIRE(largest.ok());
     CHECK(largest->front().vector == std::vector<float>{3.4e38f, -0.0f});
 }
+
+TEST_CASE("integer ids and delete keys are read as written") {
+    // Read as a long long, 2^64 - 1 became "-1": the key of another row.
+    auto docs = documents_from_json(json::parse(R"([
+        {"id": 18446744073709551615, "text": "largest"}, {"id": -1, "text": "negative"},
+        {"id": 9223372036854775807, "text": "int64"}
+    ])"));
+    REQUIRE(docs.ok());
+    CHECK((*docs)[0].key == "18446744073709551615");
+    CHECK((*docs)[1].key == "-1");
+    CHECK((*docs)[2].key == "9223372036854775807");
+    auto keys =
+        primary_keys_from_json(json::parse(R"({"primary_keys": [18446744073709551615, -1, 7]})"));
+    REQUIRE(keys.ok());
+    CHECK(*keys == std::vector<std::string>{"18446744073709551615", "-1", "7"});
+}

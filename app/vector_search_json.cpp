@@ -150,6 +150,23 @@ Result<Filter> field_filter(const std::string& key, const json& value) {
                             "', expected NOT, <, <=, >, >= or PREFIX");
 }
 
+// The size setting `name` of `object` when given: a JSON integer, at least 0 (the range is
+// validate()'s); errors name it `where`. Read as a size_t, 1.5 was cut to 1, -1 wrapped to
+// 2^64 - 1 and 1e300 became 0.
+Result<std::optional<std::size_t>> size_member(const json& object, const std::string& name,
+                                               const std::string& where) {
+    auto given = object.find(name);
+    if (given == object.end()) {
+        return std::optional<std::size_t>();
+    }
+    if (!given->is_number_integer() ||
+        (!given->is_number_unsigned() && given->get<std::int64_t>() < 0)) {
+        return invalid_argument(where + ": expected a non-negative integer, found " +
+                                given->dump());
+    }
+    return std::optional<std::size_t>(given->get<std::size_t>());
+}
+
 // Databricks' members of index creation, checked so that what this server cannot honour is
 // refused, not dropped: rows are keyed by "id" and written through this API or a source, and of
 // the spec only the vector column's width configures anything.
@@ -295,20 +312,31 @@ Result<retrieval::IndexSettings> settings_from_json(const json& body) {
         s.name = body.at("name").get<std::string>();
         s.language = body.value("language", s.language);
         s.chunking = body.value("chunking", s.chunking);
-        s.chunk.max_tokens = body.value("chunk_max_tokens", s.chunk.max_tokens);
-        s.chunk.overlap_tokens = body.value("chunk_overlap_tokens", s.chunk.overlap_tokens);
+        SLUICE_ASSIGN_OR_RETURN(auto max_tokens,
+                                size_member(body, "chunk_max_tokens", "chunk_max_tokens"));
+        s.chunk.max_tokens = max_tokens.value_or(s.chunk.max_tokens);
+        SLUICE_ASSIGN_OR_RETURN(auto overlap_tokens,
+                                size_member(body, "chunk_overlap_tokens", "chunk_overlap_tokens"));
+        s.chunk.overlap_tokens = overlap_tokens.value_or(s.chunk.overlap_tokens);
         s.embedder = body.value("embedder", s.embedder);
         s.embedder_endpoint = body.value("embedder_endpoint", s.embedder_endpoint);
         s.embedder_model = body.value("embedder_model", s.embedder_model);
-        s.dimension = body.value("embedding_dimension", s.dimension);
-        bool dimension_given = body.contains("embedding_dimension");
+        SLUICE_ASSIGN_OR_RETURN(auto dimension,
+                                size_member(body, "embedding_dimension", "embedding_dimension"));
+        s.dimension = dimension.value_or(s.dimension);
+        bool dimension_given = dimension.has_value();
         // Databricks' direct access spec names the dimension on its vector column.
         if (body.contains("direct_access_index_spec")) {
             const auto& columns =
                 body["direct_access_index_spec"].value("embedding_vector_columns", json::array());
             if (!columns.empty()) {
-                s.dimension = columns[0].value("embedding_dimension", s.dimension);
-                dimension_given = dimension_given || columns[0].contains("embedding_dimension");
+                SLUICE_ASSIGN_OR_RETURN(
+                    auto column_dimension,
+                    size_member(columns[0], "embedding_dimension",
+                                "direct_access_index_spec.embedding_vector_columns[0]."
+                                "embedding_dimension"));
+                s.dimension = column_dimension.value_or(s.dimension);
+                dimension_given = dimension_given || column_dimension.has_value();
                 if (!body.contains("embedder")) {
                     s.embedder = "none";
                 }

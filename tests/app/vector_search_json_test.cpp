@@ -441,3 +441,37 @@ TEST_CASE("integer ids and delete keys are read as written") {
     REQUIRE(keys.ok());
     CHECK(*keys == std::vector<std::string>{"18446744073709551615", "-1", "7"});
 }
+
+TEST_CASE("an index's sizes are whole numbers: a fraction, a negative or a float is refused") {
+    // Read as sizes, 1.5 was cut to 1 (an index of width 1 was made), -1 wrapped to 2^64 - 1
+    // and 1e300 became 0.
+    const std::pair<const char*, const char*> cases[] = {
+        {R"({"name": "kb", "embedder": "none", "embedding_dimension": 1.5})",
+         "embedding_dimension: expected a non-negative integer, found 1.5"},
+        {R"({"name": "kb", "embedding_dimension": -1})",
+         "embedding_dimension: expected a non-negative integer, found -1"},
+        {R"({"name": "kb", "chunk_max_tokens": 1e300})",
+         "chunk_max_tokens: expected a non-negative integer, found 1e+300"},
+        {R"({"name": "kb", "chunk_overlap_tokens": 8.0})",
+         "chunk_overlap_tokens: expected a non-negative integer, found 8.0"},
+        {R"({"name": "kb", "direct_access_index_spec": {"embedding_vector_columns":
+             [{"name": "vector", "embedding_dimension": 2.5}]}})",
+         "direct_access_index_spec.embedding_vector_columns[0].embedding_dimension: expected a "
+         "non-negative integer, found 2.5"},
+    };
+    for (const auto& [body, message] : cases) {
+        CAPTURE(body);
+        auto refused = settings_from_json(json::parse(body));
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+        CHECK(refused.status().message() == message);
+    }
+    auto given = settings_from_json(json{{"name", "kb"},
+                                         {"embedding_dimension", 64},
+                                         {"chunk_max_tokens", 128},
+                                         {"chunk_overlap_tokens", 0}});
+    REQUIRE_MESSAGE(given.ok(), given.status().to_string());
+    CHECK(given->dimension == 64);
+    CHECK(given->chunk.max_tokens == 128);
+    CHECK(given->chunk.overlap_tokens == 0);
+}

@@ -112,15 +112,35 @@ Result<Filter> field_filter(const std::string& key, const json& value) {
     auto space = key.rfind(' ');
     std::string field = space == std::string::npos ? key : key.substr(0, space);
     std::string op = space == std::string::npos ? "" : key.substr(space + 1);
+    // "id" names the rows' primary key, which chunks carry as doc_key (no metadata field may
+    // take the name, validate_metadata), so a filter on it used to match nothing. Keys are text:
+    // an integer id is the text it was written as, and a range compares text.
+    const bool by_key = field == "id";
+    auto read = [&](const json& item) -> Result<MetaValue> {
+        if (!by_key) {
+            return meta_value(field, item);
+        }
+        if (item.is_string()) {
+            return MetaValue(item.get<std::string>());
+        }
+        if (item.is_number_integer() && op != "<" && op != "<=" && op != ">" && op != ">=") {
+            return MetaValue(item.dump());
+        }
+        return invalid_argument("filter '" + key + "': a row's id is text, found " + item.dump() +
+                                "; expected a string (or an integer, outside a range)");
+    };
+    if (by_key) {
+        field = "doc_key";
+    }
     if (op.empty() && value.is_array()) {
         std::vector<MetaValue> values;
         for (const auto& item : value) {
-            SLUICE_ASSIGN_OR_RETURN(auto v, meta_value(field, item));
+            SLUICE_ASSIGN_OR_RETURN(auto v, read(item));
             values.push_back(std::move(v));
         }
         return Filter::in(field, std::move(values));
     }
-    SLUICE_ASSIGN_OR_RETURN(auto v, meta_value(field, value));
+    SLUICE_ASSIGN_OR_RETURN(auto v, read(value));
     if (op.empty()) {
         return Filter::equals(field, std::move(v));
     }

@@ -13,7 +13,8 @@
 // (also <=, >, >=), {"field PREFIX": "text"}; keys of one object are ANDed; {"and": [...]},
 // {"or": [...]} and {"not": {...}} nest. A boolean equals only a boolean (retrieval/filter.h);
 // a range with a boolean bound is refused (booleans have no order), as is a PREFIX that is not
-// text.
+// text. The field "id" is the row's key (doc_key), which is text: an integer matches the key it
+// was written as, and a range takes a string bound only.
 //
 // Thread safety: pure functions.
 

@@ -475,3 +475,31 @@ TEST_CASE("an index's sizes are whole numbers: a fraction, a negative or a float
     CHECK(given->chunk.max_tokens == 128);
     CHECK(given->chunk.overlap_tokens == 0);
 }
+
+TEST_CASE("a filter on id is a filter on the row's key") {
+    // No metadata may be named id, so {"id": ...} matched nothing, silently.
+    const Metadata row = {{"doc_key", std::string("7")}, {"lang", std::string("en")}};
+    auto matches = [&](const char* text) {
+        CAPTURE(text);
+        auto filter = filter_from_json(json::parse(text));
+        REQUIRE_MESSAGE(filter.ok(), filter.status().to_string());
+        return filter->matches(row);
+    };
+    CHECK(matches(R"({"id": "7"})"));
+    CHECK(matches(R"({"id": 7})"));
+    CHECK(matches(R"({"id": ["a", 7]})"));
+    CHECK(matches(R"({"id NOT": 8, "lang": "en"})"));
+    CHECK(matches(R"({"id PREFIX": "7"})"));
+    CHECK(matches(R"({"id >=": "7"})"));
+    CHECK_FALSE(matches(R"({"id": "8"})"));
+    CHECK_FALSE(matches(R"({"id NOT": "7"})"));
+    CHECK_FALSE(matches(R"({"not": {"id": [7]}})"));
+    // Keys compare as text: a number bound would admit "9" above 10.
+    for (const char* text : {R"({"id >=": 10})", R"({"id": 7.5})", R"({"id": [true]})"}) {
+        CAPTURE(text);
+        auto refused = filter_from_json(json::parse(text));
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+        CHECK(refused.status().message().find("a row's id is text") != std::string::npos);
+    }
+}

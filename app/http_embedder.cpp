@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 namespace sluice::app {
@@ -67,7 +69,13 @@ Result<std::vector<retrieval::Vector>> HttpEmbedder::embed(
             if (!x.is_number()) {
                 return data_loss("embeddings server " + endpoint_ + ": non-numeric embedding");
             }
-            vector.push_back(x.get<float>());
+            // As a float, 1e39 is infinity, which normalising turns into NaN: every score with
+            // the vector would be NaN.
+            if (!(std::fabs(x.get<double>()) <= std::numeric_limits<float>::max())) {
+                return data_loss("embeddings server " + endpoint_ + ": data[" + std::to_string(i) +
+                                 "] holds " + x.dump() + ", beyond a float's range");
+            }
+            vector.push_back(static_cast<float>(x.get<double>()));
         }
         if (vector.size() != dimension_) {
             return data_loss("embeddings server " + endpoint_ + " returned " +

@@ -1,5 +1,6 @@
 #include "app/retrieval_bench.h"
 
+#include <charconv>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -74,7 +75,7 @@ Result<std::string> id_of(const nlohmann::json& record) {
         return it->get<std::string>();
     }
     if (it->is_number_integer()) {
-        return std::to_string(it->get<long long>());
+        return it->dump();  // as written: 2^64 - 1 read as a long long was "-1"
     }
     return invalid_argument("_id is neither a string nor an integer");
 }
@@ -116,8 +117,16 @@ Result<BeirDataset> load_beir(const std::filesystem::path& dir, const std::strin
         std::istringstream fields(line);
         std::string query;
         std::string doc;
+        std::string score_text;
+        std::string extra;
         int score = 0;
-        if (!(fields >> query >> doc >> score)) {
+        // The whole score, and nothing after it: ">> int" read "1.5" as 1 and let a fourth
+        // column pass.
+        const bool read =
+            static_cast<bool>(fields >> query >> doc >> score_text) && !(fields >> extra);
+        const char* score_end = score_text.data() + score_text.size();
+        auto [parsed_end, parse_error] = std::from_chars(score_text.data(), score_end, score);
+        if (!read || parse_error != std::errc() || parsed_end != score_end) {
             return invalid_argument(qrels_path.string() + ":" + std::to_string(line_no) +
                                     ": expected query-id, corpus-id and an integer score");
         }

@@ -69,6 +69,31 @@ Result<std::optional<double>> fusion_weight(const json& body) {
     return std::optional<double>(given->get<double>());
 }
 
+// A vector's components as floats. A JSON number beyond a float's range became infinity (a
+// double converted to float out of range), which cosine normalisation turned into NaN: such a
+// row ranked wrongly and scored null. `what` names the vector in errors.
+Result<std::vector<float>> float_vector(const json& value, const std::string& what) {
+    if (!value.is_array()) {
+        return invalid_argument(what + ": expected an array of numbers");
+    }
+    std::vector<float> out;
+    out.reserve(value.size());
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        const json& x = value[i];
+        if (!x.is_number()) {
+            return invalid_argument(what + ": expected an array of numbers, found " +
+                                    std::string(x.type_name()) + " at " + std::to_string(i));
+        }
+        const double d = x.get<double>();
+        if (!(std::fabs(d) <= std::numeric_limits<float>::max())) {
+            return invalid_argument(what + "[" + std::to_string(i) + "] is " + x.dump() +
+                                    ", beyond a float's range (about 3.4e38)");
+        }
+        out.push_back(static_cast<float>(d));
+    }
+    return out;
+}
+
 Result<std::vector<std::string>> string_list(const json& value, const std::string& what) {
     if (!value.is_array()) {
         return invalid_argument(what + ": expected an array of strings");
@@ -87,15 +112,35 @@ Result<Filter> field_filter(const std::string& key, const json& value) {
     auto space = key.rfind(' ');
     std::string field = space == std::string::npos ? key : key.substr(0, space);
     std::string op = space == std::string::npos ? "" : key.substr(space + 1);
+    // "id" names the rows' primary key, which chunks carry as doc_key (no metadata field may
+    // take the name, validate_metadata), so a filter on it used to match nothing. Keys are text:
+    // an integer id is the text it was written as, and a range compares text.
+    const bool by_key = field == "id";
+    auto read = [&](const json& item) -> Result<MetaValue> {
+        if (!by_key) {
+            return meta_value(field, item);
+        }
+        if (item.is_string()) {
+            return MetaValue(item.get<std::string>());
+        }
+        if (item.is_number_integer() && op != "<" && op != "<=" && op != ">" && op != ">=") {
+            return MetaValue(item.dump());
+        }
+        return invalid_argument("filter '" + key + "': a row's id is text, found " + item.dump() +
+                                "; expected a string (or an integer, outside a range)");
+    };
+    if (by_key) {
+        field = "doc_key";
+    }
     if (op.empty() && value.is_array()) {
         std::vector<MetaValue> values;
         for (const auto& item : value) {
-            SLUICE_ASSIGN_OR_RETURN(auto v, meta_value(field, item));
+            SLUICE_ASSIGN_OR_RETURN(auto v, read(item));
             values.push_back(std::move(v));
         }
         return Filter::in(field, std::move(values));
     }
-    SLUICE_ASSIGN_OR_RETURN(auto v, meta_value(field, value));
+    SLUICE_ASSIGN_OR_RETURN(auto v, read(value));
     if (op.empty()) {
         return Filter::equals(field, std::move(v));
     }
@@ -123,6 +168,23 @@ Result<Filter> field_filter(const std::string& key, const json& value) {
     }
     return invalid_argument("filter '" + key + "': unknown operator '" + op +
                             "', expected NOT, <, <=, >, >= or PREFIX");
+}
+
+// The size setting `name` of `object` when given: a JSON integer, at least 0 (the range is
+// validate()'s); errors name it `where`. Read as a size_t, 1.5 was cut to 1, -1 wrapped to
+// 2^64 - 1 and 1e300 became 0.
+Result<std::optional<std::size_t>> size_member(const json& object, const std::string& name,
+                                               const std::string& where) {
+    auto given = object.find(name);
+    if (given == object.end()) {
+        return std::optional<std::size_t>();
+    }
+    if (!given->is_number_integer() ||
+        (!given->is_number_unsigned() && given->get<std::int64_t>() < 0)) {
+        return invalid_argument(where + ": expected a non-negative integer, found " +
+                                given->dump());
+    }
+    return std::optional<std::size_t>(given->get<std::size_t>());
 }
 
 // Databricks' members of index creation, checked so that what this server cannot honour is
@@ -209,9 +271,17 @@ MetaValue metadata_number(const json& value) {
     return value.get<double>();
 }
 
-Result<Filter> filter_from_json(const json& filter) {
+namespace {
+
+// `filter` at `depth` and/or/not combinators below the top. The walk is recursive, as are the
+// filter's matching and planning (Filter::matches, FilterPostings): the limit bounds their stack.
+Result<Filter> filter_at_depth(const json& filter, std::size_t depth) {
     if (!filter.is_object()) {
         return invalid_argument("filters: expected an object");
+    }
+    if (depth > kMaxFilterDepth) {
+        return invalid_argument("filters: and/or/not nested more than " +
+                                std::to_string(kMaxFilterDepth) + " deep");
     }
     std::vector<Filter> all;
     for (const auto& [key, value] : filter.items()) {
@@ -221,13 +291,13 @@ Result<Filter> filter_from_json(const json& filter) {
             }
             std::vector<Filter> children;
             for (const auto& child : value) {
-                SLUICE_ASSIGN_OR_RETURN(auto f, filter_from_json(child));
+                SLUICE_ASSIGN_OR_RETURN(auto f, filter_at_depth(child, depth + 1));
                 children.push_back(std::move(f));
             }
             all.push_back(key == "and" ? Filter::all_of(std::move(children))
                                        : Filter::any_of(std::move(children)));
         } else if (key == "not") {
-            SLUICE_ASSIGN_OR_RETURN(auto f, filter_from_json(value));
+            SLUICE_ASSIGN_OR_RETURN(auto f, filter_at_depth(value, depth + 1));
             all.push_back(Filter::negate(std::move(f)));
         } else {
             SLUICE_ASSIGN_OR_RETURN(auto f, field_filter(key, value));
@@ -242,6 +312,10 @@ Result<Filter> filter_from_json(const json& filter) {
     }
     return Filter::all_of(std::move(all));
 }
+
+}  // namespace
+
+Result<Filter> filter_from_json(const json& filter) { return filter_at_depth(filter, 0); }
 
 Result<retrieval::IndexSettings> settings_from_json(const json& body) {
     if (!body.is_object()) {
@@ -258,20 +332,31 @@ Result<retrieval::IndexSettings> settings_from_json(const json& body) {
         s.name = body.at("name").get<std::string>();
         s.language = body.value("language", s.language);
         s.chunking = body.value("chunking", s.chunking);
-        s.chunk.max_tokens = body.value("chunk_max_tokens", s.chunk.max_tokens);
-        s.chunk.overlap_tokens = body.value("chunk_overlap_tokens", s.chunk.overlap_tokens);
+        SLUICE_ASSIGN_OR_RETURN(auto max_tokens,
+                                size_member(body, "chunk_max_tokens", "chunk_max_tokens"));
+        s.chunk.max_tokens = max_tokens.value_or(s.chunk.max_tokens);
+        SLUICE_ASSIGN_OR_RETURN(auto overlap_tokens,
+                                size_member(body, "chunk_overlap_tokens", "chunk_overlap_tokens"));
+        s.chunk.overlap_tokens = overlap_tokens.value_or(s.chunk.overlap_tokens);
         s.embedder = body.value("embedder", s.embedder);
         s.embedder_endpoint = body.value("embedder_endpoint", s.embedder_endpoint);
         s.embedder_model = body.value("embedder_model", s.embedder_model);
-        s.dimension = body.value("embedding_dimension", s.dimension);
-        bool dimension_given = body.contains("embedding_dimension");
+        SLUICE_ASSIGN_OR_RETURN(auto dimension,
+                                size_member(body, "embedding_dimension", "embedding_dimension"));
+        s.dimension = dimension.value_or(s.dimension);
+        bool dimension_given = dimension.has_value();
         // Databricks' direct access spec names the dimension on its vector column.
         if (body.contains("direct_access_index_spec")) {
             const auto& columns =
                 body["direct_access_index_spec"].value("embedding_vector_columns", json::array());
             if (!columns.empty()) {
-                s.dimension = columns[0].value("embedding_dimension", s.dimension);
-                dimension_given = dimension_given || columns[0].contains("embedding_dimension");
+                SLUICE_ASSIGN_OR_RETURN(
+                    auto column_dimension,
+                    size_member(columns[0], "embedding_dimension",
+                                "direct_access_index_spec.embedding_vector_columns[0]."
+                                "embedding_dimension"));
+                s.dimension = column_dimension.value_or(s.dimension);
+                dimension_given = dimension_given || column_dimension.has_value();
                 if (!body.contains("embedder")) {
                     s.embedder = "none";
                 }
@@ -343,7 +428,8 @@ Result<std::vector<retrieval::Document>> documents_from_json(const json& rows) {
                 if (value.is_string()) {
                     doc.key = value.get<std::string>();
                 } else if (value.is_number_integer()) {
-                    doc.key = std::to_string(value.get<long long>());
+                    // As written: read as a long long, 2^64 - 1 became "-1", another row's key.
+                    doc.key = value.dump();
                 } else {
                     return invalid_argument(where + ": id must be a string or an integer");
                 }
@@ -354,15 +440,7 @@ Result<std::vector<retrieval::Document>> documents_from_json(const json& rows) {
                 (name == "text" ? doc.text : name == "title" ? doc.title : doc.uri) =
                     value.get<std::string>();
             } else if (name == "vector") {
-                if (!value.is_array()) {
-                    return invalid_argument(where + ": vector must be an array of numbers");
-                }
-                for (const auto& x : value) {
-                    if (!x.is_number()) {
-                        return invalid_argument(where + ": vector must be an array of numbers");
-                    }
-                    doc.vector.push_back(x.get<float>());
-                }
+                SLUICE_ASSIGN_OR_RETURN(doc.vector, float_vector(value, where + ": vector"));
             } else if (name == "acl") {
                 if (!value.is_object()) {
                     return invalid_argument(where + ": acl must be an object");
@@ -403,7 +481,7 @@ Result<std::vector<std::string>> primary_keys_from_json(const json& body) {
         if (key.is_string()) {
             keys.push_back(key.get<std::string>());
         } else if (key.is_number_integer()) {
-            keys.push_back(std::to_string(key.get<long long>()));
+            keys.push_back(key.dump());  // as upsert keys an integer id
         } else {
             return invalid_argument("primary_keys: expected strings or integers, found " +
                                     key.dump());
@@ -420,8 +498,8 @@ Result<retrieval::Query> query_from_json(const json& body) {
     retrieval::Query query;
     try {
         query.text = body.value("query_text", std::string());
-        if (body.contains("query_vector")) {
-            query.vector = body["query_vector"].get<std::vector<float>>();
+        if (auto vector = body.find("query_vector"); vector != body.end()) {
+            SLUICE_ASSIGN_OR_RETURN(query.vector, float_vector(*vector, "query_vector"));
         }
         if (auto k = body.find("num_results"); k != body.end()) {
             // Integers only: -1 read as a size wrapped to 2^64 - 1, and 2.5 was cut to 2.
@@ -430,11 +508,6 @@ Result<retrieval::Query> query_from_json(const json& body) {
                                         k->dump());
             }
             query.k = static_cast<std::size_t>(k->get<std::int64_t>());
-        }
-        for (float value : query.vector) {
-            if (!std::isfinite(value)) {
-                return invalid_argument("query_vector: every value must be a finite float");
-            }
         }
         std::string type = body.value("query_type", std::string("HYBRID"));
         SLUICE_ASSIGN_OR_RETURN(query.mode, retrieval::parse_query_mode(type));
@@ -451,20 +524,27 @@ Result<retrieval::Query> query_from_json(const json& body) {
                 "vector_weight applies to weighted fusion only: give \"fusion\": \"weighted\"");
         }
         // null is no filter: Databricks' clients may send "filters_json": null for none.
-        const json filters_json = body.value("filters_json", json());
-        const json filters_object = body.value("filters", json());
-        if (!filters_json.is_null() && !filters_object.is_null()) {
+        // Read in place: copying a JSON value recurses once per level, so a copy of a filter
+        // nested 20,000 deep overflowed the stack before its depth was checked.
+        auto member = [&body](const char* name) -> const json* {
+            auto found = body.find(name);
+            return found == body.end() || found->is_null() ? nullptr : &*found;
+        };
+        const json* filters_json = member("filters_json");
+        const json* filters = member("filters");
+        if (filters_json != nullptr && filters != nullptr) {
             return invalid_argument("give filters or filters_json, not both");
         }
-        json filters = filters_object;
-        if (!filters_json.is_null()) {
-            filters = json::parse(filters_json.get<std::string>(), nullptr, false);
-            if (filters.is_discarded()) {
+        json parsed;
+        if (filters_json != nullptr) {
+            parsed = json::parse(filters_json->get<std::string>(), nullptr, false);
+            if (parsed.is_discarded()) {
                 return invalid_argument("filters_json is not valid JSON");
             }
+            filters = parsed.is_null() ? nullptr : &parsed;
         }
-        if (!filters.is_null()) {
-            SLUICE_ASSIGN_OR_RETURN(query.filter, filter_from_json(filters));
+        if (filters != nullptr) {
+            SLUICE_ASSIGN_OR_RETURN(query.filter, filter_from_json(*filters));
         }
     } catch (const json::exception& e) {
         return invalid_argument(std::string("query: ") + e.what());

@@ -13,7 +13,8 @@
 // (also <=, >, >=), {"field PREFIX": "text"}; keys of one object are ANDed; {"and": [...]},
 // {"or": [...]} and {"not": {...}} nest. A boolean equals only a boolean (retrieval/filter.h);
 // a range with a boolean bound is refused (booleans have no order), as is a PREFIX that is not
-// text.
+// text. The field "id" is the row's key (doc_key), which is text: an integer matches the key it
+// was written as, and a range takes a string bound only.
 //
 // Thread safety: pure functions.
 
@@ -40,6 +41,9 @@ Result<std::vector<retrieval::Document>> upsert_rows_from_json(const nlohmann::j
 // A JSON number as a metadata value: an integer that int64 holds stays an integer, any other
 // number is a float. Precondition: value.is_number().
 retrieval::MetaValue metadata_number(const nlohmann::json& value);
+// The and/or/not combinators one filter may nest: deeper is refused (kInvalidArgument), since
+// parsing, matching and planning a filter each recurse once per level.
+inline constexpr std::size_t kMaxFilterDepth = 100;
 Result<retrieval::Filter> filter_from_json(const nlohmann::json& filter);
 
 // A delete's body: {"primary_keys": [keys]}, each a string or an integer. primary_keys is

@@ -57,6 +57,16 @@ void l2_normalize(Vector& v) {
     }
 }
 
+Status check_finite(const Vector& v, const std::string& what) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (!std::isfinite(v[i])) {
+            return invalid_argument(what + "[" + std::to_string(i) + "] is " +
+                                    std::to_string(v[i]) + ", expected a finite float");
+        }
+    }
+    return Status::ok_status();
+}
+
 Result<std::vector<Vector>> embed_all(const Embedder& embedder,
                                       const std::vector<std::string>& texts) {
     std::vector<Vector> out;

@@ -83,5 +83,7 @@ private:
 
 // Scales `v` to unit L2 norm (a zero vector stays zero).
 void l2_normalize(Vector& v);
+// kInvalidArgument naming `what` and the first component of `v` that is infinite or NaN.
+Status check_finite(const Vector& v, const std::string& what);
 
 }  // namespace sluice::retrieval

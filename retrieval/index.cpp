@@ -388,6 +388,9 @@ Result<std::vector<PreparedDocument>> Index::prepare_documents(
                                     std::to_string(doc.vector.size()) + " floats, expected " +
                                     std::to_string(settings_.dimension));
         }
+        // An infinite or NaN component makes every score with the vector NaN (cosine
+        // normalises infinity to NaN), which no ranking can order.
+        SLUICE_RETURN_IF_ERROR(check_finite(doc.vector, "document '" + doc.key + "': vector"));
         PreparedDocument prepared;
         prepared.doc = doc;
         prepared.fingerprint = document_fingerprint(doc);

@@ -189,8 +189,8 @@ public:
     Index& operator=(const Index&) = delete;
 
     // Inserts or replaces documents by key (the last of equal keys wins). kInvalidArgument for an
-    // empty key, a vector of the wrong dimension, or a vector on a document that splits into
-    // several chunks; nothing is written then.
+    // empty key, a vector of the wrong dimension or with an infinite or NaN component, or a
+    // vector on a document that splits into several chunks; nothing is written then.
     Result<UpsertStats> upsert(const std::vector<Document>& documents);
     // Deletes documents by key; returns how many existed.
     Result<std::size_t> remove(const std::vector<std::string>& keys);
@@ -218,8 +218,9 @@ public:
     Result<std::vector<Chunk>> chunks_of(const std::string& key) const;
 
     // The best k chunks for `query` that `reader` may read and the filter admits.
-    // kInvalidArgument when the mode needs text or a vector that is missing, or k is not in
-    // 1..1000; kFailedPrecondition for ann/hybrid on an index without vectors.
+    // kInvalidArgument when the mode needs text or a vector that is missing, the vector has an
+    // infinite or NaN component, or k is not in 1..1000; kFailedPrecondition for ann/hybrid on
+    // an index without vectors.
     Result<std::vector<Hit>> query(const Query& query, const Reader& reader) const;
 
     // Writes the vector snapshot tagged with the current sequence and prunes the replay log;

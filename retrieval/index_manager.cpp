@@ -68,6 +68,19 @@ Result<std::unique_ptr<IndexManager>> IndexManager::open(const std::filesystem::
             manager->left_out_[name] = index.status();
             continue;
         }
+        // The folder names the index here, its settings everywhere else (describe, and the
+        // name app/ drops it by): a stored name that is another index's (a line break an
+        // earlier build let into a setting adds a "name=" line) would answer to one name and
+        // drop the other.
+        if ((*index)->settings().name != name) {
+            Status mismatch = failed_precondition("index folder '" + name +
+                                                  "' holds the settings of an index named '" +
+                                                  (*index)->settings().name + "'");
+            log::error("retrieval", "index left out: cannot open",
+                       {{"index", name}, {"error", mismatch.message()}});
+            manager->left_out_[name] = mismatch;
+            continue;
+        }
         manager->indexes_[name] = share(std::move(index).value());
     }
     if (ec) {

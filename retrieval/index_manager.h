@@ -22,7 +22,8 @@ class IndexManager {
 public:
     // Opens every index found under `root` (created when missing). An index that fails to open
     // is logged and left out; its folder is untouched, and get() and create() of its name say
-    // why it could not be opened (an offline command without the server's model, for one).
+    // why it could not be opened (an offline command without the server's model, for one, or a
+    // folder whose stored settings name another index).
     static Result<std::unique_ptr<IndexManager>> open(const std::filesystem::path& root,
                                                       IndexDeps deps);
 

@@ -79,6 +79,7 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
     if (wants_lexical && query.text.empty() && query.mode == QueryMode::kLexical) {
         return invalid_argument("lexical query needs query text");
     }
+    SLUICE_RETURN_IF_ERROR(check_finite(query.vector, "query vector"));
     Vector vector = query.vector;
     if (wants_vector && vector.empty()) {
         if (!embedder_) {

@@ -1,8 +1,10 @@
 #include "retrieval/index_settings.h"
 
 #include <charconv>
+#include <cstdio>
 #include <iomanip>
 #include <sstream>
+#include <utility>
 
 #include "retrieval/text_analyzer.h"
 #include "retrieval/vector_factory.h"
@@ -49,6 +51,23 @@ Status validate(const IndexSettings& settings) {
     }
     if (settings.embedder == "http" && settings.embedder_endpoint.empty()) {
         return invalid_argument("embedder http needs an endpoint");
+    }
+    // The stored form is one key=value per line (encode_settings): a line break inside a value
+    // would read back as a setting of its own ("name=other" made an index answer to, and be
+    // dropped as, another index's name). Neither a URL nor a model name holds control bytes.
+    for (const auto& [key, value] : {std::pair<const char*, const std::string&>{
+                                         "embedder_endpoint", settings.embedder_endpoint},
+                                     {"embedder_model", settings.embedder_model}}) {
+        for (std::size_t at = 0; at < value.size(); ++at) {
+            const auto byte = static_cast<unsigned char>(value[at]);
+            if (byte < 0x20 || byte == 0x7f) {
+                char found[8];
+                std::snprintf(found, sizeof(found), "0x%02x", byte);
+                return invalid_argument(std::string(key) + " holds the control byte " + found +
+                                        " at offset " + std::to_string(at) +
+                                        ", expected printable text");
+            }
+        }
     }
     // Only the model says how wide its vectors are; every other embedder is told.
     const bool embedder_width =

@@ -217,3 +217,45 @@ TEST_CASE("bench retrieval: --embedder http embeds through the server it names")
     // Usage errors exit 2 before anything is read.
     CHECK(run_bench({"--dataset", (dir.path / "data").string(), "--embedder", "http"}).code == 2);
 }
+
+TEST_CASE("bench retrieval: integer ids are read as written") {
+    TempDir dir;
+    write_dataset(dir.path);
+    // Read as a long long, 2^64 - 1 became "-1": another document's id.
+    std::ofstream(dir.path / "corpus.jsonl", std::ios::app)
+        << R"({"_id": 18446744073709551615, "text": "largest"})"
+        << "\n"
+        << R"({"_id": -1, "text": "negative"})"
+        << "\n";
+    std::ofstream(dir.path / "queries.jsonl", std::ios::app)
+        << R"({"_id": 18446744073709551615, "text": "largest"})"
+        << "\n";
+    auto data = sluice::app::load_beir(dir.path, "test");
+    REQUIRE_MESSAGE(data.ok(), data.status().to_string());
+    REQUIRE(data->corpus.size() == 8);
+    CHECK(data->corpus[6].id == "18446744073709551615");
+    CHECK(data->corpus[7].id == "-1");
+    CHECK(data->queries.count("18446744073709551615") == 1);
+}
+
+TEST_CASE("bench retrieval: a qrels score is a whole integer and ends its line") {
+    TempDir dir;
+    write_dataset(dir.path);
+    // ">> int" read "1.5" as 1, and passed over a fourth column.
+    for (const char* line : {"1\td1\t1.5", "1\td1\t1\textra", "1\td1\tone", "1\td1"}) {
+        CAPTURE(line);
+        std::ofstream(dir.path / "qrels" / "bad.tsv") << "query-id\tcorpus-id\tscore\n"
+                                                      << line << "\n";
+        auto data = sluice::app::load_beir(dir.path, "bad");
+        REQUIRE_FALSE(data.ok());
+        CHECK(data.status().code() == sluice::StatusCode::kInvalidArgument);
+        CHECK(data.status().message().find("bad.tsv:2: expected query-id, corpus-id and an "
+                                           "integer score") != std::string::npos);
+    }
+    std::ofstream(dir.path / "qrels" / "good.tsv") << "query-id\tcorpus-id\tscore\n"
+                                                   << "1\td1\t2\r\n2\td3\t-1\n";
+    auto data = sluice::app::load_beir(dir.path, "good");
+    REQUIRE_MESSAGE(data.ok(), data.status().to_string());
+    CHECK(data->qrels.at("1").at("d1") == 2);
+    CHECK(data->qrels.at("2").at("d3") == -1);
+}

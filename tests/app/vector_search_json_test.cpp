@@ -370,3 +370,136 @@ TEST_CASE("an upsert takes its rows from inputs_json or inputs, and refuses othe
         CHECK_MESSAGE(has(refusal(documents.status()), part), documents.status().message());
     }
 }
+
+TEST_CASE("a filter nested past the limit is a 400, as an object or in filters_json") {
+    auto nested = [](std::size_t depth) {
+        std::string text;
+        for (std::size_t i = 0; i < depth; ++i) {
+            text += R"({"not": )";
+        }
+        text += R"({"lang": "en"})";
+        text += std::string(depth, '}');
+        return text;
+    };
+    // At the limit the filter is read whole: an even number of nots is the leaf itself.
+    auto deepest = query_from_json(
+        json::parse(R"({"query_text": "x", "filters": )" + nested(kMaxFilterDepth) + "}"));
+    REQUIRE_MESSAGE(deepest.ok(), deepest.status().to_string());
+    CHECK(deepest->filter.matches(Metadata{{"lang", std::string("en")}}));
+    CHECK_FALSE(deepest->filter.matches(Metadata{{"lang", std::string("de")}}));
+    // 20,000 levels overflowed the server's stack (a copy of the member, then the walk).
+    for (std::size_t depth : {kMaxFilterDepth + 1, std::size_t{200000}}) {
+        CAPTURE(depth);
+        const std::string filter = nested(depth);
+        for (const json& body : {json::parse(R"({"query_text": "x", "filters": )" + filter + "}"),
+                                 json{{"query_text", "x"}, {"filters_json", filter}}}) {
+            auto refused = query_from_json(body);
+            REQUIRE_FALSE(refused.ok());
+            CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+            CHECK(refused.status().message() == "filters: and/or/not nested more than 100 deep");
+        }
+    }
+    std::string ors = R"({"lang": "en"})";
+    for (std::size_t i = 0; i <= kMaxFilterDepth; ++i) {
+        ors = R"({"or": [{"lang": "de"}, )" + ors + "]}";
+    }
+    CHECK(filter_from_json(json::parse(ors)).status().code() == StatusCode::kInvalidArgument);
+    CHECK(
+        query_from_json(json{{"query_text", "x"}, {"filters_json", "null"}})->filter.matches_all());
+}
+
+TEST_CASE("a vector component beyond a float's range is refused, in a row and in a query") {
+    // 1e39 became infinity as a float, which cosine made NaN: the row ranked last and scored null.
+    auto row = documents_from_json(json::parse(R"([{"id": "a", "vector": [0.5, 1e39, 0]}])"));
+    REQUIRE_FALSE(row.ok());
+    CHECK(row.status().code() == StatusCode::kInvalidArgument);
+    CHECK(row.status().message() ==
+          "row 0: vector[1] is 1e+39, beyond a float's range (about 3.4e38)");
+    auto query = query_from_json(json::parse(R"({"query_vector": [-1e39, 0]})"));
+    REQUIRE_FALSE(query.ok());
+    CHECK(query.status().message() ==
+          "query_vector[0] is -1e+39, beyond a float's range (about 3.4e38)");
+    CHECK(query_from_json(json::parse(R"({"query_vector": [1, "x"]})")).status().code() ==
+          StatusCode::kInvalidArgument);
+    auto largest = documents_from_json(json::parse(R"([{"id": "a", "vector": [3.4e38, -1e-50]}])"));
+    REQUIRE(largest.ok());
+    CHECK(largest->front().vector == std::vector<float>{3.4e38f, -0.0f});
+}
+
+TEST_CASE("integer ids and delete keys are read as written") {
+    // Read as a long long, 2^64 - 1 became "-1": the key of another row.
+    auto docs = documents_from_json(json::parse(R"([
+        {"id": 18446744073709551615, "text": "largest"}, {"id": -1, "text": "negative"},
+        {"id": 9223372036854775807, "text": "int64"}
+    ])"));
+    REQUIRE(docs.ok());
+    CHECK((*docs)[0].key == "18446744073709551615");
+    CHECK((*docs)[1].key == "-1");
+    CHECK((*docs)[2].key == "9223372036854775807");
+    auto keys =
+        primary_keys_from_json(json::parse(R"({"primary_keys": [18446744073709551615, -1, 7]})"));
+    REQUIRE(keys.ok());
+    CHECK(*keys == std::vector<std::string>{"18446744073709551615", "-1", "7"});
+}
+
+TEST_CASE("an index's sizes are whole numbers: a fraction, a negative or a float is refused") {
+    // Read as sizes, 1.5 was cut to 1 (an index of width 1 was made), -1 wrapped to 2^64 - 1
+    // and 1e300 became 0.
+    const std::pair<const char*, const char*> cases[] = {
+        {R"({"name": "kb", "embedder": "none", "embedding_dimension": 1.5})",
+         "embedding_dimension: expected a non-negative integer, found 1.5"},
+        {R"({"name": "kb", "embedding_dimension": -1})",
+         "embedding_dimension: expected a non-negative integer, found -1"},
+        {R"({"name": "kb", "chunk_max_tokens": 1e300})",
+         "chunk_max_tokens: expected a non-negative integer, found 1e+300"},
+        {R"({"name": "kb", "chunk_overlap_tokens": 8.0})",
+         "chunk_overlap_tokens: expected a non-negative integer, found 8.0"},
+        {R"({"name": "kb", "direct_access_index_spec": {"embedding_vector_columns":
+             [{"name": "vector", "embedding_dimension": 2.5}]}})",
+         "direct_access_index_spec.embedding_vector_columns[0].embedding_dimension: expected a "
+         "non-negative integer, found 2.5"},
+    };
+    for (const auto& [body, message] : cases) {
+        CAPTURE(body);
+        auto refused = settings_from_json(json::parse(body));
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+        CHECK(refused.status().message() == message);
+    }
+    auto given = settings_from_json(json{{"name", "kb"},
+                                         {"embedding_dimension", 64},
+                                         {"chunk_max_tokens", 128},
+                                         {"chunk_overlap_tokens", 0}});
+    REQUIRE_MESSAGE(given.ok(), given.status().to_string());
+    CHECK(given->dimension == 64);
+    CHECK(given->chunk.max_tokens == 128);
+    CHECK(given->chunk.overlap_tokens == 0);
+}
+
+TEST_CASE("a filter on id is a filter on the row's key") {
+    // No metadata may be named id, so {"id": ...} matched nothing, silently.
+    const Metadata row = {{"doc_key", std::string("7")}, {"lang", std::string("en")}};
+    auto matches = [&](const char* text) {
+        CAPTURE(text);
+        auto filter = filter_from_json(json::parse(text));
+        REQUIRE_MESSAGE(filter.ok(), filter.status().to_string());
+        return filter->matches(row);
+    };
+    CHECK(matches(R"({"id": "7"})"));
+    CHECK(matches(R"({"id": 7})"));
+    CHECK(matches(R"({"id": ["a", 7]})"));
+    CHECK(matches(R"({"id NOT": 8, "lang": "en"})"));
+    CHECK(matches(R"({"id PREFIX": "7"})"));
+    CHECK(matches(R"({"id >=": "7"})"));
+    CHECK_FALSE(matches(R"({"id": "8"})"));
+    CHECK_FALSE(matches(R"({"id NOT": "7"})"));
+    CHECK_FALSE(matches(R"({"not": {"id": [7]}})"));
+    // Keys compare as text: a number bound would admit "9" above 10.
+    for (const char* text : {R"({"id >=": 10})", R"({"id": 7.5})", R"({"id": [true]})"}) {
+        CAPTURE(text);
+        auto refused = filter_from_json(json::parse(text));
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+        CHECK(refused.status().message().find("a row's id is text") != std::string::npos);
+    }
+}

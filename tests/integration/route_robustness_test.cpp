@@ -454,3 +454,28 @@ TEST_CASE("vector search bodies: an unknown member is a 400 that names it and li
     drain(server);
     CHECK(running(server));
 }
+
+TEST_CASE("vector search: a filter nested past the limit is a 400, and the server lives") {
+    ServerProcess server("vector_deep_filter", tiny_model_dir());
+    const std::string indexes = "/api/2.0/vector-search/indexes";
+    ok_json(server.send(server.admin_token, "POST", indexes,
+                        {{"name", "deep"}, {"embedding_dimension", 64}}));
+    // 20,000 nots (160 KB) overflowed the request thread's stack and ended the process.
+    const std::size_t depth = 20000;
+    std::string filter;
+    for (std::size_t i = 0; i < depth; ++i) {
+        filter += R"({"not": )";
+    }
+    filter += R"({"lang": "en"})" + std::string(depth, '}');
+    for (const std::string& body :
+         {R"({"query_text": "river", "filters": )" + filter + "}",
+          json{{"query_text", "river"}, {"filters_json", filter}}.dump()}) {
+        const auto answer = send(server, "POST", indexes + "/deep/query", body);
+        REQUIRE(answer);
+        CHECK(answer->status == 400);
+        CHECK(answer->body.find("filters: and/or/not nested more than 100 deep") !=
+              std::string::npos);
+        drain(server);
+        REQUIRE(running(server));
+    }
+}

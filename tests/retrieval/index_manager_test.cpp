@@ -73,3 +73,62 @@ TEST_CASE("an index that cannot be opened is left out, and get and create say wh
     REQUIRE(again.ok());
     CHECK((*again)->get("kb").ok());
 }
+
+TEST_CASE("a line break in a setting is refused, so no index answers to another's name") {
+    TempDir dir("manager-settings-lines");
+    auto manager = IndexManager::open(dir.path(), IndexDeps{});
+    REQUIRE(manager.ok());
+    IndexSettings victim;
+    victim.name = "victim";
+    REQUIRE((*manager)->create(victim).ok());
+    // Stored as key=value lines, this read back as name=victim: deleting "evil" then removed
+    // the folder of "victim".
+    for (const char* field : {"embedder_model", "embedder_endpoint"}) {
+        CAPTURE(field);
+        IndexSettings evil;
+        evil.name = "evil";
+        (std::string(field) == "embedder_model" ? evil.embedder_model : evil.embedder_endpoint) =
+            "x\nname=victim";
+        const sluice::Status valid = validate(evil);
+        CHECK(valid.code() == sluice::StatusCode::kInvalidArgument);
+        CHECK(valid.message() ==
+              std::string(field) +
+                  " holds the control byte 0x0a at offset 1, expected printable text");
+        auto created = (*manager)->create(evil);
+        REQUIRE_FALSE(created.ok());
+        CHECK(created.status().code() == sluice::StatusCode::kInvalidArgument);
+        CHECK_FALSE(std::filesystem::exists(dir.path() / "evil"));
+    }
+    IndexSettings tab;
+    tab.name = "tab";
+    tab.embedder_model = "model\tname";
+    CHECK(validate(tab).code() == sluice::StatusCode::kInvalidArgument);
+    tab.embedder_model = "model name=v2 (é)";
+    CHECK(validate(tab).ok());
+}
+
+TEST_CASE("a folder whose stored settings name another index is left out") {
+    TempDir dir("manager-name-mismatch");
+    {
+        auto manager = IndexManager::open(dir.path(), IndexDeps{});
+        REQUIRE(manager.ok());
+        IndexSettings victim;
+        victim.name = "victim";
+        REQUIRE((*manager)->create(victim).ok());
+    }
+    // What an earlier build stored for "evil" when its embedder_model held "\nname=victim".
+    IndexSettings stored;
+    stored.name = "victim";
+    REQUIRE(Index::create(dir.path() / "evil", stored, IndexDeps{}).ok());
+    auto manager = IndexManager::open(dir.path(), IndexDeps{});
+    REQUIRE(manager.ok());
+    CHECK((*manager)->list() == std::vector<std::string>{"victim"});
+    auto evil = (*manager)->get("evil");
+    REQUIRE_FALSE(evil.ok());
+    CHECK(evil.status().code() == sluice::StatusCode::kFailedPrecondition);
+    CHECK(evil.status().message().find("index folder 'evil' holds the settings of an index "
+                                       "named 'victim'") != std::string::npos);
+    auto victim = (*manager)->get("victim");
+    REQUIRE(victim.ok());
+    CHECK((*victim)->dir() == dir.path() / "victim");
+}

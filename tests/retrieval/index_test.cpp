@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -541,6 +542,43 @@ TEST_CASE("an index without an embedder takes vectors from its callers") {
     query.vector.clear();
     query.text = "second";
     CHECK(index->query(query, kUser).status().code() == StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("a vector with an infinite or NaN component is refused, in a row and in a query") {
+    TempDir dir("index-caller-nonfinite");
+    IndexSettings settings = small_settings();
+    settings.embedder = "none";
+    settings.dimension = 3;
+    settings.chunking = false;
+    auto index = create(dir, settings);
+    Document x = doc("x", "first", everyone());
+    x.vector = {1, 0, 0};
+    Document y = doc("y", "second", everyone());
+    y.vector = {0, 1, 0};
+    REQUIRE(index->upsert({x, y}).ok());
+    // Cosine normalised infinity to NaN: the row scored NaN (null in JSON) and ranked below
+    // every other, whatever the query.
+    for (float bad :
+         {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+          std::numeric_limits<float>::quiet_NaN()}) {
+        CAPTURE(bad);
+        Document z = doc("z", "third", everyone());
+        z.vector = {0, 0, bad};
+        auto refused = index->upsert({x, z});
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+        CHECK(refused.status().message().find("document 'z': vector[2] is ") == 0);
+        CHECK(refused.status().message().find("expected a finite float") != std::string::npos);
+        Query query;
+        query.vector = {bad, 0, 0};
+        query.mode = QueryMode::kAnn;
+        auto hits = index->query(query, kUser);
+        REQUIRE_FALSE(hits.ok());
+        CHECK(hits.status().code() == StatusCode::kInvalidArgument);
+        CHECK(hits.status().message().find("query vector[0] is ") == 0);
+    }
+    CHECK(index->stats().documents == 2);
+    CHECK(index->chunks_of("z")->empty());
 }
 
 namespace {

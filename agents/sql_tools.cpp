@@ -334,11 +334,20 @@ Result<json> SqlQueryTool::invoke(const ToolContext& context, const json& argume
 Result<std::unique_ptr<SqlTemplateTool>> SqlTemplateTool::make(
     std::string function_name, std::string description, std::string sql_template,
     json parameters, SqlSource source, SqlLimits limits, governance::Governance& gov) {
-    if (!parameters.is_object() || parameters.value("type", "") != "object") {
+    // Compared as JSON, not through value(), which throws when "type" is not a string.
+    if (!parameters.is_object() || !parameters.contains("type") ||
+        parameters["type"] != json("object")) {
         return invalid_argument("tool '" + function_name +
                                 "': parameters must be a JSON Schema of type object");
     }
-    const json properties = parameters.value("properties", json::object());
+    const json properties =
+        parameters.contains("properties") ? parameters["properties"] : json::object();
+    if (!properties.is_object()) {
+        return invalid_argument("tool '" + function_name +
+                                "': parameters.properties must be an "
+                                "object, found " +
+                                std::string(properties.type_name()));
+    }
     static const std::regex kNamed(R"([:@$]([A-Za-z_][A-Za-z0-9_]*))");
     for (auto it = std::sregex_iterator(sql_template.begin(), sql_template.end(), kNamed);
          it != std::sregex_iterator(); ++it) {

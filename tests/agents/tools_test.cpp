@@ -161,6 +161,13 @@ TEST_CASE("a SQL template tool binds named arguments and needs EXECUTE") {
     auto bad = SqlTemplateTool::make("main.tools.invoices_of", "", "SELECT :nope", schema,
                                      {"music.store", db}, {}, *world.gov);
     CHECK(bad.status().code() == StatusCode::kInvalidArgument);
+    // A schema of the wrong shape is refused, never thrown out of the JSON library.
+    for (const json& wrong : {json{{"type", 5}}, json{{"type", {"object"}}},
+                              json{{"type", "object"}, {"properties", {"customer_id"}}}}) {
+        auto refused = SqlTemplateTool::make("main.tools.invoices_of", "", "SELECT :customer_id",
+                                             wrong, {"music.store", db}, {}, *world.gov);
+        CHECK_MESSAGE(refused.status().code() == StatusCode::kInvalidArgument, wrong.dump());
+    }
     auto made = SqlTemplateTool::make(
         "main.tools.invoices_of", "Invoices of a customer",
         "SELECT COUNT(*) FROM Invoice WHERE CustomerId = :customer_id", schema,

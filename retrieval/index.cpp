@@ -49,8 +49,31 @@ std::string ranking_text(const Chunk& chunk) {
     return out;
 }
 
+// A field of the fingerprint with its separator bytes (and the escape byte itself) escaped, so
+// that values holding them cannot shift what belongs to which field: "a\x1f" + "b" and "a" +
+// "\x1fb" would otherwise fingerprint alike, and a changed document (an ACL among its fields)
+// would be skipped as unchanged. Text without these bytes, nearly all of it, is unchanged, and
+// so are the fingerprints stored before the escape.
+std::string fingerprint_field(std::string_view value) {
+    if (value.find_first_of("\x1d\x1e\x1f") == std::string_view::npos) {
+        return std::string(value);
+    }
+    std::string out;
+    out.reserve(value.size() + 8);
+    for (char c : value) {
+        if (c == '\x1d' || c == '\x1e' || c == '\x1f') {
+            out += '\x1d';
+            out += static_cast<char>('0' + (c - '\x1d'));
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 std::string document_fingerprint(const Document& doc) {
-    std::string out = doc.uri + '\x1f' + doc.title + '\x1f' + doc.text + '\x1f';
+    std::string out = fingerprint_field(doc.uri) + '\x1f' + fingerprint_field(doc.title) + '\x1f' +
+                      fingerprint_field(doc.text) + '\x1f';
     for (const auto& [name, value] : doc.metadata) {
         // An integer is marked: 2020 and 2020.0 print alike, and a document an earlier build
         // stored with the float must be written again when the integer arrives. Text and floats
@@ -58,13 +81,14 @@ std::string document_fingerprint(const Document& doc) {
         // boolean needs no mark: true and false print as no number or (quoted) text does, so a
         // document stored with 1.0 or, from a source, "true" is written again too.
         const bool integer = std::holds_alternative<std::int64_t>(value);
-        out += name + '\x1e' + (integer ? "i:" : "") + describe_value(value) + '\x1f';
+        out += fingerprint_field(name) + '\x1e' + (integer ? "i:" : "") +
+               fingerprint_field(describe_value(value)) + '\x1f';
     }
     for (const auto& principal : doc.acl.principals) {
-        out += "p:" + principal + '\x1f';
+        out += "p:" + fingerprint_field(principal) + '\x1f';
     }
     for (const auto& group : doc.acl.groups) {
-        out += "g:" + group + '\x1f';
+        out += "g:" + fingerprint_field(group) + '\x1f';
     }
     out.append(reinterpret_cast<const char*>(doc.vector.data()), doc.vector.size() * sizeof(float));
     return content_hash(out);

@@ -215,3 +215,34 @@ TEST_CASE(
     REQUIRE(index->apply(IndexWrite{batch, removed, {}}).ok());
     check_all("after updates and deletes");
 }
+
+TEST_CASE(
+    "an access list change is never taken for an unchanged document, whatever bytes it holds") {
+    TempDir dir("retrieval-fingerprint");
+    auto index = create(dir, small_settings());
+    const Reader bob{"bob", {}};
+    // Field separators inside values must not let two different documents read alike: bob's
+    // access moved into a principal named "alice\x1fp:bob" is bob's access removed.
+    REQUIRE(index->upsert({doc("d1", "the quarterly numbers", Acl{{"alice", "bob"}, {}})}).ok());
+    CHECK(keys_of(run(*index, "quarterly", QueryMode::kLexical, bob)) ==
+          std::set<std::string>{"d1"});
+    auto revoked = index->upsert({doc("d1", "the quarterly numbers", Acl{{"alice\x1fp:bob"}, {}})});
+    REQUIRE(revoked.ok());
+    CHECK(revoked->documents == 1);
+    CHECK(revoked->unchanged == 0);
+    CHECK(run(*index, "quarterly", QueryMode::kLexical, bob).empty());
+
+    // Text moving across the title/text boundary with a separator is a change too.
+    Document moved = doc("d2", "y", everyone());
+    moved.title = "t\x1fx";
+    REQUIRE(index->upsert({moved}).ok());
+    moved.title = "t";
+    moved.text = "x\x1fy";
+    auto changed = index->upsert({moved});
+    REQUIRE(changed.ok());
+    CHECK(changed->documents == 1);
+    // The same document again is unchanged, escaped bytes and all.
+    auto again = index->upsert({moved});
+    REQUIRE(again.ok());
+    CHECK(again->unchanged == 1);
+}

@@ -112,6 +112,14 @@ Result<Filter> field_filter(const std::string& key, const json& value) {
     auto space = key.rfind(' ');
     std::string field = space == std::string::npos ? key : key.substr(0, space);
     std::string op = space == std::string::npos ? "" : key.substr(space + 1);
+    // Field names a filter can spell hold no space ("First Name" is not filterable): one left
+    // in the field ("year  >", "lang ") would match nothing, silently.
+    if (field.empty() || field.find(' ') != std::string::npos ||
+        (space != std::string::npos && op.empty())) {
+        return invalid_argument("filter '" + key +
+                                "': expected a field name, or a field name and an operator "
+                                "separated by one space ('year >=')");
+    }
     // "id" names the rows' primary key, which chunks carry as doc_key (no metadata field may
     // take the name, validate_metadata), so a filter on it used to match nothing. Keys are text:
     // an integer id is the text it was written as, and a range compares text.
@@ -132,19 +140,21 @@ Result<Filter> field_filter(const std::string& key, const json& value) {
     if (by_key) {
         field = "doc_key";
     }
-    if (op.empty() && value.is_array()) {
+    const bool negated = op == "NOT" || op == "!=";
+    if ((op.empty() || negated) && value.is_array()) {
         std::vector<MetaValue> values;
         for (const auto& item : value) {
             SLUICE_ASSIGN_OR_RETURN(auto v, read(item));
             values.push_back(std::move(v));
         }
-        return Filter::in(field, std::move(values));
+        Filter in = Filter::in(field, std::move(values));
+        return negated ? Filter::negate(std::move(in)) : std::move(in);
     }
     SLUICE_ASSIGN_OR_RETURN(auto v, read(value));
     if (op.empty()) {
         return Filter::equals(field, std::move(v));
     }
-    if (op == "NOT" || op == "!=") {
+    if (negated) {
         return Filter::negate(Filter::equals(field, std::move(v)));
     }
     const bool range = op == "<" || op == "<=" || op == ">" || op == ">=";

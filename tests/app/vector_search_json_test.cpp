@@ -150,6 +150,18 @@ TEST_CASE("filters in the Databricks shape and nested and/or/not") {
     CHECK(filter_from_json(json::parse(R"({"lang LIKE": "e"})")).status().code() ==
           StatusCode::kInvalidArgument);
     CHECK_FALSE(filter_from_json(json::parse(R"({"and": {}})")).ok());
+    // NOT with a list: none of them.
+    check(R"({"lang NOT": ["de", "en"]})", false);
+    check(R"({"lang NOT": ["de", "fr"]})", true);
+    // A field with a space, as an extra space before the operator makes, names no field a
+    // filter can match: refused, not matched against nothing.
+    for (const char* spaced :
+         {R"({"year  >": 2020})", R"({" year": 2021})", R"({"lang ": "en"})"}) {
+        auto refused = filter_from_json(json::parse(spaced));
+        CAPTURE(spaced);
+        CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+        CHECK(refused.status().message().find("one space") != std::string::npos);
+    }
 }
 
 TEST_CASE("query requests and index settings") {

@@ -80,6 +80,16 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
         return invalid_argument("lexical query needs query text");
     }
     SLUICE_RETURN_IF_ERROR(check_finite(query.vector, "query vector"));
+    auto all_zero = [](const Vector& v) {
+        return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
+    };
+    // Cosine similarity with a zero vector is undefined: every score would be 0 and the order
+    // arbitrary, so k unrelated chunks would come back.
+    if (settings_.metric == Metric::kCosine && !query.vector.empty() && all_zero(query.vector)) {
+        return invalid_argument(
+            "query vector has no direction (every component is 0): cosine "
+            "similarity with it is undefined");
+    }
     Vector vector = query.vector;
     if (wants_vector && vector.empty()) {
         if (!embedder_) {
@@ -91,6 +101,9 @@ Result<std::vector<Hit>> Index::query(const Query& query, const Reader& reader) 
         }
         SLUICE_ASSIGN_OR_RETURN(auto embedded, embed_all(*embedder_, {query.text}));
         vector = std::move(embedded.front());
+        // Text in which the embedder found nothing (only punctuation, for lexical-hash) gives
+        // no vector evidence: ranking by it would return arbitrary chunks at score 0.
+        wants_vector = !all_zero(vector);
     }
     // FAISS parallelises one search with OpenMP; requests already run in parallel.
     omp_set_num_threads(1);

@@ -544,6 +544,33 @@ TEST_CASE("an index without an embedder takes vectors from its callers") {
     CHECK(index->query(query, kUser).status().code() == StatusCode::kFailedPrecondition);
 }
 
+TEST_CASE(
+    "a zero query vector: refused under cosine; text the embedder finds nothing in ranks "
+    "nothing by vector") {
+    TempDir dir("index-zero-vector");
+    IndexSettings settings = small_settings();
+    settings.metric = Metric::kCosine;
+    auto index = create(dir, settings);
+    REQUIRE(index
+                ->upsert({doc("a", "rivers and lakes", everyone()),
+                          doc("b", "mountains and valleys", everyone())})
+                .ok());
+    Query given;
+    given.vector.assign(settings.dimension, 0.0f);
+    given.mode = QueryMode::kAnn;
+    auto refused = index->query(given, kUser);
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    CHECK(refused.status().message().find("no direction") != std::string::npos);
+
+    // Punctuation alone: the lexical-hash embedder makes a zero vector, which finds nothing
+    // rather than every chunk at score 0; hybrid still answers from the words it has.
+    CHECK(run(*index, "?!", QueryMode::kAnn, kUser).empty());
+    CHECK(run(*index, "?!", QueryMode::kHybrid, kUser).empty());
+    auto words = run(*index, "rivers", QueryMode::kHybrid, kUser);
+    REQUIRE_FALSE(words.empty());
+    CHECK(words.front().chunk.doc_key == "a");
+}
+
 TEST_CASE("a vector with an infinite or NaN component is refused, in a row and in a query") {
     TempDir dir("index-caller-nonfinite");
     IndexSettings settings = small_settings();

@@ -230,15 +230,20 @@ struct JudgedQuery {
     const retrieval::Judgements* judged = nullptr;
 };
 
+// The judged queries to run. Judgements of a query that queries.jsonl does not hold are left
+// out, as BEIR's evaluation leaves out queries it did not run; `without_text` counts them.
 Result<std::vector<JudgedQuery>> select_queries(const RetrievalBenchOptions& options,
-                                                const BeirDataset& data) {
+                                                const BeirDataset& data,
+                                                std::size_t& without_text) {
     std::vector<JudgedQuery> out;
+    without_text = 0;
     for (const auto& [query_id, judged] : data.qrels) {
         if (options.limit_queries != 0 && out.size() == options.limit_queries) {
             break;
         }
         auto text = data.queries.find(query_id);
         if (text == data.queries.end()) {
+            ++without_text;
             continue;
         }
         SLUICE_ASSIGN_OR_RETURN(bool taken, in_query_split(query_id, options.query_split));
@@ -326,13 +331,24 @@ int run_bench(const RetrievalBenchOptions& options) {
     if (!data.ok()) {
         return fail(data.status());
     }
-    auto queries = select_queries(options, *data);
+    std::size_t without_text = 0;
+    auto queries = select_queries(options, *data, without_text);
     if (!queries.ok()) {
         return fail(queries.status());
     }
+    const std::string unread = std::to_string(without_text) + " judged quer" +
+                               (without_text == 1 ? "y" : "ies") + " of qrels/" + options.split +
+                               ".tsv " + (without_text == 1 ? "is" : "are") +
+                               " not in queries.jsonl";
     if (queries->empty()) {
-        return fail(not_found("no judged query of split '" + options.split +
-                              "' is in --query-split " + options.query_split));
+        return fail(
+            not_found(without_text == data->qrels.size()
+                          ? "no judged query of split '" + options.split + "' has a text: " + unread
+                          : "no judged query of split '" + options.split +
+                                "' is in --query-split " + options.query_split));
+    }
+    if (without_text > 0) {
+        std::cerr << "sluice bench retrieval: " << unread << "; left out\n";
     }
 
     auto build_start = Clock::now();

@@ -259,3 +259,26 @@ TEST_CASE("bench retrieval: a qrels score is a whole integer and ends its line")
     CHECK(data->qrels.at("1").at("d1") == 2);
     CHECK(data->qrels.at("2").at("d3") == -1);
 }
+
+TEST_CASE("bench retrieval: judgements of queries that queries.jsonl lacks are named, not hidden") {
+    TempDir dir;
+    write_dataset(dir.path);
+    std::ostringstream errors;
+    auto* previous = std::cerr.rdbuf(errors.rdbuf());
+    // Two of five judged queries have no text: the others run, and the gap is said.
+    std::ofstream(dir.path / "qrels" / "partial.tsv") << "query-id\tcorpus-id\tscore\n"
+                                                      << "1\td1\t1\n2\td3\t1\n3\td5\t1\n"
+                                                      << "8\td1\t1\n9\td2\t1\n";
+    BenchRun partial = run_bench({"--dataset", dir.path.string(), "--split", "partial"});
+    // None has a text: the error says so, rather than blaming the query split.
+    std::ofstream(dir.path / "qrels" / "orphans.tsv") << "query-id\tcorpus-id\tscore\n"
+                                                      << "8\td1\t1\n9\td2\t1\n";
+    BenchRun orphans = run_bench({"--dataset", dir.path.string(), "--split", "orphans"});
+    std::cerr.rdbuf(previous);
+    CHECK(partial.code == 0);
+    CHECK(errors.str().find("2 judged queries of qrels/partial.tsv are not in queries.jsonl; "
+                            "left out") != std::string::npos);
+    CHECK(orphans.code != 0);
+    CHECK(errors.str().find("no judged query of split 'orphans' has a text: 2 judged queries of "
+                            "qrels/orphans.tsv are not in queries.jsonl") != std::string::npos);
+}

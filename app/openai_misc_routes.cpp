@@ -188,6 +188,14 @@ void tokenize(ModelHost& host, const RequestInfo& info, const httplib::Request& 
                    info.request_id);
         return;
     }
+    if (b.contains("prompt") && b.contains("tools")) {
+        // Tools are rendered by the chat template, which a plain prompt does not go through:
+        // counted with the prompt, they would be silently left out of the count.
+        send_error(res, 400, "invalid_argument",
+                   "'tools' go with 'messages' (the chat template renders them), not with 'prompt'",
+                   info.request_id);
+        return;
+    }
     Result<std::vector<int32_t>> ids = std::vector<int32_t>();
     if (b.contains("prompt")) {
         if (!b["prompt"].is_string()) {

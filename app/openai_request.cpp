@@ -474,6 +474,11 @@ Result<ChatRequest> parse_chat_request(const json& body) {
     }
     SLUICE_ASSIGN_OR_RETURN(request.parallel_tool_calls,
                             boolean(body, "parallel_tool_calls", true));
+    if (auto parallel = body.find("parallel_tool_calls");
+        parallel != body.end() && !parallel->is_null() && request.tools.empty()) {
+        // As OpenAI answers: the setting says how many tools may be called, and there are none.
+        return invalid_argument("'parallel_tool_calls' is only allowed when 'tools' are given");
+    }
     std::string choice = "auto";
     if (auto it = body.find("tool_choice"); it != body.end() && !it->is_null()) {
         if (it->is_string() && (*it == "none" || *it == "auto" || *it == "required")) {

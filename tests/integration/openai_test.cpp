@@ -323,6 +323,13 @@ TEST_CASE("bad requests are 400s that name the problem") {
     expect("/tokenize", R"({"prompt": 7})", 400, "'prompt' must be a string");
     expect("/tokenize", R"({"prompt": "a", "messages": []})", 400, "either 'prompt'");
     expect("/tokenize", R"({"messages": [{"role": "pilot", "content": "hi"}]})", 400, "pilot");
+    expect("/tokenize",
+           R"({"prompt": "a", "tools": [{"type": "function", "function": {"name": "f"}}]})", 400,
+           "not with 'prompt'");
+    json lone_parallel = chat_body(2);
+    lone_parallel["parallel_tool_calls"] = false;
+    expect("/v1/chat/completions", lone_parallel.dump(), 400,
+           "'parallel_tool_calls' is only allowed when 'tools' are given");
     // The good requests of the same routes, after the bad ones: the server still answers.
     auto templated =
         post(server, "/tokenize",

@@ -15,7 +15,7 @@ struct SearchOptions {
     std::string index;
     std::string query;
     std::size_t k = 10;
-    std::string mode = "hybrid";
+    std::string mode;  // empty: hybrid, or lexical on an index without an embedder
     std::string filter;
     std::string principal;
     std::vector<std::string> groups;
@@ -40,9 +40,14 @@ int run_search(const SearchOptions& options) {
     if (!local.ok()) {
         return fail(local.status().message());
     }
-    nlohmann::json request = {{"query_text", options.query},
-                              {"num_results", options.k},
-                              {"query_type", options.mode}};
+    // This command sends text only: on an index whose vectors come with each row (embedder
+    // none) there is no query vector to make, and a hybrid query would be refused.
+    std::string mode = options.mode;
+    if (mode.empty()) {
+        mode = local->index->settings().embedder == "none" ? "lexical" : "hybrid";
+    }
+    nlohmann::json request = {
+        {"query_text", options.query}, {"num_results", options.k}, {"query_type", mode}};
     if (!options.filter.empty()) {
         request["filters_json"] = options.filter;
     }
@@ -91,7 +96,10 @@ void add_search_command(Cli& cli) {
     command->add_option("--index", options->index, "Index name")->required();
     command->add_option("--query,-q", options->query, "Query text")->required();
     command->add_option("--k", options->k, "Number of results");
-    command->add_option("--mode", options->mode, "hybrid, ann or lexical")
+    command
+        ->add_option("--mode", options->mode,
+                     "hybrid, ann or lexical (default: hybrid; lexical on an index whose "
+                     "vectors come with its rows)")
         ->check(CLI::IsMember({"hybrid", "ann", "lexical"}));
     command->add_option("--filter", options->filter, "Filter as JSON (see docs/retrieval.md)");
     command->add_option("--principal", options->principal,

@@ -240,6 +240,23 @@ TEST_CASE("sluice ask answers from the data directory as the given reader") {
                                json{{"inputs_json", rows.dump()}}.dump(), "application/json");
         REQUIRE(upserted);
         REQUIRE(upserted->status == 200);
+        // An index whose vectors come with its rows: `sluice search`, which sends text only,
+        // queries it lexically unless told otherwise.
+        auto vectors = c.Post(
+            "/api/2.0/vector-search/indexes", headers,
+            json{{"name", "vectors"}, {"embedder", "none"}, {"embedding_dimension", 3}}.dump(),
+            "application/json");
+        REQUIRE(vectors);
+        REQUIRE(vectors->status == 200);
+        json vector_rows = json::array({{{"id", "v1"},
+                                         {"text", "holiday calendar"},
+                                         {"vector", {1, 0, 0}},
+                                         {"acl", {{"groups", {"staff"}}}}}});
+        auto vectors_upserted =
+            c.Post("/api/2.0/vector-search/indexes/vectors/upsert-data", headers,
+                   json{{"inputs_json", vector_rows.dump()}}.dump(), "application/json");
+        REQUIRE(vectors_upserted);
+        REQUIRE(vectors_upserted->status == 200);
         // A reader with SELECT on the index (and a stranger without) for the commands below.
         for (const char* user : {"visitor", "outsider"}) {
             auto made = c.Post("/api/2.0/sluice/principals", headers,
@@ -294,6 +311,15 @@ TEST_CASE("sluice ask answers from the data directory as the given reader") {
          "--json", "--query", "holiday days"});
     REQUIRE(hidden_code == 0);
     CHECK(json::parse(hidden)["result"]["data_array"].empty());
+    auto [lexical_code, lexical] =
+        sluice::testing::run_sluice({"search", "--data-dir", dir.string(), "--index", "vectors",
+                                     "--group", "staff", "--json", "--query", "holiday"});
+    REQUIRE(lexical_code == 0);
+    CHECK(json::parse(lexical)["result"]["data_array"].size() == 1);
+    auto [hybrid_code, hybrid] =
+        sluice::testing::run_sluice({"search", "--data-dir", dir.string(), "--index", "vectors",
+                                     "--group", "staff", "--mode", "hybrid", "--query", "holiday"});
+    CHECK(hybrid_code != 0);  // asked for explicitly: no vector to rank by
     auto [missing_code, missing] = sluice::testing::run_sluice(
         {"search", "--data-dir", dir.string(), "--index", "nope", "--query", "x"});
     CHECK(missing_code != 0);

@@ -148,7 +148,9 @@ Result<std::vector<ChatTemplate::Segment>> ChatTemplate::segments(
             turn("tool", "<tool_result id=\"" + attribute(message.tool_call_id) + "\" name=\"" +
                              attribute(name) + "\">\n" + message.content + "\n</tool_result>");
         } else if (message.role == "system") {
-            return invalid_argument(where + ": a system message is only allowed first");
+            // Later instructions (a summary of earlier turns, a changed persona) are a system
+            // turn where they stand, as ChatML writes one and as OpenAI's API accepts them.
+            turn("system", message.content);
         } else {
             return invalid_argument(where + ": role '" + message.role +
                                     "', expected system, user, assistant or tool");

@@ -87,6 +87,24 @@ TEST_CASE("tools, tool calls and tool results") {
     CHECK(*ids == *dbrx_tokenizer().encode(*text, SpecialTokenMode::kAllowed));
 }
 
+TEST_CASE("a system message after the first is a system turn where it stands") {
+    ChatTemplate chat;
+    std::vector<ChatMessage> messages{{.role = "system", .content = "Be brief."},
+                                      {.role = "user", .content = "Hi"},
+                                      {.role = "assistant", .content = "Hello."},
+                                      {.role = "system", .content = "Answer in French."},
+                                      {.role = "user", .content = "Thanks"}};
+    auto text = chat.render(messages, {});
+    REQUIRE(text.ok());
+    CHECK(*text ==
+          "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+          "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>system\nAnswer in "
+          "French.<|im_end|>\n<|im_start|>user\nThanks<|im_end|>\n<|im_start|>assistant\n");
+    auto ids = chat.encode(dbrx_tokenizer(), messages);
+    REQUIRE(ids.ok());
+    CHECK(*ids == *dbrx_tokenizer().encode(*text, SpecialTokenMode::kAllowed));
+}
+
 TEST_CASE("malformed conversations are errors naming the message") {
     ChatTemplate chat;
     auto error = [&](std::vector<ChatMessage> messages, std::vector<ToolDefinition> tools = {}) {
@@ -94,8 +112,6 @@ TEST_CASE("malformed conversations are errors naming the message") {
     };
     CHECK(error({{.role = "robot", .content = "x"}}) ==
           "message 0: role 'robot', expected system, user, assistant or tool");
-    CHECK(error({{.role = "user", .content = "x"}, {.role = "system", .content = "y"}}) ==
-          "message 1: a system message is only allowed first");
     CHECK(error({{.role = "tool", .content = "x", .tool_call_id = "nope"}}) ==
           "message 0: tool_call_id 'nope' answers no earlier tool call");
     CHECK(error({{.role = "user", .tool_calls = {{.id = "a", .name = "f"}}}}) ==

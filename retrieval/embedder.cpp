@@ -156,8 +156,24 @@ ModelEmbedder::ModelEmbedder(std::shared_ptr<const EmbeddingModel> model)
 
 Result<std::vector<Vector>> ModelEmbedder::embed(const std::vector<std::string>& texts) const {
     SLUICE_ASSIGN_OR_RETURN(auto vectors, model_->embed(texts));
-    for (auto& v : vectors) {
-        l2_normalize(v);
+    if (vectors.size() != texts.size()) {
+        return internal_error("embedding model '" + model_->model_id() + "' returned " +
+                              std::to_string(vectors.size()) + " vectors for " +
+                              std::to_string(texts.size()) + " texts");
+    }
+    for (std::size_t i = 0; i < vectors.size(); ++i) {
+        const std::string what = "embedding model '" + model_->model_id() + "': vector of text " +
+                                 std::to_string(i) + " of the batch";
+        if (vectors[i].size() != model_->dimension()) {
+            return internal_error(what + " has " + std::to_string(vectors[i].size()) +
+                                  " floats, expected " + std::to_string(model_->dimension()));
+        }
+        // A model that overflows (a NaN or an infinity in its hidden states) would store a
+        // vector whose every score is NaN, which no ranking can order.
+        if (Status finite = check_finite(vectors[i], what); !finite.ok()) {
+            return internal_error(finite.message());
+        }
+        l2_normalize(vectors[i]);
     }
     return vectors;
 }

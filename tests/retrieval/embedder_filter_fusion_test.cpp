@@ -36,6 +36,21 @@ public:
     mutable int calls = 0;
 };
 
+// Returns what it is given to return, whatever it is asked.
+class ScriptedModel final : public EmbeddingModel {
+public:
+    explicit ScriptedModel(std::vector<Vector> vectors) : vectors_(std::move(vectors)) {}
+    std::string model_id() const override { return "scripted"; }
+    std::size_t dimension() const override { return 2; }
+    std::size_t max_batch() const override { return 8; }
+    sluice::Result<std::vector<Vector>> embed(const std::vector<std::string>&) const override {
+        return vectors_;
+    }
+
+private:
+    std::vector<Vector> vectors_;
+};
+
 }  // namespace
 
 TEST_CASE("the lexical hash embedder is unit length, deterministic and lexically sensitive") {
@@ -61,6 +76,27 @@ TEST_CASE("embed_all batches by max_batch and the model embedder normalises") {
     CHECK(vectors->size() == 5);
     CHECK((*vectors)[2] == Vector{1.0f, 0.0f});
     CHECK(embedder.id() == "model:fake");
+}
+
+TEST_CASE("the model embedder refuses a model's non-finite, misshapen or missing vectors") {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const float inf = std::numeric_limits<float>::infinity();
+    auto refused = [](std::vector<Vector> vectors) {
+        ModelEmbedder embedder(std::make_shared<ScriptedModel>(std::move(vectors)));
+        return embedder.embed({"first", "second"}).status();
+    };
+    auto with_nan = refused({{1.0f, 0.0f}, {nan, 1.0f}});
+    CHECK(with_nan.code() == sluice::StatusCode::kInternal);
+    CHECK(with_nan.message().find("text 1 of the batch[0] is nan") != std::string::npos);
+    CHECK(refused({{inf, 0.0f}, {1.0f, 1.0f}}).message().find("text 0") != std::string::npos);
+    CHECK(refused({{1.0f, 0.0f}}).message().find("1 vectors for 2 texts") != std::string::npos);
+    CHECK(refused({{1.0f, 0.0f}, {1.0f}}).message().find("1 floats, expected 2") !=
+          std::string::npos);
+    auto fine = ModelEmbedder(std::make_shared<ScriptedModel>(
+                                  std::vector<Vector>{{3.0f, 4.0f}, {0.0f, 2.0f}}))
+                    .embed({"first", "second"});
+    REQUIRE(fine.ok());
+    CHECK((*fine)[0][0] == doctest::Approx(0.6));
 }
 
 TEST_CASE("filters: equals, in, range, prefix, and/or/not, missing fields") {

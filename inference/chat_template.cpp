@@ -82,7 +82,7 @@ Result<std::vector<ChatTemplate::Segment>> ChatTemplate::segments(
         std::string section(kToolsIntro);
         for (std::size_t i = 0; i < tools.size(); ++i) {
             const ToolDefinition& tool = tools[i];
-            std::string where = "tool " + std::to_string(i);
+            std::string where = "tools[" + std::to_string(i) + "]";
             if (tool.name.empty()) {
                 return invalid_argument(where + ": the name is empty");
             }
@@ -102,7 +102,8 @@ Result<std::vector<ChatTemplate::Segment>> ChatTemplate::segments(
     std::set<std::string> call_ids;
     for (std::size_t index = first; index < messages.size(); ++index) {
         const ChatMessage& message = messages[index];
-        std::string where = "message " + std::to_string(index);
+        // Named as the OpenAI request names them, so that one error reads the same from either.
+        std::string where = "messages[" + std::to_string(index) + "]";
         if (!message.tool_calls.empty() && message.role != "assistant") {
             return invalid_argument(where + ": tool calls in a '" + message.role +
                                     "' message, expected only in 'assistant' messages");
@@ -113,7 +114,7 @@ Result<std::vector<ChatTemplate::Segment>> ChatTemplate::segments(
             std::string body = message.content;
             for (std::size_t c = 0; c < message.tool_calls.size(); ++c) {
                 const ToolCall& call = message.tool_calls[c];
-                std::string call_where = where + " tool call " + std::to_string(c);
+                std::string call_where = where + ".tool_calls[" + std::to_string(c) + "]";
                 if (call.name.empty() || !call.arguments.is_object()) {
                     return invalid_argument(call_where +
                                             ": expected a name and arguments as a JSON object");
@@ -134,7 +135,7 @@ Result<std::vector<ChatTemplate::Segment>> ChatTemplate::segments(
             turn("assistant", body);
         } else if (message.role == "tool") {
             if (!call_ids.contains(message.tool_call_id)) {
-                return invalid_argument(where + ": tool_call_id '" + message.tool_call_id +
+                return invalid_argument(where + ".tool_call_id: '" + message.tool_call_id +
                                         "' answers no earlier tool call");
             }
             std::string name;
@@ -152,7 +153,7 @@ Result<std::vector<ChatTemplate::Segment>> ChatTemplate::segments(
             // turn where they stand, as ChatML writes one and as OpenAI's API accepts them.
             turn("system", message.content);
         } else {
-            return invalid_argument(where + ": role '" + message.role +
+            return invalid_argument(where + ".role: '" + message.role +
                                     "', expected system, user, assistant or tool");
         }
     }

@@ -111,14 +111,14 @@ TEST_CASE("malformed conversations are errors naming the message") {
         return chat.render(messages, tools).status().message();
     };
     CHECK(error({{.role = "robot", .content = "x"}}) ==
-          "message 0: role 'robot', expected system, user, assistant or tool");
+          "messages[0].role: 'robot', expected system, user, assistant or tool");
     CHECK(error({{.role = "tool", .content = "x", .tool_call_id = "nope"}}) ==
-          "message 0: tool_call_id 'nope' answers no earlier tool call");
+          "messages[0].tool_call_id: 'nope' answers no earlier tool call");
     CHECK(error({{.role = "user", .tool_calls = {{.id = "a", .name = "f"}}}}) ==
-          "message 0: tool calls in a 'user' message, expected only in 'assistant' messages");
+          "messages[0]: tool calls in a 'user' message, expected only in 'assistant' messages");
     CHECK(error({{.role = "assistant", .tool_calls = {{.id = "a", .name = "f", .arguments = 3}}}}) ==
-          "message 0 tool call 0: expected a name and arguments as a JSON object");
-    CHECK(error({}, {{.name = ""}}) == "tool 0: the name is empty");
+          "messages[0].tool_calls[0]: expected a name and arguments as a JSON object");
+    CHECK(error({}, {{.name = ""}}) == "tools[0]: the name is empty");
     std::vector<ChatMessage> bad_utf8{{.role = "user", .content = "caf\xC3"}};
     auto ids = chat.encode(dbrx_tokenizer(), bad_utf8);
     REQUIRE(!ids.ok());

@@ -556,21 +556,18 @@ json GenerationJob::response() const {
             json message = {{"role", "assistant"}, {"content", text}};
             bool tool_calls = false;
             if (spec_.use_tools) {
-                ParsedToolCalls parsed = parse_tool_calls(text, spec_.tools);
-                if (!parsed.calls.empty()) {
-                    if (!spec_.parallel_tool_calls) {
-                        parsed.calls.resize(1);
-                    }
+                ToolCallAnswer answer =
+                    read_tool_calls(text, spec_.tools, spec_.parallel_tool_calls);
+                if (!answer.calls.empty()) {
                     tool_calls = true;
-                    message["content"] = parsed.content.empty() ? json(nullptr)
-                                                                : json(parsed.content);
+                    message["content"] =
+                        answer.content.empty() ? json(nullptr) : json(answer.content);
                     message["tool_calls"] = json::array();
-                    for (const auto& call : parsed.calls) {
+                    for (const auto& call : answer.calls) {
                         message["tool_calls"].push_back(
                             {{"id", call.id},
                              {"type", "function"},
-                             {"function",
-                              {{"name", call.name}, {"arguments", call.arguments.dump()}}}});
+                             {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
                     }
                 }
             }

@@ -1,7 +1,7 @@
 #include "app/tool_call_stream.h"
 
 #include <algorithm>
-
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 #include "app/tool_calls.h"
@@ -232,6 +232,31 @@ void ToolCallStreamer::step(ToolStreamPiece& piece) {
             }
         }
     }
+}
+
+ToolCallAnswer read_tool_calls(std::string_view text,
+                               std::span<const inference::ToolDefinition> tools, bool parallel) {
+    ToolCallStreamer streamer(tools, parallel);
+    ToolCallAnswer answer;
+    auto take = [&answer](ToolStreamPiece piece) {
+        answer.content += piece.content;
+        for (ToolCallDelta& delta : piece.calls) {
+            if (delta.first) {
+                answer.calls.push_back({std::move(delta.id), std::move(delta.name), ""});
+            } else {
+                answer.calls[static_cast<size_t>(delta.index)].arguments += delta.arguments;
+            }
+        }
+    };
+    take(streamer.push(text));
+    take(streamer.finish());
+    if (!answer.calls.empty()) {
+        while (!answer.content.empty() &&
+               std::isspace(static_cast<unsigned char>(answer.content.back()))) {
+            answer.content.pop_back();
+        }
+    }
+    return answer;
 }
 
 }  // namespace sluice::app

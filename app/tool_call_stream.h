@@ -64,4 +64,20 @@ private:
     bool escape_ = false;
 };
 
+// A whole answer read exactly as the stream reads it, so that an answer comes back the same
+// streamed or not: also a call cut short by max_tokens, which keeps the arguments' text as far
+// as it was generated (finish_reason "length" says it is incomplete, as OpenAI's does).
+struct ToolCallAnswer {
+    struct Call {
+        std::string id;
+        std::string name;
+        std::string arguments;  // the arguments' JSON text as the model wrote it
+    };
+    std::string content;  // the streamed content; trailing whitespace cut when there are calls
+    std::vector<Call> calls;
+};
+
+ToolCallAnswer read_tool_calls(std::string_view text,
+                               std::span<const inference::ToolDefinition> tools, bool parallel);
+
 }  // namespace sluice::app

@@ -7,8 +7,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/tool_calls.h"
-
 namespace sluice::app {
 namespace {
 
@@ -55,13 +53,20 @@ Assembled stream(const std::string& text, bool parallel, unsigned seed, size_t m
     return out;
 }
 
-TEST_CASE("streamed calls assemble to what the whole-text parser finds, however cut") {
+TEST_CASE("streamed calls assemble to what the whole answer holds, however cut") {
     const std::string text =
         "Let me look.\n<tool_call>{\"name\": \"search\", \"arguments\": {\"query\": \"a {b} "
         "\\\"c\\\"\", \"k\": [1, {\"x\": 2}]}}</tool_call>\n"
         "<tool_call>{\"name\":\"lookup\",\"arguments\":{}}</tool_call>";
-    const ParsedToolCalls whole = parse_tool_calls(text, kTools);
+    const ToolCallAnswer whole = read_tool_calls(text, kTools, true);
+    CHECK(whole.content == "Let me look.");
     REQUIRE(whole.calls.size() == 2);
+    CHECK(whole.calls[0].name == "search");
+    CHECK(nlohmann::json::parse(whole.calls[0].arguments) ==
+          nlohmann::json{{"query", "a {b} \"c\""}, {"k", {1, {{"x", 2}}}}});
+    CHECK(whole.calls[1].name == "lookup");
+    CHECK(whole.calls[1].arguments == "{}");
+    CHECK(whole.calls[0].id != whole.calls[1].id);
     for (unsigned seed = 0; seed < 200; ++seed) {
         Assembled out = stream(text, true, seed, 1 + seed % 13);
         CHECK(out.content == "Let me look.\n");
@@ -70,10 +75,41 @@ TEST_CASE("streamed calls assemble to what the whole-text parser finds, however 
         CHECK(out.ids[0] != out.ids[1]);
         for (int i = 0; i < 2; ++i) {
             CHECK(out.calls[i].first == whole.calls[static_cast<size_t>(i)].name);
-            auto arguments = nlohmann::json::parse(out.calls[i].second);
-            CHECK(arguments == whole.calls[static_cast<size_t>(i)].arguments);
+            CHECK(out.calls[i].second == whole.calls[static_cast<size_t>(i)].arguments);
         }
     }
+}
+
+TEST_CASE("a call cut short comes back the same whole and streamed: its arguments so far") {
+    // What max_tokens leaves: a complete call, then one stopped inside its arguments.
+    const std::string text =
+        "<tool_call>{\"name\": \"search\", \"arguments\": {\"q\": 1}}</tool_call>\n"
+        "<tool_call>{\"name\": \"lookup\", \"arguments\": {\"q\": \"par";
+    const ToolCallAnswer whole = read_tool_calls(text, kTools, true);
+    CHECK(whole.content.empty());
+    REQUIRE(whole.calls.size() == 2);
+    CHECK(whole.calls[0].arguments == "{\"q\": 1}");
+    CHECK(whole.calls[1].name == "lookup");
+    CHECK(whole.calls[1].arguments == "{\"q\": \"par");
+    for (unsigned seed = 0; seed < 50; ++seed) {
+        Assembled out = stream(text, true, seed, 1 + seed % 7);
+        CHECK(out.content.empty());
+        REQUIRE(out.calls.size() == 2);
+        CHECK(out.calls[1].second == whole.calls[1].arguments);
+    }
+    // Cut inside the second call's header: that one is content, the first call stands.
+    const std::string in_header =
+        "<tool_call>{\"name\": \"search\", \"arguments\": {}}</tool_call>\n<tool_call>{\"na";
+    const ToolCallAnswer header_cut = read_tool_calls(in_header, kTools, true);
+    REQUIRE(header_cut.calls.size() == 1);
+    CHECK(header_cut.content == "<tool_call>{\"na");
+    CHECK(stream(in_header, true, 9, 4).content == header_cut.content);
+}
+
+TEST_CASE("text without calls is all content, untrimmed") {
+    const ToolCallAnswer answer = read_tool_calls("Paris.\n", kTools, true);
+    CHECK(answer.calls.empty());
+    CHECK(answer.content == "Paris.\n");
 }
 
 TEST_CASE("a partial marker is held back and released when it is not a call") {

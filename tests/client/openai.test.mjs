@@ -247,6 +247,33 @@ test('a streamed tool call arrives in OpenAI\'s deltas and the stream helpers as
   assert.equal(fragments.join(''), calls[0].function.arguments);
 });
 
+test('a tool call cut by max_tokens comes back the same streamed and whole', async () => {
+  const tools = [{
+    type: 'function',
+    function: { name: 'search', parameters: { type: 'object',
+      properties: { query: { type: 'string' } }, required: ['query'] } },
+  }];
+  let cutInArguments = 0;
+  for (const maxTokens of [6, 12, 16, 20, 28]) {
+    const request = { model: 'model', max_tokens: maxTokens, messages: hello, tools, seed: 5,
+      tool_choice: { type: 'function', function: { name: 'search' } } };
+    const whole = (await client.chat.completions.create(request)).choices[0];
+    const streamed = (await client.chat.completions.stream(request).finalChatCompletion())
+      .choices[0];
+    const shape = (choice) => ({
+      finish: choice.finish_reason,
+      content: choice.message.content || null,
+      calls: (choice.message.tool_calls ?? []).map((call) =>
+        [call.function.name, call.function.arguments]),
+    });
+    assert.deepEqual(shape(streamed), shape(whole), `max_tokens ${maxTokens}`);
+    if (whole.finish_reason === 'length' && whole.message.tool_calls?.length === 1) {
+      cutInArguments += 1;
+    }
+  }
+  assert.ok(cutInArguments >= 1, 'no max_tokens cut a call inside its arguments');
+});
+
 test('response_format json_schema answers with JSON that fits the schema', async () => {
   const schema = {
     type: 'object',

@@ -180,8 +180,18 @@ TEST_CASE("tool_choice required and named produce calls whose arguments match th
         const json choice = json::parse(result->body)["choices"][0];
         CAPTURE(choice.dump());
         if (choice["finish_reason"] == "length") {
-            // Cut before the calls closed: the text is left as content, and is all call.
-            CHECK(choice["message"]["content"].get<std::string>().rfind("<tool_call>", 0) == 0);
+            // Cut before the calls closed: the calls as far as they were generated, as the
+            // stream sends them (the last one's arguments incomplete), or, cut inside the first
+            // call's header, the text as content.
+            if (choice["message"].contains("tool_calls")) {
+                CHECK(choice["message"]["content"].is_null());
+                for (const json& call : choice["message"]["tool_calls"]) {
+                    const std::string name = call["function"]["name"];
+                    CHECK((name == "get_weather" || name == "get_time"));
+                }
+            } else {
+                CHECK(choice["message"]["content"].get<std::string>().rfind("<tool_call>", 0) == 0);
+            }
             continue;
         }
         REQUIRE(choice["finish_reason"] == "tool_calls");
@@ -280,7 +290,7 @@ TEST_CASE("tool arguments are a JSON object when the parameters schema leaves th
         for (const json& choice : answer["choices"]) {
             CAPTURE(choice.dump());
             if (choice["finish_reason"] == "length") {
-                continue;  // cut inside the call: left as content
+                continue;  // cut inside the call: its arguments are incomplete
             }
             REQUIRE(choice["finish_reason"] == "tool_calls");
             REQUIRE(choice["message"]["tool_calls"].size() == 1);

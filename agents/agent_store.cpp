@@ -267,7 +267,75 @@ Result<int> seal_plaintext_secrets(sqlite3* db, const governance::SecretBox& sec
     return sealed;
 }
 
+// The connections whose secrets were sealed with a key other than `secrets`.
+Result<std::vector<AgentStore::ForeignSecret>> foreign_secrets(
+    sqlite3* db, const governance::SecretBox& secrets) {
+    SLUICE_ASSIGN_OR_RETURN(auto select,
+                            detail::prepare(db,
+                                            "SELECT name, spec FROM agent_objects "
+                                            "WHERE kind = 'connection' ORDER BY name"));
+    std::vector<AgentStore::ForeignSecret> out;
+    int rc = 0;
+    while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+        std::string name = detail::column_text(select.get(), 0);
+        json spec = json::parse(detail::column_text(select.get(), 1), nullptr, false);
+        if (spec.is_discarded() || !spec.contains("secret") || !spec["secret"].is_string()) {
+            continue;  // reading the connection names what is wrong with it
+        }
+        std::string key_id =
+            governance::SecretBox::sealed_key_id(spec["secret"].get<std::string>());
+        if (!key_id.empty() && key_id != secrets.key_id()) {
+            out.push_back({std::move(name), std::move(key_id)});
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_error(db, "reading connections");
+    }
+    return out;
+}
+
 }  // namespace
+
+Result<std::vector<AgentStore::ForeignSecret>> AgentStore::forget_foreign_secrets(
+    const std::filesystem::path& db_path, const governance::SecretBox& secrets) {
+    SLUICE_ASSIGN_OR_RETURN(detail::DbPtr db, detail::open_db(db_path, SQLITE_OPEN_READWRITE));
+    sqlite3* handle = db.get();
+    SLUICE_RETURN_IF_ERROR(detail::exec(handle, "BEGIN IMMEDIATE"));
+    auto forgotten = [&]() -> Result<std::vector<ForeignSecret>> {
+        SLUICE_ASSIGN_OR_RETURN(auto foreign, foreign_secrets(handle, secrets));
+        SLUICE_ASSIGN_OR_RETURN(auto select,
+                                detail::prepare(handle,
+                                                "SELECT spec FROM agent_objects "
+                                                "WHERE kind = 'connection' AND name = ?"));
+        SLUICE_ASSIGN_OR_RETURN(auto update,
+                                detail::prepare(handle,
+                                                "UPDATE agent_objects SET spec = ? "
+                                                "WHERE kind = 'connection' AND name = ?"));
+        for (const ForeignSecret& entry : foreign) {
+            sqlite3_reset(select.get());
+            detail::bind_text(select.get(), 1, entry.connection);
+            if (sqlite3_step(select.get()) != SQLITE_ROW) {
+                return detail::sqlite_error(handle, "connection '" + entry.connection + "'");
+            }
+            json spec = json::parse(detail::column_text(select.get(), 0));
+            spec.erase("secret");
+            sqlite3_reset(update.get());
+            detail::bind_text(update.get(), 1, dump_safe(spec));
+            detail::bind_text(update.get(), 2, entry.connection);
+            if (sqlite3_step(update.get()) != SQLITE_DONE) {
+                return detail::sqlite_error(
+                    handle, "removing the secret of connection '" + entry.connection + "'");
+            }
+        }
+        return foreign;
+    }();
+    if (!forgotten.ok()) {
+        (void)detail::exec(handle, "ROLLBACK");
+        return forgotten.status();
+    }
+    SLUICE_RETURN_IF_ERROR(detail::exec(handle, "COMMIT"));
+    return forgotten;
+}
 
 AgentStore::AgentStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AgentStore::~AgentStore() = default;
@@ -281,6 +349,24 @@ Result<std::unique_ptr<AgentStore>> AgentStore::open(const std::filesystem::path
             kind TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,
             updated_at_us INTEGER NOT NULL, PRIMARY KEY (kind, name));
     )sql"));
+    // Checked before anything is sealed: a key made in place of a lost one must not start
+    // sealing beside secrets it can never open.
+    SLUICE_ASSIGN_OR_RETURN(auto foreign, foreign_secrets(db.get(), secrets));
+    if (!foreign.empty()) {
+        std::string names;
+        for (const ForeignSecret& entry : foreign) {
+            names += (names.empty() ? "'" : ", '") + entry.connection + "' (key id " +
+                     entry.key_id + ")";
+        }
+        return failed_precondition(
+            "the secrets of connection" + std::string(foreign.size() > 1 ? "s " : " ") + names +
+            " were sealed with another key than this data directory's secret key (key id " +
+            secrets.key_id() +
+            "): the key file was lost or replaced. Restore the file that sealed them "
+            "(governance.secret_key_file, by default secrets.key in the data directory), or, if "
+            "it is lost for good, run `sluice connection forget-secrets --data-dir " +
+            db_path.parent_path().string() + "` and set each connection's secret again");
+    }
     SLUICE_ASSIGN_OR_RETURN(int sealed, seal_plaintext_secrets(db.get(), secrets));
     if (sealed > 0) {
         log::info("agents", "sealed connection secrets stored in plain text",

@@ -15,7 +15,9 @@
 // open() seals the secrets of rows stored before that, in one transaction.
 //
 // Errors reading a connection whose secret does not open (another key, an altered row) are
-// kDataLoss naming the connection, never the secret.
+// kDataLoss naming the connection, never the secret. open() refuses a catalog holding secrets
+// sealed with another key than `secrets` (the key file was lost or replaced): restoring the key
+// or forget_foreign_secrets() is the way on.
 //
 // Thread safety: thread-safe.
 
@@ -71,6 +73,17 @@ public:
     static Result<std::unique_ptr<AgentStore>> open(const std::filesystem::path& db_path,
                                                     const governance::SecretBox& secrets);
     ~AgentStore();
+
+    // A connection whose secret was sealed with a key other than the one given.
+    struct ForeignSecret {
+        std::string connection;
+        std::string key_id;  // the key it was sealed with
+    };
+    // Removes, in one transaction, the secrets sealed with another key than `secrets`: when that
+    // key is lost for good, they can never be read again, and each connection's secret is then
+    // set anew. Returns the connections changed.
+    static Result<std::vector<ForeignSecret>> forget_foreign_secrets(
+        const std::filesystem::path& db_path, const governance::SecretBox& secrets);
 
     Status put_agent(const AgentSpec& spec);
     Result<AgentSpec> agent(const std::string& name);

@@ -3,16 +3,20 @@
 #include <iostream>
 
 #include "app/ask_command.h"
+#include "app/bench_ann.h"
 #include "app/bench_authz.h"
-#include "app/bench_limits.h"
 #include "app/bench_decode.h"
 #include "app/bench_eval.h"
 #include "app/bench_grammar.h"
+#include "app/bench_limits.h"
 #include "app/bench_memory.h"
 #include "app/bench_qa.h"
 #include "app/bench_serve.h"
+#include "app/bench_sources.h"
+#include "app/bench_sync.h"
 #include "app/bench_tokenizer.h"
 #include "app/config_commands.h"
+#include "app/connection_commands.h"
 #include "app/eval_commands.h"
 #include "app/generate_command.h"
 #include "app/governance_commands.h"
@@ -21,9 +25,6 @@
 #include "app/search_command.h"
 #include "app/serve_command.h"
 #include "app/source_commands.h"
-#include "app/bench_sources.h"
-#include "app/bench_sync.h"
-#include "app/bench_ann.h"
 #include "app/tokenize_command.h"
 #include "app/version_command.h"
 
@@ -60,6 +61,7 @@ Cli::Cli() : root_(std::make_unique<CLI::App>(
     add_eval_commands(*this);
     add_eval_bench(*this);
     add_source_commands(*this);
+    add_connection_commands(*this);
     add_sources_bench(*this);
     add_sync_bench(*this);
     add_ann_bench(*this);

@@ -1,7 +1,6 @@
 #include "app/governance_commands.h"
 
 #include <httplib.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -10,6 +9,7 @@
 
 #include "app/data_dir.h"
 #include "app/governance_http.h"
+#include "app/local_user.h"
 #include "governance/audit_key_rotation.h"
 #include "governance/governance.h"
 
@@ -17,11 +17,6 @@ namespace sluice::app {
 namespace {
 
 using nlohmann::json;
-
-std::string current_user() {
-    const char* user = std::getenv("USER");
-    return std::string("local:") + (user != nullptr ? user : std::to_string(::getuid()));
-}
 
 struct TokenOptions {
     std::string data_dir;
@@ -50,7 +45,7 @@ int token_create(const TokenOptions& options) {
         return 1;
     }
     auto token = (*gov)->issue_token(options.principal, options.admin, options.comment,
-                                     options.lifetime_s, current_user());
+                                     options.lifetime_s, local_user());
     if (!token.ok()) {
         std::cerr << "sluice token create: " << token.status().message() << "\n";
         return 1;
@@ -167,8 +162,8 @@ int run_rotate_key(const AuditOptions& options) {
     }
     governance::AuditKeyRotationOptions rotate;
     rotate.previous_key_lost = options.previous_key_lost;
-    rotate.principal = current_user();
-    rotate.client = current_user();
+    rotate.principal = local_user();
+    rotate.client = local_user();
     auto rotation = governance::rotate_audit_signing_key(
         catalog, (*data_dir)->path() / governance::kSigningKeyFile, rotate);
     if (!rotation.ok()) {
@@ -262,7 +257,7 @@ void add_audit_commands(Cli& cli) {
             std::cerr << "sluice audit archive: " << gov.status().message() << "\n";
             return 1;
         }
-        auto report = (*gov)->archive_audit(options->up_to_seq, options->file, current_user());
+        auto report = (*gov)->archive_audit(options->up_to_seq, options->file, local_user());
         if (!report.ok()) {
             std::cerr << "sluice audit archive: " << report.status().message() << "\n";
             return 1;

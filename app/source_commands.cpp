@@ -1,8 +1,5 @@
 #include "app/source_commands.h"
 
-#include <unistd.h>
-
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -10,6 +7,7 @@
 
 #include "app/config_commands.h"
 #include "app/data_dir.h"
+#include "app/local_user.h"
 #include "app/offline_model.h"
 #include "app/source_catalog.h"
 #include "app/strict_json.h"
@@ -79,12 +77,6 @@ Result<std::unique_ptr<connectors::SourceRegistry>> registry_of(const SourceOpti
         return not_found("source '" + options.name + "' does not exist");
     }
     return connectors::SourceRegistry::open(options.data_dir);
-}
-
-// The offline CLI acts for whoever runs it on the server's files (like `sluice token create`).
-std::string local_user() {
-    const char* user = std::getenv("USER");
-    return std::string("local:") + (user != nullptr ? user : std::to_string(::getuid()));
 }
 
 void audit_offline(governance::Governance& gov, const std::string& action,

@@ -103,6 +103,17 @@ Result<std::unique_ptr<SecretBox>> SecretBox::load_or_create(const std::filesyst
 
 bool SecretBox::is_sealed(std::string_view value) { return value.starts_with(kPrefix); }
 
+std::string SecretBox::sealed_key_id(std::string_view value) {
+    if (!is_sealed(value)) {
+        return {};
+    }
+    std::string_view rest = value.substr(kPrefix.size());
+    if (rest.size() < kKeyIdHex + 1 || rest[kKeyIdHex] != ':') {
+        return {};
+    }
+    return std::string(rest.substr(0, kKeyIdHex));
+}
+
 Result<std::string> SecretBox::seal(std::string_view identity, std::string_view secret) const {
     SLUICE_ASSIGN_OR_RETURN(std::string nonce, detail::random_bytes(kNonceBytes));
     CipherCtxPtr ctx(EVP_CIPHER_CTX_new());

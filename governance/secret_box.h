@@ -42,6 +42,8 @@ public:
 
     // Whether `value` has the sealed shape (a value stored before encryption does not).
     static bool is_sealed(std::string_view value);
+    // The id of the key a sealed value was sealed with; empty when `value` is not one.
+    static std::string sealed_key_id(std::string_view value);
 
     // The sealed form of `secret`, bound to `identity`.
     Result<std::string> seal(std::string_view identity, std::string_view secret) const;

@@ -119,15 +119,18 @@ TEST_CASE("connection secrets: a wrong key or an altered row is an error naming 
         REQUIRE(store.ok());
         REQUIRE((*store)->put_connection(crm()).ok());
     }
+    // A key made in place of the one that sealed them (secrets.key lost or replaced): the store
+    // does not open, so that nothing is sealed beside secrets that can never be read.
     auto other = box_of('b');
-    auto store = AgentStore::open(db_path, *other);
-    REQUIRE(store.ok());  // opening does not read secrets
-    auto read = (*store)->connection("crm");
-    REQUIRE_FALSE(read.ok());
-    CHECK(read.status().code() == StatusCode::kDataLoss);
-    CHECK(read.status().message().find("connection:crm") != std::string::npos);
-    CHECK(read.status().message().find("another key") != std::string::npos);
-    CHECK(read.status().message().find("s3cr3t") == std::string::npos);
+    auto refused = AgentStore::open(db_path, *other);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.status().code() == StatusCode::kFailedPrecondition);
+    const std::string message = refused.status().message();
+    CHECK(message.find("'crm' (key id " + box->key_id() + ")") != std::string::npos);
+    CHECK(message.find("(key id " + other->key_id() + ")") != std::string::npos);
+    CHECK(message.find("sluice connection forget-secrets --data-dir " + dir.path.string()) !=
+          std::string::npos);
+    CHECK(message.find("s3cr3t") == std::string::npos);
 
     // Flip one byte of the sealed value in the row: the right key refuses it too.
     json spec = json::parse(stored_spec(db_path, "crm"));
@@ -142,6 +145,54 @@ TEST_CASE("connection secrets: a wrong key or an altered row is an error naming 
     REQUIRE_FALSE(altered.ok());
     CHECK(altered.status().message().find("connection:crm") != std::string::npos);
     CHECK(altered.status().message().find("altered") != std::string::npos);
+}
+
+TEST_CASE("connection secrets: those sealed with a lost key are forgotten, the others kept") {
+    testing::TempDir dir("secrets-forget");
+    const auto db_path = dir.path / "catalog.db";
+    auto box = box_of('a');
+    {
+        auto store = AgentStore::open(db_path, *box);
+        REQUIRE(store.ok());
+        REQUIRE((*store)->put_connection(crm()).ok());
+        auto open_api =
+            connection_from_json(json{{"name", "public"}, {"allowed_hosts", {"x.local"}}});
+        REQUIRE(open_api.ok());
+        REQUIRE((*store)->put_connection(*open_api).ok());
+    }
+    // A row sealed with a key that is gone (copied from another data directory, or stored
+    // before the key file was replaced).
+    auto lost = box_of('c');
+    auto sealed = lost->seal("connection:hr", "hr-token");
+    REQUIRE(sealed.ok());
+    json hr = {
+        {"name", "hr"},      {"allowed_hosts", {"hr.local"}}, {"secret_header", "X-Key"},
+        {"secret", *sealed}, {"timeout_ms", 10000},           {"max_response_bytes", 1048576}};
+    exec(db_path, "INSERT INTO agent_objects VALUES ('connection', 'hr', '" + hr.dump() + "', 1)");
+    auto refused = AgentStore::open(db_path, *box);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.status().message().find("connection 'hr' (key id " + lost->key_id() + ")") !=
+          std::string::npos);
+    CHECK(refused.status().message().find("crm") == std::string::npos);
+
+    auto forgotten = AgentStore::forget_foreign_secrets(db_path, *box);
+    REQUIRE(forgotten.ok());
+    REQUIRE(forgotten->size() == 1);
+    CHECK((*forgotten)[0].connection == "hr");
+    CHECK((*forgotten)[0].key_id == lost->key_id());
+    CHECK(json::parse(stored_spec(db_path, "hr")).contains("secret") == false);
+    CHECK(json::parse(stored_spec(db_path, "hr"))["allowed_hosts"] == json{"hr.local"});
+
+    auto store = AgentStore::open(db_path, *box);
+    REQUIRE(store.ok());
+    CHECK((*store)->connection("crm")->secret == kSecret);
+    auto read = (*store)->connection("hr");
+    REQUIRE(read.ok());
+    CHECK(read->secret.empty());
+    CHECK(read->secret_header == "X-Key");
+    auto again = AgentStore::forget_foreign_secrets(db_path, *box);
+    REQUIRE(again.ok());
+    CHECK(again->empty());
 }
 
 }  // namespace sluice::agents

@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "agents/agent_store.h"
 #include "app/data_dir.h"
 #include "app/source_catalog.h"
 #include "governance/governance.h"
@@ -253,6 +254,50 @@ TEST_CASE("a lost signing key stops writers until a rotation records a new one")
     auto [verified, report] = run_for_output({"audit", "verify", "--data-dir", dir.string()});
     CHECK(verified == 0);
     CHECK(nlohmann::json::parse(report)["key_rotations"] == 1);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("connection forget-secrets drops the secrets a lost key sealed, audited") {
+    const auto dir = fresh_dir("forget-secrets");
+    std::filesystem::create_directories(dir);
+    const auto catalog = dir / sluice::governance::kCatalogFile;
+    {
+        auto gov = sluice::governance::Governance::open(dir);
+        REQUIRE(gov.ok());
+        auto store = sluice::agents::AgentStore::open(catalog, (*gov)->secrets());
+        REQUIRE(store.ok());
+        auto crm = sluice::agents::connection_from_json(
+            {{"name", "crm"}, {"allowed_hosts", {"crm.local"}}, {"secret", "Bearer t0ken"}});
+        REQUIRE(crm.ok());
+        REQUIRE((*store)->put_connection(*crm).ok());
+    }
+    REQUIRE(std::filesystem::remove(dir / sluice::governance::kSecretKeyFile));
+    {
+        // A running server holds the data directory's lock.
+        auto held = DataDir::open(dir, DataDirMode::kMustExist);
+        REQUIRE(held.ok());
+        CapturedError captured;
+        CHECK(run_for_output({"connection", "forget-secrets", "--data-dir", dir.string()}).first ==
+              1);
+        CHECK(captured.text.str().find("is in use by another sluice process") != std::string::npos);
+    }
+    auto [code, printed] =
+        run_for_output({"connection", "forget-secrets", "--data-dir", dir.string()});
+    REQUIRE(code == 0);
+    const auto result = nlohmann::json::parse(printed);
+    CHECK(result["forgotten"] == nlohmann::json{"crm"});
+    auto gov = sluice::governance::Governance::open(dir);
+    REQUIRE(gov.ok());
+    CHECK(result["key_id"] == (*gov)->secrets().key_id());
+    auto store = sluice::agents::AgentStore::open(catalog, (*gov)->secrets());
+    REQUIRE(store.ok());
+    auto crm = (*store)->connection("crm");
+    REQUIRE(crm.ok());
+    CHECK(crm->secret.empty());
+    auto [exported, records] = run_for_output({"audit", "export", "--data-dir", dir.string()});
+    CHECK(exported == 0);
+    CHECK(records.find("\"action\":\"connection.secret.forget\"") != std::string::npos);
+    CHECK(records.find("\"securable\":\"connection:crm\"") != std::string::npos);
     std::filesystem::remove_all(dir);
 }
 

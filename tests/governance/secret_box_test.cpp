@@ -48,6 +48,9 @@ TEST_CASE("secret box: round trip, a fresh nonce per value, the secret not in th
     REQUIRE(empty.ok());
     CHECK(*box->open("connection:crm", *empty) == "");
     CHECK_FALSE(SecretBox::is_sealed("Bearer plain"));
+    CHECK(SecretBox::sealed_key_id(*sealed) == box->key_id());
+    CHECK(SecretBox::sealed_key_id("Bearer plain").empty());
+    CHECK(SecretBox::sealed_key_id("sealed:v1:abc").empty());
     CHECK(SecretBox::from_key("short").status().code() == StatusCode::kInvalidArgument);
 }
 

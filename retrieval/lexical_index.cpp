@@ -2,12 +2,20 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <string>
 
 #include "common/check.h"
 
 namespace sluice::retrieval {
+namespace {
+
+// Below this many dead slots a compaction would cost more than the slots it frees.
+constexpr std::size_t kMinDeadSlots = 1024;
+constexpr std::uint32_t kGone = std::numeric_limits<std::uint32_t>::max();
+
+}  // namespace
 
 TermCounts count_terms(const std::vector<std::string>& terms) {
     std::map<std::string, std::uint32_t> counts;
@@ -27,6 +35,7 @@ std::uint32_t LexicalIndex::term_id(const std::string& term) {
 
 void LexicalIndex::add(std::uint64_t id, const TermCounts& terms) {
     SLUICE_CHECK(slot_of_.count(id) == 0, "lexical index: chunk " + std::to_string(id) + " added twice");
+    SLUICE_CHECK(slots_.size() < kGone, "lexical index: more than 2^32 - 1 chunks");
     auto slot = static_cast<std::uint32_t>(slots_.size());
     Slot entry;
     entry.id = id;
@@ -62,7 +71,54 @@ bool LexicalIndex::remove(std::uint64_t id) {
     entry.term_ids.clear();
     entry.term_ids.shrink_to_fit();
     slot_of_.erase(found);
+    const std::size_t dead = slots_.size() - slot_of_.size();
+    if (dead > std::max(slot_of_.size(), kMinDeadSlots)) {
+        compact();
+    }
     return true;
+}
+
+void LexicalIndex::compact() {
+    // Live slots keep their order, so each posting list stays sorted after renumbering.
+    std::vector<std::uint32_t> new_slot(slots_.size(), kGone);
+    std::vector<Slot> live;
+    live.reserve(slot_of_.size());
+    for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
+        if (slots_[slot].live) {
+            new_slot[slot] = static_cast<std::uint32_t>(live.size());
+            live.push_back(std::move(slots_[slot]));
+        }
+    }
+    std::vector<std::uint32_t> new_term(postings_.size(), kGone);
+    std::vector<std::vector<Posting>> postings;
+    for (std::size_t tid = 0; tid < postings_.size(); ++tid) {
+        if (postings_[tid].empty()) {
+            continue;
+        }
+        new_term[tid] = static_cast<std::uint32_t>(postings.size());
+        for (Posting& posting : postings_[tid]) {
+            posting.slot = new_slot[posting.slot];
+        }
+        postings.push_back(std::move(postings_[tid]));
+    }
+    for (auto it = term_ids_.begin(); it != term_ids_.end();) {
+        if (new_term[it->second] == kGone) {
+            it = term_ids_.erase(it);
+        } else {
+            it->second = new_term[it->second];
+            ++it;
+        }
+    }
+    for (Slot& entry : live) {
+        for (std::uint32_t& tid : entry.term_ids) {
+            tid = new_term[tid];
+        }
+    }
+    for (auto& [id, slot] : slot_of_) {
+        slot = new_slot[slot];
+    }
+    slots_ = std::move(live);
+    postings_ = std::move(postings);
 }
 
 double LexicalIndex::average_length() const {

@@ -5,6 +5,11 @@
 // scores exactly like one built from scratch. Persistence is the chunk store's job: it keeps
 // each chunk's term counts, and Index rebuilds this structure from them on open.
 //
+// Slots are handed out in order and not reused, so that postings stay sorted by appending. A
+// removed chunk leaves its slot dead; once dead slots outnumber live ones (past a floor), remove()
+// renumbers the live slots in order and drops terms no chunk holds any more, so that an index
+// updated for ever stays the size of its corpus, and a search's per-slot accumulators with it.
+//
 // Thread safety: not synchronized. Callers hold a shared lock for search() and an exclusive lock
 // for add() and remove() (Index does).
 
@@ -51,6 +56,8 @@ public:
     double average_length() const;
     // Approximate heap bytes held (postings, forward lists, dictionary).
     std::size_t memory_bytes() const;
+    // Slots held, live and dead: what a search's accumulators are sized by.
+    std::size_t slot_count() const { return slots_.size(); }
 
 private:
     struct Posting {
@@ -65,11 +72,13 @@ private:
     };
 
     std::uint32_t term_id(const std::string& term);
+    // Renumbers the live slots in order and drops terms without postings.
+    void compact();
 
     Bm25Params params_;
     std::unordered_map<std::string, std::uint32_t> term_ids_;
     std::vector<std::vector<Posting>> postings_;  // by term id, sorted by slot
-    std::vector<Slot> slots_;                     // never reused, so postings stay sorted
+    std::vector<Slot> slots_;                     // in order of adding; see compact()
     std::unordered_map<std::uint64_t, std::uint32_t> slot_of_;
     std::uint64_t total_length_ = 0;
 };

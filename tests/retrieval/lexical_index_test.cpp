@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace sluice::retrieval;
@@ -64,6 +65,55 @@ TEST_CASE("after deletes an index scores exactly like one built without the dele
     }
     CHECK(churned.size() == 4);
     CHECK(churned.average_length() == doctest::Approx(fresh.average_length()));
+}
+
+TEST_CASE("an index updated many times stays the size of its corpus and scores as a fresh one") {
+    // 300 chunks over a vocabulary that drifts: each round rewrites every chunk with words of
+    // its round, so old words leave the corpus as new ones come.
+    auto words_of = [](std::uint64_t id, int round) {
+        std::vector<std::string> words;
+        for (int w = 0; w < 6; ++w) {
+            std::string word(1, 'w');
+            word += std::to_string((id * 7 + static_cast<std::uint64_t>(w)) % 40 +
+                                   static_cast<std::uint64_t>(round) * 3);
+            words.push_back(std::move(word));
+        }
+        return count_terms(words);
+    };
+    constexpr std::uint64_t kChunks = 300;
+    LexicalIndex churned;
+    for (std::uint64_t id = 0; id < kChunks; ++id) {
+        churned.add(id, words_of(id, 0));
+    }
+    constexpr int kRounds = 40;
+    std::size_t most_slots = 0;
+    for (int round = 1; round <= kRounds; ++round) {
+        for (std::uint64_t id = 0; id < kChunks; ++id) {
+            REQUIRE(churned.remove(id));
+            churned.add(id, words_of(id, round));
+            most_slots = std::max(most_slots, churned.slot_count());
+        }
+    }
+    LexicalIndex fresh;
+    for (std::uint64_t id = 0; id < kChunks; ++id) {
+        fresh.add(id, words_of(id, kRounds));
+    }
+    // 12,300 chunks were added in all; the slots never pass the floor of dead ones plus twice
+    // the corpus, and the words of earlier rounds are gone.
+    CHECK(most_slots <= 1024 + 2 * kChunks + 1);
+    CHECK(churned.term_count() <= fresh.term_count() + 3 * 40);
+    CHECK(churned.size() == kChunks);
+    for (auto query :
+         {std::vector<std::string>{"w120"}, {"w125", "w130", "w159"}, {"w3", "w121"}}) {
+        auto a = churned.search(query, 20);
+        auto b = fresh.search(query, 20);
+        REQUIRE(a.size() == b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            CHECK(a[i].id == b[i].id);
+            CHECK(a[i].score == doctest::Approx(b[i].score));
+        }
+    }
+    CHECK(churned.search({"w0"}, 5).empty());  // a word of round 0 only
 }
 
 TEST_CASE("refused chunks are never scored and k results still come back") {

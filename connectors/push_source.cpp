@@ -33,7 +33,8 @@ Result<std::int64_t> parse_seq(std::string_view checkpoint) {
         return std::int64_t{0};
     }
     json value = json::parse(checkpoint, nullptr, false);
-    if (!value.is_object() || value.value("v", 0) != 1 || !value.contains("seq") ||
+    // "v" read as json: value("v", 0) throws when it is not a number.
+    if (!value.is_object() || value.value("v", json()) != 1 || !value.contains("seq") ||
         !value["seq"].is_number_integer()) {
         return invalid_argument("push checkpoint '" + std::string(checkpoint.substr(0, 200)) +
                                 "': expected {\"v\":1,\"seq\":S}");

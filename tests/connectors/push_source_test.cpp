@@ -58,6 +58,9 @@ TEST_CASE("push source: accepted events are polled back in order and survive a r
     REQUIRE((*source)->acknowledge(drained.checkpoint).ok());
     CHECK((*source)->poll("", {}).status().code() == StatusCode::kFailedPrecondition);
     CHECK(drain(**source, drained.checkpoint).events.empty());
+    // A version that is not a number is malformed (it used to throw out of poll).
+    CHECK((*source)->poll(R"({"v":"1","seq":2})", {}).status().code() ==
+          StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("push source: a repeated idempotency key returns the first answer and applies nothing") {

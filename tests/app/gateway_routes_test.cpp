@@ -209,6 +209,47 @@ TEST_CASE("limits through REST; usage is visible to its principal and to admins"
     CHECK(site.gov->usage().reserve(as_alice, "dbrx", 1).ok());
 }
 
+TEST_CASE("settings and limits refuse members they do not apply, naming them") {
+    Site site;
+    const std::string gateway = "/api/2.0/serving-endpoints/dbrx/ai-gateway";
+    auto refused = [&](const std::string& method, const std::string& path, const json& body,
+                       const std::string& named) {
+        auto r = site.call(site.admin, method, path, body);
+        REQUIRE(r);
+        CHECK_MESSAGE(r->status == 400, body.dump());
+        CHECK_MESSAGE(r->body.find("'" + named + "'") != std::string::npos, r->body);
+    };
+    // Each would have answered 200 and left the endpoint without the guardrail or price asked.
+    refused("PUT", gateway, {{"guardrail", {{"input", {{"pii", {{"behavior", "BLOCK"}}}}}}}},
+            "guardrail");
+    refused("PUT", gateway, {{"guardrails", {{"inputs", {{"pii", {{"behavior", "BLOCK"}}}}}}}},
+            "inputs");
+    refused("PUT", gateway, {{"guardrails", {{"safety", true}}}}, "safety");
+    refused("PUT", gateway,
+            {{"guardrails", {{"output", {{"pii", {{"behavior", "MASK"}, {"types", {"email"}}}}}}}}},
+            "types");
+    refused("PUT", gateway,
+            {{"guardrails", {{"output", {{"pii", {{"behavior", "MASK"}}}, {"topics", 1}}}}}},
+            "topics");
+    refused("PUT", gateway, {{"pricing", {{"input_price", 3}}}}, "input_price");
+    json read = site.ok(site.call(site.admin, "GET", gateway));
+    CHECK(read["configured"] == false);
+    // What GET answers goes back unchanged.
+    read["pricing"]["input_per_million"] = 2;
+    json stored = site.ok(site.call(site.admin, "PUT", gateway, read));
+    CHECK(stored["pricing"]["input_per_million"] == 2);
+
+    // A misspelt principal would have limited every caller.
+    refused("POST", "/api/2.0/sluice/limits",
+            {{"principle", "alice"}, {"kind", "tokens/day"}, {"limit", 10}}, "principle");
+    refused("POST", "/api/2.0/sluice/limits",
+            {{"principal", "alice"}, {"endpont", "dbrx"}, {"kind", "tokens/day"}, {"limit", 10}},
+            "endpont");
+    CHECK(site.ok(site.call(site.admin, "GET", "/api/2.0/sluice/limits"))["limits"].empty());
+    RequestContext as_bob{site.bob_p.id, "bob", "req_b", "", ""};
+    CHECK(site.gov->usage().reserve(as_bob, "dbrx", 100).ok());
+}
+
 TEST_CASE("lineage over REST hides what the caller may not browse") {
     Site site;
     Store& s = site.gov->store();

@@ -5,6 +5,7 @@
 #include "app/governance_http.h"
 #include "app/http_errors.h"
 #include "app/policy_routes.h"
+#include "app/request_members.h"
 
 namespace sluice::app {
 namespace {
@@ -320,6 +321,9 @@ Result<std::vector<PermissionChange>> changes_from(const json& body) {
     for (const auto& item : body["changes"]) {
         PermissionChange change;
         SLUICE_ASSIGN_OR_RETURN(change.principal, string_field(item, "principal"));
+        // A misspelt "remove" ("revoke") would otherwise answer 200 and leave the grant.
+        SLUICE_RETURN_IF_ERROR(check_keys(item, {"principal", "add", "remove"}, {})
+                                   .with_context("request body: changes[]"));
         for (const auto& [field, list] : {std::pair{"add", &change.add},
                                           std::pair{"remove", &change.remove}}) {
             if (!item.contains(field)) {

@@ -363,6 +363,42 @@ TEST_CASE("row filters and column masks are defined over REST against the table'
                       {{"columns", {{{"name", "id"}}, {{"name", "email"}}}}}));
 }
 
+TEST_CASE("a permission change with a member it does not take is refused whole") {
+    Site site;
+    const std::string uc = "/api/2.1/unity-catalog";
+    site.ok(site.call(site.admin, "POST", uc + "/catalogs", {{"name", "main"}}));
+    site.ok(
+        site.call(site.admin, "POST", uc + "/schemas", {{"name", "s"}, {"catalog_name", "main"}}));
+    site.ok(site.call(site.admin, "POST", uc + "/tables",
+                      {{"name", "t"}, {"catalog_name", "main"}, {"schema_name", "s"}}));
+    const std::string url = uc + "/permissions/catalog/main";
+    site.ok(site.call(
+        site.admin, "PATCH", url,
+        {{"changes",
+          {{{"principal", "alice"}, {"add", {"USE_CATALOG", "USE_SCHEMA", "SELECT"}}}}}}));
+    auto select_held = [&] {
+        auto d = site.gov->authorizer().check(site.alice_p.id, Privilege::kSelect,
+                                              SecurableType::kTable, "main.s.t");
+        REQUIRE(d.ok());
+        return d->allowed;
+    };
+    REQUIRE(select_held());
+    // "revoke" is not a member of a change: it used to answer 200 and keep the grant.
+    auto misspelt = site.call(site.admin, "PATCH", url,
+                              {{"changes",
+                                {{{"principal", "alice"}, {"revoke", {"SELECT"}}},
+                                 {{"principal", "bob"}, {"add", {"USE_CATALOG"}}}}}});
+    REQUIRE(misspelt);
+    CHECK(misspelt->status == 400);
+    CHECK(misspelt->body.find("'revoke'") != std::string::npos);
+    CHECK(select_held());
+    json grants = site.ok(site.call(site.admin, "GET", url));
+    CHECK(grants["privilege_assignments"].size() == 1);  // bob's grant was not made either
+    site.ok(site.call(site.admin, "PATCH", url,
+                      {{"changes", {{{"principal", "alice"}, {"remove", {"SELECT"}}}}}}));
+    CHECK_FALSE(select_held());
+}
+
 TEST_CASE("answered before its records are committed, a request is still in the audit API's answer") {
     GovernanceOptions options;
     options.audit.acknowledge = AuditAcknowledge::kQueued;

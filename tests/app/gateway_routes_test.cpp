@@ -4,18 +4,18 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
 #include "app/build_info.h"
-#include "app/governance_http.h"
 #include "app/catalog_routes.h"
+#include "app/governance_http.h"
 #include "app/lineage_routes.h"
 #include "app/policy_routes.h"
 #include "app/principal_routes.h"
+#include "app/source_catalog.h"
 
 using namespace sluice::app;
 using namespace sluice::governance;
@@ -397,6 +397,63 @@ TEST_CASE("a permission change with a member it does not take is refused whole")
     site.ok(site.call(site.admin, "PATCH", url,
                       {{"changes", {{{"principal", "alice"}, {"remove", {"SELECT"}}}}}}));
     CHECK_FALSE(select_held());
+}
+
+TEST_CASE("the catalog API neither makes a table a source nor re-binds a source's index") {
+    Site site;
+    Store& store = site.gov->store();
+    const std::string uc = "/api/2.1/unity-catalog";
+    // alice owns a schema and, in it, a source feeding her own index.
+    REQUIRE(store.create_securable(SecurableType::kCatalog, "team", site.alice_p.id, "", {}).ok());
+    REQUIRE(store.create_securable(SecurableType::kSchema, "team.s", site.alice_p.id, "", {}).ok());
+    REQUIRE(create_source_object(store, "team.s", "feed", site.alice_p.id, "alice_idx").ok());
+    auto index_of_feed = [&] { return find_source_object(store, "feed")->index; };
+
+    // Re-binding through tags would skip MODIFY on the index the sync then writes into.
+    auto rebind = site.call(site.alice, "PATCH", uc + "/tables/team.s.feed",
+                            {{"tags", {{"kind", "source"}, {"index", "payroll"}}}});
+    REQUIRE(rebind);
+    CHECK(rebind->status == 400);
+    CHECK(rebind->body.find("/api/sources") != std::string::npos);
+    CHECK(index_of_feed() == "alice_idx");
+    auto untag =
+        site.call(site.alice, "PATCH", uc + "/tables/team.s.feed", {{"tags", json::object()}});
+    REQUIRE(untag);
+    CHECK(untag->status == 400);
+    CHECK(index_of_feed() == "alice_idx");
+    CHECK(site.audit_count({{"action", "securable.update"}, {"result", "error"}}) == 2);
+    // Other tags, and fields other than tags, may change.
+    json kept = site.ok(
+        site.call(site.alice, "PATCH", uc + "/tables/team.s.feed",
+                  {{"tags", {{"kind", "source"}, {"index", "alice_idx"}, {"team", "support"}}}}));
+    CHECK(kept["tags"]["team"] == "support");
+    site.ok(site.call(site.alice, "PATCH", uc + "/tables/team.s.feed", {{"comment", "docs"}}));
+    CHECK(index_of_feed() == "alice_idx");
+    // Nor is a source dropped here, leaving its definition behind.
+    auto drop = site.call(site.alice, "DELETE", uc + "/tables/team.s.feed");
+    REQUIRE(drop);
+    CHECK(drop->status == 409);
+    CHECK(drop->body.find("DELETE /api/sources/feed") != std::string::npos);
+    CHECK(index_of_feed() == "alice_idx");
+
+    // A table made a source by its tags would stand for another source of the same name.
+    auto pose = site.call(site.alice, "POST", uc + "/tables",
+                          {{"name", "hr_docs"},
+                           {"catalog_name", "team"},
+                           {"schema_name", "s"},
+                           {"tags", {{"kind", "source"}, {"index", "alice_idx"}}}});
+    REQUIRE(pose);
+    CHECK(pose->status == 400);
+    site.ok(site.call(site.alice, "POST", uc + "/tables",
+                      {{"name", "hr_docs"},
+                       {"catalog_name", "team"},
+                       {"schema_name", "s"},
+                       {"tags", {{"kind", "lookup"}}}}));
+    auto retag = site.call(site.alice, "PATCH", uc + "/tables/team.s.hr_docs",
+                           {{"tags", {{"kind", "source"}, {"index", "alice_idx"}}}});
+    REQUIRE(retag);
+    CHECK(retag->status == 400);
+    CHECK(find_source_object(store, "hr_docs").status().code() == sluice::StatusCode::kNotFound);
 }
 
 TEST_CASE("answered before its records are committed, a request is still in the audit API's answer") {

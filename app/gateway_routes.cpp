@@ -332,14 +332,25 @@ Status get_usage(Governance& gov, const RequestContext& ctx, const httplib::Requ
 }  // namespace
 
 Result<std::int64_t> parse_utc_day(const std::string& text) {
+    // Digits where the format has them: sscanf's %d and %u also took a sign or a space.
+    bool digits = text.size() == 10 && text[4] == '-' && text[7] == '-';
+    for (std::size_t i = 0; digits && i < text.size(); ++i) {
+        digits = i == 4 || i == 7 || (text[i] >= '0' && text[i] <= '9');
+    }
     int y = 0;
     unsigned m = 0;
     unsigned d = 0;
-    char tail = 0;
-    if (text.size() != 10 ||
-        std::sscanf(text.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 ||
-        d < 1 || d > 31) {
+    if (!digits || std::sscanf(text.c_str(), "%4d-%2u-%2u", &y, &m, &d) != 3 || m < 1 || m > 12 ||
+        d < 1) {
         return invalid_argument("date must be YYYY-MM-DD, found '" + text + "'");
+    }
+    // A day past the month's end (2026-02-30) is refused rather than read as a day of the next.
+    const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    constexpr unsigned kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const unsigned days_in_month = kDays[m - 1] + (m == 2 && leap ? 1 : 0);
+    if (d > days_in_month) {
+        return invalid_argument("date '" + text + "' is past the end of its month (" +
+                                std::to_string(days_in_month) + " days)");
     }
     // Days from civil (H. Hinnant's algorithm, proleptic Gregorian calendar).
     y -= m <= 2 ? 1 : 0;

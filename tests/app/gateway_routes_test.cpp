@@ -305,6 +305,18 @@ TEST_CASE("UTC days parse to the epoch") {
     CHECK(parse_utc_day("2000-03-01").value() == 951'868'800'000'000);
     CHECK_FALSE(parse_utc_day("2000-13-01").ok());
     CHECK_FALSE(parse_utc_day("20000-1-01").ok());
+    // Days past the month's end were read as days of the next month (2026-02-31: March 3).
+    CHECK_FALSE(parse_utc_day("2026-02-31").ok());
+    CHECK_FALSE(parse_utc_day("2026-02-29").ok());
+    CHECK_FALSE(parse_utc_day("2026-04-31").ok());
+    CHECK_FALSE(parse_utc_day("1900-02-29").ok());
+    CHECK(parse_utc_day("2000-02-29").value() == 951'782'400'000'000);
+    CHECK(parse_utc_day("2024-02-29").ok());
+    CHECK(parse_utc_day("2026-12-31").ok());
+    // Digits only where the format has them.
+    CHECK_FALSE(parse_utc_day("2026-01- 1").ok());
+    CHECK_FALSE(parse_utc_day("+026-01-01").ok());
+    CHECK_FALSE(parse_utc_day("2026-+1-01").ok());
 }
 
 TEST_CASE("row filters and column masks are defined over REST against the table's columns") {

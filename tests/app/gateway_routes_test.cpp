@@ -468,6 +468,26 @@ TEST_CASE("the catalog API neither makes a table a source nor re-binds a source'
     CHECK(find_source_object(store, "hr_docs").status().code() == sluice::StatusCode::kNotFound);
 }
 
+TEST_CASE("the audit routes take whole integers for their numeric parameters") {
+    Site site;
+    auto lines = [](const std::string& body) { return std::count(body.begin(), body.end(), '\n'); };
+    auto two = site.call(site.admin, "GET", "/api/2.0/sluice/audit?limit=2");
+    REQUIRE(two);
+    CHECK(two->status == 200);
+    CHECK(lines(two->body) == 2);
+    // stoll read "1x" as 1 and "2e9" as 2: the answer was cut where the caller did not ask.
+    for (const std::string query : {"limit=1x", "limit=2e9", "after_seq=abc",
+                                    "after_seq=", "after_seq=99999999999999999999", "limit=%2B3"}) {
+        auto r = site.call(site.admin, "GET", "/api/2.0/sluice/audit?" + query);
+        REQUIRE(r);
+        CHECK_MESSAGE(r->status == 400, query);
+    }
+    auto verify = site.call(site.admin, "GET", "/api/2.0/sluice/audit/verify?expect_checkpoint=1z");
+    REQUIRE(verify);
+    CHECK(verify->status == 400);
+    CHECK(verify->body.find("expect_checkpoint") != std::string::npos);
+}
+
 TEST_CASE("answered before its records are committed, a request is still in the audit API's answer") {
     GovernanceOptions options;
     options.audit.acknowledge = AuditAcknowledge::kQueued;

@@ -372,9 +372,21 @@ TEST_CASE("creating needs CREATE_TABLE on the schema; feeding an index needs MOD
     CHECK(service->create(bob, bound).status().code() == StatusCode::kPermissionDenied);
     CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "bobs").ok());
 
+    // A member the service does not read is refused, not dropped: a misspelt "index" made an
+    // unbound source, a misspelt "schema" put it in main.sources.
+    json misspelt = body;
+    misspelt["indx"] = "articles";
+    auto refused = service->create(bob, misspelt);
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    CHECK(refused.status().message().find("'indx'") != std::string::npos);
+    CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "bobs").ok());
+
     auto created = service->create(bob, body);
     REQUIRE_MESSAGE(created.ok(), created.status().to_string());
     CHECK((*created)["owner"] == "bob");
+    CHECK(service->alter(world.admin, "bobs", {{"index", "articles"}, {"schema", "x.y"}})
+              .status()
+              .code() == StatusCode::kInvalidArgument);
     CHECK(service->alter(bob, "bobs", {{"index", "articles"}}).status().code() ==
           StatusCode::kPermissionDenied);
     REQUIRE(service->alter(world.admin, "bobs", {{"index", "articles"}}).ok());

@@ -271,8 +271,10 @@ Result<SourceObject> create_source(governance::Governance& gov,
         SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov, context, source.index));
     }
     SLUICE_RETURN_IF_ERROR(authorize_source_connection(gov, context, source.config));
-    if (connectors::reads_server_files(source.type)) {
-        // The source reads a path of this machine with the server's rights: an admin's decision.
+    const connectors::SourceDefinition definition{source.name, source.type, source.config, ""};
+    if (connectors::reads_server_machine(definition)) {
+        // The source reads this machine (a path, or its own PostgreSQL as the server's user)
+        // with the server's rights: an admin's decision.
         SLUICE_RETURN_IF_ERROR(require_admin(gov, context, "source.create." + source.type));
     }
     if (find_source_object(gov.store(), source.name).ok()) {
@@ -282,7 +284,6 @@ Result<SourceObject> create_source(governance::Governance& gov,
     // that order a running server's reconcile in between sees an object without a definition
     // (and skips it), never a definition without an object (which it would move into the
     // default schema).
-    const connectors::SourceDefinition definition{source.name, source.type, source.config, ""};
     auto object = [&]() -> Result<SourceObject> {
         SLUICE_RETURN_IF_ERROR(registry.validate(definition).status());
         SLUICE_RETURN_IF_ERROR(create_source_schema(gov, context, schema, missing));

@@ -425,7 +425,7 @@ Result<json> SyncService::alter(const governance::RequestContext& context,
                                                      governance::SecurableType::kTable,
                                                      object.full_name));
     SLUICE_ASSIGN_OR_RETURN(auto definition, registry_->get(name));
-    if (connectors::reads_server_files(definition.kind)) {
+    if (connectors::reads_server_machine(definition)) {
         // Binding starts (or moves) reading a path of this machine: an admin's decision.
         SLUICE_RETURN_IF_ERROR(require_admin(gov_, context, "source.alter." + definition.kind));
         SLUICE_RETURN_IF_ERROR(connectors::check_outside_data_dir(definition, data_dir_));

@@ -5,6 +5,8 @@
 #include "app/governance_http.h"
 #include "app/http_errors.h"
 #include "app/policy_routes.h"
+#include "app/request_members.h"
+#include "app/source_catalog.h"
 
 namespace sluice::app {
 namespace {
@@ -86,6 +88,43 @@ Result<std::map<std::string, std::string>> tags_from(const json& body) {
     return tags;
 }
 
+// A table tagged kind=source is a source's catalog object, and its tag `index` is the index the
+// source's sync writes into (app/source_catalog.h). Only the sources API may set them: through
+// this API, a source's owner could bind it to an index without MODIFY on that index, and anyone
+// able to create a table could pose as another source of the same name.
+bool tags_make_source(const std::map<std::string, std::string>& tags) {
+    auto kind = tags.find("kind");
+    return kind != tags.end() && kind->second == kSourceTag;
+}
+
+Status check_source_tags(SecurableType type, const std::map<std::string, std::string>* current,
+                         const std::map<std::string, std::string>& wanted) {
+    if (type != SecurableType::kTable) {
+        return Status();
+    }
+    const bool was_source = current != nullptr && tags_make_source(*current);
+    if (!was_source) {
+        if (tags_make_source(wanted)) {
+            return invalid_argument(
+                "request body: tag \"kind\": \"" + std::string(kSourceTag) +
+                "\" marks a source's catalog object; create sources with POST /api/sources");
+        }
+        return Status();
+    }
+    auto value = [](const std::map<std::string, std::string>& tags, const std::string& key) {
+        auto it = tags.find(key);
+        return it == tags.end() ? std::optional<std::string>() : std::optional(it->second);
+    };
+    for (const std::string key : {"kind", "index"}) {
+        if (value(*current, key) != value(wanted, key)) {
+            return invalid_argument("request body: tag \"" + key +
+                                    "\" of a source is kept by the sources API (bind or unbind "
+                                    "with PATCH /api/sources/{name}); send it unchanged");
+        }
+    }
+    return Status();
+}
+
 void create(Governance& gov, const Collection& c, const RequestInfo& info,
             const httplib::Request& req, httplib::Response& res) {
     auto context = context_of(info);
@@ -98,6 +137,9 @@ void create(Governance& gov, const Collection& c, const RequestInfo& info,
                                                         full_name.status());
     if (!tags.ok()) {
         return send_status(res, tags.status(), info.request_id);
+    }
+    if (Status kept = check_source_tags(c.type, nullptr, *tags); !kept.ok()) {
+        return send_status(res, kept, info.request_id);
     }
     SecurableType container = *governance::parent_type(c.type);
     Status allowed = gov.authorizer().require(context, c.create, container,
@@ -247,7 +289,13 @@ void update(Governance& gov, const Collection& c, const RequestInfo& info,
         }
         tags = *parsed;
     }
-    auto updated = gov.store().update_securable(c.type, full_name, owner, comment, tags);
+    auto updated = [&]() -> Result<governance::Securable> {
+        if (tags) {
+            SLUICE_ASSIGN_OR_RETURN(auto current, gov.store().securable(c.type, full_name));
+            SLUICE_RETURN_IF_ERROR(check_source_tags(c.type, &current.tags, *tags));
+        }
+        return gov.store().update_securable(c.type, full_name, owner, comment, tags);
+    }();
     Status audited = audit_action(gov, context, "securable.update", label(c.type, full_name),
                                   updated.status(), body->dump());
     if (!updated.ok() || !audited.ok()) {
@@ -276,7 +324,18 @@ void remove(Governance& gov, const Collection& c, const DropStoredIndex& drop_st
         }
     }
     bool force = req.get_param_value("force") == "true";
-    Status deleted = gov.store().delete_securable(c.type, full_name, force);
+    Status deleted = [&]() -> Status {
+        if (c.type == SecurableType::kTable) {
+            // Dropped here, a source's object would leave its definition (and a SQLite source's
+            // triggers) behind, to be taken over by the admin at the next reconcile.
+            SLUICE_ASSIGN_OR_RETURN(auto current, gov.store().securable(c.type, full_name));
+            if (tags_make_source(current.tags)) {
+                return failed_precondition("table '" + full_name + "' is source '" + current.name +
+                                           "': remove it with DELETE /api/sources/" + current.name);
+            }
+        }
+        return gov.store().delete_securable(c.type, full_name, force);
+    }();
     Status audited = audit_action(gov, context, "securable.delete", label(c.type, full_name),
                                   deleted, force ? "force" : "");
     if (!deleted.ok() || !audited.ok()) {
@@ -320,6 +379,9 @@ Result<std::vector<PermissionChange>> changes_from(const json& body) {
     for (const auto& item : body["changes"]) {
         PermissionChange change;
         SLUICE_ASSIGN_OR_RETURN(change.principal, string_field(item, "principal"));
+        // A misspelt "remove" ("revoke") would otherwise answer 200 and leave the grant.
+        SLUICE_RETURN_IF_ERROR(check_keys(item, {"principal", "add", "remove"}, {})
+                                   .with_context("request body: changes[]"));
         for (const auto& [field, list] : {std::pair{"add", &change.add},
                                           std::pair{"remove", &change.remove}}) {
             if (!item.contains(field)) {

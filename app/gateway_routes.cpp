@@ -4,6 +4,7 @@
 
 #include "app/governance_http.h"
 #include "app/http_errors.h"
+#include "app/request_members.h"
 
 namespace sluice::app {
 namespace {
@@ -83,11 +84,19 @@ Status apply_settings(const json& body, EndpointSettings& s) {
     if (!body.is_object()) {
         return invalid_argument("request body must be a JSON object");
     }
+    // A member we do not apply (a misspelt one, or a Databricks guardrail such as "safety") is
+    // refused, so that no one believes a guardrail or a price took effect when it did not. What
+    // GET answers besides the settings may come back unchanged.
+    SLUICE_RETURN_IF_ERROR(check_keys(body, {"guardrails", "pricing"},
+                                      {"name", "configured", "updated_by", "updated_at"})
+                               .with_context("request body"));
     if (body.contains("guardrails")) {
         const json& g = body["guardrails"];
         if (!g.is_object()) {
             return invalid_argument("request body: \"guardrails\" must be an object");
         }
+        SLUICE_RETURN_IF_ERROR(check_keys(g, {"input", "output", "pii_types"}, {})
+                                   .with_context("request body: guardrails"));
         for (const char* direction : {"input", "output"}) {
             if (!g.contains(direction)) {
                 continue;
@@ -99,6 +108,12 @@ Status apply_settings(const json& body, EndpointSettings& s) {
                                         " must be {\"pii\": {\"behavior\": "
                                         "\"NONE\"|\"MASK\"|\"BLOCK\"}}");
             }
+            SLUICE_RETURN_IF_ERROR(
+                check_keys(d, {"pii"}, {})
+                    .with_context(std::string("request body: guardrails.") + direction));
+            SLUICE_RETURN_IF_ERROR(
+                check_keys(d["pii"], {"behavior"}, {})
+                    .with_context(std::string("request body: guardrails.") + direction + ".pii"));
             SLUICE_ASSIGN_OR_RETURN(
                 PiiAction action,
                 governance::parse_pii_action(d["pii"]["behavior"].get<std::string>()));
@@ -126,6 +141,10 @@ Status apply_settings(const json& body, EndpointSettings& s) {
         if (!p.is_object()) {
             return invalid_argument("request body: \"pricing\" must be an object");
         }
+        SLUICE_RETURN_IF_ERROR(
+            check_keys(p, {"input_per_million", "output_per_million", "cached_input_per_million"},
+                       {})
+                .with_context("request body: pricing"));
         SLUICE_ASSIGN_OR_RETURN(s.prices.input_per_million,
                                 price_field(p, "input_per_million", s.prices.input_per_million));
         SLUICE_ASSIGN_OR_RETURN(s.prices.output_per_million,
@@ -209,6 +228,10 @@ Status list_limits(Governance& gov, const RequestContext& ctx, const httplib::Re
 Status create_limit(Governance& gov, const RequestContext& ctx, const httplib::Request& req,
                     httplib::Response& res) {
     SLUICE_ASSIGN_OR_RETURN(json body, parse_json_body(req));
+    // A misspelt "principal" or "endpoint" would otherwise set the limit for every caller or
+    // every endpoint.
+    SLUICE_RETURN_IF_ERROR(check_keys(body, {"principal", "endpoint", "kind", "limit"}, {})
+                               .with_context("request body"));
     SLUICE_ASSIGN_OR_RETURN(std::string kind, string_field(body, "kind"));
     LimitSpec spec;
     SLUICE_ASSIGN_OR_RETURN(spec.kind, governance::parse_limit_kind(kind));
@@ -309,14 +332,25 @@ Status get_usage(Governance& gov, const RequestContext& ctx, const httplib::Requ
 }  // namespace
 
 Result<std::int64_t> parse_utc_day(const std::string& text) {
+    // Digits where the format has them: sscanf's %d and %u also took a sign or a space.
+    bool digits = text.size() == 10 && text[4] == '-' && text[7] == '-';
+    for (std::size_t i = 0; digits && i < text.size(); ++i) {
+        digits = i == 4 || i == 7 || (text[i] >= '0' && text[i] <= '9');
+    }
     int y = 0;
     unsigned m = 0;
     unsigned d = 0;
-    char tail = 0;
-    if (text.size() != 10 ||
-        std::sscanf(text.c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 ||
-        d < 1 || d > 31) {
+    if (!digits || std::sscanf(text.c_str(), "%4d-%2u-%2u", &y, &m, &d) != 3 || m < 1 || m > 12 ||
+        d < 1) {
         return invalid_argument("date must be YYYY-MM-DD, found '" + text + "'");
+    }
+    // A day past the month's end (2026-02-30) is refused rather than read as a day of the next.
+    const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    constexpr unsigned kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const unsigned days_in_month = kDays[m - 1] + (m == 2 && leap ? 1 : 0);
+    if (d > days_in_month) {
+        return invalid_argument("date '" + text + "' is past the end of its month (" +
+                                std::to_string(days_in_month) + " days)");
     }
     // Days from civil (H. Hinnant's algorithm, proleptic Gregorian calendar).
     y -= m <= 2 ? 1 : 0;

@@ -1,5 +1,6 @@
 #include "app/principal_routes.h"
 
+#include <charconv>
 #include <sstream>
 
 #include "app/governance_http.h"
@@ -34,6 +35,22 @@ json token_json(const TokenInfo& t) {
         out["last_used_time"] = *t.last_used_at_ms;
     }
     return out;
+}
+
+// A query parameter that must be a whole integer, or `fallback` when absent. std::stoll took
+// the digits before any junk ("limit=1x" read as 1) and reported the rest by exception.
+Result<std::int64_t> integer_param(const httplib::Request& req, const std::string& name,
+                                   std::int64_t fallback) {
+    if (!req.has_param(name)) {
+        return fallback;
+    }
+    const std::string text = req.get_param_value(name);
+    std::int64_t value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+        return invalid_argument(name + " must be an integer, found '" + text + "'");
+    }
+    return value;
 }
 
 using Handler = std::function<Status(const governance::RequestContext&, const httplib::Request&,
@@ -205,15 +222,9 @@ void add_principal_routes(HttpServer& server, Governance& gov) {
                      SLUICE_RETURN_IF_ERROR(require_admin(gov, ctx, "audit.export"));
                      // Records of requests already answered may still be queued: write them first.
                      SLUICE_RETURN_IF_ERROR(gov.audit().sync());
-                     std::int64_t after = 0;
-                     std::int64_t limit = 1000;
-                     try {
-                         after = req.has_param("after_seq") ? std::stoll(req.get_param_value("after_seq")) : 0;
-                         limit = req.has_param("limit") ? std::stoll(req.get_param_value("limit")) : 1000;
-                     } catch (const std::exception&) {
-                         // std::stoll reports bad digits by exception; answered as a 400.
-                         return invalid_argument("after_seq and limit must be integers");
-                     }
+                     SLUICE_ASSIGN_OR_RETURN(std::int64_t after,
+                                             integer_param(req, "after_seq", 0));
+                     SLUICE_ASSIGN_OR_RETURN(std::int64_t limit, integer_param(req, "limit", 1000));
                      std::ostringstream out;
                      SLUICE_RETURN_IF_ERROR(governance::export_audit_log(gov.data_dir() / governance::kCatalogFile,
                                                              after, std::clamp<std::int64_t>(limit, 1, 100000),
@@ -234,13 +245,8 @@ void add_principal_routes(HttpServer& server, Governance& gov) {
                      options.allow_missing_archives =
                          req.get_param_value("archives_offline") == "true";
                      if (req.has_param("expect_checkpoint")) {
-                         try {
-                             options.expect_checkpoint_seq =
-                                 std::stoll(req.get_param_value("expect_checkpoint"));
-                         } catch (const std::exception&) {
-                             // std::stoll reports bad digits by exception; answered as a 400.
-                             return invalid_argument("expect_checkpoint must be an integer");
-                         }
+                         SLUICE_ASSIGN_OR_RETURN(options.expect_checkpoint_seq,
+                                                 integer_param(req, "expect_checkpoint", 0));
                      }
                      SLUICE_ASSIGN_OR_RETURN(
                          auto report,

@@ -1,6 +1,7 @@
 #include "app/source_catalog.h"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <tuple>
@@ -12,6 +13,7 @@
 #include "app/atomic_file.h"
 #include "app/governance_http.h"
 #include "common/log.h"
+#include "connectors/postgres_source.h"
 #include "retrieval/index_settings.h"
 
 namespace sluice::app {
@@ -269,8 +271,10 @@ Result<SourceObject> create_source(governance::Governance& gov,
         SLUICE_RETURN_IF_ERROR(authorize_index_sync(gov, context, source.index));
     }
     SLUICE_RETURN_IF_ERROR(authorize_source_connection(gov, context, source.config));
-    if (connectors::reads_server_files(source.type)) {
-        // The source reads a path of this machine with the server's rights: an admin's decision.
+    const connectors::SourceDefinition definition{source.name, source.type, source.config, ""};
+    if (connectors::reads_server_machine(definition)) {
+        // The source reads this machine (a path, or its own PostgreSQL as the server's user)
+        // with the server's rights: an admin's decision.
         SLUICE_RETURN_IF_ERROR(require_admin(gov, context, "source.create." + source.type));
     }
     if (find_source_object(gov.store(), source.name).ok()) {
@@ -280,7 +284,6 @@ Result<SourceObject> create_source(governance::Governance& gov,
     // that order a running server's reconcile in between sees an object without a definition
     // (and skips it), never a definition without an object (which it would move into the
     // default schema).
-    const connectors::SourceDefinition definition{source.name, source.type, source.config, ""};
     auto object = [&]() -> Result<SourceObject> {
         SLUICE_RETURN_IF_ERROR(registry.validate(definition).status());
         SLUICE_RETURN_IF_ERROR(create_source_schema(gov, context, schema, missing));
@@ -346,6 +349,45 @@ std::string connection_of(const json& config) {
     return it != config.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// libpq hands the password to whichever server the connection string names, so the secret
+// goes only where its connection allows: every server named must be one of the connection's
+// allowed_hosts ("host" for port 5432, or "host:port"), as an http_request tool's URL must.
+// Without it, anyone with USE_CONNECTION could point a source at a server of their own and be
+// sent the password.
+Status check_connection_hosts(const connectors::SourceDefinition& definition,
+                              const agents::Connection& connection) {
+    auto conninfo = definition.config.find("conninfo");
+    if (conninfo == definition.config.end() || !conninfo->is_string()) {
+        return invalid_argument("conninfo: expected a non-empty string");
+    }
+    SLUICE_ASSIGN_OR_RETURN(connectors::ConninfoServers named,
+                            connectors::conninfo_servers(conninfo->get<std::string>()));
+    const std::string refused = "source '" + definition.name + "': connection '" + connection.name +
+                                "' sends its secret only to its allowed_hosts";
+    if (named.service) {
+        return Status(StatusCode::kPermissionDenied,
+                      refused + "; conninfo names a service, whose servers cannot be checked");
+    }
+    if (named.servers.empty()) {
+        return Status(StatusCode::kPermissionDenied,
+                      refused + "; conninfo names no host (libpq's default server)");
+    }
+    for (const std::string& server : named.servers) {
+        const bool allowed = std::any_of(
+            connection.allowed_hosts.begin(), connection.allowed_hosts.end(),
+            [&](std::string entry) {
+                std::transform(entry.begin(), entry.end(), entry.begin(),
+                               [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+                return entry == server || entry + ":5432" == server;
+            });
+        if (!allowed) {
+            return Status(StatusCode::kPermissionDenied,
+                          refused + "; conninfo names '" + server + "'");
+        }
+    }
+    return Status();
+}
+
 }  // namespace
 
 Result<std::string> source_secret(const std::filesystem::path& data_dir,
@@ -366,6 +408,7 @@ Result<std::string> source_secret(const std::filesystem::path& data_dir,
                             agents::AgentStore::open(data_dir / governance::kCatalogFile,
                                                      *secrets));
     SLUICE_ASSIGN_OR_RETURN(agents::Connection found, store->connection(connection));
+    SLUICE_RETURN_IF_ERROR(check_connection_hosts(definition, found));
     return found.secret;
 }
 

@@ -116,7 +116,9 @@ Status authorize_index_sync(governance::Governance& gov,
 // catalog.db as a connection's secret, PUT /api/connections/{name}), or "" when it names none.
 // The secret is opened with `secrets` (governance's SecretBox); null: the data directory's
 // secrets.key, which must then exist. Errors: kNotFound for an unknown connection; kDataLoss
-// naming the connection when its secret does not open.
+// naming the connection when its secret does not open; kPermissionDenied when the
+// configuration's conninfo names a server (or none, or a service) outside the connection's
+// allowed_hosts, since libpq sends the password to the server it connects to.
 Result<std::string> source_secret(const std::filesystem::path& data_dir,
                                   const connectors::SourceDefinition& definition,
                                   const governance::SecretBox* secrets = nullptr);

@@ -6,6 +6,7 @@
 #include "app/governance_http.h"
 #include "app/index_catalog.h"
 #include "app/metrics.h"
+#include "app/request_members.h"
 #include "app/source_feed.h"
 #include "common/log.h"
 
@@ -390,6 +391,9 @@ Result<json> SyncService::create(const governance::RequestContext& context, cons
     if (!body.is_object()) {
         return invalid_argument("body: expected {\"name\", \"type\", \"config\", \"schema\"}");
     }
+    // A misspelt "index" or "schema" would create the source unbound or in main.sources.
+    SLUICE_RETURN_IF_ERROR(
+        check_keys(body, {"name", "type", "config", "schema", "index"}, {}).with_context("body"));
     NewSource source;
     SLUICE_ASSIGN_OR_RETURN(source.name, string_field(body, "name"));
     SLUICE_ASSIGN_OR_RETURN(source.type, string_field(body, "type"));
@@ -414,13 +418,14 @@ Result<json> SyncService::alter(const governance::RequestContext& context,
         !(body["index"].is_null() || body["index"].is_string())) {
         return invalid_argument("index: expected an index name, or null to unbind");
     }
+    SLUICE_RETURN_IF_ERROR(check_keys(body, {"index"}, {}).with_context("body"));
     const std::string index = body["index"].is_null() ? "" : body["index"].get<std::string>();
     SLUICE_ASSIGN_OR_RETURN(auto object, find_source_object(gov_.store(), name));
     SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kManage,
                                                      governance::SecurableType::kTable,
                                                      object.full_name));
     SLUICE_ASSIGN_OR_RETURN(auto definition, registry_->get(name));
-    if (connectors::reads_server_files(definition.kind)) {
+    if (connectors::reads_server_machine(definition)) {
         // Binding starts (or moves) reading a path of this machine: an admin's decision.
         SLUICE_RETURN_IF_ERROR(require_admin(gov_, context, "source.alter." + definition.kind));
         SLUICE_RETURN_IF_ERROR(connectors::check_outside_data_dir(definition, data_dir_));

@@ -94,7 +94,8 @@ Result<Cursor> parse_cursor(std::string_view checkpoint) {
         return cursor;
     }
     json value = json::parse(checkpoint, nullptr, false);
-    if (!value.is_object() || value.value("v", 0) != 1 || !value.contains("m") ||
+    // "v" read as json: value("v", 0) throws when it is not a number.
+    if (!value.is_object() || value.value("v", json()) != 1 || !value.contains("m") ||
         !value["m"].is_string()) {
         return invalid_argument("file checkpoint '" + std::string(checkpoint.substr(0, 200)) +
                                 "': expected {\"v\":1,\"m\":\"<manifest>\",...}");

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <regex>
@@ -12,6 +13,7 @@
 
 #include "common/log.h"
 #include "connectors/detail/pg_snapshot.h"
+#include "connectors/detail/pg_util.h"
 #include "connectors/detail/postgres_state.h"
 
 namespace sluice::connectors {
@@ -135,7 +137,8 @@ Result<Position> parse_position(std::string_view checkpoint) {
         return invalid_argument("postgres checkpoint '" +
                                 std::string(checkpoint.substr(0, 200)) + "': malformed");
     };
-    if (!value.is_object() || value.value("v", 0) != 1) {
+    // "v" read as json: value("v", 0) throws when it is not a number.
+    if (!value.is_object() || value.value("v", json()) != 1) {
         return bad();
     }
     if (value.contains("snapshot")) {
@@ -291,6 +294,61 @@ std::string redact_conninfo(const std::string& conninfo) {
     static const std::regex kKeyValue("(password\\s*=\\s*)('(?:[^'\\\\]|\\\\.)*'|\\S+)");
     std::string out = std::regex_replace(conninfo, kUri, "$1***@");
     return std::regex_replace(out, kKeyValue, "$1***");
+}
+
+Result<ConninfoServers> conninfo_servers(const std::string& conninfo) {
+    char* error = nullptr;
+    std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
+        PQconninfoParse(conninfo.c_str(), &error), &PQconninfoFree);
+    if (!options) {
+        std::string message = error != nullptr ? error : "out of memory";
+        PQfreemem(error);
+        while (!message.empty() && message.back() == '\n') {
+            message.pop_back();
+        }
+        return invalid_argument("conninfo: " + message);
+    }
+    auto split = [](const char* value) {
+        std::vector<std::string> out;
+        std::string text = value != nullptr ? value : "";
+        std::size_t start = 0;
+        while (!text.empty() && start <= text.size()) {
+            std::size_t comma = std::min(text.find(',', start), text.size());
+            std::string item = text.substr(start, comma - start);
+            std::transform(item.begin(), item.end(), item.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            out.push_back(item);
+            start = comma + 1;
+        }
+        return out;
+    };
+    std::vector<std::string> hosts;
+    std::vector<std::string> addresses;
+    std::vector<std::string> ports;
+    ConninfoServers out;
+    for (const PQconninfoOption* option = options.get(); option->keyword != nullptr; ++option) {
+        const std::string_view keyword = option->keyword;
+        if (keyword == "host") {
+            hosts = split(option->val);
+        } else if (keyword == "hostaddr") {
+            addresses = split(option->val);
+        } else if (keyword == "port") {
+            ports = split(option->val);
+        } else if (keyword == "service") {
+            out.service = option->val != nullptr && option->val[0] != '\0';
+        }
+    }
+    // libpq takes one port for every server, or one per server, in order.
+    auto port_of = [&](std::size_t i) {
+        const std::string& port = ports.size() == 1 ? ports[0] : i < ports.size() ? ports[i] : "";
+        return port.empty() ? std::string("5432") : port;
+    };
+    for (const auto* list : {&hosts, &addresses}) {
+        for (std::size_t i = 0; i < list->size(); ++i) {
+            out.servers.push_back((*list)[i] + ":" + port_of(i));
+        }
+    }
+    return out;
 }
 
 Result<PostgresSourceConfig> postgres_config_from_json(const json& value) {

@@ -87,6 +87,17 @@ nlohmann::json to_json(const PostgresSourceConfig& config, bool with_secrets);
 // "host=h password=p" → "host=h password=***"; "postgresql://u:p@h/db" → "postgresql://u:***@h/db".
 std::string redact_conninfo(const std::string& conninfo);
 
+// Where a connection string (key=value or URI) sends libpq, as libpq parses it: each server it
+// names (every "host" and every "hostaddr") as "host:port" in lower case, the port the one given
+// for it or 5432. `service` is true when it names a service of pg_service.conf, whose servers
+// are not known from the string. No server named means libpq's default (a Unix socket of this
+// machine, or PGHOST). Errors: kInvalidArgument with libpq's message when it does not parse.
+struct ConninfoServers {
+    std::vector<std::string> servers;
+    bool service = false;
+};
+Result<ConninfoServers> conninfo_servers(const std::string& conninfo);
+
 namespace detail {
 struct PostgresState;
 }

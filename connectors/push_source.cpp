@@ -33,7 +33,8 @@ Result<std::int64_t> parse_seq(std::string_view checkpoint) {
         return std::int64_t{0};
     }
     json value = json::parse(checkpoint, nullptr, false);
-    if (!value.is_object() || value.value("v", 0) != 1 || !value.contains("seq") ||
+    // "v" read as json: value("v", 0) throws when it is not a number.
+    if (!value.is_object() || value.value("v", json()) != 1 || !value.contains("seq") ||
         !value["seq"].is_number_integer()) {
         return invalid_argument("push checkpoint '" + std::string(checkpoint.substr(0, 200)) +
                                 "': expected {\"v\":1,\"seq\":S}");
@@ -75,10 +76,18 @@ Result<PushSourceConfig> push_config_from_json(const json& value) {
     }
     for (const auto& [field, item] : value.items()) {
         if (field == "idempotency_window_s") {
-            if (!item.is_number_unsigned() || item.get<std::uint64_t>() == 0) {
-                return invalid_argument("idempotency_window_s: expected a positive integer");
+            // A century at most: a larger count read as int64 would wrap negative (or overflow
+            // `now - window`), and a negative window expires every key before it is looked up.
+            constexpr std::uint64_t kMaxWindowS = std::uint64_t{100} * 366 * 24 * 3600;
+            if (!item.is_number_unsigned() || item.get<std::uint64_t>() == 0 ||
+                item.get<std::uint64_t>() > kMaxWindowS) {
+                return invalid_argument(
+                    "idempotency_window_s: expected a positive integer of "
+                    "seconds, at most a century (" +
+                    std::to_string(kMaxWindowS) + "), found " + item.dump());
             }
-            config.idempotency_window = std::chrono::seconds(item.get<std::int64_t>());
+            config.idempotency_window =
+                std::chrono::seconds(static_cast<std::int64_t>(item.get<std::uint64_t>()));
         } else if (field == "max_events_per_request") {
             if (!item.is_number_unsigned() || item.get<std::uint64_t>() == 0) {
                 return invalid_argument("max_events_per_request: expected a positive integer");

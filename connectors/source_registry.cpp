@@ -105,6 +105,31 @@ Result<SourceDefinition> validate_definition(SourceDefinition definition) {
 
 bool reads_server_files(const std::string& kind) { return kind == "file" || kind == "sqlite"; }
 
+bool reads_server_machine(const SourceDefinition& definition) {
+    if (reads_server_files(definition.kind)) {
+        return true;
+    }
+    if (definition.kind != "postgres") {
+        return false;
+    }
+    auto conninfo = definition.config.find("conninfo");
+    if (conninfo == definition.config.end() || !conninfo->is_string()) {
+        return true;
+    }
+    auto named = conninfo_servers(conninfo->get<std::string>());
+    if (!named.ok() || named->service || named->servers.empty()) {
+        return true;
+    }
+    for (const std::string& server : named->servers) {
+        const std::string host = server.substr(0, server.rfind(':'));
+        if (host.empty() || host.front() == '/' || host.front() == '@' || host == "localhost" ||
+            host.starts_with("127.") || host == "::1" || host == "[::1]" || host == "0.0.0.0") {
+            return true;
+        }
+    }
+    return false;
+}
+
 Status check_outside_data_dir(const SourceDefinition& definition, const fs::path& data_dir) {
     std::string field;
     if (definition.kind == "file") {

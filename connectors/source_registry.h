@@ -46,6 +46,14 @@ Result<SourceDefinition> validate_definition(SourceDefinition definition);
 // triggers). Creating or changing one is a metastore admin's decision.
 bool reads_server_files(const std::string& kind);
 
+// Whether a source of this definition reads this machine with the server's rights: one of
+// reads_server_files(), or a postgres source whose conninfo reaches the PostgreSQL of this
+// machine as the server's operating-system user: a Unix socket folder, no server at all (libpq's
+// default socket, or PGHOST), a service of pg_service.conf, or a loopback address, where peer
+// and trust authentication take the server's identity. Creating or changing one is a metastore
+// admin's decision. A conninfo that does not parse counts as reading the machine.
+bool reads_server_machine(const SourceDefinition& definition);
+
 // Refuses (kInvalidArgument naming the field) a definition whose source would read a path
 // inside or equal to `data_dir` (its catalog, tokens, audit log, indexes), after resolving
 // symbolic links and ".." (std::filesystem::weakly_canonical) on both sides. Definitions that

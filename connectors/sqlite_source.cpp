@@ -68,7 +68,8 @@ Result<Position> parse_position(std::string_view checkpoint) {
         return invalid_argument("sqlite checkpoint '" + std::string(checkpoint.substr(0, 200)) +
                                 "': expected {\"v\":1,\"seq\":S} or a snapshot position");
     };
-    if (!value.is_object() || value.value("v", 0) != 1) {
+    // "v" read as json: value("v", 0) throws when it is not a number.
+    if (!value.is_object() || value.value("v", json()) != 1) {
         return bad();
     }
     if (value.contains("file")) {

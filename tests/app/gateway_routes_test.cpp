@@ -4,18 +4,18 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
 #include "app/build_info.h"
-#include "app/governance_http.h"
 #include "app/catalog_routes.h"
+#include "app/governance_http.h"
 #include "app/lineage_routes.h"
 #include "app/policy_routes.h"
 #include "app/principal_routes.h"
+#include "app/source_catalog.h"
 
 using namespace sluice::app;
 using namespace sluice::governance;
@@ -209,6 +209,47 @@ TEST_CASE("limits through REST; usage is visible to its principal and to admins"
     CHECK(site.gov->usage().reserve(as_alice, "dbrx", 1).ok());
 }
 
+TEST_CASE("settings and limits refuse members they do not apply, naming them") {
+    Site site;
+    const std::string gateway = "/api/2.0/serving-endpoints/dbrx/ai-gateway";
+    auto refused = [&](const std::string& method, const std::string& path, const json& body,
+                       const std::string& named) {
+        auto r = site.call(site.admin, method, path, body);
+        REQUIRE(r);
+        CHECK_MESSAGE(r->status == 400, body.dump());
+        CHECK_MESSAGE(r->body.find("'" + named + "'") != std::string::npos, r->body);
+    };
+    // Each would have answered 200 and left the endpoint without the guardrail or price asked.
+    refused("PUT", gateway, {{"guardrail", {{"input", {{"pii", {{"behavior", "BLOCK"}}}}}}}},
+            "guardrail");
+    refused("PUT", gateway, {{"guardrails", {{"inputs", {{"pii", {{"behavior", "BLOCK"}}}}}}}},
+            "inputs");
+    refused("PUT", gateway, {{"guardrails", {{"safety", true}}}}, "safety");
+    refused("PUT", gateway,
+            {{"guardrails", {{"output", {{"pii", {{"behavior", "MASK"}, {"types", {"email"}}}}}}}}},
+            "types");
+    refused("PUT", gateway,
+            {{"guardrails", {{"output", {{"pii", {{"behavior", "MASK"}}}, {"topics", 1}}}}}},
+            "topics");
+    refused("PUT", gateway, {{"pricing", {{"input_price", 3}}}}, "input_price");
+    json read = site.ok(site.call(site.admin, "GET", gateway));
+    CHECK(read["configured"] == false);
+    // What GET answers goes back unchanged.
+    read["pricing"]["input_per_million"] = 2;
+    json stored = site.ok(site.call(site.admin, "PUT", gateway, read));
+    CHECK(stored["pricing"]["input_per_million"] == 2);
+
+    // A misspelt principal would have limited every caller.
+    refused("POST", "/api/2.0/sluice/limits",
+            {{"principle", "alice"}, {"kind", "tokens/day"}, {"limit", 10}}, "principle");
+    refused("POST", "/api/2.0/sluice/limits",
+            {{"principal", "alice"}, {"endpont", "dbrx"}, {"kind", "tokens/day"}, {"limit", 10}},
+            "endpont");
+    CHECK(site.ok(site.call(site.admin, "GET", "/api/2.0/sluice/limits"))["limits"].empty());
+    RequestContext as_bob{site.bob_p.id, "bob", "req_b", "", ""};
+    CHECK(site.gov->usage().reserve(as_bob, "dbrx", 100).ok());
+}
+
 TEST_CASE("lineage over REST hides what the caller may not browse") {
     Site site;
     Store& s = site.gov->store();
@@ -264,6 +305,18 @@ TEST_CASE("UTC days parse to the epoch") {
     CHECK(parse_utc_day("2000-03-01").value() == 951'868'800'000'000);
     CHECK_FALSE(parse_utc_day("2000-13-01").ok());
     CHECK_FALSE(parse_utc_day("20000-1-01").ok());
+    // Days past the month's end were read as days of the next month (2026-02-31: March 3).
+    CHECK_FALSE(parse_utc_day("2026-02-31").ok());
+    CHECK_FALSE(parse_utc_day("2026-02-29").ok());
+    CHECK_FALSE(parse_utc_day("2026-04-31").ok());
+    CHECK_FALSE(parse_utc_day("1900-02-29").ok());
+    CHECK(parse_utc_day("2000-02-29").value() == 951'782'400'000'000);
+    CHECK(parse_utc_day("2024-02-29").ok());
+    CHECK(parse_utc_day("2026-12-31").ok());
+    // Digits only where the format has them.
+    CHECK_FALSE(parse_utc_day("2026-01- 1").ok());
+    CHECK_FALSE(parse_utc_day("+026-01-01").ok());
+    CHECK_FALSE(parse_utc_day("2026-+1-01").ok());
 }
 
 TEST_CASE("row filters and column masks are defined over REST against the table's columns") {
@@ -320,6 +373,119 @@ TEST_CASE("row filters and column masks are defined over REST against the table'
     site.ok(site.call(site.admin, "DELETE", table + "/row-filter"));
     site.ok(site.call(site.admin, "PUT", table + "/columns",
                       {{"columns", {{{"name", "id"}}, {{"name", "email"}}}}}));
+}
+
+TEST_CASE("a permission change with a member it does not take is refused whole") {
+    Site site;
+    const std::string uc = "/api/2.1/unity-catalog";
+    site.ok(site.call(site.admin, "POST", uc + "/catalogs", {{"name", "main"}}));
+    site.ok(
+        site.call(site.admin, "POST", uc + "/schemas", {{"name", "s"}, {"catalog_name", "main"}}));
+    site.ok(site.call(site.admin, "POST", uc + "/tables",
+                      {{"name", "t"}, {"catalog_name", "main"}, {"schema_name", "s"}}));
+    const std::string url = uc + "/permissions/catalog/main";
+    site.ok(site.call(
+        site.admin, "PATCH", url,
+        {{"changes",
+          {{{"principal", "alice"}, {"add", {"USE_CATALOG", "USE_SCHEMA", "SELECT"}}}}}}));
+    auto select_held = [&] {
+        auto d = site.gov->authorizer().check(site.alice_p.id, Privilege::kSelect,
+                                              SecurableType::kTable, "main.s.t");
+        REQUIRE(d.ok());
+        return d->allowed;
+    };
+    REQUIRE(select_held());
+    // "revoke" is not a member of a change: it used to answer 200 and keep the grant.
+    auto misspelt = site.call(site.admin, "PATCH", url,
+                              {{"changes",
+                                {{{"principal", "alice"}, {"revoke", {"SELECT"}}},
+                                 {{"principal", "bob"}, {"add", {"USE_CATALOG"}}}}}});
+    REQUIRE(misspelt);
+    CHECK(misspelt->status == 400);
+    CHECK(misspelt->body.find("'revoke'") != std::string::npos);
+    CHECK(select_held());
+    json grants = site.ok(site.call(site.admin, "GET", url));
+    CHECK(grants["privilege_assignments"].size() == 1);  // bob's grant was not made either
+    site.ok(site.call(site.admin, "PATCH", url,
+                      {{"changes", {{{"principal", "alice"}, {"remove", {"SELECT"}}}}}}));
+    CHECK_FALSE(select_held());
+}
+
+TEST_CASE("the catalog API neither makes a table a source nor re-binds a source's index") {
+    Site site;
+    Store& store = site.gov->store();
+    const std::string uc = "/api/2.1/unity-catalog";
+    // alice owns a schema and, in it, a source feeding her own index.
+    REQUIRE(store.create_securable(SecurableType::kCatalog, "team", site.alice_p.id, "", {}).ok());
+    REQUIRE(store.create_securable(SecurableType::kSchema, "team.s", site.alice_p.id, "", {}).ok());
+    REQUIRE(create_source_object(store, "team.s", "feed", site.alice_p.id, "alice_idx").ok());
+    auto index_of_feed = [&] { return find_source_object(store, "feed")->index; };
+
+    // Re-binding through tags would skip MODIFY on the index the sync then writes into.
+    auto rebind = site.call(site.alice, "PATCH", uc + "/tables/team.s.feed",
+                            {{"tags", {{"kind", "source"}, {"index", "payroll"}}}});
+    REQUIRE(rebind);
+    CHECK(rebind->status == 400);
+    CHECK(rebind->body.find("/api/sources") != std::string::npos);
+    CHECK(index_of_feed() == "alice_idx");
+    auto untag =
+        site.call(site.alice, "PATCH", uc + "/tables/team.s.feed", {{"tags", json::object()}});
+    REQUIRE(untag);
+    CHECK(untag->status == 400);
+    CHECK(index_of_feed() == "alice_idx");
+    CHECK(site.audit_count({{"action", "securable.update"}, {"result", "error"}}) == 2);
+    // Other tags, and fields other than tags, may change.
+    json kept = site.ok(
+        site.call(site.alice, "PATCH", uc + "/tables/team.s.feed",
+                  {{"tags", {{"kind", "source"}, {"index", "alice_idx"}, {"team", "support"}}}}));
+    CHECK(kept["tags"]["team"] == "support");
+    site.ok(site.call(site.alice, "PATCH", uc + "/tables/team.s.feed", {{"comment", "docs"}}));
+    CHECK(index_of_feed() == "alice_idx");
+    // Nor is a source dropped here, leaving its definition behind.
+    auto drop = site.call(site.alice, "DELETE", uc + "/tables/team.s.feed");
+    REQUIRE(drop);
+    CHECK(drop->status == 409);
+    CHECK(drop->body.find("DELETE /api/sources/feed") != std::string::npos);
+    CHECK(index_of_feed() == "alice_idx");
+
+    // A table made a source by its tags would stand for another source of the same name.
+    auto pose = site.call(site.alice, "POST", uc + "/tables",
+                          {{"name", "hr_docs"},
+                           {"catalog_name", "team"},
+                           {"schema_name", "s"},
+                           {"tags", {{"kind", "source"}, {"index", "alice_idx"}}}});
+    REQUIRE(pose);
+    CHECK(pose->status == 400);
+    site.ok(site.call(site.alice, "POST", uc + "/tables",
+                      {{"name", "hr_docs"},
+                       {"catalog_name", "team"},
+                       {"schema_name", "s"},
+                       {"tags", {{"kind", "lookup"}}}}));
+    auto retag = site.call(site.alice, "PATCH", uc + "/tables/team.s.hr_docs",
+                           {{"tags", {{"kind", "source"}, {"index", "alice_idx"}}}});
+    REQUIRE(retag);
+    CHECK(retag->status == 400);
+    CHECK(find_source_object(store, "hr_docs").status().code() == sluice::StatusCode::kNotFound);
+}
+
+TEST_CASE("the audit routes take whole integers for their numeric parameters") {
+    Site site;
+    auto lines = [](const std::string& body) { return std::count(body.begin(), body.end(), '\n'); };
+    auto two = site.call(site.admin, "GET", "/api/2.0/sluice/audit?limit=2");
+    REQUIRE(two);
+    CHECK(two->status == 200);
+    CHECK(lines(two->body) == 2);
+    // stoll read "1x" as 1 and "2e9" as 2: the answer was cut where the caller did not ask.
+    for (const std::string query : {"limit=1x", "limit=2e9", "after_seq=abc",
+                                    "after_seq=", "after_seq=99999999999999999999", "limit=%2B3"}) {
+        auto r = site.call(site.admin, "GET", "/api/2.0/sluice/audit?" + query);
+        REQUIRE(r);
+        CHECK_MESSAGE(r->status == 400, query);
+    }
+    auto verify = site.call(site.admin, "GET", "/api/2.0/sluice/audit/verify?expect_checkpoint=1z");
+    REQUIRE(verify);
+    CHECK(verify->status == 400);
+    CHECK(verify->body.find("expect_checkpoint") != std::string::npos);
 }
 
 TEST_CASE("answered before its records are committed, a request is still in the audit API's answer") {

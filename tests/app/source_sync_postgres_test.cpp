@@ -461,8 +461,17 @@ TEST_CASE("postgres source: the password is the secret of a catalog connection, 
     REQUIRE(store.ok());
     sluice::agents::Connection connection;
     connection.name = "crm_db";
-    connection.allowed_hosts = {"db.internal"};  // what HTTP tools may reach; unused here
+    connection.allowed_hosts = {"db.internal"};
     connection.secret = "S3cret-pw";
+    REQUIRE((*store)->put_connection(connection).ok());
+    // libpq sends the password to the server the conninfo names: only to an allowed one.
+    auto elsewhere = sluice::app::source_secret(dir.path, *valid);
+    CHECK(elsewhere.status().code() == sluice::StatusCode::kPermissionDenied);
+    CHECK(elsewhere.status().message().find("S3cret") == std::string::npos);
+    auto servers = sluice::connectors::conninfo_servers(conninfo);
+    REQUIRE(servers.ok());
+    REQUIRE(servers->servers.size() == 1);
+    connection.allowed_hosts = {"db.internal", servers->servers[0]};
     REQUIRE((*store)->put_connection(connection).ok());
     auto secret = sluice::app::source_secret(dir.path, *valid);
     REQUIRE(secret.ok());

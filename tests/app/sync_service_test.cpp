@@ -372,9 +372,21 @@ TEST_CASE("creating needs CREATE_TABLE on the schema; feeding an index needs MOD
     CHECK(service->create(bob, bound).status().code() == StatusCode::kPermissionDenied);
     CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "bobs").ok());
 
+    // A member the service does not read is refused, not dropped: a misspelt "index" made an
+    // unbound source, a misspelt "schema" put it in main.sources.
+    json misspelt = body;
+    misspelt["indx"] = "articles";
+    auto refused = service->create(bob, misspelt);
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    CHECK(refused.status().message().find("'indx'") != std::string::npos);
+    CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "bobs").ok());
+
     auto created = service->create(bob, body);
     REQUIRE_MESSAGE(created.ok(), created.status().to_string());
     CHECK((*created)["owner"] == "bob");
+    CHECK(service->alter(world.admin, "bobs", {{"index", "articles"}, {"schema", "x.y"}})
+              .status()
+              .code() == StatusCode::kInvalidArgument);
     CHECK(service->alter(bob, "bobs", {{"index", "articles"}}).status().code() ==
           StatusCode::kPermissionDenied);
     REQUIRE(service->alter(world.admin, "bobs", {{"index", "articles"}}).ok());
@@ -426,6 +438,23 @@ TEST_CASE(
               .code() == StatusCode::kPermissionDenied);
     CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "bobfiles").ok());
     CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "bobdb").ok());
+    // A postgres source reaching this machine's own PostgreSQL (a Unix socket, where peer or
+    // trust authentication takes the server's user) is the same: it used to read any table the
+    // server's user could, into bob's index.
+    auto postgres_body = [&](const std::string& name, const std::string& conninfo) {
+        return json{{"name", name},
+                    {"type", "postgres"},
+                    {"schema", "main.sources"},
+                    {"config", {{"conninfo", conninfo}, {"tables", {{{"table", "public.t"}}}}}}};
+    };
+    CHECK(service->create(bob, postgres_body("bobpg", "host=/var/run/postgresql dbname=x"))
+              .status()
+              .code() == StatusCode::kPermissionDenied);
+    CHECK(service->create(bob, postgres_body("bobpg", "dbname=x")).status().code() ==
+          StatusCode::kPermissionDenied);
+    CHECK_FALSE(sluice::app::find_source_object(world.gov->store(), "bobpg").ok());
+    auto remote = service->create(bob, postgres_body("bobpg", "host=db.example dbname=x"));
+    CHECK_MESSAGE(remote.ok(), remote.status().to_string());
     // An http source reads nothing of the machine: CREATE_TABLE suffices.
     REQUIRE(
         service->create(bob, {{"name", "bobpush"}, {"type", "http"}, {"schema", "main.sources"}})

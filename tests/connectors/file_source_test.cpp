@@ -264,6 +264,11 @@ TEST_CASE("file source: acknowledge prunes older manifests") {
     CHECK((*source)->poll("{\"v\":1,\"m\":\"../x\"}", {}).status().code() ==
           StatusCode::kInvalidArgument);
     CHECK((*source)->poll("garbage", {}).status().code() == StatusCode::kInvalidArgument);
+    // A version that is not a number is malformed too (it used to throw out of poll).
+    for (const char* bad : {R"({"v":"1","m":"x"})", R"({"v":null,"m":"x"})", R"({"v":[1]})"}) {
+        CHECK_MESSAGE((*source)->poll(bad, {}).status().code() == StatusCode::kInvalidArgument,
+                      bad);
+    }
 }
 
 TEST_CASE("file source: inotify wakes wait; configuration errors") {

@@ -176,6 +176,29 @@ TEST_CASE("postgres: server binaries") {
     CHECK(config.status().message().starts_with("slot"));
 }
 
+TEST_CASE("postgres: the servers a connection string sends libpq to") {
+    auto servers = [](const std::string& conninfo) {
+        auto parsed = conninfo_servers(conninfo);
+        REQUIRE_MESSAGE(parsed.ok(), parsed.status().to_string());
+        return parsed->servers;
+    };
+    using List = std::vector<std::string>;
+    CHECK(servers("host=DB.internal dbname=crm user=u") == List{"db.internal:5432"});
+    CHECK(servers("host=a,b port=6000,6001") == List{"a:6000", "b:6001"});
+    CHECK(servers("host=a,b port=6000") == List{"a:6000", "b:6000"});
+    CHECK(servers("host=db.internal hostaddr=10.0.0.9") ==
+          List{"db.internal:5432", "10.0.0.9:5432"});
+    CHECK(servers("postgresql://u:p@evil.example:15999/db") == List{"evil.example:15999"});
+    CHECK(servers("postgresql://u@/db?host=/var/run/postgresql") ==
+          List{"/var/run/postgresql:5432"});
+    CHECK(servers("dbname=crm").empty());  // libpq's default: a socket of this machine
+    auto service = conninfo_servers("service=crm");
+    REQUIRE(service.ok());
+    CHECK(service->service);
+    CHECK(conninfo_servers("host='unterminated").status().code() == StatusCode::kInvalidArgument);
+    CHECK(conninfo_servers("bogus=1").status().code() == StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("postgres: consistent snapshot then streaming of inserts, updates, deletes and key "
           "updates" * doctest::skip(!have_postgres())) {
     Database db;

@@ -58,6 +58,9 @@ TEST_CASE("push source: accepted events are polled back in order and survive a r
     REQUIRE((*source)->acknowledge(drained.checkpoint).ok());
     CHECK((*source)->poll("", {}).status().code() == StatusCode::kFailedPrecondition);
     CHECK(drain(**source, drained.checkpoint).events.empty());
+    // A version that is not a number is malformed (it used to throw out of poll).
+    CHECK((*source)->poll(R"({"v":"1","seq":2})", {}).status().code() ==
+          StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("push source: a repeated idempotency key returns the first answer and applies nothing") {
@@ -140,4 +143,31 @@ TEST_CASE("push source: wait returns when a request is accepted") {
     auto woke = (*source)->wait(std::chrono::seconds(10));
     REQUIRE(woke.ok());
     CHECK(*woke);
+}
+
+TEST_CASE("push source: an idempotency window too large for a count of seconds is refused") {
+    // 2^64-1 and 2^63 read as int64 are -1 and INT64_MIN: a negative window expired every key
+    // before it was looked up, so each retry of a request appended its events again.
+    for (const char* text : {R"({"idempotency_window_s": 18446744073709551615})",
+                             R"({"idempotency_window_s": 9223372036854775808})",
+                             R"({"idempotency_window_s": 3162240001})",
+                             R"({"idempotency_window_s": 0})", R"({"idempotency_window_s": -5})"}) {
+        auto config = push_config_from_json(json::parse(text));
+        CHECK_MESSAGE(config.status().code() == StatusCode::kInvalidArgument, text);
+        if (!config.ok()) {
+            CHECK(config.status().message().starts_with("idempotency_window_s"));
+        }
+    }
+    TempDir dir("push-window");
+    auto config = push_config_from_json(json::parse(R"({"idempotency_window_s": 3162240000})"));
+    REQUIRE_MESSAGE(config.ok(), config.status().to_string());
+    CHECK(config->idempotency_window == std::chrono::seconds(3162240000));
+    config->path = (dir.path / "push.db").string();
+    auto source = PushSource::open(*config);
+    REQUIRE(source.ok());
+    REQUIRE((*source)->ingest("again", two_events()).ok());
+    auto retried = (*source)->ingest("again", two_events());
+    REQUIRE(retried.ok());
+    CHECK(retried->replayed);
+    CHECK(drain(**source, "").events.size() == 2);
 }

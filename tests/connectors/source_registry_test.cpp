@@ -127,6 +127,22 @@ TEST_CASE("source registry: a file or sqlite source may not read the data direct
     CHECK(reads_server_files("sqlite"));
     CHECK_FALSE(reads_server_files("postgres"));
     CHECK_FALSE(reads_server_files("http"));
+    // A postgres source reads this machine when it reaches its own PostgreSQL, where peer and
+    // trust authentication take the server's operating-system user.
+    auto postgres = [](const std::string& conninfo) {
+        return SourceDefinition{"pg", "postgres", {{"conninfo", conninfo}}, ""};
+    };
+    CHECK(reads_server_machine(postgres("host=/var/run/postgresql dbname=crm user=postgres")));
+    CHECK(reads_server_machine(postgres("dbname=crm")));  // libpq's default socket
+    CHECK(reads_server_machine(postgres("service=crm")));
+    CHECK(reads_server_machine(postgres("host=localhost port=5433")));
+    CHECK(reads_server_machine(postgres("host=db.example,127.0.0.1")));
+    CHECK(reads_server_machine(postgres("postgresql://u@/crm?host=/tmp")));
+    CHECK(reads_server_machine(postgres("host='unterminated")));
+    CHECK_FALSE(reads_server_machine(postgres("host=db.example dbname=crm user=sluice")));
+    CHECK_FALSE(reads_server_machine(postgres("postgresql://sluice@db.example:6543/crm")));
+    CHECK_FALSE(reads_server_machine({"kb", "http", nlohmann::json::object(), ""}));
+    CHECK(reads_server_machine({"f", "file", nlohmann::json::object(), ""}));
 }
 
 TEST_CASE("source registry: a file or sqlite source must say who reads its documents") {

@@ -261,6 +261,11 @@ TEST_CASE("sqlite source: configuration and checkpoint errors") {
     REQUIRE(source.ok());
     CHECK((*source)->poll("not json", {}).status().code() == StatusCode::kInvalidArgument);
     CHECK((*source)->poll("{\"v\":2}", {}).status().code() == StatusCode::kInvalidArgument);
+    // A version that is not a number is malformed too (it used to throw out of poll).
+    for (const char* bad : {R"({"v":"1","seq":3})", R"({"v":{},"seq":3})"}) {
+        CHECK_MESSAGE((*source)->poll(bad, {}).status().code() == StatusCode::kInvalidArgument,
+                      bad);
+    }
 
     auto parsed = sqlite_config_from_json(json::parse(
         R"({"path": "x.db", "tables": [{"table": "Track", "text": ["Name"], "bogus": 1}]})"));

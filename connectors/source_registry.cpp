@@ -112,20 +112,13 @@ bool reads_server_machine(const SourceDefinition& definition) {
     if (definition.kind != "postgres") {
         return false;
     }
-    auto conninfo = definition.config.find("conninfo");
-    if (conninfo == definition.config.end() || !conninfo->is_string()) {
+    // With a catalog connection, the connection's allowed_hosts decide where libpq may go (and
+    // the sync refuses any other server). Without one, libpq goes wherever the conninfo says,
+    // from this machine, as its operating-system user, with its ~/.pgpass.
+    auto connection = definition.config.find("connection");
+    if (connection == definition.config.end() || !connection->is_string() ||
+        connection->get<std::string>().empty()) {
         return true;
-    }
-    auto named = conninfo_servers(conninfo->get<std::string>());
-    if (!named.ok() || named->service || named->servers.empty()) {
-        return true;
-    }
-    for (const std::string& server : named->servers) {
-        const std::string host = server.substr(0, server.rfind(':'));
-        if (host.empty() || host.front() == '/' || host.front() == '@' || host == "localhost" ||
-            host.starts_with("127.") || host == "::1" || host == "[::1]" || host == "0.0.0.0") {
-            return true;
-        }
     }
     return false;
 }

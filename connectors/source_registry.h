@@ -47,11 +47,13 @@ Result<SourceDefinition> validate_definition(SourceDefinition definition);
 bool reads_server_files(const std::string& kind);
 
 // Whether a source of this definition reads this machine with the server's rights: one of
-// reads_server_files(), or a postgres source whose conninfo reaches the PostgreSQL of this
-// machine as the server's operating-system user: a Unix socket folder, no server at all (libpq's
-// default socket, or PGHOST), a service of pg_service.conf, or a loopback address, where peer
-// and trust authentication take the server's identity. Creating or changing one is a metastore
-// admin's decision. A conninfo that does not parse counts as reading the machine.
+// reads_server_files(), or a postgres source that names no catalog connection. libpq then
+// connects wherever the conninfo says, from this machine, as the server's operating-system user:
+// to this machine's own PostgreSQL (a Unix socket, no host, a service, a loopback address or
+// another of this machine's names), where peer and trust authentication admit that user, or to
+// any server with the passwords that user keeps in ~/.pgpass. With a connection, the sync hands
+// libpq on only to the servers its allowed_hosts name (app/source_catalog.h). Creating or
+// changing a source that reads the machine is a metastore admin's decision.
 bool reads_server_machine(const SourceDefinition& definition);
 
 // Refuses (kInvalidArgument naming the field) a definition whose source would read a path

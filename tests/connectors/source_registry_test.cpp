@@ -127,20 +127,25 @@ TEST_CASE("source registry: a file or sqlite source may not read the data direct
     CHECK(reads_server_files("sqlite"));
     CHECK_FALSE(reads_server_files("postgres"));
     CHECK_FALSE(reads_server_files("http"));
-    // A postgres source reads this machine when it reaches its own PostgreSQL, where peer and
-    // trust authentication take the server's operating-system user.
-    auto postgres = [](const std::string& conninfo) {
-        return SourceDefinition{"pg", "postgres", {{"conninfo", conninfo}}, ""};
+    // A postgres source without a catalog connection reads with the server's rights: its own
+    // PostgreSQL (peer and trust authentication take the server's operating-system user) or any
+    // server with the passwords of the server user's ~/.pgpass. With a connection, its
+    // allowed_hosts decide where libpq may go.
+    auto postgres = [](const std::string& conninfo, const std::string& connection = "") {
+        nlohmann::json config = {{"conninfo", conninfo}};
+        if (!connection.empty()) {
+            config["connection"] = connection;
+        }
+        return SourceDefinition{"pg", "postgres", config, ""};
     };
     CHECK(reads_server_machine(postgres("host=/var/run/postgresql dbname=crm user=postgres")));
     CHECK(reads_server_machine(postgres("dbname=crm")));  // libpq's default socket
     CHECK(reads_server_machine(postgres("service=crm")));
     CHECK(reads_server_machine(postgres("host=localhost port=5433")));
-    CHECK(reads_server_machine(postgres("host=db.example,127.0.0.1")));
-    CHECK(reads_server_machine(postgres("postgresql://u@/crm?host=/tmp")));
-    CHECK(reads_server_machine(postgres("host='unterminated")));
-    CHECK_FALSE(reads_server_machine(postgres("host=db.example dbname=crm user=sluice")));
-    CHECK_FALSE(reads_server_machine(postgres("postgresql://sluice@db.example:6543/crm")));
+    CHECK(reads_server_machine(postgres("host=db.example dbname=crm user=sluice")));
+    CHECK(reads_server_machine(postgres("postgresql://sluice@db.example:6543/crm")));
+    CHECK_FALSE(reads_server_machine(postgres("host=db.example dbname=crm", "crm_db")));
+    CHECK_FALSE(reads_server_machine(postgres("host=/var/run/postgresql", "crm_db")));
     CHECK_FALSE(reads_server_machine({"kb", "http", nlohmann::json::object(), ""}));
     CHECK(reads_server_machine({"f", "file", nlohmann::json::object(), ""}));
 }

@@ -7,8 +7,11 @@
 #include "agents/index_access.h"
 #include "app/eval_access.h"
 #include "app/governance_http.h"
+#include "app/guarded_chat_model.h"
 #include "app/http_errors.h"
+#include "app/model_call.h"
 #include "app/openai_route_support.h"
+#include "common/log.h"
 
 namespace sluice::app {
 namespace {
@@ -201,6 +204,47 @@ Result<eval::EvalOptions> options_of(const json& body) {
     return options;
 }
 
+// Each row of a document QA run is a question governed as POST /api/qa governs one
+// (app/agent_routes.cpp): EXECUTE on the served model, room for the question and the longest
+// answer under the caller's limits, the question and the passages the model reads through the
+// endpoint's input policy, the answer through its output policy, and the tokens charged to the
+// caller as agent "qa". A row refused by any of them is an error row.
+eval::Target governed_qa_target(EvalServices& s, const governance::RequestContext& context,
+                                std::shared_ptr<agents::ChatModel> model, std::string index,
+                                retrieval::Reader reader, agents::QaOptions options) {
+    std::string securable = s.model_securable ? s.model_securable() : "";
+    return
+        [&s, context, model = std::move(model), index = std::move(index),
+         reader = std::move(reader), options = std::move(options),
+         securable = std::move(securable)](const eval::EvalRow& row) -> Result<eval::TargetOutput> {
+            SLUICE_ASSIGN_OR_RETURN(
+                std::unique_ptr<ModelCall> use,
+                open_governed_use(s.gov, context, model->name(), securable,
+                                  model->count_tokens(row.request) + options.max_answer_tokens,
+                                  "qa", nullptr));
+            auto asked = use->guard_input(row.request);
+            if (!asked.ok()) {
+                return asked.status().with_context("question");
+            }
+            eval::EvalRow question = row;
+            question.request = std::move(*asked);
+            auto guarded = std::make_shared<GuardedChatModel>(
+                *use, model, [](const inference::ChatMessage&, const Status& refusal) {
+                    return Status(
+                        StatusCode::kPermissionDenied,
+                        "the retrieved passages: " + refusal.message() + "; no answer is given");
+                });
+            auto out = eval::qa_target(s.gov.authorizer(), s.indexes, index, reader, guarded,
+                                       options, &s.traces, context)(question);
+            Status settled = use->finish(guarded->spent(), out.ok() ? "ok" : "error");
+            if (!settled.ok()) {
+                log::error("eval", "document answer tokens not recorded",
+                           {{"request_id", context.request_id}, {"error", settled.message()}});
+            }
+            return out;
+        };
+}
+
 void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& req,
               httplib::Response& res) {
     auto context = context_of(info);
@@ -274,8 +318,8 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
         if (!index.ok()) {
             return send_status(res, index.status(), info.request_id);
         }
-        target = eval::qa_target(s.gov.authorizer(), s.indexes, qa["index"].get<std::string>(),
-                                 tool_context->reader, *model, *qa_options, &s.traces, context);
+        target = governed_qa_target(s, context, *model, qa["index"].get<std::string>(),
+                                    tool_context->reader, *qa_options);
         label = "qa:" + qa["index"].get<std::string>();
     }
     auto run = eval::run_and_store(s.store, {label, *set, version, context.principal}, target,

@@ -97,6 +97,7 @@ struct Site {
         thread.join();
         server.reset();
         monitor.reset();
+        indexes.reset();  // writes its snapshots into dir
         gov.reset();
         std::filesystem::remove_all(dir);
     }
@@ -398,4 +399,66 @@ TEST_CASE("eval REST: judging uses the model as its callers may: EXECUTE, guardr
     CHECK(site.status(blocked) == 400);
     CHECK(site.ok(site.call(site.bob, "POST", "/api/eval/best-of-n", ask))["candidates"].size() ==
           2);
+}
+
+TEST_CASE("eval REST: a document QA run answers every row as POST /api/qa does: charged, guarded") {
+    Site site;
+    Store& s = site.gov->store();
+    const Principal owner = *s.principal("admin");
+    sluice::retrieval::IndexSettings settings;
+    settings.name = "main.qa.docs";
+    auto index = site.indexes->create(settings);
+    REQUIRE(index.ok());
+    sluice::retrieval::Document doc;
+    doc.key = "holidays";
+    doc.uri = "file:///holidays.md";
+    doc.title = "Holidays";
+    doc.text = "Employees get twenty five holiday days. Ask jane.doe@example.com about them.";
+    doc.acl.principals = {"alice", "bob"};
+    REQUIRE((*index)->upsert({doc}).ok());
+    REQUIRE(s.create_securable(SecurableType::kVectorIndex, "main.qa.docs", owner.id, "", {}).ok());
+    site.grant(SecurableType::kVectorIndex, "main.qa.docs", "alice", Privilege::kSelect);
+    site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                      {{"name", "main.qa.set"},
+                       {"rows", json::array({{{"request", "How many holiday days?"}},
+                                             {{"request", "Which holiday days apply?"}}})}}));
+    const json run_request = {{"set", "main.qa.set"},
+                              {"qa", {{"index", "main.qa.docs"}}},
+                              {"judges", {"relevance"}},
+                              {"concurrency", 1}};
+
+    // The answers' tokens are the caller's, as agent "qa", beside the judges'.
+    json run = site.ok(site.call(site.alice, "POST", "/api/eval/runs", run_request));
+    REQUIRE(run["rows"].size() == 2);
+    CHECK(run["rows"][0]["response"] == kVerdict);
+    CHECK(run["status"] == "succeeded");
+    UsageQuery by_agent;
+    by_agent.group_by = {UsageDimension::kAgent};
+    auto spent = site.gov->usage().query(by_agent);
+    REQUIRE(spent.ok());
+    std::int64_t qa_requests = 0;
+    std::int64_t qa_tokens = 0;
+    for (const auto& row : *spent) {
+        if (row.agent == "qa") {
+            qa_requests = row.requests;
+            qa_tokens = row.tokens.input_tokens + row.tokens.output_tokens;
+        }
+    }
+    CHECK(qa_requests == 2);
+    CHECK(qa_tokens > 0);
+    CHECK(static_cast<double>(qa_tokens) ==
+          doctest::Approx(run["metrics"]["total_tokens"].get<double>() * 2));
+
+    // The passages reach the model through the endpoint's input policy: a blocking one leaves
+    // the rows unanswered rather than sending the address to the model.
+    EndpointSettings endpoint;
+    endpoint.name = "scripted";
+    endpoint.guardrails.input = PiiAction::kBlock;
+    REQUIRE(site.gov->endpoints().put(endpoint, "admin").ok());
+    json blocked = site.ok(site.call(site.alice, "POST", "/api/eval/runs", run_request));
+    CHECK(blocked["status"] == "completed_with_errors");
+    for (const json& row : blocked["rows"]) {
+        CHECK(row["root_cause"] == "error");
+        CHECK(row.value("error", "").find("the retrieved passages") != std::string::npos);
+    }
 }

@@ -335,11 +335,16 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
     send_safe(res, *run);
 }
 
-// The stored run, when the caller may read its set (audited).
+// The stored run, when the caller may read its set (audited) and its answers (eval_access.h);
+// another principal's run of an agent or document QA is not revealed (kNotFound), as
+// GET /api/traces/{id} answers for its traces.
 Result<json> readable_run(EvalServices& s, const governance::RequestContext& context,
                           const std::string& id) {
     SLUICE_ASSIGN_OR_RETURN(json run, s.store.run(id));
     SLUICE_RETURN_IF_ERROR(authorize_eval_set_read(s.gov, context, run.value("set", "")));
+    if (!may_see_run_answers(s.gov, context, run.value("agent", ""), run.value("principal", ""))) {
+        return not_found("evaluation run '" + id + "' does not exist");
+    }
     return run;
 }
 
@@ -352,7 +357,8 @@ void list_runs(EvalServices& s, const RequestInfo& info, httplib::Response& res)
     }
     json out = json::array();
     for (const auto& [summary, run] : *runs) {
-        if (may_read_eval_set(s.gov, context, summary.set)) {
+        if (may_read_eval_set(s.gov, context, summary.set) &&
+            may_see_run_answers(s.gov, context, summary.agent, summary.principal)) {
             out.push_back(eval::run_summary_json(run));
         }
     }

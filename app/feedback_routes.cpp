@@ -117,7 +117,8 @@ void calibration(EvalServices& s, const RequestInfo& info, const httplib::Reques
     // admins only.
     eval::JudgedTraces judged;
     for (const auto& [summary, run] : *runs) {
-        if (may_read_eval_set(s.gov, context, summary.set)) {
+        if (may_read_eval_set(s.gov, context, summary.set) &&
+            may_see_run_answers(s.gov, context, summary.agent, summary.principal)) {
             eval::collect_run_verdicts(run, &judged);
         }
     }

@@ -462,3 +462,42 @@ TEST_CASE("eval REST: a document QA run answers every row as POST /api/qa does: 
         CHECK(row.value("error", "").find("the retrieved passages") != std::string::npos);
     }
 }
+
+TEST_CASE("eval REST: another reader of a set sees runs of its responses, not another's answers") {
+    Site site;
+    site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                      {{"name", "main.qa.set"}, {"rows", rows()}}));
+    site.grant(SecurableType::kCatalog, "main", "bob", Privilege::kUseCatalog);
+    site.grant(SecurableType::kSchema, "main.qa", "bob", Privilege::kUseSchema);
+    site.grant(SecurableType::kTable, "main.qa.set", "bob", Privilege::kSelect);
+    // Judged responses come from the set, which bob reads too; the agent's answers were
+    // produced as alice (her documents, her tool results), like her traces.
+    json own = site.ok(site.call(site.alice, "POST", "/api/eval/runs",
+                                 {{"set", "main.qa.set"}, {"judges", {"relevance"}}}));
+    json answered = site.ok(site.call(
+        site.alice, "POST", "/api/eval/runs",
+        {{"agent", "main.qa.helper"}, {"set", "main.qa.set"}, {"judges", {"relevance"}}}));
+    const std::string own_id = own["id"];
+    const std::string answered_id = answered["id"];
+
+    json listed = site.ok(site.call(site.bob, "GET", "/api/eval/runs"));
+    REQUIRE(listed["runs"].size() == 1);
+    CHECK(listed["runs"][0]["id"] == own_id);
+    CHECK(site.ok(site.call(site.bob, "GET", "/api/eval/runs/" + own_id))["rows"] == own["rows"]);
+    CHECK(site.status(site.call(site.bob, "GET", "/api/eval/runs/" + answered_id)) == 404);
+    CHECK(site.status(
+              site.call(site.bob, "GET", "/api/eval/runs/" + answered_id + "/report.html")) == 404);
+    CHECK(site.status(site.call(site.bob, "GET",
+                                "/api/eval/compare?a=" + own_id + "&b=" + answered_id)) == 404);
+    // Its principal and admins read it.
+    CHECK(site.ok(site.call(site.alice, "GET", "/api/eval/runs"))["runs"].size() == 2);
+    CHECK(site.ok(site.call(site.alice, "GET", "/api/eval/runs/" + answered_id))["rows"] ==
+          answered["rows"]);
+    CHECK(site.ok(site.call(site.admin, "GET", "/api/eval/runs/" + answered_id))["rows"] ==
+          answered["rows"]);
+    // Nor do its verdicts count in bob's calibration.
+    site.ok(site.call(site.alice, "POST", "/api/feedback",
+                      {{"trace_id", answered["rows"][0]["trace_id"]}, {"rating", "down"}}));
+    CHECK(site.ok(site.call(site.alice, "GET", "/api/eval/calibration?judge=relevance"))["n"] == 1);
+    CHECK(site.ok(site.call(site.bob, "GET", "/api/eval/calibration?judge=relevance"))["n"] == 0);
+}

@@ -174,11 +174,12 @@ Result<Connection> connection_from_json(const json& value) {
     SLUICE_ASSIGN_OR_RETURN(connection.secret_header, string_field(value, "secret_header", false));
     SLUICE_ASSIGN_OR_RETURN(connection.secret, string_field(value, "secret", false));
     if (value.contains("timeout_ms")) {
-        if (!value["timeout_ms"].is_number_integer() || value["timeout_ms"].get<int>() < 1 ||
-            value["timeout_ms"].get<int>() > 600000) {
+        // Compared as a 64-bit number: read as int, 4294967297 became 1 and passed.
+        const json& v = value["timeout_ms"];
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > 600000) {
             return invalid_argument("timeout_ms: expected an integer in 1..600000");
         }
-        connection.timeout_ms = value["timeout_ms"].get<int>();
+        connection.timeout_ms = v.get<int>();
     }
     if (value.contains("max_response_bytes")) {
         const json& v = value["max_response_bytes"];

@@ -22,6 +22,11 @@ TEST_CASE("definitions parse with clear errors and round-trip through catalog.db
           "config.schema: required string for a sql_query tool");
     CHECK(connection_from_json(json{{"name", "c"}}).status().message() ==
           "allowed_hosts: expected a non-empty array of host[:port]");
+    // 2^32 + 1 is out of range, not a timeout of 1 ms.
+    CHECK(connection_from_json(
+              json{{"name", "c"}, {"allowed_hosts", {"h"}}, {"timeout_ms", 4294967297LL}})
+              .status()
+              .message() == "timeout_ms: expected an integer in 1..600000");
     testing::TempDir dir("store");
     auto secrets = governance::SecretBox::from_key(std::string(32, 'k'));
     REQUIRE(secrets.ok());

@@ -97,6 +97,9 @@ TEST_CASE("feedback: validated, stored, labelled") {
     const std::string trace(32, 'a');
     CHECK(feedback_from_json({{"trace_id", trace}, {"rating", 6}}).status().message() ==
           "rating: expected an integer 1 to 5, or \"up\" / \"down\", found 6");
+    // 2^32 + 1 is out of range, not a rating of 1 (a "no").
+    CHECK(feedback_from_json({{"trace_id", trace}, {"rating", 4294967297LL}}).status().message() ==
+          "rating: expected an integer 1 to 5, or \"up\" / \"down\", found 4294967297");
     CHECK(feedback_from_json({{"trace_id", "x"}, {"rating", 5}}).status().message() ==
           "trace_id: expected 32 lower-case hex digits");
     CHECK(feedback_from_json({{"trace_id", trace}}).status().code() ==

@@ -226,10 +226,22 @@ void best_of_n(EvalServices& s, const RequestInfo& info, const httplib::Request&
     if (!input.ok()) {
         return send_status(res, input.status(), info.request_id);
     }
-    for (const char* field : {"n", "max_tokens", "rationale_max_chars"}) {
-        if (body->contains(field) && !(*body)[field].is_number_integer()) {
-            return send_status(res, invalid_argument(std::string(field) + ": expected an integer"),
-                               info.request_id);
+    // Bounds are compared on the 64-bit value: read as int first, n = 4294967297 became 1.
+    struct Bound {
+        const char* field;
+        std::int64_t low;
+        std::int64_t high;
+    };
+    for (const Bound& bound :
+         {Bound{"n", 1, 16}, Bound{"max_tokens", 1, 4096}, Bound{"rationale_max_chars", 8, 2000}}) {
+        const auto it = body->find(bound.field);
+        if (it != body->end() && (!it->is_number_integer() || it->get<std::int64_t>() < bound.low ||
+                                  it->get<std::int64_t>() > bound.high)) {
+            return send_status(
+                res,
+                invalid_argument(std::string(bound.field) + ": expected an integer from " +
+                                 std::to_string(bound.low) + " to " + std::to_string(bound.high)),
+                info.request_id);
         }
     }
     if (body->contains("temperature") && !(*body)["temperature"].is_number()) {
@@ -251,12 +263,8 @@ void best_of_n(EvalServices& s, const RequestInfo& info, const httplib::Request&
     options.temperature = body->value("temperature", 0.8);
     options.max_tokens = body->value("max_tokens", 256);
     options.judge.rationale_max_chars = body->value("rationale_max_chars", 200);
-    if (options.temperature < 0 || options.temperature > 2 || options.max_tokens < 1 ||
-        options.max_tokens > 4096 || options.judge.rationale_max_chars < 8 ||
-        options.judge.rationale_max_chars > 2000) {
-        return send_status(res,
-                           invalid_argument("temperature 0..2, max_tokens 1..4096 and "
-                                            "rationale_max_chars 8..2000 are the bounds"),
+    if (options.temperature < 0 || options.temperature > 2) {
+        return send_status(res, invalid_argument("temperature: expected a number from 0 to 2"),
                            info.request_id);
     }
     auto model = s.model();

@@ -351,8 +351,21 @@ TEST_CASE("eval REST: monitor settings are for admins; best-of-N answers with it
     CHECK(best["candidates"].size() == 3);
     CHECK(best["candidates"][0]["score"] == 2);  // relevance and safety both said yes
     CHECK(best["best_index"] == 0);
+    // Bounds are checked before the model runs, on the integer as written: 2^32 + 1 used to be
+    // read as 1 and one candidate was sampled.
+    for (json n : {json(40), json(0), json(4294967297LL), json(18446744073709551615ULL)}) {
+        CAPTURE(n);
+        auto refused =
+            site.call(site.alice, "POST", "/api/eval/best-of-n", {{"input", "x"}, {"n", n}});
+        CHECK(site.status(refused) == 400);
+        CHECK(json::parse(refused->body)["error"]["message"] ==
+              "n: expected an integer from 1 to 16");
+    }
     CHECK(site.status(site.call(site.alice, "POST", "/api/eval/best-of-n",
-                                {{"input", "x"}, {"n", 40}})) == 400);
+                                {{"input", "x"}, {"max_tokens", 4294967297LL}})) == 400);
+    // A request the judges cannot score fails after the model ran, and is audited so.
+    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/best-of-n",
+                                {{"input", "x"}, {"n", 1}, {"judges", {"correctness"}}})) == 400);
     CHECK(site.audit_count(
               {{"principal", "alice"}, {"action", "eval.best_of_n"}, {"result", "ok"}}) == 1);
     CHECK(site.audit_count(

@@ -67,6 +67,8 @@ void post_feedback(EvalServices& s, const RequestInfo& info, const httplib::Requ
         return send_status(res, audited.ok() ? trace.status() : audited, info.request_id);
     }
     feedback->principal = context.principal;
+    // Stamped here, so that the answer shows the time stored (the store stamps only a zero).
+    feedback->created_at_ms = agents::now_us() / 1000;
     auto id = s.store.add_feedback(*feedback);
     Status audited = audit_action(s.gov, context, "feedback.create",
                                   "trace:" + feedback->trace_id, id.status(),

@@ -315,6 +315,10 @@ TEST_CASE("eval REST: runs, reports, comparison, feedback, calibration and corre
     json listed = site.ok(site.call(site.alice, "GET", "/api/feedback?trace_id=" + trace));
     REQUIRE(listed["feedback"].size() == 1);
     CHECK(listed["feedback"][0]["correction"] == "It is Paris.");
+    // The answer to the write shows the time stored, as the listing does (it used to say 0).
+    CHECK(fb["created_at"].get<std::int64_t>() > 0);
+    CHECK(fb["created_at"] == listed["feedback"][0]["created_at"]);
+    CHECK(fb["id"] == listed["feedback"][0]["id"]);
     CHECK(site.audit_count({{"principal", "alice"}, {"action", "feedback.create"}}) == 1);
     CHECK(site.audit_count({{"principal", "bob"}, {"action", "feedback.create"}}) == 1);
 

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agents/detail/known_fields.h"
 #include "agents/qa_templates_default.h"
 
 namespace sluice::agents {
@@ -114,6 +115,8 @@ Result<QaOptions> qa_options_from_json(const json& value, QaOptions defaults) {
     if (!value.is_object()) {
         return invalid_argument("options: expected an object");
     }
+    SLUICE_RETURN_IF_ERROR(detail::refuse_unknown_fields(
+        value, "options", {"k", "max_context_tokens", "min_similarity", "rewrite", "max_tokens"}));
     QaOptions out = std::move(defaults);
     // Integers are compared as 64-bit numbers: read as int, 4294967297 became 1 and passed.
     if (value.contains("k")) {

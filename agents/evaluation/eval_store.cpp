@@ -1,5 +1,6 @@
 #include "agents/evaluation/eval_store.h"
 
+#include "agents/detail/known_fields.h"
 #include "agents/detail/sqlite.h"
 #include "agents/trace.h"
 
@@ -47,6 +48,8 @@ Result<Feedback> feedback_from_json(const json& body) {
     if (!body.is_object()) {
         return invalid_argument("feedback: expected a JSON object");
     }
+    SLUICE_RETURN_IF_ERROR(detail::refuse_unknown_fields(
+        body, "feedback", {"trace_id", "rating", "correction", "comment"}));
     Feedback feedback;
     if (!body.contains("trace_id") || !body["trace_id"].is_string()) {
         return invalid_argument("trace_id: required string");

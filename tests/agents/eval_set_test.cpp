@@ -97,6 +97,11 @@ TEST_CASE("feedback: validated, stored, labelled") {
     const std::string trace(32, 'a');
     CHECK(feedback_from_json({{"trace_id", trace}, {"rating", 6}}).status().message() ==
           "rating: expected an integer 1 to 5, or \"up\" / \"down\", found 6");
+    // A misspelt member is refused: the correction would have been lost.
+    CHECK(feedback_from_json({{"trace_id", trace}, {"rating", 1}, {"corection", "Paris"}})
+              .status()
+              .message() ==
+          "feedback: unknown field 'corection' (expected trace_id, rating, correction, comment)");
     // 2^32 + 1 is out of range, not a rating of 1 (a "no").
     CHECK(feedback_from_json({{"trace_id", trace}, {"rating", 4294967297LL}}).status().message() ==
           "rating: expected an integer 1 to 5, or \"up\" / \"down\", found 4294967297");

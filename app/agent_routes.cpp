@@ -13,6 +13,7 @@
 #include "app/model_call.h"
 #include "app/openai_request.h"
 #include "app/openai_route_support.h"
+#include "app/request_members.h"
 #include "app/tool_calls.h"
 #include "common/log.h"
 
@@ -128,6 +129,11 @@ void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& 
     auto body = parse_json_body(req);
     if (!body.ok()) {
         send_status(res, body.status(), info.request_id);
+        return;
+    }
+    if (Status keys = check_keys(*body, {"question", "index", "options", "stream"}, {});
+        !keys.ok()) {
+        send_status(res, keys, info.request_id);
         return;
     }
     auto question = string_field(*body, "question");
@@ -303,6 +309,10 @@ void add_definition_routes(HttpServer& server, AgentServices& s, const std::stri
 }
 
 Result<std::vector<inference::ChatMessage>> messages_of(const json& body) {
+    SLUICE_RETURN_IF_ERROR(check_keys(body, {"input", "messages", "stream"}, {}));
+    if (body.contains("input") && body.contains("messages")) {
+        return invalid_argument("give input or messages, not both");
+    }
     if (body.contains("input")) {
         if (!body["input"].is_string() || body["input"].get<std::string>().empty()) {
             return invalid_argument("input: expected a non-empty string");
@@ -320,6 +330,7 @@ Result<std::vector<inference::ChatMessage>> messages_of(const json& body) {
             !m.contains("content") || !m["content"].is_string()) {
             return invalid_argument(where + ": expected {\"role\", \"content\"} strings");
         }
+        SLUICE_RETURN_IF_ERROR(check_keys(m, {"role", "content"}, {}).with_context(where));
         std::string role = m["role"];
         if (role != "user" && role != "assistant") {
             return invalid_argument(where + ".role: expected user or assistant (the agent's "

@@ -11,6 +11,7 @@
 #include "app/http_errors.h"
 #include "app/model_call.h"
 #include "app/openai_route_support.h"
+#include "app/request_members.h"
 #include "common/log.h"
 
 namespace sluice::app {
@@ -74,6 +75,9 @@ void post_set(EvalServices& s, const RequestInfo& info, const httplib::Request& 
     auto body = parse_json_body(req);
     if (!body.ok()) {
         return send_status(res, body.status(), info.request_id);
+    }
+    if (Status keys = check_keys(*body, {"name", "rows", "jsonl"}, {}); !keys.ok()) {
+        return send_status(res, keys, info.request_id);
     }
     auto name = string_field(*body, "name");
     if (!name.ok()) {
@@ -252,6 +256,15 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
     if (!body.ok()) {
         return send_status(res, body.status(), info.request_id);
     }
+    if (Status keys =
+            check_keys(*body,
+                       {"agent", "qa", "set", "version", "judges", "custom_judges", "concurrency",
+                        "k", "seed", "rationale_max_chars", "bootstrap_resamples",
+                        "prompt_price_per_million", "completion_price_per_million"},
+                       {});
+        !keys.ok()) {
+        return send_status(res, keys, info.request_id);
+    }
     auto set = string_field(*body, "set");
     if (!set.ok()) {
         return send_status(res, set.status(), info.request_id);
@@ -304,6 +317,9 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
         if (!qa.is_object() || !qa.contains("index") || !qa["index"].is_string()) {
             return send_status(res, invalid_argument("qa.index: required string"),
                                info.request_id);
+        }
+        if (Status keys = check_keys(qa, {"index", "options"}, {}); !keys.ok()) {
+            return send_status(res, keys.with_context("qa"), info.request_id);
         }
         auto qa_options = agents::qa_options_from_json(qa.value("options", json()), {});
         auto tool_context = s.runtime.context_for(context);

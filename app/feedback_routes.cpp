@@ -10,6 +10,7 @@
 #include "app/governance_http.h"
 #include "app/http_errors.h"
 #include "app/openai_route_support.h"
+#include "app/request_members.h"
 
 namespace sluice::app {
 namespace {
@@ -223,6 +224,13 @@ void best_of_n(EvalServices& s, const RequestInfo& info, const httplib::Request&
     auto body = parse_json_body(req);
     if (!body.ok()) {
         return send_status(res, body.status(), info.request_id);
+    }
+    if (Status keys = check_keys(*body,
+                                 {"input", "n", "judges", "custom_judges", "temperature",
+                                  "max_tokens", "rationale_max_chars"},
+                                 {});
+        !keys.ok()) {
+        return send_status(res, keys, info.request_id);
     }
     auto input = string_field(*body, "input");
     if (!input.ok()) {

@@ -518,3 +518,31 @@ TEST_CASE("eval REST: another reader of a set sees runs of its responses, not an
     CHECK(site.ok(site.call(site.alice, "GET", "/api/eval/calibration?judge=relevance"))["n"] == 1);
     CHECK(site.ok(site.call(site.bob, "GET", "/api/eval/calibration?judge=relevance"))["n"] == 0);
 }
+
+TEST_CASE("eval REST: a misspelt member is a 400 naming it, not a request served with defaults") {
+    Site site;
+    auto refused = [&](const std::string& path, const json& body, const std::string& fragment) {
+        CAPTURE(path);
+        CAPTURE(body);
+        auto answer = site.call(site.alice, "POST", path, body);
+        CHECK(site.status(answer) == 400);
+        CHECK(json::parse(answer->body)["error"]["message"].get<std::string>().find(fragment) !=
+              std::string::npos);
+    };
+    refused("/api/eval/sets", {{"name", "main.qa.set"}, {"rows", rows()}, {"version", 3}},
+            "unrecognized request parameters: 'version'; accepted: jsonl, name, rows");
+    site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                      {{"name", "main.qa.set"}, {"rows", rows()}}));
+    // "judge" for "judges" ran every built-in judge.
+    refused("/api/eval/runs", {{"set", "main.qa.set"}, {"judge", {"relevance"}}},
+            "unrecognized request parameters: 'judge'; accepted: agent, bootstrap_resamples");
+    refused("/api/eval/runs",
+            {{"set", "main.qa.set"}, {"qa", {{"index", "main.qa.docs"}, {"option", {{"k", 1}}}}}},
+            "qa: unrecognized request parameters: 'option'; accepted: index, options");
+    refused("/api/eval/best-of-n", {{"input", "Say hi"}, {"candidates", 2}},
+            "unrecognized request parameters: 'candidates'");
+    refused("/api/feedback",
+            {{"trace_id", std::string(32, 'a')}, {"rating", "up"}, {"coment", "x"}},
+            "feedback: unknown field 'coment'");
+    CHECK(site.ok(site.call(site.alice, "GET", "/api/eval/runs"))["runs"].empty());
+}

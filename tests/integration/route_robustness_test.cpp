@@ -486,3 +486,36 @@ TEST_CASE("vector search: a filter nested past the limit is a 400, and the serve
         REQUIRE(running(server));
     }
 }
+
+TEST_CASE("document QA and agent bodies: a misspelt member is a 400 that names it") {
+    ServerProcess server("robust_agents", tiny_model_dir());
+    server.wait_model_ready(true);
+    struct Case {
+        std::string path;
+        std::string body;
+        std::string fragment;  // of the error message
+    };
+    const std::vector<Case> cases = {
+        {"/api/qa", R"({"question": "q", "index": "docs", "option": {"k": 1}})",
+         "unrecognized request parameters: 'option'; accepted: index, options, question, stream"},
+        {"/api/qa", R"({"question": "q", "index": "docs", "options": {"top_k": 1}})",
+         "options: unknown field 'top_k'"},
+        {"/api/agents/main.tools.nobody/invoke", R"({"input": "hi", "budgets": {}})",
+         "unrecognized request parameters: 'budgets'; accepted: input, messages, stream"},
+        {"/api/agents/main.tools.nobody/invoke",
+         R"({"input": "hi", "messages": [{"role": "user", "content": "hi"}]})",
+         "give input or messages, not both"},
+        {"/api/agents/main.tools.nobody/invoke",
+         R"({"messages": [{"role": "user", "content": "hi", "nmae": "x"}]})",
+         "messages[0]: unrecognized request parameters: 'nmae'"},
+    };
+    for (const Case& c : cases) {
+        INFO(c.path, " with body ", c.body);
+        const auto answer = send(server, "POST", c.path, c.body);
+        REQUIRE(answer);
+        CHECK(answer->status == 400);
+        CHECK_MESSAGE(answer->body.find(c.fragment) != std::string::npos, answer->body);
+        drain(server);
+    }
+    CHECK(running(server));
+}

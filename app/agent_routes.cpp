@@ -453,6 +453,28 @@ void stream_agent_chat(AgentServices& s, const RequestInfo& info, std::string ag
     EventStream::respond(events, res);
 }
 
+// What a request to an agent served as a model asks that the agent cannot give is refused, as
+// the served model refuses what it does not take (docs/api.md), rather than answered without
+// it: a client asking for three choices got one, for JSON got text.
+Status agent_can_honour(const ChatRequest& chat) {
+    if (chat.params.n != 1) {
+        return invalid_argument("n: an agent gives one answer; expected 1, found " +
+                                std::to_string(chat.params.n));
+    }
+    if (!chat.tools_json.is_null()) {
+        return invalid_argument(
+            "tools: an agent calls its own tools (its definition names "
+            "them); a request's tools are not offered to it");
+    }
+    if (chat.response_format != ResponseFormat::kText) {
+        return invalid_argument("response_format: an agent answers in text");
+    }
+    if (chat.params.logprobs) {
+        return invalid_argument("logprobs: an agent's answer has no token log-probabilities");
+    }
+    return Status();
+}
+
 }  // namespace
 
 Result<std::shared_ptr<agents::ChatModel>> ServedChatModel::get() {
@@ -551,6 +573,10 @@ ChatDelegate agent_chat_delegate(AgentServices& s) {
         auto chat = parse_chat_request(body);
         if (!chat.ok()) {
             send_status(res, chat.status(), info.request_id);
+            return true;
+        }
+        if (Status honoured = agent_can_honour(*chat); !honoured.ok()) {
+            send_status(res, honoured, info.request_id);
             return true;
         }
         std::vector<inference::ChatMessage> messages;

@@ -508,6 +508,15 @@ TEST_CASE("document QA and agent bodies: a misspelt member is a 400 that names i
         {"/api/agents/main.tools.nobody/invoke",
          R"({"messages": [{"role": "user", "content": "hi", "nmae": "x"}]})",
          "messages[0]: unrecognized request parameters: 'nmae'"},
+        // What an agent served as a model cannot give: one choice came back for three.
+        {"/v1/chat/completions",
+         R"({"model": "agents/main.tools.nobody", "n": 3,
+             "messages": [{"role": "user", "content": "hi"}]})",
+         "n: an agent gives one answer; expected 1, found 3"},
+        {"/v1/chat/completions",
+         R"({"model": "agents/main.tools.nobody", "response_format": {"type": "json_object"},
+             "messages": [{"role": "user", "content": "hi"}]})",
+         "response_format: an agent answers in text"},
     };
     for (const Case& c : cases) {
         INFO(c.path, " with body ", c.body);

@@ -46,6 +46,19 @@ TEST_CASE("eval set: errors name the line and the field") {
     CHECK(error_of("{\"request\": \"a\"}\n{\"request\": 3}") ==
           "line 2: request: expected a non-empty string");
     CHECK(error_of("{\"request\": \"a\"}\n\n{nope") == "line 3: not valid JSON");
+    CHECK(error_of(R"({"request": "a", "x": 1e400})") == "line 1: not valid JSON");
+    // A name given twice is refused, as in request bodies: the last one used to win.
+    CHECK(error_of("{\"request\": \"a\"}\n{\"request\": \"b\", \"request\": \"c\"}") ==
+          "line 2: the name 'request' appears twice in one object");
+    const std::string context_twice =
+        R"({"request": "a", "expected_retrieved_context": [{"content": "x"}, )"
+        R"({"doc_uri": "u", "content": "y", "content": "z"}]})";
+    CHECK(error_of(context_twice) == "line 1: the name 'content' appears twice in one object");
+    // The same name in different objects is no repetition.
+    CHECK(
+        parse_eval_jsonl(
+            R"({"request": "a", "expected_retrieved_context": [{"content": "x"}, {"content": "y"}]})")
+            .ok());
     CHECK(error_of(R"({"request": "a", "expected_reponse": "b"})") ==
           "line 1: unknown field 'expected_reponse'");
     CHECK(error_of(R"({"request": "a", "expected_facts": ["x", 2]})") ==

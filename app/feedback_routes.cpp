@@ -138,6 +138,19 @@ void post_corrections(EvalServices& s, const RequestInfo& info, const httplib::R
                       httplib::Response& res) {
     auto context = context_of(info);
     std::string name = req.matches[1].str();
+    // Corrections extend a set that exists: for a name without a table the answer is a 404 and
+    // nothing is made (authorize_eval_set_write would create the table, owned by the caller).
+    if (Status valid = check_eval_set_name(name); !valid.ok()) {
+        return send_status(res, valid, info.request_id);
+    }
+    if (auto table = s.gov.store().securable(governance::SecurableType::kTable, name);
+        !table.ok()) {
+        return send_status(res,
+                           table.status().code() == StatusCode::kNotFound
+                               ? not_found("evaluation set '" + name + "' does not exist")
+                               : table.status(),
+                           info.request_id);
+    }
     if (Status allowed = authorize_eval_set_write(s.gov, context, name); !allowed.ok()) {
         return send_status(res, allowed, info.request_id);
     }

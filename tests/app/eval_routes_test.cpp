@@ -337,6 +337,12 @@ TEST_CASE("eval REST: runs, reports, comparison, feedback, calibration and corre
     CHECK(latest["rows"][3]["source_trace_id"] == trace);
     CHECK(site.status(site.call(site.alice, "POST", "/api/eval/sets/main.qa.set/corrections",
                                 json::object())) == 400);  // nothing new to add
+    // Corrections to a set that does not exist make nothing: a table owned by the caller used
+    // to be created before the 404, taking the name from whoever would create the set.
+    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/sets/main.qa.none/corrections",
+                                json::object())) == 404);
+    CHECK(site.gov->store().securable(SecurableType::kTable, "main.qa.none").status().code() ==
+          sluice::StatusCode::kNotFound);
 }
 
 TEST_CASE("eval REST: monitor settings are for admins; best-of-N answers with its candidates") {

@@ -291,12 +291,6 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
     if (!model.ok()) {
         return send_status(res, model.status(), info.request_id);
     }
-    std::optional<std::int64_t> retry_after;
-    auto judge_use = open_judge_use(s.gov, context, (*model)->name(),
-                                    s.model_securable ? s.model_securable() : "", &retry_after);
-    if (!judge_use.ok()) {
-        return send_model_error(res, judge_use.status(), info, retry_after);
-    }
     eval::Target target;
     std::string label;
     if (body->contains("agent")) {
@@ -337,6 +331,14 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
         target = governed_qa_target(s, context, *model, qa["index"].get<std::string>(),
                                     tool_context->reader, *qa_options);
         label = "qa:" + qa["index"].get<std::string>();
+    }
+    // The judging model's use opens once the request is known to be valid: a refused one is no
+    // use of the model (no usage row, no request against the caller's limits).
+    std::optional<std::int64_t> retry_after;
+    auto judge_use = open_judge_use(s.gov, context, (*model)->name(),
+                                    s.model_securable ? s.model_securable() : "", &retry_after);
+    if (!judge_use.ok()) {
+        return send_model_error(res, judge_use.status(), info, retry_after);
     }
     auto run = eval::run_and_store(s.store, {label, *set, version, context.principal}, target,
                                    **model, *options);

@@ -552,3 +552,29 @@ TEST_CASE("eval REST: a misspelt member is a 400 naming it, not a request served
             "feedback: unknown field 'coment'");
     CHECK(site.ok(site.call(site.alice, "GET", "/api/eval/runs"))["runs"].empty());
 }
+
+TEST_CASE("eval REST: a run refused for what it asks is no use of the judging model") {
+    Site site;
+    site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                      {{"name", "main.qa.set"}, {"rows", rows()}}));
+    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/runs",
+                                {{"set", "main.qa.set"}, {"agent", 5}})) == 400);
+    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/runs",
+                                {{"set", "main.qa.set"}, {"qa", {{"index", "main.qa.none"}}}})) ==
+          404);
+    CHECK(site.status(site.call(site.bob, "POST", "/api/eval/runs",
+                                {{"set", "main.qa.set"}, {"agent", "main.qa.helper"}})) == 403);
+    // They used to be charged as judge requests of no tokens, against the caller's limits.
+    UsageQuery by_agent;
+    by_agent.group_by = {UsageDimension::kAgent};
+    auto spent = site.gov->usage().query(by_agent);
+    REQUIRE(spent.ok());
+    CHECK(spent->empty());
+    site.ok(site.call(site.alice, "POST", "/api/eval/runs",
+                      {{"set", "main.qa.set"}, {"judges", {"relevance"}}}));
+    spent = site.gov->usage().query(by_agent);
+    REQUIRE(spent.ok());
+    REQUIRE(spent->size() == 1);
+    CHECK((*spent)[0].agent == "eval.judges");
+    CHECK((*spent)[0].requests == 1);
+}

@@ -244,8 +244,12 @@ void get_trace(AgentServices& s, const RequestInfo& info, const httplib::Request
             trace = not_found("trace '" + req.matches[1].str() + "' does not exist");
         }
     }
-    if (!trace.ok()) {
-        send_status(res, trace.status(), info.request_id);
+    // A trace holds what its run read (passages, tool results): every read is on record, as
+    // feedback reads are, a refused one (another principal's) included.
+    Status audited =
+        audit_action(s.gov, context, "trace.read", "trace:" + req.matches[1].str(), trace.status());
+    if (!trace.ok() || !audited.ok()) {
+        send_status(res, trace.ok() ? audited : trace.status(), info.request_id);
         return;
     }
     send_safe(res, otlp ? agents::trace_to_otlp(*trace) : agents::trace_to_json(*trace));

@@ -1,5 +1,6 @@
 #include "agents/agent_store.h"
 
+#include "agents/detail/known_fields.h"
 #include "agents/detail/sqlite.h"
 #include "common/log.h"
 
@@ -41,6 +42,9 @@ Result<AgentSpec> agent_from_json(const json& value) {
     if (!value.is_object()) {
         return invalid_argument("agent: expected an object");
     }
+    SLUICE_RETURN_IF_ERROR(detail::refuse_unknown_fields(
+        value, "agent",
+        {"name", "endpoint", "instructions", "tools", "budgets", "planner", "run_as"}));
     AgentSpec spec;
     SLUICE_ASSIGN_OR_RETURN(spec.name, string_field(value, "name", true));
     SLUICE_RETURN_IF_ERROR(three_part(spec.name, "name"));
@@ -88,6 +92,8 @@ Result<ToolSpec> tool_from_json(const json& value) {
     if (!value.is_object()) {
         return invalid_argument("tool: expected an object");
     }
+    SLUICE_RETURN_IF_ERROR(
+        detail::refuse_unknown_fields(value, "tool", {"name", "kind", "description", "config"}));
     ToolSpec spec;
     SLUICE_ASSIGN_OR_RETURN(spec.name, string_field(value, "name", true));
     SLUICE_RETURN_IF_ERROR(three_part(spec.name, "name"));
@@ -156,6 +162,12 @@ Result<Connection> connection_from_json(const json& value) {
     if (!value.is_object()) {
         return invalid_argument("connection: expected an object");
     }
+    // has_secret is what GET shows in place of the secret: a definition read, edited and put
+    // back holds it.
+    SLUICE_RETURN_IF_ERROR(
+        detail::refuse_unknown_fields(value, "connection",
+                                      {"name", "allowed_hosts", "secret_header", "secret",
+                                       "timeout_ms", "max_response_bytes", "has_secret"}));
     Connection connection;
     SLUICE_ASSIGN_OR_RETURN(connection.name, string_field(value, "name", true));
     if (connection.name.empty() || connection.name.find('.') != std::string::npos) {
@@ -174,11 +186,12 @@ Result<Connection> connection_from_json(const json& value) {
     SLUICE_ASSIGN_OR_RETURN(connection.secret_header, string_field(value, "secret_header", false));
     SLUICE_ASSIGN_OR_RETURN(connection.secret, string_field(value, "secret", false));
     if (value.contains("timeout_ms")) {
-        if (!value["timeout_ms"].is_number_integer() || value["timeout_ms"].get<int>() < 1 ||
-            value["timeout_ms"].get<int>() > 600000) {
+        // Compared as a 64-bit number: read as int, 4294967297 became 1 and passed.
+        const json& v = value["timeout_ms"];
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > 600000) {
             return invalid_argument("timeout_ms: expected an integer in 1..600000");
         }
-        connection.timeout_ms = value["timeout_ms"].get<int>();
+        connection.timeout_ms = v.get<int>();
     }
     if (value.contains("max_response_bytes")) {
         const json& v = value["max_response_bytes"];

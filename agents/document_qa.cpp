@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agents/detail/known_fields.h"
 #include "agents/qa_templates_default.h"
 
 namespace sluice::agents {
@@ -114,13 +115,16 @@ Result<QaOptions> qa_options_from_json(const json& value, QaOptions defaults) {
     if (!value.is_object()) {
         return invalid_argument("options: expected an object");
     }
+    SLUICE_RETURN_IF_ERROR(detail::refuse_unknown_fields(
+        value, "options", {"k", "max_context_tokens", "min_similarity", "rewrite", "max_tokens"}));
     QaOptions out = std::move(defaults);
+    // Integers are compared as 64-bit numbers: read as int, 4294967297 became 1 and passed.
     if (value.contains("k")) {
-        if (!value["k"].is_number_integer() || value["k"].get<int>() < 1 ||
-            value["k"].get<int>() > 50) {
+        const json& v = value["k"];
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > 50) {
             return invalid_argument("k: expected an integer in 1..50");
         }
-        out.k = value["k"].get<size_t>();
+        out.k = v.get<size_t>();
     }
     if (value.contains("max_context_tokens")) {
         const json& v = value["max_context_tokens"];
@@ -145,7 +149,7 @@ Result<QaOptions> qa_options_from_json(const json& value, QaOptions defaults) {
     }
     if (value.contains("max_tokens")) {
         const json& v = value["max_tokens"];
-        if (!v.is_number_integer() || v.get<int>() < 1 || v.get<int>() > 32768) {
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > 32768) {
             return invalid_argument("max_tokens: expected an integer in 1..32768");
         }
         out.max_answer_tokens = v.get<int>();

@@ -13,6 +13,7 @@
 #include "app/model_call.h"
 #include "app/openai_request.h"
 #include "app/openai_route_support.h"
+#include "app/request_members.h"
 #include "app/tool_calls.h"
 #include "common/log.h"
 
@@ -130,6 +131,11 @@ void post_qa(AgentServices& s, const RequestInfo& info, const httplib::Request& 
         send_status(res, body.status(), info.request_id);
         return;
     }
+    if (Status keys = check_keys(*body, {"question", "index", "options", "stream"}, {});
+        !keys.ok()) {
+        send_status(res, keys, info.request_id);
+        return;
+    }
     auto question = string_field(*body, "question");
     auto index_name = string_field(*body, "index");
     if (!question.ok() || !index_name.ok()) {
@@ -238,8 +244,12 @@ void get_trace(AgentServices& s, const RequestInfo& info, const httplib::Request
             trace = not_found("trace '" + req.matches[1].str() + "' does not exist");
         }
     }
-    if (!trace.ok()) {
-        send_status(res, trace.status(), info.request_id);
+    // A trace holds what its run read (passages, tool results): every read is on record, as
+    // feedback reads are, a refused one (another principal's) included.
+    Status audited =
+        audit_action(s.gov, context, "trace.read", "trace:" + req.matches[1].str(), trace.status());
+    if (!trace.ok() || !audited.ok()) {
+        send_status(res, trace.ok() ? audited : trace.status(), info.request_id);
         return;
     }
     send_safe(res, otlp ? agents::trace_to_otlp(*trace) : agents::trace_to_json(*trace));
@@ -303,6 +313,10 @@ void add_definition_routes(HttpServer& server, AgentServices& s, const std::stri
 }
 
 Result<std::vector<inference::ChatMessage>> messages_of(const json& body) {
+    SLUICE_RETURN_IF_ERROR(check_keys(body, {"input", "messages", "stream"}, {}));
+    if (body.contains("input") && body.contains("messages")) {
+        return invalid_argument("give input or messages, not both");
+    }
     if (body.contains("input")) {
         if (!body["input"].is_string() || body["input"].get<std::string>().empty()) {
             return invalid_argument("input: expected a non-empty string");
@@ -320,6 +334,7 @@ Result<std::vector<inference::ChatMessage>> messages_of(const json& body) {
             !m.contains("content") || !m["content"].is_string()) {
             return invalid_argument(where + ": expected {\"role\", \"content\"} strings");
         }
+        SLUICE_RETURN_IF_ERROR(check_keys(m, {"role", "content"}, {}).with_context(where));
         std::string role = m["role"];
         if (role != "user" && role != "assistant") {
             return invalid_argument(where + ".role: expected user or assistant (the agent's "
@@ -442,6 +457,28 @@ void stream_agent_chat(AgentServices& s, const RequestInfo& info, std::string ag
     EventStream::respond(events, res);
 }
 
+// What a request to an agent served as a model asks that the agent cannot give is refused, as
+// the served model refuses what it does not take (docs/api.md), rather than answered without
+// it: a client asking for three choices got one, for JSON got text.
+Status agent_can_honour(const ChatRequest& chat) {
+    if (chat.params.n != 1) {
+        return invalid_argument("n: an agent gives one answer; expected 1, found " +
+                                std::to_string(chat.params.n));
+    }
+    if (!chat.tools_json.is_null()) {
+        return invalid_argument(
+            "tools: an agent calls its own tools (its definition names "
+            "them); a request's tools are not offered to it");
+    }
+    if (chat.response_format != ResponseFormat::kText) {
+        return invalid_argument("response_format: an agent answers in text");
+    }
+    if (chat.params.logprobs) {
+        return invalid_argument("logprobs: an agent's answer has no token log-probabilities");
+    }
+    return Status();
+}
+
 }  // namespace
 
 Result<std::shared_ptr<agents::ChatModel>> ServedChatModel::get() {
@@ -540,6 +577,10 @@ ChatDelegate agent_chat_delegate(AgentServices& s) {
         auto chat = parse_chat_request(body);
         if (!chat.ok()) {
             send_status(res, chat.status(), info.request_id);
+            return true;
+        }
+        if (Status honoured = agent_can_honour(*chat); !honoured.ok()) {
+            send_status(res, honoured, info.request_id);
             return true;
         }
         std::vector<inference::ChatMessage> messages;

@@ -57,6 +57,15 @@ bool may_read_eval_set(governance::Governance& gov, const governance::RequestCon
     return decision.ok() && decision->allowed;
 }
 
+bool may_see_run_answers(governance::Governance& gov, const governance::RequestContext& context,
+                         const std::string& agent, const std::string& principal) {
+    if (agent.empty() || principal == context.principal) {
+        return true;
+    }
+    auto admin = gov.authorizer().is_admin(context.principal_id);
+    return admin.ok() && *admin;
+}
+
 Result<std::unique_ptr<ModelCall>> open_judge_use(governance::Governance& gov,
                                                   const governance::RequestContext& context,
                                                   const std::string& endpoint,

@@ -8,8 +8,10 @@
 //   read rows, runs of it   SELECT on the set
 //
 // A run belongs to its set: reading it needs SELECT on the set; running an agent needs, in
-// addition, EXECUTE on the agent (checked by the agent runtime for every row). Every decision
-// goes through Authorizer::require, which audits allows and denies alike.
+// addition, EXECUTE on the agent (checked by the agent runtime for every row). A run whose rows
+// an agent or document QA answered holds what they read as the run's principal (passages its
+// access lists admit, tool results): like that principal's traces, only it and admins read it.
+// Every decision goes through Authorizer::require, which audits allows and denies alike.
 //
 // Thread safety: free functions; thread-safe.
 
@@ -43,6 +45,12 @@ Status authorize_eval_set_read(governance::Governance& gov,
 // The same decision unaudited, for filtering listings (the listing itself is audited).
 bool may_read_eval_set(governance::Governance& gov, const governance::RequestContext& context,
                        const std::string& name);
+
+// Whether the caller may see the rows of a run that `principal` started: true for a run that
+// judged its set's own responses (`agent` empty), else for that principal and for admins.
+// Checked after SELECT on the run's set.
+bool may_see_run_answers(governance::Governance& gov, const governance::RequestContext& context,
+                         const std::string& agent, const std::string& principal);
 
 // The judging model's use for an evaluation request (a run or a best-of-N call), governed as
 // the OpenAI routes govern theirs (model_call.h): EXECUTE on the served model's catalog

@@ -7,8 +7,12 @@
 #include "agents/index_access.h"
 #include "app/eval_access.h"
 #include "app/governance_http.h"
+#include "app/guarded_chat_model.h"
 #include "app/http_errors.h"
+#include "app/model_call.h"
 #include "app/openai_route_support.h"
+#include "app/request_members.h"
+#include "common/log.h"
 
 namespace sluice::app {
 namespace {
@@ -71,6 +75,9 @@ void post_set(EvalServices& s, const RequestInfo& info, const httplib::Request& 
     auto body = parse_json_body(req);
     if (!body.ok()) {
         return send_status(res, body.status(), info.request_id);
+    }
+    if (Status keys = check_keys(*body, {"name", "rows", "jsonl"}, {}); !keys.ok()) {
+        return send_status(res, keys, info.request_id);
     }
     auto name = string_field(*body, "name");
     if (!name.ok()) {
@@ -201,12 +208,62 @@ Result<eval::EvalOptions> options_of(const json& body) {
     return options;
 }
 
+// Each row of a document QA run is a question governed as POST /api/qa governs one
+// (app/agent_routes.cpp): EXECUTE on the served model, room for the question and the longest
+// answer under the caller's limits, the question and the passages the model reads through the
+// endpoint's input policy, the answer through its output policy, and the tokens charged to the
+// caller as agent "qa". A row refused by any of them is an error row.
+eval::Target governed_qa_target(EvalServices& s, const governance::RequestContext& context,
+                                std::shared_ptr<agents::ChatModel> model, std::string index,
+                                retrieval::Reader reader, agents::QaOptions options) {
+    std::string securable = s.model_securable ? s.model_securable() : "";
+    return
+        [&s, context, model = std::move(model), index = std::move(index),
+         reader = std::move(reader), options = std::move(options),
+         securable = std::move(securable)](const eval::EvalRow& row) -> Result<eval::TargetOutput> {
+            SLUICE_ASSIGN_OR_RETURN(
+                std::unique_ptr<ModelCall> use,
+                open_governed_use(s.gov, context, model->name(), securable,
+                                  model->count_tokens(row.request) + options.max_answer_tokens,
+                                  "qa", nullptr));
+            auto asked = use->guard_input(row.request);
+            if (!asked.ok()) {
+                return asked.status().with_context("question");
+            }
+            eval::EvalRow question = row;
+            question.request = std::move(*asked);
+            auto guarded = std::make_shared<GuardedChatModel>(
+                *use, model, [](const inference::ChatMessage&, const Status& refusal) {
+                    return Status(
+                        StatusCode::kPermissionDenied,
+                        "the retrieved passages: " + refusal.message() + "; no answer is given");
+                });
+            auto out = eval::qa_target(s.gov.authorizer(), s.indexes, index, reader, guarded,
+                                       options, &s.traces, context)(question);
+            Status settled = use->finish(guarded->spent(), out.ok() ? "ok" : "error");
+            if (!settled.ok()) {
+                log::error("eval", "document answer tokens not recorded",
+                           {{"request_id", context.request_id}, {"error", settled.message()}});
+            }
+            return out;
+        };
+}
+
 void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& req,
               httplib::Response& res) {
     auto context = context_of(info);
     auto body = parse_json_body(req);
     if (!body.ok()) {
         return send_status(res, body.status(), info.request_id);
+    }
+    if (Status keys =
+            check_keys(*body,
+                       {"agent", "qa", "set", "version", "judges", "custom_judges", "concurrency",
+                        "k", "seed", "rationale_max_chars", "bootstrap_resamples",
+                        "prompt_price_per_million", "completion_price_per_million"},
+                       {});
+        !keys.ok()) {
+        return send_status(res, keys, info.request_id);
     }
     auto set = string_field(*body, "set");
     if (!set.ok()) {
@@ -234,12 +291,6 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
     if (!model.ok()) {
         return send_status(res, model.status(), info.request_id);
     }
-    std::optional<std::int64_t> retry_after;
-    auto judge_use = open_judge_use(s.gov, context, (*model)->name(),
-                                    s.model_securable ? s.model_securable() : "", &retry_after);
-    if (!judge_use.ok()) {
-        return send_model_error(res, judge_use.status(), info, retry_after);
-    }
     eval::Target target;
     std::string label;
     if (body->contains("agent")) {
@@ -261,6 +312,9 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
             return send_status(res, invalid_argument("qa.index: required string"),
                                info.request_id);
         }
+        if (Status keys = check_keys(qa, {"index", "options"}, {}); !keys.ok()) {
+            return send_status(res, keys.with_context("qa"), info.request_id);
+        }
         auto qa_options = agents::qa_options_from_json(qa.value("options", json()), {});
         auto tool_context = s.runtime.context_for(context);
         Status failed = !qa_options.ok() ? qa_options.status() : tool_context.status();
@@ -274,9 +328,17 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
         if (!index.ok()) {
             return send_status(res, index.status(), info.request_id);
         }
-        target = eval::qa_target(s.gov.authorizer(), s.indexes, qa["index"].get<std::string>(),
-                                 tool_context->reader, *model, *qa_options, &s.traces, context);
+        target = governed_qa_target(s, context, *model, qa["index"].get<std::string>(),
+                                    tool_context->reader, *qa_options);
         label = "qa:" + qa["index"].get<std::string>();
+    }
+    // The judging model's use opens once the request is known to be valid: a refused one is no
+    // use of the model (no usage row, no request against the caller's limits).
+    std::optional<std::int64_t> retry_after;
+    auto judge_use = open_judge_use(s.gov, context, (*model)->name(),
+                                    s.model_securable ? s.model_securable() : "", &retry_after);
+    if (!judge_use.ok()) {
+        return send_model_error(res, judge_use.status(), info, retry_after);
     }
     auto run = eval::run_and_store(s.store, {label, *set, version, context.principal}, target,
                                    **model, *options);
@@ -291,11 +353,16 @@ void post_run(EvalServices& s, const RequestInfo& info, const httplib::Request& 
     send_safe(res, *run);
 }
 
-// The stored run, when the caller may read its set (audited).
+// The stored run, when the caller may read its set (audited) and its answers (eval_access.h);
+// another principal's run of an agent or document QA is not revealed (kNotFound), as
+// GET /api/traces/{id} answers for its traces.
 Result<json> readable_run(EvalServices& s, const governance::RequestContext& context,
                           const std::string& id) {
     SLUICE_ASSIGN_OR_RETURN(json run, s.store.run(id));
     SLUICE_RETURN_IF_ERROR(authorize_eval_set_read(s.gov, context, run.value("set", "")));
+    if (!may_see_run_answers(s.gov, context, run.value("agent", ""), run.value("principal", ""))) {
+        return not_found("evaluation run '" + id + "' does not exist");
+    }
     return run;
 }
 
@@ -308,7 +375,8 @@ void list_runs(EvalServices& s, const RequestInfo& info, httplib::Response& res)
     }
     json out = json::array();
     for (const auto& [summary, run] : *runs) {
-        if (may_read_eval_set(s.gov, context, summary.set)) {
+        if (may_read_eval_set(s.gov, context, summary.set) &&
+            may_see_run_answers(s.gov, context, summary.agent, summary.principal)) {
             out.push_back(eval::run_summary_json(run));
         }
     }

@@ -10,6 +10,7 @@
 #include "app/governance_http.h"
 #include "app/http_errors.h"
 #include "app/openai_route_support.h"
+#include "app/request_members.h"
 
 namespace sluice::app {
 namespace {
@@ -67,6 +68,8 @@ void post_feedback(EvalServices& s, const RequestInfo& info, const httplib::Requ
         return send_status(res, audited.ok() ? trace.status() : audited, info.request_id);
     }
     feedback->principal = context.principal;
+    // Stamped here, so that the answer shows the time stored (the store stamps only a zero).
+    feedback->created_at_ms = agents::now_us() / 1000;
     auto id = s.store.add_feedback(*feedback);
     Status audited = audit_action(s.gov, context, "feedback.create",
                                   "trace:" + feedback->trace_id, id.status(),
@@ -117,7 +120,8 @@ void calibration(EvalServices& s, const RequestInfo& info, const httplib::Reques
     // admins only.
     eval::JudgedTraces judged;
     for (const auto& [summary, run] : *runs) {
-        if (may_read_eval_set(s.gov, context, summary.set)) {
+        if (may_read_eval_set(s.gov, context, summary.set) &&
+            may_see_run_answers(s.gov, context, summary.agent, summary.principal)) {
             eval::collect_run_verdicts(run, &judged);
         }
     }
@@ -134,6 +138,19 @@ void post_corrections(EvalServices& s, const RequestInfo& info, const httplib::R
                       httplib::Response& res) {
     auto context = context_of(info);
     std::string name = req.matches[1].str();
+    // Corrections extend a set that exists: for a name without a table the answer is a 404 and
+    // nothing is made (authorize_eval_set_write would create the table, owned by the caller).
+    if (Status valid = check_eval_set_name(name); !valid.ok()) {
+        return send_status(res, valid, info.request_id);
+    }
+    if (auto table = s.gov.store().securable(governance::SecurableType::kTable, name);
+        !table.ok()) {
+        return send_status(res,
+                           table.status().code() == StatusCode::kNotFound
+                               ? not_found("evaluation set '" + name + "' does not exist")
+                               : table.status(),
+                           info.request_id);
+    }
     if (Status allowed = authorize_eval_set_write(s.gov, context, name); !allowed.ok()) {
         return send_status(res, allowed, info.request_id);
     }
@@ -221,14 +238,33 @@ void best_of_n(EvalServices& s, const RequestInfo& info, const httplib::Request&
     if (!body.ok()) {
         return send_status(res, body.status(), info.request_id);
     }
+    if (Status keys = check_keys(*body,
+                                 {"input", "n", "judges", "custom_judges", "temperature",
+                                  "max_tokens", "rationale_max_chars"},
+                                 {});
+        !keys.ok()) {
+        return send_status(res, keys, info.request_id);
+    }
     auto input = string_field(*body, "input");
     if (!input.ok()) {
         return send_status(res, input.status(), info.request_id);
     }
-    for (const char* field : {"n", "max_tokens", "rationale_max_chars"}) {
-        if (body->contains(field) && !(*body)[field].is_number_integer()) {
-            return send_status(res, invalid_argument(std::string(field) + ": expected an integer"),
-                               info.request_id);
+    // Bounds are compared on the 64-bit value: read as int first, n = 4294967297 became 1.
+    struct Bound {
+        const char* field;
+        std::int64_t low;
+        std::int64_t high;
+    };
+    for (const Bound& bound :
+         {Bound{"n", 1, 16}, Bound{"max_tokens", 1, 4096}, Bound{"rationale_max_chars", 8, 2000}}) {
+        const auto it = body->find(bound.field);
+        if (it != body->end() && (!it->is_number_integer() || it->get<std::int64_t>() < bound.low ||
+                                  it->get<std::int64_t>() > bound.high)) {
+            return send_status(
+                res,
+                invalid_argument(std::string(bound.field) + ": expected an integer from " +
+                                 std::to_string(bound.low) + " to " + std::to_string(bound.high)),
+                info.request_id);
         }
     }
     if (body->contains("temperature") && !(*body)["temperature"].is_number()) {
@@ -250,12 +286,8 @@ void best_of_n(EvalServices& s, const RequestInfo& info, const httplib::Request&
     options.temperature = body->value("temperature", 0.8);
     options.max_tokens = body->value("max_tokens", 256);
     options.judge.rationale_max_chars = body->value("rationale_max_chars", 200);
-    if (options.temperature < 0 || options.temperature > 2 || options.max_tokens < 1 ||
-        options.max_tokens > 4096 || options.judge.rationale_max_chars < 8 ||
-        options.judge.rationale_max_chars > 2000) {
-        return send_status(res,
-                           invalid_argument("temperature 0..2, max_tokens 1..4096 and "
-                                            "rationale_max_chars 8..2000 are the bounds"),
+    if (options.temperature < 0 || options.temperature > 2) {
+        return send_status(res, invalid_argument("temperature: expected a number from 0 to 2"),
                            info.request_id);
     }
     auto model = s.model();

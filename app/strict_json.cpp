@@ -12,6 +12,8 @@ using nlohmann::json;
 
 // Thrown from the parser's callback to stop at a repeated member name; caught below.
 struct RepeatedName {};
+// Thrown from the parser's callback to stop past kMaxJsonDepth; caught below.
+struct TooDeep {};
 
 // One object or array being read, outermost first.
 struct Open {
@@ -62,6 +64,9 @@ Result<json> parse_json_unique_names(std::string_view text, std::string_view sub
             ++open.back().elements;
         }
         if (event == Event::object_start || event == Event::array_start) {
+            if (open.size() == kMaxJsonDepth) {
+                throw TooDeep{};
+            }
             open.push_back(Open{event == Event::object_start, {}, {}, 0});
         } else if (event == Event::object_end || event == Event::array_end) {
             open.pop_back();
@@ -82,6 +87,9 @@ Result<json> parse_json_unique_names(std::string_view text, std::string_view sub
     } catch (const RepeatedName&) {
         return invalid_argument(subject.empty() ? repeated
                                                 : "malformed JSON" + in_subject + ": " + repeated);
+    } catch (const TooDeep&) {
+        return invalid_argument("JSON" + in_subject + " nested more than " +
+                                std::to_string(kMaxJsonDepth) + " deep");
     } catch (const json::parse_error& e) {
         return invalid_argument("malformed JSON" + in_subject + " at byte " +
                                 std::to_string(e.byte) + ": " + e.what());

@@ -90,6 +90,38 @@ Result<std::vector<ContextChunk>> chunks(const json& list, const std::string& fi
     return out;
 }
 
+// Thrown from the parser's callback at a member named twice; caught in parse_line.
+struct RepeatedName {
+    std::string name;
+};
+
+// One line of JSON lines. A member named twice in one object is refused, as request bodies
+// refuse it (app/strict_json.h): parsers disagree on which value wins, so a tool that checked
+// the file would read another row than the one stored.
+Result<json> parse_line(std::string_view line, const std::string& where) {
+    std::vector<std::set<std::string>> open;  // the member names of each open object
+    auto check_names = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+        if (event == json::parse_event_t::object_start) {
+            open.emplace_back();
+        } else if (event == json::parse_event_t::object_end) {
+            open.pop_back();
+        } else if (event == json::parse_event_t::key &&
+                   !open.back().insert(parsed.get<std::string>()).second) {
+            throw RepeatedName{parsed.get<std::string>()};
+        }
+        return true;
+    };
+    // nlohmann::json throws; its errors become a Status here.
+    try {
+        return json::parse(line, check_names);
+    } catch (const RepeatedName& repeated) {
+        return invalid_argument(where + ": the name '" + repeated.name +
+                                "' appears twice in one object");
+    } catch (const json::exception&) {
+        return invalid_argument(where + ": not valid JSON");
+    }
+}
+
 }  // namespace
 
 std::vector<std::string> EvalRow::gold_answers() const {
@@ -198,10 +230,7 @@ Result<std::vector<EvalRow>> parse_eval_jsonl(std::string_view text) {
             continue;
         }
         std::string where = "line " + std::to_string(line_no);
-        json value = json::parse(line, nullptr, false);
-        if (value.is_discarded()) {
-            return invalid_argument(where + ": not valid JSON");
-        }
+        SLUICE_ASSIGN_OR_RETURN(json value, parse_line(line, where));
         SLUICE_ASSIGN_OR_RETURN(EvalRow row, eval_row_from_json(value, where));
         rows.push_back(std::move(row));
     }

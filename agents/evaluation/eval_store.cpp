@@ -1,5 +1,6 @@
 #include "agents/evaluation/eval_store.h"
 
+#include "agents/detail/known_fields.h"
 #include "agents/detail/sqlite.h"
 #include "agents/trace.h"
 
@@ -47,6 +48,8 @@ Result<Feedback> feedback_from_json(const json& body) {
     if (!body.is_object()) {
         return invalid_argument("feedback: expected a JSON object");
     }
+    SLUICE_RETURN_IF_ERROR(detail::refuse_unknown_fields(
+        body, "feedback", {"trace_id", "rating", "correction", "comment"}));
     Feedback feedback;
     if (!body.contains("trace_id") || !body["trace_id"].is_string()) {
         return invalid_argument("trace_id: required string");
@@ -63,7 +66,9 @@ Result<Feedback> feedback_from_json(const json& body) {
         return invalid_argument("rating: required (1 to 5, or \"up\" / \"down\")");
     }
     const json& rating = body["rating"];
-    bool valid = (rating.is_number_integer() && rating.get<int>() >= 1 && rating.get<int>() <= 5) ||
+    // Compared as a 64-bit number: read as int, 4294967297 became 1 and was stored as a "no".
+    bool valid = (rating.is_number_integer() && rating.get<std::int64_t>() >= 1 &&
+                  rating.get<std::int64_t>() <= 5) ||
                  (rating.is_string() && (rating == "up" || rating == "down"));
     if (!valid) {
         return invalid_argument("rating: expected an integer 1 to 5, or \"up\" / \"down\", found " +

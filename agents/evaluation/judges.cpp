@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "agents/detail/known_fields.h"
 #include "agents/document_qa.h"
 
 namespace sluice::agents::evaluation {
@@ -111,6 +112,8 @@ Result<JudgeSpec> custom_judge_from_json(const json& value, const std::string& w
     if (!value.is_object()) {
         return invalid_argument(where + ": expected an object {name, prompt, rubric}");
     }
+    SLUICE_RETURN_IF_ERROR(
+        detail::refuse_unknown_fields(value, where, {"name", "prompt", "rubric"}));
     JudgeSpec spec;
     spec.custom = true;
     for (const char* field : {"name", "prompt", "rubric"}) {

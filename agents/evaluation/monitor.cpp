@@ -1,5 +1,6 @@
 #include "agents/evaluation/monitor.h"
 
+#include "agents/detail/known_fields.h"
 #include "agents/evaluation/evaluator.h"
 #include "common/log.h"
 
@@ -11,6 +12,8 @@ Result<MonitorSettings> monitor_settings_from_json(const json& body) {
     if (!body.is_object()) {
         return invalid_argument("monitor: expected a JSON object");
     }
+    SLUICE_RETURN_IF_ERROR(
+        detail::refuse_unknown_fields(body, "monitor", {"fraction", "judges", "custom_judges"}));
     MonitorSettings settings;
     if (!body.contains("fraction") || !body["fraction"].is_number() ||
         body["fraction"].get<double>() < 0 || body["fraction"].get<double>() > 1) {

@@ -22,6 +22,29 @@ TEST_CASE("definitions parse with clear errors and round-trip through catalog.db
           "config.schema: required string for a sql_query tool");
     CHECK(connection_from_json(json{{"name", "c"}}).status().message() ==
           "allowed_hosts: expected a non-empty array of host[:port]");
+    // A misspelt member is refused: "tool" for "tools" stored an agent without its tools.
+    CHECK(agent_from_json(json{{"name", "a.b.c"}, {"tool", {"a.b.search"}}}).status().message() ==
+          "agent: unknown field 'tool' (expected name, endpoint, instructions, tools, budgets, "
+          "planner, run_as)");
+    CHECK(tool_from_json(json{{"name", "a.b.c"},
+                              {"kind", "vector_search"},
+                              {"config", {{"index", "docs"}}},
+                              {"descripton", "x"}})
+              .status()
+              .message() ==
+          "tool: unknown field 'descripton' (expected name, kind, description, config)");
+    CHECK(connection_from_json(json{{"name", "c"}, {"allowed_hosts", {"h"}}, {"timeout", 5}})
+              .status()
+              .message()
+              .starts_with("connection: unknown field 'timeout' (expected name"));
+    // What GET shows in place of the secret may come back with a definition.
+    CHECK(connection_from_json(json{{"name", "c"}, {"allowed_hosts", {"h"}}, {"has_secret", true}})
+              .ok());
+    // 2^32 + 1 is out of range, not a timeout of 1 ms.
+    CHECK(connection_from_json(
+              json{{"name", "c"}, {"allowed_hosts", {"h"}}, {"timeout_ms", 4294967297LL}})
+              .status()
+              .message() == "timeout_ms: expected an integer in 1..600000");
     testing::TempDir dir("store");
     auto secrets = governance::SecretBox::from_key(std::string(32, 'k'));
     REQUIRE(secrets.ok());

@@ -67,6 +67,17 @@ TEST_CASE("templates fill in one pass and are checked") {
           "qa templates.source: needs {text}");
     CHECK(qa_options_from_json(json{{"k", 0}}, {}).status().message() ==
           "k: expected an integer in 1..50");
+    CHECK(qa_options_from_json(json{{"top_k", 3}}, {}).status().message() ==
+          "options: unknown field 'top_k' (expected k, max_context_tokens, min_similarity, "
+          "rewrite, max_tokens)");
+    // Past int's range an integer is out of range, not its low 32 bits (2^32 + 1 read as 1).
+    for (json big : {json(4294967297LL), json(-4294967295LL), json(18446744073709551615ULL)}) {
+        CAPTURE(big);
+        CHECK(qa_options_from_json(json{{"k", big}}, {}).status().message() ==
+              "k: expected an integer in 1..50");
+        CHECK(qa_options_from_json(json{{"max_tokens", big}}, {}).status().message() ==
+              "max_tokens: expected an integer in 1..32768");
+    }
 }
 
 TEST_CASE("an answer cites the packed sources by number, with URI, title and range") {

@@ -46,6 +46,19 @@ TEST_CASE("eval set: errors name the line and the field") {
     CHECK(error_of("{\"request\": \"a\"}\n{\"request\": 3}") ==
           "line 2: request: expected a non-empty string");
     CHECK(error_of("{\"request\": \"a\"}\n\n{nope") == "line 3: not valid JSON");
+    CHECK(error_of(R"({"request": "a", "x": 1e400})") == "line 1: not valid JSON");
+    // A name given twice is refused, as in request bodies: the last one used to win.
+    CHECK(error_of("{\"request\": \"a\"}\n{\"request\": \"b\", \"request\": \"c\"}") ==
+          "line 2: the name 'request' appears twice in one object");
+    const std::string context_twice =
+        R"({"request": "a", "expected_retrieved_context": [{"content": "x"}, )"
+        R"({"doc_uri": "u", "content": "y", "content": "z"}]})";
+    CHECK(error_of(context_twice) == "line 1: the name 'content' appears twice in one object");
+    // The same name in different objects is no repetition.
+    CHECK(
+        parse_eval_jsonl(
+            R"({"request": "a", "expected_retrieved_context": [{"content": "x"}, {"content": "y"}]})")
+            .ok());
     CHECK(error_of(R"({"request": "a", "expected_reponse": "b"})") ==
           "line 1: unknown field 'expected_reponse'");
     CHECK(error_of(R"({"request": "a", "expected_facts": ["x", 2]})") ==
@@ -97,6 +110,14 @@ TEST_CASE("feedback: validated, stored, labelled") {
     const std::string trace(32, 'a');
     CHECK(feedback_from_json({{"trace_id", trace}, {"rating", 6}}).status().message() ==
           "rating: expected an integer 1 to 5, or \"up\" / \"down\", found 6");
+    // A misspelt member is refused: the correction would have been lost.
+    CHECK(feedback_from_json({{"trace_id", trace}, {"rating", 1}, {"corection", "Paris"}})
+              .status()
+              .message() ==
+          "feedback: unknown field 'corection' (expected trace_id, rating, correction, comment)");
+    // 2^32 + 1 is out of range, not a rating of 1 (a "no").
+    CHECK(feedback_from_json({{"trace_id", trace}, {"rating", 4294967297LL}}).status().message() ==
+          "rating: expected an integer 1 to 5, or \"up\" / \"down\", found 4294967297");
     CHECK(feedback_from_json({{"trace_id", "x"}, {"rating", 5}}).status().message() ==
           "trace_id: expected 32 lower-case hex digits");
     CHECK(feedback_from_json({{"trace_id", trace}}).status().code() ==

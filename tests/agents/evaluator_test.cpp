@@ -180,6 +180,14 @@ TEST_CASE("chunk relevance asks once per chunk; custom judges fill their placeho
         {{"name", "concise"}, {"prompt", "Q: {request}\nA: {response}"}, {"rubric", "short"}},
         "custom_judges[0]");
     REQUIRE(custom.ok());
+    CHECK(custom_judge_from_json({{"name", "concise"},
+                                  {"prompt", "{response}"},
+                                  {"rubric", "short"},
+                                  {"rubrik", "long"}},
+                                 "custom_judges[1]")
+              .status()
+              .message() ==
+          "custom_judges[1]: unknown field 'rubrik' (expected name, prompt, rubric)");
     EvalOptions options = sequential(judges({"chunk_relevance"}));
     options.judges.push_back(*custom);
     auto model = judges_saying({verdict(true), verdict(false), verdict(true), verdict(false)});
@@ -345,6 +353,11 @@ TEST_CASE("monitor: a deterministic share of traces is judged and stored") {
         CHECK_FALSE(monitor.offer(new_trace_id(), {"q", "a", {}, {}, {}, false, {}}));
         CHECK(monitor_settings_from_json({{"fraction", 2}}).status().message() ==
               "fraction: expected a number from 0 to 1");
+        // A misspelt member is refused, not left out (the defaults would have been judged).
+        CHECK(monitor_settings_from_json({{"fraction", 0.5}, {"judge", {"safety"}}})
+                  .status()
+                  .message() ==
+              "monitor: unknown field 'judge' (expected fraction, judges, custom_judges)");
         auto settings = monitor_settings_from_json({{"fraction", 1.0}});
         REQUIRE(settings.ok());
         REQUIRE(monitor.configure(*settings).ok());

@@ -97,6 +97,7 @@ struct Site {
         thread.join();
         server.reset();
         monitor.reset();
+        indexes.reset();  // writes its snapshots into dir
         gov.reset();
         std::filesystem::remove_all(dir);
     }
@@ -314,6 +315,10 @@ TEST_CASE("eval REST: runs, reports, comparison, feedback, calibration and corre
     json listed = site.ok(site.call(site.alice, "GET", "/api/feedback?trace_id=" + trace));
     REQUIRE(listed["feedback"].size() == 1);
     CHECK(listed["feedback"][0]["correction"] == "It is Paris.");
+    // The answer to the write shows the time stored, as the listing does (it used to say 0).
+    CHECK(fb["created_at"].get<std::int64_t>() > 0);
+    CHECK(fb["created_at"] == listed["feedback"][0]["created_at"]);
+    CHECK(fb["id"] == listed["feedback"][0]["id"]);
     CHECK(site.audit_count({{"principal", "alice"}, {"action", "feedback.create"}}) == 1);
     CHECK(site.audit_count({{"principal", "bob"}, {"action", "feedback.create"}}) == 1);
 
@@ -332,6 +337,12 @@ TEST_CASE("eval REST: runs, reports, comparison, feedback, calibration and corre
     CHECK(latest["rows"][3]["source_trace_id"] == trace);
     CHECK(site.status(site.call(site.alice, "POST", "/api/eval/sets/main.qa.set/corrections",
                                 json::object())) == 400);  // nothing new to add
+    // Corrections to a set that does not exist make nothing: a table owned by the caller used
+    // to be created before the 404, taking the name from whoever would create the set.
+    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/sets/main.qa.none/corrections",
+                                json::object())) == 404);
+    CHECK(site.gov->store().securable(SecurableType::kTable, "main.qa.none").status().code() ==
+          sluice::StatusCode::kNotFound);
 }
 
 TEST_CASE("eval REST: monitor settings are for admins; best-of-N answers with its candidates") {
@@ -350,8 +361,21 @@ TEST_CASE("eval REST: monitor settings are for admins; best-of-N answers with it
     CHECK(best["candidates"].size() == 3);
     CHECK(best["candidates"][0]["score"] == 2);  // relevance and safety both said yes
     CHECK(best["best_index"] == 0);
+    // Bounds are checked before the model runs, on the integer as written: 2^32 + 1 used to be
+    // read as 1 and one candidate was sampled.
+    for (json n : {json(40), json(0), json(4294967297LL), json(18446744073709551615ULL)}) {
+        CAPTURE(n);
+        auto refused =
+            site.call(site.alice, "POST", "/api/eval/best-of-n", {{"input", "x"}, {"n", n}});
+        CHECK(site.status(refused) == 400);
+        CHECK(json::parse(refused->body)["error"]["message"] ==
+              "n: expected an integer from 1 to 16");
+    }
     CHECK(site.status(site.call(site.alice, "POST", "/api/eval/best-of-n",
-                                {{"input", "x"}, {"n", 40}})) == 400);
+                                {{"input", "x"}, {"max_tokens", 4294967297LL}})) == 400);
+    // A request the judges cannot score fails after the model ran, and is audited so.
+    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/best-of-n",
+                                {{"input", "x"}, {"n", 1}, {"judges", {"correctness"}}})) == 400);
     CHECK(site.audit_count(
               {{"principal", "alice"}, {"action", "eval.best_of_n"}, {"result", "ok"}}) == 1);
     CHECK(site.audit_count(
@@ -398,4 +422,159 @@ TEST_CASE("eval REST: judging uses the model as its callers may: EXECUTE, guardr
     CHECK(site.status(blocked) == 400);
     CHECK(site.ok(site.call(site.bob, "POST", "/api/eval/best-of-n", ask))["candidates"].size() ==
           2);
+}
+
+TEST_CASE("eval REST: a document QA run answers every row as POST /api/qa does: charged, guarded") {
+    Site site;
+    Store& s = site.gov->store();
+    const Principal owner = *s.principal("admin");
+    sluice::retrieval::IndexSettings settings;
+    settings.name = "main.qa.docs";
+    auto index = site.indexes->create(settings);
+    REQUIRE(index.ok());
+    sluice::retrieval::Document doc;
+    doc.key = "holidays";
+    doc.uri = "file:///holidays.md";
+    doc.title = "Holidays";
+    doc.text = "Employees get twenty five holiday days. Ask jane.doe@example.com about them.";
+    doc.acl.principals = {"alice", "bob"};
+    REQUIRE((*index)->upsert({doc}).ok());
+    REQUIRE(s.create_securable(SecurableType::kVectorIndex, "main.qa.docs", owner.id, "", {}).ok());
+    site.grant(SecurableType::kVectorIndex, "main.qa.docs", "alice", Privilege::kSelect);
+    site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                      {{"name", "main.qa.set"},
+                       {"rows", json::array({{{"request", "How many holiday days?"}},
+                                             {{"request", "Which holiday days apply?"}}})}}));
+    const json run_request = {{"set", "main.qa.set"},
+                              {"qa", {{"index", "main.qa.docs"}}},
+                              {"judges", {"relevance"}},
+                              {"concurrency", 1}};
+
+    // The answers' tokens are the caller's, as agent "qa", beside the judges'.
+    json run = site.ok(site.call(site.alice, "POST", "/api/eval/runs", run_request));
+    REQUIRE(run["rows"].size() == 2);
+    CHECK(run["rows"][0]["response"] == kVerdict);
+    CHECK(run["status"] == "succeeded");
+    UsageQuery by_agent;
+    by_agent.group_by = {UsageDimension::kAgent};
+    auto spent = site.gov->usage().query(by_agent);
+    REQUIRE(spent.ok());
+    std::int64_t qa_requests = 0;
+    std::int64_t qa_tokens = 0;
+    for (const auto& row : *spent) {
+        if (row.agent == "qa") {
+            qa_requests = row.requests;
+            qa_tokens = row.tokens.input_tokens + row.tokens.output_tokens;
+        }
+    }
+    CHECK(qa_requests == 2);
+    CHECK(qa_tokens > 0);
+    CHECK(static_cast<double>(qa_tokens) ==
+          doctest::Approx(run["metrics"]["total_tokens"].get<double>() * 2));
+
+    // The passages reach the model through the endpoint's input policy: a blocking one leaves
+    // the rows unanswered rather than sending the address to the model.
+    EndpointSettings endpoint;
+    endpoint.name = "scripted";
+    endpoint.guardrails.input = PiiAction::kBlock;
+    REQUIRE(site.gov->endpoints().put(endpoint, "admin").ok());
+    json blocked = site.ok(site.call(site.alice, "POST", "/api/eval/runs", run_request));
+    CHECK(blocked["status"] == "completed_with_errors");
+    for (const json& row : blocked["rows"]) {
+        CHECK(row["root_cause"] == "error");
+        CHECK(row.value("error", "").find("the retrieved passages") != std::string::npos);
+    }
+}
+
+TEST_CASE("eval REST: another reader of a set sees runs of its responses, not another's answers") {
+    Site site;
+    site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                      {{"name", "main.qa.set"}, {"rows", rows()}}));
+    site.grant(SecurableType::kCatalog, "main", "bob", Privilege::kUseCatalog);
+    site.grant(SecurableType::kSchema, "main.qa", "bob", Privilege::kUseSchema);
+    site.grant(SecurableType::kTable, "main.qa.set", "bob", Privilege::kSelect);
+    // Judged responses come from the set, which bob reads too; the agent's answers were
+    // produced as alice (her documents, her tool results), like her traces.
+    json own = site.ok(site.call(site.alice, "POST", "/api/eval/runs",
+                                 {{"set", "main.qa.set"}, {"judges", {"relevance"}}}));
+    json answered = site.ok(site.call(
+        site.alice, "POST", "/api/eval/runs",
+        {{"agent", "main.qa.helper"}, {"set", "main.qa.set"}, {"judges", {"relevance"}}}));
+    const std::string own_id = own["id"];
+    const std::string answered_id = answered["id"];
+
+    json listed = site.ok(site.call(site.bob, "GET", "/api/eval/runs"));
+    REQUIRE(listed["runs"].size() == 1);
+    CHECK(listed["runs"][0]["id"] == own_id);
+    CHECK(site.ok(site.call(site.bob, "GET", "/api/eval/runs/" + own_id))["rows"] == own["rows"]);
+    CHECK(site.status(site.call(site.bob, "GET", "/api/eval/runs/" + answered_id)) == 404);
+    CHECK(site.status(
+              site.call(site.bob, "GET", "/api/eval/runs/" + answered_id + "/report.html")) == 404);
+    CHECK(site.status(site.call(site.bob, "GET",
+                                "/api/eval/compare?a=" + own_id + "&b=" + answered_id)) == 404);
+    // Its principal and admins read it.
+    CHECK(site.ok(site.call(site.alice, "GET", "/api/eval/runs"))["runs"].size() == 2);
+    CHECK(site.ok(site.call(site.alice, "GET", "/api/eval/runs/" + answered_id))["rows"] ==
+          answered["rows"]);
+    CHECK(site.ok(site.call(site.admin, "GET", "/api/eval/runs/" + answered_id))["rows"] ==
+          answered["rows"]);
+    // Nor do its verdicts count in bob's calibration.
+    site.ok(site.call(site.alice, "POST", "/api/feedback",
+                      {{"trace_id", answered["rows"][0]["trace_id"]}, {"rating", "down"}}));
+    CHECK(site.ok(site.call(site.alice, "GET", "/api/eval/calibration?judge=relevance"))["n"] == 1);
+    CHECK(site.ok(site.call(site.bob, "GET", "/api/eval/calibration?judge=relevance"))["n"] == 0);
+}
+
+TEST_CASE("eval REST: a misspelt member is a 400 naming it, not a request served with defaults") {
+    Site site;
+    auto refused = [&](const std::string& path, const json& body, const std::string& fragment) {
+        CAPTURE(path);
+        CAPTURE(body);
+        auto answer = site.call(site.alice, "POST", path, body);
+        CHECK(site.status(answer) == 400);
+        CHECK(json::parse(answer->body)["error"]["message"].get<std::string>().find(fragment) !=
+              std::string::npos);
+    };
+    refused("/api/eval/sets", {{"name", "main.qa.set"}, {"rows", rows()}, {"version", 3}},
+            "unrecognized request parameters: 'version'; accepted: jsonl, name, rows");
+    site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                      {{"name", "main.qa.set"}, {"rows", rows()}}));
+    // "judge" for "judges" ran every built-in judge.
+    refused("/api/eval/runs", {{"set", "main.qa.set"}, {"judge", {"relevance"}}},
+            "unrecognized request parameters: 'judge'; accepted: agent, bootstrap_resamples");
+    refused("/api/eval/runs",
+            {{"set", "main.qa.set"}, {"qa", {{"index", "main.qa.docs"}, {"option", {{"k", 1}}}}}},
+            "qa: unrecognized request parameters: 'option'; accepted: index, options");
+    refused("/api/eval/best-of-n", {{"input", "Say hi"}, {"candidates", 2}},
+            "unrecognized request parameters: 'candidates'");
+    refused("/api/feedback",
+            {{"trace_id", std::string(32, 'a')}, {"rating", "up"}, {"coment", "x"}},
+            "feedback: unknown field 'coment'");
+    CHECK(site.ok(site.call(site.alice, "GET", "/api/eval/runs"))["runs"].empty());
+}
+
+TEST_CASE("eval REST: a run refused for what it asks is no use of the judging model") {
+    Site site;
+    site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                      {{"name", "main.qa.set"}, {"rows", rows()}}));
+    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/runs",
+                                {{"set", "main.qa.set"}, {"agent", 5}})) == 400);
+    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/runs",
+                                {{"set", "main.qa.set"}, {"qa", {{"index", "main.qa.none"}}}})) ==
+          404);
+    CHECK(site.status(site.call(site.bob, "POST", "/api/eval/runs",
+                                {{"set", "main.qa.set"}, {"agent", "main.qa.helper"}})) == 403);
+    // They used to be charged as judge requests of no tokens, against the caller's limits.
+    UsageQuery by_agent;
+    by_agent.group_by = {UsageDimension::kAgent};
+    auto spent = site.gov->usage().query(by_agent);
+    REQUIRE(spent.ok());
+    CHECK(spent->empty());
+    site.ok(site.call(site.alice, "POST", "/api/eval/runs",
+                      {{"set", "main.qa.set"}, {"judges", {"relevance"}}}));
+    spent = site.gov->usage().query(by_agent);
+    REQUIRE(spent.ok());
+    REQUIRE(spent->size() == 1);
+    CHECK((*spent)[0].agent == "eval.judges");
+    CHECK((*spent)[0].requests == 1);
 }

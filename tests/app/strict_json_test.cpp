@@ -45,3 +45,32 @@ TEST_CASE("malformed JSON and unreadable numbers are errors, not exceptions") {
     CHECK(error_of(R"({"a": 1e400})", "request body")
               .starts_with("JSON in request body that cannot be read"));
 }
+
+TEST_CASE("arrays and objects nested past the limit are refused, not parsed") {
+    using sluice::app::kMaxJsonDepth;
+    auto nested = [](std::size_t depth, bool objects) {
+        std::string text;
+        for (std::size_t i = 0; i < depth; ++i) {
+            text += objects ? "{\"a\": " : "[";
+        }
+        text += "1";
+        for (std::size_t i = 0; i < depth; ++i) {
+            text += objects ? "}" : "]";
+        }
+        return text;
+    };
+    for (bool objects : {false, true}) {
+        CAPTURE(objects);
+        auto deepest = parse_json_unique_names(nested(kMaxJsonDepth, objects), "request body");
+        REQUIRE_MESSAGE(deepest.ok(), deepest.status().to_string());
+        // A copy of what was parsed recursed once per level: 200,000 levels overflowed the
+        // stack of the request's thread, which ended the server.
+        for (std::size_t depth : {kMaxJsonDepth + 1, std::size_t{200000}}) {
+            CAPTURE(depth);
+            CHECK(error_of(nested(depth, objects), "request body") ==
+                  "JSON in request body nested more than 512 deep");
+        }
+    }
+    CHECK(error_of("{\"options\": " + nested(kMaxJsonDepth, false) + "}") ==
+          "JSON nested more than 512 deep");
+}

@@ -4,7 +4,9 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "doctest/doctest.h"
 #include "run_sluice.h"
@@ -141,6 +143,23 @@ TEST_CASE("document QA, traces and a catalog agent over HTTP with the tiny model
     auto hidden = send(server, stranger, "GET", "/api/traces/" + trace_id, json());
     REQUIRE(hidden);
     CHECK(hidden->status == 404);
+    // Trace reads are on record, the refused one too.
+    {
+        auto trail = send(server, admin, "GET", "/api/2.0/sluice/audit?limit=100000", json());
+        REQUIRE(trail);
+        REQUIRE(trail->status == 200);
+        std::vector<std::string> reads;
+        std::istringstream lines(trail->body);
+        for (std::string line; std::getline(lines, line);) {
+            json record = json::parse(line);
+            if (record["action"] == "trace.read" && record["securable"] == "trace:" + trace_id) {
+                reads.push_back(record["principal"].get<std::string>() + " " +
+                                record["result"].get<std::string>());
+            }
+        }
+        CHECK(std::find(reads.begin(), reads.end(), "admin ok") != reads.end());
+        CHECK(std::find(reads.begin(), reads.end(), "stranger error") != reads.end());
+    }
     auto definition = send(server, stranger, "PUT", "/api/agents/main.tools.helper",
                            {{"instructions", "x"}});
     REQUIRE(definition);

@@ -70,6 +70,9 @@ const std::vector<std::string> kBadBodies = {
     // Well-formed JSON that no field can hold, and a name given twice.
     "{\"x\": 1e400}",
     "{\"x\": 1, \"x\": 2}",
+    // Arrays nested 200,000 deep in a member (400 KB): a copy of the member overflowed the
+    // request thread's stack (POST /api/qa's "options") and ended the server.
+    "{\"options\": " + std::string(200000, '[') + std::string(200000, ']') + "}",
 };
 
 const std::vector<std::string> kGetPaths = {
@@ -164,7 +167,7 @@ TEST_CASE("every route answers malformed requests with a client error, and the s
         for (const std::string& body : kBadBodies) {
             const auto result = send(server, route.method, route.path, body);
             ++sent;
-            INFO(route.method, " ", route.path, " with body ", body);
+            INFO(route.method, " ", route.path, " with body ", body.substr(0, 80));
             REQUIRE_MESSAGE(result, "no answer: the server is ", running(server) ? "up" : "down");
             CHECK(result->status < 500);
             if (body != "{\"x\": 1}") {  // an object may be enough for some routes
@@ -467,15 +470,61 @@ TEST_CASE("vector search: a filter nested past the limit is a 400, and the serve
         filter += R"({"not": )";
     }
     filter += R"({"lang": "en"})" + std::string(depth, '}');
-    for (const std::string& body :
-         {R"({"query_text": "river", "filters": )" + filter + "}",
-          json{{"query_text", "river"}, {"filters_json", filter}}.dump()}) {
+    // In the body the request's JSON is refused as a whole (past 512 levels); in
+    // filters_json, a string, the filter is.
+    const std::pair<std::string, std::string> cases[] = {
+        {R"({"query_text": "river", "filters": )" + filter + "}",
+         "JSON in request body nested more than 512 deep"},
+        {json{{"query_text", "river"}, {"filters_json", filter}}.dump(),
+         "filters: and/or/not nested more than 100 deep"}};
+    for (const auto& [body, message] : cases) {
         const auto answer = send(server, "POST", indexes + "/deep/query", body);
         REQUIRE(answer);
         CHECK(answer->status == 400);
-        CHECK(answer->body.find("filters: and/or/not nested more than 100 deep") !=
-              std::string::npos);
+        CHECK(answer->body.find(message) != std::string::npos);
         drain(server);
         REQUIRE(running(server));
     }
+}
+
+TEST_CASE("document QA and agent bodies: a misspelt member is a 400 that names it") {
+    ServerProcess server("robust_agents", tiny_model_dir());
+    server.wait_model_ready(true);
+    struct Case {
+        std::string path;
+        std::string body;
+        std::string fragment;  // of the error message
+    };
+    const std::vector<Case> cases = {
+        {"/api/qa", R"({"question": "q", "index": "docs", "option": {"k": 1}})",
+         "unrecognized request parameters: 'option'; accepted: index, options, question, stream"},
+        {"/api/qa", R"({"question": "q", "index": "docs", "options": {"top_k": 1}})",
+         "options: unknown field 'top_k'"},
+        {"/api/agents/main.tools.nobody/invoke", R"({"input": "hi", "budgets": {}})",
+         "unrecognized request parameters: 'budgets'; accepted: input, messages, stream"},
+        {"/api/agents/main.tools.nobody/invoke",
+         R"({"input": "hi", "messages": [{"role": "user", "content": "hi"}]})",
+         "give input or messages, not both"},
+        {"/api/agents/main.tools.nobody/invoke",
+         R"({"messages": [{"role": "user", "content": "hi", "nmae": "x"}]})",
+         "messages[0]: unrecognized request parameters: 'nmae'"},
+        // What an agent served as a model cannot give: one choice came back for three.
+        {"/v1/chat/completions",
+         R"({"model": "agents/main.tools.nobody", "n": 3,
+             "messages": [{"role": "user", "content": "hi"}]})",
+         "n: an agent gives one answer; expected 1, found 3"},
+        {"/v1/chat/completions",
+         R"({"model": "agents/main.tools.nobody", "response_format": {"type": "json_object"},
+             "messages": [{"role": "user", "content": "hi"}]})",
+         "response_format: an agent answers in text"},
+    };
+    for (const Case& c : cases) {
+        INFO(c.path, " with body ", c.body);
+        const auto answer = send(server, "POST", c.path, c.body);
+        REQUIRE(answer);
+        CHECK(answer->status == 400);
+        CHECK_MESSAGE(answer->body.find(c.fragment) != std::string::npos, answer->body);
+        drain(server);
+    }
+    CHECK(running(server));
 }

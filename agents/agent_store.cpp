@@ -1,5 +1,7 @@
 #include "agents/agent_store.h"
 
+#include <algorithm>
+
 #include "agents/detail/known_fields.h"
 #include "agents/detail/sqlite.h"
 #include "common/log.h"
@@ -202,6 +204,26 @@ Result<Connection> connection_from_json(const json& value) {
         connection.max_response_bytes = v.get<size_t>();
     }
     return connection;
+}
+
+Status keep_stored_secret(Connection& incoming, const Connection& stored) {
+    if (stored.secret.empty()) {
+        return Status();
+    }
+    auto hosts = [](std::vector<std::string> list) {
+        std::sort(list.begin(), list.end());
+        list.erase(std::unique(list.begin(), list.end()), list.end());
+        return list;
+    };
+    if (hosts(incoming.allowed_hosts) != hosts(stored.allowed_hosts) ||
+        incoming.secret_header != stored.secret_header) {
+        return invalid_argument(
+            "secret: connection '" + incoming.name +
+            "' changes its allowed_hosts or secret_header, and its stored secret is not carried "
+            "to them: send the secret again, or \"secret\": \"\" to remove it");
+    }
+    incoming.secret = stored.secret;
+    return Status();
 }
 
 json connection_to_json(const Connection& connection, bool with_secret) {

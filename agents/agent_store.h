@@ -66,6 +66,12 @@ nlohmann::json tool_to_json(const ToolSpec& spec);
 
 Result<Connection> connection_from_json(const nlohmann::json& json);
 nlohmann::json connection_to_json(const Connection& connection, bool with_secret);
+// A connection defined again without a "secret" member (as GET shows it: has_secret, never the
+// secret) keeps the stored secret, so that reading a definition, editing it and sending it back
+// loses nothing. Only where it goes is unchanged, though: with other allowed_hosts or another
+// secret_header the secret would reach places it was not given for, and that is
+// kInvalidArgument asking for the secret again. Nothing to keep when `stored` has none.
+Status keep_stored_secret(Connection& incoming, const Connection& stored);
 
 class AgentStore {
 public:

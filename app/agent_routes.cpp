@@ -552,8 +552,19 @@ void add_agent_routes(HttpServer& server, AgentServices& s) {
         [](const agents::ToolSpec& spec) { return agents::tool_to_json(spec); });
     add_definition_routes(
         server, s, "/api/connections", SecurableType::kConnection,
-        [](const json& body, AgentServices&, const governance::RequestContext&) {
-            return agents::connection_from_json(body);
+        [](const json& body, AgentServices& services,
+           const governance::RequestContext&) -> Result<agents::Connection> {
+            SLUICE_ASSIGN_OR_RETURN(agents::Connection connection,
+                                    agents::connection_from_json(body));
+            if (!body.contains("secret")) {
+                auto stored = services.store.connection(connection.name);
+                if (stored.ok()) {
+                    SLUICE_RETURN_IF_ERROR(agents::keep_stored_secret(connection, *stored));
+                } else if (stored.status().code() != StatusCode::kNotFound) {
+                    return stored.status();
+                }
+            }
+            return connection;
         },
         [](AgentServices& services, const agents::Connection& connection) {
             return services.store.put_connection(connection);

@@ -195,4 +195,43 @@ TEST_CASE("connection secrets: those sealed with a lost key are forgotten, the o
     CHECK(again->empty());
 }
 
+TEST_CASE(
+    "connection secrets: a definition sent back without its secret keeps it, if it goes "
+    "where it went") {
+    Connection stored = crm();
+    // As GET shows it (has_secret, no secret), edited and sent back.
+    json shown = connection_to_json(stored, false);
+    CHECK(shown["has_secret"] == true);
+    shown["timeout_ms"] = 2000;
+    shown["allowed_hosts"] = {"crm.local", "crm.local"};
+    auto edited = connection_from_json(shown);
+    REQUIRE(edited.ok());
+    REQUIRE(keep_stored_secret(*edited, stored).ok());
+    CHECK(edited->secret == kSecret);
+    CHECK(edited->timeout_ms == 2000);
+
+    // Elsewhere, or in another header, the secret is not carried: it must be sent again.
+    for (const auto& [member, value] :
+         {std::pair<std::string, json>{"allowed_hosts", {"crm.local", "evil.example"}},
+          {"secret_header", "X-Echo"}}) {
+        json moved = connection_to_json(stored, false);
+        moved[member] = value;
+        auto changed = connection_from_json(moved);
+        REQUIRE(changed.ok());
+        const Status refused = keep_stored_secret(*changed, stored);
+        CHECK(refused.code() == StatusCode::kInvalidArgument);
+        CHECK(refused.message().find("send the secret again") != std::string::npos);
+        CHECK(changed->secret.empty());
+    }
+    // A stored connection without a secret has nothing to keep.
+    Connection bare = stored;
+    bare.secret.clear();
+    json moved = connection_to_json(bare, false);
+    moved["allowed_hosts"] = {"other.local"};
+    auto changed = connection_from_json(moved);
+    REQUIRE(changed.ok());
+    CHECK(keep_stored_secret(*changed, bare).ok());
+    CHECK(changed->secret.empty());
+}
+
 }  // namespace sluice::agents

@@ -235,10 +235,7 @@ Status create_limit(Governance& gov, const RequestContext& ctx, const httplib::R
     SLUICE_ASSIGN_OR_RETURN(std::string kind, string_field(body, "kind"));
     LimitSpec spec;
     SLUICE_ASSIGN_OR_RETURN(spec.kind, governance::parse_limit_kind(kind));
-    if (!body.contains("limit") || !body["limit"].is_number_integer()) {
-        return invalid_argument("request body: \"limit\" must be an integer");
-    }
-    spec.max = body["limit"].get<std::int64_t>();
+    SLUICE_ASSIGN_OR_RETURN(spec.max, int64_field(body, "limit"));
     if (body.contains("principal") && !body["principal"].is_null()) {
         SLUICE_ASSIGN_OR_RETURN(spec.principal, string_field(body, "principal"));
     }

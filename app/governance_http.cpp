@@ -1,5 +1,6 @@
 #include "app/governance_http.h"
 
+#include <limits>
 #include <utility>
 
 #include "app/http_errors.h"
@@ -120,6 +121,20 @@ Result<bool> bool_field_or(const nlohmann::json& body, const std::string& field,
         return invalid_argument("request body: \"" + field + "\" must be true or false");
     }
     return it->get<bool>();
+}
+
+Result<std::int64_t> int64_field(const nlohmann::json& body, const std::string& field) {
+    auto it = body.find(field);
+    if (it == body.end() || !it->is_number_integer()) {
+        return invalid_argument("request body: \"" + field + "\" must be an integer");
+    }
+    if (it->is_number_unsigned() &&
+        it->get<std::uint64_t>() >
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        return invalid_argument("request body: \"" + field + "\" is " + it->dump() +
+                                ", beyond the largest integer taken (9223372036854775807)");
+    }
+    return it->get<std::int64_t>();
 }
 
 void govern_requests(HttpServer& server, governance::Governance& gov,

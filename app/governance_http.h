@@ -6,6 +6,7 @@
 
 #include <httplib.h>
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -55,5 +56,8 @@ Result<std::string> string_field(const nlohmann::json& body, const std::string& 
 Result<std::string> string_field_or(const nlohmann::json& body, const std::string& field,
                                     std::string fallback);
 Result<bool> bool_field_or(const nlohmann::json& body, const std::string& field, bool fallback);
+// A JSON field as a signed 64-bit integer: kInvalidArgument naming the field when absent, not a
+// whole number, or past 2^63 - 1 (never wrapped into a negative one).
+Result<std::int64_t> int64_field(const nlohmann::json& body, const std::string& field);
 
 }  // namespace sluice::app

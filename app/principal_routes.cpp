@@ -98,10 +98,7 @@ Status create_token(Governance& gov, const governance::RequestContext& ctx,
     }
     std::optional<std::int64_t> lifetime;
     if (body.contains("lifetime_seconds")) {
-        if (!body["lifetime_seconds"].is_number_integer()) {
-            return invalid_argument("request body: \"lifetime_seconds\" must be an integer");
-        }
-        lifetime = body["lifetime_seconds"].get<std::int64_t>();
+        SLUICE_ASSIGN_OR_RETURN(lifetime, int64_field(body, "lifetime_seconds"));
     }
     auto token = gov.store().create_token(principal.id, comment, lifetime);
     SLUICE_RETURN_IF_ERROR(audit_action(gov, ctx, "token.create", "principal:" + who,

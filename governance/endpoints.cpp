@@ -1,6 +1,7 @@
 #include "governance/endpoints.h"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "governance/detail/sqlite.h"
 #include "governance/store.h"
@@ -35,10 +36,16 @@ Result<std::map<std::string, EndpointSettings>> load_all(detail::Database& db) {
     return out;
 }
 
+// Far above any model's price per million tokens, and low enough that the cost of any number
+// of tokens a usage report can sum stays finite.
+constexpr double kMaxPricePerMillion = 1e9;
+
 Status validate_price(double value, std::string_view what) {
-    if (!std::isfinite(value) || value < 0) {
-        return invalid_argument(std::string(what) + " must be a finite price of 0 or more, found " +
-                                std::to_string(value));
+    if (!std::isfinite(value) || value < 0 || value > kMaxPricePerMillion) {
+        return invalid_argument(std::string(what) +
+                                " must be a price per million tokens from 0 to at most "
+                                "1000000000, found " +
+                                nlohmann::json(value).dump());
     }
     return Status();
 }

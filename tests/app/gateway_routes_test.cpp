@@ -232,6 +232,13 @@ TEST_CASE("settings and limits refuse members they do not apply, naming them") {
             {{"guardrails", {{"output", {{"pii", {{"behavior", "MASK"}}}, {"topics", 1}}}}}},
             "topics");
     refused("PUT", gateway, {{"pricing", {{"input_price", 3}}}}, "input_price");
+    // A price whose sums overflow to infinity (written as null) is refused.
+    auto huge =
+        site.call(site.admin, "PUT", gateway, {{"pricing", {{"input_per_million", 1e308}}}});
+    REQUIRE(huge);
+    CHECK(huge->status == 400);
+    CHECK_MESSAGE(huge->body.find("at most 1000000000, found 1e+308") != std::string::npos,
+                  huge->body);
     json read = site.ok(site.call(site.admin, "GET", gateway));
     CHECK(read["configured"] == false);
     // What GET answers goes back unchanged.
@@ -245,6 +252,15 @@ TEST_CASE("settings and limits refuse members they do not apply, naming them") {
     refused("POST", "/api/2.0/sluice/limits",
             {{"principal", "alice"}, {"endpont", "dbrx"}, {"kind", "tokens/day"}, {"limit", 10}},
             "endpont");
+    // Past 2^63 - 1 it is refused as it is written, never wrapped into a negative number.
+    auto beyond = site.call(
+        site.admin, "POST", "/api/2.0/sluice/limits",
+        {{"principal", "alice"}, {"kind", "tokens/day"}, {"limit", 9223372036854775808ULL}});
+    REQUIRE(beyond);
+    CHECK(beyond->status == 400);
+    CHECK_MESSAGE(beyond->body.find("is 9223372036854775808, beyond the largest integer") !=
+                      std::string::npos,
+                  beyond->body);
     CHECK(site.ok(site.call(site.admin, "GET", "/api/2.0/sluice/limits"))["limits"].empty());
     RequestContext as_bob{site.bob_p.id, "bob", "req_b", "", ""};
     CHECK(site.gov->usage().reserve(as_bob, "dbrx", 100).ok());

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "app/eval_access.h"
 #include "app/governance_http.h"
 #include "app/http_errors.h"
 #include "app/policy_routes.h"
@@ -97,11 +98,31 @@ bool tags_make_source(const std::map<std::string, std::string>& tags) {
     return kind != tags.end() && kind->second == kSourceTag;
 }
 
+// A table tagged kind=eval_set is an evaluation set's catalog object: its grants decide who reads
+// the set's versions and runs (app/eval_access.h). Only the evaluation API makes one, so that no
+// one can pose as a set whose data is there already (imported offline, or left by a dropped
+// table), and a set's tag stays.
+Status check_eval_set_tag(const std::map<std::string, std::string>* current,
+                          const std::map<std::string, std::string>& wanted) {
+    auto is_eval_set = [](const std::map<std::string, std::string>& tags) {
+        auto kind = tags.find("kind");
+        return kind != tags.end() && kind->second == kEvalSetTag;
+    };
+    const bool was = current != nullptr && is_eval_set(*current);
+    if (was != is_eval_set(wanted)) {
+        return invalid_argument("request body: tag \"kind\": \"" + std::string(kEvalSetTag) +
+                                "\" marks an evaluation set's catalog object, made by POST "
+                                "/api/eval/sets; it is neither set nor removed here");
+    }
+    return Status();
+}
+
 Status check_source_tags(SecurableType type, const std::map<std::string, std::string>* current,
                          const std::map<std::string, std::string>& wanted) {
     if (type != SecurableType::kTable) {
         return Status();
     }
+    SLUICE_RETURN_IF_ERROR(check_eval_set_tag(current, wanted));
     const bool was_source = current != nullptr && tags_make_source(*current);
     if (!was_source) {
         if (tags_make_source(wanted)) {

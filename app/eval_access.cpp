@@ -17,9 +17,40 @@ Status check_eval_set_name(const std::string& name) {
     return Status();
 }
 
+namespace {
+
+bool tagged_eval_set(const governance::Securable& table) {
+    auto kind = table.tags.find("kind");
+    return kind != table.tags.end() && kind->second == kEvalSetTag;
+}
+
+Status not_a_set(const std::string& name) {
+    return not_found("evaluation set '" + name + "' does not exist ('" + name +
+                     "' is a table that is not an evaluation set)");
+}
+
+}  // namespace
+
+Status register_imported_eval_set(governance::Governance& gov, std::int64_t owner,
+                                  const std::string& name) {
+    auto existing = gov.store().securable(SecurableType::kTable, name);
+    if (existing.ok()) {
+        return tagged_eval_set(*existing)
+                   ? Status()
+                   : failed_precondition("'" + name + "' is a table, not an evaluation set");
+    }
+    if (existing.status().code() != StatusCode::kNotFound) {
+        return existing.status();
+    }
+    return gov.store()
+        .create_securable(SecurableType::kTable, name, owner, "evaluation set",
+                          {{"kind", std::string(kEvalSetTag)}})
+        .status();
+}
+
 Status authorize_eval_set_write(governance::Governance& gov,
-                                const governance::RequestContext& context,
-                                const std::string& name) {
+                                const governance::RequestContext& context, const std::string& name,
+                                bool holds_versions) {
     SLUICE_RETURN_IF_ERROR(check_eval_set_name(name));
     auto existing = gov.store().securable(SecurableType::kTable, name);
     if (existing.ok()) {
@@ -31,6 +62,9 @@ Status authorize_eval_set_write(governance::Governance& gov,
     }
     if (existing.status().code() != StatusCode::kNotFound) {
         return existing.status();
+    }
+    if (holds_versions) {
+        SLUICE_RETURN_IF_ERROR(require_admin(gov, context, "eval_set.reclaim"));
     }
     std::string schema = name.substr(0, name.rfind('.'));
     SLUICE_RETURN_IF_ERROR(gov.authorizer().require(context, Privilege::kCreateTable,
@@ -47,11 +81,19 @@ Status authorize_eval_set_write(governance::Governance& gov,
 Status authorize_eval_set_read(governance::Governance& gov,
                                const governance::RequestContext& context, const std::string& name) {
     SLUICE_RETURN_IF_ERROR(check_eval_set_name(name));
+    if (auto table = gov.store().securable(SecurableType::kTable, name);
+        table.ok() && !tagged_eval_set(*table)) {
+        return not_a_set(name);
+    }
     return gov.authorizer().require(context, Privilege::kSelect, SecurableType::kTable, name);
 }
 
 bool may_read_eval_set(governance::Governance& gov, const governance::RequestContext& context,
                        const std::string& name) {
+    if (auto table = gov.store().securable(SecurableType::kTable, name);
+        !table.ok() || !tagged_eval_set(*table)) {
+        return false;
+    }
     auto decision =
         gov.authorizer().check(context.principal_id, Privilege::kSelect, SecurableType::kTable, name);
     return decision.ok() && decision->allowed;

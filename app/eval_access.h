@@ -33,14 +33,21 @@ Status check_eval_set_name(const std::string& name);
 
 // Creates the set's securable when it does not exist (CREATE_TABLE on the schema, audited as
 // securable.create) or requires MODIFY on it; kFailedPrecondition when the name is a table
-// that is not an evaluation set.
+// that is not an evaluation set. `holds_versions`: the evaluation store already holds versions
+// of this name (imported offline, or left by a table dropped through the catalog API); making
+// their table, whose owner reads them all, is then a metastore admin's decision.
 Status authorize_eval_set_write(governance::Governance& gov,
-                                const governance::RequestContext& context,
-                                const std::string& name);
+                                const governance::RequestContext& context, const std::string& name,
+                                bool holds_versions);
 
-// SELECT on the set (audited). kNotFound when there is no such set.
+// SELECT on the set (audited). kNotFound when there is no such set: no table of that name, or
+// one that is not tagged as an evaluation set (a plain table's grants say nothing of a set).
 Status authorize_eval_set_read(governance::Governance& gov,
                                const governance::RequestContext& context, const std::string& name);
+
+// The set's securable for `eval import`, owned by `owner` (an admin), when it has none.
+Status register_imported_eval_set(governance::Governance& gov, std::int64_t owner,
+                                  const std::string& name);
 
 // The same decision unaudited, for filtering listings (the listing itself is audited).
 bool may_read_eval_set(governance::Governance& gov, const governance::RequestContext& context,

@@ -2,9 +2,8 @@
 
 #include <fstream>
 #include <iostream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "agents/agent_runtime.h"
 #include "agents/engine_chat_model.h"
@@ -12,15 +11,16 @@
 #include "agents/evaluation/report.h"
 #include "agents/evaluation/runs.h"
 #include "agents/evaluation/targets.h"
+#include "agents/index_access.h"
 #include "app/atomic_file.h"
 #include "app/config_commands.h"
 #include "app/data_dir.h"
 #include "app/eval_access.h"
-#include "agents/index_access.h"
 #include "app/index_catalog.h"
 #include "app/local_index.h"
 #include "app/model_host.h"
 #include "app/offline_model.h"
+#include "app/source_catalog.h"
 #include "governance/governance.h"
 
 namespace sluice::app {
@@ -96,6 +96,18 @@ int import_set(const EvalCliOptions& options) {
     auto version = local->store->add_version(options.set, *rows, "cli");
     if (!version.ok()) {
         return fail("import", version.status().message());
+    }
+    // The set's table, owned by an admin, so that only its grants open it over REST: left
+    // without one, whoever first made a table of that name would own its rows. Before the first
+    // admin exists, an admin's first POST /api/eval/sets to the name makes it.
+    if (auto admin = acting_admin(local->gov->store(), ""); admin.ok()) {
+        Status registered = register_imported_eval_set(*local->gov, admin->id, options.set);
+        if (registered.code() == StatusCode::kNotFound) {
+            std::cerr << "note: " << registered.message() << "; the set has no catalog table "
+                      << "until an admin adds a version with POST /api/eval/sets\n";
+        } else if (!registered.ok()) {
+            return fail("import", registered.message());
+        }
     }
     std::cout << options.set << " version " << version->version << ": " << version->n_rows
               << " rows\n";

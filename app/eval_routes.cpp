@@ -90,7 +90,12 @@ void post_set(EvalServices& s, const RequestInfo& info, const httplib::Request& 
     if (!rows.ok()) {
         return send_status(res, rows.status(), info.request_id);
     }
-    if (Status allowed = authorize_eval_set_write(s.gov, context, *name); !allowed.ok()) {
+    auto versions = s.store.versions(*name);  // kNotFound: none yet
+    if (!versions.ok() && versions.status().code() != StatusCode::kNotFound) {
+        return send_status(res, versions.status(), info.request_id);
+    }
+    if (Status allowed = authorize_eval_set_write(s.gov, context, *name, versions.ok());
+        !allowed.ok()) {
         return send_status(res, allowed, info.request_id);
     }
     auto version = s.store.add_version(*name, *rows, context.principal);

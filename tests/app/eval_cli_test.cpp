@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "agents/evaluation/eval_store.h"
@@ -26,6 +27,38 @@ int run(std::vector<std::string> args) {
 }
 
 }  // namespace
+
+TEST_CASE("sluice eval import gives the set its table, owned by an admin") {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("sluice-eval-import-" + std::to_string(std::random_device{}()));
+    std::filesystem::create_directories(dir);
+    const std::string data = (dir / "data").string();
+    std::ofstream(dir / "set.jsonl") << "{\"request\": \"Say hi\", \"response\": \"hi\"}\n";
+    using sluice::governance::SecurableType;
+    CHECK(run({"token", "create", "--data-dir", data, "--principal", "ops", "--admin"}) == 0);
+    {
+        auto gov = sluice::governance::Governance::open(data);
+        REQUIRE(gov.ok());
+        auto& store = (*gov)->store();
+        const auto ops = store.principal("ops")->id;
+        REQUIRE(store.create_securable(SecurableType::kCatalog, "main", ops, "", {}).ok());
+        REQUIRE(store.create_securable(SecurableType::kSchema, "main.qa", ops, "", {}).ok());
+    }
+    CHECK(run({"eval", "import", "--data-dir", data, "--set", "main.qa.imported",
+               (dir / "set.jsonl").string()}) == 0);
+    // Without its schema the set is imported all the same, without a table.
+    CHECK(run({"eval", "import", "--data-dir", data, "--set", "main.nowhere.set",
+               (dir / "set.jsonl").string()}) == 0);
+    auto gov = sluice::governance::Governance::open(data);
+    REQUIRE(gov.ok());
+    CHECK((*gov)->store().securable(SecurableType::kTable, "main.nowhere.set").status().code() ==
+          sluice::StatusCode::kNotFound);
+    auto table = (*gov)->store().securable(SecurableType::kTable, "main.qa.imported");
+    REQUIRE(table.ok());
+    CHECK(table->tags.at("kind") == "eval_set");
+    CHECK(table->owner_id == (*gov)->store().principal("ops")->id);
+    std::filesystem::remove_all(dir);
+}
 
 TEST_CASE("sluice eval: import, sets, run with the tiny model, compare, report") {
     sluice::testing::TinyModelFolder folder("sluice-eval-cli");

@@ -224,6 +224,28 @@ TEST_CASE("eval REST: sets are governed tables with versions, import and export"
     CHECK(site.audit_count({{"principal", "bob"}, {"result", "deny"}}) == 3);
     CHECK(site.audit_count({{"principal", "alice"}, {"action", "eval_set.version"}}) == 2);
     CHECK(site.audit_count({{"principal", "alice"}, {"action", "securable.create"}}) == 1);
+
+    // The set's table dropped (through the catalog API), its versions stay: whoever made a new
+    // table of that name would own and read them, so only an admin may.
+    Store& store = site.gov->store();
+    REQUIRE(store.delete_securable(SecurableType::kTable, "main.qa.set", false).ok());
+    site.grant(SecurableType::kCatalog, "main", "bob", Privilege::kUseCatalog);
+    site.grant(SecurableType::kSchema, "main.qa", "bob", Privilege::kUseSchema);
+    site.grant(SecurableType::kSchema, "main.qa", "bob", Privilege::kCreateTable);
+    CHECK(site.status(site.call(site.bob, "POST", "/api/eval/sets",
+                                {{"name", "main.qa.set"}, {"rows", rows()}})) == 403);
+    CHECK(store.securable(SecurableType::kTable, "main.qa.set").status().code() ==
+          sluice::StatusCode::kNotFound);
+    // A plain table of that name is not the set: its grants open nothing of it.
+    auto bob_p = store.principal("bob");
+    REQUIRE(store.create_securable(SecurableType::kTable, "main.qa.set", bob_p->id, "", {}).ok());
+    CHECK(site.status(site.call(site.bob, "GET", "/api/eval/sets/main.qa.set/rows")) == 404);
+    CHECK(site.ok(site.call(site.bob, "GET", "/api/eval/sets"))["sets"].empty());
+    // An admin takes the set back.
+    REQUIRE(store.delete_securable(SecurableType::kTable, "main.qa.set", false).ok());
+    json v3 = site.ok(site.call(site.admin, "POST", "/api/eval/sets",
+                                {{"name", "main.qa.set"}, {"rows", rows()}}));
+    CHECK(v3["version"] == 3);
 }
 
 TEST_CASE("eval REST: runs, reports, comparison, feedback, calibration and corrections") {

@@ -482,6 +482,21 @@ TEST_CASE("the catalog API neither makes a table a source nor re-binds a source'
     REQUIRE(retag);
     CHECK(retag->status == 400);
     CHECK(find_source_object(store, "hr_docs").status().code() == sluice::StatusCode::kNotFound);
+
+    // Nor may a table pose as an evaluation set (whose grants open its versions and runs), or a
+    // set's tag be taken off.
+    for (const json& tags : {json{{"kind", "eval_set"}}}) {
+        auto eval_pose = site.call(
+            site.alice, "POST", uc + "/tables",
+            {{"name", "qa_set"}, {"catalog_name", "team"}, {"schema_name", "s"}, {"tags", tags}});
+        REQUIRE(eval_pose);
+        CHECK(eval_pose->status == 400);
+        CHECK(eval_pose->body.find("POST /api/eval/sets") != std::string::npos);
+        auto eval_retag =
+            site.call(site.alice, "PATCH", uc + "/tables/team.s.hr_docs", {{"tags", tags}});
+        REQUIRE(eval_retag);
+        CHECK(eval_retag->status == 400);
+    }
 }
 
 TEST_CASE("the audit routes take whole integers for their numeric parameters") {

@@ -302,14 +302,19 @@ Result<int> seal_plaintext_secrets(sqlite3* db, const governance::SecretBox& sec
     return sealed;
 }
 
+// A connection whose secret was sealed with another key, with its stored definition.
+struct ForeignRow {
+    AgentStore::ForeignSecret secret;
+    json spec;
+};
+
 // The connections whose secrets were sealed with a key other than `secrets`.
-Result<std::vector<AgentStore::ForeignSecret>> foreign_secrets(
-    sqlite3* db, const governance::SecretBox& secrets) {
+Result<std::vector<ForeignRow>> foreign_secrets(sqlite3* db, const governance::SecretBox& secrets) {
     SLUICE_ASSIGN_OR_RETURN(auto select,
                             detail::prepare(db,
                                             "SELECT name, spec FROM agent_objects "
                                             "WHERE kind = 'connection' ORDER BY name"));
-    std::vector<AgentStore::ForeignSecret> out;
+    std::vector<ForeignRow> out;
     int rc = 0;
     while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
         std::string name = detail::column_text(select.get(), 0);
@@ -320,7 +325,7 @@ Result<std::vector<AgentStore::ForeignSecret>> foreign_secrets(
         std::string key_id =
             governance::SecretBox::sealed_key_id(spec["secret"].get<std::string>());
         if (!key_id.empty() && key_id != secrets.key_id()) {
-            out.push_back({std::move(name), std::move(key_id)});
+            out.push_back({{std::move(name), std::move(key_id)}, std::move(spec)});
         }
     }
     if (rc != SQLITE_DONE) {
@@ -338,31 +343,23 @@ Result<std::vector<AgentStore::ForeignSecret>> AgentStore::forget_foreign_secret
     SLUICE_RETURN_IF_ERROR(detail::exec(handle, "BEGIN IMMEDIATE"));
     auto forgotten = [&]() -> Result<std::vector<ForeignSecret>> {
         SLUICE_ASSIGN_OR_RETURN(auto foreign, foreign_secrets(handle, secrets));
-        SLUICE_ASSIGN_OR_RETURN(auto select,
-                                detail::prepare(handle,
-                                                "SELECT spec FROM agent_objects "
-                                                "WHERE kind = 'connection' AND name = ?"));
         SLUICE_ASSIGN_OR_RETURN(auto update,
                                 detail::prepare(handle,
                                                 "UPDATE agent_objects SET spec = ? "
                                                 "WHERE kind = 'connection' AND name = ?"));
-        for (const ForeignSecret& entry : foreign) {
-            sqlite3_reset(select.get());
-            detail::bind_text(select.get(), 1, entry.connection);
-            if (sqlite3_step(select.get()) != SQLITE_ROW) {
-                return detail::sqlite_error(handle, "connection '" + entry.connection + "'");
-            }
-            json spec = json::parse(detail::column_text(select.get(), 0));
-            spec.erase("secret");
+        std::vector<ForeignSecret> removed;
+        for (ForeignRow& row : foreign) {
+            row.spec.erase("secret");
             sqlite3_reset(update.get());
-            detail::bind_text(update.get(), 1, dump_safe(spec));
-            detail::bind_text(update.get(), 2, entry.connection);
+            detail::bind_text(update.get(), 1, dump_safe(row.spec));
+            detail::bind_text(update.get(), 2, row.secret.connection);
             if (sqlite3_step(update.get()) != SQLITE_DONE) {
                 return detail::sqlite_error(
-                    handle, "removing the secret of connection '" + entry.connection + "'");
+                    handle, "removing the secret of connection '" + row.secret.connection + "'");
             }
+            removed.push_back(std::move(row.secret));
         }
-        return foreign;
+        return removed;
     }();
     if (!forgotten.ok()) {
         (void)detail::exec(handle, "ROLLBACK");
@@ -389,9 +386,9 @@ Result<std::unique_ptr<AgentStore>> AgentStore::open(const std::filesystem::path
     SLUICE_ASSIGN_OR_RETURN(auto foreign, foreign_secrets(db.get(), secrets));
     if (!foreign.empty()) {
         std::string names;
-        for (const ForeignSecret& entry : foreign) {
-            names += (names.empty() ? "'" : ", '") + entry.connection + "' (key id " +
-                     entry.key_id + ")";
+        for (const ForeignRow& row : foreign) {
+            names += (names.empty() ? "'" : ", '") + row.secret.connection + "' (key id " +
+                     row.secret.key_id + ")";
         }
         return failed_precondition(
             "the secrets of connection" + std::string(foreign.size() > 1 ? "s " : " ") + names +

@@ -1,7 +1,12 @@
 #include "connectors/row_mapping.h"
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <iterator>
+#include <optional>
 
 namespace sluice::connectors {
 
@@ -85,6 +90,129 @@ Document row_document(const RowMapping& mapping, const Row& row, const json& bas
     return document;
 }
 
+namespace {
+
+constexpr std::pair<ColumnType, std::string_view> kColumnTypeNames[] = {
+    {ColumnType::kInteger, "integer"},
+    {ColumnType::kReal, "real"},
+    {ColumnType::kBoolean, "boolean"},
+    {ColumnType::kText, "text"}};
+
+std::string_view column_type_name(ColumnType type) {
+    for (const auto& [value, name] : kColumnTypeNames) {
+        if (value == type) {
+            return name;
+        }
+    }
+    return "text";
+}
+
+std::string_view trimmed(std::string_view text) {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) {
+        return {};
+    }
+    return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+std::string lowercase(std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+// `text` read as `type`; nullopt when it is not one.
+std::optional<json> typed_text(ColumnType type, std::string_view text) {
+    const char* begin = text.data();
+    const char* end = begin + text.size();
+    switch (type) {
+        case ColumnType::kInteger: {
+            std::int64_t value = 0;
+            const char* digits = begin + (!text.empty() && text.front() == '+' ? 1 : 0);
+            auto [at, error] = std::from_chars(digits, end, value);
+            if (error != std::errc() || at != end || digits == end) {
+                return std::nullopt;
+            }
+            return json(value);
+        }
+        case ColumnType::kReal: {
+            double value = 0;
+            const char* digits = begin + (!text.empty() && text.front() == '+' ? 1 : 0);
+            auto [at, error] = std::from_chars(digits, end, value);
+            if (error != std::errc() || at != end || digits == end || !std::isfinite(value)) {
+                return std::nullopt;
+            }
+            return json(value);
+        }
+        case ColumnType::kBoolean: {
+            const std::string word = lowercase(text);
+            if (word == "true" || word == "yes" || word == "1") {
+                return json(true);
+            }
+            if (word == "false" || word == "no" || word == "0") {
+                return json(false);
+            }
+            return std::nullopt;
+        }
+        case ColumnType::kText:
+            return json(std::string(text));
+    }
+    return std::nullopt;
+}
+
+// A value that is not text, of `type` already (an integer is a real too); nullopt otherwise.
+std::optional<json> typed_value(ColumnType type, const json& value) {
+    switch (type) {
+        case ColumnType::kInteger:
+            return value.is_number_integer() ? std::optional(value) : std::nullopt;
+        case ColumnType::kReal:
+            return value.is_number() ? std::optional(json(value.get<double>())) : std::nullopt;
+        case ColumnType::kBoolean:
+            return value.is_boolean() ? std::optional(value) : std::nullopt;
+        case ColumnType::kText:
+            return value.is_primitive() ? std::optional(json(json_scalar_text(value)))
+                                        : std::nullopt;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+Status type_row(const RowMapping& mapping, Row& row) {
+    for (const auto& [column, type] : mapping.types) {
+        for (std::size_t i = 0; i < row.columns.size(); ++i) {
+            if (row.columns[i] != column) {
+                continue;
+            }
+            json& value = row.values[i];
+            if (value.is_null() || (value.is_string() && type == ColumnType::kText)) {
+                break;
+            }
+            std::optional<json> typed;
+            if (value.is_string()) {
+                const std::string_view text = trimmed(value.get_ref<const std::string&>());
+                typed = text.empty() ? json(nullptr) : typed_text(type, text);
+            } else {
+                typed = typed_value(type, value);
+            }
+            if (!typed) {
+                std::string shown = json_scalar_text(value);
+                if (shown.size() > 40) {
+                    shown = shown.substr(0, 40) + "...";
+                }
+                return invalid_argument("column '" + column + "': expected " +
+                                        (type == ColumnType::kInteger ? "an " : "a ") +
+                                        std::string(column_type_name(type)) + ", found '" + shown +
+                                        "'");
+            }
+            value = std::move(*typed);
+            break;
+        }
+    }
+    return Status();
+}
+
 Result<std::string> row_key(const RowMapping& mapping, const Row& row) {
     const json* value = row.find(mapping.key);
     if (value == nullptr) {
@@ -122,6 +250,26 @@ Result<std::vector<std::string>> names(const json& value, const std::string& whe
     return out;
 }
 
+Result<std::map<std::string, ColumnType>> column_types(const json& value,
+                                                       const std::string& where) {
+    if (!value.is_object()) {
+        return invalid_argument(where + ": expected an object of column: type");
+    }
+    std::map<std::string, ColumnType> out;
+    for (const auto& [column, type] : value.items()) {
+        const auto named = std::find_if(
+            std::begin(kColumnTypeNames), std::end(kColumnTypeNames), [&](const auto& entry) {
+                return type.is_string() && type.get_ref<const std::string&>() == entry.second;
+            });
+        if (named == std::end(kColumnTypeNames)) {
+            return invalid_argument(where + "." + column +
+                                    ": expected \"integer\", \"real\", \"boolean\" or \"text\"");
+        }
+        out[column] = named->first;
+    }
+    return out;
+}
+
 Result<std::string> name(const json& value, const std::string& where) {
     if (!value.is_string()) {
         return invalid_argument(where + ": expected a column name");
@@ -151,8 +299,17 @@ Result<RowMapping> row_mapping_from_json(const json& value, std::string_view whe
             SLUICE_ASSIGN_OR_RETURN(mapping.acl_groups, name(item, path));
         } else if (field == "acl") {
             SLUICE_ASSIGN_OR_RETURN(mapping.default_acl, acl_from_json(item, path));
+        } else if (field == "types") {
+            SLUICE_ASSIGN_OR_RETURN(mapping.types, column_types(item, path));
         } else if (field != "table") {
             return invalid_argument(path + ": unknown field");
+        }
+    }
+    for (const auto& [column, type] : mapping.types) {
+        if (!contains(mapping.metadata, column)) {
+            return invalid_argument(prefix + ".types." + column +
+                                    ": only metadata columns take a type; '" + column +
+                                    "' is not in metadata");
         }
     }
     return mapping;
@@ -168,6 +325,13 @@ json to_json(const RowMapping& mapping) {
     }
     if (!mapping.default_acl.empty()) {
         out["acl"] = to_json(mapping.default_acl);
+    }
+    if (!mapping.types.empty()) {
+        json types = json::object();
+        for (const auto& [column, type] : mapping.types) {
+            types[column] = std::string(column_type_name(type));
+        }
+        out["types"] = std::move(types);
     }
     return out;
 }
@@ -187,6 +351,10 @@ Result<std::vector<TableMapping>> table_mappings_from_json(const json& config) {
         TableMapping table;
         table.table = item["table"].get<std::string>();
         SLUICE_ASSIGN_OR_RETURN(table.mapping, row_mapping_from_json(item, where));
+        if (!table.mapping.types.empty()) {
+            return invalid_argument(where +
+                                    ".types: a table's columns have the database's own types");
+        }
         out.push_back(std::move(table));
     }
     return out;

@@ -82,6 +82,10 @@ bool blank(const CsvRecord& record) {
 // Adds a row: resolves its key and rejects a duplicate within the file.
 void add_row(const RowMapping& mapping, Row row, const std::string& where, std::size_t ordinal,
              std::set<std::string>& seen, RowParse& out) {
+    if (Status typed = type_row(mapping, row); !typed.ok()) {
+        out.errors.push_back({where, typed.message()});
+        return;
+    }
     std::string key;
     if (mapping.key.empty()) {
         key = std::to_string(ordinal);

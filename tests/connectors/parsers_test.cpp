@@ -119,6 +119,81 @@ TEST_CASE("parsers: csv with quotes, line breaks, bad rows and duplicate keys") 
     CHECK(parse_csv("", mapping).status().code() == StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("parsers: declared metadata types read csv text as numbers and booleans") {
+    auto mapping = row_mapping_from_json(
+        json{{"key", "id"},
+             {"text", {"title"}},
+             {"metadata", {"priority", "price", "done", "zip"}},
+             {"types",
+              {{"priority", "integer"}, {"price", "real"}, {"done", "boolean"}, {"zip", "text"}}}},
+        "rows");
+    REQUIRE_MESSAGE(mapping.ok(), mapping.status().to_string());
+    CHECK(to_json(*mapping)["types"]["done"] == "boolean");
+    const std::string csv =
+        "id,title,priority,price,done,zip\n"
+        "1,Setup, 3 ,4.50,TRUE,02134\n"
+        "2,Docs,-12,1e3,no,\n"
+        "3,Empty,,,,x\n"
+        "4,Bad,3.5,1,yes,x\n"
+        "5,Bad,1,abc,yes,x\n"
+        "6,Bad,1,1,maybe,x\n"
+        "7,Big,99999999999999999999,1,1,x\n";
+    auto parsed = parse_csv(csv, *mapping);
+    REQUIRE(parsed.ok());
+    REQUIRE(parsed->rows.size() == 3);
+    const json& first = parsed->rows[0].document.metadata;
+    CHECK(first["priority"] == 3);
+    CHECK(first["priority"].is_number_integer());
+    CHECK(first["price"] == 4.5);
+    CHECK(first["done"] == true);
+    CHECK(first["zip"] == "02134");  // text keeps its leading zero
+    const json& second = parsed->rows[1].document.metadata;
+    CHECK(second["priority"] == -12);
+    CHECK(second["price"] == 1000.0);
+    CHECK(second["done"] == false);
+    CHECK(second["zip"] == "");
+    const json& empty = parsed->rows[2].document.metadata;
+    CHECK(empty["priority"].is_null());
+    CHECK(empty["price"].is_null());
+    CHECK(empty["done"].is_null());
+    REQUIRE(parsed->errors.size() == 4);
+    CHECK(parsed->errors[0].where == "line 5");
+    CHECK(parsed->errors[0].message == "column 'priority': expected an integer, found '3.5'");
+    CHECK(parsed->errors[1].message == "column 'price': expected a real, found 'abc'");
+    CHECK(parsed->errors[2].message == "column 'done': expected a boolean, found 'maybe'");
+    CHECK(parsed->errors[3].message.starts_with("column 'priority': expected an integer"));
+
+    // JSON rows: text is read the same way; a value of another JSON type must be of the type.
+    auto rows = parse_json_rows(
+        R"([{"id": 1, "title": "a", "priority": "7", "price": 2, "done": true},
+            {"id": 2, "title": "b", "priority": true}])",
+        *mapping, false);
+    REQUIRE(rows.ok());
+    REQUIRE(rows->rows.size() == 1);
+    CHECK(rows->rows[0].document.metadata["priority"] == 7);
+    CHECK(rows->rows[0].document.metadata["price"].is_number_float());
+    REQUIRE(rows->errors.size() == 1);
+    CHECK(rows->errors[0].message == "column 'priority': expected an integer, found 'true'");
+
+    // Only metadata columns take a type, and only the four types; tables have their own.
+    CHECK(row_mapping_from_json(json{{"key", "id"}, {"types", {{"title", "integer"}}}}, "rows")
+              .status()
+              .message() ==
+          "rows.types.title: only metadata columns take a type; 'title' is "
+          "not in metadata");
+    CHECK(row_mapping_from_json(json{{"metadata", {"n"}}, {"types", {{"n", "int"}}}}, "rows")
+              .status()
+              .message() ==
+          "rows.types.n: expected \"integer\", \"real\", \"boolean\" or \"text\"");
+    CHECK(table_mappings_from_json(json{{"tables",
+                                         {{{"table", "t"},
+                                           {"key", "id"},
+                                           {"metadata", {"n"}},
+                                           {"types", {{"n", "real"}}}}}}})
+              .status()
+              .message() == "tables[0].types: a table's columns have the database's own types");
+}
+
 TEST_CASE("parsers: json arrays and json lines") {
     RowMapping mapping;
     mapping.key = "sku";

@@ -325,6 +325,39 @@ void update(Governance& gov, const Collection& c, const RequestInfo& info,
     send_json(res, securable_json(*updated));
 }
 
+// Catalog objects that stand for more than their entry, which this API does not delete: a
+// source's table (its definition and synced state would stay, to take the table back unbound at
+// the next reconcile), an evaluation set's table (its versions would stay, for an admin to
+// reclaim) and, below a catalog or schema deleted with force, a vector index (its files would
+// stay, to be registered again at start, owned by the admin). Each goes through its own API.
+Status deleted_elsewhere(const governance::Securable& object) {
+    if (object.type == SecurableType::kTable && tags_make_source(object.tags)) {
+        return failed_precondition("table '" + object.full_name + "' is source '" + object.name +
+                                   "': remove it with DELETE /api/sources/" + object.name +
+                                   " first");
+    }
+    auto kind = object.tags.find("kind");
+    if (object.type == SecurableType::kTable && kind != object.tags.end() &&
+        kind->second == kEvalSetTag) {
+        return failed_precondition("table '" + object.full_name +
+                                   "' is an evaluation set: delete it with DELETE "
+                                   "/api/eval/sets/" +
+                                   object.full_name + " first");
+    }
+    return Status();
+}
+
+Status keep_below(const governance::Securable& below) {
+    SLUICE_RETURN_IF_ERROR(deleted_elsewhere(below));
+    if (below.type == SecurableType::kVectorIndex) {
+        return failed_precondition("vector index '" + below.full_name +
+                                   "' is below it: delete it first (DELETE "
+                                   "/api/2.1/unity-catalog/vector-indexes/" +
+                                   below.full_name + ")");
+    }
+    return Status();
+}
+
 void remove(Governance& gov, const Collection& c, const DropStoredIndex& drop_stored_index,
             const RequestInfo& info, const httplib::Request& req, httplib::Response& res) {
     auto context = context_of(info);
@@ -347,15 +380,10 @@ void remove(Governance& gov, const Collection& c, const DropStoredIndex& drop_st
     bool force = req.get_param_value("force") == "true";
     Status deleted = [&]() -> Status {
         if (c.type == SecurableType::kTable) {
-            // Dropped here, a source's object would leave its definition (and a SQLite source's
-            // triggers) behind, to be taken over by the admin at the next reconcile.
             SLUICE_ASSIGN_OR_RETURN(auto current, gov.store().securable(c.type, full_name));
-            if (tags_make_source(current.tags)) {
-                return failed_precondition("table '" + full_name + "' is source '" + current.name +
-                                           "': remove it with DELETE /api/sources/" + current.name);
-            }
+            SLUICE_RETURN_IF_ERROR(deleted_elsewhere(current));
         }
-        return gov.store().delete_securable(c.type, full_name, force);
+        return gov.store().delete_securable(c.type, full_name, force, keep_below);
     }();
     Status audited = audit_action(gov, context, "securable.delete", label(c.type, full_name),
                                   deleted, force ? "force" : "");

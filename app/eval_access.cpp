@@ -88,6 +88,29 @@ Status authorize_eval_set_read(governance::Governance& gov,
     return gov.authorizer().require(context, Privilege::kSelect, SecurableType::kTable, name);
 }
 
+Result<bool> authorize_eval_set_delete(governance::Governance& gov,
+                                       const governance::RequestContext& context,
+                                       const std::string& name, bool holds_versions) {
+    SLUICE_RETURN_IF_ERROR(check_eval_set_name(name));
+    auto table = gov.store().securable(SecurableType::kTable, name);
+    if (table.ok()) {
+        if (!tagged_eval_set(*table)) {
+            return not_a_set(name);
+        }
+        SLUICE_RETURN_IF_ERROR(
+            gov.authorizer().require(context, Privilege::kManage, SecurableType::kTable, name));
+        return true;
+    }
+    if (table.status().code() != StatusCode::kNotFound) {
+        return table.status();
+    }
+    if (!holds_versions) {
+        return not_found("evaluation set '" + name + "' does not exist");
+    }
+    SLUICE_RETURN_IF_ERROR(require_admin(gov, context, "eval_set.delete_without_table"));
+    return false;
+}
+
 bool may_read_eval_set(governance::Governance& gov, const governance::RequestContext& context,
                        const std::string& name) {
     if (auto table = gov.store().securable(SecurableType::kTable, name);

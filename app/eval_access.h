@@ -45,6 +45,14 @@ Status authorize_eval_set_write(governance::Governance& gov,
 Status authorize_eval_set_read(governance::Governance& gov,
                                const governance::RequestContext& context, const std::string& name);
 
+// Whether the caller may delete the set: MANAGE on its table (audited); for versions without a
+// table (imported offline where the schema did not exist, or left by an older table drop), a
+// metastore admin. Returns whether the set has a table. kNotFound when there is no such set (no
+// versions and no table tagged as one).
+Result<bool> authorize_eval_set_delete(governance::Governance& gov,
+                                       const governance::RequestContext& context,
+                                       const std::string& name, bool holds_versions);
+
 // The set's securable for `eval import`, owned by `owner` (an admin), when it has none.
 Status register_imported_eval_set(governance::Governance& gov, std::int64_t owner,
                                   const std::string& name);

@@ -109,6 +109,35 @@ void post_set(EvalServices& s, const RequestInfo& info, const httplib::Request& 
                     {"created_at", version->created_at_ms}});
 }
 
+// Deletes the set: its versions, then its table, so that a delete cut short between the two
+// leaves a table without versions, which the same request, sent again, deletes. Runs of the set
+// keep their results.
+void delete_set(EvalServices& s, const RequestInfo& info, const httplib::Request& req,
+                httplib::Response& res) {
+    auto context = context_of(info);
+    std::string name = req.matches[1].str();
+    auto versions = s.store.versions(name);  // kNotFound: none
+    if (!versions.ok() && versions.status().code() != StatusCode::kNotFound) {
+        return send_status(res, versions.status(), info.request_id);
+    }
+    auto has_table = authorize_eval_set_delete(s.gov, context, name, versions.ok());
+    if (!has_table.ok()) {
+        return send_status(res, has_table.status(), info.request_id);
+    }
+    auto removed = s.store.remove_set(name);
+    Status deleted = removed.status();
+    if (deleted.ok() && *has_table) {
+        deleted = s.gov.store().delete_securable(governance::SecurableType::kTable, name, false);
+    }
+    const int count = removed.ok() ? *removed : 0;
+    Status audited = audit_action(s.gov, context, "eval_set.delete", "table:" + name, deleted,
+                                  std::to_string(count) + " versions");
+    if (!deleted.ok() || !audited.ok()) {
+        return send_status(res, deleted.ok() ? audited : deleted, info.request_id);
+    }
+    send_json(res, {{"name", name}, {"deleted_versions", count}});
+}
+
 void list_sets(EvalServices& s, const RequestInfo& info, httplib::Response& res) {
     auto context = context_of(info);
     auto sets = s.store.list_sets();
@@ -431,6 +460,9 @@ void add_eval_routes(HttpServer& server, EvalServices& s) {
                  [&s](const RequestInfo& info, const httplib::Request&, httplib::Response& res) {
                      list_sets(s, info, res);
                  });
+    server.route("DELETE", "/api/eval/sets/" + kSetName,
+                 [&s](const RequestInfo& info, const httplib::Request& req,
+                      httplib::Response& res) { delete_set(s, info, req, res); });
     for (const char* what : {"versions", "rows", "export"}) {
         std::string suffix;
         if (std::string_view(what) != "versions") {

@@ -5,6 +5,7 @@
 //   GET  /api/eval/sets/{name}                  a set's versions
 //   GET  /api/eval/sets/{name}/rows?version=N   rows of a version (latest without N)
 //   GET  /api/eval/sets/{name}/export?version=N the same as JSON lines
+//   DELETE /api/eval/sets/{name}                the set: its versions and its table
 //   POST /api/eval/sets/{name}/corrections      human corrections as a new version
 //   POST /api/eval/runs                         run an agent or document QA over a set, judged
 //   GET  /api/eval/runs                         runs of sets the caller may read

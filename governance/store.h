@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -137,8 +138,12 @@ public:
                                        std::optional<std::string> comment,
                                        std::optional<std::map<std::string, std::string>> tags);
     // kFailedPrecondition when it has children, unless `force` (then they go too, with their
-    // grants).
-    Status delete_securable(SecurableType type, const std::string& full_name, bool force);
+    // grants). `keep` is asked about each securable below the target, in the same transaction:
+    // an error from it (an object other state depends on, which must go its own way) stops the
+    // delete with that error, and nothing is deleted.
+    using KeepCheck = std::function<Status(const Securable& below)>;
+    Status delete_securable(SecurableType type, const std::string& full_name, bool force,
+                            const KeepCheck& keep = {});
 
     // --- grants (store_grants.cpp)
     Result<std::vector<GrantRow>> grants_on(std::int64_t securable_id);

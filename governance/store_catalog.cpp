@@ -184,7 +184,8 @@ Result<Securable> Store::update_securable(SecurableType type, const std::string&
     return updated;
 }
 
-Status Store::delete_securable(SecurableType type, const std::string& full_name, bool force) {
+Status Store::delete_securable(SecurableType type, const std::string& full_name, bool force,
+                               const KeepCheck& keep) {
     if (type == SecurableType::kMetastore) {
         return invalid_argument("the metastore cannot be deleted");
     }
@@ -211,6 +212,21 @@ Status Store::delete_securable(SecurableType type, const std::string& full_name,
         return failed_precondition(std::string(securable_type_name(type)) + " '" + full_name +
                                    "' is not empty (" + std::to_string(subtree.size() - 1) +
                                    " securables below it); delete them first or pass force");
+    }
+    if (keep) {
+        SLUICE_ASSIGN_OR_RETURN(auto select,
+                                db_->prepare(std::string(kSelectSecurable) + "WHERE s.id = ?"));
+        for (std::size_t i = 1; i < subtree.size(); ++i) {
+            select.reset();
+            select.bind(1, subtree[i]);
+            SLUICE_ASSIGN_OR_RETURN(bool row, select.step());
+            if (!row) {
+                continue;
+            }
+            Securable below = securable_from_row(select);
+            SLUICE_ASSIGN_OR_RETURN(below.tags, tags_locked(below.id));
+            SLUICE_RETURN_IF_ERROR(keep(below));
+        }
     }
     SLUICE_ASSIGN_OR_RETURN(auto erase, db_->prepare("DELETE FROM securables WHERE id = ?"));
     for (auto it = subtree.rbegin(); it != subtree.rend(); ++it) {

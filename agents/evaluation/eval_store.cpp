@@ -165,6 +165,16 @@ Result<EvalSetVersion> EvalStore::add_version(const std::string& name,
     return out;
 }
 
+Result<int> EvalStore::remove_set(const std::string& name) {
+    std::lock_guard lock(impl_->mutex);
+    sqlite3* db = impl_->db.get();
+    SLUICE_ASSIGN_OR_RETURN(auto erase,
+                            detail::prepare(db, "DELETE FROM eval_set_versions WHERE name = ?"));
+    detail::bind_text(erase.get(), 1, name);
+    SLUICE_RETURN_IF_ERROR(step_done(db, erase.get(), "deleting evaluation set '" + name + "'"));
+    return sqlite3_changes(db);
+}
+
 Result<std::vector<EvalSetVersion>> EvalStore::list_sets() {
     std::lock_guard lock(impl_->mutex);
     sqlite3* db = impl_->db.get();

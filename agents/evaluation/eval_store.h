@@ -81,6 +81,9 @@ public:
     Result<std::vector<EvalSetVersion>> list_sets();
     // Every version of one set, oldest first; kNotFound for an unknown set.
     Result<std::vector<EvalSetVersion>> versions(const std::string& name);
+    // Deletes every version of the set, in one transaction; returns how many there were (0 for
+    // an unknown set). Runs of the set keep their own results.
+    Result<int> remove_set(const std::string& name);
     // Rows of a version (0: the latest); kNotFound naming the set or version.
     Result<std::vector<EvalRow>> rows(const std::string& name, int version,
                                       EvalSetVersion* resolved = nullptr);

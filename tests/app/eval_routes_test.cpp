@@ -12,6 +12,7 @@
 
 #include "agents/scripted_chat_model.h"
 #include "app/build_info.h"
+#include "app/catalog_routes.h"
 #include "app/governance_http.h"
 #include "app/index_deps.h"
 
@@ -89,6 +90,7 @@ struct Site {
         govern_requests(*server, g);
         add_eval_routes(*server, *services);
         add_feedback_routes(*server, *services);
+        add_catalog_routes(*server, g);
         REQUIRE(server->bind().ok());
         thread = std::jthread([this] { (void)server->serve(); });
     }
@@ -122,6 +124,9 @@ struct Site {
         }
         if (method == "PUT") {
             return c.Put(path, h, body.dump(), "application/json");
+        }
+        if (method == "DELETE") {
+            return c.Delete(path, h);
         }
         return c.Post(path, h, body.dump(), "application/json");
     }
@@ -246,6 +251,45 @@ TEST_CASE("eval REST: sets are governed tables with versions, import and export"
     json v3 = site.ok(site.call(site.admin, "POST", "/api/eval/sets",
                                 {{"name", "main.qa.set"}, {"rows", rows()}}));
     CHECK(v3["version"] == 3);
+}
+
+TEST_CASE("eval REST: a set is deleted whole, by those who manage it") {
+    Site site;
+    Store& store = site.gov->store();
+    site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                      {{"name", "main.qa.set"}, {"rows", rows()}}));
+    site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                      {{"name", "main.qa.set"}, {"rows", rows()}}));
+    // Not through the catalog API, alone or with its schema: its versions would stay behind.
+    auto dropped = site.call(site.admin, "DELETE", "/api/2.1/unity-catalog/tables/main.qa.set");
+    CHECK(site.status(dropped) == 409);
+    CHECK(dropped->body.find("DELETE /api/eval/sets/main.qa.set") != std::string::npos);
+    CHECK(site.status(site.call(site.admin, "DELETE",
+                                "/api/2.1/unity-catalog/schemas/main.qa?force=true")) == 409);
+    CHECK(store.securable(SecurableType::kTable, "main.qa.set").ok());
+    // Bob may not; to alice (the owner) it goes with its versions.
+    CHECK(site.status(site.call(site.bob, "DELETE", "/api/eval/sets/main.qa.set")) == 403);
+    json deleted = site.ok(site.call(site.alice, "DELETE", "/api/eval/sets/main.qa.set"));
+    CHECK(deleted == json{{"name", "main.qa.set"}, {"deleted_versions", 2}});
+    CHECK(store.securable(SecurableType::kTable, "main.qa.set").status().code() ==
+          sluice::StatusCode::kNotFound);
+    CHECK(site.ok(site.call(site.admin, "GET", "/api/eval/sets"))["sets"].empty());
+    CHECK(site.status(site.call(site.alice, "DELETE", "/api/eval/sets/main.qa.set")) == 404);
+    // The name is free: a new set starts at version 1, without an admin.
+    json fresh = site.ok(site.call(site.alice, "POST", "/api/eval/sets",
+                                   {{"name", "main.qa.set"}, {"rows", rows()}}));
+    CHECK(fresh["version"] == 1);
+    // Versions without a table (an older drop): only an admin deletes them.
+    REQUIRE(store.delete_securable(SecurableType::kTable, "main.qa.set", false).ok());
+    CHECK(site.status(site.call(site.alice, "DELETE", "/api/eval/sets/main.qa.set")) == 403);
+    CHECK(site.ok(site.call(site.admin, "DELETE", "/api/eval/sets/main.qa.set")) ==
+          json{{"name", "main.qa.set"}, {"deleted_versions", 1}});
+    // A plain table of a set's name is not a set.
+    auto plain = site.call(site.admin, "POST", "/api/2.1/unity-catalog/tables",
+                           {{"name", "plain"}, {"catalog_name", "main"}, {"schema_name", "qa"}});
+    CHECK(site.status(plain) == 200);
+    CHECK(site.status(site.call(site.admin, "DELETE", "/api/eval/sets/main.qa.plain")) == 404);
+    CHECK(site.audit_count({{"principal", "alice"}, {"action", "eval_set.delete"}}) == 1);
 }
 
 TEST_CASE("eval REST: runs, reports, comparison, feedback, calibration and corrections") {

@@ -463,6 +463,32 @@ TEST_CASE("the catalog API neither makes a table a source nor re-binds a source'
     CHECK(drop->status == 409);
     CHECK(drop->body.find("DELETE /api/sources/feed") != std::string::npos);
     CHECK(index_of_feed() == "alice_idx");
+    // Nor with its schema or catalog, forced: they stay whole.
+    for (const std::string& path :
+         {uc + "/schemas/team.s?force=true", uc + "/catalogs/team?force=true"}) {
+        auto forced = site.call(site.alice, "DELETE", path);
+        REQUIRE(forced);
+        CHECK(forced->status == 409);
+        CHECK(forced->body.find("DELETE /api/sources/feed") != std::string::npos);
+        CHECK(index_of_feed() == "alice_idx");
+        CHECK(store.securable(SecurableType::kSchema, "team.s").ok());
+    }
+    // A vector index below goes through its own API first, too.
+    REQUIRE(store.create_securable(SecurableType::kSchema, "team.v", site.alice_p.id, "", {}).ok());
+    REQUIRE(
+        store.create_securable(SecurableType::kTable, "team.v.t", site.alice_p.id, "", {}).ok());
+    REQUIRE(
+        store.create_securable(SecurableType::kVectorIndex, "team.v.idx", site.alice_p.id, "", {})
+            .ok());
+    auto with_index = site.call(site.alice, "DELETE", uc + "/schemas/team.v?force=true");
+    REQUIRE(with_index);
+    CHECK(with_index->status == 409);
+    CHECK(with_index->body.find("vector-indexes/team.v.idx") != std::string::npos);
+    CHECK(store.securable(SecurableType::kTable, "team.v.t").ok());
+    site.ok(site.call(site.alice, "DELETE", uc + "/vector-indexes/team.v.idx"));
+    site.ok(site.call(site.alice, "DELETE", uc + "/schemas/team.v?force=true"));
+    CHECK(store.securable(SecurableType::kTable, "team.v.t").status().code() ==
+          sluice::StatusCode::kNotFound);
 
     // A table made a source by its tags would stand for another source of the same name.
     auto pose = site.call(site.alice, "POST", uc + "/tables",

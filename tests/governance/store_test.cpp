@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -9,6 +10,7 @@
 #include "test_dir.h"
 
 using namespace sluice::governance;
+using sluice::Status;
 using sluice::StatusCode;
 using sluice::testing::TempDir;
 
@@ -81,6 +83,20 @@ TEST_CASE("catalog tree: create, list, update, delete with owners, comments and 
     CHECK(store->delete_securable(SecurableType::kCatalog, "main", false).code() ==
           StatusCode::kFailedPrecondition);
     CHECK(store->delete_principal("bob").code() == StatusCode::kFailedPrecondition);
+    // What must stay stops a forced delete whole: nothing below is deleted either.
+    std::vector<std::string> asked;
+    Status kept =
+        store->delete_securable(SecurableType::kCatalog, "main", true, [&](const Securable& below) {
+            asked.push_back(below.full_name);
+            return below.type == SecurableType::kVolume && below.tags.empty()
+                       ? sluice::failed_precondition("volume '" + below.full_name + "' stays")
+                       : Status();
+        });
+    CHECK(kept.code() == StatusCode::kFailedPrecondition);
+    CHECK(kept.message().find("main.sales.files") != std::string::npos);
+    CHECK(std::find(asked.begin(), asked.end(), "main.sales") != asked.end());
+    CHECK(store->securable(SecurableType::kTable, "main.sales.orders").ok());
+    CHECK(store->securable(SecurableType::kSchema, "main.sales").ok());
     CHECK(store->delete_securable(SecurableType::kCatalog, "main", true).ok());
     CHECK(store->securable(SecurableType::kTable, "main.sales.orders").status().code() ==
           StatusCode::kNotFound);

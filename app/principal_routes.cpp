@@ -112,10 +112,18 @@ Status delete_token(Governance& gov, const governance::RequestContext& ctx,
                     const httplib::Request& req, httplib::Response& res) {
     SLUICE_ASSIGN_OR_RETURN(json body, parse_json_body(req));
     SLUICE_ASSIGN_OR_RETURN(std::string id, string_field(body, "token_id"));
-    SLUICE_ASSIGN_OR_RETURN(TokenInfo token, gov.store().token(id));
-    if (token.principal_id != ctx.principal_id) {
-        SLUICE_RETURN_IF_ERROR(require_admin(gov, ctx, "token.revoke_for_other"));
+    auto found = gov.store().token(id);
+    if (!found.ok() || found->principal_id != ctx.principal_id) {
+        SLUICE_RETURN_IF_ERROR(found.status());
+        // Another principal's token answers a non-admin as a missing one does (the denial is
+        // audited), so that token ids cannot be probed for existence.
+        Status allowed = require_admin(gov, ctx, "token.revoke_for_other");
+        if (allowed.code() == StatusCode::kPermissionDenied) {
+            return not_found("token " + id + " does not exist");
+        }
+        SLUICE_RETURN_IF_ERROR(allowed);
     }
+    const TokenInfo& token = *found;
     Status revoked = gov.store().revoke_token(id);
     SLUICE_RETURN_IF_ERROR(
         audit_action(gov, ctx, "token.revoke", "principal:" + token.principal, revoked, id));

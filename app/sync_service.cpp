@@ -23,6 +23,24 @@ json errors_json(const std::vector<retrieval::FeedError>& errors) {
     return out;
 }
 
+// The decision on a source for a caller, where a denial to a caller who may not even see the
+// source (no BROWSE on its table; for a source not in the catalog, not an admin: what the listing
+// leaves out) becomes a source that does not exist, so that names cannot be probed. The denial
+// itself was audited by whoever decided it.
+Status unless_unseen(governance::Governance& gov, const governance::RequestContext& context,
+                     const std::string& name, const SourceObject* object, Status decision) {
+    if (decision.code() != StatusCode::kPermissionDenied) {
+        return decision;
+    }
+    bool seen = false;
+    if (object != nullptr) {
+        auto browse = gov.authorizer().check(context.principal_id, governance::Privilege::kBrowse,
+                                             governance::SecurableType::kTable, object->full_name);
+        seen = browse.ok() && browse->allowed;
+    }
+    return seen ? decision : not_found("source '" + name + "' does not exist");
+}
+
 }  // namespace
 
 Result<std::unique_ptr<retrieval::SourceSync>> open_source_sync(
@@ -359,32 +377,35 @@ Result<json> SyncService::describe(const governance::RequestContext& context,
                                    const std::string& name) {
     SLUICE_ASSIGN_OR_RETURN(auto definition, registry_->get(name));
     auto object = find_source_object(gov_.store(), name);
-    if (object.ok()) {
-        SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kBrowse,
-                                                         governance::SecurableType::kTable,
-                                                         object->full_name));
-        return describe_entry(definition, &*object);
-    }
-    if (object.status().code() != StatusCode::kNotFound) {
+    if (!object.ok() && object.status().code() != StatusCode::kNotFound) {
         return object.status();
     }
-    SLUICE_RETURN_IF_ERROR(require_admin(gov_, context, "source.get"));
-    return describe_entry(definition, nullptr);
+    const SourceObject* found = object.ok() ? &*object : nullptr;
+    SLUICE_RETURN_IF_ERROR(unless_unseen(
+        gov_, context, name, found,
+        found != nullptr
+            ? gov_.authorizer().require(context, governance::Privilege::kBrowse,
+                                        governance::SecurableType::kTable, found->full_name)
+            : require_admin(gov_, context, "source.get")));
+    return describe_entry(definition, found);
 }
 
 Status SyncService::authorize_write(const governance::RequestContext& context,
                                     const std::string& name) {
     auto object = find_source_object(gov_.store(), name);
     if (object.ok()) {
-        return gov_.authorizer().require(context, governance::Privilege::kModify,
-                                         governance::SecurableType::kTable, object->full_name);
+        return unless_unseen(
+            gov_, context, name, &*object,
+            gov_.authorizer().require(context, governance::Privilege::kModify,
+                                      governance::SecurableType::kTable, object->full_name));
     }
     if (object.status().code() != StatusCode::kNotFound) {
         return object.status();
     }
     // Defined but not yet in the catalog (waiting for an admin to own it): admins only.
     SLUICE_RETURN_IF_ERROR(registry_->get(name).status());
-    return require_admin(gov_, context, "source.write");
+    return unless_unseen(gov_, context, name, nullptr,
+                         require_admin(gov_, context, "source.write"));
 }
 
 Result<json> SyncService::create(const governance::RequestContext& context, const json& body) {
@@ -421,9 +442,10 @@ Result<json> SyncService::alter(const governance::RequestContext& context,
     SLUICE_RETURN_IF_ERROR(check_keys(body, {"index"}, {}).with_context("body"));
     const std::string index = body["index"].is_null() ? "" : body["index"].get<std::string>();
     SLUICE_ASSIGN_OR_RETURN(auto object, find_source_object(gov_.store(), name));
-    SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kManage,
-                                                     governance::SecurableType::kTable,
-                                                     object.full_name));
+    SLUICE_RETURN_IF_ERROR(unless_unseen(
+        gov_, context, name, &object,
+        gov_.authorizer().require(context, governance::Privilege::kManage,
+                                  governance::SecurableType::kTable, object.full_name)));
     SLUICE_ASSIGN_OR_RETURN(auto definition, registry_->get(name));
     if (connectors::reads_server_machine(definition)) {
         // Binding starts (or moves) reading a path of this machine: an admin's decision.
@@ -449,13 +471,15 @@ Result<nlohmann::json> SyncService::remove(const governance::RequestContext& con
     auto object = find_source_object(gov_.store(), name);
     std::string securable = "source:" + name;
     if (object.ok()) {
-        SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(context, governance::Privilege::kManage,
-                                                         governance::SecurableType::kTable,
-                                                         object->full_name));
+        SLUICE_RETURN_IF_ERROR(unless_unseen(
+            gov_, context, name, &*object,
+            gov_.authorizer().require(context, governance::Privilege::kManage,
+                                      governance::SecurableType::kTable, object->full_name)));
         securable = "table:" + object->full_name;
     } else if (object.status().code() == StatusCode::kNotFound) {
         SLUICE_RETURN_IF_ERROR(registry_->get(name).status());
-        SLUICE_RETURN_IF_ERROR(require_admin(gov_, context, "source.remove"));
+        SLUICE_RETURN_IF_ERROR(unless_unseen(gov_, context, name, nullptr,
+                                             require_admin(gov_, context, "source.remove")));
     } else {
         return object.status();
     }

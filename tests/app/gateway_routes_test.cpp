@@ -525,6 +525,34 @@ TEST_CASE("the catalog API neither makes a table a source nor re-binds a source'
     }
 }
 
+TEST_CASE("another principal's token is, to a non-admin, a token that does not exist") {
+    Site site;
+    Store& store = site.gov->store();
+    auto alice_tokens = store.tokens(site.alice_p.id);
+    REQUIRE(alice_tokens.ok());
+    REQUIRE(alice_tokens->size() == 1);
+    const std::string id = (*alice_tokens)[0].id;
+    auto theirs = site.call(site.bob, "POST", "/api/2.0/token/delete", {{"token_id", id}});
+    auto missing = site.call(site.bob, "POST", "/api/2.0/token/delete",
+                             {{"token_id", "tok_0123456789abcdef"}});
+    REQUIRE(theirs);
+    REQUIRE(missing);
+    CHECK(theirs->status == 404);
+    CHECK(missing->status == 404);
+    auto message = [](const httplib::Result& r) {
+        return json::parse(r->body)["error"]["message"].get<std::string>();
+    };
+    CHECK(message(theirs) == "token " + id + " does not exist");
+    CHECK(message(missing) == "token tok_0123456789abcdef does not exist");
+    CHECK_FALSE(store.token(id)->revoked_at_ms.has_value());
+    CHECK(site.audit_count({{"principal", "bob"},
+                            {"action", "admin:token.revoke_for_other"},
+                            {"result", "deny"}}) == 1);
+    // An admin revokes it; its owner could have too.
+    site.ok(site.call(site.admin, "POST", "/api/2.0/token/delete", {{"token_id", id}}));
+    CHECK(store.token(id)->revoked_at_ms.has_value());
+}
+
 TEST_CASE("the audit routes take whole integers for their numeric parameters") {
     Site site;
     auto lines = [](const std::string& body) { return std::count(body.begin(), body.end(), '\n'); };

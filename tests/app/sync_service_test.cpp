@@ -392,12 +392,28 @@ TEST_CASE("creating needs CREATE_TABLE on the schema; feeding an index needs MOD
     REQUIRE(service->alter(world.admin, "bobs", {{"index", "articles"}}).ok());
     // Bob owns it: he may push into it and unbind it; carol may not even see it.
     CHECK(service->authorize_write(bob, "bobs").ok());
+    // To her it is a source that does not exist, as to the listing: names cannot be probed.
     auto carol = world.context_of("carol");
-    CHECK(service->authorize_write(carol, "bobs").code() == StatusCode::kPermissionDenied);
-    CHECK(service->describe(carol, "bobs").status().code() == StatusCode::kPermissionDenied);
+    auto unseen = [&](const sluice::Status& status, const std::string& name = "bobs") {
+        return status.code() == StatusCode::kNotFound &&
+               status.message() == "source '" + name + "' does not exist";
+    };
+    CHECK(unseen(service->authorize_write(carol, "bobs")));
+    CHECK(unseen(service->describe(carol, "bobs").status()));
+    CHECK(unseen(service->authorize_write(carol, "nobody"), "nobody"));
+    CHECK(unseen(service->describe(carol, "nobody").status(), "nobody"));
     CHECK((*service->describe(carol))["sources"].empty());
-    CHECK(service->alter(carol, "bobs", {{"index", nullptr}}).status().code() ==
-          StatusCode::kPermissionDenied);
+    CHECK(unseen(service->alter(carol, "bobs", {{"index", nullptr}}).status()));
+    CHECK(unseen(service->remove(carol, "bobs").status()));
+    // Once she may see it, what she may not do is a denial.
+    world.allow_create_table("carol");
+    auto main = world.gov->store().securable(SecurableType::kCatalog, "main");
+    REQUIRE(world.gov->store()
+                .update_permissions(main->id, SecurableType::kCatalog,
+                                    {{"carol", {Privilege::kBrowse}, {}}}, world.admin.principal_id)
+                .ok());
+    CHECK(service->describe(carol, "bobs").ok());
+    CHECK(service->authorize_write(carol, "bobs").code() == StatusCode::kPermissionDenied);
     CHECK(service->remove(carol, "bobs").status().code() == StatusCode::kPermissionDenied);
     REQUIRE(service->alter(bob, "bobs", {{"index", nullptr}}).ok());
     REQUIRE(service->remove(bob, "bobs").ok());

@@ -334,6 +334,69 @@ Result<std::vector<ForeignRow>> foreign_secrets(sqlite3* db, const governance::S
     return out;
 }
 
+// A definition lives as long as its catalog object. Left behind, it would be taken over by the
+// next object made with that name, by anyone allowed to create one: an agent running as the
+// service principal an admin chose for it, a SQL tool on an admin's database, a connection's
+// sealed secret. A trigger on governance's table removes it in the same transaction as the
+// object, whichever way the object goes (its own DELETE, a forced delete of its schema or
+// catalog). Definitions orphaned before the trigger existed are removed when it is installed.
+// Where catalog.db has no securables table (a store used on its own), there is nothing to follow.
+Status follow_securables(sqlite3* db) {
+    SLUICE_ASSIGN_OR_RETURN(auto tables,
+                            detail::prepare(db,
+                                            "SELECT name FROM sqlite_master WHERE type = "
+                                            "'table' AND name = 'securables' UNION ALL "
+                                            "SELECT name FROM sqlite_master WHERE type = "
+                                            "'trigger' AND name = 'agent_objects_follow'"));
+    bool has_securables = false;
+    bool has_trigger = false;
+    int rc = 0;
+    while ((rc = sqlite3_step(tables.get())) == SQLITE_ROW) {
+        std::string name = detail::column_text(tables.get(), 0);
+        (name == "securables" ? has_securables : has_trigger) = true;
+    }
+    if (rc != SQLITE_DONE) {
+        return detail::sqlite_error(db, "reading catalog.db's schema");
+    }
+    if (!has_securables || has_trigger) {
+        return Status();
+    }
+    // The definition kind of a securable row's type.
+    auto kind_of = [](std::string_view row) {
+        std::string out = "CASE ";
+        out += row;
+        out +=
+            ".type WHEN 'agent' THEN 'agent' WHEN 'function' THEN 'tool' "
+            "WHEN 'connection' THEN 'connection' END";
+        return out;
+    };
+    SLUICE_RETURN_IF_ERROR(detail::exec(db, "BEGIN IMMEDIATE"));
+    auto installed = [&]() -> Result<int> {
+        SLUICE_RETURN_IF_ERROR(
+            detail::exec(db,
+                         "CREATE TRIGGER agent_objects_follow AFTER DELETE ON securables "
+                         "WHEN OLD.type IN ('agent', 'function', 'connection') BEGIN "
+                         "DELETE FROM agent_objects WHERE name = OLD.full_name AND kind = " +
+                             kind_of("OLD") + "; END"));
+        SLUICE_RETURN_IF_ERROR(detail::exec(
+            db,
+            "DELETE FROM agent_objects WHERE NOT EXISTS (SELECT 1 FROM securables s WHERE "
+            "s.full_name = agent_objects.name AND " +
+                kind_of("s") + " = agent_objects.kind)"));
+        return sqlite3_changes(db);
+    }();
+    if (!installed.ok()) {
+        (void)detail::exec(db, "ROLLBACK");
+        return installed.status();
+    }
+    SLUICE_RETURN_IF_ERROR(detail::exec(db, "COMMIT"));
+    if (*installed > 0) {
+        log::warn("agents", "removed definitions whose catalog objects were deleted",
+                  {{"definitions", *installed}});
+    }
+    return Status();
+}
+
 }  // namespace
 
 Result<std::vector<AgentStore::ForeignSecret>> AgentStore::forget_foreign_secrets(
@@ -381,6 +444,7 @@ Result<std::unique_ptr<AgentStore>> AgentStore::open(const std::filesystem::path
             kind TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL,
             updated_at_us INTEGER NOT NULL, PRIMARY KEY (kind, name));
     )sql"));
+    SLUICE_RETURN_IF_ERROR(follow_securables(db.get()));
     // Checked before anything is sealed: a key made in place of a lost one must not start
     // sealing beside secrets it can never open.
     SLUICE_ASSIGN_OR_RETURN(auto foreign, foreign_secrets(db.get(), secrets));

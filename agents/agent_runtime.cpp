@@ -79,7 +79,8 @@ AgentRuntime::PreparedRun::~PreparedRun() = default;
 
 Result<AgentRuntime::PreparedRun> AgentRuntime::prepare(
     const governance::RequestContext& caller, const std::string& agent,
-    std::vector<inference::ChatMessage> messages, std::optional<std::int64_t>* retry_after_s) {
+    std::vector<inference::ChatMessage> messages, std::optional<std::int64_t>* retry_after_s,
+    const RunOptions& options) {
     SLUICE_RETURN_IF_ERROR(gov_.authorizer().require(caller, governance::Privilege::kExecute,
                                                      governance::SecurableType::kAgent, agent));
     SLUICE_ASSIGN_OR_RETURN(AgentSpec spec, store_.agent(agent));
@@ -119,6 +120,7 @@ Result<AgentRuntime::PreparedRun> AgentRuntime::prepare(
     request.instructions = spec.instructions;
     request.messages = std::move(messages);
     request.budgets = spec.budgets;
+    request.options = options;
     ModelUseRequest use_request{caller,
                                 identity,
                                 agent,

@@ -77,10 +77,12 @@ public:
     // so that a streamed route can answer with an HTTP status. Errors: kPermissionDenied
     // without EXECUTE on the agent; kNotFound for an unknown agent or a tool without a
     // definition; kInvalidArgument unless the user speaks last; the governor's refusals (then
-    // `retry_after_s`, when given, holds a limit's hint).
+    // `retry_after_s`, when given, holds a limit's hint). `options` are the caller's, for each
+    // model turn (planner.h).
     Result<PreparedRun> prepare(const governance::RequestContext& caller, const std::string& agent,
                                 std::vector<inference::ChatMessage> messages,
-                                std::optional<std::int64_t>* retry_after_s = nullptr);
+                                std::optional<std::int64_t>* retry_after_s = nullptr,
+                                const RunOptions& options = {});
     // Steps 5 and 6. Errors: the model's. Budget exhaustion is not an error, and neither is
     // `stop` being requested (the caller hung up): the run then ends with
     // StopReason::kCancelled at its next model turn or tool call. The tokens a run spent are

@@ -28,6 +28,7 @@ struct ModelRequest {
     nlohmann::json response_schema;
     int max_tokens = 256;
     double temperature = 0.0;
+    double top_p = 1.0;  // nucleus sampling; 1: off
     // Sampling seed: with a temperature above 0, the same seed gives the same reply, and
     // different seeds give independent draws (best-of-N candidates, judge calls).
     std::uint64_t seed = 0;

@@ -98,6 +98,7 @@ Result<ModelReply> EngineChatModel::complete(const ModelRequest& request) {
     inference::EngineRequest engine_request;
     engine_request.prompt = std::move(prompt);
     engine_request.sampling.temperature = static_cast<float>(request.temperature);
+    engine_request.sampling.top_p = static_cast<float>(request.top_p);
     engine_request.sampling.seed = request.seed;
     engine_request.max_tokens =
         static_cast<int32_t>(std::min<int64_t>(request.max_tokens, context - n_prompt));

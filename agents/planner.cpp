@@ -1,6 +1,8 @@
 #include "agents/planner.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -74,7 +76,7 @@ public:
         if (result_.steps >= budgets.max_steps) {
             return StopReason::kStepBudget;
         }
-        if (tokens_used() >= budgets.max_tokens) {
+        if (tokens_used() >= budgets.max_tokens || completion_left() <= 0) {
             return StopReason::kTokenBudget;
         }
         if (Clock::now() >= context_.deadline) {
@@ -88,6 +90,16 @@ public:
     std::int64_t tokens_used() const {
         return result_.prompt_tokens + result_.completion_tokens;
     }
+
+    // Completion tokens the request's max_completion_tokens leaves (no bound: the most there is).
+    std::int64_t completion_left() const {
+        const auto& limit = request_.options.max_completion_tokens;
+        return limit ? *limit - result_.completion_tokens : INT64_MAX;
+    }
+
+    // Whether the last turn stopped at the request's max_completion_tokens rather than at its
+    // own end: an answer it gave is cut there.
+    bool last_turn_cut() const { return last_turn_cut_; }
 
     // One model turn over `messages`, streamed as "tokens" events when `stream`. A turn cut
     // short by the stop token comes back with `cancelled` set; callers finish the run then.
@@ -103,8 +115,12 @@ public:
         request.tools = std::move(tools);
         request.response_schema = std::move(response_schema);
         std::int64_t left = request_.budgets.max_tokens - tokens_used();
-        request.max_tokens = static_cast<int>(
-            std::max<std::int64_t>(1, std::min<std::int64_t>(request_.max_tokens_per_turn, left)));
+        const std::int64_t turn_max = std::max<std::int64_t>(
+            1, std::min({std::int64_t{request_.max_tokens_per_turn}, left, completion_left()}));
+        request.max_tokens = static_cast<int>(turn_max);
+        request.temperature = request_.options.temperature;
+        request.top_p = request_.options.top_p;
+        request.seed = request_.options.seed;
         request.stop = context_.stop;
         if (stream) {
             request.on_text = [this](std::string_view text) {
@@ -117,6 +133,7 @@ public:
             return reply.status();
         }
         result_.prompt_tokens += reply->prompt_tokens;
+        last_turn_cut_ = turn_max == completion_left() && reply->completion_tokens >= turn_max;
         result_.completion_tokens += reply->completion_tokens;
         span.add_tokens(reply->prompt_tokens, reply->completion_tokens);
         json calls = json::array();
@@ -189,7 +206,8 @@ public:
 
     Result<RunResult> finish(StopReason reason, std::string answer) {
         result_.stop = reason;
-        result_.answer = reason == StopReason::kAnswer ? std::move(answer) : stop_message(reason);
+        const bool answered = reason == StopReason::kAnswer || reason == StopReason::kMaxTokens;
+        result_.answer = answered ? std::move(answer) : stop_message(reason);
         if (reason != StopReason::kAnswer) {
             log::info("agents", "run stopped",
                       {{"reason", std::string(stop_reason_name(reason))},
@@ -224,6 +242,11 @@ public:
                 return "Stopped without an answer: the step budget of " +
                        std::to_string(budgets.max_steps) + " model turns is spent.";
             case StopReason::kTokenBudget:
+                if (completion_left() <= 0) {
+                    return "Stopped without an answer: the request's max_tokens of " +
+                           std::to_string(*request_.options.max_completion_tokens) +
+                           " completion tokens is spent.";
+                }
                 return "Stopped without an answer: the token budget of " +
                        std::to_string(budgets.max_tokens) + " tokens is spent (" +
                        std::to_string(tokens_used()) + " used).";
@@ -242,6 +265,7 @@ public:
             case StopReason::kCancelled:
                 return "Stopped without an answer: the client went away.";
             case StopReason::kAnswer:
+            case StopReason::kMaxTokens:
                 break;
         }
         return "";
@@ -258,6 +282,7 @@ private:
     const EventSink& events_;
     Clock::time_point start_;
     SpanScope span_;
+    bool last_turn_cut_ = false;
     ToolContext context_;
     RunResult result_;
     std::map<std::string, int> seen_calls_;
@@ -380,6 +405,8 @@ std::string_view stop_reason_name(StopReason reason) {
         case StopReason::kLoop: return "loop";
         case StopReason::kInvalidArguments: return "invalid_arguments";
         case StopReason::kCancelled: return "cancelled";
+        case StopReason::kMaxTokens:
+            return "max_tokens";
     }
     return "answer";
 }
@@ -400,7 +427,8 @@ Result<RunResult> FunctionCallingPlanner::run(const RunRequest& request,
         }
         if (reply.calls.empty()) {
             run.transcript().push_back({"assistant", reply.text, {}, {}});
-            return run.finish(StopReason::kAnswer, reply.text);
+            return run.finish(run.last_turn_cut() ? StopReason::kMaxTokens : StopReason::kAnswer,
+                              reply.text);
         }
         if (!run.tool_budget_allows(reply.calls.size())) {
             return run.finish(StopReason::kToolCallBudget, "");
@@ -506,7 +534,8 @@ Result<RunResult> PlanAndExecutePlanner::run(const RunRequest& request,
         return run.finish(StopReason::kCancelled, "");
     }
     run.transcript().push_back({"assistant", answer.text, {}, {}});
-    return run.finish(StopReason::kAnswer, answer.text);
+    return run.finish(run.last_turn_cut() ? StopReason::kMaxTokens : StopReason::kAnswer,
+                      answer.text);
 }
 
 Result<const Planner*> planner_named(std::string_view name) {

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,9 @@ enum class StopReason {
     kLoop,
     kInvalidArguments,
     kCancelled,  // the caller went away (ToolContext::stop)
+    // The answer was cut at the request's max_completion_tokens; the run's answer is the text
+    // up to there (an OpenAI "length" finish).
+    kMaxTokens,
 };
 std::string_view stop_reason_name(StopReason reason);  // "answer", "step_budget", ...
 
@@ -62,10 +66,22 @@ struct AgentEvent {
 };
 using EventSink = std::function<void(const AgentEvent&)>;
 
+// What the caller of a run asks of its model turns, as a chat completion request does of an
+// agent served as a model.
+struct RunOptions {
+    double temperature = 0.0;  // each turn's; greedy unless asked
+    double top_p = 1.0;
+    std::uint64_t seed = 0;
+    // Completion tokens the whole run may generate (the request's max_tokens), within the
+    // agent's own budgets; absent: only those.
+    std::optional<std::int64_t> max_completion_tokens;
+};
+
 struct RunRequest {
     std::string instructions;                       // the system message
     std::vector<inference::ChatMessage> messages;   // the conversation so far, user last
     Budgets budgets;
+    RunOptions options;
     int max_tokens_per_turn = 256;
     int max_replans = 2;  // plan-and-execute only
 };

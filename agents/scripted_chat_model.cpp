@@ -105,6 +105,25 @@ Result<ModelReply> ScriptedChatModel::complete(const ModelRequest& request) {
     for (const auto& message : request.messages) {
         reply.prompt_tokens += count_tokens(message.content) + 4;
     }
+    // A turn's text ends at its max_tokens, as a model's generation does (a word a token).
+    if (count_tokens(reply.text) > request.max_tokens) {
+        size_t words = 0;
+        size_t end = 0;
+        bool in_word = false;
+        for (; end < reply.text.size(); ++end) {
+            const char c = reply.text[end];
+            const bool space = c == ' ' || c == '\n' || c == '\t';
+            if (!space && !in_word && ++words > static_cast<size_t>(request.max_tokens)) {
+                break;
+            }
+            in_word = !space;
+        }
+        while (end > 0 && (reply.text[end - 1] == ' ' || reply.text[end - 1] == '\n' ||
+                           reply.text[end - 1] == '\t')) {
+            --end;  // the blanks before the first word left out
+        }
+        reply.text.resize(end);
+    }
     reply.completion_tokens = count_tokens(reply.text);
     for (const auto& call : reply.calls) {
         reply.completion_tokens += count_tokens(call.arguments.dump()) + 4;

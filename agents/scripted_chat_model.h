@@ -10,8 +10,9 @@
 // Content may carry tool-call markup, which is split off as the engine model's output is. With
 // `repeat_last`, the last turn answers every call past the end (a runaway model); otherwise a
 // call past the end is kFailedPrecondition ("the script has no turn N").
-// Tokens are counted as whitespace-separated words, and a reply's usage is counted so. Text is
-// streamed word by word; a stop requested between words cuts the reply there (`cancelled`).
+// Tokens are counted as whitespace-separated words, and a reply's usage is counted so; a reply's
+// text ends at the request's max_tokens words (its tool calls are kept). Text is streamed word
+// by word; a stop requested between words cuts the reply there (`cancelled`).
 //
 // Thread safety: thread-safe; turns are handed out in call order across threads.
 

@@ -67,8 +67,10 @@ std::vector<json> AgentChatChunks::on_event(const agents::AgentEvent& event) {
         if (trace_id_.empty()) {
             trace_id_ = event.data.value("trace_id", "");
         }
-        const bool answered = event.data.value("stop_reason", "") == "answer";
-        if (!answered) {
+        const std::string stop_reason = event.data.value("stop_reason", "");
+        // An answer cut at the request's max_tokens was streamed as far as it went.
+        const bool answered = stop_reason == "answer";
+        if (!answered && stop_reason != "max_tokens") {
             // The stop message was never streamed: it is the run's last word.
             new_turn_ = true;
             out.push_back(content(event.data.value("answer", "")));

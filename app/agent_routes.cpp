@@ -416,7 +416,8 @@ void invoke_agent(AgentServices& s, const RequestInfo& info, const httplib::Requ
 // the stream starts, with an HTTP status, as for the served model.
 void stream_agent_chat(AgentServices& s, const RequestInfo& info, std::string agent,
                        std::string model, std::vector<inference::ChatMessage> messages,
-                       bool include_usage, httplib::Response& res) {
+                       const agents::RunOptions& options, bool include_usage,
+                       httplib::Response& res) {
     governance::RequestContext context = context_of(info);
     if (messages.empty() || messages.back().role != "user") {
         send_status(res, invalid_argument("messages: the last message must be the user's"),
@@ -425,7 +426,7 @@ void stream_agent_chat(AgentServices& s, const RequestInfo& info, std::string ag
     }
     const std::string request_text = messages.back().content;
     std::optional<std::int64_t> retry_after;
-    auto prepared = s.runtime.prepare(context, agent, std::move(messages), &retry_after);
+    auto prepared = s.runtime.prepare(context, agent, std::move(messages), &retry_after, options);
     if (!prepared.ok()) {
         send_model_error(res, prepared.status(), info, retry_after);
         return;
@@ -457,10 +458,54 @@ void stream_agent_chat(AgentServices& s, const RequestInfo& info, std::string ag
     EventStream::respond(events, res);
 }
 
+// What an agent's run takes from a chat completion request: each model turn samples with the
+// request's temperature, top_p and seed where it gives them (an agent's turns are greedy
+// otherwise), and max_tokens (or max_completion_tokens) bounds the completion tokens of the
+// whole run. Sampling settings an agent's turns cannot honour are refused by
+// agent_can_honour() rather than dropped.
+agents::RunOptions run_options_of(const ChatRequest& chat, const json& body) {
+    agents::RunOptions options;
+    if (body.contains("temperature") && !body["temperature"].is_null()) {
+        options.temperature = chat.params.sampling.temperature;
+    }
+    if (body.contains("top_p") && body["top_p"].is_number() && body["top_p"] < 1) {
+        // Nucleus sampling samples, at the request's temperature (1 unless given, as OpenAI
+        // has it; the parser made top_p 0 greedy). top_p 1, a client's default, changes nothing.
+        options.temperature = chat.params.sampling.temperature;
+        options.top_p = chat.params.sampling.top_p;
+    }
+    options.seed = chat.params.sampling.seed;
+    if (chat.params.max_tokens) {
+        options.max_completion_tokens = *chat.params.max_tokens;
+    }
+    return options;
+}
+
 // What a request to an agent served as a model asks that the agent cannot give is refused, as
 // the served model refuses what it does not take (docs/api.md), rather than answered without
 // it: a client asking for three choices got one, for JSON got text.
 Status agent_can_honour(const ChatRequest& chat) {
+    const inference::SamplingParams& sampling = chat.params.sampling;
+    const inference::SamplingParams defaults;
+    if (!chat.params.stop.empty()) {
+        return invalid_argument(
+            "stop: an agent's answer ends where the agent ends it; stop sequences are not "
+            "applied to its runs");
+    }
+    for (auto [name, differs] :
+         {std::pair{"presence_penalty", sampling.presence_penalty != defaults.presence_penalty},
+          std::pair{"frequency_penalty", sampling.frequency_penalty != defaults.frequency_penalty},
+          std::pair{"repetition_penalty",
+                    sampling.repetition_penalty != defaults.repetition_penalty},
+          std::pair{"top_k", sampling.top_k != defaults.top_k},
+          std::pair{"min_p", sampling.min_p != defaults.min_p},
+          std::pair{"logit_bias", !sampling.logit_bias.empty()}}) {
+        if (differs) {
+            return invalid_argument(std::string(name) +
+                                    ": an agent's model turns take temperature, top_p and seed; "
+                                    "this setting is not applied to them");
+        }
+    }
     if (chat.params.n != 1) {
         return invalid_argument("n: an agent gives one answer; expected 1, found " +
                                 std::to_string(chat.params.n));
@@ -600,15 +645,16 @@ ChatDelegate agent_chat_delegate(AgentServices& s) {
                 messages.push_back({message.role, message.content, {}, {}});
             }
         }
+        const agents::RunOptions options = run_options_of(*chat, body);
         if (chat->params.stream) {
             stream_agent_chat(s, info, std::move(agent), std::move(model), std::move(messages),
-                              chat->params.include_usage, res);
+                              options, chat->params.include_usage, res);
             return true;
         }
         const std::string request_text = messages.empty() ? "" : messages.back().content;
         std::optional<std::int64_t> retry_after;
         auto prepared =
-            s.runtime.prepare(context_of(info), agent, std::move(messages), &retry_after);
+            s.runtime.prepare(context_of(info), agent, std::move(messages), &retry_after, options);
         if (!prepared.ok()) {
             send_model_error(res, prepared.status(), info, retry_after);
             return true;

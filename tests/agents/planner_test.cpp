@@ -332,6 +332,73 @@ const Span* span_named(const TraceRecord& record, const std::string& name) {
 
 }  // namespace
 
+TEST_CASE("a run's options: each turn's sampling, and max_tokens over the whole run") {
+    SqlWorld w;
+    if (!w.ready) {
+        return;
+    }
+    static const char* const kCallThenAnswer = R"([
+        {"tool_calls": [{"name": "sql_query", "arguments": {"query": "SELECT 1 FROM Invoice"}}]},
+        {"content": "There are twenty one customers you can see."}])";
+    static const char* const kPlanThenAnswer = R"([
+        {"content": "{\"steps\": [{\"tool\": \"sql_query\", \"arguments\": {\"query\": \"SELECT 1 FROM Invoice\"}}]}"},
+        {"content": "There are twenty one customers you can see."}])";
+    RunRequest request = ask("How many customers?");
+    request.options.temperature = 0.7;
+    request.options.top_p = 0.9;
+    request.options.seed = 42;
+    for (bool plan_first : {false, true}) {
+        CAPTURE(plan_first);
+        FunctionCallingPlanner calling;
+        PlanAndExecutePlanner planning;
+        const Planner& planner = plan_first ? static_cast<const Planner&>(planning)
+                                            : static_cast<const Planner&>(calling);
+        auto model = script(plan_first ? kPlanThenAnswer : kCallThenAnswer);
+        SUBCASE("sampling reaches every turn") {
+            auto result = planner.run(request, w.as(w.world.alice, nullptr), w.box, *model, {});
+            REQUIRE(result.ok());
+            CHECK(result->stop == StopReason::kAnswer);
+            for (const ModelRequest& seen : model->requests()) {
+                CHECK(seen.temperature == doctest::Approx(0.7));
+                CHECK(seen.top_p == doctest::Approx(0.9));
+                CHECK(seen.seed == 42);
+            }
+        }
+        SUBCASE("an answer cut at max_tokens is returned as far as it went") {
+            // What the first turn (the call or the plan) takes, from a run without a limit;
+            // the answer has 8 words. 3 are left for it.
+            auto whole = planner.run(request, w.as(w.world.alice, nullptr), w.box,
+                                     *script(plan_first ? kPlanThenAnswer : kCallThenAnswer), {});
+            REQUIRE(whole.ok());
+            RunRequest limited = request;
+            limited.options.max_completion_tokens = whole->completion_tokens - 8 + 3;
+            std::string streamed;
+            auto result = planner.run(limited, w.as(w.world.alice, nullptr), w.box, *model,
+                                      [&](const AgentEvent& e) {
+                                          if (e.type == "tokens") {
+                                              streamed += e.data["text"].get<std::string>();
+                                          }
+                                      });
+            REQUIRE(result.ok());
+            CHECK(result->stop == StopReason::kMaxTokens);
+            CHECK(result->answer == "There are twenty");
+            CHECK(streamed == "There are twenty");
+            CHECK(result->completion_tokens == *limited.options.max_completion_tokens);
+            CHECK(stop_reason_name(result->stop) == "max_tokens");
+        }
+        SUBCASE("max_tokens spent before the answer ends the run saying so") {
+            RunRequest limited = request;
+            limited.options.max_completion_tokens = 2;
+            auto result = planner.run(limited, w.as(w.world.alice, nullptr), w.box, *model, {});
+            REQUIRE(result.ok());
+            CHECK(result->stop == StopReason::kTokenBudget);
+            CHECK(result->answer ==
+                  "Stopped without an answer: the request's max_tokens of 2 completion tokens "
+                  "is spent.");
+        }
+    }
+}
+
 TEST_CASE("a stop requested mid-answer cuts the model turn, ends the run, counts what was spent") {
     SqlWorld w;
     if (!w.ready) {

@@ -1,7 +1,8 @@
 // Agents through the real binary with the tiny model: served as OpenAI models they stream the
 // answer's tokens as chat chunks, and a client that hangs up mid-stream cancels the run — on
 // /v1/chat/completions and on /api/agents/{name}/invoke — with the engine request cancelled
-// (its KV blocks freed), the cancellation in the trace and the tokens spent in usage.
+// (its KV blocks freed), the cancellation in the trace and the tokens spent in usage. The
+// request's max_tokens bounds the run, and its temperature, top_p and seed reach each turn.
 
 #include <httplib.h>
 
@@ -204,6 +205,72 @@ TEST_CASE("an agent served as a model streams its answer's tokens as chat chunks
                                {"stream", true}});
     REQUIRE(denied);
     CHECK(denied->status == 403);
+}
+
+TEST_CASE("an agent served as a model takes the request's max_tokens, temperature and seed") {
+    ServerProcess server("agent-options", tiny_model_dir());
+    server.wait_model_ready(true);
+    make_agent(server);
+    auto chat = [&](json extra) {
+        json body = {{"model", "agents/" + kAgent},
+                     {"messages", {{{"role", "user"}, {"content", "Tell a long story."}}}}};
+        body.update(extra);
+        return server.send(server.admin_token, "POST", "/v1/chat/completions", body);
+    };
+    // max_tokens bounds the run; the answer is cut there, as a model's is.
+    json cut = ok_json(chat({{"max_tokens", 3}}));
+    const auto completion = cut["usage"]["completion_tokens"].get<int>();
+    CHECK(completion <= 3);
+    CHECK(completion > 0);
+    const bool reached = completion == 3;
+    MESSAGE("an answer of at most 3 tokens took " << completion);
+    CHECK(cut["choices"][0]["finish_reason"] == (reached ? "length" : "stop"));
+    json trace = stored_trace(server, cut["trace_id"]);
+    CHECK(trace["spans"][0]["outputs"]["stop_reason"] == (reached ? "max_tokens" : "answer"));
+    CHECK(trace["spans"][0]["outputs"]["answer"] == cut["choices"][0]["message"]["content"]);
+    auto streamed = chat({{"max_tokens", 3}, {"stream", true}});
+    REQUIRE(streamed);
+    REQUIRE(streamed->status == 200);
+    bool done = false;
+    std::string text;
+    std::string finish;
+    for (const json& chunk : data_events(streamed->body, &done)) {
+        for (const json& choice : chunk["choices"]) {
+            text += choice["delta"].value("content", "");
+            if (!choice["finish_reason"].is_null()) {
+                finish = choice["finish_reason"];
+            }
+        }
+    }
+    CHECK(done);
+    CHECK(finish == (reached ? "length" : "stop"));
+    // Greedy turns by default: the same answer, streamed or not.
+    CHECK(text == cut["choices"][0]["message"]["content"]);
+
+    // A temperature with a seed repeats; the turns sample (a different seed may differ).
+    json sampled = {{"max_tokens", 12}, {"temperature", 1.5}, {"seed", 7}};
+    json first = ok_json(chat(sampled));
+    json again = ok_json(chat(sampled));
+    CHECK(first["choices"][0]["message"]["content"] == again["choices"][0]["message"]["content"]);
+    bool differs = false;
+    for (int seed = 8; seed < 12 && !differs; ++seed) {
+        json other = sampled;
+        other["seed"] = seed;
+        differs = ok_json(chat(other))["choices"][0]["message"]["content"] !=
+                  first["choices"][0]["message"]["content"];
+    }
+    CHECK(differs);
+
+    // What an agent's turns cannot honour is refused, not dropped; defaults pass.
+    for (const json& refused : {json{{"stop", "."}}, json{{"presence_penalty", 0.5}},
+                                json{{"top_k", 5}}, json{{"logit_bias", {{"7", 5}}}}}) {
+        auto answer = chat(refused);
+        REQUIRE(answer);
+        CHECK(answer->status == 400);
+        CHECK(answer->body.find(refused.begin().key()) != std::string::npos);
+    }
+    ok_json(
+        chat({{"max_tokens", 2}, {"presence_penalty", 0}, {"frequency_penalty", 0}, {"top_p", 1}}));
 }
 
 TEST_CASE("a client hanging up mid-stream cancels the agent run") {

@@ -291,6 +291,12 @@ void best_of_n(EvalServices& s, const RequestInfo& info, const httplib::Request&
         return send_status(res, invalid_argument("temperature: expected a number from 0 to 2"),
                            info.request_id);
     }
+    // A request the judges cannot score is refused before the model's use is opened.
+    if (Status valid = eval::check_best_of_n({{"user", *input, {}, {}}}, options); !valid.ok()) {
+        Status audited = audit_action(s.gov, context, "eval.best_of_n", "metastore", valid,
+                                      std::string("n ").append(std::to_string(options.n)));
+        return send_status(res, audited.ok() ? valid : audited, info.request_id);
+    }
     auto model = s.model();
     if (!model.ok()) {
         return send_status(res, model.status(), info.request_id);

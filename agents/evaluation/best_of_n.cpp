@@ -1,14 +1,22 @@
 #include "agents/evaluation/best_of_n.h"
 
+#include <algorithm>
 #include <mutex>
+#include <string_view>
 
 #include "agents/evaluation/evaluator.h"
 
 namespace sluice::agents::evaluation {
+namespace {
 
-Result<BestOfN> best_of_n(ChatModel& generator, ChatModel& judge_model,
-                          const std::vector<inference::ChatMessage>& messages,
-                          const BestOfNOptions& options) {
+constexpr std::string_view kNoJudgeApplies =
+    "judges: none applies to an answer without reference or context (use relevance, safety, "
+    "guideline-free custom judges)";
+
+}  // namespace
+
+Status check_best_of_n(const std::vector<inference::ChatMessage>& messages,
+                       const BestOfNOptions& options) {
     if (options.n < 1 || options.n > 16) {
         return invalid_argument("n: expected 1 to 16, found " + std::to_string(options.n));
     }
@@ -18,6 +26,21 @@ Result<BestOfN> best_of_n(ChatModel& generator, ChatModel& judge_model,
     if (messages.empty() || messages.back().role != "user") {
         return invalid_argument("messages: the last message must be the user's");
     }
+    // Whether a judge applies depends on the request (a reference, a context, guidelines),
+    // never on the answer: found out before any candidate is sampled and charged.
+    JudgeInput probe;
+    probe.request = messages.back().content;
+    if (std::none_of(options.judges.begin(), options.judges.end(),
+                     [&](const JudgeSpec& judge) { return judge_applies(judge, probe); })) {
+        return invalid_argument(std::string(kNoJudgeApplies));
+    }
+    return Status();
+}
+
+Result<BestOfN> best_of_n(ChatModel& generator, ChatModel& judge_model,
+                          const std::vector<inference::ChatMessage>& messages,
+                          const BestOfNOptions& options) {
+    SLUICE_RETURN_IF_ERROR(check_best_of_n(messages, options));
     const auto n = static_cast<size_t>(options.n);
     std::vector<Result<ModelReply>> replies(n, Status(StatusCode::kInternal, "not run"));
     parallel_for(n, options.concurrency, [&](size_t i) {
@@ -63,8 +86,7 @@ Result<BestOfN> best_of_n(ChatModel& generator, ChatModel& judge_model,
         }
     }
     if (calls.empty()) {
-        return invalid_argument("judges: none applies to an answer without reference or context "
-                                "(use relevance, safety, guideline-free custom judges)");
+        return invalid_argument(std::string(kNoJudgeApplies));
     }
     parallel_for(calls.size(), options.concurrency, [&](size_t i) {
         JudgeOptions judge = options.judge;

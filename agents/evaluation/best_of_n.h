@@ -41,8 +41,14 @@ struct BestOfN {
     std::int64_t completion_tokens = 0;
 };
 
-// kInvalidArgument for n outside 1..16, no judge, or a conversation that does not end with the
-// user; the generator's errors when no candidate could be produced.
+// kInvalidArgument for n outside 1..16, no judge, no judge that can score an answer to this
+// conversation (correctness without a reference, for one), or a conversation that does not end
+// with the user. What best_of_n() checks before it samples anything; callers that charge for the
+// model's use check it before opening that.
+Status check_best_of_n(const std::vector<inference::ChatMessage>& messages,
+                       const BestOfNOptions& options);
+
+// check_best_of_n()'s errors; the generator's errors when no candidate could be produced.
 Result<BestOfN> best_of_n(ChatModel& generator, ChatModel& judge_model,
                           const std::vector<inference::ChatMessage>& messages,
                           const BestOfNOptions& options);

@@ -327,6 +327,15 @@ TEST_CASE("best-of-N returns the candidate the judges score best") {
     options.n = 0;
     CHECK(best_of_n(**generator, *judge, {{"user", "x", {}, {}}}, options).status().message() ==
           "n: expected 1 to 16, found 0");
+    // Judges that cannot score an answer without a reference are refused before any candidate
+    // is sampled (and charged).
+    const size_t sampled = (*generator)->calls();
+    options.n = 3;
+    options.judges = judges({"correctness", "groundedness"});
+    auto unscored = best_of_n(**generator, *judge, {{"user", "x", {}, {}}}, options);
+    CHECK(unscored.status().code() == StatusCode::kInvalidArgument);
+    CHECK(unscored.status().message().starts_with("judges: none applies"));
+    CHECK((*generator)->calls() == sampled);
 }
 
 TEST_CASE("monitor: a deterministic share of traces is judged and stored") {

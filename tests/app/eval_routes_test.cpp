@@ -439,9 +439,14 @@ TEST_CASE("eval REST: monitor settings are for admins; best-of-N answers with it
     }
     CHECK(site.status(site.call(site.alice, "POST", "/api/eval/best-of-n",
                                 {{"input", "x"}, {"max_tokens", 4294967297LL}})) == 400);
-    // A request the judges cannot score fails after the model ran, and is audited so.
-    CHECK(site.status(site.call(site.alice, "POST", "/api/eval/best-of-n",
-                                {{"input", "x"}, {"n", 1}, {"judges", {"correctness"}}})) == 400);
+    // A request the judges cannot score is refused before the model runs, and audited so.
+    auto& scripted = dynamic_cast<agents::ScriptedChatModel&>(*site.model);
+    const size_t model_calls = scripted.calls();
+    auto unscored = site.call(site.alice, "POST", "/api/eval/best-of-n",
+                              {{"input", "x"}, {"n", 1}, {"judges", {"correctness"}}});
+    CHECK(site.status(unscored) == 400);
+    CHECK(unscored->body.find("none applies") != std::string::npos);
+    CHECK(scripted.calls() == model_calls);
     CHECK(site.audit_count(
               {{"principal", "alice"}, {"action", "eval.best_of_n"}, {"result", "ok"}}) == 1);
     CHECK(site.audit_count(

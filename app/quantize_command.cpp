@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 #include "app/model_commands.h"
@@ -23,8 +24,17 @@ struct QuantizeArgs {
 };
 
 int run_quantize(const QuantizeArgs& args) {
-    if (!(args.shard_gb > 0)) {
-        return report_failure("model quantize", invalid_argument("--shard-gb must be positive"));
+    // 1 MiB to 1 PiB. Past it the byte count leaves 64 bits (its conversion was undefined and
+    // came out negative), and a shard below it is a slip of the unit.
+    constexpr double kMinShardGb = 1.0 / 1024;
+    constexpr double kMaxShardGb = 1 << 20;
+    if (!(args.shard_gb >= kMinShardGb && args.shard_gb <= kMaxShardGb)) {
+        std::ostringstream found;
+        found << args.shard_gb;
+        return report_failure("model quantize",
+                              invalid_argument("--shard-gb: expected 0.0009765625 (1 MiB) to "
+                                               "1048576 (1 PiB), found " +
+                                               found.str()));
     }
     inference::QuantizeCheckpointOptions options;
     options.max_shard_bytes = static_cast<int64_t>(args.shard_gb * (1 << 30));

@@ -12,8 +12,11 @@ set(SLUICE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-s
     -Wcast-align -Woverloaded-virtual -Wformat=2 -Werror)
 
 if(SLUICE_SANITIZE)
-  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-  add_link_options(-fsanitize=address,undefined)
+  # float-cast-overflow is not part of "undefined" in GCC: a double out of an integer's range
+  # converted to it is undefined all the same.
+  add_compile_options(-fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer
+                      -fno-sanitize-recover=undefined,float-cast-overflow)
+  add_link_options(-fsanitize=address,undefined,float-cast-overflow)
   # GCC 12 reports -Wmaybe-uninitialized inside libstdc++ (std::regex, std::function) under ASan
   # instrumentation; those are false positives in system headers, not in our code.
   list(APPEND SLUICE_WARNINGS -Wno-maybe-uninitialized)

@@ -112,6 +112,17 @@ TEST_CASE("usage errors exit 2 and help exits 0") {
     CHECK(run({"config", "--help"}) == 0);
 }
 
+TEST_CASE("model quantize refuses a shard size out of range before reading anything") {
+    for (const std::string size : {"1e30", "0.0000001", "-1"}) {
+        CAPTURE(size);
+        CapturedError error;
+        CHECK(run({"model", "quantize", "--model", "/nonexistent/model", "--out",
+                   "/nonexistent/out", "--shard-gb", size}) == 1);
+        CHECK(error.text.str().find("--shard-gb: expected 0.0009765625 (1 MiB) to 1048576 "
+                                    "(1 PiB), found") != std::string::npos);
+    }
+}
+
 TEST_CASE("version and schema run") {
     CHECK(run({"version", "--json"}) == 0);
     CHECK(run({"config", "schema"}) == 0);

@@ -34,8 +34,9 @@ Status check_eval_set_name(const std::string& name);
 // Creates the set's securable when it does not exist (CREATE_TABLE on the schema, audited as
 // securable.create) or requires MODIFY on it; kFailedPrecondition when the name is a table
 // that is not an evaluation set. `holds_versions`: the evaluation store already holds versions
-// of this name (imported offline, or left by a table dropped through the catalog API); making
-// their table, whose owner reads them all, is then a metastore admin's decision.
+// of this name without a table (imported offline where the schema did not exist, or left by a
+// table dropped before the catalog API refused to drop a set's table); making their table, whose
+// owner reads them all, is then a metastore admin's decision.
 Status authorize_eval_set_write(governance::Governance& gov,
                                 const governance::RequestContext& context, const std::string& name,
                                 bool holds_versions);

@@ -157,6 +157,13 @@ bool explains(const httplib::Result& result) {
            body["error"].value("message", std::string()).size() > 5;
 }
 
+// A request body sent to a route, and a fragment of the 400's error message it must get.
+struct BadBody {
+    std::string path;
+    std::string body;
+    std::string fragment;
+};
+
 }  // namespace
 
 TEST_CASE("every route answers malformed requests with a client error, and the server lives") {
@@ -206,12 +213,7 @@ TEST_CASE("every route answers malformed requests with a client error, and the s
 TEST_CASE("fields of the wrong type or out of range are 400s that name them") {
     ServerProcess server("robust_fields", tiny_model_dir());
     server.wait_model_ready(true);
-    struct Case {
-        std::string path;
-        std::string body;
-        std::string fragment;  // of the error message
-    };
-    const std::vector<Case> cases = {
+    const std::vector<BadBody> cases = {
         {"/api/2.0/token/create", R"({"comment": 123})", "\"comment\""},
         {"/api/2.0/token/create", R"({"principal": 5})", "\"principal\""},
         {"/api/2.0/token/create", R"({"lifetime_seconds": 9223372036854775807})", "lifetime"},
@@ -294,7 +296,7 @@ TEST_CASE("fields of the wrong type or out of range are 400s that name them") {
          "tool_choice.function: unrecognized request parameters: 'arguments'"},
         {"/v1/chat/completions", R"({"max_tokens": 1, "max_tokens": 2})", "'max_tokens'"},
     };
-    for (const Case& c : cases) {
+    for (const BadBody& c : cases) {
         INFO("POST ", c.path, " ", c.body);
         const auto result = send(server, "POST", c.path, c.body);
         REQUIRE(result);
@@ -490,12 +492,7 @@ TEST_CASE("vector search: a filter nested past the limit is a 400, and the serve
 TEST_CASE("document QA and agent bodies: a misspelt member is a 400 that names it") {
     ServerProcess server("robust_agents", tiny_model_dir());
     server.wait_model_ready(true);
-    struct Case {
-        std::string path;
-        std::string body;
-        std::string fragment;  // of the error message
-    };
-    const std::vector<Case> cases = {
+    const std::vector<BadBody> cases = {
         {"/api/qa", R"({"question": "q", "index": "docs", "option": {"k": 1}})",
          "unrecognized request parameters: 'option'; accepted: index, options, question, stream"},
         {"/api/qa", R"({"question": "q", "index": "docs", "options": {"top_k": 1}})",
@@ -518,7 +515,7 @@ TEST_CASE("document QA and agent bodies: a misspelt member is a 400 that names i
              "messages": [{"role": "user", "content": "hi"}]})",
          "response_format: an agent answers in text"},
     };
-    for (const Case& c : cases) {
+    for (const BadBody& c : cases) {
         INFO(c.path, " with body ", c.body);
         const auto answer = send(server, "POST", c.path, c.body);
         REQUIRE(answer);

@@ -46,7 +46,7 @@ CONFIGS = [
     # clip_qkv small enough that the clamp bites on a sizeable fraction of entries
     dict(name="e_d128_clip02", d_model=128, n_heads=8, kv_n_heads=2, n_layers=3, ffn=160,
          vocab=1024, clip_qkv=0.2, dtype="float32", shards=1),
-    dict(name="f_d128_sharded", d_model=128, n_heads=8, kv_n_heads=4, n_layers=4, ffn=160,
+    dict(name="f_d128_sharded", d_model=128, n_heads=8, kv_n_heads=4, n_layers=3, ffn=160,
          vocab=1024, clip_qkv=8.0, dtype="float32", shards=3),
     # logits from fp32 math on the upcast bf16 weights (the reference in bf16 rounds its
     # intermediates, which is not what the engine computes)
@@ -67,8 +67,8 @@ def hf_config(c):
         "attn_config": {"attn_pdrop": 0.0, "clip_qkv": c["clip_qkv"],
                         "kv_n_heads": c["kv_n_heads"], "rope_theta": THETA},
         "ffn_config": {"ffn_act_fn": {"name": "silu"}, "ffn_hidden_size": c["ffn"],
-                       "moe_jitter_eps": 0, "moe_loss_weight": 0.05,
-                       "moe_normalize_expert_weights": 1, "moe_num_experts": 16,
+                       "moe_jitter_eps": 0.0, "moe_loss_weight": 0.05,
+                       "moe_normalize_expert_weights": 1.0, "moe_num_experts": 16,
                        "moe_top_k": 4},
         "emb_pdrop": 0.0, "resid_pdrop": 0.0, "initializer_range": 0.02,
         "output_router_logits": False, "router_aux_loss_coef": 0.05, "use_cache": True,
@@ -76,7 +76,7 @@ def hf_config(c):
     }
 
 
-def load_reference(folder):
+def load_reference(folder, config):
     # transformers 5 names the load's dtype `dtype`; 4 named it `torch_dtype`.
     major = int(transformers.__version__.split(".")[0])
     dtype_arg = {"dtype" if major >= 5 else "torch_dtype": torch.float32}
@@ -85,7 +85,45 @@ def load_reference(folder):
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
         if info.get(kind):
             raise SystemExit(f"{folder}: the reference reports {kind}: {info[kind]}")
-    return model.float().eval()
+    model = model.float().eval()
+    hold_to_config(model, config)
+    return model
+
+
+def hold_to_config(model, config):
+    """Makes the reference compute what config.json says where a transformers release reads it
+    otherwise, and says so. transformers 5 takes the rotary base from `rope_parameters` and
+    leaves DBRX's `attn_config.rope_theta` unread (its rotary buffers come out with the default
+    10,000), and clamps with `clip_qkv` unconditionally, failing on null. The rotary buffers are
+    set to 1 / theta^(2i / head_dim) of the config's theta, and a null clip becomes an unbounded
+    clamp, the identity: the model's arithmetic is otherwise the release's own."""
+    attn = config["attn_config"]
+    head_dim = config["d_model"] // config["n_heads"]
+    want = 1.0 / (attn["rope_theta"] ** (
+        torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    rotary = [m for m in model.modules() if isinstance(getattr(m, "inv_freq", None), torch.Tensor)]
+    if not rotary:
+        raise SystemExit("the reference has no rotary embedding with an inv_freq buffer")
+    for module in rotary:
+        got = module.inv_freq
+        if got.shape != want.shape:
+            raise SystemExit(f"rotary inv_freq has shape {tuple(got.shape)}, expected "
+                             f"{tuple(want.shape)} (head_dim {head_dim})")
+        if not torch.allclose(got.float(), want, rtol=1e-6, atol=0):
+            loaded = float(got[1].double() ** (-head_dim / 2)) if head_dim > 2 else float("nan")
+            print(f"note: the reference's rotary base was {loaded:.6g}; set to the config's "
+                  f"{attn['rope_theta']:g}", flush=True)
+            with torch.no_grad():
+                module.inv_freq.copy_(want.to(got.dtype))
+                if isinstance(getattr(module, "original_inv_freq", None), torch.Tensor):
+                    module.original_inv_freq = want.to(got.dtype).clone()
+        scaling = getattr(module, "attention_scaling", 1.0)
+        if float(scaling) != 1.0:
+            raise SystemExit(f"rotary attention_scaling is {scaling}, expected 1 (default rope)")
+    if attn["clip_qkv"] is None:
+        for module in model.modules():
+            if hasattr(module, "clip_qkv") and module.clip_qkv is None:
+                module.clip_qkv = float("inf")
 
 
 def router_stats(model, checkpoint, ids):
@@ -162,24 +200,27 @@ def incremental_last_logits(model, ids):
 
 
 def try_seed(c, seed, scratch):
+    """The golden of configuration `c` drawn with `seed`, or why the draw is rejected (a str)."""
     checkpoint = {"seed": seed, "dtype": c["dtype"], "shards": c["shards"],
                   "config": hf_config(c), "tensors": golden_weights.tensor_specs(c)}
     golden_weights.add_checksums(checkpoint)
     shutil.rmtree(scratch, ignore_errors=True)
     golden_weights.write_checkpoint(checkpoint, scratch)
-    model = load_reference(scratch)
+    model = load_reference(scratch, checkpoint["config"])
     cases_ids = {f"len{n}": golden_weights.token_ids(seed, f"len{n}", n, c["vocab"])
                  for n in SEQ_LENGTHS}
     stats = router_stats(model, checkpoint, cases_ids[f"len{SEQ_LENGTHS[-1]}"])
-    if min(stats["used"]) < 16 or stats["min_gap"] < 3e-5:
-        return None
+    if min(stats["used"]) < 16:
+        return "an expert unused"
+    if stats["min_gap"] < 3e-5:
+        return "router top-k gap under 3e-5"
     cases, min_margin = [], float("inf")
     for name, ids in cases_ids.items():
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float()
         new, margin = greedy(model, ids)
         if margin < 1e-3:
-            return None
+            return "greedy margin under 1e-3"
         min_margin = min(min_margin, margin)
         cases.append({"name": name, "ids": ids, "logits": logits.tolist(),
                       "argmax": logits.argmax(-1).tolist(),
@@ -206,9 +247,11 @@ def try_seed(c, seed, scratch):
 def build(c, out_root, max_seeds):
     with tempfile.TemporaryDirectory() as scratch_root:
         scratch = os.path.join(scratch_root, c["name"])
+        rejected = {}
         for seed in range(max_seeds):
             golden = try_seed(c, seed, scratch)
-            if golden is None:
+            if isinstance(golden, str):
+                rejected[golden] = rejected.get(golden, 0) + 1
                 continue
             out_dir = os.path.join(out_root, c["name"])
             os.makedirs(out_dir, exist_ok=True)
@@ -217,7 +260,8 @@ def build(c, out_root, max_seeds):
             print(f"{c['name']}: seed {seed}, router gap {golden['stats']['min_gap']:.2e}, "
                   f"greedy margin {golden['stats']['min_greedy_margin_rel']:.2e}", flush=True)
             return
-    raise SystemExit(f"{c['name']}: no seed below {max_seeds} met the stability conditions")
+    raise SystemExit(f"{c['name']}: no seed below {max_seeds} met the stability conditions "
+                     f"(seeds rejected for: {rejected})")
 
 
 def main():
@@ -227,9 +271,17 @@ def main():
     parser.add_argument("--max-seeds", type=int, default=200)
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
+    failed = []
     for c in CONFIGS:
         if args.only is None or args.only == c["name"]:
-            build(c, args.out, args.max_seeds)
+            # One configuration the reference cannot run leaves the others to be made.
+            try:
+                build(c, args.out, args.max_seeds)
+            except (Exception, SystemExit) as error:  # noqa: BLE001 - reported, then exit 1
+                print(f"{c['name']}: FAILED: {type(error).__name__}: {error}", flush=True)
+                failed.append(c["name"])
+    if failed:
+        raise SystemExit(f"not made: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

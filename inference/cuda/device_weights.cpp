@@ -33,9 +33,10 @@ bool stored_int4(const std::string& name, const ModelConfig& config) {
 }
 
 // What a matrix becomes on the device. fp8 follows inference/fp8_weights.h's rule (the
-// embedding and the router stay in a float format); a quantised checkpoint's fp8 matrices stay
-// fp8 unless a float format is asked for (fp8 codes without scales, as some checkpoints store
-// them, widen to bf16 as before).
+// embedding and the router stay in a float format, bf16); a quantised checkpoint's fp8 matrices
+// stay fp8 unless a float format is asked for, and its other matrices take the same bf16 as
+// quantising at load gives them, so that the saved checkpoint computes what quantising at load
+// computes (fp8 codes without scales, as some checkpoints store them, widen to bf16 as before).
 DeviceDType matrix_type(const std::string& name, WeightFormat requested, DType stored,
                         const ModelConfig& config) {
     if (requested == WeightFormat::kInt4 ||
@@ -48,8 +49,7 @@ DeviceDType matrix_type(const std::string& name, WeightFormat requested, DType s
         return device_dtype_for(requested, DType::kBF16);  // widened on the host
     }
     const bool quantized = config.quantization == CheckpointQuantization::kFp8PerChannel;
-    if (requested == WeightFormat::kF8E4M3 ||
-        (requested == WeightFormat::kAsStored && quantized && stored == DType::kF8E4M3)) {
+    if (requested == WeightFormat::kF8E4M3 || (requested == WeightFormat::kAsStored && quantized)) {
         return fp8_quantizes(name) ? DeviceDType::kF8E4M3 : DeviceDType::kBF16;
     }
     return device_dtype_for(requested, stored);

@@ -248,7 +248,7 @@ TEST_CASE(
         auto saved = open_cuda(out, WeightFormat::kAsStored, 16, 64);
         auto saved_int4 = open_cuda(out, WeightFormat::kInt4, 16, 64);
         auto widened = open_cuda(out, WeightFormat::kBF16, 16, 64);
-        auto cpu = open_cpu(out, WeightFormat::kAsStored, 16, 64);
+        auto cpu = open_cpu(out, WeightFormat::kBF16, 16, 64);
         for (const auto& ids : golden_prompts(name)) {
             const auto want = testing::forward_all(*at_load, ids, scrambled_blocks(64));
             CHECK(testing::forward_all(*saved, ids, scrambled_blocks(64)) == want);

@@ -328,7 +328,7 @@ void add_decode_bench(Cli& cli) {
         ->check(CLI::Range(1, 40));
     command->add_option("--weights", cuda->weights,
                         "weight formats to measure, comma-separated (cpu: bf16, int8, default "
-                        "both; cuda: bf16, fp8, f32)");
+                        "both; cuda: bf16, fp8, int4, f32, default bf16,fp8)");
     command->add_option("--batches", cuda->batches,
                         "batch sizes, comma-separated (cpu default 1,8; cuda 1,8,32,128)");
     command->add_option("--warmup-tokens", cuda->warmup_tokens, "cuda: untimed decode steps")

@@ -20,6 +20,12 @@
 #             them (bench_decode_40_int4.txt, bench_decode_40.txt)
 #   serve     `sluice bench serve --backend cuda` on the small preset with 16 clients, and on the
 #             tiny preset with output overlap on and off (bench_serve_cuda.txt)
+#   cpuserve  `sluice bench serve --backend cpu --clients 16` on this machine's cores
+#             (bench_serve_cpu.txt): the CPU serving goal needs more than two cores
+#   encoder   looks for a MiniLM, BGE, E5 or GTE sentence-transformers model on this machine's
+#             disk (tools/bench/st_embedding_server.py --find; nothing is downloaded), serves
+#             it as /v1/embeddings on the GPU and runs `sluice bench retrieval` on SciFact with
+#             `--embedder http` (bench_retrieval_encoder.txt); says so when there is none
 # Shorthands: all (the default) = tests,smoke,decode,decode40,serve; bench =
 # tests,decode,decode40,serve. A lent GPU machine hands back at most eight files from $OUT:
 # golden,all writes ten, so leave smoke out when the goldens are made in the same run.
@@ -278,6 +284,58 @@ serve_step() {
   done
 }
 
+cpuserve_step() {
+  local t
+  # The CPU serving goal (16 clients >= 6x batch 1) on this machine's cores, which the
+  # development machine's two cannot show.
+  say "== serving benchmark on the cpu: small preset, 16 streaming clients, $(nproc) cores"
+  t=$(within 300 "bench serve, cpu") || return 0
+  SECONDS=0
+  timeout "$t" "$SLUICE" bench serve --backend cpu --clients 16 --json \
+    >"$OUT/bench_serve_cpu.txt" 2>&1
+  verdict "bench serve --backend cpu, 16 clients (${SECONDS} s)" $?
+  grep -vE '^\{' "$OUT/bench_serve_cpu.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
+}
+
+encoder_step() {
+  local t model name dim pid code
+  say "== a sentence encoder on this machine's disk, and the retrieval benchmark (SciFact) with it"
+  model=$(timeout 60 python3 "$HERE/st_embedding_server.py" --find 2>"$WORK/encoder_find.log")
+  head -n 20 "$WORK/encoder_find.log" | tee -a "$SUMMARY"
+  if [ -z "$model" ]; then
+    say "skipped the encoder benchmark: no MiniLM, BGE, E5 or GTE model on disk"
+    return 0
+  fi
+  t=$(within 420 "the encoder benchmark") || return 0
+  SECONDS=0
+  python3 "$HERE/st_embedding_server.py" --model "$model" --port 18011 >"$WORK/encoder.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 120); do
+    grep -q "^serving" "$WORK/encoder.log" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  if ! grep -q "^serving" "$WORK/encoder.log"; then
+    tail -n 20 "$WORK/encoder.log" | tee -a "$SUMMARY"
+    kill "$pid" 2>/dev/null
+    verdict "embedding server on $model" 1
+    return 0
+  fi
+  head -n 1 "$WORK/encoder.log" | tee -a "$SUMMARY"
+  name=$(awk 'NR == 1 { print $2 }' "$WORK/encoder.log")
+  dim=$(sed -n '1s/.*(\([0-9]*\) dimensions).*/\1/p' "$WORK/encoder.log")
+  t=$(within "$t" "bench retrieval with $name") || { kill "$pid"; return 0; }
+  timeout "$t" "$SLUICE" bench retrieval --dataset "$SLUICE_SHARED_DIR/data/scifact" \
+    --mode lexical,vector,hybrid --fusion rrf,weighted --embedder http \
+    --embedder-endpoint http://127.0.0.1:18011 --embedder-model "$name" --dim "$dim" --json \
+    >"$OUT/bench_retrieval_encoder.txt" 2>&1
+  code=$?
+  kill "$pid" 2>/dev/null
+  verdict "bench retrieval, SciFact, $name (${SECONDS} s)" "$code"
+  grep -vE '^\{' "$OUT/bench_retrieval_encoder.txt" | grep -vE '"level"' | tail -n 30 |
+    tee -a "$SUMMARY"
+}
+
 steps=",${SLUICE_GPU_CHECK:-all},"
 steps=${steps//,all,/,tests,smoke,decode,decode40,serve,}
 steps=${steps//,bench,/,tests,decode,decode40,serve,}
@@ -305,6 +363,8 @@ wants smoke && smoke_step
 wants decode && decode_step
 wants decode40 && decode40_step
 wants serve && serve_step
+wants cpuserve && cpuserve_step
+wants encoder && encoder_step
 if [ -n "$golden_pid" ]; then
   wait "$golden_pid"
   verdict "golden step (in the background)" $?

@@ -3,8 +3,11 @@
 # repository; pass another as $1): the built `sluice`, `inference_gpu_tests` and
 # `inference_tests`, the shared libraries they load except those the GPU machine brings itself
 # (C and C++ runtimes, the CUDA driver, runtime, cuBLAS and NCCL), the golden DBRX checkpoints,
-# the check script, the Hugging Face anchor of the decode benchmark (tools/bench/hf_dbrx_eager.py)
-# and the scripts that make the repository's goldens (tests/golden/dbrx/*.py).
+# SciFact, the check script, the Hugging Face anchor of the decode benchmark
+# (tools/bench/hf_dbrx_eager.py), the embeddings server over a sentence encoder found on the
+# machine (tools/bench/st_embedding_server.py), the Nsight Compute summariser
+# (tools/bench/ncu_kernels.py) and the scripts that make the repository's goldens
+# (tests/golden/dbrx/*.py).
 # Build first: cmake --build build --target sluice inference_gpu_tests inference_tests
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +27,9 @@ done | sort -u |
   grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*|libpthread|libdl|librt|libcuda|libcudart|libcublas[^/]*|libnccl)\.so' |
   xargs -r cp -L -t "$stage/lib"
 cp -r "$SHARED/golden/dbrx" "$stage/shared/golden/"
+# SciFact for the retrieval benchmark with a sentence encoder (the check's encoder step).
+mkdir -p "$stage/shared/data"
+cp -r "$SHARED/data/scifact" "$stage/shared/data/"
 # `sluice model init-tiny` looks for the tokenizer ranks beside the binary, in ../share/sluice.
 mkdir -p "$stage/share/sluice"
 cp "$ROOT/inference/assets/cl100k_base.tiktoken" "$stage/share/sluice/"
@@ -32,5 +38,6 @@ mkdir -p "$DEST"
 rm -rf "${DEST:?}"/*
 tar -C "$stage" -cf - bin lib shared share | xz -T2 -6 >"$DEST/pack.tar.xz"
 cp "$ROOT/scripts/gpu_check.sh" "$DEST/check.sh"
-cp "$ROOT/tools/bench/hf_dbrx_eager.py" "$ROOT"/tests/golden/dbrx/*.py "$DEST/"
+cp "$ROOT/tools/bench/hf_dbrx_eager.py" "$ROOT/tools/bench/st_embedding_server.py" \
+  "$ROOT/tools/bench/ncu_kernels.py" "$ROOT"/tests/golden/dbrx/*.py "$DEST/"
 du -sh "$DEST"/*

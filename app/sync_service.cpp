@@ -441,7 +441,20 @@ Result<json> SyncService::alter(const governance::RequestContext& context,
     }
     SLUICE_RETURN_IF_ERROR(check_keys(body, {"index"}, {}).with_context("body"));
     const std::string index = body["index"].is_null() ? "" : body["index"].get<std::string>();
-    SLUICE_ASSIGN_OR_RETURN(auto object, find_source_object(gov_.store(), name));
+    auto found = find_source_object(gov_.store(), name);
+    if (!found.ok()) {
+        if (found.status().code() != StatusCode::kNotFound) {
+            return found.status();
+        }
+        // A name that is not defined is missing; one defined but not yet in the catalog
+        // (waiting for an admin to own it) is said to be so to admins, and missing to others,
+        // as describe() and the listing have it.
+        SLUICE_RETURN_IF_ERROR(registry_->get(name).status());
+        SLUICE_RETURN_IF_ERROR(unless_unseen(gov_, context, name, nullptr,
+                                             require_admin(gov_, context, "source.alter")));
+        return found.status();
+    }
+    const SourceObject& object = *found;
     SLUICE_RETURN_IF_ERROR(unless_unseen(
         gov_, context, name, &object,
         gov_.authorizer().require(context, governance::Privilege::kManage,

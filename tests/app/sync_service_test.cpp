@@ -405,6 +405,15 @@ TEST_CASE("creating needs CREATE_TABLE on the schema; feeding an index needs MOD
     CHECK((*service->describe(carol))["sources"].empty());
     CHECK(unseen(service->alter(carol, "bobs", {{"index", nullptr}}).status()));
     CHECK(unseen(service->remove(carol, "bobs").status()));
+    // A source defined after the service opened is not in the catalog until an admin owns it:
+    // to her it is missing like a name never defined; an admin is told which it is.
+    world.define("late");
+    CHECK(unseen(service->alter(carol, "late", {{"index", nullptr}}).status(), "late"));
+    CHECK(unseen(service->alter(carol, "nobody", {{"index", nullptr}}).status(), "nobody"));
+    auto late = service->alter(world.admin, "late", {{"index", nullptr}});
+    CHECK(late.status().code() == StatusCode::kNotFound);
+    CHECK(late.status().message() == "source 'late' is not in the catalog");
+    CHECK(unseen(service->alter(world.admin, "nobody", {{"index", nullptr}}).status(), "nobody"));
     // Once she may see it, what she may not do is a denial.
     world.allow_create_table("carol");
     auto main = world.gov->store().securable(SecurableType::kCatalog, "main");

@@ -90,6 +90,9 @@ def load_reference(folder, config):
     return model
 
 
+NOTES_SAID = set()
+
+
 def hold_to_config(model, config):
     """Makes the reference compute what config.json says where a transformers release reads it
     otherwise, and says so. transformers 5 takes the rotary base from `rope_parameters` and
@@ -111,8 +114,11 @@ def hold_to_config(model, config):
                              f"{tuple(want.shape)} (head_dim {head_dim})")
         if not torch.allclose(got.float(), want, rtol=1e-6, atol=0):
             loaded = float(got[1].double() ** (-head_dim / 2)) if head_dim > 2 else float("nan")
-            print(f"note: the reference's rotary base was {loaded:.6g}; set to the config's "
-                  f"{attn['rope_theta']:g}", flush=True)
+            note = (f"note: the reference's rotary base was {loaded:.6g}; set to the config's "
+                    f"{attn['rope_theta']:g}")
+            if note not in NOTES_SAID:  # once, not for every seed drawn
+                NOTES_SAID.add(note)
+                print(note, flush=True)
             with torch.no_grad():
                 module.inv_freq.copy_(want.to(got.dtype))
                 if isinstance(getattr(module, "original_inv_freq", None), torch.Tensor):

@@ -321,9 +321,12 @@ encoder_step() {
     verdict "embedding server on $model" 1
     return 0
   fi
-  head -n 1 "$WORK/encoder.log" | tee -a "$SUMMARY"
-  name=$(awk 'NR == 1 { print $2 }' "$WORK/encoder.log")
-  dim=$(sed -n '1s/.*(\([0-9]*\) dimensions).*/\1/p' "$WORK/encoder.log")
+  # The library may warn before the server's own line.
+  local line
+  line=$(grep -m 1 "^serving" "$WORK/encoder.log")
+  say "$line"
+  name=$(echo "$line" | awk '{ print $2 }')
+  dim=$(echo "$line" | sed -n 's/.*(\([0-9]*\) dimensions).*/\1/p')
   t=$(within "$t" "bench retrieval with $name") || { kill "$pid"; return 0; }
   timeout "$t" "$SLUICE" bench retrieval --dataset "$SLUICE_SHARED_DIR/data/scifact" \
     --mode lexical,vector,hybrid --fusion rrf,weighted --embedder http \

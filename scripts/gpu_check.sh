@@ -80,6 +80,19 @@ within() {
   echo $((left < wanted ? left : wanted))
 }
 
+# measured WHAT LIMIT FILE COMMAND...: COMMAND under the step's time limit (within), its output
+# in FILE, then its verdict and its table (the output less JSON and log lines) in the summary.
+# Fails when skipped for the deadline.
+measured() {
+  local what=$1 wanted=$2 file=$3 t
+  shift 3
+  t=$(within "$wanted" "$what") || return 1
+  SECONDS=0
+  timeout "$t" "$@" >"$file" 2>&1
+  verdict "$what (${SECONDS} s)" $?
+  grep -vE '^\{' "$file" | grep -vE '"level"' | tee -a "$SUMMARY"
+}
+
 golden_step() {
   say "== the repository's goldens: the reference (transformers, CPU), then the CPU backend"
   local t
@@ -234,27 +247,21 @@ decode_step() {
   verdict "hf eager anchor (${SECONDS} s)" "$code"
   grep -E "^hf eager" "$WORK/hf_eager.log" | tee -a "$SUMMARY"
   [ "$code" -eq 0 ] || tail -n 20 "$WORK/hf_eager.log" | tee -a "$SUMMARY"
-  t=$(within 150 "bench decode, 4 layers") || return 0
-  SECONDS=0
-  timeout "$t" "$SLUICE" bench decode --backend cuda --layers 4 --weights bf16,fp8,int4 \
+  measured "bench decode --backend cuda, 4 layers" 150 "$OUT/bench_decode_4.txt" \
+    "$SLUICE" bench decode --backend cuda --layers 4 --weights bf16,fp8,int4 \
     --batches 1,8,32,128 --prompt-tokens 32 --decode-tokens 16 --anchor "$WORK/hf_eager.log" \
-    --json >"$OUT/bench_decode_4.txt" 2>&1
-  verdict "bench decode --backend cuda, 4 layers (${SECONDS} s)" $?
-  grep -vE '^\{' "$OUT/bench_decode_4.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
+    --json
 }
 
 decode40_step() {
-  local t weights file
+  local weights file
   # Graphs on only: the 4-layer run measures them on and off, and these keep within the limit.
   for weights in int4 fp8; do
     file="$OUT/bench_decode_40$([ "$weights" = int4 ] && echo _int4).txt"
     say "== decode benchmark, 40 layers (all of DBRX), $weights"
-    t=$(within 150 "bench decode, 40 layers $weights") || return 0
-    SECONDS=0
-    timeout "$t" "$SLUICE" bench decode --backend cuda --layers 40 --weights "$weights" \
-      --batches 1,8,32 --prompt-tokens 32 --decode-tokens 16 --graphs on --json >"$file" 2>&1
-    verdict "bench decode --backend cuda, 40 layers $weights (${SECONDS} s)" $?
-    grep -vE '^\{' "$file" | grep -vE '"level"' | tee -a "$SUMMARY"
+    measured "bench decode --backend cuda, 40 layers $weights" 150 "$file" \
+      "$SLUICE" bench decode --backend cuda --layers 40 --weights "$weights" \
+      --batches 1,8,32 --prompt-tokens 32 --decode-tokens 16 --graphs on --json || return 0
   done
 }
 
@@ -263,12 +270,8 @@ serve_step() {
   # Without --model the bench writes the small preset to a temporary folder itself (with the
   # tokenizer ranks the pack puts in share/sluice) and removes it afterwards.
   say "== serving benchmark on cuda: small preset, 16 streaming clients over HTTP"
-  t=$(within 240 "bench serve, small") || return 0
-  SECONDS=0
-  timeout "$t" "$SLUICE" bench serve --backend cuda --clients 16 --json \
-    >"$OUT/bench_serve_cuda.txt" 2>&1
-  verdict "bench serve --backend cuda, 16 clients (${SECONDS} s)" $?
-  grep -vE '^\{' "$OUT/bench_serve_cuda.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
+  measured "bench serve --backend cuda, 16 clients" 240 "$OUT/bench_serve_cuda.txt" \
+    "$SLUICE" bench serve --backend cuda --clients 16 --json || return 0
   # Output overlap on the device: the tiny preset's passes are short, so the host's share of a
   # step (host_ms_per_step) shows; on, then off, appended to the same file.
   say "== output overlap on cuda: tiny preset, 16 clients, /model/overlap_output true then false"
@@ -285,16 +288,11 @@ serve_step() {
 }
 
 cpuserve_step() {
-  local t
   # The CPU serving goal (16 clients >= 6x batch 1) on this machine's cores, which the
   # development machine's two cannot show.
   say "== serving benchmark on the cpu: small preset, 16 streaming clients, $(nproc) cores"
-  t=$(within 300 "bench serve, cpu") || return 0
-  SECONDS=0
-  timeout "$t" "$SLUICE" bench serve --backend cpu --clients 16 --json \
-    >"$OUT/bench_serve_cpu.txt" 2>&1
-  verdict "bench serve --backend cpu, 16 clients (${SECONDS} s)" $?
-  grep -vE '^\{' "$OUT/bench_serve_cpu.txt" | grep -vE '"level"' | tee -a "$SUMMARY"
+  measured "bench serve --backend cpu, 16 clients" 300 "$OUT/bench_serve_cpu.txt" \
+    "$SLUICE" bench serve --backend cpu --clients 16 --json
 }
 
 encoder_step() {

@@ -30,6 +30,9 @@ cp -r "$SHARED/golden/dbrx" "$stage/shared/golden/"
 # SciFact for the retrieval benchmark with a sentence encoder (the check's encoder step).
 mkdir -p "$stage/shared/data"
 cp -r "$SHARED/data/scifact" "$stage/shared/data/"
+# ../shared is read-only; the copies must not be, or the stage (and the unpacked pack) cannot be
+# removed by a user other than root.
+chmod -R u+w "$stage/shared"
 # `sluice model init-tiny` looks for the tokenizer ranks beside the binary, in ../share/sluice.
 mkdir -p "$stage/share/sluice"
 cp "$ROOT/inference/assets/cl100k_base.tiktoken" "$stage/share/sluice/"

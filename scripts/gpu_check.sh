@@ -296,7 +296,7 @@ cpuserve_step() {
 }
 
 encoder_step() {
-  local t model name dim pid code
+  local model line name dim pid
   say "== a sentence encoder on this machine's disk, and the retrieval benchmark (SciFact) with it"
   model=$(timeout 60 python3 "$HERE/st_embedding_server.py" --find 2>"$WORK/encoder_find.log")
   head -n 20 "$WORK/encoder_find.log" | tee -a "$SUMMARY"
@@ -304,8 +304,7 @@ encoder_step() {
     say "skipped the encoder benchmark: no MiniLM, BGE, E5 or GTE model on disk"
     return 0
   fi
-  t=$(within 420 "the encoder benchmark") || return 0
-  SECONDS=0
+  within 120 "the embedding server on $model" >/dev/null || return 0
   python3 "$HERE/st_embedding_server.py" --model "$model" --port 18011 >"$WORK/encoder.log" 2>&1 &
   pid=$!
   for _ in $(seq 120); do
@@ -313,28 +312,22 @@ encoder_step() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 1
   done
-  if ! grep -q "^serving" "$WORK/encoder.log"; then
+  # The library may warn before the server's own line.
+  line=$(grep -m 1 "^serving" "$WORK/encoder.log")
+  if [ -z "$line" ]; then
     tail -n 20 "$WORK/encoder.log" | tee -a "$SUMMARY"
     kill "$pid" 2>/dev/null
     verdict "embedding server on $model" 1
     return 0
   fi
-  # The library may warn before the server's own line.
-  local line
-  line=$(grep -m 1 "^serving" "$WORK/encoder.log")
   say "$line"
   name=$(echo "$line" | awk '{ print $2 }')
   dim=$(echo "$line" | sed -n 's/.*(\([0-9]*\) dimensions).*/\1/p')
-  t=$(within "$t" "bench retrieval with $name") || { kill "$pid"; return 0; }
-  timeout "$t" "$SLUICE" bench retrieval --dataset "$SLUICE_SHARED_DIR/data/scifact" \
+  measured "bench retrieval, SciFact, $name" 300 "$OUT/bench_retrieval_encoder.txt" \
+    "$SLUICE" bench retrieval --dataset "$SLUICE_SHARED_DIR/data/scifact" \
     --mode lexical,vector,hybrid --fusion rrf,weighted --embedder http \
-    --embedder-endpoint http://127.0.0.1:18011 --embedder-model "$name" --dim "$dim" --json \
-    >"$OUT/bench_retrieval_encoder.txt" 2>&1
-  code=$?
+    --embedder-endpoint http://127.0.0.1:18011 --embedder-model "$name" --dim "$dim" --json
   kill "$pid" 2>/dev/null
-  verdict "bench retrieval, SciFact, $name (${SECONDS} s)" "$code"
-  grep -vE '^\{' "$OUT/bench_retrieval_encoder.txt" | grep -vE '"level"' | tail -n 30 |
-    tee -a "$SUMMARY"
 }
 
 steps=",${SLUICE_GPU_CHECK:-all},"

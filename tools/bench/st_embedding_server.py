@@ -103,12 +103,11 @@ def serve(model_path, port):
             with lock:
                 vectors = model.encode(texts, batch_size=128, normalize_embeddings=True,
                                        convert_to_numpy=True)
-            tokens = sum(len(t.split()) for t in texts)
+            # No "usage": its token counts would be guesses, and Sluice's http embedder reads none.
             return self.answer(200, {
                 "object": "list", "model": request.get("model", name),
                 "data": [{"object": "embedding", "index": i, "embedding": v.tolist()}
-                         for i, v in enumerate(vectors)],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+                         for i, v in enumerate(vectors)]})
 
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 

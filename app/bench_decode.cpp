@@ -343,6 +343,11 @@ void add_decode_bench(Cli& cli) {
                      "cuda: attention as chosen by the step's shape (auto, default), always the "
                      "one-pass kernel (off), or both; split-K needs contexts over 512 positions")
         ->check(CLI::IsMember({"auto", "off", "both"}));
+    command
+        ->add_option("--int4-kernel", cuda->int4_kernel,
+                     "cuda: int4 experts of decode steps on the CUDA-core kernels (cuda-cores, "
+                     "default), on the tensor cores (mma), or both")
+        ->check(CLI::IsMember({"cuda-cores", "mma", "both"}));
     command->add_option("--anchor", cuda->anchor,
                         "cuda: JSON output of tools/bench/hf_dbrx_eager.py on the same GPU");
     command->add_option("--peak-gb-s", cuda->peak_gb_s,

@@ -183,13 +183,21 @@ Result<BatchResult> time_batch(inference::Backend& backend, int batch,
     return r;
 }
 
-// time_batch with decode graphs and split-K attention turned on or off, counting the steps that
-// ran through a graph.
+// The backend's choices one row is measured with.
+struct RowModes {
+    bool graphs = true;
+    bool split_k = true;
+    bool int4_mma = false;
+};
+
+// time_batch with decode graphs, split-K attention and int4 experts on the tensor cores turned on
+// or off, counting the steps that ran through a graph.
 Result<BatchResult> time_batch_as(inference::Backend& backend, int batch,
-                                  const CudaDecodeBenchOptions& options, bool graphs,
-                                  bool split_k) {
-    SLUICE_RETURN_IF_ERROR(inference::set_cuda_decode_graphs(backend, graphs));
-    SLUICE_RETURN_IF_ERROR(inference::set_cuda_split_k_attention(backend, split_k));
+                                  const CudaDecodeBenchOptions& options, const RowModes& modes) {
+    // int4 first: it drops the decode graphs, which set_cuda_decode_graphs then turns on or off.
+    SLUICE_RETURN_IF_ERROR(inference::set_cuda_int4_mma_experts(backend, modes.int4_mma));
+    SLUICE_RETURN_IF_ERROR(inference::set_cuda_decode_graphs(backend, modes.graphs));
+    SLUICE_RETURN_IF_ERROR(inference::set_cuda_split_k_attention(backend, modes.split_k));
     SLUICE_ASSIGN_OR_RETURN(const inference::CudaGraphCounts before,
                             inference::cuda_decode_graph_counts(backend));
     SLUICE_ASSIGN_OR_RETURN(BatchResult r,
@@ -255,6 +263,14 @@ void add_batch_row(BenchReport& report, const FormatShape& shape, int batch,
     if (peak > 0) {
         report.set_figure(key + ".fraction_of_peak", gb_s / peak);
     }
+}
+
+// --int4-kernel as the values of CudaBackendOptions::int4_mma_experts to measure.
+std::vector<bool> int4_kernel_modes(const std::string& kernel) {
+    if (kernel == "both") {
+        return {false, true};
+    }
+    return {kernel == "mma"};
 }
 
 Result<nlohmann::json> read_anchor(const std::string& path) {
@@ -363,36 +379,44 @@ int run_cuda_decode_bench(const CudaDecodeBenchOptions& options) {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - open_start).count();
         const double active = static_cast<double>((*backend)->active_weight_bytes());
         const double per_expert = expert_bytes(*config, format);
-        const double dense = active - static_cast<double>(config->n_layer * config->n_expert_used) * per_expert;
-        const FormatShape shape{context, name, dense, per_expert};
+        const double dense =
+            active - static_cast<double>(config->n_layer * config->n_expert_used) * per_expert;
         report.set_figure(name + ".weight_bytes", (*backend)->memory().weight_bytes);
         report.set_figure(name + ".load_s", open_s);
+        const std::vector<bool> mma_modes = format == inference::WeightFormat::kInt4
+                                                ? int4_kernel_modes(options.int4_kernel)
+                                                : std::vector<bool>{false};
         for (const int batch : *batches) {
-            for (const bool split_k : split_modes) {
-                bool replayed = false;
-                for (const bool graphs : graph_modes) {
-                    if (!graphs && options.graphs == "both" && !replayed) {
-                        continue;  // no step replayed a graph: the row above is the one without
+            for (const bool int4_mma : mma_modes) {
+                const FormatShape row_shape{context, int4_mma ? name + " mma" : name, dense,
+                                            per_expert};
+                for (const bool split_k : split_modes) {
+                    bool replayed = false;
+                    for (const bool graphs : graph_modes) {
+                        if (!graphs && options.graphs == "both" && !replayed) {
+                            continue;  // no step replayed a graph: the row above is the one
+                        }
+                        auto r = time_batch_as(**backend, batch, options,
+                                               RowModes{graphs, split_k, int4_mma});
+                        if (!r.ok()) {
+                            std::cerr << "sluice bench decode: " << row_shape.name << " batch "
+                                      << batch << ": " << r.status().to_string() << "\n";
+                            status = 1;
+                            continue;
+                        }
+                        replayed = r->graph_steps > 0;
+                        // Rows without graphs or split-K, when there are also rows with, and
+                        // rows on the tensor cores keep their figures apart.
+                        const RowLabels labels{
+                            name + (int4_mma ? ".mma" : "") + ".batch" + std::to_string(batch) +
+                                (!graphs && options.graphs == "both" ? ".no_graphs" : "") +
+                                (!split_k && options.split_k == "both" ? ".one_pass" : ""),
+                            !graphs    ? "off"
+                            : replayed ? "on"
+                                       : "n/a",
+                            split_k ? "auto" : "off"};
+                        add_batch_row(report, row_shape, batch, labels, *r);
                     }
-                    auto r = time_batch_as(**backend, batch, options, graphs, split_k);
-                    if (!r.ok()) {
-                        std::cerr << "sluice bench decode: " << name << " batch " << batch << ": "
-                                  << r.status().to_string() << "\n";
-                        status = 1;
-                        continue;
-                    }
-                    replayed = r->graph_steps > 0;
-                    // Rows without graphs or split-K, when there are also rows with, keep their
-                    // figures apart.
-                    const RowLabels labels{
-                        name + ".batch" + std::to_string(batch) +
-                            (!graphs && options.graphs == "both" ? ".no_graphs" : "") +
-                            (!split_k && options.split_k == "both" ? ".one_pass" : ""),
-                        !graphs    ? "off"
-                        : replayed ? "on"
-                                   : "n/a",
-                        split_k ? "auto" : "off"};
-                    add_batch_row(report, shape, batch, labels, *r);
                 }
             }
         }
@@ -406,6 +430,7 @@ int run_cuda_decode_bench(const CudaDecodeBenchOptions& options) {
     report.set_figure("model", "DBRX layer sizes, random weights made on the GPU");
     report.set_figure("graphs", options.graphs);
     report.set_figure("split_k", options.split_k);
+    report.set_figure("int4_kernel", options.int4_kernel);
     report.add_note(
         "split-K: auto where attention takes split-K when the step's shape calls for it (at "
         "most 32 tokens, a context over 512 positions, few (token, head) pairs per SM), off "

@@ -22,6 +22,11 @@
 // of more than 512 positions) or always the one-pass kernel; `both` measures each batch both
 // ways. Split-K matters only with long prompts (--prompt-tokens).
 //
+// --int4-kernel cuda-cores|mma|both: int4 experts of decode steps on the CUDA-core kernels (the
+// backend's default) or on the tensor cores (CudaBackendOptions::int4_mma_experts); `both`
+// measures each int4 batch both ways, the tensor-core rows labelled "int4 mma". Other formats
+// ignore it.
+//
 // --anchor FILE reads the JSON line of tools/bench/hf_dbrx_eager.py (Hugging Face eager
 // DbrxForCausalLM on the same GPU, layers, batches and prompt length) and adds the speed-up over
 // it per batch.
@@ -41,6 +46,7 @@ struct CudaDecodeBenchOptions {
     double peak_gb_s = 0;  // 0: from the GPU's name
     std::string graphs = "both";  // on | off | both
     std::string split_k = "auto";  // auto | off | both
+    std::string int4_kernel = "cuda-cores";  // cuda-cores | mma | both
     bool json = false;
 };
 

@@ -97,6 +97,10 @@ Status set_cuda_split_k_attention(Backend& /*backend*/, bool /*enabled*/) {
     return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
 }
 
+Status set_cuda_int4_mma_experts(Backend& /*backend*/, bool /*enabled*/) {
+    return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
+}
+
 Result<CudaGraphCounts> cuda_decode_graph_counts(const Backend& /*backend*/) {
     return not_supported("this build has no CUDA backend (configure with SLUICE_CUDA=ON)");
 }

@@ -62,6 +62,11 @@ struct CudaBackendOptions {
     // Split-K attention where choose_attention_kernel (cuda/attention_split_k.cuh) picks it;
     // false: always the one-pass kernel, for comparisons.
     bool split_k_attention = true;
+    // int4 experts of steps on the weight-streaming path (at most 32 tokens) on the tensor cores
+    // (cuda/int4_mma.cuh) where their group size is a multiple of 128; otherwise, and when
+    // false, on the CUDA-core kernels (cuda/int4_experts.cuh). Off by default: the CUDA-core
+    // kernels are the ones measured on a GPU (docs/benchmarks.md).
+    bool int4_mma_experts = false;
     // The parallel plan over `parallel` (docs/parallel.md): the tensor plan, the expert plan or
     // the tensor x expert grid, one worker thread and one backend per rank, each holding its
     // shard (device_weights.h); this node's rank i runs on visible GPU i (`device` is then
@@ -107,6 +112,10 @@ Status set_cuda_decode_graphs(Backend& backend, bool enabled);
 // Sets CudaBackendOptions::split_k_attention on a backend from open_cuda_backend*; errors as
 // above.
 Status set_cuda_split_k_attention(Backend& backend, bool enabled);
+
+// Sets CudaBackendOptions::int4_mma_experts on a backend from open_cuda_backend* (dropping its
+// decode graphs, which hold the kernels chosen); errors as above.
+Status set_cuda_int4_mma_experts(Backend& backend, bool enabled);
 
 // The decode-graph counts of a backend from open_cuda_backend*; errors as above.
 Result<CudaGraphCounts> cuda_decode_graph_counts(const Backend& backend);

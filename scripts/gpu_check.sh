@@ -14,10 +14,11 @@
 #             cuda` answering POST /v1/chat/completions for the tiny and the small preset
 #             (serve_tiny.log, serve_small.log); decode speed of the small preset, cuda and cpu
 #   decode    the decode benchmark at DBRX's layer sizes, 4 layers: Hugging Face eager
-#             DbrxForCausalLM and `sluice bench decode --backend cuda` (bf16, fp8, int4 experts)
-#             in the same run (bench_decode_4.txt; the anchor's figures in summary.txt)
-#   decode40  all 40 layers, int4 experts (the H100 goal) then fp8, where the GPU's memory holds
-#             them (bench_decode_40_int4.txt, bench_decode_40.txt)
+#             DbrxForCausalLM and `sluice bench decode --backend cuda` (bf16, fp8, int4 experts
+#             on the CUDA cores and on the tensor cores) in the same run (bench_decode_4.txt; the
+#             anchor's figures in summary.txt)
+#   decode40  all 40 layers, int4 experts (the H100 goal; both kernels) then fp8, where the
+#             GPU's memory holds them (bench_decode_40_int4.txt, bench_decode_40.txt)
 #   serve     `sluice bench serve --backend cuda` on the small preset with 16 clients, and on the
 #             tiny preset with output overlap on and off (bench_serve_cuda.txt)
 #   cpuserve  `sluice bench serve --backend cpu --clients 16` on this machine's cores
@@ -250,7 +251,7 @@ decode_step() {
   measured "bench decode --backend cuda, 4 layers" 150 "$OUT/bench_decode_4.txt" \
     "$SLUICE" bench decode --backend cuda --layers 4 --weights bf16,fp8,int4 \
     --batches 1,8,32,128 --prompt-tokens 32 --decode-tokens 16 --anchor "$WORK/hf_eager.log" \
-    --json
+    --int4-kernel both --json
 }
 
 decode40_step() {
@@ -261,7 +262,8 @@ decode40_step() {
     say "== decode benchmark, 40 layers (all of DBRX), $weights"
     measured "bench decode --backend cuda, 40 layers $weights" 150 "$file" \
       "$SLUICE" bench decode --backend cuda --layers 40 --weights "$weights" \
-      --batches 1,8,32 --prompt-tokens 32 --decode-tokens 16 --graphs on --json || return 0
+      --batches 1,8,32 --prompt-tokens 32 --decode-tokens 16 --graphs on --int4-kernel both \
+      --json || return 0
   done
 }
 

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "inference/cuda/attention.cuh"
 #include "inference/cuda/cuda_backend_impl.h"
+#include "inference/cuda/int4_mma.cuh"
 #include "inference/cuda/qkv_rope.cuh"
 #include "inference/cuda/rows.cuh"
 #include "inference/cuda/sample.cuh"
@@ -485,6 +486,14 @@ Status CudaBackend::run_experts(const cuda::DeviceLayer& layer, const float* x_s
                                             buffers_.host_offsets.get()};
         return cuda::grouped_experts_tc(tensor_cores_, scratch, x_sorted, offsets, weights, shape,
                                         glu_activation(), f(buffers_.act), y, stream());
+    }
+    const cuda::Int4MmaStaging staging{buffers_.int4_staging.as<uint32_t>(),
+                                       buffers_.int4_staging_words};
+    if (int4 && int4_mma_enabled_ && cuda::int4_mma_fits(weights, shape, staging)) {
+        SLUICE_RETURN_IF_ERROR(cuda::int4_mma_gate_up(x_sorted, offsets, weights, shape,
+                                                      glu_activation(), staging, f(buffers_.act),
+                                                      stream()));
+        return cuda::int4_mma_down(f(buffers_.act), offsets, weights, shape, staging, y, stream());
     }
     SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(x_sorted, offsets, weights, shape, glu_activation(),
                                                 f(buffers_.act), stream()));

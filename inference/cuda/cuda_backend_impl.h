@@ -93,6 +93,7 @@ public:
           device_(device),
           n_sm_(n_sm),
           split_k_enabled_(options.split_k_attention),
+          int4_mma_enabled_(options.int4_mma_experts),
           graphs_enabled_(options.decode_graphs),
           graph_batches_(options.decode_graph_batches.begin(), options.decode_graph_batches.end()),
           weights_(std::move(weights)),
@@ -124,6 +125,10 @@ public:
     Status copy_kv_block(int32_t src, int32_t dst) override;
 
     void set_split_k_attention(bool enabled) { split_k_enabled_ = enabled; }
+    void set_int4_mma_experts(bool enabled) {
+        int4_mma_enabled_ = enabled;
+        graphs_.clear();
+    }
     void set_decode_graphs(bool enabled) {
         graphs_enabled_ = enabled;
         graphs_.clear();
@@ -182,6 +187,7 @@ private:
     int device_;
     int n_sm_;
     bool split_k_enabled_;
+    bool int4_mma_enabled_;
     bool graphs_enabled_;
     std::set<int64_t> graph_batches_;
     cuda::DeviceWeights weights_;

@@ -201,6 +201,16 @@ Status set_cuda_split_k_attention(Backend& backend, bool enabled) {
     return Status::ok_status();
 }
 
+Status set_cuda_int4_mma_experts(Backend& backend, bool enabled) {
+    CudaBackend* cuda = as_cuda(backend);
+    if (cuda == nullptr) {
+        return invalid_argument("int4 mma experts: the " + backend.name() +
+                                " backend is not a cuda backend");
+    }
+    cuda->set_int4_mma_experts(enabled);
+    return Status::ok_status();
+}
+
 Result<CudaGraphCounts> cuda_decode_graph_counts(const Backend& backend) {
     const CudaBackend* cuda = as_cuda(backend);
     if (cuda == nullptr) {

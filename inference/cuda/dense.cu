@@ -82,9 +82,23 @@ Status DenseMatmul::run(const DenseJob& job, cudaStream_t stream) {
     if (w.type == DeviceDType::kF8E4M3 && w.scales == nullptr) {
         return invalid_argument("dense matmul: an fp8 weight without its row scales");
     }
-    if (job.m <= kSkinnyMaxTokens && skinny_row_fits(w.data, w.type, k) &&
-        reinterpret_cast<uintptr_t>(job.x) % 16 == 0) {
-        return skinny_dense(job, stream);
+    if (skinny_row_fits(w.data, w.type, k) && reinterpret_cast<uintptr_t>(job.x) % 16 == 0) {
+        if (job.m <= kSkinnyMaxTokens) {
+            return skinny_dense(job, stream);
+        }
+        // fp8 below its tensor-core threshold streams its weights once per kSkinnyMaxTokens
+        // tokens: at most 4 bytes read per weight for 32 tokens, where widening to an fp32 panel
+        // for SGEMM reads and writes 9 and multiplies in fp32.
+        if (w.type == DeviceDType::kF8E4M3 && job.m < tensor_core_min_tokens(w.type)) {
+            for (int64_t first = 0; first < job.m; first += kSkinnyMaxTokens) {
+                DenseJob part = job;
+                part.x = job.x + first * k;
+                part.m = std::min(kSkinnyMaxTokens, job.m - first);
+                part.y = job.y + first * job.ldy;
+                SLUICE_RETURN_IF_ERROR(skinny_dense(part, stream));
+            }
+            return Status::ok_status();
+        }
     }
     // Past the skinny kernels, bf16 weights always gain on the tensor cores (4 bytes read per
     // weight for hi and lo against 10 through an fp32 panel); fp8 only from its threshold.

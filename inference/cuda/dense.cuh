@@ -2,8 +2,10 @@
 // Dense products with weight matrices, fp32 math: y = x · W[rows]ᵀ (+ beta · y).
 //
 // Steps of at most kSkinnyMaxTokens tokens stream the weight once through skinny_dense
-// (skinny.cuh). Larger ones with bf16 or fp8 weights go to the tensor cores with the activations
-// split into two bf16 terms (tensor_core.cuh) when the object has a TensorCoreGemm. Otherwise
+// (skinny.cuh); fp8 weights below their tensor-core threshold stream it once per
+// kSkinnyMaxTokens tokens. Larger ones with bf16 or fp8 weights go to the tensor cores with the
+// activations split into two bf16 terms (tensor_core.cuh) when the object has a TensorCoreGemm.
+// Otherwise
 // cuBLAS in fp32: it multiplies only matching input types, and the activations stay fp32 for
 // parity with the CPU backend; so a bf16 or fp8 weight is widened (fp8 times its row scale) into
 // an fp32 panel of rows first and multiplied panel by panel (the CPU backend's sgemm path does

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "inference/cuda/attention_split_k.cuh"
+#include "inference/cuda/int4_mma.cuh"
 #include "inference/cuda/moe.cuh"
 #include "inference/gpu_memory_plan.h"
 
@@ -44,6 +45,8 @@ Status StepBuffers::allocate(const ModelConfig& c, int64_t tokens) {
     down_partial_slots = std::min(tokens, kSkinnyExpertMaxTokens) * k;
     SLUICE_RETURN_IF_ERROR(
         down_partial.allocate(down_split_floats(down_partial_slots, d, c.n_ff) * f));
+    int4_staging_words = int4_mma_staging_words(down_partial_slots, d, c.n_ff);
+    SLUICE_RETURN_IF_ERROR(int4_staging.allocate(int4_staging_words * 4));
     attn_max_partitions = attention_partitions(c.max_seq_len);
     SLUICE_RETURN_IF_ERROR(attn_partials.allocate(gpu_split_k_floats(c, tokens) * f));
     // The reference's inv_freq: 1 / theta^(2i / head_dim) in fp32 (cpu::rope_table).

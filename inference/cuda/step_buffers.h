@@ -66,6 +66,10 @@ struct StepBuffers {
     DeviceBuffer inv_freq;       // [head_dim / 2] RoPE inverse frequencies
     DeviceBuffer down_partial;   // the split down product's partial sums (moe.cuh DownSplit)
     int64_t down_partial_slots = 0;
+    // int4 experts on the tensor cores (int4_mma.cuh): the packed activations of
+    // min(T, kSkinnyExpertMaxTokens) * k slots.
+    DeviceBuffer int4_staging;
+    int64_t int4_staging_words = 0;
     // Split-K attention's partial results (attention_split_k.cuh) for min(T, kSplitKMaxTokens)
     // tokens and the partitions of the longest context the model allows (max_seq_len), so that
     // any step, and a captured graph launching that many partitions, fits.

@@ -1,7 +1,8 @@
 // Parity of the CUDA int4 pieces with their CPU references (inference/int4_weights.h): the
 // device quantiser writes the host quantiser's bytes, and the grouped expert kernels
-// (int4_experts.cuh) compute int4_rows_product's sums, on small shapes and on DBRX's (d_model
-// 6144, experts of ffn 10752) at batch 1 and with more slots per expert than one chunk holds.
+// (int4_experts.cuh on the CUDA cores, int4_mma.cuh on the tensor cores) compute
+// int4_rows_product's sums, on small shapes and on DBRX's (d_model 6144, experts of ffn 10752) at
+// batch 1 and with more slots per expert than one chunk or pass holds.
 #include "inference/cuda/int4_experts.cuh"
 
 #include <doctest/doctest.h>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "gpu_test_support.h"
+#include "inference/cuda/int4_mma.cuh"
 #include "inference/cuda/moe.cuh"
 #include "inference/cuda/quantize.cuh"
 #include "inference/cuda/step_buffers.h"
@@ -118,10 +120,16 @@ void run_tensor_cores(const float* x, const int32_t* offsets, const cuda::Expert
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
 }
 
-// Runs expert_gate_up and expert_down with int4 weights and checks both against the reference;
-// with `tensor_cores`, grouped_experts_tc instead.
+// Which kernels check_int4_experts runs.
+enum class Path {
+    kCudaCores,    // expert_gate_up and expert_down (int4_experts.cuh)
+    kPanels,       // grouped_experts_tc: bf16 panels of the widened codes through cuBLAS
+    kTensorCores,  // int4_mma_gate_up and int4_mma_down
+};
+
+// Runs the products of `path` with int4 weights and checks both against the reference.
 void check_int4_experts(int64_t n_expert, int64_t d, int64_t n_ff, int64_t group,
-                        const std::vector<int32_t>& counts, bool tensor_cores = false) {
+                        const std::vector<int32_t>& counts, Path path = Path::kCudaCores) {
     const Slots slots = slots_of(counts);
     REQUIRE(static_cast<int64_t>(counts.size()) == n_expert);
     const Int4Matrix w1 = random_int4(n_expert * n_ff, d, group, 0.3f / std::sqrt(d * 10.0f), 1);
@@ -135,12 +143,20 @@ void check_int4_experts(int64_t n_expert, int64_t d, int64_t n_ff, int64_t group
     DeviceVec<int32_t> offsets(slots.offsets);
     DeviceVec<float> dx(x), act(static_cast<size_t>(slots.n_slots * n_ff)),
         y(static_cast<size_t>(slots.n_slots * d));
+    const int64_t staging_words = cuda::int4_mma_staging_words(slots.n_slots, d, n_ff);
+    DeviceVec<uint32_t> staging(static_cast<size_t>(staging_words));
+    const cuda::Int4MmaStaging mma_staging{staging.get(), staging_words};
     cuda::ExpertWeights weights{dw1.get(), dv1.get(),          dw2.get(), nullptr,   nullptr,
                                 nullptr,   DeviceDType::kInt4, sw1.get(), sv1.get(), sw2.get(),
                                 group};
     const cuda::ExpertShape shape{n_expert, d, n_ff, slots.n_slots, slots.max_per_expert};
-    if (tensor_cores) {
+    if (path == Path::kPanels) {
         run_tensor_cores(dx.get(), offsets.get(), weights, shape, act.get(), y.get());
+    } else if (path == Path::kTensorCores) {
+        REQUIRE(cuda::int4_mma_fits(weights, shape, mma_staging));
+        REQUIRE(cuda::int4_mma_gate_up(dx.get(), offsets.get(), weights, shape,
+                                       cuda::GluActivation::kSilu, mma_staging, act.get(), nullptr)
+                    .ok());
     } else {
         REQUIRE(cuda::expert_gate_up(dx.get(), offsets.get(), weights, shape,
                                      cuda::GluActivation::kSilu, act.get(), nullptr)
@@ -154,14 +170,18 @@ void check_int4_experts(int64_t n_expert, int64_t d, int64_t n_ff, int64_t group
     }
     const auto got_act = act.host();
     INFO(n_expert << " experts, d " << d << ", n_ff " << n_ff << ", group " << group << ", "
-                  << slots.n_slots << " slots, tensor cores " << tensor_cores);
-    // Sums of thousands of fp32 terms in another order: a few 1e-7 of their magnitude. On the
-    // tensor cores each weight is q · scale rounded to bf16 (2^-9 relative) and the activations
-    // are split into two bf16 terms, as for fp8 there.
-    const double tolerance = tensor_cores ? 5e-3 : 2e-5;
+                  << slots.n_slots << " slots, path " << static_cast<int>(path));
+    // Sums of thousands of fp32 terms in another order: a few 1e-7 of their magnitude; on the
+    // tensor cores the activations also enter as two bf16 terms (2^-18 of each). Through the
+    // panels each weight is q · scale rounded to bf16 (2^-9 relative), as for fp8 there.
+    const double tolerance = path == Path::kPanels ? 5e-3 : 2e-5;
     CHECK(testing::relative_error(got_act, want_act) <= tolerance);
 
-    if (!tensor_cores) {
+    if (path == Path::kTensorCores) {
+        REQUIRE(cuda::int4_mma_down(act.get(), offsets.get(), weights, shape, mma_staging, y.get(),
+                                    nullptr)
+                    .ok());
+    } else if (path == Path::kCudaCores) {
         const cuda::DownSplit no_split{};
         REQUIRE(
             cuda::expert_down(act.get(), offsets.get(), weights, shape, no_split, y.get(), nullptr)
@@ -236,8 +256,49 @@ TEST_CASE("cuda int4: grouped expert kernels equal the cpu reference at DBRX's s
 }
 
 TEST_CASE("cuda int4: the tensor-core path (bf16 panels) equals the cpu reference to bf16") {
-    check_int4_experts(4, 256, 384, 128, {30, 0, 5, 11}, true);
-    check_int4_experts(3, 128, 160, 32, {12, 20, 1}, true);
+    check_int4_experts(4, 256, 384, 128, {30, 0, 5, 11}, Path::kPanels);
+    check_int4_experts(3, 128, 160, 32, {12, 20, 1}, Path::kPanels);
+}
+
+TEST_CASE("cuda int4: the mma kernels equal the cpu reference") {
+    // Passes of 8, 16 and 32 slots (one, two and four mma tiles), an expert with more slots
+    // than one pass holds, experts without slots, groups of one and of two 128-value chunks,
+    // and fewer groups than the block has warps.
+    check_int4_experts(4, 256, 384, 128, {3, 0, 1, 8}, Path::kTensorCores);
+    check_int4_experts(3, 512, 768, 256, {12, 0, 5}, Path::kTensorCores);
+    check_int4_experts(2, 128, 256, 128, {32, 17}, Path::kTensorCores);
+    check_int4_experts(5, 1024, 640, 128, {0, 0, 2, 0, 0}, Path::kTensorCores);
+    // DBRX's shape: a decode step's top-4, and eight tokens' 32 slots spread unevenly.
+    check_int4_experts(4, 6144, 10752, 128, {1, 1, 1, 1}, Path::kTensorCores);
+    check_int4_experts(4, 6144, 10752, 128, {14, 3, 8, 7}, Path::kTensorCores);
+}
+
+TEST_CASE("cuda int4: the mma kernels refuse what they cannot take") {
+    DeviceVec<uint8_t> codes(64 * 64);
+    DeviceVec<uint16_t> scales(64);
+    DeviceVec<float> x(64 * 64);
+    DeviceVec<uint32_t> words(64 * 64);
+    DeviceVec<int32_t> offsets(std::vector<int32_t>{0, 1});
+    cuda::ExpertWeights weights{
+        codes.get(),        codes.get(),  codes.get(),  nullptr,      nullptr, nullptr,
+        DeviceDType::kInt4, scales.get(), scales.get(), scales.get(), 32};
+    cuda::ExpertShape shape{1, 128, 128, 1, 1};
+    const cuda::Int4MmaStaging staging{words.get(), 64 * 64};
+    // Groups of 32: the CUDA-core kernels' business.
+    CHECK_FALSE(cuda::int4_mma_fits(weights, shape, staging));
+    CHECK(cuda::int4_mma_gate_up(x.get(), offsets.get(), weights, shape, cuda::GluActivation::kSilu,
+                                 staging, x.get(), nullptr)
+              .code() == StatusCode::kInvalidArgument);
+    weights.group_size = 128;
+    CHECK(cuda::int4_mma_fits(weights, shape, staging));
+    // Too little staging, too many tokens, a missing scale.
+    CHECK_FALSE(cuda::int4_mma_fits(weights, shape, {words.get(), 127}));
+    shape.n_tokens = cuda::kSkinnyExpertMaxTokens + 1;
+    CHECK_FALSE(cuda::int4_mma_fits(weights, shape, staging));
+    shape.n_tokens = 1;
+    weights.w2_groups = nullptr;
+    CHECK(cuda::int4_mma_down(x.get(), offsets.get(), weights, shape, staging, x.get(), nullptr)
+              .code() == StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("cuda int4: kernels refuse missing scales and group sizes that do not fit") {

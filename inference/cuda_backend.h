@@ -62,10 +62,11 @@ struct CudaBackendOptions {
     // Split-K attention where choose_attention_kernel (cuda/attention_split_k.cuh) picks it;
     // false: always the one-pass kernel, for comparisons.
     bool split_k_attention = true;
-    // int4 experts of steps on the weight-streaming path (at most 32 tokens) on the tensor cores
+    // int4 experts of steps of at most 128 tokens on the tensor cores through mma.sync
     // (cuda/int4_mma.cuh) where their group size is a multiple of 128; otherwise, and when
-    // false, on the CUDA-core kernels (cuda/int4_experts.cuh). Off by default: the CUDA-core
-    // kernels are the ones measured on a GPU (docs/benchmarks.md).
+    // false, on the CUDA-core kernels (cuda/int4_experts.cuh) up to 32 tokens and bf16 panels
+    // on cuBLAS beyond. Off by default: the other kernels are the ones measured on a GPU
+    // (docs/benchmarks.md).
     bool int4_mma_experts = false;
     // The parallel plan over `parallel` (docs/parallel.md): the tensor plan, the expert plan or
     // the tensor x expert grid, one worker thread and one backend per rank, each holding its

@@ -48,7 +48,8 @@ int64_t gpu_activation_bytes(const ModelConfig& config, int64_t max_batch_tokens
     const int64_t streamed_slots = std::min(max_batch_tokens, kGpuStreamedExpertMaxTokens) * k;
     const int64_t down_split_floats = streamed_slots * d * down_parts;
     // int4 experts on the tensor cores: packed activations, a word per value.
-    const int64_t int4_staging_words = streamed_slots * std::max(d, config.n_ff);
+    const int64_t int4_staging_words =
+        std::min(max_batch_tokens, kGpuInt4MmaMaxTokens) * k * std::max(d, config.n_ff);
     return max_batch_tokens * (floats_per_token * 4 + ints_per_token * 4) + down_split_floats * 4 +
            int4_staging_words * 4 + gpu_split_k_floats(config, max_batch_tokens) * 4;
 }

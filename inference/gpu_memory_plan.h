@@ -54,6 +54,9 @@ inline constexpr int64_t kGpuCublasWorkspaceBytes = 32LL << 20;
 // at most this many tokens, w2 summed in parts of this many rows.
 inline constexpr int64_t kGpuStreamedExpertMaxTokens = 32;
 inline constexpr int64_t kGpuDownSplitRows = 512;
+// int4 experts on the tensor cores (cuda/int4_mma.cuh, kInt4MmaMaxTokens): steps of at most this
+// many tokens, whose packed activations the step buffers hold.
+inline constexpr int64_t kGpuInt4MmaMaxTokens = 128;
 
 // Split-K attention (cuda/attention_split_k.cuh, whose constants must equal these): steps of
 // at most this many tokens, contexts cut into partitions of this many positions.

@@ -23,6 +23,8 @@
 #             tiny preset with output overlap on and off (bench_serve_cuda.txt)
 #   cpuserve  `sluice bench serve --backend cpu --clients 16` on this machine's cores
 #             (bench_serve_cpu.txt): the CPU serving goal needs more than two cores
+#   profile   Nsight Compute over a 1-layer int4 decode at batches 1 and 8, the expert products on
+#             the CUDA cores and on the tensor cores: time and bandwidth per kernel (ncu_int4.txt)
 #   encoder   looks for a MiniLM, BGE, E5 or GTE sentence-transformers model on this machine's
 #             disk (tools/bench/st_embedding_server.py --find; nothing is downloaded), serves
 #             it as /v1/embeddings on the GPU and runs `sluice bench retrieval` on SciFact with
@@ -297,6 +299,28 @@ cpuserve_step() {
     "$SLUICE" bench serve --backend cpu --clients 16 --json
 }
 
+profile_step() {
+  local t code
+  say "== where int4 decode time goes: Nsight Compute, 1 layer, batches 1 and 8, both kernels"
+  if ! command -v ncu >/dev/null; then
+    say "skipped the profile: no ncu on this machine"
+    return 0
+  fi
+  t=$(within 240 "ncu over int4 decode") || return 0
+  SECONDS=0
+  timeout "$t" ncu --clock-control none --csv --print-units base \
+    --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
+    "$SLUICE" bench decode --backend cuda --layers 1 --weights int4 --batches 1,8 \
+    --prompt-tokens 1 --decode-tokens 4 --warmup-tokens 1 --graphs off --int4-kernel both \
+    >"$WORK/ncu_int4.csv" 2>"$WORK/ncu_int4.log"
+  code=$?
+  verdict "ncu over int4 decode (${SECONDS} s)" "$code"
+  [ "$code" -eq 0 ] || tail -n 20 "$WORK/ncu_int4.log" | tee -a "$SUMMARY"
+  python3 "$HERE/ncu_kernels.py" "$WORK/ncu_int4.csv" --skip 'fill_random|quantize|fill_constant' \
+    >"$OUT/ncu_int4.txt" 2>&1
+  tee -a "$SUMMARY" <"$OUT/ncu_int4.txt"
+}
+
 encoder_step() {
   local model line name dim pid
   say "== a sentence encoder on this machine's disk, and the retrieval benchmark (SciFact) with it"
@@ -360,6 +384,7 @@ wants decode && decode_step
 wants decode40 && decode40_step
 wants serve && serve_step
 wants cpuserve && cpuserve_step
+wants profile && profile_step
 wants encoder && encoder_step
 if [ -n "$golden_pid" ]; then
   wait "$golden_pid"

@@ -468,25 +468,17 @@ Status CudaBackend::run_moe(const cuda::DeviceLayer& layer, int64_t n_tokens) {
 Status CudaBackend::run_experts(const cuda::DeviceLayer& layer, const float* x_sorted,
                                 const int32_t* offsets, const cuda::ExpertShape& shape, float* y) {
     const bool int4 = layer.w1.type == cuda::DeviceDType::kInt4;
-    const cuda::ExpertWeights weights{
-        layer.w1.buffer.get(),
-        layer.v1.buffer.get(),
-        layer.w2.buffer.get(),
-        int4 ? nullptr : layer.w1.scale_data(),
-        int4 ? nullptr : layer.v1.scale_data(),
-        int4 ? nullptr : layer.w2.scale_data(),
-        layer.w1.type,
-        int4 ? layer.w1.scales.as<uint16_t>() : nullptr,
-        int4 ? layer.v1.scales.as<uint16_t>() : nullptr,
-        int4 ? layer.w2.scales.as<uint16_t>() : nullptr,
-        layer.w1.group_size};
-    if (shape.n_tokens >= cuda::tensor_core_min_tokens(weights.type)) {
-        const cuda::ExpertTcScratch scratch{f(buffers_.up), buffers_.act_hi.get(),
-                                            buffers_.act_lo.get(), buffers_.act_hi.bytes() / 2,
-                                            buffers_.host_offsets.get()};
-        return cuda::grouped_experts_tc(tensor_cores_, scratch, x_sorted, offsets, weights, shape,
-                                        glu_activation(), f(buffers_.act), y, stream());
-    }
+    const cuda::ExpertWeights weights{layer.w1.buffer.get(),
+                                      layer.v1.buffer.get(),
+                                      layer.w2.buffer.get(),
+                                      int4 ? nullptr : layer.w1.scale_data(),
+                                      int4 ? nullptr : layer.v1.scale_data(),
+                                      int4 ? nullptr : layer.w2.scale_data(),
+                                      layer.w1.type,
+                                      int4 ? layer.w1.scales.as<uint16_t>() : nullptr,
+                                      int4 ? layer.v1.scales.as<uint16_t>() : nullptr,
+                                      int4 ? layer.w2.scales.as<uint16_t>() : nullptr,
+                                      layer.w1.group_size};
     const cuda::Int4MmaStaging staging{buffers_.int4_staging.as<uint32_t>(),
                                        buffers_.int4_staging_words};
     if (int4 && int4_mma_enabled_ && cuda::int4_mma_fits(weights, shape, staging)) {
@@ -494,6 +486,13 @@ Status CudaBackend::run_experts(const cuda::DeviceLayer& layer, const float* x_s
                                                       glu_activation(), staging, f(buffers_.act),
                                                       stream()));
         return cuda::int4_mma_down(f(buffers_.act), offsets, weights, shape, staging, y, stream());
+    }
+    if (shape.n_tokens >= cuda::tensor_core_min_tokens(weights.type)) {
+        const cuda::ExpertTcScratch scratch{f(buffers_.up), buffers_.act_hi.get(),
+                                            buffers_.act_lo.get(), buffers_.act_hi.bytes() / 2,
+                                            buffers_.host_offsets.get()};
+        return cuda::grouped_experts_tc(tensor_cores_, scratch, x_sorted, offsets, weights, shape,
+                                        glu_activation(), f(buffers_.act), y, stream());
     }
     SLUICE_RETURN_IF_ERROR(cuda::expert_gate_up(x_sorted, offsets, weights, shape, glu_activation(),
                                                 f(buffers_.act), stream()));

@@ -261,7 +261,7 @@ Status refuse(const char* what) {
     return invalid_argument(std::string(what) +
                             ": int4 weights with groups of a multiple of 128 values, 16-byte "
                             "aligned codes and activations, staging for every slot, and at most " +
-                            std::to_string(kSkinnyExpertMaxTokens) + " tokens");
+                            std::to_string(kInt4MmaMaxTokens) + " tokens");
 }
 
 }  // namespace
@@ -272,11 +272,10 @@ bool int4_mma_fits(const ExpertWeights& weights, const ExpertShape& shape,
     return weights.type == DeviceDType::kInt4 && group > 0 && group % layout::kChunk == 0 &&
            shape.n_expert > 0 && shape.d_model > 0 && shape.n_ff > 0 && shape.n_slots >= 0 &&
            shape.d_model % group == 0 && shape.n_ff % group == 0 && shape.n_tokens > 0 &&
-           shape.n_tokens <= kSkinnyExpertMaxTokens && weights.w1 != nullptr &&
-           weights.v1 != nullptr && weights.w2 != nullptr && weights.w1_groups != nullptr &&
-           weights.v1_groups != nullptr && weights.w2_groups != nullptr && aligned16(weights.w1) &&
-           aligned16(weights.v1) && aligned16(weights.w2) && staging.words != nullptr &&
-           aligned16(staging.words) &&
+           shape.n_tokens <= kInt4MmaMaxTokens && weights.w1 != nullptr && weights.v1 != nullptr &&
+           weights.w2 != nullptr && weights.w1_groups != nullptr && weights.v1_groups != nullptr &&
+           weights.w2_groups != nullptr && aligned16(weights.w1) && aligned16(weights.v1) &&
+           aligned16(weights.w2) && staging.words != nullptr && aligned16(staging.words) &&
            staging.capacity >= int4_mma_staging_words(shape.n_slots, shape.d_model, shape.n_ff);
 }
 

@@ -17,8 +17,9 @@
 // n_ff) words.
 //
 // Requirements (int4_mma_fits): the group a multiple of 128 (so d_model and n_ff are too), codes
-// 16-byte aligned, staging for the step's slots, at most kSkinnyExpertMaxTokens tokens (passes
-// of 32 tokens are taken in turn beyond that, rereading the weights).
+// 16-byte aligned, staging for the step's slots, at most kInt4MmaMaxTokens tokens. An expert's
+// slots are taken 32 at a time, each pass reading its weights again: past a few passes the
+// bf16 panels on cuBLAS (tensor_core.cuh) read fewer bytes per product.
 //
 // Thread safety: launches on the caller's stream.
 
@@ -28,6 +29,10 @@
 #include "inference/cuda/moe.cuh"
 
 namespace sluice::inference::cuda {
+
+// The most tokens a step on these kernels may have (CudaBackendOptions::int4_mma_experts sends
+// int4 steps up to this size here, beyond it to the bf16 panels).
+inline constexpr int64_t kInt4MmaMaxTokens = 128;
 
 // Words for packed activations: n_slots × max(d_model, n_ff).
 struct Int4MmaStaging {

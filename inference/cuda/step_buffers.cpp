@@ -13,6 +13,8 @@ namespace sluice::inference::cuda {
 static_assert(kSkinnyExpertMaxTokens == kGpuStreamedExpertMaxTokens &&
                   kDownSplitRows == kGpuDownSplitRows,
               "the memory plan sizes the split down product of moe.cuh");
+static_assert(kInt4MmaMaxTokens == kGpuInt4MmaMaxTokens,
+              "the memory plan sizes the int4 tensor-core path's staging");
 static_assert(kSplitKMaxTokens == kGpuSplitKMaxTokens &&
                   kAttentionPartition == kGpuAttentionPartition,
               "the memory plan sizes split-K attention's workspace");
@@ -45,7 +47,7 @@ Status StepBuffers::allocate(const ModelConfig& c, int64_t tokens) {
     down_partial_slots = std::min(tokens, kSkinnyExpertMaxTokens) * k;
     SLUICE_RETURN_IF_ERROR(
         down_partial.allocate(down_split_floats(down_partial_slots, d, c.n_ff) * f));
-    int4_staging_words = int4_mma_staging_words(down_partial_slots, d, c.n_ff);
+    int4_staging_words = int4_mma_staging_words(std::min(tokens, kInt4MmaMaxTokens) * k, d, c.n_ff);
     SLUICE_RETURN_IF_ERROR(int4_staging.allocate(int4_staging_words * 4));
     attn_max_partitions = attention_partitions(c.max_seq_len);
     SLUICE_RETURN_IF_ERROR(attn_partials.allocate(gpu_split_k_floats(c, tokens) * f));

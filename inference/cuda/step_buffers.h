@@ -67,7 +67,7 @@ struct StepBuffers {
     DeviceBuffer down_partial;   // the split down product's partial sums (moe.cuh DownSplit)
     int64_t down_partial_slots = 0;
     // int4 experts on the tensor cores (int4_mma.cuh): the packed activations of
-    // min(T, kSkinnyExpertMaxTokens) * k slots.
+    // min(T, kInt4MmaMaxTokens) * k slots.
     DeviceBuffer int4_staging;
     int64_t int4_staging_words = 0;
     // Split-K attention's partial results (attention_split_k.cuh) for min(T, kSplitKMaxTokens)

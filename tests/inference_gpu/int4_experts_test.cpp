@@ -267,6 +267,7 @@ TEST_CASE("cuda int4: the mma kernels equal the cpu reference") {
     check_int4_experts(4, 256, 384, 128, {3, 0, 1, 8}, Path::kTensorCores);
     check_int4_experts(3, 512, 768, 256, {12, 0, 5}, Path::kTensorCores);
     check_int4_experts(2, 128, 256, 128, {32, 17}, Path::kTensorCores);
+    check_int4_experts(4, 256, 384, 128, {70, 3, 0, 41}, Path::kTensorCores);  // 3 passes
     check_int4_experts(5, 1024, 640, 128, {0, 0, 2, 0, 0}, Path::kTensorCores);
     // DBRX's shape: a decode step's top-4, and eight tokens' 32 slots spread unevenly.
     check_int4_experts(4, 6144, 10752, 128, {1, 1, 1, 1}, Path::kTensorCores);
@@ -293,7 +294,7 @@ TEST_CASE("cuda int4: the mma kernels refuse what they cannot take") {
     CHECK(cuda::int4_mma_fits(weights, shape, staging));
     // Too little staging, too many tokens, a missing scale.
     CHECK_FALSE(cuda::int4_mma_fits(weights, shape, {words.get(), 127}));
-    shape.n_tokens = cuda::kSkinnyExpertMaxTokens + 1;
+    shape.n_tokens = cuda::kInt4MmaMaxTokens + 1;
     CHECK_FALSE(cuda::int4_mma_fits(weights, shape, staging));
     shape.n_tokens = 1;
     weights.w2_groups = nullptr;

@@ -33,7 +33,8 @@ def main():
         launches.setdefault(row["ID"], (name, {}))[1][row["Metric Name"]] = value
     totals = defaultdict(lambda: [0, 0.0, 0.0])  # name -> launches, ns, bytes
     for name, metrics in launches.values():
-        short = re.sub(r"\(.*", "", name)[:70]
+        # Kernels in an anonymous namespace keep their own name, not the namespace's parenthesis.
+        short = re.sub(r"\(.*", "", name.replace("(anonymous namespace)::", ""))[:70]
         entry = totals[short]
         entry[0] += 1
         entry[1] += metrics.get("gpu__time_duration.sum", 0.0)

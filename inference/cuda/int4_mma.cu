@@ -264,6 +264,39 @@ Status refuse(const char* what) {
                             std::to_string(kInt4MmaMaxTokens) + " tokens");
 }
 
+// One of the two products: its matrices, output rows per expert and reduction length.
+struct Product {
+    const char* what;
+    MmaMatrices mats;
+    int64_t n_rows;
+    int64_t k_total;
+    GluActivation activation;  // kMats 2 only
+};
+
+// Packs x ([n_slots, k_total]) into the staging and launches the product for every expert's
+// slots into out ([n_slots, n_rows]).
+template <int kMats>
+Status run_product(const Product& p, const float* x, const int32_t* offsets,
+                   const ExpertWeights& weights, const ExpertShape& shape,
+                   const Int4MmaStaging& staging, float* out, cudaStream_t stream) {
+    if (shape.n_slots == 0) {
+        return Status::ok_status();
+    }
+    if (!int4_mma_fits(weights, shape, staging) || !aligned16(x)) {
+        return refuse(p.what);
+    }
+    SLUICE_RETURN_IF_ERROR(pack(x, shape.n_slots * p.k_total, staging.words, stream));
+    const dim3 grid(static_cast<unsigned>(p.n_rows / kTileRows),
+                    static_cast<unsigned>(shape.n_expert));
+    with_tiles(shape.n_tokens, [&](auto tiles) {
+        mma_kernel<kMats, decltype(tiles)::value>
+            <<<grid, kThreads, 0, stream>>>(staging.words, offsets, p.mats, p.n_rows, p.k_total,
+                                            weights.group_size, p.activation, out);
+    });
+    SLUICE_CUDA_CHECK(cudaGetLastError());
+    return Status::ok_status();
+}
+
 }  // namespace
 
 bool int4_mma_fits(const ExpertWeights& weights, const ExpertShape& shape,
@@ -282,51 +315,23 @@ bool int4_mma_fits(const ExpertWeights& weights, const ExpertShape& shape,
 Status int4_mma_gate_up(const float* x_sorted, const int32_t* offsets, const ExpertWeights& weights,
                         const ExpertShape& shape, GluActivation activation,
                         const Int4MmaStaging& staging, float* act, cudaStream_t stream) {
-    if (shape.n_slots == 0) {
-        return Status::ok_status();
-    }
-    if (!int4_mma_fits(weights, shape, staging) || !aligned16(x_sorted)) {
-        return refuse("int4_mma_gate_up");
-    }
-    SLUICE_RETURN_IF_ERROR(pack(x_sorted, shape.n_slots * shape.d_model, staging.words, stream));
     MmaMatrices mats;
     mats.codes[0] = static_cast<const uint8_t*>(weights.w1);
     mats.codes[1] = static_cast<const uint8_t*>(weights.v1);
     mats.scales[0] = reinterpret_cast<const __half*>(weights.w1_groups);
     mats.scales[1] = reinterpret_cast<const __half*>(weights.v1_groups);
-    const dim3 grid(static_cast<unsigned>(shape.n_ff / kTileRows),
-                    static_cast<unsigned>(shape.n_expert));
-    with_tiles(shape.n_tokens, [&](auto tiles) {
-        mma_kernel<2, decltype(tiles)::value>
-            <<<grid, kThreads, 0, stream>>>(staging.words, offsets, mats, shape.n_ff, shape.d_model,
-                                            weights.group_size, activation, act);
-    });
-    SLUICE_CUDA_CHECK(cudaGetLastError());
-    return Status::ok_status();
+    const Product product{"int4_mma_gate_up", mats, shape.n_ff, shape.d_model, activation};
+    return run_product<2>(product, x_sorted, offsets, weights, shape, staging, act, stream);
 }
 
 Status int4_mma_down(const float* act, const int32_t* offsets, const ExpertWeights& weights,
                      const ExpertShape& shape, const Int4MmaStaging& staging, float* y,
                      cudaStream_t stream) {
-    if (shape.n_slots == 0) {
-        return Status::ok_status();
-    }
-    if (!int4_mma_fits(weights, shape, staging) || !aligned16(act)) {
-        return refuse("int4_mma_down");
-    }
-    SLUICE_RETURN_IF_ERROR(pack(act, shape.n_slots * shape.n_ff, staging.words, stream));
     MmaMatrices mats;
     mats.codes[0] = static_cast<const uint8_t*>(weights.w2);
     mats.scales[0] = reinterpret_cast<const __half*>(weights.w2_groups);
-    const dim3 grid(static_cast<unsigned>(shape.d_model / kTileRows),
-                    static_cast<unsigned>(shape.n_expert));
-    with_tiles(shape.n_tokens, [&](auto tiles) {
-        mma_kernel<1, decltype(tiles)::value>
-            <<<grid, kThreads, 0, stream>>>(staging.words, offsets, mats, shape.d_model, shape.n_ff,
-                                            weights.group_size, GluActivation::kSilu, y);
-    });
-    SLUICE_CUDA_CHECK(cudaGetLastError());
-    return Status::ok_status();
+    const Product product{"int4_mma_down", mats, shape.d_model, shape.n_ff, GluActivation::kSilu};
+    return run_product<1>(product, act, offsets, weights, shape, staging, y, stream);
 }
 
 }  // namespace sluice::inference::cuda

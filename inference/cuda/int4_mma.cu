@@ -169,10 +169,10 @@ __global__ void __launch_bounds__(kThreads)
                     if (kTileTokens * n >= live) {  // the same for the whole warp
                         break;
                     }
-                    uint4 b = make_uint4(0u, 0u, 0u, 0u);
-                    if (valid[n]) {
-                        b = __ldg(reinterpret_cast<const uint4*>(acts[n] + word));
-                    }
+                    // Every lane loads (a lane past the pass's slots reads its first one) and
+                    // selects, so that no branch stands between the warp and mma.sync.
+                    const uint4 loaded = __ldg(reinterpret_cast<const uint4*>(acts[n] + word));
+                    const uint4 b = valid[n] ? loaded : make_uint4(0u, 0u, 0u, 0u);
 #pragma unroll
                     for (int m = 0; m < kMats; ++m) {
                         mma_bf16(acc[m][n], a[m], b.x, b.y);  // hi

@@ -15,7 +15,8 @@
 //
 // Steps below tensor_core_min_tokens(kInt4) tokens take these kernels (slots beyond 8 per expert
 // are taken 8 at a time, each chunk reading the rows again); larger ones go to the tensor cores
-// through bf16 panels (tensor_core.cuh).
+// through bf16 panels (tensor_core.cuh). With CudaBackendOptions::int4_mma_experts, steps of up
+// to kInt4MmaMaxTokens take int4_mma.cuh's kernels instead.
 //
 // Requirements (checked): group_size a multiple of 32 dividing d_model and n_ff; 16-byte aligned
 // code rows (d_model and n_ff multiples of 32 give that from an aligned base) and activations.

@@ -99,8 +99,10 @@ __global__ void __launch_bounds__(kThreads)
             scales[m][r] = mats.scales[m] + row * n_groups;
         }
     }
-    const int64_t chunks_per_group = group / layout::kChunk;
-    const int64_t chunk_begin = n_groups * warp / kWarps * chunks_per_group;
+    // The warp's groups, and their chunks; group boundaries are counted, not divided out.
+    const int chunks_per_group = static_cast<int>(group / layout::kChunk);
+    const int64_t group_begin = n_groups * warp / kWarps;
+    const int64_t chunk_begin = group_begin * chunks_per_group;
     const int64_t chunk_end = n_groups * (warp + 1) / kWarps * chunks_per_group;
     const int64_t words_per_slot = k_total;  // 8 words per 8 values
 
@@ -120,6 +122,8 @@ __global__ void __launch_bounds__(kThreads)
         float total[kMats][kTiles][4] = {};
         float acc[kMats][kTiles][4] = {};
         float scale[kMats][2] = {};
+        int64_t q = group_begin;  // the group of chunk ch
+        int in_group = 0;         // ch's place in it
         uint4 next[kMats][2];
         if (chunk_begin < chunk_end) {
 #pragma unroll
@@ -142,11 +146,11 @@ __global__ void __launch_bounds__(kThreads)
                     }
                 }
             }
-            if (ch % chunks_per_group == 0) {
+            if (in_group == 0) {
 #pragma unroll
                 for (int m = 0; m < kMats; ++m) {
-                    scale[m][0] = __half2float(scales[m][0][ch / chunks_per_group]);
-                    scale[m][1] = __half2float(scales[m][1][ch / chunks_per_group]);
+                    scale[m][0] = __half2float(scales[m][0][q]);
+                    scale[m][1] = __half2float(scales[m][1][q]);
                 }
             }
             const int64_t block0 = ch * (layout::kChunk / 8);
@@ -180,7 +184,9 @@ __global__ void __launch_bounds__(kThreads)
                     }
                 }
             }
-            if ((ch + 1) % chunks_per_group == 0) {
+            if (++in_group == chunks_per_group) {
+                in_group = 0;
+                ++q;
 #pragma unroll
                 for (int m = 0; m < kMats; ++m) {
 #pragma unroll

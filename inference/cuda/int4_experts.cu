@@ -76,10 +76,12 @@ __device__ __forceinline__ void lane_rows(const uint8_t* const (&rows)[R],
                 next[r] = load_stream16(rows[r] + (k + kStep) / 2);
             }
         }
-        // Each row's codes are widened once and serve every slot of the chunk.
+        // Each row's codes are widened once and serve every slot of the chunk. The group index
+        // in 32 bits (rows are far shorter than 2^31 values): a 64-bit division is a long call.
+        const uint32_t g = static_cast<uint32_t>(k) / static_cast<uint32_t>(group);
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-            const float scale = __half2float(scales[r][k / group]);
+            const float scale = __half2float(scales[r][g]);
             float q[kCodesPerLoad];
             dequantize32(raw[r], q);
 #pragma unroll

@@ -110,14 +110,16 @@ __global__ void __launch_bounds__(kThreads)
 
     for (int64_t c0 = 0; c0 < count; c0 += kTiles * kTileTokens) {
         const int live = static_cast<int>(min64(kTiles * kTileTokens, count - c0));
-        // This lane's column of B in tile n is the pass's slot 8n + g.
+        // This lane's column of B in tile n is the pass's slot 8n + g. A lane past the pass's
+        // slots reads its first slot instead: a column of B feeds only the same column of C,
+        // whose sums are never stored, so no value needs zeroing and no branch stands between
+        // the warp and mma.sync.
         const uint32_t* acts[kTiles];
-        bool valid[kTiles];
 #pragma unroll
         for (int n = 0; n < kTiles; ++n) {
             const int col = kTileTokens * n + g;
-            valid[n] = col < live;
-            acts[n] = packed + (start + c0 + (valid[n] ? col : 0)) * words_per_slot;
+            acts[n] = packed + (start + c0 + (col < live ? col : 0)) * words_per_slot +
+                      layout::step_block(t, 0) * layout::kPackedWords;
         }
         float total[kMats][kTiles][4] = {};
         float acc[kMats][kTiles][4] = {};
@@ -153,7 +155,8 @@ __global__ void __launch_bounds__(kThreads)
                     scale[m][1] = __half2float(scales[m][1][q]);
                 }
             }
-            const int64_t block0 = ch * (layout::kChunk / 8);
+            // The chunk's packed words, from this lane's first block (step_block(t, 0)).
+            const int64_t chunk_word = ch * (layout::kChunk / 8) * layout::kPackedWords;
 #pragma unroll
             for (int s = 0; s < layout::kStepsPerChunk; ++s) {
                 const int j = layout::step_word(s);
@@ -166,17 +169,17 @@ __global__ void __launch_bounds__(kThreads)
                                             layout::step_pair(s, layout::a_register_second(r)));
                     }
                 }
-                const int64_t word = (block0 + layout::step_block(t, s)) * layout::kPackedWords +
-                                     4 * layout::step_half(s);
+                // A constant after unrolling: step_block(t, s) - step_block(t, 0) is s / 2.
+                const int word =
+                    (layout::step_block(0, s) - layout::step_block(0, 0)) * layout::kPackedWords +
+                    4 * layout::step_half(s);
 #pragma unroll
                 for (int n = 0; n < kTiles; ++n) {
                     if (kTileTokens * n >= live) {  // the same for the whole warp
                         break;
                     }
-                    // Every lane loads (a lane past the pass's slots reads its first one) and
-                    // selects, so that no branch stands between the warp and mma.sync.
-                    const uint4 loaded = __ldg(reinterpret_cast<const uint4*>(acts[n] + word));
-                    const uint4 b = valid[n] ? loaded : make_uint4(0u, 0u, 0u, 0u);
+                    const uint4 b =
+                        __ldg(reinterpret_cast<const uint4*>(acts[n] + chunk_word + word));
 #pragma unroll
                     for (int m = 0; m < kMats; ++m) {
                         mma_bf16(acc[m][n], a[m], b.x, b.y);  // hi

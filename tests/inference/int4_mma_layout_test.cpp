@@ -135,6 +135,9 @@ TEST_CASE("int4 mma layout: every step covers its chunk's values once, A and B a
                     CHECK(v / 8 == step_block(t, s));
                     CHECK(v % 8 == step_pair(s, second) + 4 * e);
                     CHECK(step_pair(s, second) / 2 == step_half(s));
+                    // The kernel adds a step's offset to the lane's first block.
+                    CHECK(step_block(t, s) - step_block(t, 0) ==
+                          step_block(0, s) - step_block(0, 0));
                     values.insert(v);
                 }
             }

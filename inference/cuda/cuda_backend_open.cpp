@@ -179,34 +179,32 @@ const CudaBackend* as_cuda(const Backend& backend) {
     return dynamic_cast<const CudaBackend*>(&backend);
 }
 
+// The CUDA backend behind `backend`, or kInvalidArgument naming the setting `what`.
+Result<CudaBackend*> cuda_for_setting(Backend& backend, const char* what) {
+    CudaBackend* cuda = as_cuda(backend);
+    if (cuda == nullptr) {
+        return invalid_argument(std::string(what) + ": the " + backend.name() +
+                                " backend is not a cuda backend");
+    }
+    return cuda;
+}
+
 }  // namespace
 
 Status set_cuda_decode_graphs(Backend& backend, bool enabled) {
-    CudaBackend* cuda = as_cuda(backend);
-    if (cuda == nullptr) {
-        return invalid_argument("decode graphs: the " + backend.name() +
-                                " backend is not a cuda backend");
-    }
+    SLUICE_ASSIGN_OR_RETURN(CudaBackend * cuda, cuda_for_setting(backend, "decode graphs"));
     cuda->set_decode_graphs(enabled);
     return Status::ok_status();
 }
 
 Status set_cuda_split_k_attention(Backend& backend, bool enabled) {
-    CudaBackend* cuda = as_cuda(backend);
-    if (cuda == nullptr) {
-        return invalid_argument("split-K attention: the " + backend.name() +
-                                " backend is not a cuda backend");
-    }
+    SLUICE_ASSIGN_OR_RETURN(CudaBackend * cuda, cuda_for_setting(backend, "split-K attention"));
     cuda->set_split_k_attention(enabled);
     return Status::ok_status();
 }
 
 Status set_cuda_int4_mma_experts(Backend& backend, bool enabled) {
-    CudaBackend* cuda = as_cuda(backend);
-    if (cuda == nullptr) {
-        return invalid_argument("int4 mma experts: the " + backend.name() +
-                                " backend is not a cuda backend");
-    }
+    SLUICE_ASSIGN_OR_RETURN(CudaBackend * cuda, cuda_for_setting(backend, "int4 mma experts"));
     cuda->set_int4_mma_experts(enabled);
     return Status::ok_status();
 }
